@@ -1,0 +1,46 @@
+"""Typed views of nuScenes table records: calibration and ego pose of a sample_data (via nuscenes-devkit)."""
+from __future__ import annotations
+
+import os
+from typing import Tuple
+
+import numpy as np
+from nuscenes.nuscenes import NuScenes
+
+from perception.geometry import EgoPose, Projection, SensorCalibration, project_points
+from perception.geometry.camera import DEFAULT_MIN_DEPTH_M
+from perception.geometry.transforms import sensor_to_sensor
+
+
+def sample_data_calibration(nusc: NuScenes, sample_data_token: str) -> Tuple[SensorCalibration, EgoPose]:
+    """The sensor calibration and the ego pose at the timestamp of one sample_data record.
+
+    Raises ValueError naming the channel and the problem when the calibration is invalid.
+    """
+    record = nusc.get("sample_data", sample_data_token)
+    calibrated = nusc.get("calibrated_sensor", record["calibrated_sensor_token"])
+    channel = nusc.get("sensor", calibrated["sensor_token"])["channel"]
+    image_size = (record["width"], record["height"]) if record.get("width") else None
+    calibration = SensorCalibration.from_record(channel, calibrated, image_size)
+    pose = EgoPose.from_record(nusc.get("ego_pose", record["ego_pose_token"]))
+    return calibration, pose
+
+
+def sample_data_path(nusc: NuScenes, sample_data_token: str) -> str:
+    """Absolute path of a sample_data record's file."""
+    return os.path.join(nusc.dataroot, nusc.get("sample_data", sample_data_token)["filename"])
+
+
+def project_point_sensor_to_camera(
+    nusc: NuScenes, point_sensor_token: str, camera_token: str, points_sensor: np.ndarray,
+    min_depth: float = DEFAULT_MIN_DEPTH_M, border_px: float = 1.0,
+) -> Projection:
+    """Projects (N, 3) points given in a point sensor's frame [m] into a camera's image.
+
+    The chain: point sensor -> ego(t_points) -> global -> ego(t_image) -> camera; ``border_px=1`` and
+    ``min_depth=1`` reproduce the devkit's map_pointcloud_to_image.
+    """
+    source, source_pose = sample_data_calibration(nusc, point_sensor_token)
+    camera, camera_pose = sample_data_calibration(nusc, camera_token)
+    points_camera = sensor_to_sensor(source, source_pose, camera, camera_pose).apply(points_sensor)
+    return project_points(points_camera, camera.intrinsics, min_depth=min_depth, border_px=border_px)

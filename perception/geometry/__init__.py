@@ -1,0 +1,52 @@
+"""Geometry core: frames, rigid transforms, calibration, projection and 3D boxes.
+
+Conventions (written once here; every other module follows them):
+
+Frames
+    global  nuScenes map frame (x east, y north, z up), metres.
+    ego     vehicle frame at the rear axle: x forward, y left, z up. The network works in the ego frame
+            of the keyframe's LiDAR timestamp.
+    sensor  as the nuScenes ``calibrated_sensor`` table gives it (sensor -> ego).
+    camera  x right, y down, z forward (optical axis); pixels (u, v) with u along x, v along y, origin at the
+            top-left pixel's corner as in the nuScenes devkit's ``view_points``.
+
+Rigid transforms
+    4x4 homogeneous matrices ``T_dst_from_src`` that map column points of frame ``src`` into ``dst``:
+    ``p_dst = R @ p_src + t``. Composition reads right to left: ``T_a_from_c = T_a_from_b @ T_b_from_c``.
+    nuScenes stores rotations as quaternions ``[w, x, y, z]`` (scalar first).
+
+Boxes
+    centre of the box (not the bottom), size as nuScenes orders it ``(width, length, height)``: width along
+    the box's y axis, length along its x axis; yaw about +z, counter-clockwise, 0 along +x; velocity
+    ``(vx, vy)`` in m/s in the same frame as the centre.
+
+Voxel coordinates
+    integer cells with columns ``(batch, z, y, x)``; every signature that returns them says so.
+
+Units
+    metres, seconds, radians; timestamps in microseconds (int) as nuScenes stores them.
+"""
+from perception.geometry.boxes import Boxes3D
+from perception.geometry.camera import CameraIntrinsics, Projection, project_points, unproject_pixels
+from perception.geometry.transforms import (
+    EgoPose,
+    RigidTransform,
+    SensorCalibration,
+    interpolate_pose,
+    quaternion_to_matrix,
+    yaw_from_matrix,
+)
+
+__all__ = [
+    "Boxes3D",
+    "CameraIntrinsics",
+    "EgoPose",
+    "Projection",
+    "RigidTransform",
+    "SensorCalibration",
+    "interpolate_pose",
+    "project_points",
+    "quaternion_to_matrix",
+    "unproject_pixels",
+    "yaw_from_matrix",
+]

@@ -1,0 +1,148 @@
+"""``Boxes3D``: a batch of upright 3D boxes (conventions: see perception.geometry)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import List, Optional, Sequence
+
+import numpy as np
+from nuscenes.utils.data_classes import Box
+from pyquaternion import Quaternion
+
+from perception.classes import DETECTION_CLASSES
+from perception.geometry.transforms import RigidTransform, yaw_from_matrix
+
+# Unit-box corner signs in the devkit's Box.corners() order: x (length), y (width), z (height).
+_CORNER_SIGNS = np.array(
+    [
+        [1, 1, 1, 1, -1, -1, -1, -1],
+        [1, -1, -1, 1, 1, -1, -1, 1],
+        [1, 1, -1, -1, 1, 1, -1, -1],
+    ],
+    dtype=np.float64,
+).T  # (8, 3)
+_BEV_CORNERS = [0, 1, 5, 4]  # front-left, front-right, rear-right, rear-left (top face, seen from above)
+
+
+def _column(values, n: int, width: Optional[int], dtype, default) -> np.ndarray:
+    if values is None:
+        shape = (n,) if width is None else (n, width)
+        return np.full(shape, default, dtype=dtype)
+    return np.asarray(values, dtype=dtype)
+
+
+@dataclass(frozen=True)
+class Boxes3D:
+    """N upright boxes in one frame.
+
+    centers (N, 3) [x, y, z] m, box centre; sizes (N, 3) [width, length, height] m; yaws (N,) rad about +z;
+    velocities (N, 2) [vx, vy] m/s; labels (N,) int index into DETECTION_CLASSES; scores (N,) in [0, 1];
+    attributes (N,) int index into perception.classes.ATTRIBUTES, -1 for none.
+    """
+
+    centers: np.ndarray
+    sizes: np.ndarray
+    yaws: np.ndarray
+    velocities: np.ndarray = field(default=None)
+    labels: np.ndarray = field(default=None)
+    scores: np.ndarray = field(default=None)
+    attributes: np.ndarray = field(default=None)
+
+    def __post_init__(self) -> None:
+        centers = np.asarray(self.centers, dtype=np.float64).reshape(-1, 3)
+        n = len(centers)
+        columns = {
+            "centers": centers,
+            "sizes": np.asarray(self.sizes, dtype=np.float64).reshape(-1, 3),
+            "yaws": np.asarray(self.yaws, dtype=np.float64).reshape(-1),
+            "velocities": _column(self.velocities, n, 2, np.float64, 0.0).reshape(-1, 2),
+            "labels": _column(self.labels, n, None, np.int64, 0).reshape(-1),
+            "scores": _column(self.scores, n, None, np.float64, 1.0).reshape(-1),
+            "attributes": _column(self.attributes, n, None, np.int64, -1).reshape(-1),
+        }
+        for name, value in columns.items():
+            if len(value) != n:
+                raise ValueError(f"Boxes3D: {name} has {len(value)} rows, centers has {n}")
+            object.__setattr__(self, name, value)
+
+    @classmethod
+    def empty(cls) -> "Boxes3D":
+        return cls(np.zeros((0, 3)), np.zeros((0, 3)), np.zeros(0))
+
+    @classmethod
+    def concatenate(cls, parts: Sequence["Boxes3D"]) -> "Boxes3D":
+        if not parts:
+            return cls.empty()
+        return cls(**{name: np.concatenate([getattr(p, name) for p in parts]) for name in _FIELDS})
+
+    def __len__(self) -> int:
+        return len(self.centers)
+
+    def __getitem__(self, index) -> "Boxes3D":
+        """Rows selected by an integer array, a slice or a boolean mask."""
+        if isinstance(index, (int, np.integer)):
+            index = [index]
+        return Boxes3D(**{name: getattr(self, name)[index] for name in _FIELDS})
+
+    def corners(self) -> np.ndarray:
+        """(N, 8, 3) corners in the devkit's Box.corners() order (first four: the front face, x = +length/2)."""
+        half = self.sizes[:, [1, 0, 2]] / 2.0  # (N, 3) [length, width, height] / 2
+        local = _CORNER_SIGNS[None] * half[:, None, :]  # (N, 8, 3)
+        cos, sin = np.cos(self.yaws), np.sin(self.yaws)
+        x = cos[:, None] * local[..., 0] - sin[:, None] * local[..., 1]
+        y = sin[:, None] * local[..., 0] + cos[:, None] * local[..., 1]
+        return np.stack([x, y, local[..., 2]], axis=-1) + self.centers[:, None, :]
+
+    def bev_corners(self) -> np.ndarray:
+        """(N, 4, 2) footprint corners [x, y]: front-left, front-right, rear-right, rear-left (counter-clockwise
+        order reversed, i.e. clockwise seen from above)."""
+        return self.corners()[:, _BEV_CORNERS, :2]
+
+    def transform(self, transform: RigidTransform) -> "Boxes3D":
+        """Boxes in the frame ``transform`` maps to. Yaw follows the rotated heading; velocities are rotated
+        (not translated). Assumes the rotation keeps boxes nearly upright (roll and pitch are dropped)."""
+        heading = np.stack([np.cos(self.yaws), np.sin(self.yaws), np.zeros(len(self))], axis=1)
+        heading = transform.apply_rotation(heading)
+        velocity3 = np.concatenate([self.velocities, np.zeros((len(self), 1))], axis=1)
+        return replace(
+            self,
+            centers=transform.apply(self.centers),
+            yaws=np.arctan2(heading[:, 1], heading[:, 0]),
+            velocities=transform.apply_rotation(velocity3)[:, :2],
+        )
+
+    def to_devkit(self) -> List[Box]:
+        """Devkit ``Box`` objects (names from DETECTION_CLASSES, velocity with vz = 0)."""
+        return [
+            Box(
+                center=self.centers[i].tolist(),
+                size=self.sizes[i].tolist(),
+                orientation=Quaternion(axis=[0.0, 0.0, 1.0], radians=float(self.yaws[i])),
+                label=int(self.labels[i]),
+                score=float(self.scores[i]),
+                velocity=(float(self.velocities[i, 0]), float(self.velocities[i, 1]), 0.0),
+                name=DETECTION_CLASSES[int(self.labels[i])],
+            )
+            for i in range(len(self))
+        ]
+
+    @classmethod
+    def from_devkit(cls, boxes: Sequence[Box], labels: Optional[Sequence[int]] = None) -> "Boxes3D":
+        """From devkit ``Box`` objects. ``labels`` default to each box's ``name`` looked up in DETECTION_CLASSES.
+        NaN velocities (the devkit's 'unknown') become 0; scores NaN become 1."""
+        if not boxes:
+            return cls.empty()
+        if labels is None:
+            labels = [DETECTION_CLASSES.index(b.name) for b in boxes]
+        velocities = np.array([np.asarray(b.velocity, dtype=np.float64)[:2] for b in boxes])
+        scores = np.array([b.score for b in boxes], dtype=np.float64)
+        return cls(
+            centers=np.array([b.center for b in boxes]),
+            sizes=np.array([b.wlh for b in boxes]),
+            yaws=np.array([yaw_from_matrix(b.orientation.rotation_matrix) for b in boxes]),
+            velocities=np.nan_to_num(velocities, nan=0.0),
+            labels=np.asarray(labels, dtype=np.int64),
+            scores=np.where(np.isnan(scores), 1.0, scores),
+        )
+
+
+_FIELDS = ("centers", "sizes", "yaws", "velocities", "labels", "scores", "attributes")

@@ -1,0 +1,177 @@
+"""Rigid transforms, timestamped ego poses and sensor calibration (conventions: see perception.geometry)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import numpy as np
+from scipy.spatial.transform import Rotation, Slerp
+
+QUATERNION_NORM_TOLERANCE = 1e-3
+"""A calibration quaternion whose norm differs from 1 by more than this is rejected, not normalised."""
+
+
+def _check_finite(values: np.ndarray, what: str, source: str) -> None:
+    if not np.all(np.isfinite(values)):
+        raise ValueError(f"{source}: {what} contains NaN or Inf: {values.tolist()}")
+
+
+def quaternion_to_matrix(quaternion_wxyz: Sequence[float], source: str = "quaternion") -> np.ndarray:
+    """(4,) nuScenes quaternion [w, x, y, z] -> (3, 3) rotation matrix.
+
+    Raises ValueError naming ``source`` when the quaternion is not finite or not unit within
+    ``QUATERNION_NORM_TOLERANCE``.
+    """
+    q = np.asarray(quaternion_wxyz, dtype=np.float64)
+    if q.shape != (4,):
+        raise ValueError(f"{source}: a rotation quaternion needs 4 values [w, x, y, z], got shape {q.shape}")
+    _check_finite(q, "rotation quaternion", source)
+    norm = float(np.linalg.norm(q))
+    if abs(norm - 1.0) > QUATERNION_NORM_TOLERANCE:
+        raise ValueError(
+            f"{source}: rotation quaternion {q.tolist()} is not unit (norm {norm:.6f}, "
+            f"tolerance {QUATERNION_NORM_TOLERANCE})"
+        )
+    return Rotation.from_quat(q[[1, 2, 3, 0]] / norm).as_matrix()
+
+
+def yaw_from_matrix(rotation: np.ndarray) -> float:
+    """(3, 3) rotation -> yaw in radians: the angle of the rotated +x axis in the xy plane (devkit's quaternion_yaw)."""
+    return float(np.arctan2(rotation[1, 0], rotation[0, 0]))
+
+
+@dataclass(frozen=True)
+class RigidTransform:
+    """A rigid transform ``T_dst_from_src`` as a (4, 4) float64 homogeneous matrix."""
+
+    matrix: np.ndarray
+
+    def __post_init__(self) -> None:
+        m = np.asarray(self.matrix, dtype=np.float64)
+        if m.shape != (4, 4):
+            raise ValueError(f"a rigid transform is a 4x4 matrix, got shape {m.shape}")
+        m = m.copy()
+        m.setflags(write=False)
+        object.__setattr__(self, "matrix", m)
+
+    @classmethod
+    def identity(cls) -> "RigidTransform":
+        return cls(np.eye(4))
+
+    @classmethod
+    def from_rotation_translation(cls, rotation: np.ndarray, translation: Sequence[float]) -> "RigidTransform":
+        """(3, 3) rotation and (3,) translation in metres."""
+        m = np.eye(4)
+        m[:3, :3] = rotation
+        m[:3, 3] = translation
+        return cls(m)
+
+    @classmethod
+    def from_nuscenes(
+        cls, translation: Sequence[float], rotation_wxyz: Sequence[float], source: str = "transform"
+    ) -> "RigidTransform":
+        """From a nuScenes record's ``translation`` (3,) [m] and ``rotation`` (4,) [w, x, y, z]."""
+        t = np.asarray(translation, dtype=np.float64)
+        if t.shape != (3,):
+            raise ValueError(f"{source}: translation needs 3 values, got shape {t.shape}")
+        _check_finite(t, "translation", source)
+        return cls.from_rotation_translation(quaternion_to_matrix(rotation_wxyz, source), t)
+
+    @property
+    def rotation(self) -> np.ndarray:
+        """(3, 3) rotation matrix."""
+        return self.matrix[:3, :3]
+
+    @property
+    def translation(self) -> np.ndarray:
+        """(3,) translation in metres."""
+        return self.matrix[:3, 3]
+
+    @property
+    def yaw(self) -> float:
+        return yaw_from_matrix(self.rotation)
+
+    def __matmul__(self, other: "RigidTransform") -> "RigidTransform":
+        return RigidTransform(self.matrix @ other.matrix)
+
+    def inverse(self) -> "RigidTransform":
+        r_t = self.rotation.T
+        return RigidTransform.from_rotation_translation(r_t, -r_t @ self.translation)
+
+    def apply(self, points: np.ndarray) -> np.ndarray:
+        """(N, 3) points in src [m] -> (N, 3) points in dst [m]."""
+        points = np.asarray(points, dtype=np.float64)
+        return points @ self.rotation.T + self.translation
+
+    def apply_rotation(self, vectors: np.ndarray) -> np.ndarray:
+        """(N, 3) free vectors (velocities, directions) in src -> dst: rotation only."""
+        return np.asarray(vectors, dtype=np.float64) @ self.rotation.T
+
+
+@dataclass(frozen=True)
+class EgoPose:
+    """The ego vehicle's pose at ``timestamp_us``: ``ego_to_global`` maps ego-frame points to the global frame."""
+
+    timestamp_us: int
+    ego_to_global: RigidTransform
+
+    @classmethod
+    def from_record(cls, record: dict) -> "EgoPose":
+        """From a nuScenes ``ego_pose`` record."""
+        source = f"ego_pose {record.get('token', '?')}"
+        return cls(int(record["timestamp"]), RigidTransform.from_nuscenes(record["translation"], record["rotation"], source))
+
+
+def interpolate_pose(before: EgoPose, after: EgoPose, timestamp_us: int) -> EgoPose:
+    """Ego pose at ``timestamp_us``: translation linearly, rotation by slerp between two timestamped poses.
+
+    Extrapolates linearly (and by the same angular rate) outside [before, after].
+    """
+    if after.timestamp_us == before.timestamp_us:
+        if timestamp_us != before.timestamp_us:
+            raise ValueError(f"cannot interpolate between two poses with the same timestamp {before.timestamp_us}")
+        return before
+    alpha = (timestamp_us - before.timestamp_us) / (after.timestamp_us - before.timestamp_us)
+    translation = (1 - alpha) * before.ego_to_global.translation + alpha * after.ego_to_global.translation
+    rotations = Rotation.from_matrix(np.stack([before.ego_to_global.rotation, after.ego_to_global.rotation]))
+    if 0.0 <= alpha <= 1.0:
+        rotation = Slerp([0.0, 1.0], rotations)([alpha]).as_matrix()[0]
+    else:
+        delta = rotations[1] * rotations[0].inv()
+        rotation = (Rotation.from_rotvec(delta.as_rotvec() * alpha) * rotations[0]).as_matrix()
+    return EgoPose(int(timestamp_us), RigidTransform.from_rotation_translation(rotation, translation))
+
+
+@dataclass(frozen=True)
+class SensorCalibration:
+    """One sensor's calibration: its channel name, sensor -> ego transform, and camera intrinsics for cameras."""
+
+    channel: str
+    sensor_to_ego: RigidTransform
+    intrinsics: Optional["CameraIntrinsics"] = None  # noqa: F821 (defined in perception.geometry.camera)
+
+    @classmethod
+    def from_record(cls, channel: str, record: dict, image_size: Optional[tuple] = None) -> "SensorCalibration":
+        """From a nuScenes ``calibrated_sensor`` record; ``image_size`` is (width, height) for cameras."""
+        from perception.geometry.camera import CameraIntrinsics
+
+        sensor_to_ego = RigidTransform.from_nuscenes(record["translation"], record["rotation"], channel)
+        intrinsics = None
+        if record.get("camera_intrinsic"):
+            width, height = image_size if image_size is not None else (None, None)
+            intrinsics = CameraIntrinsics.from_matrix(record["camera_intrinsic"], channel, width, height)
+        return cls(channel, sensor_to_ego, intrinsics)
+
+    def sensor_to_global(self, pose: EgoPose) -> RigidTransform:
+        """sensor -> ego -> global at the pose's timestamp."""
+        return pose.ego_to_global @ self.sensor_to_ego
+
+    def global_to_sensor(self, pose: EgoPose) -> RigidTransform:
+        return self.sensor_to_global(pose).inverse()
+
+
+def sensor_to_sensor(
+    source: SensorCalibration, source_pose: EgoPose, target: SensorCalibration, target_pose: EgoPose
+) -> RigidTransform:
+    """The chain source sensor -> ego(t_source) -> global -> ego(t_target) -> target sensor."""
+    return target.global_to_sensor(target_pose) @ source.sensor_to_global(source_pose)

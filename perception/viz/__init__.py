@@ -1,0 +1,1 @@
+"""Pictures: camera overlays, bird's-eye views and video, drawn with OpenCV."""

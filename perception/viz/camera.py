@@ -1,0 +1,42 @@
+"""Camera overlays: projected points coloured by depth, and the six-camera mosaic."""
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import cv2
+import numpy as np
+
+
+def draw_points(image_bgr: np.ndarray, pixels: np.ndarray, depths: np.ndarray, max_depth_m: float = 50.0,
+                radius_px: int = 2) -> np.ndarray:
+    """A copy of ``image_bgr`` (H, W, 3) uint8 with (N, 2) pixels [u, v] drawn as dots coloured by (N,) depth [m]
+    (near: red, far: blue, OpenCV's JET colour map)."""
+    canvas = image_bgr.copy()
+    scaled = np.clip(np.asarray(depths) / max_depth_m, 0.0, 1.0)
+    colours = cv2.applyColorMap((255 * (1.0 - scaled)).astype(np.uint8).reshape(-1, 1), cv2.COLORMAP_JET)[:, 0]
+    for (u, v), colour in zip(np.round(pixels).astype(int), colours):
+        cv2.circle(canvas, (int(u), int(v)), radius_px, tuple(int(c) for c in colour), -1)
+    return canvas
+
+
+def mosaic(images_by_channel: Mapping[str, np.ndarray], channels: Sequence[str], columns: int = 3,
+           tile_width_px: int = 640) -> np.ndarray:
+    """Tiles the images of ``channels`` (in order, ``columns`` per row) resized to ``tile_width_px``, with the
+    channel name written on each; a missing channel gets a grey tile saying so."""
+    first = next(iter(images_by_channel.values()))
+    tile_height_px = int(round(first.shape[0] * tile_width_px / first.shape[1]))
+    tiles = []
+    for channel in channels:
+        image = images_by_channel.get(channel)
+        if image is None:
+            tile = np.full((tile_height_px, tile_width_px, 3), 64, np.uint8)
+            label = f"{channel} (missing)"
+        else:
+            tile = cv2.resize(image, (tile_width_px, tile_height_px), interpolation=cv2.INTER_AREA)
+            label = channel
+        cv2.putText(tile, label, (10, 28), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (255, 255, 255), 2, cv2.LINE_AA)
+        tiles.append(tile)
+    while len(tiles) % columns:
+        tiles.append(np.zeros_like(tiles[0]))
+    rows = [np.concatenate(tiles[i:i + columns], axis=1) for i in range(0, len(tiles), columns)]
+    return np.concatenate(rows, axis=0)

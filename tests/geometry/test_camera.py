@@ -1,0 +1,44 @@
+import numpy as np
+import pytest
+
+from perception.geometry import CameraIntrinsics, SensorCalibration, project_points, unproject_pixels
+
+K = [[1000.0, 0.0, 800.0], [0.0, 1000.0, 450.0], [0.0, 0.0, 1.0]]
+
+
+def test_projection_hand_worked():
+    intrinsics = CameraIntrinsics.from_matrix(K, "CAM_FRONT", 1600, 900)
+    points = np.array([[1.0, -0.5, 10.0], [0.0, 0.0, 0.5], [0.0, 0.0, -5.0], [100.0, 0.0, 10.0]])
+    projection = project_points(points, intrinsics)
+    np.testing.assert_allclose(projection.pixels[0], [900.0, 400.0])  # 1000 * 1/10 + 800, 1000 * -0.5/10 + 450
+    np.testing.assert_array_equal(projection.in_front, [True, False, False, True])
+    np.testing.assert_array_equal(projection.visible, [True, False, False, False])  # u = 10800 is off the image
+    assert np.all(np.isnan(projection.pixels[2]))
+
+
+def test_unprojection_inverts_projection():
+    intrinsics = CameraIntrinsics.from_matrix(K, "CAM_FRONT", 1600, 900)
+    rng = np.random.default_rng(0)
+    points = rng.uniform([-20, -5, 1], [20, 5, 60], size=(100, 3))
+    projection = project_points(points, intrinsics)
+    np.testing.assert_allclose(unproject_pixels(projection.pixels, projection.depth, intrinsics), points, atol=1e-9)
+
+
+def test_scaling_and_cropping_intrinsics_move_pixels_consistently():
+    intrinsics = CameraIntrinsics.from_matrix(K, "CAM_FRONT", 1600, 900)
+    point = np.array([[2.0, 1.0, 8.0]])
+    u, v = project_points(point, intrinsics).pixels[0]
+    scaled = intrinsics.scaled(0.5, 0.5).cropped(100, 50, 600, 350)
+    np.testing.assert_allclose(project_points(point, scaled).pixels[0], [u * 0.5 - 100, v * 0.5 - 50])
+
+
+@pytest.mark.parametrize("matrix, problem", [
+    ([[0.0, 0, 800], [0, 0, 450], [0, 0, 1]], "singular"),
+    ([[-1000.0, 0, 800], [0, 1000, 450], [0, 0, 1]], "focal lengths must be positive"),
+    ([[1000.0, 0, float("nan")], [0, 1000, 450], [0, 0, 1]], "NaN"),
+    ([[1000.0, 0, 800], [0, 1000, 450]], "3x3"),
+])
+def test_bad_intrinsics_name_camera_and_problem(matrix, problem):
+    record = {"translation": [0, 0, 0], "rotation": [1, 0, 0, 0], "camera_intrinsic": matrix}
+    with pytest.raises(ValueError, match=f"CAM_BACK.*{problem}"):
+        SensorCalibration.from_record("CAM_BACK", record, (1600, 900))

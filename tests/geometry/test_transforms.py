@@ -1,0 +1,71 @@
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pyquaternion import Quaternion
+
+from perception.geometry import EgoPose, RigidTransform, SensorCalibration, interpolate_pose, quaternion_to_matrix
+
+finite = st.floats(-100, 100, allow_nan=False, allow_infinity=False)
+unit_quaternions = st.tuples(*[st.floats(-1, 1) for _ in range(4)]).filter(
+    lambda q: np.linalg.norm(q) > 0.1).map(lambda q: tuple(np.asarray(q) / np.linalg.norm(q)))
+transforms = st.builds(
+    lambda t, q: RigidTransform.from_nuscenes(t, q), st.tuples(finite, finite, finite), unit_quaternions)
+point_sets = st.lists(st.tuples(finite, finite, finite), min_size=1, max_size=20).map(np.array)
+
+
+@settings(max_examples=60, deadline=None)
+@given(transforms, transforms, point_sets)
+def test_composition_applies_right_to_left(a, b, points):
+    np.testing.assert_allclose((a @ b).apply(points), a.apply(b.apply(points)), atol=1e-9)
+
+
+@settings(max_examples=60, deadline=None)
+@given(transforms, point_sets)
+def test_inverse_round_trips(transform, points):
+    np.testing.assert_allclose(transform.inverse().apply(transform.apply(points)), points, atol=1e-9)
+    np.testing.assert_allclose((transform @ transform.inverse()).matrix, np.eye(4), atol=1e-12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(unit_quaternions)
+def test_quaternion_matches_pyquaternion(q):
+    np.testing.assert_allclose(quaternion_to_matrix(q), Quaternion(q).rotation_matrix, atol=1e-12)
+
+
+def test_hand_worked_transform():
+    # 90 degrees about z, then translation (1, 2, 3): (1, 0, 0) -> (0, 1, 0) + t.
+    q = [np.cos(np.pi / 4), 0, 0, np.sin(np.pi / 4)]
+    transform = RigidTransform.from_nuscenes([1, 2, 3], q)
+    np.testing.assert_allclose(transform.apply([[1, 0, 0]]), [[1, 3, 3]], atol=1e-12)
+    assert transform.yaw == pytest.approx(np.pi / 2)
+
+
+def test_interpolation_halfway_hand_worked():
+    yaw_quaternion = lambda yaw: [np.cos(yaw / 2), 0, 0, np.sin(yaw / 2)]  # noqa: E731
+    before = EgoPose(1_000_000, RigidTransform.from_nuscenes([0, 0, 0], yaw_quaternion(0.0)))
+    after = EgoPose(2_000_000, RigidTransform.from_nuscenes([10, 4, 0], yaw_quaternion(0.4)))
+    middle = interpolate_pose(before, after, 1_250_000)
+    np.testing.assert_allclose(middle.ego_to_global.translation, [2.5, 1.0, 0.0], atol=1e-12)
+    assert middle.ego_to_global.yaw == pytest.approx(0.1)
+    assert interpolate_pose(before, after, 1_000_000).ego_to_global.yaw == pytest.approx(0.0, abs=1e-12)
+    beyond = interpolate_pose(before, after, 3_000_000)  # linear extrapolation
+    np.testing.assert_allclose(beyond.ego_to_global.translation, [20, 8, 0], atol=1e-9)
+    assert beyond.ego_to_global.yaw == pytest.approx(0.8)
+
+
+@pytest.mark.parametrize("rotation, problem", [
+    ([1.0, 0.1, 0.0, 0.0], "not unit"),
+    ([float("nan"), 0, 0, 0], "NaN"),
+    ([1.0, 0.0, 0.0], "4 values"),
+])
+def test_bad_calibration_quaternion_names_sensor_and_problem(rotation, problem):
+    record = {"translation": [0, 0, 0], "rotation": rotation, "camera_intrinsic": []}
+    with pytest.raises(ValueError, match=f"RADAR_FRONT.*{problem}"):
+        SensorCalibration.from_record("RADAR_FRONT", record)
+
+
+def test_nan_translation_rejected():
+    record = {"translation": [0, float("inf"), 0], "rotation": [1, 0, 0, 0], "camera_intrinsic": []}
+    with pytest.raises(ValueError, match="LIDAR_TOP.*translation.*NaN or Inf"):
+        SensorCalibration.from_record("LIDAR_TOP", record)
