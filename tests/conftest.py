@@ -1,7 +1,12 @@
-"""Shared test fixtures: the real nuScenes keyframes beside the checkout (skipped with a reason when absent)."""
+"""Shared test fixtures: the real nuScenes keyframes beside the checkout (skipped with a reason when absent) and
+a tiny synthetic world generated once per test session."""
 import pytest
 
 from perception.paths import REAL_FIXTURE_ROOT
+
+TINY_WORLD = dict(num_scenes=2, samples_per_scene=4, seed=0, image_size=(320, 180), version="v1.0-synth")
+"""The tiny synthetic world every test shares: 2 scenes x 4 keyframes, small images (splits.json: scene 0 in
+synth_train, scene 1 in synth_val)."""
 
 
 @pytest.fixture(scope="session")
@@ -12,3 +17,19 @@ def nusc_real():
     from nuscenes.nuscenes import NuScenes
 
     return NuScenes(version="v1.0-mini", dataroot=str(REAL_FIXTURE_ROOT), verbose=False)
+
+
+@pytest.fixture(scope="session")
+def synthetic_root(tmp_path_factory):
+    """Data root of the tiny synthetic world (TINY_WORLD), generated once per session."""
+    from perception.datasets.synthetic import generate_world
+
+    return generate_world(tmp_path_factory.mktemp("synthetic"), progress=False, **TINY_WORLD)
+
+
+@pytest.fixture(scope="session")
+def nusc_synthetic(synthetic_root):
+    """nuscenes-devkit's NuScenes on the tiny synthetic world."""
+    from nuscenes.nuscenes import NuScenes
+
+    return NuScenes(version=TINY_WORLD["version"], dataroot=str(synthetic_root), verbose=False)
