@@ -13,6 +13,11 @@ INSTALL_REQUIRES = [
     "opencv-python-headless==4.11.0.86",
     "mmengine==0.10.7",
     "tqdm==4.70.1",
+    # Replay recordings that Foxglove opens: the MCAP writer/reader and Foxglove's own schemas (protobuf).
+    "mcap==1.6.0",
+    "mcap-protobuf-support==0.6.0",
+    "foxglove-schemas-protobuf==0.4.0",
+    "protobuf==7.36.2",
 ]
 TEST_REQUIRES = [
     "pytest==9.2.0",
@@ -21,7 +26,7 @@ TEST_REQUIRES = [
     "spconv==2.3.8",  # CPU build: the reference that hard voxelization is compared with
 ]
 
-TOOLS = ["demo"]
+TOOLS = ["demo", "test", "train", "replay", "benchmark", "make_synthetic"]
 
 setup(
     name="perception",

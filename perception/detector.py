@@ -20,7 +20,11 @@ class Detector(Protocol):
 
 
 class OracleDetector:
-    """Returns each frame's ground truth with score 1: an end-to-end check of loader, conversion and writer."""
+    """Returns each frame's ground truth with score 1: an end-to-end check of loader, conversion and writer.
+
+    Only the boxes with at least one LiDAR or radar point, when the frame has the counts: the devkit's
+    evaluation drops the others from the ground truth, so returning them would score as false positives.
+    """
 
     sensors: FrozenSet[str] = frozenset(SENSOR_GROUPS)
 
@@ -30,6 +34,8 @@ class OracleDetector:
             if frame.gt_boxes is None:
                 raise ValueError(f"sample {frame.sample_token}: the oracle needs ground truth, the split has none")
             boxes = frame.gt_boxes
+            if frame.gt_num_lidar_points is not None and frame.gt_num_radar_points is not None:
+                boxes = boxes[(frame.gt_num_lidar_points + frame.gt_num_radar_points) > 0]
             results.append(Boxes3D(boxes.centers, boxes.sizes, boxes.yaws, boxes.velocities, boxes.labels,
                                    np.ones(len(boxes)), boxes.attributes))
         return results

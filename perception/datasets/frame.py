@@ -61,7 +61,9 @@ class Frame:
     in the ego frame (None where the split has no annotations); ``gt_num_lidar_points`` / ``gt_num_radar_points``
     (K,) the annotations' point counts, used by the devkit's 'boxes without points' filter. ``missing``: the
     sensor groups (SENSOR_GROUPS) or channels that are absent or were dropped, with nothing invented in their
-    place; ``cameras`` maps channel -> CameraView for the cameras present.
+    place; ``cameras`` maps channel -> CameraView for the cameras present. ``augmentation``: None, or the (4, 4)
+    similarity that training augmentation (perception.datasets.transforms) applied to the ego frame,
+    ``p_augmented = augmentation @ p_ego``; ``ego_pose`` always describes the un-augmented ego frame.
     """
 
     sample_token: str
@@ -75,3 +77,4 @@ class Frame:
     gt_num_lidar_points: Optional[np.ndarray] = None
     gt_num_radar_points: Optional[np.ndarray] = None
     missing: FrozenSet[str] = field(default_factory=frozenset)
+    augmentation: Optional[np.ndarray] = None

@@ -1,0 +1,21 @@
+# The BEV fusion network (perception.models.BEVFusionDetector). Written once here: the grid (range and cell size;
+# the grid shape is derived by perception.models.grid.BEVGrid) and each encoder's width (the fuser's input
+# channels are derived from the built encoders). Derived configs pick encoders by name:
+#   model = dict(encoders=dict(_delete_=True, lidar={{_base_.lidar_encoder}}))
+point_cloud_range = [-51.2, -51.2, -5.0, 51.2, 51.2, 3.0]
+bev_cell_size = [0.8, 0.8]
+image_size = [256, 144]  # (W, H) camera input; the composed configs load images at this size
+
+lidar_encoder = dict(type="LidarEncoder", out_channels=32, max_points_per_pillar=20, max_pillars=16384)
+radar_encoder = dict(type="RadarEncoder", out_channels=16, max_points_per_pillar=10, max_pillars=4000)
+camera_encoder = dict(type="CameraEncoder", image_size=image_size, out_channels=24, backbone_widths=[16, 32, 64, 96],
+                      fpn_channels=48, depth_range=[1.0, 49.0], depth_bins=32, depth_loss_weight=0.5)
+
+model = dict(
+    type="BEVFusionDetector",
+    grid=dict(point_cloud_range=point_cloud_range, cell_size=bev_cell_size),
+    encoders=dict(lidar=lidar_encoder, radar=radar_encoder, camera=camera_encoder),
+    fuser=dict(out_channels=32, modality_dropout=0.1),
+    decoder=dict(channels=[32, 64], blocks=[2, 2], out_channels=64),
+    head=dict(head_channels=32, top_k=300, score_threshold=0.05, max_boxes=300),
+)

@@ -1,0 +1,35 @@
+# Data: the synthetic world (tools/make_synthetic.py writes it under datasets/synthetic), splits synth_train /
+# synth_val. Images are resized at load time (intrinsics follow) to the model's image_size, which the composing
+# config passes in (image_size={{_base_.image_size}}).
+dataroot = "datasets/synthetic"
+data_version = "v1.0-synth"
+lidar_sweeps = 5
+radar_sweeps = 6
+drop_sensors = []
+# Training augmentation (perception.datasets.transforms, applied to every modality consistently).
+train_transform = [
+    dict(type="GlobalFlip", left_right_prob=0.5, front_back_prob=0.5, seed=0),
+    dict(type="GlobalRotation", angle_range_rad=[-0.3927, 0.3927], seed=1),
+    dict(type="GlobalScaling", scale_range=[0.95, 1.05], seed=2),
+]
+
+train_dataloader = dict(
+    batch_size=2,
+    num_workers=1,
+    persistent_workers=True,
+    sampler=dict(type="DefaultSampler", shuffle=True),
+    collate_fn=dict(type="collate_fusion_batch"),
+    dataset=dict(type="FrameDataset", dataroot=dataroot, version=data_version, split="synth_train",
+                 lidar_sweeps=lidar_sweeps, radar_sweeps=radar_sweeps, drop=drop_sensors,
+                 transform=train_transform),
+)
+val_dataloader = dict(
+    batch_size=2,
+    num_workers=1,
+    persistent_workers=False,
+    sampler=dict(type="DefaultSampler", shuffle=False),
+    collate_fn=dict(type="collate_fusion_batch"),
+    dataset=dict(type="FrameDataset", dataroot=dataroot, version=data_version, split="synth_val",
+                 lidar_sweeps=lidar_sweeps, radar_sweeps=radar_sweeps, drop=drop_sensors),
+)
+val_evaluator = dict(type="NuScenesDetectionMetric", dataroot=dataroot, version=data_version, split="synth_val")

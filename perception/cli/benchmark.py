@@ -1,0 +1,101 @@
+"""Per-stage latency of the pipeline (load, the model's stages, decision, end to end) as p50/p90/p99, throughput,
+peak memory and threads, the kernels' backends side by side, and latency against LiDAR point count (1..10 sweeps);
+JSON out and a table printed (perception.runtime.benchmark).
+
+Without CHECKPOINT the model has its initial (random) weights: every stage costs what the trained model's does,
+except decoding and NMS, whose cost depends on how many boxes pass the score threshold.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from typing import Any, Dict, Optional, Sequence
+
+import torch
+from mmengine.config import Config
+
+from perception.paths import REPO_ROOT
+from perception.runtime.benchmark import BenchmarkOptions, format_table, parse_sweep_counts, run_benchmark
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("config", help="model config (mmengine), e.g. configs/fusion_tiny.py")
+    parser.add_argument("checkpoint", nargs="?", help="trained weights (default: the config's initial weights)")
+    parser.add_argument("--json", required=True, help="write the results here")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    parser.add_argument("--sweeps", default="1..10", help="LiDAR sweep counts of the latency curve: 1..10 or 1,5,10")
+    parser.add_argument("--iters", type=int, default=20, help="timed frames")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed frames first")
+    parser.add_argument("--curve-iters", type=int, default=5, help="timed frames per sweep count of the curve")
+    parser.add_argument("--kernel-iters", type=int, default=10, help="timed calls per kernel backend")
+    parser.add_argument("--frames", type=int, default=4, help="distinct keyframes to cycle over")
+    parser.add_argument("--dataroot", help="default: the config's dataroot")
+    parser.add_argument("--version", help="default: the config's data_version")
+    parser.add_argument("--scene", help="take the keyframes from this scene (default: the first scene)")
+    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    return parser
+
+
+def _resolve(path: str) -> str:
+    """``path`` as given when it exists, else relative to the repository root (configs name data that way)."""
+    return path if os.path.exists(path) or os.path.isabs(path) else str(REPO_ROOT / path)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    config_path = _resolve(args.config)
+    if not os.path.isfile(config_path):
+        parser.error(f"{args.config}: no such config")
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        parser.error("--device cuda: torch sees no CUDA device")
+    try:
+        options = BenchmarkOptions(iters=args.iters, warmup=args.warmup, sweep_counts=parse_sweep_counts(args.sweeps),
+                                   curve_iters=args.curve_iters, kernel_iters=args.kernel_iters, device=args.device)
+    except ValueError as error:
+        parser.error(str(error))
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    config = Config.fromfile(config_path)
+    dataroot = _resolve(args.dataroot or config.get("dataroot", ""))
+    version = args.version or config.get("data_version")
+    if not version or not os.path.isdir(os.path.join(dataroot, version)):
+        parser.error(f"no nuScenes tables at {os.path.join(dataroot, str(version))} (give --dataroot/--version, or "
+                     "generate the synthetic world with tools/make_synthetic.py)")
+    from nuscenes.nuscenes import NuScenes
+
+    from perception.models import build_detector, load_detector
+    from perception.runtime.messages import find_scene
+
+    if args.checkpoint:
+        detector = load_detector(config_path, args.checkpoint, device=args.device)
+    else:
+        detector = build_detector(config).to(args.device).eval()
+    nusc = NuScenes(version=version, dataroot=dataroot, verbose=False)
+    scene = find_scene(nusc, args.scene or nusc.scene[0]["name"])
+    tokens, token = [], scene["first_sample_token"]
+    while token and len(tokens) < args.frames:
+        tokens.append(token)
+        token = nusc.get("sample", token)["next"]
+    image_size = config.get("image_size")
+
+    def describe() -> Dict[str, Any]:
+        return {"config": args.config, "checkpoint": args.checkpoint, "dataroot": dataroot, "version": version,
+                "scene": scene["name"], "sensors": sorted(detector.sensors)}
+
+    result = run_benchmark(nusc, tokens, detector, options, int(config.get("lidar_sweeps", 10)),
+                           int(config.get("radar_sweeps", 6)), None if image_size is None else tuple(image_size),
+                           progress=not args.quiet, describe=describe)
+    os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+    with open(args.json, "w", encoding="utf-8") as f:
+        json.dump(result, f, indent=2)
+    print(format_table(result))
+    print(f"results: {args.json}")
+    return result
+
+
+if __name__ == "__main__":
+    main()

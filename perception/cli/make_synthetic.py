@@ -1,0 +1,55 @@
+"""Generates the synthetic nuScenes-format world (see perception.datasets.synthetic) and optionally a preview
+picture of one of its keyframes."""
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Optional, Sequence, Tuple
+
+from perception.paths import DATA_ROOT
+
+
+def parse_image_size(text: str) -> Tuple[int, int]:
+    """'WxH' -> (W, H)."""
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"image size must look like 800x450, got {text!r}") from None
+    return width, height
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", default=str(DATA_ROOT / "synthetic"), help="dataroot to write")
+    parser.add_argument("--scenes", type=int, default=10, help="number of scenes")
+    parser.add_argument("--samples-per-scene", type=int, default=40, help="keyframes (2 Hz) per scene")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--image-size", type=parse_image_size, default=(800, 450), help="camera images, WxH")
+    parser.add_argument("--version", default="v1.0-synth", help="table folder name")
+    parser.add_argument("--workers", type=int, default=1, help="scenes recorded in parallel processes")
+    parser.add_argument("--preview", nargs="?", const="", default=None, metavar="PNG",
+                        help="also write a picture of the first validation keyframe (default: OUT/preview.png)")
+    args = parser.parse_args(argv)
+
+    from perception.datasets.synthetic import VAL_SPLIT, generate_world
+
+    dataroot = generate_world(args.out, args.scenes, args.samples_per_scene, args.seed, args.image_size,
+                              args.version, progress=True, workers=args.workers)
+    print(f"wrote {dataroot}")
+    if args.preview is not None:
+        import cv2
+        from nuscenes.nuscenes import NuScenes
+        from nuscenes.utils.splits import get_scenes_of_custom_split
+
+        from perception.datasets.synthetic.preview import render_preview
+
+        nusc = NuScenes(version=args.version, dataroot=str(dataroot), verbose=False)
+        scene_name = get_scenes_of_custom_split(VAL_SPLIT, nusc)[0]
+        scene = next(s for s in nusc.scene if s["name"] == scene_name)
+        path = args.preview or os.path.join(str(dataroot), "preview.png")
+        cv2.imwrite(path, render_preview(nusc, scene["first_sample_token"]))
+        print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,124 @@
+"""Replay a logged drive (a nuScenes scene) through the whole pipeline, message by message, as the car saw it:
+frames.jsonl, a video, PNG frames, an MCAP file for Foxglove and summary.json in --out (perception.runtime.replay).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Optional, Sequence, Tuple
+
+from perception.detector import Detector, OracleDetector
+from perception.paths import REAL_FIXTURE_ROOT, REPO_ROOT
+from perception.runtime.faults import FaultPlan
+from perception.runtime.replay import ReplayOptions, ReplaySummary, replay_scene
+from perception.runtime.streaming import DEFAULT_STALE_AFTER_S
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("config", nargs="?", help="model config (mmengine); omit with --oracle")
+    parser.add_argument("checkpoint", nargs="?", help="model checkpoint; omit with --oracle")
+    parser.add_argument("--dataroot", default=str(REAL_FIXTURE_ROOT), help="nuScenes-format data root")
+    parser.add_argument("--version", default="v1.0-mini")
+    parser.add_argument("--scene", help="scene name or token (default: the first scene)")
+    parser.add_argument("--oracle", action="store_true", help="ground truth as the detections (keyframes only)")
+    parser.add_argument("--device", default="cpu", help="torch device of the model")
+    parser.add_argument("--realtime", action="store_true", help="pace messages at their capture times")
+    parser.add_argument("--speed", type=float, default=1.0, help="with --realtime: this many times real time")
+    parser.add_argument("--every-sweep", action="store_true", help="a frame at every LiDAR sweep, not keyframes only")
+    parser.add_argument("--stale-after-s", type=float, default=DEFAULT_STALE_AFTER_S,
+                        help="a sensor whose newest message is older than this is left out of the frame")
+    parser.add_argument("--sync-window-s", type=float, default=0.05,
+                        help="wait this long after the LiDAR trigger for radar sweeps and images")
+    parser.add_argument("--deadline-s", type=float, help="a frame is late beyond this (default: the frame period)")
+    parser.add_argument("--lidar-sweeps", type=int, help="default: the config's lidar_sweeps, else 10")
+    parser.add_argument("--radar-sweeps", type=int, help="default: the config's radar_sweeps, else 6")
+    parser.add_argument("--image-size", help="WxH the model's images are resized to (default: the config's)")
+    parser.add_argument("--faults", help="inject faults, e.g. drop=0.05,duplicate=0.02,delay=0.02,"
+                                         "stall=CAM_FRONT:1.0:2.5,seed=0")
+    parser.add_argument("--out", default="outputs/replay", help="output folder")
+    parser.add_argument("--resume", action="store_true", help="keep the frames already in OUT/frames.jsonl")
+    parser.add_argument("--no-video", action="store_true", help="skip the PNG frames and the video")
+    parser.add_argument("--no-mcap", action="store_true", help="skip the MCAP file")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def _config_inputs(config_path: Optional[str]) -> Tuple[int, int, Optional[Tuple[int, int]]]:
+    """(lidar_sweeps, radar_sweeps, image_size) the model was trained with, from its config (loader defaults
+    without a config)."""
+    if config_path is None:
+        return 10, 6, None
+    from mmengine.config import Config
+
+    config = Config.fromfile(config_path)
+    image_size = config.get("image_size")
+    return (int(config.get("lidar_sweeps", 10)), int(config.get("radar_sweeps", 6)),
+            None if image_size is None else (int(image_size[0]), int(image_size[1])))
+
+
+def parse_image_size(text: str) -> Tuple[int, int]:
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"image size must be WxH, e.g. 256x144, got {text!r}") from None
+    return width, height
+
+
+def print_summary(summary: ReplaySummary) -> None:
+    """The replay's frame counts, latency and stage table."""
+    print(f"scene {summary.scene}: {summary.frames} frames, {summary.processed} processed, {summary.resumed} "
+          f"resumed, {summary.skipped} skipped, {summary.late} late; {summary.messages} messages, "
+          f"{summary.sensor_duration_s:.1f} s of drive in {summary.wall_s:.1f} s "
+          f"({summary.realtime_factor:.2f}x real time)")
+    print("faults: " + ", ".join(f"{name} {count}" for name, count in summary.faults.items()))
+    if summary.stages_ms:
+        print(f"{'stage':<16}{'p50 ms':>10}{'p90 ms':>10}{'p99 ms':>10}{'n':>6}")
+        for name, stats in summary.stages_ms.items():
+            print(f"{name:<16}{stats['p50_ms']:>10.1f}{stats['p90_ms']:>10.1f}{stats['p99_ms']:>10.1f}"
+                  f"{stats['count']:>6}")
+        print(f"{'latency':<16}{1000 * summary.latency_s['p50_s']:>10.1f}{1000 * summary.latency_s['p90_s']:>10.1f}"
+              f"{1000 * summary.latency_s['p99_s']:>10.1f}{summary.latency_s['count']:>6}")
+    for name, path in summary.outputs.items():
+        print(f"{name}: {path}")
+
+
+def main(argv: Optional[Sequence[str]] = None) -> ReplaySummary:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.oracle and (args.config is None or args.checkpoint is None):
+        parser.error("CONFIG and CHECKPOINT are required unless --oracle is given")
+    if not os.path.isdir(os.path.join(args.dataroot, args.version)):
+        parser.error(f"no nuScenes tables at {os.path.join(args.dataroot, args.version)}")
+    config_path = args.config
+    if config_path is not None and not os.path.isfile(config_path) and (REPO_ROOT / config_path).is_file():
+        config_path = str(REPO_ROOT / config_path)
+    lidar_sweeps, radar_sweeps, image_size = _config_inputs(config_path)
+    detector: Detector
+    if args.oracle:
+        detector = OracleDetector()
+    else:
+        from perception.models import load_detector
+
+        detector = load_detector(config_path, args.checkpoint, device=args.device)
+    try:
+        faults = FaultPlan.parse(args.faults) if args.faults else None
+        options = ReplayOptions(
+            every_sweep=args.every_sweep, realtime=args.realtime, speed=args.speed, stale_after_s=args.stale_after_s,
+            sync_window_s=args.sync_window_s, deadline_s=args.deadline_s,
+            lidar_sweeps=args.lidar_sweeps or lidar_sweeps, radar_sweeps=args.radar_sweeps or radar_sweeps,
+            image_size=parse_image_size(args.image_size) if args.image_size else image_size,
+            faults=faults, video=not args.no_video, mcap=not args.no_mcap, device=args.device)
+    except (ValueError, argparse.ArgumentTypeError) as error:
+        parser.error(str(error))
+    from nuscenes.nuscenes import NuScenes
+
+    nusc = NuScenes(version=args.version, dataroot=args.dataroot, verbose=False)
+    scene = args.scene or nusc.scene[0]["name"]
+    summary = replay_scene(nusc, scene, detector, args.out, options, resume=args.resume, progress=not args.quiet)
+    print_summary(summary)
+    return summary
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,142 @@
+"""Train a detector from an mmengine config: logs, checkpoints, validation with the official nuScenes metrics,
+``--resume`` after a kill, torchrun/DDP (gloo on CPU), bfloat16 AMP on GPU, export of the shipped checkpoint.
+
+    python tools/train.py configs/fusion_tiny.py --work-dir work_dirs/fusion_tiny [--resume] [--max-iters N]
+    torchrun --nproc_per_node 2 tools/train.py configs/fusion_tiny.py ...
+    python tools/train.py configs/fusion_tiny.py --export checkpoints/fusion_tiny.pth --export-only
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from typing import Optional, Sequence
+
+import torch
+from mmengine.config import Config, DictAction
+from mmengine.dist import get_rank
+from mmengine.runner import Runner, find_latest_checkpoint
+
+import perception.engine  # noqa: F401  (registers the dataset, collate, metric and DDP wrapper)
+import perception.models  # noqa: F401  (registers the model)
+from perception.engine import export_checkpoint, init_distributed_from_env, resume_source
+
+
+def set_max_iters(cfg: Config, max_iters: int) -> None:
+    """Shortens or lengthens the schedule: train_cfg.max_iters, validation no later than the end, every
+    iteration-based LR scheduler that ended at the old max_iters (or beyond the new one) now ends at the new one,
+    and schedulers that would begin after the end are dropped."""
+    if max_iters < 1:
+        raise SystemExit(f"--max-iters must be >= 1, got {max_iters}")
+    old = cfg.train_cfg.max_iters
+    cfg.train_cfg.max_iters = max_iters
+    cfg.train_cfg.val_interval = min(cfg.train_cfg.get("val_interval", max_iters), max_iters)
+    schedulers = []
+    for scheduler in cfg.get("param_scheduler", []) or []:
+        if scheduler.get("begin", 0) >= max_iters:
+            continue
+        if scheduler.get("end") == old or scheduler.get("end", 0) > max_iters:
+            scheduler["end"] = max_iters
+            if "T_max" in scheduler:
+                scheduler["T_max"] = max_iters - scheduler.get("begin", 0)
+        schedulers.append(scheduler)
+    cfg.param_scheduler = schedulers
+
+
+def build_config(args: argparse.Namespace) -> Config:
+    if not os.path.isfile(args.config):
+        raise FileNotFoundError(f"{args.config}: no such config")
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    cfg.work_dir = args.work_dir or os.path.join("work_dirs", os.path.splitext(os.path.basename(args.config))[0])
+    if args.max_iters is not None:
+        set_max_iters(cfg, args.max_iters)
+    if args.time_budget_min is not None:
+        cfg.custom_hooks = list(cfg.get("custom_hooks", None) or []) + [
+            dict(type="TrainTimeBudgetHook", budget_s=args.time_budget_min * 60)]
+    if args.no_validate:
+        cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
+    if args.amp or cfg.get("use_amp", False):
+        if not torch.cuda.is_available():
+            if args.amp:
+                raise SystemExit("--amp needs a CUDA GPU (autocast on CPU is not used by this project)")
+        else:
+            cfg.optim_wrapper.type = "AmpOptimWrapper"
+            cfg.optim_wrapper.dtype = "bfloat16"
+    return cfg
+
+
+def export(cfg: Config, args: argparse.Namespace, started: float) -> None:
+    """Exports the run's latest checkpoint (weights + JSON meta) to args.export."""
+    latest = find_latest_checkpoint(cfg.work_dir)
+    if latest is None:
+        raise SystemExit(f"{cfg.work_dir}: no checkpoint to export")
+    scalars = os.path.join(cfg.work_dir, "last_validation.json")
+    metrics = json.load(open(scalars)) if os.path.isfile(scalars) else None
+    meta = dict(config=os.path.relpath(args.config), command="python tools/train.py " + " ".join(args.argv),
+                work_dir=cfg.work_dir, train_seconds=None if args.export_only else round(time.time() - started),
+                seed=cfg.get("randomness", {}).get("seed"), data=dict(cfg.train_dataloader.dataset),
+                validation=metrics)
+    meta = json.loads(json.dumps(meta, default=str))
+    written = export_checkpoint(latest, args.export, meta)
+    print(f"exported {latest} (iteration {written['iteration']}) to {args.export} "
+          f"({os.path.getsize(args.export) / 1e6:.1f} MB)")
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("config", help="mmengine config, e.g. configs/fusion_tiny.py")
+    parser.add_argument("--work-dir", help="logs and checkpoints (default work_dirs/<config name>)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from the latest checkpoint in the work dir (weights, optimizer, scheduler, "
+                             "iteration); starts fresh when there is none")
+    parser.add_argument("--max-iters", type=int, help="override the schedule's length (LR schedule follows)")
+    parser.add_argument("--time-budget-min", type=float,
+                        help="stop after this many minutes of training (the iteration that crosses it is saved and "
+                             "validated as the last one; see perception.engine.hooks.TrainTimeBudgetHook)")
+    parser.add_argument("--amp", action="store_true", help="bfloat16 autocast (CUDA only)")
+    parser.add_argument("--no-validate", action="store_true", help="skip validation during training")
+    parser.add_argument("--export", help="after training, write the latest checkpoint here as a shipped "
+                                         "checkpoint (state_dict + JSON meta; torch.load(weights_only=True))")
+    parser.add_argument("--export-only", action="store_true", help="only export the work dir's latest checkpoint")
+    parser.add_argument("--cfg-options", nargs="+", action=DictAction, help="override config entries: key=value")
+    args = parser.parse_args(argv)
+    args.argv = argv
+    started = time.time()
+    launcher = init_distributed_from_env()
+    cfg = build_config(args)
+    cfg.launcher = launcher
+    if args.export_only:
+        if not args.export:
+            raise SystemExit("--export-only needs --export PATH")
+        export(cfg, args, started)
+        return
+    if args.resume:
+        source = resume_source(cfg.work_dir)
+        if source is None:
+            print(f"--resume: no checkpoint in {cfg.work_dir} yet, starting from scratch")
+        else:
+            cfg.load_from, cfg.resume = source, True
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    if runner.val_loop is not None and get_rank() == 0:
+        scalars = _last_validation(runner)
+        if scalars:
+            with open(os.path.join(cfg.work_dir, "last_validation.json"), "w") as handle:
+                json.dump(scalars, handle, indent=2)
+    if args.export and get_rank() == 0:
+        export(cfg, args, started)
+
+
+def _last_validation(runner: Runner) -> dict:
+    """The latest validation metrics the message hub logged (nuscenes/NDS ...), as plain floats."""
+    return {name: float(buffer.current()) for name, buffer in runner.message_hub.log_scalars.items()
+            if name.startswith("val/nuscenes/")}
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,169 @@
+"""File readers for nuScenes sensor data, with validation: each bad file raises an error that names it.
+
+- LiDAR ``.pcd.bin``: float32 records of 5 values (x, y, z, intensity, ring index), 20 bytes per point.
+- Radar ``.pcd``: binary PCD v0.7 with the 18 fields of ``RADAR_PCD_FIELDS``; the same parse and the same default
+  state filters as ``nuscenes.utils.data_classes.RadarPointCloud.from_file`` (vectorised here: the devkit decodes
+  the file value by value with ``struct``).
+- Camera ``.jpg`` / ``.png``: decoded with OpenCV into (H, W, 3) uint8 RGB.
+
+Degradation, documented once: points with a NaN or Inf coordinate are dropped and a ``NonFinitePointsWarning``
+names the file and the count (one bad return must not cost the whole sweep); everything else that is wrong with a
+file (missing, truncated, wrong size, undecodable, malformed header) raises FileNotFoundError or ValueError.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from typing import Dict, Sequence, Tuple
+
+import cv2
+import numpy as np
+
+LIDAR_BIN_VALUES = 5
+"""float32 values per LiDAR point in a .pcd.bin: x, y, z [m] in the sensor frame, intensity (0-255), ring index."""
+LIDAR_BIN_RECORD_BYTES = 4 * LIDAR_BIN_VALUES
+
+RADAR_PCD_FIELDS = (
+    "x", "y", "z", "dyn_prop", "id", "rcs", "vx", "vy", "vx_comp", "vy_comp", "is_quality_valid", "ambig_state",
+    "x_rms", "y_rms", "invalid_state", "pdh0", "vx_rms", "vy_rms",
+)
+"""The fields of a nuScenes radar .pcd, in file order (the devkit's RadarPointCloud rows)."""
+
+DEVKIT_RADAR_FILTERS: Dict[str, Tuple[int, ...]] = {
+    "invalid_state": (0,),
+    "dyn_prop": tuple(range(7)),
+    "ambig_state": (3,),
+}
+"""The states RadarPointCloud.from_file keeps by default (its class attributes invalid_states, dynprop_states,
+ambig_states): valid clusters, every dynamic property but 'stopped' (7), unambiguous Doppler only."""
+
+NO_RADAR_FILTERS: Dict[str, Tuple[int, ...]] = {
+    "invalid_state": tuple(range(18)), "dyn_prop": tuple(range(8)), "ambig_state": tuple(range(5)),
+}
+"""Keep every return (the devkit's RadarPointCloud.disable_filters)."""
+
+_PCD_TYPES = {("F", 2): "f2", ("F", 4): "f4", ("F", 8): "f8", ("I", 1): "i1", ("I", 2): "i2", ("I", 4): "i4",
+              ("I", 8): "i8", ("U", 1): "u1", ("U", 2): "u2", ("U", 4): "u4", ("U", 8): "u8"}
+_PCD_HEADER_KEYS = ("VERSION", "FIELDS", "SIZE", "TYPE", "COUNT", "WIDTH", "HEIGHT", "VIEWPOINT", "POINTS", "DATA")
+
+
+class NonFinitePointsWarning(UserWarning):
+    """Points with NaN or Inf values were dropped from a file (the message names the file and the count)."""
+
+
+def _require_file(path: str) -> None:
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: file not found")
+
+
+def _drop_non_finite(points: np.ndarray, columns: Sequence[int], path: str) -> np.ndarray:
+    finite = np.all(np.isfinite(points[:, columns]), axis=1)
+    dropped = int(len(points) - finite.sum())
+    if dropped:
+        warnings.warn(f"{path}: dropped {dropped} of {len(points)} points with NaN or Inf values",
+                      NonFinitePointsWarning, stacklevel=3)
+        points = points[finite]
+    return points
+
+
+def read_lidar_bin(path: str) -> np.ndarray:
+    """A nuScenes LiDAR .pcd.bin -> (N, 5) float32 [x, y, z, intensity, ring] in the sensor frame.
+
+    Raises FileNotFoundError when absent, ValueError when the size is not a multiple of 20 bytes. Points with a
+    non-finite x, y, z or intensity are dropped with a NonFinitePointsWarning.
+    """
+    _require_file(path)
+    size = os.path.getsize(path)
+    if size % LIDAR_BIN_RECORD_BYTES:
+        raise ValueError(
+            f"{path}: {size} bytes is not a multiple of {LIDAR_BIN_RECORD_BYTES} "
+            f"({LIDAR_BIN_VALUES} float32 per point): truncated or not a nuScenes .pcd.bin"
+        )
+    points = np.fromfile(path, dtype=np.float32).reshape(-1, LIDAR_BIN_VALUES)
+    return _drop_non_finite(points, [0, 1, 2, 3], path)
+
+
+def _parse_pcd_header(path: str, lines: Sequence[str]) -> Dict[str, list]:
+    header = {}
+    for line in lines:
+        if line.startswith("#") or not line:
+            continue
+        key, *values = line.split()
+        header[key] = values
+    missing = [key for key in _PCD_HEADER_KEYS if key not in header]
+    if missing:
+        raise ValueError(f"{path}: not a PCD file, header lacks {missing}")
+    if header["FIELDS"] != list(RADAR_PCD_FIELDS):
+        raise ValueError(f"{path}: radar PCD fields {header['FIELDS']} differ from nuScenes' {list(RADAR_PCD_FIELDS)}")
+    if header["DATA"] != ["binary"]:
+        raise ValueError(f"{path}: only binary PCD data is supported, got DATA {header['DATA']}")
+    if header["HEIGHT"] != ["1"] or any(c != "1" for c in header["COUNT"]):
+        raise ValueError(f"{path}: only unorganised PCD (HEIGHT 1, COUNT 1) is supported")
+    return header
+
+
+def read_radar_pcd(path: str, filters: Dict[str, Sequence[int]] = DEVKIT_RADAR_FILTERS) -> np.ndarray:
+    """A nuScenes radar .pcd -> (M, 18) float64 with columns RADAR_PCD_FIELDS in the sensor frame.
+
+    Same result as ``RadarPointCloud.from_file(path).points.T`` for the same ``filters`` (the devkit's defaults:
+    DEVKIT_RADAR_FILTERS); a NaN in the first point means an empty sweep, as in the devkit. Other points with a
+    non-finite x, y, z, rcs, vx_comp or vy_comp are dropped with a NonFinitePointsWarning. Raises
+    FileNotFoundError / ValueError naming the file for a missing, malformed or truncated file.
+    """
+    _require_file(path)
+    with open(path, "rb") as f:
+        blob = f.read()
+    marker = blob.find(b"\nDATA")
+    end_of_header = blob.find(b"\n", marker + 1) if marker >= 0 else -1
+    if end_of_header < 0:
+        raise ValueError(f"{path}: not a PCD file (no DATA line in the header)")
+    try:
+        lines = blob[:end_of_header].decode("ascii").splitlines()
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path}: PCD header is not ASCII ({error})") from None
+    header = _parse_pcd_header(path, [line.strip() for line in lines])
+    try:
+        dtype = np.dtype([(name, "<" + _PCD_TYPES[(kind, int(size))])
+                          for name, kind, size in zip(RADAR_PCD_FIELDS, header["TYPE"], header["SIZE"])])
+        width = int(header["WIDTH"][0])
+    except (KeyError, ValueError) as error:
+        raise ValueError(f"{path}: unsupported PCD TYPE/SIZE/WIDTH ({error})") from None
+    data = blob[end_of_header + 1:]
+    if width <= 0 or len(data) < width * dtype.itemsize:
+        raise ValueError(f"{path}: truncated: header says {width} points of {dtype.itemsize} bytes, "
+                         f"file holds {len(data)} bytes of data")
+    records = np.frombuffer(data, dtype=dtype, count=width)
+    points = np.stack([records[name].astype(np.float64) for name in RADAR_PCD_FIELDS], axis=1)
+    if np.any(np.isnan(points[0])):
+        return np.zeros((0, len(RADAR_PCD_FIELDS)))
+    for field_name, keep in filters.items():
+        points = points[np.isin(points[:, RADAR_PCD_FIELDS.index(field_name)], list(keep))]
+    value_columns = [RADAR_PCD_FIELDS.index(name) for name in ("x", "y", "z", "rcs", "vx_comp", "vy_comp")]
+    return _drop_non_finite(points, value_columns, path)
+
+
+_REDUCED_DECODE = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
+                   8: cv2.IMREAD_REDUCED_COLOR_8}
+
+
+def read_image(path: str, reduction: int = 1) -> np.ndarray:
+    """A camera image -> (H, W, 3) uint8 RGB, decoded at 1/``reduction`` of its size (1, 2, 4 or 8; JPEG
+    decodes that much faster, scaling in the DCT). Raises FileNotFoundError / ValueError naming an absent or
+    undecodable file."""
+    _require_file(path)
+    if reduction not in _REDUCED_DECODE:
+        raise ValueError(f"{path}: image reduction must be one of {sorted(_REDUCED_DECODE)}, got {reduction}")
+    bgr = cv2.imread(path, _REDUCED_DECODE[reduction])
+    if bgr is None:
+        raise ValueError(f"{path}: cannot decode the image (corrupt or not an image file)")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def decode_reduction(full_size: Tuple[int, int], target_size: Tuple[int, int]) -> int:
+    """The largest of 8, 4, 2 that divides both sides of ``full_size`` (W, H) and still leaves the image at least
+    ``target_size`` (W, H); 1 when none does. Dividing exactly keeps pixel corners aligned (u' = u / reduction)."""
+    for reduction in (8, 4, 2):
+        if all(full % reduction == 0 and full // reduction >= target
+               for full, target in zip(full_size, target_size)):
+            return reduction
+    return 1

@@ -1,0 +1,356 @@
+"""Sample metadata: for each keyframe, the files, timestamps, calibrations and ego poses of every sweep the loader
+reads, plus its ground truth in the ego frame, gathered once from the nuScenes tables and cached as an ``.npz``.
+
+The table is columnar (numpy arrays, no Python object per sample), so a DataLoader's forked workers share it
+without copying, and the cache loads without the devkit: building the devkit's indexes for v1.0-trainval takes
+tens of seconds and gigabytes. The cache file is keyed by dataroot, version, split and sweep counts, and is rebuilt
+when any table file of the version (``<dataroot>/<version>/*.json``, splits.json included) changes size or mtime.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, fields
+from typing import Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+from nuscenes.nuscenes import NuScenes
+from tqdm import tqdm
+
+from perception.datasets.ground_truth import sample_ground_truth
+from perception.datasets.splits import split_sample_tokens
+from perception.geometry import EgoPose, RigidTransform, SensorCalibration
+from perception.geometry.transforms import quaternion_to_matrix
+from perception.paths import DATA_ROOT
+from perception.sensors import CAMERA_CHANNELS, LIDAR_CHANNEL, RADAR_CHANNELS
+
+CHANNELS = (LIDAR_CHANNEL, *RADAR_CHANNELS, *CAMERA_CHANNELS)
+"""Channel order of ``SampleTable.sweeps``' second axis."""
+
+DEFAULT_CACHE_DIR = DATA_ROOT / "cache" / "metadata"
+"""Where NuScenesFrames caches sample metadata unless told otherwise (git-ignored with the rest of datasets/)."""
+
+CACHE_FORMAT = 2
+"""Bumped whenever the arrays' layout or meaning changes, so that old cache files are rebuilt."""
+
+NO_RECORD = -1
+
+
+def _pose_row(translation: Sequence[float], rotation_wxyz: Sequence[float]) -> List[float]:
+    return [*translation, *rotation_wxyz]
+
+
+def transform_from_row(row: np.ndarray, source: str = "metadata") -> RigidTransform:
+    """(7,) [tx, ty, tz, qw, qx, qy, qz] -> RigidTransform (the nuScenes record layout, flattened)."""
+    return RigidTransform.from_rotation_translation(quaternion_to_matrix(row[3:], source), row[:3])
+
+
+@dataclass(frozen=True)
+class SampleTable:
+    """Metadata of S keyframes and the R sample_data records (sweeps, images) they read.
+
+    Per keyframe: ``sample_tokens`` / ``scene_tokens`` (S,) bytes, ``timestamps_us`` (S,) int64 (the LiDAR
+    keyframe's), ``ego_poses`` (S, 7) [tx, ty, tz, qw, qx, qy, qz] ego -> global at that timestamp, ``sweeps``
+    (S, len(CHANNELS), max_sweeps) int64 indices into the records, newest first (index 0 is the keyframe's own
+    sample_data), -1 where the channel or the sweep is absent.
+    Per record: ``paths`` (R,) bytes relative to the dataroot, ``record_timestamps_us`` (R,), ``record_poses``
+    (R, 7) ego -> global at the record's timestamp, ``record_calibrations`` (R,) index into the calibrations.
+    Per calibration: ``calibrations`` (C, 7) sensor -> ego, ``intrinsics`` (C, 3, 3) (NaN for non-cameras),
+    ``image_sizes`` (R, 2) [width, height] per record (0 for non-images).
+    Ground truth in the ego frame, rows ``gt_offsets[s]:gt_offsets[s + 1]`` for keyframe s: ``gt_centers`` (K, 3),
+    ``gt_sizes`` (K, 3), ``gt_yaws`` (K,), ``gt_velocities`` (K, 2), ``gt_labels``, ``gt_attributes``,
+    ``gt_num_lidar_points``, ``gt_num_radar_points`` (K,); ``has_annotations`` () bool, False for a split without
+    annotations (v1.0-test).
+    """
+
+    sample_tokens: np.ndarray
+    scene_tokens: np.ndarray
+    timestamps_us: np.ndarray
+    ego_poses: np.ndarray
+    sweeps: np.ndarray
+    paths: np.ndarray
+    record_timestamps_us: np.ndarray
+    record_poses: np.ndarray
+    record_calibrations: np.ndarray
+    image_sizes: np.ndarray
+    calibrations: np.ndarray
+    calibration_channels: np.ndarray
+    intrinsics: np.ndarray
+    gt_offsets: np.ndarray
+    gt_centers: np.ndarray
+    gt_sizes: np.ndarray
+    gt_yaws: np.ndarray
+    gt_velocities: np.ndarray
+    gt_labels: np.ndarray
+    gt_attributes: np.ndarray
+    gt_num_lidar_points: np.ndarray
+    gt_num_radar_points: np.ndarray
+    has_annotations: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.sample_tokens)
+
+    def save(self, path: str, signature: str, dataroot: str) -> None:
+        """Writes the arrays, the tables' ``signature`` (tables_signature) and the dataroot they describe to an
+        .npz, atomically; no pickles."""
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        partial = f"{path}.{os.getpid()}.partial.npz"
+        np.savez(partial, cache_format=np.array(CACHE_FORMAT), tables_signature=np.array(signature),
+                 dataroot=np.array(os.path.abspath(dataroot)), **{f.name: getattr(self, f.name) for f in fields(self)})
+        os.replace(partial, path)
+
+    @classmethod
+    def load(cls, path: str, signature: str) -> Optional["SampleTable"]:
+        """The table cached at ``path``; None when absent, written by another CACHE_FORMAT, or made from tables
+        whose signature differs (they changed since)."""
+        try:
+            data = np.load(path, allow_pickle=False)
+        except FileNotFoundError:
+            return None
+        with data:
+            if ("cache_format" not in data or int(data["cache_format"]) != CACHE_FORMAT
+                    or str(data["tables_signature"]) != signature):
+                return None
+            missing = [f.name for f in fields(cls) if f.name not in data]
+            if missing:
+                raise ValueError(f"{path}: metadata cache lacks arrays {missing}; delete it to rebuild")
+            return cls(**{f.name: data[f.name] for f in fields(cls)})
+
+    def sample_token(self, index: int) -> str:
+        return self.sample_tokens[index].decode()
+
+    def record_calibration(self, record: int) -> SensorCalibration:
+        """Calibration of one record: channel, sensor -> ego, and intrinsics with the record's image size."""
+        calibration = int(self.record_calibrations[record])
+        channel = self.calibration_channels[calibration].decode()
+        sensor_to_ego = transform_from_row(self.calibrations[calibration], channel)
+        intrinsics = None
+        if not np.isnan(self.intrinsics[calibration, 0, 0]):
+            from perception.geometry import CameraIntrinsics
+
+            width, height = (int(v) for v in self.image_sizes[record])
+            intrinsics = CameraIntrinsics.from_matrix(self.intrinsics[calibration], channel, width, height)
+        return SensorCalibration(channel, sensor_to_ego, intrinsics)
+
+    def record_pose(self, record: int) -> EgoPose:
+        return EgoPose(int(self.record_timestamps_us[record]),
+                       transform_from_row(self.record_poses[record], f"ego pose of {self.paths[record].decode()}"))
+
+    def ego_pose(self, index: int) -> EgoPose:
+        return EgoPose(int(self.timestamps_us[index]),
+                       transform_from_row(self.ego_poses[index], f"ego pose of sample {self.sample_token(index)}"))
+
+    def gt_rows(self, index: int) -> slice:
+        return slice(int(self.gt_offsets[index]), int(self.gt_offsets[index + 1]))
+
+
+class _TableBuilder:
+    """Gathers the arrays of a SampleTable from the devkit, one keyframe at a time."""
+
+    def __init__(self, nusc: NuScenes, max_sweeps: Dict[str, int]):
+        self.nusc = nusc
+        self.max_sweeps = max_sweeps
+        self.samples: Dict[str, list] = {name: [] for name in
+                                         ("sample_tokens", "scene_tokens", "timestamps_us", "ego_poses", "sweeps")}
+        self.records: Dict[str, list] = {name: [] for name in
+                                         ("paths", "record_timestamps_us", "record_poses", "record_calibrations",
+                                          "image_sizes")}
+        self.record_index: Dict[str, int] = {}
+        self.calibration_index: Dict[str, int] = {}
+        self.calibrations: Dict[str, list] = {"calibrations": [], "calibration_channels": [], "intrinsics": []}
+        self.gt: Dict[str, list] = {name: [] for name in ("centers", "sizes", "yaws", "velocities", "labels",
+                                                          "attributes", "num_lidar_points", "num_radar_points")}
+        self.gt_offsets = [0]
+
+    def _calibration(self, token: str) -> int:
+        if token not in self.calibration_index:
+            record = self.nusc.get("calibrated_sensor", token)
+            channel = self.nusc.get("sensor", record["sensor_token"])["channel"]
+            SensorCalibration.from_record(channel, record)  # validates, raising with the channel's name
+            intrinsic = record.get("camera_intrinsic") or np.full((3, 3), np.nan)
+            self.calibration_index[token] = len(self.calibrations["calibrations"])
+            self.calibrations["calibrations"].append(_pose_row(record["translation"], record["rotation"]))
+            self.calibrations["calibration_channels"].append(channel)
+            self.calibrations["intrinsics"].append(np.asarray(intrinsic, dtype=np.float64))
+        return self.calibration_index[token]
+
+    def _record(self, sample_data: dict) -> int:
+        token = sample_data["token"]
+        if token not in self.record_index:
+            pose = self.nusc.get("ego_pose", sample_data["ego_pose_token"])
+            EgoPose.from_record(pose)  # validates, raising with the pose's token
+            self.record_index[token] = len(self.records["paths"])
+            self.records["paths"].append(sample_data["filename"])
+            self.records["record_timestamps_us"].append(sample_data["timestamp"])
+            self.records["record_poses"].append(_pose_row(pose["translation"], pose["rotation"]))
+            self.records["record_calibrations"].append(self._calibration(sample_data["calibrated_sensor_token"]))
+            self.records["image_sizes"].append([sample_data.get("width") or 0, sample_data.get("height") or 0])
+        return self.record_index[token]
+
+    def _chain(self, first_token: str, count: int) -> List[int]:
+        """Record indices of a sample_data and up to count - 1 predecessors (prev links), newest first."""
+        chain, token = [], first_token
+        while token and len(chain) < count:
+            sample_data = self.nusc.get("sample_data", token)
+            chain.append(self._record(sample_data))
+            token = sample_data["prev"]
+        return chain
+
+    def _keyframe_pose(self, sample: dict) -> tuple:
+        """(timestamp, pose record) of the LiDAR keyframe; without LiDAR, of the sample_data nearest in time."""
+        if LIDAR_CHANNEL in sample["data"]:
+            sample_data = self.nusc.get("sample_data", sample["data"][LIDAR_CHANNEL])
+        else:
+            candidates = [self.nusc.get("sample_data", t) for t in sample["data"].values()]
+            if not candidates:
+                raise ValueError(f"sample {sample['token']}: no sample_data at all")
+            sample_data = min(candidates, key=lambda r: abs(r["timestamp"] - sample["timestamp"]))
+        return sample_data["timestamp"], self.nusc.get("ego_pose", sample_data["ego_pose_token"])
+
+    def add(self, sample_token: str, with_annotations: bool) -> None:
+        nusc = self.nusc
+        sample = nusc.get("sample", sample_token)
+        timestamp, pose = self._keyframe_pose(sample)
+        width = max(self.max_sweeps.values())
+        sweeps = np.full((len(CHANNELS), width), NO_RECORD, dtype=np.int64)
+        for row, channel in enumerate(CHANNELS):
+            if channel in sample["data"]:
+                chain = self._chain(sample["data"][channel], self.max_sweeps.get(channel, 1))
+                sweeps[row, :len(chain)] = chain
+        self.samples["sample_tokens"].append(sample_token)
+        self.samples["scene_tokens"].append(sample["scene_token"])
+        self.samples["timestamps_us"].append(timestamp)
+        self.samples["ego_poses"].append(_pose_row(pose["translation"], pose["rotation"]))
+        self.samples["sweeps"].append(sweeps)
+        if with_annotations:
+            ego_to_global = EgoPose.from_record(pose).ego_to_global
+            truth = sample_ground_truth(nusc, sample_token, ego_to_global)
+            boxes = truth.boxes
+            for name in ("centers", "sizes", "yaws", "velocities", "labels", "attributes"):
+                self.gt[name].append(getattr(boxes, name))
+            self.gt["num_lidar_points"].append(truth.num_lidar_points)
+            self.gt["num_radar_points"].append(truth.num_radar_points)
+            self.gt_offsets.append(self.gt_offsets[-1] + len(boxes))
+        else:
+            self.gt_offsets.append(self.gt_offsets[-1])
+
+    def table(self, with_annotations: bool) -> SampleTable:
+        def stacked(values: list, dtype, shape) -> np.ndarray:
+            return np.asarray(values, dtype=dtype).reshape(shape)
+
+        def concatenated(name: str, dtype, width: Optional[int]) -> np.ndarray:
+            shape = (-1,) if width is None else (-1, width)
+            parts = [np.asarray(v, dtype=dtype).reshape(shape) for v in self.gt[name]]
+            return np.concatenate(parts) if parts else np.zeros((0,) if width is None else (0, width), dtype)
+
+        width = max(self.max_sweeps.values())
+        s = self.samples
+        return SampleTable(
+            sample_tokens=np.array(s["sample_tokens"], dtype=bytes).reshape(-1),
+            scene_tokens=np.array(s["scene_tokens"], dtype=bytes).reshape(-1),
+            timestamps_us=stacked(s["timestamps_us"], np.int64, (-1,)),
+            ego_poses=stacked(s["ego_poses"], np.float64, (-1, 7)),
+            sweeps=stacked(s["sweeps"], np.int64, (-1, len(CHANNELS), width)),
+            paths=np.array(self.records["paths"], dtype=bytes).reshape(-1),
+            record_timestamps_us=stacked(self.records["record_timestamps_us"], np.int64, (-1,)),
+            record_poses=stacked(self.records["record_poses"], np.float64, (-1, 7)),
+            record_calibrations=stacked(self.records["record_calibrations"], np.int64, (-1,)),
+            image_sizes=stacked(self.records["image_sizes"], np.int64, (-1, 2)),
+            calibrations=stacked(self.calibrations["calibrations"], np.float64, (-1, 7)),
+            calibration_channels=np.array(self.calibrations["calibration_channels"], dtype=bytes).reshape(-1),
+            intrinsics=stacked(self.calibrations["intrinsics"], np.float64, (-1, 3, 3)),
+            gt_offsets=np.asarray(self.gt_offsets, dtype=np.int64),
+            gt_centers=concatenated("centers", np.float64, 3),
+            gt_sizes=concatenated("sizes", np.float64, 3),
+            gt_yaws=concatenated("yaws", np.float64, None),
+            gt_velocities=concatenated("velocities", np.float64, 2),
+            gt_labels=concatenated("labels", np.int64, None),
+            gt_attributes=concatenated("attributes", np.int64, None),
+            gt_num_lidar_points=concatenated("num_lidar_points", np.int64, None),
+            gt_num_radar_points=concatenated("num_radar_points", np.int64, None),
+            has_annotations=np.array(with_annotations),
+        )
+
+
+def sweep_counts(lidar_sweeps: int, radar_sweeps: int) -> Dict[str, int]:
+    """Sweeps read per channel (keyframe included): LiDAR, each radar, one image per camera."""
+    if lidar_sweeps < 1 or radar_sweeps < 1:
+        raise ValueError(f"sweep counts include the keyframe and must be >= 1, got lidar_sweeps={lidar_sweeps}, "
+                         f"radar_sweeps={radar_sweeps}")
+    return {LIDAR_CHANNEL: lidar_sweeps, **{c: radar_sweeps for c in RADAR_CHANNELS},
+            **{c: 1 for c in CAMERA_CHANNELS}}
+
+
+def build_sample_table(nusc: NuScenes, sample_tokens: Sequence[str], lidar_sweeps: int, radar_sweeps: int,
+                       progress: bool = False) -> SampleTable:
+    """Metadata of the given keyframes (in that order), read through the devkit.
+
+    Ground truth is included when the version has annotations (``nusc.sample_annotation`` not empty).
+    """
+    builder = _TableBuilder(nusc, sweep_counts(lidar_sweeps, radar_sweeps))
+    with_annotations = len(nusc.sample_annotation) > 0
+    for token in tqdm(sample_tokens, desc="sample metadata", disable=not progress, unit="sample"):
+        builder.add(token, with_annotations)
+    return builder.table(with_annotations)
+
+
+def tables_signature(dataroot: str, version: str) -> str:
+    """Hash of the name, size and mtime of every table file in ``<dataroot>/<version>/``."""
+    table_root = os.path.join(dataroot, version)
+    if not os.path.isdir(table_root):
+        raise FileNotFoundError(f"{table_root}: nuScenes tables not found (dataroot {dataroot!r}, version {version!r})")
+    entries = []
+    for name in sorted(os.listdir(table_root)):
+        if name.endswith(".json"):
+            status = os.stat(os.path.join(table_root, name))
+            entries.append([name, status.st_size, status.st_mtime_ns])
+    return hashlib.sha256(json.dumps(entries).encode()).hexdigest()
+
+
+def cache_path(cache_dir: str, dataroot: str, version: str, split: str, lidar_sweeps: int,
+               radar_sweeps: int) -> str:
+    """The cache file for this dataroot, version, split and sweep counts."""
+    key = json.dumps([os.path.abspath(dataroot), version, split, lidar_sweeps, radar_sweeps])
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    return os.path.join(str(cache_dir), f"{version}_{split}_{digest}.npz")
+
+
+def cached_sample_table(get_nusc: Callable[[], NuScenes], dataroot: str, version: str, split: str,
+                        lidar_sweeps: int, radar_sweeps: int, cache_dir: Optional[str],
+                        progress: bool = True) -> SampleTable:
+    """The split's SampleTable (keyframes in split_sample_tokens order) from the cache when valid, else built
+    through ``get_nusc()`` and cached. ``cache_dir=None``: always build, write nothing."""
+    signature = tables_signature(dataroot, version)
+    path = None
+    if cache_dir is not None:
+        path = cache_path(cache_dir, dataroot, version, split, lidar_sweeps, radar_sweeps)
+        table = SampleTable.load(path, signature)
+        if table is not None:
+            return table
+    nusc = get_nusc()
+    table = build_sample_table(nusc, split_sample_tokens(nusc, split), lidar_sweeps, radar_sweeps, progress)
+    if path is not None:
+        table.save(path, signature, dataroot)
+        prune_stale_caches(cache_dir)
+    return table
+
+
+def prune_stale_caches(cache_dir: str) -> List[str]:
+    """Deletes the cache files of ``cache_dir`` whose dataroot no longer exists (test worlds in temporary
+    folders) or that an older CACHE_FORMAT wrote; returns their paths."""
+    removed = []
+    for name in sorted(os.listdir(cache_dir)):
+        path = os.path.join(cache_dir, name)
+        if not name.endswith(".npz") or ".partial" in name:
+            continue
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                stale = ("cache_format" not in data or int(data["cache_format"]) != CACHE_FORMAT
+                         or not os.path.isdir(str(data["dataroot"])))
+            if stale:
+                os.remove(path)
+                removed.append(path)
+        except (OSError, ValueError):  # removed or being replaced by another process meanwhile
+            continue
+    return removed

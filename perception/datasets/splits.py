@@ -1,0 +1,45 @@
+"""Dataset splits: which scenes and keyframes a split holds.
+
+Official splits (train, val, test, mini_train, mini_val, ...) come from the devkit's ``create_splits_scenes``;
+any other name is a custom split read from ``<dataroot>/<version>/splits.json`` with the devkit's
+``get_scenes_of_custom_split`` (the synthetic world writes one). ``"all"`` means every scene of the version.
+"""
+from __future__ import annotations
+
+from typing import List
+
+from nuscenes.nuscenes import NuScenes
+from nuscenes.utils.splits import create_splits_scenes, get_scenes_of_custom_split
+
+ALL_SCENES = "all"
+
+
+def split_scenes(nusc: NuScenes, split: str) -> List[str]:
+    """Names of the split's scenes present in ``nusc`` (in the split's order).
+
+    Raises ValueError when none of the split's scenes is in this version (e.g. 'train' on v1.0-mini) or the
+    custom split is unknown.
+    """
+    present = [scene["name"] for scene in nusc.scene]
+    if split == ALL_SCENES:
+        return present
+    official = create_splits_scenes()
+    names = official[split] if split in official else get_scenes_of_custom_split(split, nusc)
+    present_set = set(present)
+    chosen = [name for name in names if name in present_set]
+    if not chosen:
+        raise ValueError(f"split {split!r} has no scene in {nusc.version} at {nusc.dataroot} "
+                         f"({len(names)} scenes listed, {len(present)} present)")
+    return chosen
+
+
+def split_sample_tokens(nusc: NuScenes, split: str) -> List[str]:
+    """Keyframe (sample) tokens of the split, scene by scene in split_scenes order, each scene in time order."""
+    scene_by_name = {scene["name"]: scene for scene in nusc.scene}
+    tokens = []
+    for name in split_scenes(nusc, split):
+        token = scene_by_name[name]["first_sample_token"]
+        while token:
+            tokens.append(token)
+            token = nusc.get("sample", token)["next"]
+    return tokens

@@ -1,0 +1,218 @@
+"""The static world of one scene: a multi-lane road (straight and curved pieces) in Frenet coordinates, the
+sidewalks, buildings, walls and lamp posts along it, the ground, and the colours of their surfaces.
+
+Frenet coordinates: ``s`` [m] arc length along the road's centre line, ``d`` [m] signed lateral offset (left
+of the direction of travel positive). Traffic drives on the right: lanes of the +s direction have d < 0.
+All geometry stands on the flat ground plane z = 0 of the global frame.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import List, Tuple
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+LANE_WIDTH_M = 3.5
+PARKING_WIDTH_M = 2.5
+SIDEWALK_WIDTH_M = 3.5
+CURB_HEIGHT_M = 0.15
+CENTRE_LINE_STEP_M = 0.5
+"""Spacing of the sampled centre line; Frenet lookups are exact to well under a millimetre at this spacing."""
+
+
+class Material:
+    """Surface kinds of static geometry (object surfaces are coloured per object)."""
+
+    GROUND = 0
+    SIDEWALK = 1
+    BUILDING = 2
+    WALL = 3
+    POLE = 4
+
+
+MATERIAL_REFLECTIVITY = {Material.GROUND: 0.25, Material.SIDEWALK: 0.35, Material.BUILDING: 0.45,
+                         Material.WALL: 0.4, Material.POLE: 0.6}
+"""LiDAR reflectivity (0-1) of each static material; lane paint: ``lidar.PAINT_REFLECTIVITY``."""
+
+
+@dataclass
+class Road:
+    """A road's sampled centre line (every CENTRE_LINE_STEP_M) and its cross-section.
+
+    ``centre`` (N, 2) [m] global xy, ``heading`` (N,) [rad], ``arc_length`` (N,) [m] from 0.
+    """
+
+    centre: np.ndarray
+    heading: np.ndarray
+    arc_length: np.ndarray
+    lanes_per_direction: int
+    _tree: cKDTree = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._tree = cKDTree(self.centre)
+
+    @classmethod
+    def from_pieces(cls, start_xy: Tuple[float, float], start_heading: float,
+                    pieces: List[Tuple[float, float]], lanes_per_direction: int) -> "Road":
+        """A centre line from ``pieces`` = [(length [m], curvature [1/m]), ...] (0 curvature: straight)."""
+        curvature = np.concatenate([np.full(int(round(length / CENTRE_LINE_STEP_M)), k) for length, k in pieces])
+        heading = start_heading + np.concatenate([[0.0], np.cumsum(curvature * CENTRE_LINE_STEP_M)])
+        mid_heading = 0.5 * (heading[1:] + heading[:-1])
+        steps = CENTRE_LINE_STEP_M * np.stack([np.cos(mid_heading), np.sin(mid_heading)], axis=1)
+        centre = np.asarray(start_xy, dtype=np.float64) + np.concatenate([np.zeros((1, 2)), np.cumsum(steps, 0)])
+        arc_length = CENTRE_LINE_STEP_M * np.arange(len(centre))
+        return cls(centre, heading, arc_length, lanes_per_direction)
+
+    @property
+    def length(self) -> float:
+        return float(self.arc_length[-1])
+
+    @property
+    def half_width(self) -> float:
+        """|d| of the road's edge (curb), parking strips included [m]."""
+        return self.lanes_per_direction * LANE_WIDTH_M + PARKING_WIDTH_M
+
+    def lane_centre(self, lane: int) -> float:
+        """d [m] of a lane's centre: lanes 0..n-1 drive towards +s (0 next to the centre line), -1..-n towards -s."""
+        if lane >= 0:
+            return -(lane + 0.5) * LANE_WIDTH_M
+        return (-lane - 0.5) * LANE_WIDTH_M
+
+    def to_global(self, s: np.ndarray, d: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """Frenet (s, d) arrays [m] -> global xy (..., 2) [m] and the road's heading [rad] at s."""
+        s = np.asarray(s, dtype=np.float64)
+        d = np.asarray(d, dtype=np.float64)
+        x = np.interp(s, self.arc_length, self.centre[:, 0])
+        y = np.interp(s, self.arc_length, self.centre[:, 1])
+        heading = np.interp(s, self.arc_length, self.heading)
+        xy = np.stack([x - d * np.sin(heading), y + d * np.cos(heading)], axis=-1)
+        return xy, heading
+
+    def to_frenet(self, xy: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """Global xy (N, 2) [m] -> Frenet s, d (N,) [m] by the nearest centre-line sample and its tangent."""
+        xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
+        _, index = self._tree.query(xy)
+        offset = xy - self.centre[index]
+        heading = self.heading[index]
+        along = offset[:, 0] * np.cos(heading) + offset[:, 1] * np.sin(heading)
+        across = -offset[:, 0] * np.sin(heading) + offset[:, 1] * np.cos(heading)
+        return self.arc_length[index] + along, across
+
+
+@dataclass
+class Prism:
+    """A block bounded in Frenet coordinates: s in [s0, s1], d in [d0, d1], z in [z0, z1] [m] (follows curves)."""
+
+    s0: float
+    s1: float
+    d0: float
+    d1: float
+    z0: float
+    z1: float
+    material: int
+    colour: Tuple[float, float, float]
+
+
+@dataclass
+class Pole:
+    """A vertical cylinder: base at global xy [m], radius and height [m]."""
+
+    xy: Tuple[float, float]
+    radius: float
+    height: float
+
+
+@dataclass
+class StaticWorld:
+    """Everything that does not move in a scene."""
+
+    road: Road
+    prisms: List[Prism]
+    poles: List[Pole]
+    ground_extent: Tuple[float, float, float, float]
+    """(x_min, y_min, x_max, y_max) [m] of the ground plane."""
+
+
+SECTION_TURN_RAD = 0.03
+"""Prisms get a cross-section wherever the road has turned this much since the last one (chords then stay within
+a few centimetres of the curve); straight stretches need none in between."""
+
+
+def section_positions(road: Road, s0: float, s1: float) -> np.ndarray:
+    """Arc lengths [m] of a prism's cross-sections over [s0, s1]: both ends and every SECTION_TURN_RAD of turn."""
+    heading = np.interp(np.arange(s0, s1, CENTRE_LINE_STEP_M), road.arc_length, road.heading)
+    kept = [s0]
+    last_heading = heading[0] if len(heading) else 0.0
+    for i, h in enumerate(heading):
+        if abs(h - last_heading) >= SECTION_TURN_RAD:
+            kept.append(s0 + i * CENTRE_LINE_STEP_M)
+            last_heading = h
+    if s1 - kept[-1] > 1e-6:
+        kept.append(s1)
+    return np.asarray(kept)
+
+
+def prism_mesh(road: Road, prism: Prism) -> Tuple[np.ndarray, np.ndarray]:
+    """Vertices (V, 3) float32 and triangles (T, 3) int32 of a Frenet prism's 4 long faces and 2 end caps
+    (no bottom: it stands on the ground)."""
+    s = section_positions(road, prism.s0, prism.s1)
+    count = len(s)
+    corners_d = np.array([prism.d0, prism.d1, prism.d1, prism.d0])
+    corners_z = np.array([prism.z0, prism.z0, prism.z1, prism.z1])
+    xy, _ = road.to_global(np.repeat(s, 4), np.tile(corners_d, count))
+    vertices = np.concatenate([xy, np.tile(corners_z, count)[:, None]], axis=1).reshape(count, 4, 3)
+    triangles = []
+    # side faces between consecutive sections: outline edges (0-1 bottom, 1-2 side, 2-3 top, 3-0 side)
+    for a, b in ((1, 2), (2, 3), (3, 0), (0, 1)):
+        for i in range(count - 1):
+            p, q, r, t = 4 * i + a, 4 * i + b, 4 * (i + 1) + b, 4 * (i + 1) + a
+            triangles += [(p, q, r), (p, r, t)]
+    last = 4 * (count - 1)
+    triangles += [(0, 1, 2), (0, 2, 3), (last, last + 2, last + 1), (last, last + 3, last + 2)]
+    return vertices.reshape(-1, 3).astype(np.float32), np.asarray(triangles, dtype=np.int32)
+
+
+def build_static_world(rng: np.random.Generator, road_length_m: float, margin_m: float) -> StaticWorld:
+    """A random road (straight, curve, straight) of about ``road_length_m`` whose centre line keeps ``margin_m``
+    from the global x and y axes (x, y > 0), with its sidewalks, buildings, walls and lamp posts."""
+    lanes = int(rng.choice([2, 2, 3]))
+    straight = rng.uniform(0.25, 0.45) * road_length_m
+    radius = rng.uniform(90.0, 250.0)
+    arc = min(rng.uniform(0.25, 0.4) * road_length_m, radius * np.deg2rad(70))
+    curvature = float(rng.choice([-1.0, 1.0])) / radius
+    pieces = [(straight, 0.0), (arc, curvature), (road_length_m - straight - arc, 0.0)]
+    heading = float(rng.uniform(-np.pi, np.pi))
+    at_origin = Road.from_pieces((0.0, 0.0), heading, pieces, lanes)
+    start = margin_m - at_origin.centre.min(axis=0)
+    road = Road.from_pieces((float(start[0]), float(start[1])), heading, pieces, lanes)
+
+    prisms: List[Prism] = []
+    poles: List[Pole] = []
+    curb = road.half_width
+    outer = curb + SIDEWALK_WIDTH_M
+    for side in (-1.0, 1.0):
+        d_in, d_out = sorted((side * curb, side * outer))
+        prisms.append(Prism(0.0, road.length, d_in, d_out, -0.05, CURB_HEIGHT_M, Material.SIDEWALK, (0.62, 0.61, 0.58)))
+        s = float(rng.uniform(0.0, 10.0))
+        while s < road.length - 6.0:
+            length = min(float(rng.uniform(10.0, 30.0)), road.length - s)
+            setback = float(rng.uniform(1.0, 5.0))
+            if rng.random() < 0.8:
+                depth, height = float(rng.uniform(8.0, 18.0)), float(rng.uniform(4.0, 22.0))
+                d_a, d_b = sorted((side * (outer + setback), side * (outer + setback + depth)))
+                colour = tuple(float(c) for c in rng.uniform([0.45, 0.35, 0.3], [0.85, 0.8, 0.75]))
+                prisms.append(Prism(s, s + length, d_a, d_b, 0.0, height, Material.BUILDING, colour))
+            else:
+                d_a, d_b = sorted((side * (outer + 0.3), side * (outer + 0.6)))
+                prisms.append(Prism(s, s + length, d_a, d_b, 0.0, float(rng.uniform(1.5, 3.0)), Material.WALL,
+                                    (0.55, 0.5, 0.45)))
+            s += length + float(rng.uniform(0.0, 8.0))
+        for s_pole in np.arange(float(rng.uniform(5, 25)), road.length - 1.0, 30.0):
+            xy, _ = road.to_global(s_pole, side * (curb + 0.5))
+            poles.append(Pole((float(xy[0]), float(xy[1])), 0.12, 6.0))
+
+    margin = 300.0
+    lo = road.centre.min(axis=0) - margin
+    hi = road.centre.max(axis=0) + margin
+    return StaticWorld(road, prisms, poles, (float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1])))

@@ -1,0 +1,89 @@
+"""A picture of one generated keyframe as nuscenes-devkit reads it back: the six cameras with the annotated
+boxes projected (devkit ``get_sample_data`` + ``view_points``) beside a bird's-eye view of the LiDAR sweep,
+radar points and boxes in the ego frame."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from nuscenes.nuscenes import NuScenes
+from nuscenes.utils.data_classes import LidarPointCloud, RadarPointCloud
+from nuscenes.utils.geometry_utils import BoxVisibility, view_points
+
+from perception.classes import DETECTION_CLASSES, category_to_detection_name
+from perception.geometry import Boxes3D, EgoPose, RigidTransform, SensorCalibration, yaw_from_matrix
+from perception.sensors import CAMERA_CHANNELS, LIDAR_CHANNEL, RADAR_CHANNELS
+from perception.viz.bev import BevView, class_colour, draw_bev
+from perception.viz.camera import mosaic
+
+BOX_EDGES = ((0, 1), (1, 2), (2, 3), (3, 0), (4, 5), (5, 6), (6, 7), (7, 4), (0, 4), (1, 5), (2, 6), (3, 7))
+"""Edges between the devkit's Box.corners() (front face 0-3, rear face 4-7)."""
+
+
+def _label(nusc: NuScenes, annotation_token: str) -> int:
+    name = category_to_detection_name(nusc.get("sample_annotation", annotation_token)["category_name"])
+    return DETECTION_CLASSES.index(name)
+
+
+def camera_with_boxes(nusc: NuScenes, camera_token: str) -> np.ndarray:
+    """The camera's JPEG (BGR) with every annotated box at least partly in view drawn as a wireframe."""
+    path, boxes, intrinsic = nusc.get_sample_data(camera_token, box_vis_level=BoxVisibility.ANY)
+    image = cv2.imread(path)
+    for box in boxes:
+        corners = view_points(box.corners(), np.asarray(intrinsic), normalize=True)[:2].T
+        colour = class_colour(_label(nusc, box.token))
+        for a, b in BOX_EDGES:
+            cv2.line(image, tuple(int(v) for v in np.round(corners[a])), tuple(int(v) for v in np.round(corners[b])),
+                     colour, 1, cv2.LINE_AA)
+    return image
+
+
+def _to_ego(nusc: NuScenes, sample_data_token: str, lidar_pose: EgoPose) -> RigidTransform:
+    """sensor (at its own timestamp) -> ego at the LiDAR keyframe."""
+    record = nusc.get("sample_data", sample_data_token)
+    calibration = SensorCalibration.from_record(record["channel"],
+                                                nusc.get("calibrated_sensor", record["calibrated_sensor_token"]))
+    pose = EgoPose.from_record(nusc.get("ego_pose", record["ego_pose_token"]))
+    return lidar_pose.ego_to_global.inverse() @ calibration.sensor_to_global(pose)
+
+
+def bird_eye_view(nusc: NuScenes, sample_token: str, range_m: float = 50.0) -> np.ndarray:
+    """BEV (BGR) of the keyframe's LiDAR sweep, the five radars' points and the annotated boxes, ego frame."""
+    sample = nusc.get("sample", sample_token)
+    lidar_token = sample["data"][LIDAR_CHANNEL]
+    lidar_pose = EgoPose.from_record(nusc.get("ego_pose", nusc.get("sample_data", lidar_token)["ego_pose_token"]))
+    lidar = LidarPointCloud.from_file(nusc.get_sample_data_path(lidar_token)).points.T
+    lidar_ego = _to_ego(nusc, lidar_token, lidar_pose).apply(lidar[:, :3])
+    radar_rows = []
+    for channel in RADAR_CHANNELS:
+        token = sample["data"][channel]
+        points = RadarPointCloud.from_file(nusc.get_sample_data_path(token)).points.T
+        transform = _to_ego(nusc, token, lidar_pose)
+        velocity = transform.apply_rotation(np.c_[points[:, 8:10], np.zeros(len(points))])
+        radar_rows.append(np.c_[transform.apply(points[:, :3]), points[:, 5], velocity[:, :2]])
+    global_to_ego = lidar_pose.ego_to_global.inverse()
+    centres, sizes, yaws, velocities, labels = [], [], [], [], []
+    for token in sample["anns"]:
+        annotation = nusc.get("sample_annotation", token)
+        box_to_global = RigidTransform.from_nuscenes(annotation["translation"], annotation["rotation"])
+        centres.append(global_to_ego.apply(box_to_global.translation[None])[0])
+        yaws.append(yaw_from_matrix(global_to_ego.rotation @ box_to_global.rotation))
+        sizes.append(annotation["size"])
+        velocity = np.nan_to_num(nusc.box_velocity(token))
+        velocities.append(global_to_ego.apply_rotation(velocity[None])[0, :2])
+        labels.append(_label(nusc, token))
+    boxes = Boxes3D(np.array(centres).reshape(-1, 3), np.array(sizes).reshape(-1, 3), np.array(yaws),
+                    np.array(velocities).reshape(-1, 2), np.array(labels, dtype=np.int64))
+    return draw_bev(BevView(range_m=range_m, pixels_per_m=7.2), lidar_points=lidar_ego,
+                    radar_points=np.concatenate(radar_rows), boxes=boxes,
+                    text_lines=[f"{nusc.get('scene', sample['scene_token'])['name']}  {len(lidar)} lidar points",
+                                f"{len(boxes)} boxes, radar: red with velocity over 1 s"])
+
+
+def render_preview(nusc: NuScenes, sample_token: str) -> np.ndarray:
+    """(H, W, 3) BGR: the camera mosaic (3 x 2) with the boxes, and the BEV to its right."""
+    sample = nusc.get("sample", sample_token)
+    cameras = mosaic({c: camera_with_boxes(nusc, sample["data"][c]) for c in CAMERA_CHANNELS}, CAMERA_CHANNELS,
+                     tile_width_px=480)
+    bev = bird_eye_view(nusc, sample_token)
+    bev = cv2.resize(bev, (cameras.shape[0], cameras.shape[0]), interpolation=cv2.INTER_AREA)
+    return np.concatenate([cameras, bev], axis=1)

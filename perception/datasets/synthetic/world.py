@@ -1,0 +1,87 @@
+"""``generate_world``: writes a whole synthetic nuScenes-format dataset (tables, splits, sensor files, maps)."""
+from __future__ import annotations
+
+import multiprocessing
+from pathlib import Path
+from typing import Dict, List, Sequence, Tuple, Union
+
+from tqdm import tqdm
+
+from perception.datasets.synthetic.scene import build_scene, scene_name
+from perception.datasets.synthetic.tables import TABLE_NAMES, fixed_tables, write_tables
+from perception.datasets.synthetic.writer import SceneRecorder, sensor_schedule
+
+TRAIN_SPLIT, VAL_SPLIT = "synth_train", "synth_val"
+VAL_FRACTION = 0.2
+
+
+def split_scenes(num_scenes: int) -> Dict[str, List[str]]:
+    """The custom splits: the last max(1, round(0.2 * num_scenes)) scenes are synth_val, the rest synth_train."""
+    num_val = max(1, round(VAL_FRACTION * num_scenes))
+    names = [scene_name(i) for i in range(num_scenes)]
+    return {TRAIN_SPLIT: names[:num_scenes - num_val], VAL_SPLIT: names[num_scenes - num_val:]}
+
+
+def namespace(version: str, seed: int) -> str:
+    """The prefix of every token of a world, so worlds of different seeds or versions share no token."""
+    return f"{version}/seed={seed}"
+
+
+def _check_arguments(num_scenes: int, samples_per_scene: int, image_size: Sequence[int], version: str,
+                     workers: int) -> None:
+    if num_scenes < 1:
+        raise ValueError(f"num_scenes must be >= 1, got {num_scenes}")
+    if samples_per_scene < 1:
+        raise ValueError(f"samples_per_scene must be >= 1, got {samples_per_scene}")
+    if len(image_size) != 2 or min(image_size) < 16:
+        raise ValueError(f"image_size must be (width, height) of at least 16 pixels each, got {image_size}")
+    if not version or "/" in version:
+        raise ValueError(f"version must be a non-empty folder name, got {version!r}")
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+
+
+def _record_scene(args: Tuple) -> Dict[str, List[dict]]:
+    out_dir, index, samples_per_scene, seed, image_size, version, num_threads = args
+    model = build_scene(seed, index, samples_per_scene)
+    return SceneRecorder(model, out_dir, namespace(version, seed), seed, samples_per_scene, image_size,
+                         num_threads).record()
+
+
+def generate_world(out_dir: Union[str, Path], num_scenes: int, samples_per_scene: int, seed: int,
+                   image_size: Tuple[int, int] = (800, 450), version: str = "v1.0-synth", progress: bool = True,
+                   workers: int = 1) -> Path:
+    """Generates ``num_scenes`` scenes of ``samples_per_scene`` keyframes (2 Hz, with all sweeps) into
+    ``out_dir`` and returns it (the dataroot): ``<version>/*.json`` (the 13 nuScenes tables), ``<version>/
+    splits.json`` (synth_train / synth_val), ``samples/``, ``sweeps/``, ``maps/``.
+
+    ``image_size`` is (width, height) of the camera images. The same arguments give byte-identical files;
+    ``workers`` > 1 records scenes in parallel processes (same output).
+    """
+    image_size = (int(image_size[0]), int(image_size[1]))
+    _check_arguments(num_scenes, samples_per_scene, image_size, version, workers)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    jobs = [(out_dir, i, samples_per_scene, seed, image_size, version, 1 if workers > 1 else 0)
+            for i in range(num_scenes)]
+    tables = fixed_tables(namespace(version, seed), image_size)
+    for name in TABLE_NAMES:
+        tables.setdefault(name, [])
+    if workers > 1:
+        with multiprocessing.get_context("spawn").Pool(workers) as pool:
+            results = list(tqdm(pool.imap(_record_scene, jobs), total=num_scenes, disable=not progress,
+                                desc="synthetic scenes", unit="scene"))
+    else:
+        frames_per_scene = len(sensor_schedule(samples_per_scene))
+        results = []
+        with tqdm(total=num_scenes * frames_per_scene, disable=not progress, desc="synthetic sensor frames",
+                  unit="frame") as bar:
+            for job in jobs:
+                model = build_scene(seed, job[1], samples_per_scene)
+                results.append(SceneRecorder(model, out_dir, namespace(version, seed), seed, samples_per_scene,
+                                             image_size).record(on_frame=lambda _: bar.update()))
+    for scene_tables in results:
+        for name, rows in scene_tables.items():
+            tables[name] += rows
+    write_tables(out_dir / version, tables, split_scenes(num_scenes))
+    return out_dir

@@ -1,0 +1,273 @@
+"""The rule-based planner: agents predicted over the horizon, maneuvers evaluated, one chosen safety first.
+
+Rules, in order (frame and lanes: see perception.decision.types):
+
+1. Agents in the path: ahead of the ego's centre now, and predicted (``predict_agents``) in the ego lane at
+   some time of the horizon while still ahead of the ego's centre (the ego moving on at its speed); the
+   straight segments between prediction steps count, so cut-ins and crossing pedestrians do, an oncoming car
+   drifting across the lane behind the ego does not. For each: the bumper-to-bumper gap along x, the
+   time-to-collision gap / (ego speed - vx) (constant velocities along x; inf when not closing), and the
+   deceleration needed to come down to its forward speed max(vx, 0) before the gap shrinks to
+   ``standstill_gap_m``.
+2. STOP / BRAKE when an agent in the path has a TTC below ``min_ttc_s`` or needs more than
+   ``comfortable_decel_mps2``: the plan slows to the slowest such agent's forward speed (STOP when that agent
+   is stopped, i.e. vx <= ``stopped_speed_mps``, else BRAKE) at the needed deceleration, clipped to
+   [comfortable, max].
+3. FOLLOW when an agent in the path is within the look-ahead: the target speed lets the ego slow comfortably
+   to the lead's speed at the gap standstill_gap + headway * lead speed. STOP behind a stopped lead when that
+   target is a standstill or the gap is within ``queue_creep_m`` of the standstill gap (no creeping up a
+   queue). Instead of following, CHANGE_LANE_LEFT / RIGHT passes a lead at least ``min_speed_gain_mps`` slower
+   than the speed limit and than the neighbouring lane allows, when that lane's gap check passes (the faster
+   lane; left on a tie). The choice depends on speeds, not on the gap, so moving the lead closer never turns
+   FOLLOW into a lane change.
+4. KEEP_LANE at the speed limit otherwise.
+
+The speed limit is the cruise speed, lowered on a curve to keep the lateral acceleration within
+``max_lateral_accel_mps2`` (``speed_limit_mps``).
+
+Lane-change gap check (``lane_change_left_ok`` / ``right_ok``): every agent predicted in the neighbouring lane
+at some time keeps, at each prediction step, a gap of at least ``lane_change_min_gap_m`` plus
+``lane_change_front_time_gap_s`` x ego speed ahead of the ego, or plus ``lane_change_rear_time_gap_s`` x its own
+forward speed behind it, the ego moving on at its current speed. The neighbouring lanes are assumed to exist.
+
+The plan: the speed moves from the ego's speed to the target at ``comfortable_accel_mps2`` or at the chosen
+deceleration; the path keeps the ego's current curvature (yaw rate / speed) and, for a lane change, moves one
+lane width sideways along a quintic over ``lane_change_duration_s``.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from perception.classes import DETECTION_CLASSES
+from perception.decision.ego_state import EgoState
+from perception.decision.prediction import half_length_along_x, lane_segments, predict_agents
+from perception.decision.types import Decision, Maneuver, PlannerConfig
+from perception.geometry import Boxes3D
+
+
+@dataclass(frozen=True)
+class AgentAssessment:
+    """Per-agent quantities of rule 1 for N agents (the boxes kept by ``min_score``), all (N,).
+
+    predicted (N, T + 1, 3) [x, y, yaw] at 0, step_s, ..., horizon; in_path bool; gap_m bumper-to-bumper gap
+    along x (negative when overlapping); forward_speed_mps max(vx, 0); ttc_s (inf when not in the path or not
+    closing); required_decel_mps2 (0 when none is needed, inf when the gap is already below the standstill gap
+    while closing); follow_speed_mps the speed from which the ego slows comfortably to the agent's forward speed
+    at the following gap.
+    """
+
+    predicted: np.ndarray
+    in_path: np.ndarray
+    gap_m: np.ndarray
+    forward_speed_mps: np.ndarray
+    ttc_s: np.ndarray
+    required_decel_mps2: np.ndarray
+    follow_speed_mps: np.ndarray
+
+
+def assess_agents(boxes: Boxes3D, ego_speed_mps: float, config: PlannerConfig,
+                  yaw_rates_rps: Optional[np.ndarray] = None) -> AgentAssessment:
+    """Rule 1 for every box (see the module docstring); ``ego_speed_mps`` >= 0."""
+    times_s = np.concatenate([[0.0], config.step_times_s])
+    predicted = predict_agents(boxes, times_s, yaw_rates_rps)
+    x_now = boxes.centers[:, 0]
+    ahead = predicted[:, :, 0] > config.rear_axle_to_center_m + ego_speed_mps * times_s  # (N, T + 1)
+    segment_ahead = ahead[:, :-1] | ahead[:, 1:]
+    in_lane = lane_segments(predicted[:, :, 1], 0, config.lane_width_m)
+    in_path = ahead[:, 0] & np.any(in_lane & segment_ahead, axis=1)
+    gap = x_now - half_length_along_x(boxes.sizes, boxes.yaws) - config.ego_front_m
+    vx = boxes.velocities[:, 0]
+    forward_speed = np.maximum(vx, 0.0)
+    closing = ego_speed_mps - vx
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        ttc = np.where(closing > 0, np.maximum(gap, 0.0) / closing, np.inf)
+        speed_to_lose = np.maximum(ego_speed_mps - forward_speed, 0.0)
+        room = gap - config.standstill_gap_m
+        required = np.where(speed_to_lose <= 0, 0.0,
+                            np.where(room > 0, speed_to_lose ** 2 / (2 * room), np.inf))
+    ttc = np.where(in_path, ttc, np.inf)
+    required = np.where(in_path, required, 0.0)
+    spare = gap - (config.standstill_gap_m + config.headway_s * forward_speed)
+    follow_speed = np.where(
+        spare >= 0,
+        forward_speed + np.sqrt(2 * config.comfortable_decel_mps2 * np.maximum(spare, 0.0)),
+        np.maximum(forward_speed + spare / config.headway_s, 0.0),
+    )
+    return AgentAssessment(predicted, in_path, gap, forward_speed, ttc, required, follow_speed)
+
+
+def lane_change_ok(assessment: AgentAssessment, boxes: Boxes3D, lane: int, ego_speed_mps: float,
+                   config: PlannerConfig) -> bool:
+    """The gap check of the module docstring for neighbouring ``lane`` (+1 left, -1 right)."""
+    predicted = assessment.predicted
+    relevant = np.any(lane_segments(predicted[:, :, 1], lane, config.lane_width_m), axis=1)
+    if not np.any(relevant):
+        return True
+    predicted = predicted[relevant]
+    times_s = np.concatenate([[0.0], config.step_times_s])[None, :]  # (1, T + 1)
+    half_length = half_length_along_x(boxes.sizes[relevant][:, None, :], predicted[:, :, 2])  # (M, T + 1)
+    ego_travel = ego_speed_mps * times_s
+    ahead = predicted[:, :, 0] >= config.rear_axle_to_center_m + ego_travel
+    gap_ahead = predicted[:, :, 0] - half_length - (config.ego_front_m + ego_travel)
+    gap_behind = (config.ego_rear_m + ego_travel) - (predicted[:, :, 0] + half_length)
+    need_ahead = config.lane_change_min_gap_m + config.lane_change_front_time_gap_s * ego_speed_mps
+    follower_speed = np.maximum(boxes.velocities[relevant, 0], 0.0)[:, None]
+    need_behind = config.lane_change_min_gap_m + config.lane_change_rear_time_gap_s * follower_speed
+    clear = np.where(ahead, gap_ahead >= need_ahead, gap_behind >= need_behind)
+    return bool(np.all(clear))
+
+
+def lane_speed_mps(assessment: AgentAssessment, boxes: Boxes3D, lane: int, lookahead_m: float, limit_mps: float,
+                   config: PlannerConfig) -> float:
+    """The speed lane ``lane`` allows: ``limit_mps``, or the slowest forward speed of the agents ahead of the
+    ego predicted in it within the look-ahead when slower."""
+    in_lane = np.any(lane_segments(assessment.predicted[:, :, 1], lane, config.lane_width_m), axis=1)
+    in_lane &= (boxes.centers[:, 0] > config.rear_axle_to_center_m) & (assessment.gap_m <= lookahead_m)
+    if not np.any(in_lane):
+        return limit_mps
+    return float(min(limit_mps, assessment.forward_speed_mps[in_lane].min()))
+
+
+def _smoothstep5(u: np.ndarray) -> np.ndarray:
+    """Quintic 0 -> 1 on u in [0, 1] with zero slope and curvature at both ends."""
+    u = np.clip(u, 0.0, 1.0)
+    return u ** 3 * (10 - 15 * u + 6 * u ** 2)
+
+
+def travelled_distance_m(speed_mps: float, target_speed_mps: float, accel_mps2: float, decel_mps2: float,
+                         times_s: np.ndarray) -> np.ndarray:
+    """(T,) distance [m] covered by ``times_s`` (T,) [s] when the speed goes from ``speed_mps`` to
+    ``target_speed_mps`` at constant ``accel_mps2`` (speeding up) or ``decel_mps2`` (slowing down), then holds."""
+    rate = accel_mps2 if target_speed_mps >= speed_mps else -decel_mps2
+    reach_s = (target_speed_mps - speed_mps) / rate
+    ramp = np.minimum(times_s, reach_s)
+    return speed_mps * ramp + rate * ramp ** 2 / 2 + target_speed_mps * np.maximum(times_s - reach_s, 0.0)
+
+
+def path_curvature_1pm(ego: EgoState, config: PlannerConfig) -> float:
+    """Curvature [1/m] the plan keeps: yaw rate / speed, clipped to max_curvature_1pm; 0 below
+    min_speed_for_curvature_mps."""
+    speed = max(ego.speed_mps, 0.0)
+    if speed < config.min_speed_for_curvature_mps:
+        return 0.0
+    return float(np.clip(ego.yaw_rate_rps / speed, -config.max_curvature_1pm, config.max_curvature_1pm))
+
+
+def speed_limit_mps(ego: EgoState, config: PlannerConfig) -> float:
+    """The cruise speed, lowered on a curve so that the lateral acceleration stays within max_lateral_accel_mps2."""
+    curvature = abs(path_curvature_1pm(ego, config))
+    if curvature == 0.0:
+        return config.cruise_speed_mps
+    return float(min(config.cruise_speed_mps, math.sqrt(config.max_lateral_accel_mps2 / curvature)))
+
+
+def plan_trajectory(ego: EgoState, target_speed_mps: float, decel_mps2: float, lane_offset: int,
+                    config: PlannerConfig) -> np.ndarray:
+    """(horizon_steps, 2) waypoints [x, y] [m] of the rear axle at config.step_times_s (see module docstring);
+    ``lane_offset`` +1 moves one lane left, -1 right, 0 stays."""
+    times_s = config.step_times_s
+    speed = max(ego.speed_mps, 0.0)
+    distance = travelled_distance_m(speed, target_speed_mps, config.comfortable_accel_mps2, decel_mps2, times_s)
+    curvature = path_curvature_1pm(ego, config)
+    heading = curvature * distance
+    if abs(curvature) < 1e-9:
+        x, y = distance, np.zeros_like(distance)
+    else:
+        x, y = np.sin(heading) / curvature, (1 - np.cos(heading)) / curvature
+    lateral = lane_offset * config.lane_width_m * _smoothstep5(times_s / config.lane_change_duration_s)
+    return np.stack([x - lateral * np.sin(heading), y + lateral * np.cos(heading)], axis=1)
+
+
+def _describe(boxes: Boxes3D, index: int, assessment: AgentAssessment, local: int) -> str:
+    """'car #3 at 4.0 m/s, 12.5 m ahead': class, box index, forward speed and gap."""
+    name = DETECTION_CLASSES[int(boxes.labels[local])]
+    return f"{name} #{index} at {assessment.forward_speed_mps[local]:.1f} m/s, {assessment.gap_m[local]:.1f} m ahead"
+
+
+def decide(boxes: Boxes3D, ego: EgoState, config: PlannerConfig = PlannerConfig(),
+           agent_yaw_rates_rps: Optional[np.ndarray] = None) -> Decision:
+    """The decision for one frame (rules: module docstring).
+
+    boxes: detections in the ego frame (velocities (vx, vy) m/s in the ego frame, labels into
+    DETECTION_CLASSES); those scoring below config.min_score are ignored. ego: its speed (plans treat reversing
+    as standing still) and yaw rate. agent_yaw_rates_rps: optional (N,) [rad/s] for a turn-rate prediction;
+    without it agents keep constant velocity.
+    """
+    kept = np.flatnonzero(boxes.scores >= config.min_score)
+    agents = boxes[kept]
+    yaw_rates = None
+    if agent_yaw_rates_rps is not None:
+        yaw_rates = np.asarray(agent_yaw_rates_rps, dtype=np.float64).reshape(-1)
+        if len(yaw_rates) != len(boxes):
+            raise ValueError(f"decide: {len(yaw_rates)} agent yaw rates for {len(boxes)} boxes")
+        yaw_rates = yaw_rates[kept]
+    speed = max(ego.speed_mps, 0.0)
+    assessment = assess_agents(agents, speed, config, yaw_rates)
+    left_ok = lane_change_ok(assessment, agents, +1, speed, config)
+    right_ok = lane_change_ok(assessment, agents, -1, speed, config)
+    ttc = float(assessment.ttc_s.min()) if len(agents) else math.inf
+    lookahead = max(config.min_lookahead_m, speed * config.lookahead_time_s)
+    limit = speed_limit_mps(ego, config)
+
+    def decision(maneuver: Maneuver, target: float, local: int, decel: float, lane_offset: int, reason: str):
+        return Decision(
+            maneuver=maneuver,
+            target_speed_mps=float(target),
+            ttc_s=ttc,
+            critical_object=int(kept[local]) if local >= 0 else -1,
+            lane_change_left_ok=left_ok,
+            lane_change_right_ok=right_ok,
+            trajectory=plan_trajectory(ego, target, decel, lane_offset, config),
+            reason=f"{maneuver.value}: {reason}",
+        )
+
+    def stopping_decel(local: int) -> float:
+        return float(np.clip(assessment.required_decel_mps2[local], config.comfortable_decel_mps2,
+                             config.max_decel_mps2))
+
+    urgent = assessment.in_path & ((assessment.ttc_s < config.min_ttc_s)
+                                   | (assessment.required_decel_mps2 > config.comfortable_decel_mps2))
+    if np.any(urgent):
+        candidates = np.flatnonzero(urgent)
+        order = np.lexsort((assessment.ttc_s[candidates], assessment.forward_speed_mps[candidates]))
+        local = int(candidates[order[0]])
+        target = float(assessment.forward_speed_mps[local])
+        stopped = target <= config.stopped_speed_mps
+        ttc_text = f"TTC {assessment.ttc_s[local]:.1f} s" if math.isfinite(assessment.ttc_s[local]) else "not closing"
+        reason = (f"{_describe(agents, kept[local], assessment, local)} in the path, {ttc_text}, "
+                  f"needs {assessment.required_decel_mps2[local]:.1f} m/s^2")
+        if stopped:
+            return decision(Maneuver.STOP, 0.0, local, stopping_decel(local), 0, reason)
+        return decision(Maneuver.BRAKE, target, local, stopping_decel(local), 0, reason)
+
+    followed = assessment.in_path & (assessment.gap_m <= lookahead)
+    if not np.any(followed):
+        return decision(Maneuver.KEEP_LANE, limit, -1, config.comfortable_decel_mps2, 0,
+                        f"lane clear for {lookahead:.0f} m")
+    candidates = np.flatnonzero(followed)
+    order = np.lexsort((assessment.gap_m[candidates], assessment.follow_speed_mps[candidates]))
+    local = int(candidates[order[0]])
+    lead_text = _describe(agents, kept[local], assessment, local)
+    target = min(limit, float(assessment.follow_speed_mps[local]))
+    lead_speed = float(assessment.forward_speed_mps[local])
+    queued = assessment.gap_m[local] <= config.standstill_gap_m + config.queue_creep_m
+    if lead_speed <= config.stopped_speed_mps and (queued or target <= config.stopped_speed_mps):
+        return decision(Maneuver.STOP, 0.0, local, stopping_decel(local), 0, f"queued behind {lead_text}")
+    if lead_speed < limit - config.min_speed_gain_mps:
+        options = []
+        sides = ((+1, left_ok, Maneuver.CHANGE_LANE_LEFT), (-1, right_ok, Maneuver.CHANGE_LANE_RIGHT))
+        for lane, ok, maneuver in sides:
+            allowed = lane_speed_mps(assessment, agents, lane, lookahead, limit, config)
+            if ok and allowed >= lead_speed + config.min_speed_gain_mps:
+                options.append((allowed, lane, maneuver))
+        if options:
+            allowed, lane, maneuver = max(options, key=lambda option: option[0])  # first (left) wins a tie
+            side = "left" if lane > 0 else "right"
+            return decision(maneuver, allowed, local, config.comfortable_decel_mps2, lane,
+                            f"passing {lead_text}; {side} lane clear, allows {allowed:.1f} m/s")
+    return decision(Maneuver.FOLLOW, target, local, config.comfortable_decel_mps2, 0,
+                    f"following {lead_text}, target {target:.1f} m/s")

@@ -1,0 +1,194 @@
+"""Typed decision outputs and the planner's parameters.
+
+Frame: every position is in the ego frame of the decision's keyframe (x forward, y left, metres, origin at the
+rear axle; see perception.geometry). Lanes: no HD map exists, so lanes are straight lines parallel to the ego's
+x axis, ``PlannerConfig.lane_width_m`` wide, the ego centred in lane 0; an agent at lateral position y is in lane
+``round(y / lane_width_m)`` (lane +1 is the left neighbour, -1 the right one).
+"""
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass, fields
+from typing import Any, Dict
+
+import numpy as np
+
+
+class Maneuver(enum.Enum):
+    """The ego's maneuver for the next seconds. ``caution`` ranks them, safety first: STOP and BRAKE above
+    FOLLOW, FOLLOW above a lane change, a lane change above KEEP_LANE."""
+
+    KEEP_LANE = "KEEP_LANE"
+    FOLLOW = "FOLLOW"
+    BRAKE = "BRAKE"
+    STOP = "STOP"
+    CHANGE_LANE_LEFT = "CHANGE_LANE_LEFT"
+    CHANGE_LANE_RIGHT = "CHANGE_LANE_RIGHT"
+
+    @property
+    def caution(self) -> int:
+        """0 (KEEP_LANE) .. 4 (STOP); both lane changes rank 1, BRAKE 3."""
+        return _CAUTION[self]
+
+    @property
+    def is_braking(self) -> bool:
+        """BRAKE or STOP: the maneuvers the critical-miss and false-brake rates count."""
+        return self in (Maneuver.BRAKE, Maneuver.STOP)
+
+
+_CAUTION = {
+    Maneuver.KEEP_LANE: 0,
+    Maneuver.CHANGE_LANE_LEFT: 1,
+    Maneuver.CHANGE_LANE_RIGHT: 1,
+    Maneuver.FOLLOW: 2,
+    Maneuver.BRAKE: 3,
+    Maneuver.STOP: 4,
+}
+
+
+@dataclass(frozen=True)
+class PlannerConfig:
+    """Every parameter of the rule-based planner (units in the names: m, s, m/s, m/s^2, 1/m).
+
+    The ego footprint defaults are the nuScenes ego car (Renault Zoe, 4.084 m x 1.85 m, the values UniAD's and
+    ST-P3's collision checks use); its centre lies ``rear_axle_to_center_m`` ahead of the ego origin (the rear
+    axle).
+    """
+
+    lane_width_m: float = 3.5
+    """Width of the assumed straight lanes (no HD map)."""
+    cruise_speed_mps: float = 13.9
+    """Speed on a free road: the speed limit, 50 km/h (urban Boston and Singapore)."""
+    headway_s: float = 1.5
+    """Time gap kept to a lead vehicle when following."""
+    standstill_gap_m: float = 2.5
+    """Bumper-to-bumper gap kept to a stopped lead."""
+    queue_creep_m: float = 3.0
+    """Behind a stopped lead with less than standstill_gap_m + this, the ego stops instead of creeping up."""
+    comfortable_decel_mps2: float = 2.5
+    """Deceleration of ordinary slowing down; needing more than this to match a lead's speed means BRAKE/STOP."""
+    max_decel_mps2: float = 6.0
+    """Hardest deceleration the plan uses."""
+    comfortable_accel_mps2: float = 1.5
+    """Acceleration used to speed up towards the target speed."""
+    min_ttc_s: float = 3.0
+    """A time-to-collision below this with an agent in the path means BRAKE/STOP."""
+    stopped_speed_mps: float = 0.5
+    """An agent moving slower than this along x (or towards the ego) is treated as stopped."""
+    lookahead_time_s: float = 4.0
+    """Agents in the path closer than max(min_lookahead_m, speed * lookahead_time_s) are followed."""
+    min_lookahead_m: float = 20.0
+    min_speed_gain_mps: float = 2.0
+    """A lane change is chosen only to pass a lead at least this much slower than both the cruise speed and
+    what the target lane allows."""
+    lane_change_min_gap_m: float = 3.0
+    """Smallest bumper-to-bumper gap to any agent in the target lane during a lane change."""
+    lane_change_front_time_gap_s: float = 1.0
+    """Extra gap ahead in the target lane: this many seconds at the ego's speed."""
+    lane_change_rear_time_gap_s: float = 1.0
+    """Extra gap behind in the target lane: this many seconds at the follower's speed."""
+    lane_change_duration_s: float = 4.0
+    """Time the planned lateral move of one lane width takes (quintic profile)."""
+    min_score: float = 0.3
+    """Detections scoring below this are ignored."""
+    horizon_steps: int = 6
+    step_s: float = 0.5
+    """The plan and the agent predictions: ``horizon_steps`` points at step_s, 2 * step_s, ..."""
+    ego_length_m: float = 4.084
+    ego_width_m: float = 1.85
+    rear_axle_to_center_m: float = 1.4
+    max_curvature_1pm: float = 0.2
+    """The plan follows the ego's current curvature (yaw rate / speed), clipped to this."""
+    max_lateral_accel_mps2: float = 3.0
+    """On that curve the target speed is capped so that speed^2 * curvature stays below this."""
+    min_speed_for_curvature_mps: float = 1.0
+    """Below this speed the yaw rate says little about the path: the plan goes straight."""
+
+    def __post_init__(self) -> None:
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if not math.isfinite(value):
+                raise ValueError(f"PlannerConfig.{item.name} must be finite, got {value}")
+            if item.name != "min_score" and value <= 0:
+                raise ValueError(f"PlannerConfig.{item.name} must be > 0, got {value}")
+        if not 0.0 <= self.min_score <= 1.0:
+            raise ValueError(f"PlannerConfig.min_score must lie in [0, 1], got {self.min_score}")
+        if self.comfortable_decel_mps2 > self.max_decel_mps2:
+            raise ValueError(f"PlannerConfig: comfortable_decel_mps2 {self.comfortable_decel_mps2} exceeds "
+                             f"max_decel_mps2 {self.max_decel_mps2}")
+
+    @property
+    def step_times_s(self) -> np.ndarray:
+        """(horizon_steps,) the plan's times [s]: step_s, 2 * step_s, ..., horizon_steps * step_s."""
+        return self.step_s * np.arange(1, self.horizon_steps + 1)
+
+    @property
+    def ego_front_m(self) -> float:
+        """x of the ego's front bumper in the ego frame."""
+        return self.rear_axle_to_center_m + self.ego_length_m / 2
+
+    @property
+    def ego_rear_m(self) -> float:
+        """x of the ego's rear bumper in the ego frame."""
+        return self.rear_axle_to_center_m - self.ego_length_m / 2
+
+
+@dataclass(frozen=True, eq=False)
+class Decision:
+    """The planner's output for one frame.
+
+    maneuver; target_speed_mps the speed the plan heads for; ttc_s the smallest time-to-collision with an agent
+    in the ego's path (inf when none closes in); critical_object the index (into the boxes given to ``decide``)
+    of the agent that set the maneuver (the one braked or stopped for, followed, or passed), -1 for none;
+    lane_change_left_ok / lane_change_right_ok whether the gap check passes in the neighbouring lane;
+    trajectory (horizon_steps, 2) ego-frame waypoints [x, y] in metres of the rear axle at step_s, 2 * step_s,
+    ... seconds; reason a short human-readable explanation.
+    """
+
+    maneuver: Maneuver
+    target_speed_mps: float
+    ttc_s: float
+    critical_object: int
+    lane_change_left_ok: bool
+    lane_change_right_ok: bool
+    trajectory: np.ndarray
+    reason: str
+
+    def __post_init__(self) -> None:
+        trajectory = np.array(self.trajectory, dtype=np.float64)
+        if trajectory.ndim != 2 or trajectory.shape[1] != 2 or not np.all(np.isfinite(trajectory)):
+            raise ValueError(f"Decision.trajectory must be a finite (T, 2) array [x, y], got shape {trajectory.shape}")
+        if math.isnan(self.ttc_s) or self.ttc_s < 0:
+            raise ValueError(f"Decision.ttc_s must be >= 0 or inf, got {self.ttc_s}")
+        trajectory.setflags(write=False)
+        object.__setattr__(self, "trajectory", trajectory)
+        object.__setattr__(self, "maneuver", Maneuver(self.maneuver))
+
+    def to_json(self) -> Dict[str, Any]:
+        """A JSON-serialisable dict (strict JSON: an infinite TTC is written as null)."""
+        return {
+            "maneuver": self.maneuver.value,
+            "target_speed_mps": float(self.target_speed_mps),
+            "ttc_s": float(self.ttc_s) if math.isfinite(self.ttc_s) else None,
+            "critical_object": int(self.critical_object),
+            "lane_change_left_ok": bool(self.lane_change_left_ok),
+            "lane_change_right_ok": bool(self.lane_change_right_ok),
+            "trajectory": self.trajectory.tolist(),
+            "reason": self.reason,
+        }
+
+    @classmethod
+    def from_json(cls, record: Dict[str, Any]) -> "Decision":
+        """The inverse of ``to_json``."""
+        ttc = record["ttc_s"]
+        return cls(
+            maneuver=Maneuver(record["maneuver"]),
+            target_speed_mps=float(record["target_speed_mps"]),
+            ttc_s=math.inf if ttc is None else float(ttc),
+            critical_object=int(record["critical_object"]),
+            lane_change_left_ok=bool(record["lane_change_left_ok"]),
+            lane_change_right_ok=bool(record["lane_change_right_ok"]),
+            trajectory=np.asarray(record["trajectory"], dtype=np.float64),
+            reason=str(record["reason"]),
+        )

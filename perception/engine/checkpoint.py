@@ -1,0 +1,49 @@
+"""Checkpoints: resuming a run from its own mmengine files, and exporting the shipped weights-only format."""
+from __future__ import annotations
+
+import json
+import os
+from typing import Optional
+
+import torch
+from mmengine.runner import CheckpointLoader, find_latest_checkpoint
+
+from perception.models import CHECKPOINT_FORMAT
+
+RESUME_SCHEME = "own-resume://"
+"""Prefix marking a checkpoint this training run wrote itself (its work_dir). Only these are read with
+``weights_only=False``: mmengine stores the message hub, the config text and numpy scalars in them, which torch's
+safe loader refuses. Never give this prefix to a file from elsewhere: unpickling runs code."""
+
+
+@CheckpointLoader.register_scheme(prefixes=RESUME_SCHEME)
+def load_own_resume_file(filename: str, map_location=None) -> dict:
+    """mmengine checkpoint loader for RESUME_SCHEME paths: torch.load(weights_only=False) of the run's own file."""
+    path = os.path.expanduser(filename[len(RESUME_SCHEME):])
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: resume checkpoint not found")
+    return torch.load(path, map_location=map_location, weights_only=False)
+
+
+def resume_source(work_dir: str) -> Optional[str]:
+    """The latest checkpoint mmengine recorded in ``work_dir`` (its last_checkpoint file), with RESUME_SCHEME, or
+    None when the run has not saved one yet."""
+    latest = find_latest_checkpoint(work_dir)
+    return None if latest is None else RESUME_SCHEME + latest
+
+
+def export_checkpoint(training_checkpoint: str, out_path: str, meta: dict) -> dict:
+    """Writes ``{'state_dict': {name: tensor}, 'meta': meta + format/iteration}`` (loads with weights_only=True)
+    from an mmengine training checkpoint of this project (read as the run's own file). Returns the meta written.
+    ``meta`` must be JSON-serialisable (ValueError otherwise)."""
+    checkpoint = load_own_resume_file(RESUME_SCHEME + training_checkpoint, map_location="cpu")
+    state_dict = {name: tensor.detach().clone() for name, tensor in checkpoint["state_dict"].items()}
+    meta = dict(meta, format=CHECKPOINT_FORMAT, iteration=int(checkpoint["meta"].get("iter", 0)),
+                epoch=int(checkpoint["meta"].get("epoch", 0)))
+    try:
+        json.dumps(meta)
+    except TypeError as error:
+        raise ValueError(f"export_checkpoint: meta must be JSON-serialisable: {error}") from error
+    os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
+    torch.save({"state_dict": state_dict, "meta": meta}, out_path)
+    return meta

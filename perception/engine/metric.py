@@ -1,0 +1,57 @@
+"""Validation inside training with the official metrics: predictions -> the project's submission writer ->
+nuscenes-devkit's DetectionEval (perception.eval), as an mmengine Metric."""
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Dict, List, Optional, Sequence
+
+from mmengine.evaluator import BaseMetric
+from nuscenes.nuscenes import NuScenes
+
+from perception.datasets.splits import split_sample_tokens
+from perception.eval.detection import TP_ERROR_NAMES, run_detection_eval
+from perception.eval.submission import boxes_to_submission, make_submission, submission_meta, write_submission
+from perception.models.registry import METRICS
+
+
+@METRICS.register_module()
+class NuScenesDetectionMetric(BaseMetric):
+    """NDS, mAP and the five TP errors (mATE ... mAAE) of the predictions on ``split`` of ``dataroot``/``version``.
+
+    Every sample of the split must have been predicted (the devkit evaluates whole splits). ``out_dir``: where the
+    submission and the devkit's summaries go (a temporary folder when None).
+    """
+
+    default_prefix = "nuscenes"
+
+    def __init__(self, dataroot: str, version: str, split: str, out_dir: Optional[str] = None,
+                 collect_device: str = "cpu", prefix: Optional[str] = None):
+        super().__init__(collect_device=collect_device, prefix=prefix)
+        self.dataroot, self.version, self.split, self.out_dir = dataroot, version, split, out_dir
+
+    def process(self, data_batch, data_samples: Sequence[dict]) -> None:
+        for prediction in data_samples:
+            self.results.append(dict(
+                sample_token=prediction["sample_token"], sensors=prediction["sensors"],
+                boxes=boxes_to_submission(prediction["sample_token"], prediction["boxes"], prediction["ego_pose"])))
+
+    def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
+        nusc = NuScenes(version=self.version, dataroot=self.dataroot, verbose=False)
+        tokens = split_sample_tokens(nusc, self.split)
+        per_sample = {result["sample_token"]: result["boxes"] for result in results}
+        missing = sorted(set(tokens) - set(per_sample))
+        if missing:
+            raise ValueError(f"validation on {self.split}: {len(missing)} of {len(tokens)} samples were not "
+                             f"predicted (the val dataloader must cover the whole split), e.g. {missing[:3]}")
+        submission = make_submission({token: per_sample[token] for token in tokens},
+                                     submission_meta(results[0]["sensors"] if results else ()))
+        out_dir = self.out_dir or tempfile.mkdtemp(prefix="nuscenes_eval_")
+        os.makedirs(out_dir, exist_ok=True)
+        path = os.path.join(out_dir, "submission.json")
+        write_submission(path, submission, tokens)
+        evaluation = run_detection_eval(nusc, path, self.split, out_dir)
+        metrics = evaluation.metrics
+        values = {"NDS": metrics.nd_score, "mAP": metrics.mean_ap}
+        values.update({TP_ERROR_NAMES[name]: value for name, value in metrics.tp_errors.items()})
+        return {name: float(value) for name, value in values.items()}

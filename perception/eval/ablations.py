@@ -1,0 +1,80 @@
+"""Sensor-failure ablations: the standard set of inputs blanked at the loader, and the robustness table."""
+from __future__ import annotations
+
+import json
+import os
+from typing import List, Mapping, Sequence, Tuple
+
+from nuscenes.eval.detection.constants import TP_METRICS
+
+from perception.eval.detection import TP_ERROR_NAMES
+from perception.eval.report import format_number, markdown_table
+
+ABLATIONS: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
+    ("all sensors", ()),
+    ("no camera", ("camera",)),
+    ("no radar", ("radar",)),
+    ("no LiDAR", ("lidar",)),
+    ("LiDAR only", ("camera", "radar")),
+)
+"""(name, sensor groups dropped at the input) of the standard robustness runs; the first is the reference."""
+
+
+def ablation_folder(name: str) -> str:
+    """The sub-folder of one ablation's outputs: 'no LiDAR' -> 'no_lidar'."""
+    return name.lower().replace(" ", "_")
+
+
+def ablation_rows(runs: Sequence[Tuple[str, Sequence[str], Mapping]]) -> List[dict]:
+    """(name, dropped sensor groups, metrics.json content) per run -> one JSON row each, with the change of mAP
+    and NDS against the first run (the reference), the decision agreement and the critical-miss rate."""
+    if not runs:
+        raise ValueError("no ablation runs to tabulate")
+    reference = runs[0][2]
+    rows = []
+    for name, dropped, metrics in runs:
+        rows.append({
+            "name": name,
+            "dropped": list(dropped),
+            "sensors": metrics.get("run", {}).get("sensors", []),
+            "mean_ap": metrics["mean_ap"],
+            "nd_score": metrics["nd_score"],
+            "delta_mean_ap": metrics["mean_ap"] - reference["mean_ap"],
+            "delta_nd_score": metrics["nd_score"] - reference["nd_score"],
+            "tp_errors": dict(metrics["tp_errors"]),
+            "class_ap": dict(metrics["class_ap"]),
+            "decision_agreement": metrics["decisions"]["maneuver_agreement"]["accuracy"],
+            "critical_miss_rate": metrics["decisions"]["critical_miss_rate"],
+        })
+    return rows
+
+
+def write_ablation_table(out_dir: str, runs: Sequence[Tuple[str, Sequence[str], Mapping]]) -> List[dict]:
+    """Writes ``out_dir/ablations.json`` (ablation_rows) and ``out_dir/ablations.md`` (the robustness table:
+    mAP, NDS, their change against the reference, the five TP errors, the decision agreement and critical-miss
+    rate, AP per class present); returns the rows."""
+    rows = ablation_rows(runs)
+    with open(os.path.join(out_dir, "ablations.json"), "w") as handle:
+        json.dump(rows, handle, indent=2)
+    error_names = [TP_ERROR_NAMES[name] for name in TP_METRICS]
+    header = (["input", "sensors used", "mAP", "NDS", "delta mAP", "delta NDS"] + error_names
+              + ["decision agreement", "critical-miss rate"])
+    table = [[row["name"], ", ".join(row["sensors"]) or "none", format_number(row["mean_ap"]),
+              format_number(row["nd_score"]), f"{row['delta_mean_ap']:+.3f}", f"{row['delta_nd_score']:+.3f}"]
+             + [format_number(row["tp_errors"][name]) for name in error_names]
+             + [format_number(row["decision_agreement"]), format_number(row["critical_miss_rate"])] for row in rows]
+    present = [name for name, count in runs[0][2]["num_gt"].items() if count]
+    class_table = [[row["name"]] + [format_number(row["class_ap"][name]) for name in present] for row in rows]
+    text = "\n".join([
+        "# Sensor-failure robustness", "",
+        "Each row blanks the listed sensor groups at the loader (the frame records them as missing) and evaluates "
+        "with nuscenes-devkit's DetectionEval; deltas are against the first row. Decision agreement: the share of "
+        "frames whose decision on the detections equals the decision on ground truth; critical-miss rate: the "
+        "share of frames where ground truth says BRAKE or STOP and the detections do not (n/a: no such frame); "
+        "each run's report.md has the full decision metrics.", "",
+        markdown_table(header, table), "", "## AP per class (classes with ground truth)", "",
+        markdown_table(["input"] + present, class_table), "",
+    ])
+    with open(os.path.join(out_dir, "ablations.md"), "w") as handle:
+        handle.write(text)
+    return rows

@@ -1,0 +1,174 @@
+"""The official nuScenes detection metrics: nuscenes-devkit's ``DetectionEval`` run unmodified on a submission
+file, its plots as PNG, the AP per ego-distance bin from the devkit's own accumulate/calc_ap, and one JSON-ready
+summary (metrics.json)."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import warnings
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import matplotlib.pyplot as plt
+import numpy as np
+from nuscenes.eval.common.config import config_factory
+from nuscenes.eval.common.data_classes import EvalBoxes
+from nuscenes.eval.detection.algo import accumulate, calc_ap
+from nuscenes.eval.detection.constants import TP_METRICS
+from nuscenes.eval.detection.data_classes import (
+    DetectionConfig,
+    DetectionMetricDataList,
+    DetectionMetrics,
+)
+from nuscenes.eval.detection.evaluate import DetectionEval
+from nuscenes.eval.detection.render import class_pr_curve, class_tp_curve, dist_pr_curve, summary_plot
+from nuscenes.nuscenes import NuScenes
+
+EVAL_CONFIG = "detection_cvpr_2019"
+"""The devkit's detection configuration every evaluation here uses (the leaderboard's)."""
+
+DISTANCE_BINS: Tuple[Tuple[float, float], ...] = ((0.0, 20.0), (20.0, 30.0), (30.0, 50.0))
+"""Ego-distance bins [m] of the breakdown: lower bound included, upper excluded, distance as the devkit's
+``ego_dist`` (xy distance from the keyframe's ego position to the box centre)."""
+
+TP_ERROR_NAMES = {"trans_err": "mATE", "scale_err": "mASE", "orient_err": "mAOE", "vel_err": "mAVE",
+                  "attr_err": "mAAE"}
+"""The devkit's TP metric names -> the names papers print."""
+
+
+@dataclass
+class Evaluation:
+    """One run of the devkit's ``DetectionEval``: its configuration, metrics and per-class/threshold metric data,
+    and the boxes it scored (after its class-range, zero-point and bike-rack filters; ``ego_translation`` set)."""
+
+    config: DetectionConfig
+    metrics: DetectionMetrics
+    metric_data: DetectionMetricDataList
+    gt_boxes: EvalBoxes
+    pred_boxes: EvalBoxes
+    plot_dir: str
+
+    def num_gt(self, boxes: Optional[EvalBoxes] = None) -> Dict[str, int]:
+        """Ground-truth boxes per class (of ``boxes``, default: all evaluated ground truth)."""
+        boxes = self.gt_boxes if boxes is None else boxes
+        counts = {name: 0 for name in self.config.class_names}
+        for box in boxes.all:
+            counts[box.detection_name] += 1
+        return counts
+
+
+def run_detection_eval(nusc: NuScenes, result_path: str, eval_set: str, output_dir: str,
+                       verbose: bool = False) -> Evaluation:
+    """Runs nuscenes-devkit's ``DetectionEval`` (config EVAL_CONFIG) on the submission at ``result_path``.
+
+    Writes, like the devkit's ``main``: ``output_dir/metrics_summary.json`` and ``metrics_details.json``
+    (render_plots draws the devkit's plots).
+    """
+    config = config_factory(EVAL_CONFIG)
+    devkit_eval = DetectionEval(nusc, config, result_path, eval_set, output_dir=output_dir, verbose=verbose)
+    metrics, metric_data = devkit_eval.evaluate()
+    evaluation = Evaluation(config, metrics, metric_data, devkit_eval.gt_boxes, devkit_eval.pred_boxes,
+                            devkit_eval.plot_dir)
+    summary = metrics.serialize()
+    summary["meta"] = dict(devkit_eval.meta)
+    with open(os.path.join(output_dir, "metrics_summary.json"), "w") as handle:
+        json.dump(summary, handle, indent=2)
+    with open(os.path.join(output_dir, "metrics_details.json"), "w") as handle:
+        json.dump(metric_data.serialize(), handle, indent=2)
+    return evaluation
+
+
+def render_plots(evaluation: Evaluation) -> Dict[str, str]:
+    """The devkit's plots as PNG files in ``evaluation.plot_dir`` (summary, PR curves per matching threshold,
+    PR and TP curves of the classes with ground truth; the others would be empty axes); returns {name: path}.
+    """
+    cfg, metrics, data = evaluation.config, evaluation.metrics, evaluation.metric_data
+    paths = {}
+
+    def path(name: str) -> str:
+        paths[name] = os.path.join(evaluation.plot_dir, name + ".png")
+        return paths[name]
+
+    with warnings.catch_warnings():
+        # A class whose TP errors are all 0 (the oracle) gets a zero-height axis, which matplotlib widens.
+        warnings.filterwarnings("ignore", message="Attempting to set identical low and high ylims")
+        summary_plot(data, metrics, min_precision=cfg.min_precision, min_recall=cfg.min_recall,
+                     dist_th_tp=cfg.dist_th_tp, savepath=path("summary"))
+        for dist_th in cfg.dist_ths:
+            dist_pr_curve(data, metrics, dist_th, cfg.min_precision, cfg.min_recall,
+                          savepath=path(f"dist_pr_{dist_th}"))
+        for name, count in evaluation.num_gt().items():
+            if count:
+                class_pr_curve(data, metrics, name, cfg.min_precision, cfg.min_recall, savepath=path(f"{name}_pr"))
+                class_tp_curve(data, metrics, name, cfg.min_recall, cfg.dist_th_tp, savepath=path(f"{name}_tp"))
+    plt.close("all")
+    return paths
+
+
+def _within(boxes: EvalBoxes, low: float, high: float) -> EvalBoxes:
+    """The boxes with ``low <= ego_dist < high``; every sample token kept (empty lists included)."""
+    selected = EvalBoxes()
+    for token in boxes.sample_tokens:
+        selected.add_boxes(token, [box for box in boxes[token] if low <= box.ego_dist < high])
+    return selected
+
+
+def distance_breakdown(evaluation: Evaluation, bins: Sequence[Tuple[float, float]] = DISTANCE_BINS) -> List[dict]:
+    """AP per class in each ego-distance bin: ground truth and predictions both restricted to the bin, then the
+    devkit's ``accumulate`` and ``calc_ap`` averaged over its matching thresholds, as ``DetectionEval`` does.
+
+    Returns one dict per bin: ``{"range_m": [low, high], "num_gt": {class: n}, "class_ap": {class: AP or None},
+    "mean_ap": mean over the classes with ground truth in the bin (None when there are none)}``.
+    """
+    cfg = evaluation.config
+    rows = []
+    for low, high in bins:
+        gt, pred = _within(evaluation.gt_boxes, low, high), _within(evaluation.pred_boxes, low, high)
+        num_gt = evaluation.num_gt(gt)
+        class_ap = {}
+        for name in cfg.class_names:
+            if num_gt[name] == 0:
+                class_ap[name] = None
+                continue
+            aps = [calc_ap(accumulate(gt, pred, name, cfg.dist_fcn_callable, dist_th), cfg.min_recall,
+                           cfg.min_precision) for dist_th in cfg.dist_ths]
+            class_ap[name] = float(np.mean(aps))
+        present = [ap for ap in class_ap.values() if ap is not None]
+        rows.append({"range_m": [low, high], "num_gt": num_gt, "class_ap": class_ap,
+                     "mean_ap": float(np.mean(present)) if present else None})
+    return rows
+
+
+def _json_number(value: float) -> Optional[float]:
+    """NaN (the devkit's 'not defined for this class') -> None, so metrics.json stays strict JSON."""
+    value = float(value)
+    return None if math.isnan(value) else value
+
+
+def metrics_record(evaluation: Evaluation, frames_evaluated: int, seconds_per_frame: float,
+                   extra: Optional[dict] = None) -> dict:
+    """The metrics.json content: devkit mean_ap and nd_score, AP per class (mean over thresholds and per
+    threshold), the five TP errors (mean and per class; None where the devkit leaves them undefined), ground truth
+    per class and predictions after the devkit's filters, the distance breakdown, frames evaluated, seconds per
+    frame, plus ``extra`` (run description)."""
+    metrics = evaluation.metrics
+    summary = metrics.serialize()
+    record = {
+        "mean_ap": float(metrics.mean_ap),
+        "nd_score": float(metrics.nd_score),
+        "class_ap": {name: float(ap) for name, ap in metrics.mean_dist_aps.items()},
+        "class_ap_by_threshold": {name: {str(th): float(ap) for th, ap in aps.items()}
+                                  for name, aps in summary["label_aps"].items()},
+        "tp_errors": {TP_ERROR_NAMES[name]: _json_number(metrics.tp_errors[name]) for name in TP_METRICS},
+        "class_tp_errors": {name: {metric: _json_number(value) for metric, value in errors.items()}
+                            for name, errors in summary["label_tp_errors"].items()},
+        "num_gt": evaluation.num_gt(),
+        "num_predictions_evaluated": len(evaluation.pred_boxes.all),
+        "distance_breakdown": distance_breakdown(evaluation),
+        "frames_evaluated": int(frames_evaluated),
+        "seconds_per_frame": float(seconds_per_frame),
+        "eval_config": EVAL_CONFIG,
+    }
+    record.update(extra or {})
+    return record

@@ -1,0 +1,97 @@
+"""report.md: the metrics of one evaluation (metrics.json content) as Markdown tables, with the devkit's plots and
+the decision metrics."""
+from __future__ import annotations
+
+import os
+from typing import List, Mapping, Optional, Sequence
+
+from nuscenes.eval.detection.constants import TP_METRICS
+
+from perception.eval.decision_metrics import decision_report_markdown
+from perception.eval.detection import TP_ERROR_NAMES
+
+CLASS_TP_NAMES = {"trans_err": "ATE", "scale_err": "ASE", "orient_err": "AOE", "vel_err": "AVE", "attr_err": "AAE"}
+
+
+def format_number(value: Optional[float], digits: int = 3) -> str:
+    """A metric for a table cell; None (not defined) -> 'n/a'."""
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A GitHub-flavoured Markdown table."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def summary_table(metrics: Mapping) -> str:
+    """mAP, NDS and the five mean TP errors."""
+    header = ["mAP", "NDS"] + [TP_ERROR_NAMES[name] for name in TP_METRICS]
+    row = [format_number(metrics["mean_ap"]), format_number(metrics["nd_score"])]
+    row += [format_number(metrics["tp_errors"][TP_ERROR_NAMES[name]]) for name in TP_METRICS]
+    return markdown_table(header, [row])
+
+
+def class_table(metrics: Mapping) -> str:
+    """Per class: ground-truth count, AP (mean and per matching threshold) and the TP errors. A class without
+    ground truth gets the devkit's AP 0 / errors 1, marked as such."""
+    thresholds = list(next(iter(metrics["class_ap_by_threshold"].values())).keys())
+    header = ["class", "GT", "AP"] + [f"AP@{th} m" for th in thresholds] + [CLASS_TP_NAMES[n] for n in TP_METRICS]
+    rows = []
+    for name, ap in metrics["class_ap"].items():
+        num_gt = metrics["num_gt"][name]
+        if num_gt == 0:
+            rows.append([name, "0", "no GT"] + [""] * (len(header) - 3))
+            continue
+        errors = metrics["class_tp_errors"][name]
+        rows.append([name, str(num_gt), format_number(ap)]
+                    + [format_number(metrics["class_ap_by_threshold"][name][th]) for th in thresholds]
+                    + [format_number(errors[metric]) for metric in TP_METRICS])
+    return markdown_table(header, rows)
+
+
+def distance_table(metrics: Mapping) -> str:
+    """AP per class and ego-distance bin, with the ground-truth count in brackets; 'n/a' where a bin holds none."""
+    bins = metrics["distance_breakdown"]
+    header = ["class"] + [f"{low:g}-{high:g} m" for low, high in (b["range_m"] for b in bins)]
+    rows = []
+    for name in metrics["class_ap"]:
+        if all(b["num_gt"][name] == 0 for b in bins):
+            continue
+        rows.append([name] + [f"{format_number(b['class_ap'][name])} ({b['num_gt'][name]})" for b in bins])
+    rows.append(["mean over classes present"] + [format_number(b["mean_ap"]) for b in bins])
+    return markdown_table(header, rows)
+
+
+def run_lines(metrics: Mapping) -> List[str]:
+    """What was evaluated: data, split, detector, sensors, frames, time per frame."""
+    run = metrics.get("run", {})
+    dropped = f" (dropped at the input: {', '.join(run['dropped'])})" if run.get("dropped") else ""
+    lines = [f"- data: `{run.get('dataroot', '?')}` version `{run.get('version', '?')}`, "
+             f"split `{run.get('split', '?')}`",
+             f"- detector: {run.get('detector', '?')}",
+             f"- sensors used: {', '.join(run.get('sensors', [])) or 'none'}{dropped}",
+             f"- frames evaluated: {metrics['frames_evaluated']}, seconds per frame (loading + detection, per "
+             f"process): {metrics['seconds_per_frame']:.3f}",
+             f"- metric: nuscenes-devkit DetectionEval, config `{metrics['eval_config']}`"]
+    return lines
+
+
+def write_report(path: str, metrics: Mapping, plots: Mapping[str, str], title: str = "Detection report") -> None:
+    """Writes report.md at ``path``: run description, summary, per-class and distance tables, the decision metrics
+    (``metrics["decisions"]``, evaluate_decisions' output) and the plots (``plots``: name -> PNG path, linked
+    relative to the report)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    parts = [f"# {title}", "", *run_lines(metrics), "", "## Summary", "", summary_table(metrics), "",
+             "## Per class", "", class_table(metrics), "",
+             "## By distance from the ego vehicle", "",
+             "AP with ground truth and predictions both restricted to the bin (devkit accumulate/calc_ap, mean over "
+             "the matching thresholds); ground-truth count in brackets.", "", distance_table(metrics), "",
+             decision_report_markdown(metrics["decisions"])]
+    if plots:
+        parts += ["## Plots (nuscenes-devkit)", ""]
+        for name, plot_path in plots.items():
+            parts += [f"### {name}", "", f"![{name}]({os.path.relpath(plot_path, folder)})", ""]
+    with open(path, "w") as handle:
+        handle.write("\n".join(parts))

@@ -1,0 +1,194 @@
+"""One offline evaluation: a detector over a split (sharded over processes under torchrun), the submission file,
+nuscenes-devkit's DetectionEval, the decision metrics (perception.eval.decision_metrics), metrics.json and
+report.md."""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+
+import torch.distributed as dist
+from nuscenes.nuscenes import NuScenes
+from torch.utils.data import Subset
+from tqdm import tqdm
+
+from perception.datasets.collate import make_frame_loader
+from perception.datasets.frame import SENSOR_GROUPS
+from perception.datasets.loader import NuScenesFrames
+from perception.detector import Detector
+from perception.eval.decision_metrics import decision_record_for_sample, evaluate_decisions
+from perception.eval.detection import metrics_record, render_plots, run_detection_eval
+from perception.eval.report import write_report
+from perception.eval.submission import boxes_to_submission, make_submission, submission_meta, write_submission
+from perception.geometry import Boxes3D
+
+RESULTS_FILE = "results_nusc.json"
+METRICS_FILE = "metrics.json"
+REPORT_FILE = "report.md"
+
+
+@dataclass
+class Predictions:
+    """Submission boxes per sample token (boxes_to_submission), the wall time spent loading and detecting
+    ``frames`` frames [s], summed over processes, and the detector's boxes per sample token (in the ego frame of
+    the keyframe's LiDAR timestamp, for the decision metrics)."""
+
+    results: Dict[str, List[dict]] = field(default_factory=dict)
+    seconds: float = 0.0
+    frames_per_process: List[int] = field(default_factory=lambda: [0])
+    ego_boxes: Dict[str, Boxes3D] = field(default_factory=dict)
+
+    @property
+    def frames(self) -> int:
+        return sum(self.frames_per_process)
+
+    @classmethod
+    def merged(cls, parts: Sequence["Predictions"]) -> "Predictions":
+        """One Predictions from the processes' parts; ValueError when a sample was predicted twice."""
+        merged = cls(frames_per_process=[])
+        for part in parts:
+            duplicated = sorted(set(merged.results) & set(part.results))
+            if duplicated:
+                raise ValueError(f"samples predicted by more than one process: {', '.join(duplicated)}")
+            merged.results.update(part.results)
+            merged.ego_boxes.update(part.ego_boxes)
+            merged.seconds += part.seconds
+            merged.frames_per_process += part.frames_per_process
+        return merged
+
+
+@dataclass(frozen=True)
+class Shard:
+    """This process's share of the frames: ``rank`` of ``world_size`` processes takes indices rank::world_size."""
+
+    rank: int = 0
+    world_size: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def indices(self, count: int) -> range:
+        return range(self.rank, count, self.world_size)
+
+
+def init_shard() -> Shard:
+    """The process group of a torchrun launch (gloo, CPU) when WORLD_SIZE > 1, else a single shard."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size <= 1:
+        return Shard()
+    if not dist.is_initialized():
+        dist.init_process_group(backend="gloo")
+    return Shard(dist.get_rank(), dist.get_world_size())
+
+
+def gather_predictions(predictions: Predictions, shard: Shard) -> Predictions:
+    """Every process's predictions merged (all_gather_object over the default process group); as is for one."""
+    if shard.world_size == 1:
+        return predictions
+    gathered: List[Optional[Predictions]] = [None] * shard.world_size
+    dist.all_gather_object(gathered, predictions)
+    return Predictions.merged(gathered)
+
+
+def predict(detector: Detector, batches: Iterable, total_frames: int, progress: bool = True) -> Predictions:
+    """Runs ``detector`` over ``batches`` (lists of Frame), keeps each frame's boxes (ego frame) and converts them
+    to submission boxes in the global frame. A progress bar counts frames."""
+    predictions = Predictions()
+    start = time.perf_counter()
+    with tqdm(total=total_frames, unit="frame", desc="detect", disable=not progress) as bar:
+        for frames in batches:
+            boxes = detector.detect(frames)
+            if len(boxes) != len(frames):
+                raise ValueError(f"the detector returned {len(boxes)} box sets for {len(frames)} frames")
+            for frame, frame_boxes in zip(frames, boxes):
+                predictions.ego_boxes[frame.sample_token] = frame_boxes
+                predictions.results[frame.sample_token] = boxes_to_submission(frame.sample_token, frame_boxes,
+                                                                              frame.ego_pose)
+            predictions.frames_per_process[0] += len(frames)
+            bar.update(len(frames))
+    predictions.seconds = time.perf_counter() - start
+    return predictions
+
+
+@dataclass(frozen=True)
+class DataOptions:
+    """Where the frames come from and how they are loaded (perception.datasets.loader.NuScenesFrames)."""
+
+    dataroot: str
+    version: str
+    split: str
+    lidar_sweeps: int = 10
+    radar_sweeps: int = 6
+    batch_size: int = 1
+    workers: int = 0
+
+
+def load_split_predictions(detector: Detector, nusc: Optional[NuScenes], data: DataOptions,
+                           drop: Sequence[str] = (), shard: Shard = Shard()) -> Tuple[Predictions, List[str]]:
+    """The detector's predictions over the whole split (this shard's frames, then gathered), and the split's
+    sample tokens in loader order. ``drop``: sensor groups blanked at the input (those the detector does not read
+    are not loaded either); ``nusc`` may be None on the processes other than the main one."""
+    # Sensor groups the detector does not read are not loaded either.
+    not_loaded = tuple(group for group in SENSOR_GROUPS if group in drop or group not in detector.sensors)
+
+    def frames() -> NuScenesFrames:
+        return NuScenesFrames(data.dataroot, data.version, data.split, lidar_sweeps=data.lidar_sweeps,
+                              radar_sweeps=data.radar_sweeps, drop=not_loaded, nusc=nusc, progress=shard.is_main)
+
+    # The main process builds the sample metadata cache; the others then read it (no devkit tables needed).
+    dataset = frames() if shard.is_main else None
+    if shard.world_size > 1:
+        dist.barrier()
+    if dataset is None:
+        dataset = frames()
+    shard_frames = Subset(dataset, shard.indices(len(dataset)))
+    loader = make_frame_loader(shard_frames, batch_size=data.batch_size, shuffle=False, num_workers=data.workers,
+                               seed=0)
+    predictions = predict(detector, loader, len(shard_frames), progress=shard.is_main)
+    return gather_predictions(predictions, shard), list(dataset.sample_tokens)
+
+
+def decision_metrics(nusc: NuScenes, ego_boxes: Mapping[str, Boxes3D], sample_tokens: Sequence[str]) -> dict:
+    """evaluate_decisions over ``sample_tokens``: the planner on each sample's ``ego_boxes`` (the detector's, ego
+    frame) and on its ground truth, against the logged future. A progress bar counts frames."""
+    records = [decision_record_for_sample(nusc, token, ego_boxes[token])
+               for token in tqdm(sample_tokens, unit="frame", desc="decide")]
+    return evaluate_decisions(records)
+
+
+def evaluate_split(detector: Detector, detector_name: str, nusc: Optional[NuScenes], data: DataOptions,
+                   out_dir: str, drop: Sequence[str] = (), shard: Shard = Shard(), render_curves: bool = True,
+                   verbose: bool = False) -> Optional[dict]:
+    """The detector over ``data.split``, then on the main process: ``out_dir/results_nusc.json``, the devkit's
+    DetectionEval, the decision metrics (metrics.json's "decisions"), ``metrics.json`` and ``report.md``. Returns
+    the metrics.json content on the main process, None on the others and for splits without annotations (the test
+    split: the submission is for the server; neither detection nor decision metrics can be computed).
+    ``nusc`` (the devkit tables, needed to evaluate) may be None on the other processes."""
+    predictions, sample_tokens = load_split_predictions(detector, nusc, data, drop, shard)
+    if not shard.is_main:
+        return None
+    sensors = [group for group in SENSOR_GROUPS if group in detector.sensors and group not in drop]
+    submission = make_submission({token: predictions.results[token] for token in sample_tokens},
+                                 submission_meta(sensors))
+    os.makedirs(out_dir, exist_ok=True)
+    result_path = os.path.join(out_dir, RESULTS_FILE)
+    write_submission(result_path, submission, sample_tokens)
+    if not nusc.sample_annotation:
+        print(f"wrote {result_path}; {data.version} has no annotations, so no detection or decision metrics: "
+              f"submit it to the nuScenes server")
+        return None
+    evaluation = run_detection_eval(nusc, result_path, data.split, out_dir, verbose)
+    run = {"dataroot": data.dataroot, "version": data.version, "split": data.split, "detector": detector_name,
+           "sensors": sensors, "dropped": list(drop), "lidar_sweeps": data.lidar_sweeps,
+           "radar_sweeps": data.radar_sweeps, "frames_per_process": predictions.frames_per_process}
+    decisions = decision_metrics(nusc, predictions.ego_boxes, sample_tokens)
+    metrics = metrics_record(evaluation, predictions.frames, predictions.seconds / max(predictions.frames, 1),
+                             extra={"run": run, "decisions": decisions})
+    with open(os.path.join(out_dir, METRICS_FILE), "w") as handle:
+        json.dump(metrics, handle, indent=2, allow_nan=False)
+    plots = render_plots(evaluation) if render_curves else {}
+    write_report(os.path.join(out_dir, REPORT_FILE), metrics, plots)
+    return metrics

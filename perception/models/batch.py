@@ -1,0 +1,109 @@
+"""``FusionBatch``: the typed network input built from a list of ``Frame`` (one per batch element)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+
+from perception.datasets.frame import SENSOR_GROUPS, Frame
+from perception.geometry import Boxes3D, EgoPose
+from perception.sensors import CAMERA_CHANNELS
+
+
+@dataclass(frozen=True)
+class FusionBatch:
+    """B frames as tensors (ego frame of each keyframe; units as in perception.geometry).
+
+    lidar (N, 6) float32 [batch, x, y, z, intensity, time_lag]; radar (M, 8) float32
+    [batch, x, y, z, rcs, vx_comp, vy_comp, time_lag]; images (B, N_cams, 3, H, W) float32 RGB in [0, 1], cameras
+    in CAMERA_CHANNELS order, zeros where absent; intrinsics (B, N_cams, 3, 3) K in pixels of these images;
+    camera_to_ego (B, N_cams, 4, 4); camera_valid (B, N_cams) bool; present: sensor group -> (B,) bool, whether
+    the frame has that sensor (not in Frame.missing, data present, at least one point / camera); gt_boxes: the
+    frames' ground truth (None when any frame has none); sample_tokens and ego_poses: per frame.
+    """
+
+    batch_size: int
+    lidar: torch.Tensor
+    radar: torch.Tensor
+    images: torch.Tensor
+    intrinsics: torch.Tensor
+    camera_to_ego: torch.Tensor
+    camera_valid: torch.Tensor
+    present: Dict[str, torch.Tensor]
+    gt_boxes: Optional[List[Boxes3D]]
+    sample_tokens: List[str]
+    ego_poses: List[EgoPose]
+
+    def to(self, device) -> "FusionBatch":
+        """The same batch with every tensor on ``device``."""
+        return replace(
+            self, lidar=self.lidar.to(device), radar=self.radar.to(device), images=self.images.to(device),
+            intrinsics=self.intrinsics.to(device), camera_to_ego=self.camera_to_ego.to(device),
+            camera_valid=self.camera_valid.to(device), present={k: v.to(device) for k, v in self.present.items()})
+
+    @classmethod
+    def from_frames(cls, frames: Sequence[Frame], camera_channels: Sequence[str] = CAMERA_CHANNELS
+                    ) -> "FusionBatch":
+        """Stacks frames. All present camera images must share one size (resize in the loader: image_size);
+        raises ValueError naming the sample otherwise."""
+        if not frames:
+            raise ValueError("FusionBatch.from_frames needs at least one frame")
+        lidar, radar = [], []
+        present = {sensor: [] for sensor in SENSOR_GROUPS}
+        image_size = None
+        for frame in frames:
+            for view in frame.cameras.values():
+                size = view.image.shape[:2]
+                if view.image.ndim != 3 or view.image.shape[2] != 3:
+                    raise ValueError(f"sample {frame.sample_token}: {view.channel} image has shape "
+                                     f"{view.image.shape}, expected (H, W, 3)")
+                if image_size is not None and size != image_size:
+                    raise ValueError(f"sample {frame.sample_token}: {view.channel} image is {size[::-1]} (W, H), "
+                                     f"others are {image_size[::-1]}; load with one image_size")
+                image_size = size
+        height, width = image_size if image_size is not None else (32, 32)
+        batch, cameras = len(frames), len(camera_channels)
+        images = np.zeros((batch, cameras, 3, height, width), dtype=np.float32)
+        intrinsics = np.tile(np.eye(3, dtype=np.float32), (batch, cameras, 1, 1))
+        camera_to_ego = np.tile(np.eye(4, dtype=np.float32), (batch, cameras, 1, 1))
+        camera_valid = np.zeros((batch, cameras), dtype=bool)
+        for b, frame in enumerate(frames):
+            has_lidar = "lidar" not in frame.missing and frame.lidar is not None and len(frame.lidar.points) > 0
+            has_radar = "radar" not in frame.missing and frame.radar is not None and len(frame.radar.points) > 0
+            if has_lidar:
+                lidar.append(_with_batch_index(frame.lidar.points, b))
+            if has_radar:
+                radar.append(_with_batch_index(frame.radar.points, b))
+            for c, channel in enumerate(camera_channels):
+                view = frame.cameras.get(channel)
+                if view is None or "camera" in frame.missing or channel in frame.missing:
+                    continue
+                images[b, c] = view.image.transpose(2, 0, 1) / 255.0
+                intrinsics[b, c] = view.intrinsics.matrix
+                camera_to_ego[b, c] = view.camera_to_ego.matrix
+                camera_valid[b, c] = True
+            present["lidar"].append(has_lidar)
+            present["radar"].append(has_radar)
+            present["camera"].append(bool(camera_valid[b].any()))
+        with_gt = all(frame.gt_boxes is not None for frame in frames)
+        return cls(
+            batch_size=batch,
+            lidar=torch.from_numpy(np.concatenate(lidar) if lidar else np.zeros((0, 6), np.float32)),
+            radar=torch.from_numpy(np.concatenate(radar) if radar else np.zeros((0, 8), np.float32)),
+            images=torch.from_numpy(images),
+            intrinsics=torch.from_numpy(intrinsics),
+            camera_to_ego=torch.from_numpy(camera_to_ego),
+            camera_valid=torch.from_numpy(camera_valid),
+            present={sensor: torch.tensor(values, dtype=torch.bool) for sensor, values in present.items()},
+            gt_boxes=[frame.gt_boxes for frame in frames] if with_gt else None,
+            sample_tokens=[frame.sample_token for frame in frames],
+            ego_poses=[frame.ego_pose for frame in frames],
+        )
+
+
+def _with_batch_index(points: np.ndarray, index: int) -> np.ndarray:
+    """(N, C) -> (N, 1 + C) float32 with the batch index in column 0."""
+    points = np.asarray(points, dtype=np.float32)
+    return np.concatenate([np.full((len(points), 1), index, dtype=np.float32), points], axis=1)

@@ -1,0 +1,117 @@
+"""``BEVFusionDetector``: encoders keyed by sensor -> fuser -> decoder -> head, as an mmengine model that is also
+a ``perception.detector.Detector``."""
+from __future__ import annotations
+
+import dataclasses
+
+from typing import Dict, FrozenSet, List, Mapping, Optional, Sequence, Tuple
+
+import torch
+from mmengine.model import BaseDataPreprocessor, BaseModel
+from torch import nn
+
+from perception.datasets.frame import Frame
+from perception.datasets.loader import resize_image
+from perception.geometry import Boxes3D
+from perception.models.batch import FusionBatch
+from perception.models.decoder import BEVDecoder
+from perception.models.fuser import ConvFuser
+from perception.models.grid import BEVGrid
+from perception.models.heads import CenterHead
+from perception.models.registry import MODELS
+
+
+def resize_cameras(frame: Frame, image_size: Tuple[int, int]) -> Frame:
+    """The frame with every camera image at ``image_size`` (W, H) and its intrinsics scaled to match."""
+    views = {}
+    for channel, view in frame.cameras.items():
+        if view.image.shape[1::-1] != tuple(image_size):
+            image, intrinsics = resize_image(view.image, view.intrinsics, image_size)
+            view = dataclasses.replace(view, image=image, intrinsics=intrinsics)
+        views[channel] = view
+    return dataclasses.replace(frame, cameras=views)
+
+
+@MODELS.register_module()
+class FusionBatchPreprocessor(BaseDataPreprocessor):
+    """Moves ``{'batch': FusionBatch}`` to the model's device (mmengine's default cannot see into dataclasses)."""
+
+    def forward(self, data: dict, training: bool = False) -> dict:
+        return {"batch": data["batch"].to(self.device)}
+
+
+@MODELS.register_module()
+class BEVFusionDetector(BaseModel):
+    """A BEV fusion detector over any subset of the sensor groups lidar / radar / camera.
+
+    ``grid``: dict(point_cloud_range=[6], cell_size=[2]) -> BEVGrid, given to every encoder and the head;
+    ``encoders``: sensor -> encoder config (type registered in MODELS); the fuser's input channels come from the
+    built encoders' ``out_channels``, the decoder's from the fuser's and the head's from the decoder's, so no
+    channel count or grid shape is written twice.
+    """
+
+    def __init__(self, grid: Mapping, encoders: Mapping[str, Mapping], fuser: Mapping, decoder: Mapping,
+                 head: Mapping, data_preprocessor: Optional[Mapping] = None, init_cfg: Optional[Mapping] = None):
+        super().__init__(data_preprocessor=data_preprocessor or dict(type="FusionBatchPreprocessor"),
+                         init_cfg=init_cfg)
+        self.grid = BEVGrid.from_config(**grid)
+        self.encoders = nn.ModuleDict(
+            {sensor: MODELS.build(dict(config), default_args=dict(grid=self.grid))
+             for sensor, config in encoders.items()})
+        for sensor, encoder in self.encoders.items():
+            if encoder.sensor != sensor:
+                raise ValueError(f"encoders[{sensor!r}] is a {type(encoder).__name__}, which encodes "
+                                 f"{encoder.sensor!r}")
+        self.fuser = ConvFuser({sensor: e.out_channels for sensor, e in self.encoders.items()}, **fuser)
+        self.decoder = BEVDecoder(self.fuser.out_channels, **decoder)
+        self.head = CenterHead(self.decoder.out_channels, self.grid, **head)
+
+    @property
+    def sensors(self) -> FrozenSet[str]:
+        """The sensor groups this detector reads."""
+        return frozenset(self.encoders)
+
+    def encode(self, batch: FusionBatch) -> Tuple[Dict[str, Optional[torch.Tensor]], Dict[str, torch.Tensor]]:
+        """Each encoder's BEV features (None where no frame of the batch has its sensor) and auxiliary losses."""
+        features, losses = {}, {}
+        for sensor, encoder in self.encoders.items():
+            if not bool(batch.present[sensor].any()):
+                features[sensor] = None
+                continue
+            features[sensor], encoder_losses = encoder(batch)
+            losses.update(encoder_losses)
+        return features, losses
+
+    def forward(self, batch: FusionBatch, mode: str = "tensor"):
+        """mode 'tensor': head outputs (see CenterHead.forward); 'loss': dict of losses (needs gt_boxes);
+        'predict': one dict(sample_token, ego_pose, boxes: Boxes3D, sensors) per frame."""
+        features, auxiliary_losses = self.encode(batch)
+        fused = self.fuser(features, batch.present, self.grid.shape)
+        outputs = self.head(self.decoder(fused))
+        if mode == "tensor":
+            return outputs
+        if mode == "loss":
+            if batch.gt_boxes is None:
+                raise ValueError("BEVFusionDetector: mode='loss' needs ground truth in every frame of the batch")
+            return {**auxiliary_losses, **self.head.loss(outputs, batch.gt_boxes)}
+        if mode == "predict":
+            boxes = self.head.decode(outputs)
+            return [dict(sample_token=token, ego_pose=pose, boxes=frame_boxes, sensors=sorted(self.sensors))
+                    for token, pose, frame_boxes in zip(batch.sample_tokens, batch.ego_poses, boxes)]
+        raise ValueError(f"BEVFusionDetector: unknown mode {mode!r}; use 'tensor', 'loss' or 'predict'")
+
+    @property
+    def image_size(self) -> Optional[Tuple[int, int]]:
+        """(W, H) the camera encoder expects, None without cameras."""
+        camera = self.encoders["camera"] if "camera" in self.encoders else None
+        return None if camera is None else camera.image_size
+
+    @torch.no_grad()
+    def detect(self, frames: Sequence[Frame]) -> List[Boxes3D]:
+        """perception.detector.Detector: boxes in each frame's ego frame. Switches the model to eval mode; camera
+        images of another size are resized to ``image_size`` (intrinsics follow)."""
+        self.eval()
+        if self.image_size is not None:
+            frames = [resize_cameras(frame, self.image_size) for frame in frames]
+        batch = FusionBatch.from_frames(frames).to(next(self.parameters()).device)
+        return [result["boxes"] for result in self.forward(batch, mode="predict")]

@@ -1,0 +1,161 @@
+"""Camera encoder: a small CNN backbone + FPN, an LSS depth-distribution lift, BEV pooling onto the grid.
+
+Each image's stride-8 features predict a softmax over ``depth_bins`` depths and ``context_channels`` features per
+cell; their outer product lives on a frustum of 3D points (cell centre pixel x bin depth) taken into the ego frame
+with the camera's calibration, and ``perception.ops.bev_pool`` sums it into BEV cells. With LiDAR in the batch,
+training adds a depth loss: the LiDAR points projected into each image give the nearest depth per cell, a
+cross-entropy target for the depth distribution (BEVDepth's supervision).
+"""
+from __future__ import annotations
+
+from typing import Dict, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from perception.models.grid import BEVGrid
+from perception.ops import BEVPoolGeometry, bev_pool
+
+IMAGE_MEAN = (0.485, 0.456, 0.406)
+IMAGE_STD = (0.229, 0.224, 0.225)
+
+
+def conv_block(in_channels: int, out_channels: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False),
+                         nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True))
+
+
+class ImageBackboneFPN(nn.Module):
+    """(N, 3, H, W) normalised images -> (N, out_channels, H / 8, W / 8): four stride-2 stages (strides 2, 4, 8,
+    16) and an FPN that adds the upsampled stride-16 map to the stride-8 one."""
+
+    stride = 8
+
+    def __init__(self, widths: Sequence[int] = (16, 32, 64, 128), out_channels: int = 64):
+        super().__init__()
+        w1, w2, w3, w4 = widths
+        self.stage1 = nn.Sequential(conv_block(3, w1, 2), conv_block(w1, w1))
+        self.stage2 = nn.Sequential(conv_block(w1, w2, 2), conv_block(w2, w2))
+        self.stage3 = nn.Sequential(conv_block(w2, w3, 2), conv_block(w3, w3))
+        self.stage4 = nn.Sequential(conv_block(w3, w4, 2), conv_block(w4, w4))
+        self.lateral8 = nn.Conv2d(w3, out_channels, 1)
+        self.lateral16 = nn.Conv2d(w4, out_channels, 1)
+        self.output = conv_block(out_channels, out_channels)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        stride8 = self.stage3(self.stage2(self.stage1(images)))
+        stride16 = self.stage4(stride8)
+        top_down = F.interpolate(self.lateral16(stride16), size=stride8.shape[-2:], mode="bilinear",
+                                 align_corners=False)
+        return self.output(self.lateral8(stride8) + top_down)
+
+
+class CameraEncoder(nn.Module):
+    """``FusionBatch`` images (B, N, 3, H, W) + calibration -> (B, out_channels, ny, nx) on ``grid``.
+
+    image_size (W, H): the input resolution it is trained for (consumers resize to it: BEVFusionDetector.detect).
+    depth_range (min, max) m along the optical axis, split into ``depth_bins`` equal bins (frustum points at bin
+    centres). ``depth_loss_weight`` > 0 enables LiDAR depth supervision in training.
+    """
+
+    sensor = "camera"
+
+    def __init__(self, grid: BEVGrid, image_size: Tuple[int, int], out_channels: int = 32, backbone_widths: Sequence[int] = (16, 32, 64, 128),
+                 fpn_channels: int = 64, depth_range: Tuple[float, float] = (1.0, 49.0), depth_bins: int = 48,
+                 depth_loss_weight: float = 1.0):
+        super().__init__()
+        self.grid = grid
+        self.image_size = (int(image_size[0]), int(image_size[1]))
+        self.out_channels = out_channels
+        self.depth_bins = depth_bins
+        self.depth_min, self.depth_max = float(depth_range[0]), float(depth_range[1])
+        self.depth_loss_weight = depth_loss_weight
+        self.backbone = ImageBackboneFPN(backbone_widths, fpn_channels)
+        self.depth_net = nn.Conv2d(fpn_channels, depth_bins + out_channels, 1)
+        self.bev_conv = conv_block(out_channels, out_channels)
+        self.register_buffer("mean", torch.tensor(IMAGE_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGE_STD).view(1, 3, 1, 1), persistent=False)
+
+    @property
+    def bin_size(self) -> float:
+        return (self.depth_max - self.depth_min) / self.depth_bins
+
+    def frustum_points_ego(self, intrinsics: torch.Tensor, camera_to_ego: torch.Tensor, feature_hw: Tuple[int, int]
+                           ) -> torch.Tensor:
+        """intrinsics (B, N, 3, 3), camera_to_ego (B, N, 4, 4) -> (B, N, D, h, w, 3) [x, y, z] m in the ego frame:
+        each feature cell's centre pixel at each depth-bin centre."""
+        h, w = feature_hw
+        device = intrinsics.device
+        stride = ImageBackboneFPN.stride
+        depths = self.depth_min + (torch.arange(self.depth_bins, device=device) + 0.5) * self.bin_size  # (D,)
+        v = (torch.arange(h, device=device) + 0.5) * stride
+        u = (torch.arange(w, device=device) + 0.5) * stride
+        fx, fy = intrinsics[..., 0, 0], intrinsics[..., 1, 1]  # (B, N)
+        cx, cy = intrinsics[..., 0, 2], intrinsics[..., 1, 2]
+        expand = (slice(None), slice(None), None, None, None)
+        x = (u[None, None, None, None, :] - cx[expand]) / fx[expand] * depths[None, None, :, None, None]
+        y = (v[None, None, None, :, None] - cy[expand]) / fy[expand] * depths[None, None, :, None, None]
+        z = depths[None, None, :, None, None]
+        camera_points = torch.stack(torch.broadcast_tensors(x, y, z), dim=-1)  # (B, N, D, h, w, 3)
+        rotation, translation = camera_to_ego[..., :3, :3], camera_to_ego[..., :3, 3]
+        return torch.einsum("bnij,bndhwj->bndhwi", rotation, camera_points) + translation[:, :, None, None, None, :]
+
+    def forward(self, batch) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
+        """-> (B, out_channels, ny, nx) and, in training with LiDAR present, {'loss_depth': ...}."""
+        images = batch.images  # (B, N, 3, H, W) float in [0, 1]
+        b, n = images.shape[:2]
+        normalised = (images.flatten(0, 1) - self.mean) / self.std
+        features = self.depth_net(self.backbone(normalised))  # (B*N, D + C, h, w)
+        h, w = features.shape[-2:]
+        depth_logits = features[:, : self.depth_bins]
+        depth = depth_logits.softmax(dim=1)
+        context = features[:, self.depth_bins:]
+        valid = batch.camera_valid.reshape(b * n, 1, 1, 1).to(context.dtype)
+        lifted = depth[:, :, None] * (context * valid)[:, None]  # (B*N, D, C, h, w)
+        lifted = lifted.reshape(b, n, self.depth_bins, self.out_channels, h, w).permute(0, 1, 2, 4, 5, 3)
+        points = self.frustum_points_ego(batch.intrinsics, batch.camera_to_ego, (h, w))
+        z_min, z_max = self.grid.point_cloud_range[2], self.grid.point_cloud_range[5]
+        geometry = BEVPoolGeometry.from_points(points, self.grid.point_cloud_range,
+                                               (*self.grid.cell_size, z_max - z_min))
+        bev = self.bev_conv(bev_pool(lifted.contiguous(), geometry))
+        losses = {}
+        if self.training and self.depth_loss_weight > 0 and batch.lidar is not None and len(batch.lidar):
+            losses["loss_depth"] = self.depth_loss_weight * self.depth_loss(
+                depth_logits.reshape(b, n, self.depth_bins, h, w), batch)
+        return bev, losses
+
+    def depth_targets(self, batch, feature_hw: Tuple[int, int]) -> torch.Tensor:
+        """(B, N, h, w) long: the depth bin of the nearest point of the keyframe's LiDAR sweep (time_lag 0: no
+        motion smear) projected into each feature cell, -1 where no point falls or the camera is missing."""
+        h, w = feature_hw
+        stride = ImageBackboneFPN.stride
+        b, n = batch.images.shape[:2]
+        nearest = torch.full((b, n, h * w), float("inf"), device=batch.images.device)
+        keyframe_sweep = batch.lidar[:, 5] == 0
+        for frame in range(b):
+            xyz = batch.lidar[keyframe_sweep & (batch.lidar[:, 0] == frame), 1:4]  # (P, 3) ego
+            rotation, translation = batch.camera_to_ego[frame, :, :3, :3], batch.camera_to_ego[frame, :, :3, 3]
+            camera_points = torch.einsum("pj,nji->npi", xyz, rotation) - torch.einsum(
+                "nj,nji->ni", translation, rotation)[:, None, :]  # (N, P, 3) = R^T (p - t)
+            k = batch.intrinsics[frame]  # (N, 3, 3)
+            z = camera_points[..., 2]
+            u = k[:, None, 0, 0] * camera_points[..., 0] / z.clamp(min=1e-3) + k[:, None, 0, 2]
+            v = k[:, None, 1, 1] * camera_points[..., 1] / z.clamp(min=1e-3) + k[:, None, 1, 2]
+            col, row = torch.floor(u / stride).long(), torch.floor(v / stride).long()
+            keep = ((z > self.depth_min) & (z < self.depth_max) & (col >= 0) & (col < w) & (row >= 0) & (row < h)
+                    & batch.camera_valid[frame][:, None])
+            camera_index = torch.arange(n, device=z.device)[:, None].expand_as(z)
+            cells = (camera_index * (h * w) + row * w + col)[keep]
+            nearest[frame].view(-1).scatter_reduce_(0, cells, z[keep], reduce="amin")
+        bins = torch.floor((nearest - self.depth_min) / self.bin_size)
+        return torch.where(torch.isfinite(nearest), bins, torch.full_like(bins, -1)).long().reshape(b, n, h, w)
+
+    def depth_loss(self, depth_logits: torch.Tensor, batch) -> torch.Tensor:
+        """Cross-entropy of depth_logits (B, N, D, h, w) against depth_targets, over cells with a target."""
+        targets = self.depth_targets(batch, depth_logits.shape[-2:])
+        has_target = targets >= 0
+        if not has_target.any():
+            return depth_logits.sum() * 0.0
+        logits = depth_logits.permute(0, 1, 3, 4, 2)[has_target]  # (K, D)
+        return F.cross_entropy(logits.float(), targets[has_target])

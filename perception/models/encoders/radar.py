@@ -1,0 +1,38 @@
+"""Radar encoder: pillars of radar returns (RCS, compensated velocity, time lag), then one conv block."""
+from __future__ import annotations
+
+from typing import Dict, Tuple
+
+import torch
+from torch import nn
+
+from perception.models.encoders.pillars import PillarFeatureNet
+from perception.models.grid import BEVGrid
+
+RADAR_FEATURE_SCALE = (50.0, 50.0, 5.0, 20.0, 10.0, 10.0, 0.5)
+"""Divisors of the radar columns [x, y, z, rcs, vx_comp, vy_comp, time_lag] before the pillar net."""
+
+
+class RadarEncoder(nn.Module):
+    """``FusionBatch.radar`` (M, 8) [batch, x, y, z, rcs, vx_comp, vy_comp, time_lag] -> (B, out, ny, nx).
+
+    Radar is sparse: a 5x5 receptive field (two 3x3 convs) spreads each return's velocity over the cells an
+    object covers."""
+
+    sensor = "radar"
+
+    def __init__(self, grid: BEVGrid, out_channels: int = 16, max_points_per_pillar: int = 10,
+                 max_pillars: int = 8000):
+        super().__init__()
+        self.out_channels = out_channels
+        self.pillars = PillarFeatureNet(grid, 7, out_channels, RADAR_FEATURE_SCALE, max_points_per_pillar,
+                                        max_pillars)
+        self.conv = nn.Sequential(
+            nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False), nn.BatchNorm2d(out_channels),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False), nn.BatchNorm2d(out_channels),
+            nn.ReLU(inplace=True))
+
+    def forward(self, batch) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
+        """-> BEV features and no auxiliary losses."""
+        return self.conv(self.pillars(batch.radar, batch.batch_size)), {}

@@ -1,0 +1,133 @@
+"""Backend choice and array plumbing shared by every kernel in perception.ops.
+
+Each public op takes ``backend=None | "reference" | "numba" | "cuda"``. ``None`` picks ``"cuda"`` for torch CUDA
+tensors and ``"numba"`` otherwise. A forced backend moves the data where it runs (numpy/CPU tensors go to the GPU
+for ``"cuda"``, CUDA tensors come to the host for ``"reference"``/``"numba"``) and the results go back to the
+input's type and device, so the same call works with numpy arrays, CPU tensors and CUDA tensors.
+
+numba.cuda is imported only inside ``cuda_api()``, i.e. on the first CUDA call: importing perception.ops never
+initialises CUDA (nor the simulator, which ``NUMBA_ENABLE_CUDASIM=1`` selects before that first import).
+"""
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any, Optional
+
+import numpy as np
+import torch
+
+BACKENDS = ("reference", "numba", "cuda")
+CUDA_THREADS = 256
+"""Threads per block of every 1D kernel launch."""
+
+
+def is_torch(array: Any) -> bool:
+    return isinstance(array, torch.Tensor)
+
+
+def is_cuda_tensor(array: Any) -> bool:
+    return isinstance(array, torch.Tensor) and array.is_cuda
+
+
+def resolve_backend(backend: Optional[str], array: Any) -> str:
+    """The backend to run: ``backend`` when given (validated), else "cuda" for a CUDA tensor, else "numba"."""
+    if backend is None:
+        return "cuda" if is_cuda_tensor(array) else "numba"
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS} or None, got {backend!r}")
+    return backend
+
+
+def as_numpy(array: Any, dtype=None) -> np.ndarray:
+    """A C-contiguous host numpy view/copy of a numpy array or torch tensor (detached, moved to the CPU)."""
+    if isinstance(array, torch.Tensor):
+        array = array.detach().cpu().numpy()
+    return np.ascontiguousarray(array, dtype=dtype)
+
+
+def like(result: np.ndarray, template: Any) -> Any:
+    """``result`` (host numpy) as the type of ``template``: numpy stays numpy, a tensor on template's device."""
+    if isinstance(template, torch.Tensor):
+        return torch.from_numpy(result).to(template.device)
+    return result
+
+
+# ----------------------------------------------------------------------------------------------------- CUDA
+
+
+@functools.lru_cache(maxsize=None)
+def cuda_api():
+    """The numba.cuda module, imported on first use (the simulator when NUMBA_ENABLE_CUDASIM=1 is set)."""
+    from numba import cuda
+
+    if not cuda.is_available():
+        raise RuntimeError(
+            "backend='cuda' needs a CUDA GPU visible to numba (or NUMBA_ENABLE_CUDASIM=1 set before the first "
+            "import of numba.cuda); none was found"
+        )
+    return cuda
+
+
+def float_dtype(array: Any):
+    """np.float64 for a float64 array or tensor, else np.float32 (the kernels' two float types)."""
+    return np.float64 if array.dtype in (np.float64, torch.float64) else np.float32
+
+
+def torch_dtype(numpy_dtype) -> torch.dtype:
+    return torch.from_numpy(np.empty(0, dtype=numpy_dtype)).dtype
+
+
+class CudaCall:
+    """Device plumbing for one op call. For a CUDA-tensor template: kernels run on torch's current stream and
+    device memory comes from torch's caching allocator (numba's own allocator would cudaMalloc every buffer);
+    otherwise (numpy or CPU tensors, the simulator included) numba's default stream and allocator are used and
+    results are copied back to the host."""
+
+    def __init__(self, template: Any):
+        self.cuda = cuda_api()
+        self.template = template
+        self.device = template.device if is_cuda_tensor(template) else None
+        self.stream = 0
+        if self.device is not None:
+            self.stream = self.cuda.external_stream(torch.cuda.current_stream(self.device).cuda_stream)
+
+    def upload(self, array: Any, dtype=None):
+        """A device array of ``array`` (numpy or tensor, cast to ``dtype`` when given); zero-copy for a CUDA
+        tensor that already has that dtype and is contiguous."""
+        if self.device is not None:
+            tensor = torch.as_tensor(array).detach()
+            if dtype is not None:
+                tensor = tensor.to(dtype=torch_dtype(dtype))
+            return self.cuda.as_cuda_array(tensor.to(self.device).contiguous())
+        host = as_numpy(array, dtype)
+        if host.size == 0:
+            return self.cuda.device_array(host.shape, host.dtype, stream=self.stream)
+        return self.cuda.to_device(host, stream=self.stream)
+
+    def empty(self, shape, dtype):
+        if self.device is not None:
+            return self.cuda.as_cuda_array(torch.empty(shape, dtype=torch_dtype(dtype), device=self.device))
+        return self.cuda.device_array(shape, dtype, stream=self.stream)
+
+    def launch(self, kernel, num_threads: int, *args) -> None:
+        """Launch a 1D ``kernel`` over ``num_threads`` threads (nothing to do when 0)."""
+        if num_threads > 0:
+            blocks = math.ceil(num_threads / CUDA_THREADS)
+            kernel[blocks, CUDA_THREADS, self.stream](*args)
+
+    def scalar(self, device_array, index: int) -> int:
+        """One element copied to the host (synchronises the stream)."""
+        return int(device_array[index : index + 1].copy_to_host(stream=self.stream)[0])
+
+    def download(self, device_array) -> Any:
+        """``device_array`` as the template's type: a CUDA tensor sharing the memory, else host numpy/tensor."""
+        if self.device is not None:
+            if device_array.size == 0:
+                return torch.empty(device_array.shape, dtype=torch_dtype(device_array.dtype), device=self.device)
+            return torch.as_tensor(device_array, device=self.device)
+        if device_array.size == 0:
+            return like(np.empty(device_array.shape, device_array.dtype), self.template)
+        return like(device_array.copy_to_host(stream=self.stream), self.template)
+
+

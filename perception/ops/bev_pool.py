@@ -1,0 +1,285 @@
+"""BEV pooling of camera frustum features, as BEVFusion does it (interval reduction).
+
+Every frustum point (camera, depth bin, feature pixel) has an ego-frame position; the points are sorted by the
+BEV cell they fall in once per calibration (``BEVPoolGeometry``), so each non-empty cell is one contiguous
+interval of the sorted points; pooling sums each interval's features into its cell. The z cells are collapsed by
+summation (the z range only selects points), so the output is (B, C, ny, nx).
+
+Cells follow perception.ops._grid (spconv's float32 ``floor`` arithmetic, low bound inclusive). BEVFusion
+truncates with ``.long()`` instead of ``floor``, which also keeps points up to one cell below the low bounds in
+cell 0; here those points are dropped.
+
+Backends of ``bev_pool``: "reference" (the torch cumsum trick, LSS/BEVFusion ``QuickCumsum``), "numba" (CPU,
+parallel over intervals, forward and backward), "cuda" (one thread per (interval, channel), forward and
+backward). The geometry is built with numpy ("reference"), a Numba counting sort ("numba") or the CUDA key kernel
+plus torch's stable sort on the device ("cuda").
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Sequence, Tuple
+
+import numba
+import numpy as np
+import torch
+
+from perception.ops._backend import CudaCall, as_numpy, resolve_backend
+from perception.ops._grid import Grid3D, point_keys_cpu
+
+INTERVALS_PER_TASK = 256
+"""Intervals one Numba task sums (one accumulator allocation per task)."""
+
+
+@dataclass(frozen=True)
+class BEVPoolGeometry:
+    """Where each frustum point goes, precomputed once per calibration (int64 tensors on one device).
+
+    point_order (K,): flat indices into the (B * N_cams * D * H * W) frustum points inside the BEV range, sorted
+    by output cell (stable: input order inside a cell); interval_starts / interval_ends (I,): the run
+    ``point_order[start:end]`` of each non-empty cell; interval_cells (I,): its flat cell ``b * ny * nx + y * nx
+    + x``; frustum_shape (B, N_cams, D, H, W); grid_shape (ny, nx).
+    """
+
+    point_order: torch.Tensor
+    interval_starts: torch.Tensor
+    interval_ends: torch.Tensor
+    interval_cells: torch.Tensor
+    frustum_shape: Tuple[int, int, int, int, int]
+    grid_shape: Tuple[int, int]
+
+    @classmethod
+    def from_points(
+        cls,
+        frustum_points_ego,
+        bev_range: Sequence[float],
+        bev_cell: Sequence[float],
+        backend: Optional[str] = None,
+    ) -> "BEVPoolGeometry":
+        """frustum_points_ego (B, N_cams, D, H, W, 3) [x, y, z] m in the ego frame (numpy or torch; the geometry
+        lives on the tensor's device, CPU for numpy); bev_range (6,) [x_min, y_min, z_min, x_max, y_max, z_max] m;
+        bev_cell (3,) [dx, dy, dz] m."""
+        if frustum_points_ego.ndim != 6 or frustum_points_ego.shape[-1] != 3:
+            raise ValueError(
+                "frustum_points_ego must be (B, N_cams, D, H, W, 3) [x, y, z]; got shape "
+                f"{tuple(frustum_points_ego.shape)}"
+            )
+        grid = Grid3D.from_range(bev_cell, bev_range, what="BEV cell")
+        frustum_shape = tuple(int(s) for s in frustum_points_ego.shape[:5])
+        device = frustum_points_ego.device if isinstance(frustum_points_ego, torch.Tensor) else torch.device("cpu")
+        chosen = resolve_backend(backend, frustum_points_ego)
+        if chosen == "cuda":
+            keys = _point_keys_cuda(frustum_points_ego, grid)
+            parts = _intervals_by_torch_sort(keys.to(device), grid, frustum_shape)
+        else:
+            xyz = as_numpy(frustum_points_ego, np.float32).reshape(-1, 3)
+            if chosen == "reference":
+                parts = _intervals_by_torch_sort(torch.from_numpy(grid.keys_reference(xyz)), grid, frustum_shape)
+            else:
+                keys = point_keys_cpu(xyz, grid.low, grid.size, grid.counts)
+                cells = _bev_cells_cpu(keys, grid.shape_xyz[0] * grid.shape_xyz[1], int(np.prod(frustum_shape[1:])))
+                parts = tuple(torch.from_numpy(a) for a in _counting_sort_cpu(cells, frustum_shape[0] * _plane(grid)))
+            parts = tuple(p.to(device) for p in parts)
+        return cls(*parts, frustum_shape=frustum_shape, grid_shape=(grid.shape_xyz[1], grid.shape_xyz[0]))
+
+    def to(self, device) -> "BEVPoolGeometry":
+        """The same geometry with its tensors on ``device``."""
+        moved = [t.to(device) for t in (self.point_order, self.interval_starts, self.interval_ends,
+                                        self.interval_cells)]
+        return BEVPoolGeometry(*moved, frustum_shape=self.frustum_shape, grid_shape=self.grid_shape)
+
+    @property
+    def num_intervals(self) -> int:
+        return int(self.interval_cells.shape[0])
+
+
+def _plane(grid: Grid3D) -> int:
+    return grid.shape_xyz[0] * grid.shape_xyz[1]
+
+
+def _intervals_by_torch_sort(keys: torch.Tensor, grid: Grid3D, frustum_shape) -> Tuple[torch.Tensor, ...]:
+    """Geometry tensors from (P,) int64 voxel keys (-1 dropped) with a stable torch sort (on keys' device)."""
+    plane = _plane(grid)
+    points_per_batch = int(np.prod(frustum_shape[1:]))
+    kept = torch.nonzero(keys >= 0).flatten()
+    cells = kept // points_per_batch * plane + keys[kept] % plane
+    cells, by_cell = torch.sort(cells, stable=True)
+    point_order = kept[by_cell]
+    interval_cells, lengths = torch.unique_consecutive(cells, return_counts=True)
+    interval_ends = torch.cumsum(lengths, 0)
+    return point_order, interval_ends - lengths, interval_ends, interval_cells
+
+
+@numba.njit(parallel=True, cache=True)
+def _bev_cells_cpu(keys, plane, points_per_batch):
+    """(P,) int64 flat BEV cell b * plane + (y * nx + x) of each point's voxel key (z collapsed), -1 dropped."""
+    cells = np.empty(keys.size, np.int64)
+    for i in numba.prange(keys.size):
+        cells[i] = -1 if keys[i] < 0 else (i // points_per_batch) * plane + keys[i] % plane
+    return cells
+
+
+@numba.njit(cache=True)
+def _counting_sort_cpu(cells, num_cells):
+    """Stable counting sort of the kept points by cell: O(P + num_cells), one pass to count, one to place."""
+    offsets = np.zeros(num_cells + 1, np.int64)
+    for i in range(cells.size):
+        if cells[i] >= 0:
+            offsets[cells[i] + 1] += 1
+    num_intervals = 0
+    for cell in range(num_cells):
+        if offsets[cell + 1] > 0:
+            num_intervals += 1
+        offsets[cell + 1] += offsets[cell]
+    interval_starts = np.empty(num_intervals, np.int64)
+    interval_ends = np.empty(num_intervals, np.int64)
+    interval_cells = np.empty(num_intervals, np.int64)
+    k = 0
+    for cell in range(num_cells):
+        if offsets[cell + 1] > offsets[cell]:
+            interval_starts[k] = offsets[cell]
+            interval_ends[k] = offsets[cell + 1]
+            interval_cells[k] = cell
+            k += 1
+    point_order = np.empty(offsets[num_cells], np.int64)
+    cursor = offsets[:num_cells].copy()
+    for i in range(cells.size):
+        cell = cells[i]
+        if cell >= 0:
+            point_order[cursor[cell]] = i
+            cursor[cell] += 1
+    return point_order, interval_starts, interval_ends, interval_cells
+
+
+def _point_keys_cuda(frustum_points_ego, grid: Grid3D) -> torch.Tensor:
+    from perception.ops import _cuda_primitives as gpu
+
+    call = CudaCall(frustum_points_ego)
+    xyz = call.upload(frustum_points_ego, np.float32).reshape(-1, 3)
+    keys = call.empty(xyz.shape[0], np.int64)
+    call.launch(gpu.point_keys_kernel, keys.size, xyz, call.upload(grid.low), call.upload(grid.size),
+                call.upload(grid.counts), keys)
+    return torch.as_tensor(call.download(keys))
+
+
+# ----------------------------------------------------------------------------------------------- pooling
+
+
+class _QuickCumsum(torch.autograd.Function):
+    """Reference: the cumsum trick of LSS / BEVFusion. forward: cumulative sum of the sorted rows, read at each
+    interval's end, differenced; backward: each point takes the gradient of its interval."""
+
+    @staticmethod
+    def forward(ctx, sorted_rows, interval_ends):
+        ctx.save_for_backward(interval_ends)
+        ctx.num_rows = sorted_rows.shape[0]
+        at_ends = sorted_rows.cumsum(0)[interval_ends - 1]
+        return torch.cat((at_ends[:1], at_ends[1:] - at_ends[:-1]))
+
+    @staticmethod
+    def backward(ctx, interval_grad):
+        (interval_ends,) = ctx.saved_tensors
+        lengths = torch.diff(interval_ends, prepend=interval_ends.new_zeros(1))
+        return interval_grad.repeat_interleave(lengths, dim=0, output_size=ctx.num_rows), None
+
+
+def _bev_pool_reference(features: torch.Tensor, geometry: BEVPoolGeometry) -> torch.Tensor:
+    batch, channels = geometry.frustum_shape[0], features.shape[-1]
+    ny, nx = geometry.grid_shape
+    sorted_rows = features.reshape(-1, channels)[geometry.point_order]
+    sums = _QuickCumsum.apply(sorted_rows, geometry.interval_ends)
+    canvas = features.new_zeros((batch * ny * nx, channels)).index_copy(0, geometry.interval_cells, sums)
+    return canvas.view(batch, ny, nx, channels).permute(0, 3, 1, 2).contiguous()
+
+
+@numba.njit(parallel=True, cache=True)
+def _pool_forward_cpu(rows, point_order, interval_starts, interval_ends, interval_cells, batch, plane):
+    """(B, C, plane) sums of the rows (P, C) of each interval into its cell; tasks of INTERVALS_PER_TASK."""
+    channels = rows.shape[1]
+    out = np.zeros((batch, channels, plane), rows.dtype)
+    num_intervals = interval_cells.size
+    num_tasks = (num_intervals + INTERVALS_PER_TASK - 1) // INTERVALS_PER_TASK
+    for task in numba.prange(num_tasks):
+        total = np.empty(channels, rows.dtype)
+        for i in range(task * INTERVALS_PER_TASK, min((task + 1) * INTERVALS_PER_TASK, num_intervals)):
+            total[:] = 0
+            for k in range(interval_starts[i], interval_ends[i]):
+                row = point_order[k]
+                for c in range(channels):
+                    total[c] += rows[row, c]
+            b = interval_cells[i] // plane
+            cell = interval_cells[i] % plane
+            for c in range(channels):
+                out[b, c, cell] = total[c]
+    return out
+
+
+@numba.njit(parallel=True, cache=True)
+def _pool_backward_cpu(out_grad, point_order, interval_starts, interval_ends, interval_cells, num_rows):
+    """(P, C) gradient of the rows: the output gradient (B, C, plane) of each point's cell, 0 for dropped points."""
+    channels = out_grad.shape[1]
+    plane = out_grad.shape[2]
+    grad = np.zeros((num_rows, channels), out_grad.dtype)
+    num_intervals = interval_cells.size
+    num_tasks = (num_intervals + INTERVALS_PER_TASK - 1) // INTERVALS_PER_TASK
+    for task in numba.prange(num_tasks):
+        cell_grad = np.empty(channels, out_grad.dtype)
+        for i in range(task * INTERVALS_PER_TASK, min((task + 1) * INTERVALS_PER_TASK, num_intervals)):
+            b = interval_cells[i] // plane
+            cell = interval_cells[i] % plane
+            for c in range(channels):
+                cell_grad[c] = out_grad[b, c, cell]
+            for k in range(interval_starts[i], interval_ends[i]):
+                row = point_order[k]
+                for c in range(channels):
+                    grad[row, c] = cell_grad[c]
+    return grad
+
+
+def _geometry_arrays(geometry: BEVPoolGeometry):
+    return tuple(t.cpu().numpy() for t in (geometry.point_order, geometry.interval_starts, geometry.interval_ends,
+                                           geometry.interval_cells))
+
+
+class _BEVPool(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, features, geometry, backend):
+        ctx.geometry, ctx.backend, ctx.features_shape = geometry, backend, features.shape
+        batch, channels = geometry.frustum_shape[0], features.shape[-1]
+        ny, nx = geometry.grid_shape
+        if backend == "cuda":
+            from perception.ops._bev_pool_cuda import pool_forward_cuda
+
+            return pool_forward_cuda(features.reshape(-1, channels), geometry).view(batch, channels, ny, nx)
+        rows = features.detach().cpu().reshape(-1, channels).contiguous().numpy()
+        out = _pool_forward_cpu(rows, *_geometry_arrays(geometry), batch, ny * nx)
+        return torch.from_numpy(out).to(features.device).view(batch, channels, ny, nx)
+
+    @staticmethod
+    def backward(ctx, out_grad):
+        geometry = ctx.geometry
+        batch, channels = out_grad.shape[:2]
+        if ctx.backend == "cuda":
+            from perception.ops._bev_pool_cuda import pool_backward_cuda
+
+            grad = pool_backward_cuda(out_grad.reshape(batch, channels, -1), geometry)
+        else:
+            flat_grad = out_grad.detach().cpu().reshape(batch, channels, -1).contiguous().numpy()
+            num_rows = int(np.prod(ctx.features_shape[:-1]))
+            grad = torch.from_numpy(_pool_backward_cpu(flat_grad, *_geometry_arrays(geometry), num_rows))
+        return grad.to(out_grad.device).view(ctx.features_shape), None, None
+
+
+def bev_pool(features: torch.Tensor, geometry: BEVPoolGeometry, backend: Optional[str] = None) -> torch.Tensor:
+    """Sum camera frustum features into the BEV grid: features (B, N_cams, D, H, W, C) float (torch) ->
+    (B, C, ny, nx), z cells collapsed by summation, empty cells 0. Differentiable w.r.t. features.
+    backend: None (CUDA tensors -> "cuda", else "numba"), "reference", "numba" or "cuda"."""
+    features = torch.as_tensor(features)
+    if features.ndim != 6 or tuple(features.shape[:5]) != geometry.frustum_shape:
+        raise ValueError(
+            f"bev_pool: features must be (B, N_cams, D, H, W, C) with (B, N_cams, D, H, W) = "
+            f"{geometry.frustum_shape} as the geometry was built for; got {tuple(features.shape)}"
+        )
+    chosen = resolve_backend(backend, features)
+    if chosen == "reference":
+        return _bev_pool_reference(features, geometry.to(features.device))
+    return _BEVPool.apply(features, geometry, chosen)

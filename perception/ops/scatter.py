@@ -1,0 +1,160 @@
+"""Scatter-mean / scatter-max of point features into their voxels (dynamic voxelization's second half).
+
+Points with equal voxel coordinates form one voxel; rows with a negative coordinate (``dynamic_voxelize``'s -1
+rows) are dropped; voxels are numbered in the order their first point appears (as ``hard_voxelize`` numbers
+them). Differentiable w.r.t. the features for torch inputs: "mean" spreads a voxel's gradient equally over its
+points; "max" sends each channel's gradient to the first point that holds the maximum (features must be finite).
+
+Backends: "reference" (numpy ``unique`` + ``ufunc.at``), "numba" (hash grouping + channel-parallel reduction),
+"cuda" (atomic hash grouping + atomic add / max); the gradient is two torch gather/scatter ops on any backend.
+"""
+from __future__ import annotations
+
+from typing import Any, Optional, Tuple
+
+import numba
+import numpy as np
+import torch
+
+from perception.ops._backend import as_numpy, is_torch, resolve_backend
+from perception.ops._grid import group_keys_cpu
+
+Array = Any  # np.ndarray or torch.Tensor
+REDUCTIONS = ("mean", "max")
+
+
+def _mixed_radix_keys(coords: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(N,) int64 key of each coords row (N, K) int (-1 when a column is negative), with the radices (K,) and
+    strides (K,) that decode it: key = sum(coords[:, j] * strides[j])."""
+    coords = coords.long()
+    valid = (coords >= 0).all(dim=1)
+    radices = coords[valid].max(dim=0).values + 1 if bool(valid.any()) else coords.new_ones(coords.shape[1])
+    if float(torch.prod(radices.double())) >= 2.0**62:
+        raise ValueError(f"scatter_points: voxel coords span {radices.tolist()} cells, too many for 64-bit keys")
+    strides = torch.ones_like(radices)
+    for j in range(coords.shape[1] - 2, -1, -1):
+        strides[j] = strides[j + 1] * radices[j + 1]
+    keys = (coords * strides).sum(dim=1)
+    return torch.where(valid, keys, torch.full_like(keys, -1)), radices, strides
+
+
+def _reduce_reference(features: np.ndarray, keys: np.ndarray, reduce: str):
+    kept = np.flatnonzero(keys >= 0)
+    unique_keys, first_point, inverse = np.unique(keys[kept], return_index=True, return_inverse=True)
+    appearance = np.argsort(first_point, kind="stable")
+    group_of_unique = np.empty_like(appearance)
+    group_of_unique[appearance] = np.arange(len(appearance))
+    point_group = np.full(len(keys), -1, np.int64)
+    point_group[kept] = group_of_unique[inverse]
+    num_groups, channels = len(unique_keys), features.shape[1]
+    counts = np.bincount(point_group[kept], minlength=num_groups)
+    if reduce == "mean":
+        sums = np.zeros((num_groups, channels), features.dtype)
+        np.add.at(sums, point_group[kept], features[kept])
+        return sums / np.maximum(counts, 1)[:, None].astype(features.dtype), point_group, unique_keys[appearance], \
+            counts, None
+    maxima = np.full((num_groups, channels), -np.inf, features.dtype)
+    np.maximum.at(maxima, point_group[kept], features[kept])
+    holder = np.full((num_groups, channels), len(keys), np.int64)
+    rows, cols = np.nonzero(features[kept] == maxima[point_group[kept]])
+    np.minimum.at(holder, (point_group[kept][rows], cols), kept[rows])
+    return maxima, point_group, unique_keys[appearance], counts, holder
+
+
+@numba.njit(parallel=True, cache=True)
+def _reduce_cpu(features, point_group, num_groups, take_max):
+    """(M, C) per-group sums (take_max False) or maxima with the first point holding each (take_max True);
+    parallel over channels, points in input order."""
+    channels = features.shape[1]
+    result = np.empty((num_groups, channels), features.dtype)
+    holder = np.full((num_groups, channels if take_max else 0), -1, np.int64)
+    for c in numba.prange(channels):
+        for g in range(num_groups):
+            result[g, c] = -np.inf if take_max else 0
+        for i in range(features.shape[0]):
+            g = point_group[i]
+            if g < 0:
+                continue
+            if take_max:
+                if features[i, c] > result[g, c] or holder[g, c] < 0:
+                    result[g, c] = features[i, c]
+                    holder[g, c] = i
+            else:
+                result[g, c] += features[i, c]
+    return result, holder
+
+
+def _reduce_numba(features: np.ndarray, keys: np.ndarray, reduce: str):
+    point_group, _, group_keys, counts = group_keys_cpu(keys, keys.size, keys.size, numba.get_num_threads())
+    result, holder = _reduce_cpu(features, point_group, group_keys.size, reduce == "max")
+    if reduce == "mean":
+        result = result / np.maximum(counts, 1)[:, None].astype(features.dtype)
+        holder = None
+    return result, point_group.astype(np.int64), group_keys, counts.astype(np.int64), holder
+
+
+class _Scatter(torch.autograd.Function):
+    """forward: the backend's reduction; backward: torch gather (mean) / scatter (max) on the saved grouping."""
+
+    @staticmethod
+    def forward(ctx, features, keys, reduce, backend):
+        voxel_features, point_group, group_keys, counts, holder = _run_backend(features, keys, reduce, backend)
+        ctx.reduce, ctx.num_points = reduce, features.shape[0]
+        ctx.save_for_backward(point_group, counts, holder if holder is not None else counts)
+        ctx.mark_non_differentiable(group_keys)
+        return voxel_features, group_keys
+
+    @staticmethod
+    def backward(ctx, voxel_grad, _):
+        point_group, counts, holder = ctx.saved_tensors
+        if ctx.reduce == "mean":
+            kept = point_group >= 0
+            grad = voxel_grad.new_zeros((ctx.num_points, voxel_grad.shape[1]))
+            grad[kept] = voxel_grad[point_group[kept]] / counts[point_group[kept]].to(voxel_grad.dtype)[:, None]
+        else:
+            grad = voxel_grad.new_zeros((ctx.num_points, voxel_grad.shape[1]))
+            grad.scatter_(0, holder, voxel_grad)
+        return grad, None, None, None
+
+
+def _run_backend(features, keys: torch.Tensor, reduce: str, backend: str):
+    """(voxel_features, point_group, group_keys, counts, holder-or-None) as torch tensors on features' device."""
+    if backend == "cuda":
+        from perception.ops._scatter_cuda import reduce_cuda
+
+        return reduce_cuda(features, keys, reduce)
+    run = _reduce_reference if backend == "reference" else _reduce_numba
+    result = run(as_numpy(features), as_numpy(keys), reduce)
+    device = features.device if is_torch(features) else torch.device("cpu")
+    return tuple(None if r is None else torch.from_numpy(np.ascontiguousarray(r)).to(device) for r in result)
+
+
+def scatter_points(
+    features: Array, voxel_coords: Array, reduce: str = "mean", backend: Optional[str] = None
+) -> Tuple[Array, Array]:
+    """Reduce point features into voxels.
+
+    features (N, C) float32/float64; voxel_coords (N, 3) [z, y, x] or (N, 4) [b, z, y, x] int cells, a row with a
+    negative entry is dropped; reduce "mean" or "max". Returns voxel_features (M, C) and voxel_coords (M, 3 or 4)
+    (voxels in first-appearance order), as the features' type and device. Differentiable w.r.t. torch features.
+    """
+    if reduce not in REDUCTIONS:
+        raise ValueError(f"scatter_points: reduce must be one of {REDUCTIONS}, got {reduce!r}")
+    if features.ndim != 2 or voxel_coords.ndim != 2 or voxel_coords.shape[0] != features.shape[0] or \
+            voxel_coords.shape[1] not in (3, 4):
+        raise ValueError(
+            "scatter_points: features must be (N, C) and voxel_coords (N, 3) [z, y, x] or (N, 4) [b, z, y, x]; "
+            f"got {tuple(features.shape)} and {tuple(voxel_coords.shape)}"
+        )
+    chosen = resolve_backend(backend, features)
+    coords = torch.as_tensor(voxel_coords)
+    keys, radices, strides = _mixed_radix_keys(coords.to(features.device) if is_torch(features) else coords)
+    if is_torch(features):
+        voxel_features, group_keys = _Scatter.apply(features, keys, reduce, chosen)
+    else:
+        voxel_features, _, group_keys, _, _ = _run_backend(features, keys, reduce, chosen)
+    out_coords = (group_keys[:, None] // strides.to(group_keys.device) % radices.to(group_keys.device))
+    out_coords = out_coords.to(coords.dtype)
+    if is_torch(features):
+        return voxel_features, out_coords
+    return as_numpy(voxel_features), as_numpy(out_coords)

@@ -1,0 +1,236 @@
+"""Hard and dynamic voxelization of point clouds (reference numpy, Numba CPU, Numba CUDA).
+
+Semantics are spconv's ``PointToVoxel`` / mmcv's ``hard_voxelize``: a point falls in voxel
+``floor((p - range_min) / voxel_size)`` computed in float32 and is kept when that cell lies in
+``[0, round((range_max - range_min) / voxel_size))`` on every axis (see perception.ops._grid); NaN / Inf points
+are dropped. Voxels are numbered in the order their first point appears; points sit in input order; points
+beyond ``max_points`` of a voxel and voxels beyond ``max_voxels`` are dropped. Voxel coordinates are
+``(batch, z, y, x)`` integer cells.
+
+No kernel touches a dense grid or a ``max_voxels``-sized buffer: the CPU kernel computes cell keys in parallel,
+then fills voxels in one serial O(N) pass with a hash table sized by the points; the GPU kernel with an atomic hash table, a scan and ``max_points`` rounds of
+atomic-min (O(N * max_points)).
+"""
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence, Tuple
+
+import numba
+import numpy as np
+import torch
+
+from perception.ops._backend import CudaCall, as_numpy, is_torch, like, resolve_backend
+from perception.ops._grid import (
+    SLOT_MULTIPLIER,
+    Grid3D,
+    decode_keys_cpu,
+    hash_bits_cpu,
+    point_keys_cpu,
+    table_bits_cpu,
+)
+
+Array = Any  # np.ndarray or torch.Tensor
+
+
+def _check_points(points: Array, what: str = "points") -> None:
+    if points.ndim != 2 or points.shape[1] < 3:
+        raise ValueError(f"{what} must be (N, C>=3) with columns x, y, z first; got shape {tuple(points.shape)}")
+    if points.dtype not in (np.float32, np.float64, torch.float32, torch.float64):
+        raise ValueError(f"{what} must be float32 (or float64, converted to float32); got {points.dtype}")
+
+
+def _check_limits(max_points: int, max_voxels: int) -> None:
+    if int(max_points) < 1 or int(max_voxels) < 1:
+        raise ValueError(f"max_points and max_voxels must be >= 1; got {max_points}, {max_voxels}")
+
+
+# --------------------------------------------------------------------------------------------- reference
+
+
+def _hard_voxelize_reference(points: np.ndarray, grid: Grid3D, max_points: int, max_voxels: int):
+    """Plain numpy: unique cells, ordered by first appearance, stable rank of each point inside its voxel."""
+    keys = grid.keys_reference(points[:, :3])
+    kept_points = np.flatnonzero(keys >= 0)
+    unique_keys, first_point, inverse = np.unique(keys[kept_points], return_index=True, return_inverse=True)
+    appearance = np.argsort(first_point, kind="stable")  # unique index -> ordered by first appearance
+    voxel_of_unique = np.empty_like(appearance)
+    voxel_of_unique[appearance] = np.arange(len(appearance))
+    point_voxel = voxel_of_unique[inverse]
+    in_budget = point_voxel < max_voxels
+    kept_points, point_voxel = kept_points[in_budget], point_voxel[in_budget]
+    by_voxel = np.argsort(point_voxel, kind="stable")  # input order inside each voxel
+    sorted_voxel = point_voxel[by_voxel]
+    slot = np.arange(len(by_voxel)) - np.searchsorted(sorted_voxel, sorted_voxel, side="left")
+    room = slot < max_points
+    num_voxels = min(len(unique_keys), max_voxels)
+    voxels = np.zeros((num_voxels, max_points, points.shape[1]), np.float32)
+    voxels[sorted_voxel[room], slot[room]] = points[kept_points[by_voxel][room]]
+    num_points = np.minimum(np.bincount(point_voxel, minlength=num_voxels), max_points).astype(np.int32)
+    coords = np.zeros((num_voxels, 4), np.int32)
+    coords[:, 1:] = grid.decode_reference(unique_keys[appearance[:num_voxels]])
+    return voxels, coords, num_points
+
+
+# --------------------------------------------------------------------------------------------- Numba CPU
+
+
+@numba.njit(cache=True)
+def _fill_voxels_cpu(points, keys, max_points, max_voxels):
+    """One serial pass in input order: look each cell key up in an open-addressing table sized by the points
+    (not the grid), open a voxel on a new key while fewer than max_voxels exist, copy the point into its voxel's
+    next free slot. Returns voxels (M, P * C) (slots past num_points not written), voxel_keys (M,), num_points."""
+    channels = points.shape[1]
+    num_valid = 0
+    for i in range(keys.size):
+        if keys[i] >= 0:
+            num_valid += 1
+    capacity = min(num_valid, max_voxels)
+    bits = table_bits_cpu(max(capacity, 1))
+    mask = (1 << bits) - 1
+    table_keys = np.full(1 << bits, -1, np.int64)
+    table_voxels = np.empty(1 << bits, np.int32)
+    voxels = np.empty((capacity, max_points * channels), np.float32)
+    voxel_keys = np.empty(capacity, np.int64)
+    num_points = np.zeros(capacity, np.int32)
+    num_voxels = 0
+    for i in range(keys.size):
+        key = keys[i]
+        if key < 0:
+            continue
+        h = hash_bits_cpu(key, SLOT_MULTIPLIER, bits)
+        voxel = -1
+        while True:
+            stored = table_keys[h]
+            if stored == key:
+                voxel = table_voxels[h]
+                break
+            if stored == -1:
+                if num_voxels < max_voxels:
+                    voxel = num_voxels
+                    num_voxels += 1
+                    table_keys[h] = key
+                    table_voxels[h] = voxel
+                    voxel_keys[voxel] = key
+                break
+            h = (h + 1) & mask
+        if voxel < 0:
+            continue
+        slot = num_points[voxel]
+        if slot < max_points:
+            start = slot * channels
+            for c in range(channels):
+                voxels[voxel, start + c] = points[i, c]
+            num_points[voxel] = slot + 1
+    return voxels[:num_voxels], voxel_keys[:num_voxels], num_points[:num_voxels]
+
+
+@numba.njit(parallel=True, cache=True)
+def _zero_empty_slots_cpu(voxels, num_points, channels):
+    for v in numba.prange(num_points.size):
+        voxels[v, num_points[v] * channels:] = 0.0
+
+
+def _hard_voxelize_numba(points: np.ndarray, grid: Grid3D, max_points: int, max_voxels: int):
+    keys = point_keys_cpu(points, grid.low, grid.size, grid.counts)  # parallel
+    voxels, voxel_keys, num_points = _fill_voxels_cpu(points, keys, max_points, max_voxels)  # serial, O(N)
+    _zero_empty_slots_cpu(voxels, num_points, points.shape[1])  # parallel
+    voxels = voxels.reshape((len(num_points), max_points, points.shape[1]))
+    return voxels, decode_keys_cpu(voxel_keys, grid.counts, True), num_points
+
+
+# --------------------------------------------------------------------------------------------- Numba CUDA
+
+
+def _hard_voxelize_cuda(points: Array, grid: Grid3D, max_points: int, max_voxels: int):
+    from perception.ops import _cuda_primitives as gpu
+    from perception.ops._voxelize_cuda import gather_voxels, rank_points_in_voxels
+
+    call = CudaCall(points)
+    device_points = call.upload(points, np.float32)
+    keys = call.empty(points.shape[0], np.int64)
+    call.launch(gpu.point_keys_kernel, keys.size, device_points, call.upload(grid.low), call.upload(grid.size),
+                call.upload(grid.counts), keys)
+    point_voxel, voxel_keys, num_voxels = gpu.group_keys_gpu(call, keys, max_voxels)
+    slot_points = rank_points_in_voxels(call, point_voxel, num_voxels, max_points)
+    voxels, num_points = gather_voxels(call, device_points, slot_points, num_voxels, max_points)
+    coords = call.empty((num_voxels, 4), np.int32)
+    call.launch(gpu.decode_keys_kernel, num_voxels, voxel_keys, call.upload(grid.counts), 1, coords)
+    return call.download(voxels), call.download(coords), call.download(num_points)
+
+
+# --------------------------------------------------------------------------------------------- public API
+
+
+def hard_voxelize(
+    points: Array,
+    voxel_size: Sequence[float],
+    point_cloud_range: Sequence[float],
+    max_points: int,
+    max_voxels: int,
+    backend: Optional[str] = None,
+) -> Tuple[Array, Array, Array]:
+    """Hard voxelization of one cloud, identical to spconv's ``PointToVoxel`` (CPU) and mmcv's hard_voxelize.
+
+    points (N, C) float32 [x, y, z, ...] m (numpy or torch; float64 is converted to float32);
+    voxel_size (3,) [dx, dy, dz] m; point_cloud_range (6,) [x_min, y_min, z_min, x_max, y_max, z_max] m.
+    Returns, as the input's type and device:
+      voxels (M, max_points, C) float32, point rows in input order, zero-padded;
+      coords (M, 4) int32 [batch=0, z, y, x] cells; num_points (M,) int32 in [1, max_points].
+    M <= max_voxels voxels, in the order their first point appears. backend: see perception.ops._backend.
+    """
+    _check_points(points)
+    _check_limits(max_points, max_voxels)
+    grid = Grid3D.from_range(voxel_size, point_cloud_range)
+    chosen = resolve_backend(backend, points)
+    if chosen == "cuda":
+        return _hard_voxelize_cuda(points, grid, int(max_points), int(max_voxels))
+    host_points = as_numpy(points, np.float32)
+    run = _hard_voxelize_reference if chosen == "reference" else _hard_voxelize_numba
+    voxels, coords, num_points = run(host_points, grid, int(max_points), int(max_voxels))
+    return like(voxels, points), like(coords, points), like(num_points, points)
+
+
+def hard_voxelize_batch(
+    clouds: Sequence[Array],
+    voxel_size: Sequence[float],
+    point_cloud_range: Sequence[float],
+    max_points: int,
+    max_voxels: int,
+    backend: Optional[str] = None,
+) -> Tuple[Array, Array, Array]:
+    """``hard_voxelize`` of each cloud b (N_b, C) (``max_voxels`` per cloud), concatenated in batch order:
+    voxels (sum M_b, max_points, C), coords (sum M_b, 4) int32 [b, z, y, x], num_points (sum M_b,) int32."""
+    if len(clouds) == 0:
+        raise ValueError("hard_voxelize_batch needs at least one cloud")
+    parts = [hard_voxelize(cloud, voxel_size, point_cloud_range, max_points, max_voxels, backend) for cloud in clouds]
+    for b, (_, coords, _) in enumerate(parts):
+        coords[:, 0] = b
+    if is_torch(parts[0][0]):
+        return tuple(torch.cat([part[k] for part in parts]) for k in range(3))
+    return tuple(np.concatenate([part[k] for part in parts]) for k in range(3))
+
+
+# --------------------------------------------------------------------------------------------- dynamic
+
+
+def dynamic_voxelize(
+    points: Array, voxel_size: Sequence[float], point_cloud_range: Sequence[float], backend: Optional[str] = None
+) -> Array:
+    """Voxel cell of every point: (N, 3) int32 [z, y, x], a row of -1 for a point outside the range or non-finite.
+
+    points (N, C) float32 [x, y, z, ...] m; voxel_size (3,) m; point_cloud_range (6,) m (as ``hard_voxelize``:
+    the same cells). Returns the input's type and device."""
+    _check_points(points)
+    grid = Grid3D.from_range(voxel_size, point_cloud_range)
+    chosen = resolve_backend(backend, points)
+    if chosen == "cuda":
+        from perception.ops._voxelize_cuda import dynamic_cells
+
+        return dynamic_cells(points, grid)
+    host_points = as_numpy(points, np.float32)
+    if chosen == "reference":
+        keys = grid.keys_reference(host_points[:, :3])
+        cells = np.where((keys >= 0)[:, None], grid.decode_reference(np.maximum(keys, 0)), -1).astype(np.int32)
+    else:
+        cells = decode_keys_cpu(point_keys_cpu(host_points, grid.low, grid.size, grid.counts), grid.counts, False)
+    return like(cells, points)

@@ -1,0 +1,256 @@
+"""A replayed drive as an MCAP file that Foxglove opens: point clouds, images, boxes, the plan and the decision.
+
+Channels (Foxglove's own protobuf schemas, from the foxglove-schemas-protobuf package, written with mcap and
+mcap-protobuf-support; log and publish times are the frame's LiDAR timestamp in nanoseconds):
+
+  /tf                      foxglove.FrameTransforms  global -> ego (the ego pose), ego -> each camera
+  /LIDAR_TOP               foxglove.PointCloud       frame "ego", float32 fields LIDAR_COLUMNS
+  /RADAR                   foxglove.PointCloud       frame "ego", float32 fields RADAR_COLUMNS (all 5 radars)
+  /<CAMERA>/image          foxglove.CompressedImage  frame "<CAMERA>", JPEG of the image the model saw
+  /<CAMERA>/calibration    foxglove.CameraCalibration (so that Foxglove projects the boxes into the image)
+  /detections              foxglove.SceneUpdate      one cube per box (class colour), velocity arrow, label text
+  /plan                    foxglove.SceneUpdate      the planned ego trajectory as a line strip
+  /decision                JSON (jsonschema DECISION_JSON_SCHEMA): the frame's Decision.to_json(), or null
+"""
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, Callable, Dict, Iterator, Optional, Sequence, Tuple
+
+import cv2
+import numpy as np
+from foxglove_schemas_protobuf.CameraCalibration_pb2 import CameraCalibration
+from foxglove_schemas_protobuf.CompressedImage_pb2 import CompressedImage
+from foxglove_schemas_protobuf.FrameTransforms_pb2 import FrameTransforms
+from foxglove_schemas_protobuf.LinePrimitive_pb2 import LinePrimitive
+from foxglove_schemas_protobuf.PackedElementField_pb2 import PackedElementField
+from foxglove_schemas_protobuf.PointCloud_pb2 import PointCloud
+from foxglove_schemas_protobuf.SceneEntityDeletion_pb2 import SceneEntityDeletion
+from foxglove_schemas_protobuf.SceneUpdate_pb2 import SceneUpdate
+from mcap.decoder import DecoderFactory as McapDecoderFactory
+from mcap.reader import make_reader
+from mcap.records import Schema
+from mcap.well_known import MessageEncoding, SchemaEncoding
+from mcap.writer import CompressionType, Writer
+from mcap_protobuf.decoder import DecoderFactory as ProtobufDecoderFactory
+from mcap_protobuf.schema import register_schema
+from scipy.spatial.transform import Rotation
+
+from perception.classes import DETECTION_CLASSES
+from perception.datasets.frame import LIDAR_COLUMNS, RADAR_COLUMNS, Frame
+from perception.geometry import Boxes3D, RigidTransform
+from perception.viz.bev import PLAN_COLOUR_BGR, class_colour
+
+EGO_FRAME_ID = "ego"
+GLOBAL_FRAME_ID = "global"
+
+DECISION_JSON_SCHEMA: Dict[str, Any] = {
+    "title": "perception.Decision",
+    "type": "object",
+    "properties": {
+        "timestamp_us": {"type": "integer"},
+        "decision": {
+            "type": ["object", "null"],
+            "properties": {
+                "maneuver": {"type": "string"},
+                "target_speed_mps": {"type": "number"},
+                "ttc_s": {"type": ["number", "null"]},
+                "critical_object": {"type": "integer"},
+                "lane_change_left_ok": {"type": "boolean"},
+                "lane_change_right_ok": {"type": "boolean"},
+                "trajectory": {"type": "array", "items": {"type": "array", "items": {"type": "number"}}},
+                "reason": {"type": "string"},
+            },
+        },
+    },
+}
+"""The JSON schema of the /decision channel (the layout of perception.decision.Decision.to_json())."""
+
+
+def _set_time(message: Any, timestamp_ns: int) -> None:
+    message.timestamp.FromNanoseconds(int(timestamp_ns))
+
+
+def _set_pose(pose: Any, translation: Sequence[float], quaternion_xyzw: Sequence[float]) -> None:
+    pose.position.x, pose.position.y, pose.position.z = (float(v) for v in translation)
+    (pose.orientation.x, pose.orientation.y, pose.orientation.z,
+     pose.orientation.w) = (float(v) for v in quaternion_xyzw)
+
+
+def _yaw_quaternion_xyzw(yaw: float) -> tuple:
+    return 0.0, 0.0, math.sin(yaw / 2.0), math.cos(yaw / 2.0)
+
+
+def _set_colour(colour: Any, bgr: Sequence[int], alpha: float) -> None:
+    colour.r, colour.g, colour.b, colour.a = bgr[2] / 255.0, bgr[1] / 255.0, bgr[0] / 255.0, alpha
+
+
+def point_cloud_message(points: np.ndarray, columns: Sequence[str], timestamp_ns: int,
+                        frame_id: str = EGO_FRAME_ID) -> PointCloud:
+    """(N, len(columns)) points -> foxglove.PointCloud with one float32 field per column (identity pose)."""
+    points = np.ascontiguousarray(points, dtype=np.float32).reshape(-1, len(columns))
+    message = PointCloud(frame_id=frame_id, point_stride=4 * len(columns), data=points.tobytes())
+    _set_time(message, timestamp_ns)
+    message.pose.orientation.w = 1.0
+    for index, name in enumerate(columns):
+        message.fields.add(name=name, offset=4 * index, type=PackedElementField.FLOAT32)
+    return message
+
+
+def boxes_scene_update(boxes: Boxes3D, timestamp_ns: int, frame_id: str = EGO_FRAME_ID) -> SceneUpdate:
+    """Boxes in ``frame_id`` -> foxglove.SceneUpdate: deletes the previous frame's entities, then one entity per
+    box with a cube (size x = length, y = width, z = height), its velocity as an arrow (when >= 0.1 m/s) and a
+    text 'class score'."""
+    update = SceneUpdate()
+    deletion = update.deletions.add(type=SceneEntityDeletion.ALL)
+    _set_time(deletion, timestamp_ns)
+    for index in range(len(boxes)):
+        label = int(boxes.labels[index])
+        entity = update.entities.add(frame_id=frame_id, id=f"box-{index}")
+        _set_time(entity, timestamp_ns)
+        yaw = float(boxes.yaws[index])
+        cube = entity.cubes.add()
+        _set_pose(cube.pose, boxes.centers[index], _yaw_quaternion_xyzw(yaw))
+        width, length, height = (float(v) for v in boxes.sizes[index])
+        cube.size.x, cube.size.y, cube.size.z = length, width, height
+        _set_colour(cube.color, class_colour(label), 0.5)
+        velocity = boxes.velocities[index]
+        speed = float(np.hypot(*velocity))
+        if speed >= 0.1:
+            arrow = entity.arrows.add(shaft_length=speed, shaft_diameter=0.1, head_length=0.4, head_diameter=0.3)
+            _set_pose(arrow.pose, boxes.centers[index], _yaw_quaternion_xyzw(math.atan2(velocity[1], velocity[0])))
+            _set_colour(arrow.color, class_colour(label), 1.0)
+        text = entity.texts.add(billboard=True, font_size=14.0, scale_invariant=True,
+                                text=f"{DETECTION_CLASSES[label]} {float(boxes.scores[index]):.2f}")
+        _set_pose(text.pose, boxes.centers[index] + np.array([0.0, 0.0, height / 2 + 0.5]), (0, 0, 0, 1))
+        _set_colour(text.color, (255, 255, 255), 1.0)
+    return update
+
+
+def plan_scene_update(trajectory: Optional[np.ndarray], timestamp_ns: int) -> SceneUpdate:
+    """The planned ego trajectory (T, 2) [x, y] in the ego frame as a line strip from the ego origin (deleting
+    the previous plan; no entity when there is no plan)."""
+    update = SceneUpdate()
+    deletion = update.deletions.add(type=SceneEntityDeletion.ALL)
+    _set_time(deletion, timestamp_ns)
+    if trajectory is not None and len(trajectory):
+        entity = update.entities.add(frame_id=EGO_FRAME_ID, id="plan")
+        _set_time(entity, timestamp_ns)
+        line = entity.lines.add(type=LinePrimitive.LINE_STRIP, thickness=0.3)
+        line.pose.orientation.w = 1.0
+        for x, y in np.concatenate([np.zeros((1, 2)), np.asarray(trajectory, dtype=np.float64)[:, :2]]):
+            line.points.add(x=float(x), y=float(y), z=0.0)
+        _set_colour(line.color, PLAN_COLOUR_BGR, 1.0)
+    return update
+
+
+class McapRecorder:
+    """Writes frames to an MCAP file (see the module docstring for the channels); use as a context manager or
+    call ``close()`` (which writes the index and footer)."""
+
+    def __init__(self, path: str, jpeg_quality: int = 90) -> None:
+        self.path = path
+        self.jpeg_quality = jpeg_quality
+        self._file = open(path, "wb")
+        self._writer = Writer(self._file, compression=CompressionType.ZSTD)
+        self._writer.start(profile="", library="perception")
+        self._schemas: Dict[str, int] = {}
+        self._channels: Dict[str, int] = {}
+        self.messages_written = 0
+
+    def _channel(self, topic: str, message_class: Any) -> int:
+        if topic not in self._channels:
+            name = message_class.DESCRIPTOR.full_name
+            if name not in self._schemas:
+                self._schemas[name] = register_schema(self._writer, message_class)
+            self._channels[topic] = self._writer.register_channel(topic, MessageEncoding.Protobuf,
+                                                                  self._schemas[name])
+        return self._channels[topic]
+
+    def _write(self, topic: str, message: Any, timestamp_ns: int) -> None:
+        self._writer.add_message(self._channel(topic, type(message)), log_time=timestamp_ns,
+                                 data=message.SerializeToString(), publish_time=timestamp_ns)
+        self.messages_written += 1
+
+    def _write_json(self, topic: str, payload: Dict[str, Any], timestamp_ns: int) -> None:
+        if topic not in self._channels:
+            schema = self._writer.register_schema(DECISION_JSON_SCHEMA["title"], SchemaEncoding.JSONSchema,
+                                                  json.dumps(DECISION_JSON_SCHEMA).encode())
+            self._channels[topic] = self._writer.register_channel(topic, MessageEncoding.JSON, schema)
+        self._writer.add_message(self._channels[topic], log_time=timestamp_ns,
+                                 data=json.dumps(payload).encode(), publish_time=timestamp_ns)
+        self.messages_written += 1
+
+    def write_frame(self, frame: Frame, boxes: Boxes3D, decision: Optional[Dict[str, Any]]) -> None:
+        """One frame: its sensors, ``boxes`` (ego frame) and ``decision`` (Decision.to_json() or None)."""
+        time_ns = int(frame.timestamp_us) * 1000
+        transforms = FrameTransforms()
+        self._add_transform(transforms, GLOBAL_FRAME_ID, EGO_FRAME_ID, frame.ego_pose.ego_to_global, time_ns)
+        for channel, view in frame.cameras.items():
+            self._add_transform(transforms, EGO_FRAME_ID, channel, view.camera_to_ego, time_ns)
+        self._write("/tf", transforms, time_ns)
+        if frame.lidar is not None:
+            self._write("/LIDAR_TOP", point_cloud_message(frame.lidar.points, LIDAR_COLUMNS, time_ns), time_ns)
+        if frame.radar is not None:
+            self._write("/RADAR", point_cloud_message(frame.radar.points, RADAR_COLUMNS, time_ns), time_ns)
+        for channel, view in frame.cameras.items():
+            ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(view.image, cv2.COLOR_RGB2BGR),
+                                    [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality])
+            if not ok:
+                raise ValueError(f"{self.path}: OpenCV could not encode the {channel} image as JPEG")
+            image = CompressedImage(frame_id=channel, data=jpeg.tobytes(), format="jpeg")
+            _set_time(image, time_ns)
+            self._write(f"/{channel}/image", image, time_ns)
+            intrinsics = view.intrinsics
+            calibration = CameraCalibration(frame_id=channel, width=int(intrinsics.width),
+                                            height=int(intrinsics.height), distortion_model="plumb_bob")
+            _set_time(calibration, time_ns)
+            calibration.D.extend([0.0] * 5)
+            calibration.K.extend(intrinsics.matrix.reshape(-1).tolist())
+            calibration.R.extend(np.eye(3).reshape(-1).tolist())
+            calibration.P.extend(np.concatenate([intrinsics.matrix, np.zeros((3, 1))], axis=1).reshape(-1).tolist())
+            self._write(f"/{channel}/calibration", calibration, time_ns)
+        self._write("/detections", boxes_scene_update(boxes, time_ns), time_ns)
+        trajectory = None if decision is None else np.asarray(decision["trajectory"], dtype=np.float64)
+        self._write("/plan", plan_scene_update(trajectory, time_ns), time_ns)
+        self._write_json("/decision", {"timestamp_us": int(frame.timestamp_us), "decision": decision}, time_ns)
+
+    @staticmethod
+    def _add_transform(transforms: FrameTransforms, parent: str, child: str, child_to_parent: RigidTransform,
+                       timestamp_ns: int) -> None:
+        transform = transforms.transforms.add(parent_frame_id=parent, child_frame_id=child)
+        _set_time(transform, timestamp_ns)
+        x, y, z, w = Rotation.from_matrix(child_to_parent.rotation).as_quat()
+        (transform.translation.x, transform.translation.y,
+         transform.translation.z) = (float(v) for v in child_to_parent.translation)
+        transform.rotation.x, transform.rotation.y, transform.rotation.z, transform.rotation.w = x, y, z, w
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self._writer.finish()
+            self._file.close()
+
+    def __enter__(self) -> "McapRecorder":
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+
+class JsonDecoderFactory(McapDecoderFactory):
+    """Decodes the JSON channels (the /decision channel) for mcap's reader: bytes -> Python object."""
+
+    def decoder_for(self, message_encoding: str, schema: Optional[Schema]) -> Optional[Callable[[bytes], Any]]:
+        if message_encoding != MessageEncoding.JSON:
+            return None
+        return lambda data: json.loads(data)
+
+
+def read_mcap(path: str) -> Iterator[Tuple[str, int, Any]]:
+    """(topic, log_time_ns, decoded message) of every message in an MCAP file, in log-time order: protobuf
+    channels as Foxglove's message classes, JSON channels as Python objects."""
+    with open(path, "rb") as f:
+        reader = make_reader(f, decoder_factories=[ProtobufDecoderFactory(), JsonDecoderFactory()])
+        for _, channel, message, decoded in reader.iter_decoded_messages(log_time_order=True):
+            yield channel.topic, message.log_time, decoded

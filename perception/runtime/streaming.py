@@ -1,0 +1,271 @@
+"""The streaming state of a perception node: what it holds between sensor messages, and how it builds the model's
+input (a Frame) from them.
+
+- Sweep buffers: the newest LiDAR sweeps (multi-sweep LiDAR) and, per radar, the newest radar sweeps.
+- Cameras: the newest image per camera (and the one before it, the fallback when the newest file is corrupt).
+- Faults, counted in ``FaultCounts`` and survived:
+  dropped     a gap in a channel's sequence numbers after its first message (each missing number counts once;
+              nothing tells of a loss before a channel's first message or after its last);
+  duplicated  a message with the sequence number or timestamp of its channel's newest: discarded;
+  out_of_order a message older than its channel's newest: too late for a streaming consumer, discarded (when it
+              fills a gap counted as dropped, it counts here instead);
+  corrupt     a file the readers reject (perception.datasets.io names it): the message leaves its buffer and
+              the frame is built from the rest;
+  stale       a channel whose newest message is older than ``stale_after_s`` at the frame's time: left out of
+              the frame (listed in Frame.missing, as the loader lists an absent channel); counted per frame.
+
+Frames are built by the loader itself (perception.datasets.loader.frame_from_table) from a one-keyframe
+SampleTable that lists the buffered messages, so multi-sweep compensation, radar velocity handling, image checks
+and ground-truth layout are the loader's, unchanged.
+"""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from typing import AbstractSet, Deque, Dict, List, Optional, Sequence, Set, Tuple
+
+import numpy as np
+from scipy.spatial.transform import Rotation
+
+from perception.datasets.frame import Frame
+from perception.datasets.ground_truth import GroundTruth
+from perception.datasets.loader import DEFAULT_SWEEP_MIN_DISTANCE_M, frame_from_table
+from perception.datasets.metadata import CHANNELS, NO_RECORD, SampleTable
+from perception.geometry import EgoPose, RigidTransform
+from perception.runtime.messages import ALL_CHANNELS, SensorMessage, modality_of
+from perception.sensors import LIDAR_CHANNEL
+
+DEFAULT_STALE_AFTER_S = 0.5
+"""A channel whose newest message is older than this at a frame's time is stale (nominal periods: LiDAR 0.05 s,
+radar 0.077 s, camera 0.083 s; 0.5 s is a keyframe interval)."""
+
+NOMINAL_PERIOD_S = {"lidar": 1 / 20, "radar": 1 / 13, "camera": 1 / 12}
+"""nuScenes sensor periods [s]. A sweep is aggregated only within (sweeps - 1/2) nominal periods of its channel's
+newest sweep: every sweep the loader would take when none is missing, while a sensor that dropped messages or
+stalled, or a data set without sweeps between keyframes (the real test fixture), drags in nothing older."""
+
+CAMERA_FALLBACK_DEPTH = 2
+"""Images kept per camera: the newest and one fallback for when the newest file turns out corrupt."""
+
+_REMEMBERED_GAPS = 1000
+"""Missing sequence numbers remembered per channel (so that a late arrival is recognised as such)."""
+
+
+@dataclass
+class FaultCounts:
+    """Faults seen so far (see the module docstring for what each one means)."""
+
+    dropped: int = 0
+    duplicated: int = 0
+    out_of_order: int = 0
+    corrupt: int = 0
+    stale: int = 0
+
+    def as_dict(self) -> Dict[str, int]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class FrameStatus:
+    """What the streaming state knew when it built one frame.
+
+    ``ages_s``: channel -> age [s] of its newest message used, relative to the frame's timestamp (negative when
+    it was captured after the LiDAR keyframe), None when the channel was never received. ``stale``: channels left
+    out for age; ``never_received``: channels with no message yet; ``corrupt``: files found corrupt while
+    building this frame.
+    """
+
+    ages_s: Dict[str, Optional[float]]
+    stale: Tuple[str, ...]
+    never_received: Tuple[str, ...]
+    corrupt: Tuple[str, ...] = field(default_factory=tuple)
+
+
+def _pose_row(transform: RigidTransform) -> List[float]:
+    """RigidTransform -> [tx, ty, tz, qw, qx, qy, qz], the SampleTable row layout."""
+    x, y, z, w = Rotation.from_matrix(transform.rotation).as_quat()
+    return [*transform.translation.tolist(), w, x, y, z]
+
+
+def table_from_messages(key: SensorMessage, sample_token: str, scene_token: str,
+                        records: Dict[str, Sequence[SensorMessage]],
+                        ground_truth: Optional[GroundTruth]) -> SampleTable:
+    """A one-keyframe SampleTable for ``key`` (a LiDAR message: the frame's timestamp and ego pose) listing, per
+    channel, ``records[channel]`` newest first, with absolute paths; ``ground_truth`` in that ego frame or None."""
+    width = max([1] + [len(chain) for chain in records.values()])
+    sweeps = np.full((1, len(CHANNELS), width), NO_RECORD, dtype=np.int64)
+    messages: List[SensorMessage] = []
+    for channel, chain in records.items():
+        sweeps[0, CHANNELS.index(channel), :len(chain)] = np.arange(len(messages), len(messages) + len(chain))
+        messages.extend(chain)
+    intrinsics = np.full((len(messages), 3, 3), np.nan)
+    image_sizes = np.zeros((len(messages), 2), np.int64)
+    for index, message in enumerate(messages):
+        camera = message.calibration.intrinsics
+        if camera is not None:
+            intrinsics[index] = camera.matrix
+            image_sizes[index] = [camera.width or 0, camera.height or 0]
+    boxes = ground_truth.boxes if ground_truth is not None else None
+    count = len(boxes) if boxes is not None else 0
+
+    def gt(values, shape, dtype) -> np.ndarray:
+        return np.asarray(values, dtype).reshape(shape) if boxes is not None else np.zeros(shape, dtype)
+
+    return SampleTable(
+        sample_tokens=np.array([sample_token], dtype=bytes),
+        scene_tokens=np.array([scene_token], dtype=bytes),
+        timestamps_us=np.array([key.timestamp_us], np.int64),
+        ego_poses=np.array([_pose_row(key.ego_pose.ego_to_global)]),
+        sweeps=sweeps,
+        paths=np.array([m.path for m in messages], dtype=bytes).reshape(-1),
+        record_timestamps_us=np.array([m.timestamp_us for m in messages], np.int64),
+        record_poses=np.array([_pose_row(m.ego_pose.ego_to_global) for m in messages]).reshape(-1, 7),
+        record_calibrations=np.arange(len(messages), dtype=np.int64),
+        image_sizes=image_sizes,
+        calibrations=np.array([_pose_row(m.calibration.sensor_to_ego) for m in messages]).reshape(-1, 7),
+        calibration_channels=np.array([m.channel for m in messages], dtype=bytes).reshape(-1),
+        intrinsics=intrinsics,
+        gt_offsets=np.array([0, count], np.int64),
+        gt_centers=gt(boxes.centers if boxes is not None else None, (count, 3), np.float64),
+        gt_sizes=gt(boxes.sizes if boxes is not None else None, (count, 3), np.float64),
+        gt_yaws=gt(boxes.yaws if boxes is not None else None, (count,), np.float64),
+        gt_velocities=gt(boxes.velocities if boxes is not None else None, (count, 2), np.float64),
+        gt_labels=gt(boxes.labels if boxes is not None else None, (count,), np.int64),
+        gt_attributes=gt(boxes.attributes if boxes is not None else None, (count,), np.int64),
+        gt_num_lidar_points=gt(ground_truth.num_lidar_points if boxes is not None else None, (count,), np.int64),
+        gt_num_radar_points=gt(ground_truth.num_radar_points if boxes is not None else None, (count,), np.int64),
+        has_annotations=np.array(ground_truth is not None),
+    )
+
+
+class StreamingState:
+    """Sensor buffers fed one message at a time (``push``), read by ``build_frame``.
+
+    ``lidar_sweeps`` / ``radar_sweeps``: sweeps aggregated per frame (the keyframe's included), as the loader's
+    arguments of the same names. ``stale_after_s``: see DEFAULT_STALE_AFTER_S. ``image_size`` (W, H), ``drop``,
+    ``sweep_min_distance_m``: passed to the loader's frame_from_table. Sweeps span at most NOMINAL_PERIOD_S
+    times (sweeps - 1/2).
+    """
+
+    def __init__(self, lidar_sweeps: int = 10, radar_sweeps: int = 6, stale_after_s: float = DEFAULT_STALE_AFTER_S,
+                 image_size: Optional[Tuple[int, int]] = None, drop: AbstractSet[str] = frozenset(),
+                 sweep_min_distance_m: float = DEFAULT_SWEEP_MIN_DISTANCE_M) -> None:
+        if lidar_sweeps < 1 or radar_sweeps < 1:
+            raise ValueError(f"sweep counts include the keyframe and must be >= 1, got lidar_sweeps={lidar_sweeps}, "
+                             f"radar_sweeps={radar_sweeps}")
+        if not stale_after_s > 0:
+            raise ValueError(f"stale_after_s must be positive, got {stale_after_s}")
+        self.lidar_sweeps = lidar_sweeps
+        self.radar_sweeps = radar_sweeps
+        self.stale_after_s = stale_after_s
+        self.image_size = image_size
+        self.drop = frozenset(drop)
+        self.sweep_min_distance_m = sweep_min_distance_m
+        self.faults = FaultCounts()
+        # LiDAR keeps one spare: the next sweep may arrive while a frame waits for its sync window.
+        depth = {"lidar": lidar_sweeps + 1, "radar": radar_sweeps, "camera": CAMERA_FALLBACK_DEPTH}
+        self._max_span_us = {modality: (count - 0.5) * NOMINAL_PERIOD_S[modality] * 1e6
+                             for modality, count in (("lidar", lidar_sweeps), ("radar", radar_sweeps))}
+        self._buffers: Dict[str, Deque[SensorMessage]] = {
+            channel: deque(maxlen=depth[modality_of(channel)]) for channel in ALL_CHANNELS}
+        self._newest: Dict[str, SensorMessage] = {}
+        self._gaps: Dict[str, Deque[int]] = {channel: deque(maxlen=_REMEMBERED_GAPS) for channel in ALL_CHANNELS}
+
+    def push(self, message: SensorMessage) -> bool:
+        """Takes one message; False when it was discarded (duplicated or out of order, counted)."""
+        channel = message.channel
+        newest = self._newest.get(channel)
+        if newest is not None:
+            if message.sequence == newest.sequence or message.timestamp_us == newest.timestamp_us:
+                self.faults.duplicated += 1
+                return False
+            if message.sequence < newest.sequence or message.timestamp_us < newest.timestamp_us:
+                if message.sequence in self._gaps[channel]:
+                    self._gaps[channel].remove(message.sequence)
+                    self.faults.dropped -= 1
+                self.faults.out_of_order += 1
+                return False
+            missing = range(newest.sequence + 1, message.sequence)
+            self.faults.dropped += len(missing)
+            self._gaps[channel].extend(missing)
+        self._newest[channel] = message
+        self._buffers[channel].append(message)
+        return True
+
+    def newest(self, channel: str) -> Optional[SensorMessage]:
+        """The newest accepted message of ``channel`` still buffered (None before the first one)."""
+        buffer = self._buffers[channel]
+        return buffer[-1] if buffer else None
+
+    def recent_poses(self, key: SensorMessage) -> List[EgoPose]:
+        """Ego poses of the buffered LiDAR messages up to ``key``, oldest first (strictly increasing timestamps:
+        the buffer holds no duplicate or out-of-order message): what a causal ego-state estimate may use."""
+        return [m.ego_pose for m in self._buffers[LIDAR_CHANNEL] if m.timestamp_us <= key.timestamp_us]
+
+    def status(self, key: SensorMessage) -> FrameStatus:
+        """The channels' ages and staleness at LiDAR message ``key``, without building a frame."""
+        return self._records(key)[1]
+
+    def _records(self, key: SensorMessage) -> Tuple[Dict[str, List[SensorMessage]], FrameStatus]:
+        """The messages a frame at ``key`` reads per channel (newest first) and the channels' status."""
+        records: Dict[str, List[SensorMessage]] = {}
+        ages: Dict[str, Optional[float]] = {}
+        stale, never = [], []
+        for channel, buffer in self._buffers.items():
+            chain = [m for m in reversed(buffer)
+                     if channel != LIDAR_CHANNEL or m.timestamp_us <= key.timestamp_us]
+            if channel == LIDAR_CHANNEL:
+                chain = chain[:self.lidar_sweeps]
+            if chain and modality_of(channel) != "camera":
+                max_span_us = self._max_span_us[modality_of(channel)]
+                chain = [m for m in chain if chain[0].timestamp_us - m.timestamp_us <= max_span_us]
+            if not chain:
+                ages[channel] = None
+                never.append(channel)
+                continue
+            ages[channel] = (key.timestamp_us - chain[0].timestamp_us) * 1e-6
+            if ages[channel] > self.stale_after_s:
+                stale.append(channel)
+                continue
+            records[channel] = chain[:1] if modality_of(channel) == "camera" else chain
+        return records, FrameStatus(ages, tuple(stale), tuple(never))
+
+    def build_frame(self, key: SensorMessage, scene_token: str,
+                    ground_truth: Optional[GroundTruth] = None) -> Tuple[Frame, FrameStatus]:
+        """The Frame at LiDAR message ``key`` (its timestamp and ego pose) from the buffers, and its status.
+
+        LiDAR: the newest ``lidar_sweeps`` sweeps at or before ``key``; radar and cameras: what has arrived (a
+        radar sweep or an image captured shortly after ``key`` included, as in the loader's keyframes). Stale
+        channels are left out. ``Frame.sample_token`` is the keyframe's sample token, or the LiDAR sweep's
+        sample_data token when ``key`` is not a keyframe. A corrupt file is counted, leaves its buffer, and the
+        frame is built without it.
+        """
+        if key.channel != LIDAR_CHANNEL:
+            raise ValueError(f"frames are built at LiDAR messages, got a {key.channel} message")
+        sample_token = key.sample_token if key.is_key_frame else key.sample_data_token
+        corrupt: List[str] = []
+        while True:
+            records, status = self._records(key)
+            table = table_from_messages(key, sample_token, scene_token, records, ground_truth)
+            try:
+                frame = frame_from_table(table, 0, "", drop=self.drop, image_size=self.image_size,
+                                         sweep_min_distance_m=self.sweep_min_distance_m)
+            except (ValueError, FileNotFoundError) as error:
+                culprits = self._discard_files_named_in(str(error), records)
+                if not culprits:
+                    raise
+                corrupt.extend(culprits)
+                continue
+            self.faults.stale += len(status.stale)
+            self.faults.corrupt += len(corrupt)
+            return frame, FrameStatus(status.ages_s, status.stale, status.never_received, tuple(corrupt))
+
+    def _discard_files_named_in(self, error: str, records: Dict[str, List[SensorMessage]]) -> List[str]:
+        """Removes from the buffers the messages whose file the error names; their paths."""
+        culprits: Set[str] = {m.path for chain in records.values() for m in chain if m.path in error}
+        for channel, buffer in self._buffers.items():
+            kept = [m for m in buffer if m.path not in culprits]
+            if len(kept) != len(buffer):
+                buffer.clear()
+                buffer.extend(kept)
+        return sorted(culprits)

@@ -1,0 +1,128 @@
+"""Stage timers and latency statistics.
+
+How a stage is timed (for the model's forward, the replay and the benchmark alike)::
+
+    timer = StageTimer(device)            # "cpu" or a CUDA device
+    with timer.stage("voxelize"):
+        voxels, coords, counts = hard_voxelize(...)
+    with timer.stage("lidar_encoder"):
+        ...
+    timer.elapsed_ms()                    # {"voxelize": 1.9, "lidar_encoder": 12.3}; then timer.reset()
+
+Code that may or may not be given a timer (a model's forward called with ``timer=None`` in training) writes
+``with stage(timer, "fuser"):``, which times nothing when the timer is None.
+
+On the CPU a stage is the ``time.perf_counter`` wall time of its block. On a CUDA device a stage is the GPU time
+between two ``torch.cuda.Event`` records placed on the current stream at the block's entry and exit (the block's
+host code only enqueues kernels); ``elapsed_ms`` synchronises once and reads them all. Stages may nest (an
+"end_to_end" stage around the others); a name entered twice in one record accumulates.
+
+A detector whose ``detect`` takes a ``timer`` keyword (``detect(frames, timer=None)``) gets the replay's and the
+benchmark's timer and times its own stages with the names in STAGES.
+"""
+from __future__ import annotations
+
+import contextlib
+import inspect
+import time
+from typing import Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from perception.datasets.frame import Frame
+from perception.detector import Detector
+from perception.geometry import Boxes3D
+
+STAGES: Tuple[str, ...] = (
+    "load", "voxelize", "lidar_encoder", "radar_encoder", "camera_encoder", "fuser", "decoder", "head",
+    "decode_nms", "detector", "decision", "end_to_end",
+)
+"""Every stage of one frame, in pipeline order. The model's forward times voxelize .. decode_nms with these names
+when it is given a StageTimer (``detect(frames, timer=timer)``); the benchmark and the replay time the rest:
+load (the Frame from files), detector (the whole detect call, around the model's stages), decision, and
+end_to_end (load + detector + decision)."""
+
+PERCENTILES = (50, 90, 99)
+
+
+class StageTimer:
+    """Times named stages of one record (one frame); ``elapsed_ms()`` returns them, ``reset()`` starts the next.
+
+    ``device``: "cpu" (perf_counter) or a CUDA device ("cuda", "cuda:0", a torch.device): CUDA events.
+    """
+
+    def __init__(self, device: Union[str, "torch.device"] = "cpu") -> None:  # noqa: F821
+        self.device = str(device)
+        self.uses_cuda_events = self.device.startswith("cuda")
+        self._cpu_ms: Dict[str, float] = {}
+        self._cuda_events: List[Tuple[str, object, object]] = []
+
+    @contextlib.contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        """Times the ``with`` block as stage ``name`` (accumulating when the name repeats in one record)."""
+        if self.uses_cuda_events:
+            import torch
+
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            try:
+                yield
+            finally:
+                end.record()
+                self._cuda_events.append((name, start, end))
+        else:
+            start_s = time.perf_counter()
+            try:
+                yield
+            finally:
+                self._cpu_ms[name] = self._cpu_ms.get(name, 0.0) + 1000.0 * (time.perf_counter() - start_s)
+
+    def elapsed_ms(self) -> Dict[str, float]:
+        """Milliseconds per stage of the current record, in the order the stages were first entered."""
+        elapsed = dict(self._cpu_ms)
+        if self._cuda_events:
+            import torch
+
+            torch.cuda.synchronize(self.device)
+            for name, start, end in self._cuda_events:
+                elapsed[name] = elapsed.get(name, 0.0) + float(start.elapsed_time(end))
+        return elapsed
+
+    def reset(self) -> None:
+        self._cpu_ms.clear()
+        self._cuda_events.clear()
+
+
+def stage(timer: Optional[StageTimer], name: str):
+    """``timer.stage(name)``, or a context that times nothing when ``timer`` is None."""
+    return contextlib.nullcontext() if timer is None else timer.stage(name)
+
+
+def latency_summary(samples: Sequence[float], unit: str = "ms") -> Dict[str, float]:
+    """p50 / p90 / p99 / mean / min / max of one stage's latencies (keys suffixed with ``unit``: p50_ms, ...)
+    and their count; percentiles interpolate linearly between order statistics (numpy's default)."""
+    values = np.asarray(samples, dtype=np.float64)
+    if values.size == 0:
+        raise ValueError("latency_summary needs at least one sample")
+    summary = {f"p{q}_{unit}": float(np.percentile(values, q)) for q in PERCENTILES}
+    summary.update({f"mean_{unit}": float(values.mean()), f"min_{unit}": float(values.min()),
+                    f"max_{unit}": float(values.max()), "count": int(values.size)})
+    return summary
+
+
+def summarize_records(records: Sequence[Mapping[str, float]]) -> Dict[str, Dict[str, float]]:
+    """Per-stage ``latency_summary`` over records (each a StageTimer.elapsed_ms() dict); stages in STAGES order
+    first, then any others in the order first seen."""
+    names: List[str] = [name for name in STAGES if any(name in r for r in records)]
+    for record in records:
+        names.extend(name for name in record if name not in names)
+    return {name: latency_summary([r[name] for r in records if name in r]) for name in names}
+
+
+def timed_detect(detector: Detector, frame: Frame, timer: StageTimer) -> Boxes3D:
+    """``detector.detect([frame])[0]`` timed as stage "detector"; a detector whose detect takes a ``timer``
+    keyword gets ``timer`` to time its own stages inside."""
+    with timer.stage("detector"):
+        if "timer" in inspect.signature(detector.detect).parameters:
+            return detector.detect([frame], timer=timer)[0]
+        return detector.detect([frame])[0]

@@ -1,0 +1,242 @@
+"""What the loader does with absent sensors, dropped sensors, bad files, and its metadata cache."""
+import json
+import os
+import re
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+from nuscenes.nuscenes import NuScenes
+
+from perception.datasets import metadata
+from perception.datasets.io import NonFinitePointsWarning, read_image, read_lidar_bin, read_radar_pcd
+from perception.datasets.loader import NuScenesFrames, load_frame
+from perception.paths import REAL_FIXTURE_ROOT
+from tests.datasets.helpers import REAL_SPLIT, REAL_VERSION, real_fixture_copy
+
+needs_real = pytest.mark.skipif(not (REAL_FIXTURE_ROOT / REAL_VERSION).is_dir(),
+                                reason=f"real nuScenes fixture absent at {REAL_FIXTURE_ROOT}")
+
+
+def _lidar_file(path, points: np.ndarray) -> str:
+    np.asarray(points, dtype=np.float32).tofile(path)
+    return str(path)
+
+
+# ---- file readers ----------------------------------------------------------------------------------------------
+
+def test_lidar_bin_of_wrong_size_names_the_file(tmp_path):
+    path = tmp_path / "cut.pcd.bin"
+    path.write_bytes(b"\0" * 47)
+    with pytest.raises(ValueError, match="cut.pcd.bin: 47 bytes is not a multiple of 20"):
+        read_lidar_bin(str(path))
+
+
+def test_lidar_non_finite_points_are_dropped_with_a_count(tmp_path):
+    points = np.arange(25, dtype=np.float32).reshape(5, 5)
+    points[1, 0], points[3, 3] = np.nan, np.inf
+    points[4, 4] = np.nan  # the ring index is not used: kept
+    with pytest.warns(NonFinitePointsWarning, match="nan.pcd.bin: dropped 2 of 5 points"):
+        read = read_lidar_bin(_lidar_file(tmp_path / "nan.pcd.bin", points))
+    np.testing.assert_array_equal(read[:, :4], points[[0, 2, 4], :4])
+
+
+def test_missing_files_name_the_path(tmp_path):
+    for reader, name in ((read_lidar_bin, "a.pcd.bin"), (read_radar_pcd, "b.pcd"), (read_image, "c.jpg")):
+        with pytest.raises(FileNotFoundError, match=f"{name}: file not found"):
+            reader(str(tmp_path / name))
+
+
+def test_undecodable_image_names_the_file(tmp_path):
+    path = tmp_path / "garbage.jpg"
+    path.write_bytes(b"\xff\xd8 not really a jpeg" * 10)
+    with pytest.raises(ValueError, match="garbage.jpg: cannot decode"):
+        read_image(str(path))
+
+
+@needs_real
+def test_truncated_or_foreign_radar_file_names_the_file(tmp_path):
+    source = sorted((REAL_FIXTURE_ROOT / "samples" / "RADAR_FRONT").iterdir())[0].read_bytes()
+    truncated = tmp_path / "truncated.pcd"
+    data_start = source.index(b"DATA binary\n") + len(b"DATA binary\n")
+    truncated.write_bytes(source[:data_start + 10 * 43])  # 10 points of 43 bytes, the header says more
+    with pytest.raises(ValueError, match="truncated.pcd: truncated"):
+        read_radar_pcd(str(truncated))
+    foreign = tmp_path / "foreign.pcd"
+    foreign.write_bytes(source.replace(b"FIELDS x y z dyn_prop", b"FIELDS x y z dynprop_"))
+    with pytest.raises(ValueError, match="foreign.pcd: radar PCD fields"):
+        read_radar_pcd(str(foreign))
+    with pytest.raises(ValueError, match="not a PCD file"):
+        (tmp_path / "empty.pcd").write_bytes(b"")
+        read_radar_pcd(str(tmp_path / "empty.pcd"))
+
+
+# ---- absent and dropped sensors --------------------------------------------------------------------------------
+
+def _remove_sample_data(dataroot, sample_token: str, channels) -> None:
+    """Deletes the sample's sample_data records of these channels from the copied tables."""
+    tables = dataroot / REAL_VERSION
+    sensors = {s["token"]: s["channel"] for s in json.loads((tables / "sensor.json").read_text())}
+    calibrated = {c["token"]: sensors[c["sensor_token"]]
+                  for c in json.loads((tables / "calibrated_sensor.json").read_text())}
+    records = json.loads((tables / "sample_data.json").read_text())
+    kept = [r for r in records if not (r["sample_token"] == sample_token
+                                       and calibrated[r["calibrated_sensor_token"]] in channels)]
+    assert len(records) - len(kept) == len(channels)
+    (tables / "sample_data.json").write_text(json.dumps(kept))
+
+
+@needs_real
+def test_absent_channels_are_recorded_and_the_rest_loads(tmp_path):
+    root = real_fixture_copy(tmp_path)
+    token = NuScenes(REAL_VERSION, str(REAL_FIXTURE_ROOT), verbose=False).sample[1]["token"]
+    _remove_sample_data(root, token, ["RADAR_BACK_LEFT", "CAM_BACK"])
+    nusc = NuScenes(REAL_VERSION, str(root), verbose=False)
+    frame = load_frame(nusc, token, image_size=(160, 90))
+    assert frame.missing == {"RADAR_BACK_LEFT", "CAM_BACK"}
+    assert "CAM_BACK" not in frame.cameras and len(frame.cameras) == 5
+    complete = load_frame(NuScenes(REAL_VERSION, str(REAL_FIXTURE_ROOT), verbose=False), token, cameras=False)
+    assert len(frame.radar.points) < len(complete.radar.points) and frame.radar.num_sweeps == 1
+    np.testing.assert_array_equal(frame.lidar.points, complete.lidar.points)
+
+
+@needs_real
+def test_a_sample_without_lidar_or_radar_gets_its_ego_pose_from_the_nearest_record(tmp_path):
+    root = real_fixture_copy(tmp_path)
+    token = NuScenes(REAL_VERSION, str(REAL_FIXTURE_ROOT), verbose=False).sample[0]["token"]
+    radars = ["RADAR_FRONT", "RADAR_FRONT_LEFT", "RADAR_FRONT_RIGHT", "RADAR_BACK_LEFT", "RADAR_BACK_RIGHT"]
+    _remove_sample_data(root, token, ["LIDAR_TOP", *radars])
+    nusc = NuScenes(REAL_VERSION, str(root), verbose=False)
+    frame = load_frame(nusc, token, cameras=False)
+    assert frame.lidar is None and frame.radar is None
+    assert frame.missing == {"lidar", "LIDAR_TOP", "radar", "camera", *radars}
+    sample = nusc.get("sample", token)
+    nearest = min((nusc.get("sample_data", t) for t in sample["data"].values()),
+                  key=lambda r: abs(r["timestamp"] - sample["timestamp"]))
+    assert frame.timestamp_us == nearest["timestamp"]
+    np.testing.assert_allclose(frame.ego_pose.ego_to_global.translation,
+                               nusc.get("ego_pose", nearest["ego_pose_token"])["translation"])
+    assert len(frame.gt_boxes) > 30  # ground truth still there, in that pose's ego frame
+
+
+@needs_real
+@pytest.mark.parametrize("drop", [("lidar",), ("radar",), ("camera",), ("lidar", "radar", "camera")])
+def test_dropped_groups_are_blank_and_recorded(nusc_real, drop, tmp_path):
+    dataset = NuScenesFrames(REAL_FIXTURE_ROOT, REAL_VERSION, REAL_SPLIT, drop=drop, image_size=(160, 90),
+                             nusc=nusc_real, cache_dir=tmp_path, progress=False)
+    frame = dataset[0]
+    assert frame.missing == set(drop)
+    assert (frame.lidar is None) == ("lidar" in drop) and (frame.radar is None) == ("radar" in drop)
+    assert (frame.cameras == {}) == ("camera" in drop)
+    assert len(frame.gt_boxes) > 30
+    with pytest.raises(ValueError, match="unknown sensor groups \\['sonar'\\]"):
+        NuScenesFrames(REAL_FIXTURE_ROOT, REAL_VERSION, REAL_SPLIT, drop=("sonar",), nusc=nusc_real,
+                       cache_dir=tmp_path, progress=False)
+
+
+@needs_real
+def test_empty_lidar_sweep_gives_an_empty_point_set(tmp_path):
+    root = real_fixture_copy(tmp_path, copied_channels=("LIDAR_TOP",))
+    nusc = NuScenes(REAL_VERSION, str(root), verbose=False)
+    sample = nusc.sample[0]
+    open(nusc.get_sample_data_path(sample["data"]["LIDAR_TOP"]), "wb").close()
+    frame = load_frame(nusc, sample["token"], cameras=False)
+    assert frame.lidar.points.shape == (0, 5) and frame.lidar.num_sweeps == 1 and "lidar" not in frame.missing
+
+
+# ---- bad files through the dataset -------------------------------------------------------------------------------
+
+@needs_real
+def test_bad_files_in_a_split_raise_errors_naming_them(tmp_path):
+    root = real_fixture_copy(tmp_path / "root", copied_channels=("LIDAR_TOP", "CAM_FRONT"))
+    dataset = NuScenesFrames(root, REAL_VERSION, REAL_SPLIT, cache_dir=tmp_path / "cache", progress=False)
+    lidar_path = dataset.nusc.get_sample_data_path(dataset.nusc.sample[0]["data"]["LIDAR_TOP"])
+    with open(lidar_path, "r+b") as f:
+        f.truncate(os.path.getsize(lidar_path) - 7)
+    with pytest.raises(ValueError, match=re.escape(os.path.basename(lidar_path)) + ": .* not a multiple of 20"):
+        dataset[0]
+    camera_path = dataset.nusc.get_sample_data_path(dataset.nusc.sample[1]["data"]["CAM_FRONT"])
+    os.remove(camera_path)
+    with pytest.raises(FileNotFoundError, match=re.escape(os.path.basename(camera_path))):
+        dataset[1]
+    assert dataset[2].lidar is not None  # the other keyframes still load
+
+
+# ---- metadata cache ------------------------------------------------------------------------------------------------
+
+@needs_real
+def test_cache_gives_the_same_frames_and_skips_the_devkit(nusc_real, tmp_path, monkeypatch):
+    fresh = NuScenesFrames(REAL_FIXTURE_ROOT, REAL_VERSION, REAL_SPLIT, image_size=(160, 90), nusc=nusc_real,
+                           cache_dir=tmp_path, progress=False)
+    assert len(list(tmp_path.glob("*.npz"))) == 1
+
+    def no_devkit(*args, **kwargs):
+        raise AssertionError("the cache should have been used")
+
+    monkeypatch.setattr(metadata, "build_sample_table", no_devkit)
+    cached = NuScenesFrames(REAL_FIXTURE_ROOT, REAL_VERSION, REAL_SPLIT, image_size=(160, 90), cache_dir=tmp_path,
+                            progress=False)
+    assert cached._nusc is None and cached.sample_tokens == fresh.sample_tokens
+    for index in range(len(fresh)):
+        a, b = fresh[index], cached[index]
+        direct = load_frame(nusc_real, fresh.sample_tokens[index], image_size=(160, 90))
+        for frame in (b, direct):
+            np.testing.assert_array_equal(frame.lidar.points, a.lidar.points)
+            np.testing.assert_array_equal(frame.radar.points, a.radar.points)
+            np.testing.assert_array_equal(frame.gt_boxes.centers, a.gt_boxes.centers)
+            np.testing.assert_array_equal(frame.ego_pose.ego_to_global.matrix, a.ego_pose.ego_to_global.matrix)
+            for channel, view in frame.cameras.items():
+                np.testing.assert_array_equal(view.camera_to_ego.matrix, a.cameras[channel].camera_to_ego.matrix)
+                np.testing.assert_array_equal(view.image, a.cameras[channel].image)
+
+
+@needs_real
+def test_cache_is_rebuilt_when_a_table_changes(tmp_path, monkeypatch):
+    root = real_fixture_copy(tmp_path / "root")
+    builds = []
+    build = metadata.build_sample_table
+    monkeypatch.setattr(metadata, "build_sample_table", lambda *a, **k: builds.append(1) or build(*a, **k))
+    options = dict(cache_dir=tmp_path / "cache", progress=False, cameras=False)
+    NuScenesFrames(root, REAL_VERSION, REAL_SPLIT, **options)
+    NuScenesFrames(root, REAL_VERSION, REAL_SPLIT, **options)
+    assert len(builds) == 1
+    annotations = root / REAL_VERSION / "sample_annotation.json"
+    records = json.loads(annotations.read_text())
+    records[0]["num_lidar_pts"] += 1000
+    annotations.write_text(json.dumps(records))
+    dataset = NuScenesFrames(root, REAL_VERSION, REAL_SPLIT, **options)
+    assert len(builds) == 2 and len(list((tmp_path / "cache").glob("*.npz"))) == 1
+    assert any(int(n) >= 1000 for n in dataset.table.gt_num_lidar_points)
+    NuScenesFrames(root, REAL_VERSION, REAL_SPLIT, lidar_sweeps=3, **options)  # other settings, other file
+    assert len(builds) == 3 and len(list((tmp_path / "cache").glob("*.npz"))) == 2
+
+
+@needs_real
+def test_split_without_scene_in_this_version_is_an_error(nusc_real, tmp_path):
+    with pytest.raises(ValueError, match="split 'train' has no scene in v1.0-mini"):
+        NuScenesFrames(REAL_FIXTURE_ROOT, REAL_VERSION, "train", nusc=nusc_real, cache_dir=tmp_path, progress=False)
+
+
+@needs_real
+def test_caches_of_deleted_dataroots_are_pruned(tmp_path):
+    cache = tmp_path / "cache"
+    gone = real_fixture_copy(tmp_path / "gone")
+    NuScenesFrames(gone, REAL_VERSION, REAL_SPLIT, cache_dir=cache, progress=False, cameras=False)
+    shutil.rmtree(gone)
+    (cache / "unrelated.txt").write_text("kept")
+    kept = real_fixture_copy(tmp_path / "kept")
+    NuScenesFrames(kept, REAL_VERSION, REAL_SPLIT, cache_dir=cache, progress=False, cameras=False)
+    assert sorted(p.name for p in cache.iterdir()) == sorted(
+        [metadata.cache_path(cache, kept, REAL_VERSION, REAL_SPLIT, 10, 6).split("/")[-1], "unrelated.txt"])
+
+
+@needs_real
+def test_image_of_another_size_than_its_record_names_the_file(tmp_path):
+    root = real_fixture_copy(tmp_path, copied_channels=("CAM_BACK",))
+    nusc = NuScenes(REAL_VERSION, str(root), verbose=False)
+    sample = nusc.sample[0]
+    path = nusc.get_sample_data_path(sample["data"]["CAM_BACK"])
+    cv2.imwrite(path, np.zeros((450, 800, 3), np.uint8))
+    with pytest.raises(ValueError, match=re.escape(os.path.basename(path)) + ": image is 800x450, .* says 1600x900"):
+        load_frame(nusc, sample["token"], lidar_sweeps=1, radar_sweeps=1)

@@ -1,0 +1,178 @@
+"""Parts of the synthetic world generator checked on their own: radar PCD files against the devkit's reader,
+the sensor schedule, meshes inside their boxes, the ego's manoeuvres, splits, argument checks and determinism."""
+import filecmp
+
+import numpy as np
+import pytest
+from nuscenes.utils.data_classes import RadarPointCloud
+
+from perception.datasets.synthetic import generate_world, split_scenes
+from perception.datasets.synthetic.actors import BOX_MARGIN_M, CLASS_SPECS, build_mesh, sample_size
+from perception.datasets.synthetic.ego import MANOEUVRES, plan_ego
+from perception.datasets.synthetic.layout import build_static_world
+from perception.datasets.synthetic.radar import PCD_DTYPE, devkit_default_keep, encode_pcd
+from perception.datasets.synthetic.rig import ALL_CHANNELS, modality
+from perception.datasets.synthetic.scene import build_scene
+from perception.datasets.synthetic.writer import sensor_schedule
+
+
+def _random_radar_points(rng, count):
+    points = np.zeros(count, PCD_DTYPE)
+    for name in PCD_DTYPE.names:
+        if PCD_DTYPE[name].kind == "f":
+            points[name] = rng.normal(0, 20, count)
+        else:
+            points[name] = rng.integers(0, 18, count)
+    points["invalid_state"] = rng.integers(0, 2, count)  # so that some points pass the default filters
+    points["ambig_state"] = rng.integers(2, 4, count)
+    points["dyn_prop"] = rng.integers(0, 8, count)
+    return points
+
+
+def test_radar_pcd_reads_back_through_the_devkit(tmp_path):
+    rng = np.random.default_rng(1)
+    points = _random_radar_points(rng, 200)
+    path = tmp_path / "frame.pcd"
+    path.write_bytes(encode_pcd(points))
+    everything = RadarPointCloud.from_file(str(path), invalid_states=range(18), dynprop_states=range(18),
+                                           ambig_states=range(18)).points
+    assert everything.shape == (18, 200)
+    for row, name in enumerate(PCD_DTYPE.names):
+        np.testing.assert_array_equal(everything[row], points[name].astype(np.float64))
+    default = RadarPointCloud.from_file(str(path)).points
+    np.testing.assert_array_equal(default[0], points["x"][devkit_default_keep(points)].astype(np.float64))
+    assert 0 < default.shape[1] < 200
+
+
+def test_empty_radar_frame_reads_as_no_points(tmp_path):
+    path = tmp_path / "empty.pcd"
+    path.write_bytes(encode_pcd(np.zeros(0, PCD_DTYPE)))
+    assert RadarPointCloud.from_file(str(path)).points.shape == (18, 0)
+
+
+def test_sensor_schedule_rates_and_one_keyframe_per_sample():
+    samples = 5
+    frames = sensor_schedule(samples)
+    for channel in ALL_CHANNELS:
+        own = [f for f in frames if f.channel == channel]
+        keys = [f for f in own if f.is_key_frame]
+        assert [f.sample_index for f in keys] == list(range(samples))
+        times = np.array([f.offset_us for f in own])
+        assert np.all(np.diff(times) > 0) and times[0] < -400_000 and times[-1] <= 2_000_000 + 40_000
+        period = {"lidar": 50_000, "camera": 83_333, "radar": 77_000}[modality(channel)]
+        assert np.all(np.abs(np.diff(times) - period) <= 1)
+        for key in keys:
+            if modality(channel) == "radar":  # the radar frame nearest the sample's LiDAR timestamp
+                assert np.argmin(np.abs(times - key.sample_index * 500_000)) == own.index(key)
+            else:  # cameras fire as the LiDAR sweeps past them: within one LiDAR period (as in nuScenes)
+                assert abs(key.offset_us - key.sample_index * 500_000) < 50_000
+        assert [f.sequence for f in own] == list(range(len(own)))
+
+
+@pytest.mark.parametrize("name", sorted(CLASS_SPECS))
+def test_meshes_fit_inside_their_boxes(name):
+    rng = np.random.default_rng(0)
+    for with_rider in (False, True):
+        size = sample_size(name, rng, with_rider)
+        mesh = build_mesh(name, size, rng, with_rider)
+        half_extent = 0.5 * np.array([size[1], size[0], size[2]])  # x: length, y: width, z: height
+        assert np.all(np.abs(mesh.vertices) <= half_extent - BOX_MARGIN_M + 1e-9)
+        assert np.allclose(np.abs(mesh.vertices).max(axis=0), half_extent - BOX_MARGIN_M)
+        assert len(mesh.colours) == len(mesh.reflectivity) == len(mesh.triangles)
+
+
+def test_ego_drives_every_manoeuvre_and_stops():
+    times_s = np.round(np.arange(-1.5, 20.5, 0.01), 6)  # a 40-keyframe scene's grid
+    seen = set()
+    for index in range(len(MANOEUVRES)):
+        road = build_static_world(np.random.default_rng([0, index, 1]), 600.0, 60.0).road
+        plan = plan_ego(np.random.default_rng([0, index, 2]), road, index, times_s, 80.0)
+        seen |= {p.manoeuvre for p in plan.phases if p.start_s < times_s[-1] - 1.0}
+        speed = np.gradient(plan.s, times_s)
+        assert np.all(speed >= -1e-9) and speed.max() < 15.0
+        for phase in (p for p in plan.phases if p.manoeuvre == "stopped"):
+            inside = (times_s > phase.start_s + 0.05) & (times_s < phase.end_s - 0.05)
+            assert np.all(speed[inside] < 1e-6)
+        for phase in (p for p in plan.phases if p.manoeuvre == "lane_change" and p.end_s <= times_s[-1]):
+            before = np.interp(phase.start_s, times_s, plan.d)  # a lane change moves the ego by one lane width
+            after = np.interp(phase.end_s, times_s, plan.d)
+            assert abs(after - before) == pytest.approx(3.5, abs=1e-3)
+    assert seen == set(MANOEUVRES)
+
+
+def test_splits_hold_the_last_fifth_for_validation():
+    assert split_scenes(2) == {"synth_train": ["synth-0000"], "synth_val": ["synth-0001"]}
+    splits = split_scenes(10)
+    assert splits["synth_val"] == ["synth-0008", "synth-0009"] and len(splits["synth_train"]) == 8
+    assert split_scenes(1) == {"synth_train": [], "synth_val": ["synth-0000"]}
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(num_scenes=0), "num_scenes"), (dict(samples_per_scene=0), "samples_per_scene"),
+    (dict(image_size=(8, 8)), "image_size"), (dict(version=""), "version"), (dict(workers=0), "workers"),
+])
+def test_bad_arguments_are_refused(tmp_path, kwargs, message):
+    arguments = dict(num_scenes=1, samples_per_scene=1, seed=0, image_size=(64, 36), progress=False)
+    arguments.update(kwargs)
+    with pytest.raises(ValueError, match=message):
+        generate_world(tmp_path, **arguments)
+
+
+def _tree(root):
+    return sorted(p.relative_to(root) for p in root.rglob("*") if p.is_file())
+
+
+def test_same_arguments_give_byte_identical_worlds(tmp_path):
+    arguments = dict(num_scenes=1, samples_per_scene=2, seed=7, image_size=(64, 36), progress=False)
+    first = generate_world(tmp_path / "a", **arguments)
+    second = generate_world(tmp_path / "b", **arguments)
+    files = _tree(first)
+    assert files == _tree(second) and len(files) > 100
+    _, mismatch, errors = filecmp.cmpfiles(first, second, [str(f) for f in files], shallow=False)
+    assert mismatch == [] and errors == []
+    other = generate_world(tmp_path / "c", **dict(arguments, seed=8))
+    assert (other / "v1.0-synth" / "sample.json").read_bytes() != (first / "v1.0-synth" / "sample.json").read_bytes()
+
+
+def test_lane_paint_and_ground_colours_by_hand():
+    from perception.datasets.synthetic.shading import (
+        ASPHALT, GRASS, NO_PAINT, WHITE, WHITE_PAINT, YELLOW_PAINT, ground_rgb, paint_at,
+    )
+
+    lanes, length = 2, 100.0
+    assert paint_at(10.0, 0.15, lanes, length) == YELLOW_PAINT  # double yellow at |d| = 0.15
+    assert paint_at(10.0, -0.15, lanes, length) == YELLOW_PAINT
+    assert paint_at(1.0, -3.5, lanes, length) == WHITE_PAINT  # divider dash: s mod 9 < 3
+    assert paint_at(5.0, -3.5, lanes, length) == NO_PAINT  # gap between dashes
+    assert paint_at(5.0, 7.0, lanes, length) == WHITE_PAINT  # solid edge line at 2 lanes x 3.5 m
+    assert paint_at(5.0, -1.75, lanes, length) == NO_PAINT  # lane centre
+    assert paint_at(-5.0, 0.15, lanes, length) == NO_PAINT  # before the road starts
+    assert ground_rgb(5.0, -1.75, lanes, 9.5, length) == ASPHALT
+    assert ground_rgb(5.0, 7.0, lanes, 9.5, length) == WHITE
+    assert ground_rgb(5.0, 12.0, lanes, 9.5, length) == GRASS
+
+
+def test_camera_shading_by_hand():
+    """Two rays: one hits an upward triangle of colour c at 10 m under a sun overhead (light 1, haze
+    1 - exp(-10/350)); one misses, looking straight up (the zenith colour). BGR, within the pixel noise."""
+    from perception.datasets.synthetic.raycast import MISSED_TRIANGLE
+    from perception.datasets.synthetic.shading import (
+        HAZE_DISTANCE_M, NOISE_LEVELS, SKY_HORIZON, SKY_ZENITH, shade_pixels,
+    )
+
+    colour = np.array([[0.2, 0.5, 0.8]], np.float32)
+    directions = np.array([[0.0, 0.0, -1.0], [0.0, 0.0, 1.0]], np.float32)
+    pixels = shade_pixels(np.array([10.0, np.inf], np.float32), np.array([0, MISSED_TRIANGLE], np.uint32), directions, np.zeros(3), colour,
+                          np.array([[0.0, 0.0, 1.0]], np.float32), np.array([3], np.int8), np.zeros((2, 2, 2)),
+                          0.0, 0.0, 1.0, 2, 9.5, 100.0, np.array([0.0, 0.0, 1.0]), np.uint64(1))
+    haze = 1.0 - np.exp(-10.0 / HAZE_DISTANCE_M)
+    hit = 255.0 * (colour[0] * (1.0 - haze) + np.array(SKY_HORIZON) * haze)
+    assert np.all(np.abs(pixels[0].astype(float) - hit[::-1]) <= NOISE_LEVELS + 0.5)
+    assert np.all(np.abs(pixels[1].astype(float) - 255.0 * np.array(SKY_ZENITH)[::-1]) <= NOISE_LEVELS + 0.5)
+
+
+def test_packed_object_poses_equal_each_tracks_own_interpolation():
+    model = build_scene(seed=0, index=1, samples_per_scene=2)
+    for t_s in (-0.5, 0.0, 0.1234567, 0.5, 99.0):  # 99 s: past the grid, clamped like Track.pose
+        expected = [np.r_[centre, yaw] for centre, yaw in (a.box_centre(t_s) for a in model.actors)]
+        np.testing.assert_allclose(model.geometry.poses(t_s), np.array(expected), atol=1e-9)

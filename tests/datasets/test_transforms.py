@@ -1,0 +1,160 @@
+"""Augmentation keeps every modality consistent: points stay in their boxes, radar motion stays consistent,
+pixels still see the same scene points, and image resize + crop moves projections exactly as the image."""
+import numpy as np
+import pytest
+from nuscenes.utils.geometry_utils import points_in_box
+
+from perception.datasets.frame import CameraView, Frame, LidarSweeps, RadarSweeps
+from perception.datasets.transforms import (
+    Compose, GlobalFlip, GlobalRotation, GlobalScaling, GlobalTranslation, ResizeCropImages, apply_ego_similarity,
+    rotation_about_z,
+)
+from perception.geometry import Boxes3D, CameraIntrinsics, EgoPose, RigidTransform, project_points
+
+# Camera axes (x right, y down, z forward) for a camera looking along ego +x: columns are the camera axes in ego.
+FORWARD_CAMERA_ROTATION = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
+
+
+def _frame(seed: int = 0) -> Frame:
+    """A hand-made frame: 3 boxes ahead with 200 LiDAR points in each and 300 around, moving radar points, one
+    forward camera 1.5 m up."""
+    rng = np.random.default_rng(seed)
+    boxes = Boxes3D(np.array([[15.0, 2.0, 0.8], [25.0, -4.0, 1.0], [8.0, 6.0, 0.9]]),
+                    np.array([[1.9, 4.5, 1.6], [2.5, 10.0, 3.0], [0.7, 0.8, 1.8]]), np.array([0.3, -1.2, 2.5]),
+                    velocities=np.array([[3.0, 0.5], [-8.0, 1.0], [0.2, 1.1]]), labels=[0, 1, 8])
+    inside = []
+    for corner in boxes.corners():  # points spread inside each box (convex combinations of its corners)
+        weights = rng.dirichlet(np.ones(8), 200)
+        inside.append(weights @ corner)
+    xyz = np.concatenate([*inside, rng.uniform([-40, -40, -2], [40, 40, 4], (300, 3))])
+    lidar = np.concatenate([xyz, rng.uniform(0, 255, (len(xyz), 1)), rng.uniform(0, 0.45, (len(xyz), 1))], axis=1)
+    radar = np.concatenate([rng.uniform(-50, 50, (40, 2)), rng.uniform(0, 1, (40, 1)), rng.uniform(-5, 20, (40, 1)),
+                            rng.uniform(-15, 15, (40, 2)), rng.uniform(-0.02, 0.3, (40, 1))], axis=1)
+    camera = CameraView("CAM_FRONT", np.zeros((90, 160, 3), np.uint8),
+                        CameraIntrinsics(120.0, 120.0, 80.0, 45.0, 160, 90),
+                        RigidTransform.from_rotation_translation(FORWARD_CAMERA_ROTATION, [1.7, 0.0, 1.5]), 0)
+    return Frame("sample", "scene", 0, EgoPose(0, RigidTransform.identity()),
+                 LidarSweeps(lidar.astype(np.float32), 10), RadarSweeps(radar.astype(np.float32), 6),
+                 {"CAM_FRONT": camera}, gt_boxes=boxes)
+
+
+def _inside(points: np.ndarray, boxes: Boxes3D, wlh_factor: float) -> np.ndarray:
+    """(K, N) bool by the devkit's points_in_box."""
+    return np.stack([points_in_box(box, points.T, wlh_factor=wlh_factor) for box in boxes.to_devkit()])
+
+
+def _pixels(frame: Frame, points_ego: np.ndarray):
+    view = frame.cameras["CAM_FRONT"]
+    return project_points(view.camera_to_ego.inverse().apply(points_ego), view.intrinsics)
+
+
+AUGMENTATIONS = {
+    "rotation": lambda frame: apply_ego_similarity(frame, rotation_about_z(0.7)),
+    "scaling": lambda frame: apply_ego_similarity(frame, np.eye(3), scale=1.08),
+    "left-right flip": lambda frame: apply_ego_similarity(frame, np.diag([1.0, -1.0, 1.0])),
+    "front-back flip": lambda frame: apply_ego_similarity(frame, np.diag([-1.0, 1.0, 1.0])),
+    "translation": lambda frame: apply_ego_similarity(frame, np.eye(3), translation=[0.4, -0.3, 0.2]),
+    "all, composed": Compose([GlobalRotation(seed=1), GlobalScaling((0.9, 1.1), seed=2), GlobalFlip(0.5, 0.5, seed=3),
+                              GlobalTranslation(seed=4)]),
+}
+
+
+@pytest.mark.parametrize("name", AUGMENTATIONS)
+def test_points_stay_inside_their_boxes(name):
+    frame = _frame()
+    augmented = AUGMENTATIONS[name](frame)
+    before_strict = _inside(frame.lidar.points[:, :3], frame.gt_boxes, 0.999)
+    before_loose = _inside(frame.lidar.points[:, :3], frame.gt_boxes, 1.001)
+    after = _inside(augmented.lidar.points[:, :3], augmented.gt_boxes, 1.0)
+    assert before_strict.sum() > 550
+    assert np.all(after[before_strict]) and not np.any(after[~before_loose])
+
+
+@pytest.mark.parametrize("name", AUGMENTATIONS)
+def test_box_corners_move_with_the_scene(name):
+    frame = _frame()
+    augmented = AUGMENTATIONS[name](frame)
+    similarity = augmented.augmentation
+    expected = frame.gt_boxes.corners() @ similarity[:3, :3].T + similarity[:3, 3]
+    # A mirror reorders the corners: compare each box's corners as a sorted set.
+    np.testing.assert_allclose(np.sort(augmented.gt_boxes.corners(), axis=1), np.sort(expected, axis=1), atol=1e-9)
+    np.testing.assert_allclose(augmented.gt_boxes.velocities,
+                               frame.gt_boxes.velocities @ similarity[:2, :2].T, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", AUGMENTATIONS)
+def test_radar_motion_and_lidar_columns_stay_consistent(name):
+    frame = _frame()
+    augmented = AUGMENTATIONS[name](frame)
+    similarity = augmented.augmentation
+    before, after = frame.radar.points.astype(np.float64), augmented.radar.points.astype(np.float64)
+    # The point's position at its sweep time (p - v dt) maps to the augmented one's.
+    at_sweep = before[:, :2] - before[:, 4:6] * before[:, 6:7]
+    at_sweep = np.concatenate([at_sweep, before[:, 2:3]], axis=1) @ similarity[:3, :3].T + similarity[:3, 3]
+    np.testing.assert_allclose(after[:, :2] - after[:, 4:6] * after[:, 6:7], at_sweep[:, :2], atol=1e-4)
+    np.testing.assert_array_equal(after[:, [3, 6]], before[:, [3, 6]])  # rcs, time_lag untouched
+    np.testing.assert_array_equal(augmented.lidar.points[:, 3:], frame.lidar.points[:, 3:])
+
+
+@pytest.mark.parametrize("name", AUGMENTATIONS)
+def test_camera_pixels_see_the_same_scene_points(name):
+    frame = _frame()
+    augmented = AUGMENTATIONS[name](frame)
+    before = _pixels(frame, frame.lidar.points[:, :3])
+    after = _pixels(augmented, augmented.lidar.points[:, :3])
+    assert before.visible.sum() > 100
+    np.testing.assert_array_equal(after.visible, before.visible)
+    np.testing.assert_allclose(after.pixels[before.visible], before.pixels[before.visible], atol=1e-3)
+    scale = np.cbrt(abs(np.linalg.det(augmented.augmentation[:3, :3])))
+    np.testing.assert_allclose(after.depth[before.visible], scale * before.depth[before.visible], rtol=1e-5)
+    # Lifting pixels at the scaled depth lands on the augmented points.
+    view = augmented.cameras["CAM_FRONT"]
+    rays = np.concatenate([(after.pixels[after.visible] - [view.intrinsics.cx, view.intrinsics.cy])
+                           / [view.intrinsics.fx, view.intrinsics.fy], np.ones((after.visible.sum(), 1))], axis=1)
+    lifted = view.camera_to_ego.apply(rays * after.depth[after.visible, None])
+    np.testing.assert_allclose(lifted, augmented.lidar.points[after.visible, :3], atol=1e-3)
+
+
+def test_same_seed_same_augmentation_other_seed_other():
+    def run(seed):
+        return Compose([GlobalRotation(), GlobalScaling(), GlobalFlip(), GlobalTranslation()], seed=seed)(_frame())
+
+    np.testing.assert_array_equal(run(5).lidar.points, run(5).lidar.points)
+    assert not np.allclose(run(5).augmentation, run(6).augmentation)
+
+
+def test_augmentation_rejects_a_transform_that_tilts_z():
+    tilt = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
+    with pytest.raises(ValueError, match="keep \\+z up"):
+        apply_ego_similarity(_frame(), tilt)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_resize_crop_moves_projections_and_pixels_alike(seed):
+    frame = _frame()
+    view = frame.cameras["CAM_FRONT"]
+    corners = frame.gt_boxes.corners().reshape(-1, 3)
+    before = _pixels(frame, corners)
+    # Paint a bright 5 x 5 square centred on each visible corner's pixel.
+    image = np.zeros_like(view.image)
+    marked = [i for i in np.flatnonzero(before.visible)
+              if 6 < before.pixels[i, 0] < 154 and 6 < before.pixels[i, 1] < 84][:3]
+    assert marked
+    for i in marked:
+        u, v = np.floor(before.pixels[i]).astype(int)
+        image[v - 2:v + 3, u - 2:u + 3] = 255
+    frame = Frame(**{**frame.__dict__, "cameras": {"CAM_FRONT": CameraView(**{**view.__dict__, "image": image})}})
+    augmented = ResizeCropImages((128, 64), resize_range=(0.8, 1.6), seed=seed)(frame)
+    after = _pixels(augmented, corners)
+    new = augmented.cameras["CAM_FRONT"]
+    assert new.image.shape == (64, 128, 3) and (new.intrinsics.width, new.intrinsics.height) == (128, 64)
+    # Pixel-corner convention: u' = (u) * rx - left; a square centred at pixel centre (u0 + 0.5) maps likewise.
+    scale_x, scale_y = new.intrinsics.fx / view.intrinsics.fx, new.intrinsics.fy / view.intrinsics.fy
+    left = view.intrinsics.cx * scale_x - new.intrinsics.cx
+    top = view.intrinsics.cy * scale_y - new.intrinsics.cy
+    np.testing.assert_allclose(after.pixels, before.pixels * [scale_x, scale_y] - [left, top], atol=1e-9)
+    for i in marked:
+        centre = (np.floor(before.pixels[i]) + 0.5) * [scale_x, scale_y] - [left, top]
+        u0, v0 = np.floor(centre).astype(int)
+        if 3 <= u0 < 125 and 3 <= v0 < 61:  # the square is inside the crop: bright where its centre went
+            assert new.image[v0, u0].min() > 150

@@ -1,0 +1,245 @@
+"""Decision metrics worked by hand, the footprint overlap test against shapely, and the logged future against
+nuscenes-devkit (real fixture) and the synthetic world's own ego trajectory."""
+import json
+
+import numpy as np
+import pytest
+from pyquaternion import Quaternion
+from shapely.geometry import Polygon
+
+from perception.classes import category_to_detection_name
+from perception.decision import Decision, EgoState, Maneuver
+from perception.eval.decision_metrics import (
+    STP3_VAD,
+    UNIAD,
+    DecisionRecord,
+    LoggedFuture,
+    decision_record_for_sample,
+    decision_report_markdown,
+    ego_footprints,
+    ego_state_at_sample,
+    evaluate_decisions,
+    footprints_overlap,
+    logged_future,
+    plan_collisions,
+)
+from perception.geometry import Boxes3D
+from tests.decision.helpers import agents
+
+TIMES = 0.5 * np.arange(1, 7)
+STRAIGHT = np.stack([5.0 * np.arange(1, 7), np.zeros(6)], axis=1)  # 10 m/s straight ahead
+
+
+def _decision(maneuver: Maneuver, trajectory=STRAIGHT) -> Decision:
+    return Decision(maneuver, 10.0, float("inf"), -1, True, True, trajectory, "test")
+
+
+def _future(ego_xy=STRAIGHT, valid=None, boxes=None) -> LoggedFuture:
+    valid = np.ones(6, dtype=bool) if valid is None else np.asarray(valid)
+    boxes = tuple(boxes) if boxes is not None else tuple(Boxes3D.empty() for _ in range(6))
+    return LoggedFuture("token", TIMES, np.where(valid[:, None], ego_xy, np.nan), valid, boxes, valid.copy())
+
+
+def test_l2_in_both_conventions():
+    errors = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6])
+    first = DecisionRecord(_decision(Maneuver.KEEP_LANE, STRAIGHT + np.stack([np.zeros(6), errors], 1)),
+                           _decision(Maneuver.KEEP_LANE), _future())
+    # second frame: 1 m off everywhere, but the scene ends after 1 s
+    second = DecisionRecord(_decision(Maneuver.KEEP_LANE, STRAIGHT + [1.0, 0.0]), _decision(Maneuver.KEEP_LANE),
+                            _future(valid=[True, True, False, False, False, False]))
+    l2 = evaluate_decisions([first, second])["planning"]["predicted"]["l2_m"]
+    assert l2[UNIAD] == pytest.approx({"1s": (0.2 + 1.0) / 2, "2s": 0.4, "3s": 0.6})
+    assert l2[STP3_VAD] == pytest.approx({"1s": (0.15 + 1.0) / 2, "2s": 0.25, "3s": 0.35})
+    assert l2["num_frames"] == {"1s": 2, "2s": 1, "3s": 1}
+    ground_truth_l2 = evaluate_decisions([first, second])["planning"]["ground_truth"]["l2_m"]
+    assert ground_truth_l2[UNIAD] == {"1s": 0.0, "2s": 0.0, "3s": 0.0}
+
+
+def test_collision_with_a_box_on_the_path():
+    # the ego's footprint at 1.5 s spans x in [15 + 1.4 - 2.042, 15 + 1.4 + 2.042]; a car there, one beside it
+    on_path = agents(("car", 17.0, 0.5, 0, 0))
+    beside = agents(("car", 17.0, 2.5, 0, 0))  # 2.5 - 0.95 = 1.55 > 0.925: clear
+    boxes = [Boxes3D.empty()] * 2 + [Boxes3D.concatenate([on_path, beside])] + [beside] * 3
+    record = DecisionRecord(_decision(Maneuver.KEEP_LANE), _decision(Maneuver.STOP, np.zeros((6, 2))),
+                            _future(boxes=boxes))
+    np.testing.assert_array_equal(plan_collisions(STRAIGHT, record.future), [0, 0, 1, 0, 0, 0])
+    collisions = evaluate_decisions([record])["planning"]
+    assert collisions["predicted"]["collision_rate"][UNIAD] == {"1s": 0.0, "2s": 0.0, "3s": 0.0}
+    assert collisions["predicted"]["collision_rate"][STP3_VAD] == pytest.approx({"1s": 0.0, "2s": 0.25, "3s": 1 / 6})
+    assert collisions["ground_truth"]["collision_rate"][STP3_VAD] == {"1s": 0.0, "2s": 0.0, "3s": 0.0}
+
+
+def test_ego_footprint_follows_the_heading():
+    corners = ego_footprints(np.array([[0.0, 5.0]]))[0]  # moved straight left: heading +90 degrees
+    expected = Polygon([(-0.925, 5 + 1.4 - 2.042), (0.925, 5 + 1.4 - 2.042), (0.925, 5 + 1.4 + 2.042),
+                        (-0.925, 5 + 1.4 + 2.042)])
+    assert Polygon(corners).symmetric_difference(expected).area == pytest.approx(0.0, abs=1e-9)
+
+
+def test_footprint_overlap_matches_shapely():
+    rng = np.random.default_rng(0)
+    count = 400
+    boxes = Boxes3D(np.concatenate([rng.uniform(-4, 4, (count, 2)), np.zeros((count, 1))], 1),
+                    np.concatenate([rng.uniform(0.3, 4, (count, 2)), np.ones((count, 1))], 1),
+                    rng.uniform(-np.pi, np.pi, count))
+    reference = Boxes3D(np.zeros((1, 3)), [[1.85, 4.084, 1.0]], [0.3]).bev_corners()[0]
+    corners = boxes.bev_corners()
+    ours = footprints_overlap(reference, corners)
+    oracle = np.array([Polygon(reference).intersection(Polygon(c)).area > 0 for c in corners])
+    clear = np.array([Polygon(reference).distance(Polygon(c)) > 1e-6 or Polygon(reference).intersection(
+        Polygon(c)).area > 1e-6 for c in corners])  # leave out grazing contacts
+    assert clear.sum() > 390 and 50 < oracle.sum() < 390
+    np.testing.assert_array_equal(ours[clear], oracle[clear])
+    # edge to edge: touching is no collision; a hair more is
+    touching = Boxes3D([[4.084, 0.0, 0.0], [4.083, 0.0, 0.0]], [[1.85, 4.084, 1.0]] * 2, [0.0, 0.0]).bev_corners()
+    square = Boxes3D(np.zeros((1, 3)), [[1.85, 4.084, 1.0]], [0.0]).bev_corners()[0]
+    np.testing.assert_array_equal(footprints_overlap(square, touching), [False, True])
+
+
+def test_agreement_and_rates():
+    pairs = [(Maneuver.BRAKE, Maneuver.BRAKE), (Maneuver.STOP, Maneuver.FOLLOW), (Maneuver.KEEP_LANE, Maneuver.STOP),
+             (Maneuver.FOLLOW, Maneuver.FOLLOW)]
+    records = [DecisionRecord(_decision(predicted), _decision(truth), _future()) for truth, predicted in pairs]
+    metrics = evaluate_decisions(records)
+    json.dumps(metrics, allow_nan=False)
+    agreement = metrics["maneuver_agreement"]
+    assert agreement["accuracy"] == 0.5
+    labels = agreement["labels"]
+    matrix = np.array(agreement["confusion_matrix"])
+    assert matrix.sum() == 4
+    assert matrix[labels.index("STOP"), labels.index("FOLLOW")] == 1
+    assert matrix[labels.index("KEEP_LANE"), labels.index("STOP")] == 1
+    assert metrics["critical_miss_rate"] == 0.5 and metrics["num_frames_gt_brake_or_stop"] == 2
+    assert metrics["false_brake_rate"] == 0.5 and metrics["num_frames_gt_other"] == 2
+    report = decision_report_markdown(metrics)
+    assert "UniAD: the value at exactly t" in report and "ST-P3 / VAD: the mean over the steps" in report
+    assert "| STOP | 0 | 1 | 0 | 0 | 0 | 0 |" in report
+    no_brakes = evaluate_decisions(records[3:])
+    assert no_brakes["critical_miss_rate"] is None and "n/a" in decision_report_markdown(no_brakes)
+
+
+def test_mismatched_records_are_rejected():
+    short = DecisionRecord(_decision(Maneuver.KEEP_LANE, STRAIGHT[:3]), _decision(Maneuver.KEEP_LANE), _future())
+    with pytest.raises(ValueError, match="predicted trajectory has shape"):
+        evaluate_decisions([short])
+    with pytest.raises(ValueError, match="no records"):
+        evaluate_decisions([])
+
+
+def _devkit_boxes_in_ego(nusc, sample_token, ego_pose_record):
+    """{instance token: (x, y)} of the sample's annotations of the detection classes, moved into an ego frame by
+    the devkit's Box."""
+    translation = np.array(ego_pose_record["translation"])
+    rotation = Quaternion(ego_pose_record["rotation"]).inverse
+    result = {}
+    for token in nusc.get("sample", sample_token)["anns"]:
+        record = nusc.get("sample_annotation", token)
+        if category_to_detection_name(record["category_name"]) is None:
+            continue
+        box = nusc.get_box(token)
+        box.translate(-translation)
+        box.rotate(rotation)
+        result[record["instance_token"]] = box.center[:2]
+    return result
+
+
+def _lidar_ego_pose(nusc, sample_token):
+    sample = nusc.get("sample", sample_token)
+    return nusc.get("ego_pose", nusc.get("sample_data", sample["data"]["LIDAR_TOP"])["ego_pose_token"])
+
+
+def test_logged_future_on_the_real_fixture(nusc_real):
+    first, second, third = [nusc_real.sample[i]["token"] for i in range(3)]
+    future = logged_future(nusc_real, first)
+    np.testing.assert_array_equal(future.ego_valid, [True, True, False, False, False, False])
+    np.testing.assert_array_equal(future.boxes_valid, future.ego_valid)
+    pose0 = _lidar_ego_pose(nusc_real, first)
+    rotation0 = Quaternion(pose0["rotation"]).inverse
+    for step, later in enumerate([second, third]):
+        # the keyframes lie within 0.3 ms of the step times: at ~4 m/s that is about a millimetre
+        pose = _lidar_ego_pose(nusc_real, later)
+        expected = rotation0.rotate(np.array(pose["translation"]) - pose0["translation"])[:2]
+        np.testing.assert_allclose(future.ego_xy[step], expected, atol=5e-3)
+        # both steps lie between the second and third keyframes: their instances' union, each on its annotation
+        devkit = _devkit_boxes_in_ego(nusc_real, later, pose0)
+        union = set(devkit) | set(_devkit_boxes_in_ego(nusc_real, second if later == third else third, pose0))
+        boxes = future.boxes[step]
+        assert len(boxes) == len(union)
+        for xy in devkit.values():
+            assert np.linalg.norm(boxes.centers[:, :2] - xy, axis=1).min() < 0.02
+    assert not logged_future(nusc_real, third).ego_valid.any()
+    assert not logged_future(nusc_real, third).boxes_valid.any()
+
+
+def test_ego_state_at_sample_on_the_real_fixture(nusc_real):
+    tokens = [sample["token"] for sample in nusc_real.sample]
+    poses = [_lidar_ego_pose(nusc_real, token) for token in tokens]
+    state = ego_state_at_sample(nusc_real, tokens[1])  # no sweeps: the neighbouring keyframes
+    displacement = np.array(poses[2]["translation"]) - poses[0]["translation"]
+    heading = Quaternion(poses[1]["rotation"]).rotate([1.0, 0.0, 0.0])
+    duration = (poses[2]["timestamp"] - poses[0]["timestamp"]) * 1e-6
+    assert state.speed_mps == pytest.approx(displacement[:2] @ heading[:2] / np.linalg.norm(heading[:2]) / duration)
+    yaws = [Quaternion(p["rotation"]).yaw_pitch_roll[0] for p in poses]
+    assert state.yaw_rate_rps == pytest.approx((yaws[2] - yaws[0]) / duration, rel=1e-3)
+
+
+def test_logged_future_on_the_synthetic_world(nusc_synthetic):
+    """Ego future against the world's own ego trajectory at the exact step times (the poses come from the
+    20 Hz sweeps); decisions and metrics run end to end on ground truth."""
+    from perception.datasets.ground_truth import sample_ground_truth
+    from perception.datasets.synthetic.scene import build_scene
+    from perception.geometry import EgoPose
+    from tests.conftest import TINY_WORLD
+
+    records = []
+    for scene in nusc_synthetic.scene:
+        model = build_scene(TINY_WORLD["seed"], int(scene["name"].split("-")[1]), TINY_WORLD["samples_per_scene"])
+        token, index = scene["first_sample_token"], 0
+        while token:
+            future = logged_future(nusc_synthetic, token)
+            valid_steps = min(6, TINY_WORLD["samples_per_scene"] - 1 - index)
+            np.testing.assert_array_equal(future.ego_valid, np.arange(6) < valid_steps)
+            now_s = 0.5 * index
+            global_to_now = model.ego_to_global(now_s).inverse()
+            for step in range(valid_steps):
+                expected = global_to_now.apply(model.ego_to_global(now_s + future.times_s[step]).translation[None])
+                np.testing.assert_allclose(future.ego_xy[step], expected[0, :2], atol=2e-3)
+            sample = nusc_synthetic.get("sample", token)
+            truth = sample_ground_truth(nusc_synthetic, token, EgoPose.from_record(
+                _lidar_ego_pose(nusc_synthetic, token)).ego_to_global).boxes
+            records.append(decision_record_for_sample(nusc_synthetic, token, truth))
+            token, index = sample["next"], index + 1
+    metrics = evaluate_decisions(records)
+    json.dumps(metrics, allow_nan=False)
+    assert metrics["maneuver_agreement"]["accuracy"] == 1.0  # the same boxes on both sides
+    assert metrics["planning"]["predicted"]["l2_m"]["num_frames"]["1s"] == 2 * len(nusc_synthetic.scene)
+
+
+def test_ego_state_on_the_synthetic_world(nusc_synthetic):
+    from perception.datasets.synthetic.scene import build_scene
+    from tests.conftest import TINY_WORLD
+
+    scene = nusc_synthetic.scene[0]
+    model = build_scene(TINY_WORLD["seed"], 0, TINY_WORLD["samples_per_scene"])
+    sample = nusc_synthetic.get("sample", nusc_synthetic.get("sample", scene["first_sample_token"])["next"])
+    state = ego_state_at_sample(nusc_synthetic, sample["token"])
+    before, after = model.ego_to_global(0.5 - 0.01), model.ego_to_global(0.5 + 0.01)
+    speed = np.linalg.norm(after.translation[:2] - before.translation[:2]) / 0.02
+    yaw_rate = np.remainder(after.yaw - before.yaw + np.pi, 2 * np.pi) - np.pi
+    assert state.speed_mps == pytest.approx(speed, abs=0.05)
+    assert state.yaw_rate_rps == pytest.approx(yaw_rate / 0.02, abs=0.01)
+    assert isinstance(state, EgoState) and state.acceleration_mps2 is not None
+
+
+def test_a_blind_detector_on_the_real_fixture(nusc_real):
+    """No detections while pedestrians walk ahead of the turning ego: the plan on ground truth follows them, the
+    blind one keeps its lane, and the metrics say so."""
+    records = [decision_record_for_sample(nusc_real, sample["token"], Boxes3D.empty()) for sample in nusc_real.sample]
+    assert [r.ground_truth.maneuver for r in records] == [Maneuver.FOLLOW] * 3
+    assert [r.predicted.maneuver for r in records] == [Maneuver.KEEP_LANE] * 3
+    metrics = evaluate_decisions(records)
+    labels = metrics["maneuver_agreement"]["labels"]
+    assert metrics["maneuver_agreement"]["accuracy"] == 0.0
+    assert metrics["maneuver_agreement"]["confusion_matrix"][labels.index("FOLLOW")][labels.index("KEEP_LANE")] == 3
+    assert metrics["false_brake_rate"] == 0.0 and metrics["critical_miss_rate"] is None
+    assert metrics["planning"]["predicted"]["l2_m"]["num_frames"] == {"1s": 1, "2s": 0, "3s": 0}

@@ -1,0 +1,206 @@
+"""The planner on hand-built scenarios, TTC and trajectory arithmetic worked by hand, and monotonicity.
+
+Default config: ego front bumper at x = 1.4 + 4.084 / 2 = 3.442 m, rear at -0.642 m; cars 4.6 m long (half 2.3).
+"""
+import json
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from perception.decision import Decision, EgoState, Maneuver, PlannerConfig, decide
+from perception.decision.planner import assess_agents, plan_trajectory, speed_limit_mps
+from perception.geometry import Boxes3D
+from tests.decision.helpers import agents
+
+CONFIG = PlannerConfig()
+FRONT = 3.442
+
+
+def test_free_road_keeps_lane_and_speeds_up_to_cruise():
+    decision = decide(agents(), EgoState(10.0))
+    assert decision.maneuver is Maneuver.KEEP_LANE
+    assert decision.target_speed_mps == pytest.approx(13.9)
+    assert decision.ttc_s == math.inf and decision.critical_object == -1
+    assert decision.lane_change_left_ok and decision.lane_change_right_ok
+    # 1.5 m/s^2 from 10 to 13.9 m/s takes 2.6 s: x(0.5) = 5 + 0.75 * 0.25; x(3) = 26 + 0.75 * 2.6^2 + 13.9 * 0.4
+    assert decision.trajectory[0, 0] == pytest.approx(5.1875)
+    assert decision.trajectory[-1, 0] == pytest.approx(26 + 0.75 * 2.6 ** 2 + 13.9 * 0.4)
+    np.testing.assert_allclose(decision.trajectory[:, 1], 0.0, atol=1e-12)
+
+
+def test_free_road_with_traffic_elsewhere_keeps_lane():
+    """Cars in the neighbouring lanes, an oncoming car in the left lane and a faster car behind in the ego lane
+    do not block the ego lane ahead."""
+    scene = agents(("car", 30, 3.5, 13, 0), ("car", 60, 3.5, -12, 0), ("car", -15, 0, 16, 0),
+                   ("car", 25, -3.6, 12, 0))
+    decision = decide(scene, EgoState(12.0))
+    assert decision.maneuver is Maneuver.KEEP_LANE
+    assert decision.ttc_s == math.inf
+
+
+def test_lead_car_braking_means_brake():
+    # gap = 25 - 2.3 - 3.442 = 19.258 m, closing 13 - 5 = 8 m/s: TTC 2.40725 s < 3 s
+    decision = decide(agents(("car", 25, 0, 5, 0)), EgoState(13.0))
+    assert decision.maneuver is Maneuver.BRAKE
+    assert decision.critical_object == 0
+    assert decision.ttc_s == pytest.approx(19.258 / 8)
+    assert decision.target_speed_mps == pytest.approx(5.0)
+    # needed 8^2 / (2 * 16.758) = 1.91 m/s^2 < comfortable, so the plan brakes at 2.5 m/s^2 (13 -> 5 takes 3.2 s)
+    assert decision.trajectory[-1, 0] == pytest.approx(13 * 3 - 1.25 * 9)
+
+
+def test_cut_in_from_the_left_means_brake():
+    # y(t) = 3.5 - 1.2 t enters the ego lane (|y| < 1.75) at 1.46 s; gap 15 - 2.3 - 3.442 = 9.258, closing 4
+    cut_in = agents(("car", 15, 3.5, 9, -1.2))
+    decision = decide(cut_in, EgoState(13.0))
+    assert decision.maneuver is Maneuver.BRAKE
+    assert decision.critical_object == 0
+    assert decision.ttc_s == pytest.approx(9.258 / 4)
+    assert not decision.lane_change_left_ok
+    # the same car keeping its lane is no threat
+    assert not decide(agents(("car", 15, 3.5, 9, 0)), EgoState(13.0)).maneuver.is_braking
+
+
+def test_pedestrian_crossing_means_stop():
+    # y(t) = 4 - 1.4 t reaches the ego lane at 1.6 s, still ahead of the ego; gap 20 - 0.35 - 3.442 = 16.208
+    crossing = agents(("pedestrian", 20, 4.0, 0, -1.4))
+    decision = decide(crossing, EgoState(10.0))
+    assert decision.maneuver is Maneuver.STOP
+    assert decision.target_speed_mps == 0.0 and decision.critical_object == 0
+    assert decision.ttc_s == pytest.approx(16.208 / 10)
+    # stops 2.5 m short: 10^2 / (2 * 13.708) = 3.648 m/s^2, standing by 2.74 s
+    assert decision.trajectory[-1, 0] == pytest.approx(13.708)
+    assert decision.trajectory[-1, 0] + FRONT <= 20 - 0.35
+    walking_away = agents(("pedestrian", 20, 4.0, 0, 1.4))
+    assert decide(walking_away, EgoState(10.0)).maneuver is Maneuver.KEEP_LANE
+
+
+def test_slow_lead_with_blocked_left_lane_changes_right():
+    # lead: gap 34.258 m at 6 m/s, TTC 5.7 s and 0.57 m/s^2 needed: no emergency, within the 48 m look-ahead
+    scene = agents(("car", 40, 0, 6, 0), ("car", 2, 3.5, 12, 0))
+    decision = decide(scene, EgoState(12.0))
+    assert decision.maneuver is Maneuver.CHANGE_LANE_RIGHT
+    assert not decision.lane_change_left_ok and decision.lane_change_right_ok
+    assert decision.critical_object == 0
+    # quintic lateral move: -3.5 * s(3 / 4), s(u) = u^3 (10 - 15 u + 6 u^2)
+    assert decision.trajectory[-1, 1] == pytest.approx(-3.5 * 0.75 ** 3 * (10 - 15 * 0.75 + 6 * 0.75 ** 2))
+
+
+def test_slow_lead_with_both_lanes_blocked_means_follow():
+    scene = agents(("car", 40, 0, 6, 0), ("car", 2, 3.5, 12, 0), ("truck", -8, -3.5, 14, 0))
+    decision = decide(scene, EgoState(12.0))
+    assert decision.maneuver is Maneuver.FOLLOW
+    assert not decision.lane_change_left_ok and not decision.lane_change_right_ok
+    assert decision.critical_object == 0
+    # spare = 34.258 - (2.5 + 1.5 * 6) = 22.758 m: 6 + sqrt(2 * 2.5 * 22.758) > cruise, so the cruise speed
+    assert decision.target_speed_mps == pytest.approx(13.9)
+
+
+def test_free_left_lane_is_preferred_on_a_tie():
+    decision = decide(agents(("car", 40, 0, 6, 0)), EgoState(12.0))
+    assert decision.maneuver is Maneuver.CHANGE_LANE_LEFT
+    assert decision.trajectory[-1, 1] > 3.0
+
+
+def test_stopped_queue_means_stop():
+    queue = agents(("car", 20, 0, 0, 0), ("car", 26, 0.2, 0, 0), ("car", 32, -0.1, 0, 0))
+    decision = decide(queue, EgoState(8.0))
+    assert decision.maneuver is Maneuver.STOP
+    assert decision.critical_object == 0
+    # gap 14.258: stops at 11.758 m with 64 / (2 * 11.758) = 2.72 m/s^2, standing by 2.94 s
+    assert decision.trajectory[-1, 0] == pytest.approx(11.758)
+    # already standing 4 m behind the queue: stays (no creeping up)
+    standing = agents(("car", 4 + 2.3 + FRONT, 0, 0, 0), ("car", 16, 0, 0, 0))
+    decision = decide(standing, EgoState(0.0))
+    assert decision.maneuver is Maneuver.STOP
+    np.testing.assert_allclose(decision.trajectory, 0.0)
+
+
+def test_ttc_hand_worked():
+    config = PlannerConfig(rear_axle_to_center_m=1.0, ego_length_m=2.0)  # front bumper at x = 2 m
+    size = (2.0, 4.0, 1.5)
+    boxes = agents(("car", 30, 0, 5, 0, size), ("car", 30, 0.5, -5, 0, size), ("car", 30, 0, 20, 0, size),
+                   ("car", 30, 5.0, 0, 0, size), ("car", 30, 0, 5, 0, size, np.pi / 2))
+    ttc = assess_agents(boxes, 15.0, config).ttc_s
+    # gap 30 - 2 - 2 = 26 m: closing 10 -> 2.6 s; oncoming, closing 20 -> 1.3 s; opening -> inf; other lane -> inf;
+    # turned 90 degrees, half its width along x: gap 27 -> 2.7 s
+    np.testing.assert_allclose(ttc, [2.6, 1.3, np.inf, np.inf, 2.7])
+    required = assess_agents(agents(("car", 30, 0, 0, 0, size)), 20.0, config).required_decel_mps2
+    assert required[0] == pytest.approx(400 / (2 * 23.5))
+    decision = decide(boxes[[3]], EgoState(15.0), config)
+    assert decision.ttc_s == math.inf and decision.to_json()["ttc_s"] is None
+
+
+def test_low_scores_are_ignored_and_indices_refer_to_the_input():
+    boxes = agents(("car", 15, 0, 0, 0), ("car", 25, 0, 0, 0))
+    boxes = Boxes3D(boxes.centers, boxes.sizes, boxes.yaws, boxes.velocities, boxes.labels, np.array([0.1, 0.9]))
+    decision = decide(boxes, EgoState(10.0))
+    assert decision.maneuver is Maneuver.STOP and decision.critical_object == 1
+
+
+def test_curve_lowers_the_speed_and_bends_the_plan():
+    ego = EgoState(10.0, yaw_rate_rps=0.5)  # curvature 0.05 1/m: sqrt(3 / 0.05) = 7.75 m/s
+    assert speed_limit_mps(ego, CONFIG) == pytest.approx(math.sqrt(60))
+    decision = decide(agents(), ego)
+    assert decision.target_speed_mps == pytest.approx(math.sqrt(60))
+    trajectory = plan_trajectory(ego, 10.0, 2.5, 0, CONFIG)  # constant speed on a circle of radius 20 m
+    radius = np.hypot(trajectory[:, 0], trajectory[:, 1] - 20.0)
+    np.testing.assert_allclose(radius, 20.0)
+    np.testing.assert_allclose(np.hypot(*trajectory[0]), 2 * 20 * np.sin(5.0 / 40), rtol=1e-12)  # chord of 5 m arc
+
+
+def test_turn_rate_prediction_changes_who_is_in_the_path():
+    # a car ahead in the left lane turning right at 0.4 rad/s crosses into the ego lane at ~1.4 s: followed
+    # (TTC 14.258 / 4 = 3.6 s, 0.68 m/s^2 needed) only when its yaw rate is given
+    boxes = agents(("car", 20, 3.5, 8, 0))
+    assert decide(boxes, EgoState(12.0)).maneuver is Maneuver.KEEP_LANE
+    turning = decide(boxes, EgoState(12.0), agent_yaw_rates_rps=np.array([-0.4]))
+    assert turning.maneuver is Maneuver.FOLLOW and turning.critical_object == 0
+    assert turning.ttc_s == pytest.approx(14.258 / 4)
+    with pytest.raises(ValueError, match="2 agent yaw rates for 1 boxes"):
+        decide(boxes, EgoState(12.0), agent_yaw_rates_rps=np.array([0.1, 0.2]))
+
+
+def test_decision_json_round_trip():
+    decision = decide(agents(("car", 25, 0, 5, 0)), EgoState(13.0))
+    record = json.loads(json.dumps(decision.to_json(), allow_nan=False))
+    again = Decision.from_json(record)
+    assert again.maneuver is decision.maneuver and again.reason == decision.reason
+    np.testing.assert_array_equal(again.trajectory, decision.trajectory)
+    assert again.ttc_s == decision.ttc_s
+
+
+def test_bad_config_is_rejected():
+    with pytest.raises(ValueError, match="lane_width_m"):
+        PlannerConfig(lane_width_m=0.0)
+    with pytest.raises(ValueError, match="comfortable_decel_mps2"):
+        PlannerConfig(comfortable_decel_mps2=7.0, max_decel_mps2=6.0)
+
+
+_SIZES = st.sampled_from([("car", (1.9, 4.6, 1.6)), ("truck", (2.5, 10.0, 3.5)), ("pedestrian", (0.7, 0.7, 1.8))])
+
+
+GAP_GRID_M = np.linspace(0.0, 100.0, 161)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    ego_speed=st.floats(0.0, 20.0),
+    kind=_SIZES,
+    y=st.floats(-1.0, 1.0),
+    vx=st.floats(-5.0, 20.0),
+    vy=st.floats(-0.2, 0.2),
+    neighbours=st.lists(st.tuples(st.sampled_from([-3.5, 3.5]), st.floats(-30, 60), st.floats(-10, 20)), max_size=3),
+)
+def test_a_closer_obstacle_is_never_met_less_cautiously(ego_speed, kind, y, vx, vy, neighbours):
+    """An obstacle in the ego lane (it stays there over the 3 s horizon), any speed, swept from 100 m to 0 m
+    bumper-to-bumper gap, with the same traffic in the neighbouring lanes: the maneuver's caution never drops."""
+    name, size = kind
+    traffic = [("car", x, lane_y, v, 0.0) for lane_y, x, v in neighbours]
+    ego = EgoState(ego_speed)
+    cautions = [decide(agents((name, gap + FRONT + size[1] / 2, y, vx, vy, size), *traffic), ego).maneuver.caution
+                for gap in GAP_GRID_M]
+    assert np.all(np.diff(cautions) <= 0), list(zip(GAP_GRID_M, cautions))

@@ -1,0 +1,41 @@
+"""Agent prediction and lane occupancy worked by hand."""
+import math
+
+import numpy as np
+import pytest
+
+from perception.decision.prediction import lane_index, lane_segments, predict_agents
+from tests.decision.helpers import agents
+
+
+def test_constant_velocity():
+    boxes = agents(("car", 10, 2, 3, -1, (1.9, 4.6, 1.6), 0.3))
+    predicted = predict_agents(boxes, np.array([0.0, 0.5, 3.0]))
+    np.testing.assert_allclose(predicted[0], [[10, 2, 0.3], [11.5, 1.5, 0.3], [19, -1, 0.3]])
+
+
+def test_constant_turn_rate_follows_a_circle():
+    # 5 m/s along +x turning left at 0.5 rad/s: a circle of radius 10 m about (0, 10)
+    boxes = agents(("car", 0, 0, 5, 0))
+    times = np.array([0.5, math.pi])
+    predicted = predict_agents(boxes, times, yaw_rates_rps=np.array([0.5]))[0]
+    np.testing.assert_allclose(predicted[:, 0], 10 * np.sin(0.5 * times), atol=1e-12)
+    np.testing.assert_allclose(predicted[:, 1], 10 - 10 * np.cos(0.5 * times), atol=1e-12)
+    np.testing.assert_allclose(predicted[:, 2], 0.5 * times)
+    # a vanishing turn rate is the constant-velocity limit
+    nearly_straight = predict_agents(boxes, times, yaw_rates_rps=np.array([1e-9]))
+    np.testing.assert_allclose(nearly_straight, predict_agents(boxes, times), atol=1e-6)
+    with pytest.raises(ValueError, match="yaw_rates_rps"):
+        predict_agents(boxes, times, yaw_rates_rps=np.array([0.1, 0.2]))
+
+
+def test_lane_index_rounds_halves_up():
+    np.testing.assert_array_equal(lane_index([-5.3, -1.75, 0.0, 1.74, 1.75, 3.5, 5.26], 3.5), [-2, 0, 0, 0, 1, 1, 2])
+
+
+def test_a_fast_crossing_between_two_steps_is_seen():
+    # from y = 5 to y = -5 within one 0.5 s step: never in lane 0 at a step, but the segment crosses it
+    segments = lane_segments(np.array([[5.0, -5.0], [5.0, 2.0], [-1.0, 1.0]]), 0, 3.5)
+    np.testing.assert_array_equal(segments[:, 0], [True, False, True])
+    with pytest.raises(ValueError, match="T >= 2"):
+        lane_segments(np.zeros((2, 1)), 0, 3.5)

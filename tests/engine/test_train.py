@@ -1,0 +1,131 @@
+"""tools/train.py end to end on the tiny synthetic world: validation with the official metrics, export + load,
+resume after a crash equal to an uninterrupted run, and torchrun with 2 CPU processes on gloo."""
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+import torch
+from mmengine.hooks import Hook
+from mmengine.registry import HOOKS
+
+from perception.cli.train import main
+from perception.models import checkpoint_meta, load_detector
+from perception.paths import REPO_ROOT
+from tests.conftest import TINY_WORLD
+
+
+class SimulatedKill(RuntimeError):
+    pass
+
+
+@HOOKS.register_module(force=True)
+class KillAfterIteration(Hook):
+    """Raises after the checkpoint of iteration ``iteration`` is written, as a killed run would stop there."""
+
+    priority = "LOWEST"  # after CheckpointHook
+
+    def __init__(self, iteration: int):
+        self.iteration = iteration
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        if runner.iter + 1 == self.iteration:
+            raise SimulatedKill(f"killed after iteration {self.iteration}")
+
+
+def write_tiny_config(folder, root, extra: str = "") -> str:
+    """A derived config: the fusion_tiny base with a 32 x 32 grid, narrow LiDAR + radar, the tiny world."""
+    path = os.path.join(folder, "tiny.py")
+    dataset = (f"dataroot={str(root)!r}, version={TINY_WORLD['version']!r}, lidar_sweeps=2, radar_sweeps=2, "
+               "image_size=None, drop=['camera'], transform=None")
+    with open(path, "w") as handle:
+        handle.write(f"""_base_ = [{str(REPO_ROOT / 'configs' / 'fusion_tiny.py')!r}]
+model = dict(grid=dict(point_cloud_range=[-32.0, -32.0, -5.0, 32.0, 32.0, 3.0], cell_size=[2.0, 2.0]),
+             encoders=dict(_delete_=True,
+                           lidar=dict(type='LidarEncoder', out_channels=8, max_points_per_pillar=8, max_pillars=1500),
+                           radar=dict(type='RadarEncoder', out_channels=4, max_points_per_pillar=4, max_pillars=300)),
+             fuser=dict(out_channels=16, modality_dropout=0.0),
+             decoder=dict(channels=[16, 16], blocks=[1, 1], out_channels=16), head=dict(head_channels=16))
+train_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False, dataset=dict({dataset}))
+val_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False, dataset=dict({dataset}))
+val_evaluator = dict(dataroot={str(root)!r}, version={TINY_WORLD['version']!r})
+default_hooks = dict(checkpoint=dict(interval=1, max_keep_ckpts=10), logger=dict(interval=1))
+param_scheduler = [dict(type='LinearLR', start_factor=0.5, by_epoch=False, begin=0, end=4)]
+randomness = dict(seed=0, deterministic=True)
+{extra}
+""")
+    return path
+
+
+def state_at(work_dir: str, iteration: int) -> dict:
+    return torch.load(os.path.join(work_dir, f"iter_{iteration}.pth"), weights_only=False)
+
+
+def test_validation_export_and_load(synthetic_root, tmp_path):
+    config = write_tiny_config(tmp_path, synthetic_root)
+    work_dir, shipped = str(tmp_path / "run"), str(tmp_path / "model.pth")
+    main([config, "--work-dir", work_dir, "--max-iters", "2", "--export", shipped])
+    validation = json.load(open(os.path.join(work_dir, "last_validation.json")))
+    assert {"val/nuscenes/NDS", "val/nuscenes/mAP", "val/nuscenes/mAVE"} <= set(validation)
+    assert 0.0 <= validation["val/nuscenes/NDS"] <= 1.0
+    checkpoint = torch.load(shipped, weights_only=True)  # plain tensors and JSON meta only
+    assert set(checkpoint) == {"state_dict", "meta"} and checkpoint["meta"]["iteration"] == 2
+    assert checkpoint_meta(shipped)["validation"] == validation
+    detector = load_detector(config, shipped)
+    assert not detector.training and detector.sensors == frozenset({"lidar", "radar"})
+    trained = state_at(work_dir, 2)["state_dict"]
+    assert all(torch.equal(detector.state_dict()[name], value) for name, value in trained.items())
+
+
+def test_resume_after_a_kill_equals_an_uninterrupted_run(synthetic_root, tmp_path):
+    plain = write_tiny_config(tmp_path, synthetic_root)
+    uninterrupted, resumed = str(tmp_path / "uninterrupted"), str(tmp_path / "resumed")
+    main([plain, "--work-dir", uninterrupted, "--max-iters", "4", "--no-validate"])
+    (tmp_path / "killed").mkdir()
+    killed = write_tiny_config(tmp_path / "killed", synthetic_root,
+                               "custom_hooks = [dict(type='KillAfterIteration', iteration=2)]")
+    with pytest.raises(SimulatedKill):
+        main([killed, "--work-dir", resumed, "--max-iters", "4", "--no-validate"])
+    assert not os.path.exists(os.path.join(resumed, "iter_3.pth"))
+    main([plain, "--work-dir", resumed, "--max-iters", "4", "--no-validate", "--resume"])
+    expected, actual = state_at(uninterrupted, 4), state_at(resumed, 4)
+    assert actual["meta"]["iter"] == 4
+    for name, value in expected["state_dict"].items():
+        assert torch.allclose(actual["state_dict"][name].float(), value.float(), atol=1e-5), name
+    exp_state = expected["optimizer"]["state"]
+    for key, state in actual["optimizer"]["state"].items():
+        assert int(state["step"]) == int(exp_state[key]["step"]) == 4
+        assert torch.allclose(state["exp_avg"], exp_state[key]["exp_avg"], atol=1e-5)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_torchrun_two_cpu_processes_on_gloo(synthetic_root, tmp_path):
+    config = write_tiny_config(tmp_path, synthetic_root)
+    work_dir = str(tmp_path / "ddp")
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO_ROOT))
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr",
+               "127.0.0.1", "--master_port", str(_free_port()), str(REPO_ROOT / "tools" / "train.py"), config,
+               "--work-dir", work_dir, "--max-iters", "2", "--no-validate"]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, cwd=REPO_ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    log = "".join(open(os.path.join(root, name)).read() for root, _, names in os.walk(work_dir)
+                  for name in names if name.endswith(".log"))
+    assert "world_size: 2" in log or "Distributed launcher: pytorch" in log
+    checkpoint = state_at(work_dir, 2)
+    assert checkpoint["meta"]["iter"] == 2
+
+
+def test_time_budget_ends_training_with_a_saved_last_iteration(synthetic_root, tmp_path):
+    config = write_tiny_config(tmp_path, synthetic_root)
+    work_dir = str(tmp_path / "budget")
+    main([config, "--work-dir", work_dir, "--max-iters", "50", "--no-validate", "--time-budget-min", "1e-6"])
+    assert state_at(work_dir, 1)["meta"]["iter"] == 1
+    assert not os.path.exists(os.path.join(work_dir, "iter_2.pth"))
+    assert open(os.path.join(work_dir, "last_checkpoint")).read().endswith("iter_1.pth")

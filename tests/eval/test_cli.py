@@ -1,0 +1,172 @@
+"""tools/test.py end to end on the tiny synthetic world: oracle, sensor drops, ablations, torchrun sharding, and
+the decision metrics of each run."""
+import json
+import os
+import subprocess
+import sys
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from nuscenes.eval.common.loaders import load_prediction
+from nuscenes.eval.detection.data_classes import DetectionBox
+
+from perception.classes import DETECTION_CLASSES
+from perception.cli.test import run
+from perception.datasets.splits import split_sample_tokens
+from perception.decision import PlannerConfig
+from perception.detector import OracleDetector
+from perception.eval.runner import DataOptions, evaluate_split
+from perception.paths import REPO_ROOT
+from tests.conftest import TINY_WORLD
+
+SPLIT = "synth_val"
+
+
+def _data_args(root) -> list:
+    return ["--dataroot", str(root), "--version", TINY_WORLD["version"], "--split", SPLIT,
+            "--lidar-sweeps", "1", "--radar-sweeps", "1"]
+
+
+def _read(path):
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def test_oracle_end_to_end(synthetic_root, nusc_synthetic, tmp_path):
+    out = tmp_path / "oracle"
+    (metrics,) = run(["--oracle", *_data_args(synthetic_root), "--out", str(out)])
+    tokens = split_sample_tokens(nusc_synthetic, SPLIT)
+    boxes, meta = load_prediction(str(out / "results_nusc.json"), 500, DetectionBox)
+    assert sorted(boxes.sample_tokens) == sorted(tokens)
+    assert meta == {"use_camera": True, "use_lidar": True, "use_radar": True, "use_map": False,
+                    "use_external": False}
+    assert _read(out / "metrics.json") == metrics
+    assert metrics["frames_evaluated"] == len(tokens) and metrics["seconds_per_frame"] > 0
+    present = [name for name in DETECTION_CLASSES if metrics["num_gt"][name] > 0]
+    assert len(present) >= 5, metrics["num_gt"]
+    for name in present:
+        assert metrics["class_ap"][name] == pytest.approx(1.0), name
+        errors = metrics["class_tp_errors"][name]
+        assert all(value is None or value < 1e-9 for value in errors.values()), (name, errors)
+    # The devkit averages over all 10 classes; a class without ground truth scores AP 0.
+    assert metrics["mean_ap"] == pytest.approx(len(present) / len(DETECTION_CLASSES))
+    assert all(row["mean_ap"] == pytest.approx(1.0) for row in metrics["distance_breakdown"]
+               if row["mean_ap"] is not None)
+    report = (out / "report.md").read_text()
+    assert "## By distance from the ego vehicle" in report and "| car |" in report
+    images = [line.split("](")[1].rstrip(")") for line in report.splitlines() if line.startswith("![")]
+    assert "plots/summary.png" in images and "plots/car_pr.png" in images
+    assert all((out / image).is_file() for image in images)
+    # The oracle's boxes through the planner decide as the ground truth does, braking frames included.
+    decisions = metrics["decisions"]
+    assert decisions["num_frames"] == len(tokens)
+    assert decisions["maneuver_agreement"]["accuracy"] == 1.0
+    assert decisions["num_frames_gt_brake_or_stop"] > 0 and decisions["critical_miss_rate"] == 0.0
+    assert decisions["planning"]["predicted"] == decisions["planning"]["ground_truth"]
+    assert "## Decisions" in report and "Maneuver agreement with the decision on ground truth: 1.000." in report
+
+
+class _RecordingOracle(OracleDetector):
+    """The oracle, remembering what each frame carried."""
+
+    def __init__(self):
+        self.seen = []
+
+    def detect(self, frames):
+        self.seen += [(frame.missing, frame.lidar, frame.radar, frame.cameras) for frame in frames]
+        return super().detect(frames)
+
+
+class _UnsureOracle(OracleDetector):
+    """The ground truth with a score below the planner's PlannerConfig.min_score: the devkit scores the boxes, the
+    planner ignores them."""
+
+    def detect(self, frames):
+        score = PlannerConfig().min_score / 2
+        return [replace(boxes, scores=np.full(len(boxes), score)) for boxes in super().detect(frames)]
+
+
+def test_decisions_use_the_detections(synthetic_root, nusc_synthetic, tmp_path):
+    """A planner that sees nothing keeps its lane on every frame, so each frame where ground truth brakes or
+    stops is a critical miss."""
+    data = DataOptions(str(synthetic_root), TINY_WORLD["version"], SPLIT, lidar_sweeps=1, radar_sweeps=1)
+    metrics = evaluate_split(_UnsureOracle(), "unsure oracle", nusc_synthetic, data, str(tmp_path),
+                             render_curves=False)
+    decisions, agreement = metrics["decisions"], metrics["decisions"]["maneuver_agreement"]
+    predicted_counts = dict(zip(agreement["labels"], map(sum, zip(*agreement["confusion_matrix"]))))
+    assert predicted_counts["KEEP_LANE"] == decisions["num_frames"] == metrics["frames_evaluated"]
+    assert decisions["num_frames_gt_brake_or_stop"] > 0 and decisions["critical_miss_rate"] == 1.0
+    assert agreement["accuracy"] < 1.0 and decisions["false_brake_rate"] == 0.0
+    report = (tmp_path / "report.md").read_text()
+    assert "critical-miss rate (ground truth BRAKE/STOP, prediction not): 1.000" in report
+
+
+def test_drop_blanks_the_sensor_at_the_input(synthetic_root, nusc_synthetic, tmp_path):
+    detector = _RecordingOracle()
+    data = DataOptions(str(synthetic_root), TINY_WORLD["version"], SPLIT, lidar_sweeps=1, radar_sweeps=1)
+    metrics = evaluate_split(detector, "oracle", nusc_synthetic, data, str(tmp_path), drop=("lidar", "camera"),
+                             render_curves=False)
+    assert len(detector.seen) == metrics["frames_evaluated"] > 0
+    for missing, lidar, radar, cameras in detector.seen:
+        assert {"lidar", "camera"} <= missing and lidar is None and cameras == {} and radar is not None
+    assert metrics["run"]["sensors"] == ["radar"] and metrics["run"]["dropped"] == ["lidar", "camera"]
+    meta = _read(tmp_path / "results_nusc.json")["meta"]
+    assert (meta["use_lidar"], meta["use_radar"], meta["use_camera"]) == (False, True, False)
+
+
+def test_ablations_write_one_table(synthetic_root, tmp_path):
+    metrics = run(["--oracle", "--ablations", "--no-plots", *_data_args(synthetic_root), "--out", str(tmp_path)])
+    rows = _read(tmp_path / "ablations.json")
+    assert [row["name"] for row in rows] == ["all sensors", "no camera", "no radar", "no LiDAR", "LiDAR only"]
+    assert [row["sensors"] for row in rows] == [["lidar", "radar", "camera"], ["lidar", "radar"],
+                                                ["lidar", "camera"], ["radar", "camera"], ["lidar"]]
+    # The oracle reads no sensor: every row scores the same, which checks that each run evaluates in full.
+    assert [row["mean_ap"] for row in rows] == [m["mean_ap"] for m in metrics] == [rows[0]["mean_ap"]] * 5
+    assert all(row["delta_mean_ap"] == 0.0 for row in rows)
+    assert [(row["decision_agreement"], row["critical_miss_rate"]) for row in rows] == [(1.0, 0.0)] * 5
+    assert not _read(tmp_path / "no_lidar" / "results_nusc.json")["meta"]["use_lidar"]
+    assert "| no LiDAR | radar, camera |" in (tmp_path / "ablations.md").read_text()
+
+
+def test_torchrun_two_processes_match_one(synthetic_root, tmp_path):
+    args = ["--oracle", "--no-plots", *_data_args(synthetic_root)]
+    run([*args, "--out", str(tmp_path / "one")])
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               str(REPO_ROOT / "tools" / "test.py"), *args, "--out", str(tmp_path / "two")]
+    subprocess.run(command, check=True, timeout=300, env=env, cwd=str(tmp_path), capture_output=True)
+    one, two = _read(tmp_path / "one" / "metrics.json"), _read(tmp_path / "two" / "metrics.json")
+    frames = one["frames_evaluated"]
+    assert two["run"]["frames_per_process"] == [(frames + 1) // 2, frames // 2]
+    assert _read(tmp_path / "two" / "results_nusc.json") == _read(tmp_path / "one" / "results_nusc.json")
+    assert two["mean_ap"] == one["mean_ap"] and two["nd_score"] == one["nd_score"]
+    assert two["decisions"] == one["decisions"]  # every frame's ego-frame boxes gathered from both processes
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--dataroot", "/nonexistent"], "CONFIG and CHECKPOINT are required"),
+    (["--oracle", "--ablations", "--drop", "lidar"], "leave out --drop"),
+    (["--oracle", "--dataroot", "/nonexistent", "--version", "v9"], "no nuScenes tables at /nonexistent/v9"),
+])
+def test_bad_arguments_are_refused(argv, message, capsys):
+    with pytest.raises(SystemExit):
+        run(argv)
+    assert message in capsys.readouterr().err
+
+
+def test_config_and_checkpoint_load_the_model(synthetic_root, tmp_path):
+    """CONFIG CHECKPOINT go through perception.models.load_detector; an untrained LiDAR-only model still writes a
+    valid submission whose meta says LiDAR only."""
+    torch = pytest.importorskip("torch")
+    from perception.models import build_detector
+
+    config = str(REPO_ROOT / "configs" / "lidar_only.py")
+    checkpoint = str(tmp_path / "untrained.pth")
+    torch.save({"state_dict": build_detector(config).state_dict(), "meta": {}}, checkpoint)
+    (metrics,) = run([config, checkpoint, "--no-plots", *_data_args(synthetic_root), "--out", str(tmp_path)])
+    assert metrics["run"]["detector"] == f"{config} @ {checkpoint}" and metrics["run"]["sensors"] == ["lidar"]
+    boxes, meta = load_prediction(str(tmp_path / "results_nusc.json"), 500, DetectionBox)
+    assert (meta["use_lidar"], meta["use_radar"], meta["use_camera"]) == (True, False, False)
+    assert len(boxes.sample_tokens) == metrics["frames_evaluated"]
+    assert all(0.0 <= box.detection_score <= 1.0 for box in boxes.all)

@@ -1,0 +1,96 @@
+"""report.md and the ablation table from hand-made metrics."""
+import json
+
+import numpy as np
+import pytest
+
+from perception.classes import DETECTION_CLASSES
+from perception.decision import Decision, Maneuver
+from perception.eval.ablations import ABLATIONS, ablation_folder, write_ablation_table
+from perception.eval.decision_metrics import DecisionRecord, LoggedFuture, evaluate_decisions
+from perception.eval.report import write_report
+from perception.geometry import Boxes3D
+
+ERRORS = {"mATE": 0.25, "mASE": 0.5, "mAOE": None, "mAVE": 1.0, "mAAE": 0.125}
+B, S, K = Maneuver.BRAKE, Maneuver.STOP, Maneuver.KEEP_LANE
+
+
+def _decisions(pairs) -> dict:
+    """evaluate_decisions over frames given as (ground-truth maneuver, predicted maneuver); the ego stands still,
+    as logged, on an empty road."""
+    still, valid = np.zeros((6, 2)), np.ones(6, dtype=bool)
+    future = LoggedFuture("token", 0.5 * np.arange(1, 7), still, valid, (Boxes3D.empty(),) * 6, valid)
+
+    def decision(maneuver: Maneuver) -> Decision:
+        return Decision(maneuver, 0.0, float("inf"), -1, True, True, still, "test")
+
+    return evaluate_decisions([DecisionRecord(decision(predicted), decision(truth), future)
+                               for truth, predicted in pairs])
+
+
+def _metrics(mean_ap: float, nd_score: float, sensors=("lidar",), decisions=((B, B), (S, K))) -> dict:
+    class_ap = {name: 0.0 for name in DETECTION_CLASSES}
+    class_ap["car"] = mean_ap * len(DETECTION_CLASSES)  # the mean over the 10 classes is mean_ap
+    num_gt = {name: 0 for name in DETECTION_CLASSES}
+    num_gt["car"] = 7
+    bins = [{"range_m": [0.0, 20.0], "num_gt": {**num_gt, "car": 3}, "class_ap": {**{n: None for n in num_gt},
+                                                                                   "car": 0.75}, "mean_ap": 0.75},
+            {"range_m": [20.0, 30.0], "num_gt": {**num_gt, "car": 0}, "class_ap": {n: None for n in num_gt},
+             "mean_ap": None}]
+    return {
+        "mean_ap": mean_ap, "nd_score": nd_score, "class_ap": class_ap,
+        "class_ap_by_threshold": {n: {"0.5": ap, "1.0": ap, "2.0": ap, "4.0": ap} for n, ap in class_ap.items()},
+        "tp_errors": ERRORS,
+        "class_tp_errors": {n: {"trans_err": 0.5, "scale_err": 0.25, "orient_err": None, "vel_err": 1.5,
+                                "attr_err": 0.0} for n in DETECTION_CLASSES},
+        "num_gt": num_gt, "distance_breakdown": bins, "frames_evaluated": 4, "seconds_per_frame": 0.5,
+        "eval_config": "detection_cvpr_2019",
+        "run": {"dataroot": "/data", "version": "v1.0-mini", "split": "mini_val", "detector": "oracle",
+                "sensors": list(sensors), "dropped": []},
+        "decisions": _decisions(decisions),
+    }
+
+
+def test_report_tables_and_plots(tmp_path):
+    plot = tmp_path / "plots" / "summary.png"
+    plot.parent.mkdir()
+    plot.write_bytes(b"png")
+    write_report(str(tmp_path / "report.md"), _metrics(0.08, 0.3), {"summary": str(plot)})
+    text = (tmp_path / "report.md").read_text()
+    assert "| 0.080 | 0.300 | 0.250 | 0.500 | n/a | 1.000 | 0.125 |" in text  # summary: AOE undefined -> n/a
+    assert "| car | 7 | 0.800 | 0.800 | 0.800 | 0.800 | 0.800 | 0.500 | 0.250 | n/a | 1.500 | 0.000 |" in text
+    assert "| bus | 0 | no GT |" in text
+    assert "| car | 0.750 (3) | n/a (0) |" in text and "| mean over classes present | 0.750 | n/a |" in text
+    assert "| pedestrian | n/a" not in text  # no ground truth in any bin: no distance row
+    assert "![summary](plots/summary.png)" in text
+    assert "frames evaluated: 4" in text and "split `mini_val`" in text
+    # the decision section (decision_report_markdown) between the distance table and the plots
+    assert text.index("## By distance") < text.index("## Decisions") < text.index("## Plots")
+    assert "Maneuver agreement with the decision on ground truth: 0.500." in text
+    assert "critical-miss rate (ground truth BRAKE/STOP, prediction not): 0.500 over 2 frames" in text
+
+
+def test_ablation_table_deltas(tmp_path):
+    decisions = [((B, B), (S, S), (K, K), (K, K)), ((B, B), (S, S), (K, K), (K, B)), ((B, B), (S, K), (K, K)),
+                 ((B, K), (S, K), (K, K), (K, K)), ((K, K),)]
+    runs = [(name, drop, _metrics(ap, nds, sensors, frames))
+            for (name, drop), ap, nds, sensors, frames in zip(ABLATIONS, [0.5, 0.375, 0.5, 0.125, 0.25],
+                                                              [0.625, 0.5, 0.625, 0.25, 0.375],
+                                                              [("lidar", "radar", "camera"), ("lidar", "radar"),
+                                                               ("lidar", "camera"), ("radar", "camera"), ("lidar",)],
+                                                              decisions)]
+    rows = write_ablation_table(str(tmp_path), runs)
+    assert [row["delta_mean_ap"] for row in rows] == [0.0, -0.125, 0.0, -0.375, -0.25]
+    assert json.loads((tmp_path / "ablations.json").read_text()) == rows
+    text = (tmp_path / "ablations.md").read_text()
+    assert [row["decision_agreement"] for row in rows] == [1.0, 0.75, 2 / 3, 0.5, 1.0]
+    assert [row["critical_miss_rate"] for row in rows] == [0.0, 0.0, 0.5, 1.0, None]
+    errors = "0.250 | 0.500 | n/a | 1.000 | 0.125"
+    assert f"| no camera | lidar, radar | 0.375 | 0.500 | -0.125 | -0.125 | {errors} | 0.750 | 0.000 |" in text
+    assert f"| no LiDAR | radar, camera | 0.125 | 0.250 | -0.375 | -0.375 | {errors} | 0.500 | 1.000 |" in text
+    assert f"| LiDAR only | lidar | 0.250 | 0.375 | -0.250 | -0.250 | {errors} | 1.000 | n/a |" in text
+    assert "| input | car |" in text  # AP per class: only the classes with ground truth
+    assert [ablation_folder(name) for name, _ in ABLATIONS] == [
+        "all_sensors", "no_camera", "no_radar", "no_lidar", "lidar_only"]
+    with pytest.raises(ValueError, match="no ablation runs"):
+        write_ablation_table(str(tmp_path), [])

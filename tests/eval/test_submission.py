@@ -1,0 +1,129 @@
+"""Boxes3D (ego) -> global submission boxes, hand-worked, and the format checks with their error messages."""
+import json
+import math
+
+import numpy as np
+import pytest
+from nuscenes.eval.common.data_classes import EvalBoxes
+from nuscenes.eval.common.loaders import load_prediction
+from nuscenes.eval.detection.constants import ATTRIBUTE_NAMES
+from nuscenes.eval.detection.data_classes import DetectionBox
+from nuscenes.eval.detection.utils import detection_name_to_rel_attributes
+
+from perception.classes import ATTRIBUTES, DETECTION_CLASSES
+from perception.eval.submission import (
+    DEFAULT_ATTRIBUTES,
+    MAX_BOXES_PER_SAMPLE,
+    boxes_to_submission,
+    check_submission,
+    make_submission,
+    submission_meta,
+    write_submission,
+)
+from perception.geometry import Boxes3D, EgoPose, RigidTransform
+
+
+def _pose_yaw90() -> EgoPose:
+    """Ego at (10, 20, 0) in the global frame, heading north (+y)."""
+    rotation = np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+    return EgoPose(0, RigidTransform.from_rotation_translation(rotation, [10.0, 20.0, 0.0]))
+
+
+def _boxes(labels, attributes=None, scores=None) -> Boxes3D:
+    n = len(labels)
+    return Boxes3D(centers=np.tile([1.0, 0.0, 0.5], (n, 1)), sizes=np.tile([2.0, 4.0, 1.5], (n, 1)),
+                   yaws=np.zeros(n), velocities=np.tile([2.0, 0.0], (n, 1)), labels=labels,
+                   scores=np.full(n, 0.5) if scores is None else scores,
+                   attributes=np.full(n, -1) if attributes is None else attributes)
+
+
+def test_ego_box_lands_where_hand_worked_in_the_global_frame():
+    car = DETECTION_CLASSES.index("car")
+    (box,) = boxes_to_submission("s0", _boxes([car], [ATTRIBUTES.index("vehicle.moving")]), _pose_yaw90())
+    # 1 m ahead of an ego heading north from (10, 20): (10, 21); heading and velocity turn by +90 degrees.
+    assert box["translation"] == pytest.approx([10.0, 21.0, 0.5])
+    assert box["rotation"] == pytest.approx([math.cos(math.pi / 4), 0.0, 0.0, math.sin(math.pi / 4)])
+    assert box["velocity"] == pytest.approx([0.0, 2.0], abs=1e-12)
+    assert box["size"] == [2.0, 4.0, 1.5]
+    assert (box["detection_name"], box["detection_score"], box["attribute_name"]) == ("car", 0.5, "vehicle.moving")
+    assert box["sample_token"] == "s0"
+
+
+def test_default_attributes_are_the_devkits_relevant_ones():
+    assert set(DEFAULT_ATTRIBUTES) == set(DETECTION_CLASSES)
+    for name, attribute in DEFAULT_ATTRIBUTES.items():
+        relevant = detection_name_to_rel_attributes(name)
+        assert attribute in relevant if relevant else attribute == ""
+    labels = [DETECTION_CLASSES.index(n) for n in ("car", "pedestrian", "barrier", "traffic_cone")]
+    written = [b["attribute_name"] for b in boxes_to_submission("s", _boxes(labels), _pose_yaw90())]
+    assert written == ["vehicle.parked", "pedestrian.moving", "", ""]
+
+
+@pytest.mark.parametrize("problem, match", [
+    ("attribute of another class", "pedestrian with attribute 'vehicle.parked'"),
+    ("NaN centre", "centers contain NaN"),
+    ("score above 1", r"scores must lie in \[0, 1\]"),
+    ("label out of range", "labels must index DETECTION_CLASSES"),
+    ("too many boxes", f"at most {MAX_BOXES_PER_SAMPLE}"),
+])
+def test_bad_boxes_get_an_error_naming_the_sample(problem, match):
+    pedestrian = DETECTION_CLASSES.index("pedestrian")
+    boxes = {
+        "attribute of another class": _boxes([pedestrian], [ATTRIBUTES.index("vehicle.parked")]),
+        "NaN centre": Boxes3D([[np.nan, 0, 0]], [[1, 1, 1]], [0.0]),
+        "score above 1": _boxes([0], scores=[1.5]),
+        "label out of range": _boxes([len(DETECTION_CLASSES)]),
+        "too many boxes": _boxes([0] * (MAX_BOXES_PER_SAMPLE + 1)),
+    }[problem]
+    with pytest.raises(ValueError, match=f"sample tok-7.*{match}"):
+        boxes_to_submission("tok-7", boxes, _pose_yaw90())
+
+
+def test_meta_follows_the_sensors():
+    assert submission_meta(["lidar", "radar"]) == {"use_camera": False, "use_lidar": True, "use_radar": True,
+                                                   "use_map": False, "use_external": False}
+    with pytest.raises(ValueError, match="sonar"):
+        submission_meta(["sonar"])
+
+
+def _submission(tokens) -> dict:
+    results = {t: boxes_to_submission(t, _boxes([0, 5, 8]), _pose_yaw90()) for t in tokens}
+    return make_submission(results, submission_meta(["camera", "lidar", "radar"]))
+
+
+def test_written_submission_passes_the_devkits_loader(tmp_path):
+    path = str(tmp_path / "results_nusc.json")
+    write_submission(path, _submission(["a", "b"]), ["a", "b"])
+    boxes, meta = load_prediction(path, MAX_BOXES_PER_SAMPLE, DetectionBox)
+    assert set(boxes.sample_tokens) == {"a", "b"} and len(boxes.all) == 6
+    assert meta["use_camera"] and meta["use_radar"] and not meta["use_map"]
+    with open(path) as handle:
+        assert EvalBoxes.deserialize(json.load(handle)["results"], DetectionBox) == boxes
+    assert {b.attribute_name for b in boxes.all} <= set(ATTRIBUTE_NAMES) | {""}
+
+
+def test_missing_and_unexpected_samples_are_named():
+    with pytest.raises(ValueError, match="missing samples of the split.*: c") as error:
+        check_submission(_submission(["a", "b"]), ["a", "b", "c"])
+    assert "not in the split" not in str(error.value)
+    with pytest.raises(ValueError, match="samples not in the split: zz"):
+        check_submission(_submission(["a", "zz"]), ["a"])
+
+
+def test_format_problems_are_named_with_their_sample():
+    submission = _submission(["a", "b"])
+    submission["results"]["b"][1]["detection_name"] = "unicorn"
+    with pytest.raises(ValueError, match="sample b: box 1 fails the devkit's format check.*unicorn"):
+        check_submission(submission, ["a", "b"])
+    submission = _submission(["a", "b"])
+    submission["results"]["a"][0]["sample_token"] = "b"
+    with pytest.raises(ValueError, match="sample a: box 0 names sample 'b'"):
+        check_submission(submission, ["a", "b"])
+    submission = _submission(["a"])
+    submission["results"]["a"][2]["velocity"] = [float("nan"), 0.0]
+    with pytest.raises(ValueError, match="sample a: box 2 .*velocity"):
+        check_submission(submission, ["a"])
+    submission = _submission(["a"])
+    submission["meta"]["use_lidar"] = "yes"
+    with pytest.raises(ValueError, match="'meta' must hold booleans"):
+        check_submission(submission, ["a"])

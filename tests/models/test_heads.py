@@ -1,0 +1,149 @@
+"""CenterPoint head: target assignment, losses and decoding, against hand-worked values."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from perception.classes import ATTRIBUTES, DETECTION_CLASSES
+from perception.geometry import Boxes3D
+from perception.models import BEVGrid, CenterHead
+from perception.models.heads import (
+    REGRESSION_CHANNELS,
+    build_targets,
+    draw_gaussian,
+    gaussian_focal_loss,
+    gaussian_radius,
+)
+
+GRID = BEVGrid((-8.0, -8.0, -3.0, 8.0, 8.0, 3.0), (0.5, 0.5))  # 32 x 32 cells
+
+
+def test_grid_shape_is_derived_and_checked():
+    assert GRID.shape == (32, 32)
+    assert BEVGrid((-51.2, -40.0, -5, 51.2, 40.0, 3), (0.8, 0.8)).shape == (100, 128)
+    with pytest.raises(ValueError, match="whole number"):
+        BEVGrid((-8.0, -8.0, -3.0, 8.0, 8.0, 3.0), (0.7, 0.5))
+
+
+def test_gaussian_radius_matches_centerpoint_by_hand():
+    # CenterPoint / mmdet3d's gaussian_radius for a 4 x 4-cell box at min_overlap 0.1, worked by hand:
+    # r1 = (8 + sqrt(64 - 4 * 16 * 0.9 / 1.1)) / 2 = 5.7056; r2 = (16 + sqrt(256 - 16 * 14.4)) / 2 = 10.5298;
+    # r3 = (-1.6 + sqrt(2.56 + 4 * 0.4 * 14.4)) / 2 = 1.7298; the radius is the smallest.
+    assert gaussian_radius(4.0, 4.0, min_overlap=0.1) == pytest.approx(1.72982, abs=1e-4)
+    assert gaussian_radius(8, 8) > gaussian_radius(4, 4)
+
+
+def test_draw_gaussian_peak_symmetry_and_border():
+    heatmap = np.zeros((9, 9), dtype=np.float32)
+    draw_gaussian(heatmap, 4, 4, 2)
+    assert heatmap[4, 4] == 1.0
+    sigma = 5 / 6
+    assert heatmap[4, 5] == pytest.approx(math.exp(-1 / (2 * sigma ** 2)), rel=1e-6)
+    assert np.allclose(heatmap, heatmap.T) and np.allclose(heatmap, heatmap[::-1])
+    assert heatmap[4, 7] == 0 and heatmap[1, 4] == 0  # outside the radius
+    corner = np.zeros((5, 5), dtype=np.float32)
+    draw_gaussian(corner, 0, 0, 2)  # clipped at the border, no error
+    assert corner[0, 0] == 1.0 and corner[2, 2] > 0
+
+
+def test_targets_of_one_box_by_hand():
+    box = Boxes3D(centers=[[1.3, -2.2, 0.7]], sizes=[[2.0, 4.0, 1.5]], yaws=[0.5], velocities=[[3.0, -1.0]],
+                  labels=[DETECTION_CLASSES.index("car")], attributes=[ATTRIBUTES.index("vehicle.moving")])
+    targets = build_targets([box, Boxes3D.empty()], GRID)
+    col, row = (1.3 + 8) / 0.5, (-2.2 + 8) / 0.5  # 18.6, 11.6
+    assert targets.mask[0].sum() == 1 and targets.mask[1].sum() == 0
+    assert int(targets.indices[0, 0]) == 11 * 32 + 18
+    assert targets.heatmap[0, 0, 11, 18] == 1.0 and targets.heatmap[0, 1:].max() == 0
+    assert targets.heatmap[1].max() == 0
+    expected = [col - 18, row - 11, 0.7, math.log(2.0), math.log(4.0), math.log(1.5), math.sin(0.5), math.cos(0.5),
+                3.0, -1.0]
+    assert np.allclose(targets.regression[0, 0].numpy(), expected, atol=1e-5)
+    assert int(targets.attributes[0, 0]) == ATTRIBUTES.index("vehicle.moving")
+
+
+def test_targets_ignore_boxes_outside_the_grid_and_cap_objects():
+    outside = Boxes3D(centers=[[9.0, 0.0, 0.0], [0.0, -8.1, 0.0]], sizes=[[1, 1, 1]] * 2, yaws=[0, 0])
+    assert build_targets([outside], GRID).mask.sum() == 0
+    many = Boxes3D(centers=np.zeros((5, 3)), sizes=np.ones((5, 3)), yaws=np.zeros(5))
+    with pytest.raises(ValueError, match="at most 4"):
+        build_targets([many], GRID, max_objects=4)
+
+
+def test_focal_loss_by_hand():
+    # one positive cell with p = sigmoid(0) = 0.5 and one negative cell with target 0.5, p = 0.5:
+    # positive: -log(0.5) * 0.5^2; negative: -log(0.5) * 0.5^2 * (1 - 0.5)^4; divided by 1 positive.
+    logits = torch.zeros(1, 1, 1, 2)
+    target = torch.tensor([[[[1.0, 0.5]]]])
+    expected = math.log(2) * 0.25 + math.log(2) * 0.25 * 0.5 ** 4
+    assert float(gaussian_focal_loss(logits, target)) == pytest.approx(expected, rel=1e-5)
+
+
+def _perfect_outputs(boxes: Boxes3D) -> dict:
+    """Head outputs that encode ``boxes`` exactly: heatmap logits +10 at the centres, -10 elsewhere."""
+    targets = build_targets([boxes], GRID, min_radius=0)
+    ny, nx = GRID.shape
+    heatmap = torch.where(targets.heatmap == 1, torch.tensor(10.0), torch.tensor(-10.0))
+    regression = torch.zeros(1, len(REGRESSION_CHANNELS), ny * nx)
+    attribute = torch.zeros(1, len(ATTRIBUTES), ny * nx)
+    for k in range(int(targets.mask.sum())):
+        cell = int(targets.indices[0, k])
+        regression[0, :, cell] = targets.regression[0, k]
+        if targets.attributes[0, k] >= 0:
+            attribute[0, targets.attributes[0, k], cell] = 5.0
+    return dict(heatmap=heatmap, regression=regression.reshape(1, -1, ny, nx),
+                attribute=attribute.reshape(1, -1, ny, nx))
+
+
+def test_decoding_a_hand_made_heatmap_gives_the_boxes():
+    boxes = Boxes3D(
+        centers=[[2.3, 1.1, 0.9], [-5.0, 4.4, 1.0], [6.1, -6.6, 0.4]],
+        sizes=[[1.9, 4.5, 1.6], [0.6, 0.7, 1.8], [0.4, 0.4, 1.0]],
+        yaws=[0.4, -2.5, 1.0],
+        velocities=[[5.0, 0.5], [1.0, 1.0], [0.0, 0.0]],
+        labels=[DETECTION_CLASSES.index("car"), DETECTION_CLASSES.index("pedestrian"),
+                DETECTION_CLASSES.index("traffic_cone")],
+        attributes=[ATTRIBUTES.index("vehicle.moving"), ATTRIBUTES.index("pedestrian.standing"), -1],
+    )
+    head = CenterHead(8, GRID, score_threshold=0.3)
+    decoded = head.decode(_perfect_outputs(boxes))[0]
+    assert len(decoded) == 3
+    order = np.argsort(decoded.labels)  # car (0), pedestrian (5), traffic_cone (8)
+    decoded = decoded[order]
+    assert np.allclose(decoded.centers, boxes.centers, atol=1e-4)
+    assert np.allclose(decoded.sizes, boxes.sizes, atol=1e-4)
+    assert np.allclose(decoded.yaws, boxes.yaws, atol=1e-4)
+    assert np.allclose(decoded.velocities, boxes.velocities, atol=1e-4)
+    assert decoded.labels.tolist() == boxes.labels.tolist()
+    assert decoded.attributes.tolist() == boxes.attributes.tolist()
+    assert np.allclose(decoded.scores, 1 / (1 + math.exp(-10)))
+
+
+def test_decoding_applies_threshold_and_circle_nms():
+    head = CenterHead(8, GRID, score_threshold=0.3)
+    ny, nx = GRID.shape
+    heatmap = torch.full((1, 10, ny, nx), -10.0)
+    heatmap[0, 0, 10, 10] = 3.0   # car, score 0.953
+    heatmap[0, 0, 10, 12] = 2.0   # car 1 m away: inside the car radius (2 m) -> suppressed
+    heatmap[0, 5, 10, 14] = 2.0   # pedestrian 2 m further: other class, kept
+    heatmap[0, 5, 20, 20] = -2.0  # pedestrian with score 0.12 < 0.3 -> dropped
+    outputs = dict(heatmap=heatmap, regression=torch.zeros(1, 10, ny, nx), attribute=torch.zeros(1, 8, ny, nx))
+    decoded = head.decode(outputs)[0]
+    assert decoded.labels.tolist() == [0, 5]
+    assert np.allclose(decoded.centers[:, :2], [[10 * 0.5 - 8, 10 * 0.5 - 8], [14 * 0.5 - 8, 10 * 0.5 - 8]])
+    # attributes are chosen among those the class may carry
+    assert ATTRIBUTES[decoded.attributes[0]].startswith("vehicle.")
+    assert ATTRIBUTES[decoded.attributes[1]].startswith("pedestrian.")
+
+
+def test_loss_is_small_for_perfect_outputs_and_large_for_wrong_ones():
+    boxes = Boxes3D(centers=[[2.3, 1.1, 0.9]], sizes=[[1.9, 4.5, 1.6]], yaws=[0.4], labels=[0], attributes=[4])
+    head = CenterHead(8, GRID, min_radius=0)
+    perfect = _perfect_outputs(boxes)
+    targets = build_targets([boxes], GRID, min_radius=0)
+    perfect["heatmap"] = torch.logit(targets.heatmap.clamp(1e-4, 1 - 1e-4))
+    good = head.loss(perfect, [boxes])
+    assert float(good["loss_regression"]) < 1e-6
+    wrong = dict(perfect, regression=perfect["regression"] + 1.0, heatmap=-perfect["heatmap"])
+    bad = head.loss(wrong, [boxes])
+    assert float(bad["loss_regression"]) > 0.1 and float(bad["loss_heatmap"]) > 10 * float(good["loss_heatmap"])

@@ -1,0 +1,177 @@
+"""Shapes, gradients and behaviour of each module and of the whole detector, on tiny grids."""
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from perception.geometry import project_points
+from perception.models import BEVDecoder, BEVGrid, ConvFuser, FusionBatch
+from perception.models.encoders import CameraEncoder, LidarEncoder, RadarEncoder
+from perception.models.heads import heatmap_peak_error
+from tests.models.helpers import IMAGE_H, IMAGE_W, TINY_CELL, TINY_RANGE, make_frame, tiny_model
+
+GRID = BEVGrid(tuple(TINY_RANGE), tuple(TINY_CELL))  # 16 x 16 cells
+
+
+@pytest.fixture(scope="module")
+def batch():
+    return FusionBatch.from_frames([make_frame(0), make_frame(1)])
+
+
+def test_batch_layout(batch):
+    assert batch.batch_size == 2
+    assert batch.lidar.shape[1] == 6 and set(batch.lidar[:, 0].unique().tolist()) == {0.0, 1.0}
+    assert batch.radar.shape[1] == 8
+    assert batch.images.shape == (2, 6, 3, IMAGE_H, IMAGE_W) and 0 <= batch.images.min() <= batch.images.max() <= 1
+    assert batch.camera_valid.all() and all(p.all() for p in batch.present.values())
+    assert batch.intrinsics[0, 0, 0, 0] == 40.0
+
+
+def test_batch_marks_missing_sensors_and_rejects_mixed_image_sizes():
+    frame = make_frame(0)
+    no_radar = dataclasses.replace(make_frame(1, cameras=False), radar=None)
+    mixed = FusionBatch.from_frames([frame, no_radar])
+    assert mixed.present["camera"].tolist() == [True, False]
+    assert mixed.present["radar"].tolist() == [True, False]
+    assert set(mixed.radar[:, 0].tolist()) == {0.0}
+    assert not mixed.camera_valid[1].any() and mixed.images[1].abs().sum() == 0
+    small = dataclasses.replace(frame, cameras={c: dataclasses.replace(v, image=v.image[:16]) for c, v in
+                                                 list(frame.cameras.items())[:1]})
+    with pytest.raises(ValueError, match="one image_size"):
+        FusionBatch.from_frames([frame, small])
+
+
+@pytest.mark.parametrize("encoder_type, channels", [(LidarEncoder, 8), (RadarEncoder, 4)])
+def test_point_encoders_shapes_and_gradients(batch, encoder_type, channels):
+    encoder = encoder_type(GRID, out_channels=channels, max_points_per_pillar=8, max_pillars=300)
+    bev, losses = encoder(batch)
+    assert bev.shape == (2, channels, 16, 16) and losses == {}
+    bev.sum().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in encoder.parameters())
+    assert any(p.grad.abs().sum() > 0 for p in encoder.parameters())
+
+
+def test_camera_frustum_points_project_back_to_their_pixels(batch):
+    encoder = CameraEncoder(GRID, (IMAGE_W, IMAGE_H), out_channels=4, backbone_widths=[4, 4, 4, 4], fpn_channels=4,
+                            depth_range=[1.0, 13.0], depth_bins=6)
+    points = encoder.frustum_points_ego(batch.intrinsics, batch.camera_to_ego, (4, 8))  # (B, N, D, h, w, 3)
+    assert points.shape == (2, 6, 6, 4, 8, 3)
+    frame = make_frame(0)
+    for camera_index, view in enumerate(frame.cameras.values()):
+        ego_points = points[0, camera_index].reshape(-1, 3).numpy().astype(np.float64)
+        camera_points = view.camera_to_ego.inverse().apply(ego_points)
+        projection = project_points(camera_points, view.intrinsics)
+        rows, cols = np.meshgrid(np.arange(4), np.arange(8), indexing="ij")
+        expected = np.stack([(cols + 0.5) * 8, (rows + 0.5) * 8], axis=-1).reshape(1, -1, 2)
+        assert np.allclose(projection.pixels.reshape(6, -1, 2), expected, atol=1e-3)
+        assert np.allclose(projection.depth.reshape(6, -1), (1 + (np.arange(6) + 0.5) * 2)[:, None], atol=1e-4)
+
+
+def test_camera_encoder_shapes_gradients_and_depth_targets(batch):
+    encoder = CameraEncoder(GRID, (IMAGE_W, IMAGE_H), out_channels=4, backbone_widths=[4, 8, 8, 8], fpn_channels=8,
+                            depth_range=[1.0, 13.0], depth_bins=12).train()
+    bev, losses = encoder(batch)
+    assert bev.shape == (2, 4, 16, 16) and set(losses) == {"loss_depth"}
+    (bev.sum() + losses["loss_depth"]).backward()
+    assert encoder.depth_net.weight.grad.abs().sum() > 0
+    # one LiDAR point 5.5 m straight ahead of CAM_FRONT (yaw 60 degrees: index 1), on its optical axis
+    direction = np.array([np.cos(np.pi / 3), np.sin(np.pi / 3), 0.0])
+    point = np.r_[0.0, direction * 5.5 + [0, 0, 1.5], 0.0, 0.0].astype(np.float32)
+    single = dataclasses.replace(batch, lidar=torch.from_numpy(point[None]))
+    targets = encoder.depth_targets(single, (4, 8))
+    hit = (targets[0, 1] >= 0).nonzero().tolist()
+    assert hit == [[2, 4]]  # pixel (32, 16) = the principal point -> cell row 16 // 8, col 32 // 8
+    assert int(targets[0, 1, 2, 4]) == 4  # (5.5 - 1) / 1 m bins -> bin 4
+    assert (targets[0, [0, 2, 3, 4, 5]] == -1).all() and (targets[1] == -1).all()
+
+
+def test_fuser_missing_sensor_is_a_known_state():
+    fuser = ConvFuser({"lidar": 3, "camera": 2}, out_channels=5).eval()
+    with torch.no_grad():
+        fuser.missing_embedding["camera"].fill_(0.7)
+    lidar = torch.randn(2, 3, 4, 4)
+    present = {"lidar": torch.tensor([True, True]), "camera": torch.tensor([True, False])}
+    camera = torch.randn(2, 2, 4, 4)
+    out = fuser({"lidar": lidar, "camera": camera}, present, (4, 4))
+    assert out.shape == (2, 5, 4, 4)
+    # frame 1's camera features are ignored: garbage there changes nothing
+    garbage = camera.clone()
+    garbage[1] = 1e6
+    assert torch.allclose(out, fuser({"lidar": lidar, "camera": garbage}, present, (4, 4)))
+    # a sensor absent from the whole batch (features None) reads as the same missing state
+    absent = {"lidar": present["lidar"], "camera": torch.tensor([False, False])}
+    none_out = fuser({"lidar": lidar, "camera": None}, absent, (4, 4))
+    zero_out = fuser({"lidar": lidar, "camera": torch.zeros_like(camera)}, absent, (4, 4))
+    assert torch.allclose(none_out, zero_out)
+    assert torch.allclose(none_out[1], out[1])
+
+
+def test_modality_dropout_keeps_one_sensor_per_frame():
+    torch.manual_seed(0)
+    fuser = ConvFuser({"lidar": 1, "radar": 1, "camera": 1}, modality_dropout=0.9)
+    present = {"lidar": torch.ones(500, dtype=torch.bool), "radar": torch.ones(500, dtype=torch.bool),
+               "camera": torch.tensor([True, False] * 250)}
+    kept = fuser.drop_modalities(present)
+    stacked = torch.stack(list(kept.values()), dim=1)
+    assert stacked.any(dim=1).all()
+    assert not kept["camera"][1::2].any()  # never resurrects an absent sensor
+    assert 0.05 < stacked.float().mean() < 0.6
+
+
+def test_decoder_shapes_and_gradients():
+    decoder = BEVDecoder(6, channels=[8, 12], blocks=[2, 2], out_channels=10)
+    bev = torch.randn(2, 6, 16, 12, requires_grad=True)
+    out = decoder(bev)
+    assert out.shape == (2, 10, 16, 12)
+    out.sum().backward()
+    assert bev.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="even"):
+        decoder(torch.randn(1, 6, 15, 12))
+
+
+def test_detector_predicts_with_any_subset_of_sensors(batch):
+    model = tiny_model().eval()
+    for drop in [(), ("camera",), ("lidar", "radar"), ("lidar", "radar", "camera")]:
+        present = {sensor: value & (sensor not in drop) for sensor, value in batch.present.items()}
+        results = model(dataclasses.replace(batch, present=present), mode="predict")
+        assert len(results) == 2
+        assert all(0 <= r["boxes"].scores.min(initial=0) and r["boxes"].scores.max(initial=1) <= 1 for r in results)
+
+
+def test_one_training_step_lowers_the_loss(batch):
+    torch.manual_seed(0)
+    model = tiny_model().train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    losses = model(batch, mode="loss")
+    assert {"loss_heatmap", "loss_regression", "loss_attribute", "loss_depth"} <= set(losses)
+    before = sum(losses.values())
+    optimizer.zero_grad()
+    before.backward()
+    grads = {name: p.grad for name, p in model.named_parameters()}
+    assert all(g is not None for name, g in grads.items() if not name.startswith("fuser.missing_embedding"))
+    optimizer.step()
+    after = sum(model(batch, mode="loss").values())
+    assert float(after) < float(before)
+
+
+def test_overfits_two_frames_to_near_perfect_heatmaps():
+    torch.manual_seed(0)
+    batch = FusionBatch.from_frames([make_frame(0, cameras=False), make_frame(1, cameras=False)])
+    model = tiny_model(sensors=("lidar", "radar")).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(150):
+        loss = sum(model(batch, mode="loss").values())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval()
+    with torch.no_grad():
+        outputs = model(batch, mode="tensor")
+    assert heatmap_peak_error(outputs, batch.gt_boxes, model.grid, min_radius=1) < 0.25
+    decoded = model.head.decode(outputs)
+    for boxes, gt in zip(decoded, batch.gt_boxes):
+        confident = boxes[boxes.scores > 0.5]
+        assert sorted(confident.labels.tolist()) == sorted(gt.labels.tolist())
+        distances = np.linalg.norm(confident.centers[:, None, :2] - gt.centers[None, :, :2], axis=-1)
+        assert distances.min(axis=1).max() < 0.3

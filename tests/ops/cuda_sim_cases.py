@@ -1,0 +1,120 @@
+"""CUDA-kernel parity cases: every Numba CUDA kernel against its reference on small random and adversarial
+inputs. Run by test_cuda_sim.py in a subprocess with NUMBA_ENABLE_CUDASIM=1 (the simulator must be chosen before
+numba.cuda is first imported), or directly on a machine with a GPU. Skipped when neither is available."""
+import os
+
+import numpy as np
+import pytest
+import torch
+
+if os.environ.get("NUMBA_ENABLE_CUDASIM") != "1":
+    from numba import cuda
+
+    if not cuda.is_available():
+        pytest.skip("needs NUMBA_ENABLE_CUDASIM=1 or a CUDA GPU", allow_module_level=True)
+
+from perception.ops import (  # noqa: E402
+    BEVPoolGeometry,
+    bev_pool,
+    circle_nms,
+    dynamic_voxelize,
+    hard_voxelize,
+    pillar_scatter,
+    points_in_boxes,
+    points_in_boxes_mask,
+    scatter_points,
+)
+from tests.ops.inputs import POINT_RANGE, VOXEL_SIZE, adversarial_clouds  # noqa: E402
+
+CLOUDS = adversarial_clouds(np.random.default_rng(0), n=120)
+
+
+@pytest.mark.parametrize("max_points,max_voxels", [(4, 1000), (2, 9)])
+@pytest.mark.parametrize("case", list(CLOUDS))
+def test_hard_voxelize_cuda(case, max_points, max_voxels):
+    points = CLOUDS[case]
+    expected = hard_voxelize(points, VOXEL_SIZE, POINT_RANGE, max_points, max_voxels, backend="reference")
+    result = hard_voxelize(points, VOXEL_SIZE, POINT_RANGE, max_points, max_voxels, backend="cuda")
+    for got, want in zip(result, expected):
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("case", list(CLOUDS))
+def test_dynamic_voxelize_and_scatter_cuda(case):
+    points = CLOUDS[case]
+    cells = dynamic_voxelize(points, VOXEL_SIZE, POINT_RANGE, backend="cuda")
+    np.testing.assert_array_equal(cells, dynamic_voxelize(points, VOXEL_SIZE, POINT_RANGE, backend="reference"))
+    features = np.nan_to_num(points, nan=0.0, posinf=9.0, neginf=-9.0).astype(np.float64)
+    features[::3] = features[:1]  # ties for max
+    for reduce in ("mean", "max"):
+        results = {}
+        for backend in ("reference", "cuda"):
+            leaf = torch.from_numpy(features).requires_grad_()
+            voxel_features, voxel_coords = scatter_points(leaf, torch.from_numpy(cells), reduce, backend=backend)
+            weights = torch.arange(voxel_features.numel(), dtype=torch.float64).reshape(voxel_features.shape)
+            (voxel_features * weights).sum().backward()
+            results[backend] = (voxel_features.detach(), voxel_coords, leaf.grad)
+        for got, want in zip(results["cuda"], results["reference"]):
+            torch.testing.assert_close(got, want)
+
+
+@pytest.mark.parametrize("unique", [True, False])
+def test_pillar_scatter_cuda(unique):
+    generator = torch.Generator().manual_seed(0)
+    flat = torch.randperm(2 * 4 * 5, generator=generator)[:25] if unique else torch.randint(0, 40, (25,),
+                                                                                             generator=generator)
+    coords = torch.stack([flat // 20, torch.zeros_like(flat), flat // 5 % 4, flat % 5], 1).int()
+    features = torch.randn(25, 3, generator=generator, dtype=torch.float64)
+    results = {}
+    for backend in ("reference", "cuda"):
+        leaf = features.clone().requires_grad_()
+        canvas = pillar_scatter(leaf, coords, 2, (4, 5), backend=backend)
+        (canvas * torch.arange(canvas.numel(), dtype=torch.float64).reshape(canvas.shape)).sum().backward()
+        results[backend] = (canvas.detach(), leaf.grad)
+    for got, want in zip(results["cuda"], results["reference"]):
+        torch.testing.assert_close(got, want)
+
+
+def test_bev_pool_cuda():
+    rng = np.random.default_rng(1)
+    points = (rng.uniform(-5, 5, size=(2, 2, 3, 2, 3, 3)) * [1.0, 0.8, 0.5]).astype(np.float32)
+    points.reshape(-1, 3)[::5, 0] = np.round(points.reshape(-1, 3)[::5, 0])  # on cell boundaries
+    points.reshape(-1, 3)[3] = np.nan
+    bev_range, bev_cell = (-4.0, -3.0, -2.0, 4.0, 3.0, 2.0), (1.0, 0.5, 2.0)
+    geometries = {b: BEVPoolGeometry.from_points(points, bev_range, bev_cell, backend=b) for b in ("reference", "cuda")}
+    for name in ("point_order", "interval_starts", "interval_ends", "interval_cells"):
+        assert torch.equal(getattr(geometries["cuda"], name), getattr(geometries["reference"], name)), name
+    features = torch.randn(points.shape[:5] + (4,), generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    results = {}
+    for backend in ("reference", "cuda"):
+        leaf = features.clone().requires_grad_()
+        pooled = bev_pool(leaf, geometries[backend], backend=backend)
+        (pooled * torch.arange(pooled.numel(), dtype=torch.float64).reshape(pooled.shape)).sum().backward()
+        results[backend] = (pooled.detach(), leaf.grad)
+    for got, want in zip(results["cuda"], results["reference"]):
+        torch.testing.assert_close(got, want)
+
+
+def test_points_in_boxes_cuda():
+    rng = np.random.default_rng(2)
+    boxes = np.column_stack([rng.uniform(-3, 3, (5, 3)), rng.uniform(0.5, 3, (5, 3)), rng.uniform(-3, 3, 5)])
+    boxes[0] = [0.0, 0.0, 0.0, 2.0, 4.0, 1.0, 0.0]  # axis-aligned: faces below are exactly representable
+    points = rng.uniform(-4, 4, (150, 3)).astype(np.float32)
+    points[:4] = [[2.0, 1.0, 0.5], [-2.0, -1.0, -0.5], [np.nan, 0, 0], [np.inf, 0, 0]]
+    np.testing.assert_array_equal(points_in_boxes(points, boxes, backend="cuda"),
+                                  points_in_boxes(points, boxes, backend="reference"))
+    np.testing.assert_array_equal(points_in_boxes_mask(points, boxes, backend="cuda"),
+                                  points_in_boxes_mask(points, boxes, backend="reference"))
+    assert points_in_boxes(points[:0], boxes, backend="cuda").shape == (0,)
+
+
+@pytest.mark.parametrize("max_keep", [None, 5, 0])
+def test_circle_nms_cuda(max_keep):
+    rng = np.random.default_rng(3)
+    centers = rng.uniform(-6, 6, (140, 2))  # 140 > 2 * 64: three mask words per row
+    centers[10:15] = centers[0]
+    scores = np.round(rng.uniform(0, 1, 140), 1)  # ties
+    np.testing.assert_array_equal(circle_nms(centers, scores, 1.2, max_keep, backend="cuda"),
+                                  circle_nms(centers, scores, 1.2, max_keep, backend="reference"))
+    assert circle_nms(centers[:0], scores[:0], 1.0, backend="cuda").shape == (0,)

@@ -1,0 +1,155 @@
+"""Hard / dynamic voxelization: identical to spconv's PointToVoxel (CPU), identical across backends."""
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from perception.ops import dynamic_voxelize, hard_voxelize, hard_voxelize_batch
+from tests.ops.inputs import POINT_RANGE, VOXEL_SIZE, adversarial_clouds, random_cloud
+
+spconv_utils = pytest.importorskip("spconv.pytorch.utils")
+
+CPU_BACKENDS = ("reference", "numba")
+LIMITS = [(5, 1000), (3, 7), (1, 1), (40, 2)]
+"""(max_points, max_voxels): generous, both limits hit, a single point, few voxels with room for many points."""
+
+
+def spconv_voxelize(points: np.ndarray, max_points: int, max_voxels: int):
+    generator = spconv_utils.PointToVoxel(list(VOXEL_SIZE), list(POINT_RANGE), points.shape[1], max_voxels,
+                                          max_points)
+    voxels, coords_zyx, num_points = (t.numpy() for t in generator(torch.from_numpy(points)))
+    return voxels, coords_zyx, num_points
+
+
+def assert_same_as_spconv(result, points, max_points, max_voxels):
+    voxels, coords, num_points = result
+    expected_voxels, expected_zyx, expected_num = spconv_voxelize(points, max_points, max_voxels)
+    np.testing.assert_array_equal(coords[:, 1:], expected_zyx)
+    np.testing.assert_array_equal(coords[:, 0], 0)
+    np.testing.assert_array_equal(num_points, expected_num)
+    np.testing.assert_array_equal(voxels, expected_voxels)
+    assert voxels.dtype == np.float32 and coords.dtype == np.int32 and num_points.dtype == np.int32
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+@pytest.mark.parametrize("max_points,max_voxels", LIMITS)
+@pytest.mark.parametrize("case", list(adversarial_clouds(np.random.default_rng(0))))
+def test_hard_voxelize_matches_spconv(backend, case, max_points, max_voxels):
+    points = adversarial_clouds(np.random.default_rng(0))[case]
+    result = hard_voxelize(points, VOXEL_SIZE, POINT_RANGE, max_points, max_voxels, backend=backend)
+    assert_same_as_spconv(result, points, max_points, max_voxels)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    cells=st.lists(st.tuples(*(st.integers(-2, 10),) * 3), min_size=0, max_size=60),
+    offsets=st.sampled_from([0.0, 0.5, 1.0 - 2.0**-20]),
+    max_points=st.integers(1, 6),
+    max_voxels=st.integers(1, 30),
+)
+def test_hard_voxelize_matches_spconv_on_lattices(cells, offsets, max_points, max_voxels):
+    """Points on (or a hair inside) cell boundaries, many sharing voxels: every backend equals spconv."""
+    size = np.float32(VOXEL_SIZE)
+    points = np.zeros((len(cells), 4), np.float32)
+    points[:, :3] = (np.array(cells, np.float32).reshape(-1, 3) + np.float32(offsets)) * size + np.float32(
+        POINT_RANGE[:3])
+    points[:, 3] = np.arange(len(cells))
+    for backend in CPU_BACKENDS:
+        result = hard_voxelize(points, VOXEL_SIZE, POINT_RANGE, max_points, max_voxels, backend=backend)
+        assert_same_as_spconv(result, points, max_points, max_voxels)
+
+
+def test_hard_voxelize_hand_worked():
+    """Three points: two share voxel (z=4, y=3, x=4) (first appearance), one sits at the range max (dropped)."""
+    points = np.array([[0.1, 0.1, 0.1, 7], [2.0, 0.0, 0.0, 8], [0.2, 0.3, 0.2, 9], [-2.0, -1.5, -1.0, 1]],
+                      np.float32)
+    for backend in CPU_BACKENDS:
+        voxels, coords, num_points = hard_voxelize(points, VOXEL_SIZE, POINT_RANGE, 2, 10, backend=backend)
+        np.testing.assert_array_equal(coords, [[0, 4, 3, 4], [0, 0, 0, 0]])
+        np.testing.assert_array_equal(num_points, [2, 1])
+        np.testing.assert_array_equal(voxels[0], points[[0, 2]])
+        np.testing.assert_array_equal(voxels[1], [points[3], [0, 0, 0, 0]])
+
+
+def test_hard_voxelize_torch_in_torch_out():
+    points = random_cloud(np.random.default_rng(1), 300)
+    expected = hard_voxelize(points, VOXEL_SIZE, POINT_RANGE, 4, 50)
+    result = hard_voxelize(torch.from_numpy(points), VOXEL_SIZE, POINT_RANGE, 4, 50)
+    assert all(isinstance(r, torch.Tensor) for r in result)
+    for got, want in zip(result, expected):
+        np.testing.assert_array_equal(got.numpy(), want)
+
+
+def test_hard_voxelize_float64_points_are_converted():
+    points = random_cloud(np.random.default_rng(2), 100)
+    a = hard_voxelize(points.astype(np.float64), VOXEL_SIZE, POINT_RANGE, 3, 20)
+    b = hard_voxelize(points, VOXEL_SIZE, POINT_RANGE, 3, 20)
+    for got, want in zip(a, b):
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_hard_voxelize_batch_marks_batch_and_limits_per_cloud(backend):
+    rng = np.random.default_rng(3)
+    clouds = [random_cloud(rng, 150), np.zeros((0, 4), np.float32), random_cloud(rng, 90)]
+    voxels, coords, num_points = hard_voxelize_batch(clouds, VOXEL_SIZE, POINT_RANGE, 3, 25, backend=backend)
+    start = 0
+    for b, cloud in enumerate(clouds):
+        v, c, n = hard_voxelize(cloud, VOXEL_SIZE, POINT_RANGE, 3, 25, backend=backend)
+        stop = start + len(v)
+        np.testing.assert_array_equal(coords[start:stop, 0], b)
+        np.testing.assert_array_equal(coords[start:stop, 1:], c[:, 1:])
+        np.testing.assert_array_equal(voxels[start:stop], v)
+        np.testing.assert_array_equal(num_points[start:stop], n)
+        start = stop
+    assert start == len(voxels) and len(voxels) <= 50
+    torch_result = hard_voxelize_batch([torch.from_numpy(c) for c in clouds], VOXEL_SIZE, POINT_RANGE, 3, 25,
+                                       backend=backend)
+    np.testing.assert_array_equal(torch_result[1].numpy(), coords)
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        (dict(points=np.zeros((4, 2), np.float32)), "columns x, y, z"),
+        (dict(points=np.zeros((4, 3), np.int32)), "float32"),
+        (dict(voxel_size=(0.5, 0.5)), "3 values"),
+        (dict(voxel_size=(0.5, 0.0, 0.5)), "> 0"),
+        (dict(point_cloud_range=(0, 0, 0, 0, 1, 1)), "no whole cell"),
+        (dict(max_points=0), "max_points"),
+        (dict(backend="gpu"), "backend"),
+    ],
+)
+def test_hard_voxelize_rejects_bad_input(kwargs, message):
+    call = dict(points=np.zeros((4, 3), np.float32), voxel_size=VOXEL_SIZE, point_cloud_range=POINT_RANGE,
+                max_points=2, max_voxels=4)
+    call.update(kwargs)
+    with pytest.raises(ValueError, match=message):
+        hard_voxelize(**call)
+
+
+@pytest.mark.parametrize("case", list(adversarial_clouds(np.random.default_rng(0))))
+def test_dynamic_voxelize_matches_hard_voxel_cells(case):
+    """Each kept point's cell is its spconv voxel's cell (spconv's point-to-voxel ids); dropped points are -1."""
+    points = adversarial_clouds(np.random.default_rng(0))[case]
+    generator = spconv_utils.PointToVoxel(list(VOXEL_SIZE), list(POINT_RANGE), 4, len(points) + 1, 1)
+    _, coords_zyx, _, point_voxel = (t.numpy() for t in generator.generate_voxel_with_id(torch.from_numpy(points)))
+    expected = np.full((len(points), 3), -1, np.int32)
+    expected[point_voxel >= 0] = coords_zyx[point_voxel[point_voxel >= 0]]
+    for backend in CPU_BACKENDS:
+        cells = dynamic_voxelize(points, VOXEL_SIZE, POINT_RANGE, backend=backend)
+        assert cells.dtype == np.int32 and cells.shape == (len(points), 3)
+        np.testing.assert_array_equal(cells, expected)
+
+
+@pytest.mark.parametrize("num_shards", [1, 2, 3, 7])
+def test_grouping_does_not_depend_on_the_number_of_shards(num_shards):
+    from perception.ops._grid import group_keys_cpu
+
+    rng = np.random.default_rng(6)
+    keys = rng.integers(-1, 40, size=500)
+    for max_groups, max_members in [(1000, 1000), (10, 3), (1, 1)]:
+        expected = group_keys_cpu(keys, max_groups, max_members, 1)
+        for got, want in zip(group_keys_cpu(keys, max_groups, max_members, num_shards), expected):
+            np.testing.assert_array_equal(got, want)

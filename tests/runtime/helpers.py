@@ -1,0 +1,70 @@
+"""Shared pieces of the runtime tests: detectors that record their calls, and a copy of a data set to damage."""
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from typing import FrozenSet, List, Sequence
+
+from perception.datasets.frame import Frame
+from perception.detector import OracleDetector
+from perception.geometry import Boxes3D
+from perception.runtime.timing import StageTimer
+
+
+class CountingOracle(OracleDetector):
+    """The oracle, remembering the sample tokens it was called on; raises KeyboardInterrupt (a kill) on call
+    number ``interrupt_at`` (1-based) when given."""
+
+    def __init__(self, interrupt_at: int = 0, delay_s: float = 0.0):
+        self.calls: List[str] = []
+        self.interrupt_at = interrupt_at
+        self.delay_s = delay_s
+
+    def detect(self, frames: Sequence[Frame]) -> List[Boxes3D]:
+        self.calls.extend(frame.sample_token for frame in frames)
+        if self.interrupt_at and len(self.calls) == self.interrupt_at:
+            raise KeyboardInterrupt
+        if self.delay_s:
+            time.sleep(self.delay_s)
+        return super().detect(frames)
+
+
+class NoBoxes:
+    """Detects nothing; reads only LiDAR (a detector for sweeps, where no ground truth exists)."""
+
+    sensors: FrozenSet[str] = frozenset({"lidar"})
+
+    def __init__(self):
+        self.frames: List[Frame] = []
+
+    def detect(self, frames: Sequence[Frame]) -> List[Boxes3D]:
+        self.frames.extend(frames)
+        return [Boxes3D.empty() for _ in frames]
+
+
+class StagedNoBoxes(NoBoxes):
+    """Detects nothing, timing each model stage name it is told to (as a model's forward does with a timer)."""
+
+    def __init__(self, stage_names: Sequence[str]):
+        super().__init__()
+        self.stage_names = tuple(stage_names)
+
+    def detect(self, frames: Sequence[Frame], timer: StageTimer = None) -> List[Boxes3D]:
+        for name in self.stage_names:
+            with timer.stage(name):
+                pass
+        return super().detect(frames)
+
+
+def linked_copy(source: str, destination: str) -> str:
+    """A copy of the data set at ``source`` whose files are symbolic links (cheap), tables copied for real."""
+    shutil.copytree(source, destination, copy_function=os.symlink)
+    return destination
+
+
+def corrupt(path: str, payload: bytes = b"not a sensor file") -> None:
+    """Replaces the file (or the link) at ``path`` by a real file holding ``payload``."""
+    os.unlink(path)
+    with open(path, "wb") as f:
+        f.write(payload)

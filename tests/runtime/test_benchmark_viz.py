@@ -1,0 +1,123 @@
+"""The benchmark on a tiny run (every stage key, kernels per backend, the sweeps curve, the command line) and the
+replay pictures (bird's-eye view arithmetic, boxes projected into a camera, video)."""
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from perception.cli.benchmark import main as benchmark_main
+from perception.datasets.io import read_lidar_bin
+from perception.datasets.loader import load_frame
+from perception.detector import OracleDetector
+from perception.geometry import Boxes3D, project_points
+from perception.paths import REPO_ROOT
+from perception.runtime.benchmark import (
+    PIPELINE_STAGES, BenchmarkOptions, format_table, parse_sweep_counts, run_benchmark,
+)
+from perception.runtime.timing import STAGES
+from perception.sensors import LIDAR_CHANNEL
+from perception.viz.bev import BevView, class_colour, draw_bev
+from perception.viz.video import camera_mosaic, draw_boxes_on_camera, write_video
+from tests.runtime.helpers import StagedNoBoxes
+
+TINY = BenchmarkOptions(iters=2, warmup=1, sweep_counts=(1, 3), curve_iters=1, kernel_iters=1)
+MODEL_STAGES = [name for name in STAGES if name not in PIPELINE_STAGES]
+
+
+def _tokens(nusc, count=2):
+    return [sample["token"] for sample in nusc.sample[:count]]
+
+
+def test_every_stage_of_a_timed_model_is_reported(nusc_synthetic):
+    result = run_benchmark(nusc_synthetic, _tokens(nusc_synthetic), StagedNoBoxes(MODEL_STAGES), TINY,
+                           progress=False)
+    assert list(result["stages_ms"]) == list(STAGES)
+    assert all(stats["count"] == TINY.iters for stats in result["stages_ms"].values())
+    assert result["throughput_fps"] > 0 and result["peak_rss_mib"] > 0
+    assert result["threads"]["torch_threads"] >= 1 and result["timer"] == "perf_counter"
+    json.dumps(result)  # JSON-able as it is
+
+
+def test_sweeps_curve_counts_the_points_of_each_sweep_count(nusc_synthetic):
+    token = _tokens(nusc_synthetic, 1)[0]
+    result = run_benchmark(nusc_synthetic, [token], OracleDetector(), TINY, progress=False)
+    curve = {row["lidar_sweeps"]: row for row in result["sweeps_curve"]}
+    assert set(curve) == {1, 3}
+    keyframe_file = nusc_synthetic.get_sample_data_path(nusc_synthetic.get("sample", token)["data"][LIDAR_CHANNEL])
+    assert curve[1]["lidar_points_mean"] == len(read_lidar_bin(keyframe_file))  # 1 sweep: the file's points
+    assert curve[3]["lidar_points_mean"] == len(load_frame(nusc_synthetic, token, lidar_sweeps=3,
+                                                           cameras=False).lidar.points)
+    assert curve[3]["lidar_points_mean"] > curve[1]["lidar_points_mean"]
+    assert all(f"{name}_p50_ms" in row for row in curve.values() for name in PIPELINE_STAGES)
+
+
+def test_model_kernels_timed_per_backend_and_the_command_line(nusc_synthetic, synthetic_root, tmp_path, capsys):
+    """The fusion_tiny model (initial weights) through the command line: all pipeline stages, its pillar
+    voxelization on the reference and Numba backends with the config's settings, a table printed."""
+    out = tmp_path / "bench.json"
+    result = benchmark_main([str(REPO_ROOT / "configs" / "fusion_tiny.py"), "--json", str(out), "--dataroot",
+                             str(synthetic_root), "--version", nusc_synthetic.version, "--iters", "1", "--warmup",
+                             "0", "--sweeps", "1", "--curve-iters", "1", "--kernel-iters", "1", "--frames", "1",
+                             "--quiet"])
+    assert json.loads(out.read_text())["stages_ms"].keys() == result["stages_ms"].keys()
+    assert set(PIPELINE_STAGES) <= set(result["stages_ms"])
+    lidar = result["kernels"]["hard_voxelize_lidar"]
+    assert {"reference", "numba"} <= set(lidar) and lidar["settings"]["max_points"] >= 1
+    assert result["sensors"] == ["camera", "lidar", "radar"]
+    printed = capsys.readouterr().out
+    assert "end_to_end" in printed and "hard_voxelize_lidar" in printed and format_table(result) in printed
+
+
+def test_sweep_counts_parse():
+    assert parse_sweep_counts("1..4") == (1, 2, 3, 4)
+    assert parse_sweep_counts("1,5,10") == (1, 5, 10)
+    for bad in ("0..3", "a", ""):
+        with pytest.raises(ValueError):
+            parse_sweep_counts(bad)
+
+
+def test_bev_pixels_by_hand():
+    view = BevView(range_m=50.0, pixels_per_m=6.0)
+    assert view.size_px == 600
+    # x forward is up, y left is left: (10, 0) is 60 px above the centre, (0, 5) 30 px left of it.
+    np.testing.assert_allclose(view.to_pixels([[10.0, 0.0], [0.0, 5.0]]), [[300.0, 240.0], [270.0, 300.0]])
+    car = Boxes3D([[20.0, 0.0, 0.0]], [[2.0, 4.0, 1.5]], [0.0], velocities=[[0.0, 0.0]], labels=[0])
+    picture = draw_bev(view, boxes=car)
+    # The box's front edge (x = 22 m, y from -1 to +1) is drawn thick in the car colour at v = 300 - 132 = 168.
+    assert tuple(picture[168, 300]) == class_colour(0)
+    assert picture[100, 300].sum() == 0  # nothing where nothing is
+
+
+def test_boxes_land_where_their_corners_project(nusc_synthetic):
+    frame = load_frame(nusc_synthetic, nusc_synthetic.sample[0]["token"])
+    view = frame.cameras["CAM_FRONT"]
+    box = Boxes3D([[12.0, 0.0, 1.0]], [[2.0, 4.0, 1.5]], [0.0], labels=[1])
+    blank = np.zeros_like(view.image)
+    drawn = draw_boxes_on_camera(blank, view, box)
+    corners = project_points(view.camera_to_ego.inverse().apply(box.corners()[0]), view.intrinsics)
+    assert corners.visible.all()
+    for u, v in np.round(corners.pixels).astype(int):
+        assert tuple(drawn[v, u]) == class_colour(1)
+    assert drawn.any(axis=2).sum() < 0.2 * drawn.shape[0] * drawn.shape[1]  # lines, not a filled area
+    behind = Boxes3D([[-12.0, 0.0, 1.0]], [[2.0, 4.0, 1.5]], [0.0])
+    assert not draw_boxes_on_camera(blank, view, behind).any()
+    tiles = camera_mosaic(frame.cameras, box, tile_width_px=160)
+    assert tiles.shape[1] == 3 * 160
+
+
+def test_video_has_every_picture(tmp_path):
+    paths = []
+    for index in range(3):
+        path = str(tmp_path / f"{index}.png")
+        cv2.imwrite(path, np.full((64, 96, 3), 60 * index, np.uint8))
+        paths.append(path)
+    video_path = write_video(paths, str(tmp_path / "out.mp4"), fps=2.0)
+    capture = cv2.VideoCapture(video_path)
+    assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 3
+    assert capture.get(cv2.CAP_PROP_FPS) == pytest.approx(2.0)
+    capture.release()
+    with pytest.raises(ValueError, match="no images"):
+        write_video([], str(tmp_path / "none.mp4"), fps=2.0)

@@ -1,0 +1,204 @@
+"""Sensor messages in timestamp order, the streaming state and its fault accounting, against the devkit's tables
+and the loader."""
+from __future__ import annotations
+
+import dataclasses
+import shutil
+
+import numpy as np
+import pytest
+
+from perception.datasets.ground_truth import sample_ground_truth
+from perception.datasets.loader import load_frame
+from perception.runtime.faults import FaultPlan, inject_faults
+from perception.runtime.messages import ALL_CHANNELS, message_order_key, scene_messages
+from perception.runtime.streaming import StreamingState
+from perception.sensors import CAMERA_CHANNELS, LIDAR_CHANNEL
+from tests.runtime.helpers import corrupt
+
+
+def _scene_sample_data(nusc, scene_record):
+    """Tokens of every sample_data whose sample lies in the scene (straight from the devkit's table)."""
+    return {sd["token"] for sd in nusc.sample_data
+            if nusc.get("sample", sd["sample_token"])["scene_token"] == scene_record["token"]}
+
+
+def _stream_until(state, messages, key, window_us=50_000):
+    """Pushes the messages captured up to ``key`` + window, as the replay does before building at ``key``."""
+    for message in messages:
+        if message.timestamp_us > key.timestamp_us + window_us:
+            break
+        state.push(message)
+
+
+@pytest.mark.parametrize("dataset", ["nusc_real", "nusc_synthetic"])
+def test_every_sample_data_once_in_timestamp_order(dataset, request):
+    nusc = request.getfixturevalue(dataset)
+    for scene in nusc.scene:
+        messages = scene_messages(nusc, scene["name"])
+        assert {m.sample_data_token for m in messages} == _scene_sample_data(nusc, scene)
+        assert len({m.sample_data_token for m in messages}) == len(messages)
+        keys = [message_order_key(m) for m in messages]
+        assert keys == sorted(keys)
+        again = scene_messages(nusc, scene["token"])  # deterministic, by name or token
+        assert [(m.sample_data_token, m.sequence) for m in again] == [(m.sample_data_token, m.sequence)
+                                                                      for m in messages]
+        for channel in ALL_CHANNELS:
+            channel_messages = [m for m in messages if m.channel == channel]
+            assert [m.sequence for m in channel_messages] == list(range(len(channel_messages)))
+            for message in channel_messages:
+                record = nusc.get("sample_data", message.sample_data_token)
+                assert (message.timestamp_us, message.is_key_frame) == (record["timestamp"], record["is_key_frame"])
+                assert message.path.endswith(record["filename"])
+
+
+def test_synthetic_stream_has_sweeps_at_sensor_rates(nusc_synthetic):
+    messages = scene_messages(nusc_synthetic, nusc_synthetic.scene[0]["name"])
+    duration_s = (messages[-1].timestamp_us - messages[0].timestamp_us) * 1e-6
+    lidar = [m for m in messages if m.channel == LIDAR_CHANNEL]
+    cameras = [m for m in messages if m.channel == "CAM_FRONT"]
+    assert len(lidar) > 2 * sum(m.is_key_frame for m in lidar)  # sweeps between the keyframes
+    assert len(lidar) / duration_s > len(cameras) / duration_s  # LiDAR (20 Hz) outpaces a camera (12 Hz)
+
+
+def test_unknown_scene_names_the_scenes(nusc_real):
+    with pytest.raises(ValueError, match="scene-0916"):
+        scene_messages(nusc_real, "scene-9999")
+
+
+@pytest.mark.parametrize("dataset", ["nusc_real", "nusc_synthetic"])
+def test_streamed_keyframe_lidar_equals_the_loader(dataset, request):
+    """The LiDAR of a frame built from the stream is the loader's, point for point (the same sweeps, the same
+    compensation, up to the float round-off of passing the poses as quaternions); so are the ego pose and the
+    ground truth."""
+    nusc = request.getfixturevalue(dataset)
+    scene = nusc.scene[0]
+    messages = scene_messages(nusc, scene["name"])
+    for key in [m for m in messages if m.channel == LIDAR_CHANNEL and m.is_key_frame]:
+        state = StreamingState()
+        _stream_until(state, messages, key)
+        truth = sample_ground_truth(nusc, key.sample_token, key.ego_pose.ego_to_global)
+        frame, status = state.build_frame(key, scene["token"], truth)
+        reference = load_frame(nusc, key.sample_token)
+        np.testing.assert_allclose(frame.lidar.points, reference.lidar.points, rtol=0, atol=1e-6)
+        assert frame.lidar.num_sweeps == reference.lidar.num_sweeps
+        np.testing.assert_allclose(frame.ego_pose.ego_to_global.matrix, reference.ego_pose.ego_to_global.matrix,
+                                   atol=1e-12)
+        np.testing.assert_allclose(frame.gt_boxes.centers, reference.gt_boxes.centers, atol=1e-9)
+        assert status.stale == () and status.ages_s[LIDAR_CHANNEL] == 0.0
+
+
+def test_streamed_keyframe_equals_the_loader_everywhere_on_the_real_fixture(nusc_real):
+    """On the real keyframes (no sweeps) the radars and cameras in the sync window are the keyframe's own."""
+    scene = nusc_real.scene[0]
+    messages = scene_messages(nusc_real, scene["name"])
+    for key in [m for m in messages if m.channel == LIDAR_CHANNEL]:
+        state = StreamingState()
+        _stream_until(state, messages, key)
+        frame, _ = state.build_frame(key, scene["token"])
+        reference = load_frame(nusc_real, key.sample_token)
+        np.testing.assert_allclose(frame.radar.points, reference.radar.points, rtol=0, atol=1e-6)
+        assert frame.cameras.keys() == reference.cameras.keys() and frame.missing == reference.missing
+        for channel, view in frame.cameras.items():
+            np.testing.assert_array_equal(view.image, reference.cameras[channel].image)
+            np.testing.assert_allclose(view.camera_to_ego.matrix, reference.cameras[channel].camera_to_ego.matrix,
+                                       atol=1e-12)
+
+
+def _lidar_messages(nusc):
+    return [m for m in scene_messages(nusc, nusc.scene[0]["name"]) if m.channel == LIDAR_CHANNEL]
+
+
+def test_duplicates_gaps_and_late_arrivals_are_counted(nusc_synthetic):
+    first, second, third, fourth = _lidar_messages(nusc_synthetic)[:4]
+    state = StreamingState()
+    assert state.push(first)
+    assert not state.push(first)  # the same message again
+    assert not state.push(dataclasses.replace(first, sequence=99))  # another sequence, the same timestamp
+    assert state.faults.duplicated == 2
+    assert state.push(fourth)  # second and third are missing
+    assert state.faults.dropped == 2
+    assert not state.push(second)  # arrives late: no longer dropped, out of order instead
+    assert (state.faults.dropped, state.faults.out_of_order) == (1, 1)
+    assert state.newest(LIDAR_CHANNEL) is fourth
+    assert state.faults.as_dict() == dict(dropped=1, duplicated=2, out_of_order=1, corrupt=0, stale=0)
+
+
+def test_injected_faults_match_what_the_state_counts(nusc_synthetic):
+    messages = scene_messages(nusc_synthetic, nusc_synthetic.scene[0]["name"])
+    plan = FaultPlan(drop=0.1, duplicate=0.1, delay=0.1, seed=3)
+    faulty = list(inject_faults(messages, plan))
+    assert faulty == list(inject_faults(messages, plan))  # seeded
+    state = StreamingState()
+    accepted = [m for m in faulty if state.push(m)]
+    delivered = {m.sample_data_token for m in faulty}
+    lost = len(messages) - len(delivered)
+    duplicates = len(faulty) - len(delivered)
+    late = len(delivered) - len(accepted)  # delivered, never accepted: arrived after a newer one
+    assert lost > 0 and duplicates > 0 and late > 0
+    assert state.faults.duplicated == duplicates
+    assert state.faults.out_of_order == late
+    # A message that never got in is seen as a gap between a channel's first and last accepted ones, or as late
+    # when it did arrive; one lost before the first or after the last accepted one leaves no trace.
+    first, last = {}, {}
+    for m in accepted:
+        first.setdefault(m.channel, m.sequence)
+        last[m.channel] = m.sequence
+    accepted_tokens = {m.sample_data_token for m in accepted}
+    seen = sum(1 for m in messages if m.sample_data_token not in accepted_tokens and (
+        first[m.channel] < m.sequence < last[m.channel] or m.sample_data_token in delivered))
+    assert state.faults.dropped + state.faults.out_of_order == seen
+
+
+def test_a_stalled_camera_goes_stale_and_the_frame_goes_on_without_it(nusc_synthetic):
+    scene = nusc_synthetic.scene[0]
+    messages = scene_messages(nusc_synthetic, scene["name"])
+    stream = list(inject_faults(messages, FaultPlan(stall=("CAM_FRONT", 0.2, 100.0))))
+    assert len(stream) < len(messages)
+    key = [m for m in messages if m.channel == LIDAR_CHANNEL and m.is_key_frame][-1]
+    state = StreamingState(stale_after_s=0.3)
+    _stream_until(state, stream, key)
+    frame, status = state.build_frame(key, scene["token"])
+    assert status.stale == ("CAM_FRONT",)
+    assert status.ages_s["CAM_FRONT"] > 0.3
+    assert "CAM_FRONT" in frame.missing and "CAM_FRONT" not in frame.cameras
+    assert set(frame.cameras) == set(CAMERA_CHANNELS) - {"CAM_FRONT"}
+    assert frame.lidar is not None and state.faults.stale == 1
+
+
+def test_corrupt_files_are_counted_and_left_out(nusc_synthetic, tmp_path):
+    """A truncated LiDAR sweep and an undecodable image: the frame is built from the rest (the camera falls
+    back to its previous image), and the files are named."""
+    scene = nusc_synthetic.scene[0]
+    messages = scene_messages(nusc_synthetic, scene["name"])
+    key = [m for m in messages if m.channel == LIDAR_CHANNEL and m.is_key_frame][1]
+    past_sweep = [m for m in messages if m.channel == LIDAR_CHANNEL and m.timestamp_us < key.timestamp_us][-1]
+    image = [m for m in messages if m.channel == "CAM_BACK" and m.timestamp_us <= key.timestamp_us + 50_000][-1]
+    broken = {}
+    for message, payload in ((past_sweep, b"\0" * 21), (image, b"\xff\xd8 not a jpeg")):
+        path = str(tmp_path / message.path.replace("/", "_"))
+        shutil.copy(message.path, path)
+        corrupt(path, payload)
+        broken[message.sample_data_token] = path
+    stream = [dataclasses.replace(m, path=broken.get(m.sample_data_token, m.path)) for m in messages]
+    state = StreamingState()
+    _stream_until(state, stream, key)
+    frame, status = state.build_frame(key, scene["token"])
+    assert sorted(status.corrupt) == sorted(broken.values())
+    assert state.faults.corrupt == 2
+    healthy = StreamingState()
+    _stream_until(healthy, messages, key)
+    reference, _ = healthy.build_frame(key, scene["token"])
+    assert frame.lidar.num_sweeps == reference.lidar.num_sweeps - 1
+    assert frame.cameras["CAM_BACK"].timestamp_us < image.timestamp_us  # the previous image
+    # Nothing else changed: the broken sweep's points are exactly what is missing.
+    lag = (key.timestamp_us - past_sweep.timestamp_us) * 1e-6
+    kept = np.abs(reference.lidar.points[:, 4] - np.float32(lag)) > 1e-6
+    np.testing.assert_allclose(frame.lidar.points, reference.lidar.points[kept], rtol=0, atol=1e-6)
+
+
+def test_state_rejects_bad_settings():
+    with pytest.raises(ValueError, match="sweep"):
+        StreamingState(lidar_sweeps=0)
+    with pytest.raises(ValueError, match="stale_after_s"):
+        StreamingState(stale_after_s=0)

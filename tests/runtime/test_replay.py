@@ -1,0 +1,218 @@
+"""The replay end to end on the tiny synthetic world: frames.jsonl and its schema, resume after a kill, MCAP
+read-back, video, faults survived, real-time pacing, and the command line."""
+from __future__ import annotations
+
+import collections
+import json
+import os
+
+import cv2
+import numpy as np
+import pytest
+
+from perception.cli.replay import main as replay_main
+from perception.datasets.loader import load_frame
+from perception.detector import OracleDetector
+from perception.runtime.faults import FaultPlan
+from perception.runtime.mcap_writer import read_mcap
+from perception.runtime.messages import scene_messages
+from perception.runtime.replay import (
+    DETECTION_RECORD, FRAME_RECORD, ReplayOptions, boxes_from_json, boxes_to_json, read_frame_records, replay_scene,
+    validate_frame_record,
+)
+from perception.sensors import CAMERA_CHANNELS, LIDAR_CHANNEL
+from tests.runtime.helpers import CountingOracle, NoBoxes, corrupt, linked_copy
+
+QUICK = ReplayOptions(video=False, mcap=False)
+
+
+def _scene(nusc):
+    return nusc.scene[0]["name"]
+
+
+def _keyframes(nusc, scene):
+    return [m for m in scene_messages(nusc, scene) if m.channel == LIDAR_CHANNEL and m.is_key_frame]
+
+
+@pytest.fixture(scope="module")
+def full_replay(nusc_synthetic, tmp_path_factory):
+    """One replay of the first tiny scene with every output (shared by the read-back tests)."""
+    out = tmp_path_factory.mktemp("replay")
+    summary = replay_scene(nusc_synthetic, _scene(nusc_synthetic), OracleDetector(), str(out), ReplayOptions(),
+                           progress=False)
+    return summary, out
+
+
+def test_one_record_per_keyframe_with_the_oracle_boxes(nusc_synthetic, full_replay):
+    summary, out = full_replay
+    records = read_frame_records(str(out / "frames.jsonl"))
+    keyframes = _keyframes(nusc_synthetic, _scene(nusc_synthetic))
+    assert [r["lidar_token"] for r in records] == [k.sample_data_token for k in keyframes]
+    assert [r["index"] for r in records] == list(range(len(keyframes)))
+    assert summary.processed == summary.frames == len(keyframes) and summary.skipped == 0
+    for record, key in zip(records, keyframes):
+        validate_frame_record(record)
+        assert set(record) == set(FRAME_RECORD)
+        assert record["sample_token"] == key.sample_token and record["status"] == "processed"
+        expected = OracleDetector().detect([load_frame(nusc_synthetic, key.sample_token, cameras=False)])[0]
+        detected = boxes_from_json(record["detections"])
+        np.testing.assert_allclose(detected.centers, expected.centers, atol=1e-9)
+        np.testing.assert_array_equal(detected.labels, expected.labels)
+        assert record["decision"]["maneuver"] and len(record["decision"]["trajectory"]) == 6
+        assert {"load", "detector", "decision", "end_to_end"} <= set(record["timings_ms"])
+        assert record["latency_s"] == pytest.approx(record["timings_ms"]["end_to_end"] / 1000)
+        assert record["sensor_ages_s"][LIDAR_CHANNEL] == 0.0 and record["missing"] == []
+        assert record["num_cameras"] == 6 and record["num_lidar_points"] > 0
+    summary_file = json.loads((out / "summary.json").read_text())
+    assert summary_file["processed"] == len(keyframes) and "load" in summary_file["stages_ms"]
+
+
+def test_detections_round_trip_through_json(nusc_synthetic):
+    boxes = OracleDetector().detect([load_frame(nusc_synthetic, nusc_synthetic.sample[0]["token"], cameras=False)])[0]
+    items = json.loads(json.dumps(boxes_to_json(boxes)))
+    assert all(set(item) == set(DETECTION_RECORD) for item in items)
+    again = boxes_from_json(items)
+    for name in ("centers", "sizes", "yaws", "velocities", "labels", "scores", "attributes"):
+        np.testing.assert_array_equal(getattr(again, name), getattr(boxes, name))
+
+
+def test_malformed_records_are_rejected(tmp_path):
+    good = {key: None for key in FRAME_RECORD}
+    with pytest.raises(ValueError, match="lacks"):
+        validate_frame_record({"scene": "x"})
+    with pytest.raises(ValueError, match="index"):
+        validate_frame_record({**good, "scene": "s", "index": "0"})
+    path = tmp_path / "frames.jsonl"
+    path.write_text('{"broken": \n{"scene": "s"}\n')
+    with pytest.raises(ValueError, match="line 1"):
+        read_frame_records(str(path))
+
+
+def test_mcap_reads_back_with_what_the_records_say(full_replay):
+    _, out = full_replay
+    records = read_frame_records(str(out / "frames.jsonl"))
+    messages = list(read_mcap(str(out / "replay.mcap")))
+    counts = collections.Counter(topic for topic, _, _ in messages)
+    for topic in ["/tf", "/LIDAR_TOP", "/RADAR", "/detections", "/plan", "/decision",
+                  *[f"/{c}/image" for c in CAMERA_CHANNELS], *[f"/{c}/calibration" for c in CAMERA_CHANNELS]]:
+        assert counts[topic] == len(records), topic
+    by_time = collections.defaultdict(dict)
+    for topic, log_time, decoded in messages:
+        by_time[log_time][topic] = decoded
+    for record in records:
+        frame = by_time[record["timestamp_us"] * 1000]
+        cloud = frame["/LIDAR_TOP"]
+        assert [f.name for f in cloud.fields] == ["x", "y", "z", "intensity", "time_lag"]
+        assert len(cloud.data) == cloud.point_stride * record["num_lidar_points"]
+        assert len(frame["/RADAR"].data) == frame["/RADAR"].point_stride * record["num_radar_points"]
+        entities = frame["/detections"].entities
+        assert len(entities) == len(record["detections"])
+        for entity, detection in zip(entities, record["detections"]):
+            cube = entity.cubes[0]
+            assert [cube.pose.position.x, cube.pose.position.y] == pytest.approx(detection["center"][:2])
+            assert [cube.size.x, cube.size.y] == pytest.approx([detection["size"][1], detection["size"][0]])
+        assert frame["/decision"] == {"timestamp_us": record["timestamp_us"], "decision": record["decision"]}
+        image = cv2.imdecode(np.frombuffer(frame["/CAM_FRONT/image"].data, np.uint8), cv2.IMREAD_COLOR)
+        assert image.shape[1] == frame["/CAM_FRONT/calibration"].width
+        assert [t.child_frame_id for t in frame["/tf"].transforms] == ["ego", *CAMERA_CHANNELS]
+
+
+def test_video_and_pictures_hold_every_processed_frame(full_replay):
+    summary, out = full_replay
+    pictures = sorted(os.listdir(out / "frames"))
+    assert pictures == [f"{i:06d}.png" for i in range(summary.processed)]
+    video = cv2.VideoCapture(str(out / "replay.mp4"))
+    assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == summary.processed
+    ok, first = video.read()
+    assert ok and first.shape == cv2.imread(str(out / "frames" / pictures[0])).shape
+    video.release()
+
+
+def test_resume_after_a_kill_loses_nothing_and_redoes_nothing(nusc_synthetic, tmp_path):
+    scene = _scene(nusc_synthetic)
+    keyframes = _keyframes(nusc_synthetic, scene)
+    killed = CountingOracle(interrupt_at=3)
+    with pytest.raises(KeyboardInterrupt):
+        replay_scene(nusc_synthetic, scene, killed, str(tmp_path), ReplayOptions(video=True, mcap=True),
+                     progress=False)
+    frames_file = tmp_path / "frames.jsonl"
+    assert len(read_frame_records(str(frames_file))) == 2  # flushed before the kill
+    with open(frames_file, "a") as f:
+        f.write('{"scene": "cut short by the ki')  # a line the kill interrupted
+    resumed = CountingOracle()
+    summary = replay_scene(nusc_synthetic, scene, resumed, str(tmp_path), ReplayOptions(), resume=True,
+                           progress=False)
+    assert resumed.calls == [k.sample_token for k in keyframes[2:]]
+    assert (summary.resumed, summary.processed) == (2, len(keyframes) - 2)
+    records = read_frame_records(str(frames_file))
+    assert [r["lidar_token"] for r in records] == [k.sample_data_token for k in keyframes]
+    counts = collections.Counter(topic for topic, _, _ in read_mcap(str(tmp_path / "replay.mcap")))
+    assert counts["/detections"] == len(keyframes)  # the MCAP and the video are whole again
+    assert len(os.listdir(tmp_path / "frames")) == len(keyframes)
+
+
+def test_faults_are_survived_and_counted(nusc_synthetic, tmp_path):
+    scene = _scene(nusc_synthetic)
+    options = ReplayOptions(faults=FaultPlan(drop=0.05, duplicate=0.05, delay=0.05, stall=("CAM_FRONT", 0.3, 60.0),
+                                             seed=1), stale_after_s=0.25, video=False)
+    summary = replay_scene(nusc_synthetic, scene, OracleDetector(), str(tmp_path), options, progress=False)
+    assert all(summary.faults[name] > 0 for name in ("dropped", "duplicated", "out_of_order", "stale"))
+    records = read_frame_records(str(tmp_path / "frames.jsonl"))
+    assert records and all(r["status"] == "processed" for r in records)
+    assert "CAM_FRONT" in records[-1]["stale"] and "CAM_FRONT" in records[-1]["missing"]
+    assert records[-1]["faults"] == summary.faults
+
+
+def test_a_corrupt_file_in_the_data_is_survived(nusc_synthetic, synthetic_root, tmp_path):
+    from nuscenes.nuscenes import NuScenes
+
+    root = linked_copy(str(synthetic_root), str(tmp_path / "world"))
+    nusc = NuScenes(version=nusc_synthetic.version, dataroot=root, verbose=False)
+    scene = _scene(nusc)
+    key = _keyframes(nusc, scene)[1]
+    corrupt(os.path.join(root, nusc.get("sample_data", key.sample_data_token)["filename"]), b"\0" * 7)
+    summary = replay_scene(nusc, scene, OracleDetector(), str(tmp_path / "out"), QUICK, progress=False)
+    assert summary.faults["corrupt"] == 1
+    record = read_frame_records(str(tmp_path / "out" / "frames.jsonl"))[1]
+    assert record["corrupt_files"] and record["corrupt_files"][0].endswith(
+        nusc.get("sample_data", key.sample_data_token)["filename"])
+    assert record["num_lidar_points"] > 0  # the past sweeps remain
+
+
+def test_every_sweep_makes_a_frame_per_lidar_sweep(nusc_synthetic, tmp_path):
+    scene = _scene(nusc_synthetic)
+    detector = NoBoxes()
+    options = ReplayOptions(every_sweep=True, lidar_sweeps=2, video=False, mcap=False)
+    summary = replay_scene(nusc_synthetic, scene, detector, str(tmp_path), options, progress=False)
+    sweeps = [m for m in scene_messages(nusc_synthetic, scene) if m.channel == LIDAR_CHANNEL]
+    assert summary.processed == len(sweeps)
+    assert [frame.timestamp_us for frame in detector.frames] == [m.timestamp_us for m in sweeps]
+    assert all(record["deadline_s"] == 0.05 for record in read_frame_records(str(tmp_path / "frames.jsonl")))
+    assert all(frame.cameras == {} and frame.radar is None for frame in detector.frames)  # only what it reads
+    with pytest.raises(ValueError, match="keyframes only"):
+        replay_scene(nusc_synthetic, scene, OracleDetector(), str(tmp_path), ReplayOptions(every_sweep=True))
+
+
+def test_real_time_pacing_skips_and_counts_late_frames(nusc_synthetic, tmp_path):
+    """At 4x real time the keyframes come every 0.125 s; a detector taking 0.3 s cannot keep up."""
+    scene = _scene(nusc_synthetic)
+    keyframes = _keyframes(nusc_synthetic, scene)
+    summary = replay_scene(nusc_synthetic, scene, CountingOracle(delay_s=0.3), str(tmp_path),
+                           ReplayOptions(realtime=True, speed=4.0, video=False, mcap=False), progress=False)
+    assert summary.frames == len(keyframes) == summary.processed + summary.skipped
+    assert summary.skipped >= 1 and summary.late == summary.processed
+    records = read_frame_records(str(tmp_path / "frames.jsonl"))
+    processed = [r for r in records if r["status"] == "processed"]
+    assert all(r["latency_s"] > 0.3 and r["deadline_s"] == 0.5 / 4 for r in processed)
+    assert summary.wall_s >= summary.sensor_duration_s / 4
+
+
+def test_command_line_replays_and_resumes(nusc_synthetic, synthetic_root, tmp_path, capsys):
+    args = ["--oracle", "--dataroot", str(synthetic_root), "--version", nusc_synthetic.version, "--scene",
+            _scene(nusc_synthetic), "--out", str(tmp_path), "--no-video", "--quiet"]
+    first = replay_main(args)
+    assert "processed" in capsys.readouterr().out
+    again = replay_main(args + ["--resume", "--no-mcap"])
+    assert (again.resumed, again.processed) == (first.processed, 0)
+    with pytest.raises(SystemExit):
+        replay_main(["--dataroot", str(synthetic_root), "--version", nusc_synthetic.version])  # no model, no oracle
