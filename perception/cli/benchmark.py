@@ -67,7 +67,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
                      "generate the synthetic world with tools/make_synthetic.py)")
     from nuscenes.nuscenes import NuScenes
 
-    from perception.models import build_detector, load_detector
+    from perception.models import build_detector, load_detector, model_inputs
     from perception.runtime.messages import find_scene
 
     if args.checkpoint:
@@ -80,15 +80,14 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     while token and len(tokens) < args.frames:
         tokens.append(token)
         token = nusc.get("sample", token)["next"]
-    image_size = config.get("image_size")
 
     def describe() -> Dict[str, Any]:
         return {"config": args.config, "checkpoint": args.checkpoint, "dataroot": dataroot, "version": version,
                 "scene": scene["name"], "sensors": sorted(detector.sensors)}
 
-    result = run_benchmark(nusc, tokens, detector, options, int(config.get("lidar_sweeps", 10)),
-                           int(config.get("radar_sweeps", 6)), None if image_size is None else tuple(image_size),
-                           progress=not args.quiet, describe=describe)
+    inputs = model_inputs(config)
+    result = run_benchmark(nusc, tokens, detector, options, inputs.lidar_sweeps, inputs.radar_sweeps,
+                           inputs.image_size, progress=not args.quiet, describe=describe)
     os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
     with open(args.json, "w", encoding="utf-8") as f:
         json.dump(result, f, indent=2)

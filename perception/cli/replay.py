@@ -7,6 +7,7 @@ import argparse
 import os
 from typing import Optional, Sequence, Tuple
 
+from perception.decision import PlannerConfig
 from perception.detector import Detector, OracleDetector
 from perception.paths import REAL_FIXTURE_ROOT, REPO_ROOT
 from perception.runtime.faults import FaultPlan
@@ -40,21 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--resume", action="store_true", help="keep the frames already in OUT/frames.jsonl")
     parser.add_argument("--no-video", action="store_true", help="skip the PNG frames and the video")
     parser.add_argument("--no-mcap", action="store_true", help="skip the MCAP file")
+    parser.add_argument("--display-min-score", type=float, default=PlannerConfig().min_score,
+                        help="draw (and put in the MCAP) boxes scoring at least this; frames.jsonl keeps all")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
-
-
-def _config_inputs(config_path: Optional[str]) -> Tuple[int, int, Optional[Tuple[int, int]]]:
-    """(lidar_sweeps, radar_sweeps, image_size) the model was trained with, from its config (loader defaults
-    without a config)."""
-    if config_path is None:
-        return 10, 6, None
-    from mmengine.config import Config
-
-    config = Config.fromfile(config_path)
-    image_size = config.get("image_size")
-    return (int(config.get("lidar_sweeps", 10)), int(config.get("radar_sweeps", 6)),
-            None if image_size is None else (int(image_size[0]), int(image_size[1])))
 
 
 def parse_image_size(text: str) -> Tuple[int, int]:
@@ -93,14 +83,15 @@ def main(argv: Optional[Sequence[str]] = None) -> ReplaySummary:
     config_path = args.config
     if config_path is not None and not os.path.isfile(config_path) and (REPO_ROOT / config_path).is_file():
         config_path = str(REPO_ROOT / config_path)
-    lidar_sweeps, radar_sweeps, image_size = _config_inputs(config_path)
     detector: Detector
     if args.oracle:
         detector = OracleDetector()
+        lidar_sweeps, radar_sweeps, image_size = 10, 6, None
     else:
-        from perception.models import load_detector
+        from perception.models import load_detector, model_inputs
 
         detector = load_detector(config_path, args.checkpoint, device=args.device)
+        lidar_sweeps, radar_sweeps, image_size = model_inputs(config_path)
     try:
         faults = FaultPlan.parse(args.faults) if args.faults else None
         options = ReplayOptions(
@@ -108,7 +99,8 @@ def main(argv: Optional[Sequence[str]] = None) -> ReplaySummary:
             sync_window_s=args.sync_window_s, deadline_s=args.deadline_s,
             lidar_sweeps=args.lidar_sweeps or lidar_sweeps, radar_sweeps=args.radar_sweeps or radar_sweeps,
             image_size=parse_image_size(args.image_size) if args.image_size else image_size,
-            faults=faults, video=not args.no_video, mcap=not args.no_mcap, device=args.device)
+            faults=faults, video=not args.no_video, mcap=not args.no_mcap, device=args.device,
+            display_min_score=args.display_min_score)
     except (ValueError, argparse.ArgumentTypeError) as error:
         parser.error(str(error))
     from nuscenes.nuscenes import NuScenes

@@ -10,6 +10,7 @@ from typing import List, Optional, Sequence
 from perception.datasets.frame import SENSOR_GROUPS
 from perception.detector import Detector, OracleDetector
 from perception.eval.ablations import ABLATIONS, ablation_folder, write_ablation_table
+from perception.eval.detection import NoDetectionsError
 from perception.eval.report import summary_table
 from perception.eval.runner import DataOptions, evaluate_split, init_shard
 from perception.paths import DATA_ROOT
@@ -31,8 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the ground truth of each frame as the detections (checks loader, conversion, writer)")
     parser.add_argument("--batch-size", type=int, default=1)
     parser.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
-    parser.add_argument("--lidar-sweeps", type=int, default=10)
-    parser.add_argument("--radar-sweeps", type=int, default=6)
+    parser.add_argument("--lidar-sweeps", type=int, help="default: the config's lidar_sweeps (oracle: 10)")
+    parser.add_argument("--radar-sweeps", type=int, help="default: the config's radar_sweeps (oracle: 6)")
     parser.add_argument("--no-plots", action="store_true", help="skip the devkit's plots in the report")
     parser.add_argument("--verbose", action="store_true", help="print the devkit's progress messages")
     return parser
@@ -65,14 +66,26 @@ def run(argv: Optional[Sequence[str]] = None) -> List[dict]:
     detector, description = build_detector(args)
     # Only the main process evaluates; the others read the loader's metadata cache, not the devkit tables.
     nusc = NuScenes(version=args.version, dataroot=args.dataroot, verbose=args.verbose) if shard.is_main else None
-    data = DataOptions(args.dataroot, args.version, args.split, args.lidar_sweeps, args.radar_sweeps,
-                       args.batch_size, args.workers)
+    if args.oracle:
+        lidar_sweeps, radar_sweeps = 10, 6
+    else:
+        from perception.models import model_inputs
+
+        lidar_sweeps, radar_sweeps, _ = model_inputs(args.config)
+    data = DataOptions(args.dataroot, args.version, args.split, args.lidar_sweeps or lidar_sweeps,
+                       args.radar_sweeps or radar_sweeps, args.batch_size, args.workers)
     runs = ABLATIONS if args.ablations else (("", tuple(args.drop)),)
     results, table_rows = [], []
     for name, drop in runs:
         out_dir = os.path.join(args.out, ablation_folder(name)) if name else args.out
-        metrics = evaluate_split(detector, description, nusc, data, out_dir, drop=drop, shard=shard,
-                                 render_curves=not args.no_plots, verbose=args.verbose)
+        try:
+            metrics = evaluate_split(detector, description, nusc, data, out_dir, drop=drop, shard=shard,
+                                     render_curves=not args.no_plots, verbose=args.verbose)
+        except NoDetectionsError as error:
+            if not args.ablations:
+                raise SystemExit(str(error)) from error
+            print(f"{name}: not scored: {error}")
+            continue
         if metrics is None:
             continue
         results.append(metrics)

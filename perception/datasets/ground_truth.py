@@ -3,7 +3,7 @@
 Boxes come from the ``sample_annotation`` records exactly as nuscenes-devkit reads them (``NuScenes.get_box``:
 global frame), moved into the ego frame of the keyframe's LiDAR timestamp; categories map to the 10 detection
 classes with ``category_to_detection_name`` (others are dropped, as the devkit's ``load_gt`` does), velocities are
-``NuScenes.box_velocity`` rotated into the ego frame (NaN, the devkit's 'unknown', becomes 0).
+``NuScenes.box_velocity`` with vz set to 0, rotated into the ego frame (NaN, the devkit's 'unknown', becomes 0).
 """
 from __future__ import annotations
 
@@ -47,7 +47,10 @@ def _boxes_in_ego(records: list, global_to_ego: RigidTransform, velocities_globa
         return Boxes3D.empty()
     quaternions_wxyz = np.array([r["rotation"] for r in records], dtype=np.float64)
     rotations = global_to_ego.rotation @ Rotation.from_quat(quaternions_wxyz[:, [1, 2, 3, 0]]).as_matrix()
-    velocities = global_to_ego.apply_rotation(np.nan_to_num(velocities_global, nan=0.0))
+    # The devkit scores (vx, vy) only: vz is dropped before the rotation (as mmdetection3d does), so that a
+    # sloped road's vertical speed does not leak into the ego-frame (vx, vy) and back.
+    horizontal = np.nan_to_num(velocities_global, nan=0.0) * np.array([1.0, 1.0, 0.0])
+    velocities = global_to_ego.apply_rotation(horizontal)
     return Boxes3D(
         centers=global_to_ego.apply(np.array([r["translation"] for r in records], dtype=np.float64)),
         sizes=np.array([r["size"] for r in records], dtype=np.float64),

@@ -58,15 +58,28 @@ class Evaluation:
         return counts
 
 
+class NoDetectionsError(ValueError):
+    """The submission holds no box that DetectionEval can score (nuscenes-devkit 1.2.0 cannot evaluate an empty
+    prediction set: it fails with "Invalid box type: None")."""
+
+
 def run_detection_eval(nusc: NuScenes, result_path: str, eval_set: str, output_dir: str,
                        verbose: bool = False) -> Evaluation:
     """Runs nuscenes-devkit's ``DetectionEval`` (config EVAL_CONFIG) on the submission at ``result_path``.
 
     Writes, like the devkit's ``main``: ``output_dir/metrics_summary.json`` and ``metrics_details.json``
-    (render_plots draws the devkit's plots).
+    (render_plots draws the devkit's plots). Raises NoDetectionsError, naming the file, when no predicted box is
+    left to score (none at all, or none within the class ranges).
     """
     config = config_factory(EVAL_CONFIG)
-    devkit_eval = DetectionEval(nusc, config, result_path, eval_set, output_dir=output_dir, verbose=verbose)
+    try:
+        devkit_eval = DetectionEval(nusc, config, result_path, eval_set, output_dir=output_dir, verbose=verbose)
+    except Exception as error:
+        if "Invalid box type: None" not in str(error):
+            raise
+        raise NoDetectionsError(f"{result_path}: no predicted box within the evaluation ranges of its class on "
+                                f"split {eval_set!r}; nuscenes-devkit cannot score an empty set (every AP would "
+                                f"be 0)") from error
     metrics, metric_data = devkit_eval.evaluate()
     evaluation = Evaluation(config, metrics, metric_data, devkit_eval.gt_boxes, devkit_eval.pred_boxes,
                             devkit_eval.plot_dir)

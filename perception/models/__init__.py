@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Union
+from typing import NamedTuple, Optional, Tuple, Union
 
 import torch
 from mmengine.config import Config
@@ -23,6 +23,22 @@ for _encoder in (CameraEncoder, LidarEncoder, RadarEncoder):
 
 CHECKPOINT_FORMAT = "perception-state-dict-v1"
 """``checkpoint['meta']['format']`` of a shipped checkpoint: {'state_dict': {name: tensor}, 'meta': JSON dict}."""
+
+
+class ModelInputs(NamedTuple):
+    """What a model config was trained on: LiDAR and radar sweeps per frame, camera image size (W, H)."""
+    lidar_sweeps: int
+    radar_sweeps: int
+    image_size: Optional[Tuple[int, int]]
+
+
+def model_inputs(config: Union[str, Path, Config]) -> ModelInputs:
+    """The config's ``lidar_sweeps`` / ``radar_sweeps`` / ``image_size`` (the loader's defaults 10 / 6 / none where
+    it names none): the inputs to give the model at evaluation, replay and benchmark."""
+    config = config if isinstance(config, Config) else Config.fromfile(str(config))
+    image_size = config.get("image_size")
+    return ModelInputs(int(config.get("lidar_sweeps", 10)), int(config.get("radar_sweeps", 6)),
+                       None if image_size is None else (int(image_size[0]), int(image_size[1])))
 
 
 def build_detector(config: Union[str, Path, Config]) -> BEVFusionDetector:
@@ -61,5 +77,6 @@ def checkpoint_meta(checkpoint_path: Union[str, Path]) -> dict:
 
 
 __all__ = ["BEVDecoder", "BEVFusionDetector", "BEVGrid", "CHECKPOINT_FORMAT", "CameraEncoder", "CenterHead",
-           "ConvFuser", "FusionBatch", "FusionBatchPreprocessor", "LidarEncoder", "RadarEncoder", "build_detector",
+           "ConvFuser", "FusionBatch", "FusionBatchPreprocessor", "LidarEncoder", "ModelInputs", "RadarEncoder",
+           "build_detector", "model_inputs",
            "checkpoint_meta", "load_detector"]

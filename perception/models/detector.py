@@ -19,6 +19,7 @@ from perception.models.fuser import ConvFuser
 from perception.models.grid import BEVGrid
 from perception.models.heads import CenterHead
 from perception.models.registry import MODELS
+from perception.runtime.timing import StageTimer, stage
 
 
 def resize_cameras(frame: Frame, image_size: Tuple[int, int]) -> Frame:
@@ -71,23 +72,31 @@ class BEVFusionDetector(BaseModel):
         """The sensor groups this detector reads."""
         return frozenset(self.encoders)
 
-    def encode(self, batch: FusionBatch) -> Tuple[Dict[str, Optional[torch.Tensor]], Dict[str, torch.Tensor]]:
-        """Each encoder's BEV features (None where no frame of the batch has its sensor) and auxiliary losses."""
+    def encode(self, batch: FusionBatch, timer: Optional[StageTimer] = None
+               ) -> Tuple[Dict[str, Optional[torch.Tensor]], Dict[str, torch.Tensor]]:
+        """Each encoder's BEV features (None where no frame of the batch has its sensor) and auxiliary losses;
+        ``timer`` times each encoder as stage "<sensor>_encoder"."""
         features, losses = {}, {}
         for sensor, encoder in self.encoders.items():
             if not bool(batch.present[sensor].any()):
                 features[sensor] = None
                 continue
-            features[sensor], encoder_losses = encoder(batch)
+            with stage(timer, f"{sensor}_encoder"):
+                features[sensor], encoder_losses = encoder(batch, timer)
             losses.update(encoder_losses)
         return features, losses
 
-    def forward(self, batch: FusionBatch, mode: str = "tensor"):
+    def forward(self, batch: FusionBatch, mode: str = "tensor", timer: Optional[StageTimer] = None):
         """mode 'tensor': head outputs (see CenterHead.forward); 'loss': dict of losses (needs gt_boxes);
-        'predict': one dict(sample_token, ego_pose, boxes: Boxes3D, sensors) per frame."""
-        features, auxiliary_losses = self.encode(batch)
-        fused = self.fuser(features, batch.present, self.grid.shape)
-        outputs = self.head(self.decoder(fused))
+        'predict': one dict(sample_token, ego_pose, boxes: Boxes3D, sensors) per frame. ``timer`` times the
+        stages of perception.runtime.timing.STAGES from the encoders to decode_nms."""
+        features, auxiliary_losses = self.encode(batch, timer)
+        with stage(timer, "fuser"):
+            fused = self.fuser(features, batch.present, self.grid.shape)
+        with stage(timer, "decoder"):
+            decoded = self.decoder(fused)
+        with stage(timer, "head"):
+            outputs = self.head(decoded)
         if mode == "tensor":
             return outputs
         if mode == "loss":
@@ -95,7 +104,8 @@ class BEVFusionDetector(BaseModel):
                 raise ValueError("BEVFusionDetector: mode='loss' needs ground truth in every frame of the batch")
             return {**auxiliary_losses, **self.head.loss(outputs, batch.gt_boxes)}
         if mode == "predict":
-            boxes = self.head.decode(outputs)
+            with stage(timer, "decode_nms"):
+                boxes = self.head.decode(outputs)
             return [dict(sample_token=token, ego_pose=pose, boxes=frame_boxes, sensors=sorted(self.sensors))
                     for token, pose, frame_boxes in zip(batch.sample_tokens, batch.ego_poses, boxes)]
         raise ValueError(f"BEVFusionDetector: unknown mode {mode!r}; use 'tensor', 'loss' or 'predict'")
@@ -107,11 +117,13 @@ class BEVFusionDetector(BaseModel):
         return None if camera is None else camera.image_size
 
     @torch.no_grad()
-    def detect(self, frames: Sequence[Frame]) -> List[Boxes3D]:
+    def detect(self, frames: Sequence[Frame], timer: Optional[StageTimer] = None) -> List[Boxes3D]:
         """perception.detector.Detector: boxes in each frame's ego frame. Switches the model to eval mode; camera
-        images of another size are resized to ``image_size`` (intrinsics follow)."""
+        images of another size are resized to ``image_size`` (intrinsics follow). ``timer`` times the model's
+        stages (preprocess: resize and tensors; then see ``forward``)."""
         self.eval()
-        if self.image_size is not None:
-            frames = [resize_cameras(frame, self.image_size) for frame in frames]
-        batch = FusionBatch.from_frames(frames).to(next(self.parameters()).device)
-        return [result["boxes"] for result in self.forward(batch, mode="predict")]
+        with stage(timer, "preprocess"):
+            if self.image_size is not None:
+                frames = [resize_cameras(frame, self.image_size) for frame in frames]
+            batch = FusionBatch.from_frames(frames).to(next(self.parameters()).device)
+        return [result["boxes"] for result in self.forward(batch, mode="predict", timer=timer)]

@@ -174,7 +174,9 @@ def read_frame_records(path: str) -> List[Dict[str, Any]]:
 class ReplayOptions:
     """How to replay (see the module docstring). ``lidar_sweeps`` / ``radar_sweeps`` / ``image_size`` (W, H):
     the model's input, as the loader's arguments. ``faults``: injected into the message stream, or None.
-    ``device``: the model's device, where the stage timer runs (CUDA events on a GPU)."""
+    ``device``: the model's device, where the stage timer runs (CUDA events on a GPU). ``display_min_score``:
+    the pictures and the MCAP show the boxes scoring at least this (by default the planner's own min_score);
+    frames.jsonl keeps every detection."""
 
     every_sweep: bool = False
     realtime: bool = False
@@ -189,6 +191,7 @@ class ReplayOptions:
     video: bool = True
     mcap: bool = True
     device: str = "cpu"
+    display_min_score: float = PlannerConfig().min_score
 
     def __post_init__(self) -> None:
         if not self.speed > 0:
@@ -197,6 +200,8 @@ class ReplayOptions:
             raise ValueError(f"sync_window_s must be >= 0, got {self.sync_window_s}")
         if self.deadline_s is not None and not self.deadline_s > 0:
             raise ValueError(f"deadline_s must be positive, got {self.deadline_s}")
+        if not 0.0 <= self.display_min_score <= 1.0:
+            raise ValueError(f"display_min_score must lie in [0, 1], got {self.display_min_score}")
 
     @property
     def trigger_period_s(self) -> float:
@@ -293,13 +298,15 @@ class _Outputs:
     def render(self, frame: Frame, record: Dict[str, Any], scene_start_us: int) -> None:
         """The frame's picture and MCAP messages, from the frame and its record."""
         boxes = boxes_from_json(record["detections"])
+        boxes = boxes[boxes.scores >= self.options.display_min_score]
         decision = record["decision"]
         if self.mcap is not None:
             self.mcap.write_frame(frame, boxes, decision)
         if not self.options.video:
             return
         lines = [f"{record['scene']}  t={(record['timestamp_us'] - scene_start_us) * 1e-6:6.2f} s"
-                 f"{'  keyframe' if record['is_key_frame'] else ''}  {len(boxes)} boxes"]
+                 f"{'  keyframe' if record['is_key_frame'] else ''}  {len(boxes)} boxes"
+             f" (score >= {self.options.display_min_score:.2f})"]
         if decision is not None:
             ttc = "inf" if decision["ttc_s"] is None else f"{decision['ttc_s']:.1f} s"
             lines.append(f"{decision['maneuver']}  target {decision['target_speed_mps']:.1f} m/s  TTC {ttc}")

@@ -170,3 +170,23 @@ def test_config_and_checkpoint_load_the_model(synthetic_root, tmp_path):
     assert (meta["use_lidar"], meta["use_radar"], meta["use_camera"]) == (True, False, False)
     assert len(boxes.sample_tokens) == metrics["frames_evaluated"]
     assert all(0.0 <= box.detection_score <= 1.0 for box in boxes.all)
+
+
+class _NothingDetector:
+    """Detects nothing (a model whose only sensor is blanked, say)."""
+
+    sensors = frozenset({"lidar"})
+
+    def detect(self, frames):
+        from perception.geometry import Boxes3D
+
+        return [Boxes3D.empty() for _ in frames]
+
+
+def test_a_split_without_detections_fails_clearly(synthetic_root, nusc_synthetic, tmp_path):
+    from perception.eval.detection import NoDetectionsError
+
+    data = DataOptions(str(synthetic_root), TINY_WORLD["version"], SPLIT, 1, 1)
+    with pytest.raises(NoDetectionsError, match=r"results_nusc\.json: no predicted box"):
+        evaluate_split(_NothingDetector(), "nothing", nusc_synthetic, data, str(tmp_path), render_curves=False)
+    assert _read(tmp_path / "results_nusc.json")["results"]  # the (empty) submission itself was written

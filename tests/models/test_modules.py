@@ -175,3 +175,24 @@ def test_overfits_two_frames_to_near_perfect_heatmaps():
         assert sorted(confident.labels.tolist()) == sorted(gt.labels.tolist())
         distances = np.linalg.norm(confident.centers[:, None, :2] - gt.centers[None, :, :2], axis=-1)
         assert distances.min(axis=1).max() < 0.3
+
+
+def test_detect_times_every_model_stage_without_changing_the_boxes():
+    from perception.runtime.timing import StageTimer, timed_detect
+
+    torch.manual_seed(0)
+    model = tiny_model()
+    frame = make_frame(0)
+    untimed = model.detect([frame])[0]
+    timer = StageTimer("cpu")
+    timed = timed_detect(model, frame, timer)
+    np.testing.assert_array_equal(timed.centers, untimed.centers)
+    elapsed = timer.elapsed_ms()
+    top_level = ["preprocess", "lidar_encoder", "radar_encoder", "camera_encoder", "fuser", "decoder", "head",
+                 "decode_nms"]
+    assert set(elapsed) == set(top_level) | {"voxelize", "bev_pool", "detector"}
+    assert all(value > 0 for value in elapsed.values())
+    # Nested stages lie inside their encoders; the model's stages inside the whole detect call.
+    assert elapsed["voxelize"] <= elapsed["lidar_encoder"] + elapsed["radar_encoder"]
+    assert elapsed["bev_pool"] <= elapsed["camera_encoder"]
+    assert sum(elapsed[name] for name in top_level) <= elapsed["detector"]

@@ -1,6 +1,7 @@
 """Shared pieces of the runtime tests: detectors that record their calls, and a copy of a data set to damage."""
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import time
@@ -68,3 +69,15 @@ def corrupt(path: str, payload: bytes = b"not a sensor file") -> None:
     os.unlink(path)
     with open(path, "wb") as f:
         f.write(payload)
+
+
+class HalfConfidentOracle(OracleDetector):
+    """The oracle with every second box's score lowered to 0.1 (a detector's low-confidence boxes)."""
+
+    def detect(self, frames: Sequence[Frame]) -> List[Boxes3D]:
+        results = []
+        for boxes in super().detect(frames):
+            scores = boxes.scores.copy()
+            scores[1::2] = 0.1
+            results.append(dataclasses.replace(boxes, scores=scores))
+        return results

@@ -21,7 +21,7 @@ from perception.runtime.replay import (
     validate_frame_record,
 )
 from perception.sensors import CAMERA_CHANNELS, LIDAR_CHANNEL
-from tests.runtime.helpers import CountingOracle, NoBoxes, corrupt, linked_copy
+from tests.runtime.helpers import CountingOracle, HalfConfidentOracle, NoBoxes, corrupt, linked_copy
 
 QUICK = ReplayOptions(video=False, mcap=False)
 
@@ -115,6 +115,21 @@ def test_mcap_reads_back_with_what_the_records_say(full_replay):
         image = cv2.imdecode(np.frombuffer(frame["/CAM_FRONT/image"].data, np.uint8), cv2.IMREAD_COLOR)
         assert image.shape[1] == frame["/CAM_FRONT/calibration"].width
         assert [t.child_frame_id for t in frame["/tf"].transforms] == ["ego", *CAMERA_CHANNELS]
+
+
+def test_low_scoring_boxes_are_recorded_but_not_displayed(nusc_synthetic, tmp_path):
+    options = ReplayOptions(video=False, mcap=True, display_min_score=0.3)
+    replay_scene(nusc_synthetic, _scene(nusc_synthetic), HalfConfidentOracle(), str(tmp_path), options,
+                 progress=False)
+    records = read_frame_records(str(tmp_path / "frames.jsonl"))
+    shown = {log_time: decoded for topic, log_time, decoded in read_mcap(str(tmp_path / "replay.mcap"))
+             if topic == "/detections"}
+    assert any(d["score"] < 0.3 for record in records for d in record["detections"])
+    for record in records:
+        confident = [d for d in record["detections"] if d["score"] >= 0.3]
+        entities = shown[record["timestamp_us"] * 1000].entities
+        assert len(entities) == len(confident)
+        assert [e.cubes[0].pose.position.x for e in entities] == pytest.approx([d["center"][0] for d in confident])
 
 
 def test_video_and_pictures_hold_every_processed_frame(full_replay):

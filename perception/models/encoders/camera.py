@@ -8,7 +8,7 @@ cross-entropy target for the depth distribution (BEVDepth's supervision).
 """
 from __future__ import annotations
 
-from typing import Dict, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -16,6 +16,7 @@ from torch import nn
 
 from perception.models.grid import BEVGrid
 from perception.ops import BEVPoolGeometry, bev_pool
+from perception.runtime.timing import StageTimer, stage
 
 IMAGE_MEAN = (0.485, 0.456, 0.406)
 IMAGE_STD = (0.229, 0.224, 0.225)
@@ -101,8 +102,9 @@ class CameraEncoder(nn.Module):
         rotation, translation = camera_to_ego[..., :3, :3], camera_to_ego[..., :3, 3]
         return torch.einsum("bnij,bndhwj->bndhwi", rotation, camera_points) + translation[:, :, None, None, None, :]
 
-    def forward(self, batch) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
-        """-> (B, out_channels, ny, nx) and, in training with LiDAR present, {'loss_depth': ...}."""
+    def forward(self, batch, timer: Optional[StageTimer] = None) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
+        """-> (B, out_channels, ny, nx) and, in training with LiDAR present, {'loss_depth': ...}; ``timer`` times
+        the frustum geometry and BEV pooling (stage "bev_pool")."""
         images = batch.images  # (B, N, 3, H, W) float in [0, 1]
         b, n = images.shape[:2]
         normalised = (images.flatten(0, 1) - self.mean) / self.std
@@ -114,11 +116,13 @@ class CameraEncoder(nn.Module):
         valid = batch.camera_valid.reshape(b * n, 1, 1, 1).to(context.dtype)
         lifted = depth[:, :, None] * (context * valid)[:, None]  # (B*N, D, C, h, w)
         lifted = lifted.reshape(b, n, self.depth_bins, self.out_channels, h, w).permute(0, 1, 2, 4, 5, 3)
-        points = self.frustum_points_ego(batch.intrinsics, batch.camera_to_ego, (h, w))
-        z_min, z_max = self.grid.point_cloud_range[2], self.grid.point_cloud_range[5]
-        geometry = BEVPoolGeometry.from_points(points, self.grid.point_cloud_range,
-                                               (*self.grid.cell_size, z_max - z_min))
-        bev = self.bev_conv(bev_pool(lifted.contiguous(), geometry))
+        with stage(timer, "bev_pool"):
+            points = self.frustum_points_ego(batch.intrinsics, batch.camera_to_ego, (h, w))
+            z_min, z_max = self.grid.point_cloud_range[2], self.grid.point_cloud_range[5]
+            geometry = BEVPoolGeometry.from_points(points, self.grid.point_cloud_range,
+                                                   (*self.grid.cell_size, z_max - z_min))
+            pooled = bev_pool(lifted.contiguous(), geometry)
+        bev = self.bev_conv(pooled)
         losses = {}
         if self.training and self.depth_loss_weight > 0 and batch.lidar is not None and len(batch.lidar):
             losses["loss_depth"] = self.depth_loss_weight * self.depth_loss(

@@ -1,13 +1,14 @@
 """LiDAR encoder: PointPillars over the aggregated sweeps, then one conv block on the BEV grid."""
 from __future__ import annotations
 
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
 import torch
 from torch import nn
 
 from perception.models.encoders.pillars import PillarFeatureNet
 from perception.models.grid import BEVGrid
+from perception.runtime.timing import StageTimer
 
 LIDAR_FEATURE_SCALE = (50.0, 50.0, 5.0, 255.0, 0.5)
 """Divisors of the LiDAR columns [x, y, z, intensity, time_lag] before the pillar net."""
@@ -27,6 +28,6 @@ class LidarEncoder(nn.Module):
         self.conv = nn.Sequential(nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),
                                   nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True))
 
-    def forward(self, batch) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
-        """-> BEV features and no auxiliary losses."""
-        return self.conv(self.pillars(batch.lidar, batch.batch_size)), {}
+    def forward(self, batch, timer: Optional[StageTimer] = None) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
+        """-> BEV features and no auxiliary losses; ``timer`` times the voxelization (stage "voxelize")."""
+        return self.conv(self.pillars(batch.lidar, batch.batch_size, timer)), {}

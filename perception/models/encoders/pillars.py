@@ -3,13 +3,14 @@
 scattered onto the BEV grid."""
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Optional, Sequence
 
 import torch
 from torch import nn
 
 from perception.models.grid import BEVGrid
 from perception.ops import hard_voxelize_batch, pillar_scatter
+from perception.runtime.timing import StageTimer, stage
 
 
 class PillarFeatureNet(nn.Module):
@@ -31,11 +32,13 @@ class PillarFeatureNet(nn.Module):
         self.linear = nn.Linear(in_columns + 5, out_channels, bias=False)
         self.norm = nn.BatchNorm1d(out_channels)
 
-    def forward(self, points: torch.Tensor, batch_size: int) -> torch.Tensor:
-        """points (N, 1 + C) [batch index, x, y, z, sensor columns...] in the ego frame -> (B, out, ny, nx)."""
+    def forward(self, points: torch.Tensor, batch_size: int, timer: Optional[StageTimer] = None) -> torch.Tensor:
+        """points (N, 1 + C) [batch index, x, y, z, sensor columns...] in the ego frame -> (B, out, ny, nx);
+        ``timer`` times the hard voxelization as stage "voxelize"."""
         clouds = [points[points[:, 0] == b, 1:].contiguous() for b in range(batch_size)]
-        pillars, coords, counts = hard_voxelize_batch(
-            clouds, self.grid.pillar_size, self.grid.point_cloud_range, self.max_points_per_pillar, self.max_pillars)
+        with stage(timer, "voxelize"):
+            pillars, coords, counts = hard_voxelize_batch(clouds, self.grid.pillar_size, self.grid.point_cloud_range,
+                                                          self.max_points_per_pillar, self.max_pillars)
         pillars = torch.as_tensor(pillars, dtype=torch.float32, device=points.device)  # (M, P, C)
         coords = torch.as_tensor(coords, dtype=torch.long, device=points.device)  # (M, 4) [b, z, y, x]
         counts = torch.as_tensor(counts, dtype=torch.long, device=points.device)  # (M,)

@@ -1,13 +1,14 @@
 """Radar encoder: pillars of radar returns (RCS, compensated velocity, time lag), then one conv block."""
 from __future__ import annotations
 
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
 import torch
 from torch import nn
 
 from perception.models.encoders.pillars import PillarFeatureNet
 from perception.models.grid import BEVGrid
+from perception.runtime.timing import StageTimer
 
 RADAR_FEATURE_SCALE = (50.0, 50.0, 5.0, 20.0, 10.0, 10.0, 0.5)
 """Divisors of the radar columns [x, y, z, rcs, vx_comp, vy_comp, time_lag] before the pillar net."""
@@ -33,6 +34,6 @@ class RadarEncoder(nn.Module):
             nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False), nn.BatchNorm2d(out_channels),
             nn.ReLU(inplace=True))
 
-    def forward(self, batch) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
-        """-> BEV features and no auxiliary losses."""
-        return self.conv(self.pillars(batch.radar, batch.batch_size)), {}
+    def forward(self, batch, timer: Optional[StageTimer] = None) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
+        """-> BEV features and no auxiliary losses; ``timer`` times the voxelization (stage "voxelize")."""
+        return self.conv(self.pillars(batch.radar, batch.batch_size, timer)), {}
