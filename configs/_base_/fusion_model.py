@@ -17,5 +17,8 @@ model = dict(
     encoders=dict(lidar=lidar_encoder, radar=radar_encoder, camera=camera_encoder),
     fuser=dict(out_channels=32, modality_dropout=0.1),
     decoder=dict(channels=[32, 64], blocks=[2, 2], out_channels=64),
-    head=dict(head_channels=32, top_k=300, score_threshold=0.05, max_boxes=300),
+    # L1 weights of the regression channels (offset x, y, z, log w, l, h, sin, cos, vx, vy): velocity at 0.5 rather
+    # than CenterPoint's 0.2, since velocity is where the tiny model lost most NDS (mAVE ~2 m/s at 0.2).
+    head=dict(head_channels=32, top_k=300, score_threshold=0.05, max_boxes=300,
+              regression_weights=[1, 1, 1, 1, 1, 1, 1, 1, 0.5, 0.5]),
 )

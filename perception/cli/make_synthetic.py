@@ -4,18 +4,10 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Sequence
 
+from perception.cli import parse_image_size
 from perception.paths import DATA_ROOT
-
-
-def parse_image_size(text: str) -> Tuple[int, int]:
-    """'WxH' -> (W, H)."""
-    try:
-        width, height = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"image size must look like 800x450, got {text!r}") from None
-    return width, height
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:

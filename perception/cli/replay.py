@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Sequence
 
+from perception.cli import parse_image_size
 from perception.decision import PlannerConfig
 from perception.detector import Detector, OracleDetector
 from perception.paths import REAL_FIXTURE_ROOT, REPO_ROOT
@@ -34,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--deadline-s", type=float, help="a frame is late beyond this (default: the frame period)")
     parser.add_argument("--lidar-sweeps", type=int, help="default: the config's lidar_sweeps, else 10")
     parser.add_argument("--radar-sweeps", type=int, help="default: the config's radar_sweeps, else 6")
-    parser.add_argument("--image-size", help="WxH the model's images are resized to (default: the config's)")
+    parser.add_argument("--image-size", type=parse_image_size, help="WxH the model's images are resized to (default: the config's)")
     parser.add_argument("--faults", help="inject faults, e.g. drop=0.05,duplicate=0.02,delay=0.02,"
                                          "stall=CAM_FRONT:1.0:2.5,seed=0")
     parser.add_argument("--out", default="outputs/replay", help="output folder")
@@ -45,14 +46,6 @@ def build_parser() -> argparse.ArgumentParser:
                         help="draw (and put in the MCAP) boxes scoring at least this; frames.jsonl keeps all")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
-
-
-def parse_image_size(text: str) -> Tuple[int, int]:
-    try:
-        width, height = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"image size must be WxH, e.g. 256x144, got {text!r}") from None
-    return width, height
 
 
 def print_summary(summary: ReplaySummary) -> None:
@@ -98,7 +91,7 @@ def main(argv: Optional[Sequence[str]] = None) -> ReplaySummary:
             every_sweep=args.every_sweep, realtime=args.realtime, speed=args.speed, stale_after_s=args.stale_after_s,
             sync_window_s=args.sync_window_s, deadline_s=args.deadline_s,
             lidar_sweeps=args.lidar_sweeps or lidar_sweeps, radar_sweeps=args.radar_sweeps or radar_sweeps,
-            image_size=parse_image_size(args.image_size) if args.image_size else image_size,
+            image_size=args.image_size or image_size,
             faults=faults, video=not args.no_video, mcap=not args.no_mcap, device=args.device,
             display_min_score=args.display_min_score)
     except (ValueError, argparse.ArgumentTypeError) as error:

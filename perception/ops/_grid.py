@@ -126,6 +126,17 @@ def hash_bits(key, multiplier, bits):
 hash_bits_cpu = numba.njit(inline="always", cache=True)(hash_bits)
 
 
+@numba.njit(inline="always", cache=True)
+def find_slot_cpu(table_keys, key, bits):
+    """The slot of ``key`` in the open-addressing table ``table_keys`` (2**bits slots, -1 = empty, linear
+    probing): where it is stored, or the empty slot where it would be inserted."""
+    mask = (1 << bits) - 1
+    h = hash_bits_cpu(key, SLOT_MULTIPLIER, bits)
+    while table_keys[h] != key and table_keys[h] != -1:
+        h = (h + 1) & mask
+    return h
+
+
 @numba.njit(cache=True)
 def _shard(key, num_shards):
     """Shard of ``key`` in [0, num_shards) (multiply-shift range reduction of a second hash)."""
@@ -168,7 +179,6 @@ def _group_shard(keys, points, capacity, max_members, base, point_group, point_s
     """Serial first-appearance grouping of the keys of ``points`` (ascending indices; keys < 0 are dropped) into
     ids ``base + j`` (j < capacity), with an open-addressing table sized by them. Returns the number of groups."""
     bits = table_bits_cpu(max(capacity, 1))
-    mask = (1 << bits) - 1
     table_keys = np.full(1 << bits, -1, np.int64)
     table_groups = np.empty(1 << bits, np.int32)
     num_groups = 0
@@ -178,24 +188,17 @@ def _group_shard(keys, points, capacity, max_members, base, point_group, point_s
         point_slot[i] = -1
         if key < 0:
             continue
-        h = hash_bits_cpu(key, SLOT_MULTIPLIER, bits)
-        group = -1
-        while True:
-            stored = table_keys[h]
-            if stored == key:
-                group = table_groups[h]
-                break
-            if stored == -1:
-                if num_groups < capacity:
-                    group = base + num_groups
-                    num_groups += 1
-                    table_keys[h] = key
-                    table_groups[h] = group
-                    group_first[group] = i
-                    group_keys[group] = key
-                break
-            h = (h + 1) & mask
-        if group < 0:
+        h = find_slot_cpu(table_keys, key, bits)
+        if table_keys[h] == key:
+            group = table_groups[h]
+        elif num_groups < capacity:
+            group = base + num_groups
+            num_groups += 1
+            table_keys[h] = key
+            table_groups[h] = group
+            group_first[group] = i
+            group_keys[group] = key
+        else:
             continue
         slot = group_sizes[group]
         if slot < max_members:

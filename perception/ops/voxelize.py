@@ -20,14 +20,7 @@ import numpy as np
 import torch
 
 from perception.ops._backend import CudaCall, as_numpy, is_torch, like, resolve_backend
-from perception.ops._grid import (
-    SLOT_MULTIPLIER,
-    Grid3D,
-    decode_keys_cpu,
-    hash_bits_cpu,
-    point_keys_cpu,
-    table_bits_cpu,
-)
+from perception.ops._grid import Grid3D, decode_keys_cpu, find_slot_cpu, point_keys_cpu, table_bits_cpu
 
 Array = Any  # np.ndarray or torch.Tensor
 
@@ -86,7 +79,6 @@ def _fill_voxels_cpu(points, keys, max_points, max_voxels):
             num_valid += 1
     capacity = min(num_valid, max_voxels)
     bits = table_bits_cpu(max(capacity, 1))
-    mask = (1 << bits) - 1
     table_keys = np.full(1 << bits, -1, np.int64)
     table_voxels = np.empty(1 << bits, np.int32)
     voxels = np.empty((capacity, max_points * channels), np.float32)
@@ -97,23 +89,16 @@ def _fill_voxels_cpu(points, keys, max_points, max_voxels):
         key = keys[i]
         if key < 0:
             continue
-        h = hash_bits_cpu(key, SLOT_MULTIPLIER, bits)
-        voxel = -1
-        while True:
-            stored = table_keys[h]
-            if stored == key:
-                voxel = table_voxels[h]
-                break
-            if stored == -1:
-                if num_voxels < max_voxels:
-                    voxel = num_voxels
-                    num_voxels += 1
-                    table_keys[h] = key
-                    table_voxels[h] = voxel
-                    voxel_keys[voxel] = key
-                break
-            h = (h + 1) & mask
-        if voxel < 0:
+        h = find_slot_cpu(table_keys, key, bits)
+        if table_keys[h] == key:
+            voxel = table_voxels[h]
+        elif num_voxels < max_voxels:
+            voxel = num_voxels
+            num_voxels += 1
+            table_keys[h] = key
+            table_voxels[h] = voxel
+            voxel_keys[voxel] = key
+        else:
             continue
         slot = num_points[voxel]
         if slot < max_points:
