@@ -137,6 +137,20 @@ def find_slot_cpu(table_keys, key, bits):
     return h
 
 
+@numba.njit(inline="always", cache=True)
+def find_or_insert_cpu(table_keys, table_values, key, bits, new_value):
+    """The value stored for ``key`` in the table (``find_slot_cpu``'s layout, values beside the keys). When the
+    key is absent: stores ``key -> new_value`` and returns it if ``new_value >= 0`` (the caller's next id, or -1
+    when it has no room left), else returns -1 and leaves the table unchanged."""
+    h = find_slot_cpu(table_keys, key, bits)
+    if table_keys[h] == key:
+        return table_values[h]
+    if new_value >= 0:
+        table_keys[h] = key
+        table_values[h] = new_value
+    return new_value
+
+
 @numba.njit(cache=True)
 def _shard(key, num_shards):
     """Shard of ``key`` in [0, num_shards) (multiply-shift range reduction of a second hash)."""
@@ -188,18 +202,14 @@ def _group_shard(keys, points, capacity, max_members, base, point_group, point_s
         point_slot[i] = -1
         if key < 0:
             continue
-        h = find_slot_cpu(table_keys, key, bits)
-        if table_keys[h] == key:
-            group = table_groups[h]
-        elif num_groups < capacity:
-            group = base + num_groups
+        next_group = base + num_groups if num_groups < capacity else -1
+        group = find_or_insert_cpu(table_keys, table_groups, key, bits, next_group)
+        if group < 0:
+            continue
+        if group == next_group:
             num_groups += 1
-            table_keys[h] = key
-            table_groups[h] = group
             group_first[group] = i
             group_keys[group] = key
-        else:
-            continue
         slot = group_sizes[group]
         if slot < max_members:
             point_group[i] = group

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from perception.ops._backend import CudaCall, as_numpy, is_torch, like, resolve_backend
-from perception.ops._grid import Grid3D, decode_keys_cpu, find_slot_cpu, point_keys_cpu, table_bits_cpu
+from perception.ops._grid import Grid3D, decode_keys_cpu, find_or_insert_cpu, point_keys_cpu, table_bits_cpu
 
 Array = Any  # np.ndarray or torch.Tensor
 
@@ -89,17 +89,13 @@ def _fill_voxels_cpu(points, keys, max_points, max_voxels):
         key = keys[i]
         if key < 0:
             continue
-        h = find_slot_cpu(table_keys, key, bits)
-        if table_keys[h] == key:
-            voxel = table_voxels[h]
-        elif num_voxels < max_voxels:
-            voxel = num_voxels
-            num_voxels += 1
-            table_keys[h] = key
-            table_voxels[h] = voxel
-            voxel_keys[voxel] = key
-        else:
+        next_voxel = num_voxels if num_voxels < max_voxels else -1
+        voxel = find_or_insert_cpu(table_keys, table_voxels, key, bits, next_voxel)
+        if voxel < 0:
             continue
+        if voxel == next_voxel:
+            num_voxels += 1
+            voxel_keys[voxel] = key
         slot = num_points[voxel]
         if slot < max_points:
             start = slot * channels
