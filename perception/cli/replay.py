@@ -35,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--deadline-s", type=float, help="a frame is late beyond this (default: the frame period)")
     parser.add_argument("--lidar-sweeps", type=int, help="default: the config's lidar_sweeps, else 10")
     parser.add_argument("--radar-sweeps", type=int, help="default: the config's radar_sweeps, else 6")
-    parser.add_argument("--image-size", type=parse_image_size, help="WxH the model's images are resized to (default: the config's)")
+    parser.add_argument("--image-size", type=parse_image_size,
+                        help="WxH the model's images are resized to (default: the config's)")
     parser.add_argument("--faults", help="inject faults, e.g. drop=0.05,duplicate=0.02,delay=0.02,"
                                          "stall=CAM_FRONT:1.0:2.5,seed=0")
     parser.add_argument("--out", default="outputs/replay", help="output folder")

@@ -127,22 +127,15 @@ hash_bits_cpu = numba.njit(inline="always", cache=True)(hash_bits)
 
 
 @numba.njit(inline="always", cache=True)
-def find_slot_cpu(table_keys, key, bits):
-    """The slot of ``key`` in the open-addressing table ``table_keys`` (2**bits slots, -1 = empty, linear
-    probing): where it is stored, or the empty slot where it would be inserted."""
+def find_or_insert_cpu(table_keys, table_values, key, bits, new_value):
+    """The value stored for ``key`` in an open-addressing table (2**bits slots, key -1 = empty, linear probing,
+    values beside the keys). When the key is absent: stores ``key -> new_value`` and returns it if
+    ``new_value >= 0`` (the caller's next id, or -1 when it has no room left), else returns -1 and leaves the
+    table unchanged."""
     mask = (1 << bits) - 1
     h = hash_bits_cpu(key, SLOT_MULTIPLIER, bits)
     while table_keys[h] != key and table_keys[h] != -1:
         h = (h + 1) & mask
-    return h
-
-
-@numba.njit(inline="always", cache=True)
-def find_or_insert_cpu(table_keys, table_values, key, bits, new_value):
-    """The value stored for ``key`` in the table (``find_slot_cpu``'s layout, values beside the keys). When the
-    key is absent: stores ``key -> new_value`` and returns it if ``new_value >= 0`` (the caller's next id, or -1
-    when it has no room left), else returns -1 and leaves the table unchanged."""
-    h = find_slot_cpu(table_keys, key, bits)
     if table_keys[h] == key:
         return table_values[h]
     if new_value >= 0:
