@@ -111,8 +111,6 @@ table_bits_cpu = numba.njit(cache=True)(table_bits)
 
 SLOT_MULTIPLIER = 2654435761
 """Knuth's multiplicative-hash constant: hash-table slots."""
-SHARD_MULTIPLIER = 0x85EBCA6B
-"""A second odd constant: shards, independent of the slots."""
 
 
 def hash_bits(key, multiplier, bits):
@@ -126,147 +124,132 @@ def hash_bits(key, multiplier, bits):
 hash_bits_cpu = numba.njit(inline="always", cache=True)(hash_bits)
 
 
+def new_table_cpu(bits):
+    """An empty open-addressing table of 2**bits slots: (2 * 2**bits,) int64, slot h holding its key at 2h
+    (-1 = empty) and its value at 2h + 1, so that a probe touches one cache line."""
+    return np.full(2 << bits, -1, np.int64)
+
+
+new_table_cpu = numba.njit(inline="always", cache=True)(new_table_cpu)
+
+
 @numba.njit(inline="always", cache=True)
-def find_or_insert_cpu(table_keys, table_values, key, bits, new_value):
-    """The value stored for ``key`` in an open-addressing table (2**bits slots, key -1 = empty, linear probing,
-    values beside the keys). When the key is absent: stores ``key -> new_value`` and returns it if
-    ``new_value >= 0`` (the caller's next id, or -1 when it has no room left), else returns -1 and leaves the
-    table unchanged."""
+def find_or_insert_cpu(table, key, bits, new_value):
+    """The value stored for ``key`` (>= 0) in ``table`` (see new_table_cpu; linear probing). When the key is
+    absent: stores ``key -> new_value`` and returns it if ``new_value >= 0`` (the caller's next id, or -1 when it
+    has no room left), else returns -1 and leaves the table unchanged."""
     mask = (1 << bits) - 1
     h = hash_bits_cpu(key, SLOT_MULTIPLIER, bits)
-    while table_keys[h] != key and table_keys[h] != -1:
+    while table[2 * h] != key and table[2 * h] != -1:
         h = (h + 1) & mask
-    if table_keys[h] == key:
-        return table_values[h]
+    if table[2 * h] == key:
+        return table[2 * h + 1]
     if new_value >= 0:
-        table_keys[h] = key
-        table_values[h] = new_value
+        table[2 * h] = key
+        table[2 * h + 1] = new_value
     return new_value
 
 
 @numba.njit(cache=True)
-def _shard(key, num_shards):
-    """Shard of ``key`` in [0, num_shards) (multiply-shift range reduction of a second hash)."""
-    return (hash_bits_cpu(key, SHARD_MULTIPLIER, 32) * num_shards) >> 32
-
-
-@numba.njit(parallel=True, cache=True)
-def _partition_by_shard(keys, num_shards):
-    """Point indices bucketed by the shard of their key, input order kept inside each bucket (keys < 0 go to
-    shard 0): returns order (N,) int64 and bounds (num_shards + 1,) with shard s owning
-    order[bounds[s]:bounds[s + 1]]. A parallel counting sort over one contiguous chunk of points per thread."""
-    n = keys.size
-    chunk = (n + num_shards - 1) // num_shards
-    counts = np.zeros((num_shards, num_shards), np.int64)
-    for c in numba.prange(num_shards):
-        for i in range(c * chunk, min((c + 1) * chunk, n)):
-            counts[c, 0 if keys[i] < 0 else _shard(keys[i], num_shards)] += 1
-    positions = np.empty((num_shards, num_shards), np.int64)
-    bounds = np.zeros(num_shards + 1, np.int64)
-    total = 0
-    for b in range(num_shards):
-        bounds[b] = total
-        for c in range(num_shards):
-            positions[c, b] = total
-            total += counts[c, b]
-    bounds[num_shards] = total
-    order = np.empty(n, np.int64)
-    for c in numba.prange(num_shards):
-        cursor = positions[c].copy()
-        for i in range(c * chunk, min((c + 1) * chunk, n)):
-            b = 0 if keys[i] < 0 else _shard(keys[i], num_shards)
-            order[cursor[b]] = i
-            cursor[b] += 1
-    return order, bounds
-
-
-@numba.njit(cache=True)
-def _group_shard(keys, points, capacity, max_members, base, point_group, point_slot, group_first, group_keys,
-                 group_sizes):
-    """Serial first-appearance grouping of the keys of ``points`` (ascending indices; keys < 0 are dropped) into
-    ids ``base + j`` (j < capacity), with an open-addressing table sized by them. Returns the number of groups."""
-    bits = table_bits_cpu(max(capacity, 1))
-    table_keys = np.full(1 << bits, -1, np.int64)
-    table_groups = np.empty(1 << bits, np.int32)
+def _group_chunk(keys, start, stop, capacity, table, bits, local_group, local_rank, chunk_keys, chunk_sizes):
+    """Serial first-appearance grouping of keys[start:stop] (keys < 0 skipped) into at most ``capacity`` groups,
+    recorded in ``table`` (2**bits slots, see new_table_cpu): local_group[i] = the key's group j in the chunk
+    (-1 dropped), local_rank[i] = the point's rank in it; group j has key chunk_keys[start + j] and
+    chunk_sizes[start + j] members. Returns the number of groups."""
     num_groups = 0
-    for i in points:
+    previous_key = -1
+    group = -1
+    for i in range(start, stop):
         key = keys[i]
-        point_group[i] = -1
-        point_slot[i] = -1
         if key < 0:
+            local_group[i] = -1
             continue
-        next_group = base + num_groups if num_groups < capacity else -1
-        group = find_or_insert_cpu(table_keys, table_groups, key, bits, next_group)
-        if group < 0:
-            continue
-        if group == next_group:
-            num_groups += 1
-            group_first[group] = i
-            group_keys[group] = key
-        slot = group_sizes[group]
-        if slot < max_members:
-            point_group[i] = group
-            point_slot[i] = slot
-            group_sizes[group] = slot + 1
+        if key != previous_key:  # scan order often repeats a cell: skip the probe
+            group = find_or_insert_cpu(table, key, bits, num_groups if num_groups < capacity else -1)
+            if group >= 0 and group == num_groups:
+                chunk_keys[start + group] = key
+                chunk_sizes[start + group] = 0
+                num_groups += 1
+            previous_key = key
+        local_group[i] = group
+        if group >= 0:
+            local_rank[i] = chunk_sizes[start + group]
+            chunk_sizes[start + group] += 1
     return num_groups
 
 
 @numba.njit(parallel=True, cache=True)
-def group_keys_cpu(keys, max_groups, max_members, num_shards):
+def group_keys_cpu(keys, max_groups, max_members, num_chunks):
     """Group equal non-negative ``keys`` (N,) int64 in first-appearance order. Keys first seen after
     ``max_groups`` groups exist are dropped; a member beyond ``max_members`` in its group is dropped.
 
-    The keys are split into ``num_shards`` shards by hash, each grouped serially by one thread with a hash table
-    sized by its keys (never by the grid), and the shards' groups are merged by their first point. The result
-    does not depend on ``num_shards``.
+    The points are cut into ``num_chunks`` contiguous chunks grouped in parallel, each with a hash table sized by
+    its points (never by the grid). The first chunk's groups are the first global groups and its table becomes
+    the global one: the later chunks' groups are merged into it serially in chunk order (one probe per group,
+    which keeps the first-appearance order), then every point's group and rank are resolved in parallel. The
+    result does not depend on ``num_chunks``.
 
     Returns point_group (N,) int32 (-1 dropped), point_slot (N,) int32 (rank of the point in its group, input
     order; -1 dropped), group_keys (M,) int64, group_sizes (M,) int32 (members kept).
     """
     n = keys.size
-    point_group = np.empty(n, np.int32)
+    chunk = max((n + num_chunks - 1) // num_chunks, 1)
+    capacity = min(n, max_groups)
+    global_bits = table_bits_cpu(max(capacity, 1))
+    global_table = new_table_cpu(global_bits)
+    local_group = np.empty(n, np.int32)
     point_slot = np.empty(n, np.int32)
-    if num_shards == 1:
-        order, bounds = np.arange(n), np.array([0, n])
-    else:
-        order, bounds = _partition_by_shard(keys, num_shards)
-    capacities = np.minimum(bounds[1:num_shards + 1] - bounds[:num_shards], max_groups)
-    bases = np.zeros(num_shards + 1, np.int64)
-    bases[1:] = np.cumsum(capacities)
-    group_first = np.empty(bases[num_shards], np.int64)
-    shard_group_keys = np.empty(bases[num_shards], np.int64)
-    shard_group_sizes = np.zeros(bases[num_shards], np.int32)
-    shard_groups = np.zeros(num_shards, np.int64)
-    for shard in numba.prange(num_shards):
-        shard_groups[shard] = _group_shard(keys, order[bounds[shard]:bounds[shard + 1]], capacities[shard],
-                                           max_members, bases[shard], point_group, point_slot, group_first,
-                                           shard_group_keys, shard_group_sizes)
-    # merge: each shard's groups are already in first-appearance order
-    rank = np.full(bases[num_shards], -1, np.int32)
-    heads = bases[:num_shards].copy()
-    num_groups = 0
-    while num_groups < max_groups:
-        best = -1
-        for shard in range(num_shards):
-            if heads[shard] < bases[shard] + shard_groups[shard] and (
-                    best < 0 or group_first[heads[shard]] < group_first[heads[best]]):
-                best = shard
-        if best < 0:
-            break
-        rank[heads[best]] = num_groups
-        heads[best] += 1
-        num_groups += 1
+    chunk_keys = np.empty(n, np.int64)
+    chunk_sizes = np.empty(n, np.int32)
+    chunk_groups = np.zeros(num_chunks, np.int64)
+    for c in numba.prange(num_chunks):
+        start, stop = min(c * chunk, n), min((c + 1) * chunk, n)
+        if c == 0:
+            chunk_groups[c] = _group_chunk(keys, start, stop, capacity, global_table, global_bits, local_group,
+                                           point_slot, chunk_keys, chunk_sizes)
+        else:
+            bits = table_bits_cpu(max(stop - start, 1))
+            chunk_groups[c] = _group_chunk(keys, start, stop, stop - start, new_table_cpu(bits), bits, local_group,
+                                           point_slot, chunk_keys, chunk_sizes)
+    # the first chunk's group j is global group j; merge the others: global id and members of earlier chunks
+    global_group = np.empty(n, np.int32)  # indexed like chunk_keys
+    members_before = np.empty(n, np.int32)
+    total_sizes = np.zeros(capacity, np.int64)
+    num_groups = chunk_groups[0]
+    for j in range(num_groups):
+        global_group[j] = j
+        members_before[j] = 0
+        total_sizes[j] = chunk_sizes[j]
+    for c in range(1, num_chunks):
+        for j in range(c * chunk, c * chunk + chunk_groups[c]):
+            next_group = num_groups if num_groups < capacity else -1
+            group = find_or_insert_cpu(global_table, chunk_keys[j], global_bits, next_group)
+            global_group[j] = group
+            if group < 0:
+                continue
+            if group == num_groups:
+                num_groups += 1
+            members_before[j] = total_sizes[group]
+            total_sizes[group] += chunk_sizes[j]
     group_keys = np.empty(num_groups, np.int64)
     group_sizes = np.empty(num_groups, np.int32)
-    for j in range(rank.size):
-        if rank[j] >= 0:
-            group_keys[rank[j]] = shard_group_keys[j]
-            group_sizes[rank[j]] = shard_group_sizes[j]
-    for i in numba.prange(n):
-        if point_group[i] >= 0:
-            point_group[i] = rank[point_group[i]]
-            if point_group[i] < 0:
-                point_slot[i] = -1
+    point_group = np.empty(n, np.int32)
+    for c in numba.prange(num_chunks):
+        start = c * chunk
+        for i in range(min(start, n), min(start + chunk, n)):
+            group = -1 if local_group[i] < 0 else global_group[start + local_group[i]]
+            if group >= 0:
+                slot = members_before[start + local_group[i]] + point_slot[i]
+                if slot < max_members:
+                    point_group[i] = group
+                    point_slot[i] = slot
+                    if slot == 0:
+                        group_keys[group] = keys[i]
+                    continue
+            point_group[i] = -1
+            point_slot[i] = -1
+    for g in numba.prange(num_groups):
+        group_sizes[g] = min(total_sizes[g], max_members)
     return point_group, point_slot, group_keys, group_sizes
 
 

@@ -8,8 +8,9 @@ beyond ``max_points`` of a voxel and voxels beyond ``max_voxels`` are dropped. V
 ``(batch, z, y, x)`` integer cells.
 
 No kernel touches a dense grid or a ``max_voxels``-sized buffer: the CPU kernel computes cell keys in parallel,
-then fills voxels in one serial O(N) pass with a hash table sized by the points; the GPU kernel with an atomic hash table, a scan and ``max_points`` rounds of
-atomic-min (O(N * max_points)).
+groups them with hash tables sized by the points (contiguous chunks in parallel, then a serial merge of the
+chunks' groups; perception.ops._grid.group_keys_cpu) and copies the points into their slots in parallel; the GPU
+kernel uses an atomic hash table, a scan and ``max_points`` rounds of atomic-min (O(N * max_points)).
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ import numpy as np
 import torch
 
 from perception.ops._backend import CudaCall, as_numpy, is_torch, like, resolve_backend
-from perception.ops._grid import Grid3D, decode_keys_cpu, find_or_insert_cpu, point_keys_cpu, table_bits_cpu
+from perception.ops._grid import Grid3D, decode_keys_cpu, group_keys_cpu, point_keys_cpu
 
 Array = Any  # np.ndarray or torch.Tensor
 
@@ -67,54 +68,26 @@ def _hard_voxelize_reference(points: np.ndarray, grid: Grid3D, max_points: int, 
 # --------------------------------------------------------------------------------------------- Numba CPU
 
 
-@numba.njit(cache=True)
-def _fill_voxels_cpu(points, keys, max_points, max_voxels):
-    """One serial pass in input order: look each cell key up in an open-addressing table sized by the points
-    (not the grid), open a voxel on a new key while fewer than max_voxels exist, copy the point into its voxel's
-    next free slot. Returns voxels (M, P * C) (slots past num_points not written), voxel_keys (M,), num_points."""
-    channels = points.shape[1]
-    num_valid = 0
-    for i in range(keys.size):
-        if keys[i] >= 0:
-            num_valid += 1
-    capacity = min(num_valid, max_voxels)
-    bits = table_bits_cpu(max(capacity, 1))
-    table_keys = np.full(1 << bits, -1, np.int64)
-    table_voxels = np.empty(1 << bits, np.int32)
-    voxels = np.empty((capacity, max_points * channels), np.float32)
-    voxel_keys = np.empty(capacity, np.int64)
-    num_points = np.zeros(capacity, np.int32)
-    num_voxels = 0
-    for i in range(keys.size):
-        key = keys[i]
-        if key < 0:
-            continue
-        next_voxel = num_voxels if num_voxels < max_voxels else -1
-        voxel = find_or_insert_cpu(table_keys, table_voxels, key, bits, next_voxel)
-        if voxel < 0:
-            continue
-        if voxel == next_voxel:
-            num_voxels += 1
-            voxel_keys[voxel] = key
-        slot = num_points[voxel]
-        if slot < max_points:
-            start = slot * channels
-            for c in range(channels):
-                voxels[voxel, start + c] = points[i, c]
-            num_points[voxel] = slot + 1
-    return voxels[:num_voxels], voxel_keys[:num_voxels], num_points[:num_voxels]
-
-
 @numba.njit(parallel=True, cache=True)
-def _zero_empty_slots_cpu(voxels, num_points, channels):
+def _gather_voxels_cpu(points, point_voxel, point_slot, num_points, max_points):
+    """voxels (M, max_points * C) float32: each kept point copied to its (voxel, slot), the other slots zeroed."""
+    channels = points.shape[1]
+    voxels = np.empty((num_points.size, max_points * channels), np.float32)
+    for i in numba.prange(points.shape[0]):
+        if point_voxel[i] >= 0:
+            start = point_slot[i] * channels
+            for c in range(channels):
+                voxels[point_voxel[i], start + c] = points[i, c]
     for v in numba.prange(num_points.size):
         voxels[v, num_points[v] * channels:] = 0.0
+    return voxels
 
 
 def _hard_voxelize_numba(points: np.ndarray, grid: Grid3D, max_points: int, max_voxels: int):
-    keys = point_keys_cpu(points, grid.low, grid.size, grid.counts)  # parallel
-    voxels, voxel_keys, num_points = _fill_voxels_cpu(points, keys, max_points, max_voxels)  # serial, O(N)
-    _zero_empty_slots_cpu(voxels, num_points, points.shape[1])  # parallel
+    keys = point_keys_cpu(points, grid.low, grid.size, grid.counts)
+    point_voxel, point_slot, voxel_keys, num_points = group_keys_cpu(keys, max_voxels, max_points,
+                                                                     numba.get_num_threads())
+    voxels = _gather_voxels_cpu(points, point_voxel, point_slot, num_points, max_points)
     voxels = voxels.reshape((len(num_points), max_points, points.shape[1]))
     return voxels, decode_keys_cpu(voxel_keys, grid.counts, True), num_points
 

@@ -143,13 +143,35 @@ def test_dynamic_voxelize_matches_hard_voxel_cells(case):
         np.testing.assert_array_equal(cells, expected)
 
 
-@pytest.mark.parametrize("num_shards", [1, 2, 3, 7])
-def test_grouping_does_not_depend_on_the_number_of_shards(num_shards):
+def _group_keys_by_loop(keys, max_groups, max_members):
+    """Plain-Python oracle of group_keys_cpu: one pass in input order with a dict."""
+    group_of, sizes, group_keys = {}, [], []
+    point_group, point_slot = np.full(len(keys), -1, np.int32), np.full(len(keys), -1, np.int32)
+    for i, key in enumerate(keys.tolist()):
+        if key < 0:
+            continue
+        if key not in group_of:
+            if len(group_keys) == max_groups:
+                continue
+            group_of[key] = len(group_keys)
+            group_keys.append(key)
+            sizes.append(0)
+        group = group_of[key]
+        if sizes[group] < max_members:
+            point_group[i], point_slot[i] = group, sizes[group]
+            sizes[group] += 1
+    return point_group, point_slot, np.array(group_keys, np.int64), np.array(sizes, np.int32)
+
+
+@pytest.mark.parametrize("num_chunks", [1, 2, 3, 7, 600])
+def test_grouping_matches_a_loop_for_any_number_of_chunks(num_chunks):
     from perception.ops._grid import group_keys_cpu
 
     rng = np.random.default_rng(6)
-    keys = rng.integers(-1, 40, size=500)
-    for max_groups, max_members in [(1000, 1000), (10, 3), (1, 1)]:
-        expected = group_keys_cpu(keys, max_groups, max_members, 1)
-        for got, want in zip(group_keys_cpu(keys, max_groups, max_members, num_shards), expected):
-            np.testing.assert_array_equal(got, want)
+    for keys in (rng.integers(-1, 40, size=500), rng.integers(-1, 400, size=500), np.arange(0, dtype=np.int64),
+                 np.full(7, -1, np.int64), np.repeat(rng.integers(0, 5, size=50), 7)):
+        for max_groups, max_members in [(1000, 1000), (10, 3), (1, 1)]:
+            expected = _group_keys_by_loop(keys, max_groups, max_members)
+            for got, want in zip(group_keys_cpu(keys.astype(np.int64), max_groups, max_members, num_chunks),
+                                 expected):
+                np.testing.assert_array_equal(got, want)
