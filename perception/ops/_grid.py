@@ -124,20 +124,12 @@ def hash_bits(key, multiplier, bits):
 hash_bits_cpu = numba.njit(inline="always", cache=True)(hash_bits)
 
 
-def new_table_cpu(bits):
-    """An empty open-addressing table of 2**bits slots: (2 * 2**bits,) int64, slot h holding its key at 2h
-    (-1 = empty) and its value at 2h + 1, so that a probe touches one cache line."""
-    return np.full(2 << bits, -1, np.int64)
-
-
-new_table_cpu = numba.njit(inline="always", cache=True)(new_table_cpu)
-
-
 @numba.njit(inline="always", cache=True)
 def find_or_insert_cpu(table, key, bits, new_value):
-    """The value stored for ``key`` (>= 0) in ``table`` (see new_table_cpu; linear probing). When the key is
-    absent: stores ``key -> new_value`` and returns it if ``new_value >= 0`` (the caller's next id, or -1 when it
-    has no room left), else returns -1 and leaves the table unchanged."""
+    """The value stored for ``key`` (>= 0) in an open-addressing ``table`` of 2**bits slots: (2 * 2**bits,) int64,
+    slot h holding its key at 2h (-1 = empty) and its value at 2h + 1, so that a probe touches one cache line;
+    linear probing. When the key is absent: stores ``key -> new_value`` and returns it if ``new_value >= 0`` (the
+    caller's next id, or -1 when it has no room left), else returns -1 and leaves the table unchanged."""
     mask = (1 << bits) - 1
     h = hash_bits_cpu(key, SLOT_MULTIPLIER, bits)
     while table[2 * h] != key and table[2 * h] != -1:
@@ -153,7 +145,7 @@ def find_or_insert_cpu(table, key, bits, new_value):
 @numba.njit(cache=True)
 def _group_chunk(keys, start, stop, capacity, table, bits, local_group, local_rank, chunk_keys, chunk_sizes):
     """Serial first-appearance grouping of keys[start:stop] (keys < 0 skipped) into at most ``capacity`` groups,
-    recorded in ``table`` (2**bits slots, see new_table_cpu): local_group[i] = the key's group j in the chunk
+    recorded in ``table`` (2**bits empty slots, see find_or_insert_cpu): local_group[i] = the key's group j in the chunk
     (-1 dropped), local_rank[i] = the point's rank in it; group j has key chunk_keys[start + j] and
     chunk_sizes[start + j] members. Returns the number of groups."""
     num_groups = 0
@@ -196,21 +188,26 @@ def group_keys_cpu(keys, max_groups, max_members, num_chunks):
     chunk = max((n + num_chunks - 1) // num_chunks, 1)
     capacity = min(n, max_groups)
     global_bits = table_bits_cpu(max(capacity, 1))
-    global_table = new_table_cpu(global_bits)
+    global_table = np.empty(2 << global_bits, np.int64)
     local_group = np.empty(n, np.int32)
     point_slot = np.empty(n, np.int32)
     chunk_keys = np.empty(n, np.int64)
     chunk_sizes = np.empty(n, np.int32)
     chunk_groups = np.zeros(num_chunks, np.int64)
+    chunk_bits = table_bits_cpu(max(chunk, 1))
+    # tables allocated by this thread (allocating in the workers costs page faults in per-thread malloc arenas)
+    # and emptied by their workers
+    chunk_tables = np.empty((max(num_chunks - 1, 0), 2 << chunk_bits), np.int64)
     for c in numba.prange(num_chunks):
         start, stop = min(c * chunk, n), min((c + 1) * chunk, n)
         if c == 0:
+            global_table[:] = -1
             chunk_groups[c] = _group_chunk(keys, start, stop, capacity, global_table, global_bits, local_group,
                                            point_slot, chunk_keys, chunk_sizes)
         else:
-            bits = table_bits_cpu(max(stop - start, 1))
-            chunk_groups[c] = _group_chunk(keys, start, stop, stop - start, new_table_cpu(bits), bits, local_group,
-                                           point_slot, chunk_keys, chunk_sizes)
+            chunk_tables[c - 1] = -1
+            chunk_groups[c] = _group_chunk(keys, start, stop, stop - start, chunk_tables[c - 1], chunk_bits,
+                                           local_group, point_slot, chunk_keys, chunk_sizes)
     # the first chunk's group j is global group j; merge the others: global id and members of earlier chunks
     global_group = np.empty(n, np.int32)  # indexed like chunk_keys
     members_before = np.empty(n, np.int32)
