@@ -222,6 +222,19 @@ def test_real_time_pacing_skips_and_counts_late_frames(nusc_synthetic, tmp_path)
     assert summary.wall_s >= summary.sensor_duration_s / 4
 
 
+def test_real_time_replay_warms_the_detector_up_once_before_the_clock(nusc_synthetic, tmp_path):
+    scene = _scene(nusc_synthetic)
+    keyframes = _keyframes(nusc_synthetic, scene)
+    detector = NoBoxes()
+    summary = replay_scene(nusc_synthetic, scene, detector, str(tmp_path),
+                           ReplayOptions(realtime=True, speed=8.0, lidar_sweeps=1, video=False, mcap=False),
+                           progress=False)
+    assert summary.processed == len(keyframes) and summary.skipped == 0
+    assert len(detector.frames) == len(keyframes) + 1  # the warm-up frame is detected, not recorded
+    assert detector.frames[0].timestamp_us == detector.frames[1].timestamp_us == keyframes[0].timestamp_us
+    assert len(read_frame_records(str(tmp_path / "frames.jsonl"))) == len(keyframes)
+
+
 def test_command_line_replays_and_resumes(nusc_synthetic, synthetic_root, tmp_path, capsys):
     args = ["--oracle", "--dataroot", str(synthetic_root), "--version", nusc_synthetic.version, "--scene",
             _scene(nusc_synthetic), "--out", str(tmp_path), "--no-video", "--quiet"]
