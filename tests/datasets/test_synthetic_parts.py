@@ -1,6 +1,7 @@
 """Parts of the synthetic world generator checked on their own: radar PCD files against the devkit's reader,
 the sensor schedule, meshes inside their boxes, the ego's manoeuvres, splits, argument checks and determinism."""
 import filecmp
+import os
 
 import numpy as np
 import pytest
@@ -122,10 +123,12 @@ def _tree(root):
     return sorted(p.relative_to(root) for p in root.rglob("*") if p.is_file())
 
 
-def test_same_arguments_give_byte_identical_worlds(tmp_path):
-    arguments = dict(num_scenes=1, samples_per_scene=2, seed=7, image_size=(64, 36), progress=False)
+def test_same_arguments_give_byte_identical_worlds_with_or_without_worker_processes(tmp_path):
+    arguments = dict(num_scenes=2, samples_per_scene=2, seed=7, image_size=(64, 36), progress=False)
+    environment = dict(os.environ)
     first = generate_world(tmp_path / "a", **arguments)
-    second = generate_world(tmp_path / "b", **arguments)
+    second = generate_world(tmp_path / "b", workers=2, **arguments)
+    assert dict(os.environ) == environment  # the workers' thread limits are not left behind
     files = _tree(first)
     assert files == _tree(second) and len(files) > 100
     _, mismatch, errors = filecmp.cmpfiles(first, second, [str(f) for f in files], shallow=False)
