@@ -214,6 +214,14 @@ class ReplayOptions:
     def effective_deadline_s(self) -> float:
         return self.deadline_s if self.deadline_s is not None else self.trigger_period_s
 
+    def is_trigger(self, message: SensorMessage) -> bool:
+        """Whether ``message`` starts a frame: a LiDAR keyframe, or any LiDAR sweep with ``every_sweep``."""
+        return message.channel == LIDAR_CHANNEL and (self.every_sweep or message.is_key_frame)
+
+    def new_state(self, drop: frozenset) -> StreamingState:
+        """An empty streaming state with these buffers, leaving out the sensor groups in ``drop``."""
+        return StreamingState(self.lidar_sweeps, self.radar_sweeps, self.stale_after_s, self.image_size, drop)
+
 
 @dataclass
 class ReplaySummary:
@@ -341,9 +349,8 @@ class _Outputs:
 def _warm_up(detector: Detector, stream: Sequence[SensorMessage], options: ReplayOptions, drop: frozenset,
              scene_token: str) -> None:
     """One untimed detection on the first trigger's frame, built from a throwaway streaming state."""
-    state = StreamingState(options.lidar_sweeps, options.radar_sweeps, options.stale_after_s, options.image_size,
-                           drop)
-    first = next((m for m in stream if m.channel == LIDAR_CHANNEL and (options.every_sweep or m.is_key_frame)), None)
+    state = options.new_state(drop)
+    first = next((m for m in stream if options.is_trigger(m)), None)
     if first is None:
         return
     for message in stream:
@@ -377,8 +384,7 @@ def replay_scene(
     done = {r["lidar_token"]: r for r in read_frame_records(os.path.join(out_dir, FRAMES_FILE))} if resume else {}
     with_annotations = len(nusc.sample_annotation) > 0
     drop = frozenset(SENSOR_GROUPS) - frozenset(detector.sensors)
-    state = StreamingState(options.lidar_sweeps, options.radar_sweeps, options.stale_after_s, options.image_size,
-                           drop)
+    state = options.new_state(drop)
     if options.realtime and not isinstance(detector, OracleDetector):  # the oracle has nothing to warm up
         _warm_up(detector, stream, options, drop, scene_record["token"])
     timer = StageTimer(options.device)
@@ -468,8 +474,7 @@ def replay_scene(
             clock.wait_until(message.timestamp_us)
             if not clock.behind(message.timestamp_us):  # a backlog is delivered before the next frame starts
                 process_ready(message.timestamp_us)
-            if state.push(message) and message.channel == LIDAR_CHANNEL and (options.every_sweep
-                                                                               or message.is_key_frame):
+            if state.push(message) and options.is_trigger(message):
                 if message.sample_data_token not in index_of:
                     index_of[message.sample_data_token] = trigger_index
                     trigger_index += 1
