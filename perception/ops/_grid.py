@@ -64,6 +64,12 @@ class Grid3D:
         return nz, ny, nx
 
     @property
+    def key_dtype(self) -> type:
+        """np.int32 when every linear key fits (fewer than 2**31 cells: keys and hash tables take half the
+        memory), else np.int64."""
+        return np.int32 if int(np.prod(self.shape_xyz, dtype=np.float64)) < 2**31 else np.int64
+
+    @property
     def counts(self) -> np.ndarray:
         """(3,) int64 [nx, ny, nz], the form the kernels take."""
         return np.asarray(self.shape_xyz, dtype=np.int64)
@@ -88,12 +94,15 @@ class Grid3D:
 
 
 @numba.njit(parallel=True, cache=True)
-def point_keys_cpu(xyz_source, low, size, counts):
-    """(N,) int64 ``cell_key`` of the first 3 columns of ``xyz_source`` (N, C) float32, -1 when dropped."""
+def point_keys_cpu(xyz_source, low, size, counts, keys, num_chunks):
+    """Fill ``keys`` (N,) (int32 or int64, see Grid3D.key_dtype) with the ``cell_key`` of the first 3 columns of
+    ``xyz_source`` (N, C) float32, -1 when dropped; returns ``keys``. One contiguous range of points per chunk, a
+    chunk per thread (twice as fast here as a prange over the points)."""
     n = xyz_source.shape[0]
-    keys = np.empty(n, np.int64)
-    for i in numba.prange(n):
-        keys[i] = cell_key_cpu(xyz_source[i, 0], xyz_source[i, 1], xyz_source[i, 2], low, size, counts)
+    chunk = (n + num_chunks - 1) // num_chunks
+    for c in numba.prange(num_chunks):
+        for i in range(c * chunk, min((c + 1) * chunk, n)):
+            keys[i] = cell_key_cpu(xyz_source[i, 0], xyz_source[i, 1], xyz_source[i, 2], low, size, counts)
     return keys
 
 
@@ -125,128 +134,160 @@ hash_bits_cpu = numba.njit(inline="always", cache=True)(hash_bits)
 
 
 @numba.njit(inline="always", cache=True)
-def find_or_insert_cpu(table, key, bits, new_value):
-    """The value stored for ``key`` (>= 0) in an open-addressing ``table`` of 2**bits slots: (2 * 2**bits,) int64,
-    slot h holding its key at 2h (-1 = empty) and its value at 2h + 1, so that a probe touches one cache line;
-    linear probing. When the key is absent: stores ``key -> new_value`` and returns it if ``new_value >= 0`` (the
-    caller's next id, or -1 when it has no room left), else returns -1 and leaves the table unchanged."""
+def find_slot_cpu(table, key, bits):
+    """Index of ``key``'s slot in an open-addressing ``table`` of 2**bits slots, or of the empty slot where it
+    would go: (2 * 2**bits,) of the keys' dtype, slot h holding its key at 2h (-1 = empty) and its value at 2h + 1
+    (one cache line per probe); linear probing. Returns 2h."""
     mask = (1 << bits) - 1
     h = hash_bits_cpu(key, SLOT_MULTIPLIER, bits)
     while table[2 * h] != key and table[2 * h] != -1:
         h = (h + 1) & mask
-    if table[2 * h] == key:
-        return table[2 * h + 1]
-    if new_value >= 0:
-        table[2 * h] = key
-        table[2 * h + 1] = new_value
-    return new_value
+    return 2 * h
 
 
 @numba.njit(cache=True)
-def _group_chunk(keys, start, stop, capacity, table, bits, local_group, local_rank, chunk_keys, chunk_sizes):
+def _group_chunk(keys, start, stop, capacity, table, bits, chunk_group, chunk_rank, chunk_keys, chunk_sizes):
     """Serial first-appearance grouping of keys[start:stop] (keys < 0 skipped) into at most ``capacity`` groups,
-    recorded in ``table`` (2**bits empty slots, see find_or_insert_cpu): local_group[i] = the key's group j in the chunk
-    (-1 dropped), local_rank[i] = the point's rank in it; group j has key chunk_keys[start + j] and
-    chunk_sizes[start + j] members. Returns the number of groups."""
+    recorded in ``table`` (2**bits empty slots, see find_slot_cpu): chunk_group[i] = the key's group j in the
+    chunk (-1 dropped), chunk_rank[i] = the point's rank in it; group j has key chunk_keys[start + j] and
+    chunk_sizes[start + j] members. Returns the number of groups. The body selects instead of branching on
+    "new key or not" (unpredictable, and a misprediction costs more than the stores it saves)."""
     num_groups = 0
-    previous_key = -1
-    group = -1
     for i in range(start, stop):
         key = keys[i]
         if key < 0:
-            local_group[i] = -1
+            chunk_group[i] = -1
             continue
-        if key != previous_key:  # scan order often repeats a cell: skip the probe
-            group = find_or_insert_cpu(table, key, bits, num_groups if num_groups < capacity else -1)
-            if group >= 0 and group == num_groups:
-                chunk_keys[start + group] = key
-                chunk_sizes[start + group] = 0
-                num_groups += 1
-            previous_key = key
-        local_group[i] = group
+        h = find_slot_cpu(table, key, bits)
+        stored, value = table[h], table[h + 1]
+        room = num_groups < capacity
+        group = value if stored == key else (num_groups if room else -1)
+        table[h] = key if group >= 0 else stored
+        table[h + 1] = group if group >= 0 else value
+        if room:  # slot num_groups is unused unless this key is new: writing it either way is harmless
+            chunk_keys[start + num_groups] = key
+            chunk_sizes[start + num_groups] = 0
+        num_groups += np.int64(group == num_groups)
+        chunk_group[i] = group
         if group >= 0:
-            local_rank[i] = chunk_sizes[start + group]
-            chunk_sizes[start + group] += 1
+            rank = chunk_sizes[start + group]
+            chunk_rank[i] = rank
+            chunk_sizes[start + group] = rank + 1
     return num_groups
 
 
 @numba.njit(parallel=True, cache=True)
-def group_keys_cpu(keys, max_groups, max_members, num_chunks):
-    """Group equal non-negative ``keys`` (N,) int64 in first-appearance order. Keys first seen after
-    ``max_groups`` groups exist are dropped; a member beyond ``max_members`` in its group is dropped.
+def group_keys_cpu(keys, max_groups, num_chunks):
+    """Group equal non-negative ``keys`` (N,) int32 / int64 in first-appearance order; keys first seen after
+    ``max_groups`` groups exist are dropped.
 
-    The points are cut into ``num_chunks`` contiguous chunks grouped in parallel, each with a hash table sized by
-    its points (never by the grid). The first chunk's groups are the first global groups and its table becomes
-    the global one: the later chunks' groups are merged into it serially in chunk order (one probe per group,
-    which keeps the first-appearance order), then every point's group and rank are resolved in parallel. The
-    result does not depend on ``num_chunks``.
+    The points are cut into ``num_chunks`` contiguous chunks of ``chunk`` points, grouped in parallel, each with a
+    hash table sized by its points (never by the grid). The first chunk's groups are the first global groups.
+    Then, chunk after chunk, each group of a later chunk is looked up in the earlier chunks' tables (read only,
+    in parallel, the first table holding the key giving its global group); the groups found nowhere get the next
+    global ids, in order, by a parallel prefix count. The result does not depend on ``num_chunks``.
 
-    Returns point_group (N,) int32 (-1 dropped), point_slot (N,) int32 (rank of the point in its group, input
-    order; -1 dropped), group_keys (M,) int64, group_sizes (M,) int32 (members kept).
+    Returns (chunk_group, chunk_rank, group_of, members_before, group_keys, group_totals, chunk):
+    chunk_group (N,) int32 the point's group in its chunk (-1 dropped), chunk_rank (N,) int32 its rank there;
+    group_of and members_before (N,) int32, indexed ``c * chunk + j`` for group j of chunk c: its global group
+    (-1 dropped) and the members that group has in earlier chunks; group_keys (M,) and group_totals (M,) int32
+    (all members) of the M global groups. ``point_group_and_rank`` reads a point's global group and rank.
     """
     n = keys.size
     chunk = max((n + num_chunks - 1) // num_chunks, 1)
     capacity = min(n, max_groups)
-    global_bits = table_bits_cpu(max(capacity, 1))
-    global_table = np.empty(2 << global_bits, np.int64)
-    local_group = np.empty(n, np.int32)
-    point_slot = np.empty(n, np.int32)
-    chunk_keys = np.empty(n, np.int64)
-    chunk_sizes = np.empty(n, np.int32)
-    chunk_groups = np.zeros(num_chunks, np.int64)
-    chunk_bits = table_bits_cpu(max(chunk, 1))
+    # chunk 0 keeps at most ``capacity`` groups, the others all of theirs
+    bits = np.array([table_bits_cpu(min(chunk, capacity) if c == 0 else chunk) for c in range(num_chunks)])
     # tables allocated by this thread (allocating in the workers costs page faults in per-thread malloc arenas)
     # and emptied by their workers
-    chunk_tables = np.empty((max(num_chunks - 1, 0), 2 << chunk_bits), np.int64)
+    tables = np.empty((num_chunks, 2 << bits.max()), keys.dtype)
+    chunk_group = np.empty(n, np.int32)
+    chunk_rank = np.empty(n, np.int32)
+    chunk_keys = np.empty(n, keys.dtype)
+    chunk_sizes = np.empty(n, np.int32)
+    chunk_groups = np.zeros(num_chunks, np.int64)
     for c in numba.prange(num_chunks):
         start, stop = min(c * chunk, n), min((c + 1) * chunk, n)
-        if c == 0:
-            global_table[:] = -1
-            chunk_groups[c] = _group_chunk(keys, start, stop, capacity, global_table, global_bits, local_group,
-                                           point_slot, chunk_keys, chunk_sizes)
-        else:
-            chunk_tables[c - 1] = -1
-            chunk_groups[c] = _group_chunk(keys, start, stop, stop - start, chunk_tables[c - 1], chunk_bits,
-                                           local_group, point_slot, chunk_keys, chunk_sizes)
-    # the first chunk's group j is global group j; merge the others: global id and members of earlier chunks
-    global_group = np.empty(n, np.int32)  # indexed like chunk_keys
+        tables[c, :2 << bits[c]] = -1
+        chunk_groups[c] = _group_chunk(keys, start, stop, capacity if c == 0 else stop - start, tables[c], bits[c],
+                                       chunk_group, chunk_rank, chunk_keys, chunk_sizes)
+    group_of = np.empty(n, np.int32)  # while chunk c is merged: for its groups, the earlier group holding the key
     members_before = np.empty(n, np.int32)
-    total_sizes = np.zeros(capacity, np.int64)
+    group_keys = np.empty(capacity, keys.dtype)
+    group_totals = np.empty(capacity, np.int32)
     num_groups = chunk_groups[0]
-    for j in range(num_groups):
-        global_group[j] = j
+    for j in numba.prange(num_groups):
+        group_of[j] = j
         members_before[j] = 0
-        total_sizes[j] = chunk_sizes[j]
+        group_keys[j] = chunk_keys[j]
+        group_totals[j] = chunk_sizes[j]
+    new_in_block = np.empty(num_chunks, np.int64)
     for c in range(1, num_chunks):
-        for j in range(c * chunk, c * chunk + chunk_groups[c]):
-            next_group = num_groups if num_groups < capacity else -1
-            group = find_or_insert_cpu(global_table, chunk_keys[j], global_bits, next_group)
-            global_group[j] = group
-            if group < 0:
-                continue
-            if group == num_groups:
-                num_groups += 1
-            members_before[j] = total_sizes[group]
-            total_sizes[group] += chunk_sizes[j]
-    group_keys = np.empty(num_groups, np.int64)
-    group_sizes = np.empty(num_groups, np.int32)
+        first = c * chunk
+        block = (chunk_groups[c] + num_chunks - 1) // num_chunks
+        for b in numba.prange(num_chunks):  # blocks of chunk c's groups
+            low, high = first + b * block, first + min((b + 1) * block, chunk_groups[c])
+            group_of[low:high] = -1
+            for s in range(c):
+                table = tables[s]
+                for j in range(low, high):
+                    if group_of[j] < 0:
+                        h = find_slot_cpu(table, chunk_keys[j], bits[s])
+                        if table[h] == chunk_keys[j]:
+                            group_of[j] = s * chunk + table[h + 1]
+            new = 0
+            for j in range(low, high):
+                new += np.int64(group_of[j] < 0)
+            new_in_block[b] = new
+        next_ids = np.empty(num_chunks, np.int64)
+        for b in range(num_chunks):
+            next_ids[b] = num_groups
+            num_groups += new_in_block[b]
+        for b in numba.prange(num_chunks):  # a chunk's keys are distinct: each global group is touched once here
+            next_id = next_ids[b]
+            for j in range(first + b * block, first + min((b + 1) * block, chunk_groups[c])):
+                new = group_of[j] < 0  # selects, not branches: "new or not" is unpredictable
+                group = (next_id if next_id < capacity else -1) if new else group_of[group_of[j]]
+                next_id += np.int64(new)
+                if group >= 0:
+                    before = 0 if new else group_totals[group]
+                    members_before[j] = before
+                    group_totals[group] = before + chunk_sizes[j]
+                    group_keys[group] = chunk_keys[j]
+                group_of[j] = group
+        num_groups = min(num_groups, capacity)
+    return (chunk_group, chunk_rank, group_of, members_before, group_keys[:num_groups], group_totals[:num_groups],
+            chunk)
+
+
+@numba.njit(inline="always", cache=True)
+def point_group_and_rank(i, start, chunk_group, chunk_rank, group_of, members_before):
+    """(global group, rank among all its members in input order) of point i in the chunk starting at point
+    ``start`` (group_keys_cpu's arrays); (-1, -1) when its key was dropped."""
+    local = chunk_group[i]
+    if local < 0 or group_of[start + local] < 0:
+        return -1, -1
+    return group_of[start + local], members_before[start + local] + chunk_rank[i]
+
+
+@numba.njit(parallel=True, cache=True)
+def group_points_cpu(keys, max_groups, max_members, num_chunks):
+    """group_keys_cpu resolved per point, members beyond ``max_members`` of their group dropped: point_group (N,)
+    int32 (-1 dropped), point_slot (N,) int32 (rank in the group, input order; -1 dropped), group_keys (M,),
+    group_sizes (M,) int32 (members kept)."""
+    chunk_group, chunk_rank, group_of, members_before, group_keys, group_totals, chunk = group_keys_cpu(
+        keys, max_groups, num_chunks)
+    n = keys.size
     point_group = np.empty(n, np.int32)
+    point_slot = np.empty(n, np.int32)
     for c in numba.prange(num_chunks):
         start = c * chunk
         for i in range(min(start, n), min(start + chunk, n)):
-            group = -1 if local_group[i] < 0 else global_group[start + local_group[i]]
-            if group >= 0:
-                slot = members_before[start + local_group[i]] + point_slot[i]
-                if slot < max_members:
-                    point_group[i] = group
-                    point_slot[i] = slot
-                    if slot == 0:
-                        group_keys[group] = keys[i]
-                    continue
-            point_group[i] = -1
-            point_slot[i] = -1
-    for g in numba.prange(num_groups):
-        group_sizes[g] = min(total_sizes[g], max_members)
+            group, rank = point_group_and_rank(i, start, chunk_group, chunk_rank, group_of, members_before)
+            keep = group >= 0 and rank < max_members
+            point_group[i] = group if keep else -1
+            point_slot[i] = rank if keep else -1
+    group_sizes = np.minimum(group_totals, max_members).astype(np.int32)
     return point_group, point_slot, group_keys, group_sizes
 
 

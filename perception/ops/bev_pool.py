@@ -75,7 +75,8 @@ class BEVPoolGeometry:
             if chosen == "reference":
                 parts = _intervals_by_torch_sort(torch.from_numpy(grid.keys_reference(xyz)), grid, frustum_shape)
             else:
-                keys = point_keys_cpu(xyz, grid.low, grid.size, grid.counts)
+                keys = point_keys_cpu(xyz, grid.low, grid.size, grid.counts, np.empty(len(xyz), np.int64),
+                                      numba.get_num_threads())
                 cells = _bev_cells_cpu(keys, grid.shape_xyz[0] * grid.shape_xyz[1], int(np.prod(frustum_shape[1:])))
                 parts = tuple(torch.from_numpy(a) for a in _counting_sort_cpu(cells, frustum_shape[0] * _plane(grid)))
             parts = tuple(p.to(device) for p in parts)

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from perception.ops._backend import as_numpy, is_torch, resolve_backend
-from perception.ops._grid import group_keys_cpu
+from perception.ops._grid import group_points_cpu
 
 Array = Any  # np.ndarray or torch.Tensor
 REDUCTIONS = ("mean", "max")
@@ -85,7 +85,7 @@ def _reduce_cpu(features, point_group, num_groups, take_max):
 
 
 def _reduce_numba(features: np.ndarray, keys: np.ndarray, reduce: str):
-    point_group, _, group_keys, counts = group_keys_cpu(keys, keys.size, keys.size, numba.get_num_threads())
+    point_group, _, group_keys, counts = group_points_cpu(keys, keys.size, keys.size, numba.get_num_threads())
     result, holder = _reduce_cpu(features, point_group, group_keys.size, reduce == "max")
     if reduce == "mean":
         result = result / np.maximum(counts, 1)[:, None].astype(features.dtype)

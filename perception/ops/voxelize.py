@@ -7,10 +7,12 @@ are dropped. Voxels are numbered in the order their first point appears; points 
 beyond ``max_points`` of a voxel and voxels beyond ``max_voxels`` are dropped. Voxel coordinates are
 ``(batch, z, y, x)`` integer cells.
 
-No kernel touches a dense grid or a ``max_voxels``-sized buffer: the CPU kernel computes cell keys in parallel,
-groups them with hash tables sized by the points (contiguous chunks in parallel, then a serial merge of the
-chunks' groups; perception.ops._grid.group_keys_cpu) and copies the points into their slots in parallel; the GPU
-kernel uses an atomic hash table, a scan and ``max_points`` rounds of atomic-min (O(N * max_points)).
+No kernel touches a dense grid or a ``max_voxels``-sized buffer: the CPU kernel computes cell keys in parallel
+(32-bit when the grid allows), groups them with hash tables sized by the points (contiguous chunks in parallel,
+then the later chunks' groups looked up in the earlier chunks' tables, in parallel;
+perception.ops._grid.group_keys_cpu) and copies the points into their slots, writing coords and padding, in
+parallel; the GPU kernel uses an atomic hash table, a scan and ``max_points`` rounds of atomic-min
+(O(N * max_points)).
 """
 from __future__ import annotations
 
@@ -21,7 +23,8 @@ import numpy as np
 import torch
 
 from perception.ops._backend import CudaCall, as_numpy, is_torch, like, resolve_backend
-from perception.ops._grid import Grid3D, decode_keys_cpu, group_keys_cpu, point_keys_cpu
+from perception.ops._grid import (Grid3D, decode_keys_cpu, group_keys_cpu, point_group_and_rank, point_keys_cpu,
+                                  write_cell_cpu)
 
 Array = Any  # np.ndarray or torch.Tensor
 
@@ -69,27 +72,34 @@ def _hard_voxelize_reference(points: np.ndarray, grid: Grid3D, max_points: int, 
 
 
 @numba.njit(parallel=True, cache=True)
-def _gather_voxels_cpu(points, point_voxel, point_slot, num_points, max_points):
-    """voxels (M, max_points * C) float32: each kept point copied to its (voxel, slot), the other slots zeroed."""
-    channels = points.shape[1]
-    voxels = np.empty((num_points.size, max_points * channels), np.float32)
-    for i in numba.prange(points.shape[0]):
-        if point_voxel[i] >= 0:
-            start = point_slot[i] * channels
-            for c in range(channels):
-                voxels[point_voxel[i], start + c] = points[i, c]
-    for v in numba.prange(num_points.size):
+def _gather_voxels_cpu(points, chunk_group, chunk_rank, group_of, members_before, voxel_keys, voxel_totals, chunk,
+                       max_points, counts):
+    """voxels (M, max_points, C) float32 (each kept point copied to its slot, the other slots zeroed), coords (M, 4)
+    int32 [0, z, y, x] and num_points (M,) int32 from group_keys_cpu's grouping of the points' cell keys."""
+    n, channels = points.shape
+    num_voxels = voxel_keys.size
+    voxels = np.empty((num_voxels, max_points * channels), np.float32)
+    coords = np.empty((num_voxels, 4), np.int32)
+    num_points = np.empty(num_voxels, np.int32)
+    for c in numba.prange((n + chunk - 1) // chunk):
+        start = c * chunk
+        for i in range(start, min(start + chunk, n)):
+            voxel, slot = point_group_and_rank(i, start, chunk_group, chunk_rank, group_of, members_before)
+            if voxel >= 0 and slot < max_points:
+                for k in range(channels):
+                    voxels[voxel, slot * channels + k] = points[i, k]
+    for v in numba.prange(num_voxels):
+        num_points[v] = min(voxel_totals[v], max_points)
         voxels[v, num_points[v] * channels:] = 0.0
-    return voxels
+        write_cell_cpu(voxel_keys[v], counts, coords, v, 1)
+    return voxels.reshape((num_voxels, max_points, channels)), coords, num_points
 
 
 def _hard_voxelize_numba(points: np.ndarray, grid: Grid3D, max_points: int, max_voxels: int):
-    keys = point_keys_cpu(points, grid.low, grid.size, grid.counts)
-    point_voxel, point_slot, voxel_keys, num_points = group_keys_cpu(keys, max_voxels, max_points,
-                                                                     numba.get_num_threads())
-    voxels = _gather_voxels_cpu(points, point_voxel, point_slot, num_points, max_points)
-    voxels = voxels.reshape((len(num_points), max_points, points.shape[1]))
-    return voxels, decode_keys_cpu(voxel_keys, grid.counts, True), num_points
+    keys = point_keys_cpu(points, grid.low, grid.size, grid.counts, np.empty(len(points), grid.key_dtype),
+                          numba.get_num_threads())
+    grouping = group_keys_cpu(keys, max_voxels, numba.get_num_threads())
+    return _gather_voxels_cpu(points, *grouping, max_points, grid.counts)
 
 
 # --------------------------------------------------------------------------------------------- Numba CUDA
@@ -186,5 +196,7 @@ def dynamic_voxelize(
         keys = grid.keys_reference(host_points[:, :3])
         cells = np.where((keys >= 0)[:, None], grid.decode_reference(np.maximum(keys, 0)), -1).astype(np.int32)
     else:
-        cells = decode_keys_cpu(point_keys_cpu(host_points, grid.low, grid.size, grid.counts), grid.counts, False)
+        keys = point_keys_cpu(host_points, grid.low, grid.size, grid.counts,
+                              np.empty(len(host_points), grid.key_dtype), numba.get_num_threads())
+        cells = decode_keys_cpu(keys, grid.counts, False)
     return like(cells, points)

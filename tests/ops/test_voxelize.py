@@ -1,4 +1,6 @@
 """Hard / dynamic voxelization: identical to spconv's PointToVoxel (CPU), identical across backends."""
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -58,6 +60,22 @@ def test_hard_voxelize_matches_spconv_on_lattices(cells, offsets, max_points, ma
     for backend in CPU_BACKENDS:
         result = hard_voxelize(points, VOXEL_SIZE, POINT_RANGE, max_points, max_voxels, backend=backend)
         assert_same_as_spconv(result, points, max_points, max_voxels)
+
+
+def test_grid_beyond_32_bit_keys_uses_64_bit_keys_and_agrees_with_the_reference():
+    """A 1 mm grid over 80 x 80 x 8 m has 5.1e13 cells: keys no longer fit int32; Numba equals the reference."""
+    from perception.ops._grid import Grid3D
+
+    point_range, voxel_size = (-40.0, -40.0, -4.0, 40.0, 40.0, 4.0), (0.001, 0.001, 0.001)
+    assert Grid3D.from_range(voxel_size, point_range).key_dtype == np.int64
+    assert Grid3D.from_range(VOXEL_SIZE, POINT_RANGE).key_dtype == np.int32
+    rng = np.random.default_rng(3)
+    points = rng.uniform([-45, -45, -4.5, 0], [45, 45, 4.5, 1], (3000, 4)).astype(np.float32)  # some outside
+    points[1000:2000] = points[:1000] + np.float32(1e-5)  # many points share a 1 mm voxel with an earlier one
+    expected = hard_voxelize(points, voxel_size, point_range, 3, 1000, backend="reference")
+    for got, want in zip(hard_voxelize(points, voxel_size, point_range, 3, 1000, backend="numba"), expected):
+        np.testing.assert_array_equal(got, want)
+    assert expected[2].max() > 1 and len(expected[2]) == 1000
 
 
 def test_hard_voxelize_hand_worked():
@@ -144,7 +162,7 @@ def test_dynamic_voxelize_matches_hard_voxel_cells(case):
 
 
 def _group_keys_by_loop(keys, max_groups, max_members):
-    """Plain-Python oracle of group_keys_cpu: one pass in input order with a dict."""
+    """Plain-Python oracle of group_points_cpu: one pass in input order with a dict."""
     group_of, sizes, group_keys = {}, [], []
     point_group, point_slot = np.full(len(keys), -1, np.int32), np.full(len(keys), -1, np.int32)
     for i, key in enumerate(keys.tolist()):
@@ -165,13 +183,15 @@ def _group_keys_by_loop(keys, max_groups, max_members):
 
 @pytest.mark.parametrize("num_chunks", [1, 2, 3, 7, 600])
 def test_grouping_matches_a_loop_for_any_number_of_chunks(num_chunks):
-    from perception.ops._grid import group_keys_cpu
+    from perception.ops._grid import group_points_cpu
 
     rng = np.random.default_rng(6)
     for keys in (rng.integers(-1, 40, size=500), rng.integers(-1, 400, size=500), np.arange(0, dtype=np.int64),
                  np.full(7, -1, np.int64), np.repeat(rng.integers(0, 5, size=50), 7)):
-        for max_groups, max_members in [(1000, 1000), (10, 3), (1, 1)]:
+        for (max_groups, max_members), key_dtype in itertools.product([(1000, 1000), (10, 3), (1, 1)],
+                                                                      (np.int32, np.int64)):
             expected = _group_keys_by_loop(keys, max_groups, max_members)
-            for got, want in zip(group_keys_cpu(keys.astype(np.int64), max_groups, max_members, num_chunks),
-                                 expected):
-                np.testing.assert_array_equal(got, want)
+            got = group_points_cpu(keys.astype(key_dtype), max_groups, max_members, num_chunks)
+            assert got[2].dtype == key_dtype
+            for got_array, want in zip(got, expected):
+                np.testing.assert_array_equal(got_array, want)
