@@ -54,3 +54,22 @@ def test_scatter_points_rejects_bad_input():
         scatter_points(np.zeros((2, 2)), np.zeros((2, 3), np.int32), "sum")
     with pytest.raises(ValueError, match=r"\(N, 3\)"):
         scatter_points(np.zeros((2, 2)), np.zeros((3, 3), np.int32))
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int64])
+def test_voxel_keys_numba_match_torch(dtype):
+    """The Numba keys and radices equal the torch ones: rows with any negative entry are -1, a row of all-negative
+    or partly negative coords does not widen a radix, no valid row gives radices of 1; too wide a span fails."""
+    from perception.ops.scatter import _mixed_radix_keys
+
+    rng = np.random.default_rng(8)
+    cases = [rng.integers(-2, 50, size=(1000, 4)), np.array([[-1, 900, 3], [2, 1, 0], [0, 0, 0]]),
+             np.full((5, 3), -1), np.zeros((0, 3))]
+    for coords in cases:
+        coords = torch.from_numpy(coords.astype(dtype))
+        for got, want in zip(_mixed_radix_keys(coords, "numba"), _mixed_radix_keys(coords, "reference")):
+            torch.testing.assert_close(got, want, rtol=0, atol=0)
+    assert _mixed_radix_keys(torch.tensor([[-1, 900, 3], [2, 1, 0]]), "numba")[1].tolist() == [3, 2, 1]
+    for backend in ("numba", "reference"):
+        with pytest.raises(ValueError, match="too many for 64-bit keys"):
+            _mixed_radix_keys(torch.tensor([[2**31, 2**31, 2**31]]), backend)
