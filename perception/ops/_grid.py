@@ -123,8 +123,8 @@ SLOT_MULTIPLIER = 2654435761
 
 
 def hash_bits(key, multiplier, bits):
-    """Top ``bits`` (<= 32) bits of a 32-bit multiplicative hash of a non-negative int64 ``key`` (its high 32
-    bits folded into the low ones first). Compiled for the CPU here and for the GPU in _cuda_primitives."""
+    """Top ``bits`` (<= 32) bits of a 32-bit multiplicative hash of a non-negative int32 / int64 ``key`` (an int64's
+    high 32 bits folded into the low ones first). Compiled for the CPU here and for the GPU in _cuda_primitives."""
     folded = np.uint64((key ^ (key >> 31)) & 0xFFFFFFFF)
     hashed = (folded * np.uint64(multiplier)) & np.uint64(0xFFFFFFFF)
     return np.int64(hashed >> np.uint64(32 - bits))
