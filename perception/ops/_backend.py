@@ -10,16 +10,38 @@ initialises CUDA (nor the simulator, which ``NUMBA_ENABLE_CUDASIM=1`` selects be
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
+import numba
 import numpy as np
 import torch
 
 BACKENDS = ("reference", "numba", "cuda")
 CUDA_THREADS = 256
 """Threads per block of every 1D kernel launch."""
+
+
+PARALLEL_MIN_POINTS = 32768
+"""Point-cloud kernels on fewer points run the Numba CPU kernels on one thread. Below this a second thread saves
+under 0.15 ms when it is already awake, while waking idle OpenMP workers costs 1-2 ms per parallel region on a VM
+(a 2k-point hard_voxelize after 20 ms idle: 7.8 ms on 2 threads, 0.4 ms on one; benchmarks/RESULTS.md)."""
+
+
+@contextlib.contextmanager
+def cpu_threads_for(num_points: int) -> Iterator[None]:
+    """Run the Numba CPU kernels inside on one thread when ``num_points`` < PARALLEL_MIN_POINTS, else as set."""
+    if num_points >= PARALLEL_MIN_POINTS:
+        yield
+        return
+    previous = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(previous)
 
 
 def is_torch(array: Any) -> bool:

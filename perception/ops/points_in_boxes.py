@@ -13,7 +13,7 @@ import numba
 import numpy as np
 import torch
 
-from perception.ops._backend import as_numpy, like, resolve_backend
+from perception.ops._backend import as_numpy, cpu_threads_for, like, resolve_backend
 
 if TYPE_CHECKING:  # not imported at run time: the ops need only numpy, numba and torch
     from perception.geometry import Boxes3D
@@ -104,7 +104,8 @@ def points_in_boxes(points: Array, boxes: Union["Boxes3D", Array], backend: Opti
         mask = _mask_reference(host, table)
         first = np.where(mask.any(axis=0), mask.argmax(axis=0), -1).astype(np.int64)
     else:
-        first = _first_box_cpu(host, table)
+        with cpu_threads_for(len(host)):
+            first = _first_box_cpu(host, table)
     return like(first, points)
 
 
@@ -118,5 +119,7 @@ def points_in_boxes_mask(points: Array, boxes: Union["Boxes3D", Array], backend:
 
         return mask_cuda(points, table)
     host = as_numpy(points)
-    mask = _mask_reference(host, table) if chosen == "reference" else _mask_cpu(host, table)
-    return like(mask, points)
+    if chosen == "reference":
+        return like(_mask_reference(host, table), points)
+    with cpu_threads_for(len(host)):
+        return like(_mask_cpu(host, table), points)

@@ -16,7 +16,7 @@ import numba
 import numpy as np
 import torch
 
-from perception.ops._backend import as_numpy, is_torch, resolve_backend
+from perception.ops._backend import as_numpy, cpu_threads_for, is_torch, resolve_backend
 from perception.ops._grid import group_points_cpu
 
 Array = Any  # np.ndarray or torch.Tensor
@@ -195,11 +195,13 @@ def scatter_points(
         )
     chosen = resolve_backend(backend, features)
     coords = torch.as_tensor(voxel_coords)
-    keys, radices, strides = _mixed_radix_keys(coords.to(features.device) if is_torch(features) else coords, chosen)
-    if is_torch(features):
-        voxel_features, group_keys = _Scatter.apply(features, keys, reduce, chosen)
-    else:
-        voxel_features, _, group_keys, _, _ = _run_backend(features, keys, reduce, chosen)
+    with cpu_threads_for(features.shape[0]):
+        keys, radices, strides = _mixed_radix_keys(coords.to(features.device) if is_torch(features) else coords,
+                                                   chosen)
+        if is_torch(features):
+            voxel_features, group_keys = _Scatter.apply(features, keys, reduce, chosen)
+        else:
+            voxel_features, _, group_keys, _, _ = _run_backend(features, keys, reduce, chosen)
     out_coords = (group_keys[:, None] // strides.to(group_keys.device) % radices.to(group_keys.device))
     out_coords = out_coords.to(coords.dtype)
     if is_torch(features):

@@ -22,7 +22,7 @@ import numba
 import numpy as np
 import torch
 
-from perception.ops._backend import CudaCall, as_numpy, is_torch, like, resolve_backend
+from perception.ops._backend import CudaCall, as_numpy, cpu_threads_for, is_torch, like, resolve_backend
 from perception.ops._grid import (Grid3D, decode_keys_cpu, group_keys_cpu, point_group_and_rank, point_keys_cpu,
                                   write_cell_cpu)
 
@@ -150,7 +150,8 @@ def hard_voxelize(
         return _hard_voxelize_cuda(points, grid, int(max_points), int(max_voxels))
     host_points = as_numpy(points, np.float32)
     run = _hard_voxelize_reference if chosen == "reference" else _hard_voxelize_numba
-    voxels, coords, num_points = run(host_points, grid, int(max_points), int(max_voxels))
+    with cpu_threads_for(len(host_points)):
+        voxels, coords, num_points = run(host_points, grid, int(max_points), int(max_voxels))
     return like(voxels, points), like(coords, points), like(num_points, points)
 
 
@@ -196,7 +197,8 @@ def dynamic_voxelize(
         keys = grid.keys_reference(host_points[:, :3])
         cells = np.where((keys >= 0)[:, None], grid.decode_reference(np.maximum(keys, 0)), -1).astype(np.int32)
     else:
-        keys = point_keys_cpu(host_points, grid.low, grid.size, grid.counts,
-                              np.empty(len(host_points), grid.key_dtype), numba.get_num_threads())
-        cells = decode_keys_cpu(keys, grid.counts, False)
+        with cpu_threads_for(len(host_points)):
+            keys = point_keys_cpu(host_points, grid.low, grid.size, grid.counts,
+                                  np.empty(len(host_points), grid.key_dtype), numba.get_num_threads())
+            cells = decode_keys_cpu(keys, grid.counts, False)
     return like(cells, points)

@@ -37,3 +37,19 @@ def test_forced_backends_return_the_input_type():
         voxels, coords, num_points = hard_voxelize(torch.from_numpy(points), (0.5, 0.5, 0.5), (-1, -1, -1, 1, 1, 1),
                                                    4, 100, backend=backend)
         assert isinstance(coords, torch.Tensor) and coords.dtype == torch.int32
+
+
+def test_small_inputs_run_the_cpu_kernels_on_one_thread_and_restore_the_setting():
+    import numba
+
+    from perception.ops._backend import PARALLEL_MIN_POINTS, cpu_threads_for
+
+    before = numba.get_num_threads()
+    with cpu_threads_for(PARALLEL_MIN_POINTS - 1):
+        assert numba.get_num_threads() == 1
+    with cpu_threads_for(PARALLEL_MIN_POINTS):
+        assert numba.get_num_threads() == before
+    with pytest.raises(RuntimeError):
+        with cpu_threads_for(10):
+            raise RuntimeError("inside")
+    assert numba.get_num_threads() == before

@@ -78,6 +78,24 @@ def test_grid_beyond_32_bit_keys_uses_64_bit_keys_and_agrees_with_the_reference(
     assert expected[2].max() > 1 and len(expected[2]) == 1000
 
 
+def test_hard_voxelize_on_a_cloud_large_enough_for_every_thread_matches_the_reference():
+    """Above PARALLEL_MIN_POINTS the Numba kernel runs on all threads (chunked grouping and merge): still the
+    reference's output, with both limits hit."""
+    from perception.ops._backend import PARALLEL_MIN_POINTS
+
+    rng = np.random.default_rng(4)
+    points = rng.uniform(-1.2, 1.2, (PARALLEL_MIN_POINTS + 5000, 4)).astype(np.float32)
+    points[::3] = points[::3].round(1)  # many points share voxels with points far before them
+    fine_voxels = (0.05, 0.05, 0.05)
+    for max_points, max_voxels in [(6, 40000), (2, 5000)]:
+        expected = hard_voxelize(points, fine_voxels, POINT_RANGE, max_points, max_voxels, backend="reference")
+        got = hard_voxelize(points, fine_voxels, POINT_RANGE, max_points, max_voxels, backend="numba")
+        for got_array, want in zip(got, expected):
+            np.testing.assert_array_equal(got_array, want)
+        assert expected[2].max() == max_points
+    assert len(expected[2]) == 5000
+
+
 def test_hard_voxelize_hand_worked():
     """Three points: two share voxel (z=4, y=3, x=4) (first appearance), one sits at the range max (dropped)."""
     points = np.array([[0.1, 0.1, 0.1, 7], [2.0, 0.0, 0.0, 8], [0.2, 0.3, 0.2, 9], [-2.0, -1.5, -1.0, 1]],
