@@ -141,6 +141,35 @@ def bench_voxelization(cloud: np.ndarray, repeats: int, rows: List[Dict]) -> Non
                         f"{spconv.wall_ms / numba_cpu.wall_ms:.1f}x faster than spconv (CPU time "
                         f"{spconv.cpu_ms / numba_cpu.cpu_ms:.1f}x), {numba_cpu.wall_ms / floor.wall_ms:.1f}x the "
                         f"cloud-copy floor"))
+        rows += numba_stages(cloud, name, voxel_size, max_points, max_voxels, repeats)
+
+
+def numba_stages(cloud: np.ndarray, name: str, voxel_size, max_points: int, max_voxels: int, repeats: int) -> List:
+    """The Numba CPU hard voxelization's three kernels, called in turn as hard_voxelize calls them (medians)."""
+    from perception.ops._grid import Grid3D, group_keys_cpu, point_keys_cpu
+    from perception.ops.voxelize import _gather_voxels_cpu
+
+    grid, threads = Grid3D.from_range(voxel_size, LIDAR_RANGE), numba.get_num_threads()
+    keys = point_keys_cpu(cloud, grid.low, grid.size, grid.counts, np.empty(len(cloud), grid.key_dtype), threads)
+    grouping = group_keys_cpu(keys, max_voxels, threads)
+    stages = [
+        ("cell keys", lambda: point_keys_cpu(cloud, grid.low, grid.size, grid.counts,
+                                             np.empty(len(cloud), grid.key_dtype), threads)),
+        ("grouping (chunks, then merge)", lambda: group_keys_cpu(keys, max_voxels, threads)),
+        ("copy into the padded output, coords", lambda: _gather_voxels_cpu(cloud, *grouping, max_points,
+                                                                          grid.counts)),
+    ]
+    wall: Dict[str, List[float]] = {label: [] for label, _ in stages}
+    cpu: Dict[str, List[float]] = {label: [] for label, _ in stages}
+    for _ in range(2 + repeats):
+        for label, stage in stages:
+            start, start_cpu = time.perf_counter(), time.process_time()
+            stage()
+            wall[label].append(1000.0 * (time.perf_counter() - start))
+            cpu[label].append(1000.0 * (time.process_time() - start_cpu))
+    return [row(f"hard_voxelize {name}: Numba stage: {label}",
+                Timing(statistics.median(wall[label][2:]), statistics.median(cpu[label][2:])), "stages in turn")
+            for label, _ in stages]
 
 
 def bench_bev_pool(repeats: int, rows: List[Dict]) -> None:
