@@ -26,8 +26,8 @@ CUDA_THREADS = 256
 
 PARALLEL_MIN_POINTS = 32768
 """Point-cloud kernels on fewer points run the Numba CPU kernels on one thread. Below this a second thread saves
-under 0.15 ms when it is already awake, while waking idle OpenMP workers costs 1-2 ms per parallel region on a VM
-(a 2k-point hard_voxelize after 20 ms idle: 7.8 ms on 2 threads, 0.4 ms on one; benchmarks/RESULTS.md)."""
+under 0.15 ms when it is already awake, while waking idle OpenMP workers cost ~7 ms per call on our 2-core VM
+(a 2k-point hard_voxelize after 20 ms idle: 7.65 ms on 2 threads, 0.53 ms on one; benchmarks/bench_idle.py)."""
 
 
 @contextlib.contextmanager

@@ -25,26 +25,31 @@ REDUCTIONS = ("mean", "max")
 
 def _mixed_radix_keys(coords: torch.Tensor, backend: str) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(N,) int64 key of each coords row (N, K) int (-1 when a column is negative), with the radices (K,) and
-    strides (K,) that decode it: key = sum(coords[:, j] * strides[j]). Torch ops on coords' device; two Numba
-    passes on the "numba" backend (the torch version's boolean masks and reductions cost ~4 ms for 300k rows)."""
+    strides (K,) that decode it: key = sum(coords[:, j] * strides[j]). Two Numba passes on the "numba" backend,
+    torch ops on coords' device otherwise (their boolean masks and reductions cost ~4 ms for 300k rows)."""
     if backend == "numba":
         host_coords = as_numpy(coords)
         radices = torch.from_numpy(_column_radices_cpu(host_coords, numba.get_num_threads()))
-    else:
-        coords = coords.long()
-        valid = (coords >= 0).all(dim=1)
-        radices = torch.where(valid[:, None], coords, 0).amax(dim=0) + 1 if len(coords) else \
-            coords.new_ones(coords.shape[1])
+        strides = _strides(radices)
+        return torch.from_numpy(_linear_keys_cpu(host_coords, strides.numpy(), numba.get_num_threads())), radices, \
+            strides
+    coords = coords.long()
+    valid = (coords >= 0).all(dim=1)
+    radices = torch.where(valid[:, None], coords, 0).amax(dim=0) + 1 if len(coords) else \
+        coords.new_ones(coords.shape[1])
+    strides = _strides(radices)
+    keys = (coords * strides).sum(dim=1)
+    return torch.where(valid, keys, torch.full_like(keys, -1)), radices, strides
+
+
+def _strides(radices: torch.Tensor) -> torch.Tensor:
+    """(K,) int64 row-major strides of a mixed-radix number with ``radices`` (K,); ValueError past 2**62 cells."""
     if float(torch.prod(radices.double())) >= 2.0**62:
         raise ValueError(f"scatter_points: voxel coords span {radices.tolist()} cells, too many for 64-bit keys")
     strides = torch.ones_like(radices)
-    for j in range(coords.shape[1] - 2, -1, -1):
+    for j in range(len(radices) - 2, -1, -1):
         strides[j] = strides[j + 1] * radices[j + 1]
-    if backend == "numba":
-        return torch.from_numpy(_linear_keys_cpu(host_coords, strides.numpy(), numba.get_num_threads())), radices, \
-            strides
-    keys = (coords * strides).sum(dim=1)
-    return torch.where(valid, keys, torch.full_like(keys, -1)), radices, strides
+    return strides
 
 
 @numba.njit(parallel=True, cache=True)
