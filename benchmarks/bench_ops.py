@@ -9,7 +9,9 @@ Inputs (generated here, seeded):
   points from pinhole cameras on a ring around the ego, pooled on a 0.3 m grid over +/-54 m.
 
 Each figure is the median of ``--repeats`` calls after two warm-up calls (Numba compiles and caches on the first):
-wall time, and process CPU time summed over threads (steadier on a loaded machine). Numba and torch run
+wall time, and process CPU time summed over threads (steadier on a loaded machine; but Linux adds the CPU time of
+threads other than the caller's only at scheduler ticks, so for parallel calls of a few ms it is coarse and can
+even exceed threads x wall). Numba and torch run
 ``--threads`` threads (default: Numba's default, one per core, and torch's), spconv's CPU PointToVoxel one.
 """
 from __future__ import annotations
@@ -17,10 +19,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import statistics
 import time
 from dataclasses import dataclass
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Optional
 
 import numba
 import numpy as np
@@ -97,12 +100,27 @@ class Timing:
     cpu_ms: float
 
 
-def measure(function: Callable[[], object], repeats: int) -> Timing:
-    """Medians over ``repeats`` calls of ``function`` after two warm-up calls (Numba compiles on the first)."""
+def cpu_model() -> str:
+    """The CPU's model name (the host differs between sessions and so do the baselines' times)."""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def measure(function: Callable[[], object], repeats: int, before: Optional[Callable[[], object]] = None) -> Timing:
+    """Medians over ``repeats`` calls of ``function`` after two warm-up calls (Numba compiles on the first);
+    ``before``, untimed, runs before each timed call."""
     for _ in range(2):
         function()
     wall, cpu = [], []
     for _ in range(repeats):
+        if before is not None:
+            before()
         start, start_cpu = time.perf_counter(), time.process_time()
         function()
         wall.append(time.perf_counter() - start)
@@ -112,6 +130,15 @@ def measure(function: Callable[[], object], repeats: int) -> Timing:
 
 def row(op: str, timing: Timing, detail: str = "") -> Dict:
     return dict(op=op, wall_ms=timing.wall_ms, cpu_ms=timing.cpu_ms, detail=detail)
+
+
+EVICTION_BYTES = 64 << 20
+
+
+def evict_caches() -> None:
+    """Write 64 MB (twice the largest last-level cache seen on these machines): what a call then reads or writes
+    comes from memory, as in a voxelizer called back to back, whose own ~50 MB of arrays evict its input."""
+    np.full(EVICTION_BYTES // 4, 1.0, np.float32)
 
 
 def bench_voxelization(cloud: np.ndarray, repeats: int, rows: List[Dict]) -> None:
@@ -127,20 +154,35 @@ def bench_voxelization(cloud: np.ndarray, repeats: int, rows: List[Dict]) -> Non
         voxels, _, _ = ops.hard_voxelize(cloud, voxel_size, LIDAR_RANGE, max_points, max_voxels)
         assert np.array_equal(voxels, generator(cloud_tensor)[0].numpy()), "numba and spconv disagree"
         output_floor = measure(lambda: np.empty_like(voxels).fill(0), repeats)
+        cold_floor = measure(lambda: (cloud.copy(), np.empty_like(voxels).fill(0)), repeats, before=evict_caches)
         spconv = measure(lambda: generator(cloud_tensor), repeats)
         numba_cpu = measure(lambda: ops.hard_voxelize(cloud, voxel_size, LIDAR_RANGE, max_points, max_voxels),
                             repeats)
+        numba_evicted = measure(lambda: ops.hard_voxelize(cloud, voxel_size, LIDAR_RANGE, max_points, max_voxels),
+                                repeats, before=evict_caches)
+        threads = numba.get_num_threads()
+        numba.set_num_threads(1)  # per core against spconv's single-threaded kernel
+        numba_one_thread = measure(lambda: ops.hard_voxelize(cloud, voxel_size, LIDAR_RANGE, max_points,
+                                                             max_voxels), repeats)
+        numba.set_num_threads(threads)
         reference = measure(lambda: ops.hard_voxelize(cloud, voxel_size, LIDAR_RANGE, max_points, max_voxels,
                                                       backend="reference"), max(1, repeats // 3))
         detail = f"M={len(voxels)} voxels, max_points={max_points}, max_voxels={max_voxels}"
         rows.append(row(f"{name}: writing the output once (np.empty + fill)", output_floor,
                         f"{voxels.nbytes / 1e6:.1f} MB of voxels"))
+        rows.append(row(f"{name}: copying the cloud and writing the output once, caches evicted first", cold_floor,
+                        f"{EVICTION_BYTES >> 20} MB written before each call"))
         rows.append(row(f"hard_voxelize {name}: spconv PointToVoxel (CPU)", spconv, detail))
         rows.append(row(f"hard_voxelize {name}: numpy reference", reference, detail))
         rows.append(row(f"hard_voxelize {name}: Numba CPU", numba_cpu,
                         f"{spconv.wall_ms / numba_cpu.wall_ms:.1f}x faster than spconv (CPU time "
                         f"{spconv.cpu_ms / numba_cpu.cpu_ms:.1f}x), {numba_cpu.wall_ms / floor.wall_ms:.1f}x the "
                         f"cloud-copy floor"))
+        rows.append(row(f"hard_voxelize {name}: Numba CPU, caches evicted first", numba_evicted,
+                        f"{numba_evicted.wall_ms / cold_floor.wall_ms:.1f}x the evicted-cache floor"))
+        rows.append(row(f"hard_voxelize {name}: Numba CPU, 1 thread", numba_one_thread,
+                        f"{spconv.wall_ms / numba_one_thread.wall_ms:.1f}x faster than spconv; all threads "
+                        f"{numba_one_thread.wall_ms / numba_cpu.wall_ms:.2f}x faster than one"))
         rows += numba_stages(cloud, name, voxel_size, max_points, max_voxels, repeats)
 
 
@@ -238,7 +280,7 @@ def main(argv=None) -> None:
     bench_voxelization(cloud, args.repeats, rows)
     bench_bev_pool(args.repeats, rows)
     bench_other_ops(cloud, args.repeats, rows)
-    header = (f"cloud: {len(cloud)} points x {cloud.shape[1]}; threads: numba {numba.get_num_threads()} "
+    header = (f"{cpu_model()}; cloud: {len(cloud)} points x {cloud.shape[1]}; threads: numba {numba.get_num_threads()} "
               f"({numba.threading_layer()}), torch {torch.get_num_threads()}, spconv 1; cpu count {os.cpu_count()}; "
               f"repeats {args.repeats}; load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after")
     print(header)
