@@ -23,8 +23,8 @@ import numpy as np
 import torch
 
 from perception.ops._backend import CudaCall, as_numpy, cpu_threads_for, is_torch, like, resolve_backend
-from perception.ops._grid import (Grid3D, decode_keys_cpu, group_keys_cpu, point_group_and_rank, point_keys_cpu,
-                                  write_cell_cpu)
+from perception.ops._grid import (POINT_BLOCK, Grid3D, decode_keys_cpu, group_keys_cpu, point_group_and_rank,
+                                  point_keys_cpu, write_cell_cpu)
 
 Array = Any  # np.ndarray or torch.Tensor
 
@@ -75,19 +75,27 @@ def _hard_voxelize_reference(points: np.ndarray, grid: Grid3D, max_points: int, 
 def _gather_voxels_cpu(points, chunk_group, chunk_rank, group_of, members_before, voxel_keys, voxel_totals, chunk,
                        max_points, counts):
     """voxels (M, max_points, C) float32 (each kept point copied to its slot, the other slots zeroed), coords (M, 4)
-    int32 [0, z, y, x] and num_points (M,) int32 from group_keys_cpu's grouping of the points' cell keys."""
+    int32 [0, z, y, x] and num_points (M,) int32 from group_keys_cpu's grouping of the points' cell keys. Per chunk,
+    POINT_BLOCK points at a time: their destinations first, then the copies."""
     n, channels = points.shape
     num_voxels = voxel_keys.size
-    voxels = np.empty((num_voxels, max_points * channels), np.float32)
+    row = max_points * channels
+    voxels = np.empty((num_voxels, row), np.float32)
+    flat_voxels = voxels.reshape(-1)
     coords = np.empty((num_voxels, 4), np.int32)
     num_points = np.empty(num_voxels, np.int32)
     for c in numba.prange((n + chunk - 1) // chunk):
-        start = c * chunk
-        for i in range(start, min(start + chunk, n)):
-            voxel, slot = point_group_and_rank(i, start, chunk_group, chunk_rank, group_of, members_before)
-            if voxel >= 0 and slot < max_points:
-                for k in range(channels):
-                    voxels[voxel, slot * channels + k] = points[i, k]
+        start, stop = c * chunk, min((c + 1) * chunk, n)
+        destination = np.empty(POINT_BLOCK, np.int64)  # first element of the point's slot, -1 dropped
+        for first in range(start, stop, POINT_BLOCK):
+            last = min(first + POINT_BLOCK, stop)
+            for i in range(first, last):
+                voxel, slot = point_group_and_rank(i, start, chunk_group, chunk_rank, group_of, members_before)
+                destination[i - first] = voxel * row + slot * channels if voxel >= 0 and slot < max_points else -1
+            for i in range(first, last):
+                if destination[i - first] >= 0:
+                    for k in range(channels):
+                        flat_voxels[destination[i - first] + k] = points[i, k]
     for v in numba.prange(num_voxels):
         num_points[v] = min(voxel_totals[v], max_points)
         voxels[v, num_points[v] * channels:] = 0.0

@@ -179,6 +179,22 @@ def test_dynamic_voxelize_matches_hard_voxel_cells(case):
         np.testing.assert_array_equal(cells, expected)
 
 
+@pytest.mark.parametrize("num_chunks", [1, 2, 3, 7])
+def test_point_keys_match_the_reference_across_blocks_and_chunks(num_chunks):
+    """The keys kernel reads POINT_BLOCK points at a time per chunk: every split of blocks and chunks (partial last
+    blocks, chunks shorter than a block, empty chunks) against Grid3D.keys_reference, adversarial points included."""
+    from perception.ops._grid import POINT_BLOCK, Grid3D, point_keys_cpu
+
+    grid = Grid3D.from_range(VOXEL_SIZE, POINT_RANGE)
+    rng = np.random.default_rng(8)
+    adversarial = np.concatenate(list(adversarial_clouds(rng).values()))
+    for n in (0, 1, POINT_BLOCK - 1, POINT_BLOCK, POINT_BLOCK + 1, 3 * POINT_BLOCK + 17, len(adversarial)):
+        points = adversarial[rng.permutation(len(adversarial))[:n]]
+        for key_dtype in (np.int32, np.int64):
+            keys = point_keys_cpu(points, grid.low, grid.size, grid.counts, np.empty(n, key_dtype), num_chunks)
+            np.testing.assert_array_equal(keys, grid.keys_reference(points[:, :3]))
+
+
 def _group_keys_by_loop(keys, max_groups, max_members):
     """Plain-Python oracle of group_points_cpu: one pass in input order with a dict."""
     group_of, sizes, group_keys = {}, [], []
