@@ -10,8 +10,8 @@ model = dict(
     encoders=dict(
         lidar=dict(out_channels=64, max_points_per_pillar=32, max_pillars=60000),
         radar=dict(out_channels=32, max_pillars=10000),
-        camera=dict(image_size=image_size, out_channels=80, backbone_widths=[32, 64, 128, 256], fpn_channels=128, depth_range=[1.0, 60.0],
-                    depth_bins=118)),
+        camera=dict(image_size=image_size, out_channels=80, backbone_widths=[32, 64, 128, 256], fpn_channels=128,
+                    depth_range=[1.0, 60.0], depth_bins=118)),
     fuser=dict(out_channels=128),
     decoder=dict(channels=[128, 256], blocks=[3, 5], out_channels=256),
     head=dict(head_channels=64, top_k=500, max_boxes=300),

@@ -96,7 +96,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, float]:
     model = [str(CONFIG), str(CHECKPOINT)]
     seconds = {
         "evaluation": run_step("1. offline evaluation, official nuScenes metrics (nuscenes-devkit DetectionEval)",
-                               "test", test.main, model + data + ["--split", DEMO_SPLIT, "--out", str(out / "evaluation")]),
+                               "test", test.main,
+                               model + data + ["--split", DEMO_SPLIT, "--out", str(out / "evaluation")]),
         "replay": run_step("2. replay of a logged drive in timestamp order: detections, decisions, video, MCAP",
                            "replay", replay.main, model + data + ["--scene", scene, "--out", str(out / "replay")]),
         "benchmark": run_step("3. latency, stage by stage (CPU)", "benchmark", benchmark.main,

@@ -6,6 +6,6 @@ from perception.engine.hooks import TrainTimeBudgetHook
 from perception.engine.data import FrameDataset, build_transform, collate_fusion_batch
 from perception.engine.metric import NuScenesDetectionMetric
 
-__all__ = ["DeviceAwareDistributedDataParallel", "FrameDataset", "NuScenesDetectionMetric", "RESUME_SCHEME", "TrainTimeBudgetHook",
-           "build_transform", "collate_fusion_batch", "export_checkpoint", "init_distributed_from_env",
-           "load_own_resume_file", "resume_source"]
+__all__ = ["DeviceAwareDistributedDataParallel", "FrameDataset", "NuScenesDetectionMetric", "RESUME_SCHEME",
+           "TrainTimeBudgetHook", "build_transform", "collate_fusion_batch", "export_checkpoint",
+           "init_distributed_from_env", "load_own_resume_file", "resume_source"]

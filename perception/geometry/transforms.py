@@ -119,7 +119,8 @@ class EgoPose:
     def from_record(cls, record: dict) -> "EgoPose":
         """From a nuScenes ``ego_pose`` record."""
         source = f"ego_pose {record.get('token', '?')}"
-        return cls(int(record["timestamp"]), RigidTransform.from_nuscenes(record["translation"], record["rotation"], source))
+        return cls(int(record["timestamp"]),
+                   RigidTransform.from_nuscenes(record["translation"], record["rotation"], source))
 
 
 def interpolate_pose(before: EgoPose, after: EgoPose, timestamp_us: int) -> EgoPose:

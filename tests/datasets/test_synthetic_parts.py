@@ -165,7 +165,8 @@ def test_camera_shading_by_hand():
 
     colour = np.array([[0.2, 0.5, 0.8]], np.float32)
     directions = np.array([[0.0, 0.0, -1.0], [0.0, 0.0, 1.0]], np.float32)
-    pixels = shade_pixels(np.array([10.0, np.inf], np.float32), np.array([0, MISSED_TRIANGLE], np.uint32), directions, np.zeros(3), colour,
+    pixels = shade_pixels(np.array([10.0, np.inf], np.float32), np.array([0, MISSED_TRIANGLE], np.uint32), directions,
+                          np.zeros(3), colour,
                           np.array([[0.0, 0.0, 1.0]], np.float32), np.array([3], np.int8), np.zeros((2, 2, 2)),
                           0.0, 0.0, 1.0, 2, 9.5, 100.0, np.array([0.0, 0.0, 1.0]), np.uint64(1))
     haze = 1.0 - np.exp(-10.0 / HAZE_DISTANCE_M)

@@ -61,8 +61,8 @@ def tiny_model_config(sensors=("lidar", "radar", "camera"), modality_dropout: fl
     encoders = dict(
         lidar=dict(type="LidarEncoder", out_channels=8, max_points_per_pillar=16, max_pillars=400),
         radar=dict(type="RadarEncoder", out_channels=4, max_points_per_pillar=4, max_pillars=100),
-        camera=dict(type="CameraEncoder", image_size=[IMAGE_W, IMAGE_H], out_channels=8, backbone_widths=[4, 8, 8, 8], fpn_channels=8,
-                    depth_range=[1.0, 13.0], depth_bins=12, depth_loss_weight=0.5),
+        camera=dict(type="CameraEncoder", image_size=[IMAGE_W, IMAGE_H], out_channels=8, backbone_widths=[4, 8, 8, 8],
+                    fpn_channels=8, depth_range=[1.0, 13.0], depth_bins=12, depth_loss_weight=0.5),
     )
     return dict(
         grid=dict(point_cloud_range=TINY_RANGE, cell_size=TINY_CELL),

@@ -62,7 +62,8 @@ class CameraEncoder(nn.Module):
 
     sensor = "camera"
 
-    def __init__(self, grid: BEVGrid, image_size: Tuple[int, int], out_channels: int = 32, backbone_widths: Sequence[int] = (16, 32, 64, 128),
+    def __init__(self, grid: BEVGrid, image_size: Tuple[int, int], out_channels: int = 32,
+                 backbone_widths: Sequence[int] = (16, 32, 64, 128),
                  fpn_channels: int = 64, depth_range: Tuple[float, float] = (1.0, 49.0), depth_bins: int = 48,
                  depth_loss_weight: float = 1.0):
         super().__init__()
