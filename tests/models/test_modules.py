@@ -86,6 +86,34 @@ def test_camera_encoder_shapes_gradients_and_depth_targets(batch):
     assert (targets[0, [0, 2, 3, 4, 5]] == -1).all() and (targets[1] == -1).all()
 
 
+def test_camera_geometry_is_computed_once_per_calibration(batch, monkeypatch):
+    """The BEV pooling geometry is reused while intrinsics and camera_to_ego stay the same, computed again when they
+    change, and the output always equals that of an encoder computing it afresh."""
+    from perception.ops import BEVPoolGeometry
+
+    encoder = CameraEncoder(GRID, (IMAGE_W, IMAGE_H), out_channels=4, backbone_widths=[4, 8, 8, 8], fpn_channels=8,
+                            depth_range=[1.0, 13.0], depth_bins=6).eval()
+    computed = []
+    from_points = BEVPoolGeometry.from_points
+    monkeypatch.setattr(BEVPoolGeometry, "from_points",
+                        staticmethod(lambda *args, **kwargs: computed.append(1) or from_points(*args, **kwargs)))
+
+    def fresh_output(inputs):
+        encoder._last_geometry = None
+        return encoder(inputs)[0]
+
+    moved = batch.camera_to_ego.clone()
+    moved[:, :, 0, 3] += 1.0  # every camera 1 m further forward
+    shifted = dataclasses.replace(batch, camera_to_ego=moved)
+    with torch.no_grad():
+        first, again = encoder(batch)[0], encoder(batch)[0]
+        assert len(computed) == 1 and torch.equal(first, again)
+        after_move = encoder(shifted)[0]
+        assert len(computed) == 2 and not torch.equal(after_move, first)
+        assert torch.equal(after_move, fresh_output(shifted))
+        assert torch.equal(encoder(batch)[0], fresh_output(batch)) and len(computed) == 5
+
+
 def test_fuser_missing_sensor_is_a_known_state():
     fuser = ConvFuser({"lidar": 3, "camera": 2}, out_channels=5).eval()
     with torch.no_grad():

@@ -78,6 +78,8 @@ class CameraEncoder(nn.Module):
         self.bev_conv = conv_block(out_channels, out_channels)
         self.register_buffer("mean", torch.tensor(IMAGE_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGE_STD).view(1, 3, 1, 1), persistent=False)
+        # (intrinsics, camera_to_ego, feature_hw, geometry) of the last call: see bev_geometry
+        self._last_geometry: Optional[Tuple[torch.Tensor, torch.Tensor, Tuple[int, int], BEVPoolGeometry]] = None
 
     @property
     def bin_size(self) -> float:
@@ -103,9 +105,25 @@ class CameraEncoder(nn.Module):
         rotation, translation = camera_to_ego[..., :3, :3], camera_to_ego[..., :3, 3]
         return torch.einsum("bnij,bndhwj->bndhwi", rotation, camera_points) + translation[:, :, None, None, None, :]
 
+    def bev_geometry(self, intrinsics: torch.Tensor, camera_to_ego: torch.Tensor, feature_hw: Tuple[int, int]
+                     ) -> BEVPoolGeometry:
+        """Where each frustum point of these cameras goes on the BEV grid (intrinsics (B, N, 3, 3), camera_to_ego
+        (B, N, 4, 4)); computed again only when the calibration or the feature size differs from the last call's, so
+        a car's fixed rig pays for it once."""
+        last = self._last_geometry
+        if (last is not None and last[2] == tuple(feature_hw) and last[0].device == intrinsics.device
+                and torch.equal(last[0], intrinsics) and torch.equal(last[1], camera_to_ego)):
+            return last[3]
+        z_min, z_max = self.grid.point_cloud_range[2], self.grid.point_cloud_range[5]
+        geometry = BEVPoolGeometry.from_points(self.frustum_points_ego(intrinsics, camera_to_ego, feature_hw),
+                                               self.grid.point_cloud_range, (*self.grid.cell_size, z_max - z_min))
+        self._last_geometry = (intrinsics.detach().clone(), camera_to_ego.detach().clone(), tuple(feature_hw),
+                               geometry)
+        return geometry
+
     def forward(self, batch, timer: Optional[StageTimer] = None) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
         """-> (B, out_channels, ny, nx) and, in training with LiDAR present, {'loss_depth': ...}; ``timer`` times
-        the frustum geometry and BEV pooling (stage "bev_pool")."""
+        the BEV pooling, with the frustum geometry when the calibration changed (stage "bev_pool")."""
         images = batch.images  # (B, N, 3, H, W) float in [0, 1]
         b, n = images.shape[:2]
         normalised = (images.flatten(0, 1) - self.mean) / self.std
@@ -118,11 +136,7 @@ class CameraEncoder(nn.Module):
         lifted = depth[:, :, None] * (context * valid)[:, None]  # (B*N, D, C, h, w)
         lifted = lifted.reshape(b, n, self.depth_bins, self.out_channels, h, w).permute(0, 1, 2, 4, 5, 3)
         with stage(timer, "bev_pool"):
-            points = self.frustum_points_ego(batch.intrinsics, batch.camera_to_ego, (h, w))
-            z_min, z_max = self.grid.point_cloud_range[2], self.grid.point_cloud_range[5]
-            geometry = BEVPoolGeometry.from_points(points, self.grid.point_cloud_range,
-                                                   (*self.grid.cell_size, z_max - z_min))
-            pooled = bev_pool(lifted.contiguous(), geometry)
+            pooled = bev_pool(lifted.contiguous(), self.bev_geometry(batch.intrinsics, batch.camera_to_ego, (h, w)))
         bev = self.bev_conv(pooled)
         losses = {}
         if self.training and self.depth_loss_weight > 0 and batch.lidar is not None and len(batch.lidar):
