@@ -111,7 +111,8 @@ class CameraEncoder(nn.Module):
         (B, N, 4, 4)); computed again only when the calibration or the feature size differs from the last call's, so
         a car's fixed rig pays for it once."""
         last = self._last_geometry
-        if (last is not None and last[2] == tuple(feature_hw) and last[0].device == intrinsics.device
+        if (last is not None and last[2] == tuple(feature_hw)
+                and (last[0].device, last[0].dtype) == (intrinsics.device, intrinsics.dtype)
                 and torch.equal(last[0], intrinsics) and torch.equal(last[1], camera_to_ego)):
             return last[3]
         z_min, z_max = self.grid.point_cloud_range[2], self.grid.point_cloud_range[5]
