@@ -18,6 +18,18 @@ INSTALL_REQUIRES = [
     "mcap-protobuf-support==0.6.0",
     "foxglove-schemas-protobuf==0.4.0",
     "protobuf==7.36.2",
+    # LoRA for tools/finetune.py (its Conv2d / Linear layers and merge), with the transformers and accelerate it
+    # imports, pinned at the versions tested.
+    "peft==0.21.2",
+    "transformers==5.24.0",
+    "accelerate==1.16.0",
+]
+# ONNX export and the ONNX Runtime backends (perception.deploy). onnx 1.19.1, not >= 1.20: those pull ml_dtypes 0.7,
+# which needs numpy 2 (nuscenes-devkit needs numpy < 2); ml_dtypes pinned at 0.5.4, which works with numpy 1.26.
+DEPLOY_REQUIRES = [
+    "onnx==1.19.1",
+    "ml_dtypes==0.5.4",
+    "onnxruntime==1.32.0",
 ]
 TEST_REQUIRES = [
     "pytest==9.2.0",
@@ -26,7 +38,8 @@ TEST_REQUIRES = [
     "spconv==2.3.8",  # CPU build: the reference that hard voxelization is compared with
 ]
 
-TOOLS = ["demo", "test", "train", "replay", "benchmark", "make_synthetic"]
+TOOLS = ["demo", "test", "train", "replay", "benchmark", "make_synthetic", "finetune", "compare_finetuning",
+         "robustness", "export", "quantize", "train_ego_mlp"]
 
 setup(
     name="perception",
@@ -35,6 +48,6 @@ setup(
     python_requires=">=3.11,<3.12",
     packages=find_packages(include=["perception", "perception.*"]),
     install_requires=INSTALL_REQUIRES,
-    extras_require={"test": TEST_REQUIRES},
+    extras_require={"deploy": DEPLOY_REQUIRES, "test": TEST_REQUIRES + DEPLOY_REQUIRES},
     entry_points={"console_scripts": [f"perception-{name}=perception.cli.{name}:main" for name in TOOLS]},
 )

@@ -195,7 +195,8 @@ def bench_voxelization(cloud: np.ndarray, repeats: int, rows: List[Dict]) -> Non
 
 def numba_stages(cloud: np.ndarray, name: str, voxel_size, max_points: int, max_voxels: int, repeats: int) -> List:
     """The Numba CPU hard voxelization's three kernels, called in turn as hard_voxelize calls them (medians)."""
-    from perception.ops._grid import Grid3D, group_keys_cpu, point_keys_cpu
+    from perception.ops._grid import Grid3D, point_keys_cpu
+    from perception.ops._grouping import group_keys_cpu
     from perception.ops.voxelize import _gather_voxels_cpu
 
     grid, threads = Grid3D.from_range(voxel_size, LIDAR_RANGE), numba.get_num_threads()

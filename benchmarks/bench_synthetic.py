@@ -24,10 +24,10 @@ from typing import Dict, List
 
 from perception.cli.make_synthetic import parse_image_size
 from perception.datasets.synthetic import generate_world
-from perception.datasets.synthetic.rig import modality
 from perception.datasets.synthetic.scene import build_scene
 from perception.datasets.synthetic.world import namespace
 from perception.datasets.synthetic.writer import SceneRecorder, SensorFrame
+from perception.sensors import modality_of
 
 TARGET_SCENES, TARGET_CORES = 10, 2
 
@@ -43,7 +43,7 @@ def time_scene(samples_per_scene: int, image_size, out_dir: Path) -> Dict[str, o
 
     def on_frame(frame: SensorFrame) -> None:
         now = (time.perf_counter(), time.process_time())
-        per_frame[modality(frame.channel)].append((now[0] - last[0], now[1] - last[1]))
+        per_frame[modality_of(frame.channel)].append((now[0] - last[0], now[1] - last[1]))
         last[:] = now
 
     recorder.record(on_frame=on_frame)

@@ -3,6 +3,7 @@
 _base_ = ["./fusion_tiny.py"]
 bev_cell_size = [0.4, 0.4]
 image_size = [704, 256]
+model_inputs = dict(lidar_sweeps=10, image_size=image_size)
 dataroot = "datasets/nuscenes"
 data_version = "v1.0-trainval"
 model = dict(
@@ -16,10 +17,9 @@ model = dict(
     decoder=dict(channels=[128, 256], blocks=[3, 5], out_channels=256),
     head=dict(head_channels=64, top_k=500, max_boxes=300),
 )
-train_dataloader = dict(batch_size=4, num_workers=8, dataset=dict(
-    dataroot=dataroot, version=data_version, split="train", image_size=image_size, lidar_sweeps=10))
-val_dataloader = dict(batch_size=4, num_workers=8, dataset=dict(
-    dataroot=dataroot, version=data_version, split="val", image_size=image_size, lidar_sweeps=10))
+train_dataloader = dict(batch_size=4, num_workers=8, dataset=dict(dataroot=dataroot, version=data_version,
+                                                                  split="train"))
+val_dataloader = dict(batch_size=4, num_workers=8, dataset=dict(dataroot=dataroot, version=data_version, split="val"))
 val_evaluator = dict(dataroot=dataroot, version=data_version, split="val")
 max_iters = 100000
 val_interval = 10000

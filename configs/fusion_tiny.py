@@ -1,5 +1,3 @@
 # LiDAR + radar + camera on a 128 x 128 grid of 0.8 m cells, 256 x 144 images: trainable on 2 CPU cores.
 _base_ = ["./_base_/fusion_model.py", "./_base_/synthetic_data.py", "./_base_/schedule_cpu.py",
           "./_base_/runtime.py"]
-train_dataloader = dict(dataset=dict(image_size={{_base_.image_size}}))
-val_dataloader = dict(dataset=dict(image_size={{_base_.image_size}}))

@@ -1,9 +1,36 @@
-"""perception: camera + radar + LiDAR sensor fusion for autonomous driving, on nuScenes-format data."""
-import os
+"""perception: camera + radar + LiDAR sensor fusion for autonomous driving, on nuScenes-format data.
 
-# Numba's parallel kernels on OpenMP first (the layer the benchmarks record); Numba's default order tries TBB
-# first and warns when the TBB it finds is older than it supports. Read when numba is imported; a user's own
-# setting wins.
-os.environ.setdefault("NUMBA_THREADING_LAYER_PRIORITY", "omp tbb workqueue")
+The package is a layered house: a module imports only from its own package and from the layers below its own
+(LAYERS, lowest first; tests/test_architecture.py checks it, and that no two modules import each other):
+
+    leaves     paths, sensors (channels, modalities), classes, maneuvers, timing (stage timer), registry
+               (mmengine's), threads (the process's thread policy)
+    geometry   frames, transforms, calibration, projection, Boxes3D: the conventions
+    datasets   nuScenes tables and files -> Frame; the synthetic world generator
+    ops        the point-cloud kernels (numpy reference, Numba CPU, Numba CUDA)
+    models     the BEV fusion network; detector, the Detector protocol its consumers call
+    decision   planner and decision rules
+    viz        BEV and camera drawings, video, the dataset preview
+    eval       detection and decision metrics, reports; runtime: streaming, replay, benchmark; deploy: ONNX
+               export, ONNX Runtime backends, INT8 quantization
+    engine     mmengine training adapters
+    cli        the tools' main(args)
+"""
 
 __version__ = "0.1.0"
+
+LAYERS = (
+    ("perception.paths", "perception.sensors", "perception.classes", "perception.maneuvers", "perception.timing", "perception.registry",
+     "perception.threads"),
+    ("perception.geometry",),
+    ("perception.datasets",),
+    ("perception.ops",),
+    ("perception.models", "perception.detector"),
+    ("perception.decision",),
+    ("perception.viz",),
+    ("perception.eval", "perception.runtime", "perception.deploy"),
+    ("perception.engine",),
+    ("perception.cli",),
+)
+"""The layers, lowest first; each a tuple of its packages or modules (side by side, they do not import each
+other)."""

@@ -1,12 +1,14 @@
 """The detector interface every consumer (evaluation, replay, benchmark) calls, and the ground-truth oracle."""
 from __future__ import annotations
 
-from typing import FrozenSet, List, Protocol, Sequence
+from typing import FrozenSet, List, Optional, Protocol, Sequence
 
 import numpy as np
 
-from perception.datasets.frame import SENSOR_GROUPS, Frame
+from perception.datasets.frame import Frame
 from perception.geometry import Boxes3D
+from perception.sensors import SENSOR_GROUPS
+from perception.timing import StageTimer
 
 
 class Detector(Protocol):
@@ -15,8 +17,16 @@ class Detector(Protocol):
     sensors: FrozenSet[str]
     """The sensor groups (SENSOR_GROUPS) it reads."""
 
-    def detect(self, frames: Sequence[Frame]) -> List[Boxes3D]:
+    def detect(self, frames: Sequence[Frame], timer: Optional[StageTimer] = None) -> List[Boxes3D]:
+        """One Boxes3D per frame. ``timer``: the replay's or the benchmark's StageTimer, with which the detector
+        may time its own stages (names in perception.timing.STAGES); None when nobody times it."""
         ...
+
+
+def timed_detect(detector: Detector, frame: Frame, timer: StageTimer) -> Boxes3D:
+    """``detector.detect([frame], timer=timer)[0]``, the whole call timed as stage "detector"."""
+    with timer.stage("detector"):
+        return detector.detect([frame], timer=timer)[0]
 
 
 class OracleDetector:
@@ -28,7 +38,8 @@ class OracleDetector:
 
     sensors: FrozenSet[str] = frozenset(SENSOR_GROUPS)
 
-    def detect(self, frames: Sequence[Frame]) -> List[Boxes3D]:
+    def detect(self, frames: Sequence[Frame], timer: Optional[StageTimer] = None) -> List[Boxes3D]:
+        """The ground truth of each frame (``timer`` unused: the oracle has no stages of its own)."""
         results = []
         for frame in frames:
             if frame.gt_boxes is None:

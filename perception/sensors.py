@@ -1,4 +1,8 @@
-"""The nuScenes sensor channels, in the order used everywhere in the project (cameras in mosaic order)."""
+"""The nuScenes sensor channels, in the order used everywhere in the project (cameras in mosaic order), the
+sensor groups, and the group (modality) of each channel."""
+
+SENSOR_GROUPS = ("lidar", "radar", "camera")
+"""The three sensor groups a frame can carry or miss; the names used by --drop, the fuser and the reports."""
 
 LIDAR_CHANNEL = "LIDAR_TOP"
 CAMERA_CHANNELS = (
@@ -6,3 +10,19 @@ CAMERA_CHANNELS = (
     "CAM_BACK_LEFT", "CAM_BACK", "CAM_BACK_RIGHT",
 )
 RADAR_CHANNELS = ("RADAR_FRONT", "RADAR_FRONT_LEFT", "RADAR_FRONT_RIGHT", "RADAR_BACK_LEFT", "RADAR_BACK_RIGHT")
+LIDAR_BEAM_COUNT = 32
+LIDAR_BEAM_ELEVATION_RANGE_DEG = (-30.67, 10.67)
+"""LIDAR_TOP is a Velodyne HDL-32E: 32 beams evenly spaced over this elevation range (lowest, highest) [deg]."""
+ALL_CHANNELS = (LIDAR_CHANNEL, *RADAR_CHANNELS, *CAMERA_CHANNELS)
+"""Every channel: LiDAR, radars, cameras. Tables, sweeps and streams are indexed in this order, and messages with
+equal timestamps are ordered by it."""
+
+_MODALITY = {LIDAR_CHANNEL: "lidar", **{c: "radar" for c in RADAR_CHANNELS}, **{c: "camera" for c in CAMERA_CHANNELS}}
+
+
+def modality_of(channel: str) -> str:
+    """The sensor group (one of SENSOR_GROUPS) of a channel; a ValueError naming it when the channel is unknown."""
+    try:
+        return _MODALITY[channel]
+    except KeyError:
+        raise ValueError(f"unknown sensor channel {channel!r}; known: {ALL_CHANNELS}") from None

@@ -4,7 +4,11 @@
 #   model = dict(encoders=dict(_delete_=True, lidar={{_base_.lidar_encoder}}))
 point_cloud_range = [-51.2, -51.2, -5.0, 51.2, 51.2, 3.0]
 bev_cell_size = [0.8, 0.8]
-image_size = [256, 144]  # (W, H) camera input; the composed configs load images at this size
+image_size = [256, 144]  # (W, H) camera input
+# What the network takes in, written once: the dataloaders load it (perception.engine.data.apply_model_inputs;
+# their datasets do not repeat it), evaluation, replay and benchmark feed it (perception.models.model_inputs), and
+# an exported checkpoint records it in its meta. Sweeps per frame include the keyframe's.
+model_inputs = dict(lidar_sweeps=5, radar_sweeps=6, image_size=image_size)
 
 lidar_encoder = dict(type="LidarEncoder", out_channels=32, max_points_per_pillar=20, max_pillars=16384)
 radar_encoder = dict(type="RadarEncoder", out_channels=16, max_points_per_pillar=10, max_pillars=4000)

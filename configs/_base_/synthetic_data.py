@@ -1,10 +1,8 @@
 # Data: the synthetic world (tools/make_synthetic.py writes it under datasets/synthetic), splits synth_train /
-# synth_val. Images are resized at load time (intrinsics follow) to the model's image_size, which the composing
-# config passes in (image_size={{_base_.image_size}}).
+# synth_val. Sweeps and image size come from the model's model_inputs (configs/_base_/fusion_model.py), filled in
+# when the datasets are built.
 dataroot = "datasets/synthetic"
 data_version = "v1.0-synth"
-lidar_sweeps = 5
-radar_sweeps = 6
 drop_sensors = []
 # Training augmentation (perception.datasets.transforms, applied to every modality consistently).
 train_transform = [
@@ -20,8 +18,7 @@ train_dataloader = dict(
     sampler=dict(type="DefaultSampler", shuffle=True),
     collate_fn=dict(type="collate_fusion_batch"),
     dataset=dict(type="FrameDataset", dataroot=dataroot, version=data_version, split="synth_train",
-                 lidar_sweeps=lidar_sweeps, radar_sweeps=radar_sweeps, drop=drop_sensors,
-                 transform=train_transform),
+                 drop=drop_sensors, transform=train_transform),
 )
 val_dataloader = dict(
     batch_size=2,
@@ -30,6 +27,6 @@ val_dataloader = dict(
     sampler=dict(type="DefaultSampler", shuffle=False),
     collate_fn=dict(type="collate_fusion_batch"),
     dataset=dict(type="FrameDataset", dataroot=dataroot, version=data_version, split="synth_val",
-                 lidar_sweeps=lidar_sweeps, radar_sweeps=radar_sweeps, drop=drop_sensors),
+                 drop=drop_sensors),
 )
 val_evaluator = dict(type="NuScenesDetectionMetric", dataroot=dataroot, version=data_version, split="synth_val")

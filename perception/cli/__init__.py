@@ -1,7 +1,63 @@
-"""Command-line entry points: each module has ``main(argv=None)``; ``tools/<name>.py`` and the console
-scripts declared in setup.py call them."""
+"""Command-line entry points: each module has ``main(argv=None)``, wrapped in ``tool_main``; ``tools/<name>.py``
+and the console scripts declared in setup.py call them. What every tool shares is here: paths given on the command
+line resolved one way, a user's mistake reported as one line, ``--debug`` for the traceback."""
 import argparse
-from typing import Tuple
+import functools
+import os
+import sys
+from typing import Callable, Optional, Sequence, Tuple, TypeVar
+
+from perception.paths import REPO_ROOT
+from perception.threads import apply_thread_policy, set_openmp_environment
+
+set_openmp_environment()  # before any tool imports torch: the OpenMP runtime reads it once, at start
+
+USER_ERRORS = (FileNotFoundError, ValueError)
+"""What this project raises for bad input (DESIGN.md: a message naming the file or value and the problem): a missing
+or truncated file, a checkpoint that does not fit its config, an unknown split or scene."""
+
+Result = TypeVar("Result")
+
+
+def tool_main(main: Callable[[Optional[Sequence[str]]], Result]) -> Callable[[Optional[Sequence[str]]], Result]:
+    """Decorates a tool's ``main(argv=None)``: a USER_ERRORS exception is printed as one line ``error: ...`` (its
+    message, line breaks made spaces) on stderr and the process exits with status 1; with ``--debug`` among the
+    arguments it propagates with its traceback. Every other exception (a bug) propagates unchanged. The tool's
+    parser takes ``--debug`` through add_debug_option. The process's thread policy (perception.threads) is applied
+    first."""
+
+    @functools.wraps(main)
+    def run_reporting_errors(argv: Optional[Sequence[str]] = None) -> Result:
+        argv = list(sys.argv[1:] if argv is None else argv)
+        apply_thread_policy()
+        try:
+            return main(argv)
+        except USER_ERRORS as error:
+            if "--debug" in argv:
+                raise
+            print("error: " + " ".join(str(error).split()), file=sys.stderr)
+            raise SystemExit(1) from None
+
+    return run_reporting_errors
+
+
+def add_debug_option(parser: argparse.ArgumentParser) -> None:
+    """``--debug``: tool_main shows a user error's traceback instead of its one line."""
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error, not its one line")
+
+
+def resolve_path(path: str) -> str:
+    """``path`` as given when it exists or is absolute, else relative to the repository root (configs name their
+    data that way, and tools run from elsewhere name configs that way)."""
+    return path if os.path.exists(path) or os.path.isabs(path) else str(REPO_ROOT / path)
+
+
+def resolve_config(path: str) -> str:
+    """A config path as every tool takes it (resolve_path); FileNotFoundError when there is no such file."""
+    resolved = resolve_path(path)
+    if not os.path.isfile(resolved):
+        raise FileNotFoundError(f"{path}: no such config (give a file under configs/, e.g. configs/fusion_tiny.py)")
+    return resolved
 
 
 def parse_image_size(text: str) -> Tuple[int, int]:

@@ -15,8 +15,10 @@ from typing import Any, Dict, Optional, Sequence
 import torch
 from mmengine.config import Config
 
-from perception.paths import REPO_ROOT
+from perception.cli import add_debug_option, resolve_config, resolve_path, tool_main
+from perception.cli.backend import add_backend_options
 from perception.runtime.benchmark import BenchmarkOptions, format_table, parse_sweep_counts, run_benchmark
+from perception.threads import apply_thread_policy
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,22 +36,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dataroot", help="default: the config's dataroot")
     parser.add_argument("--version", help="default: the config's data_version")
     parser.add_argument("--scene", help="take the keyframes from this scene (default: the first scene)")
-    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
+    parser.add_argument("--threads", type=int,
+                        help="threads of every pool (perception.threads; default: the CPUs this process may use)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_backend_options(parser)
+    add_debug_option(parser)
     return parser
 
 
-def _resolve(path: str) -> str:
-    """``path`` as given when it exists, else relative to the repository root (configs name data that way)."""
-    return path if os.path.exists(path) or os.path.isabs(path) else str(REPO_ROOT / path)
-
-
+@tool_main
 def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     parser = build_parser()
     args = parser.parse_args(argv)
-    config_path = _resolve(args.config)
-    if not os.path.isfile(config_path):
-        parser.error(f"{args.config}: no such config")
+    config_path = resolve_config(args.config)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         parser.error("--device cuda: torch sees no CUDA device")
     try:
@@ -58,22 +57,20 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     except ValueError as error:
         parser.error(str(error))
     if args.threads:
-        torch.set_num_threads(args.threads)
+        apply_thread_policy(args.threads)
     config = Config.fromfile(config_path)
-    dataroot = _resolve(args.dataroot or config.get("dataroot", ""))
+    dataroot = resolve_path(args.dataroot or config.get("dataroot", ""))
     version = args.version or config.get("data_version")
     if not version or not os.path.isdir(os.path.join(dataroot, version)):
         parser.error(f"no nuScenes tables at {os.path.join(dataroot, str(version))} (give --dataroot/--version, or "
                      "generate the synthetic world with tools/make_synthetic.py)")
     from nuscenes.nuscenes import NuScenes
 
-    from perception.models import build_detector, load_detector, model_inputs
+    from perception.deploy.backends import load_backend
+    from perception.models import model_inputs
     from perception.runtime.messages import find_scene
 
-    if args.checkpoint:
-        detector = load_detector(config_path, args.checkpoint, device=args.device)
-    else:
-        detector = build_detector(config).to(args.device).eval()
+    detector = load_backend(args.backend, config_path, args.checkpoint, args.onnx, args.device)
     nusc = NuScenes(version=version, dataroot=dataroot, verbose=False)
     scene = find_scene(nusc, args.scene or nusc.scene[0]["name"])
     tokens, token = [], scene["first_sample_token"]
@@ -82,7 +79,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
         token = nusc.get("sample", token)["next"]
 
     def describe() -> Dict[str, Any]:
-        return {"config": args.config, "checkpoint": args.checkpoint, "dataroot": dataroot, "version": version,
+        return {"config": args.config, "checkpoint": args.checkpoint, "backend": args.backend, "onnx": args.onnx,
+                "dataroot": dataroot, "version": version,
                 "scene": scene["name"], "sensors": sorted(detector.sensors)}
 
     inputs = model_inputs(config)

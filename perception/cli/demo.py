@@ -17,6 +17,7 @@ import cv2
 from nuscenes.nuscenes import NuScenes
 from nuscenes.utils.data_classes import LidarPointCloud
 
+from perception.cli import add_debug_option, tool_main
 from perception.datasets.records import project_point_sensor_to_camera, sample_data_path
 from perception.datasets.splits import split_sample_tokens, split_scenes
 from perception.paths import DATA_ROOT, REPO_ROOT
@@ -66,13 +67,15 @@ def ensure_demo_world(dataroot: Path) -> Path:
 
 
 def run_step(title: str, tool: str, main: Callable[[List[str]], object], argv: List[str]) -> float:
-    """Prints the equivalent command line, runs the tool's main(argv), returns its wall time [s]."""
+    """Prints the equivalent command line, runs the tool's main(argv), returns its wall time [s]. The tool's
+    errors reach the demo's own tool_main (the undecorated main), which reports them."""
     print(f"\n== {title}\n$ python tools/{tool}.py {shlex.join(argv)}", flush=True)
     start = time.perf_counter()
-    main(argv)
+    main.__wrapped__(argv)
     return time.perf_counter() - start
 
 
+@tool_main
 def main(argv: Optional[Sequence[str]] = None) -> Dict[str, float]:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--dataroot", default=str(DATA_ROOT / "synthetic-demo"),
@@ -80,6 +83,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, float]:
     parser.add_argument("--version", default=DEMO_WORLD["version"])
     parser.add_argument("--out", default=str(REPO_ROOT / "outputs" / "demo"), help="output folder")
     parser.add_argument("--benchmark-iters", type=int, default=10, help="timed frames of the latency benchmark")
+    add_debug_option(parser)
     args = parser.parse_args(argv)
     from perception.cli import benchmark, replay, test
 

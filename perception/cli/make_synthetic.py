@@ -6,10 +6,11 @@ import argparse
 import os
 from typing import Optional, Sequence
 
-from perception.cli import parse_image_size
+from perception.cli import add_debug_option, parse_image_size, tool_main
 from perception.paths import DATA_ROOT
 
 
+@tool_main
 def main(argv: Optional[Sequence[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", default=str(DATA_ROOT / "synthetic"), help="dataroot to write")
@@ -21,6 +22,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument("--workers", type=int, default=1, help="scenes recorded in parallel processes")
     parser.add_argument("--preview", nargs="?", const="", default=None, metavar="PNG",
                         help="also write a picture of the first validation keyframe (default: OUT/preview.png)")
+    add_debug_option(parser)
     args = parser.parse_args(argv)
 
     from perception.datasets.synthetic import VAL_SPLIT, generate_world
@@ -33,7 +35,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         from nuscenes.nuscenes import NuScenes
         from nuscenes.utils.splits import get_scenes_of_custom_split
 
-        from perception.datasets.synthetic.preview import render_preview
+        from perception.viz.preview import render_preview
 
         nusc = NuScenes(version=args.version, dataroot=str(dataroot), verbose=False)
         scene_name = get_scenes_of_custom_split(VAL_SPLIT, nusc)[0]

@@ -7,10 +7,11 @@ import argparse
 import os
 from typing import Optional, Sequence
 
-from perception.cli import parse_image_size
+from perception.cli import add_debug_option, parse_image_size, resolve_config, tool_main
+from perception.cli.backend import add_backend_options
 from perception.decision import PlannerConfig
 from perception.detector import Detector, OracleDetector
-from perception.paths import REAL_FIXTURE_ROOT, REPO_ROOT
+from perception.paths import REAL_FIXTURE_ROOT
 from perception.runtime.faults import FaultPlan
 from perception.runtime.replay import ReplayOptions, ReplaySummary, replay_scene
 from perception.runtime.streaming import DEFAULT_STALE_AFTER_S
@@ -33,8 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--sync-window-s", type=float, default=0.05,
                         help="wait this long after the LiDAR trigger for radar sweeps and images")
     parser.add_argument("--deadline-s", type=float, help="a frame is late beyond this (default: the frame period)")
-    parser.add_argument("--lidar-sweeps", type=int, help="default: the config's lidar_sweeps, else 10")
-    parser.add_argument("--radar-sweeps", type=int, help="default: the config's radar_sweeps, else 6")
+    parser.add_argument("--lidar-sweeps", type=int, help="default: the config's model_inputs (oracle: 10)")
+    parser.add_argument("--radar-sweeps", type=int, help="default: the config's model_inputs (oracle: 6)")
     parser.add_argument("--image-size", type=parse_image_size,
                         help="WxH the model's images are resized to (default: the config's)")
     parser.add_argument("--faults", help="inject faults, e.g. drop=0.05,duplicate=0.02,delay=0.02,"
@@ -46,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--display-min-score", type=float, default=PlannerConfig().min_score,
                         help="draw (and put in the MCAP) boxes scoring at least this; frames.jsonl keeps all")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_backend_options(parser)
+    add_debug_option(parser)
     return parser
 
 
@@ -67,6 +70,7 @@ def print_summary(summary: ReplaySummary) -> None:
         print(f"{name}: {path}")
 
 
+@tool_main
 def main(argv: Optional[Sequence[str]] = None) -> ReplaySummary:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -74,18 +78,18 @@ def main(argv: Optional[Sequence[str]] = None) -> ReplaySummary:
         parser.error("CONFIG and CHECKPOINT are required unless --oracle is given")
     if not os.path.isdir(os.path.join(args.dataroot, args.version)):
         parser.error(f"no nuScenes tables at {os.path.join(args.dataroot, args.version)}")
-    config_path = args.config
-    if config_path is not None and not os.path.isfile(config_path) and (REPO_ROOT / config_path).is_file():
-        config_path = str(REPO_ROOT / config_path)
     detector: Detector
     if args.oracle:
         detector = OracleDetector()
         lidar_sweeps, radar_sweeps, image_size = 10, 6, None
     else:
-        from perception.models import load_detector, model_inputs
+        from perception.deploy.backends import load_backend
+        from perception.models import model_inputs
 
-        detector = load_detector(config_path, args.checkpoint, device=args.device)
-        lidar_sweeps, radar_sweeps, image_size = model_inputs(config_path)
+        config_path = resolve_config(args.config)
+        detector = load_backend(args.backend, config_path, args.checkpoint, args.onnx, args.device)
+        inputs = model_inputs(config_path)
+        lidar_sweeps, radar_sweeps, image_size = inputs.lidar_sweeps, inputs.radar_sweeps, inputs.image_size
     try:
         faults = FaultPlan.parse(args.faults) if args.faults else None
         options = ReplayOptions(

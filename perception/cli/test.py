@@ -7,13 +7,24 @@ import argparse
 import os
 from typing import List, Optional, Sequence
 
-from perception.datasets.frame import SENSOR_GROUPS
+from perception.cli import add_debug_option, resolve_config, tool_main
+from perception.cli.backend import add_backend_options
+from perception.datasets.corruptions import CorruptFrames, parse_cell
 from perception.detector import Detector, OracleDetector
+from perception.engine import end_distributed, init_distributed_from_env
 from perception.eval.ablations import ABLATIONS, ablation_folder, write_ablation_table
 from perception.eval.detection import NoDetectionsError
 from perception.eval.report import summary_table
-from perception.eval.runner import DataOptions, evaluate_split, init_shard
+from perception.eval.runner import RESULTS_FILE, DataOptions, Shard, evaluate_split
 from perception.paths import DATA_ROOT
+from perception.sensors import SENSOR_GROUPS
+
+
+def _corruption(text: str) -> CorruptFrames:
+    try:
+        return CorruptFrames(*parse_cell(text))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,20 +43,27 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the ground truth of each frame as the detections (checks loader, conversion, writer)")
     parser.add_argument("--batch-size", type=int, default=1)
     parser.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
-    parser.add_argument("--lidar-sweeps", type=int, help="default: the config's lidar_sweeps (oracle: 10)")
-    parser.add_argument("--radar-sweeps", type=int, help="default: the config's radar_sweeps (oracle: 6)")
+    parser.add_argument("--lidar-sweeps", type=int, help="default: the config's model_inputs (oracle: 10)")
+    parser.add_argument("--radar-sweeps", type=int, help="default: the config's model_inputs (oracle: 6)")
+    parser.add_argument("--corrupt", metavar="NAME:SEVERITY", type=_corruption,
+                        help="evaluate under this corruption (perception.datasets.corruptions, seed 0), e.g. "
+                             "lidar_fog:2; tools/robustness.py runs them all")
     parser.add_argument("--no-plots", action="store_true", help="skip the devkit's plots in the report")
     parser.add_argument("--verbose", action="store_true", help="print the devkit's progress messages")
+    add_backend_options(parser)
+    add_debug_option(parser)
     return parser
 
 
-def build_detector(args: argparse.Namespace) -> tuple:
+def detector_from_args(args: argparse.Namespace) -> tuple:
     """(detector, its description for the report)."""
     if args.oracle:
         return OracleDetector(), "oracle: the ground truth of each frame, score 1"
-    from perception.models import load_detector
+    from perception.deploy.backends import load_backend
 
-    return load_detector(args.config, args.checkpoint, device="cpu"), f"{args.config} @ {args.checkpoint}"
+    backend = "" if args.backend == "torch" else f" on {args.backend} ({args.onnx})"
+    detector = load_backend(args.backend, args.config, args.checkpoint, args.onnx)
+    return detector, f"{args.config} @ {args.checkpoint}{backend}"
 
 
 def run(argv: Optional[Sequence[str]] = None) -> List[dict]:
@@ -59,34 +77,41 @@ def run(argv: Optional[Sequence[str]] = None) -> List[dict]:
         parser.error("--ablations runs its own sensor sets; leave out --drop")
     if not os.path.isdir(os.path.join(args.dataroot, args.version)):
         parser.error(f"no nuScenes tables at {os.path.join(args.dataroot, args.version)}")
+    if not args.oracle:
+        args.config = resolve_config(args.config)
     from nuscenes.nuscenes import NuScenes
 
-    shard = init_shard()
+    init_distributed_from_env()
+    shard = Shard.of_process_group()
     detector: Detector
-    detector, description = build_detector(args)
+    detector, description = detector_from_args(args)
     # Only the main process evaluates; the others read the loader's metadata cache, not the devkit tables.
     nusc = NuScenes(version=args.version, dataroot=args.dataroot, verbose=args.verbose) if shard.is_main else None
     if args.oracle:
-        lidar_sweeps, radar_sweeps = 10, 6
+        lidar_sweeps, radar_sweeps, image_size = 10, 6, None
     else:
         from perception.models import model_inputs
 
-        lidar_sweeps, radar_sweeps, _ = model_inputs(args.config)
+        inputs = model_inputs(args.config)
+        lidar_sweeps, radar_sweeps, image_size = inputs.lidar_sweeps, inputs.radar_sweeps, inputs.image_size
     data = DataOptions(args.dataroot, args.version, args.split, args.lidar_sweeps or lidar_sweeps,
-                       args.radar_sweeps or radar_sweeps, args.batch_size, args.workers)
+                       args.radar_sweeps or radar_sweeps, image_size, args.batch_size, args.workers)
     runs = ABLATIONS if args.ablations else (("", tuple(args.drop)),)
     results, table_rows = [], []
     for name, drop in runs:
         out_dir = os.path.join(args.out, ablation_folder(name)) if name else args.out
         try:
             metrics = evaluate_split(detector, description, nusc, data, out_dir, drop=drop, shard=shard,
-                                     render_curves=not args.no_plots, verbose=args.verbose)
+                                     render_curves=not args.no_plots, verbose=args.verbose, transform=args.corrupt)
         except NoDetectionsError as error:
             if not args.ablations:
-                raise SystemExit(str(error)) from error
+                raise
             print(f"{name}: not scored: {error}")
             continue
         if metrics is None:
+            if shard.is_main:
+                print(f"wrote {os.path.join(out_dir, RESULTS_FILE)}; {args.version} has no annotations, so no "
+                      f"detection or decision metrics: submit it to the nuScenes server")
             continue
         results.append(metrics)
         table_rows.append((name, drop, metrics))
@@ -94,13 +119,11 @@ def run(argv: Optional[Sequence[str]] = None) -> List[dict]:
     if args.ablations and table_rows:
         write_ablation_table(args.out, table_rows)
         print(f"sensor-failure table: {os.path.join(args.out, 'ablations.md')}")
-    if shard.world_size > 1:
-        import torch.distributed as dist
-
-        dist.destroy_process_group()
+    end_distributed()
     return results
 
 
+@tool_main
 def main(argv: Optional[Sequence[str]] = None) -> None:
     run(argv)
 

@@ -20,8 +20,9 @@ from mmengine.dist import get_rank
 from mmengine.runner import Runner, find_latest_checkpoint
 
 import perception.engine  # noqa: F401  (registers the dataset, collate, metric and DDP wrapper)
-import perception.models  # noqa: F401  (registers the model)
-from perception.engine import export_checkpoint, init_distributed_from_env, resume_source
+from perception.cli import add_debug_option, resolve_config, tool_main
+from perception.engine import apply_model_inputs, export_checkpoint, init_distributed_from_env, resume_source
+from perception.models import model_inputs
 
 
 def set_max_iters(cfg: Config, max_iters: int) -> None:
@@ -46,11 +47,10 @@ def set_max_iters(cfg: Config, max_iters: int) -> None:
 
 
 def build_config(args: argparse.Namespace) -> Config:
-    if not os.path.isfile(args.config):
-        raise FileNotFoundError(f"{args.config}: no such config")
-    cfg = Config.fromfile(args.config)
+    cfg = Config.fromfile(resolve_config(args.config))
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
+    apply_model_inputs(cfg)
     cfg.work_dir = args.work_dir or os.path.join("work_dirs", os.path.splitext(os.path.basename(args.config))[0])
     if args.max_iters is not None:
         set_max_iters(cfg, args.max_iters)
@@ -81,29 +81,23 @@ def export(cfg: Config, args: argparse.Namespace, started: float) -> None:
                 seed=cfg.get("randomness", {}).get("seed"), data=dict(cfg.train_dataloader.dataset),
                 validation=metrics)
     meta = json.loads(json.dumps(meta, default=str))
-    written = export_checkpoint(latest, args.export, meta)
+    written = export_checkpoint(latest, args.export, meta, model_inputs(cfg))
     print(f"exported {latest} (iteration {written['iteration']}) to {args.export} "
           f"({os.path.getsize(args.export) / 1e6:.1f} MB)")
 
 
+@tool_main
 def main(argv: Optional[Sequence[str]] = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("config", help="mmengine config, e.g. configs/fusion_tiny.py")
-    parser.add_argument("--work-dir", help="logs and checkpoints (default work_dirs/<config name>)")
+    add_run_arguments(parser)
     parser.add_argument("--resume", action="store_true",
                         help="continue from the latest checkpoint in the work dir (weights, optimizer, scheduler, "
                              "iteration); starts fresh when there is none")
-    parser.add_argument("--max-iters", type=int, help="override the schedule's length (LR schedule follows)")
-    parser.add_argument("--time-budget-min", type=float,
-                        help="stop after this many minutes of training (the iteration that crosses it is saved and "
-                             "validated as the last one; see perception.engine.hooks.TrainTimeBudgetHook)")
-    parser.add_argument("--amp", action="store_true", help="bfloat16 autocast (CUDA only)")
-    parser.add_argument("--no-validate", action="store_true", help="skip validation during training")
     parser.add_argument("--export", help="after training, write the latest checkpoint here as a shipped "
                                          "checkpoint (state_dict + JSON meta; torch.load(weights_only=True))")
     parser.add_argument("--export-only", action="store_true", help="only export the work dir's latest checkpoint")
-    parser.add_argument("--cfg-options", nargs="+", action=DictAction, help="override config entries: key=value")
     args = parser.parse_args(argv)
     args.argv = argv
     started = time.time()
@@ -121,6 +115,27 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
             print(f"--resume: no checkpoint in {cfg.work_dir} yet, starting from scratch")
         else:
             cfg.load_from, cfg.resume = source, True
+    run_training(cfg)
+    if args.export and get_rank() == 0:
+        export(cfg, args, started)
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of a training run that build_config reads (shared with tools/finetune.py)."""
+    parser.add_argument("--work-dir", help="logs and checkpoints (default work_dirs/<config name>)")
+    parser.add_argument("--max-iters", type=int, help="override the schedule's length (LR schedule follows)")
+    parser.add_argument("--time-budget-min", type=float,
+                        help="stop after this many minutes of training (the iteration that crosses it is saved and "
+                             "validated as the last one; see perception.engine.hooks.TrainTimeBudgetHook)")
+    parser.add_argument("--amp", action="store_true", help="bfloat16 autocast (CUDA only)")
+    parser.add_argument("--no-validate", action="store_true", help="skip validation during training")
+    parser.add_argument("--cfg-options", nargs="+", action=DictAction, help="override config entries: key=value")
+    add_debug_option(parser)
+
+
+def run_training(cfg: Config) -> Runner:
+    """Builds mmengine's Runner from ``cfg``, trains, and on rank 0 writes the last validation's metrics to
+    ``<work_dir>/last_validation.json``. Returns the runner (its model is the trained one)."""
     runner = Runner.from_cfg(cfg)
     runner.train()
     if runner.val_loop is not None and get_rank() == 0:
@@ -128,8 +143,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         if scalars:
             with open(os.path.join(cfg.work_dir, "last_validation.json"), "w") as handle:
                 json.dump(scalars, handle, indent=2)
-    if args.export and get_rank() == 0:
-        export(cfg, args, started)
+    return runner
 
 
 def _last_validation(runner: Runner) -> dict:

@@ -21,9 +21,6 @@ RADAR_COLUMNS = ("x", "y", "z", "rcs", "vx_comp", "vy_comp", "time_lag")
 [dBsm], vx_comp, vy_comp [m/s] ego-motion compensated velocity rotated into the keyframe's ego frame, time_lag
 [s]."""
 
-SENSOR_GROUPS = ("lidar", "radar", "camera")
-"""The three sensor groups a frame can carry or miss; the names used by --drop, the fuser and the reports."""
-
 
 @dataclass(frozen=True)
 class LidarSweeps:
@@ -60,10 +57,10 @@ class Frame:
     ``ego_pose``: the ego pose at the keyframe's LiDAR timestamp (ego -> global). ``gt_boxes``: ground truth
     in the ego frame (None where the split has no annotations); ``gt_num_lidar_points`` / ``gt_num_radar_points``
     (K,) the annotations' point counts, used by the devkit's 'boxes without points' filter. ``missing``: the
-    sensor groups (SENSOR_GROUPS) or channels that are absent or were dropped, with nothing invented in their
-    place; ``cameras`` maps channel -> CameraView for the cameras present. ``augmentation``: None, or the (4, 4)
-    similarity that training augmentation (perception.datasets.transforms) applied to the ego frame,
-    ``p_augmented = augmentation @ p_ego``; ``ego_pose`` always describes the un-augmented ego frame.
+    sensor groups (perception.sensors.SENSOR_GROUPS) or channels that are absent or were dropped, with nothing
+    invented in their place; ``cameras`` maps channel -> CameraView for the cameras present. ``augmentation``:
+    None, or the (4, 4) similarity that training augmentation (perception.datasets.transforms) applied to the ego
+    frame, ``p_augmented = augmentation @ p_ego``; ``ego_pose`` always describes the un-augmented ego frame.
     """
 
     sample_token: str

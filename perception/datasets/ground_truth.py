@@ -99,19 +99,6 @@ def sample_ground_truth(nusc: NuScenes, sample_token: str, ego_to_global: RigidT
     )
 
 
-def _centers_in_boxes(centers: np.ndarray, boxes: Boxes3D) -> np.ndarray:
-    """(N, 3) points, K boxes -> (N,) bool: the point lies in (or on) at least one upright box."""
-    inside = np.zeros(len(centers), dtype=bool)
-    for center, size, yaw in zip(boxes.centers, boxes.sizes, boxes.yaws):
-        offset = centers - center
-        cos, sin = np.cos(yaw), np.sin(yaw)
-        along_length = cos * offset[:, 0] + sin * offset[:, 1]
-        along_width = -sin * offset[:, 0] + cos * offset[:, 1]
-        inside |= ((np.abs(along_length) <= size[1] / 2) & (np.abs(along_width) <= size[0] / 2)
-                   & (np.abs(offset[:, 2]) <= size[2] / 2))
-    return inside
-
-
 def evaluation_mask(
     boxes: Boxes3D, num_lidar_points: np.ndarray, num_radar_points: np.ndarray, class_range: Dict[str, float],
     bike_racks: Optional[Boxes3D] = None,
@@ -133,5 +120,5 @@ def evaluation_mask(
     keep &= (np.asarray(num_lidar_points) + np.asarray(num_radar_points)) != 0
     if bike_racks is not None and len(bike_racks):
         rack_classes = np.isin(np.array(names, dtype=object), BIKE_RACK_CLASSES)
-        keep &= ~(rack_classes & _centers_in_boxes(boxes.centers, bike_racks))
+        keep &= ~(rack_classes & bike_racks.contains(boxes.centers).any(axis=0))
     return keep

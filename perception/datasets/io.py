@@ -8,7 +8,9 @@
 
 Degradation, documented once: points with a NaN or Inf coordinate are dropped and a ``NonFinitePointsWarning``
 names the file and the count (one bad return must not cost the whole sweep); everything else that is wrong with a
-file (missing, truncated, wrong size, undecodable, malformed header) raises FileNotFoundError or ValueError.
+file (truncated, wrong size, undecodable, malformed header) raises a ``CorruptFileError`` (a ValueError), an absent
+file a ``MissingFileError`` (a CorruptFileError and a FileNotFoundError): both carry the file's ``path``, and their
+message starts with it. Catch CorruptFileError to survive any bad sensor file (the streaming state does).
 """
 from __future__ import annotations
 
@@ -47,13 +49,29 @@ _PCD_TYPES = {("F", 2): "f2", ("F", 4): "f4", ("F", 8): "f8", ("I", 1): "i1", ("
 _PCD_HEADER_KEYS = ("VERSION", "FIELDS", "SIZE", "TYPE", "COUNT", "WIDTH", "HEIGHT", "VIEWPOINT", "POINTS", "DATA")
 
 
+class CorruptFileError(ValueError):
+    """A sensor file the readers reject; ``path`` names it, ``problem`` says what is wrong."""
+
+    def __init__(self, path: str, problem: str) -> None:
+        super().__init__(f"{path}: {problem}")
+        self.path = path
+        self.problem = problem
+
+    def __reduce__(self):  # pickles (e.g. out of a DataLoader worker) with both arguments
+        return type(self), (self.path, self.problem)
+
+
+class MissingFileError(CorruptFileError, FileNotFoundError):
+    """A sensor file that is absent: a CorruptFileError, and a FileNotFoundError for callers that catch that."""
+
+
 class NonFinitePointsWarning(UserWarning):
     """Points with NaN or Inf values were dropped from a file (the message names the file and the count)."""
 
 
 def _require_file(path: str) -> None:
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path}: file not found")
+        raise MissingFileError(path, "file not found")
 
 
 def _drop_non_finite(points: np.ndarray, columns: Sequence[int], path: str) -> np.ndarray:
@@ -69,16 +87,14 @@ def _drop_non_finite(points: np.ndarray, columns: Sequence[int], path: str) -> n
 def read_lidar_bin(path: str) -> np.ndarray:
     """A nuScenes LiDAR .pcd.bin -> (N, 5) float32 [x, y, z, intensity, ring] in the sensor frame.
 
-    Raises FileNotFoundError when absent, ValueError when the size is not a multiple of 20 bytes. Points with a
+    Raises MissingFileError when absent, CorruptFileError when the size is not a multiple of 20 bytes. Points with a
     non-finite x, y, z or intensity are dropped with a NonFinitePointsWarning.
     """
     _require_file(path)
     size = os.path.getsize(path)
     if size % LIDAR_BIN_RECORD_BYTES:
-        raise ValueError(
-            f"{path}: {size} bytes is not a multiple of {LIDAR_BIN_RECORD_BYTES} "
-            f"({LIDAR_BIN_VALUES} float32 per point): truncated or not a nuScenes .pcd.bin"
-        )
+        raise CorruptFileError(path, f"{size} bytes is not a multiple of {LIDAR_BIN_RECORD_BYTES} "
+                                     f"({LIDAR_BIN_VALUES} float32 per point): truncated or not a nuScenes .pcd.bin")
     points = np.fromfile(path, dtype=np.float32).reshape(-1, LIDAR_BIN_VALUES)
     return _drop_non_finite(points, [0, 1, 2, 3], path)
 
@@ -92,13 +108,14 @@ def _parse_pcd_header(path: str, lines: Sequence[str]) -> Dict[str, list]:
         header[key] = values
     missing = [key for key in _PCD_HEADER_KEYS if key not in header]
     if missing:
-        raise ValueError(f"{path}: not a PCD file, header lacks {missing}")
+        raise CorruptFileError(path, f"not a PCD file, header lacks {missing}")
     if header["FIELDS"] != list(RADAR_PCD_FIELDS):
-        raise ValueError(f"{path}: radar PCD fields {header['FIELDS']} differ from nuScenes' {list(RADAR_PCD_FIELDS)}")
+        raise CorruptFileError(path, f"radar PCD fields {header['FIELDS']} differ from nuScenes' "
+                                     f"{list(RADAR_PCD_FIELDS)}")
     if header["DATA"] != ["binary"]:
-        raise ValueError(f"{path}: only binary PCD data is supported, got DATA {header['DATA']}")
+        raise CorruptFileError(path, f"only binary PCD data is supported, got DATA {header['DATA']}")
     if header["HEIGHT"] != ["1"] or any(c != "1" for c in header["COUNT"]):
-        raise ValueError(f"{path}: only unorganised PCD (HEIGHT 1, COUNT 1) is supported")
+        raise CorruptFileError(path, "only unorganised PCD (HEIGHT 1, COUNT 1) is supported")
     return header
 
 
@@ -108,7 +125,7 @@ def read_radar_pcd(path: str, filters: Dict[str, Sequence[int]] = DEVKIT_RADAR_F
     Same result as ``RadarPointCloud.from_file(path).points.T`` for the same ``filters`` (the devkit's defaults:
     DEVKIT_RADAR_FILTERS); a NaN in the first point means an empty sweep, as in the devkit. Other points with a
     non-finite x, y, z, rcs, vx_comp or vy_comp are dropped with a NonFinitePointsWarning. Raises
-    FileNotFoundError / ValueError naming the file for a missing, malformed or truncated file.
+    MissingFileError / CorruptFileError for a missing, malformed or truncated file.
     """
     _require_file(path)
     with open(path, "rb") as f:
@@ -116,22 +133,22 @@ def read_radar_pcd(path: str, filters: Dict[str, Sequence[int]] = DEVKIT_RADAR_F
     marker = blob.find(b"\nDATA")
     end_of_header = blob.find(b"\n", marker + 1) if marker >= 0 else -1
     if end_of_header < 0:
-        raise ValueError(f"{path}: not a PCD file (no DATA line in the header)")
+        raise CorruptFileError(path, "not a PCD file (no DATA line in the header)")
     try:
         lines = blob[:end_of_header].decode("ascii").splitlines()
     except UnicodeDecodeError as error:
-        raise ValueError(f"{path}: PCD header is not ASCII ({error})") from None
+        raise CorruptFileError(path, f"PCD header is not ASCII ({error})") from None
     header = _parse_pcd_header(path, [line.strip() for line in lines])
     try:
         dtype = np.dtype([(name, "<" + _PCD_TYPES[(kind, int(size))])
                           for name, kind, size in zip(RADAR_PCD_FIELDS, header["TYPE"], header["SIZE"])])
         width = int(header["WIDTH"][0])
     except (KeyError, ValueError) as error:
-        raise ValueError(f"{path}: unsupported PCD TYPE/SIZE/WIDTH ({error})") from None
+        raise CorruptFileError(path, f"unsupported PCD TYPE/SIZE/WIDTH ({error})") from None
     data = blob[end_of_header + 1:]
     if width <= 0 or len(data) < width * dtype.itemsize:
-        raise ValueError(f"{path}: truncated: header says {width} points of {dtype.itemsize} bytes, "
-                         f"file holds {len(data)} bytes of data")
+        raise CorruptFileError(path, f"truncated: header says {width} points of {dtype.itemsize} bytes, "
+                                     f"file holds {len(data)} bytes of data")
     records = np.frombuffer(data, dtype=dtype, count=width)
     points = np.stack([records[name].astype(np.float64) for name in RADAR_PCD_FIELDS], axis=1)
     if np.any(np.isnan(points[0])):
@@ -148,14 +165,14 @@ _REDUCED_DECODE = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IM
 
 def read_image(path: str, reduction: int = 1) -> np.ndarray:
     """A camera image -> (H, W, 3) uint8 RGB, decoded at 1/``reduction`` of its size (1, 2, 4 or 8; JPEG
-    decodes that much faster, scaling in the DCT). Raises FileNotFoundError / ValueError naming an absent or
-    undecodable file."""
+    decodes that much faster, scaling in the DCT). Raises MissingFileError / CorruptFileError for an absent or
+    undecodable file, ValueError for a reduction it cannot decode at."""
     _require_file(path)
     if reduction not in _REDUCED_DECODE:
         raise ValueError(f"{path}: image reduction must be one of {sorted(_REDUCED_DECODE)}, got {reduction}")
     bgr = cv2.imread(path, _REDUCED_DECODE[reduction])
     if bgr is None:
-        raise ValueError(f"{path}: cannot decode the image (corrupt or not an image file)")
+        raise CorruptFileError(path, "cannot decode the image (corrupt or not an image file)")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 

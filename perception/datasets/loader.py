@@ -24,23 +24,20 @@ an error naming it (perception.datasets.io).
 from __future__ import annotations
 
 import os
-from dataclasses import replace
 from typing import AbstractSet, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
-import cv2
 import numpy as np
 import torch
 from nuscenes.nuscenes import NuScenes
 
-from perception.datasets.frame import SENSOR_GROUPS, CameraView, Frame, LidarSweeps, RadarSweeps
+from perception.datasets.frame import CameraView, Frame, LidarSweeps, RadarSweeps
 from perception.datasets.io import (
-    DEVKIT_RADAR_FILTERS, RADAR_PCD_FIELDS, decode_reduction, read_image, read_lidar_bin, read_radar_pcd,
+    DEVKIT_RADAR_FILTERS, RADAR_PCD_FIELDS, CorruptFileError, decode_reduction, read_image, read_lidar_bin,
+    read_radar_pcd,
 )
-from perception.datasets.metadata import (
-    CHANNELS, DEFAULT_CACHE_DIR, NO_RECORD, SampleTable, build_sample_table, cached_sample_table,
-)
-from perception.geometry import Boxes3D, CameraIntrinsics, RigidTransform
-from perception.sensors import CAMERA_CHANNELS, LIDAR_CHANNEL, RADAR_CHANNELS
+from perception.datasets.metadata import DEFAULT_CACHE_DIR, SampleTable, build_sample_table, cached_sample_table
+from perception.geometry import RigidTransform, resize_image
+from perception.sensors import CAMERA_CHANNELS, LIDAR_CHANNEL, RADAR_CHANNELS, SENSOR_GROUPS
 
 DEFAULT_SWEEP_MIN_DISTANCE_M = 1.0
 """Past LiDAR sweeps lose the points with |x| and |y| below this in the sensor frame (the ego vehicle itself)."""
@@ -66,10 +63,6 @@ class _FrameAssembler:
         self.ego_pose = table.ego_pose(index)
         self.global_to_ego = self.ego_pose.ego_to_global.inverse()
 
-    def records(self, channel: str) -> List[int]:
-        row = self.table.sweeps[self.index, CHANNELS.index(channel)]
-        return [int(r) for r in row if r != NO_RECORD]
-
     def path(self, record: int) -> str:
         return os.path.join(self.dataroot, self.table.paths[record].decode())
 
@@ -82,7 +75,7 @@ class _FrameAssembler:
         return (int(self.table.timestamps_us[self.index]) - int(self.table.record_timestamps_us[record])) * 1e-6
 
     def lidar(self, sweep_min_distance_m: float) -> Optional[LidarSweeps]:
-        records = self.records(LIDAR_CHANNEL)
+        records = self.table.channel_records(self.index, LIDAR_CHANNEL)
         if not records:
             return None
         parts = []
@@ -100,7 +93,7 @@ class _FrameAssembler:
         """(radar sweeps or None, the radar channels without a record)."""
         parts, sweeps_per_radar, absent = [], [], []
         for channel in RADAR_CHANNELS:
-            records = self.records(channel)
+            records = self.table.channel_records(self.index, channel)
             if not records:
                 absent.append(channel)
                 continue
@@ -125,7 +118,7 @@ class _FrameAssembler:
         """(channel -> CameraView, the camera channels without a record). ``image_size`` (W, H) resizes."""
         views, absent = {}, []
         for channel in CAMERA_CHANNELS:
-            records = self.records(channel)
+            records = self.table.channel_records(self.index, channel)
             if not records:
                 absent.append(channel)
                 continue
@@ -136,35 +129,13 @@ class _FrameAssembler:
             reduction = decode_reduction(full_size, image_size) if image_size is not None else 1
             image = read_image(path, reduction)
             if (image.shape[1] * reduction, image.shape[0] * reduction) != full_size:
-                raise ValueError(f"{path}: image is {image.shape[1] * reduction}x{image.shape[0] * reduction}, its "
-                                 f"sample_data record says {full_size[0]}x{full_size[1]}")
+                raise CorruptFileError(path, f"image is {image.shape[1] * reduction}x{image.shape[0] * reduction}, "
+                                             f"its sample_data record says {full_size[0]}x{full_size[1]}")
             if image_size is not None:
                 image, intrinsics = resize_image(image, intrinsics, image_size)
             views[channel] = CameraView(channel, image, intrinsics, self.sensor_to_key_ego(record),
                                         int(self.table.record_timestamps_us[record]))
         return views, absent
-
-    def ground_truth(self) -> Tuple[Optional[Boxes3D], Optional[np.ndarray], Optional[np.ndarray]]:
-        if not bool(self.table.has_annotations):
-            return None, None, None
-        rows, t = self.table.gt_rows(self.index), self.table
-        boxes = Boxes3D(t.gt_centers[rows], t.gt_sizes[rows], t.gt_yaws[rows], t.gt_velocities[rows],
-                        t.gt_labels[rows], None, t.gt_attributes[rows])
-        return boxes, t.gt_num_lidar_points[rows].copy(), t.gt_num_radar_points[rows].copy()
-
-
-def resize_image(image: np.ndarray, intrinsics: CameraIntrinsics,
-                 size: Tuple[int, int]) -> Tuple[np.ndarray, CameraIntrinsics]:
-    """A camera image resized to ``size`` (W, H), with ``intrinsics`` (those of the full image, whose size they
-    carry; ``image`` may be a reduced decode of it) scaled to match. Pixel corners stay aligned:
-    u' = u * W / W_full, as OpenCV's resize samples."""
-    width, height = int(size[0]), int(size[1])
-    if width <= 0 or height <= 0:
-        raise ValueError(f"image_size must be positive (width, height), got {size}")
-    shrinking = width < image.shape[1] and height < image.shape[0]
-    resized = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
-    scaled = intrinsics.scaled(width / intrinsics.width, height / intrinsics.height)
-    return resized, replace(scaled, width=width, height=height)
 
 
 def frame_from_table(
@@ -189,7 +160,7 @@ def frame_from_table(
     if "camera" not in drop:
         views, absent = assembler.cameras(image_size)
         missing |= set(absent) | ({"camera"} if not views else set())
-    boxes, num_lidar, num_radar = assembler.ground_truth()
+    boxes, num_lidar, num_radar = table.ground_truth(index) or (None, None, None)
     return Frame(
         sample_token=table.sample_token(index),
         scene_token=table.scene_tokens[index].decode(),

@@ -12,20 +12,19 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass, fields
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from nuscenes.nuscenes import NuScenes
 from tqdm import tqdm
 
-from perception.datasets.ground_truth import sample_ground_truth
+from perception.datasets.ground_truth import GroundTruth, sample_ground_truth
 from perception.datasets.splits import split_sample_tokens
-from perception.geometry import EgoPose, RigidTransform, SensorCalibration
+from perception.geometry import Boxes3D, EgoPose, RigidTransform, SensorCalibration
 from perception.geometry.transforms import quaternion_to_matrix
 from perception.paths import DATA_ROOT
-from perception.sensors import CAMERA_CHANNELS, LIDAR_CHANNEL, RADAR_CHANNELS
+from perception.sensors import ALL_CHANNELS, CAMERA_CHANNELS, LIDAR_CHANNEL, RADAR_CHANNELS
 
-CHANNELS = (LIDAR_CHANNEL, *RADAR_CHANNELS, *CAMERA_CHANNELS)
 """Channel order of ``SampleTable.sweeps``' second axis."""
 
 DEFAULT_CACHE_DIR = DATA_ROOT / "cache" / "metadata"
@@ -37,13 +36,55 @@ CACHE_FORMAT = 2
 NO_RECORD = -1
 
 
-def _pose_row(translation: Sequence[float], rotation_wxyz: Sequence[float]) -> List[float]:
+def pose_row(translation: Sequence[float], rotation_wxyz: Sequence[float]) -> List[float]:
+    """(7,) [tx, ty, tz, qw, qx, qy, qz]: how a SampleTable stores a pose or a calibration (a nuScenes record's
+    translation and rotation, flattened; transform_from_row reads it back)."""
     return [*translation, *rotation_wxyz]
 
 
 def transform_from_row(row: np.ndarray, source: str = "metadata") -> RigidTransform:
-    """(7,) [tx, ty, tz, qw, qx, qy, qz] -> RigidTransform (the nuScenes record layout, flattened)."""
+    """(7,) pose_row -> RigidTransform."""
     return RigidTransform.from_rotation_translation(quaternion_to_matrix(row[3:], source), row[:3])
+
+
+GT_BOX_FIELDS = ("centers", "sizes", "yaws", "velocities", "labels", "attributes")
+"""The Boxes3D fields a SampleTable keeps for ground truth, each as column ``gt_<field>`` (scores are all 1)."""
+GT_COUNT_FIELDS = ("num_lidar_points", "num_radar_points")
+"""The GroundTruth point counts a SampleTable keeps, each as column ``gt_<field>``."""
+
+
+@dataclass(frozen=True)
+class KeyframeRow:
+    """One keyframe of a table in the making: tokens, the LiDAR keyframe's ``timestamp_us`` and ego ``pose``
+    (pose_row), and ``sweeps``: per channel of ALL_CHANNELS, its record indices newest first (empty when absent)."""
+
+    sample_token: str
+    scene_token: str
+    timestamp_us: int
+    pose: Sequence[float]
+    sweeps: Sequence[Sequence[int]]
+
+
+@dataclass(frozen=True)
+class RecordRow:
+    """One sample_data record: ``path`` (relative to the dataroot, or absolute with dataroot ""), its
+    ``timestamp_us``, the ego ``pose`` (pose_row) then, its ``calibration`` index, ``image_size`` (W, H), (0, 0)
+    for a non-image."""
+
+    path: str
+    timestamp_us: int
+    pose: Sequence[float]
+    calibration: int
+    image_size: Tuple[int, int]
+
+
+@dataclass(frozen=True)
+class CalibrationRow:
+    """One calibrated sensor: ``channel``, ``sensor_to_ego`` (pose_row), camera ``intrinsics`` (3, 3) or None."""
+
+    channel: str
+    sensor_to_ego: Sequence[float]
+    intrinsics: Optional[np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -52,7 +93,7 @@ class SampleTable:
 
     Per keyframe: ``sample_tokens`` / ``scene_tokens`` (S,) bytes, ``timestamps_us`` (S,) int64 (the LiDAR
     keyframe's), ``ego_poses`` (S, 7) [tx, ty, tz, qw, qx, qy, qz] ego -> global at that timestamp, ``sweeps``
-    (S, len(CHANNELS), max_sweeps) int64 indices into the records, newest first (index 0 is the keyframe's own
+    (S, len(ALL_CHANNELS), max_sweeps) int64 indices into the records, newest first (index 0 is the keyframe's own
     sample_data), -1 where the channel or the sweep is absent.
     Per record: ``paths`` (R,) bytes relative to the dataroot, ``record_timestamps_us`` (R,), ``record_poses``
     (R, 7) ego -> global at the record's timestamp, ``record_calibrations`` (R,) index into the calibrations.
@@ -141,38 +182,81 @@ class SampleTable:
         return EgoPose(int(self.timestamps_us[index]),
                        transform_from_row(self.ego_poses[index], f"ego pose of sample {self.sample_token(index)}"))
 
-    def gt_rows(self, index: int) -> slice:
-        return slice(int(self.gt_offsets[index]), int(self.gt_offsets[index + 1]))
+    def channel_records(self, index: int, channel: str) -> List[int]:
+        """The record indices keyframe ``index`` reads for ``channel``, newest first (empty when absent)."""
+        return [int(r) for r in self.sweeps[index, ALL_CHANNELS.index(channel)] if r != NO_RECORD]
+
+    def ground_truth(self, index: int) -> Optional[Tuple[Boxes3D, np.ndarray, np.ndarray]]:
+        """Keyframe ``index``'s ground truth: (boxes, num_lidar_points (K,), num_radar_points (K,)), None when
+        the table has no annotations."""
+        if not bool(self.has_annotations):
+            return None
+        rows = slice(int(self.gt_offsets[index]), int(self.gt_offsets[index + 1]))
+        boxes = Boxes3D(**{name: getattr(self, f"gt_{name}")[rows] for name in GT_BOX_FIELDS})
+        num_lidar_points, num_radar_points = (getattr(self, f"gt_{name}")[rows].copy() for name in GT_COUNT_FIELDS)
+        return boxes, num_lidar_points, num_radar_points
+
+    @classmethod
+    def from_rows(cls, keyframes: Sequence[KeyframeRow], records: Sequence[RecordRow],
+                  calibrations: Sequence[CalibrationRow],
+                  ground_truths: Optional[Sequence[GroundTruth]]) -> "SampleTable":
+        """The table of these keyframes, records and calibrations; ``ground_truths``: one per keyframe (in its
+        ego frame), or None for a split without annotations."""
+        width = max([1] + [len(chain) for keyframe in keyframes for chain in keyframe.sweeps])
+        sweeps = np.full((len(keyframes), len(ALL_CHANNELS), width), NO_RECORD, dtype=np.int64)
+        for row, keyframe in enumerate(keyframes):
+            for channel, chain in enumerate(keyframe.sweeps):
+                sweeps[row, channel, :len(chain)] = chain
+        truths = list(ground_truths) if ground_truths is not None else []
+        if ground_truths is not None and len(truths) != len(keyframes):
+            raise ValueError(f"{len(truths)} ground truths for {len(keyframes)} keyframes")
+        boxes = Boxes3D.concatenate([truth.boxes for truth in truths])
+        boxes_per_keyframe = [len(t.boxes) for t in truths] if ground_truths is not None else [0] * len(keyframes)
+        return cls(
+            sample_tokens=np.array([k.sample_token for k in keyframes], dtype=bytes).reshape(-1),
+            scene_tokens=np.array([k.scene_token for k in keyframes], dtype=bytes).reshape(-1),
+            timestamps_us=np.array([k.timestamp_us for k in keyframes], np.int64).reshape(-1),
+            ego_poses=np.array([k.pose for k in keyframes], np.float64).reshape(-1, 7),
+            sweeps=sweeps,
+            paths=np.array([r.path for r in records], dtype=bytes).reshape(-1),
+            record_timestamps_us=np.array([r.timestamp_us for r in records], np.int64).reshape(-1),
+            record_poses=np.array([r.pose for r in records], np.float64).reshape(-1, 7),
+            record_calibrations=np.array([r.calibration for r in records], np.int64).reshape(-1),
+            image_sizes=np.array([r.image_size for r in records], np.int64).reshape(-1, 2),
+            calibrations=np.array([c.sensor_to_ego for c in calibrations], np.float64).reshape(-1, 7),
+            calibration_channels=np.array([c.channel for c in calibrations], dtype=bytes).reshape(-1),
+            intrinsics=np.array([np.full((3, 3), np.nan) if c.intrinsics is None else c.intrinsics
+                                 for c in calibrations], np.float64).reshape(-1, 3, 3),
+            gt_offsets=np.cumsum([0] + boxes_per_keyframe, dtype=np.int64),
+            **{f"gt_{name}": getattr(boxes, name) for name in GT_BOX_FIELDS},
+            **{f"gt_{name}": np.concatenate([np.zeros(0, np.int64)] + [getattr(t, name) for t in truths])
+               .astype(np.int64) for name in GT_COUNT_FIELDS},
+            has_annotations=np.array(ground_truths is not None),
+        )
 
 
 class _TableBuilder:
-    """Gathers the arrays of a SampleTable from the devkit, one keyframe at a time."""
+    """Gathers the rows of a SampleTable from the devkit, one keyframe at a time."""
 
     def __init__(self, nusc: NuScenes, max_sweeps: Dict[str, int]):
         self.nusc = nusc
         self.max_sweeps = max_sweeps
-        self.samples: Dict[str, list] = {name: [] for name in
-                                         ("sample_tokens", "scene_tokens", "timestamps_us", "ego_poses", "sweeps")}
-        self.records: Dict[str, list] = {name: [] for name in
-                                         ("paths", "record_timestamps_us", "record_poses", "record_calibrations",
-                                          "image_sizes")}
+        self.keyframes: List[KeyframeRow] = []
+        self.records: List[RecordRow] = []
+        self.calibrations: List[CalibrationRow] = []
+        self.ground_truths: List[GroundTruth] = []
         self.record_index: Dict[str, int] = {}
         self.calibration_index: Dict[str, int] = {}
-        self.calibrations: Dict[str, list] = {"calibrations": [], "calibration_channels": [], "intrinsics": []}
-        self.gt: Dict[str, list] = {name: [] for name in ("centers", "sizes", "yaws", "velocities", "labels",
-                                                          "attributes", "num_lidar_points", "num_radar_points")}
-        self.gt_offsets = [0]
 
     def _calibration(self, token: str) -> int:
         if token not in self.calibration_index:
             record = self.nusc.get("calibrated_sensor", token)
             channel = self.nusc.get("sensor", record["sensor_token"])["channel"]
             SensorCalibration.from_record(channel, record)  # validates, raising with the channel's name
-            intrinsic = record.get("camera_intrinsic") or np.full((3, 3), np.nan)
-            self.calibration_index[token] = len(self.calibrations["calibrations"])
-            self.calibrations["calibrations"].append(_pose_row(record["translation"], record["rotation"]))
-            self.calibrations["calibration_channels"].append(channel)
-            self.calibrations["intrinsics"].append(np.asarray(intrinsic, dtype=np.float64))
+            intrinsics = np.asarray(record["camera_intrinsic"], np.float64) if record.get("camera_intrinsic") else None
+            self.calibration_index[token] = len(self.calibrations)
+            self.calibrations.append(CalibrationRow(channel, pose_row(record["translation"], record["rotation"]),
+                                                    intrinsics))
         return self.calibration_index[token]
 
     def _record(self, sample_data: dict) -> int:
@@ -180,12 +264,11 @@ class _TableBuilder:
         if token not in self.record_index:
             pose = self.nusc.get("ego_pose", sample_data["ego_pose_token"])
             EgoPose.from_record(pose)  # validates, raising with the pose's token
-            self.record_index[token] = len(self.records["paths"])
-            self.records["paths"].append(sample_data["filename"])
-            self.records["record_timestamps_us"].append(sample_data["timestamp"])
-            self.records["record_poses"].append(_pose_row(pose["translation"], pose["rotation"]))
-            self.records["record_calibrations"].append(self._calibration(sample_data["calibrated_sensor_token"]))
-            self.records["image_sizes"].append([sample_data.get("width") or 0, sample_data.get("height") or 0])
+            self.record_index[token] = len(self.records)
+            self.records.append(RecordRow(
+                sample_data["filename"], sample_data["timestamp"], pose_row(pose["translation"], pose["rotation"]),
+                self._calibration(sample_data["calibrated_sensor_token"]),
+                (sample_data.get("width") or 0, sample_data.get("height") or 0)))
         return self.record_index[token]
 
     def _chain(self, first_token: str, count: int) -> List[int]:
@@ -209,68 +292,15 @@ class _TableBuilder:
         return sample_data["timestamp"], self.nusc.get("ego_pose", sample_data["ego_pose_token"])
 
     def add(self, sample_token: str, with_annotations: bool) -> None:
-        nusc = self.nusc
-        sample = nusc.get("sample", sample_token)
+        sample = self.nusc.get("sample", sample_token)
         timestamp, pose = self._keyframe_pose(sample)
-        width = max(self.max_sweeps.values())
-        sweeps = np.full((len(CHANNELS), width), NO_RECORD, dtype=np.int64)
-        for row, channel in enumerate(CHANNELS):
-            if channel in sample["data"]:
-                chain = self._chain(sample["data"][channel], self.max_sweeps.get(channel, 1))
-                sweeps[row, :len(chain)] = chain
-        self.samples["sample_tokens"].append(sample_token)
-        self.samples["scene_tokens"].append(sample["scene_token"])
-        self.samples["timestamps_us"].append(timestamp)
-        self.samples["ego_poses"].append(_pose_row(pose["translation"], pose["rotation"]))
-        self.samples["sweeps"].append(sweeps)
+        sweeps = [self._chain(sample["data"][channel], self.max_sweeps.get(channel, 1))
+                  if channel in sample["data"] else [] for channel in ALL_CHANNELS]
+        self.keyframes.append(KeyframeRow(sample_token, sample["scene_token"], timestamp,
+                                          pose_row(pose["translation"], pose["rotation"]), sweeps))
         if with_annotations:
             ego_to_global = EgoPose.from_record(pose).ego_to_global
-            truth = sample_ground_truth(nusc, sample_token, ego_to_global)
-            boxes = truth.boxes
-            for name in ("centers", "sizes", "yaws", "velocities", "labels", "attributes"):
-                self.gt[name].append(getattr(boxes, name))
-            self.gt["num_lidar_points"].append(truth.num_lidar_points)
-            self.gt["num_radar_points"].append(truth.num_radar_points)
-            self.gt_offsets.append(self.gt_offsets[-1] + len(boxes))
-        else:
-            self.gt_offsets.append(self.gt_offsets[-1])
-
-    def table(self, with_annotations: bool) -> SampleTable:
-        def stacked(values: list, dtype, shape) -> np.ndarray:
-            return np.asarray(values, dtype=dtype).reshape(shape)
-
-        def concatenated(name: str, dtype, width: Optional[int]) -> np.ndarray:
-            shape = (-1,) if width is None else (-1, width)
-            parts = [np.asarray(v, dtype=dtype).reshape(shape) for v in self.gt[name]]
-            return np.concatenate(parts) if parts else np.zeros((0,) if width is None else (0, width), dtype)
-
-        width = max(self.max_sweeps.values())
-        s = self.samples
-        return SampleTable(
-            sample_tokens=np.array(s["sample_tokens"], dtype=bytes).reshape(-1),
-            scene_tokens=np.array(s["scene_tokens"], dtype=bytes).reshape(-1),
-            timestamps_us=stacked(s["timestamps_us"], np.int64, (-1,)),
-            ego_poses=stacked(s["ego_poses"], np.float64, (-1, 7)),
-            sweeps=stacked(s["sweeps"], np.int64, (-1, len(CHANNELS), width)),
-            paths=np.array(self.records["paths"], dtype=bytes).reshape(-1),
-            record_timestamps_us=stacked(self.records["record_timestamps_us"], np.int64, (-1,)),
-            record_poses=stacked(self.records["record_poses"], np.float64, (-1, 7)),
-            record_calibrations=stacked(self.records["record_calibrations"], np.int64, (-1,)),
-            image_sizes=stacked(self.records["image_sizes"], np.int64, (-1, 2)),
-            calibrations=stacked(self.calibrations["calibrations"], np.float64, (-1, 7)),
-            calibration_channels=np.array(self.calibrations["calibration_channels"], dtype=bytes).reshape(-1),
-            intrinsics=stacked(self.calibrations["intrinsics"], np.float64, (-1, 3, 3)),
-            gt_offsets=np.asarray(self.gt_offsets, dtype=np.int64),
-            gt_centers=concatenated("centers", np.float64, 3),
-            gt_sizes=concatenated("sizes", np.float64, 3),
-            gt_yaws=concatenated("yaws", np.float64, None),
-            gt_velocities=concatenated("velocities", np.float64, 2),
-            gt_labels=concatenated("labels", np.int64, None),
-            gt_attributes=concatenated("attributes", np.int64, None),
-            gt_num_lidar_points=concatenated("num_lidar_points", np.int64, None),
-            gt_num_radar_points=concatenated("num_radar_points", np.int64, None),
-            has_annotations=np.array(with_annotations),
-        )
+            self.ground_truths.append(sample_ground_truth(self.nusc, sample_token, ego_to_global))
 
 
 def sweep_counts(lidar_sweeps: int, radar_sweeps: int) -> Dict[str, int]:
@@ -292,7 +322,8 @@ def build_sample_table(nusc: NuScenes, sample_tokens: Sequence[str], lidar_sweep
     with_annotations = len(nusc.sample_annotation) > 0
     for token in tqdm(sample_tokens, desc="sample metadata", disable=not progress, unit="sample"):
         builder.add(token, with_annotations)
-    return builder.table(with_annotations)
+    return SampleTable.from_rows(builder.keyframes, builder.records, builder.calibrations,
+                                 builder.ground_truths if with_annotations else None)
 
 
 def tables_signature(dataroot: str, version: str) -> str:

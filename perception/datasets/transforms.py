@@ -16,20 +16,25 @@ rotation about +z, possibly with a mirror of x or y (z stays up):
 
 Image augmentation (ResizeCropImages) resizes and crops each camera image and updates its intrinsics.
 
+Corruption augmentation (RandomCorruption) applies the robustness benchmark's corruptions
+(perception.datasets.corruptions) per sensor group; it is off unless a config's train pipeline lists it.
+
 Randomness: each random transform draws from its own ``numpy.random.Generator`` seeded at construction (and
 restarted per DataLoader worker, see RandomTransform); ``reseed(seed)`` restarts it.
 """
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Mapping, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
 import torch
 
+from perception.datasets.corruptions import CORRUPTIONS, SEVERITIES, check_corruption
 from perception.datasets.frame import CameraView, Frame
 from perception.geometry import CameraIntrinsics, RigidTransform
+from perception.sensors import SENSOR_GROUPS
 
 
 def _check_upright(linear: np.ndarray) -> None:
@@ -240,3 +245,36 @@ class Compose:
         for transform, child in zip(self.transforms, children):
             if hasattr(transform, "reseed"):
                 transform.reseed(int(child.generate_state(1)[0]))
+
+
+class RandomCorruption(RandomTransform):
+    """Corruption augmentation (perception.datasets.corruptions): for each sensor group of ``corruptions``
+    (group -> corruption names that change it), with probability ``probability``, one of its corruptions drawn
+    uniformly at a severity drawn uniformly from ``severities``. Groups are visited in SENSOR_GROUPS order; a
+    group the frame lacks is left as is (the corruptions leave absent sensors alone)."""
+
+    def __init__(self, corruptions: Mapping[str, Sequence[str]], probability: float = 0.5,
+                 severities: Sequence[int] = SEVERITIES, seed: int = 0):
+        super().__init__(seed)
+        if not severities or not set(severities) <= set(SEVERITIES) or not 0.0 <= probability <= 1.0:
+            raise ValueError(f"severities must be some of {SEVERITIES} and probability in [0, 1], got "
+                             f"{list(severities)}, {probability}")
+        for group, names in corruptions.items():
+            if group not in SENSOR_GROUPS or not names:
+                raise ValueError(f"corruptions: {group!r} must be one of {SENSOR_GROUPS} with at least one name")
+            for name in names:
+                corruption = check_corruption(name, severities[0])
+                if corruption.sensor != group:
+                    raise ValueError(f"corruption {name} changes {corruption.sensor}, listed under {group}")
+        self.corruptions = {group: list(corruptions[group]) for group in SENSOR_GROUPS if group in corruptions}
+        self.probability = probability
+        self.severities = [int(severity) for severity in severities]
+
+    def __call__(self, frame: Frame) -> Frame:
+        rng = self.rng
+        for names in self.corruptions.values():
+            if rng.random() < self.probability:
+                name = names[rng.integers(len(names))]
+                severity = self.severities[rng.integers(len(self.severities))]
+                frame = CORRUPTIONS[name](frame, severity, rng, int(rng.integers(2 ** 31)))
+        return frame

@@ -1,4 +1,6 @@
-"""The ego's motion state (speed, yaw rate, acceleration) from timestamped ego poses by finite differences."""
+"""The ego's motion state (speed, yaw rate, acceleration) from its past and present poses only, by backward
+finite differences: what the car's CAN bus (wheel speed, yaw-rate sensor) knows at that instant, never a look at
+a later pose."""
 from __future__ import annotations
 
 import math
@@ -13,8 +15,9 @@ from perception.geometry import EgoPose
 @dataclass(frozen=True)
 class EgoState:
     """speed_mps: signed speed along the ego's x axis (negative when reversing); yaw_rate_rps: counter-clockwise
-    rate of the heading [rad/s]; acceleration_mps2: rate of the speed, None when fewer than three poses exist
-    (the rule-based planner plans from the speed and the yaw rate; the acceleration is kept for logs)."""
+    rate of the heading [rad/s]; acceleration_mps2: rate of the speed, None when fewer than three poses up to the
+    current one exist (the rule-based planner plans from the speed and the yaw rate; the acceleration is kept for
+    logs and the planning head)."""
 
     speed_mps: float
     yaw_rate_rps: float = 0.0
@@ -27,37 +30,36 @@ class EgoState:
                 raise ValueError(f"EgoState.{name} must be finite, got {value}")
 
     @classmethod
-    def from_poses(cls, poses: Sequence[EgoPose], index: int) -> "EgoState":
-        """The state at ``poses[index]`` from its neighbours (poses sorted by strictly increasing timestamp).
+    def from_poses(cls, poses: Sequence[EgoPose], index: int = -1) -> "EgoState":
+        """The state at ``poses[index]`` from ``poses[:index + 1]`` only (sorted by strictly increasing timestamp;
+        any later pose is never read).
 
-        Speed and yaw rate: the central difference over poses[index - 1] and poses[index + 1] (one-sided at the
-        ends), the displacement projected on the heading at ``poses[index]``; acceleration: the difference of
-        the speeds of the two intervals around the pose over the time between their midpoints (the nearest
-        three poses at the ends). A single pose carries no motion: speed and yaw rate 0, acceleration None.
+        Speed and yaw rate: the backward difference over poses[index - 1] and poses[index], the displacement
+        projected on the heading at ``poses[index]``; acceleration: the difference of the speeds of the last two
+        intervals over the time between their midpoints. Degradation at the first pose of a log (no earlier pose):
+        no motion is known, so speed and yaw rate are 0 and the acceleration None.
         """
         if not poses:
             raise ValueError("EgoState.from_poses: no poses given")
         if not -len(poses) <= index < len(poses):
             raise IndexError(f"EgoState.from_poses: index {index} out of range for {len(poses)} poses")
         index %= len(poses)
-        times_s = np.array([pose.timestamp_us for pose in poses], dtype=np.float64) * 1e-6
-        steps = np.diff(times_s)
-        if np.any(steps <= 0):
-            bad = int(np.argmax(steps <= 0))
-            raise ValueError(f"EgoState.from_poses: timestamps must strictly increase, pose {bad + 1} at "
-                             f"{poses[bad + 1].timestamp_us} us follows {poses[bad].timestamp_us} us")
-        if len(poses) == 1:
+        times_us = [pose.timestamp_us for pose in poses[:index + 1]]
+        for before, after in zip(times_us, times_us[1:]):
+            if after <= before:
+                raise ValueError(f"EgoState.from_poses: timestamps must strictly increase, a pose at {after} us "
+                                 f"follows one at {before} us")
+        past = poses[max(index - 2, 0):index + 1]
+        times_us = times_us[-len(past):]
+        if len(past) == 1:
             return cls(0.0, 0.0, None)
-        heading = poses[index].ego_to_global.rotation[:2, 0]
+        heading = past[-1].ego_to_global.rotation[:2, 0]
         heading = heading / np.linalg.norm(heading)
-        first, last = max(index - 1, 0), min(index + 1, len(poses) - 1)
-        speed, yaw_rate = _interval_motion(poses[first], poses[last], heading)
+        speed, yaw_rate = _interval_motion(past[-2], past[-1], heading)
         acceleration = None
-        if len(poses) >= 3:
-            middle = min(max(index, 1), len(poses) - 2)
-            speed_before, _ = _interval_motion(poses[middle - 1], poses[middle], heading)
-            speed_after, _ = _interval_motion(poses[middle], poses[middle + 1], heading)
-            acceleration = (speed_after - speed_before) / ((times_s[middle + 1] - times_s[middle - 1]) / 2)
+        if len(past) == 3:
+            speed_before, _ = _interval_motion(past[0], past[1], heading)
+            acceleration = (speed - speed_before) / ((times_us[2] - times_us[0]) * 1e-6 / 2)
         return cls(float(speed), float(yaw_rate), None if acceleration is None else float(acceleration))
 
 

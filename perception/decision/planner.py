@@ -103,10 +103,16 @@ def assess_agents(boxes: Boxes3D, ego_speed_mps: float, config: PlannerConfig,
 def lane_change_ok(assessment: AgentAssessment, boxes: Boxes3D, lane: int, ego_speed_mps: float,
                    config: PlannerConfig) -> bool:
     """The gap check of the module docstring for neighbouring ``lane`` (+1 left, -1 right)."""
+    return not len(lane_change_blockers(assessment, boxes, lane, ego_speed_mps, config))
+
+
+def lane_change_blockers(assessment: AgentAssessment, boxes: Boxes3D, lane: int, ego_speed_mps: float,
+                         config: PlannerConfig) -> np.ndarray:
+    """(K,) indices into ``boxes`` of the agents that fail the gap check for neighbouring ``lane``."""
     predicted = assessment.predicted
-    relevant = np.any(lane_segments(predicted[:, :, 1], lane, config.lane_width_m), axis=1)
-    if not np.any(relevant):
-        return True
+    relevant = np.flatnonzero(np.any(lane_segments(predicted[:, :, 1], lane, config.lane_width_m), axis=1))
+    if not len(relevant):
+        return relevant
     predicted = predicted[relevant]
     times_s = np.concatenate([[0.0], config.step_times_s])[None, :]  # (1, T + 1)
     half_length = half_length_along_x(boxes.sizes[relevant][:, None, :], predicted[:, :, 2])  # (M, T + 1)
@@ -118,7 +124,7 @@ def lane_change_ok(assessment: AgentAssessment, boxes: Boxes3D, lane: int, ego_s
     follower_speed = np.maximum(boxes.velocities[relevant, 0], 0.0)[:, None]
     need_behind = config.lane_change_min_gap_m + config.lane_change_rear_time_gap_s * follower_speed
     clear = np.where(ahead, gap_ahead >= need_ahead, gap_behind >= need_behind)
-    return bool(np.all(clear))
+    return relevant[~np.all(clear, axis=1)]
 
 
 def lane_speed_mps(assessment: AgentAssessment, boxes: Boxes3D, lane: int, lookahead_m: float, limit_mps: float,
@@ -182,7 +188,7 @@ def plan_trajectory(ego: EgoState, target_speed_mps: float, decel_mps2: float, l
     return np.stack([x - lateral * np.sin(heading), y + lateral * np.cos(heading)], axis=1)
 
 
-def _describe(boxes: Boxes3D, index: int, assessment: AgentAssessment, local: int) -> str:
+def describe_agent(boxes: Boxes3D, index: int, assessment: AgentAssessment, local: int) -> str:
     """'car #3 at 4.0 m/s, 12.5 m ahead': class, box index, forward speed and gap."""
     name = DETECTION_CLASSES[int(boxes.labels[local])]
     return f"{name} #{index} at {assessment.forward_speed_mps[local]:.1f} m/s, {assessment.gap_m[local]:.1f} m ahead"
@@ -238,7 +244,7 @@ def decide(boxes: Boxes3D, ego: EgoState, config: PlannerConfig = PlannerConfig(
         target = float(assessment.forward_speed_mps[local])
         stopped = target <= config.stopped_speed_mps
         ttc_text = f"TTC {assessment.ttc_s[local]:.1f} s" if math.isfinite(assessment.ttc_s[local]) else "not closing"
-        reason = (f"{_describe(agents, kept[local], assessment, local)} in the path, {ttc_text}, "
+        reason = (f"{describe_agent(agents, kept[local], assessment, local)} in the path, {ttc_text}, "
                   f"needs {assessment.required_decel_mps2[local]:.1f} m/s^2")
         if stopped:
             return decision(Maneuver.STOP, 0.0, local, stopping_decel(local), 0, reason)
@@ -251,7 +257,7 @@ def decide(boxes: Boxes3D, ego: EgoState, config: PlannerConfig = PlannerConfig(
     candidates = np.flatnonzero(followed)
     order = np.lexsort((assessment.gap_m[candidates], assessment.follow_speed_mps[candidates]))
     local = int(candidates[order[0]])
-    lead_text = _describe(agents, kept[local], assessment, local)
+    lead_text = describe_agent(agents, kept[local], assessment, local)
     target = min(limit, float(assessment.follow_speed_mps[local]))
     lead_speed = float(assessment.forward_speed_mps[local])
     queued = assessment.gap_m[local] <= config.standstill_gap_m + config.queue_creep_m

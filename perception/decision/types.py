@@ -7,44 +7,13 @@ x axis, ``PlannerConfig.lane_width_m`` wide, the ego centred in lane 0; an agent
 """
 from __future__ import annotations
 
-import enum
 import math
 from dataclasses import dataclass, fields
 from typing import Any, Dict
 
 import numpy as np
 
-
-class Maneuver(enum.Enum):
-    """The ego's maneuver for the next seconds. ``caution`` ranks them, safety first: STOP and BRAKE above
-    FOLLOW, FOLLOW above a lane change, a lane change above KEEP_LANE."""
-
-    KEEP_LANE = "KEEP_LANE"
-    FOLLOW = "FOLLOW"
-    BRAKE = "BRAKE"
-    STOP = "STOP"
-    CHANGE_LANE_LEFT = "CHANGE_LANE_LEFT"
-    CHANGE_LANE_RIGHT = "CHANGE_LANE_RIGHT"
-
-    @property
-    def caution(self) -> int:
-        """0 (KEEP_LANE) .. 4 (STOP); both lane changes rank 1, BRAKE 3."""
-        return _CAUTION[self]
-
-    @property
-    def is_braking(self) -> bool:
-        """BRAKE or STOP: the maneuvers the critical-miss and false-brake rates count."""
-        return self in (Maneuver.BRAKE, Maneuver.STOP)
-
-
-_CAUTION = {
-    Maneuver.KEEP_LANE: 0,
-    Maneuver.CHANGE_LANE_LEFT: 1,
-    Maneuver.CHANGE_LANE_RIGHT: 1,
-    Maneuver.FOLLOW: 2,
-    Maneuver.BRAKE: 3,
-    Maneuver.STOP: 4,
-}
+from perception.maneuvers import Maneuver
 
 
 @dataclass(frozen=True)
@@ -143,7 +112,8 @@ class Decision:
     of the agent that set the maneuver (the one braked or stopped for, followed, or passed), -1 for none;
     lane_change_left_ok / lane_change_right_ok whether the gap check passes in the neighbouring lane;
     trajectory (horizon_steps, 2) ego-frame waypoints [x, y] in metres of the rear axle at step_s, 2 * step_s,
-    ... seconds; reason a short human-readable explanation.
+    ... seconds; reason a short human-readable explanation (the rationale: the agent, gap and TTC that set the
+    maneuver, or what blocks a refused lane change); vetoed whether a safety check replaced the proposed plan.
     """
 
     maneuver: Maneuver
@@ -154,6 +124,8 @@ class Decision:
     lane_change_right_ok: bool
     trajectory: np.ndarray
     reason: str
+    vetoed: bool = False
+    """True when the safety layer (perception.decision.safety) replaced the proposed plan by its fallback."""
 
     def __post_init__(self) -> None:
         trajectory = np.array(self.trajectory, dtype=np.float64)
@@ -176,6 +148,7 @@ class Decision:
             "lane_change_right_ok": bool(self.lane_change_right_ok),
             "trajectory": self.trajectory.tolist(),
             "reason": self.reason,
+            "vetoed": bool(self.vetoed),
         }
 
     @classmethod
@@ -191,4 +164,5 @@ class Decision:
             lane_change_right_ok=bool(record["lane_change_right_ok"]),
             trajectory=np.asarray(record["trajectory"], dtype=np.float64),
             reason=str(record["reason"]),
+            vetoed=bool(record.get("vetoed", False)),
         )

@@ -1,11 +1,12 @@
 """The one place adapting mmengine to this project and to CPU-only torch: adapters (launcher, DDP wrapper),
 resume/export of checkpoints, the dataset/collate and the official-metric Metric used by tools/train.py."""
-from perception.engine.adapters import DeviceAwareDistributedDataParallel, init_distributed_from_env
-from perception.engine.checkpoint import RESUME_SCHEME, export_checkpoint, load_own_resume_file, resume_source
+from perception.engine.adapters import DeviceAwareDistributedDataParallel, end_distributed, init_distributed_from_env
+from perception.engine.checkpoint import (RESUME_SCHEME, export_checkpoint, load_own_resume_file, resume_source,
+                                         save_checkpoint)
 from perception.engine.hooks import TrainTimeBudgetHook
-from perception.engine.data import FrameDataset, build_transform, collate_fusion_batch
+from perception.engine.data import FrameDataset, apply_model_inputs, build_transform, collate_fusion_batch
 from perception.engine.metric import NuScenesDetectionMetric
 
 __all__ = ["DeviceAwareDistributedDataParallel", "FrameDataset", "NuScenesDetectionMetric", "RESUME_SCHEME",
-           "TrainTimeBudgetHook", "build_transform", "collate_fusion_batch", "export_checkpoint",
-           "init_distributed_from_env", "load_own_resume_file", "resume_source"]
+           "TrainTimeBudgetHook", "apply_model_inputs", "build_transform", "collate_fusion_batch", "end_distributed",
+           "export_checkpoint", "init_distributed_from_env", "load_own_resume_file", "resume_source", "save_checkpoint"]

@@ -20,7 +20,7 @@ import torch
 import torch.distributed as torch_dist
 from mmengine.model import MMDistributedDataParallel
 
-from perception.models.registry import MODEL_WRAPPERS
+from perception.registry import MODEL_WRAPPERS
 
 
 def init_distributed_from_env(backend: Optional[str] = None, timeout_s: float = 600.0) -> str:
@@ -46,6 +46,13 @@ def init_distributed_from_env(backend: Optional[str] = None, timeout_s: float = 
     torch_dist.init_process_group(backend=backend or ("nccl" if use_cuda else "gloo"),
                                   timeout=timedelta(seconds=timeout_s))
     return "pytorch"
+
+
+def end_distributed() -> None:
+    """Destroys the default process group (init_distributed_from_env's) when one is initialised; a tool calls it
+    before it returns."""
+    if torch_dist.is_initialized():
+        torch_dist.destroy_process_group()
 
 
 @MODEL_WRAPPERS.register_module()

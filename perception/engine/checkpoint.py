@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Optional
+from typing import Dict, Optional
 
 import torch
 from mmengine.runner import CheckpointLoader, find_latest_checkpoint
 
-from perception.models import CHECKPOINT_FORMAT
+from perception.models import CHECKPOINT_FORMAT, ModelInputs
 
 RESUME_SCHEME = "own-resume://"
 """Prefix marking a checkpoint this training run wrote itself (its work_dir). Only these are read with
@@ -32,18 +32,24 @@ def resume_source(work_dir: str) -> Optional[str]:
     return None if latest is None else RESUME_SCHEME + latest
 
 
-def export_checkpoint(training_checkpoint: str, out_path: str, meta: dict) -> dict:
-    """Writes ``{'state_dict': {name: tensor}, 'meta': meta + format/iteration}`` (loads with weights_only=True)
-    from an mmengine training checkpoint of this project (read as the run's own file). Returns the meta written.
-    ``meta`` must be JSON-serialisable (ValueError otherwise)."""
+def export_checkpoint(training_checkpoint: str, out_path: str, meta: dict, inputs: ModelInputs) -> dict:
+    """Writes the weights of an mmengine training checkpoint of this project (read as the run's own file) as a
+    shipped checkpoint (save_checkpoint), with its iteration and epoch added to ``meta``. Returns the meta written."""
     checkpoint = load_own_resume_file(RESUME_SCHEME + training_checkpoint, map_location="cpu")
     state_dict = {name: tensor.detach().clone() for name, tensor in checkpoint["state_dict"].items()}
-    meta = dict(meta, format=CHECKPOINT_FORMAT, iteration=int(checkpoint["meta"].get("iter", 0)),
-                epoch=int(checkpoint["meta"].get("epoch", 0)))
+    meta = dict(meta, iteration=int(checkpoint["meta"].get("iter", 0)), epoch=int(checkpoint["meta"].get("epoch", 0)))
+    return save_checkpoint(state_dict, out_path, meta, inputs)
+
+
+def save_checkpoint(state_dict: Dict[str, torch.Tensor], out_path: str, meta: dict, inputs: ModelInputs) -> dict:
+    """Writes ``{'state_dict': {name: tensor}, 'meta': meta + format/inputs}`` (loads with weights_only=True);
+    ``inputs``: the config's model_inputs, which load_detector checks against the config it is given. Returns the
+    meta written. ``meta`` must be JSON-serialisable (ValueError otherwise)."""
+    meta = dict(meta, format=CHECKPOINT_FORMAT, inputs=inputs.to_meta())
     try:
         json.dumps(meta)
     except TypeError as error:
-        raise ValueError(f"export_checkpoint: meta must be JSON-serialisable: {error}") from error
+        raise ValueError(f"save_checkpoint: meta must be JSON-serialisable: {error}") from error
     os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
     torch.save({"state_dict": state_dict, "meta": meta}, out_path)
     return meta

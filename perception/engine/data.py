@@ -4,12 +4,14 @@ from __future__ import annotations
 from typing import Iterable, Mapping, Optional, Sequence, Tuple
 
 import torch
+from mmengine.config import Config
 
 from perception.datasets.collate import collate_frames
 from perception.datasets.frame import Frame
 from perception.datasets.loader import NuScenesFrames
+from perception.models import model_inputs
 from perception.models.batch import FusionBatch
-from perception.models.registry import DATASETS, FUNCTIONS
+from perception.registry import DATASETS, FUNCTIONS
 
 
 @DATASETS.register_module()
@@ -35,6 +37,27 @@ class FrameDataset(torch.utils.data.Dataset):
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} frames")
         return self.frames[index]
+
+
+DATALOADERS = ("train_dataloader", "val_dataloader", "test_dataloader")
+LOADED_INPUTS = ("lidar_sweeps", "radar_sweeps", "image_size")
+"""The model_inputs entries a FrameDataset loads by."""
+
+
+def apply_model_inputs(cfg: Config) -> None:
+    """Gives each dataloader's dataset the config's model_inputs (sweeps, image size; perception.models.model_inputs),
+    so that training loads what evaluation, replay and benchmark feed the model. Raises ValueError naming the
+    config when a dataset sets one of them itself (a second source that could disagree)."""
+    inputs = model_inputs(cfg)._asdict()
+    for name in DATALOADERS:
+        loader = cfg.get(name)
+        if not loader:
+            continue
+        repeated = [key for key in LOADED_INPUTS if key in loader.dataset]
+        if repeated:
+            raise ValueError(f"{cfg.filename}: {name}.dataset sets {', '.join(repeated)}; set them once in "
+                             f"model_inputs")
+        loader.dataset.update({key: inputs[key] for key in LOADED_INPUTS})
 
 
 def build_transform(config: Optional[object]):

@@ -7,7 +7,8 @@ import torch
 from mmengine.dist import broadcast
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
-from mmengine.registry import HOOKS
+
+from perception.registry import HOOKS
 
 
 @HOOKS.register_module()

@@ -9,10 +9,9 @@ from typing import Dict, List, Optional, Sequence
 from mmengine.evaluator import BaseMetric
 from nuscenes.nuscenes import NuScenes
 
-from perception.datasets.splits import split_sample_tokens
-from perception.eval.detection import TP_ERROR_NAMES, run_detection_eval
-from perception.eval.submission import boxes_to_submission, make_submission, submission_meta, write_submission
-from perception.models.registry import METRICS
+from perception.eval.detection import TP_ERROR_NAMES, evaluate_submission
+from perception.eval.submission import boxes_to_submission
+from perception.registry import METRICS
 
 
 @METRICS.register_module()
@@ -38,19 +37,13 @@ class NuScenesDetectionMetric(BaseMetric):
 
     def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
         nusc = NuScenes(version=self.version, dataroot=self.dataroot, verbose=False)
-        tokens = split_sample_tokens(nusc, self.split)
-        per_sample = {result["sample_token"]: result["boxes"] for result in results}
-        missing = sorted(set(tokens) - set(per_sample))
-        if missing:
-            raise ValueError(f"validation on {self.split}: {len(missing)} of {len(tokens)} samples were not "
-                             f"predicted (the val dataloader must cover the whole split), e.g. {missing[:3]}")
-        submission = make_submission({token: per_sample[token] for token in tokens},
-                                     submission_meta(results[0]["sensors"] if results else ()))
         out_dir = self.out_dir or tempfile.mkdtemp(prefix="nuscenes_eval_")
-        os.makedirs(out_dir, exist_ok=True)
-        path = os.path.join(out_dir, "submission.json")
-        write_submission(path, submission, tokens)
-        evaluation = run_detection_eval(nusc, path, self.split, out_dir)
+        boxes_by_sample = {result["sample_token"]: result["boxes"] for result in results}
+        sensors = results[0]["sensors"] if results else ()
+        evaluation = evaluate_submission(nusc, self.split, boxes_by_sample, sensors,
+                                         os.path.join(out_dir, "submission.json"))
+        if evaluation is None:
+            raise ValueError(f"validation on {self.split}: {self.version} at {self.dataroot} has no annotations")
         metrics = evaluation.metrics
         values = {"NDS": metrics.nd_score, "mAP": metrics.mean_ap}
         values.update({TP_ERROR_NAMES[name]: value for name, value in metrics.tp_errors.items()})

@@ -8,7 +8,7 @@ import math
 import os
 import warnings
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -24,6 +24,9 @@ from nuscenes.eval.detection.data_classes import (
 from nuscenes.eval.detection.evaluate import DetectionEval
 from nuscenes.eval.detection.render import class_pr_curve, class_tp_curve, dist_pr_curve, summary_plot
 from nuscenes.nuscenes import NuScenes
+
+from perception.datasets.splits import split_sample_tokens
+from perception.eval.submission import make_submission, submission_meta, write_submission
 
 EVAL_CONFIG = "detection_cvpr_2019"
 """The devkit's detection configuration every evaluation here uses (the leaderboard's)."""
@@ -90,6 +93,25 @@ def run_detection_eval(nusc: NuScenes, result_path: str, eval_set: str, output_d
     with open(os.path.join(output_dir, "metrics_details.json"), "w") as handle:
         json.dump(metric_data.serialize(), handle, indent=2)
     return evaluation
+
+
+def evaluate_submission(nusc: NuScenes, split: str, boxes_by_sample: Mapping[str, List[dict]],
+                        sensors: Iterable[str], result_path: str, verbose: bool = False) -> Optional[Evaluation]:
+    """The one path from predictions to the devkit (tools/test.py's runner and validation in training): the
+    submission of ``split`` from the submission boxes per sample token (boxes_to_submission) and the sensor groups
+    used, checked and written to ``result_path`` (write_submission), then run_detection_eval on it with its outputs
+    beside it. Returns None when the version has no annotations (the file is for the nuScenes server). Raises
+    ValueError naming the file when a sample of the split was not predicted (an empty list is a prediction)."""
+    tokens = split_sample_tokens(nusc, split)
+    missing = [token for token in tokens if token not in boxes_by_sample]
+    if missing:
+        raise ValueError(f"{result_path}: {len(missing)} of the {len(tokens)} samples of split {split!r} were not "
+                         f"predicted (predict the whole split), e.g. {missing[:3]}")
+    submission = make_submission({token: boxes_by_sample[token] for token in tokens}, submission_meta(sensors))
+    write_submission(result_path, submission, tokens)
+    if not nusc.sample_annotation:
+        return None
+    return run_detection_eval(nusc, result_path, split, os.path.dirname(os.path.abspath(result_path)), verbose)
 
 
 def render_plots(evaluation: Evaluation) -> Dict[str, str]:

@@ -7,7 +7,6 @@ from typing import List, Mapping, Optional, Sequence
 
 from nuscenes.eval.detection.constants import TP_METRICS
 
-from perception.eval.decision_metrics import decision_report_markdown
 from perception.eval.detection import TP_ERROR_NAMES
 
 CLASS_TP_NAMES = {"trans_err": "ATE", "scale_err": "ASE", "orient_err": "AOE", "vel_err": "AVE", "attr_err": "AAE"}
@@ -23,6 +22,42 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def decision_report_markdown(metrics: dict) -> str:
+    """Markdown tables of the decision metrics (perception.eval.decision_metrics.evaluate_decisions's output)."""
+    agreement = metrics["maneuver_agreement"]
+    labels = agreement["labels"]
+    lines = [
+        "## Decisions",
+        "",
+        f"{metrics['num_frames']} frames. Maneuver agreement with the decision on ground truth: "
+        f"{format_number(agreement['accuracy'])}.",
+        "",
+        "- critical-miss rate (ground truth BRAKE/STOP, prediction not): "
+        f"{format_number(metrics['critical_miss_rate'])} over {metrics['num_frames_gt_brake_or_stop']} frames",
+        f"- false-brake rate (prediction BRAKE/STOP, ground truth not): {format_number(metrics['false_brake_rate'])} "
+        f"over {metrics['num_frames_gt_other']} frames",
+        "",
+        "Confusion matrix (rows: ground truth, columns: prediction):",
+        "",
+        "| ground truth \\ prediction | " + " | ".join(labels) + " |",
+        "| --- |" + " ---: |" * len(labels),
+    ]
+    for label, row in zip(labels, agreement["confusion_matrix"]):
+        lines.append(f"| {label} | " + " | ".join(str(count) for count in row) + " |")
+    horizons = list(metrics["planning"]["predicted"]["l2_m"]["num_frames"])
+    for source, title in (("predicted", "plan on the detections"), ("ground_truth", "plan on ground truth")):
+        planning = metrics["planning"][source]
+        lines += ["", f"### Open-loop planning: {title}", "",
+                  "| metric | convention | " + " | ".join(horizons) + " |", "| --- | --- |" + " ---: |" * len(horizons)]
+        for metric, name in (("l2_m", "L2 (m)"), ("collision_rate", "collision rate")):
+            for convention, description in metrics["conventions"].items():
+                values = [format_number(planning[metric][convention][h]) for h in horizons]
+                lines.append(f"| {name} | {description} | " + " | ".join(values) + " |")
+            counts = [str(planning[metric]["num_frames"][h]) for h in horizons]
+            lines.append(f"| {name} | frames counted | " + " | ".join(counts) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def summary_table(metrics: Mapping) -> str:

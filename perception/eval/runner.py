@@ -7,7 +7,7 @@ import json
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import torch.distributed as dist
 from nuscenes.nuscenes import NuScenes
@@ -15,14 +15,16 @@ from torch.utils.data import Subset
 from tqdm import tqdm
 
 from perception.datasets.collate import make_frame_loader
-from perception.datasets.frame import SENSOR_GROUPS
+from perception.datasets.frame import Frame
 from perception.datasets.loader import NuScenesFrames
 from perception.detector import Detector
-from perception.eval.decision_metrics import decision_record_for_sample, evaluate_decisions
-from perception.eval.detection import metrics_record, render_plots, run_detection_eval
+from perception.eval.decision_metrics import evaluate_decisions
+from perception.eval.logged_drive import decision_record_for_sample
+from perception.eval.detection import evaluate_submission, metrics_record, render_plots
 from perception.eval.report import write_report
-from perception.eval.submission import boxes_to_submission, make_submission, submission_meta, write_submission
+from perception.eval.submission import boxes_to_submission
 from perception.geometry import Boxes3D
+from perception.sensors import SENSOR_GROUPS
 
 RESULTS_FILE = "results_nusc.json"
 METRICS_FILE = "metrics.json"
@@ -73,15 +75,13 @@ class Shard:
     def indices(self, count: int) -> range:
         return range(self.rank, count, self.world_size)
 
-
-def init_shard() -> Shard:
-    """The process group of a torchrun launch (gloo, CPU) when WORLD_SIZE > 1, else a single shard."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    if world_size <= 1:
-        return Shard()
-    if not dist.is_initialized():
-        dist.init_process_group(backend="gloo")
-    return Shard(dist.get_rank(), dist.get_world_size())
+    @classmethod
+    def of_process_group(cls) -> "Shard":
+        """This process's shard of the default process group (a torchrun launch starts it with
+        perception.engine.init_distributed_from_env), or the single shard when there is none."""
+        if not dist.is_initialized():
+            return cls()
+        return cls(dist.get_rank(), dist.get_world_size())
 
 
 def gather_predictions(predictions: Predictions, shard: Shard) -> Predictions:
@@ -115,28 +115,34 @@ def predict(detector: Detector, batches: Iterable, total_frames: int, progress: 
 
 @dataclass(frozen=True)
 class DataOptions:
-    """Where the frames come from and how they are loaded (perception.datasets.loader.NuScenesFrames)."""
+    """Where the frames come from and how they are loaded (perception.datasets.loader.NuScenesFrames): sweeps and
+    image size (W, H) as the model's config gives them (perception.models.model_inputs)."""
 
     dataroot: str
     version: str
     split: str
     lidar_sweeps: int = 10
     radar_sweeps: int = 6
+    image_size: Optional[Tuple[int, int]] = None
     batch_size: int = 1
     workers: int = 0
 
 
 def load_split_predictions(detector: Detector, nusc: Optional[NuScenes], data: DataOptions,
-                           drop: Sequence[str] = (), shard: Shard = Shard()) -> Tuple[Predictions, List[str]]:
+                           drop: Sequence[str] = (), shard: Shard = Shard(),
+                           transform: Optional[Callable[[Frame], Frame]] = None) -> Tuple[Predictions, List[str]]:
     """The detector's predictions over the whole split (this shard's frames, then gathered), and the split's
     sample tokens in loader order. ``drop``: sensor groups blanked at the input (those the detector does not read
-    are not loaded either); ``nusc`` may be None on the processes other than the main one."""
+    are not loaded either); ``transform``: Frame -> Frame applied to every loaded frame (a corruption,
+    perception.datasets.corruptions.CorruptFrames); ``nusc`` may be None on the processes other than the main
+    one."""
     # Sensor groups the detector does not read are not loaded either.
     not_loaded = tuple(group for group in SENSOR_GROUPS if group in drop or group not in detector.sensors)
 
     def frames() -> NuScenesFrames:
         return NuScenesFrames(data.dataroot, data.version, data.split, lidar_sweeps=data.lidar_sweeps,
-                              radar_sweeps=data.radar_sweeps, drop=not_loaded, nusc=nusc, progress=shard.is_main)
+                              radar_sweeps=data.radar_sweeps, image_size=data.image_size, drop=not_loaded,
+                              transform=transform, nusc=nusc, progress=shard.is_main)
 
     # The main process builds the sample metadata cache; the others then read it (no devkit tables needed).
     dataset = frames() if shard.is_main else None
@@ -161,29 +167,26 @@ def decision_metrics(nusc: NuScenes, ego_boxes: Mapping[str, Boxes3D], sample_to
 
 def evaluate_split(detector: Detector, detector_name: str, nusc: Optional[NuScenes], data: DataOptions,
                    out_dir: str, drop: Sequence[str] = (), shard: Shard = Shard(), render_curves: bool = True,
-                   verbose: bool = False) -> Optional[dict]:
+                   verbose: bool = False, transform: Optional[Callable[[Frame], Frame]] = None) -> Optional[dict]:
     """The detector over ``data.split``, then on the main process: ``out_dir/results_nusc.json``, the devkit's
     DetectionEval, the decision metrics (metrics.json's "decisions"), ``metrics.json`` and ``report.md``. Returns
     the metrics.json content on the main process, None on the others and for splits without annotations (the test
     split: the submission is for the server; neither detection nor decision metrics can be computed).
-    ``nusc`` (the devkit tables, needed to evaluate) may be None on the other processes."""
-    predictions, sample_tokens = load_split_predictions(detector, nusc, data, drop, shard)
+    ``nusc`` (the devkit tables, needed to evaluate) may be None on the other processes; ``transform``: as in
+    load_split_predictions."""
+    predictions, sample_tokens = load_split_predictions(detector, nusc, data, drop, shard, transform)
     if not shard.is_main:
         return None
     sensors = [group for group in SENSOR_GROUPS if group in detector.sensors and group not in drop]
-    submission = make_submission({token: predictions.results[token] for token in sample_tokens},
-                                 submission_meta(sensors))
-    os.makedirs(out_dir, exist_ok=True)
     result_path = os.path.join(out_dir, RESULTS_FILE)
-    write_submission(result_path, submission, sample_tokens)
-    if not nusc.sample_annotation:
-        print(f"wrote {result_path}; {data.version} has no annotations, so no detection or decision metrics: "
-              f"submit it to the nuScenes server")
+    evaluation = evaluate_submission(nusc, data.split, predictions.results, sensors, result_path, verbose)
+    if evaluation is None:
         return None
-    evaluation = run_detection_eval(nusc, result_path, data.split, out_dir, verbose)
     run = {"dataroot": data.dataroot, "version": data.version, "split": data.split, "detector": detector_name,
            "sensors": sensors, "dropped": list(drop), "lidar_sweeps": data.lidar_sweeps,
-           "radar_sweeps": data.radar_sweeps, "frames_per_process": predictions.frames_per_process}
+           "radar_sweeps": data.radar_sweeps, "image_size": None if data.image_size is None else list(data.image_size),
+           "frames_per_process": predictions.frames_per_process,
+           "transform": None if transform is None else str(transform)}
     decisions = decision_metrics(nusc, predictions.ego_boxes, sample_tokens)
     metrics = metrics_record(evaluation, predictions.frames, predictions.seconds / max(predictions.frames, 1),
                              extra={"run": run, "decisions": decisions})

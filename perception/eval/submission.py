@@ -23,8 +23,8 @@ from nuscenes.eval.detection.utils import detection_name_to_rel_attributes
 from pyquaternion import Quaternion
 
 from perception.classes import ATTRIBUTES, DETECTION_CLASSES
-from perception.datasets.frame import SENSOR_GROUPS
 from perception.geometry import Boxes3D, EgoPose
+from perception.sensors import SENSOR_GROUPS
 
 MAX_BOXES_PER_SAMPLE = 500
 """The devkit's limit (detection_cvpr_2019 ``max_boxes_per_sample``): a sample with more boxes is rejected."""

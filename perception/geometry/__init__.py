@@ -27,7 +27,7 @@ Units
     metres, seconds, radians; timestamps in microseconds (int) as nuScenes stores them.
 """
 from perception.geometry.boxes import Boxes3D
-from perception.geometry.camera import CameraIntrinsics, Projection, project_points, unproject_pixels
+from perception.geometry.camera import CameraIntrinsics, Projection, project_points, resize_image, unproject_pixels
 from perception.geometry.transforms import (
     EgoPose,
     RigidTransform,
@@ -47,6 +47,7 @@ __all__ = [
     "interpolate_pose",
     "project_points",
     "quaternion_to_matrix",
+    "resize_image",
     "unproject_pixels",
     "yaw_from_matrix",
 ]

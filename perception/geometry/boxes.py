@@ -97,6 +97,21 @@ class Boxes3D:
         order reversed, i.e. clockwise seen from above)."""
         return self.corners()[:, _BEV_CORNERS, :2]
 
+    def contains(self, points: np.ndarray) -> np.ndarray:
+        """(N_boxes, N_points) bool: box k holds point i of ``points`` (N_points, C>=3) [x, y, z, ...] m, in the
+        boxes' frame. Inside means |x| <= length / 2, |y| <= width / 2, |z| <= height / 2 in the box frame, faces
+        included (as nuscenes-devkit's ``points_in_box``); float64; non-finite points lie in no box."""
+        xyz = np.asarray(points)[:, :3].astype(np.float64)
+        dx = xyz[None, :, 0] - self.centers[:, None, 0]
+        dy = xyz[None, :, 1] - self.centers[:, None, 1]
+        cos, sin = np.cos(self.yaws)[:, None], np.sin(self.yaws)[:, None]
+        with np.errstate(invalid="ignore"):
+            along_length = dx * cos + dy * sin
+            along_width = dy * cos - dx * sin
+            return ((np.abs(along_length) <= self.sizes[:, None, 1] / 2)
+                    & (np.abs(along_width) <= self.sizes[:, None, 0] / 2)
+                    & (np.abs(xyz[None, :, 2] - self.centers[:, None, 2]) <= self.sizes[:, None, 2] / 2))
+
     def transform(self, transform: RigidTransform) -> "Boxes3D":
         """Boxes in the frame ``transform`` maps to. Yaw follows the rotated heading; velocities are rotated
         (not translated). Assumes the rotation keeps boxes nearly upright (roll and pitch are dropped)."""

@@ -1,9 +1,11 @@
-"""Pinhole camera intrinsics, projection of 3D points to pixels and un-projection (conventions: perception.geometry)."""
+"""Pinhole camera intrinsics, projection of 3D points to pixels, un-projection and image resizing with the
+intrinsics scaled to match (conventions: perception.geometry)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Optional, Sequence
+from dataclasses import dataclass, replace
+from typing import Optional, Sequence, Tuple
 
+import cv2
 import numpy as np
 
 DEFAULT_MIN_DEPTH_M = 1.0
@@ -80,6 +82,20 @@ class Projection:
     def visible(self) -> np.ndarray:
         """(N,) bool: in front of the camera and inside the image."""
         return self.in_front & self.in_image
+
+
+def resize_image(image: np.ndarray, intrinsics: CameraIntrinsics,
+                 size: Tuple[int, int]) -> Tuple[np.ndarray, CameraIntrinsics]:
+    """A camera image resized to ``size`` (W, H), with ``intrinsics`` (those of the full image, whose size they
+    carry; ``image`` may be a reduced decode of it) scaled to match. Pixel corners stay aligned:
+    u' = u * W / W_full, as OpenCV's resize samples."""
+    width, height = int(size[0]), int(size[1])
+    if width <= 0 or height <= 0:
+        raise ValueError(f"image_size must be positive (width, height), got {size}")
+    shrinking = width < image.shape[1] and height < image.shape[0]
+    resized = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+    scaled = intrinsics.scaled(width / intrinsics.width, height / intrinsics.height)
+    return resized, replace(scaled, width=width, height=height)
 
 
 def project_points(

@@ -88,6 +88,11 @@ class RigidTransform:
         return self.matrix[:3, 3]
 
     @property
+    def rotation_wxyz(self) -> np.ndarray:
+        """(4,) the rotation as a nuScenes quaternion [w, x, y, z] (the inverse of ``from_nuscenes``' rotation)."""
+        return Rotation.from_matrix(self.rotation).as_quat()[[3, 0, 1, 2]]
+
+    @property
     def yaw(self) -> float:
         return yaw_from_matrix(self.rotation)
 

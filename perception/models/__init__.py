@@ -3,6 +3,7 @@ and ``load_detector`` for the shipped checkpoints."""
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 from typing import NamedTuple, Optional, Tuple, Union
 
@@ -10,13 +11,14 @@ import torch
 from mmengine.config import Config
 
 from perception.models.batch import FusionBatch
+from perception.models.bevfusion import BEVFusionDetector, FusionBatchPreprocessor
 from perception.models.decoder import BEVDecoder
-from perception.models.detector import BEVFusionDetector, FusionBatchPreprocessor
 from perception.models.encoders import CameraEncoder, LidarEncoder, RadarEncoder
 from perception.models.fuser import ConvFuser
 from perception.models.grid import BEVGrid
 from perception.models.heads import CenterHead
-from perception.models.registry import MODELS
+from perception.registry import MODELS
+from perception.sensors import SENSOR_GROUPS
 
 for _encoder in (CameraEncoder, LidarEncoder, RadarEncoder):
     MODELS.register_module(module=_encoder)
@@ -26,19 +28,41 @@ CHECKPOINT_FORMAT = "perception-state-dict-v1"
 
 
 class ModelInputs(NamedTuple):
-    """What a model config was trained on: LiDAR and radar sweeps per frame, camera image size (W, H)."""
+    """What a model takes in, as its config's ``model_inputs`` block states it: LiDAR and radar sweeps per frame
+    (the keyframe's included), camera image size (W, H) or None, and the sensor groups it reads (SENSOR_GROUPS
+    order, derived from the config's encoders)."""
     lidar_sweeps: int
     radar_sweeps: int
     image_size: Optional[Tuple[int, int]]
+    sensors: Tuple[str, ...]
+
+    def to_meta(self) -> dict:
+        """JSON form, as export_checkpoint records it in a checkpoint's meta ('inputs')."""
+        return dict(lidar_sweeps=self.lidar_sweeps, radar_sweeps=self.radar_sweeps,
+                    image_size=None if self.image_size is None else list(self.image_size), sensors=list(self.sensors))
 
 
 def model_inputs(config: Union[str, Path, Config]) -> ModelInputs:
-    """The config's ``lidar_sweeps`` / ``radar_sweeps`` / ``image_size`` (the loader's defaults 10 / 6 / none where
-    it names none): the inputs to give the model at evaluation, replay and benchmark."""
+    """The config's ``model_inputs`` block: the one source of what the dataloaders load
+    (perception.engine.data.apply_model_inputs) and what evaluation, replay and benchmark feed the model.
+
+    Raises ValueError naming the config when the block is missing or incomplete, or when the camera encoder's
+    image_size differs from the block's."""
     config = config if isinstance(config, Config) else Config.fromfile(str(config))
-    image_size = config.get("image_size")
-    return ModelInputs(int(config.get("lidar_sweeps", 10)), int(config.get("radar_sweeps", 6)),
-                       None if image_size is None else (int(image_size[0]), int(image_size[1])))
+    block = config.get("model_inputs")
+    missing = [key for key in ("lidar_sweeps", "radar_sweeps", "image_size") if block is None or key not in block]
+    if missing:
+        raise ValueError(f"{config.filename}: model_inputs lacks {', '.join(missing)} (see "
+                         f"configs/_base_/fusion_model.py)")
+    image_size = block["image_size"]
+    image_size = None if image_size is None else (int(image_size[0]), int(image_size[1]))
+    encoders = config.model.get("encoders", {})
+    camera = encoders.get("camera")
+    if camera is not None and tuple(camera.get("image_size", ())) != image_size:
+        raise ValueError(f"{config.filename}: the camera encoder's image_size {camera.get('image_size')} differs "
+                         f"from model_inputs.image_size {block['image_size']}; give both the same variable")
+    sensors = tuple(group for group in SENSOR_GROUPS if group in encoders)
+    return ModelInputs(int(block["lidar_sweeps"]), int(block["radar_sweeps"]), image_size, sensors)
 
 
 def build_detector(config: Union[str, Path, Config]) -> BEVFusionDetector:
@@ -53,30 +77,60 @@ def load_detector(config_path: Union[str, Path], checkpoint_path: Union[str, Pat
 
     ``checkpoint_path``: a shipped checkpoint ({'state_dict', 'meta'} with plain tensors and JSON-able meta, see
     perception.engine.checkpoint.export_checkpoint), read with torch.load(weights_only=True). Raises
-    FileNotFoundError for a missing file and ValueError naming the file when the weights do not fit the config.
+    FileNotFoundError for a missing file and ValueError naming the file when it is unreadable (truncated, not a
+    checkpoint), when the weights do not fit the config, or when its meta records inputs ('inputs': sweeps, image
+    size, sensors) other than the config's model_inputs (a checkpoint without them is accepted).
     """
-    for path in (config_path, checkpoint_path):
-        if not Path(path).is_file():
-            raise FileNotFoundError(f"{path}: no such file")
+    if not Path(config_path).is_file():
+        raise FileNotFoundError(f"{config_path}: no such config")
+    checkpoint = read_checkpoint(checkpoint_path, device)
+    trained_on = checkpoint.get("meta", {}).get("inputs")
+    if trained_on is not None:
+        configured = model_inputs(config_path).to_meta()
+        if trained_on != configured:
+            raise ValueError(f"{checkpoint_path}: trained on inputs {trained_on}, but {config_path} gives "
+                             f"{configured}; use the config it was trained with "
+                             f"({checkpoint['meta'].get('config', 'see its meta')})")
     detector = build_detector(config_path)
-    checkpoint = torch.load(str(checkpoint_path), map_location=device, weights_only=True)
-    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
-        raise ValueError(f"{checkpoint_path}: not a perception checkpoint (expected a dict with 'state_dict' and "
-                         f"'meta'; export a training checkpoint with tools/train.py --export)")
-    try:
-        detector.load_state_dict(checkpoint["state_dict"], strict=True)
-    except RuntimeError as error:
-        raise ValueError(f"{checkpoint_path}: weights do not fit {config_path}: {error}") from error
+    load_weights(detector, checkpoint["state_dict"], checkpoint_path, config_path)
     return detector.to(device).eval()
 
 
+def load_weights(detector: BEVFusionDetector, state_dict: dict, checkpoint_path: Union[str, Path],
+                 config_path: Union[str, Path]) -> None:
+    """Loads ``state_dict`` (read from ``checkpoint_path``) into ``detector`` (built from ``config_path``) strictly;
+    ValueError naming both files when the weights do not fit the network."""
+    try:
+        detector.load_state_dict(state_dict, strict=True)
+    except RuntimeError as error:
+        raise ValueError(f"{checkpoint_path}: weights do not fit {config_path} (give the config it was trained "
+                         f"with, named in its meta): {error}") from error
+
+
+def read_checkpoint(checkpoint_path: Union[str, Path], device: str = "cpu") -> dict:
+    """torch.load(weights_only=True) of a shipped checkpoint; FileNotFoundError / ValueError naming it when it is
+    missing, unreadable (truncated, corrupt, or pickling more than tensors) or not a dict with a 'state_dict'."""
+    if not Path(checkpoint_path).is_file():
+        raise FileNotFoundError(f"{checkpoint_path}: no such checkpoint (export one with tools/train.py --export)")
+    try:
+        checkpoint = torch.load(str(checkpoint_path), map_location=device, weights_only=True)
+    except (RuntimeError, EOFError, pickle.UnpicklingError) as error:
+        raise ValueError(f"{checkpoint_path}: unreadable checkpoint (truncated or corrupt? copy it again): "
+                         f"{error}") from error
+    if not isinstance(checkpoint, dict):
+        raise ValueError(f"{checkpoint_path}: not a perception checkpoint (a {type(checkpoint).__name__}, not a dict)")
+    if "state_dict" not in checkpoint:
+        raise ValueError(f"{checkpoint_path}: not a perception checkpoint (expected a dict with 'state_dict' and "
+                         f"'meta'; export a training checkpoint with tools/train.py --export)")
+    return checkpoint
+
+
 def checkpoint_meta(checkpoint_path: Union[str, Path]) -> dict:
-    """The JSON meta of a shipped checkpoint (training command, data, iterations, metrics)."""
-    checkpoint = torch.load(str(checkpoint_path), map_location="cpu", weights_only=True)
-    return json.loads(json.dumps(checkpoint.get("meta", {})))
+    """The JSON meta of a shipped checkpoint (training command, data, inputs, iterations, metrics)."""
+    return json.loads(json.dumps(read_checkpoint(checkpoint_path).get("meta", {})))
 
 
 __all__ = ["BEVDecoder", "BEVFusionDetector", "BEVGrid", "CHECKPOINT_FORMAT", "CameraEncoder", "CenterHead",
            "ConvFuser", "FusionBatch", "FusionBatchPreprocessor", "LidarEncoder", "ModelInputs", "RadarEncoder",
            "build_detector", "model_inputs",
-           "checkpoint_meta", "load_detector"]
+           "checkpoint_meta", "load_detector", "load_weights", "read_checkpoint"]

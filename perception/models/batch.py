@@ -1,15 +1,16 @@
 """``FusionBatch``: the typed network input built from a list of ``Frame`` (one per batch element)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
 
-from perception.datasets.frame import SENSOR_GROUPS, Frame
+from perception.datasets.frame import Frame
 from perception.geometry import Boxes3D, EgoPose
-from perception.sensors import CAMERA_CHANNELS
+from perception.models.planning_head import PlanningTargets
+from perception.sensors import CAMERA_CHANNELS, SENSOR_GROUPS
 
 
 @dataclass(frozen=True)
@@ -21,7 +22,9 @@ class FusionBatch:
     in CAMERA_CHANNELS order, zeros where absent; intrinsics (B, N_cams, 3, 3) K in pixels of these images;
     camera_to_ego (B, N_cams, 4, 4); camera_valid (B, N_cams) bool; present: sensor group -> (B,) bool, whether
     the frame has that sensor (not in Frame.missing, data present, at least one point / camera); gt_boxes: the
-    frames' ground truth (None when any frame has none); sample_tokens and ego_poses: per frame.
+    frames' ground truth (None when any frame has none); sample_tokens and ego_poses: per frame; ego_state
+    (B, len(EGO_STATE_CHANNELS)) the past ego state and planning_targets the logged drive, for the planning head
+    (None when the batch carries none).
     """
 
     batch_size: int
@@ -35,13 +38,18 @@ class FusionBatch:
     gt_boxes: Optional[List[Boxes3D]]
     sample_tokens: List[str]
     ego_poses: List[EgoPose]
+    ego_state: Optional[torch.Tensor] = None
+    planning_targets: Optional[PlanningTargets] = None
 
     def to(self, device) -> "FusionBatch":
         """The same batch with every tensor on ``device``."""
         return replace(
             self, lidar=self.lidar.to(device), radar=self.radar.to(device), images=self.images.to(device),
             intrinsics=self.intrinsics.to(device), camera_to_ego=self.camera_to_ego.to(device),
-            camera_valid=self.camera_valid.to(device), present={k: v.to(device) for k, v in self.present.items()})
+            camera_valid=self.camera_valid.to(device), present={k: v.to(device) for k, v in self.present.items()},
+            ego_state=None if self.ego_state is None else self.ego_state.to(device),
+            planning_targets=None if self.planning_targets is None else PlanningTargets(
+                *(getattr(self.planning_targets, f.name).to(device) for f in fields(PlanningTargets))))
 
     @classmethod
     def from_frames(cls, frames: Sequence[Frame], camera_channels: Sequence[str] = CAMERA_CHANNELS

@@ -1,19 +1,37 @@
 """``ConvFuser``: concatenates the sensors' BEV features and mixes them with a conv; any subset may be missing."""
 from __future__ import annotations
 
-from typing import Dict, Mapping, Optional, Tuple
+from typing import Mapping, Optional, Tuple
 
 import torch
 from torch import nn
 
 
-class ConvFuser(nn.Module):
-    """Per-sensor BEV features (B, C_s, ny, nx) -> (B, out_channels, ny, nx).
+def stack_features(features: Mapping[str, Optional[torch.Tensor]], present: Mapping[str, torch.Tensor],
+                   in_channels: Mapping[str, int], grid_shape: Tuple[int, int]) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The fuser's inputs from per-sensor results. features: sensor -> (B, C_s, ny, nx), or None where not computed
+    (absent from every frame); present: sensor -> (B,) bool; in_channels: sensor -> C_s in concatenation order.
+    -> (B, sum C_s, ny, nx) float (zeros for a sensor not computed), (B, S) bool."""
+    batch_size = next(iter(present.values())).shape[0]
+    device = next(iter(present.values())).device
+    computed = [f for f in features.values() if f is not None]
+    dtype = computed[0].dtype if computed else torch.float32
+    parts = [features[sensor] if features.get(sensor) is not None
+             else torch.zeros((batch_size, channels, *grid_shape), dtype=dtype, device=device)
+             for sensor, channels in in_channels.items()]
+    flags = [present[sensor] if sensor in present else torch.zeros(batch_size, dtype=torch.bool, device=device)
+             for sensor in in_channels]
+    return torch.cat(parts, dim=1), torch.stack(flags, dim=1).to(device)
 
-    ``in_channels`` maps sensor -> C_s, in the concatenation order. A sensor missing for a frame (``present``
-    False, or no features at all) has its channels zero-filled plus a learned per-channel 'missing' embedding, so
-    the network knows the state rather than reading zeros as 'empty road'. In training, ``modality_dropout`` is
-    the probability of dropping each present sensor of each frame (at least one sensor is kept per frame).
+
+class ConvFuser(nn.Module):
+    """Concatenated BEV features (B, sum C_s, ny, nx) of the sensors of ``in_channels`` (sensor -> C_s, in the
+    concatenation order; see ``stack_features``) -> (B, out_channels, ny, nx).
+
+    A sensor missing for a frame (``present`` False) has its channels replaced by a learned per-channel 'missing'
+    embedding, so the network knows the state rather than reading zeros as 'empty road'. In training,
+    ``modality_dropout`` is the probability of dropping each present sensor of each frame (at least one sensor is
+    kept per frame).
     """
 
     def __init__(self, in_channels: Mapping[str, int], out_channels: int = 64, modality_dropout: float = 0.0):
@@ -27,37 +45,25 @@ class ConvFuser(nn.Module):
         self.modality_dropout = modality_dropout
         self.missing_embedding = nn.ParameterDict(
             {sensor: nn.Parameter(torch.zeros(channels)) for sensor, channels in self.in_channels.items()})
+        self.register_buffer("channel_sensor", torch.repeat_interleave(
+            torch.arange(len(self.in_channels)), torch.tensor(list(self.in_channels.values()))), persistent=False)
         self.conv = nn.Sequential(nn.Conv2d(sum(self.in_channels.values()), out_channels, 3, padding=1, bias=False),
                                   nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True))
 
-    def drop_modalities(self, present: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
-        """present: sensor -> (B,) bool. Drops each True with probability modality_dropout, keeping (one of) the
-        frame's present sensors where all would go."""
-        sensors = list(self.in_channels)
-        stacked = torch.stack([present[s] for s in sensors], dim=1)  # (B, S)
-        kept = stacked & (torch.rand(stacked.shape, device=stacked.device) >= self.modality_dropout)
-        emptied = ~kept.any(dim=1) & stacked.any(dim=1)
+    def drop_modalities(self, present: torch.Tensor) -> torch.Tensor:
+        """present (B, S) bool. Drops each True with probability modality_dropout, keeping (one of) the frame's
+        present sensors where all would go."""
+        kept = present & (torch.rand(present.shape, device=present.device) >= self.modality_dropout)
+        emptied = ~kept.any(dim=1) & present.any(dim=1)
         if emptied.any():
-            choice = torch.multinomial(stacked[emptied].float(), 1).squeeze(1)
-            kept[emptied] = torch.nn.functional.one_hot(choice, len(sensors)).bool()
-        return {sensor: kept[:, i] for i, sensor in enumerate(sensors)}
+            choice = torch.multinomial(present[emptied].float(), 1).squeeze(1)
+            kept[emptied] = torch.nn.functional.one_hot(choice, present.shape[1]).bool()
+        return kept
 
-    def forward(self, features: Mapping[str, Optional[torch.Tensor]], present: Mapping[str, torch.Tensor],
-                grid_shape: Tuple[int, int]) -> torch.Tensor:
-        """features: sensor -> (B, C_s, ny, nx) or None (not computed: absent from every frame);
-        present: sensor -> (B,) bool."""
-        batch_size = next(iter(present.values())).shape[0]
-        present = {s: present.get(s, torch.zeros(batch_size, dtype=torch.bool)) for s in self.in_channels}
-        present = {s: p.to(self.conv[0].weight.device) for s, p in present.items()}
+    def forward(self, features: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+        """features (B, sum C_s, ny, nx); present (B, S) bool, whether each frame has each sensor."""
         if self.training and self.modality_dropout > 0:
             present = self.drop_modalities(present)
-        parts = []
-        for sensor, channels in self.in_channels.items():
-            mask = present[sensor].view(-1, 1, 1, 1).to(self.conv[0].weight.dtype)
-            embedding = self.missing_embedding[sensor].view(1, channels, 1, 1) * (1 - mask)
-            feature = features.get(sensor)
-            if feature is None:
-                parts.append(embedding.expand(batch_size, channels, *grid_shape))
-            else:
-                parts.append(feature * mask + embedding)
-        return self.conv(torch.cat(parts, dim=1))
+        mask = present[:, self.channel_sensor].to(features.dtype)[:, :, None, None]  # (B, sum C_s, 1, 1)
+        embedding = torch.cat([self.missing_embedding[sensor] for sensor in self.in_channels])[None, :, None, None]
+        return self.conv(features * mask + embedding * (1 - mask))

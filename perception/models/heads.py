@@ -139,6 +139,9 @@ class CenterHead(nn.Module):
     circle-NMS radius [m].
     """
 
+    dense_parts = ("shared", "heatmap", "regression", "attribute")
+    """The submodules that hold the weights (perception.deploy exports each as a graph)."""
+
     def __init__(self, in_channels: int, grid: BEVGrid, head_channels: int = 64,
                  regression_weights: Sequence[float] = (1, 1, 1, 1, 1, 1, 1, 1, 0.2, 0.2),
                  heatmap_weight: float = 1.0, regression_weight: float = 0.25, attribute_weight: float = 0.2,

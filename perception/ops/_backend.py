@@ -13,11 +13,18 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
+import os
 from typing import Any, Iterator, Optional
 
 import numba
 import numpy as np
 import torch
+
+if "NUMBA_THREADING_LAYER_PRIORITY" not in os.environ:  # a user's own setting wins
+    # The parallel kernels on OpenMP first (the layer the benchmarks record): Numba's default order tries TBB first
+    # and warns when the TBB it finds is older than it supports. Numba picks the layer at its first parallel launch,
+    # after every kernel module has imported this one; set in numba's config, not in the environment.
+    numba.config.THREADING_LAYER_PRIORITY = ["omp", "tbb", "workqueue"]
 
 BACKENDS = ("reference", "numba", "cuda")
 CUDA_THREADS = 256

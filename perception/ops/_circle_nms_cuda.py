@@ -6,8 +6,10 @@ import numpy as np
 from numba import cuda
 
 from perception.ops._backend import CudaCall
+from perception.ops._circle_distance import within_radius
 
 BITS = 64
+_within_radius_gpu = cuda.jit(device=True)(within_radius)
 
 
 @cuda.jit
@@ -25,10 +27,7 @@ def _suppression_kernel(centers, order, radius_sq, words_per_row, mask):
     for b in range(BITS):
         later = word * BITS + b
         if later > rank and later < n:
-            j = order[later]
-            dx = np.float64(centers[i, 0]) - np.float64(centers[j, 0])
-            dy = np.float64(centers[i, 1]) - np.float64(centers[j, 1])
-            if dx * dx + dy * dy <= radius_sq:
+            if _within_radius_gpu(centers, i, order[later], radius_sq):
                 bits |= np.uint64(1) << np.uint64(b)
     mask[rank, word] = bits
 

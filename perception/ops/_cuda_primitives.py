@@ -9,7 +9,8 @@ import numpy as np
 from numba import cuda
 
 from perception.ops._backend import CudaCall
-from perception.ops._grid import SLOT_MULTIPLIER, cell_key, hash_bits, table_bits, write_cell
+from perception.ops._grid import cell_key, write_cell
+from perception.ops._grouping import SLOT_MULTIPLIER, hash_bits, table_bits
 
 INT32_MAX = np.iinfo(np.int32).max
 SCAN_CHUNK = 64

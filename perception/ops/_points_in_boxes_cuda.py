@@ -5,7 +5,7 @@ import numpy as np
 from numba import cuda
 
 from perception.ops._backend import CudaCall
-from perception.ops.points_in_boxes import inside_box
+from perception.ops._box_containment import inside_box
 
 _inside_box_gpu = cuda.jit(device=True)(inside_box)
 

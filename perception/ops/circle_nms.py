@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from perception.ops._backend import as_numpy, is_torch, like, resolve_backend
+from perception.ops._circle_distance import within_radius
 
 Array = Any  # np.ndarray or torch.Tensor
 
@@ -40,6 +41,9 @@ def _keep_reference(centers: np.ndarray, order: np.ndarray, radius_sq: float, ma
     return np.asarray(keep, dtype=np.int64)
 
 
+_within_radius_cpu = numba.njit(inline="always", cache=True)(within_radius)
+
+
 @numba.njit(cache=True)
 def _keep_cpu(centers, order, radius_sq, max_keep):
     n = order.size
@@ -53,12 +57,8 @@ def _keep_cpu(centers, order, radius_sq, max_keep):
         keep[num_kept] = i
         num_kept += 1
         for later in range(rank + 1, n):
-            if not suppressed[later]:
-                j = order[later]
-                dx = np.float64(centers[i, 0]) - np.float64(centers[j, 0])
-                dy = np.float64(centers[i, 1]) - np.float64(centers[j, 1])
-                if dx * dx + dy * dy <= radius_sq:
-                    suppressed[later] = True
+            if not suppressed[later] and _within_radius_cpu(centers, i, order[later], radius_sq):
+                suppressed[later] = True
     return keep[:num_kept]
 
 

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from perception.ops._backend import as_numpy, cpu_threads_for, is_torch, resolve_backend
-from perception.ops._grid import group_points_cpu
+from perception.ops._grouping import group_keys_reference, group_points_cpu
 
 Array = Any  # np.ndarray or torch.Tensor
 REDUCTIONS = ("mean", "max")
@@ -91,26 +91,21 @@ def _linear_keys_cpu(coords, strides, num_chunks):
 
 
 def _reduce_reference(features: np.ndarray, keys: np.ndarray, reduce: str):
-    kept = np.flatnonzero(keys >= 0)
-    unique_keys, first_point, inverse = np.unique(keys[kept], return_index=True, return_inverse=True)
-    appearance = np.argsort(first_point, kind="stable")
-    group_of_unique = np.empty_like(appearance)
-    group_of_unique[appearance] = np.arange(len(appearance))
-    point_group = np.full(len(keys), -1, np.int64)
-    point_group[kept] = group_of_unique[inverse]
-    num_groups, channels = len(unique_keys), features.shape[1]
+    point_group, group_keys = group_keys_reference(keys)
+    kept = np.flatnonzero(point_group >= 0)
+    num_groups, channels = len(group_keys), features.shape[1]
     counts = np.bincount(point_group[kept], minlength=num_groups)
     if reduce == "mean":
         sums = np.zeros((num_groups, channels), features.dtype)
         np.add.at(sums, point_group[kept], features[kept])
-        return sums / np.maximum(counts, 1)[:, None].astype(features.dtype), point_group, unique_keys[appearance], \
+        return sums / np.maximum(counts, 1)[:, None].astype(features.dtype), point_group, group_keys, \
             counts, None
     maxima = np.full((num_groups, channels), -np.inf, features.dtype)
     np.maximum.at(maxima, point_group[kept], features[kept])
     holder = np.full((num_groups, channels), len(keys), np.int64)
     rows, cols = np.nonzero(features[kept] == maxima[point_group[kept]])
     np.minimum.at(holder, (point_group[kept][rows], cols), kept[rows])
-    return maxima, point_group, unique_keys[appearance], counts, holder
+    return maxima, point_group, group_keys, counts, holder
 
 
 @numba.njit(parallel=True, cache=True)

@@ -10,7 +10,7 @@ beyond ``max_points`` of a voxel and voxels beyond ``max_voxels`` are dropped. V
 No kernel touches a dense grid or a ``max_voxels``-sized buffer: the CPU kernel computes cell keys in parallel
 (32-bit when the grid allows), groups them with hash tables sized by the points (contiguous chunks in parallel,
 then the later chunks' groups looked up in the earlier chunks' tables, in parallel;
-perception.ops._grid.group_keys_cpu) and copies the points into their slots, writing coords and padding, in
+perception.ops._grouping.group_keys_cpu) and copies the points into their slots, writing coords and padding, in
 parallel; the GPU kernel uses an atomic hash table, a scan and ``max_points`` rounds of atomic-min
 (O(N * max_points)).
 """
@@ -23,8 +23,8 @@ import numpy as np
 import torch
 
 from perception.ops._backend import CudaCall, as_numpy, cpu_threads_for, is_torch, like, resolve_backend
-from perception.ops._grid import (POINT_BLOCK, Grid3D, decode_keys_cpu, group_keys_cpu, point_group_and_rank,
-                                  point_keys_cpu, write_cell_cpu)
+from perception.ops._grid import POINT_BLOCK, Grid3D, decode_keys_cpu, point_keys_cpu, write_cell_cpu
+from perception.ops._grouping import group_keys_cpu, group_keys_reference, point_group_and_rank
 
 Array = Any  # np.ndarray or torch.Tensor
 
@@ -46,25 +46,21 @@ def _check_limits(max_points: int, max_voxels: int) -> None:
 
 def _hard_voxelize_reference(points: np.ndarray, grid: Grid3D, max_points: int, max_voxels: int):
     """Plain numpy: unique cells, ordered by first appearance, stable rank of each point inside its voxel."""
-    keys = grid.keys_reference(points[:, :3])
-    kept_points = np.flatnonzero(keys >= 0)
-    unique_keys, first_point, inverse = np.unique(keys[kept_points], return_index=True, return_inverse=True)
-    appearance = np.argsort(first_point, kind="stable")  # unique index -> ordered by first appearance
-    voxel_of_unique = np.empty_like(appearance)
-    voxel_of_unique[appearance] = np.arange(len(appearance))
-    point_voxel = voxel_of_unique[inverse]
+    point_voxel, voxel_keys = group_keys_reference(grid.keys_reference(points[:, :3]))
+    kept_points = np.flatnonzero(point_voxel >= 0)
+    point_voxel = point_voxel[kept_points]
     in_budget = point_voxel < max_voxels
     kept_points, point_voxel = kept_points[in_budget], point_voxel[in_budget]
     by_voxel = np.argsort(point_voxel, kind="stable")  # input order inside each voxel
     sorted_voxel = point_voxel[by_voxel]
     slot = np.arange(len(by_voxel)) - np.searchsorted(sorted_voxel, sorted_voxel, side="left")
     room = slot < max_points
-    num_voxels = min(len(unique_keys), max_voxels)
+    num_voxels = min(len(voxel_keys), max_voxels)
     voxels = np.zeros((num_voxels, max_points, points.shape[1]), np.float32)
     voxels[sorted_voxel[room], slot[room]] = points[kept_points[by_voxel][room]]
     num_points = np.minimum(np.bincount(point_voxel, minlength=num_voxels), max_points).astype(np.int32)
     coords = np.zeros((num_voxels, 4), np.int32)
-    coords[:, 1:] = grid.decode_reference(unique_keys[appearance[:num_voxels]])
+    coords[:, 1:] = grid.decode_reference(voxel_keys[:num_voxels])
     return voxels, coords, num_points
 
 

@@ -1,14 +1,14 @@
 """Latency of the pipeline stage by stage, its throughput and memory, the kernels' backends side by side, and
 latency against point count.
 
-One iteration = one frame through the pipeline, each stage timed by a StageTimer (perception.runtime.timing):
+One iteration = one frame through the replay's per-frame step (perception.runtime.step), each stage timed:
 load (the Frame from its files: the loader's frame_from_table on a prebuilt SampleTable, so no devkit table
-look-ups are timed), detector (and, inside it, the model's own stages when its detect takes a ``timer``),
-decision (EgoState from the past LiDAR poses + the planner), end_to_end (all three). Iterations cycle over the
-given keyframes; the first ``warmup`` are discarded (Numba compilation, allocator warm-up).
+look-ups are timed), detector (and, inside it, the model's own stages), decision (EgoState from the past LiDAR
+poses + the planner), end_to_end (all three). Iterations cycle over the given keyframes; the first ``warmup`` are
+discarded (Numba compilation, allocator warm-up).
 
 Kernels: hard voxelization of the benchmarked frames' LiDAR and radar points with the model's own pillar settings
-(every PillarFeatureNet in the detector), on each available backend of perception.ops: "reference" (numpy),
+(every pillar encoder's Pillarization), on each available backend of perception.ops: "reference" (numpy),
 "numba" (Numba CPU) and, with a CUDA device, "cuda" (Numba CUDA on torch CUDA tensors).
 """
 from __future__ import annotations
@@ -24,16 +24,17 @@ import torch
 from nuscenes.nuscenes import NuScenes
 from tqdm import tqdm
 
-from perception.datasets.frame import SENSOR_GROUPS, Frame
+from perception.datasets.frame import Frame
 from perception.datasets.loader import frame_from_table
 from perception.datasets.metadata import SampleTable, build_sample_table
-from perception.decision import EgoState, PlannerConfig, decide
 from perception.detector import Detector
 from perception.ops import hard_voxelize
-from perception.runtime.timing import STAGES, StageTimer, latency_summary, summarize_records, timed_detect
+from perception.runtime.step import FrameStep, LoadedFrame
+from perception.sensors import LIDAR_CHANNEL, SENSOR_GROUPS
+from perception.timing import STAGES, StageTimer, latency_summary, summarize_records
 
 PIPELINE_STAGES = ("load", "detector", "decision", "end_to_end")
-"""The stages every benchmark reports; a detector that takes a timer adds its own (perception.runtime.timing.STAGES)."""
+"""The stages every benchmark reports; the detector adds its own (perception.timing.STAGES)."""
 
 KERNEL_BACKENDS = ("reference", "numba", "cuda")
 
@@ -87,46 +88,38 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def _past_poses(table: SampleTable, index: int) -> list:
-    """Ego poses of the keyframe's LiDAR sweep records, oldest first: what a causal ego-state estimate may use."""
-    records = [int(r) for r in table.sweeps[index, 0] if r >= 0]
-    return [table.record_pose(r) for r in reversed(records)]
+def load_keyframe(table: SampleTable, index: int, dataroot: str, image_size: Optional[Tuple[int, int]],
+                  drop: frozenset) -> LoadedFrame:
+    """Keyframe ``index`` of the table with the ego poses of its LiDAR sweep records, oldest first."""
+    frame = frame_from_table(table, index, dataroot, image_size=image_size, drop=drop)
+    past_poses = [table.record_pose(r) for r in reversed(table.channel_records(index, LIDAR_CHANNEL))]
+    return LoadedFrame(frame, past_poses)
 
 
-def time_pipeline(table: SampleTable, dataroot: str, detector: Detector, iterations: int, warmup: int,
-                  timer: StageTimer, image_size: Optional[Tuple[int, int]] = None,
-                  planner_config: PlannerConfig = PlannerConfig(), progress: bool = False,
+def time_pipeline(table: SampleTable, dataroot: str, step: FrameStep, iterations: int, warmup: int,
+                  image_size: Optional[Tuple[int, int]] = None, progress: bool = False,
                   description: str = "pipeline") -> Tuple[List[Dict[str, float]], List[int]]:
-    """Runs ``warmup + iterations`` frames (cycling over the table's keyframes) through load -> detector ->
-    decision; the timed iterations' StageTimer records and LiDAR point counts."""
-    drop = frozenset(SENSOR_GROUPS) - frozenset(detector.sensors)
+    """Runs ``warmup + iterations`` frames (cycling over the table's keyframes) through ``step``; the timed
+    iterations' stage timings and LiDAR point counts."""
+    drop = frozenset(SENSOR_GROUPS) - frozenset(step.detector.sensors)
     records, points = [], []
-    for step in tqdm(range(warmup + iterations), desc=description, unit="frame", disable=not progress):
-        index = step % len(table)
-        timer.reset()
-        with timer.stage("end_to_end"):
-            with timer.stage("load"):
-                frame = frame_from_table(table, index, dataroot, image_size=image_size, drop=drop)
-            boxes = timed_detect(detector, frame, timer)
-            with timer.stage("decision"):
-                decide(boxes, EgoState.from_poses(_past_poses(table, index), -1), planner_config)
-        elapsed = timer.elapsed_ms()
-        if step >= warmup:
-            records.append(elapsed)
-            points.append(0 if frame.lidar is None else len(frame.lidar.points))
+    for iteration in tqdm(range(warmup + iterations), desc=description, unit="frame", disable=not progress):
+        index = iteration % len(table)
+        result = step(lambda: load_keyframe(table, index, dataroot, image_size, drop))
+        if iteration >= warmup:
+            lidar = result.loaded.frame.lidar
+            records.append(result.timings_ms)
+            points.append(0 if lidar is None else len(lidar.points))
     return records, points
 
 
-def _pillar_nets(detector: Any) -> Dict[str, Any]:
-    """sensor -> the detector's PillarFeatureNet for it (modules named encoders.<sensor>.*)."""
-    from perception.models.encoders.pillars import PillarFeatureNet
+def _pillarizations(detector: Any) -> Dict[str, Any]:
+    """sensor -> the Pillarization (hard pillar settings) of the detector's encoder for it, for its pillar
+    encoders (none for a detector without ``encoders``)."""
+    from perception.models.encoders.pillars import Pillarization
 
-    nets = {}
-    if isinstance(detector, torch.nn.Module):
-        for name, module in detector.named_modules():
-            if isinstance(module, PillarFeatureNet) and name.startswith("encoders."):
-                nets[name.split(".")[1]] = module
-    return nets
+    return {sensor: encoder.pillarization for sensor, encoder in getattr(detector, "encoders", {}).items()
+            if isinstance(getattr(encoder, "pillarization", None), Pillarization)}
 
 
 def time_kernels(frames: Sequence[Frame], detector: Any, iterations: int, device: str) -> Dict[str, Any]:
@@ -135,12 +128,13 @@ def time_kernels(frames: Sequence[Frame], detector: Any, iterations: int, device
     backends = ["reference", "numba"] + (["cuda"] if device.startswith("cuda") and torch.cuda.is_available()
                                          else [])
     results: Dict[str, Any] = {}
-    for sensor, net in _pillar_nets(detector).items():
+    for sensor, pillars in _pillarizations(detector).items():
         clouds = [getattr(frame, sensor).points for frame in frames if getattr(frame, sensor, None) is not None]
         if not clouds:
             continue
-        settings = dict(voxel_size=list(net.grid.pillar_size), point_cloud_range=list(net.grid.point_cloud_range),
-                        max_points=int(net.max_points_per_pillar), max_voxels=int(net.max_pillars))
+        settings = dict(voxel_size=list(pillars.grid.pillar_size),
+                        point_cloud_range=list(pillars.grid.point_cloud_range),
+                        max_points=int(pillars.max_points_per_pillar), max_voxels=int(pillars.max_pillars))
         entry: Dict[str, Any] = {"settings": settings, "points_mean": float(np.mean([len(c) for c in clouds]))}
         for backend in backends:
             inputs = [torch.from_numpy(c).to(device) for c in clouds] if backend == "cuda" else clouds
@@ -165,12 +159,12 @@ def run_benchmark(nusc: NuScenes, sample_tokens: Sequence[str], detector: Detect
     sweeps_curve (per LiDAR sweep count: mean points and p50 of each stage)."""
     if not sample_tokens:
         raise ValueError("the benchmark needs at least one sample token")
-    timer = StageTimer(options.device)
+    step = FrameStep(detector, device=options.device)
     if options.device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
     table = build_sample_table(nusc, sample_tokens, lidar_sweeps, radar_sweeps)
-    records, points = time_pipeline(table, nusc.dataroot, detector, options.iters, options.warmup, timer,
-                                    image_size, progress=progress, description=f"{lidar_sweeps} sweeps")
+    records, points = time_pipeline(table, nusc.dataroot, step, options.iters, options.warmup, image_size,
+                                    progress=progress, description=f"{lidar_sweeps} sweeps")
     end_to_end_s = sum(r["end_to_end"] for r in records) / 1000.0
     drop = frozenset(SENSOR_GROUPS) - frozenset(detector.sensors)
     frames = [frame_from_table(table, i, nusc.dataroot, image_size=image_size, drop=drop) for i in range(len(table))]
@@ -178,15 +172,15 @@ def run_benchmark(nusc: NuScenes, sample_tokens: Sequence[str], detector: Detect
     for count in options.sweep_counts:
         curve_table = table if count == lidar_sweeps else build_sample_table(nusc, sample_tokens, count,
                                                                                radar_sweeps)
-        curve_records, curve_points = time_pipeline(curve_table, nusc.dataroot, detector, options.curve_iters,
-                                                    options.warmup, timer, image_size, progress=progress,
+        curve_records, curve_points = time_pipeline(curve_table, nusc.dataroot, step, options.curve_iters,
+                                                    options.warmup, image_size, progress=progress,
                                                     description=f"{count} sweeps")
         stages = summarize_records(curve_records)
         curve.append({"lidar_sweeps": count, "lidar_points_mean": float(np.mean(curve_points)),
                       **{f"{name}_p50_ms": stats["p50_ms"] for name, stats in stages.items()}})
     result = {
         "frames": len(sample_tokens), "iters": options.iters, "warmup": options.warmup, "device": options.device,
-        "timer": "cuda events" if timer.uses_cuda_events else "perf_counter",
+        "timer": "cuda events" if step.timer.uses_cuda_events else "perf_counter",
         "lidar_sweeps": lidar_sweeps, "radar_sweeps": radar_sweeps,
         "image_size": None if image_size is None else list(image_size),
         "lidar_points_mean": float(np.mean(points)),
@@ -207,12 +201,13 @@ def run_benchmark(nusc: NuScenes, sample_tokens: Sequence[str], detector: Detect
 
 def format_table(result: Dict[str, Any]) -> str:
     """The benchmark as plain-text tables: stages, kernels, the sweeps curve."""
-    lines = [f"{'stage':<16}{'p50 ms':>10}{'p90 ms':>10}{'p99 ms':>10}{'n':>6}"]
+    lines = [f"{'stage':<16}{'p50 ms':>10}{'p90 ms':>10}{'p99 ms':>10}{'p99/p50':>9}{'n':>6}"]
     stages = result["stages_ms"]
     for name in [s for s in STAGES if s in stages] + [s for s in stages if s not in STAGES]:
         stats = stages[name]
+        ratio = stats["p99_ms"] / stats["p50_ms"] if stats["p50_ms"] > 0 else float("nan")
         lines.append(f"{name:<16}{stats['p50_ms']:>10.1f}{stats['p90_ms']:>10.1f}{stats['p99_ms']:>10.1f}"
-                     f"{stats['count']:>6}")
+                     f"{ratio:>9.2f}{stats['count']:>6}")
     fps = result["throughput_fps"]
     lines.append(f"throughput {fps:.1f} frames/s; peak RSS {result['peak_rss_mib']:.0f} MiB; "
                  f"{result['lidar_points_mean']:.0f} LiDAR points/frame; threads {result['threads']}")

@@ -10,7 +10,8 @@ from typing import Dict, Iterable, Iterator, List, Optional, Tuple
 
 import numpy as np
 
-from perception.runtime.messages import ALL_CHANNELS, SensorMessage
+from perception.runtime.messages import SensorMessage
+from perception.sensors import ALL_CHANNELS
 
 
 @dataclass(frozen=True)

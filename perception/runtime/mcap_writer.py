@@ -35,7 +35,6 @@ from mcap.well_known import MessageEncoding, SchemaEncoding
 from mcap.writer import CompressionType, Writer
 from mcap_protobuf.decoder import DecoderFactory as ProtobufDecoderFactory
 from mcap_protobuf.schema import register_schema
-from scipy.spatial.transform import Rotation
 
 from perception.classes import DETECTION_CLASSES
 from perception.datasets.frame import LIDAR_COLUMNS, RADAR_COLUMNS, Frame
@@ -221,7 +220,7 @@ class McapRecorder:
                        timestamp_ns: int) -> None:
         transform = transforms.transforms.add(parent_frame_id=parent, child_frame_id=child)
         _set_time(transform, timestamp_ns)
-        x, y, z, w = Rotation.from_matrix(child_to_parent.rotation).as_quat()
+        w, x, y, z = (float(v) for v in child_to_parent.rotation_wxyz)
         (transform.translation.x, transform.translation.y,
          transform.translation.z) = (float(v) for v in child_to_parent.translation)
         transform.rotation.x, transform.rotation.y, transform.rotation.z, transform.rotation.w = x, y, z, w

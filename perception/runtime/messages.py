@@ -14,21 +14,7 @@ from nuscenes.nuscenes import NuScenes
 
 from perception.geometry import EgoPose, SensorCalibration
 from perception.datasets.records import sample_data_calibration, sample_data_path
-from perception.sensors import CAMERA_CHANNELS, LIDAR_CHANNEL, RADAR_CHANNELS
-
-ALL_CHANNELS = (LIDAR_CHANNEL,) + RADAR_CHANNELS + CAMERA_CHANNELS
-"""Every channel a replay streams; ties in timestamp are broken in this order."""
-
-_MODALITY = {LIDAR_CHANNEL: "lidar", **{c: "radar" for c in RADAR_CHANNELS}, **{c: "camera" for c in CAMERA_CHANNELS}}
-
-
-def modality_of(channel: str) -> str:
-    """The sensor group ("lidar", "radar", "camera"; perception.datasets.frame.SENSOR_GROUPS) of a channel."""
-    try:
-        return _MODALITY[channel]
-    except KeyError:
-        raise ValueError(f"unknown sensor channel {channel!r}; known: {ALL_CHANNELS}") from None
-
+from perception.sensors import ALL_CHANNELS, modality_of
 
 @dataclass(frozen=True, eq=False)
 class SensorMessage:

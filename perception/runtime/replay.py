@@ -15,17 +15,17 @@ car starts its stack before it drives.
 
 Latency (``latency_s`` in each record): in real time, the wall time from the trigger's (scaled) capture time to the
 decision, the sync window and any queueing included; as fast as possible, the end_to_end processing time (load +
-detector + decision). A frame is late when its latency exceeds ``deadline_s`` (default: the trigger period,
-0.5 s for keyframes, 0.05 s for every sweep; divided by ``speed`` in real time).
+detector + decision: perception.runtime.step). A frame is late when its latency exceeds ``deadline_s`` (default:
+the trigger period, 0.5 s for keyframes, 0.05 s for every sweep; divided by ``speed`` in real time).
 
-Outputs in the output folder: ``frames.jsonl`` (one FRAME_RECORD line per trigger, flushed as it is written),
-``frames/NNNNNN.png`` and ``replay.mp4`` (bird's-eye view beside the six cameras with the boxes projected),
-``replay.mcap`` (perception.runtime.mcap_writer), ``summary.json``. With ``resume``, the triggers already in
+Outputs in the output folder (perception.runtime.replay_outputs): ``frames.jsonl`` (one FRAME_RECORD line per
+trigger, flushed as it is written: perception.runtime.records), ``frames/NNNNNN.png`` and ``replay.mp4``
+(bird's-eye view beside the six cameras with the boxes projected), ``replay.mcap``
+(perception.runtime.mcap_writer), ``summary.json``. With ``resume``, the triggers already in
 frames.jsonl are not detected again: their records are kept and the pictures and the MCAP are redrawn from them.
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -33,143 +33,21 @@ from collections import deque
 from dataclasses import asdict, dataclass, field
 from typing import Any, Deque, Dict, Iterable, List, Optional, Sequence, Tuple
 
-import cv2
-import numpy as np
 from nuscenes.nuscenes import NuScenes
 from tqdm import tqdm
 
-from perception.classes import ATTRIBUTES, DETECTION_CLASSES
-from perception.datasets.frame import SENSOR_GROUPS, Frame
-from perception.datasets.ground_truth import sample_ground_truth
-from perception.decision import EgoState, PlannerConfig, decide
+from perception.datasets.frame import Frame
+from perception.datasets.ground_truth import GroundTruth, sample_ground_truth
+from perception.decision import PlannerConfig
 from perception.detector import Detector, OracleDetector
-from perception.geometry import Boxes3D
 from perception.runtime.faults import FaultPlan, inject_faults
-from perception.runtime.mcap_writer import McapRecorder
 from perception.runtime.messages import SensorMessage, find_scene, scene_messages
+from perception.runtime.records import FRAMES_FILE, boxes_to_json, read_frame_records
+from perception.runtime.replay_outputs import ReplayOutputs
+from perception.runtime.step import FrameStep, LoadedFrame
 from perception.runtime.streaming import DEFAULT_STALE_AFTER_S, FrameStatus, StreamingState
-from perception.runtime.timing import StageTimer, latency_summary, summarize_records, timed_detect
-from perception.sensors import LIDAR_CHANNEL
-from perception.viz.bev import BevView, draw_bev
-from perception.viz.video import camera_mosaic, side_by_side, write_video
-
-FRAMES_FILE = "frames.jsonl"
-SUMMARY_FILE = "summary.json"
-VIDEO_FILE = "replay.mp4"
-MCAP_FILE = "replay.mcap"
-PICTURES_DIR = "frames"
-
-FRAME_RECORD: Dict[str, tuple] = {
-    "scene": (str,),
-    "index": (int,),
-    "lidar_token": (str,),
-    "sample_token": (str, type(None)),
-    "is_key_frame": (bool,),
-    "timestamp_us": (int,),
-    "status": (str,),
-    "detections": (list,),
-    "decision": (dict, type(None)),
-    "ego_state": (dict, type(None)),
-    "timings_ms": (dict,),
-    "sensor_ages_s": (dict,),
-    "missing": (list,),
-    "stale": (list,),
-    "corrupt_files": (list,),
-    "num_lidar_points": (int,),
-    "num_radar_points": (int,),
-    "num_cameras": (int,),
-    "latency_s": (float, type(None)),
-    "deadline_s": (float,),
-    "late": (bool,),
-    "faults": (dict,),
-}
-"""The keys of one frames.jsonl line and their JSON types.
-
-scene (name); index (the trigger's number in the scene, 0, 1, ...); lidar_token (the LiDAR sample_data that
-triggered the frame: the resume key); sample_token (the keyframe's sample, null for a sweep); is_key_frame;
-timestamp_us (the trigger's capture time); status ("processed" or "skipped": dropped in real time behind a newer
-frame); detections (DETECTION_RECORD items, ego frame); decision (perception.decision.Decision.to_json(), null
-when skipped); ego_state (speed_mps, yaw_rate_rps, acceleration_mps2 from the past LiDAR poses); timings_ms (stage
--> ms: load, detector and the model's own stages, decision, end_to_end); sensor_ages_s (channel -> age [s] of its
-newest message at the trigger, null if never received); missing (Frame.missing: absent or stale channels and
-groups); stale (channels left out for age); corrupt_files (files rejected while building this frame);
-num_lidar_points / num_radar_points / num_cameras (what the frame held); latency_s (see the module docstring; null
-when skipped); deadline_s; late; faults (FaultCounts so far in the stream)."""
-
-DETECTION_RECORD = ("label", "score", "center", "size", "yaw", "velocity", "attribute")
-"""The keys of one detection: label (a DETECTION_CLASSES name), score, center [x, y, z] m, size [width, length,
-height] m, yaw rad, velocity [vx, vy] m/s (ego frame, perception.geometry conventions), attribute (an ATTRIBUTES
-name or null)."""
-
-
-def boxes_to_json(boxes: Boxes3D) -> List[Dict[str, Any]]:
-    """Boxes3D -> DETECTION_RECORD dicts."""
-    return [{
-        "label": DETECTION_CLASSES[int(boxes.labels[i])],
-        "score": float(boxes.scores[i]),
-        "center": boxes.centers[i].tolist(),
-        "size": boxes.sizes[i].tolist(),
-        "yaw": float(boxes.yaws[i]),
-        "velocity": boxes.velocities[i].tolist(),
-        "attribute": ATTRIBUTES[int(boxes.attributes[i])] if boxes.attributes[i] >= 0 else None,
-    } for i in range(len(boxes))]
-
-
-def boxes_from_json(items: Sequence[Dict[str, Any]]) -> Boxes3D:
-    """DETECTION_RECORD dicts -> Boxes3D (the inverse of boxes_to_json)."""
-    if not items:
-        return Boxes3D.empty()
-    return Boxes3D(
-        centers=[item["center"] for item in items], sizes=[item["size"] for item in items],
-        yaws=[item["yaw"] for item in items], velocities=[item["velocity"] for item in items],
-        labels=[DETECTION_CLASSES.index(item["label"]) for item in items],
-        scores=[item["score"] for item in items],
-        attributes=[-1 if item["attribute"] is None else ATTRIBUTES.index(item["attribute"]) for item in items],
-    )
-
-
-def validate_frame_record(record: Any, source: str = FRAMES_FILE) -> None:
-    """Raises ValueError naming ``source`` and the problem when ``record`` is not a FRAME_RECORD."""
-    if not isinstance(record, dict):
-        raise ValueError(f"{source}: a frame record is a JSON object, got {type(record).__name__}")
-    missing = [key for key in FRAME_RECORD if key not in record]
-    if missing:
-        raise ValueError(f"{source}: frame record lacks {missing}")
-    for key, types in FRAME_RECORD.items():
-        value = record[key]
-        ok = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
-        if float in types and isinstance(value, int) and not isinstance(value, bool):
-            ok = True
-        if not ok:
-            raise ValueError(f"{source}: frame record key {key!r} is {type(value).__name__}, expected "
-                             f"{' or '.join(t.__name__ for t in types)}")
-    if record["status"] not in ("processed", "skipped"):
-        raise ValueError(f"{source}: frame record status {record['status']!r} is not 'processed' or 'skipped'")
-    for detection in record["detections"]:
-        if not isinstance(detection, dict) or set(detection) != set(DETECTION_RECORD):
-            raise ValueError(f"{source}: a detection must have exactly the keys {DETECTION_RECORD}, got {detection}")
-
-
-def read_frame_records(path: str) -> List[Dict[str, Any]]:
-    """The records of a frames.jsonl. A last line cut short (a replay killed while writing it) is dropped; any
-    other unreadable line raises ValueError naming the file and the line."""
-    if not os.path.isfile(path):
-        return []
-    with open(path, encoding="utf-8") as f:
-        lines = f.read().split("\n")
-    records = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            if number == len(lines):  # the last line, without its newline: cut short
-                break
-            raise ValueError(f"{path}: line {number} is not JSON ({error})") from None
-        validate_frame_record(record, f"{path}: line {number}")
-        records.append(record)
-    return records
+from perception.sensors import LIDAR_CHANNEL, SENSOR_GROUPS
+from perception.timing import latency_summary, summarize_records
 
 
 @dataclass(frozen=True)
@@ -282,70 +160,6 @@ class ReplayClock:
         return self.realtime and time.perf_counter() - self.arrival_wall_s(timestamp_us) > BEHIND_TOLERANCE_S
 
 
-class _Outputs:
-    """frames.jsonl (append, flushed per record), per-frame pictures, the MCAP file and the video."""
-
-    def __init__(self, out_dir: str, options: ReplayOptions, done: Dict[str, Dict[str, Any]]) -> None:
-        self.out_dir = out_dir
-        self.options = options
-        os.makedirs(out_dir, exist_ok=True)
-        self.frames_path = os.path.join(out_dir, FRAMES_FILE)
-        # Rewrite what survived (a line cut short by a kill is gone), then append.
-        with open(self.frames_path + ".partial", "w", encoding="utf-8") as f:
-            for record in done.values():
-                f.write(json.dumps(record) + "\n")
-        os.replace(self.frames_path + ".partial", self.frames_path)
-        self._jsonl = open(self.frames_path, "a", encoding="utf-8")
-        self.pictures: List[str] = []
-        self.mcap = McapRecorder(os.path.join(out_dir, MCAP_FILE)) if options.mcap else None
-        if options.video:
-            os.makedirs(os.path.join(out_dir, PICTURES_DIR), exist_ok=True)
-
-    def write_record(self, record: Dict[str, Any]) -> None:
-        self._jsonl.write(json.dumps(record) + "\n")
-        self._jsonl.flush()
-
-    def render(self, frame: Frame, record: Dict[str, Any], scene_start_us: int) -> None:
-        """The frame's picture and MCAP messages, from the frame and its record."""
-        boxes = boxes_from_json(record["detections"])
-        boxes = boxes[boxes.scores >= self.options.display_min_score]
-        decision = record["decision"]
-        if self.mcap is not None:
-            self.mcap.write_frame(frame, boxes, decision)
-        if not self.options.video:
-            return
-        lines = [f"{record['scene']}  t={(record['timestamp_us'] - scene_start_us) * 1e-6:6.2f} s"
-                 f"{'  keyframe' if record['is_key_frame'] else ''}  {len(boxes)} boxes"
-             f" (score >= {self.options.display_min_score:.2f})"]
-        if decision is not None:
-            ttc = "inf" if decision["ttc_s"] is None else f"{decision['ttc_s']:.1f} s"
-            lines.append(f"{decision['maneuver']}  target {decision['target_speed_mps']:.1f} m/s  TTC {ttc}")
-            lines.append(decision["reason"][:70])
-        if record["missing"]:
-            lines.append("missing: " + ", ".join(sorted(record["missing"]))[:70])
-        trajectory = None if decision is None else np.asarray(decision["trajectory"])
-        bev = draw_bev(BevView(), frame.lidar.points if frame.lidar is not None else None,
-                       frame.radar.points if frame.radar is not None else None, boxes, trajectory, lines)
-        picture = side_by_side(bev, camera_mosaic(frame.cameras, boxes)) if frame.cameras else bev
-        path = os.path.join(self.out_dir, PICTURES_DIR, f"{record['index']:06d}.png")
-        if not cv2.imwrite(path, picture):
-            raise ValueError(f"{path}: OpenCV could not write the picture")
-        self.pictures.append(path)
-
-    def close(self) -> Dict[str, str]:
-        """Closes the files, writes the video; the output paths."""
-        self._jsonl.close()
-        outputs = {"frames": self.frames_path}
-        if self.mcap is not None:
-            self.mcap.close()
-            outputs["mcap"] = self.mcap.path
-        if self.pictures:
-            outputs["video"] = write_video(self.pictures, os.path.join(self.out_dir, VIDEO_FILE),
-                                           fps=1.0 / self.options.trigger_period_s)
-            outputs["pictures"] = os.path.join(self.out_dir, PICTURES_DIR)
-        return outputs
-
-
 def _warm_up(detector: Detector, stream: Sequence[SensorMessage], options: ReplayOptions, drop: frozenset,
              scene_token: str) -> None:
     """One untimed detection on the first trigger's frame, built from a throwaway streaming state."""
@@ -361,47 +175,134 @@ def _warm_up(detector: Detector, stream: Sequence[SensorMessage], options: Repla
     detector.detect([frame])
 
 
-def replay_scene(
-    nusc: NuScenes, scene: str, detector: Detector, out_dir: str, options: ReplayOptions = ReplayOptions(),
-    planner_config: PlannerConfig = PlannerConfig(), resume: bool = False, progress: bool = True,
-    messages: Optional[Iterable[SensorMessage]] = None,
-) -> ReplaySummary:
-    """Replays ``scene`` (name or token) through ``detector`` and the planner into ``out_dir``.
+class SceneReplay:
+    """One replay of a scene (module docstring) into ``out_dir``, built ready to drive: the message stream read
+    (``messages`` instead of the scene's own, e.g. one with faults already injected), the records to resume
+    from read, the detector warmed up (in real time), the outputs open and the clock started. ``run`` replays.
 
-    ``messages``: the stream to replay instead of the scene's own (scene_messages), e.g. one with faults already
-    injected by the caller. Raises ValueError when the oracle is asked for every sweep (ground truth exists at
-    keyframes only) or a frames.jsonl to resume from is malformed.
+    Raises ValueError when the oracle is asked for every sweep (ground truth exists at keyframes only), the
+    scene has no messages, or a frames.jsonl to resume from is malformed.
     """
-    if options.every_sweep and isinstance(detector, OracleDetector):
-        raise ValueError("the oracle needs ground truth, which exists at keyframes only: replay keyframes "
-                         "(no every_sweep) or give a model")
-    scene_record = find_scene(nusc, scene)
-    stream: List[SensorMessage] = list(messages) if messages is not None else scene_messages(nusc, scene)
-    if not stream:
-        raise ValueError(f"scene {scene_record['name']}: no sensor messages")
-    if options.faults is not None:
-        stream = list(inject_faults(stream, options.faults))
-    done = {r["lidar_token"]: r for r in read_frame_records(os.path.join(out_dir, FRAMES_FILE))} if resume else {}
-    with_annotations = len(nusc.sample_annotation) > 0
-    drop = frozenset(SENSOR_GROUPS) - frozenset(detector.sensors)
-    state = options.new_state(drop)
-    if options.realtime and not isinstance(detector, OracleDetector):  # the oracle has nothing to warm up
-        _warm_up(detector, stream, options, drop, scene_record["token"])
-    timer = StageTimer(options.device)
-    summary = ReplaySummary(scene=scene_record["name"], messages=len(stream), resumed=len(done))
-    outputs = _Outputs(out_dir, options, done)
-    deadline_s = options.effective_deadline_s / (options.speed if options.realtime else 1.0)
-    scene_start_us = min(m.timestamp_us for m in stream)
-    clock = ReplayClock(stream[0].timestamp_us, options.realtime, options.speed)
-    pending: Deque[SensorMessage] = deque()
-    latencies: List[float] = []
-    timings: List[Dict[str, float]] = []
-    trigger_index = 0
-    index_of: Dict[str, int] = {}
 
-    def base_record(key: SensorMessage, status: FrameStatus, frame: Optional[Frame]) -> Dict[str, Any]:
+    def __init__(self, nusc: NuScenes, scene: str, detector: Detector, out_dir: str,
+                 options: ReplayOptions = ReplayOptions(), planner_config: PlannerConfig = PlannerConfig(),
+                 resume: bool = False, messages: Optional[Iterable[SensorMessage]] = None) -> None:
+        if options.every_sweep and isinstance(detector, OracleDetector):
+            raise ValueError("the oracle needs ground truth, which exists at keyframes only: replay keyframes "
+                             "(no every_sweep) or give a model")
+        self.nusc = nusc
+        self.scene = find_scene(nusc, scene)
+        stream = list(messages) if messages is not None else scene_messages(nusc, scene)
+        if not stream:
+            raise ValueError(f"scene {self.scene['name']}: no sensor messages")
+        self.stream = list(inject_faults(stream, options.faults)) if options.faults is not None else stream
+        self.options = options
+        self.done = ({r["lidar_token"]: r for r in read_frame_records(os.path.join(out_dir, FRAMES_FILE))}
+                     if resume else {})
+        self.with_annotations = len(nusc.sample_annotation) > 0
+        drop = frozenset(SENSOR_GROUPS) - frozenset(detector.sensors)
+        self.state = options.new_state(drop)
+        if options.realtime and not isinstance(detector, OracleDetector):  # the oracle has nothing to warm up
+            _warm_up(detector, self.stream, options, drop, self.scene["token"])
+        self.step = FrameStep(detector, planner_config, options.device)
+        self.summary = ReplaySummary(scene=self.scene["name"], messages=len(self.stream), resumed=len(self.done))
+        self.outputs = ReplayOutputs(out_dir, self.done.values(), options.video, options.mcap,
+                                     options.display_min_score, fps=1.0 / options.trigger_period_s)
+        self.deadline_s = options.effective_deadline_s / (options.speed if options.realtime else 1.0)
+        self.scene_start_us = min(m.timestamp_us for m in self.stream)
+        self.clock = ReplayClock(self.stream[0].timestamp_us, options.realtime, options.speed)
+        self.pending: Deque[SensorMessage] = deque()
+        self.trigger_index: Dict[str, int] = {}
+        self.latencies: List[float] = []
+        self.timings_ms: List[Dict[str, float]] = []
+
+    def run(self, progress: bool = True) -> ReplaySummary:
+        """Delivers the stream, processing each trigger once its sync window has passed; closes the outputs
+        and writes summary.json."""
+        wall_start = time.perf_counter()
+        try:
+            for message in tqdm(self.stream, desc=f"replay {self.scene['name']}", unit="msg",
+                                disable=not progress):
+                self.clock.wait_until(message.timestamp_us)
+                if not self.clock.behind(message.timestamp_us):  # a backlog is delivered before the next frame
+                    self._process_ready(message.timestamp_us)
+                if self.state.push(message) and self.options.is_trigger(message):
+                    self.trigger_index.setdefault(message.sample_data_token, len(self.trigger_index))
+                    self.pending.append(message)
+            self._process_ready(None)
+        finally:
+            self.summary.outputs = self.outputs.close()
+        summary = self.summary
+        summary.wall_s = time.perf_counter() - wall_start
+        summary.frames = len(self.trigger_index)
+        summary.faults = self.state.faults.as_dict()
+        summary.sensor_duration_s = (max(m.timestamp_us for m in self.stream) - self.scene_start_us) * 1e-6
+        if self.latencies:
+            summary.latency_s = latency_summary(self.latencies, unit="s")
+            summary.stages_ms = summarize_records(self.timings_ms)
+        summary.outputs["summary"] = self.outputs.write_summary({"options": _options_json(self.options),
+                                                                 **summary.to_json()})
+        return summary
+
+    def _process_ready(self, now_us: Optional[int]) -> None:
+        """Processes the pending triggers whose sync window closed before ``now_us`` (all when None); in real
+        time only the newest of them, skipping the rest."""
+        window_us = self.options.sync_window_s * 1e6
+        ready = [key for key in self.pending if now_us is None or key.timestamp_us + window_us < now_us]
+        for _ in ready:
+            self.pending.popleft()
+        for position, key in enumerate(ready):
+            if key.sample_data_token in self.done:
+                self._redraw(key)
+            elif self.options.realtime and position < len(ready) - 1:
+                self._skip(key)
+            else:
+                self._process(key)
+
+    def _load(self, key: SensorMessage, ground_truth: Optional[GroundTruth]) -> LoadedFrame:
+        """The frame at trigger ``key`` from the streaming state (the step's load stage)."""
+        frame, status = self.state.build_frame(key, self.scene["token"], ground_truth)
+        return LoadedFrame(frame, self.state.recent_poses(key), status)
+
+    def _process(self, key: SensorMessage) -> None:
+        ground_truth = None  # looked up in the devkit's tables, outside the timed step
+        if self.with_annotations and key.is_key_frame:
+            ground_truth = sample_ground_truth(self.nusc, key.sample_token, key.ego_pose.ego_to_global)
+        step = self.step(lambda: self._load(key, ground_truth))
+        if self.options.realtime:
+            latency = time.perf_counter() - self.clock.arrival_wall_s(key.timestamp_us)
+        else:
+            latency = step.timings_ms["end_to_end"] / 1000.0
+        record = self._record(key, step.loaded.status, step.loaded.frame)
+        record.update(status="processed", detections=boxes_to_json(step.detections),
+                      decision=step.decision.to_json(), ego_state=asdict(step.ego_state),
+                      timings_ms=step.timings_ms, latency_s=latency, late=latency > self.deadline_s)
+        self.outputs.write_record(record)
+        self.summary.processed += 1
+        self.summary.late += int(record["late"])
+        self.latencies.append(latency)
+        self.timings_ms.append(step.timings_ms)
+        self.outputs.render(step.loaded.frame, record, self.scene_start_us)
+
+    def _skip(self, key: SensorMessage) -> None:
+        record = self._record(key, self.state.status(key), None)
+        record.update(status="skipped", detections=[], decision=None, ego_state=None, timings_ms={},
+                      latency_s=None, late=False)
+        self.outputs.write_record(record)
+        self.summary.skipped += 1
+
+    def _redraw(self, key: SensorMessage) -> None:
+        """A trigger done in an earlier run: its picture and MCAP messages again, from its record."""
+        if self.options.video or self.options.mcap:
+            frame, _ = self.state.build_frame(key, self.scene["token"])  # counts its faults, as the first run did
+            record = self.done[key.sample_data_token]
+            if record["status"] == "processed":
+                self.outputs.render(frame, record, self.scene_start_us)
+
+    def _record(self, key: SensorMessage, status: FrameStatus, frame: Optional[Frame]) -> Dict[str, Any]:
+        """The FRAME_RECORD keys that skipped (no ``frame``) and processed triggers share."""
         return {
-            "scene": scene_record["name"], "index": index_of[key.sample_data_token],
+            "scene": self.scene["name"], "index": self.trigger_index[key.sample_data_token],
             "lidar_token": key.sample_data_token, "sample_token": key.sample_token if key.is_key_frame else None,
             "is_key_frame": key.is_key_frame, "timestamp_us": key.timestamp_us,
             "sensor_ages_s": status.ages_s, "stale": list(status.stale), "corrupt_files": list(status.corrupt),
@@ -409,90 +310,17 @@ def replay_scene(
             "num_lidar_points": len(frame.lidar.points) if frame is not None and frame.lidar is not None else 0,
             "num_radar_points": len(frame.radar.points) if frame is not None and frame.radar is not None else 0,
             "num_cameras": len(frame.cameras) if frame is not None else 0,
-            "deadline_s": deadline_s, "faults": state.faults.as_dict(),
+            "deadline_s": self.deadline_s, "faults": self.state.faults.as_dict(),
         }
 
-    def process(key: SensorMessage) -> None:
-        if key.sample_data_token in done:
-            if options.video or options.mcap:
-                frame, _ = state.build_frame(key, scene_record["token"])
-                record = done[key.sample_data_token]
-                if record["status"] == "processed":
-                    outputs.render(frame, record, scene_start_us)
-            return
-        ground_truth = None
-        if with_annotations and key.is_key_frame:
-            ground_truth = sample_ground_truth(nusc, key.sample_token, key.ego_pose.ego_to_global)
-        timer.reset()
-        with timer.stage("end_to_end"):
-            with timer.stage("load"):
-                frame, status = state.build_frame(key, scene_record["token"], ground_truth)
-            boxes = timed_detect(detector, frame, timer)
-            with timer.stage("decision"):
-                ego = EgoState.from_poses(state.recent_poses(key), -1)
-                decision = decide(boxes, ego, planner_config)
-        elapsed = timer.elapsed_ms()
-        if options.realtime:
-            latency = time.perf_counter() - clock.arrival_wall_s(key.timestamp_us)
-        else:
-            latency = elapsed["end_to_end"] / 1000.0
-        record = base_record(key, status, frame)
-        record.update(status="processed", detections=boxes_to_json(boxes), decision=decision.to_json(),
-                      ego_state=asdict(ego), timings_ms=elapsed, latency_s=latency, late=latency > deadline_s)
-        outputs.write_record(record)
-        summary.processed += 1
-        summary.late += int(record["late"])
-        latencies.append(latency)
-        timings.append(elapsed)
-        outputs.render(frame, record, scene_start_us)
 
-    def skip(key: SensorMessage) -> None:
-        if key.sample_data_token in done:
-            return
-        record = base_record(key, state.status(key), None)
-        record.update(status="skipped", detections=[], decision=None, ego_state=None, timings_ms={},
-                      latency_s=None, late=False)
-        outputs.write_record(record)
-        summary.skipped += 1
-
-    def process_ready(now_us: Optional[int]) -> None:
-        """Processes the pending triggers whose sync window closed before ``now_us`` (all when None); in real
-        time only the newest of them, skipping the rest."""
-        window_us = options.sync_window_s * 1e6
-        ready = [key for key in pending if now_us is None or key.timestamp_us + window_us < now_us]
-        for _ in ready:
-            pending.popleft()
-        for position, key in enumerate(ready):
-            if options.realtime and position < len(ready) - 1 and key.sample_data_token not in done:
-                skip(key)
-            else:
-                process(key)
-
-    wall_start = time.perf_counter()
-    try:
-        for message in tqdm(stream, desc=f"replay {scene_record['name']}", unit="msg", disable=not progress):
-            clock.wait_until(message.timestamp_us)
-            if not clock.behind(message.timestamp_us):  # a backlog is delivered before the next frame starts
-                process_ready(message.timestamp_us)
-            if state.push(message) and options.is_trigger(message):
-                if message.sample_data_token not in index_of:
-                    index_of[message.sample_data_token] = trigger_index
-                    trigger_index += 1
-                pending.append(message)
-        process_ready(None)
-    finally:
-        summary.outputs = outputs.close()
-    summary.wall_s = time.perf_counter() - wall_start
-    summary.frames = trigger_index
-    summary.faults = state.faults.as_dict()
-    summary.sensor_duration_s = (max(m.timestamp_us for m in stream) - scene_start_us) * 1e-6
-    if latencies:
-        summary.latency_s = latency_summary(latencies, unit="s")
-        summary.stages_ms = summarize_records(timings)
-    with open(os.path.join(out_dir, SUMMARY_FILE), "w", encoding="utf-8") as f:
-        json.dump({"options": _options_json(options), **summary.to_json()}, f, indent=2)
-    summary.outputs["summary"] = os.path.join(out_dir, SUMMARY_FILE)
-    return summary
+def replay_scene(
+    nusc: NuScenes, scene: str, detector: Detector, out_dir: str, options: ReplayOptions = ReplayOptions(),
+    planner_config: PlannerConfig = PlannerConfig(), resume: bool = False, progress: bool = True,
+    messages: Optional[Iterable[SensorMessage]] = None,
+) -> ReplaySummary:
+    """Replays ``scene`` (name or token) through ``detector`` and the planner into ``out_dir`` (SceneReplay)."""
+    return SceneReplay(nusc, scene, detector, out_dir, options, planner_config, resume, messages).run(progress)
 
 
 def _options_json(options: ReplayOptions) -> Dict[str, Any]:

@@ -9,8 +9,8 @@ input (a Frame) from them.
   duplicated  a message with the sequence number or timestamp of its channel's newest: discarded;
   out_of_order a message older than its channel's newest: too late for a streaming consumer, discarded (when it
               fills a gap counted as dropped, it counts here instead);
-  corrupt     a file the readers reject (perception.datasets.io names it): the message leaves its buffer and
-              the frame is built from the rest;
+  corrupt     a file the readers reject (perception.datasets.io.CorruptFileError, which names it): the message
+              leaves its buffer and the frame is built from the rest;
   stale       a channel whose newest message is older than ``stale_after_s`` at the frame's time: left out of
               the frame (listed in Frame.missing, as the loader lists an absent channel); counted per frame.
 
@@ -22,18 +22,16 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import asdict, dataclass, field
-from typing import AbstractSet, Deque, Dict, List, Optional, Sequence, Set, Tuple
-
-import numpy as np
-from scipy.spatial.transform import Rotation
+from typing import AbstractSet, Deque, Dict, List, Optional, Sequence, Tuple
 
 from perception.datasets.frame import Frame
 from perception.datasets.ground_truth import GroundTruth
 from perception.datasets.loader import DEFAULT_SWEEP_MIN_DISTANCE_M, frame_from_table
-from perception.datasets.metadata import CHANNELS, NO_RECORD, SampleTable
-from perception.geometry import EgoPose, RigidTransform
-from perception.runtime.messages import ALL_CHANNELS, SensorMessage, modality_of
-from perception.sensors import LIDAR_CHANNEL
+from perception.datasets.io import CorruptFileError
+from perception.datasets.metadata import CalibrationRow, KeyframeRow, RecordRow, SampleTable, pose_row
+from perception.geometry import EgoPose
+from perception.runtime.messages import SensorMessage
+from perception.sensors import ALL_CHANNELS, LIDAR_CHANNEL, modality_of
 
 DEFAULT_STALE_AFTER_S = 0.5
 """A channel whose newest message is older than this at a frame's time is stale (nominal periods: LiDAR 0.05 s,
@@ -81,61 +79,31 @@ class FrameStatus:
     corrupt: Tuple[str, ...] = field(default_factory=tuple)
 
 
-def _pose_row(transform: RigidTransform) -> List[float]:
-    """RigidTransform -> [tx, ty, tz, qw, qx, qy, qz], the SampleTable row layout."""
-    x, y, z, w = Rotation.from_matrix(transform.rotation).as_quat()
-    return [*transform.translation.tolist(), w, x, y, z]
-
-
 def table_from_messages(key: SensorMessage, sample_token: str, scene_token: str,
                         records: Dict[str, Sequence[SensorMessage]],
                         ground_truth: Optional[GroundTruth]) -> SampleTable:
     """A one-keyframe SampleTable for ``key`` (a LiDAR message: the frame's timestamp and ego pose) listing, per
     channel, ``records[channel]`` newest first, with absolute paths; ``ground_truth`` in that ego frame or None."""
-    width = max([1] + [len(chain) for chain in records.values()])
-    sweeps = np.full((1, len(CHANNELS), width), NO_RECORD, dtype=np.int64)
     messages: List[SensorMessage] = []
-    for channel, chain in records.items():
-        sweeps[0, CHANNELS.index(channel), :len(chain)] = np.arange(len(messages), len(messages) + len(chain))
+    sweeps = []
+    for channel in ALL_CHANNELS:
+        chain = records.get(channel, ())
+        sweeps.append(range(len(messages), len(messages) + len(chain)))
         messages.extend(chain)
-    intrinsics = np.full((len(messages), 3, 3), np.nan)
-    image_sizes = np.zeros((len(messages), 2), np.int64)
+    rows, calibrations = [], []
     for index, message in enumerate(messages):
-        camera = message.calibration.intrinsics
-        if camera is not None:
-            intrinsics[index] = camera.matrix
-            image_sizes[index] = [camera.width or 0, camera.height or 0]
-    boxes = ground_truth.boxes if ground_truth is not None else None
-    count = len(boxes) if boxes is not None else 0
-
-    def gt(values, shape, dtype) -> np.ndarray:
-        return np.asarray(values, dtype).reshape(shape) if boxes is not None else np.zeros(shape, dtype)
-
-    return SampleTable(
-        sample_tokens=np.array([sample_token], dtype=bytes),
-        scene_tokens=np.array([scene_token], dtype=bytes),
-        timestamps_us=np.array([key.timestamp_us], np.int64),
-        ego_poses=np.array([_pose_row(key.ego_pose.ego_to_global)]),
-        sweeps=sweeps,
-        paths=np.array([m.path for m in messages], dtype=bytes).reshape(-1),
-        record_timestamps_us=np.array([m.timestamp_us for m in messages], np.int64),
-        record_poses=np.array([_pose_row(m.ego_pose.ego_to_global) for m in messages]).reshape(-1, 7),
-        record_calibrations=np.arange(len(messages), dtype=np.int64),
-        image_sizes=image_sizes,
-        calibrations=np.array([_pose_row(m.calibration.sensor_to_ego) for m in messages]).reshape(-1, 7),
-        calibration_channels=np.array([m.channel for m in messages], dtype=bytes).reshape(-1),
-        intrinsics=intrinsics,
-        gt_offsets=np.array([0, count], np.int64),
-        gt_centers=gt(boxes.centers if boxes is not None else None, (count, 3), np.float64),
-        gt_sizes=gt(boxes.sizes if boxes is not None else None, (count, 3), np.float64),
-        gt_yaws=gt(boxes.yaws if boxes is not None else None, (count,), np.float64),
-        gt_velocities=gt(boxes.velocities if boxes is not None else None, (count, 2), np.float64),
-        gt_labels=gt(boxes.labels if boxes is not None else None, (count,), np.int64),
-        gt_attributes=gt(boxes.attributes if boxes is not None else None, (count,), np.int64),
-        gt_num_lidar_points=gt(ground_truth.num_lidar_points if boxes is not None else None, (count,), np.int64),
-        gt_num_radar_points=gt(ground_truth.num_radar_points if boxes is not None else None, (count,), np.int64),
-        has_annotations=np.array(ground_truth is not None),
-    )
+        pose, calibration = message.ego_pose.ego_to_global, message.calibration
+        camera = calibration.intrinsics
+        rows.append(RecordRow(message.path, message.timestamp_us, pose_row(pose.translation, pose.rotation_wxyz),
+                              index, (0, 0) if camera is None else (camera.width or 0, camera.height or 0)))
+        sensor_to_ego = calibration.sensor_to_ego
+        calibrations.append(CalibrationRow(message.channel,
+                                           pose_row(sensor_to_ego.translation, sensor_to_ego.rotation_wxyz),
+                                           None if camera is None else camera.matrix))
+    key_pose = key.ego_pose.ego_to_global
+    keyframe = KeyframeRow(sample_token, scene_token, key.timestamp_us,
+                           pose_row(key_pose.translation, key_pose.rotation_wxyz), sweeps)
+    return SampleTable.from_rows([keyframe], rows, calibrations, None if ground_truth is None else [ground_truth])
 
 
 class StreamingState:
@@ -250,22 +218,22 @@ class StreamingState:
             try:
                 frame = frame_from_table(table, 0, "", drop=self.drop, image_size=self.image_size,
                                          sweep_min_distance_m=self.sweep_min_distance_m)
-            except (ValueError, FileNotFoundError) as error:
-                culprits = self._discard_files_named_in(str(error), records)
-                if not culprits:
+            except CorruptFileError as error:
+                if not self._discard(error.path, records):
                     raise
-                corrupt.extend(culprits)
+                corrupt.append(error.path)
                 continue
             self.faults.stale += len(status.stale)
             self.faults.corrupt += len(corrupt)
             return frame, FrameStatus(status.ages_s, status.stale, status.never_received, tuple(corrupt))
 
-    def _discard_files_named_in(self, error: str, records: Dict[str, List[SensorMessage]]) -> List[str]:
-        """Removes from the buffers the messages whose file the error names; their paths."""
-        culprits: Set[str] = {m.path for chain in records.values() for m in chain if m.path in error}
-        for channel, buffer in self._buffers.items():
-            kept = [m for m in buffer if m.path not in culprits]
+    def _discard(self, path: str, records: Dict[str, List[SensorMessage]]) -> bool:
+        """Removes the messages of file ``path`` from the buffers; False when no message in ``records`` has it."""
+        if not any(m.path == path for chain in records.values() for m in chain):
+            return False
+        for buffer in self._buffers.values():
+            kept = [m for m in buffer if m.path != path]
             if len(kept) != len(buffer):
                 buffer.clear()
                 buffer.extend(kept)
-        return sorted(culprits)
+        return True

@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 
 from perception.classes import DETECTION_CLASSES
+from perception.decision import PlannerConfig
 from perception.geometry import Boxes3D
 
 CLASS_COLOURS_BGR = (
@@ -68,9 +69,7 @@ def draw_bev(
     boxes: Optional[Boxes3D] = None,
     trajectory: Optional[np.ndarray] = None,
     text_lines: Sequence[str] = (),
-    ego_length_m: float = 4.084,
-    ego_width_m: float = 1.85,
-    rear_axle_to_center_m: float = 1.4,
+    ego_car: PlannerConfig = PlannerConfig(),
 ) -> np.ndarray:
     """A (S, S, 3) uint8 BGR bird's-eye view, S = view.size_px.
 
@@ -78,7 +77,7 @@ def draw_bev(
     bright); ``radar_points`` (M, >=6) [x, y, z, rcs, vx, vy, ...] (RADAR_COLUMNS) drawn as red dots with their
     velocity over 1 s; ``boxes`` footprints in their class colour, the front edge thick, velocity arrows over 1 s;
     ``trajectory`` (T, 2) ego-frame waypoints [x, y] drawn as a path from the ego origin; ``text_lines`` in the
-    top-left corner. The ego footprint defaults are the nuScenes ego car (PlannerConfig's).
+    top-left corner; the ego's footprint is ``ego_car``'s (the nuScenes ego car by default).
     """
     size = view.size_px
     canvas = np.zeros((size, size, 3), np.uint8)
@@ -112,8 +111,8 @@ def draw_bev(
             if np.linalg.norm(tip - centre_px) >= 2:
                 cv2.arrowedLine(canvas, tuple(_int_points(centre_px)), tuple(_int_points(tip)), colour, 1,
                                 cv2.LINE_AA, tipLength=0.3)
-    ego = Boxes3D(np.array([[rear_axle_to_center_m, 0.0, 0.0]]), np.array([[ego_width_m, ego_length_m, 1.5]]),
-                  np.zeros(1))
+    ego = Boxes3D(np.array([[ego_car.rear_axle_to_center_m, 0.0, 0.0]]),
+                  np.array([[ego_car.ego_width_m, ego_car.ego_length_m, 1.5]]), np.zeros(1))
     ego_polygon = _int_points(view.to_pixels(ego.bev_corners()[0]))
     cv2.polylines(canvas, [ego_polygon], True, EGO_COLOUR_BGR, 2, cv2.LINE_AA)
     if trajectory is not None and len(trajectory):

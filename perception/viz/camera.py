@@ -1,10 +1,14 @@
-"""Camera overlays: projected points coloured by depth, and the six-camera mosaic."""
+"""Camera overlays: projected points coloured by depth, box wireframe edges, and the six-camera mosaic."""
 from __future__ import annotations
 
 from typing import Mapping, Sequence
 
 import cv2
 import numpy as np
+
+BOX_EDGES = ((0, 1), (1, 2), (2, 3), (3, 0), (4, 5), (5, 6), (6, 7), (7, 4), (0, 4), (1, 5), (2, 6), (3, 7))
+"""The 12 edges of a box over Boxes3D.corners() and the devkit's Box.corners() (0-3 the front face, 4-7 the
+rear face)."""
 
 
 def draw_points(image_bgr: np.ndarray, pixels: np.ndarray, depths: np.ndarray, max_depth_m: float = 50.0,

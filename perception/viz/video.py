@@ -12,10 +12,7 @@ from perception.datasets.frame import CameraView
 from perception.geometry import Boxes3D, project_points
 from perception.sensors import CAMERA_CHANNELS
 from perception.viz.bev import class_colour
-from perception.viz.camera import mosaic
-
-BOX_EDGES = ((0, 1), (1, 2), (2, 3), (3, 0), (4, 5), (5, 6), (6, 7), (7, 4), (0, 4), (1, 5), (2, 6), (3, 7))
-"""The 12 edges of a box over Boxes3D.corners() (devkit order: 0-3 the front face, 4-7 the rear face)."""
+from perception.viz.camera import BOX_EDGES, mosaic
 _DRAWN_LINES = BOX_EDGES + ((0, 2), (1, 3))  # the edges and a cross on the front face
 
 

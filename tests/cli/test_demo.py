@@ -8,8 +8,8 @@ import cv2
 
 from perception.cli.demo import main as demo_main
 from perception.datasets.splits import split_sample_tokens
-from perception.runtime.replay import read_frame_records
-from perception.runtime.timing import STAGES
+from perception.runtime.records import read_frame_records
+from perception.timing import STAGES
 
 
 def test_demo_evaluates_replays_and_benchmarks_the_shipped_model(synthetic_root, nusc_synthetic, tmp_path):

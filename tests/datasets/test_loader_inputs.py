@@ -1,6 +1,7 @@
 """What the loader does with absent sensors, dropped sensors, bad files, and its metadata cache."""
 import json
 import os
+import pickle
 import re
 import shutil
 
@@ -10,7 +11,9 @@ import pytest
 from nuscenes.nuscenes import NuScenes
 
 from perception.datasets import metadata
-from perception.datasets.io import NonFinitePointsWarning, read_image, read_lidar_bin, read_radar_pcd
+from perception.datasets.io import (
+    CorruptFileError, MissingFileError, NonFinitePointsWarning, read_image, read_lidar_bin, read_radar_pcd,
+)
 from perception.datasets.loader import NuScenesFrames, load_frame
 from perception.paths import REAL_FIXTURE_ROOT
 from tests.datasets.helpers import REAL_SPLIT, REAL_VERSION, real_fixture_copy
@@ -29,8 +32,9 @@ def _lidar_file(path, points: np.ndarray) -> str:
 def test_lidar_bin_of_wrong_size_names_the_file(tmp_path):
     path = tmp_path / "cut.pcd.bin"
     path.write_bytes(b"\0" * 47)
-    with pytest.raises(ValueError, match="cut.pcd.bin: 47 bytes is not a multiple of 20"):
+    with pytest.raises(CorruptFileError, match="cut.pcd.bin: 47 bytes is not a multiple of 20") as error:
         read_lidar_bin(str(path))
+    assert isinstance(error.value, ValueError) and error.value.path == str(path)
 
 
 def test_lidar_non_finite_points_are_dropped_with_a_count(tmp_path):
@@ -44,15 +48,25 @@ def test_lidar_non_finite_points_are_dropped_with_a_count(tmp_path):
 
 def test_missing_files_name_the_path(tmp_path):
     for reader, name in ((read_lidar_bin, "a.pcd.bin"), (read_radar_pcd, "b.pcd"), (read_image, "c.jpg")):
-        with pytest.raises(FileNotFoundError, match=f"{name}: file not found"):
+        with pytest.raises(FileNotFoundError, match=f"{name}: file not found") as error:
             reader(str(tmp_path / name))
+        assert isinstance(error.value, MissingFileError) and isinstance(error.value, CorruptFileError)
+        assert error.value.path == str(tmp_path / name)
+
+
+def test_corrupt_file_errors_survive_pickling_with_their_path():
+    """As they do when a DataLoader worker hands them to the main process."""
+    for error in (CorruptFileError("/data/a.jpg", "cannot decode"), MissingFileError("/data/b.pcd", "file not found")):
+        again = pickle.loads(pickle.dumps(error))
+        assert type(again) is type(error) and again.path == error.path and str(again) == str(error)
 
 
 def test_undecodable_image_names_the_file(tmp_path):
     path = tmp_path / "garbage.jpg"
     path.write_bytes(b"\xff\xd8 not really a jpeg" * 10)
-    with pytest.raises(ValueError, match="garbage.jpg: cannot decode"):
+    with pytest.raises(CorruptFileError, match="garbage.jpg: cannot decode") as error:
         read_image(str(path))
+    assert error.value.path == str(path)
 
 
 @needs_real
@@ -61,7 +75,7 @@ def test_truncated_or_foreign_radar_file_names_the_file(tmp_path):
     truncated = tmp_path / "truncated.pcd"
     data_start = source.index(b"DATA binary\n") + len(b"DATA binary\n")
     truncated.write_bytes(source[:data_start + 10 * 43])  # 10 points of 43 bytes, the header says more
-    with pytest.raises(ValueError, match="truncated.pcd: truncated"):
+    with pytest.raises(CorruptFileError, match="truncated.pcd: truncated"):
         read_radar_pcd(str(truncated))
     foreign = tmp_path / "foreign.pcd"
     foreign.write_bytes(source.replace(b"FIELDS x y z dyn_prop", b"FIELDS x y z dynprop_"))
@@ -238,5 +252,6 @@ def test_image_of_another_size_than_its_record_names_the_file(tmp_path):
     sample = nusc.sample[0]
     path = nusc.get_sample_data_path(sample["data"]["CAM_BACK"])
     cv2.imwrite(path, np.zeros((450, 800, 3), np.uint8))
-    with pytest.raises(ValueError, match=re.escape(os.path.basename(path)) + ": image is 800x450, .* says 1600x900"):
+    with pytest.raises(CorruptFileError,
+                       match=re.escape(os.path.basename(path)) + ": image is 800x450, .* says 1600x900"):
         load_frame(nusc, sample["token"], lidar_sweeps=1, radar_sweeps=1)

@@ -11,7 +11,7 @@ from perception.datasets.io import RADAR_PCD_FIELDS
 from perception.datasets.loader import NuScenesFrames, load_frame
 from perception.datasets.splits import split_sample_tokens, split_scenes
 from perception.datasets.synthetic import TRAIN_SPLIT, VAL_SPLIT
-from perception.datasets.synthetic import split_scenes as world_splits
+from perception.datasets.synthetic import scenes_by_split
 from perception.sensors import LIDAR_CHANNEL, RADAR_CHANNELS
 from tests.conftest import TINY_WORLD
 
@@ -41,7 +41,7 @@ def _grown(box, margin_m: float):
 
 
 def test_custom_splits_come_from_splits_json(nusc_synthetic):
-    written = world_splits(TINY_WORLD["num_scenes"])
+    written = scenes_by_split(TINY_WORLD["num_scenes"])
     assert written[TRAIN_SPLIT] and written[VAL_SPLIT]
     assert split_scenes(nusc_synthetic, TRAIN_SPLIT) == written[TRAIN_SPLIT]
     assert split_scenes(nusc_synthetic, VAL_SPLIT) == written[VAL_SPLIT]

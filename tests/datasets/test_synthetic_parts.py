@@ -7,14 +7,15 @@ import numpy as np
 import pytest
 from nuscenes.utils.data_classes import RadarPointCloud
 
-from perception.datasets.synthetic import generate_world, split_scenes
-from perception.datasets.synthetic.actors import BOX_MARGIN_M, CLASS_SPECS, build_mesh, sample_size
+from perception.datasets.synthetic import generate_world, scenes_by_split
+from perception.datasets.synthetic.class_specs import CLASS_SPECS, sample_size
 from perception.datasets.synthetic.ego import MANOEUVRES, plan_ego
 from perception.datasets.synthetic.layout import build_static_world
+from perception.datasets.synthetic.meshes import BOX_MARGIN_M, build_mesh
 from perception.datasets.synthetic.radar import PCD_DTYPE, devkit_default_keep, encode_pcd
-from perception.datasets.synthetic.rig import ALL_CHANNELS, modality
 from perception.datasets.synthetic.scene import build_scene
 from perception.datasets.synthetic.writer import sensor_schedule
+from perception.sensors import ALL_CHANNELS, modality_of
 
 
 def _random_radar_points(rng, count):
@@ -60,10 +61,10 @@ def test_sensor_schedule_rates_and_one_keyframe_per_sample():
         assert [f.sample_index for f in keys] == list(range(samples))
         times = np.array([f.offset_us for f in own])
         assert np.all(np.diff(times) > 0) and times[0] < -400_000 and times[-1] <= 2_000_000 + 40_000
-        period = {"lidar": 50_000, "camera": 83_333, "radar": 77_000}[modality(channel)]
+        period = {"lidar": 50_000, "camera": 83_333, "radar": 77_000}[modality_of(channel)]
         assert np.all(np.abs(np.diff(times) - period) <= 1)
         for key in keys:
-            if modality(channel) == "radar":  # the radar frame nearest the sample's LiDAR timestamp
+            if modality_of(channel) == "radar":  # the radar frame nearest the sample's LiDAR timestamp
                 assert np.argmin(np.abs(times - key.sample_index * 500_000)) == own.index(key)
             else:  # cameras fire as the LiDAR sweeps past them: within one LiDAR period (as in nuScenes)
                 assert abs(key.offset_us - key.sample_index * 500_000) < 50_000
@@ -102,10 +103,10 @@ def test_ego_drives_every_manoeuvre_and_stops():
 
 
 def test_splits_hold_the_last_fifth_for_validation():
-    assert split_scenes(2) == {"synth_train": ["synth-0000"], "synth_val": ["synth-0001"]}
-    splits = split_scenes(10)
+    assert scenes_by_split(2) == {"synth_train": ["synth-0000"], "synth_val": ["synth-0001"]}
+    splits = scenes_by_split(10)
     assert splits["synth_val"] == ["synth-0008", "synth-0009"] and len(splits["synth_train"]) == 8
-    assert split_scenes(1) == {"synth_train": [], "synth_val": ["synth-0000"]}
+    assert scenes_by_split(1) == {"synth_train": [], "synth_val": ["synth-0000"]}
 
 
 @pytest.mark.parametrize("kwargs, message", [

@@ -1,4 +1,5 @@
-"""Decision metrics worked by hand, the footprint overlap test against shapely, and the logged future against
+"""Decision metrics (perception.eval.decision_metrics) worked by hand, the footprint overlap test
+(perception.decision.collision) against shapely, and the logged future (perception.eval.logged_drive) against
 nuscenes-devkit (real fixture) and the synthetic world's own ego trajectory."""
 import json
 
@@ -9,20 +10,10 @@ from shapely.geometry import Polygon
 
 from perception.classes import category_to_detection_name
 from perception.decision import Decision, EgoState, Maneuver
-from perception.eval.decision_metrics import (
-    STP3_VAD,
-    UNIAD,
-    DecisionRecord,
-    LoggedFuture,
-    decision_record_for_sample,
-    decision_report_markdown,
-    ego_footprints,
-    ego_state_at_sample,
-    evaluate_decisions,
-    footprints_overlap,
-    logged_future,
-    plan_collisions,
-)
+from perception.decision.collision import ego_footprints, footprints_overlap, plan_collisions
+from perception.eval.decision_metrics import STP3_VAD, UNIAD, DecisionRecord, LoggedFuture, evaluate_decisions
+from perception.eval.logged_drive import decision_record_for_sample, ego_state_at_sample, logged_future
+from perception.eval.report import decision_report_markdown
 from perception.geometry import Boxes3D
 from tests.decision.helpers import agents
 
@@ -62,7 +53,7 @@ def test_collision_with_a_box_on_the_path():
     boxes = [Boxes3D.empty()] * 2 + [Boxes3D.concatenate([on_path, beside])] + [beside] * 3
     record = DecisionRecord(_decision(Maneuver.KEEP_LANE), _decision(Maneuver.STOP, np.zeros((6, 2))),
                             _future(boxes=boxes))
-    np.testing.assert_array_equal(plan_collisions(STRAIGHT, record.future), [0, 0, 1, 0, 0, 0])
+    np.testing.assert_array_equal(plan_collisions(STRAIGHT, record.future.boxes), [0, 0, 1, 0, 0, 0])
     collisions = evaluate_decisions([record])["planning"]
     assert collisions["predicted"]["collision_rate"][UNIAD] == {"1s": 0.0, "2s": 0.0, "3s": 0.0}
     assert collisions["predicted"]["collision_rate"][STP3_VAD] == pytest.approx({"1s": 0.0, "2s": 0.25, "3s": 1 / 6})

@@ -1,4 +1,5 @@
-"""EgoState.from_poses against motions whose speed, yaw rate and acceleration are known in closed form."""
+"""EgoState.from_poses against motions whose speed, yaw rate and acceleration are known in closed form, and its
+promise to read no pose later than the current one."""
 import math
 
 import numpy as np
@@ -13,19 +14,43 @@ def _pose(t_s: float, x: float, y: float, yaw: float) -> EgoPose:
     return EgoPose(int(round(t_s * 1e6)), RigidTransform.from_rotation_translation(rotation, (x, y, 0.0)))
 
 
+def _accelerating(times, heading=0.7):
+    # s(t) = 5 t + 0.5 * 2 t^2 along ``heading``
+    return [_pose(t, 100 + (5 * t + t ** 2) * math.cos(heading), -40 + (5 * t + t ** 2) * math.sin(heading), heading)
+            for t in times]
+
+
 def test_constant_acceleration_along_a_rotated_heading():
-    # s(t) = 5 t + 0.5 * 2 t^2 along heading 0.7 rad; uneven spacing (nuScenes sweeps are not exactly 50 ms)
-    times = np.array([0.0, 0.05, 0.1, 0.16, 0.2])
-    heading = 0.7
-    poses = [_pose(t, 100 + (5 * t + t ** 2) * math.cos(heading), -40 + (5 * t + t ** 2) * math.sin(heading), heading)
-             for t in times]
-    state = EgoState.from_poses(poses, 2)
-    # central difference of a quadratic: the speed at the interval's midpoint (0.05 + 0.16) / 2 = 0.105 s
-    assert state.speed_mps == pytest.approx(5 + 2 * 0.105)
+    times = np.array([0.0, 0.05, 0.1, 0.16, 0.2])  # uneven spacing: nuScenes sweeps are not exactly 50 ms apart
+    poses = _accelerating(times)
+    state = EgoState.from_poses(poses, 3)
+    # backward difference of a quadratic: the speed at the last interval's midpoint (0.1 + 0.16) / 2 = 0.13 s
+    assert state.speed_mps == pytest.approx(5 + 2 * 0.13)
     assert state.yaw_rate_rps == pytest.approx(0.0, abs=1e-9)
     assert state.acceleration_mps2 == pytest.approx(2.0)
-    assert EgoState.from_poses(poses, 0).speed_mps == pytest.approx(5 + 2 * 0.025)  # one-sided at the start
-    assert EgoState.from_poses(poses, -1).acceleration_mps2 == pytest.approx(2.0)
+    assert EgoState.from_poses(poses, 1).speed_mps == pytest.approx(5 + 2 * 0.025)
+    assert EgoState.from_poses(poses, 1).acceleration_mps2 is None  # two poses up to it
+    assert EgoState.from_poses(poses, -1).speed_mps == pytest.approx(5 + 2 * 0.18)
+
+
+def test_the_first_pose_knows_no_motion():
+    assert EgoState.from_poses(_accelerating([0.0, 0.5, 1.0]), 0) == EgoState(0.0, 0.0, None)
+
+
+def test_no_future_pose_changes_the_state():
+    times = np.arange(8) * 0.05
+    poses = _accelerating(times)
+    state = EgoState.from_poses(poses, 4)
+    swerving = poses[:5] + [_pose(t, -300.0, 70.0 * t, 2.0 + t) for t in times[5:]]
+    assert EgoState.from_poses(swerving, 4) == state
+    # and a later pose is never even touched: a sequence that raises on any index past 4
+    class PastOnly(list):
+        def __getitem__(self, item):
+            stop = item.stop if isinstance(item, slice) else item
+            if stop is None or stop > 5 or (not isinstance(item, slice) and item > 4):
+                raise AssertionError(f"read {item}, past the current pose 4")
+            return list.__getitem__(self, item)
+    assert EgoState.from_poses(PastOnly(poses), 4) == state
 
 
 def test_circle_gives_the_yaw_rate_and_a_chord_speed():
@@ -34,22 +59,21 @@ def test_circle_gives_the_yaw_rate_and_a_chord_speed():
     poses = [_pose(t, radius * math.sin(rate * t), radius * (1 - math.cos(rate * t)), rate * t) for t in times]
     state = EgoState.from_poses(poses, 1)
     assert state.yaw_rate_rps == pytest.approx(rate)
-    # the chord over 1 s (0.4 rad) projected on the heading at the middle pose
-    assert state.speed_mps == pytest.approx(2 * radius * math.sin(0.2) / 1.0)
+    # the chord over 0.5 s (0.2 rad) projected on the heading at its end: 2 r sin(0.1) cos(0.1) / 0.5
+    assert state.speed_mps == pytest.approx(2 * radius * math.sin(0.1) * math.cos(0.1) / 0.5)
 
 
-def test_reversing_is_negative_and_a_single_pose_is_at_rest():
+def test_reversing_is_negative():
     poses = [_pose(0.0, 0.0, 0.0, 0.0), _pose(0.5, -1.0, 0.0, 0.0)]
     assert EgoState.from_poses(poses, 1).speed_mps == pytest.approx(-2.0)
     assert EgoState.from_poses(poses, 1).acceleration_mps2 is None
-    assert EgoState.from_poses(poses[:1], 0) == EgoState(0.0, 0.0, None)
 
 
 def test_bad_poses_are_rejected():
     with pytest.raises(ValueError, match="no poses"):
         EgoState.from_poses([], 0)
     with pytest.raises(ValueError, match="strictly increase"):
-        EgoState.from_poses([_pose(0.5, 0, 0, 0), _pose(0.5, 1, 0, 0)], 0)
+        EgoState.from_poses([_pose(0.5, 0, 0, 0), _pose(0.5, 1, 0, 0)], 1)
     with pytest.raises(IndexError):
         EgoState.from_poses([_pose(0.0, 0, 0, 0)], 3)
     with pytest.raises(ValueError, match="finite"):

@@ -38,8 +38,7 @@ class KillAfterIteration(Hook):
 def write_tiny_config(folder, root, extra: str = "") -> str:
     """A derived config: the fusion_tiny base with a 32 x 32 grid, narrow LiDAR + radar, the tiny world."""
     path = os.path.join(folder, "tiny.py")
-    dataset = (f"dataroot={str(root)!r}, version={TINY_WORLD['version']!r}, lidar_sweeps=2, radar_sweeps=2, "
-               "image_size=None, drop=['camera'], transform=None")
+    dataset = f"dataroot={str(root)!r}, version={TINY_WORLD['version']!r}, drop=['camera'], transform=None"
     with open(path, "w") as handle:
         handle.write(f"""_base_ = [{str(REPO_ROOT / 'configs' / 'fusion_tiny.py')!r}]
 model = dict(grid=dict(point_cloud_range=[-32.0, -32.0, -5.0, 32.0, 32.0, 3.0], cell_size=[2.0, 2.0]),
@@ -48,6 +47,7 @@ model = dict(grid=dict(point_cloud_range=[-32.0, -32.0, -5.0, 32.0, 32.0, 3.0], 
                            radar=dict(type='RadarEncoder', out_channels=4, max_points_per_pillar=4, max_pillars=300)),
              fuser=dict(out_channels=16, modality_dropout=0.0),
              decoder=dict(channels=[16, 16], blocks=[1, 1], out_channels=16), head=dict(head_channels=16))
+model_inputs = dict(lidar_sweeps=2, radar_sweeps=2, image_size=None)
 train_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False, dataset=dict({dataset}))
 val_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False, dataset=dict({dataset}))
 val_evaluator = dict(dataroot={str(root)!r}, version={TINY_WORLD['version']!r})
@@ -72,6 +72,8 @@ def test_validation_export_and_load(synthetic_root, tmp_path):
     assert 0.0 <= validation["val/nuscenes/NDS"] <= 1.0
     checkpoint = torch.load(shipped, weights_only=True)  # plain tensors and JSON meta only
     assert set(checkpoint) == {"state_dict", "meta"} and checkpoint["meta"]["iteration"] == 2
+    assert checkpoint["meta"]["inputs"] == {"lidar_sweeps": 2, "radar_sweeps": 2, "image_size": None,
+                                            "sensors": ["lidar", "radar"]}
     assert checkpoint_meta(shipped)["validation"] == validation
     detector = load_detector(config, shipped)
     assert not detector.training and detector.sensors == frozenset({"lidar", "radar"})

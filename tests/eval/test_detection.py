@@ -6,13 +6,13 @@ from nuscenes.eval.common.config import config_factory
 from nuscenes.eval.common.data_classes import EvalBoxes
 from nuscenes.eval.detection.data_classes import DetectionBox
 
-from perception.datasets.frame import SENSOR_GROUPS
 from perception.datasets.loader import NuScenesFrames
 from perception.datasets.splits import split_sample_tokens
 from perception.detector import OracleDetector
 from perception.eval.detection import EVAL_CONFIG, Evaluation, distance_breakdown, run_detection_eval
 from perception.eval.runner import predict
 from perception.eval.submission import boxes_to_submission, make_submission, submission_meta, write_submission
+from perception.sensors import SENSOR_GROUPS
 from tests.eval.devkit_truth import devkit_ground_truth
 
 ANGLE_TOLERANCE_RAD = 5e-4

@@ -21,6 +21,16 @@ def test_composition_applies_right_to_left(a, b, points):
 
 
 @settings(max_examples=60, deadline=None)
+@given(unit_quaternions)
+def test_rotation_wxyz_is_the_nuscenes_quaternion_up_to_sign(quaternion_wxyz):
+    wxyz = RigidTransform.from_nuscenes([0.0, 0.0, 0.0], quaternion_wxyz).rotation_wxyz
+    sign = np.sign(np.dot(wxyz, quaternion_wxyz))
+    np.testing.assert_allclose(sign * wxyz, quaternion_wxyz, atol=1e-9)
+    np.testing.assert_allclose(Quaternion(wxyz).rotation_matrix, Quaternion(quaternion_wxyz).rotation_matrix,
+                               atol=1e-9)
+
+
+@settings(max_examples=60, deadline=None)
 @given(transforms, point_sets)
 def test_inverse_round_trips(transform, points):
     np.testing.assert_allclose(transform.inverse().apply(transform.apply(points)), points, atol=1e-9)

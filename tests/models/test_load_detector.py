@@ -5,14 +5,18 @@ import numpy as np
 import pytest
 import torch
 
-from perception.models import CHECKPOINT_FORMAT, load_detector
-from perception.models.detector import resize_cameras
+from perception.models import CHECKPOINT_FORMAT, load_detector, model_inputs
+from perception.models.bevfusion import resize_cameras
 from tests.models.helpers import IMAGE_H, IMAGE_W, make_frame, tiny_model, tiny_model_config
+
+
+TINY_INPUTS = dict(lidar_sweeps=3, radar_sweeps=2, image_size=[IMAGE_W, IMAGE_H])
 
 
 def write_config(folder) -> str:
     path = folder / "tiny.py"
-    path.write_text(f"model = dict(type='BEVFusionDetector', **{json.dumps(tiny_model_config())})\n")
+    path.write_text(f"model = dict(type='BEVFusionDetector', **{json.dumps(tiny_model_config())})\n"
+                    f"model_inputs = {TINY_INPUTS!r}\n")
     return str(path)
 
 
@@ -57,3 +61,21 @@ def test_bad_checkpoints_fail_clearly(tmp_path):
     torch.save({"state_dict": {}, "meta": {"array": np.arange(3)}}, pickled)
     with pytest.raises(Exception, match="weights_only"):
         load_detector(config, pickled)
+    truncated = tmp_path / "truncated.pth"
+    torch.save({"state_dict": tiny_model().state_dict(), "meta": {}}, truncated)
+    truncated.write_bytes(truncated.read_bytes()[:1000])
+    with pytest.raises(ValueError, match="truncated.pth: unreadable checkpoint"):
+        load_detector(config, truncated)
+
+
+def test_checkpoint_trained_on_other_inputs_is_refused(tmp_path):
+    config = write_config(tmp_path)
+    state_dict = tiny_model().state_dict()
+    configured = dict(TINY_INPUTS, sensors=["lidar", "radar", "camera"])
+    assert model_inputs(config).to_meta() == configured
+    same, other = str(tmp_path / "same.pth"), str(tmp_path / "other.pth")
+    torch.save({"state_dict": state_dict, "meta": {"inputs": configured}}, same)
+    assert load_detector(config, same).sensors == frozenset(configured["sensors"])
+    torch.save({"state_dict": state_dict, "meta": {"inputs": dict(configured, lidar_sweeps=10)}}, other)
+    with pytest.raises(ValueError, match=r"other\.pth: trained on inputs .*'lidar_sweeps': 10.*tiny\.py gives"):
+        load_detector(config, other)

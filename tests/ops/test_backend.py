@@ -13,9 +13,10 @@ from perception.ops._backend import resolve_backend
 def test_importing_ops_compiles_nothing_and_leaves_cuda_alone():
     probe = (
         "import sys, perception.ops\n"
-        "_grid, bev_pool, voxelize = (sys.modules[f'perception.ops.{m}'] for m in ('_grid', 'bev_pool', 'voxelize'))\n"
+        "_grid, _grouping, bev_pool, voxelize = (sys.modules[f'perception.ops.{m}']\n"
+        "                                        for m in ('_grid', '_grouping', 'bev_pool', 'voxelize'))\n"
         "assert not [m for m in sys.modules if m.startswith('numba.cuda')], 'numba.cuda imported'\n"
-        "compiled = [f for f in (_grid.point_keys_cpu, _grid.group_keys_cpu, _grid.group_points_cpu,\n"
+        "compiled = [f for f in (_grid.point_keys_cpu, _grouping.group_keys_cpu, _grouping.group_points_cpu,\n"
         "                        bev_pool._pool_forward_cpu, voxelize._gather_voxels_cpu) if f.signatures]\n"
         "assert not compiled, compiled\n"
     )

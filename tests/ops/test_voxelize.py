@@ -215,9 +215,21 @@ def _group_keys_by_loop(keys, max_groups, max_members):
     return point_group, point_slot, np.array(group_keys, np.int64), np.array(sizes, np.int32)
 
 
+def test_grouping_reference_matches_a_loop():
+    from perception.ops._grouping import group_keys_reference
+
+    rng = np.random.default_rng(7)
+    for keys in (rng.integers(-1, 40, size=500), np.arange(0, dtype=np.int64), np.full(7, -1, np.int64),
+                 np.array([5, -1, 3, 5, 9, 3, -2, 9, 5])):
+        want_group, _, want_keys, _ = _group_keys_by_loop(keys, len(keys) + 1, len(keys) + 1)
+        point_group, group_keys = group_keys_reference(keys)
+        np.testing.assert_array_equal(point_group, want_group)
+        np.testing.assert_array_equal(group_keys, want_keys)
+
+
 @pytest.mark.parametrize("num_chunks", [1, 2, 3, 7, 600])
 def test_grouping_matches_a_loop_for_any_number_of_chunks(num_chunks):
-    from perception.ops._grid import group_points_cpu
+    from perception.ops._grouping import group_points_cpu
 
     rng = np.random.default_rng(6)
     for keys in (rng.integers(-1, 40, size=500), rng.integers(-1, 400, size=500), np.arange(0, dtype=np.int64),

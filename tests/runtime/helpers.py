@@ -5,12 +5,12 @@ import dataclasses
 import os
 import shutil
 import time
-from typing import FrozenSet, List, Sequence
+from typing import FrozenSet, List, Optional, Sequence
 
 from perception.datasets.frame import Frame
 from perception.detector import OracleDetector
 from perception.geometry import Boxes3D
-from perception.runtime.timing import StageTimer
+from perception.timing import StageTimer
 
 
 class CountingOracle(OracleDetector):
@@ -22,7 +22,7 @@ class CountingOracle(OracleDetector):
         self.interrupt_at = interrupt_at
         self.delay_s = delay_s
 
-    def detect(self, frames: Sequence[Frame]) -> List[Boxes3D]:
+    def detect(self, frames: Sequence[Frame], timer: Optional[StageTimer] = None) -> List[Boxes3D]:
         self.calls.extend(frame.sample_token for frame in frames)
         if self.interrupt_at and len(self.calls) == self.interrupt_at:
             raise KeyboardInterrupt
@@ -39,7 +39,7 @@ class NoBoxes:
     def __init__(self):
         self.frames: List[Frame] = []
 
-    def detect(self, frames: Sequence[Frame]) -> List[Boxes3D]:
+    def detect(self, frames: Sequence[Frame], timer: Optional[StageTimer] = None) -> List[Boxes3D]:
         self.frames.extend(frames)
         return [Boxes3D.empty() for _ in frames]
 
@@ -51,7 +51,7 @@ class StagedNoBoxes(NoBoxes):
         super().__init__()
         self.stage_names = tuple(stage_names)
 
-    def detect(self, frames: Sequence[Frame], timer: StageTimer = None) -> List[Boxes3D]:
+    def detect(self, frames: Sequence[Frame], timer: Optional[StageTimer] = None) -> List[Boxes3D]:
         for name in self.stage_names:
             with timer.stage(name):
                 pass
@@ -74,7 +74,7 @@ def corrupt(path: str, payload: bytes = b"not a sensor file") -> None:
 class HalfConfidentOracle(OracleDetector):
     """The oracle with every second box's score lowered to 0.1 (a detector's low-confidence boxes)."""
 
-    def detect(self, frames: Sequence[Frame]) -> List[Boxes3D]:
+    def detect(self, frames: Sequence[Frame], timer: Optional[StageTimer] = None) -> List[Boxes3D]:
         results = []
         for boxes in super().detect(frames):
             scores = boxes.scores.copy()

@@ -17,7 +17,7 @@ from perception.paths import REPO_ROOT
 from perception.runtime.benchmark import (
     PIPELINE_STAGES, BenchmarkOptions, format_table, parse_sweep_counts, run_benchmark,
 )
-from perception.runtime.timing import STAGES
+from perception.timing import STAGES
 from perception.sensors import LIDAR_CHANNEL
 from perception.viz.bev import BevView, class_colour, draw_bev
 from perception.viz.video import camera_mosaic, draw_boxes_on_camera, write_video

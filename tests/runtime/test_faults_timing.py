@@ -7,7 +7,8 @@ import pytest
 
 from perception.runtime.faults import FaultPlan, inject_faults
 from perception.runtime.messages import scene_messages
-from perception.runtime.timing import StageTimer, latency_summary, stage, summarize_records, timed_detect
+from perception.detector import timed_detect
+from perception.timing import StageTimer, latency_summary, stage, summarize_records
 from tests.runtime.helpers import NoBoxes, StagedNoBoxes
 
 
@@ -75,7 +76,7 @@ def test_summarize_records_orders_pipeline_stages_first():
     assert summary["load"]["p50_ms"] == 4.0 and summary["custom"]["count"] == 1
 
 
-def test_timed_detect_hands_the_timer_to_detectors_that_take_one(nusc_real):
+def test_timed_detect_times_the_call_and_hands_the_detector_its_timer(nusc_real):
     from perception.datasets.loader import load_frame
 
     frame = load_frame(nusc_real, nusc_real.sample[0]["token"], cameras=False)

@@ -11,9 +11,9 @@ import pytest
 from perception.datasets.ground_truth import sample_ground_truth
 from perception.datasets.loader import load_frame
 from perception.runtime.faults import FaultPlan, inject_faults
-from perception.runtime.messages import ALL_CHANNELS, message_order_key, scene_messages
+from perception.runtime.messages import message_order_key, scene_messages
 from perception.runtime.streaming import StreamingState
-from perception.sensors import CAMERA_CHANNELS, LIDAR_CHANNEL
+from perception.sensors import ALL_CHANNELS, CAMERA_CHANNELS, LIDAR_CHANNEL
 from tests.runtime.helpers import corrupt
 
 
@@ -167,14 +167,15 @@ def test_a_stalled_camera_goes_stale_and_the_frame_goes_on_without_it(nusc_synth
 
 
 def test_corrupt_files_are_counted_and_left_out(nusc_synthetic, tmp_path):
-    """A truncated LiDAR sweep and an undecodable image: the frame is built from the rest (the camera falls
-    back to its previous image), and the files are named."""
+    """A truncated LiDAR sweep, an undecodable image and a radar sweep whose file is gone: the frame is built from
+    the rest (the camera falls back to its previous image), and the files are named."""
     scene = nusc_synthetic.scene[0]
     messages = scene_messages(nusc_synthetic, scene["name"])
     key = [m for m in messages if m.channel == LIDAR_CHANNEL and m.is_key_frame][1]
     past_sweep = [m for m in messages if m.channel == LIDAR_CHANNEL and m.timestamp_us < key.timestamp_us][-1]
     image = [m for m in messages if m.channel == "CAM_BACK" and m.timestamp_us <= key.timestamp_us + 50_000][-1]
-    broken = {}
+    radar = [m for m in messages if m.channel == "RADAR_FRONT" and m.timestamp_us <= key.timestamp_us][-1]
+    broken = {radar.sample_data_token: str(tmp_path / "gone.pcd")}
     for message, payload in ((past_sweep, b"\0" * 21), (image, b"\xff\xd8 not a jpeg")):
         path = str(tmp_path / message.path.replace("/", "_"))
         shutil.copy(message.path, path)
@@ -185,11 +186,12 @@ def test_corrupt_files_are_counted_and_left_out(nusc_synthetic, tmp_path):
     _stream_until(state, stream, key)
     frame, status = state.build_frame(key, scene["token"])
     assert sorted(status.corrupt) == sorted(broken.values())
-    assert state.faults.corrupt == 2
+    assert state.faults.corrupt == 3
     healthy = StreamingState()
     _stream_until(healthy, messages, key)
     reference, _ = healthy.build_frame(key, scene["token"])
     assert frame.lidar.num_sweeps == reference.lidar.num_sweeps - 1
+    assert frame.radar.num_sweeps == reference.radar.num_sweeps - 1  # RADAR_FRONT lost one
     assert frame.cameras["CAM_BACK"].timestamp_us < image.timestamp_us  # the previous image
     # Nothing else changed: the broken sweep's points are exactly what is missing.
     lag = (key.timestamp_us - past_sweep.timestamp_us) * 1e-6

@@ -16,10 +16,10 @@ from perception.detector import OracleDetector
 from perception.runtime.faults import FaultPlan
 from perception.runtime.mcap_writer import read_mcap
 from perception.runtime.messages import scene_messages
-from perception.runtime.replay import (
-    DETECTION_RECORD, FRAME_RECORD, ReplayOptions, boxes_from_json, boxes_to_json, read_frame_records, replay_scene,
-    validate_frame_record,
+from perception.runtime.records import (
+    DETECTION_RECORD, FRAME_RECORD, boxes_from_json, boxes_to_json, read_frame_records, validate_frame_record,
 )
+from perception.runtime.replay import ReplayOptions, replay_scene
 from perception.sensors import CAMERA_CHANNELS, LIDAR_CHANNEL
 from tests.runtime.helpers import CountingOracle, HalfConfidentOracle, NoBoxes, corrupt, linked_copy
 

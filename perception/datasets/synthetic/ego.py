@@ -10,6 +10,7 @@ from typing import List, Tuple
 import numpy as np
 
 from perception.datasets.synthetic.layout import Road
+from perception.maneuvers import Maneuver
 
 MANOEUVRES = ("cruise", "lane_change", "speed_up", "follow", "brake_to_stop", "stopped", "drive_off")
 """The cycle, in order. 'follow' .. 'drive_off' happen behind a lead vehicle in the ego's lane."""
@@ -22,6 +23,8 @@ LEAD_STANDSTILL_GAP_M = 9.0
 BRAKE_DECELERATION = 2.5
 """m/s^2 of a stop."""
 LANE_CHANGE_DURATION_S = 4.0
+LANE_SWITCH_WINDOW_S = 1.0
+"""A scripted lane change is labelled at the keyframes within this of its lane switch (the middle half of it)."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,26 @@ class EgoPlan:
             else:
                 blocks.append((phase.start_s, phase.end_s, lane))
         return blocks
+
+    def scripted_maneuver(self, t_s: float, horizon_s: float) -> Maneuver:
+        """The label the script gives scene time ``t_s`` for the next ``horizon_s``: STOP when a 'stopped' phase
+        overlaps [t_s, t_s + horizon_s], else BRAKE when a 'brake_to_stop' does, else a lane change when the lane
+        switches within LANE_SWITCH_WINDOW_S of t_s (left when d grows), else FOLLOW during 'follow' and
+        'drive_off' (behind the lead), else KEEP_LANE."""
+        def overlapping(manoeuvre: str) -> bool:
+            return any(p.manoeuvre == manoeuvre and p.start_s < t_s + horizon_s and p.end_s > t_s
+                       for p in self.phases)
+
+        if overlapping("stopped"):
+            return Maneuver.STOP
+        if overlapping("brake_to_stop"):
+            return Maneuver.BRAKE
+        before, after = np.searchsorted(self.times_s, [t_s - LANE_SWITCH_WINDOW_S, t_s + LANE_SWITCH_WINDOW_S])
+        after = min(int(after), len(self.times_s) - 1)
+        if self.lane[before] != self.lane[after]:
+            return Maneuver.CHANGE_LANE_LEFT if self.d[after] > self.d[before] else Maneuver.CHANGE_LANE_RIGHT
+        current = next((p.manoeuvre for p in self.phases if p.start_s <= t_s < p.end_s), None)
+        return Maneuver.FOLLOW if current in ("follow", "drive_off") else Maneuver.KEEP_LANE
 
     def description(self) -> str:
         """The manoeuvres with their times, for the scene table's description."""

@@ -14,8 +14,9 @@ from perception.datasets.synthetic.layout import Material
 from perception.datasets.synthetic.raycast import Snapshot
 from perception.datasets.synthetic.shading import NO_PAINT, FrenetRaster
 from perception.geometry import RigidTransform
+from perception.sensors import LIDAR_BEAM_COUNT, LIDAR_BEAM_ELEVATION_RANGE_DEG
 
-ELEVATIONS_DEG = np.linspace(-30.67, 10.67, 32)
+ELEVATIONS_DEG = np.linspace(*LIDAR_BEAM_ELEVATION_RANGE_DEG, LIDAR_BEAM_COUNT)
 """The 32 beams' elevations (ring 0 lowest)."""
 AZIMUTH_STEPS = 1084
 """Firings per revolution: 32 x 1084 = 34,688 rays per sweep."""

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from perception.datasets.synthetic.actors import CLASS_SPECS, STOPPED_SPEED_M_S, Actor
+from perception.datasets.synthetic.actors import STOPPED_SPEED_M_S, Actor
+from perception.datasets.synthetic.class_specs import CLASS_SPECS
 from perception.datasets.synthetic.layout import Material
 from perception.datasets.synthetic.raycast import OBJECT_MATERIAL, Snapshot
 from perception.geometry import RigidTransform

@@ -14,7 +14,8 @@ import numpy as np
 import open3d as o3d
 import open3d.core as o3c
 
-from perception.datasets.synthetic.actors import Actor, Mesh
+from perception.datasets.synthetic.actors import Actor
+from perception.datasets.synthetic.meshes import Mesh
 from perception.datasets.synthetic.layout import Material, StaticWorld, MATERIAL_REFLECTIVITY, prism_mesh
 
 OBJECT_MATERIAL = -1

@@ -10,8 +10,6 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
-from perception.sensors import CAMERA_CHANNELS, LIDAR_CHANNEL, RADAR_CHANNELS
-
 REAL_IMAGE_SIZE = (1600, 900)
 """(width, height) of the images the embedded intrinsics belong to."""
 
@@ -50,7 +48,6 @@ CALIBRATION: Dict[str, Tuple[tuple, tuple, Optional[tuple]]] = {
                         (0.0, 0.0, 1.0))),
 }
 
-ALL_CHANNELS = (LIDAR_CHANNEL,) + tuple(RADAR_CHANNELS) + tuple(CAMERA_CHANNELS)
 
 KEYFRAME_PERIOD_US = 500_000
 """Keyframes (samples) at 2 Hz, on every 10th LiDAR sweep."""
@@ -70,17 +67,6 @@ FRAME_OFFSET_US: Dict[str, int] = {
 }
 """Offset of each sensor's frames from the LiDAR keyframe timestamp (cameras fire as the LiDAR sweeps past
 their field of view), as measured in the real log the calibration comes from."""
-
-
-def modality(channel: str) -> str:
-    """'lidar', 'radar' or 'camera' for a nuScenes channel name."""
-    if channel == LIDAR_CHANNEL:
-        return "lidar"
-    if channel in RADAR_CHANNELS:
-        return "radar"
-    if channel in CAMERA_CHANNELS:
-        return "camera"
-    raise ValueError(f"unknown sensor channel {channel!r}")
 
 
 def camera_matrix(channel: str, image_size: Tuple[int, int]) -> np.ndarray:

@@ -7,8 +7,9 @@ import json
 from pathlib import Path
 from typing import Dict, List, Tuple
 
-from perception.datasets.synthetic.actors import CATEGORY_INDEX, CLASS_SPECS
-from perception.datasets.synthetic.rig import ALL_CHANNELS, CALIBRATION, camera_matrix, modality
+from perception.datasets.synthetic.class_specs import CATEGORY_INDEX, CLASS_SPECS
+from perception.datasets.synthetic.rig import CALIBRATION, camera_matrix
+from perception.sensors import ALL_CHANNELS, modality_of
 
 TABLE_NAMES = ("category", "attribute", "visibility", "instance", "sensor", "calibrated_sensor", "ego_pose", "log",
                "scene", "sample", "sample_data", "sample_annotation", "map")
@@ -57,7 +58,7 @@ def fixed_tables(namespace: str, image_size: Tuple[int, int]) -> Dict[str, List[
     }
     for channel in ALL_CHANNELS:
         sensor_token = make_token(namespace, "sensor", channel)
-        tables["sensor"].append({"token": sensor_token, "channel": channel, "modality": modality(channel)})
+        tables["sensor"].append({"token": sensor_token, "channel": channel, "modality": modality_of(channel)})
         translation, rotation, intrinsic = CALIBRATION[channel]
         tables["calibrated_sensor"].append({
             "token": calibrated_sensor_token(namespace, channel), "sensor_token": sensor_token,

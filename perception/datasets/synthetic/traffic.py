@@ -11,9 +11,11 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
-from perception.datasets.synthetic.actors import Actor, Track, build_mesh, sample_size
+from perception.datasets.synthetic.actors import Actor, Track
+from perception.datasets.synthetic.class_specs import sample_size
 from perception.datasets.synthetic.ego import LEAD_STANDSTILL_GAP_M, LEAD_TIME_HEADWAY_S, EgoPlan
 from perception.datasets.synthetic.layout import LANE_WIDTH_M, PARKING_WIDTH_M, SIDEWALK_WIDTH_M, Road
+from perception.datasets.synthetic.meshes import build_mesh
 
 EGO_SIZE_WL = (2.0, 4.9)
 EGO_CENTRE_AHEAD_OF_AXLE_M = 1.4

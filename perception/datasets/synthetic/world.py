@@ -9,15 +9,17 @@ from typing import Dict, Iterator, List, Sequence, Tuple, Union
 
 from tqdm import tqdm
 
+from perception.datasets.maneuver_labels import write_scripted_maneuvers
 from perception.datasets.synthetic.scene import build_scene, scene_name
 from perception.datasets.synthetic.tables import TABLE_NAMES, fixed_tables, write_tables
 from perception.datasets.synthetic.writer import SceneRecorder, sensor_schedule
+from perception.maneuvers import Maneuver
 
 TRAIN_SPLIT, VAL_SPLIT = "synth_train", "synth_val"
 VAL_FRACTION = 0.2
 
 
-def split_scenes(num_scenes: int) -> Dict[str, List[str]]:
+def scenes_by_split(num_scenes: int) -> Dict[str, List[str]]:
     """The custom splits: the last max(1, round(0.2 * num_scenes)) scenes are synth_val, the rest synth_train."""
     num_val = max(1, round(VAL_FRACTION * num_scenes))
     names = [scene_name(i) for i in range(num_scenes)]
@@ -43,11 +45,12 @@ def _check_arguments(num_scenes: int, samples_per_scene: int, image_size: Sequen
         raise ValueError(f"workers must be >= 1, got {workers}")
 
 
-def _record_scene(args: Tuple) -> Dict[str, List[dict]]:
+def _record_scene(args: Tuple) -> Tuple[Dict[str, List[dict]], Dict[str, Maneuver]]:
     out_dir, index, samples_per_scene, seed, image_size, version, num_threads = args
     model = build_scene(seed, index, samples_per_scene)
-    return SceneRecorder(model, out_dir, namespace(version, seed), seed, samples_per_scene, image_size,
-                         num_threads).record()
+    recorder = SceneRecorder(model, out_dir, namespace(version, seed), seed, samples_per_scene, image_size,
+                             num_threads)
+    return recorder.record(), recorder.scripted_maneuvers()
 
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
@@ -72,7 +75,8 @@ def generate_world(out_dir: Union[str, Path], num_scenes: int, samples_per_scene
                    workers: int = 1) -> Path:
     """Generates ``num_scenes`` scenes of ``samples_per_scene`` keyframes (2 Hz, with all sweeps) into
     ``out_dir`` and returns it (the dataroot): ``<version>/*.json`` (the 13 nuScenes tables), ``<version>/
-    splits.json`` (synth_train / synth_val), ``samples/``, ``sweeps/``, ``maps/``.
+    splits.json`` (synth_train / synth_val), ``<version>/ego_maneuvers.json`` (the ego's scripted maneuver per
+    sample token, ``EgoPlan.scripted_maneuver``), ``samples/``, ``sweeps/``, ``maps/``.
 
     ``image_size`` is (width, height) of the camera images. The same arguments give byte-identical files;
     ``workers`` > 1 records scenes in parallel processes (same output).
@@ -99,10 +103,14 @@ def generate_world(out_dir: Union[str, Path], num_scenes: int, samples_per_scene
                   unit="frame") as bar:
             for job in jobs:
                 model = build_scene(seed, job[1], samples_per_scene)
-                results.append(SceneRecorder(model, out_dir, namespace(version, seed), seed, samples_per_scene,
-                                             image_size).record(on_frame=lambda _: bar.update()))
-    for scene_tables in results:
+                recorder = SceneRecorder(model, out_dir, namespace(version, seed), seed, samples_per_scene,
+                                         image_size)
+                results.append((recorder.record(on_frame=lambda _: bar.update()), recorder.scripted_maneuvers()))
+    maneuvers: Dict[str, Maneuver] = {}
+    for scene_tables, scene_maneuvers in results:
         for name, rows in scene_tables.items():
             tables[name] += rows
-    write_tables(out_dir / version, tables, split_scenes(num_scenes))
+        maneuvers.update(scene_maneuvers)
+    write_tables(out_dir / version, tables, scenes_by_split(num_scenes))
+    write_scripted_maneuvers(out_dir / version, maneuvers)
     return out_dir

@@ -10,16 +10,18 @@ import cv2
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from perception.datasets.maneuver_labels import ManeuverLabelConfig
 from perception.datasets.synthetic import camera, lidar, radar
 from perception.datasets.synthetic.actors import Actor
 from perception.datasets.synthetic.layout import SIDEWALK_WIDTH_M
 from perception.datasets.synthetic.rig import (
-    ALL_CHANNELS, CAMERA_PERIOD_US, FRAME_OFFSET_US, KEYFRAME_PERIOD_US, LIDAR_PERIOD_US, RADAR_PERIOD_US,
-    camera_matrix, modality,
+    CAMERA_PERIOD_US, FRAME_OFFSET_US, KEYFRAME_PERIOD_US, LIDAR_PERIOD_US, RADAR_PERIOD_US, camera_matrix,
 )
 from perception.datasets.synthetic.scene import LEAD_IN_S, SceneModel
 from perception.datasets.synthetic.tables import calibrated_sensor_token, make_token, visibility_token
-from perception.geometry import RigidTransform
+from perception.geometry import Boxes3D, RigidTransform
+from perception.maneuvers import Maneuver
+from perception.sensors import ALL_CHANNELS, modality_of
 
 FIRST_TIMESTAMP_US = 1_700_000_000_000_000
 SCENE_SPACING_US = 1_000_000_000
@@ -54,7 +56,7 @@ def sensor_schedule(samples_per_scene: int) -> List[SensorFrame]:
 
     for channel in ALL_CHANNELS:
         offset = FRAME_OFFSET_US[channel]
-        kind = modality(channel)
+        kind = modality_of(channel)
         if kind == "lidar" or kind == "camera":
             per_key = KEYFRAME_PERIOD_US // (LIDAR_PERIOD_US if kind == "lidar" else CAMERA_PERIOD_US)
             first = -lead_in_us // KEYFRAME_PERIOD_US * per_key
@@ -71,17 +73,6 @@ def sensor_schedule(samples_per_scene: int) -> List[SensorFrame]:
                 sample = keys.get(j, nearest_sample(int(t)))
                 frames.append(SensorFrame(channel, int(t), sample, j in keys, j))
     return sorted(frames, key=lambda f: (f.offset_us, ALL_CHANNELS.index(f.channel)))
-
-
-def points_in_box(points: np.ndarray, centre: np.ndarray, yaw: float, size_wlh: np.ndarray) -> np.ndarray:
-    """(N,) bool: which (N, 3) global points [m] lie inside (faces included) the box of ``centre`` (3,) [m],
-    ``yaw`` [rad] and ``size_wlh`` (width, length, height) [m]."""
-    c, s = np.cos(yaw), np.sin(yaw)
-    offset = points - centre
-    along = offset[:, 0] * c + offset[:, 1] * s
-    across = -offset[:, 0] * s + offset[:, 1] * c
-    return ((np.abs(along) <= 0.5 * size_wlh[1]) & (np.abs(across) <= 0.5 * size_wlh[0])
-            & (np.abs(offset[:, 2]) <= 0.5 * size_wlh[2]))
 
 
 def visible_fraction(snapshot, actor_index: int, actor: Actor, t_s: float, viewpoint: np.ndarray) -> float:
@@ -155,7 +146,7 @@ class SceneRecorder:
         self.num_threads = num_threads
         self.start_us = FIRST_TIMESTAMP_US + model.index * SCENE_SPACING_US
         self.camera_rays = {c: camera.pixel_rays(camera_matrix(c, image_size), image_size)
-                            for c in ALL_CHANNELS if modality(c) == "camera"}
+                            for c in ALL_CHANNELS if modality_of(c) == "camera"}
         self.key_lidar: Dict[int, np.ndarray] = {}
         self.key_radar: Dict[int, List[np.ndarray]] = {}
         self.annotations: Dict[int, List[dict]] = {}
@@ -163,6 +154,12 @@ class SceneRecorder:
 
     def token(self, *parts: object) -> str:
         return make_token(self.namespace, self.model.name, *parts)
+
+    def scripted_maneuvers(self) -> Dict[str, Maneuver]:
+        """{sample token: the ego's scripted maneuver at that keyframe over the label horizon}."""
+        horizon_s = ManeuverLabelConfig().horizon_s
+        return {self.token("sample", k): self.model.plan.scripted_maneuver(k * KEYFRAME_PERIOD_US * 1e-6, horizon_s)
+                for k in range(self.samples_per_scene)}
 
     def record(self, on_frame: Optional[Callable[[SensorFrame], None]] = None) -> Dict[str, List[dict]]:
         """Casts and writes every sensor frame (calling ``on_frame`` after each) and returns the scene's rows of
@@ -217,7 +214,7 @@ class SceneRecorder:
     def _record_frame(self, frame: SensorFrame, sample_tokens: List[str]) -> dict:
         t_s = frame.offset_us * 1e-6
         timestamp = self.start_us + frame.offset_us
-        kind = modality(frame.channel)
+        kind = modality_of(frame.channel)
         folder = "samples" if frame.is_key_frame else "sweeps"
         extension = {"lidar": "pcd.bin", "radar": "pcd", "camera": "jpg"}[kind]
         filename = f"{folder}/{frame.channel}/{self.model.name}__{frame.channel}__{timestamp}.{extension}"
@@ -256,14 +253,16 @@ class SceneRecorder:
     def _annotate(self, sample_index: int, snapshot, lidar_origin: np.ndarray) -> None:
         """Boxes of the annotated objects at a keyframe, with LiDAR point counts and visibility."""
         t_s = sample_index * KEYFRAME_PERIOD_US * 1e-6
-        points = self.key_lidar[sample_index]
+        actors = [self.model.actors[index] for index in self.annotated_actors]
+        poses = [actor.box_centre(t_s) for actor in actors]
+        boxes = Boxes3D([centre for centre, _ in poses], [actor.size_wlh for actor in actors],
+                        [yaw for _, yaw in poses])
+        lidar_counts = boxes.contains(self.key_lidar[sample_index]).sum(axis=1)
         rows = []
-        for index in self.annotated_actors:
-            actor = self.model.actors[index]
-            centre, yaw = actor.box_centre(t_s)
+        for index, actor, (centre, yaw), num_lidar_points in zip(self.annotated_actors, actors, poses, lidar_counts):
             rows.append({"actor": index, "translation": [float(v) for v in centre], "yaw": yaw,
                          "size": [float(v) for v in actor.size_wlh], "rotation": quaternion_from_yaw(yaw),
-                         "num_lidar_pts": int(points_in_box(points, centre, yaw, actor.size_wlh).sum()),
+                         "num_lidar_pts": int(num_lidar_points),
                          "visibility_token": visibility_token(visible_fraction(snapshot, index, actor, t_s,
                                                                                lidar_origin)),
                          "attribute": actor.attribute(t_s)})
@@ -272,10 +271,10 @@ class SceneRecorder:
     def _count_radar_points(self) -> None:
         for sample_index, rows in self.annotations.items():
             radar_points = np.concatenate(self.key_radar.get(sample_index, [np.zeros((0, 3))]))
-            for row in rows:
-                actor = self.model.actors[row["actor"]]
-                row["num_radar_pts"] = int(points_in_box(radar_points, np.asarray(row["translation"]), row["yaw"],
-                                                         actor.size_wlh).sum())
+            boxes = Boxes3D([row["translation"] for row in rows],
+                            [self.model.actors[row["actor"]].size_wlh for row in rows], [row["yaw"] for row in rows])
+            for row, num_radar_points in zip(rows, boxes.contains(radar_points).sum(axis=1)):
+                row["num_radar_pts"] = int(num_radar_points)
 
     def _link_annotations(self, sample_tokens: List[str]) -> Tuple[List[dict], List[dict]]:
         """sample_annotation rows chained per object over consecutive keyframes, and the instance rows."""

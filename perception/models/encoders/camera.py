@@ -16,7 +16,7 @@ from torch import nn
 
 from perception.models.grid import BEVGrid
 from perception.ops import BEVPoolGeometry, bev_pool
-from perception.runtime.timing import StageTimer, stage
+from perception.timing import StageTimer, stage
 
 IMAGE_MEAN = (0.485, 0.456, 0.406)
 IMAGE_STD = (0.229, 0.224, 0.225)
@@ -28,8 +28,9 @@ def conv_block(in_channels: int, out_channels: int, stride: int = 1) -> nn.Seque
 
 
 class ImageBackboneFPN(nn.Module):
-    """(N, 3, H, W) normalised images -> (N, out_channels, H / 8, W / 8): four stride-2 stages (strides 2, 4, 8,
-    16) and an FPN that adds the upsampled stride-16 map to the stride-8 one."""
+    """(N, 3, H, W) RGB images in [0, 1] -> (N, out_channels, H / 8, W / 8): normalisation by IMAGE_MEAN /
+    IMAGE_STD, four stride-2 stages (strides 2, 4, 8, 16) and an FPN that adds the upsampled stride-16 map to the
+    stride-8 one."""
 
     stride = 8
 
@@ -43,9 +44,11 @@ class ImageBackboneFPN(nn.Module):
         self.lateral8 = nn.Conv2d(w3, out_channels, 1)
         self.lateral16 = nn.Conv2d(w4, out_channels, 1)
         self.output = conv_block(out_channels, out_channels)
+        self.register_buffer("mean", torch.tensor(IMAGE_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGE_STD).view(1, 3, 1, 1), persistent=False)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        stride8 = self.stage3(self.stage2(self.stage1(images)))
+        stride8 = self.stage3(self.stage2(self.stage1((images - self.mean) / self.std)))
         stride16 = self.stage4(stride8)
         top_down = F.interpolate(self.lateral16(stride16), size=stride8.shape[-2:], mode="bilinear",
                                  align_corners=False)
@@ -61,6 +64,8 @@ class CameraEncoder(nn.Module):
     """
 
     sensor = "camera"
+    dense_parts = ("backbone", "depth_net", "bev_conv")
+    """The submodules that hold the weights (perception.deploy exports each as a graph)."""
 
     def __init__(self, grid: BEVGrid, image_size: Tuple[int, int], out_channels: int = 32,
                  backbone_widths: Sequence[int] = (16, 32, 64, 128),
@@ -76,8 +81,6 @@ class CameraEncoder(nn.Module):
         self.backbone = ImageBackboneFPN(backbone_widths, fpn_channels)
         self.depth_net = nn.Conv2d(fpn_channels, depth_bins + out_channels, 1)
         self.bev_conv = conv_block(out_channels, out_channels)
-        self.register_buffer("mean", torch.tensor(IMAGE_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGE_STD).view(1, 3, 1, 1), persistent=False)
         # (intrinsics, camera_to_ego, feature_hw, geometry) of the last call: see bev_geometry
         self._last_geometry: Optional[Tuple[torch.Tensor, torch.Tensor, Tuple[int, int], BEVPoolGeometry]] = None
 
@@ -127,8 +130,7 @@ class CameraEncoder(nn.Module):
         the BEV pooling, with the frustum geometry when the calibration changed (stage "bev_pool")."""
         images = batch.images  # (B, N, 3, H, W) float in [0, 1]
         b, n = images.shape[:2]
-        normalised = (images.flatten(0, 1) - self.mean) / self.std
-        features = self.depth_net(self.backbone(normalised))  # (B*N, D + C, h, w)
+        features = self.depth_net(self.backbone(images.flatten(0, 1)))  # (B*N, D + C, h, w)
         h, w = features.shape[-2:]
         depth_logits = features[:, : self.depth_bins]
         depth = depth_logits.softmax(dim=1)

@@ -6,9 +6,9 @@ from typing import Dict, Optional, Tuple
 import torch
 from torch import nn
 
-from perception.models.encoders.pillars import PillarFeatureNet
+from perception.models.encoders.pillars import PillarFeatureNet, Pillarization
 from perception.models.grid import BEVGrid
-from perception.runtime.timing import StageTimer
+from perception.timing import StageTimer
 
 RADAR_FEATURE_SCALE = (50.0, 50.0, 5.0, 20.0, 10.0, 10.0, 0.5)
 """Divisors of the radar columns [x, y, z, rcs, vx_comp, vy_comp, time_lag] before the pillar net."""
@@ -21,13 +21,15 @@ class RadarEncoder(nn.Module):
     object covers."""
 
     sensor = "radar"
+    dense_parts = ("pillars", "conv")
+    """The submodules that hold the weights (perception.deploy exports each as a graph)."""
 
     def __init__(self, grid: BEVGrid, out_channels: int = 16, max_points_per_pillar: int = 10,
                  max_pillars: int = 8000):
         super().__init__()
         self.out_channels = out_channels
-        self.pillars = PillarFeatureNet(grid, 7, out_channels, RADAR_FEATURE_SCALE, max_points_per_pillar,
-                                        max_pillars)
+        self.pillarization = Pillarization(grid, max_points_per_pillar, max_pillars)
+        self.pillars = PillarFeatureNet(grid, 7, out_channels, RADAR_FEATURE_SCALE)
         self.conv = nn.Sequential(
             nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False), nn.BatchNorm2d(out_channels),
             nn.ReLU(inplace=True),
@@ -36,4 +38,5 @@ class RadarEncoder(nn.Module):
 
     def forward(self, batch, timer: Optional[StageTimer] = None) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
         """-> BEV features and no auxiliary losses; ``timer`` times the voxelization (stage "voxelize")."""
-        return self.conv(self.pillars(batch.radar, batch.batch_size, timer)), {}
+        bev = self.pillarization.encode(self.pillars, self.out_channels, batch.radar, batch.batch_size, timer)
+        return self.conv(bev), {}

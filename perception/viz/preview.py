@@ -1,6 +1,6 @@
-"""A picture of one generated keyframe as nuscenes-devkit reads it back: the six cameras with the annotated
-boxes projected (devkit ``get_sample_data`` + ``view_points``) beside a bird's-eye view of the LiDAR sweep,
-radar points and boxes in the ego frame."""
+"""A picture of one keyframe of a nuScenes-format dataset (make_synthetic's --preview) as nuscenes-devkit reads it:
+the six cameras with the annotated boxes projected (devkit ``get_sample_data`` + ``view_points``) beside a
+bird's-eye view of the LiDAR sweep, radar points and boxes in the ego frame."""
 from __future__ import annotations
 
 import cv2
@@ -13,10 +13,7 @@ from perception.classes import DETECTION_CLASSES, category_to_detection_name
 from perception.geometry import Boxes3D, EgoPose, RigidTransform, SensorCalibration, yaw_from_matrix
 from perception.sensors import CAMERA_CHANNELS, LIDAR_CHANNEL, RADAR_CHANNELS
 from perception.viz.bev import BevView, class_colour, draw_bev
-from perception.viz.camera import mosaic
-
-BOX_EDGES = ((0, 1), (1, 2), (2, 3), (3, 0), (4, 5), (5, 6), (6, 7), (7, 4), (0, 4), (1, 5), (2, 6), (3, 7))
-"""Edges between the devkit's Box.corners() (front face 0-3, rear face 4-7)."""
+from perception.viz.camera import BOX_EDGES, mosaic
 
 
 def _label(nusc: NuScenes, annotation_token: str) -> int:

@@ -11,15 +11,15 @@ from mmengine.model import BaseDataPreprocessor, BaseModel
 from torch import nn
 
 from perception.datasets.frame import Frame
-from perception.datasets.loader import resize_image
-from perception.geometry import Boxes3D
+from perception.geometry import Boxes3D, resize_image
 from perception.models.batch import FusionBatch
 from perception.models.decoder import BEVDecoder
-from perception.models.fuser import ConvFuser
+from perception.models.fuser import ConvFuser, stack_features
 from perception.models.grid import BEVGrid
 from perception.models.heads import CenterHead
-from perception.models.registry import MODELS
-from perception.runtime.timing import StageTimer, stage
+from perception.models.planning_head import PlanningHead, PlanningOutputs
+from perception.registry import MODELS
+from perception.timing import StageTimer, stage
 
 
 def resize_cameras(frame: Frame, image_size: Tuple[int, int]) -> Frame:
@@ -48,11 +48,14 @@ class BEVFusionDetector(BaseModel):
     ``grid``: dict(point_cloud_range=[6], cell_size=[2]) -> BEVGrid, given to every encoder and the head;
     ``encoders``: sensor -> encoder config (type registered in MODELS); the fuser's input channels come from the
     built encoders' ``out_channels``, the decoder's from the fuser's and the head's from the decoder's, so no
-    channel count or grid shape is written twice.
+    channel count or grid shape is written twice. ``planning``: the PlanningHead's config, None for none (it
+    reads the decoder's output and the batch's ego_state; its losses join the detection losses when the batch
+    carries planning_targets, and 'predict' adds each frame's PlanningOutputs row as "plan").
     """
 
     def __init__(self, grid: Mapping, encoders: Mapping[str, Mapping], fuser: Mapping, decoder: Mapping,
-                 head: Mapping, data_preprocessor: Optional[Mapping] = None, init_cfg: Optional[Mapping] = None):
+                 head: Mapping, data_preprocessor: Optional[Mapping] = None, init_cfg: Optional[Mapping] = None,
+                 planning: Optional[Mapping] = None):
         super().__init__(data_preprocessor=data_preprocessor or dict(type="FusionBatchPreprocessor"),
                          init_cfg=init_cfg)
         self.grid = BEVGrid.from_config(**grid)
@@ -66,11 +69,21 @@ class BEVFusionDetector(BaseModel):
         self.fuser = ConvFuser({sensor: e.out_channels for sensor, e in self.encoders.items()}, **fuser)
         self.decoder = BEVDecoder(self.fuser.out_channels, **decoder)
         self.head = CenterHead(self.decoder.out_channels, self.grid, **head)
+        self.planning_head = None if planning is None else PlanningHead(self.decoder.out_channels, **planning)
 
     @property
     def sensors(self) -> FrozenSet[str]:
         """The sensor groups this detector reads."""
         return frozenset(self.encoders)
+
+    def dense_modules(self) -> Dict[str, nn.Module]:
+        """Module path -> submodule, for the submodules that hold all the weights and take and return tensors
+        only (what perception.deploy exports as graphs); around them, kernels and glue with no weights."""
+        parts = {f"encoders.{sensor}.{name}": getattr(encoder, name)
+                 for sensor, encoder in self.encoders.items() for name in encoder.dense_parts}
+        parts.update(fuser=self.fuser, decoder=self.decoder)
+        parts.update({f"head.{name}": getattr(self.head, name) for name in CenterHead.dense_parts})
+        return parts
 
     def encode(self, batch: FusionBatch, timer: Optional[StageTimer] = None
                ) -> Tuple[Dict[str, Optional[torch.Tensor]], Dict[str, torch.Tensor]]:
@@ -89,10 +102,11 @@ class BEVFusionDetector(BaseModel):
     def forward(self, batch: FusionBatch, mode: str = "tensor", timer: Optional[StageTimer] = None):
         """mode 'tensor': head outputs (see CenterHead.forward); 'loss': dict of losses (needs gt_boxes);
         'predict': one dict(sample_token, ego_pose, boxes: Boxes3D, sensors) per frame. ``timer`` times the
-        stages of perception.runtime.timing.STAGES from the encoders to decode_nms."""
+        stages of perception.timing.STAGES from the encoders to decode_nms."""
         features, auxiliary_losses = self.encode(batch, timer)
         with stage(timer, "fuser"):
-            fused = self.fuser(features, batch.present, self.grid.shape)
+            in_channels = {sensor: encoder.out_channels for sensor, encoder in self.encoders.items()}
+            fused = self.fuser(*stack_features(features, batch.present, in_channels, self.grid.shape))
         with stage(timer, "decoder"):
             decoded = self.decoder(fused)
         with stage(timer, "head"):
@@ -102,13 +116,27 @@ class BEVFusionDetector(BaseModel):
         if mode == "loss":
             if batch.gt_boxes is None:
                 raise ValueError("BEVFusionDetector: mode='loss' needs ground truth in every frame of the batch")
-            return {**auxiliary_losses, **self.head.loss(outputs, batch.gt_boxes)}
+            losses = {**auxiliary_losses, **self.head.loss(outputs, batch.gt_boxes)}
+            if self.planning_head is not None and batch.planning_targets is not None:
+                losses.update(self.planning_head.loss(self._plan(decoded, batch), batch.planning_targets))
+            return losses
         if mode == "predict":
             with stage(timer, "decode_nms"):
                 boxes = self.head.decode(outputs)
-            return [dict(sample_token=token, ego_pose=pose, boxes=frame_boxes, sensors=sorted(self.sensors))
-                    for token, pose, frame_boxes in zip(batch.sample_tokens, batch.ego_poses, boxes)]
+            results = [dict(sample_token=token, ego_pose=pose, boxes=frame_boxes, sensors=sorted(self.sensors))
+                       for token, pose, frame_boxes in zip(batch.sample_tokens, batch.ego_poses, boxes)]
+            if self.planning_head is not None and batch.ego_state is not None:
+                plans = self._plan(decoded, batch)
+                for index, result in enumerate(results):
+                    result["plan"] = PlanningOutputs(*(getattr(plans, f.name)[index]
+                                                       for f in dataclasses.fields(PlanningOutputs)))
+            return results
         raise ValueError(f"BEVFusionDetector: unknown mode {mode!r}; use 'tensor', 'loss' or 'predict'")
+
+    def _plan(self, decoded: torch.Tensor, batch: FusionBatch) -> PlanningOutputs:
+        if batch.ego_state is None:
+            raise ValueError("BEVFusionDetector: the planning head needs the batch's ego_state")
+        return self.planning_head(decoded, batch.ego_state)
 
     @property
     def image_size(self) -> Optional[Tuple[int, int]]:
@@ -123,7 +151,11 @@ class BEVFusionDetector(BaseModel):
         stages (preprocess: resize and tensors; then see ``forward``)."""
         self.eval()
         with stage(timer, "preprocess"):
-            if self.image_size is not None:
-                frames = [resize_cameras(frame, self.image_size) for frame in frames]
-            batch = FusionBatch.from_frames(frames).to(next(self.parameters()).device)
+            batch = self.batch_from_frames(frames)
         return [result["boxes"] for result in self.forward(batch, mode="predict", timer=timer)]
+
+    def batch_from_frames(self, frames: Sequence[Frame]) -> FusionBatch:
+        """The network input of ``frames`` on the model's device, camera images resized to ``image_size``."""
+        if self.image_size is not None:
+            frames = [resize_cameras(frame, self.image_size) for frame in frames]
+        return FusionBatch.from_frames(frames).to(self.data_preprocessor.device)

@@ -17,21 +17,19 @@ between two ``torch.cuda.Event`` records placed on the current stream at the blo
 host code only enqueues kernels); ``elapsed_ms`` synchronises once and reads them all. Stages may nest (an
 "end_to_end" stage around the others); a name entered twice in one record accumulates.
 
-A detector whose ``detect`` takes a ``timer`` keyword (``detect(frames, timer=None)``) gets the replay's and the
-benchmark's timer and times its own stages with the names in STAGES.
+A detector's ``detect(frames, timer=None)`` (perception.detector.Detector) is given the replay's and the
+benchmark's timer and may time its own stages with the names in STAGES.
+
+A leaf module (standard library, numpy; torch only for CUDA timers): the models, the runtime and the tools all
+time with it.
 """
 from __future__ import annotations
 
 import contextlib
-import inspect
 import time
 from typing import Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
-
-from perception.datasets.frame import Frame
-from perception.detector import Detector
-from perception.geometry import Boxes3D
 
 STAGES: Tuple[str, ...] = (
     "load", "preprocess", "lidar_encoder", "radar_encoder", "voxelize", "camera_encoder", "bev_pool", "fuser",
@@ -119,12 +117,3 @@ def summarize_records(records: Sequence[Mapping[str, float]]) -> Dict[str, Dict[
     for record in records:
         names.extend(name for name in record if name not in names)
     return {name: latency_summary([r[name] for r in records if name in r]) for name in names}
-
-
-def timed_detect(detector: Detector, frame: Frame, timer: StageTimer) -> Boxes3D:
-    """``detector.detect([frame])[0]`` timed as stage "detector"; a detector whose detect takes a ``timer``
-    keyword gets ``timer`` to time its own stages inside."""
-    with timer.stage("detector"):
-        if "timer" in inspect.signature(detector.detect).parameters:
-            return detector.detect([frame], timer=timer)[0]
-        return detector.detect([frame])[0]

@@ -1,0 +1,93 @@
+"""Each dense graph of the detector on each runtime, side by side: torch (the checkpoint), ONNX Runtime float
+(tools/export.py's graphs), ONNX Runtime INT8 (tools/quantize.py's) and, when the ``openvino`` package imports,
+OpenVINO on the float graphs. Inputs: what each graph receives on real validation frames (recorded from the torch
+model, the config's sweeps and image size). Per graph and runtime, the median of ``--calls`` calls after two
+warm-up calls, the runtimes interleaved call by call so that a load change hits them alike. The thread policy
+(perception.threads) is applied first; OpenVINO gets the same thread count.
+
+    python benchmarks/bench_graphs.py configs/fusion_tiny.py checkpoints/fusion_tiny.pth \
+        --float outputs/deploy/float --int8 outputs/deploy/int8_all --json outputs/graphs.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Callable, Dict, List
+
+from perception.threads import apply_thread_policy, set_openmp_environment
+
+set_openmp_environment()  # before torch loads
+
+
+def openvino_runner(file: str, threads: int) -> Callable:
+    """The float graph compiled by OpenVINO for the CPU (``threads`` inference threads, latency hint)."""
+    import openvino as ov
+
+    core = ov.Core()
+    model = core.compile_model(file, "CPU", {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY"})
+    request = model.create_infer_request()
+    return lambda *args: request.infer([a.numpy() for a in args])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("config")
+    parser.add_argument("checkpoint")
+    parser.add_argument("--float", required=True, dest="float_dir")
+    parser.add_argument("--int8", required=True, dest="int8_dir")
+    parser.add_argument("--json", required=True)
+    parser.add_argument("--calls", type=int, default=15)
+    parser.add_argument("--frames", type=int, default=2, help="validation frames whose inputs are cycled")
+    args = parser.parse_args()
+    policy = apply_thread_policy()
+    import numpy as np
+    import torch
+    from mmengine.config import Config
+
+    from perception.cli.quantize import load_batches
+    from perception.deploy.graphs import graph_path, load_onnx_detector, record_dense_inputs
+    from perception.models import load_detector
+
+    config = Config.fromfile(args.config)
+    torch_detector = load_detector(args.config, args.checkpoint)
+    batches = load_batches(torch_detector, config, config.dataroot, config.data_version,
+                           config.val_dataloader.dataset.split, args.frames, "benchmark")
+    recorded = record_dense_inputs(torch_detector, batches)
+    runtimes: Dict[str, object] = {"torch": torch_detector,
+                                   "onnxruntime": load_onnx_detector(args.config, args.float_dir),
+                                   "onnxruntime-int8": load_onnx_detector(args.config, args.int8_dir, "int8")}
+    try:
+        import openvino  # noqa: F401
+
+        with_openvino = True
+    except ImportError:
+        with_openvino = False
+    rows: List[dict] = []
+    print(f"{'graph':<28}" + "".join(f"{name:>18}" for name in list(runtimes) + ["openvino"] * with_openvino))
+    for path in torch_detector.dense_modules():
+        calls = {name: detector.get_submodule(path) for name, detector in runtimes.items()}
+        if with_openvino:
+            calls["openvino"] = openvino_runner(str(graph_path(args.float_dir, path)), policy.onnxruntime_threads)
+        samples: Dict[str, List[float]] = {name: [] for name in calls}
+        with torch.no_grad():
+            for step in range(args.calls + 2):
+                inputs = recorded[path][step % len(recorded[path])]
+                for name, call in calls.items():
+                    start = time.perf_counter()
+                    call(*inputs)
+                    if step >= 2:
+                        samples[name].append(1000 * (time.perf_counter() - start))
+        row = {"graph": path, **{f"{name}_ms": float(np.median(s)) for name, s in samples.items()}}
+        rows.append(row)
+        print(f"{path:<28}" + "".join(f"{row[f'{name}_ms']:>18.2f}" for name in calls))
+    totals = {key: sum(row[key] for row in rows) for key in rows[0] if key != "graph"}
+    print(f"{'sum':<28}" + "".join(f"{value:>18.2f}" for value in totals.values()))
+    with open(args.json, "w", encoding="utf-8") as f:
+        json.dump({"command": " ".join(sys.argv), "policy": policy.__dict__, "rows": rows, "sum": totals}, f,
+                  indent=2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,10 @@
+# fusion_tiny's network on real nuScenes keyframes without sweeps: 1 LiDAR sweep and 1 sweep per radar per frame,
+# the 1600 x 900 camera images resized to fusion_tiny's 256 x 144 (the same 16:9). Data: the scene-0916 fixture
+# beside the checkout (splits real_finetune / real_val of v1.0-mini; the tools take --dataroot for another root).
+_base_ = ["./fusion_tiny.py"]
+model_inputs = dict(lidar_sweeps=1, radar_sweeps=1)
+dataroot = "../shared/fixtures/nuscenes-scene0916"
+data_version = "v1.0-mini"
+train_dataloader = dict(dataset=dict(dataroot=dataroot, version=data_version, split="real_finetune"))
+val_dataloader = dict(dataset=dict(dataroot=dataroot, version=data_version, split="real_val"))
+val_evaluator = dict(dataroot=dataroot, version=data_version, split="real_val")

@@ -1,0 +1,135 @@
+"""Compare ways of adapting a trained detector to a new domain, on the same frames with the same budget: zero-shot,
+training from scratch on the fine-tuning split, and fine-tuning with each method (full, head, LoRA at two ranks,
+adapter); each model evaluated on the validation split with the official metrics. Writes ``table.md`` and
+``table.json`` (NDS, mAP, car and pedestrian AP, the TP errors, trained parameters, training minutes) and every
+run's folder (work dir, exported model, evaluation) under ``--out``.
+
+    python tools/compare_finetuning.py configs/fusion_tiny_real.py checkpoints/fusion_tiny.pth \\
+        --dataroot ../shared/fixtures/nuscenes-scene0916 --version v1.0-mini --split real_finetune \\
+        --val-split real_val --max-iters 600 --time-budget-min 20 --out outputs/finetune_comparison
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from typing import List, Optional, Sequence, Tuple
+
+from perception.cli import add_debug_option, resolve_config, resolve_path, tool_main
+from perception.cli import finetune as finetune_tool
+from perception.cli import test as test_tool
+from perception.cli import train as train_tool
+from perception.eval.detection import TP_ERROR_NAMES
+from perception.eval.report import format_number, markdown_table
+from perception.models import build_detector, checkpoint_meta
+from perception.models.finetune import ParameterCount, count_parameters
+
+TP_ERRORS = tuple(TP_ERROR_NAMES.values())
+COLUMNS = ("NDS", "mAP", "car AP", "pedestrian AP") + TP_ERRORS + ("trained parameters", "training minutes")
+
+
+def runs(low_rank: int, high_rank: int, adapter_rank: int) -> List[Tuple[str, List[str]]]:
+    """(name, fine-tuning arguments) of each fine-tuned row; zero-shot and scratch are run apart."""
+    return [("full", ["--method", "full"]), ("head", ["--method", "head"]),
+            (f"lora r{low_rank}", ["--method", "lora", "--rank", str(low_rank)]),
+            (f"lora r{high_rank}", ["--method", "lora", "--rank", str(high_rank)]),
+            (f"adapter r{adapter_rank}", ["--method", "adapter", "--rank", str(adapter_rank)])]
+
+
+def class_ap(metrics: dict, name: str) -> Optional[float]:
+    """The class's AP, None where the split has no ground truth of it (the devkit then reports AP 0)."""
+    return metrics["class_ap"][name] if metrics["num_gt"][name] else None
+
+
+def row(name: str, metrics: Optional[dict], parameters: Optional[ParameterCount], minutes: Optional[float]) -> dict:
+    """One table row from an evaluation's metrics.json (None: not scored, every metric None), the parameters the
+    run trained and its minutes. A metric that is not defined is None ('n/a' in the table)."""
+    scores = dict(NDS=None, mAP=None, car_AP=None, pedestrian_AP=None, **{error: None for error in TP_ERRORS})
+    if metrics is not None:
+        scores = dict(NDS=metrics["nd_score"], mAP=metrics["mean_ap"], car_AP=class_ap(metrics, "car"),
+                      pedestrian_AP=class_ap(metrics, "pedestrian"),
+                      **{error: metrics["tp_errors"][error] for error in TP_ERRORS})
+    return dict(name=name, **scores,
+                trained_parameters=None if parameters is None else parameters.trained,
+                total_parameters=None if parameters is None else parameters.total,
+                training_minutes=None if minutes is None else round(minutes, 2))
+
+
+def table_markdown(rows: Sequence[dict], caption: str) -> str:
+    """The caption, then one line per row with COLUMNS."""
+    lines = []
+    for entry in rows:
+        trained, total = entry["trained_parameters"], entry["total_parameters"]
+        lines.append([entry["name"]]
+                     + [format_number(entry[key]) for key in ("NDS", "mAP", "car_AP", "pedestrian_AP") + TP_ERRORS]
+                     + ["0" if trained is None else f"{trained:,} ({100.0 * trained / total:.1f} %)",
+                        "" if entry["training_minutes"] is None else f"{entry['training_minutes']:.1f}"])
+    return f"{caption}\n\n{markdown_table(['model', *COLUMNS], lines)}\n"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("config", help="the model config for the new domain, e.g. configs/fusion_tiny_real.py")
+    parser.add_argument("checkpoint", help="the trained detector to adapt (a shipped checkpoint)")
+    parser.add_argument("--dataroot", required=True)
+    parser.add_argument("--version", required=True)
+    parser.add_argument("--split", required=True, help="the split every run trains on")
+    parser.add_argument("--val-split", required=True, help="the split every model is evaluated on")
+    parser.add_argument("--max-iters", type=int, required=True, help="iterations of every training run")
+    parser.add_argument("--time-budget-min", type=float, help="and at most this many minutes each")
+    parser.add_argument("--lora-ranks", type=int, nargs=2, default=(4, 8), metavar=("LOW", "HIGH"))
+    parser.add_argument("--adapter-rank", type=int, default=8)
+    parser.add_argument("--out", default="outputs/finetune_comparison")
+    add_debug_option(parser)
+    return parser
+
+
+@tool_main
+def main(argv: Optional[Sequence[str]] = None) -> List[dict]:
+    args = build_parser().parse_args(argv)
+    config, dataroot = resolve_config(args.config), resolve_path(args.dataroot)
+    os.makedirs(args.out, exist_ok=True)
+    budget = ["--max-iters", str(args.max_iters), "--no-validate"]
+    budget += [] if args.time_budget_min is None else ["--time-budget-min", str(args.time_budget_min)]
+
+    def evaluate(name: str, model: str) -> Optional[dict]:
+        out = os.path.join(args.out, name.replace(" ", "_"), "evaluation")
+        try:
+            return test_tool.run([config, model, "--dataroot", dataroot, "--version", args.version, "--split",
+                                  args.val_split, "--out", out, "--no-plots"])[0]
+        except SystemExit as error:  # tools/test.py stops on a model that detects nothing (the devkit cannot score)
+            print(f"{name}: not scored: {error}")
+            return None
+
+    def trained(name: str, train) -> Tuple[str, float]:
+        folder = os.path.join(args.out, name.replace(" ", "_"))
+        model = os.path.join(folder, "model.pth")
+        started = time.time()
+        train(["--work-dir", os.path.join(folder, "work"), *budget, "--export", model])
+        return model, (time.time() - started) / 60.0
+
+    rows = [row("zero-shot", evaluate("zero-shot", args.checkpoint), None, None)]
+    data = [f"{loader}.dataset.{key}={value}" for loader in ("train_dataloader",)
+            for key, value in (("dataroot", dataroot), ("version", args.version), ("split", args.split))]
+    model, minutes = trained("scratch", lambda extra: train_tool.main([config, *extra, "--cfg-options", *data]))
+    rows.append(row("scratch", evaluate("scratch", model), count_parameters(build_detector(config)), minutes))
+    for name, method in runs(*args.lora_ranks, args.adapter_rank):
+        model, minutes = trained(name, lambda extra: finetune_tool.main(
+            [config, args.checkpoint, "--dataroot", dataroot, "--version", args.version, "--split", args.split,
+             *method, *extra]))
+        rows.append(row(name, evaluate(name, model), ParameterCount(**checkpoint_meta(model)["parameters"]), minutes))
+    caption = (f"{os.path.relpath(args.checkpoint)} adapted with {os.path.relpath(config)} on {args.split}, "
+               f"evaluated on {args.val_split} ({args.version}); every run {args.max_iters} iterations"
+               + ("" if args.time_budget_min is None else f", at most {args.time_budget_min:g} min") + ".")
+    with open(os.path.join(args.out, "table.md"), "w") as handle:
+        handle.write(table_markdown(rows, caption))
+    with open(os.path.join(args.out, "table.json"), "w") as handle:
+        json.dump(dict(caption=caption, command="python tools/compare_finetuning.py " + " ".join(argv), rows=rows),
+                  handle, indent=2)
+    print(table_markdown(rows, caption))
+    return rows
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+"""Exports a trained detector's dense network as ONNX graphs (perception.deploy.graphs): camera backbone + FPN and
+depth net, the pillar feature nets, the encoders' convs, fuser, decoder and head branches, one graph each; the
+kernels (voxelization, pillar scatter, BEV pooling, NMS) stay outside in their Numba code. Each graph passes onnx's
+checker, and the graphs in ONNX Runtime are checked against the torch model on a random frame."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Optional, Sequence
+
+from perception.cli import add_debug_option, resolve_config, tool_main
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("config", help="model config (mmengine), e.g. configs/fusion_tiny.py")
+    parser.add_argument("checkpoint", help="trained weights (a shipped checkpoint)")
+    parser.add_argument("--format", default="onnx", choices=["onnx"], help="export format")
+    parser.add_argument("--out", required=True, help="folder for the graphs (<module path>.onnx) and export.json")
+    parser.add_argument("--tolerance", type=float, default=1e-4,
+                        help="largest relative difference of the head outputs, ONNX Runtime against torch")
+    add_debug_option(parser)
+    return parser
+
+
+@tool_main
+def main(argv: Optional[Sequence[str]] = None) -> dict:
+    args = build_parser().parse_args(argv)
+    config_path = resolve_config(args.config)
+    import torch
+
+    from perception.deploy.graphs import example_batch, export_graphs, load_onnx_detector, output_error
+    from perception.models import load_detector
+
+    detector = load_detector(config_path, args.checkpoint)
+    files = export_graphs(detector, config_path, args.checkpoint, args.out)
+    check = example_batch(detector, seed=1)
+    with torch.no_grad():
+        errors = output_error(detector(check, mode="tensor"), load_onnx_detector(config_path, args.out)(check,
+                                                                                                      mode="tensor"))
+    report = {"config": args.config, "checkpoint": args.checkpoint, "graphs": {p: f.name for p, f in files.items()},
+              "bytes": sum(f.stat().st_size for f in files.values()), "check_relative_error": errors,
+              "tolerance": args.tolerance}
+    Path(args.out, "export.json").write_text(json.dumps(report, indent=2))
+    for name, error in errors.items():
+        print(f"{name}: max relative difference onnxruntime vs torch {error:.2e}")
+    print(f"{len(files)} graphs, {report['bytes'] / 2 ** 20:.1f} MiB in {args.out}")
+    if max(errors.values()) > args.tolerance:
+        raise ValueError(f"{args.out}: the graphs differ from the torch model by {max(errors.values()):.2e} "
+                         f"(> --tolerance {args.tolerance})")
+    return report
+
+
+if __name__ == "__main__":
+    main()

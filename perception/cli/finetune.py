@@ -1,0 +1,107 @@
+"""Fine-tune a trained detector on another domain (e.g. real nuScenes keyframes) on mmengine's Runner, with one of
+perception.models.finetune.METHODS, and export it as a plain checkpoint (LoRA / adapters folded in).
+
+    python tools/finetune.py configs/fusion_tiny_real.py checkpoints/fusion_tiny.pth \\
+        --dataroot ../shared/fixtures/nuscenes-scene0916 --version v1.0-mini --split real_finetune \\
+        --method lora --rank 4 --work-dir work_dirs/finetune_lora4 --time-budget-min 20 \\
+        --export work_dirs/finetune_lora4.pth
+
+CONFIG's network must be the one CHECKPOINT was trained with; its model_inputs (sweeps, image size) may differ.
+Validation uses CONFIG's validation split (``--val-split`` to choose another) on the same data root and version.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import time
+from typing import Optional, Sequence
+
+import numpy as np
+from mmengine.config import Config
+from mmengine.dist import get_rank
+from mmengine.model import is_model_wrapper
+
+from perception.cli import resolve_config, resolve_path, tool_main
+from perception.cli.train import add_run_arguments, build_config, run_training
+from perception.datasets.loader import NuScenesFrames
+from perception.engine import init_distributed_from_env, save_checkpoint
+from perception.models import model_inputs
+from perception.models.finetune import METHODS, FineTuningSpec, count_parameters, folded_state_dict
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("config", help="model config, e.g. configs/fusion_tiny_real.py")
+    parser.add_argument("checkpoint", help="the trained detector to start from (a shipped checkpoint)")
+    parser.add_argument("--dataroot", required=True, help="nuScenes-format data root to fine-tune on")
+    parser.add_argument("--version", required=True, help="its version, e.g. v1.0-mini")
+    parser.add_argument("--split", required=True, help="the split to train on (official or from splits.json)")
+    parser.add_argument("--val-split", help="the split to validate on (default: the config's validation split)")
+    parser.add_argument("--method", required=True, help=f"one of {', '.join(METHODS)}")
+    parser.add_argument("--rank", type=int, default=8, help="LoRA rank / adapter bottleneck channels (default 8)")
+    parser.add_argument("--lora-alpha", type=float, help="LoRA scale numerator (scale alpha / rank; default: rank)")
+    parser.add_argument("--targets", nargs="+",
+                        help="module-name prefixes that get LoRA / adapters (default: "
+                             "perception.models.finetune.DEFAULT_TARGETS)")
+    parser.add_argument("--update-norm-stats", action="store_true",
+                        help="trainable BatchNorm layers update their running statistics (default: held)")
+    add_run_arguments(parser)
+    parser.add_argument("--export", help="after training, write the folded detector here as a shipped checkpoint")
+    return parser
+
+
+def use_data(cfg: Config, dataroot: str, version: str, split: str, val_split: Optional[str]) -> None:
+    """Points the training data at ``split`` of ``dataroot``/``version`` and validation at ``val_split`` (or the
+    config's validation split) of the same data."""
+    cfg.train_dataloader.dataset.update(dataroot=dataroot, version=version, split=split)
+    if cfg.get("val_dataloader"):
+        val_split = val_split or cfg.val_dataloader.dataset.split
+        cfg.val_dataloader.dataset.update(dataroot=dataroot, version=version, split=val_split)
+        cfg.val_evaluator.update(dataroot=dataroot, version=version, split=val_split)
+
+
+def count_annotated_frames(dataset: dict) -> int:
+    """Keyframes of a FrameDataset config's split that carry at least one ground-truth box (reads the loader's
+    metadata, which training reads next anyway)."""
+    frames = NuScenesFrames(dataset["dataroot"], dataset["version"], dataset["split"],
+                            lidar_sweeps=dataset["lidar_sweeps"], radar_sweeps=dataset["radar_sweeps"], progress=False)
+    return int((np.diff(frames.table.gt_offsets) > 0).sum())
+
+
+@tool_main
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    args = build_parser().parse_args(argv)
+    args.config, args.dataroot = resolve_config(args.config), resolve_path(args.dataroot)
+    spec = FineTuningSpec(args.method, args.rank, None if args.targets is None else tuple(args.targets),
+                          args.lora_alpha, args.update_norm_stats)
+    started = time.time()
+    launcher = init_distributed_from_env()
+    cfg = build_config(args)
+    cfg.launcher = launcher
+    use_data(cfg, args.dataroot, args.version, args.split, args.val_split)
+    if count_annotated_frames(cfg.train_dataloader.dataset) == 0:
+        raise ValueError(f"split {args.split!r} of {args.dataroot} ({args.version}) has no annotated keyframe to "
+                         "fine-tune on")
+    inputs = model_inputs(cfg)
+    fine_tuning = dataclasses.asdict(spec)
+    cfg.model = dict(type="FineTunedDetector", detector=cfg.model, checkpoint=args.checkpoint, config=args.config,
+                     **fine_tuning)
+    runner = run_training(cfg)
+    if args.export and get_rank() == 0:
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        scalars = os.path.join(cfg.work_dir, "last_validation.json")
+        meta = dict(config=os.path.relpath(args.config), command="python tools/finetune.py " + " ".join(argv),
+                    base_checkpoint=args.checkpoint, fine_tuning=fine_tuning,
+                    parameters=count_parameters(model)._asdict(), iteration=runner.iter,
+                    train_seconds=round(time.time() - started), seed=cfg.get("randomness", {}).get("seed"),
+                    data=dict(cfg.train_dataloader.dataset),
+                    validation=json.load(open(scalars)) if os.path.isfile(scalars) else None)
+        meta = json.loads(json.dumps(meta, default=str))
+        save_checkpoint(folded_state_dict(model), args.export, meta, inputs)
+        print(f"exported the folded detector (iteration {runner.iter}, {count_parameters(model)}) to {args.export}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+"""INT8 post-training quantization of exported graphs (perception.deploy.quantize): static, QDQ, per-channel int8
+weights, uint8 activations calibrated on training frames through the real pre-processing; then a sensitivity sweep
+(each graph quantized alone, then all) against the float graphs on validation frames. Graphs whose quantization
+alone moves a detection score by more than --max-score-error stay float. Writes the graphs, sensitivity.json /
+sensitivity.md and quantize.json (the chosen mix, its error, model sizes)."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+from perception.cli import add_debug_option, resolve_config, resolve_path, tool_main
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("config", help="model config (mmengine) the graphs were exported from")
+    parser.add_argument("float_dir", help="the float graphs (tools/export.py --out)")
+    parser.add_argument("--out", required=True, help="folder for the INT8 graphs and the reports")
+    parser.add_argument("--calib-frames", type=int, default=32, help="training frames to calibrate on")
+    parser.add_argument("--calib-split", help="default: the config's training split")
+    parser.add_argument("--eval-frames", type=int, default=8, help="validation frames of the sensitivity sweep")
+    parser.add_argument("--eval-split", help="default: the config's validation split")
+    parser.add_argument("--max-score-error", type=float, default=0.05,
+                        help="a graph whose quantization alone changes a score by more stays float")
+    parser.add_argument("--keep-float", action="append", default=[], metavar="MODULE",
+                        help="keep this graph float as well (module path, e.g. head.heatmap; repeatable)")
+    parser.add_argument("--dataroot", help="default: the config's dataroot")
+    parser.add_argument("--version", help="default: the config's data_version")
+    add_debug_option(parser)
+    return parser
+
+
+def load_batches(detector, config, dataroot: str, version: str, split: str, count: int, purpose: str) -> List:
+    """``count`` frames spread evenly over ``split`` as one-frame batches; ValueError naming the ``purpose`` when
+    the split has none here."""
+    from perception.datasets.loader import NuScenesFrames
+    from perception.models import model_inputs
+
+    if count < 1:
+        raise ValueError(f"the frame count must be >= 1, got {count}")
+    inputs = model_inputs(config)
+    try:
+        frames = NuScenesFrames(dataroot, version, split, inputs.lidar_sweeps, inputs.radar_sweeps,
+                                image_size=inputs.image_size, progress=False)
+    except ValueError as error:
+        raise ValueError(f"{purpose} frames: {error}") from error
+    indices = sorted({round(i * (len(frames) - 1) / max(count - 1, 1)) for i in range(min(count, len(frames)))})
+    return [detector.batch_from_frames([frames[i]]) for i in indices]
+
+
+@tool_main
+def main(argv: Optional[Sequence[str]] = None) -> dict:
+    args = build_parser().parse_args(argv)
+    config_path = resolve_config(args.config)
+    from mmengine.config import Config
+
+    from perception.deploy.graphs import graph_path, load_onnx_detector
+    from perception.deploy.quantize import (compare_outputs, keep_float, quantize_graphs, sensitive_modules,
+                                            sensitivity_sweep, write_sensitivity)
+
+    config = Config.fromfile(config_path)
+    dataroot = resolve_path(args.dataroot or config.get("dataroot", ""))
+    version = args.version or config.get("data_version")
+    float_detector = load_onnx_detector(config_path, args.float_dir)
+    calibration = load_batches(float_detector, config, dataroot, version,
+                               args.calib_split or config.train_dataloader.dataset.split, args.calib_frames,
+                               "calibration")
+    evaluation = load_batches(float_detector, config, dataroot, version,
+                              args.eval_split or config.val_dataloader.dataset.split, args.eval_frames,
+                              "evaluation")
+    modules = quantize_graphs(config_path, args.float_dir, args.out, calibration)
+    rows = sensitivity_sweep(config_path, args.float_dir, args.out, evaluation)
+    write_sensitivity(rows, args.out)
+    kept = sorted(set(sensitive_modules(rows, args.max_score_error)) | set(args.keep_float))
+    keep_float(args.float_dir, args.out, kept)
+    import torch
+
+    with torch.no_grad():
+        reference = [float_detector(batch, mode="tensor") for batch in evaluation]
+    chosen = compare_outputs(load_onnx_detector(config_path, args.out, "int8"), reference, evaluation)
+    sizes = {name: sum(graph_path(folder, m).stat().st_size for m in modules)
+             for name, folder in (("float_bytes", args.float_dir), ("int8_bytes", args.out))}
+    report = {"config": args.config, "float_dir": args.float_dir, "calibration_frames": len(calibration),
+              "evaluation_frames": len(evaluation), "max_score_error": args.max_score_error, "kept_float": kept,
+              "chosen_error": chosen, **sizes, "size_ratio": sizes["int8_bytes"] / sizes["float_bytes"]}
+    Path(args.out, "quantize.json").write_text(json.dumps(report, indent=2))
+    print((Path(args.out) / "sensitivity.md").read_text())
+    print(f"kept float: {kept or 'none'}; chosen mix: {chosen}; size {report['size_ratio']:.0%} of float")
+    return report
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,100 @@
+"""The robustness benchmark: a detector over a split under each corruption (perception.datasets.corruptions) at
+each severity; NDS and mAP per cell, resilience (RA, mRA), RR and, against a baseline's robustness.json, mCE
+(perception.eval.robustness) into robustness.md, robustness.json and robustness.png. Resumable (finished cells
+are not run again); under torchrun the cells are shared across the processes."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from typing import Optional, Sequence
+
+from perception.cli import add_debug_option, resolve_config, tool_main
+from perception.datasets.corruptions import CORRUPTIONS, SEVERITIES
+from perception.engine import init_distributed_from_env
+from perception.eval.robustness import (
+    JSON_FILE, MARKDOWN_FILE, plan_cells, robustness_summary, run_cells, write_robustness,
+)
+from perception.eval.runner import DataOptions, Shard
+from perception.paths import DATA_ROOT
+
+PROCESS_GROUP_TIMEOUT_S = 24 * 3600.0
+"""Under torchrun a process that finished its cells waits at a barrier for the others' (whole evaluations)."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("config", help="model config (mmengine)")
+    parser.add_argument("checkpoint", help="model checkpoint")
+    parser.add_argument("--dataroot", default=str(DATA_ROOT / "nuscenes"), help="nuScenes-format data root")
+    parser.add_argument("--version", default="v1.0-trainval")
+    parser.add_argument("--split", default="val", help="official split or a custom one from <version>/splits.json")
+    parser.add_argument("--corruptions", default=",".join(CORRUPTIONS),
+                        help="comma-separated corruption names (default: all): " + ", ".join(CORRUPTIONS))
+    parser.add_argument("--severities", default=",".join(map(str, SEVERITIES)), help="comma-separated, of 1,2,3")
+    parser.add_argument("--seed", type=int, default=0, help="corruption seed (part of a cell's identity)")
+    parser.add_argument("--baseline", help="robustness.json of a baseline model, for CE and mCE")
+    parser.add_argument("--out", default="outputs/robustness", help="output folder (finished cells are kept)")
+    parser.add_argument("--batch-size", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+    parser.add_argument("--verbose", action="store_true", help="print the devkit's progress messages")
+    add_debug_option(parser)
+    return parser
+
+
+def run(argv: Optional[Sequence[str]] = None) -> Optional[dict]:
+    """Parses ``argv`` and runs the benchmark; returns the robustness.json content on the main process."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    corruptions = [name for name in args.corruptions.split(",") if name]
+    if not corruptions:
+        parser.error("--corruptions names none")
+    try:
+        severities = [int(value) for value in args.severities.split(",") if value]
+        cells = plan_cells(corruptions, severities)
+    except ValueError as error:
+        parser.error(str(error))
+    if not os.path.isdir(os.path.join(args.dataroot, args.version)):
+        parser.error(f"no nuScenes tables at {os.path.join(args.dataroot, args.version)}")
+    config = resolve_config(args.config)
+    baseline = None
+    if args.baseline:
+        with open(args.baseline) as handle:
+            baseline = json.load(handle)
+    from nuscenes.nuscenes import NuScenes
+
+    from perception.models import load_detector, model_inputs
+
+    init_distributed_from_env(timeout_s=PROCESS_GROUP_TIMEOUT_S)
+    shard = Shard.of_process_group()
+    detector = load_detector(config, args.checkpoint, device="cpu")
+    inputs = model_inputs(config)
+    data = DataOptions(args.dataroot, args.version, args.split, lidar_sweeps=inputs.lidar_sweeps,
+                       radar_sweeps=inputs.radar_sweeps, image_size=inputs.image_size, batch_size=args.batch_size,
+                       workers=args.workers)
+    identity = {"model": f"{args.config} @ {args.checkpoint}", "dataroot": args.dataroot, "version": args.version,
+                "split": args.split, "seed": args.seed}
+    os.makedirs(args.out, exist_ok=True)
+    records = run_cells(detector, identity,
+                        lambda: NuScenes(version=args.version, dataroot=args.dataroot, verbose=args.verbose),
+                        data, args.out, cells, args.seed, shard, args.verbose)
+    summary = None
+    if shard.is_main:
+        summary = robustness_summary(records, corruptions, severities, baseline)
+        write_robustness(args.out, summary)
+        print(f"robustness: {os.path.join(args.out, MARKDOWN_FILE)}, {os.path.join(args.out, JSON_FILE)}; clean "
+              f"NDS {summary['clean']['nd_score']:.3f}, mRA {summary['mra']:.3f}")
+    if shard.world_size > 1:
+        import torch.distributed as dist
+
+        dist.destroy_process_group()
+    return summary
+
+
+@tool_main
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    run(argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,113 @@
+"""The ego's logged LIDAR_TOP poses around a keyframe, read from the nuScenes tables.
+
+Poses are those of the LIDAR_TOP sample_data of the keyframe's scene: every sweep where the tables have them
+(nuScenes: 20 Hz), and every keyframe (2 Hz; the only poses of a table without sweeps). ``past_lidar_poses``
+reads no record later than the keyframe, so what it returns is what the car knew at that instant.
+``lidar_poses_between`` reads both ways, for the logged drive's ground truth (labels, open-loop grading).
+A sample_data whose ego pose is missing from the tables raises a ValueError naming the sample.
+"""
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+from nuscenes.nuscenes import NuScenes
+
+from perception.geometry import EgoPose, interpolate_pose
+from perception.sensors import LIDAR_CHANNEL
+
+
+def lidar_pose(nusc: NuScenes, sample_token: str, sample_data_token: str) -> EgoPose:
+    """The ego pose of one LIDAR_TOP sample_data (of sample ``sample_token``, named in the error)."""
+    try:
+        record = nusc.get("sample_data", sample_data_token)
+        return EgoPose.from_record(nusc.get("ego_pose", record["ego_pose_token"]))
+    except KeyError as error:
+        raise ValueError(f"sample {sample_token}: the ego pose of {LIDAR_CHANNEL} sample_data {sample_data_token} "
+                         f"is missing from the tables ({error})") from None
+
+
+def _walk(nusc: NuScenes, sample_token: str, link: str, limit_us: int, poses: Dict[int, EgoPose]) -> None:
+    """Adds the LIDAR_TOP poses from the keyframe along ``link`` ('prev' or 'next') while their timestamps stay
+    within ``limit_us``: the sample chain (keyframes) and the sample_data chain (sweeps), each stopping at its
+    first record past the limit."""
+    later = link == "next"
+
+    def within(timestamp_us: int) -> bool:
+        return timestamp_us <= limit_us if later else timestamp_us >= limit_us
+
+    sample = nusc.get("sample", sample_token)
+    while sample[link]:
+        sample = nusc.get("sample", sample[link])
+        if not within(int(sample["timestamp"])):
+            break
+        pose = lidar_pose(nusc, sample_token, sample["data"][LIDAR_CHANNEL])
+        if within(pose.timestamp_us):
+            poses[pose.timestamp_us] = pose
+    token = nusc.get("sample_data", nusc.get("sample", sample_token)["data"][LIDAR_CHANNEL])[link]
+    while token:
+        record = nusc.get("sample_data", token)
+        if not within(int(record["timestamp"])):
+            break
+        poses[int(record["timestamp"])] = lidar_pose(nusc, sample_token, token)
+        token = record[link]
+
+
+def lidar_poses_between(nusc: NuScenes, sample_token: str, start_offset_s: float, end_offset_s: float
+                        ) -> List[EgoPose]:
+    """The logged LIDAR_TOP poses from ``start_offset_s`` (<= 0) to ``end_offset_s`` (>= 0) around the keyframe's
+    LIDAR_TOP timestamp, sorted by time (the keyframe's own included)."""
+    current = keyframe_lidar_pose(nusc, sample_token)
+    poses: Dict[int, EgoPose] = {current.timestamp_us: current}
+    if start_offset_s < 0:
+        _walk(nusc, sample_token, "prev", current.timestamp_us + int(round(start_offset_s * 1e6)), poses)
+    if end_offset_s > 0:
+        _walk(nusc, sample_token, "next", current.timestamp_us + int(round(end_offset_s * 1e6)), poses)
+    return [poses[t] for t in sorted(poses)]
+
+
+def past_lidar_poses(nusc: NuScenes, sample_token: str, history_s: float = 1.0) -> List[EgoPose]:
+    """The LIDAR_TOP poses of the last ``history_s`` up to and including the keyframe, sorted by time; no later
+    record is read (the ego state at the keyframe is ``EgoState.from_poses(past_lidar_poses(...))``)."""
+    return lidar_poses_between(nusc, sample_token, -history_s, 0.0)
+
+
+def keyframe_lidar_pose(nusc: NuScenes, sample_token: str) -> EgoPose:
+    """The ego pose at the keyframe's LIDAR_TOP timestamp (the frame the network and the decisions work in)."""
+    return lidar_pose(nusc, sample_token, nusc.get("sample", sample_token)["data"][LIDAR_CHANNEL])
+
+
+def pose_at(poses: List[EgoPose], timestamp_us: int, tolerance_us: int = 50_000) -> Optional[EgoPose]:
+    """The pose at ``timestamp_us`` interpolated between the two sorted ``poses`` around it (up to
+    ``tolerance_us`` past either end it is extrapolated from the two nearest); None when farther or when fewer
+    than two poses exist (never padded)."""
+    times = np.array([pose.timestamp_us for pose in poses], dtype=np.int64)
+    if len(times) < 2 or not times[0] - tolerance_us <= timestamp_us <= times[-1] + tolerance_us:
+        return None
+    after = int(np.clip(np.searchsorted(times, timestamp_us, side="right"), 1, len(times) - 1))
+    return interpolate_pose(poses[after - 1], poses[after], int(timestamp_us))
+
+
+BRACKET_MARGIN_S = 0.6
+"""ego_track reads this far beyond its times, so that a time between two keyframes (0.5 s apart) is bracketed."""
+
+
+def ego_track(nusc: NuScenes, sample_token: str, times_s: np.ndarray, tolerance_s: float = 0.05
+              ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The logged ego at ``times_s`` (K,) [s from the keyframe's LIDAR_TOP timestamp, sorted], in the keyframe's
+    ego frame: xy (K, 2) [m] of the rear axle and yaw (K,) [rad], NaN where ``valid`` (K,) is False (the log ends
+    more than ``tolerance_s`` before the time, or begins after it). Reads the poses within the times' span and
+    BRACKET_MARGIN_S beyond it, but never past the keyframe when no time is."""
+    times_s = np.asarray(times_s, dtype=np.float64)
+    current = keyframe_lidar_pose(nusc, sample_token)
+    first, last = float(times_s.min()), float(times_s.max())
+    poses = lidar_poses_between(nusc, sample_token, min(first - BRACKET_MARGIN_S, 0.0) if first < 0 else 0.0,
+                                max(last + BRACKET_MARGIN_S, 0.0) if last > 0 else 0.0)
+    to_ego = current.ego_to_global.inverse()
+    xy, yaw = np.full((len(times_s), 2), np.nan), np.full(len(times_s), np.nan)
+    for k, time_s in enumerate(times_s):
+        pose = pose_at(poses, current.timestamp_us + int(round(time_s * 1e6)), int(round(tolerance_s * 1e6)))
+        if pose is not None:
+            local = to_ego @ pose.ego_to_global
+            xy[k], yaw[k] = local.translation[:2], local.yaw
+    return xy, yaw, ~np.isnan(yaw)

@@ -1,0 +1,191 @@
+"""Maneuver labels derived from the logged drive, independent of any planner.
+
+A keyframe's label describes what the driver did, from the ego poses of the log around it (in the keyframe's ego
+frame) and the road users annotated at it. The first rule that holds, safety first (thresholds: the frozen
+``ManeuverLabelConfig``):
+
+1. STOP: within the horizon (3 s) the ego stands still: some 0.5 s interval's mean speed is at most
+   ``stop_speed_mps``.
+2. BRAKE: within the horizon the speed falls at ``brake_decel_mps2`` or more, measured between interval speeds
+   ``brake_span_s`` apart (following a lead's gentle slowing, <= 1 m/s^2, does not count).
+3. CHANGE_LANE_LEFT / RIGHT: the ego moves sideways by at least ``lane_change_shift_m`` (half a 3.5 m lane)
+   over the ``lane_change_half_window_s`` before and after the keyframe, measured perpendicular to the mean of
+   the headings at the window's two ends. A road of constant curvature cancels in this measure (the chord of an
+   arc runs along the mean of its end headings), so it counts the move across lanes, not the curve. At a scene's
+   start the window begins at the first logged pose. Not when the heading turns by ``lane_change_max_turn_rad``
+   or more over the window (a turn, not a lane change). Limitation: a curve starting or ending inside the window
+   bends the chord (by curvature x window length^2 / 8, ~2 m for a 90 m radius at 10 m/s): no HD map is read.
+4. FOLLOW: a road user (VEHICLE_CLASSES) is centred on the path the ego drove next (within
+   ``path_half_width_m`` of it, the path extended straight beyond the horizon) and ahead of the rear axle by at
+   most ``follow_min_gap_m`` + ``follow_time_gap_s`` x the ego's speed over the first interval.
+5. KEEP_LANE otherwise.
+
+A keyframe whose log does not cover the horizon has no label (None): it is counted and skipped, never padded.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Dict, Optional, Tuple, Union
+
+import numpy as np
+from nuscenes.nuscenes import NuScenes
+
+from perception.classes import DETECTION_CLASSES
+from perception.datasets.ego_log import ego_track, keyframe_lidar_pose
+from perception.datasets.ground_truth import sample_ground_truth
+from perception.maneuvers import Maneuver
+
+VEHICLE_CLASSES = ("car", "truck", "bus", "trailer", "construction_vehicle", "motorcycle", "bicycle")
+"""The detection classes a followed lead can be."""
+SCRIPTED_LABELS_FILE = "ego_maneuvers.json"
+"""The synthetic world's scripted labels, beside its tables: {sample token: Maneuver value}."""
+
+
+@dataclass(frozen=True)
+class ManeuverLabelConfig:
+    """Every threshold of the label rules (module docstring); units in the names."""
+
+    step_s: float = 0.5
+    """Spacing of the poses the rules read."""
+    horizon_s: float = 3.0
+    """The future the label covers (the plan's horizon)."""
+    stop_speed_mps: float = 0.5
+    brake_decel_mps2: float = 1.75
+    """Between the synthetic world's following (<= 1 m/s^2) and braking (2.5 m/s^2); nuScenes drivers brake at
+    1.5-3 m/s^2."""
+    brake_span_s: float = 1.0
+    lane_change_half_window_s: float = 2.0
+    """Half a typical lane change (4 s)."""
+    lane_change_shift_m: float = 1.75
+    lane_change_max_turn_rad: float = 0.5
+    """A lane change leaves the heading nearly as it was: over the window the heading turns by less than this
+    (a 90 m radius curve at 10 m/s turns it by 0.44 rad; a turn at a junction by more)."""
+    follow_time_gap_s: float = 1.5
+    """A lead within this time headway (plus follow_min_gap_m) is followed; urban drivers keep 1-2 s."""
+    follow_min_gap_m: float = 12.0
+    """Rear axle to the lead's centre at a standstill: the ego's front (3.4 m), ~2.5 m of gap, half a long car."""
+    path_half_width_m: float = 1.5
+
+    def __post_init__(self) -> None:
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if not math.isfinite(value) or value <= 0:
+                raise ValueError(f"ManeuverLabelConfig.{item.name} must be finite and > 0, got {value}")
+        for name in ("horizon_s", "brake_span_s", "lane_change_half_window_s"):
+            steps = getattr(self, name) / self.step_s
+            if abs(steps - round(steps)) > 1e-9:
+                raise ValueError(f"ManeuverLabelConfig.{name} {getattr(self, name)} must be a multiple of step_s "
+                                 f"{self.step_s}")
+        if self.lane_change_half_window_s > self.horizon_s:
+            raise ValueError("ManeuverLabelConfig: lane_change_half_window_s exceeds horizon_s")
+
+    @property
+    def window_times_s(self) -> np.ndarray:
+        """(K,) the times the rules read [s from the keyframe]: -lane_change_half_window_s .. horizon_s at step_s."""
+        first = -round(self.lane_change_half_window_s / self.step_s)
+        return self.step_s * np.arange(first, round(self.horizon_s / self.step_s) + 1)
+
+
+def label_maneuver(times_s: np.ndarray, ego_xy: np.ndarray, ego_yaw: np.ndarray, road_users_xy: np.ndarray,
+                   config: ManeuverLabelConfig = ManeuverLabelConfig()) -> Maneuver:
+    """The label of one keyframe (module docstring).
+
+    times_s (K,) [s] from the keyframe: a suffix of ``config.window_times_s`` that contains 0 .. horizon_s (the
+    past may start later at a scene's start); ego_xy (K, 2) [m] and ego_yaw (K,) [rad] the logged ego origin and
+    heading at those times in the keyframe's ego frame; road_users_xy (M, 2) [m] centres of the road users
+    annotated at the keyframe, same frame.
+    """
+    times_s = np.asarray(times_s, dtype=np.float64)
+    expected = config.window_times_s
+    if len(times_s) < 2 or not np.allclose(times_s, expected[len(expected) - len(times_s):]) or times_s[0] > 0:
+        raise ValueError(f"label_maneuver: times_s {times_s.tolist()} must end the window {expected.tolist()} "
+                         f"and contain 0 .. {config.horizon_s} s")
+    ego_xy = np.asarray(ego_xy, dtype=np.float64).reshape(len(times_s), 2)
+    ego_yaw = np.asarray(ego_yaw, dtype=np.float64).reshape(len(times_s))
+    now = int(np.argmin(np.abs(times_s)))
+    future_xy = ego_xy[now:]
+    speeds = np.linalg.norm(np.diff(future_xy, axis=0), axis=1) / config.step_s  # (H,) per interval
+    if speeds.min() <= config.stop_speed_mps:
+        return Maneuver.STOP
+    span = round(config.brake_span_s / config.step_s)
+    if len(speeds) > span and np.max(speeds[:-span] - speeds[span:]) / config.brake_span_s >= config.brake_decel_mps2:
+        return Maneuver.BRAKE
+    shift, turn = lateral_shift_m(times_s, ego_xy, ego_yaw, config)
+    if abs(shift) >= config.lane_change_shift_m and abs(turn) < config.lane_change_max_turn_rad:
+        return Maneuver.CHANGE_LANE_LEFT if shift > 0 else Maneuver.CHANGE_LANE_RIGHT
+    reach = config.follow_min_gap_m + config.follow_time_gap_s * speeds[0]
+    along, across = _path_coordinates(future_xy, ego_yaw[-1], np.asarray(road_users_xy, dtype=np.float64))
+    if np.any((along > 0) & (along <= reach) & (np.abs(across) <= config.path_half_width_m)):
+        return Maneuver.FOLLOW
+    return Maneuver.KEEP_LANE
+
+
+def lateral_shift_m(times_s: np.ndarray, ego_xy: np.ndarray, ego_yaw: np.ndarray,
+                    config: ManeuverLabelConfig = ManeuverLabelConfig()) -> Tuple[float, float]:
+    """Rule 3's sideways move [m, + left] over the window from the first pose (at most lane_change_half_window_s
+    before the keyframe) to lane_change_half_window_s after it, perpendicular to the mean of the end headings,
+    and the heading's turn over the window [rad]."""
+    end = int(np.argmin(np.abs(np.asarray(times_s) - config.lane_change_half_window_s)))
+    turn = math.remainder(ego_yaw[end] - ego_yaw[0], 2 * math.pi)
+    mean_heading = ego_yaw[0] + turn / 2
+    motion = ego_xy[end] - ego_xy[0]
+    return float(-math.sin(mean_heading) * motion[0] + math.cos(mean_heading) * motion[1]), turn
+
+
+PATH_EXTENSION_M = 200.0
+"""The followed path continues straight this far past the horizon's last pose."""
+
+
+def _path_coordinates(path_xy: np.ndarray, final_yaw: float, points_xy: np.ndarray):
+    """(M,) distance along the polyline ``path_xy`` (H + 1, 2) (extended straight along its last segment, or
+    ``final_yaw`` when the ego ended standing) of each point's nearest path point, and (M,) the distance to it."""
+    last = path_xy[-1] - path_xy[-2]
+    direction = last / np.linalg.norm(last) if np.linalg.norm(last) > 1e-6 else np.array(
+        [math.cos(final_yaw), math.sin(final_yaw)])
+    vertices = np.vstack([path_xy, path_xy[-1] + PATH_EXTENSION_M * direction])
+    starts, segments = vertices[:-1], np.diff(vertices, axis=0)  # (S, 2)
+    lengths = np.linalg.norm(segments, axis=1)
+    offsets = np.concatenate([[0.0], np.cumsum(lengths)[:-1]])
+    relative = points_xy[:, None, :] - starts[None]  # (M, S, 2)
+    fraction = np.clip(np.einsum("msd,sd->ms", relative, segments) / np.maximum(lengths ** 2, 1e-12), 0.0, 1.0)
+    nearest = starts[None] + fraction[..., None] * segments[None]
+    distance = np.linalg.norm(points_xy[:, None, :] - nearest, axis=2)  # (M, S)
+    best = np.argmin(distance, axis=1) if len(points_xy) else np.zeros(0, dtype=int)
+    rows = np.arange(len(points_xy))
+    return offsets[best] + fraction[rows, best] * lengths[best], distance[rows, best]
+
+
+def logged_maneuver(nusc: NuScenes, sample_token: str, config: ManeuverLabelConfig = ManeuverLabelConfig()
+                    ) -> Optional[Maneuver]:
+    """The label of a keyframe from the tables: its LIDAR_TOP poses interpolated to ``config.window_times_s``
+    and its ground-truth road users; None when the log does not reach ``horizon_s`` past the keyframe."""
+    times = config.window_times_s
+    xy, yaw, valid = ego_track(nusc, sample_token, times)
+    if not np.all(valid[times >= 0]):
+        return None
+    first = int(np.argmax(valid))  # the past may begin later, at the scene's start
+    current = keyframe_lidar_pose(nusc, sample_token)
+    truth = sample_ground_truth(nusc, sample_token, current.ego_to_global).boxes
+    vehicle_labels = [DETECTION_CLASSES.index(name) for name in VEHICLE_CLASSES]
+    road_users = truth.centers[np.isin(truth.labels, vehicle_labels), :2]
+    return label_maneuver(times[first:], xy[first:], yaw[first:], road_users, config)
+
+
+def write_scripted_maneuvers(table_dir: Union[str, Path], labels: Dict[str, Maneuver]) -> Path:
+    """Writes ``<table_dir>/ego_maneuvers.json`` ({sample token: maneuver value}, sorted keys: byte-stable)."""
+    path = Path(table_dir) / SCRIPTED_LABELS_FILE
+    path.write_text(json.dumps({token: label.value for token, label in labels.items()}, sort_keys=True, indent=0))
+    return path
+
+
+def read_scripted_maneuvers(table_dir: Union[str, Path]) -> Dict[str, Maneuver]:
+    """The scripted labels beside a world's tables; a ValueError naming the file when it is absent or bad."""
+    path = Path(table_dir) / SCRIPTED_LABELS_FILE
+    try:
+        raw = json.loads(path.read_text())
+        return {str(token): Maneuver(value) for token, value in raw.items()}
+    except (OSError, ValueError, AttributeError) as error:
+        raise ValueError(f"{path}: no readable scripted maneuver labels ({error})") from None

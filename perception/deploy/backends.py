@@ -1,0 +1,31 @@
+"""The inference backends the tools offer behind one Detector interface (detect(frames, timer=None))."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional, Union
+
+from perception.deploy.graphs import load_onnx_detector
+from perception.models import BEVFusionDetector, build_detector, load_detector
+
+BACKENDS = ("torch", "onnxruntime", "onnxruntime-int8")
+"""torch: the model in PyTorch; onnxruntime: the exported float graphs in ONNX Runtime; onnxruntime-int8: the
+quantized graphs (tools/quantize.py). The kernels of perception.ops run the same way under all three."""
+
+
+def load_backend(backend: str, config: Union[str, Path], checkpoint: Optional[Union[str, Path]] = None,
+                 onnx_dir: Optional[Union[str, Path]] = None, device: str = "cpu") -> BEVFusionDetector:
+    """The detector of ``config`` on ``backend``: torch from ``checkpoint`` (its initial weights without one), the
+    onnxruntime backends from the graphs in ``onnx_dir``. ValueError for an unknown backend or a missing
+    ``onnx_dir``."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if backend == "torch":
+        if checkpoint is None:
+            return build_detector(config).to(device).eval()
+        return load_detector(config, checkpoint, device=device)
+    if onnx_dir is None:
+        raise ValueError(f"--backend {backend} needs --onnx DIR: the graphs written by tools/export.py"
+                         + (" and quantized by tools/quantize.py" if backend.endswith("int8") else ""))
+    if not Path(onnx_dir).is_dir():
+        raise FileNotFoundError(f"{onnx_dir}: no such folder of ONNX graphs")
+    return load_onnx_detector(config, onnx_dir, "int8" if backend.endswith("int8") else "float32", device)

@@ -1,0 +1,277 @@
+"""The detector's dense parts as ONNX graphs, and the detector rebuilt around them for ONNX Runtime.
+
+``BEVFusionDetector.dense_modules()`` names the submodules that hold all the weights and take and return tensors
+only (pillar feature nets, encoder convs, camera backbone + FPN and depth net, fuser, decoder, head branches);
+``export_graphs`` writes each as ``<module path>.onnx``. ``load_onnx_detector`` builds the model from its config
+and puts an ``OnnxGraph`` (an ONNX Runtime session as a torch module) in place of each, so the model's own code
+runs around them: voxelization, pillar scatter, BEV pooling, decoding and NMS stay the Numba / torch code of
+perception.ops and perception.models, and the stage timer times the same stages.
+
+Every graph records in its metadata_props which model it belongs to (GRAPH_FORMAT, the config's model hash, the
+checkpoint's hash, its module path, precision and input signature); a graph of another model version, or graphs
+of two exports mixed in one folder, are refused with an error naming the file.
+"""
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import warnings
+from pathlib import Path
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+from mmengine.config import Config
+from torch import nn
+
+from perception.geometry import EgoPose, RigidTransform
+from perception.models import BEVFusionDetector, FusionBatch, build_detector
+from perception.sensors import CAMERA_CHANNELS
+from perception.threads import onnxruntime_session_options
+
+GRAPH_FORMAT = "perception-onnx-v1"
+"""metadata_props['perception.format'] of every graph this module writes."""
+
+OPSET = 17
+PRECISIONS = ("float32", "int8")
+
+
+def config_sha256(config: Union[str, Path, Config]) -> str:
+    """The hash of a config's ``model`` entry (architecture and every size): what a graph must have been exported
+    from."""
+    config = config if isinstance(config, Config) else Config.fromfile(str(config))
+    text = json.dumps(config.model.to_dict(), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def file_sha256(path: Union[str, Path]) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def graph_path(folder: Union[str, Path], module_path: str) -> Path:
+    """Where the graph of a dense module lives: ``<folder>/<module path>.onnx``."""
+    return Path(folder) / f"{module_path}.onnx"
+
+
+def example_batch(detector: BEVFusionDetector, lidar_points: int = 20000, radar_points: int = 300, seed: int = 0
+                  ) -> FusionBatch:
+    """One frame of random inputs in the detector's range: LiDAR and radar points uniform over the grid, random
+    images at its image size, six cameras looking forward (K with the focal length half the width). Enough to
+    trace and check the dense parts; not a scene."""
+    rng = np.random.default_rng(seed)
+    low, high = np.array(detector.grid.point_cloud_range[:3]), np.array(detector.grid.point_cloud_range[3:])
+
+    def points(count: int, extra: np.ndarray) -> torch.Tensor:
+        xyz = rng.uniform(low, high, size=(count, 3))
+        return torch.from_numpy(np.concatenate([np.zeros((count, 1)), xyz, extra], axis=1).astype(np.float32))
+
+    lidar = points(lidar_points, np.stack([rng.uniform(0, 255, lidar_points), rng.uniform(0, 0.5, lidar_points)], 1))
+    radar = points(radar_points, np.concatenate([rng.uniform(-5, 20, (radar_points, 1)),
+                                                 rng.normal(0, 5, (radar_points, 2)),
+                                                 rng.uniform(0, 0.5, (radar_points, 1))], axis=1))
+    width, height = detector.image_size or (32, 32)
+    cameras = len(CAMERA_CHANNELS)
+    intrinsics = torch.tensor([[width / 2, 0, width / 2], [0, width / 2, height / 2], [0, 0, 1]]).float()
+    camera_to_ego = torch.eye(4)
+    camera_to_ego[:3, :3] = torch.tensor([[0.0, 0, 1], [-1, 0, 0], [0, -1, 0]])  # camera z forward = ego x
+    camera_to_ego[:3, 3] = torch.tensor([1.5, 0.0, 1.6])
+    return FusionBatch(
+        batch_size=1, lidar=lidar, radar=radar,
+        images=torch.from_numpy(rng.uniform(0, 1, (1, cameras, 3, height, width)).astype(np.float32)),
+        intrinsics=intrinsics.expand(1, cameras, 3, 3).clone(),
+        camera_to_ego=camera_to_ego.expand(1, cameras, 4, 4).clone(),
+        camera_valid=torch.ones(1, cameras, dtype=torch.bool),
+        present={sensor: torch.ones(1, dtype=torch.bool) for sensor in ("lidar", "radar", "camera")},
+        gt_boxes=None, sample_tokens=["example"], ego_poses=[EgoPose(0, RigidTransform.identity())])
+
+
+def check_export_covers(detector: BEVFusionDetector, config: Union[str, Path, Config]) -> None:
+    """ValueError naming the config when some weights lie outside ``dense_modules()``: a part of the model (e.g. a
+    planning head) that these graphs do not cover."""
+    prefixes = tuple(f"{path}." for path in detector.dense_modules())
+    outside = sorted({key.rsplit(".", 1)[0] for key in detector.state_dict() if not key.startswith(prefixes)})
+    if outside:
+        name = config.filename if isinstance(config, Config) else config
+        raise ValueError(f"{name}: the ONNX export covers the detection network only; this model also has "
+                         f"weights in {outside}")
+
+
+def record_dense_inputs(detector: BEVFusionDetector, batches: Sequence[FusionBatch]
+                        ) -> Dict[str, List[Tuple[torch.Tensor, ...]]]:
+    """module path -> the positional inputs each dense module received while the detector ran ``batches``
+    (mode 'tensor'): what tracing and calibration feed the graphs."""
+    recorded: Dict[str, List[Tuple[torch.Tensor, ...]]] = {path: [] for path in detector.dense_modules()}
+    handles = [module.register_forward_pre_hook(
+        lambda module, args, path=path: recorded[path].append(tuple(a.detach().clone() for a in args)))
+        for path, module in detector.dense_modules().items()]
+    try:
+        with torch.no_grad():
+            for batch in batches:
+                detector(batch, mode="tensor")
+    finally:
+        for handle in handles:
+            handle.remove()
+    return recorded
+
+
+def input_names(module: nn.Module, count: int) -> List[str]:
+    """The names of a module's first ``count`` forward arguments (nn.Sequential: 'input')."""
+    names = list(inspect.signature(module.forward).parameters)
+    return names[:count] if len(names) >= count else [f"input{i}" for i in range(count)]
+
+
+def signature(inputs: Sequence[Tuple[str, str, Sequence[Union[int, str]]]]) -> str:
+    """JSON [[name, element type, dims]] with 'N' for the batch-like first dimension."""
+    return json.dumps([[name, dtype, list(dims)] for name, dtype, dims in inputs])
+
+
+def set_metadata(path: Union[str, Path], properties: Mapping[str, str]) -> None:
+    """Writes ``perception.<key>`` metadata_props into an ONNX file (replacing those already there)."""
+    import onnx
+
+    model = onnx.load(str(path))
+    keep = [p for p in model.metadata_props if p.key not in {f"perception.{k}" for k in properties}]
+    del model.metadata_props[:]
+    model.metadata_props.extend(keep)
+    for key, value in properties.items():
+        model.metadata_props.add(key=f"perception.{key}", value=str(value))
+    onnx.save(model, str(path))
+
+
+def export_graphs(detector: BEVFusionDetector, config: Union[str, Path, Config], checkpoint: Union[str, Path],
+                  out_dir: Union[str, Path], batch: Optional[FusionBatch] = None) -> Dict[str, Path]:
+    """Exports every dense module of ``detector`` (the weights of ``checkpoint``, built from ``config``) as an ONNX
+    graph under ``out_dir``, traced on ``batch`` (default: example_batch) with the first dimension of every input
+    and output dynamic; each is checked with onnx.checker. -> module path -> file."""
+    import onnx
+
+    check_export_covers(detector, config)
+    detector = detector.eval()
+    recorded = record_dense_inputs(detector, [batch if batch is not None else example_batch(detector)])
+    identity = dict(format=GRAPH_FORMAT, config_sha256=config_sha256(config), checkpoint=Path(checkpoint).name,
+                    checkpoint_sha256=file_sha256(checkpoint), precision="float32")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for path, module in detector.dense_modules().items():
+        if not recorded[path]:
+            raise ValueError(f"{path}: the example batch did not reach this module, so it cannot be traced")
+        args = recorded[path][0]
+        names = input_names(module, len(args))
+        file = graph_path(out_dir, path)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer warnings
+            torch.onnx.export(module, args, str(file), dynamo=False, opset_version=OPSET, input_names=names,
+                              output_names=["output"], do_constant_folding=True,
+                              dynamic_axes={**{n: {0: "N"} for n in names}, "output": {0: "N"}})
+        inputs = [(n, str(a.dtype).replace("torch.", ""), ["N", *a.shape[1:]]) for n, a in zip(names, args)]
+        set_metadata(file, dict(identity, module=path, inputs=signature(inputs)))
+        onnx.checker.check_model(str(file))
+        files[path] = file
+    return files
+
+
+class OnnxGraph(nn.Module):
+    """One ONNX graph as a torch module: forward(*tensors) -> tensor on the first input's device, through an
+    ONNX Runtime session (its inputs in the graph's order, one output)."""
+
+    def __init__(self, session, file: Path):
+        super().__init__()
+        self.session = session
+        self.file = file
+        self.input_names = [i.name for i in session.get_inputs()]
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        if len(inputs) != len(self.input_names):
+            raise ValueError(f"{self.file}: takes {len(self.input_names)} inputs ({self.input_names}), "
+                             f"got {len(inputs)}")
+        feeds = {name: tensor.detach().cpu().numpy() for name, tensor in zip(self.input_names, inputs)}
+        (output,) = self.session.run(None, feeds)
+        return torch.from_numpy(output).to(inputs[0].device)
+
+    def extra_repr(self) -> str:
+        return str(self.file)
+
+
+def onnxruntime_providers(device: str) -> List[str]:
+    """ONNX Runtime's execution providers for a device ("cpu" or "cuda[:N]"); ValueError when onnxruntime is not
+    installed or has no CUDA provider."""
+    try:
+        import onnxruntime
+    except ImportError:
+        raise ValueError("the onnxruntime backends need the onnxruntime package: pip install -e '.[deploy]'") from None
+    if not device.startswith("cuda"):
+        return ["CPUExecutionProvider"]
+    if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+        raise ValueError(f"--device {device}: this onnxruntime has no CUDA provider (available: "
+                         f"{onnxruntime.get_available_providers()}; install onnxruntime-gpu)")
+    return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+
+
+def open_graph(file: Path, module_path: str, expected_config: str, device: str = "cpu") -> Tuple[OnnxGraph, dict]:
+    """An OnnxGraph of ``file`` and its perception metadata; ValueError naming the file when it is not a graph of
+    ``module_path`` exported from a config with model hash ``expected_config``."""
+    providers = onnxruntime_providers(device)
+    import onnxruntime
+
+    if not file.is_file():
+        raise FileNotFoundError(f"{file}: no such graph (the graph of {module_path}; export with tools/export.py)")
+    try:
+        session = onnxruntime.InferenceSession(str(file), onnxruntime_session_options(), providers=providers)
+    except Exception as error:  # onnxruntime raises its own exception types for unreadable files
+        raise ValueError(f"{file}: not a readable ONNX graph: {error}") from None
+    meta = {key.split(".", 1)[1]: value for key, value in session.get_modelmeta().custom_metadata_map.items()
+            if key.startswith("perception.")}
+    if meta.get("format") != GRAPH_FORMAT:
+        raise ValueError(f"{file}: not a graph of this project's export (format {meta.get('format')!r}, expected "
+                         f"{GRAPH_FORMAT!r})")
+    if meta.get("module") != module_path:
+        raise ValueError(f"{file}: holds module {meta.get('module')!r}, expected {module_path!r}")
+    if meta.get("config_sha256") != expected_config:
+        raise ValueError(f"{file}: exported from another version of the model (config hash "
+                         f"{meta.get('config_sha256', '?')[:12]}, this config's {expected_config[:12]}); export again "
+                         "with tools/export.py")
+    recorded = [name for name, _, _ in json.loads(meta.get("inputs", "[]"))]
+    if recorded != [i.name for i in session.get_inputs()]:
+        raise ValueError(f"{file}: its inputs {[i.name for i in session.get_inputs()]} differ from the recorded "
+                         f"signature {recorded}")
+    return OnnxGraph(session, file), meta
+
+
+def load_onnx_detector(config: Union[str, Path], onnx_dir: Union[str, Path], precision: str = "float32",
+                       device: str = "cpu") -> BEVFusionDetector:
+    """The detector of ``config`` with its dense modules run by ONNX Runtime from the graphs in ``onnx_dir``
+    (a perception.detector.Detector: detect(frames, timer=None)). ``precision`` 'float32' wants only float graphs,
+    'int8' at least one INT8 graph (tools/quantize.py keeps sensitive ones float). Errors name the file: a
+    missing graph, one of another model version, graphs of two exports mixed."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    detector = build_detector(config).eval()
+    check_export_covers(detector, config)
+    expected = config_sha256(config)
+    checkpoints = {}
+    precisions = set()
+    for path in detector.dense_modules():
+        graph, meta = open_graph(graph_path(onnx_dir, path), path, expected, device)
+        checkpoints[graph.file] = meta.get("checkpoint_sha256")
+        precisions.add(meta.get("precision"))
+        detector.set_submodule(path, graph)
+    if len(set(checkpoints.values())) > 1:
+        raise ValueError(f"{onnx_dir}: graphs of different checkpoints mixed: "
+                         + ", ".join(f"{file.name} {digest[:12]}" for file, digest in checkpoints.items()))
+    if precision == "float32" and precisions != {"float32"}:
+        raise ValueError(f"{onnx_dir}: holds INT8 graphs; use the onnxruntime-int8 backend")
+    if precision == "int8" and "int8" not in precisions:
+        raise ValueError(f"{onnx_dir}: holds no INT8 graph; quantize it with tools/quantize.py")
+    return detector.to(device)
+
+
+def output_error(reference: Mapping[str, torch.Tensor], outputs: Mapping[str, torch.Tensor]) -> Dict[str, float]:
+    """Per head output: max |a - b| / max |a| (relative to the reference's scale)."""
+    return {name: float((outputs[name] - ref).abs().max() / ref.abs().max().clamp(min=1e-12))
+            for name, ref in reference.items()}

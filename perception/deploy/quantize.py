@@ -1,0 +1,132 @@
+"""INT8 post-training quantization of the exported graphs, and the per-graph sensitivity sweep that decides which
+graphs stay float.
+
+Static quantization with ONNX Runtime (``quantize_static``): QDQ format, weights int8 per output channel,
+activations uint8 with MinMax ranges calibrated on the inputs each graph receives while the float model runs on
+training frames (the real pre-processing: voxelization, scatter and BEV pooling feed the graphs). Only the weighted
+ops (QUANTIZED_OPS) are quantized; the kernels outside the graphs stay exact.
+
+Sensitivity: each graph quantized alone (the others float), then all together, against the float graphs on held-out
+frames; a graph whose error exceeds the tolerance stays float.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import List, Mapping, Sequence, Tuple, Union
+
+import onnx
+import torch
+from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
+from torch import nn
+
+from perception.deploy.graphs import (config_sha256, graph_path, load_onnx_detector, open_graph, output_error,
+                                      record_dense_inputs, set_metadata)
+from perception.models import FusionBatch
+
+QUANTIZED_OPS = ("Conv", "ConvTranspose", "MatMul", "Gemm")
+"""The op types given INT8 weights and inputs; everything else in a graph computes in float."""
+
+
+def score_error(reference: Mapping[str, torch.Tensor], outputs: Mapping[str, torch.Tensor]) -> float:
+    """max |sigmoid(heatmap) - sigmoid(reference heatmap)|: the largest change of any detection score."""
+    return float((torch.sigmoid(outputs["heatmap"]) - torch.sigmoid(reference["heatmap"])).abs().max())
+
+
+class RecordedInputs(CalibrationDataReader):
+    """Calibration data: one feed dict per recorded call of a graph."""
+
+    def __init__(self, names: Sequence[str], calls: Sequence[Tuple[torch.Tensor, ...]]):
+        self._feeds = iter([{n: t.numpy() for n, t in zip(names, call)} for call in calls])
+
+    def get_next(self):
+        return next(self._feeds, None)
+
+
+def quantize_graph(float_file: Path, out_file: Path, calls: Sequence[Tuple[torch.Tensor, ...]]) -> None:
+    """INT8 copy of one graph, calibrated on ``calls`` (its recorded inputs); metadata kept, precision 'int8'."""
+    if not calls:
+        raise ValueError(f"{float_file}: no calibration inputs reached this graph (its sensor absent from every "
+                         "calibration frame?)")
+    graph = onnx.load(str(float_file))
+    names = [i.name for i in graph.graph.input]
+    quantize_static(str(float_file), str(out_file), RecordedInputs(names, calls), quant_format=QuantFormat.QDQ,
+                    per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                    op_types_to_quantize=list(QUANTIZED_OPS), calibrate_method=CalibrationMethod.MinMax)
+    float_meta = {p.key.split(".", 1)[1]: p.value for p in graph.metadata_props if p.key.startswith("perception.")}
+    set_metadata(out_file, dict(float_meta, precision="int8", calibration_calls=len(calls)))
+
+
+def quantize_graphs(config: Union[str, Path], float_dir: Union[str, Path], out_dir: Union[str, Path],
+                    calibration: Sequence[FusionBatch]) -> List[str]:
+    """Writes an INT8 copy of every graph of ``float_dir`` under ``out_dir``, calibrated on ``calibration``
+    (batches of training frames). -> the module paths."""
+    if not calibration:
+        raise ValueError("calibration needs at least one frame")
+    detector = load_onnx_detector(config, float_dir)
+    recorded = record_dense_inputs(detector, calibration)
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    for path in detector.dense_modules():
+        quantize_graph(graph_path(float_dir, path), graph_path(out_dir, path), recorded[path])
+    return list(detector.dense_modules())
+
+
+def keep_float(float_dir: Union[str, Path], out_dir: Union[str, Path], module_paths: Sequence[str]) -> None:
+    """Puts the float graphs of ``module_paths`` back in ``out_dir`` (over their INT8 copies)."""
+    for path in module_paths:
+        source = graph_path(float_dir, path)
+        if not source.is_file():
+            raise FileNotFoundError(f"{source}: no such graph (keep_float names {path!r})")
+        shutil.copyfile(source, graph_path(out_dir, path))
+
+
+def compare_outputs(detector: nn.Module, reference: Sequence[Mapping[str, torch.Tensor]],
+                    batches: Sequence[FusionBatch]) -> dict:
+    """The detector's head outputs on ``batches`` against ``reference`` (the float model's on the same batches):
+    the largest score_error and output_error of each output over the batches."""
+    with torch.no_grad():
+        outputs = [detector(batch, mode="tensor") for batch in batches]
+    row = {"score_error": max(score_error(r, o) for r, o in zip(reference, outputs))}
+    for name in reference[0]:
+        row[f"{name}_error"] = max(output_error(r, o)[name] for r, o in zip(reference, outputs))
+    return row
+
+
+def sensitivity_sweep(config: Union[str, Path], float_dir: Union[str, Path], int8_dir: Union[str, Path],
+                      batches: Sequence[FusionBatch]) -> List[dict]:
+    """One row per graph of ``int8_dir`` quantized alone (the others from ``float_dir``), then one with all of
+    them ('all'): compare_outputs against the float graphs over ``batches``."""
+    detector = load_onnx_detector(config, float_dir)
+    expected = config_sha256(config)
+    with torch.no_grad():
+        reference = [detector(batch, mode="tensor") for batch in batches]
+    rows, float_graphs = [], dict(detector.dense_modules())
+    for path in float_graphs:
+        detector.set_submodule(path, open_graph(graph_path(int8_dir, path), path, expected)[0])
+        rows.append({"module": path, **compare_outputs(detector, reference, batches)})
+        detector.set_submodule(path, float_graphs[path])
+    for path in float_graphs:
+        detector.set_submodule(path, open_graph(graph_path(int8_dir, path), path, expected)[0])
+    rows.append({"module": "all", **compare_outputs(detector, reference, batches)})
+    return rows
+
+
+def sensitive_modules(rows: Sequence[dict], max_score_error: float) -> List[str]:
+    """The graphs whose quantization alone moves a detection score by more than ``max_score_error``."""
+    return [row["module"] for row in rows if row["module"] != "all" and row["score_error"] > max_score_error]
+
+
+def sensitivity_table(rows: Sequence[dict]) -> str:
+    """The sweep as a markdown table."""
+    columns = [key for key in rows[0] if key != "module"]
+    lines = ["| graph quantized | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]
+    lines += [f"| {row['module']} | " + " | ".join(f"{row[c]:.4f}" for c in columns) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def write_sensitivity(rows: Sequence[dict], out_dir: Union[str, Path]) -> None:
+    """sensitivity.json and sensitivity.md under ``out_dir``."""
+    out_dir = Path(out_dir)
+    (out_dir / "sensitivity.json").write_text(json.dumps(list(rows), indent=2))
+    (out_dir / "sensitivity.md").write_text(sensitivity_table(rows) + "\n")

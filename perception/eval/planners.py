@@ -1,0 +1,176 @@
+"""Planners graded side by side on the same keyframes against the logged drive, never against each other.
+
+Per keyframe each planner gives a plan (T, 2) [x, y] at the step times of the logged future and, where it decides
+one, a maneuver. Open-loop planning (``decisions.planners.<name>``): L2 to the logged ego positions and the
+collision rate of the ego footprint with the ground-truth boxes at 1, 2, 3 s, in both conventions of the
+literature: ``l2_uniad_m`` / ``collision_uniad`` the value at exactly t (UniAD), ``l2_stp3_m`` / ``collision_stp3``
+the mean over the steps 0.5 s .. t (ST-P3 / VAD). A frame counts at horizon t only when the log covers every step
+up to t (a short scene is counted in ``num_frames`` per horizon and skipped, never padded). The planner "logged"
+is the logged drive itself: its collision rate is the floor a plan can be held to.
+
+Maneuvers (``decisions.maneuvers.<name>``), against the labels derived from the logged drive
+(perception.datasets.maneuver_labels), over the labelled keyframes: ``accuracy``; ``lane_change_precision`` /
+``lane_change_recall`` (a lane change counts as right only with the logged direction); ``critical_miss_rate``
+(logged BRAKE / STOP that the planner did not brake for) and ``false_brake_rate`` (a planner's BRAKE / STOP where
+the driver did neither). A rate with nothing to count is None.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+
+from perception.decision import PlannerConfig
+from perception.decision.collision import plan_collisions
+from perception.eval.decision_metrics import LoggedFuture
+from perception.maneuvers import Maneuver
+
+HORIZONS_S = (1.0, 2.0, 3.0)
+"""The horizons every planning metric is reported at."""
+LOGGED = "logged"
+
+
+@dataclass(frozen=True, eq=False)
+class PlannedFrame:
+    """One keyframe: ``plans`` planner name -> (trajectory (T, 2) [m] at future.times_s, maneuver or None when
+    the planner decides none), the logged future and the logged maneuver label (None: the log is too short)."""
+
+    future: LoggedFuture
+    logged_maneuver: Optional[Maneuver]
+    plans: Mapping[str, Tuple[np.ndarray, Optional[Maneuver]]]
+
+
+def _mean(values: np.ndarray) -> Optional[float]:
+    return float(np.mean(values)) if len(values) else None
+
+
+def by_horizon(per_step: np.ndarray, valid: np.ndarray, times_s: np.ndarray
+               ) -> Tuple[Dict[str, Optional[float]], Dict[str, Optional[float]], Dict[str, int]]:
+    """(F, T) values and validity at the step times (T,) -> per horizon key ("1s" ..): the mean at exactly t, the
+    mean of the per-frame means over the steps up to t, and the frames counted."""
+    at_t, mean_to_t, counts = {}, {}, {}
+    for horizon in HORIZONS_S:
+        key = f"{horizon:g}s"
+        steps = np.flatnonzero(np.isclose(times_s, horizon))
+        if not len(steps):
+            at_t[key] = mean_to_t[key] = None
+            counts[key] = 0
+            continue
+        count = int(steps[0]) + 1
+        eligible = valid[:, :count].all(axis=1)
+        at_t[key] = _mean(per_step[eligible, count - 1])
+        mean_to_t[key] = _mean(per_step[eligible, :count].mean(axis=1))
+        counts[key] = int(eligible.sum())
+    return at_t, mean_to_t, counts
+
+
+def grade_plans(frames: Sequence[PlannedFrame], config: PlannerConfig = PlannerConfig()) -> dict:
+    """``decisions.planners``: per planner (plus "logged") the open-loop metrics of the module docstring.
+    Raises ValueError naming the sample when frames disagree on the step times or a plan does not cover them."""
+    if not frames:
+        raise ValueError("grade_plans: no frames")
+    times_s = frames[0].future.times_s
+    names = list(frames[0].plans)
+    for frame in frames:
+        token = frame.future.sample_token
+        if not np.allclose(frame.future.times_s, times_s):
+            raise ValueError(f"sample {token}: step times {frame.future.times_s.tolist()} differ from "
+                             f"{times_s.tolist()}")
+        if list(frame.plans) != names:
+            raise ValueError(f"sample {token}: planners {list(frame.plans)} differ from {names}")
+        for name, (trajectory, _) in frame.plans.items():
+            if np.shape(trajectory) != (len(times_s), 2):
+                raise ValueError(f"sample {token}: the {name} plan has shape {np.shape(trajectory)}, the logged "
+                                 f"future {len(times_s)} steps")
+    ego_valid = np.stack([frame.future.ego_valid for frame in frames])
+    boxes_valid = np.stack([frame.future.boxes_valid for frame in frames])
+    logged = [np.where(frame.future.ego_valid[:, None], frame.future.ego_xy, 0.0) for frame in frames]
+    result = {}
+    for name in [*names, LOGGED]:
+        plans = logged if name == LOGGED else [np.asarray(frame.plans[name][0], np.float64) for frame in frames]
+        l2 = np.stack([np.linalg.norm(plan - np.nan_to_num(frame.future.ego_xy), axis=1)
+                       for plan, frame in zip(plans, frames)])
+        collisions = np.stack([plan_collisions(plan, frame.future.boxes, config)
+                               for plan, frame in zip(plans, frames)]).astype(np.float64)
+        # the logged path is only known where the log covers it: its collisions count on those steps only
+        collision_valid = boxes_valid & ego_valid if name == LOGGED else boxes_valid
+        l2_uniad, l2_stp3, l2_frames = by_horizon(l2, ego_valid, times_s)
+        collision_uniad, collision_stp3, collision_frames = by_horizon(collisions, collision_valid, times_s)
+        result[name] = dict(l2_uniad_m=l2_uniad, l2_stp3_m=l2_stp3, collision_uniad=collision_uniad,
+                            collision_stp3=collision_stp3,
+                            num_frames=dict(l2=l2_frames, collision=collision_frames))
+    return result
+
+
+def grade_maneuvers(frames: Sequence[PlannedFrame]) -> dict:
+    """``decisions.maneuvers``: per planner that decides maneuvers, the grading of the module docstring over the
+    labelled frames (``num_frames``; the confusion matrix rows are the logged labels, columns the planner's)."""
+    labelled = [frame for frame in frames if frame.logged_maneuver is not None]
+    names = [name for name in (frames[0].plans if frames else {})
+             if all(frame.plans[name][1] is not None for frame in labelled)] if labelled else []
+    labels = list(Maneuver)
+    result = {}
+    for name in names:
+        logged = [frame.logged_maneuver for frame in labelled]
+        decided = [frame.plans[name][1] for frame in labelled]
+        pairs = list(zip(logged, decided))
+        confusion = np.zeros((len(labels), len(labels)), dtype=np.int64)
+        for truth, guess in pairs:
+            confusion[labels.index(truth), labels.index(guess)] += 1
+        result[name] = dict(
+            accuracy=_mean(np.array([truth is guess for truth, guess in pairs])),
+            lane_change_precision=_mean(np.array([truth is guess for truth, guess in pairs if guess.is_lane_change])),
+            lane_change_recall=_mean(np.array([truth is guess for truth, guess in pairs if truth.is_lane_change])),
+            critical_miss_rate=_mean(np.array([not guess.is_braking for truth, guess in pairs if truth.is_braking])),
+            false_brake_rate=_mean(np.array([guess.is_braking for truth, guess in pairs if not truth.is_braking])),
+            num_frames=len(pairs),
+            labels=[maneuver.value for maneuver in labels],
+            confusion_matrix=confusion.tolist(),
+        )
+    return result
+
+
+def grade_planners(frames: Sequence[PlannedFrame], config: PlannerConfig = PlannerConfig()) -> dict:
+    """metrics.json's ``decisions``: planners, maneuvers, and the frame counts (all, labelled)."""
+    return dict(planners=grade_plans(frames, config), maneuvers=grade_maneuvers(frames), num_frames=len(frames),
+                num_frames_labelled=sum(frame.logged_maneuver is not None for frame in frames),
+                conventions={"uniad": "UniAD: the value at exactly t",
+                             "stp3": "ST-P3 / VAD: the mean over the steps 0.5 s .. t"})
+
+
+def _number(value: Optional[float], digits: int = 3) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def planners_report_markdown(decisions: dict) -> str:
+    """Markdown tables of ``grade_planners``' output: open-loop L2 and collisions per planner (both conventions),
+    and the maneuver grading per planner."""
+    horizons = [f"{horizon:g}s" for horizon in HORIZONS_S]
+    header = " | ".join(f"{convention} {h}" for convention in ("UniAD", "ST-P3") for h in horizons)
+    lines = [
+        "## Decisions", "",
+        f"{decisions['num_frames']} keyframes, {decisions['num_frames_labelled']} with a maneuver label derived from "
+        "the logged drive. Every planner is graded against the logged drive, on the same keyframes. UniAD: the value "
+        "at exactly t; ST-P3 / VAD: the mean over the steps 0.5 s .. t. \"logged\" is the logged drive itself.", "",
+        "### Open-loop planning: L2 to the logged ego positions (m)", "",
+        f"| planner | {header} | frames at 1s / 2s / 3s |", "| --- |" + " ---: |" * (2 * len(horizons) + 1)]
+    planners = decisions["planners"]
+    for name, grades in planners.items():
+        values = [_number(grades[key][h], 2) for key in ("l2_uniad_m", "l2_stp3_m") for h in horizons]
+        counts = " / ".join(str(grades["num_frames"]["l2"][h]) for h in horizons)
+        lines.append(f"| {name} | " + " | ".join(values) + f" | {counts} |")
+    lines += ["", "### Open-loop planning: collision rate with the ground-truth boxes", "",
+              f"| planner | {header} | frames at 1s / 2s / 3s |", "| --- |" + " ---: |" * (2 * len(horizons) + 1)]
+    for name, grades in planners.items():
+        values = [_number(grades[key][h]) for key in ("collision_uniad", "collision_stp3") for h in horizons]
+        counts = " / ".join(str(grades["num_frames"]["collision"][h]) for h in horizons)
+        lines.append(f"| {name} | " + " | ".join(values) + f" | {counts} |")
+    lines += ["", "### Maneuvers against the logged labels", "",
+              "| planner | accuracy | lane-change precision | lane-change recall | critical-miss rate | "
+              "false-brake rate | frames |", "| --- |" + " ---: |" * 6]
+    for name, grades in decisions["maneuvers"].items():
+        values = [_number(grades[key]) for key in ("accuracy", "lane_change_precision", "lane_change_recall",
+                                                   "critical_miss_rate", "false_brake_rate")]
+        lines.append(f"| {name} | " + " | ".join(values) + f" | {grades['num_frames']} |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,45 @@
+"""The ego maneuvers a decision or a label names, as used everywhere in the project (the decision layer, the labels
+derived from the logged drive, the synthetic world's scripted labels, the planning head's classes)."""
+from __future__ import annotations
+
+import enum
+
+
+class Maneuver(enum.Enum):
+    """The ego's maneuver for the next seconds; the definition order is the planning head's class order.
+    ``caution`` ranks them, safety first: STOP and BRAKE above FOLLOW, FOLLOW above a lane change, a lane change
+    above KEEP_LANE."""
+
+    KEEP_LANE = "KEEP_LANE"
+    FOLLOW = "FOLLOW"
+    BRAKE = "BRAKE"
+    STOP = "STOP"
+    CHANGE_LANE_LEFT = "CHANGE_LANE_LEFT"
+    CHANGE_LANE_RIGHT = "CHANGE_LANE_RIGHT"
+
+    @property
+    def caution(self) -> int:
+        """0 (KEEP_LANE) .. 4 (STOP); both lane changes rank 1, BRAKE 3."""
+        return _CAUTION[self]
+
+    @property
+    def is_braking(self) -> bool:
+        """BRAKE or STOP: the maneuvers the critical-miss and false-brake rates count."""
+        return self in (Maneuver.BRAKE, Maneuver.STOP)
+
+    @property
+    def is_lane_change(self) -> bool:
+        """CHANGE_LANE_LEFT or CHANGE_LANE_RIGHT: the maneuvers the lane-change precision and recall count."""
+        return self in (Maneuver.CHANGE_LANE_LEFT, Maneuver.CHANGE_LANE_RIGHT)
+
+
+_CAUTION = {
+    Maneuver.KEEP_LANE: 0,
+    Maneuver.CHANGE_LANE_LEFT: 1,
+    Maneuver.CHANGE_LANE_RIGHT: 1,
+    Maneuver.FOLLOW: 2,
+    Maneuver.BRAKE: 3,
+    Maneuver.STOP: 4,
+}
+
+__all__ = ["Maneuver"]

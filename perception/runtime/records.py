@@ -1,0 +1,125 @@
+"""The records a replay writes, one JSON line per trigger in frames.jsonl: their schema (FRAME_RECORD,
+DETECTION_RECORD), the conversion of detections to and from JSON, and the validating reader (a frames.jsonl is
+read back to resume a replay and by whoever grades it)."""
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Dict, List, Sequence
+
+from perception.classes import ATTRIBUTES, DETECTION_CLASSES
+from perception.geometry import Boxes3D
+
+FRAMES_FILE = "frames.jsonl"
+
+FRAME_RECORD: Dict[str, tuple] = {
+    "scene": (str,),
+    "index": (int,),
+    "lidar_token": (str,),
+    "sample_token": (str, type(None)),
+    "is_key_frame": (bool,),
+    "timestamp_us": (int,),
+    "status": (str,),
+    "detections": (list,),
+    "decision": (dict, type(None)),
+    "ego_state": (dict, type(None)),
+    "timings_ms": (dict,),
+    "sensor_ages_s": (dict,),
+    "missing": (list,),
+    "stale": (list,),
+    "corrupt_files": (list,),
+    "num_lidar_points": (int,),
+    "num_radar_points": (int,),
+    "num_cameras": (int,),
+    "latency_s": (float, type(None)),
+    "deadline_s": (float,),
+    "late": (bool,),
+    "faults": (dict,),
+}
+"""The keys of one frames.jsonl line and their JSON types.
+
+scene (name); index (the trigger's number in the scene, 0, 1, ...); lidar_token (the LiDAR sample_data that
+triggered the frame: the resume key); sample_token (the keyframe's sample, null for a sweep); is_key_frame;
+timestamp_us (the trigger's capture time); status ("processed" or "skipped": dropped in real time behind a newer
+frame); detections (DETECTION_RECORD items, ego frame); decision (perception.decision.Decision.to_json(), null
+when skipped); ego_state (speed_mps, yaw_rate_rps, acceleration_mps2 from the past LiDAR poses); timings_ms (stage
+-> ms: load, detector and the model's own stages, decision, end_to_end); sensor_ages_s (channel -> age [s] of its
+newest message at the trigger, null if never received); missing (Frame.missing: absent or stale channels and
+groups); stale (channels left out for age); corrupt_files (files rejected while building this frame);
+num_lidar_points / num_radar_points / num_cameras (what the frame held); latency_s (see perception.runtime.replay;
+null when skipped); deadline_s; late; faults (FaultCounts so far in the stream)."""
+
+DETECTION_RECORD = ("label", "score", "center", "size", "yaw", "velocity", "attribute")
+"""The keys of one detection: label (a DETECTION_CLASSES name), score, center [x, y, z] m, size [width, length,
+height] m, yaw rad, velocity [vx, vy] m/s (ego frame, perception.geometry conventions), attribute (an ATTRIBUTES
+name or null)."""
+
+
+def boxes_to_json(boxes: Boxes3D) -> List[Dict[str, Any]]:
+    """Boxes3D -> DETECTION_RECORD dicts."""
+    return [{
+        "label": DETECTION_CLASSES[int(boxes.labels[i])],
+        "score": float(boxes.scores[i]),
+        "center": boxes.centers[i].tolist(),
+        "size": boxes.sizes[i].tolist(),
+        "yaw": float(boxes.yaws[i]),
+        "velocity": boxes.velocities[i].tolist(),
+        "attribute": ATTRIBUTES[int(boxes.attributes[i])] if boxes.attributes[i] >= 0 else None,
+    } for i in range(len(boxes))]
+
+
+def boxes_from_json(items: Sequence[Dict[str, Any]]) -> Boxes3D:
+    """DETECTION_RECORD dicts -> Boxes3D (the inverse of boxes_to_json)."""
+    if not items:
+        return Boxes3D.empty()
+    return Boxes3D(
+        centers=[item["center"] for item in items], sizes=[item["size"] for item in items],
+        yaws=[item["yaw"] for item in items], velocities=[item["velocity"] for item in items],
+        labels=[DETECTION_CLASSES.index(item["label"]) for item in items],
+        scores=[item["score"] for item in items],
+        attributes=[-1 if item["attribute"] is None else ATTRIBUTES.index(item["attribute"]) for item in items],
+    )
+
+
+def validate_frame_record(record: Any, source: str = FRAMES_FILE) -> None:
+    """Raises ValueError naming ``source`` and the problem when ``record`` is not a FRAME_RECORD."""
+    if not isinstance(record, dict):
+        raise ValueError(f"{source}: a frame record is a JSON object, got {type(record).__name__}")
+    missing = [key for key in FRAME_RECORD if key not in record]
+    if missing:
+        raise ValueError(f"{source}: frame record lacks {missing}")
+    for key, types in FRAME_RECORD.items():
+        value = record[key]
+        ok = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
+        if float in types and isinstance(value, int) and not isinstance(value, bool):
+            ok = True
+        if not ok:
+            raise ValueError(f"{source}: frame record key {key!r} is {type(value).__name__}, expected "
+                             f"{' or '.join(t.__name__ for t in types)}")
+    if record["status"] not in ("processed", "skipped"):
+        raise ValueError(f"{source}: frame record status {record['status']!r} is not 'processed' or 'skipped'")
+    for detection in record["detections"]:
+        if not isinstance(detection, dict) or set(detection) != set(DETECTION_RECORD):
+            raise ValueError(f"{source}: a detection must have exactly the keys {DETECTION_RECORD}, got {detection}")
+
+
+def read_frame_records(path: str) -> List[Dict[str, Any]]:
+    """The records of a frames.jsonl. A last line cut short (a replay killed while writing it) is dropped; any
+    other unreadable line raises ValueError naming the file and the line."""
+    if not os.path.isfile(path):
+        return []
+    with open(path, encoding="utf-8") as f:
+        lines = f.read().split("\n")
+    records = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            if number == len(lines):  # the last line, without its newline: cut short
+                break
+            raise ValueError(f"{path}: line {number} is not JSON ({error})") from None
+        validate_frame_record(record, f"{path}: line {number}")
+        records.append(record)
+    return records

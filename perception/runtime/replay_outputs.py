@@ -1,0 +1,97 @@
+"""What a replay writes: frames.jsonl (perception.runtime.records), one picture per frame
+(bird's-eye view beside the six cameras with the boxes projected) and the video made of them, the MCAP file
+(perception.runtime.mcap_writer) and summary.json."""
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Dict, Iterable, List
+
+import cv2
+import numpy as np
+
+from perception.datasets.frame import Frame
+from perception.runtime.mcap_writer import McapRecorder
+from perception.runtime.records import FRAMES_FILE, boxes_from_json
+from perception.viz.bev import BevView, draw_bev
+from perception.viz.video import camera_mosaic, side_by_side, write_video
+
+SUMMARY_FILE = "summary.json"
+VIDEO_FILE = "replay.mp4"
+MCAP_FILE = "replay.mcap"
+PICTURES_DIR = "frames"
+
+
+class ReplayOutputs:
+    """frames.jsonl (append, flushed per record), per-frame pictures (``video``), the MCAP file (``mcap``), the
+    video at ``fps`` and summary.json, in ``out_dir``. ``done``: the records kept from an earlier run (resume),
+    written first. The pictures and the MCAP show the boxes scoring at least ``display_min_score``."""
+
+    def __init__(self, out_dir: str, done: Iterable[Dict[str, Any]], video: bool, mcap: bool,
+                 display_min_score: float, fps: float) -> None:
+        self.out_dir = out_dir
+        self.video = video
+        self.display_min_score = display_min_score
+        self.fps = fps
+        os.makedirs(out_dir, exist_ok=True)
+        self.frames_path = os.path.join(out_dir, FRAMES_FILE)
+        # Rewrite what survived (a line cut short by a kill is gone), then append.
+        with open(self.frames_path + ".partial", "w", encoding="utf-8") as f:
+            for record in done:
+                f.write(json.dumps(record) + "\n")
+        os.replace(self.frames_path + ".partial", self.frames_path)
+        self._jsonl = open(self.frames_path, "a", encoding="utf-8")
+        self.pictures: List[str] = []
+        self.mcap = McapRecorder(os.path.join(out_dir, MCAP_FILE)) if mcap else None
+        if video:
+            os.makedirs(os.path.join(out_dir, PICTURES_DIR), exist_ok=True)
+
+    def write_record(self, record: Dict[str, Any]) -> None:
+        self._jsonl.write(json.dumps(record) + "\n")
+        self._jsonl.flush()
+
+    def render(self, frame: Frame, record: Dict[str, Any], scene_start_us: int) -> None:
+        """The frame's picture and MCAP messages, from the frame and its record."""
+        boxes = boxes_from_json(record["detections"])
+        boxes = boxes[boxes.scores >= self.display_min_score]
+        decision = record["decision"]
+        if self.mcap is not None:
+            self.mcap.write_frame(frame, boxes, decision)
+        if not self.video:
+            return
+        lines = [f"{record['scene']}  t={(record['timestamp_us'] - scene_start_us) * 1e-6:6.2f} s"
+                 f"{'  keyframe' if record['is_key_frame'] else ''}  {len(boxes)} boxes"
+                 f" (score >= {self.display_min_score:.2f})"]
+        if decision is not None:
+            ttc = "inf" if decision["ttc_s"] is None else f"{decision['ttc_s']:.1f} s"
+            lines.append(f"{decision['maneuver']}  target {decision['target_speed_mps']:.1f} m/s  TTC {ttc}")
+            lines.append(decision["reason"][:70])
+        if record["missing"]:
+            lines.append("missing: " + ", ".join(sorted(record["missing"]))[:70])
+        trajectory = None if decision is None else np.asarray(decision["trajectory"])
+        bev = draw_bev(BevView(), frame.lidar.points if frame.lidar is not None else None,
+                       frame.radar.points if frame.radar is not None else None, boxes, trajectory, lines)
+        picture = side_by_side(bev, camera_mosaic(frame.cameras, boxes)) if frame.cameras else bev
+        path = os.path.join(self.out_dir, PICTURES_DIR, f"{record['index']:06d}.png")
+        if not cv2.imwrite(path, picture):
+            raise ValueError(f"{path}: OpenCV could not write the picture")
+        self.pictures.append(path)
+
+    def close(self) -> Dict[str, str]:
+        """Closes the files, writes the video; the output paths."""
+        self._jsonl.close()
+        outputs = {"frames": self.frames_path}
+        if self.mcap is not None:
+            self.mcap.close()
+            outputs["mcap"] = self.mcap.path
+        if self.pictures:
+            outputs["video"] = write_video(self.pictures, os.path.join(self.out_dir, VIDEO_FILE), fps=self.fps)
+            outputs["pictures"] = os.path.join(self.out_dir, PICTURES_DIR)
+        return outputs
+
+    def write_summary(self, payload: Dict[str, Any]) -> str:
+        """summary.json; its path."""
+        path = os.path.join(self.out_dir, SUMMARY_FILE)
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(payload, f, indent=2)
+        return path

@@ -1,0 +1,80 @@
+"""The process's one thread policy: how many threads torch, Numba, ONNX Runtime and OpenCV use, and how their
+idle workers wait. The tools apply it at start-up (``apply_thread_policy``, through perception.cli.tool_main);
+benchmarks/bench_threads.py compares it with the alternatives (benchmarks/RESULTS.md, "Thread policy").
+
+The policy: every pool gets the CPUs this process may use (``os.sched_getaffinity``), and no pool's idle workers
+spin: ``OMP_WAIT_POLICY=PASSIVE`` for the OpenMP runtimes of torch's and Numba's pools, and ONNX Runtime's
+intra-op pool with spinning off. On a 2-core host a spinning pool holds a core that the other pool's next
+parallel region needs: by default the end-to-end p99 was ~2x p50 on an idle machine, ~1.25x with passive waiting
+(for ~10 ms of median), and under load spinning made frames >10x slower. OpenCV (image decoding and resizing in
+the loader) runs on one thread, so that it adds no third pool.
+
+OMP_WAIT_POLICY is read when the OpenMP runtime starts, i.e. when torch is first imported: ``set_openmp_environment``
+runs from perception.cli's package import, before any tool imports torch. A value already in the environment is
+kept (the user's choice wins), as is ``--threads`` given to a tool.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Optional
+
+OPENMP_WAIT_POLICY = "PASSIVE"
+
+
+def set_openmp_environment() -> None:
+    """Sets OMP_WAIT_POLICY=PASSIVE unless the environment names a policy (effective only before torch loads)."""
+    os.environ.setdefault("OMP_WAIT_POLICY", OPENMP_WAIT_POLICY)
+
+
+def available_cpus() -> int:
+    """The CPUs this process may run on."""
+    return len(os.sched_getaffinity(0))
+
+
+@dataclass(frozen=True)
+class ThreadPolicy:
+    """Threads per pool: torch intra-op, Numba, ONNX Runtime intra-op, OpenCV."""
+
+    torch_threads: int
+    numba_threads: int
+    onnxruntime_threads: int
+    opencv_threads: int
+
+
+_applied: Optional[ThreadPolicy] = None
+
+
+def apply_thread_policy(threads: Optional[int] = None) -> ThreadPolicy:
+    """Sets the pools of this process to the policy (module docstring); ``threads`` overrides the CPU count.
+    Returns what was set; ``onnxruntime_session_options`` uses it for the sessions made afterwards."""
+    global _applied
+    import cv2
+    import numba
+    import torch
+
+    count = threads or available_cpus()
+    if count < 1:
+        raise ValueError(f"threads must be >= 1, got {count}")
+    policy = ThreadPolicy(torch_threads=count, numba_threads=min(count, numba.config.NUMBA_NUM_THREADS),
+                          onnxruntime_threads=count, opencv_threads=1)
+    set_openmp_environment()
+    torch.set_num_threads(policy.torch_threads)
+    numba.set_num_threads(policy.numba_threads)
+    cv2.setNumThreads(policy.opencv_threads)
+    _applied = policy
+    return policy
+
+
+def onnxruntime_session_options():
+    """onnxruntime.SessionOptions under the policy: the applied intra-op thread count (all CPUs when none was
+    applied), one inter-op thread, sequential execution, no spinning of idle workers."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = _applied.onnxruntime_threads if _applied is not None else available_cpus()
+    options.inter_op_num_threads = 1
+    options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return options

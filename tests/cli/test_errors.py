@@ -1,0 +1,82 @@
+"""The tools as a user runs them: a user's mistake (a missing or truncated file, a checkpoint that does not fit the
+config, an unknown split or scene) is one line ``error: ...`` and exit status 1; --debug shows the traceback; an
+unexpected error keeps its traceback."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+from perception.cli import benchmark, replay, test, tool_main, train
+from perception.paths import REPO_ROOT
+from tests.conftest import TINY_WORLD
+
+FUSION_TINY = str(REPO_ROOT / "configs" / "fusion_tiny.py")
+LIDAR_ONLY_CHECKPOINT = REPO_ROOT / "checkpoints" / "lidar_only.pth"
+
+
+def one_error_line(main, argv, capsys) -> str:
+    """Runs ``main(argv)``, checks it exits with status 1 printing exactly one line on stderr, returns that line."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), lines
+    return lines[0]
+
+
+def data_args(root, split="synth_val") -> list:
+    return ["--dataroot", str(root), "--version", TINY_WORLD["version"], "--split", split]
+
+
+def test_missing_checkpoint_is_one_line_and_debug_shows_the_traceback(synthetic_root, tmp_path):
+    command = [sys.executable, str(REPO_ROOT / "tools" / "test.py"), "configs/fusion_tiny.py",
+               str(tmp_path / "missing.pth"), *data_args(synthetic_root), "--out", str(tmp_path / "out")]
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    plain = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
+    assert plain.returncode == 1
+    assert plain.stderr.strip().splitlines() == [
+        f"error: {tmp_path / 'missing.pth'}: no such checkpoint (export one with tools/train.py --export)"]
+    debug = subprocess.run(command + ["--debug"], capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
+    assert debug.returncode == 1
+    assert "Traceback" in debug.stderr and "FileNotFoundError" in debug.stderr
+
+
+def test_truncated_checkpoint(synthetic_root, tmp_path, capsys):
+    truncated = tmp_path / "truncated.pth"
+    truncated.write_bytes(LIDAR_ONLY_CHECKPOINT.read_bytes()[:4096])
+    line = one_error_line(replay.main, ["configs/lidar_only.py", str(truncated), "--dataroot", str(synthetic_root),
+                                        "--version", TINY_WORLD["version"], "--out", str(tmp_path)], capsys)
+    assert f"{truncated}: unreadable checkpoint (truncated or corrupt? copy it again)" in line
+
+
+def test_checkpoint_that_does_not_fit_the_config(synthetic_root, tmp_path, capsys):
+    line = one_error_line(test.main, [FUSION_TINY, str(LIDAR_ONLY_CHECKPOINT), *data_args(synthetic_root),
+                                      "--out", str(tmp_path)], capsys)
+    assert f"{LIDAR_ONLY_CHECKPOINT}: weights do not fit {FUSION_TINY} (give the config it was trained" in line
+
+
+def test_unknown_split_and_scene(synthetic_root, tmp_path, capsys):
+    line = one_error_line(test.main, ["--oracle", *data_args(synthetic_root, "no_such_split"), "--out",
+                                      str(tmp_path)], capsys)
+    assert "no_such_split" in line
+    line = one_error_line(replay.main, ["--oracle", "--dataroot", str(synthetic_root), "--version",
+                                        TINY_WORLD["version"], "--scene", "scene-none", "--out", str(tmp_path)], capsys)
+    assert "no scene 'scene-none'" in line
+
+
+def test_missing_config_is_named_the_same_way_by_every_tool(tmp_path, capsys):
+    expected = "error: configs/none.py: no such config (give a file under configs/, e.g. configs/fusion_tiny.py)"
+    assert one_error_line(train.main, ["configs/none.py", "--work-dir", str(tmp_path)], capsys) == expected
+    assert one_error_line(benchmark.main, ["configs/none.py", "--json", str(tmp_path / "b.json")], capsys) == expected
+    assert one_error_line(replay.main, ["configs/none.py", "model.pth", "--dataroot", str(REPO_ROOT),
+                                        "--version", ".", "--out", str(tmp_path)], capsys) == expected
+
+
+def test_unexpected_errors_keep_their_traceback():
+    @tool_main
+    def broken(argv=None):
+        raise KeyError("a bug")
+
+    with pytest.raises(KeyError):
+        broken([])

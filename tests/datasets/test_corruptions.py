@@ -1,0 +1,426 @@
+"""Each corruption against its definition (what it removes, moves or adds, and how much per severity), on a
+hand-built frame whose LiDAR points lie on the HDL-32E beams (ring known) and whose objects hold point clusters."""
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from perception.classes import DETECTION_CLASSES
+from perception.datasets.corruptions import (
+    CORRUPTIONS, SEVERITIES, CorruptFrames, corrupt, frame_rng, parse_cell,
+)
+from perception.datasets.corruptions import alignment, camera, lidar, radar
+from perception.datasets.frame import CameraView, Frame, LidarSweeps, RadarSweeps
+from perception.datasets.transforms import RandomCorruption
+from perception.geometry import Boxes3D, CameraIntrinsics, EgoPose, RigidTransform
+from perception.sensors import CAMERA_CHANNELS
+
+AZIMUTHS = 360
+RING_ELEVATIONS_DEG = np.linspace(-30.67, 10.67, 32)  # the HDL-32E data sheet, written independently here
+RANDOM_CORRUPTIONS = ("points_reducing", "lidar_fog", "lidar_snow", "lidar_rain", "crosstalk", "incomplete_echo",
+                      "object_failure", "low_light", "camera_fog", "camera_snow", "motion_blur", "frame_lost",
+                      "ghost_targets", "velocity_noise", "spatial_misalignment")
+
+
+def beam_points(rng, ranges=(5.0, 50.0)) -> tuple:
+    """(points (32 * AZIMUTHS, 5), ring of each point): one return per beam and azimuth step."""
+    azimuth = np.deg2rad(np.arange(AZIMUTHS) + 0.5)
+    elevation = np.deg2rad(RING_ELEVATIONS_DEG)
+    az, el = np.meshgrid(azimuth, elevation)
+    directions = np.stack([np.cos(el) * np.cos(az), np.cos(el) * np.sin(az), np.sin(el)], -1).reshape(-1, 3)
+    distance = rng.uniform(*ranges, len(directions))
+    points = np.zeros((len(directions), 5), dtype=np.float32)
+    points[:, :3] = lidar.LIDAR_MOUNT_M + directions * distance[:, None]
+    points[:, 3] = 100.0
+    rings = np.broadcast_to(np.arange(32)[:, None], az.shape).reshape(-1)
+    return points, rings
+
+
+def object_boxes(rng, count=40) -> Boxes3D:
+    """``count`` boxes on a ring 10-40 m out, alternately car and pedestrian."""
+    angle = rng.uniform(-np.pi, np.pi, count)
+    distance = rng.uniform(10, 40, count)
+    centers = np.stack([distance * np.cos(angle), distance * np.sin(angle), np.full(count, 0.8)], 1)
+    labels = np.array([DETECTION_CLASSES.index("car" if i % 2 == 0 else "pedestrian") for i in range(count)])
+    return Boxes3D(centers, np.tile([1.8, 4.5, 1.6], (count, 1)), rng.uniform(-np.pi, np.pi, count),
+                   np.zeros((count, 2)), labels, None, np.full(count, -1))
+
+
+def make_frame(token="sample-a", with_objects=True, seed=0) -> Frame:
+    rng = np.random.default_rng(seed)
+    points, _ = beam_points(rng)
+    boxes = object_boxes(rng) if with_objects else None
+    if with_objects:
+        cluster = (rng.uniform(-0.4, 0.4, (len(boxes), 30, 3)) * boxes.sizes[:, None, [1, 0, 2]])
+        cos, sin = np.cos(boxes.yaws)[:, None], np.sin(boxes.yaws)[:, None]
+        x = cluster[..., 0] * cos - cluster[..., 1] * sin
+        y = cluster[..., 0] * sin + cluster[..., 1] * cos
+        xyz = np.stack([x, y, cluster[..., 2]], -1) + boxes.centers[:, None]
+        extra = np.zeros((xyz.shape[0] * xyz.shape[1], 5), dtype=np.float32)
+        extra[:, :3], extra[:, 3] = xyz.reshape(-1, 3), 50.0
+        points = np.concatenate([points, extra])
+    radar_points = np.zeros((300, 7), dtype=np.float32)
+    radar_points[:, :2] = rng.uniform(-50, 50, (300, 2))
+    radar_points[:, 2], radar_points[:, 3] = 0.5, 5.0
+    radar_points[:, 4:6] = rng.normal(0, 3, (300, 2))
+    intrinsics = CameraIntrinsics(100.0, 100.0, 80.0, 45.0, 160, 90)
+    cameras = {}
+    for i, channel in enumerate(CAMERA_CHANNELS):
+        # Camera x right, y down, z forward -> ego -y, -z, +x; then turned by 60 deg per camera about +z.
+        facing = alignment.axis_angle_rotation(np.array([0.0, 0.0, 1.0]), np.deg2rad(60 * i))
+        to_ego = RigidTransform.from_rotation_translation(facing @ np.array([[0, 0, 1], [-1, 0, 0], [0, -1, 0]]),
+                                                          [1.5, 0.0, 1.5])
+        image = rng.integers(0, 256, (90, 160, 3), dtype=np.uint8)
+        cameras[channel] = CameraView(channel, image, intrinsics, to_ego, 1_000_000)
+    return Frame(token, "scene", 1_000_000, EgoPose(1_000_000, RigidTransform.identity()),
+                 LidarSweeps(points, 1), RadarSweeps(radar_points, 1), cameras, gt_boxes=boxes)
+
+
+def frame_arrays(frame: Frame) -> list:
+    arrays = [frame.lidar.points, frame.radar.points]
+    for view in frame.cameras.values():
+        arrays += [view.image, view.camera_to_ego.rotation, view.camera_to_ego.translation]
+    return arrays
+
+
+def frames_equal(a: Frame, b: Frame) -> bool:
+    if (a.lidar is None) != (b.lidar is None) or (a.radar is None) != (b.radar is None) or a.missing != b.missing:
+        return False
+    same = [np.array_equal(a.lidar.points, b.lidar.points)] if a.lidar is not None else []
+    same += [np.array_equal(a.radar.points, b.radar.points)] if a.radar is not None else []
+    for channel, view in a.cameras.items():
+        other = b.cameras[channel]
+        same += [np.array_equal(view.image, other.image),
+                 np.allclose(view.camera_to_ego.rotation, other.camera_to_ego.rotation, rtol=0, atol=0),
+                 np.array_equal(view.camera_to_ego.translation, other.camera_to_ego.translation)]
+    return all(same)
+
+
+@pytest.fixture(scope="module")
+def frame():
+    return make_frame()
+
+
+@pytest.mark.parametrize("name", list(CORRUPTIONS))
+def test_every_severity_finite_deterministic_and_input_untouched(frame, name):
+    before = [array.copy() for array in frame_arrays(frame)]
+    for severity in SEVERITIES:
+        out = corrupt(frame, name, severity, seed=3)
+        assert frames_equal(out, corrupt(frame, name, severity, seed=3)), (name, severity)
+        if out.lidar is not None:
+            assert out.lidar.points.dtype == np.float32 and np.isfinite(out.lidar.points).all()
+            assert out.lidar.points.shape[1] == 5
+        if out.radar is not None:
+            assert out.radar.points.dtype == np.float32 and np.isfinite(out.radar.points).all()
+        for view in out.cameras.values():
+            assert view.image.dtype == np.uint8 and view.image.shape == (90, 160, 3)
+            assert np.isfinite(view.camera_to_ego.rotation).all() and np.isfinite(view.camera_to_ego.translation).all()
+        if name in RANDOM_CORRUPTIONS:
+            assert any(not frames_equal(out, corrupt(frame, name, severity, seed=other))
+                       for other in range(4, 8)), (name, severity)
+    assert all(np.array_equal(a, b) for a, b in zip(before, frame_arrays(frame))), name
+
+
+@pytest.mark.parametrize("name", list(CORRUPTIONS))
+def test_absent_sensor_is_left_absent(name):
+    bare = replace(make_frame(with_objects=False), lidar=None, radar=None, cameras={},
+                   missing=frozenset({"lidar", "radar", "camera"}))
+    out = corrupt(bare, name, 2)
+    assert out.lidar is None and out.radar is None and out.cameras == {}
+
+
+def test_registry_and_cells():
+    assert len(CORRUPTIONS) == 24 and all(len(c.levels) == 3 for c in CORRUPTIONS.values())
+    assert {c.family for c in CORRUPTIONS.values()} == {"LiDAR", "camera", "radar", "across sensors"}
+    assert parse_cell("lidar_fog:2") == ("lidar_fog", 2)
+    for bad in ("lidar_fog", "lidar_fog:4", "nothing:1"):
+        with pytest.raises(ValueError):
+            parse_cell(bad)
+    assert {n for n, c in CORRUPTIONS.items() if c.sensor == "radar"} == {"radar_missing", "ghost_targets",
+                                                                           "velocity_noise"}
+    # The frame's draw depends on the token, not on the order frames come in.
+    assert frame_rng(0, "a").random() == frame_rng(0, "a").random() != frame_rng(0, "b").random()
+
+
+def test_beams_reducing_keeps_every_kth_ring():
+    points, rings = beam_points(np.random.default_rng(1))
+    base = replace(make_frame(with_objects=False), lidar=LidarSweeps(points, 1))
+    for severity, kept_beams in zip(SEVERITIES, (16, 8, 4)):
+        out = corrupt(base, "beams_reducing", severity).lidar.points
+        expected = points[rings % (32 // kept_beams) == 0]
+        assert np.array_equal(out, expected) and len(out) == len(points) * kept_beams // 32
+
+
+def test_points_reducing_drops_the_stated_fraction(frame):
+    n = len(frame.lidar.points)
+    for severity, fraction in zip(SEVERITIES, (0.5, 0.7, 0.9)):
+        kept = corrupt(frame, "points_reducing", severity).lidar.points
+        assert abs(1 - len(kept) / n - fraction) < 0.02
+        assert np.isin(kept[:, 0], frame.lidar.points[:, 0]).all()
+
+
+def test_limited_fov_bounds(frame):
+    offsets = frame.lidar.points[:, :3] - lidar.LIDAR_MOUNT_M
+    azimuth = np.degrees(np.arctan2(offsets[:, 1], offsets[:, 0]))
+    counts = []
+    for severity, half in zip(SEVERITIES, (90, 60, 30)):
+        out = corrupt(frame, "limited_fov", severity).lidar.points
+        out_azimuth = np.degrees(np.arctan2(out[:, 1] - lidar.LIDAR_MOUNT_M[1], out[:, 0] - lidar.LIDAR_MOUNT_M[0]))
+        assert np.abs(out_azimuth).max() <= half + 1e-3 and len(out) == np.sum(np.abs(azimuth) <= half)
+        counts.append(len(out))
+    # Uniform azimuths: +-90 keeps half, +-60 a third, +-30 a sixth of the beam points.
+    assert counts[0] > counts[1] > counts[2]
+
+
+def _ranges(points):
+    return np.linalg.norm(points[:, :3].astype(np.float64) - lidar.LIDAR_MOUNT_M, axis=1)
+
+
+def _directions(points):
+    offsets = points[:, :3].astype(np.float64) - lidar.LIDAR_MOUNT_M
+    return offsets / np.linalg.norm(offsets, axis=1, keepdims=True)
+
+
+def test_fog_scatters_returns_along_their_rays_by_transmittance(frame):
+    points, ranges = frame.lidar.points, _ranges(frame.lidar.points)
+    moved_shares = []
+    for severity, beta in zip(SEVERITIES, (0.01, 0.03, 0.06)):
+        out = corrupt(frame, "lidar_fog", severity).lidar.points
+        assert len(out) == len(points)
+        new_ranges = _ranges(out)
+        moved = out[:, 3] == lidar.WEATHER_RETURN_INTENSITY
+        assert np.allclose(_directions(out), _directions(points), atol=1e-4)
+        assert (new_ranges[moved] >= 1.0 - 1e-4).all() and (new_ranges[moved] <= ranges[moved] + 1e-4).all()
+        expected_share = np.mean(1 - np.exp(-2 * beta * ranges))
+        assert abs(moved.mean() - expected_share) < 0.02, (severity, moved.mean(), expected_share)
+        transmittance = np.exp(-2 * beta * ranges[~moved])
+        assert np.allclose(out[~moved, 3], points[~moved, 3] * transmittance, rtol=1e-5)
+        moved_shares.append(moved.mean())
+    assert moved_shares == sorted(moved_shares)
+
+
+def test_snow_flake_returns_within_15_m(frame):
+    points, ranges = frame.lidar.points, _ranges(frame.lidar.points)
+    for severity, fraction in zip(SEVERITIES, (0.05, 0.1, 0.2)):
+        out = corrupt(frame, "lidar_snow", severity).lidar.points
+        new_ranges = _ranges(out)
+        hit = out[:, 3] == lidar.WEATHER_RETURN_INTENSITY
+        assert abs(hit.mean() - fraction) < 0.01
+        assert (new_ranges[hit] >= 1 - 1e-4).all()
+        assert (new_ranges[hit] <= np.minimum(ranges[hit], 15.0) + 1e-4).all()
+        assert np.allclose(_directions(out), _directions(points), atol=1e-4)
+        assert np.array_equal(out[~hit], points[~hit])
+
+
+def test_rain_loses_returns_with_range(frame):
+    ranges = _ranges(frame.lidar.points)
+    for severity, (loss, std) in zip(SEVERITIES, ((0.05, 0.02), (0.1, 0.05), (0.2, 0.1))):
+        out = corrupt(frame, "lidar_rain", severity).lidar.points
+        expected_lost = np.mean(np.minimum(1, loss * ranges / 50))
+        assert abs(1 - len(out) / len(ranges) - expected_lost) < 0.01
+
+
+def test_crosstalk_adds_the_stated_share(frame):
+    points = frame.lidar.points
+    for severity, fraction in zip(SEVERITIES, (0.01, 0.02, 0.04)):
+        out = corrupt(frame, "crosstalk", severity).lidar.points
+        assert len(out) == len(points) + round(fraction * len(points))
+        assert np.array_equal(out[:len(points)], points)
+
+
+def test_incomplete_echo_thins_vehicles_only(frame):
+    inside = frame.gt_boxes.contains(frame.lidar.points)
+    on_car = inside[frame.gt_boxes.labels == DETECTION_CLASSES.index("car")].any(0)
+    on_other = inside.any(0) & ~on_car
+    for severity, fraction in zip(SEVERITIES, (0.75, 0.85, 0.95)):
+        out = corrupt(frame, "incomplete_echo", severity).lidar.points
+        out_inside = frame.gt_boxes.contains(out)
+        out_car = out_inside[frame.gt_boxes.labels == DETECTION_CLASSES.index("car")].any(0)
+        assert abs(1 - out_car.sum() / on_car.sum() - fraction) < 0.05
+        assert len(out) - out_car.sum() == len(frame.lidar.points) - on_car.sum()
+        assert (out_inside.any(0) & ~out_car).sum() == on_other.sum()
+
+
+def test_object_failure_drops_whole_objects():
+    failures = []
+    for token in "abcdefgh":
+        frame = make_frame(token)
+        inside = frame.gt_boxes.contains(frame.lidar.points)
+        # Boxes sharing no point with another box: all their points stay or all go.
+        alone = ~(inside & (inside.sum(0) > 1)).any(1)
+        counts = inside.sum(1)
+        out_counts = frame.gt_boxes.contains(corrupt(frame, "object_failure", 2).lidar.points).sum(1)
+        assert alone.sum() >= 15 and ((out_counts == 0) | (out_counts == counts))[alone].all()
+        failures.append(np.mean(out_counts[alone] == 0))
+    assert abs(np.mean(failures) - 0.5) < 0.12
+
+
+def test_missing_sensors_are_recorded(frame):
+    out = corrupt(frame, "lidar_missing", 1)
+    assert out.lidar is None and {"lidar", "LIDAR_TOP"} <= out.missing and out.radar is not None
+    out = corrupt(frame, "radar_missing", 3)
+    assert out.radar is None and "radar" in out.missing and out.lidar is not None
+
+
+def test_brightness_matches_the_hsv_shift_by_hand(frame):
+    view = frame.cameras["CAM_FRONT"]
+    flat = replace(frame, cameras={"CAM_FRONT": replace(view, image=np.full((90, 160, 3), [100, 50, 25], np.uint8))})
+    for severity, shift in zip(SEVERITIES, (0.1, 0.3, 0.5)):
+        pixel = corrupt(flat, "brightness", severity).cameras["CAM_FRONT"].image[0, 0].astype(float)
+        # Same hue and saturation, value 100/255 + shift: every channel scales by (100/255 + shift) / (100/255).
+        expected = np.array([100, 50, 25]) * (100 / 255 + shift) / (100 / 255)
+        assert np.abs(pixel - expected).max() <= 1.0
+
+
+def test_camera_degradations_grow_with_severity(frame):
+    image = frame.cameras["CAM_FRONT"].image.astype(float)
+    means = [corrupt(frame, "low_light", s).cameras["CAM_FRONT"].image.mean() for s in SEVERITIES]
+    assert all(abs(m - light * image.mean()) < 2.0 for m, light in zip(means, (0.5, 0.3, 0.15)))
+    spreads = [corrupt(frame, "motion_blur", s).cameras["CAM_FRONT"].image.astype(float).std() for s in SEVERITIES]
+    assert image.std() > spreads[0] > spreads[1] > spreads[2], spreads
+    likeness = [np.corrcoef(image.ravel(), corrupt(frame, "camera_fog", s).cameras["CAM_FRONT"].image.ravel())[0, 1]
+                for s in SEVERITIES]
+    assert 1 > likeness[0] > likeness[1] > likeness[2], likeness
+    snowy = [corrupt(frame, "camera_snow", s).cameras["CAM_FRONT"].image.mean() for s in SEVERITIES]
+    assert all(m > image.mean() for m in snowy)
+
+
+def test_fog_on_a_flat_image_by_hand(frame):
+    # imagecorruptions' fog on a constant image v: (v + c F) v / (v + c), F in [0, 1], lies in [v^2 / (v + c), v].
+    v = 0.6
+    view = replace(frame.cameras["CAM_FRONT"], image=np.full((90, 160, 3), round(255 * v), np.uint8))
+    flat = replace(frame, cameras={"CAM_FRONT": view})
+    for severity, (strength, _) in zip(SEVERITIES, ((1.5, 2.0), (2.5, 1.7), (3.0, 1.4))):
+        out = corrupt(flat, "camera_fog", severity).cameras["CAM_FRONT"].image.astype(float) / 255
+        assert out.min() >= v * v / (v + strength) - 1 / 255 and out.max() <= v + 1 / 255
+        assert out.max() - out.min() > 0.1  # the fractal's patches
+
+
+def test_motion_kernel_is_a_normalised_line():
+    kernel = camera.motion_kernel(10, 3.0, 0.0)
+    assert kernel.sum() == pytest.approx(1.0) and np.count_nonzero(kernel) == 21
+    centre = kernel.shape[0] // 2
+    assert np.count_nonzero(kernel[centre]) == 21  # angle 0: one row, from the centre along +x
+
+
+def test_color_quantization_bits(frame):
+    image = frame.cameras["CAM_FRONT"].image.astype(int)
+    for severity, bits in zip(SEVERITIES, (5, 4, 3)):
+        out = corrupt(frame, "color_quant", severity).cameras["CAM_FRONT"].image.astype(int)
+        assert len(np.unique(out[..., 0])) <= 2 ** bits
+        assert np.abs(out - image).max() <= 2 ** (8 - bits) // 2
+
+
+def test_camera_crash_blacks_the_same_cameras_on_every_frame():
+    frames = [make_frame(token) for token in ("a", "b")]
+    for severity, count in zip(SEVERITIES, (1, 3, 5)):
+        blacked = []
+        for frame in frames:
+            out = corrupt(frame, "camera_crash", severity, seed=7)
+            black = {c for c, v in out.cameras.items() if not v.image.any()}
+            assert len(black) == count
+            assert all(np.array_equal(v.image, frame.cameras[c].image) for c, v in out.cameras.items()
+                       if c not in black)
+            blacked.append(black)
+        assert blacked[0] == blacked[1] == set(camera.failed_cameras(count, 7))
+
+
+def test_frame_lost_rate():
+    lost = [sum(not v.image.any() for v in corrupt(make_frame(str(i)), "frame_lost", 2).cameras.values())
+            for i in range(30)]
+    assert abs(np.mean(lost) / 6 - 0.5) < 0.1
+
+
+def test_frozen_camera_moves_the_stale_cameras_by_the_ego_motion(frame):
+    shift = alignment.ASSUMED_EGO_SPEED_M_S * camera.FROZEN_STALENESS_S
+    for severity, count in zip(SEVERITIES, (1, 3, 6)):
+        out = corrupt(frame, "frozen_camera", severity)
+        moved = [c for c in CAMERA_CHANNELS if not np.allclose(out.cameras[c].camera_to_ego.translation,
+                                                               frame.cameras[c].camera_to_ego.translation)]
+        assert len(moved) == count
+        for c in moved:
+            delta = out.cameras[c].camera_to_ego.translation - frame.cameras[c].camera_to_ego.translation
+            assert np.allclose(delta, [shift, 0, 0])
+            assert np.allclose(out.cameras[c].camera_to_ego.rotation, frame.cameras[c].camera_to_ego.rotation)
+            assert np.array_equal(out.cameras[c].image, frame.cameras[c].image)
+
+
+def test_radar_ghosts_and_velocity_noise(frame):
+    points = frame.radar.points
+    for severity, fraction in zip(SEVERITIES, (0.1, 0.25, 0.5)):
+        out = corrupt(frame, "ghost_targets", severity).radar.points
+        ghosts = out[len(points):]
+        assert len(ghosts) == round(fraction * len(points)) and np.array_equal(out[:len(points)], points)
+        ratio = np.hypot(ghosts[:, 0], ghosts[:, 1])
+        source = [np.argmin(np.abs(points[:, 4] - g[4]) + np.abs(points[:, 5] - g[5])) for g in ghosts]
+        ratio /= np.hypot(points[source, 0], points[source, 1])
+        assert (ratio >= 1.2 - 1e-4).all() and (ratio <= 2.0 + 1e-4).all()
+        assert np.allclose(ghosts[:, 3], points[source, 3] - 10.0)
+    for severity, std in zip(SEVERITIES, (0.5, 1.0, 2.0)):
+        out = corrupt(frame, "velocity_noise", severity).radar.points
+        noise = (out[:, 4:6] - points[:, 4:6]).ravel()
+        assert abs(noise.std() - std) < 0.15 * std and np.array_equal(out[:, :4], points[:, :4])
+
+
+def test_spatial_misalignment_magnitudes(frame):
+    for severity, (angle, distance) in zip(SEVERITIES, ((1.0, 0.05), (2.0, 0.1), (4.0, 0.2))):
+        out = corrupt(frame, "spatial_misalignment", severity)
+        for c in CAMERA_CHANNELS:
+            before, after = frame.cameras[c].camera_to_ego, out.cameras[c].camera_to_ego
+            relative = after.rotation @ before.rotation.T
+            turned = np.degrees(np.arccos(np.clip((np.trace(relative) - 1) / 2, -1, 1)))
+            assert turned == pytest.approx(angle, abs=1e-6)
+            assert np.linalg.norm(after.translation - before.translation) == pytest.approx(distance, abs=1e-9)
+
+
+def test_temporal_misalignment_shifts_lidar_by_ego_motion(frame):
+    for severity, delay in zip(SEVERITIES, (0.1, 0.25, 0.5)):
+        out = corrupt(frame, "temporal_misalignment", severity).lidar.points
+        delta = out[:, :3].astype(np.float64) - frame.lidar.points[:, :3]
+        assert np.allclose(delta, [alignment.ASSUMED_EGO_SPEED_M_S * delay, 0, 0], atol=1e-4)
+        assert np.array_equal(out[:, 3:], frame.lidar.points[:, 3:])
+
+
+def test_corrupt_frames_transform_and_random_corruption(frame):
+    assert frames_equal(CorruptFrames("limited_fov", 2, 5)(frame), corrupt(frame, "limited_fov", 2, 5))
+    always = RandomCorruption({"lidar": ["limited_fov"]}, probability=1.0, severities=[3], seed=1)
+    assert frames_equal(always(frame), corrupt(frame, "limited_fov", 3))
+    never = RandomCorruption({"lidar": ["limited_fov"], "camera": ["camera_crash"]}, probability=0.0)
+    assert frames_equal(never(frame), frame)
+    mixed = [RandomCorruption({"lidar": ["points_reducing", "lidar_fog"], "camera": ["motion_blur"],
+                               "radar": ["velocity_noise"]}, probability=0.5, seed=2) for _ in range(2)]
+    outs = [[m(frame) for _ in range(6)] for m in mixed]
+    assert all(frames_equal(a, b) for a, b in zip(*outs))  # same seed, same draws
+    assert sum(not frames_equal(o, frame) for o in outs[0]) >= 3
+    with pytest.raises(ValueError, match="lidar"):
+        RandomCorruption({"lidar": ["motion_blur"]})
+    with pytest.raises(ValueError, match="unknown corruption"):
+        RandomCorruption({"camera": ["no_such"]})
+    with pytest.raises(ValueError, match="severities"):
+        RandomCorruption({"camera": ["motion_blur"]}, severities=[4])
+
+
+def test_corruption_augmentation_from_a_config_entry(frame):
+    # As a config's train pipeline lists it (perception.engine.data.build_transform).
+    from perception.engine.data import build_transform
+
+    pipeline = build_transform([dict(type="RandomCorruption", corruptions=dict(lidar=["limited_fov"]),
+                                     probability=1.0, severities=[1], seed=0)])
+    assert frames_equal(pipeline(frame), corrupt(frame, "limited_fov", 1))
+
+
+def test_every_cell_on_a_loaded_frame_is_finite(synthetic_root):
+    # A frame as the loader gives it (several sweeps, time lags, radar of 5 sensors, resized images).
+    from perception.datasets.loader import NuScenesFrames
+    from tests.conftest import TINY_WORLD
+
+    loaded = NuScenesFrames(str(synthetic_root), TINY_WORLD["version"], "synth_val", lidar_sweeps=3, radar_sweeps=2,
+                            image_size=(128, 72), cache_dir=None, progress=False)[1]
+    for name in CORRUPTIONS:
+        for severity in SEVERITIES:
+            out = corrupt(loaded, name, severity)
+            arrays = [] if out.lidar is None else [out.lidar.points]
+            arrays += [] if out.radar is None else [out.radar.points]
+            arrays += [v.camera_to_ego.translation for v in out.cameras.values()]
+            assert all(np.isfinite(a).all() for a in arrays), (name, severity)
+            assert all(v.image.shape == (72, 128, 3) for v in out.cameras.values())

@@ -1,0 +1,79 @@
+"""The logged ego poses around a keyframe against a plain filter of the devkit's tables, and the promise that the
+past reader touches no record later than the keyframe."""
+import pytest
+
+from perception.datasets.ego_log import keyframe_lidar_pose, lidar_poses_between, past_lidar_poses, pose_at
+from perception.decision import EgoState
+from perception.sensors import LIDAR_CHANNEL
+
+
+class _RaisesOnTheFuture:
+    """A NuScenes whose ``get`` fails on any record stamped later than ``limit_us``."""
+
+    def __init__(self, nusc, limit_us: int):
+        self.nusc, self.limit_us = nusc, limit_us
+
+    def get(self, table: str, token: str) -> dict:
+        record = self.nusc.get(table, token)
+        if record.get("timestamp", -1) > self.limit_us:
+            raise AssertionError(f"read {table} {token} at {record['timestamp']}, after {self.limit_us}")
+        return record
+
+
+def _oracle_times(nusc, sample_token, start_us, end_us):
+    """Timestamps of the scene's LIDAR_TOP sample_data within [start_us, end_us], by scanning the whole table."""
+    scene = nusc.get("sample", sample_token)["scene_token"]
+    return sorted(record["timestamp"] for record in nusc.sample_data
+                  if record["channel"] == LIDAR_CHANNEL and start_us <= record["timestamp"] <= end_us
+                  and nusc.get("sample", record["sample_token"])["scene_token"] == scene)
+
+
+def _check(nusc, sample_token):
+    keyframe = keyframe_lidar_pose(nusc, sample_token)
+    guarded = _RaisesOnTheFuture(nusc, keyframe.timestamp_us)
+    past = past_lidar_poses(guarded, sample_token, history_s=1.0)
+    assert [p.timestamp_us for p in past] == _oracle_times(nusc, sample_token, keyframe.timestamp_us - 1_000_000,
+                                                           keyframe.timestamp_us)
+    assert EgoState.from_poses(past) == EgoState.from_poses(past_lidar_poses(guarded, sample_token, 0.5))
+    both = lidar_poses_between(nusc, sample_token, -0.6, 1.2)
+    assert [p.timestamp_us for p in both] == _oracle_times(nusc, sample_token, keyframe.timestamp_us - 600_000,
+                                                           keyframe.timestamp_us + 1_200_000)
+    with pytest.raises(AssertionError, match="after"):  # the guard itself works
+        lidar_poses_between(guarded, sample_token, 0.0, 1.0)
+
+
+def test_synthetic_sweeps(nusc_synthetic):
+    scene = nusc_synthetic.scene[0]
+    first = scene["first_sample_token"]
+    second = nusc_synthetic.get("sample", first)["next"]
+    _check(nusc_synthetic, second)
+    # the first keyframe's history is the 0.5 s of sweeps before it: a moving state, not the rest of an empty past
+    past = past_lidar_poses(nusc_synthetic, first)
+    assert len(past) == 11 and EgoState.from_poses(past).speed_mps > 1.0
+
+
+def test_real_keyframes_without_sweeps(nusc_real):
+    tokens = [sample["token"] for sample in sorted(nusc_real.sample, key=lambda s: s["timestamp"])]
+    _check(nusc_real, tokens[1])
+
+
+def test_pose_at_interpolates_and_never_pads(nusc_synthetic):
+    token = nusc_synthetic.scene[0]["first_sample_token"]
+    poses = lidar_poses_between(nusc_synthetic, token, -0.5, 1.0)
+    middle = (poses[3].timestamp_us + poses[4].timestamp_us) // 2
+    halfway = (poses[3].ego_to_global.translation + poses[4].ego_to_global.translation) / 2
+    assert pose_at(poses, middle).ego_to_global.translation == pytest.approx(halfway, abs=1e-3)
+    assert pose_at(poses, poses[-1].timestamp_us + 200_000) is None
+    assert pose_at(poses[:1], poses[0].timestamp_us) is None
+
+
+def test_a_missing_ego_pose_names_the_sample(nusc_synthetic):
+    class NoEgoPoses:
+        def get(self, table, token):
+            if table == "ego_pose":
+                raise KeyError(token)
+            return nusc_synthetic.get(table, token)
+
+    token = nusc_synthetic.scene[0]["first_sample_token"]
+    with pytest.raises(ValueError, match=f"sample {token}: the ego pose"):
+        past_lidar_poses(NoEgoPoses(), token)

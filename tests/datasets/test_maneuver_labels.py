@@ -1,0 +1,155 @@
+"""Maneuver labels from the logged drive: each rule on hand-built motions, the labels derived from the synthetic
+world's logged poses against its scripted maneuvers, and the scripted labels written beside the tiny world."""
+import math
+
+import numpy as np
+import pytest
+
+from perception.datasets.maneuver_labels import (
+    VEHICLE_CLASSES, ManeuverLabelConfig, label_maneuver, logged_maneuver, read_scripted_maneuvers,
+)
+from perception.datasets.synthetic.scene import LEAD_IN_S, build_scene, scene_duration_s
+from perception.maneuvers import Maneuver
+from tests.conftest import TINY_WORLD
+
+CONFIG = ManeuverLabelConfig()
+TIMES = CONFIG.window_times_s  # -2.0 .. 3.0 s at 0.5 s
+
+
+def _straight(distance_of_t, lateral_of_t=lambda t: 0.0 * t):
+    """Poses along +x: x = distance(t), y = lateral(t), heading along the motion."""
+    x, y = distance_of_t(TIMES), lateral_of_t(TIMES)
+    yaw = np.arctan2(np.gradient(y, TIMES), np.gradient(x, TIMES))
+    return x - x[4], y - y[4], yaw  # index 4 is t = 0
+
+
+def test_speed_rules():
+    no_one = np.zeros((0, 2))
+    x, y, yaw = _straight(lambda t: 10 * t)
+    assert label_maneuver(TIMES, np.c_[x, y], yaw, no_one) is Maneuver.KEEP_LANE
+    # 1 m/s^2 (following a lead slowing gently) is no brake; 2.5 m/s^2 is
+    x, y, yaw = _straight(lambda t: 10 * t - 0.5 * np.clip(t, 0, None) ** 2)
+    assert label_maneuver(TIMES, np.c_[x, y], yaw, no_one) is Maneuver.KEEP_LANE
+    x, y, yaw = _straight(lambda t: 10 * t - 1.25 * np.clip(t, 0, None) ** 2)
+    assert label_maneuver(TIMES, np.c_[x, y], yaw, no_one) is Maneuver.BRAKE
+    # 2.5 m/s^2 from 6 m/s stands still after 2.4 s: the interval 2.5 .. 3.0 s moves 0 m
+    stop = lambda t: np.where(t < 0, 6 * t, np.where(t < 2.4, 6 * t - 1.25 * t ** 2, 7.2))  # noqa: E731
+    x, y, yaw = _straight(stop)
+    assert label_maneuver(TIMES, np.c_[x, y], yaw, no_one) is Maneuver.STOP
+
+
+def test_lane_change_left_and_right_on_a_curve_but_not_the_curve_itself():
+    radius, speed = 100.0, 10.0
+
+    def on_arc(lateral):  # the ego's rear axle at offset lateral(t) (+ left) from an arc of the given radius
+        angle = speed * TIMES / radius
+        r = radius - lateral(TIMES)
+        xy = np.c_[r * np.sin(angle), radius - r * np.cos(angle)]
+        heading = np.unwrap(np.arctan2(np.gradient(xy[:, 1], TIMES), np.gradient(xy[:, 0], TIMES)))
+        local = (xy - xy[4]) @ np.array([[math.cos(heading[4]), -math.sin(heading[4])],
+                                          [math.sin(heading[4]), math.cos(heading[4])]])
+        return local, heading - heading[4]
+
+    no_one = np.zeros((0, 2))
+    curve, heading = on_arc(lambda t: 0.0 * t)
+    assert label_maneuver(TIMES, curve, heading, no_one) is Maneuver.KEEP_LANE
+    move = lambda t: 3.5 * (0.5 - 0.5 * np.cos(np.pi * np.clip((t + 2) / 4, 0, 1)))  # noqa: E731 a 4 s move, centred
+    left, heading = on_arc(move)
+    assert label_maneuver(TIMES, left, heading, no_one) is Maneuver.CHANGE_LANE_LEFT
+    right, heading = on_arc(lambda t: -move(t))
+    assert label_maneuver(TIMES, right, heading, no_one) is Maneuver.CHANGE_LANE_RIGHT
+    # a junction turn (straight, then a 10 m radius quarter circle at 5 m/s) bends the chord by ~3 m: no lane change
+    s = 5.0 * (TIMES + 2.0) - 10.0  # arc length from the turn's start, which is at t = 0
+    angle = np.clip(s, 0, None) / 10.0
+    turn = np.c_[np.where(s < 0, s, 10 * np.sin(angle)), np.where(s < 0, 0.0, 10 * (1 - np.cos(angle)))]
+    assert label_maneuver(TIMES, turn - turn[4], angle, no_one) is Maneuver.KEEP_LANE
+
+
+def test_a_lead_on_the_path_within_the_headway_is_followed():
+    x, y, yaw = _straight(lambda t: 10 * t)
+    ego = np.c_[x, y]
+    reach = CONFIG.follow_min_gap_m + CONFIG.follow_time_gap_s * 10  # 27 m at 10 m/s
+    assert label_maneuver(TIMES, ego, yaw, np.array([[reach - 1, 0.5]])) is Maneuver.FOLLOW
+    assert label_maneuver(TIMES, ego, yaw, np.array([[reach + 1, 0.0]])) is Maneuver.KEEP_LANE
+    assert label_maneuver(TIMES, ego, yaw, np.array([[15.0, 3.5]])) is Maneuver.KEEP_LANE  # the next lane
+    assert label_maneuver(TIMES, ego, yaw, np.array([[-8.0, 0.0]])) is Maneuver.KEEP_LANE  # behind
+
+
+def test_bad_windows_are_rejected():
+    x, y, yaw = _straight(lambda t: 10 * t)
+    with pytest.raises(ValueError, match="times_s"):
+        label_maneuver(TIMES[:-1], np.c_[x, y][:-1], yaw[:-1], np.zeros((0, 2)))
+    with pytest.raises(ValueError, match="multiple of step_s"):
+        ManeuverLabelConfig(horizon_s=2.7)
+
+
+def _derived_and_scripted(scene_index: int, samples: int = 40):
+    """(derived, scripted, stable) per keyframe with a full horizon: derived from the logged ego poses (what the
+    writer stores in ego_pose) and the annotated road users; stable: the scripted label holds for +-1 s."""
+    model = build_scene(0, scene_index, samples)
+    vehicles = [actor for actor in model.actors if actor.detection_name in VEHICLE_CLASSES]
+    rows = []
+    for k in range(samples):
+        t = 0.5 * k
+        if t + CONFIG.horizon_s > scene_duration_s(samples):
+            continue
+        times = TIMES[TIMES + t >= -LEAD_IN_S]  # the log starts LEAD_IN_S before the first keyframe
+        to_ego = model.ego_to_global(t).inverse()
+        poses = [to_ego @ model.ego_to_global(t + dt) for dt in times]
+        users = np.array([to_ego.apply(np.asarray(v.box_centre(t)[0])[None])[0, :2] for v in vehicles]).reshape(-1, 2)
+        derived = label_maneuver(times, np.array([p.translation[:2] for p in poses]), np.array([p.yaw for p in poses]),
+                                 users)
+        scripted = model.plan.scripted_maneuver(t, CONFIG.horizon_s)
+        stable = all(model.plan.scripted_maneuver(t + dt, CONFIG.horizon_s) is scripted for dt in (-1, -0.5, 0.5, 1))
+        rows.append((derived, scripted, stable))
+    return rows
+
+
+def test_labels_derived_from_the_logged_poses_agree_with_the_script():
+    # scenes 0, 1, 10, 11 enter the manoeuvre cycle at four points and change lane both ways; measured: 0.80 of
+    # all keyframes over scenes 0-13, 0.89 of those whose scripted label holds for +-1 s (transitions: the lead
+    # fades in over 4 s, a brake starting near the horizon's end, a lane change's first and last second)
+    rows = sum((_derived_and_scripted(index) for index in (0, 1, 10, 11)), [])
+    agree = np.mean([derived is scripted for derived, scripted, _ in rows])
+    stable = [derived is scripted for derived, scripted, steady in rows if steady]
+    assert agree >= 0.75 and np.mean(stable) >= 0.85, (agree, np.mean(stable))
+    for maneuver in Maneuver:  # every class occurs and is recovered at least once
+        assert any(d is maneuver and s is maneuver for d, s, _ in rows), maneuver
+
+
+def test_the_tiny_world_writes_its_scripted_labels(synthetic_root, nusc_synthetic):
+    labels = read_scripted_maneuvers(synthetic_root / TINY_WORLD["version"])
+    assert set(labels) == {sample["token"] for sample in nusc_synthetic.sample}
+    for scene_index, scene in enumerate(sorted(nusc_synthetic.scene, key=lambda s: s["name"])):
+        plan = build_scene(TINY_WORLD["seed"], scene_index, TINY_WORLD["samples_per_scene"]).plan
+        token = scene["first_sample_token"]
+        for k in range(TINY_WORLD["samples_per_scene"]):
+            assert labels[token] is plan.scripted_maneuver(0.5 * k, CONFIG.horizon_s)
+            token = nusc_synthetic.get("sample", token)["next"]
+        # a 1.5 s scene is shorter than the 3 s horizon: no keyframe gets a derived label (counted, not padded)
+        assert logged_maneuver(nusc_synthetic, scene["first_sample_token"]) is None
+
+
+def test_a_missing_labels_file_is_named(tmp_path):
+    with pytest.raises(ValueError, match="ego_maneuvers.json"):
+        read_scripted_maneuvers(tmp_path)
+
+
+def test_real_keyframes_are_labelled_where_the_log_covers_the_horizon():
+    from nuscenes.nuscenes import NuScenes
+
+    from perception.paths import REAL_SCENE_FIXTURE_ROOT
+
+    if not (REAL_SCENE_FIXTURE_ROOT / "v1.0-mini").is_dir():
+        pytest.skip(f"real scene fixture absent: expected tables at {REAL_SCENE_FIXTURE_ROOT / 'v1.0-mini'}")
+    nusc = NuScenes(version="v1.0-mini", dataroot=str(REAL_SCENE_FIXTURE_ROOT), verbose=False)
+    for scene in nusc.scene:
+        tokens, token = [], scene["first_sample_token"]
+        while token:
+            tokens.append(token)
+            token = nusc.get("sample", token)["next"]
+        end_us = nusc.get("sample", tokens[-1])["timestamp"]
+        for token in tokens:
+            label = logged_maneuver(nusc, token)
+            covered = nusc.get("sample", token)["timestamp"] + CONFIG.horizon_s * 1e6 <= end_us + 50_000
+            assert (label is not None) == covered, token

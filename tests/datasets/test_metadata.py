@@ -1,0 +1,51 @@
+"""The SampleTable's one constructor: ground truth in and out of its columns, records per channel, checks."""
+import numpy as np
+import pytest
+
+from perception.datasets.ground_truth import sample_ground_truth
+from perception.datasets.metadata import KeyframeRow, SampleTable, build_sample_table, pose_row
+from perception.geometry import EgoPose
+from perception.sensors import ALL_CHANNELS, LIDAR_CHANNEL
+
+
+def test_ground_truth_columns_give_back_the_devkit_ground_truth(nusc_synthetic):
+    tokens = [sample["token"] for sample in nusc_synthetic.sample[:3]]
+    table = build_sample_table(nusc_synthetic, tokens, lidar_sweeps=2, radar_sweeps=1)
+    for index, token in enumerate(tokens):
+        lidar = nusc_synthetic.get("sample_data", nusc_synthetic.get("sample", token)["data"][LIDAR_CHANNEL])
+        pose = EgoPose.from_record(nusc_synthetic.get("ego_pose", lidar["ego_pose_token"]))
+        truth = sample_ground_truth(nusc_synthetic, token, pose.ego_to_global)
+        boxes, num_lidar_points, num_radar_points = table.ground_truth(index)
+        assert len(truth.boxes) > 0
+        for name in ("centers", "sizes", "yaws", "velocities", "labels", "attributes"):
+            np.testing.assert_array_equal(getattr(boxes, name), getattr(truth.boxes, name))
+        np.testing.assert_array_equal(boxes.scores, np.ones(len(boxes)))
+        np.testing.assert_array_equal(num_lidar_points, truth.num_lidar_points)
+        np.testing.assert_array_equal(num_radar_points, truth.num_radar_points)
+
+
+def test_channel_records_follow_the_devkit_prev_links(nusc_synthetic):
+    sample = nusc_synthetic.sample[2]
+    table = build_sample_table(nusc_synthetic, [sample["token"]], lidar_sweeps=3, radar_sweeps=1)
+    token, expected = sample["data"][LIDAR_CHANNEL], []
+    while token and len(expected) < 3:
+        record = nusc_synthetic.get("sample_data", token)
+        expected.append(record["filename"])
+        token = record["prev"]
+    assert [table.paths[r].decode() for r in table.channel_records(0, LIDAR_CHANNEL)] == expected
+
+
+def _keyframe(sample_token: str) -> KeyframeRow:
+    return KeyframeRow(sample_token, "scene", 0, pose_row([0.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0]),
+                       [[] for _ in ALL_CHANNELS])
+
+
+def test_a_table_without_annotations_has_no_ground_truth():
+    table = SampleTable.from_rows([_keyframe("a"), _keyframe("b")], [], [], None)
+    assert len(table) == 2 and table.ground_truth(1) is None
+    assert table.gt_offsets.tolist() == [0, 0, 0] and table.gt_centers.shape == (0, 3)
+
+
+def test_ground_truths_must_match_the_keyframes():
+    with pytest.raises(ValueError, match="0 ground truths for 1 keyframes"):
+        SampleTable.from_rows([_keyframe("a")], [], [], [])

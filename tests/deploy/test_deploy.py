@@ -1,0 +1,163 @@
+"""ONNX export, the ONNX Runtime backends and INT8 quantization on the tiny model of tests/models (hand-made frames):
+parity with the torch model, refusal of graphs that belong to another model, the thread policy."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("onnxruntime", reason="the deploy extra (onnx, onnxruntime) is not installed")
+
+from perception.deploy.backends import load_backend  # noqa: E402
+from perception.deploy.graphs import (export_graphs, graph_path, load_onnx_detector, output_error,  # noqa: E402
+                                      set_metadata)
+from perception.deploy.quantize import keep_float, quantize_graphs, sensitivity_sweep  # noqa: E402
+from perception.models import CHECKPOINT_FORMAT, load_detector  # noqa: E402
+from perception.threads import apply_thread_policy, onnxruntime_session_options  # noqa: E402
+from tests.models.helpers import IMAGE_H, IMAGE_W, make_frame, tiny_model, tiny_model_config  # noqa: E402
+
+
+def write_model(folder, head_channels: int = 16, seed: int = 0):
+    """(config path, checkpoint path) of the tiny model with random weights and non-trivial batch-norm statistics."""
+    torch.manual_seed(seed)
+    model = tiny_model().eval()
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
+                module.running_mean.uniform_(-0.2, 0.2)
+                module.running_var.uniform_(0.5, 1.5)
+        model.head.heatmap[-1].bias.fill_(0.5)  # boxes pass the score threshold
+        for embedding in model.fuser.missing_embedding.values():
+            embedding.uniform_(-1, 1)
+    config = tiny_model_config()
+    config["head"]["head_channels"] = head_channels
+    config_path = folder / f"tiny{head_channels}.py"
+    config_path.write_text(f"model = dict(type='BEVFusionDetector', **{json.dumps(config)})\n"
+                           f"model_inputs = dict(lidar_sweeps=1, radar_sweeps=1, image_size=[{IMAGE_W}, {IMAGE_H}])\n")
+    checkpoint = folder / f"tiny{head_channels}_{seed}.pth"
+    if head_channels == 16:
+        torch.save({"state_dict": model.state_dict(), "meta": {"format": CHECKPOINT_FORMAT}}, checkpoint)
+    return str(config_path), str(checkpoint)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """(config, checkpoint, folder of the float graphs)."""
+    folder = tmp_path_factory.mktemp("deploy")
+    config, checkpoint = write_model(folder)
+    detector = load_detector(config, checkpoint)
+    out = folder / "float"
+    export_graphs(detector, config, checkpoint, out, detector.batch_from_frames([make_frame(0)]))
+    return config, checkpoint, out
+
+
+def outputs(detector, frames):
+    with torch.no_grad():
+        return detector(detector.batch_from_frames(frames), mode="tensor")
+
+
+def test_onnxruntime_matches_torch(exported):
+    config, checkpoint, folder = exported
+    torch_detector = load_detector(config, checkpoint)
+    onnx_detector = load_backend("onnxruntime", config, onnx_dir=folder)
+    assert not onnx_detector.state_dict()  # every weight comes from the graphs
+    frames = [make_frame(1), make_frame(2, cameras=False)]  # a batch of 2 (the graphs were traced on 1) with a gap
+    reference = outputs(torch_detector, frames)
+    for name, error in output_error(reference, outputs(onnx_detector, frames)).items():
+        assert error < 1e-4, name
+    expected, actual = torch_detector.detect(frames), onnx_detector.detect(frames)
+    assert len(expected[0]) > 0
+    for a, b in zip(expected, actual):  # the same boxes (scores that tie to 1e-7 may order them differently)
+        a_rows, b_rows = (np.c_[boxes.labels, boxes.centers.round(3)] for boxes in (a, b))
+        assert np.array_equal(a_rows[np.lexsort(a_rows.T)], b_rows[np.lexsort(b_rows.T)])
+
+
+def test_int8_graphs_run_and_stay_near_float(exported, tmp_path):
+    config, _, folder = exported
+    calibration = load_onnx_detector(config, folder)
+    batches = [calibration.batch_from_frames([make_frame(seed)]) for seed in (3, 4, 5)]
+    paths = quantize_graphs(config, folder, tmp_path, batches)
+    int8 = load_backend("onnxruntime-int8", config, onnx_dir=tmp_path)
+    frames = [make_frame(6)]
+    quantized, reference = outputs(int8, frames), outputs(calibration, frames)
+    assert all(torch.isfinite(t).all() for t in quantized.values())
+    assert (torch.sigmoid(quantized["heatmap"]) - torch.sigmoid(reference["heatmap"])).abs().max() < 0.1
+    assert any(node.op_type == "QuantizeLinear" for node in __import__("onnx").load(
+        str(graph_path(tmp_path, "decoder"))).graph.node)
+    rows = sensitivity_sweep(config, folder, tmp_path, [calibration.batch_from_frames(frames)])
+    assert [row["module"] for row in rows] == paths + ["all"]
+    assert all(np.isfinite(row["score_error"]) and row["score_error"] >= 0 for row in rows)
+    keep_float(folder, tmp_path, paths)  # everything back to float: the int8 backend refuses it
+    with pytest.raises(ValueError, match="holds no INT8 graph"):
+        load_backend("onnxruntime-int8", config, onnx_dir=tmp_path)
+
+
+def test_calibration_without_frames_is_refused(exported, tmp_path):
+    config, _, folder = exported
+    with pytest.raises(ValueError, match="calibration needs at least one frame"):
+        quantize_graphs(config, folder, tmp_path, [])
+
+
+def test_graph_of_another_model_version_is_refused(exported, tmp_path):
+    _, _, folder = exported
+    other_config, _ = write_model(tmp_path, head_channels=8)
+    with pytest.raises(ValueError, match=r"lidar.pillars.onnx: exported from another version of the model"):
+        load_onnx_detector(other_config, folder)
+
+
+def test_missing_mixed_or_wrong_precision_graphs_are_refused(exported, tmp_path):
+    config, _, folder = exported
+    with pytest.raises(FileNotFoundError, match=r"lidar.pillars.onnx: no such graph"):
+        load_onnx_detector(config, tmp_path)
+    with pytest.raises(ValueError, match="needs --onnx DIR"):
+        load_backend("onnxruntime", config)
+    with pytest.raises(ValueError, match="unknown backend 'tensorrt'"):
+        load_backend("tensorrt", config)
+    with pytest.raises(ValueError, match="holds no INT8 graph"):
+        load_backend("onnxruntime-int8", config, onnx_dir=folder)
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    for file in folder.glob("*.onnx"):
+        (mixed / file.name).write_bytes(file.read_bytes())
+    set_metadata(graph_path(mixed, "decoder"), {"checkpoint_sha256": "0" * 64})
+    with pytest.raises(ValueError, match="graphs of different checkpoints mixed"):
+        load_onnx_detector(config, mixed)
+
+
+def test_backend_not_installed_is_named(exported, monkeypatch):
+    import builtins
+
+    config, _, folder = exported
+    real_import = builtins.__import__
+
+    def no_onnxruntime(name, *args, **kwargs):
+        if name == "onnxruntime":
+            raise ImportError("No module named 'onnxruntime'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_onnxruntime)
+    with pytest.raises(ValueError, match="need the onnxruntime package"):
+        load_onnx_detector(config, folder)
+
+
+def test_thread_policy_sets_every_pool():
+    import cv2
+    import numba
+
+    before = torch.get_num_threads(), numba.get_num_threads(), cv2.getNumThreads()
+    try:
+        policy = apply_thread_policy(threads=1)
+        assert (torch.get_num_threads(), numba.get_num_threads(), cv2.getNumThreads()) == (1, 1, 1)
+        assert policy.onnxruntime_threads == 1 and onnxruntime_session_options().intra_op_num_threads == 1
+    finally:
+        torch.set_num_threads(before[0])
+        numba.set_num_threads(before[1])
+        cv2.setNumThreads(before[2])
+
+
+def test_a_part_outside_the_export_is_named(exported):
+    config, checkpoint, _ = exported
+    detector = load_detector(config, checkpoint)
+    detector.add_module("extra_head", torch.nn.Linear(2, 2))  # weights that no graph holds
+    with pytest.raises(ValueError, match=r"covers the detection network only; .*extra_head"):
+        export_graphs(detector, config, checkpoint, "unused")

@@ -1,0 +1,61 @@
+"""tools/export.py, tools/quantize.py and the --backend option of tools/test.py and tools/benchmark.py on the tiny
+synthetic world (tests/conftest.py) with the tiny model of tests/models: what they write, and their one-line
+errors for bad input."""
+import json
+
+import pytest
+
+pytest.importorskip("onnxruntime", reason="the deploy extra (onnx, onnxruntime) is not installed")
+
+from perception.cli.benchmark import main as benchmark_main  # noqa: E402
+from perception.cli.export import main as export_main  # noqa: E402
+from perception.cli.quantize import main as quantize_main  # noqa: E402
+from perception.cli.test import run as evaluate  # noqa: E402
+from tests.deploy.test_deploy import write_model  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def model_on_world(tmp_path_factory, synthetic_root, nusc_synthetic):
+    """(config naming the tiny world's data and splits, checkpoint, folder)."""
+    folder = tmp_path_factory.mktemp("tools")
+    config, checkpoint = write_model(folder)
+    with open(config, "a") as f:
+        f.write(f"dataroot = {str(synthetic_root)!r}\ndata_version = {nusc_synthetic.version!r}\n"
+                "train_dataloader = dict(dataset=dict(split='synth_train'))\n"
+                "val_dataloader = dict(dataset=dict(split='synth_val'))\n")
+    return config, checkpoint, folder
+
+
+def test_export_quantize_and_evaluate(model_on_world, synthetic_root, nusc_synthetic):
+    config, checkpoint, folder = model_on_world
+    exported = export_main([config, checkpoint, "--out", str(folder / "float")])
+    assert max(exported["check_relative_error"].values()) < 1e-4
+    assert json.loads((folder / "float" / "export.json").read_text())["graphs"]["fuser"] == "fuser.onnx"
+    report = quantize_main([config, str(folder / "float"), "--out", str(folder / "int8"), "--calib-frames", "2",
+                            "--eval-frames", "1", "--max-score-error", "1"])
+    assert report["kept_float"] == [] and report["int8_bytes"] > 0
+    assert (folder / "int8" / "sensitivity.md").read_text().startswith("| graph quantized |")
+    metrics = evaluate([config, checkpoint, "--backend", "onnxruntime-int8", "--onnx", str(folder / "int8"),
+                        "--dataroot", str(synthetic_root), "--version", nusc_synthetic.version, "--split",
+                        "synth_val", "--out", str(folder / "test"), "--no-plots"])
+    assert 0 <= metrics[0]["nd_score"] <= 1
+    result = benchmark_main([config, "--backend", "onnxruntime", "--onnx", str(folder / "float"), "--json",
+                             str(folder / "bench.json"), "--iters", "1", "--warmup", "0", "--sweeps", "1",
+                             "--curve-iters", "1", "--kernel-iters", "1", "--frames", "1", "--quiet"])
+    assert result["backend"] == "onnxruntime" and "hard_voxelize_lidar" in result["kernels"]
+    assert {"fuser", "decoder", "head", "voxelize"} <= set(result["stages_ms"])
+
+
+def test_bad_input_is_one_line(model_on_world, tmp_path, capsys):
+    config, checkpoint, _ = model_on_world
+    other_config, _ = write_model(tmp_path, head_channels=8)
+    with pytest.raises(SystemExit):
+        export_main([other_config, checkpoint, "--out", str(tmp_path / "x")])
+    assert "weights do not fit" in capsys.readouterr().err
+    export_main([config, checkpoint, "--out", str(tmp_path / "float")])
+    with pytest.raises(SystemExit):
+        quantize_main([config, str(tmp_path / "float"), "--out", str(tmp_path / "int8"), "--calib-split", "train"])
+    assert "error: calibration frames: split 'train' has no scene" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        quantize_main([other_config, str(tmp_path / "float"), "--out", str(tmp_path / "int8")])
+    assert "exported from another version of the model" in capsys.readouterr().err

@@ -1,0 +1,56 @@
+"""The ego-state-only planner: features from the past only, targets from the logged drive, training lowers the
+loss, the checkpoint round-trips with weights_only=True and a wrong file is named."""
+import numpy as np
+import pytest
+import torch
+
+from perception.datasets.ego_log import keyframe_lidar_pose
+from perception.decision.learned import ego_mlp_features, ego_mlp_plan
+from perception.engine.ego_mlp import collect_examples, train_ego_mlp
+from perception.engine.planning_data import logged_targets
+from perception.models.ego_mlp import load_ego_mlp, save_ego_mlp
+from perception.maneuvers import Maneuver
+from perception.models.ego_mlp import EGO_MLP_FEATURES
+
+
+class _RaisesOnTheFuture:
+    def __init__(self, nusc, limit_us):
+        self.nusc, self.limit_us = nusc, limit_us
+
+    def get(self, table, token):
+        record = self.nusc.get(table, token)
+        if record.get("timestamp", -1) > self.limit_us:
+            raise AssertionError(f"read {table} {token} after the keyframe")
+        return record
+
+
+def test_features_read_no_future_record(nusc_synthetic):
+    token = nusc_synthetic.get("sample", nusc_synthetic.scene[0]["first_sample_token"])["next"]
+    guarded = _RaisesOnTheFuture(nusc_synthetic, keyframe_lidar_pose(nusc_synthetic, token).timestamp_us)
+    features = ego_mlp_features(guarded, token)
+    assert features.shape == (len(EGO_MLP_FEATURES),) and features[0] > 1.0  # the ego drives
+    # 0.5 s before: behind the ego (x < 0) and logged; 2 s before lies before the log's start (0.5 s of sweeps
+    # before the first keyframe, this one 0.5 s after it)
+    history = features[4:].reshape(-1, 3)
+    assert history[0, 0] < 0 and history[0, 2] == 1.0 and history[3, 2] == 0.0
+
+
+def test_training_lowers_the_loss_and_the_checkpoint_round_trips(nusc_synthetic, tmp_path):
+    tokens = [sample["token"] for sample in nusc_synthetic.sample]
+    features, targets = collect_examples(nusc_synthetic, tokens)
+    assert targets.trajectory_valid.any() and not targets.trajectory_valid.all()  # 1.5 s scenes: the end is masked
+    assert (targets.maneuver == -1).all()  # too short for a 3 s label: counted as unlabelled
+    assert not targets.lane_change_valid.any()  # the ego MLP does not judge feasibility
+    assert logged_targets(nusc_synthetic, tokens[:2]).lane_change_valid.all()  # the planning head does
+    untrained, before = train_ego_mlp(features, targets, epochs=0)
+    model, after = train_ego_mlp(features, targets, epochs=50)
+    assert after["loss_plan_trajectory"] < before["loss_plan_trajectory"]
+    path = save_ego_mlp(model, tmp_path / "ego.pth", dict(split="test"))
+    loaded = load_ego_mlp(path)
+    trajectory, maneuver = ego_mlp_plan(loaded, nusc_synthetic, tokens[0])
+    with torch.no_grad():
+        expected = model(features[:1]).trajectory[0].numpy()
+    assert np.allclose(trajectory, expected) and isinstance(maneuver, Maneuver)
+    torch.save({"weights": 1}, tmp_path / "other.pth")
+    with pytest.raises(ValueError, match="other.pth: not an ego-MLP checkpoint"):
+        load_ego_mlp(tmp_path / "other.pth")

@@ -1,0 +1,136 @@
+"""tools/finetune.py end to end on the tiny synthetic world: a LoRA run exports a plain checkpoint that
+load_detector reads, with the base model's keys and the parameter counts in its meta; bad requests fail before any
+training starts."""
+import json
+import os
+import shutil
+
+import pytest
+import torch
+
+from perception.cli.finetune import main as finetune
+from perception.cli.train import main as train
+from perception.models import checkpoint_meta, load_detector
+from tests.conftest import TINY_WORLD
+from tests.engine.test_train import write_tiny_config
+
+
+@pytest.fixture(scope="module")
+def base(synthetic_root, tmp_path_factory):
+    """(config, checkpoint): the tiny config trained for 2 iterations and exported."""
+    folder = tmp_path_factory.mktemp("finetune_base")
+    config = write_tiny_config(folder, synthetic_root)
+    checkpoint = str(folder / "base.pth")
+    train([config, "--work-dir", str(folder / "run"), "--max-iters", "2", "--no-validate", "--export", checkpoint])
+    return config, checkpoint
+
+
+def finetune_args(config, checkpoint, root, work_dir, *extra):
+    return [config, checkpoint, "--dataroot", str(root), "--version", TINY_WORLD["version"], "--split",
+            "synth_train", "--work-dir", str(work_dir), "--max-iters", "2", *extra]
+
+
+def test_lora_run_exports_a_plain_checkpoint_with_its_parameter_counts(base, synthetic_root, tmp_path):
+    config, checkpoint = base
+    exported = str(tmp_path / "lora.pth")
+    finetune(finetune_args(config, checkpoint, synthetic_root, tmp_path / "run", "--method", "lora", "--rank", "2",
+                           "--export", exported))
+    state = torch.load(exported, weights_only=True)["state_dict"]
+    base_state = torch.load(checkpoint, weights_only=True)["state_dict"]
+    assert set(state) == set(base_state)
+    meta = checkpoint_meta(exported)
+    trained, total = meta["parameters"]["trained"], meta["parameters"]["total"]
+    assert 0 < trained < total == sum(tensor.numel() for name, tensor in base_state.items()
+                                      if "running_" not in name and "num_batches" not in name)
+    assert meta["fine_tuning"]["method"] == "lora" and meta["iteration"] == 2
+    assert {"val/nuscenes/NDS", "val/nuscenes/mAP"} <= set(meta["validation"])
+    changed = [name for name in state if not torch.equal(state[name], base_state[name])]
+    assert all("running_" not in name for name in changed)  # BatchNorm statistics held
+    assert any(name.startswith(("encoders.", "fuser.", "decoder.")) for name in changed)  # LoRA updates folded in
+    detector = load_detector(config, exported)
+    assert not detector.training
+    log = "".join(open(os.path.join(folder, name)).read() for folder, _, names in os.walk(tmp_path / "run")
+                  for name in names if name.endswith(".log"))
+    assert f"{trained:,} of {total:,} parameters trained" in log
+
+
+def annotation_free_copy(root, folder) -> str:
+    """The tiny world's tables with every annotation removed (sensor files linked, not copied)."""
+    copy = folder / "no_annotations"
+    copy.mkdir()
+    for name in os.listdir(root):
+        if name != TINY_WORLD["version"]:
+            os.symlink(os.path.join(root, name), copy / name)
+    shutil.copytree(os.path.join(root, TINY_WORLD["version"]), copy / TINY_WORLD["version"])
+    (copy / TINY_WORLD["version"] / "sample_annotation.json").write_text("[]")
+    return str(copy)
+
+
+def test_bad_requests_fail_before_training(base, synthetic_root, tmp_path, capsys):
+    config, checkpoint = base
+    other_network = str(tmp_path / "wider.py")
+    with open(other_network, "w") as handle:
+        handle.write(f"_base_ = [{config!r}]\nmodel = dict(head=dict(head_channels=8))\n")
+    cases = [
+        (finetune_args(other_network, checkpoint, synthetic_root, tmp_path / "a", "--method", "full"),
+         "weights do not fit"),
+        (finetune_args(config, checkpoint, synthetic_root, tmp_path / "b", "--method", "prompt"),
+         "unknown fine-tuning method 'prompt'"),
+        (finetune_args(config, checkpoint, synthetic_root, tmp_path / "c", "--method", "lora", "--rank", "99"),
+         "rank 99 is larger than layer"),
+        (finetune_args(config, checkpoint, annotation_free_copy(synthetic_root, tmp_path), tmp_path / "d",
+                       "--method", "head"),
+         "has no annotated keyframe"),
+    ]
+    for argv, message in cases:
+        with pytest.raises(SystemExit) as exit_info:
+            finetune(argv)
+        assert exit_info.value.code == 1
+        assert message in capsys.readouterr().err
+        work_dir = argv[argv.index("--work-dir") + 1]
+        assert not any(name.endswith(".pth") for _, _, names in os.walk(work_dir) for name in names)
+
+
+def test_comparison_table_covers_every_run_on_the_same_frames(base, synthetic_root, tmp_path):
+    from perception.cli.compare_finetuning import COLUMNS, main as compare
+
+    config, checkpoint = base
+    out = tmp_path / "comparison"
+    rows = compare([config, checkpoint, "--dataroot", str(synthetic_root), "--version", TINY_WORLD["version"],
+                    "--split", "synth_train", "--val-split", "synth_val", "--max-iters", "1", "--lora-ranks", "1", "2",
+                    "--adapter-rank", "2", "--out", str(out)])
+    names = ["zero-shot", "scratch", "full", "head", "lora r1", "lora r2", "adapter r2"]
+    assert [entry["name"] for entry in rows] == names
+    table = json.load(open(out / "table.json"))
+    assert table["rows"] == rows
+    for entry in rows:
+        evaluation = json.load(open(out / entry["name"].replace(" ", "_") / "evaluation" / "metrics.json"))
+        assert entry["NDS"] == evaluation["nd_score"] and entry["car_AP"] == evaluation["class_ap"]["car"]
+        assert evaluation["run"]["split"] == "synth_val"
+    total = rows[1]["total_parameters"]
+    assert rows[0]["trained_parameters"] is None and rows[1]["trained_parameters"] == total
+    assert rows[2]["trained_parameters"] == total > rows[3]["trained_parameters"]
+    assert rows[4]["trained_parameters"] < rows[5]["trained_parameters"] < total  # rank 1 < rank 2
+    assert all(entry["total_parameters"] == total for entry in rows[1:])
+    markdown = (out / "table.md").read_text()
+    assert all(column in markdown for column in COLUMNS)
+    assert markdown.count("\n| ") == len(names) + 2  # header, rule, one line per run
+
+
+def test_real_keyframe_config_fine_tunes_and_evaluates_on_the_real_scene(tmp_path):
+    from perception.cli.test import run as evaluate
+    from perception.paths import REAL_SCENE_FIXTURE_ROOT, REPO_ROOT
+
+    if not (REAL_SCENE_FIXTURE_ROOT / "v1.0-mini").is_dir():
+        pytest.skip(f"real scene fixture absent: expected tables at {REAL_SCENE_FIXTURE_ROOT / 'v1.0-mini'}")
+    config = str(REPO_ROOT / "configs" / "fusion_tiny_real.py")
+    exported = str(tmp_path / "adapter.pth")
+    finetune([config, str(REPO_ROOT / "checkpoints" / "fusion_tiny.pth"), "--dataroot", str(REAL_SCENE_FIXTURE_ROOT),
+              "--version", "v1.0-mini", "--split", "real_finetune", "--method", "adapter", "--work-dir",
+              str(tmp_path / "run"), "--max-iters", "1", "--no-validate", "--export", exported])
+    assert checkpoint_meta(exported)["inputs"] == {"lidar_sweeps": 1, "radar_sweeps": 1, "image_size": [256, 144],
+                                                   "sensors": ["lidar", "radar", "camera"]}
+    metrics = evaluate([config, exported, "--dataroot", str(REAL_SCENE_FIXTURE_ROOT), "--version", "v1.0-mini",
+                        "--split", "real_val", "--out", str(tmp_path / "evaluation"), "--no-plots"])[0]
+    assert metrics["frames_evaluated"] == 12 and (metrics["run"]["lidar_sweeps"], metrics["run"]["radar_sweeps"]) == (1, 1)
+    assert metrics["run"]["image_size"] == [256, 144]

@@ -1,0 +1,39 @@
+"""One source for a model's inputs: the config's model_inputs block gives both the dataloaders tools/train.py
+builds and what evaluation, replay and benchmark feed the model (perception.models.model_inputs)."""
+import argparse
+
+import pytest
+
+from perception.cli.train import build_config
+from perception.models import model_inputs
+from perception.paths import REPO_ROOT
+
+
+def training_config(name: str, cfg_options=None):
+    """The config tools/train.py would train ``configs/<name>.py`` with."""
+    return build_config(argparse.Namespace(
+        config=str(REPO_ROOT / "configs" / f"{name}.py"), cfg_options=cfg_options, work_dir=None, max_iters=None,
+        time_budget_min=None, no_validate=False, amp=False))
+
+
+@pytest.mark.parametrize("name, lidar_sweeps, image_size", [
+    ("fusion_tiny", 5, (256, 144)), ("fusion_base", 10, (704, 256)), ("lidar_only", 5, None),
+    ("lidar_radar", 5, None), ("camera_only", 5, (256, 144))])
+def test_dataloaders_load_what_the_model_is_fed(name, lidar_sweeps, image_size):
+    cfg = training_config(name)
+    inputs = model_inputs(cfg)
+    assert (inputs.lidar_sweeps, inputs.radar_sweeps, inputs.image_size) == (lidar_sweeps, 6, image_size)
+    for loader in (cfg.train_dataloader, cfg.val_dataloader):
+        loaded = loader.dataset
+        assert (loaded.lidar_sweeps, loaded.radar_sweeps) == (inputs.lidar_sweeps, inputs.radar_sweeps)
+        assert (None if loaded.image_size is None else tuple(loaded.image_size)) == inputs.image_size
+
+
+def test_sensors_follow_the_encoders():
+    assert model_inputs(training_config("fusion_tiny")).sensors == ("lidar", "radar", "camera")
+    assert model_inputs(training_config("camera_only")).sensors == ("camera",)
+
+
+def test_a_dataset_repeating_an_input_is_refused():
+    with pytest.raises(ValueError, match="train_dataloader.dataset sets lidar_sweeps; set them once in model_inputs"):
+        training_config("fusion_tiny", {"train_dataloader.dataset.lidar_sweeps": 3})

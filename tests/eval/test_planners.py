@@ -1,0 +1,86 @@
+"""The planners table on hand-worked frames: L2 and collisions per horizon in both conventions, frames too short
+for a horizon counted and skipped, maneuver grading against the logged labels."""
+import numpy as np
+import pytest
+
+from perception.decision import EgoState
+from perception.decision.baselines import constant_velocity_plan
+from perception.eval.decision_metrics import LoggedFuture
+from perception.eval.planners import PlannedFrame, grade_maneuvers, grade_planners
+from perception.geometry import Boxes3D
+from perception.maneuvers import Maneuver
+
+TIMES = 0.5 * np.arange(1, 7)
+KEEP, FOLLOW, BRAKE, STOP = Maneuver.KEEP_LANE, Maneuver.FOLLOW, Maneuver.BRAKE, Maneuver.STOP
+LEFT, RIGHT = Maneuver.CHANGE_LANE_LEFT, Maneuver.CHANGE_LANE_RIGHT
+
+
+def _future(token, speed, valid_steps=6, boxes=None):
+    xy = np.c_[speed * TIMES, np.zeros(6)]
+    valid = np.arange(6) < valid_steps
+    xy[~valid] = np.nan
+    boxes = boxes or tuple(Boxes3D.empty() for _ in TIMES)
+    return LoggedFuture(token, TIMES, xy, valid, boxes, valid.copy())
+
+
+def test_constant_velocity_goes_straight_at_the_current_speed():
+    plan = constant_velocity_plan(EgoState(8.0, yaw_rate_rps=0.3))
+    assert plan.tolist() == [[4.0 * k, 0.0] for k in range(1, 7)]
+    assert constant_velocity_plan(EgoState(-2.0)).tolist() == [[0.0, 0.0]] * 6
+
+
+def test_l2_and_collisions_per_horizon_in_both_conventions():
+    # frame a: logged 10 m/s, the plan 8 m/s -> errors 1, 2, ..., 6 m; frame b: the log covers 2 s only, the plan
+    # is exact. A parked car sits on frame a's logged path at 25 m (rear 22.7 m): the logged drive itself reaches it
+    # at 2.0 s (a box misplaced in the annotations), the slower plan at 2.5 s (20 m + 3.44 m front)
+    car = Boxes3D(centers=np.array([[25.0, 0.0, 0.9]]), sizes=np.array([[1.9, 4.6, 1.6]]), yaws=np.zeros(1))
+    frame_a = PlannedFrame(_future("a", 10.0, boxes=tuple(car for _ in TIMES)), KEEP,
+                           {"slow": (np.c_[8.0 * TIMES, np.zeros(6)], KEEP)})
+    frame_b = PlannedFrame(_future("b", 6.0, valid_steps=4), None, {"slow": (np.c_[6.0 * TIMES, np.zeros(6)], FOLLOW)})
+    decisions = grade_planners([frame_a, frame_b])
+    slow = decisions["planners"]["slow"]
+    assert slow["num_frames"]["l2"] == {"1s": 2, "2s": 2, "3s": 1}
+    assert slow["l2_uniad_m"] == pytest.approx({"1s": (2 + 0) / 2, "2s": (4 + 0) / 2, "3s": 6.0})
+    assert slow["l2_stp3_m"] == pytest.approx({"1s": (1.5 + 0) / 2, "2s": (2.5 + 0) / 2, "3s": 3.5})
+    # the plan collides in frame a at 2.5 s and 3.0 s (2 of its 6 steps); frame b has no boxes
+    assert slow["collision_uniad"] == pytest.approx({"1s": 0.0, "2s": 0.0, "3s": 1.0})
+    assert slow["collision_stp3"]["3s"] == pytest.approx(2 / 6)
+    logged = decisions["planners"]["logged"]
+    # frame a: 20 m + 3.44 m > 22.7 m at 2 s; frame b has no boxes
+    assert logged["l2_uniad_m"]["3s"] == 0.0 and logged["collision_uniad"]["2s"] == pytest.approx(0.5)
+    assert decisions["num_frames"] == 2 and decisions["num_frames_labelled"] == 1
+
+
+def test_maneuver_grading_against_the_logged_labels():
+    logged = [KEEP, KEEP, BRAKE, STOP, LEFT, LEFT, RIGHT, FOLLOW]
+    decided = [KEEP, BRAKE, BRAKE, KEEP, LEFT, RIGHT, KEEP, LEFT]
+    still = np.zeros((6, 2))
+    frames = [PlannedFrame(_future(str(i), 5.0), truth, {"p": (still, guess), "cv": (still, None)})
+              for i, (truth, guess) in enumerate(zip(logged, decided))]
+    frames.append(PlannedFrame(_future("x", 5.0), None, {"p": (still, STOP), "cv": (still, None)}))  # unlabelled
+    grades = grade_maneuvers(frames)
+    assert list(grades) == ["p"]  # constant velocity decides no maneuver
+    p = grades["p"]
+    assert p["num_frames"] == 8 and p["accuracy"] == pytest.approx(3 / 8)
+    assert p["lane_change_precision"] == pytest.approx(1 / 3)  # LEFT right, RIGHT wrong side, LEFT for FOLLOW
+    assert p["lane_change_recall"] == pytest.approx(1 / 3)  # of LEFT, LEFT, RIGHT
+    assert p["critical_miss_rate"] == pytest.approx(1 / 2)  # the STOP decided as KEEP
+    assert p["false_brake_rate"] == pytest.approx(1 / 6)  # a KEEP decided as BRAKE
+    assert sum(map(sum, p["confusion_matrix"])) == 8
+
+
+def test_disagreeing_frames_are_named():
+    good = PlannedFrame(_future("a", 5.0), KEEP, {"p": (np.zeros((6, 2)), KEEP)})
+    short = PlannedFrame(_future("b", 5.0), KEEP, {"p": (np.zeros((5, 2)), KEEP)})
+    with pytest.raises(ValueError, match="sample b: the p plan"):
+        grade_planners([good, short])
+
+
+def test_the_report_shows_every_planner():
+    from perception.eval.planners import planners_report_markdown
+
+    frames = [PlannedFrame(_future("a", 10.0), KEEP, {"constant_velocity": (np.c_[10.0 * TIMES, np.zeros(6)], None),
+                                                      "rules": (np.c_[9.0 * TIMES, np.zeros(6)], FOLLOW)})]
+    text = planners_report_markdown(grade_planners(frames))
+    assert "| constant_velocity | 0.00 | 0.00 | 0.00 |" in text and "| rules | 1.00 | 2.00 | 3.00 |" in text
+    assert "| rules | 0.000 | n/a | n/a | n/a | 0.000 | 1 |" in text and "| logged |" in text

@@ -1,0 +1,137 @@
+"""The robustness benchmark on the tiny synthetic world: 2 corruptions x 1 severity with a detector that sees
+objects only through LiDAR points; the json, RA and CE by hand from each cell's own metrics.json, resume, the md
+and png."""
+import json
+import os
+
+import numpy as np
+import pytest
+import torch.distributed as dist
+
+from perception.cli.robustness import run as run_cli
+from perception.detector import OracleDetector
+from perception.eval.robustness import (
+    CELL_FILE, CLEAN, Cell, plan_cells, read_cell, robustness_summary, run_cells, write_robustness,
+)
+from perception.eval.runner import DataOptions, Shard
+from tests.conftest import TINY_WORLD
+
+SPLIT = "synth_val"
+
+
+class LidarOracle(OracleDetector):
+    """The ground truth boxes that hold at least one LiDAR point of the frame (none without LiDAR); counts the
+    frames it saw."""
+
+    def __init__(self):
+        self.frames_seen = 0
+
+    def detect(self, frames, timer=None):
+        self.frames_seen += len(frames)
+        results = []
+        for frame, boxes in zip(frames, super().detect(frames)):
+            seen = np.zeros(len(boxes), dtype=bool)
+            if frame.lidar is not None:
+                seen = boxes.contains(frame.lidar.points).any(axis=1)
+            results.append(boxes[seen])
+        return results
+
+
+def _read(path):
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def test_plan_cells():
+    cells = plan_cells(["limited_fov", "lidar_missing"], [2, 3])
+    assert cells == [Cell(CLEAN, 0), Cell("limited_fov", 2), Cell("limited_fov", 3), Cell("lidar_missing", 1)]
+    with pytest.raises(ValueError, match="unknown corruptions"):
+        plan_cells(["fog"], [1])
+    with pytest.raises(ValueError):
+        plan_cells(["limited_fov"], [4])
+
+
+def test_benchmark_two_corruptions_one_severity(synthetic_root, nusc_synthetic, tmp_path):
+    data = DataOptions(str(synthetic_root), TINY_WORLD["version"], SPLIT, lidar_sweeps=1, radar_sweeps=1)
+    run = {"model": "lidar oracle", "dataroot": str(synthetic_root), "version": TINY_WORLD["version"],
+           "split": SPLIT, "seed": 0}
+    corruptions, severities = ["limited_fov", "lidar_missing"], [3]
+    cells = plan_cells(corruptions, severities)
+    out = str(tmp_path / "robustness")
+    detector = LidarOracle()
+    # As process 1 of 2 (torchrun's share; a one-process gloo group stands in for the barriers): cells[1::2] only.
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'process_group'}", rank=0, world_size=1)
+    try:
+        assert run_cells(detector, run, lambda: nusc_synthetic, data, out, cells, 0, Shard(1, 2)) == {}
+    finally:
+        dist.destroy_process_group()
+    frames_per_cell = len(nusc_synthetic.scene[1:]) * TINY_WORLD["samples_per_scene"]
+    assert detector.frames_seen == frames_per_cell
+    assert sorted(os.listdir(out)) == ["limited_fov_3"]
+    # The main process alone: the cells left, then every cell's record.
+    records = run_cells(detector, run, lambda: nusc_synthetic, data, out, cells, seed=0)
+    frames = detector.frames_seen
+    assert frames == 3 * frames_per_cell and set(records) == set(cells)
+
+    # Each scored cell's NDS is the devkit's, from the cell's own metrics.json.
+    clean = _read(os.path.join(out, "clean", "metrics.json"))
+    fov = _read(os.path.join(out, "limited_fov_3", "metrics.json"))
+    assert records[Cell(CLEAN, 0)]["nd_score"] == clean["nd_score"] > 0.5
+    assert records[Cell("limited_fov", 3)]["nd_score"] == fov["nd_score"] < clean["nd_score"]
+    # No LiDAR, no box: the devkit cannot score an empty set; the cell scores 0 and says so.
+    missing = records[Cell("lidar_missing", 1)]
+    assert (missing["nd_score"], missing["mean_ap"], missing["scored"]) == (0.0, 0.0, False)
+
+    summary = robustness_summary(records, corruptions, severities)
+    rows = {row["name"]: row for row in summary["corruptions"]}
+    fov_ra = fov["nd_score"] / clean["nd_score"]
+    assert rows["limited_fov"]["cells"][0]["ra"] == pytest.approx(fov_ra)
+    assert rows["limited_fov"]["cells"][0]["level"] == 30.0
+    assert rows["lidar_missing"]["cells"][0]["ra"] == 0.0 and rows["lidar_missing"]["cells"][0]["severity"] == 3
+    assert summary["mra"] == pytest.approx((fov_ra + 0.0) / 2)
+    assert summary["worst"]["name"] == "lidar_missing" and summary["baseline"] is None
+
+    # CE against a baseline, by hand: (1 - NDS) / (1 - baseline NDS) per corruption, mCE their mean.
+    baseline = {"model": "baseline", "corruptions": [
+        {"name": "limited_fov", "cells": [{"severity": 3, "nd_score": 0.2}]},
+        {"name": "lidar_missing", "cells": [{"severity": 3, "nd_score": 0.5}]}]}
+    against = robustness_summary(records, corruptions, severities, baseline)
+    expected = [(1 - fov["nd_score"]) / 0.8, 1.0 / 0.5]
+    assert [row["ce"] for row in against["corruptions"]] == pytest.approx(expected)
+    assert against["baseline"] == {"model": "baseline", "mce": pytest.approx(np.mean(expected))}
+
+    write_robustness(out, against)
+    assert _read(os.path.join(out, "robustness.json")) == json.loads(json.dumps(against))
+    markdown = open(os.path.join(out, "robustness.md")).read()
+    assert "| limited_fov | LiDAR |" in markdown and "lidar_missing (any severity)" in markdown
+    assert "0.000*" in markdown and "![RA heatmap](robustness.png)" in markdown
+    with open(os.path.join(out, "robustness.png"), "rb") as handle:
+        assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
+
+    # Resume: finished cells are read back, not run again; a removed cell is run again alone.
+    again = run_cells(detector, run, lambda: pytest.fail("devkit tables loaded with nothing to run"), data, out,
+                      cells, seed=0)
+    assert again == records and detector.frames_seen == frames
+    os.remove(os.path.join(out, "limited_fov_3", CELL_FILE))
+    run_cells(detector, run, lambda: nusc_synthetic, data, out, cells, seed=0)
+    assert detector.frames_seen == frames + frames // 3
+    # Cells of another run are refused, not mixed in.
+    with pytest.raises(ValueError, match="another run"):
+        read_cell(out, Cell(CLEAN, 0), dict(run, seed=1))
+
+
+def test_cli_refuses_bad_arguments(tmp_path):
+    for argv in (["--corruptions", "no_such"], ["--severities", "0"], ["--corruptions", ""]):
+        with pytest.raises(SystemExit):
+            run_cli(["config.py", "model.pth", "--dataroot", str(tmp_path), *argv])
+
+
+def test_test_tool_evaluates_one_cell(synthetic_root, tmp_path):
+    from perception.cli.test import run as run_test
+
+    args = ["--oracle", "--dataroot", str(synthetic_root), "--version", TINY_WORLD["version"], "--split", SPLIT,
+            "--lidar-sweeps", "1", "--radar-sweeps", "1", "--no-plots", "--out", str(tmp_path / "one")]
+    (metrics,) = run_test([*args, "--corrupt", "lidar_fog:2"])
+    assert metrics["run"]["transform"] == "corruption lidar_fog:2 (seed 0)"
+    with pytest.raises(SystemExit):
+        run_test([*args, "--corrupt", "lidar_fog:9"])

@@ -1,0 +1,147 @@
+"""Fine-tuning methods (perception.models.finetune): what each trains, held BatchNorm statistics, and folding LoRA
+and adapters into the plain network (against the hand-written formulas and the adapted model's own outputs)."""
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from perception.models import FusionBatch
+from perception.models.finetune import (FineTuningSpec, HeldBatchNorm2d, ResidualInputAdapter, count_parameters,
+                                        fold, folded_state_dict, head_output_layers, prepare_fine_tuning)
+from tests.models.helpers import make_frame, tiny_model
+
+
+@pytest.fixture(scope="module")
+def batch():
+    return FusionBatch.from_frames([make_frame(0), make_frame(1)])
+
+
+def randomise_added_weights(model: nn.Module, seed: int = 0) -> None:
+    """LoRA B and adapter up start at zero (the identity update); random values make folding non-trivial."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if ".lora_" in name or ".up." in name or ".down." in name:
+                parameter.copy_(0.1 * torch.randn(parameter.shape, generator=generator))
+
+
+def test_lora_fold_is_w_plus_scaled_b_times_a():
+    from peft import LoraConfig, inject_adapter_in_model
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(4, 6, 3, padding=1), nn.ReLU(), nn.Conv2d(6, 5, 1))
+    base = copy.deepcopy(model)
+    inject_adapter_in_model(LoraConfig(r=2, lora_alpha=6, target_modules=["0", "2"]), model)
+    randomise_added_weights(model)
+    x = torch.randn(2, 4, 7, 9)
+    adapted = model(x)
+    lora_a = model[0].lora_A["default"].weight  # (r, in, 3, 3)
+    lora_b = model[0].lora_B["default"].weight  # (out, r, 1, 1)
+    expected = base[0].weight + 3.0 * torch.einsum("or,rikl->oikl", lora_b[:, :, 0, 0], lora_a)  # alpha / r = 3
+    fold(model)
+    assert isinstance(model[0], nn.Conv2d) and isinstance(model[2], nn.Conv2d)
+    assert torch.allclose(model[0].weight, expected, atol=1e-6)
+    assert torch.allclose(model[0].bias, base[0].bias)
+    assert set(model.state_dict()) == set(base.state_dict())
+    assert torch.allclose(model(x), adapted, atol=1e-5)
+
+
+@pytest.mark.parametrize("layer", [nn.Conv2d(5, 3, 3, padding=1), nn.Conv2d(5, 3, 3, stride=2, padding=1),
+                                   nn.ConvTranspose2d(5, 3, 2, stride=2)])
+def test_adapter_fold_is_w_times_identity_plus_up_down(layer):
+    torch.manual_seed(1)
+    adapter = ResidualInputAdapter(layer, rank=2)
+    x = torch.randn(2, 5, 6, 8)
+    assert torch.equal(adapter(x), layer(x))  # zero-initialised: starts as the plain layer
+    randomise_added_weights(adapter)
+    mixing = torch.eye(5) + adapter.up.weight[:, :, 0, 0] @ adapter.down.weight[:, :, 0, 0]
+    folded = adapter.folded()
+    for position in [(0, 0), (1, 1)] if isinstance(layer, nn.ConvTranspose2d) else [(0, 0), (1, 2)]:
+        k, l = position
+        if isinstance(layer, nn.Conv2d):  # (out, in): W' = W M
+            assert torch.allclose(folded.weight[:, :, k, l], layer.weight[:, :, k, l] @ mixing, atol=1e-6)
+        else:  # ConvTranspose2d (in, out): W'^T = W^T M
+            assert torch.allclose(folded.weight[:, :, k, l], mixing.T @ layer.weight[:, :, k, l], atol=1e-6)
+    assert torch.allclose(folded(x), adapter(x), atol=1e-5)
+
+
+def trained_names(model: nn.Module) -> set:
+    return {name for name, parameter in model.named_parameters() if parameter.requires_grad}
+
+
+@pytest.mark.parametrize("method", ["full", "head", "lora", "adapter"])
+def test_each_method_trains_what_it_says_and_holds_norm_statistics(method, batch):
+    torch.manual_seed(0)
+    model = tiny_model()
+    base_total = sum(p.numel() for p in model.parameters())
+    count = prepare_fine_tuning(model, FineTuningSpec(method, rank=2))
+    trained = trained_names(model)
+    outputs = head_output_layers(model)
+    if method == "full":
+        assert trained == {name for name, _ in model.named_parameters()}
+    elif method == "head":
+        assert trained == {name for name, _ in model.named_parameters() if name.startswith("head.")}
+    else:
+        added = {name for name in trained if not any(name.startswith(output + ".") for output in outputs)}
+        assert added and all((".lora_" in name) if method == "lora" else (".down." in name or ".up." in name)
+                             for name in added)
+        assert {f"{output}.weight" for output in outputs} <= trained
+    assert count.total == base_total
+    assert count.trained == sum(p.numel() for p in model.parameters() if p.requires_grad)
+    model.train()
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    assert norms and all(not m.training for m in norms)  # held, though the model is in train mode
+    before = copy.deepcopy(model.state_dict())
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
+    losses = model(batch, mode="loss")
+    sum(losses.values()).backward()
+    optimizer.step()
+    after = model.state_dict()
+    changed = {name for name in before if not torch.equal(before[name], after[name])}
+    assert changed and changed <= trained  # frozen weights and every running statistic unchanged
+
+
+def test_update_norm_stats_lets_trainable_norms_update(batch):
+    model = tiny_model()
+    prepare_fine_tuning(model, FineTuningSpec("head", update_norm_stats=True))
+    model.train()
+    assert model.head.shared[1].training and not isinstance(model.head.shared[1], HeldBatchNorm2d)
+    assert isinstance(model.decoder.stage1[1], HeldBatchNorm2d) and not model.decoder.stage1[1].training
+
+
+@pytest.mark.parametrize("method", ["lora", "adapter"])
+def test_folded_detector_computes_the_adapted_outputs_with_the_base_keys(method, batch):
+    torch.manual_seed(0)
+    model = tiny_model()
+    base_keys = set(model.state_dict())
+    count = prepare_fine_tuning(model, FineTuningSpec(method, rank=2))
+    randomise_added_weights(model, seed=3)
+    assert count.trained < count.total
+    model.eval()
+    with torch.no_grad():
+        adapted = model(batch, mode="tensor")
+    state = folded_state_dict(model)
+    assert set(state) == base_keys
+    plain = tiny_model()
+    plain.load_state_dict(state, strict=True)
+    plain.eval()
+    with torch.no_grad():
+        folded = plain(batch, mode="tensor")
+    for name in adapted:
+        assert torch.allclose(folded[name], adapted[name], atol=1e-4), name
+    assert count_parameters(plain) == (sum(p.numel() for p in plain.parameters()), count.total)
+
+
+def test_bad_fine_tuning_requests_fail_before_changing_the_model():
+    with pytest.raises(ValueError, match="unknown fine-tuning method 'prompt'"):
+        FineTuningSpec("prompt")
+    model = tiny_model()
+    with pytest.raises(ValueError, match="rank 64 is larger than layer"):
+        prepare_fine_tuning(model, FineTuningSpec("lora", rank=64))
+    with pytest.raises(ValueError, match="rank 17 is larger than layer"):  # the decoder reads 16 channels
+        prepare_fine_tuning(model, FineTuningSpec("adapter", rank=17, targets=("decoder.stage1.0",)))
+    with pytest.raises(ValueError, match="target 'decoder.stage9' selects no"):
+        prepare_fine_tuning(model, FineTuningSpec("lora", targets=("decoder.stage9",)))
+    assert all(p.requires_grad for p in model.parameters())
+    assert not any(isinstance(m, (ResidualInputAdapter, HeldBatchNorm2d)) for m in model.modules())

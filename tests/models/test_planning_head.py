@@ -1,0 +1,114 @@
+"""The planning head: shapes, the constant-velocity start, gradients reaching every input and weight, one
+optimiser step lowering the loss, masks and bad input."""
+import pytest
+import torch
+
+from perception.maneuvers import Maneuver
+from perception.models.planning_head import EGO_STATE_CHANNELS, PlanningHead, PlanningTargets
+
+
+def _inputs(batch=3, channels=8):
+    torch.manual_seed(0)
+    bev = torch.randn(batch, channels, 20, 24)
+    ego = torch.tensor([[10.0, 0.1, -1.0, 1.0], [0.0, 0.0, 0.0, 0.0], [5.0, -0.2, 0.5, 1.0]])[:batch]
+    return bev, ego
+
+
+def _targets(batch=3, steps=6):
+    times = 0.5 * torch.arange(1, steps + 1)
+    trajectory = torch.stack([torch.outer(torch.tensor([9.0, 1.0, 5.0])[:batch], times),
+                              torch.outer(torch.tensor([0.0, 0.0, 0.5])[:batch], times)], -1)
+    valid = torch.ones(batch, steps, dtype=torch.bool)
+    valid[1, 4:] = False  # the log ends 2 s after frame 1
+    return PlanningTargets(trajectory, valid,
+                           torch.tensor([list(Maneuver).index(m) for m in
+                                         (Maneuver.BRAKE, Maneuver.STOP, Maneuver.CHANGE_LANE_LEFT)][:batch]),
+                           torch.tensor([[1.0, 0.0], [1.0, 1.0], [1.0, 0.0]])[:batch],
+                           torch.tensor([[True, True], [False, False], [True, True]])[:batch])
+
+
+def test_shapes_and_the_constant_velocity_start():
+    head = PlanningHead(8)
+    bev, ego = _inputs()
+    outputs = head(bev, ego)
+    assert outputs.trajectory.shape == (3, 6, 2) and outputs.maneuver_logits.shape == (3, len(Maneuver))
+    assert outputs.lane_change_logits.shape == (3, 2)
+    # untrained: 10 m/s straight ahead -> 5, 10, ..., 30 m; standing still -> 0
+    assert torch.allclose(outputs.trajectory[0, :, 0], 10.0 * 0.5 * torch.arange(1, 7.0))
+    assert torch.all(outputs.trajectory[1] == 0) and torch.all(outputs.trajectory[..., 1] == 0)
+
+
+def test_gradients_reach_the_bev_the_ego_state_and_every_weight():
+    head = PlanningHead(8)
+    bev, ego = _inputs()
+    bev.requires_grad_(True)
+    ego = ego.clone().requires_grad_(True)
+    outputs = head(bev, ego)
+    # the trajectory layer starts at zero: its weights get gradient, the layers below through the other outputs
+    sum(head.loss(outputs, _targets()).values()).backward()
+    assert bev.grad.abs().sum() > 0 and ego.grad.abs().sum() > 0
+    for name, parameter in head.named_parameters():
+        assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
+
+
+def test_one_step_lowers_the_loss_and_masks_hold():
+    head = PlanningHead(8)
+    bev, ego = _inputs()
+    targets = _targets()
+    optimiser = torch.optim.SGD(head.parameters(), lr=0.05)
+    before = sum(head.loss(head(bev, ego), targets).values())
+    before.backward()
+    optimiser.step()
+    after = sum(head.loss(head(bev, ego), targets).values())
+    assert after < before
+    # a masked step, an unlabelled maneuver and invalid feasibility contribute nothing
+    outputs = head(bev, ego)
+    masked = PlanningTargets(targets.trajectory.clone(), targets.trajectory_valid, targets.maneuver.clone(),
+                             targets.lane_change_ok, targets.lane_change_valid)
+    masked.trajectory[1, 5] += 100.0
+    masked.maneuver[0] = -1
+    losses, masked_losses = head.loss(outputs, targets), head.loss(outputs, masked)
+    assert masked_losses["loss_plan_trajectory"] == losses["loss_plan_trajectory"]
+    assert masked_losses["loss_plan_maneuver"] != losses["loss_plan_maneuver"]
+    nothing = PlanningTargets(targets.trajectory, torch.zeros_like(targets.trajectory_valid),
+                              torch.full((3,), -1), targets.lane_change_ok, torch.zeros_like(targets.lane_change_valid))
+    assert all(float(v.detach()) == 0.0 for v in head.loss(outputs, nothing).values())
+
+
+def test_loss_weights_come_from_the_config_and_bad_input_is_named():
+    bev, ego = _inputs()
+    heavy = PlanningHead(8, loss_weights=dict(maneuver=5.0))
+    light = PlanningHead(8, loss_weights=dict(maneuver=0.5))
+    light.load_state_dict(heavy.state_dict())
+    outputs = heavy(bev, ego)
+    assert float(heavy.loss(outputs, _targets())["loss_plan_maneuver"]) == pytest.approx(
+        10 * float(light.loss(outputs, _targets())["loss_plan_maneuver"]))
+    with pytest.raises(ValueError, match="unknown loss weights"):
+        PlanningHead(8, loss_weights=dict(steering=1.0))
+    with pytest.raises(ValueError, match=str(EGO_STATE_CHANNELS[0])):
+        heavy(bev, ego[:, :2])
+
+
+def test_the_detector_trains_and_predicts_with_the_head_switched_on():
+    import dataclasses
+
+    from perception.models import BEVFusionDetector, FusionBatch
+    from tests.models.helpers import make_frame, tiny_model_config
+
+    torch.manual_seed(0)
+    without = BEVFusionDetector(**tiny_model_config(("lidar",)))
+    model = BEVFusionDetector(**tiny_model_config(("lidar",)), planning=dict(hidden_channels=16, pooled_cells=2,
+                                                                              loss_weights=dict(maneuver=1.0)))
+    assert without.planning_head is None and model.planning_head.loss_weights["maneuver"] == 1.0
+    _, ego = _inputs(batch=2)
+    targets = _targets(batch=2)
+    plain = FusionBatch.from_frames([make_frame(0), make_frame(1)])
+    batch = dataclasses.replace(plain, ego_state=ego, planning_targets=targets)
+    losses = model(batch, mode="loss")
+    assert {"loss_plan_trajectory", "loss_plan_maneuver", "loss_plan_lane_change"} <= set(losses)
+    assert not any(name.startswith("loss_plan") for name in model(plain, mode="loss"))  # no targets: no plan loss
+    sum(losses.values()).backward()
+    assert model.planning_head.mlp[0].weight.grad.abs().sum() > 0
+    model.eval()
+    results = model(batch, mode="predict")
+    assert results[0]["plan"].trajectory.shape == (6, 2) and "plan" not in model(plain, mode="predict")[0]

@@ -1,0 +1,48 @@
+"""The per-frame step replay and benchmark share: the detector's boxes, the planner's decision on them, a timing
+per pipeline stage (the model's own nested inside)."""
+from perception.datasets.loader import load_frame
+from perception.datasets.metadata import build_sample_table
+from perception.decision import EgoState, decide
+from perception.detector import OracleDetector
+from perception.geometry import EgoPose
+from perception.runtime.benchmark import PIPELINE_STAGES, load_keyframe
+from perception.runtime.step import FrameStep
+from perception.sensors import LIDAR_CHANNEL, SENSOR_GROUPS
+from tests.runtime.helpers import StagedNoBoxes
+
+
+def test_step_detects_decides_on_the_detections_and_times_each_stage(nusc_synthetic):
+    sample = nusc_synthetic.sample[2]
+    table = build_sample_table(nusc_synthetic, [sample["token"]], lidar_sweeps=3, radar_sweeps=1)
+    calls = []
+
+    def load():
+        calls.append(1)
+        return load_keyframe(table, 0, nusc_synthetic.dataroot, None, frozenset())
+
+    result = FrameStep(OracleDetector())(load)
+    assert len(calls) == 1 and set(result.timings_ms) == set(PIPELINE_STAGES)
+    inner = sum(result.timings_ms[name] for name in ("load", "detector", "decision"))
+    assert result.timings_ms["end_to_end"] >= inner - 1e-6
+    expected = OracleDetector().detect([load_frame(nusc_synthetic, sample["token"], 3, 1)])[0]
+    assert len(result.detections) == len(expected) > 0
+    assert (result.detections.centers == expected.centers).all()
+    # The past poses are those of the LiDAR sweeps the devkit chains before the keyframe, oldest first.
+    token, poses = sample["data"][LIDAR_CHANNEL], []
+    while token and len(poses) < 3:
+        record = nusc_synthetic.get("sample_data", token)
+        poses.insert(0, EgoPose.from_record(nusc_synthetic.get("ego_pose", record["ego_pose_token"])))
+        token = record["prev"]
+    assert [p.timestamp_us for p in result.loaded.past_poses] == [p.timestamp_us for p in poses]
+    ego_state = EgoState.from_poses(poses, -1)
+    assert result.ego_state.speed_mps == ego_state.speed_mps > 0
+    assert result.decision.to_json() == decide(expected, ego_state).to_json()
+
+
+def test_a_detector_times_its_own_stages_inside_the_step(nusc_synthetic):
+    table = build_sample_table(nusc_synthetic, [nusc_synthetic.sample[0]["token"]], lidar_sweeps=1, radar_sweeps=1)
+    drop = frozenset(SENSOR_GROUPS) - {"lidar"}
+    result = FrameStep(StagedNoBoxes(["voxelize", "head"]))(
+        lambda: load_keyframe(table, 0, nusc_synthetic.dataroot, None, drop))
+    assert set(result.timings_ms) == set(PIPELINE_STAGES) | {"voxelize", "head"}
+    assert result.loaded.frame.radar is None and len(result.detections) == 0
