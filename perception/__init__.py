@@ -20,8 +20,8 @@ The package is a layered house: a module imports only from its own package and f
 __version__ = "0.1.0"
 
 LAYERS = (
-    ("perception.paths", "perception.sensors", "perception.classes", "perception.maneuvers", "perception.timing", "perception.registry",
-     "perception.threads"),
+    ("perception.paths", "perception.sensors", "perception.classes", "perception.maneuvers", "perception.timing",
+     "perception.registry", "perception.threads"),
     ("perception.geometry",),
     ("perception.datasets",),
     ("perception.ops",),

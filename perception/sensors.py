@@ -13,6 +13,8 @@ RADAR_CHANNELS = ("RADAR_FRONT", "RADAR_FRONT_LEFT", "RADAR_FRONT_RIGHT", "RADAR
 LIDAR_BEAM_COUNT = 32
 LIDAR_BEAM_ELEVATION_RANGE_DEG = (-30.67, 10.67)
 """LIDAR_TOP is a Velodyne HDL-32E: 32 beams evenly spaced over this elevation range (lowest, highest) [deg]."""
+LIDAR_MOUNT_M = (0.943713, 0.0, 1.84023)
+"""LIDAR_TOP's position in the ego frame [m]: nuScenes' calibrated_sensor translation (one real log's value)."""
 ALL_CHANNELS = (LIDAR_CHANNEL, *RADAR_CHANNELS, *CAMERA_CHANNELS)
 """Every channel: LiDAR, radars, cameras. Tables, sweeps and streams are indexed in this order, and messages with
 equal timestamps are ordered by it."""

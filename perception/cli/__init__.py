@@ -19,24 +19,29 @@ or truncated file, a checkpoint that does not fit its config, an unknown split o
 Result = TypeVar("Result")
 
 
-def tool_main(main: Callable[[Optional[Sequence[str]]], Result]) -> Callable[[Optional[Sequence[str]]], Result]:
+def tool_main(
+    main: Callable[[Optional[Sequence[str]]], Result]
+) -> Callable[[Optional[Sequence[str]]], Optional[Result]]:
     """Decorates a tool's ``main(argv=None)``: a USER_ERRORS exception is printed as one line ``error: ...`` (its
     message, line breaks made spaces) on stderr and the process exits with status 1; with ``--debug`` among the
     arguments it propagates with its traceback. Every other exception (a bug) propagates unchanged. The tool's
     parser takes ``--debug`` through add_debug_option. The process's thread policy (perception.threads) is applied
-    first."""
+    first. Called with ``argv`` (from Python) it returns main's result; called without (the command line: the
+    console script's ``sys.exit(main())``, tools/*.py) it returns None, which exits with status 0."""
 
     @functools.wraps(main)
-    def run_reporting_errors(argv: Optional[Sequence[str]] = None) -> Result:
-        argv = list(sys.argv[1:] if argv is None else argv)
+    def run_reporting_errors(argv: Optional[Sequence[str]] = None) -> Optional[Result]:
+        from_command_line = argv is None
+        argv = list(sys.argv[1:] if from_command_line else argv)
         apply_thread_policy()
         try:
-            return main(argv)
+            result = main(argv)
         except USER_ERRORS as error:
             if "--debug" in argv:
                 raise
             print("error: " + " ".join(str(error).split()), file=sys.stderr)
             raise SystemExit(1) from None
+        return None if from_command_line else result
 
     return run_reporting_errors
 

@@ -11,7 +11,7 @@ from typing import Optional, Sequence
 
 from perception.cli import add_debug_option, resolve_config, tool_main
 from perception.datasets.corruptions import CORRUPTIONS, SEVERITIES
-from perception.engine import init_distributed_from_env
+from perception.engine import end_distributed, init_distributed_from_env
 from perception.eval.robustness import (
     JSON_FILE, MARKDOWN_FILE, plan_cells, robustness_summary, run_cells, write_robustness,
 )
@@ -84,16 +84,11 @@ def run(argv: Optional[Sequence[str]] = None) -> Optional[dict]:
         write_robustness(args.out, summary)
         print(f"robustness: {os.path.join(args.out, MARKDOWN_FILE)}, {os.path.join(args.out, JSON_FILE)}; clean "
               f"NDS {summary['clean']['nd_score']:.3f}, mRA {summary['mra']:.3f}")
-    if shard.world_size > 1:
-        import torch.distributed as dist
-
-        dist.destroy_process_group()
+    end_distributed()
     return summary
 
 
-@tool_main
-def main(argv: Optional[Sequence[str]] = None) -> None:
-    run(argv)
+main = tool_main(run)
 
 
 if __name__ == "__main__":

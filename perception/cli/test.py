@@ -48,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--corrupt", metavar="NAME:SEVERITY", type=_corruption,
                         help="evaluate under this corruption (perception.datasets.corruptions, seed 0), e.g. "
                              "lidar_fog:2; tools/robustness.py runs them all")
+    parser.add_argument("--skip-corrupt-files", action="store_true",
+                        help="a frame with an unreadable sensor file is evaluated with no detections and the file "
+                             "listed in report.md (default: stop with an error naming the file)")
     parser.add_argument("--no-plots", action="store_true", help="skip the devkit's plots in the report")
     parser.add_argument("--verbose", action="store_true", help="print the devkit's progress messages")
     add_backend_options(parser)
@@ -95,7 +98,8 @@ def run(argv: Optional[Sequence[str]] = None) -> List[dict]:
         inputs = model_inputs(args.config)
         lidar_sweeps, radar_sweeps, image_size = inputs.lidar_sweeps, inputs.radar_sweeps, inputs.image_size
     data = DataOptions(args.dataroot, args.version, args.split, args.lidar_sweeps or lidar_sweeps,
-                       args.radar_sweeps or radar_sweeps, image_size, args.batch_size, args.workers)
+                       args.radar_sweeps or radar_sweeps, image_size, args.batch_size, args.workers,
+                       args.skip_corrupt_files)
     runs = ABLATIONS if args.ablations else (("", tuple(args.drop)),)
     results, table_rows = [], []
     for name, drop in runs:
@@ -115,6 +119,9 @@ def run(argv: Optional[Sequence[str]] = None) -> List[dict]:
             continue
         results.append(metrics)
         table_rows.append((name, drop, metrics))
+        unreadable = metrics["run"]["unreadable_files"]
+        if unreadable:
+            print(f"{len(unreadable)} unreadable files skipped (no detections on their frames), listed in the report")
         print(f"{name or 'evaluation'}: {os.path.join(out_dir, 'report.md')}\n{summary_table(metrics)}")
     if args.ablations and table_rows:
         write_ablation_table(args.out, table_rows)
@@ -123,9 +130,7 @@ def run(argv: Optional[Sequence[str]] = None) -> List[dict]:
     return results
 
 
-@tool_main
-def main(argv: Optional[Sequence[str]] = None) -> None:
-    run(argv)
+main = tool_main(run)
 
 
 if __name__ == "__main__":

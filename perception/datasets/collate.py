@@ -6,18 +6,20 @@ tensors with a batch-index column.
 """
 from __future__ import annotations
 
-from typing import List, Sequence
+from typing import List, Sequence, Union
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from perception.datasets.frame import Frame
+from perception.datasets.loader import UnreadableFrame
 
 
-def collate_frames(frames: Sequence[Frame]) -> List[Frame]:
-    """The batch as a list of Frames, in loader order. Raises TypeError on anything that is not a Frame."""
+def collate_frames(frames: Sequence[Union[Frame, UnreadableFrame]]) -> List[Union[Frame, UnreadableFrame]]:
+    """The batch as a list of Frames (and UnreadableFrames, from a dataset that skips corrupt files), in loader
+    order. Raises TypeError on anything else."""
     for item in frames:
-        if not isinstance(item, Frame):
+        if not isinstance(item, (Frame, UnreadableFrame)):
             raise TypeError(f"collate_frames batches Frame objects, got {type(item).__name__}")
     return list(frames)
 

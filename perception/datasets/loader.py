@@ -24,7 +24,8 @@ an error naming it (perception.datasets.io).
 from __future__ import annotations
 
 import os
-from typing import AbstractSet, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from dataclasses import dataclass
+from typing import AbstractSet, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -188,6 +189,16 @@ def load_frame(
                             sweep_min_distance_m)
 
 
+@dataclass(frozen=True)
+class UnreadableFrame:
+    """Stands for a keyframe whose file a reader rejected (NuScenesFrames with ``skip_corrupt_files``): its sample
+    token and the CorruptFileError's ``path`` and ``problem``."""
+
+    sample_token: str
+    path: str
+    problem: str
+
+
 class NuScenesFrames(torch.utils.data.Dataset):
     """The keyframes of a split as Frames (index -> Frame), in split_sample_tokens order.
 
@@ -196,7 +207,9 @@ class NuScenesFrames(torch.utils.data.Dataset):
     perception.datasets.transforms.Compose), applied last. Sample metadata is cached under ``cache_dir`` as an
     .npz (perception.datasets.metadata; ``cache_dir=None`` disables it); with a valid cache the devkit tables
     are loaded only when ``.nusc`` is used. ``nusc``: an already loaded devkit instance of this dataroot and
-    version, reused instead of loading one.
+    version, reused instead of loading one. ``skip_corrupt_files``: a keyframe with a file the readers reject
+    (CorruptFileError, an absent file included) comes back as an UnreadableFrame instead of raising (caught here,
+    so it crosses a DataLoader worker as a value).
     """
 
     def __init__(
@@ -205,6 +218,7 @@ class NuScenesFrames(torch.utils.data.Dataset):
         transform: Optional[Callable[[Frame], Frame]] = None, nusc: Optional[NuScenes] = None,
         cache_dir: Optional[str] = DEFAULT_CACHE_DIR, radar_filters: Dict[str, Sequence[int]] = DEVKIT_RADAR_FILTERS,
         sweep_min_distance_m: float = DEFAULT_SWEEP_MIN_DISTANCE_M, progress: bool = True,
+        skip_corrupt_files: bool = False,
     ):
         if nusc is not None and (os.path.abspath(nusc.dataroot) != os.path.abspath(dataroot)
                                  or nusc.version != version):
@@ -218,6 +232,7 @@ class NuScenesFrames(torch.utils.data.Dataset):
         self.transform = transform
         self.radar_filters = radar_filters
         self.sweep_min_distance_m = sweep_min_distance_m
+        self.skip_corrupt_files = skip_corrupt_files
         self._nusc = nusc
         self.table = cached_sample_table(lambda: self.nusc, self.dataroot, version, split, lidar_sweeps,
                                          radar_sweeps, cache_dir, progress)
@@ -239,9 +254,14 @@ class NuScenesFrames(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.table)
 
-    def __getitem__(self, index: int) -> Frame:
+    def __getitem__(self, index: int) -> Union[Frame, UnreadableFrame]:
         if not -len(self) <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} frames")
-        frame = frame_from_table(self.table, index % len(self), self.dataroot, self.cameras, self.image_size,
-                                 self.drop, self.radar_filters, self.sweep_min_distance_m)
+        try:
+            frame = frame_from_table(self.table, index % len(self), self.dataroot, self.cameras, self.image_size,
+                                     self.drop, self.radar_filters, self.sweep_min_distance_m)
+        except CorruptFileError as error:
+            if not self.skip_corrupt_files:
+                raise
+            return UnreadableFrame(self.sample_tokens[index], error.path, error.problem)
         return self.transform(frame) if self.transform is not None else frame

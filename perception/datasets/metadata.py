@@ -25,8 +25,6 @@ from perception.geometry.transforms import quaternion_to_matrix
 from perception.paths import DATA_ROOT
 from perception.sensors import ALL_CHANNELS, CAMERA_CHANNELS, LIDAR_CHANNEL, RADAR_CHANNELS
 
-"""Channel order of ``SampleTable.sweeps``' second axis."""
-
 DEFAULT_CACHE_DIR = DATA_ROOT / "cache" / "metadata"
 """Where NuScenesFrames caches sample metadata unless told otherwise (git-ignored with the rest of datasets/)."""
 

@@ -113,12 +113,25 @@ def run_lines(metrics: Mapping) -> List[str]:
     return lines
 
 
+def unreadable_files_lines(metrics: Mapping) -> List[str]:
+    """The files the readers rejected in a run with --skip-corrupt-files (metrics["run"]["unreadable_files"]), one
+    line each; nothing when there were none."""
+    unreadable = metrics.get("run", {}).get("unreadable_files", [])
+    if not unreadable:
+        return []
+    lines = ["## Unreadable files", "",
+             f"{len(unreadable)} frames could not be read and were evaluated with no detections:", ""]
+    lines += [f"- `{item['path']}`: {item['problem']} (sample `{item['sample_token']}`)" for item in unreadable]
+    return lines + [""]
+
+
 def write_report(path: str, metrics: Mapping, plots: Mapping[str, str], title: str = "Detection report") -> None:
     """Writes report.md at ``path``: run description, summary, per-class and distance tables, the decision metrics
     (``metrics["decisions"]``, evaluate_decisions' output) and the plots (``plots``: name -> PNG path, linked
     relative to the report)."""
     folder = os.path.dirname(os.path.abspath(path))
-    parts = [f"# {title}", "", *run_lines(metrics), "", "## Summary", "", summary_table(metrics), "",
+    parts = [f"# {title}", "", *run_lines(metrics), "", *unreadable_files_lines(metrics),
+             "## Summary", "", summary_table(metrics), "",
              "## Per class", "", class_table(metrics), "",
              "## By distance from the ego vehicle", "",
              "AP with ground truth and predictions both restricted to the bin (devkit accumulate/calc_ap, mean over "

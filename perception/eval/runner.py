@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from perception.datasets.collate import make_frame_loader
 from perception.datasets.frame import Frame
-from perception.datasets.loader import NuScenesFrames
+from perception.datasets.loader import NuScenesFrames, UnreadableFrame
 from perception.detector import Detector
 from perception.eval.decision_metrics import evaluate_decisions
 from perception.eval.logged_drive import decision_record_for_sample
@@ -34,13 +34,15 @@ REPORT_FILE = "report.md"
 @dataclass
 class Predictions:
     """Submission boxes per sample token (boxes_to_submission), the wall time spent loading and detecting
-    ``frames`` frames [s], summed over processes, and the detector's boxes per sample token (in the ego frame of
-    the keyframe's LiDAR timestamp, for the decision metrics)."""
+    ``frames`` frames [s], summed over processes, the detector's boxes per sample token (in the ego frame of
+    the keyframe's LiDAR timestamp, for the decision metrics) and the frames that could not be read (counted with
+    no detections)."""
 
     results: Dict[str, List[dict]] = field(default_factory=dict)
     seconds: float = 0.0
     frames_per_process: List[int] = field(default_factory=lambda: [0])
     ego_boxes: Dict[str, Boxes3D] = field(default_factory=dict)
+    unreadable: List[UnreadableFrame] = field(default_factory=list)
 
     @property
     def frames(self) -> int:
@@ -56,6 +58,7 @@ class Predictions:
                 raise ValueError(f"samples predicted by more than one process: {', '.join(duplicated)}")
             merged.results.update(part.results)
             merged.ego_boxes.update(part.ego_boxes)
+            merged.unreadable += part.unreadable
             merged.seconds += part.seconds
             merged.frames_per_process += part.frames_per_process
         return merged
@@ -95,20 +98,26 @@ def gather_predictions(predictions: Predictions, shard: Shard) -> Predictions:
 
 def predict(detector: Detector, batches: Iterable, total_frames: int, progress: bool = True) -> Predictions:
     """Runs ``detector`` over ``batches`` (lists of Frame), keeps each frame's boxes (ego frame) and converts them
-    to submission boxes in the global frame. A progress bar counts frames."""
+    to submission boxes in the global frame. An UnreadableFrame in a batch is recorded and gets no detections. A
+    progress bar counts frames."""
     predictions = Predictions()
     start = time.perf_counter()
     with tqdm(total=total_frames, unit="frame", desc="detect", disable=not progress) as bar:
-        for frames in batches:
-            boxes = detector.detect(frames)
+        for batch in batches:
+            frames = [item for item in batch if isinstance(item, Frame)]
+            for unreadable in (item for item in batch if isinstance(item, UnreadableFrame)):
+                predictions.unreadable.append(unreadable)
+                predictions.ego_boxes[unreadable.sample_token] = Boxes3D.empty()
+                predictions.results[unreadable.sample_token] = []
+            boxes = detector.detect(frames) if frames else []
             if len(boxes) != len(frames):
                 raise ValueError(f"the detector returned {len(boxes)} box sets for {len(frames)} frames")
             for frame, frame_boxes in zip(frames, boxes):
                 predictions.ego_boxes[frame.sample_token] = frame_boxes
                 predictions.results[frame.sample_token] = boxes_to_submission(frame.sample_token, frame_boxes,
                                                                               frame.ego_pose)
-            predictions.frames_per_process[0] += len(frames)
-            bar.update(len(frames))
+            predictions.frames_per_process[0] += len(batch)
+            bar.update(len(batch))
     predictions.seconds = time.perf_counter() - start
     return predictions
 
@@ -116,7 +125,9 @@ def predict(detector: Detector, batches: Iterable, total_frames: int, progress: 
 @dataclass(frozen=True)
 class DataOptions:
     """Where the frames come from and how they are loaded (perception.datasets.loader.NuScenesFrames): sweeps and
-    image size (W, H) as the model's config gives them (perception.models.model_inputs)."""
+    image size (W, H) as the model's config gives them (perception.models.model_inputs); ``skip_corrupt_files``: a
+    frame with a file the readers reject is evaluated with no detections and listed, instead of stopping the run
+    with the reader's error."""
 
     dataroot: str
     version: str
@@ -126,6 +137,7 @@ class DataOptions:
     image_size: Optional[Tuple[int, int]] = None
     batch_size: int = 1
     workers: int = 0
+    skip_corrupt_files: bool = False
 
 
 def load_split_predictions(detector: Detector, nusc: Optional[NuScenes], data: DataOptions,
@@ -142,7 +154,8 @@ def load_split_predictions(detector: Detector, nusc: Optional[NuScenes], data: D
     def frames() -> NuScenesFrames:
         return NuScenesFrames(data.dataroot, data.version, data.split, lidar_sweeps=data.lidar_sweeps,
                               radar_sweeps=data.radar_sweeps, image_size=data.image_size, drop=not_loaded,
-                              transform=transform, nusc=nusc, progress=shard.is_main)
+                              transform=transform, nusc=nusc, progress=shard.is_main,
+                              skip_corrupt_files=data.skip_corrupt_files)
 
     # The main process builds the sample metadata cache; the others then read it (no devkit tables needed).
     dataset = frames() if shard.is_main else None
@@ -186,7 +199,9 @@ def evaluate_split(detector: Detector, detector_name: str, nusc: Optional[NuScen
            "sensors": sensors, "dropped": list(drop), "lidar_sweeps": data.lidar_sweeps,
            "radar_sweeps": data.radar_sweeps, "image_size": None if data.image_size is None else list(data.image_size),
            "frames_per_process": predictions.frames_per_process,
-           "transform": None if transform is None else str(transform)}
+           "transform": None if transform is None else str(transform),
+           "unreadable_files": [{"sample_token": item.sample_token, "path": item.path, "problem": item.problem}
+                                for item in predictions.unreadable]}
     decisions = decision_metrics(nusc, predictions.ego_boxes, sample_tokens)
     metrics = metrics_record(evaluation, predictions.frames, predictions.seconds / max(predictions.frames, 1),
                              extra={"run": run, "decisions": decisions})

@@ -12,6 +12,7 @@ from torch import nn
 
 from perception.datasets.frame import Frame
 from perception.geometry import Boxes3D, resize_image
+from perception.models.adversarial import AdversarialConfig, AdversarialTraining
 from perception.models.batch import FusionBatch
 from perception.models.decoder import BEVDecoder
 from perception.models.fuser import ConvFuser, stack_features
@@ -50,12 +51,14 @@ class BEVFusionDetector(BaseModel):
     built encoders' ``out_channels``, the decoder's from the fuser's and the head's from the decoder's, so no
     channel count or grid shape is written twice. ``planning``: the PlanningHead's config, None for none (it
     reads the decoder's output and the batch's ego_state; its losses join the detection losses when the batch
-    carries planning_targets, and 'predict' adds each frame's PlanningOutputs row as "plan").
+    carries planning_targets, and 'predict' adds each frame's PlanningOutputs row as "plan"). ``adversarial``:
+    AdversarialConfig's fields, None (the default) for none: in training, mode 'loss' takes its losses on the batch
+    perturbed by FGSM / PGD (perception.models.adversarial).
     """
 
     def __init__(self, grid: Mapping, encoders: Mapping[str, Mapping], fuser: Mapping, decoder: Mapping,
                  head: Mapping, data_preprocessor: Optional[Mapping] = None, init_cfg: Optional[Mapping] = None,
-                 planning: Optional[Mapping] = None):
+                 planning: Optional[Mapping] = None, adversarial: Optional[Mapping] = None):
         super().__init__(data_preprocessor=data_preprocessor or dict(type="FusionBatchPreprocessor"),
                          init_cfg=init_cfg)
         self.grid = BEVGrid.from_config(**grid)
@@ -70,6 +73,7 @@ class BEVFusionDetector(BaseModel):
         self.decoder = BEVDecoder(self.fuser.out_channels, **decoder)
         self.head = CenterHead(self.decoder.out_channels, self.grid, **head)
         self.planning_head = None if planning is None else PlanningHead(self.decoder.out_channels, **planning)
+        self.adversarial = None if adversarial is None else AdversarialTraining(AdversarialConfig(**adversarial))
 
     @property
     def sensors(self) -> FrozenSet[str]:
@@ -103,6 +107,8 @@ class BEVFusionDetector(BaseModel):
         """mode 'tensor': head outputs (see CenterHead.forward); 'loss': dict of losses (needs gt_boxes);
         'predict': one dict(sample_token, ego_pose, boxes: Boxes3D, sensors) per frame. ``timer`` times the
         stages of perception.timing.STAGES from the encoders to decode_nms."""
+        if mode == "loss" and self.training and self.adversarial is not None:
+            batch = self.adversarial(self, batch)
         features, auxiliary_losses = self.encode(batch, timer)
         with stage(timer, "fuser"):
             in_channels = {sensor: encoder.out_channels for sensor, encoder in self.encoders.items()}

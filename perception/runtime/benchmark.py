@@ -1,11 +1,14 @@
 """Latency of the pipeline stage by stage, its throughput and memory, the kernels' backends side by side, and
-latency against point count.
+latency against point count, for one detector or several side by side (e.g. the torch, ONNX Runtime float and
+INT8 backends of one model).
 
 One iteration = one frame through the replay's per-frame step (perception.runtime.step), each stage timed:
 load (the Frame from its files: the loader's frame_from_table on a prebuilt SampleTable, so no devkit table
 look-ups are timed), detector (and, inside it, the model's own stages), decision (EgoState from the past LiDAR
 poses + the planner), end_to_end (all three). Iterations cycle over the given keyframes; the first ``warmup`` are
-discarded (Numba compilation, allocator warm-up).
+discarded (Numba compilation, allocator warm-up). Several detectors are timed interleaved in one process: each
+iteration runs every detector on the same keyframe, the order rotating by one per iteration, so that machine noise
+and cache state hit all alike.
 
 Kernels: hard voxelization of the benchmarked frames' LiDAR and radar points with the model's own pillar settings
 (every pillar encoder's Pillarization), on each available backend of perception.ops: "reference" (numpy),
@@ -16,7 +19,7 @@ from __future__ import annotations
 import os
 import resource
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numba
 import numpy as np
@@ -96,19 +99,26 @@ def load_keyframe(table: SampleTable, index: int, dataroot: str, image_size: Opt
     return LoadedFrame(frame, past_poses)
 
 
-def time_pipeline(table: SampleTable, dataroot: str, step: FrameStep, iterations: int, warmup: int,
+def time_pipeline(table: SampleTable, dataroot: str, steps: Mapping[str, FrameStep], iterations: int, warmup: int,
                   image_size: Optional[Tuple[int, int]] = None, progress: bool = False,
-                  description: str = "pipeline") -> Tuple[List[Dict[str, float]], List[int]]:
-    """Runs ``warmup + iterations`` frames (cycling over the table's keyframes) through ``step``; the timed
-    iterations' stage timings and LiDAR point counts."""
-    drop = frozenset(SENSOR_GROUPS) - frozenset(step.detector.sensors)
-    records, points = [], []
+                  description: str = "pipeline") -> Tuple[Dict[str, List[Dict[str, float]]], List[int]]:
+    """Runs ``warmup + iterations`` frames (cycling over the table's keyframes) through every step of ``steps``
+    (name -> FrameStep), round-robin: iteration i runs them all on keyframe i, starting with step i mod len(steps).
+    -> (name -> the timed iterations' stage timings, the timed iterations' LiDAR point counts)."""
+    names = list(steps)
+    records: Dict[str, List[Dict[str, float]]] = {name: [] for name in names}
+    points = []
     for iteration in tqdm(range(warmup + iterations), desc=description, unit="frame", disable=not progress):
         index = iteration % len(table)
-        result = step(lambda: load_keyframe(table, index, dataroot, image_size, drop))
+        start = iteration % len(names)
+        for name in names[start:] + names[:start]:
+            step = steps[name]
+            drop = frozenset(SENSOR_GROUPS) - frozenset(step.detector.sensors)
+            result = step(lambda: load_keyframe(table, index, dataroot, image_size, drop))
+            if iteration >= warmup:
+                records[name].append(result.timings_ms)
         if iteration >= warmup:
             lidar = result.loaded.frame.lidar
-            records.append(result.timings_ms)
             points.append(0 if lidar is None else len(lidar.points))
     return records, points
 
@@ -151,44 +161,58 @@ def time_kernels(frames: Sequence[Frame], detector: Any, iterations: int, device
     return results
 
 
-def run_benchmark(nusc: NuScenes, sample_tokens: Sequence[str], detector: Detector, options: BenchmarkOptions,
-                  lidar_sweeps: int = 10, radar_sweeps: int = 6, image_size: Optional[Tuple[int, int]] = None,
-                  progress: bool = True, describe: Optional[Callable[[], Dict[str, Any]]] = None) -> Dict[str, Any]:
-    """The benchmark (module docstring) on ``sample_tokens``; a JSON-able dict: stages_ms (latency_summary per
-    stage), throughput_fps (timed frames per second of end_to_end time), peak memory, threads, kernels,
-    sweeps_curve (per LiDAR sweep count: mean points and p50 of each stage)."""
+def run_benchmark(nusc: NuScenes, sample_tokens: Sequence[str], detectors: Mapping[str, Detector],
+                  options: BenchmarkOptions, lidar_sweeps: int = 10, radar_sweeps: int = 6,
+                  image_size: Optional[Tuple[int, int]] = None, progress: bool = True,
+                  describe: Optional[Callable[[], Dict[str, Any]]] = None) -> Dict[str, Any]:
+    """The benchmark (module docstring) of ``detectors`` (name -> Detector, e.g. backend -> detector; the first is
+    the reference of the ratios) on ``sample_tokens``; a JSON-able dict: per detector in ``backends``: stages_ms
+    (latency_summary per stage), throughput_fps (timed frames per second of end_to_end time), sweeps_curve (per
+    LiDAR sweep count: mean points and p50 of each stage) and p50_vs_first (detector and end_to_end p50 over the
+    first detector's); shared: peak memory, threads, kernels (with the first detector's pillar settings)."""
     if not sample_tokens:
         raise ValueError("the benchmark needs at least one sample token")
-    step = FrameStep(detector, device=options.device)
+    if not detectors:
+        raise ValueError("the benchmark needs at least one detector")
+    steps = {name: FrameStep(detector, device=options.device) for name, detector in detectors.items()}
     if options.device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
     table = build_sample_table(nusc, sample_tokens, lidar_sweeps, radar_sweeps)
-    records, points = time_pipeline(table, nusc.dataroot, step, options.iters, options.warmup, image_size,
+    records, points = time_pipeline(table, nusc.dataroot, steps, options.iters, options.warmup, image_size,
                                     progress=progress, description=f"{lidar_sweeps} sweeps")
-    end_to_end_s = sum(r["end_to_end"] for r in records) / 1000.0
-    drop = frozenset(SENSOR_GROUPS) - frozenset(detector.sensors)
-    frames = [frame_from_table(table, i, nusc.dataroot, image_size=image_size, drop=drop) for i in range(len(table))]
-    curve = []
+    curves: Dict[str, List[Dict[str, float]]] = {name: [] for name in steps}
     for count in options.sweep_counts:
         curve_table = table if count == lidar_sweeps else build_sample_table(nusc, sample_tokens, count,
                                                                                radar_sweeps)
-        curve_records, curve_points = time_pipeline(curve_table, nusc.dataroot, step, options.curve_iters,
+        curve_records, curve_points = time_pipeline(curve_table, nusc.dataroot, steps, options.curve_iters,
                                                     options.warmup, image_size, progress=progress,
                                                     description=f"{count} sweeps")
-        stages = summarize_records(curve_records)
-        curve.append({"lidar_sweeps": count, "lidar_points_mean": float(np.mean(curve_points)),
-                      **{f"{name}_p50_ms": stats["p50_ms"] for name, stats in stages.items()}})
+        for name, named_records in curve_records.items():
+            stages = summarize_records(named_records)
+            curves[name].append({"lidar_sweeps": count, "lidar_points_mean": float(np.mean(curve_points)),
+                                 **{f"{stage}_p50_ms": stats["p50_ms"] for stage, stats in stages.items()}})
+    backends = {}
+    for name, named_records in records.items():
+        end_to_end_s = sum(r["end_to_end"] for r in named_records) / 1000.0
+        backends[name] = {"stages_ms": summarize_records(named_records),
+                          "throughput_fps": len(named_records) / end_to_end_s if end_to_end_s > 0 else None,
+                          "sweeps_curve": curves[name]}
+    first = backends[next(iter(backends))]["stages_ms"]
+    for entry in backends.values():
+        entry["p50_vs_first"] = {stage: entry["stages_ms"][stage]["p50_ms"] / first[stage]["p50_ms"]
+                                 for stage in ("detector", "end_to_end") if first[stage]["p50_ms"] > 0}
+    first_detector = next(iter(detectors.values()))
+    drop = frozenset(SENSOR_GROUPS) - frozenset(first_detector.sensors)
+    frames = [frame_from_table(table, i, nusc.dataroot, image_size=image_size, drop=drop) for i in range(len(table))]
     result = {
         "frames": len(sample_tokens), "iters": options.iters, "warmup": options.warmup, "device": options.device,
-        "timer": "cuda events" if step.timer.uses_cuda_events else "perf_counter",
+        "timer": "cuda events" if next(iter(steps.values())).timer.uses_cuda_events else "perf_counter",
         "lidar_sweeps": lidar_sweeps, "radar_sweeps": radar_sweeps,
         "image_size": None if image_size is None else list(image_size),
         "lidar_points_mean": float(np.mean(points)),
-        "stages_ms": summarize_records(records),
-        "throughput_fps": len(records) / end_to_end_s if end_to_end_s > 0 else None,
+        "backends": backends,
         "threads": thread_settings(),
-        "kernels": time_kernels(frames, detector, options.kernel_iters, options.device),
-        "sweeps_curve": curve,
+        "kernels": time_kernels(frames, first_detector, options.kernel_iters, options.device),
         "peak_rss_mib": peak_rss_mib(),
         "options": asdict(options),
     }
@@ -199,24 +223,38 @@ def run_benchmark(nusc: NuScenes, sample_tokens: Sequence[str], detector: Detect
     return result
 
 
+def _stage_row(name: str, stats: Dict[str, float]) -> str:
+    ratio = stats["p99_ms"] / stats["p50_ms"] if stats["p50_ms"] > 0 else float("nan")
+    return (f"{name:<16}{stats['p50_ms']:>10.1f}{stats['p90_ms']:>10.1f}{stats['p99_ms']:>10.1f}{ratio:>9.2f}"
+            f"{stats['count']:>6}")
+
+
 def format_table(result: Dict[str, Any]) -> str:
-    """The benchmark as plain-text tables: stages, kernels, the sweeps curve."""
-    lines = [f"{'stage':<16}{'p50 ms':>10}{'p90 ms':>10}{'p99 ms':>10}{'p99/p50':>9}{'n':>6}"]
-    stages = result["stages_ms"]
-    for name in [s for s in STAGES if s in stages] + [s for s in stages if s not in STAGES]:
-        stats = stages[name]
-        ratio = stats["p99_ms"] / stats["p50_ms"] if stats["p50_ms"] > 0 else float("nan")
-        lines.append(f"{name:<16}{stats['p50_ms']:>10.1f}{stats['p90_ms']:>10.1f}{stats['p99_ms']:>10.1f}"
-                     f"{ratio:>9.2f}{stats['count']:>6}")
-    fps = result["throughput_fps"]
-    lines.append(f"throughput {fps:.1f} frames/s; peak RSS {result['peak_rss_mib']:.0f} MiB; "
-                 f"{result['lidar_points_mean']:.0f} LiDAR points/frame; threads {result['threads']}")
+    """The benchmark as plain-text tables: stages per detector, the detectors side by side (detector and end to
+    end), kernels, the sweeps curve per detector."""
+    header = f"{'p50 ms':>10}{'p90 ms':>10}{'p99 ms':>10}{'p99/p50':>9}{'n':>6}"
+    lines = []
+    for backend, entry in result["backends"].items():
+        stages = entry["stages_ms"]
+        lines.append(f"[{backend}] {'stage':<{16 - len(backend) - 3}}{header}")
+        for name in [s for s in STAGES if s in stages] + [s for s in stages if s not in STAGES]:
+            lines.append(_stage_row(name, stages[name]))
+        lines.append(f"throughput {entry['throughput_fps']:.1f} frames/s")
+    if len(result["backends"]) > 1:
+        lines.append(f"{'side by side':<16}{header}{'p50/first':>11}")
+        for stage in ("detector", "end_to_end"):
+            for backend, entry in result["backends"].items():
+                lines.append(_stage_row(f"{stage} {backend}"[:15], entry["stages_ms"][stage])
+                             + f"{entry['p50_vs_first'].get(stage, float('nan')):>11.2f}")
+    lines.append(f"peak RSS {result['peak_rss_mib']:.0f} MiB; {result['lidar_points_mean']:.0f} LiDAR points/frame; "
+                 f"threads {result['threads']}")
     for kernel, entry in result["kernels"].items():
         timings = ", ".join(f"{backend} {entry[backend]['p50_ms']:.2f} ms" for backend in KERNEL_BACKENDS
                             if backend in entry)
         lines.append(f"{kernel} ({entry['points_mean']:.0f} points) p50: {timings}")
-    lines.append(f"{'sweeps':>6}{'points':>10}{'load ms':>10}{'detector ms':>13}{'end_to_end ms':>15}")
-    for row in result["sweeps_curve"]:
-        lines.append(f"{row['lidar_sweeps']:>6}{row['lidar_points_mean']:>10.0f}{row['load_p50_ms']:>10.1f}"
-                     f"{row['detector_p50_ms']:>13.1f}{row['end_to_end_p50_ms']:>15.1f}")
+    for backend, entry in result["backends"].items():
+        lines.append(f"[{backend}] {'sweeps':>6}{'points':>10}{'load ms':>10}{'detector ms':>13}{'end_to_end ms':>15}")
+        for row in entry["sweeps_curve"]:
+            lines.append(f"{'':>{len(backend) + 3}}{row['lidar_sweeps']:>6}{row['lidar_points_mean']:>10.0f}"
+                         f"{row['load_p50_ms']:>10.1f}{row['detector_p50_ms']:>13.1f}{row['end_to_end_p50_ms']:>15.1f}")
     return "\n".join(lines)

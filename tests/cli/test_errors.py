@@ -80,3 +80,16 @@ def test_unexpected_errors_keep_their_traceback():
 
     with pytest.raises(KeyError):
         broken([])
+
+
+def test_a_result_reaches_python_callers_and_the_command_line_exits_0(monkeypatch):
+    """Console scripts run ``sys.exit(main())``: a returned dict would be printed and exit with status 1."""
+    @tool_main
+    def summarise(argv=None):
+        return {"argv": argv}
+
+    assert summarise(["--x"]) == {"argv": ["--x"]}
+    monkeypatch.setattr(sys, "argv", ["perception-summarise", "--x"])
+    with pytest.raises(SystemExit) as exit_info:
+        sys.exit(summarise())
+    assert exit_info.value.code is None

@@ -13,7 +13,7 @@ from perception.datasets.corruptions import alignment, camera, lidar, radar
 from perception.datasets.frame import CameraView, Frame, LidarSweeps, RadarSweeps
 from perception.datasets.transforms import RandomCorruption
 from perception.geometry import Boxes3D, CameraIntrinsics, EgoPose, RigidTransform
-from perception.sensors import CAMERA_CHANNELS
+from perception.sensors import CAMERA_CHANNELS, LIDAR_MOUNT_M
 
 AZIMUTHS = 360
 RING_ELEVATIONS_DEG = np.linspace(-30.67, 10.67, 32)  # the HDL-32E data sheet, written independently here
@@ -30,7 +30,7 @@ def beam_points(rng, ranges=(5.0, 50.0)) -> tuple:
     directions = np.stack([np.cos(el) * np.cos(az), np.cos(el) * np.sin(az), np.sin(el)], -1).reshape(-1, 3)
     distance = rng.uniform(*ranges, len(directions))
     points = np.zeros((len(directions), 5), dtype=np.float32)
-    points[:, :3] = lidar.LIDAR_MOUNT_M + directions * distance[:, None]
+    points[:, :3] = np.asarray(LIDAR_MOUNT_M) + directions * distance[:, None]
     points[:, 3] = 100.0
     rings = np.broadcast_to(np.arange(32)[:, None], az.shape).reshape(-1)
     return points, rings
@@ -160,12 +160,12 @@ def test_points_reducing_drops_the_stated_fraction(frame):
 
 
 def test_limited_fov_bounds(frame):
-    offsets = frame.lidar.points[:, :3] - lidar.LIDAR_MOUNT_M
+    offsets = frame.lidar.points[:, :3] - np.asarray(LIDAR_MOUNT_M)
     azimuth = np.degrees(np.arctan2(offsets[:, 1], offsets[:, 0]))
     counts = []
     for severity, half in zip(SEVERITIES, (90, 60, 30)):
         out = corrupt(frame, "limited_fov", severity).lidar.points
-        out_azimuth = np.degrees(np.arctan2(out[:, 1] - lidar.LIDAR_MOUNT_M[1], out[:, 0] - lidar.LIDAR_MOUNT_M[0]))
+        out_azimuth = np.degrees(np.arctan2(out[:, 1] - LIDAR_MOUNT_M[1], out[:, 0] - LIDAR_MOUNT_M[0]))
         assert np.abs(out_azimuth).max() <= half + 1e-3 and len(out) == np.sum(np.abs(azimuth) <= half)
         counts.append(len(out))
     # Uniform azimuths: +-90 keeps half, +-60 a third, +-30 a sixth of the beam points.
@@ -173,11 +173,11 @@ def test_limited_fov_bounds(frame):
 
 
 def _ranges(points):
-    return np.linalg.norm(points[:, :3].astype(np.float64) - lidar.LIDAR_MOUNT_M, axis=1)
+    return np.linalg.norm(points[:, :3].astype(np.float64) - np.asarray(LIDAR_MOUNT_M), axis=1)
 
 
 def _directions(points):
-    offsets = points[:, :3].astype(np.float64) - lidar.LIDAR_MOUNT_M
+    offsets = points[:, :3].astype(np.float64) - np.asarray(LIDAR_MOUNT_M)
     return offsets / np.linalg.norm(offsets, axis=1, keepdims=True)
 
 

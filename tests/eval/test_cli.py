@@ -2,6 +2,7 @@
 the decision metrics of each run."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import replace
@@ -73,18 +74,18 @@ class _RecordingOracle(OracleDetector):
     def __init__(self):
         self.seen = []
 
-    def detect(self, frames):
+    def detect(self, frames, timer=None):
         self.seen += [(frame.missing, frame.lidar, frame.radar, frame.cameras) for frame in frames]
-        return super().detect(frames)
+        return super().detect(frames, timer)
 
 
 class _UnsureOracle(OracleDetector):
     """The ground truth with a score below the planner's PlannerConfig.min_score: the devkit scores the boxes, the
     planner ignores them."""
 
-    def detect(self, frames):
+    def detect(self, frames, timer=None):
         score = PlannerConfig().min_score / 2
-        return [replace(boxes, scores=np.full(len(boxes), score)) for boxes in super().detect(frames)]
+        return [replace(boxes, scores=np.full(len(boxes), score)) for boxes in super().detect(frames, timer)]
 
 
 def test_decisions_use_the_detections(synthetic_root, nusc_synthetic, tmp_path):
@@ -177,7 +178,7 @@ class _NothingDetector:
 
     sensors = frozenset({"lidar"})
 
-    def detect(self, frames):
+    def detect(self, frames, timer=None):
         from perception.geometry import Boxes3D
 
         return [Boxes3D.empty() for _ in frames]
@@ -190,3 +191,36 @@ def test_a_split_without_detections_fails_clearly(synthetic_root, nusc_synthetic
     with pytest.raises(NoDetectionsError, match=r"results_nusc\.json: no predicted box"):
         evaluate_split(_NothingDetector(), "nothing", nusc_synthetic, data, str(tmp_path), render_curves=False)
     assert _read(tmp_path / "results_nusc.json")["results"]  # the (empty) submission itself was written
+
+
+def test_skip_corrupt_files(synthetic_root, nusc_synthetic, tmp_path, capsys):
+    """A truncated LiDAR file stops the run with one line naming it; --skip-corrupt-files evaluates its frame with
+    no detections (in a DataLoader worker here) and lists the file in report.md."""
+    from perception.cli.test import main
+
+    root = tmp_path / "world"
+    shutil.copytree(synthetic_root, root)
+    token = split_sample_tokens(nusc_synthetic, SPLIT)[1]
+    lidar = nusc_synthetic.get("sample_data", nusc_synthetic.get("sample", token)["data"]["LIDAR_TOP"])
+    path = root / lidar["filename"]
+    path.write_bytes(path.read_bytes()[:-7])  # not a whole number of 20-byte records any more
+    args = ["--oracle", "--no-plots", *_data_args(root)]
+    with pytest.raises(SystemExit) as stop:
+        main([*args, "--out", str(tmp_path / "stopped")])
+    last_line = capsys.readouterr().err.splitlines()[-1]  # after the progress bars
+    assert stop.value.code == 1 and last_line.startswith(f"error: {path}: ") and "not a multiple of 20" in last_line
+    assert not (tmp_path / "stopped" / "metrics.json").exists()
+
+    out = tmp_path / "skipped"
+    (metrics,) = run([*args, "--out", str(out), "--skip-corrupt-files", "--workers", "1"])
+    assert metrics["frames_evaluated"] == len(split_sample_tokens(nusc_synthetic, SPLIT))
+    (unreadable,) = metrics["run"]["unreadable_files"]
+    assert unreadable["path"] == str(path) and unreadable["sample_token"] == token
+    results = _read(out / "results_nusc.json")["results"]
+    assert results[token] == [] and all(results[other] for other in results if other != token)
+    # The oracle scores AP 1 on every class present when it sees every frame (test_oracle_end_to_end); the
+    # skipped frame's ground truth is missed.
+    assert nusc_synthetic.get("sample", token)["anns"]
+    present = [name for name in DETECTION_CLASSES if metrics["num_gt"][name] > 0]
+    assert 0 < metrics["mean_ap"] < len(present) / len(DETECTION_CLASSES)
+    assert f"- `{path}`: " in (out / "report.md").read_text()

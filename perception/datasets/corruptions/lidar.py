@@ -1,8 +1,8 @@
 """LiDAR corruptions (parameters per severity: perception.datasets.corruptions.CORRUPTIONS).
 
-Points are in the keyframe's ego frame; ranges, azimuths and elevations are taken from LIDAR_MOUNT_M, the
-sensor's position in that frame. Past sweeps were taken a little elsewhere (ego motion), so for them these angles
-are approximate; the Frame carries no LiDAR calibration.
+Points are in the keyframe's ego frame; ranges, azimuths and elevations are taken from LIDAR_MOUNT_M
+(perception.sensors), the sensor's position in that frame. Past sweeps were taken a little elsewhere (ego motion),
+so for them these angles are approximate; the Frame carries no LiDAR calibration.
 """
 from __future__ import annotations
 
@@ -12,10 +12,8 @@ import numpy as np
 
 from perception.classes import DETECTION_CLASSES
 from perception.datasets.frame import Frame
-from perception.sensors import LIDAR_BEAM_COUNT, LIDAR_BEAM_ELEVATION_RANGE_DEG, LIDAR_CHANNEL
+from perception.sensors import LIDAR_BEAM_COUNT, LIDAR_BEAM_ELEVATION_RANGE_DEG, LIDAR_CHANNEL, LIDAR_MOUNT_M
 
-LIDAR_MOUNT_M = np.array([0.943713, 0.0, 1.84023])
-"""LIDAR_TOP's position in the ego frame [m], nuScenes' calibrated_sensor value (the synthetic rig uses it too)."""
 SCATTER_MIN_RANGE_M = 1.0
 """Fog and snow returns are placed no closer than this (the devkit removes closer points as the ego vehicle)."""
 SNOW_MAX_RANGE_M = 15.0
@@ -34,7 +32,7 @@ def _with_points(frame: Frame, points: np.ndarray) -> Frame:
 
 def _rays(points: np.ndarray) -> tuple:
     """(offsets from the sensor (N, 3) float64, ranges (N,) [m])."""
-    offsets = points[:, :3].astype(np.float64) - LIDAR_MOUNT_M
+    offsets = points[:, :3].astype(np.float64) - np.asarray(LIDAR_MOUNT_M)
     return offsets, np.linalg.norm(offsets, axis=1)
 
 
@@ -42,7 +40,7 @@ def _along_ray(points: np.ndarray, offsets: np.ndarray, ranges: np.ndarray, new_
     """Copy of ``points`` moved along their rays from the sensor to ``new_ranges``."""
     moved = points.astype(np.float64)
     scale = new_ranges / np.maximum(ranges, 1e-9)
-    moved[:, :3] = LIDAR_MOUNT_M + offsets * scale[:, None]
+    moved[:, :3] = np.asarray(LIDAR_MOUNT_M) + offsets * scale[:, None]
     return moved
 
 

@@ -10,6 +10,8 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
+from perception.sensors import LIDAR_MOUNT_M
+
 REAL_IMAGE_SIZE = (1600, 900)
 """(width, height) of the images the embedded intrinsics belong to."""
 
@@ -20,7 +22,7 @@ CALIBRATION: Dict[str, Tuple[tuple, tuple, Optional[tuple]]] = {
     "RADAR_FRONT_RIGHT": ((2.422, -0.8, 0.77), (0.7010337393110511, 0.0, 0.0, -0.7131281065471795), None),
     "RADAR_BACK_LEFT": ((-0.562, 0.628, 0.53), (0.04876260733128922, 0.0, 0.0, 0.9988103964848657), None),
     "RADAR_BACK_RIGHT": ((-0.562, -0.618, 0.53), (0.0339401344459428, 0.0, 0.0, -0.9994238676726663), None),
-    "LIDAR_TOP": ((0.943713, 0.0, 1.84023),
+    "LIDAR_TOP": (LIDAR_MOUNT_M,
                   (0.7077955119163518, -0.006492242056004365, 0.010646214713995808, -0.7063073142877817), None),
     "CAM_FRONT": ((1.70079118954, 0.0159456324149, 1.51095763913),
                   (0.4998015430569128, -0.5030316162024876, 0.4997798114386805, -0.49737083824542755),

@@ -8,7 +8,6 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import cv2
 import numpy as np
-from scipy.spatial.transform import Rotation
 
 from perception.datasets.maneuver_labels import ManeuverLabelConfig
 from perception.datasets.synthetic import camera, lidar, radar
@@ -19,7 +18,7 @@ from perception.datasets.synthetic.rig import (
 )
 from perception.datasets.synthetic.scene import LEAD_IN_S, SceneModel
 from perception.datasets.synthetic.tables import calibrated_sensor_token, make_token, visibility_token
-from perception.geometry import Boxes3D, RigidTransform
+from perception.geometry import Boxes3D
 from perception.maneuvers import Maneuver
 from perception.sensors import ALL_CHANNELS, modality_of
 
@@ -106,11 +105,6 @@ def instance_token(namespace: str, scene: str, actor_index: int) -> str:
 
 def quaternion_from_yaw(yaw: float) -> List[float]:
     return [float(np.cos(0.5 * yaw)), 0.0, 0.0, float(np.sin(0.5 * yaw))]
-
-
-def rotation_wxyz(transform: RigidTransform) -> List[float]:
-    x, y, z, w = Rotation.from_matrix(transform.rotation).as_quat()
-    return [float(w), float(x), float(y), float(z)]
 
 
 def write_map(path: Path, model: SceneModel) -> None:
@@ -209,7 +203,7 @@ class SceneRecorder:
     def _ego_pose(self, token: str, frame: SensorFrame) -> dict:
         pose = self.model.ego_to_global(frame.offset_us * 1e-6)
         return {"token": token, "timestamp": self.start_us + frame.offset_us,
-                "rotation": rotation_wxyz(pose), "translation": [float(v) for v in pose.translation]}
+                "rotation": [float(v) for v in pose.rotation_wxyz], "translation": [float(v) for v in pose.translation]}
 
     def _record_frame(self, frame: SensorFrame, sample_tokens: List[str]) -> dict:
         t_s = frame.offset_us * 1e-6
