@@ -39,7 +39,7 @@ TEST_REQUIRES = [
 ]
 
 TOOLS = ["demo", "test", "train", "replay", "benchmark", "make_synthetic", "finetune", "compare_finetuning",
-         "robustness", "export", "quantize", "train_ego_mlp"]
+         "robustness", "compare_robustness", "export", "quantize", "train_ego_mlp"]
 
 setup(
     name="perception",

@@ -59,10 +59,10 @@ def run_child(args: argparse.Namespace) -> None:
     inputs = model_inputs(args.config)
     options = BenchmarkOptions(iters=args.iters, warmup=args.warmup, sweep_counts=(inputs.lidar_sweeps,),
                                curve_iters=1, kernel_iters=1)
-    result = run_benchmark(nusc, tokens, detector, options, inputs.lidar_sweeps, inputs.radar_sweeps,
+    result = run_benchmark(nusc, tokens, {args.backend: detector}, options, inputs.lidar_sweeps, inputs.radar_sweeps,
                            inputs.image_size, progress=False)
     summary = {"variant": args.child, "threads": result["threads"],
-               **{f"{stage}_{key}": result["stages_ms"][stage][key] for stage in ("end_to_end", "detector")
+               **{f"{stage}_{key}": result["backends"][args.backend]["stages_ms"][stage][key] for stage in ("end_to_end", "detector")
                   for key in ("p50_ms", "p90_ms", "p99_ms")}}
     print(json.dumps(summary))
 

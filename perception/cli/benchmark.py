@@ -1,6 +1,8 @@
 """Per-stage latency of the pipeline (load, the model's stages, decision, end to end) as p50/p90/p99, throughput,
 peak memory and threads, the kernels' backends side by side, and latency against LiDAR point count (1..10 sweeps);
-JSON out and a table printed (perception.runtime.benchmark).
+JSON out and a table printed (perception.runtime.benchmark). Several backends (``--backend torch,onnxruntime,
+onnxruntime-int8 --onnx FLOAT_DIR --onnx INT8_DIR``) are timed side by side, interleaved in one process on the
+same frames; ratios are against the first.
 
 Without CHECKPOINT the model has its initial (random) weights: every stage costs what the trained model's does,
 except decoding and NMS, whose cost depends on how many boxes pass the score threshold.
@@ -16,7 +18,7 @@ import torch
 from mmengine.config import Config
 
 from perception.cli import add_debug_option, resolve_config, resolve_path, tool_main
-from perception.cli.backend import add_backend_options
+from perception.cli.backend import add_backend_list_options, backend_folders
 from perception.runtime.benchmark import BenchmarkOptions, format_table, parse_sweep_counts, run_benchmark
 from perception.threads import apply_thread_policy
 
@@ -39,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int,
                         help="threads of every pool (perception.threads; default: the CPUs this process may use)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    add_backend_options(parser)
+    add_backend_list_options(parser)
     add_debug_option(parser)
     return parser
 
@@ -54,6 +56,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     try:
         options = BenchmarkOptions(iters=args.iters, warmup=args.warmup, sweep_counts=parse_sweep_counts(args.sweeps),
                                    curve_iters=args.curve_iters, kernel_iters=args.kernel_iters, device=args.device)
+        backends = backend_folders(args.backend, args.onnx)
     except ValueError as error:
         parser.error(str(error))
     if args.threads:
@@ -70,7 +73,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     from perception.models import model_inputs
     from perception.runtime.messages import find_scene
 
-    detector = load_backend(args.backend, config_path, args.checkpoint, args.onnx, args.device)
+    detectors = {backend: load_backend(backend, config_path, args.checkpoint, onnx_dir, args.device)
+                 for backend, onnx_dir in backends}
     nusc = NuScenes(version=version, dataroot=dataroot, verbose=False)
     scene = find_scene(nusc, args.scene or nusc.scene[0]["name"])
     tokens, token = [], scene["first_sample_token"]
@@ -79,12 +83,12 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
         token = nusc.get("sample", token)["next"]
 
     def describe() -> Dict[str, Any]:
-        return {"config": args.config, "checkpoint": args.checkpoint, "backend": args.backend, "onnx": args.onnx,
+        return {"config": args.config, "checkpoint": args.checkpoint, "onnx": dict(backends),
                 "dataroot": dataroot, "version": version,
-                "scene": scene["name"], "sensors": sorted(detector.sensors)}
+                "scene": scene["name"], "sensors": sorted(next(iter(detectors.values())).sensors)}
 
     inputs = model_inputs(config)
-    result = run_benchmark(nusc, tokens, detector, options, inputs.lidar_sweeps, inputs.radar_sweeps,
+    result = run_benchmark(nusc, tokens, detectors, options, inputs.lidar_sweeps, inputs.radar_sweeps,
                            inputs.image_size, progress=not args.quiet, describe=describe)
     os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
     with open(args.json, "w", encoding="utf-8") as f:

@@ -7,7 +7,7 @@ import argparse
 import os
 from typing import List, Optional, Sequence
 
-from perception.cli import add_debug_option, resolve_config, tool_main
+from perception.cli import add_debug_option, resolve_config, resolve_path, tool_main
 from perception.cli.backend import add_backend_options
 from perception.datasets.corruptions import CorruptFrames, parse_cell
 from perception.detector import Detector, OracleDetector
@@ -16,6 +16,7 @@ from perception.eval.ablations import ABLATIONS, ablation_folder, write_ablation
 from perception.eval.detection import NoDetectionsError
 from perception.eval.report import summary_table
 from perception.eval.runner import RESULTS_FILE, DataOptions, Shard, evaluate_split
+from perception.models.ego_mlp import load_ego_mlp
 from perception.paths import DATA_ROOT
 from perception.sensors import SENSOR_GROUPS
 
@@ -51,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--skip-corrupt-files", action="store_true",
                         help="a frame with an unreadable sensor file is evaluated with no detections and the file "
                              "listed in report.md (default: stop with an error naming the file)")
+    parser.add_argument("--ego-mlp", metavar="PATH", help="grade the ego-state-only planner of this checkpoint "
+                        "(tools/train_ego_mlp.py) beside the others")
     parser.add_argument("--no-plots", action="store_true", help="skip the devkit's plots in the report")
     parser.add_argument("--verbose", action="store_true", help="print the devkit's progress messages")
     add_backend_options(parser)
@@ -100,13 +103,15 @@ def run(argv: Optional[Sequence[str]] = None) -> List[dict]:
     data = DataOptions(args.dataroot, args.version, args.split, args.lidar_sweeps or lidar_sweeps,
                        args.radar_sweeps or radar_sweeps, image_size, args.batch_size, args.workers,
                        args.skip_corrupt_files)
+    ego_mlp = load_ego_mlp(resolve_path(args.ego_mlp)) if args.ego_mlp else None
     runs = ABLATIONS if args.ablations else (("", tuple(args.drop)),)
     results, table_rows = [], []
     for name, drop in runs:
         out_dir = os.path.join(args.out, ablation_folder(name)) if name else args.out
         try:
             metrics = evaluate_split(detector, description, nusc, data, out_dir, drop=drop, shard=shard,
-                                     render_curves=not args.no_plots, verbose=args.verbose, transform=args.corrupt)
+                                     render_curves=not args.no_plots, verbose=args.verbose, transform=args.corrupt,
+                                     ego_mlp=ego_mlp)
         except NoDetectionsError as error:
             if not args.ablations:
                 raise

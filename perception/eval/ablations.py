@@ -8,6 +8,7 @@ from typing import List, Mapping, Sequence, Tuple
 from nuscenes.eval.detection.constants import TP_METRICS
 
 from perception.eval.detection import TP_ERROR_NAMES
+from perception.eval.logged_drive import RULES_ON_DETECTIONS
 from perception.eval.report import format_number, markdown_table
 
 ABLATIONS: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
@@ -27,12 +28,14 @@ def ablation_folder(name: str) -> str:
 
 def ablation_rows(runs: Sequence[Tuple[str, Sequence[str], Mapping]]) -> List[dict]:
     """(name, dropped sensor groups, metrics.json content) per run -> one JSON row each, with the change of mAP
-    and NDS against the first run (the reference), the decision agreement and the critical-miss rate."""
+    and NDS against the first run (the reference), and the rule planner's maneuver accuracy and critical-miss rate on
+    the detections against the logged drive (None when no keyframe has a label)."""
     if not runs:
         raise ValueError("no ablation runs to tabulate")
     reference = runs[0][2]
     rows = []
     for name, dropped, metrics in runs:
+        on_detections = metrics["decisions"]["maneuvers"].get(RULES_ON_DETECTIONS, {})
         rows.append({
             "name": name,
             "dropped": list(dropped),
@@ -43,35 +46,35 @@ def ablation_rows(runs: Sequence[Tuple[str, Sequence[str], Mapping]]) -> List[di
             "delta_nd_score": metrics["nd_score"] - reference["nd_score"],
             "tp_errors": dict(metrics["tp_errors"]),
             "class_ap": dict(metrics["class_ap"]),
-            "decision_agreement": metrics["decisions"]["maneuver_agreement"]["accuracy"],
-            "critical_miss_rate": metrics["decisions"]["critical_miss_rate"],
+            "maneuver_accuracy": on_detections.get("accuracy"),
+            "critical_miss_rate": on_detections.get("critical_miss_rate"),
         })
     return rows
 
 
 def write_ablation_table(out_dir: str, runs: Sequence[Tuple[str, Sequence[str], Mapping]]) -> List[dict]:
     """Writes ``out_dir/ablations.json`` (ablation_rows) and ``out_dir/ablations.md`` (the robustness table:
-    mAP, NDS, their change against the reference, the five TP errors, the decision agreement and critical-miss
+    mAP, NDS, their change against the reference, the five TP errors, the maneuver accuracy and critical-miss
     rate, AP per class present); returns the rows."""
     rows = ablation_rows(runs)
     with open(os.path.join(out_dir, "ablations.json"), "w") as handle:
         json.dump(rows, handle, indent=2)
     error_names = [TP_ERROR_NAMES[name] for name in TP_METRICS]
     header = (["input", "sensors used", "mAP", "NDS", "delta mAP", "delta NDS"] + error_names
-              + ["decision agreement", "critical-miss rate"])
+              + ["maneuver accuracy", "critical-miss rate"])
     table = [[row["name"], ", ".join(row["sensors"]) or "none", format_number(row["mean_ap"]),
               format_number(row["nd_score"]), f"{row['delta_mean_ap']:+.3f}", f"{row['delta_nd_score']:+.3f}"]
              + [format_number(row["tp_errors"][name]) for name in error_names]
-             + [format_number(row["decision_agreement"]), format_number(row["critical_miss_rate"])] for row in rows]
+             + [format_number(row["maneuver_accuracy"]), format_number(row["critical_miss_rate"])] for row in rows]
     present = [name for name, count in runs[0][2]["num_gt"].items() if count]
     class_table = [[row["name"]] + [format_number(row["class_ap"][name]) for name in present] for row in rows]
     text = "\n".join([
         "# Sensor-failure robustness", "",
         "Each row blanks the listed sensor groups at the loader (the frame records them as missing) and evaluates "
-        "with nuscenes-devkit's DetectionEval; deltas are against the first row. Decision agreement: the share of "
-        "frames whose decision on the detections equals the decision on ground truth; critical-miss rate: the "
-        "share of frames where ground truth says BRAKE or STOP and the detections do not (n/a: no such frame); "
-        "each run's report.md has the full decision metrics.", "",
+        "with nuscenes-devkit's DetectionEval; deltas are against the first row. Maneuver accuracy: the share of "
+        "labelled keyframes where the rule planner on the detections decides what the logged drive did; "
+        "critical-miss rate: the share of logged BRAKE / STOP keyframes it does not brake for (n/a: no such "
+        "keyframe); each run's report.md has every planner's metrics.", "",
         markdown_table(header, table), "", "## AP per class (classes with ground truth)", "",
         markdown_table(["input"] + present, class_table), "",
     ])

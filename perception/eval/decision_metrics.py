@@ -1,39 +1,40 @@
-"""Decision metrics: agreement with the decision on ground truth, critical misses, false brakes, and the plan's
-open-loop L2 and collision rate against the logged future, in both conventions of the literature. Pure
-functions of DecisionRecords; perception.eval.logged_drive reads them from the nuScenes tables.
+"""Decision metrics: planners graded side by side on the same keyframes against the logged drive, never against
+each other or against themselves. Pure functions of PlannedFrames; perception.eval.logged_drive reads them from the
+nuScenes tables.
 
-Per frame the same planner (perception.decision.decide) runs twice: on the detector's boxes ("predicted") and
-on the ground-truth boxes ("ground_truth"). The logged future (LoggedFuture) holds, at the plan's step times, the
-ego positions the car actually drove and the ground-truth boxes, both in the ego frame of the frame's LiDAR
-keyframe; steps it could not fill are masked. Horizons: a frame counts at horizon t only when every step up to t
-is valid, in both conventions:
+Per keyframe each planner gives a plan (T, 2) [x, y] at the step times of the logged future and, where it decides
+one, a maneuver. The logged future (LoggedFuture) holds, at the plan's step times, the ego positions the car
+actually drove and the ground-truth boxes, both in the ego frame of the frame's LiDAR keyframe; steps it could not
+fill are masked, never padded.
 
-- UniAD: the value at exactly t (the step at t), averaged over frames;
-- ST-P3 / VAD: the mean over the steps 0.5 s .. t of each frame, averaged over frames.
+Open-loop planning (``decisions.planners.<name>``): L2 to the logged ego positions and the collision rate of the
+ego footprint with the ground-truth boxes (perception.decision.collision) at 1, 2, 3 s, in both conventions of the
+literature: ``l2_uniad_m`` / ``collision_uniad`` the value at exactly t (UniAD), ``l2_stp3_m`` / ``collision_stp3``
+the mean over the steps 0.5 s .. t (ST-P3 / VAD). A frame counts at horizon t only when the log covers every step
+up to t (a short scene is counted in ``num_frames`` per horizon and skipped). The planner "logged" is the logged
+drive itself: its collision rate is the floor a plan can be held to.
 
-Collisions: the ego footprint along the plan overlaps a ground-truth box's footprint at the step
-(perception.decision.collision). Rates: the critical-miss rate is over frames whose ground-truth decision is BRAKE
-or STOP, the false-brake rate over the other frames; a rate with no frame to count is None.
+Maneuvers (``decisions.maneuvers.<name>``), against the labels derived from the logged drive
+(perception.datasets.maneuver_labels), over the labelled keyframes: ``accuracy``; ``lane_change_precision`` /
+``lane_change_recall`` (a lane change counts as right only with the logged direction); ``critical_miss_rate``
+(logged BRAKE / STOP that the planner did not brake for) and ``false_brake_rate`` (a planner's BRAKE / STOP where
+the driver did neither). A rate with nothing to count is None.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from perception.decision import Decision, EgoState, Maneuver, PlannerConfig, decide
+from perception.decision import PlannerConfig
 from perception.decision.collision import plan_collisions
 from perception.geometry import Boxes3D
+from perception.maneuvers import Maneuver
 
 HORIZONS_S = (1.0, 2.0, 3.0)
 """The horizons every planning metric is reported at."""
-UNIAD = "uniad_at_t"
-STP3_VAD = "stp3_vad_mean_to_t"
-CONVENTIONS = {
-    UNIAD: "UniAD: the value at exactly t",
-    STP3_VAD: "ST-P3 / VAD: the mean over the steps 0.5 s .. t",
-}
+LOGGED = "logged"
 
 
 @dataclass(frozen=True, eq=False)
@@ -60,98 +61,110 @@ class LoggedFuture:
                              f"{self.boxes_valid.shape} must all cover the {steps} step times")
 
 
-@dataclass(frozen=True)
-class DecisionRecord:
-    """One frame: the decision on the detector's boxes, the decision on ground truth, the logged future."""
+@dataclass(frozen=True, eq=False)
+class PlannedFrame:
+    """One keyframe: ``plans`` planner name -> (trajectory (T, 2) [m] at future.times_s, maneuver or None when
+    the planner decides none), the logged future and the logged maneuver label (None: the log is too short)."""
 
-    predicted: Decision
-    ground_truth: Decision
     future: LoggedFuture
+    logged_maneuver: Optional[Maneuver]
+    plans: Mapping[str, Tuple[np.ndarray, Optional[Maneuver]]]
 
 
-def make_decision_record(predicted_boxes: Boxes3D, gt_boxes: Boxes3D, ego: EgoState, future: LoggedFuture,
-                         config: PlannerConfig = PlannerConfig()) -> DecisionRecord:
-    """Runs the planner on the detections and on the ground truth of one frame (both in its ego frame)."""
-    return DecisionRecord(decide(predicted_boxes, ego, config), decide(gt_boxes, ego, config), future)
-
-
-def _mean_or_none(values: Sequence[float]) -> Optional[float]:
+def _mean(values: np.ndarray) -> Optional[float]:
     return float(np.mean(values)) if len(values) else None
 
 
-def _by_horizon(per_frame: np.ndarray, valid: np.ndarray, times_s: np.ndarray) -> Dict[str, dict]:
-    """(F, T) values and validity at step times (T,) -> both conventions and frame counts per horizon."""
-    result = {UNIAD: {}, STP3_VAD: {}, "num_frames": {}}
+def by_horizon(per_step: np.ndarray, valid: np.ndarray, times_s: np.ndarray
+               ) -> Tuple[Dict[str, Optional[float]], Dict[str, Optional[float]], Dict[str, int]]:
+    """(F, T) values and validity at the step times (T,) -> per horizon key ("1s" ..): the mean at exactly t, the
+    mean of the per-frame means over the steps up to t, and the frames counted."""
+    at_t, mean_to_t, counts = {}, {}, {}
     for horizon in HORIZONS_S:
         key = f"{horizon:g}s"
         steps = np.flatnonzero(np.isclose(times_s, horizon))
         if not len(steps):
-            result[UNIAD][key] = result[STP3_VAD][key] = None
-            result["num_frames"][key] = 0
+            at_t[key] = mean_to_t[key] = None
+            counts[key] = 0
             continue
         count = int(steps[0]) + 1
         eligible = valid[:, :count].all(axis=1)
-        result[UNIAD][key] = _mean_or_none(per_frame[eligible, count - 1])
-        result[STP3_VAD][key] = _mean_or_none(per_frame[eligible, :count].mean(axis=1))
-        result["num_frames"][key] = int(eligible.sum())
+        at_t[key] = _mean(per_step[eligible, count - 1])
+        mean_to_t[key] = _mean(per_step[eligible, :count].mean(axis=1))
+        counts[key] = int(eligible.sum())
+    return at_t, mean_to_t, counts
+
+
+def grade_plans(frames: Sequence[PlannedFrame], config: PlannerConfig = PlannerConfig()) -> dict:
+    """``decisions.planners``: per planner (plus "logged") the open-loop metrics of the module docstring.
+    Raises ValueError naming the sample when frames disagree on the step times or a plan does not cover them."""
+    if not frames:
+        raise ValueError("grade_plans: no frames")
+    times_s = frames[0].future.times_s
+    names = list(frames[0].plans)
+    for frame in frames:
+        token = frame.future.sample_token
+        if not np.allclose(frame.future.times_s, times_s):
+            raise ValueError(f"sample {token}: step times {frame.future.times_s.tolist()} differ from "
+                             f"{times_s.tolist()}")
+        if list(frame.plans) != names:
+            raise ValueError(f"sample {token}: planners {list(frame.plans)} differ from {names}")
+        for name, (trajectory, _) in frame.plans.items():
+            if np.shape(trajectory) != (len(times_s), 2):
+                raise ValueError(f"sample {token}: the {name} plan has shape {np.shape(trajectory)}, the logged "
+                                 f"future {len(times_s)} steps")
+    ego_valid = np.stack([frame.future.ego_valid for frame in frames])
+    boxes_valid = np.stack([frame.future.boxes_valid for frame in frames])
+    logged = [np.where(frame.future.ego_valid[:, None], frame.future.ego_xy, 0.0) for frame in frames]
+    result = {}
+    for name in [*names, LOGGED]:
+        plans = logged if name == LOGGED else [np.asarray(frame.plans[name][0], np.float64) for frame in frames]
+        l2 = np.stack([np.linalg.norm(plan - np.nan_to_num(frame.future.ego_xy), axis=1)
+                       for plan, frame in zip(plans, frames)])
+        collisions = np.stack([plan_collisions(plan, frame.future.boxes, config)
+                               for plan, frame in zip(plans, frames)]).astype(np.float64)
+        # the logged path is only known where the log covers it: its collisions count on those steps only
+        collision_valid = boxes_valid & ego_valid if name == LOGGED else boxes_valid
+        l2_uniad, l2_stp3, l2_frames = by_horizon(l2, ego_valid, times_s)
+        collision_uniad, collision_stp3, collision_frames = by_horizon(collisions, collision_valid, times_s)
+        result[name] = dict(l2_uniad_m=l2_uniad, l2_stp3_m=l2_stp3, collision_uniad=collision_uniad,
+                            collision_stp3=collision_stp3,
+                            num_frames=dict(l2=l2_frames, collision=collision_frames))
     return result
 
 
-def _planning_metrics(trajectories: List[np.ndarray], records: Sequence[DecisionRecord],
-                      config: PlannerConfig) -> dict:
-    times_s = records[0].future.times_s
-    l2 = np.stack([np.linalg.norm(plan - record.future.ego_xy, axis=1)
-                   for plan, record in zip(trajectories, records)])
-    ego_valid = np.stack([record.future.ego_valid for record in records])
-    collisions = np.stack([plan_collisions(plan, record.future.boxes, config)
-                           for plan, record in zip(trajectories, records)])
-    boxes_valid = np.stack([record.future.boxes_valid for record in records])
-    return {
-        "l2_m": _by_horizon(np.where(ego_valid, l2, 0.0), ego_valid, times_s),
-        "collision_rate": _by_horizon(collisions.astype(np.float64), boxes_valid, times_s),
-    }
-
-
-def evaluate_decisions(records: Sequence[DecisionRecord], config: PlannerConfig = PlannerConfig()) -> dict:
-    """The decision metrics of the module docstring as a JSON-serialisable dict.
-
-    ``maneuver_agreement.confusion_matrix[i][j]`` counts frames whose ground-truth decision is labels[i] and whose
-    predicted decision is labels[j]; ``planning.predicted`` scores the plans on the detections,
-    ``planning.ground_truth`` the plans on ground truth (the planner's own floor). ``config`` gives the ego
-    footprint. Raises ValueError when records disagree on the step times or a plan does not cover them.
-    """
-    if not records:
-        raise ValueError("evaluate_decisions: no records")
-    times_s = records[0].future.times_s
-    for record in records:
-        if not np.allclose(record.future.times_s, times_s):
-            raise ValueError(f"sample {record.future.sample_token}: step times {record.future.times_s.tolist()} "
-                             f"differ from {times_s.tolist()}")
-        for name, decision in (("predicted", record.predicted), ("ground_truth", record.ground_truth)):
-            if decision.trajectory.shape != (len(times_s), 2):
-                raise ValueError(f"sample {record.future.sample_token}: {name} trajectory has shape "
-                                 f"{decision.trajectory.shape}, the logged future {len(times_s)} steps")
+def grade_maneuvers(frames: Sequence[PlannedFrame]) -> dict:
+    """``decisions.maneuvers``: per planner that decides maneuvers, the grading of the module docstring over the
+    labelled frames (``num_frames``; the confusion matrix rows are the logged labels, columns the planner's)."""
+    labelled = [frame for frame in frames if frame.logged_maneuver is not None]
+    names = [name for name in (frames[0].plans if frames else {})
+             if all(frame.plans[name][1] is not None for frame in labelled)] if labelled else []
     labels = list(Maneuver)
-    index = {maneuver: i for i, maneuver in enumerate(labels)}
-    confusion = np.zeros((len(labels), len(labels)), dtype=np.int64)
-    for record in records:
-        confusion[index[record.ground_truth.maneuver], index[record.predicted.maneuver]] += 1
-    gt_brakes = np.array([record.ground_truth.maneuver.is_braking for record in records])
-    predicted_brakes = np.array([record.predicted.maneuver.is_braking for record in records])
-    return {
-        "num_frames": len(records),
-        "maneuver_agreement": {
-            "labels": [maneuver.value for maneuver in labels],
-            "confusion_matrix": confusion.tolist(),
-            "accuracy": float(np.trace(confusion) / len(records)),
-        },
-        "critical_miss_rate": _mean_or_none(~predicted_brakes[gt_brakes]),
-        "num_frames_gt_brake_or_stop": int(gt_brakes.sum()),
-        "false_brake_rate": _mean_or_none(predicted_brakes[~gt_brakes]),
-        "num_frames_gt_other": int((~gt_brakes).sum()),
-        "conventions": dict(CONVENTIONS),
-        "planning": {
-            "predicted": _planning_metrics([r.predicted.trajectory for r in records], records, config),
-            "ground_truth": _planning_metrics([r.ground_truth.trajectory for r in records], records, config),
-        },
-    }
+    result = {}
+    for name in names:
+        logged = [frame.logged_maneuver for frame in labelled]
+        decided = [frame.plans[name][1] for frame in labelled]
+        pairs = list(zip(logged, decided))
+        confusion = np.zeros((len(labels), len(labels)), dtype=np.int64)
+        for truth, guess in pairs:
+            confusion[labels.index(truth), labels.index(guess)] += 1
+        result[name] = dict(
+            accuracy=_mean(np.array([truth is guess for truth, guess in pairs])),
+            lane_change_precision=_mean(np.array([truth is guess for truth, guess in pairs if guess.is_lane_change])),
+            lane_change_recall=_mean(np.array([truth is guess for truth, guess in pairs if truth.is_lane_change])),
+            critical_miss_rate=_mean(np.array([not guess.is_braking for truth, guess in pairs if truth.is_braking])),
+            false_brake_rate=_mean(np.array([guess.is_braking for truth, guess in pairs if not truth.is_braking])),
+            num_frames=len(pairs),
+            labels=[maneuver.value for maneuver in labels],
+            confusion_matrix=confusion.tolist(),
+        )
+    return result
+
+
+def grade_planners(frames: Sequence[PlannedFrame], config: PlannerConfig = PlannerConfig()) -> dict:
+    """metrics.json's ``decisions``: planners, maneuvers, and the frame counts (all, labelled)."""
+    return dict(planners=grade_plans(frames, config), maneuvers=grade_maneuvers(frames), num_frames=len(frames),
+                num_frames_labelled=sum(frame.logged_maneuver is not None for frame in frames),
+                conventions={"uniad": "UniAD: the value at exactly t",
+                             "stp3": "ST-P3 / VAD: the mean over the steps 0.5 s .. t"})
+

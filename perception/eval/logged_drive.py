@@ -1,9 +1,11 @@
 """The logged drive in the nuScenes tables, as the decision metrics (perception.eval.decision_metrics) grade
-against it: the ego state at a keyframe, and what happened after it (``logged_future``) at the plan's step times
-(0.5 s .. 3.0 s), in the ego frame of the keyframe's LiDAR timestamp:
+against it: the ego state at a keyframe (from the past only), every planner's plan there
+(``planned_frame_for_sample``), the maneuver label derived from the log (perception.datasets.maneuver_labels), and
+what happened after it (``logged_future``) at the plan's step times (0.5 s .. 3.0 s), in the ego frame of the
+keyframe's LiDAR timestamp:
 
 - ego positions: the LIDAR_TOP ego poses of the scene (sweeps included when the dataset has them, else the
-  keyframes), interpolated to the exact step times (``perception.geometry.interpolate_pose``);
+  keyframes), interpolated to the exact step times (perception.datasets.ego_log.ego_track);
 - ground-truth boxes: the annotations of the two keyframes around each step time (keyframes are 2 Hz, so they
   nearly coincide with the steps), matched by instance token and interpolated linearly to the step time; an
   instance annotated in only one of the two keyframes is taken as annotated there. Boxes of the 10 detection
@@ -20,15 +22,23 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 from nuscenes.nuscenes import NuScenes
 
+from perception.datasets.ego_log import ego_track, keyframe_lidar_pose, past_lidar_poses
 from perception.datasets.ground_truth import sample_ground_truth
-from perception.decision import EgoState, PlannerConfig
-from perception.eval.decision_metrics import DecisionRecord, LoggedFuture, make_decision_record
-from perception.geometry import Boxes3D, EgoPose, interpolate_pose
-from perception.sensors import LIDAR_CHANNEL
+from perception.datasets.maneuver_labels import logged_maneuver
+from perception.decision import EgoState, PlannerConfig, decide
+from perception.decision.baselines import constant_velocity_plan
+from perception.decision.learned import ego_mlp_plan
+from perception.decision.safety import check_plan
+from perception.eval.decision_metrics import LoggedFuture, PlannedFrame
+from perception.geometry import Boxes3D
+from perception.models.ego_mlp import EgoMLP
 
-
-def _lidar_pose(nusc: NuScenes, sample_data_token: str) -> EgoPose:
-    return EgoPose.from_record(nusc.get("ego_pose", nusc.get("sample_data", sample_data_token)["ego_pose_token"]))
+CONSTANT_VELOCITY = "constant_velocity"
+RULES_ON_DETECTIONS = "rules_on_detections"
+RULES_ON_GROUND_TRUTH = "rules_on_ground_truth"
+EGO_MLP = "ego_mlp"
+EGO_MLP_WITH_SAFETY = "ego_mlp_with_safety"
+"""The planners' names in metrics.json's decisions.planners and decisions.maneuvers."""
 
 
 def _future_keyframes(nusc: NuScenes, sample_token: str, end_us: int) -> List[dict]:
@@ -37,23 +47,6 @@ def _future_keyframes(nusc: NuScenes, sample_token: str, end_us: int) -> List[di
     while samples[-1]["next"] and samples[-1]["timestamp"] < end_us:
         samples.append(nusc.get("sample", samples[-1]["next"]))
     return samples
-
-
-def _future_lidar_poses(nusc: NuScenes, keyframes: List[dict], end_us: int) -> List[EgoPose]:
-    """LIDAR_TOP ego poses from the first keyframe on (its sweeps when present, and every keyframe), sorted."""
-    tokens = {sample["data"][LIDAR_CHANNEL] for sample in keyframes}
-    token = keyframes[0]["data"][LIDAR_CHANNEL]
-    while token:
-        record = nusc.get("sample_data", token)
-        tokens.add(token)
-        if record["timestamp"] >= end_us:
-            break
-        token = record["next"]
-    poses = {}
-    for token in tokens:
-        pose = _lidar_pose(nusc, token)
-        poses[pose.timestamp_us] = pose
-    return [poses[t] for t in sorted(poses)]
 
 
 def _bracket(timestamps_us: np.ndarray, time_us: int, tolerance_us: int) -> Optional[Tuple[int, int]]:
@@ -69,21 +62,9 @@ def _bracket(timestamps_us: np.ndarray, time_us: int, tolerance_us: int) -> Opti
 
 
 def ego_state_at_sample(nusc: NuScenes, sample_token: str) -> EgoState:
-    """The ego state at a keyframe's LIDAR_TOP timestamp from its neighbouring LIDAR_TOP poses (the adjacent
-    sweeps when present, else the adjacent keyframes; a lone keyframe gives a state at rest)."""
-    sample = nusc.get("sample", sample_token)
-    token = sample["data"][LIDAR_CHANNEL]
-    record = nusc.get("sample_data", token)
-    neighbours = []
-    for link in ("prev", "next"):
-        neighbour = record[link]
-        if not neighbour and sample[link]:
-            neighbour = nusc.get("sample", sample[link])["data"][LIDAR_CHANNEL]
-        if neighbour:
-            neighbours.append(neighbour)
-    poses = sorted([_lidar_pose(nusc, t) for t in [token, *neighbours]], key=lambda pose: pose.timestamp_us)
-    index = [pose.timestamp_us for pose in poses].index(record["timestamp"])
-    return EgoState.from_poses(poses, index)
+    """The ego state at a keyframe from the LIDAR_TOP poses up to it only (``past_lidar_poses``: the sweeps when
+    present, else the earlier keyframes; the first keyframe of a log without earlier poses is at rest)."""
+    return EgoState.from_poses(past_lidar_poses(nusc, sample_token))
 
 
 def _interpolate_boxes(before: Tuple[Boxes3D, List[str]], after: Tuple[Boxes3D, List[str]], alpha: float) -> Boxes3D:
@@ -117,26 +98,12 @@ def logged_future(nusc: NuScenes, sample_token: str, horizon_steps: int = 6, ste
                   time_tolerance_s: float = 0.05) -> LoggedFuture:
     """The logged ego future and ground-truth boxes after a keyframe (module docstring), in the ego frame of the
     keyframe's LIDAR_TOP timestamp, at step_s, 2 * step_s, ..., horizon_steps * step_s."""
-    sample = nusc.get("sample", sample_token)
-    current = _lidar_pose(nusc, sample["data"][LIDAR_CHANNEL])
-    global_to_current = current.ego_to_global.inverse()
+    current = keyframe_lidar_pose(nusc, sample_token)
     times_s = step_s * np.arange(1, horizon_steps + 1)
+    ego_xy, _, ego_valid = ego_track(nusc, sample_token, times_s, time_tolerance_s)
     step_times_us = current.timestamp_us + np.round(times_s * 1e6).astype(np.int64)
     tolerance_us = int(round(time_tolerance_s * 1e6))
-    end_us = int(step_times_us[-1]) + tolerance_us
-    keyframes = _future_keyframes(nusc, sample_token, end_us)
-    poses = _future_lidar_poses(nusc, keyframes, end_us)
-
-    pose_times = np.array([pose.timestamp_us for pose in poses], dtype=np.int64)
-    ego_xy = np.full((horizon_steps, 2), np.nan)
-    ego_valid = np.zeros(horizon_steps, dtype=bool)
-    for step, time_us in enumerate(step_times_us):
-        bracket = _bracket(pose_times, int(time_us), tolerance_us)
-        if bracket is None or bracket[0] == bracket[1]:
-            continue
-        pose = interpolate_pose(poses[bracket[0]], poses[bracket[1]], int(time_us))
-        ego_xy[step] = global_to_current.apply(pose.ego_to_global.translation[None])[0, :2]
-        ego_valid[step] = True
+    keyframes = _future_keyframes(nusc, sample_token, int(step_times_us[-1]) + tolerance_us)
 
     annotated: Dict[int, Tuple[Boxes3D, List[str]]] = {}
 
@@ -165,13 +132,23 @@ def logged_future(nusc: NuScenes, sample_token: str, horizon_steps: int = 6, ste
     return LoggedFuture(sample_token, times_s, ego_xy, ego_valid, tuple(boxes), boxes_valid)
 
 
-def decision_record_for_sample(nusc: NuScenes, sample_token: str, predicted_boxes: Boxes3D,
-                               config: PlannerConfig = PlannerConfig()) -> DecisionRecord:
-    """The record of one keyframe: ``predicted_boxes`` (the detector's, in the ego frame of the keyframe's LiDAR
-    timestamp) and all its ground-truth boxes of the detection classes, each through the planner with the ego
-    state of ``ego_state_at_sample``, and its ``logged_future`` at the config's steps."""
-    sample = nusc.get("sample", sample_token)
-    pose = _lidar_pose(nusc, sample["data"][LIDAR_CHANNEL])
-    truth = sample_ground_truth(nusc, sample_token, pose.ego_to_global).boxes
+def planned_frame_for_sample(nusc: NuScenes, sample_token: str, predicted_boxes: Boxes3D,
+                             config: PlannerConfig = PlannerConfig(), ego_mlp: Optional[EgoMLP] = None
+                             ) -> PlannedFrame:
+    """Every planner at one keyframe, from the ego state of ``ego_state_at_sample``: ``constant_velocity``; the
+    rule planner on ``predicted_boxes`` (the detector's, in the ego frame of the keyframe's LiDAR timestamp,
+    ``rules_on_detections``) and on the keyframe's ground truth (``rules_on_ground_truth``); with ``ego_mlp``, its
+    plan (``ego_mlp``) and that plan through the safety layer on the detections (``ego_mlp_with_safety``). With the
+    keyframe's ``logged_future`` at the config's steps and its ``logged_maneuver`` label."""
+    ego = ego_state_at_sample(nusc, sample_token)
+    truth = sample_ground_truth(nusc, sample_token, keyframe_lidar_pose(nusc, sample_token).ego_to_global).boxes
+    on_detections, on_truth = decide(predicted_boxes, ego, config), decide(truth, ego, config)
+    plans = {CONSTANT_VELOCITY: (constant_velocity_plan(ego, config), None),
+             RULES_ON_DETECTIONS: (on_detections.trajectory, on_detections.maneuver),
+             RULES_ON_GROUND_TRUTH: (on_truth.trajectory, on_truth.maneuver)}
+    if ego_mlp is not None:
+        trajectory, maneuver = ego_mlp_plan(ego_mlp, nusc, sample_token)
+        checked = check_plan(trajectory, maneuver, predicted_boxes, ego, config)
+        plans.update({EGO_MLP: (trajectory, maneuver), EGO_MLP_WITH_SAFETY: (checked.trajectory, checked.maneuver)})
     future = logged_future(nusc, sample_token, config.horizon_steps, config.step_s)
-    return make_decision_record(predicted_boxes, truth, ego_state_at_sample(nusc, sample_token), future, config)
+    return PlannedFrame(future, logged_maneuver(nusc, sample_token), plans)

@@ -7,6 +7,7 @@ from typing import List, Mapping, Optional, Sequence
 
 from nuscenes.eval.detection.constants import TP_METRICS
 
+from perception.eval.decision_metrics import HORIZONS_S
 from perception.eval.detection import TP_ERROR_NAMES
 
 CLASS_TP_NAMES = {"trans_err": "ATE", "scale_err": "ASE", "orient_err": "AOE", "vel_err": "AVE", "attr_err": "AAE"}
@@ -24,39 +25,36 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
-def decision_report_markdown(metrics: dict) -> str:
-    """Markdown tables of the decision metrics (perception.eval.decision_metrics.evaluate_decisions's output)."""
-    agreement = metrics["maneuver_agreement"]
-    labels = agreement["labels"]
+def decision_report_markdown(decisions: dict) -> str:
+    """Markdown tables of the decision metrics (perception.eval.decision_metrics.grade_planners' output): open-loop
+    L2 and collisions per planner in both conventions, and the maneuver grading per planner."""
+    horizons = [f"{horizon:g}s" for horizon in HORIZONS_S]
+    header = " | ".join(f"{convention} {h}" for convention in ("UniAD", "ST-P3") for h in horizons)
     lines = [
-        "## Decisions",
-        "",
-        f"{metrics['num_frames']} frames. Maneuver agreement with the decision on ground truth: "
-        f"{format_number(agreement['accuracy'])}.",
-        "",
-        "- critical-miss rate (ground truth BRAKE/STOP, prediction not): "
-        f"{format_number(metrics['critical_miss_rate'])} over {metrics['num_frames_gt_brake_or_stop']} frames",
-        f"- false-brake rate (prediction BRAKE/STOP, ground truth not): {format_number(metrics['false_brake_rate'])} "
-        f"over {metrics['num_frames_gt_other']} frames",
-        "",
-        "Confusion matrix (rows: ground truth, columns: prediction):",
-        "",
-        "| ground truth \\ prediction | " + " | ".join(labels) + " |",
-        "| --- |" + " ---: |" * len(labels),
-    ]
-    for label, row in zip(labels, agreement["confusion_matrix"]):
-        lines.append(f"| {label} | " + " | ".join(str(count) for count in row) + " |")
-    horizons = list(metrics["planning"]["predicted"]["l2_m"]["num_frames"])
-    for source, title in (("predicted", "plan on the detections"), ("ground_truth", "plan on ground truth")):
-        planning = metrics["planning"][source]
-        lines += ["", f"### Open-loop planning: {title}", "",
-                  "| metric | convention | " + " | ".join(horizons) + " |", "| --- | --- |" + " ---: |" * len(horizons)]
-        for metric, name in (("l2_m", "L2 (m)"), ("collision_rate", "collision rate")):
-            for convention, description in metrics["conventions"].items():
-                values = [format_number(planning[metric][convention][h]) for h in horizons]
-                lines.append(f"| {name} | {description} | " + " | ".join(values) + " |")
-            counts = [str(planning[metric]["num_frames"][h]) for h in horizons]
-            lines.append(f"| {name} | frames counted | " + " | ".join(counts) + " |")
+        "## Decisions", "",
+        f"{decisions['num_frames']} keyframes, {decisions['num_frames_labelled']} with a maneuver label derived from "
+        "the logged drive. Every planner is graded against the logged drive, on the same keyframes. UniAD: the value "
+        "at exactly t; ST-P3 / VAD: the mean over the steps 0.5 s .. t. \"logged\" is the logged drive itself.", "",
+        "### Open-loop planning: L2 to the logged ego positions (m)", "",
+        f"| planner | {header} | frames at 1s / 2s / 3s |", "| --- |" + " ---: |" * (2 * len(horizons) + 1)]
+    planners = decisions["planners"]
+    for name, grades in planners.items():
+        values = [format_number(grades[key][h], 2) for key in ("l2_uniad_m", "l2_stp3_m") for h in horizons]
+        counts = " / ".join(str(grades["num_frames"]["l2"][h]) for h in horizons)
+        lines.append(f"| {name} | " + " | ".join(values) + f" | {counts} |")
+    lines += ["", "### Open-loop planning: collision rate with the ground-truth boxes", "",
+              f"| planner | {header} | frames at 1s / 2s / 3s |", "| --- |" + " ---: |" * (2 * len(horizons) + 1)]
+    for name, grades in planners.items():
+        values = [format_number(grades[key][h]) for key in ("collision_uniad", "collision_stp3") for h in horizons]
+        counts = " / ".join(str(grades["num_frames"]["collision"][h]) for h in horizons)
+        lines.append(f"| {name} | " + " | ".join(values) + f" | {counts} |")
+    lines += ["", "### Maneuvers against the logged labels", "",
+              "| planner | accuracy | lane-change precision | lane-change recall | critical-miss rate | "
+              "false-brake rate | frames |", "| --- |" + " ---: |" * 6]
+    for name, grades in decisions["maneuvers"].items():
+        values = [format_number(grades[key]) for key in ("accuracy", "lane_change_precision", "lane_change_recall",
+                                                         "critical_miss_rate", "false_brake_rate")]
+        lines.append(f"| {name} | " + " | ".join(values) + f" | {grades['num_frames']} |")
     return "\n".join(lines) + "\n"
 
 
@@ -127,7 +125,7 @@ def unreadable_files_lines(metrics: Mapping) -> List[str]:
 
 def write_report(path: str, metrics: Mapping, plots: Mapping[str, str], title: str = "Detection report") -> None:
     """Writes report.md at ``path``: run description, summary, per-class and distance tables, the decision metrics
-    (``metrics["decisions"]``, evaluate_decisions' output) and the plots (``plots``: name -> PNG path, linked
+    (``metrics["decisions"]``, grade_planners' output) and the plots (``plots``: name -> PNG path, linked
     relative to the report)."""
     folder = os.path.dirname(os.path.abspath(path))
     parts = [f"# {title}", "", *run_lines(metrics), "", *unreadable_files_lines(metrics),

@@ -232,3 +232,23 @@ def write_robustness(out_dir: str, summary: Mapping) -> None:
     with open(os.path.join(out_dir, MARKDOWN_FILE), "w") as handle:
         handle.write("\n".join(lines))
     write_heatmap(os.path.join(out_dir, HEATMAP_FILE), summary)
+
+
+def robustness_comparison(summaries: Mapping[str, Mapping]) -> str:
+    """A Markdown table of models side by side (name -> robustness.json content): clean NDS, mRA, the worst
+    corruption (lowest RR), the worst cell (lowest RA) and the NDS with the LiDAR missing ('n/a' where a summary
+    lacks that corruption)."""
+    rows = []
+    for name, summary in summaries.items():
+        corruptions = {row["name"]: row for row in summary["corruptions"]}
+        weakest = min(corruptions.values(), key=lambda row: row["rr"], default=None)
+        worst = summary["worst"]
+        worst_cell = worst and f"{worst['name']} s{worst['severity']} (RA {format_number(worst['ra'])})"
+        lidar_missing = corruptions.get("lidar_missing")
+        rows.append([name, format_number(summary["clean"]["nd_score"]), format_number(summary["mra"]),
+                     "n/a" if weakest is None else f"{weakest['name']} (RR {format_number(weakest['rr'])})",
+                     worst_cell or "n/a",
+                     "n/a" if lidar_missing is None else format_number(lidar_missing["cells"][0]["nd_score"]),
+                     str(len(summary["corruptions"]))])
+    return markdown_table(["model", "clean NDS", "mRA", "worst corruption", "worst cell", "NDS, LiDAR missing",
+                           "corruptions"], rows)

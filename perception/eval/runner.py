@@ -18,12 +18,13 @@ from perception.datasets.collate import make_frame_loader
 from perception.datasets.frame import Frame
 from perception.datasets.loader import NuScenesFrames, UnreadableFrame
 from perception.detector import Detector
-from perception.eval.decision_metrics import evaluate_decisions
-from perception.eval.logged_drive import decision_record_for_sample
+from perception.eval.decision_metrics import grade_planners
+from perception.eval.logged_drive import planned_frame_for_sample
 from perception.eval.detection import evaluate_submission, metrics_record, render_plots
 from perception.eval.report import write_report
 from perception.eval.submission import boxes_to_submission
 from perception.geometry import Boxes3D
+from perception.models.ego_mlp import EgoMLP
 from perception.sensors import SENSOR_GROUPS
 
 RESULTS_FILE = "results_nusc.json"
@@ -170,23 +171,26 @@ def load_split_predictions(detector: Detector, nusc: Optional[NuScenes], data: D
     return gather_predictions(predictions, shard), list(dataset.sample_tokens)
 
 
-def decision_metrics(nusc: NuScenes, ego_boxes: Mapping[str, Boxes3D], sample_tokens: Sequence[str]) -> dict:
-    """evaluate_decisions over ``sample_tokens``: the planner on each sample's ``ego_boxes`` (the detector's, ego
-    frame) and on its ground truth, against the logged future. A progress bar counts frames."""
-    records = [decision_record_for_sample(nusc, token, ego_boxes[token])
-               for token in tqdm(sample_tokens, unit="frame", desc="decide")]
-    return evaluate_decisions(records)
+def decision_metrics(nusc: NuScenes, ego_boxes: Mapping[str, Boxes3D], sample_tokens: Sequence[str],
+                     ego_mlp: Optional[EgoMLP] = None) -> dict:
+    """grade_planners over ``sample_tokens``: every planner of planned_frame_for_sample (the rule planner on each
+    sample's ``ego_boxes``, the detector's in the ego frame; the ego MLP when given), against the logged drive. A
+    progress bar counts frames."""
+    frames = [planned_frame_for_sample(nusc, token, ego_boxes[token], ego_mlp=ego_mlp)
+              for token in tqdm(sample_tokens, unit="frame", desc="decide")]
+    return grade_planners(frames)
 
 
 def evaluate_split(detector: Detector, detector_name: str, nusc: Optional[NuScenes], data: DataOptions,
                    out_dir: str, drop: Sequence[str] = (), shard: Shard = Shard(), render_curves: bool = True,
-                   verbose: bool = False, transform: Optional[Callable[[Frame], Frame]] = None) -> Optional[dict]:
+                   verbose: bool = False, transform: Optional[Callable[[Frame], Frame]] = None,
+                   ego_mlp: Optional[EgoMLP] = None) -> Optional[dict]:
     """The detector over ``data.split``, then on the main process: ``out_dir/results_nusc.json``, the devkit's
     DetectionEval, the decision metrics (metrics.json's "decisions"), ``metrics.json`` and ``report.md``. Returns
     the metrics.json content on the main process, None on the others and for splits without annotations (the test
     split: the submission is for the server; neither detection nor decision metrics can be computed).
     ``nusc`` (the devkit tables, needed to evaluate) may be None on the other processes; ``transform``: as in
-    load_split_predictions."""
+    load_split_predictions; ``ego_mlp``: graded beside the other planners when given."""
     predictions, sample_tokens = load_split_predictions(detector, nusc, data, drop, shard, transform)
     if not shard.is_main:
         return None
@@ -202,7 +206,7 @@ def evaluate_split(detector: Detector, detector_name: str, nusc: Optional[NuScen
            "transform": None if transform is None else str(transform),
            "unreadable_files": [{"sample_token": item.sample_token, "path": item.path, "problem": item.problem}
                                 for item in predictions.unreadable]}
-    decisions = decision_metrics(nusc, predictions.ego_boxes, sample_tokens)
+    decisions = decision_metrics(nusc, predictions.ego_boxes, sample_tokens, ego_mlp)
     metrics = metrics_record(evaluation, predictions.frames, predictions.seconds / max(predictions.frames, 1),
                              extra={"run": run, "decisions": decisions})
     with open(os.path.join(out_dir, METRICS_FILE), "w") as handle:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -136,7 +136,8 @@ class CenterHead(nn.Module):
     REGRESSION_CHANNELS), attribute logits (NUM_ATTRIBUTES), all at the BEV grid's resolution.
 
     ``regression_weights`` (10,) weight the L1 regression channels; ``nms_radius_m`` (NUM_CLASSES,) per-class
-    circle-NMS radius [m].
+    circle-NMS radius [m]. ``branch_channels``: the hidden width of each branch (heatmap, regression, attribute;
+    a pruned model), ``head_channels`` where not given.
     """
 
     dense_parts = ("shared", "heatmap", "regression", "attribute")
@@ -147,7 +148,7 @@ class CenterHead(nn.Module):
                  heatmap_weight: float = 1.0, regression_weight: float = 0.25, attribute_weight: float = 0.2,
                  max_objects: int = 128, min_radius: int = 2, top_k: int = 300, score_threshold: float = 0.05,
                  nms_radius_m: Sequence[float] = (2.0, 3.5, 3.2, 1.0, 1.0, 0.5, 0.9, 0.5, 0.5, 1.0),
-                 max_boxes: int = 300):
+                 max_boxes: int = 300, branch_channels: Optional[Dict[str, int]] = None):
         super().__init__()
         if len(regression_weights) != len(REGRESSION_CHANNELS) or len(nms_radius_m) != NUM_CLASSES:
             raise ValueError(f"CenterHead: regression_weights needs {len(REGRESSION_CHANNELS)} values and "
@@ -156,15 +157,21 @@ class CenterHead(nn.Module):
         self.shared = nn.Sequential(nn.Conv2d(in_channels, head_channels, 3, padding=1, bias=False),
                                     nn.BatchNorm2d(head_channels), nn.ReLU(inplace=True))
 
-        def branch(out_channels: int) -> nn.Sequential:
-            return nn.Sequential(nn.Conv2d(head_channels, head_channels, 3, padding=1, bias=False),
-                                 nn.BatchNorm2d(head_channels), nn.ReLU(inplace=True),
-                                 nn.Conv2d(head_channels, out_channels, 1))
+        hidden = {**dict(heatmap=head_channels, regression=head_channels, attribute=head_channels),
+                  **(branch_channels or {})}
+        if set(hidden) != {"heatmap", "regression", "attribute"}:
+            raise ValueError(f"CenterHead: branch_channels names branches other than heatmap, regression, "
+                             f"attribute: {sorted(branch_channels)}")
 
-        self.heatmap = branch(NUM_CLASSES)
+        def branch(name: str, out_channels: int) -> nn.Sequential:
+            return nn.Sequential(nn.Conv2d(head_channels, hidden[name], 3, padding=1, bias=False),
+                                 nn.BatchNorm2d(hidden[name]), nn.ReLU(inplace=True),
+                                 nn.Conv2d(hidden[name], out_channels, 1))
+
+        self.heatmap = branch("heatmap", NUM_CLASSES)
         nn.init.constant_(self.heatmap[-1].bias, -2.19)  # prior probability 0.1, as CenterPoint
-        self.regression = branch(len(REGRESSION_CHANNELS))
-        self.attribute = branch(NUM_ATTRIBUTES)
+        self.regression = branch("regression", len(REGRESSION_CHANNELS))
+        self.attribute = branch("attribute", NUM_ATTRIBUTES)
         self.register_buffer("regression_weights", torch.tensor(regression_weights, dtype=torch.float32),
                              persistent=False)
         self.register_buffer("nms_radius_m", torch.tensor(nms_radius_m, dtype=torch.float32), persistent=False)

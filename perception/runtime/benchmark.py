@@ -236,7 +236,8 @@ def format_table(result: Dict[str, Any]) -> str:
     lines = []
     for backend, entry in result["backends"].items():
         stages = entry["stages_ms"]
-        lines.append(f"[{backend}] {'stage':<{16 - len(backend) - 3}}{header}")
+        lines.append(f"[{backend}]")
+        lines.append(f"{'stage':<16}{header}")
         for name in [s for s in STAGES if s in stages] + [s for s in stages if s not in STAGES]:
             lines.append(_stage_row(name, stages[name]))
         lines.append(f"throughput {entry['throughput_fps']:.1f} frames/s")
@@ -253,8 +254,9 @@ def format_table(result: Dict[str, Any]) -> str:
                             if backend in entry)
         lines.append(f"{kernel} ({entry['points_mean']:.0f} points) p50: {timings}")
     for backend, entry in result["backends"].items():
-        lines.append(f"[{backend}] {'sweeps':>6}{'points':>10}{'load ms':>10}{'detector ms':>13}{'end_to_end ms':>15}")
+        lines.append(f"[{backend}] latency against LiDAR sweeps")
+        lines.append(f"{'sweeps':>6}{'points':>10}{'load ms':>10}{'detector ms':>13}{'end_to_end ms':>15}")
         for row in entry["sweeps_curve"]:
-            lines.append(f"{'':>{len(backend) + 3}}{row['lidar_sweeps']:>6}{row['lidar_points_mean']:>10.0f}"
+            lines.append(f"{row['lidar_sweeps']:>6}{row['lidar_points_mean']:>10.0f}"
                          f"{row['load_p50_ms']:>10.1f}{row['detector_p50_ms']:>13.1f}{row['end_to_end_p50_ms']:>15.1f}")
     return "\n".join(lines)

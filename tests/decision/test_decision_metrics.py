@@ -1,5 +1,5 @@
-"""Decision metrics (perception.eval.decision_metrics) worked by hand, the footprint overlap test
-(perception.decision.collision) against shapely, and the logged future (perception.eval.logged_drive) against
+"""The footprint overlap test (perception.decision.collision) against shapely, and the logged drive
+(perception.eval.logged_drive: the logged future, the ego state from the past, every planner per keyframe) against
 nuscenes-devkit (real fixture) and the synthetic world's own ego trajectory."""
 import json
 
@@ -9,41 +9,14 @@ from pyquaternion import Quaternion
 from shapely.geometry import Polygon
 
 from perception.classes import category_to_detection_name
-from perception.decision import Decision, EgoState, Maneuver
+from perception.decision import EgoState, Maneuver
 from perception.decision.collision import ego_footprints, footprints_overlap, plan_collisions
-from perception.eval.decision_metrics import STP3_VAD, UNIAD, DecisionRecord, LoggedFuture, evaluate_decisions
-from perception.eval.logged_drive import decision_record_for_sample, ego_state_at_sample, logged_future
-from perception.eval.report import decision_report_markdown
+from perception.eval.decision_metrics import grade_planners
+from perception.eval.logged_drive import ego_state_at_sample, logged_future, planned_frame_for_sample
 from perception.geometry import Boxes3D
 from tests.decision.helpers import agents
 
-TIMES = 0.5 * np.arange(1, 7)
 STRAIGHT = np.stack([5.0 * np.arange(1, 7), np.zeros(6)], axis=1)  # 10 m/s straight ahead
-
-
-def _decision(maneuver: Maneuver, trajectory=STRAIGHT) -> Decision:
-    return Decision(maneuver, 10.0, float("inf"), -1, True, True, trajectory, "test")
-
-
-def _future(ego_xy=STRAIGHT, valid=None, boxes=None) -> LoggedFuture:
-    valid = np.ones(6, dtype=bool) if valid is None else np.asarray(valid)
-    boxes = tuple(boxes) if boxes is not None else tuple(Boxes3D.empty() for _ in range(6))
-    return LoggedFuture("token", TIMES, np.where(valid[:, None], ego_xy, np.nan), valid, boxes, valid.copy())
-
-
-def test_l2_in_both_conventions():
-    errors = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6])
-    first = DecisionRecord(_decision(Maneuver.KEEP_LANE, STRAIGHT + np.stack([np.zeros(6), errors], 1)),
-                           _decision(Maneuver.KEEP_LANE), _future())
-    # second frame: 1 m off everywhere, but the scene ends after 1 s
-    second = DecisionRecord(_decision(Maneuver.KEEP_LANE, STRAIGHT + [1.0, 0.0]), _decision(Maneuver.KEEP_LANE),
-                            _future(valid=[True, True, False, False, False, False]))
-    l2 = evaluate_decisions([first, second])["planning"]["predicted"]["l2_m"]
-    assert l2[UNIAD] == pytest.approx({"1s": (0.2 + 1.0) / 2, "2s": 0.4, "3s": 0.6})
-    assert l2[STP3_VAD] == pytest.approx({"1s": (0.15 + 1.0) / 2, "2s": 0.25, "3s": 0.35})
-    assert l2["num_frames"] == {"1s": 2, "2s": 1, "3s": 1}
-    ground_truth_l2 = evaluate_decisions([first, second])["planning"]["ground_truth"]["l2_m"]
-    assert ground_truth_l2[UNIAD] == {"1s": 0.0, "2s": 0.0, "3s": 0.0}
 
 
 def test_collision_with_a_box_on_the_path():
@@ -51,13 +24,8 @@ def test_collision_with_a_box_on_the_path():
     on_path = agents(("car", 17.0, 0.5, 0, 0))
     beside = agents(("car", 17.0, 2.5, 0, 0))  # 2.5 - 0.95 = 1.55 > 0.925: clear
     boxes = [Boxes3D.empty()] * 2 + [Boxes3D.concatenate([on_path, beside])] + [beside] * 3
-    record = DecisionRecord(_decision(Maneuver.KEEP_LANE), _decision(Maneuver.STOP, np.zeros((6, 2))),
-                            _future(boxes=boxes))
-    np.testing.assert_array_equal(plan_collisions(STRAIGHT, record.future.boxes), [0, 0, 1, 0, 0, 0])
-    collisions = evaluate_decisions([record])["planning"]
-    assert collisions["predicted"]["collision_rate"][UNIAD] == {"1s": 0.0, "2s": 0.0, "3s": 0.0}
-    assert collisions["predicted"]["collision_rate"][STP3_VAD] == pytest.approx({"1s": 0.0, "2s": 0.25, "3s": 1 / 6})
-    assert collisions["ground_truth"]["collision_rate"][STP3_VAD] == {"1s": 0.0, "2s": 0.0, "3s": 0.0}
+    np.testing.assert_array_equal(plan_collisions(STRAIGHT, boxes), [0, 0, 1, 0, 0, 0])
+    np.testing.assert_array_equal(plan_collisions(np.zeros((6, 2)), boxes), [0] * 6)
 
 
 def test_ego_footprint_follows_the_heading():
@@ -85,36 +53,6 @@ def test_footprint_overlap_matches_shapely():
     touching = Boxes3D([[4.084, 0.0, 0.0], [4.083, 0.0, 0.0]], [[1.85, 4.084, 1.0]] * 2, [0.0, 0.0]).bev_corners()
     square = Boxes3D(np.zeros((1, 3)), [[1.85, 4.084, 1.0]], [0.0]).bev_corners()[0]
     np.testing.assert_array_equal(footprints_overlap(square, touching), [False, True])
-
-
-def test_agreement_and_rates():
-    pairs = [(Maneuver.BRAKE, Maneuver.BRAKE), (Maneuver.STOP, Maneuver.FOLLOW), (Maneuver.KEEP_LANE, Maneuver.STOP),
-             (Maneuver.FOLLOW, Maneuver.FOLLOW)]
-    records = [DecisionRecord(_decision(predicted), _decision(truth), _future()) for truth, predicted in pairs]
-    metrics = evaluate_decisions(records)
-    json.dumps(metrics, allow_nan=False)
-    agreement = metrics["maneuver_agreement"]
-    assert agreement["accuracy"] == 0.5
-    labels = agreement["labels"]
-    matrix = np.array(agreement["confusion_matrix"])
-    assert matrix.sum() == 4
-    assert matrix[labels.index("STOP"), labels.index("FOLLOW")] == 1
-    assert matrix[labels.index("KEEP_LANE"), labels.index("STOP")] == 1
-    assert metrics["critical_miss_rate"] == 0.5 and metrics["num_frames_gt_brake_or_stop"] == 2
-    assert metrics["false_brake_rate"] == 0.5 and metrics["num_frames_gt_other"] == 2
-    report = decision_report_markdown(metrics)
-    assert "UniAD: the value at exactly t" in report and "ST-P3 / VAD: the mean over the steps" in report
-    assert "| STOP | 0 | 1 | 0 | 0 | 0 | 0 |" in report
-    no_brakes = evaluate_decisions(records[3:])
-    assert no_brakes["critical_miss_rate"] is None and "n/a" in decision_report_markdown(no_brakes)
-
-
-def test_mismatched_records_are_rejected():
-    short = DecisionRecord(_decision(Maneuver.KEEP_LANE, STRAIGHT[:3]), _decision(Maneuver.KEEP_LANE), _future())
-    with pytest.raises(ValueError, match="predicted trajectory has shape"):
-        evaluate_decisions([short])
-    with pytest.raises(ValueError, match="no records"):
-        evaluate_decisions([])
 
 
 def _devkit_boxes_in_ego(nusc, sample_token, ego_pose_record):
@@ -165,24 +103,25 @@ def test_logged_future_on_the_real_fixture(nusc_real):
 def test_ego_state_at_sample_on_the_real_fixture(nusc_real):
     tokens = [sample["token"] for sample in nusc_real.sample]
     poses = [_lidar_ego_pose(nusc_real, token) for token in tokens]
-    state = ego_state_at_sample(nusc_real, tokens[1])  # no sweeps: the neighbouring keyframes
-    displacement = np.array(poses[2]["translation"]) - poses[0]["translation"]
+    state = ego_state_at_sample(nusc_real, tokens[1])  # no sweeps: the previous keyframe, never the next
+    displacement = np.array(poses[1]["translation"]) - poses[0]["translation"]
     heading = Quaternion(poses[1]["rotation"]).rotate([1.0, 0.0, 0.0])
-    duration = (poses[2]["timestamp"] - poses[0]["timestamp"]) * 1e-6
+    duration = (poses[1]["timestamp"] - poses[0]["timestamp"]) * 1e-6
     assert state.speed_mps == pytest.approx(displacement[:2] @ heading[:2] / np.linalg.norm(heading[:2]) / duration)
     yaws = [Quaternion(p["rotation"]).yaw_pitch_roll[0] for p in poses]
-    assert state.yaw_rate_rps == pytest.approx((yaws[2] - yaws[0]) / duration, rel=1e-3)
+    assert state.yaw_rate_rps == pytest.approx((yaws[1] - yaws[0]) / duration, rel=1e-3)
+    assert ego_state_at_sample(nusc_real, tokens[0]) == EgoState(0.0, 0.0, None)  # the log's first keyframe
 
 
 def test_logged_future_on_the_synthetic_world(nusc_synthetic):
     """Ego future against the world's own ego trajectory at the exact step times (the poses come from the
-    20 Hz sweeps); decisions and metrics run end to end on ground truth."""
+    20 Hz sweeps); every planner and the metrics run end to end, ground truth as the detections."""
     from perception.datasets.ground_truth import sample_ground_truth
     from perception.datasets.synthetic.scene import build_scene
     from perception.geometry import EgoPose
     from tests.conftest import TINY_WORLD
 
-    records = []
+    frames = []
     for scene in nusc_synthetic.scene:
         model = build_scene(TINY_WORLD["seed"], int(scene["name"].split("-")[1]), TINY_WORLD["samples_per_scene"])
         token, index = scene["first_sample_token"], 0
@@ -198,12 +137,14 @@ def test_logged_future_on_the_synthetic_world(nusc_synthetic):
             sample = nusc_synthetic.get("sample", token)
             truth = sample_ground_truth(nusc_synthetic, token, EgoPose.from_record(
                 _lidar_ego_pose(nusc_synthetic, token)).ego_to_global).boxes
-            records.append(decision_record_for_sample(nusc_synthetic, token, truth))
+            frames.append(planned_frame_for_sample(nusc_synthetic, token, truth))
             token, index = sample["next"], index + 1
-    metrics = evaluate_decisions(records)
-    json.dumps(metrics, allow_nan=False)
-    assert metrics["maneuver_agreement"]["accuracy"] == 1.0  # the same boxes on both sides
-    assert metrics["planning"]["predicted"]["l2_m"]["num_frames"]["1s"] == 2 * len(nusc_synthetic.scene)
+    decisions = grade_planners(frames)
+    json.dumps(decisions, allow_nan=False)
+    planners = decisions["planners"]
+    assert planners["rules_on_detections"] == planners["rules_on_ground_truth"]  # the same boxes on both sides
+    assert planners["constant_velocity"]["num_frames"]["l2"]["1s"] == 2 * len(nusc_synthetic.scene)
+    assert decisions["num_frames_labelled"] == 0 and decisions["maneuvers"] == {}  # 1.5 s scenes: no 3 s label
 
 
 def test_ego_state_on_the_synthetic_world(nusc_synthetic):
@@ -214,23 +155,20 @@ def test_ego_state_on_the_synthetic_world(nusc_synthetic):
     model = build_scene(TINY_WORLD["seed"], 0, TINY_WORLD["samples_per_scene"])
     sample = nusc_synthetic.get("sample", nusc_synthetic.get("sample", scene["first_sample_token"])["next"])
     state = ego_state_at_sample(nusc_synthetic, sample["token"])
-    before, after = model.ego_to_global(0.5 - 0.01), model.ego_to_global(0.5 + 0.01)
-    speed = np.linalg.norm(after.translation[:2] - before.translation[:2]) / 0.02
-    yaw_rate = np.remainder(after.yaw - before.yaw + np.pi, 2 * np.pi) - np.pi
+    before, now = model.ego_to_global(0.5 - 0.05), model.ego_to_global(0.5)  # the last sweep and the keyframe
+    speed = np.linalg.norm(now.translation[:2] - before.translation[:2]) / 0.05
+    yaw_rate = np.remainder(now.yaw - before.yaw + np.pi, 2 * np.pi) - np.pi
     assert state.speed_mps == pytest.approx(speed, abs=0.05)
-    assert state.yaw_rate_rps == pytest.approx(yaw_rate / 0.02, abs=0.01)
+    assert state.yaw_rate_rps == pytest.approx(yaw_rate / 0.05, abs=0.01)
     assert isinstance(state, EgoState) and state.acceleration_mps2 is not None
 
 
 def test_a_blind_detector_on_the_real_fixture(nusc_real):
-    """No detections while pedestrians walk ahead of the turning ego: the plan on ground truth follows them, the
-    blind one keeps its lane, and the metrics say so."""
-    records = [decision_record_for_sample(nusc_real, sample["token"], Boxes3D.empty()) for sample in nusc_real.sample]
-    assert [r.ground_truth.maneuver for r in records] == [Maneuver.FOLLOW] * 3
-    assert [r.predicted.maneuver for r in records] == [Maneuver.KEEP_LANE] * 3
-    metrics = evaluate_decisions(records)
-    labels = metrics["maneuver_agreement"]["labels"]
-    assert metrics["maneuver_agreement"]["accuracy"] == 0.0
-    assert metrics["maneuver_agreement"]["confusion_matrix"][labels.index("FOLLOW")][labels.index("KEEP_LANE")] == 3
-    assert metrics["false_brake_rate"] == 0.0 and metrics["critical_miss_rate"] is None
-    assert metrics["planning"]["predicted"]["l2_m"]["num_frames"] == {"1s": 1, "2s": 0, "3s": 0}
+    """No detections while pedestrians walk ahead of the turning ego: the rules on ground truth follow them, the
+    blind ones keep the lane; 3 keyframes (1 s of log) give no 3 s maneuver label, and L2 at 1 s only."""
+    frames = [planned_frame_for_sample(nusc_real, sample["token"], Boxes3D.empty()) for sample in nusc_real.sample]
+    assert [frame.plans["rules_on_ground_truth"][1] for frame in frames] == [Maneuver.FOLLOW] * 3
+    assert [frame.plans["rules_on_detections"][1] for frame in frames] == [Maneuver.KEEP_LANE] * 3
+    assert all(frame.logged_maneuver is None for frame in frames)
+    decisions = grade_planners(frames)
+    assert decisions["planners"]["rules_on_detections"]["num_frames"]["l2"] == {"1s": 1, "2s": 0, "3s": 0}

@@ -39,11 +39,19 @@ def test_export_quantize_and_evaluate(model_on_world, synthetic_root, nusc_synth
                         "--dataroot", str(synthetic_root), "--version", nusc_synthetic.version, "--split",
                         "synth_val", "--out", str(folder / "test"), "--no-plots"])
     assert 0 <= metrics[0]["nd_score"] <= 1
-    result = benchmark_main([config, "--backend", "onnxruntime", "--onnx", str(folder / "float"), "--json",
-                             str(folder / "bench.json"), "--iters", "1", "--warmup", "0", "--sweeps", "1",
-                             "--curve-iters", "1", "--kernel-iters", "1", "--frames", "1", "--quiet"])
-    assert result["backend"] == "onnxruntime" and "hard_voxelize_lidar" in result["kernels"]
-    assert {"fuser", "decoder", "head", "voxelize"} <= set(result["stages_ms"])
+    result = benchmark_main([config, checkpoint, "--backend", "torch,onnxruntime,onnxruntime-int8", "--onnx",
+                             str(folder / "float"), "--onnx", str(folder / "int8"), "--json",
+                             str(folder / "bench.json"), "--iters", "3", "--warmup", "1", "--sweeps", "1,2",
+                             "--curve-iters", "1", "--kernel-iters", "1", "--frames", "2", "--quiet"])
+    assert list(result["backends"]) == ["torch", "onnxruntime", "onnxruntime-int8"]
+    assert result["onnx"]["onnxruntime-int8"] == str(folder / "int8") and "hard_voxelize_lidar" in result["kernels"]
+    for entry in result["backends"].values():  # every backend timed on every iteration, the same stages
+        assert {"fuser", "decoder", "head", "voxelize", "detector", "end_to_end"} <= set(entry["stages_ms"])
+        assert {stats["count"] for stats in entry["stages_ms"].values()} == {3}
+        assert [row["lidar_sweeps"] for row in entry["sweeps_curve"]] == [1, 2]
+        assert set(entry["p50_vs_first"]) == {"detector", "end_to_end"}
+    assert result["backends"]["torch"]["p50_vs_first"] == {"detector": 1.0, "end_to_end": 1.0}
+    assert json.loads((folder / "bench.json").read_text())["backends"].keys() == result["backends"].keys()
 
 
 def test_bad_input_is_one_line(model_on_world, tmp_path, capsys):
@@ -59,3 +67,6 @@ def test_bad_input_is_one_line(model_on_world, tmp_path, capsys):
     with pytest.raises(SystemExit):
         quantize_main([other_config, str(tmp_path / "float"), "--out", str(tmp_path / "int8")])
     assert "exported from another version of the model" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        benchmark_main([config, "--backend", "torch,onnxruntime", "--json", str(tmp_path / "b.json")])
+    assert "1 onnxruntime backend(s) but 0 --onnx folder(s)" in capsys.readouterr().err

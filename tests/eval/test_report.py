@@ -5,27 +5,24 @@ import numpy as np
 import pytest
 
 from perception.classes import DETECTION_CLASSES
-from perception.decision import Decision, Maneuver
 from perception.eval.ablations import ABLATIONS, ablation_folder, write_ablation_table
-from perception.eval.decision_metrics import DecisionRecord, LoggedFuture, evaluate_decisions
+from perception.eval.decision_metrics import LoggedFuture, PlannedFrame, grade_planners
+from perception.eval.logged_drive import RULES_ON_DETECTIONS
 from perception.eval.report import write_report
 from perception.geometry import Boxes3D
+from perception.maneuvers import Maneuver
 
 ERRORS = {"mATE": 0.25, "mASE": 0.5, "mAOE": None, "mAVE": 1.0, "mAAE": 0.125}
 B, S, K = Maneuver.BRAKE, Maneuver.STOP, Maneuver.KEEP_LANE
 
 
 def _decisions(pairs) -> dict:
-    """evaluate_decisions over frames given as (ground-truth maneuver, predicted maneuver); the ego stands still,
-    as logged, on an empty road."""
+    """grade_planners over frames given as (logged maneuver, the rule planner's on the detections); the ego stands
+    still, as logged, on an empty road."""
     still, valid = np.zeros((6, 2)), np.ones(6, dtype=bool)
     future = LoggedFuture("token", 0.5 * np.arange(1, 7), still, valid, (Boxes3D.empty(),) * 6, valid)
-
-    def decision(maneuver: Maneuver) -> Decision:
-        return Decision(maneuver, 0.0, float("inf"), -1, True, True, still, "test")
-
-    return evaluate_decisions([DecisionRecord(decision(predicted), decision(truth), future)
-                               for truth, predicted in pairs])
+    return grade_planners([PlannedFrame(future, logged, {RULES_ON_DETECTIONS: (still, decided)})
+                           for logged, decided in pairs])
 
 
 def _metrics(mean_ap: float, nd_score: float, sensors=("lidar",), decisions=((B, B), (S, K))) -> dict:
@@ -66,8 +63,9 @@ def test_report_tables_and_plots(tmp_path):
     assert "frames evaluated: 4" in text and "split `mini_val`" in text
     # the decision section (decision_report_markdown) between the distance table and the plots
     assert text.index("## By distance") < text.index("## Decisions") < text.index("## Plots")
-    assert "Maneuver agreement with the decision on ground truth: 0.500." in text
-    assert "critical-miss rate (ground truth BRAKE/STOP, prediction not): 0.500 over 2 frames" in text
+    assert "2 keyframes, 2 with a maneuver label derived from the logged drive" in text
+    assert "| rules_on_detections | 0.500 | n/a | n/a | 0.500 | n/a | 2 |" in text  # the STOP missed
+    assert "| rules_on_detections | 0.00 | 0.00 | 0.00 | 0.00 | 0.00 | 0.00 | 2 / 2 / 2 |" in text
 
 
 def test_ablation_table_deltas(tmp_path):
@@ -83,7 +81,7 @@ def test_ablation_table_deltas(tmp_path):
     assert [row["delta_mean_ap"] for row in rows] == [0.0, -0.125, 0.0, -0.375, -0.25]
     assert json.loads((tmp_path / "ablations.json").read_text()) == rows
     text = (tmp_path / "ablations.md").read_text()
-    assert [row["decision_agreement"] for row in rows] == [1.0, 0.75, 2 / 3, 0.5, 1.0]
+    assert [row["maneuver_accuracy"] for row in rows] == [1.0, 0.75, 2 / 3, 0.5, 1.0]
     assert [row["critical_miss_rate"] for row in rows] == [0.0, 0.0, 0.5, 1.0, None]
     errors = "0.250 | 0.500 | n/a | 1.000 | 0.125"
     assert f"| no camera | lidar, radar | 0.375 | 0.500 | -0.125 | -0.125 | {errors} | 0.750 | 0.000 |" in text

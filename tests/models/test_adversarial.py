@@ -58,7 +58,7 @@ def test_pgd_with_one_whole_step_is_fgsm_and_more_steps_stay_in_the_budget(batch
         assert torch.equal(getattr(pgd, name), getattr(fgsm, name)), name
     pgd = adversarial_batch(_total_loss(model), batch, _config(method="pgd", steps=3, step_size=0.5))
     assert (pgd.images - batch.images).abs().max() <= EPSILON_PIXELS + 1e-6
-    assert (pgd.lidar - batch.lidar).abs().amax(dim=0)[4] <= EPSILON_POINTS * 255.0 * (1 + 1e-6)
+    assert (pgd.lidar - batch.lidar).abs().amax(dim=0)[4] <= EPSILON_POINTS * 255.0 + 1e-4  # float32 rounding
 
 
 def test_a_sensor_the_model_lacks_is_left_alone(batch):

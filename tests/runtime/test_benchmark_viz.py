@@ -32,19 +32,20 @@ def _tokens(nusc, count=2):
 
 
 def test_every_stage_of_a_timed_model_is_reported(nusc_synthetic):
-    result = run_benchmark(nusc_synthetic, _tokens(nusc_synthetic), StagedNoBoxes(MODEL_STAGES), TINY,
+    result = run_benchmark(nusc_synthetic, _tokens(nusc_synthetic), {"staged": StagedNoBoxes(MODEL_STAGES)}, TINY,
                            progress=False)
-    assert list(result["stages_ms"]) == list(STAGES)
-    assert all(stats["count"] == TINY.iters for stats in result["stages_ms"].values())
-    assert result["throughput_fps"] > 0 and result["peak_rss_mib"] > 0
+    staged = result["backends"]["staged"]
+    assert list(staged["stages_ms"]) == list(STAGES)
+    assert all(stats["count"] == TINY.iters for stats in staged["stages_ms"].values())
+    assert staged["throughput_fps"] > 0 and result["peak_rss_mib"] > 0
     assert result["threads"]["torch_threads"] >= 1 and result["timer"] == "perf_counter"
     json.dumps(result)  # JSON-able as it is
 
 
 def test_sweeps_curve_counts_the_points_of_each_sweep_count(nusc_synthetic):
     token = _tokens(nusc_synthetic, 1)[0]
-    result = run_benchmark(nusc_synthetic, [token], OracleDetector(), TINY, progress=False)
-    curve = {row["lidar_sweeps"]: row for row in result["sweeps_curve"]}
+    result = run_benchmark(nusc_synthetic, [token], {"oracle": OracleDetector()}, TINY, progress=False)
+    curve = {row["lidar_sweeps"]: row for row in result["backends"]["oracle"]["sweeps_curve"]}
     assert set(curve) == {1, 3}
     keyframe_file = nusc_synthetic.get_sample_data_path(nusc_synthetic.get("sample", token)["data"][LIDAR_CHANNEL])
     assert curve[1]["lidar_points_mean"] == len(read_lidar_bin(keyframe_file))  # 1 sweep: the file's points
@@ -62,8 +63,9 @@ def test_model_kernels_timed_per_backend_and_the_command_line(nusc_synthetic, sy
                              str(synthetic_root), "--version", nusc_synthetic.version, "--iters", "1", "--warmup",
                              "0", "--sweeps", "1", "--curve-iters", "1", "--kernel-iters", "1", "--frames", "1",
                              "--quiet"])
-    assert json.loads(out.read_text())["stages_ms"].keys() == result["stages_ms"].keys()
-    assert set(PIPELINE_STAGES) <= set(result["stages_ms"])
+    stages = result["backends"]["torch"]["stages_ms"]
+    assert json.loads(out.read_text())["backends"]["torch"]["stages_ms"].keys() == stages.keys()
+    assert set(PIPELINE_STAGES) <= set(stages)
     lidar = result["kernels"]["hard_voxelize_lidar"]
     assert {"reference", "numba"} <= set(lidar) and lidar["settings"]["max_points"] >= 1
     assert result["sensors"] == ["camera", "lidar", "radar"]

@@ -1,12 +1,11 @@
-"""The planners table on hand-worked frames: L2 and collisions per horizon in both conventions, frames too short
+"""The decision metrics on hand-worked frames: L2 and collisions per horizon in both conventions, frames too short
 for a horizon counted and skipped, maneuver grading against the logged labels."""
 import numpy as np
 import pytest
 
 from perception.decision import EgoState
 from perception.decision.baselines import constant_velocity_plan
-from perception.eval.decision_metrics import LoggedFuture
-from perception.eval.planners import PlannedFrame, grade_maneuvers, grade_planners
+from perception.eval.decision_metrics import LoggedFuture, PlannedFrame, grade_maneuvers, grade_planners
 from perception.geometry import Boxes3D
 from perception.maneuvers import Maneuver
 
@@ -77,10 +76,10 @@ def test_disagreeing_frames_are_named():
 
 
 def test_the_report_shows_every_planner():
-    from perception.eval.planners import planners_report_markdown
+    from perception.eval.report import decision_report_markdown
 
     frames = [PlannedFrame(_future("a", 10.0), KEEP, {"constant_velocity": (np.c_[10.0 * TIMES, np.zeros(6)], None),
                                                       "rules": (np.c_[9.0 * TIMES, np.zeros(6)], FOLLOW)})]
-    text = planners_report_markdown(grade_planners(frames))
+    text = decision_report_markdown(grade_planners(frames))
     assert "| constant_velocity | 0.00 | 0.00 | 0.00 |" in text and "| rules | 1.00 | 2.00 | 3.00 |" in text
     assert "| rules | 0.000 | n/a | n/a | n/a | 0.000 | 1 |" in text and "| logged |" in text

@@ -1,0 +1,51 @@
+"""Models' robustness benchmarks side by side (tools/robustness.py's robustness.json, one per model): clean NDS,
+mRA, worst corruption, worst cell, NDS with the LiDAR missing, as one Markdown table."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from typing import Optional, Sequence
+
+from perception.cli import add_debug_option, tool_main
+from perception.eval.robustness import robustness_comparison
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("summaries", nargs="+", metavar="ROBUSTNESS_JSON", help="robustness.json of each model")
+    parser.add_argument("--names", nargs="+", help="a row name per file (default: each file's folder name)")
+    parser.add_argument("--out", help="write the table here as well (Markdown)")
+    add_debug_option(parser)
+    return parser
+
+
+def run(argv: Optional[Sequence[str]] = None) -> str:
+    """Parses ``argv``; prints (and with --out writes) the table and returns it."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    names = args.names or [os.path.basename(os.path.dirname(os.path.abspath(path))) for path in args.summaries]
+    if len(names) != len(args.summaries) or len(set(names)) != len(names):
+        parser.error(f"--names: {len(args.summaries)} distinct names needed, got {names}")
+    summaries = {}
+    for name, path in zip(names, args.summaries):
+        with open(path) as handle:  # a missing file: FileNotFoundError naming it, reported as one line
+            try:
+                summaries[name] = json.load(handle)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"{path}: not JSON ({error})") from None
+        if "corruptions" not in summaries[name] or "clean" not in summaries[name]:
+            raise ValueError(f"{path}: not a robustness.json (tools/robustness.py's summary)")
+    table = robustness_comparison(summaries)
+    if args.out:
+        with open(args.out, "w") as handle:
+            handle.write(table + "\n")
+    print(table)
+    return table
+
+
+main = tool_main(run)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,176 @@
+"""Structured channel pruning (perception.deploy.prune): the decoder's and the head's inner channels, L1 group-norm
+importance, at each --ratio (the fraction of those modules' FLOPs removed). Writes per ratio OUT/ratio_<R>/config.py
+(the config with the pruned widths) and model.pth (a plain checkpoint: load_detector / torch.load weights_only),
+and OUT/prune.json: FLOPs per dense module on one real frame of --split, parameters, and the detector's latency
+(p50 / p99 of detect on that frame, the models timed interleaved). Ratio 0 (the unpruned model) is always a row.
+
+After fine-tuning (tools/finetune.py OUT/ratio_<R>/config.py OUT/ratio_<R>/model.pth --method full --export
+OUT/ratio_<R>/finetuned.pth) and evaluation (tools/test.py ... --out OUT/ratio_<R>/eval), ``--report OUT`` reads
+each row's nd_score from OUT/ratio_<R>/eval/metrics.json and writes OUT/pruning.md (NDS against FLOPs and latency)
+and OUT/pruning.png."""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+from perception.cli import add_debug_option, resolve_config, resolve_path, tool_main
+
+PRUNE_REPORT = "prune.json"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("config", nargs="?", help="model config (mmengine)")
+    parser.add_argument("checkpoint", nargs="?", help="trained weights (a shipped checkpoint)")
+    parser.add_argument("--ratio", type=float, action="append", default=[],
+                        help="fraction of the decoder's and head's FLOPs to remove, in [0, 1) (repeatable)")
+    parser.add_argument("--out", help="folder of the pruned models and prune.json")
+    parser.add_argument("--split", help="the frame the FLOPs and latency are measured on comes from this split "
+                                        "(default: the config's validation split)")
+    parser.add_argument("--latency-iters", type=int, default=20, help="timed detect calls per model")
+    parser.add_argument("--dataroot", help="default: the config's dataroot")
+    parser.add_argument("--version", help="default: the config's data_version")
+    parser.add_argument("--report", metavar="OUT",
+                        help="instead: the NDS / FLOPs / latency table and plot of an OUT folder")
+    add_debug_option(parser)
+    return parser
+
+
+def ratio_dir(out: Path, ratio: float) -> Path:
+    return out / f"ratio_{ratio:g}"
+
+
+def time_detectors(detectors: Dict[str, Any], frames: List[Any], iterations: int) -> Dict[str, Dict[str, float]]:
+    """name -> latency_summary of detect(frames) [ms], the detectors called round-robin (one warm-up call each)."""
+    from perception.timing import latency_summary
+
+    samples: Dict[str, List[float]] = {name: [] for name in detectors}
+    for iteration in range(iterations + 1):
+        for name, detector in detectors.items():
+            start = time.perf_counter()
+            detector.detect(frames)
+            if iteration:
+                samples[name].append((time.perf_counter() - start) * 1000.0)
+    return {name: latency_summary(values) for name, values in samples.items()}
+
+
+def prune(args: argparse.Namespace, parser: argparse.ArgumentParser) -> List[Dict[str, Any]]:
+    """Prunes at each ratio, writes the models and prune.json; its rows."""
+    import torch
+    from mmengine.config import Config
+
+    from perception.datasets.loader import NuScenesFrames
+    from perception.deploy.prune import PRUNED_MODULES, dense_flops, prune_detector, pruned_widths
+    from perception.engine.checkpoint import save_checkpoint
+    from perception.models import load_detector, model_inputs
+
+    if not (args.config and args.checkpoint and args.out and args.ratio):
+        parser.error("give CONFIG CHECKPOINT --ratio R [--ratio R2 ...] --out DIR (or --report DIR)")
+    for ratio in args.ratio:
+        if not 0.0 <= ratio < 1.0:
+            parser.error(f"--ratio {ratio}: a fraction in [0, 1)")
+    config_path = resolve_config(args.config)
+    config = Config.fromfile(config_path)
+    dataroot = resolve_path(args.dataroot or config.get("dataroot", ""))
+    version = args.version or config.get("data_version")
+    split = args.split or config.val_dataloader.dataset.split
+    detector = load_detector(config_path, args.checkpoint)
+    inputs = model_inputs(config)
+    try:
+        frame = NuScenesFrames(dataroot, version, split, inputs.lidar_sweeps, inputs.radar_sweeps,
+                               image_size=inputs.image_size, progress=False)[0]
+    except ValueError as error:
+        raise ValueError(f"the frame to measure on: {error}") from error
+    batch = detector.batch_from_frames([frame])
+    out = Path(args.out)
+    models, rows = {}, []
+    for ratio in sorted({0.0, *args.ratio}):
+        pruned = prune_detector(detector, batch, ratio)
+        folder = ratio_dir(out, ratio)
+        folder.mkdir(parents=True, exist_ok=True)
+        widths = pruned_widths(pruned)
+        pruned_config = Config.fromfile(config_path)
+        pruned_config.merge_from_dict({f"model.{module}.{key}": value for module, entries in widths.items()
+                                       for key, value in entries.items()})
+        pruned_config.dump(str(folder / "config.py"))
+        state_dict = {name: tensor.detach().clone() for name, tensor in pruned.state_dict().items()}
+        save_checkpoint(state_dict, str(folder / "model.pth"),
+                        {"pruned_from": str(args.checkpoint), "config": str(args.config), "pruning_ratio": ratio,
+                         "widths": widths}, inputs)
+        flops = dense_flops(pruned, batch)
+        models[f"{ratio:g}"] = pruned
+        rows.append({"ratio": ratio, "config": str(folder / "config.py"), "checkpoint": str(folder / "model.pth"),
+                     "widths": widths, "flops": flops, "flops_total": sum(flops.values()),
+                     "flops_pruned_modules": sum(value for path, value in flops.items()
+                                                 if path.split(".")[0] in PRUNED_MODULES),
+                     "parameters": sum(p.numel() for p in pruned.parameters())})
+    with torch.no_grad():
+        latency = time_detectors(models, [frame], args.latency_iters)
+    for row in rows:
+        row["flops_fraction"] = row["flops_total"] / rows[0]["flops_total"]
+        row["detector_ms"] = latency[f"{row['ratio']:g}"]
+    report = {"config": args.config, "checkpoint": args.checkpoint, "split": split, "frame": frame.sample_token,
+              "pruned_modules": list(PRUNED_MODULES), "flops_unit": "multiply-accumulates (torch-pruning)",
+              "rows": rows}
+    (out / PRUNE_REPORT).write_text(json.dumps(report, indent=2))
+    for row in rows:
+        print(f"ratio {row['ratio']:g}: FLOPs {row['flops_total'] / 1e6:.1f} M MAC ({row['flops_fraction']:.0%}), "
+              f"{row['parameters']} parameters, detector p50 {row['detector_ms']['p50_ms']:.1f} ms -> "
+              f"{row['checkpoint']}")
+    return rows
+
+
+def report(out: Path) -> List[Dict[str, Any]]:
+    """pruning.md and pruning.png of OUT from prune.json and each ratio's eval/metrics.json (a row without one
+    shows NDS as not measured)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    file = out / PRUNE_REPORT
+    if not file.is_file():
+        raise FileNotFoundError(f"{file}: no pruning run here (run tools/prune.py CONFIG CHECKPOINT --out {out})")
+    rows = json.loads(file.read_text())["rows"]
+    lines = ["| ratio | FLOPs (M MAC) | FLOPs / unpruned | parameters | detector p50 ms | detector p99 ms | NDS |",
+             "|---|---|---|---|---|---|---|"]
+    for row in rows:
+        metrics = ratio_dir(out, row["ratio"]) / "eval" / "metrics.json"
+        row["nds"] = json.loads(metrics.read_text())["nd_score"] if metrics.is_file() else None
+        nds = "not measured" if row["nds"] is None else f"{row['nds']:.4f}"
+        lines.append(f"| {row['ratio']:g} | {row['flops_total'] / 1e6:.1f} | {row['flops_fraction']:.2f} | "
+                     f"{row['parameters']} | {row['detector_ms']['p50_ms']:.1f} | {row['detector_ms']['p99_ms']:.1f} "
+                     f"| {nds} |")
+    (out / "pruning.md").write_text("\n".join(lines) + "\n")
+    measured = [row for row in rows if row["nds"] is not None]
+    figure, axes = plt.subplots(1, 2, figsize=(9, 3.5))
+    for axis, key, label in ((axes[0], "flops_total", "FLOPs [M MAC]"), (axes[1], "detector_ms", "detector p50 [ms]")):
+        values = [row[key] / 1e6 if key == "flops_total" else row[key]["p50_ms"] for row in measured]
+        axis.plot(values, [row["nds"] for row in measured], "o-")
+        for value, row in zip(values, measured):
+            axis.annotate(f"{row['ratio']:g}", (value, row["nds"]))
+        axis.set_xlabel(label)
+        axis.set_ylabel("NDS")
+        axis.grid(True, alpha=0.3)
+    figure.suptitle("pruning ratio: NDS against FLOPs and latency")
+    figure.tight_layout()
+    figure.savefig(out / "pruning.png", dpi=120)
+    plt.close(figure)
+    print("\n".join(lines))
+    return rows
+
+
+@tool_main
+def main(argv: Optional[Sequence[str]] = None) -> List[Dict[str, Any]]:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.report:
+        return report(Path(args.report))
+    return prune(args, parser)
+
+
+if __name__ == "__main__":
+    main()

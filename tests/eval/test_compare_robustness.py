@@ -1,0 +1,46 @@
+"""tools/compare_robustness.py: two hand-made robustness.json summaries side by side, figures checked by hand."""
+import json
+
+import pytest
+
+from perception.cli.compare_robustness import main, run
+
+
+def _summary(clean, cells):
+    """A robustness.json reduced to what the comparison reads: corruption -> [(severity, NDS)], RA and RR by
+    hand from ``clean``."""
+    rows = [{"name": name, "cells": [{"severity": s, "nd_score": nds, "ra": nds / clean} for s, nds in values],
+             "rr": sum(nds / clean for _, nds in values) / len(values)} for name, values in cells.items()]
+    worst_name, worst = min(((row["name"], c) for row in rows for c in row["cells"]), key=lambda item: item[1]["ra"])
+    return {"clean": {"nd_score": clean}, "corruptions": rows, "mra": sum(row["rr"] for row in rows) / len(rows),
+            "worst": {"name": worst_name, "severity": worst["severity"], "ra": worst["ra"]}}
+
+
+def test_two_models_side_by_side(tmp_path, capsys):
+    before = _summary(0.7, {"lidar_fog": [(1, 0.63), (2, 0.56)], "lidar_missing": [(1, 0.35), (2, 0.35)]})
+    robust = _summary(0.6, {"lidar_fog": [(1, 0.57), (2, 0.54)]})
+    paths = []
+    for name, summary in (("before", before), ("robust", robust)):
+        (tmp_path / name).mkdir()
+        paths.append(tmp_path / name / "robustness.json")
+        paths[-1].write_text(json.dumps(summary))
+    table = run([str(path) for path in paths] + ["--out", str(tmp_path / "table.md")])
+    lines = table.splitlines()
+    assert lines[0] == "| model | clean NDS | mRA | worst corruption | worst cell | NDS, LiDAR missing | corruptions |"
+    # before: lidar_fog RA 0.9 / 0.8 (RR 0.85), lidar_missing 0.5 / 0.5 (RR 0.5); mRA 0.675.
+    assert lines[2] == "| before | 0.700 | 0.675 | lidar_missing (RR 0.500) | lidar_missing s1 (RA 0.500) | 0.350 | 2 |"
+    # robust: lidar_fog RA 0.95 / 0.9; no LiDAR-missing cell.
+    assert lines[3] == "| robust | 0.600 | 0.925 | lidar_fog (RR 0.925) | lidar_fog s2 (RA 0.900) | n/a | 1 |"
+    assert (tmp_path / "table.md").read_text() == table + "\n" and table in capsys.readouterr().out
+    assert run([str(path) for path in paths] + ["--names", "a", "b"]).splitlines()[2].startswith("| a | 0.700 |")
+
+
+def test_bad_files_are_one_line_errors(tmp_path, capsys):
+    wrong = tmp_path / "metrics.json"
+    wrong.write_text(json.dumps({"nd_score": 0.5}))
+    for argv, message in (([str(tmp_path / "absent.json")], "absent.json"), ([str(wrong)], "not a robustness.json")):
+        with pytest.raises(SystemExit) as stop:
+            main(argv)
+        assert stop.value.code == 1 and message in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        run([str(wrong), str(wrong)])  # the same folder name twice: --names needed
