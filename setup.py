@@ -23,6 +23,9 @@ INSTALL_REQUIRES = [
     "peft==0.21.2",
     "transformers==5.24.0",
     "accelerate==1.16.0",
+    # Structured channel pruning for tools/prune.py (perception.deploy.prune): dependency graph, L1 group-norm
+    # importance, MAC counting; 1.6.1 tested with torch 2.13. Imported only by the pruning code.
+    "torch-pruning==1.6.1",
 ]
 # ONNX export and the ONNX Runtime backends (perception.deploy). onnx 1.19.1, not >= 1.20: those pull ml_dtypes 0.7,
 # which needs numpy 2 (nuscenes-devkit needs numpy < 2); ml_dtypes pinned at 0.5.4, which works with numpy 1.26.
@@ -39,7 +42,7 @@ TEST_REQUIRES = [
 ]
 
 TOOLS = ["demo", "test", "train", "replay", "benchmark", "make_synthetic", "finetune", "compare_finetuning",
-         "robustness", "compare_robustness", "export", "quantize", "train_ego_mlp"]
+         "robustness", "compare_robustness", "export", "quantize", "prune", "train_ego_mlp"]
 
 setup(
     name="perception",

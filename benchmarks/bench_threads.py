@@ -62,7 +62,8 @@ def run_child(args: argparse.Namespace) -> None:
     result = run_benchmark(nusc, tokens, {args.backend: detector}, options, inputs.lidar_sweeps, inputs.radar_sweeps,
                            inputs.image_size, progress=False)
     summary = {"variant": args.child, "threads": result["threads"],
-               **{f"{stage}_{key}": result["backends"][args.backend]["stages_ms"][stage][key] for stage in ("end_to_end", "detector")
+               **{f"{stage}_{key}": result["backends"][args.backend]["stages_ms"][stage][key]
+                  for stage in ("end_to_end", "detector")
                   for key in ("p50_ms", "p90_ms", "p99_ms")}}
     print(json.dumps(summary))
 

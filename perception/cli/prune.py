@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
@@ -57,6 +58,17 @@ def time_detectors(detectors: Dict[str, Any], frames: List[Any], iterations: int
     return {name: latency_summary(values) for name, values in samples.items()}
 
 
+def write_pruned_config(path: Path, base_config: str, widths: Dict[str, dict]) -> None:
+    """A config that inherits ``base_config`` (by its path relative to ``path``'s folder) and sets the pruned
+    ``widths`` (perception.deploy.prune.pruned_widths): composition, so the base's order of the encoders (the
+    fuser's channel order) and everything else stay as they are."""
+    base = os.path.relpath(os.path.abspath(base_config), os.path.abspath(path.parent))
+    entries = ", ".join(f"{module}=dict({', '.join(f'{key}={value!r}' for key, value in values.items())})"
+                        for module, values in widths.items())
+    path.write_text(f"# Pruned by tools/prune.py: {base_config} with these widths.\n_base_ = [{base!r}]\n"
+                    f"model = dict({entries})\n")
+
+
 def prune(args: argparse.Namespace, parser: argparse.ArgumentParser) -> List[Dict[str, Any]]:
     """Prunes at each ratio, writes the models and prune.json; its rows."""
     import torch
@@ -92,10 +104,7 @@ def prune(args: argparse.Namespace, parser: argparse.ArgumentParser) -> List[Dic
         folder = ratio_dir(out, ratio)
         folder.mkdir(parents=True, exist_ok=True)
         widths = pruned_widths(pruned)
-        pruned_config = Config.fromfile(config_path)
-        pruned_config.merge_from_dict({f"model.{module}.{key}": value for module, entries in widths.items()
-                                       for key, value in entries.items()})
-        pruned_config.dump(str(folder / "config.py"))
+        write_pruned_config(folder / "config.py", config_path, widths)
         state_dict = {name: tensor.detach().clone() for name, tensor in pruned.state_dict().items()}
         save_checkpoint(state_dict, str(folder / "model.pth"),
                         {"pruned_from": str(args.checkpoint), "config": str(args.config), "pruning_ratio": ratio,

@@ -67,9 +67,10 @@ def dense_flops(detector: BEVFusionDetector, batch: FusionBatch) -> Dict[str, in
 def prune_detector(detector: BEVFusionDetector, batch: FusionBatch, ratio: float, steps: int = 60
                    ) -> BEVFusionDetector:
     """A copy of ``detector`` with PRUNED_MODULES' channels pruned until their FLOPs (on ``batch``, one frame, as
-    ``dense_flops`` counts them) are at most (1 - ratio) of the original's: torch-pruning's MetaPruner with L1 group-norm
-    importance, the same fraction of every prunable layer, raised in ``steps`` equal steps up to MAX_LAYER_RATIO.
-    ``ratio`` 0 returns an unchanged copy. ValueError for a ratio outside [0, 1) or one the steps cannot reach."""
+    ``dense_flops`` counts them) are at most (1 - ratio) of the original's: torch-pruning's MetaPruner with L1
+    group-norm importance, the same fraction of every prunable layer, raised in ``steps`` equal steps up to
+    MAX_LAYER_RATIO. ``ratio`` 0 returns an unchanged copy. ValueError for a ratio outside [0, 1) or one the steps
+    cannot reach."""
     import torch_pruning as tp
 
     if not 0.0 <= ratio < 1.0:
