@@ -188,7 +188,7 @@ def write_heatmap(path: str, summary: Mapping) -> None:
     figure.colorbar(image, ax=axes, label="RA = NDS / clean NDS")
     axes.set_title(f"clean NDS {summary['clean']['nd_score']:.3f}, mRA {summary['mra']:.3f}", fontsize=9)
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
+    figure.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(figure)
 
 
