@@ -194,6 +194,8 @@ def describe_agent(boxes: Boxes3D, index: int, assessment: AgentAssessment, loca
     return f"{name} #{index} at {assessment.forward_speed_mps[local]:.1f} m/s, {assessment.gap_m[local]:.1f} m ahead"
 
 
+# Read best whole (83 lines): the rule cascade (urgent brake or stop, lane clear, queued stop, overtake, follow)
+# reads top to bottom in the order the rules take precedence, each branch returning its decision.
 def decide(boxes: Boxes3D, ego: EgoState, config: PlannerConfig = PlannerConfig(),
            agent_yaw_rates_rps: Optional[np.ndarray] = None) -> Decision:
     """The decision for one frame (rules: module docstring).

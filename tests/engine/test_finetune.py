@@ -132,5 +132,6 @@ def test_real_keyframe_config_fine_tunes_and_evaluates_on_the_real_scene(tmp_pat
                                                    "sensors": ["lidar", "radar", "camera"]}
     metrics = evaluate([config, exported, "--dataroot", str(REAL_SCENE_FIXTURE_ROOT), "--version", "v1.0-mini",
                         "--split", "real_val", "--out", str(tmp_path / "evaluation"), "--no-plots"])[0]
-    assert metrics["frames_evaluated"] == 12 and (metrics["run"]["lidar_sweeps"], metrics["run"]["radar_sweeps"]) == (1, 1)
+    assert metrics["frames_evaluated"] == 12
+    assert (metrics["run"]["lidar_sweeps"], metrics["run"]["radar_sweeps"]) == (1, 1)
     assert metrics["run"]["image_size"] == [256, 144]
