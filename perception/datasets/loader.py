@@ -37,6 +37,7 @@ from perception.datasets.io import (
     read_radar_pcd,
 )
 from perception.datasets.metadata import DEFAULT_CACHE_DIR, SampleTable, build_sample_table, cached_sample_table
+from perception.datasets.transforms import RandomTransform
 from perception.geometry import RigidTransform, resize_image
 from perception.sensors import CAMERA_CHANNELS, LIDAR_CHANNEL, RADAR_CHANNELS, SENSOR_GROUPS
 
@@ -75,8 +76,8 @@ class _FrameAssembler:
     def time_lag_s(self, record: int) -> float:
         return (int(self.table.timestamps_us[self.index]) - int(self.table.record_timestamps_us[record])) * 1e-6
 
-    def lidar(self, sweep_min_distance_m: float) -> Optional[LidarSweeps]:
-        records = self.table.channel_records(self.index, LIDAR_CHANNEL)
+    def lidar(self, sweep_min_distance_m: float, max_sweeps: Optional[int] = None) -> Optional[LidarSweeps]:
+        records = self.table.channel_records(self.index, LIDAR_CHANNEL)[:max_sweeps]
         if not records:
             return None
         parts = []
@@ -90,11 +91,12 @@ class _FrameAssembler:
             parts.append(np.concatenate([xyz, points[:, 3:4], time_lag], axis=1))
         return LidarSweeps(np.concatenate(parts).astype(np.float32), num_sweeps=len(records))
 
-    def radar(self, radar_filters: Dict[str, Sequence[int]]) -> Tuple[Optional[RadarSweeps], List[str]]:
+    def radar(self, radar_filters: Dict[str, Sequence[int]], max_sweeps: Optional[int] = None
+              ) -> Tuple[Optional[RadarSweeps], List[str]]:
         """(radar sweeps or None, the radar channels without a record)."""
         parts, sweeps_per_radar, absent = [], [], []
         for channel in RADAR_CHANNELS:
-            records = self.table.channel_records(self.index, channel)
+            records = self.table.channel_records(self.index, channel)[:max_sweeps]
             if not records:
                 absent.append(channel)
                 continue
@@ -143,19 +145,21 @@ def frame_from_table(
     table: SampleTable, index: int, dataroot: str, cameras: bool = True, image_size: Optional[Tuple[int, int]] = None,
     drop: AbstractSet[str] = frozenset(), radar_filters: Dict[str, Sequence[int]] = DEVKIT_RADAR_FILTERS,
     sweep_min_distance_m: float = DEFAULT_SWEEP_MIN_DISTANCE_M,
+    max_sweeps: Tuple[Optional[int], Optional[int]] = (None, None),
 ) -> Frame:
-    """Keyframe ``index`` of a SampleTable as a Frame (see the module docstring for what is read and how)."""
+    """Keyframe ``index`` of a SampleTable as a Frame (see the module docstring for what is read and how).
+    ``max_sweeps``: (LiDAR, radar per radar) read at most this many of the table's sweeps, the newest; None: all."""
     drop = _check_drop(drop) | (frozenset() if cameras else frozenset({"camera"}))
     assembler = _FrameAssembler(table, index, dataroot)
     missing = set(drop)
     lidar = None
     if "lidar" not in drop:
-        lidar = assembler.lidar(sweep_min_distance_m)
+        lidar = assembler.lidar(sweep_min_distance_m, max_sweeps[0])
         if lidar is None:
             missing |= {"lidar", LIDAR_CHANNEL}
     radar = None
     if "radar" not in drop:
-        radar, absent = assembler.radar(radar_filters)
+        radar, absent = assembler.radar(radar_filters, max_sweeps[1])
         missing |= set(absent) | ({"radar"} if radar is None else set())
     views: Dict[str, CameraView] = {}
     if "camera" not in drop:
@@ -189,6 +193,22 @@ def load_frame(
                             sweep_min_distance_m)
 
 
+class RandomSweepCounts(RandomTransform):
+    """Draws per keyframe how many sweeps to read: (LiDAR in 1..lidar_sweeps, radar in 1..radar_sweeps), uniform
+    and independent, so that a model trained on multi-sweep data also sees keyframe-only inputs (real nuScenes
+    without sweep files). Seeded and restarted per DataLoader worker like the transforms (RandomTransform)."""
+
+    def __init__(self, lidar_sweeps: int, radar_sweeps: int, seed: int = 0):
+        if lidar_sweeps < 1 or radar_sweeps < 1:
+            raise ValueError(f"RandomSweepCounts: sweeps must be >= 1, got lidar {lidar_sweeps}, radar {radar_sweeps}")
+        super().__init__(seed)
+        self.lidar_sweeps = int(lidar_sweeps)
+        self.radar_sweeps = int(radar_sweeps)
+
+    def __call__(self) -> Tuple[int, int]:
+        return int(self.rng.integers(1, self.lidar_sweeps + 1)), int(self.rng.integers(1, self.radar_sweeps + 1))
+
+
 @dataclass(frozen=True)
 class UnreadableFrame:
     """Stands for a keyframe whose file a reader rejected (NuScenesFrames with ``skip_corrupt_files``): its sample
@@ -209,7 +229,9 @@ class NuScenesFrames(torch.utils.data.Dataset):
     are loaded only when ``.nusc`` is used. ``nusc``: an already loaded devkit instance of this dataroot and
     version, reused instead of loading one. ``skip_corrupt_files``: a keyframe with a file the readers reject
     (CorruptFileError, an absent file included) comes back as an UnreadableFrame instead of raising (caught here,
-    so it crosses a DataLoader worker as a value).
+    so it crosses a DataLoader worker as a value). ``random_sweeps_seed``: None (default) reads every sweep the
+    table holds; an int reads a random number of the newest ones per keyframe (RandomSweepCounts with this seed;
+    ``num_sweeps`` records what was read): a training option.
     """
 
     def __init__(
@@ -218,7 +240,7 @@ class NuScenesFrames(torch.utils.data.Dataset):
         transform: Optional[Callable[[Frame], Frame]] = None, nusc: Optional[NuScenes] = None,
         cache_dir: Optional[str] = DEFAULT_CACHE_DIR, radar_filters: Dict[str, Sequence[int]] = DEVKIT_RADAR_FILTERS,
         sweep_min_distance_m: float = DEFAULT_SWEEP_MIN_DISTANCE_M, progress: bool = True,
-        skip_corrupt_files: bool = False,
+        skip_corrupt_files: bool = False, random_sweeps_seed: Optional[int] = None,
     ):
         if nusc is not None and (os.path.abspath(nusc.dataroot) != os.path.abspath(dataroot)
                                  or nusc.version != version):
@@ -233,6 +255,8 @@ class NuScenesFrames(torch.utils.data.Dataset):
         self.radar_filters = radar_filters
         self.sweep_min_distance_m = sweep_min_distance_m
         self.skip_corrupt_files = skip_corrupt_files
+        self.sweep_counts = (None if random_sweeps_seed is None
+                             else RandomSweepCounts(lidar_sweeps, radar_sweeps, random_sweeps_seed))
         self._nusc = nusc
         self.table = cached_sample_table(lambda: self.nusc, self.dataroot, version, split, lidar_sweeps,
                                          radar_sweeps, cache_dir, progress)
@@ -257,9 +281,10 @@ class NuScenesFrames(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> Union[Frame, UnreadableFrame]:
         if not -len(self) <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} frames")
+        max_sweeps = (None, None) if self.sweep_counts is None else self.sweep_counts()
         try:
             frame = frame_from_table(self.table, index % len(self), self.dataroot, self.cameras, self.image_size,
-                                     self.drop, self.radar_filters, self.sweep_min_distance_m)
+                                     self.drop, self.radar_filters, self.sweep_min_distance_m, max_sweeps)
         except CorruptFileError as error:
             if not self.skip_corrupt_files:
                 raise

@@ -1,31 +1,60 @@
 """mmengine-facing data pieces: the frame dataset built from a config and the collate into ``FusionBatch``."""
 from __future__ import annotations
 
-from typing import Iterable, Mapping, Optional, Sequence, Tuple
+from dataclasses import dataclass, fields, replace
+from typing import Iterable, Mapping, Optional, Sequence, Tuple, Union
 
+import numpy as np
 import torch
 from mmengine.config import Config
 
 from perception.datasets.collate import collate_frames
 from perception.datasets.frame import Frame
 from perception.datasets.loader import NuScenesFrames
+from perception.decision import PlannerConfig
+from perception.decision.learned import past_ego_states
+from perception.engine.planning_data import logged_targets
 from perception.models import model_inputs
 from perception.models.batch import FusionBatch
+from perception.models.planning_head import PlanningTargets
 from perception.registry import DATASETS, FUNCTIONS
+
+
+@dataclass(frozen=True)
+class PlannedFrame:
+    """A frame with the planning head's input and targets from the log: ego_state (len(EGO_STATE_CHANNELS),)
+    float32 from past poses only (perception.decision.learned.past_ego_states); targets: PlanningTargets of this
+    one frame (batch dimension 1, perception.engine.planning_data.logged_targets)."""
+
+    frame: Frame
+    ego_state: np.ndarray
+    targets: PlanningTargets
 
 
 @DATASETS.register_module()
 class FrameDataset(torch.utils.data.Dataset):
     """``NuScenesFrames`` of one split, built from config values; ``transform``: None, or a dict(type=...) or a
     list of them built from ``perception.datasets.transforms`` (each a Frame -> Frame callable, composed in
-    order); ``max_frames``: use only the first N keyframes (quick runs, tests)."""
+    order); ``max_frames``: use only the first N keyframes (quick runs, tests); ``planning``: None, or the model's
+    planning head config (set by apply_model_inputs): items are then PlannedFrame with the targets at the head's
+    horizon_steps and step_s. The targets are in the keyframe's ego frame, so planning refuses a transform (a
+    geometric augmentation would move the frame but not the logged drive). ``random_sweeps_seed``: None, or read
+    a random number of sweeps per keyframe (1..lidar_sweeps, 1..radar_sweeps; perception.datasets.loader.
+    RandomSweepCounts with this seed), for training."""
 
     def __init__(self, dataroot: str, version: str, split: str, lidar_sweeps: int = 10, radar_sweeps: int = 6,
                  image_size: Optional[Tuple[int, int]] = None, drop: Iterable[str] = (),
-                 transform: Optional[object] = None, max_frames: Optional[int] = None, progress: bool = False):
+                 transform: Optional[object] = None, max_frames: Optional[int] = None, progress: bool = False,
+                 planning: Optional[Mapping] = None, random_sweeps_seed: Optional[int] = None):
+        if planning is not None and transform is not None:
+            raise ValueError(f"FrameDataset {dataroot} {split}: the planning targets are not augmented; set "
+                             f"transform=None when model.planning is set")
+        self.planner_config = None if planning is None else PlannerConfig(
+            **{key: planning[key] for key in ("horizon_steps", "step_s") if key in planning})
         self.frames = NuScenesFrames(dataroot, version, split, lidar_sweeps=lidar_sweeps, radar_sweeps=radar_sweeps,
                                      image_size=None if image_size is None else tuple(image_size), drop=tuple(drop),
-                                     transform=build_transform(transform), progress=progress)
+                                     transform=build_transform(transform), progress=progress,
+                                     random_sweeps_seed=random_sweeps_seed)
         self.transform = self.frames.transform
         self.max_frames = max_frames
         self.metainfo = dict(dataroot=dataroot, version=version, split=split)
@@ -33,10 +62,15 @@ class FrameDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.frames) if self.max_frames is None else min(self.max_frames, len(self.frames))
 
-    def __getitem__(self, index: int) -> Frame:
+    def __getitem__(self, index: int) -> Union[Frame, PlannedFrame]:
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} frames")
-        return self.frames[index]
+        frame = self.frames[index]
+        if self.planner_config is None:
+            return frame
+        tokens = [frame.sample_token]
+        return PlannedFrame(frame, past_ego_states(self.frames.nusc, tokens)[0],
+                            logged_targets(self.frames.nusc, tokens, self.planner_config))
 
 
 DATALOADERS = ("train_dataloader", "val_dataloader", "test_dataloader")
@@ -46,18 +80,22 @@ LOADED_INPUTS = ("lidar_sweeps", "radar_sweeps", "image_size")
 
 def apply_model_inputs(cfg: Config) -> None:
     """Gives each dataloader's dataset the config's model_inputs (sweeps, image size; perception.models.model_inputs),
-    so that training loads what evaluation, replay and benchmark feed the model. Raises ValueError naming the
-    config when a dataset sets one of them itself (a second source that could disagree)."""
+    so that training loads what evaluation, replay and benchmark feed the model, and the model's planning config
+    (``planning``; left out when the model has none). Raises ValueError naming the config when a dataset sets one
+    of them itself (a second source that could disagree)."""
     inputs = model_inputs(cfg)._asdict()
+    planning = cfg.model.get("planning")
     for name in DATALOADERS:
         loader = cfg.get(name)
         if not loader:
             continue
-        repeated = [key for key in LOADED_INPUTS if key in loader.dataset]
+        repeated = [key for key in LOADED_INPUTS + ("planning",) if key in loader.dataset]
         if repeated:
             raise ValueError(f"{cfg.filename}: {name}.dataset sets {', '.join(repeated)}; set them once in "
-                             f"model_inputs")
+                             f"model_inputs (planning: in model.planning)")
         loader.dataset.update({key: inputs[key] for key in LOADED_INPUTS})
+        if planning is not None:
+            loader.dataset.planning = dict(planning)
 
 
 def build_transform(config: Optional[object]):
@@ -80,6 +118,16 @@ def build_transform(config: Optional[object]):
 
 
 @FUNCTIONS.register_module()
-def collate_fusion_batch(frames: Sequence[Frame]) -> dict:
-    """DataLoader collate: list of Frame -> {'batch': FusionBatch} (the model's forward keyword)."""
-    return {"batch": FusionBatch.from_frames(collate_frames(frames))}
+def collate_fusion_batch(items: Sequence[Union[Frame, PlannedFrame]]) -> dict:
+    """DataLoader collate: list of Frame -> {'batch': FusionBatch} (the model's forward keyword); a list of
+    PlannedFrame adds their ego_state and planning_targets to the batch."""
+    planned = [item for item in items if isinstance(item, PlannedFrame)]
+    if not planned:
+        return {"batch": FusionBatch.from_frames(collate_frames(items))}
+    if len(planned) != len(items):
+        raise TypeError("collate_fusion_batch: a batch mixes PlannedFrame with other items")
+    batch = FusionBatch.from_frames(collate_frames([item.frame for item in planned]))
+    targets = PlanningTargets(*(torch.cat([getattr(item.targets, f.name) for item in planned])
+                                for f in fields(PlanningTargets)))
+    ego_state = torch.from_numpy(np.stack([item.ego_state for item in planned]))
+    return {"batch": replace(batch, ego_state=ego_state, planning_targets=targets)}

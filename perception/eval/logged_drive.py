@@ -27,17 +27,21 @@ from perception.datasets.ground_truth import sample_ground_truth
 from perception.datasets.maneuver_labels import logged_maneuver
 from perception.decision import EgoState, PlannerConfig, decide
 from perception.decision.baselines import constant_velocity_plan
-from perception.decision.learned import ego_mlp_plan
+from perception.decision.learned import MANEUVERS, ego_mlp_plan
 from perception.decision.safety import check_plan
 from perception.eval.decision_metrics import LoggedFuture, PlannedFrame
 from perception.geometry import Boxes3D
+from perception.maneuvers import Maneuver
 from perception.models.ego_mlp import EgoMLP
+from perception.models.planning_head import PlanningOutputs
 
 CONSTANT_VELOCITY = "constant_velocity"
 RULES_ON_DETECTIONS = "rules_on_detections"
 RULES_ON_GROUND_TRUTH = "rules_on_ground_truth"
 EGO_MLP = "ego_mlp"
 EGO_MLP_WITH_SAFETY = "ego_mlp_with_safety"
+LEARNED = "learned"
+LEARNED_WITH_SAFETY = "learned_with_safety"
 """The planners' names in metrics.json's decisions.planners and decisions.maneuvers."""
 
 
@@ -133,12 +137,16 @@ def logged_future(nusc: NuScenes, sample_token: str, horizon_steps: int = 6, ste
 
 
 def planned_frame_for_sample(nusc: NuScenes, sample_token: str, predicted_boxes: Boxes3D,
-                             config: PlannerConfig = PlannerConfig(), ego_mlp: Optional[EgoMLP] = None
+                             config: PlannerConfig = PlannerConfig(), ego_mlp: Optional[EgoMLP] = None,
+                             learned_plan: Optional[PlanningOutputs] = None, with_learned: bool = False
                              ) -> PlannedFrame:
     """Every planner at one keyframe, from the ego state of ``ego_state_at_sample``: ``constant_velocity``; the
     rule planner on ``predicted_boxes`` (the detector's, in the ego frame of the keyframe's LiDAR timestamp,
     ``rules_on_detections``) and on the keyframe's ground truth (``rules_on_ground_truth``); with ``ego_mlp``, its
-    plan (``ego_mlp``) and that plan through the safety layer on the detections (``ego_mlp_with_safety``). With the
+    plan (``ego_mlp``) and that plan through the safety layer on the detections (``ego_mlp_with_safety``); with
+    ``with_learned``, the planning head's ``learned_plan`` (its trajectory and most likely maneuver, ``learned``)
+    and that plan through the safety layer (``learned_with_safety``); a frame without one (unreadable files, no
+    network output) gets the head's start there: the constant-velocity plan, KEEP_LANE. With the
     keyframe's ``logged_future`` at the config's steps and its ``logged_maneuver`` label."""
     ego = ego_state_at_sample(nusc, sample_token)
     truth = sample_ground_truth(nusc, sample_token, keyframe_lidar_pose(nusc, sample_token).ego_to_global).boxes
@@ -150,5 +158,15 @@ def planned_frame_for_sample(nusc: NuScenes, sample_token: str, predicted_boxes:
         trajectory, maneuver = ego_mlp_plan(ego_mlp, nusc, sample_token)
         checked = check_plan(trajectory, maneuver, predicted_boxes, ego, config)
         plans.update({EGO_MLP: (trajectory, maneuver), EGO_MLP_WITH_SAFETY: (checked.trajectory, checked.maneuver)})
+    if with_learned:
+        trajectory, maneuver = plans[CONSTANT_VELOCITY][0], Maneuver.KEEP_LANE
+        if learned_plan is not None:
+            trajectory = learned_plan.trajectory.numpy().astype(np.float64)
+            maneuver = MANEUVERS[int(learned_plan.maneuver_logits.argmax())]
+        if trajectory.shape != (config.horizon_steps, 2):
+            raise ValueError(f"sample {sample_token}: the learned plan has shape {trajectory.shape}, the planner "
+                             f"config asks for ({config.horizon_steps}, 2)")
+        checked = check_plan(trajectory, maneuver, predicted_boxes, ego, config)
+        plans.update({LEARNED: (trajectory, maneuver), LEARNED_WITH_SAFETY: (checked.trajectory, checked.maneuver)})
     future = logged_future(nusc, sample_token, config.horizon_steps, config.step_s)
     return PlannedFrame(future, logged_maneuver(nusc, sample_token), plans)

@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
+import numpy as np
 import torch.distributed as dist
 from nuscenes.nuscenes import NuScenes
 from torch.utils.data import Subset
@@ -17,6 +18,7 @@ from tqdm import tqdm
 from perception.datasets.collate import make_frame_loader
 from perception.datasets.frame import Frame
 from perception.datasets.loader import NuScenesFrames, UnreadableFrame
+from perception.decision.learned import past_ego_states
 from perception.detector import Detector
 from perception.eval.decision_metrics import grade_planners
 from perception.eval.logged_drive import planned_frame_for_sample
@@ -25,6 +27,7 @@ from perception.eval.report import write_report
 from perception.eval.submission import boxes_to_submission
 from perception.geometry import Boxes3D
 from perception.models.ego_mlp import EgoMLP
+from perception.models.planning_head import PlanningDetector, PlanningOutputs
 from perception.sensors import SENSOR_GROUPS
 
 RESULTS_FILE = "results_nusc.json"
@@ -36,14 +39,16 @@ REPORT_FILE = "report.md"
 class Predictions:
     """Submission boxes per sample token (boxes_to_submission), the wall time spent loading and detecting
     ``frames`` frames [s], summed over processes, the detector's boxes per sample token (in the ego frame of
-    the keyframe's LiDAR timestamp, for the decision metrics) and the frames that could not be read (counted with
-    no detections)."""
+    the keyframe's LiDAR timestamp, for the decision metrics), the planning head's outputs per sample token (a
+    PlanningDetector that plans; None otherwise) and the frames that could not be read (counted with no
+    detections)."""
 
     results: Dict[str, List[dict]] = field(default_factory=dict)
     seconds: float = 0.0
     frames_per_process: List[int] = field(default_factory=lambda: [0])
     ego_boxes: Dict[str, Boxes3D] = field(default_factory=dict)
     unreadable: List[UnreadableFrame] = field(default_factory=list)
+    plans: Optional[Dict[str, PlanningOutputs]] = None
 
     @property
     def frames(self) -> int:
@@ -59,6 +64,8 @@ class Predictions:
                 raise ValueError(f"samples predicted by more than one process: {', '.join(duplicated)}")
             merged.results.update(part.results)
             merged.ego_boxes.update(part.ego_boxes)
+            if part.plans is not None:
+                merged.plans = {**(merged.plans or {}), **part.plans}
             merged.unreadable += part.unreadable
             merged.seconds += part.seconds
             merged.frames_per_process += part.frames_per_process
@@ -97,11 +104,16 @@ def gather_predictions(predictions: Predictions, shard: Shard) -> Predictions:
     return Predictions.merged(gathered)
 
 
-def predict(detector: Detector, batches: Iterable, total_frames: int, progress: bool = True) -> Predictions:
+def predict(detector: Detector, batches: Iterable, total_frames: int, progress: bool = True,
+            ego_states: Optional[Callable[[Sequence[str]], np.ndarray]] = None) -> Predictions:
     """Runs ``detector`` over ``batches`` (lists of Frame), keeps each frame's boxes (ego frame) and converts them
-    to submission boxes in the global frame. An UnreadableFrame in a batch is recorded and gets no detections. A
-    progress bar counts frames."""
-    predictions = Predictions()
+    to submission boxes in the global frame. An UnreadableFrame in a batch is recorded and gets no detections. With
+    ``ego_states`` (sample tokens -> (B, len(EGO_STATE_CHANNELS)) from past poses), the detector must be a
+    PlanningDetector that plans: its plans are kept too. A progress bar counts frames."""
+    planning = ego_states is not None
+    if planning and not (isinstance(detector, PlanningDetector) and detector.plans):
+        raise ValueError(f"predict: ego_states given, but {type(detector).__name__} does not plan")
+    predictions = Predictions(plans={} if planning else None)
     start = time.perf_counter()
     with tqdm(total=total_frames, unit="frame", desc="detect", disable=not progress) as bar:
         for batch in batches:
@@ -110,13 +122,21 @@ def predict(detector: Detector, batches: Iterable, total_frames: int, progress: 
                 predictions.unreadable.append(unreadable)
                 predictions.ego_boxes[unreadable.sample_token] = Boxes3D.empty()
                 predictions.results[unreadable.sample_token] = []
-            boxes = detector.detect(frames) if frames else []
+            plans = []
+            if not frames:
+                boxes = []
+            elif planning:
+                boxes, plans = detector.detect_and_plan(frames, ego_states([frame.sample_token for frame in frames]))
+            else:
+                boxes = detector.detect(frames)
             if len(boxes) != len(frames):
                 raise ValueError(f"the detector returned {len(boxes)} box sets for {len(frames)} frames")
             for frame, frame_boxes in zip(frames, boxes):
                 predictions.ego_boxes[frame.sample_token] = frame_boxes
                 predictions.results[frame.sample_token] = boxes_to_submission(frame.sample_token, frame_boxes,
                                                                               frame.ego_pose)
+            for frame, plan in zip(frames, plans):
+                predictions.plans[frame.sample_token] = plan
             predictions.frames_per_process[0] += len(batch)
             bar.update(len(batch))
     predictions.seconds = time.perf_counter() - start
@@ -148,7 +168,8 @@ def load_split_predictions(detector: Detector, nusc: Optional[NuScenes], data: D
     sample tokens in loader order. ``drop``: sensor groups blanked at the input (those the detector does not read
     are not loaded either); ``transform``: Frame -> Frame applied to every loaded frame (a corruption,
     perception.datasets.corruptions.CorruptFrames); ``nusc`` may be None on the processes other than the main
-    one."""
+    one (they then load the devkit tables only for a detector that plans: its ego-state input reads past poses).
+    A PlanningDetector that plans also gives its plans (Predictions.plans)."""
     # Sensor groups the detector does not read are not loaded either.
     not_loaded = tuple(group for group in SENSOR_GROUPS if group in drop or group not in detector.sensors)
 
@@ -167,16 +188,21 @@ def load_split_predictions(detector: Detector, nusc: Optional[NuScenes], data: D
     shard_frames = Subset(dataset, shard.indices(len(dataset)))
     loader = make_frame_loader(shard_frames, batch_size=data.batch_size, shuffle=False, num_workers=data.workers,
                                seed=0)
-    predictions = predict(detector, loader, len(shard_frames), progress=shard.is_main)
+    plans = isinstance(detector, PlanningDetector) and detector.plans
+    ego_states = (lambda tokens: past_ego_states(dataset.nusc, tokens)) if plans else None
+    predictions = predict(detector, loader, len(shard_frames), progress=shard.is_main, ego_states=ego_states)
     return gather_predictions(predictions, shard), list(dataset.sample_tokens)
 
 
 def decision_metrics(nusc: NuScenes, ego_boxes: Mapping[str, Boxes3D], sample_tokens: Sequence[str],
-                     ego_mlp: Optional[EgoMLP] = None) -> dict:
+                     ego_mlp: Optional[EgoMLP] = None, plans: Optional[Mapping[str, PlanningOutputs]] = None
+                     ) -> dict:
     """grade_planners over ``sample_tokens``: every planner of planned_frame_for_sample (the rule planner on each
-    sample's ``ego_boxes``, the detector's in the ego frame; the ego MLP when given), against the logged drive. A
-    progress bar counts frames."""
-    frames = [planned_frame_for_sample(nusc, token, ego_boxes[token], ego_mlp=ego_mlp)
+    sample's ``ego_boxes``, the detector's in the ego frame; the ego MLP when given; the planning head's ``plans``
+    per sample token when given), against the logged drive. A progress bar counts frames."""
+    frames = [planned_frame_for_sample(nusc, token, ego_boxes[token], ego_mlp=ego_mlp,
+                                       learned_plan=None if plans is None else plans.get(token),
+                                       with_learned=plans is not None)
               for token in tqdm(sample_tokens, unit="frame", desc="decide")]
     return grade_planners(frames)
 
@@ -190,7 +216,8 @@ def evaluate_split(detector: Detector, detector_name: str, nusc: Optional[NuScen
     the metrics.json content on the main process, None on the others and for splits without annotations (the test
     split: the submission is for the server; neither detection nor decision metrics can be computed).
     ``nusc`` (the devkit tables, needed to evaluate) may be None on the other processes; ``transform``: as in
-    load_split_predictions; ``ego_mlp``: graded beside the other planners when given."""
+    load_split_predictions; ``ego_mlp``: graded beside the other planners when given, as are the detector's
+    plans when it is a PlanningDetector that plans."""
     predictions, sample_tokens = load_split_predictions(detector, nusc, data, drop, shard, transform)
     if not shard.is_main:
         return None
@@ -206,7 +233,7 @@ def evaluate_split(detector: Detector, detector_name: str, nusc: Optional[NuScen
            "transform": None if transform is None else str(transform),
            "unreadable_files": [{"sample_token": item.sample_token, "path": item.path, "problem": item.problem}
                                 for item in predictions.unreadable]}
-    decisions = decision_metrics(nusc, predictions.ego_boxes, sample_tokens, ego_mlp)
+    decisions = decision_metrics(nusc, predictions.ego_boxes, sample_tokens, ego_mlp, predictions.plans)
     metrics = metrics_record(evaluation, predictions.frames, predictions.seconds / max(predictions.frames, 1),
                              extra={"run": run, "decisions": decisions})
     with open(os.path.join(out_dir, METRICS_FILE), "w") as handle:

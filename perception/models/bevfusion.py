@@ -1,11 +1,13 @@
 """``BEVFusionDetector``: encoders keyed by sensor -> fuser -> decoder -> head, as an mmengine model that is also
-a ``perception.detector.Detector``."""
+a ``perception.detector.Detector`` and, with the planning head, a
+``perception.models.planning_head.PlanningDetector``."""
 from __future__ import annotations
 
 import dataclasses
 
 from typing import Dict, FrozenSet, List, Mapping, Optional, Sequence, Tuple
 
+import numpy as np
 import torch
 from mmengine.model import BaseDataPreprocessor, BaseModel
 from torch import nn
@@ -81,8 +83,9 @@ class BEVFusionDetector(BaseModel):
         return frozenset(self.encoders)
 
     def dense_modules(self) -> Dict[str, nn.Module]:
-        """Module path -> submodule, for the submodules that hold all the weights and take and return tensors
-        only (what perception.deploy exports as graphs); around them, kernels and glue with no weights."""
+        """Module path -> submodule, for the submodules that hold all the detection network's weights and take and
+        return tensors only (what perception.deploy exports as graphs); around them, kernels and glue with no
+        weights. The planning head is not among them: perception.deploy refuses a model that has one."""
         parts = {f"encoders.{sensor}.{name}": getattr(encoder, name)
                  for sensor, encoder in self.encoders.items() for name in encoder.dense_parts}
         parts.update(fuser=self.fuser, decoder=self.decoder)
@@ -159,6 +162,28 @@ class BEVFusionDetector(BaseModel):
         with stage(timer, "preprocess"):
             batch = self.batch_from_frames(frames)
         return [result["boxes"] for result in self.forward(batch, mode="predict", timer=timer)]
+
+    @property
+    def plans(self) -> bool:
+        """PlanningDetector: whether the model has the planning head (``planning`` in its config)."""
+        return self.planning_head is not None
+
+    @torch.no_grad()
+    def detect_and_plan(self, frames: Sequence[Frame], ego_state: np.ndarray, timer: Optional[StageTimer] = None
+                        ) -> Tuple[List[Boxes3D], List[PlanningOutputs]]:
+        """PlanningDetector: ``detect`` and, from the same forward pass, each frame's PlanningOutputs row (on the
+        CPU). ``ego_state``: (len(frames), len(EGO_STATE_CHANNELS)) from each frame's past poses."""
+        if self.planning_head is None:
+            raise ValueError("BEVFusionDetector.detect_and_plan: the model has no planning head (model.planning)")
+        self.eval()
+        with stage(timer, "preprocess"):
+            batch = self.batch_from_frames(frames)
+            batch = dataclasses.replace(batch, ego_state=torch.as_tensor(
+                np.asarray(ego_state, dtype=np.float32), device=self.data_preprocessor.device))
+        results = self.forward(batch, mode="predict", timer=timer)
+        plans = [PlanningOutputs(*(getattr(result["plan"], f.name).cpu() for f in dataclasses.fields(PlanningOutputs)))
+                 for result in results]
+        return [result["boxes"] for result in results], plans
 
     def batch_from_frames(self, frames: Sequence[Frame]) -> FusionBatch:
         """The network input of ``frames`` on the model's device, camera images resized to ``image_size``."""

@@ -15,13 +15,17 @@ maneuvers (index -1: no label), binary cross-entropy on the valid feasibility ta
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Mapping, Optional
+from typing import Dict, List, Mapping, Optional, Protocol, Sequence, Tuple, runtime_checkable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from perception.datasets.frame import Frame
+from perception.geometry import Boxes3D
 from perception.maneuvers import Maneuver
+from perception.timing import StageTimer
 
 EGO_STATE_CHANNELS = ("speed_mps", "yaw_rate_rps", "acceleration_mps2", "acceleration_known")
 """Columns of the ego-state input: the state from past poses; acceleration 0 and acceleration_known 0 where
@@ -50,6 +54,22 @@ class PlanningTargets:
     maneuver: torch.Tensor
     lane_change_ok: torch.Tensor
     lane_change_valid: torch.Tensor
+
+
+@runtime_checkable
+class PlanningDetector(Protocol):
+    """A perception.detector.Detector that also plans; consumers look for it with isinstance and use it when
+    ``plans`` is true."""
+
+    plans: bool
+    """Whether detect_and_plan gives plans (False for a model without a planning head)."""
+
+    def detect_and_plan(self, frames: Sequence[Frame], ego_state: np.ndarray, timer: Optional[StageTimer] = None
+                        ) -> Tuple[List[Boxes3D], List[PlanningOutputs]]:
+        """Detector.detect's boxes and each frame's PlanningOutputs row (trajectory (T, 2), maneuver_logits
+        (len(Maneuver),), lane_change_logits (2,)); ``ego_state`` (len(frames), len(EGO_STATE_CHANNELS)) from
+        each frame's past poses."""
+        ...
 
 
 class PlanningHead(nn.Module):

@@ -1,0 +1,220 @@
+"""Sensor statistics of real nuScenes keyframes beside the synthetic world's: where the synthetic-to-real gap is.
+
+    .venv/bin/python benchmarks/compare_real_synthetic.py \\
+        --real ../shared/fixtures/nuscenes-scene0916 --real-version v1.0-mini --real-split real_finetune real_val \\
+        --synthetic datasets/synthetic --synthetic-version v1.0-synth --synthetic-split synth_val --out DIR
+
+Both sources are read through the project's loader (perception.datasets.loader.NuScenesFrames) with 1 LiDAR sweep
+and 1 radar sweep, so that keyframe is compared with keyframe. Per source: LiDAR points per frame, intensity
+(0-255), range from the sensor, points per beam (the beam from the elevation angle seen from LIDAR_MOUNT_M, the
+HDL-32E's 32 evenly spaced beams of perception.sensors), fraction of points less than GROUND_BAND_M above the
+ground plane guess z = 0 (the nuScenes ego frame's origin lies on the road), radar points per frame, RCS,
+compensated speed, annotated objects per frame by class and their LiDAR points per box (num_lidar_pts of the
+sample_annotation table). Writes DIR/sensor_statistics.json (the numbers), .md (mean / median / p10 / p90 per
+statistic, the sources side by side) and .png (the histograms overlaid, each normalised to a density).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from typing import Dict, List, Mapping, Sequence
+
+import numpy as np
+
+from perception.classes import DETECTION_CLASSES
+from perception.datasets.frame import LIDAR_COLUMNS, RADAR_COLUMNS
+from perception.datasets.loader import NuScenesFrames
+from perception.sensors import LIDAR_BEAM_COUNT, LIDAR_BEAM_ELEVATION_RANGE_DEG, LIDAR_MOUNT_M
+
+GROUND_BAND_M = 0.3
+"""A point less than this above the ground plane guess counts as a ground return [m]."""
+HISTOGRAM_EDGES = {
+    "lidar_intensity": np.linspace(0.0, 256.0, 33),
+    "lidar_range_m": np.linspace(0.0, 100.0, 51),
+    "radar_rcs_dbsm": np.linspace(-20.0, 40.0, 31),
+    "radar_speed_mps": np.linspace(0.0, 30.0, 31),
+    "box_lidar_points": np.concatenate([[0.0], np.logspace(0.0, 4.0, 25)]),
+}
+"""Bin edges of each per-point (per-box) histogram; values outside the edges are not counted."""
+_X, _Y, _Z, _INTENSITY = (LIDAR_COLUMNS.index(c) for c in ("x", "y", "z", "intensity"))
+_RCS, _VX, _VY = (RADAR_COLUMNS.index(c) for c in ("rcs", "vx_comp", "vy_comp"))
+
+
+def beam_index(points_xyz: np.ndarray, mount_m: Sequence[float] = LIDAR_MOUNT_M) -> np.ndarray:
+    """(N,) int beam of each point (N, 3) [m, ego frame]: 0 the lowest of the LIDAR_BEAM_COUNT beams spaced evenly
+    over LIDAR_BEAM_ELEVATION_RANGE_DEG, the nearest beam to the elevation seen from ``mount_m``; -1 where the
+    elevation lies more than half a beam spacing outside the range."""
+    offset = np.asarray(points_xyz, dtype=np.float64) - np.asarray(mount_m, dtype=np.float64)
+    elevation_deg = np.degrees(np.arctan2(offset[:, 2], np.hypot(offset[:, 0], offset[:, 1])))
+    lowest, highest = LIDAR_BEAM_ELEVATION_RANGE_DEG
+    beam = np.rint((elevation_deg - lowest) / ((highest - lowest) / (LIDAR_BEAM_COUNT - 1))).astype(np.int64)
+    beam[(beam < 0) | (beam >= LIDAR_BEAM_COUNT)] = -1
+    return beam
+
+
+def points_per_beam(points_xyz: np.ndarray) -> np.ndarray:
+    """(LIDAR_BEAM_COUNT,) int number of points (N, 3) [m, ego frame] on each beam (points off every beam left out)."""
+    beam = beam_index(points_xyz)
+    return np.bincount(beam[beam >= 0], minlength=LIDAR_BEAM_COUNT)
+
+
+def ground_fraction(points_xyz: np.ndarray, ground_z_m: float = 0.0) -> float:
+    """Fraction of points (N, 3) [m] less than GROUND_BAND_M above ``ground_z_m``; nan for no point."""
+    if len(points_xyz) == 0:
+        return float("nan")
+    return float(np.mean(points_xyz[:, 2] < ground_z_m + GROUND_BAND_M))
+
+
+def summarize(values: Sequence[float]) -> Dict[str, float]:
+    """count, mean, median, p10, p90 of the finite values (nan for each but count when there are none)."""
+    values = np.asarray(values, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    if len(values) == 0:
+        return {"count": 0, "mean": float("nan"), "median": float("nan"), "p10": float("nan"), "p90": float("nan")}
+    p10, median, p90 = np.percentile(values, [10, 50, 90])
+    return {"count": int(len(values)), "mean": float(values.mean()), "median": float(median), "p10": float(p10),
+            "p90": float(p90)}
+
+
+def source_statistics(frames: Sequence) -> Dict[str, object]:
+    """Per-frame and pooled per-point / per-box statistics of Frames (lidar, radar, gt tables), as plain numbers."""
+    per_frame: Dict[str, List[float]] = {"lidar_points": [], "ground_fraction": [], "radar_points": [],
+                                         "objects": []}
+    pooled: Dict[str, List[np.ndarray]] = {name: [] for name in HISTOGRAM_EDGES}
+    beam_counts, objects_by_class, box_points_by_class = [], [], {name: [] for name in DETECTION_CLASSES}
+    for frame in frames:
+        lidar = frame.lidar.points if frame.lidar is not None else np.zeros((0, len(LIDAR_COLUMNS)), np.float32)
+        radar = frame.radar.points if frame.radar is not None else np.zeros((0, len(RADAR_COLUMNS)), np.float32)
+        xyz = lidar[:, [_X, _Y, _Z]]
+        per_frame["lidar_points"].append(len(lidar))
+        per_frame["ground_fraction"].append(ground_fraction(xyz))
+        per_frame["radar_points"].append(len(radar))
+        beam_counts.append(points_per_beam(xyz))
+        pooled["lidar_intensity"].append(lidar[:, _INTENSITY])
+        pooled["lidar_range_m"].append(np.linalg.norm(xyz - np.asarray(LIDAR_MOUNT_M), axis=1))
+        pooled["radar_rcs_dbsm"].append(radar[:, _RCS])
+        pooled["radar_speed_mps"].append(np.hypot(radar[:, _VX], radar[:, _VY]))
+        labels = frame.gt_boxes.labels if frame.gt_boxes is not None else np.zeros(0, np.int64)
+        num_points = frame.gt_num_lidar_points if frame.gt_num_lidar_points is not None else np.zeros(0, np.int64)
+        per_frame["objects"].append(len(labels))
+        objects_by_class.append(np.bincount(labels, minlength=len(DETECTION_CLASSES)))
+        pooled["box_lidar_points"].append(num_points)
+        for label, count in zip(labels, num_points):
+            box_points_by_class[DETECTION_CLASSES[label]].append(int(count))
+    pooled_values = {name: np.concatenate(parts) if parts else np.zeros(0) for name, parts in pooled.items()}
+    beam_counts = np.array(beam_counts).reshape(-1, LIDAR_BEAM_COUNT)
+    objects_by_class = np.array(objects_by_class).reshape(-1, len(DETECTION_CLASSES))
+    return {
+        "frames": len(per_frame["lidar_points"]),
+        "summary": {**{name: summarize(values) for name, values in per_frame.items()},
+                    "lidar_points_per_beam": summarize(beam_counts.ravel()),
+                    **{name: summarize(values) for name, values in pooled_values.items()}},
+        "histograms": {name: {"edges": HISTOGRAM_EDGES[name].tolist(),
+                              "counts": np.histogram(values, HISTOGRAM_EDGES[name])[0].tolist()}
+                       for name, values in pooled_values.items()},
+        "mean_points_per_beam": beam_counts.mean(axis=0).tolist() if len(beam_counts) else [],
+        "objects_per_frame_by_class": dict(zip(DETECTION_CLASSES, objects_by_class.mean(axis=0).tolist()))
+        if len(objects_by_class) else {},
+        "median_lidar_points_per_box_by_class": {name: float(np.median(counts)) for name, counts
+                                                 in box_points_by_class.items() if counts},
+    }
+
+
+def load_frames(root: str, version: str, splits: Sequence[str]) -> List:
+    """The keyframes of ``splits`` with 1 LiDAR sweep and 1 radar sweep, no camera."""
+    frames, nusc = [], None
+    for split in splits:
+        dataset = NuScenesFrames(root, version, split, lidar_sweeps=1, radar_sweeps=1, cameras=False, nusc=nusc,
+                                 progress=False)
+        nusc = dataset.nusc
+        frames.extend(dataset[i] for i in range(len(dataset)))
+    return frames
+
+
+def markdown_table(statistics: Mapping[str, Mapping]) -> str:
+    """mean / median / p10 / p90 of every summarised statistic, one column group per source."""
+    sources = list(statistics)
+    header = "| statistic | " + " | ".join(f"{s} mean | {s} median | {s} p10 | {s} p90" for s in sources) + " |"
+    lines = [header, "|" + "---|" * (1 + 4 * len(sources))]
+    lines.append("| frames | " + " | ".join(f"{statistics[s]['frames']} | | |" for s in sources) + " |")
+    for name in statistics[sources[0]]["summary"]:
+        cells = []
+        for source in sources:
+            row = statistics[source]["summary"][name]
+            cells.append(" | ".join(f"{row[k]:.3g}" for k in ("mean", "median", "p10", "p90")))
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += ["", "| objects per frame | " + " | ".join(sources) + " |", "|---|" + "---|" * len(sources)]
+    for name in DETECTION_CLASSES:
+        lines.append(f"| {name} | " + " | ".join(
+            f"{statistics[s]['objects_per_frame_by_class'].get(name, float('nan')):.2f}" for s in sources) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_plot(path: str, statistics: Mapping[str, Mapping]) -> None:
+    """The histograms of every source overlaid (densities), points per beam and objects per class beside them."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(HISTOGRAM_EDGES)
+    figure, axes = plt.subplots(2, 4, figsize=(18, 8))
+    for axis, name in zip(axes.ravel(), names):
+        for source, stats in statistics.items():
+            histogram = stats["histograms"][name]
+            counts = np.asarray(histogram["counts"], dtype=np.float64)
+            axis.stairs(counts / max(counts.sum(), 1.0), histogram["edges"], label=source)
+        axis.set_title(name, fontsize=9)
+        axis.set_ylabel("fraction")
+        if name == "box_lidar_points":
+            axis.set_xscale("symlog")
+    beam_axis, class_axis, summary_axis = axes.ravel()[len(names):]
+    width = 0.8 / len(statistics)
+    for offset, (source, stats) in enumerate(statistics.items()):
+        beam_axis.plot(range(LIDAR_BEAM_COUNT), stats["mean_points_per_beam"], marker=".", label=source)
+        per_class = [stats["objects_per_frame_by_class"].get(n, 0.0) for n in DETECTION_CLASSES]
+        class_axis.bar(np.arange(len(DETECTION_CLASSES)) + offset * width, per_class, width, label=source)
+    beam_axis.set_title("mean LiDAR points per beam (0 = lowest)", fontsize=9)
+    class_axis.set_title("objects per frame by class", fontsize=9)
+    class_axis.set_xticks(np.arange(len(DETECTION_CLASSES)) + 0.4 - width / 2, DETECTION_CLASSES, rotation=60,
+                          fontsize=7)
+    for source, stats in statistics.items():
+        summary_axis.bar(source, stats["summary"]["ground_fraction"]["mean"])
+    summary_axis.set_title(f"mean fraction of points < {GROUND_BAND_M} m above z = 0", fontsize=9)
+    for axis in axes.ravel():
+        if axis.get_legend_handles_labels()[0]:
+            axis.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(figure)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--real", required=True, help="dataroot of the real nuScenes keyframes")
+    parser.add_argument("--real-version", default="v1.0-mini")
+    parser.add_argument("--real-split", nargs="+", default=["real_finetune", "real_val"])
+    parser.add_argument("--synthetic", required=True, help="dataroot of the synthetic world")
+    parser.add_argument("--synthetic-version", default="v1.0-synth")
+    parser.add_argument("--synthetic-split", nargs="+", default=["synth_val"])
+    parser.add_argument("--out", required=True, help="folder for sensor_statistics.{json,md,png}")
+    args = parser.parse_args(argv)
+    statistics = {
+        "real": source_statistics(load_frames(args.real, args.real_version, args.real_split)),
+        "synthetic": source_statistics(load_frames(args.synthetic, args.synthetic_version, args.synthetic_split)),
+    }
+    os.makedirs(args.out, exist_ok=True)
+    stem = os.path.join(args.out, "sensor_statistics")
+    with open(stem + ".json", "w") as handle:
+        json.dump({"sources": {"real": args.real, "synthetic": args.synthetic}, **statistics}, handle,
+                  indent=2)
+    table = markdown_table(statistics)
+    with open(stem + ".md", "w") as handle:
+        handle.write(table)
+    write_plot(stem + ".png", statistics)
+    print(table)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,103 @@
+"""The statistics of benchmarks/compare_real_synthetic.py on hand-made clouds: beams at known elevations, counts
+worked by hand."""
+from __future__ import annotations
+
+import importlib.util
+import math
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from perception.classes import DETECTION_CLASSES
+from perception.geometry import Boxes3D
+from perception.sensors import LIDAR_BEAM_COUNT, LIDAR_BEAM_ELEVATION_RANGE_DEG, LIDAR_MOUNT_M
+
+_SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "compare_real_synthetic.py"
+_spec = importlib.util.spec_from_file_location("compare_real_synthetic", _SCRIPT)
+stats = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(stats)
+
+LOWEST, HIGHEST = LIDAR_BEAM_ELEVATION_RANGE_DEG
+SPACING = (HIGHEST - LOWEST) / (LIDAR_BEAM_COUNT - 1)
+
+
+def point_at(elevation_deg: float, horizontal_m: float = 10.0, azimuth_deg: float = 30.0) -> list:
+    """A point seen from LIDAR_MOUNT_M at this elevation, ``horizontal_m`` away, in the ego frame."""
+    mx, my, mz = LIDAR_MOUNT_M
+    azimuth = math.radians(azimuth_deg)
+    return [mx + horizontal_m * math.cos(azimuth), my + horizontal_m * math.sin(azimuth),
+            mz + horizontal_m * math.tan(math.radians(elevation_deg))]
+
+
+def test_beam_index_of_points_at_known_elevations():
+    beams = [0, 1, 15, 30, 31]
+    # Each beam's own elevation, then a third of a spacing off it (still nearest), at varied distances.
+    points = [point_at(LOWEST + b * SPACING, 5.0 + b) for b in beams]
+    points += [point_at(LOWEST + b * SPACING + SPACING / 3, 40.0) for b in beams]
+    points += [point_at(LOWEST + b * SPACING - SPACING / 3, 2.0) for b in beams]
+    assert stats.beam_index(np.array(points)).tolist() == beams * 3
+
+
+def test_beam_index_marks_elevations_outside_the_fan():
+    points = np.array([point_at(HIGHEST + 0.6 * SPACING), point_at(LOWEST - 0.6 * SPACING), point_at(60.0),
+                       point_at(HIGHEST + 0.4 * SPACING)])
+    assert stats.beam_index(points).tolist() == [-1, -1, -1, LIDAR_BEAM_COUNT - 1]
+
+
+def test_points_per_beam_counts_each_beam_and_leaves_out_points_off_the_fan():
+    points = np.array([point_at(LOWEST)] * 3 + [point_at(HIGHEST)] * 2 + [point_at(LOWEST + 7 * SPACING)]
+                      + [point_at(80.0)])
+    expected = np.zeros(LIDAR_BEAM_COUNT, np.int64)
+    expected[[0, 31, 7]] = [3, 2, 1]
+    np.testing.assert_array_equal(stats.points_per_beam(points), expected)
+
+
+def test_ground_fraction_counts_points_below_the_band():
+    points = np.zeros((5, 3))
+    points[:, 2] = [-0.1, 0.2, 0.29, 0.31, 2.0]
+    assert stats.ground_fraction(points) == pytest.approx(3 / 5)
+    assert stats.ground_fraction(points, ground_z_m=0.1) == pytest.approx(4 / 5)
+    assert math.isnan(stats.ground_fraction(np.zeros((0, 3))))
+
+
+def test_summarize_matches_hand_worked_percentiles():
+    row = stats.summarize([10, 1, 2, 3, 4, 5, 6, 7, 8, 9, float("nan")])
+    # numpy's linear percentile of 1..10: p10 = 1 + 0.9 * 1 = 1.9, p90 = 9 + 0.1 * 1 = 9.1.
+    assert row == {"count": 10, "mean": 5.5, "median": 5.5, "p10": pytest.approx(1.9), "p90": pytest.approx(9.1)}
+    assert stats.summarize([])["count"] == 0
+
+
+def test_source_statistics_histograms_and_per_frame_counts():
+    lidar = np.zeros((4, 5), np.float32)
+    lidar[:, :3] = [point_at(LOWEST), point_at(LOWEST), point_at(HIGHEST), [0.0, 0.0, 0.1]]
+    lidar[:, 3] = [0.0, 7.9, 8.0, 255.0]
+    radar = np.zeros((2, 7), np.float32)
+    radar[:, 3] = [-5.0, 12.0]
+    radar[:, 4:6] = [[3.0, 4.0], [0.0, 0.5]]
+    labels = [DETECTION_CLASSES.index("car"), DETECTION_CLASSES.index("car"), DETECTION_CLASSES.index("pedestrian")]
+    frame = SimpleNamespace(lidar=SimpleNamespace(points=lidar), radar=SimpleNamespace(points=radar),
+                            gt_boxes=Boxes3D(np.zeros((3, 3)), np.ones((3, 3)), np.zeros(3), labels=np.array(labels)),
+                            gt_num_lidar_points=np.array([0, 12, 3]))
+    empty = SimpleNamespace(lidar=None, radar=None, gt_boxes=None, gt_num_lidar_points=None)
+    result = stats.source_statistics([frame, empty])
+
+    assert result["frames"] == 2
+    assert result["summary"]["lidar_points"]["mean"] == 2.0   # (4 + 0) / 2
+    assert result["summary"]["radar_points"]["mean"] == 1.0
+    assert result["summary"]["ground_fraction"]["count"] == 1  # the empty frame has no fraction
+    # The two lowest-beam points hit z = 1.84 - 10 tan(30.67 deg) = -4.09 m, the last one lies at 0.1 m.
+    assert result["summary"]["ground_fraction"]["mean"] == pytest.approx(3 / 4)
+    intensity = result["histograms"]["lidar_intensity"]["counts"]
+    assert intensity[0] == 2 and intensity[1] == 1 and intensity[-1] == 1 and sum(intensity) == 4
+    speed = result["histograms"]["radar_speed_mps"]["counts"]
+    assert speed[0] == 1 and speed[5] == 1 and sum(speed) == 2   # |(0, 0.5)| = 0.5, |(3, 4)| = 5
+    rcs = result["histograms"]["radar_rcs_dbsm"]["counts"]
+    assert rcs[7] == 1 and rcs[16] == 1 and sum(rcs) == 2        # 2-dB bins from -20: -5 -> 7, 12 -> 16
+    beams = result["mean_points_per_beam"]
+    assert beams[0] == 1.0 and beams[-1] == 0.5 and sum(beams) == 1.5   # (2 + 1) points over 2 frames
+    assert result["objects_per_frame_by_class"]["car"] == 1.0
+    assert result["objects_per_frame_by_class"]["pedestrian"] == 0.5
+    assert result["median_lidar_points_per_box_by_class"] == {"car": 6.0, "pedestrian": 3.0}
+    assert result["histograms"]["box_lidar_points"]["counts"][0] == 1   # the box without points
