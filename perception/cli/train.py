@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import sys
+import itertools
 import time
 from typing import Optional, Sequence
 
@@ -46,12 +47,20 @@ def set_max_iters(cfg: Config, max_iters: int) -> None:
     cfg.param_scheduler = schedulers
 
 
+_RUN_COUNTER = itertools.count()
+
+
 def build_config(args: argparse.Namespace) -> Config:
     cfg = Config.fromfile(resolve_config(args.config))
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     apply_model_inputs(cfg)
     cfg.work_dir = args.work_dir or os.path.join("work_dirs", os.path.splitext(os.path.basename(args.config))[0])
+    # mmengine names the run's logger, message hub and visualizer after the experiment (by default the config name
+    # + a timestamp in seconds); two runs of one config in one process within a second would share them, and the
+    # second would log its scalars into the first one's folder. A per-process run counter keeps them apart
+    # (mmengine appends the timestamp).
+    cfg.setdefault("experiment_name", f"{os.path.splitext(os.path.basename(args.config))[0]}_run{next(_RUN_COUNTER)}")
     if args.max_iters is not None:
         set_max_iters(cfg, args.max_iters)
     if args.time_budget_min is not None:
