@@ -35,6 +35,9 @@ DISTANCE_BINS: Tuple[Tuple[float, float], ...] = ((0.0, 20.0), (20.0, 30.0), (30
 """Ego-distance bins [m] of the breakdown: lower bound included, upper excluded, distance as the devkit's
 ``ego_dist`` (xy distance from the keyframe's ego position to the box centre)."""
 
+CONFIDENT_SCORE = 0.3
+"""Score from which a prediction counts as a confident box (the false-positive check of confident_boxes)."""
+
 TP_ERROR_NAMES = {"trans_err": "mATE", "scale_err": "mASE", "orient_err": "mAOE", "vel_err": "mAVE",
                   "attr_err": "mAAE"}
 """The devkit's TP metric names -> the names papers print."""
@@ -175,6 +178,16 @@ def distance_breakdown(evaluation: Evaluation, bins: Sequence[Tuple[float, float
     return rows
 
 
+def confident_boxes(evaluation: Evaluation, score_threshold: float = CONFIDENT_SCORE) -> dict:
+    """Predictions scoring >= score_threshold per frame beside the annotated objects per frame, both as the
+    devkit scored them (within their class's range; ground truth with at least one LiDAR or radar point): a
+    detector that draws more confident boxes than there are objects to see makes false positives."""
+    frames = max(len(evaluation.gt_boxes.sample_tokens), 1)
+    confident = sum(box.detection_score >= score_threshold for box in evaluation.pred_boxes.all)
+    return {"score_threshold": score_threshold, "predicted_per_frame": confident / frames,
+            "ground_truth_per_frame": len(evaluation.gt_boxes.all) / frames}
+
+
 def _json_number(value: float) -> Optional[float]:
     """NaN (the devkit's 'not defined for this class') -> None, so metrics.json stays strict JSON."""
     value = float(value)
@@ -185,8 +198,8 @@ def metrics_record(evaluation: Evaluation, frames_evaluated: int, seconds_per_fr
                    extra: Optional[dict] = None) -> dict:
     """The metrics.json content: devkit mean_ap and nd_score, AP per class (mean over thresholds and per
     threshold), the five TP errors (mean and per class; None where the devkit leaves them undefined), ground truth
-    per class and predictions after the devkit's filters, the distance breakdown, frames evaluated, seconds per
-    frame, plus ``extra`` (run description)."""
+    per class and predictions after the devkit's filters, the distance breakdown, confident_boxes, frames
+    evaluated, seconds per frame, plus ``extra`` (run description)."""
     metrics = evaluation.metrics
     summary = metrics.serialize()
     record = {
@@ -201,6 +214,7 @@ def metrics_record(evaluation: Evaluation, frames_evaluated: int, seconds_per_fr
         "num_gt": evaluation.num_gt(),
         "num_predictions_evaluated": len(evaluation.pred_boxes.all),
         "distance_breakdown": distance_breakdown(evaluation),
+        "confident_boxes": confident_boxes(evaluation),
         "frames_evaluated": int(frames_evaluated),
         "seconds_per_frame": float(seconds_per_frame),
         "eval_config": EVAL_CONFIG,

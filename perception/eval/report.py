@@ -108,6 +108,11 @@ def run_lines(metrics: Mapping) -> List[str]:
              f"- frames evaluated: {metrics['frames_evaluated']}, seconds per frame (loading + detection, per "
              f"process): {metrics['seconds_per_frame']:.3f}",
              f"- metric: nuscenes-devkit DetectionEval, config `{metrics['eval_config']}`"]
+    confident = metrics.get("confident_boxes")
+    if confident:
+        lines.append(f"- boxes scoring >= {confident['score_threshold']:g} per frame: "
+                     f"{confident['predicted_per_frame']:.1f}, against {confident['ground_truth_per_frame']:.1f} "
+                     f"annotated objects with points")
     return lines
 
 

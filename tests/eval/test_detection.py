@@ -9,7 +9,9 @@ from nuscenes.eval.detection.data_classes import DetectionBox
 from perception.datasets.loader import NuScenesFrames
 from perception.datasets.splits import split_sample_tokens
 from perception.detector import OracleDetector
-from perception.eval.detection import EVAL_CONFIG, Evaluation, distance_breakdown, run_detection_eval
+from perception.eval.detection import (
+    EVAL_CONFIG, Evaluation, confident_boxes, distance_breakdown, run_detection_eval,
+)
 from perception.eval.runner import predict
 from perception.eval.submission import boxes_to_submission, make_submission, submission_meta, write_submission
 from perception.sensors import SENSOR_GROUPS
@@ -115,3 +117,17 @@ def test_distance_breakdown_hand_worked():
     assert near["class_ap"]["bus"] is None and near["mean_ap"] == pytest.approx(1.0)
     assert middle["class_ap"]["car"] == 0.0 and middle["class_ap"]["pedestrian"] is None
     assert far["class_ap"]["car"] == pytest.approx(0.2) and far["mean_ap"] == pytest.approx(0.2)
+
+
+def test_confident_boxes_hand_worked():
+    """Two frames, three annotated objects; predictions scoring 0.9, 0.3 (counts: >=), 0.29 and 0.1: 2 confident
+    boxes over 2 frames = 1 per frame, against 1.5 objects per frame."""
+    gt, pred = EvalBoxes(), EvalBoxes()
+    gt.add_boxes("s1", [_box("s1", "car", 10.0, 0.0), _box("s1", "pedestrian", 0.0, 5.0)])
+    gt.add_boxes("s2", [_box("s2", "car", 0.0, -25.0)])
+    pred.add_boxes("s1", [_box("s1", "car", 10.0, 0.0, 0.9), _box("s1", "car", 5.0, 0.0, 0.29)])
+    pred.add_boxes("s2", [_box("s2", "car", 0.0, -25.0, 0.3), _box("s2", "bus", 9.0, 9.0, 0.1)])
+    evaluation = Evaluation(config_factory(EVAL_CONFIG), None, None, gt, pred, "")
+    assert confident_boxes(evaluation) == {"score_threshold": 0.3, "predicted_per_frame": 1.0,
+                                           "ground_truth_per_frame": 1.5}
+    assert confident_boxes(evaluation, 0.05)["predicted_per_frame"] == 2.0

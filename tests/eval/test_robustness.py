@@ -135,3 +135,30 @@ def test_test_tool_evaluates_one_cell(synthetic_root, tmp_path):
     assert metrics["run"]["transform"] == "corruption lidar_fog:2 (seed 0)"
     with pytest.raises(SystemExit):
         run_test([*args, "--corrupt", "lidar_fog:9"])
+
+
+def test_torchrun_two_processes_share_the_cells(synthetic_root, tmp_path):
+    """tools/robustness.py under torchrun with 2 CPU processes: each cell is run once, by one process, and the
+    result equals one process's run of the same cells."""
+    import subprocess
+    import sys
+
+    from perception.paths import REPO_ROOT
+
+    args = [str(REPO_ROOT / "configs" / "lidar_only.py"), str(REPO_ROOT / "checkpoints" / "lidar_only.pth"),
+            "--dataroot", str(synthetic_root), "--version", TINY_WORLD["version"], "--split", SPLIT,
+            "--corruptions", "limited_fov,lidar_missing", "--severities", "3"]
+    one = run_cli([*args, "--out", str(tmp_path / "one")])
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               str(REPO_ROOT / "tools" / "robustness.py"), *args, "--out", str(tmp_path / "two")]
+    finished = subprocess.run(command, timeout=300, env=env, cwd=str(tmp_path), capture_output=True, text=True)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    two = _read(tmp_path / "two" / "robustness.json")
+    cells = plan_cells(["limited_fov", "lidar_missing"], [3])
+    # Process 0 ran cells[0::2], process 1 cells[1::2]: each cell's progress bar names the process that ran it.
+    assert sorted(os.listdir(tmp_path / "two")) == sorted([cell.folder for cell in cells] +
+                                                          ["robustness.json", "robustness.md", "robustness.png"])
+    assert finished.stderr.count("robustness (process 0)") > 0 and finished.stderr.count("robustness (process 1)") > 0
+    for key in ("clean", "corruptions", "mra", "worst"):
+        assert two[key] == json.loads(json.dumps(one[key])), key
