@@ -9,10 +9,11 @@
   mean CE over the corruptions the baseline was run on (in %; below 100 % is more robust than the baseline).
 
 A cell (one corruption at one severity, or the clean run) is evaluated into its own folder and finished when its
-cell.json exists: a rerun skips it (resumable). Under torchrun the cells are shared across the processes
-(rank r runs cells r, r + world_size, ...), each evaluating its cells alone. A cell whose every frame yields no
-box is scored NDS 0 and mAP 0, what the devkit's definitions give an empty prediction set (AP 0, every TP error
-1), which devkit 1.2.0 itself cannot evaluate.
+cell.json exists with this run and this cell's definition (cell_definition: the corruption's level and revision):
+a rerun skips it (resumable), and reruns a cell whose corruption changed level or revision since. Under torchrun
+the cells are shared across the processes (rank r runs cells r, r + world_size, ...), each evaluating its cells
+alone. A cell whose every frame yields no box is scored NDS 0 and mAP 0, what the devkit's definitions give an
+empty prediction set (AP 0, every TP error 1), which devkit 1.2.0 itself cannot evaluate.
 """
 from __future__ import annotations
 
@@ -63,10 +64,19 @@ def plan_cells(corruptions: Sequence[str], severities: Sequence[int]) -> List[Ce
     return cells
 
 
+def cell_definition(cell: Cell) -> dict:
+    """What a cell's result depends on beside the run: {"level", "revision"} of its corruption at its severity
+    ({} for the clean cell), as JSON stores it (tuples as lists)."""
+    if cell.corruption == CLEAN:
+        return {}
+    corruption = CORRUPTIONS[cell.corruption]
+    return json.loads(json.dumps({"level": corruption.levels[cell.severity - 1], "revision": corruption.revision}))
+
+
 def run_cell(detector: Detector, run: Mapping, nusc, data: DataOptions, out_dir: str, cell: Cell, seed: int,
              verbose: bool = False) -> dict:
     """Evaluates one cell into ``out_dir/<cell folder>`` and writes its cell.json ({``run``, corruption,
-    severity, nd_score, mean_ap, scored}); returns that record."""
+    severity, definition (cell_definition), nd_score, mean_ap, scored}); returns that record."""
     cell_dir = os.path.join(out_dir, cell.folder)
     transform = None if cell.corruption == CLEAN else CorruptFrames(cell.corruption, cell.severity, seed)
     try:
@@ -78,7 +88,8 @@ def run_cell(detector: Detector, run: Mapping, nusc, data: DataOptions, out_dir:
     if not np.all(np.isfinite(scores)):
         raise ValueError(f"{cell_dir}: non-finite NDS or mAP {scores}")
     record = {"run": dict(run), "corruption": cell.corruption, "severity": cell.severity,
-              "nd_score": float(scores[0]), "mean_ap": float(scores[1]), "scored": scored}
+              "definition": cell_definition(cell), "nd_score": float(scores[0]), "mean_ap": float(scores[1]),
+              "scored": scored}
     os.makedirs(cell_dir, exist_ok=True)
     with open(os.path.join(cell_dir, CELL_FILE), "w") as handle:
         json.dump(record, handle, indent=2, allow_nan=False)
@@ -86,8 +97,9 @@ def run_cell(detector: Detector, run: Mapping, nusc, data: DataOptions, out_dir:
 
 
 def read_cell(out_dir: str, cell: Cell, run: Mapping) -> Optional[dict]:
-    """The finished cell's record, None when not finished; ValueError when it belongs to another run (model,
-    data or seed)."""
+    """The finished cell's record; None when not finished or stale (written under another definition of the
+    cell: its corruption's level or revision changed, or before definitions were recorded), so that it is run
+    again and overwritten; ValueError when it belongs to another run (model, data or seed)."""
     path = os.path.join(out_dir, cell.folder, CELL_FILE)
     if not os.path.isfile(path):
         return None
@@ -96,7 +108,7 @@ def read_cell(out_dir: str, cell: Cell, run: Mapping) -> Optional[dict]:
     if record.get("run") != dict(run):
         raise ValueError(f"{path}: a cell of another run ({record.get('run')}), this run is {dict(run)}; "
                          f"choose another --out or remove it")
-    return record
+    return record if record.get("definition") == cell_definition(cell) else None
 
 
 def run_cells(detector: Detector, run: Mapping, nusc_factory, data: DataOptions, out_dir: str,

@@ -11,7 +11,7 @@ import torch.distributed as dist
 from perception.cli.robustness import run as run_cli
 from perception.detector import OracleDetector
 from perception.eval.robustness import (
-    CELL_FILE, CLEAN, Cell, plan_cells, read_cell, robustness_summary, run_cells, write_robustness,
+    CELL_FILE, CLEAN, Cell, cell_definition, plan_cells, read_cell, robustness_summary, run_cells, write_robustness,
 )
 from perception.eval.runner import DataOptions, Shard
 from tests.conftest import TINY_WORLD
@@ -115,9 +115,35 @@ def test_benchmark_two_corruptions_one_severity(synthetic_root, nusc_synthetic, 
     os.remove(os.path.join(out, "limited_fov_3", CELL_FILE))
     run_cells(detector, run, lambda: nusc_synthetic, data, out, cells, seed=0)
     assert detector.frames_seen == frames + frames // 3
+    # A cell written under another level of its corruption (since changed) is run again, not reused.
+    path = os.path.join(out, "limited_fov_3", CELL_FILE)
+    stale = dict(_read(path), definition={"level": 45.0, "revision": 1})
+    with open(path, "w") as handle:
+        json.dump(stale, handle)
+    run_cells(detector, run, lambda: nusc_synthetic, data, out, cells, seed=0)
+    assert detector.frames_seen == frames + 2 * (frames // 3)
+    assert _read(path)["definition"] == {"level": 30.0, "revision": 1}
     # Cells of another run are refused, not mixed in.
     with pytest.raises(ValueError, match="another run"):
         read_cell(out, Cell(CLEAN, 0), dict(run, seed=1))
+
+
+def test_read_cell_reuses_only_the_same_definition(tmp_path):
+    run = {"model": "m", "seed": 0}
+    cell = Cell("lidar_fog", 2)
+    assert cell_definition(cell) == {"level": [0.03, 0.008], "revision": 2}
+    assert cell_definition(Cell(CLEAN, 0)) == {}
+    os.makedirs(tmp_path / "lidar_fog_2")
+
+    def read_written(**fields):
+        with open(tmp_path / "lidar_fog_2" / CELL_FILE, "w") as handle:
+            json.dump({"run": run, "corruption": "lidar_fog", "severity": 2, "nd_score": 0.5, **fields}, handle)
+        return read_cell(str(tmp_path), cell, run)
+
+    assert read_written(definition={"level": [0.03, 0.008], "revision": 2})["nd_score"] == 0.5
+    assert read_written(definition={"level": [0.03, 0.008], "revision": 1}) is None  # the function changed
+    assert read_written(definition={"level": 0.03, "revision": 2}) is None  # the level changed
+    assert read_written() is None  # written before definitions were recorded
 
 
 def test_cli_refuses_bad_arguments(tmp_path):

@@ -2,8 +2,9 @@
 (perception.eval.robustness, tools/robustness.py) and corruption augmentation in training
 (perception.datasets.transforms.RandomCorruption).
 
-Each corruption is registered in ``CORRUPTIONS`` with its parameter per severity (1, 2, 3) and the benchmark the
-parameters come from; README.md ("Robustness") tabulates them. ``corrupt(frame, name, severity, seed)`` draws
+Each corruption is registered in ``CORRUPTIONS`` with its parameter per severity (1, 2, 3) and its source: the
+benchmark file its levels were checked against, or "ours" with the benchmark's levels beside them; README.md
+("Robustness") tabulates them. ``corrupt(frame, name, severity, seed)`` draws
 from a generator seeded by (seed, the frame's sample token), so a frame gets the same corruption whatever the
 order, process or worker that loads it. Corruptions that pick a sensor to fail (camera crash, frozen camera)
 pick it from ``seed`` alone: the same cameras fail on every frame of a run, as a broken camera would.
@@ -33,7 +34,9 @@ class Corruption:
     ``sensor``: the sensor group it changes ('lidar', 'radar', 'camera'); ``family``: the report's grouping
     ('LiDAR', 'camera', 'radar', 'across sensors'); ``parameter``: what a level means, with its unit; ``source``:
     where the levels come from. ``varies_with_severity`` False: every severity is the same corruption (a sensor
-    missing), so the benchmark runs it once."""
+    missing), so the benchmark runs it once. ``revision``: the version of ``apply``'s definition, raised whenever
+    the function changes what it does (a robustness cell records it with the level, and is rerun when either
+    changed: perception.eval.robustness.read_cell)."""
 
     name: str
     sensor: str
@@ -43,6 +46,7 @@ class Corruption:
     parameter: str
     source: str
     varies_with_severity: bool = True
+    revision: int = 1
 
     def __call__(self, frame: Frame, severity: int, rng: np.random.Generator, seed: int) -> Frame:
         if severity not in SEVERITIES:
@@ -54,69 +58,109 @@ _MULTICORRUPT = "MultiCorrupt (Beemelmanns et al., 2024)"
 _ROBO3D = "Robo3D (Kong et al., ICCV 2023)"
 _YU = "Yu et al., LiDAR-camera fusion robustness benchmark (2022)"
 _NUSC_C = "nuScenes-C (RoboBEV, Xie et al., 2023)"
-_HENDRYCKS = "imagecorruptions (Hendrycks & Dietterich, ICLR 2019) severities 1 / 3 / 5, as nuScenes-C applies them"
-_OURS = "our choice (no benchmark value at hand)"
+_HENDRYCKS = "imagecorruptions (Hendrycks & Dietterich, ICLR 2019) severities 1 / 3 / 5"
+_NO_BENCHMARK = "our choice (no such corruption in MultiCorrupt, Robo3D, nuScenes-C or Yu et al.)"
+# Where a source names a file, the levels were read from that file of the benchmark's public repository
+# (ika-rwth-aachen/MultiCorrupt, ldkong1205/Robo3D, Daniel-xsy/RoboBEV, kcyu2014/lidar-camera-robust-benchmark,
+# bethgelab/imagecorruptions); "levels ours" says ours differ and gives theirs.
 
 _ALL = (
     # LiDAR
     Corruption("beams_reducing", "lidar", "LiDAR", lidar.beams_reducing, (16, 8, 4),
-               "beams kept of the 32 (every 2nd / 4th / 8th)", _MULTICORRUPT),
-    Corruption("points_reducing", "lidar", "LiDAR", lidar.points_reducing, (0.5, 0.7, 0.9),
-               "fraction of points dropped at random", f"{_MULTICORRUPT} (levels from memory, unverified)"),
+               "beams kept of the 32 (every 2nd / 4th / 8th)",
+               f"levels as in {_MULTICORRUPT}, converter/lidar.py (it keeps rings by their index, we by elevation)"),
+    Corruption("points_reducing", "lidar", "LiDAR", lidar.points_reducing, (0.7, 0.8, 0.9),
+               "fraction of points dropped at random",
+               f"levels as in {_MULTICORRUPT}, converter/lidar.py (an earlier version dropped 0.2 / 0.4 / 0.6)"),
     Corruption("limited_fov", "lidar", "LiDAR", lidar.limited_fov, (90.0, 60.0, 30.0),
-               "half field of view kept about +x [deg]", _YU),
-    Corruption("lidar_fog", "lidar", "LiDAR", lidar.fog, (0.01, 0.03, 0.06),
-               "fog extinction coefficient beta [1/m] (meteorological visibility 3 / beta: 300 / 100 / 50 m)",
-               f"{_ROBO3D}, after Hahner et al.'s fog simulation (ICCV 2021), simplified; the beta values are "
-               f"among Hahner et al.'s, which three Robo3D uses is unverified"),
+               "half field of view kept about +x [deg]",
+               f"severities 1, 2 as in {_YU}, Toolkit_nuscene.md (+-90 / +-60 deg, its only levels); +-30 ours"),
+    Corruption("lidar_fog", "lidar", "LiDAR", lidar.fog, ((0.02, 0.008), (0.03, 0.008), (0.06, 0.05)),
+               "(extinction alpha [1/m], backscatter beta [1/(m sr)]) of Hahner et al.'s fog model",
+               f"Hahner et al.'s fog simulation (ICCV 2021, MartinHahner/LiDAR_fog_sim fog_simulation.py) with "
+               f"levels as in {_MULTICORRUPT}, converter/lidar.py; {_ROBO3D}, nuScenes-C fog_simulation.py, "
+               f"uses backscatter 0.008 / 0.05 / 0.2 with the extinction drawn per frame from 0 - 0.06",
+               revision=2),
     Corruption("lidar_snow", "lidar", "LiDAR", lidar.snow, (0.05, 0.1, 0.2),
                "fraction of returns hitting a snowflake (within 15 m)",
-               f"{_ROBO3D} (after Hahner et al., CVPR 2022), simplified; levels {_OURS}"),
+               f"after Hahner et al.'s snowfall simulation (CVPR 2022), simplified; levels ours, not comparable: "
+               f"{_MULTICORRUPT}, converter/lidar.py, simulates (snowfall [mm/h], terminal velocity [m/s]) "
+               f"(0.5, 1.2) / (2.5, 1.6) / (1.5, 0.4), {_ROBO3D}, nuScenes-C snow/simulation.py, "
+               f"(0.5, 2.0) / (1.0, 1.6) / (2.5, 1.6)"),
     Corruption("lidar_rain", "lidar", "LiDAR", lidar.rain, ((0.05, 0.02), (0.1, 0.05), (0.2, 0.1)),
-               "(fraction of returns lost per 50 m of range, range noise std [m])", _OURS),
+               "(fraction of returns lost per 50 m of range, range noise std [m])", _NO_BENCHMARK),
     Corruption("crosstalk", "lidar", "LiDAR", lidar.crosstalk, (0.01, 0.02, 0.04),
                "spurious returns added, as a fraction of the points (scattered 3 m std)",
-               f"{_ROBO3D} (levels from memory, unverified)"),
+               f"levels ours; {_ROBO3D}, nuScenes-C gen_crosstalk.py, moves (does not add) 0.03 of the points "
+               f"by 3 m std at light (crosstalk.sh), 0.07 at moderate (Kong et al.'s Place3D, 2024, app. B.2); "
+               f"heavy not found"),
     Corruption("incomplete_echo", "lidar", "LiDAR", lidar.incomplete_echo, (0.75, 0.85, 0.95),
-               "fraction of the points on vehicles dropped", f"{_ROBO3D} (levels from memory, unverified)"),
+               "fraction of the points on vehicles dropped",
+               f"levels as in {_ROBO3D}, nuScenes-C gen_incomplete_echo.py (it also thins bicycles and "
+               f"motorcycles)"),
     Corruption("object_failure", "lidar", "LiDAR", lidar.object_failure, (0.25, 0.5, 0.75),
-               "probability that an object loses all its points", f"{_YU} (0.5 is its single level)"),
+               "probability that an object loses all its points",
+               f"levels ours; {_YU}, create_noise_data_nuscenes.py, drops the points of every object of a frame "
+               f"with probability 0.5 (one level)"),
     Corruption("lidar_missing", "lidar", "LiDAR", lidar.missing, (None, None, None), "no LiDAR at all",
-               _YU, varies_with_severity=False),
+               "a sensor absent: no level to verify", varies_with_severity=False),
     # camera
     Corruption("brightness", "camera", "camera", camera.brightness, (0.1, 0.3, 0.5),
-               "added to HSV value (0-1)", _HENDRYCKS),
+               "added to HSV value (0-1)",
+               f"levels as in {_MULTICORRUPT}, converter/img.py (= {_HENDRYCKS}); {_NUSC_C}, docs/CREATE.md, "
+               f"uses severities 2 / 4 / 5: 0.2 / 0.4 / 0.5"),
     Corruption("low_light", "camera", "camera", camera.low_light, (0.5, 0.3, 0.15),
                "light kept (image scaled), then photon noise at 100 photons for white and read noise",
-               f"{_NUSC_C} (levels {_OURS})"),
+               f"levels ours; {_NUSC_C}, corruptions.py LowLight at severities 2 / 3 / 4, maps the image to "
+               f"[0, c] with gamma 2, c = 0.4 / 0.3 / 0.2, photon noise at 120 / 50 / 30, read noise 0.018 / "
+               f"0.026 / 0.038; {_MULTICORRUPT}, converter/img.py: c = 0.6 / 0.4 / 0.3, 250 / 120 / 50, "
+               f"0.008 / 0.018 / 0.026"),
     Corruption("camera_fog", "camera", "camera", camera.fog, ((1.5, 2.0), (2.5, 1.7), (3.0, 1.4)),
-               "(fog strength, plasma-fractal decay)", _HENDRYCKS),
+               "(fog strength, plasma-fractal decay)",
+               f"{_HENDRYCKS}; {_NUSC_C} uses severities 2 / 4 / 5: (2, 2) / (2.5, 1.5) / (3, 1.4); "
+               f"{_MULTICORRUPT} has its own fog (converter/img.py)"),
     Corruption("camera_snow", "camera", "camera", camera.snow, camera.SNOW_LEVELS,
-               "(mean, std, zoom, threshold, blur radius, blur sigma, blend) of the snow layer", _HENDRYCKS),
+               "(mean, std, zoom, threshold, blur radius, blur sigma, blend) of the snow layer",
+               f"{_HENDRYCKS}; {_NUSC_C} uses severities 1 / 2 / 3 (its heaviest is our severity 2); "
+               f"{_MULTICORRUPT} has its own snow (converter/img.py)"),
     Corruption("motion_blur", "camera", "camera", camera.motion_blur, ((10, 3.0), (15, 8.0), (20, 15.0)),
-               "(blur radius [px], Gaussian sigma [px]) at the loaded image size", _HENDRYCKS),
-    Corruption("color_quant", "camera", "camera", camera.color_quant, (5, 4, 3),
-               "bits kept per colour channel", f"{_NUSC_C} (levels from memory, unverified)"),
+               "(blur radius [px], Gaussian sigma [px]) at the loaded image size",
+               f"{_HENDRYCKS} (there on 1600 x 900 images); {_NUSC_C} uses severities 2 / 4 / 5: (15, 5) / "
+               f"(15, 12) / (20, 15); {_MULTICORRUPT}, converter/img.py: radius 15, sigma 6 / 10 / 13"),
+    Corruption("color_quant", "camera", "camera", camera.color_quant, (4, 3, 2),
+               "bits kept per colour channel",
+               f"levels as in {_NUSC_C}, corruptions.py ColorQuant at severities 1 / 2 / 3"),
     Corruption("camera_crash", "camera", "camera", camera.camera_crash, (1, 3, 5),
-               "cameras black (the same ones on every frame of a run)", f"{_MULTICORRUPT} (missing camera)"),
-    Corruption("frame_lost", "camera", "camera", camera.frame_lost, (0.25, 0.5, 0.75),
-               "probability that a camera's frame is black (each camera, each frame)", f"{_NUSC_C} (levels {_OURS})"),
+               "cameras black (the same ones on every frame of a run)",
+               f"levels ours; {_NUSC_C}, corruptions.py CameraCrash at severities 2 / 4 / 5, blacks 2 / 4 / 5 "
+               f"cameras drawn with replacement, the same for the whole run"),
+    Corruption("frame_lost", "camera", "camera", camera.frame_lost, (0.2, 0.4, 0.6),
+               "probability that a camera's frame is black (each camera, each frame)",
+               f"levels as in {_MULTICORRUPT}'s missing camera, converter/img_converter.py; {_NUSC_C}, "
+               f"corruptions.py FrameLost at severities 2 / 4 / 5: 1/3 / 2/3 / 5/6"),
     Corruption("frozen_camera", "camera", "camera", camera.frozen_camera, (1, 3, 6),
-               f"cameras frozen {camera.FROZEN_STALENESS_S} s ago (the same ones on every frame of a run)", _OURS),
+               f"cameras frozen {camera.FROZEN_STALENESS_S} s ago (the same ones on every frame of a run)",
+               f"our choice; {_YU}, create_noise_data_nuscenes.py, instead replaces 10 - 90 % of a camera's "
+               f"frames by its previous keyframe"),
     # radar
-    Corruption("radar_missing", "radar", "radar", radar.missing, (None, None, None), "no radar at all", _OURS,
-               varies_with_severity=False),
+    Corruption("radar_missing", "radar", "radar", radar.missing, (None, None, None), "no radar at all",
+               _NO_BENCHMARK, varies_with_severity=False),
     Corruption("ghost_targets", "radar", "radar", radar.ghost_targets, (0.1, 0.25, 0.5),
-               "multipath ghosts added, as a fraction of the radar points", _OURS),
+               "multipath ghosts added, as a fraction of the radar points", _NO_BENCHMARK),
     Corruption("velocity_noise", "radar", "radar", radar.velocity_noise, (0.5, 1.0, 2.0),
-               "Gaussian noise std on each compensated velocity component [m/s]", _OURS),
+               "Gaussian noise std on each compensated velocity component [m/s]", _NO_BENCHMARK),
     # across sensors
     Corruption("spatial_misalignment", "camera", "across sensors", alignment.spatial_misalignment,
                ((1.0, 0.05), (2.0, 0.1), (4.0, 0.2)),
                "(rotation [deg], translation [m]) of each camera's extrinsics, random directions",
-               f"{_MULTICORRUPT} / {_YU} (magnitudes {_OURS})"),
+               f"magnitudes ours; {_YU}, create_noise_data_nuscenes.py: each camera turned 0.5 - 2.5 deg (its "
+               f"[1, 5] deg halved by a division by 360) about a random axis and moved 0.5 - 1 cm per axis, one "
+               f"level; {_MULTICORRUPT}, converter/lidar.py, moves the LiDAR instead: in 20 / 40 / 60 % of the "
+               f"frames turned 1 / 2 / 3 deg about x, y and z and shifted 2 m along x"),
     Corruption("temporal_misalignment", "lidar", "across sensors", alignment.temporal_misalignment,
-               (0.1, 0.25, 0.5), "LiDAR delay [s]", f"{_MULTICORRUPT} (delays {_OURS})"),
+               (0.1, 0.25, 0.5), "LiDAR delay [s]",
+               f"delays ours; {_MULTICORRUPT}, converter/lidar_converter.py and img_converter.py, gives the LiDAR "
+               f"and each camera the previous keyframe's data (about 0.5 s old) in 20 / 40 / 60 % of the frames"),
 )
 
 CORRUPTIONS: Dict[str, Corruption] = {corruption.name: corruption for corruption in _ALL}

@@ -7,6 +7,8 @@ so for them these angles are approximate; the Frame carries no LiDAR calibration
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import lru_cache
+from typing import Tuple
 
 import numpy as np
 
@@ -15,11 +17,23 @@ from perception.datasets.frame import Frame
 from perception.sensors import LIDAR_BEAM_COUNT, LIDAR_BEAM_ELEVATION_RANGE_DEG, LIDAR_CHANNEL, LIDAR_MOUNT_M
 
 SCATTER_MIN_RANGE_M = 1.0
-"""Fog and snow returns are placed no closer than this (the devkit removes closer points as the ego vehicle)."""
+"""Snow and rain returns are placed no closer than this (the devkit removes closer points as the ego vehicle);
+fog's range-noise draw is floored at it."""
 SNOW_MAX_RANGE_M = 15.0
 """Snowflakes are seen within this range (their returns are too weak further out)."""
 WEATHER_RETURN_INTENSITY = 5.0
-"""Intensity of fog and snow returns (0-255 scale; scattering returns are weak)."""
+"""Intensity of snow returns (0-255 scale; scattering returns are weak)."""
+SPEED_OF_LIGHT_M_S = 299_792_458.0
+FOG_PULSE_WIDTH_S = 20e-9
+"""Half-power pulse width tau_h of the fog model's LiDAR [s]. This and the next three: Hahner et al.'s defaults
+(LiDAR_fog_sim fog_simulation.py ParameterSet), which MultiCorrupt keeps."""
+FOG_OVERLAP_RANGE_M = (0.9, 1.0)
+"""(r_1, r_2) [m]: the receiver's field of view starts to cover the beam at r_1 and covers it fully from r_2; the
+overlap xi rises linearly in between."""
+FOG_TARGET_REFLECTIVITY = 1e-6 / np.pi
+"""Differential reflectivity beta_0 = Gamma / pi of the hard target, Gamma = 1e-6 [1/sr]."""
+FOG_RANGE_NOISE_M = 10.0
+"""Half-width of the uniform noise on a fog return's range (their noise variant 'v1' with noise 10)."""
 CROSSTALK_STD_M = 3.0
 """Standard deviation of a crosstalk return's offset from the point it copies [m]."""
 VEHICLE_CLASSES = ("car", "truck", "bus", "trailer", "construction_vehicle")
@@ -80,21 +94,61 @@ def limited_fov(frame: Frame, half_fov_deg: float, rng: np.random.Generator, see
     return _with_points(frame, points[np.abs(azimuth) <= half_fov_deg])
 
 
-def fog(frame: Frame, beta: float, rng: np.random.Generator, seed: int) -> Frame:
-    """Fog of extinction ``beta`` [1/m]: a return at range R comes back with probability exp(-2 beta R) (two-way
-    transmittance), its intensity attenuated by that factor; otherwise the fog scatters it back from a range
-    uniform in [SCATTER_MIN_RANGE_M, R] along the same ray, with WEATHER_RETURN_INTENSITY. The point count is
-    kept (a simplification of Hahner et al.'s model, where the scattered return competes with the target's)."""
+@lru_cache(maxsize=None)
+def fog_backscatter_peak(alpha: float) -> Tuple[float, float]:
+    """(range [m], strength F [s/m^2]) of the fog's backscatter peak under extinction ``alpha`` [1/m], in Hahner
+    et al.'s model (ICCV 2021) with FOG_PULSE_WIDTH_S and FOG_OVERLAP_RANGE_M.
+
+    The fog's received power at range R is C_A P_0 beta F(R), F(R) = integral over t in [0, 2 tau_h] of
+    sin^2(pi t / (2 tau_h)) exp(-2 alpha r) xi(r) / r^2 dt, with r = R - c t / 2 the range of the scattering
+    fog (no return from r <= r_1). The peak is F's maximum over R (5 mm steps, the integral on 2001 points), its
+    range set back by c tau_h / 2 to where a hard target's peak would read, as their lookup table does. For a
+    target further out than the peak is read (about 4.7 m) F does not depend on the target's range."""
+    pulse_length = SPEED_OF_LIGHT_M_S * FOG_PULSE_WIDTH_S
+    overlap_start, overlap_full = FOG_OVERLAP_RANGE_M
+    readings = np.arange(overlap_start, overlap_start + pulse_length, 0.005)[:, None]
+    phase = np.linspace(0.0, 1.0, 2001)[None, :]  # t / (2 tau_h)
+    fog_ranges = readings - pulse_length * phase
+    overlap = np.clip((fog_ranges - overlap_start) / (overlap_full - overlap_start), 0.0, 1.0)
+    integrand = (np.sin(np.pi * phase) ** 2 * np.exp(-2.0 * alpha * fog_ranges) * overlap
+                 / np.maximum(fog_ranges, overlap_start) ** 2)
+    strength = 2.0 * FOG_PULSE_WIDTH_S * np.trapz(integrand, phase, axis=1)
+    peak = int(np.argmax(strength))
+    return float(readings[peak, 0] - pulse_length / 2.0), float(strength[peak])
+
+
+def fog(frame: Frame, level: tuple, rng: np.random.Generator, seed: int) -> Frame:
+    """Fog, ``level`` = (extinction alpha [1/m], backscatter beta [1/(m sr)]), after Hahner et al.'s LiDAR fog
+    simulation (ICCV 2021; MartinHahner/LiDAR_fog_sim fog_simulation.py, as MultiCorrupt's converter/lidar.py runs
+    it, with noise 10).
+
+    A return at range R with intensity I comes back attenuated, round(I exp(-2 alpha R)) (the target's peak
+    power scales with beta_0 exp(-2 alpha R) / R^2, beta_0 = FOG_TARGET_REFLECTIVITY), unless the fog's peak,
+    intensity min(255, I R^2 beta F / beta_0) (F: fog_backscatter_peak), is stronger: then a fog return replaces
+    it on the same ray at d R / U, d the peak's range (about 1.7 m), U uniform in [R - FOG_RANGE_NOISE_M,
+    R + FOG_RANGE_NOISE_M]. I cancels out of the comparison: up to the rounding, every return beyond
+    R_t = W(alpha K) / alpha, K^2 = beta_0 / (beta F), W the Lambert W function (where R^2 exp(2 alpha R) = K^2),
+    is replaced (41.6 / 34.5 / 15.8 m at the registered levels), and nearer ones whose attenuated intensity
+    rounds to 0; intensity 0 stays (no fog response), as does a return within FOG_OVERLAP_RANGE_M[0] of the
+    sensor (no fog seen there). Point count kept. Where their draw of U can be 0 or negative (R < 10 m), U is
+    floored at SCATTER_MIN_RANGE_M and the fog return kept in front of its target."""
     if frame.lidar is None:
         return frame
+    alpha, beta = level
+    peak_range, strength = fog_backscatter_peak(alpha)
     points = frame.lidar.points
     offsets, ranges = _rays(points)
-    transmittance = np.exp(-2.0 * beta * ranges)
-    scattered = (rng.random(len(points)) >= transmittance) & (ranges > SCATTER_MIN_RANGE_M)
+    intensity = points[:, 3].astype(np.float64)
+    attenuated = np.round(intensity * np.exp(-2.0 * alpha * ranges))
+    fog_intensity = np.minimum(intensity * ranges ** 2 * beta * strength / FOG_TARGET_REFLECTIVITY, 255.0)
+    replaced = (fog_intensity > attenuated) & (ranges > FOG_OVERLAP_RANGE_M[0])
+    target_ranges = ranges[replaced]
+    noise = rng.uniform(np.maximum(target_ranges - FOG_RANGE_NOISE_M, SCATTER_MIN_RANGE_M),
+                        target_ranges + FOG_RANGE_NOISE_M)
     new_ranges = ranges.copy()
-    new_ranges[scattered] = rng.uniform(SCATTER_MIN_RANGE_M, ranges[scattered])
+    new_ranges[replaced] = np.minimum(peak_range * target_ranges / noise, target_ranges)
     out = _along_ray(points, offsets, ranges, new_ranges)
-    out[:, 3] = np.where(scattered, WEATHER_RETURN_INTENSITY, out[:, 3] * transmittance)
+    out[:, 3] = np.where(replaced, fog_intensity, attenuated)
     return _with_points(frame, out)
 
 
