@@ -1,13 +1,15 @@
 # fusion_tiny with the learned planning head (issue 17): the shipped detector trained further jointly with the head
 # on the logged drive of the synthetic world. The planning targets are in the keyframe's ego frame, so training
-# runs without augmentation (a planning dataset refuses a transform). Recipe: README, "Decisions".
+# runs without augmentation (a planning dataset refuses a transform). The head's ego branch starts from the
+# ego-state-only MLP (ego_init: train it first with tools/train_ego_mlp.py; read before training only, not at
+# inference); its BEV branch starts as a zero correction. Recipe: README, "Decisions".
 _base_ = ["./fusion_tiny.py"]
 
-model = dict(planning=dict(horizon_steps=6, step_s=0.5))
+model = dict(planning=dict(horizon_steps=6, step_s=0.5, ego_init="work_dirs/ego_mlp.pth"))
 train_dataloader = dict(dataset=dict(transform=None))
 # Fine-tuning schedule from the shipped weights: cosine decay from 1e-3, no warm-up; --max-iters / --time-budget-min
 # of tools/train.py shorten it.
-max_iters = 600
+max_iters = 900
 learning_rate = 1e-3
 optim_wrapper = dict(optimizer=dict(lr=learning_rate))
 param_scheduler = [dict(type="CosineAnnealingLR", by_epoch=False, begin=0, end=max_iters, T_max=max_iters,

@@ -103,7 +103,15 @@ def ego_track(nusc: NuScenes, sample_token: str, times_s: np.ndarray, tolerance_
     first, last = float(times_s.min()), float(times_s.max())
     poses = lidar_poses_between(nusc, sample_token, min(first - BRACKET_MARGIN_S, 0.0) if first < 0 else 0.0,
                                 max(last + BRACKET_MARGIN_S, 0.0) if last > 0 else 0.0)
+    return track_from_poses(poses, current, times_s, tolerance_s)
+
+
+def track_from_poses(poses: List[EgoPose], current: EgoPose, times_s: np.ndarray, tolerance_s: float = 0.05
+                     ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """ego_track's (xy, yaw, valid) from the sorted ``poses`` given, at ``times_s`` from ``current``'s timestamp,
+    in ``current``'s ego frame (pose_at with ``tolerance_s``)."""
     to_ego = current.ego_to_global.inverse()
+    times_s = np.asarray(times_s, dtype=np.float64)
     xy, yaw = np.full((len(times_s), 2), np.nan), np.full(len(times_s), np.nan)
     for k, time_s in enumerate(times_s):
         pose = pose_at(poses, current.timestamp_us + int(round(time_s * 1e6)), int(round(tolerance_s * 1e6)))

@@ -12,7 +12,7 @@ from perception.datasets.collate import collate_frames
 from perception.datasets.frame import Frame
 from perception.datasets.loader import NuScenesFrames
 from perception.decision import PlannerConfig
-from perception.decision.learned import past_ego_states
+from perception.decision.learned import past_ego_features
 from perception.engine.planning_data import logged_targets
 from perception.models import model_inputs
 from perception.models.batch import FusionBatch
@@ -22,9 +22,9 @@ from perception.registry import DATASETS, FUNCTIONS
 
 @dataclass(frozen=True)
 class PlannedFrame:
-    """A frame with the planning head's input and targets from the log: ego_state (len(EGO_STATE_CHANNELS),)
-    float32 from past poses only (perception.decision.learned.past_ego_states); targets: PlanningTargets of this
-    one frame (batch dimension 1, perception.engine.planning_data.logged_targets)."""
+    """A frame with the planning head's input and targets from the log: ego_state (len(EGO_FEATURES),) float32,
+    the ego features from past poses only (perception.decision.learned.past_ego_features); targets:
+    PlanningTargets of this one frame (batch dimension 1, perception.engine.planning_data.logged_targets)."""
 
     frame: Frame
     ego_state: np.ndarray
@@ -69,7 +69,7 @@ class FrameDataset(torch.utils.data.Dataset):
         if self.planner_config is None:
             return frame
         tokens = [frame.sample_token]
-        return PlannedFrame(frame, past_ego_states(self.frames.nusc, tokens)[0],
+        return PlannedFrame(frame, past_ego_features(self.frames.nusc, tokens)[0],
                             logged_targets(self.frames.nusc, tokens, self.planner_config))
 
 

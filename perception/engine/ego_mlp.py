@@ -6,12 +6,11 @@ from __future__ import annotations
 
 from typing import Dict, Sequence, Tuple
 
-import numpy as np
 import torch
 from nuscenes.nuscenes import NuScenes
 
 from perception.decision import PlannerConfig
-from perception.decision.learned import ego_mlp_features
+from perception.decision.learned import past_ego_features
 from perception.engine.planning_data import logged_targets
 from perception.models.ego_mlp import EgoMLP
 from perception.models.planning_head import PlanningTargets
@@ -19,7 +18,7 @@ from perception.models.planning_head import PlanningTargets
 def collect_examples(nusc: NuScenes, sample_tokens: Sequence[str], config: PlannerConfig = PlannerConfig()
                      ) -> Tuple[torch.Tensor, PlanningTargets]:
     """Features (N, F) and the targets of every keyframe (lane-change feasibility masked: it is not judged)."""
-    features = torch.from_numpy(np.stack([ego_mlp_features(nusc, token) for token in sample_tokens]))
+    features = torch.from_numpy(past_ego_features(nusc, sample_tokens))
     targets = logged_targets(nusc, sample_tokens, config)
     return features, PlanningTargets(targets.trajectory, targets.trajectory_valid, targets.maneuver,
                                      targets.lane_change_ok, torch.zeros_like(targets.lane_change_valid))

@@ -27,7 +27,7 @@ from perception.datasets.ground_truth import sample_ground_truth
 from perception.datasets.maneuver_labels import logged_maneuver
 from perception.decision import EgoState, PlannerConfig, decide
 from perception.decision.baselines import constant_velocity_plan
-from perception.decision.learned import MANEUVERS, ego_mlp_plan
+from perception.decision.learned import ego_mlp_plan, trajectory_and_maneuver
 from perception.decision.safety import check_plan
 from perception.eval.decision_metrics import LoggedFuture, PlannedFrame
 from perception.geometry import Boxes3D
@@ -146,7 +146,7 @@ def planned_frame_for_sample(nusc: NuScenes, sample_token: str, predicted_boxes:
     plan (``ego_mlp``) and that plan through the safety layer on the detections (``ego_mlp_with_safety``); with
     ``with_learned``, the planning head's ``learned_plan`` (its trajectory and most likely maneuver, ``learned``)
     and that plan through the safety layer (``learned_with_safety``); a frame without one (unreadable files, no
-    network output) gets the head's start there: the constant-velocity plan, KEEP_LANE. With the
+    network output) gets the constant-velocity plan, KEEP_LANE, there. With the
     keyframe's ``logged_future`` at the config's steps and its ``logged_maneuver`` label."""
     ego = ego_state_at_sample(nusc, sample_token)
     truth = sample_ground_truth(nusc, sample_token, keyframe_lidar_pose(nusc, sample_token).ego_to_global).boxes
@@ -161,8 +161,7 @@ def planned_frame_for_sample(nusc: NuScenes, sample_token: str, predicted_boxes:
     if with_learned:
         trajectory, maneuver = plans[CONSTANT_VELOCITY][0], Maneuver.KEEP_LANE
         if learned_plan is not None:
-            trajectory = learned_plan.trajectory.numpy().astype(np.float64)
-            maneuver = MANEUVERS[int(learned_plan.maneuver_logits.argmax())]
+            trajectory, maneuver = trajectory_and_maneuver(learned_plan)
         if trajectory.shape != (config.horizon_steps, 2):
             raise ValueError(f"sample {sample_token}: the learned plan has shape {trajectory.shape}, the planner "
                              f"config asks for ({config.horizon_steps}, 2)")

@@ -18,7 +18,7 @@ from tqdm import tqdm
 from perception.datasets.collate import make_frame_loader
 from perception.datasets.frame import Frame
 from perception.datasets.loader import NuScenesFrames, UnreadableFrame
-from perception.decision.learned import past_ego_states
+from perception.decision.learned import past_ego_features
 from perception.detector import Detector
 from perception.eval.decision_metrics import grade_planners
 from perception.eval.logged_drive import planned_frame_for_sample
@@ -108,7 +108,7 @@ def predict(detector: Detector, batches: Iterable, total_frames: int, progress: 
             ego_states: Optional[Callable[[Sequence[str]], np.ndarray]] = None) -> Predictions:
     """Runs ``detector`` over ``batches`` (lists of Frame), keeps each frame's boxes (ego frame) and converts them
     to submission boxes in the global frame. An UnreadableFrame in a batch is recorded and gets no detections. With
-    ``ego_states`` (sample tokens -> (B, len(EGO_STATE_CHANNELS)) from past poses), the detector must be a
+    ``ego_states`` (sample tokens -> (B, len(EGO_FEATURES)) from past poses), the detector must be a
     PlanningDetector that plans: its plans are kept too. A progress bar counts frames."""
     planning = ego_states is not None
     if planning and not (isinstance(detector, PlanningDetector) and detector.plans):
@@ -189,7 +189,7 @@ def load_split_predictions(detector: Detector, nusc: Optional[NuScenes], data: D
     loader = make_frame_loader(shard_frames, batch_size=data.batch_size, shuffle=False, num_workers=data.workers,
                                seed=0)
     plans = isinstance(detector, PlanningDetector) and detector.plans
-    ego_states = (lambda tokens: past_ego_states(dataset.nusc, tokens)) if plans else None
+    ego_states = (lambda tokens: past_ego_features(dataset.nusc, tokens)) if plans else None
     predictions = predict(detector, loader, len(shard_frames), progress=shard.is_main, ego_states=ego_states)
     return gather_predictions(predictions, shard), list(dataset.sample_tokens)
 

@@ -23,7 +23,7 @@ class FusionBatch:
     camera_to_ego (B, N_cams, 4, 4); camera_valid (B, N_cams) bool; present: sensor group -> (B,) bool, whether
     the frame has that sensor (not in Frame.missing, data present, at least one point / camera); gt_boxes: the
     frames' ground truth (None when any frame has none); sample_tokens and ego_poses: per frame; ego_state
-    (B, len(EGO_STATE_CHANNELS)) the past ego state and planning_targets the logged drive, for the planning head
+    (B, len(EGO_FEATURES)) the past ego state and track and planning_targets the logged drive, for the planning head
     (None when the batch carries none).
     """
 

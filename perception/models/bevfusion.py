@@ -135,7 +135,8 @@ class BEVFusionDetector(BaseModel):
             results = [dict(sample_token=token, ego_pose=pose, boxes=frame_boxes, sensors=sorted(self.sensors))
                        for token, pose, frame_boxes in zip(batch.sample_tokens, batch.ego_poses, boxes)]
             if self.planning_head is not None and batch.ego_state is not None:
-                plans = self._plan(decoded, batch)
+                with stage(timer, "planning_head"):
+                    plans = self._plan(decoded, batch)
                 for index, result in enumerate(results):
                     result["plan"] = PlanningOutputs(*(getattr(plans, f.name)[index]
                                                        for f in dataclasses.fields(PlanningOutputs)))
@@ -172,7 +173,7 @@ class BEVFusionDetector(BaseModel):
     def detect_and_plan(self, frames: Sequence[Frame], ego_state: np.ndarray, timer: Optional[StageTimer] = None
                         ) -> Tuple[List[Boxes3D], List[PlanningOutputs]]:
         """PlanningDetector: ``detect`` and, from the same forward pass, each frame's PlanningOutputs row (on the
-        CPU). ``ego_state``: (len(frames), len(EGO_STATE_CHANNELS)) from each frame's past poses."""
+        CPU). ``ego_state``: (len(frames), len(EGO_FEATURES)) from each frame's past poses."""
         if self.planning_head is None:
             raise ValueError("BEVFusionDetector.detect_and_plan: the model has no planning head (model.planning)")
         self.eval()

@@ -10,7 +10,8 @@ mcap-protobuf-support; log and publish times are the frame's LiDAR timestamp in 
   /<CAMERA>/calibration    foxglove.CameraCalibration (so that Foxglove projects the boxes into the image)
   /detections              foxglove.SceneUpdate      one cube per box (class colour), velocity arrow, label text
   /plan                    foxglove.SceneUpdate      the planned ego trajectory as a line strip
-  /decision                JSON (jsonschema DECISION_JSON_SCHEMA): the frame's Decision.to_json(), or null
+  /decision                JSON (jsonschema DECISION_JSON_SCHEMA): the frame's Decision.to_json(), or null, and
+                           the planning head's proposal before the safety layer (PLAN_RECORD), or null
 """
 from __future__ import annotations
 
@@ -60,11 +61,21 @@ DECISION_JSON_SCHEMA: Dict[str, Any] = {
                 "lane_change_right_ok": {"type": "boolean"},
                 "trajectory": {"type": "array", "items": {"type": "array", "items": {"type": "number"}}},
                 "reason": {"type": "string"},
+                "vetoed": {"type": "boolean"},
+            },
+        },
+        "plan": {
+            "type": ["object", "null"],
+            "properties": {
+                "maneuver": {"type": "string"},
+                "trajectory": {"type": "array", "items": {"type": "array", "items": {"type": "number"}}},
+                "lane_change_feasible": {"type": "array", "items": {"type": "number"}},
             },
         },
     },
 }
-"""The JSON schema of the /decision channel (the layout of perception.decision.Decision.to_json())."""
+"""The JSON schema of the /decision channel (the layouts of perception.decision.Decision.to_json() and of
+perception.runtime.records.PLAN_RECORD)."""
 
 
 def _set_time(message: Any, timestamp_ns: int) -> None:
@@ -181,8 +192,10 @@ class McapRecorder:
                                  data=json.dumps(payload).encode(), publish_time=timestamp_ns)
         self.messages_written += 1
 
-    def write_frame(self, frame: Frame, boxes: Boxes3D, decision: Optional[Dict[str, Any]]) -> None:
-        """One frame: its sensors, ``boxes`` (ego frame) and ``decision`` (Decision.to_json() or None)."""
+    def write_frame(self, frame: Frame, boxes: Boxes3D, decision: Optional[Dict[str, Any]],
+                    plan: Optional[Dict[str, Any]] = None) -> None:
+        """One frame: its sensors, ``boxes`` (ego frame), ``decision`` (Decision.to_json() or None) and the
+        planning head's proposal ``plan`` (a PLAN_RECORD dict or None)."""
         time_ns = int(frame.timestamp_us) * 1000
         transforms = FrameTransforms()
         self._add_transform(transforms, GLOBAL_FRAME_ID, EGO_FRAME_ID, frame.ego_pose.ego_to_global, time_ns)
@@ -213,7 +226,8 @@ class McapRecorder:
         self._write("/detections", boxes_scene_update(boxes, time_ns), time_ns)
         trajectory = None if decision is None else np.asarray(decision["trajectory"], dtype=np.float64)
         self._write("/plan", plan_scene_update(trajectory, time_ns), time_ns)
-        self._write_json("/decision", {"timestamp_us": int(frame.timestamp_us), "decision": decision}, time_ns)
+        self._write_json("/decision", {"timestamp_us": int(frame.timestamp_us), "decision": decision, "plan": plan},
+                         time_ns)
 
     @staticmethod
     def _add_transform(transforms: FrameTransforms, parent: str, child: str, child_to_parent: RigidTransform,

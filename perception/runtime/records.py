@@ -1,14 +1,18 @@
 """The records a replay writes, one JSON line per trigger in frames.jsonl: their schema (FRAME_RECORD,
-DETECTION_RECORD), the conversion of detections to and from JSON, and the validating reader (a frames.jsonl is
-read back to resume a replay and by whoever grades it)."""
+DETECTION_RECORD, PLAN_RECORD), the conversion of detections and plans to JSON (detections back too), and the
+validating reader (a frames.jsonl is read back to resume a replay and by whoever grades it)."""
 from __future__ import annotations
 
 import json
 import os
 from typing import Any, Dict, List, Sequence
 
+import torch
+
 from perception.classes import ATTRIBUTES, DETECTION_CLASSES
+from perception.decision.learned import trajectory_and_maneuver
 from perception.geometry import Boxes3D
+from perception.models.planning_types import PlanningOutputs
 
 FRAMES_FILE = "frames.jsonl"
 
@@ -22,6 +26,7 @@ FRAME_RECORD: Dict[str, tuple] = {
     "status": (str,),
     "detections": (list,),
     "decision": (dict, type(None)),
+    "plan": (dict, type(None)),
     "ego_state": (dict, type(None)),
     "timings_ms": (dict,),
     "sensor_ages_s": (dict,),
@@ -42,12 +47,19 @@ scene (name); index (the trigger's number in the scene, 0, 1, ...); lidar_token 
 triggered the frame: the resume key); sample_token (the keyframe's sample, null for a sweep); is_key_frame;
 timestamp_us (the trigger's capture time); status ("processed" or "skipped": dropped in real time behind a newer
 frame); detections (DETECTION_RECORD items, ego frame); decision (perception.decision.Decision.to_json(), null
-when skipped); ego_state (speed_mps, yaw_rate_rps, acceleration_mps2 from the past LiDAR poses); timings_ms (stage
--> ms: load, detector and the model's own stages, decision, end_to_end); sensor_ages_s (channel -> age [s] of its
-newest message at the trigger, null if never received); missing (Frame.missing: absent or stale channels and
-groups); stale (channels left out for age); corrupt_files (files rejected while building this frame);
-num_lidar_points / num_radar_points / num_cameras (what the frame held); latency_s (see perception.runtime.replay;
-null when skipped); deadline_s; late; faults (FaultCounts so far in the stream)."""
+when skipped: with a planning model the learned plan after the safety layer, ``vetoed`` and ``reason`` its
+rationale); plan (PLAN_RECORD: the planning head's proposal before the safety layer, null when the rule planner
+decided or the frame was skipped); ego_state (speed_mps, yaw_rate_rps, acceleration_mps2 from the past LiDAR
+poses); timings_ms (stage -> ms: load, detector and the model's own stages, decision, end_to_end);
+sensor_ages_s (channel -> age [s] of its newest message at the trigger, null if never received); missing
+(Frame.missing: absent or stale channels and groups); stale (channels left out for age); corrupt_files (files
+rejected while building this frame); num_lidar_points / num_radar_points / num_cameras (what the frame held);
+latency_s (see perception.runtime.replay; null when skipped); deadline_s; late; faults (FaultCounts so far in the
+stream)."""
+
+PLAN_RECORD = ("maneuver", "trajectory", "lane_change_feasible")
+"""The keys of a proposal: maneuver (the most likely Maneuver value), trajectory (T x [x, y] m, ego frame),
+lane_change_feasible ([left, right] probabilities)."""
 
 DETECTION_RECORD = ("label", "score", "center", "size", "yaw", "velocity", "attribute")
 """The keys of one detection: label (a DETECTION_CLASSES name), score, center [x, y, z] m, size [width, length,
@@ -66,6 +78,13 @@ def boxes_to_json(boxes: Boxes3D) -> List[Dict[str, Any]]:
         "velocity": boxes.velocities[i].tolist(),
         "attribute": ATTRIBUTES[int(boxes.attributes[i])] if boxes.attributes[i] >= 0 else None,
     } for i in range(len(boxes))]
+
+
+def plan_to_json(plan: PlanningOutputs) -> Dict[str, Any]:
+    """One frame's PlanningOutputs row -> a PLAN_RECORD dict."""
+    trajectory, maneuver = trajectory_and_maneuver(plan)
+    return {"maneuver": maneuver.value, "trajectory": trajectory.tolist(),
+            "lane_change_feasible": torch.sigmoid(plan.lane_change_logits).tolist()}
 
 
 def boxes_from_json(items: Sequence[Dict[str, Any]]) -> Boxes3D:

@@ -42,7 +42,7 @@ from perception.decision import PlannerConfig
 from perception.detector import Detector, OracleDetector
 from perception.runtime.faults import FaultPlan, inject_faults
 from perception.runtime.messages import SensorMessage, find_scene, scene_messages
-from perception.runtime.records import FRAMES_FILE, boxes_to_json, read_frame_records
+from perception.runtime.records import FRAMES_FILE, boxes_to_json, plan_to_json, read_frame_records
 from perception.runtime.replay_outputs import ReplayOutputs
 from perception.runtime.step import FrameStep, LoadedFrame
 from perception.runtime.streaming import DEFAULT_STALE_AFTER_S, FrameStatus, StreamingState
@@ -276,6 +276,7 @@ class SceneReplay:
         record = self._record(key, step.loaded.status, step.loaded.frame)
         record.update(status="processed", detections=boxes_to_json(step.detections),
                       decision=step.decision.to_json(), ego_state=asdict(step.ego_state),
+                      plan=None if step.plan is None else plan_to_json(step.plan),
                       timings_ms=step.timings_ms, latency_s=latency, late=latency > self.deadline_s)
         self.outputs.write_record(record)
         self.summary.processed += 1
@@ -286,7 +287,7 @@ class SceneReplay:
 
     def _skip(self, key: SensorMessage) -> None:
         record = self._record(key, self.state.status(key), None)
-        record.update(status="skipped", detections=[], decision=None, ego_state=None, timings_ms={},
+        record.update(status="skipped", detections=[], decision=None, plan=None, ego_state=None, timings_ms={},
                       latency_s=None, late=False)
         self.outputs.write_record(record)
         self.summary.skipped += 1

@@ -56,7 +56,7 @@ class ReplayOutputs:
         boxes = boxes[boxes.scores >= self.display_min_score]
         decision = record["decision"]
         if self.mcap is not None:
-            self.mcap.write_frame(frame, boxes, decision)
+            self.mcap.write_frame(frame, boxes, decision, record["plan"])
         if not self.video:
             return
         lines = [f"{record['scene']}  t={(record['timestamp_us'] - scene_start_us) * 1e-6:6.2f} s"
@@ -65,6 +65,9 @@ class ReplayOutputs:
         if decision is not None:
             ttc = "inf" if decision["ttc_s"] is None else f"{decision['ttc_s']:.1f} s"
             lines.append(f"{decision['maneuver']}  target {decision['target_speed_mps']:.1f} m/s  TTC {ttc}")
+            if record["plan"] is not None:
+                lines.append(f"learned plan {record['plan']['maneuver']}"
+                             f"{': vetoed by the safety layer' if decision['vetoed'] else ''}")
             lines.append(decision["reason"][:70])
         if record["missing"]:
             lines.append("missing: " + ", ".join(sorted(record["missing"]))[:70])

@@ -3,6 +3,12 @@
 Stages (perception.timing.STAGES): load (the caller's frame source: the streaming state's buffers in replay, a
 prebuilt SampleTable in the benchmark), detector (the whole detect call, the model's own stages inside it),
 decision (the ego state from the past LiDAR poses, then the planner), end_to_end (all three).
+
+Which planner decides: with a detector that plans (perception.models.planning_head.PlanningDetector with ``plans``
+true) the learned plan through the safety layer (perception.decision.learned.learned_decision; its ego input,
+perception.decision.learned.ego_features of the past poses, is computed in the decision stage before the detector
+runs, the planning head's forward is timed inside the detector as its stage "planning_head"); with any other
+detector the rule planner (perception.decision.decide) on the detections.
 """
 from __future__ import annotations
 
@@ -11,8 +17,10 @@ from typing import Callable, Dict, Optional, Sequence
 
 from perception.datasets.frame import Frame
 from perception.decision import Decision, EgoState, PlannerConfig, decide
+from perception.decision.learned import ego_features, learned_decision
 from perception.detector import Detector, timed_detect
 from perception.geometry import Boxes3D, EgoPose
+from perception.models.planning_head import PlanningDetector, PlanningOutputs
 from perception.runtime.streaming import FrameStatus
 from perception.timing import StageTimer
 
@@ -30,8 +38,9 @@ class LoadedFrame:
 
 @dataclass(frozen=True)
 class StepResult:
-    """One frame through the step: what was loaded, the ``detections`` (ego frame), the ``ego_state`` and the
-    planner's ``decision``, and ``timings_ms`` (stage -> ms: load, detector and the model's stages, decision,
+    """One frame through the step: what was loaded, the ``detections`` (ego frame), the ``ego_state``, the
+    ``decision``, the planning head's proposal ``plan`` before the safety layer (a PlanningOutputs row; None when
+    the rule planner decided), and ``timings_ms`` (stage -> ms: load, detector and the model's stages, decision,
     end_to_end)."""
 
     loaded: LoadedFrame
@@ -39,27 +48,37 @@ class StepResult:
     ego_state: EgoState
     decision: Decision
     timings_ms: Dict[str, float]
+    plan: Optional[PlanningOutputs] = None
 
 
 class FrameStep:
-    """Runs frames through ``detector`` and the planner (``planner_config``), timing each stage with a StageTimer
-    on ``device`` (CUDA events on a GPU, perf_counter on the CPU)."""
+    """Runs frames through ``detector`` and the planner (module docstring; ``planner_config``), timing each stage
+    with a StageTimer on ``device`` (CUDA events on a GPU, perf_counter on the CPU)."""
 
     def __init__(self, detector: Detector, planner_config: PlannerConfig = PlannerConfig(),
                  device: str = "cpu") -> None:
         self.detector = detector
         self.planner_config = planner_config
         self.timer = StageTimer(device)
+        self.plans = isinstance(detector, PlanningDetector) and detector.plans
 
     def __call__(self, load: Callable[[], LoadedFrame]) -> StepResult:
         """One frame: ``load()`` timed as stage "load", then detection and decision."""
         timer = self.timer
         timer.reset()
+        plan = None
         with timer.stage("end_to_end"):
             with timer.stage("load"):
                 loaded = load()
-            detections = timed_detect(self.detector, loaded.frame, timer)
+            if self.plans:
+                with timer.stage("decision"):
+                    features = ego_features(loaded.past_poses)[None]
+                with timer.stage("detector"):
+                    (detections,), (plan,) = self.detector.detect_and_plan([loaded.frame], features, timer)
+            else:
+                detections = timed_detect(self.detector, loaded.frame, timer)
             with timer.stage("decision"):
                 ego_state = EgoState.from_poses(loaded.past_poses, -1)
-                decision = decide(detections, ego_state, self.planner_config)
-        return StepResult(loaded, detections, ego_state, decision, timer.elapsed_ms())
+                decision = (decide(detections, ego_state, self.planner_config) if plan is None else
+                            learned_decision(plan, detections, ego_state, self.planner_config))
+        return StepResult(loaded, detections, ego_state, decision, timer.elapsed_ms(), plan)

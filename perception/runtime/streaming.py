@@ -2,6 +2,7 @@
 input (a Frame) from them.
 
 - Sweep buffers: the newest LiDAR sweeps (multi-sweep LiDAR) and, per radar, the newest radar sweeps.
+- Ego poses of the LiDAR messages of the last POSE_HISTORY_S (the past ego state and track, ``recent_poses``).
 - Cameras: the newest image per camera (and the one before it, the fallback when the newest file is corrupt).
 - Faults, counted in ``FaultCounts`` and survived:
   dropped     a gap in a channel's sequence numbers after its first message (each missing number counts once;
@@ -29,6 +30,7 @@ from perception.datasets.ground_truth import GroundTruth
 from perception.datasets.loader import DEFAULT_SWEEP_MIN_DISTANCE_M, frame_from_table
 from perception.datasets.io import CorruptFileError
 from perception.datasets.metadata import CalibrationRow, KeyframeRow, RecordRow, SampleTable, pose_row
+from perception.decision.learned import EGO_FEATURE_HISTORY_S
 from perception.geometry import EgoPose
 from perception.runtime.messages import SensorMessage
 from perception.sensors import ALL_CHANNELS, LIDAR_CHANNEL, modality_of
@@ -44,6 +46,9 @@ stalled, or a data set without sweeps between keyframes (the real test fixture),
 
 CAMERA_FALLBACK_DEPTH = 2
 """Images kept per camera: the newest and one fallback for when the newest file turns out corrupt."""
+
+POSE_HISTORY_S = EGO_FEATURE_HISTORY_S
+"""How long the LiDAR messages' ego poses are kept [s]: what the learned planners' ego input reads."""
 
 _REMEMBERED_GAPS = 1000
 """Missing sequence numbers remembered per channel (so that a late arrival is recognised as such)."""
@@ -137,6 +142,7 @@ class StreamingState:
         self._buffers: Dict[str, Deque[SensorMessage]] = {
             channel: deque(maxlen=depth[modality_of(channel)]) for channel in ALL_CHANNELS}
         self._newest: Dict[str, SensorMessage] = {}
+        self._lidar_history: Deque[SensorMessage] = deque()
         self._gaps: Dict[str, Deque[int]] = {channel: deque(maxlen=_REMEMBERED_GAPS) for channel in ALL_CHANNELS}
 
     def push(self, message: SensorMessage) -> bool:
@@ -158,6 +164,11 @@ class StreamingState:
             self._gaps[channel].extend(missing)
         self._newest[channel] = message
         self._buffers[channel].append(message)
+        if channel == LIDAR_CHANNEL:
+            history = self._lidar_history
+            history.append(message)
+            while message.timestamp_us - history[0].timestamp_us > POSE_HISTORY_S * 1e6:
+                history.popleft()
         return True
 
     def newest(self, channel: str) -> Optional[SensorMessage]:
@@ -166,9 +177,10 @@ class StreamingState:
         return buffer[-1] if buffer else None
 
     def recent_poses(self, key: SensorMessage) -> List[EgoPose]:
-        """Ego poses of the buffered LiDAR messages up to ``key``, oldest first (strictly increasing timestamps:
-        the buffer holds no duplicate or out-of-order message): what a causal ego-state estimate may use."""
-        return [m.ego_pose for m in self._buffers[LIDAR_CHANNEL] if m.timestamp_us <= key.timestamp_us]
+        """Ego poses of the LiDAR messages of the last POSE_HISTORY_S up to ``key``, oldest first (strictly
+        increasing timestamps: no duplicate or out-of-order message is kept): what a causal ego-state estimate
+        may use."""
+        return [m.ego_pose for m in self._lidar_history if m.timestamp_us <= key.timestamp_us]
 
     def status(self, key: SensorMessage) -> FrameStatus:
         """The channels' ages and staleness at LiDAR message ``key``, without building a frame."""

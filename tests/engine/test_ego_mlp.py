@@ -1,16 +1,17 @@
-"""The ego-state-only planner: features from the past only, targets from the logged drive, training lowers the
-loss, the checkpoint round-trips with weights_only=True and a wrong file is named."""
+"""The ego-state-only planner and the planning head's ego input: features from the past only, targets from the
+logged drive, training lowers the loss, the checkpoint round-trips with weights_only=True and a wrong file is
+named."""
 import numpy as np
 import pytest
 import torch
 
 from perception.datasets.ego_log import keyframe_lidar_pose
-from perception.decision.learned import ego_mlp_features, ego_mlp_plan
+from perception.decision.learned import ego_mlp_plan, past_ego_features
 from perception.engine.ego_mlp import collect_examples, train_ego_mlp
 from perception.engine.planning_data import logged_targets
 from perception.models.ego_mlp import load_ego_mlp, save_ego_mlp
 from perception.maneuvers import Maneuver
-from perception.models.ego_mlp import EGO_MLP_FEATURES
+from perception.models.planning_types import EGO_FEATURES
 
 
 class _RaisesOnTheFuture:
@@ -27,8 +28,8 @@ class _RaisesOnTheFuture:
 def test_features_read_no_future_record(nusc_synthetic):
     token = nusc_synthetic.get("sample", nusc_synthetic.scene[0]["first_sample_token"])["next"]
     guarded = _RaisesOnTheFuture(nusc_synthetic, keyframe_lidar_pose(nusc_synthetic, token).timestamp_us)
-    features = ego_mlp_features(guarded, token)
-    assert features.shape == (len(EGO_MLP_FEATURES),) and features[0] > 1.0  # the ego drives
+    (features,) = past_ego_features(guarded, [token])  # the ego MLP's and the planning head's input alike
+    assert features.shape == (len(EGO_FEATURES),) and features[0] > 1.0  # the ego drives
     # 0.5 s before: behind the ego (x < 0) and logged; 2 s before lies before the log's start (0.5 s of sweeps
     # before the first keyframe, this one 0.5 s after it)
     history = features[4:].reshape(-1, 3)

@@ -1,5 +1,6 @@
-"""The planning head trained through tools/train.py on the tiny synthetic world, exported, loaded, and graded by
-tools/test.py beside the other planners (README "Decisions")."""
+"""The planning head trained through tools/train.py on the tiny synthetic world (its ego branch initialised from an
+ego-MLP checkpoint), exported, loaded, and graded by tools/test.py beside the other planners (README
+"Decisions")."""
 import json
 import math
 import os
@@ -13,6 +14,7 @@ from perception.cli.train import main as train
 from perception.deploy.graphs import check_export_covers
 from perception.engine.data import FrameDataset
 from perception.models import load_detector
+from perception.models.ego_mlp import EgoMLP, save_ego_mlp
 from perception.models.planning_head import PlanningDetector
 from perception.registry import MODELS
 from tests.conftest import TINY_WORLD
@@ -23,7 +25,13 @@ PLAN_LOSSES = ("loss_plan_trajectory", "loss_plan_maneuver", "loss_plan_lane_cha
 
 
 def test_planning_trains_exports_and_is_graded(synthetic_root, tmp_path):
-    config = write_tiny_config(tmp_path, synthetic_root, extra=PLANNING)
+    torch.manual_seed(3)
+    ego_mlp = EgoMLP()
+    for parameter in ego_mlp.parameters():  # far from any default initialisation
+        torch.nn.init.normal_(parameter, std=0.3)
+    ego_init = save_ego_mlp(ego_mlp, tmp_path / "ego.pth", dict(split="test"))
+    config = write_tiny_config(tmp_path, synthetic_root,
+                               extra=PLANNING + f"\nmodel['planning']['ego_init'] = {str(ego_init)!r}")
     work_dir, shipped = str(tmp_path / "run"), str(tmp_path / "model.pth")
     train([config, "--work-dir", work_dir, "--max-iters", "2", "--export", shipped])  # validation plans too
     assert os.path.isfile(os.path.join(work_dir, "last_validation.json"))
@@ -40,6 +48,8 @@ def test_planning_trains_exports_and_is_graded(synthetic_root, tmp_path):
     assert isinstance(detector, PlanningDetector) and detector.plans
     exported = torch.load(shipped, weights_only=True)["state_dict"]
     assert any(name.startswith("planning_head.") for name in exported)
+    for name, value in ego_mlp.state_dict().items():  # initialised from ego.pth, then 2 small AdamW steps
+        assert torch.allclose(exported[f"planning_head.ego.{name}"], value, atol=0.02), name
 
     (metrics,) = evaluate([config, shipped, "--dataroot", str(synthetic_root), "--version", TINY_WORLD["version"],
                            "--split", "synth_val", "--no-plots", "--out", str(tmp_path / "eval")])

@@ -1,17 +1,24 @@
-"""The planning head: shapes, the constant-velocity start, gradients reaching every input and weight, one
-optimiser step lowering the loss, masks and bad input."""
+"""The planning head: shapes, the constant-velocity start, the ego branch (an EgoMLP, loadable from its checkpoint)
+that the untrained head reproduces, gradients reaching every input and weight, one optimiser step lowering the
+loss, masks and bad input."""
 import pytest
 import torch
 
 from perception.maneuvers import Maneuver
-from perception.models.planning_head import EGO_STATE_CHANNELS, PlanningHead, PlanningTargets
+from perception.models.ego_mlp import EgoMLP, save_ego_mlp
+from perception.models.planning_head import PlanningHead, PlanningTargets
+from perception.models.planning_types import EGO_FEATURES, EGO_STATE_CHANNELS
 
 
 def _inputs(batch=3, channels=8):
+    """BEV features and ego features: the state, and frame 0 with its position 0.5 s ago, the rest without."""
     torch.manual_seed(0)
     bev = torch.randn(batch, channels, 20, 24)
-    ego = torch.tensor([[10.0, 0.1, -1.0, 1.0], [0.0, 0.0, 0.0, 0.0], [5.0, -0.2, 0.5, 1.0]])[:batch]
-    return bev, ego
+    ego = torch.zeros(3, len(EGO_FEATURES))
+    ego[:, :len(EGO_STATE_CHANNELS)] = torch.tensor([[10.0, 0.1, -1.0, 1.0], [0.0, 0.0, 0.0, 0.0],
+                                                     [5.0, -0.2, 0.5, 1.0]])
+    ego[0, 4:7] = torch.tensor([-5.0, 0.1, 1.0])
+    return bev, ego[:batch]
 
 
 def _targets(batch=3, steps=6):
@@ -36,6 +43,27 @@ def test_shapes_and_the_constant_velocity_start():
     # untrained: 10 m/s straight ahead -> 5, 10, ..., 30 m; standing still -> 0
     assert torch.allclose(outputs.trajectory[0, :, 0], 10.0 * 0.5 * torch.arange(1, 7.0))
     assert torch.all(outputs.trajectory[1] == 0) and torch.all(outputs.trajectory[..., 1] == 0)
+
+
+def test_the_untrained_head_plans_what_its_ego_branch_loaded_from_a_checkpoint_plans(tmp_path):
+    torch.manual_seed(1)
+    trained = EgoMLP()
+    for parameter in trained.parameters():  # an ego MLP whose offsets are not zero
+        torch.nn.init.normal_(parameter, std=0.3)
+    path = save_ego_mlp(trained, tmp_path / "ego.pth", dict(split="test"))
+    head = PlanningHead(8, ego_init=str(path))
+    bev, ego = _inputs()
+    assert not torch.allclose(head(bev, ego).trajectory, trained(ego).trajectory)  # before init_weights
+    head.init_weights()
+    outputs, expected = head(bev, ego), trained(ego)
+    assert torch.allclose(outputs.trajectory, expected.trajectory)
+    assert torch.allclose(outputs.maneuver_logits, expected.maneuver_logits)
+    assert not torch.allclose(expected.trajectory[0, :, 0], 10.0 * 0.5 * torch.arange(1, 7.0))
+    with pytest.raises(ValueError, match="12 of 0.5 s"):
+        PlanningHead(8, horizon_steps=12, ego_init=str(path)).init_weights()
+    torch.save({"weights": 1}, tmp_path / "other.pth")
+    with pytest.raises(ValueError, match="other.pth: not an ego-MLP checkpoint"):
+        PlanningHead(8, ego_init=str(tmp_path / "other.pth")).init_weights()
 
 
 def test_gradients_reach_the_bev_the_ego_state_and_every_weight():
@@ -85,8 +113,8 @@ def test_loss_weights_come_from_the_config_and_bad_input_is_named():
         10 * float(light.loss(outputs, _targets())["loss_plan_maneuver"]))
     with pytest.raises(ValueError, match="unknown loss weights"):
         PlanningHead(8, loss_weights=dict(steering=1.0))
-    with pytest.raises(ValueError, match=str(EGO_STATE_CHANNELS[0])):
-        heavy(bev, ego[:, :2])
+    with pytest.raises(ValueError, match=str(EGO_FEATURES[0])):
+        heavy(bev, ego[:, :len(EGO_STATE_CHANNELS)])
 
 
 def test_the_detector_trains_and_predicts_with_the_head_switched_on():
@@ -109,6 +137,7 @@ def test_the_detector_trains_and_predicts_with_the_head_switched_on():
     assert not any(name.startswith("loss_plan") for name in model(plain, mode="loss"))  # no targets: no plan loss
     sum(losses.values()).backward()
     assert model.planning_head.mlp[0].weight.grad.abs().sum() > 0
+    assert model.planning_head.ego.mlp[0].weight.grad.abs().sum() > 0
     model.eval()
     results = model(batch, mode="predict")
     assert results[0]["plan"].trajectory.shape == (6, 2) and "plan" not in model(plain, mode="predict")[0]

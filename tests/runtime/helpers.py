@@ -5,11 +5,16 @@ import dataclasses
 import os
 import shutil
 import time
-from typing import FrozenSet, List, Optional, Sequence
+from typing import Dict, FrozenSet, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
 
 from perception.datasets.frame import Frame
 from perception.detector import OracleDetector
 from perception.geometry import Boxes3D
+from perception.maneuvers import Maneuver
+from perception.models.planning_types import PlanningOutputs, constant_velocity_rollout
 from perception.timing import StageTimer
 
 
@@ -69,6 +74,28 @@ def corrupt(path: str, payload: bytes = b"not a sensor file") -> None:
     os.unlink(path)
     with open(path, "wb") as f:
         f.write(payload)
+
+
+class PlanningOracle(OracleDetector):
+    """The oracle that also plans (a perception.models.planning_head.PlanningDetector): remembers the ego input
+    it is given per frame timestamp and proposes ``maneuver`` along the constant-velocity roll-out of its speed."""
+
+    plans = True
+
+    def __init__(self, maneuver: Maneuver):
+        self.maneuver = maneuver
+        self.ego_inputs: Dict[int, np.ndarray] = {}
+
+    def detect_and_plan(self, frames: Sequence[Frame], ego_state: np.ndarray, timer: Optional[StageTimer] = None
+                        ) -> Tuple[List[Boxes3D], List[PlanningOutputs]]:
+        plans = []
+        for frame, row in zip(frames, ego_state):
+            self.ego_inputs[frame.timestamp_us] = np.array(row)
+            logits = torch.zeros(len(Maneuver))
+            logits[list(Maneuver).index(self.maneuver)] = 1.0
+            trajectory = constant_velocity_rollout(torch.tensor([float(row[0])]), 6, 0.5)[0]
+            plans.append(PlanningOutputs(trajectory, logits, torch.zeros(2)))
+        return self.detect(frames), plans
 
 
 class HalfConfidentOracle(OracleDetector):

@@ -12,6 +12,10 @@ import pytest
 
 from perception.cli.replay import main as replay_main
 from perception.datasets.loader import load_frame
+from perception.decision import EgoState
+from perception.decision.learned import past_ego_features
+from perception.decision.safety import check_plan
+from perception.maneuvers import Maneuver
 from perception.detector import OracleDetector
 from perception.runtime.faults import FaultPlan
 from perception.runtime.mcap_writer import read_mcap
@@ -21,7 +25,7 @@ from perception.runtime.records import (
 )
 from perception.runtime.replay import ReplayOptions, replay_scene
 from perception.sensors import CAMERA_CHANNELS, LIDAR_CHANNEL
-from tests.runtime.helpers import CountingOracle, HalfConfidentOracle, NoBoxes, corrupt, linked_copy
+from tests.runtime.helpers import CountingOracle, HalfConfidentOracle, NoBoxes, PlanningOracle, corrupt, linked_copy
 
 QUICK = ReplayOptions(video=False, mcap=False)
 
@@ -111,10 +115,33 @@ def test_mcap_reads_back_with_what_the_records_say(full_replay):
             cube = entity.cubes[0]
             assert [cube.pose.position.x, cube.pose.position.y] == pytest.approx(detection["center"][:2])
             assert [cube.size.x, cube.size.y] == pytest.approx([detection["size"][1], detection["size"][0]])
-        assert frame["/decision"] == {"timestamp_us": record["timestamp_us"], "decision": record["decision"]}
+        assert frame["/decision"] == {"timestamp_us": record["timestamp_us"], "decision": record["decision"],
+                                      "plan": None}
         image = cv2.imdecode(np.frombuffer(frame["/CAM_FRONT/image"].data, np.uint8), cv2.IMREAD_COLOR)
         assert image.shape[1] == frame["/CAM_FRONT/calibration"].width
         assert [t.child_frame_id for t in frame["/tf"].transforms] == ["ego", *CAMERA_CHANNELS]
+
+
+def test_a_planning_model_decides_by_its_plan_through_the_safety_layer(nusc_synthetic, tmp_path):
+    detector = PlanningOracle(Maneuver.CHANGE_LANE_LEFT)
+    replay_scene(nusc_synthetic, _scene(nusc_synthetic), detector, str(tmp_path), ReplayOptions(video=False),
+                 progress=False)
+    records = read_frame_records(str(tmp_path / "frames.jsonl"))
+    decisions = {log_time: decoded for topic, log_time, decoded in read_mcap(str(tmp_path / "replay.mcap"))
+                 if topic == "/decision"}
+    assert len(records) == len(_keyframes(nusc_synthetic, _scene(nusc_synthetic))) > 1
+    for record in records:
+        # the streamed ego input is the one training and evaluation compute from the tables
+        (expected,) = past_ego_features(nusc_synthetic, [record["sample_token"]])
+        np.testing.assert_allclose(detector.ego_inputs[record["timestamp_us"]], expected, rtol=1e-5, atol=1e-4)
+        plan = record["plan"]
+        assert plan["maneuver"] == Maneuver.CHANGE_LANE_LEFT.value and len(plan["trajectory"]) == 6
+        checked = check_plan(np.array(plan["trajectory"]), Maneuver.CHANGE_LANE_LEFT,
+                             boxes_from_json(record["detections"]), EgoState(**record["ego_state"]))
+        assert record["decision"] == json.loads(json.dumps(checked.to_json()))
+        assert decisions[record["timestamp_us"] * 1000]["plan"] == plan
+    last = detector.ego_inputs[records[-1]["timestamp_us"]]
+    assert last[4 + 3 * 2 + 2] == 1.0  # its position 1.5 s earlier is known: more than the sweep buffer holds
 
 
 def test_low_scoring_boxes_are_recorded_but_not_displayed(nusc_synthetic, tmp_path):

@@ -1,14 +1,18 @@
-"""The per-frame step replay and benchmark share: the detector's boxes, the planner's decision on them, a timing
-per pipeline stage (the model's own nested inside)."""
+"""The per-frame step replay and benchmark share: the detector's boxes, the planner's decision on them (a planning
+model's plan through the safety layer), a timing per pipeline stage (the model's own nested inside)."""
+import pytest
+
 from perception.datasets.loader import load_frame
 from perception.datasets.metadata import build_sample_table
 from perception.decision import EgoState, decide
+from perception.decision.safety import check_plan
 from perception.detector import OracleDetector
 from perception.geometry import EgoPose
+from perception.maneuvers import Maneuver
 from perception.runtime.benchmark import PIPELINE_STAGES, load_keyframe
 from perception.runtime.step import FrameStep
 from perception.sensors import LIDAR_CHANNEL, SENSOR_GROUPS
-from tests.runtime.helpers import StagedNoBoxes
+from tests.runtime.helpers import PlanningOracle, StagedNoBoxes
 
 
 def test_step_detects_decides_on_the_detections_and_times_each_stage(nusc_synthetic):
@@ -46,3 +50,17 @@ def test_a_detector_times_its_own_stages_inside_the_step(nusc_synthetic):
         lambda: load_keyframe(table, 0, nusc_synthetic.dataroot, None, drop))
     assert set(result.timings_ms) == set(PIPELINE_STAGES) | {"voxelize", "head"}
     assert result.loaded.frame.radar is None and len(result.detections) == 0
+
+
+def test_a_planning_detector_plans_and_the_safety_layer_decides(nusc_synthetic):
+    sample = nusc_synthetic.sample[2]
+    table = build_sample_table(nusc_synthetic, [sample["token"]], lidar_sweeps=3, radar_sweeps=1)
+    detector = PlanningOracle(Maneuver.BRAKE)
+    result = FrameStep(detector)(lambda: load_keyframe(table, 0, nusc_synthetic.dataroot, None, frozenset()))
+    assert set(result.timings_ms) == set(PIPELINE_STAGES)
+    (ego_input,) = detector.ego_inputs.values()
+    assert ego_input[0] == pytest.approx(result.ego_state.speed_mps) and ego_input[0] > 0  # from the same poses
+    trajectory = result.plan.trajectory.numpy().astype(float)
+    assert result.decision.to_json() == check_plan(trajectory, Maneuver.BRAKE, result.detections,
+                                                   result.ego_state).to_json()
+    assert result.decision.to_json() != decide(result.detections, result.ego_state).to_json()

@@ -1,0 +1,68 @@
+"""The learned planners' ego input from a list of past poses (hand-worked on straight and circular drives), and a
+learned plan through the safety layer (the hand-worked veto of tests/decision/test_safety.py)."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from perception.decision import EgoState
+from perception.decision.learned import ego_features, learned_decision, trajectory_and_maneuver
+from perception.geometry import EgoPose, RigidTransform
+from perception.maneuvers import Maneuver
+from perception.models.planning_types import EGO_FEATURES, EGO_HISTORY_S, PlanningOutputs
+from tests.decision.helpers import agents
+
+
+def _pose(t_s: float, x: float, y: float, yaw: float) -> EgoPose:
+    rotation = np.array([[math.cos(yaw), -math.sin(yaw), 0], [math.sin(yaw), math.cos(yaw), 0], [0, 0, 1]])
+    return EgoPose(int(round(t_s * 1e6)), RigidTransform.from_rotation_translation(rotation, (x, y, 0.0)))
+
+
+def _history(features: np.ndarray) -> np.ndarray:
+    """(len(EGO_HISTORY_S), 3) [x, y, known] of the features."""
+    return features[len(EGO_FEATURES) - 3 * len(EGO_HISTORY_S):].reshape(-1, 3)
+
+
+def test_a_straight_drive_at_constant_speed_along_a_rotated_heading():
+    # 10 m/s along heading 0.7 rad, poses at 20 Hz over 3 s: t seconds ago the ego was 10 t m behind itself
+    heading = 0.7
+    poses = [_pose(t, 50 + 10 * t * math.cos(heading), 20 + 10 * t * math.sin(heading), heading)
+             for t in np.arange(0, 3.0001, 0.05)]
+    features = ego_features(poses)
+    assert features.shape == (len(EGO_FEATURES),) and features.dtype == np.float32
+    np.testing.assert_allclose(features[:4], [10.0, 0.0, 0.0, 1.0], atol=1e-4)
+    expected = [[-10 * t, 0.0, 1.0] for t in EGO_HISTORY_S]
+    np.testing.assert_allclose(_history(features), expected, atol=1e-4)
+
+
+def test_a_circle_puts_the_past_to_the_side_and_a_short_log_knows_only_what_it_covers():
+    # radius 50 m at 10 m/s (yaw rate 0.2 rad/s), turning left: t s ago the ego was at angle -0.2 t on the circle,
+    # in its current frame (50 sin(-0.2 t), 50 - 50 cos(0.2 t))
+    radius, rate = 50.0, 0.2
+    poses = [_pose(t, radius * math.sin(rate * t), radius - radius * math.cos(rate * t), rate * t)
+             for t in np.arange(0, 2.5001, 0.05)]
+    features = ego_features(poses)
+    assert features[1] == pytest.approx(rate, abs=1e-4)
+    expected = [[radius * math.sin(-rate * t), radius - radius * math.cos(rate * t), 1.0] for t in EGO_HISTORY_S]
+    np.testing.assert_allclose(_history(features), expected, atol=1e-3)
+    short = ego_features(poses[-13:])  # 0.6 s of poses: only the position 0.5 s ago is known
+    np.testing.assert_allclose(_history(short)[0], expected[0], atol=1e-3)
+    assert np.array_equal(_history(short)[1:], np.zeros((3, 3)))
+    alone = ego_features(poses[-1:])  # the first pose of a log: nothing is known
+    assert np.array_equal(alone, np.zeros(len(EGO_FEATURES), np.float32))
+
+
+def test_a_learned_plan_into_a_stopped_car_is_vetoed_with_its_rationale():
+    maneuvers = list(Maneuver)
+    logits = torch.zeros(len(maneuvers))
+    logits[maneuvers.index(Maneuver.KEEP_LANE)] = 2.0
+    straight = torch.stack([10.0 * 0.5 * torch.arange(1, 7.0), torch.zeros(6)], -1)
+    plan = PlanningOutputs(straight, logits, torch.zeros(2))
+    trajectory, maneuver = trajectory_and_maneuver(plan)
+    assert maneuver is Maneuver.KEEP_LANE and trajectory.dtype == np.float64 and trajectory[-1, 0] == 30.0
+    decision = learned_decision(plan, agents(("car", 20, 0, 0, 0)), EgoState(10.0))
+    assert decision.vetoed and decision.maneuver is Maneuver.STOP
+    assert "collides with the plan at 1.5 s" in decision.reason and "car #0" in decision.reason
+    kept = learned_decision(plan, agents(("car", 30, 3.5, 10, 0)), EgoState(10.0))
+    assert not kept.vetoed and np.array_equal(kept.trajectory, trajectory)
