@@ -9,6 +9,9 @@ writes them all to --json. The variants:
                  ONNX Runtime without spinning
     torch1       the policy with torch on one thread
     numba1       the policy with Numba on one thread
+    spin10k      the policy with GOMP_SPINCOUNT=10000: idle OpenMP workers spin ~0.1 ms before they sleep (libgomp,
+                 torch's and Numba's runtimes: an explicit spin count overrides the wait policy's)
+    spin100k     the same with GOMP_SPINCOUNT=100000 (~1 ms)
 
     python benchmarks/bench_threads.py configs/fusion_tiny.py checkpoints/fusion_tiny.pth --json outputs/threads.json
 """
@@ -27,6 +30,8 @@ VARIANTS: Dict[str, Dict[str, str]] = {
     "policy": {"OMP_WAIT_POLICY": "PASSIVE"},
     "torch1": {"OMP_WAIT_POLICY": "PASSIVE"},
     "numba1": {"OMP_WAIT_POLICY": "PASSIVE"},
+    "spin10k": {"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "10000"},
+    "spin100k": {"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "100000"},
 }
 """Variant -> the environment its process starts with (the OpenMP runtimes read it once, at load)."""
 
@@ -97,7 +102,7 @@ def main() -> None:
     print(f"{'variant':<10}{'e2e p50':>9}{'p90':>7}{'p99':>7}{'p99/p50':>9}{'det p50':>9}{'p99':>7}")
     for _ in range(args.repeats):
         for variant in variants:
-            env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+            env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
             env.update(VARIANTS[variant])
             out = subprocess.run([sys.executable, __file__, *passed, "--json", "-", "--child", variant], env=env,
                                  capture_output=True, text=True, check=True)

@@ -68,7 +68,10 @@ def apply_thread_policy(threads: Optional[int] = None) -> ThreadPolicy:
 
 def onnxruntime_session_options():
     """onnxruntime.SessionOptions under the policy: the applied intra-op thread count (all CPUs when none was
-    applied), one inter-op thread, sequential execution, no spinning of idle workers."""
+    applied), one inter-op thread, sequential execution, no spinning of idle workers. Chosen side by side with
+    torch in one process (benchmarks/bench_onnxruntime_sessions.py): spinning workers hold the cores torch's and
+    Numba's pools need (end to end 2.4x slower on 2 cores); one intra-op thread cost 9 % of detector p50 for an
+    unchanged tail."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()

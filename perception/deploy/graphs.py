@@ -213,16 +213,19 @@ def onnxruntime_providers(device: str) -> List[str]:
     return ["CUDAExecutionProvider", "CPUExecutionProvider"]
 
 
-def open_graph(file: Path, module_path: str, expected_config: str, device: str = "cpu") -> Tuple[OnnxGraph, dict]:
+def open_graph(file: Path, module_path: str, expected_config: str, device: str = "cpu", session_options=None
+               ) -> Tuple[OnnxGraph, dict]:
     """An OnnxGraph of ``file`` and its perception metadata; ValueError naming the file when it is not a graph of
-    ``module_path`` exported from a config with model hash ``expected_config``."""
+    ``module_path`` exported from a config with model hash ``expected_config``. ``session_options``: ONNX
+    Runtime's, default the thread policy's (perception.threads.onnxruntime_session_options)."""
     providers = onnxruntime_providers(device)
     import onnxruntime
 
     if not file.is_file():
         raise FileNotFoundError(f"{file}: no such graph (the graph of {module_path}; export with tools/export.py)")
     try:
-        session = onnxruntime.InferenceSession(str(file), onnxruntime_session_options(), providers=providers)
+        session = onnxruntime.InferenceSession(str(file), session_options or onnxruntime_session_options(),
+                                               providers=providers)
     except Exception as error:  # onnxruntime raises its own exception types for unreadable files
         raise ValueError(f"{file}: not a readable ONNX graph: {error}") from None
     meta = {key.split(".", 1)[1]: value for key, value in session.get_modelmeta().custom_metadata_map.items()
@@ -244,11 +247,12 @@ def open_graph(file: Path, module_path: str, expected_config: str, device: str =
 
 
 def load_onnx_detector(config: Union[str, Path], onnx_dir: Union[str, Path], precision: str = "float32",
-                       device: str = "cpu") -> BEVFusionDetector:
+                       device: str = "cpu", session_options=None) -> BEVFusionDetector:
     """The detector of ``config`` with its dense modules run by ONNX Runtime from the graphs in ``onnx_dir``
     (a perception.detector.Detector: detect(frames, timer=None)). ``precision`` 'float32' wants only float graphs,
-    'int8' at least one INT8 graph (tools/quantize.py keeps sensitive ones float). Errors name the file: a
-    missing graph, one of another model version, graphs of two exports mixed."""
+    'int8' at least one INT8 graph (tools/quantize.py keeps sensitive ones float); ``session_options`` as in
+    open_graph. Errors name the file: a missing graph, one of another model version, graphs of two exports
+    mixed."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     detector = build_detector(config).eval()
@@ -257,7 +261,7 @@ def load_onnx_detector(config: Union[str, Path], onnx_dir: Union[str, Path], pre
     checkpoints = {}
     precisions = set()
     for path in detector.dense_modules():
-        graph, meta = open_graph(graph_path(onnx_dir, path), path, expected, device)
+        graph, meta = open_graph(graph_path(onnx_dir, path), path, expected, device, session_options)
         checkpoints[graph.file] = meta.get("checkpoint_sha256")
         precisions.add(meta.get("precision"))
         detector.set_submodule(path, graph)

@@ -161,3 +161,30 @@ def test_a_part_outside_the_export_is_named(exported):
     detector.add_module("extra_head", torch.nn.Linear(2, 2))  # weights that no graph holds
     with pytest.raises(ValueError, match=r"covers the detection network only; .*extra_head"):
         export_graphs(detector, config, checkpoint, "unused")
+
+
+def test_compacting_a_quantized_graph_changes_no_output(exported, tmp_path):
+    import onnx
+    import onnxruntime
+    from onnxruntime.quantization import QuantFormat, quantize_static
+
+    from perception.deploy.graphs import record_dense_inputs
+    from perception.deploy.quantize import RecordedInputs, compact_quantized
+
+    config, _, folder = exported
+    detector = load_onnx_detector(config, folder)
+    calls = record_dense_inputs(detector, [detector.batch_from_frames([make_frame(seed)]) for seed in (3, 4)])["fuser"]
+    float_file, plain = graph_path(folder, "fuser"), tmp_path / "plain.onnx"
+    names = [i.name for i in onnx.load(str(float_file)).graph.input]
+    quantize_static(str(float_file), str(plain), RecordedInputs(names, calls), quant_format=QuantFormat.QDQ,
+                    per_channel=True)
+    compact = tmp_path / "compact.onnx"
+    onnx.save(compact_quantized(onnx.load(str(plain)), onnx.load(str(float_file))), str(compact))
+    onnx.checker.check_model(str(compact))
+    assert compact.stat().st_size < plain.stat().st_size
+    assert not onnx.load(str(compact)).graph.value_info
+    feeds = {name: tensor.numpy() for name, tensor in zip(names, calls[-1])}
+    results = [onnxruntime.InferenceSession(str(f), onnxruntime_session_options(),
+                                            providers=["CPUExecutionProvider"]).run(None, feeds)[0]
+               for f in (plain, compact)]
+    assert np.array_equal(results[0], results[1])
