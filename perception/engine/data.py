@@ -16,7 +16,7 @@ from perception.decision.learned import past_ego_features
 from perception.engine.planning_data import logged_targets
 from perception.models import model_inputs
 from perception.models.batch import FusionBatch
-from perception.models.planning_head import PlanningTargets
+from perception.models.planning_types import PlanningTargets
 from perception.registry import DATASETS, FUNCTIONS
 
 

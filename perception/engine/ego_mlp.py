@@ -13,7 +13,7 @@ from perception.decision import PlannerConfig
 from perception.decision.learned import past_ego_features
 from perception.engine.planning_data import logged_targets
 from perception.models.ego_mlp import EgoMLP
-from perception.models.planning_head import PlanningTargets
+from perception.models.planning_types import PlanningTargets
 
 def collect_examples(nusc: NuScenes, sample_tokens: Sequence[str], config: PlannerConfig = PlannerConfig()
                      ) -> Tuple[torch.Tensor, PlanningTargets]:

@@ -19,7 +19,7 @@ from perception.datasets.ground_truth import sample_ground_truth
 from perception.datasets.maneuver_labels import logged_maneuver
 from perception.decision import EgoState, PlannerConfig, decide
 from perception.decision.learned import MANEUVERS
-from perception.models.planning_head import PlanningTargets
+from perception.models.planning_types import PlanningTargets
 
 
 def logged_targets(nusc: NuScenes, sample_tokens: Sequence[str], config: PlannerConfig = PlannerConfig()

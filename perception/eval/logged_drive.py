@@ -33,7 +33,7 @@ from perception.eval.decision_metrics import LoggedFuture, PlannedFrame
 from perception.geometry import Boxes3D
 from perception.maneuvers import Maneuver
 from perception.models.ego_mlp import EgoMLP
-from perception.models.planning_head import PlanningOutputs
+from perception.models.planning_types import PlanningOutputs
 
 CONSTANT_VELOCITY = "constant_velocity"
 RULES_ON_DETECTIONS = "rules_on_detections"

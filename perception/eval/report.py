@@ -98,8 +98,9 @@ def distance_table(metrics: Mapping) -> str:
 
 
 def run_lines(metrics: Mapping) -> List[str]:
-    """What was evaluated: data, split, detector, sensors, frames, time per frame."""
+    """What was evaluated: data, split, detector, sensors, frames, time per frame; confident boxes per frame."""
     run = metrics.get("run", {})
+    confident = metrics["confident_boxes"]
     dropped = f" (dropped at the input: {', '.join(run['dropped'])})" if run.get("dropped") else ""
     lines = [f"- data: `{run.get('dataroot', '?')}` version `{run.get('version', '?')}`, "
              f"split `{run.get('split', '?')}`",
@@ -107,12 +108,9 @@ def run_lines(metrics: Mapping) -> List[str]:
              f"- sensors used: {', '.join(run.get('sensors', [])) or 'none'}{dropped}",
              f"- frames evaluated: {metrics['frames_evaluated']}, seconds per frame (loading + detection, per "
              f"process): {metrics['seconds_per_frame']:.3f}",
-             f"- metric: nuscenes-devkit DetectionEval, config `{metrics['eval_config']}`"]
-    confident = metrics.get("confident_boxes")
-    if confident:
-        lines.append(f"- boxes scoring >= {confident['score_threshold']:g} per frame: "
-                     f"{confident['predicted_per_frame']:.1f}, against {confident['ground_truth_per_frame']:.1f} "
-                     f"annotated objects with points")
+             f"- metric: nuscenes-devkit DetectionEval, config `{metrics['eval_config']}`",
+             f"- boxes scoring >= {confident['score_threshold']:g} per frame: {confident['predicted_per_frame']:.1f}, "
+             f"against {confident['ground_truth_per_frame']:.1f} annotated objects with points"]
     return lines
 
 

@@ -27,7 +27,8 @@ from perception.eval.report import write_report
 from perception.eval.submission import boxes_to_submission
 from perception.geometry import Boxes3D
 from perception.models.ego_mlp import EgoMLP
-from perception.models.planning_head import PlanningDetector, PlanningOutputs
+from perception.models.planning_head import PlanningDetector
+from perception.models.planning_types import PlanningOutputs
 from perception.sensors import SENSOR_GROUPS
 
 RESULTS_FILE = "results_nusc.json"

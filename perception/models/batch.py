@@ -9,7 +9,7 @@ import torch
 
 from perception.datasets.frame import Frame
 from perception.geometry import Boxes3D, EgoPose
-from perception.models.planning_head import PlanningTargets
+from perception.models.planning_types import PlanningTargets
 from perception.sensors import CAMERA_CHANNELS, SENSOR_GROUPS
 
 

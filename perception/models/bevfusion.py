@@ -20,7 +20,8 @@ from perception.models.decoder import BEVDecoder
 from perception.models.fuser import ConvFuser, stack_features
 from perception.models.grid import BEVGrid
 from perception.models.heads import CenterHead
-from perception.models.planning_head import PlanningHead, PlanningOutputs
+from perception.models.planning_head import PlanningHead
+from perception.models.planning_types import PlanningOutputs
 from perception.registry import MODELS
 from perception.timing import StageTimer, stage
 

@@ -22,7 +22,7 @@ from torch import nn
 from perception.datasets.frame import Frame
 from perception.geometry import Boxes3D
 from perception.models.ego_mlp import EgoMLP, load_ego_mlp
-from perception.models.planning_types import (  # noqa: F401 (PlanningOutputs, PlanningTargets: re-exported)
+from perception.models.planning_types import (
     EGO_FEATURES, NUM_MANEUVERS, PlanningOutputs, PlanningTargets, checked_loss_weights, planning_losses,
 )
 from perception.timing import StageTimer

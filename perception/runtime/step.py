@@ -20,7 +20,8 @@ from perception.decision import Decision, EgoState, PlannerConfig, decide
 from perception.decision.learned import ego_features, learned_decision
 from perception.detector import Detector, timed_detect
 from perception.geometry import Boxes3D, EgoPose
-from perception.models.planning_head import PlanningDetector, PlanningOutputs
+from perception.models.planning_head import PlanningDetector
+from perception.models.planning_types import PlanningOutputs
 from perception.runtime.streaming import FrameStatus
 from perception.timing import StageTimer
 

@@ -2,7 +2,8 @@
 input (a Frame) from them.
 
 - Sweep buffers: the newest LiDAR sweeps (multi-sweep LiDAR) and, per radar, the newest radar sweeps.
-- Ego poses of the LiDAR messages of the last POSE_HISTORY_S (the past ego state and track, ``recent_poses``).
+- Ego poses of the LiDAR messages of the last EGO_FEATURE_HISTORY_S (what the learned planners' ego input reads:
+  the past ego state and track, ``recent_poses``).
 - Cameras: the newest image per camera (and the one before it, the fallback when the newest file is corrupt).
 - Faults, counted in ``FaultCounts`` and survived:
   dropped     a gap in a channel's sequence numbers after its first message (each missing number counts once;
@@ -46,9 +47,6 @@ stalled, or a data set without sweeps between keyframes (the real test fixture),
 
 CAMERA_FALLBACK_DEPTH = 2
 """Images kept per camera: the newest and one fallback for when the newest file turns out corrupt."""
-
-POSE_HISTORY_S = EGO_FEATURE_HISTORY_S
-"""How long the LiDAR messages' ego poses are kept [s]: what the learned planners' ego input reads."""
 
 _REMEMBERED_GAPS = 1000
 """Missing sequence numbers remembered per channel (so that a late arrival is recognised as such)."""
@@ -167,7 +165,7 @@ class StreamingState:
         if channel == LIDAR_CHANNEL:
             history = self._lidar_history
             history.append(message)
-            while message.timestamp_us - history[0].timestamp_us > POSE_HISTORY_S * 1e6:
+            while message.timestamp_us - history[0].timestamp_us > EGO_FEATURE_HISTORY_S * 1e6:
                 history.popleft()
         return True
 
@@ -177,7 +175,7 @@ class StreamingState:
         return buffer[-1] if buffer else None
 
     def recent_poses(self, key: SensorMessage) -> List[EgoPose]:
-        """Ego poses of the LiDAR messages of the last POSE_HISTORY_S up to ``key``, oldest first (strictly
+        """Ego poses of the LiDAR messages of the last EGO_FEATURE_HISTORY_S up to ``key``, oldest first (strictly
         increasing timestamps: no duplicate or out-of-order message is kept): what a causal ego-state estimate
         may use."""
         return [m.ego_pose for m in self._lidar_history if m.timestamp_us <= key.timestamp_us]

@@ -6,7 +6,8 @@ import torch
 
 from perception.maneuvers import Maneuver
 from perception.models.ego_mlp import EgoMLP, save_ego_mlp
-from perception.models.planning_head import PlanningHead, PlanningTargets
+from perception.models.planning_head import PlanningHead
+from perception.models.planning_types import PlanningTargets
 from perception.models.planning_types import EGO_FEATURES, EGO_STATE_CHANNELS
 
 
