@@ -20,6 +20,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument("--image-size", type=parse_image_size, default=(800, 450), help="camera images, WxH")
     parser.add_argument("--version", default="v1.0-synth", help="table folder name")
     parser.add_argument("--workers", type=int, default=1, help="scenes recorded in parallel processes")
+    parser.add_argument("--population", default="default",
+                        help="who is where and their radar cross-sections: 'default', or 'nuscenes' (nuScenes' "
+                             "class mix, measured cross-sections; README)")
     parser.add_argument("--preview", nargs="?", const="", default=None, metavar="PNG",
                         help="also write a picture of the first validation keyframe (default: OUT/preview.png)")
     add_debug_option(parser)
@@ -28,7 +31,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     from perception.datasets.synthetic import VAL_SPLIT, generate_world
 
     dataroot = generate_world(args.out, args.scenes, args.samples_per_scene, args.seed, args.image_size,
-                              args.version, progress=True, workers=args.workers)
+                              args.version, progress=True, workers=args.workers, population=args.population)
     print(f"wrote {dataroot}")
     if args.preview is not None:
         import cv2

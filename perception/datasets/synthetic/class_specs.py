@@ -34,6 +34,25 @@ CLASS_SPECS: Dict[str, ClassSpec] = {
 }
 """Keyed by detection class name. Bicycles and motorcycles with a rider: the box holds the rider (nuScenes)."""
 
+NUSCENES_TRAIN_ANNOTATIONS: Dict[str, int] = {
+    "car": 413318, "pedestrian": 185847, "barrier": 125095, "traffic_cone": 82362, "truck": 72815,
+    "trailer": 20701, "bus": 13163, "construction_vehicle": 11993, "motorcycle": 10109, "bicycle": 9478,
+}
+"""Annotations per detection class in the nuScenes v1.0 train split (28,130 keyframes, 944,881 boxes, 33.6 a
+keyframe), as mmdetection3d (v1.1+) tabulates them ("category | number") when its ``NuScenesDataset`` loads
+``nuscenes_infos_train.pkl``. The ``nuscenes`` population draws its classes in these shares."""
+
+LITERATURE_RCS_DBSM: Dict[str, float] = {
+    "car": 5.0, "truck": 13.0, "bus": 15.0, "trailer": 13.0, "construction_vehicle": 13.0, "pedestrian": -8.0,
+    "motorcycle": 0.0, "bicycle": -3.0, "barrier": 0.0, "traffic_cone": -10.0,
+}
+"""Radar cross-section [dBsm] per class at 77 GHz in the ``nuscenes`` population, inside the measured ranges:
+passenger cars 0-10 dBsm over aspect (Silberling et al., "Radar measurements of representative small light
+passenger vehicles", Dynamic Research Inc. DRI-TM-14-70-1, 2014), adult pedestrians -10 to -5 dBsm
+(Fortuny-Guasch and Chareau, "Radar cross section measurements of pedestrian dummies and humans in the 24/77 GHz
+frequency bands", JRC report EUR 25762 EN, 2013), trucks and buses 10-20 dBsm; two-wheelers with rider between
+pedestrian and car, a plastic cone and barrier low. The default world keeps ``ClassSpec.rcs_dbsm``."""
+
 CATEGORY_INDEX = {
     "human.pedestrian.adult": 2, "movable_object.barrier": 9, "movable_object.trafficcone": 12,
     "vehicle.bicycle": 14, "vehicle.bus.rigid": 16, "vehicle.car": 17, "vehicle.construction": 18,

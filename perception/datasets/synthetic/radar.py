@@ -7,10 +7,13 @@ motion removed (the object's radial velocity over ground), both in the sensor fr
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Dict
+
 import numpy as np
 
 from perception.datasets.synthetic.actors import STOPPED_SPEED_M_S, Actor
-from perception.datasets.synthetic.class_specs import CLASS_SPECS
+from perception.datasets.synthetic.class_specs import CLASS_SPECS, LITERATURE_RCS_DBSM
 from perception.datasets.synthetic.layout import Material
 from perception.datasets.synthetic.raycast import OBJECT_MATERIAL, Snapshot
 from perception.geometry import RigidTransform
@@ -29,7 +32,25 @@ INVALID_STATE_VALID = 0
 
 AZIMUTH_STEP_DEG = 0.5
 ELEVATIONS_DEG = (-1.5, 0.0, 1.5)
-STATIC_RCS_DBSM = {Material.BUILDING: 18.0, Material.WALL: 10.0, Material.POLE: 5.0}
+
+
+@dataclass(frozen=True)
+class CrossSections:
+    """Mean radar cross-sections [dBsm]: ``objects`` by detection class, ``static`` by static Material."""
+
+    objects: Dict[str, float]
+    static: Dict[int, float]
+
+
+CROSS_SECTIONS = {
+    "default": CrossSections({name: spec.rcs_dbsm for name, spec in CLASS_SPECS.items()},
+                             {Material.BUILDING: 18.0, Material.WALL: 10.0, Material.POLE: 5.0}),
+    "nuscenes": CrossSections(LITERATURE_RCS_DBSM, {Material.BUILDING: 5.0, Material.WALL: 3.0, Material.POLE: 0.0}),
+}
+"""By population (scene.build_scene). The default's static values are whole-facade reflections; a radar cluster is
+one resolution cell of a facade, and in the ``nuscenes`` population the static returns take the objects' scale
+(building 5, wall 3, lamp post 0 dBsm: an assumption, not a measurement; checked against scene-0916's
+real_finetune keyframes, README)."""
 RANGE_NOISE_STD_M, AZIMUTH_NOISE_STD_RAD, VELOCITY_NOISE_STD_M_S = 0.15, np.deg2rad(0.3), 0.08
 FALSE_ALARMS_PER_FRAME = 3.0
 
@@ -47,7 +68,8 @@ def detection_probability(rcs_dbsm: np.ndarray, range_m: np.ndarray) -> np.ndarr
 
 
 def simulate_frame(snapshot: Snapshot, actors: list, sensor_to_global: RigidTransform,
-                   sensor_velocity_global: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+                   sensor_velocity_global: np.ndarray, rng: np.random.Generator,
+                   cross_sections: CrossSections = CROSS_SECTIONS["default"]) -> np.ndarray:
     """One radar frame: a structured array of PCD_DTYPE (x, y in the sensor frame [m], z = 0)."""
     azimuth = np.deg2rad(np.arange(-60.0, 60.0 + 1e-9, AZIMUTH_STEP_DEG))
     az, el = np.meshgrid(azimuth, np.deg2rad(ELEVATIONS_DEG))
@@ -61,7 +83,7 @@ def simulate_frame(snapshot: Snapshot, actors: list, sensor_to_global: RigidTran
     for owner in np.unique(hits.owner[usable & (hits.owner >= 0)]):
         actor: Actor = actors[owner]
         rays = np.flatnonzero(usable & (hits.owner == owner))
-        rcs = CLASS_SPECS[actor.detection_name].rcs_dbsm
+        rcs = cross_sections.objects[actor.detection_name]
         if rng.random() > detection_probability(rcs, float(hits.distance[rays].min())):
             continue
         large = actor.detection_name in ("car", "truck", "bus", "trailer", "construction_vehicle")
@@ -72,7 +94,7 @@ def simulate_frame(snapshot: Snapshot, actors: list, sensor_to_global: RigidTran
     # static structures: thinned returns
     static_rays = np.flatnonzero(usable & (hits.owner < 0))
     for ray in static_rays[rng.random(len(static_rays)) < 0.08]:
-        rcs = STATIC_RCS_DBSM[int(hits.material[ray])] + rng.normal(0, 3.0)
+        rcs = cross_sections.static[int(hits.material[ray])] + rng.normal(0, 3.0)
         if rng.random() < detection_probability(rcs, hits.distance[ray]):
             rows.append((az[ray], hits.distance[ray], rcs, -1, 0.0))
 

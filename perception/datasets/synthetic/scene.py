@@ -13,7 +13,7 @@ from perception.datasets.synthetic.layout import StaticWorld, build_static_world
 from perception.datasets.synthetic.raycast import Snapshot, StaticGeometry, WorldGeometry
 from perception.datasets.synthetic.shading import FrenetRaster
 from perception.datasets.synthetic.rig import CALIBRATION, KEYFRAME_PERIOD_US
-from perception.datasets.synthetic.traffic import populate
+from perception.datasets.synthetic.traffic import POPULATIONS
 from perception.geometry import RigidTransform
 
 TIME_STEP_S = 0.01
@@ -43,6 +43,7 @@ class SceneModel:
     actors: List[Actor]
     sun_direction: np.ndarray
     times_s: np.ndarray
+    population: str = "default"
 
     def ego_to_global(self, t_s: float) -> RigidTransform:
         """The ego pose (rear axle on the ground, yaw along its motion) at scene time t_s."""
@@ -75,10 +76,18 @@ def scene_duration_s(samples_per_scene: int) -> float:
     return (samples_per_scene - 1) * KEYFRAME_PERIOD_US * 1e-6
 
 
-def build_scene(seed: int, index: int, samples_per_scene: int) -> SceneModel:
-    """The deterministic world of scene ``index`` of a world generated with ``seed``."""
+def check_population(population: str) -> None:
+    """Raises ValueError unless ``population`` names one of traffic.POPULATIONS."""
+    if population not in POPULATIONS:
+        raise ValueError(f"unknown population {population!r}; known: {', '.join(POPULATIONS)}")
+
+
+def build_scene(seed: int, index: int, samples_per_scene: int, population: str = "default") -> SceneModel:
+    """The deterministic world of scene ``index`` of a world generated with ``seed``; ``population`` picks who is
+    where (traffic.POPULATIONS) and the radar cross-sections (radar.CROSS_SECTIONS)."""
     if samples_per_scene < 1:
         raise ValueError(f"samples_per_scene must be >= 1, got {samples_per_scene}")
+    check_population(population)
     duration = scene_duration_s(samples_per_scene)
     times_s = np.round(np.arange(-LEAD_IN_S - 1.0, duration + 1.0 + 1e-9, TIME_STEP_S), 6)
     road_length = EGO_START_S_M + MAX_EGO_SPEED_M_S * (duration + 3.0) + ROAD_AHEAD_M
@@ -86,11 +95,11 @@ def build_scene(seed: int, index: int, samples_per_scene: int) -> SceneModel:
     plan = plan_ego(np.random.default_rng([seed, index, 2]), world.road, index, times_s, EGO_START_S_M)
     ego_xy, heading = world.road.to_global(plan.s, plan.d)
     ego_track = Track.from_positions(times_s, ego_xy, float(heading[0]))
-    actors = populate(np.random.default_rng([seed, index, 3]), world.road, plan, times_s, (-LEAD_IN_S, duration),
-                      ego_xy, ego_track.yaw)
+    actors = POPULATIONS[population](np.random.default_rng([seed, index, 3]), world.road, plan, times_s,
+                                     (-LEAD_IN_S, duration), ego_xy, ego_track.yaw)
     sun_rng = np.random.default_rng([seed, index, 4])
     elevation, azimuth = sun_rng.uniform(0.5, 1.1), sun_rng.uniform(-np.pi, np.pi)
     sun = np.array([np.cos(elevation) * np.cos(azimuth), np.cos(elevation) * np.sin(azimuth), np.sin(elevation)])
     geometry = WorldGeometry(StaticGeometry.build(world), actors)
     return SceneModel(index, scene_name(index), world, geometry, FrenetRaster(world.road), plan, ego_track, actors,
-                      sun, times_s)
+                      sun, times_s, population)

@@ -1,18 +1,20 @@
 """Populates a scene with objects of all 10 detection classes: the ego's lead vehicle, moving and oncoming
 traffic (cars, trucks with trailers, buses, motorcycles), parked vehicles, cyclists, walking, standing and
-crossing pedestrians, and a work zone of barriers and cones with a construction vehicle.
+crossing pedestrians, and a work zone of barriers and cones with a construction vehicle. Two populations
+(POPULATIONS): ``populate`` (the default world) and ``populate_nuscenes_mix`` (nuScenes' class shares).
 
 Candidates are drawn at random and kept only when their footprint never overlaps the ego's or an accepted
 object's over the scene, so nothing drives through anything.
 """
 from __future__ import annotations
 
-from typing import List, Optional, Tuple
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
 from perception.datasets.synthetic.actors import Actor, Track
-from perception.datasets.synthetic.class_specs import sample_size
+from perception.datasets.synthetic.class_specs import NUSCENES_TRAIN_ANNOTATIONS, sample_size
 from perception.datasets.synthetic.ego import LEAD_STANDSTILL_GAP_M, LEAD_TIME_HEADWAY_S, EgoPlan
 from perception.datasets.synthetic.layout import LANE_WIDTH_M, PARKING_WIDTH_M, SIDEWALK_WIDTH_M, Road
 from perception.datasets.synthetic.meshes import build_mesh
@@ -104,108 +106,281 @@ def lead_vehicle_s(plan: EgoPlan, start_s: float, end_s: float, size_length: flo
     return np.maximum.accumulate(future + gap + extra)
 
 
-def populate(rng: np.random.Generator, road: Road, plan: EgoPlan, times_s: np.ndarray,
-             scene_span_s: Tuple[float, float], ego_xy: np.ndarray, ego_yaw: np.ndarray) -> List[Actor]:
-    """All objects of a scene, on the time grid ``times_s`` [s]; ``scene_span_s`` is the (start, end) of the
-    recorded data (overlaps are only checked there)."""
+@dataclass
+class _Street:
+    """What every placement needs: the road, the time grid ``times_s`` (K,) [s], ``t0`` (K,) [s] since the
+    first recorded instant, and ``near`` = (s_min, s_max) [m], the stretch of road around the ego's drive."""
+
+    road: Road
+    times_s: np.ndarray
+    t0: np.ndarray
+    near: Tuple[float, float]
+    duration_s: float
+
+    @property
+    def parking_d(self) -> float:
+        """|d| [m] of the parking strips' centre line."""
+        return self.road.half_width - 0.5 * PARKING_WIDTH_M
+
+
+def _start(road: Road, plan: EgoPlan, times_s: np.ndarray, scene_span_s: Tuple[float, float], ego_xy: np.ndarray,
+           ego_yaw: np.ndarray) -> Tuple[Population, _Street]:
+    """An empty population (the ego's footprint only) and the street of a scene."""
     check_times = np.arange(scene_span_s[0], scene_span_s[1] + 1e-9, CHECK_EVERY_S)
     population = Population(check_times, ego_xy[np.searchsorted(times_s, check_times)],
                             ego_yaw[np.searchsorted(times_s, check_times)])
-    n = road.lanes_per_direction
     ego_s0, ego_s1 = float(plan.s[0]), float(plan.s[-1])
     near = (max(5.0, ego_s0 - 50.0), min(road.length - 5.0, ego_s1 + 70.0))
-    t0 = times_s - scene_span_s[0]
+    return population, _Street(road, times_s, times_s - scene_span_s[0], near, scene_span_s[1] - scene_span_s[0])
 
-    def drive(name: str, lane: int, speed: float, s_start: float, **kwargs) -> Actor:
-        sign = 1.0 if lane >= 0 else -1.0
-        accel_wobble = 0.5 * np.sin(2 * np.pi * t0 / rng.uniform(6.0, 12.0) + rng.uniform(0, 2 * np.pi))
-        s = s_start + sign * (speed * t0 + accel_wobble)
-        return _road_actor(name, road, times_s, s, np.full_like(s, road.lane_centre(lane)), "driving", rng, **kwargs)
 
-    # the lead vehicle of each follow .. drive-off block
+def _drive(rng: np.random.Generator, street: _Street, name: str, lane: int, speed: float, s_start: float,
+           **kwargs) -> Actor:
+    """An object driving in ``lane`` at about ``speed`` [m/s] from arc length ``s_start`` [m]."""
+    sign = 1.0 if lane >= 0 else -1.0
+    accel_wobble = 0.5 * np.sin(2 * np.pi * street.t0 / rng.uniform(6.0, 12.0) + rng.uniform(0, 2 * np.pi))
+    s = s_start + sign * (speed * street.t0 + accel_wobble)
+    return _road_actor(name, street.road, street.times_s, s, np.full_like(s, street.road.lane_centre(lane)),
+                       "driving", rng, **kwargs)
+
+
+def _traffic(rng: np.random.Generator, street: _Street, name: Union[str, List[str]]) -> List[Actor]:
+    """One vehicle of ``name`` (or of one drawn from the list) in a random lane (``truck_trailer``: a truck towing
+    a trailer)."""
+    lane = int(rng.integers(-street.road.lanes_per_direction, street.road.lanes_per_direction))
+    name = str(rng.choice(name)) if isinstance(name, list) else name
+    speed = float(rng.uniform(5.0, 13.0))
+    s_start = float(rng.uniform(*street.near))
+    if name == "truck_trailer":
+        truck = _drive(rng, street, "truck", lane, speed, s_start)
+        trailer_size = sample_size("trailer", rng)
+        offset = -(1.0 if lane >= 0 else -1.0) * (0.5 * truck.size_wlh[1] + 0.5 * trailer_size[1] + 0.6)
+        return [truck, _drive(rng, street, "trailer", lane, speed, s_start + offset, size=trailer_size)]
+    return [_drive(rng, street, name, lane, speed, s_start, with_rider=True if name == "motorcycle" else None)]
+
+
+def _cyclist(rng: np.random.Generator, street: _Street) -> List[Actor]:
+    """A cyclist riding at the edge of an outer lane."""
+    side = float(rng.choice([-1.0, 1.0]))
+    s = float(rng.uniform(*street.near)) + side * -1.0 * rng.uniform(3.0, 5.5) * street.t0
+    d = np.full_like(s, side * (street.road.lanes_per_direction * LANE_WIDTH_M - 0.7))
+    return [_road_actor("bicycle", street.road, street.times_s, s, d, "driving", rng, with_rider=True)]
+
+
+def _parked(rng: np.random.Generator, street: _Street, name: str, side: float, s_m: float) -> List[Actor]:
+    """A vehicle parked at arc length ``s_m`` [m] on ``side`` (+1 left, -1 right): two-wheelers across the
+    sidewalk's edge without rider, a bus stopped at the curb, the rest in the parking strip facing the traffic
+    of their side."""
+    road, times_s = street.road, street.times_s
+    s = np.full_like(times_s, s_m)
+    if name in ("motorcycle", "bicycle"):
+        d = np.full_like(s, side * (road.half_width + 1.0))
+        return [_road_actor(name, road, times_s, s, d, "parked", rng, with_rider=False,
+                            yaw_offset=float(rng.choice([0.5, -0.5]) * np.pi))]
+    d = np.full_like(s, side * street.parking_d)
+    yaw_offset = 0.0 if side < 0 else np.pi
+    return [_road_actor(name, road, times_s, s, d, "driving" if name == "bus" else "parked", rng,
+                        yaw_offset=yaw_offset)]
+
+
+def _sidewalk_pedestrian(rng: np.random.Generator, street: _Street) -> List[Actor]:
+    """A pedestrian walking along (60 %) or standing on a sidewalk."""
+    road, times_s = street.road, street.times_s
+    side = float(rng.choice([-1.0, 1.0]))
+    d_walk = side * (road.half_width + rng.uniform(1.3, SIDEWALK_WIDTH_M - 0.6))
+    s0 = float(rng.uniform(*street.near))
+    if rng.random() < 0.6:
+        s = s0 + float(rng.choice([-1.0, 1.0])) * rng.uniform(0.9, 1.6) * street.t0
+        return [_road_actor("pedestrian", road, times_s, s, np.full_like(s, d_walk), "walking", rng)]
+    s = np.full_like(times_s, s0)
+    return [_road_actor("pedestrian", road, times_s, s, np.full_like(s, d_walk), "standing", rng,
+                        yaw_offset=float(rng.uniform(-np.pi, np.pi)))]
+
+
+def _crossing_pedestrian(rng: np.random.Generator, street: _Street) -> List[Actor]:
+    """A pedestrian crossing the road from one sidewalk to the other."""
+    curb = street.road.half_width
+    side = float(rng.choice([-1.0, 1.0]))
+    speed = float(rng.uniform(1.0, 1.5))
+    start_t = float(rng.uniform(-4.0, street.duration_s))
+    d = np.clip(side * (curb + 1.5) - side * speed * (street.t0 - start_t), -(curb + 1.5), curb + 1.5)
+    s = np.full_like(street.times_s, rng.uniform(*street.near))
+    return [_road_actor("pedestrian", street.road, street.times_s, s, d, "walking", rng)]
+
+
+def _add_lead_vehicles(rng: np.random.Generator, street: _Street, plan: EgoPlan, population: Population) -> None:
+    """The lead car of each follow .. drive-off block of the ego's plan."""
     for start, end, lane in plan.lead_blocks():
         size = sample_size("car", rng)
         s = lead_vehicle_s(plan, start, end, float(size[1]))
-        actor = _road_actor("car", road, times_s, s, np.full_like(s, road.lane_centre(lane)), "driving", rng, size)
+        actor = _road_actor("car", street.road, street.times_s, s, np.full_like(s, street.road.lane_centre(lane)),
+                            "driving", rng, size)
         population.try_add([actor])
 
-    _add_work_zone(rng, road, times_s, (max(5.0, ego_s0 - 20.0), min(road.length - 30.0, ego_s1 + 30.0)), population)
-    curb = road.half_width
-    parking_d = curb - 0.5 * PARKING_WIDTH_M
-    density = (near[1] - near[0]) / 100.0
+
+def _work_zone_span(street: _Street, plan: EgoPlan) -> Tuple[float, float]:
+    return (max(5.0, float(plan.s[0]) - 20.0), min(street.road.length - 30.0, float(plan.s[-1]) + 30.0))
+
+
+def populate(rng: np.random.Generator, road: Road, plan: EgoPlan, times_s: np.ndarray,
+             scene_span_s: Tuple[float, float], ego_xy: np.ndarray, ego_yaw: np.ndarray) -> List[Actor]:
+    """All objects of a scene of the default population, on the time grid ``times_s`` [s]; ``scene_span_s`` is
+    the (start, end) of the recorded data (overlaps are only checked there)."""
+    population, street = _start(road, plan, times_s, scene_span_s, ego_xy, ego_yaw)
+    _add_lead_vehicles(rng, street, plan, population)
+    _add_work_zone(rng, street, _work_zone_span(street, plan), population)
+    density = (street.near[1] - street.near[0]) / 100.0
     for _ in range(int(6 * density)):  # traffic in both directions
-        lane = int(rng.integers(-n, n))
-        name = str(rng.choice(["car", "car", "car", "truck", "bus", "motorcycle", "truck_trailer"]))
-        speed = float(rng.uniform(5.0, 13.0))
-        s_start = float(rng.uniform(*near))
-        if name == "truck_trailer":
-            truck = drive("truck", lane, speed, s_start)
-            trailer_size = sample_size("trailer", rng)
-            offset = -(1.0 if lane >= 0 else -1.0) * (0.5 * truck.size_wlh[1] + 0.5 * trailer_size[1] + 0.6)
-            population.try_add([truck, drive("trailer", lane, speed, s_start + offset, size=trailer_size)])
-        else:
-            population.try_add([drive(name, lane, speed, s_start,
-                                      with_rider=True if name == "motorcycle" else None)])
+        population.try_add(_traffic(rng, street, ["car", "car", "car", "truck", "bus", "motorcycle", "truck_trailer"]))
     for _ in range(int(2 * density)):  # cyclists at the edge of the outer lanes
-        side = float(rng.choice([-1.0, 1.0]))
-        s = float(rng.uniform(*near)) + side * -1.0 * rng.uniform(3.0, 5.5) * t0
-        d = np.full_like(s, side * (n * LANE_WIDTH_M - 0.7))
-        population.try_add([_road_actor("bicycle", road, times_s, s, d, "driving", rng, with_rider=True)])
+        population.try_add(_cyclist(rng, street))
     for _ in range(int(5 * density)):  # parked vehicles, a stopped bus, parked trailers, parked two-wheelers
         side = float(rng.choice([-1.0, 1.0]))
-        s = np.full_like(times_s, rng.uniform(*near))
+        s_m = rng.uniform(*street.near)
         name = str(rng.choice(["car", "car", "car", "truck", "trailer", "bus", "motorcycle", "bicycle"]))
-        if name in ("motorcycle", "bicycle"):
-            d = np.full_like(s, side * (curb + 1.0))
-            actor = _road_actor(name, road, times_s, s, d, "parked", rng, with_rider=False,
-                                yaw_offset=float(rng.choice([0.5, -0.5]) * np.pi))
-        else:
-            d = np.full_like(s, side * parking_d)
-            yaw_offset = 0.0 if side < 0 else np.pi
-            actor = _road_actor(name, road, times_s, s, d, "driving" if name == "bus" else "parked", rng,
-                                yaw_offset=yaw_offset)
-        population.try_add([actor])
+        population.try_add(_parked(rng, street, name, side, s_m))
     for _ in range(int(8 * density)):  # pedestrians on the sidewalks
-        side = float(rng.choice([-1.0, 1.0]))
-        d_walk = side * (curb + rng.uniform(1.3, SIDEWALK_WIDTH_M - 0.6))
-        s0 = float(rng.uniform(*near))
-        if rng.random() < 0.6:
-            s = s0 + float(rng.choice([-1.0, 1.0])) * rng.uniform(0.9, 1.6) * t0
-            population.try_add([_road_actor("pedestrian", road, times_s, s, np.full_like(s, d_walk), "walking", rng)])
-        else:
-            s = np.full_like(times_s, s0)
-            population.try_add([_road_actor("pedestrian", road, times_s, s, np.full_like(s, d_walk), "standing", rng,
-                                            yaw_offset=float(rng.uniform(-np.pi, np.pi)))])
+        population.try_add(_sidewalk_pedestrian(rng, street))
     for _ in range(int(1 * density) + 1):  # pedestrians crossing the road
-        side = float(rng.choice([-1.0, 1.0]))
-        speed = float(rng.uniform(1.0, 1.5))
-        start_t = float(rng.uniform(-4.0, (scene_span_s[1] - scene_span_s[0])))
-        d = np.clip(side * (curb + 1.5) - side * speed * (t0 - start_t), -(curb + 1.5), curb + 1.5)
-        s = np.full_like(times_s, rng.uniform(*near))
-        population.try_add([_road_actor("pedestrian", road, times_s, s, d, "walking", rng)])
+        population.try_add(_crossing_pedestrian(rng, street))
     return population.actors
 
 
-def _add_work_zone(rng: np.random.Generator, road: Road, times_s: np.ndarray, span: Tuple[float, float],
-                   population: Population) -> None:
+NUSCENES_MIX_OBJECTS = 45
+"""Objects the ``nuscenes`` population places around a scene's drive (those within the annotation range are
+annotated at every keyframe); a nuScenes train keyframe holds 33.6 annotations on average."""
+PLACEMENT_TRIES = 20
+"""Candidates drawn per object of a class quota before the ``nuscenes`` population gives up on it (overlaps)."""
+PARKING_SLOT_M = 6.5
+"""Spacing of the parking slots along each parking strip [m] (a 4.6 m car, its clearance and a gap)."""
+
+
+def class_quota(rng: np.random.Generator, total: int) -> Dict[str, int]:
+    """Objects per detection class of one scene: ``total`` split in nuScenes' train-split shares
+    (``NUSCENES_TRAIN_ANNOTATIONS``), each fraction rounded up with the probability of its remainder, so the
+    shares hold on average over scenes."""
+    counts = np.array(list(NUSCENES_TRAIN_ANNOTATIONS.values()), dtype=np.float64)
+    expected = total * counts / counts.sum()
+    whole = np.floor(expected)
+    draws = rng.random(len(expected))
+    return {name: int(w) + int(u < e - w)
+            for name, w, e, u in zip(NUSCENES_TRAIN_ANNOTATIONS, whole, expected, draws)}
+
+
+def populate_nuscenes_mix(rng: np.random.Generator, road: Road, plan: EgoPlan, times_s: np.ndarray,
+                          scene_span_s: Tuple[float, float], ego_xy: np.ndarray,
+                          ego_yaw: np.ndarray) -> List[Actor]:
+    """All objects of a scene of the ``nuscenes`` population (arguments as ``populate``): NUSCENES_MIX_OBJECTS
+    objects in nuScenes' class shares (``class_quota``). The lead cars count as cars; the work zone holds the
+    cones, barriers and construction vehicle (up to 3 tries, else none); 60 % of the other cars park in rows
+    along both curbs, the rest drive; trucks tow the trailers, the other trucks and the buses half drive, half
+    park (stop); two-wheelers half ride, half stand on the sidewalk's edge; 85 % of the pedestrians use the
+    sidewalks, the rest cross."""
+    quota = class_quota(rng, NUSCENES_MIX_OBJECTS)
+    population, street = _start(road, plan, times_s, scene_span_s, ego_xy, ego_yaw)
+    _add_lead_vehicles(rng, street, plan, population)
+    for _ in range(3):
+        if _add_work_zone(rng, street, _work_zone_span(street, plan), population, quota):
+            break
+
+    def fill(count: int, candidate: Callable[[], List[Actor]]) -> None:
+        added, tries = 0, 0
+        while added < count and tries < PLACEMENT_TRIES * count:
+            added += population.try_add(candidate())
+            tries += 1
+
+    def park(name: str) -> Callable[[], List[Actor]]:
+        return lambda: _parked(rng, street, name, float(rng.choice([-1.0, 1.0])), float(rng.uniform(*street.near)))
+
+    pairs = min(quota["trailer"], quota["truck"])
+    fill(pairs, lambda: _traffic(rng, street, "truck_trailer"))
+    fill(quota["trailer"] - pairs, park("trailer"))
+    trucks = quota["truck"] - pairs
+    fill(trucks // 2, park("truck"))
+    fill(trucks - trucks // 2, lambda: _traffic(rng, street, "truck"))
+    fill(quota["bus"] // 2, park("bus"))
+    fill(quota["bus"] - quota["bus"] // 2, lambda: _traffic(rng, street, "bus"))
+
+    def placed(name: str) -> int:
+        return sum(actor.detection_name == name for actor in population.actors)
+
+    fill(quota["construction_vehicle"] - placed("construction_vehicle"), park("construction_vehicle"))
+    cars = max(0, quota["car"] - placed("car"))  # the lead cars are cars
+    slots = [(side, float(s)) for side in (-1.0, 1.0)
+             for s in np.arange(street.near[0] + rng.uniform(0.0, PARKING_SLOT_M), street.near[1], PARKING_SLOT_M)]
+    parked_cars = 0
+    for index in rng.permutation(len(slots)):
+        if parked_cars >= round(0.6 * cars):
+            break
+        parked_cars += population.try_add(_parked(rng, street, "car", *slots[index]))
+    fill(cars - parked_cars, lambda: _traffic(rng, street, "car"))
+    for name, ride in (("motorcycle", lambda: _traffic(rng, street, "motorcycle")),
+                       ("bicycle", lambda: _cyclist(rng, street))):
+        fill(quota[name] // 2, park(name))
+        fill(quota[name] - quota[name] // 2, ride)
+    crossing = int(round(0.15 * quota["pedestrian"]))
+    fill(crossing, lambda: _crossing_pedestrian(rng, street))
+    fill(quota["pedestrian"] - crossing, lambda: _sidewalk_pedestrian(rng, street))
+    return population.actors
+
+
+POPULATIONS = {"default": populate, "nuscenes": populate_nuscenes_mix}
+"""Who is where in a scene, by population name (``generate_world(population=...)``)."""
+
+CONE_SPACING_M, ROW_BARRIER_SPACING_M = 3.0, 3.5
+"""Spacing along the lane edge of a work zone's cones and of its barriers beyond the two across its ends [m]."""
+
+
+def _add_work_zone(rng: np.random.Generator, street: _Street, span: Tuple[float, float], population: Population,
+                   quota: Optional[Dict[str, int]] = None) -> bool:
     """A closed parking strip starting somewhere in ``span`` (arc lengths [m]): a construction vehicle, cones
-    along the lane edge before and after it, barriers across both ends."""
+    along the lane edge before and after it, barriers across both ends; True if it was placed.
+
+    Without ``quota`` the strip is 18-26 m long with a cone every CONE_SPACING_M. With ``quota`` (the
+    ``nuscenes`` population) it holds quota["construction_vehicle"] (at most 1) vehicles, quota["traffic_cone"]
+    cones and quota["barrier"] barriers (up to 2 across the ends, the rest in a row along the lane edge after the
+    cones), and is as long as they need."""
+    road, times_s = street.road, street.times_s
     side = float(rng.choice([-1.0, 1.0]))
     length = float(rng.uniform(18.0, 26.0))
+    with_vehicle = quota is None or quota["construction_vehicle"] > 0
+    vehicle_size, vehicle_length = None, 0.0
+    if quota is not None:
+        row_barriers = max(0, quota["barrier"] - 2)
+        if with_vehicle:  # the vehicle's stretch: its length and room for its and a cone's clearance
+            vehicle_size = sample_size("construction_vehicle", rng)
+            vehicle_length = float(vehicle_size[1]) + 2.5
+        length = CONE_SPACING_M * quota["traffic_cone"] + ROW_BARRIER_SPACING_M * row_barriers + vehicle_length
     s0 = float(rng.uniform(span[0], max(span[0] + 1.0, span[1] - length)))
-    cone_d = side * (road.lanes_per_direction * LANE_WIDTH_M + 0.3)
-    parking_d = side * (road.half_width - 0.5 * PARKING_WIDTH_M)
+    edge_d = side * (road.lanes_per_direction * LANE_WIDTH_M + 0.3)
+    parking_d = side * street.parking_d
 
-    def place(name: str, s: float, d: float, behaviour: str, yaw_offset: float = 0.0) -> Actor:
+    def place(name: str, s: float, d: float, behaviour: str, yaw_offset: float = 0.0,
+              size: Optional[np.ndarray] = None) -> Actor:
         return _road_actor(name, road, times_s, np.full_like(times_s, s), np.full_like(times_s, d), behaviour,
-                           rng, yaw_offset=yaw_offset)
+                           rng, size, yaw_offset=yaw_offset)
 
-    vehicle_s = s0 + 0.5 * length
-    vehicle = place("construction_vehicle", vehicle_s, side * (road.half_width - 1.25), "parked",
-                    0.0 if side < 0 else np.pi)
-    clear = 0.5 * float(vehicle.size_wlh[1]) + 1.0
-    group = [vehicle]
-    group += [place("traffic_cone", float(s), cone_d, "static") for s in np.arange(s0, s0 + length, 3.0)
-              if abs(s - vehicle_s) > clear]
-    group += [place("barrier", float(s), parking_d, "static") for s in (s0 - 1.5, s0 + length + 1.5)]
-    population.try_add(group)
+    group = []
+    if quota is None:
+        vehicle_s = s0 + 0.5 * length
+        vehicle = place("construction_vehicle", vehicle_s, side * (road.half_width - 1.25), "parked",
+                        0.0 if side < 0 else np.pi)
+        clear = 0.5 * float(vehicle.size_wlh[1]) + 1.0
+        group = [vehicle]
+        group += [place("traffic_cone", float(s), edge_d, "static") for s in np.arange(s0, s0 + length, CONE_SPACING_M)
+                  if abs(s - vehicle_s) > clear]
+        group += [place("barrier", float(s), parking_d, "static") for s in (s0 - 1.5, s0 + length + 1.5)]
+        return population.try_add(group)
+    if with_vehicle:
+        group.append(place("construction_vehicle", s0 + 0.5 * vehicle_length, side * (road.half_width - 1.25),
+                           "parked", 0.0 if side < 0 else np.pi, vehicle_size))
+    s = s0 + vehicle_length
+    for _ in range(quota["traffic_cone"]):
+        group.append(place("traffic_cone", s, edge_d, "static"))
+        s += CONE_SPACING_M
+    for _ in range(row_barriers):  # lengthwise along the lane edge
+        group.append(place("barrier", s + 0.5 * ROW_BARRIER_SPACING_M, edge_d + side * 0.1, "static", 0.5 * np.pi))
+        s += ROW_BARRIER_SPACING_M
+    group += [place("barrier", end_s, parking_d, "static")
+              for end_s in (s0 - 1.5, s + 1.5)[:min(2, quota["barrier"])]]
+    return population.try_add(group)

@@ -10,7 +10,7 @@ from typing import Dict, Iterator, List, Sequence, Tuple, Union
 from tqdm import tqdm
 
 from perception.datasets.maneuver_labels import write_scripted_maneuvers
-from perception.datasets.synthetic.scene import build_scene, scene_name
+from perception.datasets.synthetic.scene import build_scene, check_population, scene_name
 from perception.datasets.synthetic.tables import TABLE_NAMES, fixed_tables, write_tables
 from perception.datasets.synthetic.writer import SceneRecorder, sensor_schedule
 from perception.maneuvers import Maneuver
@@ -32,7 +32,7 @@ def namespace(version: str, seed: int) -> str:
 
 
 def _check_arguments(num_scenes: int, samples_per_scene: int, image_size: Sequence[int], version: str,
-                     workers: int) -> None:
+                     workers: int, population: str) -> None:
     if num_scenes < 1:
         raise ValueError(f"num_scenes must be >= 1, got {num_scenes}")
     if samples_per_scene < 1:
@@ -43,11 +43,12 @@ def _check_arguments(num_scenes: int, samples_per_scene: int, image_size: Sequen
         raise ValueError(f"version must be a non-empty folder name, got {version!r}")
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
+    check_population(population)
 
 
 def _record_scene(args: Tuple) -> Tuple[Dict[str, List[dict]], Dict[str, Maneuver]]:
-    out_dir, index, samples_per_scene, seed, image_size, version, num_threads = args
-    model = build_scene(seed, index, samples_per_scene)
+    out_dir, index, samples_per_scene, seed, image_size, version, num_threads, population = args
+    model = build_scene(seed, index, samples_per_scene, population)
     recorder = SceneRecorder(model, out_dir, namespace(version, seed), seed, samples_per_scene, image_size,
                              num_threads)
     return recorder.record(), recorder.scripted_maneuvers()
@@ -72,20 +73,22 @@ def _threads_of_spawned_processes(threads: int) -> Iterator[None]:
 
 def generate_world(out_dir: Union[str, Path], num_scenes: int, samples_per_scene: int, seed: int,
                    image_size: Tuple[int, int] = (800, 450), version: str = "v1.0-synth", progress: bool = True,
-                   workers: int = 1) -> Path:
+                   workers: int = 1, population: str = "default") -> Path:
     """Generates ``num_scenes`` scenes of ``samples_per_scene`` keyframes (2 Hz, with all sweeps) into
     ``out_dir`` and returns it (the dataroot): ``<version>/*.json`` (the 13 nuScenes tables), ``<version>/
     splits.json`` (synth_train / synth_val), ``<version>/ego_maneuvers.json`` (the ego's scripted maneuver per
     sample token, ``EgoPlan.scripted_maneuver``), ``samples/``, ``sweeps/``, ``maps/``.
 
     ``image_size`` is (width, height) of the camera images. The same arguments give byte-identical files;
-    ``workers`` > 1 records scenes in parallel processes (same output).
+    ``workers`` > 1 records scenes in parallel processes (same output). ``population`` (traffic.POPULATIONS):
+    "default", or "nuscenes" (classes in nuScenes' train-split shares, parked-car rows, radar cross-sections from
+    measurements; each scene's description ends with "; population=nuscenes").
     """
     image_size = (int(image_size[0]), int(image_size[1]))
-    _check_arguments(num_scenes, samples_per_scene, image_size, version, workers)
+    _check_arguments(num_scenes, samples_per_scene, image_size, version, workers, population)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    jobs = [(out_dir, i, samples_per_scene, seed, image_size, version, 1 if workers > 1 else 0)
+    jobs = [(out_dir, i, samples_per_scene, seed, image_size, version, 1 if workers > 1 else 0, population)
             for i in range(num_scenes)]
     tables = fixed_tables(namespace(version, seed), image_size)
     for name in TABLE_NAMES:
@@ -102,7 +105,7 @@ def generate_world(out_dir: Union[str, Path], num_scenes: int, samples_per_scene
         with tqdm(total=num_scenes * frames_per_scene, disable=not progress, desc="synthetic sensor frames",
                   unit="frame") as bar:
             for job in jobs:
-                model = build_scene(seed, job[1], samples_per_scene)
+                model = build_scene(seed, job[1], samples_per_scene, population)
                 recorder = SceneRecorder(model, out_dir, namespace(version, seed), seed, samples_per_scene,
                                          image_size)
                 results.append((recorder.record(on_frame=lambda _: bar.update()), recorder.scripted_maneuvers()))

@@ -149,6 +149,11 @@ class SceneRecorder:
     def token(self, *parts: object) -> str:
         return make_token(self.namespace, self.model.name, *parts)
 
+    def description(self) -> str:
+        """The scene's description: the ego's manoeuvres, then the population if it is not the default one."""
+        text = self.model.plan.description()
+        return text if self.model.population == "default" else f"{text}; population={self.model.population}"
+
     def scripted_maneuvers(self) -> Dict[str, Maneuver]:
         """{sample token: the ego's scripted maneuver at that keyframe over the label horizon}."""
         horizon_s = ManeuverLabelConfig().horizon_s
@@ -179,7 +184,7 @@ class SceneRecorder:
         tables["scene"].append({
             "token": self.token("scene"), "log_token": log_token, "nbr_samples": self.samples_per_scene,
             "first_sample_token": sample_tokens[0], "last_sample_token": sample_tokens[-1], "name": self.model.name,
-            "description": self.model.plan.description()})
+            "description": self.description()})
 
         by_channel: Dict[str, List[dict]] = {c: [] for c in ALL_CHANNELS}
         for frame in schedule:
@@ -223,7 +228,8 @@ class SceneRecorder:
                 self._annotate(frame.sample_index, snapshot, sensor_to_global.translation)
         elif kind == "radar":
             points = radar.simulate_frame(snapshot, self.model.actors, sensor_to_global,
-                                          self.model.sensor_velocity(frame.channel, t_s), rng)
+                                          self.model.sensor_velocity(frame.channel, t_s), rng,
+                                          radar.CROSS_SECTIONS[self.model.population])
             data = radar.encode_pcd(points)
             if frame.is_key_frame:
                 kept = points[radar.devkit_default_keep(points)]

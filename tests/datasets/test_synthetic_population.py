@@ -1,0 +1,90 @@
+"""The world's populations: the default world stays what it was (pinned to the output of the generator before
+populations existed), the ``nuscenes`` population draws its classes in nuScenes' train-split shares, and an
+unknown population name is refused."""
+import collections
+import hashlib
+import json
+
+import numpy as np
+import pytest
+
+from perception.datasets.synthetic import generate_world
+from perception.datasets.synthetic.class_specs import NUSCENES_TRAIN_ANNOTATIONS
+from perception.datasets.synthetic.radar import CROSS_SECTIONS
+from perception.datasets.synthetic.scene import build_scene
+from perception.datasets.synthetic.traffic import NUSCENES_MIX_OBJECTS, POPULATIONS, class_quota
+from perception.datasets.synthetic.writer import SceneRecorder, annotated_actors
+
+TINY_WORLD_ANNOTATIONS = {
+    "human.pedestrian.adult": 92, "movable_object.barrier": 16, "movable_object.trafficcone": 40,
+    "vehicle.bicycle": 24, "vehicle.bus.rigid": 8, "vehicle.car": 60, "vehicle.construction": 8,
+    "vehicle.motorcycle": 12, "vehicle.trailer": 12, "vehicle.truck": 12,
+}
+"""Annotations per category of tests/conftest.py TINY_WORLD (2 scenes x 4 keyframes, seed 0), and below the md5 of
+its sample_annotation.json and of its 40 keyframe radar files (sorted by path): both written by the generator as
+it was before the population option (git HEAD of 2026-12-03), so the default world is pinned byte for byte."""
+TINY_WORLD_ANNOTATION_MD5 = "b72446bd7950a6caad2907f91afa5725"
+TINY_WORLD_KEYFRAME_RADAR_MD5 = "070967f561edba3b111fd5268482a30e"
+
+
+def test_default_world_is_unchanged(synthetic_root):
+    table_dir = synthetic_root / "v1.0-synth"
+    annotations = json.loads((table_dir / "sample_annotation.json").read_text())
+    instances = {row["token"]: row for row in json.loads((table_dir / "instance.json").read_text())}
+    categories = {row["token"]: row["name"] for row in json.loads((table_dir / "category.json").read_text())}
+    counts = collections.Counter(categories[instances[a["instance_token"]]["category_token"]] for a in annotations)
+    assert dict(counts) == TINY_WORLD_ANNOTATIONS
+    assert hashlib.md5((table_dir / "sample_annotation.json").read_bytes()).hexdigest() == TINY_WORLD_ANNOTATION_MD5
+    radar = hashlib.md5()
+    paths = sorted(synthetic_root.glob("samples/RADAR_*/*.pcd"))
+    for path in paths:
+        radar.update(path.read_bytes())
+    assert len(paths) == 40 and radar.hexdigest() == TINY_WORLD_KEYFRAME_RADAR_MD5
+    scenes = json.loads((table_dir / "scene.json").read_text())
+    assert all("population" not in scene["description"] for scene in scenes)
+
+
+def test_class_quota_splits_in_the_cited_shares_on_average():
+    # 100 objects: car 100 * 413318 / 944881 = 43.74, pedestrian 19.67, bicycle 1.00 ...
+    total = sum(NUSCENES_TRAIN_ANNOTATIONS.values())
+    assert total == 944881
+    rng = np.random.default_rng(0)
+    draws = [class_quota(rng, 100) for _ in range(2000)]
+    for name, count in NUSCENES_TRAIN_ANNOTATIONS.items():
+        quotas = np.array([draw[name] for draw in draws])
+        expected = 100 * count / total
+        assert set(quotas) <= {np.floor(expected), np.ceil(expected)}
+        assert quotas.mean() == pytest.approx(expected, abs=0.05)
+    assert class_quota(rng, 100)["car"] in (43, 44)
+
+
+def test_nuscenes_population_matches_the_cited_class_shares():
+    """Two scenes of 4 keyframes: every class share of the annotated objects within 0.04 of nuScenes' train split
+    (placements refused for overlaps and objects beyond the annotation range make up the difference)."""
+    counts, per_scene = collections.Counter(), []
+    for index in range(2):
+        model = build_scene(seed=5, index=index, samples_per_scene=4, population="nuscenes")
+        names = [model.actors[i].detection_name for i in annotated_actors(model, 4)]
+        counts.update(names)
+        per_scene.append(len(names))
+    assert all(0.75 * NUSCENES_MIX_OBJECTS <= n <= NUSCENES_MIX_OBJECTS for n in per_scene)
+    total, cited_total = sum(counts.values()), sum(NUSCENES_TRAIN_ANNOTATIONS.values())
+    for name, cited in NUSCENES_TRAIN_ANNOTATIONS.items():
+        assert counts[name] / total == pytest.approx(cited / cited_total, abs=0.04), name
+    assert counts["car"] >= 2 * counts["pedestrian"] > 0
+
+
+def test_nuscenes_scene_says_how_it_was_generated(tmp_path):
+    model = build_scene(seed=5, index=0, samples_per_scene=2, population="nuscenes")
+    recorder = SceneRecorder(model, tmp_path, "ns", 5, 2, (64, 36))
+    assert recorder.description() == model.plan.description() + "; population=nuscenes"
+
+
+def test_unknown_population_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="unknown population 'nuscene'; known: default, nuscenes"):
+        generate_world(tmp_path, num_scenes=1, samples_per_scene=1, seed=0, image_size=(64, 36), progress=False,
+                       population="nuscene")
+    with pytest.raises(ValueError, match="unknown population"):
+        build_scene(0, 0, 2, population="")
+    assert not any(tmp_path.iterdir())
+    assert set(CROSS_SECTIONS) == set(POPULATIONS)  # every population has its radar cross-sections
