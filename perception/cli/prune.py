@@ -1,8 +1,10 @@
-"""Structured channel pruning (perception.deploy.prune): the decoder's and the head's inner channels, L1 group-norm
-importance, at each --ratio (the fraction of those modules' FLOPs removed). Writes per ratio OUT/ratio_<R>/config.py
-(the config with the pruned widths) and model.pth (a plain checkpoint: load_detector / torch.load weights_only),
-and OUT/prune.json: FLOPs per dense module on one real frame of --split, parameters, and the detector's latency
-(p50 / p99 of detect on that frame, the models timed interleaved). Ratio 0 (the unpruned model) is always a row.
+"""Structured channel pruning (perception.deploy.prune): the inner channels of the --scope's modules (all: the
+encoders, fuser, decoder and head; decoder_head: those two), L1 group-norm importance, the same fraction of every
+prunable layer, at each --ratio (the fraction of the scope's dense FLOPs removed). Writes per ratio
+OUT/ratio_<R>/config.py (the config with the pruned widths) and model.pth (a plain checkpoint: load_detector /
+torch.load weights_only), and OUT/prune.json: the scope, FLOPs per dense module on one real frame of --split (all
+its cameras and pillars), parameters, and the detector's latency (p50 / p99 of detect on that frame, the models
+timed interleaved). Ratio 0 (the unpruned model) is always a row.
 
 After fine-tuning (tools/finetune.py OUT/ratio_<R>/config.py OUT/ratio_<R>/model.pth --method full --export
 OUT/ratio_<R>/finetuned.pth) and evaluation (tools/test.py ... --out OUT/ratio_<R>/eval), ``--report OUT`` reads
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 from perception.cli import add_debug_option, resolve_config, resolve_path, tool_main
+from perception.deploy.prune import DEFAULT_SCOPE, SCOPES
 
 PRUNE_REPORT = "prune.json"
 
@@ -27,7 +30,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("config", nargs="?", help="model config (mmengine)")
     parser.add_argument("checkpoint", nargs="?", help="trained weights (a shipped checkpoint)")
     parser.add_argument("--ratio", type=float, action="append", default=[],
-                        help="fraction of the decoder's and head's FLOPs to remove, in [0, 1) (repeatable)")
+                        help="fraction of the scope's dense FLOPs to remove, in [0, 1) (repeatable)")
+    parser.add_argument("--scope", choices=list(SCOPES), default=DEFAULT_SCOPE,
+                        help="the modules pruned: all dense ones (encoders, fuser, decoder, head) or only the decoder "
+                             "and head (default: %(default)s)")
     parser.add_argument("--out", help="folder of the pruned models and prune.json")
     parser.add_argument("--split", help="the frame the FLOPs and latency are measured on comes from this split "
                                         "(default: the config's validation split)")
@@ -75,7 +81,7 @@ def prune(args: argparse.Namespace, parser: argparse.ArgumentParser) -> List[Dic
     from mmengine.config import Config
 
     from perception.datasets.loader import NuScenesFrames
-    from perception.deploy.prune import PRUNED_MODULES, dense_flops, prune_detector, pruned_widths
+    from perception.deploy.prune import dense_flops, in_scope, prune_detector, pruned_widths
     from perception.engine.checkpoint import save_checkpoint
     from perception.models import load_detector, model_inputs
 
@@ -100,7 +106,7 @@ def prune(args: argparse.Namespace, parser: argparse.ArgumentParser) -> List[Dic
     out = Path(args.out)
     models, rows = {}, []
     for ratio in sorted({0.0, *args.ratio}):
-        pruned = prune_detector(detector, batch, ratio)
+        pruned = prune_detector(detector, batch, ratio, args.scope)
         folder = ratio_dir(out, ratio)
         folder.mkdir(parents=True, exist_ok=True)
         widths = pruned_widths(pruned)
@@ -108,13 +114,13 @@ def prune(args: argparse.Namespace, parser: argparse.ArgumentParser) -> List[Dic
         state_dict = {name: tensor.detach().clone() for name, tensor in pruned.state_dict().items()}
         save_checkpoint(state_dict, str(folder / "model.pth"),
                         {"pruned_from": str(args.checkpoint), "config": str(args.config), "pruning_ratio": ratio,
-                         "widths": widths}, inputs)
+                         "pruning_scope": args.scope, "widths": widths}, inputs)
         flops = dense_flops(pruned, batch)
         models[f"{ratio:g}"] = pruned
         rows.append({"ratio": ratio, "config": str(folder / "config.py"), "checkpoint": str(folder / "model.pth"),
                      "widths": widths, "flops": flops, "flops_total": sum(flops.values()),
                      "flops_pruned_modules": sum(value for path, value in flops.items()
-                                                 if path.split(".")[0] in PRUNED_MODULES),
+                                                 if in_scope(path, args.scope)),
                      "parameters": sum(p.numel() for p in pruned.parameters())})
     with torch.no_grad():
         latency = time_detectors(models, [frame], args.latency_iters)
@@ -122,7 +128,8 @@ def prune(args: argparse.Namespace, parser: argparse.ArgumentParser) -> List[Dic
         row["flops_fraction"] = row["flops_total"] / rows[0]["flops_total"]
         row["detector_ms"] = latency[f"{row['ratio']:g}"]
     report = {"config": args.config, "checkpoint": args.checkpoint, "split": split, "frame": frame.sample_token,
-              "pruned_modules": list(PRUNED_MODULES), "flops_unit": "multiply-accumulates (torch-pruning)",
+              "scope": args.scope, "pruned_modules": list(SCOPES[args.scope]),
+              "flops_unit": "multiply-accumulates per frame (torch-pruning)",
               "rows": rows}
     (out / PRUNE_REPORT).write_text(json.dumps(report, indent=2))
     for row in rows:
@@ -143,8 +150,11 @@ def report(out: Path) -> List[Dict[str, Any]]:
     file = out / PRUNE_REPORT
     if not file.is_file():
         raise FileNotFoundError(f"{file}: no pruning run here (run tools/prune.py CONFIG CHECKPOINT --out {out})")
-    rows = json.loads(file.read_text())["rows"]
-    lines = ["| ratio | FLOPs (M MAC) | FLOPs / unpruned | parameters | detector p50 ms | detector p99 ms | NDS |",
+    pruning = json.loads(file.read_text())
+    rows = pruning["rows"]
+    scope = pruning.get("scope", "decoder_head")  # a prune.json of before --scope pruned those two
+    lines = [f"Pruning scope: {scope} ({', '.join(SCOPES[scope])})", "",
+             "| ratio | FLOPs (M MAC) | FLOPs / unpruned | parameters | detector p50 ms | detector p99 ms | NDS |",
              "|---|---|---|---|---|---|---|"]
     for row in rows:
         metrics = ratio_dir(out, row["ratio"]) / "eval" / "metrics.json"

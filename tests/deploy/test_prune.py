@@ -1,43 +1,126 @@
-"""Structured pruning (perception.deploy.prune, tools/prune.py) of the tiny model of tests/models: FLOPs fall by the
-asked fraction, the outputs keep their shapes, ratio 0 is the model itself, and the pruned model is a config +
-plain checkpoint pair that load_detector reads with weights_only."""
+"""Structured pruning (perception.deploy.prune, tools/prune.py) of the tiny model of tests/models: the whole network
+(scope all) or the decoder and head alone lose the asked fraction of their FLOPs, counted again by torch-pruning
+over the whole detector's forward; the outputs keep their shapes, ratio 0 is the model itself, and the pruned model
+is a config + plain checkpoint pair that load_detector reads with weights_only, gives the same outputs and exports
+to ONNX graphs that match it."""
 import json
 
 import pytest
 import torch
 
-pytest.importorskip("torch_pruning", reason="torch-pruning is not installed")
+tp = pytest.importorskip("torch_pruning", reason="torch-pruning is not installed")
 
-from perception.cli.prune import main as prune_main  # noqa: E402
-from perception.deploy.graphs import example_batch  # noqa: E402
-from perception.deploy.prune import PRUNED_MODULES, dense_flops, prune_detector, pruned_widths  # noqa: E402
-from perception.models import load_detector  # noqa: E402
+from perception.cli.prune import main as prune_main, write_pruned_config  # noqa: E402
+from perception.deploy.graphs import example_batch, export_graphs, load_onnx_detector, output_error  # noqa: E402
+from perception.deploy.prune import dense_flops, prune_detector, pruned_widths, scope_flops  # noqa: E402
+from perception.engine.checkpoint import save_checkpoint  # noqa: E402
+from perception.models import load_detector, model_inputs  # noqa: E402
 from tests.deploy.test_deploy import write_model  # noqa: E402
-from tests.models.helpers import tiny_model  # noqa: E402
+from tests.models.helpers import make_frame, tiny_model  # noqa: E402
+
+TINY_WIDTHS = {"encoders": {"camera": {"backbone_widths": [4, 8, 8, 8], "fpn_channels": 8},
+                            "radar": {"hidden_channels": 4}},
+               "fuser": {"out_channels": 16}, "decoder": {"channels": [[16], [16]]},
+               "head": {"head_channels": 16, "branch_channels": {"heatmap": 16, "regression": 16, "attribute": 16}}}
+"""tests.models.helpers.tiny_model_config's prunable widths, as pruned_widths writes them."""
+
+UNPRUNABLE = ("encoders.lidar.pillars", "encoders.lidar.conv", "encoders.radar.pillars", "encoders.camera.bev_conv")
+"""Dense modules whose input comes from a kernel and whose output goes to one or to the fuser's glue."""
 
 
-def _pruned_flops(flops):
-    return sum(value for path, value in flops.items() if path.split(".")[0] in PRUNED_MODULES)
+def whole_macs(detector, batch) -> float:
+    """The detector's multiply-accumulates on ``batch``, counted by torch-pruning's hooks over its whole forward
+    (kernels between the layers), not module by module as perception.deploy.prune counts them."""
+    return tp.utils.count_ops_and_params(detector, {"batch": batch})[0]
 
 
-def test_half_the_flops_same_output_shapes():
+def leaves(widths):
+    """The widths of a pruned_widths dict, flattened in a fixed order."""
+    if isinstance(widths, dict):
+        return [width for key in sorted(widths) for width in leaves(widths[key])]
+    return [width for value in widths for width in leaves(value)] if isinstance(widths, list) else [widths]
+
+
+def outputs(detector, batch):
+    with torch.no_grad():
+        return detector(batch, mode="tensor")
+
+
+@pytest.fixture(scope="module")
+def pruned_all(tmp_path_factory):
+    """(config, checkpoint, the model, a batch of one frame with every sensor, the model pruned at 0.5, scope all)."""
+    config, checkpoint = write_model(tmp_path_factory.mktemp("prune"))
+    model = load_detector(config, checkpoint)
+    batch = model.batch_from_frames([make_frame(0)])
+    return config, checkpoint, model, batch, prune_detector(model, batch, 0.5, "all")
+
+
+def test_module_flops_add_up_to_the_whole_forward(pruned_all):
+    _, _, model, batch, pruned = pruned_all  # six cameras, many pillars: each module counted for all of them
+    for detector in (model, pruned):
+        assert sum(dense_flops(detector, batch).values()) == pytest.approx(whole_macs(detector, batch), rel=1e-6)
+
+
+def test_whole_network_at_half_the_flops(pruned_all):
+    _, _, model, batch, pruned = pruned_all
+    assert 0.4 <= whole_macs(pruned, batch) / whole_macs(model, batch) <= 0.5
+    widths = pruned_widths(pruned)
+    assert all(after < before for after, before in zip(leaves(widths), leaves(TINY_WIDTHS)))  # every layer lost some
+    assert pruned_widths(model) == TINY_WIDTHS  # the original is left as it was
+    before, after = dense_flops(model, batch), dense_flops(pruned, batch)
+    assert {path: after[path] for path in UNPRUNABLE} == {path: before[path] for path in UNPRUNABLE}
+    reference = outputs(model, batch)
+    assert {k: v.shape for k, v in outputs(pruned, batch).items()} == {k: v.shape for k, v in reference.items()}
+
+
+def test_pruned_model_round_trips_and_exports(pruned_all, tmp_path):
+    pytest.importorskip("onnxruntime", reason="onnxruntime is not installed")
+    config, _, _, batch, pruned = pruned_all
+    pruned_config, pruned_checkpoint = tmp_path / "config.py", tmp_path / "model.pth"
+    write_pruned_config(pruned_config, config, pruned_widths(pruned))
+    save_checkpoint({name: tensor.clone() for name, tensor in pruned.state_dict().items()}, str(pruned_checkpoint),
+                    {}, model_inputs(config))
+    assert set(torch.load(pruned_checkpoint, weights_only=True)["state_dict"]) == set(pruned.state_dict())
+    loaded = load_detector(pruned_config, pruned_checkpoint)
+    assert pruned_widths(loaded) == pruned_widths(pruned)
+    reference, reloaded = outputs(pruned, batch), outputs(loaded, batch)
+    assert all(torch.equal(reloaded[k], reference[k]) for k in reference)
+    export_graphs(loaded, pruned_config, pruned_checkpoint, tmp_path / "onnx", batch)  # onnx.checker on each graph
+    onnx_detector = load_onnx_detector(pruned_config, tmp_path / "onnx")
+    frames = loaded.batch_from_frames([make_frame(1), make_frame(2, cameras=False)])
+    for name, error in output_error(outputs(loaded, frames), outputs(onnx_detector, frames)).items():
+        assert error < 1e-4, name
+
+
+def test_decoder_head_scope_prunes_those_alone():
     torch.manual_seed(0)
     model = tiny_model().eval()
     batch = example_batch(model, 2000, 50)
-    pruned = prune_detector(model, batch, 0.5)
+    pruned = prune_detector(model, batch, 0.5, "decoder_head")
+    assert 0.35 <= scope_flops(pruned, batch, "decoder_head") / scope_flops(model, batch, "decoder_head") <= 0.5
     before, after = dense_flops(model, batch), dense_flops(pruned, batch)
-    assert 0.35 <= _pruned_flops(after) / _pruned_flops(before) <= 0.5
-    assert {path: after[path] for path in after if path.startswith("encoders.")} == \
-        {path: before[path] for path in before if path.startswith("encoders.")}  # encoders untouched
+    untouched = [path for path in before if path.startswith(("encoders.", "fuser"))]
+    assert {path: after[path] for path in untouched} == {path: before[path] for path in untouched}
     widths = pruned_widths(pruned)
-    assert all(width < 16 for stage in widths["decoder"]["channels"] for width in stage)
-    assert widths["head"]["head_channels"] < 16
-    with torch.no_grad():
-        reference, outputs = model(batch, mode="tensor"), pruned(batch, mode="tensor")
-    assert {k: v.shape for k, v in outputs.items()} == {k: v.shape for k, v in reference.items()}
-    assert pruned_widths(model)["decoder"]["channels"] == [[16], [16]]  # the original is left as it was
+    assert (widths["encoders"], widths["fuser"]) == (TINY_WIDTHS["encoders"], TINY_WIDTHS["fuser"])
+    assert all(width < 16 for width in leaves([widths["decoder"], widths["head"]]))
+
+
+def test_ratio_zero_is_the_model_and_bad_arguments_are_named():
+    torch.manual_seed(0)
+    model = tiny_model().eval()
+    batch = example_batch(model, 2000, 50)
+    unpruned = prune_detector(model, batch, 0.0, "all")
+    assert pruned_widths(unpruned) == TINY_WIDTHS
+    reference, result = outputs(model, batch), outputs(unpruned, batch)
+    assert all(torch.equal(result[k], reference[k]) for k in reference)
     with pytest.raises(ValueError, match=r"pruning ratio must lie in \[0, 1\)"):
         prune_detector(model, batch, 1.0)
+    with pytest.raises(ValueError, match="pruning scope 'head': one of decoder_head, all"):
+        prune_detector(model, batch, 0.5, "head")
+    without_cameras = model.batch_from_frames([make_frame(0, cameras=False)])
+    with pytest.raises(ValueError, match="does not run encoders.camera.backbone"):
+        prune_detector(model, without_cameras, 0.5, "all")
 
 
 def test_tool_writes_loadable_models_and_the_report(tmp_path, synthetic_root, nusc_synthetic):
@@ -45,26 +128,28 @@ def test_tool_writes_loadable_models_and_the_report(tmp_path, synthetic_root, nu
     rows = prune_main([config, checkpoint, "--ratio", "0.5", "--out", str(tmp_path / "pruned"), "--dataroot",
                        str(synthetic_root), "--version", nusc_synthetic.version, "--split", "synth_val",
                        "--latency-iters", "1"])
+    assert json.loads((tmp_path / "pruned" / "prune.json").read_text())["scope"] == "all"  # the default
     assert [row["ratio"] for row in rows] == [0.0, 0.5]
-    assert rows[1]["flops_pruned_modules"] <= 0.5 * rows[0]["flops_pruned_modules"]
-    assert rows[1]["flops_total"] < rows[0]["flops_total"] and rows[1]["detector_ms"]["count"] == 1
+    assert rows[1]["flops_pruned_modules"] == rows[1]["flops_total"] <= 0.5 * rows[0]["flops_total"]
+    assert rows[1]["flops_fraction"] <= 0.5 and rows[1]["detector_ms"]["count"] == 1
     original = load_detector(config, checkpoint)
     batch = example_batch(original, 2000, 50)
     with torch.no_grad():
         reference = original(batch, mode="tensor")
         for row in rows:
-            torch.load(row["checkpoint"], weights_only=True)
+            assert torch.load(row["checkpoint"], weights_only=True)["meta"]["pruning_scope"] == "all"
             model = load_detector(row["config"], row["checkpoint"])
             assert pruned_widths(model) == row["widths"]
-            outputs = model(batch, mode="tensor")
+            result = model(batch, mode="tensor")
             if row["ratio"] == 0:  # not pruned, not fine-tuned: the original model
-                assert all(torch.equal(outputs[k], reference[k]) for k in reference)
-            assert {k: v.shape for k, v in outputs.items()} == {k: v.shape for k, v in reference.items()}
+                assert all(torch.equal(result[k], reference[k]) for k in reference)
+            assert {k: v.shape for k, v in result.items()} == {k: v.shape for k, v in reference.items()}
     eval_dir = tmp_path / "pruned" / "ratio_0.5" / "eval"
     eval_dir.mkdir()
     (eval_dir / "metrics.json").write_text(json.dumps({"nd_score": 0.25}))
     reported = prune_main(["--report", str(tmp_path / "pruned")])
     assert [row["nds"] for row in reported] == [None, 0.25]
     table = (tmp_path / "pruned" / "pruning.md").read_text()
+    assert table.startswith("Pruning scope: all (encoders, fuser, decoder, head)")
     assert "| 0 |" in table and "not measured" in table and "0.2500" in table
     assert (tmp_path / "pruned" / "pruning.png").stat().st_size > 0
