@@ -11,19 +11,28 @@ from perception.decision.types import PlannerConfig
 from perception.geometry import Boxes3D
 
 
-def ego_footprints(trajectory: np.ndarray, config: PlannerConfig = PlannerConfig()) -> np.ndarray:
-    """(T, 2) rear-axle waypoints [x, y] from the origin -> (T, 4, 2) ego footprint corners (Boxes3D.bev_corners
-    order). The heading at a waypoint is the direction from the previous one (from the origin for the first;
-    the previous heading, initially 0, when the ego did not move)."""
+def plan_headings(trajectory: np.ndarray) -> np.ndarray:
+    """(T, 2) rear-axle waypoints [x, y] from the origin -> (T,) heading [rad] at each: the direction from the
+    previous waypoint (from the origin for the first). The previous heading (initially 0) is kept when the ego
+    did not move, or moved back (against it): plans do not reverse (perception.decision.planner treats reversing as
+    standing), so a step back is a standing plan's noise (a learned plan's), not a U-turn."""
     trajectory = np.asarray(trajectory, dtype=np.float64)
     previous = np.vstack([[0.0, 0.0], trajectory[:-1]])
     headings = np.zeros(len(trajectory))
     heading = 0.0
     for step, (start, end) in enumerate(zip(previous, trajectory)):
         motion = end - start
-        if np.hypot(*motion) > 1e-3:
+        if np.hypot(*motion) > 1e-3 and motion @ [np.cos(heading), np.sin(heading)] >= 0:
             heading = float(np.arctan2(motion[1], motion[0]))
         headings[step] = heading
+    return headings
+
+
+def ego_footprints(trajectory: np.ndarray, config: PlannerConfig = PlannerConfig()) -> np.ndarray:
+    """(T, 2) rear-axle waypoints [x, y] from the origin -> (T, 4, 2) ego footprint corners (Boxes3D.bev_corners
+    order), heading along the plan (plan_headings)."""
+    trajectory = np.asarray(trajectory, dtype=np.float64)
+    headings = plan_headings(trajectory)
     centers = trajectory + config.rear_axle_to_center_m * np.stack([np.cos(headings), np.sin(headings)], axis=1)
     footprints = Boxes3D(
         centers=np.concatenate([centers, np.zeros((len(centers), 1))], axis=1),
@@ -58,3 +67,38 @@ def plan_collisions(trajectory: np.ndarray, boxes_per_step: Sequence[Boxes3D],
         bool(len(boxes)) and bool(np.any(footprints_overlap(footprint, boxes.bev_corners())))
         for footprint, boxes in zip(footprints, boxes_per_step)
     ])
+
+
+PATH_EXTENSION_M = 200.0
+"""path_coordinates extends a path straight this far behind its start and beyond its end."""
+
+
+def path_coordinates(path_xy: np.ndarray, points_xy: np.ndarray):
+    """Frenet coordinates along a plan: path_xy (T, 2) rear-axle waypoints [x, y] [m] from the origin (the path
+    starts at the origin heading along +x, extended straight PATH_EXTENSION_M behind it and beyond its last
+    waypoint along the last heading, plan_headings), points_xy (M, 2) [m] -> along (M,) [m] (arc length from the
+    origin of each point's nearest path point; negative behind the origin), across (M,) [m] (the distance to it,
+    + left of the path) and tangent (M,) [rad] (the path's heading there)."""
+    path_xy = np.asarray(path_xy, dtype=np.float64).reshape(-1, 2)
+    points_xy = np.asarray(points_xy, dtype=np.float64).reshape(-1, 2)
+    last = plan_headings(path_xy)[-1] if len(path_xy) else 0.0
+    end = path_xy[-1] if len(path_xy) else np.zeros(2)
+    vertices = np.vstack([[-PATH_EXTENSION_M, 0.0], [0.0, 0.0], path_xy,
+                          end + PATH_EXTENSION_M * np.array([np.cos(last), np.sin(last)])])
+    starts, segments = vertices[:-1], np.diff(vertices, axis=0)  # (S, 2)
+    lengths = np.linalg.norm(segments, axis=1)
+    offsets = np.concatenate([[0.0], np.cumsum(lengths)[:-1]]) - PATH_EXTENSION_M
+    relative = points_xy[:, None, :] - starts[None]  # (M, S, 2)
+    fraction = np.clip(np.einsum("msd,sd->ms", relative, segments) / np.maximum(lengths ** 2, 1e-12), 0.0, 1.0)
+    nearest = starts[None] + fraction[..., None] * segments[None]
+    distance = np.linalg.norm(points_xy[:, None, :] - nearest, axis=2)  # (M, S)
+    # a zero-length segment (the ego standing) has no direction: never the nearest
+    distance = np.where(lengths[None] > 1e-9, distance, np.inf)
+    best = np.argmin(distance, axis=1)
+    rows = np.arange(len(points_xy))
+    direction = segments[best] / lengths[best, None]
+    offset = points_xy - nearest[rows, best]
+    side = np.where(direction[:, 0] * offset[:, 1] - direction[:, 1] * offset[:, 0] >= 0, 1.0, -1.0)
+    across = side * distance[rows, best]
+    along = offsets[best] + fraction[rows, best] * lengths[best]
+    return along, across, np.arctan2(direction[:, 1], direction[:, 0])

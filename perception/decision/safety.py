@@ -2,15 +2,21 @@
 baseline's), with the rationale of every outcome.
 
 ``check_plan(trajectory, maneuver, boxes, ego)`` predicts the agents as the rule planner does (perception.decision
-.planner, rule 1) and, in this order:
+.planner, rule 1), sees them from the plan (at each step, along the planned path and across it:
+perception.decision.collision.path_coordinates, the plan's own curve, not the keyframe's straight lanes) and, in
+this order:
 
-1. a lane change into a lane whose gap check fails is refused: the rule planner's own decision replaces it, and
-   the reason names each agent that blocks the lane (where it is, how fast);
+1. a lane change that cuts in front of a follower is refused: an agent not in the ego's lane now comes, at some
+   step, behind the planned position within half a lane of it, closer than the rule planner's rear gap
+   (``lane_change_min_gap_m`` + ``lane_change_rear_time_gap_s`` x its speed along the plan). The rule planner's
+   own decision replaces the plan, and the reason names each such agent (where it is, how fast). Agents ahead
+   in the target lane are checks 2 and 3's (the rule planner's front time gap is its own comfort choice, not a
+   limit of safety);
 2. a plan whose ego footprint (perception.decision.collision) overlaps an agent's predicted footprint at some step
    is vetoed;
 3. a plan that leaves no braking margin is vetoed: at some step an agent is ahead of the planned position within
-   half a lane of it, and the bumper-to-bumper gap is below ``standstill_gap_m`` plus what braking at
-   ``max_decel_mps2`` from the planned speed down to the agent's forward speed needs.
+   half a lane of it, and the bumper-to-bumper gap is below ``safety_gap_m`` plus what braking at
+   ``max_decel_mps2`` from the planned speed down to the agent's speed along the plan needs.
 
 A veto falls back to a braking plan in the ego's lane: down to the blocking agent's forward speed (STOP when it
 stands), at the deceleration it needs clipped to [comfortable, max]. A kept plan keeps its maneuver; its reason
@@ -24,10 +30,10 @@ from typing import Optional
 import numpy as np
 
 from perception.classes import DETECTION_CLASSES
-from perception.decision.collision import ego_footprints, footprints_overlap
+from perception.decision.collision import ego_footprints, footprints_overlap, path_coordinates
 from perception.decision.ego_state import EgoState
 from perception.decision.planner import (
-    assess_agents, decide, describe_agent, lane_change_blockers, plan_trajectory,
+    assess_agents, decide, describe_agent, lane_change_ok, plan_trajectory,
 )
 from perception.decision.prediction import half_length_along_x
 from perception.decision.types import Decision, PlannerConfig
@@ -49,14 +55,15 @@ def check_plan(trajectory: np.ndarray, maneuver: Maneuver, boxes: Boxes3D, ego: 
     yaw_rates = None if agent_yaw_rates_rps is None else np.asarray(agent_yaw_rates_rps, np.float64).reshape(-1)[kept]
     speed = max(ego.speed_mps, 0.0)
     assessment = assess_agents(agents, speed, config, yaw_rates)
-    blockers = {lane: lane_change_blockers(assessment, agents, lane, speed, config) for lane in (+1, -1)}
+    left_ok, right_ok = (lane_change_ok(assessment, agents, lane, speed, config) for lane in (+1, -1))
     ttc = float(assessment.ttc_s.min()) if len(agents) else math.inf
 
     if maneuver.is_lane_change:
-        lane, side = (+1, "left") if maneuver is Maneuver.CHANGE_LANE_LEFT else (-1, "right")
-        if len(blockers[lane]):
+        side = "left" if maneuver is Maneuver.CHANGE_LANE_LEFT else "right"
+        followers = _lane_change_followers(trajectory, agents, assessment.predicted, config)
+        if len(followers):
             fallback = decide(boxes, ego, config, agent_yaw_rates_rps)
-            blocking = "; ".join(_describe_in_lane(agents, kept[i], i, side) for i in blockers[lane])
+            blocking = "; ".join(_describe_in_lane(agents, kept[i], i, side) for i in followers)
             return Decision(fallback.maneuver, fallback.target_speed_mps, fallback.ttc_s, fallback.critical_object,
                             fallback.lane_change_left_ok, fallback.lane_change_right_ok, fallback.trajectory,
                             f"{fallback.maneuver.value}: refused {maneuver.value}, blocked by {blocking}; "
@@ -64,7 +71,7 @@ def check_plan(trajectory: np.ndarray, maneuver: Maneuver, boxes: Boxes3D, ego: 
 
     def decision(chosen: Maneuver, target: float, local: int, plan: np.ndarray, reason: str, vetoed: bool):
         return Decision(chosen, float(target), ttc, int(kept[local]) if local >= 0 else -1,
-                        not len(blockers[+1]), not len(blockers[-1]), plan, f"{chosen.value}: {reason}", vetoed)
+                        left_ok, right_ok, plan, f"{chosen.value}: {reason}", vetoed)
 
     hazard = _first_hazard(trajectory, agents, assessment.predicted, config)
     if hazard is not None:
@@ -90,6 +97,36 @@ def check_plan(trajectory: np.ndarray, maneuver: Maneuver, boxes: Boxes3D, ego: 
                     f", {ttc_text}", False)
 
 
+def _relative_to_plan(trajectory: np.ndarray, agents: Boxes3D, predicted: np.ndarray, config: PlannerConfig):
+    """Each agent's prediction (N, T + 1, 3) [x, y, yaw] seen from the plan at each of its T steps, along the
+    planned path (collision.path_coordinates), all (N, T): along [m] (the arc length from the planned rear axle
+    to the agent's centre, + ahead), across [m] (the agent's centre from the path, + left), half_length [m] (its
+    half extent along the path) and forward_speed [m/s] (its velocity along the path, >= 0)."""
+    n, steps = len(agents), config.horizon_steps
+    path_along, _, _ = path_coordinates(trajectory, trajectory)  # (T,) the planned positions' arc lengths
+    along, across, tangent = (value.reshape(n, steps) for value in
+                              path_coordinates(trajectory, predicted[:, 1:, :2].reshape(-1, 2)))
+    half_length = half_length_along_x(agents.sizes[:, None, :], predicted[:, 1:, 2] - tangent)
+    forward_speed = np.maximum(np.cos(tangent) * agents.velocities[:, :1] + np.sin(tangent) * agents.velocities[:, 1:2],
+                               0.0)
+    return along - path_along[None], across, half_length, forward_speed
+
+
+def _lane_change_followers(trajectory: np.ndarray, agents: Boxes3D, predicted: np.ndarray,
+                           config: PlannerConfig) -> np.ndarray:
+    """(K,) indices of the agents that a lane-change plan cuts in front of (check 1): not in the ego's lane now,
+    at some step behind the planned position within half a lane of it, with a gap from their front to the ego's
+    rear bumper below lane_change_min_gap_m + lane_change_rear_time_gap_s x their speed along the plan."""
+    if not len(agents):
+        return np.zeros(0, dtype=int)
+    along, across, half_length, forward_speed = _relative_to_plan(trajectory, agents, predicted, config)
+    elsewhere = np.abs(predicted[:, 0, 1]) > config.lane_width_m / 2  # (N,)
+    behind = (along <= config.rear_axle_to_center_m) & (np.abs(across) <= config.lane_width_m / 2)
+    gap = config.ego_rear_m - (along + half_length)
+    need = config.lane_change_min_gap_m + config.lane_change_rear_time_gap_s * forward_speed
+    return np.flatnonzero(elsewhere & np.any(behind & (gap < need), axis=1))
+
+
 def _first_hazard(trajectory: np.ndarray, agents: Boxes3D, predicted: np.ndarray, config: PlannerConfig):
     """(agent, step, description) of the earliest collision (checks 2) or missing braking margin (check 3) of the
     plan against the agents' predictions (N, T + 1, 3) [x, y, yaw]; None when the plan is clear."""
@@ -104,17 +141,17 @@ def _first_hazard(trajectory: np.ndarray, agents: Boxes3D, predicted: np.ndarray
             return int(overlaps[0]), step, "collides with the plan"
     previous = np.vstack([[0.0, 0.0], trajectory[:-1]])
     planned_speed = np.linalg.norm(trajectory - previous, axis=1) / config.step_s  # (T,)
-    forward_speed = np.maximum(agents.velocities[:, 0], 0.0)
+    along, across, half_length, forward_speed = _relative_to_plan(trajectory, agents, predicted, config)
+    gap = along - half_length - config.ego_front_m
+    need = config.safety_gap_m + np.maximum(planned_speed[None] ** 2 - forward_speed ** 2, 0.0) / (
+        2 * config.max_decel_mps2)
+    short = (along > config.rear_axle_to_center_m) & (np.abs(across) <= config.lane_width_m / 2) & (gap < need)
     for step in range(steps):
-        ahead = predicted[:, step + 1, 0] - trajectory[step, 0]
-        beside = np.abs(predicted[:, step + 1, 1] - trajectory[step, 1]) <= config.lane_width_m / 2
-        gap = ahead - half_length_along_x(agents.sizes, predicted[:, step + 1, 2]) - config.ego_front_m
-        need = config.standstill_gap_m + np.maximum(planned_speed[step] ** 2 - forward_speed ** 2, 0.0) / (
-            2 * config.max_decel_mps2)
-        short = np.flatnonzero((ahead > config.rear_axle_to_center_m) & beside & (gap < need))
-        if len(short):
-            local = int(short[np.argmin(gap[short])])
-            return local, step, f"leaves {gap[local]:.1f} m of the {need[local]:.1f} m braking margin"
+        agents_short = np.flatnonzero(short[:, step])
+        if len(agents_short):
+            local = int(agents_short[np.argmin(gap[agents_short, step])])
+            return local, step, (f"leaves {gap[local, step]:.1f} m of the {need[local, step]:.1f} m braking "
+                                 f"margin")
     return None
 
 

@@ -33,6 +33,10 @@ class PlannerConfig:
     """Time gap kept to a lead vehicle when following."""
     standstill_gap_m: float = 2.5
     """Bumper-to-bumper gap kept to a stopped lead."""
+    safety_gap_m: float = 1.0
+    """Bumper-to-bumper gap the safety layer requires beyond the braking distance (perception.decision.safety,
+    check 3): below standstill_gap_m, which is where the planner stops, not a limit of safety. The synthetic world's
+    driver stops 1.9-2.7 m behind a lead (ground truth); detected boxes move by a few decimetres."""
     queue_creep_m: float = 3.0
     """Behind a stopped lead with less than standstill_gap_m + this, the ego stops instead of creeping up."""
     comfortable_decel_mps2: float = 2.5

@@ -25,9 +25,9 @@ from nuscenes.nuscenes import NuScenes
 from perception.datasets.ego_log import ego_track, keyframe_lidar_pose, past_lidar_poses
 from perception.datasets.ground_truth import sample_ground_truth
 from perception.datasets.maneuver_labels import logged_maneuver
-from perception.decision import EgoState, PlannerConfig, decide
+from perception.decision import Decision, EgoState, PlannerConfig, decide
 from perception.decision.baselines import constant_velocity_plan
-from perception.decision.learned import ego_mlp_plan, trajectory_and_maneuver
+from perception.decision.learned import EGO_FEATURE_HISTORY_S, ego_mlp_plan, plan_maneuver, trajectory_and_maneuver
 from perception.decision.safety import check_plan
 from perception.eval.decision_metrics import LoggedFuture, PlannedFrame
 from perception.geometry import Boxes3D
@@ -144,28 +144,47 @@ def planned_frame_for_sample(nusc: NuScenes, sample_token: str, predicted_boxes:
     rule planner on ``predicted_boxes`` (the detector's, in the ego frame of the keyframe's LiDAR timestamp,
     ``rules_on_detections``) and on the keyframe's ground truth (``rules_on_ground_truth``); with ``ego_mlp``, its
     plan (``ego_mlp``) and that plan through the safety layer on the detections (``ego_mlp_with_safety``); with
-    ``with_learned``, the planning head's ``learned_plan`` (its trajectory and most likely maneuver, ``learned``)
-    and that plan through the safety layer (``learned_with_safety``); a frame without one (unreadable files, no
-    network output) gets the constant-velocity plan, KEEP_LANE, there. With the
-    keyframe's ``logged_future`` at the config's steps and its ``logged_maneuver`` label."""
+    ``with_learned``, the planning head's ``learned_plan`` (``learned``) and that plan through the safety layer
+    (``learned_with_safety``); a frame without one (unreadable files, no network output) gets the
+    constant-velocity plan, KEEP_LANE, there. A learned plan's maneuver is its plan_maneuver
+    (perception.decision.learned). With the keyframe's ``logged_future`` at the config's steps and its
+    ``logged_maneuver`` label."""
     ego = ego_state_at_sample(nusc, sample_token)
     truth = sample_ground_truth(nusc, sample_token, keyframe_lidar_pose(nusc, sample_token).ego_to_global).boxes
     on_detections, on_truth = decide(predicted_boxes, ego, config), decide(truth, ego, config)
     plans = {CONSTANT_VELOCITY: (constant_velocity_plan(ego, config), None),
              RULES_ON_DETECTIONS: (on_detections.trajectory, on_detections.maneuver),
              RULES_ON_GROUND_TRUTH: (on_truth.trajectory, on_truth.maneuver)}
+    past_poses = past_lidar_poses(nusc, sample_token, EGO_FEATURE_HISTORY_S)
     if ego_mlp is not None:
-        trajectory, maneuver = ego_mlp_plan(ego_mlp, nusc, sample_token)
+        trajectory, head_maneuver = ego_mlp_plan(ego_mlp, nusc, sample_token)
+        maneuver = plan_maneuver(trajectory, head_maneuver, past_poses, predicted_boxes, config)
         checked = check_plan(trajectory, maneuver, predicted_boxes, ego, config)
         plans.update({EGO_MLP: (trajectory, maneuver), EGO_MLP_WITH_SAFETY: (checked.trajectory, checked.maneuver)})
     if with_learned:
         trajectory, maneuver = plans[CONSTANT_VELOCITY][0], Maneuver.KEEP_LANE
         if learned_plan is not None:
-            trajectory, maneuver = trajectory_and_maneuver(learned_plan)
-        if trajectory.shape != (config.horizon_steps, 2):
-            raise ValueError(f"sample {sample_token}: the learned plan has shape {trajectory.shape}, the planner "
-                             f"config asks for ({config.horizon_steps}, 2)")
+            trajectory, head_maneuver = trajectory_and_maneuver(learned_plan)
+            if trajectory.shape != (config.horizon_steps, 2):
+                raise ValueError(f"sample {sample_token}: the learned plan has shape {trajectory.shape}, the "
+                                 f"planner config asks for ({config.horizon_steps}, 2)")
+            maneuver = plan_maneuver(trajectory, head_maneuver, past_poses, predicted_boxes, config)
         checked = check_plan(trajectory, maneuver, predicted_boxes, ego, config)
         plans.update({LEARNED: (trajectory, maneuver), LEARNED_WITH_SAFETY: (checked.trajectory, checked.maneuver)})
     future = logged_future(nusc, sample_token, config.horizon_steps, config.step_s)
     return PlannedFrame(future, logged_maneuver(nusc, sample_token), plans)
+
+
+def logged_drive_verdict(nusc: NuScenes, sample_token: str, config: PlannerConfig = PlannerConfig()
+                         ) -> Optional[Decision]:
+    """The safety layer (perception.decision.safety.check_plan) on the logged drive at a keyframe: the logged ego
+    positions at the plan's steps (ego_track) with the keyframe's logged_maneuver label, against the keyframe's
+    ground truth, from the ego state of ``ego_state_at_sample``. An oracle for false vetoes: the logged drive is a
+    safe plan (in the synthetic world it never collides), so every veto of it is a flaw of the rules. None when
+    the keyframe has no label or the log does not cover the horizon."""
+    label = logged_maneuver(nusc, sample_token)
+    ego_xy, _, valid = ego_track(nusc, sample_token, config.step_times_s)
+    if label is None or not valid.all():
+        return None
+    truth = sample_ground_truth(nusc, sample_token, keyframe_lidar_pose(nusc, sample_token).ego_to_global).boxes
+    return check_plan(ego_xy, label, truth, ego_state_at_sample(nusc, sample_token), config)

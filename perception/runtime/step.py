@@ -81,5 +81,6 @@ class FrameStep:
             with timer.stage("decision"):
                 ego_state = EgoState.from_poses(loaded.past_poses, -1)
                 decision = (decide(detections, ego_state, self.planner_config) if plan is None else
-                            learned_decision(plan, detections, ego_state, self.planner_config))
+                            learned_decision(plan, detections, ego_state, loaded.past_poses,
+                                             self.planner_config))
         return StepResult(loaded, detections, ego_state, decision, timer.elapsed_ms(), plan)

@@ -1,5 +1,6 @@
-"""The learned planners' ego input from a list of past poses (hand-worked on straight and circular drives), and a
-learned plan through the safety layer (the hand-worked veto of tests/decision/test_safety.py)."""
+"""The learned planners' ego input from a list of past poses (hand-worked on straight and circular drives), a
+plan's maneuver by the label rules (hand-built motions), and a learned plan through the safety layer (the
+hand-worked veto of tests/decision/test_safety.py)."""
 import math
 
 import numpy as np
@@ -7,7 +8,7 @@ import pytest
 import torch
 
 from perception.decision import EgoState
-from perception.decision.learned import ego_features, learned_decision, trajectory_and_maneuver
+from perception.decision.learned import ego_features, learned_decision, plan_maneuver, trajectory_and_maneuver
 from perception.geometry import EgoPose, RigidTransform
 from perception.maneuvers import Maneuver
 from perception.models.planning_types import EGO_FEATURES, EGO_HISTORY_S, PlanningOutputs
@@ -61,8 +62,36 @@ def test_a_learned_plan_into_a_stopped_car_is_vetoed_with_its_rationale():
     plan = PlanningOutputs(straight, logits, torch.zeros(2))
     trajectory, maneuver = trajectory_and_maneuver(plan)
     assert maneuver is Maneuver.KEEP_LANE and trajectory.dtype == np.float64 and trajectory[-1, 0] == 30.0
-    decision = learned_decision(plan, agents(("car", 20, 0, 0, 0)), EgoState(10.0))
+    decision = learned_decision(plan, agents(("car", 20, 0, 0, 0)), EgoState(10.0), STRAIGHT_PAST)
     assert decision.vetoed and decision.maneuver is Maneuver.STOP
     assert "collides with the plan at 1.5 s" in decision.reason and "car #0" in decision.reason
-    kept = learned_decision(plan, agents(("car", 30, 3.5, 10, 0)), EgoState(10.0))
+    kept = learned_decision(plan, agents(("car", 30, 3.5, 10, 0)), EgoState(10.0), STRAIGHT_PAST)
     assert not kept.vetoed and np.array_equal(kept.trajectory, trajectory)
+
+
+STRAIGHT_PAST = [_pose(t, 10 * t, 0.0, 0.0) for t in np.arange(-2.5, 0.0001, 0.05)]
+"""2.5 s of driving straight along +x at 10 m/s, ending at the origin now."""
+TIMES = 0.5 * np.arange(1, 7)
+
+
+def test_a_plans_maneuver_is_its_motion_by_the_label_rules():
+    cruise = np.c_[10 * TIMES, np.zeros(6)]
+    nobody = agents()
+    assert plan_maneuver(cruise, Maneuver.FOLLOW, STRAIGHT_PAST, nobody) is Maneuver.KEEP_LANE
+    # a car 20 m ahead on the path, within 12 m + 1.5 s x 10 m/s: followed (a pedestrian there is no lead)
+    assert plan_maneuver(cruise, Maneuver.KEEP_LANE, STRAIGHT_PAST, agents(("car", 20, 0, 10, 0))) is Maneuver.FOLLOW
+    assert plan_maneuver(cruise, Maneuver.KEEP_LANE, STRAIGHT_PAST,
+                         agents(("pedestrian", 20, 0, 0, 0))) is Maneuver.KEEP_LANE
+    # slowing at 3 m/s^2 (>= 1.75 over 1 s) is a brake; down to a standstill within 3 s a stop
+    braking = np.c_[10 * TIMES - 1.5 * TIMES ** 2, np.zeros(6)]
+    assert plan_maneuver(braking, Maneuver.KEEP_LANE, STRAIGHT_PAST, nobody) is Maneuver.BRAKE
+    stopping = np.c_[np.where(TIMES < 2, 10 * TIMES - 2.5 * TIMES ** 2, 10.0), np.zeros(6)]  # at rest from 2 s
+    assert plan_maneuver(stopping, Maneuver.KEEP_LANE, STRAIGHT_PAST, nobody) is Maneuver.STOP
+    # 3.5 m to the left over the plan's first 1.5 s, heading straight again (the rules measure -2 s .. +2 s)
+    u = np.clip(TIMES / 1.5, 0, 1)
+    left = np.c_[10 * TIMES, 3.5 * u ** 3 * (10 - 15 * u + 6 * u ** 2)]
+    assert plan_maneuver(left, Maneuver.KEEP_LANE, STRAIGHT_PAST, nobody) is Maneuver.CHANGE_LANE_LEFT
+    # safety first: the head's BRAKE / STOP stands when the trajectory does not brake
+    assert plan_maneuver(cruise, Maneuver.BRAKE, STRAIGHT_PAST, nobody) is Maneuver.BRAKE
+    # a log that starts now (no past pose): the rules read the plan alone
+    assert plan_maneuver(braking, Maneuver.KEEP_LANE, STRAIGHT_PAST[-1:], nobody) is Maneuver.BRAKE

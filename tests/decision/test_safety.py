@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from perception.decision import EgoState, PlannerConfig
+from perception.decision.collision import path_coordinates
 from perception.decision.safety import check_plan
 from perception.maneuvers import Maneuver
 from tests.decision.helpers import agents
@@ -13,6 +14,18 @@ CONFIG = PlannerConfig()
 
 def _straight(speed_mps: float) -> np.ndarray:
     return np.c_[speed_mps * CONFIG.step_times_s, np.zeros(CONFIG.horizon_steps)]
+
+
+def test_path_coordinates_by_hand():
+    # straight 10 m then a quarter turn to the left: waypoints (5, 0), (10, 0), (10, 5)
+    path = np.array([[5.0, 0.0], [10.0, 0.0], [10.0, 5.0]])
+    points = np.array([[4.0, 2.0], [-3.0, -1.0], [11.0, 3.0], [10.0, 9.0], [5.0, 0.0]])
+    along, across, tangent = path_coordinates(path, points)
+    # beside the first leg, behind the origin (straight extension), right of the second leg, beyond the end
+    # (straight on, 4 m past it), on a waypoint
+    np.testing.assert_allclose(along, [4.0, -3.0, 13.0, 19.0, 5.0])
+    np.testing.assert_allclose(across, [2.0, -1.0, -1.0, 0.0, 0.0], atol=1e-12)
+    np.testing.assert_allclose(tangent, [0.0, 0.0, np.pi / 2, np.pi / 2, 0.0])
 
 
 def test_a_clear_plan_is_kept():
@@ -34,13 +47,43 @@ def test_a_plan_into_a_stopped_car_is_vetoed():
 
 
 def test_a_plan_without_braking_margin_is_vetoed():
-    # car stopped at 40 m (rear 37.7 m); need 2.5 + 10^2 / (2 * 6) = 10.83 m; at 2.5 s the ego is at 25 m:
-    # gap 37.7 - 25 - 3.442 = 9.26 m (at 2.0 s it was 14.26 m, enough)
-    decision = check_plan(_straight(10.0), Maneuver.KEEP_LANE, agents(("car", 40, 0, 0, 0)), EgoState(10.0))
+    # car stopped at 38 m (rear 35.7 m); need 1.0 + 10^2 / (2 * 6) = 9.33 m; at 2.5 s the ego is at 25 m:
+    # gap 35.7 - 25 - 3.442 = 7.26 m (at 2.0 s it was 12.26 m, enough; its front never reaches the car)
+    decision = check_plan(_straight(10.0), Maneuver.KEEP_LANE, agents(("car", 38, 0, 0, 0)), EgoState(10.0))
     assert decision.vetoed and decision.maneuver is Maneuver.STOP
-    assert "leaves 9.3 m of the 10.8 m braking margin at 2.5 s" in decision.reason
-    slow = check_plan(_straight(5.0), Maneuver.KEEP_LANE, agents(("car", 40, 0, 0, 0)), EgoState(5.0))
-    assert not slow.vetoed  # 15 m travelled: gap 19.26 m >= 2.5 + 25 / 12
+    assert "leaves 7.3 m of the 9.3 m braking margin at 2.5 s" in decision.reason
+    slow = check_plan(_straight(5.0), Maneuver.KEEP_LANE, agents(("car", 38, 0, 0, 0)), EgoState(5.0))
+    assert not slow.vetoed  # 15 m travelled: gap 17.26 m >= 1.0 + 25 / 12
+
+
+def test_standing_closer_than_the_planners_standstill_gap_is_safe():
+    # the planner stops 2.5 m behind a lead; a plan standing 1.5 m behind it needs only the 1.0 m safety gap
+    # (braking from 0 m/s needs no distance): car centre at 3.442 + 1.5 + 2.3 m
+    standing = np.zeros((CONFIG.horizon_steps, 2))
+    queue = agents(("car", CONFIG.ego_front_m + 1.5 + 2.3, 0, 0, 0))
+    assert not check_plan(standing, Maneuver.STOP, queue, EgoState(0.0)).vetoed
+    closer = agents(("car", CONFIG.ego_front_m + 0.8 + 2.3, 0, 0, 0))
+    assert "leaves 0.8 m of the 1.0 m braking margin" in check_plan(standing, Maneuver.STOP, closer,
+                                                                    EgoState(0.0)).reason
+
+
+def test_the_braking_margin_is_measured_along_the_planned_curve():
+    # a left curve of radius 40 m at 10 m/s; a car parked 3.5 m right of the curve 35 m along it (outside the
+    # horizon's 30 m). At 3.0 s the plan is at (27.3, 10.8) m and the car at (33.4, 12.2) m: in the keyframe's
+    # straight lanes 6.1 m ahead and 1.4 m aside (in the lane, 0.5 m of gap: vetoed before); seen along the plan
+    # (heading 0.69 rad, the chord from 2.5 s) it is 2.8 m aside: the next lane
+    radius, speed = 40.0, 10.0
+    angle = speed * CONFIG.step_times_s / radius
+    plan = np.c_[radius * np.sin(angle), radius * (1 - np.cos(angle))]
+    theta = 35.0 / radius
+    where = np.array([radius * np.sin(theta), radius * (1 - np.cos(theta))]) + 3.5 * np.array(
+        [np.sin(theta), -np.cos(theta)])
+    parked = agents(("car", where[0], where[1], 0, 0, (1.9, 4.6, 1.6), theta))
+    ego = EgoState(speed, yaw_rate_rps=speed / radius)
+    assert not check_plan(plan, Maneuver.KEEP_LANE, parked, ego).vetoed
+    on_the_curve = agents(("car", *(where - 3.5 * np.array([np.sin(theta), -np.cos(theta)])), 0, 0,
+                           (1.9, 4.6, 1.6), theta))
+    assert check_plan(plan, Maneuver.KEEP_LANE, on_the_curve, ego).vetoed  # the same car on the path
 
 
 def test_a_blocked_lane_change_is_refused_with_what_blocks_it():
@@ -51,6 +94,21 @@ def test_a_blocked_lane_change_is_refused_with_what_blocks_it():
     assert "refused CHANGE_LANE_LEFT, blocked by car #0 3.0 m behind in the left lane at 10.0 m/s" in blocked.reason
     clear = check_plan(plan, Maneuver.CHANGE_LANE_LEFT, agents(("car", -40, 3.5, 10, 0)), EgoState(10.0))
     assert not clear.vetoed and clear.maneuver is Maneuver.CHANGE_LANE_LEFT and clear.lane_change_left_ok
+
+
+def test_a_lane_change_behind_a_lead_of_the_same_speed_is_kept():
+    # a car 12 m ahead in the left lane at the ego's 10 m/s: 6.26 m bumper to bumper (12 - 2.3 - 3.442), under the
+    # planner's front gap (3 m + 1 s x 10 m/s) but above the safety layer's margin (1.0 m, no speed to lose)
+    lateral = CONFIG.lane_width_m * np.clip(CONFIG.step_times_s / 4.0, 0, 1)
+    plan = np.c_[10.0 * CONFIG.step_times_s, lateral]
+    lead = agents(("car", 12, 3.5, 10, 0))
+    kept = check_plan(plan, Maneuver.CHANGE_LANE_LEFT, lead, EgoState(10.0))
+    assert not kept.vetoed and kept.maneuver is Maneuver.CHANGE_LANE_LEFT
+    assert not kept.lane_change_left_ok  # the planner's own gap check still would not choose it
+    # a car 30 m ahead at 2 m/s: at 2.5 s the plan is 2.2 m left (1.3 m from the car's line), 4.3 m behind it
+    # (35 - 25 - 2.3 - 3.442) and needs 1.0 + (10^2 - 2^2) / 12 = 9.0 m
+    slower = check_plan(plan, Maneuver.CHANGE_LANE_LEFT, agents(("car", 30, 3.5, 2, 0)), EgoState(10.0))
+    assert slower.vetoed and "braking margin" in slower.reason
 
 
 def test_a_bad_plan_is_rejected():

@@ -13,7 +13,8 @@ import pytest
 from perception.cli.replay import main as replay_main
 from perception.datasets.loader import load_frame
 from perception.decision import EgoState
-from perception.decision.learned import past_ego_features
+from perception.datasets.ego_log import past_lidar_poses
+from perception.decision.learned import EGO_FEATURE_HISTORY_S, past_ego_features, plan_maneuver
 from perception.decision.safety import check_plan
 from perception.maneuvers import Maneuver
 from perception.detector import OracleDetector
@@ -136,8 +137,11 @@ def test_a_planning_model_decides_by_its_plan_through_the_safety_layer(nusc_synt
         np.testing.assert_allclose(detector.ego_inputs[record["timestamp_us"]], expected, rtol=1e-5, atol=1e-4)
         plan = record["plan"]
         assert plan["maneuver"] == Maneuver.CHANGE_LANE_LEFT.value and len(plan["trajectory"]) == 6
-        checked = check_plan(np.array(plan["trajectory"]), Maneuver.CHANGE_LANE_LEFT,
-                             boxes_from_json(record["detections"]), EgoState(**record["ego_state"]))
+        trajectory, detections = np.array(plan["trajectory"]), boxes_from_json(record["detections"])
+        maneuver = plan_maneuver(trajectory, Maneuver.CHANGE_LANE_LEFT,  # the plan's motion names its maneuver
+                                 past_lidar_poses(nusc_synthetic, record["sample_token"], EGO_FEATURE_HISTORY_S),
+                                 detections)
+        checked = check_plan(trajectory, maneuver, detections, EgoState(**record["ego_state"]))
         assert record["decision"] == json.loads(json.dumps(checked.to_json()))
         assert decisions[record["timestamp_us"] * 1000]["plan"] == plan
     last = detector.ego_inputs[records[-1]["timestamp_us"]]

@@ -1,0 +1,49 @@
+"""How often the safety layer vetoes the logged drive, and why: an independent oracle for false vetoes. The logged
+drive is a safe plan (the synthetic world's never collides), so check_plan applied to it (its future positions
+with the maneuver label derived from them, against the keyframe's ground truth:
+perception.eval.logged_drive.logged_drive_verdict) should keep it; every veto is a flaw of the rules (or of the
+agents' constant-velocity prediction). Prints each veto (scene, label, reason) and the counts by check.
+
+    python benchmarks/logged_drive_vetoes.py --dataroot datasets/synthetic --version v1.0-synth --split synth_train
+"""
+from __future__ import annotations
+
+import argparse
+from collections import Counter
+
+from nuscenes.nuscenes import NuScenes
+
+from perception.datasets.splits import split_sample_tokens
+from perception.eval.logged_drive import logged_drive_verdict
+
+CHECKS = (("refused", "1: lane change cuts in front of a follower"), ("collides", "2: collision"),
+          ("braking margin", "3: braking margin"))
+"""Words of the safety layer's reasons (perception.decision.safety) -> the check that vetoed."""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dataroot", required=True)
+    parser.add_argument("--version", required=True)
+    parser.add_argument("--split", action="append", required=True, help="repeatable")
+    args = parser.parse_args()
+    nusc = NuScenes(version=args.version, dataroot=args.dataroot, verbose=False)
+    counts, checked = Counter(), 0
+    for split in args.split:
+        for token in split_sample_tokens(nusc, split):
+            verdict = logged_drive_verdict(nusc, token)
+            if verdict is None:
+                continue
+            checked += 1
+            if verdict.vetoed:
+                check = next(name for word, name in CHECKS if word in verdict.reason)
+                counts[check] += 1
+                scene = nusc.get("scene", nusc.get("sample", token)["scene_token"])["name"]
+                print(f"{scene} {token}: {verdict.reason}")
+    vetoed = sum(counts.values())
+    print(f"{checked} labelled keyframes, logged drive vetoed on {vetoed} ({vetoed / max(checked, 1):.1%}): "
+          + ", ".join(f"check {name} {count}" for name, count in sorted(counts.items())))
+
+
+if __name__ == "__main__":
+    main()
