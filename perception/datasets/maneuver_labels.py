@@ -16,8 +16,9 @@ frame) and the road users annotated at it. The first rule that holds, safety fir
    or more over the window (a turn, not a lane change). Limitation: a curve starting or ending inside the window
    bends the chord (by curvature x window length^2 / 8, ~2 m for a 90 m radius at 10 m/s): no HD map is read.
 4. FOLLOW: a road user (VEHICLE_CLASSES) is centred on the path the ego drove next (within
-   ``path_half_width_m`` of it, the path extended straight beyond the horizon) and ahead of the rear axle by at
-   most ``follow_min_gap_m`` + ``follow_time_gap_s`` x the ego's speed over the first interval.
+   ``path_half_width_m`` of it, the path extended straight beyond the horizon along its last interval:
+   perception.geometry.frenet_coordinates) and ahead of the rear axle, along that path, by at most
+   ``follow_min_gap_m`` + ``follow_time_gap_s`` x the ego's speed over the first interval.
 5. KEEP_LANE otherwise.
 
 A keyframe whose log does not cover the horizon has no label (None): it is counted and skipped, never padded.
@@ -36,6 +37,7 @@ from nuscenes.nuscenes import NuScenes
 from perception.classes import DETECTION_CLASSES
 from perception.datasets.ego_log import ego_track, keyframe_lidar_pose
 from perception.datasets.ground_truth import sample_ground_truth
+from perception.geometry import frenet_coordinates
 from perception.maneuvers import Maneuver
 
 VEHICLE_CLASSES = ("car", "truck", "bus", "trailer", "construction_vehicle", "motorcycle", "bicycle")
@@ -117,7 +119,8 @@ def label_maneuver(times_s: np.ndarray, ego_xy: np.ndarray, ego_yaw: np.ndarray,
     if abs(shift) >= config.lane_change_shift_m and abs(turn) < config.lane_change_max_turn_rad:
         return Maneuver.CHANGE_LANE_LEFT if shift > 0 else Maneuver.CHANGE_LANE_RIGHT
     reach = config.follow_min_gap_m + config.follow_time_gap_s * speeds[0]
-    along, across = _path_coordinates(future_xy, ego_yaw[-1], np.asarray(road_users_xy, dtype=np.float64))
+    last = future_xy[-1] - future_xy[-2]  # the ego moves in every interval here (rule 1 took standing)
+    along, across, _ = frenet_coordinates(future_xy, road_users_xy, math.atan2(last[1], last[0]))
     if np.any((along > 0) & (along <= reach) & (np.abs(across) <= config.path_half_width_m)):
         return Maneuver.FOLLOW
     return Maneuver.KEEP_LANE
@@ -133,29 +136,6 @@ def lateral_shift_m(times_s: np.ndarray, ego_xy: np.ndarray, ego_yaw: np.ndarray
     mean_heading = ego_yaw[0] + turn / 2
     motion = ego_xy[end] - ego_xy[0]
     return float(-math.sin(mean_heading) * motion[0] + math.cos(mean_heading) * motion[1]), turn
-
-
-PATH_EXTENSION_M = 200.0
-"""The followed path continues straight this far past the horizon's last pose."""
-
-
-def _path_coordinates(path_xy: np.ndarray, final_yaw: float, points_xy: np.ndarray):
-    """(M,) distance along the polyline ``path_xy`` (H + 1, 2) (extended straight along its last segment, or
-    ``final_yaw`` when the ego ended standing) of each point's nearest path point, and (M,) the distance to it."""
-    last = path_xy[-1] - path_xy[-2]
-    direction = last / np.linalg.norm(last) if np.linalg.norm(last) > 1e-6 else np.array(
-        [math.cos(final_yaw), math.sin(final_yaw)])
-    vertices = np.vstack([path_xy, path_xy[-1] + PATH_EXTENSION_M * direction])
-    starts, segments = vertices[:-1], np.diff(vertices, axis=0)  # (S, 2)
-    lengths = np.linalg.norm(segments, axis=1)
-    offsets = np.concatenate([[0.0], np.cumsum(lengths)[:-1]])
-    relative = points_xy[:, None, :] - starts[None]  # (M, S, 2)
-    fraction = np.clip(np.einsum("msd,sd->ms", relative, segments) / np.maximum(lengths ** 2, 1e-12), 0.0, 1.0)
-    nearest = starts[None] + fraction[..., None] * segments[None]
-    distance = np.linalg.norm(points_xy[:, None, :] - nearest, axis=2)  # (M, S)
-    best = np.argmin(distance, axis=1) if len(points_xy) else np.zeros(0, dtype=int)
-    rows = np.arange(len(points_xy))
-    return offsets[best] + fraction[rows, best] * lengths[best], distance[rows, best]
 
 
 def logged_maneuver(nusc: NuScenes, sample_token: str, config: ManeuverLabelConfig = ManeuverLabelConfig()

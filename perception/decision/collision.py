@@ -8,7 +8,7 @@ from typing import Sequence
 import numpy as np
 
 from perception.decision.types import PlannerConfig
-from perception.geometry import Boxes3D
+from perception.geometry import Boxes3D, frenet_coordinates
 
 
 def plan_headings(trajectory: np.ndarray) -> np.ndarray:
@@ -69,36 +69,12 @@ def plan_collisions(trajectory: np.ndarray, boxes_per_step: Sequence[Boxes3D],
     ])
 
 
-PATH_EXTENSION_M = 200.0
-"""path_coordinates extends a path straight this far behind its start and beyond its end."""
-
-
 def path_coordinates(path_xy: np.ndarray, points_xy: np.ndarray):
-    """Frenet coordinates along a plan: path_xy (T, 2) rear-axle waypoints [x, y] [m] from the origin (the path
-    starts at the origin heading along +x, extended straight PATH_EXTENSION_M behind it and beyond its last
-    waypoint along the last heading, plan_headings), points_xy (M, 2) [m] -> along (M,) [m] (arc length from the
-    origin of each point's nearest path point; negative behind the origin), across (M,) [m] (the distance to it,
-    + left of the path) and tangent (M,) [rad] (the path's heading there)."""
+    """Frenet coordinates along a plan (geometry.frenet_coordinates): path_xy (T, 2) rear-axle waypoints [x, y] [m]
+    from the origin (the path starts at the origin heading along +x, extended straight behind it and beyond its
+    last waypoint along the last heading, plan_headings), points_xy (M, 2) [m] -> along (M,) [m] (arc length from
+    the origin of each point's nearest path point; negative behind the origin), across (M,) [m] (the distance to
+    it, + left of the path) and tangent (M,) [rad] (the path's heading there)."""
     path_xy = np.asarray(path_xy, dtype=np.float64).reshape(-1, 2)
-    points_xy = np.asarray(points_xy, dtype=np.float64).reshape(-1, 2)
-    last = plan_headings(path_xy)[-1] if len(path_xy) else 0.0
-    end = path_xy[-1] if len(path_xy) else np.zeros(2)
-    vertices = np.vstack([[-PATH_EXTENSION_M, 0.0], [0.0, 0.0], path_xy,
-                          end + PATH_EXTENSION_M * np.array([np.cos(last), np.sin(last)])])
-    starts, segments = vertices[:-1], np.diff(vertices, axis=0)  # (S, 2)
-    lengths = np.linalg.norm(segments, axis=1)
-    offsets = np.concatenate([[0.0], np.cumsum(lengths)[:-1]]) - PATH_EXTENSION_M
-    relative = points_xy[:, None, :] - starts[None]  # (M, S, 2)
-    fraction = np.clip(np.einsum("msd,sd->ms", relative, segments) / np.maximum(lengths ** 2, 1e-12), 0.0, 1.0)
-    nearest = starts[None] + fraction[..., None] * segments[None]
-    distance = np.linalg.norm(points_xy[:, None, :] - nearest, axis=2)  # (M, S)
-    # a zero-length segment (the ego standing) has no direction: never the nearest
-    distance = np.where(lengths[None] > 1e-9, distance, np.inf)
-    best = np.argmin(distance, axis=1)
-    rows = np.arange(len(points_xy))
-    direction = segments[best] / lengths[best, None]
-    offset = points_xy - nearest[rows, best]
-    side = np.where(direction[:, 0] * offset[:, 1] - direction[:, 1] * offset[:, 0] >= 0, 1.0, -1.0)
-    across = side * distance[rows, best]
-    along = offsets[best] + fraction[rows, best] * lengths[best]
-    return along, across, np.arctan2(direction[:, 1], direction[:, 0])
+    end_heading = plan_headings(path_xy)[-1] if len(path_xy) else 0.0
+    return frenet_coordinates(np.vstack([[0.0, 0.0], path_xy]), points_xy, end_heading, start_heading_rad=0.0)

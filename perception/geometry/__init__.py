@@ -1,4 +1,4 @@
-"""Geometry core: frames, rigid transforms, calibration, projection and 3D boxes.
+"""Geometry core: frames, rigid transforms, calibration, projection, 3D boxes and paths (Frenet coordinates).
 
 Conventions (written once here; every other module follows them):
 
@@ -28,6 +28,7 @@ Units
 """
 from perception.geometry.boxes import Boxes3D
 from perception.geometry.camera import CameraIntrinsics, Projection, project_points, resize_image, unproject_pixels
+from perception.geometry.paths import frenet_coordinates
 from perception.geometry.transforms import (
     EgoPose,
     RigidTransform,
@@ -44,6 +45,7 @@ __all__ = [
     "Projection",
     "RigidTransform",
     "SensorCalibration",
+    "frenet_coordinates",
     "interpolate_pose",
     "project_points",
     "quaternion_to_matrix",

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import numpy as np
-from scipy.spatial.transform import Rotation, Slerp
+from scipy.spatial.transform import Rotation
 
 QUATERNION_NORM_TOLERANCE = 1e-3
 """A calibration quaternion whose norm differs from 1 by more than this is rejected, not normalised."""
@@ -129,7 +129,8 @@ class EgoPose:
 
 
 def interpolate_pose(before: EgoPose, after: EgoPose, timestamp_us: int) -> EgoPose:
-    """Ego pose at ``timestamp_us``: translation linearly, rotation by slerp between two timestamped poses.
+    """Ego pose at ``timestamp_us``: translation linearly, rotation by slerp between two timestamped poses (the
+    rotation from ``before`` to ``after``, scaled by the fraction of the time between them).
 
     Extrapolates linearly (and by the same angular rate) outside [before, after].
     """
@@ -139,12 +140,9 @@ def interpolate_pose(before: EgoPose, after: EgoPose, timestamp_us: int) -> EgoP
         return before
     alpha = (timestamp_us - before.timestamp_us) / (after.timestamp_us - before.timestamp_us)
     translation = (1 - alpha) * before.ego_to_global.translation + alpha * after.ego_to_global.translation
-    rotations = Rotation.from_matrix(np.stack([before.ego_to_global.rotation, after.ego_to_global.rotation]))
-    if 0.0 <= alpha <= 1.0:
-        rotation = Slerp([0.0, 1.0], rotations)([alpha]).as_matrix()[0]
-    else:
-        delta = rotations[1] * rotations[0].inv()
-        rotation = (Rotation.from_rotvec(delta.as_rotvec() * alpha) * rotations[0]).as_matrix()
+    start = before.ego_to_global.rotation
+    step = Rotation.from_matrix(after.ego_to_global.rotation @ start.T).as_rotvec()
+    rotation = Rotation.from_rotvec(alpha * step).as_matrix() @ start
     return EgoPose(int(timestamp_us), RigidTransform.from_rotation_translation(rotation, translation))
 
 

@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from pyquaternion import Quaternion
 
@@ -63,6 +63,18 @@ def test_interpolation_halfway_hand_worked():
     np.testing.assert_allclose(beyond.ego_to_global.translation, [20, 8, 0], atol=1e-9)
     assert beyond.ego_to_global.yaw == pytest.approx(0.8)
 
+
+
+@settings(max_examples=60, deadline=None)
+@given(unit_quaternions, unit_quaternions, st.floats(0, 1))
+def test_interpolated_rotation_is_the_slerp_of_pyquaternion(first, second, alpha):
+    assume(abs(np.dot(first, second)) > 0.05)  # not nearly half a turn apart, where the shortest way is ambiguous
+    before = EgoPose(0, RigidTransform.from_nuscenes([0, 0, 0], first))
+    after = EgoPose(1_000_000, RigidTransform.from_nuscenes([0, 0, 0], second))
+    timestamp_us = int(round(alpha * 1e6))
+    expected = Quaternion.slerp(Quaternion(first), Quaternion(second), timestamp_us / 1e6).rotation_matrix
+    np.testing.assert_allclose(interpolate_pose(before, after, timestamp_us).ego_to_global.rotation, expected,
+                               atol=1e-7)
 
 @pytest.mark.parametrize("rotation, problem", [
     ([1.0, 0.1, 0.0, 0.0], "not unit"),
