@@ -43,8 +43,9 @@ def ego_footprints(trajectory: np.ndarray, config: PlannerConfig = PlannerConfig
 
 
 def footprints_overlap(polygon: np.ndarray, others: np.ndarray) -> np.ndarray:
-    """(4, 2) convex footprint and (M, 4, 2) convex footprints (corners in order) -> (M,) bool: the interiors
-    overlap (separating-axis test over every edge normal; touching edges do not count)."""
+    """(4, 2) convex footprint, or (M, 4, 2) one per pair, and (M, 4, 2) convex footprints (corners in order)
+    -> (M,) bool: the interiors overlap (separating-axis test over every edge normal; touching edges do not
+    count)."""
     others = np.asarray(others, dtype=np.float64).reshape(-1, 4, 2)
     polygon = np.broadcast_to(np.asarray(polygon, dtype=np.float64), others.shape)
     separated = np.zeros(len(others), dtype=bool)

@@ -133,12 +133,15 @@ def _first_hazard(trajectory: np.ndarray, agents: Boxes3D, predicted: np.ndarray
     steps = config.horizon_steps
     if not len(agents):
         return None
-    per_step = [Boxes3D(centers=np.c_[predicted[:, k + 1, :2], agents.centers[:, 2]], sizes=agents.sizes,
-                        yaws=predicted[:, k + 1, 2]) for k in range(steps)]
-    for step, footprint in enumerate(ego_footprints(trajectory, config)):
-        overlaps = np.flatnonzero(footprints_overlap(footprint, per_step[step].bev_corners()))
-        if len(overlaps):
-            return int(overlaps[0]), step, "collides with the plan"
+    count = len(agents)
+    future = predicted[:, 1:steps + 1].transpose(1, 0, 2).reshape(-1, 3)  # (T * N, 3), step-major
+    agent_footprints = Boxes3D(centers=np.c_[future[:, :2], np.tile(agents.centers[:, 2], steps)],
+                               sizes=np.tile(agents.sizes, (steps, 1)), yaws=future[:, 2]).bev_corners()
+    ego = np.repeat(ego_footprints(trajectory, config), count, axis=0)  # (T * N, 4, 2)
+    overlaps = footprints_overlap(ego, agent_footprints).reshape(steps, count)
+    if overlaps.any():
+        step = int(np.flatnonzero(overlaps.any(axis=1))[0])
+        return int(np.flatnonzero(overlaps[step])[0]), step, "collides with the plan"
     previous = np.vstack([[0.0, 0.0], trajectory[:-1]])
     planned_speed = np.linalg.norm(trajectory - previous, axis=1) / config.step_s  # (T,)
     along, across, half_length, forward_speed = _relative_to_plan(trajectory, agents, predicted, config)
