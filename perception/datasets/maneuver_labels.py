@@ -42,6 +42,8 @@ from perception.maneuvers import Maneuver
 
 VEHICLE_CLASSES = ("car", "truck", "bus", "trailer", "construction_vehicle", "motorcycle", "bicycle")
 """The detection classes a followed lead can be."""
+VEHICLE_LABELS = np.array([DETECTION_CLASSES.index(name) for name in VEHICLE_CLASSES])
+"""Their indices in DETECTION_CLASSES (Boxes3D.labels)."""
 SCRIPTED_LABELS_FILE = "ego_maneuvers.json"
 """The synthetic world's scripted labels, beside its tables: {sample token: Maneuver value}."""
 
@@ -149,8 +151,7 @@ def logged_maneuver(nusc: NuScenes, sample_token: str, config: ManeuverLabelConf
     first = int(np.argmax(valid))  # the past may begin later, at the scene's start
     current = keyframe_lidar_pose(nusc, sample_token)
     truth = sample_ground_truth(nusc, sample_token, current.ego_to_global).boxes
-    vehicle_labels = [DETECTION_CLASSES.index(name) for name in VEHICLE_CLASSES]
-    road_users = truth.centers[np.isin(truth.labels, vehicle_labels), :2]
+    road_users = truth.centers[np.isin(truth.labels, VEHICLE_LABELS), :2]
     return label_maneuver(times[first:], xy[first:], yaw[first:], road_users, config)
 
 

@@ -17,9 +17,8 @@ import numpy as np
 import torch
 from nuscenes.nuscenes import NuScenes
 
-from perception.classes import DETECTION_CLASSES
 from perception.datasets.ego_log import BRACKET_MARGIN_S, past_lidar_poses, track_from_poses
-from perception.datasets.maneuver_labels import VEHICLE_CLASSES, ManeuverLabelConfig, label_maneuver
+from perception.datasets.maneuver_labels import VEHICLE_LABELS, ManeuverLabelConfig, label_maneuver
 from perception.decision.collision import plan_headings
 from perception.decision.ego_state import EgoState
 from perception.decision.safety import check_plan
@@ -90,7 +89,7 @@ def plan_maneuver(trajectory: np.ndarray, head_maneuver: Maneuver, past_poses: S
     first = 0 if known.all() else len(known) - int(np.argmin(known[::-1]))  # the known past ending now
     trajectory = np.asarray(trajectory, dtype=np.float64)
     kept = boxes.scores >= config.min_score
-    vehicles = np.isin(boxes.labels, [DETECTION_CLASSES.index(name) for name in VEHICLE_CLASSES])
+    vehicles = np.isin(boxes.labels, VEHICLE_LABELS)
     labelled = label_maneuver(window[first:], np.vstack([past_xy[first:], [[0.0, 0.0]], trajectory]),
                               np.concatenate([past_yaw[first:], [0.0], plan_headings(trajectory)]),
                               boxes.centers[kept & vehicles, :2], labels)
@@ -108,8 +107,8 @@ def learned_decision(outputs: PlanningOutputs, boxes: Boxes3D, ego: EgoState, pa
 
 
 @torch.no_grad()
-def ego_mlp_plan(model: EgoMLP, nusc: NuScenes, sample_token: str) -> Tuple[np.ndarray, Maneuver]:
-    """The model's trajectory (T, 2) [m] and most likely maneuver at a keyframe."""
-    outputs = model(torch.from_numpy(past_ego_features(nusc, [sample_token])))
+def ego_mlp_plan(model: EgoMLP, past_poses: Sequence[EgoPose]) -> Tuple[np.ndarray, Maneuver]:
+    """The model's trajectory (T, 2) [m] and most likely maneuver at the last of ``past_poses`` (ego_features)."""
+    outputs = model(torch.from_numpy(ego_features(past_poses)[None]))
     return trajectory_and_maneuver(PlanningOutputs(outputs.trajectory[0], outputs.maneuver_logits[0],
                                         outputs.lane_change_logits[0]))

@@ -57,10 +57,11 @@ def check_plan(trajectory: np.ndarray, maneuver: Maneuver, boxes: Boxes3D, ego: 
     assessment = assess_agents(agents, speed, config, yaw_rates)
     left_ok, right_ok = (lane_change_ok(assessment, agents, lane, speed, config) for lane in (+1, -1))
     ttc = float(assessment.ttc_s.min()) if len(agents) else math.inf
+    relative = _relative_to_plan(trajectory, agents, assessment.predicted, config) if len(agents) else None
 
     if maneuver.is_lane_change:
         side = "left" if maneuver is Maneuver.CHANGE_LANE_LEFT else "right"
-        followers = _lane_change_followers(trajectory, agents, assessment.predicted, config)
+        followers = _lane_change_followers(relative, assessment.predicted, config)
         if len(followers):
             fallback = decide(boxes, ego, config, agent_yaw_rates_rps)
             blocking = "; ".join(_describe_in_lane(agents, kept[i], i, side) for i in followers)
@@ -73,7 +74,7 @@ def check_plan(trajectory: np.ndarray, maneuver: Maneuver, boxes: Boxes3D, ego: 
         return Decision(chosen, float(target), ttc, int(kept[local]) if local >= 0 else -1,
                         left_ok, right_ok, plan, f"{chosen.value}: {reason}", vetoed)
 
-    hazard = _first_hazard(trajectory, agents, assessment.predicted, config)
+    hazard = _first_hazard(trajectory, agents, assessment.predicted, relative, config)
     if hazard is not None:
         local, step, what = hazard
         target = float(assessment.forward_speed_mps[local])
@@ -103,23 +104,24 @@ def _relative_to_plan(trajectory: np.ndarray, agents: Boxes3D, predicted: np.nda
     to the agent's centre, + ahead), across [m] (the agent's centre from the path, + left), half_length [m] (its
     half extent along the path) and forward_speed [m/s] (its velocity along the path, >= 0)."""
     n, steps = len(agents), config.horizon_steps
-    path_along, _, _ = path_coordinates(trajectory, trajectory)  # (T,) the planned positions' arc lengths
-    along, across, tangent = (value.reshape(n, steps) for value in
-                              path_coordinates(trajectory, predicted[:, 1:, :2].reshape(-1, 2)))
+    # one call for the planned positions (their arc lengths, first T) and the agents' predictions
+    along, across, tangent = path_coordinates(trajectory, np.vstack([trajectory, predicted[:, 1:, :2].reshape(-1, 2)]))
+    path_along = along[:steps]
+    along, across, tangent = (value[steps:].reshape(n, steps) for value in (along, across, tangent))
     half_length = half_length_along_x(agents.sizes[:, None, :], predicted[:, 1:, 2] - tangent)
     forward_speed = np.maximum(np.cos(tangent) * agents.velocities[:, :1] + np.sin(tangent) * agents.velocities[:, 1:2],
                                0.0)
     return along - path_along[None], across, half_length, forward_speed
 
 
-def _lane_change_followers(trajectory: np.ndarray, agents: Boxes3D, predicted: np.ndarray,
-                           config: PlannerConfig) -> np.ndarray:
+def _lane_change_followers(relative: Optional[tuple], predicted: np.ndarray, config: PlannerConfig) -> np.ndarray:
     """(K,) indices of the agents that a lane-change plan cuts in front of (check 1): not in the ego's lane now,
     at some step behind the planned position within half a lane of it, with a gap from their front to the ego's
-    rear bumper below lane_change_min_gap_m + lane_change_rear_time_gap_s x their speed along the plan."""
-    if not len(agents):
+    rear bumper below lane_change_min_gap_m + lane_change_rear_time_gap_s x their speed along the plan.
+    ``relative``: _relative_to_plan's, None without agents."""
+    if relative is None:
         return np.zeros(0, dtype=int)
-    along, across, half_length, forward_speed = _relative_to_plan(trajectory, agents, predicted, config)
+    along, across, half_length, forward_speed = relative
     elsewhere = np.abs(predicted[:, 0, 1]) > config.lane_width_m / 2  # (N,)
     behind = (along <= config.rear_axle_to_center_m) & (np.abs(across) <= config.lane_width_m / 2)
     gap = config.ego_rear_m - (along + half_length)
@@ -127,9 +129,11 @@ def _lane_change_followers(trajectory: np.ndarray, agents: Boxes3D, predicted: n
     return np.flatnonzero(elsewhere & np.any(behind & (gap < need), axis=1))
 
 
-def _first_hazard(trajectory: np.ndarray, agents: Boxes3D, predicted: np.ndarray, config: PlannerConfig):
+def _first_hazard(trajectory: np.ndarray, agents: Boxes3D, predicted: np.ndarray, relative: Optional[tuple],
+                  config: PlannerConfig):
     """(agent, step, description) of the earliest collision (checks 2) or missing braking margin (check 3) of the
-    plan against the agents' predictions (N, T + 1, 3) [x, y, yaw]; None when the plan is clear."""
+    plan against the agents' predictions (N, T + 1, 3) [x, y, yaw] (``relative``: _relative_to_plan's, None without
+    agents); None when the plan is clear."""
     steps = config.horizon_steps
     if not len(agents):
         return None
@@ -144,7 +148,7 @@ def _first_hazard(trajectory: np.ndarray, agents: Boxes3D, predicted: np.ndarray
         return int(np.flatnonzero(overlaps[step])[0]), step, "collides with the plan"
     previous = np.vstack([[0.0, 0.0], trajectory[:-1]])
     planned_speed = np.linalg.norm(trajectory - previous, axis=1) / config.step_s  # (T,)
-    along, across, half_length, forward_speed = _relative_to_plan(trajectory, agents, predicted, config)
+    along, across, half_length, forward_speed = relative
     gap = along - half_length - config.ego_front_m
     need = config.safety_gap_m + np.maximum(planned_speed[None] ** 2 - forward_speed ** 2, 0.0) / (
         2 * config.max_decel_mps2)

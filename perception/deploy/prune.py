@@ -161,8 +161,9 @@ def prune_detector(detector: BEVFusionDetector, batch: FusionBatch, ratio: float
     def units_flops() -> int:  # counted whole per unit (the scope's other modules keep theirs)
         return sum(module_flops(module, inputs[source]) for module, source, _ in units)
 
-    outside_units = scope_flops(pruned, batch, scope) - units_flops()
-    target = (1.0 - ratio) * (outside_units + units_flops())
+    scope_before = scope_flops(pruned, batch, scope)
+    outside_units = scope_before - units_flops()
+    target = (1.0 - ratio) * scope_before
     step = 0
     while (scope_now := outside_units + units_flops()) > target:
         if step == steps:

@@ -149,15 +149,15 @@ def planned_frame_for_sample(nusc: NuScenes, sample_token: str, predicted_boxes:
     constant-velocity plan, KEEP_LANE, there. A learned plan's maneuver is its plan_maneuver
     (perception.decision.learned). With the keyframe's ``logged_future`` at the config's steps and its
     ``logged_maneuver`` label."""
-    ego = ego_state_at_sample(nusc, sample_token)
+    past_poses = past_lidar_poses(nusc, sample_token, EGO_FEATURE_HISTORY_S)
+    ego = EgoState.from_poses(past_poses)  # = ego_state_at_sample: from_poses reads the last three poses
     truth = sample_ground_truth(nusc, sample_token, keyframe_lidar_pose(nusc, sample_token).ego_to_global).boxes
     on_detections, on_truth = decide(predicted_boxes, ego, config), decide(truth, ego, config)
     plans = {CONSTANT_VELOCITY: (constant_velocity_plan(ego, config), None),
              RULES_ON_DETECTIONS: (on_detections.trajectory, on_detections.maneuver),
              RULES_ON_GROUND_TRUTH: (on_truth.trajectory, on_truth.maneuver)}
-    past_poses = past_lidar_poses(nusc, sample_token, EGO_FEATURE_HISTORY_S)
     if ego_mlp is not None:
-        trajectory, head_maneuver = ego_mlp_plan(ego_mlp, nusc, sample_token)
+        trajectory, head_maneuver = ego_mlp_plan(ego_mlp, past_poses)
         maneuver = plan_maneuver(trajectory, head_maneuver, past_poses, predicted_boxes, config)
         checked = check_plan(trajectory, maneuver, predicted_boxes, ego, config)
         plans.update({EGO_MLP: (trajectory, maneuver), EGO_MLP_WITH_SAFETY: (checked.trajectory, checked.maneuver)})

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from perception.datasets.ego_log import keyframe_lidar_pose
-from perception.decision.learned import ego_mlp_plan, past_ego_features
+from perception.datasets.ego_log import past_lidar_poses
+from perception.decision.learned import EGO_FEATURE_HISTORY_S, ego_mlp_plan, past_ego_features
 from perception.engine.ego_mlp import collect_examples, train_ego_mlp
 from perception.engine.planning_data import logged_targets
 from perception.models.ego_mlp import load_ego_mlp, save_ego_mlp
@@ -48,7 +49,7 @@ def test_training_lowers_the_loss_and_the_checkpoint_round_trips(nusc_synthetic,
     assert after["loss_plan_trajectory"] < before["loss_plan_trajectory"]
     path = save_ego_mlp(model, tmp_path / "ego.pth", dict(split="test"))
     loaded = load_ego_mlp(path)
-    trajectory, maneuver = ego_mlp_plan(loaded, nusc_synthetic, tokens[0])
+    trajectory, maneuver = ego_mlp_plan(loaded, past_lidar_poses(nusc_synthetic, tokens[0], EGO_FEATURE_HISTORY_S))
     with torch.no_grad():
         expected = model(features[:1]).trajectory[0].numpy()
     assert np.allclose(trajectory, expected) and isinstance(maneuver, Maneuver)
