@@ -1,11 +1,9 @@
 # fusion_tiny with the learned planning head (issue 17): the shipped detector trained further jointly with the head
 # on the logged drive of the synthetic world. The planning targets are in the keyframe's ego frame, so training
-# runs without augmentation (a planning dataset refuses a transform). The head's ego branch starts from the
-# ego-state-only MLP (ego_init: train it first with tools/train_ego_mlp.py; read before training only, not at
-# inference); its BEV branch starts as a zero correction. Recipe: README, "Decisions".
-_base_ = ["./fusion_tiny.py"]
+# runs without augmentation (a planning dataset refuses a transform).
+_base_ = ["./fusion_tiny.py", "./_base_/planning_head.py"]
 
-model = dict(planning=dict(horizon_steps=6, step_s=0.5, ego_init="work_dirs/ego_mlp.pth"))
+model = dict(planning={{_base_.planning_head}})
 train_dataloader = dict(dataset=dict(transform=None))
 # Fine-tuning schedule from the shipped weights: cosine decay from 1e-3, no warm-up; --max-iters / --time-budget-min
 # of tools/train.py shorten it.

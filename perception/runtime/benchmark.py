@@ -5,10 +5,11 @@ INT8 backends of one model).
 One iteration = one frame through the replay's per-frame step (perception.runtime.step), each stage timed:
 load (the Frame from its files: the loader's frame_from_table on a prebuilt SampleTable, so no devkit table
 look-ups are timed), detector (and, inside it, the model's own stages), decision (EgoState from the past LiDAR
-poses + the planner), end_to_end (all three). Iterations cycle over the given keyframes; the first ``warmup`` are
-discarded (Numba compilation, allocator warm-up). Several detectors are timed interleaved in one process: each
-iteration runs every detector on the same keyframe, the order rotating by one per iteration, so that machine noise
-and cache state hit all alike.
+poses + the planner), end_to_end (all three). The past poses are those replay's streaming state holds at the
+keyframe: the LiDAR poses of the last EGO_FEATURE_HISTORY_S, read before timing like the table. Iterations cycle
+over the given keyframes; the first ``warmup`` are discarded (Numba compilation, allocator warm-up). Several
+detectors are timed interleaved in one process: each iteration runs every detector on the same keyframe, the order
+rotating by one per iteration, so that machine noise and cache state hit all alike.
 
 Kernels: hard voxelization of the benchmarked frames' LiDAR and radar points with the model's own pillar settings
 (every pillar encoder's Pillarization), on each available backend of perception.ops: "reference" (numpy),
@@ -27,13 +28,16 @@ import torch
 from nuscenes.nuscenes import NuScenes
 from tqdm import tqdm
 
+from perception.datasets.ego_log import past_lidar_poses
 from perception.datasets.frame import Frame
 from perception.datasets.loader import frame_from_table
 from perception.datasets.metadata import SampleTable, build_sample_table
+from perception.decision.learned import EGO_FEATURE_HISTORY_S
 from perception.detector import Detector
+from perception.geometry import EgoPose
 from perception.ops import hard_voxelize
 from perception.runtime.step import FrameStep, LoadedFrame
-from perception.sensors import LIDAR_CHANNEL, SENSOR_GROUPS
+from perception.sensors import SENSOR_GROUPS
 from perception.timing import STAGES, StageTimer, latency_summary, summarize_records
 
 PIPELINE_STAGES = ("load", "detector", "decision", "end_to_end")
@@ -91,19 +95,25 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def keyframe_histories(nusc: NuScenes, sample_tokens: Sequence[str]) -> List[List[EgoPose]]:
+    """Per keyframe, the ego poses replay's streaming state holds at it: its LiDAR poses of the last
+    EGO_FEATURE_HISTORY_S, oldest first."""
+    return [past_lidar_poses(nusc, token, EGO_FEATURE_HISTORY_S) for token in sample_tokens]
+
+
 def load_keyframe(table: SampleTable, index: int, dataroot: str, image_size: Optional[Tuple[int, int]],
-                  drop: frozenset) -> LoadedFrame:
-    """Keyframe ``index`` of the table with the ego poses of its LiDAR sweep records, oldest first."""
-    frame = frame_from_table(table, index, dataroot, image_size=image_size, drop=drop)
-    past_poses = [table.record_pose(r) for r in reversed(table.channel_records(index, LIDAR_CHANNEL))]
-    return LoadedFrame(frame, past_poses)
+                  drop: frozenset, past_poses: Sequence[EgoPose]) -> LoadedFrame:
+    """Keyframe ``index`` of the table, with its ``past_poses`` (keyframe_histories)."""
+    return LoadedFrame(frame_from_table(table, index, dataroot, image_size=image_size, drop=drop), past_poses)
 
 
-def time_pipeline(table: SampleTable, dataroot: str, steps: Mapping[str, FrameStep], iterations: int, warmup: int,
+def time_pipeline(table: SampleTable, histories: Sequence[Sequence[EgoPose]], dataroot: str,
+                  steps: Mapping[str, FrameStep], iterations: int, warmup: int,
                   image_size: Optional[Tuple[int, int]] = None, progress: bool = False,
                   description: str = "pipeline") -> Tuple[Dict[str, List[Dict[str, float]]], List[int]]:
-    """Runs ``warmup + iterations`` frames (cycling over the table's keyframes) through every step of ``steps``
-    (name -> FrameStep), round-robin: iteration i runs them all on keyframe i, starting with step i mod len(steps).
+    """Runs ``warmup + iterations`` frames (cycling over the table's keyframes, ``histories`` their past poses)
+    through every step of ``steps`` (name -> FrameStep), round-robin: iteration i runs them all on keyframe i,
+    starting with step i mod len(steps).
     -> (name -> the timed iterations' stage timings, the timed iterations' LiDAR point counts)."""
     names = list(steps)
     records: Dict[str, List[Dict[str, float]]] = {name: [] for name in names}
@@ -114,7 +124,7 @@ def time_pipeline(table: SampleTable, dataroot: str, steps: Mapping[str, FrameSt
         for name in names[start:] + names[:start]:
             step = steps[name]
             drop = frozenset(SENSOR_GROUPS) - frozenset(step.detector.sensors)
-            result = step(lambda: load_keyframe(table, index, dataroot, image_size, drop))
+            result = step(lambda: load_keyframe(table, index, dataroot, image_size, drop, histories[index]))
             if iteration >= warmup:
                 records[name].append(result.timings_ms)
         if iteration >= warmup:
@@ -178,15 +188,16 @@ def run_benchmark(nusc: NuScenes, sample_tokens: Sequence[str], detectors: Mappi
     if options.device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
     table = build_sample_table(nusc, sample_tokens, lidar_sweeps, radar_sweeps)
-    records, points = time_pipeline(table, nusc.dataroot, steps, options.iters, options.warmup, image_size,
-                                    progress=progress, description=f"{lidar_sweeps} sweeps")
+    histories = keyframe_histories(nusc, sample_tokens)
+    records, points = time_pipeline(table, histories, nusc.dataroot, steps, options.iters, options.warmup,
+                                    image_size, progress=progress, description=f"{lidar_sweeps} sweeps")
     curves: Dict[str, List[Dict[str, float]]] = {name: [] for name in steps}
     for count in options.sweep_counts:
         curve_table = table if count == lidar_sweeps else build_sample_table(nusc, sample_tokens, count,
                                                                                radar_sweeps)
-        curve_records, curve_points = time_pipeline(curve_table, nusc.dataroot, steps, options.curve_iters,
-                                                    options.warmup, image_size, progress=progress,
-                                                    description=f"{count} sweeps")
+        curve_records, curve_points = time_pipeline(curve_table, histories, nusc.dataroot, steps,
+                                                    options.curve_iters, options.warmup, image_size,
+                                                    progress=progress, description=f"{count} sweeps")
         for name, named_records in curve_records.items():
             stages = summarize_records(named_records)
             curves[name].append({"lidar_sweeps": count, "lidar_points_mean": float(np.mean(curve_points)),

@@ -3,6 +3,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from pyquaternion import Quaternion
+from scipy.spatial.transform import Rotation, Slerp
 
 from perception.geometry import EgoPose, RigidTransform, SensorCalibration, interpolate_pose, quaternion_to_matrix
 
@@ -76,6 +77,21 @@ def test_interpolated_rotation_is_the_slerp_of_pyquaternion(first, second, alpha
     expected = Quaternion.slerp(Quaternion(first), Quaternion(second), timestamp_us / 1e6).rotation_matrix
     np.testing.assert_allclose(interpolate_pose(before, after, timestamp_us).ego_to_global.rotation, expected,
                                atol=1e-7)
+
+@settings(max_examples=60, deadline=None)
+@given(unit_quaternions, st.tuples(*[st.floats(-1, 1) for _ in range(3)]).filter(lambda v: np.linalg.norm(v) > 0.1),
+       st.floats(1e-9, 0.1), st.floats(0, 1))
+def test_a_small_turn_is_interpolated_as_scipys_slerp(first, axis, angle_rad, alpha):
+    """Where pyquaternion lerps (consecutive ego poses turn by less than a degree), scipy's Slerp is the oracle."""
+    start = Rotation.from_quat(np.asarray(first)[[1, 2, 3, 0]])
+    end = Rotation.from_rotvec(angle_rad * np.asarray(axis) / np.linalg.norm(axis)) * start
+    before = EgoPose(0, RigidTransform.from_rotation_translation(start.as_matrix(), np.zeros(3)))
+    after = EgoPose(1_000_000, RigidTransform.from_rotation_translation(end.as_matrix(), np.zeros(3)))
+    timestamp_us = int(round(alpha * 1e6))
+    expected = Slerp([0.0, 1.0], Rotation.concatenate([start, end]))(timestamp_us / 1e6).as_matrix()
+    np.testing.assert_allclose(interpolate_pose(before, after, timestamp_us).ego_to_global.rotation, expected,
+                               atol=1e-12)
+
 
 @pytest.mark.parametrize("rotation, problem", [
     ([1.0, 0.1, 0.0, 0.0], "not unit"),

@@ -9,7 +9,8 @@ from perception.decision.safety import check_plan
 from perception.detector import OracleDetector
 from perception.geometry import EgoPose
 from perception.maneuvers import Maneuver
-from perception.runtime.benchmark import PIPELINE_STAGES, load_keyframe
+from perception.decision.learned import EGO_FEATURE_HISTORY_S
+from perception.runtime.benchmark import PIPELINE_STAGES, keyframe_histories, load_keyframe
 from perception.runtime.step import FrameStep
 from perception.sensors import LIDAR_CHANNEL, SENSOR_GROUPS
 from tests.runtime.helpers import PlanningOracle, StagedNoBoxes
@@ -18,11 +19,12 @@ from tests.runtime.helpers import PlanningOracle, StagedNoBoxes
 def test_step_detects_decides_on_the_detections_and_times_each_stage(nusc_synthetic):
     sample = nusc_synthetic.sample[2]
     table = build_sample_table(nusc_synthetic, [sample["token"]], lidar_sweeps=3, radar_sweeps=1)
+    (history,) = keyframe_histories(nusc_synthetic, [sample["token"]])
     calls = []
 
     def load():
         calls.append(1)
-        return load_keyframe(table, 0, nusc_synthetic.dataroot, None, frozenset())
+        return load_keyframe(table, 0, nusc_synthetic.dataroot, None, frozenset(), history)
 
     result = FrameStep(OracleDetector())(load)
     assert len(calls) == 1 and set(result.timings_ms) == set(PIPELINE_STAGES)
@@ -31,12 +33,16 @@ def test_step_detects_decides_on_the_detections_and_times_each_stage(nusc_synthe
     expected = OracleDetector().detect([load_frame(nusc_synthetic, sample["token"], 3, 1)])[0]
     assert len(result.detections) == len(expected) > 0
     assert (result.detections.centers == expected.centers).all()
-    # The past poses are those of the LiDAR sweeps the devkit chains before the keyframe, oldest first.
+    # The past poses are what replay holds: the LiDAR records the devkit chains before the keyframe, oldest first,
+    # back to EGO_FEATURE_HISTORY_S (more than the 3 sweeps loaded).
     token, poses = sample["data"][LIDAR_CHANNEL], []
-    while token and len(poses) < 3:
+    while token:
         record = nusc_synthetic.get("sample_data", token)
+        if record["timestamp"] < sample["timestamp"] - EGO_FEATURE_HISTORY_S * 1e6:
+            break
         poses.insert(0, EgoPose.from_record(nusc_synthetic.get("ego_pose", record["ego_pose_token"])))
         token = record["prev"]
+    assert len(poses) > 3
     assert [p.timestamp_us for p in result.loaded.past_poses] == [p.timestamp_us for p in poses]
     ego_state = EgoState.from_poses(poses, -1)
     assert result.ego_state.speed_mps == ego_state.speed_mps > 0
@@ -44,10 +50,12 @@ def test_step_detects_decides_on_the_detections_and_times_each_stage(nusc_synthe
 
 
 def test_a_detector_times_its_own_stages_inside_the_step(nusc_synthetic):
-    table = build_sample_table(nusc_synthetic, [nusc_synthetic.sample[0]["token"]], lidar_sweeps=1, radar_sweeps=1)
+    tokens = [nusc_synthetic.sample[0]["token"]]
+    table = build_sample_table(nusc_synthetic, tokens, lidar_sweeps=1, radar_sweeps=1)
     drop = frozenset(SENSOR_GROUPS) - {"lidar"}
+    (history,) = keyframe_histories(nusc_synthetic, tokens)
     result = FrameStep(StagedNoBoxes(["voxelize", "head"]))(
-        lambda: load_keyframe(table, 0, nusc_synthetic.dataroot, None, drop))
+        lambda: load_keyframe(table, 0, nusc_synthetic.dataroot, None, drop, history))
     assert set(result.timings_ms) == set(PIPELINE_STAGES) | {"voxelize", "head"}
     assert result.loaded.frame.radar is None and len(result.detections) == 0
 
@@ -56,7 +64,8 @@ def test_a_planning_detector_plans_and_the_safety_layer_decides(nusc_synthetic):
     sample = nusc_synthetic.sample[2]
     table = build_sample_table(nusc_synthetic, [sample["token"]], lidar_sweeps=3, radar_sweeps=1)
     detector = PlanningOracle(Maneuver.BRAKE)
-    result = FrameStep(detector)(lambda: load_keyframe(table, 0, nusc_synthetic.dataroot, None, frozenset()))
+    (history,) = keyframe_histories(nusc_synthetic, [sample["token"]])
+    result = FrameStep(detector)(lambda: load_keyframe(table, 0, nusc_synthetic.dataroot, None, frozenset(), history))
     assert set(result.timings_ms) == set(PIPELINE_STAGES)
     (ego_input,) = detector.ego_inputs.values()
     assert ego_input[0] == pytest.approx(result.ego_state.speed_mps) and ego_input[0] > 0  # from the same poses
