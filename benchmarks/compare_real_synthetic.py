@@ -8,10 +8,11 @@ Both sources are read through the project's loader (perception.datasets.loader.N
 and 1 radar sweep, so that keyframe is compared with keyframe. Per source: LiDAR points per frame, intensity
 (0-255), range from the sensor, points per beam (the beam from the elevation angle seen from LIDAR_MOUNT_M, the
 HDL-32E's 32 evenly spaced beams of perception.sensors), fraction of points less than GROUND_BAND_M above the
-ground plane guess z = 0 (the nuScenes ego frame's origin lies on the road), radar points per frame, RCS,
-compensated speed, annotated objects per frame by class and their LiDAR points per box (num_lidar_pts of the
-sample_annotation table). Writes DIR/sensor_statistics.json (the numbers), .md (mean / median / p10 / p90 per
-statistic, the sources side by side) and .png (the histograms overlaid, each normalised to a density).
+ground plane guess z = 0 (the nuScenes ego frame's origin lies on the road), fraction within NEAR_SENSOR_M of the
+sensor (no-return points and returns off the ego car), radar points per frame, RCS, compensated speed, annotated
+objects per frame by class and their LiDAR points per box (num_lidar_pts of the sample_annotation table), also for
+the boxes within NEAR_BOX_M of the ego only. Writes DIR/sensor_statistics.json (the numbers), .md (mean / median /
+p10 / p90 per statistic, the sources side by side) and .png (the histograms overlaid, each normalised to a density).
 """
 from __future__ import annotations
 
@@ -29,12 +30,17 @@ from perception.sensors import LIDAR_BEAM_COUNT, LIDAR_BEAM_ELEVATION_RANGE_DEG,
 
 GROUND_BAND_M = 0.3
 """A point less than this above the ground plane guess counts as a ground return [m]."""
+NEAR_SENSOR_M = 2.0
+"""A point this close to the LiDAR is a no-return point or a return off the ego car [m]."""
+NEAR_BOX_M = 40.0
+"""``box_lidar_points_near``: boxes whose centre lies within this xy distance of the ego [m]."""
 HISTOGRAM_EDGES = {
     "lidar_intensity": np.linspace(0.0, 256.0, 33),
     "lidar_range_m": np.linspace(0.0, 100.0, 51),
     "radar_rcs_dbsm": np.linspace(-20.0, 40.0, 31),
     "radar_speed_mps": np.linspace(0.0, 30.0, 31),
     "box_lidar_points": np.concatenate([[0.0], np.logspace(0.0, 4.0, 25)]),
+    "box_lidar_points_near": np.concatenate([[0.0], np.logspace(0.0, 4.0, 25)]),
 }
 """Bin edges of each per-point (per-box) histogram; values outside the edges are not counted."""
 _X, _Y, _Z, _INTENSITY = (LIDAR_COLUMNS.index(c) for c in ("x", "y", "z", "intensity"))
@@ -79,8 +85,8 @@ def summarize(values: Sequence[float]) -> Dict[str, float]:
 
 def source_statistics(frames: Sequence) -> Dict[str, object]:
     """Per-frame and pooled per-point / per-box statistics of Frames (lidar, radar, gt tables), as plain numbers."""
-    per_frame: Dict[str, List[float]] = {"lidar_points": [], "ground_fraction": [], "radar_points": [],
-                                         "objects": []}
+    per_frame: Dict[str, List[float]] = {"lidar_points": [], "ground_fraction": [], "near_sensor_fraction": [],
+                                         "radar_points": [], "objects": []}
     pooled: Dict[str, List[np.ndarray]] = {name: [] for name in HISTOGRAM_EDGES}
     beam_counts, objects_by_class, box_points_by_class = [], [], {name: [] for name in DETECTION_CLASSES}
     for frame in frames:
@@ -89,10 +95,12 @@ def source_statistics(frames: Sequence) -> Dict[str, object]:
         xyz = lidar[:, [_X, _Y, _Z]]
         per_frame["lidar_points"].append(len(lidar))
         per_frame["ground_fraction"].append(ground_fraction(xyz))
+        ranges = np.linalg.norm(xyz - np.asarray(LIDAR_MOUNT_M), axis=1)
+        per_frame["near_sensor_fraction"].append(float(np.mean(ranges < NEAR_SENSOR_M)) if len(xyz) else np.nan)
         per_frame["radar_points"].append(len(radar))
         beam_counts.append(points_per_beam(xyz))
         pooled["lidar_intensity"].append(lidar[:, _INTENSITY])
-        pooled["lidar_range_m"].append(np.linalg.norm(xyz - np.asarray(LIDAR_MOUNT_M), axis=1))
+        pooled["lidar_range_m"].append(ranges)
         pooled["radar_rcs_dbsm"].append(radar[:, _RCS])
         pooled["radar_speed_mps"].append(np.hypot(radar[:, _VX], radar[:, _VY]))
         labels = frame.gt_boxes.labels if frame.gt_boxes is not None else np.zeros(0, np.int64)
@@ -100,6 +108,9 @@ def source_statistics(frames: Sequence) -> Dict[str, object]:
         per_frame["objects"].append(len(labels))
         objects_by_class.append(np.bincount(labels, minlength=len(DETECTION_CLASSES)))
         pooled["box_lidar_points"].append(num_points)
+        if len(labels):
+            pooled["box_lidar_points_near"].append(
+                num_points[np.linalg.norm(frame.gt_boxes.centers[:, :2], axis=1) < NEAR_BOX_M])
         for label, count in zip(labels, num_points):
             box_points_by_class[DETECTION_CLASSES[label]].append(int(count))
     pooled_values = {name: np.concatenate(parts) if parts else np.zeros(0) for name, parts in pooled.items()}
@@ -159,7 +170,7 @@ def write_plot(path: str, statistics: Mapping[str, Mapping]) -> None:
     import matplotlib.pyplot as plt
 
     names = list(HISTOGRAM_EDGES)
-    figure, axes = plt.subplots(2, 4, figsize=(18, 8))
+    figure, axes = plt.subplots(3, 3, figsize=(15, 12))
     for axis, name in zip(axes.ravel(), names):
         for source, stats in statistics.items():
             histogram = stats["histograms"][name]
@@ -167,7 +178,7 @@ def write_plot(path: str, statistics: Mapping[str, Mapping]) -> None:
             axis.stairs(counts / max(counts.sum(), 1.0), histogram["edges"], label=source)
         axis.set_title(name, fontsize=9)
         axis.set_ylabel("fraction")
-        if name == "box_lidar_points":
+        if name.startswith("box_lidar_points"):
             axis.set_xscale("symlog")
     beam_axis, class_axis, summary_axis = axes.ravel()[len(names):]
     width = 0.8 / len(statistics)

@@ -12,7 +12,7 @@ from perception.datasets.synthetic import generate_world
 from perception.datasets.synthetic.class_specs import NUSCENES_TRAIN_ANNOTATIONS
 from perception.datasets.synthetic.radar import CROSS_SECTIONS
 from perception.datasets.synthetic.scene import build_scene
-from perception.datasets.synthetic.traffic import NUSCENES_MIX_OBJECTS, POPULATIONS, class_quota
+from perception.datasets.synthetic.traffic import POPULATIONS, class_quota, drive_stretch, nuscenes_object_count
 from perception.datasets.synthetic.writer import SceneRecorder, annotated_actors
 
 TINY_WORLD_ANNOTATIONS = {
@@ -61,13 +61,16 @@ def test_class_quota_splits_in_the_cited_shares_on_average():
 def test_nuscenes_population_matches_the_cited_class_shares():
     """Two scenes of 4 keyframes: every class share of the annotated objects within 0.04 of nuScenes' train split
     (placements refused for overlaps and objects beyond the annotation range make up the difference)."""
-    counts, per_scene = collections.Counter(), []
+    counts = collections.Counter()
     for index in range(2):
         model = build_scene(seed=5, index=index, samples_per_scene=4, population="nuscenes")
         names = [model.actors[i].detection_name for i in annotated_actors(model, 4)]
         counts.update(names)
-        per_scene.append(len(names))
-    assert all(0.75 * NUSCENES_MIX_OBJECTS <= n <= NUSCENES_MIX_OBJECTS for n in per_scene)
+        # 22.4 objects per 100 m of the drive stretch
+        s_min, s_max = drive_stretch(model.world.road, model.plan)
+        expected = round(0.224 * (s_max - s_min))
+        assert nuscenes_object_count(model.world.road, model.plan) == expected
+        assert 0.75 * expected <= len(names) <= expected
     total, cited_total = sum(counts.values()), sum(NUSCENES_TRAIN_ANNOTATIONS.values())
     for name, cited in NUSCENES_TRAIN_ANNOTATIONS.items():
         assert counts[name] / total == pytest.approx(cited / cited_total, abs=0.04), name

@@ -51,6 +51,18 @@ CALIBRATION: Dict[str, Tuple[tuple, tuple, Optional[tuple]]] = {
 }
 
 
+EGO_BODY_BOXES_M = (
+    ((-0.657, -0.865, 0.0), (3.427, 0.865, 0.80)),
+    ((0.20, -0.40, 0.0), (1.40, 0.40, 1.562)),
+)
+"""The ego car as two boxes (min corner, max corner) in the ego frame [m], the body up to its bonnet and the cabin
+up to its roof, off which LIDAR_TOP's low beams return. nuScenes drives a Renault ZOE (Caesar et al., "nuScenes:
+A multimodal dataset for autonomous driving", CVPR 2020, sec. 3); Renault's specifications of the ZOE (2012):
+length 4.084 m, width 1.730 m, height 1.562 m, wheelbase 2.588 m, front overhang 0.839 m, so with the rear axle at
+x = 0 the body spans x = -0.657 .. 3.427 m. The cabin's footprint (x 0.20 .. 1.40 m, |y| < 0.40 m) and the bonnet
+height (0.80 m) are fitted to where scene-0916's real_finetune keyframes return from the ego (beams 0-8, 0.4-2 m from
+the sensor)."""
+
 KEYFRAME_PERIOD_US = 500_000
 """Keyframes (samples) at 2 Hz, on every 10th LiDAR sweep."""
 LIDAR_PERIOD_US = 50_000

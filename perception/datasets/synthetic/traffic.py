@@ -129,9 +129,14 @@ def _start(road: Road, plan: EgoPlan, times_s: np.ndarray, scene_span_s: Tuple[f
     check_times = np.arange(scene_span_s[0], scene_span_s[1] + 1e-9, CHECK_EVERY_S)
     population = Population(check_times, ego_xy[np.searchsorted(times_s, check_times)],
                             ego_yaw[np.searchsorted(times_s, check_times)])
-    ego_s0, ego_s1 = float(plan.s[0]), float(plan.s[-1])
-    near = (max(5.0, ego_s0 - 50.0), min(road.length - 5.0, ego_s1 + 70.0))
+    near = drive_stretch(road, plan)
     return population, _Street(road, times_s, times_s - scene_span_s[0], near, scene_span_s[1] - scene_span_s[0])
+
+
+def drive_stretch(road: Road, plan: EgoPlan) -> Tuple[float, float]:
+    """(s_min, s_max) [m]: the stretch of road around the ego's drive where objects are placed."""
+    ego_s0, ego_s1 = float(plan.s[0]), float(plan.s[-1])
+    return max(5.0, ego_s0 - 50.0), min(road.length - 5.0, ego_s1 + 70.0)
 
 
 def _drive(rng: np.random.Generator, street: _Street, name: str, lane: int, speed: float, s_start: float,
@@ -246,9 +251,16 @@ def populate(rng: np.random.Generator, road: Road, plan: EgoPlan, times_s: np.nd
     return population.actors
 
 
-NUSCENES_MIX_OBJECTS = 45
-"""Objects the ``nuscenes`` population places around a scene's drive (those within the annotation range are
-annotated at every keyframe); a nuScenes train keyframe holds 33.6 annotations on average."""
+NUSCENES_OBJECTS_PER_100M = 22.4
+"""Objects the ``nuscenes`` population places per 100 m of a scene's drive stretch (``drive_stretch``): a nuScenes
+train keyframe holds 33.6 annotations on average (NUSCENES_TRAIN_ANNOTATIONS), and the annotation range
+(writer.ANNOTATION_RANGE_M, 75 m) covers 150 m of road around the ego."""
+
+
+def nuscenes_object_count(road: Road, plan: EgoPlan) -> int:
+    """Objects the ``nuscenes`` population places in a scene: NUSCENES_OBJECTS_PER_100M along its drive stretch."""
+    s_min, s_max = drive_stretch(road, plan)
+    return int(round(NUSCENES_OBJECTS_PER_100M * (s_max - s_min) / 100.0))
 PLACEMENT_TRIES = 20
 """Candidates drawn per object of a class quota before the ``nuscenes`` population gives up on it (overlaps)."""
 PARKING_SLOT_M = 6.5
@@ -270,13 +282,13 @@ def class_quota(rng: np.random.Generator, total: int) -> Dict[str, int]:
 def populate_nuscenes_mix(rng: np.random.Generator, road: Road, plan: EgoPlan, times_s: np.ndarray,
                           scene_span_s: Tuple[float, float], ego_xy: np.ndarray,
                           ego_yaw: np.ndarray) -> List[Actor]:
-    """All objects of a scene of the ``nuscenes`` population (arguments as ``populate``): NUSCENES_MIX_OBJECTS
+    """All objects of a scene of the ``nuscenes`` population (arguments as ``populate``): ``nuscenes_object_count``
     objects in nuScenes' class shares (``class_quota``). The lead cars count as cars; the work zone holds the
     cones, barriers and construction vehicle (up to 3 tries, else none); 60 % of the other cars park in rows
     along both curbs, the rest drive; trucks tow the trailers, the other trucks and the buses half drive, half
     park (stop); two-wheelers half ride, half stand on the sidewalk's edge; 85 % of the pedestrians use the
     sidewalks, the rest cross."""
-    quota = class_quota(rng, NUSCENES_MIX_OBJECTS)
+    quota = class_quota(rng, nuscenes_object_count(road, plan))
     population, street = _start(road, plan, times_s, scene_span_s, ego_xy, ego_yaw)
     _add_lead_vehicles(rng, street, plan, population)
     for _ in range(3):

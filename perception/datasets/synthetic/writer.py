@@ -90,12 +90,36 @@ def visible_fraction(snapshot, actor_index: int, actor: Actor, t_s: float, viewp
 
 def annotated_actors(model: SceneModel, samples_per_scene: int) -> List[int]:
     """Indices of the objects annotated in a scene: those within ANNOTATION_RANGE_M of the ego at some keyframe.
-    They are annotated at every keyframe, so every instance has a velocity (the devkit needs two annotations)."""
+    ``annotated_keyframes`` says at which keyframes."""
     key_times = [k * KEYFRAME_PERIOD_US * 1e-6 for k in range(samples_per_scene)]
     ego_xy = [model.ego_to_global(t).translation[:2] for t in key_times]
     return [index for index, actor in enumerate(model.actors)
             if min(np.linalg.norm(actor.track.pose(t)[0] - xy) for t, xy in zip(key_times, ego_xy))
             <= ANNOTATION_RANGE_M]
+
+
+ANNOTATE_IN_RANGE_ONLY = {"default": False, "nuscenes": True}
+"""By population: annotate an object only at the keyframes where it is within ANNOTATION_RANGE_M of the ego, and
+one keyframe before and after (so every instance keeps a velocity), as nuScenes annotates what its sensors see;
+False: at every keyframe (``annotated_actors``)."""
+
+
+def annotated_keyframes(model: SceneModel, samples_per_scene: int) -> Dict[int, range]:
+    """{object index: the keyframes it is annotated at} for ``annotated_actors``: every keyframe (so every instance
+    has a velocity: the devkit needs two annotations), or where the population annotates in range only
+    (ANNOTATE_IN_RANGE_ONLY), the keyframes from one before it first comes within ANNOTATION_RANGE_M of the ego to
+    one after it last is."""
+    actors = annotated_actors(model, samples_per_scene)
+    if not ANNOTATE_IN_RANGE_ONLY[model.population]:
+        return {index: range(samples_per_scene) for index in actors}
+    key_times = [k * KEYFRAME_PERIOD_US * 1e-6 for k in range(samples_per_scene)]
+    ego_xy = np.array([model.ego_to_global(t).translation[:2] for t in key_times])
+    spans = {}
+    for index in actors:
+        xy = np.array([model.actors[index].track.pose(t)[0] for t in key_times])
+        near = np.flatnonzero(np.linalg.norm(xy - ego_xy, axis=1) <= ANNOTATION_RANGE_M)
+        spans[index] = range(max(0, near[0] - 1), min(samples_per_scene, near[-1] + 2))
+    return spans
 
 
 def instance_token(namespace: str, scene: str, actor_index: int) -> str:
@@ -144,7 +168,7 @@ class SceneRecorder:
         self.key_lidar: Dict[int, np.ndarray] = {}
         self.key_radar: Dict[int, List[np.ndarray]] = {}
         self.annotations: Dict[int, List[dict]] = {}
-        self.annotated_actors = annotated_actors(model, samples_per_scene)
+        self.annotated_keyframes = annotated_keyframes(model, samples_per_scene)
 
     def token(self, *parts: object) -> str:
         return make_token(self.namespace, self.model.name, *parts)
@@ -221,7 +245,8 @@ class SceneRecorder:
         snapshot = self.model.snapshot(t_s, self.num_threads)
         sensor_to_global = self.model.sensor_to_global(frame.channel, t_s)
         if kind == "lidar":
-            points = lidar.simulate_sweep(snapshot, sensor_to_global, self.model.frenet, rng)
+            points = lidar.simulate_sweep(snapshot, sensor_to_global, self.model.frenet, rng,
+                                          lidar.LIDAR_MODELS[self.model.population])
             data = points.tobytes()
             if frame.is_key_frame:
                 self.key_lidar[frame.sample_index] = sensor_to_global.apply(points[:, :3].astype(np.float64))
@@ -253,13 +278,14 @@ class SceneRecorder:
     def _annotate(self, sample_index: int, snapshot, lidar_origin: np.ndarray) -> None:
         """Boxes of the annotated objects at a keyframe, with LiDAR point counts and visibility."""
         t_s = sample_index * KEYFRAME_PERIOD_US * 1e-6
-        actors = [self.model.actors[index] for index in self.annotated_actors]
+        indices = [index for index, keyframes in self.annotated_keyframes.items() if sample_index in keyframes]
+        actors = [self.model.actors[index] for index in indices]
         poses = [actor.box_centre(t_s) for actor in actors]
         boxes = Boxes3D([centre for centre, _ in poses], [actor.size_wlh for actor in actors],
                         [yaw for _, yaw in poses])
         lidar_counts = boxes.contains(self.key_lidar[sample_index]).sum(axis=1)
         rows = []
-        for index, actor, (centre, yaw), num_lidar_points in zip(self.annotated_actors, actors, poses, lidar_counts):
+        for index, actor, (centre, yaw), num_lidar_points in zip(indices, actors, poses, lidar_counts):
             rows.append({"actor": index, "translation": [float(v) for v in centre], "yaw": yaw,
                          "size": [float(v) for v in actor.size_wlh], "rotation": quaternion_from_yaw(yaw),
                          "num_lidar_pts": int(num_lidar_points),
