@@ -14,6 +14,7 @@ message starts with it. Catch CorruptFileError to survive any bad sensor file (t
 """
 from __future__ import annotations
 
+import functools
 import os
 import warnings
 from typing import Dict, Sequence, Tuple
@@ -140,8 +141,7 @@ def read_radar_pcd(path: str, filters: Dict[str, Sequence[int]] = DEVKIT_RADAR_F
         raise CorruptFileError(path, f"PCD header is not ASCII ({error})") from None
     header = _parse_pcd_header(path, [line.strip() for line in lines])
     try:
-        dtype = np.dtype([(name, "<" + _PCD_TYPES[(kind, int(size))])
-                          for name, kind, size in zip(RADAR_PCD_FIELDS, header["TYPE"], header["SIZE"])])
+        dtype = _pcd_record_dtype(tuple(header["TYPE"]), tuple(header["SIZE"]))
         width = int(header["WIDTH"][0])
     except (KeyError, ValueError) as error:
         raise CorruptFileError(path, f"unsupported PCD TYPE/SIZE/WIDTH ({error})") from None
@@ -150,13 +150,29 @@ def read_radar_pcd(path: str, filters: Dict[str, Sequence[int]] = DEVKIT_RADAR_F
         raise CorruptFileError(path, f"truncated: header says {width} points of {dtype.itemsize} bytes, "
                                      f"file holds {len(data)} bytes of data")
     records = np.frombuffer(data, dtype=dtype, count=width)
-    points = np.stack([records[name].astype(np.float64) for name in RADAR_PCD_FIELDS], axis=1)
-    if np.any(np.isnan(points[0])):
+    if np.any(np.isnan(np.asarray(records[0].tolist(), dtype=np.float64))):
         return np.zeros((0, len(RADAR_PCD_FIELDS)))
-    for field_name, keep in filters.items():
-        points = points[np.isin(points[:, RADAR_PCD_FIELDS.index(field_name)], list(keep))]
+    keep = np.ones(width, bool)
+    for field_name, states in filters.items():  # on the raw values: the same test as on their float64 copies
+        keep &= (records[field_name][:, None] == np.asarray(states)).any(axis=1)
     value_columns = [RADAR_PCD_FIELDS.index(name) for name in ("x", "y", "z", "rcs", "vx_comp", "vy_comp")]
-    return _drop_non_finite(points, value_columns, path)
+    return _drop_non_finite(_as_float64(records[keep]), value_columns, path)
+
+
+@functools.lru_cache(maxsize=None)
+def _pcd_record_dtype(types: Tuple[str, ...], sizes: Tuple[str, ...]) -> np.dtype:
+    """The numpy record type of a radar PCD's points from its header's TYPE and SIZE (KeyError / ValueError for
+    one it cannot read); cached, every radar file of a dataset having the same."""
+    return np.dtype([(name, "<" + _PCD_TYPES[(kind, int(size))])
+                     for name, kind, size in zip(RADAR_PCD_FIELDS, types, sizes)])
+
+
+def _as_float64(records: np.ndarray) -> np.ndarray:
+    """(M,) PCD records -> (M, 18) float64, columns RADAR_PCD_FIELDS."""
+    points = np.empty((len(records), len(RADAR_PCD_FIELDS)))
+    for column, name in enumerate(RADAR_PCD_FIELDS):
+        points[:, column] = records[name]
+    return points
 
 
 _REDUCED_DECODE = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,

@@ -64,14 +64,17 @@ class _FrameAssembler:
         self.dataroot = dataroot
         self.ego_pose = table.ego_pose(index)
         self.global_to_ego = self.ego_pose.ego_to_global.inverse()
+        self._sensor_to_ego: Dict[int, RigidTransform] = {}  # calibration -> sensor -> ego, shared by its sweeps
 
     def path(self, record: int) -> str:
         return os.path.join(self.dataroot, self.table.paths[record].decode())
 
     def sensor_to_key_ego(self, record: int) -> RigidTransform:
         """sensor -> ego(t_record) -> global -> ego(t_key)."""
-        return (self.global_to_ego @ self.table.record_pose(record).ego_to_global
-                @ self.table.record_calibration(record).sensor_to_ego)
+        calibration = int(self.table.record_calibrations[record])
+        if calibration not in self._sensor_to_ego:
+            self._sensor_to_ego[calibration] = self.table.record_calibration(record).sensor_to_ego
+        return self.global_to_ego @ self.table.record_pose(record).ego_to_global @ self._sensor_to_ego[calibration]
 
     def time_lag_s(self, record: int) -> float:
         return (int(self.table.timestamps_us[self.index]) - int(self.table.record_timestamps_us[record])) * 1e-6

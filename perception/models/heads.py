@@ -124,6 +124,15 @@ def gaussian_focal_loss(logits: torch.Tensor, target: torch.Tensor, alpha: float
     return (positive_loss.sum() + negative_loss.sum()) / positive.sum().clamp(min=1.0)
 
 
+def window_max_3x3(maps: torch.Tensor) -> torch.Tensor:
+    """(..., H, W) -> the maximum over each cell's 3x3 neighbourhood (cells past the border left out): what
+    F.max_pool2d(maps, 3, stride=1, padding=1) computes, as two separable passes of elementwise maxima (max is
+    exact, so the same numbers; torch's CPU max pool took ~3-4 ms of a 10 x 128 x 128 heatmap, this ~0.4 ms)."""
+    padded = F.pad(maps, (1, 1, 1, 1), value=float("-inf"))
+    rows = torch.maximum(torch.maximum(padded[..., :-2], padded[..., 1:-1]), padded[..., 2:])
+    return torch.maximum(torch.maximum(rows[..., :-2, :], rows[..., 1:-1, :]), rows[..., 2:, :])
+
+
 def gather_cells(feature_map: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
     """(B, C, ny, nx) and (B, K) flat cell indices -> (B, K, C)."""
     batch, channels = feature_map.shape[:2]
@@ -214,7 +223,7 @@ class CenterHead(nn.Module):
         """Network outputs -> one Boxes3D per frame in the ego frame: heatmap local maxima (3x3), top-k over
         classes and cells, score threshold, per-class circle NMS (nms_radius_m), at most max_boxes by score."""
         scores_map = torch.sigmoid(outputs["heatmap"].float())
-        peaks = scores_map == F.max_pool2d(scores_map, 3, stride=1, padding=1)
+        peaks = scores_map == window_max_3x3(scores_map)
         scores_map = scores_map * peaks
         batch, num_classes, ny, nx = scores_map.shape
         x_min, y_min = self.grid.point_cloud_range[:2]
@@ -260,4 +269,5 @@ def heatmap_peak_error(outputs: Dict[str, torch.Tensor], gt_boxes: Sequence[Boxe
 
 
 __all__ = ["ALLOWED_ATTRIBUTES", "CenterHead", "HeadTargets", "REGRESSION_CHANNELS", "build_targets",
-           "draw_gaussian", "gather_cells", "gaussian_focal_loss", "gaussian_radius", "heatmap_peak_error"]
+           "draw_gaussian", "gather_cells", "gaussian_focal_loss", "gaussian_radius", "heatmap_peak_error",
+           "window_max_3x3"]

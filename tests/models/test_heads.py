@@ -14,6 +14,7 @@ from perception.models.heads import (
     draw_gaussian,
     gaussian_focal_loss,
     gaussian_radius,
+    window_max_3x3,
 )
 
 GRID = BEVGrid((-8.0, -8.0, -3.0, 8.0, 8.0, 3.0), (0.5, 0.5))  # 32 x 32 cells
@@ -93,6 +94,21 @@ def _perfect_outputs(boxes: Boxes3D) -> dict:
             attribute[0, targets.attributes[0, k], cell] = 5.0
     return dict(heatmap=heatmap, regression=regression.reshape(1, -1, ny, nx),
                 attribute=attribute.reshape(1, -1, ny, nx))
+
+
+def test_window_max_equals_torch_max_pool_on_ties_borders_and_nan():
+    """The separable 3x3 maximum against F.max_pool2d (stride 1, padding 1), the oracle: random maps, plateaus of
+    equal values (peaks decoding compares with ==), -inf, a NaN, maps of one row or column."""
+    generator = torch.Generator().manual_seed(0)
+    maps = [torch.rand(2, 10, 17, 23, generator=generator),
+            torch.randint(0, 3, (1, 4, 9, 9), generator=generator).float(),
+            torch.rand(1, 1, 1, 7, generator=generator), torch.rand(1, 2, 6, 1, generator=generator)]
+    special = torch.rand(1, 3, 8, 8, generator=generator)
+    special[0, 0, 0, 0], special[0, 1, 4, 4], special[0, 2] = float("-inf"), float("nan"), float("-inf")
+    for heatmap in maps + [special]:
+        expected = torch.nn.functional.max_pool2d(heatmap, 3, stride=1, padding=1)
+        assert torch.equal(window_max_3x3(heatmap).isnan(), expected.isnan())
+        assert torch.equal(window_max_3x3(heatmap).nan_to_num(7.0), expected.nan_to_num(7.0))
 
 
 def test_decoding_a_hand_made_heatmap_gives_the_boxes():

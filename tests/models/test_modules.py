@@ -53,6 +53,24 @@ def test_point_encoders_shapes_and_gradients(batch, encoder_type, channels):
     assert any(p.grad.abs().sum() > 0 for p in encoder.parameters())
 
 
+@pytest.mark.parametrize("encoder_type", [LidarEncoder, RadarEncoder])
+@pytest.mark.parametrize("frames", [1, 2])
+def test_point_encoders_without_point_gradients_equal_the_row_gathered_pillars(batch, encoder_type, frames):
+    """The voxelizer's own pillars (inference) and the pillars gathered from the points by row (when the points need
+    gradients) are the same numbers: the encoder's output is identical, for one frame and for a batch."""
+    encoder = encoder_type(GRID, out_channels=4, max_points_per_pillar=3, max_pillars=40).eval()  # both limits bind
+    points = batch.lidar if encoder_type is LidarEncoder else batch.radar
+    points = points[points[:, 0] < frames]
+    subset = dataclasses.replace(batch, batch_size=frames, **{encoder.sensor: points})
+    with torch.no_grad():
+        inference = encoder(subset)[0]
+    tracked = points.clone().requires_grad_(True)
+    gathered = encoder(dataclasses.replace(subset, **{encoder.sensor: tracked}))[0]
+    assert torch.equal(inference, gathered.detach()) and inference.abs().sum() > 0
+    gathered.sum().backward()
+    assert tracked.grad is not None and tracked.grad[:, 1:].abs().sum() > 0
+
+
 def test_camera_frustum_points_project_back_to_their_pixels(batch):
     encoder = CameraEncoder(GRID, (IMAGE_W, IMAGE_H), out_channels=4, backbone_widths=[4, 4, 4, 4], fpn_channels=4,
                             depth_range=[1.0, 13.0], depth_bins=6)

@@ -136,10 +136,11 @@ class CameraEncoder(nn.Module):
         depth = depth_logits.softmax(dim=1)
         context = features[:, self.depth_bins:]
         valid = batch.camera_valid.reshape(b * n, 1, 1, 1).to(context.dtype)
-        lifted = depth[:, :, None] * (context * valid)[:, None]  # (B*N, D, C, h, w)
-        lifted = lifted.reshape(b, n, self.depth_bins, self.out_channels, h, w).permute(0, 1, 2, 4, 5, 3)
+        context = (context * valid).permute(0, 2, 3, 1).contiguous()  # (B*N, h, w, C)
+        lifted = depth[..., None] * context[:, None]  # (B*N, D, h, w, C), laid out as bev_pool reads it
+        lifted = lifted.reshape(b, n, self.depth_bins, h, w, self.out_channels)
         with stage(timer, "bev_pool"):
-            pooled = bev_pool(lifted.contiguous(), self.bev_geometry(batch.intrinsics, batch.camera_to_ego, (h, w)))
+            pooled = bev_pool(lifted, self.bev_geometry(batch.intrinsics, batch.camera_to_ego, (h, w)))
         bev = self.bev_conv(pooled)
         losses = {}
         if self.training and self.depth_loss_weight > 0 and batch.lidar is not None and len(batch.lidar):

@@ -30,25 +30,31 @@ class Pillarization:
                timer: Optional[StageTimer] = None) -> torch.Tensor:
         """points (N, 1 + C) [batch index, x, y, z, sensor columns...] in the ego frame -> (B, out_channels, ny, nx)
         (``net``: PillarFeatureNet or its exported graph); ``timer`` times the hard voxelization as "voxelize".
-        The pillars are gathered from ``points`` by row, so gradients reach the point columns (adversarial
-        training, perception.models.adversarial, perturbs them)."""
-        if len(points) > 2 ** 24:
-            raise ValueError(f"Pillarization: {len(points)} points, more than float32 row indices can count (2**24)")
-        rows = torch.arange(len(points), dtype=torch.float32, device=points.device)[:, None]
-        indexed = torch.cat([points[:, 1:].detach(), rows], dim=1)  # the voxelizer carries each row's index along
-        clouds = [indexed[points[:, 0] == b].contiguous() for b in range(batch_size)]
+        The voxelizer's zero-padded pillars are the net's input. When gradients must reach the point columns
+        (adversarial training, perception.models.adversarial, perturbs them), the voxelizer carries each point's
+        row along and the pillars are gathered from ``points`` by row instead: the same values, differentiable."""
+        track_rows = torch.is_grad_enabled() and points.requires_grad
+        columns = points[:, 1:].detach()
+        if track_rows:
+            if len(points) > 2 ** 24:
+                raise ValueError(f"Pillarization: {len(points)} points, more than float32 row indices can count "
+                                 "(2**24)")
+            rows = torch.arange(len(points), dtype=torch.float32, device=points.device)[:, None]
+            columns = torch.cat([columns, rows], dim=1)
+        clouds = [columns] if batch_size == 1 else [columns[points[:, 0] == b] for b in range(batch_size)]
         with stage(timer, "voxelize"):
-            slots, coords, counts = hard_voxelize_batch(clouds, self.grid.pillar_size, self.grid.point_cloud_range,
-                                                        self.max_points_per_pillar, self.max_pillars)
+            pillars, coords, counts = hard_voxelize_batch(clouds, self.grid.pillar_size, self.grid.point_cloud_range,
+                                                          self.max_points_per_pillar, self.max_pillars)
         ny, nx = self.grid.shape
-        if len(slots) == 0:
+        if len(pillars) == 0:
             return points.new_zeros((batch_size, out_channels, ny, nx))
-        slots = torch.as_tensor(slots, device=points.device)
-        rows = slots[..., -1].long()  # (M, P) row of ``points`` in each slot (0 in padding)
+        pillars = torch.as_tensor(pillars, device=points.device)  # (M, P, C [+ row]) zero-padded after counts
         coords = torch.as_tensor(coords, dtype=torch.long, device=points.device)  # (M, 4) [b, z, y, x]
         counts = torch.as_tensor(counts, dtype=torch.long, device=points.device)  # (M,)
-        filled = torch.arange(rows.shape[1], device=points.device)[None, :] < counts[:, None]  # (M, P)
-        pillars = torch.where(filled[..., None], points[rows, 1:], 0.0)  # (M, P, C), zero-padded as the voxelizer
+        if track_rows:
+            rows = pillars[..., -1].long()  # (M, P) row of ``points`` in each slot (0 in padding)
+            filled = torch.arange(rows.shape[1], device=points.device)[None, :] < counts[:, None]  # (M, P)
+            pillars = torch.where(filled[..., None], points[rows, 1:], 0.0)
         return pillar_scatter(net(pillars, coords, counts), coords, batch_size, (ny, nx))
 
 
