@@ -1,5 +1,7 @@
 """The static world of one scene: a multi-lane road (straight and curved pieces) in Frenet coordinates, the
-sidewalks, buildings, walls and lamp posts along it, the ground, and the colours of their surfaces.
+sidewalks, buildings, walls and lamp posts along it, the ground, and the colours of their surfaces; in the
+``nuscenes`` population also unannotated roadside structure (``add_roadside_structure``: street trees, sign posts,
+bollards, hedges).
 
 Frenet coordinates: ``s`` [m] arc length along the road's centre line, ``d`` [m] signed lateral offset (left
 of the direction of travel positive). Traffic drives on the right: lanes of the +s direction have d < 0.
@@ -29,11 +31,17 @@ class Material:
     BUILDING = 2
     WALL = 3
     POLE = 4
+    TRUNK = 5
+    FOLIAGE = 6
+    SIGN = 7
 
 
 MATERIAL_REFLECTIVITY = {Material.GROUND: 0.25, Material.SIDEWALK: 0.35, Material.BUILDING: 0.45,
-                         Material.WALL: 0.4, Material.POLE: 0.6}
-"""LiDAR reflectivity (0-1) of each static material; lane paint: ``lidar.PAINT_REFLECTIVITY``."""
+                         Material.WALL: 0.4, Material.POLE: 0.6, Material.TRUNK: 0.3, Material.FOLIAGE: 0.5,
+                         Material.SIGN: 0.9}
+"""LiDAR reflectivity (0-1) of each static material; lane paint: ``lidar.PAINT_REFLECTIVITY``. Foliage is bright
+in the near infrared, sign faces are retro-reflective sheeting like lane paint."""
+POLE_GREY = (0.4, 0.4, 0.4)
 
 
 @dataclass
@@ -121,6 +129,19 @@ class Pole:
     xy: Tuple[float, float]
     radius: float
     height: float
+    material: int = Material.POLE
+    colour: Tuple[float, float, float] = POLE_GREY
+
+
+@dataclass
+class Crown:
+    """A tree crown: an ellipsoid centred at global ``centre`` (x, y, z) [m] with horizontal and vertical radii
+    [m]."""
+
+    centre: Tuple[float, float, float]
+    radius: float
+    half_height: float
+    colour: Tuple[float, float, float]
 
 
 @dataclass
@@ -132,6 +153,7 @@ class StaticWorld:
     poles: List[Pole]
     ground_extent: Tuple[float, float, float, float]
     """(x_min, y_min, x_max, y_max) [m] of the ground plane."""
+    crowns: List[Crown] = field(default_factory=list)
 
 
 SECTION_TURN_RAD = 0.03
@@ -173,6 +195,9 @@ def prism_mesh(road: Road, prism: Prism) -> Tuple[np.ndarray, np.ndarray]:
     return vertices.reshape(-1, 3).astype(np.float32), np.asarray(triangles, dtype=np.int32)
 
 
+LAMP_POST_SPACING_M = 30.0
+
+
 def build_static_world(rng: np.random.Generator, road_length_m: float, margin_m: float) -> StaticWorld:
     """A random road (straight, curve, straight) of about ``road_length_m`` whose centre line keeps ``margin_m``
     from the global x and y axes (x, y > 0), with its sidewalks, buildings, walls and lamp posts."""
@@ -208,7 +233,7 @@ def build_static_world(rng: np.random.Generator, road_length_m: float, margin_m:
                 prisms.append(Prism(s, s + length, d_a, d_b, 0.0, float(rng.uniform(1.5, 3.0)), Material.WALL,
                                     (0.55, 0.5, 0.45)))
             s += length + float(rng.uniform(0.0, 8.0))
-        for s_pole in np.arange(float(rng.uniform(5, 25)), road.length - 1.0, 30.0):
+        for s_pole in np.arange(float(rng.uniform(5, 25)), road.length - 1.0, LAMP_POST_SPACING_M):
             xy, _ = road.to_global(s_pole, side * (curb + 0.5))
             poles.append(Pole((float(xy[0]), float(xy[1])), 0.12, 6.0))
 
@@ -216,3 +241,123 @@ def build_static_world(rng: np.random.Generator, road_length_m: float, margin_m:
     lo = road.centre.min(axis=0) - margin
     hi = road.centre.max(axis=0) + margin
     return StaticWorld(road, prisms, poles, (float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1])))
+
+
+ROADSIDE_STRUCTURE = {"default": False, "nuscenes": True}
+"""By population (scene.build_scene): does the street get unannotated roadside structure
+(``add_roadside_structure``)?"""
+TREE_SPACING_M = (7.6, 12.2)
+"""Street trees 25-40 ft apart, species-specific (City of Los Angeles, Bureau of Street Services, "Tree Spacing
+Guidelines"), and at least 20 ft (6.1 m) from a street light (same source): TREE_CLEARANCE_M."""
+TREE_CLEARANCE_M = 6.1
+TREE_CROWN_BASE_M = (2.4, 3.5)
+"""Lowest branches pruned to 8 ft (2.4 m) over a sidewalk (J. T. Whaley, "General Considerations for Planting
+Street Trees"); a tree lawn of 3.5-6 ft carries a branch spread of 25-30 ft, so crowns of 4-8 m span (radius
+TREE_CROWN_RADIUS_M), trunks 0.2-0.5 m thick (TREE_TRUNK_RADIUS_M)."""
+TREE_CROWN_RADIUS_M = (2.0, 4.0)
+TREE_TRUNK_RADIUS_M = (0.1, 0.25)
+TREE_LINED_SHARE = 0.6
+"""Share of street sides with trees (an assumption)."""
+SIGN_POST_OFFSET_M, SIGN_BOTTOM_M, SIGN_POST_RADIUS_M = 0.6, 2.1, 0.03
+"""A sign's edge at least 2 ft from the curb face and its bottom at least 7 ft up where people walk or park
+(FHWA, Manual on Uniform Traffic Control Devices, 2009 edition, Section 2A.18-19); a 2-inch (60 mm) pipe post."""
+SIGN_SPACING_M = (20.0, 60.0)
+"""Gap between sign posts along one side (an assumption)."""
+SIGN_COLOURS = ((0.9, 0.9, 0.88), (0.75, 0.12, 0.1), (0.1, 0.25, 0.65), (0.1, 0.45, 0.2), (0.9, 0.75, 0.1))
+BOLLARD_OFFSET_M, BOLLARD_SPACING_M, BOLLARD_HEIGHT_M, BOLLARD_RADIUS_M = 0.45, 1.2, (0.75, 1.0), (0.057, 0.084)
+"""At least 450 mm from the kerb face, 1.2 m apart to keep vehicles out, about 1 m high (Surrey County Council,
+Healthy Streets design guide, 9.6 "Technical design specification for bollards"), 0.75-0.90 m high and at least
+10 cm thick in pedestrian areas, 114-168 mm steel tube."""
+BOLLARD_ROW_SPACING_M, BOLLARD_ROW_LENGTH = (40.0, 120.0), (3, 8)
+"""Gap between rows of bollards along one side and bollards per row (an assumption)."""
+HEDGE_DEPTH_M, HEDGE_HEIGHT_M, HEDGE_LENGTH_M = 0.8, (0.8, 1.6), (5.0, 20.0)
+"""Hedges in front gardens just behind the sidewalk, where no wall and no building stands (an assumption)."""
+HEDGE_SHARE = 0.5
+FOLIAGE_GREENS = ((0.2, 0.35, 0.15), (0.25, 0.42, 0.18), (0.16, 0.3, 0.14))
+BARK = (0.3, 0.24, 0.18)
+STRUCTURE_GAP_M = 1.0
+"""Least clearance along the curb between two pieces of roadside structure [m]."""
+
+
+def add_roadside_structure(rng: np.random.Generator, world: StaticWorld) -> StaticWorld:
+    """``world`` with unannotated roadside structure on both sides: street trees (trunk and crown) and sign posts
+    in the furnishing zone next to the curb, rows of bollards at the kerb, and hedges just behind the sidewalk
+    where the frontage is open; sizes and spacings are the constants above. Nothing is annotated: it is static
+    world for every sensor."""
+    road = world.road
+    curb = road.half_width
+    outer = curb + SIDEWALK_WIDTH_M
+    prisms, poles, crowns = list(world.prisms), list(world.poles), list(world.crowns)
+    for side in (-1.0, 1.0):
+        taken: List[Tuple[float, float]] = []  # occupied (s0, s1) along this curb
+        for pole in world.poles:
+            s_pole, d_pole = road.to_frenet(np.asarray(pole.xy))
+            if d_pole[0] * side > 0:
+                taken.append((float(s_pole[0]) - pole.radius, float(s_pole[0]) + pole.radius))
+        lamp_s = [0.5 * (a + b) for a, b in taken]
+
+        def free(s0: float, s1: float) -> bool:
+            return 0.0 < s0 and s1 < road.length and all(s1 + STRUCTURE_GAP_M < a or s0 - STRUCTURE_GAP_M > b
+                                                          for a, b in taken)
+
+        def post(s: float, offset: float, radius: float, height: float, material: int,
+                 colour: Tuple[float, float, float]) -> None:
+            xy, _ = road.to_global(s, side * (curb + offset))
+            poles.append(Pole((float(xy[0]), float(xy[1])), radius, height, material, colour))
+            taken.append((s - radius, s + radius))
+
+        if rng.random() < TREE_LINED_SHARE:
+            s = float(rng.uniform(0.0, TREE_SPACING_M[1]))
+            while s < road.length:
+                trunk, base = float(rng.uniform(*TREE_TRUNK_RADIUS_M)), float(rng.uniform(*TREE_CROWN_BASE_M))
+                offset = max(0.75, trunk + 0.3)
+                # no crown reaches over a driving lane
+                crown = min(float(rng.uniform(*TREE_CROWN_RADIUS_M)), offset + PARKING_WIDTH_M)
+                half_height = float(rng.uniform(0.6, 1.0)) * crown
+                if free(s - trunk, s + trunk) and all(abs(s - lamp) >= TREE_CLEARANCE_M for lamp in lamp_s):
+                    post(s, offset, trunk, base + half_height, Material.TRUNK, BARK)
+                    xy, _ = road.to_global(s, side * (curb + offset))
+                    colour = FOLIAGE_GREENS[int(rng.integers(len(FOLIAGE_GREENS)))]
+                    crowns.append(Crown((float(xy[0]), float(xy[1]), base + half_height), crown, half_height, colour))
+                s += float(rng.uniform(*TREE_SPACING_M))
+        s = float(rng.uniform(0.0, SIGN_SPACING_M[1]))
+        while s < road.length:
+            if free(s - 0.3, s + 0.3):
+                width, height = float(rng.choice([0.45, 0.6, 0.75])), float(rng.choice([0.45, 0.6, 0.75, 0.9]))
+                offset = SIGN_POST_OFFSET_M + 0.5 * width
+                post(s, offset, SIGN_POST_RADIUS_M, SIGN_BOTTOM_M + height, Material.POLE, POLE_GREY)
+                d0, d1 = sorted((side * (curb + offset - 0.5 * width), side * (curb + offset + 0.5 * width)))
+                colour = SIGN_COLOURS[int(rng.integers(len(SIGN_COLOURS)))]
+                # the plate stands across the road direction, just behind the post, facing the traffic of its side
+                s_plate = s - side * (SIGN_POST_RADIUS_M + 0.02)
+                prisms.append(Prism(s_plate - 0.01, s_plate + 0.01, d0, d1, SIGN_BOTTOM_M, SIGN_BOTTOM_M + height,
+                                    Material.SIGN, colour))
+            s += float(rng.uniform(*SIGN_SPACING_M))
+        s = float(rng.uniform(0.0, BOLLARD_ROW_SPACING_M[1]))
+        while s < road.length:
+            count = int(rng.integers(BOLLARD_ROW_LENGTH[0], BOLLARD_ROW_LENGTH[1] + 1))
+            radius, height = float(rng.uniform(*BOLLARD_RADIUS_M)), float(rng.uniform(*BOLLARD_HEIGHT_M))
+            row = s + BOLLARD_SPACING_M * np.arange(count)
+            if free(row[0] - radius, row[-1] + radius):
+                for s_bollard in row:
+                    post(float(s_bollard), BOLLARD_OFFSET_M, radius, height, Material.POLE, POLE_GREY)
+            s = float(row[-1]) + float(rng.uniform(*BOLLARD_ROW_SPACING_M))
+        prisms += _hedges(rng, world, side, outer)
+    return StaticWorld(road, prisms, poles, world.ground_extent, crowns)
+
+
+def _hedges(rng: np.random.Generator, world: StaticWorld, side: float, outer: float) -> List[Prism]:
+    """Hedges on ``side`` in the first HEDGE_DEPTH_M behind the sidewalk (|d| from ``outer`` [m]) wherever no wall
+    and no building stands there."""
+    d0, d1 = sorted((side * (outer + 0.1), side * (outer + 0.1 + HEDGE_DEPTH_M)))
+    blocked = [(p.s0, p.s1) for p in world.prisms if p.material in (Material.WALL, Material.BUILDING)
+               and min(abs(p.d0), abs(p.d1)) < outer + 0.2 + HEDGE_DEPTH_M and p.d0 * side > 0]
+    hedges = []
+    s = float(rng.uniform(0.0, HEDGE_LENGTH_M[1]))
+    while s < world.road.length:
+        length = min(float(rng.uniform(*HEDGE_LENGTH_M)), world.road.length - s)
+        if rng.random() < HEDGE_SHARE and all(s + length < a or s > b for a, b in blocked):
+            hedges.append(Prism(s, s + length, d0, d1, 0.0, float(rng.uniform(*HEDGE_HEIGHT_M)), Material.FOLIAGE,
+                                FOLIAGE_GREENS[int(rng.integers(len(FOLIAGE_GREENS)))]))
+        s += length + float(rng.uniform(2.0, 10.0))
+    return hedges

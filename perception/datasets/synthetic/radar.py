@@ -45,11 +45,13 @@ class CrossSections:
 CROSS_SECTIONS = {
     "default": CrossSections({name: spec.rcs_dbsm for name, spec in CLASS_SPECS.items()},
                              {Material.BUILDING: 18.0, Material.WALL: 10.0, Material.POLE: 5.0}),
-    "nuscenes": CrossSections(LITERATURE_RCS_DBSM, {Material.BUILDING: 5.0, Material.WALL: 3.0, Material.POLE: 0.0}),
+    "nuscenes": CrossSections(LITERATURE_RCS_DBSM, {Material.BUILDING: 5.0, Material.WALL: 3.0, Material.POLE: 0.0,
+                                                    Material.TRUNK: 0.0, Material.FOLIAGE: -8.0, Material.SIGN: 3.0}),
 }
-"""By population (scene.build_scene). The default's static values are whole-facade reflections; a radar cluster is
-one resolution cell of a facade, and in the ``nuscenes`` population the static returns take the objects' scale
-(building 5, wall 3, lamp post 0 dBsm: an assumption, not a measurement; checked against scene-0916's
+"""By population (scene.build_scene); the radar sees the static materials named here. The default's static values
+are whole-facade reflections; a radar cluster is one resolution cell of a facade, and in the ``nuscenes``
+population the static returns take the objects' scale (building 5, wall 3, lamp post, bollard and trunk 0, a sign
+plate 3, foliage -8 dBsm, a pedestrian's value: assumptions, not measurements; checked against scene-0916's
 real_finetune keyframes, README)."""
 RANGE_NOISE_STD_M, AZIMUTH_NOISE_STD_RAD, VELOCITY_NOISE_STD_M_S = 0.15, np.deg2rad(0.3), 0.08
 FALSE_ALARMS_PER_FRAME = 3.0
@@ -77,7 +79,7 @@ def simulate_frame(snapshot: Snapshot, actors: list, sensor_to_global: RigidTran
     directions = np.stack([np.cos(el) * np.cos(az), np.cos(el) * np.sin(az), np.sin(el)], axis=1)
     hits = snapshot.cast(sensor_to_global.translation, sensor_to_global.apply_rotation(directions))
     usable = hits.hit & (hits.distance < max_range_m(az)) & np.isin(
-        hits.material, [OBJECT_MATERIAL, Material.BUILDING, Material.WALL, Material.POLE])
+        hits.material, [OBJECT_MATERIAL, *cross_sections.static])
     rows = []
     # objects: a few detections each, more for large vehicles
     for owner in np.unique(hits.owner[usable & (hits.owner >= 0)]):

@@ -26,6 +26,17 @@ MISSED_TRIANGLE = np.uint32(o3d.t.geometry.RaycastingScene.INVALID_ID)
 """Triangle index open3d reports for a ray that hits nothing."""
 
 
+CROWN_RESOLUTION = 6
+"""open3d sphere resolution of a tree crown (120 triangles)."""
+
+
+def _solid(mesh: o3d.geometry.TriangleMesh, colour: Sequence[float], material: int) -> Mesh:
+    """A legacy open3d mesh in one colour and one static material's LiDAR reflectivity."""
+    triangles = np.asarray(mesh.triangles, dtype=np.int64)
+    return Mesh(np.asarray(mesh.vertices), triangles, np.tile(np.asarray(colour, np.float32), (len(triangles), 1)),
+                np.full(len(triangles), MATERIAL_REFLECTIVITY[material], np.float32))
+
+
 @dataclass
 class StaticGeometry:
     """The scene's static triangles in the global frame: vertices (V, 3) float32 [m], triangles (T, 3) int64,
@@ -56,10 +67,14 @@ class StaticGeometry:
         for pole in world.poles:
             mesh = o3d.geometry.TriangleMesh.create_cylinder(radius=pole.radius, height=pole.height, resolution=8)
             mesh.translate((pole.xy[0], pole.xy[1], 0.5 * pole.height))
-            triangles = np.asarray(mesh.triangles, dtype=np.int64)
-            parts.append(Mesh(np.asarray(mesh.vertices), triangles, np.full((len(triangles), 3), 0.4, np.float32),
-                              np.full(len(triangles), MATERIAL_REFLECTIVITY[Material.POLE], np.float32)))
-            materials.append(np.full(len(triangles), Material.POLE, np.int8))
+            parts.append(_solid(mesh, pole.colour, pole.material))
+            materials.append(np.full(len(parts[-1].triangles), pole.material, np.int8))
+        for crown in world.crowns:
+            mesh = o3d.geometry.TriangleMesh.create_sphere(radius=1.0, resolution=CROWN_RESOLUTION)
+            mesh.vertices = o3d.utility.Vector3dVector(
+                np.asarray(mesh.vertices) * [crown.radius, crown.radius, crown.half_height] + crown.centre)
+            parts.append(_solid(mesh, crown.colour, Material.FOLIAGE))
+            materials.append(np.full(len(parts[-1].triangles), Material.FOLIAGE, np.int8))
         merged = Mesh.concatenate(parts)
         return cls(merged.vertices.astype(np.float32), merged.triangles, merged.colours, merged.reflectivity,
                    np.concatenate(materials))

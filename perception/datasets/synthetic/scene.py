@@ -9,7 +9,8 @@ import numpy as np
 
 from perception.datasets.synthetic.actors import Actor, Track
 from perception.datasets.synthetic.ego import EgoPlan, plan_ego
-from perception.datasets.synthetic.layout import StaticWorld, build_static_world
+from perception.datasets.synthetic.layout import (ROADSIDE_STRUCTURE, StaticWorld, add_roadside_structure,
+                                                  build_static_world)
 from perception.datasets.synthetic.raycast import Snapshot, StaticGeometry, WorldGeometry
 from perception.datasets.synthetic.shading import FrenetRaster
 from perception.datasets.synthetic.rig import CALIBRATION, KEYFRAME_PERIOD_US
@@ -84,7 +85,8 @@ def check_population(population: str) -> None:
 
 def build_scene(seed: int, index: int, samples_per_scene: int, population: str = "default") -> SceneModel:
     """The deterministic world of scene ``index`` of a world generated with ``seed``; ``population`` picks who is
-    where (traffic.POPULATIONS) and the radar cross-sections (radar.CROSS_SECTIONS)."""
+    where (traffic.POPULATIONS), the roadside structure (layout.ROADSIDE_STRUCTURE) and the radar cross-sections
+    (radar.CROSS_SECTIONS)."""
     if samples_per_scene < 1:
         raise ValueError(f"samples_per_scene must be >= 1, got {samples_per_scene}")
     check_population(population)
@@ -92,6 +94,8 @@ def build_scene(seed: int, index: int, samples_per_scene: int, population: str =
     times_s = np.round(np.arange(-LEAD_IN_S - 1.0, duration + 1.0 + 1e-9, TIME_STEP_S), 6)
     road_length = EGO_START_S_M + MAX_EGO_SPEED_M_S * (duration + 3.0) + ROAD_AHEAD_M
     world = build_static_world(np.random.default_rng([seed, index, 1]), road_length, MAP_MARGIN_M)
+    if ROADSIDE_STRUCTURE[population]:
+        world = add_roadside_structure(np.random.default_rng([seed, index, 5]), world)
     plan = plan_ego(np.random.default_rng([seed, index, 2]), world.road, index, times_s, EGO_START_S_M)
     ego_xy, heading = world.road.to_global(plan.s, plan.d)
     ego_track = Track.from_positions(times_s, ego_xy, float(heading[0]))
