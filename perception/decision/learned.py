@@ -2,9 +2,9 @@
 (perception.models.ego_mlp) and the planning head (perception.models.planning_head) share one ego input.
 
 ``ego_features(past_poses)``: EGO_FEATURES at the last of a list of poses, read from that list only (the one
-computation: training data, evaluation and replay call it); ``past_ego_features(nusc, tokens)``: those of keyframes,
-from the LIDAR_TOP poses up to each (``perception.datasets.ego_log.past_lidar_poses``, EGO_FEATURE_HISTORY_S of
-them); ``trajectory_and_maneuver``: a planner's trajectory and its head's most likely maneuver; ``plan_maneuver``: the
+computation: training data, evaluation and replay call it); ``ego_history(nusc, token)``: the poses it reads at a
+keyframe (its LIDAR_TOP poses of the last EGO_FEATURE_HISTORY_S); ``past_ego_features(nusc, tokens)``: the
+features of keyframes from their ego_history; ``trajectory_and_maneuver``: a planner's trajectory and its head's most likely maneuver; ``plan_maneuver``: the
 maneuver the plan carries out, by the logged drive's label rules; ``learned_decision``: the plan with that
 maneuver through the safety layer (perception.decision.safety.check_plan), which a learned plan passes before it
 is acted on.
@@ -51,9 +51,15 @@ def ego_features(past_poses: Sequence[EgoPose]) -> np.ndarray:
     return np.concatenate([ego_state_row(state), history]).astype(np.float32)
 
 
+def ego_history(nusc: NuScenes, sample_token: str) -> List[EgoPose]:
+    """The poses the ego input reads at a keyframe: its LIDAR_TOP poses of the last EGO_FEATURE_HISTORY_S, oldest
+    first (what replay's streaming state holds there)."""
+    return past_lidar_poses(nusc, sample_token, EGO_FEATURE_HISTORY_S)
+
+
 def past_ego_features(nusc: NuScenes, sample_tokens: Sequence[str]) -> np.ndarray:
-    """(len(sample_tokens), len(EGO_FEATURES)) float32: each keyframe's ego_features from the poses up to it."""
-    rows = [ego_features(past_lidar_poses(nusc, token, EGO_FEATURE_HISTORY_S)) for token in sample_tokens]
+    """(len(sample_tokens), len(EGO_FEATURES)) float32: each keyframe's ego_features from its ego_history."""
+    rows = [ego_features(ego_history(nusc, token)) for token in sample_tokens]
     return np.asarray(rows, dtype=np.float32).reshape(len(sample_tokens), len(EGO_FEATURES))
 
 

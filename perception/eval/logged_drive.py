@@ -27,7 +27,7 @@ from perception.datasets.ground_truth import sample_ground_truth
 from perception.datasets.maneuver_labels import logged_maneuver
 from perception.decision import Decision, EgoState, PlannerConfig, decide
 from perception.decision.baselines import constant_velocity_plan
-from perception.decision.learned import EGO_FEATURE_HISTORY_S, ego_mlp_plan, plan_maneuver, trajectory_and_maneuver
+from perception.decision.learned import ego_history, ego_mlp_plan, plan_maneuver, trajectory_and_maneuver
 from perception.decision.safety import check_plan
 from perception.eval.decision_metrics import LoggedFuture, PlannedFrame
 from perception.geometry import Boxes3D
@@ -149,7 +149,7 @@ def planned_frame_for_sample(nusc: NuScenes, sample_token: str, predicted_boxes:
     constant-velocity plan, KEEP_LANE, there. A learned plan's maneuver is its plan_maneuver
     (perception.decision.learned). With the keyframe's ``logged_future`` at the config's steps and its
     ``logged_maneuver`` label."""
-    past_poses = past_lidar_poses(nusc, sample_token, EGO_FEATURE_HISTORY_S)
+    past_poses = ego_history(nusc, sample_token)
     ego = EgoState.from_poses(past_poses)  # = ego_state_at_sample: from_poses reads the last three poses
     truth = sample_ground_truth(nusc, sample_token, keyframe_lidar_pose(nusc, sample_token).ego_to_global).boxes
     on_detections, on_truth = decide(predicted_boxes, ego, config), decide(truth, ego, config)

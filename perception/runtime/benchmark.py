@@ -6,7 +6,7 @@ One iteration = one frame through the replay's per-frame step (perception.runtim
 load (the Frame from its files: the loader's frame_from_table on a prebuilt SampleTable, so no devkit table
 look-ups are timed), detector (and, inside it, the model's own stages), decision (EgoState from the past LiDAR
 poses + the planner), end_to_end (all three). The past poses are those replay's streaming state holds at the
-keyframe: the LiDAR poses of the last EGO_FEATURE_HISTORY_S, read before timing like the table. Iterations cycle
+keyframe (perception.decision.learned.ego_history), read before timing like the table. Iterations cycle
 over the given keyframes; the first ``warmup`` are discarded (Numba compilation, allocator warm-up). Several
 detectors are timed interleaved in one process: each iteration runs every detector on the same keyframe, the order
 rotating by one per iteration, so that machine noise and cache state hit all alike.
@@ -28,11 +28,10 @@ import torch
 from nuscenes.nuscenes import NuScenes
 from tqdm import tqdm
 
-from perception.datasets.ego_log import past_lidar_poses
 from perception.datasets.frame import Frame
 from perception.datasets.loader import frame_from_table
 from perception.datasets.metadata import SampleTable, build_sample_table
-from perception.decision.learned import EGO_FEATURE_HISTORY_S
+from perception.decision.learned import ego_history
 from perception.detector import Detector
 from perception.geometry import EgoPose
 from perception.ops import hard_voxelize
@@ -95,15 +94,9 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def keyframe_histories(nusc: NuScenes, sample_tokens: Sequence[str]) -> List[List[EgoPose]]:
-    """Per keyframe, the ego poses replay's streaming state holds at it: its LiDAR poses of the last
-    EGO_FEATURE_HISTORY_S, oldest first."""
-    return [past_lidar_poses(nusc, token, EGO_FEATURE_HISTORY_S) for token in sample_tokens]
-
-
 def load_keyframe(table: SampleTable, index: int, dataroot: str, image_size: Optional[Tuple[int, int]],
                   drop: frozenset, past_poses: Sequence[EgoPose]) -> LoadedFrame:
-    """Keyframe ``index`` of the table, with its ``past_poses`` (keyframe_histories)."""
+    """Keyframe ``index`` of the table, with its ``past_poses`` (perception.decision.learned.ego_history)."""
     return LoadedFrame(frame_from_table(table, index, dataroot, image_size=image_size, drop=drop), past_poses)
 
 
@@ -188,7 +181,7 @@ def run_benchmark(nusc: NuScenes, sample_tokens: Sequence[str], detectors: Mappi
     if options.device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
     table = build_sample_table(nusc, sample_tokens, lidar_sweeps, radar_sweeps)
-    histories = keyframe_histories(nusc, sample_tokens)
+    histories = [ego_history(nusc, token) for token in sample_tokens]
     records, points = time_pipeline(table, histories, nusc.dataroot, steps, options.iters, options.warmup,
                                     image_size, progress=progress, description=f"{lidar_sweeps} sweeps")
     curves: Dict[str, List[Dict[str, float]]] = {name: [] for name in steps}

@@ -5,12 +5,12 @@ import pytest
 from perception.datasets.loader import load_frame
 from perception.datasets.metadata import build_sample_table
 from perception.decision import EgoState, decide
+from perception.decision.learned import EGO_FEATURE_HISTORY_S, ego_history
 from perception.decision.safety import check_plan
 from perception.detector import OracleDetector
 from perception.geometry import EgoPose
 from perception.maneuvers import Maneuver
-from perception.decision.learned import EGO_FEATURE_HISTORY_S
-from perception.runtime.benchmark import PIPELINE_STAGES, keyframe_histories, load_keyframe
+from perception.runtime.benchmark import PIPELINE_STAGES, load_keyframe
 from perception.runtime.step import FrameStep
 from perception.sensors import LIDAR_CHANNEL, SENSOR_GROUPS
 from tests.runtime.helpers import PlanningOracle, StagedNoBoxes
@@ -19,7 +19,7 @@ from tests.runtime.helpers import PlanningOracle, StagedNoBoxes
 def test_step_detects_decides_on_the_detections_and_times_each_stage(nusc_synthetic):
     sample = nusc_synthetic.sample[2]
     table = build_sample_table(nusc_synthetic, [sample["token"]], lidar_sweeps=3, radar_sweeps=1)
-    (history,) = keyframe_histories(nusc_synthetic, [sample["token"]])
+    history = ego_history(nusc_synthetic, sample["token"])
     calls = []
 
     def load():
@@ -53,7 +53,7 @@ def test_a_detector_times_its_own_stages_inside_the_step(nusc_synthetic):
     tokens = [nusc_synthetic.sample[0]["token"]]
     table = build_sample_table(nusc_synthetic, tokens, lidar_sweeps=1, radar_sweeps=1)
     drop = frozenset(SENSOR_GROUPS) - {"lidar"}
-    (history,) = keyframe_histories(nusc_synthetic, tokens)
+    history = ego_history(nusc_synthetic, tokens[0])
     result = FrameStep(StagedNoBoxes(["voxelize", "head"]))(
         lambda: load_keyframe(table, 0, nusc_synthetic.dataroot, None, drop, history))
     assert set(result.timings_ms) == set(PIPELINE_STAGES) | {"voxelize", "head"}
@@ -64,7 +64,7 @@ def test_a_planning_detector_plans_and_the_safety_layer_decides(nusc_synthetic):
     sample = nusc_synthetic.sample[2]
     table = build_sample_table(nusc_synthetic, [sample["token"]], lidar_sweeps=3, radar_sweeps=1)
     detector = PlanningOracle(Maneuver.BRAKE)
-    (history,) = keyframe_histories(nusc_synthetic, [sample["token"]])
+    history = ego_history(nusc_synthetic, sample["token"])
     result = FrameStep(detector)(lambda: load_keyframe(table, 0, nusc_synthetic.dataroot, None, frozenset(), history))
     assert set(result.timings_ms) == set(PIPELINE_STAGES)
     (ego_input,) = detector.ego_inputs.values()
