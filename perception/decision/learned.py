@@ -11,7 +11,7 @@ is acted on.
 """
 from __future__ import annotations
 
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -103,13 +103,15 @@ def plan_maneuver(trajectory: np.ndarray, head_maneuver: Maneuver, past_poses: S
 
 
 def learned_decision(outputs: PlanningOutputs, boxes: Boxes3D, ego: EgoState, past_poses: Sequence[EgoPose],
-                     config: PlannerConfig = PlannerConfig()) -> Decision:
+                     config: PlannerConfig = PlannerConfig(),
+                     agent_accelerations_mps2: Optional[np.ndarray] = None) -> Decision:
     """One frame's learned plan, its trajectory with its plan_maneuver (from ``past_poses``, the poses ``ego`` was
-    estimated from), checked by the safety layer against ``boxes`` (the detections in the ego frame): kept with
-    the closest agent's gap and TTC as its reason, or refused / vetoed with why."""
+    estimated from), checked by the safety layer against ``boxes`` (the detections in the ego frame; with their
+    tracked accelerations when given): kept with the closest agent's gap and TTC as its reason, or refused /
+    vetoed with why."""
     trajectory, head_maneuver = trajectory_and_maneuver(outputs)
     maneuver = plan_maneuver(trajectory, head_maneuver, past_poses, boxes, config)
-    return check_plan(trajectory, maneuver, boxes, ego, config)
+    return check_plan(trajectory, maneuver, boxes, ego, config, agent_accelerations_mps2=agent_accelerations_mps2)
 
 
 @torch.no_grad()

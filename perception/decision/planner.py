@@ -70,10 +70,12 @@ class AgentAssessment:
 
 
 def assess_agents(boxes: Boxes3D, ego_speed_mps: float, config: PlannerConfig,
-                  yaw_rates_rps: Optional[np.ndarray] = None) -> AgentAssessment:
-    """Rule 1 for every box (see the module docstring); ``ego_speed_mps`` >= 0."""
+                  yaw_rates_rps: Optional[np.ndarray] = None, accelerations_mps2: Optional[np.ndarray] = None
+                  ) -> AgentAssessment:
+    """Rule 1 for every box (see the module docstring); ``ego_speed_mps`` >= 0; the agents predicted with
+    predict_agents' optional yaw rates or accelerations."""
     times_s = np.concatenate([[0.0], config.step_times_s])
-    predicted = predict_agents(boxes, times_s, yaw_rates_rps)
+    predicted = predict_agents(boxes, times_s, yaw_rates_rps, accelerations_mps2)
     x_now = boxes.centers[:, 0]
     ahead = predicted[:, :, 0] > config.rear_axle_to_center_m + ego_speed_mps * times_s  # (N, T + 1)
     segment_ahead = ahead[:, :-1] | ahead[:, 1:]
@@ -196,25 +198,35 @@ def describe_agent(boxes: Boxes3D, index: int, assessment: AgentAssessment, loca
 
 # Read best whole (83 lines): the rule cascade (urgent brake or stop, lane clear, queued stop, overtake, follow)
 # reads top to bottom in the order the rules take precedence, each branch returning its decision.
+def kept_agent_values(values: Optional[np.ndarray], boxes: Boxes3D, kept: np.ndarray, name: str
+                      ) -> Optional[np.ndarray]:
+    """Per-box ``values`` (len(boxes),) or None -> those of the ``kept`` boxes (float64); ValueError naming
+    ``name`` when their number is not the boxes'."""
+    if values is None:
+        return None
+    values = np.asarray(values, dtype=np.float64).reshape(-1)
+    if len(values) != len(boxes):
+        raise ValueError(f"{len(values)} {name} for {len(boxes)} boxes")
+    return values[kept]
+
+
 def decide(boxes: Boxes3D, ego: EgoState, config: PlannerConfig = PlannerConfig(),
-           agent_yaw_rates_rps: Optional[np.ndarray] = None) -> Decision:
+           agent_yaw_rates_rps: Optional[np.ndarray] = None, agent_accelerations_mps2: Optional[np.ndarray] = None
+           ) -> Decision:
     """The decision for one frame (rules: module docstring).
 
     boxes: detections in the ego frame (velocities (vx, vy) m/s in the ego frame, labels into
     DETECTION_CLASSES); those scoring below config.min_score are ignored. ego: its speed (plans treat reversing
     as standing still) and yaw rate. agent_yaw_rates_rps: optional (N,) [rad/s] for a turn-rate prediction;
-    without it agents keep constant velocity.
+    agent_accelerations_mps2: optional (N,) [m/s^2] along each velocity (perception.decision.tracking) for a
+    constant-acceleration one; without them agents keep constant velocity.
     """
     kept = np.flatnonzero(boxes.scores >= config.min_score)
     agents = boxes[kept]
-    yaw_rates = None
-    if agent_yaw_rates_rps is not None:
-        yaw_rates = np.asarray(agent_yaw_rates_rps, dtype=np.float64).reshape(-1)
-        if len(yaw_rates) != len(boxes):
-            raise ValueError(f"decide: {len(yaw_rates)} agent yaw rates for {len(boxes)} boxes")
-        yaw_rates = yaw_rates[kept]
+    yaw_rates = kept_agent_values(agent_yaw_rates_rps, boxes, kept, "agent yaw rates")
+    accelerations = kept_agent_values(agent_accelerations_mps2, boxes, kept, "agent accelerations")
     speed = max(ego.speed_mps, 0.0)
-    assessment = assess_agents(agents, speed, config, yaw_rates)
+    assessment = assess_agents(agents, speed, config, yaw_rates, accelerations)
     left_ok = lane_change_ok(assessment, agents, +1, speed, config)
     right_ok = lane_change_ok(assessment, agents, -1, speed, config)
     ttc = float(assessment.ttc_s.min()) if len(agents) else math.inf

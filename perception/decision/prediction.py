@@ -1,5 +1,6 @@
-"""Agent prediction (constant velocity, or constant velocity and turn rate when yaw rates are given) and lane
-occupancy on the assumed straight lanes (see perception.decision.types)."""
+"""Agent prediction (constant velocity; constant velocity and turn rate when yaw rates are given; constant
+acceleration along the velocity, stopping at zero speed, when accelerations are given) and lane occupancy on the
+assumed straight lanes (see perception.decision.types)."""
 from __future__ import annotations
 
 from typing import Optional
@@ -12,24 +13,27 @@ STRAIGHT_YAW_RATE_RPS = 1e-6
 """Below this |yaw rate| the turn-rate model is evaluated as constant velocity (its limit), avoiding 0 / 0."""
 
 
-def predict_agents(boxes: Boxes3D, times_s: np.ndarray, yaw_rates_rps: Optional[np.ndarray] = None) -> np.ndarray:
+def predict_agents(boxes: Boxes3D, times_s: np.ndarray, yaw_rates_rps: Optional[np.ndarray] = None,
+                   accelerations_mps2: Optional[np.ndarray] = None) -> np.ndarray:
     """(N, T, 3) [x, y, yaw] of each box's centre and heading at ``times_s`` (T,) [s] from now.
 
-    Without ``yaw_rates_rps`` (Boxes3D carries none: the detector estimates no yaw rate) every agent keeps its
-    velocity (vx, vy) [m/s] and its yaw. With ``yaw_rates_rps`` (N,) [rad/s] an agent keeps its speed and turns
-    its velocity at that rate (CTRV); its box yaw turns at the same rate.
+    By default every agent keeps its velocity (vx, vy) [m/s] and its yaw. With ``yaw_rates_rps`` (N,) [rad/s] an
+    agent keeps its speed and turns its velocity at that rate (CTRV); its box yaw turns at the same rate. With
+    ``accelerations_mps2`` (N,) [m/s^2] (perception.decision.tracking: the change of each agent's speed over its
+    track) an agent keeps its heading and changes its speed at that rate along its velocity; a braking agent stops
+    where its speed reaches zero and stays there. One of the two at a time.
     """
     times_s = np.asarray(times_s, dtype=np.float64).reshape(-1)
     t = times_s[None, :]  # (1, T)
     x0, y0 = boxes.centers[:, 0:1], boxes.centers[:, 1:2]  # (N, 1)
     vx, vy = boxes.velocities[:, 0:1], boxes.velocities[:, 1:2]
     yaw0 = boxes.yaws[:, None]
-    if yaw_rates_rps is None:
-        rates = np.zeros((len(boxes), 1))
-    else:
-        rates = np.asarray(yaw_rates_rps, dtype=np.float64).reshape(-1, 1)
-        if len(rates) != len(boxes) or not np.all(np.isfinite(rates)):
-            raise ValueError(f"predict_agents: yaw_rates_rps must be {len(boxes)} finite values, got {rates.ravel()}")
+    if yaw_rates_rps is not None and accelerations_mps2 is not None:
+        raise ValueError("predict_agents: give yaw rates or accelerations, not both")
+    if accelerations_mps2 is not None:
+        return _predict_along_velocity(boxes, t, _per_agent(accelerations_mps2, len(boxes), "accelerations_mps2"))
+    rates = np.zeros((len(boxes), 1)) if yaw_rates_rps is None else _per_agent(yaw_rates_rps, len(boxes),
+                                                                                 "yaw_rates_rps")
     turning = np.abs(rates) >= STRAIGHT_YAW_RATE_RPS
     safe_rates = np.where(turning, rates, 1.0)
     speed = np.hypot(vx, vy)
@@ -40,6 +44,42 @@ def predict_agents(boxes: Boxes3D, times_s: np.ndarray, yaw_rates_rps: Optional[
     x = np.where(turning, x_turn, x0 + vx * t)
     y = np.where(turning, y_turn, y0 + vy * t)
     yaw = np.broadcast_to(yaw0 + rates * t, x.shape)
+    return np.stack([x, y, yaw], axis=-1)
+
+
+def speed_factors_at(boxes: Boxes3D, accelerations_mps2: Optional[np.ndarray], times_s: np.ndarray) -> np.ndarray:
+    """(N, T) each agent's speed at ``times_s`` over its speed now, as predict_agents moves it: 1 without
+    ``accelerations_mps2`` (N,) [m/s^2] or for a standing agent; else max(speed + a t, 0) / speed."""
+    times_s = np.asarray(times_s, dtype=np.float64).reshape(1, -1)
+    if accelerations_mps2 is None:
+        return np.ones((len(boxes), times_s.shape[1]))
+    accelerations = _per_agent(accelerations_mps2, len(boxes), "accelerations_mps2")
+    speed = np.hypot(boxes.velocities[:, 0:1], boxes.velocities[:, 1:2])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(speed > 0, np.maximum(speed + accelerations * times_s, 0.0) / speed, 1.0)
+
+
+def _per_agent(values: np.ndarray, count: int, name: str) -> np.ndarray:
+    """(count, 1) float64 of finite per-agent values; ValueError naming ``name`` otherwise."""
+    values = np.asarray(values, dtype=np.float64).reshape(-1, 1)
+    if len(values) != count or not np.all(np.isfinite(values)):
+        raise ValueError(f"predict_agents: {name} must be {count} finite values, got {values.ravel()}")
+    return values
+
+
+def _predict_along_velocity(boxes: Boxes3D, t: np.ndarray, accelerations: np.ndarray) -> np.ndarray:
+    """predict_agents with constant acceleration (N, 1) [m/s^2] along each velocity, stopping at zero speed."""
+    speed = np.hypot(boxes.velocities[:, 0:1], boxes.velocities[:, 1:2])  # (N, 1)
+    braking = accelerations < 0
+    with np.errstate(divide="ignore"):
+        stop_s = np.where(braking, speed / np.where(braking, -accelerations, 1.0), np.inf)
+    moving_s = np.minimum(t, stop_s)  # (N, T)
+    distance = speed * moving_s + 0.5 * accelerations * moving_s ** 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        direction = np.where(speed > 0, boxes.velocities / speed, 0.0)  # (N, 2): a standing agent stays
+    x = boxes.centers[:, 0:1] + direction[:, 0:1] * distance
+    y = boxes.centers[:, 1:2] + direction[:, 1:2] * distance
+    yaw = np.broadcast_to(boxes.yaws[:, None], x.shape)
     return np.stack([x, y, yaw], axis=-1)
 
 

@@ -18,9 +18,9 @@ this order:
    half a lane of it, and the bumper-to-bumper gap is below ``safety_gap_m`` plus what braking at
    ``max_decel_mps2`` from the planned speed down to the agent's speed along the plan needs.
 
-A veto falls back to a braking plan in the ego's lane: down to the blocking agent's forward speed (STOP when it
-stands), at the deceleration it needs clipped to [comfortable, max]. A kept plan keeps its maneuver; its reason
-names the closest agent in the path, its gap and TTC.
+A veto falls back to a braking plan in the ego's lane: down to the blocking agent's forward speed at the step of the
+hazard (STOP when it stands then), at the deceleration it needs clipped to [comfortable, max]. A kept plan keeps
+its maneuver; its reason names the closest agent in the path, its gap and TTC.
 """
 from __future__ import annotations
 
@@ -33,37 +33,42 @@ from perception.classes import DETECTION_CLASSES
 from perception.decision.collision import ego_footprints, footprints_overlap, path_coordinates
 from perception.decision.ego_state import EgoState
 from perception.decision.planner import (
-    assess_agents, decide, describe_agent, lane_change_ok, plan_trajectory,
+    assess_agents, decide, describe_agent, kept_agent_values, lane_change_ok, plan_trajectory,
 )
-from perception.decision.prediction import half_length_along_x
+from perception.decision.prediction import half_length_along_x, speed_factors_at
 from perception.decision.types import Decision, PlannerConfig
 from perception.geometry import Boxes3D
 from perception.maneuvers import Maneuver
 
 
 def check_plan(trajectory: np.ndarray, maneuver: Maneuver, boxes: Boxes3D, ego: EgoState,
-               config: PlannerConfig = PlannerConfig(), agent_yaw_rates_rps: Optional[np.ndarray] = None) -> Decision:
+               config: PlannerConfig = PlannerConfig(), agent_yaw_rates_rps: Optional[np.ndarray] = None,
+               agent_accelerations_mps2: Optional[np.ndarray] = None) -> Decision:
     """The decision for a proposed plan (module docstring): trajectory (horizon_steps, 2) ego-frame rear-axle
     waypoints [x, y] [m] at config.step_times_s, maneuver the one it claims; boxes the detections (scores below
-    config.min_score ignored), ego the state the plan starts from."""
+    config.min_score ignored), ego the state the plan starts from; the agents predicted as by ``decide`` (with
+    the optional per-box yaw rates or accelerations), an agent's speed at each step following its acceleration."""
     trajectory = np.asarray(trajectory, dtype=np.float64)
     if trajectory.shape != (config.horizon_steps, 2) or not np.all(np.isfinite(trajectory)):
         raise ValueError(f"check_plan: the trajectory must be finite ({config.horizon_steps}, 2), got "
                          f"{trajectory.shape}")
     kept = np.flatnonzero(boxes.scores >= config.min_score)
     agents = boxes[kept]
-    yaw_rates = None if agent_yaw_rates_rps is None else np.asarray(agent_yaw_rates_rps, np.float64).reshape(-1)[kept]
+    yaw_rates = kept_agent_values(agent_yaw_rates_rps, boxes, kept, "agent yaw rates")
+    accelerations = kept_agent_values(agent_accelerations_mps2, boxes, kept, "agent accelerations")
     speed = max(ego.speed_mps, 0.0)
-    assessment = assess_agents(agents, speed, config, yaw_rates)
+    assessment = assess_agents(agents, speed, config, yaw_rates, accelerations)
     left_ok, right_ok = (lane_change_ok(assessment, agents, lane, speed, config) for lane in (+1, -1))
     ttc = float(assessment.ttc_s.min()) if len(agents) else math.inf
-    relative = _relative_to_plan(trajectory, agents, assessment.predicted, config) if len(agents) else None
+    speed_factors = speed_factors_at(agents, accelerations, config.step_times_s)  # (N, T)
+    relative = (_relative_to_plan(trajectory, agents, assessment.predicted, speed_factors, config) if len(agents)
+                else None)
 
     if maneuver.is_lane_change:
         side = "left" if maneuver is Maneuver.CHANGE_LANE_LEFT else "right"
         followers = _lane_change_followers(relative, assessment.predicted, config)
         if len(followers):
-            fallback = decide(boxes, ego, config, agent_yaw_rates_rps)
+            fallback = decide(boxes, ego, config, agent_yaw_rates_rps, agent_accelerations_mps2)
             blocking = "; ".join(_describe_in_lane(agents, kept[i], i, side) for i in followers)
             return Decision(fallback.maneuver, fallback.target_speed_mps, fallback.ttc_s, fallback.critical_object,
                             fallback.lane_change_left_ok, fallback.lane_change_right_ok, fallback.trajectory,
@@ -77,7 +82,7 @@ def check_plan(trajectory: np.ndarray, maneuver: Maneuver, boxes: Boxes3D, ego: 
     hazard = _first_hazard(trajectory, agents, assessment.predicted, relative, config)
     if hazard is not None:
         local, step, what = hazard
-        target = float(assessment.forward_speed_mps[local])
+        target = float(assessment.forward_speed_mps[local] * speed_factors[local, step])
         stopped = target <= config.stopped_speed_mps
         target = 0.0 if stopped else target
         needed = assessment.required_decel_mps2[local] if assessment.in_path[local] else config.max_decel_mps2
@@ -98,19 +103,21 @@ def check_plan(trajectory: np.ndarray, maneuver: Maneuver, boxes: Boxes3D, ego: 
                     f", {ttc_text}", False)
 
 
-def _relative_to_plan(trajectory: np.ndarray, agents: Boxes3D, predicted: np.ndarray, config: PlannerConfig):
+def _relative_to_plan(trajectory: np.ndarray, agents: Boxes3D, predicted: np.ndarray, speed_factors: np.ndarray,
+                      config: PlannerConfig):
     """Each agent's prediction (N, T + 1, 3) [x, y, yaw] seen from the plan at each of its T steps, along the
     planned path (collision.path_coordinates), all (N, T): along [m] (the arc length from the planned rear axle
     to the agent's centre, + ahead), across [m] (the agent's centre from the path, + left), half_length [m] (its
-    half extent along the path) and forward_speed [m/s] (its velocity along the path, >= 0)."""
+    half extent along the path) and forward_speed [m/s] (its velocity, scaled by ``speed_factors`` (N, T), along
+    the path, >= 0)."""
     n, steps = len(agents), config.horizon_steps
     # one call for the planned positions (their arc lengths, first T) and the agents' predictions
     along, across, tangent = path_coordinates(trajectory, np.vstack([trajectory, predicted[:, 1:, :2].reshape(-1, 2)]))
     path_along = along[:steps]
     along, across, tangent = (value[steps:].reshape(n, steps) for value in (along, across, tangent))
     half_length = half_length_along_x(agents.sizes[:, None, :], predicted[:, 1:, 2] - tangent)
-    forward_speed = np.maximum(np.cos(tangent) * agents.velocities[:, :1] + np.sin(tangent) * agents.velocities[:, 1:2],
-                               0.0)
+    forward_speed = speed_factors * np.maximum(
+        np.cos(tangent) * agents.velocities[:, :1] + np.sin(tangent) * agents.velocities[:, 1:2], 0.0)
     return along - path_along[None], across, half_length, forward_speed
 
 

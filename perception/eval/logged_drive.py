@@ -17,7 +17,7 @@ masked.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 from nuscenes.nuscenes import NuScenes
@@ -29,6 +29,7 @@ from perception.decision import Decision, EgoState, PlannerConfig, decide
 from perception.decision.baselines import constant_velocity_plan
 from perception.decision.learned import ego_history, ego_mlp_plan, plan_maneuver, trajectory_and_maneuver
 from perception.decision.safety import check_plan
+from perception.decision.tracking import AgentTracker, TrackerConfig
 from perception.eval.decision_metrics import LoggedFuture, PlannedFrame
 from perception.geometry import Boxes3D
 from perception.maneuvers import Maneuver
@@ -138,8 +139,8 @@ def logged_future(nusc: NuScenes, sample_token: str, horizon_steps: int = 6, ste
 
 def planned_frame_for_sample(nusc: NuScenes, sample_token: str, predicted_boxes: Boxes3D,
                              config: PlannerConfig = PlannerConfig(), ego_mlp: Optional[EgoMLP] = None,
-                             learned_plan: Optional[PlanningOutputs] = None, with_learned: bool = False
-                             ) -> PlannedFrame:
+                             learned_plan: Optional[PlanningOutputs] = None, with_learned: bool = False,
+                             agent_accelerations_mps2: Optional[np.ndarray] = None) -> PlannedFrame:
     """Every planner at one keyframe, from the ego state of ``ego_state_at_sample``: ``constant_velocity``; the
     rule planner on ``predicted_boxes`` (the detector's, in the ego frame of the keyframe's LiDAR timestamp,
     ``rules_on_detections``) and on the keyframe's ground truth (``rules_on_ground_truth``); with ``ego_mlp``, its
@@ -147,19 +148,23 @@ def planned_frame_for_sample(nusc: NuScenes, sample_token: str, predicted_boxes:
     ``with_learned``, the planning head's ``learned_plan`` (``learned``) and that plan through the safety layer
     (``learned_with_safety``); a frame without one (unreadable files, no network output) gets the
     constant-velocity plan, KEEP_LANE, there. A learned plan's maneuver is its plan_maneuver
-    (perception.decision.learned). With the keyframe's ``logged_future`` at the config's steps and its
-    ``logged_maneuver`` label."""
+    (perception.decision.learned). ``agent_accelerations_mps2``: the detections' tracked accelerations
+    (tracked_accelerations), for every planner on the detections. With the keyframe's ``logged_future`` at the
+    config's steps and its ``logged_maneuver`` label."""
     past_poses = ego_history(nusc, sample_token)
     ego = EgoState.from_poses(past_poses)  # = ego_state_at_sample: from_poses reads the last three poses
     truth = sample_ground_truth(nusc, sample_token, keyframe_lidar_pose(nusc, sample_token).ego_to_global).boxes
-    on_detections, on_truth = decide(predicted_boxes, ego, config), decide(truth, ego, config)
+    accelerations = agent_accelerations_mps2
+    on_detections = decide(predicted_boxes, ego, config, agent_accelerations_mps2=accelerations)
+    on_truth = decide(truth, ego, config)
     plans = {CONSTANT_VELOCITY: (constant_velocity_plan(ego, config), None),
              RULES_ON_DETECTIONS: (on_detections.trajectory, on_detections.maneuver),
              RULES_ON_GROUND_TRUTH: (on_truth.trajectory, on_truth.maneuver)}
     if ego_mlp is not None:
         trajectory, head_maneuver = ego_mlp_plan(ego_mlp, past_poses)
         maneuver = plan_maneuver(trajectory, head_maneuver, past_poses, predicted_boxes, config)
-        checked = check_plan(trajectory, maneuver, predicted_boxes, ego, config)
+        checked = check_plan(trajectory, maneuver, predicted_boxes, ego, config,
+                             agent_accelerations_mps2=accelerations)
         plans.update({EGO_MLP: (trajectory, maneuver), EGO_MLP_WITH_SAFETY: (checked.trajectory, checked.maneuver)})
     if with_learned:
         trajectory, maneuver = plans[CONSTANT_VELOCITY][0], Maneuver.KEEP_LANE
@@ -169,10 +174,28 @@ def planned_frame_for_sample(nusc: NuScenes, sample_token: str, predicted_boxes:
                 raise ValueError(f"sample {sample_token}: the learned plan has shape {trajectory.shape}, the "
                                  f"planner config asks for ({config.horizon_steps}, 2)")
             maneuver = plan_maneuver(trajectory, head_maneuver, past_poses, predicted_boxes, config)
-        checked = check_plan(trajectory, maneuver, predicted_boxes, ego, config)
+        checked = check_plan(trajectory, maneuver, predicted_boxes, ego, config,
+                             agent_accelerations_mps2=accelerations)
         plans.update({LEARNED: (trajectory, maneuver), LEARNED_WITH_SAFETY: (checked.trajectory, checked.maneuver)})
     future = logged_future(nusc, sample_token, config.horizon_steps, config.step_s)
     return PlannedFrame(future, logged_maneuver(nusc, sample_token), plans)
+
+
+def tracked_accelerations(nusc: NuScenes, ego_boxes: Mapping[str, Boxes3D], sample_tokens: Sequence[str],
+                          config: TrackerConfig = TrackerConfig()) -> Dict[str, np.ndarray]:
+    """sample token -> its ``ego_boxes``' accelerations [m/s^2] (perception.decision.tracking), one AgentTracker per
+    scene run over the given keyframes in time order, each in the ego frame of its LiDAR timestamp: causal, each
+    keyframe's estimate reads its own and earlier keyframes only."""
+    by_scene: Dict[str, List[Tuple[int, str]]] = {}
+    for token in sample_tokens:
+        sample = nusc.get("sample", token)
+        by_scene.setdefault(sample["scene_token"], []).append((int(sample["timestamp"]), token))
+    accelerations = {}
+    for keyframes in by_scene.values():
+        tracker = AgentTracker(config)
+        for _, token in sorted(keyframes):
+            accelerations[token] = tracker.update(ego_boxes[token], keyframe_lidar_pose(nusc, token))
+    return accelerations
 
 
 def logged_drive_verdict(nusc: NuScenes, sample_token: str, config: PlannerConfig = PlannerConfig()

@@ -18,6 +18,7 @@ from typing import Callable, Dict, Optional, Sequence
 from perception.datasets.frame import Frame
 from perception.decision import Decision, EgoState, PlannerConfig, decide
 from perception.decision.learned import ego_features, learned_decision
+from perception.decision.tracking import AgentTracker, TrackerConfig
 from perception.detector import Detector, timed_detect
 from perception.geometry import Boxes3D, EgoPose
 from perception.models.planning_head import PlanningDetector
@@ -54,7 +55,9 @@ class StepResult:
 
 class FrameStep:
     """Runs frames through ``detector`` and the planner (module docstring; ``planner_config``), timing each stage
-    with a StageTimer on ``device`` (CUDA events on a GPU, perf_counter on the CPU)."""
+    with a StageTimer on ``device`` (CUDA events on a GPU, perf_counter on the CPU). The planner predicts the
+    detections with their accelerations from an AgentTracker (perception.decision.tracking) over the frames this
+    step has run, in the order it ran them."""
 
     def __init__(self, detector: Detector, planner_config: PlannerConfig = PlannerConfig(),
                  device: str = "cpu") -> None:
@@ -62,6 +65,7 @@ class FrameStep:
         self.planner_config = planner_config
         self.timer = StageTimer(device)
         self.plans = isinstance(detector, PlanningDetector) and detector.plans
+        self.tracker = AgentTracker(TrackerConfig(min_score=planner_config.min_score))
 
     def __call__(self, load: Callable[[], LoadedFrame]) -> StepResult:
         """One frame: ``load()`` timed as stage "load", then detection and decision."""
@@ -80,7 +84,9 @@ class FrameStep:
                 detections = timed_detect(self.detector, loaded.frame, timer)
             with timer.stage("decision"):
                 ego_state = EgoState.from_poses(loaded.past_poses, -1)
-                decision = (decide(detections, ego_state, self.planner_config) if plan is None else
+                accelerations = self.tracker.update(detections, loaded.frame.ego_pose)
+                decision = (decide(detections, ego_state, self.planner_config,
+                                   agent_accelerations_mps2=accelerations) if plan is None else
                             learned_decision(plan, detections, ego_state, loaded.past_poses,
-                                             self.planner_config))
+                                             self.planner_config, accelerations))
         return StepResult(loaded, detections, ego_state, decision, timer.elapsed_ms(), plan)

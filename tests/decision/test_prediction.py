@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from perception.decision.prediction import lane_index, lane_segments, predict_agents
+from perception.decision.prediction import lane_index, lane_segments, predict_agents, speed_factors_at
 from tests.decision.helpers import agents
 
 
@@ -27,6 +27,24 @@ def test_constant_turn_rate_follows_a_circle():
     np.testing.assert_allclose(nearly_straight, predict_agents(boxes, times), atol=1e-6)
     with pytest.raises(ValueError, match="yaw_rates_rps"):
         predict_agents(boxes, times, yaw_rates_rps=np.array([0.1, 0.2]))
+
+
+def test_constant_acceleration_stops_a_braking_agent():
+    # 10 m/s along +x braking at 5 m/s^2: 7.5 m after 1 s, stopped after 2 s at 10 m; 4 m/s along -y speeding up
+    # at 2 m/s^2: 5 m after 1 s, 12 m after 2 s; a standing agent stays whatever its acceleration
+    boxes = agents(("car", 10, 0, 10, 0), ("car", 0, 5, 0, -4), ("car", 1, 1, 0, 0))
+    times = np.array([0.0, 1.0, 2.0, 3.0])
+    predicted = predict_agents(boxes, times, accelerations_mps2=np.array([-5.0, 2.0, -3.0]))
+    np.testing.assert_allclose(predicted[0, :, :2], [[10, 0], [17.5, 0], [20, 0], [20, 0]])
+    np.testing.assert_allclose(predicted[1, :, :2], [[0, 5], [0, 0], [0, -7], [0, -16]])
+    np.testing.assert_allclose(predicted[2, :, :2], [[1, 1]] * 4)
+    np.testing.assert_allclose(speed_factors_at(boxes, np.array([-5.0, 2.0, -3.0]), times),
+                               [[1, 0.5, 0, 0], [1, 1.5, 2, 2.5], [1, 1, 1, 1]])
+    # zero accelerations are constant velocity
+    np.testing.assert_allclose(predict_agents(boxes, times, accelerations_mps2=np.zeros(3)),
+                               predict_agents(boxes, times))
+    with pytest.raises(ValueError, match="not both"):
+        predict_agents(boxes, times, yaw_rates_rps=np.zeros(3), accelerations_mps2=np.zeros(3))
 
 
 def test_lane_index_rounds_halves_up():

@@ -46,6 +46,21 @@ def test_a_plan_into_a_stopped_car_is_vetoed():
     assert decision.trajectory[-1, 0] + CONFIG.ego_front_m < 17.7  # the fallback stops short of it
 
 
+def test_a_lead_braking_to_a_stop_is_seen_with_its_acceleration():
+    # lead at 30 m, 10 m/s, like the ego: at constant velocity the 24.26 m gap (30 - 2.3 - 3.442) stays. Braking at
+    # 6 m/s^2 it stops after 1.67 s at 38.33 m; at 2.5 s the ego (25 m) is 7.59 m from its rear, short of the
+    # 1.0 + 10^2 / (2 * 6) = 9.33 m margin, and the lead stands then: vetoed, STOP
+    lead = agents(("car", 30, 0, 10, 0))
+    kept = check_plan(_straight(10.0), Maneuver.FOLLOW, lead, EgoState(10.0))
+    assert not kept.vetoed and kept.maneuver is Maneuver.FOLLOW
+    vetoed = check_plan(_straight(10.0), Maneuver.FOLLOW, lead, EgoState(10.0),
+                        agent_accelerations_mps2=np.array([-6.0]))
+    assert vetoed.vetoed and vetoed.maneuver is Maneuver.STOP and vetoed.target_speed_mps == 0.0
+    assert "leaves 7.6 m of the 9.3 m braking margin at 2.5 s" in vetoed.reason
+    with pytest.raises(ValueError, match="2 agent accelerations for 1 boxes"):
+        check_plan(_straight(10.0), Maneuver.FOLLOW, lead, EgoState(10.0), agent_accelerations_mps2=np.zeros(2))
+
+
 def test_a_plan_without_braking_margin_is_vetoed():
     # car stopped at 38 m (rear 35.7 m); need 1.0 + 10^2 / (2 * 6) = 9.33 m; at 2.5 s the ego is at 25 m:
     # gap 35.7 - 25 - 3.442 = 7.26 m (at 2.0 s it was 12.26 m, enough; its front never reaches the car)

@@ -1,0 +1,123 @@
+"""How well the agent tracker (perception.decision.tracking) estimates accelerations from a detector's boxes, against
+the annotations: per smoothing weight, the error of the estimates beside the error of assuming none (constant
+velocity, what the planner predicted before tracking).
+
+    .venv/bin/python benchmarks/tracking_accuracy.py configs/fusion_tiny_planning.py work_dirs/fusion_tiny_planning.pth \\
+        --dataroot datasets/synthetic --version v1.0-synth --split synth_train --smoothing 1,0.5,0.3,0.2 \\
+        --json outputs/tracking/synth_train.json
+
+The detector runs over the split (keyframes, the config's sweeps); one tracker per scene and smoothing weight runs
+over its keyframes in time order. A tracked box (scoring >= the planner's min_score, a class with a gate) is
+matched to the closest annotation of its class within MATCH_DISTANCE_M (nuScenes' middle centre-distance
+threshold). Its reference acceleration is the annotation's instance's speed change since the previous keyframe
+(the annotations' velocities, the devkit's central differences of their positions) over the time between them;
+boxes whose instance was not annotated there are not graded. Reports, over the graded boxes: the RMSE and the mean
+absolute error of the estimates and of 0, the mean estimate where the reference brakes harder than BRAKING_MPS2,
+and how many boxes were graded.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Dict, List
+
+import numpy as np
+
+from perception.datasets.ego_log import keyframe_lidar_pose
+from perception.datasets.ground_truth import sample_ground_truth
+from perception.decision.tracking import AgentTracker, TrackerConfig
+
+MATCH_DISTANCE_M = 2.0
+BRAKING_MPS2 = -1.0
+
+
+def reference_accelerations(nusc, tokens: List[str]) -> Dict[str, tuple]:
+    """token -> (ground-truth boxes in the keyframe's ego frame, (K,) reference accelerations, NaN where the
+    instance was not annotated at the previous keyframe of the scene)."""
+    references, previous = {}, {}
+    for token in tokens:
+        sample = nusc.get("sample", token)
+        pose = keyframe_lidar_pose(nusc, token)
+        truth = sample_ground_truth(nusc, token, pose.ego_to_global)
+        instances = [nusc.get("sample_annotation", t)["instance_token"] for t in truth.tokens]
+        speeds = np.hypot(truth.boxes.velocities[:, 0], truth.boxes.velocities[:, 1])
+        before = previous.get(sample["scene_token"], {})
+        accelerations = np.array([(speed - before[i][0]) / ((pose.timestamp_us - before[i][1]) * 1e-6)
+                                  if i in before else np.nan for i, speed in zip(instances, speeds)])
+        references[token] = (truth.boxes, accelerations)
+        previous[sample["scene_token"]] = {i: (s, pose.timestamp_us) for i, s in zip(instances, speeds)}
+    return references
+
+
+def grade(nusc, ego_boxes, tokens: List[str], references, smoothing: float) -> dict:
+    """The module docstring's figures for one smoothing weight."""
+    estimates, truths = [], []
+    trackers: Dict[str, AgentTracker] = {}
+    for token in tokens:
+        scene = nusc.get("sample", token)["scene_token"]
+        tracker = trackers.setdefault(scene, AgentTracker(TrackerConfig(smoothing=smoothing)))
+        boxes = ego_boxes[token]
+        found = tracker.update(boxes, keyframe_lidar_pose(nusc, token))
+        truth, reference = references[token]
+        tracked = np.flatnonzero(boxes.scores >= tracker.config.min_score)
+        for index in tracked:
+            same = np.flatnonzero(truth.labels == boxes.labels[index])
+            if not len(same):
+                continue
+            distance = np.linalg.norm(truth.centers[same, :2] - boxes.centers[index, :2], axis=1)
+            nearest = same[int(np.argmin(distance))]
+            if distance.min() <= MATCH_DISTANCE_M and np.isfinite(reference[nearest]):
+                estimates.append(found[index])
+                truths.append(reference[nearest])
+    estimates, truths = np.array(estimates), np.array(truths)
+    braking = truths < BRAKING_MPS2
+    return {"smoothing": smoothing, "graded": int(len(truths)), "braking": int(braking.sum()),
+            "rmse_mps2": float(np.sqrt(np.mean((estimates - truths) ** 2))),
+            "rmse_of_zero_mps2": float(np.sqrt(np.mean(truths ** 2))),
+            "mae_mps2": float(np.mean(np.abs(estimates - truths))),
+            "mae_of_zero_mps2": float(np.mean(np.abs(truths))),
+            "mean_estimate_when_braking_mps2": float(estimates[braking].mean()) if braking.any() else None,
+            "mean_reference_when_braking_mps2": float(truths[braking].mean()) if braking.any() else None}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("config")
+    parser.add_argument("checkpoint")
+    parser.add_argument("--dataroot", required=True)
+    parser.add_argument("--version", required=True)
+    parser.add_argument("--split", required=True)
+    parser.add_argument("--smoothing", default="1,0.5,0.3,0.2", help="comma-separated weights of the newest estimate")
+    parser.add_argument("--json", required=True)
+    args = parser.parse_args()
+
+    from nuscenes.nuscenes import NuScenes
+
+    from perception.eval.runner import DataOptions, load_split_predictions
+    from perception.models import load_detector, model_inputs
+
+    nusc = NuScenes(version=args.version, dataroot=args.dataroot, verbose=False)
+    inputs = model_inputs(args.config)
+    data = DataOptions(args.dataroot, args.version, args.split, inputs.lidar_sweeps, inputs.radar_sweeps,
+                       inputs.image_size)
+    predictions, tokens = load_split_predictions(load_detector(args.config, args.checkpoint), nusc, data)
+    tokens = sorted(tokens, key=lambda token: nusc.get("sample", token)["timestamp"])
+    references = reference_accelerations(nusc, tokens)
+    rows = [grade(nusc, predictions.ego_boxes, tokens, references, float(weight))
+            for weight in args.smoothing.split(",")]
+    print(f"{'smoothing':>9}{'graded':>8}{'RMSE':>8}{'of 0':>8}{'MAE':>8}{'of 0':>8}{'braking':>9}{'est':>8}{'ref':>8}")
+    for row in rows:
+        braking = row["mean_estimate_when_braking_mps2"]
+        print(f"{row['smoothing']:>9.2f}{row['graded']:>8}{row['rmse_mps2']:>8.2f}{row['rmse_of_zero_mps2']:>8.2f}"
+              f"{row['mae_mps2']:>8.2f}{row['mae_of_zero_mps2']:>8.2f}{row['braking']:>9}"
+              + (f"{braking:>8.2f}{row['mean_reference_when_braking_mps2']:>8.2f}" if braking is not None else ""))
+    os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+    with open(args.json, "w", encoding="utf-8") as f:
+        json.dump({"command": " ".join(["benchmarks/tracking_accuracy.py", *sys.argv[1:]]), "rows": rows}, f,
+                  indent=2)
+
+
+if __name__ == "__main__":
+    main()

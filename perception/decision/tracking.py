@@ -1,0 +1,135 @@
+"""Agents tracked from frame to frame, for what one frame cannot tell the prediction: whether an agent is braking.
+
+``AgentTracker.update(boxes, ego_pose)`` takes each frame's detections (ego frame, in time order) and returns each
+box's acceleration along its velocity [m/s^2], which perception.decision.prediction.predict_agents turns into a
+constant-acceleration prediction (a braking lead stops where its speed runs out, not 17 m further on at its
+current speed).
+
+Association as CenterPoint's tracker (Yin et al., CVPR 2021, its nuScenes tracking code): each detection, moved
+back by its own velocity over the time since the previous frame, is matched greedily, closest pair first, to an
+unmatched detection of the previous frame of the same class within that class's distance (TRACKING_GATES_M), in
+the global frame. Classes without a gate (barriers, cones, construction vehicles) and boxes scoring below
+``min_score`` are not tracked. A matched box's acceleration is the change of its speed since its track's reference
+speed, at least ``baseline_s`` earlier, over that time (the current speed is then the next reference; sooner, the
+track's estimate carries on), smoothed over its track (the newest estimate weighted ``smoothing``) and clipped to
+[``min_acceleration_mps2``, ``max_acceleration_mps2``]; an unmatched box's is 0 (constant velocity). A frame not
+after the previous one, or more than ``max_gap_s`` after it, starts every track afresh.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from perception.classes import DETECTION_CLASSES
+from perception.decision.types import PlannerConfig
+from perception.geometry import Boxes3D, EgoPose
+
+TRACKING_GATES_M = {"car": 4.0, "truck": 4.0, "bus": 5.5, "trailer": 3.0, "pedestrian": 1.0, "motorcycle": 13.0,
+                    "bicycle": 3.0}
+"""Class -> the largest distance [m] between a detection moved back by its velocity and the previous frame's
+detection it continues: CenterPoint's NUSCENE_CLS_VELOCITY_ERROR (the 99.9th percentile of its velocity error
+per 0.5 s)."""
+
+_GATES_BY_LABEL = np.array([TRACKING_GATES_M.get(name, np.nan) for name in DETECTION_CLASSES])
+
+
+@dataclass(frozen=True)
+class TrackerConfig:
+    """``min_score``: boxes below it are not tracked (the planner's own threshold, PlannerConfig.min_score);
+    ``max_gap_s``: frames further apart start afresh; ``baseline_s``: the least time over which a speed change is
+    taken (replayed every sweep, frames 0.05 s apart would turn the detector's velocity noise into 20x the
+    acceleration noise; keyframes are 0.5 s apart); ``smoothing``: the weight of the newest acceleration estimate
+    in a track's running one (chosen on synth_train, the lowest error against the annotations of 1, 0.5, 0.3, 0.2,
+    0.1: benchmarks/tracking_accuracy.py, benchmarks/RESULTS.md "Tracked accelerations"); accelerations are clipped
+    to [``min_acceleration_mps2``, ``max_acceleration_mps2``] (an emergency stop of a car is about -9 m/s^2)."""
+
+    min_score: float = PlannerConfig.min_score
+    max_gap_s: float = 1.0
+    baseline_s: float = 0.4
+    smoothing: float = 0.3
+    min_acceleration_mps2: float = -9.0
+    max_acceleration_mps2: float = 4.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.smoothing <= 1.0:
+            raise ValueError(f"TrackerConfig: smoothing must be in (0, 1], got {self.smoothing}")
+        if not 0 <= self.baseline_s < self.max_gap_s:
+            raise ValueError(f"TrackerConfig: need 0 <= baseline_s < max_gap_s, got {self.baseline_s} and "
+                             f"{self.max_gap_s}")
+        if self.min_acceleration_mps2 > 0 or self.max_acceleration_mps2 < 0:
+            raise ValueError("TrackerConfig: the acceleration range must contain 0, got "
+                             f"[{self.min_acceleration_mps2}, {self.max_acceleration_mps2}]")
+
+
+@dataclass(frozen=True)
+class _TrackedFrame:
+    """The tracked boxes of one frame, at timestamp_us: global centres (M, 2) [m], labels (M,), accelerations
+    (M,) [m/s^2], whether each is an estimate (``continued``) or a new track's 0, and each track's reference speed
+    (M,) [m/s] and its time (M,) [us], from which its next estimate is taken."""
+
+    timestamp_us: int
+    centers: np.ndarray
+    labels: np.ndarray
+    accelerations: np.ndarray
+    continued: np.ndarray
+    reference_speeds: np.ndarray
+    reference_times_us: np.ndarray
+
+
+class AgentTracker:
+    """Tracks one stream of frames (module docstring); one tracker per stream."""
+
+    def __init__(self, config: TrackerConfig = TrackerConfig()) -> None:
+        self.config = config
+        self._previous: Optional[_TrackedFrame] = None
+
+    def update(self, boxes: Boxes3D, ego_pose: EgoPose) -> np.ndarray:
+        """(N,) float64 accelerations [m/s^2] of ``boxes`` (ego frame of ``ego_pose``, at its timestamp) along their
+        velocities, 0 for a box not tracked or not continued from the previous frame."""
+        config = self.config
+        now_us = ego_pose.timestamp_us
+        gates = _GATES_BY_LABEL[boxes.labels] if len(boxes) else np.zeros(0)
+        tracked = np.flatnonzero((boxes.scores >= config.min_score) & np.isfinite(gates))
+        world = boxes[tracked].transform(ego_pose.ego_to_global)
+        centers, velocities = world.centers[:, :2], world.velocities
+        speeds = np.hypot(velocities[:, 0], velocities[:, 1])
+        accelerations, continued = np.zeros(len(tracked)), np.zeros(len(tracked), dtype=bool)
+        reference_speeds, reference_times_us = speeds.copy(), np.full(len(tracked), now_us, dtype=np.int64)
+        previous = self._previous
+        dt = None if previous is None else (now_us - previous.timestamp_us) * 1e-6
+        if dt is not None and 0 < dt <= config.max_gap_s and len(tracked) and len(previous.labels):
+            moved_back = centers - velocities * dt
+            distance = np.linalg.norm(moved_back[:, None, :] - previous.centers[None, :, :], axis=2)  # (C, P)
+            allowed = (world.labels[:, None] == previous.labels[None, :]) & (distance <= gates[tracked][:, None])
+            for current, earlier in _greedy_pairs(distance, allowed):
+                elapsed_us = int(now_us - previous.reference_times_us[earlier])
+                if elapsed_us < round(config.baseline_s * 1e6):  # too soon for a new estimate: the track's carries on
+                    accelerations[current] = previous.accelerations[earlier]
+                    continued[current] = previous.continued[earlier]
+                    reference_speeds[current] = previous.reference_speeds[earlier]
+                    reference_times_us[current] = previous.reference_times_us[earlier]
+                    continue
+                estimate = (speeds[current] - previous.reference_speeds[earlier]) / (elapsed_us * 1e-6)
+                if previous.continued[earlier]:
+                    estimate = config.smoothing * estimate + (1 - config.smoothing) * previous.accelerations[earlier]
+                accelerations[current] = np.clip(estimate, config.min_acceleration_mps2, config.max_acceleration_mps2)
+                continued[current] = True
+        self._previous = _TrackedFrame(now_us, centers, world.labels, accelerations, continued, reference_speeds,
+                                       reference_times_us)
+        result = np.zeros(len(boxes))
+        result[tracked] = accelerations
+        return result
+
+
+def _greedy_pairs(distance: np.ndarray, allowed: np.ndarray):
+    """(current, previous) index pairs, closest allowed pair first, each index used once."""
+    rows, columns = np.nonzero(allowed)
+    order = np.argsort(distance[rows, columns], kind="stable")
+    used_rows, used_columns = set(), set()
+    for row, column in zip(rows[order], columns[order]):
+        if row not in used_rows and column not in used_columns:
+            used_rows.add(row)
+            used_columns.add(column)
+            yield int(row), int(column)
