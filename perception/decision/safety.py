@@ -19,8 +19,10 @@ this order:
    ``max_decel_mps2`` from the planned speed down to the agent's speed along the plan needs.
 
 A veto falls back to a braking plan in the ego's lane: down to the blocking agent's forward speed at the step of the
-hazard (STOP when it stands then), at the deceleration it needs clipped to [comfortable, max]. A kept plan keeps
-its maneuver; its reason names the closest agent in the path, its gap and TTC.
+hazard, never faster than the ego drives now (STOP when that is standing), at the deceleration the blocking agent
+needs clipped to [comfortable, max]; when that plan fails checks 2 or 3 itself (the blocking agent may be beside
+the path, another one in it), a STOP at ``max_decel_mps2``. A kept plan keeps its maneuver; its reason names the
+closest agent in the path, its gap and TTC.
 """
 from __future__ import annotations
 
@@ -82,15 +84,20 @@ def check_plan(trajectory: np.ndarray, maneuver: Maneuver, boxes: Boxes3D, ego: 
     hazard = _first_hazard(trajectory, agents, assessment.predicted, relative, config)
     if hazard is not None:
         local, step, what = hazard
-        target = float(assessment.forward_speed_mps[local] * speed_factors[local, step])
+        target = min(float(assessment.forward_speed_mps[local] * speed_factors[local, step]), speed)
         stopped = target <= config.stopped_speed_mps
         target = 0.0 if stopped else target
         needed = assessment.required_decel_mps2[local] if assessment.in_path[local] else config.max_decel_mps2
         decel = float(np.clip(needed, config.comfortable_decel_mps2, config.max_decel_mps2))
-        chosen = Maneuver.STOP if stopped else Maneuver.BRAKE
+        plan = plan_trajectory(ego, target, decel, 0, config)
         reason = (f"vetoed the proposed {maneuver.value} plan: {describe_agent(agents, kept[local], assessment, local)}"
                   f" {what} at {config.step_times_s[step]:.1f} s; braking at {decel:.1f} m/s^2")
-        return decision(chosen, target, local, plan_trajectory(ego, target, decel, 0, config), reason, True)
+        if not stopped and _first_hazard(plan, agents, assessment.predicted, _relative_to_plan(
+                plan, agents, assessment.predicted, speed_factors, config), config) is not None:
+            stopped, target, decel = True, 0.0, config.max_decel_mps2
+            plan = plan_trajectory(ego, target, decel, 0, config)
+            reason += f"; that plan not clear either: stopping at {decel:.1f} m/s^2"
+        return decision(Maneuver.STOP if stopped else Maneuver.BRAKE, target, local, plan, reason, True)
 
     planned_speed = float(np.linalg.norm(trajectory[-1] - trajectory[-2]) / config.step_s)
     in_path = np.flatnonzero(assessment.in_path)

@@ -9,11 +9,17 @@ Association as CenterPoint's tracker (Yin et al., CVPR 2021, its nuScenes tracki
 back by its own velocity over the time since the previous frame, is matched greedily, closest pair first, to an
 unmatched detection of the previous frame of the same class within that class's distance (TRACKING_GATES_M), in
 the global frame. Classes without a gate (barriers, cones, construction vehicles) and boxes scoring below
-``min_score`` are not tracked. A matched box's acceleration is the change of its speed since its track's reference
-speed, at least ``baseline_s`` earlier, over that time (the current speed is then the next reference; sooner, the
-track's estimate carries on), smoothed over its track (the newest estimate weighted ``smoothing``) and clipped to
-[``min_acceleration_mps2``, ``max_acceleration_mps2``]; an unmatched box's is 0 (constant velocity). A frame not
-after the previous one, or more than ``max_gap_s`` after it, starts every track afresh.
+``min_score`` are not tracked.
+
+A track's speed is measured from its own displacement, not from the detector's velocities: the distance its box
+moved since the track's reference position, at least ``baseline_s`` earlier, over that time (the current position
+is then the next reference; sooner, the track's estimates carry on). Its acceleration is the change between two
+such speeds over the time between their midpoints, smoothed over the track (the newest estimate weighted
+``smoothing``) and clipped to [``min_acceleration_mps2``, ``max_acceleration_mps2``]; 0 (constant velocity) until
+a track has two speeds, i.e. for its first ~2 x baseline_s. Positions are the better measurement: over 0.5 s a
+box's centre error moves the speed less than the detector's velocity error does (benchmarks/RESULTS.md, "Tracked
+accelerations"). A frame not after the previous one, or more than ``max_gap_s`` after it, starts every track
+afresh.
 """
 from __future__ import annotations
 
@@ -38,9 +44,9 @@ _GATES_BY_LABEL = np.array([TRACKING_GATES_M.get(name, np.nan) for name in DETEC
 @dataclass(frozen=True)
 class TrackerConfig:
     """``min_score``: boxes below it are not tracked (the planner's own threshold, PlannerConfig.min_score);
-    ``max_gap_s``: frames further apart start afresh; ``baseline_s``: the least time over which a speed change is
-    taken (replayed every sweep, frames 0.05 s apart would turn the detector's velocity noise into 20x the
-    acceleration noise; keyframes are 0.5 s apart); ``smoothing``: the weight of the newest acceleration estimate
+    ``max_gap_s``: frames further apart start afresh; ``baseline_s``: the least time over which a speed is measured
+    (replayed every sweep, frames 0.05 s apart would turn the position noise into 10x the speed noise of keyframes
+    0.5 s apart); ``smoothing``: the weight of the newest acceleration estimate
     in a track's running one (chosen on synth_train, the lowest error against the annotations of 1, 0.5, 0.3, 0.2,
     0.1: benchmarks/tracking_accuracy.py, benchmarks/RESULTS.md "Tracked accelerations"); accelerations are clipped
     to [``min_acceleration_mps2``, ``max_acceleration_mps2``] (an emergency stop of a car is about -9 m/s^2)."""
@@ -65,17 +71,20 @@ class TrackerConfig:
 
 @dataclass(frozen=True)
 class _TrackedFrame:
-    """The tracked boxes of one frame, at timestamp_us: global centres (M, 2) [m], labels (M,), accelerations
-    (M,) [m/s^2], whether each is an estimate (``continued``) or a new track's 0, and each track's reference speed
-    (M,) [m/s] and its time (M,) [us], from which its next estimate is taken."""
+    """The tracked boxes of one frame, at timestamp_us, each (M, ...): global centres [m] and labels;
+    accelerations [m/s^2] and whether each is an estimate (``continued``) or a new track's 0; the track's reference
+    centre [m] and its time [us], from which its next speed is measured; its last measured speed [m/s] (NaN: none
+    yet) and the midpoint time of that measurement [us]."""
 
     timestamp_us: int
     centers: np.ndarray
     labels: np.ndarray
     accelerations: np.ndarray
     continued: np.ndarray
-    reference_speeds: np.ndarray
+    reference_centers: np.ndarray
     reference_times_us: np.ndarray
+    speeds: np.ndarray
+    speed_times_us: np.ndarray
 
 
 class AgentTracker:
@@ -87,39 +96,47 @@ class AgentTracker:
 
     def update(self, boxes: Boxes3D, ego_pose: EgoPose) -> np.ndarray:
         """(N,) float64 accelerations [m/s^2] of ``boxes`` (ego frame of ``ego_pose``, at its timestamp) along their
-        velocities, 0 for a box not tracked or not continued from the previous frame."""
+        velocities, 0 for a box not tracked or whose track has no estimate yet."""
         config = self.config
         now_us = ego_pose.timestamp_us
         gates = _GATES_BY_LABEL[boxes.labels] if len(boxes) else np.zeros(0)
         tracked = np.flatnonzero((boxes.scores >= config.min_score) & np.isfinite(gates))
         world = boxes[tracked].transform(ego_pose.ego_to_global)
         centers, velocities = world.centers[:, :2], world.velocities
-        speeds = np.hypot(velocities[:, 0], velocities[:, 1])
-        accelerations, continued = np.zeros(len(tracked)), np.zeros(len(tracked), dtype=bool)
-        reference_speeds, reference_times_us = speeds.copy(), np.full(len(tracked), now_us, dtype=np.int64)
+        count = len(tracked)
+        state = dict(accelerations=np.zeros(count), continued=np.zeros(count, dtype=bool),
+                     reference_centers=centers.copy(), reference_times_us=np.full(count, now_us, dtype=np.int64),
+                     speeds=np.full(count, np.nan), speed_times_us=np.zeros(count, dtype=np.int64))
         previous = self._previous
         dt = None if previous is None else (now_us - previous.timestamp_us) * 1e-6
-        if dt is not None and 0 < dt <= config.max_gap_s and len(tracked) and len(previous.labels):
+        if dt is not None and 0 < dt <= config.max_gap_s and count and len(previous.labels):
             moved_back = centers - velocities * dt
             distance = np.linalg.norm(moved_back[:, None, :] - previous.centers[None, :, :], axis=2)  # (C, P)
             allowed = (world.labels[:, None] == previous.labels[None, :]) & (distance <= gates[tracked][:, None])
             for current, earlier in _greedy_pairs(distance, allowed):
+                for name, values in state.items():  # the track's state carries on ...
+                    values[current] = getattr(previous, name)[earlier]
                 elapsed_us = int(now_us - previous.reference_times_us[earlier])
-                if elapsed_us < round(config.baseline_s * 1e6):  # too soon for a new estimate: the track's carries on
-                    accelerations[current] = previous.accelerations[earlier]
-                    continued[current] = previous.continued[earlier]
-                    reference_speeds[current] = previous.reference_speeds[earlier]
-                    reference_times_us[current] = previous.reference_times_us[earlier]
-                    continue
-                estimate = (speeds[current] - previous.reference_speeds[earlier]) / (elapsed_us * 1e-6)
-                if previous.continued[earlier]:
-                    estimate = config.smoothing * estimate + (1 - config.smoothing) * previous.accelerations[earlier]
-                accelerations[current] = np.clip(estimate, config.min_acceleration_mps2, config.max_acceleration_mps2)
-                continued[current] = True
-        self._previous = _TrackedFrame(now_us, centers, world.labels, accelerations, continued, reference_speeds,
-                                       reference_times_us)
+                if elapsed_us < round(config.baseline_s * 1e6):
+                    continue  # ... until its reference is baseline_s old: then a new speed, a new reference
+                speed = np.linalg.norm(centers[current] - previous.reference_centers[earlier]) / (elapsed_us * 1e-6)
+                speed_time_us = (now_us + int(previous.reference_times_us[earlier])) // 2
+                if np.isfinite(previous.speeds[earlier]):
+                    estimate = (speed - previous.speeds[earlier]) / (
+                        (speed_time_us - int(previous.speed_times_us[earlier])) * 1e-6)
+                    if previous.continued[earlier]:
+                        estimate = (config.smoothing * estimate
+                                    + (1 - config.smoothing) * previous.accelerations[earlier])
+                    state["accelerations"][current] = np.clip(estimate, config.min_acceleration_mps2,
+                                                              config.max_acceleration_mps2)
+                    state["continued"][current] = True
+                state["reference_centers"][current] = centers[current]
+                state["reference_times_us"][current] = now_us
+                state["speeds"][current] = speed
+                state["speed_times_us"][current] = speed_time_us
+        self._previous = _TrackedFrame(now_us, centers, world.labels, **state)
         result = np.zeros(len(boxes))
-        result[tracked] = accelerations
+        result[tracked] = state["accelerations"]
         return result
 
 

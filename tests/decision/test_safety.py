@@ -61,6 +61,28 @@ def test_a_lead_braking_to_a_stop_is_seen_with_its_acceleration():
         check_plan(_straight(10.0), Maneuver.FOLLOW, lead, EgoState(10.0), agent_accelerations_mps2=np.zeros(2))
 
 
+def test_the_fallback_never_speeds_up():
+    # the ego at 5 m/s; the proposed plan speeds up to 20 m/s behind a car 30 m ahead at 10 m/s: vetoed, and the
+    # braking plan holds the ego's 5 m/s (not the car's 10)
+    faster = check_plan(np.c_[np.cumsum(np.linspace(5.0, 20.0, CONFIG.horizon_steps)) * CONFIG.step_s,
+                              np.zeros(CONFIG.horizon_steps)], Maneuver.KEEP_LANE, agents(("car", 30, 0, 10, 0)),
+                        EgoState(5.0))
+    assert faster.vetoed and faster.maneuver is Maneuver.BRAKE and faster.target_speed_mps == 5.0
+    assert np.allclose(np.diff(np.r_[0.0, faster.trajectory[:, 0]]), 5.0 * CONFIG.step_s)
+
+
+def test_a_braking_plan_that_is_not_clear_either_becomes_a_stop():
+    # the ego at 5 m/s keeps 5 m/s; a car from the left lane (2, 3.5) at (5.5, -1.75) m/s cuts in and first
+    # overlaps the plan at 1.0 s (centre (7.5, 1.75), 1.75 m < the half widths' 1.875 m sideways). Braking down to
+    # its forward speed, capped at the ego's 5 m/s, is the same plan, still colliding: STOP at max_decel_mps2
+    decision = check_plan(_straight(5.0), Maneuver.KEEP_LANE, agents(("car", 2, 3.5, 5.5, -1.75)), EgoState(5.0))
+    assert decision.vetoed and decision.maneuver is Maneuver.STOP and decision.target_speed_mps == 0.0
+    assert "collides with the plan at 1.0 s" in decision.reason
+    assert f"not clear either: stopping at {CONFIG.max_decel_mps2:.1f}" in decision.reason
+    # 5 m/s at 6 m/s^2 stops within 5^2 / 12 = 2.08 m
+    assert decision.trajectory[-1, 0] <= 5.0 ** 2 / (2 * CONFIG.max_decel_mps2) + 1e-6
+
+
 def test_a_plan_without_braking_margin_is_vetoed():
     # car stopped at 38 m (rear 35.7 m); need 1.0 + 10^2 / (2 * 6) = 9.33 m; at 2.5 s the ego is at 25 m:
     # gap 35.7 - 25 - 3.442 = 7.26 m (at 2.0 s it was 12.26 m, enough; its front never reaches the car)
