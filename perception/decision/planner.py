@@ -196,8 +196,6 @@ def describe_agent(boxes: Boxes3D, index: int, assessment: AgentAssessment, loca
     return f"{name} #{index} at {assessment.forward_speed_mps[local]:.1f} m/s, {assessment.gap_m[local]:.1f} m ahead"
 
 
-# Read best whole (83 lines): the rule cascade (urgent brake or stop, lane clear, queued stop, overtake, follow)
-# reads top to bottom in the order the rules take precedence, each branch returning its decision.
 def kept_agent_values(values: Optional[np.ndarray], boxes: Boxes3D, kept: np.ndarray, name: str
                       ) -> Optional[np.ndarray]:
     """Per-box ``values`` (len(boxes),) or None -> those of the ``kept`` boxes (float64); ValueError naming
@@ -210,6 +208,8 @@ def kept_agent_values(values: Optional[np.ndarray], boxes: Boxes3D, kept: np.nda
     return values[kept]
 
 
+# Read best whole (81 lines): the rule cascade (urgent brake or stop, lane clear, queued stop, overtake, follow)
+# reads top to bottom in the order the rules take precedence, each branch returning its decision.
 def decide(boxes: Boxes3D, ego: EgoState, config: PlannerConfig = PlannerConfig(),
            agent_yaw_rates_rps: Optional[np.ndarray] = None, agent_accelerations_mps2: Optional[np.ndarray] = None
            ) -> Decision:

@@ -46,10 +46,10 @@ class TrackerConfig:
     """``min_score``: boxes below it are not tracked (the planner's own threshold, PlannerConfig.min_score);
     ``max_gap_s``: frames further apart start afresh; ``baseline_s``: the least time over which a speed is measured
     (replayed every sweep, frames 0.05 s apart would turn the position noise into 10x the speed noise of keyframes
-    0.5 s apart); ``smoothing``: the weight of the newest acceleration estimate
-    in a track's running one (chosen on synth_train, the lowest error against the annotations of 1, 0.5, 0.3, 0.2,
-    0.1: benchmarks/tracking_accuracy.py, benchmarks/RESULTS.md "Tracked accelerations"); accelerations are clipped
-    to [``min_acceleration_mps2``, ``max_acceleration_mps2``] (an emergency stop of a car is about -9 m/s^2)."""
+    0.5 s apart); ``smoothing``: the weight of the newest acceleration estimate in a track's running one (chosen on
+    synth_train, the lowest error against the annotations of 1, 0.5, 0.3, 0.2, 0.1: benchmarks/tracking_accuracy.py,
+    benchmarks/RESULTS.md "Tracked accelerations"); accelerations are clipped to [``min_acceleration_mps2``,
+    ``max_acceleration_mps2``] (an emergency stop of a car is about -9 m/s^2)."""
 
     min_score: float = PlannerConfig.min_score
     max_gap_s: float = 1.0
