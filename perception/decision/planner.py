@@ -57,7 +57,7 @@ class AgentAssessment:
     along x (negative when overlapping); forward_speed_mps max(vx, 0); ttc_s (inf when not in the path or not
     closing); required_decel_mps2 (0 when none is needed, inf when the gap is already below the standstill gap
     while closing); follow_speed_mps the speed from which the ego slows comfortably to the agent's forward speed
-    at the following gap.
+    at the following gap; accelerations_mps2 the ones the prediction used (0 without).
     """
 
     predicted: np.ndarray
@@ -67,6 +67,7 @@ class AgentAssessment:
     ttc_s: np.ndarray
     required_decel_mps2: np.ndarray
     follow_speed_mps: np.ndarray
+    accelerations_mps2: np.ndarray
 
 
 def assess_agents(boxes: Boxes3D, ego_speed_mps: float, config: PlannerConfig,
@@ -99,7 +100,8 @@ def assess_agents(boxes: Boxes3D, ego_speed_mps: float, config: PlannerConfig,
         forward_speed + np.sqrt(2 * config.comfortable_decel_mps2 * np.maximum(spare, 0.0)),
         np.maximum(forward_speed + spare / config.headway_s, 0.0),
     )
-    return AgentAssessment(predicted, in_path, gap, forward_speed, ttc, required, follow_speed)
+    accelerations = np.zeros(len(boxes)) if accelerations_mps2 is None else np.asarray(accelerations_mps2, float)
+    return AgentAssessment(predicted, in_path, gap, forward_speed, ttc, required, follow_speed, accelerations)
 
 
 def lane_change_ok(assessment: AgentAssessment, boxes: Boxes3D, lane: int, ego_speed_mps: float,
@@ -191,9 +193,13 @@ def plan_trajectory(ego: EgoState, target_speed_mps: float, decel_mps2: float, l
 
 
 def describe_agent(boxes: Boxes3D, index: int, assessment: AgentAssessment, local: int) -> str:
-    """'car #3 at 4.0 m/s, 12.5 m ahead': class, box index, forward speed and gap."""
+    """'car #3 at 4.0 m/s, 12.5 m ahead': class, box index, forward speed and gap; 'car #3 at 4.0 m/s braking at
+    1.9 m/s^2, ...' when its tracked acceleration is one (below -0.05 m/s^2, the last digit shown)."""
     name = DETECTION_CLASSES[int(boxes.labels[local])]
-    return f"{name} #{index} at {assessment.forward_speed_mps[local]:.1f} m/s, {assessment.gap_m[local]:.1f} m ahead"
+    acceleration = float(assessment.accelerations_mps2[local])
+    braking = f" braking at {-acceleration:.1f} m/s^2" if acceleration < -0.05 else ""
+    return (f"{name} #{index} at {assessment.forward_speed_mps[local]:.1f} m/s{braking}, "
+            f"{assessment.gap_m[local]:.1f} m ahead")
 
 
 def kept_agent_values(values: Optional[np.ndarray], boxes: Boxes3D, kept: np.ndarray, name: str

@@ -57,6 +57,7 @@ def test_a_lead_braking_to_a_stop_is_seen_with_its_acceleration():
                         agent_accelerations_mps2=np.array([-6.0]))
     assert vetoed.vetoed and vetoed.maneuver is Maneuver.STOP and vetoed.target_speed_mps == 0.0
     assert "leaves 7.6 m of the 9.3 m braking margin at 2.5 s" in vetoed.reason
+    assert "car #0 at 10.0 m/s braking at 6.0 m/s^2, 24.3 m ahead" in vetoed.reason  # the rationale names it
     with pytest.raises(ValueError, match="2 agent accelerations for 1 boxes"):
         check_plan(_straight(10.0), Maneuver.FOLLOW, lead, EgoState(10.0), agent_accelerations_mps2=np.zeros(2))
 
