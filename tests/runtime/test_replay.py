@@ -13,9 +13,10 @@ import pytest
 from perception.cli.replay import main as replay_main
 from perception.datasets.loader import load_frame
 from perception.decision import EgoState
-from perception.datasets.ego_log import past_lidar_poses
+from perception.datasets.ego_log import keyframe_lidar_pose, past_lidar_poses
 from perception.decision.learned import EGO_FEATURE_HISTORY_S, past_ego_features, plan_maneuver
 from perception.decision.safety import check_plan
+from perception.decision.tracking import AgentTracker
 from perception.maneuvers import Maneuver
 from perception.detector import OracleDetector
 from perception.runtime.faults import FaultPlan
@@ -131,6 +132,7 @@ def test_a_planning_model_decides_by_its_plan_through_the_safety_layer(nusc_synt
     decisions = {log_time: decoded for topic, log_time, decoded in read_mcap(str(tmp_path / "replay.mcap"))
                  if topic == "/decision"}
     assert len(records) == len(_keyframes(nusc_synthetic, _scene(nusc_synthetic))) > 1
+    tracker = AgentTracker()  # the agents' accelerations, tracked over the replayed keyframes in order
     for record in records:
         # the streamed ego input is the one training and evaluation compute from the tables
         (expected,) = past_ego_features(nusc_synthetic, [record["sample_token"]])
@@ -141,7 +143,9 @@ def test_a_planning_model_decides_by_its_plan_through_the_safety_layer(nusc_synt
         maneuver = plan_maneuver(trajectory, Maneuver.CHANGE_LANE_LEFT,  # the plan's motion names its maneuver
                                  past_lidar_poses(nusc_synthetic, record["sample_token"], EGO_FEATURE_HISTORY_S),
                                  detections)
-        checked = check_plan(trajectory, maneuver, detections, EgoState(**record["ego_state"]))
+        accelerations = tracker.update(detections, keyframe_lidar_pose(nusc_synthetic, record["sample_token"]))
+        checked = check_plan(trajectory, maneuver, detections, EgoState(**record["ego_state"]),
+                             agent_accelerations_mps2=accelerations)
         assert record["decision"] == json.loads(json.dumps(checked.to_json()))
         assert decisions[record["timestamp_us"] * 1000]["plan"] == plan
     last = detector.ego_inputs[records[-1]["timestamp_us"]]
