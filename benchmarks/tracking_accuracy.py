@@ -6,8 +6,9 @@ velocity, what the planner predicted before tracking).
         --dataroot datasets/synthetic --version v1.0-synth --split synth_train --smoothing 1,0.5,0.3,0.2 \\
         --json outputs/tracking/synth_train.json
 
-The detector runs over the split (keyframes, the config's sweeps); one tracker per scene and smoothing weight runs
-over its keyframes in time order. A tracked box (scoring >= the planner's min_score, a class with a gate) is
+The detector runs over the split (keyframes, the config's sweeps); per smoothing weight, the accelerations the
+decision metrics use (perception.eval.logged_drive.tracked_accelerations: one tracker per scene over its keyframes
+in time order). A tracked box (scoring >= the planner's min_score, a class with a gate) is
 matched to the closest annotation of its class within MATCH_DISTANCE_M (nuScenes' middle centre-distance
 threshold). Its reference acceleration is the annotation's instance's speed change since the previous keyframe
 (the annotations' velocities, the devkit's central differences of their positions) over the time between them;
@@ -27,7 +28,8 @@ import numpy as np
 
 from perception.datasets.ego_log import keyframe_lidar_pose
 from perception.datasets.ground_truth import sample_ground_truth
-from perception.decision.tracking import AgentTracker, TrackerConfig
+from perception.decision.tracking import TrackerConfig
+from perception.eval.logged_drive import tracked_accelerations
 
 MATCH_DISTANCE_M = 2.0
 BRAKING_MPS2 = -1.0
@@ -53,16 +55,13 @@ def reference_accelerations(nusc, tokens: List[str]) -> Dict[str, tuple]:
 
 def grade(nusc, ego_boxes, tokens: List[str], references, smoothing: float) -> dict:
     """The module docstring's figures for one smoothing weight."""
+    config = TrackerConfig(smoothing=smoothing)
+    found_by_token = tracked_accelerations(nusc, ego_boxes, tokens, config)
     estimates, truths = [], []
-    trackers: Dict[str, AgentTracker] = {}
     for token in tokens:
-        scene = nusc.get("sample", token)["scene_token"]
-        tracker = trackers.setdefault(scene, AgentTracker(TrackerConfig(smoothing=smoothing)))
-        boxes = ego_boxes[token]
-        found = tracker.update(boxes, keyframe_lidar_pose(nusc, token))
+        boxes, found = ego_boxes[token], found_by_token[token]
         truth, reference = references[token]
-        tracked = np.flatnonzero(boxes.scores >= tracker.config.min_score)
-        for index in tracked:
+        for index in np.flatnonzero(boxes.scores >= config.min_score):
             same = np.flatnonzero(truth.labels == boxes.labels[index])
             if not len(same):
                 continue

@@ -63,7 +63,7 @@ def _per_agent(values: np.ndarray, count: int, name: str) -> np.ndarray:
     """(count, 1) float64 of finite per-agent values; ValueError naming ``name`` otherwise."""
     values = np.asarray(values, dtype=np.float64).reshape(-1, 1)
     if len(values) != count or not np.all(np.isfinite(values)):
-        raise ValueError(f"predict_agents: {name} must be {count} finite values, got {values.ravel()}")
+        raise ValueError(f"{name} must be {count} finite values, got {values.ravel()}")
     return values
 
 
