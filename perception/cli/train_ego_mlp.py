@@ -2,6 +2,8 @@
 
     python tools/train_ego_mlp.py --dataroot datasets/synthetic --version v1.0-synth --split synth_train \
         --out work_dirs/ego_mlp.pth [--epochs 400]
+
+Several worlds: repeat --dataroot and --split, paired in order (the same version for all).
 """
 from __future__ import annotations
 
@@ -9,30 +11,39 @@ import argparse
 import json
 from typing import Optional, Sequence
 
+import torch
 from nuscenes.nuscenes import NuScenes
 
 from perception.cli import add_debug_option, resolve_path, tool_main
 from perception.datasets.splits import split_sample_tokens
 from perception.engine.ego_mlp import collect_examples, train_ego_mlp
 from perception.models.ego_mlp import save_ego_mlp
+from perception.models.planning_types import PlanningTargets
 
 
 @tool_main
 def main(argv: Optional[Sequence[str]] = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataroot", required=True)
+    parser.add_argument("--dataroot", required=True, action="append", help="repeat for several worlds")
     parser.add_argument("--version", default="v1.0-synth")
-    parser.add_argument("--split", default="synth_train")
+    parser.add_argument("--split", action="append", help="one per --dataroot, in order (default: synth_train)")
     parser.add_argument("--out", required=True, help="checkpoint path (.pth)")
     parser.add_argument("--epochs", type=int, default=400)
     parser.add_argument("--seed", type=int, default=0)
     add_debug_option(parser)
     args = parser.parse_args(argv)
-    nusc = NuScenes(version=args.version, dataroot=resolve_path(args.dataroot), verbose=False)
-    tokens = split_sample_tokens(nusc, args.split)
-    features, targets = collect_examples(nusc, tokens)
+    splits = args.split or ["synth_train"] * len(args.dataroot)
+    if len(splits) != len(args.dataroot):
+        parser.error(f"{len(args.dataroot)} --dataroot but {len(splits)} --split: give one split per data root")
+    examples = []
+    for dataroot, split in zip(args.dataroot, splits):
+        nusc = NuScenes(version=args.version, dataroot=resolve_path(dataroot), verbose=False)
+        examples.append(collect_examples(nusc, split_sample_tokens(nusc, split)))
+    features = torch.cat([world_features for world_features, _ in examples])
+    targets = PlanningTargets.concatenate([world_targets for _, world_targets in examples])
     model, losses = train_ego_mlp(features, targets, epochs=args.epochs, seed=args.seed)
-    summary = dict(split=args.split, version=args.version, frames=len(tokens),
+    summary = dict(data=[f"{dataroot}:{split}" for dataroot, split in zip(args.dataroot, splits)],
+                   version=args.version, frames=len(features),
                    labelled=int((targets.maneuver >= 0).sum()), epochs=args.epochs, final_losses=losses)
     save_ego_mlp(model, resolve_path(args.out), summary)
     print(json.dumps(summary, indent=1))

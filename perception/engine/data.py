@@ -1,8 +1,8 @@
 """mmengine-facing data pieces: the frame dataset built from a config and the collate into ``FusionBatch``."""
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
-from typing import Iterable, Mapping, Optional, Sequence, Tuple, Union
+from dataclasses import dataclass, replace
+from typing import Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -59,6 +59,9 @@ class FrameDataset(torch.utils.data.Dataset):
         self.max_frames = max_frames
         self.metainfo = dict(dataroot=dataroot, version=version, split=split)
 
+    def full_init(self) -> None:
+        """mmengine's dataset interface, which its ConcatDataset calls: the frames are indexed at construction."""
+
     def __len__(self) -> int:
         return len(self.frames) if self.max_frames is None else min(self.max_frames, len(self.frames))
 
@@ -78,24 +81,33 @@ LOADED_INPUTS = ("lidar_sweeps", "radar_sweeps", "image_size")
 """The model_inputs entries a FrameDataset loads by."""
 
 
+def frame_dataset_configs(dataset: Mapping) -> List[Mapping]:
+    """The FrameDataset configs inside a dataloader's dataset config: itself, or those of a ConcatDataset's
+    ``datasets`` (mmengine's, for training on several worlds), recursively."""
+    if dataset.get("type") == "ConcatDataset":
+        return [leaf for part in dataset["datasets"] for leaf in frame_dataset_configs(part)]
+    return [dataset]
+
+
 def apply_model_inputs(cfg: Config) -> None:
-    """Gives each dataloader's dataset the config's model_inputs (sweeps, image size; perception.models.model_inputs),
-    so that training loads what evaluation, replay and benchmark feed the model, and the model's planning config
-    (``planning``; left out when the model has none). Raises ValueError naming the config when a dataset sets one
-    of them itself (a second source that could disagree)."""
+    """Gives each dataloader's FrameDatasets the config's model_inputs (sweeps, image size;
+    perception.models.model_inputs), so that training loads what evaluation, replay and benchmark feed the model,
+    and the model's planning config (``planning``; left out when the model has none). Raises ValueError naming the
+    config when a dataset sets one of them itself (a second source that could disagree)."""
     inputs = model_inputs(cfg)._asdict()
     planning = cfg.model.get("planning")
     for name in DATALOADERS:
         loader = cfg.get(name)
         if not loader:
             continue
-        repeated = [key for key in LOADED_INPUTS + ("planning",) if key in loader.dataset]
-        if repeated:
-            raise ValueError(f"{cfg.filename}: {name}.dataset sets {', '.join(repeated)}; set them once in "
-                             f"model_inputs (planning: in model.planning)")
-        loader.dataset.update({key: inputs[key] for key in LOADED_INPUTS})
-        if planning is not None:
-            loader.dataset.planning = dict(planning)
+        for dataset in frame_dataset_configs(loader.dataset):
+            repeated = [key for key in LOADED_INPUTS + ("planning",) if key in dataset]
+            if repeated:
+                raise ValueError(f"{cfg.filename}: {name}.dataset sets {', '.join(repeated)}; set them once in "
+                                 f"model_inputs (planning: in model.planning)")
+            dataset.update({key: inputs[key] for key in LOADED_INPUTS})
+            if planning is not None:
+                dataset["planning"] = dict(planning)
 
 
 def build_transform(config: Optional[object]):
@@ -127,7 +139,6 @@ def collate_fusion_batch(items: Sequence[Union[Frame, PlannedFrame]]) -> dict:
     if len(planned) != len(items):
         raise TypeError("collate_fusion_batch: a batch mixes PlannedFrame with other items")
     batch = FusionBatch.from_frames(collate_frames([item.frame for item in planned]))
-    targets = PlanningTargets(*(torch.cat([getattr(item.targets, f.name) for item in planned])
-                                for f in fields(PlanningTargets)))
+    targets = PlanningTargets.concatenate([item.targets for item in planned])
     ego_state = torch.from_numpy(np.stack([item.ego_state for item in planned]))
     return {"batch": replace(batch, ego_state=ego_state, planning_targets=targets)}

@@ -13,8 +13,8 @@ maneuvers (index -1: no label), binary cross-entropy on the valid feasibility ta
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Dict, Mapping, Optional
+from dataclasses import dataclass, fields
+from typing import Dict, Mapping, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -51,6 +51,12 @@ class PlanningTargets:
     maneuver: torch.Tensor
     lane_change_ok: torch.Tensor
     lane_change_valid: torch.Tensor
+
+    @staticmethod
+    def concatenate(parts: Sequence["PlanningTargets"]) -> "PlanningTargets":
+        """The parts' rows one after another, along the batch dimension."""
+        return PlanningTargets(*(torch.cat([getattr(part, field.name) for part in parts])
+                                 for field in fields(PlanningTargets)))
 
 
 def constant_velocity_rollout(speed_mps: torch.Tensor, horizon_steps: int, step_s: float) -> torch.Tensor:

@@ -5,14 +5,17 @@ import numpy as np
 import pytest
 import torch
 
+from perception.cli.train_ego_mlp import main as train_main
 from perception.datasets.ego_log import keyframe_lidar_pose
 from perception.datasets.ego_log import past_lidar_poses
+from perception.datasets.splits import split_sample_tokens
 from perception.decision.learned import EGO_FEATURE_HISTORY_S, ego_mlp_plan, past_ego_features
 from perception.engine.ego_mlp import collect_examples, train_ego_mlp
 from perception.engine.planning_data import logged_targets
 from perception.models.ego_mlp import load_ego_mlp, save_ego_mlp
 from perception.maneuvers import Maneuver
 from perception.models.planning_types import EGO_FEATURES
+from tests.conftest import TINY_WORLD
 
 
 class _RaisesOnTheFuture:
@@ -56,3 +59,14 @@ def test_training_lowers_the_loss_and_the_checkpoint_round_trips(nusc_synthetic,
     torch.save({"weights": 1}, tmp_path / "other.pth")
     with pytest.raises(ValueError, match="other.pth: not an ego-MLP checkpoint"):
         load_ego_mlp(tmp_path / "other.pth")
+
+
+def test_the_command_trains_on_several_worlds_paired_in_order(synthetic_root, nusc_synthetic, tmp_path):
+    root = str(synthetic_root)
+    summary = train_main(["--dataroot", root, "--split", "synth_train", "--dataroot", root, "--split", "synth_val",
+                          "--version", TINY_WORLD["version"], "--epochs", "2", "--out", str(tmp_path / "ego.pth")])
+    assert summary["frames"] == sum(len(split_sample_tokens(nusc_synthetic, split))
+                                    for split in ("synth_train", "synth_val"))
+    assert summary["data"] == [f"{root}:synth_train", f"{root}:synth_val"]
+    with pytest.raises(SystemExit):  # two data roots, one split
+        train_main(["--dataroot", root, "--dataroot", root, "--split", "synth_val", "--out", str(tmp_path / "x.pth")])

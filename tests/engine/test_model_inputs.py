@@ -7,6 +7,7 @@ import pytest
 from perception.cli.train import build_config
 from perception.models import model_inputs
 from perception.paths import REPO_ROOT
+from tests.conftest import TINY_WORLD
 
 
 def training_config(name: str, cfg_options=None):
@@ -37,3 +38,35 @@ def test_sensors_follow_the_encoders():
 def test_a_dataset_repeating_an_input_is_refused():
     with pytest.raises(ValueError, match="train_dataloader.dataset sets lidar_sweeps; set them once in model_inputs"):
         training_config("fusion_tiny", {"train_dataloader.dataset.lidar_sweeps": 3})
+
+
+@pytest.mark.parametrize("name", ["fusion_tiny_worlds", "fusion_tiny_planning_worlds"])
+def test_every_world_of_a_concatenated_dataset_loads_what_the_model_is_fed(name):
+    cfg = training_config(name)
+    inputs = model_inputs(cfg)
+    worlds = cfg.train_dataloader.dataset.datasets
+    assert cfg.train_dataloader.dataset.type == "ConcatDataset" and len(worlds) == 7
+    for world in worlds:
+        assert (world.lidar_sweeps, world.radar_sweeps, tuple(world.image_size)) == (
+            inputs.lidar_sweeps, inputs.radar_sweeps, inputs.image_size)
+        assert world.get("planning") == cfg.model.get("planning")
+    assert {world.dataroot for world in worlds} == {"datasets/synthetic"} | {
+        f"datasets/synthetic_seed{seed}" for seed in (101, 102, 103)}
+    assert ("datasets/synthetic", "synth_val") not in {(world.dataroot, world.split) for world in worlds}
+
+
+def test_a_concatenated_dataset_holds_each_world_in_order(synthetic_root):
+    from mmengine.registry import DATASETS
+
+    import perception.engine  # noqa: F401  (registers FrameDataset)
+
+    def world(split):
+        return dict(type="FrameDataset", dataroot=str(synthetic_root), version=TINY_WORLD["version"], split=split,
+                    lidar_sweeps=1, radar_sweeps=1, image_size=None, drop=["camera"])
+
+    train, val = DATASETS.build(world("synth_train")), DATASETS.build(world("synth_val"))
+    both = DATASETS.build(dict(type="ConcatDataset", ignore_keys=["dataroot", "split"],
+                               datasets=[world("synth_train"), world("synth_val")]))
+    assert len(both) == len(train) + len(val) and len(val) > 0
+    assert both[0].sample_token == train[0].sample_token
+    assert both[len(train)].sample_token == val[0].sample_token
