@@ -1,0 +1,30 @@
+"""The shipped checkpoints: each a plain state dict that torch.load(..., weights_only=True) reads and load_detector
+puts into its config's network, its meta the JSON card beside it."""
+import json
+
+import pytest
+import torch
+
+from perception.models import load_detector
+from perception.paths import REPO_ROOT
+
+SHIPPED = ("fusion_tiny", "fusion_tiny_robust", "lidar_only")
+"""checkpoints/<name>.pth, which loads into configs/<name>.py."""
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_a_shipped_checkpoint_loads_weights_only_and_matches_its_card(name):
+    path = REPO_ROOT / "checkpoints" / f"{name}.pth"
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    with open(path.with_suffix(".json")) as handle:
+        assert json.load(handle) == json.loads(json.dumps(checkpoint["meta"]))
+    load_detector(REPO_ROOT / "configs" / f"{name}.py", path)
+
+
+def test_the_shipped_fusion_tiny_names_the_worlds_it_was_trained_on_and_its_start():
+    meta = torch.load(REPO_ROOT / "checkpoints" / "fusion_tiny.pth", map_location="cpu", weights_only=True)["meta"]
+    assert meta["version"] == "v4" and meta["config"] == "configs/fusion_tiny_worlds.py"
+    assert meta["started_from"]["version"] == "v3" and meta["started_from"]["iteration"] == 5224
+    trained_on = {(world["dataroot"], world["split"]) for world in meta["data"]["datasets"]}
+    assert ("datasets/synthetic", "synth_val") not in trained_on  # what measures it stays unseen
+    assert {world["seed"] for world in meta["worlds"]} == {101, 102, 103}
