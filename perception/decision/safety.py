@@ -13,10 +13,13 @@ this order:
    in the target lane are checks 2 and 3's (the rule planner's front time gap is its own comfort choice, not a
    limit of safety);
 2. a plan whose ego footprint (perception.decision.collision) overlaps an agent's predicted footprint at some step
-   is vetoed;
-3. a plan that leaves no braking margin is vetoed: at some step an agent is ahead of the planned position within
-   half a lane of it, and the bumper-to-bumper gap is below ``safety_gap_m`` plus what braking at
-   ``max_decel_mps2`` from the planned speed down to the agent's speed along the plan needs.
+   is vetoed, unless the agent is a follower running into it: behind the ego in its lane now (centre behind the
+   ego's centre, within half a lane). Keeping its distance is the follower's duty (RSS's longitudinal rule), and
+   braking harder would only close it faster (predicted at its own speed, a follower drives through a braking ego);
+   a lane change that cuts in front of one is check 1's;
+3. a plan that leaves no braking margin is vetoed: at some step an agent (not a follower, as in 2) is ahead of the
+   planned position within half a lane of it, and the bumper-to-bumper gap is below ``safety_gap_m`` plus what
+   braking at ``max_decel_mps2`` from the planned speed down to the agent's speed along the plan needs.
 
 A veto falls back to a braking plan in the ego's lane: down to the blocking agent's forward speed at the step of the
 hazard, never faster than the ego drives now (STOP when that is standing), at the deceleration the blocking agent
@@ -145,7 +148,7 @@ def _lane_change_followers(relative: Optional[tuple], predicted: np.ndarray, con
 
 def _first_hazard(trajectory: np.ndarray, agents: Boxes3D, predicted: np.ndarray, relative: Optional[tuple],
                   config: PlannerConfig):
-    """(agent, step, description) of the earliest collision (checks 2) or missing braking margin (check 3) of the
+    """(agent, step, description) of the earliest collision (check 2) or missing braking margin (check 3) of the
     plan against the agents' predictions (N, T + 1, 3) [x, y, yaw] (``relative``: _relative_to_plan's, None without
     agents); None when the plan is clear."""
     steps = config.horizon_steps
@@ -157,6 +160,9 @@ def _first_hazard(trajectory: np.ndarray, agents: Boxes3D, predicted: np.ndarray
                                sizes=np.tile(agents.sizes, (steps, 1)), yaws=future[:, 2]).bev_corners()
     ego = np.repeat(ego_footprints(trajectory, config), count, axis=0)  # (T * N, 4, 2)
     overlaps = footprints_overlap(ego, agent_footprints).reshape(steps, count)
+    follower = ((predicted[:, 0, 0] <= config.rear_axle_to_center_m)
+                & (np.abs(predicted[:, 0, 1]) <= config.lane_width_m / 2))  # (N,): behind in the ego's lane now
+    overlaps &= ~follower[None]
     if overlaps.any():
         step = int(np.flatnonzero(overlaps.any(axis=1))[0])
         return int(np.flatnonzero(overlaps[step])[0]), step, "collides with the plan"
@@ -166,7 +172,8 @@ def _first_hazard(trajectory: np.ndarray, agents: Boxes3D, predicted: np.ndarray
     gap = along - half_length - config.ego_front_m
     need = config.safety_gap_m + np.maximum(planned_speed[None] ** 2 - forward_speed ** 2, 0.0) / (
         2 * config.max_decel_mps2)
-    short = (along > config.rear_axle_to_center_m) & (np.abs(across) <= config.lane_width_m / 2) & (gap < need)
+    short = ((along > config.rear_axle_to_center_m) & (np.abs(across) <= config.lane_width_m / 2) & (gap < need)
+             & ~follower[:, None])
     for step in range(steps):
         agents_short = np.flatnonzero(short[:, step])
         if len(agents_short):
