@@ -9,7 +9,7 @@ train_dataloader = dict(dataset=dict(
                    drop=_base_.drop_sensors, transform=None)
               for root, split in _base_.training_worlds]))
 model = dict(planning=dict(ego_init="work_dirs/ego_mlp_worlds.pth"))
-# Twice fusion_tiny_planning's iterations for four times its frames.
+# Twice fusion_tiny_planning's iterations for four to five times its frames.
 max_iters = 1800
 param_scheduler = [dict(type="CosineAnnealingLR", by_epoch=False, begin=0, end=max_iters, T_max=max_iters,
                         eta_min=_base_.learning_rate * 0.05)]

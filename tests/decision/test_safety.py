@@ -86,9 +86,10 @@ def test_a_braking_plan_that_is_not_clear_either_becomes_a_stop():
 
 def test_a_follower_running_into_a_braking_plan_does_not_veto_it():
     # the ego at 10 m/s brakes at 3 m/s^2: x(t) = 10 t - 1.5 t^2, 11.625 m at 1.5 s, 14.0 m at 2.0 s. A car 8 m
-    # behind at 10 m/s: its front (x + 2.3) reaches the ego's rear (x_ego - 0.642) at 2.0 s (14.3 against 13.358).
-    # (and, predicted at its speed, drives through the ego's box to 3.0 s). The follower's to avoid: the plan is kept. The same car coming from the left lane behind (y 3.5, 1.75 m/s to
-    # the right) is in the ego's lane at 2.0 s with the same overlap: not a follower now, so the plan is vetoed.
+    # behind at 10 m/s: its front (x + 2.3) reaches the ego's rear (x_ego - 0.642) at 2.0 s (14.3 against 13.358),
+    # and, predicted at its speed, drives through the ego's box to 3.0 s. The follower's to avoid: the plan is kept.
+    # The same car coming from the left lane behind (y 3.5, 1.75 m/s to the right) is in the ego's lane at 2.0 s
+    # with the same overlap: not a follower now, so the plan is vetoed.
     t = CONFIG.step_times_s
     braking = np.c_[10.0 * t - 1.5 * t ** 2, np.zeros(CONFIG.horizon_steps)]
     kept = check_plan(braking, Maneuver.BRAKE, agents(("car", -8, 0, 10, 0)), EgoState(10.0))
