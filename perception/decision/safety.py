@@ -131,6 +131,12 @@ def _relative_to_plan(trajectory: np.ndarray, agents: Boxes3D, predicted: np.nda
     return along - path_along[None], across, half_length, forward_speed
 
 
+def _in_ego_lane_now(predicted: np.ndarray, config: PlannerConfig) -> np.ndarray:
+    """(N,) whether each agent's current centre (``predicted[:, 0]``, ego frame) lies within half a lane of the ego's
+    lane centre line."""
+    return np.abs(predicted[:, 0, 1]) <= config.lane_width_m / 2
+
+
 def _lane_change_followers(relative: Optional[tuple], predicted: np.ndarray, config: PlannerConfig) -> np.ndarray:
     """(K,) indices of the agents that a lane-change plan cuts in front of (check 1): not in the ego's lane now,
     at some step behind the planned position within half a lane of it, with a gap from their front to the ego's
@@ -139,7 +145,7 @@ def _lane_change_followers(relative: Optional[tuple], predicted: np.ndarray, con
     if relative is None:
         return np.zeros(0, dtype=int)
     along, across, half_length, forward_speed = relative
-    elsewhere = np.abs(predicted[:, 0, 1]) > config.lane_width_m / 2  # (N,)
+    elsewhere = ~_in_ego_lane_now(predicted, config)
     behind = (along <= config.rear_axle_to_center_m) & (np.abs(across) <= config.lane_width_m / 2)
     gap = config.ego_rear_m - (along + half_length)
     need = config.lane_change_min_gap_m + config.lane_change_rear_time_gap_s * forward_speed
@@ -160,8 +166,7 @@ def _first_hazard(trajectory: np.ndarray, agents: Boxes3D, predicted: np.ndarray
                                sizes=np.tile(agents.sizes, (steps, 1)), yaws=future[:, 2]).bev_corners()
     ego = np.repeat(ego_footprints(trajectory, config), count, axis=0)  # (T * N, 4, 2)
     overlaps = footprints_overlap(ego, agent_footprints).reshape(steps, count)
-    follower = ((predicted[:, 0, 0] <= config.rear_axle_to_center_m)
-                & (np.abs(predicted[:, 0, 1]) <= config.lane_width_m / 2))  # (N,): behind in the ego's lane now
+    follower = (predicted[:, 0, 0] <= config.rear_axle_to_center_m) & _in_ego_lane_now(predicted, config)  # (N,)
     overlaps &= ~follower[None]
     if overlaps.any():
         step = int(np.flatnonzero(overlaps.any(axis=1))[0])
