@@ -1,20 +1,23 @@
-"""How well the agent tracker (perception.decision.tracking) estimates accelerations from a detector's boxes, against
-the annotations: per smoothing weight, the error of the estimates beside the error of assuming none (constant
-velocity, what the planner predicted before tracking).
+"""How well the agent tracker (perception.decision.tracking) estimates accelerations and velocities from a
+detector's boxes, against the annotations: per smoothing weight, the error of the accelerations beside the error
+of assuming none (constant velocity, what the planner predicted before tracking); per standing speed, the error of
+the velocities the planners see beside the detector's own.
 
     .venv/bin/python benchmarks/tracking_accuracy.py configs/fusion_tiny_planning.py work_dirs/fusion_tiny_planning.pth \\
         --dataroot datasets/synthetic --version v1.0-synth --split synth_train --smoothing 1,0.5,0.3,0.2 \\
-        --json outputs/tracking/synth_train.json
+        --standing-speed 0,0.5,1,1.5 --json outputs/tracking/synth_train.json
 
 The detector runs over the split (keyframes, the config's sweeps); per smoothing weight, the accelerations the
-decision metrics use (perception.eval.logged_drive.tracked_accelerations: one tracker per scene over its keyframes
+decision metrics use (perception.eval.logged_drive.tracked_agents: one tracker per scene over its keyframes
 in time order). A tracked box (scoring >= the planner's min_score, a class with a gate) is
 matched to the closest annotation of its class within MATCH_DISTANCE_M (nuScenes' middle centre-distance
 threshold). Its reference acceleration is the annotation's instance's speed change since the previous keyframe
 (the annotations' velocities, the devkit's central differences of their positions) over the time between them;
 boxes whose instance was not annotated there are not graded. Reports, over the graded boxes: the RMSE and the mean
 absolute error of the estimates and of 0, the mean estimate where the reference brakes harder than BRAKING_MPS2,
-and how many boxes were graded.
+and how many boxes were graded. Velocities (perception.eval.logged_drive.tracked_agents' boxes): every matched
+tracked box against its annotation's velocity (the devkit's central differences), the mean absolute error of the
+vector and of its lateral (ego y) component, for annotations moving at MOVING_MPS or more and for the others.
 """
 from __future__ import annotations
 
@@ -29,10 +32,11 @@ import numpy as np
 from perception.datasets.ego_log import keyframe_lidar_pose
 from perception.datasets.ground_truth import sample_ground_truth
 from perception.decision.tracking import TrackerConfig
-from perception.eval.logged_drive import tracked_accelerations
+from perception.eval.logged_drive import tracked_agents
 
 MATCH_DISTANCE_M = 2.0
 BRAKING_MPS2 = -1.0
+MOVING_MPS = 0.5
 
 
 def reference_accelerations(nusc, tokens: List[str]) -> Dict[str, tuple]:
@@ -53,22 +57,27 @@ def reference_accelerations(nusc, tokens: List[str]) -> Dict[str, tuple]:
     return references
 
 
+def matched_annotations(boxes, truth, min_score: float):
+    """(box index, annotation index) pairs: each box scoring >= min_score with the closest annotation of its class
+    within MATCH_DISTANCE_M."""
+    for index in np.flatnonzero(boxes.scores >= min_score):
+        same = np.flatnonzero(truth.labels == boxes.labels[index])
+        if len(same):
+            distance = np.linalg.norm(truth.centers[same, :2] - boxes.centers[index, :2], axis=1)
+            if distance.min() <= MATCH_DISTANCE_M:
+                yield int(index), int(same[int(np.argmin(distance))])
+
+
 def grade(nusc, ego_boxes, tokens: List[str], references, smoothing: float) -> dict:
-    """The module docstring's figures for one smoothing weight."""
+    """The module docstring's acceleration figures for one smoothing weight."""
     config = TrackerConfig(smoothing=smoothing)
-    found_by_token = tracked_accelerations(nusc, ego_boxes, tokens, config)
+    tracked = tracked_agents(nusc, ego_boxes, tokens, config)
     estimates, truths = [], []
     for token in tokens:
-        boxes, found = ego_boxes[token], found_by_token[token]
         truth, reference = references[token]
-        for index in np.flatnonzero(boxes.scores >= config.min_score):
-            same = np.flatnonzero(truth.labels == boxes.labels[index])
-            if not len(same):
-                continue
-            distance = np.linalg.norm(truth.centers[same, :2] - boxes.centers[index, :2], axis=1)
-            nearest = same[int(np.argmin(distance))]
-            if distance.min() <= MATCH_DISTANCE_M and np.isfinite(reference[nearest]):
-                estimates.append(found[index])
+        for index, nearest in matched_annotations(ego_boxes[token], truth, config.min_score):
+            if np.isfinite(reference[nearest]):
+                estimates.append(tracked[token].accelerations_mps2[index])
                 truths.append(reference[nearest])
     estimates, truths = np.array(estimates), np.array(truths)
     braking = truths < BRAKING_MPS2
@@ -81,6 +90,32 @@ def grade(nusc, ego_boxes, tokens: List[str], references, smoothing: float) -> d
             "mean_reference_when_braking_mps2": float(truths[braking].mean()) if braking.any() else None}
 
 
+def grade_velocities(nusc, ego_boxes, tokens: List[str], references, standing_speed_mps: float) -> dict:
+    """The module docstring's velocity figures for one standing speed: the detector's and the tracked ones."""
+    config = TrackerConfig(standing_speed_mps=standing_speed_mps)
+    tracked = tracked_agents(nusc, ego_boxes, tokens, config)
+    errors = {"detector": [], "tracked": []}  # (K, 2) each: [|error|, |lateral error|]
+    moving = []
+    for token in tokens:
+        truth = references[token][0]
+        tracked_boxes = tracked[token].boxes
+        for index, nearest in matched_annotations(ego_boxes[token], truth, config.min_score):
+            reference = truth.velocities[nearest]
+            moving.append(np.hypot(*reference) >= MOVING_MPS)
+            for name, boxes in (("detector", ego_boxes[token]), ("tracked", tracked_boxes)):
+                error = boxes.velocities[index] - reference
+                errors[name].append([np.hypot(*error), abs(error[1])])
+    moving = np.array(moving, dtype=bool)
+    row = {"standing_speed_mps": standing_speed_mps, "graded_moving": int(moving.sum()),
+           "graded_standing": int((~moving).sum())}
+    for name, values in errors.items():
+        values = np.array(values).reshape(-1, 2)
+        for subset, selected in (("moving", moving), ("standing", ~moving)):
+            row[f"{name}_{subset}_mae_mps"] = float(values[selected, 0].mean()) if selected.any() else None
+            row[f"{name}_{subset}_lateral_mae_mps"] = float(values[selected, 1].mean()) if selected.any() else None
+    return row
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("config")
@@ -89,6 +124,8 @@ def main() -> None:
     parser.add_argument("--version", required=True)
     parser.add_argument("--split", required=True)
     parser.add_argument("--smoothing", default="1,0.5,0.3,0.2", help="comma-separated weights of the newest estimate")
+    parser.add_argument("--standing-speed", default="0,0.5,1,1.5",
+                        help="comma-separated TrackerConfig.standing_speed_mps values [m/s]")
     parser.add_argument("--json", required=True)
     args = parser.parse_args()
 
@@ -112,9 +149,19 @@ def main() -> None:
         print(f"{row['smoothing']:>9.2f}{row['graded']:>8}{row['rmse_mps2']:>8.2f}{row['rmse_of_zero_mps2']:>8.2f}"
               f"{row['mae_mps2']:>8.2f}{row['mae_of_zero_mps2']:>8.2f}{row['braking']:>9}"
               + (f"{braking:>8.2f}{row['mean_reference_when_braking_mps2']:>8.2f}" if braking is not None else ""))
+    velocity_rows = [grade_velocities(nusc, predictions.ego_boxes, tokens, references, float(speed))
+                     for speed in args.standing_speed.split(",")]
+    print("velocity MAE [m/s], vector (lateral), of the detector's and of the tracked velocities")
+    print(f"{'standing':>9}{'moving':>8}{'detector':>16}{'tracked':>16}{'standing':>9}{'detector':>16}{'tracked':>16}")
+    for row in velocity_rows:
+        cells = [f"{row[f'{name}_{subset}_mae_mps']:.2f} ({row[f'{name}_{subset}_lateral_mae_mps']:.2f})"
+                 for subset in ("moving", "standing") for name in ("detector", "tracked")]
+        print(f"{row['standing_speed_mps']:>9.2f}{row['graded_moving']:>8}{cells[0]:>16}{cells[1]:>16}"
+              f"{row['graded_standing']:>9}{cells[2]:>16}{cells[3]:>16}")
     os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
     with open(args.json, "w", encoding="utf-8") as f:
-        json.dump({"command": " ".join(["benchmarks/tracking_accuracy.py", *sys.argv[1:]]), "rows": rows}, f,
+        json.dump({"command": " ".join(["benchmarks/tracking_accuracy.py", *sys.argv[1:]]), "rows": rows,
+                   "velocity_rows": velocity_rows}, f,
                   indent=2)
 
 

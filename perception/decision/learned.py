@@ -106,8 +106,8 @@ def learned_decision(outputs: PlanningOutputs, boxes: Boxes3D, ego: EgoState, pa
                      config: PlannerConfig = PlannerConfig(),
                      agent_accelerations_mps2: Optional[np.ndarray] = None) -> Decision:
     """One frame's learned plan, its trajectory with its plan_maneuver (from ``past_poses``, the poses ``ego`` was
-    estimated from), checked by the safety layer against ``boxes`` (the detections in the ego frame; with their
-    tracked accelerations when given): kept with the closest agent's gap and TTC as its reason, or refused /
+    estimated from), checked by the safety layer against ``boxes`` (the detections in the ego frame, or as tracked:
+    perception.decision.tracking; with their tracked accelerations when given): kept with the closest agent's gap and TTC as its reason, or refused /
     vetoed with why."""
     trajectory, head_maneuver = trajectory_and_maneuver(outputs)
     maneuver = plan_maneuver(trajectory, head_maneuver, past_poses, boxes, config)

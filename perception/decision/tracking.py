@@ -1,9 +1,11 @@
-"""Agents tracked from frame to frame, for what one frame cannot tell the prediction: whether an agent is braking.
+"""Agents tracked from frame to frame, for what one frame cannot tell the prediction: how fast an agent really
+moves, and whether it is braking.
 
-``AgentTracker.update(boxes, ego_pose)`` takes each frame's detections (ego frame, in time order) and returns each
-box's acceleration along its velocity [m/s^2], which perception.decision.prediction.predict_agents turns into a
-constant-acceleration prediction (a braking lead stops where its speed runs out, not 17 m further on at its
-current speed).
+``AgentTracker.update(boxes, ego_pose)`` takes each frame's detections (ego frame, in time order) and returns them
+as the planners see them (``TrackedAgents``): each moving track's velocity measured from its displacement in place
+of the detector's, and each box's acceleration along its velocity [m/s^2], which
+perception.decision.prediction.predict_agents turns into a constant-acceleration prediction (a braking lead stops
+where its speed runs out, not 17 m further on at its current speed).
 
 Association as CenterPoint's tracker (Yin et al., CVPR 2021, its nuScenes tracking code): each detection, moved
 back by its own velocity over the time since the previous frame, is matched greedily, closest pair first, to an
@@ -11,19 +13,24 @@ unmatched detection of the previous frame of the same class within that class's 
 the global frame. Classes without a gate (barriers, cones, construction vehicles) and boxes scoring below
 ``min_score`` are not tracked.
 
-A track's speed is measured from its own displacement, not from the detector's velocities: the distance its box
-moved since the track's reference position, at least ``baseline_s`` earlier, over that time (the current position
-is then the next reference; sooner, the track's estimates carry on). Its acceleration is the change between two
-such speeds over the time between their midpoints, smoothed over the track (the newest estimate weighted
+A track's velocity is measured from its own displacement, not taken from the detector: the vector its box moved
+since the track's reference position, at least ``baseline_s`` earlier, over that time (the current position is
+then the next reference; sooner, the track's estimates carry on). Its acceleration is the change between two such
+speeds over the time between their midpoints, smoothed over the track (the newest estimate weighted
 ``smoothing``) and clipped to [``min_acceleration_mps2``, ``max_acceleration_mps2``]; 0 (constant velocity) until
-a track has two speeds, i.e. for its first ~2 x baseline_s. Positions are the better measurement: over 0.5 s a
-box's centre error moves the speed less than the detector's velocity error does (benchmarks/RESULTS.md, "Tracked
-accelerations"). A frame not after the previous one, or more than ``max_gap_s`` after it, starts every track
-afresh.
+a track has two speeds, i.e. for its first ~2 x baseline_s.
+
+The planners see a tracked box with its track's velocity, in the direction of the last displacement at its speed
+brought from that measurement's midpoint to now with the acceleration, once the track has one; a box whose track
+and detector both say it moves slower than ``standing_speed_mps`` keeps the detector's velocity. For a moving
+agent positions are the better measurement (over 0.5 s a box's centre error moves the velocity less than the
+detector's velocity error), for a standing one the detector's velocity is (benchmarks/RESULTS.md, "Tracked
+accelerations" and "Tracked velocities"). A frame not after the previous one, or more than ``max_gap_s`` after it,
+starts every track afresh.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Optional
 
 import numpy as np
@@ -49,7 +56,10 @@ class TrackerConfig:
     0.5 s apart); ``smoothing``: the weight of the newest acceleration estimate in a track's running one (chosen on
     synth_train, the lowest error against the annotations of 1, 0.5, 0.3, 0.2, 0.1: benchmarks/tracking_accuracy.py,
     benchmarks/RESULTS.md "Tracked accelerations"); accelerations are clipped to [``min_acceleration_mps2``,
-    ``max_acceleration_mps2``] (an emergency stop of a car is about -9 m/s^2)."""
+    ``max_acceleration_mps2``] (an emergency stop of a car is about -9 m/s^2); ``standing_speed_mps``: a track
+    whose measured speed and the detector's are both below it keeps the detector's velocity (chosen on
+    synth_train among 0, 0.5, 1, 1.5: benchmarks/tracking_accuracy.py, benchmarks/RESULTS.md "Tracked
+    velocities")."""
 
     min_score: float = PlannerConfig.min_score
     max_gap_s: float = 1.0
@@ -57,6 +67,7 @@ class TrackerConfig:
     smoothing: float = 0.3
     min_acceleration_mps2: float = -9.0
     max_acceleration_mps2: float = 4.0
+    standing_speed_mps: float = 1.0
 
     def __post_init__(self) -> None:
         if not 0.0 < self.smoothing <= 1.0:
@@ -64,17 +75,29 @@ class TrackerConfig:
         if not 0 <= self.baseline_s < self.max_gap_s:
             raise ValueError(f"TrackerConfig: need 0 <= baseline_s < max_gap_s, got {self.baseline_s} and "
                              f"{self.max_gap_s}")
+        if self.standing_speed_mps < 0:
+            raise ValueError(f"TrackerConfig: standing_speed_mps must be >= 0, got {self.standing_speed_mps}")
         if self.min_acceleration_mps2 > 0 or self.max_acceleration_mps2 < 0:
             raise ValueError("TrackerConfig: the acceleration range must contain 0, got "
                              f"[{self.min_acceleration_mps2}, {self.max_acceleration_mps2}]")
 
 
 @dataclass(frozen=True)
+class TrackedAgents:
+    """One frame's N detections as the planners see them: ``boxes`` the detections (ego frame) with a moving
+    track's measured velocity [m/s] in place of the detector's (module docstring), ``accelerations_mps2`` (N,) each
+    box's acceleration along its velocity, 0 for a box not tracked or whose track has no estimate yet."""
+
+    boxes: Boxes3D
+    accelerations_mps2: np.ndarray
+
+
+@dataclass(frozen=True)
 class _TrackedFrame:
     """The tracked boxes of one frame, at timestamp_us, each (M, ...): global centres [m] and labels;
     accelerations [m/s^2] and whether each is an estimate (``continued``) or a new track's 0; the track's reference
-    centre [m] and its time [us], from which its next speed is measured; its last measured speed [m/s] (NaN: none
-    yet) and the midpoint time of that measurement [us]."""
+    centre [m] and its time [us], from which its next velocity is measured; its last measured global velocity
+    (M, 2) [m/s] (NaN: none yet), its speed and the midpoint time of that measurement [us]."""
 
     timestamp_us: int
     centers: np.ndarray
@@ -83,6 +106,7 @@ class _TrackedFrame:
     continued: np.ndarray
     reference_centers: np.ndarray
     reference_times_us: np.ndarray
+    velocities: np.ndarray
     speeds: np.ndarray
     speed_times_us: np.ndarray
 
@@ -94,23 +118,23 @@ class AgentTracker:
         self.config = config
         self._previous: Optional[_TrackedFrame] = None
 
-    def update(self, boxes: Boxes3D, ego_pose: EgoPose) -> np.ndarray:
-        """(N,) float64 accelerations [m/s^2] of ``boxes`` (ego frame of ``ego_pose``, at its timestamp) along their
-        velocities, 0 for a box not tracked or whose track has no estimate yet."""
+    def update(self, boxes: Boxes3D, ego_pose: EgoPose) -> TrackedAgents:
+        """``boxes`` (ego frame of ``ego_pose``, at its timestamp) as the planners see them (TrackedAgents)."""
         config = self.config
         now_us = ego_pose.timestamp_us
         gates = _GATES_BY_LABEL[boxes.labels] if len(boxes) else np.zeros(0)
         tracked = np.flatnonzero((boxes.scores >= config.min_score) & np.isfinite(gates))
         world = boxes[tracked].transform(ego_pose.ego_to_global)
-        centers, velocities = world.centers[:, :2], world.velocities
+        centers = world.centers[:, :2]
         count = len(tracked)
         state = dict(accelerations=np.zeros(count), continued=np.zeros(count, dtype=bool),
                      reference_centers=centers.copy(), reference_times_us=np.full(count, now_us, dtype=np.int64),
-                     speeds=np.full(count, np.nan), speed_times_us=np.zeros(count, dtype=np.int64))
+                     velocities=np.full((count, 2), np.nan), speeds=np.full(count, np.nan),
+                     speed_times_us=np.zeros(count, dtype=np.int64))
         previous = self._previous
         dt = None if previous is None else (now_us - previous.timestamp_us) * 1e-6
         if dt is not None and 0 < dt <= config.max_gap_s and count and len(previous.labels):
-            moved_back = centers - velocities * dt
+            moved_back = centers - world.velocities * dt
             distance = np.linalg.norm(moved_back[:, None, :] - previous.centers[None, :, :], axis=2)  # (C, P)
             allowed = (world.labels[:, None] == previous.labels[None, :]) & (distance <= gates[tracked][:, None])
             for current, earlier in _greedy_pairs(distance, allowed):
@@ -119,7 +143,8 @@ class AgentTracker:
                 elapsed_us = int(now_us - previous.reference_times_us[earlier])
                 if elapsed_us < round(config.baseline_s * 1e6):
                     continue  # ... until its reference is baseline_s old: then a new speed, a new reference
-                speed = np.linalg.norm(centers[current] - previous.reference_centers[earlier]) / (elapsed_us * 1e-6)
+                velocity = (centers[current] - previous.reference_centers[earlier]) / (elapsed_us * 1e-6)
+                speed = float(np.linalg.norm(velocity))
                 speed_time_us = (now_us + int(previous.reference_times_us[earlier])) // 2
                 if np.isfinite(previous.speeds[earlier]):
                     estimate = (speed - previous.speeds[earlier]) / (
@@ -132,12 +157,23 @@ class AgentTracker:
                     state["continued"][current] = True
                 state["reference_centers"][current] = centers[current]
                 state["reference_times_us"][current] = now_us
+                state["velocities"][current] = velocity
                 state["speeds"][current] = speed
                 state["speed_times_us"][current] = speed_time_us
         self._previous = _TrackedFrame(now_us, centers, world.labels, **state)
-        result = np.zeros(len(boxes))
-        result[tracked] = state["accelerations"]
-        return result
+        accelerations = np.zeros(len(boxes))
+        accelerations[tracked] = state["accelerations"]
+        # the measured speed is the one at the measurement's midpoint: brought to now with the acceleration
+        speeds_now = np.maximum(state["speeds"] + state["accelerations"] * (now_us - state["speed_times_us"]) * 1e-6,
+                                0.0)
+        moving = np.isfinite(speeds_now) & ((speeds_now >= config.standing_speed_mps)
+                                            | (np.linalg.norm(world.velocities, axis=1) >= config.standing_speed_mps))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            directions = np.where(state["speeds"][:, None] > 0, state["velocities"] / state["speeds"][:, None], 0.0)
+        measured = np.c_[directions[moving] * speeds_now[moving, None], np.zeros(int(moving.sum()))]  # (K, 3) global
+        velocities = boxes.velocities.copy()
+        velocities[tracked[moving]] = ego_pose.ego_to_global.inverse().apply_rotation(measured)[:, :2]
+        return TrackedAgents(replace(boxes, velocities=velocities), accelerations)
 
 
 def _greedy_pairs(distance: np.ndarray, allowed: np.ndarray):

@@ -29,7 +29,7 @@ from perception.decision import Decision, EgoState, PlannerConfig, decide
 from perception.decision.baselines import constant_velocity_plan
 from perception.decision.learned import ego_history, ego_mlp_plan, plan_maneuver, trajectory_and_maneuver
 from perception.decision.safety import check_plan
-from perception.decision.tracking import AgentTracker, TrackerConfig
+from perception.decision.tracking import AgentTracker, TrackedAgents, TrackerConfig
 from perception.eval.decision_metrics import LoggedFuture, PlannedFrame
 from perception.geometry import Boxes3D
 from perception.maneuvers import Maneuver
@@ -142,14 +142,14 @@ def planned_frame_for_sample(nusc: NuScenes, sample_token: str, predicted_boxes:
                              learned_plan: Optional[PlanningOutputs] = None, with_learned: bool = False,
                              agent_accelerations_mps2: Optional[np.ndarray] = None) -> PlannedFrame:
     """Every planner at one keyframe, from the ego state of ``ego_state_at_sample``: ``constant_velocity``; the
-    rule planner on ``predicted_boxes`` (the detector's, in the ego frame of the keyframe's LiDAR timestamp,
-    ``rules_on_detections``) and on the keyframe's ground truth (``rules_on_ground_truth``); with ``ego_mlp``, its
+    rule planner on ``predicted_boxes`` (the detector's, in the ego frame of the keyframe's LiDAR timestamp, or
+    as tracked: tracked_agents; ``rules_on_detections``) and on the keyframe's ground truth (``rules_on_ground_truth``); with ``ego_mlp``, its
     plan (``ego_mlp``) and that plan through the safety layer on the detections (``ego_mlp_with_safety``); with
     ``with_learned``, the planning head's ``learned_plan`` (``learned``) and that plan through the safety layer
     (``learned_with_safety``); a frame without one (unreadable files, no network output) gets the
     constant-velocity plan, KEEP_LANE, there. A learned plan's maneuver is its plan_maneuver
     (perception.decision.learned). ``agent_accelerations_mps2``: the detections' tracked accelerations
-    (tracked_accelerations), for every planner on the detections. With the keyframe's ``logged_future`` at the
+    (tracked_agents), for every planner on the detections. With the keyframe's ``logged_future`` at the
     config's steps and its ``logged_maneuver`` label."""
     past_poses = ego_history(nusc, sample_token)
     ego = EgoState.from_poses(past_poses)  # = ego_state_at_sample: from_poses reads the last three poses
@@ -181,21 +181,21 @@ def planned_frame_for_sample(nusc: NuScenes, sample_token: str, predicted_boxes:
     return PlannedFrame(future, logged_maneuver(nusc, sample_token), plans)
 
 
-def tracked_accelerations(nusc: NuScenes, ego_boxes: Mapping[str, Boxes3D], sample_tokens: Sequence[str],
-                          config: TrackerConfig = TrackerConfig()) -> Dict[str, np.ndarray]:
-    """sample token -> its ``ego_boxes``' accelerations [m/s^2] (perception.decision.tracking), one AgentTracker per
-    scene run over the given keyframes in time order, each in the ego frame of its LiDAR timestamp: causal, each
-    keyframe's estimate reads its own and earlier keyframes only."""
+def tracked_agents(nusc: NuScenes, ego_boxes: Mapping[str, Boxes3D], sample_tokens: Sequence[str],
+                   config: TrackerConfig = TrackerConfig()) -> Dict[str, TrackedAgents]:
+    """sample token -> its ``ego_boxes`` as the planners see them (perception.decision.tracking: tracked velocities
+    and accelerations), one AgentTracker per scene run over the given keyframes in time order, each in the ego
+    frame of its LiDAR timestamp: causal, each keyframe's estimate reads its own and earlier keyframes only."""
     by_scene: Dict[str, List[Tuple[int, str]]] = {}
     for token in sample_tokens:
         sample = nusc.get("sample", token)
         by_scene.setdefault(sample["scene_token"], []).append((int(sample["timestamp"]), token))
-    accelerations = {}
+    tracked = {}
     for keyframes in by_scene.values():
         tracker = AgentTracker(config)
         for _, token in sorted(keyframes):
-            accelerations[token] = tracker.update(ego_boxes[token], keyframe_lidar_pose(nusc, token))
-    return accelerations
+            tracked[token] = tracker.update(ego_boxes[token], keyframe_lidar_pose(nusc, token))
+    return tracked
 
 
 def logged_drive_verdict(nusc: NuScenes, sample_token: str, config: PlannerConfig = PlannerConfig()

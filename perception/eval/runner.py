@@ -21,7 +21,7 @@ from perception.datasets.loader import NuScenesFrames, UnreadableFrame
 from perception.decision.learned import past_ego_features
 from perception.detector import Detector
 from perception.eval.decision_metrics import grade_planners
-from perception.eval.logged_drive import planned_frame_for_sample, tracked_accelerations
+from perception.eval.logged_drive import planned_frame_for_sample, tracked_agents
 from perception.eval.detection import evaluate_submission, metrics_record, render_plots
 from perception.eval.report import write_report
 from perception.eval.submission import boxes_to_submission
@@ -199,13 +199,14 @@ def decision_metrics(nusc: NuScenes, ego_boxes: Mapping[str, Boxes3D], sample_to
                      ego_mlp: Optional[EgoMLP] = None, plans: Optional[Mapping[str, PlanningOutputs]] = None
                      ) -> dict:
     """grade_planners over ``sample_tokens``: every planner of planned_frame_for_sample (the rule planner on each
-    sample's ``ego_boxes``, the detector's in the ego frame, with their tracked accelerations; the ego MLP when
+    sample's ``ego_boxes``, the detector's in the ego frame, as tracked: tracked_agents; the ego MLP when
     given; the planning head's ``plans`` per sample token when given), against the logged drive. A progress bar
     counts frames."""
-    accelerations = tracked_accelerations(nusc, ego_boxes, sample_tokens)
-    frames = [planned_frame_for_sample(nusc, token, ego_boxes[token], ego_mlp=ego_mlp,
+    tracked = tracked_agents(nusc, ego_boxes, sample_tokens)
+    frames = [planned_frame_for_sample(nusc, token, tracked[token].boxes, ego_mlp=ego_mlp,
                                        learned_plan=None if plans is None else plans.get(token),
-                                       with_learned=plans is not None, agent_accelerations_mps2=accelerations[token])
+                                       with_learned=plans is not None,
+                                       agent_accelerations_mps2=tracked[token].accelerations_mps2)
               for token in tqdm(sample_tokens, unit="frame", desc="decide")]
     return grade_planners(frames)
 

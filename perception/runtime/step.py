@@ -55,9 +55,9 @@ class StepResult:
 
 class FrameStep:
     """Runs frames through ``detector`` and the planner (module docstring; ``planner_config``), timing each stage
-    with a StageTimer on ``device`` (CUDA events on a GPU, perf_counter on the CPU). The planner predicts the
-    detections with their accelerations from an AgentTracker (perception.decision.tracking) over the frames this
-    step has run, in the order it ran them."""
+    with a StageTimer on ``device`` (CUDA events on a GPU, perf_counter on the CPU). The planner sees the
+    detections as an AgentTracker (perception.decision.tracking) over the frames this step has run, in the order it
+    ran them, returns them: with tracked velocities and accelerations."""
 
     def __init__(self, detector: Detector, planner_config: PlannerConfig = PlannerConfig(),
                  device: str = "cpu") -> None:
@@ -84,9 +84,9 @@ class FrameStep:
                 detections = timed_detect(self.detector, loaded.frame, timer)
             with timer.stage("decision"):
                 ego_state = EgoState.from_poses(loaded.past_poses, -1)
-                accelerations = self.tracker.update(detections, loaded.frame.ego_pose)
-                decision = (decide(detections, ego_state, self.planner_config,
-                                   agent_accelerations_mps2=accelerations) if plan is None else
-                            learned_decision(plan, detections, ego_state, loaded.past_poses,
-                                             self.planner_config, accelerations))
+                agents = self.tracker.update(detections, loaded.frame.ego_pose)
+                decision = (decide(agents.boxes, ego_state, self.planner_config,
+                                   agent_accelerations_mps2=agents.accelerations_mps2) if plan is None else
+                            learned_decision(plan, agents.boxes, ego_state, loaded.past_poses,
+                                             self.planner_config, agents.accelerations_mps2))
         return StepResult(loaded, detections, ego_state, decision, timer.elapsed_ms(), plan)

@@ -1,6 +1,6 @@
-"""The agent tracker: accelerations worked by hand from a moving ego, the association rules (class, gate, score,
-closest first), the resets; and its association on a synthetic scene's ground truth against the annotations'
-own instance tokens."""
+"""The agent tracker: velocities and accelerations worked by hand from a moving ego, the standing rule, the
+association rules (class, gate, score, closest first), the resets; and its association on a synthetic scene's ground
+truth against the annotations' own instance tokens."""
 import numpy as np
 import pytest
 
@@ -44,8 +44,40 @@ def test_a_braking_lead_seen_from_a_turning_ego():
     found = []
     for k, pose in enumerate(poses):
         y, speed = _braking(k * 0.5, 30.0, 12.0, 4.0)
-        found.append(tracker.update(_in_ego(pose, (0.0, y), (0.0, speed)), pose)[0])
+        found.append(tracker.update(_in_ego(pose, (0.0, y), (0.0, speed)), pose).accelerations_mps2[0])
     np.testing.assert_allclose(found, [0.0, 0.0, -4.0, -4.0], atol=1e-9)
+
+
+def test_a_moving_track_s_velocity_is_its_displacement_seen_from_a_turning_ego():
+    # the braking lead of the test above, its detector's velocity wrong by 3 m/s across its path: from the second
+    # frame on the planners see the displacements' direction, the global +y axis, in each ego frame, at their
+    # speeds 11, 9, 7 m/s (at 0.25, 0.75, 1.25 s) brought to now with the acceleration: 11 (none yet),
+    # 9 - 4 x 0.25 = 8 and 7 - 4 x 0.25 = 6 m/s, the lead's true speeds at 1 and 1.5 s
+    tracker = AgentTracker()
+    poses = [_pose(0, 0, 0, 1.2), _pose(HALF_SECOND_US, 1.0, 5.0, 1.4), _pose(2 * HALF_SECOND_US, 1.5, 10.0, 1.6),
+             _pose(3 * HALF_SECOND_US, 1.8, 15.0, 1.6)]
+    for k, (pose, measured) in enumerate(zip(poses, [None, 11.0, 8.0, 6.0])):
+        y, speed = _braking(k * 0.5, 30.0, 12.0, 4.0)
+        detected = _in_ego(pose, (0.0, y), (3.0, speed))
+        seen = tracker.update(detected, pose).boxes
+        expected = (detected.velocities[0] if measured is None
+                    else _in_ego(pose, (0.0, y), (0.0, measured)).velocities[0])
+        np.testing.assert_allclose(seen.velocities[0], expected, atol=1e-9)
+        np.testing.assert_allclose(seen.centers, detected.centers)
+
+
+def test_a_standing_track_keeps_the_detector_s_velocity():
+    # a parked car whose box jitters by 0.3 m (0.6 m/s over 0.5 s) and which the detector sees standing (0.2 m/s)
+    # keeps the detector's velocity; a car crawling 1.2 m in 0.5 s (2.4 m/s) gets its displacement's, and so does
+    # one whose displacement is 0.4 m/s but whose detector's velocity says 1.5 m/s
+    config = TrackerConfig()
+    tracker = AgentTracker(config)
+    tracker.update(agents(("car", 10.0, 5.0, 0.2, 0.0), ("car", 20.0, 0.0, 2.0, 0.0), ("car", 30.0, -3.5, 1.5, 0.0)),
+                   _pose(0, 0, 0, 0))
+    seen = tracker.update(agents(("car", 10.3, 5.0, 0.2, 0.0), ("car", 21.2, 0.0, 2.0, 0.0),
+                                 ("car", 30.2, -3.3, 1.5, 0.0)), _pose(HALF_SECOND_US, 0, 0, 0)).boxes
+    assert 0.6 < config.standing_speed_mps < 1.5
+    np.testing.assert_allclose(seen.velocities, [[0.2, 0.0], [2.4, 0.0], [0.4, 0.4]], atol=1e-9)
 
 
 def test_estimates_are_smoothed_and_clipped():
@@ -54,7 +86,8 @@ def test_estimates_are_smoothed_and_clipped():
     # positions 0, 5, 9, 13, 13 m every 0.5 s: speeds 10, 8, 8, 0 m/s; accelerations -4, then 0 (smoothed
     # 0.5 * 0 + 0.5 * -4 = -2), then -16 (0.5 * -16 + 0.5 * -2 = -9, the clip); the detector's velocities are
     # not read (here 3 m/s throughout)
-    found = [tracker.update(agents(("car", 20.0 + x, 0.0, 3.0, 0.0)), _pose(k * HALF_SECOND_US, 0, 0, 0))[0]
+    found = [tracker.update(agents(("car", 20.0 + x, 0.0, 3.0, 0.0)),
+                            _pose(k * HALF_SECOND_US, 0, 0, 0)).accelerations_mps2[0]
              for k, x in enumerate([0.0, 5.0, 9.0, 13.0, 13.0])]
     np.testing.assert_allclose(found, [0.0, 0.0, -4.0, -2.0, config.min_acceleration_mps2])
 
@@ -71,10 +104,10 @@ def test_association_by_class_gate_score_and_closest_first():
     # track, not -0.4 m/s^2 (its displacement of 1.7 m would give 3.4 m/s); the truck's box is now a car: a new track
     now = agents(("car", 25.0, 3.5, 4.0, 0.0), ("car", 29.5, 0.0, 9.0, 0.0), ("pedestrian", 12.2, 5.0, 1.0, 0.0),
                  ("car", 45.0, 0.0, 5.0, 0.0))
-    np.testing.assert_allclose(tracker.update(now, poses[2]), [-4.0, -2.0, 0.0, 0.0])
+    np.testing.assert_allclose(tracker.update(now, poses[2]).accelerations_mps2, [-4.0, -2.0, 0.0, 0.0])
     low = agents(("car", 27.0, 3.5, 4.0, 0.0))
     low.scores[:] = 0.1  # below the planner's min_score: not tracked
-    assert tracker.update(low, poses[3])[0] == 0.0
+    assert tracker.update(low, poses[3]).accelerations_mps2[0] == 0.0
 
 
 def test_frames_closer_than_the_baseline_carry_the_estimate_on():
@@ -85,7 +118,8 @@ def test_frames_closer_than_the_baseline_carry_the_estimate_on():
     for k in range(9):
         x, speed = _braking(k * 0.1, 20.0, 10.0, 2.0)
         jitter = 0.05 if k % 4 else 0.0  # the reference frames (k = 0, 4, 8) sit on the path
-        found.append(tracker.update(agents(("car", x + jitter, 0.0, speed, 0.0)), _pose(k * 100_000, 0, 0, 0))[0])
+        found.append(tracker.update(agents(("car", x + jitter, 0.0, speed, 0.0)),
+                                    _pose(k * 100_000, 0, 0, 0)).accelerations_mps2[0])
     np.testing.assert_allclose(found, [0, 0, 0, 0, 0, 0, 0, 0, -2], atol=1e-9)
 
 
@@ -94,8 +128,10 @@ def test_frames_out_of_order_or_too_far_apart_start_afresh():
     for k, x in enumerate([0.0, 5.0, 9.0]):
         tracker.update(agents(("car", 20.0 + x, 0.0, 8.0, 0.0)), _pose(k * HALF_SECOND_US, 0, 0, 0))
     # the next frame 1.5 s later (more than max_gap_s), then one earlier than it: no estimate either time
-    assert tracker.update(agents(("car", 37.0, 0.0, 8.0, 0.0)), _pose(5 * HALF_SECOND_US, 0, 0, 0))[0] == 0.0
-    assert tracker.update(agents(("car", 33.0, 0.0, 8.0, 0.0)), _pose(4 * HALF_SECOND_US, 0, 0, 0))[0] == 0.0
+    for k, x in ((5, 37.0), (4, 33.0)):
+        tracked = tracker.update(agents(("car", x, 0.0, 8.0, 0.0)), _pose(k * HALF_SECOND_US, 0, 0, 0))
+        assert tracked.accelerations_mps2[0] == 0.0
+        assert tracked.boxes.velocities[0].tolist() == [8.0, 0.0]  # no measured velocity either: the detector's
     with pytest.raises(ValueError, match="smoothing"):
         TrackerConfig(smoothing=0.0)
 
@@ -111,7 +147,7 @@ def test_association_on_ground_truth_matches_the_instances(nusc_synthetic):
     while token:
         pose = keyframe_lidar_pose(nusc_synthetic, token)
         truth = sample_ground_truth(nusc_synthetic, token, pose.ego_to_global)
-        found = tracker.update(truth.boxes, pose)
+        found = tracker.update(truth.boxes, pose).accelerations_mps2
         records = [nusc_synthetic.get("sample_annotation", t) for t in truth.tokens]
         centers = pose.ego_to_global.apply(truth.boxes.centers)[:, :2]
         current = {}

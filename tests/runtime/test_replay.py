@@ -132,7 +132,7 @@ def test_a_planning_model_decides_by_its_plan_through_the_safety_layer(nusc_synt
     decisions = {log_time: decoded for topic, log_time, decoded in read_mcap(str(tmp_path / "replay.mcap"))
                  if topic == "/decision"}
     assert len(records) == len(_keyframes(nusc_synthetic, _scene(nusc_synthetic))) > 1
-    tracker = AgentTracker()  # the agents' accelerations, tracked over the replayed keyframes in order
+    tracker = AgentTracker()  # the agents as tracked over the replayed keyframes in order
     for record in records:
         # the streamed ego input is the one training and evaluation compute from the tables
         (expected,) = past_ego_features(nusc_synthetic, [record["sample_token"]])
@@ -140,12 +140,12 @@ def test_a_planning_model_decides_by_its_plan_through_the_safety_layer(nusc_synt
         plan = record["plan"]
         assert plan["maneuver"] == Maneuver.CHANGE_LANE_LEFT.value and len(plan["trajectory"]) == 6
         trajectory, detections = np.array(plan["trajectory"]), boxes_from_json(record["detections"])
+        tracked = tracker.update(detections, keyframe_lidar_pose(nusc_synthetic, record["sample_token"]))
         maneuver = plan_maneuver(trajectory, Maneuver.CHANGE_LANE_LEFT,  # the plan's motion names its maneuver
                                  past_lidar_poses(nusc_synthetic, record["sample_token"], EGO_FEATURE_HISTORY_S),
-                                 detections)
-        accelerations = tracker.update(detections, keyframe_lidar_pose(nusc_synthetic, record["sample_token"]))
-        checked = check_plan(trajectory, maneuver, detections, EgoState(**record["ego_state"]),
-                             agent_accelerations_mps2=accelerations)
+                                 tracked.boxes)
+        checked = check_plan(trajectory, maneuver, tracked.boxes, EgoState(**record["ego_state"]),
+                             agent_accelerations_mps2=tracked.accelerations_mps2)
         assert record["decision"] == json.loads(json.dumps(checked.to_json()))
         assert decisions[record["timestamp_us"] * 1000]["plan"] == plan
     last = detector.ego_inputs[records[-1]["timestamp_us"]]
