@@ -1,7 +1,8 @@
 """INT8 post-training quantization of exported graphs (perception.deploy.quantize): static, QDQ, per-channel int8
 weights, uint8 activations calibrated on training frames through the real pre-processing; then a sensitivity sweep
 (each graph quantized alone, then all) against the float graphs on validation frames. Graphs whose quantization
-alone moves a detection score by more than --max-score-error stay float. Writes the graphs, sensitivity.json /
+alone moves a detection score by more than --max-score-error compute in float (their activations unquantized,
+their weights stored int8 and restored when the session loads). Writes the graphs, sensitivity.json /
 sensitivity.md and quantize.json (the chosen mix, its error, model sizes)."""
 from __future__ import annotations
 
@@ -23,10 +24,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--eval-frames", type=int, default=8, help="validation frames of the sensitivity sweep")
     parser.add_argument("--eval-split", help="default: the config's validation split")
     parser.add_argument("--max-score-error", type=float, default=0.1,
-                        help="a graph whose quantization alone changes a score by more stays float (0.1: on the "
+                        help="a graph whose quantization alone changes a score by more computes in float (0.1: on the "
                              "shipped model only the camera's BEV conv, 0.28; see benchmarks/RESULTS.md)")
     parser.add_argument("--keep-float", action="append", default=[], metavar="MODULE",
-                        help="keep this graph float as well (module path, e.g. head.heatmap; repeatable)")
+                        help="this graph computes in float as well (module path, e.g. head.heatmap; repeatable)")
     parser.add_argument("--dataroot", help="default: the config's dataroot")
     parser.add_argument("--version", help="default: the config's data_version")
     add_debug_option(parser)

@@ -11,7 +11,8 @@ pytest.importorskip("onnxruntime", reason="the deploy extra (onnx, onnxruntime) 
 from perception.deploy.backends import load_backend  # noqa: E402
 from perception.deploy.graphs import (export_graphs, graph_path, load_onnx_detector, output_error,  # noqa: E402
                                       set_metadata)
-from perception.deploy.quantize import keep_float, quantize_graphs, sensitivity_sweep  # noqa: E402
+from perception.deploy.quantize import (keep_float, quantize_graphs, sensitivity_sweep,  # noqa: E402
+                                        weight_only_int8)
 from perception.models import CHECKPOINT_FORMAT, load_detector  # noqa: E402
 from perception.threads import apply_thread_policy, onnxruntime_session_options  # noqa: E402
 from tests.models.helpers import IMAGE_H, IMAGE_W, make_frame, tiny_model, tiny_model_config  # noqa: E402
@@ -87,9 +88,36 @@ def test_int8_graphs_run_and_stay_near_float(exported, tmp_path):
     rows = sensitivity_sweep(config, folder, tmp_path, [calibration.batch_from_frames(frames)])
     assert [row["module"] for row in rows] == paths + ["all"]
     assert all(np.isfinite(row["score_error"]) and row["score_error"] >= 0 for row in rows)
-    keep_float(folder, tmp_path, paths)  # everything back to float: the int8 backend refuses it
+    keep_float(folder, tmp_path, paths)  # every graph back to float arithmetic: the int8 backend refuses it
     with pytest.raises(ValueError, match="holds no INT8 graph"):
         load_backend("onnxruntime-int8", config, onnx_dir=tmp_path)
+    with pytest.raises(ValueError, match="holds INT8 graphs"):  # its weights are stored int8
+        load_onnx_detector(config, tmp_path)
+    assert graph_path(tmp_path, "decoder").stat().st_size < 0.5 * graph_path(folder, "decoder").stat().st_size
+
+
+def test_weight_only_int8_by_hand():
+    # a 1x1 conv with weights [[1.0, 0.3], [-0.2, 0.05]]: per output channel scales 1 / 127 and 0.2 / 127, stored
+    # [[127, 38], [-127, 32]] (0.3 * 127 = 38.1, 0.05 / 0.2 * 127 = 31.75), restored [[1, 38 / 127],
+    # [-0.2, 32 * 0.2 / 127]]; the conv's output is the input times those
+    import onnx
+    import onnxruntime
+    from onnx import helper, numpy_helper
+
+    weight = np.array([[1.0, 0.3], [-0.2, 0.05]], dtype=np.float32).reshape(2, 2, 1, 1)
+    graph = helper.make_model(helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["y"])], "conv",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 2, 1, 1])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 2, 1, 1])],
+        [numpy_helper.from_array(weight, "w")]), opset_imports=[helper.make_opsetid("", 17)])
+    quantized = weight_only_int8(graph)
+    onnx.checker.check_model(quantized)
+    stored = {t.name: numpy_helper.to_array(t) for t in quantized.graph.initializer}
+    assert "w" not in stored and stored["w_int8"].dtype == np.int8
+    assert stored["w_int8"].reshape(2, 2).tolist() == [[127, 38], [-127, 32]]
+    x = np.array([2.0, 10.0], dtype=np.float32).reshape(1, 2, 1, 1)
+    (y,) = onnxruntime.InferenceSession(quantized.SerializeToString()).run(None, {"x": x})
+    np.testing.assert_allclose(y.ravel(), [2.0 + 10.0 * 38 / 127, -0.4 + 10.0 * 32 * 0.2 / 127], rtol=1e-6)
 
 
 def test_calibration_without_frames_is_refused(exported, tmp_path):
