@@ -4,10 +4,10 @@
 ``ego_features(past_poses)``: EGO_FEATURES at the last of a list of poses, read from that list only (the one
 computation: training data, evaluation and replay call it); ``ego_history(nusc, token)``: the poses it reads at a
 keyframe (its LIDAR_TOP poses of the last EGO_FEATURE_HISTORY_S); ``past_ego_features(nusc, tokens)``: the
-features of keyframes from their ego_history; ``trajectory_and_maneuver``: a planner's trajectory and its head's most likely maneuver; ``plan_maneuver``: the
-maneuver the plan carries out, by the logged drive's label rules; ``learned_decision``: the plan with that
-maneuver through the safety layer (perception.decision.safety.check_plan), which a learned plan passes before it
-is acted on.
+features of keyframes from their ego_history; ``trajectory_and_maneuver``: a planner's trajectory and its head's
+most likely maneuver; ``plan_maneuver``: the maneuver the plan carries out, by the logged drive's label rules;
+``learned_decision``: the plan with that maneuver through the safety layer (perception.decision.safety.check_plan),
+which a learned plan passes before it is acted on.
 """
 from __future__ import annotations
 
@@ -107,8 +107,8 @@ def learned_decision(outputs: PlanningOutputs, boxes: Boxes3D, ego: EgoState, pa
                      agent_accelerations_mps2: Optional[np.ndarray] = None) -> Decision:
     """One frame's learned plan, its trajectory with its plan_maneuver (from ``past_poses``, the poses ``ego`` was
     estimated from), checked by the safety layer against ``boxes`` (the detections in the ego frame, or as tracked:
-    perception.decision.tracking; with their tracked accelerations when given): kept with the closest agent's gap and TTC as its reason, or refused /
-    vetoed with why."""
+    perception.decision.tracking; with their tracked accelerations when given): kept with the closest agent's gap
+    and TTC as its reason, or refused / vetoed with why."""
     trajectory, head_maneuver = trajectory_and_maneuver(outputs)
     maneuver = plan_maneuver(trajectory, head_maneuver, past_poses, boxes, config)
     return check_plan(trajectory, maneuver, boxes, ego, config, agent_accelerations_mps2=agent_accelerations_mps2)

@@ -143,8 +143,9 @@ def planned_frame_for_sample(nusc: NuScenes, sample_token: str, predicted_boxes:
                              agent_accelerations_mps2: Optional[np.ndarray] = None) -> PlannedFrame:
     """Every planner at one keyframe, from the ego state of ``ego_state_at_sample``: ``constant_velocity``; the
     rule planner on ``predicted_boxes`` (the detector's, in the ego frame of the keyframe's LiDAR timestamp, or
-    as tracked: tracked_agents; ``rules_on_detections``) and on the keyframe's ground truth (``rules_on_ground_truth``); with ``ego_mlp``, its
-    plan (``ego_mlp``) and that plan through the safety layer on the detections (``ego_mlp_with_safety``); with
+    as tracked: tracked_agents; ``rules_on_detections``) and on the keyframe's ground truth
+    (``rules_on_ground_truth``); with ``ego_mlp``, its plan (``ego_mlp``) and that plan through the safety layer
+    on the detections (``ego_mlp_with_safety``); with
     ``with_learned``, the planning head's ``learned_plan`` (``learned``) and that plan through the safety layer
     (``learned_with_safety``); a frame without one (unreadable files, no network output) gets the
     constant-velocity plan, KEEP_LANE, there. A learned plan's maneuver is its plan_maneuver
