@@ -13,13 +13,15 @@ this order:
    in the target lane are checks 2 and 3's (the rule planner's front time gap is its own comfort choice, not a
    limit of safety);
 2. a plan whose ego footprint (perception.decision.collision) overlaps an agent's predicted footprint at some step
-   is vetoed, unless the agent is a follower running into it: behind the ego in its lane now (centre behind the
-   ego's centre, within half a lane). Keeping its distance is the follower's duty (RSS's longitudinal rule), and
-   braking harder would only close it faster (predicted at its own speed, a follower drives through a braking ego);
-   a lane change that cuts in front of one is check 1's;
-3. a plan that leaves no braking margin is vetoed: at some step an agent (not a follower, as in 2) is ahead of the
-   planned position within half a lane of it, and the bumper-to-bumper gap is below ``safety_gap_m`` plus what
-   braking at ``max_decel_mps2`` from the planned speed down to the agent's speed along the plan needs.
+   is vetoed, unless at the first such step the agent's centre is behind the planned ego centre (along the plan):
+   an agent running into the ego from behind or alongside, a follower or a neighbour cutting in behind the ego's
+   front (predicted at its own speed, it then drives on through the ego). Keeping its distance is that agent's
+   duty (RSS: the rear vehicle keeps the longitudinal distance, a cut-in must leave it), and the veto's braking
+   plans would only close it faster; a lane change that cuts in front of a follower is check 1's;
+3. a plan that leaves no braking margin is vetoed: at some step an agent (not one running into the ego, as in 2)
+   is ahead of the planned position (its centre ahead of the planned ego centre) within half a lane of it, and
+   the bumper-to-bumper gap is below ``safety_gap_m`` plus what braking at ``max_decel_mps2`` from the planned
+   speed down to the agent's speed along the plan needs.
 
 A veto falls back to a braking plan in the ego's lane: down to the blocking agent's forward speed at the step of the
 hazard, never faster than the ego drives now (STOP when that is standing), at the deceleration the blocking agent
@@ -165,20 +167,21 @@ def _first_hazard(trajectory: np.ndarray, agents: Boxes3D, predicted: np.ndarray
     agent_footprints = Boxes3D(centers=np.c_[future[:, :2], np.tile(agents.centers[:, 2], steps)],
                                sizes=np.tile(agents.sizes, (steps, 1)), yaws=future[:, 2]).bev_corners()
     ego = np.repeat(ego_footprints(trajectory, config), count, axis=0)  # (T * N, 4, 2)
-    overlaps = footprints_overlap(ego, agent_footprints).reshape(steps, count)
-    follower = (predicted[:, 0, 0] <= config.rear_axle_to_center_m) & _in_ego_lane_now(predicted, config)  # (N,)
-    overlaps &= ~follower[None]
+    along, across, half_length, forward_speed = relative
+    behind = along <= config.rear_axle_to_center_m  # (N, T): the agent's centre behind the planned ego centre
+    overlaps = footprints_overlap(ego, agent_footprints).reshape(steps, count).T  # (N, T)
+    # behind at its first contact: it runs into the ego (and, predicted at its speed, on through it)
+    from_behind = overlaps.any(axis=1) & behind[np.arange(count), overlaps.argmax(axis=1)]
+    overlaps &= ~from_behind[:, None]
     if overlaps.any():
-        step = int(np.flatnonzero(overlaps.any(axis=1))[0])
-        return int(np.flatnonzero(overlaps[step])[0]), step, "collides with the plan"
+        step = int(np.flatnonzero(overlaps.any(axis=0))[0])
+        return int(np.flatnonzero(overlaps[:, step])[0]), step, "collides with the plan"
     previous = np.vstack([[0.0, 0.0], trajectory[:-1]])
     planned_speed = np.linalg.norm(trajectory - previous, axis=1) / config.step_s  # (T,)
-    along, across, half_length, forward_speed = relative
     gap = along - half_length - config.ego_front_m
     need = config.safety_gap_m + np.maximum(planned_speed[None] ** 2 - forward_speed ** 2, 0.0) / (
         2 * config.max_decel_mps2)
-    short = ((along > config.rear_axle_to_center_m) & (np.abs(across) <= config.lane_width_m / 2) & (gap < need)
-             & ~follower[:, None])
+    short = ~behind & ~from_behind[:, None] & (np.abs(across) <= config.lane_width_m / 2) & (gap < need)
     for step in range(steps):
         agents_short = np.flatnonzero(short[:, step])
         if len(agents_short):
