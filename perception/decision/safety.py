@@ -13,9 +13,10 @@ this order:
    in the target lane are checks 2 and 3's (the rule planner's front time gap is its own comfort choice, not a
    limit of safety);
 2. a plan whose ego footprint (perception.decision.collision) overlaps an agent's predicted footprint at some step
-   is vetoed, unless at the first such step the agent's centre is behind the planned ego centre (along the plan):
-   an agent running into the ego from behind or alongside, a follower or a neighbour cutting in behind the ego's
-   front (predicted at its own speed, it then drives on through the ego). Keeping its distance is that agent's
+   is vetoed, unless at the first such step the agent's centre is behind the planned ego centre (along the plan)
+   and it moves faster along the plan than the plan does: an agent running into the ego from behind or
+   alongside, a follower or a neighbour cutting in behind the ego's front (predicted at its own speed, it then
+   drives on through the ego); one the plan runs into or scrapes still vetoes. Keeping its distance is that agent's
    duty (RSS: the rear vehicle keeps the longitudinal distance, a cut-in must leave it), and the veto's braking
    plans would only close it faster; a lane change that cuts in front of a follower is check 1's;
 3. a plan that leaves no braking margin is vetoed: at some step an agent (not one running into the ego, as in 2)
@@ -168,16 +169,19 @@ def _first_hazard(trajectory: np.ndarray, agents: Boxes3D, predicted: np.ndarray
                                sizes=np.tile(agents.sizes, (steps, 1)), yaws=future[:, 2]).bev_corners()
     ego = np.repeat(ego_footprints(trajectory, config), count, axis=0)  # (T * N, 4, 2)
     along, across, half_length, forward_speed = relative
+    previous = np.vstack([[0.0, 0.0], trajectory[:-1]])
+    planned_speed = np.linalg.norm(trajectory - previous, axis=1) / config.step_s  # (T,)
     behind = along <= config.rear_axle_to_center_m  # (N, T): the agent's centre behind the planned ego centre
     overlaps = footprints_overlap(ego, agent_footprints).reshape(steps, count).T  # (N, T)
-    # behind at its first contact: it runs into the ego (and, predicted at its speed, on through it)
-    from_behind = overlaps.any(axis=1) & behind[np.arange(count), overlaps.argmax(axis=1)]
+    # behind and faster along the plan at its first contact: it runs into the ego (predicted at its speed, on
+    # through it)
+    first = overlaps.argmax(axis=1)
+    from_behind = (overlaps.any(axis=1) & behind[np.arange(count), first]
+                   & (forward_speed[np.arange(count), first] > planned_speed[first]))
     overlaps &= ~from_behind[:, None]
     if overlaps.any():
         step = int(np.flatnonzero(overlaps.any(axis=0))[0])
         return int(np.flatnonzero(overlaps[:, step])[0]), step, "collides with the plan"
-    previous = np.vstack([[0.0, 0.0], trajectory[:-1]])
-    planned_speed = np.linalg.norm(trajectory - previous, axis=1) / config.step_s  # (T,)
     gap = along - half_length - config.ego_front_m
     need = config.safety_gap_m + np.maximum(planned_speed[None] ** 2 - forward_speed ** 2, 0.0) / (
         2 * config.max_decel_mps2)

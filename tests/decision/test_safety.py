@@ -85,8 +85,8 @@ def test_a_braking_plan_that_is_not_clear_either_becomes_a_stop():
 
 
 def test_an_agent_running_into_a_braking_plan_from_behind_does_not_veto_it():
-    # the ego at 10 m/s brakes at 3 m/s^2: x(t) = 10 t - 1.5 t^2, 8.5 m at 1.0 s, 14.0 m at 2.0 s, its centre 1.4 m
-    # ahead of that. A car (4.6 x 1.9 m) 8 m behind at 10 m/s: its front (x + 2.3) reaches the ego's rear
+    # the ego at 10 m/s brakes at 3 m/s^2: x(t) = 10 t - 1.5 t^2, 8.5 m at 1.0 s, 14.0 m at 2.0 s (4.75 m/s over
+    # the step before), its centre 1.4 m ahead of that. A car (4.6 x 1.9 m) 8 m behind at 10 m/s: its front (x + 2.3) reaches the ego's rear
     # (x_ego - 0.642) at 2.0 s (14.3 against 13.358), its centre (12 m) behind the ego's (15.4 m), and, predicted at
     # its speed, it drives on through the ego's box to 3.0 s (22 m, ahead of the ego's 16.5 + 1.4). The follower's
     # to avoid: the plan is kept. The same car coming from the left lane behind (y 3.5, 1.75 m/s to the right)
@@ -100,6 +100,11 @@ def test_an_agent_running_into_a_braking_plan_from_behind_does_not_veto_it():
         assert not kept.vetoed and kept.maneuver is Maneuver.BRAKE and np.array_equal(kept.trajectory, braking)
     cut_in = check_plan(braking, Maneuver.BRAKE, agents(("car", 2, 3.5, 10, -1.75)), EgoState(10.0))
     assert cut_in.vetoed and "collides with the plan at 1.0 s" in cut_in.reason
+    # a standing car at (3, -1.7), its box (x 0.7 .. 5.3, y -2.65 .. -0.75) over the ego's right side: at 0.5 s
+    # (ego x 3.983 .. 8.067, 9.25 m/s over the step) its centre is behind the ego's (6.025 m), but it stands: the
+    # plan scrapes it, vetoed
+    scraped = check_plan(braking, Maneuver.BRAKE, agents(("car", 3, -1.7, 0, 0)), EgoState(10.0))
+    assert scraped.vetoed and "collides with the plan at 0.5 s" in scraped.reason
 
 
 def test_a_plan_without_braking_margin_is_vetoed():
