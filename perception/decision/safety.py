@@ -134,12 +134,6 @@ def _relative_to_plan(trajectory: np.ndarray, agents: Boxes3D, predicted: np.nda
     return along - path_along[None], across, half_length, forward_speed
 
 
-def _in_ego_lane_now(predicted: np.ndarray, config: PlannerConfig) -> np.ndarray:
-    """(N,) whether each agent's current centre (``predicted[:, 0]``, ego frame) lies within half a lane of the ego's
-    lane centre line."""
-    return np.abs(predicted[:, 0, 1]) <= config.lane_width_m / 2
-
-
 def _lane_change_followers(relative: Optional[tuple], predicted: np.ndarray, config: PlannerConfig) -> np.ndarray:
     """(K,) indices of the agents that a lane-change plan cuts in front of (check 1): not in the ego's lane now,
     at some step behind the planned position within half a lane of it, with a gap from their front to the ego's
@@ -148,7 +142,7 @@ def _lane_change_followers(relative: Optional[tuple], predicted: np.ndarray, con
     if relative is None:
         return np.zeros(0, dtype=int)
     along, across, half_length, forward_speed = relative
-    elsewhere = ~_in_ego_lane_now(predicted, config)
+    elsewhere = np.abs(predicted[:, 0, 1]) > config.lane_width_m / 2  # (N,): not in the ego's lane now
     behind = (along <= config.rear_axle_to_center_m) & (np.abs(across) <= config.lane_width_m / 2)
     gap = config.ego_rear_m - (along + half_length)
     need = config.lane_change_min_gap_m + config.lane_change_rear_time_gap_s * forward_speed

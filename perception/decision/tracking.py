@@ -97,7 +97,7 @@ class _TrackedFrame:
     """The tracked boxes of one frame, at timestamp_us, each (M, ...): global centres [m] and labels;
     accelerations [m/s^2] and whether each is an estimate (``continued``) or a new track's 0; the track's reference
     centre [m] and its time [us], from which its next velocity is measured; its last measured global velocity
-    (M, 2) [m/s] (NaN: none yet), its speed and the midpoint time of that measurement [us]."""
+    (M, 2) [m/s] (NaN: none yet) and the midpoint time of that measurement [us]."""
 
     timestamp_us: int
     centers: np.ndarray
@@ -107,7 +107,6 @@ class _TrackedFrame:
     reference_centers: np.ndarray
     reference_times_us: np.ndarray
     velocities: np.ndarray
-    speeds: np.ndarray
     speed_times_us: np.ndarray
 
 
@@ -129,7 +128,7 @@ class AgentTracker:
         count = len(tracked)
         state = dict(accelerations=np.zeros(count), continued=np.zeros(count, dtype=bool),
                      reference_centers=centers.copy(), reference_times_us=np.full(count, now_us, dtype=np.int64),
-                     velocities=np.full((count, 2), np.nan), speeds=np.full(count, np.nan),
+                     velocities=np.full((count, 2), np.nan),
                      speed_times_us=np.zeros(count, dtype=np.int64))
         previous = self._previous
         dt = None if previous is None else (now_us - previous.timestamp_us) * 1e-6
@@ -146,8 +145,9 @@ class AgentTracker:
                 velocity = (centers[current] - previous.reference_centers[earlier]) / (elapsed_us * 1e-6)
                 speed = float(np.linalg.norm(velocity))
                 speed_time_us = (now_us + int(previous.reference_times_us[earlier])) // 2
-                if np.isfinite(previous.speeds[earlier]):
-                    estimate = (speed - previous.speeds[earlier]) / (
+                previous_speed = np.linalg.norm(previous.velocities[earlier])  # NaN: none yet
+                if np.isfinite(previous_speed):
+                    estimate = (speed - previous_speed) / (
                         (speed_time_us - int(previous.speed_times_us[earlier])) * 1e-6)
                     if previous.continued[earlier]:
                         estimate = (config.smoothing * estimate
@@ -158,18 +158,17 @@ class AgentTracker:
                 state["reference_centers"][current] = centers[current]
                 state["reference_times_us"][current] = now_us
                 state["velocities"][current] = velocity
-                state["speeds"][current] = speed
                 state["speed_times_us"][current] = speed_time_us
         self._previous = _TrackedFrame(now_us, centers, world.labels, **state)
         accelerations = np.zeros(len(boxes))
         accelerations[tracked] = state["accelerations"]
         # the measured speed is the one at the measurement's midpoint: brought to now with the acceleration
-        speeds_now = np.maximum(state["speeds"] + state["accelerations"] * (now_us - state["speed_times_us"]) * 1e-6,
-                                0.0)
+        speeds = np.linalg.norm(state["velocities"], axis=1)  # (M,), NaN: none yet
+        speeds_now = np.maximum(speeds + state["accelerations"] * (now_us - state["speed_times_us"]) * 1e-6, 0.0)
         moving = np.isfinite(speeds_now) & ((speeds_now >= config.standing_speed_mps)
                                             | (np.linalg.norm(world.velocities, axis=1) >= config.standing_speed_mps))
         with np.errstate(divide="ignore", invalid="ignore"):
-            directions = np.where(state["speeds"][:, None] > 0, state["velocities"] / state["speeds"][:, None], 0.0)
+            directions = np.where(speeds[:, None] > 0, state["velocities"] / speeds[:, None], 0.0)
         measured = np.c_[directions[moving] * speeds_now[moving, None], np.zeros(int(moving.sum()))]  # (K, 3) global
         velocities = boxes.velocities.copy()
         velocities[tracked[moving]] = ego_pose.ego_to_global.inverse().apply_rotation(measured)[:, :2]

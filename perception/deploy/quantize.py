@@ -141,14 +141,13 @@ def weight_only_int8(graph: onnx.ModelProto) -> onnx.ModelProto:
             continue
         values = numpy_helper.to_array(weight)
         axis = _output_channel_axis(node)
-        scale = np.abs(values).max(axis=tuple(i for i in range(values.ndim) if i != axis)) / 127.0
-        scale = np.where(scale > 0, scale, 1.0).astype(np.float32)
-        shape = [-1 if i == axis else 1 for i in range(values.ndim)]
-        quantized = np.clip(np.round(values / scale.reshape(shape)), -127, 127).astype(np.int8)
+        scale = np.abs(values).max(axis=tuple(i for i in range(values.ndim) if i != axis), keepdims=True) / 127.0
+        scale = np.where(scale > 0, scale, 1.0).astype(np.float32)  # broadcasts along the output channels
+        quantized = np.clip(np.round(values / scale), -127, 127).astype(np.int8)
         graph.graph.initializer.remove(weight)
         del initializers[weight.name]
         graph.graph.initializer.extend([numpy_helper.from_array(quantized, f"{weight.name}_int8"),
-                                        numpy_helper.from_array(scale.reshape(shape), f"{weight.name}_scale")])
+                                        numpy_helper.from_array(scale, f"{weight.name}_scale")])
         dequantize += [helper.make_node("Cast", [f"{weight.name}_int8"], [f"{weight.name}_cast"],
                                         to=onnx.TensorProto.FLOAT),
                        helper.make_node("Mul", [f"{weight.name}_cast", f"{weight.name}_scale"], [weight.name])]

@@ -56,8 +56,8 @@ class StepResult:
 class FrameStep:
     """Runs frames through ``detector`` and the planner (module docstring; ``planner_config``), timing each stage
     with a StageTimer on ``device`` (CUDA events on a GPU, perf_counter on the CPU). The planner sees the
-    detections as an AgentTracker (perception.decision.tracking) over the frames this step has run, in the order it
-    ran them, returns them: with tracked velocities and accelerations."""
+    detections as an AgentTracker (perception.decision.tracking) returns them, with velocities and accelerations
+    tracked over the frames this step has run, in the order it ran them."""
 
     def __init__(self, detector: Detector, planner_config: PlannerConfig = PlannerConfig(),
                  device: str = "cpu") -> None:

@@ -86,13 +86,13 @@ def test_a_braking_plan_that_is_not_clear_either_becomes_a_stop():
 
 def test_an_agent_running_into_a_braking_plan_from_behind_does_not_veto_it():
     # the ego at 10 m/s brakes at 3 m/s^2: x(t) = 10 t - 1.5 t^2, 8.5 m at 1.0 s, 14.0 m at 2.0 s (4.75 m/s over
-    # the step before), its centre 1.4 m ahead of that. A car (4.6 x 1.9 m) 8 m behind at 10 m/s: its front (x + 2.3) reaches the ego's rear
-    # (x_ego - 0.642) at 2.0 s (14.3 against 13.358), its centre (12 m) behind the ego's (15.4 m), and, predicted at
-    # its speed, it drives on through the ego's box to 3.0 s (22 m, ahead of the ego's 16.5 + 1.4). The follower's
-    # to avoid: the plan is kept. The same car coming from the left lane behind (y 3.5, 1.75 m/s to the right)
-    # reaches the ego at 2.0 s from behind too: kept. Coming from the left lane 2 m ahead, at 1.0 s it is at
-    # (12, 1.75) m, its centre ahead of the ego's (9.9 m), its box (y 0.8 .. 2.7) over the ego's (y up to 0.925,
-    # x 7.858 .. 11.942 against its 9.7 .. 14.3): a cut-in ahead, vetoed.
+    # the step before), its centre 1.4 m ahead of that. A car (4.6 x 1.9 m) 8 m behind at 10 m/s: its front
+    # (x + 2.3) reaches the ego's rear (x_ego - 0.642) at 2.0 s (14.3 against 13.358), its centre (12 m) behind
+    # the ego's (15.4 m), and, predicted at its speed, it drives on through the ego's box to 3.0 s (22 m, ahead of
+    # the ego's 16.5 + 1.4). The follower's to avoid: the plan is kept. The same car coming from the left lane
+    # behind (y 3.5, 1.75 m/s to the right) reaches the ego at 2.0 s from behind too: kept. Coming from the left
+    # lane 2 m ahead, at 1.0 s it is at (12, 1.75) m, its centre ahead of the ego's (9.9 m), its box (y 0.8 .. 2.7)
+    # over the ego's (y up to 0.925, x 7.858 .. 11.942 against its 9.7 .. 14.3): a cut-in ahead, vetoed.
     t = CONFIG.step_times_s
     braking = np.c_[10.0 * t - 1.5 * t ** 2, np.zeros(CONFIG.horizon_steps)]
     for follower in (("car", -8, 0, 10, 0), ("car", -8, 3.5, 10, -1.75)):
