@@ -8,6 +8,8 @@ perception.models.finetune.METHODS, and export it as a plain checkpoint (LoRA / 
 
 CONFIG's network must be the one CHECKPOINT was trained with; its model_inputs (sweeps, image size) may differ.
 Validation uses CONFIG's validation split (``--val-split`` to choose another) on the same data root and version.
+Without --dataroot, --version and --split the run trains on CONFIG's own training data (e.g. the synthetic worlds of
+configs/fusion_tiny_worlds.py, for a quantization-aware fine-tune of the shipped model).
 """
 from __future__ import annotations
 
@@ -35,9 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("config", help="model config, e.g. configs/fusion_tiny_real.py")
     parser.add_argument("checkpoint", help="the trained detector to start from (a shipped checkpoint)")
-    parser.add_argument("--dataroot", required=True, help="nuScenes-format data root to fine-tune on")
-    parser.add_argument("--version", required=True, help="its version, e.g. v1.0-mini")
-    parser.add_argument("--split", required=True, help="the split to train on (official or from splits.json)")
+    parser.add_argument("--dataroot", help="nuScenes-format data root to fine-tune on (default: CONFIG's data)")
+    parser.add_argument("--version", help="its version, e.g. v1.0-mini")
+    parser.add_argument("--split", help="the split to train on (official or from splits.json)")
     parser.add_argument("--val-split", help="the split to validate on (default: the config's validation split)")
     parser.add_argument("--method", required=True, help=f"one of {', '.join(METHODS)}")
     parser.add_argument("--rank", type=int, default=8, help="LoRA rank / adapter bottleneck channels (default 8)")
@@ -47,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "perception.models.finetune.DEFAULT_TARGETS)")
     parser.add_argument("--update-norm-stats", action="store_true",
                         help="trainable BatchNorm layers update their running statistics (default: held)")
+    parser.add_argument("--quantization-aware", action="store_true",
+                        help="train on INT8-rounded layer inputs and weights (full / head), for tools/quantize.py")
     add_run_arguments(parser)
     parser.add_argument("--export", help="after training, write the folded detector here as a shipped checkpoint")
     return parser
@@ -63,8 +67,10 @@ def use_data(cfg: Config, dataroot: str, version: str, split: str, val_split: Op
 
 
 def count_annotated_frames(dataset: dict) -> int:
-    """Keyframes of a FrameDataset config's split that carry at least one ground-truth box (reads the loader's
-    metadata, which training reads next anyway)."""
+    """Keyframes of a FrameDataset config's split (or of each of a ConcatDataset's) that carry at least one
+    ground-truth box (reads the loader's metadata, which training reads next anyway)."""
+    if "datasets" in dataset:
+        return sum(count_annotated_frames(part) for part in dataset["datasets"])
     frames = NuScenesFrames(dataset["dataroot"], dataset["version"], dataset["split"],
                             lidar_sweeps=dataset["lidar_sweeps"], radar_sweeps=dataset["radar_sweeps"], progress=False)
     return int((np.diff(frames.table.gt_offsets) > 0).sum())
@@ -73,17 +79,25 @@ def count_annotated_frames(dataset: dict) -> int:
 @tool_main
 def main(argv: Optional[Sequence[str]] = None) -> None:
     args = build_parser().parse_args(argv)
-    args.config, args.dataroot = resolve_config(args.config), resolve_path(args.dataroot)
+    given = [name for name in ("dataroot", "version", "split") if getattr(args, name) is not None]
+    if given and len(given) < 3:
+        raise ValueError(f"--dataroot, --version and --split go together (got only --{', --'.join(given)})")
+    if args.val_split is not None and not given:
+        raise ValueError("--val-split names a split of --dataroot; without it CONFIG's validation data is used")
+    args.config = resolve_config(args.config)
+    if args.dataroot is not None:
+        args.dataroot = resolve_path(args.dataroot)
     spec = FineTuningSpec(args.method, args.rank, None if args.targets is None else tuple(args.targets),
-                          args.lora_alpha, args.update_norm_stats)
+                          args.lora_alpha, args.update_norm_stats, args.quantization_aware)
     started = time.time()
     launcher = init_distributed_from_env()
     cfg = build_config(args)
     cfg.launcher = launcher
-    use_data(cfg, args.dataroot, args.version, args.split, args.val_split)
+    if args.dataroot is not None:
+        use_data(cfg, args.dataroot, args.version, args.split, args.val_split)
     if count_annotated_frames(cfg.train_dataloader.dataset) == 0:
-        raise ValueError(f"split {args.split!r} of {args.dataroot} ({args.version}) has no annotated keyframe to "
-                         "fine-tune on")
+        data = f"split {args.split!r} of {args.dataroot} ({args.version})" if given else f"{args.config}'s data"
+        raise ValueError(f"{data} has no annotated keyframe to fine-tune on")
     inputs = model_inputs(cfg)
     fine_tuning = dataclasses.asdict(spec)
     cfg.model = dict(type="FineTunedDetector", detector=cfg.model, checkpoint=args.checkpoint, config=args.config,

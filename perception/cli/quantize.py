@@ -24,8 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--eval-frames", type=int, default=8, help="validation frames of the sensitivity sweep")
     parser.add_argument("--eval-split", help="default: the config's validation split")
     parser.add_argument("--max-score-error", type=float, default=0.1,
-                        help="a graph whose quantization alone changes a score by more computes in float (0.1: on the "
-                             "shipped model only the camera's BEV conv, 0.28; see benchmarks/RESULTS.md)")
+                        help="a graph whose quantization alone changes a score by more computes in float (with 0.1 "
+                             "the shipped model v4 keeps four graphs float; see benchmarks/RESULTS.md)")
     parser.add_argument("--keep-float", action="append", default=[], metavar="MODULE",
                         help="this graph computes in float as well (module path, e.g. head.heatmap; repeatable)")
     parser.add_argument("--dataroot", help="default: the config's dataroot")

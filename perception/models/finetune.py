@@ -19,6 +19,9 @@ trains only in ``full``. BatchNorm layers always normalise with
 their running statistics and never update them (``HeldBatchNorm*``): a few dozen keyframes at batch size 2
 estimate them worse than the trained running averages; ``update_norm_stats`` lets the trainable ones update.
 Their affine weights train where their part trains.
+
+``quantization_aware`` (with ``full`` or ``head``): every weighted layer trains on its INT8-rounded input and
+weight (perception.models.quantization_aware), for a model that is then quantized (tools/quantize.py).
 """
 from __future__ import annotations
 
@@ -32,6 +35,7 @@ from mmengine.logging import print_log
 from torch import nn
 
 from perception.models import BEVFusionDetector, load_weights, read_checkpoint
+from perception.models.quantization_aware import QuantizationAware, make_quantization_aware
 from perception.registry import MODELS
 
 METHODS = ("full", "head", "lora", "adapter")
@@ -54,13 +58,15 @@ ADAPTER_LAYER_TYPES = (nn.Conv2d, nn.ConvTranspose2d)
 class FineTuningSpec:
     """How to fine-tune: ``method`` (METHODS); ``rank`` of the LoRA update / adapter bottleneck; ``targets``:
     module-name prefixes for lora / adapter (None: DEFAULT_TARGETS); ``lora_alpha``: LoRA's scale numerator
-    (None: rank, scale 1); ``update_norm_stats``: trainable BatchNorm layers update their statistics."""
+    (None: rank, scale 1); ``update_norm_stats``: trainable BatchNorm layers update their statistics;
+    ``quantization_aware``: the weighted layers train on INT8-rounded inputs and weights (``full`` or ``head``)."""
 
     method: str
     rank: int = 8
     targets: Optional[Tuple[str, ...]] = None
     lora_alpha: Optional[float] = None
     update_norm_stats: bool = False
+    quantization_aware: bool = False
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -69,6 +75,9 @@ class FineTuningSpec:
             raise ValueError(f"rank must be >= 1, got {self.rank}")
         if self.targets is not None and self.method not in DEFAULT_TARGETS:
             raise ValueError(f"targets apply to lora and adapter, not to {self.method!r}")
+        if self.quantization_aware and self.method in DEFAULT_TARGETS:
+            raise ValueError(f"quantization-aware training applies to full and head, not to {self.method!r} (its "
+                             "added layers are folded into the weights after training)")
 
     @property
     def layer_prefixes(self) -> Tuple[str, ...]:
@@ -198,6 +207,8 @@ def prepare_fine_tuning(detector: nn.Module, spec: FineTuningSpec) -> ParameterC
             if not (trains and spec.update_norm_stats):  # class swapped in place: same parameters, buffers, keys
                 module.__class__ = HELD_NORMS[type(module)]
                 module.eval()
+    if spec.quantization_aware:
+        make_quantization_aware(detector)
     return count_parameters(detector)
 
 
@@ -226,7 +237,7 @@ def count_parameters(model: nn.Module) -> ParameterCount:
 
 def fold(model: nn.Module) -> nn.Module:
     """``model`` in place as the plain network: LoRA merged into its base layers (peft's merge), adapters folded
-    into the layers they feed, BatchNorm layers back to torch's classes. Its state_dict then has exactly the keys
+    into the layers they feed, quantization-aware layers unwrapped, BatchNorm layers back to torch's classes. Its state_dict then has exactly the keys
     of the model before prepare_fine_tuning, and it computes the same outputs."""
     lora_layer = _lora_layer_type()
     plain_norms = {held: plain for plain, held in HELD_NORMS.items()}
@@ -236,6 +247,8 @@ def fold(model: nn.Module) -> nn.Module:
             model.set_submodule(name, module.get_base_layer())
         elif isinstance(module, ResidualInputAdapter):
             model.set_submodule(name, module.folded())
+        elif isinstance(module, QuantizationAware):
+            model.set_submodule(name, module.layer)
         elif type(module) in plain_norms:
             module.__class__ = plain_norms[type(module)]
     return model
@@ -250,13 +263,14 @@ def folded_state_dict(model: nn.Module) -> Dict[str, torch.Tensor]:
 @MODELS.register_module(name="FineTunedDetector")
 def fine_tuned_detector(detector: Mapping, checkpoint: str, config: str, method: str, rank: int = 8,
                         targets: Optional[Sequence[str]] = None, lora_alpha: Optional[float] = None,
-                        update_norm_stats: bool = False) -> BEVFusionDetector:
+                        update_norm_stats: bool = False, quantization_aware: bool = False) -> BEVFusionDetector:
     """The network ``detector`` (a BEVFusionDetector config, from the file ``config``) with the weights of
     ``checkpoint`` (a shipped checkpoint), set up for fine-tuning (prepare_fine_tuning with these FineTuningSpec
     fields): the model a fine-tuning run builds. Raises ValueError naming both files when the weights do not fit
     the network; the inputs the checkpoint was trained on (sweeps, image size) may differ, since adapting to new
     inputs is what fine-tuning is for."""
-    spec = FineTuningSpec(method, rank, None if targets is None else tuple(targets), lora_alpha, update_norm_stats)
+    spec = FineTuningSpec(method, rank, None if targets is None else tuple(targets), lora_alpha, update_norm_stats,
+                          quantization_aware)
     model = MODELS.build(dict(detector))
     load_weights(model, read_checkpoint(checkpoint)["state_dict"], checkpoint, config)
     count = prepare_fine_tuning(model, spec)

@@ -81,6 +81,11 @@ def test_bad_requests_fail_before_training(base, synthetic_root, tmp_path, capsy
         (finetune_args(config, checkpoint, annotation_free_copy(synthetic_root, tmp_path), tmp_path / "d",
                        "--method", "head"),
          "has no annotated keyframe"),
+        (finetune_args(config, checkpoint, synthetic_root, tmp_path / "e", "--method", "lora",
+                       "--quantization-aware"),
+         "quantization-aware training applies to full and head, not to 'lora'"),
+        ([config, checkpoint, "--dataroot", str(synthetic_root), "--work-dir", str(tmp_path / "f"), "--method", "full"],
+         "--dataroot, --version and --split go together"),
     ]
     for argv, message in cases:
         with pytest.raises(SystemExit) as exit_info:
