@@ -83,16 +83,22 @@ class _FrameAssembler:
         records = self.table.channel_records(self.index, LIDAR_CHANNEL)[:max_sweeps]
         if not records:
             return None
-        parts = []
+        sweeps = []
         for sweep, record in enumerate(records):
-            points = read_lidar_bin(self.path(record)).astype(np.float64)
+            points = read_lidar_bin(self.path(record))  # float32; the transform runs in float64
             if sweep > 0 and sweep_min_distance_m > 0:
                 close = (np.abs(points[:, 0]) < sweep_min_distance_m) & (np.abs(points[:, 1]) < sweep_min_distance_m)
                 points = points[~close]
-            xyz = self.sensor_to_key_ego(record).apply(points[:, :3])
-            time_lag = np.full((len(points), 1), self.time_lag_s(record))
-            parts.append(np.concatenate([xyz, points[:, 3:4], time_lag], axis=1))
-        return LidarSweeps(np.concatenate(parts).astype(np.float32), num_sweeps=len(records))
+            sweeps.append((record, points))
+        out = np.empty((sum(len(points) for _, points in sweeps), 5), dtype=np.float32)  # [x, y, z, intensity, lag]
+        start = 0
+        for record, points in sweeps:
+            rows = slice(start, start + len(points))
+            out[rows, :3] = self.sensor_to_key_ego(record).apply(points[:, :3])
+            out[rows, 3] = points[:, 3]
+            out[rows, 4] = self.time_lag_s(record)
+            start += len(points)
+        return LidarSweeps(out, num_sweeps=len(records))
 
     def radar(self, radar_filters: Dict[str, Sequence[int]], max_sweeps: Optional[int] = None
               ) -> Tuple[Optional[RadarSweeps], List[str]]:

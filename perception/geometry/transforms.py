@@ -1,6 +1,7 @@
 """Rigid transforms, timestamped ego poses and sensor calibration (conventions: see perception.geometry)."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
@@ -26,13 +27,17 @@ def quaternion_to_matrix(quaternion_wxyz: Sequence[float], source: str = "quater
     if q.shape != (4,):
         raise ValueError(f"{source}: a rotation quaternion needs 4 values [w, x, y, z], got shape {q.shape}")
     _check_finite(q, "rotation quaternion", source)
-    norm = float(np.linalg.norm(q))
+    w, x, y, z = q.tolist()
+    norm = math.sqrt(w * w + x * x + y * y + z * z)
     if abs(norm - 1.0) > QUATERNION_NORM_TOLERANCE:
         raise ValueError(
             f"{source}: rotation quaternion {q.tolist()} is not unit (norm {norm:.6f}, "
             f"tolerance {QUATERNION_NORM_TOLERANCE})"
         )
-    return Rotation.from_quat(q[[1, 2, 3, 0]] / norm).as_matrix()
+    w, x, y, z = w / norm, x / norm, y / norm, z / norm
+    return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
+                     [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
+                     [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)]])
 
 
 def yaw_from_matrix(rotation: np.ndarray) -> float:
