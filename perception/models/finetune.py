@@ -237,8 +237,9 @@ def count_parameters(model: nn.Module) -> ParameterCount:
 
 def fold(model: nn.Module) -> nn.Module:
     """``model`` in place as the plain network: LoRA merged into its base layers (peft's merge), adapters folded
-    into the layers they feed, quantization-aware layers unwrapped, BatchNorm layers back to torch's classes. Its state_dict then has exactly the keys
-    of the model before prepare_fine_tuning, and it computes the same outputs."""
+    into the layers they feed, quantization-aware layers unwrapped, BatchNorm layers back to torch's classes. Its
+    state_dict then has exactly the keys of the model before prepare_fine_tuning, and it computes the same outputs
+    (a quantization-aware model: without the rounding)."""
     lora_layer = _lora_layer_type()
     plain_norms = {held: plain for plain, held in HELD_NORMS.items()}
     for name, module in list(model.named_modules()):
