@@ -33,6 +33,7 @@ from torch import nn
 from perception.deploy.graphs import (config_sha256, graph_path, load_onnx_detector, open_graph, output_error,
                                       record_dense_inputs, set_metadata)
 from perception.models import FusionBatch
+from perception.models.quantization_aware import int8_weight_scale
 
 QUANTIZED_OPS = ("Conv", "ConvTranspose", "MatMul", "Gemm")
 """The op types given INT8 weights and inputs; everything else in a graph computes in float."""
@@ -129,10 +130,11 @@ def quantize_graphs(config: Union[str, Path], float_dir: Union[str, Path], out_d
 
 def weight_only_int8(graph: onnx.ModelProto) -> onnx.ModelProto:
     """``graph`` with the float weights (2-D or more) of its QUANTIZED_OPS stored int8, symmetric per output
-    channel (scale max |w| / 127), each restored by Cast and Mul by its scale into a tensor of the weight's name:
-    the arithmetic and the activations stay float. Cast and Mul of constants, unlike a DequantizeLinear (which
-    ONNX Runtime keeps for its QDQ fusions and runs at every call: decoder 48 -> 61 ms, paired), are folded when the
-    session loads, so the graph runs as fast as the float one. Modifies and returns ``graph``."""
+    channel (perception.models.quantization_aware.int8_weight_scale), each restored by Cast and Mul by its scale
+    into a tensor of the weight's name: the arithmetic and the activations stay float. Cast and Mul of constants,
+    unlike a DequantizeLinear (which ONNX Runtime keeps for its QDQ fusions and runs at every call: decoder 48 -> 61
+    ms, paired), are folded when the session loads, so the graph runs as fast as the float one. Modifies and returns
+    ``graph``."""
     initializers = {tensor.name: tensor for tensor in graph.graph.initializer}
     dequantize = []  # the nodes restoring the weights, before every other
     for node in graph.graph.node:
@@ -140,9 +142,7 @@ def weight_only_int8(graph: onnx.ModelProto) -> onnx.ModelProto:
         if weight is None or weight.data_type != onnx.TensorProto.FLOAT or len(weight.dims) < 2:
             continue
         values = numpy_helper.to_array(weight)
-        axis = _output_channel_axis(node)
-        scale = np.abs(values).max(axis=tuple(i for i in range(values.ndim) if i != axis), keepdims=True) / 127.0
-        scale = np.where(scale > 0, scale, 1.0).astype(np.float32)  # broadcasts along the output channels
+        scale = int8_weight_scale(torch.tensor(values), _output_channel_axis(node)).numpy()
         quantized = np.clip(np.round(values / scale), -127, 127).astype(np.int8)
         graph.graph.initializer.remove(weight)
         del initializers[weight.name]

@@ -23,12 +23,19 @@ QUANTIZED_LAYER_TYPES: Tuple[type, ...] = (nn.Conv2d, nn.ConvTranspose2d, nn.Lin
 """The layers ONNX Runtime gives INT8 weights and inputs (Conv, ConvTranspose, Gemm / MatMul once exported)."""
 
 
-def fake_quantize_weight(weight: torch.Tensor, output_axis: int) -> torch.Tensor:
-    """``weight`` rounded to int8, symmetric per output channel (along ``output_axis``; scale max |w| / 127, 1 for
-    an all-zero channel), back in float; gradients pass straight through."""
+def int8_weight_scale(weight: torch.Tensor, output_axis: int) -> torch.Tensor:
+    """The scale of ``weight`` stored as symmetric int8 per output channel (ONNX Runtime's QInt8 weights): max |w|
+    / 127 over each channel along ``output_axis``, 1 for an all-zero channel; float32, in ``weight``'s rank with 1
+    on every other axis (it broadcasts against ``weight``)."""
     reduce = tuple(axis for axis in range(weight.dim()) if axis != output_axis)
-    scale = weight.detach().abs().amax(dim=reduce) / 127.0
-    scale = torch.where(scale > 0, scale, torch.ones_like(scale)).float()
+    scale = weight.detach().abs().amax(dim=reduce, keepdim=True) / 127.0
+    return torch.where(scale > 0, scale, torch.ones_like(scale)).float()
+
+
+def fake_quantize_weight(weight: torch.Tensor, output_axis: int) -> torch.Tensor:
+    """``weight`` rounded to int8 as ``int8_weight_scale`` stores it, back in float; gradients pass straight
+    through."""
+    scale = int8_weight_scale(weight, output_axis).flatten()
     zero_point = torch.zeros_like(scale, dtype=torch.int32)
     return torch.fake_quantize_per_channel_affine(weight, scale, zero_point, output_axis, -127, 127)
 
@@ -81,4 +88,4 @@ def make_quantization_aware(model: nn.Module) -> int:
 
 
 __all__ = ["QUANTIZED_LAYER_TYPES", "QuantizationAware", "fake_quantize_input", "fake_quantize_weight",
-           "make_quantization_aware"]
+           "int8_weight_scale", "make_quantization_aware"]
