@@ -202,8 +202,8 @@ def describe_agent(boxes: Boxes3D, index: int, assessment: AgentAssessment, loca
             f"{assessment.gap_m[local]:.1f} m ahead")
 
 
-def kept_agent_values(values: Optional[np.ndarray], boxes: Boxes3D, kept: np.ndarray, name: str
-                      ) -> Optional[np.ndarray]:
+def _kept_agent_values(values: Optional[np.ndarray], boxes: Boxes3D, kept: np.ndarray, name: str
+                       ) -> Optional[np.ndarray]:
     """Per-box ``values`` (len(boxes),) or None -> those of the ``kept`` boxes (float64); ValueError naming
     ``name`` when their number is not the boxes'."""
     if values is None:
@@ -212,6 +212,39 @@ def kept_agent_values(values: Optional[np.ndarray], boxes: Boxes3D, kept: np.nda
     if len(values) != len(boxes):
         raise ValueError(f"{len(values)} {name} for {len(boxes)} boxes")
     return values[kept]
+
+
+@dataclass(frozen=True)
+class FrameAssessment:
+    """What the rule planner and the safety layer read of one frame: ``kept`` (N,) the indices of the boxes
+    scoring >= min_score, ``agents`` those boxes, ``speed_mps`` the ego's speed (>= 0), ``assessment`` rule 1 for
+    each agent, the lane-change gap checks left / right and ``ttc_s`` the smallest time-to-collision (inf
+    without agents)."""
+
+    kept: np.ndarray
+    agents: Boxes3D
+    speed_mps: float
+    assessment: AgentAssessment
+    left_ok: bool
+    right_ok: bool
+    ttc_s: float
+
+
+def assess_frame(boxes: Boxes3D, ego: EgoState, config: PlannerConfig,
+                 agent_yaw_rates_rps: Optional[np.ndarray] = None,
+                 agent_accelerations_mps2: Optional[np.ndarray] = None) -> FrameAssessment:
+    """The boxes scoring >= config.min_score assessed (rule 1, the lane-change gap checks) for an ego that
+    reverses treated as standing; the optional per-box yaw rates [rad/s] and accelerations [m/s^2] as in
+    ``decide``."""
+    kept = np.flatnonzero(boxes.scores >= config.min_score)
+    agents = boxes[kept]
+    yaw_rates = _kept_agent_values(agent_yaw_rates_rps, boxes, kept, "agent yaw rates")
+    accelerations = _kept_agent_values(agent_accelerations_mps2, boxes, kept, "agent accelerations")
+    speed = max(ego.speed_mps, 0.0)
+    assessment = assess_agents(agents, speed, config, yaw_rates, accelerations)
+    left_ok, right_ok = (lane_change_ok(assessment, agents, lane, speed, config) for lane in (+1, -1))
+    ttc = float(assessment.ttc_s.min()) if len(agents) else math.inf
+    return FrameAssessment(kept, agents, speed, assessment, left_ok, right_ok, ttc)
 
 
 # Read best whole (81 lines): the rule cascade (urgent brake or stop, lane clear, queued stop, overtake, follow)
@@ -227,15 +260,9 @@ def decide(boxes: Boxes3D, ego: EgoState, config: PlannerConfig = PlannerConfig(
     agent_accelerations_mps2: optional (N,) [m/s^2] along each velocity (perception.decision.tracking) for a
     constant-acceleration one; without them agents keep constant velocity.
     """
-    kept = np.flatnonzero(boxes.scores >= config.min_score)
-    agents = boxes[kept]
-    yaw_rates = kept_agent_values(agent_yaw_rates_rps, boxes, kept, "agent yaw rates")
-    accelerations = kept_agent_values(agent_accelerations_mps2, boxes, kept, "agent accelerations")
-    speed = max(ego.speed_mps, 0.0)
-    assessment = assess_agents(agents, speed, config, yaw_rates, accelerations)
-    left_ok = lane_change_ok(assessment, agents, +1, speed, config)
-    right_ok = lane_change_ok(assessment, agents, -1, speed, config)
-    ttc = float(assessment.ttc_s.min()) if len(agents) else math.inf
+    frame = assess_frame(boxes, ego, config, agent_yaw_rates_rps, agent_accelerations_mps2)
+    kept, agents, speed, assessment = frame.kept, frame.agents, frame.speed_mps, frame.assessment
+    left_ok, right_ok, ttc = frame.left_ok, frame.right_ok, frame.ttc_s
     lookahead = max(config.min_lookahead_m, speed * config.lookahead_time_s)
     limit = speed_limit_mps(ego, config)
 

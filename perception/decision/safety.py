@@ -40,9 +40,7 @@ import numpy as np
 from perception.classes import DETECTION_CLASSES
 from perception.decision.collision import ego_footprints, footprints_overlap, path_coordinates
 from perception.decision.ego_state import EgoState
-from perception.decision.planner import (
-    assess_agents, decide, describe_agent, kept_agent_values, lane_change_ok, plan_trajectory,
-)
+from perception.decision.planner import assess_frame, decide, describe_agent, plan_trajectory
 from perception.decision.prediction import half_length_along_x, speed_factors_at
 from perception.decision.types import Decision, PlannerConfig
 from perception.geometry import Boxes3D
@@ -60,15 +58,10 @@ def check_plan(trajectory: np.ndarray, maneuver: Maneuver, boxes: Boxes3D, ego: 
     if trajectory.shape != (config.horizon_steps, 2) or not np.all(np.isfinite(trajectory)):
         raise ValueError(f"check_plan: the trajectory must be finite ({config.horizon_steps}, 2), got "
                          f"{trajectory.shape}")
-    kept = np.flatnonzero(boxes.scores >= config.min_score)
-    agents = boxes[kept]
-    yaw_rates = kept_agent_values(agent_yaw_rates_rps, boxes, kept, "agent yaw rates")
-    accelerations = kept_agent_values(agent_accelerations_mps2, boxes, kept, "agent accelerations")
-    speed = max(ego.speed_mps, 0.0)
-    assessment = assess_agents(agents, speed, config, yaw_rates, accelerations)
-    left_ok, right_ok = (lane_change_ok(assessment, agents, lane, speed, config) for lane in (+1, -1))
-    ttc = float(assessment.ttc_s.min()) if len(agents) else math.inf
-    speed_factors = speed_factors_at(agents, accelerations, config.step_times_s)  # (N, T)
+    frame = assess_frame(boxes, ego, config, agent_yaw_rates_rps, agent_accelerations_mps2)
+    kept, agents, speed, assessment = frame.kept, frame.agents, frame.speed_mps, frame.assessment
+    left_ok, right_ok, ttc = frame.left_ok, frame.right_ok, frame.ttc_s
+    speed_factors = speed_factors_at(agents, assessment.accelerations_mps2, config.step_times_s)  # (N, T)
     relative = (_relative_to_plan(trajectory, agents, assessment.predicted, speed_factors, config) if len(agents)
                 else None)
 
