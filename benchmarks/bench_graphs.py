@@ -1,6 +1,7 @@
 """Each dense graph of the detector on each runtime, side by side: torch (the checkpoint), ONNX Runtime float
 (tools/export.py's graphs), ONNX Runtime INT8 (tools/quantize.py's) and, when the ``openvino`` package imports,
-OpenVINO on the float graphs. Inputs: what each graph receives on real validation frames (recorded from the torch
+OpenVINO on the float graphs and on the INT8 ones (it reads their QuantizeLinear / DequantizeLinear pairs as its
+own low-precision ops). Inputs: what each graph receives on real validation frames (recorded from the torch
 model, the config's sweeps and image size). Per graph and runtime, the median of ``--calls`` calls after two
 warm-up calls, the runtimes interleaved call by call so that a load change hits them alike. The thread policy
 (perception.threads) is applied first; OpenVINO gets the same thread count.
@@ -22,11 +23,13 @@ set_openmp_environment()  # before torch loads
 
 
 def openvino_runner(file: str, threads: int) -> Callable:
-    """The float graph compiled by OpenVINO for the CPU (``threads`` inference threads, latency hint)."""
+    """An ONNX graph compiled by OpenVINO for the CPU (``threads`` inference threads, latency hint, float32 where
+    it computes in float: on a CPU with bfloat16 units it would otherwise pick bfloat16)."""
     import openvino as ov
 
     core = ov.Core()
-    model = core.compile_model(file, "CPU", {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY"})
+    model = core.compile_model(file, "CPU", {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY",
+                                             "INFERENCE_PRECISION_HINT": "f32"})
     request = model.create_infer_request()
     return lambda *args: request.infer([a.numpy() for a in args])
 
@@ -65,11 +68,13 @@ def main() -> None:
     except ImportError:
         with_openvino = False
     rows: List[dict] = []
-    print(f"{'graph':<28}" + "".join(f"{name:>18}" for name in list(runtimes) + ["openvino"] * with_openvino))
+    openvino_names = ["openvino", "openvino-int8"] if with_openvino else []
+    print(f"{'graph':<28}" + "".join(f"{name:>18}" for name in list(runtimes) + openvino_names))
     for path in torch_detector.dense_modules():
         calls = {name: detector.get_submodule(path) for name, detector in runtimes.items()}
         if with_openvino:
-            calls["openvino"] = openvino_runner(str(graph_path(args.float_dir, path)), policy.onnxruntime_threads)
+            for name, folder in zip(openvino_names, (args.float_dir, args.int8_dir)):
+                calls[name] = openvino_runner(str(graph_path(folder, path)), policy.onnxruntime_threads)
         samples: Dict[str, List[float]] = {name: [] for name in calls}
         with torch.no_grad():
             for step in range(args.calls + 2):
