@@ -72,9 +72,8 @@ def main() -> None:
     print(f"{'graph':<28}" + "".join(f"{name:>18}" for name in list(runtimes) + openvino_names))
     for path in torch_detector.dense_modules():
         calls = {name: detector.get_submodule(path) for name, detector in runtimes.items()}
-        if with_openvino:
-            for name, folder in zip(openvino_names, (args.float_dir, args.int8_dir)):
-                calls[name] = openvino_runner(str(graph_path(folder, path)), policy.onnxruntime_threads)
+        for name, folder in zip(openvino_names, (args.float_dir, args.int8_dir)):  # none without openvino
+            calls[name] = openvino_runner(str(graph_path(folder, path)), policy.onnxruntime_threads)
         samples: Dict[str, List[float]] = {name: [] for name in calls}
         with torch.no_grad():
             for step in range(args.calls + 2):
