@@ -8,7 +8,8 @@ import torch
 from perception.geometry import project_points
 from perception.models import BEVDecoder, BEVGrid, ConvFuser, FusionBatch
 from perception.models.fuser import stack_features
-from perception.models.encoders import CameraEncoder, LidarEncoder, RadarEncoder
+from perception.models.encoders import CameraEncoder, LidarEncoder, PillarFeatureNet, RadarEncoder
+from perception.models.encoders.pillars import Pillarization
 from perception.models.heads import heatmap_peak_error
 from tests.models.helpers import IMAGE_H, IMAGE_W, TINY_CELL, TINY_RANGE, make_frame, tiny_model
 
@@ -69,6 +70,67 @@ def test_point_encoders_without_point_gradients_equal_the_row_gathered_pillars(b
     assert torch.equal(inference, gathered.detach()) and inference.abs().sum() > 0
     gathered.sum().backward()
     assert tracked.grad is not None and tracked.grad[:, 1:].abs().sum() > 0
+
+
+SCALE = (50.0, 50.0, 5.0, 255.0, 0.5)
+
+
+def pillar_net_reference(net, pillars, coords, counts) -> np.ndarray:
+    """PointPillars' pillar feature net written out pillar by pillar in float64 on the points only: per point
+    [columns / scale, xyz - pillar mean, xy - cell centre] -> linear -> batch norm (running statistics) -> ReLU,
+    then the max over the pillar's points."""
+    weight = net.linear.weight.detach().double().numpy()
+    norm = net.norm
+    scale = (norm.weight / torch.sqrt(norm.running_var + norm.eps)).detach().double().numpy()
+    shift = (norm.bias.detach().double() - norm.running_mean.double() * torch.from_numpy(scale)).numpy()
+    x_min, y_min = GRID.point_cloud_range[:2]
+    rows = []
+    for points, (_, _, y, x), count in zip(pillars.double().numpy(), coords.tolist(), counts.tolist()):
+        points = points[:count]
+        centre = np.array([(x + 0.5) * GRID.cell_size[0] + x_min, (y + 0.5) * GRID.cell_size[1] + y_min])
+        features = np.concatenate([points / np.array(SCALE), points[:, :3] - points[:, :3].mean(0),
+                                   points[:, :2] - centre], axis=1)
+        rows.append(np.maximum(features @ weight.T * scale + shift, 0.0).max(0))
+    return np.stack(rows)
+
+
+@pytest.mark.parametrize("counts", [[1, 1, 1, 1], [5, 5, 5, 5], [1, 3, 5, 2]])
+def test_pillar_net_in_eval_is_pointpillars_max_over_points(counts):
+    """Eval takes the max before batch norm and ReLU (negative scales included) on pillars whose padding the
+    reference never reads: the reference's numbers, for single points, full pillars and ties."""
+    torch.manual_seed(0)
+    net = PillarFeatureNet(5, 6).eval()
+    with torch.no_grad():
+        net.norm.weight.copy_(torch.tensor([1.5, -2.0, 0.0, 0.7, -0.3, 1.0]))
+        net.norm.bias.normal_()
+        net.norm.running_mean.normal_()
+        net.norm.running_var.uniform_(0.5, 2.0)
+    counts = torch.tensor(counts)
+    pillars = torch.randn(4, 5, 5) * torch.tensor([4.0, 4.0, 1.0, 100.0, 0.2])
+    pillars[1, 1] = pillars[1, 0]  # a tie
+    pillars[torch.arange(5)[None, :] >= counts[:, None]] = 0.0  # zero padding, as the voxelizer writes it
+    coords = torch.tensor([[0, 0, 3, 4], [0, 0, 15, 0], [1, 0, 0, 15], [1, 0, 8, 8]])
+    with torch.no_grad():
+        output = net(Pillarization(GRID, 5, 4, SCALE).point_features(pillars, coords, counts))
+    assert output.shape == (4, 6) and (output[:, 2] == output[0, 2]).all()  # scale 0: the shift alone
+    assert np.allclose(output.numpy(), pillar_net_reference(net, pillars, coords, counts), rtol=1e-5, atol=1e-5)
+
+
+def test_pillar_net_in_training_zeroes_the_padding_for_batch_norm():
+    """While batch norm learns, the padding slots enter its statistics as zeros whatever they hold (statistics
+    worked out over all M x P rows); without counts that is an error."""
+    torch.manual_seed(1)
+    net = PillarFeatureNet(5, 3).train()
+    counts = torch.tensor([1, 3])
+    features = torch.randn(2, 4, 10)
+    padding = (torch.arange(4)[None, :] >= counts[:, None])[..., None]
+    rows = (features * ~padding) @ net.linear.weight.T  # (2, 4, 3), padding rows 0
+    mean, var = rows.reshape(-1, 3).mean(0), rows.reshape(-1, 3).var(0, unbiased=False)
+    expected = torch.relu((rows - mean) / torch.sqrt(var + net.norm.eps)) * ~padding  # weight 1, bias 0 at init
+    for padded in (features, torch.where(padding, 1e3, features)):
+        assert torch.allclose(net(padded, counts), expected.max(1).values, atol=1e-5)
+    with pytest.raises(ValueError, match="needs the pillars' point counts"):
+        net(features)
 
 
 def test_camera_frustum_points_project_back_to_their_pixels(batch):

@@ -2,12 +2,14 @@
 (raw columns + offsets to the pillar mean and to the pillar centre) -> linear + BN + ReLU -> max over points ->
 scattered onto the BEV grid.
 
-The kernels (hard voxelization, scatter) are ``Pillarization``; the learned part between them is
-``PillarFeatureNet``, a module of tensors only (what perception.deploy exports as a graph)."""
+``Pillarization`` holds what has no weights: the kernels (hard voxelization, scatter) and the per-point features
+between them, plain tensor arithmetic (cheaper in torch than as a graph's ~20 small ops in ONNX Runtime,
+benchmarks/RESULTS.md); ``PillarFeatureNet`` is the learned part, a module of tensors only (what perception.deploy
+exports as a graph)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Tuple
 
 import torch
 from torch import nn
@@ -20,19 +22,23 @@ from perception.timing import StageTimer, stage
 @dataclass(frozen=True)
 class Pillarization:
     """Hard pillars on ``grid`` (at most ``max_points_per_pillar`` points each, ``max_pillars`` per frame) around a
-    pillar feature net: voxelize the points, run the net on the pillars, scatter its features onto the grid."""
+    pillar feature net: voxelize the points, give each point its features (``point_features``), run the net on
+    them, scatter its output onto the grid. ``feature_scale`` (C,) divides each point column (x, y, z first, then
+    the sensor's own columns), so that columns of different units start on a similar scale."""
 
     grid: BEVGrid
     max_points_per_pillar: int
     max_pillars: int
+    feature_scale: Tuple[float, ...]
 
     def encode(self, net: nn.Module, out_channels: int, points: torch.Tensor, batch_size: int,
                timer: Optional[StageTimer] = None) -> torch.Tensor:
         """points (N, 1 + C) [batch index, x, y, z, sensor columns...] in the ego frame -> (B, out_channels, ny, nx)
-        (``net``: PillarFeatureNet or its exported graph); ``timer`` times the hard voxelization as "voxelize".
-        The voxelizer's zero-padded pillars are the net's input. When gradients must reach the point columns
-        (adversarial training, perception.models.adversarial, perturbs them), the voxelizer carries each point's
-        row along and the pillars are gathered from ``points`` by row instead: the same values, differentiable."""
+        (``net``: PillarFeatureNet or its exported graph, given the counts only in training); ``timer`` times the
+        hard voxelization as "voxelize". When gradients must reach the point columns (adversarial training,
+        perception.models.adversarial, perturbs them), the voxelizer carries each point's row along and the
+        pillars are gathered from ``points`` by row instead of taken as the voxelizer wrote them: the same values,
+        differentiable."""
         track_rows = torch.is_grad_enabled() and points.requires_grad
         columns = points[:, 1:].detach()
         if track_rows:
@@ -55,41 +61,54 @@ class Pillarization:
             rows = pillars[..., -1].long()  # (M, P) row of ``points`` in each slot (0 in padding)
             filled = torch.arange(rows.shape[1], device=points.device)[None, :] < counts[:, None]  # (M, P)
             pillars = torch.where(filled[..., None], points[rows, 1:], 0.0)
-        return pillar_scatter(net(pillars, coords, counts), coords, batch_size, (ny, nx))
+        features = self.point_features(pillars, coords, counts)
+        return pillar_scatter(net(features, counts) if net.training else net(features), coords, batch_size, (ny, nx))
 
-
-class PillarFeatureNet(nn.Module):
-    """Pillars (M, P, C) + their cells -> one feature vector per pillar (M, out_channels).
-
-    ``feature_scale`` (C,) divides each input column (x, y, z first, then the sensor's own columns) before the
-    linear layer, so that columns of different units start on a similar scale.
-    """
-
-    def __init__(self, grid: BEVGrid, in_columns: int, out_channels: int, feature_scale: Sequence[float]):
-        super().__init__()
-        if len(feature_scale) != in_columns:
-            raise ValueError(f"PillarFeatureNet: feature_scale needs {in_columns} values, got {len(feature_scale)}")
-        self.grid = grid
-        self.out_channels = out_channels
-        self.register_buffer("feature_scale", torch.tensor(feature_scale, dtype=torch.float32), persistent=False)
-        self.linear = nn.Linear(in_columns + 5, out_channels, bias=False)
-        self.norm = nn.BatchNorm1d(out_channels)
-
-    def forward(self, pillars: torch.Tensor, coords: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
-        """pillars (M, P, C) float32 [x, y, z, sensor columns...] zero-padded after ``counts`` (M,) points;
-        coords (M, 4) int64 [batch, z, y, x] cells -> (M, out_channels)."""
+    def point_features(self, pillars: torch.Tensor, coords: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+        """pillars (M, P, C) float32 [x, y, z, sensor columns...] zero-padded after ``counts`` (M,) points, at least
+        one each; coords (M, 4) int64 [batch, z, y, x] cells -> (M, P, C + 5) [columns / feature_scale, xyz - the
+        pillar's mean, xy - its cell's centre]. The padding slots repeat the pillar's first point."""
+        if pillars.shape[2] != len(self.feature_scale):
+            raise ValueError(f"Pillarization: points with {pillars.shape[2]} columns, feature_scale has "
+                             f"{len(self.feature_scale)}")
         valid = torch.arange(pillars.shape[1], device=pillars.device)[None, :] < counts[:, None]  # (M, P)
-        point_mask = valid[..., None].to(pillars.dtype)  # (M, P, 1): 1 for a point, 0 for padding
+        mean = (pillars[..., :3] * valid[..., None]).sum(1, keepdim=True) / counts[:, None, None].clamp(min=1)
+        pillars = torch.where(valid[..., None], pillars, pillars[:, :1])
         xyz = pillars[..., :3]
-        mean = (xyz * point_mask).sum(1, keepdim=True) / counts[:, None, None].clamp(min=1)
         x_min, y_min = self.grid.point_cloud_range[:2]
         centre_x = (coords[:, 3].float() + 0.5) * self.grid.cell_size[0] + x_min
         centre_y = (coords[:, 2].float() + 0.5) * self.grid.cell_size[1] + y_min
         to_centre = xyz[..., :2] - torch.stack([centre_x, centre_y], dim=1)[:, None, :]
-        features = torch.cat([pillars / self.feature_scale, xyz - mean, to_centre], dim=-1)  # (M, P, C + 5)
-        # padding rows zeroed, as OpenPCDet's PillarVFE does: their offsets (-mean, -centre, up to the grid's extent)
-        # would otherwise set the value range that INT8 calibration sees, and batch norm's statistics in training
+        scale = torch.tensor(self.feature_scale, dtype=pillars.dtype, device=pillars.device)
+        return torch.cat([pillars / scale, xyz - mean, to_centre], dim=-1)
+
+
+class PillarFeatureNet(nn.Module):
+    """Per-point features (M, P, C + 5) (``Pillarization.point_features``) -> one vector per pillar (M, out_channels):
+    linear, batch norm, ReLU, max over the pillar's points."""
+
+    def __init__(self, in_columns: int, out_channels: int):
+        super().__init__()
+        self.out_channels = out_channels
+        self.linear = nn.Linear(in_columns + 5, out_channels, bias=False)
+        self.norm = nn.BatchNorm1d(out_channels)
+
+    def forward(self, features: torch.Tensor, counts: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """features (M, P, C + 5) -> (M, out_channels); ``counts`` (M,) points per pillar, read only while batch
+        norm learns its statistics.
+
+        With its statistics fixed (eval, or held in fine-tuning), batch norm is an affine map per channel and, with
+        ReLU, monotone (rounding is monotone too), so the max over a pillar's points is taken first, on M rows
+        instead of M x P: the same numbers; the padding slots, copies of the first point, leave each max unchanged.
+        While it learns them, the padding slots are zeroed instead, as OpenPCDet's PillarVFE does, so that its
+        statistics count them as zeros, not as the first point again."""
+        if not self.norm.training:
+            sign = torch.where(self.norm.weight >= 0, 1.0, -1.0)  # a negative scale turns the max into a min
+            return torch.relu(self.norm((self.linear(features) * sign).amax(dim=1) * sign))
+        if counts is None:
+            raise ValueError("PillarFeatureNet: batch norm in training needs the pillars' point counts")
+        point_mask = (torch.arange(features.shape[1], device=features.device)[None, :] < counts[:, None])[..., None]
         features = self.linear(features * point_mask)
         features = torch.relu(self.norm(features.reshape(-1, self.out_channels))).reshape(features.shape)
         # ReLU's outputs are >= 0 and every pillar holds a point, so zeroed padding rows leave each max unchanged
-        return (features * point_mask).max(dim=1).values  # (M, out)
+        return (features * point_mask).max(dim=1).values
