@@ -30,8 +30,9 @@ from perception.models import BEVFusionDetector, FusionBatch, build_detector
 from perception.sensors import CAMERA_CHANNELS
 from perception.threads import onnxruntime_session_options
 
-GRAPH_FORMAT = "perception-onnx-v1"
-"""metadata_props['perception.format'] of every graph this module writes."""
+GRAPH_FORMAT = "perception-onnx-v2"
+"""metadata_props['perception.format'] of every graph this module writes (v2: the pillar nets take the per-point
+features of Pillarization.point_features, v1's took the pillars)."""
 
 OPSET = 17
 PRECISIONS = ("float32", "int8")
@@ -235,8 +236,8 @@ def open_graph(file: Path, module_path: str, expected_config: str, device: str =
     meta = {key.split(".", 1)[1]: value for key, value in session.get_modelmeta().custom_metadata_map.items()
             if key.startswith("perception.")}
     if meta.get("format") != GRAPH_FORMAT:
-        raise ValueError(f"{file}: not a graph of this project's export (format {meta.get('format')!r}, expected "
-                         f"{GRAPH_FORMAT!r})")
+        raise ValueError(f"{file}: not a graph of this version's export (format {meta.get('format')!r}, expected "
+                         f"{GRAPH_FORMAT!r}); export again with tools/export.py")
     if meta.get("module") != module_path:
         raise ValueError(f"{file}: holds module {meta.get('module')!r}, expected {module_path!r}")
     if meta.get("config_sha256") != expected_config:

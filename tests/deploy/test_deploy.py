@@ -1,6 +1,7 @@
 """ONNX export, the ONNX Runtime backends and INT8 quantization on the tiny model of tests/models (hand-made frames):
 parity with the torch model, refusal of graphs that belong to another model, the thread policy."""
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -131,6 +132,16 @@ def test_graph_of_another_model_version_is_refused(exported, tmp_path):
     other_config, _ = write_model(tmp_path, head_channels=8)
     with pytest.raises(ValueError, match=r"lidar.pillars.onnx: exported from another version of the model"):
         load_onnx_detector(other_config, folder)
+
+
+def test_graph_of_an_earlier_export_format_is_refused(exported, tmp_path):
+    config, _, folder = exported
+    old = tmp_path / "old"
+    shutil.copytree(folder, old)
+    set_metadata(old / "encoders.lidar.pillars.onnx", {"format": "perception-onnx-v1"})
+    with pytest.raises(ValueError, match=r"lidar.pillars.onnx: not a graph of this version's export \(format "
+                                         r"'perception-onnx-v1', expected 'perception-onnx-v2'\); export again"):
+        load_onnx_detector(config, old)
 
 
 def test_missing_mixed_or_wrong_precision_graphs_are_refused(exported, tmp_path):
