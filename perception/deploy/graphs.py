@@ -179,17 +179,13 @@ def export_graphs(detector: BEVFusionDetector, config: Union[str, Path, Config],
 
 class OnnxGraph(nn.Module):
     """One ONNX graph as a torch module: forward(*tensors) -> tensor on the first input's device, through an
-    ONNX Runtime session (its inputs in the graph's order, one output). Always in eval mode: it only infers."""
+    ONNX Runtime session (its inputs in the graph's order, one output)."""
 
     def __init__(self, session, file: Path):
         super().__init__()
         self.session = session
         self.file = file
         self.input_names = [i.name for i in session.get_inputs()]
-        self.train(False)
-
-    def train(self, mode: bool = True) -> "OnnxGraph":
-        return super().train(False)
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
         if len(inputs) != len(self.input_names):

@@ -133,6 +133,16 @@ def test_pillar_net_in_training_zeroes_the_padding_for_batch_norm():
         net(features)
 
 
+@pytest.mark.parametrize("encoder_type", [LidarEncoder, RadarEncoder])
+def test_point_encoder_in_eval_with_learning_norms_gives_its_net_the_counts(batch, encoder_type):
+    """Only the batch norms learning (their statistics re-estimated, the rest in eval): the net is given the counts
+    and the statistics move."""
+    encoder = encoder_type(GRID, out_channels=4).eval()
+    encoder.pillars.norm.train()
+    encoder(batch)
+    assert encoder.pillars.norm.num_batches_tracked == 1 and encoder.pillars.norm.running_mean.abs().sum() > 0
+
+
 def test_camera_frustum_points_project_back_to_their_pixels(batch):
     encoder = CameraEncoder(GRID, (IMAGE_W, IMAGE_H), out_channels=4, backbone_widths=[4, 4, 4, 4], fpn_channels=4,
                             depth_range=[1.0, 13.0], depth_bins=6)

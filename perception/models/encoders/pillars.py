@@ -34,11 +34,11 @@ class Pillarization:
     def encode(self, net: nn.Module, out_channels: int, points: torch.Tensor, batch_size: int,
                timer: Optional[StageTimer] = None) -> torch.Tensor:
         """points (N, 1 + C) [batch index, x, y, z, sensor columns...] in the ego frame -> (B, out_channels, ny, nx)
-        (``net``: PillarFeatureNet or its exported graph, given the counts only in training); ``timer`` times the
-        hard voxelization as "voxelize". When gradients must reach the point columns (adversarial training,
-        perception.models.adversarial, perturbs them), the voxelizer carries each point's row along and the
-        pillars are gathered from ``points`` by row instead of taken as the voxelizer wrote them: the same values,
-        differentiable."""
+        (``net``: PillarFeatureNet, given the counts while its batch norm learns, or its exported graph); ``timer``
+        times the hard voxelization as "voxelize". When gradients must reach the point columns (adversarial
+        training, perception.models.adversarial, perturbs them), the voxelizer carries each point's row along and
+        the pillars are gathered from ``points`` by row instead of taken as the voxelizer wrote them: the same
+        values, differentiable."""
         track_rows = torch.is_grad_enabled() and points.requires_grad
         columns = points[:, 1:].detach()
         if track_rows:
@@ -62,7 +62,8 @@ class Pillarization:
             filled = torch.arange(rows.shape[1], device=points.device)[None, :] < counts[:, None]  # (M, P)
             pillars = torch.where(filled[..., None], points[rows, 1:], 0.0)
         features = self.point_features(pillars, coords, counts)
-        return pillar_scatter(net(features, counts) if net.training else net(features), coords, batch_size, (ny, nx))
+        learning = isinstance(net, PillarFeatureNet) and net.norm.training  # batch norm learning its statistics
+        return pillar_scatter(net(features, counts) if learning else net(features), coords, batch_size, (ny, nx))
 
     def point_features(self, pillars: torch.Tensor, coords: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
         """pillars (M, P, C) float32 [x, y, z, sensor columns...] zero-padded after ``counts`` (M,) points, at least
