@@ -114,6 +114,8 @@ def test_pillar_net_in_eval_is_pointpillars_max_over_points(counts):
         output = net(Pillarization(GRID, 5, 4, SCALE).point_features(pillars, coords, counts))
     assert output.shape == (4, 6) and (output[:, 2] == output[0, 2]).all()  # scale 0: the shift alone
     assert np.allclose(output.numpy(), pillar_net_reference(net, pillars, coords, counts), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="points with 4 columns, feature_scale has 5"):
+        Pillarization(GRID, 5, 4, SCALE).point_features(pillars[..., :4], coords, counts)
 
 
 def test_pillar_net_in_training_zeroes_the_padding_for_batch_norm():
