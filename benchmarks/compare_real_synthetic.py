@@ -11,8 +11,10 @@ HDL-32E's 32 evenly spaced beams of perception.sensors), fraction of points less
 ground plane guess z = 0 (the nuScenes ego frame's origin lies on the road), fraction within NEAR_SENSOR_M of the
 sensor (no-return points and returns off the ego car), radar points per frame, RCS, compensated speed, annotated
 objects per frame by class and their LiDAR points per box (num_lidar_pts of the sample_annotation table), also for
-the boxes within NEAR_BOX_M of the ego only. Writes DIR/sensor_statistics.json (the numbers), .md (mean / median /
-p10 / p90 per statistic, the sources side by side) and .png (the histograms overlaid, each normalised to a density).
+the boxes within NEAR_BOX_M of the ego only, and the angle between each car's heading and the ego's (0: along,
+90 degrees: across, e.g. parked in a perpendicular bay; the direction of travel left out). Writes
+DIR/sensor_statistics.json (the numbers), .md (mean / median / p10 / p90 per statistic, the sources side by side)
+and .png (the histograms overlaid, each normalised to a density).
 """
 from __future__ import annotations
 
@@ -41,6 +43,7 @@ HISTOGRAM_EDGES = {
     "radar_speed_mps": np.linspace(0.0, 30.0, 31),
     "box_lidar_points": np.concatenate([[0.0], np.logspace(0.0, 4.0, 25)]),
     "box_lidar_points_near": np.concatenate([[0.0], np.logspace(0.0, 4.0, 25)]),
+    "car_heading_to_ego_deg": np.linspace(0.0, 90.0, 10),
 }
 """Bin edges of each per-point (per-box) histogram; values outside the edges are not counted."""
 _X, _Y, _Z, _INTENSITY = (LIDAR_COLUMNS.index(c) for c in ("x", "y", "z", "intensity"))
@@ -70,6 +73,13 @@ def ground_fraction(points_xyz: np.ndarray, ground_z_m: float = 0.0) -> float:
     if len(points_xyz) == 0:
         return float("nan")
     return float(np.mean(points_xyz[:, 2] < ground_z_m + GROUND_BAND_M))
+
+
+def heading_to_ego_deg(yaws_rad: np.ndarray) -> np.ndarray:
+    """Angle [deg] in [0, 90] between a box's axis and the ego's x axis, for yaws (N,) [rad] in the ego frame: the
+    direction of travel left out (0 and 180 degrees both give 0)."""
+    folded = np.abs(np.angle(np.exp(1j * np.asarray(yaws_rad, dtype=np.float64))))
+    return np.degrees(np.minimum(folded, np.pi - folded))
 
 
 def summarize(values: Sequence[float]) -> Dict[str, float]:
@@ -109,6 +119,8 @@ def source_statistics(frames: Sequence) -> Dict[str, object]:
         objects_by_class.append(np.bincount(labels, minlength=len(DETECTION_CLASSES)))
         pooled["box_lidar_points"].append(num_points)
         if len(labels):
+            cars = labels == DETECTION_CLASSES.index("car")
+            pooled["car_heading_to_ego_deg"].append(heading_to_ego_deg(frame.gt_boxes.yaws[cars]))
             pooled["box_lidar_points_near"].append(
                 num_points[np.linalg.norm(frame.gt_boxes.centers[:, :2], axis=1) < NEAR_BOX_M])
         for label, count in zip(labels, num_points):
@@ -170,7 +182,7 @@ def write_plot(path: str, statistics: Mapping[str, Mapping]) -> None:
     import matplotlib.pyplot as plt
 
     names = list(HISTOGRAM_EDGES)
-    figure, axes = plt.subplots(3, 3, figsize=(15, 12))
+    figure, axes = plt.subplots(4, 3, figsize=(15, 16))
     for axis, name in zip(axes.ravel(), names):
         for source, stats in statistics.items():
             histogram = stats["histograms"][name]
@@ -180,7 +192,9 @@ def write_plot(path: str, statistics: Mapping[str, Mapping]) -> None:
         axis.set_ylabel("fraction")
         if name.startswith("box_lidar_points"):
             axis.set_xscale("symlog")
-    beam_axis, class_axis, summary_axis = axes.ravel()[len(names):]
+    beam_axis, class_axis, summary_axis, *unused = axes.ravel()[len(names):]
+    for axis in unused:
+        axis.set_axis_off()
     width = 0.8 / len(statistics)
     for offset, (source, stats) in enumerate(statistics.items()):
         beam_axis.plot(range(LIDAR_BEAM_COUNT), stats["mean_points_per_beam"], marker=".", label=source)

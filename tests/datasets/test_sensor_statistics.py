@@ -78,7 +78,8 @@ def test_source_statistics_histograms_and_per_frame_counts():
     radar[:, 4:6] = [[3.0, 4.0], [0.0, 0.5]]
     labels = [DETECTION_CLASSES.index("car"), DETECTION_CLASSES.index("car"), DETECTION_CLASSES.index("pedestrian")]
     frame = SimpleNamespace(lidar=SimpleNamespace(points=lidar), radar=SimpleNamespace(points=radar),
-                            gt_boxes=Boxes3D(np.zeros((3, 3)), np.ones((3, 3)), np.zeros(3), labels=np.array(labels)),
+                            gt_boxes=Boxes3D(np.zeros((3, 3)), np.ones((3, 3)), np.array([0.2, -2.0, 1.5]),
+                                             labels=np.array(labels)),
                             gt_num_lidar_points=np.array([0, 12, 3]))
     empty = SimpleNamespace(lidar=None, radar=None, gt_boxes=None, gt_num_lidar_points=None)
     result = stats.source_statistics([frame, empty])
@@ -101,3 +102,11 @@ def test_source_statistics_histograms_and_per_frame_counts():
     assert result["objects_per_frame_by_class"]["pedestrian"] == 0.5
     assert result["median_lidar_points_per_box_by_class"] == {"car": 6.0, "pedestrian": 3.0}
     assert result["histograms"]["box_lidar_points"]["counts"][0] == 1   # the box without points
+    # the cars' yaws 0.2 and -2.0 rad: 11.46 and 180 - 114.59 = 65.41 degrees off the ego's axis, 10-degree bins
+    heading = result["histograms"]["car_heading_to_ego_deg"]["counts"]
+    assert heading[1] == 1 and heading[6] == 1 and sum(heading) == 2
+
+
+def test_heading_to_ego_folds_the_direction_of_travel_away():
+    yaws = np.radians([0.0, 180.0, -180.0, 90.0, -90.0, 30.0, 150.0, -30.0, -150.0, 390.0])
+    np.testing.assert_allclose(stats.heading_to_ego_deg(yaws), [0, 0, 0, 90, 90, 30, 30, 30, 30, 30], atol=1e-9)

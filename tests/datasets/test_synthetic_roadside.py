@@ -4,7 +4,7 @@ sizes and spacings give, never an annotated object, every static material seen b
 import numpy as np
 import pytest
 
-from perception.datasets.synthetic import layout, lidar
+from perception.datasets.synthetic import layout, lidar, scene
 from perception.datasets.synthetic.layout import Crown, Material, Pole, Road, StaticWorld
 from perception.datasets.synthetic.radar import CROSS_SECTIONS
 from perception.datasets.synthetic.raycast import StaticGeometry, WorldGeometry
@@ -54,13 +54,14 @@ def test_camera_ray_meets_a_tree_crown_at_its_near_surface():
 
 @pytest.fixture(scope="module")
 def street():
-    """Scene 1 of seed 7 in the nuscenes population, and the same scene without roadside structure."""
+    """Scene 1 of seed 7 in the nuscenes population, and the same scene without roadside structure (its car parks
+    kept)."""
     with_structure = build_scene(seed=7, index=1, samples_per_scene=2, population="nuscenes")
-    layout.ROADSIDE_STRUCTURE["nuscenes"] = False
+    scene.add_roadside_structure = lambda rng, world: world
     try:
         without = build_scene(seed=7, index=1, samples_per_scene=2, population="nuscenes")
     finally:
-        layout.ROADSIDE_STRUCTURE["nuscenes"] = True
+        scene.add_roadside_structure = layout.add_roadside_structure
     return with_structure, without
 
 

@@ -1,7 +1,7 @@
 """The static world of one scene: a multi-lane road (straight and curved pieces) in Frenet coordinates, the
 sidewalks, buildings, walls and lamp posts along it, the ground, and the colours of their surfaces; in the
 ``nuscenes`` population also unannotated roadside structure (``add_roadside_structure``: street trees, sign posts,
-bollards, hedges).
+bollards, hedges) and car parks beside the street (``add_car_parks``).
 
 Frenet coordinates: ``s`` [m] arc length along the road's centre line, ``d`` [m] signed lateral offset (left
 of the direction of travel positive). Traffic drives on the right: lanes of the +s direction have d < 0.
@@ -9,7 +9,7 @@ All geometry stands on the flat ground plane z = 0 of the global frame.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import List, Tuple
 
 import numpy as np
@@ -154,6 +154,7 @@ class StaticWorld:
     ground_extent: Tuple[float, float, float, float]
     """(x_min, y_min, x_max, y_max) [m] of the ground plane."""
     crowns: List[Crown] = field(default_factory=list)
+    car_parks: List["CarPark"] = field(default_factory=list)
 
 
 SECTION_TURN_RAD = 0.03
@@ -244,8 +245,8 @@ def build_static_world(rng: np.random.Generator, road_length_m: float, margin_m:
 
 
 ROADSIDE_STRUCTURE = {"default": False, "nuscenes": True}
-"""By population (scene.build_scene): does the street get unannotated roadside structure
-(``add_roadside_structure``)?"""
+"""By population (scene.build_scene): does the street get car parks (``add_car_parks``) and unannotated roadside
+structure (``add_roadside_structure``)?"""
 TREE_SPACING_M = (7.6, 12.2)
 """Street trees 25-40 ft apart, species-specific (City of Los Angeles, Bureau of Street Services, "Tree Spacing
 Guidelines"), and at least 20 ft (6.1 m) from a street light (same source): TREE_CLEARANCE_M."""
@@ -282,8 +283,8 @@ STRUCTURE_GAP_M = 1.0
 def add_roadside_structure(rng: np.random.Generator, world: StaticWorld) -> StaticWorld:
     """``world`` with unannotated roadside structure on both sides: street trees (trunk and crown) and sign posts
     in the furnishing zone next to the curb, rows of bollards at the kerb, and hedges just behind the sidewalk
-    where the frontage is open; sizes and spacings are the constants above. Nothing is annotated: it is static
-    world for every sensor."""
+    where the frontage is open (no wall, building or car park); sizes and spacings are the constants above.
+    Nothing is annotated: it is static world for every sensor."""
     road = world.road
     curb = road.half_width
     outer = curb + SIDEWALK_WIDTH_M
@@ -343,7 +344,7 @@ def add_roadside_structure(rng: np.random.Generator, world: StaticWorld) -> Stat
                     post(float(s_bollard), BOLLARD_OFFSET_M, radius, height, Material.POLE, POLE_GREY)
             s = float(row[-1]) + float(rng.uniform(*BOLLARD_ROW_SPACING_M))
         prisms += _hedges(rng, world, side, outer)
-    return StaticWorld(road, prisms, poles, world.ground_extent, crowns)
+    return replace(world, prisms=prisms, poles=poles, crowns=crowns)
 
 
 def _hedges(rng: np.random.Generator, world: StaticWorld, side: float, outer: float) -> List[Prism]:
@@ -352,6 +353,7 @@ def _hedges(rng: np.random.Generator, world: StaticWorld, side: float, outer: fl
     d0, d1 = sorted((side * (outer + 0.1), side * (outer + 0.1 + HEDGE_DEPTH_M)))
     blocked = [(p.s0, p.s1) for p in world.prisms if p.material in (Material.WALL, Material.BUILDING)
                and min(abs(p.d0), abs(p.d1)) < outer + 0.2 + HEDGE_DEPTH_M and p.d0 * side > 0]
+    blocked += [(park.s0, park.s1) for park in world.car_parks if park.side == side]
     hedges = []
     s = float(rng.uniform(0.0, HEDGE_LENGTH_M[1]))
     while s < world.road.length:
@@ -361,3 +363,61 @@ def _hedges(rng: np.random.Generator, world: StaticWorld, side: float, outer: fl
                                 FOLIAGE_GREENS[int(rng.integers(len(FOLIAGE_GREENS)))]))
         s += length + float(rng.uniform(2.0, 10.0))
     return hedges
+
+
+CAR_PARK_SHARE = 0.5
+"""Share of street sides with a car park beside the ego's drive (an assumption)."""
+CAR_PARK_LENGTH_M = (25.0, 60.0)
+"""Length of a car park along the street (an assumption)."""
+BAY_WIDTH_M, BAY_DEPTH_M, AISLE_WIDTH_M = 2.8, 5.0, 6.0
+"""Parking bays 2.4-2.8 m wide and 4.8-5.5 m deep, two-way aisles 6-7 m wide (Neufert, Architects' Data, 4th ed.,
+"Parking"); 2.8 m so that a 2 m wide car passes the population's overlap check, whose footprints grow by
+0.4 m on every side."""
+BAY_ANGLES_RAD = (0.5 * np.pi, 0.5 * np.pi, np.pi / 3.0, 0.25 * np.pi)
+"""Angle of a car park's bays to the curb, drawn per car park: perpendicular twice as often as 60 or 45 degrees
+(an assumption)."""
+CAR_PARK_SETBACK_M = 1.0
+"""Gap between the sidewalk and a car park's first row of bays [m]."""
+
+
+@dataclass(frozen=True)
+class CarPark:
+    """Rows of parking bays beyond the sidewalk on ``side`` (+1 left, -1 right) over arc lengths [s0, s1] [m], at
+    ``bay_angle_rad`` to the curb (pi / 2: perpendicular); the bays' centres of each row lie at |d| = ``row_d``
+    [m]."""
+
+    side: float
+    s0: float
+    s1: float
+    bay_angle_rad: float
+    row_d: Tuple[float, ...]
+
+    def bays(self) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every bay's centre s, d (N,) [m] and the yaw of its axis relative to the road's heading (N,) [rad],
+        pointing away from the street: a car parked nose in faces that way. Angled bays lean with the traffic of
+        their side of the road (+s on the right, -s on the left)."""
+        spacing = BAY_WIDTH_M / np.sin(self.bay_angle_rad)
+        s = np.arange(self.s0 + 0.5 * spacing, self.s1 - 0.5 * spacing + 1e-9, spacing)
+        yaw = -self.bay_angle_rad if self.side < 0 else np.pi - self.bay_angle_rad
+        return (np.tile(s, len(self.row_d)), self.side * np.repeat(self.row_d, len(s)),
+                np.full(len(s) * len(self.row_d), yaw))
+
+
+def add_car_parks(rng: np.random.Generator, world: StaticWorld, stretch: Tuple[float, float]) -> StaticWorld:
+    """``world`` with a car park on each side of the street with probability CAR_PARK_SHARE, somewhere along
+    ``stretch`` (s_min, s_max) [m]: one or two rows of bays (an aisle between two), on open ground where the
+    buildings and walls of its stretch are taken away. The cars in it are the population's (traffic.py)."""
+    road = world.road
+    near_row = road.half_width + SIDEWALK_WIDTH_M + CAR_PARK_SETBACK_M + 0.5 * BAY_DEPTH_M
+    prisms, car_parks = list(world.prisms), []
+    for side in (-1.0, 1.0):
+        if rng.random() >= CAR_PARK_SHARE:
+            continue
+        length = float(rng.uniform(*CAR_PARK_LENGTH_M))
+        s0 = float(rng.uniform(stretch[0], max(stretch[0], stretch[1] - length)))
+        rows = int(rng.integers(1, 3))
+        row_d = tuple(near_row + i * (BAY_DEPTH_M + AISLE_WIDTH_M) for i in range(rows))
+        car_parks.append(CarPark(side, s0, s0 + length, float(rng.choice(BAY_ANGLES_RAD)), row_d))
+        prisms = [p for p in prisms if not (p.material in (Material.BUILDING, Material.WALL) and p.d0 * side > 0
+                                            and p.s0 < s0 + length and p.s1 > s0)]
+    return replace(world, prisms=prisms, car_parks=car_parks)

@@ -9,12 +9,12 @@ import numpy as np
 
 from perception.datasets.synthetic.actors import Actor, Track
 from perception.datasets.synthetic.ego import EgoPlan, plan_ego
-from perception.datasets.synthetic.layout import (ROADSIDE_STRUCTURE, StaticWorld, add_roadside_structure,
-                                                  build_static_world)
+from perception.datasets.synthetic.layout import (ROADSIDE_STRUCTURE, StaticWorld, add_car_parks,
+                                                  add_roadside_structure, build_static_world)
 from perception.datasets.synthetic.raycast import Snapshot, StaticGeometry, WorldGeometry
 from perception.datasets.synthetic.shading import FrenetRaster
 from perception.datasets.synthetic.rig import CALIBRATION, KEYFRAME_PERIOD_US
-from perception.datasets.synthetic.traffic import POPULATIONS
+from perception.datasets.synthetic.traffic import POPULATIONS, drive_stretch
 from perception.geometry import RigidTransform
 
 TIME_STEP_S = 0.01
@@ -94,12 +94,13 @@ def build_scene(seed: int, index: int, samples_per_scene: int, population: str =
     times_s = np.round(np.arange(-LEAD_IN_S - 1.0, duration + 1.0 + 1e-9, TIME_STEP_S), 6)
     road_length = EGO_START_S_M + MAX_EGO_SPEED_M_S * (duration + 3.0) + ROAD_AHEAD_M
     world = build_static_world(np.random.default_rng([seed, index, 1]), road_length, MAP_MARGIN_M)
-    if ROADSIDE_STRUCTURE[population]:
-        world = add_roadside_structure(np.random.default_rng([seed, index, 5]), world)
     plan = plan_ego(np.random.default_rng([seed, index, 2]), world.road, index, times_s, EGO_START_S_M)
+    if ROADSIDE_STRUCTURE[population]:
+        world = add_car_parks(np.random.default_rng([seed, index, 6]), world, drive_stretch(world.road, plan))
+        world = add_roadside_structure(np.random.default_rng([seed, index, 5]), world)
     ego_xy, heading = world.road.to_global(plan.s, plan.d)
     ego_track = Track.from_positions(times_s, ego_xy, float(heading[0]))
-    actors = POPULATIONS[population](np.random.default_rng([seed, index, 3]), world.road, plan, times_s,
+    actors = POPULATIONS[population](np.random.default_rng([seed, index, 3]), world, plan, times_s,
                                      (-LEAD_IN_S, duration), ego_xy, ego_track.yaw)
     sun_rng = np.random.default_rng([seed, index, 4])
     elevation, azimuth = sun_rng.uniform(0.5, 1.1), sun_rng.uniform(-np.pi, np.pi)

@@ -9,6 +9,7 @@ object's over the scene, so nothing drives through anything.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Callable, Dict, List, Optional, Tuple, Union
 
 import numpy as np
@@ -16,7 +17,7 @@ import numpy as np
 from perception.datasets.synthetic.actors import Actor, Track
 from perception.datasets.synthetic.class_specs import NUSCENES_TRAIN_ANNOTATIONS, sample_size
 from perception.datasets.synthetic.ego import LEAD_STANDSTILL_GAP_M, LEAD_TIME_HEADWAY_S, EgoPlan
-from perception.datasets.synthetic.layout import LANE_WIDTH_M, PARKING_WIDTH_M, SIDEWALK_WIDTH_M, Road
+from perception.datasets.synthetic.layout import LANE_WIDTH_M, PARKING_WIDTH_M, SIDEWALK_WIDTH_M, Road, StaticWorld
 from perception.datasets.synthetic.meshes import build_mesh
 
 EGO_SIZE_WL = (2.0, 4.9)
@@ -188,6 +189,16 @@ def _parked(rng: np.random.Generator, street: _Street, name: str, side: float, s
                         yaw_offset=yaw_offset)]
 
 
+def _in_bay(rng: np.random.Generator, street: _Street, s_m: float, d_m: float, yaw_offset: float,
+            perpendicular: bool) -> List[Actor]:
+    """A car parked in a car park's bay centred at (``s_m``, ``d_m``) [m] whose axis points ``yaw_offset`` [rad]
+    off the road's heading (layout.CarPark.bays): nose in, or backed in half of the time in a perpendicular bay."""
+    backed_in = perpendicular and rng.random() < 0.5
+    s = np.full_like(street.times_s, s_m)
+    return [_road_actor("car", street.road, street.times_s, s, np.full_like(s, d_m), "parked", rng,
+                        yaw_offset=yaw_offset + (np.pi if backed_in else 0.0))]
+
+
 def _sidewalk_pedestrian(rng: np.random.Generator, street: _Street) -> List[Actor]:
     """A pedestrian walking along (60 %) or standing on a sidewalk."""
     road, times_s = street.road, street.times_s
@@ -227,11 +238,11 @@ def _work_zone_span(street: _Street, plan: EgoPlan) -> Tuple[float, float]:
     return (max(5.0, float(plan.s[0]) - 20.0), min(street.road.length - 30.0, float(plan.s[-1]) + 30.0))
 
 
-def populate(rng: np.random.Generator, road: Road, plan: EgoPlan, times_s: np.ndarray,
+def populate(rng: np.random.Generator, world: StaticWorld, plan: EgoPlan, times_s: np.ndarray,
              scene_span_s: Tuple[float, float], ego_xy: np.ndarray, ego_yaw: np.ndarray) -> List[Actor]:
-    """All objects of a scene of the default population, on the time grid ``times_s`` [s]; ``scene_span_s`` is
-    the (start, end) of the recorded data (overlaps are only checked there)."""
-    population, street = _start(road, plan, times_s, scene_span_s, ego_xy, ego_yaw)
+    """All objects of a scene of the default population on ``world``'s road, on the time grid ``times_s`` [s];
+    ``scene_span_s`` is the (start, end) of the recorded data (overlaps are only checked there)."""
+    population, street = _start(world.road, plan, times_s, scene_span_s, ego_xy, ego_yaw)
     _add_lead_vehicles(rng, street, plan, population)
     _add_work_zone(rng, street, _work_zone_span(street, plan), population)
     density = (street.near[1] - street.near[0]) / 100.0
@@ -279,15 +290,16 @@ def class_quota(rng: np.random.Generator, total: int) -> Dict[str, int]:
             for name, w, e, u in zip(NUSCENES_TRAIN_ANNOTATIONS, whole, expected, draws)}
 
 
-def populate_nuscenes_mix(rng: np.random.Generator, road: Road, plan: EgoPlan, times_s: np.ndarray,
+def populate_nuscenes_mix(rng: np.random.Generator, world: StaticWorld, plan: EgoPlan, times_s: np.ndarray,
                           scene_span_s: Tuple[float, float], ego_xy: np.ndarray,
                           ego_yaw: np.ndarray) -> List[Actor]:
     """All objects of a scene of the ``nuscenes`` population (arguments as ``populate``): ``nuscenes_object_count``
     objects in nuScenes' class shares (``class_quota``). The lead cars count as cars; the work zone holds the
-    cones, barriers and construction vehicle (up to 3 tries, else none); 60 % of the other cars park in rows
-    along both curbs, the rest drive; trucks tow the trailers, the other trucks and the buses half drive, half
-    park (stop); two-wheelers half ride, half stand on the sidewalk's edge; 85 % of the pedestrians use the
-    sidewalks, the rest cross."""
+    cones, barriers and construction vehicle (up to 3 tries, else none); 60 % of the other cars park, in rows along
+    both curbs and in the bays of the world's car parks (slots drawn alike), the rest drive; trucks tow the
+    trailers, the other trucks and the buses half drive, half park (stop); two-wheelers half ride, half stand on the
+    sidewalk's edge; 85 % of the pedestrians use the sidewalks, the rest cross."""
+    road = world.road
     quota = class_quota(rng, nuscenes_object_count(road, plan))
     population, street = _start(road, plan, times_s, scene_span_s, ego_xy, ego_yaw)
     _add_lead_vehicles(rng, street, plan, population)
@@ -318,13 +330,17 @@ def populate_nuscenes_mix(rng: np.random.Generator, road: Road, plan: EgoPlan, t
 
     fill(quota["construction_vehicle"] - placed("construction_vehicle"), park("construction_vehicle"))
     cars = max(0, quota["car"] - placed("car"))  # the lead cars are cars
-    slots = [(side, float(s)) for side in (-1.0, 1.0)
+    slots = [partial(_parked, rng, street, "car", side, float(s)) for side in (-1.0, 1.0)
              for s in np.arange(street.near[0] + rng.uniform(0.0, PARKING_SLOT_M), street.near[1], PARKING_SLOT_M)]
+    for car_park in world.car_parks:
+        perpendicular = car_park.bay_angle_rad == 0.5 * np.pi
+        slots += [partial(_in_bay, rng, street, float(s), float(d), float(yaw), perpendicular)
+                  for s, d, yaw in zip(*car_park.bays())]
     parked_cars = 0
     for index in rng.permutation(len(slots)):
         if parked_cars >= round(0.6 * cars):
             break
-        parked_cars += population.try_add(_parked(rng, street, "car", *slots[index]))
+        parked_cars += population.try_add(slots[index]())
     fill(cars - parked_cars, lambda: _traffic(rng, street, "car"))
     for name, ride in (("motorcycle", lambda: _traffic(rng, street, "motorcycle")),
                        ("bicycle", lambda: _cyclist(rng, street))):
