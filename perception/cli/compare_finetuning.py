@@ -1,8 +1,10 @@
 """Compare ways of adapting a trained detector to a new domain, on the same frames with the same budget: zero-shot,
 training from scratch on the fine-tuning split, and fine-tuning with each method (full, head, LoRA at two ranks,
 adapter); each model evaluated on the validation split with the official metrics. Writes ``table.md`` and
-``table.json`` (NDS, mAP, car and pedestrian AP, the TP errors, trained parameters, training minutes) and every
-run's folder (work dir, exported model, evaluation) under ``--out``.
+``table.json`` (NDS, mAP, car and pedestrian AP, the TP errors, trained parameters, training minutes), rewritten
+as each row is finished, and every run's folder (work dir, exported model, evaluation, ``row.json``) under
+``--out``. Started again with the same arguments it resumes: a run whose ``row.json`` holds those settings is read,
+not run again.
 
     python tools/compare_finetuning.py configs/fusion_tiny_real.py checkpoints/fusion_tiny.pth \\
         --dataroot ../shared/fixtures/nuscenes-scene0916 --version v1.0-mini --split real_finetune \\
@@ -14,7 +16,7 @@ import argparse
 import json
 import os
 import time
-from typing import List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 from perception.cli import add_debug_option, resolve_config, resolve_path, tool_main
 from perception.cli import finetune as finetune_tool
@@ -109,24 +111,49 @@ def main(argv: Optional[Sequence[str]] = None) -> List[dict]:
         train(["--work-dir", os.path.join(folder, "work"), *budget, "--export", model])
         return model, (time.time() - started) / 60.0
 
-    rows = [row("zero-shot", evaluate("zero-shot", args.checkpoint), None, None)]
-    data = [f"{loader}.dataset.{key}={value}" for loader in ("train_dataloader",)
-            for key, value in (("dataroot", dataroot), ("version", args.version), ("split", args.split))]
-    model, minutes = trained("scratch", lambda extra: train_tool.main([config, *extra, "--cfg-options", *data]))
-    rows.append(row("scratch", evaluate("scratch", model), count_parameters(build_detector(config)), minutes))
-    for name, method in runs(*args.lora_ranks, args.adapter_rank):
-        model, minutes = trained(name, lambda extra: finetune_tool.main(
-            [config, args.checkpoint, "--dataroot", dataroot, "--version", args.version, "--split", args.split,
-             *method, *extra]))
-        rows.append(row(name, evaluate(name, model), ParameterCount(**checkpoint_meta(model)["parameters"]), minutes))
     caption = (f"{os.path.relpath(args.checkpoint)} adapted with {os.path.relpath(config)} on {args.split}, "
                f"evaluated on {args.val_split} ({args.version}); every run {args.max_iters} iterations"
                + ("" if args.time_budget_min is None else f", at most {args.time_budget_min:g} min") + ".")
-    with open(os.path.join(args.out, "table.md"), "w") as handle:
-        handle.write(table_markdown(rows, caption))
-    with open(os.path.join(args.out, "table.json"), "w") as handle:
-        json.dump(dict(caption=caption, command="python tools/compare_finetuning.py " + " ".join(argv), rows=rows),
-                  handle, indent=2)
+    settings = dict(config=os.path.abspath(config), checkpoint=os.path.abspath(args.checkpoint),
+                    dataroot=os.path.abspath(dataroot), version=args.version, split=args.split,
+                    val_split=args.val_split, max_iters=args.max_iters, time_budget_min=args.time_budget_min)
+    rows: List[dict] = []
+
+    def add_row(name: str, run: Callable[[], dict]) -> None:
+        """Appends run ``name``'s row, read from its row.json when it holds these settings (a finished run of an
+        earlier start), else run and saved; then rewrites the tables."""
+        path = os.path.join(args.out, name.replace(" ", "_"), "row.json")
+        saved = json.load(open(path)) if os.path.exists(path) else None
+        if saved is not None and saved["settings"] == settings:
+            print(f"{name}: finished by an earlier start ({path}), not run again")
+            rows.append(saved["row"])
+        else:
+            rows.append(run())
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "w") as handle:
+                json.dump(dict(settings=settings, row=rows[-1]), handle, indent=2)
+        with open(os.path.join(args.out, "table.md"), "w") as handle:
+            handle.write(table_markdown(rows, caption))
+        with open(os.path.join(args.out, "table.json"), "w") as handle:
+            json.dump(dict(caption=caption, command="python tools/compare_finetuning.py " + " ".join(argv),
+                           rows=rows), handle, indent=2)
+
+    def scratch() -> dict:
+        data = [f"{loader}.dataset.{key}={value}" for loader in ("train_dataloader",)
+                for key, value in (("dataroot", dataroot), ("version", args.version), ("split", args.split))]
+        model, minutes = trained("scratch", lambda extra: train_tool.main([config, *extra, "--cfg-options", *data]))
+        return row("scratch", evaluate("scratch", model), count_parameters(build_detector(config)), minutes)
+
+    def fine_tuned(name: str, method: List[str]) -> dict:
+        model, minutes = trained(name, lambda extra: finetune_tool.main(
+            [config, args.checkpoint, "--dataroot", dataroot, "--version", args.version, "--split", args.split,
+             *method, *extra]))
+        return row(name, evaluate(name, model), ParameterCount(**checkpoint_meta(model)["parameters"]), minutes)
+
+    add_row("zero-shot", lambda: row("zero-shot", evaluate("zero-shot", args.checkpoint), None, None))
+    add_row("scratch", scratch)
+    for name, method in runs(*args.lora_ranks, args.adapter_rank):
+        add_row(name, lambda: fine_tuned(name, method))
     print(table_markdown(rows, caption))
     return rows
 

@@ -101,9 +101,10 @@ def test_comparison_table_covers_every_run_on_the_same_frames(base, synthetic_ro
 
     config, checkpoint = base
     out = tmp_path / "comparison"
-    rows = compare([config, checkpoint, "--dataroot", str(synthetic_root), "--version", TINY_WORLD["version"],
-                    "--split", "synth_train", "--val-split", "synth_val", "--max-iters", "1", "--lora-ranks", "1", "2",
-                    "--adapter-rank", "2", "--out", str(out)])
+    arguments = [config, checkpoint, "--dataroot", str(synthetic_root), "--version", TINY_WORLD["version"],
+                 "--split", "synth_train", "--val-split", "synth_val", "--max-iters", "1", "--lora-ranks", "1", "2",
+                 "--adapter-rank", "2", "--out", str(out)]
+    rows = compare(arguments)
     names = ["zero-shot", "scratch", "full", "head", "lora r1", "lora r2", "adapter r2"]
     assert [entry["name"] for entry in rows] == names
     table = json.load(open(out / "table.json"))
@@ -120,6 +121,19 @@ def test_comparison_table_covers_every_run_on_the_same_frames(base, synthetic_ro
     markdown = (out / "table.md").read_text()
     assert all(column in markdown for column in COLUMNS)
     assert markdown.count("\n| ") == len(names) + 2  # header, rule, one line per run
+
+    # Started again with the same arguments it resumes: finished runs are read, not run again; a run whose saved
+    # settings differ (here head's, as if an earlier start had another budget) is run again.
+    models = {entry["name"]: out / entry["name"].replace(" ", "_") / "model.pth" for entry in rows[1:]}
+    written = {name: os.stat(path).st_mtime_ns for name, path in models.items()}
+    saved = json.load(open(out / "head" / "row.json"))
+    saved["settings"]["max_iters"] = 99
+    json.dump(saved, open(out / "head" / "row.json", "w"))
+    again = compare(arguments)
+    assert [entry["name"] for entry in again] == names
+    assert {name for name, path in models.items() if os.stat(path).st_mtime_ns != written[name]} == {"head"}
+    assert [entry for entry in again if entry["name"] != "head"] == [entry for entry in rows if entry["name"] != "head"]
+    assert json.load(open(out / "head" / "row.json"))["settings"]["max_iters"] == 1
 
 
 def test_real_keyframe_config_fine_tunes_and_evaluates_on_the_real_scene(tmp_path):
