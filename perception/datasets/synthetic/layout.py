@@ -370,9 +370,11 @@ CAR_PARK_SHARE = 0.5
 CAR_PARK_LENGTH_M = (25.0, 60.0)
 """Length of a car park along the street (an assumption)."""
 BAY_WIDTH_M, BAY_DEPTH_M, AISLE_WIDTH_M = 2.8, 5.0, 6.0
-"""Parking bays 2.4-2.8 m wide and 4.8-5.5 m deep, two-way aisles 6-7 m wide (Neufert, Architects' Data, 4th ed.,
-"Parking"); 2.8 m so that a 2 m wide car passes the population's overlap check, whose footprints grow by
-0.4 m on every side."""
+"""Parking bays and the aisle between two rows [m]. US standards: perpendicular stalls 9 x 18.5 ft (2.7 x 5.6 m;
+US Army SDDC, Traffic Engineering Branch, "Stall Layout"), two-way aisles 20-24 ft (6.1-7.3 m; Snohomish County
+Code 14.235.270, Table 11). 2.8 m wide so that a 2 m wide car passes the population's overlap check (footprints
+grow by 0.4 m on every side); 5.0 m deep, shallower than the US stall (an assumption: it moves the rows' distance
+from the street, not the cars)."""
 BAY_ANGLES_RAD = (0.5 * np.pi, 0.5 * np.pi, np.pi / 3.0, 0.25 * np.pi)
 """Angle of a car park's bays to the curb, drawn per car park: perpendicular twice as often as 60 or 45 degrees
 (an assumption)."""
