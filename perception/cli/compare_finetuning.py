@@ -95,11 +95,11 @@ def main(argv: Optional[Sequence[str]] = None) -> List[dict]:
     budget = ["--max-iters", str(args.max_iters), "--no-validate"]
     budget += [] if args.time_budget_min is None else ["--time-budget-min", str(args.time_budget_min)]
 
-    def evaluate(name: str, model: str) -> Optional[dict]:
+    def evaluate(name: str, model: str, *options: str) -> Optional[dict]:
         out = os.path.join(args.out, name.replace(" ", "_"), "evaluation")
         try:
             return test_tool.run([config, model, "--dataroot", dataroot, "--version", args.version, "--split",
-                                  args.val_split, "--out", out, "--no-plots"])[0]
+                                  args.val_split, "--out", out, "--no-plots", *options])[0]
         except SystemExit as error:  # tools/test.py stops on a model that detects nothing (the devkit cannot score)
             print(f"{name}: not scored: {error}")
             return None
@@ -150,7 +150,8 @@ def main(argv: Optional[Sequence[str]] = None) -> List[dict]:
              *method, *extra]))
         return row(name, evaluate(name, model), ParameterCount(**checkpoint_meta(model)["parameters"]), minutes)
 
-    add_row("zero-shot", lambda: row("zero-shot", evaluate("zero-shot", args.checkpoint), None, None))
+    # the checkpoint as trained (maybe on other sweeps or image size) at config's inputs: tools/test.py --zero-shot
+    add_row("zero-shot", lambda: row("zero-shot", evaluate("zero-shot", args.checkpoint, "--zero-shot"), None, None))
     add_row("scratch", scratch)
     for name, method in runs(*args.lora_ranks, args.adapter_rank):
         add_row(name, lambda: fine_tuned(name, method))

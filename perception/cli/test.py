@@ -46,6 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
     parser.add_argument("--lidar-sweeps", type=int, help="default: the config's model_inputs (oracle: 10)")
     parser.add_argument("--radar-sweeps", type=int, help="default: the config's model_inputs (oracle: 6)")
+    parser.add_argument("--zero-shot", action="store_true",
+                        help="accept a checkpoint trained on other inputs (sweeps, image size) than CONFIG's "
+                             "model_inputs and evaluate it at CONFIG's: a model of one domain on another's data, "
+                             "e.g. a synthetic-world model with configs/fusion_tiny_real.py (the same network)")
     parser.add_argument("--corrupt", metavar="NAME:SEVERITY", type=_corruption,
                         help="evaluate under this corruption (perception.datasets.corruptions, seed 0), e.g. "
                              "lidar_fog:2; tools/robustness.py runs them all")
@@ -68,8 +72,9 @@ def detector_from_args(args: argparse.Namespace) -> tuple:
     from perception.deploy.backends import load_backend
 
     backend = "" if args.backend == "torch" else f" on {args.backend} ({args.onnx})"
-    detector = load_backend(args.backend, args.config, args.checkpoint, args.onnx)
-    return detector, f"{args.config} @ {args.checkpoint}{backend}"
+    detector = load_backend(args.backend, args.config, args.checkpoint, args.onnx, check_inputs=not args.zero_shot)
+    zero_shot = ", zero-shot at the config's inputs" if args.zero_shot else ""
+    return detector, f"{args.config} @ {args.checkpoint}{backend}{zero_shot}"
 
 
 def run(argv: Optional[Sequence[str]] = None) -> List[dict]:

@@ -13,16 +13,17 @@ quantized graphs (tools/quantize.py). The kernels of perception.ops run the same
 
 
 def load_backend(backend: str, config: Union[str, Path], checkpoint: Optional[Union[str, Path]] = None,
-                 onnx_dir: Optional[Union[str, Path]] = None, device: str = "cpu") -> BEVFusionDetector:
-    """The detector of ``config`` on ``backend``: torch from ``checkpoint`` (its initial weights without one), the
-    onnxruntime backends from the graphs in ``onnx_dir``. ValueError for an unknown backend or a missing
-    ``onnx_dir``."""
+                 onnx_dir: Optional[Union[str, Path]] = None, device: str = "cpu", check_inputs: bool = True
+                 ) -> BEVFusionDetector:
+    """The detector of ``config`` on ``backend``: torch from ``checkpoint`` (its initial weights without one;
+    ``check_inputs`` as in load_detector), the onnxruntime backends from the graphs in ``onnx_dir``. ValueError for
+    an unknown backend or a missing ``onnx_dir``."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if backend == "torch":
         if checkpoint is None:
             return build_detector(config).to(device).eval()
-        return load_detector(config, checkpoint, device=device)
+        return load_detector(config, checkpoint, device=device, check_inputs=check_inputs)
     if onnx_dir is None:
         raise ValueError(f"--backend {backend} needs --onnx DIR: the graphs written by tools/export.py"
                          + (" and quantized by tools/quantize.py" if backend.endswith("int8") else ""))

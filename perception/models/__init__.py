@@ -71,8 +71,8 @@ def build_detector(config: Union[str, Path, Config]) -> BEVFusionDetector:
     return MODELS.build(config.model)
 
 
-def load_detector(config_path: Union[str, Path], checkpoint_path: Union[str, Path], device: str = "cpu"
-                  ) -> BEVFusionDetector:
+def load_detector(config_path: Union[str, Path], checkpoint_path: Union[str, Path], device: str = "cpu",
+                  check_inputs: bool = True) -> BEVFusionDetector:
     """The trained detector (a perception.detector.Detector, in eval mode on ``device``).
 
     ``checkpoint_path``: a shipped checkpoint ({'state_dict', 'meta'} with plain tensors and JSON-able meta, see
@@ -85,7 +85,7 @@ def load_detector(config_path: Union[str, Path], checkpoint_path: Union[str, Pat
         raise FileNotFoundError(f"{config_path}: no such config")
     checkpoint = read_checkpoint(checkpoint_path, device)
     trained_on = checkpoint.get("meta", {}).get("inputs")
-    if trained_on is not None:
+    if check_inputs and trained_on is not None:
         configured = model_inputs(config_path).to_meta()
         if trained_on != configured:
             raise ValueError(f"{checkpoint_path}: trained on inputs {trained_on}, but {config_path} gives "

@@ -99,7 +99,10 @@ def test_bad_requests_fail_before_training(base, synthetic_root, tmp_path, capsy
 def test_comparison_table_covers_every_run_on_the_same_frames(base, synthetic_root, tmp_path):
     from perception.cli.compare_finetuning import COLUMNS, main as compare
 
-    config, checkpoint = base
+    trained_with, checkpoint = base
+    config = str(tmp_path / "keyframes.py")  # the new domain's inputs: 1 sweep each, the base trained on 2
+    with open(config, "w") as handle:
+        handle.write(f"_base_ = [{trained_with!r}]\nmodel_inputs = dict(lidar_sweeps=1, radar_sweeps=1)\n")
     out = tmp_path / "comparison"
     arguments = [config, checkpoint, "--dataroot", str(synthetic_root), "--version", TINY_WORLD["version"],
                  "--split", "synth_train", "--val-split", "synth_val", "--max-iters", "1", "--lora-ranks", "1", "2",
@@ -113,6 +116,7 @@ def test_comparison_table_covers_every_run_on_the_same_frames(base, synthetic_ro
         evaluation = json.load(open(out / entry["name"].replace(" ", "_") / "evaluation" / "metrics.json"))
         assert entry["NDS"] == evaluation["nd_score"] and entry["car_AP"] == evaluation["class_ap"]["car"]
         assert evaluation["run"]["split"] == "synth_val"
+        assert (evaluation["run"]["lidar_sweeps"], evaluation["run"]["radar_sweeps"]) == (1, 1)
     total = rows[1]["total_parameters"]
     assert rows[0]["trained_parameters"] is None and rows[1]["trained_parameters"] == total
     assert rows[2]["trained_parameters"] == total > rows[3]["trained_parameters"]
