@@ -8,13 +8,17 @@ frame) and the road users annotated at it. The first rule that holds, safety fir
    ``stop_speed_mps``.
 2. BRAKE: within the horizon the speed falls at ``brake_decel_mps2`` or more, measured between interval speeds
    ``brake_span_s`` apart (following a lead's gentle slowing, <= 1 m/s^2, does not count).
-3. CHANGE_LANE_LEFT / RIGHT: the ego moves sideways by at least ``lane_change_shift_m`` (half a 3.5 m lane)
-   over the ``lane_change_half_window_s`` before and after the keyframe, measured perpendicular to the mean of
-   the headings at the window's two ends. A road of constant curvature cancels in this measure (the chord of an
-   arc runs along the mean of its end headings), so it counts the move across lanes, not the curve. At a scene's
-   start the window begins at the first logged pose. Not when the heading turns by ``lane_change_max_turn_rad``
-   or more over the window (a turn, not a lane change). Limitation: a curve starting or ending inside the window
-   bends the chord (by curvature x window length^2 / 8, ~2 m for a 90 m radius at 10 m/s): no HD map is read.
+3. CHANGE_LANE_LEFT / RIGHT, where the data has a lane map (perception.datasets.lane_map; the synthetic world
+   writes one): the lane the ego drives in ``lane_switch_half_window_s`` before the keyframe (at a scene's start:
+   at the first logged pose) differs from its lane as long after; left when the later pose lies left of the
+   earlier lane's centre line. Without a lane map (the real keyframes here): the ego moves sideways by at least
+   ``lane_change_shift_m`` (half a 3.5 m lane) over the ``lane_change_half_window_s`` before and after the
+   keyframe, measured perpendicular to the mean of the headings at the window's two ends. A road of constant
+   curvature cancels in this measure (the chord of an arc runs along the mean of its end headings), so it counts
+   the move across lanes, not the curve. At a scene's start the window begins at the first logged pose. Not when
+   the heading turns by ``lane_change_max_turn_rad`` or more over the window (a turn, not a lane change).
+   Limitation: a curve starting or ending inside the window bends the chord (by curvature x window length^2 / 8,
+   ~2 m for a 90 m radius at 10 m/s), and a window end inside a lane change shortens the move.
 4. FOLLOW: a road user (VEHICLE_CLASSES) is centred on the path the ego drove next (within
    ``path_half_width_m`` of it, the path extended straight beyond the horizon along its last interval:
    perception.geometry.frenet_coordinates) and ahead of the rear axle, along that path, by at most
@@ -37,6 +41,7 @@ from nuscenes.nuscenes import NuScenes
 from perception.classes import DETECTION_CLASSES
 from perception.datasets.ego_log import ego_track, keyframe_lidar_pose
 from perception.datasets.ground_truth import sample_ground_truth
+from perception.datasets.lane_map import LaneCentres, keyframe_lanes
 from perception.geometry import frenet_coordinates
 from perception.maneuvers import Maneuver
 
@@ -63,6 +68,9 @@ class ManeuverLabelConfig:
     brake_span_s: float = 1.0
     lane_change_half_window_s: float = 2.0
     """Half a typical lane change (4 s)."""
+    lane_switch_half_window_s: float = 1.0
+    """With a lane map: a lane change is named within this of the moment the ego crosses into the next lane (the
+    middle half of a 4 s change, where the ego is clearly under way)."""
     lane_change_shift_m: float = 1.75
     lane_change_max_turn_rad: float = 0.5
     """A lane change leaves the heading nearly as it was: over the window the heading turns by less than this
@@ -78,13 +86,15 @@ class ManeuverLabelConfig:
             value = getattr(self, item.name)
             if not math.isfinite(value) or value <= 0:
                 raise ValueError(f"ManeuverLabelConfig.{item.name} must be finite and > 0, got {value}")
-        for name in ("horizon_s", "brake_span_s", "lane_change_half_window_s"):
+        for name in ("horizon_s", "brake_span_s", "lane_change_half_window_s", "lane_switch_half_window_s"):
             steps = getattr(self, name) / self.step_s
             if abs(steps - round(steps)) > 1e-9:
                 raise ValueError(f"ManeuverLabelConfig.{name} {getattr(self, name)} must be a multiple of step_s "
                                  f"{self.step_s}")
         if self.lane_change_half_window_s > self.horizon_s:
             raise ValueError("ManeuverLabelConfig: lane_change_half_window_s exceeds horizon_s")
+        if self.lane_switch_half_window_s > self.lane_change_half_window_s:
+            raise ValueError("ManeuverLabelConfig: lane_switch_half_window_s exceeds lane_change_half_window_s")
 
     @property
     def window_times_s(self) -> np.ndarray:
@@ -94,13 +104,14 @@ class ManeuverLabelConfig:
 
 
 def label_maneuver(times_s: np.ndarray, ego_xy: np.ndarray, ego_yaw: np.ndarray, road_users_xy: np.ndarray,
-                   config: ManeuverLabelConfig = ManeuverLabelConfig()) -> Maneuver:
+                   config: ManeuverLabelConfig = ManeuverLabelConfig(), lanes: Optional[LaneCentres] = None
+                   ) -> Maneuver:
     """The label of one keyframe (module docstring).
 
     times_s (K,) [s] from the keyframe: a suffix of ``config.window_times_s`` that contains 0 .. horizon_s (the
     past may start later at a scene's start); ego_xy (K, 2) [m] and ego_yaw (K,) [rad] the logged ego origin and
     heading at those times in the keyframe's ego frame; road_users_xy (M, 2) [m] centres of the road users
-    annotated at the keyframe, same frame.
+    annotated at the keyframe, same frame; ``lanes``: the map's lanes in that frame, or None.
     """
     times_s = np.asarray(times_s, dtype=np.float64)
     expected = config.window_times_s
@@ -117,15 +128,39 @@ def label_maneuver(times_s: np.ndarray, ego_xy: np.ndarray, ego_yaw: np.ndarray,
     span = round(config.brake_span_s / config.step_s)
     if len(speeds) > span and np.max(speeds[:-span] - speeds[span:]) / config.brake_span_s >= config.brake_decel_mps2:
         return Maneuver.BRAKE
-    shift, turn = lateral_shift_m(times_s, ego_xy, ego_yaw, config)
-    if abs(shift) >= config.lane_change_shift_m and abs(turn) < config.lane_change_max_turn_rad:
-        return Maneuver.CHANGE_LANE_LEFT if shift > 0 else Maneuver.CHANGE_LANE_RIGHT
+    change = (lane_switch(times_s, ego_xy, ego_yaw, lanes, config) if lanes is not None
+              else chord_lane_change(times_s, ego_xy, ego_yaw, config))
+    if change is not None:
+        return change
     reach = config.follow_min_gap_m + config.follow_time_gap_s * speeds[0]
     last = future_xy[-1] - future_xy[-2]  # the ego moves in every interval here (rule 1 took standing)
     along, across, _ = frenet_coordinates(future_xy, road_users_xy, math.atan2(last[1], last[0]))
     if np.any((along > 0) & (along <= reach) & (np.abs(across) <= config.path_half_width_m)):
         return Maneuver.FOLLOW
     return Maneuver.KEEP_LANE
+
+
+def lane_switch(times_s: np.ndarray, ego_xy: np.ndarray, ego_yaw: np.ndarray, lanes: LaneCentres,
+                config: ManeuverLabelConfig = ManeuverLabelConfig()) -> Optional[Maneuver]:
+    """Rule 3 with a lane map (module docstring): CHANGE_LANE_LEFT / RIGHT or None; arguments as label_maneuver's."""
+    times_s = np.asarray(times_s)
+    ends = [0 if times_s[0] > -config.lane_switch_half_window_s
+            else int(np.argmin(np.abs(times_s + config.lane_switch_half_window_s))),
+            int(np.argmin(np.abs(times_s - config.lane_switch_half_window_s)))]
+    before, after = lanes.lane_of(ego_xy[ends], ego_yaw[ends])
+    if before < 0 or after < 0 or before == after:
+        return None
+    across, _ = lanes.offsets(ego_xy[ends[1]][None])
+    return Maneuver.CHANGE_LANE_LEFT if across[before, 0] > 0 else Maneuver.CHANGE_LANE_RIGHT
+
+
+def chord_lane_change(times_s: np.ndarray, ego_xy: np.ndarray, ego_yaw: np.ndarray,
+                      config: ManeuverLabelConfig = ManeuverLabelConfig()) -> Optional[Maneuver]:
+    """Rule 3 without a lane map (module docstring): CHANGE_LANE_LEFT / RIGHT or None."""
+    shift, turn = lateral_shift_m(times_s, ego_xy, ego_yaw, config)
+    if abs(shift) >= config.lane_change_shift_m and abs(turn) < config.lane_change_max_turn_rad:
+        return Maneuver.CHANGE_LANE_LEFT if shift > 0 else Maneuver.CHANGE_LANE_RIGHT
+    return None
 
 
 def lateral_shift_m(times_s: np.ndarray, ego_xy: np.ndarray, ego_yaw: np.ndarray,
@@ -142,8 +177,9 @@ def lateral_shift_m(times_s: np.ndarray, ego_xy: np.ndarray, ego_yaw: np.ndarray
 
 def logged_maneuver(nusc: NuScenes, sample_token: str, config: ManeuverLabelConfig = ManeuverLabelConfig()
                     ) -> Optional[Maneuver]:
-    """The label of a keyframe from the tables: its LIDAR_TOP poses interpolated to ``config.window_times_s``
-    and its ground-truth road users; None when the log does not reach ``horizon_s`` past the keyframe."""
+    """The label of a keyframe from the tables: its LIDAR_TOP poses interpolated to ``config.window_times_s``,
+    its ground-truth road users and its log's lane map where the data has one; None when the log does not reach
+    ``horizon_s`` past the keyframe."""
     times = config.window_times_s
     xy, yaw, valid = ego_track(nusc, sample_token, times)
     if not np.all(valid[times >= 0]):
@@ -152,7 +188,8 @@ def logged_maneuver(nusc: NuScenes, sample_token: str, config: ManeuverLabelConf
     current = keyframe_lidar_pose(nusc, sample_token)
     truth = sample_ground_truth(nusc, sample_token, current.ego_to_global).boxes
     road_users = truth.centers[np.isin(truth.labels, VEHICLE_LABELS), :2]
-    return label_maneuver(times[first:], xy[first:], yaw[first:], road_users, config)
+    lanes = keyframe_lanes(nusc, sample_token, current.ego_to_global.inverse())
+    return label_maneuver(times[first:], xy[first:], yaw[first:], road_users, config, lanes)
 
 
 def write_scripted_maneuvers(table_dir: Union[str, Path], labels: Dict[str, Maneuver]) -> Path:

@@ -18,6 +18,7 @@ import torch
 from nuscenes.nuscenes import NuScenes
 
 from perception.datasets.ego_log import BRACKET_MARGIN_S, past_lidar_poses, track_from_poses
+from perception.datasets.lane_map import LaneCentres
 from perception.datasets.maneuver_labels import VEHICLE_LABELS, ManeuverLabelConfig, label_maneuver
 from perception.decision.collision import plan_headings
 from perception.decision.ego_state import EgoState
@@ -70,13 +71,14 @@ def trajectory_and_maneuver(outputs: PlanningOutputs) -> Tuple[np.ndarray, Maneu
 
 
 def plan_maneuver(trajectory: np.ndarray, head_maneuver: Maneuver, past_poses: Sequence[EgoPose], boxes: Boxes3D,
-                  config: PlannerConfig = PlannerConfig(), labels: ManeuverLabelConfig = ManeuverLabelConfig()
-                  ) -> Maneuver:
+                  config: PlannerConfig = PlannerConfig(), labels: ManeuverLabelConfig = ManeuverLabelConfig(),
+                  lanes: Optional[LaneCentres] = None) -> Maneuver:
     """The maneuver of a learned plan: its motion named by the rules that label the logged drive
     (perception.datasets.maneuver_labels.label_maneuver) on the ego's ``past_poses`` (sorted, the last one now;
     as far back as the rules read, else from the first) followed by the planned trajectory (T, 2) [m] at
     config.step_times_s (heading along it, collision.plan_headings), with the detected vehicles (``boxes``, ego
-    frame, scores >= config.min_score) as the road users; but the head's own ``head_maneuver`` when that is BRAKE
+    frame, scores >= config.min_score) as the road users and the map's ``lanes`` (ego frame) where there is a
+    lane map; but the head's own ``head_maneuver`` when that is BRAKE
     or STOP and the rules name no braking (safety first: the regressed trajectory, a mean over the drives it
     imitates, smooths a brake below the label's threshold).
 
@@ -98,7 +100,7 @@ def plan_maneuver(trajectory: np.ndarray, head_maneuver: Maneuver, past_poses: S
     vehicles = np.isin(boxes.labels, VEHICLE_LABELS)
     labelled = label_maneuver(window[first:], np.vstack([past_xy[first:], [[0.0, 0.0]], trajectory]),
                               np.concatenate([past_yaw[first:], [0.0], plan_headings(trajectory)]),
-                              boxes.centers[kept & vehicles, :2], labels)
+                              boxes.centers[kept & vehicles, :2], labels, lanes)
     return head_maneuver if head_maneuver.is_braking and not labelled.is_braking else labelled
 
 

@@ -24,6 +24,7 @@ from nuscenes.nuscenes import NuScenes
 
 from perception.datasets.ego_log import ego_track, keyframe_lidar_pose, past_lidar_poses
 from perception.datasets.ground_truth import sample_ground_truth
+from perception.datasets.lane_map import keyframe_lanes
 from perception.datasets.maneuver_labels import logged_maneuver
 from perception.decision import Decision, EgoState, PlannerConfig, decide
 from perception.decision.baselines import constant_velocity_plan
@@ -153,6 +154,7 @@ def planned_frame_for_sample(nusc: NuScenes, sample_token: str, predicted_boxes:
     (tracked_agents), for every planner on the detections. With the keyframe's ``logged_future`` at the
     config's steps and its ``logged_maneuver`` label."""
     past_poses = ego_history(nusc, sample_token)
+    lanes = keyframe_lanes(nusc, sample_token, past_poses[-1].ego_to_global.inverse())  # None without a lane map
     ego = EgoState.from_poses(past_poses)  # = ego_state_at_sample: from_poses reads the last three poses
     truth = sample_ground_truth(nusc, sample_token, keyframe_lidar_pose(nusc, sample_token).ego_to_global).boxes
     accelerations = agent_accelerations_mps2
@@ -163,7 +165,7 @@ def planned_frame_for_sample(nusc: NuScenes, sample_token: str, predicted_boxes:
              RULES_ON_GROUND_TRUTH: (on_truth.trajectory, on_truth.maneuver)}
     if ego_mlp is not None:
         trajectory, head_maneuver = ego_mlp_plan(ego_mlp, past_poses)
-        maneuver = plan_maneuver(trajectory, head_maneuver, past_poses, predicted_boxes, config)
+        maneuver = plan_maneuver(trajectory, head_maneuver, past_poses, predicted_boxes, config, lanes=lanes)
         checked = check_plan(trajectory, maneuver, predicted_boxes, ego, config,
                              agent_accelerations_mps2=accelerations)
         plans.update({EGO_MLP: (trajectory, maneuver), EGO_MLP_WITH_SAFETY: (checked.trajectory, checked.maneuver)})
@@ -174,7 +176,7 @@ def planned_frame_for_sample(nusc: NuScenes, sample_token: str, predicted_boxes:
             if trajectory.shape != (config.horizon_steps, 2):
                 raise ValueError(f"sample {sample_token}: the learned plan has shape {trajectory.shape}, the "
                                  f"planner config asks for ({config.horizon_steps}, 2)")
-            maneuver = plan_maneuver(trajectory, head_maneuver, past_poses, predicted_boxes, config)
+            maneuver = plan_maneuver(trajectory, head_maneuver, past_poses, predicted_boxes, config, lanes=lanes)
         checked = check_plan(trajectory, maneuver, predicted_boxes, ego, config,
                              agent_accelerations_mps2=accelerations)
         plans.update({LEARNED: (trajectory, maneuver), LEARNED_WITH_SAFETY: (checked.trajectory, checked.maneuver)})

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from perception.decision import EgoState
+from perception.datasets.synthetic.layout import Road
 from perception.decision.learned import ego_features, learned_decision, plan_maneuver, trajectory_and_maneuver
 from perception.geometry import EgoPose, RigidTransform
 from perception.maneuvers import Maneuver
@@ -95,3 +96,27 @@ def test_a_plans_maneuver_is_its_motion_by_the_label_rules():
     assert plan_maneuver(cruise, Maneuver.BRAKE, STRAIGHT_PAST, nobody) is Maneuver.BRAKE
     # a log that starts now (no past pose): the rules read the plan alone
     assert plan_maneuver(braking, Maneuver.KEEP_LANE, STRAIGHT_PAST[-1:], nobody) is Maneuver.BRAKE
+
+
+def test_with_a_lane_map_a_plan_through_a_curvature_step_keeps_its_lane():
+    # the road of tests/datasets/test_maneuver_labels.py: straight to s = 120 m, then a 127 m radius left bend; the
+    # ego passes s = 120 m now at 14 m/s in lane 0 and plans to stay in it: by the poses alone the step reads as a
+    # lane change to the right (56^2 / (8 * 127) = 3.1 m sideways), by the lanes as none; a plan into the next lane
+    # is one by the lanes
+    road = Road.from_pieces((-100.0, 0.0), 0.0, [(120.0, 0.0), (200.0, 1 / 127.0)], lanes_per_direction=2)
+    times = np.arange(-2.5, 0.0001, 0.05)
+    xy, heading = road.to_global(120.0 + 14.0 * times, np.full(len(times), road.lane_centre(0)))
+    to_now = _pose(0.0, *xy[-1], heading[-1]).ego_to_global.inverse()
+    past = [EgoPose(pose.timestamp_us, to_now @ pose.ego_to_global)
+            for pose in (_pose(t, *xy[i], heading[i]) for i, t in enumerate(times))]
+    lanes = road.lane_centres().transformed(to_now)
+
+    def plan(lateral_of_t):
+        points, _ = road.to_global(120.0 + 14.0 * TIMES, lateral_of_t(TIMES))
+        return to_now.apply(np.c_[points, np.zeros(len(TIMES))])[:, :2]
+
+    stay = plan(lambda t: np.full(len(t), road.lane_centre(0)))
+    assert plan_maneuver(stay, Maneuver.KEEP_LANE, past, agents()) is Maneuver.CHANGE_LANE_RIGHT
+    assert plan_maneuver(stay, Maneuver.KEEP_LANE, past, agents(), lanes=lanes) is Maneuver.KEEP_LANE
+    outward = plan(lambda t: road.lane_centre(0) + np.clip(t / 1.5, 0, 1) * (road.lane_centre(1) - road.lane_centre(0)))
+    assert plan_maneuver(outward, Maneuver.KEEP_LANE, past, agents(), lanes=lanes) is Maneuver.CHANGE_LANE_RIGHT

@@ -9,6 +9,7 @@ from typing import List, Tuple
 
 import numpy as np
 
+from perception.datasets.maneuver_labels import ManeuverLabelConfig
 from perception.datasets.synthetic.layout import Road
 from perception.maneuvers import Maneuver
 
@@ -23,8 +24,9 @@ LEAD_STANDSTILL_GAP_M = 9.0
 BRAKE_DECELERATION = 2.5
 """m/s^2 of a stop."""
 LANE_CHANGE_DURATION_S = 4.0
-LANE_SWITCH_WINDOW_S = 1.0
-"""A scripted lane change is labelled at the keyframes within this of its lane switch (the middle half of it)."""
+LANE_SWITCH_WINDOW_S = ManeuverLabelConfig().lane_switch_half_window_s
+"""A scripted lane change is labelled at the keyframes within this of its lane switch, as the labels read from the
+logged poses and a lane map name it."""
 
 
 @dataclass(frozen=True)

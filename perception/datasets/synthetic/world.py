@@ -9,6 +9,7 @@ from typing import Dict, Iterator, List, Sequence, Tuple, Union
 
 from tqdm import tqdm
 
+from perception.datasets.lane_map import LaneCentres, write_lane_centres
 from perception.datasets.maneuver_labels import write_scripted_maneuvers
 from perception.datasets.synthetic.scene import build_scene, check_population, scene_name
 from perception.datasets.synthetic.tables import TABLE_NAMES, fixed_tables, write_tables
@@ -46,12 +47,12 @@ def _check_arguments(num_scenes: int, samples_per_scene: int, image_size: Sequen
     check_population(population)
 
 
-def _record_scene(args: Tuple) -> Tuple[Dict[str, List[dict]], Dict[str, Maneuver]]:
+def _record_scene(args: Tuple) -> Tuple[Dict[str, List[dict]], Dict[str, Maneuver], Dict[str, LaneCentres]]:
     out_dir, index, samples_per_scene, seed, image_size, version, num_threads, population = args
     model = build_scene(seed, index, samples_per_scene, population)
     recorder = SceneRecorder(model, out_dir, namespace(version, seed), seed, samples_per_scene, image_size,
                              num_threads)
-    return recorder.record(), recorder.scripted_maneuvers()
+    return recorder.record(), recorder.scripted_maneuvers(), recorder.lane_centres()
 
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
@@ -77,7 +78,8 @@ def generate_world(out_dir: Union[str, Path], num_scenes: int, samples_per_scene
     """Generates ``num_scenes`` scenes of ``samples_per_scene`` keyframes (2 Hz, with all sweeps) into
     ``out_dir`` and returns it (the dataroot): ``<version>/*.json`` (the 13 nuScenes tables), ``<version>/
     splits.json`` (synth_train / synth_val), ``<version>/ego_maneuvers.json`` (the ego's scripted maneuver per
-    sample token, ``EgoPlan.scripted_maneuver``), ``samples/``, ``sweeps/``, ``maps/``.
+    sample token, ``EgoPlan.scripted_maneuver``), ``<version>/lane_centres.json`` (each scene's lane map,
+    perception.datasets.lane_map), ``samples/``, ``sweeps/``, ``maps/``.
 
     ``image_size`` is (width, height) of the camera images. The same arguments give byte-identical files;
     ``workers`` > 1 records scenes in parallel processes (same output). ``population`` (traffic.POPULATIONS):
@@ -108,12 +110,16 @@ def generate_world(out_dir: Union[str, Path], num_scenes: int, samples_per_scene
                 model = build_scene(seed, job[1], samples_per_scene, population)
                 recorder = SceneRecorder(model, out_dir, namespace(version, seed), seed, samples_per_scene,
                                          image_size)
-                results.append((recorder.record(on_frame=lambda _: bar.update()), recorder.scripted_maneuvers()))
+                results.append((recorder.record(on_frame=lambda _: bar.update()), recorder.scripted_maneuvers(),
+                                recorder.lane_centres()))
     maneuvers: Dict[str, Maneuver] = {}
-    for scene_tables, scene_maneuvers in results:
+    lanes: Dict[str, LaneCentres] = {}
+    for scene_tables, scene_maneuvers, scene_lanes in results:
         for name, rows in scene_tables.items():
             tables[name] += rows
         maneuvers.update(scene_maneuvers)
+        lanes.update(scene_lanes)
     write_tables(out_dir / version, tables, scenes_by_split(num_scenes))
     write_scripted_maneuvers(out_dir / version, maneuvers)
+    write_lane_centres(out_dir / version, lanes)
     return out_dir

@@ -9,6 +9,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 import cv2
 import numpy as np
 
+from perception.datasets.lane_map import LaneCentres
 from perception.datasets.maneuver_labels import ManeuverLabelConfig
 from perception.datasets.synthetic import camera, lidar, radar
 from perception.datasets.synthetic.actors import Actor
@@ -183,6 +184,10 @@ class SceneRecorder:
         horizon_s = ManeuverLabelConfig().horizon_s
         return {self.token("sample", k): self.model.plan.scripted_maneuver(k * KEYFRAME_PERIOD_US * 1e-6, horizon_s)
                 for k in range(self.samples_per_scene)}
+
+    def lane_centres(self) -> Dict[str, LaneCentres]:
+        """{log token: the scene's lane map} (every scene has its own log and map)."""
+        return {self.token("log"): self.model.world.road.lane_centres()}
 
     def record(self, on_frame: Optional[Callable[[SensorFrame], None]] = None) -> Dict[str, List[dict]]:
         """Casts and writes every sensor frame (calling ``on_frame`` after each) and returns the scene's rows of

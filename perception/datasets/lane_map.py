@@ -1,0 +1,104 @@
+"""The lanes of a scene's map: each lane's centre line, for the labels that ask which lane the ego drove in
+(perception.datasets.maneuver_labels).
+
+The synthetic world writes them beside its tables, ``<version>/lane_centres.json``: {log token: {"lane_width_m": w,
+"lanes": [[[x, y], ...], ...]}}, each lane's centre line in global xy [m] in its driving direction. Real nuScenes
+keyframes carry none here (the fixtures have no map expansion): ``keyframe_lanes`` returns None and the labels use
+the ego's poses alone.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Optional, Tuple, Union
+
+import numpy as np
+from nuscenes.nuscenes import NuScenes
+
+from perception.geometry import RigidTransform, frenet_coordinates
+
+LANES_FILE = "lane_centres.json"
+
+
+@dataclass(frozen=True)
+class LaneCentres:
+    """A map's lanes: ``lines`` one (P >= 2, 2) [m] centre line per lane in its driving direction, all lanes
+    ``width_m`` wide."""
+
+    lines: Tuple[np.ndarray, ...]
+    width_m: float
+
+    def transformed(self, transform: RigidTransform) -> "LaneCentres":
+        """The same lanes in another frame (``transform`` maps this frame to that one; x, y of points at z = 0)."""
+        return LaneCentres(tuple(transform.apply(np.c_[line, np.zeros(len(line))])[:, :2] for line in self.lines),
+                           self.width_m)
+
+    def offsets(self, xy: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """For points xy (K, 2) [m]: across (L, K) [m], each point's distance from each lane's centre line (+ left
+        of its driving direction; the lines extended straight at their ends), and that line's heading there (L, K)
+        [rad]."""
+        across, heading = [], []
+        for line in self.lines:
+            first, last = line[1] - line[0], line[-1] - line[-2]
+            _, side, tangent = frenet_coordinates(line, xy, math.atan2(last[1], last[0]),
+                                                  math.atan2(first[1], first[0]))
+            across.append(side)
+            heading.append(tangent)
+        return np.array(across).reshape(len(self.lines), -1), np.array(heading).reshape(len(self.lines), -1)
+
+    def lane_of(self, xy: np.ndarray, yaw: np.ndarray) -> np.ndarray:
+        """(K,) the lane each pose (xy (K, 2) [m], yaw (K,) [rad]) drives in: the nearest centre line among the lanes
+        heading within 90 degrees of it, -1 where none is within a lane width (off the mapped lanes)."""
+        across, heading = self.offsets(xy)
+        distance = np.where(np.cos(heading - np.asarray(yaw)[None]) > 0, np.abs(across), np.inf)
+        lane = np.argmin(distance, axis=0)
+        return np.where(distance[lane, np.arange(len(lane))] <= self.width_m, lane, -1)
+
+
+def write_lane_centres(table_dir: Union[str, Path], maps: Dict[str, LaneCentres]) -> Path:
+    """Writes ``<table_dir>/lane_centres.json`` ({log token: lanes}, cm precision, sorted keys: byte-stable)."""
+    path = Path(table_dir) / LANES_FILE
+    content = {token: {"lane_width_m": lanes.width_m,
+                       "lanes": [np.round(line, 2).tolist() for line in lanes.lines]} for token, lanes in maps.items()}
+    path.write_text(json.dumps(content, sort_keys=True, separators=(",", ":")))
+    return path
+
+
+def read_lane_centres(table_dir: Union[str, Path]) -> Optional[Dict[str, LaneCentres]]:
+    """The lanes beside a world's tables by log token; None when the world has none; a ValueError naming the
+    file when it is unreadable or a lane has fewer than two points. Read once per version of the file."""
+    path = Path(table_dir) / LANES_FILE
+    if not path.exists():
+        return None
+    return _read_lane_file(str(path), path.stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=8)
+def _read_lane_file(path: str, modified_ns: int) -> Dict[str, LaneCentres]:
+    """read_lane_centres' reading, cached by the file's path and modification time."""
+    try:
+        raw = json.loads(Path(path).read_text())
+        maps = {str(token): LaneCentres(tuple(np.asarray(line, dtype=np.float64).reshape(-1, 2)
+                                              for line in entry["lanes"]), float(entry["lane_width_m"]))
+                for token, entry in raw.items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+        raise ValueError(f"{path}: unreadable lane centre lines ({error})") from None
+    if any(len(line) < 2 for lanes in maps.values() for line in lanes.lines):
+        raise ValueError(f"{path}: a lane centre line needs at least two points")
+    return maps
+
+
+def keyframe_lanes(nusc: NuScenes, sample_token: str, global_to_frame: RigidTransform) -> Optional[LaneCentres]:
+    """The lanes of the map of the keyframe's log in the frame ``global_to_frame`` maps to; None when the data
+    has no lane centre lines."""
+    maps = read_lane_centres(Path(nusc.dataroot) / nusc.version)
+    if maps is None:
+        return None
+    log_token = nusc.get("scene", nusc.get("sample", sample_token)["scene_token"])["log_token"]
+    if log_token not in maps:
+        raise ValueError(f"{Path(nusc.dataroot) / nusc.version / LANES_FILE}: no lanes of log {log_token} "
+                         f"(sample {sample_token})")
+    return maps[log_token].transformed(global_to_frame)
