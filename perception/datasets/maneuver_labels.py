@@ -175,11 +175,12 @@ def lateral_shift_m(times_s: np.ndarray, ego_xy: np.ndarray, ego_yaw: np.ndarray
     return float(-math.sin(mean_heading) * motion[0] + math.cos(mean_heading) * motion[1]), turn
 
 
-def logged_maneuver(nusc: NuScenes, sample_token: str, config: ManeuverLabelConfig = ManeuverLabelConfig()
-                    ) -> Optional[Maneuver]:
+def logged_maneuver(nusc: NuScenes, sample_token: str, config: ManeuverLabelConfig = ManeuverLabelConfig(),
+                    use_lane_map: bool = True) -> Optional[Maneuver]:
     """The label of a keyframe from the tables: its LIDAR_TOP poses interpolated to ``config.window_times_s``,
-    its ground-truth road users and its log's lane map where the data has one; None when the log does not reach
-    ``horizon_s`` past the keyframe."""
+    its ground-truth road users and its log's lane map where the data has one (and ``use_lane_map``: False labels
+    from the poses alone, as data without a map); None when the log does not reach ``horizon_s`` past the
+    keyframe."""
     times = config.window_times_s
     xy, yaw, valid = ego_track(nusc, sample_token, times)
     if not np.all(valid[times >= 0]):
@@ -188,7 +189,7 @@ def logged_maneuver(nusc: NuScenes, sample_token: str, config: ManeuverLabelConf
     current = keyframe_lidar_pose(nusc, sample_token)
     truth = sample_ground_truth(nusc, sample_token, current.ego_to_global).boxes
     road_users = truth.centers[np.isin(truth.labels, VEHICLE_LABELS), :2]
-    lanes = keyframe_lanes(nusc, sample_token, current.ego_to_global.inverse())
+    lanes = keyframe_lanes(nusc, sample_token, current.ego_to_global.inverse()) if use_lane_map else None
     return label_maneuver(times[first:], xy[first:], yaw[first:], road_users, config, lanes)
 
 

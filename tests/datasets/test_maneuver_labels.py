@@ -229,3 +229,20 @@ def test_real_keyframes_are_labelled_where_the_log_covers_the_horizon():
             label = logged_maneuver(nusc, token)
             covered = nusc.get("sample", token)["timestamp"] + CONFIG.horizon_s * 1e6 <= end_us + 50_000
             assert (label is not None) == covered, token
+
+
+def test_the_agreement_benchmark_counts_by_hand():
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "maneuver_label_agreement.py"
+    spec = importlib.util.spec_from_file_location("maneuver_label_agreement", script)
+    benchmark = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(benchmark)
+    keep, left, right, stop = (Maneuver.KEEP_LANE, Maneuver.CHANGE_LANE_LEFT, Maneuver.CHANGE_LANE_RIGHT,
+                               Maneuver.STOP)
+    scripted = {"a": keep, "b": left, "c": left, "d": right, "e": stop, "f": keep}
+    labels = {"a": left, "b": left, "c": keep, "d": right, "e": stop, "f": None}  # f: no full horizon
+    # 5 labelled, 3 as scripted; named a, b, d (b, d right): precision 2/3; scripted b, c, d (b, d found): 2/3
+    assert benchmark.agreement_row(labels, scripted) == [5, "0.60", "3 / 3", "0.67", "0.67"]
+    assert benchmark.agreement_row({"a": keep}, {"a": keep}) == [1, "1.00", "0 / 0", "n/a", "n/a"]
