@@ -91,14 +91,18 @@ def _read_lane_file(path: str, modified_ns: int) -> Dict[str, LaneCentres]:
     return maps
 
 
-def keyframe_lanes(nusc: NuScenes, sample_token: str, global_to_frame: RigidTransform) -> Optional[LaneCentres]:
-    """The lanes of the map of the keyframe's log in the frame ``global_to_frame`` maps to; None when the data
-    has no lane centre lines."""
+def log_lanes(nusc: NuScenes, log_token: str) -> Optional[LaneCentres]:
+    """The lanes of the map of a log, global frame; None when the data has no lane centre lines."""
     maps = read_lane_centres(Path(nusc.dataroot) / nusc.version)
     if maps is None:
         return None
-    log_token = nusc.get("scene", nusc.get("sample", sample_token)["scene_token"])["log_token"]
     if log_token not in maps:
-        raise ValueError(f"{Path(nusc.dataroot) / nusc.version / LANES_FILE}: no lanes of log {log_token} "
-                         f"(sample {sample_token})")
-    return maps[log_token].transformed(global_to_frame)
+        raise ValueError(f"{Path(nusc.dataroot) / nusc.version / LANES_FILE}: no lanes of log {log_token}")
+    return maps[log_token]
+
+
+def keyframe_lanes(nusc: NuScenes, sample_token: str, global_to_frame: RigidTransform) -> Optional[LaneCentres]:
+    """The lanes of the map of the keyframe's log in the frame ``global_to_frame`` maps to; None when the data
+    has no lane centre lines."""
+    lanes = log_lanes(nusc, nusc.get("scene", nusc.get("sample", sample_token)["scene_token"])["log_token"])
+    return None if lanes is None else lanes.transformed(global_to_frame)

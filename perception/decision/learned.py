@@ -106,13 +106,15 @@ def plan_maneuver(trajectory: np.ndarray, head_maneuver: Maneuver, past_poses: S
 
 def learned_decision(outputs: PlanningOutputs, boxes: Boxes3D, ego: EgoState, past_poses: Sequence[EgoPose],
                      config: PlannerConfig = PlannerConfig(),
-                     agent_accelerations_mps2: Optional[np.ndarray] = None) -> Decision:
+                     agent_accelerations_mps2: Optional[np.ndarray] = None,
+                     lanes: Optional[LaneCentres] = None) -> Decision:
     """One frame's learned plan, its trajectory with its plan_maneuver (from ``past_poses``, the poses ``ego`` was
-    estimated from), checked by the safety layer against ``boxes`` (the detections in the ego frame, or as tracked:
-    perception.decision.tracking; with their tracked accelerations when given): kept with the closest agent's gap
-    and TTC as its reason, or refused / vetoed with why."""
+    estimated from, and the map's ``lanes`` in the ego frame where there is a lane map), checked by the safety
+    layer against ``boxes`` (the detections in the ego frame, or as tracked: perception.decision.tracking; with
+    their tracked accelerations when given): kept with the closest agent's gap and TTC as its reason, or refused /
+    vetoed with why."""
     trajectory, head_maneuver = trajectory_and_maneuver(outputs)
-    maneuver = plan_maneuver(trajectory, head_maneuver, past_poses, boxes, config)
+    maneuver = plan_maneuver(trajectory, head_maneuver, past_poses, boxes, config, lanes=lanes)
     return check_plan(trajectory, maneuver, boxes, ego, config, agent_accelerations_mps2=agent_accelerations_mps2)
 
 

@@ -6,7 +6,8 @@ One iteration = one frame through the replay's per-frame step (perception.runtim
 load (the Frame from its files: the loader's frame_from_table on a prebuilt SampleTable, so no devkit table
 look-ups are timed), detector (and, inside it, the model's own stages), decision (EgoState from the past LiDAR
 poses + the planner), end_to_end (all three). The past poses are those replay's streaming state holds at the
-keyframe (perception.decision.learned.ego_history), read before timing like the table. Iterations cycle
+keyframe (perception.decision.learned.ego_history), and the keyframe's lane map where the data has one, read
+before timing like the table. Iterations cycle
 over the given keyframes; the first ``warmup`` are discarded (Numba compilation, allocator warm-up). Several
 detectors are timed interleaved in one process: each iteration runs every detector on the same keyframe, the order
 rotating by one per iteration, so that machine noise and cache state hit all alike.
@@ -28,6 +29,7 @@ import torch
 from nuscenes.nuscenes import NuScenes
 from tqdm import tqdm
 
+from perception.datasets.lane_map import LaneCentres, keyframe_lanes
 from perception.datasets.frame import Frame
 from perception.datasets.loader import frame_from_table
 from perception.datasets.metadata import SampleTable, build_sample_table
@@ -95,17 +97,21 @@ def peak_rss_mib() -> float:
 
 
 def load_keyframe(table: SampleTable, index: int, dataroot: str, image_size: Optional[Tuple[int, int]],
-                  drop: frozenset, past_poses: Sequence[EgoPose]) -> LoadedFrame:
-    """Keyframe ``index`` of the table, with its ``past_poses`` (perception.decision.learned.ego_history)."""
-    return LoadedFrame(frame_from_table(table, index, dataroot, image_size=image_size, drop=drop), past_poses)
+                  drop: frozenset, past_poses: Sequence[EgoPose], lanes: Optional[LaneCentres] = None
+                  ) -> LoadedFrame:
+    """Keyframe ``index`` of the table, with its ``past_poses`` (perception.decision.learned.ego_history) and
+    its map's ``lanes`` in its ego frame (None without a lane map)."""
+    return LoadedFrame(frame_from_table(table, index, dataroot, image_size=image_size, drop=drop), past_poses,
+                       lanes=lanes)
 
 
-def time_pipeline(table: SampleTable, histories: Sequence[Sequence[EgoPose]], dataroot: str,
-                  steps: Mapping[str, FrameStep], iterations: int, warmup: int,
-                  image_size: Optional[Tuple[int, int]] = None, progress: bool = False,
-                  description: str = "pipeline") -> Tuple[Dict[str, List[Dict[str, float]]], List[int]]:
-    """Runs ``warmup + iterations`` frames (cycling over the table's keyframes, ``histories`` their past poses)
-    through every step of ``steps`` (name -> FrameStep), round-robin: iteration i runs them all on keyframe i,
+def time_pipeline(table: SampleTable, histories: Sequence[Sequence[EgoPose]],
+                  lanes: Sequence[Optional[LaneCentres]], dataroot: str, steps: Mapping[str, FrameStep],
+                  iterations: int, warmup: int, image_size: Optional[Tuple[int, int]] = None,
+                  progress: bool = False, description: str = "pipeline"
+                  ) -> Tuple[Dict[str, List[Dict[str, float]]], List[int]]:
+    """Runs ``warmup + iterations`` frames (cycling over the table's keyframes, ``histories`` their past poses,
+    ``lanes`` their lane maps in their ego frames) through every step of ``steps`` (name -> FrameStep), round-robin: iteration i runs them all on keyframe i,
     starting with step i mod len(steps).
     -> (name -> the timed iterations' stage timings, the timed iterations' LiDAR point counts)."""
     names = list(steps)
@@ -117,7 +123,8 @@ def time_pipeline(table: SampleTable, histories: Sequence[Sequence[EgoPose]], da
         for name in names[start:] + names[:start]:
             step = steps[name]
             drop = frozenset(SENSOR_GROUPS) - frozenset(step.detector.sensors)
-            result = step(lambda: load_keyframe(table, index, dataroot, image_size, drop, histories[index]))
+            result = step(lambda: load_keyframe(table, index, dataroot, image_size, drop, histories[index],
+                                                lanes[index]))
             if iteration >= warmup:
                 records[name].append(result.timings_ms)
         if iteration >= warmup:
@@ -182,13 +189,15 @@ def run_benchmark(nusc: NuScenes, sample_tokens: Sequence[str], detectors: Mappi
         torch.cuda.reset_peak_memory_stats()
     table = build_sample_table(nusc, sample_tokens, lidar_sweeps, radar_sweeps)
     histories = [ego_history(nusc, token) for token in sample_tokens]
-    records, points = time_pipeline(table, histories, nusc.dataroot, steps, options.iters, options.warmup,
+    lanes = [keyframe_lanes(nusc, token, history[-1].ego_to_global.inverse())
+             for token, history in zip(sample_tokens, histories)]
+    records, points = time_pipeline(table, histories, lanes, nusc.dataroot, steps, options.iters, options.warmup,
                                     image_size, progress=progress, description=f"{lidar_sweeps} sweeps")
     curves: Dict[str, List[Dict[str, float]]] = {name: [] for name in steps}
     for count in options.sweep_counts:
         curve_table = table if count == lidar_sweeps else build_sample_table(nusc, sample_tokens, count,
                                                                                radar_sweeps)
-        curve_records, curve_points = time_pipeline(curve_table, histories, nusc.dataroot, steps,
+        curve_records, curve_points = time_pipeline(curve_table, histories, lanes, nusc.dataroot, steps,
                                                     options.curve_iters, options.warmup, image_size,
                                                     progress=progress, description=f"{count} sweeps")
         for name, named_records in curve_records.items():

@@ -38,6 +38,7 @@ from tqdm import tqdm
 
 from perception.datasets.frame import Frame
 from perception.datasets.ground_truth import GroundTruth, sample_ground_truth
+from perception.datasets.lane_map import log_lanes
 from perception.decision import PlannerConfig
 from perception.detector import Detector, OracleDetector
 from perception.runtime.faults import FaultPlan, inject_faults
@@ -192,6 +193,7 @@ class SceneReplay:
                              "(no every_sweep) or give a model")
         self.nusc = nusc
         self.scene = find_scene(nusc, scene)
+        self.lanes = log_lanes(nusc, self.scene["log_token"])  # the scene's lane map (global), None without one
         stream = list(messages) if messages is not None else scene_messages(nusc, scene)
         if not stream:
             raise ValueError(f"scene {self.scene['name']}: no sensor messages")
@@ -262,7 +264,8 @@ class SceneReplay:
     def _load(self, key: SensorMessage, ground_truth: Optional[GroundTruth]) -> LoadedFrame:
         """The frame at trigger ``key`` from the streaming state (the step's load stage)."""
         frame, status = self.state.build_frame(key, self.scene["token"], ground_truth)
-        return LoadedFrame(frame, self.state.recent_poses(key), status)
+        lanes = None if self.lanes is None else self.lanes.transformed(key.ego_pose.ego_to_global.inverse())
+        return LoadedFrame(frame, self.state.recent_poses(key), status, lanes)
 
     def _process(self, key: SensorMessage) -> None:
         ground_truth = None  # looked up in the devkit's tables, outside the timed step

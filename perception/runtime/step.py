@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Callable, Dict, Optional, Sequence
 
 from perception.datasets.frame import Frame
+from perception.datasets.lane_map import LaneCentres
 from perception.decision import Decision, EgoState, PlannerConfig, decide
 from perception.decision.learned import ego_features, learned_decision
 from perception.decision.tracking import AgentTracker, TrackerConfig
@@ -30,12 +31,14 @@ from perception.timing import StageTimer
 @dataclass(frozen=True)
 class LoadedFrame:
     """What a frame source hands the step: the ``frame``, the ego poses of its LiDAR sweeps up to the frame,
-    oldest first (``past_poses``: what a causal ego-state estimate may use), and, from the streaming state, the
-    ``status`` it built the frame with (None for a frame read from a table)."""
+    oldest first (``past_poses``: what a causal ego-state estimate may use), from the streaming state the
+    ``status`` it built the frame with (None for a frame read from a table), and the map's ``lanes`` in the
+    frame's ego frame (None where the data has no lane map)."""
 
     frame: Frame
     past_poses: Sequence[EgoPose]
     status: Optional[FrameStatus] = None
+    lanes: Optional[LaneCentres] = None
 
 
 @dataclass(frozen=True)
@@ -88,5 +91,5 @@ class FrameStep:
                 decision = (decide(agents.boxes, ego_state, self.planner_config,
                                    agent_accelerations_mps2=agents.accelerations_mps2) if plan is None else
                             learned_decision(plan, agents.boxes, ego_state, loaded.past_poses,
-                                             self.planner_config, agents.accelerations_mps2))
+                                             self.planner_config, agents.accelerations_mps2, loaded.lanes))
         return StepResult(loaded, detections, ego_state, decision, timer.elapsed_ms(), plan)
