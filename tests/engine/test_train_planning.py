@@ -9,6 +9,7 @@ import pytest
 import torch
 from mmengine.config import Config
 
+from perception.cli.finetune import main as finetune
 from perception.cli.test import run as evaluate
 from perception.cli.train import main as train
 from perception.deploy.graphs import check_export_covers
@@ -50,6 +51,18 @@ def test_planning_trains_exports_and_is_graded(synthetic_root, tmp_path):
     assert any(name.startswith("planning_head.") for name in exported)
     for name, value in ego_mlp.state_dict().items():  # initialised from ego.pth, then 2 small AdamW steps
         assert torch.allclose(exported[f"planning_head.ego.{name}"], value, atol=0.02), name
+
+    # fine-tuned, it starts from the checkpoint's ego branch, not from the ego-MLP file its config names (here one
+    # that does not exist: the runner's init_weights must not read it)
+    (tmp_path / "fine_tuning").mkdir()
+    fine_tuning_config = write_tiny_config(tmp_path / "fine_tuning", synthetic_root, extra=PLANNING + "\n"
+                                           f"model['planning']['ego_init'] = {str(tmp_path / 'absent.pth')!r}")
+    fine_tuned = str(tmp_path / "fine_tuned.pth")
+    finetune([fine_tuning_config, shipped, "--method", "full", "--work-dir", str(tmp_path / "ft"), "--max-iters", "1",
+              "--no-validate", "--export", fine_tuned])
+    tuned = torch.load(fine_tuned, weights_only=True)["state_dict"]
+    for name, value in ego_mlp.state_dict().items():  # one more small step from the exported weights
+        assert torch.allclose(tuned[f"planning_head.ego.{name}"], exported[f"planning_head.ego.{name}"], atol=0.02)
 
     (metrics,) = evaluate([config, shipped, "--dataroot", str(synthetic_root), "--version", TINY_WORLD["version"],
                            "--split", "synth_val", "--no-plots", "--out", str(tmp_path / "eval")])
