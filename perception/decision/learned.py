@@ -78,9 +78,9 @@ def plan_maneuver(trajectory: np.ndarray, head_maneuver: Maneuver, past_poses: S
     as far back as the rules read, else from the first) followed by the planned trajectory (T, 2) [m] at
     config.step_times_s (heading along it, collision.plan_headings), with the detected vehicles (``boxes``, ego
     frame, scores >= config.min_score) as the road users and the map's ``lanes`` (ego frame) where there is a
-    lane map; but the head's own ``head_maneuver`` when that is BRAKE
-    or STOP and the rules name no braking (safety first: the regressed trajectory, a mean over the drives it
-    imitates, smooths a brake below the label's threshold).
+    lane map; but the head's own ``head_maneuver`` when that is BRAKE or STOP and the rules name no braking
+    (safety first: the regressed trajectory, a mean over the drives it imitates, smooths a brake below the label's
+    threshold).
 
     Why not the head's most likely maneuver alone: the plan is graded against labels those rules give the logged
     drive, and the plan's own motion named by them says what the plan does (KEEP_LANE on a free road where the
