@@ -52,7 +52,10 @@ class LaneCentres:
     def lane_of(self, xy: np.ndarray, yaw: np.ndarray) -> np.ndarray:
         """(K,) the lane each pose (xy (K, 2) [m], yaw (K,) [rad]) drives in: the nearest centre line among the lanes
         heading within 90 degrees of it, -1 where none is within a lane width (off the mapped lanes)."""
-        across, heading = self.offsets(xy)
+        return self.lane_from_offsets(*self.offsets(xy), yaw)
+
+    def lane_from_offsets(self, across: np.ndarray, heading: np.ndarray, yaw: np.ndarray) -> np.ndarray:
+        """lane_of from the poses' ``offsets`` (across, heading (L, K)) already computed and their yaw (K,) [rad]."""
         distance = np.where(np.cos(heading - np.asarray(yaw)[None]) > 0, np.abs(across), np.inf)
         lane = np.argmin(distance, axis=0)
         return np.where(distance[lane, np.arange(len(lane))] <= self.width_m, lane, -1)

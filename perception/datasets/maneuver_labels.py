@@ -147,11 +147,11 @@ def lane_switch(times_s: np.ndarray, ego_xy: np.ndarray, ego_yaw: np.ndarray, la
     ends = [0 if times_s[0] > -config.lane_switch_half_window_s
             else int(np.argmin(np.abs(times_s + config.lane_switch_half_window_s))),
             int(np.argmin(np.abs(times_s - config.lane_switch_half_window_s)))]
-    before, after = lanes.lane_of(ego_xy[ends], ego_yaw[ends])
+    across, heading = lanes.offsets(ego_xy[ends])
+    before, after = lanes.lane_from_offsets(across, heading, ego_yaw[ends])
     if before < 0 or after < 0 or before == after:
         return None
-    across, _ = lanes.offsets(ego_xy[ends[1]][None])
-    return Maneuver.CHANGE_LANE_LEFT if across[before, 0] > 0 else Maneuver.CHANGE_LANE_RIGHT
+    return Maneuver.CHANGE_LANE_LEFT if across[before, 1] > 0 else Maneuver.CHANGE_LANE_RIGHT
 
 
 def chord_lane_change(times_s: np.ndarray, ego_xy: np.ndarray, ego_yaw: np.ndarray,
