@@ -35,7 +35,8 @@ def test_angled_bays_on_the_left_side_in_two_rows():
 
 @pytest.fixture(scope="module")
 def scenes():
-    return [build_scene(seed=7, index=index, samples_per_scene=2, population="nuscenes") for index in range(4)]
+    # street scenes: scene 2 drives down a car park's aisle (test_synthetic_aisle.py)
+    return [build_scene(seed=7, index=index, samples_per_scene=2, population="nuscenes") for index in (0, 1, 3, 4)]
 
 
 def _wrapped(angle: np.ndarray) -> np.ndarray:

@@ -24,6 +24,10 @@ LEAD_STANDSTILL_GAP_M = 9.0
 BRAKE_DECELERATION = 2.5
 """m/s^2 of a stop."""
 LANE_CHANGE_DURATION_S = 4.0
+STREET_CRUISE_SPEED_M_S = (7.0, 11.0)
+AISLE_CRUISE_SPEED_M_S = (3.0, 6.0)
+"""Range of the ego's cruise speed, drawn per scene, in a street and down a car park's aisle [m/s] (the real
+drive of scene-0916's real_finetune split goes 3.9-6.1 m/s down its aisle)."""
 LANE_SWITCH_WINDOW_S = ManeuverLabelConfig().lane_switch_half_window_s
 """A scripted lane change is labelled at the keyframes within this of its lane switch, as the labels read from the
 logged poses and a lane map name it."""
@@ -88,11 +92,13 @@ class EgoPlan:
                                    for p in self.phases if p.end_s > self.times_s[0] + 1.0)
 
 
-def plan_ego(rng: np.random.Generator, road: Road, scene_index: int, times_s: np.ndarray, start_s_m: float) -> EgoPlan:
-    """The ego's drive over ``times_s`` (uniform grid [s]) starting at arc length ``start_s_m``; the cycle of
-    MANOEUVRES is entered at ``scene_index`` modulo its length."""
+def plan_ego(rng: np.random.Generator, road: Road, scene_index: int, times_s: np.ndarray, start_s_m: float,
+             cruise_speed_m_s: Tuple[float, float] = STREET_CRUISE_SPEED_M_S) -> EgoPlan:
+    """The ego's drive over ``times_s`` (uniform grid [s]) starting at arc length ``start_s_m`` at a cruise speed
+    drawn from ``cruise_speed_m_s`` [m/s]; the cycle of MANOEUVRES is entered at ``scene_index`` modulo its length.
+    On a road of one lane a direction the ego cruises where the cycle changes lanes."""
     dt = float(times_s[1] - times_s[0])
-    cruise_speed = float(rng.uniform(7.0, 11.0))
+    cruise_speed = float(rng.uniform(*cruise_speed_m_s))
     lane = int(rng.integers(road.lanes_per_direction))
     speed = cruise_speed
     step = scene_index % len(MANOEUVRES)
@@ -106,6 +112,8 @@ def plan_ego(rng: np.random.Generator, road: Road, scene_index: int, times_s: np
     t = float(times_s[0])
     while t < times_s[-1]:
         manoeuvre = MANOEUVRES[step % len(MANOEUVRES)]
+        if manoeuvre == "lane_change" and road.lanes_per_direction < 2:
+            manoeuvre = "cruise"
         if manoeuvre == "cruise":
             duration, accel = float(rng.uniform(2.0, 4.0)), 0.0
         elif manoeuvre == "lane_change":

@@ -60,6 +60,10 @@ class Road:
     heading: np.ndarray
     arc_length: np.ndarray
     lanes_per_direction: int
+    parking_width_m: float = PARKING_WIDTH_M
+    """Width of the parking strip along each curb [m]; 0 along a car park's aisle, where bays line the lanes."""
+    sidewalk_width_m: float = SIDEWALK_WIDTH_M
+    """Width of the sidewalk beyond each curb [m]; 0 along a car park's aisle."""
     _tree: cKDTree = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -67,7 +71,8 @@ class Road:
 
     @classmethod
     def from_pieces(cls, start_xy: Tuple[float, float], start_heading: float,
-                    pieces: List[Tuple[float, float]], lanes_per_direction: int) -> "Road":
+                    pieces: List[Tuple[float, float]], lanes_per_direction: int,
+                    parking_width_m: float = PARKING_WIDTH_M, sidewalk_width_m: float = SIDEWALK_WIDTH_M) -> "Road":
         """A centre line from ``pieces`` = [(length [m], curvature [1/m]), ...] (0 curvature: straight)."""
         curvature = np.concatenate([np.full(int(round(length / CENTRE_LINE_STEP_M)), k) for length, k in pieces])
         heading = start_heading + np.concatenate([[0.0], np.cumsum(curvature * CENTRE_LINE_STEP_M)])
@@ -75,7 +80,7 @@ class Road:
         steps = CENTRE_LINE_STEP_M * np.stack([np.cos(mid_heading), np.sin(mid_heading)], axis=1)
         centre = np.asarray(start_xy, dtype=np.float64) + np.concatenate([np.zeros((1, 2)), np.cumsum(steps, 0)])
         arc_length = CENTRE_LINE_STEP_M * np.arange(len(centre))
-        return cls(centre, heading, arc_length, lanes_per_direction)
+        return cls(centre, heading, arc_length, lanes_per_direction, parking_width_m, sidewalk_width_m)
 
     @property
     def length(self) -> float:
@@ -84,7 +89,12 @@ class Road:
     @property
     def half_width(self) -> float:
         """|d| of the road's edge (curb), parking strips included [m]."""
-        return self.lanes_per_direction * LANE_WIDTH_M + PARKING_WIDTH_M
+        return self.lanes_per_direction * LANE_WIDTH_M + self.parking_width_m
+
+    @property
+    def outer_half_width(self) -> float:
+        """|d| of the sidewalks' outer edge [m] (the curb where there is no sidewalk)."""
+        return self.half_width + self.sidewalk_width_m
 
     def lane_centre(self, lane: int) -> float:
         """d [m] of a lane's centre: lanes 0..n-1 drive towards +s (0 next to the centre line), -1..-n towards -s."""
@@ -230,33 +240,48 @@ def build_static_world(rng: np.random.Generator, road_length_m: float, margin_m:
 
     prisms: List[Prism] = []
     poles: List[Pole] = []
-    curb = road.half_width
-    outer = curb + SIDEWALK_WIDTH_M
+    curb, outer = road.half_width, road.outer_half_width
     for side in (-1.0, 1.0):
         d_in, d_out = sorted((side * curb, side * outer))
         prisms.append(Prism(0.0, road.length, d_in, d_out, -0.05, CURB_HEIGHT_M, Material.SIDEWALK, (0.62, 0.61, 0.58)))
-        s = float(rng.uniform(0.0, 10.0))
-        while s < road.length - 6.0:
-            length = min(float(rng.uniform(10.0, 30.0)), road.length - s)
-            setback = float(rng.uniform(1.0, 5.0))
-            if rng.random() < 0.8:
-                depth, height = float(rng.uniform(8.0, 18.0)), float(rng.uniform(4.0, 22.0))
-                d_a, d_b = sorted((side * (outer + setback), side * (outer + setback + depth)))
-                colour = tuple(float(c) for c in rng.uniform([0.45, 0.35, 0.3], [0.85, 0.8, 0.75]))
-                prisms.append(Prism(s, s + length, d_a, d_b, 0.0, height, Material.BUILDING, colour))
-            else:
-                d_a, d_b = sorted((side * (outer + 0.3), side * (outer + 0.6)))
-                prisms.append(Prism(s, s + length, d_a, d_b, 0.0, float(rng.uniform(1.5, 3.0)), Material.WALL,
-                                    (0.55, 0.5, 0.45)))
-            s += length + float(rng.uniform(0.0, 8.0))
-        for s_pole in np.arange(float(rng.uniform(5, 25)), road.length - 1.0, LAMP_POST_SPACING_M):
-            xy, _ = road.to_global(s_pole, side * (curb + 0.5))
-            poles.append(Pole((float(xy[0]), float(xy[1])), 0.12, 6.0))
+        prisms += _frontage(rng, road, side, outer)
+        poles += _lamp_posts(rng, road, side, curb + 0.5)
+    return StaticWorld(road, prisms, poles, _ground_extent(road))
 
-    margin = 300.0
-    lo = road.centre.min(axis=0) - margin
-    hi = road.centre.max(axis=0) + margin
-    return StaticWorld(road, prisms, poles, (float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1])))
+
+def _frontage(rng: np.random.Generator, road: Road, side: float, outer: float) -> List[Prism]:
+    """Buildings (80 %) and walls one after another along ``side`` of the road, from |d| = ``outer`` [m] out."""
+    prisms = []
+    s = float(rng.uniform(0.0, 10.0))
+    while s < road.length - 6.0:
+        length = min(float(rng.uniform(10.0, 30.0)), road.length - s)
+        setback = float(rng.uniform(1.0, 5.0))
+        if rng.random() < 0.8:
+            depth, height = float(rng.uniform(8.0, 18.0)), float(rng.uniform(4.0, 22.0))
+            d_a, d_b = sorted((side * (outer + setback), side * (outer + setback + depth)))
+            colour = tuple(float(c) for c in rng.uniform([0.45, 0.35, 0.3], [0.85, 0.8, 0.75]))
+            prisms.append(Prism(s, s + length, d_a, d_b, 0.0, height, Material.BUILDING, colour))
+        else:
+            d_a, d_b = sorted((side * (outer + 0.3), side * (outer + 0.6)))
+            prisms.append(Prism(s, s + length, d_a, d_b, 0.0, float(rng.uniform(1.5, 3.0)), Material.WALL,
+                                (0.55, 0.5, 0.45)))
+        s += length + float(rng.uniform(0.0, 8.0))
+    return prisms
+
+
+def _lamp_posts(rng: np.random.Generator, road: Road, side: float, offset_m: float) -> List[Pole]:
+    """Lamp posts every LAMP_POST_SPACING_M along ``side`` at |d| = ``offset_m`` [m]."""
+    poles = []
+    for s_pole in np.arange(float(rng.uniform(5, 25)), road.length - 1.0, LAMP_POST_SPACING_M):
+        xy, _ = road.to_global(s_pole, side * offset_m)
+        poles.append(Pole((float(xy[0]), float(xy[1])), 0.12, 6.0))
+    return poles
+
+
+def _ground_extent(road: Road, margin_m: float = 300.0) -> Tuple[float, float, float, float]:
+    lo = road.centre.min(axis=0) - margin_m
+    hi = road.centre.max(axis=0) + margin_m
+    return float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1])
 
 
 ROADSIDE_STRUCTURE = {"default": False, "nuscenes": True}
@@ -301,8 +326,7 @@ def add_roadside_structure(rng: np.random.Generator, world: StaticWorld) -> Stat
     where the frontage is open (no wall, building or car park); sizes and spacings are the constants above.
     Nothing is annotated: it is static world for every sensor."""
     road = world.road
-    curb = road.half_width
-    outer = curb + SIDEWALK_WIDTH_M
+    curb, outer = road.half_width, road.outer_half_width
     prisms, poles, crowns = list(world.prisms), list(world.poles), list(world.crowns)
     for side in (-1.0, 1.0):
         taken: List[Tuple[float, float]] = []  # occupied (s0, s1) along this curb
@@ -409,6 +433,11 @@ class CarPark:
     bay_angle_rad: float
     row_d: Tuple[float, ...]
 
+    def aisles_d(self) -> Tuple[float, ...]:
+        """|d| [m] of the centre lines of the aisles between this car park's rows (rows more than a bay's depth
+        apart)."""
+        return tuple(0.5 * (a + b) for a, b in zip(self.row_d, self.row_d[1:]) if b - a > BAY_DEPTH_M + 1e-6)
+
     def bays(self) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Every bay's centre s, d (N,) [m] and the yaw of its axis relative to the road's heading (N,) [rad],
         pointing away from the street: a car parked nose in faces that way. Angled bays lean with the traffic of
@@ -425,7 +454,7 @@ def add_car_parks(rng: np.random.Generator, world: StaticWorld, stretch: Tuple[f
     ``stretch`` (s_min, s_max) [m]: one or two rows of bays (an aisle between two), on open ground where the
     buildings and walls of its stretch are taken away. The cars in it are the population's (traffic.py)."""
     road = world.road
-    near_row = road.half_width + SIDEWALK_WIDTH_M + CAR_PARK_SETBACK_M + 0.5 * BAY_DEPTH_M
+    near_row = road.outer_half_width + CAR_PARK_SETBACK_M + 0.5 * BAY_DEPTH_M
     prisms, car_parks = list(world.prisms), []
     for side in (-1.0, 1.0):
         if rng.random() >= CAR_PARK_SHARE:
@@ -438,3 +467,45 @@ def add_car_parks(rng: np.random.Generator, world: StaticWorld, stretch: Tuple[f
         prisms = [p for p in prisms if not (p.material in (Material.BUILDING, Material.WALL) and p.d0 * side > 0
                                             and p.s0 < s0 + length and p.s1 > s0)]
     return replace(world, prisms=prisms, car_parks=car_parks)
+
+
+AISLE_DRIVE_EVERY = {"default": 0, "nuscenes": 3}
+"""By population (scene.build_scene): every how many scenes one drives down a car park's aisle
+(``build_car_park_aisle``; scene index % n == n - 1; 0: none). An assumption: nuScenes drives mostly streets, and
+the real scene at hand (scene-0916) drives down an aisle."""
+AISLE_ROWS_GAPS_M = (0.0, BAY_DEPTH_M, 2 * BAY_DEPTH_M + AISLE_WIDTH_M, 3 * BAY_DEPTH_M + AISLE_WIDTH_M)
+"""The rows of bays on each side of a car park's aisle, as the distance of each row's inner bay edge from the
+aisle's edge [m]: two rows back to back along the aisle, a second aisle, two more rows back to back."""
+CAR_PARK_SURFACE = (0.33, 0.33, 0.34)
+"""Colour of a car park's asphalt (a little lighter than the road's, ``shading.ASPHALT``)."""
+
+
+def drives_down_aisle(population: str, index: int) -> bool:
+    """Does scene ``index`` of ``population`` drive down a car park's aisle (AISLE_DRIVE_EVERY)?"""
+    every = AISLE_DRIVE_EVERY[population]
+    return every > 0 and index % every == every - 1
+
+
+def build_car_park_aisle(rng: np.random.Generator, road_length_m: float, margin_m: float) -> StaticWorld:
+    """A straight two-way aisle of about ``road_length_m`` through a car park, its centre line ``margin_m`` from
+    the global axes: one LANE_WIDTH_M lane a direction, no parking strip, no sidewalk; on each side, along the
+    whole aisle, the rows of AISLE_ROWS_GAPS_M with perpendicular or angled bays (drawn per side as
+    ``add_car_parks`` does) on asphalt level with the aisle, lamp posts and then buildings and walls behind."""
+    heading = float(rng.uniform(-np.pi, np.pi))
+    pieces = [(road_length_m, 0.0)]
+    at_origin = Road.from_pieces((0.0, 0.0), heading, pieces, 1, parking_width_m=0.0, sidewalk_width_m=0.0)
+    start = margin_m - at_origin.centre.min(axis=0)
+    road = Road.from_pieces((float(start[0]), float(start[1])), heading, pieces, 1, parking_width_m=0.0,
+                            sidewalk_width_m=0.0)
+    row_d = tuple(road.half_width + gap + 0.5 * BAY_DEPTH_M for gap in AISLE_ROWS_GAPS_M)
+    far_edge = road.half_width + AISLE_ROWS_GAPS_M[-1] + BAY_DEPTH_M
+    prisms: List[Prism] = []
+    poles: List[Pole] = []
+    car_parks = []
+    for side in (-1.0, 1.0):
+        car_parks.append(CarPark(side, 0.0, road.length, float(rng.choice(BAY_ANGLES_RAD)), row_d))
+        d_in, d_out = sorted((side * road.half_width, side * (far_edge + 1.0)))
+        prisms.append(Prism(0.0, road.length, d_in, d_out, 0.0, 0.02, Material.GROUND, CAR_PARK_SURFACE))
+        poles += _lamp_posts(rng, road, side, far_edge + 0.5)
+        prisms += _frontage(rng, road, side, far_edge + 1.0)
+    return StaticWorld(road, prisms, poles, _ground_extent(road), car_parks=car_parks)

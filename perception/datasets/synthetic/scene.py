@@ -8,13 +8,14 @@ from typing import List
 import numpy as np
 
 from perception.datasets.synthetic.actors import Actor, Track
-from perception.datasets.synthetic.ego import EgoPlan, plan_ego
+from perception.datasets.synthetic.ego import AISLE_CRUISE_SPEED_M_S, STREET_CRUISE_SPEED_M_S, EgoPlan, plan_ego
 from perception.datasets.synthetic.layout import (ROADSIDE_STRUCTURE, StaticWorld, add_car_parks,
-                                                  add_roadside_structure, build_static_world)
+                                                  add_roadside_structure, build_car_park_aisle, build_static_world,
+                                                  drives_down_aisle)
 from perception.datasets.synthetic.raycast import Snapshot, StaticGeometry, WorldGeometry
 from perception.datasets.synthetic.shading import FrenetRaster
 from perception.datasets.synthetic.rig import CALIBRATION, KEYFRAME_PERIOD_US
-from perception.datasets.synthetic.traffic import POPULATIONS, drive_stretch
+from perception.datasets.synthetic.traffic import POPULATIONS, drive_stretch, populate_car_park_aisle
 from perception.geometry import RigidTransform
 
 TIME_STEP_S = 0.01
@@ -85,23 +86,28 @@ def check_population(population: str) -> None:
 
 def build_scene(seed: int, index: int, samples_per_scene: int, population: str = "default") -> SceneModel:
     """The deterministic world of scene ``index`` of a world generated with ``seed``; ``population`` picks who is
-    where (traffic.POPULATIONS), the roadside structure (layout.ROADSIDE_STRUCTURE) and the radar cross-sections
-    (radar.CROSS_SECTIONS)."""
+    where (traffic.POPULATIONS), the roadside structure (layout.ROADSIDE_STRUCTURE), which scenes drive down a car
+    park's aisle instead of a street (layout.AISLE_DRIVE_EVERY; traffic.populate_car_park_aisle) and the radar
+    cross-sections (radar.CROSS_SECTIONS)."""
     if samples_per_scene < 1:
         raise ValueError(f"samples_per_scene must be >= 1, got {samples_per_scene}")
     check_population(population)
     duration = scene_duration_s(samples_per_scene)
     times_s = np.round(np.arange(-LEAD_IN_S - 1.0, duration + 1.0 + 1e-9, TIME_STEP_S), 6)
     road_length = EGO_START_S_M + MAX_EGO_SPEED_M_S * (duration + 3.0) + ROAD_AHEAD_M
-    world = build_static_world(np.random.default_rng([seed, index, 1]), road_length, MAP_MARGIN_M)
-    plan = plan_ego(np.random.default_rng([seed, index, 2]), world.road, index, times_s, EGO_START_S_M)
-    if ROADSIDE_STRUCTURE[population]:
+    aisle = drives_down_aisle(population, index)
+    build_world = build_car_park_aisle if aisle else build_static_world
+    world = build_world(np.random.default_rng([seed, index, 1]), road_length, MAP_MARGIN_M)
+    plan = plan_ego(np.random.default_rng([seed, index, 2]), world.road, index, times_s, EGO_START_S_M,
+                    AISLE_CRUISE_SPEED_M_S if aisle else STREET_CRUISE_SPEED_M_S)
+    if ROADSIDE_STRUCTURE[population] and not aisle:
         world = add_car_parks(np.random.default_rng([seed, index, 6]), world, drive_stretch(world.road, plan))
         world = add_roadside_structure(np.random.default_rng([seed, index, 5]), world)
     ego_xy, heading = world.road.to_global(plan.s, plan.d)
     ego_track = Track.from_positions(times_s, ego_xy, float(heading[0]))
-    actors = POPULATIONS[population](np.random.default_rng([seed, index, 3]), world, plan, times_s,
-                                     (-LEAD_IN_S, duration), ego_xy, ego_track.yaw)
+    populate = populate_car_park_aisle if aisle else POPULATIONS[population]
+    actors = populate(np.random.default_rng([seed, index, 3]), world, plan, times_s, (-LEAD_IN_S, duration), ego_xy,
+                      ego_track.yaw)
     sun_rng = np.random.default_rng([seed, index, 4])
     elevation, azimuth = sun_rng.uniform(0.5, 1.1), sun_rng.uniform(-np.pi, np.pi)
     sun = np.array([np.cos(elevation) * np.cos(azimuth), np.cos(elevation) * np.sin(azimuth), np.sin(elevation)])

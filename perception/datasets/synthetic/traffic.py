@@ -1,7 +1,8 @@
 """Populates a scene with objects of all 10 detection classes: the ego's lead vehicle, moving and oncoming
 traffic (cars, trucks with trailers, buses, motorcycles), parked vehicles, cyclists, walking, standing and
 crossing pedestrians, and a work zone of barriers and cones with a construction vehicle. Two populations
-(POPULATIONS): ``populate`` (the default world) and ``populate_nuscenes_mix`` (nuScenes' class shares).
+(POPULATIONS): ``populate`` (the default world) and ``populate_nuscenes_mix`` (nuScenes' class shares), whose
+drives down a car park's aisle are ``populate_car_park_aisle``.
 
 Candidates are drawn at random and kept only when their footprint never overlaps the ego's or an accepted
 object's over the scene, so nothing drives through anything.
@@ -17,7 +18,7 @@ import numpy as np
 from perception.datasets.synthetic.actors import Actor, Track
 from perception.datasets.synthetic.class_specs import NUSCENES_TRAIN_ANNOTATIONS, sample_size
 from perception.datasets.synthetic.ego import LEAD_STANDSTILL_GAP_M, LEAD_TIME_HEADWAY_S, EgoPlan
-from perception.datasets.synthetic.layout import LANE_WIDTH_M, PARKING_WIDTH_M, SIDEWALK_WIDTH_M, Road, StaticWorld
+from perception.datasets.synthetic.layout import LANE_WIDTH_M, SIDEWALK_WIDTH_M, CarPark, Road, StaticWorld
 from perception.datasets.synthetic.meshes import build_mesh
 
 EGO_SIZE_WL = (2.0, 4.9)
@@ -121,7 +122,7 @@ class _Street:
     @property
     def parking_d(self) -> float:
         """|d| [m] of the parking strips' centre line."""
-        return self.road.half_width - 0.5 * PARKING_WIDTH_M
+        return self.road.half_width - 0.5 * self.road.parking_width_m
 
 
 def _start(road: Road, plan: EgoPlan, times_s: np.ndarray, scene_span_s: Tuple[float, float], ego_xy: np.ndarray,
@@ -190,21 +191,28 @@ def _parked(rng: np.random.Generator, street: _Street, name: str, side: float, s
 
 
 def _in_bay(rng: np.random.Generator, street: _Street, s_m: float, d_m: float, yaw_offset: float,
-            perpendicular: bool) -> List[Actor]:
-    """A car parked in a car park's bay centred at (``s_m``, ``d_m``) [m] whose axis points ``yaw_offset`` [rad]
-    off the road's heading (layout.CarPark.bays): nose in, or backed in half of the time in a perpendicular bay."""
+            perpendicular: bool, name: str = "car") -> List[Actor]:
+    """A car (or a riderless two-wheeler) parked in a car park's bay centred at (``s_m``, ``d_m``) [m] whose axis
+    points ``yaw_offset`` [rad] off the road's heading (layout.CarPark.bays): nose in, or backed in half of the
+    time in a perpendicular bay."""
     backed_in = perpendicular and rng.random() < 0.5
     s = np.full_like(street.times_s, s_m)
-    return [_road_actor("car", street.road, street.times_s, s, np.full_like(s, d_m), "parked", rng,
+    return [_road_actor(name, street.road, street.times_s, s, np.full_like(s, d_m), "parked", rng,
+                        with_rider=False if name in ("motorcycle", "bicycle") else None,
                         yaw_offset=yaw_offset + (np.pi if backed_in else 0.0))]
 
 
 def _sidewalk_pedestrian(rng: np.random.Generator, street: _Street) -> List[Actor]:
     """A pedestrian walking along (60 %) or standing on a sidewalk."""
-    road, times_s = street.road, street.times_s
     side = float(rng.choice([-1.0, 1.0]))
-    d_walk = side * (road.half_width + rng.uniform(1.3, SIDEWALK_WIDTH_M - 0.6))
-    s0 = float(rng.uniform(*street.near))
+    d_walk = side * (street.road.half_width + rng.uniform(1.3, SIDEWALK_WIDTH_M - 0.6))
+    return _pedestrian_along(rng, street, d_walk, float(rng.uniform(*street.near)))
+
+
+def _pedestrian_along(rng: np.random.Generator, street: _Street, d_walk: float, s0: float) -> List[Actor]:
+    """A pedestrian walking along the road at ``d_walk`` [m] from arc length ``s0`` [m] (60 %), or standing
+    there."""
+    road, times_s = street.road, street.times_s
     if rng.random() < 0.6:
         s = s0 + float(rng.choice([-1.0, 1.0])) * rng.uniform(0.9, 1.6) * street.t0
         return [_road_actor("pedestrian", road, times_s, s, np.full_like(s, d_walk), "walking", rng)]
@@ -278,6 +286,14 @@ PARKING_SLOT_M = 6.5
 """Spacing of the parking slots along each parking strip [m] (a 4.6 m car, its clearance and a gap)."""
 
 
+def _fill(population: Population, count: int, candidate: Callable[[], List[Actor]]) -> None:
+    """Adds up to ``count`` groups drawn from ``candidate``, giving up after PLACEMENT_TRIES draws a group."""
+    added, tries = 0, 0
+    while added < count and tries < PLACEMENT_TRIES * count:
+        added += population.try_add(candidate())
+        tries += 1
+
+
 def class_quota(rng: np.random.Generator, total: int) -> Dict[str, int]:
     """Objects per detection class of one scene: ``total`` split in nuScenes' train-split shares
     (``NUSCENES_TRAIN_ANNOTATIONS``), each fraction rounded up with the probability of its remainder, so the
@@ -307,14 +323,11 @@ def populate_nuscenes_mix(rng: np.random.Generator, world: StaticWorld, plan: Eg
         if _add_work_zone(rng, street, _work_zone_span(street, plan), population, quota):
             break
 
-    def fill(count: int, candidate: Callable[[], List[Actor]]) -> None:
-        added, tries = 0, 0
-        while added < count and tries < PLACEMENT_TRIES * count:
-            added += population.try_add(candidate())
-            tries += 1
-
     def park(name: str) -> Callable[[], List[Actor]]:
         return lambda: _parked(rng, street, name, float(rng.choice([-1.0, 1.0])), float(rng.uniform(*street.near)))
+
+    def fill(count: int, candidate: Callable[[], List[Actor]]) -> None:
+        _fill(population, count, candidate)
 
     pairs = min(quota["trailer"], quota["truck"])
     fill(pairs, lambda: _traffic(rng, street, "truck_trailer"))
@@ -349,6 +362,54 @@ def populate_nuscenes_mix(rng: np.random.Generator, world: StaticWorld, plan: Eg
     crossing = int(round(0.15 * quota["pedestrian"]))
     fill(crossing, lambda: _crossing_pedestrian(rng, street))
     fill(quota["pedestrian"] - crossing, lambda: _sidewalk_pedestrian(rng, street))
+    return population.actors
+
+
+AISLE_OCCUPANCY = (0.5, 0.9)
+"""Share of the bays along a car park's aisle that hold a car, drawn per scene (an assumption)."""
+AISLE_TRAFFIC_PER_100M = 2.0
+AISLE_TRAFFIC_SPEED_M_S = (2.0, 5.0)
+"""Cars driving down the aisle per 100 m of the drive stretch, both ways, and their speed (an assumption)."""
+
+
+def populate_car_park_aisle(rng: np.random.Generator, world: StaticWorld, plan: EgoPlan, times_s: np.ndarray,
+                            scene_span_s: Tuple[float, float], ego_xy: np.ndarray,
+                            ego_yaw: np.ndarray) -> List[Actor]:
+    """All objects of a scene that drives down a car park's aisle (layout.build_car_park_aisle; arguments as
+    ``populate``). The lead cars; in the bays along the drive stretch, the ``nuscenes`` quota's motorcycles
+    (``class_quota``), then cars in AISLE_OCCUPANCY of the bays; AISLE_TRAFFIC_PER_100M cars driving the aisle;
+    the quota's bicycles riding at the aisle's edge; the quota's pedestrians, 30 % crossing the aisle, the rest
+    walking or standing in the car park's second aisle. No trucks, buses, trailers, construction vehicles,
+    barriers or cones (an assumption: a car park holds none)."""
+    road = world.road
+    quota = class_quota(rng, nuscenes_object_count(road, plan))
+    population, street = _start(road, plan, times_s, scene_span_s, ego_xy, ego_yaw)
+    _add_lead_vehicles(rng, street, plan, population)
+    bays = [(float(s), float(d), float(yaw), park.bay_angle_rad == 0.5 * np.pi) for park in world.car_parks
+            for s, d, yaw in zip(*park.bays()) if street.near[0] <= s <= street.near[1]]
+    occupancy = float(rng.uniform(*AISLE_OCCUPANCY))
+    motorcycles = 0
+    for index in rng.permutation(len(bays)):
+        if motorcycles < quota["motorcycle"]:
+            motorcycles += population.try_add(_in_bay(rng, street, *bays[index], name="motorcycle"))
+        elif rng.random() < occupancy:
+            population.try_add(_in_bay(rng, street, *bays[index]))
+    density = (street.near[1] - street.near[0]) / 100.0
+
+    def aisle_car() -> List[Actor]:
+        lane, speed = int(rng.choice([0, -1])), float(rng.uniform(*AISLE_TRAFFIC_SPEED_M_S))
+        return [_drive(rng, street, "car", lane, speed, float(rng.uniform(*street.near)))]
+
+    def second_aisle_pedestrian() -> List[Actor]:
+        park: CarPark = world.car_parks[int(rng.integers(len(world.car_parks)))]
+        d = park.side * (park.aisles_d()[0] + float(rng.uniform(-2.0, 2.0)))
+        return _pedestrian_along(rng, street, d, float(rng.uniform(*street.near)))
+
+    _fill(population, int(round(AISLE_TRAFFIC_PER_100M * density)), aisle_car)
+    _fill(population, quota["bicycle"], lambda: _cyclist(rng, street))
+    crossing = int(round(0.3 * quota["pedestrian"]))
+    _fill(population, crossing, lambda: _crossing_pedestrian(rng, street))
+    _fill(population, quota["pedestrian"] - crossing, second_aisle_pedestrian)
     return population.actors
 
 

@@ -13,7 +13,6 @@ from perception.datasets.lane_map import LaneCentres
 from perception.datasets.maneuver_labels import ManeuverLabelConfig
 from perception.datasets.synthetic import camera, lidar, radar
 from perception.datasets.synthetic.actors import Actor
-from perception.datasets.synthetic.layout import SIDEWALK_WIDTH_M
 from perception.datasets.synthetic.rig import (
     CAMERA_PERIOD_US, FRAME_OFFSET_US, KEYFRAME_PERIOD_US, LIDAR_PERIOD_US, RADAR_PERIOD_US, camera_matrix,
 )
@@ -136,7 +135,7 @@ def write_map(path: Path, model: SceneModel) -> None:
     """The scene's semantic prior (road and sidewalks = 255) as the devkit's MapMask expects it: 0.1 m per
     pixel, pixel row 0 at the top (largest y), the image's bottom-left corner at global (0, 0)."""
     road = model.world.road
-    outer = road.half_width + SIDEWALK_WIDTH_M
+    outer = road.outer_half_width
     left, _ = road.to_global(road.arc_length, np.full(len(road.arc_length), outer))
     right, _ = road.to_global(road.arc_length, np.full(len(road.arc_length), -outer))
     polygon = np.concatenate([left, right[::-1]])
