@@ -433,11 +433,6 @@ class CarPark:
     bay_angle_rad: float
     row_d: Tuple[float, ...]
 
-    def aisles_d(self) -> Tuple[float, ...]:
-        """|d| [m] of the centre lines of the aisles between this car park's rows (rows more than a bay's depth
-        apart)."""
-        return tuple(0.5 * (a + b) for a, b in zip(self.row_d, self.row_d[1:]) if b - a > BAY_DEPTH_M + 1e-6)
-
     def bays(self) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Every bay's centre s, d (N,) [m] and the yaw of its axis relative to the road's heading (N,) [rad],
         pointing away from the street: a car parked nose in faces that way. Angled bays lean with the traffic of
@@ -473,9 +468,15 @@ AISLE_DRIVE_EVERY = {"default": 0, "nuscenes": 3}
 """By population (scene.build_scene): every how many scenes one drives down a car park's aisle
 (``build_car_park_aisle``; scene index % n == n - 1; 0: none). An assumption: nuScenes drives mostly streets, and
 the real scene at hand (scene-0916) drives down an aisle."""
-AISLE_ROWS_GAPS_M = (0.0, BAY_DEPTH_M, 2 * BAY_DEPTH_M + AISLE_WIDTH_M, 3 * BAY_DEPTH_M + AISLE_WIDTH_M)
-"""The rows of bays on each side of a car park's aisle, as the distance of each row's inner bay edge from the
-aisle's edge [m]: two rows back to back along the aisle, a second aisle, two more rows back to back."""
+PLANTING_STRIP_M = 3.0
+"""A planting strip between two rows of bays back to back [m] (an assumption: scene-0916's real_finetune keyframes
+show the cars of such rows about 8 m apart)."""
+AISLE_ROWS_GAPS_M = (0.0, BAY_DEPTH_M + PLANTING_STRIP_M, 2 * BAY_DEPTH_M + PLANTING_STRIP_M + AISLE_WIDTH_M)
+"""The rows of bays a car park beside an aisle can have, as the distance of each row's inner bay edge from the
+aisle's edge [m]: a row along the aisle, a planting strip, a row back to back with it, a second aisle, a third
+row. Each side of an aisle takes the first 1, 2 or 3 (``add_aisle_car_parks``)."""
+WALKWAY_M = 3.0
+"""A walkway behind the outermost row of an aisle's car parks, before the buildings [m] (an assumption)."""
 CAR_PARK_SURFACE = (0.33, 0.33, 0.34)
 """Colour of a car park's asphalt (a little lighter than the road's, ``shading.ASPHALT``)."""
 
@@ -488,24 +489,36 @@ def drives_down_aisle(population: str, index: int) -> bool:
 
 def build_car_park_aisle(rng: np.random.Generator, road_length_m: float, margin_m: float) -> StaticWorld:
     """A straight two-way aisle of about ``road_length_m`` through a car park, its centre line ``margin_m`` from
-    the global axes: one LANE_WIDTH_M lane a direction, no parking strip, no sidewalk; on each side, along the
-    whole aisle, the rows of AISLE_ROWS_GAPS_M with perpendicular or angled bays (drawn per side as
-    ``add_car_parks`` does) on asphalt level with the aisle, lamp posts and then buildings and walls behind."""
+    the global axes: one LANE_WIDTH_M lane a direction, no parking strip, no sidewalk; on each side asphalt level
+    with the aisle as far as the rows of AISLE_ROWS_GAPS_M reach, a WALKWAY_M walkway, lamp posts, then buildings
+    and walls. The bays come with ``add_aisle_car_parks``."""
     heading = float(rng.uniform(-np.pi, np.pi))
     pieces = [(road_length_m, 0.0)]
     at_origin = Road.from_pieces((0.0, 0.0), heading, pieces, 1, parking_width_m=0.0, sidewalk_width_m=0.0)
     start = margin_m - at_origin.centre.min(axis=0)
     road = Road.from_pieces((float(start[0]), float(start[1])), heading, pieces, 1, parking_width_m=0.0,
                             sidewalk_width_m=0.0)
-    row_d = tuple(road.half_width + gap + 0.5 * BAY_DEPTH_M for gap in AISLE_ROWS_GAPS_M)
-    far_edge = road.half_width + AISLE_ROWS_GAPS_M[-1] + BAY_DEPTH_M
+    far_edge = road.half_width + AISLE_ROWS_GAPS_M[-1] + BAY_DEPTH_M + WALKWAY_M
     prisms: List[Prism] = []
     poles: List[Pole] = []
+    for side in (-1.0, 1.0):
+        d_in, d_out = sorted((side * road.half_width, side * far_edge))
+        prisms.append(Prism(0.0, road.length, d_in, d_out, 0.0, 0.02, Material.GROUND, CAR_PARK_SURFACE))
+        poles += _lamp_posts(rng, road, side, far_edge - 0.5)
+        prisms += _frontage(rng, road, side, far_edge)
+    return StaticWorld(road, prisms, poles, _ground_extent(road))
+
+
+def add_aisle_car_parks(rng: np.random.Generator, world: StaticWorld, drive: Tuple[float, float]) -> StaticWorld:
+    """``world`` (``build_car_park_aisle``'s) with a car park on each side of the aisle: the first 1-3 rows of
+    AISLE_ROWS_GAPS_M (drawn per side), CAR_PARK_LENGTH_M long, its middle drawn within ``drive`` (the ego's
+    first and last arc length [m]), bays perpendicular or angled as in ``add_car_parks``."""
+    road = world.road
     car_parks = []
     for side in (-1.0, 1.0):
-        car_parks.append(CarPark(side, 0.0, road.length, float(rng.choice(BAY_ANGLES_RAD)), row_d))
-        d_in, d_out = sorted((side * road.half_width, side * (far_edge + 1.0)))
-        prisms.append(Prism(0.0, road.length, d_in, d_out, 0.0, 0.02, Material.GROUND, CAR_PARK_SURFACE))
-        poles += _lamp_posts(rng, road, side, far_edge + 0.5)
-        prisms += _frontage(rng, road, side, far_edge + 1.0)
-    return StaticWorld(road, prisms, poles, _ground_extent(road), car_parks=car_parks)
+        rows = int(rng.integers(1, len(AISLE_ROWS_GAPS_M) + 1))
+        length = float(rng.uniform(*CAR_PARK_LENGTH_M))
+        s0 = float(np.clip(rng.uniform(*drive) - 0.5 * length, 0.0, road.length - length))
+        row_d = tuple(road.half_width + gap + 0.5 * BAY_DEPTH_M for gap in AISLE_ROWS_GAPS_M[:rows])
+        car_parks.append(CarPark(side, s0, s0 + length, float(rng.choice(BAY_ANGLES_RAD)), row_d))
+    return replace(world, car_parks=car_parks)

@@ -9,9 +9,9 @@ import numpy as np
 
 from perception.datasets.synthetic.actors import Actor, Track
 from perception.datasets.synthetic.ego import AISLE_CRUISE_SPEED_M_S, STREET_CRUISE_SPEED_M_S, EgoPlan, plan_ego
-from perception.datasets.synthetic.layout import (ROADSIDE_STRUCTURE, StaticWorld, add_car_parks,
-                                                  add_roadside_structure, build_car_park_aisle, build_static_world,
-                                                  drives_down_aisle)
+from perception.datasets.synthetic.layout import (ROADSIDE_STRUCTURE, StaticWorld, add_aisle_car_parks,
+                                                  add_car_parks, add_roadside_structure, build_car_park_aisle,
+                                                  build_static_world, drives_down_aisle)
 from perception.datasets.synthetic.raycast import Snapshot, StaticGeometry, WorldGeometry
 from perception.datasets.synthetic.shading import FrenetRaster
 from perception.datasets.synthetic.rig import CALIBRATION, KEYFRAME_PERIOD_US
@@ -100,7 +100,9 @@ def build_scene(seed: int, index: int, samples_per_scene: int, population: str =
     world = build_world(np.random.default_rng([seed, index, 1]), road_length, MAP_MARGIN_M)
     plan = plan_ego(np.random.default_rng([seed, index, 2]), world.road, index, times_s, EGO_START_S_M,
                     AISLE_CRUISE_SPEED_M_S if aisle else STREET_CRUISE_SPEED_M_S)
-    if ROADSIDE_STRUCTURE[population] and not aisle:
+    if aisle:
+        world = add_aisle_car_parks(np.random.default_rng([seed, index, 6]), world, (plan.s[0], plan.s[-1]))
+    elif ROADSIDE_STRUCTURE[population]:
         world = add_car_parks(np.random.default_rng([seed, index, 6]), world, drive_stretch(world.road, plan))
         world = add_roadside_structure(np.random.default_rng([seed, index, 5]), world)
     ego_xy, heading = world.road.to_global(plan.s, plan.d)

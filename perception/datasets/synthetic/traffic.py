@@ -18,7 +18,8 @@ import numpy as np
 from perception.datasets.synthetic.actors import Actor, Track
 from perception.datasets.synthetic.class_specs import NUSCENES_TRAIN_ANNOTATIONS, sample_size
 from perception.datasets.synthetic.ego import LEAD_STANDSTILL_GAP_M, LEAD_TIME_HEADWAY_S, EgoPlan
-from perception.datasets.synthetic.layout import LANE_WIDTH_M, SIDEWALK_WIDTH_M, CarPark, Road, StaticWorld
+from perception.datasets.synthetic.layout import (BAY_DEPTH_M, LANE_WIDTH_M, SIDEWALK_WIDTH_M, CarPark, Road,
+                                                  StaticWorld)
 from perception.datasets.synthetic.meshes import build_mesh
 
 EGO_SIZE_WL = (2.0, 4.9)
@@ -379,7 +380,7 @@ def populate_car_park_aisle(rng: np.random.Generator, world: StaticWorld, plan: 
     ``populate``). The lead cars; in the bays along the drive stretch, the ``nuscenes`` quota's motorcycles
     (``class_quota``), then cars in AISLE_OCCUPANCY of the bays; AISLE_TRAFFIC_PER_100M cars driving the aisle;
     the quota's bicycles riding at the aisle's edge; the quota's pedestrians, 30 % crossing the aisle, the rest
-    walking or standing in the car park's second aisle. No trucks, buses, trailers, construction vehicles,
+    walking or standing just behind a car park's outermost row. No trucks, buses, trailers, construction vehicles,
     barriers or cones (an assumption: a car park holds none)."""
     road = world.road
     quota = class_quota(rng, nuscenes_object_count(road, plan))
@@ -400,16 +401,16 @@ def populate_car_park_aisle(rng: np.random.Generator, world: StaticWorld, plan: 
         lane, speed = int(rng.choice([0, -1])), float(rng.uniform(*AISLE_TRAFFIC_SPEED_M_S))
         return [_drive(rng, street, "car", lane, speed, float(rng.uniform(*street.near)))]
 
-    def second_aisle_pedestrian() -> List[Actor]:
+    def walkway_pedestrian() -> List[Actor]:
         park: CarPark = world.car_parks[int(rng.integers(len(world.car_parks)))]
-        d = park.side * (park.aisles_d()[0] + float(rng.uniform(-2.0, 2.0)))
+        d = park.side * (park.row_d[-1] + 0.5 * BAY_DEPTH_M + float(rng.uniform(0.5, 2.5)))
         return _pedestrian_along(rng, street, d, float(rng.uniform(*street.near)))
 
     _fill(population, int(round(AISLE_TRAFFIC_PER_100M * density)), aisle_car)
     _fill(population, quota["bicycle"], lambda: _cyclist(rng, street))
     crossing = int(round(0.3 * quota["pedestrian"]))
     _fill(population, crossing, lambda: _crossing_pedestrian(rng, street))
-    _fill(population, quota["pedestrian"] - crossing, second_aisle_pedestrian)
+    _fill(population, quota["pedestrian"] - crossing, walkway_pedestrian)
     return population.actors
 
 
