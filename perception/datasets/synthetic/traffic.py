@@ -327,22 +327,19 @@ def populate_nuscenes_mix(rng: np.random.Generator, world: StaticWorld, plan: Eg
     def park(name: str) -> Callable[[], List[Actor]]:
         return lambda: _parked(rng, street, name, float(rng.choice([-1.0, 1.0])), float(rng.uniform(*street.near)))
 
-    def fill(count: int, candidate: Callable[[], List[Actor]]) -> None:
-        _fill(population, count, candidate)
-
     pairs = min(quota["trailer"], quota["truck"])
-    fill(pairs, lambda: _traffic(rng, street, "truck_trailer"))
-    fill(quota["trailer"] - pairs, park("trailer"))
+    _fill(population, pairs, lambda: _traffic(rng, street, "truck_trailer"))
+    _fill(population, quota["trailer"] - pairs, park("trailer"))
     trucks = quota["truck"] - pairs
-    fill(trucks // 2, park("truck"))
-    fill(trucks - trucks // 2, lambda: _traffic(rng, street, "truck"))
-    fill(quota["bus"] // 2, park("bus"))
-    fill(quota["bus"] - quota["bus"] // 2, lambda: _traffic(rng, street, "bus"))
+    _fill(population, trucks // 2, park("truck"))
+    _fill(population, trucks - trucks // 2, lambda: _traffic(rng, street, "truck"))
+    _fill(population, quota["bus"] // 2, park("bus"))
+    _fill(population, quota["bus"] - quota["bus"] // 2, lambda: _traffic(rng, street, "bus"))
 
     def placed(name: str) -> int:
         return sum(actor.detection_name == name for actor in population.actors)
 
-    fill(quota["construction_vehicle"] - placed("construction_vehicle"), park("construction_vehicle"))
+    _fill(population, quota["construction_vehicle"] - placed("construction_vehicle"), park("construction_vehicle"))
     cars = max(0, quota["car"] - placed("car"))  # the lead cars are cars
     slots = [partial(_parked, rng, street, "car", side, float(s)) for side in (-1.0, 1.0)
              for s in np.arange(street.near[0] + rng.uniform(0.0, PARKING_SLOT_M), street.near[1], PARKING_SLOT_M)]
@@ -355,14 +352,14 @@ def populate_nuscenes_mix(rng: np.random.Generator, world: StaticWorld, plan: Eg
         if parked_cars >= round(0.6 * cars):
             break
         parked_cars += population.try_add(slots[index]())
-    fill(cars - parked_cars, lambda: _traffic(rng, street, "car"))
+    _fill(population, cars - parked_cars, lambda: _traffic(rng, street, "car"))
     for name, ride in (("motorcycle", lambda: _traffic(rng, street, "motorcycle")),
                        ("bicycle", lambda: _cyclist(rng, street))):
-        fill(quota[name] // 2, park(name))
-        fill(quota[name] - quota[name] // 2, ride)
+        _fill(population, quota[name] // 2, park(name))
+        _fill(population, quota[name] - quota[name] // 2, ride)
     crossing = int(round(0.15 * quota["pedestrian"]))
-    fill(crossing, lambda: _crossing_pedestrian(rng, street))
-    fill(quota["pedestrian"] - crossing, lambda: _sidewalk_pedestrian(rng, street))
+    _fill(population, crossing, lambda: _crossing_pedestrian(rng, street))
+    _fill(population, quota["pedestrian"] - crossing, lambda: _sidewalk_pedestrian(rng, street))
     return population.actors
 
 
