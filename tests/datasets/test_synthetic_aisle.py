@@ -1,6 +1,9 @@
 """Drives down a car park's aisle in the ``nuscenes`` population (layout.build_car_park_aisle,
 traffic.populate_car_park_aisle): which scenes, the aisle's cross-section and rows against hand-worked geometry,
-an ego that keeps its lane at a car park's speed, and parked vehicles standing in the bays."""
+an ego that keeps its lane at a car park's speed, parked vehicles standing in the bays, the pavement drawn in its
+colour and the scene's description."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -8,6 +11,7 @@ from perception.datasets.synthetic import layout
 from perception.datasets.synthetic.ego import plan_ego
 from perception.datasets.synthetic.layout import Material, Road, drives_down_aisle
 from perception.datasets.synthetic.scene import build_scene
+from perception.datasets.synthetic.shading import AMBIENT, HAZE_DISTANCE_M, NOISE_LEVELS, SKY_HORIZON, shade_pixels
 from perception.datasets.synthetic.traffic import drive_stretch
 
 
@@ -78,3 +82,29 @@ def test_parked_vehicles_stand_in_the_bays(aisle):
     # a car park, not a street: at least 40 % of the bays along the drive hold a vehicle (50-90 % drawn, less the
     # placements refused for overlaps)
     assert len(parked) >= 0.4 * in_stretch.sum()
+
+
+def test_aisle_scene_says_so(aisle):
+    from perception.datasets.synthetic.writer import SceneRecorder
+    recorder = SceneRecorder(aisle, Path("unused"), "test", 7, 10, (64, 36))
+    assert recorder.description() == aisle.plan.description() + "; population=nuscenes; car park aisle"
+
+
+def test_car_park_pavement_is_drawn_in_its_own_colour(aisle):
+    """A camera ray straight down onto the car park beside the aisle sees the pavement's colour, lit by the sun
+    (Lambert, as every surface); the road's ground texture would draw grass there, beyond the aisle's edge."""
+    road = aisle.world.road
+    xy, _ = road.to_global(np.array([aisle.plan.s[0]]), np.array([10.0]))  # the planting strip
+    origin = np.array([xy[0, 0], xy[0, 1], 10.0])
+    snapshot = aisle.snapshot(0.0)
+    distance, triangle = snapshot.cast_triangles(origin, np.array([[0.0, 0.0, -1.0]], np.float32))
+    assert snapshot.material[triangle[0]] == Material.PAVEMENT
+    assert distance[0] == pytest.approx(10.0 - 0.02, abs=1e-4)
+    bgr = shade_pixels(distance, triangle, np.array([[0.0, 0.0, -1.0]]), origin, snapshot.colours,
+                       snapshot.triangle_normals(), snapshot.material, aisle.frenet.table,
+                       float(aisle.frenet.origin[0]), float(aisle.frenet.origin[1]), aisle.frenet.RESOLUTION_M,
+                       road.lanes_per_direction, road.half_width, road.length, aisle.sun_direction, np.uint64(0))
+    light = AMBIENT + (1.0 - AMBIENT) * max(aisle.sun_direction[2], 0.0)
+    haze = 1.0 - np.exp(-distance[0] / HAZE_DISTANCE_M)
+    expected = [c * light * (1.0 - haze) + h * haze for c, h in zip(layout.CAR_PARK_SURFACE, SKY_HORIZON)]
+    np.testing.assert_allclose(bgr[0, ::-1] / 255.0, expected, atol=(NOISE_LEVELS + 1) / 255.0)

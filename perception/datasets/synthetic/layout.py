@@ -39,13 +39,16 @@ class Material:
     TRUNK = 5
     FOLIAGE = 6
     SIGN = 7
+    PAVEMENT = 8
 
 
 MATERIAL_REFLECTIVITY = {Material.GROUND: 0.25, Material.SIDEWALK: 0.35, Material.BUILDING: 0.45,
                          Material.WALL: 0.4, Material.POLE: 0.6, Material.TRUNK: 0.3, Material.FOLIAGE: 0.5,
-                         Material.SIGN: 0.9}
+                         Material.SIGN: 0.9, Material.PAVEMENT: 0.25}
 """LiDAR reflectivity (0-1) of each static material; lane paint: ``lidar.PAINT_REFLECTIVITY``. Foliage is bright
-in the near infrared, sign faces are retro-reflective sheeting like lane paint."""
+in the near infrared, sign faces are retro-reflective sheeting like lane paint. Pavement (a car park's asphalt,
+flush with the ground: drawn in its own colour, where the ground is textured from the road) reflects as the
+ground does."""
 POLE_GREY = (0.4, 0.4, 0.4)
 
 
@@ -503,7 +506,7 @@ def build_car_park_aisle(rng: np.random.Generator, road_length_m: float, margin_
     poles: List[Pole] = []
     for side in (-1.0, 1.0):
         d_in, d_out = sorted((side * road.half_width, side * far_edge))
-        prisms.append(Prism(0.0, road.length, d_in, d_out, 0.0, 0.02, Material.GROUND, CAR_PARK_SURFACE))
+        prisms.append(Prism(0.0, road.length, d_in, d_out, 0.0, 0.02, Material.PAVEMENT, CAR_PARK_SURFACE))
         poles += _lamp_posts(rng, road, side, far_edge - 0.5)
         prisms += _frontage(rng, road, side, far_edge)
     return StaticWorld(road, prisms, poles, _ground_extent(road))

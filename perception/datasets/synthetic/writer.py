@@ -13,6 +13,7 @@ from perception.datasets.lane_map import LaneCentres
 from perception.datasets.maneuver_labels import ManeuverLabelConfig
 from perception.datasets.synthetic import camera, lidar, radar
 from perception.datasets.synthetic.actors import Actor
+from perception.datasets.synthetic.layout import drives_down_aisle
 from perception.datasets.synthetic.rig import (
     CAMERA_PERIOD_US, FRAME_OFFSET_US, KEYFRAME_PERIOD_US, LIDAR_PERIOD_US, RADAR_PERIOD_US, camera_matrix,
 )
@@ -174,9 +175,12 @@ class SceneRecorder:
         return make_token(self.namespace, self.model.name, *parts)
 
     def description(self) -> str:
-        """The scene's description: the ego's manoeuvres, then the population if it is not the default one."""
+        """The scene's description: the ego's manoeuvres, then the population if it is not the default one, then
+        "; car park aisle" for a drive down one (layout.drives_down_aisle)."""
         text = self.model.plan.description()
-        return text if self.model.population == "default" else f"{text}; population={self.model.population}"
+        if self.model.population != "default":
+            text += f"; population={self.model.population}"
+        return text + ("; car park aisle" if drives_down_aisle(self.model.population, self.model.index) else "")
 
     def scripted_maneuvers(self) -> Dict[str, Maneuver]:
         """{sample token: the ego's scripted maneuver at that keyframe over the label horizon}."""
