@@ -12,7 +12,8 @@ ground plane guess z = 0 (the nuScenes ego frame's origin lies on the road), fra
 sensor (no-return points and returns off the ego car), radar points per frame, RCS, compensated speed, annotated
 objects per frame by class and their LiDAR points per box (num_lidar_pts of the sample_annotation table), also for
 the boxes within NEAR_BOX_M of the ego only, and the angle between each car's heading and the ego's (0: along,
-90 degrees: across, e.g. parked in a perpendicular bay; the direction of travel left out). Writes
+90 degrees: across, e.g. parked in a perpendicular bay; the direction of travel left out), with the cars standing
+across (ACROSS_DEG) counted a frame and their distance to the side of the ego. Writes
 DIR/sensor_statistics.json (the numbers), .md (mean / median / p10 / p90 per statistic, the sources side by side)
 and .png (the histograms overlaid, each normalised to a density).
 """
@@ -44,8 +45,12 @@ HISTOGRAM_EDGES = {
     "box_lidar_points": np.concatenate([[0.0], np.logspace(0.0, 4.0, 25)]),
     "box_lidar_points_near": np.concatenate([[0.0], np.logspace(0.0, 4.0, 25)]),
     "car_heading_to_ego_deg": np.linspace(0.0, 90.0, 10),
+    "across_car_side_offset_m": np.linspace(0.0, 50.0, 26),
 }
 """Bin edges of each per-point (per-box) histogram; values outside the edges are not counted."""
+ACROSS_DEG = 45.0
+"""A car stands across the ego when its axis is at least this far off the ego's x axis; ``cars_across`` counts
+them a frame, ``across_car_side_offset_m`` is their |y| [m] in the ego frame (how close beside the ego's path)."""
 _X, _Y, _Z, _INTENSITY = (LIDAR_COLUMNS.index(c) for c in ("x", "y", "z", "intensity"))
 _RCS, _VX, _VY = (RADAR_COLUMNS.index(c) for c in ("rcs", "vx_comp", "vy_comp"))
 
@@ -96,7 +101,7 @@ def summarize(values: Sequence[float]) -> Dict[str, float]:
 def source_statistics(frames: Sequence) -> Dict[str, object]:
     """Per-frame and pooled per-point / per-box statistics of Frames (lidar, radar, gt tables), as plain numbers."""
     per_frame: Dict[str, List[float]] = {"lidar_points": [], "ground_fraction": [], "near_sensor_fraction": [],
-                                         "radar_points": [], "objects": []}
+                                         "radar_points": [], "objects": [], "cars_across": []}
     pooled: Dict[str, List[np.ndarray]] = {name: [] for name in HISTOGRAM_EDGES}
     beam_counts, objects_by_class, box_points_by_class = [], [], {name: [] for name in DETECTION_CLASSES}
     for frame in frames:
@@ -116,13 +121,18 @@ def source_statistics(frames: Sequence) -> Dict[str, object]:
         labels = frame.gt_boxes.labels if frame.gt_boxes is not None else np.zeros(0, np.int64)
         num_points = frame.gt_num_lidar_points if frame.gt_num_lidar_points is not None else np.zeros(0, np.int64)
         per_frame["objects"].append(len(labels))
+        across = np.zeros(0)
         objects_by_class.append(np.bincount(labels, minlength=len(DETECTION_CLASSES)))
         pooled["box_lidar_points"].append(num_points)
         if len(labels):
             cars = labels == DETECTION_CLASSES.index("car")
-            pooled["car_heading_to_ego_deg"].append(heading_to_ego_deg(frame.gt_boxes.yaws[cars]))
+            heading = heading_to_ego_deg(frame.gt_boxes.yaws[cars])
+            pooled["car_heading_to_ego_deg"].append(heading)
+            across = np.abs(frame.gt_boxes.centers[cars, 1][heading >= ACROSS_DEG])
+            pooled["across_car_side_offset_m"].append(across)
             pooled["box_lidar_points_near"].append(
                 num_points[np.linalg.norm(frame.gt_boxes.centers[:, :2], axis=1) < NEAR_BOX_M])
+        per_frame["cars_across"].append(len(across))
         for label, count in zip(labels, num_points):
             box_points_by_class[DETECTION_CLASSES[label]].append(int(count))
     pooled_values = {name: np.concatenate(parts) if parts else np.zeros(0) for name, parts in pooled.items()}

@@ -78,8 +78,8 @@ def test_source_statistics_histograms_and_per_frame_counts():
     radar[:, 4:6] = [[3.0, 4.0], [0.0, 0.5]]
     labels = [DETECTION_CLASSES.index("car"), DETECTION_CLASSES.index("car"), DETECTION_CLASSES.index("pedestrian")]
     frame = SimpleNamespace(lidar=SimpleNamespace(points=lidar), radar=SimpleNamespace(points=radar),
-                            gt_boxes=Boxes3D(np.zeros((3, 3)), np.ones((3, 3)), np.array([0.2, -2.0, 1.5]),
-                                             labels=np.array(labels)),
+                            gt_boxes=Boxes3D(np.array([[5.0, 3.0, 0.0], [10.0, -7.5, 0.0], [0.0, 0.0, 0.0]]),
+                                             np.ones((3, 3)), np.array([0.2, -2.0, 1.5]), labels=np.array(labels)),
                             gt_num_lidar_points=np.array([0, 12, 3]))
     empty = SimpleNamespace(lidar=None, radar=None, gt_boxes=None, gt_num_lidar_points=None)
     result = stats.source_statistics([frame, empty])
@@ -105,6 +105,10 @@ def test_source_statistics_histograms_and_per_frame_counts():
     # the cars' yaws 0.2 and -2.0 rad: 11.46 and 180 - 114.59 = 65.41 degrees off the ego's axis, 10-degree bins
     heading = result["histograms"]["car_heading_to_ego_deg"]["counts"]
     assert heading[1] == 1 and heading[6] == 1 and sum(heading) == 2
+    # only the second car stands across (65 >= 45 degrees), 7.5 m to the right: the 2-m bin [6, 8)
+    across = result["histograms"]["across_car_side_offset_m"]["counts"]
+    assert across[3] == 1 and sum(across) == 1
+    assert result["summary"]["cars_across"]["mean"] == 0.5   # (1 + 0) / 2 frames
 
 
 def test_heading_to_ego_folds_the_direction_of_travel_away():
