@@ -84,7 +84,8 @@ def generate_world(out_dir: Union[str, Path], num_scenes: int, samples_per_scene
     ``image_size`` is (width, height) of the camera images. The same arguments give byte-identical files;
     ``workers`` > 1 records scenes in parallel processes (same output). ``population`` (traffic.POPULATIONS):
     "default", or "nuscenes" (classes in nuScenes' train-split shares, parked-car rows, radar cross-sections from
-    measurements; each scene's description ends with "; population=nuscenes").
+    measurements, every third scene a drive down a car park's aisle; each scene's description then says
+    "; population=nuscenes", and "; car park aisle" for those drives).
     """
     image_size = (int(image_size[0]), int(image_size[1]))
     _check_arguments(num_scenes, samples_per_scene, image_size, version, workers, population)
