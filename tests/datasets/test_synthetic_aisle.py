@@ -13,6 +13,7 @@ from perception.datasets.synthetic.layout import Material, Road, drives_down_ais
 from perception.datasets.synthetic.scene import build_scene
 from perception.datasets.synthetic.shading import AMBIENT, HAZE_DISTANCE_M, NOISE_LEVELS, SKY_HORIZON, shade_pixels
 from perception.datasets.synthetic.traffic import drive_stretch
+from perception.datasets.synthetic.writer import SceneRecorder
 
 
 def test_every_third_nuscenes_scene_drives_down_an_aisle():
@@ -85,7 +86,6 @@ def test_parked_vehicles_stand_in_the_bays(aisle):
 
 
 def test_aisle_scene_says_so(aisle):
-    from perception.datasets.synthetic.writer import SceneRecorder
     recorder = SceneRecorder(aisle, Path("unused"), "test", 7, 10, (64, 36))
     assert recorder.description() == aisle.plan.description() + "; population=nuscenes; car park aisle"
 

@@ -436,6 +436,11 @@ class CarPark:
     bay_angle_rad: float
     row_d: Tuple[float, ...]
 
+    @property
+    def perpendicular(self) -> bool:
+        """Do its bays stand at right angles to the curb (a car may back in)?"""
+        return self.bay_angle_rad == 0.5 * np.pi
+
     def bays(self) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Every bay's centre s, d (N,) [m] and the yaw of its axis relative to the road's heading (N,) [rad],
         pointing away from the street: a car parked nose in faces that way. Angled bays lean with the traffic of

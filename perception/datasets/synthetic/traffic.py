@@ -344,8 +344,7 @@ def populate_nuscenes_mix(rng: np.random.Generator, world: StaticWorld, plan: Eg
     slots = [partial(_parked, rng, street, "car", side, float(s)) for side in (-1.0, 1.0)
              for s in np.arange(street.near[0] + rng.uniform(0.0, PARKING_SLOT_M), street.near[1], PARKING_SLOT_M)]
     for car_park in world.car_parks:
-        perpendicular = car_park.bay_angle_rad == 0.5 * np.pi
-        slots += [partial(_in_bay, rng, street, float(s), float(d), float(yaw), perpendicular)
+        slots += [partial(_in_bay, rng, street, float(s), float(d), float(yaw), car_park.perpendicular)
                   for s, d, yaw in zip(*car_park.bays())]
     parked_cars = 0
     for index in rng.permutation(len(slots)):
@@ -383,7 +382,7 @@ def populate_car_park_aisle(rng: np.random.Generator, world: StaticWorld, plan: 
     quota = class_quota(rng, nuscenes_object_count(road, plan))
     population, street = _start(road, plan, times_s, scene_span_s, ego_xy, ego_yaw)
     _add_lead_vehicles(rng, street, plan, population)
-    bays = [(float(s), float(d), float(yaw), park.bay_angle_rad == 0.5 * np.pi) for park in world.car_parks
+    bays = [(float(s), float(d), float(yaw), park.perpendicular) for park in world.car_parks
             for s, d, yaw in zip(*park.bays()) if street.near[0] <= s <= street.near[1]]
     occupancy = float(rng.uniform(*AISLE_OCCUPANCY))
     motorcycles = 0
