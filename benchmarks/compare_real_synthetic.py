@@ -13,7 +13,8 @@ sensor (no-return points and returns off the ego car), radar points per frame, R
 objects per frame by class and their LiDAR points per box (num_lidar_pts of the sample_annotation table), also for
 the boxes within NEAR_BOX_M of the ego only, and the angle between each car's heading and the ego's (0: along,
 90 degrees: across, e.g. parked in a perpendicular bay; the direction of travel left out), with the cars standing
-across (ACROSS_DEG) counted a frame and their distance to the side of the ego. Writes
+across (ACROSS_DEG) counted a frame and their distance to the side of the ego, and the cars' LiDAR points by their
+distance from the ego (CAR_RANGE_EDGES_M: median and the fraction with none). Writes
 DIR/sensor_statistics.json (the numbers), .md (mean / median / p10 / p90 per statistic, the sources side by side)
 and .png (the histograms overlaid, each normalised to a density).
 """
@@ -51,6 +52,8 @@ HISTOGRAM_EDGES = {
 ACROSS_DEG = 45.0
 """A car stands across the ego when its axis is at least this far off the ego's x axis; ``cars_across`` counts
 them a frame, ``across_car_side_offset_m`` is their |y| [m] in the ego frame (how close beside the ego's path)."""
+CAR_RANGE_EDGES_M = (0.0, 10.0, 20.0, 30.0, 40.0, 50.0)
+"""``car_lidar_points_by_range``: the cars' LiDAR points per box in these bins of xy distance from the ego [m]."""
 _X, _Y, _Z, _INTENSITY = (LIDAR_COLUMNS.index(c) for c in ("x", "y", "z", "intensity"))
 _RCS, _VX, _VY = (RADAR_COLUMNS.index(c) for c in ("rcs", "vx_comp", "vy_comp"))
 
@@ -104,6 +107,7 @@ def source_statistics(frames: Sequence) -> Dict[str, object]:
                                          "radar_points": [], "objects": [], "cars_across": []}
     pooled: Dict[str, List[np.ndarray]] = {name: [] for name in HISTOGRAM_EDGES}
     beam_counts, objects_by_class, box_points_by_class = [], [], {name: [] for name in DETECTION_CLASSES}
+    car_ranges, car_points = [], []
     for frame in frames:
         lidar = frame.lidar.points if frame.lidar is not None else np.zeros((0, len(LIDAR_COLUMNS)), np.float32)
         radar = frame.radar.points if frame.radar is not None else np.zeros((0, len(RADAR_COLUMNS)), np.float32)
@@ -130,6 +134,8 @@ def source_statistics(frames: Sequence) -> Dict[str, object]:
             pooled["car_heading_to_ego_deg"].append(heading)
             across = np.abs(frame.gt_boxes.centers[cars, 1][heading >= ACROSS_DEG])
             pooled["across_car_side_offset_m"].append(across)
+            car_ranges.append(np.linalg.norm(frame.gt_boxes.centers[cars, :2], axis=1))
+            car_points.append(num_points[cars])
             pooled["box_lidar_points_near"].append(
                 num_points[np.linalg.norm(frame.gt_boxes.centers[:, :2], axis=1) < NEAR_BOX_M])
         per_frame["cars_across"].append(len(across))
@@ -151,7 +157,21 @@ def source_statistics(frames: Sequence) -> Dict[str, object]:
         if len(objects_by_class) else {},
         "median_lidar_points_per_box_by_class": {name: float(np.median(counts)) for name, counts
                                                  in box_points_by_class.items() if counts},
+        "car_lidar_points_by_range": points_by_range(np.concatenate(car_ranges) if car_ranges else np.zeros(0),
+                                                     np.concatenate(car_points) if car_points else np.zeros(0)),
     }
+
+
+def points_by_range(ranges_m: np.ndarray, num_points: np.ndarray) -> Dict[str, Dict[str, float]]:
+    """Per CAR_RANGE_EDGES_M bin ("lo-hi" [m]) of the boxes' distances ``ranges_m`` (N,): how many boxes, the median
+    of their LiDAR points ``num_points`` (N,) and the fraction with none (nan for an empty bin)."""
+    bins = {}
+    for low, high in zip(CAR_RANGE_EDGES_M[:-1], CAR_RANGE_EDGES_M[1:]):
+        in_bin = np.asarray(num_points)[(ranges_m >= low) & (ranges_m < high)]
+        bins[f"{low:g}-{high:g}"] = {"count": int(len(in_bin)),
+                                     "median": float(np.median(in_bin)) if len(in_bin) else float("nan"),
+                                     "zero_fraction": float(np.mean(in_bin == 0)) if len(in_bin) else float("nan")}
+    return bins
 
 
 def load_frames(root: str, version: str, splits: Sequence[str]) -> List:
@@ -181,6 +201,12 @@ def markdown_table(statistics: Mapping[str, Mapping]) -> str:
     for name in DETECTION_CLASSES:
         lines.append(f"| {name} | " + " | ".join(
             f"{statistics[s]['objects_per_frame_by_class'].get(name, float('nan')):.2f}" for s in sources) + " |")
+    lines += ["", "| cars' LiDAR points by distance [m] | " + " | ".join(
+        f"{s} cars | {s} median | {s} none" for s in sources) + " |", "|---|" + "---|" * (3 * len(sources))]
+    for name in statistics[sources[0]]["car_lidar_points_by_range"]:
+        cells = [statistics[s]["car_lidar_points_by_range"][name] for s in sources]
+        lines.append(f"| {name} | " + " | ".join(
+            f"{c['count']} | {c['median']:.3g} | {c['zero_fraction']:.2f}" for c in cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -202,7 +228,7 @@ def write_plot(path: str, statistics: Mapping[str, Mapping]) -> None:
         axis.set_ylabel("fraction")
         if name.startswith("box_lidar_points"):
             axis.set_xscale("symlog")
-    beam_axis, class_axis, summary_axis, *unused = axes.ravel()[len(names):]
+    beam_axis, class_axis, summary_axis, range_axis, *unused = axes.ravel()[len(names):]
     for axis in unused:
         axis.set_axis_off()
     width = 0.8 / len(statistics)
@@ -210,6 +236,10 @@ def write_plot(path: str, statistics: Mapping[str, Mapping]) -> None:
         beam_axis.plot(range(LIDAR_BEAM_COUNT), stats["mean_points_per_beam"], marker=".", label=source)
         per_class = [stats["objects_per_frame_by_class"].get(n, 0.0) for n in DETECTION_CLASSES]
         class_axis.bar(np.arange(len(DETECTION_CLASSES)) + offset * width, per_class, width, label=source)
+        bins = stats["car_lidar_points_by_range"]
+        range_axis.plot(list(bins), [b["median"] for b in bins.values()], marker="o", label=source)
+    range_axis.set_yscale("symlog")
+    range_axis.set_title("median LiDAR points per car box by distance from the ego [m]", fontsize=9)
     beam_axis.set_title("mean LiDAR points per beam (0 = lowest)", fontsize=9)
     class_axis.set_title("objects per frame by class", fontsize=9)
     class_axis.set_xticks(np.arange(len(DETECTION_CLASSES)) + 0.4 - width / 2, DETECTION_CLASSES, rotation=60,
