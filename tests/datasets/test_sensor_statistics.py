@@ -109,6 +109,11 @@ def test_source_statistics_histograms_and_per_frame_counts():
     across = result["histograms"]["across_car_side_offset_m"]["counts"]
     assert across[3] == 1 and sum(across) == 1
     assert result["summary"]["cars_across"]["mean"] == 0.5   # (1 + 0) / 2 frames
+    # the cars stand |(5, 3)| = 5.83 m (no points) and |(10, -7.5)| = 12.5 m (12 points) from the ego
+    by_range = result["car_lidar_points_by_range"]
+    assert by_range["0-10"] == {"count": 1, "median": 0.0, "zero_fraction": 1.0}
+    assert by_range["10-20"] == {"count": 1, "median": 12.0, "zero_fraction": 0.0}
+    assert by_range["20-30"]["count"] == 0 and math.isnan(by_range["20-30"]["median"])
 
 
 def test_heading_to_ego_folds_the_direction_of_travel_away():
