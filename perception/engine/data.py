@@ -14,10 +14,11 @@ from perception.datasets.loader import NuScenesFrames
 from perception.decision import PlannerConfig
 from perception.decision.learned import past_ego_features
 from perception.engine.planning_data import logged_targets
-from perception.models import model_inputs
+from perception.models import model_config, model_inputs
 from perception.models.batch import FusionBatch
 from perception.models.planning_types import PlanningTargets
 from perception.registry import DATASETS, FUNCTIONS
+from perception.sensors import SENSOR_GROUPS
 
 
 @dataclass(frozen=True)
@@ -92,9 +93,12 @@ def frame_dataset_configs(dataset: Mapping) -> List[Mapping]:
 def apply_model_inputs(cfg: Config) -> None:
     """Gives each dataloader's FrameDatasets the config's model_inputs (sweeps, image size;
     perception.models.model_inputs), so that training loads what evaluation, replay and benchmark feed the model,
-    and the model's planning config (``planning``; left out when the model has none). Raises ValueError naming the
+    and the model's planning config (``planning``; left out when the model has none); the model the sensor groups
+    it reads (``sensors``), the datasets those they need not load (``drop``). Raises ValueError naming the
     config when a dataset sets one of them itself (a second source that could disagree)."""
     inputs = model_inputs(cfg)._asdict()
+    cfg.model = model_config(cfg)
+    unread = [group for group in SENSOR_GROUPS if group not in inputs["sensors"]]
     planning = cfg.model.get("planning")
     for name in DATALOADERS:
         loader = cfg.get(name)
@@ -106,6 +110,7 @@ def apply_model_inputs(cfg: Config) -> None:
                 raise ValueError(f"{cfg.filename}: {name}.dataset sets {', '.join(repeated)}; set them once in "
                                  f"model_inputs (planning: in model.planning)")
             dataset.update({key: inputs[key] for key in LOADED_INPUTS})
+            dataset["drop"] = sorted(set(dataset.get("drop", ())) | set(unread))
             if planning is not None:
                 dataset["planning"] = dict(planning)
 

@@ -30,7 +30,8 @@ CHECKPOINT_FORMAT = "perception-state-dict-v1"
 class ModelInputs(NamedTuple):
     """What a model takes in, as its config's ``model_inputs`` block states it: LiDAR and radar sweeps per frame
     (the keyframe's included), camera image size (W, H) or None, and the sensor groups it reads (SENSOR_GROUPS
-    order, derived from the config's encoders)."""
+    order: the block's ``sensors`` where given, a subset of the config's encoders, else every encoder's group; a
+    group with an encoder that the model does not read is never loaded and enters the fuser as missing)."""
     lidar_sweeps: int
     radar_sweeps: int
     image_size: Optional[Tuple[int, int]]
@@ -46,8 +47,8 @@ def model_inputs(config: Union[str, Path, Config]) -> ModelInputs:
     """The config's ``model_inputs`` block: the one source of what the dataloaders load
     (perception.engine.data.apply_model_inputs) and what evaluation, replay and benchmark feed the model.
 
-    Raises ValueError naming the config when the block is missing or incomplete, or when the camera encoder's
-    image_size differs from the block's."""
+    Raises ValueError naming the config when the block is missing or incomplete, when the camera encoder's
+    image_size differs from the block's, or when its ``sensors`` names a group without an encoder."""
     config = config if isinstance(config, Config) else Config.fromfile(str(config))
     block = config.get("model_inputs")
     missing = [key for key in ("lidar_sweeps", "radar_sweeps", "image_size") if block is None or key not in block]
@@ -61,14 +62,24 @@ def model_inputs(config: Union[str, Path, Config]) -> ModelInputs:
     if camera is not None and tuple(camera.get("image_size", ())) != image_size:
         raise ValueError(f"{config.filename}: the camera encoder's image_size {camera.get('image_size')} differs "
                          f"from model_inputs.image_size {block['image_size']}; give both the same variable")
-    sensors = tuple(group for group in SENSOR_GROUPS if group in encoders)
+    read = block.get("sensors")
+    if read is not None and not set(read) <= set(encoders):
+        raise ValueError(f"{config.filename}: model_inputs.sensors {list(read)} names groups without an encoder "
+                         f"(encoders: {list(encoders)})")
+    sensors = tuple(group for group in SENSOR_GROUPS if group in encoders and (read is None or group in read))
     return ModelInputs(int(block["lidar_sweeps"]), int(block["radar_sweeps"]), image_size, sensors)
+
+
+def model_config(config: Union[str, Path, Config]) -> dict:
+    """The config's ``model`` entry with the sensor groups it reads (model_inputs) as ``sensors``: what
+    build_detector and training build."""
+    config = config if isinstance(config, Config) else Config.fromfile(str(config))
+    return dict(config.model, sensors=list(model_inputs(config).sensors))
 
 
 def build_detector(config: Union[str, Path, Config]) -> BEVFusionDetector:
     """The (untrained) detector of an mmengine config file or Config (its ``model`` entry)."""
-    config = config if isinstance(config, Config) else Config.fromfile(str(config))
-    return MODELS.build(config.model)
+    return MODELS.build(model_config(config))
 
 
 def load_detector(config_path: Union[str, Path], checkpoint_path: Union[str, Path], device: str = "cpu",

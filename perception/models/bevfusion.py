@@ -61,7 +61,8 @@ class BEVFusionDetector(BaseModel):
 
     def __init__(self, grid: Mapping, encoders: Mapping[str, Mapping], fuser: Mapping, decoder: Mapping,
                  head: Mapping, data_preprocessor: Optional[Mapping] = None, init_cfg: Optional[Mapping] = None,
-                 planning: Optional[Mapping] = None, adversarial: Optional[Mapping] = None):
+                 planning: Optional[Mapping] = None, adversarial: Optional[Mapping] = None,
+                 sensors: Optional[Sequence[str]] = None):
         super().__init__(data_preprocessor=data_preprocessor or dict(type="FusionBatchPreprocessor"),
                          init_cfg=init_cfg)
         self.grid = BEVGrid.from_config(**grid)
@@ -72,6 +73,10 @@ class BEVFusionDetector(BaseModel):
             if encoder.sensor != sensor:
                 raise ValueError(f"encoders[{sensor!r}] is a {type(encoder).__name__}, which encodes "
                                  f"{encoder.sensor!r}")
+        self.read_sensors = frozenset(self.encoders if sensors is None else sensors)
+        if not self.read_sensors <= set(self.encoders):
+            raise ValueError(f"sensors {sorted(self.read_sensors)} names groups without an encoder "
+                             f"(encoders: {list(self.encoders)})")
         self.fuser = ConvFuser({sensor: e.out_channels for sensor, e in self.encoders.items()}, **fuser)
         self.decoder = BEVDecoder(self.fuser.out_channels, **decoder)
         self.head = CenterHead(self.decoder.out_channels, self.grid, **head)
@@ -80,8 +85,8 @@ class BEVFusionDetector(BaseModel):
 
     @property
     def sensors(self) -> FrozenSet[str]:
-        """The sensor groups this detector reads."""
-        return frozenset(self.encoders)
+        """The sensor groups this detector reads (``sensors``; default every encoder's)."""
+        return self.read_sensors
 
     def dense_modules(self) -> Dict[str, nn.Module]:
         """Module path -> submodule, for the submodules that hold all the detection network's weights and take and
@@ -93,13 +98,19 @@ class BEVFusionDetector(BaseModel):
         parts.update({f"head.{name}": getattr(self.head, name) for name in CenterHead.dense_parts})
         return parts
 
+    def read_present(self, batch: FusionBatch) -> Dict[str, torch.Tensor]:
+        """sensor -> (B,) bool: the batch's frames that carry it, none for a group this detector does not read."""
+        return {sensor: flags if sensor in self.read_sensors else torch.zeros_like(flags)
+                for sensor, flags in batch.present.items()}
+
     def encode(self, batch: FusionBatch, timer: Optional[StageTimer] = None
                ) -> Tuple[Dict[str, Optional[torch.Tensor]], Dict[str, torch.Tensor]]:
-        """Each encoder's BEV features (None where no frame of the batch has its sensor) and auxiliary losses;
-        ``timer`` times each encoder as stage "<sensor>_encoder"."""
+        """Each encoder's BEV features (None where no frame of the batch has its sensor, or the detector does not
+        read it) and auxiliary losses; ``timer`` times each encoder as stage "<sensor>_encoder"."""
         features, losses = {}, {}
+        present = self.read_present(batch)
         for sensor, encoder in self.encoders.items():
-            if not bool(batch.present[sensor].any()):
+            if not bool(present[sensor].any()):
                 features[sensor] = None
                 continue
             with stage(timer, f"{sensor}_encoder"):
@@ -116,7 +127,7 @@ class BEVFusionDetector(BaseModel):
         features, auxiliary_losses = self.encode(batch, timer)
         with stage(timer, "fuser"):
             in_channels = {sensor: encoder.out_channels for sensor, encoder in self.encoders.items()}
-            fused = self.fuser(*stack_features(features, batch.present, in_channels, self.grid.shape))
+            fused = self.fuser(*stack_features(features, self.read_present(batch), in_channels, self.grid.shape))
         with stage(timer, "decoder"):
             decoded = self.decoder(fused)
         with stage(timer, "head"):

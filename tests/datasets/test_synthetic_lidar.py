@@ -5,7 +5,7 @@ import pytest
 
 from perception.datasets.synthetic import lidar
 from perception.datasets.synthetic.layout import MATERIAL_REFLECTIVITY, Material
-from perception.datasets.synthetic.raycast import OBJECT_MATERIAL, Hits, StaticGeometry, WorldGeometry
+from perception.datasets.synthetic.raycast import StaticGeometry, WorldGeometry
 from perception.datasets.synthetic.scene import build_scene
 from perception.datasets.synthetic.writer import ANNOTATION_RANGE_M, annotated_actors, annotated_keyframes
 from perception.datasets.synthetic.rig import KEYFRAME_PERIOD_US
@@ -77,55 +77,8 @@ def test_ray_straight_down_meets_the_roof_at_the_zoe_height():
     assert np.isinf(distance[1]) and np.isinf(distance[2])
 
 
-def test_drop_probability_of_the_detection_model_by_hand():
-    model = lidar.LidarModel(detection_range_m=50.0, detection_log_spread=0.5)
-    drop = model.drop_probability(np.array([50.0, 25.0, 100.0, 10.0]), np.array([0.1, 0.1, 0.4, 0.5]),
-                                  np.array([1.0, 1.0, 1.0, 0.0]))
-    # at the detection range a 10 % target is detected half the time; at half the range its signal is 4 times as
-    # strong: 1 / (1 + exp(-ln 4 / 0.5)) = 16 / 17; 4 times as bright at twice the range: half again; edge on: never.
-    # A detected return is still lost at BASE_DROPOUT (0.02).
-    np.testing.assert_allclose(drop, [0.02 + 0.98 * 0.5, 0.02 + 0.98 / 17, 0.02 + 0.98 * 0.5, 1.0], atol=1e-12)
-    # without a detection range: the light dropout, 0.02 + 0.5 (40 / 80)^2 (1 - 0.5) (1 - 0.5) at 40 m
-    assert lidar.LidarModel().drop_probability(np.array([40.0]), np.array([0.5]), np.array([0.5]))[0] == \
-        pytest.approx(0.02 + 0.5 * 0.25 * 0.5 * 0.5)
-
-
-class _FacingObject:
-    """A snapshot where every ray meets an object of one colour face-on at ``range_m``."""
-
-    def __init__(self, range_m: float, colour) -> None:
-        self.range_m, self.colour = range_m, colour
-
-    def cast(self, origin, directions):
-        n = len(directions)
-        return Hits(np.full(n, self.range_m), np.ones(n, bool), -directions.astype(np.float32),
-                    np.zeros(n, np.int64), np.tile(np.asarray(self.colour, np.float32), (n, 1)),
-                    np.full(n, 0.55, np.float32), np.full(n, OBJECT_MATERIAL, np.int8))
-
-
-def test_objects_return_as_bright_as_their_colour():
-    model = lidar.LidarModel(detection_range_m=50.0, object_reflectivity_per_albedo=0.1)
-    # a mid-grey object (albedo 0.5): reflectivity 0.05, not the mesh's 0.55. Face-on, intensity 100 x 0.05 = 5
-    # (+- 2 noise); at 10 m its signal is 0.05 / 0.1 x (50 / 10)^2 = 12.5 times the reference's at the detection
-    # range: detected with 1 / (1 + 12.5^-2) = 0.99364, kept 0.98 of that.
-    points = lidar.simulate_sweep(_FacingObject(10.0, (0.5, 0.5, 0.5)), RigidTransform.identity(), None,
-                                  np.random.default_rng(0), model)
-    rays = 32 * lidar.AZIMUTH_STEPS
-    assert len(points) / rays == pytest.approx(0.98 * (1.0 / (1.0 + 12.5 ** -2)), abs=0.004)
-    assert np.mean(points[:, 3]) == pytest.approx(5.0, abs=0.1)
-    # a black car (albedo 0.16) at 45 m: 0.016 / 0.1 x (50 / 45)^2 = 0.1975 of the reference signal:
-    # detected with 1 / (1 + 0.1975^-2) = 0.0376
-    far = lidar.simulate_sweep(_FacingObject(45.0, (0.15, 0.15, 0.17)), RigidTransform.identity(), None,
-                               np.random.default_rng(1), model)
-    signal = 0.1 * (0.15 + 0.15 + 0.17) / 3 / 0.1 * (50.0 / 45.0) ** 2
-    assert len(far) / rays == pytest.approx(0.98 / (1.0 + signal ** -2), abs=0.004)
-
-
 @pytest.mark.parametrize("kwargs, message", [
     ({"min_range_m": 5.0, "max_range_m": 2.0}, "min_range_m < max_range_m"),
-    ({"detection_range_m": 0.0}, "detection_range_m must be > 0"),
-    ({"detection_log_spread": 0.0}, "detection_log_spread must be > 0"),
-    ({"object_reflectivity_per_albedo": -0.1}, "object_reflectivity_per_albedo must be > 0"),
     ({"intensity_log_std": -0.1}, "intensity_log_std must be >= 0"),
     ({"no_return_points": True, "no_return_intensity": 0.0}, "no_return_intensity must be > 0"),
 ])

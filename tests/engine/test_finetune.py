@@ -152,9 +152,10 @@ def test_real_keyframe_config_fine_tunes_and_evaluates_on_the_real_scene(tmp_pat
               "--version", "v1.0-mini", "--split", "real_finetune", "--method", "adapter", "--work-dir",
               str(tmp_path / "run"), "--max-iters", "1", "--no-validate", "--export", exported])
     assert checkpoint_meta(exported)["inputs"] == {"lidar_sweeps": 1, "radar_sweeps": 1, "image_size": [256, 144],
-                                                   "sensors": ["lidar", "radar", "camera"]}
+                                                   "sensors": ["lidar", "radar"]}
     metrics = evaluate([config, exported, "--dataroot", str(REAL_SCENE_FIXTURE_ROOT), "--version", "v1.0-mini",
                         "--split", "real_val", "--out", str(tmp_path / "evaluation"), "--no-plots"])[0]
     assert metrics["frames_evaluated"] == 12
     assert (metrics["run"]["lidar_sweeps"], metrics["run"]["radar_sweeps"]) == (1, 1)
     assert metrics["run"]["image_size"] == [256, 144]
+    assert metrics["run"]["sensors"] == ["lidar", "radar"]   # the config does not read the cameras

@@ -70,3 +70,14 @@ def test_a_concatenated_dataset_holds_each_world_in_order(synthetic_root):
     assert len(both) == len(train) + len(val) and len(val) > 0
     assert both[0].sample_token == train[0].sample_token
     assert both[len(train)].sample_token == val[0].sample_token
+
+
+def test_a_model_reading_fewer_groups_than_its_encoders_never_loads_the_rest():
+    cfg = training_config("fusion_tiny", {"model_inputs.sensors": ["lidar", "radar"]})
+    assert model_inputs(cfg).sensors == ("lidar", "radar")
+    assert cfg.model["sensors"] == ["lidar", "radar"] and "camera" in cfg.model["encoders"]
+    for loader in (cfg.train_dataloader, cfg.val_dataloader):
+        assert loader.dataset.drop == ["camera"]
+    with pytest.raises(ValueError, match=r"model_inputs.sensors \['lidar', 'camera'\] names groups without an "
+                                         r"encoder \(encoders: \['lidar'\]\)"):
+        training_config("lidar_only", {"model_inputs.sensors": ["lidar", "camera"]})

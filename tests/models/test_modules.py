@@ -6,12 +6,12 @@ import pytest
 import torch
 
 from perception.geometry import project_points
-from perception.models import BEVDecoder, BEVGrid, ConvFuser, FusionBatch
+from perception.models import BEVDecoder, BEVFusionDetector, BEVGrid, ConvFuser, FusionBatch
 from perception.models.fuser import stack_features
 from perception.models.encoders import CameraEncoder, LidarEncoder, PillarFeatureNet, RadarEncoder
 from perception.models.encoders.pillars import Pillarization
 from perception.models.heads import heatmap_peak_error
-from tests.models.helpers import IMAGE_H, IMAGE_W, TINY_CELL, TINY_RANGE, make_frame, tiny_model
+from tests.models.helpers import IMAGE_H, IMAGE_W, TINY_CELL, TINY_RANGE, make_frame, tiny_model, tiny_model_config
 
 GRID = BEVGrid(tuple(TINY_RANGE), tuple(TINY_CELL))  # 16 x 16 cells
 
@@ -321,3 +321,21 @@ def test_detect_times_every_model_stage_without_changing_the_boxes():
     assert elapsed["voxelize"] <= elapsed["lidar_encoder"] + elapsed["radar_encoder"]
     assert elapsed["bev_pool"] <= elapsed["camera_encoder"]
     assert sum(elapsed[name] for name in top_level) <= elapsed["detector"]
+
+
+def test_a_detector_that_does_not_read_a_group_detects_as_if_it_were_missing():
+    # the oracle: the same weights on the frame loaded without its cameras (the fuser's 'missing' embedding)
+    torch.manual_seed(0)
+    everything = tiny_model().eval()
+    no_camera = BEVFusionDetector(**tiny_model_config(), sensors=["lidar", "radar"]).eval()
+    no_camera.load_state_dict(everything.state_dict())
+    assert no_camera.sensors == {"lidar", "radar"} and everything.sensors == {"lidar", "radar", "camera"}
+    with torch.no_grad():
+        read = no_camera.detect([make_frame(0)])[0]
+        missing = everything.detect([make_frame(0, cameras=False)])[0]
+        with_cameras = everything.detect([make_frame(0)])[0]
+    np.testing.assert_array_equal(read.centers, missing.centers)
+    np.testing.assert_array_equal(read.scores, missing.scores)
+    assert not np.array_equal(with_cameras.scores, missing.scores)   # the cameras do change this model's output
+    with pytest.raises(ValueError, match="names groups without an encoder"):
+        BEVFusionDetector(**tiny_model_config(("lidar",)), sensors=["lidar", "camera"])

@@ -2,19 +2,18 @@
 
 A sweep is cast at one instant (no rolling skew within the 50 ms revolution). Points are written in the
 sensor frame as nuScenes stores them: float32 (x, y, z, intensity, ring), intensity 0-255 from material
-reflectivity and incidence angle, with Gaussian range noise and a return lost with a probability that grows with
-range and falls with reflectivity and incidence (``LidarModel.drop_probability``).
+reflectivity and incidence angle, with Gaussian range noise and range- and reflectivity-dependent dropout.
 How the rest of the real sensor shows in its files is a ``LidarModel``, by population (LIDAR_MODELS).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import Tuple
 
 import numpy as np
 
 from perception.datasets.synthetic.layout import Material
-from perception.datasets.synthetic.raycast import OBJECT_MATERIAL, Snapshot
+from perception.datasets.synthetic.raycast import Snapshot
 from perception.datasets.synthetic.rig import CALIBRATION, EGO_BODY_BOXES_M
 from perception.datasets.synthetic.shading import NO_PAINT, FrenetRaster
 from perception.geometry import RigidTransform
@@ -30,9 +29,6 @@ PAINT_REFLECTIVITY = 0.9
 """Lane paint is retro-reflective."""
 EGO_REFLECTIVITY = 0.3
 """LiDAR reflectivity of the ego car's roof and bonnet."""
-REFERENCE_REFLECTIVITY = 0.1
-"""``LidarModel.detection_range_m`` is given for a Lambertian target of this reflectivity at normal incidence, as
-LiDAR data sheets give their ranges."""
 
 
 @dataclass(frozen=True)
@@ -43,13 +39,7 @@ class LidarModel:
     ``no_return_spread_m`` from the sensor on its -y axis, with a log-normal intensity of median
     ``no_return_intensity`` and log spread ``no_return_intensity_log_std``; ``intensity_log_mean`` and
     ``intensity_log_std``: log mean and log spread of a per-point log-normal factor on the intensity (surface
-    texture, wetness, the sensor's per-beam gain; none at log std 0); ``detection_range_m``: where set, a return's
-    signal falls as reflectivity x cos(incidence) / range^2 and is detected with probability 1/2 at this range for
-    REFERENCE_REFLECTIVITY at normal incidence, ``detection_log_spread`` the spread of a logistic in the log of the
-    signal (fading, the receiver's noise); unset, the first sessions' light range- and reflectivity-dependent
-    dropout (``drop_probability``); ``object_reflectivity_per_albedo``: where set, an object's surface is as bright
-    in the near infrared as its colour is in the visible: reflectivity = this x the mean of its RGB colour (a black
-    car, its glass and tyres dark; unset, each class's one body reflectivity of class_specs)."""
+    texture, wetness, the sensor's per-beam gain; none at log std 0)."""
 
     min_range_m: float = 1.0
     max_range_m: float = 80.0
@@ -60,21 +50,11 @@ class LidarModel:
     no_return_intensity_log_std: float = 0.0
     intensity_log_mean: float = 0.0
     intensity_log_std: float = 0.0
-    detection_range_m: Optional[float] = None
-    detection_log_spread: float = 0.5
-    object_reflectivity_per_albedo: Optional[float] = None
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.min_range_m < self.max_range_m:
             raise ValueError(f"LidarModel needs 0 <= min_range_m < max_range_m, got {self.min_range_m} and "
                              f"{self.max_range_m}")
-        if self.detection_range_m is not None and self.detection_range_m <= 0:
-            raise ValueError(f"LidarModel.detection_range_m must be > 0 where set, got {self.detection_range_m}")
-        if self.object_reflectivity_per_albedo is not None and self.object_reflectivity_per_albedo <= 0:
-            raise ValueError(f"LidarModel.object_reflectivity_per_albedo must be > 0 where set, got "
-                             f"{self.object_reflectivity_per_albedo}")
-        if self.detection_log_spread <= 0:
-            raise ValueError(f"LidarModel.detection_log_spread must be > 0, got {self.detection_log_spread}")
         for name in ("no_return_spread_m", "no_return_intensity_log_std", "intensity_log_std"):
             if getattr(self, name) < 0:
                 raise ValueError(f"LidarModel.{name} must be >= 0, got {getattr(self, name)}")
@@ -82,26 +62,12 @@ class LidarModel:
             raise ValueError(f"LidarModel.no_return_intensity must be > 0 with no_return_points, got "
                              f"{self.no_return_intensity}")
 
-    def drop_probability(self, distance_m: np.ndarray, reflectivity: np.ndarray,
-                         cos_incidence: np.ndarray) -> np.ndarray:
-        """(N,) probability in [BASE_DROPOUT, 1] that a hit at ``distance_m`` (N,) [m] on a surface of
-        ``reflectivity`` (N,) (0-1) at ``cos_incidence`` (N,) returns nothing."""
-        if self.detection_range_m is None:
-            relative_range = np.minimum(distance_m, self.max_range_m) / self.max_range_m
-            return BASE_DROPOUT + 0.5 * relative_range ** 2 * (1.0 - reflectivity) * (1.0 - cos_incidence)
-        with np.errstate(divide="ignore"):
-            log_margin = (np.log(reflectivity * cos_incidence / REFERENCE_REFLECTIVITY)
-                          - 2.0 * np.log(np.maximum(distance_m, 1e-3) / self.detection_range_m))
-        detected = 0.5 * (1.0 + np.tanh(0.5 * log_margin / self.detection_log_spread))  # the logistic, overflow-free
-        return BASE_DROPOUT + (1.0 - BASE_DROPOUT) * (1.0 - detected)
-
 
 LIDAR_MODELS = {
     "default": LidarModel(),
     "nuscenes": LidarModel(min_range_m=0.0, max_range_m=100.0, ego_body=True, no_return_points=True,
                            no_return_spread_m=0.27, no_return_intensity=9.0, no_return_intensity_log_std=1.1,
-                           intensity_log_mean=-0.3, intensity_log_std=0.8, detection_range_m=50.0,
-                           detection_log_spread=0.5, object_reflectivity_per_albedo=0.1),
+                           intensity_log_mean=-0.3, intensity_log_std=0.8),
 }
 """By population (scene.build_scene). ``nuscenes``: the HDL-32E measures up to 100 m (Velodyne Lidar, HDL-32E
 data sheet: "measurement range up to 100 m"); nuScenes' keyframe files keep every firing (32 x
@@ -109,14 +75,7 @@ data sheet: "measurement range up to 100 m"); nuScenes' keyframe files keep ever
 -y axis, intensity median 9; 12 % off the ego car within 2 m), which the model writes the same way. The intensity
 factor (log mean -0.3, log std 0.8, on top of the reflectivity model) is fitted to real_finetune's intensities
 beyond 3 m (p10 / median / p90 / p99: real 3 / 15 / 50 / 91, without the factor 9 / 14 / 42 / 51, with it
-3 / 13 / 47 / 132). The detection range and the objects' reflectivity per albedo are fitted together to
-real_finetune's cars (their LiDAR points by distance, benchmarks/compare_real_synthetic.py): a car of real_finetune
-beyond 30 m carries 2 points or none (median), 3-5 times fewer than the same distance gave in the synthetic world
-even where a camera sees it whole, while the street and buildings return as often as there. Glossy paint and glass
-send the beam away unless they face it, so a car returns as a dark Lambertian surface would (a white car 0.085, a
-black one 0.016); the ground at grazing incidence, brighter than that, keeps its returns to about 20 m. Only the
-product of the two values sets the cars' points; 50 m sits between what the ground fraction and the no-return
-fraction would each prefer (RESULTS "A LiDAR that loses dark and far returns")."""
+3 / 13 / 47 / 132)."""
 
 
 def beam_directions(azimuth_offset_rad: float) -> Tuple[np.ndarray, np.ndarray]:
@@ -170,10 +129,6 @@ def simulate_sweep(snapshot: Snapshot, sensor_to_global: RigidTransform, frenet:
     hits = snapshot.cast(sensor_to_global.translation, directions_global)
     hit, true_distance, reflectivity = hits.hit, hits.distance, hits.reflectivity.astype(np.float64)
     cos_incidence = np.abs(np.einsum("nd,nd->n", hits.normal, directions_global))
-    if model.object_reflectivity_per_albedo is not None:
-        on_object = hits.material == OBJECT_MATERIAL
-        reflectivity[on_object] = np.minimum(
-            1.0, model.object_reflectivity_per_albedo * hits.colour[on_object].mean(axis=1))
     if model.ego_body:
         ego_distance, ego_normal = ego_body_hits(directions)
         on_ego = ego_distance < true_distance
@@ -190,8 +145,10 @@ def simulate_sweep(snapshot: Snapshot, sensor_to_global: RigidTransform, frenet:
                      sensor_to_global.apply_rotation(directions[on_ground]))[:, :2]
         painted = frenet.paint(ground_xy) != NO_PAINT
         reflectivity[np.flatnonzero(on_ground)[painted]] = PAINT_REFLECTIVITY
+    relative_range = np.minimum(true_distance, model.max_range_m) / model.max_range_m
+    drop_probability = BASE_DROPOUT + 0.5 * relative_range ** 2 * (1.0 - reflectivity) * (1.0 - cos_incidence)
     keep = (hit & (distance > model.min_range_m) & (distance < model.max_range_m)
-            & (rng.random(len(directions)) >= model.drop_probability(true_distance, reflectivity, cos_incidence)))
+            & (rng.random(len(directions)) >= drop_probability))
     intensity = 100.0 * reflectivity * (0.25 + 0.75 * cos_incidence) + rng.normal(0.0, 2.0, len(directions))
     xyz = directions * distance[:, None]
     if model.intensity_log_std > 0:
