@@ -78,6 +78,8 @@ def test_a_model_reading_fewer_groups_than_its_encoders_never_loads_the_rest():
     assert cfg.model["sensors"] == ["lidar", "radar"] and "camera" in cfg.model["encoders"]
     for loader in (cfg.train_dataloader, cfg.val_dataloader):
         assert loader.dataset.drop == ["camera"]
+    # a group without an encoder is the config's to load or drop: camera_only trains its depth on the LiDAR
+    assert training_config("camera_only").train_dataloader.dataset.drop == ["radar"]
     with pytest.raises(ValueError, match=r"model_inputs.sensors \['lidar', 'camera'\] names groups without an "
                                          r"encoder \(encoders: \['lidar'\]\)"):
         training_config("lidar_only", {"model_inputs.sensors": ["lidar", "camera"]})
