@@ -6,8 +6,8 @@ perception.models.finetune.METHODS, and export it as a plain checkpoint (LoRA / 
         --method lora --rank 4 --work-dir work_dirs/finetune_lora4 --time-budget-min 20 \\
         --export work_dirs/finetune_lora4.pth
 
-CONFIG's network must be the one CHECKPOINT was trained with; its model_inputs (sweeps, image size) may differ.
-Validation uses CONFIG's validation split (``--val-split`` to choose another) on the same data root and version.
+CONFIG's network must be the one CHECKPOINT was trained with; its model_inputs (sweeps, image size, sensors read) may
+differ. Validation uses CONFIG's validation split (``--val-split`` to choose another) on the same data root and version.
 Without --dataroot, --version and --split the run trains on CONFIG's own training data (e.g. the synthetic worlds of
 configs/fusion_tiny_worlds.py, for a quantization-aware fine-tune of the shipped model).
 """

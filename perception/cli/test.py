@@ -47,9 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--lidar-sweeps", type=int, help="default: the config's model_inputs (oracle: 10)")
     parser.add_argument("--radar-sweeps", type=int, help="default: the config's model_inputs (oracle: 6)")
     parser.add_argument("--zero-shot", action="store_true",
-                        help="accept a checkpoint trained on other inputs (sweeps, image size) than CONFIG's "
-                             "model_inputs and evaluate it at CONFIG's: a model of one domain on another's data, "
-                             "e.g. a synthetic-world model with configs/fusion_tiny_real.py (the same network)")
+                        help="accept a checkpoint trained on other inputs (sweeps, image size, sensors read) than "
+                             "CONFIG's model_inputs and evaluate it at CONFIG's: a model of one domain on another's "
+                             "data, e.g. a synthetic-world model with configs/fusion_tiny_real.py (the same network)")
     parser.add_argument("--corrupt", metavar="NAME:SEVERITY", type=_corruption,
                         help="evaluate under this corruption (perception.datasets.corruptions, seed 0), e.g. "
                              "lidar_fog:2; tools/robustness.py runs them all")

@@ -95,8 +95,8 @@ def apply_model_inputs(cfg: Config) -> None:
     perception.models.model_inputs), so that training loads what evaluation, replay and benchmark feed the model,
     and the model's planning config (``planning``; left out when the model has none); the model the sensor groups
     it reads (``sensors``), the datasets the groups it has an encoder for but does not read (``drop``; a group
-    without an encoder may still be loaded for training, as camera_only's LiDAR for depth supervision). Raises ValueError naming the
-    config when a dataset sets one of them itself (a second source that could disagree)."""
+    without an encoder may still be loaded for training, as camera_only's LiDAR for depth supervision). Raises
+    ValueError naming the config when a dataset sets one of them itself (a second source that could disagree)."""
     inputs = model_inputs(cfg)._asdict()
     cfg.model = model_config(cfg)
     unread = [group for group in SENSOR_GROUPS if group in cfg.model["encoders"] and group not in inputs["sensors"]]

@@ -268,10 +268,10 @@ def fine_tuned_detector(detector: Mapping, checkpoint: str, config: str, method:
     """The network ``detector`` (a BEVFusionDetector config, from the file ``config``) with the weights of
     ``checkpoint`` (a shipped checkpoint), set up for fine-tuning (prepare_fine_tuning with these FineTuningSpec
     fields): the model a fine-tuning run builds. Raises ValueError naming both files when the weights do not fit
-    the network; the inputs the checkpoint was trained on (sweeps, image size) may differ, since adapting to new
-    inputs is what fine-tuning is for. The model counts as initialised (mmengine's ``is_init``): the runner's
-    ``init_weights`` leaves the checkpoint's weights as they are (a planning head would otherwise load its config's
-    ``ego_init`` file over its ego branch)."""
+    the network; the inputs the checkpoint was trained on (sweeps, image size, sensors read) may differ, since
+    adapting to new inputs is what fine-tuning is for. The model counts as initialised (mmengine's ``is_init``):
+    the runner's ``init_weights`` leaves the checkpoint's weights as they are (a planning head would otherwise load
+    its config's ``ego_init`` file over its ego branch)."""
     spec = FineTuningSpec(method, rank, None if targets is None else tuple(targets), lora_alpha, update_norm_stats,
                           quantization_aware)
     model = MODELS.build(dict(detector))
