@@ -72,9 +72,14 @@ def model_inputs(config: Union[str, Path, Config]) -> ModelInputs:
 
 def model_config(config: Union[str, Path, Config]) -> dict:
     """The config's ``model`` entry with the sensor groups it reads (model_inputs) as ``sensors``: what
-    build_detector and training build."""
+    build_detector and training build. Raises ValueError naming the config when ``model`` sets other sensors
+    itself (set them once, in model_inputs)."""
     config = config if isinstance(config, Config) else Config.fromfile(str(config))
-    return dict(config.model, sensors=list(model_inputs(config).sensors))
+    sensors = list(model_inputs(config).sensors)
+    if "sensors" in config.model and list(config.model["sensors"]) != sensors:
+        raise ValueError(f"{config.filename}: model.sensors {list(config.model['sensors'])} differs from "
+                         f"model_inputs' {sensors}; set them once, in model_inputs.sensors")
+    return dict(config.model, sensors=sensors)
 
 
 def build_detector(config: Union[str, Path, Config]) -> BEVFusionDetector:

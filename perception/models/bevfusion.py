@@ -56,7 +56,9 @@ class BEVFusionDetector(BaseModel):
     reads the decoder's output and the batch's ego_state; its losses join the detection losses when the batch
     carries planning_targets, and 'predict' adds each frame's PlanningOutputs row as "plan"). ``adversarial``:
     AdversarialConfig's fields, None (the default) for none: in training, mode 'loss' takes its losses on the batch
-    perturbed by FGSM / PGD (perception.models.adversarial).
+    perturbed by FGSM / PGD (perception.models.adversarial). ``sensors``: the groups it reads, a subset of the
+    encoders' (None: all; build_detector fills it in from the config's model_inputs); a group it does not read is
+    missing to the fuser even where a frame carries it.
     """
 
     def __init__(self, grid: Mapping, encoders: Mapping[str, Mapping], fuser: Mapping, decoder: Mapping,

@@ -83,3 +83,6 @@ def test_a_model_reading_fewer_groups_than_its_encoders_never_loads_the_rest():
     with pytest.raises(ValueError, match=r"model_inputs.sensors \['lidar', 'camera'\] names groups without an "
                                          r"encoder \(encoders: \['lidar'\]\)"):
         training_config("lidar_only", {"model_inputs.sensors": ["lidar", "camera"]})
+    with pytest.raises(ValueError, match=r"model.sensors \['lidar'\] differs from model_inputs' \['lidar', 'radar', "
+                                         r"'camera'\]; set them once, in model_inputs.sensors"):
+        training_config("fusion_tiny", {"model.sensors": ["lidar"]})
