@@ -134,10 +134,10 @@ def source_statistics(frames: Sequence) -> Dict[str, object]:
             pooled["car_heading_to_ego_deg"].append(heading)
             across = np.abs(frame.gt_boxes.centers[cars, 1][heading >= ACROSS_DEG])
             pooled["across_car_side_offset_m"].append(across)
-            car_ranges.append(np.linalg.norm(frame.gt_boxes.centers[cars, :2], axis=1))
+            box_ranges = np.linalg.norm(frame.gt_boxes.centers[:, :2], axis=1)
+            car_ranges.append(box_ranges[cars])
             car_points.append(num_points[cars])
-            pooled["box_lidar_points_near"].append(
-                num_points[np.linalg.norm(frame.gt_boxes.centers[:, :2], axis=1) < NEAR_BOX_M])
+            pooled["box_lidar_points_near"].append(num_points[box_ranges < NEAR_BOX_M])
         per_frame["cars_across"].append(len(across))
         for label, count in zip(labels, num_points):
             box_points_by_class[DETECTION_CLASSES[label]].append(int(count))

@@ -100,17 +100,11 @@ class BEVFusionDetector(BaseModel):
         parts.update({f"head.{name}": getattr(self.head, name) for name in CenterHead.dense_parts})
         return parts
 
-    def read_present(self, batch: FusionBatch) -> Dict[str, torch.Tensor]:
-        """sensor -> (B,) bool: the batch's frames that carry it, none for a group this detector does not read."""
-        return {sensor: flags if sensor in self.read_sensors else torch.zeros_like(flags)
-                for sensor, flags in batch.present.items()}
-
-    def encode(self, batch: FusionBatch, timer: Optional[StageTimer] = None
+    def encode(self, batch: FusionBatch, present: Mapping[str, torch.Tensor], timer: Optional[StageTimer] = None
                ) -> Tuple[Dict[str, Optional[torch.Tensor]], Dict[str, torch.Tensor]]:
-        """Each encoder's BEV features (None where no frame of the batch has its sensor, or the detector does not
-        read it) and auxiliary losses; ``timer`` times each encoder as stage "<sensor>_encoder"."""
+        """Each encoder's BEV features (None where no frame of the batch has its sensor by ``present``, sensor ->
+        (B,) bool) and auxiliary losses; ``timer`` times each encoder as stage "<sensor>_encoder"."""
         features, losses = {}, {}
-        present = self.read_present(batch)
         for sensor, encoder in self.encoders.items():
             if not bool(present[sensor].any()):
                 features[sensor] = None
@@ -126,10 +120,13 @@ class BEVFusionDetector(BaseModel):
         stages of perception.timing.STAGES from the encoders to decode_nms."""
         if mode == "loss" and self.training and self.adversarial is not None:
             batch = self.adversarial(self, batch)
-        features, auxiliary_losses = self.encode(batch, timer)
+        # the frames that carry each sensor; none for a group this detector does not read
+        present = {sensor: flags if sensor in self.read_sensors else torch.zeros_like(flags)
+                   for sensor, flags in batch.present.items()}
+        features, auxiliary_losses = self.encode(batch, present, timer)
         with stage(timer, "fuser"):
             in_channels = {sensor: encoder.out_channels for sensor, encoder in self.encoders.items()}
-            fused = self.fuser(*stack_features(features, self.read_present(batch), in_channels, self.grid.shape))
+            fused = self.fuser(*stack_features(features, present, in_channels, self.grid.shape))
         with stage(timer, "decoder"):
             decoded = self.decoder(fused)
         with stage(timer, "head"):
