@@ -222,28 +222,36 @@ def numba_stages(cloud: np.ndarray, name: str, voxel_size, max_points: int, max_
             for label, _ in stages]
 
 
+def bev_pool_inputs(frustum: np.ndarray, channels: int = 80, seed: int = 0):
+    """depth (1, 6, D, H, W), a softmax over D, and context (1, 6, H, W, channels) float32 for ``frustum``."""
+    generator = torch.Generator().manual_seed(seed)
+    depth = torch.randn(frustum.shape[:5], generator=generator).softmax(dim=2)
+    return depth, torch.randn(frustum.shape[:2] + frustum.shape[3:5] + (channels,), generator=generator)
+
+
 def bench_bev_pool(repeats: int, rows: List[Dict]) -> None:
     frustum = camera_frustum()
     geometry_timing = measure(lambda: ops.BEVPoolGeometry.from_points(frustum, BEV_RANGE, (0.3, 0.3, 20.0)), repeats)
     geometry = ops.BEVPoolGeometry.from_points(frustum, BEV_RANGE, (0.3, 0.3, 20.0))
-    features = torch.randn(frustum.shape[:5] + (80,), generator=torch.Generator().manual_seed(0))
-    detail = (f"features {tuple(features.shape)} ({features.numel() * 4 / 1e6:.0f} MB), "
-              f"{len(geometry.point_order)} points kept, {geometry.num_intervals} cells")
-    pooled = ops.bev_pool(features, geometry)
-    reference_pooled = ops.bev_pool(features, geometry, backend="reference")
+    depth, context = bev_pool_inputs(frustum)
+    detail = (f"depth {tuple(depth.shape)}, context {tuple(context.shape)} (lifted "
+              f"{depth.numel() * context.shape[-1] * 4 / 1e6:.0f} MB), {len(geometry.point_order)} points kept, "
+              f"{geometry.num_intervals} cells")
+    pooled = ops.bev_pool(depth, context, geometry)
+    reference_pooled = ops.bev_pool(depth, context, geometry, backend="reference")
     error = float((pooled - reference_pooled).abs().max() / reference_pooled.abs().max())
-    reference = measure(lambda: ops.bev_pool(features, geometry, backend="reference"), max(3, repeats // 2))
-    numba_cpu = measure(lambda: ops.bev_pool(features, geometry), repeats)
+    reference = measure(lambda: ops.bev_pool(depth, context, geometry, backend="reference"), max(3, repeats // 2))
+    numba_cpu = measure(lambda: ops.bev_pool(depth, context, geometry), repeats)
     rows.append(row("BEVPoolGeometry.from_points (Numba counting sort)", geometry_timing, detail))
-    rows.append(row("bev_pool forward: torch cumsum-trick reference", reference, detail))
+    rows.append(row("bev_pool forward: lifted features formed, torch cumsum-trick reference", reference, detail))
     rows.append(row("bev_pool forward: Numba CPU", numba_cpu,
                     f"{reference.wall_ms / numba_cpu.wall_ms:.1f}x faster; max |diff| / max |ref| = {error:.1e}"))
-    leaf = features.clone().requires_grad_()
+    depth_leaf, context_leaf = depth.clone().requires_grad_(), context.clone().requires_grad_()
     weights = torch.randn(pooled.shape, generator=torch.Generator().manual_seed(1))
 
     def forward_backward(backend: str) -> None:
-        leaf.grad = None
-        (ops.bev_pool(leaf, geometry, backend=backend) * weights).sum().backward()
+        depth_leaf.grad = context_leaf.grad = None
+        (ops.bev_pool(depth_leaf, context_leaf, geometry, backend=backend) * weights).sum().backward()
 
     reference = measure(lambda: forward_backward("reference"), max(3, repeats // 2))
     numba_cpu = measure(lambda: forward_backward("numba"), repeats)

@@ -10,25 +10,29 @@ from perception.ops._backend import CudaCall, float_dtype
 
 
 @cuda.jit
-def _forward_kernel(rows, point_order, interval_starts, interval_ends, interval_cells, out):
-    """Thread (interval, channel): out[b, c, cell] = sum of rows[point_order[k], c] over the interval (adjacent
-    threads read adjacent channels of a row: coalesced)."""
+def _forward_kernel(depth, context, point_order, interval_starts, interval_ends, interval_cells, points_per_image,
+                    pixels_per_image, out):
+    """Thread (interval, channel): out[b, c, cell] = sum of depth[point] * context[its pixel, c] over the interval's
+    points (adjacent threads read adjacent channels of a pixel: coalesced)."""
     t = cuda.grid(1)
-    channels = rows.shape[1]
+    channels = context.shape[1]
     if t >= interval_cells.size * channels:
         return
     i = t // channels
     c = t % channels
     total = 0.0
     for k in range(interval_starts[i], interval_ends[i]):
-        total += rows[point_order[k], c]
+        point = point_order[k]
+        pixel = point // points_per_image * pixels_per_image + point % pixels_per_image
+        total += depth[point] * context[pixel, c]
     plane = out.shape[2]
     out[interval_cells[i] // plane, c, interval_cells[i] % plane] = total
 
 
 @cuda.jit
 def _backward_kernel(out_grad, point_order, interval_starts, interval_ends, interval_cells, grad):
-    """Thread (interval, channel): every point of the interval takes the output gradient of its cell."""
+    """Thread (interval, channel): every point of the interval takes the output gradient of its cell (the gradient
+    of its lifted features)."""
     t = cuda.grid(1)
     channels = grad.shape[1]
     if t >= interval_cells.size * channels:
@@ -46,20 +50,23 @@ def _geometry_on_device(call: CudaCall, geometry):
                                                     geometry.interval_ends, geometry.interval_cells))
 
 
-def pool_forward_cuda(rows: torch.Tensor, geometry) -> torch.Tensor:
-    """(B, C, ny * nx) pooled features from rows (B * N_cams * D * H * W, C)."""
-    call = CudaCall(rows)
-    batch, channels = geometry.frustum_shape[0], rows.shape[1]
+def pool_forward_cuda(depth: torch.Tensor, context: torch.Tensor, geometry) -> torch.Tensor:
+    """(B, C, ny * nx) pooled lifted features from depth (B, N_cams, D, H, W) and context (B, N_cams, H, W, C)."""
+    call = CudaCall(context)
+    batch, channels = geometry.frustum_shape[0], context.shape[-1]
+    depth_bins, height, width = geometry.frustum_shape[2:]
     ny, nx = geometry.grid_shape
-    out = call.empty((batch, channels, ny * nx), float_dtype(rows))
+    dtype = float_dtype(context)
+    out = call.empty((batch, channels, ny * nx), dtype)
     gpu.fill(call, out, 0)
-    call.launch(_forward_kernel, geometry.num_intervals * channels, call.upload(rows, float_dtype(rows)),
-                *_geometry_on_device(call, geometry), out)
+    call.launch(_forward_kernel, geometry.num_intervals * channels, call.upload(depth.reshape(-1), dtype),
+                call.upload(context.reshape(-1, channels), dtype), *_geometry_on_device(call, geometry),
+                depth_bins * height * width, height * width, out)
     return call.download(out)
 
 
 def pool_backward_cuda(out_grad: torch.Tensor, geometry) -> torch.Tensor:
-    """(B * N_cams * D * H * W, C) feature gradient from the output gradient (B, C, ny * nx)."""
+    """(B * N_cams * D * H * W, C) gradient of the lifted features from the output gradient (B, C, ny * nx)."""
     call = CudaCall(out_grad)
     num_rows, channels = int(np.prod(geometry.frustum_shape)), out_grad.shape[1]
     grad = call.empty((num_rows, channels), float_dtype(out_grad))

@@ -1,18 +1,22 @@
-"""BEV pooling of camera frustum features, as BEVFusion does it (interval reduction).
+"""BEV pooling of camera frustum features, as BEVFusion does it (interval reduction), on the depth distribution and
+the context features apart (BEVDet's bev_pool_v2): the lifted features, their outer product, are never stored.
 
 Every frustum point (camera, depth bin, feature pixel) has an ego-frame position; the points are sorted by the
-BEV cell they fall in once per calibration (``BEVPoolGeometry``), so each non-empty cell is one contiguous
-interval of the sorted points; pooling sums each interval's features into its cell. The z cells are collapsed by
-summation (the z range only selects points), so the output is (B, C, ny, nx).
+BEV cell they fall in (``BEVPoolGeometry``), so each non-empty cell is one contiguous interval of the sorted
+points; pooling sums each interval's lifted features, a point's depth probability times its pixel's context
+features, into its cell. The z cells are collapsed by summation (the z range only selects points), so the output
+is (B, C, ny, nx).
 
 Cells follow perception.ops._grid (spconv's float32 ``floor`` arithmetic, low bound inclusive). BEVFusion
 truncates with ``.long()`` instead of ``floor``, which also keeps points up to one cell below the low bounds in
 cell 0; here those points are dropped.
 
-Backends of ``bev_pool``: "reference" (the torch cumsum trick, LSS/BEVFusion ``QuickCumsum``), "numba" (CPU,
-parallel over intervals, forward and backward), "cuda" (one thread per (interval, channel), forward and
-backward). The geometry is built with numpy ("reference"), a Numba counting sort ("numba") or the CUDA key kernel
-plus torch's stable sort on the device ("cuda").
+Backends of ``bev_pool``: "reference" (the lifted features formed, then the torch cumsum trick, LSS/BEVFusion
+``QuickCumsum``), "numba" (CPU, parallel over intervals), "cuda" (one thread per (interval, channel)); the last two
+form each product as they sum it, in float32 the same numbers as the reference's products. Their backward takes
+the gradient of each lifted feature (its cell's output gradient) from the kernel and contracts it with depth and
+context in torch. The geometry is built with numpy ("reference"), a Numba counting sort ("numba") or the CUDA key
+kernel plus torch's stable sort on the device ("cuda").
 """
 from __future__ import annotations
 
@@ -183,30 +187,35 @@ class _QuickCumsum(torch.autograd.Function):
         return interval_grad.repeat_interleave(lengths, dim=0, output_size=ctx.num_rows), None
 
 
-def _bev_pool_reference(features: torch.Tensor, geometry: BEVPoolGeometry) -> torch.Tensor:
-    batch, channels = geometry.frustum_shape[0], features.shape[-1]
+def _bev_pool_reference(depth: torch.Tensor, context: torch.Tensor, geometry: BEVPoolGeometry) -> torch.Tensor:
+    batch, channels = geometry.frustum_shape[0], context.shape[-1]
     ny, nx = geometry.grid_shape
-    sorted_rows = features.reshape(-1, channels)[geometry.point_order]
+    lifted = depth[..., None] * context[:, :, None]  # (B, N, D, H, W, C)
+    sorted_rows = lifted.reshape(-1, channels)[geometry.point_order]
     sums = _QuickCumsum.apply(sorted_rows, geometry.interval_ends)
-    canvas = features.new_zeros((batch * ny * nx, channels)).index_copy(0, geometry.interval_cells, sums)
+    canvas = lifted.new_zeros((batch * ny * nx, channels)).index_copy(0, geometry.interval_cells, sums)
     return canvas.view(batch, ny, nx, channels).permute(0, 3, 1, 2).contiguous()
 
 
 @numba.njit(parallel=True, cache=True)
-def _pool_forward_cpu(rows, point_order, interval_starts, interval_ends, interval_cells, batch, plane):
-    """(B, C, plane) sums of the rows (P, C) of each interval into its cell; tasks of INTERVALS_PER_TASK."""
-    channels = rows.shape[1]
-    out = np.zeros((batch, channels, plane), rows.dtype)
+def _pool_forward_cpu(depth, context, point_order, interval_starts, interval_ends, interval_cells, batch, plane,
+                      points_per_image, pixels_per_image):
+    """(B, C, plane) sums over each interval's points of depth[point] * context[its pixel] into the interval's cell;
+    depth (B * N * D * H * W,), context (B * N * H * W, C); tasks of INTERVALS_PER_TASK intervals."""
+    channels = context.shape[1]
+    out = np.zeros((batch, channels, plane), context.dtype)
     num_intervals = interval_cells.size
     num_tasks = (num_intervals + INTERVALS_PER_TASK - 1) // INTERVALS_PER_TASK
     for task in numba.prange(num_tasks):
-        total = np.empty(channels, rows.dtype)
+        total = np.empty(channels, context.dtype)
         for i in range(task * INTERVALS_PER_TASK, min((task + 1) * INTERVALS_PER_TASK, num_intervals)):
             total[:] = 0
             for k in range(interval_starts[i], interval_ends[i]):
-                row = point_order[k]
+                point = point_order[k]
+                pixel = point // points_per_image * pixels_per_image + point % pixels_per_image
+                weight = depth[point]
                 for c in range(channels):
-                    total[c] += rows[row, c]
+                    total[c] += weight * context[pixel, c]
             b = interval_cells[i] // plane
             cell = interval_cells[i] % plane
             for c in range(channels):
@@ -243,44 +252,58 @@ def _geometry_arrays(geometry: BEVPoolGeometry):
 
 class _BEVPool(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, features, geometry, backend):
-        ctx.geometry, ctx.backend, ctx.features_shape = geometry, backend, features.shape
-        batch, channels = geometry.frustum_shape[0], features.shape[-1]
+    def forward(ctx, depth, context, geometry, backend):
+        ctx.save_for_backward(depth, context)
+        ctx.geometry, ctx.backend = geometry, backend
+        batch, channels = geometry.frustum_shape[0], context.shape[-1]
         ny, nx = geometry.grid_shape
         if backend == "cuda":
             from perception.ops._bev_pool_cuda import pool_forward_cuda
 
-            return pool_forward_cuda(features.reshape(-1, channels), geometry).view(batch, channels, ny, nx)
-        rows = features.detach().cpu().reshape(-1, channels).contiguous().numpy()
-        out = _pool_forward_cpu(rows, *_geometry_arrays(geometry), batch, ny * nx)
-        return torch.from_numpy(out).to(features.device).view(batch, channels, ny, nx)
+            return pool_forward_cuda(depth, context, geometry).view(batch, channels, ny, nx)
+        depth_bins, height, width = geometry.frustum_shape[2:]
+        flat_depth = depth.detach().cpu().reshape(-1).contiguous().numpy()
+        flat_context = context.detach().cpu().reshape(-1, channels).contiguous().numpy()
+        out = _pool_forward_cpu(flat_depth, flat_context, *_geometry_arrays(geometry), batch, ny * nx,
+                                depth_bins * height * width, height * width)
+        return torch.from_numpy(out).to(context.device).view(batch, channels, ny, nx)
 
     @staticmethod
     def backward(ctx, out_grad):
+        depth, context = ctx.saved_tensors
         geometry = ctx.geometry
         batch, channels = out_grad.shape[:2]
         if ctx.backend == "cuda":
             from perception.ops._bev_pool_cuda import pool_backward_cuda
 
-            grad = pool_backward_cuda(out_grad.reshape(batch, channels, -1), geometry)
+            lifted_grad = pool_backward_cuda(out_grad.reshape(batch, channels, -1), geometry)
         else:
             flat_grad = out_grad.detach().cpu().reshape(batch, channels, -1).contiguous().numpy()
-            num_rows = int(np.prod(ctx.features_shape[:-1]))
-            grad = torch.from_numpy(_pool_backward_cpu(flat_grad, *_geometry_arrays(geometry), num_rows))
-        return grad.to(out_grad.device).view(ctx.features_shape), None, None
+            lifted_grad = torch.from_numpy(_pool_backward_cpu(flat_grad, *_geometry_arrays(geometry),
+                                                              depth.numel()))
+        lifted_grad = lifted_grad.to(out_grad.device).view(*depth.shape, channels)  # (B, N, D, H, W, C)
+        return (lifted_grad * context[:, :, None]).sum(-1), (lifted_grad * depth[..., None]).sum(2), None, None
 
 
-def bev_pool(features: torch.Tensor, geometry: BEVPoolGeometry, backend: Optional[str] = None) -> torch.Tensor:
-    """Sum camera frustum features into the BEV grid: features (B, N_cams, D, H, W, C) float (torch) ->
-    (B, C, ny, nx), z cells collapsed by summation, empty cells 0. Differentiable w.r.t. features.
-    backend: None (CUDA tensors -> "cuda", else "numba"), "reference", "numba" or "cuda"."""
-    features = torch.as_tensor(features)
-    if features.ndim != 6 or tuple(features.shape[:5]) != geometry.frustum_shape:
+def bev_pool(depth: torch.Tensor, context: torch.Tensor, geometry: BEVPoolGeometry, backend: Optional[str] = None
+             ) -> torch.Tensor:
+    """Sum the lifted camera features, depth (B, N_cams, D, H, W) times context (B, N_cams, H, W, C) per frustum
+    point, into the BEV grid -> (B, C, ny, nx) float (torch), z cells collapsed by summation, empty cells 0.
+    Differentiable w.r.t. depth and context. backend: None (CUDA tensors -> "cuda", else "numba"), "reference",
+    "numba" or "cuda"."""
+    depth, context = torch.as_tensor(depth), torch.as_tensor(context)
+    batch, cameras, _, height, width = geometry.frustum_shape
+    if tuple(depth.shape) != geometry.frustum_shape or (context.ndim != 5 or
+                                                         tuple(context.shape[:4]) != (batch, cameras, height, width)):
         raise ValueError(
-            f"bev_pool: features must be (B, N_cams, D, H, W, C) with (B, N_cams, D, H, W) = "
-            f"{geometry.frustum_shape} as the geometry was built for; got {tuple(features.shape)}"
+            f"bev_pool: depth must be (B, N_cams, D, H, W) = {geometry.frustum_shape} and context (B, N_cams, H, W, "
+            f"C) with (B, N_cams, H, W) = {(batch, cameras, height, width)}, as the geometry was built for; got depth "
+            f"{tuple(depth.shape)}, context {tuple(context.shape)}"
         )
-    chosen = resolve_backend(backend, features)
+    if depth.dtype != context.dtype or depth.device != context.device:
+        raise ValueError(f"bev_pool: depth ({depth.dtype}, {depth.device}) and context ({context.dtype}, "
+                         f"{context.device}) must share dtype and device")
+    chosen = resolve_backend(backend, context)
     if chosen == "reference":
-        return _bev_pool_reference(features, geometry.to(features.device))
-    return _BEVPool.apply(features, geometry, chosen)
+        return _bev_pool_reference(depth, context, geometry.to(context.device))
+    return _BEVPool.apply(depth, context, geometry, chosen)

@@ -85,13 +85,15 @@ def test_bev_pool_cuda():
     geometries = {b: BEVPoolGeometry.from_points(points, bev_range, bev_cell, backend=b) for b in ("reference", "cuda")}
     for name in ("point_order", "interval_starts", "interval_ends", "interval_cells"):
         assert torch.equal(getattr(geometries["cuda"], name), getattr(geometries["reference"], name)), name
-    features = torch.randn(points.shape[:5] + (4,), generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    generator = torch.Generator().manual_seed(2)
+    depth = torch.randn(points.shape[:5], generator=generator, dtype=torch.float64).softmax(dim=2)
+    context = torch.randn((2, 2, 2, 3, 4), generator=generator, dtype=torch.float64)
     results = {}
     for backend in ("reference", "cuda"):
-        leaf = features.clone().requires_grad_()
-        pooled = bev_pool(leaf, geometries[backend], backend=backend)
+        depth_leaf, context_leaf = depth.clone().requires_grad_(), context.clone().requires_grad_()
+        pooled = bev_pool(depth_leaf, context_leaf, geometries[backend], backend=backend)
         (pooled * torch.arange(pooled.numel(), dtype=torch.float64).reshape(pooled.shape)).sum().backward()
-        results[backend] = (pooled.detach(), leaf.grad)
+        results[backend] = (pooled.detach(), depth_leaf.grad, context_leaf.grad)
     for got, want in zip(results["cuda"], results["reference"]):
         torch.testing.assert_close(got, want)
 

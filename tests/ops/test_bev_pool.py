@@ -21,39 +21,48 @@ def frustum_points(seed: int, shape=(2, 3, 4, 2, 5)) -> np.ndarray:
     return points
 
 
-def oracle_pool(points: np.ndarray, features: np.ndarray) -> np.ndarray:
-    """Per-point loop in float64: the cell of each point by hand, its features summed there."""
-    batch, channels = points.shape[0], features.shape[-1]
-    out = np.zeros((batch, channels, 12, 8))
-    flat_points, flat_features = points.reshape(batch, -1, 3), features.reshape(batch, -1, channels)
-    for b in range(batch):
-        for p, f in zip(flat_points[b], flat_features[b]):
-            q = (p - np.float32(BEV_RANGE[:3])) / np.float32(BEV_CELL)
-            if np.all(q >= 0) and np.all(q < [8, 12, 2]):
-                out[b, :, int(q[1]), int(q[0])] += f
-    return out
+def point_cell(point: np.ndarray):
+    """(row y, column x) of a point's BEV cell by hand, None outside the range."""
+    q = (point - np.float32(BEV_RANGE[:3])) / np.float32(BEV_CELL)
+    return (int(q[1]), int(q[0])) if np.all(q >= 0) and np.all(q < [8, 12, 2]) else None
+
+
+def oracle_pool(points: np.ndarray, depth: np.ndarray, context: np.ndarray, weights: np.ndarray):
+    """Per-point loop in float64 over points (B, N, D, H, W, 3), depth (B, N, D, H, W), context (B, N, H, W, C):
+    the pooled (B, C, 12, 8) (each point's depth times its pixel's context summed in its cell) and, for the loss
+    sum(weights * pooled), the gradients of depth and context worked out by the chain rule."""
+    pooled = np.zeros((points.shape[0], context.shape[-1], 12, 8))
+    depth_grad, context_grad = np.zeros(depth.shape), np.zeros(context.shape)
+    for b, n, d, h, w in np.ndindex(*depth.shape):
+        cell = point_cell(points[b, n, d, h, w])
+        if cell is not None:
+            pooled[b, :, cell[0], cell[1]] += depth[b, n, d, h, w] * context[b, n, h, w]
+            depth_grad[b, n, d, h, w] = weights[b, :, cell[0], cell[1]] @ context[b, n, h, w]
+            context_grad[b, n, h, w] += depth[b, n, d, h, w] * weights[b, :, cell[0], cell[1]]
+    return pooled, depth_grad, context_grad
+
+
+def random_inputs(points: np.ndarray, channels: int, seed: int, dtype=torch.float64):
+    """depth (B, N, D, H, W) a softmax over D, context (B, N, H, W, C) for frustum points (B, N, D, H, W, 3)."""
+    generator = torch.Generator().manual_seed(seed)
+    depth = torch.randn(points.shape[:5], generator=generator, dtype=dtype).softmax(dim=2)
+    batch, cameras, _, height, width = points.shape[:5]
+    return depth, torch.randn((batch, cameras, height, width, channels), generator=generator, dtype=dtype)
 
 
 @pytest.mark.parametrize("backend", ["reference", "numba"])
 def test_bev_pool_matches_oracle_and_gradient(backend):
     points = frustum_points(0)
-    features = torch.randn(points.shape[:5] + (3,), generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    depth, context = random_inputs(points, 3, seed=0)
     geometry = BEVPoolGeometry.from_points(points, BEV_RANGE, BEV_CELL, backend=backend)
-    leaf = features.clone().requires_grad_()
-    pooled = bev_pool(leaf, geometry, backend=backend)
+    depth_leaf, context_leaf = depth.clone().requires_grad_(), context.clone().requires_grad_()
+    pooled = bev_pool(depth_leaf, context_leaf, geometry, backend=backend)
     assert pooled.shape == (2, 3, 12, 8)
-    np.testing.assert_allclose(pooled.detach().numpy(), oracle_pool(points, features.numpy()), atol=1e-12)
-    # d(sum(w * pooled)) / d(features) = w at the point's cell: the oracle applied to one-hot features
     weights = torch.randn(pooled.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     (pooled * weights).sum().backward()
-    channels_first = leaf.grad.reshape(2, -1, 3)
-    flat = points.reshape(2, -1, 3)
-    for b in range(2):
-        for i in range(0, flat.shape[1], 3):
-            q = (flat[b, i] - np.float32(BEV_RANGE[:3])) / np.float32(BEV_CELL)
-            inside = np.all(q >= 0) and np.all(q < [8, 12, 2])
-            expected = weights[b, :, int(q[1]), int(q[0])] if inside else torch.zeros(3, dtype=torch.float64)
-            torch.testing.assert_close(channels_first[b, i], expected)
+    expected = oracle_pool(points, depth.numpy(), context.numpy(), weights.numpy())
+    for got, want in zip((pooled.detach(), depth_leaf.grad, context_leaf.grad), expected):
+        np.testing.assert_allclose(got.numpy(), want, atol=1e-12)
 
 
 def test_bev_pool_geometry_identical_across_backends():
@@ -66,17 +75,34 @@ def test_bev_pool_geometry_identical_across_backends():
 
 def test_bev_pool_float32_numba_close_to_cumsum_reference():
     points = frustum_points(2, shape=(1, 6, 8, 4, 6))
-    features = torch.randn(points.shape[:5] + (16,), generator=torch.Generator().manual_seed(2))
+    depth, context = random_inputs(points, 16, seed=2, dtype=torch.float32)
     geometry = BEVPoolGeometry.from_points(torch.from_numpy(points), BEV_RANGE, BEV_CELL)
-    reference = bev_pool(features, geometry, backend="reference")
-    torch.testing.assert_close(bev_pool(features, geometry), reference, rtol=1e-5, atol=1e-4)
+    reference = bev_pool(depth, context, geometry, backend="reference")
+    torch.testing.assert_close(bev_pool(depth, context, geometry), reference, rtol=1e-5, atol=1e-5)
+
+
+def test_bev_pool_numba_float32_equals_summing_the_formed_products_in_order():
+    """In float32 the kernel forms each product as torch does (no fused multiply-add) and sums a cell's points in
+    the geometry's sorted order: the same bits as those products summed one by one in that order."""
+    points = frustum_points(4, shape=(1, 4, 6, 3, 5))
+    depth, context = random_inputs(points, 8, seed=4, dtype=torch.float32)
+    geometry = BEVPoolGeometry.from_points(points, BEV_RANGE, BEV_CELL)
+    lifted = (depth[..., None] * context[:, :, None]).reshape(-1, 8).numpy()
+    expected = np.zeros((8, 12 * 8), np.float32)
+    for start, end, cell in zip(geometry.interval_starts, geometry.interval_ends, geometry.interval_cells):
+        total = np.zeros(8, np.float32)
+        for point in geometry.point_order[start:end]:
+            total += lifted[point]
+        expected[:, cell] = total
+    np.testing.assert_array_equal(bev_pool(depth, context, geometry).reshape(8, -1).numpy(), expected)
 
 
 def test_bev_pool_gradcheck():
     points = frustum_points(3, shape=(1, 2, 3, 2, 2))
-    features = torch.randn(points.shape[:5] + (2,), dtype=torch.float64, requires_grad=True)
+    depth, context = random_inputs(points, 2, seed=3)
     geometry = BEVPoolGeometry.from_points(points, BEV_RANGE, BEV_CELL)
-    assert torch.autograd.gradcheck(lambda f: bev_pool(f, geometry, backend="numba"), (features,))
+    assert torch.autograd.gradcheck(lambda d, c: bev_pool(d, c, geometry, backend="numba"),
+                                    (depth.requires_grad_(), context.requires_grad_()))
 
 
 def test_bev_pool_all_points_outside():
@@ -84,16 +110,21 @@ def test_bev_pool_all_points_outside():
     geometry = BEVPoolGeometry.from_points(points, BEV_RANGE, BEV_CELL)
     assert geometry.num_intervals == 0
     for backend in ("reference", "numba"):
-        features = torch.ones(1, 1, 2, 2, 2, 4, requires_grad=True)
-        pooled = bev_pool(features, geometry, backend=backend)
+        depth, context = torch.ones(1, 1, 2, 2, 2, requires_grad=True), torch.ones(1, 1, 2, 2, 4, requires_grad=True)
+        pooled = bev_pool(depth, context, geometry, backend=backend)
         assert torch.equal(pooled, torch.zeros(1, 4, 12, 8))
         pooled.sum().backward()
-        assert torch.equal(features.grad, torch.zeros_like(features))
+        assert torch.equal(depth.grad, torch.zeros_like(depth)) and torch.equal(context.grad, torch.zeros_like(context))
 
 
-def test_bev_pool_rejects_mismatched_features():
+def test_bev_pool_rejects_mismatched_inputs():
     geometry = BEVPoolGeometry.from_points(frustum_points(0), BEV_RANGE, BEV_CELL)
+    depth, context = torch.zeros(2, 3, 4, 2, 5), torch.zeros(2, 3, 2, 5, 3)
     with pytest.raises(ValueError, match="as the geometry was built for"):
-        bev_pool(torch.zeros(2, 3, 4, 2, 6, 3), geometry)
+        bev_pool(torch.zeros(2, 3, 4, 2, 6), context, geometry)
+    with pytest.raises(ValueError, match="as the geometry was built for"):
+        bev_pool(depth, torch.zeros(2, 3, 2, 6, 3), geometry)
+    with pytest.raises(ValueError, match="share dtype"):
+        bev_pool(depth.double(), context, geometry)
     with pytest.raises(ValueError, match=r"\(B, N_cams, D, H, W, 3\)"):
         BEVPoolGeometry.from_points(np.zeros((2, 3, 3)), BEV_RANGE, BEV_CELL)

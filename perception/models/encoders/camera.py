@@ -1,10 +1,10 @@
 """Camera encoder: a small CNN backbone + FPN, an LSS depth-distribution lift, BEV pooling onto the grid.
 
-Each image's stride-8 features predict a softmax over ``depth_bins`` depths and ``context_channels`` features per
+Each image's stride-8 features predict a softmax over ``depth_bins`` depths and ``out_channels`` context features per
 cell; their outer product lives on a frustum of 3D points (cell centre pixel x bin depth) taken into the ego frame
-with the camera's calibration, and ``perception.ops.bev_pool`` sums it into BEV cells. With LiDAR in the batch,
-training adds a depth loss: the LiDAR points projected into each image give the nearest depth per cell, a
-cross-entropy target for the depth distribution (BEVDepth's supervision).
+with the camera's calibration, and ``perception.ops.bev_pool`` sums it into BEV cells, forming each product as it
+sums it. With LiDAR in the batch, training adds a depth loss: the LiDAR points projected into each image give the
+nearest depth per cell, a cross-entropy target for the depth distribution (BEVDepth's supervision).
 """
 from __future__ import annotations
 
@@ -136,11 +136,10 @@ class CameraEncoder(nn.Module):
         depth = depth_logits.softmax(dim=1)
         context = features[:, self.depth_bins:]
         valid = batch.camera_valid.reshape(b * n, 1, 1, 1).to(context.dtype)
-        context = (context * valid).permute(0, 2, 3, 1).contiguous()  # (B*N, h, w, C)
-        lifted = depth[..., None] * context[:, None]  # (B*N, D, h, w, C), laid out as bev_pool reads it
-        lifted = lifted.reshape(b, n, self.depth_bins, h, w, self.out_channels)
+        context = (context * valid).permute(0, 2, 3, 1).reshape(b, n, h, w, self.out_channels)
+        depth = depth.reshape(b, n, self.depth_bins, h, w)
         with stage(timer, "bev_pool"):
-            pooled = bev_pool(lifted, self.bev_geometry(batch.intrinsics, batch.camera_to_ego, (h, w)))
+            pooled = bev_pool(depth, context, self.bev_geometry(batch.intrinsics, batch.camera_to_ego, (h, w)))
         bev = self.bev_conv(pooled)
         losses = {}
         if self.training and self.depth_loss_weight > 0 and batch.lidar is not None and len(batch.lidar):
