@@ -282,7 +282,9 @@ class _BEVPool(torch.autograd.Function):
             lifted_grad = torch.from_numpy(_pool_backward_cpu(flat_grad, *_geometry_arrays(geometry),
                                                               depth.numel()))
         lifted_grad = lifted_grad.to(out_grad.device).view(*depth.shape, channels)  # (B, N, D, H, W, C)
-        return (lifted_grad * context[:, :, None]).sum(-1), (lifted_grad * depth[..., None]).sum(2), None, None
+        depth_grad = (lifted_grad * context[:, :, None]).sum(-1) if ctx.needs_input_grad[0] else None
+        context_grad = (lifted_grad * depth[..., None]).sum(2) if ctx.needs_input_grad[1] else None
+        return depth_grad, context_grad, None, None
 
 
 def bev_pool(depth: torch.Tensor, context: torch.Tensor, geometry: BEVPoolGeometry, backend: Optional[str] = None

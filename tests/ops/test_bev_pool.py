@@ -65,6 +65,19 @@ def test_bev_pool_matches_oracle_and_gradient(backend):
         np.testing.assert_allclose(got.numpy(), want, atol=1e-12)
 
 
+def test_bev_pool_gradient_of_the_context_alone():
+    """A depth that needs no gradient (e.g. frozen) gets none; the context's is the oracle's."""
+    points = frustum_points(5)
+    depth, context = random_inputs(points, 3, seed=5)
+    geometry = BEVPoolGeometry.from_points(points, BEV_RANGE, BEV_CELL)
+    context_leaf = context.clone().requires_grad_()
+    pooled = bev_pool(depth, context_leaf, geometry)
+    weights = torch.randn(pooled.shape, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    (pooled * weights).sum().backward()
+    np.testing.assert_allclose(context_leaf.grad.numpy(),
+                               oracle_pool(points, depth.numpy(), context.numpy(), weights.numpy())[2], atol=1e-12)
+
+
 def test_bev_pool_geometry_identical_across_backends():
     points = frustum_points(1)
     geometries = [BEVPoolGeometry.from_points(points, BEV_RANGE, BEV_CELL, backend=b) for b in ("reference", "numba")]
