@@ -28,7 +28,7 @@ from __future__ import annotations
 import copy
 import sys
 from dataclasses import dataclass
-from typing import Dict, Mapping, NamedTuple, Optional, Sequence, Tuple, Type
+from typing import Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Type
 
 import torch
 from mmengine.logging import print_log
@@ -85,7 +85,8 @@ class FineTuningSpec:
 
 
 class ParameterCount(NamedTuple):
-    """Parameters that train (receive gradients) and parameters of the plain detector (after folding)."""
+    """Parameters that train (receive gradients) and parameters of the plain detector (after folding), both without
+    the encoders of sensors the detector does not read (``unread_encoders``: they neither run nor train)."""
     trained: int
     total: int
 
@@ -173,6 +174,12 @@ def max_rank(layer: nn.Module, method: str) -> int:
     return min(layer.in_channels // layer.groups * layer.kernel_size[0] * layer.kernel_size[1], layer.out_channels)
 
 
+def unread_encoders(model: nn.Module) -> List[nn.Module]:
+    """The encoders of a BEVFusionDetector for sensors it does not read (``sensors``); none for other modules."""
+    sensors = getattr(model, "sensors", None)
+    return [] if sensors is None else [encoder for sensor, encoder in model.encoders.items() if sensor not in sensors]
+
+
 def prepare_fine_tuning(detector: nn.Module, spec: FineTuningSpec) -> ParameterCount:
     """Sets up ``detector`` (trained weights loaded) for ``spec`` in place: freezes, adds LoRA / adapters, holds the
     BatchNorm statistics. Raises ValueError for a target that selects nothing or a rank larger than a layer, before
@@ -201,6 +208,8 @@ def prepare_fine_tuning(detector: nn.Module, spec: FineTuningSpec) -> ParameterC
     if spec.method in DEFAULT_TARGETS:
         for name in outputs:
             detector.get_submodule(name).requires_grad_(True)
+    for encoder in unread_encoders(detector):
+        encoder.requires_grad_(False)
     for module in detector.modules():
         if type(module) in HELD_NORMS:
             trains = any(p.requires_grad for p in module.parameters())
@@ -223,7 +232,7 @@ def _lora_layer_type() -> Optional[type]:
 
 def count_parameters(model: nn.Module) -> ParameterCount:
     """Trained parameters (requires_grad) and the parameters ``model`` has once folded (without LoRA / adapter
-    weights)."""
+    weights), both without its unread encoders' (ParameterCount)."""
     lora_layer = _lora_layer_type()
     added = 0
     for module in model.modules():
@@ -231,8 +240,10 @@ def count_parameters(model: nn.Module) -> ParameterCount:
             added += sum(p.numel() for part in (module.down, module.up) for p in part.parameters())
         elif lora_layer is not None and isinstance(module, lora_layer):
             added += sum(p.numel() for name, p in module.named_parameters() if name.startswith("lora_"))
-    total = sum(p.numel() for p in model.parameters())
-    return ParameterCount(sum(p.numel() for p in model.parameters() if p.requires_grad), total - added)
+    unread = {id(p) for encoder in unread_encoders(model) for p in encoder.parameters()}
+    counted = [p for p in model.parameters() if id(p) not in unread]
+    return ParameterCount(sum(p.numel() for p in counted if p.requires_grad),
+                          sum(p.numel() for p in counted) - added)
 
 
 def fold(model: nn.Module) -> nn.Module:
@@ -285,4 +296,4 @@ def fine_tuned_detector(detector: Mapping, checkpoint: str, config: str, method:
 __all__ = ["ADAPTER_LAYER_TYPES", "DEFAULT_TARGETS", "FineTuningSpec", "HeldBatchNorm1d", "HeldBatchNorm2d",
            "LORA_LAYER_TYPES", "METHODS", "ParameterCount", "ResidualInputAdapter", "count_parameters",
            "fine_tuned_detector", "fold", "folded_state_dict", "head_output_layers", "max_rank",
-           "prepare_fine_tuning", "select_layers"]
+           "prepare_fine_tuning", "select_layers", "unread_encoders"]

@@ -6,10 +6,10 @@ import pytest
 import torch
 from torch import nn
 
-from perception.models import FusionBatch
+from perception.models import BEVFusionDetector, FusionBatch
 from perception.models.finetune import (FineTuningSpec, HeldBatchNorm2d, ResidualInputAdapter, count_parameters,
                                         fold, folded_state_dict, head_output_layers, prepare_fine_tuning)
-from tests.models.helpers import make_frame, tiny_model
+from tests.models.helpers import make_frame, tiny_model, tiny_model_config
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +100,20 @@ def test_each_method_trains_what_it_says_and_holds_norm_statistics(method, batch
     after = model.state_dict()
     changed = {name for name in before if not torch.equal(before[name], after[name])}
     assert changed and changed <= trained  # frozen weights and every running statistic unchanged
+
+
+@pytest.mark.parametrize("method", ["full", "head", "lora"])
+def test_an_encoder_the_model_does_not_read_neither_trains_nor_counts(method, batch):
+    torch.manual_seed(0)
+    model = BEVFusionDetector(**tiny_model_config(), sensors=["lidar", "radar"])
+    in_use = {name: p.numel() for name, p in model.named_parameters() if not name.startswith("encoders.camera.")}
+    count = prepare_fine_tuning(model, FineTuningSpec(method, rank=2))
+    camera = list(model.encoders["camera"].parameters())
+    assert camera and not any(p.requires_grad for p in camera)
+    assert count.total == sum(in_use.values())
+    assert count.trained == sum(p.numel() for name, p in model.named_parameters() if p.requires_grad)
+    if method == "full":
+        assert count.trained == count.total
 
 
 def test_update_norm_stats_lets_trainable_norms_update(batch):
