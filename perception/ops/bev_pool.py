@@ -13,9 +13,10 @@ cell 0; here those points are dropped.
 
 Backends of ``bev_pool``: "reference" (the lifted features formed, then the torch cumsum trick, LSS/BEVFusion
 ``QuickCumsum``), "numba" (CPU, parallel over intervals), "cuda" (one thread per (interval, channel)); the last two
-form each product as they sum it, in float32 the same numbers as the reference's products. Their backward takes
-the gradient of each lifted feature (its cell's output gradient) from the kernel and contracts it with depth and
-context in torch. The geometry is built with numpy ("reference"), a Numba counting sort ("numba") or the CUDA key
+form each product as they sum it, in float32 the same numbers as the reference's products. Backward: the Numba
+kernel gives each point's depth its cell's gradient dotted with its pixel's context and each pixel's context the
+sum over its depth bins of depth times the cell's gradient, in one pass over the pixels; the CUDA kernel gives
+each lifted feature its cell's gradient, contracted with depth and context in torch. The geometry is built with numpy ("reference"), a Numba counting sort ("numba") or the CUDA key
 kernel plus torch's stable sort on the device ("cuda").
 """
 from __future__ import annotations
@@ -224,25 +225,44 @@ def _pool_forward_cpu(depth, context, point_order, interval_starts, interval_end
 
 
 @numba.njit(parallel=True, cache=True)
-def _pool_backward_cpu(out_grad, point_order, interval_starts, interval_ends, interval_cells, num_rows):
-    """(P, C) gradient of the rows: the output gradient (B, C, plane) of each point's cell, 0 for dropped points."""
-    channels = out_grad.shape[1]
-    plane = out_grad.shape[2]
-    grad = np.zeros((num_rows, channels), out_grad.dtype)
-    num_intervals = interval_cells.size
-    num_tasks = (num_intervals + INTERVALS_PER_TASK - 1) // INTERVALS_PER_TASK
-    for task in numba.prange(num_tasks):
-        cell_grad = np.empty(channels, out_grad.dtype)
-        for i in range(task * INTERVALS_PER_TASK, min((task + 1) * INTERVALS_PER_TASK, num_intervals)):
-            b = interval_cells[i] // plane
-            cell = interval_cells[i] % plane
+def _point_cells_cpu(point_order, interval_starts, interval_ends, interval_cells, num_points):
+    """(P,) the flat cell (b * plane + cell) each frustum point is pooled into, -1 for a dropped point."""
+    cells = np.full(num_points, -1, np.int64)
+    for i in numba.prange(interval_cells.size):
+        for k in range(interval_starts[i], interval_ends[i]):
+            cells[point_order[k]] = interval_cells[i]
+    return cells
+
+
+@numba.njit(parallel=True, cache=True)
+def _pool_backward_cpu(cell_grad, depth, context, point_cells, depth_bins, pixels_per_image):
+    """Gradients of depth (P,) and context (B * N * H * W, C) from cell_grad (B * plane, C), the output gradient of
+    each flat cell: a point's depth takes its cell's gradient dotted with its pixel's context, a pixel's context the
+    sum over its depth bins of depth times the bin's cell gradient. Parallel over pixels, each of which owns its
+    points and its context row."""
+    channels = context.shape[1]
+    depth_grad = np.zeros(depth.size, depth.dtype)
+    context_grad = np.zeros(context.shape, context.dtype)
+    for pixel in numba.prange(context.shape[0]):
+        first_point = pixel // pixels_per_image * depth_bins * pixels_per_image + pixel % pixels_per_image
+        for d in range(depth_bins):
+            point = first_point + d * pixels_per_image
+            cell = point_cells[point]
+            if cell < 0:
+                continue
+            weight = depth[point]
+            total = 0.0
             for c in range(channels):
-                cell_grad[c] = out_grad[b, c, cell]
-            for k in range(interval_starts[i], interval_ends[i]):
-                row = point_order[k]
-                for c in range(channels):
-                    grad[row, c] = cell_grad[c]
-    return grad
+                total += cell_grad[cell, c] * context[pixel, c]
+                context_grad[pixel, c] += weight * cell_grad[cell, c]
+            depth_grad[point] = total
+    return depth_grad, context_grad
+
+
+def _host_inputs(depth: torch.Tensor, context: torch.Tensor):
+    """depth as (P,) and context as (B * N * H * W, C) contiguous numpy arrays, the Numba kernels' layout."""
+    return (depth.detach().cpu().reshape(-1).contiguous().numpy(),
+            context.detach().cpu().reshape(-1, context.shape[-1]).contiguous().numpy())
 
 
 def _geometry_arrays(geometry: BEVPoolGeometry):
@@ -262,9 +282,7 @@ class _BEVPool(torch.autograd.Function):
 
             return pool_forward_cuda(depth, context, geometry).view(batch, channels, ny, nx)
         depth_bins, height, width = geometry.frustum_shape[2:]
-        flat_depth = depth.detach().cpu().reshape(-1).contiguous().numpy()
-        flat_context = context.detach().cpu().reshape(-1, channels).contiguous().numpy()
-        out = _pool_forward_cpu(flat_depth, flat_context, *_geometry_arrays(geometry), batch, ny * nx,
+        out = _pool_forward_cpu(*_host_inputs(depth, context), *_geometry_arrays(geometry), batch, ny * nx,
                                 depth_bins * height * width, height * width)
         return torch.from_numpy(out).to(context.device).view(batch, channels, ny, nx)
 
@@ -277,14 +295,18 @@ class _BEVPool(torch.autograd.Function):
             from perception.ops._bev_pool_cuda import pool_backward_cuda
 
             lifted_grad = pool_backward_cuda(out_grad.reshape(batch, channels, -1), geometry)
+            lifted_grad = lifted_grad.view(*depth.shape, channels)  # (B, N, D, H, W, C)
+            depth_grad = (lifted_grad * context[:, :, None]).sum(-1)
+            context_grad = (lifted_grad * depth[..., None]).sum(2)
         else:
-            flat_grad = out_grad.detach().cpu().reshape(batch, channels, -1).contiguous().numpy()
-            lifted_grad = torch.from_numpy(_pool_backward_cpu(flat_grad, *_geometry_arrays(geometry),
-                                                              depth.numel()))
-        lifted_grad = lifted_grad.to(out_grad.device).view(*depth.shape, channels)  # (B, N, D, H, W, C)
-        depth_grad = (lifted_grad * context[:, :, None]).sum(-1) if ctx.needs_input_grad[0] else None
-        context_grad = (lifted_grad * depth[..., None]).sum(2) if ctx.needs_input_grad[1] else None
-        return depth_grad, context_grad, None, None
+            depth_bins, height, width = geometry.frustum_shape[2:]
+            cell_grad = out_grad.detach().cpu().to(context.dtype).reshape(batch, channels, -1).transpose(1, 2)
+            point_cells = _point_cells_cpu(*_geometry_arrays(geometry), depth.numel())
+            depth_grad, context_grad = (torch.from_numpy(grad).to(out_grad.device) for grad in _pool_backward_cpu(
+                cell_grad.reshape(-1, channels).contiguous().numpy(), *_host_inputs(depth, context), point_cells,
+                depth_bins, height * width))
+        return (depth_grad.view(depth.shape) if ctx.needs_input_grad[0] else None,
+                context_grad.view(context.shape) if ctx.needs_input_grad[1] else None, None, None)
 
 
 def bev_pool(depth: torch.Tensor, context: torch.Tensor, geometry: BEVPoolGeometry, backend: Optional[str] = None
