@@ -30,19 +30,48 @@ def _forward_kernel(depth, context, point_order, interval_starts, interval_ends,
 
 
 @cuda.jit
-def _backward_kernel(out_grad, point_order, interval_starts, interval_ends, interval_cells, grad):
-    """Thread (interval, channel): every point of the interval takes the output gradient of its cell (the gradient
-    of its lifted features)."""
-    t = cuda.grid(1)
-    channels = grad.shape[1]
-    if t >= interval_cells.size * channels:
+def _point_cells_kernel(point_order, interval_starts, interval_ends, interval_cells, cells):
+    """Thread per interval: each of its points gets the interval's flat cell (``cells`` starts at -1: dropped)."""
+    i = cuda.grid(1)
+    if i >= interval_cells.size:
         return
-    i = t // channels
-    c = t % channels
-    plane = out_grad.shape[2]
-    value = out_grad[interval_cells[i] // plane, c, interval_cells[i] % plane]
     for k in range(interval_starts[i], interval_ends[i]):
-        grad[point_order[k], c] = value
+        cells[point_order[k]] = interval_cells[i]
+
+
+@cuda.jit
+def _depth_grad_kernel(cell_grad, context, point_cells, points_per_image, pixels_per_image, depth_grad):
+    """Thread per frustum point: its cell's output gradient dotted with its pixel's context (0 when dropped)."""
+    point = cuda.grid(1)
+    if point >= point_cells.size:
+        return
+    cell = point_cells[point]
+    if cell < 0:
+        return
+    pixel = point // points_per_image * pixels_per_image + point % pixels_per_image
+    total = 0.0
+    for c in range(context.shape[1]):
+        total += cell_grad[cell, c] * context[pixel, c]
+    depth_grad[point] = total
+
+
+@cuda.jit
+def _context_grad_kernel(cell_grad, depth, point_cells, depth_bins, pixels_per_image, context_grad):
+    """Thread (pixel, channel): the sum over the pixel's depth bins of depth times the bin's cell gradient."""
+    t = cuda.grid(1)
+    channels = context_grad.shape[1]
+    if t >= context_grad.shape[0] * channels:
+        return
+    pixel = t // channels
+    c = t % channels
+    first_point = pixel // pixels_per_image * depth_bins * pixels_per_image + pixel % pixels_per_image
+    total = 0.0
+    for d in range(depth_bins):
+        point = first_point + d * pixels_per_image
+        cell = point_cells[point]
+        if cell >= 0:
+            total += depth[point] * cell_grad[cell, c]
+    context_grad[pixel, c] = total
 
 
 def _geometry_on_device(call: CudaCall, geometry):
@@ -65,12 +94,25 @@ def pool_forward_cuda(depth: torch.Tensor, context: torch.Tensor, geometry) -> t
     return call.download(out)
 
 
-def pool_backward_cuda(out_grad: torch.Tensor, geometry) -> torch.Tensor:
-    """(B * N_cams * D * H * W, C) gradient of the lifted features from the output gradient (B, C, ny * nx)."""
-    call = CudaCall(out_grad)
-    num_rows, channels = int(np.prod(geometry.frustum_shape)), out_grad.shape[1]
-    grad = call.empty((num_rows, channels), float_dtype(out_grad))
-    gpu.fill(call, grad, 0)
-    call.launch(_backward_kernel, geometry.num_intervals * channels, call.upload(out_grad, float_dtype(out_grad)),
-                *_geometry_on_device(call, geometry), grad)
-    return call.download(grad)
+def pool_backward_cuda(out_grad: torch.Tensor, depth: torch.Tensor, context: torch.Tensor, geometry):
+    """Gradients of depth (B, N_cams, D, H, W) and context (B, N_cams, H, W, C) from the output gradient (B, C, ny,
+    nx), as flat (P,) and (B * N_cams * H * W, C) arrays: perception.ops.bev_pool's Numba backward, one thread per
+    point and per (pixel, channel)."""
+    call = CudaCall(context)
+    batch, channels = out_grad.shape[:2]
+    depth_bins, height, width = geometry.frustum_shape[2:]
+    dtype = float_dtype(context)
+    cell_grad = call.upload(out_grad.reshape(batch, channels, -1).transpose(1, 2).reshape(-1, channels), dtype)
+    flat_depth = call.upload(depth.reshape(-1), dtype)
+    flat_context = call.upload(context.reshape(-1, channels), dtype)
+    point_cells = call.empty(flat_depth.size, np.int64)
+    gpu.fill(call, point_cells, -1)
+    call.launch(_point_cells_kernel, geometry.num_intervals, *_geometry_on_device(call, geometry), point_cells)
+    depth_grad = call.empty(flat_depth.size, dtype)
+    gpu.fill(call, depth_grad, 0)
+    call.launch(_depth_grad_kernel, flat_depth.size, cell_grad, flat_context, point_cells,
+                depth_bins * height * width, height * width, depth_grad)
+    context_grad = call.empty(flat_context.shape, dtype)
+    call.launch(_context_grad_kernel, context_grad.size, cell_grad, flat_depth, point_cells, depth_bins,
+                height * width, context_grad)
+    return call.download(depth_grad), call.download(context_grad)

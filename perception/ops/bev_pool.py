@@ -15,8 +15,8 @@ Backends of ``bev_pool``: "reference" (the lifted features formed, then the torc
 ``QuickCumsum``), "numba" (CPU, parallel over intervals), "cuda" (one thread per (interval, channel)); the last two
 form each product as they sum it, in float32 the same numbers as the reference's products. Backward: the Numba
 kernel gives each point's depth its cell's gradient dotted with its pixel's context and each pixel's context the
-sum over its depth bins of depth times the cell's gradient, in one pass over the pixels; the CUDA kernel gives
-each lifted feature its cell's gradient, contracted with depth and context in torch. The geometry is built with numpy ("reference"), a Numba counting sort ("numba") or the CUDA key
+sum over its depth bins of depth times the cell's gradient, in one pass over the pixels; the CUDA kernels compute
+the same, one thread per point and one per (pixel, channel). The geometry is built with numpy ("reference"), a Numba counting sort ("numba") or the CUDA key
 kernel plus torch's stable sort on the device ("cuda").
 """
 from __future__ import annotations
@@ -294,10 +294,7 @@ class _BEVPool(torch.autograd.Function):
         if ctx.backend == "cuda":
             from perception.ops._bev_pool_cuda import pool_backward_cuda
 
-            lifted_grad = pool_backward_cuda(out_grad.reshape(batch, channels, -1), geometry)
-            lifted_grad = lifted_grad.view(*depth.shape, channels)  # (B, N, D, H, W, C)
-            depth_grad = (lifted_grad * context[:, :, None]).sum(-1)
-            context_grad = (lifted_grad * depth[..., None]).sum(2)
+            depth_grad, context_grad = pool_backward_cuda(out_grad, depth, context, geometry)
         else:
             depth_bins, height, width = geometry.frustum_shape[2:]
             cell_grad = out_grad.detach().cpu().to(context.dtype).reshape(batch, channels, -1).transpose(1, 2)
