@@ -7,10 +7,14 @@ from numba import cuda
 
 from perception.ops import _cuda_primitives as gpu
 from perception.ops._backend import CudaCall, float_dtype
+from perception.ops._frustum_layout import pixel_of_point, point_of_pixel
+
+_pixel_of_point_gpu = cuda.jit(device=True)(pixel_of_point)
+_point_of_pixel_gpu = cuda.jit(device=True)(point_of_pixel)
 
 
 @cuda.jit
-def _forward_kernel(depth, context, point_order, interval_starts, interval_ends, interval_cells, points_per_image,
+def _forward_kernel(depth, context, point_order, interval_starts, interval_ends, interval_cells, depth_bins,
                     pixels_per_image, out):
     """Thread (interval, channel): out[b, c, cell] = sum of depth[point] * context[its pixel, c] over the interval's
     points (adjacent threads read adjacent channels of a pixel: coalesced)."""
@@ -23,8 +27,7 @@ def _forward_kernel(depth, context, point_order, interval_starts, interval_ends,
     total = 0.0
     for k in range(interval_starts[i], interval_ends[i]):
         point = point_order[k]
-        pixel = point // points_per_image * pixels_per_image + point % pixels_per_image
-        total += depth[point] * context[pixel, c]
+        total += depth[point] * context[_pixel_of_point_gpu(point, depth_bins, pixels_per_image), c]
     plane = out.shape[2]
     out[interval_cells[i] // plane, c, interval_cells[i] % plane] = total
 
@@ -40,7 +43,7 @@ def _point_cells_kernel(point_order, interval_starts, interval_ends, interval_ce
 
 
 @cuda.jit
-def _depth_grad_kernel(cell_grad, context, point_cells, points_per_image, pixels_per_image, depth_grad):
+def _depth_grad_kernel(cell_grad, context, point_cells, depth_bins, pixels_per_image, depth_grad):
     """Thread per frustum point: its cell's output gradient dotted with its pixel's context (0 when dropped)."""
     point = cuda.grid(1)
     if point >= point_cells.size:
@@ -48,7 +51,7 @@ def _depth_grad_kernel(cell_grad, context, point_cells, points_per_image, pixels
     cell = point_cells[point]
     if cell < 0:
         return
-    pixel = point // points_per_image * pixels_per_image + point % pixels_per_image
+    pixel = _pixel_of_point_gpu(point, depth_bins, pixels_per_image)
     total = 0.0
     for c in range(context.shape[1]):
         total += cell_grad[cell, c] * context[pixel, c]
@@ -64,10 +67,9 @@ def _context_grad_kernel(cell_grad, depth, point_cells, depth_bins, pixels_per_i
         return
     pixel = t // channels
     c = t % channels
-    first_point = pixel // pixels_per_image * depth_bins * pixels_per_image + pixel % pixels_per_image
     total = 0.0
     for d in range(depth_bins):
-        point = first_point + d * pixels_per_image
+        point = _point_of_pixel_gpu(pixel, d, depth_bins, pixels_per_image)
         cell = point_cells[point]
         if cell >= 0:
             total += depth[point] * cell_grad[cell, c]
@@ -90,7 +92,7 @@ def pool_forward_cuda(depth: torch.Tensor, context: torch.Tensor, geometry) -> t
     gpu.fill(call, out, 0)
     call.launch(_forward_kernel, geometry.num_intervals * channels, call.upload(depth.reshape(-1), dtype),
                 call.upload(context.reshape(-1, channels), dtype), *_geometry_on_device(call, geometry),
-                depth_bins * height * width, height * width, out)
+                depth_bins, height * width, out)
     return call.download(out)
 
 
@@ -110,8 +112,8 @@ def pool_backward_cuda(out_grad: torch.Tensor, depth: torch.Tensor, context: tor
     call.launch(_point_cells_kernel, geometry.num_intervals, *_geometry_on_device(call, geometry), point_cells)
     depth_grad = call.empty(flat_depth.size, dtype)
     gpu.fill(call, depth_grad, 0)
-    call.launch(_depth_grad_kernel, flat_depth.size, cell_grad, flat_context, point_cells,
-                depth_bins * height * width, height * width, depth_grad)
+    call.launch(_depth_grad_kernel, flat_depth.size, cell_grad, flat_context, point_cells, depth_bins,
+                height * width, depth_grad)
     context_grad = call.empty(flat_context.shape, dtype)
     call.launch(_context_grad_kernel, context_grad.size, cell_grad, flat_depth, point_cells, depth_bins,
                 height * width, context_grad)

@@ -29,10 +29,14 @@ import numpy as np
 import torch
 
 from perception.ops._backend import CudaCall, as_numpy, resolve_backend
+from perception.ops._frustum_layout import pixel_of_point, point_of_pixel
 from perception.ops._grid import Grid3D, point_keys_cpu
 
 INTERVALS_PER_TASK = 256
 """Intervals one Numba task sums (one accumulator allocation per task)."""
+
+_pixel_of_point_cpu = numba.njit(cache=True)(pixel_of_point)
+_point_of_pixel_cpu = numba.njit(cache=True)(point_of_pixel)
 
 
 @dataclass(frozen=True)
@@ -200,7 +204,7 @@ def _bev_pool_reference(depth: torch.Tensor, context: torch.Tensor, geometry: BE
 
 @numba.njit(parallel=True, cache=True)
 def _pool_forward_cpu(depth, context, point_order, interval_starts, interval_ends, interval_cells, batch, plane,
-                      points_per_image, pixels_per_image):
+                      depth_bins, pixels_per_image):
     """(B, C, plane) sums over each interval's points of depth[point] * context[its pixel] into the interval's cell;
     depth (B * N * D * H * W,), context (B * N * H * W, C); tasks of INTERVALS_PER_TASK intervals."""
     channels = context.shape[1]
@@ -213,7 +217,7 @@ def _pool_forward_cpu(depth, context, point_order, interval_starts, interval_end
             total[:] = 0
             for k in range(interval_starts[i], interval_ends[i]):
                 point = point_order[k]
-                pixel = point // points_per_image * pixels_per_image + point % pixels_per_image
+                pixel = _pixel_of_point_cpu(point, depth_bins, pixels_per_image)
                 weight = depth[point]
                 for c in range(channels):
                     total[c] += weight * context[pixel, c]
@@ -244,9 +248,8 @@ def _pool_backward_cpu(cell_grad, depth, context, point_cells, depth_bins, pixel
     depth_grad = np.zeros(depth.size, depth.dtype)
     context_grad = np.zeros(context.shape, context.dtype)
     for pixel in numba.prange(context.shape[0]):
-        first_point = pixel // pixels_per_image * depth_bins * pixels_per_image + pixel % pixels_per_image
         for d in range(depth_bins):
-            point = first_point + d * pixels_per_image
+            point = _point_of_pixel_cpu(pixel, d, depth_bins, pixels_per_image)
             cell = point_cells[point]
             if cell < 0:
                 continue
@@ -283,7 +286,7 @@ class _BEVPool(torch.autograd.Function):
             return pool_forward_cuda(depth, context, geometry).view(batch, channels, ny, nx)
         depth_bins, height, width = geometry.frustum_shape[2:]
         out = _pool_forward_cpu(*_host_inputs(depth, context), *_geometry_arrays(geometry), batch, ny * nx,
-                                depth_bins * height * width, height * width)
+                                depth_bins, height * width)
         return torch.from_numpy(out).to(context.device).view(batch, channels, ny, nx)
 
     @staticmethod
