@@ -103,11 +103,11 @@ class _HeldStatistics:
 
 
 class HeldBatchNorm1d(_HeldStatistics, nn.BatchNorm1d):
-    pass
+    """nn.BatchNorm1d with its statistics held (_HeldStatistics)."""
 
 
 class HeldBatchNorm2d(_HeldStatistics, nn.BatchNorm2d):
-    pass
+    """nn.BatchNorm2d with its statistics held (_HeldStatistics)."""
 
 
 HELD_NORMS: Dict[Type[nn.Module], Type[nn.Module]] = {nn.BatchNorm1d: HeldBatchNorm1d, nn.BatchNorm2d: HeldBatchNorm2d}
