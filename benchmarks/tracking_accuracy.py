@@ -1,21 +1,21 @@
 """How well the agent tracker (perception.decision.tracking) estimates accelerations and velocities from a
-detector's boxes, against the annotations: per smoothing weight, the error of the accelerations beside the error
+detector's boxes, against the annotations: per smoothing weight (and weight of a harder-braking estimate), the error of the accelerations beside the error
 of assuming none (constant velocity, what the planner predicted before tracking); per standing speed, the error of
 the velocities the planners see beside the detector's own.
 
     .venv/bin/python benchmarks/tracking_accuracy.py configs/fusion_tiny_planning.py work_dirs/fusion_tiny_planning.pth \\
         --dataroot datasets/synthetic --version v1.0-synth --split synth_train --smoothing 1,0.5,0.3,0.2 \\
-        --standing-speed 0,0.5,1,1.5 --json outputs/tracking/synth_train.json
+        --braking-smoothing 0.3,0.5,1 --standing-speed 0,0.5,1,1.5 --json outputs/tracking/synth_train.json
 
-The detector runs over the split (keyframes, the config's sweeps); per smoothing weight, the accelerations the
+The detector runs over the split (keyframes, the config's sweeps); per pair of weights, the accelerations the
 decision metrics use (perception.eval.logged_drive.tracked_agents: one tracker per scene over its keyframes
 in time order). A tracked box (scoring >= the planner's min_score, a class with a gate) is
 matched to the closest annotation of its class within MATCH_DISTANCE_M (nuScenes' middle centre-distance
 threshold). Its reference acceleration is the annotation's instance's speed change since the previous keyframe
 (the annotations' velocities, the devkit's central differences of their positions) over the time between them;
 boxes whose instance was not annotated there are not graded. Reports, over the graded boxes: the RMSE and the mean
-absolute error of the estimates and of 0, the mean estimate where the reference brakes harder than BRAKING_MPS2,
-and how many boxes were graded. Velocities (perception.eval.logged_drive.tracked_agents' boxes): every matched
+absolute error of the estimates and of 0, the mean estimate where the reference brakes harder than BRAKING_MPS2 and the mean
+absolute error there, and how many boxes were graded. Velocities (perception.eval.logged_drive.tracked_agents' boxes): every matched
 tracked box against its annotation's velocity (the devkit's central differences), the mean absolute error of the
 vector and of its lateral (ego y) component, for annotations moving at MOVING_MPS or more and for the others.
 """
@@ -68,9 +68,9 @@ def matched_annotations(boxes, truth, min_score: float):
                 yield int(index), int(same[int(np.argmin(distance))])
 
 
-def grade(nusc, ego_boxes, tokens: List[str], references, smoothing: float) -> dict:
-    """The module docstring's acceleration figures for one smoothing weight."""
-    config = TrackerConfig(smoothing=smoothing)
+def grade(nusc, ego_boxes, tokens: List[str], references, smoothing: float, braking_smoothing: float) -> dict:
+    """The module docstring's acceleration figures for one pair of weights (TrackerConfig's)."""
+    config = TrackerConfig(smoothing=smoothing, braking_smoothing=braking_smoothing)
     tracked = tracked_agents(nusc, ego_boxes, tokens, config)
     estimates, truths = [], []
     for token in tokens:
@@ -81,12 +81,13 @@ def grade(nusc, ego_boxes, tokens: List[str], references, smoothing: float) -> d
                 truths.append(reference[nearest])
     estimates, truths = np.array(estimates), np.array(truths)
     braking = truths < BRAKING_MPS2
-    return {"smoothing": smoothing, "graded": int(len(truths)), "braking": int(braking.sum()),
+    return {"smoothing": smoothing, "braking_smoothing": braking_smoothing, "graded": int(len(truths)), "braking": int(braking.sum()),
             "rmse_mps2": float(np.sqrt(np.mean((estimates - truths) ** 2))),
             "rmse_of_zero_mps2": float(np.sqrt(np.mean(truths ** 2))),
             "mae_mps2": float(np.mean(np.abs(estimates - truths))),
             "mae_of_zero_mps2": float(np.mean(np.abs(truths))),
             "mean_estimate_when_braking_mps2": float(estimates[braking].mean()) if braking.any() else None,
+            "mae_when_braking_mps2": float(np.abs(estimates - truths)[braking].mean()) if braking.any() else None,
             "mean_reference_when_braking_mps2": float(truths[braking].mean()) if braking.any() else None}
 
 
@@ -124,6 +125,8 @@ def main() -> None:
     parser.add_argument("--version", required=True)
     parser.add_argument("--split", required=True)
     parser.add_argument("--smoothing", default="1,0.5,0.3,0.2", help="comma-separated weights of the newest estimate")
+    parser.add_argument("--braking-smoothing", default="0.3,0.5,1",
+                        help="comma-separated weights of a newest estimate below the running one")
     parser.add_argument("--standing-speed", default="0,0.5,1,1.5",
                         help="comma-separated TrackerConfig.standing_speed_mps values [m/s]")
     parser.add_argument("--json", required=True)
@@ -141,14 +144,17 @@ def main() -> None:
     predictions, tokens = load_split_predictions(load_detector(args.config, args.checkpoint), nusc, data)
     tokens = sorted(tokens, key=lambda token: nusc.get("sample", token)["timestamp"])
     references = reference_accelerations(nusc, tokens)
-    rows = [grade(nusc, predictions.ego_boxes, tokens, references, float(weight))
-            for weight in args.smoothing.split(",")]
-    print(f"{'smoothing':>9}{'graded':>8}{'RMSE':>8}{'of 0':>8}{'MAE':>8}{'of 0':>8}{'braking':>9}{'est':>8}{'ref':>8}")
+    rows = [grade(nusc, predictions.ego_boxes, tokens, references, float(weight), float(braking_weight))
+            for weight in args.smoothing.split(",") for braking_weight in args.braking_smoothing.split(",")]
+    print(f"{'smoothing':>9}{'braking':>8}{'graded':>8}{'RMSE':>8}{'of 0':>8}{'MAE':>8}{'of 0':>8}{'braking':>9}"
+          f"{'est':>8}{'ref':>8}{'MAE':>8}")
     for row in rows:
         braking = row["mean_estimate_when_braking_mps2"]
-        print(f"{row['smoothing']:>9.2f}{row['graded']:>8}{row['rmse_mps2']:>8.2f}{row['rmse_of_zero_mps2']:>8.2f}"
-              f"{row['mae_mps2']:>8.2f}{row['mae_of_zero_mps2']:>8.2f}{row['braking']:>9}"
-              + (f"{braking:>8.2f}{row['mean_reference_when_braking_mps2']:>8.2f}" if braking is not None else ""))
+        print(f"{row['smoothing']:>9.2f}{row['braking_smoothing']:>8.2f}{row['graded']:>8}{row['rmse_mps2']:>8.2f}"
+              f"{row['rmse_of_zero_mps2']:>8.2f}{row['mae_mps2']:>8.2f}{row['mae_of_zero_mps2']:>8.2f}"
+              f"{row['braking']:>9}"
+              + (f"{braking:>8.2f}{row['mean_reference_when_braking_mps2']:>8.2f}{row['mae_when_braking_mps2']:>8.2f}"
+                 if braking is not None else ""))
     velocity_rows = [grade_velocities(nusc, predictions.ego_boxes, tokens, references, float(speed))
                      for speed in args.standing_speed.split(",")]
     print("velocity MAE [m/s], vector (lateral), of the detector's and of the tracked velocities")

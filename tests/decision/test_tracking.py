@@ -81,7 +81,7 @@ def test_a_standing_track_keeps_the_detector_s_velocity():
 
 
 def test_estimates_are_smoothed_and_clipped():
-    config = TrackerConfig(smoothing=0.5)
+    config = TrackerConfig(smoothing=0.5, braking_smoothing=0.5)
     tracker = AgentTracker(config)
     # positions 0, 5, 9, 13, 13 m every 0.5 s: speeds 10, 8, 8, 0 m/s; accelerations -4, then 0 (smoothed
     # 0.5 * 0 + 0.5 * -4 = -2), then -16 (0.5 * -16 + 0.5 * -2 = -9, the clip); the detector's velocities are
@@ -92,8 +92,20 @@ def test_estimates_are_smoothed_and_clipped():
     np.testing.assert_allclose(found, [0.0, 0.0, -4.0, -2.0, config.min_acceleration_mps2])
 
 
+def test_a_harder_braking_estimate_takes_its_own_weight():
+    # positions 0, 5, 10, 14, 18, 22.5 m every 0.5 s: speeds 10, 10, 8, 8, 9 m/s; estimates 0, -4, 0, +2 m/s^2.
+    # -4 brakes harder than the running 0: weight 1, -4; then 0 and +2 do not: weight 0.5, -2 and 0.
+    tracker = AgentTracker(TrackerConfig(smoothing=0.5, braking_smoothing=1.0))
+    found = [tracker.update(agents(("car", 20.0 + x, 0.0, 3.0, 0.0)),
+                            _pose(k * HALF_SECOND_US, 0, 0, 0)).accelerations_mps2[0]
+             for k, x in enumerate([0.0, 5.0, 10.0, 14.0, 18.0, 22.5])]
+    np.testing.assert_allclose(found, [0.0, 0.0, 0.0, -4.0, -2.0, 0.0], atol=1e-9)
+    with pytest.raises(ValueError, match="braking_smoothing"):
+        TrackerConfig(braking_smoothing=1.5)
+
+
 def test_association_by_class_gate_score_and_closest_first():
-    tracker = AgentTracker(TrackerConfig(smoothing=1.0))
+    tracker = AgentTracker(TrackerConfig(smoothing=1.0, braking_smoothing=1.0))
     poses = [_pose(k * HALF_SECOND_US, 0, 0, 0) for k in range(4)]
     tracker.update(agents(("car", 20.0, 0.0, 10.0, 0.0), ("car", 20.0, 3.5, 6.0, 0.0),
                           ("pedestrian", 10.0, 5.0, 1.0, 0.0), ("truck", 40.0, 0.0, 5.0, 0.0)), poses[0])
@@ -113,7 +125,7 @@ def test_association_by_class_gate_score_and_closest_first():
 def test_frames_closer_than_the_baseline_carry_the_estimate_on():
     # every 0.1 s, a car braking at 2 m/s^2 from 10 m/s, its box jittering by +-0.05 m along its path: speeds are
     # measured over 0.4 s (0 -> 0.4 s: 9.6 m/s at 0.2 s, 0.4 -> 0.8 s: 8.8 m/s at 0.6 s), never over 0.1 s
-    tracker = AgentTracker(TrackerConfig(smoothing=1.0, baseline_s=0.4))
+    tracker = AgentTracker(TrackerConfig(smoothing=1.0, braking_smoothing=1.0, baseline_s=0.4))
     found = []
     for k in range(9):
         x, speed = _braking(k * 0.1, 20.0, 10.0, 2.0)
@@ -124,7 +136,7 @@ def test_frames_closer_than_the_baseline_carry_the_estimate_on():
 
 
 def test_frames_out_of_order_or_too_far_apart_start_afresh():
-    tracker = AgentTracker(TrackerConfig(smoothing=1.0))
+    tracker = AgentTracker(TrackerConfig(smoothing=1.0, braking_smoothing=1.0))
     for k, x in enumerate([0.0, 5.0, 9.0]):
         tracker.update(agents(("car", 20.0 + x, 0.0, 8.0, 0.0)), _pose(k * HALF_SECOND_US, 0, 0, 0))
     # the next frame 1.5 s later (more than max_gap_s), then one earlier than it: no estimate either time
@@ -141,7 +153,7 @@ def test_association_on_ground_truth_matches_the_instances(nusc_synthetic):
     instance was annotated at the two previous keyframes, and then the change of the instance's own speeds over
     its two displacements (from the annotations' positions) between their midpoints."""
     scene = nusc_synthetic.scene[0]
-    tracker = AgentTracker(TrackerConfig(smoothing=1.0, min_acceleration_mps2=-np.inf,
+    tracker = AgentTracker(TrackerConfig(smoothing=1.0, braking_smoothing=1.0, min_acceleration_mps2=-np.inf,
                                          max_acceleration_mps2=np.inf))
     history, checked, token = {}, 0, scene["first_sample_token"]
     while token:
