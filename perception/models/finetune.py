@@ -4,7 +4,8 @@ statistics held, and folding LoRA and adapter weights back into the plain detect
 Methods (each starts from trained weights):
 
 - ``full``: every parameter trains.
-- ``head``: the CenterHead trains; encoders, fuser and decoder are frozen.
+- ``head``: the task heads train (the CenterHead and, where the config has one, the planning head); encoders,
+  fuser and decoder are frozen.
 - ``lora``: low-rank updates W + (alpha / rank) B A on the Conv2d and Linear layers under ``targets`` (HF peft's
   LoRA layers; for a conv, A has the layer's kernel and B is 1x1); the base weights are frozen.
 - ``adapter``: a zero-initialised residual linear bottleneck x + U D x (1x1 conv down to ``rank`` channels, 1x1
@@ -13,9 +14,9 @@ Methods (each starts from trained weights):
   nonlinear one cannot fold into a conv): conv(x + U D x) has the weight W (I + U D) over the input channels, at
   every kernel tap, and zero padding commutes with a per-pixel linear map.
 
-In ``lora`` and ``adapter`` the head's output layers (the 1x1 convs to heatmap, regression and attribute logits)
-train fully, as the task head does in parameter-efficient fine-tuning. A planning head, where the config has one,
-trains only in ``full``. BatchNorm layers always normalise with
+In ``lora`` and ``adapter`` the heads' output layers (the 1x1 convs to heatmap, regression and attribute logits;
+a planning head's PLANNING_OUTPUT_LAYERS) train fully, as the task head does in parameter-efficient fine-tuning:
+a plan adapts to a new domain with every method. BatchNorm layers always normalise with
 their running statistics and never update them (``HeldBatchNorm*``): a few dozen keyframes at batch size 2
 estimate them worse than the trained running averages; ``update_norm_stats`` lets the trainable ones update.
 Their affine weights train where their part trains.
@@ -142,10 +143,24 @@ class ResidualInputAdapter(nn.Module):
         return layer
 
 
+PLANNING_OUTPUT_LAYERS = ("planning_head.correction", "planning_head.lane_change", "planning_head.ego.trajectory",
+                          "planning_head.ego.maneuver")
+"""The planning head's output layers (perception.models.planning_head): its BEV branch's correction and
+lane-change layers, its ego branch's trajectory and maneuver layers."""
+
+
+def task_heads(detector: nn.Module) -> List[nn.Module]:
+    """The detector's heads: its detection head and, in a model that plans, its planning head."""
+    planning = getattr(detector, "planning_head", None)
+    return [detector.head] + ([] if planning is None else [planning])
+
+
 def head_output_layers(detector: nn.Module) -> Tuple[str, ...]:
-    """Names of the head's output layers (the last layer of its heatmap, regression and attribute branches)."""
-    return tuple(f"head.{branch}.{len(getattr(detector.head, branch)) - 1}"
-                 for branch in ("heatmap", "regression", "attribute"))
+    """Names of the heads' output layers: the last layer of the detection head's heatmap, regression and attribute
+    branches and, in a model that plans, PLANNING_OUTPUT_LAYERS."""
+    detection = tuple(f"head.{branch}.{len(getattr(detector.head, branch)) - 1}"
+                      for branch in ("heatmap", "regression", "attribute"))
+    return detection + (PLANNING_OUTPUT_LAYERS if len(task_heads(detector)) > 1 else ())
 
 
 def select_layers(model: nn.Module, prefixes: Sequence[str], types: Tuple[type, ...], exclude: Sequence[str] = ()
@@ -193,7 +208,8 @@ def prepare_fine_tuning(detector: nn.Module, spec: FineTuningSpec) -> ParameterC
                              f"{max_rank(layer, spec.method)})")
     detector.requires_grad_(spec.method == "full")
     if spec.method == "head":
-        detector.head.requires_grad_(True)
+        for head in task_heads(detector):
+            head.requires_grad_(True)
     elif spec.method == "lora":
         from peft import LoraConfig, inject_adapter_in_model  # here: peft imports transformers (seconds)
 

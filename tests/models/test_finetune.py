@@ -102,6 +102,21 @@ def test_each_method_trains_what_it_says_and_holds_norm_statistics(method, batch
     assert changed and changed <= trained  # frozen weights and every running statistic unchanged
 
 
+@pytest.mark.parametrize("method", ["head", "lora", "adapter"])
+def test_a_planning_head_adapts_with_every_method(method):
+    torch.manual_seed(0)
+    model = BEVFusionDetector(**tiny_model_config(), planning=dict(hidden_channels=16, pooled_cells=2))
+    prepare_fine_tuning(model, FineTuningSpec(method, rank=2))
+    trained = trained_names(model)
+    planning = {name for name, _ in model.named_parameters() if name.startswith("planning_head.")}
+    if method == "head":
+        assert trained == planning | {name for name, _ in model.named_parameters() if name.startswith("head.")}
+    else:
+        assert trained & planning == {f"planning_head.{layer}.{kind}" for layer in
+                                      ("correction", "lane_change", "ego.trajectory", "ego.maneuver")
+                                      for kind in ("weight", "bias")}
+
+
 @pytest.mark.parametrize("method", ["full", "head", "lora"])
 def test_an_encoder_the_model_does_not_read_neither_trains_nor_counts(method, batch):
     torch.manual_seed(0)
