@@ -1,7 +1,7 @@
 """How well the agent tracker (perception.decision.tracking) estimates accelerations and velocities from a
-detector's boxes, against the annotations: per smoothing weight (and weight of a harder-braking estimate), the error of the accelerations beside the error
-of assuming none (constant velocity, what the planner predicted before tracking); per standing speed, the error of
-the velocities the planners see beside the detector's own.
+detector's boxes, against the annotations: per smoothing weight (and weight of a harder-braking estimate), the
+error of the accelerations beside the error of assuming none (constant velocity, what the planner predicted before
+tracking); per standing speed, the error of the velocities the planners see beside the detector's own.
 
     .venv/bin/python benchmarks/tracking_accuracy.py configs/fusion_tiny_planning.py work_dirs/fusion_tiny_planning.pth \\
         --dataroot datasets/synthetic --version v1.0-synth --split synth_train --smoothing 1,0.5,0.3,0.2 \\
@@ -14,10 +14,11 @@ matched to the closest annotation of its class within MATCH_DISTANCE_M (nuScenes
 threshold). Its reference acceleration is the annotation's instance's speed change since the previous keyframe
 (the annotations' velocities, the devkit's central differences of their positions) over the time between them;
 boxes whose instance was not annotated there are not graded. Reports, over the graded boxes: the RMSE and the mean
-absolute error of the estimates and of 0, the mean estimate where the reference brakes harder than BRAKING_MPS2 and the mean
-absolute error there, and how many boxes were graded. Velocities (perception.eval.logged_drive.tracked_agents' boxes): every matched
-tracked box against its annotation's velocity (the devkit's central differences), the mean absolute error of the
-vector and of its lateral (ego y) component, for annotations moving at MOVING_MPS or more and for the others.
+absolute error of the estimates and of 0, the mean estimate where the reference brakes harder than BRAKING_MPS2 and
+the mean absolute error there, and how many boxes were graded. Velocities (perception.eval.logged_drive
+.tracked_agents' boxes): every matched tracked box against its annotation's velocity (the devkit's central
+differences), the mean absolute error of the vector and of its lateral (ego y) component, for annotations moving
+at MOVING_MPS or more and for the others.
 """
 from __future__ import annotations
 
@@ -81,7 +82,8 @@ def grade(nusc, ego_boxes, tokens: List[str], references, smoothing: float, brak
                 truths.append(reference[nearest])
     estimates, truths = np.array(estimates), np.array(truths)
     braking = truths < BRAKING_MPS2
-    return {"smoothing": smoothing, "braking_smoothing": braking_smoothing, "graded": int(len(truths)), "braking": int(braking.sum()),
+    return {"smoothing": smoothing, "braking_smoothing": braking_smoothing, "graded": int(len(truths)),
+            "braking": int(braking.sum()),
             "rmse_mps2": float(np.sqrt(np.mean((estimates - truths) ** 2))),
             "rmse_of_zero_mps2": float(np.sqrt(np.mean(truths ** 2))),
             "mae_mps2": float(np.mean(np.abs(estimates - truths))),

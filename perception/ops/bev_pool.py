@@ -16,8 +16,8 @@ Backends of ``bev_pool``: "reference" (the lifted features formed, then the torc
 form each product as they sum it, in float32 the same numbers as the reference's products. Backward: the Numba
 kernel gives each point's depth its cell's gradient dotted with its pixel's context and each pixel's context the
 sum over its depth bins of depth times the cell's gradient, in one pass over the pixels; the CUDA kernels compute
-the same, one thread per point and one per (pixel, channel). The geometry is built with numpy ("reference"), a Numba counting sort ("numba") or the CUDA key
-kernel plus torch's stable sort on the device ("cuda").
+the same, one thread per point and one per (pixel, channel). The geometry is built with numpy ("reference"), a
+Numba counting sort ("numba") or the CUDA key kernel plus torch's stable sort on the device ("cuda").
 """
 from __future__ import annotations
 
@@ -302,9 +302,11 @@ class _BEVPool(torch.autograd.Function):
             depth_bins, height, width = geometry.frustum_shape[2:]
             cell_grad = out_grad.detach().cpu().to(context.dtype).reshape(batch, channels, -1).transpose(1, 2)
             point_cells = _point_cells_cpu(*_geometry_arrays(geometry), depth.numel())
-            depth_grad, context_grad = (torch.from_numpy(grad).to(out_grad.device) for grad in _pool_backward_cpu(
-                cell_grad.reshape(-1, channels).contiguous().numpy(), *_host_inputs(depth, context), point_cells,
-                depth_bins, height * width))
+            depth_grad, context_grad = _pool_backward_cpu(cell_grad.reshape(-1, channels).contiguous().numpy(),
+                                                          *_host_inputs(depth, context), point_cells, depth_bins,
+                                                          height * width)
+            depth_grad = torch.from_numpy(depth_grad).to(out_grad.device)
+            context_grad = torch.from_numpy(context_grad).to(out_grad.device)
         return (depth_grad.view(depth.shape) if ctx.needs_input_grad[0] else None,
                 context_grad.view(context.shape) if ctx.needs_input_grad[1] else None, None, None)
 
@@ -317,8 +319,8 @@ def bev_pool(depth: torch.Tensor, context: torch.Tensor, geometry: BEVPoolGeomet
     "numba" or "cuda"."""
     depth, context = torch.as_tensor(depth), torch.as_tensor(context)
     batch, cameras, _, height, width = geometry.frustum_shape
-    if tuple(depth.shape) != geometry.frustum_shape or (context.ndim != 5 or
-                                                         tuple(context.shape[:4]) != (batch, cameras, height, width)):
+    if (tuple(depth.shape) != geometry.frustum_shape or context.ndim != 5
+            or tuple(context.shape[:4]) != (batch, cameras, height, width)):
         raise ValueError(
             f"bev_pool: depth must be (B, N_cams, D, H, W) = {geometry.frustum_shape} and context (B, N_cams, H, W, "
             f"C) with (B, N_cams, H, W) = {(batch, cameras, height, width)}, as the geometry was built for; got depth "
