@@ -25,9 +25,12 @@ this order:
    speed down to the agent's speed along the plan needs.
 
 A veto falls back to a braking plan in the ego's lane: down to the blocking agent's forward speed at the step of the
-hazard, never faster than the ego drives now (STOP when that is standing), at the deceleration the blocking agent
-needs clipped to [comfortable, max]; when that plan fails checks 2 or 3 itself (the blocking agent may be beside
-the path, another one in it), a STOP at ``max_decel_mps2``. A kept plan keeps its maneuver; its reason names the
+hazard, never faster than the ego drives now (to a standstill when that is standing), at the deceleration the
+blocking agent needs clipped to [comfortable, max]; when that plan fails checks 2 or 3 itself (the blocking agent
+may be beside the path, another one in it), to a standstill at ``max_decel_mps2``. The fallback is named by what it
+does within the horizon, as the logged drive's labels name a maneuver (perception.datasets.maneuver_labels, rule
+1): STOP when some step's mean speed is at most ``stopped_speed_mps`` (the ego stands within the horizon), else
+BRAKE (a stop further on, or a slowing to the agent's speed). A kept plan keeps its maneuver; its reason names the
 closest agent in the path, its gap and TTC.
 """
 from __future__ import annotations
@@ -96,9 +99,10 @@ def check_plan(trajectory: np.ndarray, maneuver: Maneuver, boxes: Boxes3D, ego: 
             stopped, target, decel = True, 0.0, config.max_decel_mps2
             plan = plan_trajectory(ego, target, decel, 0, config)
             reason += f"; that plan not clear either: stopping at {decel:.1f} m/s^2"
-        return decision(Maneuver.STOP if stopped else Maneuver.BRAKE, target, local, plan, reason, True)
+        stands = plan_speeds_mps(plan, config).min() <= config.stopped_speed_mps
+        return decision(Maneuver.STOP if stands else Maneuver.BRAKE, target, local, plan, reason, True)
 
-    planned_speed = float(np.linalg.norm(trajectory[-1] - trajectory[-2]) / config.step_s)
+    planned_speed = float(plan_speeds_mps(trajectory, config)[-1])
     in_path = np.flatnonzero(assessment.in_path)
     if not len(in_path):
         return decision(maneuver, planned_speed, -1, trajectory, "proposed plan kept; no agent in the path", False)
@@ -107,6 +111,13 @@ def check_plan(trajectory: np.ndarray, maneuver: Maneuver, boxes: Boxes3D, ego: 
     return decision(maneuver, planned_speed, local, trajectory,
                     f"proposed plan kept; closest in the path: {describe_agent(agents, kept[local], assessment, local)}"
                     f", {ttc_text}", False)
+
+
+def plan_speeds_mps(trajectory: np.ndarray, config: PlannerConfig) -> np.ndarray:
+    """(T,) the mean speed [m/s] over each step of a plan (T, 2) [m] at config.step_times_s, from the rear axle
+    now at the origin."""
+    previous = np.vstack([[0.0, 0.0], trajectory[:-1]])
+    return np.linalg.norm(trajectory - previous, axis=1) / config.step_s
 
 
 def _relative_to_plan(trajectory: np.ndarray, agents: Boxes3D, predicted: np.ndarray, speed_factors: np.ndarray,
@@ -156,8 +167,7 @@ def _first_hazard(trajectory: np.ndarray, agents: Boxes3D, predicted: np.ndarray
                                sizes=np.tile(agents.sizes, (steps, 1)), yaws=future[:, 2]).bev_corners()
     ego = np.repeat(ego_footprints(trajectory, config), count, axis=0)  # (T * N, 4, 2)
     along, across, half_length, forward_speed = relative
-    previous = np.vstack([[0.0, 0.0], trajectory[:-1]])
-    planned_speed = np.linalg.norm(trajectory - previous, axis=1) / config.step_s  # (T,)
+    planned_speed = plan_speeds_mps(trajectory, config)  # (T,)
     behind = along <= config.rear_axle_to_center_m  # (N, T): the agent's centre behind the planned ego centre
     overlaps = footprints_overlap(ego, agent_footprints).reshape(steps, count).T  # (N, T)
     # behind and faster along the plan at its first contact: it runs into the ego (predicted at its speed, on

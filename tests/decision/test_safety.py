@@ -49,14 +49,17 @@ def test_a_plan_into_a_stopped_car_is_vetoed():
 def test_a_lead_braking_to_a_stop_is_seen_with_its_acceleration():
     # lead at 30 m, 10 m/s, like the ego: at constant velocity the 24.26 m gap (30 - 2.3 - 3.442) stays. Braking at
     # 6 m/s^2 it stops after 1.67 s at 38.33 m; at 2.5 s the ego (25 m) is 7.59 m from its rear, short of the
-    # 1.0 + 10^2 / (2 * 6) = 9.33 m margin, and the lead stands then: vetoed, STOP
+    # 1.0 + 10^2 / (2 * 6) = 9.33 m margin, and the lead stands then: vetoed, down to its 0 m/s at the comfortable
+    # 2.5 m/s^2, x(t) = 10 t - 1.25 t^2. Over the last step the ego still moves at (18.75 - 17.1875) / 0.5 = 3.125
+    # m/s: it stands beyond the horizon, so the logged drive's rules name the fallback BRAKE, not STOP
     lead = agents(("car", 30, 0, 10, 0))
     kept = check_plan(_straight(10.0), Maneuver.FOLLOW, lead, EgoState(10.0))
     assert not kept.vetoed and kept.maneuver is Maneuver.FOLLOW
     vetoed = check_plan(_straight(10.0), Maneuver.FOLLOW, lead, EgoState(10.0),
                         agent_accelerations_mps2=np.array([-6.0]))
-    assert vetoed.vetoed and vetoed.maneuver is Maneuver.STOP and vetoed.target_speed_mps == 0.0
-    assert "leaves 7.6 m of the 9.3 m braking margin at 2.5 s" in vetoed.reason
+    assert vetoed.vetoed and vetoed.maneuver is Maneuver.BRAKE and vetoed.target_speed_mps == 0.0
+    assert "leaves 7.6 m of the 9.3 m braking margin at 2.5 s; braking at 2.5 m/s^2" in vetoed.reason
+    np.testing.assert_allclose(vetoed.trajectory[:, 0], 10.0 * CONFIG.step_times_s - 1.25 * CONFIG.step_times_s ** 2)
     assert "car #0 at 10.0 m/s braking at 6.0 m/s^2, 24.3 m ahead" in vetoed.reason  # the rationale names it
     with pytest.raises(ValueError, match="2 agent accelerations for 1 boxes"):
         check_plan(_straight(10.0), Maneuver.FOLLOW, lead, EgoState(10.0), agent_accelerations_mps2=np.zeros(2))
@@ -109,9 +112,10 @@ def test_an_agent_running_into_a_braking_plan_from_behind_does_not_veto_it():
 
 def test_a_plan_without_braking_margin_is_vetoed():
     # car stopped at 38 m (rear 35.7 m); need 1.0 + 10^2 / (2 * 6) = 9.33 m; at 2.5 s the ego is at 25 m:
-    # gap 35.7 - 25 - 3.442 = 7.26 m (at 2.0 s it was 12.26 m, enough; its front never reaches the car)
+    # gap 35.7 - 25 - 3.442 = 7.26 m (at 2.0 s it was 12.26 m, enough; its front never reaches the car). The
+    # fallback stops for it at the comfortable 2.5 m/s^2, after 4 s: BRAKE within the 3 s horizon
     decision = check_plan(_straight(10.0), Maneuver.KEEP_LANE, agents(("car", 38, 0, 0, 0)), EgoState(10.0))
-    assert decision.vetoed and decision.maneuver is Maneuver.STOP
+    assert decision.vetoed and decision.maneuver is Maneuver.BRAKE and decision.target_speed_mps == 0.0
     assert "leaves 7.3 m of the 9.3 m braking margin at 2.5 s" in decision.reason
     slow = check_plan(_straight(5.0), Maneuver.KEEP_LANE, agents(("car", 38, 0, 0, 0)), EgoState(5.0))
     assert not slow.vetoed  # 15 m travelled: gap 17.26 m >= 1.0 + 25 / 12
