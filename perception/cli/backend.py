@@ -20,25 +20,30 @@ def add_backend_list_options(parser: argparse.ArgumentParser) -> None:
     """``--backend A,B,..`` and ``--onnx DIR`` once per ONNX Runtime backend of the list, in its order; read them
     with ``backend_folders``."""
     parser.add_argument("--backend", default="torch",
-                        help=f"comma-separated backends timed side by side, from: {', '.join(BACKENDS)}")
+                        help=f"comma-separated backends timed side by side, from: {', '.join(BACKENDS)}; an "
+                             f"onnxruntime backend may repeat with other graphs (e.g. two INT8 mixes)")
     parser.add_argument("--onnx", action="append", default=[],
                         help="folder of the graphs of tools/export.py (onnxruntime) or tools/quantize.py "
                              "(onnxruntime-int8): once per onnxruntime backend of --backend, in its order")
 
 
-def backend_folders(backends: str, onnx_dirs: Sequence[str]) -> List[Tuple[str, Optional[str]]]:
-    """'torch,onnxruntime,onnxruntime-int8' and the --onnx folders -> [(backend, its graphs folder or None)].
-    ValueError for an unknown or repeated backend, or when the folders do not match the ONNX Runtime backends
-    one to one."""
+def backend_folders(backends: str, onnx_dirs: Sequence[str]) -> List[Tuple[str, str, Optional[str]]]:
+    """'torch,onnxruntime,onnxruntime-int8' and the --onnx folders -> [(label, backend, its graphs folder or
+    None)]; the label is the backend, or 'backend@folder' for a backend listed more than once. ValueError for an
+    unknown backend, torch twice, the same graphs twice, or folders that do not match the ONNX Runtime backends one
+    to one."""
     names = [name.strip() for name in backends.split(",") if name.strip()]
     unknown = [name for name in names if name not in BACKENDS]
     if not names or unknown:
         raise ValueError(f"--backend {backends!r}: choose from {', '.join(BACKENDS)}")
-    if len(set(names)) != len(names):
-        raise ValueError(f"--backend {backends!r} names a backend twice")
+    if names.count("torch") > 1:
+        raise ValueError(f"--backend {backends!r} names torch twice")
     onnx_backends = [name for name in names if name != "torch"]
     if len(onnx_dirs) != len(onnx_backends):
         raise ValueError(f"--backend {backends!r} has {len(onnx_backends)} onnxruntime backend(s) but "
                          f"{len(onnx_dirs)} --onnx folder(s); give one --onnx per onnxruntime backend, in order")
-    folders = dict(zip(onnx_backends, onnx_dirs))
-    return [(name, folders.get(name)) for name in names]
+    folders = iter(onnx_dirs)
+    pairs = [(name, None if name == "torch" else next(folders)) for name in names]
+    if len(set(pairs)) != len(pairs):
+        raise ValueError(f"--backend {backends!r} with --onnx {list(onnx_dirs)} times the same graphs twice")
+    return [(f"{name}@{folder}" if names.count(name) > 1 else name, name, folder) for name, folder in pairs]

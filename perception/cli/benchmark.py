@@ -2,7 +2,8 @@
 peak memory and threads, the kernels' backends side by side, and latency against LiDAR point count (1..10 sweeps);
 JSON out and a table printed (perception.runtime.benchmark). Several backends (``--backend torch,onnxruntime,
 onnxruntime-int8 --onnx FLOAT_DIR --onnx INT8_DIR``) are timed side by side, interleaved in one process on the
-same frames; ratios are against the first.
+same frames; ratios are against the first. An onnxruntime backend listed twice with two folders (two INT8 mixes)
+is reported as 'backend@folder' each.
 
 Without CHECKPOINT the model has its initial (random) weights: every stage costs what the trained model's does,
 except decoding and NMS, whose cost depends on how many boxes pass the score threshold.
@@ -73,8 +74,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     from perception.models import model_inputs
     from perception.runtime.messages import find_scene
 
-    detectors = {backend: load_backend(backend, config_path, args.checkpoint, onnx_dir, args.device)
-                 for backend, onnx_dir in backends}
+    detectors = {label: load_backend(backend, config_path, args.checkpoint, onnx_dir, args.device)
+                 for label, backend, onnx_dir in backends}
     nusc = NuScenes(version=version, dataroot=dataroot, verbose=False)
     scene = find_scene(nusc, args.scene or nusc.scene[0]["name"])
     tokens, token = [], scene["first_sample_token"]
@@ -83,7 +84,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
         token = nusc.get("sample", token)["next"]
 
     def describe() -> Dict[str, Any]:
-        return {"config": args.config, "checkpoint": args.checkpoint, "onnx": dict(backends),
+        return {"config": args.config, "checkpoint": args.checkpoint,
+                "onnx": {label: onnx_dir for label, _, onnx_dir in backends},
                 "dataroot": dataroot, "version": version,
                 "scene": scene["name"], "sensors": sorted(next(iter(detectors.values())).sensors)}
 

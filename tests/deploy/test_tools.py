@@ -2,6 +2,7 @@
 synthetic world (tests/conftest.py) with the tiny model of tests/models: what they write, and their one-line
 errors for bad input."""
 import json
+import shutil
 
 import pytest
 
@@ -39,12 +40,15 @@ def test_export_quantize_and_evaluate(model_on_world, synthetic_root, nusc_synth
                         "--dataroot", str(synthetic_root), "--version", nusc_synthetic.version, "--split",
                         "synth_val", "--out", str(folder / "test"), "--no-plots"])
     assert 0 <= metrics[0]["nd_score"] <= 1
-    result = benchmark_main([config, checkpoint, "--backend", "torch,onnxruntime,onnxruntime-int8", "--onnx",
-                             str(folder / "float"), "--onnx", str(folder / "int8"), "--json",
+    shutil.copytree(folder / "int8", folder / "int8_copy")  # a second INT8 folder, timed beside the first
+    int8, copy = str(folder / "int8"), str(folder / "int8_copy")
+    result = benchmark_main([config, checkpoint, "--backend", "torch,onnxruntime,onnxruntime-int8,onnxruntime-int8",
+                             "--onnx", str(folder / "float"), "--onnx", int8, "--onnx", copy, "--json",
                              str(folder / "bench.json"), "--iters", "3", "--warmup", "1", "--sweeps", "1,2",
                              "--curve-iters", "1", "--kernel-iters", "1", "--frames", "2", "--quiet"])
-    assert list(result["backends"]) == ["torch", "onnxruntime", "onnxruntime-int8"]
-    assert result["onnx"]["onnxruntime-int8"] == str(folder / "int8") and "hard_voxelize_lidar" in result["kernels"]
+    labels = ["torch", "onnxruntime", f"onnxruntime-int8@{int8}", f"onnxruntime-int8@{copy}"]
+    assert list(result["backends"]) == labels
+    assert result["onnx"][labels[2]] == int8 and "hard_voxelize_lidar" in result["kernels"]
     for entry in result["backends"].values():  # every backend timed on every iteration, the same stages
         assert {"fuser", "decoder", "head", "voxelize", "detector", "end_to_end"} <= set(entry["stages_ms"])
         assert {stats["count"] for stats in entry["stages_ms"].values()} == {3}
@@ -70,3 +74,11 @@ def test_bad_input_is_one_line(model_on_world, tmp_path, capsys):
     with pytest.raises(SystemExit):
         benchmark_main([config, "--backend", "torch,onnxruntime", "--json", str(tmp_path / "b.json")])
     assert "1 onnxruntime backend(s) but 0 --onnx folder(s)" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        benchmark_main([config, "--backend", "torch,torch", "--json", str(tmp_path / "b.json")])
+    assert "names torch twice" in capsys.readouterr().err
+    float_dir = str(tmp_path / "float")
+    with pytest.raises(SystemExit):
+        benchmark_main([config, "--backend", "onnxruntime,onnxruntime", "--onnx", float_dir, "--onnx", float_dir,
+                        "--json", str(tmp_path / "b.json")])
+    assert "times the same graphs twice" in capsys.readouterr().err
