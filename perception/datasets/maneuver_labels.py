@@ -123,7 +123,7 @@ def label_maneuver(times_s: np.ndarray, ego_xy: np.ndarray, ego_yaw: np.ndarray,
     now = int(np.argmin(np.abs(times_s)))
     future_xy = ego_xy[now:]
     speeds = np.linalg.norm(np.diff(future_xy, axis=0), axis=1) / config.step_s  # (H,) per interval
-    if speeds.min() <= config.stop_speed_mps:
+    if stands_still(speeds, config):
         return Maneuver.STOP
     span = round(config.brake_span_s / config.step_s)
     if len(speeds) > span and np.max(speeds[:-span] - speeds[span:]) / config.brake_span_s >= config.brake_decel_mps2:
@@ -138,6 +138,12 @@ def label_maneuver(times_s: np.ndarray, ego_xy: np.ndarray, ego_yaw: np.ndarray,
     if np.any((along > 0) & (along <= reach) & (np.abs(across) <= config.path_half_width_m)):
         return Maneuver.FOLLOW
     return Maneuver.KEEP_LANE
+
+
+def stands_still(interval_speeds_mps: np.ndarray, config: ManeuverLabelConfig = ManeuverLabelConfig()) -> bool:
+    """Rule 1 (STOP) on the mean speeds [m/s] of the intervals from now over the horizon: some is at most
+    ``config.stop_speed_mps``."""
+    return bool(np.min(interval_speeds_mps) <= config.stop_speed_mps)
 
 
 def lane_switch(times_s: np.ndarray, ego_xy: np.ndarray, ego_yaw: np.ndarray, lanes: LaneCentres,

@@ -28,9 +28,9 @@ A veto falls back to a braking plan in the ego's lane: down to the blocking agen
 hazard, never faster than the ego drives now (to a standstill when that is standing), at the deceleration the
 blocking agent needs clipped to [comfortable, max]; when that plan fails checks 2 or 3 itself (the blocking agent
 may be beside the path, another one in it), to a standstill at ``max_decel_mps2``. The fallback is named by what it
-does within the horizon, as the logged drive's labels name a maneuver (perception.datasets.maneuver_labels, rule
-1): STOP when some step's mean speed is at most ``stopped_speed_mps`` (the ego stands within the horizon), else
-BRAKE (a stop further on, or a slowing to the agent's speed). A kept plan keeps its maneuver; its reason names the
+does within the horizon, by the logged drive's label rule for STOP (perception.datasets.maneuver_labels
+.stands_still on its steps' mean speeds: the ego stands within the horizon), else BRAKE (a stop further on, or a
+slowing to the agent's speed). A kept plan keeps its maneuver; its reason names the
 closest agent in the path, its gap and TTC.
 """
 from __future__ import annotations
@@ -41,6 +41,7 @@ from typing import Optional
 import numpy as np
 
 from perception.classes import DETECTION_CLASSES
+from perception.datasets.maneuver_labels import stands_still
 from perception.decision.collision import ego_footprints, footprints_overlap, path_coordinates
 from perception.decision.ego_state import EgoState
 from perception.decision.planner import assess_frame, decide, describe_agent, plan_trajectory
@@ -99,8 +100,8 @@ def check_plan(trajectory: np.ndarray, maneuver: Maneuver, boxes: Boxes3D, ego: 
             stopped, target, decel = True, 0.0, config.max_decel_mps2
             plan = plan_trajectory(ego, target, decel, 0, config)
             reason += f"; that plan not clear either: stopping at {decel:.1f} m/s^2"
-        stands = plan_speeds_mps(plan, config).min() <= config.stopped_speed_mps
-        return decision(Maneuver.STOP if stands else Maneuver.BRAKE, target, local, plan, reason, True)
+        named = Maneuver.STOP if stands_still(plan_speeds_mps(plan, config)) else Maneuver.BRAKE
+        return decision(named, target, local, plan, reason, True)
 
     planned_speed = float(plan_speeds_mps(trajectory, config)[-1])
     in_path = np.flatnonzero(assessment.in_path)
