@@ -3,8 +3,10 @@
 OpenVINO on the float graphs and on the INT8 ones (it reads their QuantizeLinear / DequantizeLinear pairs as its
 own low-precision ops). Inputs: what each graph receives on real validation frames (recorded from the torch
 model, the config's sweeps and image size). Per graph and runtime, the median of ``--calls`` calls after two
-warm-up calls, the runtimes interleaved call by call so that a load change hits them alike. The thread policy
-(perception.threads) is applied first; OpenVINO gets the same thread count.
+warm-up calls, the runtimes interleaved call by call so that a load change hits them alike; with ``--idle-ms N``
+each call comes after N ms of sleep, as a graph does after a pipeline stage that leaves the cores idle (on a VM
+whose idle vCPUs halt, a sleeping pool worker then wakes too late to help: benchmarks/RESULTS.md, "ONNX Runtime
+after an idle gap"). The thread policy (perception.threads) is applied first; OpenVINO gets the same thread count.
 
     python benchmarks/bench_graphs.py configs/fusion_tiny.py checkpoints/fusion_tiny.pth \
         --float outputs/deploy/float --int8 outputs/deploy/int8_all --json outputs/graphs.json
@@ -43,6 +45,7 @@ def main() -> None:
     parser.add_argument("--json", required=True)
     parser.add_argument("--calls", type=int, default=15)
     parser.add_argument("--frames", type=int, default=2, help="validation frames whose inputs are cycled")
+    parser.add_argument("--idle-ms", type=float, default=0.0, help="sleep this long before each call")
     args = parser.parse_args()
     policy = apply_thread_policy()
     import numpy as np
@@ -79,6 +82,7 @@ def main() -> None:
             for step in range(args.calls + 2):
                 inputs = recorded[path][step % len(recorded[path])]
                 for name, call in calls.items():
+                    time.sleep(args.idle_ms / 1000)
                     start = time.perf_counter()
                     call(*inputs)
                     if step >= 2:
@@ -89,7 +93,8 @@ def main() -> None:
     totals = {key: sum(row[key] for row in rows) for key in rows[0] if key != "graph"}
     print(f"{'sum':<28}" + "".join(f"{value:>18.2f}" for value in totals.values()))
     with open(args.json, "w", encoding="utf-8") as f:
-        json.dump({"command": " ".join(sys.argv), "policy": policy.__dict__, "rows": rows, "sum": totals}, f,
+        json.dump({"command": " ".join(sys.argv), "policy": policy.__dict__, "idle_ms": args.idle_ms, "rows": rows,
+                   "sum": totals}, f,
                   indent=2)
 
 
