@@ -255,11 +255,12 @@ def format_table(result: Dict[str, Any]) -> str:
             lines.append(_stage_row(name, stages[name]))
         lines.append(f"throughput {entry['throughput_fps']:.1f} frames/s")
     if len(result["backends"]) > 1:
+        width = max(18, 1 + max(len(backend) for backend in result["backends"]))  # 'backend@folder' labels
         lines.append("side by side")
-        lines.append(f"{'backend':<18}{'stage':<16}{header}{'p50/first':>11}")
+        lines.append(f"{'backend':<{width}}{'stage':<16}{header}{'p50/first':>11}")
         for stage in ("detector", "end_to_end"):
             for backend, entry in result["backends"].items():
-                lines.append(f"{backend:<18}" + _stage_row(stage, entry["stages_ms"][stage])
+                lines.append(f"{backend:<{width}}" + _stage_row(stage, entry["stages_ms"][stage])
                              + f"{entry['p50_vs_first'].get(stage, float('nan')):>11.2f}")
     lines.append(f"peak RSS {result['peak_rss_mib']:.0f} MiB; {result['lidar_points_mean']:.0f} LiDAR points/frame; "
                  f"threads {result['threads']}")
