@@ -82,7 +82,8 @@ def main() -> None:
             for step in range(args.calls + 2):
                 inputs = recorded[path][step % len(recorded[path])]
                 for name, call in calls.items():
-                    time.sleep(args.idle_ms / 1000)
+                    if args.idle_ms > 0:
+                        time.sleep(args.idle_ms / 1000)
                     start = time.perf_counter()
                     call(*inputs)
                     if step >= 2:

@@ -30,8 +30,8 @@ blocking agent needs clipped to [comfortable, max]; when that plan fails checks 
 may be beside the path, another one in it), to a standstill at ``max_decel_mps2``. The fallback is named by what it
 does within the horizon, by the logged drive's label rule for STOP (perception.datasets.maneuver_labels
 .stands_still on its steps' mean speeds: the ego stands within the horizon), else BRAKE (a stop further on, or a
-slowing to the agent's speed). A kept plan keeps its maneuver; its reason names the
-closest agent in the path, its gap and TTC.
+slowing to the agent's speed). A kept plan keeps its maneuver; its reason names the closest agent in the path, its
+gap and TTC.
 """
 from __future__ import annotations
 

@@ -96,15 +96,15 @@ def pool_forward_cuda(depth: torch.Tensor, context: torch.Tensor, geometry) -> t
     return call.download(out)
 
 
-def pool_backward_cuda(out_grad: torch.Tensor, depth: torch.Tensor, context: torch.Tensor, geometry):
-    """Gradients of depth (B, N_cams, D, H, W) and context (B, N_cams, H, W, C) from the output gradient (B, C, ny,
-    nx), as flat (P,) and (B * N_cams * H * W, C) arrays: perception.ops.bev_pool's Numba backward, one thread per
-    point and per (pixel, channel)."""
+def pool_backward_cuda(cell_grad: torch.Tensor, depth: torch.Tensor, context: torch.Tensor, geometry):
+    """Gradients of depth (B, N_cams, D, H, W) and context (B, N_cams, H, W, C) from each BEV cell's output gradient
+    (B * ny * nx, C), as flat (P,) and (B * N_cams * H * W, C) arrays: perception.ops.bev_pool's Numba backward, one
+    thread per point and per (pixel, channel)."""
     call = CudaCall(context)
-    batch, channels = out_grad.shape[:2]
+    channels = cell_grad.shape[1]
     depth_bins, height, width = geometry.frustum_shape[2:]
     dtype = float_dtype(context)
-    cell_grad = call.upload(out_grad.reshape(batch, channels, -1).transpose(1, 2).reshape(-1, channels), dtype)
+    cell_grad = call.upload(cell_grad, dtype)
     flat_depth = call.upload(depth.reshape(-1), dtype)
     flat_context = call.upload(context.reshape(-1, channels), dtype)
     point_cells = call.empty(flat_depth.size, np.int64)

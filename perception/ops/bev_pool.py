@@ -294,15 +294,15 @@ class _BEVPool(torch.autograd.Function):
         depth, context = ctx.saved_tensors
         geometry = ctx.geometry
         batch, channels = out_grad.shape[:2]
+        cell_grad = out_grad.detach().reshape(batch, channels, -1).transpose(1, 2).reshape(-1, channels)
         if ctx.backend == "cuda":
             from perception.ops._bev_pool_cuda import pool_backward_cuda
 
-            depth_grad, context_grad = pool_backward_cuda(out_grad, depth, context, geometry)
+            depth_grad, context_grad = pool_backward_cuda(cell_grad, depth, context, geometry)
         else:
             depth_bins, height, width = geometry.frustum_shape[2:]
-            cell_grad = out_grad.detach().cpu().to(context.dtype).reshape(batch, channels, -1).transpose(1, 2)
             point_cells = _point_cells_cpu(*_geometry_arrays(geometry), depth.numel())
-            depth_grad, context_grad = _pool_backward_cpu(cell_grad.reshape(-1, channels).contiguous().numpy(),
+            depth_grad, context_grad = _pool_backward_cpu(cell_grad.cpu().to(context.dtype).numpy(),
                                                           *_host_inputs(depth, context), point_cells, depth_bins,
                                                           height * width)
             depth_grad = torch.from_numpy(depth_grad).to(out_grad.device)
