@@ -43,6 +43,9 @@ encoder's BEV pooling). The benchmark and the replay time the rest:
 load (the Frame from files), detector (the whole detect call, around the model's stages), decision, and
 end_to_end (load + detector + decision)."""
 
+NESTED_STAGES: Tuple[str, ...] = ("voxelize", "bev_pool")
+"""The stages timed inside an encoder's (STAGES' docstring): a sum of stages leaves them out."""
+
 PERCENTILES = (50, 90, 99)
 
 

@@ -20,7 +20,9 @@ from mmengine.config import Config
 
 from perception.cli import add_debug_option, resolve_config, resolve_path, tool_main
 from perception.cli.backend import add_backend_list_options, backend_folders
-from perception.runtime.benchmark import BenchmarkOptions, format_table, parse_sweep_counts, run_benchmark
+from perception.runtime.benchmark import (
+    BenchmarkOptions, format_table, parse_sweep_counts, plot_benchmark, run_benchmark,
+)
 from perception.threads import apply_thread_policy
 
 
@@ -42,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int,
                         help="threads of every pool (perception.threads; default: the CPUs this process may use)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--no-plot", action="store_true", help="no picture beside the JSON")
     add_backend_list_options(parser)
     add_debug_option(parser)
     return parser
@@ -97,6 +100,10 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
         json.dump(result, f, indent=2)
     print(format_table(result))
     print(f"results: {args.json}")
+    if not args.no_plot:
+        picture = os.path.splitext(args.json)[0] + ".png"
+        plot_benchmark(result, picture)
+        print(f"picture: {picture}")
     return result
 
 

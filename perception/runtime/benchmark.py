@@ -39,7 +39,7 @@ from perception.geometry import EgoPose
 from perception.ops import hard_voxelize
 from perception.runtime.step import FrameStep, LoadedFrame
 from perception.sensors import SENSOR_GROUPS
-from perception.timing import STAGES, StageTimer, latency_summary, summarize_records
+from perception.timing import NESTED_STAGES, STAGES, StageTimer, latency_summary, summarize_records
 
 PIPELINE_STAGES = ("load", "detector", "decision", "end_to_end")
 """The stages every benchmark reports; the detector adds its own (perception.timing.STAGES)."""
@@ -275,3 +275,64 @@ def format_table(result: Dict[str, Any]) -> str:
             lines.append(f"{row['lidar_sweeps']:>6}{row['lidar_points_mean']:>10.0f}"
                          f"{row['load_p50_ms']:>10.1f}{row['detector_p50_ms']:>13.1f}{row['end_to_end_p50_ms']:>15.1f}")
     return "\n".join(lines)
+
+
+def stage_composition(stages_ms: Mapping[str, Mapping[str, float]]) -> List[Tuple[str, float]]:
+    """One frame's mean end-to-end time [ms] as parts that add up to it (means add, medians do not): load, each of
+    the model's stages but those nested in an encoder, the rest of the detect call ("detector, rest"), decision,
+    and the rest of the step ("rest"). ``stages_ms``: one detector's stages_ms of run_benchmark."""
+    def mean(name: str) -> float:
+        return stages_ms[name]["mean_ms"] if name in stages_ms else 0.0
+
+    model = [name for name in stages_ms if name not in PIPELINE_STAGES and name not in NESTED_STAGES]
+    return ([("load", mean("load"))] + [(name, mean(name)) for name in model]
+            + [("detector, rest", mean("detector") - sum(mean(name) for name in model)),
+               ("decision", mean("decision")),
+               ("rest", mean("end_to_end") - mean("load") - mean("detector") - mean("decision"))])
+
+
+def plot_benchmark(result: Mapping[str, Any], path: str) -> None:
+    """A PNG of run_benchmark's ``result``: per detector, its frame's mean time stacked by stage
+    (stage_composition) with the end-to-end p50 / p90 / p99 marked; below, the p50s of the detector and of the
+    whole frame against the LiDAR sweep count."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    backends = result["backends"]
+    labels = list(backends)
+    figure, (stacked, curve) = plt.subplots(2, 1, figsize=(12, 4.5 + 0.6 * len(labels)), layout="constrained",
+                                            gridspec_kw={"height_ratios": [1 + 0.6 * len(labels), 3]})
+    palette = plt.get_cmap("tab20")
+    colours: Dict[str, Any] = {}
+    for row, label in enumerate(labels):
+        entry = backends[label]
+        left = 0.0
+        for stage, ms in stage_composition(entry["stages_ms"]):
+            colour = colours.setdefault(stage, palette(len(colours) % 20))
+            stacked.barh(row, ms, left=left, color=colour, edgecolor="white", height=0.6,
+                         label=stage if row == 0 else None)
+            if ms >= 4.0:
+                stacked.text(left + ms / 2, row, f"{ms:.0f}", ha="center", va="center", fontsize=7)
+            left += ms
+        end_to_end = entry["stages_ms"]["end_to_end"]
+        for percentile, marker in (("p50", "v"), ("p90", "D"), ("p99", "*")):
+            stacked.plot(end_to_end[f"{percentile}_ms"], row - 0.4, marker=marker, color="black", markersize=6,
+                         linestyle="none", label=f"end to end {percentile}" if row == 0 else None)
+        sweeps = [point["lidar_sweeps"] for point in entry["sweeps_curve"]]
+        for stage, style, marker in (("detector", "-", "o"), ("end_to_end", "--", "s")):
+            curve.plot(sweeps, [point[f"{stage}_p50_ms"] for point in entry["sweeps_curve"]], style, marker=marker,
+                       color=plt.get_cmap("tab10")(row % 10), label=f"{label}: {stage}")
+    stacked.set_yticks(range(len(labels)), labels)
+    stacked.invert_yaxis()  # the first detector, the ratios' reference, on top
+    stacked.set_xlabel("ms per frame (bars: mean per stage; markers: end-to-end percentiles)")
+    stacked.set_title(f"{result['lidar_sweeps']} LiDAR sweeps ({result['lidar_points_mean']:.0f} points), "
+                      f"{result['iters']} frames cycling {result['frames']} keyframes, {result['device']}")
+    stacked.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    curve.set_xlabel("LiDAR sweeps")
+    curve.set_ylabel("p50 ms")
+    curve.set_title("latency against the sweep count")
+    curve.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    figure.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(figure)

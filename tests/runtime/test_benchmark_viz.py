@@ -15,7 +15,7 @@ from perception.detector import OracleDetector
 from perception.geometry import Boxes3D, project_points
 from perception.paths import REPO_ROOT
 from perception.runtime.benchmark import (
-    PIPELINE_STAGES, BenchmarkOptions, format_table, parse_sweep_counts, run_benchmark,
+    PIPELINE_STAGES, BenchmarkOptions, format_table, parse_sweep_counts, run_benchmark, stage_composition,
 )
 from perception.timing import STAGES
 from perception.sensors import LIDAR_CHANNEL
@@ -71,6 +71,21 @@ def test_model_kernels_timed_per_backend_and_the_command_line(nusc_synthetic, sy
     assert result["sensors"] == ["camera", "lidar", "radar"]
     printed = capsys.readouterr().out
     assert "end_to_end" in printed and "hard_voxelize_lidar" in printed and format_table(result) in printed
+    picture = cv2.imread(str(tmp_path / "bench.png"))
+    assert picture is not None and picture.shape[0] > 200 and picture.shape[1] > 600
+    assert f"picture: {tmp_path / 'bench.png'}" in printed
+
+
+def test_stage_composition_adds_up_to_the_mean_frame_by_hand():
+    def stats(mean_ms):
+        return {"mean_ms": mean_ms, "p50_ms": mean_ms}
+
+    # A frame of 50 ms: load 10, detector 35 (lidar_encoder 12 with voxelize 5 inside, fuser 8, head 9: 6 ms of
+    # the detect call outside its stages), decision 3, and 2 ms of the step outside its three stages.
+    stages = {"load": stats(10.0), "lidar_encoder": stats(12.0), "voxelize": stats(5.0), "fuser": stats(8.0),
+              "head": stats(9.0), "detector": stats(35.0), "decision": stats(3.0), "end_to_end": stats(50.0)}
+    assert stage_composition(stages) == [("load", 10.0), ("lidar_encoder", 12.0), ("fuser", 8.0), ("head", 9.0),
+                                         ("detector, rest", 6.0), ("decision", 3.0), ("rest", 2.0)]
 
 
 def test_sweep_counts_parse():
