@@ -1,10 +1,10 @@
 """Compare ways of adapting a trained detector to a new domain, on the same frames with the same budget: zero-shot,
 training from scratch on the fine-tuning split, and fine-tuning with each method (full, head, LoRA at two ranks,
-adapter); each model evaluated on the validation split with the official metrics. Writes ``table.md`` and
-``table.json`` (NDS, mAP, car and pedestrian AP, the TP errors, trained parameters, training minutes), rewritten
-as each row is finished, and every run's folder (work dir, exported model, evaluation, ``row.json``) under
-``--out``. Started again with the same arguments it resumes: a run whose ``row.json`` holds those settings is read,
-not run again.
+adapter); each model evaluated on the validation split with the official metrics. Writes ``table.md``,
+``table.json`` (NDS, mAP, AP of cars, pedestrians, trucks and buses, the TP errors, trained parameters, training minutes) and
+``table.png`` (NDS and car AP against the share of parameters trained), rewritten as each row is finished, and
+every run's folder (work dir, exported model, evaluation, ``row.json``) under ``--out``. Started again with the
+same arguments it resumes: a run whose ``row.json`` holds those settings is read, not run again.
 
     python tools/compare_finetuning.py configs/fusion_tiny_real.py checkpoints/fusion_tiny.pth \\
         --dataroot ../shared/fixtures/nuscenes-scene0916 --version v1.0-mini --split real_finetune \\
@@ -28,7 +28,11 @@ from perception.models import build_detector, checkpoint_meta
 from perception.models.finetune import ParameterCount, count_parameters
 
 TP_ERRORS = tuple(TP_ERROR_NAMES.values())
-COLUMNS = ("NDS", "mAP", "car AP", "pedestrian AP") + TP_ERRORS + ("trained parameters", "training minutes")
+CLASSES = ("car", "pedestrian", "truck", "bus")
+"""The classes with an AP column: the devkit's most common and, on a split of few objects, the heavy vehicles that
+move NDS most per object (benchmarks/RESULTS.md, "What decides NDS on real_val")."""
+COLUMNS = ("NDS", "mAP", *(f"{name} AP" for name in CLASSES)) + TP_ERRORS + ("trained parameters",
+                                                                           "training minutes")
 
 
 def runs(low_rank: int, high_rank: int, adapter_rank: int) -> List[Tuple[str, List[str]]]:
@@ -47,10 +51,10 @@ def class_ap(metrics: dict, name: str) -> Optional[float]:
 def row(name: str, metrics: Optional[dict], parameters: Optional[ParameterCount], minutes: Optional[float]) -> dict:
     """One table row from an evaluation's metrics.json (None: not scored, every metric None), the parameters the
     run trained and its minutes. A metric that is not defined is None ('n/a' in the table)."""
-    scores = dict(NDS=None, mAP=None, car_AP=None, pedestrian_AP=None, **{error: None for error in TP_ERRORS})
+    scores = dict.fromkeys(("NDS", "mAP", *(f"{name}_AP" for name in CLASSES), *TP_ERRORS))
     if metrics is not None:
-        scores = dict(NDS=metrics["nd_score"], mAP=metrics["mean_ap"], car_AP=class_ap(metrics, "car"),
-                      pedestrian_AP=class_ap(metrics, "pedestrian"),
+        scores = dict(NDS=metrics["nd_score"], mAP=metrics["mean_ap"],
+                      **{f"{name}_AP": class_ap(metrics, name) for name in CLASSES},
                       **{error: metrics["tp_errors"][error] for error in TP_ERRORS})
     return dict(name=name, **scores,
                 trained_parameters=None if parameters is None else parameters.trained,
@@ -64,10 +68,44 @@ def table_markdown(rows: Sequence[dict], caption: str) -> str:
     for entry in rows:
         trained, total = entry["trained_parameters"], entry["total_parameters"]
         lines.append([entry["name"]]
-                     + [format_number(entry[key]) for key in ("NDS", "mAP", "car_AP", "pedestrian_AP") + TP_ERRORS]
+                     + [format_number(entry[key]) for key in ("NDS", "mAP", *(f"{name}_AP" for name in CLASSES))
+                        + TP_ERRORS]
                      + ["0" if trained is None else f"{trained:,} ({100.0 * trained / total:.1f} %)",
                         "" if entry["training_minutes"] is None else f"{entry['training_minutes']:.1f}"])
     return f"{caption}\n\n{markdown_table(['model', *COLUMNS], lines)}\n"
+
+
+def plot_comparison(rows: Sequence[dict], caption: str, path: str) -> None:
+    """A PNG of the rows: NDS and car AP of each fine-tuned model against the share of the parameters it trained,
+    zero-shot and scratch as lines across (scratch trains them all); a row not scored is left out."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, 2, figsize=(12, 4.8), layout="constrained")
+    for axis, key, title in zip(axes, ("NDS", "car_AP"), ("NDS", "car AP")):
+        for entry in rows:
+            if entry[key] is None:
+                continue
+            if entry["name"] in ("zero-shot", "scratch"):
+                axis.axhline(entry[key], linestyle=":" if entry["name"] == "zero-shot" else "--", color="grey")
+                axis.annotate(entry["name"], (0.0, entry[key]), xycoords=("axes fraction", "data"),
+                              textcoords="offset points", xytext=(4, 3), fontsize=8, color="grey")
+            else:
+                share = 100.0 * entry["trained_parameters"] / entry["total_parameters"]
+                axis.plot(share, entry[key], "o")
+                axis.annotate(entry["name"], (share, entry[key]), textcoords="offset points", xytext=(5, 4),
+                              fontsize=8)
+        axis.set_xscale("log")
+        axis.set_xlim(0.5, 200.0)
+        axis.set_xticks([1, 3, 10, 30, 100], ["1", "3", "10", "30", "100"])
+        axis.set_xlabel("parameters trained [% of the network in use]")
+        axis.set_ylabel(title)
+        axis.grid(alpha=0.3)
+    figure.suptitle(caption, fontsize=8, wrap=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -137,6 +175,7 @@ def main(argv: Optional[Sequence[str]] = None) -> List[dict]:
         with open(os.path.join(args.out, "table.json"), "w") as handle:
             json.dump(dict(caption=caption, command="python tools/compare_finetuning.py " + " ".join(argv),
                            rows=rows), handle, indent=2)
+        plot_comparison(rows, caption, os.path.join(args.out, "table.png"))
 
     def scratch() -> dict:
         data = [f"{loader}.dataset.{key}={value}" for loader in ("train_dataloader",)

@@ -5,6 +5,7 @@ import json
 import os
 import shutil
 
+import cv2
 import pytest
 import torch
 
@@ -115,6 +116,7 @@ def test_comparison_table_covers_every_run_on_the_same_frames(base, synthetic_ro
     for entry in rows:
         evaluation = json.load(open(out / entry["name"].replace(" ", "_") / "evaluation" / "metrics.json"))
         assert entry["NDS"] == evaluation["nd_score"] and entry["car_AP"] == evaluation["class_ap"]["car"]
+        assert entry["truck_AP"] == (evaluation["class_ap"]["truck"] if evaluation["num_gt"]["truck"] else None)
         assert evaluation["run"]["split"] == "synth_val"
         assert (evaluation["run"]["lidar_sweeps"], evaluation["run"]["radar_sweeps"]) == (1, 1)
     total = rows[1]["total_parameters"]
@@ -122,6 +124,8 @@ def test_comparison_table_covers_every_run_on_the_same_frames(base, synthetic_ro
     assert rows[2]["trained_parameters"] == total > rows[3]["trained_parameters"]
     assert rows[4]["trained_parameters"] < rows[5]["trained_parameters"] < total  # rank 1 < rank 2
     assert all(entry["total_parameters"] == total for entry in rows[1:])
+    picture = cv2.imread(str(out / "table.png"))
+    assert picture is not None and picture.shape[1] > 600
     markdown = (out / "table.md").read_text()
     assert all(column in markdown for column in COLUMNS)
     assert markdown.count("\n| ") == len(names) + 2  # header, rule, one line per run
