@@ -188,6 +188,25 @@ def confident_boxes(evaluation: Evaluation, score_threshold: float = CONFIDENT_S
             "ground_truth_per_frame": len(evaluation.gt_boxes.all) / frames}
 
 
+def nd_score_by_class(metrics: DetectionMetrics) -> Dict[str, float]:
+    """The devkit's NDS as the sum of what each class contributes. NDS = (w mAP + sum over the TP metrics of
+    max(0, 1 - mean error)) / (w + 5), the mean over the classes whose error is defined; while a mean is below 1
+    its score is linear in those errors, so class c contributes (w AP_c / C + sum over those metrics of
+    (1 - error_c) / n) / (w + 5), n the classes with the error defined; a metric whose mean reaches 1 scores 0 and
+    gives no class anything. On a split of few objects it shows which classes move NDS."""
+    config = metrics.cfg
+    names = config.class_names
+    shares = {name: config.mean_ap_weight * metrics.mean_dist_aps[name] / len(names) for name in names}
+    means = metrics.tp_errors
+    for metric in TP_METRICS:
+        errors = {name: metrics.get_label_tp(name, metric) for name in names}
+        defined = [name for name in names if not np.isnan(errors[name])]
+        if means[metric] < 1:
+            for name in defined:
+                shares[name] += (1.0 - errors[name]) / len(defined)
+    return {name: float(share / (config.mean_ap_weight + len(TP_METRICS))) for name, share in shares.items()}
+
+
 def _json_number(value: float) -> Optional[float]:
     """NaN (the devkit's 'not defined for this class') -> None, so metrics.json stays strict JSON."""
     value = float(value)
@@ -196,7 +215,7 @@ def _json_number(value: float) -> Optional[float]:
 
 def metrics_record(evaluation: Evaluation, frames_evaluated: int, seconds_per_frame: float,
                    extra: Optional[dict] = None) -> dict:
-    """The metrics.json content: devkit mean_ap and nd_score, AP per class (mean over thresholds and per
+    """The metrics.json content: devkit mean_ap and nd_score (and nd_score_by_class), AP per class (mean over thresholds and per
     threshold), the five TP errors (mean and per class; None where the devkit leaves them undefined), ground truth
     per class and predictions after the devkit's filters, the distance breakdown, confident_boxes, frames
     evaluated, seconds per frame, plus ``extra`` (run description)."""
@@ -205,6 +224,7 @@ def metrics_record(evaluation: Evaluation, frames_evaluated: int, seconds_per_fr
     record = {
         "mean_ap": float(metrics.mean_ap),
         "nd_score": float(metrics.nd_score),
+        "nd_score_by_class": nd_score_by_class(metrics),
         "class_ap": {name: float(ap) for name, ap in metrics.mean_dist_aps.items()},
         "class_ap_by_threshold": {name: {str(th): float(ap) for th, ap in aps.items()}
                                   for name, aps in summary["label_aps"].items()},

@@ -67,10 +67,12 @@ def summary_table(metrics: Mapping) -> str:
 
 
 def class_table(metrics: Mapping) -> str:
-    """Per class: ground-truth count, AP (mean and per matching threshold) and the TP errors. A class without
-    ground truth gets the devkit's AP 0 / errors 1, marked as such."""
+    """Per class: ground-truth count, AP (mean and per matching threshold), the TP errors and the class's part of
+    NDS (detection.nd_score_by_class). A class without ground truth gets the devkit's AP 0 / errors 1, marked as
+    such."""
     thresholds = list(next(iter(metrics["class_ap_by_threshold"].values())).keys())
-    header = ["class", "GT", "AP"] + [f"AP@{th} m" for th in thresholds] + [CLASS_TP_NAMES[n] for n in TP_METRICS]
+    header = (["class", "GT", "AP"] + [f"AP@{th} m" for th in thresholds] + [CLASS_TP_NAMES[n] for n in TP_METRICS]
+              + ["part of NDS"])
     rows = []
     for name, ap in metrics["class_ap"].items():
         num_gt = metrics["num_gt"][name]
@@ -80,7 +82,8 @@ def class_table(metrics: Mapping) -> str:
         errors = metrics["class_tp_errors"][name]
         rows.append([name, str(num_gt), format_number(ap)]
                     + [format_number(metrics["class_ap_by_threshold"][name][th]) for th in thresholds]
-                    + [format_number(errors[metric]) for metric in TP_METRICS])
+                    + [format_number(errors[metric]) for metric in TP_METRICS]
+                    + [format_number(metrics["nd_score_by_class"][name])])
     return markdown_table(header, rows)
 
 

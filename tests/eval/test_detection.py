@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 from nuscenes.eval.common.config import config_factory
 from nuscenes.eval.common.data_classes import EvalBoxes
-from nuscenes.eval.detection.data_classes import DetectionBox
+from nuscenes.eval.detection.data_classes import DetectionBox, DetectionMetrics
 
 from perception.datasets.loader import NuScenesFrames
 from perception.datasets.splits import split_sample_tokens
 from perception.detector import OracleDetector
 from perception.eval.detection import (
-    EVAL_CONFIG, Evaluation, confident_boxes, distance_breakdown, run_detection_eval,
+    EVAL_CONFIG, Evaluation, confident_boxes, distance_breakdown, nd_score_by_class, run_detection_eval,
 )
 from perception.eval.runner import predict
 from perception.eval.submission import boxes_to_submission, make_submission, submission_meta, write_submission
@@ -92,6 +92,29 @@ def test_a_wrong_frame_conversion_is_caught(nusc_real, tmp_path):
     results = _devkit_results(nusc_real, tokens, lambda token, pose: shifted[token])
     evaluation = _evaluate(nusc_real, "mini_val", results, tmp_path)
     assert evaluation.metrics.mean_dist_aps["car"] < 0.3 and evaluation.metrics.mean_dist_aps["pedestrian"] < 0.3
+    # the classes' parts of NDS add up to the devkit's own NDS on these imperfect metrics
+    assert sum(nd_score_by_class(evaluation.metrics).values()) == pytest.approx(evaluation.metrics.nd_score, abs=1e-12)
+
+
+def test_nd_score_by_class_hand_worked():
+    """Cars AP 0.5 with errors (ATE, ASE, AOE, AVE, AAE) 0.2 / 0.1 / 0.4 / 0.3 / 0.1, trucks AP 0.1 with 0.6 / 0.3 /
+    1.6 / 0.5 / 0.3, no other class scored. mAP (0.5 + 0.1) / 10 = 0.06; mean errors 0.4 / 0.2 / 1.0 / 0.4 / 0.2,
+    scores 0.6 / 0.8 / 0 / 0.6 / 0.8; NDS (5 x 0.06 + 2.8) / 10 = 0.31. Cars: (5 x 0.5 / 10 + (0.8 + 0.9 + 0.7 +
+    0.9) / 2) / 10 = 0.19, trucks (5 x 0.1 / 10 + (0.4 + 0.7 + 0.5 + 0.7) / 2) / 10 = 0.12: the orientation
+    error, whose mean reaches 1, scores 0 and gives neither anything."""
+    config = config_factory(EVAL_CONFIG)
+    metrics = DetectionMetrics(config)
+    errors = {"car": (0.2, 0.1, 0.4, 0.3, 0.1), "truck": (0.6, 0.3, 1.6, 0.5, 0.3)}
+    for name in config.class_names:
+        for threshold in config.dist_ths:
+            metrics.add_label_ap(name, threshold, {"car": 0.5, "truck": 0.1}.get(name, 0.0))
+        for metric, value in zip(("trans_err", "scale_err", "orient_err", "vel_err", "attr_err"),
+                                 errors.get(name, (np.nan,) * 5)):
+            metrics.add_label_tp(name, metric, value)
+    assert metrics.nd_score == pytest.approx(0.31)
+    parts = nd_score_by_class(metrics)
+    assert parts["car"] == pytest.approx(0.19) and parts["truck"] == pytest.approx(0.12)
+    assert all(parts[name] == 0.0 for name in config.class_names if name not in errors)
 
 
 def _box(token, name, x, y, score=-1.0) -> DetectionBox:

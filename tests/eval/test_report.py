@@ -36,6 +36,7 @@ def _metrics(mean_ap: float, nd_score: float, sensors=("lidar",), decisions=((B,
              "mean_ap": None}]
     return {
         "mean_ap": mean_ap, "nd_score": nd_score, "class_ap": class_ap,
+        "nd_score_by_class": {name: nd_score if name == "car" else 0.0 for name in DETECTION_CLASSES},
         "class_ap_by_threshold": {n: {"0.5": ap, "1.0": ap, "2.0": ap, "4.0": ap} for n, ap in class_ap.items()},
         "tp_errors": ERRORS,
         "class_tp_errors": {n: {"trans_err": 0.5, "scale_err": 0.25, "orient_err": None, "vel_err": 1.5,
@@ -56,7 +57,7 @@ def test_report_tables_and_plots(tmp_path):
     write_report(str(tmp_path / "report.md"), _metrics(0.08, 0.3), {"summary": str(plot)})
     text = (tmp_path / "report.md").read_text()
     assert "| 0.080 | 0.300 | 0.250 | 0.500 | n/a | 1.000 | 0.125 |" in text  # summary: AOE undefined -> n/a
-    assert "| car | 7 | 0.800 | 0.800 | 0.800 | 0.800 | 0.800 | 0.500 | 0.250 | n/a | 1.500 | 0.000 |" in text
+    assert "| car | 7 | 0.800 | 0.800 | 0.800 | 0.800 | 0.800 | 0.500 | 0.250 | n/a | 1.500 | 0.000 | 0.300 |" in text
     assert "| bus | 0 | no GT |" in text
     assert "| car | 0.750 (3) | n/a (0) |" in text and "| mean over classes present | 0.750 | n/a |" in text
     assert "| pedestrian | n/a" not in text  # no ground truth in any bin: no distance row
