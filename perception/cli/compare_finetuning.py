@@ -1,10 +1,10 @@
 """Compare ways of adapting a trained detector to a new domain, on the same frames with the same budget: zero-shot,
 training from scratch on the fine-tuning split, and fine-tuning with each method (full, head, LoRA at two ranks,
 adapter); each model evaluated on the validation split with the official metrics. Writes ``table.md``,
-``table.json`` (NDS, mAP, AP of cars, pedestrians, trucks and buses, the TP errors, trained parameters, training minutes) and
-``table.png`` (NDS and car AP against the share of parameters trained), rewritten as each row is finished, and
-every run's folder (work dir, exported model, evaluation, ``row.json``) under ``--out``. Started again with the
-same arguments it resumes: a run whose ``row.json`` holds those settings is read, not run again.
+``table.json`` (NDS, mAP, AP of cars, pedestrians, trucks and buses, the TP errors, trained parameters, training
+minutes) and ``table.png`` (NDS and car AP against the share of parameters trained), rewritten as each row is
+finished, and every run's folder (work dir, exported model, evaluation, ``row.json``) under ``--out``. Started
+again with the same arguments it resumes: a run whose ``row.json`` holds those settings is read, not run again.
 
     python tools/compare_finetuning.py configs/fusion_tiny_real.py checkpoints/fusion_tiny.pth \\
         --dataroot ../shared/fixtures/nuscenes-scene0916 --version v1.0-mini --split real_finetune \\

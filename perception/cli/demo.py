@@ -110,7 +110,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, float]:
                                               "--sweeps", "1,5,10", "--curve-iters", "3", "--kernel-iters", "5"]),
     }
     print(f"\ndemo done in {sum(seconds.values()):.0f} s: " + ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items()))
-    print(f"outputs: {out} (evaluation/report.md, replay/replay.mp4, replay/replay.mcap, benchmark.json, benchmark.png)")
+    print(f"outputs: {out} (evaluation/report.md, replay/replay.mp4, replay/replay.mcap, benchmark.json, "
+          "benchmark.png)")
     return seconds
 
 

@@ -215,10 +215,10 @@ def _json_number(value: float) -> Optional[float]:
 
 def metrics_record(evaluation: Evaluation, frames_evaluated: int, seconds_per_frame: float,
                    extra: Optional[dict] = None) -> dict:
-    """The metrics.json content: devkit mean_ap and nd_score (and nd_score_by_class), AP per class (mean over thresholds and per
-    threshold), the five TP errors (mean and per class; None where the devkit leaves them undefined), ground truth
-    per class and predictions after the devkit's filters, the distance breakdown, confident_boxes, frames
-    evaluated, seconds per frame, plus ``extra`` (run description)."""
+    """The metrics.json content: devkit mean_ap and nd_score (and nd_score_by_class), AP per class (mean over
+    thresholds and per threshold), the five TP errors (mean and per class; None where the devkit leaves them
+    undefined), ground truth per class and predictions after the devkit's filters, the distance breakdown,
+    confident_boxes, frames evaluated, seconds per frame, plus ``extra`` (run description)."""
     metrics = evaluation.metrics
     summary = metrics.serialize()
     record = {
