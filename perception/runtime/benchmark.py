@@ -329,7 +329,7 @@ def plot_benchmark(result: Mapping[str, Any], path: str) -> None:
     stacked.set_xlabel("ms per frame (bars: mean per stage; markers: end-to-end percentiles)")
     stacked.set_title(f"{result['lidar_sweeps']} LiDAR sweeps ({result['lidar_points_mean']:.0f} points), "
                       f"{result['iters']} frames cycling {result['frames']} keyframes, {result['device']}")
-    stacked.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    stacked.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), ncol=1 if len(labels) > 2 else 2)
     curve.set_xlabel("LiDAR sweeps")
     curve.set_ylabel("p50 ms")
     curve.set_title("latency against the sweep count")
