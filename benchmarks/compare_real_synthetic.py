@@ -30,6 +30,7 @@ import numpy as np
 from perception.classes import DETECTION_CLASSES
 from perception.datasets.frame import LIDAR_COLUMNS, RADAR_COLUMNS
 from perception.datasets.loader import NuScenesFrames
+from perception.plotting import pyplot
 from perception.sensors import LIDAR_BEAM_COUNT, LIDAR_BEAM_ELEVATION_RANGE_DEG, LIDAR_MOUNT_M
 
 GROUND_BAND_M = 0.3
@@ -212,10 +213,7 @@ def markdown_table(statistics: Mapping[str, Mapping]) -> str:
 
 def write_plot(path: str, statistics: Mapping[str, Mapping]) -> None:
     """The histograms of every source overlaid (densities), points per beam and objects per class beside them."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     names = list(HISTOGRAM_EDGES)
     figure, axes = plt.subplots(4, 3, figsize=(15, 16))

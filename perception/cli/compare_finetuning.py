@@ -26,11 +26,14 @@ from perception.eval.detection import TP_ERROR_NAMES
 from perception.eval.report import format_number, markdown_table
 from perception.models import build_detector, checkpoint_meta
 from perception.models.finetune import ParameterCount, count_parameters
+from perception.plotting import pyplot
 
 TP_ERRORS = tuple(TP_ERROR_NAMES.values())
 CLASSES = ("car", "pedestrian", "truck", "bus")
 """The classes with an AP column: the devkit's most common and, on a split of few objects, the heavy vehicles that
 move NDS most per object (benchmarks/RESULTS.md, "What decides NDS on real_val")."""
+AP_KEYS = tuple(f"{name}_AP" for name in CLASSES)
+"""Their keys in a row."""
 COLUMNS = ("NDS", "mAP", *(f"{name} AP" for name in CLASSES)) + TP_ERRORS + ("trained parameters",
                                                                            "training minutes")
 
@@ -51,10 +54,10 @@ def class_ap(metrics: dict, name: str) -> Optional[float]:
 def row(name: str, metrics: Optional[dict], parameters: Optional[ParameterCount], minutes: Optional[float]) -> dict:
     """One table row from an evaluation's metrics.json (None: not scored, every metric None), the parameters the
     run trained and its minutes. A metric that is not defined is None ('n/a' in the table)."""
-    scores = dict.fromkeys(("NDS", "mAP", *(f"{name}_AP" for name in CLASSES), *TP_ERRORS))
+    scores = dict.fromkeys(("NDS", "mAP", *AP_KEYS, *TP_ERRORS))
     if metrics is not None:
         scores = dict(NDS=metrics["nd_score"], mAP=metrics["mean_ap"],
-                      **{f"{name}_AP": class_ap(metrics, name) for name in CLASSES},
+                      **{key: class_ap(metrics, name) for key, name in zip(AP_KEYS, CLASSES)},
                       **{error: metrics["tp_errors"][error] for error in TP_ERRORS})
     return dict(name=name, **scores,
                 trained_parameters=None if parameters is None else parameters.trained,
@@ -68,8 +71,7 @@ def table_markdown(rows: Sequence[dict], caption: str) -> str:
     for entry in rows:
         trained, total = entry["trained_parameters"], entry["total_parameters"]
         lines.append([entry["name"]]
-                     + [format_number(entry[key]) for key in ("NDS", "mAP", *(f"{name}_AP" for name in CLASSES))
-                        + TP_ERRORS]
+                     + [format_number(entry[key]) for key in ("NDS", "mAP", *AP_KEYS, *TP_ERRORS)]
                      + ["0" if trained is None else f"{trained:,} ({100.0 * trained / total:.1f} %)",
                         "" if entry["training_minutes"] is None else f"{entry['training_minutes']:.1f}"])
     return f"{caption}\n\n{markdown_table(['model', *COLUMNS], lines)}\n"
@@ -78,10 +80,7 @@ def table_markdown(rows: Sequence[dict], caption: str) -> str:
 def plot_comparison(rows: Sequence[dict], caption: str, path: str) -> None:
     """A PNG of the rows: NDS and car AP of each fine-tuned model against the share of the parameters it trained,
     zero-shot and scratch as lines across (scratch trains them all); a row not scored is left out."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     figure, axes = plt.subplots(1, 2, figsize=(12, 4.8), layout="constrained")
     for axis, key, title in zip(axes, ("NDS", "car_AP"), ("NDS", "car AP")):

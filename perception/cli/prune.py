@@ -21,6 +21,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from perception.cli import add_debug_option, resolve_config, resolve_path, tool_main
 from perception.deploy.prune import DEFAULT_SCOPE, SCOPES
+from perception.plotting import pyplot
 
 PRUNE_REPORT = "prune.json"
 
@@ -142,10 +143,7 @@ def prune(args: argparse.Namespace, parser: argparse.ArgumentParser) -> List[Dic
 def report(out: Path) -> List[Dict[str, Any]]:
     """pruning.md and pruning.png of OUT from prune.json and each ratio's eval/metrics.json (a row without one
     shows NDS as not measured)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     file = out / PRUNE_REPORT
     if not file.is_file():

@@ -32,6 +32,7 @@ from perception.detector import Detector
 from perception.eval.detection import NoDetectionsError
 from perception.eval.report import format_number, markdown_table
 from perception.eval.runner import DataOptions, Shard, evaluate_split
+from perception.plotting import pyplot
 
 CLEAN = "clean"
 CELL_FILE = "cell.json"
@@ -184,10 +185,7 @@ def robustness_summary(records: Mapping[Cell, Mapping], corruptions: Sequence[st
 
 def write_heatmap(path: str, summary: Mapping) -> None:
     """RA per corruption (rows) and severity (columns) as a PNG heatmap, values printed in the cells."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     rows = summary["corruptions"]
     ra = np.array([[c["ra"] for c in row["cells"]] for row in rows]).reshape(len(rows), len(summary["severities"]))

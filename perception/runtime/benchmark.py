@@ -37,6 +37,7 @@ from perception.decision.learned import ego_history
 from perception.detector import Detector
 from perception.geometry import EgoPose
 from perception.ops import hard_voxelize
+from perception.plotting import pyplot
 from perception.runtime.step import FrameStep, LoadedFrame
 from perception.sensors import SENSOR_GROUPS
 from perception.timing import NESTED_STAGES, STAGES, StageTimer, latency_summary, summarize_records
@@ -295,10 +296,7 @@ def plot_benchmark(result: Mapping[str, Any], path: str) -> None:
     """A PNG of run_benchmark's ``result``: per detector, its frame's mean time stacked by stage
     (stage_composition) with the end-to-end p50 / p90 / p99 marked; below, the p50s of the detector and of the
     whole frame against the LiDAR sweep count."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     backends = result["backends"]
     labels = list(backends)
