@@ -3,8 +3,9 @@ graphs stay float.
 
 Static quantization with ONNX Runtime (``quantize_static``): QDQ format, weights int8 per output channel,
 activations uint8 with MinMax ranges calibrated on the inputs each graph receives while the float model runs on
-training frames (the real pre-processing: voxelization, scatter and BEV pooling feed the graphs). Only the weighted
-ops (QUANTIZED_OPS) are quantized; the kernels outside the graphs stay exact.
+training frames (the real pre-processing: voxelization, scatter and BEV pooling feed the graphs). The weighted ops
+(QUANTIZED_OPS) and the ops that join them (ACTIVATION_OPS) are quantized; the kernels outside the graphs stay
+exact.
 
 The quantizer's output is then compacted (``compact_quantized``): its INT8 weights are a quarter of the float
 ones, but as written it also carries shape annotations (value_info), all-zero int32 zero points of the biases and
@@ -36,7 +37,13 @@ from perception.models import FusionBatch
 from perception.models.quantization_aware import int8_weight_scale
 
 QUANTIZED_OPS = ("Conv", "ConvTranspose", "MatMul", "Gemm")
-"""The op types given INT8 weights and inputs; everything else in a graph computes in float."""
+"""The op types given INT8 weights and inputs."""
+
+ACTIVATION_OPS = ("Relu", "Add", "Concat", "Resize")
+"""The op types between weighted layers whose inputs and outputs are quantized too, so that a chain of INT8 layers
+runs unbroken: ONNX Runtime folds a Relu into the preceding layer's output (its uint8 range then starts at 0, twice
+the resolution of a range that holds the negative outputs the Relu drops), runs Add and Concat as QLinearAdd /
+QLinearConcat and Resize on uint8. Everything else in a graph computes in float."""
 
 
 def score_error(reference: Mapping[str, torch.Tensor], outputs: Mapping[str, torch.Tensor]) -> float:
@@ -108,7 +115,8 @@ def quantize_graph(float_file: Path, out_file: Path, calls: Sequence[Tuple[torch
     names = [i.name for i in graph.graph.input]
     quantize_static(str(float_file), str(out_file), RecordedInputs(names, calls), quant_format=QuantFormat.QDQ,
                     per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                    op_types_to_quantize=list(QUANTIZED_OPS), calibrate_method=CalibrationMethod.MinMax)
+                    op_types_to_quantize=list(QUANTIZED_OPS + ACTIVATION_OPS),
+                    calibrate_method=CalibrationMethod.MinMax)
     onnx.save(compact_quantized(onnx.load(str(out_file)), graph), str(out_file))
     float_meta = {p.key.split(".", 1)[1]: p.value for p in graph.metadata_props if p.key.startswith("perception.")}
     set_metadata(out_file, dict(float_meta, precision="int8", calibration_calls=len(calls)))

@@ -7,9 +7,10 @@ asymmetric per-tensor range that holds 0 and the extremes of every input the lay
 Runtime's MinMax calibration takes the extremes over its calibration frames); its weight to int8, symmetric per
 output channel, scale max |w| / 127 (ONNX Runtime's QInt8 weights). The rounding passes gradients straight
 through (torch's fake_quantize ops). Folding a BatchNorm into the weight at export scales each output channel by
-one factor, so the per-channel rounding of the unfolded weight is that of the folded one. Not simulated: the
-rounding of a Conv's output, which ONNX Runtime applies after the folded BatchNorm (the unfolded layer in training
-computes the output before it); the next layer's input rounding, after the BatchNorm and activation, is simulated.
+one factor, so the per-channel rounding of the unfolded weight is that of the folded one. A layer's output that
+feeds the next layer through its BatchNorm and Relu is rounded once in deployment, as that layer's input, which is
+simulated. Not simulated: the rounding of the inputs and outputs of the joins that do not feed a layer directly
+(Add, Concat, Resize: perception.deploy.quantize.ACTIVATION_OPS).
 """
 from __future__ import annotations
 

@@ -97,6 +97,47 @@ def test_int8_graphs_run_and_stay_near_float(exported, tmp_path):
     assert graph_path(tmp_path, "decoder").stat().st_size < 0.5 * graph_path(folder, "decoder").stat().st_size
 
 
+class _ResidualBlock(torch.nn.Module):
+    """conv -> relu -> conv, plus the relu's output: the joins between INT8 layers that ACTIVATION_OPS quantizes."""
+
+    def __init__(self):
+        super().__init__()
+        self.first, self.second = torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.Conv2d(4, 4, 3, padding=1)
+
+    def forward(self, x):
+        hidden = torch.relu(self.first(x))
+        return self.second(hidden) + hidden
+
+
+def test_int8_chain_runs_unbroken_through_relu_and_add(tmp_path):
+    import onnx
+    import onnxruntime
+
+    from perception.deploy.quantize import quantize_graph
+
+    torch.manual_seed(0)
+    block = _ResidualBlock().eval()
+    calls = [(torch.randn(1, 3, 8, 8),) for _ in range(4)]
+    float_file, int8_file, optimized = tmp_path / "block.onnx", tmp_path / "int8.onnx", tmp_path / "optimized.onnx"
+    torch.onnx.export(block, calls[0], str(float_file), input_names=["x"], output_names=["y"], dynamo=False)
+    quantize_graph(float_file, int8_file, calls)
+    # the relu's output is quantized on [0, its largest value seen in calibration] (MinMax), worked out here
+    with torch.no_grad():
+        relu_max = max(float(torch.relu(block.first(x)).max()) for (x,) in calls)
+    graph = onnx.load(str(int8_file)).graph
+    constants = {t.name: onnx.numpy_helper.to_array(t) for t in graph.initializer}
+    ranges = [(float(constants[n.input[1]]), int(constants[n.input[2]])) for n in graph.node
+              if n.op_type == "QuantizeLinear"]
+    assert any(zero_point == 0 and scale == pytest.approx(relu_max / 255, rel=1e-6) for scale, zero_point in ranges)
+    # ONNX Runtime runs it as one INT8 chain: quantized once at the input, dequantized once at the output
+    options = onnxruntime_session_options()
+    options.optimized_model_filepath = str(optimized)
+    onnxruntime.InferenceSession(str(int8_file), options, providers=["CPUExecutionProvider"])
+    op_types = [n.op_type for n in onnx.load(str(optimized)).graph.node]
+    assert op_types.count("QuantizeLinear") == 1 and op_types.count("DequantizeLinear") == 1
+    assert "Relu" not in op_types and "Add" not in op_types and "QLinearAdd" in op_types
+
+
 def test_weight_only_int8_by_hand():
     # a 1x1 conv with weights [[1.0, 0.3], [-0.2, 0.05]]: per output channel scales 1 / 127 and 0.2 / 127, stored
     # [[127, 38], [-127, 32]] (0.3 * 127 = 38.1, 0.05 / 0.2 * 127 = 31.75), restored [[1, 38 / 127],
