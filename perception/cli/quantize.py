@@ -25,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--eval-split", help="default: the config's validation split")
     parser.add_argument("--max-score-error", type=float, default=0.1,
                         help="a graph whose quantization alone changes a score by more computes in float (with 0.1 "
-                             "the shipped model v4 keeps four graphs float; see benchmarks/RESULTS.md)")
+                             "the shipped model v4 keeps three graphs float; see benchmarks/RESULTS.md)")
     parser.add_argument("--keep-float", action="append", default=[], metavar="MODULE",
                         help="this graph computes in float as well (module path, e.g. head.heatmap; repeatable)")
     parser.add_argument("--dataroot", help="default: the config's dataroot")
