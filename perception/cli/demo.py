@@ -1,8 +1,9 @@
-"""The main job on the embedded default: a small synthetic world the shipped model never saw (generated on the
+"""The main job on the embedded default: a small synthetic world the shipped models never saw (generated on the
 first run), then the three things users run, each through its own tool so the printed commands can be reused:
-offline evaluation with the official nuScenes metrics, a replay of the validation scene through the whole stack
-(detections, decisions, video, MCAP), and the stage-by-stage latency benchmark; plus LiDAR points drawn on the
-six cameras."""
+offline evaluation with the official nuScenes metrics and the decisions graded against the logged drive, a replay
+of the validation scene through the whole stack (detections, the learned plan through the safety layer, video,
+MCAP), and the stage-by-stage latency benchmark; plus LiDAR points drawn on the six cameras. The model is the
+shipped planning model (the shipped detector trained further with the learned planning head)."""
 from __future__ import annotations
 
 import argparse
@@ -28,8 +29,10 @@ DEMO_WORLD = dict(num_scenes=2, samples_per_scene=10, seed=2026, image_size=(256
 """The demo's world: seed 2026, unlike the training world's 7, so the evaluation is on scenes the model never saw;
 the last scene is the synth_val split. Images at the shipped model's input size."""
 DEMO_SPLIT = "synth_val"
-CONFIG = REPO_ROOT / "configs" / "fusion_tiny.py"
-CHECKPOINT = REPO_ROOT / "checkpoints" / "fusion_tiny.pth"
+CONFIG = REPO_ROOT / "configs" / "fusion_tiny_planning.py"
+CHECKPOINT = REPO_ROOT / "checkpoints" / "fusion_tiny_planning.pth"
+EGO_MLP = REPO_ROOT / "checkpoints" / "ego_mlp.pth"
+"""The ego-state-only planner graded beside the learned one (the planning model's ego branch started from it)."""
 
 
 def render_lidar_on_cameras(nusc: NuScenes, sample_token: str):
@@ -99,9 +102,10 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, float]:
     data = ["--dataroot", str(dataroot), "--version", args.version]
     model = [str(CONFIG), str(CHECKPOINT)]
     seconds = {
-        "evaluation": run_step("1. offline evaluation, official nuScenes metrics (nuscenes-devkit DetectionEval)",
+        "evaluation": run_step("1. offline evaluation: official nuScenes metrics, decisions against the logged drive",
                                "test", test.main,
-                               model + data + ["--split", DEMO_SPLIT, "--out", str(out / "evaluation")]),
+                               model + data + ["--split", DEMO_SPLIT, "--ego-mlp", str(EGO_MLP),
+                                               "--out", str(out / "evaluation")]),
         "replay": run_step("2. replay of a logged drive in timestamp order: detections, decisions, video, MCAP",
                            "replay", replay.main, model + data + ["--scene", scene, "--out", str(out / "replay")]),
         "benchmark": run_step("3. latency, stage by stage (CPU)", "benchmark", benchmark.main,

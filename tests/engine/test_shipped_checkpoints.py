@@ -4,11 +4,13 @@ import json
 
 import pytest
 import torch
+from mmengine.config import Config
 
 from perception.models import load_detector
+from perception.models.ego_mlp import load_ego_mlp
 from perception.paths import REPO_ROOT
 
-SHIPPED = ("fusion_tiny", "fusion_tiny_robust", "lidar_only")
+SHIPPED = ("fusion_tiny", "fusion_tiny_planning", "fusion_tiny_robust", "lidar_only")
 """checkpoints/<name>.pth, which loads into configs/<name>.py."""
 
 
@@ -28,3 +30,21 @@ def test_the_shipped_fusion_tiny_names_the_worlds_it_was_trained_on_and_its_star
     trained_on = {(world["dataroot"], world["split"]) for world in meta["data"]["datasets"]}
     assert ("datasets/synthetic", "synth_val") not in trained_on  # what measures it stays unseen
     assert {world["seed"] for world in meta["worlds"]} == {101, 102, 103}
+
+
+def test_the_shipped_planning_model_starts_from_the_shipped_detector_and_its_ego_mlp():
+    meta = torch.load(REPO_ROOT / "checkpoints" / "fusion_tiny_planning.pth", map_location="cpu",
+                      weights_only=True)["meta"]
+    assert meta["config"] == "configs/fusion_tiny_planning_worlds.py"
+    assert meta["started_from"]["checkpoint"] == "checkpoints/fusion_tiny.pth"
+    assert meta["started_from"]["version"] == "v4"
+    trained_on = {(world["dataroot"], world["split"]) for world in meta["data"]["datasets"]}
+    assert ("datasets/synthetic", "synth_val") not in trained_on  # what measures it stays unseen
+    ego_path = REPO_ROOT / "checkpoints" / "ego_mlp.pth"
+    ego = load_ego_mlp(ego_path)
+    with open(ego_path.with_suffix(".json")) as handle:
+        card = json.load(handle)
+    assert card == torch.load(ego_path, map_location="cpu", weights_only=True)["meta"]
+    assert "datasets/synthetic:synth_val" not in card["data"]
+    planning = Config.fromfile(REPO_ROOT / "configs" / "fusion_tiny_planning.py").model.planning
+    assert (ego.horizon_steps, ego.step_s) == (planning.horizon_steps, planning.step_s)  # the head's ego branch
