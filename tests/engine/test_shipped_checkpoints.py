@@ -1,5 +1,6 @@
 """The shipped checkpoints: each a plain state dict that torch.load(..., weights_only=True) reads and load_detector
 puts into its config's network, its meta the JSON card beside it."""
+import hashlib
 import json
 
 import pytest
@@ -38,6 +39,8 @@ def test_the_shipped_planning_model_starts_from_the_shipped_detector_and_its_ego
     assert meta["config"] == "configs/fusion_tiny_planning_worlds.py"
     assert meta["started_from"]["checkpoint"] == "checkpoints/fusion_tiny.pth"
     assert meta["started_from"]["version"] == "v4"
+    shipped_detector = (REPO_ROOT / "checkpoints" / "fusion_tiny.pth").read_bytes()
+    assert meta["started_from"]["sha256"] == hashlib.sha256(shipped_detector).hexdigest()
     trained_on = {(world["dataroot"], world["split"]) for world in meta["data"]["datasets"]}
     assert ("datasets/synthetic", "synth_val") not in trained_on  # what measures it stays unseen
     ego_path = REPO_ROOT / "checkpoints" / "ego_mlp.pth"
