@@ -74,6 +74,8 @@ def main() -> None:
     openvino_names = ["openvino", "openvino-int8"] if with_openvino else []
     print(f"{'graph':<28}" + "".join(f"{name:>18}" for name in list(runtimes) + openvino_names))
     for path in torch_detector.dense_modules():
+        if not recorded[path]:  # a planning head: these frames carry no ego state
+            continue
         calls = {name: detector.get_submodule(path) for name, detector in runtimes.items()}
         for name, folder in zip(openvino_names, (args.float_dir, args.int8_dir)):  # none without openvino
             calls[name] = openvino_runner(str(graph_path(folder, path)), policy.onnxruntime_threads)

@@ -1,7 +1,8 @@
 """Exports a trained detector's dense network as ONNX graphs (perception.deploy.graphs): camera backbone + FPN and
-depth net, the pillar feature nets, the encoders' convs, fuser, decoder and head branches, one graph each; the
-kernels (voxelization, pillar scatter, BEV pooling, NMS) stay outside in their Numba code. Each graph passes onnx's
-checker, and the graphs in ONNX Runtime are checked against the torch model on a random frame."""
+depth net, the pillar feature nets, the encoders' convs, fuser, decoder and head branches and, in a model that
+plans, the planning head's layers, one graph each; the kernels (voxelization, pillar scatter, BEV pooling, NMS)
+stay outside in their Numba code. Each graph passes onnx's checker, and the graphs in ONNX Runtime are checked
+against the torch model on a random frame (the head outputs and the plans)."""
 from __future__ import annotations
 
 import argparse
@@ -19,7 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--format", default="onnx", choices=["onnx"], help="export format")
     parser.add_argument("--out", required=True, help="folder for the graphs (<module path>.onnx) and export.json")
     parser.add_argument("--tolerance", type=float, default=1e-4,
-                        help="largest relative difference of the head outputs, ONNX Runtime against torch")
+                        help="largest relative difference of the head outputs and plans, ONNX Runtime against torch")
     add_debug_option(parser)
     return parser
 
@@ -28,17 +29,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> dict:
     args = build_parser().parse_args(argv)
     config_path = resolve_config(args.config)
-    import torch
-
-    from perception.deploy.graphs import example_batch, export_graphs, load_onnx_detector, output_error
+    from perception.deploy.graphs import (checked_outputs, example_batch, export_graphs, load_onnx_detector,
+                                          output_error)
     from perception.models import load_detector
 
     detector = load_detector(config_path, args.checkpoint)
     files = export_graphs(detector, config_path, args.checkpoint, args.out)
     check = example_batch(detector, seed=1)
-    with torch.no_grad():
-        errors = output_error(detector(check, mode="tensor"), load_onnx_detector(config_path, args.out)(check,
-                                                                                                      mode="tensor"))
+    errors = output_error(checked_outputs(detector, check),
+                          checked_outputs(load_onnx_detector(config_path, args.out), check))
     report = {"config": args.config, "checkpoint": args.checkpoint, "graphs": {p: f.name for p, f in files.items()},
               "bytes": sum(f.stat().st_size for f in files.values()), "check_relative_error": errors,
               "tolerance": args.tolerance}

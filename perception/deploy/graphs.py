@@ -1,7 +1,8 @@
 """The detector's dense parts as ONNX graphs, and the detector rebuilt around them for ONNX Runtime.
 
 ``BEVFusionDetector.dense_modules()`` names the submodules that hold all the weights and take and return tensors
-only (pillar feature nets, encoder convs, camera backbone + FPN and depth net, fuser, decoder, head branches);
+only (pillar feature nets, encoder convs, camera backbone + FPN and depth net, fuser, decoder, head branches, the
+planning head's layers);
 ``export_graphs`` writes each as ``<module path>.onnx``. ``load_onnx_detector`` builds the model from its config
 and puts an ``OnnxGraph`` (an ONNX Runtime session as a torch module) in place of each, so the model's own code
 runs around them: voxelization, pillar scatter, BEV pooling, decoding and NMS stay the Numba / torch code of
@@ -13,6 +14,7 @@ of two exports mixed in one folder, are refused with an error naming the file.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import inspect
 import json
@@ -27,6 +29,7 @@ from torch import nn
 
 from perception.geometry import EgoPose, RigidTransform
 from perception.models import BEVFusionDetector, FusionBatch, build_detector
+from perception.models.planning_types import EGO_FEATURE_SCALE
 from perception.sensors import CAMERA_CHANNELS
 from perception.threads import onnxruntime_session_options
 
@@ -62,8 +65,9 @@ def graph_path(folder: Union[str, Path], module_path: str) -> Path:
 def example_batch(detector: BEVFusionDetector, lidar_points: int = 20000, radar_points: int = 300, seed: int = 0
                   ) -> FusionBatch:
     """One frame of random inputs in the detector's range: LiDAR and radar points uniform over the grid, random
-    images at its image size, six cameras looking forward (K with the focal length half the width). Enough to
-    trace and check the dense parts; not a scene."""
+    images at its image size, six cameras looking forward (K with the focal length half the width) and, for a
+    model that plans, ego features of their typical magnitudes (EGO_FEATURE_SCALE) times uniform [-1, 1]. Enough
+    to trace and check the dense parts; not a scene."""
     rng = np.random.default_rng(seed)
     low, high = np.array(detector.grid.point_cloud_range[:3]), np.array(detector.grid.point_cloud_range[3:])
 
@@ -88,24 +92,27 @@ def example_batch(detector: BEVFusionDetector, lidar_points: int = 20000, radar_
         camera_to_ego=camera_to_ego.expand(1, cameras, 4, 4).clone(),
         camera_valid=torch.ones(1, cameras, dtype=torch.bool),
         present={sensor: torch.ones(1, dtype=torch.bool) for sensor in ("lidar", "radar", "camera")},
-        gt_boxes=None, sample_tokens=["example"], ego_poses=[EgoPose(0, RigidTransform.identity())])
+        gt_boxes=None, sample_tokens=["example"], ego_poses=[EgoPose(0, RigidTransform.identity())],
+        ego_state=(torch.from_numpy((rng.uniform(-1, 1, len(EGO_FEATURE_SCALE)) * EGO_FEATURE_SCALE)[None])
+                   .float() if detector.plans else None))
 
 
 def check_export_covers(detector: BEVFusionDetector, config: Union[str, Path, Config]) -> None:
-    """ValueError naming the config when some weights lie outside ``dense_modules()``: a part of the model (e.g. a
-    planning head) that these graphs do not cover."""
+    """ValueError naming the config when some weights lie outside ``dense_modules()``: a part of the model that
+    these graphs do not cover."""
     prefixes = tuple(f"{path}." for path in detector.dense_modules())
     outside = sorted({key.rsplit(".", 1)[0] for key in detector.state_dict() if not key.startswith(prefixes)})
     if outside:
         name = config.filename if isinstance(config, Config) else config
-        raise ValueError(f"{name}: the ONNX export covers the detection network only; this model also has "
+        raise ValueError(f"{name}: the ONNX export covers the network's dense parts only; this model also has "
                          f"weights in {outside}")
 
 
 def record_dense_inputs(detector: BEVFusionDetector, batches: Sequence[FusionBatch]
                         ) -> Dict[str, List[Tuple[torch.Tensor, ...]]]:
     """module path -> the positional inputs each dense module received while the detector ran ``batches``
-    (mode 'tensor'): what tracing and calibration feed the graphs."""
+    (mode 'predict' for a batch that carries the ego state, so that a planning head runs too, else 'tensor'):
+    what tracing and calibration feed the graphs."""
     recorded: Dict[str, List[Tuple[torch.Tensor, ...]]] = {path: [] for path in detector.dense_modules()}
     handles = [module.register_forward_pre_hook(
         lambda module, args, path=path: recorded[path].append(tuple(a.detach().clone() for a in args)))
@@ -113,7 +120,7 @@ def record_dense_inputs(detector: BEVFusionDetector, batches: Sequence[FusionBat
     try:
         with torch.no_grad():
             for batch in batches:
-                detector(batch, mode="tensor")
+                detector(batch, mode="predict" if batch.ego_state is not None else "tensor")
     finally:
         for handle in handles:
             handle.remove()
@@ -274,6 +281,19 @@ def load_onnx_detector(config: Union[str, Path], onnx_dir: Union[str, Path], pre
     if precision == "int8" and "int8" not in precisions:
         raise ValueError(f"{onnx_dir}: holds no INT8 graph; quantize it with tools/quantize.py")
     return detector.to(device)
+
+
+def checked_outputs(detector: BEVFusionDetector, batch: FusionBatch) -> Dict[str, torch.Tensor]:
+    """What tools/export.py compares between the graphs and torch: the head outputs of ``batch`` (mode 'tensor')
+    and, when the model plans and the batch carries the ego state, each field of the frames' PlanningOutputs as
+    'plan.<field>' (mode 'predict')."""
+    with torch.no_grad():
+        outputs = dict(detector(batch, mode="tensor"))
+        if detector.plans and batch.ego_state is not None:
+            plans = [result["plan"] for result in detector(batch, mode="predict")]
+            outputs.update({f"plan.{field.name}": torch.stack([getattr(plan, field.name) for plan in plans])
+                            for field in dataclasses.fields(plans[0])})
+    return outputs
 
 
 def output_error(reference: Mapping[str, torch.Tensor], outputs: Mapping[str, torch.Tensor]) -> Dict[str, float]:

@@ -125,15 +125,24 @@ def quantize_graph(float_file: Path, out_file: Path, calls: Sequence[Tuple[torch
 def quantize_graphs(config: Union[str, Path], float_dir: Union[str, Path], out_dir: Union[str, Path],
                     calibration: Sequence[FusionBatch]) -> List[str]:
     """Writes an INT8 copy of every graph of ``float_dir`` under ``out_dir``, calibrated on ``calibration``
-    (batches of training frames). -> the module paths."""
+    (batches of training frames); the graphs that are not ``calibrated`` keep float arithmetic (keep_float).
+    -> the module paths."""
     if not calibration:
         raise ValueError("calibration needs at least one frame")
     detector = load_onnx_detector(config, float_dir)
     recorded = record_dense_inputs(detector, calibration)
     Path(out_dir).mkdir(parents=True, exist_ok=True)
-    for path in detector.dense_modules():
+    for path in filter(calibrated, detector.dense_modules()):
         quantize_graph(graph_path(float_dir, path), graph_path(out_dir, path), recorded[path])
+    keep_float(float_dir, out_dir, [path for path in detector.dense_modules() if not calibrated(path)])
     return list(detector.dense_modules())
+
+
+def calibrated(module_path: str) -> bool:
+    """Whether quantize_graphs calibrates and quantizes the graph of ``module_path``: every graph but the planning
+    head's, whose ego features come from a pose history that the calibration frames (loaded one by one) do not
+    carry; its MLPs (a few thousand multiply-accumulates) keep float arithmetic, their weights stored int8."""
+    return not module_path.startswith("planning_head.")
 
 
 def weight_only_int8(graph: onnx.ModelProto) -> onnx.ModelProto:
@@ -200,14 +209,14 @@ def compare_outputs(detector: nn.Module, reference: Sequence[Mapping[str, torch.
 
 def sensitivity_sweep(config: Union[str, Path], float_dir: Union[str, Path], int8_dir: Union[str, Path],
                       batches: Sequence[FusionBatch]) -> List[dict]:
-    """One row per graph of ``int8_dir`` quantized alone (the others from ``float_dir``), then one with all of
-    them ('all'): compare_outputs against the float graphs over ``batches``."""
+    """One row per ``calibrated`` graph of ``int8_dir`` quantized alone (the others from ``float_dir``), then one
+    with all of them ('all'): compare_outputs against the float graphs over ``batches``."""
     detector = load_onnx_detector(config, float_dir)
     expected = config_sha256(config)
     with torch.no_grad():
         reference = [detector(batch, mode="tensor") for batch in batches]
     rows, float_graphs = [], dict(detector.dense_modules())
-    for path in float_graphs:
+    for path in filter(calibrated, float_graphs):
         detector.set_submodule(path, open_graph(graph_path(int8_dir, path), path, expected)[0])
         rows.append({"module": path, **compare_outputs(detector, reference, batches)})
         detector.set_submodule(path, float_graphs[path])

@@ -91,13 +91,16 @@ class BEVFusionDetector(BaseModel):
         return self.read_sensors
 
     def dense_modules(self) -> Dict[str, nn.Module]:
-        """Module path -> submodule, for the submodules that hold all the detection network's weights and take and
-        return tensors only (what perception.deploy exports as graphs); around them, kernels and glue with no
-        weights. The planning head is not among them: perception.deploy refuses a model that has one."""
+        """Module path -> submodule, for the submodules that hold all the network's weights (the planning head's
+        too, when the model has one) and take and return tensors only (what perception.deploy exports as graphs);
+        around them, kernels and glue with no weights."""
         parts = {f"encoders.{sensor}.{name}": getattr(encoder, name)
                  for sensor, encoder in self.encoders.items() for name in encoder.dense_parts}
         parts.update(fuser=self.fuser, decoder=self.decoder)
         parts.update({f"head.{name}": getattr(self.head, name) for name in CenterHead.dense_parts})
+        if self.planning_head is not None:
+            parts.update({f"planning_head.{name}": self.planning_head.get_submodule(name)
+                          for name in PlanningHead.dense_parts})
         return parts
 
     def encode(self, batch: FusionBatch, present: Mapping[str, torch.Tensor], timer: Optional[StageTimer] = None

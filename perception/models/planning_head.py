@@ -47,6 +47,10 @@ class PlanningDetector(Protocol):
 class PlanningHead(nn.Module):
     """The ego branch (an EgoMLP) plus a zero-initialised correction from the BEV branch (module docstring)."""
 
+    dense_parts = ("ego.mlp", "ego.trajectory", "ego.maneuver", "reduce", "mlp", "correction", "lane_change")
+    """The submodules that hold the weights, each tensor to tensor (perception.deploy exports each as a graph); the
+    glue between them (the features' scaling, the concatenation, the constant-velocity start) stays in torch."""
+
     def __init__(self, in_channels: int, horizon_steps: int = 6, step_s: float = 0.5, reduced_channels: int = 16,
                  pooled_cells: int = 8, hidden_channels: int = 128, ego_hidden_channels: int = 64,
                  ego_init: Optional[str] = None, loss_weights: Optional[Mapping[str, float]] = None):

@@ -138,6 +138,43 @@ def test_int8_chain_runs_unbroken_through_relu_and_add(tmp_path):
     assert "Relu" not in op_types and "Add" not in op_types and "QLinearAdd" in op_types
 
 
+def test_a_planning_model_exports_plans_as_torch_does_and_keeps_its_planning_graphs_float(tmp_path):
+    import onnx
+
+    from perception.deploy.graphs import example_batch
+    from perception.models import BEVFusionDetector
+
+    torch.manual_seed(0)
+    config = dict(tiny_model_config(), planning=dict(hidden_channels=16, pooled_cells=2))
+    config_path = tmp_path / "tiny_planning.py"
+    config_path.write_text(f"model = dict(type='BEVFusionDetector', **{json.dumps(config)})\n"
+                           f"model_inputs = dict(lidar_sweeps=1, radar_sweeps=1, image_size=[{IMAGE_W}, {IMAGE_H}])\n")
+    model = BEVFusionDetector(**config).eval()
+    with torch.no_grad():  # a BEV branch that moves the plan (it starts as a zero correction)
+        model.planning_head.correction.weight.uniform_(-0.5, 0.5)
+    checkpoint = tmp_path / "tiny_planning.pth"
+    torch.save({"state_dict": model.state_dict(), "meta": {"format": CHECKPOINT_FORMAT}}, checkpoint)
+    torch_model = load_detector(config_path, checkpoint)
+    files = export_graphs(torch_model, config_path, checkpoint, tmp_path / "float")
+    planning_paths = {f"planning_head.{part}" for part in
+                      ("ego.mlp", "ego.trajectory", "ego.maneuver", "reduce", "mlp", "correction", "lane_change")}
+    assert planning_paths <= set(files)
+    onnx_model = load_onnx_detector(config_path, tmp_path / "float")
+    frames, ego = [make_frame(6)], example_batch(torch_model).ego_state.numpy()
+    (expected,), (actual,) = (m.detect_and_plan(frames, ego)[1] for m in (torch_model, onnx_model))
+    assert expected.trajectory.abs().max() > 0.1
+    for name in ("trajectory", "maneuver_logits", "lane_change_logits"):
+        assert torch.allclose(getattr(actual, name), getattr(expected, name), rtol=1e-4, atol=1e-5), name
+    paths = quantize_graphs(config_path, tmp_path / "float", tmp_path / "int8",
+                            [onnx_model.batch_from_frames([make_frame(seed)]) for seed in (3, 4)])
+    precisions = {path: {p.key: p.value for p in onnx.load(str(graph_path(tmp_path / "int8", path))).metadata_props}
+                  ["perception.precision"] for path in paths}
+    assert {path for path, precision in precisions.items() if precision != "int8"} == planning_paths
+    int8 = load_backend("onnxruntime-int8", config_path, onnx_dir=tmp_path / "int8")
+    (quantized,) = int8.detect_and_plan(frames, ego)[1]
+    assert quantized.trajectory.shape == (6, 2) and torch.isfinite(quantized.trajectory).all()
+
+
 def test_weight_only_int8_by_hand():
     # a 1x1 conv with weights [[1.0, 0.3], [-0.2, 0.05]]: per output channel scales 1 / 127 and 0.2 / 127, stored
     # [[127, 38], [-127, 32]] (0.3 * 127 = 38.1, 0.05 / 0.2 * 127 = 31.75), restored [[1, 38 / 127],
@@ -239,7 +276,7 @@ def test_a_part_outside_the_export_is_named(exported):
     config, checkpoint, _ = exported
     detector = load_detector(config, checkpoint)
     detector.add_module("extra_head", torch.nn.Linear(2, 2))  # weights that no graph holds
-    with pytest.raises(ValueError, match=r"covers the detection network only; .*extra_head"):
+    with pytest.raises(ValueError, match=r"covers the network's dense parts only; .*extra_head"):
         export_graphs(detector, config, checkpoint, "unused")
 
 
