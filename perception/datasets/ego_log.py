@@ -1,8 +1,8 @@
 """The ego's logged LIDAR_TOP poses around a keyframe, read from the nuScenes tables.
 
 Poses are those of the LIDAR_TOP sample_data of the keyframe's scene: every sweep where the tables have them
-(nuScenes: 20 Hz), and every keyframe (2 Hz; the only poses of a table without sweeps). ``past_lidar_poses``
-reads no record later than the keyframe, so what it returns is what the car knew at that instant.
+(nuScenes: 20 Hz), and every keyframe (2 Hz; the only poses of a table without sweeps). ``past_ego_poses``
+reads no pose later than the keyframe, so what it returns is what the car knew at that instant.
 ``lidar_poses_between`` reads both ways, for the logged drive's ground truth (labels, open-loop grading).
 A sample_data whose ego pose is missing from the tables raises a ValueError naming the sample.
 """
@@ -17,14 +17,14 @@ from perception.geometry import EgoPose, interpolate_pose
 from perception.sensors import LIDAR_CHANNEL
 
 
-def lidar_pose(nusc: NuScenes, sample_token: str, sample_data_token: str) -> EgoPose:
-    """The ego pose of one LIDAR_TOP sample_data (of sample ``sample_token``, named in the error)."""
+def sample_data_pose(nusc: NuScenes, sample_token: str, sample_data_token: str) -> EgoPose:
+    """The ego pose of one sample_data record (of sample ``sample_token``, named in the error)."""
     try:
         record = nusc.get("sample_data", sample_data_token)
         return EgoPose.from_record(nusc.get("ego_pose", record["ego_pose_token"]))
     except KeyError as error:
-        raise ValueError(f"sample {sample_token}: the ego pose of {LIDAR_CHANNEL} sample_data {sample_data_token} "
-                         f"is missing from the tables ({error})") from None
+        raise ValueError(f"sample {sample_token}: the ego pose of sample_data {sample_data_token} is missing from "
+                         f"the tables ({error})") from None
 
 
 def _walk(nusc: NuScenes, sample_token: str, link: str, limit_us: int, poses: Dict[int, EgoPose]) -> None:
@@ -41,7 +41,7 @@ def _walk(nusc: NuScenes, sample_token: str, link: str, limit_us: int, poses: Di
         sample = nusc.get("sample", sample[link])
         if not within(int(sample["timestamp"])):
             break
-        pose = lidar_pose(nusc, sample_token, sample["data"][LIDAR_CHANNEL])
+        pose = sample_data_pose(nusc, sample_token, sample["data"][LIDAR_CHANNEL])
         if within(pose.timestamp_us):
             poses[pose.timestamp_us] = pose
     token = nusc.get("sample_data", nusc.get("sample", sample_token)["data"][LIDAR_CHANNEL])[link]
@@ -49,7 +49,7 @@ def _walk(nusc: NuScenes, sample_token: str, link: str, limit_us: int, poses: Di
         record = nusc.get("sample_data", token)
         if not within(int(record["timestamp"])):
             break
-        poses[int(record["timestamp"])] = lidar_pose(nusc, sample_token, token)
+        poses[int(record["timestamp"])] = sample_data_pose(nusc, sample_token, token)
         token = record[link]
 
 
@@ -66,15 +66,38 @@ def lidar_poses_between(nusc: NuScenes, sample_token: str, start_offset_s: float
     return [poses[t] for t in sorted(poses)]
 
 
-def past_lidar_poses(nusc: NuScenes, sample_token: str, history_s: float = 1.0) -> List[EgoPose]:
-    """The LIDAR_TOP poses of the last ``history_s`` up to and including the keyframe, sorted by time; no later
-    record is read (the ego state at the keyframe is ``EgoState.from_poses(past_lidar_poses(...))``)."""
-    return lidar_poses_between(nusc, sample_token, -history_s, 0.0)
+OTHER_SENSORS_BEFORE_S = 0.1
+"""How far before a keyframe's LIDAR_TOP timestamp its other sensors' records may lie to give the ego's motion where
+no earlier LiDAR pose exists (nuScenes' cameras fire 0-45 ms before it)."""
+
+
+def past_ego_poses(nusc: NuScenes, sample_token: str, history_s: float = 1.0) -> List[EgoPose]:
+    """The LIDAR_TOP poses of the last ``history_s`` up to and including the keyframe, sorted by time (the ego
+    state at the keyframe is ``EgoState.from_poses(past_ego_poses(...))``). Where none precedes the keyframe's own
+    (the first keyframe of a log, or of a table without sweeps), the earliest pose of the other sensors' records
+    stamped within OTHER_SENSORS_BEFORE_S before it comes first, so that the ego's speed is known there too. No
+    pose later than the keyframe is read (the keyframe's records of other sensors are read for their timestamps,
+    a later one's pose never)."""
+    poses = lidar_poses_between(nusc, sample_token, -history_s, 0.0)
+    if len(poses) > 1:
+        return poses
+    current_us = poses[0].timestamp_us
+    start_us = current_us - OTHER_SENSORS_BEFORE_S * 1e6
+    earlier = []  # (timestamp, token) of the other sensors' records in [start_us, current_us)
+    for channel, token in nusc.get("sample", sample_token)["data"].items():
+        while token and channel != LIDAR_CHANNEL:
+            record = nusc.get("sample_data", token)
+            if int(record["timestamp"]) < start_us:
+                break
+            if int(record["timestamp"]) < current_us:
+                earlier.append((int(record["timestamp"]), token))
+            token = record["prev"]
+    return [sample_data_pose(nusc, sample_token, min(earlier)[1])] + poses if earlier else poses
 
 
 def keyframe_lidar_pose(nusc: NuScenes, sample_token: str) -> EgoPose:
     """The ego pose at the keyframe's LIDAR_TOP timestamp (the frame the network and the decisions work in)."""
-    return lidar_pose(nusc, sample_token, nusc.get("sample", sample_token)["data"][LIDAR_CHANNEL])
+    return sample_data_pose(nusc, sample_token, nusc.get("sample", sample_token)["data"][LIDAR_CHANNEL])
 
 
 def pose_at(poses: List[EgoPose], timestamp_us: int, tolerance_us: int = 50_000) -> Optional[EgoPose]:

@@ -3,7 +3,7 @@
 
 ``ego_features(past_poses)``: EGO_FEATURES at the last of a list of poses, read from that list only (the one
 computation: training data, evaluation and replay call it); ``ego_history(nusc, token)``: the poses it reads at a
-keyframe (its LIDAR_TOP poses of the last EGO_FEATURE_HISTORY_S); ``past_ego_features(nusc, tokens)``: the
+keyframe (perception.datasets.ego_log.past_ego_poses of the last EGO_FEATURE_HISTORY_S); ``past_ego_features(nusc, tokens)``: the
 features of keyframes from their ego_history; ``trajectory_and_maneuver``: a planner's trajectory and its head's
 most likely maneuver; ``plan_maneuver``: the maneuver the plan carries out, by the logged drive's label rules;
 ``learned_decision``: the plan with that maneuver through the safety layer (perception.decision.safety.check_plan),
@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from nuscenes.nuscenes import NuScenes
 
-from perception.datasets.ego_log import BRACKET_MARGIN_S, past_lidar_poses, track_from_poses
+from perception.datasets.ego_log import BRACKET_MARGIN_S, past_ego_poses, track_from_poses
 from perception.datasets.lane_map import LaneCentres
 from perception.datasets.maneuver_labels import VEHICLE_LABELS, ManeuverLabelConfig, label_maneuver
 from perception.decision.collision import plan_headings
@@ -53,9 +53,9 @@ def ego_features(past_poses: Sequence[EgoPose]) -> np.ndarray:
 
 
 def ego_history(nusc: NuScenes, sample_token: str) -> List[EgoPose]:
-    """The poses the ego input reads at a keyframe: its LIDAR_TOP poses of the last EGO_FEATURE_HISTORY_S, oldest
-    first (what replay's streaming state holds there)."""
-    return past_lidar_poses(nusc, sample_token, EGO_FEATURE_HISTORY_S)
+    """The poses the ego input reads at a keyframe: ``past_ego_poses`` of the last EGO_FEATURE_HISTORY_S, oldest
+    first (what replay's streaming state holds there, StreamingState.recent_poses)."""
+    return past_ego_poses(nusc, sample_token, EGO_FEATURE_HISTORY_S)
 
 
 def past_ego_features(nusc: NuScenes, sample_tokens: Sequence[str]) -> np.ndarray:

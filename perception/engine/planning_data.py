@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from nuscenes.nuscenes import NuScenes
 
-from perception.datasets.ego_log import ego_track, keyframe_lidar_pose, past_lidar_poses
+from perception.datasets.ego_log import ego_track, keyframe_lidar_pose, past_ego_poses
 from perception.datasets.ground_truth import sample_ground_truth
 from perception.datasets.maneuver_labels import logged_maneuver
 from perception.decision import EgoState, PlannerConfig, decide
@@ -30,7 +30,7 @@ def logged_targets(nusc: NuScenes, sample_tokens: Sequence[str], config: Planner
         xy, _, valid = ego_track(nusc, token, config.step_times_s)
         label = logged_maneuver(nusc, token)
         truth = sample_ground_truth(nusc, token, keyframe_lidar_pose(nusc, token).ego_to_global).boxes
-        gaps = decide(truth, EgoState.from_poses(past_lidar_poses(nusc, token)), config)
+        gaps = decide(truth, EgoState.from_poses(past_ego_poses(nusc, token)), config)
         trajectories.append(np.nan_to_num(xy).astype(np.float32))
         valids.append(valid)
         maneuvers.append(-1 if label is None else MANEUVERS.index(label))

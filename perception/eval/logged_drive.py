@@ -22,7 +22,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 from nuscenes.nuscenes import NuScenes
 
-from perception.datasets.ego_log import ego_track, keyframe_lidar_pose, past_lidar_poses
+from perception.datasets.ego_log import ego_track, keyframe_lidar_pose, past_ego_poses
 from perception.datasets.ground_truth import sample_ground_truth
 from perception.datasets.lane_map import keyframe_lanes
 from perception.datasets.maneuver_labels import logged_maneuver
@@ -68,9 +68,9 @@ def _bracket(timestamps_us: np.ndarray, time_us: int, tolerance_us: int) -> Opti
 
 
 def ego_state_at_sample(nusc: NuScenes, sample_token: str) -> EgoState:
-    """The ego state at a keyframe from the LIDAR_TOP poses up to it only (``past_lidar_poses``: the sweeps when
-    present, else the earlier keyframes; the first keyframe of a log without earlier poses is at rest)."""
-    return EgoState.from_poses(past_lidar_poses(nusc, sample_token))
+    """The ego state at a keyframe from the poses up to it only (``past_ego_poses``: the LIDAR_TOP sweeps when
+    present, else the earlier keyframes, else the keyframe's own earlier records of other sensors)."""
+    return EgoState.from_poses(past_ego_poses(nusc, sample_token))
 
 
 def _interpolate_boxes(before: Tuple[Boxes3D, List[str]], after: Tuple[Boxes3D, List[str]], alpha: float) -> Boxes3D:

@@ -3,7 +3,8 @@ input (a Frame) from them.
 
 - Sweep buffers: the newest LiDAR sweeps (multi-sweep LiDAR) and, per radar, the newest radar sweeps.
 - Ego poses of the LiDAR messages of the last EGO_FEATURE_HISTORY_S (what the learned planners' ego input reads:
-  the past ego state and track, ``recent_poses``).
+  the past ego state and track, ``recent_poses``; where no earlier LiDAR message exists, the earliest of the
+  other channels' buffered messages within OTHER_SENSORS_BEFORE_S, as the tables' past_ego_poses reads).
 - Cameras: the newest image per camera (and the one before it, the fallback when the newest file is corrupt).
 - Faults, counted in ``FaultCounts`` and survived:
   dropped     a gap in a channel's sequence numbers after its first message (each missing number counts once;
@@ -26,6 +27,7 @@ from collections import deque
 from dataclasses import asdict, dataclass, field
 from typing import AbstractSet, Deque, Dict, List, Optional, Sequence, Tuple
 
+from perception.datasets.ego_log import OTHER_SENSORS_BEFORE_S
 from perception.datasets.frame import Frame
 from perception.datasets.ground_truth import GroundTruth
 from perception.datasets.loader import DEFAULT_SWEEP_MIN_DISTANCE_M, frame_from_table
@@ -177,8 +179,16 @@ class StreamingState:
     def recent_poses(self, key: SensorMessage) -> List[EgoPose]:
         """Ego poses of the LiDAR messages of the last EGO_FEATURE_HISTORY_S up to ``key``, oldest first (strictly
         increasing timestamps: no duplicate or out-of-order message is kept): what a causal ego-state estimate
-        may use."""
-        return [m.ego_pose for m in self._lidar_history if m.timestamp_us <= key.timestamp_us]
+        may use. Where none precedes ``key``, the earliest pose of the other channels' buffered messages stamped
+        within OTHER_SENSORS_BEFORE_S before it comes first (perception.datasets.ego_log.past_ego_poses' rule)."""
+        poses = [m.ego_pose for m in self._lidar_history if m.timestamp_us <= key.timestamp_us]
+        if len(poses) == 1:
+            start_us = key.timestamp_us - OTHER_SENSORS_BEFORE_S * 1e6
+            earlier = [m for channel, buffer in self._buffers.items() if channel != LIDAR_CHANNEL for m in buffer
+                       if start_us <= m.timestamp_us < key.timestamp_us]
+            if earlier:
+                poses.insert(0, min(earlier, key=lambda m: m.timestamp_us).ego_pose)
+        return poses
 
     def status(self, key: SensorMessage) -> FrameStatus:
         """The channels' ages and staleness at LiDAR message ``key``, without building a frame."""

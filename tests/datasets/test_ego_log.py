@@ -1,21 +1,24 @@
 """The logged ego poses around a keyframe against a plain filter of the devkit's tables, and the promise that the
 past reader touches no record later than the keyframe."""
+import numpy as np
 import pytest
 
-from perception.datasets.ego_log import keyframe_lidar_pose, lidar_poses_between, past_lidar_poses, pose_at
+from perception.datasets.ego_log import (OTHER_SENSORS_BEFORE_S, keyframe_lidar_pose, lidar_poses_between,
+                                       past_ego_poses, pose_at)
 from perception.decision import EgoState
 from perception.sensors import LIDAR_CHANNEL
 
 
 class _RaisesOnTheFuture:
-    """A NuScenes whose ``get`` fails on any record stamped later than ``limit_us``."""
+    """A NuScenes whose ``get`` fails on any record of ``tables`` (None: every table) stamped later than
+    ``limit_us``."""
 
-    def __init__(self, nusc, limit_us: int):
-        self.nusc, self.limit_us = nusc, limit_us
+    def __init__(self, nusc, limit_us: int, tables=None):
+        self.nusc, self.limit_us, self.tables = nusc, limit_us, tables
 
     def get(self, table: str, token: str) -> dict:
         record = self.nusc.get(table, token)
-        if record.get("timestamp", -1) > self.limit_us:
+        if (self.tables is None or table in self.tables) and record.get("timestamp", -1) > self.limit_us:
             raise AssertionError(f"read {table} {token} at {record['timestamp']}, after {self.limit_us}")
         return record
 
@@ -31,10 +34,10 @@ def _oracle_times(nusc, sample_token, start_us, end_us):
 def _check(nusc, sample_token):
     keyframe = keyframe_lidar_pose(nusc, sample_token)
     guarded = _RaisesOnTheFuture(nusc, keyframe.timestamp_us)
-    past = past_lidar_poses(guarded, sample_token, history_s=1.0)
+    past = past_ego_poses(guarded, sample_token, history_s=1.0)
     assert [p.timestamp_us for p in past] == _oracle_times(nusc, sample_token, keyframe.timestamp_us - 1_000_000,
                                                            keyframe.timestamp_us)
-    assert EgoState.from_poses(past) == EgoState.from_poses(past_lidar_poses(guarded, sample_token, 0.5))
+    assert EgoState.from_poses(past) == EgoState.from_poses(past_ego_poses(guarded, sample_token, 0.5))
     both = lidar_poses_between(nusc, sample_token, -0.6, 1.2)
     assert [p.timestamp_us for p in both] == _oracle_times(nusc, sample_token, keyframe.timestamp_us - 600_000,
                                                            keyframe.timestamp_us + 1_200_000)
@@ -48,13 +51,35 @@ def test_synthetic_sweeps(nusc_synthetic):
     second = nusc_synthetic.get("sample", first)["next"]
     _check(nusc_synthetic, second)
     # the first keyframe's history is the 0.5 s of sweeps before it: a moving state, not the rest of an empty past
-    past = past_lidar_poses(nusc_synthetic, first)
+    past = past_ego_poses(nusc_synthetic, first)
     assert len(past) == 11 and EgoState.from_poses(past).speed_mps > 1.0
 
 
 def test_real_keyframes_without_sweeps(nusc_real):
     tokens = [sample["token"] for sample in sorted(nusc_real.sample, key=lambda s: s["timestamp"])]
     _check(nusc_real, tokens[1])
+
+
+def test_a_first_keyframe_takes_its_motion_from_the_earlier_records_of_other_sensors(nusc_real):
+    first = min(nusc_real.sample, key=lambda s: s["timestamp"])["token"]
+    keyframe = keyframe_lidar_pose(nusc_real, first)
+    # no earlier LiDAR pose: the start of a log
+    assert [p.timestamp_us for p in lidar_poses_between(nusc_real, first, -1.0, 0.0)] == [keyframe.timestamp_us]
+    # the oracle: a plain scan of the tables for the other sensors' records of the last OTHER_SENSORS_BEFORE_S
+    earliest = min((r for r in nusc_real.sample_data if r["channel"] != LIDAR_CHANNEL
+                    and keyframe.timestamp_us - OTHER_SENSORS_BEFORE_S * 1e6 <= r["timestamp"] < keyframe.timestamp_us),
+                   key=lambda r: r["timestamp"])
+    assert earliest["channel"].startswith("CAM_")  # nuScenes' cameras fire before the LiDAR's timestamp
+    guarded = _RaisesOnTheFuture(nusc_real, keyframe.timestamp_us, tables=("ego_pose",))
+    past = past_ego_poses(guarded, first)  # reads no later pose
+    assert [p.timestamp_us for p in past] == [earliest["timestamp"], keyframe.timestamp_us]
+    start = np.array(nusc_real.get("ego_pose", earliest["ego_pose_token"])["translation"][:2])
+    end = keyframe.ego_to_global.translation[:2]
+    heading = keyframe.ego_to_global.rotation[:2, 0] / np.linalg.norm(keyframe.ego_to_global.rotation[:2, 0])
+    seconds = (keyframe.timestamp_us - earliest["timestamp"]) * 1e-6
+    state = EgoState.from_poses(past)
+    assert state.speed_mps == pytest.approx(float((end - start) @ heading) / seconds, rel=1e-9)
+    assert state.speed_mps > 3.0 and state.acceleration_mps2 is None  # moving, as the next keyframe shows
 
 
 def test_pose_at_interpolates_and_never_pads(nusc_synthetic):
@@ -76,4 +101,4 @@ def test_a_missing_ego_pose_names_the_sample(nusc_synthetic):
 
     token = nusc_synthetic.scene[0]["first_sample_token"]
     with pytest.raises(ValueError, match=f"sample {token}: the ego pose"):
-        past_lidar_poses(NoEgoPoses(), token)
+        past_ego_poses(NoEgoPoses(), token)

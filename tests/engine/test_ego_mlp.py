@@ -7,7 +7,7 @@ import torch
 
 from perception.cli.train_ego_mlp import main as train_main
 from perception.datasets.ego_log import keyframe_lidar_pose
-from perception.datasets.ego_log import past_lidar_poses
+from perception.datasets.ego_log import past_ego_poses
 from perception.datasets.splits import split_sample_tokens
 from perception.decision.learned import EGO_FEATURE_HISTORY_S, ego_mlp_plan, past_ego_features
 from perception.engine.ego_mlp import collect_examples, train_ego_mlp
@@ -52,7 +52,7 @@ def test_training_lowers_the_loss_and_the_checkpoint_round_trips(nusc_synthetic,
     assert after["loss_plan_trajectory"] < before["loss_plan_trajectory"]
     path = save_ego_mlp(model, tmp_path / "ego.pth", dict(split="test"))
     loaded = load_ego_mlp(path)
-    trajectory, maneuver = ego_mlp_plan(loaded, past_lidar_poses(nusc_synthetic, tokens[0], EGO_FEATURE_HISTORY_S))
+    trajectory, maneuver = ego_mlp_plan(loaded, past_ego_poses(nusc_synthetic, tokens[0], EGO_FEATURE_HISTORY_S))
     with torch.no_grad():
         expected = model(features[:1]).trajectory[0].numpy()
     assert np.allclose(trajectory, expected) and isinstance(maneuver, Maneuver)

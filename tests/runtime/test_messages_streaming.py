@@ -8,8 +8,10 @@ import shutil
 import numpy as np
 import pytest
 
+from perception.datasets.ego_log import past_ego_poses
 from perception.datasets.ground_truth import sample_ground_truth
 from perception.datasets.loader import load_frame
+from perception.decision.learned import EGO_FEATURE_HISTORY_S
 from perception.runtime.faults import FaultPlan, inject_faults
 from perception.runtime.messages import message_order_key, scene_messages
 from perception.runtime.streaming import StreamingState
@@ -103,6 +105,10 @@ def test_streamed_keyframe_equals_the_loader_everywhere_on_the_real_fixture(nusc
             np.testing.assert_array_equal(view.image, reference.cameras[channel].image)
             np.testing.assert_allclose(view.camera_to_ego.matrix, reference.cameras[channel].camera_to_ego.matrix,
                                        atol=1e-12)
+        # the ego's past poses as the tables give them; at the first keyframe, an earlier camera's
+        past = past_ego_poses(nusc_real, key.sample_token, EGO_FEATURE_HISTORY_S)
+        assert [p.timestamp_us for p in state.recent_poses(key)] == [p.timestamp_us for p in past]
+        assert len(past) > 1
 
 
 def _lidar_messages(nusc):

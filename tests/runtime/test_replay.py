@@ -13,7 +13,7 @@ import pytest
 from perception.cli.replay import main as replay_main
 from perception.datasets.loader import load_frame
 from perception.decision import EgoState
-from perception.datasets.ego_log import keyframe_lidar_pose, past_lidar_poses
+from perception.datasets.ego_log import keyframe_lidar_pose, past_ego_poses
 from perception.datasets.lane_map import keyframe_lanes
 from perception.decision.learned import EGO_FEATURE_HISTORY_S, past_ego_features, plan_maneuver
 from perception.decision.safety import check_plan
@@ -146,7 +146,7 @@ def test_a_planning_model_decides_by_its_plan_through_the_safety_layer(nusc_synt
         lanes = keyframe_lanes(nusc_synthetic, record["sample_token"], pose.ego_to_global.inverse())
         assert lanes is not None  # the synthetic world's lane map, read from its tables
         maneuver = plan_maneuver(trajectory, Maneuver.CHANGE_LANE_LEFT,  # the plan's motion names its maneuver
-                                 past_lidar_poses(nusc_synthetic, record["sample_token"], EGO_FEATURE_HISTORY_S),
+                                 past_ego_poses(nusc_synthetic, record["sample_token"], EGO_FEATURE_HISTORY_S),
                                  tracked.boxes, lanes=lanes)
         checked = check_plan(trajectory, maneuver, tracked.boxes, EgoState(**record["ego_state"]),
                              agent_accelerations_mps2=tracked.accelerations_mps2)
