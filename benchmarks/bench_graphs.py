@@ -62,8 +62,9 @@ def main() -> None:
                            config.val_dataloader.dataset.split, args.frames, "benchmark")
     recorded = record_dense_inputs(torch_detector, batches)
     runtimes: Dict[str, object] = {"torch": torch_detector,
-                                   "onnxruntime": load_onnx_detector(args.config, args.float_dir),
-                                   "onnxruntime-int8": load_onnx_detector(args.config, args.int8_dir, "int8")}
+                                   "onnxruntime": load_onnx_detector(args.config, args.float_dir, one_bev_graph=False),
+                                   "onnxruntime-int8": load_onnx_detector(args.config, args.int8_dir, "int8",
+                                                                          one_bev_graph=False)}
     try:
         import openvino  # noqa: F401
 

@@ -33,15 +33,15 @@ import numpy as np
 
 STAGES: Tuple[str, ...] = (
     "load", "preprocess", "lidar_encoder", "radar_encoder", "voxelize", "camera_encoder", "bev_pool", "fuser",
-    "decoder", "head", "decode_nms", "planning_head", "detector", "decision", "end_to_end",
+    "decoder", "head", "fuser_decoder_head", "decode_nms", "planning_head", "detector", "decision", "end_to_end",
 )
 """Every stage of one frame, in pipeline order. The model's detect times preprocess .. decode_nms with these names
 when it is given a StageTimer (``detect(frames, timer=timer)``): preprocess (camera resize, tensors), each encoder,
-fuser, decoder, head, decode_nms, planning_head (a planning head's forward, in ``detect_and_plan``); nested
-inside the encoders, voxelize (hard pillars of the LiDAR and the radar encoders together) and bev_pool (the camera
-encoder's BEV pooling). The benchmark and the replay time the rest:
-load (the Frame from files), detector (the whole detect call, around the model's stages), decision, and
-end_to_end (load + detector + decision)."""
+fuser, decoder, head (or fuser_decoder_head: the three as one ONNX graph, perception.deploy), decode_nms,
+planning_head (a planning head's forward, in ``detect_and_plan``); nested inside the encoders, voxelize (hard
+pillars of the LiDAR and the radar encoders together) and bev_pool (the camera encoder's BEV pooling). The
+benchmark and the replay time the rest: load (the Frame from files), detector (the whole detect call, around the
+model's stages), decision, and end_to_end (load + detector + decision)."""
 
 NESTED_STAGES: Tuple[str, ...] = ("voxelize", "bev_pool")
 """The stages timed inside an encoder's (STAGES' docstring): a sum of stages leaves them out."""

@@ -3,7 +3,9 @@ weights, uint8 activations calibrated on training frames through the real pre-pr
 (each graph quantized alone, then all) against the float graphs on validation frames. Graphs whose quantization
 alone moves a detection score by more than --max-score-error compute in float (their activations unquantized,
 their weights stored int8 and restored when the session loads). Writes the graphs, sensitivity.json /
-sensitivity.md and quantize.json (the chosen mix, its error, model sizes)."""
+sensitivity.md and quantize.json (the chosen mix, its error, the sizes of the graphs the backends load). The
+fuser, decoder and head run as one graph (bev_network.onnx), quantized whole with the nodes of the parts kept float
+left in float."""
 from __future__ import annotations
 
 import argparse
@@ -58,9 +60,10 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     config_path = resolve_config(args.config)
     from mmengine.config import Config
 
-    from perception.deploy.graphs import graph_path, load_onnx_detector
-    from perception.deploy.quantize import (compare_outputs, keep_float, quantize_graphs, sensitive_modules,
-                                            sensitivity_sweep, write_sensitivity)
+    from perception.deploy.graphs import (BEV_NETWORK, backend_graph_files, graph_path, in_bev_network,
+                                          load_onnx_detector, record_dense_inputs)
+    from perception.deploy.quantize import (compare_outputs, keep_float, quantize_bev_network, quantize_graphs,
+                                            sensitive_modules, sensitivity_sweep, write_sensitivity)
 
     config = Config.fromfile(config_path)
     dataroot = resolve_path(args.dataroot or config.get("dataroot", ""))
@@ -77,12 +80,17 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     write_sensitivity(rows, args.out)
     kept = sorted(set(sensitive_modules(rows, args.max_score_error)) | set(args.keep_float))
     keep_float(args.float_dir, args.out, kept)
+    float_parts = [path for path in kept if in_bev_network(path)]
+    if float_parts and graph_path(args.float_dir, BEV_NETWORK).is_file():
+        calls = record_dense_inputs(load_onnx_detector(config_path, args.float_dir, one_bev_graph=False),
+                                    calibration)["fuser"]
+        quantize_bev_network(args.float_dir, args.out, calls, float_parts)
     import torch
 
     with torch.no_grad():
         reference = [float_detector(batch, mode="tensor") for batch in evaluation]
     chosen = compare_outputs(load_onnx_detector(config_path, args.out, "int8"), reference, evaluation)
-    sizes = {name: sum(graph_path(folder, m).stat().st_size for m in modules)
+    sizes = {name: sum(file.stat().st_size for file in backend_graph_files(modules, folder))
              for name, folder in (("float_bytes", args.float_dir), ("int8_bytes", args.out))}
     report = {"config": args.config, "float_dir": args.float_dir, "calibration_frames": len(calibration),
               "evaluation_frames": len(evaluation), "max_score_error": args.max_score_error, "kept_float": kept,

@@ -3,10 +3,11 @@
 ``BEVFusionDetector.dense_modules()`` names the submodules that hold all the weights and take and return tensors
 only (pillar feature nets, encoder convs, camera backbone + FPN and depth net, fuser, decoder, head branches, the
 planning head's layers);
-``export_graphs`` writes each as ``<module path>.onnx``. ``load_onnx_detector`` builds the model from its config
-and puts an ``OnnxGraph`` (an ONNX Runtime session as a torch module) in place of each, so the model's own code
-runs around them: voxelization, pillar scatter, BEV pooling, decoding and NMS stay the Numba / torch code of
-perception.ops and perception.models, and the stage timer times the same stages.
+``export_graphs`` writes each as ``<module path>.onnx``, and the fuser, decoder and head once more as one graph,
+``bev_network.onnx`` (BEV_NETWORK). ``load_onnx_detector`` builds the model from its config and puts an
+``OnnxGraph`` (an ONNX Runtime session as a torch module) in place of each, or the one graph in place of those
+three parts, so the model's own code runs around them: voxelization, pillar scatter, BEV pooling, decoding and NMS
+stay the Numba / torch code of perception.ops and perception.models, and the stage timer times the same stages.
 
 Every graph records in its metadata_props which model it belongs to (GRAPH_FORMAT, the config's model hash, the
 checkpoint's hash, its module path, precision and input signature); a graph of another model version, or graphs
@@ -29,6 +30,7 @@ from torch import nn
 
 from perception.geometry import EgoPose, RigidTransform
 from perception.models import BEVFusionDetector, FusionBatch, build_detector
+from perception.models.heads import CenterHead
 from perception.models.planning_types import EGO_FEATURE_SCALE
 from perception.sensors import CAMERA_CHANNELS
 from perception.threads import onnxruntime_session_options
@@ -39,6 +41,12 @@ features of Pillarization.point_features, v1's took the pillars)."""
 
 OPSET = 17
 PRECISIONS = ("float32", "int8")
+
+BEV_NETWORK = "bev_network"
+"""The graph of the fuser, decoder and head as one (``<folder>/bev_network.onnx``, BEVNetwork): the backends run it
+in place of those parts' own graphs (one session instead of six, no layout transposes, and in INT8 no dequantize /
+quantize, at the five joins between them); their own graphs stay for what takes the parts one by one (the
+sensitivity sweep, calibration, benchmarks/bench_graphs.py)."""
 
 
 def config_sha256(config: Union[str, Path, Config]) -> str:
@@ -95,6 +103,41 @@ def example_batch(detector: BEVFusionDetector, lidar_points: int = 20000, radar_
         gt_boxes=None, sample_tokens=["example"], ego_poses=[EgoPose(0, RigidTransform.identity())],
         ego_state=(torch.from_numpy((rng.uniform(-1, 1, len(EGO_FEATURE_SCALE)) * EGO_FEATURE_SCALE)[None])
                    .float() if detector.plans else None))
+
+
+def in_bev_network(module_path: str) -> bool:
+    """Whether the BEV_NETWORK graph holds a dense module: the fuser, the decoder and the head's."""
+    return module_path in ("fuser", "decoder") or module_path.startswith("head.")
+
+
+def backend_graph_files(module_paths: Sequence[str], folder: Union[str, Path]) -> List[Path]:
+    """The graph files load_onnx_detector opens in ``folder`` for a model of these dense module paths."""
+    if not graph_path(folder, BEV_NETWORK).is_file():
+        return [graph_path(folder, path) for path in module_paths]
+    return [graph_path(folder, path) for path in module_paths if not in_bev_network(path)] + [
+        graph_path(folder, BEV_NETWORK)]
+
+
+class BEVNetwork(nn.Module):
+    """The fuser, decoder and head of ``detector`` as one module, what export_graphs writes as the BEV_NETWORK
+    graph: forward(features (N, sum C_s, ny, nx), present (N, S) bool), the fuser's inputs -> the head outputs
+    (CenterHead.forward's, in its order), preceded by the decoder's output (N, C, ny, nx) when the model plans (its
+    planning head reads it)."""
+
+    def __init__(self, detector: BEVFusionDetector):
+        super().__init__()
+        self.fuser, self.decoder, self.head = detector.fuser, detector.decoder, detector.head
+        self.plans = detector.plans
+        self.train(detector.training)  # the mode torch.onnx.export restores on the detector's parts after tracing
+
+    def output_names(self) -> List[str]:
+        """The graph's output names: 'decoded' when the model plans, then the head outputs'."""
+        return ["decoded"] * self.plans + list(CenterHead.OUTPUTS)
+
+    def forward(self, features: torch.Tensor, present: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        decoded = self.decoder(self.fuser(features, present))
+        outputs = self.head(decoded)
+        return (decoded,) * self.plans + tuple(outputs[name] for name in CenterHead.OUTPUTS)
 
 
 def check_export_covers(detector: BEVFusionDetector, config: Union[str, Path, Config]) -> None:
@@ -166,17 +209,20 @@ def export_graphs(detector: BEVFusionDetector, config: Union[str, Path, Config],
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     files = {}
-    for path, module in detector.dense_modules().items():
-        if not recorded[path]:
+    modules = {**detector.dense_modules(), BEV_NETWORK: BEVNetwork(detector)}
+    for path, module in modules.items():
+        args = recorded[path if path != BEV_NETWORK else "fuser"]  # the BEV network takes the fuser's inputs
+        if not args:
             raise ValueError(f"{path}: the example batch did not reach this module, so it cannot be traced")
-        args = recorded[path][0]
+        args = args[0]
         names = input_names(module, len(args))
+        outputs = module.output_names() if path == BEV_NETWORK else ["output"]
         file = graph_path(out_dir, path)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer warnings
             torch.onnx.export(module, args, str(file), dynamo=False, opset_version=OPSET, input_names=names,
-                              output_names=["output"], do_constant_folding=True,
-                              dynamic_axes={**{n: {0: "N"} for n in names}, "output": {0: "N"}})
+                              output_names=outputs, do_constant_folding=True,
+                              dynamic_axes={name: {0: "N"} for name in names + outputs})
         inputs = [(n, str(a.dtype).replace("torch.", ""), ["N", *a.shape[1:]]) for n, a in zip(names, args)]
         set_metadata(file, dict(identity, module=path, inputs=signature(inputs)))
         onnx.checker.check_model(str(file))
@@ -193,14 +239,44 @@ class OnnxGraph(nn.Module):
         self.session = session
         self.file = file
         self.input_names = [i.name for i in session.get_inputs()]
+        self.output_names = [o.name for o in session.get_outputs()]
 
-    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+    def run(self, *inputs: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """Output name -> tensor on the first input's device."""
         if len(inputs) != len(self.input_names):
             raise ValueError(f"{self.file}: takes {len(self.input_names)} inputs ({self.input_names}), "
                              f"got {len(inputs)}")
         feeds = {name: tensor.detach().cpu().numpy() for name, tensor in zip(self.input_names, inputs)}
-        (output,) = self.session.run(None, feeds)
-        return torch.from_numpy(output).to(inputs[0].device)
+        outputs = self.session.run(None, feeds)
+        return {name: torch.from_numpy(output).to(inputs[0].device) for name, output in zip(self.output_names, outputs)}
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        (output,) = self.run(*inputs).values()
+        return output
+
+    def extra_repr(self) -> str:
+        return str(self.file)
+
+
+class BEVNetworkGraph(OnnxGraph):
+    """The BEV_NETWORK graph as the detector's ``bev_graph``: forward(features, present) -> (the decoder's output,
+    None unless the model plans; the head outputs by name)."""
+
+    def forward(self, features: torch.Tensor, present: torch.Tensor
+                ) -> Tuple[Optional[torch.Tensor], Dict[str, torch.Tensor]]:
+        outputs = self.run(features, present)
+        return outputs.pop("decoded", None), outputs
+
+
+class InBEVNetwork(nn.Module):
+    """Stands in a detector's slot for a part that runs inside its BEV_NETWORK graph; calling it is an error."""
+
+    def __init__(self, file: Path):
+        super().__init__()
+        self.file = file
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        raise RuntimeError(f"this part runs inside {self.file} (the detector's bev_graph)")
 
     def extra_repr(self) -> str:
         return str(self.file)
@@ -221,11 +297,12 @@ def onnxruntime_providers(device: str) -> List[str]:
     return ["CUDAExecutionProvider", "CPUExecutionProvider"]
 
 
-def open_graph(file: Path, module_path: str, expected_config: str, device: str = "cpu", session_options=None
-               ) -> Tuple[OnnxGraph, dict]:
+def open_graph(file: Path, module_path: str, expected_config: str, device: str = "cpu", session_options=None,
+               graph_type: type = OnnxGraph) -> Tuple[OnnxGraph, dict]:
     """An OnnxGraph of ``file`` and its perception metadata; ValueError naming the file when it is not a graph of
     ``module_path`` exported from a config with model hash ``expected_config``. ``session_options``: ONNX
-    Runtime's, default the thread policy's (perception.threads.onnxruntime_session_options)."""
+    Runtime's, default the thread policy's (perception.threads.onnxruntime_session_options); ``graph_type``:
+    OnnxGraph or BEVNetworkGraph."""
     providers = onnxruntime_providers(device)
     import onnxruntime
 
@@ -251,16 +328,17 @@ def open_graph(file: Path, module_path: str, expected_config: str, device: str =
     if recorded != [i.name for i in session.get_inputs()]:
         raise ValueError(f"{file}: its inputs {[i.name for i in session.get_inputs()]} differ from the recorded "
                          f"signature {recorded}")
-    return OnnxGraph(session, file), meta
+    return graph_type(session, file), meta
 
 
 def load_onnx_detector(config: Union[str, Path], onnx_dir: Union[str, Path], precision: str = "float32",
-                       device: str = "cpu", session_options=None) -> BEVFusionDetector:
+                       device: str = "cpu", session_options=None, one_bev_graph: bool = True) -> BEVFusionDetector:
     """The detector of ``config`` with its dense modules run by ONNX Runtime from the graphs in ``onnx_dir``
-    (a perception.detector.Detector: detect(frames, timer=None)). ``precision`` 'float32' wants only float graphs,
-    'int8' at least one INT8 graph (tools/quantize.py keeps sensitive ones float); ``session_options`` as in
-    open_graph. Errors name the file: a missing graph, one of another model version, graphs of two exports
-    mixed."""
+    (a perception.detector.Detector: detect(frames, timer=None)): the fuser, decoder and head by the BEV_NETWORK
+    graph where the folder has it and ``one_bev_graph`` (False: by their own graphs, which the sensitivity sweep
+    and calibration swap and record one by one). ``precision`` 'float32' wants only float graphs, 'int8' at least
+    one INT8 graph (tools/quantize.py keeps sensitive ones float); ``session_options`` as in open_graph. Errors name
+    the file: a missing graph, one of another model version, graphs of two exports mixed."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     detector = build_detector(config).eval()
@@ -268,7 +346,18 @@ def load_onnx_detector(config: Union[str, Path], onnx_dir: Union[str, Path], pre
     expected = config_sha256(config)
     checkpoints = {}
     precisions = set()
+    bev_file = graph_path(onnx_dir, BEV_NETWORK)
+    in_bev_graph = {path for path in detector.dense_modules() if in_bev_network(path)} if (
+        one_bev_graph and bev_file.is_file()) else set()
+    if in_bev_graph:
+        graph, meta = open_graph(bev_file, BEV_NETWORK, expected, device, session_options, BEVNetworkGraph)
+        checkpoints[graph.file] = meta.get("checkpoint_sha256")
+        precisions.add(meta.get("precision"))
+        detector.bev_graph = graph
     for path in detector.dense_modules():
+        if path in in_bev_graph:
+            detector.set_submodule(path, InBEVNetwork(bev_file))
+            continue
         graph, meta = open_graph(graph_path(onnx_dir, path), path, expected, device, session_options)
         checkpoints[graph.file] = meta.get("checkpoint_sha256")
         precisions.add(meta.get("precision"))

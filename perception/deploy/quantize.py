@@ -16,7 +16,8 @@ no number: the graph's outputs are bit-identical and ONNX Runtime fuses the same
 Sensitivity: each graph quantized alone (the others float), then all together, against the float graphs on held-out
 frames; a graph whose error exceeds the tolerance computes in float, its weights stored int8 (``weight_only_int8``:
 symmetric per output channel, restored to float when the session loads; the activations, whose ranges made
-the graph sensitive, are not quantized).
+the graph sensitive, are not quantized). The BEV_NETWORK graph (fuser, decoder and head as one, what the backends
+run) is quantized whole, the nodes of its parts that the sweep keeps float left in float (``quantize_bev_network``).
 """
 from __future__ import annotations
 
@@ -31,8 +32,8 @@ from onnx import helper, numpy_helper
 from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
 from torch import nn
 
-from perception.deploy.graphs import (config_sha256, graph_path, load_onnx_detector, open_graph, output_error,
-                                      record_dense_inputs, set_metadata)
+from perception.deploy.graphs import (BEV_NETWORK, config_sha256, graph_path, load_onnx_detector, open_graph,
+                                      output_error, record_dense_inputs, set_metadata)
 from perception.models import FusionBatch
 from perception.models.quantization_aware import int8_weight_scale
 
@@ -105,9 +106,10 @@ def compact_quantized(quantized: onnx.ModelProto, float_graph: onnx.ModelProto) 
     return quantized
 
 
-def quantize_graph(float_file: Path, out_file: Path, calls: Sequence[Tuple[torch.Tensor, ...]]) -> None:
+def quantize_graph(float_file: Path, out_file: Path, calls: Sequence[Tuple[torch.Tensor, ...]],
+                   nodes_to_exclude: Sequence[str] = ()) -> None:
     """INT8 copy of one graph, calibrated on ``calls`` (its recorded inputs) and compacted (compact_quantized);
-    metadata kept, precision 'int8'."""
+    the nodes named in ``nodes_to_exclude`` keep float arithmetic; metadata kept, precision 'int8'."""
     if not calls:
         raise ValueError(f"{float_file}: no calibration inputs reached this graph (its sensor absent from every "
                          "calibration frame?)")
@@ -115,7 +117,7 @@ def quantize_graph(float_file: Path, out_file: Path, calls: Sequence[Tuple[torch
     names = [i.name for i in graph.graph.input]
     quantize_static(str(float_file), str(out_file), RecordedInputs(names, calls), quant_format=QuantFormat.QDQ,
                     per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                    op_types_to_quantize=list(QUANTIZED_OPS + ACTIVATION_OPS),
+                    op_types_to_quantize=list(QUANTIZED_OPS + ACTIVATION_OPS), nodes_to_exclude=list(nodes_to_exclude),
                     calibrate_method=CalibrationMethod.MinMax)
     onnx.save(compact_quantized(onnx.load(str(out_file)), graph), str(out_file))
     float_meta = {p.key.split(".", 1)[1]: p.value for p in graph.metadata_props if p.key.startswith("perception.")}
@@ -124,18 +126,40 @@ def quantize_graph(float_file: Path, out_file: Path, calls: Sequence[Tuple[torch
 
 def quantize_graphs(config: Union[str, Path], float_dir: Union[str, Path], out_dir: Union[str, Path],
                     calibration: Sequence[FusionBatch]) -> List[str]:
-    """Writes an INT8 copy of every graph of ``float_dir`` under ``out_dir``, calibrated on ``calibration``
-    (batches of training frames); the graphs that are not ``calibrated`` keep float arithmetic (keep_float).
-    -> the module paths."""
+    """Writes an INT8 copy of every graph of ``float_dir`` under ``out_dir``, the BEV_NETWORK graph's too where the
+    folder has it, calibrated on ``calibration`` (batches of training frames); the graphs that are not
+    ``calibrated`` keep float arithmetic (keep_float). -> the module paths."""
     if not calibration:
         raise ValueError("calibration needs at least one frame")
-    detector = load_onnx_detector(config, float_dir)
+    detector = load_onnx_detector(config, float_dir, one_bev_graph=False)
     recorded = record_dense_inputs(detector, calibration)
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     for path in filter(calibrated, detector.dense_modules()):
         quantize_graph(graph_path(float_dir, path), graph_path(out_dir, path), recorded[path])
     keep_float(float_dir, out_dir, [path for path in detector.dense_modules() if not calibrated(path)])
+    if graph_path(float_dir, BEV_NETWORK).is_file():
+        quantize_bev_network(float_dir, out_dir, recorded["fuser"])
     return list(detector.dense_modules())
+
+
+def quantize_bev_network(float_dir: Union[str, Path], out_dir: Union[str, Path],
+                         calls: Sequence[Tuple[torch.Tensor, ...]], float_parts: Sequence[str] = ()) -> None:
+    """INT8 copy of the BEV_NETWORK graph calibrated on ``calls`` (the fuser's recorded inputs), the nodes of
+    ``float_parts`` (module paths it holds, e.g. the ones the sweep keeps float) in float arithmetic with their
+    weights stored int8 (weight_only_int8); metadata 'float_parts' names them, precision 'int8_weights' when
+    nothing is left to quantize."""
+    float_file, out_file = graph_path(float_dir, BEV_NETWORK), graph_path(out_dir, BEV_NETWORK)
+    prefixes = tuple("/" + part.replace(".", "/") + "/" for part in float_parts)  # the exporter's node scopes
+    nodes = onnx.load(str(float_file)).graph.node
+    excluded = [node.name for node in nodes if prefixes and node.name.startswith(prefixes)]
+    if prefixes and not excluded:
+        raise ValueError(f"{float_file}: no node of {list(float_parts)} in this graph")
+    quantize_graph(float_file, out_file, calls, nodes_to_exclude=excluded)
+    graph = weight_only_int8(onnx.load(str(out_file)))
+    onnx.save(graph, str(out_file))
+    quantized = any(node.op_type == "QuantizeLinear" for node in graph.graph.node)
+    set_metadata(out_file, {"float_parts": json.dumps(sorted(float_parts)),
+                            "precision": "int8" if quantized else "int8_weights"})
 
 
 def calibrated(module_path: str) -> bool:
@@ -211,7 +235,7 @@ def sensitivity_sweep(config: Union[str, Path], float_dir: Union[str, Path], int
                       batches: Sequence[FusionBatch]) -> List[dict]:
     """One row per ``calibrated`` graph of ``int8_dir`` quantized alone (the others from ``float_dir``), then one
     with all of them ('all'): compare_outputs against the float graphs over ``batches``."""
-    detector = load_onnx_detector(config, float_dir)
+    detector = load_onnx_detector(config, float_dir, one_bev_graph=False)
     expected = config_sha256(config)
     with torch.no_grad():
         reference = [detector(batch, mode="tensor") for batch in batches]

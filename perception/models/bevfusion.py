@@ -84,6 +84,9 @@ class BEVFusionDetector(BaseModel):
         self.head = CenterHead(self.decoder.out_channels, self.grid, **head)
         self.planning_head = None if planning is None else PlanningHead(self.decoder.out_channels, **planning)
         self.adversarial = None if adversarial is None else AdversarialTraining(AdversarialConfig(**adversarial))
+        self.bev_graph: Optional[nn.Module] = None
+        """A deployment's one graph of the fuser, decoder and head (perception.deploy.graphs.load_onnx_detector sets
+        it): (the fuser's inputs) -> (the decoder's output, None unless the model plans; the head outputs)."""
 
     @property
     def sensors(self) -> FrozenSet[str]:
@@ -127,13 +130,17 @@ class BEVFusionDetector(BaseModel):
         present = {sensor: flags if sensor in self.read_sensors else torch.zeros_like(flags)
                    for sensor, flags in batch.present.items()}
         features, auxiliary_losses = self.encode(batch, present, timer)
-        with stage(timer, "fuser"):
-            in_channels = {sensor: encoder.out_channels for sensor, encoder in self.encoders.items()}
-            fused = self.fuser(*stack_features(features, present, in_channels, self.grid.shape))
-        with stage(timer, "decoder"):
-            decoded = self.decoder(fused)
-        with stage(timer, "head"):
-            outputs = self.head(decoded)
+        in_channels = {sensor: encoder.out_channels for sensor, encoder in self.encoders.items()}
+        if self.bev_graph is not None:
+            with stage(timer, "fuser_decoder_head"):
+                decoded, outputs = self.bev_graph(*stack_features(features, present, in_channels, self.grid.shape))
+        else:
+            with stage(timer, "fuser"):
+                fused = self.fuser(*stack_features(features, present, in_channels, self.grid.shape))
+            with stage(timer, "decoder"):
+                decoded = self.decoder(fused)
+            with stage(timer, "head"):
+                outputs = self.head(decoded)
         if mode == "tensor":
             return outputs
         if mode == "loss":

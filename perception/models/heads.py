@@ -149,7 +149,9 @@ class CenterHead(nn.Module):
     a pruned model), ``head_channels`` where not given.
     """
 
-    dense_parts = ("shared", "heatmap", "regression", "attribute")
+    OUTPUTS = ("heatmap", "regression", "attribute")
+    """The outputs of ``forward``, in order; each is the branch of that name."""
+    dense_parts = ("shared", *OUTPUTS)
     """The submodules that hold the weights (perception.deploy exports each as a graph)."""
 
     def __init__(self, in_channels: int, grid: BEVGrid, head_channels: int = 64,
@@ -192,8 +194,7 @@ class CenterHead(nn.Module):
         """(B, C, ny, nx) -> heatmap (B, NUM_CLASSES, ny, nx) logits, regression (B, 10, ny, nx),
         attribute (B, NUM_ATTRIBUTES, ny, nx) logits."""
         shared = self.shared(bev)
-        return dict(heatmap=self.heatmap(shared), regression=self.regression(shared),
-                    attribute=self.attribute(shared))
+        return {name: getattr(self, name)(shared) for name in self.OUTPUTS}
 
     def loss(self, outputs: Dict[str, torch.Tensor], gt_boxes: Sequence[Boxes3D]) -> Dict[str, torch.Tensor]:
         """Weighted losses: loss_heatmap (focal), loss_regression (L1 at centres / objects), loss_attribute (CE at

@@ -10,10 +10,12 @@ import torch
 pytest.importorskip("onnxruntime", reason="the deploy extra (onnx, onnxruntime) is not installed")
 
 from perception.deploy.backends import load_backend  # noqa: E402
-from perception.deploy.graphs import (export_graphs, graph_path, load_onnx_detector, output_error,  # noqa: E402
-                                      set_metadata)
-from perception.deploy.quantize import (keep_float, quantize_graphs, sensitivity_sweep,  # noqa: E402
-                                        weight_only_int8)
+import onnx  # noqa: E402
+
+from perception.deploy.graphs import (BEV_NETWORK, export_graphs, graph_path, in_bev_network,  # noqa: E402
+                                      load_onnx_detector, output_error, record_dense_inputs, set_metadata)
+from perception.deploy.quantize import (keep_float, quantize_bev_network, quantize_graphs,  # noqa: E402
+                                        sensitivity_sweep, weight_only_int8)
 from perception.models import CHECKPOINT_FORMAT, load_detector  # noqa: E402
 from perception.threads import apply_thread_policy, onnxruntime_session_options  # noqa: E402
 from tests.models.helpers import IMAGE_H, IMAGE_W, make_frame, tiny_model, tiny_model_config  # noqa: E402
@@ -79,22 +81,50 @@ def test_int8_graphs_run_and_stay_near_float(exported, tmp_path):
     calibration = load_onnx_detector(config, folder)
     batches = [calibration.batch_from_frames([make_frame(seed)]) for seed in (3, 4, 5)]
     paths = quantize_graphs(config, folder, tmp_path, batches)
-    int8 = load_backend("onnxruntime-int8", config, onnx_dir=tmp_path)
     frames = [make_frame(6)]
-    quantized, reference = outputs(int8, frames), outputs(calibration, frames)
-    assert all(torch.isfinite(t).all() for t in quantized.values())
-    assert (torch.sigmoid(quantized["heatmap"]) - torch.sigmoid(reference["heatmap"])).abs().max() < 0.1
-    assert any(node.op_type == "QuantizeLinear" for node in __import__("onnx").load(
-        str(graph_path(tmp_path, "decoder"))).graph.node)
+    reference = outputs(calibration, frames)
+    for one_bev_graph in (True, False):  # the fuser, decoder and head as one graph or as their own six
+        int8 = load_onnx_detector(config, tmp_path, "int8", one_bev_graph=one_bev_graph)
+        assert (int8.bev_graph is not None) == one_bev_graph
+        quantized = outputs(int8, frames)
+        assert all(torch.isfinite(t).all() for t in quantized.values())
+        assert (torch.sigmoid(quantized["heatmap"]) - torch.sigmoid(reference["heatmap"])).abs().max() < 0.1
+    for graph in ("decoder", BEV_NETWORK):
+        assert any(node.op_type == "QuantizeLinear" for node in onnx.load(str(graph_path(tmp_path, graph))).graph.node)
     rows = sensitivity_sweep(config, folder, tmp_path, [calibration.batch_from_frames(frames)])
     assert [row["module"] for row in rows] == paths + ["all"]
     assert all(np.isfinite(row["score_error"]) and row["score_error"] >= 0 for row in rows)
     keep_float(folder, tmp_path, paths)  # every graph back to float arithmetic: the int8 backend refuses it
+    calls = record_dense_inputs(load_onnx_detector(config, folder, one_bev_graph=False), batches)["fuser"]
+    quantize_bev_network(folder, tmp_path, calls, [path for path in paths if in_bev_network(path)])
     with pytest.raises(ValueError, match="holds no INT8 graph"):
         load_backend("onnxruntime-int8", config, onnx_dir=tmp_path)
     with pytest.raises(ValueError, match="holds INT8 graphs"):  # its weights are stored int8
         load_onnx_detector(config, tmp_path)
     assert graph_path(tmp_path, "decoder").stat().st_size < 0.5 * graph_path(folder, "decoder").stat().st_size
+
+
+def test_a_part_kept_float_stays_float_inside_the_bev_network_graph(exported, tmp_path):
+    """The sweep's choice reaches the one graph: the fuser's conv computes in float on float inputs (its weight
+    stored int8, restored by Cast and Mul), the decoder's and head's convs take quantized inputs."""
+    config, _, folder = exported
+    calibration = load_onnx_detector(config, folder, one_bev_graph=False)
+    calls = record_dense_inputs(calibration, [calibration.batch_from_frames([make_frame(seed)]) for seed in (3, 4)])
+    quantize_bev_network(folder, tmp_path, calls["fuser"], ["fuser"])
+    graph = onnx.load(str(graph_path(tmp_path, BEV_NETWORK))).graph
+    producers = {output: node.op_type for node in graph.node for output in node.output}
+    convs = {node.name: [producers.get(name) for name in node.input[:2]] for node in graph.node
+             if node.op_type == "Conv"}
+    assert convs and all(name.startswith(("/fuser/", "/decoder/", "/head/")) for name in convs)
+    for name, (data, weight) in convs.items():
+        if name.startswith("/fuser/"):
+            assert data != "DequantizeLinear" and weight == "Mul"
+        else:
+            assert data == weight == "DequantizeLinear"
+    meta = {p.key: p.value for p in onnx.load(str(graph_path(tmp_path, BEV_NETWORK))).metadata_props}
+    assert json.loads(meta["perception.float_parts"]) == ["fuser"]
+    with pytest.raises(ValueError, match="no node of"):
+        quantize_bev_network(folder, tmp_path, calls["fuser"], ["encoders.lidar.conv"])
 
 
 class _ResidualBlock(torch.nn.Module):
@@ -208,7 +238,7 @@ def test_calibration_without_frames_is_refused(exported, tmp_path):
 def test_graph_of_another_model_version_is_refused(exported, tmp_path):
     _, _, folder = exported
     other_config, _ = write_model(tmp_path, head_channels=8)
-    with pytest.raises(ValueError, match=r"lidar.pillars.onnx: exported from another version of the model"):
+    with pytest.raises(ValueError, match=r"\.onnx: exported from another version of the model"):
         load_onnx_detector(other_config, folder)
 
 
@@ -236,7 +266,7 @@ def test_missing_mixed_or_wrong_precision_graphs_are_refused(exported, tmp_path)
     mixed.mkdir()
     for file in folder.glob("*.onnx"):
         (mixed / file.name).write_bytes(file.read_bytes())
-    set_metadata(graph_path(mixed, "decoder"), {"checkpoint_sha256": "0" * 64})
+    set_metadata(graph_path(mixed, "encoders.lidar.conv"), {"checkpoint_sha256": "0" * 64})
     with pytest.raises(ValueError, match="graphs of different checkpoints mixed"):
         load_onnx_detector(config, mixed)
 
@@ -289,7 +319,7 @@ def test_compacting_a_quantized_graph_changes_no_output(exported, tmp_path):
     from perception.deploy.quantize import RecordedInputs, compact_quantized
 
     config, _, folder = exported
-    detector = load_onnx_detector(config, folder)
+    detector = load_onnx_detector(config, folder, one_bev_graph=False)
     calls = record_dense_inputs(detector, [detector.batch_from_frames([make_frame(seed)]) for seed in (3, 4)])["fuser"]
     float_file, plain = graph_path(folder, "fuser"), tmp_path / "plain.onnx"
     names = [i.name for i in onnx.load(str(float_file)).graph.input]

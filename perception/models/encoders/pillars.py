@@ -99,13 +99,16 @@ class PillarFeatureNet(nn.Module):
         norm learns its statistics.
 
         With its statistics fixed (eval, or held in fine-tuning), batch norm is an affine map per channel and, with
-        ReLU, monotone (rounding is monotone too), so the max over a pillar's points is taken first, on M rows
-        instead of M x P: the same numbers; the padding slots, copies of the first point, leave each max unchanged.
+        ReLU, monotone (rounding is monotone too), so the max over a pillar's points (the min where the scale is
+        negative) is taken first, on M rows instead of M x P: the same numbers; the padding slots, copies of the
+        first point, leave each extreme unchanged.
         While it learns them, the padding slots are zeroed instead, as OpenPCDet's PillarVFE does, so that its
         statistics count them as zeros, not as the first point again."""
         if not self.norm.training:
-            sign = torch.where(self.norm.weight >= 0, 1.0, -1.0)  # a negative scale turns the max into a min
-            return torch.relu(self.norm((self.linear(features) * sign).amax(dim=1) * sign))
+            features = self.linear(features)
+            # a negative scale turns the max into a min
+            extreme = torch.where(self.norm.weight >= 0, features.amax(dim=1), features.amin(dim=1))
+            return torch.relu(self.norm(extreme))
         if counts is None:
             raise ValueError("PillarFeatureNet: batch norm in training needs the pillars' point counts")
         point_mask = (torch.arange(features.shape[1], device=features.device)[None, :] < counts[:, None])[..., None]
