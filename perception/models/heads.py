@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -124,13 +124,22 @@ def gaussian_focal_loss(logits: torch.Tensor, target: torch.Tensor, alpha: float
     return (positive_loss.sum() + negative_loss.sum()) / positive.sum().clamp(min=1.0)
 
 
-def window_max_3x3(maps: torch.Tensor) -> torch.Tensor:
-    """(..., H, W) -> the maximum over each cell's 3x3 neighbourhood (cells past the border left out): what
-    F.max_pool2d(maps, 3, stride=1, padding=1) computes, as two separable passes of elementwise maxima (max is
-    exact, so the same numbers; torch's CPU max pool took ~3-4 ms of a 10 x 128 x 128 heatmap, this ~0.4 ms)."""
-    padded = F.pad(maps, (1, 1, 1, 1), value=float("-inf"))
-    rows = torch.maximum(torch.maximum(padded[..., :-2], padded[..., 1:-1]), padded[..., 2:])
-    return torch.maximum(torch.maximum(rows[..., :-2, :], rows[..., 1:-1, :]), rows[..., 2:, :])
+def local_peaks(scores: torch.Tensor, threshold: float) -> Tuple[torch.Tensor, torch.Tensor]:
+    """scores (C, H, W) -> (values (K,), flat indices (K,) into scores.reshape(-1)) of the cells at or above
+    ``threshold`` that equal the maximum of their 3x3 neighbourhood (cells past the border left out, as
+    F.max_pool2d(scores, 3, stride=1, padding=1) pads), by descending value (ties: lower index first). The
+    neighbourhood is read for those cells only: a handful of a frame's 164k, so ~0.3 ms instead of ~1.4 for the
+    whole map's window maximum."""
+    channels, height, width = scores.shape
+    flat = torch.nonzero(scores.reshape(-1) >= threshold).reshape(-1)
+    padded = F.pad(scores, (1, 1, 1, 1), value=float("-inf"))
+    channel, row, col = flat // (height * width), flat % (height * width) // width, flat % width
+    neighbourhood = torch.stack([padded[channel, row + dy, col + dx] for dy in range(3) for dx in range(3)])
+    values = scores.reshape(-1)[flat]
+    peak = values == neighbourhood.amax(dim=0)
+    values, flat = values[peak], flat[peak]
+    order = values.argsort(descending=True, stable=True)
+    return values[order], flat[order]
 
 
 def gather_cells(feature_map: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
@@ -221,20 +230,18 @@ class CenterHead(nn.Module):
 
     @torch.no_grad()
     def decode(self, outputs: Dict[str, torch.Tensor]) -> List[Boxes3D]:
-        """Network outputs -> one Boxes3D per frame in the ego frame: heatmap local maxima (3x3), top-k over
-        classes and cells, score threshold, per-class circle NMS (nms_radius_m), at most max_boxes by score."""
+        """Network outputs -> one Boxes3D per frame in the ego frame: heatmap local maxima (3x3) at or above the
+        score threshold (local_peaks), the top_k of them over classes and cells, per-class circle NMS
+        (nms_radius_m), at most max_boxes by score."""
         scores_map = torch.sigmoid(outputs["heatmap"].float())
-        peaks = scores_map == window_max_3x3(scores_map)
-        scores_map = scores_map * peaks
         batch, num_classes, ny, nx = scores_map.shape
         x_min, y_min = self.grid.point_cloud_range[:2]
         cell_x, cell_y = self.grid.cell_size
         allowed = ALLOWED_ATTRIBUTES.to(scores_map.device)
         results = []
         for b in range(batch):
-            scores, flat = scores_map[b].reshape(-1).topk(min(self.top_k, scores_map[b].numel()))
-            keep = scores >= self.score_threshold
-            scores, flat = scores[keep], flat[keep]
+            scores, flat = local_peaks(scores_map[b], self.score_threshold)
+            scores, flat = scores[:self.top_k], flat[:self.top_k]
             labels = flat // (ny * nx)
             cells = flat % (ny * nx)
             rows, cols = cells // nx, cells % nx
@@ -271,4 +278,4 @@ def heatmap_peak_error(outputs: Dict[str, torch.Tensor], gt_boxes: Sequence[Boxe
 
 __all__ = ["ALLOWED_ATTRIBUTES", "CenterHead", "HeadTargets", "REGRESSION_CHANNELS", "build_targets",
            "draw_gaussian", "gather_cells", "gaussian_focal_loss", "gaussian_radius", "heatmap_peak_error",
-           "window_max_3x3"]
+           "local_peaks"]

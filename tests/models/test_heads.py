@@ -14,7 +14,7 @@ from perception.models.heads import (
     draw_gaussian,
     gaussian_focal_loss,
     gaussian_radius,
-    window_max_3x3,
+    local_peaks,
 )
 
 GRID = BEVGrid((-8.0, -8.0, -3.0, 8.0, 8.0, 3.0), (0.5, 0.5))  # 32 x 32 cells
@@ -96,19 +96,23 @@ def _perfect_outputs(boxes: Boxes3D) -> dict:
                 attribute=attribute.reshape(1, -1, ny, nx))
 
 
-def test_window_max_equals_torch_max_pool_on_ties_borders_and_nan():
-    """The separable 3x3 maximum against F.max_pool2d (stride 1, padding 1), the oracle: random maps, plateaus of
-    equal values (peaks decoding compares with ==), -inf, a NaN, maps of one row or column."""
+def test_local_peaks_are_torch_max_pool_peaks_on_ties_borders_and_nan():
+    """Against the oracle F.max_pool2d (stride 1, padding 1): the cells at or above the threshold equal to their
+    neighbourhood's maximum, by descending value. Random maps, plateaus of equal values, -inf, a NaN (never a
+    peak, nor is a cell beside it), maps of one row or column."""
     generator = torch.Generator().manual_seed(0)
-    maps = [torch.rand(2, 10, 17, 23, generator=generator),
-            torch.randint(0, 3, (1, 4, 9, 9), generator=generator).float(),
-            torch.rand(1, 1, 1, 7, generator=generator), torch.rand(1, 2, 6, 1, generator=generator)]
-    special = torch.rand(1, 3, 8, 8, generator=generator)
-    special[0, 0, 0, 0], special[0, 1, 4, 4], special[0, 2] = float("-inf"), float("nan"), float("-inf")
-    for heatmap in maps + [special]:
-        expected = torch.nn.functional.max_pool2d(heatmap, 3, stride=1, padding=1)
-        assert torch.equal(window_max_3x3(heatmap).isnan(), expected.isnan())
-        assert torch.equal(window_max_3x3(heatmap).nan_to_num(7.0), expected.nan_to_num(7.0))
+    maps = [torch.rand(10, 17, 23, generator=generator), torch.randint(0, 3, (4, 9, 9), generator=generator).float(),
+            torch.rand(1, 1, 7, generator=generator), torch.rand(2, 6, 1, generator=generator)]
+    special = torch.rand(3, 8, 8, generator=generator)
+    special[0, 0, 0], special[1, 4, 4], special[2] = float("-inf"), float("nan"), float("-inf")
+    for scores in maps + [special]:
+        for threshold in (0.0, 0.5, 1.0):
+            window = torch.nn.functional.max_pool2d(scores[None], 3, stride=1, padding=1)[0]
+            expected = torch.nonzero(((scores == window) & (scores >= threshold)).reshape(-1)).reshape(-1)
+            values, flat = local_peaks(scores, threshold)
+            assert sorted(flat.tolist()) == expected.tolist()
+            assert torch.equal(values, scores.reshape(-1)[flat]) and bool((values[:-1] >= values[1:]).all())
+    assert local_peaks(special, 0.0)[1].tolist().count(1 * 64 + 4 * 8 + 4) == 0
 
 
 def test_decoding_a_hand_made_heatmap_gives_the_boxes():
