@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
-from perception.datasets.frame import Frame
+from perception.datasets.frame import LIDAR_COLUMNS, RADAR_COLUMNS, Frame
 from perception.geometry import Boxes3D, EgoPose
 from perception.models.planning_types import PlanningTargets
 from perception.sensors import CAMERA_CHANNELS, SENSOR_GROUPS
@@ -81,14 +81,15 @@ class FusionBatch:
             has_lidar = "lidar" not in frame.missing and frame.lidar is not None and len(frame.lidar.points) > 0
             has_radar = "radar" not in frame.missing and frame.radar is not None and len(frame.radar.points) > 0
             if has_lidar:
-                lidar.append(_with_batch_index(frame.lidar.points, b))
+                lidar.append((b, frame.lidar.points))
             if has_radar:
-                radar.append(_with_batch_index(frame.radar.points, b))
+                radar.append((b, frame.radar.points))
             for c, channel in enumerate(camera_channels):
                 view = frame.cameras.get(channel)
                 if view is None or "camera" in frame.missing or channel in frame.missing:
                     continue
-                images[b, c] = view.image.transpose(2, 0, 1) / 255.0
+                # uint8 / 255 in float32: each of the 256 quotients equals the float64 one rounded to float32
+                np.divide(view.image.transpose(2, 0, 1), np.float32(255.0), out=images[b, c], dtype=np.float32)
                 intrinsics[b, c] = view.intrinsics.matrix
                 camera_to_ego[b, c] = view.camera_to_ego.matrix
                 camera_valid[b, c] = True
@@ -98,8 +99,8 @@ class FusionBatch:
         with_gt = all(frame.gt_boxes is not None for frame in frames)
         return cls(
             batch_size=batch,
-            lidar=torch.from_numpy(np.concatenate(lidar) if lidar else np.zeros((0, 6), np.float32)),
-            radar=torch.from_numpy(np.concatenate(radar) if radar else np.zeros((0, 8), np.float32)),
+            lidar=torch.from_numpy(_with_batch_index(lidar, len(LIDAR_COLUMNS))),
+            radar=torch.from_numpy(_with_batch_index(radar, len(RADAR_COLUMNS))),
             images=torch.from_numpy(images),
             intrinsics=torch.from_numpy(intrinsics),
             camera_to_ego=torch.from_numpy(camera_to_ego),
@@ -111,7 +112,13 @@ class FusionBatch:
         )
 
 
-def _with_batch_index(points: np.ndarray, index: int) -> np.ndarray:
-    """(N, C) -> (N, 1 + C) float32 with the batch index in column 0."""
-    points = np.asarray(points, dtype=np.float32)
-    return np.concatenate([np.full((len(points), 1), index, dtype=np.float32), points], axis=1)
+def _with_batch_index(clouds: Sequence[Tuple[int, np.ndarray]], columns: int) -> np.ndarray:
+    """(batch index, (N_i, C) points) per frame -> (sum N_i, 1 + C) float32, the batch index in column 0, written
+    into one array; (0, 1 + ``columns``) for none."""
+    stacked = np.empty((sum(len(points) for _, points in clouds), 1 + columns), dtype=np.float32)
+    start = 0
+    for index, points in clouds:
+        stacked[start:start + len(points), 0] = index
+        stacked[start:start + len(points), 1:] = points
+        start += len(points)
+    return stacked

@@ -11,6 +11,7 @@ from perception.models.fuser import stack_features
 from perception.models.encoders import CameraEncoder, LidarEncoder, PillarFeatureNet, RadarEncoder
 from perception.models.encoders.pillars import Pillarization
 from perception.models.heads import heatmap_peak_error
+from perception.sensors import CAMERA_CHANNELS
 from tests.models.helpers import IMAGE_H, IMAGE_W, TINY_CELL, TINY_RANGE, make_frame, tiny_model, tiny_model_config
 
 GRID = BEVGrid(tuple(TINY_RANGE), tuple(TINY_CELL))  # 16 x 16 cells
@@ -28,6 +29,21 @@ def test_batch_layout(batch):
     assert batch.images.shape == (2, 6, 3, IMAGE_H, IMAGE_W) and 0 <= batch.images.min() <= batch.images.max() <= 1
     assert batch.camera_valid.all() and all(p.all() for p in batch.present.values())
     assert batch.intrinsics[0, 0, 0, 0] == 40.0
+
+
+def test_batch_holds_each_frames_points_and_images_exactly():
+    """The points behind their frame's index, the images scaled to [0, 1] as float64 division rounded to float32
+    would (every uint8 value in the first image)."""
+    frames = [make_frame(0), make_frame(1)]
+    first = CAMERA_CHANNELS[0]  # the batch's camera 0
+    every_value = np.resize(np.arange(256, dtype=np.uint8), frames[0].cameras[first].image.shape)
+    frames[0].cameras[first] = dataclasses.replace(frames[0].cameras[first], image=every_value)
+    batch = FusionBatch.from_frames(frames)
+    for name in ("lidar", "radar"):
+        expected = np.concatenate([np.c_[np.full(len(getattr(f, name).points), i), getattr(f, name).points]
+                                   for i, f in enumerate(frames)]).astype(np.float32)
+        assert np.array_equal(getattr(batch, name).numpy(), expected)
+    assert np.array_equal(batch.images[0, 0].numpy(), (every_value.transpose(2, 0, 1) / 255.0).astype(np.float32))
 
 
 def test_batch_marks_missing_sensors_and_rejects_mixed_image_sizes():
