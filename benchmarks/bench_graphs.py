@@ -7,6 +7,8 @@ warm-up calls, the runtimes interleaved call by call so that a load change hits 
 each call comes after N ms of sleep, as a graph does after a pipeline stage that leaves the cores idle (on a VM
 whose idle vCPUs halt, a sleeping pool worker then wakes too late to help: benchmarks/RESULTS.md, "ONNX Runtime
 after an idle gap"). The thread policy (perception.threads) is applied first; OpenVINO gets the same thread count.
+Where both folders hold bev_network.onnx (the fuser, decoder and head as one graph, what the backends run), one
+more row times it against the same three parts in torch (outside the sum).
 
     python benchmarks/bench_graphs.py configs/fusion_tiny.py checkpoints/fusion_tiny.pth \
         --float outputs/deploy/float --int8 outputs/deploy/int8_all --json outputs/graphs.json
@@ -53,7 +55,7 @@ def main() -> None:
     from mmengine.config import Config
 
     from perception.cli.quantize import load_batches
-    from perception.deploy.graphs import graph_path, load_onnx_detector, record_dense_inputs
+    from perception.deploy.graphs import BEV_NETWORK, BEVNetwork, graph_path, load_onnx_detector, record_dense_inputs
     from perception.models import load_detector
 
     config = Config.fromfile(args.config)
@@ -74,32 +76,43 @@ def main() -> None:
     rows: List[dict] = []
     openvino_names = ["openvino", "openvino-int8"] if with_openvino else []
     print(f"{'graph':<28}" + "".join(f"{name:>18}" for name in list(runtimes) + openvino_names))
+
+    def timed(graph: str, calls: Dict[str, Callable], inputs: List) -> dict:
+        """The median of ``args.calls`` calls of each (after two warm-up calls), interleaved, cycling ``inputs``."""
+        samples: Dict[str, List[float]] = {name: [] for name in calls}
+        with torch.no_grad():
+            for step in range(args.calls + 2):
+                for name, call in calls.items():
+                    if args.idle_ms > 0:
+                        time.sleep(args.idle_ms / 1000)
+                    start = time.perf_counter()
+                    call(*inputs[step % len(inputs)])
+                    if step >= 2:
+                        samples[name].append(1000 * (time.perf_counter() - start))
+        row = {"graph": graph, **{f"{name}_ms": float(np.median(s)) for name, s in samples.items()}}
+        print(f"{graph:<28}" + "".join(f"{row[f'{name}_ms']:>18.2f}" for name in calls))
+        return row
+
     for path in torch_detector.dense_modules():
         if not recorded[path]:  # a planning head: these frames carry no ego state
             continue
         calls = {name: detector.get_submodule(path) for name, detector in runtimes.items()}
         for name, folder in zip(openvino_names, (args.float_dir, args.int8_dir)):  # none without openvino
             calls[name] = openvino_runner(str(graph_path(folder, path)), policy.onnxruntime_threads)
-        samples: Dict[str, List[float]] = {name: [] for name in calls}
-        with torch.no_grad():
-            for step in range(args.calls + 2):
-                inputs = recorded[path][step % len(recorded[path])]
-                for name, call in calls.items():
-                    if args.idle_ms > 0:
-                        time.sleep(args.idle_ms / 1000)
-                    start = time.perf_counter()
-                    call(*inputs)
-                    if step >= 2:
-                        samples[name].append(1000 * (time.perf_counter() - start))
-        row = {"graph": path, **{f"{name}_ms": float(np.median(s)) for name, s in samples.items()}}
-        rows.append(row)
-        print(f"{path:<28}" + "".join(f"{row[f'{name}_ms']:>18.2f}" for name in calls))
+        rows.append(timed(path, calls, recorded[path]))
     totals = {key: sum(row[key] for row in rows) for key in rows[0] if key != "graph"}
     print(f"{'sum':<28}" + "".join(f"{value:>18.2f}" for value in totals.values()))
+    one_graph = None  # the fuser, decoder and head as one graph, where both folders have it (not in the sum)
+    if all(graph_path(folder, BEV_NETWORK).is_file() for folder in (args.float_dir, args.int8_dir)):
+        one_graph = timed(BEV_NETWORK, {"torch": BEVNetwork(torch_detector).eval(),
+                                        **{name: detector.bev_graph for name, detector in (
+                                            ("onnxruntime", load_onnx_detector(args.config, args.float_dir)),
+                                            ("onnxruntime-int8", load_onnx_detector(args.config, args.int8_dir,
+                                                                                    "int8")))}},
+                          recorded["fuser"])
     with open(args.json, "w", encoding="utf-8") as f:
         json.dump({"command": " ".join(sys.argv), "policy": policy.__dict__, "idle_ms": args.idle_ms, "rows": rows,
-                   "sum": totals}, f,
-                  indent=2)
+                   "sum": totals, BEV_NETWORK: one_graph}, f, indent=2)
 
 
 if __name__ == "__main__":
