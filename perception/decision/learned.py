@@ -4,8 +4,9 @@
 ``ego_features(past_poses)``: EGO_FEATURES at the last of a list of poses, read from that list only (the one
 computation: training data, evaluation and replay call it); ``ego_history(nusc, token)``: the poses it reads at a
 keyframe (perception.datasets.ego_log.past_ego_poses of the last EGO_FEATURE_HISTORY_S);
-``past_ego_features(nusc, tokens)``: the features of keyframes from their ego_history; ``trajectory_and_maneuver``: a planner's trajectory and its head's
-most likely maneuver; ``plan_maneuver``: the maneuver the plan carries out, by the logged drive's label rules;
+``past_ego_features(nusc, tokens)``: the features of keyframes from their ego_history; ``trajectory_and_maneuver``:
+a planner's trajectory and its head's most likely maneuver; ``plan_maneuver``: the maneuver the plan carries out,
+by the logged drive's label rules;
 ``learned_decision``: the plan with that maneuver through the safety layer (perception.decision.safety.check_plan),
 which a learned plan passes before it is acted on.
 """
