@@ -61,7 +61,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     from mmengine.config import Config
 
     from perception.deploy.graphs import (BEV_NETWORK, backend_graph_files, graph_path, in_bev_network,
-                                          load_onnx_detector, record_dense_inputs)
+                                          load_onnx_detector)
     from perception.deploy.quantize import (compare_outputs, keep_float, quantize_bev_network, quantize_graphs,
                                             sensitive_modules, sensitivity_sweep, write_sensitivity)
 
@@ -75,16 +75,15 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     evaluation = load_batches(float_detector, config, dataroot, version,
                               args.eval_split or config.val_dataloader.dataset.split, args.eval_frames,
                               "evaluation")
-    modules = quantize_graphs(config_path, args.float_dir, args.out, calibration)
+    recorded = quantize_graphs(config_path, args.float_dir, args.out, calibration)
+    modules = list(recorded)
     rows = sensitivity_sweep(config_path, args.float_dir, args.out, evaluation)
     write_sensitivity(rows, args.out)
     kept = sorted(set(sensitive_modules(rows, args.max_score_error)) | set(args.keep_float))
     keep_float(args.float_dir, args.out, kept)
     float_parts = [path for path in kept if in_bev_network(path)]
     if float_parts and graph_path(args.float_dir, BEV_NETWORK).is_file():
-        calls = record_dense_inputs(load_onnx_detector(config_path, args.float_dir, one_bev_graph=False),
-                                    calibration)["fuser"]
-        quantize_bev_network(args.float_dir, args.out, calls, float_parts)
+        quantize_bev_network(args.float_dir, args.out, recorded["fuser"], float_parts)
     import torch
 
     with torch.no_grad():

@@ -85,7 +85,9 @@ def past_ego_poses(nusc: NuScenes, sample_token: str, history_s: float = 1.0) ->
     start_us = current_us - OTHER_SENSORS_BEFORE_S * 1e6
     earlier = []  # (timestamp, token) of the other sensors' records in [start_us, current_us)
     for channel, token in nusc.get("sample", sample_token)["data"].items():
-        while token and channel != LIDAR_CHANNEL:
+        if channel == LIDAR_CHANNEL:
+            continue
+        while token:
             record = nusc.get("sample_data", token)
             if int(record["timestamp"]) < start_us:
                 break

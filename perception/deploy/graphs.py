@@ -105,9 +105,13 @@ def example_batch(detector: BEVFusionDetector, lidar_points: int = 20000, radar_
                    .float() if detector.plans else None))
 
 
+BEV_NETWORK_PARTS = ("fuser", "decoder", "head")
+"""The detector's submodules the BEV_NETWORK graph holds, in the order they run."""
+
+
 def in_bev_network(module_path: str) -> bool:
-    """Whether the BEV_NETWORK graph holds a dense module: the fuser, the decoder and the head's."""
-    return module_path in ("fuser", "decoder") or module_path.startswith("head.")
+    """Whether the BEV_NETWORK graph holds a dense module (one of BEV_NETWORK_PARTS or inside one)."""
+    return module_path.split(".")[0] in BEV_NETWORK_PARTS
 
 
 def backend_graph_files(module_paths: Sequence[str], folder: Union[str, Path]) -> List[Path]:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import List, Mapping, Sequence, Tuple, Union
+from typing import Dict, List, Mapping, Sequence, Tuple, Union
 
 import numpy as np
 import onnx
@@ -125,10 +125,11 @@ def quantize_graph(float_file: Path, out_file: Path, calls: Sequence[Tuple[torch
 
 
 def quantize_graphs(config: Union[str, Path], float_dir: Union[str, Path], out_dir: Union[str, Path],
-                    calibration: Sequence[FusionBatch]) -> List[str]:
+                    calibration: Sequence[FusionBatch]) -> Dict[str, List[Tuple[torch.Tensor, ...]]]:
     """Writes an INT8 copy of every graph of ``float_dir`` under ``out_dir``, the BEV_NETWORK graph's too where the
     folder has it, calibrated on ``calibration`` (batches of training frames); the graphs that are not
-    ``calibrated`` keep float arithmetic (keep_float). -> the module paths."""
+    ``calibrated`` keep float arithmetic (keep_float). -> module path -> the inputs it received in calibration (for
+    quantize_bev_network's second pass once the sweep has chosen)."""
     if not calibration:
         raise ValueError("calibration needs at least one frame")
     detector = load_onnx_detector(config, float_dir, one_bev_graph=False)
@@ -139,7 +140,7 @@ def quantize_graphs(config: Union[str, Path], float_dir: Union[str, Path], out_d
     keep_float(float_dir, out_dir, [path for path in detector.dense_modules() if not calibrated(path)])
     if graph_path(float_dir, BEV_NETWORK).is_file():
         quantize_bev_network(float_dir, out_dir, recorded["fuser"])
-    return list(detector.dense_modules())
+    return recorded
 
 
 def quantize_bev_network(float_dir: Union[str, Path], out_dir: Union[str, Path],

@@ -80,7 +80,8 @@ def test_int8_graphs_run_and_stay_near_float(exported, tmp_path):
     config, _, folder = exported
     calibration = load_onnx_detector(config, folder)
     batches = [calibration.batch_from_frames([make_frame(seed)]) for seed in (3, 4, 5)]
-    paths = quantize_graphs(config, folder, tmp_path, batches)
+    recorded = quantize_graphs(config, folder, tmp_path, batches)
+    paths = list(recorded)
     frames = [make_frame(6)]
     reference = outputs(calibration, frames)
     for one_bev_graph in (True, False):  # the fuser, decoder and head as one graph or as their own six
@@ -95,8 +96,7 @@ def test_int8_graphs_run_and_stay_near_float(exported, tmp_path):
     assert [row["module"] for row in rows] == paths + ["all"]
     assert all(np.isfinite(row["score_error"]) and row["score_error"] >= 0 for row in rows)
     keep_float(folder, tmp_path, paths)  # every graph back to float arithmetic: the int8 backend refuses it
-    calls = record_dense_inputs(load_onnx_detector(config, folder, one_bev_graph=False), batches)["fuser"]
-    quantize_bev_network(folder, tmp_path, calls, [path for path in paths if in_bev_network(path)])
+    quantize_bev_network(folder, tmp_path, recorded["fuser"], [path for path in paths if in_bev_network(path)])
     with pytest.raises(ValueError, match="holds no INT8 graph"):
         load_backend("onnxruntime-int8", config, onnx_dir=tmp_path)
     with pytest.raises(ValueError, match="holds INT8 graphs"):  # its weights are stored int8
@@ -195,8 +195,8 @@ def test_a_planning_model_exports_plans_as_torch_does_and_keeps_its_planning_gra
     assert expected.trajectory.abs().max() > 0.1
     for name in ("trajectory", "maneuver_logits", "lane_change_logits"):
         assert torch.allclose(getattr(actual, name), getattr(expected, name), rtol=1e-4, atol=1e-5), name
-    paths = quantize_graphs(config_path, tmp_path / "float", tmp_path / "int8",
-                            [onnx_model.batch_from_frames([make_frame(seed)]) for seed in (3, 4)])
+    paths = list(quantize_graphs(config_path, tmp_path / "float", tmp_path / "int8",
+                                 [onnx_model.batch_from_frames([make_frame(seed)]) for seed in (3, 4)]))
     precisions = {path: {p.key: p.value for p in onnx.load(str(graph_path(tmp_path / "int8", path))).metadata_props}
                   ["perception.precision"] for path in paths}
     assert {path for path, precision in precisions.items() if precision != "int8"} == planning_paths
