@@ -19,6 +19,7 @@ from perception.decision.learned import EGO_FEATURE_HISTORY_S, past_ego_features
 from perception.decision.safety import check_plan
 from perception.decision.tracking import AgentTracker
 from perception.maneuvers import Maneuver
+from perception.models.planning_types import EGO_FEATURES
 from perception.detector import OracleDetector
 from perception.runtime.faults import FaultPlan
 from perception.runtime.mcap_writer import read_mcap
@@ -153,7 +154,8 @@ def test_a_planning_model_decides_by_its_plan_through_the_safety_layer(nusc_synt
         assert record["decision"] == json.loads(json.dumps(checked.to_json()))
         assert decisions[record["timestamp_us"] * 1000]["plan"] == plan
     last = detector.ego_inputs[records[-1]["timestamp_us"]]
-    assert last[4 + 3 * 2 + 2] == 1.0  # its position 1.5 s earlier is known: more than the sweep buffer holds
+    # its position 1.5 s earlier is known: more than the sweep buffer holds
+    assert last[EGO_FEATURES.index("known_1.5s_ago")] == 1.0
 
 
 def test_low_scoring_boxes_are_recorded_but_not_displayed(nusc_synthetic, tmp_path):
