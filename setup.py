@@ -13,6 +13,9 @@ INSTALL_REQUIRES = [
     "opencv-python-headless==4.11.0.86",
     "mmengine==0.10.7",
     "tqdm==4.70.1",
+    # numpy's BLAS pool set to one thread at run time by the thread policy (perception.threads); already pulled in
+    # by the devkit's scikit-learn, pinned at the version tested.
+    "threadpoolctl==3.8.0",
     # Replay recordings that Foxglove opens: the MCAP writer/reader and Foxglove's own schemas (protobuf).
     "mcap==1.6.0",
     "mcap-protobuf-support==0.6.0",

@@ -5,8 +5,8 @@ writes them all to --json. The variants:
 
     libraries    nothing set: torch's and Numba's OpenMP pools and their default wait policy (spin, then sleep)
     passive      OMP_WAIT_POLICY=PASSIVE only
-    policy       perception.threads.apply_thread_policy(): passive, every pool at the CPU count, OpenCV 1 thread,
-                 ONNX Runtime without spinning
+    policy       perception.threads.apply_thread_policy(): passive with its short spin (GOMP_SPINCOUNT), every pool
+                 at the CPU count, OpenCV and numpy's BLAS 1 thread, ONNX Runtime without spinning
     torch1       the policy with torch on one thread
     numba1       the policy with Numba on one thread
     spin10k      the policy with GOMP_SPINCOUNT=10000: idle OpenMP workers spin ~0.1 ms before they sleep (libgomp,
@@ -24,12 +24,15 @@ import subprocess
 import sys
 from typing import Dict, List
 
+from perception.threads import OPENMP_SPIN_COUNT, OPENMP_WAIT_POLICY
+
+POLICY_ENVIRONMENT = {"OMP_WAIT_POLICY": OPENMP_WAIT_POLICY, "GOMP_SPINCOUNT": OPENMP_SPIN_COUNT}
 VARIANTS: Dict[str, Dict[str, str]] = {
     "libraries": {},
     "passive": {"OMP_WAIT_POLICY": "PASSIVE"},
-    "policy": {"OMP_WAIT_POLICY": "PASSIVE"},
-    "torch1": {"OMP_WAIT_POLICY": "PASSIVE"},
-    "numba1": {"OMP_WAIT_POLICY": "PASSIVE"},
+    "policy": POLICY_ENVIRONMENT,
+    "torch1": POLICY_ENVIRONMENT,
+    "numba1": POLICY_ENVIRONMENT,
     "spin10k": {"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "10000"},
     "spin100k": {"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "100000"},
 }

@@ -1,17 +1,23 @@
-"""The process's one thread policy: how many threads torch, Numba, ONNX Runtime and OpenCV use, and how their
-idle workers wait. The tools apply it at start-up (``apply_thread_policy``, through perception.cli.tool_main);
+"""The process's one thread policy: how many threads torch, Numba, ONNX Runtime, OpenCV and numpy's BLAS use, and
+how their idle workers wait. The tools apply it at start-up (``apply_thread_policy``, through perception.cli.tool_main);
 benchmarks/bench_threads.py compares it with the alternatives (benchmarks/RESULTS.md, "Thread policy").
 
 The policy: every pool gets the CPUs this process may use (``os.sched_getaffinity``), and no pool's idle workers
-spin: ``OMP_WAIT_POLICY=PASSIVE`` for the OpenMP runtimes of torch's and Numba's pools, and ONNX Runtime's
-intra-op pool with spinning off. On a 2-core host a spinning pool holds a core that the other pool's next
-parallel region needs: by default the end-to-end p99 was ~2x p50 on an idle machine, ~1.25x with passive waiting
-(for ~10 ms of median), and under load spinning made frames >10x slower. OpenCV (image decoding and resizing in
-the loader) runs on one thread, so that it adds no third pool.
+spin for long: ``OMP_WAIT_POLICY=PASSIVE`` for the OpenMP runtimes of torch's and Numba's pools, with a short spin
+(``GOMP_SPINCOUNT``, OPENMP_SPIN_COUNT) before a worker sleeps, and ONNX Runtime's intra-op pool with spinning
+off. On a 2-core host a spinning pool holds a core that the other pool's next parallel region needs: by default the
+end-to-end p99 was ~2x p50 on an idle machine, ~1.25x with passive waiting (for ~10 ms of median), and under load
+spinning made frames >10x slower. OpenCV (image decoding and resizing in the loader) runs on one thread, so that it
+adds no third pool, and so does numpy's BLAS (OpenBLAS, whose idle workers spin after each call). Both changes of
+the twenty-fifth session were chosen together, side by side in tools/benchmark.py (benchmarks/RESULTS.md, "numpy's
+BLAS on one thread"): the BLAS workers' spinning after the loader's matrix products held a core while the next
+frame's INT8 graphs ran, and kept it awake for torch's; without it torch's sleeping workers woke too late, which
+the short spin restores.
 
-OMP_WAIT_POLICY is read when the OpenMP runtime starts, i.e. when torch is first imported: ``set_openmp_environment``
-runs from perception.cli's package import, before any tool imports torch. A value already in the environment is
-kept (the user's choice wins), as is ``--threads`` given to a tool.
+OMP_WAIT_POLICY and GOMP_SPINCOUNT are read when the OpenMP runtime starts, i.e. when torch is first imported:
+``set_openmp_environment`` runs from perception.cli's package import, before any tool imports torch. A value
+already in the environment is kept (the user's choice wins), as is ``--threads`` given to a tool. The BLAS pool is
+set at run time (threadpoolctl), so it holds wherever numpy was imported first.
 """
 from __future__ import annotations
 
@@ -20,11 +26,17 @@ from dataclasses import dataclass
 from typing import Optional
 
 OPENMP_WAIT_POLICY = "PASSIVE"
+OPENMP_SPIN_COUNT = "3000"
+"""GOMP_SPINCOUNT: the rounds libgomp's workers (torch's and Numba's OpenMP here) spin before they sleep, which
+libgomp takes over the passive policy: a few microseconds, enough to keep a core awake between the parallel regions
+of one stage (benchmarks/RESULTS.md, "numpy's BLAS on one thread")."""
 
 
 def set_openmp_environment() -> None:
-    """Sets OMP_WAIT_POLICY=PASSIVE unless the environment names a policy (effective only before torch loads)."""
+    """Sets OMP_WAIT_POLICY=PASSIVE and GOMP_SPINCOUNT=OPENMP_SPIN_COUNT unless the environment names them
+    (effective only before torch loads)."""
     os.environ.setdefault("OMP_WAIT_POLICY", OPENMP_WAIT_POLICY)
+    os.environ.setdefault("GOMP_SPINCOUNT", OPENMP_SPIN_COUNT)
 
 
 def available_cpus() -> int:
@@ -34,12 +46,13 @@ def available_cpus() -> int:
 
 @dataclass(frozen=True)
 class ThreadPolicy:
-    """Threads per pool: torch intra-op, Numba, ONNX Runtime intra-op, OpenCV."""
+    """Threads per pool: torch intra-op, Numba, ONNX Runtime intra-op, OpenCV, numpy's BLAS."""
 
     torch_threads: int
     numba_threads: int
     onnxruntime_threads: int
     opencv_threads: int
+    blas_threads: int
 
 
 _applied: Optional[ThreadPolicy] = None
@@ -52,16 +65,18 @@ def apply_thread_policy(threads: Optional[int] = None) -> ThreadPolicy:
     import cv2
     import numba
     import torch
+    from threadpoolctl import threadpool_limits
 
     count = threads or available_cpus()
     if count < 1:
         raise ValueError(f"threads must be >= 1, got {count}")
     policy = ThreadPolicy(torch_threads=count, numba_threads=min(count, numba.config.NUMBA_NUM_THREADS),
-                          onnxruntime_threads=count, opencv_threads=1)
+                          onnxruntime_threads=count, opencv_threads=1, blas_threads=1)
     set_openmp_environment()
     torch.set_num_threads(policy.torch_threads)
     numba.set_num_threads(policy.numba_threads)
     cv2.setNumThreads(policy.opencv_threads)
+    threadpool_limits(policy.blas_threads, user_api="blas")  # numpy's OpenBLAS, for the rest of the process
     _applied = policy
     return policy
 

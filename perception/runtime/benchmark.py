@@ -27,6 +27,7 @@ import numba
 import numpy as np
 import torch
 from nuscenes.nuscenes import NuScenes
+from threadpoolctl import threadpool_info
 from tqdm import tqdm
 
 from perception.datasets.lane_map import LaneCentres, keyframe_lanes
@@ -87,9 +88,12 @@ def parse_sweep_counts(text: str) -> Tuple[int, ...]:
 
 
 def thread_settings() -> Dict[str, Any]:
-    """Threads the measurement ran with: torch intra-op, Numba, the CPUs this process may use."""
+    """Threads the measurement ran with: torch intra-op, Numba, numpy's BLAS (the most of its libraries), the CPUs
+    this process may use."""
+    blas = [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
     return {"torch_threads": torch.get_num_threads(), "numba_threads": numba.get_num_threads(),
-            "cpus_available": len(os.sched_getaffinity(0)), "cpu_count": os.cpu_count()}
+            "blas_threads": max(blas, default=None), "cpus_available": len(os.sched_getaffinity(0)),
+            "cpu_count": os.cpu_count()}
 
 
 def peak_rss_mib() -> float:

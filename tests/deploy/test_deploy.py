@@ -1,6 +1,7 @@
 """ONNX export, the ONNX Runtime backends and INT8 quantization on the tiny model of tests/models (hand-made frames):
 parity with the torch model, refusal of graphs that belong to another model, the thread policy."""
 import json
+import os
 import shutil
 
 import numpy as np
@@ -287,19 +288,37 @@ def test_backend_not_installed_is_named(exported, monkeypatch):
         load_onnx_detector(config, folder)
 
 
+def test_the_openmp_environment_spins_briefly_and_keeps_what_the_user_set(monkeypatch):
+    from perception.threads import OPENMP_SPIN_COUNT, set_openmp_environment
+
+    monkeypatch.delenv("GOMP_SPINCOUNT", raising=False)
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    set_openmp_environment()
+    assert os.environ["GOMP_SPINCOUNT"] == OPENMP_SPIN_COUNT and os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
+
+
 def test_thread_policy_sets_every_pool():
     import cv2
     import numba
 
-    before = torch.get_num_threads(), numba.get_num_threads(), cv2.getNumThreads()
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    def blas_threads():
+        return {pool["filepath"]: pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
+
+    before = torch.get_num_threads(), numba.get_num_threads(), cv2.getNumThreads(), blas_threads()
     try:
         policy = apply_thread_policy(threads=1)
         assert (torch.get_num_threads(), numba.get_num_threads(), cv2.getNumThreads()) == (1, 1, 1)
         assert policy.onnxruntime_threads == 1 and onnxruntime_session_options().intra_op_num_threads == 1
+        threadpool_limits(2, user_api="blas")
+        apply_thread_policy(threads=2)  # numpy's BLAS stays on one thread whatever the count
+        assert torch.get_num_threads() == 2 and blas_threads() and set(blas_threads().values()) == {1}
     finally:
         torch.set_num_threads(before[0])
         numba.set_num_threads(before[1])
         cv2.setNumThreads(before[2])
+        threadpool_limits(before[3])
 
 
 def test_a_part_outside_the_export_is_named(exported):
