@@ -24,15 +24,14 @@ import subprocess
 import sys
 from typing import Dict, List
 
-from perception.threads import OPENMP_SPIN_COUNT, OPENMP_WAIT_POLICY
+from perception.threads import OPENMP_ENVIRONMENT
 
-POLICY_ENVIRONMENT = {"OMP_WAIT_POLICY": OPENMP_WAIT_POLICY, "GOMP_SPINCOUNT": OPENMP_SPIN_COUNT}
 VARIANTS: Dict[str, Dict[str, str]] = {
     "libraries": {},
     "passive": {"OMP_WAIT_POLICY": "PASSIVE"},
-    "policy": POLICY_ENVIRONMENT,
-    "torch1": POLICY_ENVIRONMENT,
-    "numba1": POLICY_ENVIRONMENT,
+    "policy": OPENMP_ENVIRONMENT,
+    "torch1": OPENMP_ENVIRONMENT,
+    "numba1": OPENMP_ENVIRONMENT,
     "spin10k": {"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "10000"},
     "spin100k": {"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "100000"},
 }
@@ -105,7 +104,7 @@ def main() -> None:
     print(f"{'variant':<10}{'e2e p50':>9}{'p90':>7}{'p99':>7}{'p99/p50':>9}{'det p50':>9}{'p99':>7}")
     for _ in range(args.repeats):
         for variant in variants:
-            env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+            env = {k: v for k, v in os.environ.items() if k not in OPENMP_ENVIRONMENT}
             env.update(VARIANTS[variant])
             out = subprocess.run([sys.executable, __file__, *passed, "--json", "-", "--child", variant], env=env,
                                  capture_output=True, text=True, check=True)

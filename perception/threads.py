@@ -32,11 +32,15 @@ libgomp takes over the passive policy: ~30 us (10,000 rounds spin ~0.1 ms), enou
 parallel regions of one stage (benchmarks/RESULTS.md, "numpy's BLAS on one thread")."""
 
 
+OPENMP_ENVIRONMENT = {"OMP_WAIT_POLICY": OPENMP_WAIT_POLICY, "GOMP_SPINCOUNT": OPENMP_SPIN_COUNT}
+"""The policy's OpenMP variables, read by the runtimes once, at load."""
+
+
 def set_openmp_environment() -> None:
-    """Sets OMP_WAIT_POLICY=PASSIVE and GOMP_SPINCOUNT=OPENMP_SPIN_COUNT unless the environment names them
-    (effective only before torch loads)."""
-    os.environ.setdefault("OMP_WAIT_POLICY", OPENMP_WAIT_POLICY)
-    os.environ.setdefault("GOMP_SPINCOUNT", OPENMP_SPIN_COUNT)
+    """Sets OPENMP_ENVIRONMENT's variables unless the environment names them (effective only before torch
+    loads)."""
+    for name, value in OPENMP_ENVIRONMENT.items():
+        os.environ.setdefault(name, value)
 
 
 def available_cpus() -> int:

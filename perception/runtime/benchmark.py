@@ -88,8 +88,8 @@ def parse_sweep_counts(text: str) -> Tuple[int, ...]:
 
 
 def thread_settings() -> Dict[str, Any]:
-    """Threads the measurement ran with: torch intra-op, Numba, numpy's BLAS (the most of its libraries), the CPUs
-    this process may use."""
+    """Threads the measurement ran with: torch intra-op, Numba, numpy's BLAS (the largest count among the BLAS
+    libraries loaded), the CPUs this process may use."""
     blas = [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
     return {"torch_threads": torch.get_num_threads(), "numba_threads": numba.get_num_threads(),
             "blas_threads": max(blas, default=None), "cpus_available": len(os.sched_getaffinity(0)),
