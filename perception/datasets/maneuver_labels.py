@@ -125,8 +125,7 @@ def label_maneuver(times_s: np.ndarray, ego_xy: np.ndarray, ego_yaw: np.ndarray,
     speeds = np.linalg.norm(np.diff(future_xy, axis=0), axis=1) / config.step_s  # (H,) per interval
     if stands_still(speeds, config):
         return Maneuver.STOP
-    span = round(config.brake_span_s / config.step_s)
-    if len(speeds) > span and np.max(speeds[:-span] - speeds[span:]) / config.brake_span_s >= config.brake_decel_mps2:
+    if brakes(speeds, config):
         return Maneuver.BRAKE
     change = (lane_switch(times_s, ego_xy, ego_yaw, lanes, config) if lanes is not None
               else chord_lane_change(times_s, ego_xy, ego_yaw, config))
@@ -144,6 +143,15 @@ def stands_still(interval_speeds_mps: np.ndarray, config: ManeuverLabelConfig = 
     """Rule 1 (STOP) on the mean speeds [m/s] of the intervals from now over the horizon: some is at most
     ``config.stop_speed_mps``."""
     return bool(np.min(interval_speeds_mps) <= config.stop_speed_mps)
+
+
+def brakes(interval_speeds_mps: np.ndarray, config: ManeuverLabelConfig = ManeuverLabelConfig()) -> bool:
+    """Rule 2 (BRAKE) on the mean speeds [m/s] of the intervals from now over the horizon: between two of them
+    ``config.brake_span_s`` apart the speed falls at ``config.brake_decel_mps2`` or more."""
+    span = round(config.brake_span_s / config.step_s)
+    speeds = np.asarray(interval_speeds_mps, dtype=np.float64)
+    return bool(len(speeds) > span
+                and np.max(speeds[:-span] - speeds[span:]) / config.brake_span_s >= config.brake_decel_mps2)
 
 
 def lane_switch(times_s: np.ndarray, ego_xy: np.ndarray, ego_yaw: np.ndarray, lanes: LaneCentres,

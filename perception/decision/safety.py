@@ -24,14 +24,21 @@ this order:
    the bumper-to-bumper gap is below ``safety_gap_m`` plus what braking at ``max_decel_mps2`` from the planned
    speed down to the agent's speed along the plan needs.
 
-A veto falls back to a braking plan in the ego's lane: down to the blocking agent's forward speed at the step of the
-hazard, never faster than the ego drives now (to a standstill when that is standing), at the deceleration the
-blocking agent needs clipped to [comfortable, max]; when that plan fails checks 2 or 3 itself (the blocking agent
-may be beside the path, another one in it), to a standstill at ``max_decel_mps2``. The fallback is named by what it
-does within the horizon, by the logged drive's label rule for STOP (perception.datasets.maneuver_labels
-.stands_still on its steps' mean speeds: the ego stands within the horizon), else BRAKE (a stop further on, or a
-slowing to the agent's speed). A kept plan keeps its maneuver; its reason names the closest agent in the path, its
-gap and TTC.
+A veto first slows the proposed plan along its own path (its lane change, its curve): each step no further along
+the path than the plan's and than braking from the ego's speed now to a standstill at the least multiple of
+``slowdown_step_mps2`` (0 first: no faster than now; up to ``max_decel_mps2``) with which checks 2 and 3 pass, check 3's margin then at
+``comfortable_decel_mps2`` (the plan the layer writes leaves room to brake comfortably, not only at the limit). Named
+by the logged drive's label rules on its steps' mean speeds (perception.datasets.maneuver_labels: STOP when it
+stands within the horizon, BRAKE when it slows as a brake does), else it keeps the proposed maneuver: a plan slowed
+a little still does what it proposed.
+
+When no slowing along the path clears it, the veto falls back to a braking plan in the ego's lane: down to the
+blocking agent's forward speed at the step of the hazard, never faster than the ego drives now (to a standstill when
+that is standing), at the deceleration the blocking agent needs clipped to [comfortable, max]; when that plan fails
+checks 2 or 3 itself (the blocking agent may be beside the path, another one in it), to a standstill at
+``max_decel_mps2``. That fallback is named by what it does within the horizon, by the label rule for STOP
+(stands_still), else BRAKE (a stop further on, or a slowing to the agent's speed). A kept plan keeps its maneuver;
+its reason names the closest agent in the path, its gap and TTC.
 """
 from __future__ import annotations
 
@@ -41,10 +48,10 @@ from typing import Optional
 import numpy as np
 
 from perception.classes import DETECTION_CLASSES
-from perception.datasets.maneuver_labels import stands_still
+from perception.datasets.maneuver_labels import brakes, stands_still
 from perception.decision.collision import ego_footprints, footprints_overlap, path_coordinates
 from perception.decision.ego_state import EgoState
-from perception.decision.planner import assess_frame, decide, describe_agent, plan_trajectory
+from perception.decision.planner import assess_frame, decide, describe_agent, plan_trajectory, travelled_distance_m
 from perception.decision.prediction import half_length_along_x, speed_factors_at
 from perception.decision.types import Decision, PlannerConfig
 from perception.geometry import Boxes3D
@@ -87,14 +94,23 @@ def check_plan(trajectory: np.ndarray, maneuver: Maneuver, boxes: Boxes3D, ego: 
     hazard = _first_hazard(trajectory, agents, assessment.predicted, relative, config)
     if hazard is not None:
         local, step, what = hazard
+        found = (f"{describe_agent(agents, kept[local], assessment, local)} {what} at "
+                 f"{config.step_times_s[step]:.1f} s")
+        slowed = _slowed_along_path(trajectory, speed, agents, assessment.predicted, speed_factors, config)
+        if slowed is not None:
+            plan, decel = slowed
+            speeds = plan_speeds_mps(plan, config)
+            named = Maneuver.STOP if stands_still(speeds) else Maneuver.BRAKE if brakes(speeds) else maneuver
+            how = f"braking at {decel:.1f} m/s^2" if decel else f"no faster than now, {speed:.1f} m/s"
+            return decision(named, speeds[-1], local, plan, f"slowed the proposed {maneuver.value} plan along its "
+                            f"path, {how}: {found}", True)
         target = min(float(assessment.forward_speed_mps[local] * speed_factors[local, step]), speed)
         stopped = target <= config.stopped_speed_mps
         target = 0.0 if stopped else target
         needed = assessment.required_decel_mps2[local] if assessment.in_path[local] else config.max_decel_mps2
         decel = float(np.clip(needed, config.comfortable_decel_mps2, config.max_decel_mps2))
         plan = plan_trajectory(ego, target, decel, 0, config)
-        reason = (f"vetoed the proposed {maneuver.value} plan: {describe_agent(agents, kept[local], assessment, local)}"
-                  f" {what} at {config.step_times_s[step]:.1f} s; braking at {decel:.1f} m/s^2")
+        reason = f"vetoed the proposed {maneuver.value} plan: {found}; braking at {decel:.1f} m/s^2"
         if not stopped and _first_hazard(plan, agents, assessment.predicted, _relative_to_plan(
                 plan, agents, assessment.predicted, speed_factors, config), config) is not None:
             stopped, target, decel = True, 0.0, config.max_decel_mps2
@@ -119,6 +135,27 @@ def plan_speeds_mps(trajectory: np.ndarray, config: PlannerConfig) -> np.ndarray
     now at the origin."""
     previous = np.vstack([[0.0, 0.0], trajectory[:-1]])
     return np.linalg.norm(trajectory - previous, axis=1) / config.step_s
+
+
+def _slowed_along_path(trajectory: np.ndarray, speed_mps: float, agents: Boxes3D, predicted: np.ndarray,
+                       speed_factors: np.ndarray, config: PlannerConfig):
+    """(plan (T, 2) [m], deceleration [m/s^2]): the proposed ``trajectory``'s path driven no faster than braking
+    from ``speed_mps`` to a standstill at the least multiple of config.slowdown_step_mps2 (0 first: holding
+    ``speed_mps``) up to max_decel_mps2 that clears checks 2 and 3 (_first_hazard, its margin at config.comfortable_decel_mps2) against the agents'
+    predictions (N, T + 1, 3) and speed factors (N, T); None when none does. Each step's arc length along the path
+    is the smaller of the plan's and the braking's."""
+    path = np.vstack([[0.0, 0.0], trajectory])  # (T + 1, 2): the path from the rear axle now
+    arc = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(path, axis=0), axis=1))])  # (T + 1,)
+    steps = int(np.floor(config.max_decel_mps2 / config.slowdown_step_mps2 + 1e-9))
+    for decel in config.slowdown_step_mps2 * np.arange(steps + 1):  # 0: no faster than now
+        braking = travelled_distance_m(speed_mps, 0.0 if decel else speed_mps, config.comfortable_accel_mps2, decel,
+                                       config.step_times_s)
+        along = np.minimum(arc[1:], braking)
+        plan = np.stack([np.interp(along, arc, path[:, 0]), np.interp(along, arc, path[:, 1])], axis=1)
+        relative = _relative_to_plan(plan, agents, predicted, speed_factors, config)
+        if _first_hazard(plan, agents, predicted, relative, config, config.comfortable_decel_mps2) is None:
+            return plan, float(decel)
+    return None
 
 
 def _relative_to_plan(trajectory: np.ndarray, agents: Boxes3D, predicted: np.ndarray, speed_factors: np.ndarray,
@@ -155,10 +192,11 @@ def _lane_change_followers(relative: Optional[tuple], predicted: np.ndarray, con
 
 
 def _first_hazard(trajectory: np.ndarray, agents: Boxes3D, predicted: np.ndarray, relative: Optional[tuple],
-                  config: PlannerConfig):
+                  config: PlannerConfig, margin_decel_mps2: Optional[float] = None):
     """(agent, step, description) of the earliest collision (check 2) or missing braking margin (check 3) of the
     plan against the agents' predictions (N, T + 1, 3) [x, y, yaw] (``relative``: _relative_to_plan's, None without
-    agents); None when the plan is clear."""
+    agents), check 3's braking distance at ``margin_decel_mps2`` (None: config.max_decel_mps2); None when the plan
+    is clear."""
     steps = config.horizon_steps
     if not len(agents):
         return None
@@ -182,7 +220,7 @@ def _first_hazard(trajectory: np.ndarray, agents: Boxes3D, predicted: np.ndarray
         return int(np.flatnonzero(overlaps[:, step])[0]), step, "collides with the plan"
     gap = along - half_length - config.ego_front_m
     need = config.safety_gap_m + np.maximum(planned_speed[None] ** 2 - forward_speed ** 2, 0.0) / (
-        2 * config.max_decel_mps2)
+        2 * (margin_decel_mps2 or config.max_decel_mps2))
     short = ~behind & ~from_behind[:, None] & (np.abs(across) <= config.lane_width_m / 2) & (gap < need)
     for step in range(steps):
         agents_short = np.flatnonzero(short[:, step])

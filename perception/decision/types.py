@@ -43,6 +43,9 @@ class PlannerConfig:
     """Deceleration of ordinary slowing down; needing more than this to match a lead's speed means BRAKE/STOP."""
     max_decel_mps2: float = 6.0
     """Hardest deceleration the plan uses."""
+    slowdown_step_mps2: float = 0.5
+    """The safety layer first slows a vetoed plan along its own path, at the least multiple of this deceleration
+    (up to max_decel_mps2) that clears its checks (perception.decision.safety)."""
     comfortable_accel_mps2: float = 1.5
     """Acceleration used to speed up towards the target speed."""
     min_ttc_s: float = 3.0

@@ -48,30 +48,54 @@ def test_a_plan_into_a_stopped_car_is_vetoed():
 
 def test_a_lead_braking_to_a_stop_is_seen_with_its_acceleration():
     # lead at 30 m, 10 m/s, like the ego: at constant velocity the 24.26 m gap (30 - 2.3 - 3.442) stays. Braking at
-    # 6 m/s^2 it stops after 1.67 s at 38.33 m; at 2.5 s the ego (25 m) is 7.59 m from its rear, short of the
-    # 1.0 + 10^2 / (2 * 6) = 9.33 m margin, and the lead stands then: vetoed, down to its 0 m/s at the comfortable
-    # 2.5 m/s^2, x(t) = 10 t - 1.25 t^2. Over the last step the ego still moves at (18.75 - 17.1875) / 0.5 = 3.125
-    # m/s: it stands beyond the horizon, so the logged drive's rules name the fallback BRAKE, not STOP
+    # 6 m/s^2 it stops after 1.67 s at 38.33 m (rear 36.03 m); at 2.5 s the ego (25 m) is 7.59 m from its rear,
+    # short of the 1.0 + 10^2 / (2 * 6) = 9.33 m margin: vetoed. Slowed along the plan's path, the margin then at
+    # the comfortable 2.5 m/s^2: braking at 1.0 m/s^2 the ego is at 25.5 m at 3 s, 7.25 m/s over the last step,
+    # 7.09 m from the lead's rear against 1 + 7.25^2 / 5 = 11.51 m; at 1.5 m/s^2, x(t) = 10 t - 0.75 t^2, at
+    # 23.25 m and 5.875 m/s: 9.34 m against 7.90 (2.5 s: 12.28 against 9.78; 2.0 s: 15.59 against 11.88).
+    # The step speeds fall 1.5 m/s per second, below the label rules' 1.75 m/s^2 brake: it still FOLLOWs
     lead = agents(("car", 30, 0, 10, 0))
     kept = check_plan(_straight(10.0), Maneuver.FOLLOW, lead, EgoState(10.0))
     assert not kept.vetoed and kept.maneuver is Maneuver.FOLLOW
     vetoed = check_plan(_straight(10.0), Maneuver.FOLLOW, lead, EgoState(10.0),
                         agent_accelerations_mps2=np.array([-6.0]))
-    assert vetoed.vetoed and vetoed.maneuver is Maneuver.BRAKE and vetoed.target_speed_mps == 0.0
-    assert "leaves 7.6 m of the 9.3 m braking margin at 2.5 s; braking at 2.5 m/s^2" in vetoed.reason
-    np.testing.assert_allclose(vetoed.trajectory[:, 0], 10.0 * CONFIG.step_times_s - 1.25 * CONFIG.step_times_s ** 2)
-    assert "car #0 at 10.0 m/s braking at 6.0 m/s^2, 24.3 m ahead" in vetoed.reason  # the rationale names it
+    assert vetoed.vetoed and vetoed.maneuver is Maneuver.FOLLOW and vetoed.target_speed_mps == pytest.approx(5.875)
+    assert ("slowed the proposed FOLLOW plan along its path, braking at 1.5 m/s^2: car #0 at 10.0 m/s braking at "
+            "6.0 m/s^2, 24.3 m ahead leaves 7.6 m of the 9.3 m braking margin at 2.5 s") in vetoed.reason
+    np.testing.assert_allclose(vetoed.trajectory[:, 0], 10.0 * CONFIG.step_times_s - 0.75 * CONFIG.step_times_s ** 2)
     with pytest.raises(ValueError, match="2 agent accelerations for 1 boxes"):
         check_plan(_straight(10.0), Maneuver.FOLLOW, lead, EgoState(10.0), agent_accelerations_mps2=np.zeros(2))
 
 
-def test_the_fallback_never_speeds_up():
-    # the ego at 5 m/s; the proposed plan speeds up to 20 m/s behind a car 30 m ahead at 10 m/s: vetoed, and the
-    # braking plan holds the ego's 5 m/s (not the car's 10)
+def test_a_slowed_plan_keeps_its_path_and_is_named_by_what_it_does():
+    # a lane change to the left at 10 m/s (the rule planner's quintic, 3.5 m over 4 s) towards a car standing in
+    # the left lane 40 m ahead: at 2.5 s the plan (25 m, 2.54 m left, 0.96 m from the car's line) is 40 - 25 -
+    # 2.3 - 3.442 = 9.2 m from its rear, short of 1 + 10.1^2 / 12 = 9.5 m (10.1 m/s over the curved step): vetoed.
+    # Slowed along the path with the margin at 2.5 m/s^2: braking at 1.0 m/s^2 leaves ~8.9 m at 3 s (25.5 m
+    # along, 7.25 m/s) of 1 + 7.25^2 / 5 = 11.5; at 1.5 m/s^2 ~11.1 m (23.25 m along, 5.875 m/s) of 7.9. Every
+    # waypoint stays on the proposed path, 10 t - 0.75 t^2 along it; the step speeds fall 1.5 m/s per second,
+    # not a brake by the label rules (1.75 m/s^2): still the lane change
+    t = CONFIG.step_times_s
+    offset = CONFIG.lane_width_m * (10 * (t / 4) ** 3 - 15 * (t / 4) ** 4 + 6 * (t / 4) ** 5)
+    plan = np.c_[10.0 * t, offset]
+    decision = check_plan(plan, Maneuver.CHANGE_LANE_LEFT, agents(("car", 40, 3.5, 0, 0)), EgoState(10.0))
+    assert decision.vetoed and decision.maneuver is Maneuver.CHANGE_LANE_LEFT
+    assert ("slowed the proposed CHANGE_LANE_LEFT plan along its path, braking at 1.5 m/s^2: car #0 at 0.0 m/s, "
+            "34.3 m ahead leaves 9.2 m of the 9.5 m braking margin at 2.5 s") in decision.reason
+    along, across, _ = path_coordinates(plan, decision.trajectory)
+    np.testing.assert_allclose(across, 0.0, atol=0.02)  # on the path (its chords of a gentle curve)
+    np.testing.assert_allclose(along, 10.0 * t - 0.75 * t ** 2, atol=0.02)
+
+
+def test_the_slowed_plan_never_speeds_up():
+    # the ego at 5 m/s; the proposed plan speeds up to 20 m/s behind a car 30 m ahead at 10 m/s: vetoed (at 3 s
+    # 37.5 m at 20 m/s: 30 + 30 - 2.3 - 37.5 - 3.442 = 16.8 m of the 1 + (20^2 - 10^2) / 12 = 26 m margin). Held to
+    # the ego's 5 m/s along the path it is clear: the plan at 5 m/s, named as proposed
     faster = check_plan(np.c_[np.cumsum(np.linspace(5.0, 20.0, CONFIG.horizon_steps)) * CONFIG.step_s,
                               np.zeros(CONFIG.horizon_steps)], Maneuver.KEEP_LANE, agents(("car", 30, 0, 10, 0)),
                         EgoState(5.0))
-    assert faster.vetoed and faster.maneuver is Maneuver.BRAKE and faster.target_speed_mps == 5.0
+    assert faster.vetoed and faster.maneuver is Maneuver.KEEP_LANE and faster.target_speed_mps == pytest.approx(5.0)
+    assert "along its path, no faster than now, 5.0 m/s" in faster.reason
     assert np.allclose(np.diff(np.r_[0.0, faster.trajectory[:, 0]]), 5.0 * CONFIG.step_s)
 
 
@@ -112,13 +136,35 @@ def test_an_agent_running_into_a_braking_plan_from_behind_does_not_veto_it():
 
 def test_a_plan_without_braking_margin_is_vetoed():
     # car stopped at 38 m (rear 35.7 m); need 1.0 + 10^2 / (2 * 6) = 9.33 m; at 2.5 s the ego is at 25 m:
-    # gap 35.7 - 25 - 3.442 = 7.26 m (at 2.0 s it was 12.26 m, enough; its front never reaches the car). The
-    # fallback stops for it at the comfortable 2.5 m/s^2, after 4 s: BRAKE within the 3 s horizon
+    # gap 35.7 - 25 - 3.442 = 7.26 m (at 2.0 s it was 12.26 m, enough; its front never reaches the car). Slowed
+    # along the path with the margin at 2.5 m/s^2: braking at 1.0 m/s^2 leaves 6.76 m at 3 s (25.5 m, 7.25 m/s
+    # over the last step) of 1 + 7.25^2 / 5 = 11.51; at 1.5 m/s^2 9.01 m (23.25 m, 5.875 m/s) of 7.90. The step
+    # speeds fall 1.5 m/s per second, not a brake by the label rules (1.75): it keeps its lane
     decision = check_plan(_straight(10.0), Maneuver.KEEP_LANE, agents(("car", 38, 0, 0, 0)), EgoState(10.0))
-    assert decision.vetoed and decision.maneuver is Maneuver.BRAKE and decision.target_speed_mps == 0.0
-    assert "leaves 7.3 m of the 9.3 m braking margin at 2.5 s" in decision.reason
+    assert decision.vetoed and decision.maneuver is Maneuver.KEEP_LANE
+    assert "braking at 1.5 m/s^2: car #0 at 0.0 m/s, 32.3 m ahead leaves 7.3 m of the 9.3 m braking margin at 2.5 s" \
+        in decision.reason
+    np.testing.assert_allclose(decision.trajectory[:, 0], 10.0 * CONFIG.step_times_s - 0.75 * CONFIG.step_times_s ** 2)
     slow = check_plan(_straight(5.0), Maneuver.KEEP_LANE, agents(("car", 38, 0, 0, 0)), EgoState(5.0))
     assert not slow.vetoed  # 15 m travelled: gap 17.26 m >= 1.0 + 25 / 12
+
+
+def test_the_lane_fallback_when_no_slowing_along_the_path_clears():
+    # the plan swerves right at 10 m/s (y = -1.5 t^2) beside a car (4.6 x 1.9 m) at (5, -2.2) driving at 5 m/s: at
+    # 0.5 s the car spans x 5.2 .. 9.8, y -3.15 .. -1.25. Even stopping along the swerve at 6 m/s^2 (4.25 m by
+    # 0.5 s, rear axle (4.24, -0.27), heading -0.064 rad) puts the ego's front right corner at (7.62, -1.41), inside
+    # it: no slowing along the path clears. The lane fallback brakes straight in the ego's lane to the car's 5 m/s
+    # (the car is not in the lane: at max_decel_mps2), beside it (the ego's right side at y -0.925): step speeds
+    # 8.5, 5.67, then 5, a fall of 3.5 m/s in 1 s, a brake by the label rules
+    t = CONFIG.step_times_s
+    swerve = np.c_[10.0 * t, -1.5 * t ** 2]
+    decision = check_plan(swerve, Maneuver.KEEP_LANE, agents(("car", 5, -2.2, 5, 0)), EgoState(10.0))
+    assert decision.vetoed and decision.maneuver is Maneuver.BRAKE and decision.target_speed_mps == 5.0
+    assert "vetoed the proposed KEEP_LANE plan: car #0 at 5.0 m/s, -0.7 m ahead collides with the plan at 0.5 s; " \
+        "braking at 6.0 m/s^2" in decision.reason
+    np.testing.assert_allclose(decision.trajectory[:, 1], 0.0, atol=1e-9)  # in the ego's lane, straight
+    np.testing.assert_allclose(np.diff(np.r_[0.0, decision.trajectory[:, 0]]) / CONFIG.step_s,
+                               [8.5, 5.0 + 2.0 / 3.0, 5.0, 5.0, 5.0, 5.0])
 
 
 def test_standing_closer_than_the_planners_standstill_gap_is_safe():
