@@ -26,13 +26,14 @@ this order:
 
 A veto first slows the proposed plan along its own path (its lane change, its curve): each step no further along
 the path than the plan's and than braking from the ego's speed now to a standstill at the least multiple of
-``slowdown_step_mps2`` (0 first: no faster than now; up to ``max_decel_mps2``) with which checks 2 and 3 pass, check 3's margin then at
-``comfortable_decel_mps2`` (the plan the layer writes leaves room to brake comfortably, not only at the limit). Named
-by the logged drive's label rules on its steps' mean speeds (perception.datasets.maneuver_labels: STOP when it
-stands within the horizon, BRAKE when it slows as a brake does), else it keeps the proposed maneuver: a plan slowed
-a little still does what it proposed.
+``slowdown_step_mps2`` (0 first: no faster than now; up to ``max_decel_mps2``) with which checks 2 and 3 pass,
+check 3's margin then at ``comfortable_decel_mps2`` (the plan the layer writes leaves room to brake comfortably,
+not only at the limit). Named by the logged drive's label rules on its steps' mean speeds
+(perception.datasets.maneuver_labels: STOP when it stands within the horizon, BRAKE when it slows as a brake does),
+else it keeps the proposed maneuver: a plan slowed a little still does what it proposed.
 
-When no slowing along the path clears it, the veto falls back to a braking plan in the ego's lane: down to the
+When even braking at ``max_decel_mps2`` along the path does not clear it (no gentler slowing is then sought: it
+could only pass an agent by arriving before it), the veto falls back to a braking plan in the ego's lane: down to the
 blocking agent's forward speed at the step of the hazard, never faster than the ego drives now (to a standstill when
 that is standing), at the deceleration the blocking agent needs clipped to [comfortable, max]; when that plan fails
 checks 2 or 3 itself (the blocking agent may be beside the path, another one in it), to a standstill at
@@ -141,21 +142,41 @@ def _slowed_along_path(trajectory: np.ndarray, speed_mps: float, agents: Boxes3D
                        speed_factors: np.ndarray, config: PlannerConfig):
     """(plan (T, 2) [m], deceleration [m/s^2]): the proposed ``trajectory``'s path driven no faster than braking
     from ``speed_mps`` to a standstill at the least multiple of config.slowdown_step_mps2 (0 first: holding
-    ``speed_mps``) up to max_decel_mps2 that clears checks 2 and 3 (_first_hazard, its margin at config.comfortable_decel_mps2) against the agents'
-    predictions (N, T + 1, 3) and speed factors (N, T); None when none does. Each step's arc length along the path
-    is the smaller of the plan's and the braking's."""
+    ``speed_mps``) up to max_decel_mps2 that clears checks 2 and 3 (_first_hazard, its margin at
+    config.comfortable_decel_mps2) against the agents' predictions (N, T + 1, 3) and speed factors (N, T); None
+    when braking at max_decel_mps2 along the path does not clear it (then no gentler slowing is sought: it could
+    only pass an agent by arriving before it). Each step's arc length along the path is the smaller of the plan's
+    and the braking's."""
     path = np.vstack([[0.0, 0.0], trajectory])  # (T + 1, 2): the path from the rear axle now
     arc = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(path, axis=0), axis=1))])  # (T + 1,)
-    steps = int(np.floor(config.max_decel_mps2 / config.slowdown_step_mps2 + 1e-9))
-    for decel in config.slowdown_step_mps2 * np.arange(steps + 1):  # 0: no faster than now
+
+    def slowed(decel: float) -> np.ndarray:  # (T,) arc lengths
         braking = travelled_distance_m(speed_mps, 0.0 if decel else speed_mps, config.comfortable_accel_mps2, decel,
                                        config.step_times_s)
-        along = np.minimum(arc[1:], braking)
+        return np.minimum(arc[1:], braking)
+
+    def clear(along: np.ndarray) -> Optional[np.ndarray]:  # the plan at those arc lengths when it is clear
         plan = np.stack([np.interp(along, arc, path[:, 0]), np.interp(along, arc, path[:, 1])], axis=1)
         relative = _relative_to_plan(plan, agents, predicted, speed_factors, config)
-        if _first_hazard(plan, agents, predicted, relative, config, config.comfortable_decel_mps2) is None:
+        return plan if _first_hazard(plan, agents, predicted, relative, config,
+                                     config.comfortable_decel_mps2) is None else None
+
+    steps = int(np.floor(config.max_decel_mps2 / config.slowdown_step_mps2 + 1e-9))
+    decels = config.slowdown_step_mps2 * np.arange(steps + 1)  # 0: no faster than now
+    hardest = slowed(decels[-1])
+    hardest_plan = None if np.array_equal(hardest, arc[1:]) else clear(hardest)
+    if hardest_plan is None:
+        return None
+    checked = arc[1:]  # the last arc lengths checked: the proposed plan's
+    for decel in decels[:-1]:
+        along = slowed(decel)
+        if np.array_equal(along, checked):
+            continue  # the plan already slows this much: the same plan, not clear
+        checked = along
+        plan = clear(along)
+        if plan is not None:
             return plan, float(decel)
-    return None
+    return hardest_plan, float(decels[-1])
 
 
 def _relative_to_plan(trajectory: np.ndarray, agents: Boxes3D, predicted: np.ndarray, speed_factors: np.ndarray,

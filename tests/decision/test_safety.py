@@ -149,13 +149,13 @@ def test_a_plan_without_braking_margin_is_vetoed():
     assert not slow.vetoed  # 15 m travelled: gap 17.26 m >= 1.0 + 25 / 12
 
 
-def test_the_lane_fallback_when_no_slowing_along_the_path_clears():
+def test_the_lane_fallback_when_braking_hardest_along_the_path_does_not_clear():
     # the plan swerves right at 10 m/s (y = -1.5 t^2) beside a car (4.6 x 1.9 m) at (5, -2.2) driving at 5 m/s: at
     # 0.5 s the car spans x 5.2 .. 9.8, y -3.15 .. -1.25. Even stopping along the swerve at 6 m/s^2 (4.25 m by
     # 0.5 s, rear axle (4.24, -0.27), heading -0.064 rad) puts the ego's front right corner at (7.62, -1.41), inside
-    # it: no slowing along the path clears. The lane fallback brakes straight in the ego's lane to the car's 5 m/s
-    # (the car is not in the lane: at max_decel_mps2), beside it (the ego's right side at y -0.925): step speeds
-    # 8.5, 5.67, then 5, a fall of 3.5 m/s in 1 s, a brake by the label rules
+    # it: braking hardest along the path does not clear it. The lane fallback brakes straight in the ego's lane to
+    # the car's 5 m/s (the car is not in the lane: at max_decel_mps2), beside it (the ego's right side at y
+    # -0.925): step speeds 8.5, 5.67, then 5, a fall of 3.5 m/s in 1 s, a brake by the label rules
     t = CONFIG.step_times_s
     swerve = np.c_[10.0 * t, -1.5 * t ** 2]
     decision = check_plan(swerve, Maneuver.KEEP_LANE, agents(("car", 5, -2.2, 5, 0)), EgoState(10.0))
