@@ -182,14 +182,21 @@ def plan_trajectory(ego: EgoState, target_speed_mps: float, decel_mps2: float, l
     times_s = config.step_times_s
     speed = max(ego.speed_mps, 0.0)
     distance = travelled_distance_m(speed, target_speed_mps, config.comfortable_accel_mps2, decel_mps2, times_s)
-    curvature = path_curvature_1pm(ego, config)
-    heading = curvature * distance
-    if abs(curvature) < 1e-9:
-        x, y = distance, np.zeros_like(distance)
-    else:
-        x, y = np.sin(heading) / curvature, (1 - np.cos(heading)) / curvature
+    xy, heading = lane_path(distance, ego, config)
     lateral = lane_offset * config.lane_width_m * _smoothstep5(times_s / config.lane_change_duration_s)
-    return np.stack([x - lateral * np.sin(heading), y + lateral * np.cos(heading)], axis=1)
+    return xy + lateral[:, None] * np.stack([-np.sin(heading), np.cos(heading)], axis=1)
+
+
+def lane_path(distance_m: np.ndarray, ego: EgoState, config: PlannerConfig):
+    """The ego lane's path as the plans assume it (the ego's current curvature, path_curvature_1pm: a circle
+    from the rear axle, straight at 0): distance_m (T,) arc lengths [m] along it -> (T, 2) points [x, y] [m] and
+    (T,) headings [rad] there."""
+    distance_m = np.asarray(distance_m, dtype=np.float64)
+    curvature = path_curvature_1pm(ego, config)
+    heading = curvature * distance_m
+    if abs(curvature) < 1e-9:
+        return np.stack([distance_m, np.zeros_like(distance_m)], axis=1), heading
+    return np.stack([np.sin(heading) / curvature, (1 - np.cos(heading)) / curvature], axis=1), heading
 
 
 def describe_agent(boxes: Boxes3D, index: int, assessment: AgentAssessment, local: int) -> str:

@@ -8,10 +8,12 @@ this order:
 
 1. a lane change that cuts in front of a follower is refused: an agent not in the ego's lane now comes, at some
    step, behind the planned position within half a lane of it, closer than the rule planner's rear gap
-   (``lane_change_min_gap_m`` + ``lane_change_rear_time_gap_s`` x its speed along the plan). The rule planner's
-   own decision replaces the plan, and the reason names each such agent (where it is, how fast). Agents ahead
-   in the target lane are checks 2 and 3's (the rule planner's front time gap is its own comfort choice, not a
-   limit of safety);
+   (``lane_change_min_gap_m`` + ``lane_change_rear_time_gap_s`` x its speed along the plan). The plan's speeds
+   are kept in the ego's lane instead (the same distances along the lane's path, perception.decision.planner
+   .lane_path), named by the logged drive's label rules (STOP, BRAKE, FOLLOW or KEEP_LANE), and that plan goes
+   through checks 2 and 3; the reason names each such agent (where it is, how fast). Agents ahead in the target
+   lane are checks 2 and 3's (the rule planner's front time gap is its own comfort choice, not a limit of
+   safety);
 2. a plan whose ego footprint (perception.decision.collision) overlaps an agent's predicted footprint at some step
    is vetoed, unless at the first such step the agent's centre is behind the planned ego centre (along the plan)
    and it moves faster along the plan than the plan does: an agent running into the ego from behind or
@@ -25,8 +27,9 @@ this order:
    speed down to the agent's speed along the plan needs.
 
 A veto first slows the proposed plan along its own path (its lane change, its curve): each step no further along
-the path than the plan's and than braking from the ego's speed now to a standstill at the least multiple of
-``slowdown_step_mps2`` (0 first: no faster than now; up to ``max_decel_mps2``) with which checks 2 and 3 pass,
+the path than the plan's and than braking from the ego's speed now down to the blocking agent's forward speed at
+the step of the hazard (a standstill when it stands; never faster than the ego drives now) at the least multiple
+of ``slowdown_step_mps2`` (0 first: no faster than now; up to ``max_decel_mps2``) with which checks 2 and 3 pass,
 check 3's margin then at ``comfortable_decel_mps2`` (the plan the layer writes leaves room to brake comfortably,
 not only at the limit). Named by the logged drive's label rules on its steps' mean speeds
 (perception.datasets.maneuver_labels: STOP when it stands within the horizon, BRAKE when it slows as a brake does),
@@ -49,10 +52,12 @@ from typing import Optional
 import numpy as np
 
 from perception.classes import DETECTION_CLASSES
-from perception.datasets.maneuver_labels import brakes, stands_still
-from perception.decision.collision import ego_footprints, footprints_overlap, path_coordinates
+from perception.datasets.maneuver_labels import (VEHICLE_LABELS, ManeuverLabelConfig, brakes, label_maneuver,
+                                                  stands_still)
+from perception.decision.collision import ego_footprints, footprints_overlap, path_coordinates, plan_headings
 from perception.decision.ego_state import EgoState
-from perception.decision.planner import assess_frame, decide, describe_agent, plan_trajectory, travelled_distance_m
+from perception.decision.planner import (assess_frame, describe_agent, lane_path, plan_trajectory,
+                                         travelled_distance_m)
 from perception.decision.prediction import half_length_along_x, speed_factors_at
 from perception.decision.types import Decision, PlannerConfig
 from perception.geometry import Boxes3D
@@ -77,27 +82,31 @@ def check_plan(trajectory: np.ndarray, maneuver: Maneuver, boxes: Boxes3D, ego: 
     relative = (_relative_to_plan(trajectory, agents, assessment.predicted, speed_factors, config) if len(agents)
                 else None)
 
+    refused = ""
     if maneuver.is_lane_change:
         side = "left" if maneuver is Maneuver.CHANGE_LANE_LEFT else "right"
         followers = _lane_change_followers(relative, assessment.predicted, config)
         if len(followers):
-            fallback = decide(boxes, ego, config, agent_yaw_rates_rps, agent_accelerations_mps2)
             blocking = "; ".join(_describe_in_lane(agents, kept[i], i, side) for i in followers)
-            return Decision(fallback.maneuver, fallback.target_speed_mps, fallback.ttc_s, fallback.critical_object,
-                            fallback.lane_change_left_ok, fallback.lane_change_right_ok, fallback.trajectory,
-                            f"{fallback.maneuver.value}: refused {maneuver.value}, blocked by {blocking}; "
-                            f"{fallback.reason}", vetoed=True)
+            refused = f"refused {maneuver.value}, blocked by {blocking}; in the ego's lane at the plan's speeds, "
+            trajectory = lane_path(np.cumsum(plan_speeds_mps(trajectory, config)) * config.step_s, ego, config)[0]
+            maneuver = _named_by_label_rules(trajectory, agents, config)
+            relative = (_relative_to_plan(trajectory, agents, assessment.predicted, speed_factors, config)
+                        if len(agents) else None)
 
     def decision(chosen: Maneuver, target: float, local: int, plan: np.ndarray, reason: str, vetoed: bool):
         return Decision(chosen, float(target), ttc, int(kept[local]) if local >= 0 else -1,
-                        left_ok, right_ok, plan, f"{chosen.value}: {reason}", vetoed)
+                        left_ok, right_ok, plan, f"{chosen.value}: {refused}{reason}", vetoed or bool(refused))
 
     hazard = _first_hazard(trajectory, agents, assessment.predicted, relative, config)
     if hazard is not None:
         local, step, what = hazard
         found = (f"{describe_agent(agents, kept[local], assessment, local)} {what} at "
                  f"{config.step_times_s[step]:.1f} s")
-        slowed = _slowed_along_path(trajectory, speed, agents, assessment.predicted, speed_factors, config)
+        target = min(float(assessment.forward_speed_mps[local] * speed_factors[local, step]), speed)
+        stopped = target <= config.stopped_speed_mps
+        target = 0.0 if stopped else target
+        slowed = _slowed_along_path(trajectory, speed, target, agents, assessment.predicted, speed_factors, config)
         if slowed is not None:
             plan, decel = slowed
             speeds = plan_speeds_mps(plan, config)
@@ -105,9 +114,6 @@ def check_plan(trajectory: np.ndarray, maneuver: Maneuver, boxes: Boxes3D, ego: 
             how = f"braking at {decel:.1f} m/s^2" if decel else f"no faster than now, {speed:.1f} m/s"
             return decision(named, speeds[-1], local, plan, f"slowed the proposed {maneuver.value} plan along its "
                             f"path, {how}: {found}", True)
-        target = min(float(assessment.forward_speed_mps[local] * speed_factors[local, step]), speed)
-        stopped = target <= config.stopped_speed_mps
-        target = 0.0 if stopped else target
         needed = assessment.required_decel_mps2[local] if assessment.in_path[local] else config.max_decel_mps2
         decel = float(np.clip(needed, config.comfortable_decel_mps2, config.max_decel_mps2))
         plan = plan_trajectory(ego, target, decel, 0, config)
@@ -131,6 +137,21 @@ def check_plan(trajectory: np.ndarray, maneuver: Maneuver, boxes: Boxes3D, ego: 
                     f", {ttc_text}", False)
 
 
+def _named_by_label_rules(trajectory: np.ndarray, agents: Boxes3D, config: PlannerConfig,
+                          labels: ManeuverLabelConfig = ManeuverLabelConfig()) -> Maneuver:
+    """The maneuver the logged drive's label rules (perception.datasets.maneuver_labels.label_maneuver) give a
+    plan (T, 2) [m] at config.step_times_s from now on, with the ``agents``' vehicles as the road users and no
+    lane map: STOP, BRAKE, FOLLOW or KEEP_LANE (a plan kept in its lane changes none)."""
+    times_s = labels.window_times_s
+    future = times_s[times_s >= 0]
+    if not np.allclose(future[1:], config.step_times_s):
+        raise ValueError(f"the plan's step times {config.step_times_s.tolist()} differ from the label rules' "
+                         f"{future[1:].tolist()}")
+    vehicles = agents.centers[np.isin(agents.labels, VEHICLE_LABELS), :2]
+    return label_maneuver(future, np.vstack([[0.0, 0.0], trajectory]), np.r_[0.0, plan_headings(trajectory)],
+                          vehicles, labels)
+
+
 def plan_speeds_mps(trajectory: np.ndarray, config: PlannerConfig) -> np.ndarray:
     """(T,) the mean speed [m/s] over each step of a plan (T, 2) [m] at config.step_times_s, from the rear axle
     now at the origin."""
@@ -138,21 +159,21 @@ def plan_speeds_mps(trajectory: np.ndarray, config: PlannerConfig) -> np.ndarray
     return np.linalg.norm(trajectory - previous, axis=1) / config.step_s
 
 
-def _slowed_along_path(trajectory: np.ndarray, speed_mps: float, agents: Boxes3D, predicted: np.ndarray,
-                       speed_factors: np.ndarray, config: PlannerConfig):
+def _slowed_along_path(trajectory: np.ndarray, speed_mps: float, target_speed_mps: float, agents: Boxes3D,
+                       predicted: np.ndarray, speed_factors: np.ndarray, config: PlannerConfig):
     """(plan (T, 2) [m], deceleration [m/s^2]): the proposed ``trajectory``'s path driven no faster than braking
-    from ``speed_mps`` to a standstill at the least multiple of config.slowdown_step_mps2 (0 first: holding
-    ``speed_mps``) up to max_decel_mps2 that clears checks 2 and 3 (_first_hazard, its margin at
-    config.comfortable_decel_mps2) against the agents' predictions (N, T + 1, 3) and speed factors (N, T); None
-    when braking at max_decel_mps2 along the path does not clear it (then no gentler slowing is sought: it could
-    only pass an agent by arriving before it). Each step's arc length along the path is the smaller of the plan's
-    and the braking's."""
+    from ``speed_mps`` down to ``target_speed_mps`` (<= speed_mps) at the least multiple of
+    config.slowdown_step_mps2 (0 first: holding ``speed_mps``) up to max_decel_mps2 that clears checks 2 and 3
+    (_first_hazard, its margin at config.comfortable_decel_mps2) against the agents' predictions (N, T + 1, 3) and
+    speed factors (N, T); None when braking at max_decel_mps2 along the path does not clear it (then no gentler
+    slowing is sought: it could only pass an agent by arriving before it). Each step's arc length along the path
+    is the smaller of the plan's and the braking's."""
     path = np.vstack([[0.0, 0.0], trajectory])  # (T + 1, 2): the path from the rear axle now
     arc = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(path, axis=0), axis=1))])  # (T + 1,)
 
     def slowed(decel: float) -> np.ndarray:  # (T,) arc lengths
-        braking = travelled_distance_m(speed_mps, 0.0 if decel else speed_mps, config.comfortable_accel_mps2, decel,
-                                       config.step_times_s)
+        braking = travelled_distance_m(speed_mps, target_speed_mps if decel else speed_mps,
+                                       config.comfortable_accel_mps2, decel, config.step_times_s)
         return np.minimum(arc[1:], braking)
 
     def clear(along: np.ndarray) -> Optional[np.ndarray]:  # the plan at those arc lengths when it is clear

@@ -198,13 +198,34 @@ def test_the_braking_margin_is_measured_along_the_planned_curve():
 
 
 def test_a_blocked_lane_change_is_refused_with_what_blocks_it():
+    # the plan moves 3.5 m left over 4 s at 10 m/s: each step 5 m ahead and 0.4375 m aside, 5.019 m long. A car 3 m
+    # behind in the left lane at 10 m/s blocks it; the plan's step lengths are kept in the ego's (straight) lane,
+    # named by the label rules: no vehicle ahead, no slowing, KEEP_LANE
     lateral = CONFIG.lane_width_m * np.clip(CONFIG.step_times_s / 4.0, 0, 1)
     plan = np.c_[10.0 * CONFIG.step_times_s, lateral]
     blocked = check_plan(plan, Maneuver.CHANGE_LANE_LEFT, agents(("car", -3, 3.5, 10, 0)), EgoState(10.0))
     assert blocked.vetoed and blocked.maneuver is Maneuver.KEEP_LANE and not blocked.lane_change_left_ok
-    assert "refused CHANGE_LANE_LEFT, blocked by car #0 3.0 m behind in the left lane at 10.0 m/s" in blocked.reason
+    assert ("KEEP_LANE: refused CHANGE_LANE_LEFT, blocked by car #0 3.0 m behind in the left lane at 10.0 m/s; in "
+            "the ego's lane at the plan's speeds, proposed plan kept; no agent in the path") == blocked.reason
+    np.testing.assert_allclose(blocked.trajectory, np.c_[np.hypot(5.0, 0.4375) * np.arange(1, 7), np.zeros(6)])
     clear = check_plan(plan, Maneuver.CHANGE_LANE_LEFT, agents(("car", -40, 3.5, 10, 0)), EgoState(10.0))
     assert not clear.vetoed and clear.maneuver is Maneuver.CHANGE_LANE_LEFT and clear.lane_change_left_ok
+
+
+def test_a_refused_lane_change_slows_in_its_lane_behind_the_lead_it_would_pass():
+    # the same refused plan, in the ego's lane behind a lead 25 m ahead at 3 m/s: at 3 s the ego (30.1 m, front at
+    # 33.6 m) reaches its rear (25 + 9 - 2.3 = 31.7 m). Slowed along the lane down to the lead's 3 m/s, the margin at
+    # the comfortable 2.5 m/s^2 decides at 0.5 s: braking at 3.0 m/s^2 the ego is at 4.625 m, 9.25 m/s over the
+    # step, 25 + 1.5 - 2.3 - 4.625 - 3.442 = 16.13 m from the lead's rear against 1 + (9.25^2 - 3^2) / 5 = 16.31;
+    # at 3.5 m/s^2 at 4.5625 m, 9.125 m/s: 16.20 against 15.85 (the later steps have more room). The step speeds
+    # fall 9.125 -> 5.625 m/s in 1 s: BRAKE
+    lateral = CONFIG.lane_width_m * np.clip(CONFIG.step_times_s / 4.0, 0, 1)
+    plan = np.c_[10.0 * CONFIG.step_times_s, lateral]
+    decision = check_plan(plan, Maneuver.CHANGE_LANE_LEFT, agents(("car", -3, 3.5, 10, 0), ("car", 25, 0, 3, 0)),
+                          EgoState(10.0))
+    assert decision.vetoed and decision.maneuver is Maneuver.BRAKE and decision.critical_object == 1
+    assert "refused CHANGE_LANE_LEFT" in decision.reason and "braking at 3.5 m/s^2: car #1 at 3.0 m/s" in decision.reason
+    np.testing.assert_allclose(decision.trajectory, np.c_[[4.5625, 8.25, 11.0625, 13.0, 14.5, 16.0], np.zeros(6)])
 
 
 def test_a_lane_change_behind_a_lead_of_the_same_speed_is_kept():
