@@ -132,7 +132,8 @@ class Decision:
     trajectory: np.ndarray
     reason: str
     vetoed: bool = False
-    """True when the safety layer (perception.decision.safety) replaced the proposed plan by its fallback."""
+    """True when the safety layer (perception.decision.safety) changed the proposed plan: slowed it, kept a refused
+    lane change in the ego's lane, or replaced it by its fallback."""
 
     def __post_init__(self) -> None:
         trajectory = np.array(self.trajectory, dtype=np.float64)
