@@ -1,5 +1,6 @@
 """The safety layer on hand-worked scenes: a plan kept with its rationale, vetoed for a collision or a missing
-braking margin (numbers worked by hand), a lane change refused with the agent that blocks it."""
+braking margin and then slowed along its path or replaced by the lane fallback (numbers worked by hand), a lane
+change refused with the agent that blocks it and kept in the ego's lane at the plan's speeds."""
 import numpy as np
 import pytest
 
