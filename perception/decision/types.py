@@ -90,9 +90,10 @@ class PlannerConfig:
                 raise ValueError(f"PlannerConfig.{item.name} must be > 0, got {value}")
         if not 0.0 <= self.min_score <= 1.0:
             raise ValueError(f"PlannerConfig.min_score must lie in [0, 1], got {self.min_score}")
-        if self.comfortable_decel_mps2 > self.max_decel_mps2:
-            raise ValueError(f"PlannerConfig: comfortable_decel_mps2 {self.comfortable_decel_mps2} exceeds "
-                             f"max_decel_mps2 {self.max_decel_mps2}")
+        for name in ("comfortable_decel_mps2", "slowdown_step_mps2"):
+            if getattr(self, name) > self.max_decel_mps2:
+                raise ValueError(f"PlannerConfig: {name} {getattr(self, name)} exceeds max_decel_mps2 "
+                                 f"{self.max_decel_mps2}")
 
     @property
     def step_times_s(self) -> np.ndarray:
@@ -120,7 +121,7 @@ class Decision:
     lane_change_left_ok / lane_change_right_ok whether the gap check passes in the neighbouring lane;
     trajectory (horizon_steps, 2) ego-frame waypoints [x, y] in metres of the rear axle at step_s, 2 * step_s,
     ... seconds; reason a short human-readable explanation (the rationale: the agent, gap and TTC that set the
-    maneuver, or what blocks a refused lane change); vetoed whether a safety check replaced the proposed plan.
+    maneuver, or what blocks a refused lane change); vetoed whether a safety check changed the proposed plan.
     """
 
     maneuver: Maneuver

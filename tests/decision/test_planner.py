@@ -178,6 +178,10 @@ def test_bad_config_is_rejected():
         PlannerConfig(lane_width_m=0.0)
     with pytest.raises(ValueError, match="comfortable_decel_mps2"):
         PlannerConfig(comfortable_decel_mps2=7.0, max_decel_mps2=6.0)
+    with pytest.raises(ValueError, match="slowdown_step_mps2 7.0 exceeds max_decel_mps2 6.0"):
+        PlannerConfig(slowdown_step_mps2=7.0, max_decel_mps2=6.0)
+    with pytest.raises(ValueError, match="slowdown_step_mps2 must be > 0"):
+        PlannerConfig(slowdown_step_mps2=0.0)
 
 
 _SIZES = st.sampled_from([("car", (1.9, 4.6, 1.6)), ("truck", (2.5, 10.0, 3.5)), ("pedestrian", (0.7, 0.7, 1.8))])
