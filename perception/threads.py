@@ -8,11 +8,10 @@ spin for long: ``OMP_WAIT_POLICY=PASSIVE`` for the OpenMP runtimes of torch's an
 off. On a 2-core host a spinning pool holds a core that the other pool's next parallel region needs: by default the
 end-to-end p99 was ~2x p50 on an idle machine, ~1.25x with passive waiting (for ~10 ms of median), and under load
 spinning made frames >10x slower. OpenCV (image decoding and resizing in the loader) runs on one thread, so that it
-adds no third pool, and so does numpy's BLAS (OpenBLAS, whose idle workers spin after each call). Both changes of
-the twenty-fifth session were chosen together, side by side in tools/benchmark.py (benchmarks/RESULTS.md, "numpy's
-BLAS on one thread"): the BLAS workers' spinning after the loader's matrix products held a core while the next
-frame's INT8 graphs ran, and kept it awake for torch's; without it torch's sleeping workers woke too late, which
-the short spin restores.
+adds no third pool, and so does numpy's BLAS (OpenBLAS, whose idle workers spin after each call). The BLAS pool and
+the short spin go together (benchmarks/RESULTS.md, "numpy's BLAS on one thread"): the BLAS workers' spinning after
+the loader's matrix products held a core while the next frame's INT8 graphs ran, and kept it awake for torch's;
+without it torch's sleeping workers woke too late, which the short spin restores.
 
 OMP_WAIT_POLICY and GOMP_SPINCOUNT are read when the OpenMP runtime starts, i.e. when torch is first imported:
 ``set_openmp_environment`` runs from perception.cli's package import, before any tool imports torch. A value

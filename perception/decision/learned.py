@@ -20,10 +20,9 @@ from nuscenes.nuscenes import NuScenes
 
 from perception.datasets.ego_log import BRACKET_MARGIN_S, past_ego_poses, track_from_poses
 from perception.datasets.lane_map import LaneCentres
-from perception.datasets.maneuver_labels import VEHICLE_LABELS, ManeuverLabelConfig, label_maneuver
-from perception.decision.collision import plan_headings
+from perception.datasets.maneuver_labels import ManeuverLabelConfig
 from perception.decision.ego_state import EgoState
-from perception.decision.safety import check_plan
+from perception.decision.safety import check_plan, plan_label
 from perception.decision.types import Decision, PlannerConfig
 from perception.geometry import Boxes3D, EgoPose
 from perception.maneuvers import Maneuver
@@ -75,7 +74,7 @@ def plan_maneuver(trajectory: np.ndarray, head_maneuver: Maneuver, past_poses: S
                   config: PlannerConfig = PlannerConfig(), labels: ManeuverLabelConfig = ManeuverLabelConfig(),
                   lanes: Optional[LaneCentres] = None) -> Maneuver:
     """The maneuver of a learned plan: its motion named by the rules that label the logged drive
-    (perception.datasets.maneuver_labels.label_maneuver) on the ego's ``past_poses`` (sorted, the last one now;
+    (perception.decision.safety.plan_label) on the ego's ``past_poses`` (sorted, the last one now;
     as far back as the rules read, else from the first) followed by the planned trajectory (T, 2) [m] at
     config.step_times_s (heading along it, collision.plan_headings), with the detected vehicles (``boxes``, ego
     frame, scores >= config.min_score) as the road users and the map's ``lanes`` (ego frame) where there is a
@@ -88,20 +87,12 @@ def plan_maneuver(trajectory: np.ndarray, head_maneuver: Maneuver, past_poses: S
     logits said FOLLOW). Measured on the unseen seed-11 world (benchmarks/RESULTS.md, "The safety layer's false
     vetoes and a plan's maneuver"): right on 0.77 of its 48 labelled keyframes against 0.65, no more missed
     brakes; on synth_train, where the logits were fitted, 0.89 against 0.92."""
-    step_times = np.asarray(config.step_times_s)
-    window = labels.window_times_s
-    if not np.allclose(step_times, window[window > 0]):
-        raise ValueError(f"plan_maneuver: the plan's step times {step_times.tolist()} differ from the label rules' "
-                         f"future {window[window > 0].tolist()}")
     poses = list(past_poses)
+    window = labels.window_times_s
     past_xy, past_yaw, known = track_from_poses(poses, poses[-1], window[window < 0])
     first = 0 if known.all() else len(known) - int(np.argmin(known[::-1]))  # the known past ending now
-    trajectory = np.asarray(trajectory, dtype=np.float64)
-    kept = boxes.scores >= config.min_score
-    vehicles = np.isin(boxes.labels, VEHICLE_LABELS)
-    labelled = label_maneuver(window[first:], np.vstack([past_xy[first:], [[0.0, 0.0]], trajectory]),
-                              np.concatenate([past_yaw[first:], [0.0], plan_headings(trajectory)]),
-                              boxes.centers[kept & vehicles, :2], labels, lanes)
+    labelled = plan_label(np.asarray(trajectory, dtype=np.float64), boxes, config, labels, past_xy[first:],
+                          past_yaw[first:], lanes)
     return head_maneuver if head_maneuver.is_braking and not labelled.is_braking else labelled
 
 

@@ -52,6 +52,7 @@ from typing import Optional
 import numpy as np
 
 from perception.classes import DETECTION_CLASSES
+from perception.datasets.lane_map import LaneCentres
 from perception.datasets.maneuver_labels import (VEHICLE_LABELS, ManeuverLabelConfig, brakes, label_maneuver,
                                                   stands_still)
 from perception.decision.collision import ego_footprints, footprints_overlap, path_coordinates, plan_headings
@@ -90,7 +91,7 @@ def check_plan(trajectory: np.ndarray, maneuver: Maneuver, boxes: Boxes3D, ego: 
             blocking = "; ".join(_describe_in_lane(agents, kept[i], i, side) for i in followers)
             refused = f"refused {maneuver.value}, blocked by {blocking}; in the ego's lane at the plan's speeds, "
             trajectory = lane_path(np.cumsum(plan_speeds_mps(trajectory, config)) * config.step_s, ego, config)[0]
-            maneuver = _named_by_label_rules(trajectory, agents, config)
+            maneuver = plan_label(trajectory, agents, config)
             relative = (_relative_to_plan(trajectory, agents, assessment.predicted, speed_factors, config)
                         if len(agents) else None)
 
@@ -137,19 +138,23 @@ def check_plan(trajectory: np.ndarray, maneuver: Maneuver, boxes: Boxes3D, ego: 
                     f", {ttc_text}", False)
 
 
-def _named_by_label_rules(trajectory: np.ndarray, agents: Boxes3D, config: PlannerConfig,
-                          labels: ManeuverLabelConfig = ManeuverLabelConfig()) -> Maneuver:
+def plan_label(trajectory: np.ndarray, boxes: Boxes3D, config: PlannerConfig = PlannerConfig(),
+               labels: ManeuverLabelConfig = ManeuverLabelConfig(), past_xy: np.ndarray = np.zeros((0, 2)),
+               past_yaw: np.ndarray = np.zeros(0), lanes: Optional[LaneCentres] = None) -> Maneuver:
     """The maneuver the logged drive's label rules (perception.datasets.maneuver_labels.label_maneuver) give a
-    plan (T, 2) [m] at config.step_times_s from now on, with the ``agents``' vehicles as the road users and no
-    lane map: STOP, BRAKE, FOLLOW or KEEP_LANE (a plan kept in its lane changes none)."""
-    times_s = labels.window_times_s
-    future = times_s[times_s >= 0]
-    if not np.allclose(future[1:], config.step_times_s):
+    plan (T, 2) [m] at config.step_times_s (heading along it, collision.plan_headings), after the ego's known past
+    (K, 2) [m] / (K,) [rad] at the last K of the rules' past times (none: from now), with the detected vehicles
+    (``boxes``, ego frame, scores >= config.min_score) as the road users and the map's ``lanes`` where there is a
+    lane map. ValueError when the plan's step times are not the rules' future."""
+    window = labels.window_times_s
+    if not np.allclose(config.step_times_s, window[window > 0]):
         raise ValueError(f"the plan's step times {config.step_times_s.tolist()} differ from the label rules' "
-                         f"{future[1:].tolist()}")
-    vehicles = agents.centers[np.isin(agents.labels, VEHICLE_LABELS), :2]
-    return label_maneuver(future, np.vstack([[0.0, 0.0], trajectory]), np.r_[0.0, plan_headings(trajectory)],
-                          vehicles, labels)
+                         f"{window[window > 0].tolist()}")
+    times = window[np.count_nonzero(window < 0) - len(past_xy):]
+    vehicles = (boxes.scores >= config.min_score) & np.isin(boxes.labels, VEHICLE_LABELS)
+    return label_maneuver(times, np.vstack([past_xy, [[0.0, 0.0]], trajectory]),
+                          np.concatenate([past_yaw, [0.0], plan_headings(trajectory)]), boxes.centers[vehicles, :2],
+                          labels, lanes)
 
 
 def plan_speeds_mps(trajectory: np.ndarray, config: PlannerConfig) -> np.ndarray:
