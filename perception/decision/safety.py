@@ -80,8 +80,7 @@ def check_plan(trajectory: np.ndarray, maneuver: Maneuver, boxes: Boxes3D, ego: 
     kept, agents, speed, assessment = frame.kept, frame.agents, frame.speed_mps, frame.assessment
     left_ok, right_ok, ttc = frame.left_ok, frame.right_ok, frame.ttc_s
     speed_factors = speed_factors_at(agents, assessment.accelerations_mps2, config.step_times_s)  # (N, T)
-    relative = (_relative_to_plan(trajectory, agents, assessment.predicted, speed_factors, config) if len(agents)
-                else None)
+    relative = _relative_to_plan(trajectory, agents, assessment.predicted, speed_factors, config)
 
     refused = ""
     if maneuver.is_lane_change:
@@ -92,8 +91,7 @@ def check_plan(trajectory: np.ndarray, maneuver: Maneuver, boxes: Boxes3D, ego: 
             refused = f"refused {maneuver.value}, blocked by {blocking}; in the ego's lane at the plan's speeds, "
             trajectory = lane_path(np.cumsum(plan_speeds_mps(trajectory, config)) * config.step_s, ego, config)[0]
             maneuver = plan_label(trajectory, agents, config)
-            relative = (_relative_to_plan(trajectory, agents, assessment.predicted, speed_factors, config)
-                        if len(agents) else None)
+            relative = _relative_to_plan(trajectory, agents, assessment.predicted, speed_factors, config)
 
     def decision(chosen: Maneuver, target: float, local: int, plan: np.ndarray, reason: str, vetoed: bool):
         return Decision(chosen, float(target), ttc, int(kept[local]) if local >= 0 else -1,
@@ -211,8 +209,10 @@ def _relative_to_plan(trajectory: np.ndarray, agents: Boxes3D, predicted: np.nda
     planned path (collision.path_coordinates), all (N, T): along [m] (the arc length from the planned rear axle
     to the agent's centre, + ahead), across [m] (the agent's centre from the path, + left), half_length [m] (its
     half extent along the path) and forward_speed [m/s] (its velocity, scaled by ``speed_factors`` (N, T), along
-    the path, >= 0)."""
+    the path, >= 0); None without agents."""
     n, steps = len(agents), config.horizon_steps
+    if not n:
+        return None
     # one call for the planned positions (their arc lengths, first T) and the agents' predictions
     along, across, tangent = path_coordinates(trajectory, np.vstack([trajectory, predicted[:, 1:, :2].reshape(-1, 2)]))
     path_along = along[:steps]
