@@ -30,8 +30,8 @@ A veto first slows the proposed plan along its own path (its lane change, its cu
 the path than the plan's and than braking from the ego's speed now down to the blocking agent's forward speed at
 the step of the hazard (a standstill when it stands; never faster than the ego drives now) at the least multiple
 of ``slowdown_step_mps2`` (0 first: no faster than now; up to ``max_decel_mps2``) with which checks 2 and 3 pass,
-check 3's margin then at ``comfortable_decel_mps2`` (the plan the layer writes leaves room to brake comfortably,
-not only at the limit). Named by the logged drive's label rules on its steps' mean speeds
+the same checks as every proposed plan's (its braking margin too at ``max_decel_mps2``: the layer asks one margin
+of the plans it keeps and of those it writes, and plans again at the next frame). Named by the logged drive's label rules on its steps' mean speeds
 (perception.datasets.maneuver_labels: STOP when it stands within the horizon, BRAKE when it slows as a brake does),
 else it keeps the proposed maneuver: a plan slowed a little still does what it proposed.
 
@@ -167,7 +167,7 @@ def _slowed_along_path(trajectory: np.ndarray, speed_mps: float, target_speed_mp
     """(plan (T, 2) [m], deceleration [m/s^2]): the proposed ``trajectory``'s path driven no faster than braking
     from ``speed_mps`` down to ``target_speed_mps`` (<= speed_mps) at the least multiple of
     config.slowdown_step_mps2 (0 first: holding ``speed_mps``) up to max_decel_mps2 that clears checks 2 and 3
-    (_first_hazard, its margin at config.comfortable_decel_mps2) against the agents' predictions (N, T + 1, 3) and
+    (_first_hazard) against the agents' predictions (N, T + 1, 3) and
     speed factors (N, T); None when braking at max_decel_mps2 along the path does not clear it (then no gentler
     slowing is sought: it could only pass an agent by arriving before it). Each step's arc length along the path
     is the smaller of the plan's and the braking's."""
@@ -182,8 +182,7 @@ def _slowed_along_path(trajectory: np.ndarray, speed_mps: float, target_speed_mp
     def clear(along: np.ndarray) -> Optional[np.ndarray]:  # the plan at those arc lengths when it is clear
         plan = np.stack([np.interp(along, arc, path[:, 0]), np.interp(along, arc, path[:, 1])], axis=1)
         relative = _relative_to_plan(plan, agents, predicted, speed_factors, config)
-        return plan if _first_hazard(plan, agents, predicted, relative, config,
-                                     config.comfortable_decel_mps2) is None else None
+        return plan if _first_hazard(plan, agents, predicted, relative, config) is None else None
 
     steps = int(np.floor(config.max_decel_mps2 / config.slowdown_step_mps2 + 1e-9))
     decels = config.slowdown_step_mps2 * np.arange(steps + 1)  # 0: no faster than now
@@ -239,11 +238,10 @@ def _lane_change_followers(relative: Optional[tuple], predicted: np.ndarray, con
 
 
 def _first_hazard(trajectory: np.ndarray, agents: Boxes3D, predicted: np.ndarray, relative: Optional[tuple],
-                  config: PlannerConfig, margin_decel_mps2: Optional[float] = None):
+                  config: PlannerConfig):
     """(agent, step, description) of the earliest collision (check 2) or missing braking margin (check 3) of the
     plan against the agents' predictions (N, T + 1, 3) [x, y, yaw] (``relative``: _relative_to_plan's, None without
-    agents), check 3's braking distance at ``margin_decel_mps2`` (None: config.max_decel_mps2); None when the plan
-    is clear."""
+    agents); None when the plan is clear."""
     steps = config.horizon_steps
     if not len(agents):
         return None
@@ -267,7 +265,7 @@ def _first_hazard(trajectory: np.ndarray, agents: Boxes3D, predicted: np.ndarray
         return int(np.flatnonzero(overlaps[:, step])[0]), step, "collides with the plan"
     gap = along - half_length - config.ego_front_m
     need = config.safety_gap_m + np.maximum(planned_speed[None] ** 2 - forward_speed ** 2, 0.0) / (
-        2 * (margin_decel_mps2 or config.max_decel_mps2))
+        2 * config.max_decel_mps2)
     short = ~behind & ~from_behind[:, None] & (np.abs(across) <= config.lane_width_m / 2) & (gap < need)
     for step in range(steps):
         agents_short = np.flatnonzero(short[:, step])

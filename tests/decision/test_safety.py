@@ -52,20 +52,21 @@ def test_a_plan_into_a_stopped_car_is_vetoed():
 def test_a_lead_braking_to_a_stop_is_seen_with_its_acceleration():
     # lead at 30 m, 10 m/s, like the ego: at constant velocity the 24.26 m gap (30 - 2.3 - 3.442) stays. Braking at
     # 6 m/s^2 it stops after 1.67 s at 38.33 m (rear 36.03 m); at 2.5 s the ego (25 m) is 7.59 m from its rear,
-    # short of the 1.0 + 10^2 / (2 * 6) = 9.33 m margin: vetoed. Slowed along the plan's path, the margin then at
-    # the comfortable 2.5 m/s^2: braking at 1.0 m/s^2 the ego is at 25.5 m at 3 s, 7.25 m/s over the last step,
-    # 7.09 m from the lead's rear against 1 + 7.25^2 / 5 = 11.51 m; at 1.5 m/s^2, x(t) = 10 t - 0.75 t^2, at
-    # 23.25 m and 5.875 m/s: 9.34 m against 7.90 (2.5 s: 12.28 against 9.78; 2.0 s: 15.59 against 11.88).
-    # The step speeds fall 1.5 m/s per second, below the label rules' 1.75 m/s^2 brake: it still FOLLOWs
+    # short of the 1.0 + 10^2 / (2 * 6) = 9.33 m margin: vetoed. Slowed along the plan's path, with the same
+    # margin: braking at 0.5 m/s^2 the ego is at 27.75 m at 3 s, 8.625 m/s over the last step, 4.84 m from the
+    # lead's rear against 1 + 8.625^2 / 12 = 7.20 m; at 1.0 m/s^2, x(t) = 10 t - 0.5 t^2, at 25.5 m and 7.25 m/s:
+    # 7.09 m against 5.38 (2.5 s: 10.72 against 6.00; 2.0 s: 14.59 against 6.67; before, the lead still moving,
+    # more room). The step speeds fall 1 m/s per second, below the label rules' 1.75 m/s^2 brake: it still
+    # FOLLOWs, and the next frame plans again from 0.5 s closer
     lead = agents(("car", 30, 0, 10, 0))
     kept = check_plan(_straight(10.0), Maneuver.FOLLOW, lead, EgoState(10.0))
     assert not kept.vetoed and kept.maneuver is Maneuver.FOLLOW
     vetoed = check_plan(_straight(10.0), Maneuver.FOLLOW, lead, EgoState(10.0),
                         agent_accelerations_mps2=np.array([-6.0]))
-    assert vetoed.vetoed and vetoed.maneuver is Maneuver.FOLLOW and vetoed.target_speed_mps == pytest.approx(5.875)
-    assert ("slowed the proposed FOLLOW plan along its path, braking at 1.5 m/s^2: car #0 at 10.0 m/s braking at "
+    assert vetoed.vetoed and vetoed.maneuver is Maneuver.FOLLOW and vetoed.target_speed_mps == pytest.approx(7.25)
+    assert ("slowed the proposed FOLLOW plan along its path, braking at 1.0 m/s^2: car #0 at 10.0 m/s braking at "
             "6.0 m/s^2, 24.3 m ahead leaves 7.6 m of the 9.3 m braking margin at 2.5 s") in vetoed.reason
-    np.testing.assert_allclose(vetoed.trajectory[:, 0], 10.0 * CONFIG.step_times_s - 0.75 * CONFIG.step_times_s ** 2)
+    np.testing.assert_allclose(vetoed.trajectory[:, 0], 10.0 * CONFIG.step_times_s - 0.5 * CONFIG.step_times_s ** 2)
     with pytest.raises(ValueError, match="2 agent accelerations for 1 boxes"):
         check_plan(_straight(10.0), Maneuver.FOLLOW, lead, EgoState(10.0), agent_accelerations_mps2=np.zeros(2))
 
@@ -74,20 +75,20 @@ def test_a_slowed_plan_keeps_its_path_and_is_named_by_what_it_does():
     # a lane change to the left at 10 m/s (the rule planner's quintic, 3.5 m over 4 s) towards a car standing in
     # the left lane 40 m ahead: at 2.5 s the plan (25 m, 2.54 m left, 0.96 m from the car's line) is 40 - 25 -
     # 2.3 - 3.442 = 9.2 m from its rear, short of 1 + 10.1^2 / 12 = 9.5 m (10.1 m/s over the curved step): vetoed.
-    # Slowed along the path with the margin at 2.5 m/s^2: braking at 1.0 m/s^2 leaves ~8.9 m at 3 s (25.5 m
-    # along, 7.25 m/s) of 1 + 7.25^2 / 5 = 11.5; at 1.5 m/s^2 ~11.1 m (23.25 m along, 5.875 m/s) of 7.9. Every
-    # waypoint stays on the proposed path, 10 t - 0.75 t^2 along it; the step speeds fall 1.5 m/s per second,
-    # not a brake by the label rules (1.75 m/s^2): still the lane change
+    # Slowed along the path: braking at 0.5 m/s^2 leaves ~6.6 m at 3 s (27.75 m along, 8.625 m/s) of
+    # 1 + 8.625^2 / 12 = 7.2; at 1.0 m/s^2 ~8.9 m (25.5 m along, 7.25 m/s) of 5.4. Every waypoint stays on the
+    # proposed path, 10 t - 0.5 t^2 along it; the step speeds fall 1 m/s per second, not a brake by the label
+    # rules (1.75 m/s^2): still the lane change
     t = CONFIG.step_times_s
     offset = CONFIG.lane_width_m * (10 * (t / 4) ** 3 - 15 * (t / 4) ** 4 + 6 * (t / 4) ** 5)
     plan = np.c_[10.0 * t, offset]
     decision = check_plan(plan, Maneuver.CHANGE_LANE_LEFT, agents(("car", 40, 3.5, 0, 0)), EgoState(10.0))
     assert decision.vetoed and decision.maneuver is Maneuver.CHANGE_LANE_LEFT
-    assert ("slowed the proposed CHANGE_LANE_LEFT plan along its path, braking at 1.5 m/s^2: car #0 at 0.0 m/s, "
+    assert ("slowed the proposed CHANGE_LANE_LEFT plan along its path, braking at 1.0 m/s^2: car #0 at 0.0 m/s, "
             "34.3 m ahead leaves 9.2 m of the 9.5 m braking margin at 2.5 s") in decision.reason
     along, across, _ = path_coordinates(plan, decision.trajectory)
     np.testing.assert_allclose(across, 0.0, atol=0.02)  # on the path (its chords of a gentle curve)
-    np.testing.assert_allclose(along, 10.0 * t - 0.75 * t ** 2, atol=0.02)
+    np.testing.assert_allclose(along, 10.0 * t - 0.5 * t ** 2, atol=0.02)
 
 
 def test_the_slowed_plan_never_speeds_up():
@@ -140,14 +141,14 @@ def test_an_agent_running_into_a_braking_plan_from_behind_does_not_veto_it():
 def test_a_plan_without_braking_margin_is_vetoed():
     # car stopped at 38 m (rear 35.7 m); need 1.0 + 10^2 / (2 * 6) = 9.33 m; at 2.5 s the ego is at 25 m:
     # gap 35.7 - 25 - 3.442 = 7.26 m (at 2.0 s it was 12.26 m, enough; its front never reaches the car). Slowed
-    # along the path with the margin at 2.5 m/s^2: braking at 1.0 m/s^2 leaves 6.76 m at 3 s (25.5 m, 7.25 m/s
-    # over the last step) of 1 + 7.25^2 / 5 = 11.51; at 1.5 m/s^2 9.01 m (23.25 m, 5.875 m/s) of 7.90. The step
-    # speeds fall 1.5 m/s per second, not a brake by the label rules (1.75): it keeps its lane
+    # along the path: braking at 0.5 m/s^2 leaves 4.51 m at 3 s (27.75 m, 8.625 m/s over the last step) of
+    # 1 + 8.625^2 / 12 = 7.20; at 1.0 m/s^2 6.76 m (25.5 m, 7.25 m/s) of 5.38 (2.5 s: 10.38 of 6.00). The step
+    # speeds fall 1 m/s per second, not a brake by the label rules (1.75): it keeps its lane
     decision = check_plan(_straight(10.0), Maneuver.KEEP_LANE, agents(("car", 38, 0, 0, 0)), EgoState(10.0))
     assert decision.vetoed and decision.maneuver is Maneuver.KEEP_LANE
-    assert "braking at 1.5 m/s^2: car #0 at 0.0 m/s, 32.3 m ahead leaves 7.3 m of the 9.3 m braking margin at 2.5 s" \
+    assert "braking at 1.0 m/s^2: car #0 at 0.0 m/s, 32.3 m ahead leaves 7.3 m of the 9.3 m braking margin at 2.5 s" \
         in decision.reason
-    np.testing.assert_allclose(decision.trajectory[:, 0], 10.0 * CONFIG.step_times_s - 0.75 * CONFIG.step_times_s ** 2)
+    np.testing.assert_allclose(decision.trajectory[:, 0], 10.0 * CONFIG.step_times_s - 0.5 * CONFIG.step_times_s ** 2)
     slow = check_plan(_straight(5.0), Maneuver.KEEP_LANE, agents(("car", 38, 0, 0, 0)), EgoState(5.0))
     assert not slow.vetoed  # 15 m travelled: gap 17.26 m >= 1.0 + 25 / 12
 
@@ -217,19 +218,21 @@ def test_a_blocked_lane_change_is_refused_with_what_blocks_it():
 
 def test_a_refused_lane_change_slows_in_its_lane_behind_the_lead_it_would_pass():
     # the same refused plan, in the ego's lane behind a lead 25 m ahead at 3 m/s: at 3 s the ego (30.1 m, front at
-    # 33.6 m) reaches its rear (25 + 9 - 2.3 = 31.7 m). Slowed along the lane down to the lead's 3 m/s, the margin at
-    # the comfortable 2.5 m/s^2 decides at 0.5 s: braking at 3.0 m/s^2 the ego is at 4.625 m, 9.25 m/s over the
-    # step, 25 + 1.5 - 2.3 - 4.625 - 3.442 = 16.13 m from the lead's rear against 1 + (9.25^2 - 3^2) / 5 = 16.31;
-    # at 3.5 m/s^2 at 4.5625 m, 9.125 m/s: 16.20 against 15.85 (the later steps have more room). The step speeds
-    # fall 9.125 -> 5.625 m/s in 1 s: BRAKE
+    # 33.6 m) reaches its rear (25 + 9 - 2.3 = 31.7 m); the plan in the lane behind it is named FOLLOW. Slowed
+    # along the lane down to the lead's 3 m/s (not reached within 3 s): braking at 1.0 m/s^2 the ego is at 25.5 m
+    # at 3 s, 7.25 m/s over the last step, 31.7 - 25.5 - 3.442 = 2.76 m from the lead's rear against
+    # 1 + (7.25^2 - 3^2) / 12 = 4.63; at 1.5 m/s^2, x(t) = 10 t - 0.75 t^2, at 23.25 m, 5.875 m/s: 5.01 against
+    # 3.13 (2.5 s: 6.45 against 3.91; 2.0 s: 8.26 against 4.78; earlier steps more room). The step speeds fall
+    # 1.5 m/s per second, not a brake by the label rules (1.75): it still FOLLOWs
     lateral = CONFIG.lane_width_m * np.clip(CONFIG.step_times_s / 4.0, 0, 1)
     plan = np.c_[10.0 * CONFIG.step_times_s, lateral]
     decision = check_plan(plan, Maneuver.CHANGE_LANE_LEFT, agents(("car", -3, 3.5, 10, 0), ("car", 25, 0, 3, 0)),
                           EgoState(10.0))
-    assert decision.vetoed and decision.maneuver is Maneuver.BRAKE and decision.critical_object == 1
+    assert decision.vetoed and decision.maneuver is Maneuver.FOLLOW and decision.critical_object == 1
     assert "refused CHANGE_LANE_LEFT" in decision.reason
-    assert "braking at 3.5 m/s^2: car #1 at 3.0 m/s" in decision.reason
-    np.testing.assert_allclose(decision.trajectory, np.c_[[4.5625, 8.25, 11.0625, 13.0, 14.5, 16.0], np.zeros(6)])
+    assert "braking at 1.5 m/s^2: car #1 at 3.0 m/s" in decision.reason
+    t = CONFIG.step_times_s
+    np.testing.assert_allclose(decision.trajectory, np.c_[10.0 * t - 0.75 * t ** 2, np.zeros(6)], atol=1e-9)
 
 
 def test_a_lane_change_behind_a_lead_of_the_same_speed_is_kept():
