@@ -43,13 +43,26 @@ def ego_state_row(state: EgoState) -> List[float]:
 
 def ego_features(past_poses: Sequence[EgoPose]) -> np.ndarray:
     """(len(EGO_FEATURES),) float32 at ``past_poses[-1]`` from ``past_poses`` only (sorted by strictly increasing
-    time): ``EgoState.from_poses`` and the positions EGO_HISTORY_S before it in its ego frame (perception.datasets.
-    ego_log.track_from_poses; unknown where the poses do not reach back that far)."""
+    time): ``EgoState.from_poses``, the positions EGO_HISTORY_S before it in its ego frame (perception.datasets.
+    ego_log.track_from_poses; unknown where the poses do not reach back that far) and the speed gained since each
+    earlier history step (speed_gained_mps)."""
     poses = list(past_poses)
     state = EgoState.from_poses(poses)
     xy, _, known = track_from_poses(poses, poses[-1], -np.array(EGO_HISTORY_S))
     history = np.c_[np.nan_to_num(xy), known.astype(np.float64)].reshape(-1)
-    return np.concatenate([ego_state_row(state), history]).astype(np.float32)
+    return np.concatenate([ego_state_row(state), history, speed_gained_mps(xy, known)]).astype(np.float32)
+
+
+def speed_gained_mps(past_xy: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """(len(EGO_HISTORY_S) - 1,) the speed gained since each history step before the last one [m/s]
+    (perception.models.planning_types), from the positions (len(EGO_HISTORY_S), 2) [m] EGO_HISTORY_S ago in the
+    current ego frame and whether each is known: the last step's mean speed along x minus each earlier step's, 0
+    unless the ends of both steps are known."""
+    along = np.r_[0.0, np.where(known, past_xy[:, 0], 0.0)]  # now, then EGO_HISTORY_S ago
+    ends_known = np.r_[True, known]
+    step_speeds = (along[:-1] - along[1:]) / np.diff(np.r_[0.0, EGO_HISTORY_S])
+    step_known = ends_known[:-1] & ends_known[1:]
+    return np.where(step_known[0] & step_known[1:], step_speeds[0] - step_speeds[1:], 0.0)
 
 
 def ego_history(nusc: NuScenes, sample_token: str) -> List[EgoPose]:

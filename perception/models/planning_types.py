@@ -2,7 +2,12 @@
 
 Ego input (EGO_FEATURES, computed from past poses only by perception.decision.learned.ego_features): the ego
 state (EGO_STATE_CHANNELS), then per past time in EGO_HISTORY_S the ego's position x, y [m] in the current ego
-frame and whether the log has it (1 / 0; x = y = 0 when not). Outputs (PlanningOutputs): trajectory (B, T, 2)
+frame and whether the log has it (1 / 0; x = y = 0 when not), then per history step before the last one the speed
+gained since it [m/s]: the mean speed along the current heading (x) over the last step (EGO_HISTORY_S[0] ago to
+now) minus the mean speed over the step that starts EGO_HISTORY_S[k] ago (k >= 1) and ends EGO_HISTORY_S[k - 1]
+ago; 0 unless the positions at the ends of both steps are known. It says for how long the ego has been slowing,
+which the positions alone hold as centimetres at their scale; it reads the positions 0.5 s apart only, so a
+keyframe-only log (poses every 0.5 s) gives it as a log with sweeps does. Outputs (PlanningOutputs): trajectory (B, T, 2)
 ego-frame rear-axle waypoints [x, y] [m] at step_s, 2 step_s, ...; maneuver_logits (B, len(Maneuver)) in
 Maneuver's definition order; lane_change_logits (B, 2) [left, right], sigmoid = probability the lane change is
 feasible. A trajectory is the constant-velocity roll-out of the ego speed plus learned offsets.
@@ -25,9 +30,11 @@ EGO_STATE_CHANNELS = ("speed_mps", "yaw_rate_rps", "acceleration_mps2", "acceler
 """The ego state from past poses; acceleration 0 and acceleration_known 0 where fewer than three exist."""
 EGO_HISTORY_S = (0.5, 1.0, 1.5, 2.0)
 """How long before the keyframe each past position is taken [s]."""
-EGO_FEATURES = EGO_STATE_CHANNELS + tuple(f"{name}_{t:g}s_ago" for t in EGO_HISTORY_S
-                                          for name in ("x_m", "y_m", "known"))
-EGO_FEATURE_SCALE = (10.0, 0.5, 2.0, 1.0) + tuple(v for t in EGO_HISTORY_S for v in (10.0 * t, 1.0, 1.0))
+EGO_FEATURES = (EGO_STATE_CHANNELS + tuple(f"{name}_{t:g}s_ago" for t in EGO_HISTORY_S
+                                           for name in ("x_m", "y_m", "known"))
+                + tuple(f"speed_gained_since_{t:g}s_ago_mps" for t in EGO_HISTORY_S[1:]))
+EGO_FEATURE_SCALE = ((10.0, 0.5, 2.0, 1.0) + tuple(v for t in EGO_HISTORY_S for v in (10.0 * t, 1.0, 1.0))
+                     + (2.0,) * (len(EGO_HISTORY_S) - 1))
 """Typical magnitudes of EGO_FEATURES, dividing them before an MLP."""
 NUM_MANEUVERS = len(Maneuver)
 DEFAULT_LOSS_WEIGHTS = dict(trajectory=1.0, maneuver=0.5, lane_change=0.2)

@@ -21,9 +21,22 @@ def _pose(t_s: float, x: float, y: float, yaw: float) -> EgoPose:
     return EgoPose(int(round(t_s * 1e6)), RigidTransform.from_rotation_translation(rotation, (x, y, 0.0)))
 
 
+HISTORY = slice(EGO_FEATURES.index(f"x_m_{EGO_HISTORY_S[0]:g}s_ago"),
+                EGO_FEATURES.index(f"known_{EGO_HISTORY_S[-1]:g}s_ago") + 1)
+GAINED = slice(EGO_FEATURES.index(f"speed_gained_since_{EGO_HISTORY_S[1]:g}s_ago_mps"), len(EGO_FEATURES))
+
+
 def _history(features: np.ndarray) -> np.ndarray:
     """(len(EGO_HISTORY_S), 3) [x, y, known] of the features."""
-    return features[len(EGO_FEATURES) - 3 * len(EGO_HISTORY_S):].reshape(-1, 3)
+    return features[HISTORY].reshape(-1, 3)
+
+
+def _straight(speed_at_mps, duration_s: float = 3.0):
+    """Poses at 20 Hz along x over the last ``duration_s``, the ego's speed t s ago ``speed_at_mps(t)`` integrated
+    (midpoint rule on 1 ms steps: exact for the piecewise-linear speeds used here to 1e-6 m)."""
+    times = np.arange(0, duration_s + 1e-9, 0.001)
+    behind = np.concatenate([[0.0], np.cumsum(speed_at_mps(times[1:] - 0.0005) * 0.001)])  # metres behind now
+    return [_pose(-t, -d, 0.0, 0.0) for t, d in zip(times[::50][::-1], behind[::50][::-1])]
 
 
 def test_a_straight_drive_at_constant_speed_along_a_rotated_heading():
@@ -53,6 +66,22 @@ def test_a_circle_puts_the_past_to_the_side_and_a_short_log_knows_only_what_it_c
     assert np.array_equal(_history(short)[1:], np.zeros((3, 3)))
     alone = ego_features(poses[-1:])  # the first pose of a log: nothing is known
     assert np.array_equal(alone, np.zeros(len(EGO_FEATURES), np.float32))
+
+
+def test_the_speed_gained_says_for_how_long_the_ego_has_been_slowing():
+    # steps of 0.5 s: the last (0.5 s ago -> now), then from 1, 1.5 and 2 s ago; each feature is the last step's
+    # mean speed minus that step's
+    steady = ego_features(_straight(lambda t: np.full_like(t, 10.0)))
+    np.testing.assert_allclose(steady[GAINED], [0.0, 0.0, 0.0], atol=1e-4)
+    # braking at 1 m/s^2 for the whole history, 8 m/s now: speed t s ago 8 + t, step means 8.25, 8.75, 9.25, 9.75
+    braking = ego_features(_straight(lambda t: 8.0 + t))
+    np.testing.assert_allclose(braking[GAINED], [-0.5, -1.0, -1.5], atol=1e-4)
+    # cruising at 10 m/s until 1 s ago, then braking at 1 m/s^2: step means 9.25, 9.75, 10, 10
+    late = ego_features(_straight(lambda t: np.where(t < 1.0, 9.0 + t, 10.0)))
+    np.testing.assert_allclose(late[GAINED], [-0.5, -0.75, -0.75], atol=1e-4)
+    # 1.2 s of poses: the positions 0.5 and 1 s ago are known, so only the step from 1 s ago has both ends
+    short = ego_features(_straight(lambda t: 8.0 + t, duration_s=1.2))
+    np.testing.assert_allclose(short[GAINED], [-0.5, 0.0, 0.0], atol=1e-4)
 
 
 def test_a_learned_plan_into_a_stopped_car_is_vetoed_with_its_rationale():
