@@ -54,9 +54,9 @@ def ego_features(past_poses: Sequence[EgoPose]) -> np.ndarray:
 
 
 def speed_gained_mps(past_xy: np.ndarray, known: np.ndarray) -> np.ndarray:
-    """(len(EGO_HISTORY_S) - 1,) the speed gained since each history step before the last one [m/s]
+    """(len(EGO_HISTORY_S) - 1,) the speed gained since each history step before the latest one [m/s]
     (perception.models.planning_types), from the positions (len(EGO_HISTORY_S), 2) [m] EGO_HISTORY_S ago in the
-    current ego frame and whether each is known: the last step's mean speed along x minus each earlier step's, 0
+    current ego frame and whether each is known: the latest step's mean speed along x minus each earlier step's, 0
     unless the ends of both steps are known."""
     along = np.r_[0.0, np.where(known, past_xy[:, 0], 0.0)]  # now, then EGO_HISTORY_S ago
     ends_known = np.r_[True, known]

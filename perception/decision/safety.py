@@ -31,9 +31,10 @@ the path than the plan's and than braking from the ego's speed now down to the b
 the step of the hazard (a standstill when it stands; never faster than the ego drives now) at the least multiple
 of ``slowdown_step_mps2`` (0 first: no faster than now; up to ``max_decel_mps2``) with which checks 2 and 3 pass,
 the same checks as every proposed plan's (its braking margin too at ``max_decel_mps2``: the layer asks one margin
-of the plans it keeps and of those it writes, and plans again at the next frame). Named by the logged drive's label rules on its steps' mean speeds
-(perception.datasets.maneuver_labels: STOP when it stands within the horizon, BRAKE when it slows as a brake does),
-else it keeps the proposed maneuver: a plan slowed a little still does what it proposed.
+of the plans it keeps and of those it writes, and plans again at the next frame). Named by the logged drive's
+label rules on its steps' mean speeds (perception.datasets.maneuver_labels: STOP when it stands within the
+horizon, BRAKE when it slows as a brake does), else it keeps the proposed maneuver: a plan slowed a little still
+does what it proposed.
 
 When even braking at ``max_decel_mps2`` along the path does not clear it (no gentler slowing is then sought: it
 could only pass an agent by arriving before it), the veto falls back to a braking plan in the ego's lane: down to the

@@ -2,15 +2,17 @@
 
 Ego input (EGO_FEATURES, computed from past poses only by perception.decision.learned.ego_features): the ego
 state (EGO_STATE_CHANNELS), then per past time in EGO_HISTORY_S the ego's position x, y [m] in the current ego
-frame and whether the log has it (1 / 0; x = y = 0 when not), then per history step before the last one the speed
-gained since it [m/s]: the mean speed along the current heading (x) over the last step (EGO_HISTORY_S[0] ago to
-now) minus the mean speed over the step that starts EGO_HISTORY_S[k] ago (k >= 1) and ends EGO_HISTORY_S[k - 1]
-ago; 0 unless the positions at the ends of both steps are known. It says for how long the ego has been slowing,
-which the positions alone hold as centimetres at their scale; it reads the positions 0.5 s apart only, so a
-keyframe-only log (poses every 0.5 s) gives it as a log with sweeps does. Outputs (PlanningOutputs): trajectory (B, T, 2)
-ego-frame rear-axle waypoints [x, y] [m] at step_s, 2 step_s, ...; maneuver_logits (B, len(Maneuver)) in
-Maneuver's definition order; lane_change_logits (B, 2) [left, right], sigmoid = probability the lane change is
-feasible. A trajectory is the constant-velocity roll-out of the ego speed plus learned offsets.
+frame and whether the log has it (1 / 0; x = y = 0 when not), then per history step before the latest one the
+speed gained since it [m/s]: the mean speed along the current heading (x) over the latest step (EGO_HISTORY_S[0]
+ago to now) minus the mean speed over the step that starts EGO_HISTORY_S[k] ago (k >= 1) and ends
+EGO_HISTORY_S[k - 1] ago; 0 unless the positions at the ends of both steps are known. It says for how long the ego
+has been slowing, which the positions alone hold as centimetres at their scale; it reads the positions 0.5 s apart
+only, so a keyframe-only log (poses every 0.5 s) gives it as a log with sweeps does.
+
+Outputs (PlanningOutputs): trajectory (B, T, 2) ego-frame rear-axle waypoints [x, y] [m] at step_s, 2 step_s, ...;
+maneuver_logits (B, len(Maneuver)) in Maneuver's definition order; lane_change_logits (B, 2) [left, right],
+sigmoid = probability the lane change is feasible. A trajectory is the constant-velocity roll-out of the ego
+speed plus learned offsets.
 
 Losses (``planning_losses``): L1 on the valid waypoints (steps the log covers), cross-entropy on the labelled
 maneuvers (index -1: no label), binary cross-entropy on the valid feasibility targets; each weighted by
