@@ -44,7 +44,8 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     model, losses = train_ego_mlp(features, targets, epochs=args.epochs, seed=args.seed)
     summary = dict(data=[f"{dataroot}:{split}" for dataroot, split in zip(args.dataroot, splits)],
                    version=args.version, frames=len(features),
-                   labelled=int((targets.maneuver >= 0).sum()), epochs=args.epochs, final_losses=losses)
+                   labelled=int((targets.maneuver >= 0).sum()), epochs=args.epochs, final_losses=losses,
+                   command="python tools/train_ego_mlp.py " + " ".join(argv))
     save_ego_mlp(model, resolve_path(args.out), summary)
     print(json.dumps(summary, indent=1))
     return summary

@@ -68,5 +68,8 @@ def test_the_command_trains_on_several_worlds_paired_in_order(synthetic_root, nu
     assert summary["frames"] == sum(len(split_sample_tokens(nusc_synthetic, split))
                                     for split in ("synth_train", "synth_val"))
     assert summary["data"] == [f"{root}:synth_train", f"{root}:synth_val"]
+    card = torch.load(tmp_path / "ego.pth", map_location="cpu", weights_only=True)["meta"]
+    assert card["command"] == f"python tools/train_ego_mlp.py --dataroot {root} --split synth_train --dataroot " \
+        f"{root} --split synth_val --version {TINY_WORLD['version']} --epochs 2 --out {tmp_path / 'ego.pth'}"
     with pytest.raises(SystemExit):  # two data roots, one split
         train_main(["--dataroot", root, "--dataroot", root, "--split", "synth_val", "--out", str(tmp_path / "x.pth")])
