@@ -40,18 +40,19 @@ def test_a_dataset_repeating_an_input_is_refused():
         training_config("fusion_tiny", {"train_dataloader.dataset.lidar_sweeps": 3})
 
 
-@pytest.mark.parametrize("name", ["fusion_tiny_worlds", "fusion_tiny_planning_worlds"])
-def test_every_world_of_a_concatenated_dataset_loads_what_the_model_is_fed(name):
+@pytest.mark.parametrize("name, seeds", [("fusion_tiny_worlds", range(101, 104)),
+                                         ("fusion_tiny_planning_worlds", range(101, 108))])
+def test_every_world_of_a_concatenated_dataset_loads_what_the_model_is_fed(name, seeds):
     cfg = training_config(name)
     inputs = model_inputs(cfg)
     worlds = cfg.train_dataloader.dataset.datasets
-    assert cfg.train_dataloader.dataset.type == "ConcatDataset" and len(worlds) == 7
+    assert cfg.train_dataloader.dataset.type == "ConcatDataset" and len(worlds) == 1 + 2 * len(seeds)
     for world in worlds:
         assert (world.lidar_sweeps, world.radar_sweeps, tuple(world.image_size)) == (
             inputs.lidar_sweeps, inputs.radar_sweeps, inputs.image_size)
         assert world.get("planning") == cfg.model.get("planning")
     assert {world.dataroot for world in worlds} == {"datasets/synthetic"} | {
-        f"datasets/synthetic_seed{seed}" for seed in (101, 102, 103)}
+        f"datasets/synthetic_seed{seed}" for seed in seeds}
     assert ("datasets/synthetic", "synth_val") not in {(world.dataroot, world.split) for world in worlds}
 
 

@@ -30,6 +30,9 @@ def test_the_shipped_fusion_tiny_names_the_worlds_it_was_trained_on_and_its_star
     assert meta["started_from"]["version"] == "v3" and meta["started_from"]["iteration"] == 5224
     trained_on = {(world["dataroot"], world["split"]) for world in meta["data"]["datasets"]}
     assert ("datasets/synthetic", "synth_val") not in trained_on  # what measures it stays unseen
+    recipe = Config.fromfile(REPO_ROOT / meta["config"])
+    assert trained_on == {(world.dataroot, world.split) for world in recipe.train_dataloader.dataset.datasets}
+    assert meta["iteration"] == recipe.max_iters
     assert {world["seed"] for world in meta["worlds"]} == {101, 102, 103}
 
 
@@ -43,6 +46,9 @@ def test_the_shipped_planning_model_starts_from_the_shipped_detector_and_its_ego
     assert meta["started_from"]["sha256"] == hashlib.sha256(shipped_detector).hexdigest()
     trained_on = {(world["dataroot"], world["split"]) for world in meta["data"]["datasets"]}
     assert ("datasets/synthetic", "synth_val") not in trained_on  # what measures it stays unseen
+    recipe = Config.fromfile(REPO_ROOT / meta["config"])
+    assert trained_on == {(world.dataroot, world.split) for world in recipe.train_dataloader.dataset.datasets}
+    assert meta["iteration"] == recipe.max_iters
     ego_path = REPO_ROOT / "checkpoints" / "ego_mlp.pth"
     ego = load_ego_mlp(ego_path)
     with open(ego_path.with_suffix(".json")) as handle:
