@@ -24,15 +24,20 @@ def test_a_shipped_checkpoint_loads_weights_only_and_matches_its_card(name):
     load_detector(REPO_ROOT / "configs" / f"{name}.py", path)
 
 
-def test_the_shipped_fusion_tiny_names_the_worlds_it_was_trained_on_and_its_start():
-    meta = torch.load(REPO_ROOT / "checkpoints" / "fusion_tiny.pth", map_location="cpu", weights_only=True)["meta"]
-    assert meta["version"] == "v4" and meta["config"] == "configs/fusion_tiny_worlds.py"
-    assert meta["started_from"]["version"] == "v3" and meta["started_from"]["iteration"] == 5224
+def _assert_trained_by_its_recipe(meta: dict) -> None:
+    """The card's training data are its config's, seed 7's synth_val not among them, for the config's iterations."""
     trained_on = {(world["dataroot"], world["split"]) for world in meta["data"]["datasets"]}
     assert ("datasets/synthetic", "synth_val") not in trained_on  # what measures it stays unseen
     recipe = Config.fromfile(REPO_ROOT / meta["config"])
     assert trained_on == {(world.dataroot, world.split) for world in recipe.train_dataloader.dataset.datasets}
     assert meta["iteration"] == recipe.max_iters
+
+
+def test_the_shipped_fusion_tiny_names_the_worlds_it_was_trained_on_and_its_start():
+    meta = torch.load(REPO_ROOT / "checkpoints" / "fusion_tiny.pth", map_location="cpu", weights_only=True)["meta"]
+    assert meta["version"] == "v4" and meta["config"] == "configs/fusion_tiny_worlds.py"
+    assert meta["started_from"]["version"] == "v3" and meta["started_from"]["iteration"] == 5224
+    _assert_trained_by_its_recipe(meta)
     assert {world["seed"] for world in meta["worlds"]} == {101, 102, 103}
 
 
@@ -44,11 +49,7 @@ def test_the_shipped_planning_model_starts_from_the_shipped_detector_and_its_ego
     assert meta["started_from"]["version"] == "v4"
     shipped_detector = (REPO_ROOT / "checkpoints" / "fusion_tiny.pth").read_bytes()
     assert meta["started_from"]["sha256"] == hashlib.sha256(shipped_detector).hexdigest()
-    trained_on = {(world["dataroot"], world["split"]) for world in meta["data"]["datasets"]}
-    assert ("datasets/synthetic", "synth_val") not in trained_on  # what measures it stays unseen
-    recipe = Config.fromfile(REPO_ROOT / meta["config"])
-    assert trained_on == {(world.dataroot, world.split) for world in recipe.train_dataloader.dataset.datasets}
-    assert meta["iteration"] == recipe.max_iters
+    _assert_trained_by_its_recipe(meta)
     ego_path = REPO_ROOT / "checkpoints" / "ego_mlp.pth"
     ego = load_ego_mlp(ego_path)
     with open(ego_path.with_suffix(".json")) as handle:
