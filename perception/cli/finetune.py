@@ -47,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--targets", nargs="+",
                         help="module-name prefixes that get LoRA / adapters (default: "
                              "perception.models.finetune.DEFAULT_TARGETS)")
+    parser.add_argument("--freeze", nargs="+", default=[], metavar="PREFIX",
+                        help="module-name prefixes held frozen whatever the method, e.g. planning_head")
     parser.add_argument("--update-norm-stats", action="store_true",
                         help="trainable BatchNorm layers update their running statistics (default: held)")
     parser.add_argument("--quantization-aware", action="store_true",
@@ -88,7 +90,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     if args.dataroot is not None:
         args.dataroot = resolve_path(args.dataroot)
     spec = FineTuningSpec(args.method, args.rank, None if args.targets is None else tuple(args.targets),
-                          args.lora_alpha, args.update_norm_stats, args.quantization_aware)
+                          args.lora_alpha, args.update_norm_stats, args.quantization_aware, tuple(args.freeze))
     started = time.time()
     launcher = init_distributed_from_env()
     cfg = build_config(args)

@@ -21,6 +21,9 @@ their running statistics and never update them (``HeldBatchNorm*``): a few dozen
 estimate them worse than the trained running averages; ``update_norm_stats`` lets the trainable ones update.
 Their affine weights train where their part trains.
 
+``frozen``: module-name prefixes held frozen whatever the method, e.g. ``planning_head`` to adapt a planning model's
+perception to a new domain while its plan stays as trained.
+
 ``quantization_aware`` (with ``full`` or ``head``): every weighted layer trains on its INT8-rounded input and
 weight (perception.models.quantization_aware), for a model that is then quantized (tools/quantize.py).
 """
@@ -60,7 +63,8 @@ class FineTuningSpec:
     """How to fine-tune: ``method`` (METHODS); ``rank`` of the LoRA update / adapter bottleneck; ``targets``:
     module-name prefixes for lora / adapter (None: DEFAULT_TARGETS); ``lora_alpha``: LoRA's scale numerator
     (None: rank, scale 1); ``update_norm_stats``: trainable BatchNorm layers update their statistics;
-    ``quantization_aware``: the weighted layers train on INT8-rounded inputs and weights (``full`` or ``head``)."""
+    ``quantization_aware``: the weighted layers train on INT8-rounded inputs and weights (``full`` or ``head``);
+    ``frozen``: module-name prefixes whose parameters do not train, whatever the method."""
 
     method: str
     rank: int = 8
@@ -68,6 +72,7 @@ class FineTuningSpec:
     lora_alpha: Optional[float] = None
     update_norm_stats: bool = False
     quantization_aware: bool = False
+    frozen: Tuple[str, ...] = ()
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -173,7 +178,7 @@ def select_layers(model: nn.Module, prefixes: Sequence[str], types: Tuple[type, 
                  if isinstance(module, types) and (name == prefix or name.startswith(prefix + "."))
                  and name not in exclude}
         if not found:
-            raise ValueError(f"target {prefix!r} selects no {' / '.join(t.__name__ for t in types)} layer of the "
+            raise ValueError(f"prefix {prefix!r} selects no {' / '.join(t.__name__ for t in types)} layer of the "
                              f"model (names look like 'decoder.stage1.0')")
         chosen.update(found)
     return chosen
@@ -197,9 +202,10 @@ def unread_encoders(model: nn.Module) -> List[nn.Module]:
 
 def prepare_fine_tuning(detector: nn.Module, spec: FineTuningSpec) -> ParameterCount:
     """Sets up ``detector`` (trained weights loaded) for ``spec`` in place: freezes, adds LoRA / adapters, holds the
-    BatchNorm statistics. Raises ValueError for a target that selects nothing or a rank larger than a layer, before
-    changing anything."""
+    BatchNorm statistics. Raises ValueError for a target or a frozen prefix that selects nothing, or a rank larger
+    than a layer, before changing anything."""
     outputs = head_output_layers(detector)
+    frozen = select_layers(detector, spec.frozen, (nn.Module,))
     layer_types = LORA_LAYER_TYPES if spec.method == "lora" else ADAPTER_LAYER_TYPES
     layers = select_layers(detector, spec.layer_prefixes, layer_types, exclude=outputs) if spec.layer_prefixes else {}
     for name, layer in layers.items():
@@ -224,8 +230,8 @@ def prepare_fine_tuning(detector: nn.Module, spec: FineTuningSpec) -> ParameterC
     if spec.method in DEFAULT_TARGETS:
         for name in outputs:
             detector.get_submodule(name).requires_grad_(True)
-    for encoder in unread_encoders(detector):
-        encoder.requires_grad_(False)
+    for module in [*unread_encoders(detector), *frozen.values()]:
+        module.requires_grad_(False)
     for module in detector.modules():
         if type(module) in HELD_NORMS:
             trains = any(p.requires_grad for p in module.parameters())
@@ -291,7 +297,8 @@ def folded_state_dict(model: nn.Module) -> Dict[str, torch.Tensor]:
 @MODELS.register_module(name="FineTunedDetector")
 def fine_tuned_detector(detector: Mapping, checkpoint: str, config: str, method: str, rank: int = 8,
                         targets: Optional[Sequence[str]] = None, lora_alpha: Optional[float] = None,
-                        update_norm_stats: bool = False, quantization_aware: bool = False) -> BEVFusionDetector:
+                        update_norm_stats: bool = False, quantization_aware: bool = False, frozen: Sequence[str] = ()
+                        ) -> BEVFusionDetector:
     """The network ``detector`` (a BEVFusionDetector config, from the file ``config``) with the weights of
     ``checkpoint`` (a shipped checkpoint), set up for fine-tuning (prepare_fine_tuning with these FineTuningSpec
     fields): the model a fine-tuning run builds. Raises ValueError naming both files when the weights do not fit
@@ -300,7 +307,7 @@ def fine_tuned_detector(detector: Mapping, checkpoint: str, config: str, method:
     the runner's ``init_weights`` leaves the checkpoint's weights as they are (a planning head would otherwise load
     its config's ``ego_init`` file over its ego branch)."""
     spec = FineTuningSpec(method, rank, None if targets is None else tuple(targets), lora_alpha, update_norm_stats,
-                          quantization_aware)
+                          quantization_aware, tuple(frozen))
     model = MODELS.build(dict(detector))
     load_weights(model, read_checkpoint(checkpoint)["state_dict"], checkpoint, config)
     model.is_init = True

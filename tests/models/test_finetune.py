@@ -131,6 +131,25 @@ def test_an_encoder_the_model_does_not_read_neither_trains_nor_counts(method, ba
         assert count.trained == count.total
 
 
+def test_frozen_prefixes_do_not_train_whatever_the_method(batch):
+    torch.manual_seed(0)
+    model = tiny_model()
+    prepare_fine_tuning(model, FineTuningSpec("full", frozen=("head.heatmap", "decoder.stage1")))
+    frozen = {name for name, _ in model.named_parameters() if name.startswith(("head.heatmap.", "decoder.stage1."))}
+    assert frozen and trained_names(model) == {name for name, _ in model.named_parameters()} - frozen
+    model.train()
+    before = copy.deepcopy(model.state_dict())
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
+    sum(model(batch, mode="loss").values()).backward()
+    optimizer.step()
+    changed = {name for name, tensor in model.state_dict().items() if not torch.equal(before[name], tensor)}
+    assert changed and not changed & frozen
+    planning = BEVFusionDetector(**tiny_model_config(), planning=dict(hidden_channels=16, pooled_cells=2))
+    prepare_fine_tuning(planning, FineTuningSpec("full", frozen=("planning_head",)))
+    assert trained_names(planning) == {name for name, _ in planning.named_parameters()
+                                       if not name.startswith("planning_head.")}
+
+
 def test_update_norm_stats_lets_trainable_norms_update(batch):
     model = tiny_model()
     prepare_fine_tuning(model, FineTuningSpec("head", update_norm_stats=True))
@@ -170,7 +189,9 @@ def test_bad_fine_tuning_requests_fail_before_changing_the_model():
         prepare_fine_tuning(model, FineTuningSpec("lora", rank=64))
     with pytest.raises(ValueError, match="rank 17 is larger than layer"):  # the decoder reads 16 channels
         prepare_fine_tuning(model, FineTuningSpec("adapter", rank=17, targets=("decoder.stage1.0",)))
-    with pytest.raises(ValueError, match="target 'decoder.stage9' selects no"):
+    with pytest.raises(ValueError, match="prefix 'decoder.stage9' selects no"):
         prepare_fine_tuning(model, FineTuningSpec("lora", targets=("decoder.stage9",)))
+    with pytest.raises(ValueError, match="prefix 'planing_head' selects no"):
+        prepare_fine_tuning(model, FineTuningSpec("full", frozen=("planing_head",)))
     assert all(p.requires_grad for p in model.parameters())
     assert not any(isinstance(m, (ResidualInputAdapter, HeldBatchNorm2d)) for m in model.modules())

@@ -1,0 +1,100 @@
+"""Cutting a scene in two (perception.datasets.scene_cut), read back with nuscenes-devkit: each part holds its own
+keyframes, no link crosses the cut, and the ego's logged poses of one part never reach into the other."""
+import json
+
+import pytest
+from nuscenes.nuscenes import NuScenes
+from nuscenes.utils.splits import get_scenes_of_custom_split
+
+from perception.datasets.ego_log import lidar_poses_between, past_ego_poses
+from perception.datasets.scene_cut import cut_scene
+from tests.conftest import TINY_WORLD
+
+VERSION = TINY_WORLD["version"]
+
+
+def keyframes(nusc: NuScenes, scene_name: str) -> list:
+    scene = next(scene for scene in nusc.scene if scene["name"] == scene_name)
+    tokens = [scene["first_sample_token"]]
+    while nusc.get("sample", tokens[-1])["next"]:
+        tokens.append(nusc.get("sample", tokens[-1])["next"])
+    assert tokens[-1] == scene["last_sample_token"] and len(tokens) == scene["nbr_samples"]
+    return tokens
+
+
+@pytest.fixture(scope="module")
+def cut(synthetic_root, nusc_synthetic, tmp_path_factory):
+    name = nusc_synthetic.scene[0]["name"]
+    out = cut_scene(synthetic_root, VERSION, name, 2, tmp_path_factory.mktemp("cut") / "root", "fit", "held")
+    return name, NuScenes(version=VERSION, dataroot=str(out), verbose=False)
+
+
+def test_each_part_holds_its_keyframes_and_the_splits_name_them(cut, nusc_synthetic):
+    name, nusc = cut
+    whole = keyframes(nusc_synthetic, name)
+    assert keyframes(nusc, f"{name}-fit") == whole[:2] and keyframes(nusc, f"{name}-held") == whole[2:]
+    assert get_scenes_of_custom_split("fit", nusc) == [f"{name}-fit"]
+    assert get_scenes_of_custom_split("held", nusc) == [f"{name}-held"]
+    assert get_scenes_of_custom_split("synth_train", nusc) == [f"{name}-fit", f"{name}-held"]
+    other = nusc_synthetic.scene[1]["name"]
+    assert keyframes(nusc, other) == keyframes(nusc_synthetic, other)
+    held_lidar = nusc.get("sample", whole[2])["data"]["LIDAR_TOP"]
+    assert open(nusc.get_sample_data_path(held_lidar), "rb").read(16)  # the sensor files are reachable
+
+
+def test_no_link_crosses_the_cut(cut, nusc_synthetic):
+    name, nusc = cut
+    part_of = {token: part for part in ("fit", "held") for token in keyframes(nusc, f"{name}-{part}")}
+    crossing_annotations = [record for record in nusc.sample_annotation if record["sample_token"] in part_of
+                            for link in ("prev", "next") if record[link]
+                            and part_of[nusc.get("sample_annotation", record[link])["sample_token"]]
+                            != part_of[record["sample_token"]]]
+    assert not crossing_annotations
+    whole = {record["token"]: record for record in nusc_synthetic.sample_annotation}
+    assert sum(record["prev"] != whole[record["token"]]["prev"] for record in nusc.sample_annotation) > 0
+    first_held = nusc.get("sample", keyframes(nusc, f"{name}-held")[0])
+    for channel, token in first_held["data"].items():
+        assert nusc.get("sample_data", token)["prev"] == "", channel
+        assert nusc_synthetic.get("sample_data", token)["prev"] != "", channel  # the world has sweeps before it
+
+
+def test_the_logged_poses_of_one_part_never_reach_the_other(cut, nusc_synthetic):
+    name, nusc = cut
+    last_fit, first_held = keyframes(nusc, f"{name}-fit")[-1], keyframes(nusc, f"{name}-held")[0]
+    cut_us = nusc.get("sample", first_held)["timestamp"]
+    assert max(pose.timestamp_us for pose in lidar_poses_between(nusc, last_fit, 0.0, 3.0)) < cut_us
+    own_records_us = {nusc.get("sample_data", token)["timestamp"]
+                      for token in nusc.get("sample", first_held)["data"].values()}
+    assert {pose.timestamp_us for pose in past_ego_poses(nusc, first_held, 2.0)} <= own_records_us
+    assert max(pose.timestamp_us for pose in lidar_poses_between(nusc_synthetic, last_fit, 0.0, 3.0)) >= cut_us
+    assert min(pose.timestamp_us for pose in past_ego_poses(nusc_synthetic, first_held, 2.0)) < cut_us
+
+
+def test_bad_cuts_fail_with_the_reason(synthetic_root, nusc_synthetic, tmp_path):
+    name = nusc_synthetic.scene[0]["name"]
+    with pytest.raises(ValueError, match="the first held keyframe must be 1 to 3, got 4"):
+        cut_scene(synthetic_root, VERSION, name, 4, tmp_path / "a", "fit", "held")
+    with pytest.raises(ValueError, match="no scene named 'scene-9'"):
+        cut_scene(synthetic_root, VERSION, "scene-9", 1, tmp_path / "a", "fit", "held")
+    with pytest.raises(ValueError, match="already has a split named 'synth_val'"):
+        cut_scene(synthetic_root, VERSION, name, 1, tmp_path / "a", "fit", "synth_val")
+    (tmp_path / "b").mkdir()
+    with pytest.raises(ValueError, match="exists"):
+        cut_scene(synthetic_root, VERSION, name, 1, tmp_path / "b", "fit", "held")
+    with pytest.raises(FileNotFoundError, match="no such version folder"):
+        cut_scene(synthetic_root, "v9", name, 1, tmp_path / "a", "fit", "held")
+    assert not (tmp_path / "a").exists()
+    assert json.loads((synthetic_root / VERSION / "splits.json").read_text()).keys() == {"synth_train", "synth_val"}
+
+
+def test_the_tool_writes_the_cut_and_names_a_bad_cut_in_one_line(synthetic_root, nusc_synthetic, tmp_path, capsys):
+    from perception.cli.cut_scene import main
+
+    name = nusc_synthetic.scene[1]["name"]
+    main([str(synthetic_root), VERSION, name, "3", str(tmp_path / "cut"), "--fit-split", "a", "--held-split", "b"])
+    assert f"splits 'a' (keyframes 0-2 of {name}) and 'b' (keyframes 3 on)" in capsys.readouterr().out
+    assert len(keyframes(NuScenes(version=VERSION, dataroot=str(tmp_path / "cut"), verbose=False), f"{name}-held")) == 1
+    with pytest.raises(SystemExit):
+        main([str(synthetic_root), VERSION, name, "0", str(tmp_path / "x"), "--fit-split", "a", "--held-split", "b"])
+    assert capsys.readouterr().err.strip() == (f"error: scene {name!r} has 4 keyframes: the first held keyframe must "
+                                               "be 1 to 3, got 0")
