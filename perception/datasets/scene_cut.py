@@ -87,6 +87,8 @@ def cut_scene(dataroot: Union[str, Path], version: str, scene_name: str, first_h
         raise FileNotFoundError(f"{table_dir}: no such version folder")
     if out.exists():
         raise ValueError(f"{out} exists: a cut is written to a new folder")
+    if fit_split == held_split:
+        raise ValueError(f"the two parts need two split names, got {fit_split!r} twice")
     tables = {name: _read_table(table_dir, name) for name in CUT_TABLES}
     splits_path = table_dir / "splits.json"
     splits = json.loads(splits_path.read_text()) if splits_path.is_file() else {}

@@ -76,6 +76,8 @@ def test_bad_cuts_fail_with_the_reason(synthetic_root, nusc_synthetic, tmp_path)
         cut_scene(synthetic_root, VERSION, name, 4, tmp_path / "a", "fit", "held")
     with pytest.raises(ValueError, match="no scene named 'scene-9'"):
         cut_scene(synthetic_root, VERSION, "scene-9", 1, tmp_path / "a", "fit", "held")
+    with pytest.raises(ValueError, match="two split names, got 'fit' twice"):
+        cut_scene(synthetic_root, VERSION, name, 1, tmp_path / "a", "fit", "fit")
     with pytest.raises(ValueError, match="already has a split named 'synth_val'"):
         cut_scene(synthetic_root, VERSION, name, 1, tmp_path / "a", "fit", "synth_val")
     (tmp_path / "b").mkdir()
