@@ -46,6 +46,12 @@ def tool_main(
     return run_reporting_errors
 
 
+def tool_command(tool: str, argv: Sequence[str]) -> str:
+    """The command line that ran ``tool`` (its name in tools/, e.g. "train") with ``argv``, as a checkpoint's card
+    or a table records it: ``python tools/<tool>.py ARGS``."""
+    return f"python tools/{tool}.py " + " ".join(argv)
+
+
 def add_debug_option(parser: argparse.ArgumentParser) -> None:
     """``--debug``: tool_main shows a user error's traceback instead of its one line."""
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error, not its one line")

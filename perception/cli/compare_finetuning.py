@@ -18,7 +18,7 @@ import os
 import time
 from typing import Callable, List, Optional, Sequence, Tuple
 
-from perception.cli import add_debug_option, resolve_config, resolve_path, tool_main
+from perception.cli import add_debug_option, resolve_config, resolve_path, tool_command, tool_main
 from perception.cli import finetune as finetune_tool
 from perception.cli import test as test_tool
 from perception.cli import train as train_tool
@@ -172,7 +172,7 @@ def main(argv: Optional[Sequence[str]] = None) -> List[dict]:
         with open(os.path.join(args.out, "table.md"), "w") as handle:
             handle.write(table_markdown(rows, caption))
         with open(os.path.join(args.out, "table.json"), "w") as handle:
-            json.dump(dict(caption=caption, command="python tools/compare_finetuning.py " + " ".join(argv),
+            json.dump(dict(caption=caption, command=tool_command("compare_finetuning", argv),
                            rows=rows), handle, indent=2)
         plot_comparison(rows, caption, os.path.join(args.out, "table.png"))
 

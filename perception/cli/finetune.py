@@ -25,7 +25,7 @@ from mmengine.config import Config
 from mmengine.dist import get_rank
 from mmengine.model import is_model_wrapper
 
-from perception.cli import resolve_config, resolve_path, tool_main
+from perception.cli import resolve_config, resolve_path, tool_command, tool_main
 from perception.cli.train import add_run_arguments, build_config, run_training
 from perception.datasets.loader import NuScenesFrames
 from perception.engine import init_distributed_from_env, save_checkpoint
@@ -108,7 +108,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     if args.export and get_rank() == 0:
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
         scalars = os.path.join(cfg.work_dir, "last_validation.json")
-        meta = dict(config=os.path.relpath(args.config), command="python tools/finetune.py " + " ".join(argv),
+        meta = dict(config=os.path.relpath(args.config), command=tool_command("finetune", argv),
                     base_checkpoint=args.checkpoint, fine_tuning=fine_tuning,
                     parameters=count_parameters(model)._asdict(), iteration=runner.iter,
                     train_seconds=round(time.time() - started), seed=cfg.get("randomness", {}).get("seed"),

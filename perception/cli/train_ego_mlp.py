@@ -14,7 +14,7 @@ from typing import Optional, Sequence
 import torch
 from nuscenes.nuscenes import NuScenes
 
-from perception.cli import add_debug_option, resolve_path, tool_main
+from perception.cli import add_debug_option, resolve_path, tool_command, tool_main
 from perception.datasets.splits import split_sample_tokens
 from perception.engine.ego_mlp import collect_examples, train_ego_mlp
 from perception.models.ego_mlp import save_ego_mlp
@@ -45,7 +45,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     summary = dict(data=[f"{dataroot}:{split}" for dataroot, split in zip(args.dataroot, splits)],
                    version=args.version, frames=len(features),
                    labelled=int((targets.maneuver >= 0).sum()), epochs=args.epochs, final_losses=losses,
-                   command="python tools/train_ego_mlp.py " + " ".join(argv))
+                   command=tool_command("train_ego_mlp", argv))
     save_ego_mlp(model, resolve_path(args.out), summary)
     print(json.dumps(summary, indent=1))
     return summary

@@ -55,10 +55,11 @@ def cut_scene_tables(tables: Dict[str, List[dict]], scene_name: str, first_held_
         raise ValueError(f"scene {scene_name!r} has {len(chain)} keyframes: the first held keyframe must be 1 to "
                          f"{len(chain) - 1}, got {first_held_keyframe}")
     fit, held = chain[:first_held_keyframe], chain[first_held_keyframe:]
+    fit_name, held_name = f"{scene_name}-fit", f"{scene_name}-held"
     held_token = hashlib.md5(f"{scene['token']}-held".encode()).hexdigest()
-    tables["scene"].append(dict(scene, token=held_token, name=f"{scene_name}-held", nbr_samples=len(held),
+    tables["scene"].append(dict(scene, token=held_token, name=held_name, nbr_samples=len(held),
                                 first_sample_token=held[0]))
-    scene.update(name=f"{scene_name}-fit", nbr_samples=len(fit), last_sample_token=fit[-1])
+    scene.update(name=fit_name, nbr_samples=len(fit), last_sample_token=fit[-1])
     _cut_links(samples, [(fit[-1], held[0])])
     for token in held:
         samples[token]["scene_token"] = held_token
@@ -72,7 +73,7 @@ def cut_scene_tables(tables: Dict[str, List[dict]], scene_name: str, first_held_
     sample_data = {record["token"]: record for record in tables["sample_data"]}
     _cut_links(sample_data, [(record["prev"], token) for token, record in sample_data.items()
                              if record["sample_token"] == held[0] and record["is_key_frame"] and record["prev"]])
-    return f"{scene_name}-fit", f"{scene_name}-held"
+    return fit_name, held_name
 
 
 def cut_scene(dataroot: Union[str, Path], version: str, scene_name: str, first_held_keyframe: int,
@@ -104,8 +105,9 @@ def cut_scene(dataroot: Union[str, Path], version: str, scene_name: str, first_h
     for entry in source.iterdir():
         if entry.name != version:
             os.symlink(entry.resolve(), out / entry.name)
+    rewritten = {f"{name}.json" for name in CUT_TABLES} | {"splits.json"}
     for entry in table_dir.iterdir():
-        if entry.name not in [f"{name}.json" for name in CUT_TABLES] + ["splits.json"]:
+        if entry.name not in rewritten:
             os.symlink(entry.resolve(), out / version / entry.name)
     for name, records in tables.items():
         (out / version / f"{name}.json").write_text(json.dumps(records, indent=1))
