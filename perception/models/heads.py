@@ -124,6 +124,17 @@ def gaussian_focal_loss(logits: torch.Tensor, target: torch.Tensor, alpha: float
     return (positive_loss.sum() + negative_loss.sum()) / positive.sum().clamp(min=1.0)
 
 
+def yaw_axis_loss(predicted: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """|sin(predicted yaw - target yaw)| averaged over the objects of ``mask`` (B, K) bool, the predicted yaw read
+    from the normalised (sin, cos) pair: predicted and target (B, K, 2) [sin_yaw, cos_yaw]. SECOND's sine-error
+    loss: zero for the target's heading and for its opposite, so it teaches a box's axis where the data cannot tell
+    front from back. There the L1 on sin and cos alone is minimised by a pair near (0, 0), whose angle is noise
+    (parked cars standing across an aisle, facing either way)."""
+    unit = predicted / predicted.norm(dim=-1, keepdim=True).clamp(min=1e-3)
+    error = (unit[..., 0] * target[..., 1] - unit[..., 1] * target[..., 0]).abs()
+    return (error * mask).sum() / mask.sum().clamp(min=1)
+
+
 def local_peaks(scores: torch.Tensor, threshold: float) -> Tuple[torch.Tensor, torch.Tensor]:
     """scores (C, H, W) -> (values (K,), flat indices (K,) into scores.reshape(-1)) of the cells at or above
     ``threshold`` that equal the maximum of their 3x3 neighbourhood (cells past the border left out, as
@@ -153,8 +164,8 @@ class CenterHead(nn.Module):
     """Shared 3x3 conv, then one small branch per output: heatmap (NUM_CLASSES), regression (10 channels,
     REGRESSION_CHANNELS), attribute logits (NUM_ATTRIBUTES), all at the BEV grid's resolution.
 
-    ``regression_weights`` (10,) weight the L1 regression channels; ``nms_radius_m`` (NUM_CLASSES,) per-class
-    circle-NMS radius [m]. ``branch_channels``: the hidden width of each branch (heatmap, regression, attribute;
+    ``regression_weights`` (10,) weight the L1 regression channels; ``axis_weight`` weights yaw_axis_loss (0: not
+    computed); ``nms_radius_m`` (NUM_CLASSES,) per-class circle-NMS radius [m]. ``branch_channels``: the hidden width of each branch (heatmap, regression, attribute;
     a pruned model), ``head_channels`` where not given.
     """
 
@@ -166,6 +177,7 @@ class CenterHead(nn.Module):
     def __init__(self, in_channels: int, grid: BEVGrid, head_channels: int = 64,
                  regression_weights: Sequence[float] = (1, 1, 1, 1, 1, 1, 1, 1, 0.2, 0.2),
                  heatmap_weight: float = 1.0, regression_weight: float = 0.25, attribute_weight: float = 0.2,
+                 axis_weight: float = 0.0,
                  max_objects: int = 128, min_radius: int = 2, top_k: int = 300, score_threshold: float = 0.05,
                  nms_radius_m: Sequence[float] = (2.0, 3.5, 3.2, 1.0, 1.0, 0.5, 0.9, 0.5, 0.5, 1.0),
                  max_boxes: int = 300, branch_channels: Optional[Dict[str, int]] = None):
@@ -195,7 +207,8 @@ class CenterHead(nn.Module):
         self.register_buffer("regression_weights", torch.tensor(regression_weights, dtype=torch.float32),
                              persistent=False)
         self.register_buffer("nms_radius_m", torch.tensor(nms_radius_m, dtype=torch.float32), persistent=False)
-        self.loss_weights = dict(heatmap=heatmap_weight, regression=regression_weight, attribute=attribute_weight)
+        self.loss_weights = dict(heatmap=heatmap_weight, regression=regression_weight, attribute=attribute_weight,
+                                 axis=axis_weight)
         self.max_objects, self.min_radius = max_objects, min_radius
         self.top_k, self.score_threshold, self.max_boxes = top_k, score_threshold, max_boxes
 
@@ -207,7 +220,7 @@ class CenterHead(nn.Module):
 
     def loss(self, outputs: Dict[str, torch.Tensor], gt_boxes: Sequence[Boxes3D]) -> Dict[str, torch.Tensor]:
         """Weighted losses: loss_heatmap (focal), loss_regression (L1 at centres / objects), loss_attribute (CE at
-        centres with an attribute)."""
+        centres with an attribute), and loss_yaw_axis (yaw_axis_loss) where its weight is not 0."""
         device = outputs["heatmap"].device
         targets = build_targets(gt_boxes, self.grid, self.max_objects, self.min_radius)
         heatmap, indices, mask, regression, attributes = (
@@ -222,11 +235,16 @@ class CenterHead(nn.Module):
             attribute_loss = F.cross_entropy(attribute_logits[with_attribute], attributes[with_attribute])
         else:
             attribute_loss = attribute_logits.sum() * 0.0
-        return dict(
+        losses = dict(
             loss_heatmap=self.loss_weights["heatmap"] * gaussian_focal_loss(outputs["heatmap"], heatmap),
             loss_regression=self.loss_weights["regression"] * l1.sum() / num_objects,
             loss_attribute=self.loss_weights["attribute"] * attribute_loss,
         )
+        if self.loss_weights["axis"]:
+            yaw = slice(REGRESSION_CHANNELS.index("sin_yaw"), REGRESSION_CHANNELS.index("cos_yaw") + 1)
+            losses["loss_yaw_axis"] = self.loss_weights["axis"] * yaw_axis_loss(predicted[..., yaw],
+                                                                                 regression[..., yaw], mask)
+        return losses
 
     @torch.no_grad()
     def decode(self, outputs: Dict[str, torch.Tensor]) -> List[Boxes3D]:

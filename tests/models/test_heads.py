@@ -15,6 +15,7 @@ from perception.models.heads import (
     gaussian_focal_loss,
     gaussian_radius,
     local_peaks,
+    yaw_axis_loss,
 )
 
 GRID = BEVGrid((-8.0, -8.0, -3.0, 8.0, 8.0, 3.0), (0.5, 0.5))  # 32 x 32 cells
@@ -167,3 +168,53 @@ def test_loss_is_small_for_perfect_outputs_and_large_for_wrong_ones():
     wrong = dict(perfect, regression=perfect["regression"] + 1.0, heatmap=-perfect["heatmap"])
     bad = head.loss(wrong, [boxes])
     assert float(bad["loss_regression"]) > 0.1 and float(bad["loss_heatmap"]) > 10 * float(good["loss_heatmap"])
+
+
+def _sin_cos(*yaws_deg):
+    return torch.tensor([[[math.sin(math.radians(y)), math.cos(math.radians(y))] for y in yaws_deg]])
+
+
+def test_yaw_axis_loss_by_hand():
+    mask = torch.tensor([[True, True, True, True, False]])
+    # predicted 90 deg (any length), 45 deg; targets 90, -90 (its opposite), 0, 0; the masked pair is ignored
+    predicted = torch.tensor([[[2.0, 0.0], [2.0, 0.0], [2.0, 0.0], [0.3, 0.3], [0.0, 1.0]]])
+    target = _sin_cos(90, -90, 0, 0, 90)
+    expected = (0.0 + 0.0 + 1.0 + math.sin(math.radians(45))) / 4
+    assert float(yaw_axis_loss(predicted, target, mask)) == pytest.approx(expected, abs=1e-6)
+
+
+def test_yaw_axis_term_learns_the_axis_that_front_back_ambiguity_hides_from_the_l1():
+    """Cars standing across the ego's heading, half facing +90 deg and half -90 deg, seen alike: one shared (sin,
+    cos) prediction. The L1 alone settles near (0, 0), whose angle is noise; with the axis term it settles across
+    (|sin| ~ 1, cos ~ 0)."""
+    target = _sin_cos(90, -90, 90, -90)
+    mask = torch.ones(1, 4, dtype=torch.bool)
+
+    def fitted(axis_weight):
+        pair = torch.tensor([0.05, 0.3], requires_grad=True)  # starts nearly along the ego's heading
+        optimizer = torch.optim.SGD([pair], lr=0.01)
+        for _ in range(2000):
+            predicted = pair.expand(1, 4, 2)
+            loss = (predicted - target).abs().sum(-1).mean() + axis_weight * yaw_axis_loss(predicted, target, mask)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        return pair.detach()
+
+    plain, with_axis = fitted(0.0), fitted(1.0)
+    assert float(plain.norm()) < 0.1
+    assert abs(float(with_axis[1])) < 0.05 and abs(float(with_axis[0])) > 5 * abs(float(with_axis[1]))
+
+
+def test_head_adds_the_axis_loss_only_with_a_weight():
+    boxes = Boxes3D(centers=[[2.3, 1.1, 0.9]], sizes=[[1.9, 4.5, 1.6]], yaws=[0.4], labels=[0], attributes=[4])
+    outputs = _perfect_outputs(boxes)
+    assert "loss_yaw_axis" not in CenterHead(8, GRID).loss(outputs, [boxes])
+    reversed_heading = dict(outputs, regression=outputs["regression"] * torch.tensor(
+        [1, 1, 1, 1, 1, 1, -1, -1, 1, 1], dtype=torch.float32)[None, :, None, None])
+    head = CenterHead(8, GRID, axis_weight=0.5)
+    assert float(head.loss(outputs, [boxes])["loss_yaw_axis"]) < 1e-6
+    assert float(head.loss(reversed_heading, [boxes])["loss_yaw_axis"]) < 1e-6  # the axis is right
+    across = dict(outputs, regression=outputs["regression"].clone())
+    across["regression"][:, 6:8] = torch.stack([outputs["regression"][:, 7], -outputs["regression"][:, 6]], 1)
+    assert float(head.loss(across, [boxes])["loss_yaw_axis"]) == pytest.approx(0.5, abs=1e-5)
