@@ -185,6 +185,11 @@ class CenterHead(nn.Module):
         if len(regression_weights) != len(REGRESSION_CHANNELS) or len(nms_radius_m) != NUM_CLASSES:
             raise ValueError(f"CenterHead: regression_weights needs {len(REGRESSION_CHANNELS)} values and "
                              f"nms_radius_m {NUM_CLASSES}")
+        loss_weights = dict(heatmap=heatmap_weight, regression=regression_weight, attribute=attribute_weight,
+                            axis=axis_weight)
+        negative = {name: weight for name, weight in loss_weights.items() if weight < 0}
+        if negative or min(regression_weights) < 0:
+            raise ValueError(f"CenterHead: loss weights must not be negative, got {negative or regression_weights}")
         self.grid = grid
         self.shared = nn.Sequential(nn.Conv2d(in_channels, head_channels, 3, padding=1, bias=False),
                                     nn.BatchNorm2d(head_channels), nn.ReLU(inplace=True))
@@ -207,8 +212,7 @@ class CenterHead(nn.Module):
         self.register_buffer("regression_weights", torch.tensor(regression_weights, dtype=torch.float32),
                              persistent=False)
         self.register_buffer("nms_radius_m", torch.tensor(nms_radius_m, dtype=torch.float32), persistent=False)
-        self.loss_weights = dict(heatmap=heatmap_weight, regression=regression_weight, attribute=attribute_weight,
-                                 axis=axis_weight)
+        self.loss_weights = loss_weights
         self.max_objects, self.min_radius = max_objects, min_radius
         self.top_k, self.score_threshold, self.max_boxes = top_k, score_threshold, max_boxes
 

@@ -210,6 +210,8 @@ def test_head_adds_the_axis_loss_only_with_a_weight():
     boxes = Boxes3D(centers=[[2.3, 1.1, 0.9]], sizes=[[1.9, 4.5, 1.6]], yaws=[0.4], labels=[0], attributes=[4])
     outputs = _perfect_outputs(boxes)
     assert "loss_yaw_axis" not in CenterHead(8, GRID).loss(outputs, [boxes])
+    with pytest.raises(ValueError, match="must not be negative.*'axis': -0.25"):
+        CenterHead(8, GRID, axis_weight=-0.25)
     reversed_heading = dict(outputs, regression=outputs["regression"] * torch.tensor(
         [1, 1, 1, 1, 1, 1, -1, -1, 1, 1], dtype=torch.float32)[None, :, None, None])
     head = CenterHead(8, GRID, axis_weight=0.5)
