@@ -27,8 +27,8 @@ says moves slower than ``standing_speed_mps`` keeps the detector's velocity, wha
 moving agent positions are the better measurement (over 0.5 s a box's centre error moves the velocity less than the
 detector's velocity error), for a standing one the detector's velocity is (benchmarks/RESULTS.md, "Tracked
 accelerations" and "Tracked velocities"): on real keyframes a standing car's centre error over the baseline reads
-as 1-2 m/s of motion (RESULTS, "Standing cars moved by their tracks"). A frame not after the previous one, or more than ``max_gap_s`` after it,
-starts every track afresh.
+as 1-2 m/s of motion (RESULTS, "Standing cars moved by their tracks"). A frame not after the previous one, or more
+than ``max_gap_s`` after it, starts every track afresh.
 """
 from __future__ import annotations
 

@@ -165,8 +165,8 @@ class CenterHead(nn.Module):
     REGRESSION_CHANNELS), attribute logits (NUM_ATTRIBUTES), all at the BEV grid's resolution.
 
     ``regression_weights`` (10,) weight the L1 regression channels; ``axis_weight`` weights yaw_axis_loss (0: not
-    computed); ``nms_radius_m`` (NUM_CLASSES,) per-class circle-NMS radius [m]. ``branch_channels``: the hidden width of each branch (heatmap, regression, attribute;
-    a pruned model), ``head_channels`` where not given.
+    computed); ``nms_radius_m`` (NUM_CLASSES,) per-class circle-NMS radius [m]. ``branch_channels``: the hidden
+    width of each branch (heatmap, regression, attribute; a pruned model), ``head_channels`` where not given.
     """
 
     OUTPUTS = ("heatmap", "regression", "attribute")
