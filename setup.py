@@ -45,7 +45,8 @@ TEST_REQUIRES = [
 ]
 
 TOOLS = ["demo", "test", "train", "replay", "benchmark", "make_synthetic", "finetune", "compare_finetuning",
-         "robustness", "compare_robustness", "export", "quantize", "prune", "train_ego_mlp", "cut_scene"]
+         "robustness", "compare_robustness", "export", "quantize", "prune", "train_ego_mlp", "cut_scene",
+         "compare_evaluations"]
 
 setup(
     name="perception",

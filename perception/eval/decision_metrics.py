@@ -14,6 +14,11 @@ the mean over the steps 0.5 s .. t (ST-P3 / VAD). A frame counts at horizon t on
 up to t (a short scene is counted in ``num_frames`` per horizon and skipped). The planner "logged" is the logged
 drive itself: its collision rate is the floor a plan can be held to.
 
+Beside them, where the constant-velocity planner is graded, ``l2_ratio_to_constant_velocity``: per convention and
+horizon the planner's L2 over constant velocity's on the same frames, and the central 90 % interval of that ratio
+over 1000 draws of the keyframes with replacement (perception.eval.resampling says what such an interval leaves
+out; a draw without a frame at the horizon is left out).
+
 Maneuvers (``decisions.maneuvers.<name>``), against the labels derived from the logged drive
 (perception.datasets.maneuver_labels), over the labelled keyframes: ``accuracy``; ``lane_change_precision`` /
 ``lane_change_recall`` (a lane change counts as right only with the logged direction); ``critical_miss_rate``
@@ -29,12 +34,19 @@ import numpy as np
 
 from perception.decision import PlannerConfig
 from perception.decision.collision import plan_collisions
+from perception.eval.resampling import keyframe_draws, percentile_interval
 from perception.geometry import Boxes3D
 from perception.maneuvers import Maneuver
 
 HORIZONS_S = (1.0, 2.0, 3.0)
 """The horizons every planning metric is reported at."""
 LOGGED = "logged"
+CONSTANT_VELOCITY = "constant_velocity"
+"""The planner each other planner's L2 is set against (``l2_ratio_to_constant_velocity``): the ego's current
+velocity extrapolated."""
+RATIO_DRAWS = 1000
+RATIO_LEVEL = 0.9
+"""Frame draws and the central share of them that an L2 ratio's interval spans."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -95,6 +107,34 @@ def by_horizon(per_step: np.ndarray, valid: np.ndarray, times_s: np.ndarray
     return at_t, mean_to_t, counts
 
 
+def _ratio(value: Optional[float], reference: Optional[float]) -> Optional[float]:
+    return None if value is None or reference is None or reference == 0.0 else value / reference
+
+
+def l2_ratio(l2: np.ndarray, reference_l2: np.ndarray, valid: np.ndarray, times_s: np.ndarray, draws: np.ndarray,
+             level: float = RATIO_LEVEL) -> dict:
+    """(F, T) L2 of a planner and of the reference planner with their validity (F, T) -> {"uniad" | "stp3":
+    {horizon key: {"ratio", "interval"}}}: the ratio of the planner's mean L2 to the reference's on the frames
+    counted at that horizon (by_horizon), and the central ``level`` interval of the ratio over the rows of
+    ``draws`` (R, F) (frame indices drawn with replacement; None where no draw counts a frame there)."""
+    def ratios(rows: np.ndarray) -> Dict[str, Dict[str, Optional[float]]]:
+        at_t, mean_to_t, _ = by_horizon(l2[rows], valid[rows], times_s)
+        reference_at_t, reference_mean_to_t, _ = by_horizon(reference_l2[rows], valid[rows], times_s)
+        return {"uniad": {key: _ratio(at_t[key], reference_at_t[key]) for key in at_t},
+                "stp3": {key: _ratio(mean_to_t[key], reference_mean_to_t[key]) for key in mean_to_t}}
+
+    whole = ratios(np.arange(len(l2)))
+    drawn = [ratios(draw) for draw in draws]
+    result = {}
+    for convention, by_key in whole.items():
+        result[convention] = {}
+        for key, ratio in by_key.items():
+            values = np.array([draw[convention][key] for draw in drawn if draw[convention][key] is not None])
+            interval = list(percentile_interval(values, level)) if len(values) else None
+            result[convention][key] = dict(ratio=ratio, interval=interval)
+    return result
+
+
 def grade_plans(frames: Sequence[PlannedFrame], config: PlannerConfig = PlannerConfig()) -> dict:
     """``decisions.planners``: per planner (plus "logged") the open-loop metrics of the module docstring.
     Raises ValueError naming the sample when frames disagree on the step times or a plan does not cover them."""
@@ -116,7 +156,7 @@ def grade_plans(frames: Sequence[PlannedFrame], config: PlannerConfig = PlannerC
     ego_valid = np.stack([frame.future.ego_valid for frame in frames])
     boxes_valid = np.stack([frame.future.boxes_valid for frame in frames])
     logged = [np.where(frame.future.ego_valid[:, None], frame.future.ego_xy, 0.0) for frame in frames]
-    result = {}
+    result, l2_by_name = {}, {}
     for name in [*names, LOGGED]:
         plans = logged if name == LOGGED else [np.asarray(frame.plans[name][0], np.float64) for frame in frames]
         l2 = np.stack([np.linalg.norm(plan - np.nan_to_num(frame.future.ego_xy), axis=1)
@@ -125,11 +165,17 @@ def grade_plans(frames: Sequence[PlannedFrame], config: PlannerConfig = PlannerC
                                for plan, frame in zip(plans, frames)]).astype(np.float64)
         # the logged path is only known where the log covers it: its collisions count on those steps only
         collision_valid = boxes_valid & ego_valid if name == LOGGED else boxes_valid
+        l2_by_name[name] = l2
         l2_uniad, l2_stp3, l2_frames = by_horizon(l2, ego_valid, times_s)
         collision_uniad, collision_stp3, collision_frames = by_horizon(collisions, collision_valid, times_s)
         result[name] = dict(l2_uniad_m=l2_uniad, l2_stp3_m=l2_stp3, collision_uniad=collision_uniad,
                             collision_stp3=collision_stp3,
                             num_frames=dict(l2=l2_frames, collision=collision_frames))
+    if CONSTANT_VELOCITY in names:
+        draws = keyframe_draws(len(frames), RATIO_DRAWS)
+        for name in names:
+            result[name]["l2_ratio_to_constant_velocity"] = l2_ratio(
+                l2_by_name[name], l2_by_name[CONSTANT_VELOCITY], ego_valid, times_s, draws)
     return result
 
 

@@ -31,13 +31,12 @@ from perception.decision.baselines import constant_velocity_plan
 from perception.decision.learned import ego_history, ego_mlp_plan, plan_maneuver, trajectory_and_maneuver
 from perception.decision.safety import check_plan
 from perception.decision.tracking import AgentTracker, TrackedAgents, TrackerConfig
-from perception.eval.decision_metrics import LoggedFuture, PlannedFrame
+from perception.eval.decision_metrics import CONSTANT_VELOCITY, LoggedFuture, PlannedFrame
 from perception.geometry import Boxes3D
 from perception.maneuvers import Maneuver
 from perception.models.ego_mlp import EgoMLP
 from perception.models.planning_types import PlanningOutputs
 
-CONSTANT_VELOCITY = "constant_velocity"
 RULES_ON_DETECTIONS = "rules_on_detections"
 RULES_ON_GROUND_TRUTH = "rules_on_ground_truth"
 EGO_MLP = "ego_mlp"

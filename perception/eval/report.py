@@ -25,6 +25,14 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
+def _ratio_cell(entry: Mapping) -> str:
+    """"0.82x (0.61-1.10)"; n/a where undefined."""
+    if entry["ratio"] is None:
+        return "n/a"
+    interval = "" if entry["interval"] is None else " ({:.2f}-{:.2f})".format(*entry["interval"])
+    return f"{entry['ratio']:.2f}x{interval}"
+
+
 def decision_report_markdown(decisions: dict) -> str:
     """Markdown tables of the decision metrics (perception.eval.decision_metrics.grade_planners' output): open-loop
     L2 and collisions per planner in both conventions, and the maneuver grading per planner."""
@@ -42,6 +50,16 @@ def decision_report_markdown(decisions: dict) -> str:
         values = [format_number(grades[key][h], 2) for key in ("l2_uniad_m", "l2_stp3_m") for h in horizons]
         counts = " / ".join(str(grades["num_frames"]["l2"][h]) for h in horizons)
         lines.append(f"| {name} | " + " | ".join(values) + f" | {counts} |")
+    ratios = {name: grades["l2_ratio_to_constant_velocity"] for name, grades in planners.items()
+              if "l2_ratio_to_constant_velocity" in grades}
+    if ratios:
+        lines += ["", "### Open-loop planning: L2 over constant velocity's on the same frames", "",
+                  "The ratio, and in brackets the central 90 % of it over 1000 draws of the keyframes with "
+                  "replacement (keyframes of one drive drawn as if independent: a lower bound on the uncertainty).",
+                  "", f"| planner | {header} |", "| --- |" + " ---: |" * (2 * len(horizons))]
+        for name, by_convention in ratios.items():
+            cells = [_ratio_cell(by_convention[convention][h]) for convention in ("uniad", "stp3") for h in horizons]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines += ["", "### Open-loop planning: collision rate with the ground-truth boxes", "",
               f"| planner | {header} | frames at 1s / 2s / 3s |", "| --- |" + " ---: |" * (2 * len(horizons) + 1)]
     for name, grades in planners.items():

@@ -5,7 +5,8 @@ import pytest
 
 from perception.decision import EgoState
 from perception.decision.baselines import constant_velocity_plan
-from perception.eval.decision_metrics import LoggedFuture, PlannedFrame, grade_maneuvers, grade_planners
+from perception.eval.decision_metrics import LoggedFuture, PlannedFrame, grade_maneuvers, grade_planners, l2_ratio
+from perception.eval.report import decision_report_markdown
 from perception.geometry import Boxes3D
 from perception.maneuvers import Maneuver
 
@@ -76,10 +77,39 @@ def test_disagreeing_frames_are_named():
 
 
 def test_the_report_shows_every_planner():
-    from perception.eval.report import decision_report_markdown
-
     frames = [PlannedFrame(_future("a", 10.0), KEEP, {"constant_velocity": (np.c_[10.0 * TIMES, np.zeros(6)], None),
                                                       "rules": (np.c_[9.0 * TIMES, np.zeros(6)], FOLLOW)})]
     text = decision_report_markdown(grade_planners(frames))
     assert "| constant_velocity | 0.00 | 0.00 | 0.00 |" in text and "| rules | 1.00 | 2.00 | 3.00 |" in text
     assert "| rules | 0.000 | n/a | n/a | n/a | 0.000 | 1 |" in text and "| logged |" in text
+
+
+def test_l2_over_constant_velocitys_hand_worked():
+    """Per step k = 1..6 (0.5 s each): a planner off by 0.5 k m on both frames, constant velocity by k m on frame a
+    and 2 k m on frame b. At 3 s, UniAD: 3 / 6 = 0.5 on a, 3 / 12 = 0.25 on b, (3 + 3) / (6 + 12) = 1/3 on both;
+    ST-P3 the same (the means over the steps scale alike). Over the draws (a, a), (b, b), (a, b) the ratios are 0.5,
+    0.25, 1/3, whose 25th / 75th percentiles are 0.25 + (1/3 - 0.25) / 2 and 1/3 + (0.5 - 1/3) / 2."""
+    steps = np.arange(1, 7, dtype=float)
+    planner, reference = np.stack([0.5 * steps, 0.5 * steps]), np.stack([steps, 2.0 * steps])
+    valid = np.ones((2, 6), dtype=bool)
+    ratio = l2_ratio(planner, reference, valid, TIMES, np.array([[0, 0], [1, 1], [0, 1]]), level=0.5)
+    for convention in ("uniad", "stp3"):
+        assert ratio[convention]["3s"]["ratio"] == pytest.approx(1 / 3)
+        assert ratio[convention]["3s"]["interval"] == pytest.approx([0.25 + (1 / 3 - 0.25) / 2,
+                                                                     1 / 3 + (0.5 - 1 / 3) / 2])
+    # through grade_planners: each planner but the logged drive gets the ratio of its printed L2 to constant velocity's
+    frames = [PlannedFrame(_future(token, 10.0), KEEP,
+                           {"constant_velocity": (np.c_[speed * TIMES, np.zeros(6)], None),
+                            "p": (np.c_[9.0 * TIMES, np.zeros(6)], KEEP)})
+              for token, speed in (("a", 8.0), ("b", 6.0))]
+    planners = grade_planners(frames)["planners"]
+    assert "l2_ratio_to_constant_velocity" not in planners["logged"]
+    p = planners["p"]["l2_ratio_to_constant_velocity"]
+    for horizon in ("1s", "2s", "3s"):
+        assert p["uniad"][horizon]["ratio"] == pytest.approx(
+            planners["p"]["l2_uniad_m"][horizon] / planners["constant_velocity"]["l2_uniad_m"][horizon])
+        assert p["stp3"][horizon]["ratio"] == pytest.approx(1 / 3)
+        low, high = p["uniad"][horizon]["interval"]
+        assert 0.25 <= low <= 1 / 3 <= high <= 0.5  # between frame b's ratio alone and frame a's
+    text = decision_report_markdown(grade_planners(frames))
+    assert "| p | 0.33x (" in text and "| constant_velocity | 1.00x (1.00-1.00) |" in text

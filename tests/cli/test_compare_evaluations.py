@@ -1,0 +1,47 @@
+"""tools/compare_evaluations.py on two evaluation folders of the tiny world, and its bad inputs."""
+import json
+
+import pytest
+
+from perception.cli.compare_evaluations import main
+from tests.cli.test_errors import one_error_line
+from tests.conftest import TINY_WORLD
+from tests.eval.test_resampling import imperfect_evaluation
+
+
+def data_args(root, split="synth_val") -> list:
+    return ["--dataroot", str(root), "--version", TINY_WORLD["version"], "--split", split]
+
+
+def test_two_folders_side_by_side(nusc_synthetic, synthetic_root, tmp_path):
+    folders = [tmp_path / "a", tmp_path / "b"]
+    evaluations = []
+    for seed, folder in enumerate(folders):
+        folder.mkdir()
+        evaluations.append(imperfect_evaluation(nusc_synthetic, "synth_val", folder, seed=seed))
+    out = tmp_path / "out"
+    rows = main([str(folders[0]), str(folders[1]), "--names", "first", "second", *data_args(synthetic_root),
+                 "--draws", "8", "--out", str(out)])
+    first, second = rows
+    assert [first["name"], second["name"]] == ["first", "second"]
+    assert first["NDS"] == evaluations[0].metrics.nd_score and second["NDS"] == evaluations[1].metrics.nd_score
+    assert "difference" not in first
+    assert second["difference"] == pytest.approx(second["NDS"] - first["NDS"])
+    low, high = second["difference_interval"]
+    assert low <= high and 0.0 <= second["share_not_below_first"] <= 1.0
+    saved = json.loads((out / "resampled.json").read_text())
+    assert saved["rows"][1]["difference_interval"] == [low, high]
+    assert "| second |" in (out / "resampled.md").read_text()
+
+
+def test_bad_folders_are_one_line(nusc_synthetic, synthetic_root, tmp_path, capsys):
+    (tmp_path / "train").mkdir()
+    imperfect_evaluation(nusc_synthetic, "synth_train", tmp_path / "train")
+    capsys.readouterr()  # the devkit's progress bars
+    line = one_error_line(main, [str(tmp_path / "train"), *data_args(synthetic_root), "--out", str(tmp_path)], capsys)
+    assert f"{tmp_path / 'train' / 'results_nusc.json'}: predicts" in line and "outside split 'synth_val'" in line
+    line = one_error_line(main, [str(tmp_path / "none"), *data_args(synthetic_root), "--out", str(tmp_path)], capsys)
+    assert f"{tmp_path / 'none' / 'results_nusc.json'}: no such file" in line
+    line = one_error_line(main, [str(tmp_path / "train"), "--names", "a", "b", *data_args(synthetic_root),
+                                 "--out", str(tmp_path)], capsys)
+    assert "--names gives 2 names for 1 folders" in line
