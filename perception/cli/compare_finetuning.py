@@ -5,6 +5,9 @@ adapter); each model evaluated on the validation split with the official metrics
 minutes) and ``table.png`` (NDS and car AP against the share of parameters trained), rewritten as each row is
 finished, and every run's folder (work dir, exported model, evaluation, ``row.json``) under ``--out``. Started
 again with the same arguments it resumes: a run whose ``row.json`` holds those settings is read, not run again.
+Once every row is in, each scored model's NDS is set against full fine-tuning's on ``--draws`` draws of the
+validation keyframes with replacement (perception.eval.resampling): a second table in ``table.md`` and
+``resampled`` in ``table.json``, so that a difference smaller than the keyframes resolve shows as such.
 
     python tools/compare_finetuning.py configs/fusion_tiny_real.py checkpoints/fusion_tiny.pth \\
         --dataroot ../shared/fixtures/nuscenes-scene0916 --version v1.0-mini --split real_finetune \\
@@ -18,12 +21,17 @@ import os
 import time
 from typing import Callable, List, Optional, Sequence, Tuple
 
+from nuscenes.nuscenes import NuScenes
+
 from perception.cli import add_debug_option, resolve_config, resolve_path, tool_command, tool_main
 from perception.cli import finetune as finetune_tool
 from perception.cli import test as test_tool
 from perception.cli import train as train_tool
+from perception.datasets.splits import split_sample_tokens
 from perception.eval.detection import TP_ERROR_NAMES
-from perception.eval.report import format_number, markdown_table
+from perception.eval.report import format_number, markdown_table, resampled_caption, resampled_table
+from perception.eval.resampling import resampled_comparison
+from perception.eval.runner import RESULTS_FILE
 from perception.models import build_detector, checkpoint_meta
 from perception.models.finetune import ParameterCount, count_parameters
 from perception.plotting import pyplot
@@ -107,6 +115,28 @@ def plot_comparison(rows: Sequence[dict], caption: str, path: str) -> None:
     plt.close(figure)
 
 
+def resampled_rows(rows: Sequence[dict], dataroot: str, args: argparse.Namespace) -> str:
+    """Full fine-tuning first, then every other scored row, set against it on keyframe draws of the validation
+    split (resampled_comparison); appended to table.md and written as ``resampled`` into table.json. Returns the
+    markdown."""
+    order = sorted((entry["name"] for entry in rows if entry["NDS"] is not None), key=lambda name: name != "full")
+    if not order or order[0] != "full":
+        return "No NDS intervals: full fine-tuning was not scored.\n"
+    nusc = NuScenes(version=args.version, dataroot=dataroot, verbose=False)
+    paths = [os.path.join(args.out, name.replace(" ", "_"), "evaluation", RESULTS_FILE) for name in order]
+    resampled = resampled_comparison(nusc, args.val_split, paths, order, args.draws, progress=True)
+    text = resampled_table(resampled, resampled_caption(args.val_split, args.version, len(split_sample_tokens(
+        nusc, args.val_split)), args.draws, seed=0), level=0.9)
+    with open(os.path.join(args.out, "table.md"), "a") as handle:
+        handle.write("\n" + text)
+    table_path = os.path.join(args.out, "table.json")
+    table = json.load(open(table_path))
+    table["resampled"] = resampled
+    with open(table_path, "w") as handle:
+        json.dump(table, handle, indent=2)
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("config", help="the model config for the new domain, e.g. configs/fusion_tiny_real.py")
@@ -119,6 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--time-budget-min", type=float, help="and at most this many minutes each")
     parser.add_argument("--lora-ranks", type=int, nargs=2, default=(4, 8), metavar=("LOW", "HIGH"))
     parser.add_argument("--adapter-rank", type=int, default=8)
+    parser.add_argument("--draws", type=int, default=200,
+                        help="keyframe draws for the NDS intervals against full fine-tuning (default 200, about 0.5 s "
+                             "a draw per model on 12 real keyframes; 0: none)")
     parser.add_argument("--out", default="outputs/finetune_comparison")
     add_debug_option(parser)
     return parser
@@ -193,7 +226,10 @@ def main(argv: Optional[Sequence[str]] = None) -> List[dict]:
     add_row("scratch", scratch)
     for name, method in runs(*args.lora_ranks, args.adapter_rank):
         add_row(name, lambda: fine_tuned(name, method))
-    print(table_markdown(rows, caption))
+    text = table_markdown(rows, caption)
+    if args.draws > 0:
+        text += "\n" + resampled_rows(rows, dataroot, args)
+    print(text)
     return rows
 
 

@@ -165,3 +165,26 @@ def write_report(path: str, metrics: Mapping, plots: Mapping[str, str], title: s
             parts += [f"### {name}", "", f"![{name}]({os.path.relpath(plot_path, folder)})", ""]
     with open(path, "w") as handle:
         handle.write("\n".join(parts))
+
+
+def resampled_caption(split: str, version: str, num_keyframes: int, num_draws: int, seed: int) -> str:
+    """What resampled_table's intervals are, for its caption."""
+    return (f"NDS on {split} ({version}, {num_keyframes} keyframes) and on {num_draws} draws of as many keyframes "
+            f"with replacement (seed {seed}); consecutive keyframes of a drive are drawn as if independent, so the "
+            f"intervals are lower bounds on the uncertainty.")
+
+
+def resampled_table(rows: Sequence[Mapping], caption: str, level: float) -> str:
+    """The caption, then a line per row of perception.eval.resampling.resampled_comparison; the first, the
+    reference, has no difference columns."""
+    def interval(values: Sequence[float]) -> str:
+        return " to ".join(format_number(value) for value in values)
+
+    lines = [[row["name"], format_number(row["NDS"]), interval(row["NDS_interval"])]
+             + ([format_number(row["difference"]), interval(row["difference_interval"]),
+                 format_number(row["share_not_below_first"], 2)] if "difference" in row else ["", "", ""])
+             for row in rows]
+    percent = f"{100 * level:g} %"
+    header = ["evaluation", "NDS", f"NDS, central {percent} of draws", f"NDS - {rows[0]['name']}",
+              f"difference, central {percent}", "share of draws not below it"]
+    return f"{caption}\n\n{markdown_table(header, lines)}\n"

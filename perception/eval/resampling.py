@@ -12,16 +12,21 @@ hold the spread between training runs. It is a lower bound on the uncertainty, n
 from __future__ import annotations
 
 import copy
+import json
+import os
+import tempfile
 from types import SimpleNamespace
-from typing import Sequence, Tuple
+from typing import List, Sequence, Tuple
 
 import numpy as np
 from nuscenes.eval.common.data_classes import EvalBoxes
 from nuscenes.eval.detection.data_classes import DetectionConfig, DetectionMetrics
 from nuscenes.eval.detection.evaluate import DetectionEval
+from nuscenes.nuscenes import NuScenes
 from tqdm import tqdm
 
-from perception.eval.detection import Evaluation
+from perception.datasets.splits import split_sample_tokens
+from perception.eval.detection import Evaluation, run_detection_eval
 
 
 def keyframe_draws(num_keyframes: int, num_draws: int, seed: int = 0) -> np.ndarray:
@@ -79,3 +84,43 @@ def percentile_interval(values: np.ndarray, level: float = 0.9) -> Tuple[float, 
     tail = 50.0 * (1.0 - level)
     lower, upper = np.percentile(values, [tail, 100.0 - tail])
     return float(lower), float(upper)
+
+
+def checked_results(path: str, split_tokens: Sequence[str], split: str) -> str:
+    """``path``, a submission file, when it predicts exactly the split's keyframes; FileNotFoundError /
+    ValueError naming it otherwise (the devkit would stop on an assertion)."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: no such file (give a folder tools/test.py wrote with --out)")
+    with open(path) as handle:
+        predicted = set(json.load(handle)["results"])
+    if predicted != set(split_tokens):
+        raise ValueError(f"{path}: predicts {len(predicted)} keyframes, {len(predicted - set(split_tokens))} of them "
+                         f"outside split {split!r} of {len(split_tokens)} (evaluate every folder on that split)")
+    return path
+
+
+def resampled_comparison(nusc: NuScenes, split: str, result_paths: Sequence[str], names: Sequence[str],
+                         num_draws: int, level: float = 0.9, seed: int = 0, progress: bool = False) -> List[dict]:
+    """Submissions on ``split`` side by side, the first the reference. Per submission: ``NDS``, ``NDS_interval``
+    (the central ``level`` share of its NDS over ``num_draws`` keyframe draws), and from the second on
+    ``difference`` (its NDS minus the first's), ``difference_interval`` (on the paired draws) and
+    ``share_not_below_first`` (of the draws). Every file is checked (checked_results) before any is scored."""
+    if len(names) != len(result_paths):
+        raise ValueError(f"{len(names)} names for {len(result_paths)} submissions")
+    percentile_interval(np.zeros(1), level)  # a level outside (0, 1) stops here, before the evaluations
+    tokens = split_sample_tokens(nusc, split)
+    paths = [checked_results(path, tokens, split) for path in result_paths]
+    with tempfile.TemporaryDirectory() as scratch:  # the devkit writes its summary files there, not beside the files
+        evaluations = [run_detection_eval(nusc, path, split, tempfile.mkdtemp(dir=scratch)) for path in paths]
+    resampled = resampled_nd_scores(evaluations, keyframe_draws(len(tokens), num_draws, seed), progress)
+    rows = []
+    for index, (name, evaluation) in enumerate(zip(names, evaluations)):
+        entry = dict(name=name, NDS=evaluation.metrics.nd_score,
+                     NDS_interval=percentile_interval(resampled[index], level))
+        if index:
+            difference = resampled[index] - resampled[0]
+            entry.update(difference=evaluation.metrics.nd_score - evaluations[0].metrics.nd_score,
+                         difference_interval=percentile_interval(difference, level),
+                         share_not_below_first=float(np.mean(difference >= 0.0)))
+        rows.append(entry)
+    return rows

@@ -44,4 +44,4 @@ def test_bad_folders_are_one_line(nusc_synthetic, synthetic_root, tmp_path, caps
     assert f"{tmp_path / 'none' / 'results_nusc.json'}: no such file" in line
     line = one_error_line(main, [str(tmp_path / "train"), "--names", "a", "b", *data_args(synthetic_root),
                                  "--out", str(tmp_path)], capsys)
-    assert "--names gives 2 names for 1 folders" in line
+    assert "2 names for 1 submissions" in line

@@ -107,7 +107,7 @@ def test_comparison_table_covers_every_run_on_the_same_frames(base, synthetic_ro
     out = tmp_path / "comparison"
     arguments = [config, checkpoint, "--dataroot", str(synthetic_root), "--version", TINY_WORLD["version"],
                  "--split", "synth_train", "--val-split", "synth_val", "--max-iters", "1", "--lora-ranks", "1", "2",
-                 "--adapter-rank", "2", "--out", str(out)]
+                 "--adapter-rank", "2", "--draws", "3", "--out", str(out)]
     rows = compare(arguments)
     names = ["zero-shot", "scratch", "full", "head", "lora r1", "lora r2", "adapter r2"]
     assert [entry["name"] for entry in rows] == names
@@ -128,7 +128,16 @@ def test_comparison_table_covers_every_run_on_the_same_frames(base, synthetic_ro
     assert picture is not None and picture.shape[1] > 600
     markdown = (out / "table.md").read_text()
     assert all(column in markdown for column in COLUMNS)
-    assert markdown.count("\n| ") == len(names) + 2  # header, rule, one line per run
+    scored = [entry["name"] for entry in rows if entry["NDS"] is not None]
+    assert "full" in scored
+    # header, rule, one line per run; then the same for the scored runs with the keyframes resampled
+    assert markdown.count("\n| ") == len(names) + 2 + len(scored) + 2
+    resampled = table["resampled"]
+    assert [entry["name"] for entry in resampled] == ["full"] + [name for name in scored if name != "full"]
+    for entry in resampled[1:]:
+        by_name = {row["name"]: row["NDS"] for row in rows}
+        assert entry["difference"] == pytest.approx(by_name[entry["name"]] - by_name["full"])
+    assert "NDS - full" in markdown
 
     # Started again with the same arguments it resumes: finished runs are read, not run again; a run whose saved
     # settings differ (here head's, as if an earlier start had another budget) is run again.
