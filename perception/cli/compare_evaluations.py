@@ -21,7 +21,7 @@ from nuscenes.nuscenes import NuScenes
 from perception.cli import add_debug_option, resolve_path, tool_command, tool_main
 from perception.datasets.splits import split_sample_tokens
 from perception.eval.report import resampled_caption, resampled_table
-from perception.eval.resampling import resampled_comparison
+from perception.eval.resampling import INTERVAL_LEVEL, resampled_comparison
 from perception.eval.runner import RESULTS_FILE
 
 
@@ -35,7 +35,8 @@ def main(argv: Optional[Sequence[str]] = None) -> List[dict]:
     parser.add_argument("--version", required=True)
     parser.add_argument("--split", required=True, help="the split every folder was evaluated on")
     parser.add_argument("--draws", type=int, default=1000, help="keyframe draws (default 1000)")
-    parser.add_argument("--level", type=float, default=0.9, help="central share of the draws an interval spans")
+    parser.add_argument("--level", type=float, default=INTERVAL_LEVEL,
+                        help=f"central share of the draws an interval spans (default {INTERVAL_LEVEL})")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", required=True)
     add_debug_option(parser)

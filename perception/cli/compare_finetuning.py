@@ -30,7 +30,7 @@ from perception.cli import train as train_tool
 from perception.datasets.splits import split_sample_tokens
 from perception.eval.detection import TP_ERROR_NAMES
 from perception.eval.report import format_number, markdown_table, resampled_caption, resampled_table
-from perception.eval.resampling import resampled_comparison
+from perception.eval.resampling import INTERVAL_LEVEL, resampled_comparison
 from perception.eval.runner import RESULTS_FILE
 from perception.models import build_detector, checkpoint_meta
 from perception.models.finetune import ParameterCount, count_parameters
@@ -126,7 +126,7 @@ def resampled_rows(rows: Sequence[dict], dataroot: str, args: argparse.Namespace
     paths = [os.path.join(args.out, name.replace(" ", "_"), "evaluation", RESULTS_FILE) for name in order]
     resampled = resampled_comparison(nusc, args.val_split, paths, order, args.draws, progress=True)
     text = resampled_table(resampled, resampled_caption(args.val_split, args.version, len(split_sample_tokens(
-        nusc, args.val_split)), args.draws, seed=0), level=0.9)
+        nusc, args.val_split)), args.draws, seed=0), INTERVAL_LEVEL)
     with open(os.path.join(args.out, "table.md"), "a") as handle:
         handle.write("\n" + text)
     table_path = os.path.join(args.out, "table.json")

@@ -15,8 +15,8 @@ up to t (a short scene is counted in ``num_frames`` per horizon and skipped). Th
 drive itself: its collision rate is the floor a plan can be held to.
 
 Beside them, where the constant-velocity planner is graded, ``l2_ratio_to_constant_velocity``: per convention and
-horizon the planner's L2 over constant velocity's on the same frames, and the central 90 % interval of that ratio
-over 1000 draws of the keyframes with replacement (perception.eval.resampling says what such an interval leaves
+horizon the planner's L2 over constant velocity's on the same frames, and the central interval of that ratio over
+RATIO_DRAWS draws of the keyframes with replacement (perception.eval.resampling says what such an interval leaves
 out; a draw without a frame at the horizon is left out).
 
 Maneuvers (``decisions.maneuvers.<name>``), against the labels derived from the logged drive
@@ -34,7 +34,7 @@ import numpy as np
 
 from perception.decision import PlannerConfig
 from perception.decision.collision import plan_collisions
-from perception.eval.resampling import keyframe_draws, percentile_interval
+from perception.eval.resampling import INTERVAL_LEVEL, keyframe_draws, percentile_interval
 from perception.geometry import Boxes3D
 from perception.maneuvers import Maneuver
 
@@ -45,8 +45,7 @@ CONSTANT_VELOCITY = "constant_velocity"
 """The planner each other planner's L2 is set against (``l2_ratio_to_constant_velocity``): the ego's current
 velocity extrapolated."""
 RATIO_DRAWS = 1000
-RATIO_LEVEL = 0.9
-"""Frame draws and the central share of them that an L2 ratio's interval spans."""
+"""Keyframe draws for an L2 ratio's interval."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -112,7 +111,7 @@ def _ratio(value: Optional[float], reference: Optional[float]) -> Optional[float
 
 
 def l2_ratio(l2: np.ndarray, reference_l2: np.ndarray, valid: np.ndarray, times_s: np.ndarray, draws: np.ndarray,
-             level: float = RATIO_LEVEL) -> dict:
+             level: float = INTERVAL_LEVEL) -> dict:
     """(F, T) L2 of a planner and of the reference planner with their validity (F, T) -> {"uniad" | "stp3":
     {horizon key: {"ratio", "interval"}}}: the ratio of the planner's mean L2 to the reference's on the frames
     counted at that horizon (by_horizon), and the central ``level`` interval of the ratio over the rows of

@@ -7,8 +7,9 @@ from typing import List, Mapping, Optional, Sequence
 
 from nuscenes.eval.detection.constants import TP_METRICS
 
-from perception.eval.decision_metrics import HORIZONS_S
+from perception.eval.decision_metrics import HORIZONS_S, RATIO_DRAWS
 from perception.eval.detection import TP_ERROR_NAMES
+from perception.eval.resampling import INTERVAL_LEVEL
 
 CLASS_TP_NAMES = {"trans_err": "ATE", "scale_err": "ASE", "orient_err": "AOE", "vel_err": "AVE", "attr_err": "AAE"}
 
@@ -26,7 +27,7 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def _ratio_cell(entry: Mapping) -> str:
-    """"0.82x (0.61-1.10)"; n/a where undefined."""
+    """A ratio and its interval as '0.82x (0.61-1.10)'; n/a where undefined."""
     if entry["ratio"] is None:
         return "n/a"
     interval = "" if entry["interval"] is None else " ({:.2f}-{:.2f})".format(*entry["interval"])
@@ -54,8 +55,9 @@ def decision_report_markdown(decisions: dict) -> str:
               if "l2_ratio_to_constant_velocity" in grades}
     if ratios:
         lines += ["", "### Open-loop planning: L2 over constant velocity's on the same frames", "",
-                  "The ratio, and in brackets the central 90 % of it over 1000 draws of the keyframes with "
-                  "replacement (keyframes of one drive drawn as if independent: a lower bound on the uncertainty).",
+                  f"The ratio, and in brackets the central {100 * INTERVAL_LEVEL:g} % of it over {RATIO_DRAWS} draws "
+                  "of the keyframes with replacement (keyframes of one drive drawn as if independent: a lower bound "
+                  "on the uncertainty).",
                   "", f"| planner | {header} |", "| --- |" + " ---: |" * (2 * len(horizons))]
         for name, by_convention in ratios.items():
             cells = [_ratio_cell(by_convention[convention][h]) for convention in ("uniad", "stp3") for h in horizons]

@@ -28,6 +28,9 @@ from tqdm import tqdm
 from perception.datasets.splits import split_sample_tokens
 from perception.eval.detection import Evaluation, run_detection_eval
 
+INTERVAL_LEVEL = 0.9
+"""The central share of the draws an interval spans, unless a caller gives another."""
+
 
 def keyframe_draws(num_keyframes: int, num_draws: int, seed: int = 0) -> np.ndarray:
     """(num_draws, num_keyframes) int: keyframe indices drawn uniformly with replacement, seeded."""
@@ -77,7 +80,7 @@ def resampled_nd_scores(evaluations: Sequence[Evaluation], draws: np.ndarray, pr
     return scores
 
 
-def percentile_interval(values: np.ndarray, level: float = 0.9) -> Tuple[float, float]:
+def percentile_interval(values: np.ndarray, level: float = INTERVAL_LEVEL) -> Tuple[float, float]:
     """The central ``level`` share of ``values``: (lower, upper) percentiles."""
     if not 0.0 < level < 1.0:
         raise ValueError(f"percentile_interval: level must lie in (0, 1), got {level}")
@@ -100,7 +103,8 @@ def checked_results(path: str, split_tokens: Sequence[str], split: str) -> str:
 
 
 def resampled_comparison(nusc: NuScenes, split: str, result_paths: Sequence[str], names: Sequence[str],
-                         num_draws: int, level: float = 0.9, seed: int = 0, progress: bool = False) -> List[dict]:
+                         num_draws: int, level: float = INTERVAL_LEVEL, seed: int = 0, progress: bool = False
+                         ) -> List[dict]:
     """Submissions on ``split`` side by side, the first the reference. Per submission: ``NDS``, ``NDS_interval``
     (the central ``level`` share of its NDS over ``num_draws`` keyframe draws), and from the second on
     ``difference`` (its NDS minus the first's), ``difference_interval`` (on the paired draws) and
