@@ -11,7 +11,8 @@ validation keyframes with replacement (perception.eval.resampling): a second tab
 
     python tools/compare_finetuning.py configs/fusion_tiny_real.py checkpoints/fusion_tiny.pth \\
         --dataroot ../shared/fixtures/nuscenes-scene0916 --version v1.0-mini --split real_finetune \\
-        --val-split real_val --max-iters 600 --time-budget-min 20 --out outputs/finetune_comparison
+        --val-split real_val --max-iters 1500 --time-budget-min 20 --learning-rate adapter=0.01 \\
+        --out outputs/finetune_comparison
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ import os
 import time
 from typing import Callable, List, Optional, Sequence, Tuple
 
+from mmengine.config import Config
 from nuscenes.nuscenes import NuScenes
 
 from perception.cli import add_debug_option, resolve_config, resolve_path, tool_command, tool_main
@@ -33,7 +35,7 @@ from perception.eval.report import format_number, markdown_table, resampled_capt
 from perception.eval.resampling import INTERVAL_LEVEL, resampled_comparison
 from perception.eval.runner import RESULTS_FILE
 from perception.models import build_detector, checkpoint_meta
-from perception.models.finetune import ParameterCount, count_parameters
+from perception.models.finetune import METHODS, ParameterCount, count_parameters
 from perception.plotting import pyplot
 
 TP_ERRORS = tuple(TP_ERROR_NAMES.values())
@@ -46,12 +48,26 @@ COLUMNS = ("NDS", "mAP", *(f"{name} AP" for name in CLASSES)) + TP_ERRORS + ("tr
                                                                            "training minutes")
 
 
-def runs(low_rank: int, high_rank: int, adapter_rank: int) -> List[Tuple[str, List[str]]]:
-    """(name, fine-tuning arguments) of each fine-tuned row; zero-shot and scratch are run apart."""
-    return [("full", ["--method", "full"]), ("head", ["--method", "head"]),
-            (f"lora r{low_rank}", ["--method", "lora", "--rank", str(low_rank)]),
-            (f"lora r{high_rank}", ["--method", "lora", "--rank", str(high_rank)]),
-            (f"adapter r{adapter_rank}", ["--method", "adapter", "--rank", str(adapter_rank)])]
+def runs(low_rank: int, high_rank: int, adapter_rank: int) -> List[Tuple[str, str, List[str]]]:
+    """(name, method, fine-tuning arguments) of each fine-tuned row; zero-shot and scratch are run apart."""
+    return [("full", "full", []), ("head", "head", []),
+            (f"lora r{low_rank}", "lora", ["--rank", str(low_rank)]),
+            (f"lora r{high_rank}", "lora", ["--rank", str(high_rank)]),
+            (f"adapter r{adapter_rank}", "adapter", ["--rank", str(adapter_rank)])]
+
+
+def method_learning_rate(text: str) -> Tuple[str, float]:
+    """One --learning-rate value, METHOD=RATE with METHOD one of METHODS, as (method, rate)."""
+    method, _, rate = text.partition("=")
+    if method not in METHODS:
+        raise argparse.ArgumentTypeError(f"{text!r}: the method must be one of {', '.join(METHODS)}")
+    try:
+        value = float(rate)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: the rate after '=' must be a number") from None
+    if not value > 0.0:
+        raise argparse.ArgumentTypeError(f"{text!r}: the rate must be above 0")
+    return method, value
 
 
 def class_ap(metrics: dict, name: str) -> Optional[float]:
@@ -149,6 +165,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--time-budget-min", type=float, help="and at most this many minutes each")
     parser.add_argument("--lora-ranks", type=int, nargs=2, default=(4, 8), metavar=("LOW", "HIGH"))
     parser.add_argument("--adapter-rank", type=int, default=8)
+    parser.add_argument("--learning-rate", type=method_learning_rate, action="append", default=[],
+                        metavar="METHOD=RATE",
+                        help="the peak learning rate of one method's runs (every rank), e.g. adapter=0.01; repeat "
+                             "for more methods (default: the config's, as for training from scratch)")
     parser.add_argument("--draws", type=int, default=200,
                         help="keyframe draws for the NDS intervals against full fine-tuning (default 200, about 0.5 s "
                              "a draw per model on 12 real keyframes; 0: none)")
@@ -181,27 +201,31 @@ def main(argv: Optional[Sequence[str]] = None) -> List[dict]:
         train(["--work-dir", os.path.join(folder, "work"), *budget, "--export", model])
         return model, (time.time() - started) / 60.0
 
+    rates = dict(args.learning_rate)
     caption = (f"{os.path.relpath(args.checkpoint)} adapted with {os.path.relpath(config)} on {args.split}, "
                f"evaluated on {args.val_split} ({args.version}); every run {args.max_iters} iterations"
-               + ("" if args.time_budget_min is None else f", at most {args.time_budget_min:g} min") + ".")
+               + ("" if args.time_budget_min is None else f", at most {args.time_budget_min:g} min")
+               + f"; learning rate {Config.fromfile(config).optim_wrapper.optimizer.lr:g}"
+               + "".join(f", {method} {rate:g}" for method, rate in rates.items()) + ".")
     settings = dict(config=os.path.abspath(config), checkpoint=os.path.abspath(args.checkpoint),
                     dataroot=os.path.abspath(dataroot), version=args.version, split=args.split,
                     val_split=args.val_split, max_iters=args.max_iters, time_budget_min=args.time_budget_min)
     rows: List[dict] = []
 
-    def add_row(name: str, run: Callable[[], dict]) -> None:
-        """Appends run ``name``'s row, read from its row.json when it holds these settings (a finished run of an
-        earlier start), else run and saved; then rewrites the tables."""
+    def add_row(name: str, run: Callable[[], dict], learning_rate: Optional[float] = None) -> None:
+        """Appends run ``name``'s row, read from its row.json when it holds these settings and its learning rate
+        (a finished run of an earlier start), else run and saved; then rewrites the tables."""
         path = os.path.join(args.out, name.replace(" ", "_"), "row.json")
         saved = json.load(open(path)) if os.path.exists(path) else None
-        if saved is not None and saved["settings"] == settings:
+        row_settings = dict(settings, learning_rate=learning_rate)
+        if saved is not None and saved["settings"] == row_settings:
             print(f"{name}: finished by an earlier start ({path}), not run again")
             rows.append(saved["row"])
         else:
             rows.append(run())
             os.makedirs(os.path.dirname(path), exist_ok=True)
             with open(path, "w") as handle:
-                json.dump(dict(settings=settings, row=rows[-1]), handle, indent=2)
+                json.dump(dict(settings=row_settings, row=rows[-1]), handle, indent=2)
         with open(os.path.join(args.out, "table.md"), "w") as handle:
             handle.write(table_markdown(rows, caption))
         with open(os.path.join(args.out, "table.json"), "w") as handle:
@@ -215,17 +239,19 @@ def main(argv: Optional[Sequence[str]] = None) -> List[dict]:
         model, minutes = trained("scratch", lambda extra: train_tool.main([config, *extra, "--cfg-options", *data]))
         return row("scratch", evaluate("scratch", model), count_parameters(build_detector(config)), minutes)
 
-    def fine_tuned(name: str, method: List[str]) -> dict:
+    def fine_tuned(name: str, method: str, options: List[str]) -> dict:
+        if method in rates:
+            options = [*options, "--cfg-options", f"optim_wrapper.optimizer.lr={rates[method]!r}"]
         model, minutes = trained(name, lambda extra: finetune_tool.main(
             [config, args.checkpoint, "--dataroot", dataroot, "--version", args.version, "--split", args.split,
-             *method, *extra]))
+             "--method", method, *extra, *options]))
         return row(name, evaluate(name, model), ParameterCount(**checkpoint_meta(model)["parameters"]), minutes)
 
     # the checkpoint as trained (maybe on other sweeps or image size) at config's inputs: tools/test.py --zero-shot
     add_row("zero-shot", lambda: row("zero-shot", evaluate("zero-shot", args.checkpoint, "--zero-shot"), None, None))
     add_row("scratch", scratch)
-    for name, method in runs(*args.lora_ranks, args.adapter_rank):
-        add_row(name, lambda: fine_tuned(name, method))
+    for name, method, options in runs(*args.lora_ranks, args.adapter_rank):
+        add_row(name, lambda: fine_tuned(name, method, options), rates.get(method))
     text = table_markdown(rows, caption)
     if args.draws > 0:
         text += "\n" + resampled_rows(rows, dataroot, args)

@@ -8,6 +8,7 @@ import shutil
 import cv2
 import pytest
 import torch
+from mmengine.config import Config
 
 from perception.cli.finetune import main as finetune
 from perception.cli.train import main as train
@@ -107,12 +108,18 @@ def test_comparison_table_covers_every_run_on_the_same_frames(base, synthetic_ro
     out = tmp_path / "comparison"
     arguments = [config, checkpoint, "--dataroot", str(synthetic_root), "--version", TINY_WORLD["version"],
                  "--split", "synth_train", "--val-split", "synth_val", "--max-iters", "1", "--lora-ranks", "1", "2",
-                 "--adapter-rank", "2", "--draws", "3", "--out", str(out)]
+                 "--adapter-rank", "2", "--learning-rate", "adapter=0.004", "--draws", "3", "--out", str(out)]
     rows = compare(arguments)
     names = ["zero-shot", "scratch", "full", "head", "lora r1", "lora r2", "adapter r2"]
     assert [entry["name"] for entry in rows] == names
     table = json.load(open(out / "table.json"))
     assert table["rows"] == rows
+    # the adapter's runs trained at the rate given, the others at the config's (the work dir's dumped config)
+    config_rate = Config.fromfile(config).optim_wrapper.optimizer.lr
+    for name in names[1:]:
+        used = Config.fromfile(out / name.replace(" ", "_") / "work" / "keyframes.py").optim_wrapper.optimizer.lr
+        assert used == (0.004 if name.startswith("adapter") else config_rate)
+    assert table["caption"].endswith(f"learning rate {config_rate:g}, adapter 0.004.")
     for entry in rows:
         evaluation = json.load(open(out / entry["name"].replace(" ", "_") / "evaluation" / "metrics.json"))
         assert entry["NDS"] == evaluation["nd_score"] and entry["car_AP"] == evaluation["class_ap"]["car"]
@@ -151,6 +158,24 @@ def test_comparison_table_covers_every_run_on_the_same_frames(base, synthetic_ro
     assert {name for name, path in models.items() if os.stat(path).st_mtime_ns != written[name]} == {"head"}
     assert [entry for entry in again if entry["name"] != "head"] == [entry for entry in rows if entry["name"] != "head"]
     assert json.load(open(out / "head" / "row.json"))["settings"]["max_iters"] == 1
+
+    # another rate for one method runs that method's rows again, and only those
+    written = {name: os.stat(path).st_mtime_ns for name, path in models.items()}
+    compare([*arguments, "--learning-rate", "head=0.004"])
+    assert {name for name, path in models.items() if os.stat(path).st_mtime_ns != written[name]} == {"head"}
+
+
+@pytest.mark.parametrize("value, message", [("adaptor=0.01", "the method must be one of full, head, lora, adapter"),
+                                            ("lora", "the rate after '=' must be a number"),
+                                            ("lora=-1", "the rate must be above 0")])
+def test_comparison_refuses_a_learning_rate_it_cannot_apply(value, message, capsys):
+    from perception.cli.compare_finetuning import main as compare
+
+    with pytest.raises(SystemExit) as exit_info:
+        compare(["config.py", "model.pth", "--dataroot", "d", "--version", "v", "--split", "a", "--val-split", "b",
+                 "--max-iters", "1", "--learning-rate", value])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
 
 
 def test_real_keyframe_config_fine_tunes_and_evaluates_on_the_real_scene(tmp_path):
