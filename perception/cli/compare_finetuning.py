@@ -169,6 +169,10 @@ def build_parser() -> argparse.ArgumentParser:
                         metavar="METHOD=RATE",
                         help="the peak learning rate of one method's runs (every rank), e.g. adapter=0.01; repeat "
                              "for more methods (default: the config's, as for training from scratch)")
+    parser.add_argument("--seed", type=int,
+                        help="every training run's seed (randomness.seed: initialisation, batch order, "
+                             "augmentation; default: the config's). On a few keyframes it moves NDS by about as much "
+                             "as the methods differ (benchmarks/RESULTS.md): run the table once a seed")
     parser.add_argument("--draws", type=int, default=200,
                         help="keyframe draws for the NDS intervals against full fine-tuning (default 200, about 0.5 s "
                              "a draw per model on 12 real keyframes; 0: none)")
@@ -206,10 +210,13 @@ def main(argv: Optional[Sequence[str]] = None) -> List[dict]:
                f"evaluated on {args.val_split} ({args.version}); every run {args.max_iters} iterations"
                + ("" if args.time_budget_min is None else f", at most {args.time_budget_min:g} min")
                + f"; learning rate {Config.fromfile(config).optim_wrapper.optimizer.lr:g}"
-               + "".join(f", {method} {rate:g}" for method, rate in rates.items()) + ".")
+               + "".join(f", {method} {rate:g}" for method, rate in rates.items())
+               + ("" if args.seed is None else f"; seed {args.seed}") + ".")
     settings = dict(config=os.path.abspath(config), checkpoint=os.path.abspath(args.checkpoint),
                     dataroot=os.path.abspath(dataroot), version=args.version, split=args.split,
-                    val_split=args.val_split, max_iters=args.max_iters, time_budget_min=args.time_budget_min)
+                    val_split=args.val_split, max_iters=args.max_iters, time_budget_min=args.time_budget_min,
+                    seed=args.seed)
+    seeded = [] if args.seed is None else [f"randomness.seed={args.seed}"]
     rows: List[dict] = []
 
     def add_row(name: str, run: Callable[[], dict], learning_rate: Optional[float] = None) -> None:
@@ -236,12 +243,13 @@ def main(argv: Optional[Sequence[str]] = None) -> List[dict]:
     def scratch() -> dict:
         data = [f"{loader}.dataset.{key}={value}" for loader in ("train_dataloader",)
                 for key, value in (("dataroot", dataroot), ("version", args.version), ("split", args.split))]
-        model, minutes = trained("scratch", lambda extra: train_tool.main([config, *extra, "--cfg-options", *data]))
+        model, minutes = trained("scratch", lambda extra: train_tool.main([config, *extra, "--cfg-options", *data,
+                                                                           *seeded]))
         return row("scratch", evaluate("scratch", model), count_parameters(build_detector(config)), minutes)
 
     def fine_tuned(name: str, method: str, options: List[str]) -> dict:
-        if method in rates:
-            options = [*options, "--cfg-options", f"optim_wrapper.optimizer.lr={rates[method]!r}"]
+        overrides = seeded + ([f"optim_wrapper.optimizer.lr={rates[method]!r}"] if method in rates else [])
+        options = [*options, "--cfg-options", *overrides] if overrides else options
         model, minutes = trained(name, lambda extra: finetune_tool.main(
             [config, args.checkpoint, "--dataroot", dataroot, "--version", args.version, "--split", args.split,
              "--method", method, *extra, *options]))

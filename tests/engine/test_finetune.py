@@ -108,18 +108,20 @@ def test_comparison_table_covers_every_run_on_the_same_frames(base, synthetic_ro
     out = tmp_path / "comparison"
     arguments = [config, checkpoint, "--dataroot", str(synthetic_root), "--version", TINY_WORLD["version"],
                  "--split", "synth_train", "--val-split", "synth_val", "--max-iters", "1", "--lora-ranks", "1", "2",
-                 "--adapter-rank", "2", "--learning-rate", "adapter=0.004", "--draws", "3", "--out", str(out)]
+                 "--adapter-rank", "2", "--learning-rate", "adapter=0.004", "--seed", "5", "--draws", "3", "--out", str(out)]
     rows = compare(arguments)
     names = ["zero-shot", "scratch", "full", "head", "lora r1", "lora r2", "adapter r2"]
     assert [entry["name"] for entry in rows] == names
     table = json.load(open(out / "table.json"))
     assert table["rows"] == rows
-    # the adapter's runs trained at the rate given, the others at the config's (the work dir's dumped config)
+    # every run trained with the seed given, the adapter's at the rate given, the others at the config's (the
+    # work dir's dumped config)
     config_rate = Config.fromfile(config).optim_wrapper.optimizer.lr
     for name in names[1:]:
-        used = Config.fromfile(out / name.replace(" ", "_") / "work" / "keyframes.py").optim_wrapper.optimizer.lr
-        assert used == (0.004 if name.startswith("adapter") else config_rate)
-    assert table["caption"].endswith(f"learning rate {config_rate:g}, adapter 0.004.")
+        used = Config.fromfile(out / name.replace(" ", "_") / "work" / "keyframes.py")
+        assert used.optim_wrapper.optimizer.lr == (0.004 if name.startswith("adapter") else config_rate)
+        assert used.randomness.seed == 5
+    assert table["caption"].endswith(f"learning rate {config_rate:g}, adapter 0.004; seed 5.")
     for entry in rows:
         evaluation = json.load(open(out / entry["name"].replace(" ", "_") / "evaluation" / "metrics.json"))
         assert entry["NDS"] == evaluation["nd_score"] and entry["car_AP"] == evaluation["class_ap"]["car"]
