@@ -7,7 +7,11 @@ finished, and every run's folder (work dir, exported model, evaluation, ``row.js
 again with the same arguments it resumes: a run whose ``row.json`` holds those settings is read, not run again.
 Once every row is in, each scored model's NDS is set against full fine-tuning's on ``--draws`` draws of the
 validation keyframes with replacement (perception.eval.resampling): a second table in ``table.md`` and
-``resampled`` in ``table.json``, so that a difference smaller than the keyframes resolve shows as such.
+``resampled`` in ``table.json``, so that a difference smaller than the keyframes resolve shows as such. With
+``--seeds S ...`` it writes one such table a training seed (``seed_S/`` under ``--out``) and, across them,
+``seeds.md`` / ``seeds.json``: each row's NDS and car AP at every seed, their means, and its NDS against full
+fine-tuning's and scratch's at the same seed (on a few keyframes a seed moves NDS about as much as the methods
+differ).
 
     python tools/compare_finetuning.py configs/fusion_tiny_real.py checkpoints/fusion_tiny.pth \\
         --dataroot ../shared/fixtures/nuscenes-scene0916 --version v1.0-mini --split real_finetune \\
@@ -20,7 +24,7 @@ import argparse
 import json
 import os
 import time
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Callable, List, Mapping, Optional, Sequence, Tuple
 
 from mmengine.config import Config
 from nuscenes.nuscenes import NuScenes
@@ -169,10 +173,13 @@ def build_parser() -> argparse.ArgumentParser:
                         metavar="METHOD=RATE",
                         help="the peak learning rate of one method's runs (every rank), e.g. adapter=0.01; repeat "
                              "for more methods (default: the config's, as for training from scratch)")
-    parser.add_argument("--seed", type=int,
-                        help="every training run's seed (randomness.seed: initialisation, batch order, "
-                             "augmentation; default: the config's). On a few keyframes it moves NDS by about as much "
-                             "as the methods differ (benchmarks/RESULTS.md): run the table once a seed")
+    seeds = parser.add_mutually_exclusive_group()
+    seeds.add_argument("--seed", type=int,
+                       help="every training run's seed (randomness.seed: initialisation, batch order, "
+                            "augmentation; default: the config's). On a few keyframes it moves NDS by about as much "
+                            "as the methods differ (benchmarks/RESULTS.md)")
+    seeds.add_argument("--seeds", type=int, nargs="+", metavar="S",
+                       help="the whole table once a seed, into OUT/seed_S, then seeds.md / seeds.json across them")
     parser.add_argument("--draws", type=int, default=200,
                         help="keyframe draws for the NDS intervals against full fine-tuning (default 200, about 0.5 s "
                              "a draw per model on 12 real keyframes; 0: none)")
@@ -181,9 +188,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-@tool_main
-def main(argv: Optional[Sequence[str]] = None) -> List[dict]:
-    args = build_parser().parse_args(argv)
+def table_caption(args: argparse.Namespace, config: str, seeds: Sequence[int]) -> str:
+    """What the rows were trained on, with which budget, learning rates and training seeds (none: the config's)."""
+    return (f"{os.path.relpath(args.checkpoint)} adapted with {os.path.relpath(config)} on {args.split}, "
+            f"evaluated on {args.val_split} ({args.version}); every run {args.max_iters} iterations"
+            + ("" if args.time_budget_min is None else f", at most {args.time_budget_min:g} min")
+            + f"; learning rate {Config.fromfile(config).optim_wrapper.optimizer.lr:g}"
+            + "".join(f", {method} {rate:g}" for method, rate in dict(args.learning_rate).items())
+            + ("" if not seeds else f"; seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}") + ".")
+
+
+def compare_table(args: argparse.Namespace, argv: Sequence[str]) -> List[dict]:
+    """Every row of the table for ``args`` (one seed) into ``args.out``; returns the rows."""
     config, dataroot = resolve_config(args.config), resolve_path(args.dataroot)
     os.makedirs(args.out, exist_ok=True)
     budget = ["--max-iters", str(args.max_iters), "--no-validate"]
@@ -206,12 +222,7 @@ def main(argv: Optional[Sequence[str]] = None) -> List[dict]:
         return model, (time.time() - started) / 60.0
 
     rates = dict(args.learning_rate)
-    caption = (f"{os.path.relpath(args.checkpoint)} adapted with {os.path.relpath(config)} on {args.split}, "
-               f"evaluated on {args.val_split} ({args.version}); every run {args.max_iters} iterations"
-               + ("" if args.time_budget_min is None else f", at most {args.time_budget_min:g} min")
-               + f"; learning rate {Config.fromfile(config).optim_wrapper.optimizer.lr:g}"
-               + "".join(f", {method} {rate:g}" for method, rate in rates.items())
-               + ("" if args.seed is None else f"; seed {args.seed}") + ".")
+    caption = table_caption(args, config, [] if args.seed is None else [args.seed])
     settings = dict(config=os.path.abspath(config), checkpoint=os.path.abspath(args.checkpoint),
                     dataroot=os.path.abspath(dataroot), version=args.version, split=args.split,
                     val_split=args.val_split, max_iters=args.max_iters, time_budget_min=args.time_budget_min,
@@ -265,6 +276,68 @@ def main(argv: Optional[Sequence[str]] = None) -> List[dict]:
         text += "\n" + resampled_rows(rows, dataroot, args)
     print(text)
     return rows
+
+
+def seed_rows(tables: Mapping[int, Sequence[dict]]) -> List[dict]:
+    """Across the tables of each seed ({seed: rows}, the same rows in each): per row its NDS and car AP at each
+    seed, their means (None where a seed did not score it), and its NDS minus full fine-tuning's and scratch's at
+    the same seed (None where either is not scored)."""
+    by_seed = {seed: {entry["name"]: entry for entry in rows} for seed, rows in tables.items()}
+
+    def mean(values: Sequence[Optional[float]]) -> Optional[float]:
+        return None if None in values else sum(values) / len(values)
+
+    def minus(entries: Mapping[str, dict], name: str, reference: str) -> Optional[float]:
+        other = entries.get(reference, {}).get("NDS")
+        return None if entries[name]["NDS"] is None or other is None else entries[name]["NDS"] - other
+
+    summary = []
+    for name in (entry["name"] for entry in next(iter(tables.values()))):
+        nds = [entries[name]["NDS"] for entries in by_seed.values()]
+        car = [entries[name]["car_AP"] for entries in by_seed.values()]
+        summary.append(dict(name=name, seeds=list(by_seed), NDS=nds, NDS_mean=mean(nds), car_AP=car,
+                            car_AP_mean=mean(car),
+                            NDS_minus_full=[minus(entries, name, "full") for entries in by_seed.values()],
+                            NDS_minus_scratch=[minus(entries, name, "scratch") for entries in by_seed.values()]))
+    return summary
+
+
+def seeds_markdown(summary: Sequence[dict], caption: str) -> str:
+    """The caption, then one line per row of seed_rows: values at each seed joined by ' / ', and the means."""
+    def each(values: Sequence[Optional[float]]) -> str:
+        return " / ".join(format_number(value) for value in values)
+
+    seeds = " / ".join(str(seed) for seed in summary[0]["seeds"])
+    header = ["model", f"NDS, seed {seeds}", "NDS mean", "NDS - full", "NDS - scratch", f"car AP, seed {seeds}",
+              "car AP mean"]
+    lines = [[entry["name"], each(entry["NDS"]), format_number(entry["NDS_mean"]), each(entry["NDS_minus_full"]),
+              each(entry["NDS_minus_scratch"]), each(entry["car_AP"]), format_number(entry["car_AP_mean"])]
+             for entry in summary]
+    return f"{caption}\n\n{markdown_table(header, lines)}\n"
+
+
+@tool_main
+def main(argv: Optional[Sequence[str]] = None) -> List[dict]:
+    """One table (rows returned), or with --seeds one a seed and the summary across them (seed_rows returned)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.seeds is None:
+        return compare_table(args, argv)
+    if len(set(args.seeds)) < len(args.seeds):
+        parser.error(f"--seeds {' '.join(map(str, args.seeds))}: each seed once")
+    tables = {seed: compare_table(argparse.Namespace(**dict(vars(args), seed=seed,
+                                                            out=os.path.join(args.out, f"seed_{seed}"))), argv)
+              for seed in args.seeds}
+    summary = seed_rows(tables)
+    caption = table_caption(args, resolve_config(args.config), args.seeds)
+    text = seeds_markdown(summary, caption)
+    with open(os.path.join(args.out, "seeds.md"), "w") as handle:
+        handle.write(text)
+    with open(os.path.join(args.out, "seeds.json"), "w") as handle:
+        json.dump(dict(caption=caption, command=tool_command("compare_finetuning", argv), rows=summary), handle,
+                  indent=2)
+    print(text)
+    return summary
 
 
 if __name__ == "__main__":

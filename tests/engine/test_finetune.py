@@ -4,6 +4,7 @@ training starts."""
 import json
 import os
 import shutil
+from pathlib import Path
 
 import cv2
 import pytest
@@ -165,6 +166,52 @@ def test_comparison_table_covers_every_run_on_the_same_frames(base, synthetic_ro
     written = {name: os.stat(path).st_mtime_ns for name, path in models.items()}
     compare([*arguments, "--learning-rate", "head=0.004"])
     assert {name for name, path in models.items() if os.stat(path).st_mtime_ns != written[name]} == {"head"}
+
+
+def test_comparison_at_several_seeds_sets_each_row_against_full_and_scratch_seed_by_seed(base, synthetic_root,
+                                                                                        tmp_path):
+    from perception.cli.compare_finetuning import main as compare
+
+    trained_with, checkpoint = base
+    out = tmp_path / "seeds"
+    summary = compare([trained_with, checkpoint, "--dataroot", str(synthetic_root), "--version",
+                       TINY_WORLD["version"], "--split", "synth_train", "--val-split", "synth_val", "--max-iters", "1",
+                       "--lora-ranks", "1", "2", "--adapter-rank", "2", "--seeds", "3", "4", "--draws", "0",
+                       "--out", str(out)])
+    tables = {seed: {entry["name"]: entry for entry in json.load(open(out / f"seed_{seed}" / "table.json"))["rows"]}
+              for seed in (3, 4)}
+    assert [entry["name"] for entry in summary] == list(tables[3]) == list(tables[4])
+    assert json.load(open(out / "seeds.json"))["rows"] == summary
+    for seed, rows in tables.items():
+        assert rows["zero-shot"]["trained_parameters"] is None
+        for name in ("scratch", "full", "adapter r2"):
+            used = Config.fromfile(out / f"seed_{seed}" / name.replace(" ", "_") / "work" / Path(trained_with).name)
+            assert used.randomness.seed == seed
+    for entry in summary:
+        name = entry["name"]
+        assert entry["seeds"] == [3, 4]
+        assert entry["NDS"] == [tables[3][name]["NDS"], tables[4][name]["NDS"]]
+        assert entry["car_AP"] == [tables[3][name]["car_AP"], tables[4][name]["car_AP"]]
+        assert entry["NDS_mean"] == pytest.approx((entry["NDS"][0] + entry["NDS"][1]) / 2)
+        for key, reference in (("NDS_minus_full", "full"), ("NDS_minus_scratch", "scratch")):
+            assert entry[key] == pytest.approx([tables[seed][name]["NDS"] - tables[seed][reference]["NDS"]
+                                                for seed in (3, 4)])
+    markdown = (out / "seeds.md").read_text()
+    assert markdown.startswith(json.load(open(out / "seeds.json"))["caption"]) and "; seeds 3, 4." in markdown
+    assert "| model | NDS, seed 3 / 4 | NDS mean | NDS - full | NDS - scratch |" in markdown
+    assert markdown.count("\n| ") == len(summary) + 2
+
+
+@pytest.mark.parametrize("seeds, message", [(["--seed", "1", "--seeds", "2", "3"], "not allowed with argument"),
+                                            (["--seeds", "2", "2"], "--seeds 2 2: each seed once")])
+def test_comparison_refuses_seeds_it_cannot_tell_apart(seeds, message, capsys):
+    from perception.cli.compare_finetuning import main as compare
+
+    with pytest.raises(SystemExit) as exit_info:
+        compare(["config.py", "model.pth", "--dataroot", "d", "--version", "v", "--split", "a", "--val-split", "b",
+                 "--max-iters", "1", *seeds])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("value, message", [("adaptor=0.01", "the method must be one of full, head, lora, adapter"),
