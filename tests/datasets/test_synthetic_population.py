@@ -28,10 +28,10 @@ TINY_WORLD_ANNOTATION_MD5 = "b72446bd7950a6caad2907f91afa5725"
 TINY_WORLD_KEYFRAME_RADAR_POINTS = 1625
 TINY_WORLD_KEYFRAME_RADAR_SUMS = {"x": 38618.157, "y": 1149.544, "rcs": 19847.691, "vx_comp": -223.387,
                                   "vy_comp": -115.759}
-"""The radar files are pinned by their point count and the sums of their columns, not their bytes: open3d's ray
-caster (Embree) returns hit distances that differ in the last bit between CPU models, so the same world has other
-radar bytes on another host (seen on 2026-12-06: md5 070967f5... on the hosts before, 44b9a6b4... on a Xeon with
-AVX512-FP16). One ulp added to or taken from every ray's distance, at random, moves these sums by less than 0.001
+"""The radar files are pinned by their point count and the sums of their columns, not their bytes: the same world
+had other radar bytes on another host (seen on 2026-12-06: md5 070967f5... on the hosts before, 44b9a6b4... on a
+Xeon with AVX512-FP16), most likely the last bit of open3d's ray-casting distances (Embree picks its kernels by
+CPU). One ulp added to or taken from every ray's distance, at random, moves these sums by less than 0.001
 and keeps the point count; a change to the world moves them far more."""
 
 
