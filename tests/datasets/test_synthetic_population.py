@@ -22,8 +22,8 @@ TINY_WORLD_ANNOTATIONS = {
     "vehicle.motorcycle": 12, "vehicle.trailer": 12, "vehicle.truck": 12,
 }
 """Annotations per category of tests/conftest.py TINY_WORLD (2 scenes x 4 keyframes, seed 0), and below the md5 of
-its sample_annotation.json and the sums over its 40 keyframe radar files: written by the generator as it was before
-the population option (git HEAD of 2026-12-03), so the default world is pinned."""
+its sample_annotation.json as the generator wrote it before the population option (git HEAD of 2026-12-03), so the
+default world is pinned."""
 TINY_WORLD_ANNOTATION_MD5 = "b72446bd7950a6caad2907f91afa5725"
 TINY_WORLD_KEYFRAME_RADAR_POINTS = 1625
 TINY_WORLD_KEYFRAME_RADAR_SUMS = {"x": 38618.157, "y": 1149.544, "rcs": 19847.691, "vx_comp": -223.387,
@@ -31,8 +31,9 @@ TINY_WORLD_KEYFRAME_RADAR_SUMS = {"x": 38618.157, "y": 1149.544, "rcs": 19847.69
 """The radar files are pinned by their point count and the sums of their columns, not their bytes: the same world
 had other radar bytes on another host (seen on 2026-12-06: md5 070967f5... on the hosts before, 44b9a6b4... on a
 Xeon with AVX512-FP16), most likely the last bit of open3d's ray-casting distances (Embree picks its kernels by
-CPU). One ulp added to or taken from every ray's distance, at random, moves these sums by less than 0.001
-and keeps the point count; a change to the world moves them far more."""
+CPU). The values were read on that host from the generator unchanged since the pin (the annotations' md5 still
+matches). One ulp added to or taken from every ray's distance, at random, moves these sums by less than 0.001 and
+keeps the point count; a change to the world moves them far more."""
 
 
 def test_default_world_is_unchanged(synthetic_root):
