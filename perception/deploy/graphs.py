@@ -1,8 +1,8 @@
 """The detector's dense parts as ONNX graphs, and the detector rebuilt around them for ONNX Runtime.
 
-``BEVFusionDetector.dense_modules()`` names the submodules that hold all the weights and take and return tensors
-only (pillar feature nets, encoder convs, camera backbone + FPN and depth net, fuser, decoder, head branches, the
-planning head's layers);
+``BEVFusionDetector.dense_modules()`` names the submodules that hold all the weights the model runs with and take
+and return tensors only (pillar feature nets, encoder convs, camera backbone + FPN and depth net, fuser, decoder,
+head branches, the planning head's layers);
 ``export_graphs`` writes each as ``<module path>.onnx``, and the fuser, decoder and head once more as one graph,
 ``bev_network.onnx`` (BEV_NETWORK). ``load_onnx_detector`` builds the model from its config and puts an
 ``OnnxGraph`` (an ONNX Runtime session as a torch module) in place of each, or the one graph in place of those
@@ -146,8 +146,9 @@ class BEVNetwork(nn.Module):
 
 def check_export_covers(detector: BEVFusionDetector, config: Union[str, Path, Config]) -> None:
     """ValueError naming the config when some weights lie outside ``dense_modules()``: a part of the model that
-    these graphs do not cover."""
-    prefixes = tuple(f"{path}." for path in detector.dense_modules())
+    these graphs do not cover (the encoders of groups the model does not read never run and need none)."""
+    unread = tuple(f"encoders.{sensor}." for sensor in detector.encoders if sensor not in detector.sensors)
+    prefixes = tuple(f"{path}." for path in detector.dense_modules()) + unread
     outside = sorted({key.rsplit(".", 1)[0] for key in detector.state_dict() if not key.startswith(prefixes)})
     if outside:
         name = config.filename if isinstance(config, Config) else config

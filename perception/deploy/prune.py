@@ -65,11 +65,11 @@ def pruning_units(detector: BEVFusionDetector, scope: str) -> List[Tuple[nn.Modu
     if scope == "decoder_head":
         return [(decoder, "decoder", decoder_kept), head_unit]
     units = [(FuserDecoder(detector.fuser, decoder), "fuser", decoder_kept), head_unit]
-    if "camera" in detector.encoders:
+    if "camera" in detector.sensors:
         camera = detector.encoders["camera"]
         units.append((nn.Sequential(camera.backbone, camera.depth_net), "encoders.camera.backbone",
                       [camera.depth_net]))
-    if "radar" in detector.encoders:
+    if "radar" in detector.sensors:
         conv = detector.encoders["radar"].conv
         units.append((conv, "encoders.radar.conv", _convs(conv)[-1:]))
     return units
@@ -88,13 +88,13 @@ def pruned_widths(detector: BEVFusionDetector) -> Dict[str, dict]:
     widths (the prunable ones; the rest are the config's)."""
     decoder, head = detector.decoder, detector.head
     encoders = {}
-    if "camera" in detector.encoders:
+    if "camera" in detector.sensors:
         backbone = detector.encoders["camera"].backbone
         stages = (backbone.stage1, backbone.stage2, backbone.stage3, backbone.stage4)
         encoders["camera"] = {
             "backbone_widths": [_one_width([block[0] for block in stage], "backbone_widths") for stage in stages],
             "fpn_channels": _one_width([backbone.lateral8, backbone.lateral16, backbone.output[0]], "fpn_channels")}
-    if "radar" in detector.encoders:
+    if "radar" in detector.sensors:
         encoders["radar"] = {"hidden_channels": detector.encoders["radar"].conv[0].out_channels}
     return {"encoders": encoders,
             "fuser": {"out_channels": detector.fuser.conv[0].out_channels},

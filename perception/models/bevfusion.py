@@ -94,11 +94,13 @@ class BEVFusionDetector(BaseModel):
         return self.read_sensors
 
     def dense_modules(self) -> Dict[str, nn.Module]:
-        """Module path -> submodule, for the submodules that hold all the network's weights (the planning head's
-        too, when the model has one) and take and return tensors only (what perception.deploy exports as graphs);
-        around them, kernels and glue with no weights."""
+        """Module path -> submodule, for the submodules that hold all the weights the network runs with (the
+        planning head's too, when the model has one; not the encoders of groups it does not read, which never run)
+        and take and return tensors only (what perception.deploy exports as graphs); around them, kernels and glue
+        with no weights."""
         parts = {f"encoders.{sensor}.{name}": getattr(encoder, name)
-                 for sensor, encoder in self.encoders.items() for name in encoder.dense_parts}
+                 for sensor, encoder in self.encoders.items() if sensor in self.read_sensors
+                 for name in encoder.dense_parts}
         parts.update(fuser=self.fuser, decoder=self.decoder)
         parts.update({f"head.{name}": getattr(self.head, name) for name in CenterHead.dense_parts})
         if self.planning_head is not None:

@@ -77,6 +77,22 @@ def test_onnxruntime_matches_torch(exported):
         assert np.array_equal(a_rows[np.lexsort(a_rows.T)], b_rows[np.lexsort(b_rows.T)])
 
 
+def test_a_model_that_does_not_read_the_cameras_exports_and_runs_without_their_graphs(exported, tmp_path):
+    config, checkpoint, _ = exported
+    no_cameras = tmp_path / "no_cameras.py"
+    no_cameras.write_text(open(config).read().replace("image_size=", "sensors=['lidar', 'radar'], image_size="))
+    torch_detector = load_detector(str(no_cameras), checkpoint)
+    files = export_graphs(torch_detector, str(no_cameras), checkpoint, tmp_path / "graphs",
+                          torch_detector.batch_from_frames([make_frame(0)]))
+    assert {path.split(".")[1] for path in files if path.startswith("encoders.")} == {"lidar", "radar"}
+    onnx_detector = load_backend("onnxruntime", str(no_cameras), onnx_dir=tmp_path / "graphs")
+    frames = [make_frame(1)]  # it carries the cameras; neither model reads them
+    reference = outputs(torch_detector, frames)
+    assert reference["heatmap"].abs().max() > 0
+    for name, error in output_error(reference, outputs(onnx_detector, frames)).items():
+        assert error < 1e-4, name
+
+
 def test_int8_graphs_run_and_stay_near_float(exported, tmp_path):
     config, _, folder = exported
     calibration = load_onnx_detector(config, folder)

@@ -15,8 +15,9 @@ from perception.deploy.graphs import example_batch, export_graphs, load_onnx_det
 from perception.deploy.prune import dense_flops, prune_detector, pruned_widths, scope_flops  # noqa: E402
 from perception.engine.checkpoint import save_checkpoint  # noqa: E402
 from perception.models import load_detector, model_inputs  # noqa: E402
+from perception.models.bevfusion import BEVFusionDetector  # noqa: E402
 from tests.deploy.test_deploy import write_model  # noqa: E402
-from tests.models.helpers import make_frame, tiny_model  # noqa: E402
+from tests.models.helpers import make_frame, tiny_model, tiny_model_config  # noqa: E402
 
 TINY_WIDTHS = {"encoders": {"camera": {"backbone_widths": [4, 8, 8, 8], "fpn_channels": 8},
                             "radar": {"hidden_channels": 4}},
@@ -104,6 +105,17 @@ def test_decoder_head_scope_prunes_those_alone():
     widths = pruned_widths(pruned)
     assert (widths["encoders"], widths["fuser"]) == (TINY_WIDTHS["encoders"], TINY_WIDTHS["fuser"])
     assert all(width < 16 for width in leaves([widths["decoder"], widths["head"]]))
+
+
+def test_a_model_that_does_not_read_the_cameras_prunes_what_it_reads():
+    torch.manual_seed(0)
+    model = BEVFusionDetector(**tiny_model_config(), sensors=("lidar", "radar")).eval()
+    batch = model.batch_from_frames([make_frame(0, cameras=False)])
+    pruned = prune_detector(model, batch, 0.5, "all")
+    assert 0.35 <= scope_flops(pruned, batch, "all") / scope_flops(model, batch, "all") <= 0.5
+    assert "camera" not in pruned_widths(pruned)["encoders"]
+    camera_before, camera_after = model.encoders["camera"].state_dict(), pruned.encoders["camera"].state_dict()
+    assert all(torch.equal(camera_after[key], value) for key, value in camera_before.items())
 
 
 def test_ratio_zero_is_the_model_and_bad_arguments_are_named():
