@@ -168,18 +168,24 @@ def head_output_layers(detector: nn.Module) -> Tuple[str, ...]:
     return detection + (PLANNING_OUTPUT_LAYERS if len(task_heads(detector)) > 1 else ())
 
 
-def select_layers(model: nn.Module, prefixes: Sequence[str], types: Tuple[type, ...], exclude: Sequence[str] = ()
-                  ) -> Dict[str, nn.Module]:
-    """The modules of ``types`` named ``prefix`` or under ``prefix.`` for some prefix, minus ``exclude``. Raises
-    ValueError naming a prefix that selects nothing."""
+def is_under(name: str, prefixes: Sequence[str]) -> bool:
+    """Whether module name ``name`` is one of ``prefixes`` or lies under one (``prefix.``)."""
+    return any(name == prefix or name.startswith(prefix + ".") for prefix in prefixes)
+
+
+def select_layers(model: nn.Module, prefixes: Sequence[str], types: Tuple[type, ...], exclude: Sequence[str] = (),
+                  skip_under: Sequence[str] = ()) -> Dict[str, nn.Module]:
+    """The modules of ``types`` named ``prefix`` or under ``prefix.`` for some prefix, minus ``exclude`` and those
+    under ``skip_under``. Raises ValueError naming a prefix that selects nothing."""
     chosen = {}
     for prefix in prefixes:
         found = {name: module for name, module in model.named_modules()
-                 if isinstance(module, types) and (name == prefix or name.startswith(prefix + "."))
-                 and name not in exclude}
+                 if isinstance(module, types) and is_under(name, [prefix]) and name not in exclude
+                 and not is_under(name, skip_under)}
         if not found:
+            skipped = f" outside {', '.join(skip_under)} (not read)" if skip_under else ""
             raise ValueError(f"prefix {prefix!r} selects no {' / '.join(t.__name__ for t in types)} layer of the "
-                             f"model (names look like 'decoder.stage1.0')")
+                             f"model{skipped} (names look like 'decoder.stage1.0')")
         chosen.update(found)
     return chosen
 
@@ -194,20 +200,32 @@ def max_rank(layer: nn.Module, method: str) -> int:
     return min(layer.in_channels // layer.groups * layer.kernel_size[0] * layer.kernel_size[1], layer.out_channels)
 
 
-def unread_encoders(model: nn.Module) -> List[nn.Module]:
-    """The encoders of a BEVFusionDetector for sensors it does not read (``sensors``); none for other modules."""
+def unread_encoder_names(model: nn.Module) -> List[str]:
+    """Module names of a BEVFusionDetector's encoders for sensors it does not read (``sensors``); none for other
+    modules."""
     sensors = getattr(model, "sensors", None)
-    return [] if sensors is None else [encoder for sensor, encoder in model.encoders.items() if sensor not in sensors]
+    return [] if sensors is None else [f"encoders.{sensor}" for sensor in model.encoders if sensor not in sensors]
+
+
+def unread_encoders(model: nn.Module) -> List[nn.Module]:
+    """The encoders of unread_encoder_names."""
+    return [model.get_submodule(name) for name in unread_encoder_names(model)]
 
 
 def prepare_fine_tuning(detector: nn.Module, spec: FineTuningSpec) -> ParameterCount:
     """Sets up ``detector`` (trained weights loaded) for ``spec`` in place: freezes, adds LoRA / adapters, holds the
     BatchNorm statistics. Raises ValueError for a target or a frozen prefix that selects nothing, or a rank larger
-    than a layer, before changing anything."""
+    than a layer, before changing anything. Targets skip the encoders the detector does not read; the default
+    targets leave out the parts it lacks (a LiDAR-only model has no radar encoder)."""
     outputs = head_output_layers(detector)
     frozen = select_layers(detector, spec.frozen, (nn.Module,))
+    unread = unread_encoder_names(detector)
+    prefixes = spec.layer_prefixes
+    if spec.targets is None:
+        modules = dict(detector.named_modules())
+        prefixes = tuple(prefix for prefix in prefixes if prefix in modules and not is_under(prefix, unread))
     layer_types = LORA_LAYER_TYPES if spec.method == "lora" else ADAPTER_LAYER_TYPES
-    layers = select_layers(detector, spec.layer_prefixes, layer_types, exclude=outputs) if spec.layer_prefixes else {}
+    layers = select_layers(detector, prefixes, layer_types, exclude=outputs, skip_under=unread) if prefixes else {}
     for name, layer in layers.items():
         if spec.rank > max_rank(layer, spec.method):
             raise ValueError(f"rank {spec.rank} is larger than layer {name} allows ({layer}: at most "
@@ -230,8 +248,8 @@ def prepare_fine_tuning(detector: nn.Module, spec: FineTuningSpec) -> ParameterC
     if spec.method in DEFAULT_TARGETS:
         for name in outputs:
             detector.get_submodule(name).requires_grad_(True)
-    for module in [*unread_encoders(detector), *frozen.values()]:
-        module.requires_grad_(False)
+    for name in [*unread, *frozen]:  # looked up again: LoRA and adapters wrap the layers they were given
+        detector.get_submodule(name).requires_grad_(False)
     for module in detector.modules():
         if type(module) in HELD_NORMS:
             trains = any(p.requires_grad for p in module.parameters())
@@ -318,5 +336,5 @@ def fine_tuned_detector(detector: Mapping, checkpoint: str, config: str, method:
 
 __all__ = ["ADAPTER_LAYER_TYPES", "DEFAULT_TARGETS", "FineTuningSpec", "HeldBatchNorm1d", "HeldBatchNorm2d",
            "LORA_LAYER_TYPES", "METHODS", "ParameterCount", "ResidualInputAdapter", "count_parameters",
-           "fine_tuned_detector", "fold", "folded_state_dict", "head_output_layers", "max_rank",
-           "prepare_fine_tuning", "select_layers", "unread_encoders"]
+           "fine_tuned_detector", "fold", "folded_state_dict", "head_output_layers", "is_under", "max_rank",
+           "prepare_fine_tuning", "select_layers", "unread_encoder_names", "unread_encoders"]

@@ -150,6 +150,28 @@ def test_frozen_prefixes_do_not_train_whatever_the_method(batch):
                                        if not name.startswith("planning_head.")}
 
 
+@pytest.mark.parametrize("method", ["lora", "adapter"])
+def test_a_frozen_layer_that_the_method_adapts_does_not_train(method):
+    model = tiny_model()
+    prepare_fine_tuning(model, FineTuningSpec(method, rank=2, targets=("head.shared.0", "decoder.stage1.0"),
+                                              frozen=("head.shared.0",)))
+    trained = trained_names(model)
+    assert any(name.startswith("decoder.stage1.0.") for name in trained)  # its adapted sibling trains
+    assert not any(name.startswith("head.shared.0.") for name in trained)
+
+
+def test_default_targets_fit_a_model_with_one_sensor_and_skip_unread_encoders():
+    lidar_only = BEVFusionDetector(**tiny_model_config(sensors=("lidar",)))
+    prepare_fine_tuning(lidar_only, FineTuningSpec("lora", rank=2))
+    assert any(name.startswith("encoders.lidar.") and ".lora_" in name for name in trained_names(lidar_only))
+    no_cameras = BEVFusionDetector(**tiny_model_config(), sensors=["lidar", "radar"])
+    with pytest.raises(ValueError, match=r"prefix 'encoders.camera' selects no .* outside encoders.camera \(not "):
+        prepare_fine_tuning(no_cameras, FineTuningSpec("lora", rank=2, targets=("encoders.camera",)))
+    prepare_fine_tuning(no_cameras, FineTuningSpec("lora", rank=2, targets=("encoders",)))
+    adapted = {name.split(".")[1] for name, _ in no_cameras.named_parameters() if ".lora_" in name}
+    assert adapted == {"lidar", "radar"}
+
+
 def test_update_norm_stats_lets_trainable_norms_update(batch):
     model = tiny_model()
     prepare_fine_tuning(model, FineTuningSpec("head", update_norm_stats=True))
