@@ -19,7 +19,7 @@ class NuScenesDetectionMetric(BaseMetric):
     """NDS, mAP and the five TP errors (mATE ... mAAE) of the predictions on ``split`` of ``dataroot``/``version``.
 
     Every sample of the split must have been predicted (the devkit evaluates whole splits). ``out_dir``: where the
-    submission and the devkit's summaries go (a temporary folder when None).
+    submission and the devkit's summaries go (a temporary folder, removed afterwards, when None).
     """
 
     default_prefix = "nuscenes"
@@ -37,11 +37,12 @@ class NuScenesDetectionMetric(BaseMetric):
 
     def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
         nusc = NuScenes(version=self.version, dataroot=self.dataroot, verbose=False)
-        out_dir = self.out_dir or tempfile.mkdtemp(prefix="nuscenes_eval_")
         boxes_by_sample = {result["sample_token"]: result["boxes"] for result in results}
         sensors = results[0]["sensors"] if results else ()
-        evaluation = evaluate_submission(nusc, self.split, boxes_by_sample, sensors,
-                                         os.path.join(out_dir, "submission.json"))
+        with tempfile.TemporaryDirectory(prefix="nuscenes_eval_") as scratch:
+            out_dir = self.out_dir or scratch
+            evaluation = evaluate_submission(nusc, self.split, boxes_by_sample, sensors,
+                                             os.path.join(out_dir, "submission.json"))
         if evaluation is None:
             raise ValueError(f"validation on {self.split}: {self.version} at {self.dataroot} has no annotations")
         metrics = evaluation.metrics
