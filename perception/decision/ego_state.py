@@ -36,7 +36,8 @@ class EgoState:
 
         Speed and yaw rate: the backward difference over poses[index - 1] and poses[index], the displacement
         projected on the heading at ``poses[index]``; acceleration: the difference of the speeds of the last two
-        intervals over the time between their midpoints. Degradation at the first pose of a log (no earlier pose):
+        intervals (each projected on the heading at its own end, so that a turn at constant speed reads none) over
+        the time between their midpoints. Degradation at the first pose of a log (no earlier pose):
         no motion is known, so speed and yaw rate are 0 and the acceleration None.
         """
         if not poses:
@@ -53,18 +54,18 @@ class EgoState:
         times_us = times_us[-len(past):]
         if len(past) == 1:
             return cls(0.0, 0.0, None)
-        heading = past[-1].ego_to_global.rotation[:2, 0]
-        heading = heading / np.linalg.norm(heading)
-        speed, yaw_rate = _interval_motion(past[-2], past[-1], heading)
+        speed, yaw_rate = _interval_motion(past[-2], past[-1])
         acceleration = None
         if len(past) == 3:
-            speed_before, _ = _interval_motion(past[0], past[1], heading)
+            speed_before, _ = _interval_motion(past[0], past[1])
             acceleration = (speed - speed_before) / ((times_us[2] - times_us[0]) * 1e-6 / 2)
         return cls(float(speed), float(yaw_rate), None if acceleration is None else float(acceleration))
 
 
-def _interval_motion(start: EgoPose, end: EgoPose, heading_xy: np.ndarray) -> Tuple[float, float]:
-    """Mean speed along ``heading_xy`` (2,) [m/s] and mean yaw rate [rad/s] between two poses."""
+def _interval_motion(start: EgoPose, end: EgoPose) -> Tuple[float, float]:
+    """Mean speed along the heading at ``end`` [m/s] and mean yaw rate [rad/s] between two poses."""
+    heading_xy = end.ego_to_global.rotation[:2, 0]
+    heading_xy = heading_xy / np.linalg.norm(heading_xy)
     duration_s = (end.timestamp_us - start.timestamp_us) * 1e-6
     displacement = end.ego_to_global.translation[:2] - start.ego_to_global.translation[:2]
     yaw_change = math.remainder(end.ego_to_global.yaw - start.ego_to_global.yaw, 2 * math.pi)

@@ -61,6 +61,7 @@ def test_circle_gives_the_yaw_rate_and_a_chord_speed():
     assert state.yaw_rate_rps == pytest.approx(rate)
     # the chord over 0.5 s (0.2 rad) projected on the heading at its end: 2 r sin(0.1) cos(0.1) / 0.5
     assert state.speed_mps == pytest.approx(2 * radius * math.sin(0.1) * math.cos(0.1) / 0.5)
+    assert EgoState.from_poses(poses, 2).acceleration_mps2 == pytest.approx(0.0, abs=1e-9)  # constant speed
 
 
 def test_reversing_is_negative():
