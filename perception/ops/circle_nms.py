@@ -28,7 +28,7 @@ def _score_order(scores: Array) -> Array:
 
 def _keep_reference(centers: np.ndarray, order: np.ndarray, radius_sq: float, max_keep: int) -> np.ndarray:
     suppressed = np.zeros(len(order), bool)
-    ordered = centers[order].astype(np.float64)
+    ordered = centers[order, :2].astype(np.float64)  # the BEV plane: x, y
     keep = []
     for rank in range(len(order)):
         if len(keep) == max_keep:

@@ -114,7 +114,7 @@ def test_points_in_boxes_cuda():
 @pytest.mark.parametrize("max_keep", [None, 5, 0])
 def test_circle_nms_cuda(max_keep):
     rng = np.random.default_rng(3)
-    centers = rng.uniform(-6, 6, (140, 2))  # 140 > 2 * 64: three mask words per row
+    centers = rng.uniform(-6, 6, (140, 3))  # 140 > 2 * 64: three mask words per row; x, y and a height
     centers[10:15] = centers[0]
     scores = np.round(rng.uniform(0, 1, 140), 1)  # ties
     np.testing.assert_array_equal(circle_nms(centers, scores, 1.2, max_keep, backend="cuda"),

@@ -26,7 +26,7 @@ def centerpoint_circle_nms(centers: np.ndarray, scores: np.ndarray, thresh: floa
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_circle_nms_matches_centerpoint_loop(backend, seed):
     rng = np.random.default_rng(seed)
-    centers = rng.uniform(-10, 10, (300, 2))
+    centers = rng.uniform(-10, 10, (300, 3))  # x, y and a height that the BEV distance ignores
     scores = np.round(rng.uniform(0, 1, 300), 2)  # many ties
     centers[10:20] = centers[0]  # duplicates
     radius = 1.5
