@@ -117,6 +117,9 @@ def _parse_pcd_header(path: str, lines: Sequence[str]) -> Dict[str, list]:
         raise CorruptFileError(path, f"only binary PCD data is supported, got DATA {header['DATA']}")
     if header["HEIGHT"] != ["1"] or any(c != "1" for c in header["COUNT"]):
         raise CorruptFileError(path, "only unorganised PCD (HEIGHT 1, COUNT 1) is supported")
+    lengths = {key: len(header[key]) for key in ("SIZE", "TYPE", "COUNT")}
+    if set(lengths.values()) != {len(RADAR_PCD_FIELDS)}:
+        raise CorruptFileError(path, f"PCD header gives {lengths} entries for its {len(RADAR_PCD_FIELDS)} fields")
     return header
 
 

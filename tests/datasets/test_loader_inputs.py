@@ -81,6 +81,13 @@ def test_truncated_or_foreign_radar_file_names_the_file(tmp_path):
     foreign.write_bytes(source.replace(b"FIELDS x y z dyn_prop", b"FIELDS x y z dynprop_"))
     with pytest.raises(ValueError, match="foreign.pcd: radar PCD fields"):
         read_radar_pcd(str(foreign))
+    short_header = tmp_path / "short_header.pcd"
+    header_end = source.index(b"DATA binary")
+    header = source[:header_end].decode("ascii")
+    sizes = next(line for line in header.splitlines() if line.startswith("SIZE"))
+    short_header.write_bytes(header.replace(sizes, sizes.rsplit(" ", 1)[0]).encode() + source[header_end:])
+    with pytest.raises(CorruptFileError, match="short_header.pcd: PCD header gives .*'SIZE': 17"):
+        read_radar_pcd(str(short_header))
     with pytest.raises(ValueError, match="not a PCD file"):
         (tmp_path / "empty.pcd").write_bytes(b"")
         read_radar_pcd(str(tmp_path / "empty.pcd"))
