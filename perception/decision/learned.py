@@ -109,6 +109,17 @@ def plan_maneuver(trajectory: np.ndarray, head_maneuver: Maneuver, past_poses: S
     return head_maneuver if head_maneuver.is_braking and not labelled.is_braking else labelled
 
 
+def checked_plan(trajectory: np.ndarray, head_maneuver: Maneuver, boxes: Boxes3D, ego: EgoState,
+                 past_poses: Sequence[EgoPose], config: PlannerConfig = PlannerConfig(),
+                 agent_accelerations_mps2: Optional[np.ndarray] = None, lanes: Optional[LaneCentres] = None
+                 ) -> Tuple[Maneuver, Decision]:
+    """A learned plan (``trajectory`` (T, 2) [m] and the network's ``head_maneuver``) as learned_decision takes it:
+    its plan_maneuver, and the plan with that maneuver through the safety layer (check_plan)."""
+    maneuver = plan_maneuver(trajectory, head_maneuver, past_poses, boxes, config, lanes=lanes)
+    return maneuver, check_plan(trajectory, maneuver, boxes, ego, config,
+                                agent_accelerations_mps2=agent_accelerations_mps2)
+
+
 def learned_decision(outputs: PlanningOutputs, boxes: Boxes3D, ego: EgoState, past_poses: Sequence[EgoPose],
                      config: PlannerConfig = PlannerConfig(),
                      agent_accelerations_mps2: Optional[np.ndarray] = None,
@@ -119,8 +130,8 @@ def learned_decision(outputs: PlanningOutputs, boxes: Boxes3D, ego: EgoState, pa
     their tracked accelerations when given): kept with the closest agent's gap and TTC as its reason, or refused /
     vetoed with why."""
     trajectory, head_maneuver = trajectory_and_maneuver(outputs)
-    maneuver = plan_maneuver(trajectory, head_maneuver, past_poses, boxes, config, lanes=lanes)
-    return check_plan(trajectory, maneuver, boxes, ego, config, agent_accelerations_mps2=agent_accelerations_mps2)
+    return checked_plan(trajectory, head_maneuver, boxes, ego, past_poses, config, agent_accelerations_mps2,
+                        lanes)[1]
 
 
 @torch.no_grad()

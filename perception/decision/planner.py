@@ -254,7 +254,7 @@ def assess_frame(boxes: Boxes3D, ego: EgoState, config: PlannerConfig,
     return FrameAssessment(kept, agents, speed, assessment, left_ok, right_ok, ttc)
 
 
-# Read best whole (81 lines): the rule cascade (urgent brake or stop, lane clear, queued stop, overtake, follow)
+# Read best whole: the rule cascade (urgent brake or stop, lane clear, queued stop, overtake, follow)
 # reads top to bottom in the order the rules take precedence, each branch returning its decision.
 def decide(boxes: Boxes3D, ego: EgoState, config: PlannerConfig = PlannerConfig(),
            agent_yaw_rates_rps: Optional[np.ndarray] = None, agent_accelerations_mps2: Optional[np.ndarray] = None

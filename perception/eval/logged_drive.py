@@ -22,13 +22,13 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 from nuscenes.nuscenes import NuScenes
 
-from perception.datasets.ego_log import ego_track, keyframe_lidar_pose, past_ego_poses
+from perception.datasets.ego_log import ego_track, keyframe_lidar_pose
 from perception.datasets.ground_truth import sample_ground_truth
 from perception.datasets.lane_map import keyframe_lanes
 from perception.datasets.maneuver_labels import logged_maneuver
 from perception.decision import Decision, EgoState, PlannerConfig, decide
 from perception.decision.baselines import constant_velocity_plan
-from perception.decision.learned import ego_history, ego_mlp_plan, plan_maneuver, trajectory_and_maneuver
+from perception.decision.learned import checked_plan, ego_history, ego_mlp_plan, trajectory_and_maneuver
 from perception.decision.safety import check_plan
 from perception.decision.tracking import AgentTracker, TrackedAgents, TrackerConfig
 from perception.eval.decision_metrics import CONSTANT_VELOCITY, LoggedFuture, PlannedFrame
@@ -67,9 +67,10 @@ def _bracket(timestamps_us: np.ndarray, time_us: int, tolerance_us: int) -> Opti
 
 
 def ego_state_at_sample(nusc: NuScenes, sample_token: str) -> EgoState:
-    """The ego state at a keyframe from the poses up to it only (``past_ego_poses``: the LIDAR_TOP sweeps when
-    present, else the earlier keyframes, else the keyframe's own earlier records of other sensors)."""
-    return EgoState.from_poses(past_ego_poses(nusc, sample_token))
+    """The ego state at a keyframe from the poses up to it only (``ego_history``, the poses the learned planners
+    read: the LIDAR_TOP sweeps when present, else the earlier keyframes, else the keyframe's own earlier records of
+    other sensors)."""
+    return EgoState.from_poses(ego_history(nusc, sample_token))
 
 
 def _interpolate_boxes(before: Tuple[Boxes3D, List[str]], after: Tuple[Boxes3D, List[str]], alpha: float) -> Boxes3D:
@@ -154,7 +155,7 @@ def planned_frame_for_sample(nusc: NuScenes, sample_token: str, predicted_boxes:
     config's steps and its ``logged_maneuver`` label."""
     past_poses = ego_history(nusc, sample_token)
     lanes = keyframe_lanes(nusc, sample_token, past_poses[-1].ego_to_global.inverse())  # None without a lane map
-    ego = EgoState.from_poses(past_poses)  # = ego_state_at_sample: from_poses reads the last three poses
+    ego = EgoState.from_poses(past_poses)  # ego_state_at_sample
     truth = sample_ground_truth(nusc, sample_token, keyframe_lidar_pose(nusc, sample_token).ego_to_global).boxes
     accelerations = agent_accelerations_mps2
     on_detections = decide(predicted_boxes, ego, config, agent_accelerations_mps2=accelerations)
@@ -164,20 +165,21 @@ def planned_frame_for_sample(nusc: NuScenes, sample_token: str, predicted_boxes:
              RULES_ON_GROUND_TRUTH: (on_truth.trajectory, on_truth.maneuver)}
     if ego_mlp is not None:
         trajectory, head_maneuver = ego_mlp_plan(ego_mlp, past_poses)
-        maneuver = plan_maneuver(trajectory, head_maneuver, past_poses, predicted_boxes, config, lanes=lanes)
-        checked = check_plan(trajectory, maneuver, predicted_boxes, ego, config,
-                             agent_accelerations_mps2=accelerations)
+        maneuver, checked = checked_plan(trajectory, head_maneuver, predicted_boxes, ego, past_poses, config,
+                                         accelerations, lanes)
         plans.update({EGO_MLP: (trajectory, maneuver), EGO_MLP_WITH_SAFETY: (checked.trajectory, checked.maneuver)})
     if with_learned:
-        trajectory, maneuver = plans[CONSTANT_VELOCITY][0], Maneuver.KEEP_LANE
-        if learned_plan is not None:
+        if learned_plan is None:
+            trajectory, maneuver = plans[CONSTANT_VELOCITY][0], Maneuver.KEEP_LANE
+            checked = check_plan(trajectory, maneuver, predicted_boxes, ego, config,
+                                 agent_accelerations_mps2=accelerations)
+        else:
             trajectory, head_maneuver = trajectory_and_maneuver(learned_plan)
             if trajectory.shape != (config.horizon_steps, 2):
                 raise ValueError(f"sample {sample_token}: the learned plan has shape {trajectory.shape}, the "
                                  f"planner config asks for ({config.horizon_steps}, 2)")
-            maneuver = plan_maneuver(trajectory, head_maneuver, past_poses, predicted_boxes, config, lanes=lanes)
-        checked = check_plan(trajectory, maneuver, predicted_boxes, ego, config,
-                             agent_accelerations_mps2=accelerations)
+            maneuver, checked = checked_plan(trajectory, head_maneuver, predicted_boxes, ego, past_poses, config,
+                                             accelerations, lanes)
         plans.update({LEARNED: (trajectory, maneuver), LEARNED_WITH_SAFETY: (checked.trajectory, checked.maneuver)})
     future = logged_future(nusc, sample_token, config.horizon_steps, config.step_s)
     return PlannedFrame(future, logged_maneuver(nusc, sample_token), plans)

@@ -45,7 +45,7 @@ def decision_report_markdown(decisions: dict) -> str:
         "the logged drive. Every planner is graded against the logged drive, on the same keyframes. UniAD: the value "
         "at exactly t; ST-P3 / VAD: the mean over the steps 0.5 s .. t. \"logged\" is the logged drive itself.", "",
         "### Open-loop planning: L2 to the logged ego positions (m)", "",
-        f"| planner | {header} | frames at 1s / 2s / 3s |", "| --- |" + " ---: |" * (2 * len(horizons) + 1)]
+        f"| planner | {header} | frames at {' / '.join(horizons)} |", "| --- |" + " ---: |" * (2 * len(horizons) + 1)]
     planners = decisions["planners"]
     for name, grades in planners.items():
         values = [format_number(grades[key][h], 2) for key in ("l2_uniad_m", "l2_stp3_m") for h in horizons]
@@ -63,7 +63,7 @@ def decision_report_markdown(decisions: dict) -> str:
             cells = [_ratio_cell(by_convention[convention][h]) for convention in ("uniad", "stp3") for h in horizons]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines += ["", "### Open-loop planning: collision rate with the ground-truth boxes", "",
-              f"| planner | {header} | frames at 1s / 2s / 3s |", "| --- |" + " ---: |" * (2 * len(horizons) + 1)]
+              f"| planner | {header} | frames at {' / '.join(horizons)} |", "| --- |" + " ---: |" * (2 * len(horizons) + 1)]
     for name, grades in planners.items():
         values = [format_number(grades[key][h]) for key in ("collision_uniad", "collision_stp3") for h in horizons]
         counts = " / ".join(str(grades["num_frames"]["collision"][h]) for h in horizons)

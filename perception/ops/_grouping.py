@@ -94,7 +94,7 @@ def _group_chunk(keys, start, stop, capacity, table, bits, chunk_group, chunk_ra
     return num_groups
 
 
-# Read best whole (81 lines): its two phases, grouping each chunk and merging the later chunks into the first,
+# Read best whole: its two phases, grouping each chunk and merging the later chunks into the first,
 # share a dozen arrays that a split would pass back and forth.
 @numba.njit(parallel=True, cache=True)
 def group_keys_cpu(keys, max_groups, num_chunks):

@@ -47,6 +47,10 @@ NOMINAL_PERIOD_S = {"lidar": 1 / 20, "radar": 1 / 13, "camera": 1 / 12}
 newest sweep: every sweep the loader would take when none is missing, while a sensor that dropped messages or
 stalled, or a data set without sweeps between keyframes (the real test fixture), drags in nothing older."""
 
+LIDAR_HISTORY_KEPT_S = 2 * EGO_FEATURE_HISTORY_S
+"""How far back from the newest LiDAR message its poses are kept: recent_poses reads EGO_FEATURE_HISTORY_S before a
+frame's key, which lies behind the newest message (the sync window, a backlog of skipped frames)."""
+
 CAMERA_FALLBACK_DEPTH = 2
 """Images kept per camera: the newest and one fallback for when the newest file turns out corrupt."""
 
@@ -167,7 +171,7 @@ class StreamingState:
         if channel == LIDAR_CHANNEL:
             history = self._lidar_history
             history.append(message)
-            while message.timestamp_us - history[0].timestamp_us > EGO_FEATURE_HISTORY_S * 1e6:
+            while message.timestamp_us - history[0].timestamp_us > LIDAR_HISTORY_KEPT_S * 1e6:
                 history.popleft()
         return True
 
@@ -181,7 +185,8 @@ class StreamingState:
         increasing timestamps: no duplicate or out-of-order message is kept): what a causal ego-state estimate
         may use. Where none precedes ``key``, the earliest pose of the other channels' buffered messages stamped
         within OTHER_SENSORS_BEFORE_S before it comes first (perception.datasets.ego_log.past_ego_poses' rule)."""
-        poses = [m.ego_pose for m in self._lidar_history if m.timestamp_us <= key.timestamp_us]
+        start_us = key.timestamp_us - int(round(EGO_FEATURE_HISTORY_S * 1e6))
+        poses = [m.ego_pose for m in self._lidar_history if start_us <= m.timestamp_us <= key.timestamp_us]
         if len(poses) == 1:
             start_us = key.timestamp_us - OTHER_SENSORS_BEFORE_S * 1e6
             earlier = [m for channel, buffer in self._buffers.items() if channel != LIDAR_CHANNEL for m in buffer

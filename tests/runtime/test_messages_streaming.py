@@ -12,6 +12,7 @@ from perception.datasets.ego_log import past_ego_poses
 from perception.datasets.ground_truth import sample_ground_truth
 from perception.datasets.loader import load_frame
 from perception.decision.learned import EGO_FEATURE_HISTORY_S
+from perception.geometry import EgoPose, RigidTransform
 from perception.runtime.faults import FaultPlan, inject_faults
 from perception.runtime.messages import message_order_key, scene_messages
 from perception.runtime.streaming import StreamingState
@@ -88,6 +89,9 @@ def test_streamed_keyframe_lidar_equals_the_loader(dataset, request):
                                    atol=1e-12)
         np.testing.assert_allclose(frame.gt_boxes.centers, reference.gt_boxes.centers, atol=1e-9)
         assert status.stale == () and status.ages_s[LIDAR_CHANNEL] == 0.0
+        # the ego's past as the tables give it, though a later sweep arrived within the window
+        past = past_ego_poses(nusc, key.sample_token, EGO_FEATURE_HISTORY_S)
+        assert [p.timestamp_us for p in state.recent_poses(key)] == [p.timestamp_us for p in past]
 
 
 def test_streamed_keyframe_equals_the_loader_everywhere_on_the_real_fixture(nusc_real):
@@ -109,6 +113,20 @@ def test_streamed_keyframe_equals_the_loader_everywhere_on_the_real_fixture(nusc
         past = past_ego_poses(nusc_real, key.sample_token, EGO_FEATURE_HISTORY_S)
         assert [p.timestamp_us for p in state.recent_poses(key)] == [p.timestamp_us for p in past]
         assert len(past) > 1
+
+
+def test_recent_poses_reach_back_the_whole_history_behind_later_sweeps(nusc_synthetic):
+    template = _lidar_messages(nusc_synthetic)[0]
+    period_us = 50_000
+    stream = [dataclasses.replace(template, timestamp_us=i * period_us, sequence=i,
+                                  ego_pose=EgoPose(i * period_us, RigidTransform.identity())) for i in range(80)]
+    key = stream[70]
+    state = StreamingState()
+    for message in stream[:73]:  # three sweeps past the key arrived, as in a sync window or a backlog
+        state.push(message)
+    start_us = key.timestamp_us - int(round(EGO_FEATURE_HISTORY_S * 1e6))
+    expected = [m.timestamp_us for m in stream[:71] if m.timestamp_us >= start_us]
+    assert len(expected) == 53 and [p.timestamp_us for p in state.recent_poses(key)] == expected
 
 
 def _lidar_messages(nusc):
