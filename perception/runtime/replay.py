@@ -296,12 +296,13 @@ class SceneReplay:
         self.summary.skipped += 1
 
     def _redraw(self, key: SensorMessage) -> None:
-        """A trigger done in an earlier run: its picture and MCAP messages again, from its record."""
-        if self.options.video or self.options.mcap:
-            frame, _ = self.state.build_frame(key, self.scene["token"])  # counts its faults, as the first run did
-            record = self.done[key.sample_data_token]
-            if record["status"] == "processed":
-                self.outputs.render(frame, record, self.scene_start_us)
+        """A trigger done in an earlier run: a processed one's frame built again as the first run built it (which
+        counts its faults and leaves its corrupt files out of the buffers), and its picture and MCAP messages
+        again, from its record."""
+        record = self.done[key.sample_data_token]
+        if record["status"] == "processed":
+            frame, _ = self.state.build_frame(key, self.scene["token"])
+            self.outputs.render(frame, record, self.scene_start_us)
 
     def _record(self, key: SensorMessage, status: FrameStatus, frame: Optional[Frame]) -> Dict[str, Any]:
         """The FRAME_RECORD keys that skipped (no ``frame``) and processed triggers share."""

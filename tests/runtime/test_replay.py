@@ -235,6 +235,25 @@ def test_a_corrupt_file_in_the_data_is_survived(nusc_synthetic, synthetic_root, 
     assert record["num_lidar_points"] > 0  # the past sweeps remain
 
 
+def test_a_resumed_run_records_the_faults_of_an_uninterrupted_one(nusc_synthetic, synthetic_root, tmp_path):
+    from nuscenes.nuscenes import NuScenes
+
+    root = linked_copy(str(synthetic_root), str(tmp_path / "world"))
+    nusc = NuScenes(version=nusc_synthetic.version, dataroot=root, verbose=False)
+    scene = _scene(nusc)
+    key = _keyframes(nusc, scene)[1]
+    corrupt(os.path.join(root, nusc.get("sample_data", key.sample_data_token)["filename"]), b"\0" * 7)
+    whole = replay_scene(nusc, scene, OracleDetector(), str(tmp_path / "whole"), QUICK, progress=False)
+    with pytest.raises(KeyboardInterrupt):  # killed after the corrupt keyframe's record was written
+        replay_scene(nusc, scene, CountingOracle(interrupt_at=3), str(tmp_path / "cut"), QUICK, progress=False)
+    resumed = replay_scene(nusc, scene, OracleDetector(), str(tmp_path / "cut"), QUICK, resume=True, progress=False)
+    assert whole.faults["corrupt"] == 1 and resumed.faults == whole.faults
+    fields = ("corrupt_files", "faults", "missing", "num_lidar_points")
+    assert ([[record[field] for field in fields] for record in read_frame_records(str(tmp_path / "cut" / "frames.jsonl"))]
+            == [[record[field] for field in fields]
+                for record in read_frame_records(str(tmp_path / "whole" / "frames.jsonl"))])
+
+
 def test_every_sweep_makes_a_frame_per_lidar_sweep(nusc_synthetic, tmp_path):
     scene = _scene(nusc_synthetic)
     detector = NoBoxes()
