@@ -93,13 +93,15 @@ def adversarial_batch(loss_of: Callable[[FusionBatch], torch.Tensor], batch: Fus
             budget = budgets[name]
             moved = value.detach() + step_fraction * budget * gradient.sign()
             current[name] = torch.minimum(torch.maximum(moved, clean[name] - budget), clean[name] + budget)
-    current["images"] = current["images"].clamp(0.0, 1.0)
+        current["images"] = current["images"].clamp(0.0, 1.0)  # each step's images stay images
     return replace(batch, **current)
 
 
 class AdversarialTraining:
     """What BEVFusionDetector applies to each training batch before its loss: ``adversarial_batch`` with
-    probability ``config.probability``. The attack's own forward passes come back here and are left clean."""
+    probability ``config.probability``. The attack's own forward passes come back here and are left clean. They run
+    in the model's training mode, as the step that follows does: BatchNorm layers whose statistics are not held
+    update them on those passes too, and the fuser draws its modality dropout afresh for each."""
 
     def __init__(self, config: AdversarialConfig):
         self.config = config

@@ -90,3 +90,17 @@ def test_the_detector_option_is_off_by_default_and_trains_on_the_perturbed_batch
 def test_bad_settings_are_refused(changes, message):
     with pytest.raises(ValueError, match=message):
         AdversarialConfig(**changes)
+
+
+def test_pgd_keeps_every_step_in_the_image_range(batch):
+    """A loss that peaks at 1.002 (hand-worked): from 0.999, steps of 0.5 x 0.01. Kept in [0, 1] after each step,
+    the images climb to 1 and stay there; left outside after the first (1.004), the second step would bring them
+    back down to 0.999."""
+    start = dataclasses.replace(batch, images=torch.full_like(batch.images, 0.999))
+
+    def loss_of(inputs):
+        return -((inputs.images - 1.002) ** 2).sum()
+
+    moved = adversarial_batch(loss_of, start, _config(method="pgd", steps=2, step_size=0.5, epsilon_pixels=0.01))
+    present = moved.images[start.camera_valid]  # an absent camera has no budget
+    assert torch.allclose(present, torch.ones_like(present))
