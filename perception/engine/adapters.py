@@ -9,7 +9,8 @@
 3. Resume: mmengine's local checkpoint loader calls ``torch.load`` without ``weights_only``; since torch 2.6 the
    default is True, and mmengine's own checkpoints (message hub, config text, numpy scalars) do not load. The
    training run's own resume files only are read with ``weights_only=False`` through the ``RESUME_SCHEME``
-   prefix (see perception.engine.checkpoint); every other load keeps torch's safe default.
+   prefix (``load_own_resume_file``; perception.engine.checkpoint gives it to the Runner); every other load keeps
+   torch's safe default.
 """
 from __future__ import annotations
 
@@ -19,8 +20,23 @@ from typing import Optional, Sequence
 import torch
 import torch.distributed as torch_dist
 from mmengine.model import MMDistributedDataParallel
+from mmengine.runner import CheckpointLoader
 
 from perception.registry import MODEL_WRAPPERS
+
+RESUME_SCHEME = "own-resume://"
+"""Prefix marking a checkpoint this training run wrote itself (its work_dir). Only these are read with
+``weights_only=False``: mmengine stores the message hub, the config text and numpy scalars in them, which torch's
+safe loader refuses. Never give this prefix to a file from elsewhere: unpickling runs code."""
+
+
+@CheckpointLoader.register_scheme(prefixes=RESUME_SCHEME)
+def load_own_resume_file(filename: str, map_location=None) -> dict:
+    """mmengine checkpoint loader for RESUME_SCHEME paths: torch.load(weights_only=False) of the run's own file."""
+    path = os.path.expanduser(filename[len(RESUME_SCHEME):])
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: resume checkpoint not found")
+    return torch.load(path, map_location=map_location, weights_only=False)
 
 
 def init_distributed_from_env(backend: Optional[str] = None, timeout_s: float = 600.0) -> str:

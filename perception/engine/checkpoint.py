@@ -6,23 +6,10 @@ import os
 from typing import Dict, Optional
 
 import torch
-from mmengine.runner import CheckpointLoader, find_latest_checkpoint
+from mmengine.runner import find_latest_checkpoint
 
+from perception.engine.adapters import RESUME_SCHEME, load_own_resume_file
 from perception.models import CHECKPOINT_FORMAT, ModelInputs
-
-RESUME_SCHEME = "own-resume://"
-"""Prefix marking a checkpoint this training run wrote itself (its work_dir). Only these are read with
-``weights_only=False``: mmengine stores the message hub, the config text and numpy scalars in them, which torch's
-safe loader refuses. Never give this prefix to a file from elsewhere: unpickling runs code."""
-
-
-@CheckpointLoader.register_scheme(prefixes=RESUME_SCHEME)
-def load_own_resume_file(filename: str, map_location=None) -> dict:
-    """mmengine checkpoint loader for RESUME_SCHEME paths: torch.load(weights_only=False) of the run's own file."""
-    path = os.path.expanduser(filename[len(RESUME_SCHEME):])
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path}: resume checkpoint not found")
-    return torch.load(path, map_location=map_location, weights_only=False)
 
 
 def resume_source(work_dir: str) -> Optional[str]:
