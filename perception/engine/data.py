@@ -56,7 +56,6 @@ class FrameDataset(torch.utils.data.Dataset):
                                      image_size=None if image_size is None else tuple(image_size), drop=tuple(drop),
                                      transform=build_transform(transform), progress=progress,
                                      random_sweeps_seed=random_sweeps_seed)
-        self.transform = self.frames.transform
         self.max_frames = max_frames
         self.metainfo = dict(dataroot=dataroot, version=version, split=split)
 

@@ -125,7 +125,8 @@ def load_weights(detector: BEVFusionDetector, state_dict: dict, checkpoint_path:
 
 def read_checkpoint(checkpoint_path: Union[str, Path], device: str = "cpu") -> dict:
     """torch.load(weights_only=True) of a shipped checkpoint; FileNotFoundError / ValueError naming it when it is
-    missing, unreadable (truncated, corrupt, or pickling more than tensors) or not a dict with a 'state_dict'."""
+    missing, unreadable (truncated, corrupt, or pickling more than tensors), not a dict with a 'state_dict', or of
+    another CHECKPOINT_FORMAT than its meta's ``format`` (a checkpoint without one is read)."""
     if not Path(checkpoint_path).is_file():
         raise FileNotFoundError(f"{checkpoint_path}: no such checkpoint (export one with tools/train.py --export)")
     try:
@@ -138,6 +139,10 @@ def read_checkpoint(checkpoint_path: Union[str, Path], device: str = "cpu") -> d
     if "state_dict" not in checkpoint:
         raise ValueError(f"{checkpoint_path}: not a perception checkpoint (expected a dict with 'state_dict' and "
                          f"'meta'; export a training checkpoint with tools/train.py --export)")
+    written = checkpoint.get("meta", {}).get("format", CHECKPOINT_FORMAT)
+    if written != CHECKPOINT_FORMAT:
+        raise ValueError(f"{checkpoint_path}: written in checkpoint format {written!r}; this version reads "
+                         f"{CHECKPOINT_FORMAT!r}")
     return checkpoint
 
 

@@ -291,13 +291,5 @@ class CenterHead(nn.Module):
         return results
 
 
-def heatmap_peak_error(outputs: Dict[str, torch.Tensor], gt_boxes: Sequence[Boxes3D], grid: BEVGrid,
-                       min_radius: int = 2) -> float:
-    """Max |sigmoid(heatmap) - target| over the batch: how far the predicted heatmaps are from the targets."""
-    targets = build_targets(gt_boxes, grid, min_radius=min_radius).heatmap.to(outputs["heatmap"].device)
-    return float((torch.sigmoid(outputs["heatmap"].float()) - targets).abs().max())
-
-
 __all__ = ["ALLOWED_ATTRIBUTES", "CenterHead", "HeadTargets", "REGRESSION_CHANNELS", "build_targets",
-           "draw_gaussian", "gather_cells", "gaussian_focal_loss", "gaussian_radius", "heatmap_peak_error",
-           "local_peaks"]
+           "draw_gaussian", "gather_cells", "gaussian_focal_loss", "gaussian_radius", "local_peaks"]

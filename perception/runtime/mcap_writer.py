@@ -167,7 +167,6 @@ class McapRecorder:
         self._writer.start(profile="", library="perception")
         self._schemas: Dict[str, int] = {}
         self._channels: Dict[str, int] = {}
-        self.messages_written = 0
 
     def _channel(self, topic: str, message_class: Any) -> int:
         if topic not in self._channels:
@@ -181,7 +180,6 @@ class McapRecorder:
     def _write(self, topic: str, message: Any, timestamp_ns: int) -> None:
         self._writer.add_message(self._channel(topic, type(message)), log_time=timestamp_ns,
                                  data=message.SerializeToString(), publish_time=timestamp_ns)
-        self.messages_written += 1
 
     def _write_json(self, topic: str, payload: Dict[str, Any], timestamp_ns: int) -> None:
         if topic not in self._channels:
@@ -190,7 +188,6 @@ class McapRecorder:
             self._channels[topic] = self._writer.register_channel(topic, MessageEncoding.JSON, schema)
         self._writer.add_message(self._channels[topic], log_time=timestamp_ns,
                                  data=json.dumps(payload).encode(), publish_time=timestamp_ns)
-        self.messages_written += 1
 
     def write_frame(self, frame: Frame, boxes: Boxes3D, decision: Optional[Dict[str, Any]],
                     plan: Optional[Dict[str, Any]] = None) -> None:

@@ -35,10 +35,6 @@ class SensorMessage:
     calibration: SensorCalibration
     ego_pose: EgoPose
 
-    @property
-    def modality(self) -> str:
-        return modality_of(self.channel)
-
 
 def message_order_key(message: SensorMessage) -> tuple:
     """Total order of a stream: timestamp, then channel (ALL_CHANNELS order), then sequence number."""

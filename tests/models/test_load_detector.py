@@ -66,6 +66,10 @@ def test_bad_checkpoints_fail_clearly(tmp_path):
     truncated.write_bytes(truncated.read_bytes()[:1000])
     with pytest.raises(ValueError, match="truncated.pth: unreadable checkpoint"):
         load_detector(config, truncated)
+    future = str(tmp_path / "future.pth")
+    torch.save({"state_dict": tiny_model().state_dict(), "meta": {"format": "perception-state-dict-v2"}}, future)
+    with pytest.raises(ValueError, match="future.pth: written in checkpoint format 'perception-state-dict-v2'"):
+        load_detector(config, future)
 
 
 def test_checkpoint_trained_on_other_inputs_is_refused_unless_zero_shot(tmp_path):
