@@ -120,9 +120,8 @@ class CameraEncoder(nn.Module):
                 and (last[0].device, last[0].dtype) == (intrinsics.device, intrinsics.dtype)
                 and torch.equal(last[0], intrinsics) and torch.equal(last[1], camera_to_ego)):
             return last[3]
-        z_min, z_max = self.grid.point_cloud_range[2], self.grid.point_cloud_range[5]
         geometry = BEVPoolGeometry.from_points(self.frustum_points_ego(intrinsics, camera_to_ego, feature_hw),
-                                               self.grid.point_cloud_range, (*self.grid.cell_size, z_max - z_min))
+                                               self.grid.point_cloud_range, self.grid.pillar_size)
         self._last_geometry = (intrinsics.detach().clone(), camera_to_ego.detach().clone(), tuple(feature_hw),
                                geometry)
         return geometry

@@ -26,7 +26,7 @@ class LidarEncoder(nn.Module):
         super().__init__()
         self.out_channels = out_channels
         self.pillarization = Pillarization(grid, max_points_per_pillar, max_pillars, LIDAR_FEATURE_SCALE)
-        self.pillars = PillarFeatureNet(5, out_channels)
+        self.pillars = PillarFeatureNet(len(LIDAR_FEATURE_SCALE), out_channels)
         self.conv = nn.Sequential(nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),
                                   nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True))
 

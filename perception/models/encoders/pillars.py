@@ -19,6 +19,10 @@ from perception.ops import hard_voxelize_batch, pillar_scatter
 from perception.timing import StageTimer, stage
 
 
+DECORATION_COLUMNS = 5
+"""Columns point_features adds to each point's own: xyz minus the pillar's mean (3), xy minus its cell's centre (2)."""
+
+
 @dataclass(frozen=True)
 class Pillarization:
     """Hard pillars on ``grid`` (at most ``max_points_per_pillar`` points each, ``max_pillars`` per frame) around a
@@ -91,7 +95,7 @@ class PillarFeatureNet(nn.Module):
     def __init__(self, in_columns: int, out_channels: int):
         super().__init__()
         self.out_channels = out_channels
-        self.linear = nn.Linear(in_columns + 5, out_channels, bias=False)
+        self.linear = nn.Linear(in_columns + DECORATION_COLUMNS, out_channels, bias=False)
         self.norm = nn.BatchNorm1d(out_channels)
 
     def forward(self, features: torch.Tensor, counts: Optional[torch.Tensor] = None) -> torch.Tensor:

@@ -30,7 +30,7 @@ class RadarEncoder(nn.Module):
         super().__init__()
         self.out_channels = out_channels
         self.pillarization = Pillarization(grid, max_points_per_pillar, max_pillars, RADAR_FEATURE_SCALE)
-        self.pillars = PillarFeatureNet(7, out_channels)
+        self.pillars = PillarFeatureNet(len(RADAR_FEATURE_SCALE), out_channels)
         hidden = out_channels if hidden_channels is None else hidden_channels
         self.conv = nn.Sequential(
             nn.Conv2d(out_channels, hidden, 3, padding=1, bias=False), nn.BatchNorm2d(hidden),
