@@ -10,7 +10,6 @@ import warnings
 from dataclasses import dataclass
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
-import matplotlib.pyplot as plt
 import numpy as np
 from nuscenes.eval.common.config import config_factory
 from nuscenes.eval.common.data_classes import EvalBoxes
@@ -22,11 +21,11 @@ from nuscenes.eval.detection.data_classes import (
     DetectionMetrics,
 )
 from nuscenes.eval.detection.evaluate import DetectionEval
-from nuscenes.eval.detection.render import class_pr_curve, class_tp_curve, dist_pr_curve, summary_plot
 from nuscenes.nuscenes import NuScenes
 
 from perception.datasets.splits import split_sample_tokens
 from perception.eval.submission import make_submission, submission_meta, write_submission
+from perception.plotting import pyplot
 
 EVAL_CONFIG = "detection_cvpr_2019"
 """The devkit's detection configuration every evaluation here uses (the leaderboard's)."""
@@ -121,6 +120,9 @@ def render_plots(evaluation: Evaluation) -> Dict[str, str]:
     """The devkit's plots as PNG files in ``evaluation.plot_dir`` (summary, PR curves per matching threshold,
     PR and TP curves of the classes with ground truth; the others would be empty axes); returns {name: path}.
     """
+    plt = pyplot()  # before the devkit's render module imports pyplot: the Agg backend, files only
+    from nuscenes.eval.detection.render import class_pr_curve, class_tp_curve, dist_pr_curve, summary_plot
+
     cfg, metrics, data = evaluation.config, evaluation.metrics, evaluation.metric_data
     paths = {}
 
