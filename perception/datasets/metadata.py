@@ -94,9 +94,9 @@ class SampleTable:
     (S, len(ALL_CHANNELS), max_sweeps) int64 indices into the records, newest first (index 0 is the keyframe's own
     sample_data), -1 where the channel or the sweep is absent.
     Per record: ``paths`` (R,) bytes relative to the dataroot, ``record_timestamps_us`` (R,), ``record_poses``
-    (R, 7) ego -> global at the record's timestamp, ``record_calibrations`` (R,) index into the calibrations.
-    Per calibration: ``calibrations`` (C, 7) sensor -> ego, ``intrinsics`` (C, 3, 3) (NaN for non-cameras),
-    ``image_sizes`` (R, 2) [width, height] per record (0 for non-images).
+    (R, 7) ego -> global at the record's timestamp, ``record_calibrations`` (R,) index into the calibrations,
+    ``image_sizes`` (R, 2) [width, height] (0 for non-images).
+    Per calibration: ``calibrations`` (C, 7) sensor -> ego, ``intrinsics`` (C, 3, 3) (NaN for non-cameras).
     Ground truth in the ego frame, rows ``gt_offsets[s]:gt_offsets[s + 1]`` for keyframe s: ``gt_centers`` (K, 3),
     ``gt_sizes`` (K, 3), ``gt_yaws`` (K,), ``gt_velocities`` (K, 2), ``gt_labels``, ``gt_attributes``,
     ``gt_num_lidar_points``, ``gt_num_radar_points`` (K,); ``has_annotations`` () bool, False for a split without

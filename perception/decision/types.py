@@ -56,8 +56,8 @@ class PlannerConfig:
     """Agents in the path closer than max(min_lookahead_m, speed * lookahead_time_s) are followed."""
     min_lookahead_m: float = 20.0
     min_speed_gain_mps: float = 2.0
-    """A lane change is chosen only to pass a lead at least this much slower than both the cruise speed and
-    what the target lane allows."""
+    """A lane change is chosen only to pass a lead more than this much slower than the cruise speed and at least
+    this much slower than what the target lane allows."""
     lane_change_min_gap_m: float = 3.0
     """Smallest bumper-to-bumper gap to any agent in the target lane during a lane change."""
     lane_change_front_time_gap_s: float = 1.0

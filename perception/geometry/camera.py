@@ -104,8 +104,8 @@ def project_points(
 ) -> Projection:
     """(N, 3) points in the camera frame [m] -> pixels, depth and masks.
 
-    ``in_front``: depth > min_depth and finite. ``in_image``: border_px < u < width - border_px and likewise
-    for v (needs the image size); the devkit's map_pointcloud_to_image uses border_px=1.
+    ``in_front``: depth > min_depth and finite. ``in_image``: in front and border_px < u < width - border_px and
+    likewise for v (needs the image size); the devkit's map_pointcloud_to_image uses border_px=1.
     Points at or behind the camera get NaN pixels.
     """
     points_camera = np.asarray(points_camera, dtype=np.float64).reshape(-1, 3)
