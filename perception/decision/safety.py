@@ -145,12 +145,18 @@ def plan_label(trajectory: np.ndarray, boxes: Boxes3D, config: PlannerConfig = P
     plan (T, 2) [m] at config.step_times_s (heading along it, collision.plan_headings), after the ego's known past
     (K, 2) [m] / (K,) [rad] at the last K of the rules' past times (none: from now), with the detected vehicles
     (``boxes``, ego frame, scores >= config.min_score) as the road users and the map's ``lanes`` where there is a
-    lane map. ValueError when the plan's step times are not the rules' future."""
+    lane map. ValueError when the plan's step times are not the rules' future, or the shapes do not fit them."""
     window = labels.window_times_s
     if not np.allclose(config.step_times_s, window[window > 0]):
         raise ValueError(f"the plan's step times {config.step_times_s.tolist()} differ from the label rules' "
                          f"{window[window > 0].tolist()}")
-    times = window[np.count_nonzero(window < 0) - len(past_xy):]
+    past_times = np.count_nonzero(window < 0)
+    if (np.shape(trajectory) != (config.horizon_steps, 2) or np.ndim(past_xy) != 2 or np.shape(past_xy)[1] != 2
+            or len(past_xy) > past_times or np.shape(past_yaw) != (len(past_xy),)):
+        raise ValueError(f"plan_label: trajectory {np.shape(trajectory)}, past_xy {np.shape(past_xy)} and past_yaw "
+                         f"{np.shape(past_yaw)}; expected ({config.horizon_steps}, 2), (K, 2) and (K,) with K <= "
+                         f"{past_times}")
+    times = window[past_times - len(past_xy):]
     vehicles = (boxes.scores >= config.min_score) & np.isin(boxes.labels, VEHICLE_LABELS)
     return label_maneuver(times, np.vstack([past_xy, [[0.0, 0.0]], trajectory]),
                           np.concatenate([past_yaw, [0.0], plan_headings(trajectory)]), boxes.centers[vehicles, :2],

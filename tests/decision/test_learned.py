@@ -10,6 +10,7 @@ import torch
 from perception.decision import EgoState
 from perception.datasets.synthetic.layout import Road
 from perception.decision.learned import ego_features, learned_decision, plan_maneuver, trajectory_and_maneuver
+from perception.decision.safety import plan_label
 from perception.geometry import EgoPose, RigidTransform
 from perception.maneuvers import Maneuver
 from perception.models.planning_types import EGO_FEATURES, EGO_HISTORY_S, PlanningOutputs
@@ -125,6 +126,16 @@ def test_a_plans_maneuver_is_its_motion_by_the_label_rules():
     assert plan_maneuver(cruise, Maneuver.BRAKE, STRAIGHT_PAST, nobody) is Maneuver.BRAKE
     # a log that starts now (no past pose): the rules read the plan alone
     assert plan_maneuver(braking, Maneuver.KEEP_LANE, STRAIGHT_PAST[-1:], nobody) is Maneuver.BRAKE
+
+
+def test_plan_label_names_shapes_that_do_not_fit():
+    cruise = np.c_[10 * TIMES, np.zeros(6)]
+    with pytest.raises(ValueError, match=r"trajectory \(5, 2\).*expected \(6, 2\)"):
+        plan_label(cruise[:5], agents())
+    with pytest.raises(ValueError, match=r"past_xy \(9, 2\) and past_yaw \(9,\).*K <= 4"):
+        plan_label(cruise, agents(), past_xy=np.zeros((9, 2)), past_yaw=np.zeros(9))
+    with pytest.raises(ValueError, match=r"past_yaw \(3,\)"):
+        plan_label(cruise, agents(), past_xy=np.zeros((2, 2)), past_yaw=np.zeros(3))
 
 
 def test_with_a_lane_map_a_plan_through_a_curvature_step_keeps_its_lane():
