@@ -1,5 +1,5 @@
 """The nuScenes sensor channels, in the order used everywhere in the project (cameras in mosaic order), the
-sensor groups, and the group (modality) of each channel."""
+sensor groups, the group (modality) of each channel, and their nominal periods."""
 
 SENSOR_GROUPS = ("lidar", "radar", "camera")
 """The three sensor groups a frame can carry or miss; the names used by --drop, the fuser and the reports."""
@@ -15,6 +15,11 @@ LIDAR_BEAM_ELEVATION_RANGE_DEG = (-30.67, 10.67)
 """LIDAR_TOP is a Velodyne HDL-32E: 32 beams evenly spaced over this elevation range (lowest, highest) [deg]."""
 LIDAR_MOUNT_M = (0.943713, 0.0, 1.84023)
 """LIDAR_TOP's position in the ego frame [m]: nuScenes' calibrated_sensor translation (one real log's value)."""
+NOMINAL_PERIOD_S = {"lidar": 1 / 20, "radar": 1 / 13, "camera": 1 / 12}
+"""nuScenes' sensor periods per group [s]: LIDAR_TOP at 20 Hz, the ARS408 radars at about 13 Hz, the cameras at
+12 Hz."""
+KEYFRAME_PERIOD_S = 0.5
+"""Keyframes (samples) at 2 Hz, on every 10th LiDAR sweep."""
 ALL_CHANNELS = (LIDAR_CHANNEL, *RADAR_CHANNELS, *CAMERA_CHANNELS)
 """Every channel: LiDAR, radars, cameras. Tables, sweeps and streams are indexed in this order, and messages with
 equal timestamps are ordered by it."""

@@ -39,8 +39,8 @@ does what it proposed.
 When even braking at ``max_decel_mps2`` along the path does not clear it (no gentler slowing is then sought: it
 could only pass an agent by arriving before it), the veto falls back to a braking plan in the ego's lane: down to the
 blocking agent's forward speed at the step of the hazard, never faster than the ego drives now (to a standstill when
-that is standing), at the deceleration the blocking agent needs clipped to [comfortable, max] (``max_decel_mps2`` when the blocking
-agent is beside the path, not in it); when that plan fails
+that is standing), at the deceleration the blocking agent needs clipped to [comfortable, max] (``max_decel_mps2``
+when the blocking agent is beside the path, not in it); when that plan fails
 checks 2 or 3 itself (the blocking agent may be beside the path, another one in it), to a standstill at
 ``max_decel_mps2``. That fallback is named by what it does within the horizon, by the label rule for STOP
 (stands_still), else BRAKE (a stop further on, or a slowing to the agent's speed). A kept plan keeps its maneuver;

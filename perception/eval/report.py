@@ -63,7 +63,8 @@ def decision_report_markdown(decisions: dict) -> str:
             cells = [_ratio_cell(by_convention[convention][h]) for convention in ("uniad", "stp3") for h in horizons]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines += ["", "### Open-loop planning: collision rate with the ground-truth boxes", "",
-              f"| planner | {header} | frames at {' / '.join(horizons)} |", "| --- |" + " ---: |" * (2 * len(horizons) + 1)]
+              f"| planner | {header} | frames at {' / '.join(horizons)} |",
+              "| --- |" + " ---: |" * (2 * len(horizons) + 1)]
     for name, grades in planners.items():
         values = [format_number(grades[key][h]) for key in ("collision_uniad", "collision_stp3") for h in horizons]
         counts = " / ".join(str(grades["num_frames"]["collision"][h]) for h in horizons)

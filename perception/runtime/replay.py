@@ -47,7 +47,7 @@ from perception.runtime.records import FRAMES_FILE, boxes_to_json, plan_to_json,
 from perception.runtime.replay_outputs import ReplayOutputs
 from perception.runtime.step import FrameStep, LoadedFrame
 from perception.runtime.streaming import DEFAULT_STALE_AFTER_S, FrameStatus, StreamingState
-from perception.sensors import LIDAR_CHANNEL, SENSOR_GROUPS
+from perception.sensors import KEYFRAME_PERIOD_S, LIDAR_CHANNEL, NOMINAL_PERIOD_S, SENSOR_GROUPS
 from perception.timing import latency_summary, summarize_records
 
 
@@ -86,8 +86,8 @@ class ReplayOptions:
 
     @property
     def trigger_period_s(self) -> float:
-        """The nominal time between frames: a LiDAR sweep (0.05 s) or a keyframe (0.5 s)."""
-        return 0.05 if self.every_sweep else 0.5
+        """The nominal time between frames: a LiDAR sweep or a keyframe."""
+        return NOMINAL_PERIOD_S["lidar"] if self.every_sweep else KEYFRAME_PERIOD_S
 
     @property
     def effective_deadline_s(self) -> float:

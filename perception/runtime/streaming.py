@@ -36,16 +36,11 @@ from perception.datasets.metadata import CalibrationRow, KeyframeRow, RecordRow,
 from perception.decision.learned import EGO_FEATURE_HISTORY_S
 from perception.geometry import EgoPose
 from perception.runtime.messages import SensorMessage
-from perception.sensors import ALL_CHANNELS, LIDAR_CHANNEL, modality_of
+from perception.sensors import ALL_CHANNELS, KEYFRAME_PERIOD_S, LIDAR_CHANNEL, NOMINAL_PERIOD_S, modality_of
 
-DEFAULT_STALE_AFTER_S = 0.5
-"""A channel whose newest message is older than this at a frame's time is stale (nominal periods: LiDAR 0.05 s,
-radar 0.077 s, camera 0.083 s; 0.5 s is a keyframe interval)."""
-
-NOMINAL_PERIOD_S = {"lidar": 1 / 20, "radar": 1 / 13, "camera": 1 / 12}
-"""nuScenes sensor periods [s]. A sweep is aggregated only within (sweeps - 1/2) nominal periods of its channel's
-newest sweep: every sweep the loader would take when none is missing, while a sensor that dropped messages or
-stalled, or a data set without sweeps between keyframes (the real test fixture), drags in nothing older."""
+DEFAULT_STALE_AFTER_S = KEYFRAME_PERIOD_S
+"""A channel whose newest message is older than this at a frame's time is stale (a keyframe interval, several of
+every sensor's NOMINAL_PERIOD_S)."""
 
 LIDAR_HISTORY_KEPT_S = 2 * EGO_FEATURE_HISTORY_S
 """How far back from the newest LiDAR message its poses are kept: recent_poses reads EGO_FEATURE_HISTORY_S before a
@@ -121,7 +116,9 @@ class StreamingState:
     ``lidar_sweeps`` / ``radar_sweeps``: sweeps aggregated per frame (the keyframe's included), as the loader's
     arguments of the same names. ``stale_after_s``: see DEFAULT_STALE_AFTER_S. ``image_size`` (W, H), ``drop``,
     ``sweep_min_distance_m``: passed to the loader's frame_from_table. Sweeps span at most NOMINAL_PERIOD_S
-    times (sweeps - 1/2).
+    times (sweeps - 1/2) back from their channel's newest: every sweep the loader would take when none is missing,
+    while a sensor that dropped messages or stalled, or a data set without sweeps between keyframes (the real test
+    fixture), drags in nothing older.
     """
 
     def __init__(self, lidar_sweeps: int = 10, radar_sweeps: int = 6, stale_after_s: float = DEFAULT_STALE_AFTER_S,

@@ -249,9 +249,12 @@ def test_a_resumed_run_records_the_faults_of_an_uninterrupted_one(nusc_synthetic
     resumed = replay_scene(nusc, scene, OracleDetector(), str(tmp_path / "cut"), QUICK, resume=True, progress=False)
     assert whole.faults["corrupt"] == 1 and resumed.faults == whole.faults
     fields = ("corrupt_files", "faults", "missing", "num_lidar_points")
-    assert ([[record[field] for field in fields] for record in read_frame_records(str(tmp_path / "cut" / "frames.jsonl"))]
-            == [[record[field] for field in fields]
-                for record in read_frame_records(str(tmp_path / "whole" / "frames.jsonl"))])
+
+    def recorded(run: str) -> list:
+        records = read_frame_records(str(tmp_path / run / "frames.jsonl"))
+        return [[record[field] for field in fields] for record in records]
+
+    assert recorded("cut") == recorded("whole")
 
 
 def test_every_sweep_makes_a_frame_per_lidar_sweep(nusc_synthetic, tmp_path):

@@ -28,6 +28,8 @@ STREET_CRUISE_SPEED_M_S = (7.0, 11.0)
 AISLE_CRUISE_SPEED_M_S = (3.0, 6.0)
 """Range of the ego's cruise speed, drawn per scene, in a street and down a car park's aisle [m/s] (the real
 drive of scene-0916's real_finetune split goes 3.9-6.1 m/s down its aisle)."""
+MAX_EGO_SPEED_M_S = 14.0
+"""The fastest the ego drives (a speed-up stops there); the road is laid out long enough for it [m/s]."""
 LANE_SWITCH_WINDOW_S = ManeuverLabelConfig().lane_switch_half_window_s
 """A scripted lane change is labelled at the keyframes within this of its lane switch, as the labels read from the
 logged poses and a lane map name it."""
@@ -120,7 +122,7 @@ def plan_ego(rng: np.random.Generator, road: Road, scene_index: int, times_s: np
             duration, accel = LANE_CHANGE_DURATION_S, 0.0
         elif manoeuvre == "speed_up":
             duration = float(rng.uniform(2.5, 4.0))
-            accel = (min(speed + 4.0, 14.0) - speed) / duration
+            accel = (min(speed + 4.0, MAX_EGO_SPEED_M_S) - speed) / duration
         elif manoeuvre == "follow":
             duration = float(rng.uniform(3.0, 5.0))
             accel = -min(3.0, 0.5 * speed) / duration

@@ -10,7 +10,7 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
-from perception.sensors import LIDAR_MOUNT_M
+from perception.sensors import KEYFRAME_PERIOD_S, LIDAR_MOUNT_M, NOMINAL_PERIOD_S
 
 REAL_IMAGE_SIZE = (1600, 900)
 """(width, height) of the images the embedded intrinsics belong to."""
@@ -63,14 +63,13 @@ x = 0 the body spans x = -0.657 .. 3.427 m. The cabin's footprint (x 0.20 .. 1.4
 height (0.80 m) are fitted to where scene-0916's real_finetune keyframes return from the ego (beams 0-8, 0.4-2 m from
 the sensor)."""
 
-KEYFRAME_PERIOD_US = 500_000
-"""Keyframes (samples) at 2 Hz, on every 10th LiDAR sweep."""
-LIDAR_PERIOD_US = 50_000
-"""LIDAR_TOP spins at 20 Hz."""
+KEYFRAME_PERIOD_US = round(KEYFRAME_PERIOD_S * 1e6)
+LIDAR_PERIOD_US = round(NOMINAL_PERIOD_S["lidar"] * 1e6)
 CAMERA_PERIOD_US = KEYFRAME_PERIOD_US // 6
 """Cameras at 12 Hz: 6 frames per keyframe period, the first one the camera's keyframe."""
 RADAR_PERIOD_US = 77_000
-"""ARS408 radars at about 13 Hz; the radar keyframe is the frame nearest the LiDAR keyframe."""
+"""The radars at about 13 Hz (a whole number of milliseconds); the radar keyframe is the frame nearest the LiDAR
+keyframe."""
 
 FRAME_OFFSET_US: Dict[str, int] = {
     "LIDAR_TOP": 0,

@@ -8,7 +8,8 @@ from typing import List
 import numpy as np
 
 from perception.datasets.synthetic.actors import Actor, Track
-from perception.datasets.synthetic.ego import AISLE_CRUISE_SPEED_M_S, STREET_CRUISE_SPEED_M_S, EgoPlan, plan_ego
+from perception.datasets.synthetic.ego import (AISLE_CRUISE_SPEED_M_S, MAX_EGO_SPEED_M_S, STREET_CRUISE_SPEED_M_S,
+                                              EgoPlan, plan_ego)
 from perception.datasets.synthetic.layout import (ROADSIDE_STRUCTURE, StaticWorld, add_aisle_car_parks,
                                                   add_car_parks, add_roadside_structure, build_car_park_aisle,
                                                   build_static_world, drives_down_aisle)
@@ -26,7 +27,6 @@ EGO_START_S_M = 80.0
 """Arc length of the road where the ego starts [m]."""
 MAP_MARGIN_M = 60.0
 """The road's centre line stays this far from the global x and y axes (the map image starts at 0, 0)."""
-MAX_EGO_SPEED_M_S = 14.0
 ROAD_AHEAD_M = 160.0
 
 
