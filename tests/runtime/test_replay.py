@@ -219,7 +219,9 @@ def test_faults_are_survived_and_counted(nusc_synthetic, tmp_path):
     assert records[-1]["faults"] == summary.faults
 
 
-def test_a_corrupt_file_in_the_data_is_survived(nusc_synthetic, synthetic_root, tmp_path):
+def _world_with_a_corrupt_keyframe(nusc_synthetic, synthetic_root, tmp_path):
+    """(NuScenes of a linked copy of the tiny world, its first scene, that scene's second keyframe, whose LiDAR file
+    is cut to 7 bytes)."""
     from nuscenes.nuscenes import NuScenes
 
     root = linked_copy(str(synthetic_root), str(tmp_path / "world"))
@@ -227,6 +229,11 @@ def test_a_corrupt_file_in_the_data_is_survived(nusc_synthetic, synthetic_root, 
     scene = _scene(nusc)
     key = _keyframes(nusc, scene)[1]
     corrupt(os.path.join(root, nusc.get("sample_data", key.sample_data_token)["filename"]), b"\0" * 7)
+    return nusc, scene, key
+
+
+def test_a_corrupt_file_in_the_data_is_survived(nusc_synthetic, synthetic_root, tmp_path):
+    nusc, scene, key = _world_with_a_corrupt_keyframe(nusc_synthetic, synthetic_root, tmp_path)
     summary = replay_scene(nusc, scene, OracleDetector(), str(tmp_path / "out"), QUICK, progress=False)
     assert summary.faults["corrupt"] == 1
     record = read_frame_records(str(tmp_path / "out" / "frames.jsonl"))[1]
@@ -236,13 +243,7 @@ def test_a_corrupt_file_in_the_data_is_survived(nusc_synthetic, synthetic_root, 
 
 
 def test_a_resumed_run_records_the_faults_of_an_uninterrupted_one(nusc_synthetic, synthetic_root, tmp_path):
-    from nuscenes.nuscenes import NuScenes
-
-    root = linked_copy(str(synthetic_root), str(tmp_path / "world"))
-    nusc = NuScenes(version=nusc_synthetic.version, dataroot=root, verbose=False)
-    scene = _scene(nusc)
-    key = _keyframes(nusc, scene)[1]
-    corrupt(os.path.join(root, nusc.get("sample_data", key.sample_data_token)["filename"]), b"\0" * 7)
+    nusc, scene, _ = _world_with_a_corrupt_keyframe(nusc_synthetic, synthetic_root, tmp_path)
     whole = replay_scene(nusc, scene, OracleDetector(), str(tmp_path / "whole"), QUICK, progress=False)
     with pytest.raises(KeyboardInterrupt):  # killed after the corrupt keyframe's record was written
         replay_scene(nusc, scene, CountingOracle(interrupt_at=3), str(tmp_path / "cut"), QUICK, progress=False)
