@@ -155,7 +155,7 @@ def planned_frame_for_sample(nusc: NuScenes, sample_token: str, predicted_boxes:
     config's steps and its ``logged_maneuver`` label."""
     past_poses = ego_history(nusc, sample_token)
     lanes = keyframe_lanes(nusc, sample_token, past_poses[-1].ego_to_global.inverse())  # None without a lane map
-    ego = EgoState.from_poses(past_poses)  # ego_state_at_sample
+    ego = EgoState.from_poses(past_poses)  # what ego_state_at_sample gives, from the poses read once
     truth = sample_ground_truth(nusc, sample_token, keyframe_lidar_pose(nusc, sample_token).ego_to_global).boxes
     accelerations = agent_accelerations_mps2
     on_detections = decide(predicted_boxes, ego, config, agent_accelerations_mps2=accelerations)

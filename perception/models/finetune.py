@@ -168,7 +168,7 @@ def head_output_layers(detector: nn.Module) -> Tuple[str, ...]:
     return detection + (PLANNING_OUTPUT_LAYERS if len(task_heads(detector)) > 1 else ())
 
 
-def is_under(name: str, prefixes: Sequence[str]) -> bool:
+def _is_under(name: str, prefixes: Sequence[str]) -> bool:
     """Whether module name ``name`` is one of ``prefixes`` or lies under one (``prefix.``)."""
     return any(name == prefix or name.startswith(prefix + ".") for prefix in prefixes)
 
@@ -180,8 +180,8 @@ def select_layers(model: nn.Module, prefixes: Sequence[str], types: Tuple[type, 
     chosen = {}
     for prefix in prefixes:
         found = {name: module for name, module in model.named_modules()
-                 if isinstance(module, types) and is_under(name, [prefix]) and name not in exclude
-                 and not is_under(name, skip_under)}
+                 if isinstance(module, types) and _is_under(name, [prefix]) and name not in exclude
+                 and not _is_under(name, skip_under)}
         if not found:
             skipped = f" outside {', '.join(skip_under)} (not read)" if skip_under else ""
             raise ValueError(f"prefix {prefix!r} selects no {' / '.join(t.__name__ for t in types)} layer of the "
@@ -223,7 +223,7 @@ def prepare_fine_tuning(detector: nn.Module, spec: FineTuningSpec) -> ParameterC
     prefixes = spec.layer_prefixes
     if spec.targets is None:
         modules = dict(detector.named_modules())
-        prefixes = tuple(prefix for prefix in prefixes if prefix in modules and not is_under(prefix, unread))
+        prefixes = tuple(prefix for prefix in prefixes if prefix in modules and not _is_under(prefix, unread))
     layer_types = LORA_LAYER_TYPES if spec.method == "lora" else ADAPTER_LAYER_TYPES
     layers = select_layers(detector, prefixes, layer_types, exclude=outputs, skip_under=unread) if prefixes else {}
     for name, layer in layers.items():
@@ -336,5 +336,5 @@ def fine_tuned_detector(detector: Mapping, checkpoint: str, config: str, method:
 
 __all__ = ["ADAPTER_LAYER_TYPES", "DEFAULT_TARGETS", "FineTuningSpec", "HeldBatchNorm1d", "HeldBatchNorm2d",
            "LORA_LAYER_TYPES", "METHODS", "ParameterCount", "ResidualInputAdapter", "count_parameters",
-           "fine_tuned_detector", "fold", "folded_state_dict", "head_output_layers", "is_under", "max_rank",
+           "fine_tuned_detector", "fold", "folded_state_dict", "head_output_layers", "max_rank",
            "prepare_fine_tuning", "select_layers", "unread_encoder_names", "unread_encoders"]
