@@ -24,9 +24,10 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 import torch
 
-from perception.cli.make_synthetic import parse_image_size
+from perception.cli import parse_image_size
 from perception.datasets.collate import make_frame_loader
 from perception.datasets.loader import NuScenesFrames
+from perception.datasets.splits import evenly_spread
 from perception.paths import DATA_ROOT, REAL_FIXTURE_ROOT
 
 GROUPS = {"lidar": ("radar", "camera"), "radar": ("lidar", "camera"), "camera": ("lidar", "radar"), "all": ()}
@@ -62,7 +63,7 @@ def measure(name: str, dataroot: str, version: str, split: str, image_size: Opti
     datasets = {group: NuScenesFrames(dataroot, version, split, image_size=image_size, drop=drop,
                                       cache_dir=cache_dir, progress=False) for group, drop in GROUPS.items()}
     dataset = datasets["all"]
-    indices = [int(i) for i in np.linspace(0, len(dataset) - 1, min(max_frames, len(dataset))).round()]
+    indices = evenly_spread(len(dataset), max_frames)
     for group, milliseconds in frame_times_ms(datasets, indices, repeats).items():
         results[f"{group}_ms"] = milliseconds
     sample = [dataset[i] for i in indices[:5]]

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Dict, List
 
-from perception.cli.make_synthetic import parse_image_size
+from perception.cli import parse_image_size
 from perception.datasets.synthetic import generate_world
 from perception.datasets.synthetic.scene import build_scene
 from perception.datasets.synthetic.world import namespace

@@ -159,18 +159,21 @@ def main() -> None:
                  if braking is not None else ""))
     velocity_rows = [grade_velocities(nusc, predictions.ego_boxes, tokens, references, float(speed))
                      for speed in args.standing_speed.split(",")]
+    os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+    with open(args.json, "w", encoding="utf-8") as f:  # before the tables: a printing error loses nothing
+        json.dump({"command": " ".join(["benchmarks/tracking_accuracy.py", *sys.argv[1:]]), "rows": rows,
+                   "velocity_rows": velocity_rows}, f, indent=2)
+
+    def mae(value) -> str:  # None: no box of that subset was graded
+        return "n/a" if value is None else f"{value:.2f}"
+
     print("velocity MAE [m/s], vector (lateral), of the detector's and of the tracked velocities")
     print(f"{'standing':>9}{'moving':>8}{'detector':>16}{'tracked':>16}{'standing':>9}{'detector':>16}{'tracked':>16}")
     for row in velocity_rows:
-        cells = [f"{row[f'{name}_{subset}_mae_mps']:.2f} ({row[f'{name}_{subset}_lateral_mae_mps']:.2f})"
+        cells = [f"{mae(row[f'{name}_{subset}_mae_mps'])} ({mae(row[f'{name}_{subset}_lateral_mae_mps'])})"
                  for subset in ("moving", "standing") for name in ("detector", "tracked")]
         print(f"{row['standing_speed_mps']:>9.2f}{row['graded_moving']:>8}{cells[0]:>16}{cells[1]:>16}"
               f"{row['graded_standing']:>9}{cells[2]:>16}{cells[3]:>16}")
-    os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-    with open(args.json, "w", encoding="utf-8") as f:
-        json.dump({"command": " ".join(["benchmarks/tracking_accuracy.py", *sys.argv[1:]]), "rows": rows,
-                   "velocity_rows": velocity_rows}, f,
-                  indent=2)
 
 
 if __name__ == "__main__":

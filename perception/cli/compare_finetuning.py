@@ -34,7 +34,7 @@ from perception.cli import finetune as finetune_tool
 from perception.cli import test as test_tool
 from perception.cli import train as train_tool
 from perception.datasets.splits import split_sample_tokens
-from perception.eval.detection import TP_ERROR_NAMES
+from perception.eval.detection import TP_ERROR_NAMES, NoDetectionsError
 from perception.eval.report import format_number, markdown_table, resampled_caption, resampled_table
 from perception.eval.resampling import INTERVAL_LEVEL, resampled_comparison
 from perception.eval.runner import RESULTS_FILE
@@ -210,7 +210,7 @@ def compare_table(args: argparse.Namespace, argv: Sequence[str]) -> List[dict]:
         try:
             return test_tool.run([config, model, "--dataroot", dataroot, "--version", args.version, "--split",
                                   args.val_split, "--out", out, "--no-plots", *options])[0]
-        except SystemExit as error:  # tools/test.py stops on a model that detects nothing (the devkit cannot score)
+        except NoDetectionsError as error:  # a model that detects nothing: the devkit cannot score it
             print(f"{name}: not scored: {error}")
             return None
 

@@ -40,6 +40,7 @@ def load_batches(detector, config, dataroot: str, version: str, split: str, coun
     """``count`` frames spread evenly over ``split`` as one-frame batches; ValueError naming the ``purpose`` when
     the split has none here."""
     from perception.datasets.loader import NuScenesFrames
+    from perception.datasets.splits import evenly_spread
     from perception.models import model_inputs
 
     if count < 1:
@@ -50,8 +51,7 @@ def load_batches(detector, config, dataroot: str, version: str, split: str, coun
                                 image_size=inputs.image_size, progress=False)
     except ValueError as error:
         raise ValueError(f"{purpose} frames: {error}") from error
-    indices = sorted({round(i * (len(frames) - 1) / max(count - 1, 1)) for i in range(min(count, len(frames)))})
-    return [detector.batch_from_frames([frames[i]]) for i in indices]
+    return [detector.batch_from_frames([frames[i]]) for i in evenly_spread(len(frames), count)]
 
 
 @tool_main

@@ -43,3 +43,11 @@ def split_sample_tokens(nusc: NuScenes, split: str) -> List[str]:
             tokens.append(token)
             token = nusc.get("sample", token)["next"]
     return tokens
+
+
+def evenly_spread(total: int, count: int) -> List[int]:
+    """min(count, total) indices into ``total`` items, spread evenly from the first to the last, ascending."""
+    chosen = min(count, total)
+    if chosen < 1:
+        return []
+    return sorted({round(i * (total - 1) / max(chosen - 1, 1)) for i in range(chosen)})

@@ -9,7 +9,7 @@ from pyquaternion import Quaternion
 
 from perception.datasets.io import RADAR_PCD_FIELDS
 from perception.datasets.loader import NuScenesFrames, load_frame
-from perception.datasets.splits import split_sample_tokens, split_scenes
+from perception.datasets.splits import evenly_spread, split_sample_tokens, split_scenes
 from perception.datasets.synthetic import TRAIN_SPLIT, VAL_SPLIT
 from perception.datasets.synthetic import scenes_by_split
 from perception.sensors import LIDAR_CHANNEL, RADAR_CHANNELS
@@ -160,3 +160,9 @@ def test_radar_velocities_match_ground_truth(frames):
     assert np.median(np.abs(residuals)) < 1.5 * RADAR_VELOCITY_NOISE_M_S
     assert np.percentile(np.abs(residuals), 95) < 5 * RADAR_VELOCITY_NOISE_M_S
     assert np.median(static_speeds) < 1.5 * RADAR_VELOCITY_NOISE_M_S
+
+
+def test_evenly_spread_reaches_from_the_first_to_the_last_item():
+    assert evenly_spread(29, 8) == [0, 4, 8, 12, 16, 20, 24, 28]  # 28 / 7 = 4 apart
+    assert evenly_spread(12, 32) == list(range(12))  # asked for more than there are: every one
+    assert evenly_spread(5, 1) == [0] and evenly_spread(0, 3) == []
