@@ -3,6 +3,8 @@ the six cameras with the annotated boxes projected (devkit ``get_sample_data`` +
 bird's-eye view of the LiDAR sweep, radar points and boxes in the ego frame."""
 from __future__ import annotations
 
+from typing import Optional
+
 import cv2
 import numpy as np
 from nuscenes.nuscenes import NuScenes
@@ -16,18 +18,23 @@ from perception.viz.bev import BevView, class_colour, draw_bev
 from perception.viz.camera import BOX_EDGES, mosaic
 
 
-def _label(nusc: NuScenes, annotation_token: str) -> int:
+def _label(nusc: NuScenes, annotation_token: str) -> Optional[int]:
+    """The annotation's index in DETECTION_CLASSES; None for a category outside them (an animal, debris ...)."""
     name = category_to_detection_name(nusc.get("sample_annotation", annotation_token)["category_name"])
-    return DETECTION_CLASSES.index(name)
+    return None if name is None else DETECTION_CLASSES.index(name)
 
 
 def camera_with_boxes(nusc: NuScenes, camera_token: str) -> np.ndarray:
-    """The camera's JPEG (BGR) with every annotated box at least partly in view drawn as a wireframe."""
+    """The camera's JPEG (BGR) with every annotated box of a detection class at least partly in view drawn as a
+    wireframe."""
     path, boxes, intrinsic = nusc.get_sample_data(camera_token, box_vis_level=BoxVisibility.ANY)
     image = cv2.imread(path)
     for box in boxes:
+        label = _label(nusc, box.token)
+        if label is None:
+            continue
         corners = view_points(box.corners(), np.asarray(intrinsic), normalize=True)[:2].T
-        colour = class_colour(_label(nusc, box.token))
+        colour = class_colour(label)
         for a, b in BOX_EDGES:
             cv2.line(image, tuple(int(v) for v in np.round(corners[a])), tuple(int(v) for v in np.round(corners[b])),
                      colour, 1, cv2.LINE_AA)
@@ -44,7 +51,8 @@ def _to_ego(nusc: NuScenes, sample_data_token: str, lidar_pose: EgoPose) -> Rigi
 
 
 def bird_eye_view(nusc: NuScenes, sample_token: str, range_m: float = 50.0) -> np.ndarray:
-    """BEV (BGR) of the keyframe's LiDAR sweep, the five radars' points and the annotated boxes, ego frame."""
+    """BEV (BGR) of the keyframe's LiDAR sweep, the five radars' points and the annotated boxes of the detection
+    classes, ego frame."""
     sample = nusc.get("sample", sample_token)
     lidar_token = sample["data"][LIDAR_CHANNEL]
     lidar_pose = EgoPose.from_record(nusc.get("ego_pose", nusc.get("sample_data", lidar_token)["ego_pose_token"]))
@@ -60,6 +68,8 @@ def bird_eye_view(nusc: NuScenes, sample_token: str, range_m: float = 50.0) -> n
     global_to_ego = lidar_pose.ego_to_global.inverse()
     centres, sizes, yaws, velocities, labels = [], [], [], [], []
     for token in sample["anns"]:
+        if _label(nusc, token) is None:
+            continue
         annotation = nusc.get("sample_annotation", token)
         box_to_global = RigidTransform.from_nuscenes(annotation["translation"], annotation["rotation"])
         centres.append(global_to_ego.apply(box_to_global.translation[None])[0])

@@ -138,3 +138,14 @@ def test_video_has_every_picture(tmp_path):
     capture.release()
     with pytest.raises(ValueError, match="no images"):
         write_video([], str(tmp_path / "none.mp4"), fps=2.0)
+
+
+def test_the_preview_draws_a_real_keyframe_whose_annotations_include_a_class_outside_the_ten(nusc_real):
+    from perception.classes import category_to_detection_name
+    from perception.viz.preview import render_preview
+
+    sample = nusc_real.sample[0]
+    categories = [nusc_real.get("sample_annotation", token)["category_name"] for token in sample["anns"]]
+    assert None in [category_to_detection_name(name) for name in categories]  # e.g. a bicycle rack
+    picture = render_preview(nusc_real, sample["token"])
+    assert picture.ndim == 3 and picture.shape[2] == 3 and picture.shape[1] > picture.shape[0]
