@@ -16,7 +16,7 @@ import onnx  # noqa: E402
 from perception.deploy.graphs import (BEV_NETWORK, export_graphs, graph_path, in_bev_network,  # noqa: E402
                                       load_onnx_detector, output_error, record_dense_inputs, set_metadata)
 from perception.deploy.quantize import (keep_float, quantize_bev_network, quantize_graphs,  # noqa: E402
-                                        sensitivity_sweep, weight_only_int8)
+                                        sensitive_modules, sensitivity_sweep, weight_only_int8)
 from perception.models import CHECKPOINT_FORMAT, load_detector  # noqa: E402
 from perception.threads import apply_thread_policy, onnxruntime_session_options  # noqa: E402
 from tests.models.helpers import IMAGE_H, IMAGE_W, make_frame, tiny_model, tiny_model_config  # noqa: E402
@@ -220,6 +220,14 @@ def test_a_planning_model_exports_plans_as_torch_does_and_keeps_its_planning_gra
     int8 = load_backend("onnxruntime-int8", config_path, onnx_dir=tmp_path / "int8")
     (quantized,) = int8.detect_and_plan(frames, ego)[1]
     assert quantized.trajectory.shape == (6, 2) and torch.isfinite(quantized.trajectory).all()
+
+
+def test_sensitive_modules_are_those_above_the_score_error_by_hand():
+    rows = [dict(module="fuser", score_error=0.10), dict(module="decoder", score_error=0.30),
+            dict(module="head.heatmap", score_error=0.20), dict(module="all", score_error=0.50)]
+    assert sensitive_modules(rows, 0.2) == ["decoder"]  # strictly above; the row of every graph at once is no graph
+    assert sensitive_modules(rows, 0.0) == ["fuser", "decoder", "head.heatmap"]
+    assert sensitive_modules(rows, 1.0) == []
 
 
 def test_weight_only_int8_by_hand():

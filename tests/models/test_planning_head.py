@@ -7,8 +7,7 @@ import torch
 from perception.maneuvers import Maneuver
 from perception.models.ego_mlp import EgoMLP, save_ego_mlp
 from perception.models.planning_head import PlanningHead
-from perception.models.planning_types import PlanningTargets
-from perception.models.planning_types import EGO_FEATURES, EGO_STATE_CHANNELS
+from perception.models.planning_types import DEFAULT_LOSS_WEIGHTS, EGO_FEATURES, EGO_STATE_CHANNELS, PlanningTargets
 
 
 def _inputs(batch=3, channels=8):
@@ -98,7 +97,10 @@ def test_one_step_lowers_the_loss_and_masks_hold():
     masked.maneuver[0] = -1
     losses, masked_losses = head.loss(outputs, targets), head.loss(outputs, masked)
     assert masked_losses["loss_plan_trajectory"] == losses["loss_plan_trajectory"]
-    assert masked_losses["loss_plan_maneuver"] != losses["loss_plan_maneuver"]
+    logits, labels = outputs.maneuver_logits[1:], masked.maneuver[1:]  # the two rows still labelled
+    by_hand = (torch.logsumexp(logits, dim=1) - logits[torch.arange(2), labels]).mean()  # -log softmax, averaged
+    assert float(masked_losses["loss_plan_maneuver"]) == pytest.approx(
+        DEFAULT_LOSS_WEIGHTS["maneuver"] * float(by_hand), rel=1e-6)
     nothing = PlanningTargets(targets.trajectory, torch.zeros_like(targets.trajectory_valid),
                               torch.full((3,), -1), targets.lane_change_ok, torch.zeros_like(targets.lane_change_valid))
     assert all(float(v.detach()) == 0.0 for v in head.loss(outputs, nothing).values())

@@ -37,7 +37,8 @@ def test_forced_backends_return_the_input_type():
     for backend in ("reference", "numba"):
         voxels, coords, num_points = hard_voxelize(torch.from_numpy(points), (0.5, 0.5, 0.5), (-1, -1, -1, 1, 1, 1),
                                                    4, 100, backend=backend)
-        assert isinstance(coords, torch.Tensor) and coords.dtype == torch.int32
+        assert [(type(t), t.dtype) for t in (voxels, coords, num_points)] == [
+            (torch.Tensor, torch.float32), (torch.Tensor, torch.int32), (torch.Tensor, torch.int32)], backend
 
 
 def test_small_inputs_run_the_cpu_kernels_on_one_thread_and_restore_the_setting():

@@ -293,8 +293,9 @@ def test_real_time_replay_warms_the_detector_up_once_before_the_clock(nusc_synth
     summary = replay_scene(nusc_synthetic, scene, detector, str(tmp_path),
                            ReplayOptions(realtime=True, speed=8.0, lidar_sweeps=1, video=False, mcap=False),
                            progress=False)
-    assert summary.processed == len(keyframes) and summary.skipped == 0
-    assert len(detector.frames) == len(keyframes) + 1  # the warm-up frame is detected, not recorded
+    # how many frames a loaded machine skips at 8x is not this test's business: every keyframe is recorded once
+    assert summary.processed + summary.skipped == len(keyframes) and summary.processed >= 1
+    assert len(detector.frames) == summary.processed + 1  # the warm-up frame is detected, not recorded
     assert detector.frames[0].timestamp_us == detector.frames[1].timestamp_us == keyframes[0].timestamp_us
     assert len(read_frame_records(str(tmp_path / "frames.jsonl"))) == len(keyframes)
 
