@@ -3,7 +3,7 @@ braking margin and then slowed along its path or replaced by the lane fallback (
 change refused with the agent that blocks it and kept in the ego's lane at the plan's speeds."""
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from perception.decision import EgoState, PlannerConfig
@@ -255,33 +255,32 @@ def test_a_bad_plan_is_rejected():
         check_plan(np.zeros((3, 2)), Maneuver.KEEP_LANE, agents(), EgoState(10.0))
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])  # ~1 in 4 slows
 @given(
     speed=st.floats(2.0, 15.0),
     accel=st.floats(-3.0, 2.0),
     yaw_rate=st.floats(-0.3, 0.3),
-    cars=st.lists(st.tuples(st.floats(8.0, 50.0), st.floats(-3.0, 3.0), st.floats(-3.0, 10.0),
+    cars=st.lists(st.tuples(st.floats(8.0, 50.0), st.floats(-1.5, 1.5), st.floats(-3.0, 10.0),
                             st.floats(-1.0, 1.0)), min_size=1, max_size=4),
 )
 def test_a_slowed_plan_stays_on_its_path_and_never_goes_faster(speed, accel, yaw_rate, cars):
     # a proposed plan on an arc of curvature yaw_rate / 10 [1/m] at a constant acceleration from the ego's speed
     # (never reversing), random cars ahead: whenever the layer slows it along its path, each waypoint lies on the
     # proposed path, no further along it than the proposed one nor than holding the ego's speed, and no step is
-    # faster than the ego now or than the proposed step
+    # faster than the ego now
     t = np.r_[0.0, CONFIG.step_times_s]
     distance = np.maximum.accumulate(np.maximum(speed * t + accel * t ** 2 / 2, 0.0))[1:]
     curvature = yaw_rate / 10.0
     heading = curvature * distance
     plan = (np.c_[distance, np.zeros_like(distance)] if abs(curvature) < 1e-9
             else np.c_[np.sin(heading) / curvature, (1 - np.cos(heading)) / curvature])
-    decision = check_plan(plan, Maneuver.KEEP_LANE, agents(*[("car", *car) for car in cars]), EgoState(speed))
-    if "slowed the proposed" not in decision.reason:
-        return
+    on_arc = [("car", x, curvature * x ** 2 / 2 + offset, vx, vy) for x, offset, vx, vy in cars]  # near the path
+    decision = check_plan(plan, Maneuver.KEEP_LANE, agents(*on_arc), EgoState(speed))
+    assume("slowed the proposed" in decision.reason)
     along, across, _ = path_coordinates(plan, decision.trajectory)
     proposed_along, _, _ = path_coordinates(plan, plan)
     np.testing.assert_allclose(across, 0.0, atol=0.05)
     assert np.all(along <= np.minimum(proposed_along, speed * CONFIG.step_times_s) + 1e-6)
     step = CONFIG.step_s
     speeds = np.linalg.norm(np.diff(np.vstack([[0.0, 0.0], decision.trajectory]), axis=0), axis=1) / step
-    proposed = np.linalg.norm(np.diff(np.vstack([[0.0, 0.0], plan]), axis=0), axis=1) / step
-    assert np.all(speeds <= np.maximum(speed, proposed) + 1e-6)
+    assert np.all(speeds <= speed + 1e-6)
