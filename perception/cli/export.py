@@ -17,7 +17,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("config", help="model config (mmengine), e.g. configs/fusion_tiny.py")
     parser.add_argument("checkpoint", help="trained weights (a shipped checkpoint)")
-    parser.add_argument("--format", default="onnx", choices=["onnx"], help="export format")
     parser.add_argument("--out", required=True, help="folder for the graphs (<module path>.onnx) and export.json")
     parser.add_argument("--tolerance", type=float, default=1e-4,
                         help="largest relative difference of the head outputs and plans, ONNX Runtime against torch")

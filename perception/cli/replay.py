@@ -7,14 +7,12 @@ import argparse
 import os
 from typing import Optional, Sequence
 
-from perception.cli import add_debug_option, parse_image_size, resolve_config, tool_main
+from perception.cli import add_debug_option, parse_image_size, resolve_config, resolve_path, tool_main
 from perception.cli.backend import add_backend_options
-from perception.decision import PlannerConfig
 from perception.detector import Detector, OracleDetector
 from perception.paths import REAL_FIXTURE_ROOT
 from perception.runtime.faults import FaultPlan
 from perception.runtime.replay import ReplayOptions, ReplaySummary, replay_scene
-from perception.runtime.streaming import DEFAULT_STALE_AFTER_S
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,9 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--realtime", action="store_true", help="pace messages at their capture times")
     parser.add_argument("--speed", type=float, default=1.0, help="with --realtime: this many times real time")
     parser.add_argument("--every-sweep", action="store_true", help="a frame at every LiDAR sweep, not keyframes only")
-    parser.add_argument("--stale-after-s", type=float, default=DEFAULT_STALE_AFTER_S,
+    parser.add_argument("--stale-after-s", type=float, default=ReplayOptions.stale_after_s,
                         help="a sensor whose newest message is older than this is left out of the frame")
-    parser.add_argument("--sync-window-s", type=float, default=0.05,
+    parser.add_argument("--sync-window-s", type=float, default=ReplayOptions.sync_window_s,
                         help="wait this long after the LiDAR trigger for radar sweeps and images")
     parser.add_argument("--deadline-s", type=float, help="a frame is late beyond this (default: the frame period)")
     parser.add_argument("--lidar-sweeps", type=int, help="default: the config's model_inputs (oracle: 10)")
@@ -44,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--resume", action="store_true", help="keep the frames already in OUT/frames.jsonl")
     parser.add_argument("--no-video", action="store_true", help="skip the PNG frames and the video")
     parser.add_argument("--no-mcap", action="store_true", help="skip the MCAP file")
-    parser.add_argument("--display-min-score", type=float, default=PlannerConfig().min_score,
+    parser.add_argument("--display-min-score", type=float, default=ReplayOptions.display_min_score,
                         help="draw (and put in the MCAP) boxes scoring at least this; frames.jsonl keeps all")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     add_backend_options(parser)
@@ -74,6 +72,7 @@ def print_summary(summary: ReplaySummary) -> None:
 def main(argv: Optional[Sequence[str]] = None) -> ReplaySummary:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.dataroot = resolve_path(args.dataroot)
     if not args.oracle and (args.config is None or args.checkpoint is None):
         parser.error("CONFIG and CHECKPOINT are required unless --oracle is given")
     if not os.path.isdir(os.path.join(args.dataroot, args.version)):

@@ -9,7 +9,7 @@ import json
 import os
 from typing import Optional, Sequence
 
-from perception.cli import add_debug_option, resolve_config, tool_main
+from perception.cli import add_debug_option, resolve_config, resolve_path, tool_main
 from perception.datasets.corruptions import CORRUPTIONS, SEVERITIES
 from perception.engine import end_distributed, init_distributed_from_env
 from perception.eval.robustness import (
@@ -46,6 +46,7 @@ def run(argv: Optional[Sequence[str]] = None) -> Optional[dict]:
     """Parses ``argv`` and runs the benchmark; returns the robustness.json content on the main process."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.dataroot = resolve_path(args.dataroot)
     corruptions = [name for name in args.corruptions.split(",") if name]
     if not corruptions:
         parser.error("--corruptions names none")

@@ -82,6 +82,7 @@ def run(argv: Optional[Sequence[str]] = None) -> List[dict]:
     one per ablation), nothing on the other processes."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.dataroot = resolve_path(args.dataroot)
     if not args.oracle and (args.config is None or args.checkpoint is None):
         parser.error("CONFIG and CHECKPOINT are required unless --oracle is given")
     if args.ablations and args.drop:
