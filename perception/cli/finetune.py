@@ -8,8 +8,9 @@ perception.models.finetune.METHODS, and export it as a plain checkpoint (LoRA / 
 
 CONFIG's network must be the one CHECKPOINT was trained with; its model_inputs (sweeps, image size, sensors read) may
 differ. Validation uses CONFIG's validation split (``--val-split`` to choose another) on the same data root and version.
-Without --dataroot, --version and --split the run trains on CONFIG's own training data (e.g. the synthetic worlds of
-configs/fusion_tiny_worlds.py, for a quantization-aware fine-tune of the shipped model).
+``--resume`` continues a killed run from its work dir's latest checkpoint (the adapted weights, optimizer and
+iteration). Without --dataroot, --version and --split the run trains on CONFIG's own training data (e.g. the
+synthetic worlds of configs/fusion_tiny_worlds.py, for a quantization-aware fine-tune of the shipped model).
 """
 from __future__ import annotations
 

@@ -68,6 +68,12 @@ def build_config(args: argparse.Namespace) -> Config:
             dict(type="TrainTimeBudgetHook", budget_s=args.time_budget_min * 60)]
     if args.no_validate:
         cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
+    if args.resume:
+        source = resume_source(cfg.work_dir)
+        if source is None:
+            print(f"--resume: no checkpoint in {cfg.work_dir} yet, starting from scratch")
+        else:
+            cfg.load_from, cfg.resume = source, True
     if args.amp or cfg.get("use_amp", False):
         if not torch.cuda.is_available():
             if args.amp:
@@ -101,9 +107,6 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("config", help="mmengine config, e.g. configs/fusion_tiny.py")
     add_run_arguments(parser)
-    parser.add_argument("--resume", action="store_true",
-                        help="continue from the latest checkpoint in the work dir (weights, optimizer, scheduler, "
-                             "iteration); starts fresh when there is none")
     parser.add_argument("--export", help="after training, write the latest checkpoint here as a shipped "
                                          "checkpoint (state_dict + JSON meta; torch.load(weights_only=True))")
     parser.add_argument("--export-only", action="store_true", help="only export the work dir's latest checkpoint")
@@ -118,12 +121,6 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
             raise SystemExit("--export-only needs --export PATH")
         export(cfg, args, started)
         return
-    if args.resume:
-        source = resume_source(cfg.work_dir)
-        if source is None:
-            print(f"--resume: no checkpoint in {cfg.work_dir} yet, starting from scratch")
-        else:
-            cfg.load_from, cfg.resume = source, True
     run_training(cfg)
     if args.export and get_rank() == 0:
         export(cfg, args, started)
@@ -132,6 +129,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of a training run that build_config reads (shared with tools/finetune.py)."""
     parser.add_argument("--work-dir", help="logs and checkpoints (default work_dirs/<config name>)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from the latest checkpoint in the work dir (weights, optimizer, scheduler, "
+                             "iteration); starts fresh when there is none")
     parser.add_argument("--max-iters", type=int, help="override the schedule's length (LR schedule follows)")
     parser.add_argument("--time-budget-min", type=float,
                         help="stop after this many minutes of training (the iteration that crosses it is saved and "

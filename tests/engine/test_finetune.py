@@ -15,7 +15,7 @@ from perception.cli.finetune import main as finetune
 from perception.cli.train import main as train
 from perception.models import checkpoint_meta, load_detector
 from tests.conftest import TINY_WORLD
-from tests.engine.test_train import write_tiny_config
+from tests.engine.test_train import SimulatedKill, state_at, write_tiny_config
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +55,33 @@ def test_lora_run_exports_a_plain_checkpoint_with_its_parameter_counts(base, syn
     log = "".join(open(os.path.join(folder, name)).read() for folder, _, names in os.walk(tmp_path / "run")
                   for name in names if name.endswith(".log"))
     assert f"{trained:,} of {total:,} parameters trained" in log
+
+
+def test_a_killed_fine_tune_resumes_where_it_stopped(base, synthetic_root, tmp_path):
+    """LoRA from the base model, 4 iterations: killed after the second, then --resume; the adapted weights, the
+    optimizer's steps and the exported model equal an uninterrupted run's."""
+    config, checkpoint = base
+    lora = ("--method", "lora", "--rank", "2", "--no-validate")
+
+    def run(config_path, work_dir, *extra):  # the later --max-iters wins
+        finetune(finetune_args(config_path, checkpoint, synthetic_root, tmp_path / work_dir, "--max-iters", "4",
+                               *lora, *extra))
+
+    run(config, "uninterrupted", "--export", str(tmp_path / "uninterrupted.pth"))
+    (tmp_path / "killed").mkdir()
+    killed = write_tiny_config(tmp_path / "killed", synthetic_root,
+                               "custom_hooks = [dict(type='KillAfterIteration', iteration=2)]")
+    with pytest.raises(SimulatedKill):
+        run(killed, "resumed")
+    run(config, "resumed", "--resume", "--export", str(tmp_path / "resumed.pth"))
+    expected, actual = state_at(str(tmp_path / "uninterrupted"), 4), state_at(str(tmp_path / "resumed"), 4)
+    assert actual["meta"]["iter"] == 4 and any(".lora_" in name for name in actual["state_dict"])
+    for name, value in expected["state_dict"].items():
+        assert torch.allclose(actual["state_dict"][name].float(), value.float(), atol=1e-5), name
+    assert {int(state["step"]) for state in actual["optimizer"]["state"].values()} == {4}
+    exported = [torch.load(tmp_path / f"{run}.pth", weights_only=True)["state_dict"]
+                for run in ("uninterrupted", "resumed")]
+    assert all(torch.allclose(exported[1][name], value, atol=1e-5) for name, value in exported[0].items())
 
 
 def annotation_free_copy(root, folder) -> str:
