@@ -104,7 +104,10 @@ def main(argv: Optional[Sequence[str]] = None) -> ReplaySummary:
 
     nusc = NuScenes(version=args.version, dataroot=args.dataroot, verbose=False)
     scene = args.scene or nusc.scene[0]["name"]
-    summary = replay_scene(nusc, scene, detector, args.out, options, resume=args.resume, progress=not args.quiet)
+    run = ({"model": "oracle"} if args.oracle else
+           {"model": f"{args.config} @ {args.checkpoint}", "backend": args.backend, "onnx": args.onnx})
+    summary = replay_scene(nusc, scene, detector, args.out, options, resume=args.resume, progress=not args.quiet,
+                           run=run)
     print_summary(summary)
     return summary
 

@@ -21,17 +21,19 @@ the trigger period, 0.5 s for keyframes, 0.05 s for every sweep; divided by ``sp
 Outputs in the output folder (perception.runtime.replay_outputs): ``frames.jsonl`` (one FRAME_RECORD line per
 trigger, flushed as it is written: perception.runtime.records), ``frames/NNNNNN.png`` and ``replay.mp4``
 (bird's-eye view beside the six cameras with the boxes projected), ``replay.mcap``
-(perception.runtime.mcap_writer), ``summary.json``. With ``resume``, the triggers already in
-frames.jsonl are not detected again: their records are kept and the pictures and the MCAP are redrawn from them.
+(perception.runtime.mcap_writer), ``summary.json``, and ``replay_run.json`` (RUN_FILE: what writes the records).
+With ``resume``, the triggers already in frames.jsonl are not detected again: their records are kept and the
+pictures and the MCAP are redrawn from them; a folder whose records another run wrote is refused.
 """
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
-from typing import Any, Deque, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Deque, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from nuscenes.nuscenes import NuScenes
 from tqdm import tqdm
@@ -187,7 +189,8 @@ class SceneReplay:
 
     def __init__(self, nusc: NuScenes, scene: str, detector: Detector, out_dir: str,
                  options: ReplayOptions = ReplayOptions(), planner_config: PlannerConfig = PlannerConfig(),
-                 resume: bool = False, messages: Optional[Iterable[SensorMessage]] = None) -> None:
+                 resume: bool = False, messages: Optional[Iterable[SensorMessage]] = None,
+                 run: Optional[Mapping[str, Any]] = None) -> None:
         if options.every_sweep and isinstance(detector, OracleDetector):
             raise ValueError("the oracle needs ground truth, which exists at keyframes only: replay keyframes "
                              "(no every_sweep) or give a model")
@@ -201,6 +204,7 @@ class SceneReplay:
         self.options = options
         self.done = ({r["lidar_token"]: r for r in read_frame_records(os.path.join(out_dir, FRAMES_FILE))}
                      if resume else {})
+        record_run(out_dir, run_identity(self.scene["name"], options, run), resuming=bool(self.done))
         self.with_annotations = len(nusc.sample_annotation) > 0
         drop = frozenset(SENSOR_GROUPS) - frozenset(detector.sensors)
         self.state = options.new_state(drop)
@@ -322,10 +326,45 @@ class SceneReplay:
 def replay_scene(
     nusc: NuScenes, scene: str, detector: Detector, out_dir: str, options: ReplayOptions = ReplayOptions(),
     planner_config: PlannerConfig = PlannerConfig(), resume: bool = False, progress: bool = True,
-    messages: Optional[Iterable[SensorMessage]] = None,
+    messages: Optional[Iterable[SensorMessage]] = None, run: Optional[Mapping[str, Any]] = None,
 ) -> ReplaySummary:
-    """Replays ``scene`` (name or token) through ``detector`` and the planner into ``out_dir`` (SceneReplay)."""
-    return SceneReplay(nusc, scene, detector, out_dir, options, planner_config, resume, messages).run(progress)
+    """Replays ``scene`` (name or token) through ``detector`` and the planner into ``out_dir`` (SceneReplay);
+    ``run``: what names the model (e.g. its config and checkpoint), recorded in RUN_FILE."""
+    return SceneReplay(nusc, scene, detector, out_dir, options, planner_config, resume, messages, run).run(progress)
+
+
+RUN_FILE = "replay_run.json"
+"""Beside frames.jsonl: the scene, the caller's ``run`` and the options that shape the records, so that a resume
+never mixes the records of two runs."""
+
+OUTPUT_ONLY_OPTIONS = ("video", "mcap", "display_min_score", "device")
+"""ReplayOptions that change what is drawn or where the model runs, not the records: a resume may change them."""
+
+
+def run_identity(scene: str, options: ReplayOptions, run: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
+    """What RUN_FILE holds for a replay of ``scene`` with ``options`` by ``run``."""
+    shaping = {key: value for key, value in _options_json(options).items() if key not in OUTPUT_ONLY_OPTIONS}
+    return json.loads(json.dumps({"scene": scene, "run": dict(run or {}), "options": shaping}))
+
+
+def record_run(out_dir: str, identity: Dict[str, Any], resuming: bool) -> None:
+    """Writes RUN_FILE; when ``resuming`` (records to keep), first a ValueError naming the file unless it holds the
+    same ``identity``."""
+    path = os.path.join(out_dir, RUN_FILE)
+    if resuming:
+        recorded = json.load(open(path, encoding="utf-8")) if os.path.isfile(path) else None
+        if recorded is None:
+            raise ValueError(f"{path}: missing, so what replayed the frames in {out_dir} is unknown (an earlier "
+                             f"version); replay into another folder, or without --resume")
+        if recorded != identity:
+            differing = [key for key in ("scene", "run") if recorded.get(key) != identity[key]] + [
+                f"options.{key}" for key, value in identity["options"].items()
+                if recorded.get("options", {}).get(key) != value]
+            raise ValueError(f"{path}: the frames in {out_dir} were replayed with another {', '.join(differing)}; "
+                             f"replay into another folder, or without --resume")
+    os.makedirs(out_dir, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(identity, f, indent=2)
 
 
 def _options_json(options: ReplayOptions) -> Dict[str, Any]:

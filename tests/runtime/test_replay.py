@@ -207,6 +207,25 @@ def test_resume_after_a_kill_loses_nothing_and_redoes_nothing(nusc_synthetic, tm
     assert len(os.listdir(tmp_path / "frames")) == len(keyframes)
 
 
+def test_a_resume_into_the_frames_of_another_run_is_refused(nusc_synthetic, tmp_path):
+    scene = _scene(nusc_synthetic)
+    first = dict(run={"model": "oracle"}, progress=False)
+    replay_scene(nusc_synthetic, scene, OracleDetector(), str(tmp_path), QUICK, **first)
+    with pytest.raises(ValueError, match=r"replay_run.json: .* another options.lidar_sweeps; replay into another"):
+        replay_scene(nusc_synthetic, scene, OracleDetector(), str(tmp_path),
+                     ReplayOptions(video=False, mcap=False, lidar_sweeps=1), resume=True, **first)
+    with pytest.raises(ValueError, match=r"replayed with another run;"):
+        replay_scene(nusc_synthetic, scene, OracleDetector(), str(tmp_path), QUICK, resume=True,
+                     run={"model": "configs/x.py @ y.pth"}, progress=False)
+    # what is drawn may change: the same run resumes with a video
+    again = replay_scene(nusc_synthetic, scene, OracleDetector(), str(tmp_path),
+                         ReplayOptions(video=True, mcap=False), resume=True, **first)
+    assert again.processed == 0 and again.resumed == len(_keyframes(nusc_synthetic, scene))
+    os.remove(tmp_path / "replay_run.json")  # frames of an earlier version: unknown
+    with pytest.raises(ValueError, match=r"replay_run.json: missing"):
+        replay_scene(nusc_synthetic, scene, OracleDetector(), str(tmp_path), QUICK, resume=True, **first)
+
+
 def test_faults_are_survived_and_counted(nusc_synthetic, tmp_path):
     scene = _scene(nusc_synthetic)
     options = ReplayOptions(faults=FaultPlan(drop=0.05, duplicate=0.05, delay=0.05, stall=("CAM_FRONT", 0.3, 60.0),
