@@ -45,7 +45,11 @@ def test_detect_resizes_images_to_the_trained_size():
     assert view.image.shape == original.image.shape
     assert view.intrinsics.fx == pytest.approx(original.intrinsics.fx)
     model = tiny_model().eval()
-    assert len(model.detect([big])) == 1  # no size error: detect resizes
+    model.head.heatmap[-1].bias.data.fill_(0.5)  # boxes pass the score threshold
+    (resized_here,), (by_detect,) = model.detect([resize_cameras(big, (IMAGE_W, IMAGE_H))]), model.detect([big])
+    assert len(by_detect) > 0  # detect resizes to the trained size: the same boxes as a frame resized beforehand
+    np.testing.assert_allclose(by_detect.centers, resized_here.centers, atol=1e-5)
+    np.testing.assert_array_equal(by_detect.labels, resized_here.labels)
 
 
 def test_bad_checkpoints_fail_clearly(tmp_path):

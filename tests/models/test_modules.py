@@ -272,11 +272,21 @@ def test_decoder_shapes_and_gradients():
 
 def test_detector_predicts_with_any_subset_of_sensors(batch):
     model = tiny_model().eval()
+    garbage = dataclasses.replace(batch, lidar=batch.lidar.clone(), radar=batch.radar.clone(),
+                                  images=torch.rand_like(batch.images))
+    garbage.lidar[:, 4] = 255.0  # every intensity saturated
+    garbage.radar[:, 4:7] = 50.0  # every RCS and velocity off the scale
     for drop in [(), ("camera",), ("lidar", "radar"), ("lidar", "radar", "camera")]:
         present = {sensor: value & (sensor not in drop) for sensor, value in batch.present.items()}
         results = model(dataclasses.replace(batch, present=present), mode="predict")
         assert len(results) == 2
-        assert all(0 <= r["boxes"].scores.min(initial=0) and r["boxes"].scores.max(initial=1) <= 1 for r in results)
+        # a dropped group is not read: garbage in its place changes nothing
+        garbled = {sensor: getattr(garbage, name) if sensor in drop else getattr(batch, name)
+                   for sensor, name in (("lidar", "lidar"), ("radar", "radar"), ("camera", "images"))}
+        again = model(dataclasses.replace(batch, present=present, lidar=garbled["lidar"], radar=garbled["radar"],
+                                          images=garbled["camera"]), mode="tensor")
+        reference = model(dataclasses.replace(batch, present=present), mode="tensor")
+        assert all(torch.equal(again[name], reference[name]) for name in reference), drop
 
 
 def test_one_training_step_lowers_the_loss(batch):
