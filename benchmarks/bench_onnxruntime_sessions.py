@@ -64,6 +64,7 @@ def main() -> None:
     from perception.deploy.graphs import load_onnx_detector
     from perception.models import load_detector, model_inputs
     from perception.runtime.benchmark import BenchmarkOptions, format_table, run_benchmark
+    from perception.datasets.splits import scene_sample_tokens
     from perception.runtime.messages import find_scene
 
     apply_thread_policy()
@@ -78,10 +79,7 @@ def main() -> None:
         detectors[f"ort-int8/{variant}"] = load_onnx_detector(args.config, args.int8, "int8",
                                                                       session_options=session_options(variant))
     nusc = NuScenes(version=args.version, dataroot=args.dataroot, verbose=False)
-    token, tokens = find_scene(nusc, args.scene)["first_sample_token"], []
-    while token and len(tokens) < args.frames:
-        tokens.append(token)
-        token = nusc.get("sample", token)["next"]
+    tokens = scene_sample_tokens(nusc, find_scene(nusc, args.scene))[:args.frames]
     inputs = model_inputs(args.config)
     options = BenchmarkOptions(iters=args.iters, warmup=args.warmup, sweep_counts=(inputs.lidar_sweeps,),
                                curve_iters=1, kernel_iters=1)

@@ -47,6 +47,7 @@ def run_child(args: argparse.Namespace) -> None:
     from perception.deploy.backends import load_backend
     from perception.models import model_inputs
     from perception.runtime.benchmark import BenchmarkOptions, run_benchmark
+    from perception.datasets.splits import scene_sample_tokens
     from perception.runtime.messages import find_scene
     from perception.threads import apply_thread_policy
 
@@ -57,11 +58,7 @@ def run_child(args: argparse.Namespace) -> None:
     if args.child == "numba1":
         numba.set_num_threads(1)
     nusc = NuScenes(version=args.version, dataroot=args.dataroot, verbose=False)
-    token = find_scene(nusc, args.scene)["first_sample_token"]
-    tokens = []
-    while token and len(tokens) < args.frames:
-        tokens.append(token)
-        token = nusc.get("sample", token)["next"]
+    tokens = scene_sample_tokens(nusc, find_scene(nusc, args.scene))[:args.frames]
     detector = load_backend(args.backend, args.config, args.checkpoint, args.onnx)
     inputs = model_inputs(args.config)
     options = BenchmarkOptions(iters=args.iters, warmup=args.warmup, sweep_counts=(inputs.lidar_sweeps,),

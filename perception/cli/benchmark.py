@@ -75,16 +75,14 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
 
     from perception.deploy.backends import load_backend
     from perception.models import model_inputs
+    from perception.datasets.splits import scene_sample_tokens
     from perception.runtime.messages import find_scene
 
     detectors = {label: load_backend(backend, config_path, args.checkpoint, onnx_dir, args.device)
                  for label, backend, onnx_dir in backends}
     nusc = NuScenes(version=version, dataroot=dataroot, verbose=False)
     scene = find_scene(nusc, args.scene or nusc.scene[0]["name"])
-    tokens, token = [], scene["first_sample_token"]
-    while token and len(tokens) < args.frames:
-        tokens.append(token)
-        token = nusc.get("sample", token)["next"]
+    tokens = scene_sample_tokens(nusc, scene)[:args.frames]
 
     def describe() -> Dict[str, Any]:
         return {"config": args.config, "checkpoint": args.checkpoint,

@@ -37,15 +37,12 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     if args.preview is not None:
         import cv2
         from nuscenes.nuscenes import NuScenes
-        from nuscenes.utils.splits import get_scenes_of_custom_split
-
+        from perception.datasets.splits import split_sample_tokens
         from perception.viz.preview import render_preview
 
         nusc = NuScenes(version=args.version, dataroot=str(dataroot), verbose=False)
-        scene_name = get_scenes_of_custom_split(VAL_SPLIT, nusc)[0]
-        scene = next(s for s in nusc.scene if s["name"] == scene_name)
         path = args.preview or os.path.join(str(dataroot), "preview.png")
-        cv2.imwrite(path, render_preview(nusc, scene["first_sample_token"]))
+        cv2.imwrite(path, render_preview(nusc, split_sample_tokens(nusc, VAL_SPLIT)[0]))
         print(f"wrote {path}")
 
 

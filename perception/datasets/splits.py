@@ -33,16 +33,19 @@ def split_scenes(nusc: NuScenes, split: str) -> List[str]:
     return chosen
 
 
+def scene_sample_tokens(nusc: NuScenes, scene: dict) -> List[str]:
+    """Keyframe (sample) tokens of one scene record, in time order."""
+    tokens, token = [], scene["first_sample_token"]
+    while token:
+        tokens.append(token)
+        token = nusc.get("sample", token)["next"]
+    return tokens
+
+
 def split_sample_tokens(nusc: NuScenes, split: str) -> List[str]:
     """Keyframe (sample) tokens of the split, scene by scene in split_scenes order, each scene in time order."""
     scene_by_name = {scene["name"]: scene for scene in nusc.scene}
-    tokens = []
-    for name in split_scenes(nusc, split):
-        token = scene_by_name[name]["first_sample_token"]
-        while token:
-            tokens.append(token)
-            token = nusc.get("sample", token)["next"]
-    return tokens
+    return [token for name in split_scenes(nusc, split) for token in scene_sample_tokens(nusc, scene_by_name[name])]
 
 
 def evenly_spread(total: int, count: int) -> List[int]:
