@@ -37,6 +37,9 @@ class OracleDetector:
     """
 
     sensors: FrozenSet[str] = frozenset(SENSOR_GROUPS)
+    lidar_sweeps, radar_sweeps = 10, 6
+    """The sweeps the tools load for the oracle's frames (it reads none; the decision layer and the pictures see
+    them): nuScenes' usual 10 LiDAR and 6 radar sweeps."""
 
     def detect(self, frames: Sequence[Frame], timer: Optional[StageTimer] = None) -> List[Boxes3D]:
         """The ground truth of each frame (``timer`` unused: the oracle has no stages of its own)."""

@@ -32,8 +32,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--sync-window-s", type=float, default=ReplayOptions.sync_window_s,
                         help="wait this long after the LiDAR trigger for radar sweeps and images")
     parser.add_argument("--deadline-s", type=float, help="a frame is late beyond this (default: the frame period)")
-    parser.add_argument("--lidar-sweeps", type=int, help="default: the config's model_inputs (oracle: 10)")
-    parser.add_argument("--radar-sweeps", type=int, help="default: the config's model_inputs (oracle: 6)")
+    parser.add_argument("--lidar-sweeps", type=int,
+                        help=f"default: the config's model_inputs (oracle: {OracleDetector.lidar_sweeps})")
+    parser.add_argument("--radar-sweeps", type=int,
+                        help=f"default: the config's model_inputs (oracle: {OracleDetector.radar_sweeps})")
     parser.add_argument("--image-size", type=parse_image_size,
                         help="WxH the model's images are resized to (default: the config's)")
     parser.add_argument("--faults", help="inject faults, e.g. drop=0.05,duplicate=0.02,delay=0.02,"
@@ -80,7 +82,7 @@ def main(argv: Optional[Sequence[str]] = None) -> ReplaySummary:
     detector: Detector
     if args.oracle:
         detector = OracleDetector()
-        lidar_sweeps, radar_sweeps, image_size = 10, 6, None
+        lidar_sweeps, radar_sweeps, image_size = detector.lidar_sweeps, detector.radar_sweeps, None
     else:
         from perception.deploy.backends import load_backend
         from perception.models import model_inputs

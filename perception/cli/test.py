@@ -44,8 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the ground truth of each frame as the detections (checks loader, conversion, writer)")
     parser.add_argument("--batch-size", type=int, default=1)
     parser.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
-    parser.add_argument("--lidar-sweeps", type=int, help="default: the config's model_inputs (oracle: 10)")
-    parser.add_argument("--radar-sweeps", type=int, help="default: the config's model_inputs (oracle: 6)")
+    parser.add_argument("--lidar-sweeps", type=int,
+                        help=f"default: the config's model_inputs (oracle: {OracleDetector.lidar_sweeps})")
+    parser.add_argument("--radar-sweeps", type=int,
+                        help=f"default: the config's model_inputs (oracle: {OracleDetector.radar_sweeps})")
     parser.add_argument("--zero-shot", action="store_true",
                         help="accept a checkpoint trained on other inputs (sweeps, image size, sensors read) than "
                              "CONFIG's model_inputs and evaluate it at CONFIG's: a model of one domain on another's "
@@ -100,7 +102,7 @@ def run(argv: Optional[Sequence[str]] = None) -> List[dict]:
     # Only the main process evaluates; the others read the loader's metadata cache, not the devkit tables.
     nusc = NuScenes(version=args.version, dataroot=args.dataroot, verbose=args.verbose) if shard.is_main else None
     if args.oracle:
-        lidar_sweeps, radar_sweeps, image_size = 10, 6, None
+        lidar_sweeps, radar_sweeps, image_size = OracleDetector.lidar_sweeps, OracleDetector.radar_sweeps, None
     else:
         from perception.models import model_inputs
 
