@@ -54,7 +54,7 @@ def main() -> None:
     import torch
     from mmengine.config import Config
 
-    from perception.cli.quantize import load_batches
+    from perception.deploy.quantize import load_batches
     from perception.deploy.graphs import BEV_NETWORK, BEVNetwork, graph_path, load_onnx_detector, record_dense_inputs
     from perception.models import load_detector
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Optional, Sequence
 
 from perception.cli import add_debug_option, resolve_config, resolve_path, tool_main
 
@@ -36,24 +36,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def load_batches(detector, config, dataroot: str, version: str, split: str, count: int, purpose: str) -> List:
-    """``count`` frames spread evenly over ``split`` as one-frame batches; ValueError naming the ``purpose`` when
-    the split has none here."""
-    from perception.datasets.loader import NuScenesFrames
-    from perception.datasets.splits import evenly_spread
-    from perception.models import model_inputs
-
-    if count < 1:
-        raise ValueError(f"the frame count must be >= 1, got {count}")
-    inputs = model_inputs(config)
-    try:
-        frames = NuScenesFrames(dataroot, version, split, inputs.lidar_sweeps, inputs.radar_sweeps,
-                                image_size=inputs.image_size, progress=False)
-    except ValueError as error:
-        raise ValueError(f"{purpose} frames: {error}") from error
-    return [detector.batch_from_frames([frames[i]]) for i in evenly_spread(len(frames), count)]
-
-
 @tool_main
 def main(argv: Optional[Sequence[str]] = None) -> dict:
     args = build_parser().parse_args(argv)
@@ -62,8 +44,8 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
 
     from perception.deploy.graphs import (BEV_NETWORK, backend_graph_files, graph_path, in_bev_network,
                                           load_onnx_detector)
-    from perception.deploy.quantize import (compare_outputs, keep_float, quantize_bev_network, quantize_graphs,
-                                            sensitive_modules, sensitivity_sweep, write_sensitivity)
+    from perception.deploy.quantize import (compare_outputs, keep_float, load_batches, quantize_bev_network,
+                                            quantize_graphs, sensitive_modules, sensitivity_sweep, write_sensitivity)
 
     config = Config.fromfile(config_path)
     dataroot = resolve_path(args.dataroot or config.get("dataroot", ""))

@@ -34,7 +34,9 @@ from torch import nn
 
 from perception.deploy.graphs import (BEV_NETWORK, config_sha256, graph_path, load_onnx_detector, open_graph,
                                       output_error, record_dense_inputs, set_metadata)
-from perception.models import FusionBatch
+from perception.datasets.loader import NuScenesFrames
+from perception.datasets.splits import evenly_spread
+from perception.models import BEVFusionDetector, FusionBatch, model_inputs
 from perception.models.quantization_aware import int8_weight_scale
 
 QUANTIZED_OPS = ("Conv", "ConvTranspose", "MatMul", "Gemm")
@@ -269,3 +271,18 @@ def write_sensitivity(rows: Sequence[dict], out_dir: Union[str, Path]) -> None:
     out_dir = Path(out_dir)
     (out_dir / "sensitivity.json").write_text(json.dumps(list(rows), indent=2))
     (out_dir / "sensitivity.md").write_text(sensitivity_table(rows) + "\n")
+
+
+def load_batches(detector: BEVFusionDetector, config, dataroot: str, version: str, split: str, count: int,
+                 purpose: str) -> List[FusionBatch]:
+    """``count`` frames spread evenly over ``split`` as one-frame batches; ValueError naming the ``purpose`` when
+    the split has none here."""
+    if count < 1:
+        raise ValueError(f"the frame count must be >= 1, got {count}")
+    inputs = model_inputs(config)
+    try:
+        frames = NuScenesFrames(dataroot, version, split, inputs.lidar_sweeps, inputs.radar_sweeps,
+                                image_size=inputs.image_size, progress=False)
+    except ValueError as error:
+        raise ValueError(f"{purpose} frames: {error}") from error
+    return [detector.batch_from_frames([frames[i]]) for i in evenly_spread(len(frames), count)]
