@@ -71,6 +71,18 @@ def resolve_config(path: str) -> str:
     return resolved
 
 
+def add_data_options(parser: argparse.ArgumentParser) -> None:
+    """``--dataroot`` / ``--version``, defaulting to the config's ``dataroot`` / ``data_version`` (config_data)."""
+    parser.add_argument("--dataroot", help="default: the config's dataroot")
+    parser.add_argument("--version", help="default: the config's data_version")
+
+
+def config_data(args: argparse.Namespace, config) -> Tuple[str, Optional[str]]:
+    """(data root, version) of add_data_options' flags, else of the config (an mmengine Config); the root resolved
+    like every path a tool takes (resolve_path)."""
+    return resolve_path(args.dataroot or config.get("dataroot", "")), args.version or config.get("data_version")
+
+
 def parse_image_size(text: str) -> Tuple[int, int]:
     """'WxH' -> (W, H), as an argparse type."""
     try:

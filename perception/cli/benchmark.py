@@ -18,7 +18,7 @@ from typing import Any, Dict, Optional, Sequence
 import torch
 from mmengine.config import Config
 
-from perception.cli import add_debug_option, resolve_config, resolve_path, tool_main
+from perception.cli import add_data_options, add_debug_option, config_data, resolve_config, tool_main
 from perception.cli.backend import add_backend_list_options, backend_folders
 from perception.runtime.benchmark import (
     BenchmarkOptions, format_table, parse_sweep_counts, plot_benchmark, run_benchmark,
@@ -38,8 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--curve-iters", type=int, default=5, help="timed frames per sweep count of the curve")
     parser.add_argument("--kernel-iters", type=int, default=10, help="timed calls per kernel backend")
     parser.add_argument("--frames", type=int, default=4, help="distinct keyframes to cycle over")
-    parser.add_argument("--dataroot", help="default: the config's dataroot")
-    parser.add_argument("--version", help="default: the config's data_version")
+    add_data_options(parser)
     parser.add_argument("--scene", help="take the keyframes from this scene (default: the first scene)")
     parser.add_argument("--threads", type=int,
                         help="threads of every pool (perception.threads; default: the CPUs this process may use)")
@@ -66,8 +65,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     if args.threads:
         apply_thread_policy(args.threads)
     config = Config.fromfile(config_path)
-    dataroot = resolve_path(args.dataroot or config.get("dataroot", ""))
-    version = args.version or config.get("data_version")
+    dataroot, version = config_data(args, config)
     if not version or not os.path.isdir(os.path.join(dataroot, version)):
         parser.error(f"no nuScenes tables at {os.path.join(dataroot, str(version))} (give --dataroot/--version, or "
                      "generate the synthetic world with tools/make_synthetic.py)")

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-from perception.cli import add_debug_option, resolve_config, resolve_path, tool_main
+from perception.cli import add_data_options, add_debug_option, config_data, resolve_config, tool_main
 from perception.deploy.prune import DEFAULT_SCOPE, SCOPES
 from perception.plotting import pyplot
 
@@ -39,8 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--split", help="the frame the FLOPs and latency are measured on comes from this split "
                                         "(default: the config's validation split)")
     parser.add_argument("--latency-iters", type=int, default=20, help="timed detect calls per model")
-    parser.add_argument("--dataroot", help="default: the config's dataroot")
-    parser.add_argument("--version", help="default: the config's data_version")
+    add_data_options(parser)
     parser.add_argument("--report", metavar="OUT",
                         help="instead: the NDS / FLOPs / latency table and plot of an OUT folder")
     add_debug_option(parser)
@@ -93,8 +92,7 @@ def prune(args: argparse.Namespace, parser: argparse.ArgumentParser) -> List[Dic
             parser.error(f"--ratio {ratio}: a fraction in [0, 1)")
     config_path = resolve_config(args.config)
     config = Config.fromfile(config_path)
-    dataroot = resolve_path(args.dataroot or config.get("dataroot", ""))
-    version = args.version or config.get("data_version")
+    dataroot, version = config_data(args, config)
     split = args.split or config.val_dataloader.dataset.split
     detector = load_detector(config_path, args.checkpoint)
     inputs = model_inputs(config)

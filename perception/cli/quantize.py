@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Optional, Sequence
 
-from perception.cli import add_debug_option, resolve_config, resolve_path, tool_main
+from perception.cli import add_data_options, add_debug_option, config_data, resolve_config, tool_main
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,8 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "the shipped model v4 keeps three graphs float; see benchmarks/RESULTS.md)")
     parser.add_argument("--keep-float", action="append", default=[], metavar="MODULE",
                         help="this graph computes in float as well (module path, e.g. head.heatmap; repeatable)")
-    parser.add_argument("--dataroot", help="default: the config's dataroot")
-    parser.add_argument("--version", help="default: the config's data_version")
+    add_data_options(parser)
     add_debug_option(parser)
     return parser
 
@@ -48,8 +47,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
                                             quantize_graphs, sensitive_modules, sensitivity_sweep, write_sensitivity)
 
     config = Config.fromfile(config_path)
-    dataroot = resolve_path(args.dataroot or config.get("dataroot", ""))
-    version = args.version or config.get("data_version")
+    dataroot, version = config_data(args, config)
     float_detector = load_onnx_detector(config_path, args.float_dir)
     calibration = load_batches(float_detector, config, dataroot, version,
                                args.calib_split or config.train_dataloader.dataset.split, args.calib_frames,
