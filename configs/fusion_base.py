@@ -20,7 +20,6 @@ model = dict(
 train_dataloader = dict(batch_size=4, num_workers=8, dataset=dict(dataroot=dataroot, version=data_version,
                                                                   split="train"))
 val_dataloader = dict(batch_size=4, num_workers=8, dataset=dict(dataroot=dataroot, version=data_version, split="val"))
-val_evaluator = dict(dataroot=dataroot, version=data_version, split="val")
 max_iters = 100000
 val_interval = 10000
 train_cfg = dict(max_iters=max_iters, val_interval=val_interval)

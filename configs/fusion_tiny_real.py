@@ -11,4 +11,3 @@ dataroot = "../shared/fixtures/nuscenes-scene0916"
 data_version = "v1.0-mini"
 train_dataloader = dict(dataset=dict(dataroot=dataroot, version=data_version, split="real_finetune"))
 val_dataloader = dict(dataset=dict(dataroot=dataroot, version=data_version, split="real_val"))
-val_evaluator = dict(dataroot=dataroot, version=data_version, split="real_val")

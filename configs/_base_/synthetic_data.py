@@ -31,4 +31,5 @@ val_dataloader = dict(
     dataset=dict(type="FrameDataset", dataroot=dataroot, version=data_version, split="synth_val",
                  drop=drop_sensors),
 )
-val_evaluator = dict(type="NuScenesDetectionMetric", dataroot=dataroot, version=data_version, split="synth_val")
+# The metric scores the validation dataset's data root, version and split (filled in when the config is built).
+val_evaluator = dict(type="NuScenesDetectionMetric")

@@ -66,7 +66,6 @@ def use_data(cfg: Config, dataroot: str, version: str, split: str, val_split: Op
     if cfg.get("val_dataloader"):
         val_split = val_split or cfg.val_dataloader.dataset.split
         cfg.val_dataloader.dataset.update(dataroot=dataroot, version=version, split=val_split)
-        cfg.val_evaluator.update(dataroot=dataroot, version=version, split=val_split)
 
 
 def count_annotated_frames(dataset: dict) -> int:

@@ -22,7 +22,8 @@ from mmengine.runner import Runner, find_latest_checkpoint
 
 import perception.engine  # noqa: F401  (registers the dataset, collate, metric and DDP wrapper)
 from perception.cli import add_debug_option, resolve_config, tool_command, tool_main
-from perception.engine import apply_model_inputs, export_checkpoint, init_distributed_from_env, resume_source
+from perception.engine import (apply_model_inputs, evaluate_validation_data, export_checkpoint,
+                               init_distributed_from_env, resume_source)
 from perception.models import model_inputs
 
 
@@ -145,6 +146,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
 def run_training(cfg: Config) -> Runner:
     """Builds mmengine's Runner from ``cfg``, trains, and on rank 0 writes the last validation's metrics to
     ``<work_dir>/last_validation.json``. Returns the runner (its model is the trained one)."""
+    evaluate_validation_data(cfg)
     runner = Runner.from_cfg(cfg)
     runner.train()
     if runner.val_loop is not None and get_rank() == 0:

@@ -4,9 +4,11 @@ from perception.engine.adapters import (RESUME_SCHEME, DeviceAwareDistributedDat
                                        init_distributed_from_env, load_own_resume_file)
 from perception.engine.checkpoint import export_checkpoint, resume_source, save_checkpoint
 from perception.engine.hooks import TrainTimeBudgetHook
-from perception.engine.data import FrameDataset, apply_model_inputs, build_transform, collate_fusion_batch
+from perception.engine.data import (FrameDataset, apply_model_inputs, build_transform, collate_fusion_batch,
+                                    evaluate_validation_data)
 from perception.engine.metric import NuScenesDetectionMetric
 
 __all__ = ["DeviceAwareDistributedDataParallel", "FrameDataset", "NuScenesDetectionMetric", "RESUME_SCHEME",
            "TrainTimeBudgetHook", "apply_model_inputs", "build_transform", "collate_fusion_batch", "end_distributed",
-           "export_checkpoint", "init_distributed_from_env", "load_own_resume_file", "resume_source", "save_checkpoint"]
+           "evaluate_validation_data", "export_checkpoint", "init_distributed_from_env", "load_own_resume_file",
+           "resume_source", "save_checkpoint"]

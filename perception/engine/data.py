@@ -79,6 +79,8 @@ class FrameDataset(torch.utils.data.Dataset):
 DATALOADERS = ("train_dataloader", "val_dataloader", "test_dataloader")
 LOADED_INPUTS = ("lidar_sweeps", "radar_sweeps", "image_size")
 """The model_inputs entries a FrameDataset loads by."""
+EVALUATED_DATA = ("dataroot", "version", "split")
+"""What the validation metric takes from the validation dataset."""
 
 
 def frame_dataset_configs(dataset: Mapping) -> List[Mapping]:
@@ -113,6 +115,20 @@ def apply_model_inputs(cfg: Config) -> None:
             dataset["drop"] = sorted(set(dataset.get("drop", ())) | set(unread))
             if planning is not None:
                 dataset["planning"] = dict(planning)
+
+
+def evaluate_validation_data(cfg: Config) -> None:
+    """Gives the validation metric (``val_evaluator``) the validation dataset's data root, version and split
+    (EVALUATED_DATA), once every change to the data is made; ValueError naming the config when the metric sets one
+    of them itself (a second source that could disagree)."""
+    evaluator, validation = cfg.get("val_evaluator"), cfg.get("val_dataloader")
+    if not (evaluator and validation):
+        return
+    repeated = [key for key in EVALUATED_DATA if key in evaluator]
+    if repeated:
+        raise ValueError(f"{cfg.filename}: val_evaluator sets {', '.join(repeated)}; the metric scores the "
+                         f"validation dataset's (val_dataloader.dataset)")
+    evaluator.update({key: validation.dataset[key] for key in EVALUATED_DATA})
 
 
 def build_transform(config: Optional[object]):

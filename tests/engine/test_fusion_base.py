@@ -27,7 +27,6 @@ def test_fusion_base_trains_and_validates_on_real_keyframes(nusc_real, tmp_path,
                for key, value in (("batch_size", 1), ("num_workers", 0), ("persistent_workers", False))]
     options += [f"{loader}.dataset.{key}={value}" for loader in ("train_dataloader", "val_dataloader")
                 for key, value in data.items()]
-    options += [f"val_evaluator.{key}={value}" for key, value in data.items()]
     work_dir = str(tmp_path / "run")
     train([CONFIG, "--work-dir", work_dir, "--max-iters", "2", "--cfg-options", *options])
     declared = model_inputs(CONFIG)

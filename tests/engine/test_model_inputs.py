@@ -5,6 +5,7 @@ import argparse
 import pytest
 
 from perception.cli.train import build_config
+from perception.engine import evaluate_validation_data
 from perception.models import model_inputs
 from perception.paths import REPO_ROOT
 from tests.conftest import TINY_WORLD
@@ -87,3 +88,15 @@ def test_a_model_reading_fewer_groups_than_its_encoders_never_loads_the_rest():
     with pytest.raises(ValueError, match=r"model.sensors \['lidar'\] differs from model_inputs' \['lidar', 'radar', "
                                          r"'camera'\]; set them once, in model_inputs.sensors"):
         training_config("fusion_tiny", {"model.sensors": ["lidar"]})
+
+
+def test_the_validation_metric_scores_the_validation_datasets_data():
+    cfg = training_config("fusion_tiny_real")
+    evaluate_validation_data(cfg)
+    dataset = cfg.val_dataloader.dataset
+    assert (cfg.val_evaluator.dataroot, cfg.val_evaluator.version, cfg.val_evaluator.split) == (
+        dataset.dataroot, dataset.version, dataset.split) == ("../shared/fixtures/nuscenes-scene0916", "v1.0-mini",
+                                                              "real_val")
+    retyped = training_config("fusion_tiny", cfg_options={"val_evaluator.split": "synth_train"})
+    with pytest.raises(ValueError, match=r"fusion_tiny.py: val_evaluator sets split; the metric scores the "):
+        evaluate_validation_data(retyped)

@@ -50,7 +50,6 @@ model = dict(grid=dict(point_cloud_range=[-32.0, -32.0, -5.0, 32.0, 32.0, 3.0], 
 model_inputs = dict(lidar_sweeps=2, radar_sweeps=2, image_size=None)
 train_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False, dataset=dict({dataset}))
 val_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False, dataset=dict({dataset}))
-val_evaluator = dict(dataroot={str(root)!r}, version={TINY_WORLD['version']!r})
 default_hooks = dict(checkpoint=dict(interval=1, max_keep_ckpts=10), logger=dict(interval=1))
 param_scheduler = [dict(type='LinearLR', start_factor=0.5, by_epoch=False, begin=0, end=4)]
 randomness = dict(seed=0, deterministic=True)
