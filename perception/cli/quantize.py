@@ -3,9 +3,9 @@ weights, uint8 activations calibrated on training frames through the real pre-pr
 (each graph quantized alone, then all) against the float graphs on validation frames. Graphs whose quantization
 alone moves a detection score by more than --max-score-error compute in float (their activations unquantized,
 their weights stored int8 and restored when the session loads). Writes the graphs, sensitivity.json /
-sensitivity.md and quantize.json (the chosen mix, its error, the sizes of the graphs the backends load). The
-fuser, decoder and head run as one graph (bev_network.onnx), quantized whole with the nodes of the parts kept float
-left in float."""
+sensitivity.md / sensitivity.png and quantize.json (the chosen mix, its error, the sizes of the graphs the backends
+load). The fuser, decoder and head run as one graph (bev_network.onnx), quantized whole with the nodes of the parts
+kept float left in float."""
 from __future__ import annotations
 
 import argparse
@@ -58,7 +58,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     recorded = quantize_graphs(config_path, args.float_dir, args.out, calibration)
     modules = list(recorded)
     rows = sensitivity_sweep(config_path, args.float_dir, args.out, evaluation)
-    write_sensitivity(rows, args.out)
+    write_sensitivity(rows, args.out, args.max_score_error)
     kept = sorted(set(sensitive_modules(rows, args.max_score_error)) | set(args.keep_float))
     keep_float(args.float_dir, args.out, kept)
     float_parts = [path for path in kept if in_bev_network(path)]

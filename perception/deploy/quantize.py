@@ -38,6 +38,7 @@ from perception.datasets.loader import NuScenesFrames
 from perception.datasets.splits import evenly_spread
 from perception.models import BEVFusionDetector, FusionBatch, model_inputs
 from perception.models.quantization_aware import int8_weight_scale
+from perception.plotting import pyplot
 
 QUANTIZED_OPS = ("Conv", "ConvTranspose", "MatMul", "Gemm")
 """The op types given INT8 weights and inputs."""
@@ -266,11 +267,26 @@ def sensitivity_table(rows: Sequence[dict]) -> str:
     return "\n".join(lines)
 
 
-def write_sensitivity(rows: Sequence[dict], out_dir: Union[str, Path]) -> None:
-    """sensitivity.json and sensitivity.md under ``out_dir``."""
+def write_sensitivity(rows: Sequence[dict], out_dir: Union[str, Path], max_score_error: float) -> None:
+    """sensitivity.json, sensitivity.md and sensitivity.png (each graph's score error as a bar, the ones above
+    ``max_score_error`` red, every graph at once grey, the threshold dashed) under ``out_dir``."""
     out_dir = Path(out_dir)
     (out_dir / "sensitivity.json").write_text(json.dumps(list(rows), indent=2))
     (out_dir / "sensitivity.md").write_text(sensitivity_table(rows) + "\n")
+    plt = pyplot()
+    sensitive = set(sensitive_modules(rows, max_score_error))
+    figure, axis = plt.subplots(figsize=(7, 0.35 * len(rows) + 1.2))
+    axis.barh([row["module"] for row in rows], [row["score_error"] for row in rows],
+              color=["tab:red" if row["module"] in sensitive else "tab:grey" if row["module"] == "all"
+                     else "tab:blue" for row in rows])
+    axis.axvline(max_score_error, color="black", linestyle="--", label=f"--max-score-error {max_score_error:g}")
+    axis.invert_yaxis()
+    axis.set_xlabel("largest change of a detection score, INT8 against float")
+    axis.set_title("Each graph quantized alone (red: kept float), then all (grey)")
+    axis.legend(loc="lower right")
+    figure.tight_layout()
+    figure.savefig(out_dir / "sensitivity.png", dpi=100)
+    plt.close(figure)
 
 
 def load_batches(detector: BEVFusionDetector, config, dataroot: str, version: str, split: str, count: int,

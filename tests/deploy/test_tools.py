@@ -36,6 +36,7 @@ def test_export_quantize_and_evaluate(model_on_world, synthetic_root, nusc_synth
                             "--eval-frames", "1", "--max-score-error", "1"])
     assert report["kept_float"] == [] and report["int8_bytes"] > 0
     assert (folder / "int8" / "sensitivity.md").read_text().startswith("| graph quantized |")
+    assert (folder / "int8" / "sensitivity.png").stat().st_size > 0
     metrics = evaluate([config, checkpoint, "--backend", "onnxruntime-int8", "--onnx", str(folder / "int8"),
                         "--dataroot", str(synthetic_root), "--version", nusc_synthetic.version, "--split",
                         "synth_val", "--out", str(folder / "test"), "--no-plots"])
