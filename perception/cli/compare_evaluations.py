@@ -1,9 +1,9 @@
 """How far apart evaluations on one split are, given how few keyframes the split holds: each folder's predictions
 (``results_nusc.json``, as tools/test.py writes it) scored again by nuscenes-devkit's DetectionEval on keyframes
 drawn with replacement, every folder on the same draws (perception.eval.resampling, which says what the interval
-leaves out). Writes ``resampled.md`` and ``resampled.json`` under ``--out``: per evaluation its NDS and the central
-interval of its resampled NDS, and its difference from the first evaluation with that difference's interval and
-the share of draws in which it is not below the first.
+leaves out). Writes ``resampled.md``, ``resampled.json`` and ``resampled.png`` under ``--out``: per evaluation its
+NDS and the central interval of its resampled NDS, and its difference from the first evaluation with that
+difference's interval and the share of draws in which it is not below the first.
 
     python tools/compare_evaluations.py outputs/finetune_comparison/full/evaluation \\
         outputs/finetune_comparison/adapter_r8/evaluation --dataroot ../shared/fixtures/nuscenes-scene0916 \\
@@ -20,7 +20,7 @@ from nuscenes.nuscenes import NuScenes
 
 from perception.cli import add_debug_option, resolve_path, tool_command, tool_main
 from perception.datasets.splits import split_sample_tokens
-from perception.eval.report import resampled_caption, resampled_table
+from perception.eval.report import plot_resampled, resampled_caption, resampled_table
 from perception.eval.resampling import INTERVAL_LEVEL, resampled_comparison
 from perception.eval.runner import RESULTS_FILE
 
@@ -50,6 +50,7 @@ def main(argv: Optional[Sequence[str]] = None) -> List[dict]:
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "resampled.md"), "w") as handle:
         handle.write(resampled_table(rows, caption, args.level))
+    plot_resampled(rows, caption, args.level, os.path.join(args.out, "resampled.png"))
     with open(os.path.join(args.out, "resampled.json"), "w") as handle:
         json.dump(dict(caption=caption, command=tool_command("compare_evaluations", argv or []), level=args.level,
                        rows=rows), handle, indent=2)

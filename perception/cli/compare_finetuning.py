@@ -35,7 +35,7 @@ from perception.cli import test as test_tool
 from perception.cli import train as train_tool
 from perception.datasets.splits import split_sample_tokens
 from perception.eval.detection import TP_ERROR_NAMES, NoDetectionsError
-from perception.eval.report import format_number, markdown_table, resampled_caption, resampled_table
+from perception.eval.report import format_number, markdown_table, plot_resampled, resampled_caption, resampled_table
 from perception.eval.resampling import INTERVAL_LEVEL, resampled_comparison
 from perception.eval.runner import RESULTS_FILE
 from perception.models import build_detector, checkpoint_meta
@@ -137,16 +137,18 @@ def plot_comparison(rows: Sequence[dict], caption: str, path: str) -> None:
 
 def resampled_rows(rows: Sequence[dict], dataroot: str, args: argparse.Namespace) -> str:
     """Full fine-tuning first, then every other scored row, set against it on keyframe draws of the validation
-    split (resampled_comparison); appended to table.md and written as ``resampled`` into table.json. Returns the
-    markdown."""
+    split (resampled_comparison); appended to table.md, written as ``resampled`` into table.json and drawn in
+    resampled.png. Returns the markdown."""
     order = sorted((entry["name"] for entry in rows if entry["NDS"] is not None), key=lambda name: name != "full")
     if not order or order[0] != "full":
         return "No NDS intervals: full fine-tuning was not scored.\n"
     nusc = NuScenes(version=args.version, dataroot=dataroot, verbose=False)
     paths = [os.path.join(args.out, name.replace(" ", "_"), "evaluation", RESULTS_FILE) for name in order]
     resampled = resampled_comparison(nusc, args.val_split, paths, order, args.draws, progress=True)
-    text = resampled_table(resampled, resampled_caption(args.val_split, args.version, len(split_sample_tokens(
-        nusc, args.val_split)), args.draws, seed=0), INTERVAL_LEVEL)
+    caption = resampled_caption(args.val_split, args.version, len(split_sample_tokens(nusc, args.val_split)),
+                                args.draws, seed=0)
+    text = resampled_table(resampled, caption, INTERVAL_LEVEL)
+    plot_resampled(resampled, caption, INTERVAL_LEVEL, os.path.join(args.out, "resampled.png"))
     with open(os.path.join(args.out, "table.md"), "a") as handle:
         handle.write("\n" + text)
     table_path = os.path.join(args.out, "table.json")

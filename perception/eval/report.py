@@ -10,6 +10,7 @@ from nuscenes.eval.detection.constants import TP_METRICS
 from perception.eval.decision_metrics import HORIZONS_S, RATIO_DRAWS
 from perception.eval.detection import TP_ERROR_NAMES
 from perception.eval.resampling import INTERVAL_LEVEL
+from perception.plotting import pyplot
 
 CLASS_TP_NAMES = {"trans_err": "ATE", "scale_err": "ASE", "orient_err": "AOE", "vel_err": "AVE", "attr_err": "AAE"}
 
@@ -175,6 +176,30 @@ def resampled_caption(split: str, version: str, num_keyframes: int, num_draws: i
     return (f"NDS on {split} ({version}, {num_keyframes} keyframes) and on {num_draws} draws of as many keyframes "
             f"with replacement (seed {seed}); consecutive keyframes of a drive are drawn as if independent, so the "
             f"intervals are lower bounds on the uncertainty.")
+
+
+def plot_resampled(rows: Sequence[Mapping], caption: str, level: float, path: str) -> None:
+    """The rows of perception.eval.resampling.resampled_comparison as a picture at ``path``: each evaluation's NDS
+    with the central ``level`` of its draws (left), each one's difference from the first with that difference's
+    interval, zero dashed (right)."""
+    plt = pyplot()
+    names = [row["name"] for row in rows]
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 0.4 * len(rows) + 1.8), sharey=True)
+    for axis, value, interval in ((left, "NDS", "NDS_interval"), (right, "difference", "difference_interval")):
+        for index, row in enumerate(rows):
+            if value in row:
+                low, high = row[interval]
+                axis.errorbar(row[value], index, xerr=[[row[value] - low], [high - row[value]]], fmt="o",
+                              color="tab:blue", capsize=3)
+    right.axvline(0.0, color="black", linestyle="--")
+    left.set_yticks(range(len(rows)), names)
+    left.invert_yaxis()
+    left.set_xlabel(f"NDS, central {100 * level:g} % of the draws")
+    right.set_xlabel(f"NDS - {names[0]}, central {100 * level:g} %")
+    figure.suptitle(caption, fontsize=8, wrap=True)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
 
 
 def resampled_table(rows: Sequence[Mapping], caption: str, level: float) -> str:

@@ -32,6 +32,7 @@ def test_two_folders_side_by_side(nusc_synthetic, synthetic_root, tmp_path):
     saved = json.loads((out / "resampled.json").read_text())
     assert saved["rows"][1]["difference_interval"] == [low, high]
     assert "| second |" in (out / "resampled.md").read_text()
+    assert (out / "resampled.png").stat().st_size > 0
 
 
 def test_bad_folders_are_one_line(nusc_synthetic, synthetic_root, tmp_path, capsys):
