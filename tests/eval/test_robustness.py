@@ -3,6 +3,7 @@ objects only through LiDAR points; the json, RA and CE by hand from each cell's 
 and png."""
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -185,6 +186,8 @@ def test_torchrun_two_processes_share_the_cells(synthetic_root, tmp_path):
     # Process 0 ran cells[0::2], process 1 cells[1::2]: each cell's progress bar names the process that ran it.
     assert sorted(os.listdir(tmp_path / "two")) == sorted([cell.folder for cell in cells] +
                                                           ["robustness.json", "robustness.md", "robustness.png"])
-    assert finished.stderr.count("robustness (process 0)") > 0 and finished.stderr.count("robustness (process 1)") > 0
+    for rank in (0, 1):  # each process's bar ends at its own share's count: no cell run twice or by both
+        share = len(cells[rank::2])
+        assert re.search(rf"robustness \(process {rank}\): 100%\|[^|]*\| {share}/{share} ", finished.stderr), rank
     for key in ("clean", "corruptions", "mra", "worst"):
         assert two[key] == json.loads(json.dumps(one[key])), key
