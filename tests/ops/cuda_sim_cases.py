@@ -120,3 +120,32 @@ def test_circle_nms_cuda(max_keep):
     np.testing.assert_array_equal(circle_nms(centers, scores, 1.2, max_keep, backend="cuda"),
                                   circle_nms(centers, scores, 1.2, max_keep, backend="reference"))
     assert circle_nms(centers[:0], scores[:0], 1.0, backend="cuda").shape == (0,)
+
+
+def test_empty_and_edge_inputs_cuda():
+    """The CPU tests' adversarial edges on the CUDA kernels: no pillar, every frustum point outside the grid, no
+    box, a zero radius and infinite centres, float32 pooling."""
+    canvas = pillar_scatter(torch.zeros(0, 3), torch.zeros(0, 4, dtype=torch.int32), 2, (4, 5), backend="cuda")
+    assert torch.equal(canvas, torch.zeros(2, 3, 4, 5))
+    outside = BEVPoolGeometry.from_points(np.full((1, 1, 2, 2, 2, 3), 100.0, np.float32),
+                                          (-4.0, -3.0, -2.0, 4.0, 3.0, 2.0), (1.0, 0.5, 2.0), backend="cuda")
+    assert outside.num_intervals == 0
+    pooled = bev_pool(torch.ones(1, 1, 2, 2, 2), torch.ones(1, 1, 2, 2, 4), outside, backend="cuda")
+    assert torch.equal(pooled, torch.zeros(1, 4, 12, 8))
+    points = np.random.default_rng(4).uniform(-4, 4, (20, 3)).astype(np.float32)
+    no_boxes = np.zeros((0, 7))
+    np.testing.assert_array_equal(points_in_boxes(points, no_boxes, backend="cuda"), np.full(20, -1))
+    assert points_in_boxes_mask(points, no_boxes, backend="cuda").shape == (0, 20)  # (K boxes, N points)
+    centers = np.array([[0.0, 0.0], [0.0, 0.0], [1e-9, 0.0], [np.inf, 0.0], [np.inf, 0.0], [-np.inf, 1.0]])
+    scores = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4])
+    for radius in (0.0, 1.0):
+        np.testing.assert_array_equal(circle_nms(centers, scores, radius, backend="cuda"),
+                                      circle_nms(centers, scores, radius, backend="reference"))
+    rng = np.random.default_rng(5)
+    frustum = (rng.uniform(-5, 5, size=(1, 2, 3, 2, 3, 3)) * [1.0, 0.8, 0.5]).astype(np.float32)
+    geometry = BEVPoolGeometry.from_points(frustum, (-4.0, -3.0, -2.0, 4.0, 3.0, 2.0), (1.0, 0.5, 2.0),
+                                           backend="cuda")
+    depth = torch.from_numpy(rng.uniform(0, 1, frustum.shape[:5]).astype(np.float32))
+    context = torch.from_numpy(rng.normal(size=(1, 2, 2, 3, 4)).astype(np.float32))
+    torch.testing.assert_close(bev_pool(depth, context, geometry, backend="cuda"),
+                               bev_pool(depth, context, geometry, backend="reference"), rtol=1e-5, atol=1e-6)
