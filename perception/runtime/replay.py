@@ -184,7 +184,7 @@ class SceneReplay:
     from read, the detector warmed up (in real time), the outputs open and the clock started. ``run`` replays.
 
     Raises ValueError when the oracle is asked for every sweep (ground truth exists at keyframes only), the
-    scene has no messages, or a frames.jsonl to resume from is malformed.
+    scene has no messages, or a frames.jsonl to resume from is malformed or was written by another run (record_run).
     """
 
     def __init__(self, nusc: NuScenes, scene: str, detector: Detector, out_dir: str,
