@@ -187,10 +187,9 @@ def plot_resampled(rows: Sequence[Mapping], caption: str, level: float, path: st
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 0.4 * len(rows) + 1.8), sharey=True)
     for axis, value, interval in ((left, "NDS", "NDS_interval"), (right, "difference", "difference_interval")):
         for index, row in enumerate(rows):
-            if value in row:
-                low, high = row[interval]
-                axis.errorbar(row[value], index, xerr=[[row[value] - low], [high - row[value]]], fmt="o",
-                              color="tab:blue", capsize=3)
+            if value in row:  # the interval as a bar (the NDS of all keyframes may lie outside it), the value a dot
+                axis.plot(row[interval], [index, index], color="tab:blue", linewidth=2, solid_capstyle="butt")
+                axis.plot(row[value], index, "o", color="tab:blue")
     right.axvline(0.0, color="black", linestyle="--")
     left.set_yticks(range(len(rows)), names)
     left.invert_yaxis()
