@@ -97,8 +97,10 @@ def checked_results(path: str, split_tokens: Sequence[str], split: str) -> str:
     with open(path) as handle:
         predicted = set(json.load(handle)["results"])
     if predicted != set(split_tokens):
-        raise ValueError(f"{path}: predicts {len(predicted)} keyframes, {len(predicted - set(split_tokens))} of them "
-                         f"outside split {split!r} of {len(split_tokens)} (evaluate every folder on that split)")
+        outside, missed = len(predicted - set(split_tokens)), len(set(split_tokens) - predicted)
+        raise ValueError(f"{path}: predicts {len(predicted)} keyframes, {outside} of them outside split {split!r} of "
+                         f"{len(split_tokens)}, and misses {missed} of its keyframes (evaluate every folder on that "
+                         f"split)")
     return path
 
 

@@ -41,6 +41,7 @@ def test_bad_folders_are_one_line(nusc_synthetic, synthetic_root, tmp_path, caps
     capsys.readouterr()  # the devkit's progress bars
     line = one_error_line(main, [str(tmp_path / "train"), *data_args(synthetic_root), "--out", str(tmp_path)], capsys)
     assert f"{tmp_path / 'train' / 'results_nusc.json'}: predicts" in line and "outside split 'synth_val'" in line
+    assert "and misses 4 of its keyframes" in line  # synth_val's 4, none predicted
     line = one_error_line(main, [str(tmp_path / "none"), *data_args(synthetic_root), "--out", str(tmp_path)], capsys)
     assert f"{tmp_path / 'none' / 'results_nusc.json'}: no such file" in line
     line = one_error_line(main, [str(tmp_path / "train"), "--names", "a", "b", *data_args(synthetic_root),
