@@ -68,7 +68,8 @@ def bird_eye_view(nusc: NuScenes, sample_token: str, range_m: float = 50.0) -> n
     global_to_ego = lidar_pose.ego_to_global.inverse()
     centres, sizes, yaws, velocities, labels = [], [], [], [], []
     for token in sample["anns"]:
-        if _label(nusc, token) is None:
+        label = _label(nusc, token)
+        if label is None:
             continue
         annotation = nusc.get("sample_annotation", token)
         box_to_global = RigidTransform.from_nuscenes(annotation["translation"], annotation["rotation"])
@@ -77,7 +78,7 @@ def bird_eye_view(nusc: NuScenes, sample_token: str, range_m: float = 50.0) -> n
         sizes.append(annotation["size"])
         velocity = np.nan_to_num(nusc.box_velocity(token))
         velocities.append(global_to_ego.apply_rotation(velocity[None])[0, :2])
-        labels.append(_label(nusc, token))
+        labels.append(label)
     boxes = Boxes3D(np.array(centres).reshape(-1, 3), np.array(sizes).reshape(-1, 3), np.array(yaws),
                     np.array(velocities).reshape(-1, 2), np.array(labels, dtype=np.int64))
     return draw_bev(BevView(range_m=range_m, pixels_per_m=7.2), lidar_points=lidar_ego,
