@@ -19,7 +19,8 @@ Rules, in order (frame and lanes: see perception.decision.types):
    queue). Instead of following, CHANGE_LANE_LEFT / RIGHT passes a lead at least ``min_speed_gain_mps`` slower
    than the speed limit and than the neighbouring lane allows, when that lane's gap check passes (the faster
    lane; left on a tie). The choice depends on speeds, not on the gap, so moving the lead closer never turns
-   FOLLOW into a lane change.
+   FOLLOW into a lane change. When it follows such a lead, its reason says why it does not pass: the agents
+   failing each side's gap check, or the side's speed.
 4. KEEP_LANE at the speed limit otherwise.
 
 The speed limit is the cruise speed, lowered on a curve to keep the lateral acceleration within
@@ -104,15 +105,10 @@ def assess_agents(boxes: Boxes3D, ego_speed_mps: float, config: PlannerConfig,
     return AgentAssessment(predicted, in_path, gap, forward_speed, ttc, required, follow_speed, accelerations)
 
 
-def lane_change_ok(assessment: AgentAssessment, boxes: Boxes3D, lane: int, ego_speed_mps: float,
-                   config: PlannerConfig) -> bool:
-    """The gap check of the module docstring for neighbouring ``lane`` (+1 left, -1 right)."""
-    return not len(lane_change_blockers(assessment, boxes, lane, ego_speed_mps, config))
-
-
 def lane_change_blockers(assessment: AgentAssessment, boxes: Boxes3D, lane: int, ego_speed_mps: float,
                          config: PlannerConfig) -> np.ndarray:
-    """(K,) indices into ``boxes`` of the agents that fail the gap check for neighbouring ``lane``."""
+    """(K,) indices into ``boxes`` of the agents that fail the gap check (module docstring) for neighbouring
+    ``lane`` (+1 left, -1 right); empty when the check passes."""
     predicted = assessment.predicted
     relevant = np.flatnonzero(np.any(lane_segments(predicted[:, :, 1], lane, config.lane_width_m), axis=1))
     if not len(relevant):
@@ -209,6 +205,14 @@ def describe_agent(boxes: Boxes3D, index: int, assessment: AgentAssessment, loca
             f"{assessment.gap_m[local]:.1f} m ahead")
 
 
+def describe_in_lane(boxes: Boxes3D, index: int, local: int, side: str) -> str:
+    """'car #3 6.0 m behind in the left lane at 9.0 m/s': class, box index, position along x and forward speed."""
+    name = DETECTION_CLASSES[int(boxes.labels[local])]
+    x = float(boxes.centers[local, 0])
+    where = f"{x:.1f} m ahead" if x >= 0 else f"{-x:.1f} m behind"
+    return f"{name} #{index} {where} in the {side} lane at {max(boxes.velocities[local, 0], 0.0):.1f} m/s"
+
+
 def _kept_agent_values(values: Optional[np.ndarray], boxes: Boxes3D, kept: np.ndarray, name: str
                        ) -> Optional[np.ndarray]:
     """Per-box ``values`` (len(boxes),) or None -> those of the ``kept`` boxes (float64); ValueError naming
@@ -225,16 +229,26 @@ def _kept_agent_values(values: Optional[np.ndarray], boxes: Boxes3D, kept: np.nd
 class FrameAssessment:
     """What the rule planner and the safety layer read of one frame: ``kept`` (N,) the indices of the boxes
     scoring >= min_score, ``agents`` those boxes, ``speed_mps`` the ego's speed (>= 0), ``assessment`` rule 1 for
-    each agent, the lane-change gap checks left / right and ``ttc_s`` the smallest time-to-collision (inf
-    without agents)."""
+    each agent, ``left_blockers`` / ``right_blockers`` the agents (indices into ``agents``) failing the
+    lane-change gap check on that side and ``ttc_s`` the smallest time-to-collision (inf without agents)."""
 
     kept: np.ndarray
     agents: Boxes3D
     speed_mps: float
     assessment: AgentAssessment
-    left_ok: bool
-    right_ok: bool
+    left_blockers: np.ndarray
+    right_blockers: np.ndarray
     ttc_s: float
+
+    @property
+    def left_ok(self) -> bool:
+        """Whether the lane-change gap check passes on the left."""
+        return not len(self.left_blockers)
+
+    @property
+    def right_ok(self) -> bool:
+        """Whether the lane-change gap check passes on the right."""
+        return not len(self.right_blockers)
 
 
 def assess_frame(boxes: Boxes3D, ego: EgoState, config: PlannerConfig,
@@ -249,9 +263,9 @@ def assess_frame(boxes: Boxes3D, ego: EgoState, config: PlannerConfig,
     accelerations = _kept_agent_values(agent_accelerations_mps2, boxes, kept, "agent accelerations")
     speed = max(ego.speed_mps, 0.0)
     assessment = assess_agents(agents, speed, config, yaw_rates, accelerations)
-    left_ok, right_ok = (lane_change_ok(assessment, agents, lane, speed, config) for lane in (+1, -1))
+    left, right = (lane_change_blockers(assessment, agents, lane, speed, config) for lane in (+1, -1))
     ttc = float(assessment.ttc_s.min()) if len(agents) else math.inf
-    return FrameAssessment(kept, agents, speed, assessment, left_ok, right_ok, ttc)
+    return FrameAssessment(kept, agents, speed, assessment, left, right, ttc)
 
 
 # Read best whole: the rule cascade (urgent brake or stop, lane clear, queued stop, overtake, follow)
@@ -317,17 +331,26 @@ def decide(boxes: Boxes3D, ego: EgoState, config: PlannerConfig = PlannerConfig(
     queued = assessment.gap_m[local] <= config.standstill_gap_m + config.queue_creep_m
     if lead_speed <= config.stopped_speed_mps and (queued or target <= config.stopped_speed_mps):
         return decision(Maneuver.STOP, 0.0, local, stopping_decel(local), 0, f"queued behind {lead_text}")
+    not_passing = ""
     if lead_speed < limit - config.min_speed_gain_mps:
-        options = []
-        sides = ((+1, left_ok, Maneuver.CHANGE_LANE_LEFT), (-1, right_ok, Maneuver.CHANGE_LANE_RIGHT))
-        for lane, ok, maneuver in sides:
+        options, refusals = [], []
+        sides = ((+1, frame.left_blockers, Maneuver.CHANGE_LANE_LEFT),
+                 (-1, frame.right_blockers, Maneuver.CHANGE_LANE_RIGHT))
+        for lane, blockers, maneuver in sides:
+            side = "left" if lane > 0 else "right"
             allowed = lane_speed_mps(assessment, agents, lane, lookahead, limit, config)
-            if ok and allowed >= lead_speed + config.min_speed_gain_mps:
+            if len(blockers):
+                refusals.append(f"{side} lane blocked by "
+                                + ", ".join(describe_in_lane(agents, kept[i], i, side) for i in blockers))
+            elif allowed < lead_speed + config.min_speed_gain_mps:
+                refusals.append(f"{side} lane allows {allowed:.1f} m/s, no faster")
+            else:
                 options.append((allowed, lane, maneuver))
         if options:
             allowed, lane, maneuver = max(options, key=lambda option: option[0])  # first (left) wins a tie
             side = "left" if lane > 0 else "right"
             return decision(maneuver, allowed, local, config.comfortable_decel_mps2, lane,
                             f"passing {lead_text}; {side} lane clear, allows {allowed:.1f} m/s")
+        not_passing = "; not passing: " + "; ".join(refusals)
     return decision(Maneuver.FOLLOW, target, local, config.comfortable_decel_mps2, 0,
-                    f"following {lead_text}, target {target:.1f} m/s")
+                    f"following {lead_text}, target {target:.1f} m/s{not_passing}")

@@ -53,13 +53,12 @@ from typing import Optional
 
 import numpy as np
 
-from perception.classes import DETECTION_CLASSES
 from perception.datasets.lane_map import LaneCentres
 from perception.datasets.maneuver_labels import (VEHICLE_LABELS, ManeuverLabelConfig, brakes, label_maneuver,
                                                   stands_still)
 from perception.decision.collision import ego_footprints, footprints_overlap, path_coordinates, plan_headings
 from perception.decision.ego_state import EgoState
-from perception.decision.planner import (assess_frame, describe_agent, lane_path, plan_trajectory,
+from perception.decision.planner import (assess_frame, describe_agent, describe_in_lane, lane_path, plan_trajectory,
                                          travelled_distance_m)
 from perception.decision.prediction import half_length_along_x, speed_factors_at
 from perception.decision.types import Decision, PlannerConfig
@@ -89,7 +88,7 @@ def check_plan(trajectory: np.ndarray, maneuver: Maneuver, boxes: Boxes3D, ego: 
         side = "left" if maneuver is Maneuver.CHANGE_LANE_LEFT else "right"
         followers = _lane_change_followers(relative, assessment.predicted, config)
         if len(followers):
-            blocking = "; ".join(_describe_in_lane(agents, kept[i], i, side) for i in followers)
+            blocking = "; ".join(describe_in_lane(agents, kept[i], i, side) for i in followers)
             refused = f"refused {maneuver.value}, blocked by {blocking}; in the ego's lane at the plan's speeds, "
             trajectory = lane_path(np.cumsum(plan_speeds_mps(trajectory, config)) * config.step_s, ego, config)[0]
             maneuver = plan_label(trajectory, agents, config)
@@ -282,11 +281,3 @@ def _first_hazard(trajectory: np.ndarray, agents: Boxes3D, predicted: np.ndarray
             return local, step, (f"leaves {gap[local, step]:.1f} m of the {need[local, step]:.1f} m braking "
                                  f"margin")
     return None
-
-
-def _describe_in_lane(boxes: Boxes3D, index: int, local: int, side: str) -> str:
-    """'car #3 6.0 m behind in the left lane at 9.0 m/s': class, box index, position along x and forward speed."""
-    name = DETECTION_CLASSES[int(boxes.labels[local])]
-    x = float(boxes.centers[local, 0])
-    where = f"{x:.1f} m ahead" if x >= 0 else f"{-x:.1f} m behind"
-    return f"{name} #{index} {where} in the {side} lane at {max(boxes.velocities[local, 0], 0.0):.1f} m/s"
