@@ -1,7 +1,8 @@
 """The robustness benchmark: a detector over a split under each corruption (perception.datasets.corruptions) at
 each severity; NDS and mAP per cell, resilience (RA, mRA), RR and, against a baseline's robustness.json, mCE
-(perception.eval.robustness) into robustness.md, robustness.json and robustness.png. Resumable (finished cells
-are not run again); under torchrun the cells are shared across the processes."""
+(perception.eval.robustness) into robustness.md, robustness.json and robustness.png. A corruption of a sensor group
+the model does not read would leave its input unchanged: it is not run, and the report names it. Resumable
+(finished cells are not run again); under torchrun the cells are shared across the processes."""
 from __future__ import annotations
 
 import argparse
@@ -52,24 +53,31 @@ def run(argv: Optional[Sequence[str]] = None) -> Optional[dict]:
         parser.error("--corruptions names none")
     try:
         severities = [int(value) for value in args.severities.split(",") if value]
-        cells = plan_cells(corruptions, severities)
+        plan_cells(corruptions, severities)
     except ValueError as error:
         parser.error(str(error))
     if not os.path.isdir(os.path.join(args.dataroot, args.version)):
         parser.error(f"no nuScenes tables at {os.path.join(args.dataroot, args.version)}")
     config = resolve_config(args.config)
+    from perception.models import load_detector, model_inputs
+
+    inputs = model_inputs(config)
+    not_read = [name for name in corruptions if CORRUPTIONS[name].sensor not in inputs.sensors]
+    corruptions = [name for name in corruptions if name not in not_read]
+    if not corruptions:
+        parser.error(f"the model reads {', '.join(inputs.sensors)} only: none of --corruptions changes its input")
+    if not_read:
+        print(f"robustness: not run, the model does not read their sensor: {', '.join(not_read)}")
+    cells = plan_cells(corruptions, severities)
     baseline = None
     if args.baseline:
         with open(args.baseline) as handle:
             baseline = json.load(handle)
     from nuscenes.nuscenes import NuScenes
 
-    from perception.models import load_detector, model_inputs
-
     init_distributed_from_env(timeout_s=PROCESS_GROUP_TIMEOUT_S)
     shard = Shard.of_process_group()
     detector = load_detector(config, args.checkpoint, device="cpu")
-    inputs = model_inputs(config)
     data = DataOptions(args.dataroot, args.version, args.split, lidar_sweeps=inputs.lidar_sweeps,
                        radar_sweeps=inputs.radar_sweeps, image_size=inputs.image_size, batch_size=args.batch_size,
                        workers=args.workers)
@@ -81,7 +89,7 @@ def run(argv: Optional[Sequence[str]] = None) -> Optional[dict]:
                         data, args.out, cells, args.seed, shard, args.verbose)
     summary = None
     if shard.is_main:
-        summary = robustness_summary(records, corruptions, severities, baseline)
+        summary = robustness_summary(records, corruptions, severities, baseline, not_read)
         write_robustness(args.out, summary)
         print(f"robustness: {os.path.join(args.out, MARKDOWN_FILE)}, {os.path.join(args.out, JSON_FILE)}; clean "
               f"NDS {summary['clean']['nd_score']:.3f}, mRA {summary['mra']:.3f}")

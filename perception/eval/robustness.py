@@ -140,10 +140,11 @@ def run_cells(detector: Detector, run: Mapping, nusc_factory, data: DataOptions,
 
 
 def robustness_summary(records: Mapping[Cell, Mapping], corruptions: Sequence[str], severities: Sequence[int],
-                       baseline: Optional[Mapping] = None) -> dict:
+                       baseline: Optional[Mapping] = None, not_read: Sequence[str] = ()) -> dict:
     """The robustness.json content from the cells' records (Cell -> cell.json): clean NDS / mAP; per corruption
     its cells (NDS, mAP, RA per severity), RR and, against ``baseline`` (another model's robustness.json), CE;
-    mRA (= mRR), mCE and the worst cell. ValueError when the clean NDS is 0 (RA undefined)."""
+    mRA (= mRR), mCE and the worst cell; ``not_read`` the corruptions not run because the model does not read
+    their sensor (name and sensor). ValueError when the clean NDS is 0 (RA undefined)."""
     clean = records[Cell(CLEAN, 0)]
     if clean["nd_score"] <= 0:
         raise ValueError("the clean NDS is 0: resilience (corrupted NDS / clean NDS) is undefined")
@@ -175,6 +176,7 @@ def robustness_summary(records: Mapping[Cell, Mapping], corruptions: Sequence[st
         "model": clean["run"]["model"], "run": clean["run"], "severities": severities,
         "clean": {"nd_score": clean["nd_score"], "mean_ap": clean["mean_ap"]},
         "corruptions": rows,
+        "not_read": [{"name": name, "sensor": CORRUPTIONS[name].sensor} for name in not_read],
         "mra": float(np.mean([row["rr"] for row in rows])) if rows else None,
         "worst": None if worst is None else {"name": worst[0], "severity": worst[1]["severity"],
                                              "ra": worst[1]["ra"], "nd_score": worst[1]["nd_score"]},
@@ -227,7 +229,9 @@ def write_robustness(out_dir: str, summary: Mapping) -> None:
         f"Clean: NDS {format_number(summary['clean']['nd_score'])}, mAP {format_number(summary['clean']['mean_ap'])}."
         f" mRA {format_number(summary['mra'])} (= mRR)."
         + (f" Worst: {worst['name']} severity {worst['severity']}, RA {format_number(worst['ra'])}." if worst else "")
-        + (f" mCE {format_number(mce, 1)} % against {baseline['model']}." if baseline else ""), "",
+        + (f" mCE {format_number(mce, 1)} % against {baseline['model']}." if baseline else "")
+        + ("" if not summary["not_read"] else " Not run, the model does not read their sensor: "
+           + ", ".join(f"{row['name']} ({row['sensor']})" for row in summary["not_read"]) + "."), "",
         "RA = NDS / clean NDS (MultiCorrupt); RR = mean RA over severities (nuScenes-C); CE = sum of (1 - NDS) over "
         "severities / the baseline's, in % (nuScenes-C). NDS* : no box was detected, scored 0 (see "
         "perception.eval.robustness). Cell folders hold each run's metrics.json and report.md.", "",

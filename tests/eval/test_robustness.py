@@ -153,6 +153,16 @@ def test_cli_refuses_bad_arguments(tmp_path):
             run_cli(["config.py", "model.pth", "--dataroot", str(tmp_path), *argv])
 
 
+def test_cli_refuses_corruptions_of_sensors_the_model_does_not_read(synthetic_root, tmp_path, capsys):
+    from perception.paths import REPO_ROOT
+
+    with pytest.raises(SystemExit):
+        run_cli([str(REPO_ROOT / "configs" / "lidar_only.py"), "model.pth", "--dataroot", str(synthetic_root),
+                 "--version", TINY_WORLD["version"], "--corruptions", "camera_crash,ghost_targets",
+                 "--out", str(tmp_path)])
+    assert "the model reads lidar only: none of --corruptions changes its input" in capsys.readouterr().err
+
+
 def test_test_tool_evaluates_one_cell(synthetic_root, tmp_path):
     from perception.cli.test import run as run_test
 
@@ -174,8 +184,13 @@ def test_torchrun_two_processes_share_the_cells(synthetic_root, tmp_path):
 
     args = [str(REPO_ROOT / "configs" / "lidar_only.py"), str(REPO_ROOT / "checkpoints" / "lidar_only.pth"),
             "--dataroot", str(synthetic_root), "--version", TINY_WORLD["version"], "--split", SPLIT,
-            "--corruptions", "limited_fov,lidar_missing", "--severities", "3"]
+            "--corruptions", "limited_fov,camera_crash,lidar_missing,ghost_targets", "--severities", "3"]
     one = run_cli([*args, "--out", str(tmp_path / "one")])
+    # lidar_only reads no camera and no radar: their corruptions are named, not run
+    assert one["not_read"] == [{"name": "camera_crash", "sensor": "camera"}, {"name": "ghost_targets",
+                                                                             "sensor": "radar"}]
+    assert "Not run, the model does not read their sensor: camera_crash (camera), ghost_targets (radar)." in (
+        tmp_path / "one" / "robustness.md").read_text()
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                str(REPO_ROOT / "tools" / "robustness.py"), *args, "--out", str(tmp_path / "two")]
