@@ -65,7 +65,9 @@ def _run(points: Array, boxes: Union[Boxes3D, Array], backend: Optional[str], ma
     chosen = resolve_backend(backend, points)
     if chosen == "reference":
         inside = boxes.contains(as_numpy(points))
-        first = np.where(inside.any(axis=0), inside.argmax(axis=0), -1).astype(np.int64)
+        first = np.full(inside.shape[1], -1, np.int64)
+        if len(boxes):
+            first = np.where(inside.any(axis=0), inside.argmax(axis=0), -1).astype(np.int64)
         return like(inside if mask else first, points)
     table = box_table(boxes.centers, boxes.sizes, boxes.yaws)
     if chosen == "cuda":

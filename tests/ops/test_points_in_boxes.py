@@ -55,9 +55,10 @@ def test_points_in_boxes_torch_and_empty():
     got = points_in_boxes(torch.from_numpy(points), boxes)
     assert isinstance(got, torch.Tensor) and got.dtype == torch.int64
     np.testing.assert_array_equal(got.numpy(), points_in_boxes(points, boxes, backend="reference"))
-    assert points_in_boxes(points[:0], boxes).shape == (0,)
-    np.testing.assert_array_equal(points_in_boxes(points, Boxes3D.empty()), -1)
-    assert points_in_boxes_mask(points, Boxes3D.empty()).shape == (0, 500)
+    for backend in ("reference", "numba"):
+        assert points_in_boxes(points[:0], boxes, backend=backend).shape == (0,)
+        np.testing.assert_array_equal(points_in_boxes(points, Boxes3D.empty(), backend=backend), np.full(500, -1))
+        assert points_in_boxes_mask(points, Boxes3D.empty(), backend=backend).shape == (0, 500)
 
 
 def test_points_in_boxes_rejects_bad_boxes():
