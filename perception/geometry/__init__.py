@@ -21,7 +21,8 @@ Boxes
     ``(vx, vy)`` in m/s in the same frame as the centre.
 
 Voxel coordinates
-    integer cells with columns ``(batch, z, y, x)``; every signature that returns them says so.
+    integer cells with columns ``(z, y, x)``, after a leading ``batch`` column where batched; every signature
+    that returns them says which.
 
 Units
     metres, seconds, radians; timestamps in microseconds (int) as nuScenes stores them.

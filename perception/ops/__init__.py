@@ -1,9 +1,10 @@
 """Point-cloud and BEV kernels: each with a plain reference, a Numba CPU kernel and a Numba CUDA kernel.
 
 Every public function takes ``backend=None | "reference" | "numba" | "cuda"``: None runs "cuda" for torch CUDA
-tensors and "numba" otherwise; results come back as the input's type (numpy / torch) and device. Nothing is
-compiled at import time (Numba compiles on first use and caches to disk) and numba.cuda is imported only by the
-first CUDA call. Voxel coordinates are integer cells with columns (batch, z, y, x); units are metres.
+tensors and "numba" otherwise; results come back as the input's type (numpy / torch) and device, but for
+``bev_pool`` and ``pillar_scatter``, the network's differentiable layers, which take and return torch tensors.
+Nothing is compiled at import time (Numba compiles on first use and caches to disk) and numba.cuda is imported only
+by the first CUDA call. Voxel coordinates and units: perception.geometry's conventions.
 """
 from perception.ops.bev_pool import BEVPoolGeometry, bev_pool
 from perception.ops.circle_nms import circle_nms

@@ -3,7 +3,8 @@
 Each public op takes ``backend=None | "reference" | "numba" | "cuda"``. ``None`` picks ``"cuda"`` for torch CUDA
 tensors and ``"numba"`` otherwise. A forced backend moves the data where it runs (numpy/CPU tensors go to the GPU
 for ``"cuda"``, CUDA tensors come to the host for ``"reference"``/``"numba"``) and the results go back to the
-input's type and device, so the same call works with numpy arrays, CPU tensors and CUDA tensors.
+input's type and device, so the same call works with numpy arrays, CPU tensors and CUDA tensors (bev_pool and
+pillar_scatter take torch tensors only).
 
 numba.cuda is imported only inside ``cuda_api()``, i.e. on the first CUDA call: importing perception.ops never
 initialises CUDA (nor the simulator, which ``NUMBA_ENABLE_CUDASIM=1`` selects before that first import).

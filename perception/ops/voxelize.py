@@ -4,8 +4,8 @@ Semantics are spconv's ``PointToVoxel`` / mmcv's ``hard_voxelize``: a point fall
 ``floor((p - range_min) / voxel_size)`` computed in float32 and is kept when that cell lies in
 ``[0, round((range_max - range_min) / voxel_size))`` on every axis (see perception.ops._grid); NaN / Inf points
 are dropped. Voxels are numbered in the order their first point appears; points sit in input order; points
-beyond ``max_points`` of a voxel and voxels beyond ``max_voxels`` are dropped. Voxel coordinates are
-``(batch, z, y, x)`` integer cells.
+beyond ``max_points`` of a voxel and voxels beyond ``max_voxels`` are dropped. Voxel coordinates are integer
+cells ``(batch, z, y, x)`` from hard voxelization, ``(z, y, x)`` from dynamic voxelization.
 
 No kernel touches a dense grid or a ``max_voxels``-sized buffer: the CPU kernel computes cell keys in parallel
 (32-bit when the grid allows), groups them with hash tables sized by the points (contiguous chunks in parallel,
