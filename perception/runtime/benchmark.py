@@ -116,8 +116,8 @@ def time_pipeline(table: SampleTable, histories: Sequence[Sequence[EgoPose]],
                   progress: bool = False, description: str = "pipeline"
                   ) -> Tuple[Dict[str, List[Dict[str, float]]], List[int]]:
     """Runs ``warmup + iterations`` frames (cycling over the table's keyframes, ``histories`` their past poses,
-    ``lanes`` their lane maps in their ego frames) through every step of ``steps`` (name -> FrameStep), round-robin: iteration i runs them all on keyframe i,
-    starting with step i mod len(steps).
+    ``lanes`` their lane maps in their ego frames) through every step of ``steps`` (name -> FrameStep),
+    round-robin: iteration i runs them all on keyframe i, starting with step i mod len(steps).
     -> (name -> the timed iterations' stage timings, the timed iterations' LiDAR point counts)."""
     names = list(steps)
     records: Dict[str, List[Dict[str, float]]] = {name: [] for name in names}

@@ -53,9 +53,9 @@ decided or the frame was skipped); ego_state (speed_mps, yaw_rate_rps, accelerat
 poses); timings_ms (stage -> ms: load, detector and the model's own stages, decision, end_to_end);
 sensor_ages_s (channel -> age [s] of its newest message at the trigger, null when it has none to use: none
 received yet, or only corrupt files); missing (Frame.missing: absent or stale channels and groups); stale
-(channels left out for age); corrupt_files (files rejected while building this frame); num_lidar_points / num_radar_points / num_cameras (what the frame held);
-latency_s (see perception.runtime.replay; null when skipped); deadline_s; late; faults (FaultCounts so far in the
-stream)."""
+(channels left out for age); corrupt_files (files rejected while building this frame); num_lidar_points /
+num_radar_points / num_cameras (what the frame held); latency_s (see perception.runtime.replay; null when skipped);
+deadline_s; late; faults (FaultCounts so far in the stream)."""
 
 PLAN_RECORD = ("maneuver", "trajectory", "lane_change_feasible")
 """The keys of a proposal: maneuver (the most likely Maneuver value), trajectory (T x [x, y] m, ego frame),
