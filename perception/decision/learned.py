@@ -83,6 +83,13 @@ def trajectory_and_maneuver(outputs: PlanningOutputs) -> Tuple[np.ndarray, Maneu
             MANEUVERS[int(outputs.maneuver_logits.argmax())])
 
 
+def judged_feasible(outputs: PlanningOutputs) -> Tuple[bool, bool]:
+    """One frame's PlanningOutputs row -> whether the network judges a lane change left / right feasible (its
+    probability, the sigmoid of the logit, at least one half)."""
+    left, right = (bool(logit >= 0.0) for logit in outputs.lane_change_logits.detach().cpu().tolist())
+    return left, right
+
+
 def plan_maneuver(trajectory: np.ndarray, head_maneuver: Maneuver, past_poses: Sequence[EgoPose], boxes: Boxes3D,
                   config: PlannerConfig = PlannerConfig(), labels: ManeuverLabelConfig = ManeuverLabelConfig(),
                   lanes: Optional[LaneCentres] = None) -> Maneuver:

@@ -24,10 +24,18 @@ Maneuvers (``decisions.maneuvers.<name>``), against the labels derived from the 
 ``lane_change_recall`` (a lane change counts as right only with the logged direction); ``critical_miss_rate``
 (logged BRAKE / STOP that the planner did not brake for) and ``false_brake_rate`` (a planner's BRAKE / STOP where
 the driver did neither). A rate with nothing to count is None.
+
+Lane-change feasibility (``decisions.lane_change_feasibility.<name>``), for the planners that judge it, over the
+keyframes where they do: against the logged drive, ``logged_side_feasible_rate``, of the keyframes labelled as a lane
+change (``logged_lane_changes``), the share where the side the driver took was judged feasible (the log shows the
+gaps that were taken, never one that was refused); against the rule planner's gap check on the keyframe's
+ground-truth boxes (the planning head's training target; for the gap check on the detections, what the detection
+errors change), per side: ``accuracy``, and ``false_feasible_rate``, the share judged feasible of the
+``blocked_sides`` that the check on the ground truth blocks.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
@@ -75,11 +83,15 @@ class LoggedFuture:
 @dataclass(frozen=True, eq=False)
 class PlannedFrame:
     """One keyframe: ``plans`` planner name -> (trajectory (T, 2) [m] at future.times_s, maneuver or None when
-    the planner decides none), the logged future and the logged maneuver label (None: the log is too short)."""
+    the planner decides none), the logged future and the logged maneuver label (None: the log is too short);
+    ``feasibility`` planner name -> whether it judges a lane change (left, right) feasible, for the planners that
+    judge it; ``gap_check_on_truth`` (left, right): the rule planner's gap check on the ground-truth boxes."""
 
     future: LoggedFuture
     logged_maneuver: Optional[Maneuver]
     plans: Mapping[str, Tuple[np.ndarray, Optional[Maneuver]]]
+    feasibility: Mapping[str, Tuple[bool, bool]] = field(default_factory=dict)
+    gap_check_on_truth: Optional[Tuple[bool, bool]] = None
 
 
 def _mean(values: np.ndarray) -> Optional[float]:
@@ -206,9 +218,33 @@ def grade_maneuvers(frames: Sequence[PlannedFrame]) -> dict:
     return result
 
 
+def grade_lane_change_feasibility(frames: Sequence[PlannedFrame]) -> dict:
+    """``decisions.lane_change_feasibility``: per planner that judges feasibility, the grading of the module
+    docstring over the frames where it does (``num_frames``)."""
+    names = list(dict.fromkeys(name for frame in frames for name in frame.feasibility))
+    result = {}
+    for name in names:
+        judged = [frame for frame in frames if name in frame.feasibility]
+        taken = [frame.feasibility[name][0 if frame.logged_maneuver is Maneuver.CHANGE_LANE_LEFT else 1]
+                 for frame in judged if frame.logged_maneuver is not None and frame.logged_maneuver.is_lane_change]
+        checked = [frame for frame in judged if frame.gap_check_on_truth is not None]
+        sides = np.array([frame.feasibility[name] for frame in checked], dtype=bool).reshape(-1)
+        truth = np.array([frame.gap_check_on_truth for frame in checked], dtype=bool).reshape(-1)
+        result[name] = dict(
+            num_frames=len(judged),
+            logged_lane_changes=len(taken),
+            logged_side_feasible_rate=_mean(np.array(taken, dtype=bool)),
+            gap_check_on_truth=dict(sides=len(truth), accuracy=_mean(sides == truth),
+                                    blocked_sides=int((~truth).sum()), false_feasible_rate=_mean(sides[~truth])),
+        )
+    return result
+
+
 def grade_planners(frames: Sequence[PlannedFrame], config: PlannerConfig = PlannerConfig()) -> dict:
-    """metrics.json's ``decisions``: planners, maneuvers, and the frame counts (all, labelled)."""
-    return dict(planners=grade_plans(frames, config), maneuvers=grade_maneuvers(frames), num_frames=len(frames),
+    """metrics.json's ``decisions``: planners, maneuvers, lane-change feasibility, and the frame counts (all,
+    labelled)."""
+    return dict(planners=grade_plans(frames, config), maneuvers=grade_maneuvers(frames),
+                lane_change_feasibility=grade_lane_change_feasibility(frames), num_frames=len(frames),
                 num_frames_labelled=sum(frame.logged_maneuver is not None for frame in frames),
                 conventions={"uniad": "UniAD: the value at exactly t",
                              "stp3": "ST-P3 / VAD: the mean over the steps 0.5 s .. t"})

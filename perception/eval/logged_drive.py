@@ -28,7 +28,8 @@ from perception.datasets.lane_map import keyframe_lanes
 from perception.datasets.maneuver_labels import logged_maneuver
 from perception.decision import Decision, EgoState, PlannerConfig, decide
 from perception.decision.baselines import constant_velocity_plan
-from perception.decision.learned import checked_plan, ego_history, ego_mlp_plan, trajectory_and_maneuver
+from perception.decision.learned import (checked_plan, ego_history, ego_mlp_plan, judged_feasible,
+                                         trajectory_and_maneuver)
 from perception.decision.safety import check_plan
 from perception.decision.tracking import AgentTracker, TrackedAgents, TrackerConfig
 from perception.eval.decision_metrics import CONSTANT_VELOCITY, LoggedFuture, PlannedFrame
@@ -152,7 +153,9 @@ def planned_frame_for_sample(nusc: NuScenes, sample_token: str, predicted_boxes:
     constant-velocity plan, KEEP_LANE, there. A learned plan's maneuver is its plan_maneuver
     (perception.decision.learned). ``agent_accelerations_mps2``: the detections' tracked accelerations
     (tracked_agents), for every planner on the detections. With the keyframe's ``logged_future`` at the
-    config's steps and its ``logged_maneuver`` label."""
+    config's steps and its ``logged_maneuver`` label; lane-change feasibility as judged by the gap check on the
+    detections (``rules_on_detections``; the safety layer's decisions carry the same) and by the planning head
+    (``learned``, where it gave an output), and the gap check on the ground truth."""
     past_poses = ego_history(nusc, sample_token)
     lanes = keyframe_lanes(nusc, sample_token, past_poses[-1].ego_to_global.inverse())  # None without a lane map
     ego = EgoState.from_poses(past_poses)  # what ego_state_at_sample gives, from the poses read once
@@ -163,6 +166,7 @@ def planned_frame_for_sample(nusc: NuScenes, sample_token: str, predicted_boxes:
     plans = {CONSTANT_VELOCITY: (constant_velocity_plan(ego, config), None),
              RULES_ON_DETECTIONS: (on_detections.trajectory, on_detections.maneuver),
              RULES_ON_GROUND_TRUTH: (on_truth.trajectory, on_truth.maneuver)}
+    feasibility = {RULES_ON_DETECTIONS: (on_detections.lane_change_left_ok, on_detections.lane_change_right_ok)}
     if ego_mlp is not None:
         trajectory, head_maneuver = ego_mlp_plan(ego_mlp, past_poses)
         maneuver, checked = checked_plan(trajectory, head_maneuver, predicted_boxes, ego, past_poses, config,
@@ -180,9 +184,11 @@ def planned_frame_for_sample(nusc: NuScenes, sample_token: str, predicted_boxes:
                                  f"planner config asks for ({config.horizon_steps}, 2)")
             maneuver, checked = checked_plan(trajectory, head_maneuver, predicted_boxes, ego, past_poses, config,
                                              accelerations, lanes)
+            feasibility[LEARNED] = judged_feasible(learned_plan)
         plans.update({LEARNED: (trajectory, maneuver), LEARNED_WITH_SAFETY: (checked.trajectory, checked.maneuver)})
     future = logged_future(nusc, sample_token, config.horizon_steps, config.step_s)
-    return PlannedFrame(future, logged_maneuver(nusc, sample_token), plans)
+    return PlannedFrame(future, logged_maneuver(nusc, sample_token), plans, feasibility,
+                        (on_truth.lane_change_left_ok, on_truth.lane_change_right_ok))
 
 
 def tracked_agents(nusc: NuScenes, ego_boxes: Mapping[str, Boxes3D], sample_tokens: Sequence[str],

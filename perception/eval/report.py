@@ -37,7 +37,8 @@ def _ratio_cell(entry: Mapping) -> str:
 
 def decision_report_markdown(decisions: dict) -> str:
     """Markdown tables of the decision metrics (perception.eval.decision_metrics.grade_planners' output): open-loop
-    L2 and collisions per planner in both conventions, and the maneuver grading per planner."""
+    L2 and collisions per planner in both conventions, the maneuver grading and the lane-change feasibility per
+    planner."""
     horizons = [f"{horizon:g}s" for horizon in HORIZONS_S]
     header = " | ".join(f"{convention} {h}" for convention in ("UniAD", "ST-P3") for h in horizons)
     lines = [
@@ -77,6 +78,21 @@ def decision_report_markdown(decisions: dict) -> str:
         values = [format_number(grades[key]) for key in ("accuracy", "lane_change_precision", "lane_change_recall",
                                                          "critical_miss_rate", "false_brake_rate")]
         lines.append(f"| {name} | " + " | ".join(values) + f" | {grades['num_frames']} |")
+    feasibility = decisions["lane_change_feasibility"]
+    if feasibility:
+        lines += ["", "### Lane-change feasibility", "",
+                  "Against the logged drive: of the keyframes labelled as a lane change, the share where the side "
+                  "the driver took was judged feasible. Against the rule planner's gap check on the ground-truth "
+                  "boxes, per side (left and right of every keyframe): agreement, and the share judged feasible "
+                  "where that check is blocked.", "",
+                  "| planner | logged lane changes | taken side judged feasible | sides | agreement | blocked sides "
+                  "| judged feasible where blocked |", "| --- |" + " ---: |" * 6]
+        for name, grades in feasibility.items():
+            check = grades["gap_check_on_truth"]
+            lines.append(f"| {name} | {grades['logged_lane_changes']} | "
+                         f"{format_number(grades['logged_side_feasible_rate'])} | {check['sides']} | "
+                         f"{format_number(check['accuracy'])} | {check['blocked_sides']} | "
+                         f"{format_number(check['false_feasible_rate'])} |")
     return "\n".join(lines) + "\n"
 
 

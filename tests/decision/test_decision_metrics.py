@@ -144,6 +144,9 @@ def test_logged_future_on_the_synthetic_world(nusc_synthetic):
     json.dumps(decisions, allow_nan=False)
     planners = decisions["planners"]
     assert planners["rules_on_detections"] == planners["rules_on_ground_truth"]  # the same boxes on both sides
+    feasibility = decisions["lane_change_feasibility"]
+    assert list(feasibility) == ["rules_on_detections"]  # no planning head here
+    assert feasibility["rules_on_detections"]["gap_check_on_truth"]["accuracy"] == 1.0  # the same boxes again
     assert planners["constant_velocity"]["num_frames"]["l2"]["1s"] == 2 * len(nusc_synthetic.scene)
     assert decisions["num_frames_labelled"] == 0 and decisions["maneuvers"] == {}  # 1.5 s scenes: no 3 s label
 

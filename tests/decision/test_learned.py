@@ -9,7 +9,8 @@ import torch
 
 from perception.decision import EgoState
 from perception.datasets.synthetic.layout import Road
-from perception.decision.learned import ego_features, learned_decision, plan_maneuver, trajectory_and_maneuver
+from perception.decision.learned import (ego_features, judged_feasible, learned_decision, plan_maneuver,
+                                         trajectory_and_maneuver)
 from perception.decision.safety import plan_label
 from perception.geometry import EgoPose, RigidTransform
 from perception.maneuvers import Maneuver
@@ -160,3 +161,9 @@ def test_with_a_lane_map_a_plan_through_a_curvature_step_keeps_its_lane():
     assert plan_maneuver(stay, Maneuver.KEEP_LANE, past, agents(), lanes=lanes) is Maneuver.KEEP_LANE
     outward = plan(lambda t: road.lane_centre(0) + np.clip(t / 1.5, 0, 1) * (road.lane_centre(1) - road.lane_centre(0)))
     assert plan_maneuver(outward, Maneuver.KEEP_LANE, past, agents(), lanes=lanes) is Maneuver.CHANGE_LANE_RIGHT
+
+
+@pytest.mark.parametrize("logits", [(0.3, -0.2), (0.0, -1e-6), (-4.0, 4.0)])
+def test_feasibility_is_a_probability_of_at_least_one_half(logits):
+    outputs = PlanningOutputs(torch.zeros(6, 2), torch.zeros(len(Maneuver)), torch.tensor(logits))
+    assert judged_feasible(outputs) == tuple(bool(p >= 0.5) for p in torch.sigmoid(torch.tensor(logits)).tolist())

@@ -70,6 +70,9 @@ def test_planning_trains_exports_and_is_graded(synthetic_root, tmp_path):
     for name in ("learned", "learned_with_safety"):
         for metric in ("l2_uniad_m", "l2_stp3_m", "collision_uniad", "collision_stp3"):
             assert set(planners[name][metric]) == {"1s", "2s", "3s"}
+    feasibility = metrics["decisions"]["lane_change_feasibility"]
+    assert list(feasibility) == ["rules_on_detections", "learned"]  # the head's feasibility graded, every frame
+    assert feasibility["learned"]["gap_check_on_truth"]["sides"] == 2 * metrics["decisions"]["num_frames"]
 
 
 def test_a_model_without_planning_is_not_graded_as_a_planner(synthetic_root, tmp_path):

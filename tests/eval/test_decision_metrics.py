@@ -1,11 +1,13 @@
 """The decision metrics on hand-worked frames: L2 and collisions per horizon in both conventions, frames too short
-for a horizon counted and skipped, maneuver grading against the logged labels."""
+for a horizon counted and skipped, maneuver grading against the logged labels, lane-change feasibility against the
+logged lane changes and the gap check on the ground truth."""
 import numpy as np
 import pytest
 
 from perception.decision import EgoState
 from perception.decision.baselines import constant_velocity_plan
-from perception.eval.decision_metrics import LoggedFuture, PlannedFrame, grade_maneuvers, grade_planners, l2_ratio
+from perception.eval.decision_metrics import (LoggedFuture, PlannedFrame, grade_lane_change_feasibility,
+                                              grade_maneuvers, grade_planners, l2_ratio)
 from perception.eval.report import decision_report_markdown
 from perception.geometry import Boxes3D
 from perception.maneuvers import Maneuver
@@ -67,6 +69,29 @@ def test_maneuver_grading_against_the_logged_labels():
     assert p["critical_miss_rate"] == pytest.approx(1 / 2)  # the STOP decided as KEEP
     assert p["false_brake_rate"] == pytest.approx(1 / 6)  # a KEEP decided as BRAKE
     assert sum(map(sum, p["confusion_matrix"])) == 8
+
+
+def test_lane_change_feasibility_against_the_log_and_the_gap_check_on_the_truth():
+    # (logged label, the planner's (left, right), the gap check on the truth's (left, right))
+    rows = [(LEFT, (True, False), (True, True)),     # took left, judged feasible; right judged blocked, was free
+            (RIGHT, (True, False), (True, False)),   # took right, judged blocked; both sides agree with the truth
+            (KEEP, (True, True), (False, True)),     # left judged feasible where the truth blocks it
+            (None, (False, False), (False, False))]  # unlabelled: graded against the truth only
+    still = np.zeros((6, 2))
+    frames = [PlannedFrame(_future(str(i), 5.0), logged, {"p": (still, KEEP)}, {"p": judged}, truth)
+              for i, (logged, judged, truth) in enumerate(rows)]
+    frames.append(PlannedFrame(_future("n", 5.0), LEFT, {"p": (still, KEEP)}, {}, (True, True)))  # p judged nothing
+    p = grade_lane_change_feasibility(frames)["p"]
+    assert p["num_frames"] == 4 and p["logged_lane_changes"] == 2
+    assert p["logged_side_feasible_rate"] == pytest.approx(1 / 2)
+    check = p["gap_check_on_truth"]
+    # 8 sides: wrong are frame 0's right and frame 2's left; blocked by the truth: frame 1's right, frame 2's left,
+    # frame 3's both, of which frame 2's left was judged feasible
+    assert check == {"sides": 8, "accuracy": pytest.approx(6 / 8), "blocked_sides": 4,
+                     "false_feasible_rate": pytest.approx(1 / 4)}
+    assert grade_lane_change_feasibility(frames[3:4])["p"]["logged_side_feasible_rate"] is None
+    text = decision_report_markdown(grade_planners(frames))
+    assert "| p | 2 | 0.500 | 8 | 0.750 | 4 | 0.250 |" in text
 
 
 def test_disagreeing_frames_are_named():
