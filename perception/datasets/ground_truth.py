@@ -1,4 +1,4 @@
-"""Ground truth of a keyframe in its ego frame, and the devkit's evaluation filters on it.
+"""Ground truth of a keyframe in its ego frame (evaluation filters it with the devkit's own filter_eval_boxes).
 
 Boxes come from the ``sample_annotation`` records exactly as nuscenes-devkit reads them (``NuScenes.get_box``:
 global frame), moved into the ego frame of the keyframe's LiDAR timestamp; categories map to the 10 detection
@@ -8,7 +8,7 @@ classes with ``category_to_detection_name`` (others are dropped, as the devkit's
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Optional, Tuple
+from typing import Tuple
 
 import numpy as np
 from nuscenes.nuscenes import NuScenes
@@ -17,26 +17,19 @@ from scipy.spatial.transform import Rotation
 from perception.classes import ATTRIBUTES, DETECTION_CLASSES, category_to_detection_name
 from perception.geometry import Boxes3D, RigidTransform
 
-BIKE_RACK_CATEGORY = "static_object.bicycle_rack"
-BIKE_RACK_CLASSES = ("bicycle", "motorcycle")
-"""The devkit drops ground-truth boxes of these classes whose centre lies in a bicycle rack."""
-
-
 @dataclass(frozen=True)
 class GroundTruth:
     """A keyframe's annotations in its ego frame.
 
     ``boxes`` (K) with labels (DETECTION_CLASSES), attributes (ATTRIBUTES, -1 for none) and velocities;
     ``num_lidar_points`` / ``num_radar_points`` (K,) int64 the annotations' point counts; ``tokens`` the
-    sample_annotation tokens; ``bike_racks`` the bicycle-rack annotations (label 0, unused), which the devkit's
-    evaluation filter needs.
+    sample_annotation tokens.
     """
 
     boxes: Boxes3D
     num_lidar_points: np.ndarray
     num_radar_points: np.ndarray
     tokens: Tuple[str, ...]
-    bike_racks: Boxes3D
 
 
 def _boxes_in_ego(records: list, global_to_ego: RigidTransform, velocities_global: np.ndarray,
@@ -69,11 +62,9 @@ def sample_ground_truth(nusc: NuScenes, sample_token: str, ego_to_global: RigidT
     """
     attribute_names = {a["token"]: a["name"] for a in nusc.attribute}
     global_to_ego = ego_to_global.inverse()
-    kept, labels, attributes, velocities, racks = [], [], [], [], []
+    kept, labels, attributes, velocities = [], [], [], []
     for token in nusc.get("sample", sample_token)["anns"]:
         record = nusc.get("sample_annotation", token)
-        if record["category_name"] == BIKE_RACK_CATEGORY:
-            racks.append(record)
         name = category_to_detection_name(record["category_name"])
         if name is None:
             continue
@@ -87,38 +78,10 @@ def sample_ground_truth(nusc: NuScenes, sample_token: str, ego_to_global: RigidT
         velocities.append(nusc.box_velocity(token))
     velocities = np.array(velocities, dtype=np.float64).reshape(-1, 3)
     boxes = _boxes_in_ego(kept, global_to_ego, velocities, np.array(labels, np.int64), np.array(attributes, np.int64))
-    no_velocity = np.zeros((len(racks), 3))
-    bike_racks = _boxes_in_ego(racks, global_to_ego, no_velocity, np.zeros(len(racks), np.int64),
-                               np.full(len(racks), -1, np.int64))
     return GroundTruth(
         boxes=boxes,
         num_lidar_points=np.array([r["num_lidar_pts"] for r in kept], dtype=np.int64),
         num_radar_points=np.array([r["num_radar_pts"] for r in kept], dtype=np.int64),
         tokens=tuple(r["token"] for r in kept),
-        bike_racks=bike_racks,
     )
 
-
-def evaluation_mask(
-    boxes: Boxes3D, num_lidar_points: np.ndarray, num_radar_points: np.ndarray, class_range: Dict[str, float],
-    bike_racks: Optional[Boxes3D] = None,
-) -> np.ndarray:
-    """(K,) bool: the ground-truth boxes the devkit's ``filter_eval_boxes`` keeps.
-
-    Boxes are in the ego frame. The filters, in the devkit's order: xy distance from the ego origin below
-    ``class_range[class name]`` (``DetectionConfig.class_range``), at least one LiDAR or radar point, and, when
-    ``bike_racks`` is given (GroundTruth.bike_racks), no bicycle or motorcycle with its centre inside a rack.
-    The devkit measures the distance from the global offset's xy; here it is the ego frame's xy, which differs
-    only by the ego pose's roll and pitch (sub-millimetre at 50 m on nuScenes poses).
-    """
-    names = [DETECTION_CLASSES[label] for label in boxes.labels]
-    missing = sorted(set(names) - set(class_range))
-    if missing:
-        raise ValueError(f"class_range has no range for {missing}")
-    max_distance = np.array([class_range[name] for name in names], dtype=np.float64)
-    keep = np.linalg.norm(boxes.centers[:, :2], axis=1) < max_distance
-    keep &= (np.asarray(num_lidar_points) + np.asarray(num_radar_points)) != 0
-    if bike_racks is not None and len(bike_racks):
-        rack_classes = np.isin(np.array(names, dtype=object), BIKE_RACK_CLASSES)
-        keep &= ~(rack_classes & bike_racks.contains(boxes.centers).any(axis=0))
-    return keep

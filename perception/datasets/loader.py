@@ -196,7 +196,8 @@ def load_frame(
     radar_filters: Dict[str, Sequence[int]] = DEVKIT_RADAR_FILTERS,
     sweep_min_distance_m: float = DEFAULT_SWEEP_MIN_DISTANCE_M,
 ) -> Frame:
-    """One keyframe straight from the devkit (no cache); same arguments and result as NuScenesFrames."""
+    """One keyframe straight from the devkit's tables: the Frame NuScenesFrames gives with the same arguments,
+    without its cache, transform, random sweep counts and skipping of corrupt files."""
     table = build_sample_table(nusc, [sample_token], lidar_sweeps, radar_sweeps)
     return frame_from_table(table, 0, nusc.dataroot, cameras, image_size, frozenset(drop), radar_filters,
                             sweep_min_distance_m)

@@ -9,16 +9,12 @@ from functools import reduce
 import cv2
 import numpy as np
 import pytest
-from nuscenes.eval.common.config import config_factory
-from nuscenes.eval.common.loaders import add_center_dist, filter_eval_boxes, load_gt
 from nuscenes.eval.common.utils import quaternion_yaw
-from nuscenes.eval.detection.data_classes import DetectionBox
 from nuscenes.utils.data_classes import LidarPointCloud, RadarPointCloud
 from nuscenes.utils.geometry_utils import transform_matrix
 from pyquaternion import Quaternion
 
 from perception.classes import ATTRIBUTES, DETECTION_CLASSES, category_to_detection_name
-from perception.datasets.ground_truth import evaluation_mask, sample_ground_truth
 from perception.datasets.io import NO_RADAR_FILTERS, RADAR_PCD_FIELDS, read_radar_pcd
 from perception.datasets.loader import load_frame
 from perception.datasets.records import sample_data_calibration, sample_data_path
@@ -144,29 +140,6 @@ def test_ground_truth_equals_devkit_boxes_in_ego(nusc_real):
             attribute_names[r["attribute_tokens"][0]] if r["attribute_tokens"] else "" for r in records]
         np.testing.assert_array_equal(frame.gt_num_lidar_points, [r["num_lidar_pts"] for r in records])
         np.testing.assert_array_equal(frame.gt_num_radar_points, [r["num_radar_pts"] for r in records])
-
-
-def test_evaluation_mask_equals_devkit_filter(nusc_real):
-    config = config_factory("detection_cvpr_2019")
-    devkit = filter_eval_boxes(nusc_real, add_center_dist(nusc_real, load_gt(nusc_real, "mini_val", DetectionBox)),
-                               config.class_range)
-    removed_by = {"range": 0, "points": 0}
-    for sample in nusc_real.sample:
-        pose = EgoPose.from_record(nusc_real.get(
-            "ego_pose", nusc_real.get("sample_data", sample["data"][LIDAR_CHANNEL])["ego_pose_token"]))
-        truth = sample_ground_truth(nusc_real, sample["token"], pose.ego_to_global)
-        mask = evaluation_mask(truth.boxes, truth.num_lidar_points, truth.num_radar_points, config.class_range,
-                               truth.bike_racks)
-        no_racks = evaluation_mask(truth.boxes, truth.num_lidar_points, truth.num_radar_points, config.class_range)
-        in_range = evaluation_mask(truth.boxes, np.ones(len(truth.boxes)), np.zeros(len(truth.boxes)),
-                                   config.class_range)
-        ours = sorted(tuple(nusc_real.get("sample_annotation", t)["translation"])
-                      for t, keep in zip(truth.tokens, mask) if keep)
-        assert ours == sorted(tuple(b.translation) for b in devkit[sample["token"]])
-        removed_by["range"] += int((~in_range).sum())
-        removed_by["points"] += int((in_range & ~no_racks).sum())
-        assert not (no_racks & ~mask).any()  # no bicycle of the fixture stands in a rack (see test_ground_truth.py)
-    assert all(count > 0 for count in removed_by.values()), removed_by  # both filters are exercised
 
 
 def test_cameras_equal_devkit_calibration_chain(nusc_real):
