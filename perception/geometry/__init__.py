@@ -36,6 +36,7 @@ from perception.geometry.transforms import (
     SensorCalibration,
     interpolate_pose,
     quaternion_to_matrix,
+    rotation_from_vector,
     yaw_from_matrix,
 )
 
@@ -50,6 +51,7 @@ __all__ = [
     "interpolate_pose",
     "project_points",
     "quaternion_to_matrix",
+    "rotation_from_vector",
     "resize_image",
     "unproject_pixels",
     "yaw_from_matrix",

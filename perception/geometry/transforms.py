@@ -147,7 +147,7 @@ def interpolate_pose(before: EgoPose, after: EgoPose, timestamp_us: int) -> EgoP
     translation = (1 - alpha) * before.ego_to_global.translation + alpha * after.ego_to_global.translation
     start = before.ego_to_global.rotation
     step = _rotation_vector(after.ego_to_global.rotation @ start.T)
-    rotation = _rotation_matrix(alpha * step) @ start
+    rotation = rotation_from_vector(alpha * step) @ start
     return EgoPose(int(timestamp_us), RigidTransform.from_rotation_translation(rotation, translation))
 
 
@@ -166,7 +166,7 @@ def _rotation_vector(rotation: np.ndarray) -> np.ndarray:
     return twice_sin_axis * (np.arctan2(sin_angle, cos_angle) / (2.0 * sin_angle))
 
 
-def _rotation_matrix(rotation_vector: np.ndarray) -> np.ndarray:
+def rotation_from_vector(rotation_vector: np.ndarray) -> np.ndarray:
     """The (3, 3) rotation about ``rotation_vector``'s axis by its norm [rad] (Rodrigues' formula)."""
     angle = np.linalg.norm(rotation_vector)
     if angle < 1e-12:

@@ -6,6 +6,7 @@ tensors and "numba" otherwise; results come back as the input's type (numpy / to
 Nothing is compiled at import time (Numba compiles on first use and caches to disk) and numba.cuda is imported only
 by the first CUDA call. Voxel coordinates and units: perception.geometry's conventions.
 """
+from perception.ops._backend import BACKENDS
 from perception.ops.bev_pool import BEVPoolGeometry, bev_pool
 from perception.ops.circle_nms import circle_nms
 from perception.ops.pillar_scatter import pillar_scatter
@@ -14,6 +15,7 @@ from perception.ops.scatter import scatter_points
 from perception.ops.voxelize import dynamic_voxelize, hard_voxelize, hard_voxelize_batch
 
 __all__ = [
+    "BACKENDS",
     "BEVPoolGeometry",
     "bev_pool",
     "circle_nms",

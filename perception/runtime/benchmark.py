@@ -37,7 +37,7 @@ from perception.datasets.metadata import SampleTable, build_sample_table
 from perception.decision.learned import ego_history
 from perception.detector import Detector
 from perception.geometry import EgoPose
-from perception.ops import hard_voxelize
+from perception.ops import BACKENDS, hard_voxelize
 from perception.plotting import pyplot
 from perception.runtime.step import FrameStep, LoadedFrame
 from perception.sensors import SENSOR_GROUPS
@@ -45,9 +45,6 @@ from perception.timing import NESTED_STAGES, STAGES, StageTimer, latency_summary
 
 PIPELINE_STAGES = ("load", "detector", "decision", "end_to_end")
 """The stages every benchmark reports; the detector adds its own (perception.timing.STAGES)."""
-
-KERNEL_BACKENDS = ("reference", "numba", "cuda")
-
 
 @dataclass(frozen=True)
 class BenchmarkOptions:
@@ -150,8 +147,8 @@ def _pillarizations(detector: Any) -> Dict[str, Any]:
 def time_kernels(frames: Sequence[Frame], detector: Any, iterations: int, device: str) -> Dict[str, Any]:
     """Hard voxelization per backend on the frames' LiDAR / radar points with the detector's pillar settings:
     {'hard_voxelize_<sensor>': {'settings': ..., 'points_mean': ..., '<backend>': latency_summary}}."""
-    backends = ["reference", "numba"] + (["cuda"] if device.startswith("cuda") and torch.cuda.is_available()
-                                         else [])
+    on_gpu = device.startswith("cuda") and torch.cuda.is_available()
+    backends = [backend for backend in BACKENDS if backend != "cuda" or on_gpu]
     results: Dict[str, Any] = {}
     for sensor, pillars in _pillarizations(detector).items():
         clouds = [getattr(frame, sensor).points for frame in frames if getattr(frame, sensor, None) is not None]
@@ -270,7 +267,7 @@ def format_table(result: Dict[str, Any]) -> str:
     lines.append(f"peak RSS {result['peak_rss_mib']:.0f} MiB; {result['lidar_points_mean']:.0f} LiDAR points/frame; "
                  f"threads {result['threads']}")
     for kernel, entry in result["kernels"].items():
-        timings = ", ".join(f"{backend} {entry[backend]['p50_ms']:.2f} ms" for backend in KERNEL_BACKENDS
+        timings = ", ".join(f"{backend} {entry[backend]['p50_ms']:.2f} ms" for backend in BACKENDS
                             if backend in entry)
         lines.append(f"{kernel} ({entry['points_mean']:.0f} points) p50: {timings}")
     for backend, entry in result["backends"].items():

@@ -9,10 +9,10 @@ from perception.classes import DETECTION_CLASSES
 from perception.datasets.corruptions import (
     CORRUPTIONS, SEVERITIES, CorruptFrames, corrupt, frame_rng, parse_cell,
 )
-from perception.datasets.corruptions import alignment, camera, lidar, radar
+from perception.datasets.corruptions import alignment, camera, lidar
 from perception.datasets.frame import CameraView, Frame, LidarSweeps, RadarSweeps
 from perception.datasets.transforms import RandomCorruption
-from perception.geometry import Boxes3D, CameraIntrinsics, EgoPose, RigidTransform
+from perception.geometry import Boxes3D, CameraIntrinsics, EgoPose, RigidTransform, rotation_from_vector
 from perception.sensors import CAMERA_CHANNELS, LIDAR_MOUNT_M
 
 AZIMUTHS = 360
@@ -67,7 +67,7 @@ def make_frame(token="sample-a", with_objects=True, seed=0) -> Frame:
     cameras = {}
     for i, channel in enumerate(CAMERA_CHANNELS):
         # Camera x right, y down, z forward -> ego -y, -z, +x; then turned by 60 deg per camera about +z.
-        facing = alignment.axis_angle_rotation(np.array([0.0, 0.0, 1.0]), np.deg2rad(60 * i))
+        facing = rotation_from_vector(np.array([0.0, 0.0, np.deg2rad(60 * i)]))
         to_ego = RigidTransform.from_rotation_translation(facing @ np.array([[0, 0, 1], [-1, 0, 0], [0, -1, 0]]),
                                                           [1.5, 0.0, 1.5])
         image = rng.integers(0, 256, (90, 160, 3), dtype=np.uint8)

@@ -13,7 +13,7 @@ from dataclasses import replace
 import numpy as np
 
 from perception.datasets.frame import Frame
-from perception.geometry import RigidTransform
+from perception.geometry import RigidTransform, rotation_from_vector
 
 ASSUMED_EGO_SPEED_M_S = 8.0
 """Ego speed assumed by the late and frozen sensor approximations [m/s] (about 29 km/h, urban driving; an
@@ -28,12 +28,6 @@ def ego_motion_shift(delay_s: float) -> RigidTransform:
     return RigidTransform.from_rotation_translation(np.eye(3), [ASSUMED_EGO_SPEED_M_S * delay_s, 0.0, 0.0])
 
 
-def axis_angle_rotation(axis: np.ndarray, angle_rad: float) -> np.ndarray:
-    """(3, 3) rotation by ``angle_rad`` about the unit vector ``axis`` (Rodrigues)."""
-    k = np.array([[0.0, -axis[2], axis[1]], [axis[2], 0.0, -axis[0]], [-axis[1], axis[0], 0.0]])
-    return np.eye(3) + np.sin(angle_rad) * k + (1.0 - np.cos(angle_rad)) * (k @ k)
-
-
 def _unit(rng: np.random.Generator) -> np.ndarray:
     vector = rng.normal(size=3)
     return vector / np.linalg.norm(vector)
@@ -46,7 +40,7 @@ def spatial_misalignment(frame: Frame, level: tuple, rng: np.random.Generator, s
     angle_deg, distance_m = level
     views = {}
     for channel, view in frame.cameras.items():
-        rotation = axis_angle_rotation(_unit(rng), np.deg2rad(angle_deg)) @ view.camera_to_ego.rotation
+        rotation = rotation_from_vector(_unit(rng) * np.deg2rad(angle_deg)) @ view.camera_to_ego.rotation
         translation = view.camera_to_ego.translation + distance_m * _unit(rng)
         views[channel] = replace(view, camera_to_ego=RigidTransform.from_rotation_translation(rotation, translation))
     return replace(frame, cameras=views)
