@@ -155,11 +155,19 @@ def read_radar_pcd(path: str, filters: Dict[str, Sequence[int]] = DEVKIT_RADAR_F
     records = np.frombuffer(data, dtype=dtype, count=width)
     if np.any(np.isnan(np.asarray(records[0].tolist(), dtype=np.float64))):
         return np.zeros((0, len(RADAR_PCD_FIELDS)))
-    keep = np.ones(width, bool)
-    for field_name, states in filters.items():  # on the raw values: the same test as on their float64 copies
-        keep &= (records[field_name][:, None] == np.asarray(states)).any(axis=1)
+    keep = radar_filter_mask(records, filters)
     value_columns = [RADAR_PCD_FIELDS.index(name) for name in ("x", "y", "z", "rcs", "vx_comp", "vy_comp")]
     return _drop_non_finite(_as_float64(records[keep]), value_columns, path)
+
+
+def radar_filter_mask(records: np.ndarray, filters: Dict[str, Sequence[int]]) -> np.ndarray:
+    """(N,) bool: the radar points (a record array with RADAR_PCD_FIELDS' names) whose every filtered field holds
+    one of its kept states (``filters``: field -> states), tested on the raw values, as the devkit does on their
+    float64 copies."""
+    keep = np.ones(len(records), bool)
+    for field_name, states in filters.items():
+        keep &= (records[field_name][:, None] == np.asarray(states)).any(axis=1)
+    return keep
 
 
 @functools.lru_cache(maxsize=None)

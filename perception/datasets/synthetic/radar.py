@@ -12,21 +12,20 @@ from typing import Dict
 
 import numpy as np
 
+from perception.datasets.io import DEVKIT_RADAR_FILTERS, RADAR_PCD_FIELDS, radar_filter_mask
 from perception.datasets.synthetic.actors import STOPPED_SPEED_M_S, Actor
 from perception.datasets.synthetic.class_specs import CLASS_SPECS, LITERATURE_RCS_DBSM
 from perception.datasets.synthetic.layout import Material
 from perception.datasets.synthetic.raycast import OBJECT_MATERIAL, Snapshot
 from perception.geometry import RigidTransform
 
-PCD_FIELDS = (("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("dyn_prop", "i1"), ("id", "<i2"), ("rcs", "<f4"),
-              ("vx", "<f4"), ("vy", "<f4"), ("vx_comp", "<f4"), ("vy_comp", "<f4"), ("is_quality_valid", "i1"),
-              ("ambig_state", "i1"), ("x_rms", "i1"), ("y_rms", "i1"), ("invalid_state", "i1"), ("pdh0", "i1"),
-              ("vx_rms", "i1"), ("vy_rms", "i1"))
+PCD_FIELDS = tuple(zip(RADAR_PCD_FIELDS, ("<f4", "<f4", "<f4", "i1", "<i2", "<f4", "<f4", "<f4", "<f4", "<f4", "i1",
+                                          "i1", "i1", "i1", "i1", "i1", "i1", "i1")))
 """The 18 fields of a nuScenes radar PCD, in file order, with their binary types (43 bytes per point)."""
 PCD_DTYPE = np.dtype(list(PCD_FIELDS))
 
 DYN_PROP = {"moving": 0, "stationary": 1, "oncoming": 2, "crossing_moving": 6, "stopped": 7}
-"""ARS408 dynamic property codes (the devkit keeps 0-6 by default, so 'stopped' clusters are filtered)."""
+"""ARS408 dynamic property codes (the devkit's default filters, DEVKIT_RADAR_FILTERS, drop 'stopped' clusters)."""
 AMBIG_UNAMBIGUOUS = 3
 INVALID_STATE_VALID = 0
 
@@ -188,7 +187,5 @@ def encode_pcd(points: np.ndarray) -> bytes:
 
 
 def devkit_default_keep(points: np.ndarray) -> np.ndarray:
-    """(N,) bool: the points ``RadarPointCloud.from_file`` keeps with its default filters (invalid_state 0,
-    dyn_prop 0-6, ambig_state 3)."""
-    return ((points["invalid_state"] == INVALID_STATE_VALID) & (points["dyn_prop"] <= 6) & (points["dyn_prop"] >= 0)
-            & (points["ambig_state"] == AMBIG_UNAMBIGUOUS))
+    """(N,) bool: the points ``RadarPointCloud.from_file`` keeps with its default filters (DEVKIT_RADAR_FILTERS)."""
+    return radar_filter_mask(points, DEVKIT_RADAR_FILTERS)
