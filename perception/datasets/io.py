@@ -88,11 +88,14 @@ def _drop_non_finite(points: np.ndarray, columns: Sequence[int], path: str) -> n
 def read_lidar_bin(path: str) -> np.ndarray:
     """A nuScenes LiDAR .pcd.bin -> (N, 5) float32 [x, y, z, intensity, ring] in the sensor frame.
 
-    Raises MissingFileError when absent, CorruptFileError when the size is not a multiple of 20 bytes. Points with a
-    non-finite x, y, z or intensity are dropped with a NonFinitePointsWarning.
+    Raises MissingFileError when absent, CorruptFileError when empty (a spinning LiDAR always sees the ground) or
+    when the size is not a multiple of 20 bytes. Points with a non-finite x, y, z or intensity are dropped with a
+    NonFinitePointsWarning.
     """
     _require_file(path)
     size = os.path.getsize(path)
+    if size == 0:
+        raise CorruptFileError(path, "empty: a LiDAR sweep without a single return")
     if size % LIDAR_BIN_RECORD_BYTES:
         raise CorruptFileError(path, f"{size} bytes is not a multiple of {LIDAR_BIN_RECORD_BYTES} "
                                      f"({LIDAR_BIN_VALUES} float32 per point): truncated or not a nuScenes .pcd.bin")
@@ -186,6 +189,8 @@ def _as_float64(records: np.ndarray) -> np.ndarray:
     return points
 
 
+JPEG_END_OF_IMAGE = b"\xff\xd9"
+"""The marker every complete JPEG ends with (EOI)."""
 _REDUCED_DECODE = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
                    8: cv2.IMREAD_REDUCED_COLOR_8}
 
@@ -193,10 +198,16 @@ _REDUCED_DECODE = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IM
 def read_image(path: str, reduction: int = 1) -> np.ndarray:
     """A camera image -> (H, W, 3) uint8 RGB, decoded at 1/``reduction`` of its size (1, 2, 4 or 8; JPEG
     decodes that much faster, scaling in the DCT). Raises MissingFileError / CorruptFileError for an absent or
-    undecodable file, ValueError for a reduction it cannot decode at."""
+    undecodable file or a JPEG cut short (no end-of-image marker: the decoder would fill the rest grey), ValueError
+    for a reduction it cannot decode at."""
     _require_file(path)
     if reduction not in _REDUCED_DECODE:
         raise ValueError(f"{path}: image reduction must be one of {sorted(_REDUCED_DECODE)}, got {reduction}")
+    if path.lower().endswith((".jpg", ".jpeg")):
+        with open(path, "rb") as handle:
+            handle.seek(max(os.path.getsize(path) - 2, 0))
+            if handle.read() != JPEG_END_OF_IMAGE:
+                raise CorruptFileError(path, "truncated JPEG: it does not end with the end-of-image marker")
     bgr = cv2.imread(path, _REDUCED_DECODE[reduction])
     if bgr is None:
         raise CorruptFileError(path, "cannot decode the image (corrupt or not an image file)")

@@ -63,10 +63,24 @@ def test_corrupt_file_errors_survive_pickling_with_their_path():
 
 def test_undecodable_image_names_the_file(tmp_path):
     path = tmp_path / "garbage.jpg"
-    path.write_bytes(b"\xff\xd8 not really a jpeg" * 10)
+    path.write_bytes(b"\xff\xd8 not really a jpeg" * 10 + b"\xff\xd9")
     with pytest.raises(CorruptFileError, match="garbage.jpg: cannot decode") as error:
         read_image(str(path))
     assert error.value.path == str(path)
+
+
+def test_a_jpeg_cut_short_is_corrupt_not_grey(tmp_path):
+    """OpenCV decodes a JPEG cut short with a warning on stderr and fills the missing rows grey."""
+    image = np.random.default_rng(0).integers(0, 256, (90, 160, 3), dtype=np.uint8)
+    encoded = cv2.imencode(".jpg", image)[1].tobytes()
+    whole, cut = tmp_path / "whole.jpg", tmp_path / "cut.jpg"
+    whole.write_bytes(encoded)
+    cut.write_bytes(encoded[:len(encoded) // 3])
+    assert read_image(str(whole)).shape == (90, 160, 3)
+    assert cv2.imread(str(cut)) is not None  # what OpenCV alone would hand on
+    with pytest.raises(CorruptFileError, match="cut.jpg: truncated JPEG"):
+        read_image(str(cut))
+
 
 
 @needs_real
@@ -157,13 +171,16 @@ def test_dropped_groups_are_blank_and_recorded(nusc_real, drop, tmp_path):
 
 
 @needs_real
-def test_empty_lidar_sweep_gives_an_empty_point_set(tmp_path):
+def test_an_empty_lidar_file_is_corrupt(tmp_path):
+    """A spinning LiDAR always sees the ground: a file of no bytes was cut short, not a sweep without returns."""
     root = real_fixture_copy(tmp_path, copied_channels=("LIDAR_TOP",))
     nusc = NuScenes(REAL_VERSION, str(root), verbose=False)
     sample = nusc.sample[0]
-    open(nusc.get_sample_data_path(sample["data"]["LIDAR_TOP"]), "wb").close()
-    frame = load_frame(nusc, sample["token"], cameras=False)
-    assert frame.lidar.points.shape == (0, 5) and frame.lidar.num_sweeps == 1 and "lidar" not in frame.missing
+    path = nusc.get_sample_data_path(sample["data"]["LIDAR_TOP"])
+    open(path, "wb").close()
+    with pytest.raises(CorruptFileError, match=re.escape(os.path.basename(path)) + ": empty") as error:
+        load_frame(nusc, sample["token"], cameras=False)
+    assert error.value.path == path
 
 
 # ---- bad files through the dataset -------------------------------------------------------------------------------
