@@ -83,10 +83,23 @@ def config_data(args: argparse.Namespace, config) -> Tuple[str, Optional[str]]:
     return resolve_path(args.dataroot or config.get("dataroot", "")), args.version or config.get("data_version")
 
 
+def sweep_count(text: str) -> int:
+    """An argparse type: a number of sweeps, an integer >= 1 (the keyframe's own included)."""
+    try:
+        count = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a number of sweeps must be an integer, got {text!r}") from None
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"a number of sweeps must be >= 1 (the keyframe's own), got {count}")
+    return count
+
+
 def parse_image_size(text: str) -> Tuple[int, int]:
     """'WxH' -> (W, H), as an argparse type."""
     try:
         width, height = (int(v) for v in text.lower().split("x"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"image size must look like 800x450 (WxH), got {text!r}") from None
+    if width < 1 or height < 1:
+        raise argparse.ArgumentTypeError(f"image size must be at least 1x1, got {text!r}")
     return width, height

@@ -7,7 +7,8 @@ import argparse
 import os
 from typing import Optional, Sequence
 
-from perception.cli import add_debug_option, parse_image_size, resolve_config, resolve_path, tool_main
+from perception.cli import (add_debug_option, parse_image_size, resolve_config, resolve_path, sweep_count,
+                            tool_main)
 from perception.cli.backend import add_backend_options
 from perception.detector import Detector, OracleDetector
 from perception.paths import REAL_FIXTURE_ROOT
@@ -32,9 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--sync-window-s", type=float, default=ReplayOptions.sync_window_s,
                         help="wait this long after the LiDAR trigger for radar sweeps and images")
     parser.add_argument("--deadline-s", type=float, help="a frame is late beyond this (default: the frame period)")
-    parser.add_argument("--lidar-sweeps", type=int,
+    parser.add_argument("--lidar-sweeps", type=sweep_count,
                         help=f"default: the config's model_inputs (oracle: {OracleDetector.lidar_sweeps})")
-    parser.add_argument("--radar-sweeps", type=int,
+    parser.add_argument("--radar-sweeps", type=sweep_count,
                         help=f"default: the config's model_inputs (oracle: {OracleDetector.radar_sweeps})")
     parser.add_argument("--image-size", type=parse_image_size,
                         help="WxH the model's images are resized to (default: the config's)")
@@ -91,15 +92,16 @@ def main(argv: Optional[Sequence[str]] = None) -> ReplaySummary:
         detector = load_backend(args.backend, config_path, args.checkpoint, args.onnx, args.device)
         inputs = model_inputs(config_path)
         lidar_sweeps, radar_sweeps, image_size = inputs.lidar_sweeps, inputs.radar_sweeps, inputs.image_size
+    lidar_sweeps = lidar_sweeps if args.lidar_sweeps is None else args.lidar_sweeps
+    radar_sweeps = radar_sweeps if args.radar_sweeps is None else args.radar_sweeps
+    image_size = image_size if args.image_size is None else args.image_size
     try:
         faults = FaultPlan.parse(args.faults) if args.faults else None
         options = ReplayOptions(
             every_sweep=args.every_sweep, realtime=args.realtime, speed=args.speed, stale_after_s=args.stale_after_s,
-            sync_window_s=args.sync_window_s, deadline_s=args.deadline_s,
-            lidar_sweeps=args.lidar_sweeps or lidar_sweeps, radar_sweeps=args.radar_sweeps or radar_sweeps,
-            image_size=args.image_size or image_size,
-            faults=faults, video=not args.no_video, mcap=not args.no_mcap, device=args.device,
-            display_min_score=args.display_min_score)
+            sync_window_s=args.sync_window_s, deadline_s=args.deadline_s, lidar_sweeps=lidar_sweeps,
+            radar_sweeps=radar_sweeps, image_size=image_size, faults=faults, video=not args.no_video,
+            mcap=not args.no_mcap, device=args.device, display_min_score=args.display_min_score)
     except (ValueError, argparse.ArgumentTypeError) as error:
         parser.error(str(error))
     from nuscenes.nuscenes import NuScenes

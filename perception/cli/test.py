@@ -7,7 +7,7 @@ import argparse
 import os
 from typing import List, Optional, Sequence
 
-from perception.cli import add_debug_option, resolve_config, resolve_path, tool_main
+from perception.cli import add_debug_option, resolve_config, resolve_path, sweep_count, tool_main
 from perception.cli.backend import add_backend_options
 from perception.datasets.corruptions import CorruptFrames, parse_cell
 from perception.detector import Detector, OracleDetector
@@ -44,9 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the ground truth of each frame as the detections (checks loader, conversion, writer)")
     parser.add_argument("--batch-size", type=int, default=1)
     parser.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
-    parser.add_argument("--lidar-sweeps", type=int,
+    parser.add_argument("--lidar-sweeps", type=sweep_count,
                         help=f"default: the config's model_inputs (oracle: {OracleDetector.lidar_sweeps})")
-    parser.add_argument("--radar-sweeps", type=int,
+    parser.add_argument("--radar-sweeps", type=sweep_count,
                         help=f"default: the config's model_inputs (oracle: {OracleDetector.radar_sweeps})")
     parser.add_argument("--zero-shot", action="store_true",
                         help="accept a checkpoint trained on other inputs (sweeps, image size, sensors read) than "
@@ -108,9 +108,10 @@ def run(argv: Optional[Sequence[str]] = None) -> List[dict]:
 
         inputs = model_inputs(args.config)
         lidar_sweeps, radar_sweeps, image_size = inputs.lidar_sweeps, inputs.radar_sweeps, inputs.image_size
-    data = DataOptions(args.dataroot, args.version, args.split, args.lidar_sweeps or lidar_sweeps,
-                       args.radar_sweeps or radar_sweeps, image_size, args.batch_size, args.workers,
-                       args.skip_corrupt_files)
+    lidar_sweeps = lidar_sweeps if args.lidar_sweeps is None else args.lidar_sweeps
+    radar_sweeps = radar_sweeps if args.radar_sweeps is None else args.radar_sweeps
+    data = DataOptions(args.dataroot, args.version, args.split, lidar_sweeps, radar_sweeps, image_size, args.batch_size,
+                       args.workers, args.skip_corrupt_files)
     ego_mlp = load_ego_mlp(resolve_path(args.ego_mlp)) if args.ego_mlp else None
     runs = ABLATIONS if args.ablations else (("", tuple(args.drop)),)
     results, table_rows = [], []

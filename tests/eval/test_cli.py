@@ -148,6 +148,8 @@ def test_torchrun_two_processes_match_one(synthetic_root, tmp_path):
     (["--dataroot", "/nonexistent"], "CONFIG and CHECKPOINT are required"),
     (["--oracle", "--ablations", "--drop", "lidar"], "leave out --drop"),
     (["--oracle", "--dataroot", "/nonexistent", "--version", "v9"], "no nuScenes tables at /nonexistent/v9"),
+    (["--oracle", "--lidar-sweeps", "0"], "a number of sweeps must be >= 1 (the keyframe's own), got 0"),
+    (["--oracle", "--radar-sweeps", "two"], "a number of sweeps must be an integer, got 'two'"),
 ])
 def test_bad_arguments_are_refused(argv, message, capsys):
     with pytest.raises(SystemExit):

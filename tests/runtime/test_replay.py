@@ -328,3 +328,7 @@ def test_command_line_replays_and_resumes(nusc_synthetic, synthetic_root, tmp_pa
     assert (again.resumed, again.processed) == (first.processed, 0)
     with pytest.raises(SystemExit):
         replay_main(["--dataroot", str(synthetic_root), "--version", nusc_synthetic.version])  # no model, no oracle
+    for wrong in (["--lidar-sweeps", "0"], ["--image-size", "0x450"]):  # refused, not taken for the default
+        with pytest.raises(SystemExit):
+            replay_main(args + wrong)
+        assert "must be" in capsys.readouterr().err
