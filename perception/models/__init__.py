@@ -3,7 +3,6 @@ and ``load_detector`` for the shipped checkpoints."""
 from __future__ import annotations
 
 import json
-import pickle
 from pathlib import Path
 from typing import NamedTuple, Optional, Tuple, Union
 
@@ -131,9 +130,9 @@ def read_checkpoint(checkpoint_path: Union[str, Path], device: str = "cpu") -> d
         raise FileNotFoundError(f"{checkpoint_path}: no such checkpoint (export one with tools/train.py --export)")
     try:
         checkpoint = torch.load(str(checkpoint_path), map_location=device, weights_only=True)
-    except (RuntimeError, EOFError, pickle.UnpicklingError) as error:
+    except Exception as error:  # the unpickler fails on arbitrary bytes in many ways (KeyError, EOFError, ...)
         raise ValueError(f"{checkpoint_path}: unreadable checkpoint (truncated or corrupt? copy it again): "
-                         f"{error}") from error
+                         f"{type(error).__name__}: {error}") from error
     if not isinstance(checkpoint, dict):
         raise ValueError(f"{checkpoint_path}: not a perception checkpoint (a {type(checkpoint).__name__}, not a dict)")
     if "state_dict" not in checkpoint:

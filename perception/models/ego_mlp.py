@@ -70,6 +70,6 @@ def load_ego_mlp(path: Union[str, Path]) -> EgoMLP:
         state = checkpoint["state_dict"]
         model = EgoMLP(int(meta["horizon_steps"]), float(meta["step_s"]), int(state["trajectory.weight"].shape[1]))
         model.load_state_dict(state)
-    except (OSError, KeyError, TypeError, RuntimeError, ValueError) as error:
-        raise ValueError(f"{path}: not an ego-MLP checkpoint ({error})") from None
+    except Exception as error:  # unreadable bytes fail in the unpickler in many ways, a foreign dict on a key
+        raise ValueError(f"{path}: not an ego-MLP checkpoint ({type(error).__name__}: {error})") from None
     return model.eval()

@@ -59,6 +59,10 @@ def test_training_lowers_the_loss_and_the_checkpoint_round_trips(nusc_synthetic,
     torch.save({"weights": 1}, tmp_path / "other.pth")
     with pytest.raises(ValueError, match="other.pth: not an ego-MLP checkpoint"):
         load_ego_mlp(tmp_path / "other.pth")
+    for name, content in (("text.pth", b"hello\n"), ("empty.pth", b"")):
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(ValueError, match=f"{name}: not an ego-MLP checkpoint \\([A-Za-z]+Error: "):
+            load_ego_mlp(tmp_path / name)
 
 
 def test_the_command_trains_on_several_worlds_paired_in_order(synthetic_root, nusc_synthetic, tmp_path):

@@ -70,6 +70,10 @@ def test_bad_checkpoints_fail_clearly(tmp_path):
     truncated.write_bytes(truncated.read_bytes()[:1000])
     with pytest.raises(ValueError, match="truncated.pth: unreadable checkpoint"):
         load_detector(config, truncated)
+    for name, content in (("text.pth", b"hello\n"), ("empty.pth", b"")):  # the unpickler raised KeyError / EOFError
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(ValueError, match=f"{name}: unreadable checkpoint .*: [A-Za-z]+Error"):
+            load_detector(config, tmp_path / name)
     future = str(tmp_path / "future.pth")
     torch.save({"state_dict": tiny_model().state_dict(), "meta": {"format": "perception-state-dict-v2"}}, future)
     with pytest.raises(ValueError, match="future.pth: written in checkpoint format 'perception-state-dict-v2'"):
