@@ -12,9 +12,10 @@ from perception.threads import apply_thread_policy, set_openmp_environment
 
 set_openmp_environment()  # before any tool imports torch: the OpenMP runtime reads it once, at start
 
-USER_ERRORS = (FileNotFoundError, ValueError)
+USER_ERRORS = (FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError, ValueError)
 """What this project raises for bad input (DESIGN.md: a message naming the file or value and the problem): a missing
-or truncated file, a checkpoint that does not fit its config, an unknown split or scene."""
+or truncated file, a checkpoint that does not fit its config, an unknown split or scene, an output path that is a
+file where a folder goes or the other way round (the OSError names the path)."""
 
 Result = TypeVar("Result")
 
@@ -55,6 +56,12 @@ def tool_command(tool: str, argv: Sequence[str]) -> str:
 def add_debug_option(parser: argparse.ArgumentParser) -> None:
     """``--debug``: tool_main shows a user error's traceback instead of its one line."""
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error, not its one line")
+
+
+def check_output_folder(parser: argparse.ArgumentParser, option: str, path: str) -> None:
+    """Before any work: parser.error when the output folder ``path`` (given as ``option``) exists as a file."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        parser.error(f"{option} {path}: exists and is not a folder")
 
 
 def resolve_path(path: str) -> str:

@@ -54,6 +54,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     parser = build_parser()
     args = parser.parse_args(argv)
     config_path = resolve_config(args.config)
+    if os.path.isdir(args.json):
+        parser.error(f"--json {args.json}: is a folder; give the path of the JSON file to write")
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         parser.error("--device cuda: torch sees no CUDA device")
     try:

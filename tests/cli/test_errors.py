@@ -65,6 +65,21 @@ def test_unknown_split_and_scene(synthetic_root, tmp_path, capsys):
     assert "no scene 'scene-none'" in line
 
 
+def test_an_output_path_of_the_wrong_kind_is_refused_before_any_work(synthetic_root, tmp_path, capsys):
+    """(test.py ran its whole detection pass before failing on a file given as --out.)"""
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    for main, argv in ((test.main, ["--oracle", *data_args(synthetic_root)]),
+                       (replay.main, ["--oracle", "--dataroot", str(synthetic_root), "--version",
+                                      TINY_WORLD["version"]])):
+        with pytest.raises(SystemExit):
+            main([*argv, "--out", str(a_file)])
+        assert f"--out {a_file}: exists and is not a folder" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        benchmark.main([FUSION_TINY, "--json", str(tmp_path)])
+    assert f"--json {tmp_path}: is a folder" in capsys.readouterr().err
+
+
 def test_missing_config_is_named_the_same_way_by_every_tool(tmp_path, capsys):
     expected = "error: configs/none.py: no such config (give a file under configs/, e.g. configs/fusion_tiny.py)"
     assert one_error_line(train.main, ["configs/none.py", "--work-dir", str(tmp_path)], capsys) == expected
