@@ -21,7 +21,7 @@ __version__ = "0.1.0"
 
 LAYERS = (
     ("perception.paths", "perception.sensors", "perception.classes", "perception.maneuvers", "perception.timing",
-     "perception.registry", "perception.threads", "perception.plotting"),
+     "perception.registry", "perception.threads", "perception.plotting", "perception.jsonfile"),
     ("perception.geometry",),
     ("perception.datasets",),
     ("perception.ops",),

@@ -71,7 +71,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     if not version or not os.path.isdir(os.path.join(dataroot, version)):
         parser.error(f"no nuScenes tables at {os.path.join(dataroot, str(version))} (give --dataroot/--version, or "
                      "generate the synthetic world with tools/make_synthetic.py)")
-    from nuscenes.nuscenes import NuScenes
+    from perception.datasets.records import open_nuscenes
 
     from perception.deploy.backends import load_backend
     from perception.models import model_inputs
@@ -80,7 +80,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
 
     detectors = {label: load_backend(backend, config_path, args.checkpoint, onnx_dir, args.device)
                  for label, backend, onnx_dir in backends}
-    nusc = NuScenes(version=version, dataroot=dataroot, verbose=False)
+    nusc = open_nuscenes(dataroot, version)
     scene = find_scene(nusc, args.scene or nusc.scene[0]["name"])
     tokens = scene_sample_tokens(nusc, scene)[:args.frames]
 

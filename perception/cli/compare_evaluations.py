@@ -16,9 +16,8 @@ import json
 import os
 from typing import List, Optional, Sequence
 
-from nuscenes.nuscenes import NuScenes
-
 from perception.cli import add_debug_option, resolve_path, tool_command, tool_main
+from perception.datasets.records import open_nuscenes
 from perception.datasets.splits import split_sample_tokens
 from perception.eval.report import plot_resampled, resampled_caption, resampled_table
 from perception.eval.resampling import INTERVAL_LEVEL, resampled_comparison
@@ -42,7 +41,7 @@ def main(argv: Optional[Sequence[str]] = None) -> List[dict]:
     add_debug_option(parser)
     args = parser.parse_args(argv)
     names = args.names or list(args.folders)
-    nusc = NuScenes(version=args.version, dataroot=resolve_path(args.dataroot), verbose=False)
+    nusc = open_nuscenes(resolve_path(args.dataroot), args.version)
     rows = resampled_comparison(nusc, args.split, [os.path.join(folder, RESULTS_FILE) for folder in args.folders],
                                 names, args.draws, args.level, args.seed, progress=True)
     caption = resampled_caption(args.split, args.version, len(split_sample_tokens(nusc, args.split)), args.draws,

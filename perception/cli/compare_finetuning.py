@@ -27,17 +27,18 @@ import time
 from typing import Callable, List, Mapping, Optional, Sequence, Tuple
 
 from mmengine.config import Config
-from nuscenes.nuscenes import NuScenes
 
 from perception.cli import add_debug_option, resolve_config, resolve_path, tool_command, tool_main
 from perception.cli import finetune as finetune_tool
 from perception.cli import test as test_tool
 from perception.cli import train as train_tool
+from perception.datasets.records import open_nuscenes
 from perception.datasets.splits import split_sample_tokens
 from perception.eval.detection import TP_ERROR_NAMES, NoDetectionsError
 from perception.eval.report import format_number, markdown_table, plot_resampled, resampled_caption, resampled_table
 from perception.eval.resampling import INTERVAL_LEVEL, resampled_comparison
 from perception.eval.runner import RESULTS_FILE
+from perception.jsonfile import read_json
 from perception.models import build_detector, checkpoint_meta
 from perception.models.finetune import METHODS, ParameterCount, count_parameters
 from perception.plotting import pyplot
@@ -142,7 +143,7 @@ def resampled_rows(rows: Sequence[dict], dataroot: str, args: argparse.Namespace
     order = sorted((entry["name"] for entry in rows if entry["NDS"] is not None), key=lambda name: name != "full")
     if not order or order[0] != "full":
         return "No NDS intervals: full fine-tuning was not scored.\n"
-    nusc = NuScenes(version=args.version, dataroot=dataroot, verbose=False)
+    nusc = open_nuscenes(dataroot, args.version)
     paths = [os.path.join(args.out, name.replace(" ", "_"), "evaluation", RESULTS_FILE) for name in order]
     resampled = resampled_comparison(nusc, args.val_split, paths, order, args.draws, progress=True)
     caption = resampled_caption(args.val_split, args.version, len(split_sample_tokens(nusc, args.val_split)),
@@ -152,7 +153,7 @@ def resampled_rows(rows: Sequence[dict], dataroot: str, args: argparse.Namespace
     with open(os.path.join(args.out, "table.md"), "a") as handle:
         handle.write("\n" + text)
     table_path = os.path.join(args.out, "table.json")
-    table = json.load(open(table_path))
+    table = read_json(table_path)
     table["resampled"] = resampled
     with open(table_path, "w") as handle:
         json.dump(table, handle, indent=2)
@@ -236,7 +237,7 @@ def compare_table(args: argparse.Namespace, argv: Sequence[str]) -> List[dict]:
         """Appends run ``name``'s row, read from its row.json when it holds these settings and its learning rate
         (a finished run of an earlier start), else run and saved; then rewrites the tables."""
         path = os.path.join(args.out, name.replace(" ", "_"), "row.json")
-        saved = json.load(open(path)) if os.path.exists(path) else None
+        saved = read_json(path) if os.path.exists(path) else None
         row_settings = dict(settings, learning_rate=learning_rate)
         if saved is not None and saved["settings"] == row_settings:
             print(f"{name}: finished by an earlier start ({path}), not run again")

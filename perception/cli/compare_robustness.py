@@ -3,12 +3,12 @@ mRA, worst corruption, worst cell, NDS with the LiDAR missing, as one Markdown t
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from typing import Optional, Sequence
 
 from perception.cli import add_debug_option, tool_main
 from perception.eval.robustness import robustness_comparison
+from perception.jsonfile import read_json
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,11 +29,7 @@ def run(argv: Optional[Sequence[str]] = None) -> str:
         parser.error(f"--names: {len(args.summaries)} distinct names needed, got {names}")
     summaries = {}
     for name, path in zip(names, args.summaries):
-        with open(path) as handle:  # a missing file: FileNotFoundError naming it, reported as one line
-            try:
-                summaries[name] = json.load(handle)
-            except json.JSONDecodeError as error:
-                raise ValueError(f"{path}: not JSON ({error})") from None
+        summaries[name] = read_json(path)  # a missing file: FileNotFoundError naming it, reported as one line
         if "corruptions" not in summaries[name] or "clean" not in summaries[name]:
             raise ValueError(f"{path}: not a robustness.json (tools/robustness.py's summary)")
     table = robustness_comparison(summaries)

@@ -19,7 +19,7 @@ from nuscenes.nuscenes import NuScenes
 from nuscenes.utils.data_classes import LidarPointCloud
 
 from perception.cli import add_debug_option, tool_main
-from perception.datasets.records import project_point_sensor_to_camera, sample_data_path
+from perception.datasets.records import open_nuscenes, project_point_sensor_to_camera, sample_data_path
 from perception.datasets.splits import split_sample_tokens, split_scenes
 from perception.paths import DATA_ROOT, REPO_ROOT
 from perception.sensors import CAMERA_CHANNELS, LIDAR_CHANNEL
@@ -93,7 +93,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, float]:
     dataroot = ensure_demo_world(Path(args.dataroot))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    nusc = NuScenes(version=args.version, dataroot=str(dataroot), verbose=False)
+    nusc = open_nuscenes(str(dataroot), args.version)
     scene = split_scenes(nusc, DEMO_SPLIT)[0]
     picture = out / "lidar_on_cameras.jpg"
     cv2.imwrite(str(picture), render_lidar_on_cameras(nusc, split_sample_tokens(nusc, DEMO_SPLIT)[0]))

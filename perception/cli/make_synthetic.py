@@ -36,11 +36,11 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     print(f"wrote {dataroot}")
     if args.preview is not None:
         import cv2
-        from nuscenes.nuscenes import NuScenes
+        from perception.datasets.records import open_nuscenes
         from perception.datasets.splits import split_sample_tokens
         from perception.viz.preview import render_preview
 
-        nusc = NuScenes(version=args.version, dataroot=str(dataroot), verbose=False)
+        nusc = open_nuscenes(str(dataroot), args.version)
         path = args.preview or os.path.join(str(dataroot), "preview.png")
         cv2.imwrite(path, render_preview(nusc, split_sample_tokens(nusc, VAL_SPLIT)[0]))
         print(f"wrote {path}")

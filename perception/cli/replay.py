@@ -105,9 +105,9 @@ def main(argv: Optional[Sequence[str]] = None) -> ReplaySummary:
             mcap=not args.no_mcap, device=args.device, display_min_score=args.display_min_score)
     except (ValueError, argparse.ArgumentTypeError) as error:
         parser.error(str(error))
-    from nuscenes.nuscenes import NuScenes
+    from perception.datasets.records import open_nuscenes
 
-    nusc = NuScenes(version=args.version, dataroot=args.dataroot, verbose=False)
+    nusc = open_nuscenes(args.dataroot, args.version)
     scene = args.scene or nusc.scene[0]["name"]
     run = ({"model": "oracle"} if args.oracle else
            {"model": f"{args.config} @ {args.checkpoint}", "backend": args.backend, "onnx": args.onnx})

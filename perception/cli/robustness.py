@@ -6,7 +6,6 @@ the model does not read would leave its input unchanged: it is not run, and the 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from typing import Optional, Sequence
 
@@ -17,6 +16,7 @@ from perception.eval.robustness import (
     JSON_FILE, MARKDOWN_FILE, plan_cells, robustness_summary, run_cells, write_robustness,
 )
 from perception.eval.runner import DataOptions, Shard
+from perception.jsonfile import read_json
 from perception.paths import DATA_ROOT
 
 PROCESS_GROUP_TIMEOUT_S = 24 * 3600.0
@@ -72,9 +72,8 @@ def run(argv: Optional[Sequence[str]] = None) -> Optional[dict]:
     cells = plan_cells(corruptions, severities)
     baseline = None
     if args.baseline:
-        with open(args.baseline) as handle:
-            baseline = json.load(handle)
-    from nuscenes.nuscenes import NuScenes
+        baseline = read_json(args.baseline)
+    from perception.datasets.records import open_nuscenes
 
     init_distributed_from_env(timeout_s=PROCESS_GROUP_TIMEOUT_S)
     shard = Shard.of_process_group()
@@ -86,7 +85,7 @@ def run(argv: Optional[Sequence[str]] = None) -> Optional[dict]:
                 "split": args.split, "seed": args.seed}
     os.makedirs(args.out, exist_ok=True)
     records = run_cells(detector, identity,
-                        lambda: NuScenes(version=args.version, dataroot=args.dataroot, verbose=args.verbose),
+                        lambda: open_nuscenes(args.dataroot, args.version, verbose=args.verbose),
                         data, args.out, cells, args.seed, shard, args.verbose)
     summary = None
     if shard.is_main:

@@ -95,14 +95,14 @@ def run(argv: Optional[Sequence[str]] = None) -> List[dict]:
     check_output_folder(parser, "--out", args.out)
     if not args.oracle:
         args.config = resolve_config(args.config)
-    from nuscenes.nuscenes import NuScenes
+    from perception.datasets.records import open_nuscenes
 
     init_distributed_from_env()
     shard = Shard.of_process_group()
     detector: Detector
     detector, description = detector_from_args(args)
     # Only the main process evaluates; the others read the loader's metadata cache, not the devkit tables.
-    nusc = NuScenes(version=args.version, dataroot=args.dataroot, verbose=args.verbose) if shard.is_main else None
+    nusc = open_nuscenes(args.dataroot, args.version, verbose=args.verbose) if shard.is_main else None
     if args.oracle:
         lidar_sweeps, radar_sweeps, image_size = OracleDetector.lidar_sweeps, OracleDetector.radar_sweeps, None
     else:

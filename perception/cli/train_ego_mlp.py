@@ -12,9 +12,9 @@ import json
 from typing import Optional, Sequence
 
 import torch
-from nuscenes.nuscenes import NuScenes
 
 from perception.cli import add_debug_option, resolve_path, tool_command, tool_main
+from perception.datasets.records import open_nuscenes
 from perception.datasets.splits import split_sample_tokens
 from perception.engine.ego_mlp import collect_examples, train_ego_mlp
 from perception.models.ego_mlp import save_ego_mlp
@@ -37,7 +37,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         parser.error(f"{len(args.dataroot)} --dataroot but {len(splits)} --split: give one split per data root")
     examples = []
     for dataroot, split in zip(args.dataroot, splits):
-        nusc = NuScenes(version=args.version, dataroot=resolve_path(dataroot), verbose=False)
+        nusc = open_nuscenes(resolve_path(dataroot), args.version)
         examples.append(collect_examples(nusc, split_sample_tokens(nusc, split)))
     features = torch.cat([world_features for world_features, _ in examples])
     targets = PlanningTargets.concatenate([world_targets for _, world_targets in examples])

@@ -37,6 +37,7 @@ from perception.datasets.io import (
     read_radar_pcd,
 )
 from perception.datasets.metadata import DEFAULT_CACHE_DIR, SampleTable, build_sample_table, cached_sample_table
+from perception.datasets.records import open_nuscenes
 from perception.datasets.transforms import RandomTransform
 from perception.geometry import RigidTransform, resize_image
 from perception.sensors import CAMERA_CHANNELS, LIDAR_CHANNEL, RADAR_CHANNELS, SENSOR_GROUPS
@@ -276,7 +277,7 @@ class NuScenesFrames(torch.utils.data.Dataset):
     def nusc(self) -> NuScenes:
         """The devkit instance (loaded on first use)."""
         if self._nusc is None:
-            self._nusc = NuScenes(version=self.version, dataroot=self.dataroot, verbose=False)
+            self._nusc = open_nuscenes(self.dataroot, self.version)
         return self._nusc
 
     def __getstate__(self) -> dict:

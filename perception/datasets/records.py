@@ -1,6 +1,8 @@
-"""Typed views of nuScenes table records: calibration and ego pose of a sample_data (via nuscenes-devkit)."""
+"""The nuScenes tables opened (with errors naming a broken table) and typed views of their records: calibration and
+ego pose of a sample_data (via nuscenes-devkit)."""
 from __future__ import annotations
 
+import json
 import os
 from typing import Tuple
 
@@ -10,6 +12,20 @@ from nuscenes.nuscenes import NuScenes
 from perception.geometry import EgoPose, Projection, SensorCalibration, project_points
 from perception.geometry.camera import DEFAULT_MIN_DEPTH_M
 from perception.geometry.transforms import sensor_to_sensor
+from perception.jsonfile import read_json
+
+
+def open_nuscenes(dataroot: str, version: str, verbose: bool = False) -> NuScenes:
+    """nuscenes-devkit's NuScenes of the tables at ``dataroot``/``version``; a ValueError naming the table when one
+    is not valid JSON (the devkit's own error names none)."""
+    try:
+        return NuScenes(version=version, dataroot=dataroot, verbose=verbose)
+    except json.JSONDecodeError as error:
+        folder = os.path.join(dataroot, version)
+        for name in sorted(os.listdir(folder)):
+            if name.endswith(".json"):
+                read_json(os.path.join(folder, name))
+        raise ValueError(f"{folder}: a table is not valid JSON ({error})") from None
 
 
 def sample_data_calibration(nusc: NuScenes, sample_data_token: str) -> Tuple[SensorCalibration, EgoPose]:

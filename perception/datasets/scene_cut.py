@@ -18,6 +18,8 @@ import os
 from pathlib import Path
 from typing import Dict, List, Tuple, Union
 
+from perception.jsonfile import read_json
+
 CUT_TABLES = ("scene", "sample", "sample_annotation", "sample_data")
 """The tables a cut rewrites; every other file of the version is linked."""
 
@@ -26,8 +28,7 @@ def _read_table(table_dir: Path, name: str) -> List[dict]:
     path = table_dir / f"{name}.json"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: the table is missing (a nuScenes version folder has {name}.json)")
-    with open(path) as handle:
-        return json.load(handle)
+    return read_json(str(path))
 
 
 def _cut_links(records: Dict[str, dict], crossing: List[Tuple[str, str]]) -> None:

@@ -7,8 +7,8 @@ import tempfile
 from typing import Dict, List, Optional, Sequence
 
 from mmengine.evaluator import BaseMetric
-from nuscenes.nuscenes import NuScenes
 
+from perception.datasets.records import open_nuscenes
 from perception.eval.detection import TP_ERROR_NAMES, evaluate_submission
 from perception.eval.submission import boxes_to_submission
 from perception.registry import METRICS
@@ -36,7 +36,7 @@ class NuScenesDetectionMetric(BaseMetric):
                 boxes=boxes_to_submission(prediction["sample_token"], prediction["boxes"], prediction["ego_pose"])))
 
     def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
-        nusc = NuScenes(version=self.version, dataroot=self.dataroot, verbose=False)
+        nusc = open_nuscenes(self.dataroot, self.version)
         boxes_by_sample = {result["sample_token"]: result["boxes"] for result in results}
         sensors = results[0]["sensors"] if results else ()
         with tempfile.TemporaryDirectory(prefix="nuscenes_eval_") as scratch:

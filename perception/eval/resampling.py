@@ -12,7 +12,6 @@ hold the spread between training runs. It is a lower bound on the uncertainty, n
 from __future__ import annotations
 
 import copy
-import json
 import os
 import tempfile
 from types import SimpleNamespace
@@ -27,6 +26,7 @@ from tqdm import tqdm
 
 from perception.datasets.splits import split_sample_tokens
 from perception.eval.detection import Evaluation, run_detection_eval
+from perception.jsonfile import read_json
 
 INTERVAL_LEVEL = 0.9
 """The central share of the draws an interval spans, unless a caller gives another."""
@@ -94,8 +94,10 @@ def checked_results(path: str, split_tokens: Sequence[str], split: str) -> str:
     ValueError naming it otherwise (the devkit would stop on an assertion)."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: no such file (give a folder tools/test.py wrote with --out)")
-    with open(path) as handle:
-        predicted = set(json.load(handle)["results"])
+    submission = read_json(path)
+    if not isinstance(submission, dict) or not isinstance(submission.get("results"), dict):
+        raise ValueError(f"{path}: not a nuScenes detection submission (a JSON object with 'results' per keyframe)")
+    predicted = set(submission["results"])
     if predicted != set(split_tokens):
         outside, missed = len(predicted - set(split_tokens)), len(set(split_tokens) - predicted)
         raise ValueError(f"{path}: predicts {len(predicted)} keyframes, {outside} of them outside split {split!r} of "

@@ -32,6 +32,7 @@ from perception.detector import Detector
 from perception.eval.detection import NoDetectionsError
 from perception.eval.report import format_number, markdown_table
 from perception.eval.runner import DataOptions, Shard, evaluate_split
+from perception.jsonfile import read_json
 from perception.plotting import pyplot
 
 CLEAN = "clean"
@@ -104,8 +105,9 @@ def read_cell(out_dir: str, cell: Cell, run: Mapping) -> Optional[dict]:
     path = os.path.join(out_dir, cell.folder, CELL_FILE)
     if not os.path.isfile(path):
         return None
-    with open(path) as handle:
-        record = json.load(handle)
+    record = read_json(path)
+    if not isinstance(record, dict):
+        raise ValueError(f"{path}: not a cell record (a JSON {type(record).__name__}); remove it to run the cell again")
     if record.get("run") != dict(run):
         raise ValueError(f"{path}: a cell of another run ({record.get('run')}), this run is {dict(run)}; "
                          f"choose another --out or remove it")

@@ -43,6 +43,7 @@ from perception.datasets.ground_truth import GroundTruth, sample_ground_truth
 from perception.datasets.lane_map import log_lanes
 from perception.decision import PlannerConfig
 from perception.detector import Detector, OracleDetector
+from perception.jsonfile import read_json
 from perception.runtime.faults import FaultPlan, inject_faults
 from perception.runtime.messages import SensorMessage, find_scene, scene_messages
 from perception.runtime.records import FRAMES_FILE, boxes_to_json, plan_to_json, read_frame_records
@@ -352,7 +353,7 @@ def record_run(out_dir: str, identity: Dict[str, Any], resuming: bool) -> None:
     same ``identity``."""
     path = os.path.join(out_dir, RUN_FILE)
     if resuming:
-        recorded = json.load(open(path, encoding="utf-8")) if os.path.isfile(path) else None
+        recorded = read_json(path) if os.path.isfile(path) else None
         if recorded is None:
             raise ValueError(f"{path}: missing, so what replayed the frames in {out_dir} is unknown (an earlier "
                              f"version); replay into another folder, or without --resume")

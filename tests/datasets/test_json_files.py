@@ -1,0 +1,36 @@
+"""JSON files cut short or of the wrong shape: an error naming the file (the devkit's and json's own name none)."""
+import json
+import shutil
+
+import pytest
+
+from perception.datasets.records import open_nuscenes
+from perception.eval.resampling import checked_results
+from perception.jsonfile import read_json
+from tests.conftest import TINY_WORLD
+
+
+def test_read_json_names_a_file_cut_short(tmp_path):
+    path = tmp_path / "cut.json"
+    path.write_text(json.dumps({"a": [1, 2, 3]})[:9])
+    with pytest.raises(ValueError, match=f"{path}: not valid JSON"):
+        read_json(str(path))
+    path.write_text('{"a": 1}')
+    assert read_json(str(path)) == {"a": 1}
+
+
+def test_a_table_cut_short_is_named(synthetic_root, tmp_path):
+    version = TINY_WORLD["version"]
+    shutil.copytree(synthetic_root / version, tmp_path / version)
+    table = tmp_path / version / "ego_pose.json"
+    table.write_text(table.read_text()[:150])
+    with pytest.raises(ValueError, match=f"{table}: not valid JSON"):
+        open_nuscenes(str(tmp_path), version)
+
+
+def test_a_submission_that_is_not_an_object_is_named(tmp_path):
+    path = tmp_path / "results_nusc.json"
+    for content in ([1, 2], {"meta": {}}):
+        path.write_text(json.dumps(content))
+        with pytest.raises(ValueError, match=f"{path}: not a nuScenes detection submission"):
+            checked_results(str(path), ["token"], "val")
