@@ -28,10 +28,12 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     parser.add_argument("--version", default="v1.0-synth")
     parser.add_argument("--split", action="append", help="one per --dataroot, in order (default: synth_train)")
     parser.add_argument("--out", required=True, help="checkpoint path (.pth)")
-    parser.add_argument("--epochs", type=int, default=400)
+    parser.add_argument("--epochs", type=int, default=400, help="passes over the examples (>= 1)")
     parser.add_argument("--seed", type=int, default=0)
     add_debug_option(parser)
     args = parser.parse_args(argv)
+    if args.epochs < 1:
+        parser.error(f"--epochs must be >= 1, got {args.epochs}")
     splits = args.split or ["synth_train"] * len(args.dataroot)
     if len(splits) != len(args.dataroot):
         parser.error(f"{len(args.dataroot)} --dataroot but {len(splits)} --split: give one split per data root")

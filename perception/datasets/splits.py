@@ -17,14 +17,18 @@ ALL_SCENES = "all"
 def split_scenes(nusc: NuScenes, split: str) -> List[str]:
     """Names of the split's scenes present in ``nusc`` (in the split's order).
 
-    Raises ValueError when none of the split's scenes is in this version (e.g. 'train' on v1.0-mini) or the
-    custom split is unknown.
+    Raises ValueError when none of the split's scenes is in this version (e.g. 'train' on v1.0-mini), the
+    custom split is unknown or lists a scene twice (its keyframes would count twice).
     """
     present = [scene["name"] for scene in nusc.scene]
     if split == ALL_SCENES:
         return present
     official = create_splits_scenes()
     names = official[split] if split in official else get_scenes_of_custom_split(split, nusc)
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ValueError(f"split {split!r} of {nusc.version} at {nusc.dataroot} lists {', '.join(repeated)} more than "
+                         f"once")
     present_set = set(present)
     chosen = [name for name in names if name in present_set]
     if not chosen:

@@ -80,6 +80,17 @@ def test_an_output_path_of_the_wrong_kind_is_refused_before_any_work(synthetic_r
     assert f"--json {tmp_path}: is a folder" in capsys.readouterr().err
 
 
+def test_numbers_out_of_range_are_refused_before_any_work(synthetic_root, tmp_path, capsys):
+    from perception.cli import train_ego_mlp
+
+    with pytest.raises(SystemExit, match=r"--time-budget-min must be > 0, got -1.0"):
+        train.main([FUSION_TINY, "--work-dir", str(tmp_path), "--time-budget-min", "-1"])
+    with pytest.raises(SystemExit):  # it wrote an untrained checkpoint
+        train_ego_mlp.main(["--dataroot", str(synthetic_root), "--out", str(tmp_path / "e.pth"), "--epochs", "0"])
+    assert "--epochs must be >= 1, got 0" in capsys.readouterr().err
+    assert not (tmp_path / "e.pth").exists()
+
+
 def test_missing_config_is_named_the_same_way_by_every_tool(tmp_path, capsys):
     expected = "error: configs/none.py: no such config (give a file under configs/, e.g. configs/fusion_tiny.py)"
     assert one_error_line(train.main, ["configs/none.py", "--work-dir", str(tmp_path)], capsys) == expected

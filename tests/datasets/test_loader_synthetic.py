@@ -1,6 +1,9 @@
 """Multi-sweep aggregation on the synthetic world, which has every sweep (the real fixture has none) and a known
 truth: the devkit's multi-sweep chain as oracle, static objects that must stay put, radar Doppler that must
 match the annotated velocities."""
+import json
+import shutil
+
 import numpy as np
 import pytest
 from nuscenes.utils.data_classes import LidarPointCloud, RadarPointCloud
@@ -9,6 +12,7 @@ from pyquaternion import Quaternion
 
 from perception.datasets.io import RADAR_PCD_FIELDS
 from perception.datasets.loader import NuScenesFrames, load_frame
+from perception.datasets.records import open_nuscenes
 from perception.datasets.splits import evenly_spread, split_sample_tokens, split_scenes
 from perception.datasets.synthetic import TRAIN_SPLIT, VAL_SPLIT
 from perception.datasets.synthetic import scenes_by_split
@@ -52,6 +56,19 @@ def test_custom_splits_come_from_splits_json(nusc_synthetic):
     assert all(a["next"] == b["token"] and a["timestamp"] < b["timestamp"] for a, b in zip(samples, samples[1:]))
     with pytest.raises(ValueError, match="nope"):
         split_scenes(nusc_synthetic, "nope")
+
+
+def test_a_split_listing_a_scene_twice_is_an_error(synthetic_root, tmp_path):
+    """(Its keyframes were evaluated twice: frames_evaluated and the decision rates counted them twice.)"""
+    version = TINY_WORLD["version"]
+    shutil.copytree(synthetic_root / version, tmp_path / version)
+    (tmp_path / "maps").symlink_to(synthetic_root / "maps")
+    splits = json.loads((tmp_path / version / "splits.json").read_text())
+    twice = splits[VAL_SPLIT][0]
+    splits["twice"] = [twice, twice]
+    (tmp_path / version / "splits.json").write_text(json.dumps(splits))
+    with pytest.raises(ValueError, match=f"split 'twice' of {version} at .* lists {twice} more than once"):
+        split_scenes(open_nuscenes(str(tmp_path), version), "twice")
 
 
 def test_multisweep_lidar_equals_devkit(nusc_synthetic, monkeypatch):
