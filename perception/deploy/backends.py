@@ -16,8 +16,9 @@ def load_backend(backend: str, config: Union[str, Path], checkpoint: Optional[Un
                  onnx_dir: Optional[Union[str, Path]] = None, device: str = "cpu", check_inputs: bool = True
                  ) -> BEVFusionDetector:
     """The detector of ``config`` on ``backend``: torch from ``checkpoint`` (its initial weights without one;
-    ``check_inputs`` as in load_detector), the onnxruntime backends from the graphs in ``onnx_dir``. ValueError for
-    an unknown backend or a missing ``onnx_dir``."""
+    ``check_inputs`` as in load_detector), the onnxruntime backends from the graphs in ``onnx_dir`` (exported from
+    ``checkpoint`` where one is given). ValueError for an unknown backend, a missing ``onnx_dir`` or graphs of another
+    checkpoint."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if backend == "torch":
@@ -29,4 +30,5 @@ def load_backend(backend: str, config: Union[str, Path], checkpoint: Optional[Un
                          + (" and quantized by tools/quantize.py" if backend.endswith("int8") else ""))
     if not Path(onnx_dir).is_dir():
         raise FileNotFoundError(f"{onnx_dir}: no such folder of ONNX graphs")
-    return load_onnx_detector(config, onnx_dir, "int8" if backend.endswith("int8") else "float32", device)
+    return load_onnx_detector(config, onnx_dir, "int8" if backend.endswith("int8") else "float32", device,
+                              checkpoint=checkpoint)

@@ -337,13 +337,15 @@ def open_graph(file: Path, module_path: str, expected_config: str, device: str =
 
 
 def load_onnx_detector(config: Union[str, Path], onnx_dir: Union[str, Path], precision: str = "float32",
-                       device: str = "cpu", session_options=None, one_bev_graph: bool = True) -> BEVFusionDetector:
+                       device: str = "cpu", session_options=None, one_bev_graph: bool = True,
+                       checkpoint: Optional[Union[str, Path]] = None) -> BEVFusionDetector:
     """The detector of ``config`` with its dense modules run by ONNX Runtime from the graphs in ``onnx_dir``
     (a perception.detector.Detector: detect(frames, timer=None)): the fuser, decoder and head by the BEV_NETWORK
     graph where the folder has it and ``one_bev_graph`` (False: by their own graphs, which the sensitivity sweep
     and calibration swap and record one by one). ``precision`` 'float32' wants only float graphs, 'int8' at least
-    one INT8 graph (tools/quantize.py keeps sensitive ones float); ``session_options`` as in open_graph. Errors name
-    the file: a missing graph, one of another model version, graphs of two exports mixed."""
+    one INT8 graph (tools/quantize.py keeps sensitive ones float); ``session_options`` as in open_graph;
+    ``checkpoint``, when given, the file the graphs must have been exported from. Errors name the file: a missing
+    graph, one of another model version, graphs of two exports mixed, graphs of another checkpoint."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     detector = build_detector(config).eval()
@@ -370,6 +372,9 @@ def load_onnx_detector(config: Union[str, Path], onnx_dir: Union[str, Path], pre
     if len(set(checkpoints.values())) > 1:
         raise ValueError(f"{onnx_dir}: graphs of different checkpoints mixed: "
                          + ", ".join(f"{file.name} {digest[:12]}" for file, digest in checkpoints.items()))
+    if checkpoint is not None and set(checkpoints.values()) != {file_sha256(checkpoint)}:
+        raise ValueError(f"{onnx_dir}: graphs exported from another checkpoint than {checkpoint} (export it with "
+                         f"tools/export.py, or give the checkpoint the graphs came from)")
     if precision == "float32" and precisions != {"float32"}:
         raise ValueError(f"{onnx_dir}: holds INT8 graphs; use the onnxruntime-int8 backend")
     if precision == "int8" and "int8" not in precisions:

@@ -64,7 +64,7 @@ def outputs(detector, frames):
 def test_onnxruntime_matches_torch(exported):
     config, checkpoint, folder = exported
     torch_detector = load_detector(config, checkpoint)
-    onnx_detector = load_backend("onnxruntime", config, onnx_dir=folder)
+    onnx_detector = load_backend("onnxruntime", config, checkpoint, onnx_dir=folder)
     assert not onnx_detector.state_dict()  # every weight comes from the graphs
     frames = [make_frame(1), make_frame(2, cameras=False)]  # a batch of 2 (the graphs were traced on 1) with a gap
     reference = outputs(torch_detector, frames)
@@ -94,7 +94,7 @@ def test_a_model_that_does_not_read_the_cameras_exports_and_runs_without_their_g
 
 
 def test_int8_graphs_run_and_stay_near_float(exported, tmp_path):
-    config, _, folder = exported
+    config, checkpoint, folder = exported
     calibration = load_onnx_detector(config, folder)
     batches = [calibration.batch_from_frames([make_frame(seed)]) for seed in (3, 4, 5)]
     recorded = quantize_graphs(config, folder, tmp_path, batches)
@@ -102,7 +102,7 @@ def test_int8_graphs_run_and_stay_near_float(exported, tmp_path):
     frames = [make_frame(6)]
     reference = outputs(calibration, frames)
     for one_bev_graph in (True, False):  # the fuser, decoder and head as one graph or as their own six
-        int8 = load_onnx_detector(config, tmp_path, "int8", one_bev_graph=one_bev_graph)
+        int8 = load_onnx_detector(config, tmp_path, "int8", one_bev_graph=one_bev_graph, checkpoint=checkpoint)
         assert (int8.bev_graph is not None) == one_bev_graph
         quantized = outputs(int8, frames)
         assert all(torch.isfinite(t).all() for t in quantized.values())
@@ -378,3 +378,12 @@ def test_compacting_a_quantized_graph_changes_no_output(exported, tmp_path):
                                             providers=["CPUExecutionProvider"]).run(None, feeds)[0]
                for f in (plain, compact)]
     assert np.array_equal(results[0], results[1])
+
+
+def test_graphs_of_another_checkpoint_are_refused(exported, tmp_path):
+    """(tools/test.py --backend onnxruntime reported the checkpoint it was given while the graphs held another's.)"""
+    config, checkpoint, folder = exported
+    other = tmp_path / "other.pth"
+    other.write_bytes(open(checkpoint, "rb").read() + b"\0")
+    with pytest.raises(ValueError, match=f"{folder}: graphs exported from another checkpoint than {other}"):
+        load_backend("onnxruntime", config, other, onnx_dir=folder)
