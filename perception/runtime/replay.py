@@ -107,7 +107,9 @@ class ReplayOptions:
 
 @dataclass
 class ReplaySummary:
-    """What a replay did: frame counts, latency percentiles [s], per-stage timings [ms], faults, wall time."""
+    """What a replay did: frame counts, latency percentiles [s], per-stage timings [ms], faults, wall time. After a
+    resume, ``resumed`` counts the frames an earlier run processed (their records are kept, their faults counted
+    again); latency, timings and wall time are this run's, over its ``processed`` frames."""
 
     scene: str
     frames: int = 0
