@@ -9,7 +9,10 @@ from nuscenes.eval.detection.utils import category_to_detection_name
 DETECTION_CLASSES: tuple = tuple(DETECTION_NAMES)
 """The 10 detection classes; a box label is an index into this tuple."""
 
+MOTOR_VEHICLE_CLASSES = ("car", "truck", "bus", "trailer", "construction_vehicle")
+"""The detection classes of four or more wheels (large painted bodies, several radar clusters each)."""
+
 ATTRIBUTES: tuple = tuple(ATTRIBUTE_NAMES)
 """The 8 nuScenes attributes; an attribute label is an index into this tuple, -1 for none."""
 
-__all__ = ["ATTRIBUTES", "DETECTION_CLASSES", "category_to_detection_name"]
+__all__ = ["ATTRIBUTES", "DETECTION_CLASSES", "MOTOR_VEHICLE_CLASSES", "category_to_detection_name"]

@@ -38,14 +38,14 @@ from typing import Dict, Optional, Tuple, Union
 import numpy as np
 from nuscenes.nuscenes import NuScenes
 
-from perception.classes import DETECTION_CLASSES
+from perception.classes import DETECTION_CLASSES, MOTOR_VEHICLE_CLASSES
 from perception.datasets.ego_log import ego_track, keyframe_lidar_pose
 from perception.datasets.ground_truth import sample_ground_truth
 from perception.datasets.lane_map import LaneCentres, keyframe_lanes
 from perception.geometry import frenet_coordinates
 from perception.maneuvers import Maneuver
 
-VEHICLE_CLASSES = ("car", "truck", "bus", "trailer", "construction_vehicle", "motorcycle", "bicycle")
+VEHICLE_CLASSES = MOTOR_VEHICLE_CLASSES + ("motorcycle", "bicycle")
 """The detection classes a followed lead can be."""
 VEHICLE_LABELS = np.array([DETECTION_CLASSES.index(name) for name in VEHICLE_CLASSES])
 """Their indices in DETECTION_CLASSES (Boxes3D.labels)."""

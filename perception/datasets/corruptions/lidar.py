@@ -12,7 +12,7 @@ from typing import Tuple
 
 import numpy as np
 
-from perception.classes import DETECTION_CLASSES
+from perception.classes import DETECTION_CLASSES, MOTOR_VEHICLE_CLASSES
 from perception.datasets.frame import Frame
 from perception.sensors import LIDAR_BEAM_COUNT, LIDAR_BEAM_ELEVATION_RANGE_DEG, LIDAR_CHANNEL, LIDAR_MOUNT_M
 
@@ -36,8 +36,6 @@ FOG_RANGE_NOISE_M = 10.0
 """Half-width of the uniform noise on a fog return's range (their noise variant 'v1' with noise 10)."""
 CROSSTALK_STD_M = 3.0
 """Standard deviation of a crosstalk return's offset from the point it copies [m]."""
-VEHICLE_CLASSES = ("car", "truck", "bus", "trailer", "construction_vehicle")
-"""The classes whose points incomplete echo thins (dark, specular car paint)."""
 
 
 def _with_points(frame: Frame, points: np.ndarray) -> Frame:
@@ -193,11 +191,12 @@ def crosstalk(frame: Frame, fraction: float, rng: np.random.Generator, seed: int
 
 
 def incomplete_echo(frame: Frame, fraction: float, rng: np.random.Generator, seed: int) -> Frame:
-    """Drops each point inside a ground-truth vehicle box (VEHICLE_CLASSES) with probability ``fraction``."""
+    """Drops each point inside a ground-truth box of a motor vehicle (MOTOR_VEHICLE_CLASSES: dark, specular car
+    paint) with probability ``fraction``."""
     if frame.lidar is None or frame.gt_boxes is None:
         return frame
     boxes = frame.gt_boxes
-    vehicles = boxes[np.isin(boxes.labels, [DETECTION_CLASSES.index(name) for name in VEHICLE_CLASSES])]
+    vehicles = boxes[np.isin(boxes.labels, [DETECTION_CLASSES.index(name) for name in MOTOR_VEHICLE_CLASSES])]
     on_vehicle = vehicles.contains(frame.lidar.points).any(axis=0)
     dropped = on_vehicle & (rng.random(len(on_vehicle)) < fraction)
     return _with_points(frame, frame.lidar.points[~dropped])

@@ -12,6 +12,7 @@ from typing import Dict
 
 import numpy as np
 
+from perception.classes import MOTOR_VEHICLE_CLASSES
 from perception.datasets.io import DEVKIT_RADAR_FILTERS, RADAR_PCD_FIELDS, radar_filter_mask
 from perception.datasets.synthetic.actors import STOPPED_SPEED_M_S, Actor
 from perception.datasets.synthetic.class_specs import CLASS_SPECS, LITERATURE_RCS_DBSM
@@ -87,7 +88,7 @@ def simulate_frame(snapshot: Snapshot, actors: list, sensor_to_global: RigidTran
         rcs = cross_sections.objects[actor.detection_name]
         if rng.random() > detection_probability(rcs, float(hits.distance[rays].min())):
             continue
-        large = actor.detection_name in ("car", "truck", "bus", "trailer", "construction_vehicle")
+        large = actor.detection_name in MOTOR_VEHICLE_CLASSES
         count = 1 + (int(rng.binomial(min(len(rays) - 1, 4), 0.5)) if large else 0)
         speed = float(np.linalg.norm(actor.track.velocity(snapshot.t_s)))
         for ray in rng.choice(rays, size=count, replace=False):
