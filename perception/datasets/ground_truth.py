@@ -15,7 +15,7 @@ from nuscenes.nuscenes import NuScenes
 from scipy.spatial.transform import Rotation
 
 from perception.classes import ATTRIBUTES, DETECTION_CLASSES, category_to_detection_name
-from perception.geometry import Boxes3D, RigidTransform
+from perception.geometry import Boxes3D, RigidTransform, yaw_from_matrix
 
 @dataclass(frozen=True)
 class GroundTruth:
@@ -47,7 +47,7 @@ def _boxes_in_ego(records: list, global_to_ego: RigidTransform, velocities_globa
     return Boxes3D(
         centers=global_to_ego.apply(np.array([r["translation"] for r in records], dtype=np.float64)),
         sizes=np.array([r["size"] for r in records], dtype=np.float64),
-        yaws=np.arctan2(rotations[:, 1, 0], rotations[:, 0, 0]),
+        yaws=yaw_from_matrix(rotations),
         velocities=velocities[:, :2],
         labels=labels,
         attributes=attributes,

@@ -33,7 +33,7 @@ import torch
 
 from perception.datasets.corruptions import CORRUPTIONS, SEVERITIES, check_corruption
 from perception.datasets.frame import CameraView, Frame
-from perception.geometry import CameraIntrinsics, RigidTransform
+from perception.geometry import CameraIntrinsics, RigidTransform, rotation_about_z
 from perception.sensors import SENSOR_GROUPS
 
 
@@ -87,12 +87,6 @@ def apply_ego_similarity(frame: Frame, linear: np.ndarray, scale: float = 1.0,
     previous = np.eye(4) if frame.augmentation is None else frame.augmentation
     return replace(frame, lidar=lidar, radar=radar, gt_boxes=boxes, cameras=cameras,
                    augmentation=similarity @ previous)
-
-
-def rotation_about_z(angle_rad: float) -> np.ndarray:
-    """(3, 3) counter-clockwise rotation about +z."""
-    c, s = np.cos(angle_rad), np.sin(angle_rad)
-    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
 
 
 class RandomTransform:

@@ -36,8 +36,10 @@ from perception.geometry.transforms import (
     SensorCalibration,
     interpolate_pose,
     quaternion_to_matrix,
+    rotation_about_z,
     rotation_from_vector,
     yaw_from_matrix,
+    yaw_quaternion_wxyz,
 )
 
 __all__ = [
@@ -51,8 +53,10 @@ __all__ = [
     "interpolate_pose",
     "project_points",
     "quaternion_to_matrix",
+    "rotation_about_z",
     "rotation_from_vector",
     "resize_image",
     "unproject_pixels",
     "yaw_from_matrix",
+    "yaw_quaternion_wxyz",
 ]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import List, Optional, Sequence, Union
 
 import numpy as np
 from scipy.spatial.transform import Rotation
@@ -40,9 +40,22 @@ def quaternion_to_matrix(quaternion_wxyz: Sequence[float], source: str = "quater
                      [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)]])
 
 
-def yaw_from_matrix(rotation: np.ndarray) -> float:
-    """(3, 3) rotation -> yaw in radians: the angle of the rotated +x axis in the xy plane (devkit's quaternion_yaw)."""
-    return float(np.arctan2(rotation[1, 0], rotation[0, 0]))
+def yaw_from_matrix(rotation: np.ndarray) -> Union[float, np.ndarray]:
+    """(3, 3) rotation -> yaw in radians: the angle of the rotated +x axis in the xy plane (devkit's quaternion_yaw);
+    (N, 3, 3) rotations -> (N,) yaws."""
+    yaw = np.arctan2(rotation[..., 1, 0], rotation[..., 0, 0])
+    return float(yaw) if yaw.ndim == 0 else yaw
+
+
+def rotation_about_z(angle_rad: float) -> np.ndarray:
+    """(3, 3) counter-clockwise rotation about +z."""
+    c, s = np.cos(angle_rad), np.sin(angle_rad)
+    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+
+
+def yaw_quaternion_wxyz(yaw: float) -> List[float]:
+    """The rotation by ``yaw`` [rad] about +z as a nuScenes quaternion [w, x, y, z]."""
+    return [float(np.cos(0.5 * yaw)), 0.0, 0.0, float(np.sin(0.5 * yaw))]
 
 
 @dataclass(frozen=True)

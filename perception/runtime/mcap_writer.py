@@ -39,7 +39,7 @@ from mcap_protobuf.schema import register_schema
 
 from perception.classes import DETECTION_CLASSES
 from perception.datasets.frame import LIDAR_COLUMNS, RADAR_COLUMNS, Frame
-from perception.geometry import Boxes3D, RigidTransform
+from perception.geometry import Boxes3D, RigidTransform, yaw_quaternion_wxyz
 from perception.viz.bev import PLAN_COLOUR_BGR, class_colour
 
 EGO_FRAME_ID = "ego"
@@ -82,14 +82,11 @@ def _set_time(message: Any, timestamp_ns: int) -> None:
     message.timestamp.FromNanoseconds(int(timestamp_ns))
 
 
-def _set_pose(pose: Any, translation: Sequence[float], quaternion_xyzw: Sequence[float]) -> None:
+def _set_pose(pose: Any, translation: Sequence[float], yaw: float) -> None:
+    """A Foxglove pose: ``translation`` [m] and the rotation by ``yaw`` [rad] about +z (its quaternion x, y, z, w)."""
     pose.position.x, pose.position.y, pose.position.z = (float(v) for v in translation)
-    (pose.orientation.x, pose.orientation.y, pose.orientation.z,
-     pose.orientation.w) = (float(v) for v in quaternion_xyzw)
-
-
-def _yaw_quaternion_xyzw(yaw: float) -> tuple:
-    return 0.0, 0.0, math.sin(yaw / 2.0), math.cos(yaw / 2.0)
+    w, x, y, z = yaw_quaternion_wxyz(yaw)
+    pose.orientation.x, pose.orientation.y, pose.orientation.z, pose.orientation.w = x, y, z, w
 
 
 def _set_colour(colour: Any, bgr: Sequence[int], alpha: float) -> None:
@@ -121,7 +118,7 @@ def boxes_scene_update(boxes: Boxes3D, timestamp_ns: int, frame_id: str = EGO_FR
         _set_time(entity, timestamp_ns)
         yaw = float(boxes.yaws[index])
         cube = entity.cubes.add()
-        _set_pose(cube.pose, boxes.centers[index], _yaw_quaternion_xyzw(yaw))
+        _set_pose(cube.pose, boxes.centers[index], yaw)
         width, length, height = (float(v) for v in boxes.sizes[index])
         cube.size.x, cube.size.y, cube.size.z = length, width, height
         _set_colour(cube.color, class_colour(label), 0.5)
@@ -129,11 +126,11 @@ def boxes_scene_update(boxes: Boxes3D, timestamp_ns: int, frame_id: str = EGO_FR
         speed = float(np.hypot(*velocity))
         if speed >= 0.1:
             arrow = entity.arrows.add(shaft_length=speed, shaft_diameter=0.1, head_length=0.4, head_diameter=0.3)
-            _set_pose(arrow.pose, boxes.centers[index], _yaw_quaternion_xyzw(math.atan2(velocity[1], velocity[0])))
+            _set_pose(arrow.pose, boxes.centers[index], math.atan2(velocity[1], velocity[0]))
             _set_colour(arrow.color, class_colour(label), 1.0)
         text = entity.texts.add(billboard=True, font_size=14.0, scale_invariant=True,
                                 text=f"{DETECTION_CLASSES[label]} {float(boxes.scores[index]):.2f}")
-        _set_pose(text.pose, boxes.centers[index] + np.array([0.0, 0.0, height / 2 + 0.5]), (0, 0, 0, 1))
+        _set_pose(text.pose, boxes.centers[index] + np.array([0.0, 0.0, height / 2 + 0.5]), 0.0)
         _set_colour(text.color, (255, 255, 255), 1.0)
     return update
 

@@ -7,9 +7,8 @@ from nuscenes.utils.geometry_utils import points_in_box
 from perception.datasets.frame import CameraView, Frame, LidarSweeps, RadarSweeps
 from perception.datasets.transforms import (
     Compose, GlobalFlip, GlobalRotation, GlobalScaling, GlobalTranslation, ResizeCropImages, apply_ego_similarity,
-    rotation_about_z,
 )
-from perception.geometry import Boxes3D, CameraIntrinsics, EgoPose, RigidTransform, project_points
+from perception.geometry import Boxes3D, CameraIntrinsics, EgoPose, RigidTransform, project_points, rotation_about_z
 
 # Camera axes (x right, y down, z forward) for a camera looking along ego +x: columns are the camera axes in ego.
 FORWARD_CAMERA_ROTATION = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])

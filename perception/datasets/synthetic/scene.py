@@ -17,7 +17,7 @@ from perception.datasets.synthetic.raycast import Snapshot, StaticGeometry, Worl
 from perception.datasets.synthetic.shading import FrenetRaster
 from perception.datasets.synthetic.rig import CALIBRATION, KEYFRAME_PERIOD_US
 from perception.datasets.synthetic.traffic import POPULATIONS, drive_stretch, populate_car_park_aisle
-from perception.geometry import RigidTransform
+from perception.geometry import RigidTransform, rotation_about_z
 
 TIME_STEP_S = 0.01
 """Spacing of the sampled trajectories."""
@@ -50,9 +50,7 @@ class SceneModel:
     def ego_to_global(self, t_s: float) -> RigidTransform:
         """The ego pose (rear axle on the ground, yaw along its motion) at scene time t_s."""
         xy, yaw = self.ego_track.pose(t_s)
-        c, s = np.cos(yaw), np.sin(yaw)
-        return RigidTransform.from_rotation_translation(
-            np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]]), (xy[0], xy[1], 0.0))
+        return RigidTransform.from_rotation_translation(rotation_about_z(yaw), (xy[0], xy[1], 0.0))
 
     def sensor_to_global(self, channel: str, t_s: float) -> RigidTransform:
         translation, rotation, _ = CALIBRATION[channel]

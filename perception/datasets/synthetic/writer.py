@@ -19,7 +19,7 @@ from perception.datasets.synthetic.rig import (
 )
 from perception.datasets.synthetic.scene import LEAD_IN_S, SceneModel
 from perception.datasets.synthetic.tables import calibrated_sensor_token, make_token, visibility_token
-from perception.geometry import Boxes3D
+from perception.geometry import Boxes3D, yaw_quaternion_wxyz
 from perception.maneuvers import Maneuver
 from perception.sensors import ALL_CHANNELS, modality_of
 
@@ -126,10 +126,6 @@ def annotated_keyframes(model: SceneModel, samples_per_scene: int) -> Dict[int, 
 def instance_token(namespace: str, scene: str, actor_index: int) -> str:
     """The instance token of object ``actor_index`` of a scene (tests map rendered objects to annotations)."""
     return make_token(namespace, scene, "instance", actor_index)
-
-
-def quaternion_from_yaw(yaw: float) -> List[float]:
-    return [float(np.cos(0.5 * yaw)), 0.0, 0.0, float(np.sin(0.5 * yaw))]
 
 
 def write_map(path: Path, model: SceneModel) -> None:
@@ -295,7 +291,7 @@ class SceneRecorder:
         rows = []
         for index, actor, (centre, yaw), num_lidar_points in zip(indices, actors, poses, lidar_counts):
             rows.append({"actor": index, "translation": [float(v) for v in centre], "yaw": yaw,
-                         "size": [float(v) for v in actor.size_wlh], "rotation": quaternion_from_yaw(yaw),
+                         "size": [float(v) for v in actor.size_wlh], "rotation": yaw_quaternion_wxyz(yaw),
                          "num_lidar_pts": int(num_lidar_points),
                          "visibility_token": visibility_token(visible_fraction(snapshot, index, actor, t_s,
                                                                                lidar_origin)),
