@@ -5,8 +5,8 @@
 masks). Modules: ``rig`` (calibration, timing), ``layout`` (road, buildings), ``class_specs`` (the classes'
 sizes, radar cross-sections), ``meshes`` (the objects' meshes), ``actors`` (objects and their tracks), ``ego``
 (the ego's manoeuvres), ``traffic`` (who is where), ``scene`` (one scene's world model), ``raycast`` (open3d
-scene at one instant), ``lidar`` / ``radar`` / ``camera`` (sensor models), ``tables`` and ``writer`` (nuScenes
-rows and files), ``world`` (the whole dataset).
+scene at one instant), ``lidar`` / ``radar`` / ``camera`` (sensor models), ``shading`` (their compiled per-pixel
+and per-point lookups), ``tables`` and ``writer`` (nuScenes rows and files), ``world`` (the whole dataset).
 """
 from perception.datasets.synthetic.world import TRAIN_SPLIT, VAL_SPLIT, generate_world, scenes_by_split
 
