@@ -1,8 +1,14 @@
 """The ego maneuvers a decision or a label names, as used everywhere in the project (the decision layer, the labels
-derived from the logged drive, the synthetic world's scripted labels, the planning head's classes)."""
+derived from the logged drive, the synthetic world's scripted labels, the planning head's classes), and the time
+grid of a plan."""
 from __future__ import annotations
 
 import enum
+
+PLAN_STEP_S = 0.5
+"""Spacing of a plan's waypoints and of the logged poses the maneuver labels read [s] (nuScenes keyframes: 2 Hz)."""
+PLAN_HORIZON_STEPS = 6
+"""A plan's waypoints: PLAN_STEP_S, 2 PLAN_STEP_S, ..., 3 s ahead (the horizon of UniAD's and VAD's L2)."""
 
 
 class Maneuver(enum.Enum):

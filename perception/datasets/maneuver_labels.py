@@ -43,7 +43,7 @@ from perception.datasets.ego_log import ego_track, keyframe_lidar_pose
 from perception.datasets.ground_truth import sample_ground_truth
 from perception.datasets.lane_map import LaneCentres, keyframe_lanes
 from perception.geometry import frenet_coordinates
-from perception.maneuvers import Maneuver
+from perception.maneuvers import PLAN_HORIZON_STEPS, PLAN_STEP_S, Maneuver
 
 VEHICLE_CLASSES = MOTOR_VEHICLE_CLASSES + ("motorcycle", "bicycle")
 """The detection classes a followed lead can be."""
@@ -57,9 +57,9 @@ SCRIPTED_LABELS_FILE = "ego_maneuvers.json"
 class ManeuverLabelConfig:
     """Every threshold of the label rules (module docstring); units in the names."""
 
-    step_s: float = 0.5
+    step_s: float = PLAN_STEP_S
     """Spacing of the poses the rules read."""
-    horizon_s: float = 3.0
+    horizon_s: float = PLAN_HORIZON_STEPS * PLAN_STEP_S
     """The future the label covers (the plan's horizon)."""
     stop_speed_mps: float = 0.5
     brake_decel_mps2: float = 1.75

@@ -13,7 +13,7 @@ from typing import Any, Dict
 
 import numpy as np
 
-from perception.maneuvers import Maneuver
+from perception.maneuvers import PLAN_HORIZON_STEPS, PLAN_STEP_S, Maneuver
 
 
 @dataclass(frozen=True)
@@ -68,8 +68,8 @@ class PlannerConfig:
     """Time the planned lateral move of one lane width takes (quintic profile)."""
     min_score: float = 0.3
     """Detections scoring below this are ignored."""
-    horizon_steps: int = 6
-    step_s: float = 0.5
+    horizon_steps: int = PLAN_HORIZON_STEPS
+    step_s: float = PLAN_STEP_S
     """The plan and the agent predictions: ``horizon_steps`` points at step_s, 2 * step_s, ..."""
     ego_length_m: float = 4.084
     ego_width_m: float = 1.85

@@ -34,7 +34,7 @@ from perception.decision.safety import check_plan
 from perception.decision.tracking import AgentTracker, TrackedAgents, TrackerConfig
 from perception.eval.decision_metrics import CONSTANT_VELOCITY, LoggedFuture, PlannedFrame
 from perception.geometry import Boxes3D
-from perception.maneuvers import Maneuver
+from perception.maneuvers import PLAN_HORIZON_STEPS, PLAN_STEP_S, Maneuver
 from perception.models.ego_mlp import EgoMLP
 from perception.models.planning_types import PlanningOutputs
 
@@ -101,8 +101,8 @@ def _interpolate_boxes(before: Tuple[Boxes3D, List[str]], after: Tuple[Boxes3D, 
     return Boxes3D.concatenate(parts)
 
 
-def logged_future(nusc: NuScenes, sample_token: str, horizon_steps: int = 6, step_s: float = 0.5,
-                  time_tolerance_s: float = 0.05) -> LoggedFuture:
+def logged_future(nusc: NuScenes, sample_token: str, horizon_steps: int = PLAN_HORIZON_STEPS,
+                  step_s: float = PLAN_STEP_S, time_tolerance_s: float = 0.05) -> LoggedFuture:
     """The logged ego future and ground-truth boxes after a keyframe (module docstring), in the ego frame of the
     keyframe's LIDAR_TOP timestamp, at step_s, 2 * step_s, ..., horizon_steps * step_s."""
     current = keyframe_lidar_pose(nusc, sample_token)

@@ -14,6 +14,7 @@ from typing import Dict, Mapping, Optional, Union
 import torch
 from torch import nn
 
+from perception.maneuvers import PLAN_HORIZON_STEPS, PLAN_STEP_S
 from perception.models.planning_types import (
     EGO_FEATURE_SCALE, EGO_FEATURES, NUM_MANEUVERS, PlanningOutputs, PlanningTargets, checked_loss_weights,
     constant_velocity_rollout, planning_losses,
@@ -21,8 +22,8 @@ from perception.models.planning_types import (
 
 
 class EgoMLP(nn.Module):
-    def __init__(self, horizon_steps: int = 6, step_s: float = 0.5, hidden_channels: int = 64,
-                 loss_weights: Optional[Mapping[str, float]] = None):
+    def __init__(self, horizon_steps: int = PLAN_HORIZON_STEPS, step_s: float = PLAN_STEP_S,
+                 hidden_channels: int = 64, loss_weights: Optional[Mapping[str, float]] = None):
         super().__init__()
         if horizon_steps < 1 or step_s <= 0:
             raise ValueError(f"EgoMLP: horizon_steps {horizon_steps} and step_s {step_s} must be positive")

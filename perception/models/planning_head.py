@@ -21,6 +21,7 @@ from torch import nn
 
 from perception.datasets.frame import Frame
 from perception.geometry import Boxes3D
+from perception.maneuvers import PLAN_HORIZON_STEPS, PLAN_STEP_S
 from perception.models.ego_mlp import EgoMLP, load_ego_mlp
 from perception.models.planning_types import (
     EGO_FEATURES, NUM_MANEUVERS, PlanningOutputs, PlanningTargets, checked_loss_weights, planning_losses,
@@ -51,8 +52,9 @@ class PlanningHead(nn.Module):
     """The submodules that hold the weights, each tensor to tensor (perception.deploy exports each as a graph); the
     glue between them (the features' scaling, the concatenation, the constant-velocity start) stays in torch."""
 
-    def __init__(self, in_channels: int, horizon_steps: int = 6, step_s: float = 0.5, reduced_channels: int = 16,
-                 pooled_cells: int = 8, hidden_channels: int = 128, ego_hidden_channels: int = 64,
+    def __init__(self, in_channels: int, horizon_steps: int = PLAN_HORIZON_STEPS, step_s: float = PLAN_STEP_S,
+                 reduced_channels: int = 16, pooled_cells: int = 8, hidden_channels: int = 128,
+                 ego_hidden_channels: int = 64,
                  ego_init: Optional[str] = None, loss_weights: Optional[Mapping[str, float]] = None):
         super().__init__()
         try:
