@@ -6,9 +6,10 @@ from typing import Any
 
 
 def read_json(path: str) -> Any:
-    """The content of the JSON file ``path``; ValueError naming it when it is not valid JSON (cut short, say)."""
+    """The content of the JSON file ``path``; ValueError naming it when it is not valid UTF-8 JSON (cut short,
+    say)."""
     with open(path, encoding="utf-8") as handle:
         try:
             return json.load(handle)
-        except json.JSONDecodeError as error:
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
             raise ValueError(f"{path}: not valid JSON ({error})") from None

@@ -58,10 +58,18 @@ def add_debug_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error, not its one line")
 
 
-def check_output_folder(parser: argparse.ArgumentParser, option: str, path: str) -> None:
-    """Before any work: parser.error when the output folder ``path`` (given as ``option``) exists as a file."""
-    if os.path.exists(path) and not os.path.isdir(path):
-        parser.error(f"{option} {path}: exists and is not a folder")
+def check_output_path(parser: argparse.ArgumentParser, option: str, path: str, folder: bool = True) -> None:
+    """Before any work: parser.error when the output ``path`` (given as ``option``; a folder, or with ``folder``
+    False a file) exists as the other kind, or when the nearest of its parents that exists is not a folder."""
+    if os.path.exists(path):
+        if os.path.isdir(path) != folder:
+            parser.error(f"{option} {path}: exists and is not a {'folder' if folder else 'file'}")
+        return
+    parent = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        parser.error(f"{option} {path}: {parent} is a file, not a folder")
 
 
 def resolve_path(path: str) -> str:

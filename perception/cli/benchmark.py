@@ -18,7 +18,8 @@ from typing import Any, Dict, Optional, Sequence
 import torch
 from mmengine.config import Config
 
-from perception.cli import add_data_options, add_debug_option, config_data, resolve_config, tool_main
+from perception.cli import (add_data_options, add_debug_option, check_output_path, config_data, resolve_config,
+                            tool_main)
 from perception.cli.backend import add_backend_list_options, backend_folders
 from perception.runtime.benchmark import (
     BenchmarkOptions, format_table, parse_sweep_counts, plot_benchmark, run_benchmark,
@@ -54,8 +55,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     parser = build_parser()
     args = parser.parse_args(argv)
     config_path = resolve_config(args.config)
-    if os.path.isdir(args.json):
-        parser.error(f"--json {args.json}: is a folder; give the path of the JSON file to write")
+    check_output_path(parser, "--json", args.json, folder=False)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         parser.error("--device cuda: torch sees no CUDA device")
     try:

@@ -7,7 +7,7 @@ import argparse
 import os
 from typing import Optional, Sequence
 
-from perception.cli import (add_debug_option, check_output_folder, parse_image_size, resolve_config, resolve_path,
+from perception.cli import (add_debug_option, check_output_path, parse_image_size, resolve_config, resolve_path,
                             sweep_count, tool_main)
 from perception.cli.backend import add_backend_options
 from perception.detector import Detector, OracleDetector
@@ -80,7 +80,7 @@ def main(argv: Optional[Sequence[str]] = None) -> ReplaySummary:
         parser.error("CONFIG and CHECKPOINT are required unless --oracle is given")
     if not os.path.isdir(os.path.join(args.dataroot, args.version)):
         parser.error(f"no nuScenes tables at {os.path.join(args.dataroot, args.version)}")
-    check_output_folder(parser, "--out", args.out)
+    check_output_path(parser, "--out", args.out)
     detector: Detector
     if args.oracle:
         detector = OracleDetector()

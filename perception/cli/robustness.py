@@ -9,7 +9,7 @@ import argparse
 import os
 from typing import Optional, Sequence
 
-from perception.cli import add_debug_option, check_output_folder, resolve_config, resolve_path, tool_main
+from perception.cli import add_debug_option, check_output_path, resolve_config, resolve_path, tool_main
 from perception.datasets.corruptions import CORRUPTIONS, SEVERITIES
 from perception.engine import end_distributed, init_distributed_from_env
 from perception.eval.robustness import (
@@ -58,7 +58,7 @@ def run(argv: Optional[Sequence[str]] = None) -> Optional[dict]:
         parser.error(str(error))
     if not os.path.isdir(os.path.join(args.dataroot, args.version)):
         parser.error(f"no nuScenes tables at {os.path.join(args.dataroot, args.version)}")
-    check_output_folder(parser, "--out", args.out)
+    check_output_path(parser, "--out", args.out)
     config = resolve_config(args.config)
     from perception.models import load_detector, model_inputs
 

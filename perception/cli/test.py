@@ -7,7 +7,7 @@ import argparse
 import os
 from typing import List, Optional, Sequence
 
-from perception.cli import (add_debug_option, check_output_folder, resolve_config, resolve_path, sweep_count,
+from perception.cli import (add_debug_option, check_output_path, resolve_config, resolve_path, sweep_count,
                             tool_main)
 from perception.cli.backend import add_backend_options
 from perception.datasets.corruptions import CorruptFrames, parse_cell
@@ -92,7 +92,7 @@ def run(argv: Optional[Sequence[str]] = None) -> List[dict]:
         parser.error("--ablations runs its own sensor sets; leave out --drop")
     if not os.path.isdir(os.path.join(args.dataroot, args.version)):
         parser.error(f"no nuScenes tables at {os.path.join(args.dataroot, args.version)}")
-    check_output_folder(parser, "--out", args.out)
+    check_output_path(parser, "--out", args.out)
     if not args.oracle:
         args.config = resolve_config(args.config)
     from perception.datasets.records import open_nuscenes

@@ -65,7 +65,7 @@ def build_config(args: argparse.Namespace) -> Config:
     if args.max_iters is not None:
         set_max_iters(cfg, args.max_iters)
     if args.time_budget_min is not None:
-        if args.time_budget_min <= 0:
+        if not args.time_budget_min > 0:  # NaN too
             raise SystemExit(f"--time-budget-min must be > 0, got {args.time_budget_min}")
         cfg.custom_hooks = list(cfg.get("custom_hooks", None) or []) + [
             dict(type="TrainTimeBudgetHook", budget_s=args.time_budget_min * 60)]

@@ -1,4 +1,4 @@
-"""Ground truth of a keyframe in its ego frame (evaluation filters it with the devkit's own filter_eval_boxes).
+"""Ground truth of a keyframe in its ego frame (evaluation reads the devkit's own: load_gt, filter_eval_boxes).
 
 Boxes come from the ``sample_annotation`` records exactly as nuscenes-devkit reads them (``NuScenes.get_box``:
 global frame), moved into the ego frame of the keyframe's LiDAR timestamp; categories map to the 10 detection
@@ -16,6 +16,7 @@ from scipy.spatial.transform import Rotation
 
 from perception.classes import ATTRIBUTES, DETECTION_CLASSES, category_to_detection_name
 from perception.geometry import Boxes3D, RigidTransform, yaw_from_matrix
+
 
 @dataclass(frozen=True)
 class GroundTruth:
@@ -84,4 +85,3 @@ def sample_ground_truth(nusc: NuScenes, sample_token: str, ego_to_global: RigidT
         num_radar_points=np.array([r["num_radar_pts"] for r in kept], dtype=np.int64),
         tokens=tuple(r["token"] for r in kept),
     )
-

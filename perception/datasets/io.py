@@ -190,7 +190,9 @@ def _as_float64(records: np.ndarray) -> np.ndarray:
 
 
 JPEG_END_OF_IMAGE = b"\xff\xd9"
-"""The marker every complete JPEG ends with (EOI)."""
+"""The marker every complete JPEG ends with (EOI), before the padding some encoders append (zeros, whitespace)."""
+JPEG_TAIL_BYTES = 4096
+"""How much of a JPEG's end is searched for JPEG_END_OF_IMAGE behind such padding."""
 _REDUCED_DECODE = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
                    8: cv2.IMREAD_REDUCED_COLOR_8}
 
@@ -205,8 +207,8 @@ def read_image(path: str, reduction: int = 1) -> np.ndarray:
         raise ValueError(f"{path}: image reduction must be one of {sorted(_REDUCED_DECODE)}, got {reduction}")
     if path.lower().endswith((".jpg", ".jpeg")):
         with open(path, "rb") as handle:
-            handle.seek(max(os.path.getsize(path) - 2, 0))
-            if handle.read() != JPEG_END_OF_IMAGE:
+            handle.seek(max(os.path.getsize(path) - JPEG_TAIL_BYTES, 0))
+            if not handle.read().rstrip(b"\x00 \t\r\n").endswith(JPEG_END_OF_IMAGE):
                 raise CorruptFileError(path, "truncated JPEG: it does not end with the end-of-image marker")
     bgr = cv2.imread(path, _REDUCED_DECODE[reduction])
     if bgr is None:

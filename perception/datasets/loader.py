@@ -18,8 +18,8 @@ What is absent is recorded, never invented: ``Frame.missing`` holds the channels
 the sensor group ('lidar', 'radar', 'camera') when all its channels are absent or the group was dropped; a group
 absent or dropped is None (cameras {}). Fewer sweeps than asked (the start of a scene, the real test fixture
 which has no sweep files) show in ``num_sweeps``: LiDAR the sweeps read, radar the fewest sweeps read by any
-radar present; an empty sweep file adds no point but counts as read. A file that is absent or malformed raises
-an error naming it (perception.datasets.io).
+radar present; a radar sweep without a return adds no point but counts as read. A file that is absent or malformed
+raises an error naming it (perception.datasets.io; a LiDAR file of no bytes too).
 """
 from __future__ import annotations
 

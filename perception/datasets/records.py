@@ -20,7 +20,7 @@ def open_nuscenes(dataroot: str, version: str, verbose: bool = False) -> NuScene
     is not valid JSON (the devkit's own error names none)."""
     try:
         return NuScenes(version=version, dataroot=dataroot, verbose=verbose)
-    except json.JSONDecodeError as error:
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
         folder = os.path.join(dataroot, version)
         for name in sorted(os.listdir(folder)):
             if name.endswith(".json"):

@@ -343,7 +343,8 @@ def decide(boxes: Boxes3D, ego: EgoState, config: PlannerConfig = PlannerConfig(
                 refusals.append(f"{side} lane blocked by "
                                 + ", ".join(describe_in_lane(agents, kept[i], i, side) for i in blockers))
             elif allowed < lead_speed + config.min_speed_gain_mps:
-                refusals.append(f"{side} lane allows {allowed:.1f} m/s, no faster")
+                refusals.append(f"{side} lane allows {allowed:.1f} m/s, under the "
+                                f"{lead_speed + config.min_speed_gain_mps:.1f} m/s a pass needs")
             else:
                 options.append((allowed, lane, maneuver))
         if options:

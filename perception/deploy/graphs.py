@@ -369,6 +369,10 @@ def load_onnx_detector(config: Union[str, Path], onnx_dir: Union[str, Path], pre
         checkpoints[graph.file] = meta.get("checkpoint_sha256")
         precisions.add(meta.get("precision"))
         detector.set_submodule(path, graph)
+    unrecorded = [file.name for file, digest in checkpoints.items() if digest is None]
+    if unrecorded:
+        raise ValueError(f"{onnx_dir}: {', '.join(unrecorded)} record no checkpoint; export them again with "
+                         f"tools/export.py")
     if len(set(checkpoints.values())) > 1:
         raise ValueError(f"{onnx_dir}: graphs of different checkpoints mixed: "
                          + ", ".join(f"{file.name} {digest[:12]}" for file, digest in checkpoints.items()))

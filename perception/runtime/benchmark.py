@@ -46,6 +46,7 @@ from perception.timing import NESTED_STAGES, STAGES, StageTimer, latency_summary
 PIPELINE_STAGES = ("load", "detector", "decision", "end_to_end")
 """The stages every benchmark reports; the detector adds its own (perception.timing.STAGES)."""
 
+
 @dataclass(frozen=True)
 class BenchmarkOptions:
     """``iters`` timed iterations after ``warmup`` untimed ones; ``sweep_counts``: the LiDAR sweep counts of the

@@ -108,8 +108,9 @@ class ReplayOptions:
 @dataclass
 class ReplaySummary:
     """What a replay did: frame counts, latency percentiles [s], per-stage timings [ms], faults, wall time. After a
-    resume, ``resumed`` counts the frames an earlier run processed (their records are kept, their faults counted
-    again); latency, timings and wall time are this run's, over its ``processed`` frames."""
+    resume, ``resumed`` counts the triggers an earlier run recorded, processed or skipped (their records are kept,
+    their faults counted again); ``processed``, ``skipped``, ``late``, latency, timings and wall time are this
+    run's."""
 
     scene: str
     frames: int = 0

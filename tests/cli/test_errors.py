@@ -75,16 +75,20 @@ def test_an_output_path_of_the_wrong_kind_is_refused_before_any_work(synthetic_r
         with pytest.raises(SystemExit):
             main([*argv, "--out", str(a_file)])
         assert f"--out {a_file}: exists and is not a folder" in capsys.readouterr().err
+        with pytest.raises(SystemExit):
+            main([*argv, "--out", str(a_file / "run")])
+        assert f"--out {a_file / 'run'}: {a_file} is a file, not a folder" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         benchmark.main([FUSION_TINY, "--json", str(tmp_path)])
-    assert f"--json {tmp_path}: is a folder" in capsys.readouterr().err
+    assert f"--json {tmp_path}: exists and is not a file" in capsys.readouterr().err
 
 
 def test_numbers_out_of_range_are_refused_before_any_work(synthetic_root, tmp_path, capsys):
     from perception.cli import train_ego_mlp
 
-    with pytest.raises(SystemExit, match=r"--time-budget-min must be > 0, got -1.0"):
-        train.main([FUSION_TINY, "--work-dir", str(tmp_path), "--time-budget-min", "-1"])
+    for budget in ("-1", "nan"):  # NaN passed every comparison and never ended the run
+        with pytest.raises(SystemExit, match=f"--time-budget-min must be > 0, got {float(budget)}"):
+            train.main([FUSION_TINY, "--work-dir", str(tmp_path), "--time-budget-min", budget])
     with pytest.raises(SystemExit):  # it wrote an untrained checkpoint
         train_ego_mlp.main(["--dataroot", str(synthetic_root), "--out", str(tmp_path / "e.pth"), "--epochs", "0"])
     assert "--epochs must be >= 1, got 0" in capsys.readouterr().err

@@ -17,6 +17,9 @@ def test_read_json_names_a_file_cut_short(tmp_path):
         read_json(str(path))
     path.write_text('{"a": 1}')
     assert read_json(str(path)) == {"a": 1}
+    path.write_bytes(b"\xff\xfe{}")  # not UTF-8
+    with pytest.raises(ValueError, match=f"{path}: not valid JSON"):
+        read_json(str(path))
 
 
 def test_a_table_cut_short_is_named(synthetic_root, tmp_path):

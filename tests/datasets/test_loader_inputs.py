@@ -77,10 +77,12 @@ def test_a_jpeg_cut_short_is_corrupt_not_grey(tmp_path):
     whole.write_bytes(encoded)
     cut.write_bytes(encoded[:len(encoded) // 3])
     assert read_image(str(whole)).shape == (90, 160, 3)
+    padded = tmp_path / "padded.jpg"  # some encoders pad after the end-of-image marker: still whole
+    padded.write_bytes(encoded + b"\x00" * 16 + b"\n")
+    np.testing.assert_array_equal(read_image(str(padded)), read_image(str(whole)))
     assert cv2.imread(str(cut)) is not None  # what OpenCV alone would hand on
     with pytest.raises(CorruptFileError, match="cut.jpg: truncated JPEG"):
         read_image(str(cut))
-
 
 
 @needs_real
