@@ -205,12 +205,11 @@ def read_image(path: str, reduction: int = 1) -> np.ndarray:
     _require_file(path)
     if reduction not in _REDUCED_DECODE:
         raise ValueError(f"{path}: image reduction must be one of {sorted(_REDUCED_DECODE)}, got {reduction}")
+    encoded = np.fromfile(path, dtype=np.uint8)  # read once: checked, then decoded
     if path.lower().endswith((".jpg", ".jpeg")):
-        with open(path, "rb") as handle:
-            handle.seek(max(os.path.getsize(path) - JPEG_TAIL_BYTES, 0))
-            if not handle.read().rstrip(b"\x00 \t\r\n").endswith(JPEG_END_OF_IMAGE):
-                raise CorruptFileError(path, "truncated JPEG: it does not end with the end-of-image marker")
-    bgr = cv2.imread(path, _REDUCED_DECODE[reduction])
+        if not encoded[-JPEG_TAIL_BYTES:].tobytes().rstrip(b"\x00 \t\r\n").endswith(JPEG_END_OF_IMAGE):
+            raise CorruptFileError(path, "truncated JPEG: it does not end with the end-of-image marker")
+    bgr = cv2.imdecode(encoded, _REDUCED_DECODE[reduction]) if len(encoded) else None
     if bgr is None:
         raise CorruptFileError(path, "cannot decode the image (corrupt or not an image file)")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)

@@ -6,6 +6,7 @@ any other name is a custom split read from ``<dataroot>/<version>/splits.json`` 
 """
 from __future__ import annotations
 
+from collections import Counter
 from typing import List
 
 from nuscenes.nuscenes import NuScenes
@@ -25,7 +26,7 @@ def split_scenes(nusc: NuScenes, split: str) -> List[str]:
         return present
     official = create_splits_scenes()
     names = official[split] if split in official else get_scenes_of_custom_split(split, nusc)
-    repeated = sorted({name for name in names if names.count(name) > 1})
+    repeated = sorted(name for name, count in Counter(names).items() if count > 1)
     if repeated:
         raise ValueError(f"split {split!r} of {nusc.version} at {nusc.dataroot} lists {', '.join(repeated)} more than "
                          f"once")

@@ -30,6 +30,7 @@ from torch import nn
 
 from perception.geometry import EgoPose, RigidTransform
 from perception.models import BEVFusionDetector, FusionBatch, build_detector
+from perception.models.finetune import unread_encoder_names
 from perception.models.heads import CenterHead
 from perception.models.planning_types import EGO_FEATURE_SCALE
 from perception.sensors import CAMERA_CHANNELS
@@ -147,8 +148,7 @@ class BEVNetwork(nn.Module):
 def check_export_covers(detector: BEVFusionDetector, config: Union[str, Path, Config]) -> None:
     """ValueError naming the config when some weights lie outside ``dense_modules()``: a part of the model that
     these graphs do not cover (the encoders of groups the model does not read never run and need none)."""
-    unread = tuple(f"encoders.{sensor}." for sensor in detector.encoders if sensor not in detector.sensors)
-    prefixes = tuple(f"{path}." for path in detector.dense_modules()) + unread
+    prefixes = tuple(f"{path}." for path in [*detector.dense_modules(), *unread_encoder_names(detector)])
     outside = sorted({key.rsplit(".", 1)[0] for key in detector.state_dict() if not key.startswith(prefixes)})
     if outside:
         name = config.filename if isinstance(config, Config) else config

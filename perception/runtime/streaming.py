@@ -72,14 +72,13 @@ class FrameStatus:
     """What the streaming state knew when it built one frame.
 
     ``ages_s``: channel -> age [s] of its newest message used, relative to the frame's timestamp (negative when
-    it was captured after the LiDAR keyframe), None when the channel has none to use. ``stale``: channels left
-    out for age; ``unavailable``: channels with no message to use (none received yet, or only files found
-    corrupt); ``corrupt``: files found corrupt while building this frame.
+    it was captured after the LiDAR keyframe), None when the channel has none to use (none received yet, or only
+    files found corrupt). ``stale``: channels left out for age; ``corrupt``: files found corrupt while building this
+    frame.
     """
 
     ages_s: Dict[str, Optional[float]]
     stale: Tuple[str, ...]
-    unavailable: Tuple[str, ...]
     corrupt: Tuple[str, ...] = field(default_factory=tuple)
 
 
@@ -200,7 +199,7 @@ class StreamingState:
         """The messages a frame at ``key`` reads per channel (newest first) and the channels' status."""
         records: Dict[str, List[SensorMessage]] = {}
         ages: Dict[str, Optional[float]] = {}
-        stale, unavailable = [], []
+        stale = []
         for channel, buffer in self._buffers.items():
             chain = [m for m in reversed(buffer)
                      if channel != LIDAR_CHANNEL or m.timestamp_us <= key.timestamp_us]
@@ -211,14 +210,13 @@ class StreamingState:
                 chain = [m for m in chain if chain[0].timestamp_us - m.timestamp_us <= max_span_us]
             if not chain:
                 ages[channel] = None
-                unavailable.append(channel)
                 continue
             ages[channel] = (key.timestamp_us - chain[0].timestamp_us) * 1e-6
             if ages[channel] > self.stale_after_s:
                 stale.append(channel)
                 continue
             records[channel] = chain[:1] if modality_of(channel) == "camera" else chain
-        return records, FrameStatus(ages, tuple(stale), tuple(unavailable))
+        return records, FrameStatus(ages, tuple(stale))
 
     def build_frame(self, key: SensorMessage, scene_token: str,
                     ground_truth: Optional[GroundTruth] = None) -> Tuple[Frame, FrameStatus]:
@@ -247,7 +245,7 @@ class StreamingState:
                 continue
             self.faults.stale += len(status.stale)
             self.faults.corrupt += len(corrupt)
-            return frame, FrameStatus(status.ages_s, status.stale, status.unavailable, tuple(corrupt))
+            return frame, FrameStatus(status.ages_s, status.stale, tuple(corrupt))
 
     def _discard(self, path: str, records: Dict[str, List[SensorMessage]]) -> bool:
         """Removes the messages of file ``path`` from the buffers; False when no message in ``records`` has it."""
