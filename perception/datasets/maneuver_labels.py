@@ -168,6 +168,17 @@ def lane_switch(times_s: np.ndarray, ego_xy: np.ndarray, ego_yaw: np.ndarray, la
     return Maneuver.CHANGE_LANE_LEFT if across[before, 1] > 0 else Maneuver.CHANGE_LANE_RIGHT
 
 
+def lane_reached(times_s: np.ndarray, ego_xy: np.ndarray, ego_yaw: np.ndarray, lanes: LaneCentres,
+                 config: ManeuverLabelConfig = ManeuverLabelConfig()) -> bool:
+    """With a lane map: whether the ego drives at the keyframe in the lane it drives in
+    ``lane_switch_half_window_s`` later (of a keyframe labelled CHANGE_LANE_*: the change is past its lane boundary,
+    so the ego's lane now is the one it changes to); arguments as label_maneuver's."""
+    times_s = np.asarray(times_s)
+    now, after = int(np.argmin(np.abs(times_s))), int(np.argmin(np.abs(times_s - config.lane_switch_half_window_s)))
+    lane_now, lane_after = lanes.lane_of(ego_xy[[now, after]], ego_yaw[[now, after]])
+    return bool(lane_now == lane_after)
+
+
 def chord_lane_change(times_s: np.ndarray, ego_xy: np.ndarray, ego_yaw: np.ndarray,
                       config: ManeuverLabelConfig = ManeuverLabelConfig()) -> Optional[Maneuver]:
     """Rule 3 without a lane map (module docstring): CHANGE_LANE_LEFT / RIGHT or None."""

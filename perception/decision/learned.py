@@ -121,10 +121,11 @@ def checked_plan(trajectory: np.ndarray, head_maneuver: Maneuver, boxes: Boxes3D
                  agent_accelerations_mps2: Optional[np.ndarray] = None, lanes: Optional[LaneCentres] = None
                  ) -> Tuple[Maneuver, Decision]:
     """A learned plan (``trajectory`` (T, 2) [m] and the network's ``head_maneuver``) as learned_decision takes it:
-    its plan_maneuver, and the plan with that maneuver through the safety layer (check_plan)."""
+    its plan_maneuver, and the plan with that maneuver through the safety layer (check_plan), both with the map's
+    ``lanes`` (ego frame) where there is a lane map."""
     maneuver = plan_maneuver(trajectory, head_maneuver, past_poses, boxes, config, lanes=lanes)
     return maneuver, check_plan(trajectory, maneuver, boxes, ego, config,
-                                agent_accelerations_mps2=agent_accelerations_mps2)
+                                agent_accelerations_mps2=agent_accelerations_mps2, lanes=lanes)
 
 
 def learned_decision(outputs: PlanningOutputs, boxes: Boxes3D, ego: EgoState, past_poses: Sequence[EgoPose],

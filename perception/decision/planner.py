@@ -17,10 +17,10 @@ Rules, in order (frame and lanes: see perception.decision.types):
    to the lead's speed at the gap standstill_gap + headway * lead speed. STOP behind a stopped lead when that
    target is a standstill or the gap is within ``queue_creep_m`` of the standstill gap (no creeping up a
    queue). Instead of following, CHANGE_LANE_LEFT / RIGHT passes a lead at least ``min_speed_gain_mps`` slower
-   than the speed limit and than the neighbouring lane allows, when that lane's gap check passes (the faster
-   lane; left on a tie). The choice depends on speeds, not on the gap, so moving the lead closer never turns
-   FOLLOW into a lane change. When it follows such a lead, its reason says why it does not pass: the agents
-   failing each side's gap check, or the side's speed.
+   than the speed limit and than the neighbouring lane allows, when that lane exists and its gap check passes
+   (the faster lane; left on a tie). The choice depends on speeds, not on the gap, so moving the lead closer
+   never turns FOLLOW into a lane change. When it follows such a lead, its reason says why it does not pass: a
+   side without a lane, the agents failing a side's gap check, or the side's speed.
 4. KEEP_LANE at the speed limit otherwise.
 
 The speed limit is the cruise speed, lowered on a curve to keep the lateral acceleration within
@@ -29,7 +29,8 @@ The speed limit is the cruise speed, lowered on a curve to keep the lateral acce
 Lane-change gap check (``lane_change_left_ok`` / ``right_ok``): every agent predicted in the neighbouring lane
 at some time keeps, at each prediction step, a gap of at least ``lane_change_min_gap_m`` plus
 ``lane_change_front_time_gap_s`` x ego speed ahead of the ego, or plus ``lane_change_rear_time_gap_s`` x its own
-forward speed behind it, the ego moving on at its current speed. The neighbouring lanes are assumed to exist.
+forward speed behind it, the ego moving on at its current speed. A lane change is feasible where the lane
+exists (without a lane map both are assumed to) and its gap check passes.
 
 The plan: the speed moves from the ego's speed to the target at ``comfortable_accel_mps2`` or at the chosen
 deceleration; the path keeps the ego's current curvature (yaw rate / speed) and, for a lane change, moves one
@@ -44,7 +45,9 @@ from typing import Optional
 import numpy as np
 
 from perception.classes import DETECTION_CLASSES
+from perception.datasets.lane_map import LaneCentres
 from perception.decision.ego_state import EgoState
+from perception.decision.lanes import EgoLanes, ego_lanes
 from perception.decision.prediction import half_length_along_x, lane_segments, predict_agents
 from perception.decision.types import Decision, Maneuver, PlannerConfig
 from perception.geometry import Boxes3D
@@ -58,7 +61,8 @@ class AgentAssessment:
     along x (negative when overlapping); forward_speed_mps max(vx, 0); ttc_s (inf when not in the path or not
     closing); required_decel_mps2 (0 when none is needed, inf when the gap is already below the standstill gap
     while closing); follow_speed_mps the speed from which the ego slows comfortably to the agent's forward speed
-    at the following gap; accelerations_mps2 the ones the prediction used (0 without).
+    at the following gap; accelerations_mps2 the ones the prediction used (0 without); ``lanes`` the keyframe's
+    lanes and across_m (N, T + 1) [m] each predicted centre's lateral offset from the ego lane's centre line.
     """
 
     predicted: np.ndarray
@@ -69,19 +73,23 @@ class AgentAssessment:
     required_decel_mps2: np.ndarray
     follow_speed_mps: np.ndarray
     accelerations_mps2: np.ndarray
+    lanes: EgoLanes
+    across_m: np.ndarray
 
 
 def assess_agents(boxes: Boxes3D, ego_speed_mps: float, config: PlannerConfig,
-                  yaw_rates_rps: Optional[np.ndarray] = None, accelerations_mps2: Optional[np.ndarray] = None
-                  ) -> AgentAssessment:
+                  yaw_rates_rps: Optional[np.ndarray] = None, accelerations_mps2: Optional[np.ndarray] = None,
+                  lanes: Optional[EgoLanes] = None) -> AgentAssessment:
     """Rule 1 for every box (see the module docstring); ``ego_speed_mps`` >= 0; the agents predicted with
-    predict_agents' optional yaw rates or accelerations."""
+    predict_agents' optional yaw rates or accelerations; ``lanes`` the keyframe's (default: straight)."""
+    lanes = EgoLanes(config.lane_width_m) if lanes is None else lanes
     times_s = np.concatenate([[0.0], config.step_times_s])
     predicted = predict_agents(boxes, times_s, yaw_rates_rps, accelerations_mps2)
+    across = lanes.across_m(predicted[:, :, :2])
     x_now = boxes.centers[:, 0]
     ahead = predicted[:, :, 0] > config.rear_axle_to_center_m + ego_speed_mps * times_s  # (N, T + 1)
     segment_ahead = ahead[:, :-1] | ahead[:, 1:]
-    in_lane = lane_segments(predicted[:, :, 1], 0, config.lane_width_m)
+    in_lane = lane_segments(across, 0, lanes.width_m)
     in_path = ahead[:, 0] & np.any(in_lane & segment_ahead, axis=1)
     gap = x_now - half_length_along_x(boxes.sizes, boxes.yaws) - config.ego_front_m
     vx = boxes.velocities[:, 0]
@@ -102,15 +110,16 @@ def assess_agents(boxes: Boxes3D, ego_speed_mps: float, config: PlannerConfig,
         np.maximum(forward_speed + spare / config.headway_s, 0.0),
     )
     accelerations = np.zeros(len(boxes)) if accelerations_mps2 is None else np.asarray(accelerations_mps2, float)
-    return AgentAssessment(predicted, in_path, gap, forward_speed, ttc, required, follow_speed, accelerations)
+    return AgentAssessment(predicted, in_path, gap, forward_speed, ttc, required, follow_speed, accelerations,
+                           lanes, across)
 
 
 def lane_change_blockers(assessment: AgentAssessment, boxes: Boxes3D, lane: int, ego_speed_mps: float,
                          config: PlannerConfig) -> np.ndarray:
     """(K,) indices into ``boxes`` of the agents that fail the gap check (module docstring) for neighbouring
-    ``lane`` (+1 left, -1 right); empty when the check passes."""
+    ``lane`` (+1 left, -1 right); empty when the check passes (whether that lane exists is the caller's)."""
     predicted = assessment.predicted
-    relevant = np.flatnonzero(np.any(lane_segments(predicted[:, :, 1], lane, config.lane_width_m), axis=1))
+    relevant = np.flatnonzero(np.any(lane_segments(assessment.across_m, lane, assessment.lanes.width_m), axis=1))
     if not len(relevant):
         return relevant
     predicted = predicted[relevant]
@@ -131,7 +140,7 @@ def lane_speed_mps(assessment: AgentAssessment, boxes: Boxes3D, lane: int, looka
                    config: PlannerConfig) -> float:
     """The speed lane ``lane`` allows: ``limit_mps``, or the slowest forward speed of the agents ahead of the
     ego predicted in it within the look-ahead when slower."""
-    in_lane = np.any(lane_segments(assessment.predicted[:, :, 1], lane, config.lane_width_m), axis=1)
+    in_lane = np.any(lane_segments(assessment.across_m, lane, assessment.lanes.width_m), axis=1)
     in_lane &= (boxes.centers[:, 0] > config.rear_axle_to_center_m) & (assessment.gap_m <= lookahead_m)
     if not np.any(in_lane):
         return limit_mps
@@ -229,8 +238,9 @@ def _kept_agent_values(values: Optional[np.ndarray], boxes: Boxes3D, kept: np.nd
 class FrameAssessment:
     """What the rule planner and the safety layer read of one frame: ``kept`` (N,) the indices of the boxes
     scoring >= min_score, ``agents`` those boxes, ``speed_mps`` the ego's speed (>= 0), ``assessment`` rule 1 for
-    each agent, ``left_blockers`` / ``right_blockers`` the agents (indices into ``agents``) failing the
-    lane-change gap check on that side and ``ttc_s`` the smallest time-to-collision (inf without agents)."""
+    each agent (with the keyframe's lanes), ``left_blockers`` / ``right_blockers`` the agents (indices into
+    ``agents``) failing the lane-change gap check on that side and ``ttc_s`` the smallest time-to-collision (inf
+    without agents)."""
 
     kept: np.ndarray
     agents: Boxes3D
@@ -242,27 +252,28 @@ class FrameAssessment:
 
     @property
     def left_ok(self) -> bool:
-        """Whether the lane-change gap check passes on the left."""
-        return not len(self.left_blockers)
+        """Whether a lane change to the left is feasible: the lane exists and its gap check passes."""
+        return self.assessment.lanes.has_lane(+1) and not len(self.left_blockers)
 
     @property
     def right_ok(self) -> bool:
-        """Whether the lane-change gap check passes on the right."""
-        return not len(self.right_blockers)
+        """Whether a lane change to the right is feasible: the lane exists and its gap check passes."""
+        return self.assessment.lanes.has_lane(-1) and not len(self.right_blockers)
 
 
 def assess_frame(boxes: Boxes3D, ego: EgoState, config: PlannerConfig,
                  agent_yaw_rates_rps: Optional[np.ndarray] = None,
-                 agent_accelerations_mps2: Optional[np.ndarray] = None) -> FrameAssessment:
+                 agent_accelerations_mps2: Optional[np.ndarray] = None,
+                 lanes: Optional[LaneCentres] = None) -> FrameAssessment:
     """The boxes scoring >= config.min_score assessed (rule 1, the lane-change gap checks) for an ego that
-    reverses treated as standing; the optional per-box yaw rates [rad/s] and accelerations [m/s^2] as in
-    ``decide``."""
+    reverses treated as standing; the optional per-box yaw rates [rad/s], accelerations [m/s^2] and the map's
+    ``lanes`` as in ``decide``."""
     kept = np.flatnonzero(boxes.scores >= config.min_score)
     agents = boxes[kept]
     yaw_rates = _kept_agent_values(agent_yaw_rates_rps, boxes, kept, "agent yaw rates")
     accelerations = _kept_agent_values(agent_accelerations_mps2, boxes, kept, "agent accelerations")
     speed = max(ego.speed_mps, 0.0)
-    assessment = assess_agents(agents, speed, config, yaw_rates, accelerations)
+    assessment = assess_agents(agents, speed, config, yaw_rates, accelerations, ego_lanes(lanes, config.lane_width_m))
     left, right = (lane_change_blockers(assessment, agents, lane, speed, config) for lane in (+1, -1))
     ttc = float(assessment.ttc_s.min()) if len(agents) else math.inf
     return FrameAssessment(kept, agents, speed, assessment, left, right, ttc)
@@ -271,17 +282,18 @@ def assess_frame(boxes: Boxes3D, ego: EgoState, config: PlannerConfig,
 # Read best whole: the rule cascade (urgent brake or stop, lane clear, queued stop, overtake, follow)
 # reads top to bottom in the order the rules take precedence, each branch returning its decision.
 def decide(boxes: Boxes3D, ego: EgoState, config: PlannerConfig = PlannerConfig(),
-           agent_yaw_rates_rps: Optional[np.ndarray] = None, agent_accelerations_mps2: Optional[np.ndarray] = None
-           ) -> Decision:
+           agent_yaw_rates_rps: Optional[np.ndarray] = None, agent_accelerations_mps2: Optional[np.ndarray] = None,
+           lanes: Optional[LaneCentres] = None) -> Decision:
     """The decision for one frame (rules: module docstring).
 
     boxes: detections in the ego frame (velocities (vx, vy) m/s in the ego frame, labels into
     DETECTION_CLASSES); those scoring below config.min_score are ignored. ego: its speed (plans treat reversing
     as standing still) and yaw rate. agent_yaw_rates_rps: optional (N,) [rad/s] for a turn-rate prediction;
     agent_accelerations_mps2: optional (N,) [m/s^2] along each velocity (perception.decision.tracking) for a
-    constant-acceleration one; without them agents keep constant velocity.
+    constant-acceleration one; without them agents keep constant velocity. lanes: the map's lanes in the ego
+    frame where the data has a lane map (perception.decision.lanes), else straight lanes.
     """
-    frame = assess_frame(boxes, ego, config, agent_yaw_rates_rps, agent_accelerations_mps2)
+    frame = assess_frame(boxes, ego, config, agent_yaw_rates_rps, agent_accelerations_mps2, lanes)
     kept, agents, speed, assessment = frame.kept, frame.agents, frame.speed_mps, frame.assessment
     left_ok, right_ok, ttc = frame.left_ok, frame.right_ok, frame.ttc_s
     lookahead = max(config.min_lookahead_m, speed * config.lookahead_time_s)
@@ -339,7 +351,9 @@ def decide(boxes: Boxes3D, ego: EgoState, config: PlannerConfig = PlannerConfig(
         for lane, blockers, maneuver in sides:
             side = "left" if lane > 0 else "right"
             allowed = lane_speed_mps(assessment, agents, lane, lookahead, limit, config)
-            if len(blockers):
+            if not assessment.lanes.has_lane(lane):
+                refusals.append(f"no {side} lane on the lane map")
+            elif len(blockers):
                 refusals.append(f"{side} lane blocked by "
                                 + ", ".join(describe_in_lane(agents, kept[i], i, side) for i in blockers))
             elif allowed < lead_speed + config.min_speed_gain_mps:

@@ -1,6 +1,6 @@
 """Agent prediction (constant velocity; constant velocity and turn rate when yaw rates are given; constant
-acceleration along the velocity, stopping at zero speed, when accelerations are given) and lane occupancy on the
-assumed straight lanes (see perception.decision.types)."""
+acceleration along the velocity, stopping at zero speed, when accelerations are given) and lane occupancy (lanes:
+perception.decision.types)."""
 from __future__ import annotations
 
 from typing import Optional
@@ -89,15 +89,16 @@ def lane_index(y: np.ndarray, lane_width_m: float) -> np.ndarray:
     return np.floor(np.asarray(y, dtype=np.float64) / lane_width_m + 0.5).astype(np.int64)
 
 
-def lane_segments(predicted_y: np.ndarray, lane: int, lane_width_m: float) -> np.ndarray:
-    """(N, T) predicted lateral positions [m] at T >= 2 times -> (N, T - 1) bool: the straight segment between
-    times k and k + 1 touches ``lane`` (so a fast crossing between two steps is not missed)."""
-    predicted_y = np.asarray(predicted_y, dtype=np.float64)
-    if predicted_y.ndim != 2 or predicted_y.shape[1] < 2:
-        raise ValueError(f"lane_segments: predicted_y must be (N, T >= 2), got shape {predicted_y.shape}")
+def lane_segments(predicted_across_m: np.ndarray, lane: int, lane_width_m: float) -> np.ndarray:
+    """(N, T) predicted lateral offsets [m] from the ego lane's centre line at T >= 2 times -> (N, T - 1) bool:
+    the straight segment between times k and k + 1 touches ``lane`` (so a fast crossing between two steps is not
+    missed)."""
+    across = np.asarray(predicted_across_m, dtype=np.float64)
+    if across.ndim != 2 or across.shape[1] < 2:
+        raise ValueError(f"lane_segments: predicted_across_m must be (N, T >= 2), got shape {across.shape}")
     low, high = (lane - 0.5) * lane_width_m, (lane + 0.5) * lane_width_m
-    segment_min = np.minimum(predicted_y[:, :-1], predicted_y[:, 1:])
-    segment_max = np.maximum(predicted_y[:, :-1], predicted_y[:, 1:])
+    segment_min = np.minimum(across[:, :-1], across[:, 1:])
+    segment_max = np.maximum(across[:, :-1], across[:, 1:])
     return (segment_min < high) & (segment_max >= low)
 
 

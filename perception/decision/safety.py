@@ -6,14 +6,15 @@ baseline's), with the rationale of every outcome.
 perception.decision.collision.path_coordinates, the plan's own curve, not the keyframe's straight lanes) and, in
 this order:
 
-1. a lane change that cuts in front of a follower is refused: an agent not in the ego's lane now comes, at some
-   step, behind the planned position within half a lane of it, closer than the rule planner's rear gap
-   (``lane_change_min_gap_m`` + ``lane_change_rear_time_gap_s`` x its speed along the plan). The plan's speeds
-   are kept in the ego's lane instead (the same distances along the lane's path, perception.decision.planner
-   .lane_path), named by the logged drive's label rules (STOP, BRAKE, FOLLOW or KEEP_LANE), and that plan goes
-   through checks 2 and 3; the reason names each such agent (where it is, how fast). Agents ahead in the target
-   lane are checks 2 and 3's (the rule planner's front time gap is its own comfort choice, not a limit of
-   safety);
+1. a lane-change plan that ends where the lane map has no lane of the ego's direction (its last waypoint's lane,
+   perception.decision.lanes) is refused, and so is one that cuts in front of a follower: an agent not in the
+   ego's lane now comes, at some step, behind the planned position within half a lane of it, closer than the rule
+   planner's rear gap (``lane_change_min_gap_m`` + ``lane_change_rear_time_gap_s`` x its speed along the plan).
+   The plan's speeds are kept in the ego's lane instead (the same distances along the lane's path,
+   perception.decision.planner.lane_path), named by the logged drive's label rules (STOP, BRAKE, FOLLOW or
+   KEEP_LANE), and that plan goes through checks 2 and 3; the reason names the missing lane or each such agent
+   (where it is, how fast). Agents ahead in the target lane are checks 2 and 3's (the rule planner's front time
+   gap is its own comfort choice, not a limit of safety);
 2. a plan whose ego footprint (perception.decision.collision) overlaps an agent's predicted footprint at some step
    is vetoed, unless at the first such step the agent's centre is behind the planned ego centre (along the plan)
    and it moves faster along the plan than the plan does: an agent running into the ego from behind or
@@ -58,9 +59,9 @@ from perception.datasets.maneuver_labels import (VEHICLE_LABELS, ManeuverLabelCo
                                                   stands_still)
 from perception.decision.collision import ego_footprints, footprints_overlap, path_coordinates, plan_headings
 from perception.decision.ego_state import EgoState
-from perception.decision.planner import (assess_frame, describe_agent, describe_in_lane, lane_path, plan_trajectory,
-                                         travelled_distance_m)
-from perception.decision.prediction import half_length_along_x, speed_factors_at
+from perception.decision.planner import (AgentAssessment, assess_frame, describe_agent, describe_in_lane, lane_path,
+                                         plan_trajectory, travelled_distance_m)
+from perception.decision.prediction import half_length_along_x, lane_index, speed_factors_at
 from perception.decision.types import Decision, PlannerConfig
 from perception.geometry import Boxes3D
 from perception.maneuvers import Maneuver
@@ -68,7 +69,8 @@ from perception.maneuvers import Maneuver
 
 def check_plan(trajectory: np.ndarray, maneuver: Maneuver, boxes: Boxes3D, ego: EgoState,
                config: PlannerConfig = PlannerConfig(), agent_yaw_rates_rps: Optional[np.ndarray] = None,
-               agent_accelerations_mps2: Optional[np.ndarray] = None) -> Decision:
+               agent_accelerations_mps2: Optional[np.ndarray] = None, lanes: Optional[LaneCentres] = None
+               ) -> Decision:
     """The decision for a proposed plan (module docstring): trajectory (horizon_steps, 2) ego-frame rear-axle
     waypoints [x, y] [m] at config.step_times_s, maneuver the one it claims; boxes the detections (scores below
     config.min_score ignored), ego the state the plan starts from; the agents predicted as by ``decide`` (with
@@ -77,7 +79,7 @@ def check_plan(trajectory: np.ndarray, maneuver: Maneuver, boxes: Boxes3D, ego: 
     if trajectory.shape != (config.horizon_steps, 2) or not np.all(np.isfinite(trajectory)):
         raise ValueError(f"check_plan: the trajectory must be finite ({config.horizon_steps}, 2), got "
                          f"{trajectory.shape}")
-    frame = assess_frame(boxes, ego, config, agent_yaw_rates_rps, agent_accelerations_mps2)
+    frame = assess_frame(boxes, ego, config, agent_yaw_rates_rps, agent_accelerations_mps2, lanes)
     kept, agents, speed, assessment = frame.kept, frame.agents, frame.speed_mps, frame.assessment
     left_ok, right_ok, ttc = frame.left_ok, frame.right_ok, frame.ttc_s
     speed_factors = speed_factors_at(agents, assessment.accelerations_mps2, config.step_times_s)  # (N, T)
@@ -86,10 +88,16 @@ def check_plan(trajectory: np.ndarray, maneuver: Maneuver, boxes: Boxes3D, ego: 
     refused = ""
     if maneuver.is_lane_change:
         side = "left" if maneuver is Maneuver.CHANGE_LANE_LEFT else "right"
-        followers = _lane_change_followers(relative, assessment.predicted, config)
-        if len(followers):
+        lanes = assessment.lanes
+        end_lane = int(lane_index(lanes.across_m(trajectory[-1]), lanes.width_m))
+        followers = _lane_change_followers(relative, assessment, config)
+        if not lanes.has_lane(end_lane):
+            refused = f"refused {maneuver.value}, the plan ends where the lane map has no lane of the ego's direction; "
+        elif len(followers):
             blocking = "; ".join(describe_in_lane(agents, kept[i], i, side) for i in followers)
-            refused = f"refused {maneuver.value}, blocked by {blocking}; in the ego's lane at the plan's speeds, "
+            refused = f"refused {maneuver.value}, blocked by {blocking}; "
+        if refused:
+            refused += "in the ego's lane at the plan's speeds, "
             trajectory = lane_path(np.cumsum(plan_speeds_mps(trajectory, config)) * config.step_s, ego, config)[0]
             maneuver = plan_label(trajectory, agents, config)
             relative = _relative_to_plan(trajectory, agents, assessment.predicted, speed_factors, config)
@@ -229,15 +237,16 @@ def _relative_to_plan(trajectory: np.ndarray, agents: Boxes3D, predicted: np.nda
     return along - path_along[None], across, half_length, forward_speed
 
 
-def _lane_change_followers(relative: Optional[tuple], predicted: np.ndarray, config: PlannerConfig) -> np.ndarray:
-    """(K,) indices of the agents that a lane-change plan cuts in front of (check 1): not in the ego's lane now,
-    at some step behind the planned position within half a lane of it, with a gap from their front to the ego's
-    rear bumper below lane_change_min_gap_m + lane_change_rear_time_gap_s x their speed along the plan.
-    ``relative``: _relative_to_plan's, None without agents."""
+def _lane_change_followers(relative: Optional[tuple], assessment: AgentAssessment, config: PlannerConfig
+                           ) -> np.ndarray:
+    """(K,) indices of the agents that a lane-change plan cuts in front of (check 1): not in the ego's lane now
+    (``assessment``'s lanes), at some step behind the planned position within half a lane of it, with a gap from
+    their front to the ego's rear bumper below lane_change_min_gap_m + lane_change_rear_time_gap_s x their speed
+    along the plan. ``relative``: _relative_to_plan's, None without agents."""
     if relative is None:
         return np.zeros(0, dtype=int)
     along, across, half_length, forward_speed = relative
-    elsewhere = np.abs(predicted[:, 0, 1]) > config.lane_width_m / 2  # (N,): not in the ego's lane now
+    elsewhere = np.abs(assessment.across_m[:, 0]) > assessment.lanes.width_m / 2  # (N,): not in the ego's lane now
     behind = (along <= config.rear_axle_to_center_m) & (np.abs(across) <= config.lane_width_m / 2)
     gap = config.ego_rear_m - (along + half_length)
     need = config.lane_change_min_gap_m + config.lane_change_rear_time_gap_s * forward_speed

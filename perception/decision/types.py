@@ -1,9 +1,11 @@
 """Typed decision outputs and the planner's parameters.
 
 Frame: every position is in the ego frame of the decision's keyframe (x forward, y left, metres, origin at the
-rear axle; see perception.geometry). Lanes: no HD map exists, so lanes are straight lines parallel to the ego's
-x axis, ``PlannerConfig.lane_width_m`` wide, the ego centred in lane 0; an agent at lateral position y is in lane
-``round(y / lane_width_m)`` (lane +1 is the left neighbour, -1 the right one).
+rear axle; see perception.geometry). Lanes (perception.decision.lanes): where the data has a lane map, they follow
+the ego lane's centre line; without one, lanes are straight lines parallel to the ego's x axis,
+``PlannerConfig.lane_width_m`` wide, the ego centred in lane 0. An agent at lateral offset d from the ego lane's
+centre line (y on straight lanes) is in lane ``round(d / lane width)`` (lane +1 is the left neighbour, -1 the right
+one); distances along the lanes are measured along the ego's x axis.
 """
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ class PlannerConfig:
     """
 
     lane_width_m: float = 3.5
-    """Width of the assumed straight lanes (no HD map)."""
+    """Width of the assumed straight lanes (without a lane map) and of a planned lane change's sideways move."""
     cruise_speed_mps: float = 13.9
     """Speed on a free road: the speed limit, 50 km/h (urban Boston and Singapore)."""
     headway_s: float = 1.5
@@ -118,7 +120,7 @@ class Decision:
     maneuver; target_speed_mps the speed the plan heads for; ttc_s the smallest time-to-collision with an agent
     in the ego's path (inf when none closes in); critical_object the index (into the boxes given to ``decide``)
     of the agent that set the maneuver (the one braked or stopped for, followed, or passed), -1 for none;
-    lane_change_left_ok / lane_change_right_ok whether the gap check passes in the neighbouring lane;
+    lane_change_left_ok / lane_change_right_ok whether the neighbouring lane exists and its gap check passes;
     trajectory (horizon_steps, 2) ego-frame waypoints [x, y] in metres of the rear axle at step_s, 2 * step_s,
     ... seconds; reason a short human-readable explanation (the rationale: the agent, gap and TTC that set the
     maneuver, or what blocks a refused lane change); vetoed whether a safety check changed the proposed plan.

@@ -27,8 +27,10 @@ the driver did neither). A rate with nothing to count is None.
 
 Lane-change feasibility (``decisions.lane_change_feasibility.<name>``), for the planners that judge it, over the
 keyframes where they do: against the logged drive, ``logged_side_feasible_rate``, of the keyframes labelled as a lane
-change (``logged_lane_changes``), the share where the side the driver took was judged feasible (the log shows the
-gaps that were taken, never one that was refused); against the rule planner's gap check on the keyframe's
+change and still ahead (``logged_lane_changes``; with a lane map, a keyframe where the ego already drives in the
+lane it changes to is left out and counted, ``lane_changes_under_way``: its feasibility is judged from that lane),
+the share where the side the driver took was judged feasible (the log shows the gaps that were taken, never one that
+was refused); against the rule planner's gap check on the keyframe's
 ground-truth boxes (the planning head's training target; for the gap check on the detections, what the detection
 errors change), per side: ``accuracy``, and ``false_feasible_rate``, the share judged feasible of the
 ``blocked_sides`` that the check on the ground truth blocks.
@@ -85,13 +87,16 @@ class PlannedFrame:
     """One keyframe: ``plans`` planner name -> (trajectory (T, 2) [m] at future.times_s, maneuver or None when
     the planner decides none), the logged future and the logged maneuver label (None: the log is too short);
     ``feasibility`` planner name -> whether it judges a lane change (left, right) feasible, for the planners that
-    judge it; ``gap_check_on_truth`` (left, right): the rule planner's gap check on the ground-truth boxes."""
+    judge it; ``gap_check_on_truth`` (left, right): the rule planner's gap check on the ground-truth boxes;
+    ``lane_change_under_way``: the keyframe is labelled a lane change and, by the lane map, the ego already drives
+    in the lane it changes to."""
 
     future: LoggedFuture
     logged_maneuver: Optional[Maneuver]
     plans: Mapping[str, Tuple[np.ndarray, Optional[Maneuver]]]
     feasibility: Mapping[str, Tuple[bool, bool]] = field(default_factory=dict)
     gap_check_on_truth: Optional[Tuple[bool, bool]] = None
+    lane_change_under_way: bool = False
 
 
 def _mean(values: np.ndarray) -> Optional[float]:
@@ -225,14 +230,17 @@ def grade_lane_change_feasibility(frames: Sequence[PlannedFrame]) -> dict:
     result = {}
     for name in names:
         judged = [frame for frame in frames if name in frame.feasibility]
+        changes = [frame for frame in judged
+                   if frame.logged_maneuver is not None and frame.logged_maneuver.is_lane_change]
         taken = [frame.feasibility[name][0 if frame.logged_maneuver is Maneuver.CHANGE_LANE_LEFT else 1]
-                 for frame in judged if frame.logged_maneuver is not None and frame.logged_maneuver.is_lane_change]
+                 for frame in changes if not frame.lane_change_under_way]
         checked = [frame for frame in judged if frame.gap_check_on_truth is not None]
         sides = np.array([frame.feasibility[name] for frame in checked], dtype=bool).reshape(-1)
         truth = np.array([frame.gap_check_on_truth for frame in checked], dtype=bool).reshape(-1)
         result[name] = dict(
             num_frames=len(judged),
             logged_lane_changes=len(taken),
+            lane_changes_under_way=len(changes) - len(taken),
             logged_side_feasible_rate=_mean(np.array(taken, dtype=bool)),
             gap_check_on_truth=dict(sides=len(truth), accuracy=_mean(sides == truth),
                                     blocked_sides=int((~truth).sum()), false_feasible_rate=_mean(sides[~truth])),

@@ -25,7 +25,7 @@ from nuscenes.nuscenes import NuScenes
 from perception.datasets.ego_log import ego_track, keyframe_lidar_pose
 from perception.datasets.ground_truth import sample_ground_truth
 from perception.datasets.lane_map import keyframe_lanes
-from perception.datasets.maneuver_labels import logged_maneuver
+from perception.datasets.maneuver_labels import ManeuverLabelConfig, lane_reached, logged_maneuver
 from perception.decision import Decision, EgoState, PlannerConfig, decide
 from perception.decision.baselines import constant_velocity_plan
 from perception.decision.learned import (checked_plan, ego_history, ego_mlp_plan, judged_feasible,
@@ -155,14 +155,15 @@ def planned_frame_for_sample(nusc: NuScenes, sample_token: str, predicted_boxes:
     (tracked_agents), for every planner on the detections. With the keyframe's ``logged_future`` at the
     config's steps and its ``logged_maneuver`` label; lane-change feasibility as judged by the gap check on the
     detections (``rules_on_detections``; the safety layer's decisions carry the same) and by the planning head
-    (``learned``, where it gave an output), and the gap check on the ground truth."""
+    (``learned``, where it gave an output), and the gap check on the ground truth; with a lane map, whether a
+    labelled lane change is under way (perception.datasets.maneuver_labels.lane_reached)."""
     past_poses = ego_history(nusc, sample_token)
     lanes = keyframe_lanes(nusc, sample_token, past_poses[-1].ego_to_global.inverse())  # None without a lane map
     ego = EgoState.from_poses(past_poses)  # what ego_state_at_sample gives, from the poses read once
     truth = sample_ground_truth(nusc, sample_token, keyframe_lidar_pose(nusc, sample_token).ego_to_global).boxes
     accelerations = agent_accelerations_mps2
-    on_detections = decide(predicted_boxes, ego, config, agent_accelerations_mps2=accelerations)
-    on_truth = decide(truth, ego, config)
+    on_detections = decide(predicted_boxes, ego, config, agent_accelerations_mps2=accelerations, lanes=lanes)
+    on_truth = decide(truth, ego, config, lanes=lanes)
     plans = {CONSTANT_VELOCITY: (constant_velocity_plan(ego, config), None),
              RULES_ON_DETECTIONS: (on_detections.trajectory, on_detections.maneuver),
              RULES_ON_GROUND_TRUTH: (on_truth.trajectory, on_truth.maneuver)}
@@ -176,7 +177,7 @@ def planned_frame_for_sample(nusc: NuScenes, sample_token: str, predicted_boxes:
         if learned_plan is None:
             trajectory, maneuver = plans[CONSTANT_VELOCITY][0], Maneuver.KEEP_LANE
             checked = check_plan(trajectory, maneuver, predicted_boxes, ego, config,
-                                 agent_accelerations_mps2=accelerations)
+                                 agent_accelerations_mps2=accelerations, lanes=lanes)
         else:
             trajectory, head_maneuver = trajectory_and_maneuver(learned_plan)
             if trajectory.shape != (config.horizon_steps, 2):
@@ -187,8 +188,13 @@ def planned_frame_for_sample(nusc: NuScenes, sample_token: str, predicted_boxes:
             feasibility[LEARNED] = judged_feasible(learned_plan)
         plans.update({LEARNED: (trajectory, maneuver), LEARNED_WITH_SAFETY: (checked.trajectory, checked.maneuver)})
     future = logged_future(nusc, sample_token, config.horizon_steps, config.step_s)
-    return PlannedFrame(future, logged_maneuver(nusc, sample_token), plans, feasibility,
-                        (on_truth.lane_change_left_ok, on_truth.lane_change_right_ok))
+    label = logged_maneuver(nusc, sample_token)
+    under_way = False
+    if lanes is not None and label is not None and label.is_lane_change:
+        times = ManeuverLabelConfig().window_times_s
+        under_way = lane_reached(times, *ego_track(nusc, sample_token, times)[:2], lanes)
+    return PlannedFrame(future, label, plans, feasibility, (on_truth.lane_change_left_ok,
+                                                            on_truth.lane_change_right_ok), under_way)
 
 
 def tracked_agents(nusc: NuScenes, ego_boxes: Mapping[str, Boxes3D], sample_tokens: Sequence[str],
@@ -212,12 +218,15 @@ def logged_drive_verdict(nusc: NuScenes, sample_token: str, config: PlannerConfi
                          ) -> Optional[Decision]:
     """The safety layer (perception.decision.safety.check_plan) on the logged drive at a keyframe: the logged ego
     positions at the plan's steps (ego_track) with the keyframe's logged_maneuver label, against the keyframe's
-    ground truth, from the ego state of ``ego_state_at_sample``. An oracle for false vetoes: the logged drive is a
-    safe plan (in the synthetic world it never collides), so every veto of it is a flaw of the rules. None when
-    the keyframe has no label or the log does not cover the horizon."""
+    ground truth and its map's lanes, from the ego state of ``ego_state_at_sample``. An oracle for false vetoes:
+    the logged drive is a safe plan (in the synthetic world it never collides, and changes lanes only into mapped
+    lanes of its direction), so every veto of it is a flaw of the rules. None when the keyframe has no label or
+    the log does not cover the horizon."""
     label = logged_maneuver(nusc, sample_token)
     ego_xy, _, valid = ego_track(nusc, sample_token, config.step_times_s)
     if label is None or not valid.all():
         return None
     truth = sample_ground_truth(nusc, sample_token, keyframe_lidar_pose(nusc, sample_token).ego_to_global).boxes
-    return check_plan(ego_xy, label, truth, ego_state_at_sample(nusc, sample_token), config)
+    past_poses = ego_history(nusc, sample_token)
+    lanes = keyframe_lanes(nusc, sample_token, past_poses[-1].ego_to_global.inverse())
+    return check_plan(ego_xy, label, truth, EgoState.from_poses(past_poses), config, lanes=lanes)

@@ -81,15 +81,16 @@ def decision_report_markdown(decisions: dict) -> str:
     feasibility = decisions["lane_change_feasibility"]
     if feasibility:
         lines += ["", "### Lane-change feasibility", "",
-                  "Against the logged drive: of the keyframes labelled as a lane change, the share where the side "
-                  "the driver took was judged feasible. Against the rule planner's gap check on the ground-truth "
+                  "Against the logged drive: of the keyframes labelled as a lane change still ahead (with a lane "
+                  "map, those where the ego already drives in the lane it changes to are counted apart), the share "
+                  "where the side the driver took was judged feasible. Against the rule planner's gap check on the ground-truth "
                   "boxes, per side (left and right of every keyframe): agreement, and the share judged feasible "
                   "where that check is blocked.", "",
-                  "| planner | logged lane changes | taken side judged feasible | sides | agreement | blocked sides "
-                  "| judged feasible where blocked |", "| --- |" + " ---: |" * 6]
+                  "| planner | logged lane changes | under way | taken side judged feasible | sides | agreement "
+                  "| blocked sides | judged feasible where blocked |", "| --- |" + " ---: |" * 7]
         for name, grades in feasibility.items():
             check = grades["gap_check_on_truth"]
-            lines.append(f"| {name} | {grades['logged_lane_changes']} | "
+            lines.append(f"| {name} | {grades['logged_lane_changes']} | {grades['lane_changes_under_way']} | "
                          f"{format_number(grades['logged_side_feasible_rate'])} | {check['sides']} | "
                          f"{format_number(check['accuracy'])} | {check['blocked_sides']} | "
                          f"{format_number(check['false_feasible_rate'])} |")

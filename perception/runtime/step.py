@@ -89,7 +89,8 @@ class FrameStep:
                 ego_state = EgoState.from_poses(loaded.past_poses, -1)
                 agents = self.tracker.update(detections, loaded.frame.ego_pose)
                 decision = (decide(agents.boxes, ego_state, self.planner_config,
-                                   agent_accelerations_mps2=agents.accelerations_mps2) if plan is None else
+                                   agent_accelerations_mps2=agents.accelerations_mps2, lanes=loaded.lanes)
+                            if plan is None else
                             learned_decision(plan, agents.boxes, ego_state, loaded.past_poses,
                                              self.planner_config, agents.accelerations_mps2, loaded.lanes))
         return StepResult(loaded, detections, ego_state, decision, timer.elapsed_ms(), plan)

@@ -8,7 +8,8 @@ import pytest
 
 from perception.datasets.lane_map import LANES_FILE, LaneCentres, keyframe_lanes, read_lane_centres
 from perception.datasets.maneuver_labels import (
-    VEHICLE_CLASSES, ManeuverLabelConfig, label_maneuver, lateral_shift_m, logged_maneuver, read_scripted_maneuvers,
+    VEHICLE_CLASSES, ManeuverLabelConfig, label_maneuver, lane_reached, lateral_shift_m, logged_maneuver,
+    read_scripted_maneuvers,
 )
 from perception.datasets.synthetic.layout import Road
 from perception.datasets.synthetic.scene import LEAD_IN_S, build_scene, scene_duration_s
@@ -160,6 +161,35 @@ def test_labels_derived_from_the_logged_poses_agree_with_the_script():
     assert mapped_agree >= agree + 0.04, (mapped_agree, agree)
     named = [(mapped, scripted) for _, mapped, scripted, _ in rows if mapped.is_lane_change or scripted.is_lane_change]
     assert len(named) >= 8 and all(mapped is scripted for mapped, scripted in named), named
+
+
+def test_a_lane_change_past_its_lane_boundary_is_found_as_the_script_drives_it():
+    # the oracle: the script's own Frenet offset d of the rear axle, its nearest lane centre now and 1 s later
+    checked = []
+    for scene_index in (0, 1, 10, 11):
+        model = build_scene(0, scene_index, 40)
+        road, plan = model.world.road, model.plan
+        centres = np.array([road.lane_centre(lane) for lane in range(road.lanes_per_direction)])
+        lanes = road.lane_centres()
+        for k in range(40):
+            t = 0.5 * k
+            if t + CONFIG.horizon_s > scene_duration_s(40):
+                continue
+            times = TIMES[TIMES + t >= -LEAD_IN_S]
+            to_ego = model.ego_to_global(t).inverse()
+            poses = [to_ego @ model.ego_to_global(t + dt) for dt in times]
+            xy, yaw = np.array([p.translation[:2] for p in poses]), np.array([p.yaw for p in poses])
+            ego_lanes = lanes.transformed(to_ego)
+            if not label_maneuver(times, xy, yaw, np.zeros((0, 2)), CONFIG, ego_lanes).is_lane_change:
+                continue
+            offsets = [np.abs(centres - np.interp(time, plan.times_s, plan.d))
+                       for time in (t, t + CONFIG.lane_switch_half_window_s)]
+            if any(np.sort(offset)[1] - np.sort(offset)[0] < 0.05 for offset in offsets):
+                continue  # on a lane boundary: either lane
+            now, later = (int(np.argmin(offset)) for offset in offsets)
+            checked.append((lane_reached(times, xy, yaw, ego_lanes, CONFIG), now == later))
+    assert len(checked) >= 8 and {reached for reached, _ in checked} == {True, False}, checked
+    assert all(reached == expected for reached, expected in checked), checked
 
 
 def test_the_tiny_world_writes_its_scripted_labels(synthetic_root, nusc_synthetic):

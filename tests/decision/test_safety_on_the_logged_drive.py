@@ -1,6 +1,7 @@
 """The safety layer against an independent oracle: the synthetic world's scripted drive never collides, so the
 safety layer, given the logged drive (its future poses and the maneuver label derived from them) and the ground
-truth of the world model, should keep it. Each veto of the logged drive is a flaw of the rules."""
+truth of the world model and its lane map, should keep it. Each veto of the logged drive is a flaw of the
+rules."""
 import numpy as np
 
 from perception.classes import DETECTION_CLASSES
@@ -36,8 +37,9 @@ def _truth(model, t: float) -> Boxes3D:
 
 def logged_drive_verdicts(scene_index: int, samples: int = 40):
     """(label, Decision) of check_plan on the logged drive at each keyframe of a scene of the seed-0 world that
-    the log covers for the horizon."""
+    the log covers for the horizon, with the scene's lane map (the labels named by it, as the tables' are)."""
     model = build_scene(0, scene_index, samples)
+    lane_map = model.world.road.lane_centres()
     vehicles = [DETECTION_CLASSES.index(name) for name in VEHICLE_CLASSES]
     verdicts = []
     for k in range(samples):
@@ -49,11 +51,12 @@ def logged_drive_verdicts(scene_index: int, samples: int = 40):
         poses = [to_ego @ model.ego_to_global(t + dt) for dt in times]
         xy, yaw = np.array([p.translation[:2] for p in poses]), np.array([p.yaw for p in poses])
         truth = _truth(model, t)
-        label = label_maneuver(times, xy, yaw, truth.centers[np.isin(truth.labels, vehicles), :2], LABELS)
+        lanes = lane_map.transformed(to_ego)
+        label = label_maneuver(times, xy, yaw, truth.centers[np.isin(truth.labels, vehicles), :2], LABELS, lanes)
         past = np.arange(max(-2.0, -t - LEAD_IN_S), 1e-9, POSE_PERIOD_S)
         ego = EgoState.from_poses([EgoPose(int(round((t + dt) * 1e6)), model.ego_to_global(t + dt)) for dt in past])
         future = xy[np.searchsorted(times, CONFIG.step_times_s - 1e-9)]
-        verdicts.append((label, check_plan(future, label, truth, ego, CONFIG)))
+        verdicts.append((label, check_plan(future, label, truth, ego, CONFIG, lanes=lanes)))
     return verdicts
 
 

@@ -81,17 +81,20 @@ def test_lane_change_feasibility_against_the_log_and_the_gap_check_on_the_truth(
     frames = [PlannedFrame(_future(str(i), 5.0), logged, {"p": (still, KEEP)}, {"p": judged}, truth)
               for i, (logged, judged, truth) in enumerate(rows)]
     frames.append(PlannedFrame(_future("n", 5.0), LEFT, {"p": (still, KEEP)}, {}, (True, True)))  # p judged nothing
+    # a lane change past its lane boundary: judged from the lane it changes to, so not graded against the log
+    frames.append(PlannedFrame(_future("u", 5.0), RIGHT, {"p": (still, KEEP)}, {"p": (True, False)}, (True, False),
+                               lane_change_under_way=True))
     p = grade_lane_change_feasibility(frames)["p"]
-    assert p["num_frames"] == 4 and p["logged_lane_changes"] == 2
+    assert p["num_frames"] == 5 and p["logged_lane_changes"] == 2 and p["lane_changes_under_way"] == 1
     assert p["logged_side_feasible_rate"] == pytest.approx(1 / 2)
     check = p["gap_check_on_truth"]
-    # 8 sides: wrong are frame 0's right and frame 2's left; blocked by the truth: frame 1's right, frame 2's left,
-    # frame 3's both, of which frame 2's left was judged feasible
-    assert check == {"sides": 8, "accuracy": pytest.approx(6 / 8), "blocked_sides": 4,
-                     "false_feasible_rate": pytest.approx(1 / 4)}
+    # 10 sides: wrong are frame 0's right and frame 2's left; blocked by the truth: frame 1's right, frame 2's
+    # left, frame 3's both, the under-way frame's right, of which frame 2's left was judged feasible
+    assert check == {"sides": 10, "accuracy": pytest.approx(8 / 10), "blocked_sides": 5,
+                     "false_feasible_rate": pytest.approx(1 / 5)}
     assert grade_lane_change_feasibility(frames[3:4])["p"]["logged_side_feasible_rate"] is None
     text = decision_report_markdown(grade_planners(frames))
-    assert "| p | 2 | 0.500 | 8 | 0.750 | 4 | 0.250 |" in text
+    assert "| p | 2 | 1 | 0.500 | 10 | 0.800 | 5 | 0.200 |" in text
 
 
 def test_disagreeing_frames_are_named():

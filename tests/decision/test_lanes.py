@@ -1,0 +1,116 @@
+"""The lanes the decisions assume, on hand-built lane maps: which neighbours exist, lateral offsets on a curve worked
+by hand, and the planner and the safety layer reading them."""
+import math
+
+import numpy as np
+import pytest
+
+from perception.datasets.lane_map import LaneCentres
+from perception.decision import EgoState, Maneuver, decide
+from perception.decision.lanes import EgoLanes, ego_lanes
+from perception.decision.planner import plan_trajectory
+from perception.decision.safety import check_plan
+from perception.decision.types import PlannerConfig
+from tests.decision.helpers import agents
+
+CONFIG = PlannerConfig()
+WIDTH = 3.5
+
+
+def straight_road(own_y: float, *others):
+    """A straight map in the ego frame: the ego lane centred at y = own_y heading +x, ``others`` (y, +1 along x / -1
+    against) more lanes."""
+    lines = [np.array([[-80.0, own_y], [80.0, own_y]])]
+    for y, direction in others:
+        lines.append(np.array([[-80.0, y], [80.0, y]])[::direction])
+    return LaneCentres(tuple(lines), WIDTH)
+
+
+def circle(radius: float, reverse: bool = False, degrees: float = 120.0):
+    """A lane curving left around (0, 50) from behind the ego, through radius ``radius``, 0.25 degree steps."""
+    angles = np.radians(np.arange(-30.0, degrees, 0.25))
+    line = np.c_[radius * np.sin(angles), 50.0 - radius * np.cos(angles)]
+    return line[::-1] if reverse else line
+
+
+def left_curve():
+    """A road curving left (radius 50 m at the ego lane's centre): the ego lane, a lane of its direction on the
+    right (radius 53.5 m), an oncoming lane on the left (46.5 m)."""
+    return LaneCentres((circle(50.0), circle(53.5), circle(46.5, reverse=True)), WIDTH)
+
+
+def test_without_a_map_the_lanes_are_straight_and_every_lane_exists():
+    lanes = ego_lanes(None, 3.2)
+    assert lanes == EgoLanes(3.2) and lanes.centre_line is None
+    np.testing.assert_array_equal(lanes.across_m(np.array([[10.0, 2.5], [-3.0, -7.0]])), [2.5, -7.0])
+    assert all(lanes.has_lane(lane) for lane in (-2, -1, 0, 1, 2))
+
+
+@pytest.mark.parametrize("own_y, others, left, right", [
+    (0.0, [(3.5, +1), (7.0, -1)], True, False),     # the right lane of two: a lane of the ego's direction on the left
+    (0.0, [(-3.5, +1), (3.5, -1)], False, True),    # next to the centre line: oncoming traffic on the left
+    (0.4, [(-3.1, +1), (3.9, +1)], True, True),     # the middle one of three, the ego 0.4 m right of its centre
+    (0.0, [(3.5, -1)], False, False),               # one lane a direction
+])
+def test_neighbours_are_lanes_of_the_ego_direction(own_y, others, left, right):
+    lanes = ego_lanes(straight_road(own_y, *others), CONFIG.lane_width_m)
+    assert (lanes.left_exists, lanes.right_exists) == (left, right)
+    assert lanes.has_lane(0) and lanes.has_lane(+1) == left and lanes.has_lane(-1) == right
+    assert not lanes.has_lane(2) and not lanes.has_lane(-2)
+    # offsets from the ego lane's centre line, not from the ego
+    np.testing.assert_allclose(lanes.across_m(np.array([[20.0, own_y + 1.0]])), [1.0])
+
+
+def test_off_the_mapped_lanes_the_lanes_are_straight():
+    lanes = ego_lanes(straight_road(8.0, (11.5, +1)), CONFIG.lane_width_m)  # the nearest centre line 8 m away
+    assert lanes == EgoLanes(CONFIG.lane_width_m)
+
+
+def test_offsets_follow_the_curve():
+    lanes = ego_lanes(left_curve(), CONFIG.lane_width_m)
+    assert (lanes.left_exists, lanes.right_exists) == (False, True)
+    # points at radius r from the curve's centre (0, 50) lie 50 - r left of the ego lane's centre line
+    angles = np.radians([0.0, 20.0, 45.0])
+    radii = np.array([47.0, 52.0, 55.0])
+    points = np.c_[radii * np.sin(angles), 50.0 - radii * np.cos(angles)]
+    np.testing.assert_allclose(lanes.across_m(points), 50.0 - radii, atol=5e-3)  # chords 0.22 m: sagitta 0.12 mm
+
+
+def test_a_missing_lane_is_not_feasible_and_the_reason_says_so():
+    # a slow lead ahead; the ego drives next to the centre line: on the left is the oncoming lane, on the right a
+    # car beside the ego blocks the lane of its direction
+    scene = agents(("car", 40, 0, 6, 0), ("car", 2, -3.5, 12, 0))
+    assert decide(scene, EgoState(12.0)).maneuver is Maneuver.CHANGE_LANE_LEFT  # straight lanes: both assumed
+    decision = decide(scene, EgoState(12.0), lanes=straight_road(0.0, (-3.5, +1), (3.5, -1)))
+    assert decision.maneuver is Maneuver.FOLLOW
+    assert not decision.lane_change_left_ok and not decision.lane_change_right_ok
+    assert decision.reason.endswith("not passing: no left lane on the lane map; right lane blocked by car #1 2.0 m "
+                                    "ahead in the right lane at 12.0 m/s")
+
+
+def test_on_a_curve_a_car_in_the_right_lane_blocks_the_right_lane():
+    # a standing car on the right lane's centre 25 m along x: the curve puts it at y = 50 - 53.5 cos(asin(25 / 53.5))
+    # = 2.70 m, in the left lane of the straight lanes
+    y = 50.0 - math.sqrt(53.5 ** 2 - 25.0 ** 2)
+    scene = agents(("car", 25.0, y, 0.0, 0.0))
+    ego = EgoState(10.0, yaw_rate_rps=10.0 / 50.0)
+    straight = decide(scene, ego)
+    assert not straight.lane_change_left_ok and straight.lane_change_right_ok
+    mapped = decide(scene, ego, lanes=left_curve())
+    assert not mapped.lane_change_left_ok and not mapped.lane_change_right_ok  # no left lane; the car on the right
+
+
+def test_the_safety_layer_refuses_a_lane_change_into_the_oncoming_lane():
+    ego = EgoState(10.0)
+    plan = plan_trajectory(ego, 10.0, CONFIG.comfortable_decel_mps2, +1, CONFIG)  # 3.14 m left at 3 s: lane +1
+    kept = check_plan(plan, Maneuver.CHANGE_LANE_LEFT, agents(), ego)
+    assert not kept.vetoed and kept.maneuver is Maneuver.CHANGE_LANE_LEFT
+    refused = check_plan(plan, Maneuver.CHANGE_LANE_LEFT, agents(), ego,
+                         lanes=straight_road(0.0, (-3.5, +1), (3.5, -1)))
+    assert refused.vetoed and refused.maneuver is Maneuver.KEEP_LANE
+    assert refused.reason.startswith("KEEP_LANE: refused CHANGE_LANE_LEFT, the plan ends where the lane map has no "
+                                     "lane of the ego's direction; in the ego's lane at the plan's speeds")
+    np.testing.assert_allclose(refused.trajectory[:, 1], 0.0, atol=1e-9)
+    # the same plan into a lane of the ego's direction is kept
+    assert not check_plan(plan, Maneuver.CHANGE_LANE_LEFT, agents(), ego,
+                          lanes=straight_road(0.0, (3.5, +1), (7.0, -1))).vetoed
