@@ -6,8 +6,9 @@ baseline's), with the rationale of every outcome.
 perception.decision.collision.path_coordinates, the plan's own curve, not the keyframe's straight lanes) and, in
 this order:
 
-1. a lane-change plan that ends where the lane map has no lane of the ego's direction (its last waypoint's lane,
-   perception.decision.lanes) is refused, and so is one that cuts in front of a follower: an agent not in the
+1. a lane-change plan that ends towards a side where the lane map has no lane of the ego's direction (its last
+   waypoint's lane, perception.decision.lanes, taken as the neighbour on that side when further out: an overshoot
+   is checks 2 and 3's) is refused, and so is one that cuts in front of a follower: an agent not in the
    ego's lane now comes, at some step, behind the planned position within half a lane of it, closer than the rule
    planner's rear gap (``lane_change_min_gap_m`` + ``lane_change_rear_time_gap_s`` x its speed along the plan).
    The plan's speeds are kept in the ego's lane instead (the same distances along the lane's path,
@@ -89,10 +90,10 @@ def check_plan(trajectory: np.ndarray, maneuver: Maneuver, boxes: Boxes3D, ego: 
     if maneuver.is_lane_change:
         side = "left" if maneuver is Maneuver.CHANGE_LANE_LEFT else "right"
         lanes = assessment.lanes
-        end_lane = int(lane_index(lanes.across_m(trajectory[-1]), lanes.width_m))
+        end_lane = int(np.clip(lane_index(lanes.across_m(trajectory[-1]), lanes.width_m), -1, 1))
         followers = _lane_change_followers(relative, assessment, config)
         if not lanes.has_lane(end_lane):
-            refused = f"refused {maneuver.value}, the plan ends where the lane map has no lane of the ego's direction; "
+            refused = f"refused {maneuver.value}, no {side} lane on the lane map; "
         elif len(followers):
             blocking = "; ".join(describe_in_lane(agents, kept[i], i, side) for i in followers)
             refused = f"refused {maneuver.value}, blocked by {blocking}; "

@@ -108,9 +108,15 @@ def test_the_safety_layer_refuses_a_lane_change_into_the_oncoming_lane():
     refused = check_plan(plan, Maneuver.CHANGE_LANE_LEFT, agents(), ego,
                          lanes=straight_road(0.0, (-3.5, +1), (3.5, -1)))
     assert refused.vetoed and refused.maneuver is Maneuver.KEEP_LANE
-    assert refused.reason.startswith("KEEP_LANE: refused CHANGE_LANE_LEFT, the plan ends where the lane map has no "
-                                     "lane of the ego's direction; in the ego's lane at the plan's speeds")
+    assert refused.reason.startswith("KEEP_LANE: refused CHANGE_LANE_LEFT, no left lane on the lane map; in the "
+                                     "ego's lane at the plan's speeds")
     np.testing.assert_allclose(refused.trajectory[:, 1], 0.0, atol=1e-9)
-    # the same plan into a lane of the ego's direction is kept
-    assert not check_plan(plan, Maneuver.CHANGE_LANE_LEFT, agents(), ego,
-                          lanes=straight_road(0.0, (3.5, +1), (7.0, -1))).vetoed
+    # the same plan into a lane of the ego's direction is kept, and so is one that overshoots it (6 m left at 3 s:
+    # lane +2), and one that ends in the ego's lane (a lane change past its boundary: the ego lane is the target)
+    two_lanes = straight_road(0.0, (3.5, +1), (7.0, -1))
+    assert not check_plan(plan, Maneuver.CHANGE_LANE_LEFT, agents(), ego, lanes=two_lanes).vetoed
+    overshoot = plan * [1.0, 6.0 / plan[-1, 1]]
+    assert not check_plan(overshoot, Maneuver.CHANGE_LANE_LEFT, agents(), ego, lanes=two_lanes).vetoed
+    finishing = plan * [1.0, 0.0] + [0.0, 0.2]
+    assert not check_plan(finishing, Maneuver.CHANGE_LANE_LEFT, agents(), ego,
+                          lanes=straight_road(0.0, (-3.5, +1), (3.5, -1))).vetoed
