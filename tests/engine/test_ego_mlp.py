@@ -77,3 +77,18 @@ def test_the_command_trains_on_several_worlds_paired_in_order(synthetic_root, nu
         f"{root} --split synth_val --version {TINY_WORLD['version']} --epochs 2 --out {tmp_path / 'ego.pth'}"
     with pytest.raises(SystemExit):  # two data roots, one split
         train_main(["--dataroot", root, "--dataroot", root, "--split", "synth_val", "--out", str(tmp_path / "x.pth")])
+
+
+
+def test_feasibility_targets_read_the_lane_map(nusc_synthetic, monkeypatch):
+    """The planning head's feasibility targets need the neighbouring lane on the keyframe's lane map: with a map of
+    the ego's own lane alone (hand-built, straight along the ego's x axis), no lane change is feasible, whatever the
+    traffic; the tiny world's own map lets some be."""
+    from perception.datasets.lane_map import LaneCentres
+    from perception.engine import planning_data
+
+    tokens = [sample["token"] for sample in nusc_synthetic.sample]
+    assert logged_targets(nusc_synthetic, tokens).lane_change_ok.any()
+    one_lane = LaneCentres((np.array([[-80.0, 0.0], [80.0, 0.0]]),), 3.5)
+    monkeypatch.setattr(planning_data, "keyframe_lanes", lambda nusc, token, global_to_frame: one_lane)
+    assert not logged_targets(nusc_synthetic, tokens).lane_change_ok.any()
