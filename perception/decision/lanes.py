@@ -1,13 +1,13 @@
 """The lanes the decisions of one keyframe assume (ego frame; perception.decision.types).
 
 With a lane map (perception.datasets.lane_map; the synthetic world writes one): the ego's lane is the mapped lane
-it drives in (``LaneCentres.lane_of`` at the rear axle, heading along x), lane k the band of lateral offsets
-[(k - 1/2) w, (k + 1/2) w) from that lane's centre line (+ left of its driving direction; the line extended
-straight beyond its ends; only its stretch within ``LANE_REACH_M`` of the ego is read), w the map's lane width;
-a neighbouring lane exists where the map has a lane of the
-ego's direction one lane width to that side of the ego lane's centre line, at the point nearest the ego. Without
-a map, or with the ego off its lanes (a car park): straight lanes along the ego's x axis, the ego centred in lane
-0, both neighbours assumed to exist.
+it drives in (``LaneCentres.lane_of`` at the rear axle, heading along x; on a lane boundary either one), lane k the
+band of lateral offsets [(k - 1/2) w, (k + 1/2) w) from that lane's centre line (+ left of its driving direction;
+the line extended straight beyond its ends; only its stretch within ``LANE_REACH_M`` of the ego is read), w the
+map's lane width; a neighbouring lane exists where the map has a lane of the ego's direction one lane width to that
+side of the ego lane's centre line, at the point nearest the ego. Without a map, or with the ego more than a lane
+width from every mapped lane of its direction: straight lanes along the ego's x axis, the ego centred in lane 0,
+both neighbours assumed to exist.
 """
 from __future__ import annotations
 

@@ -3,7 +3,7 @@ baseline's), with the rationale of every outcome.
 
 ``check_plan(trajectory, maneuver, boxes, ego)`` predicts the agents as the rule planner does (perception.decision
 .planner, rule 1), sees them from the plan (at each step, along the planned path and across it:
-perception.decision.collision.path_coordinates, the plan's own curve, not the keyframe's straight lanes) and, in
+perception.decision.collision.path_coordinates, the plan's own curve, not the keyframe's lanes) and, in
 this order:
 
 1. a lane-change plan that ends towards a side where the lane map has no lane of the ego's direction (its last

@@ -150,7 +150,7 @@ def test_a_planning_model_decides_by_its_plan_through_the_safety_layer(nusc_synt
                                  past_ego_poses(nusc_synthetic, record["sample_token"], EGO_FEATURE_HISTORY_S),
                                  tracked.boxes, lanes=lanes)
         checked = check_plan(trajectory, maneuver, tracked.boxes, EgoState(**record["ego_state"]),
-                             agent_accelerations_mps2=tracked.accelerations_mps2)
+                             agent_accelerations_mps2=tracked.accelerations_mps2, lanes=lanes)
         assert record["decision"] == json.loads(json.dumps(checked.to_json()))
         assert decisions[record["timestamp_us"] * 1000]["plan"] == plan
     last = detector.ego_inputs[records[-1]["timestamp_us"]]
