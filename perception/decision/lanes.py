@@ -11,7 +11,6 @@ both neighbours assumed to exist.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Optional
 
@@ -61,17 +60,16 @@ def ego_lanes(lanes: Optional[LaneCentres], straight_width_m: float) -> EgoLanes
     own = int(lanes.lane_from_offsets(across, heading, np.zeros(1))[0])
     if own < 0:
         return EgoLanes(straight_width_m)
-    tangent = heading[own, 0]
-    # the point of the ego lane's centre line nearest the ego: back across by the ego's own offset
-    centre = origin - across[own, 0] * np.array([[-math.sin(tangent), math.cos(tangent)]])
-    centre_across, centre_heading = lanes.offsets(centre)
-    same_direction = np.cos(centre_heading[:, 0] - tangent) > 0
+    # each lane's offset from the ego lane's centre point nearest the ego: the ego's offset from it less the ego's
+    # own (exact for parallel lanes, straight or concentric)
+    from_centre = across[:, 0] - across[own, 0]
+    same_direction = np.cos(heading[:, 0] - heading[own, 0]) > 0
     same_direction[own] = False
     width = lanes.width_m
 
     def neighbour(side: int) -> bool:
         # a lane one width to the ego lane's left has the ego lane's centre one width to its right
-        return bool(np.any(same_direction & (np.abs(centre_across[:, 0] + side * width) < width / 2)))
+        return bool(np.any(same_direction & (np.abs(from_centre + side * width) < width / 2)))
 
     return EgoLanes(width, LaneCentres((lanes.lines[own],), width), neighbour(+1), neighbour(-1))
 

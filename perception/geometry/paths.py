@@ -30,20 +30,24 @@ def frenet_coordinates(vertices_xy: np.ndarray, points_xy: np.ndarray, end_headi
         behind = PATH_EXTENSION_M
         vertices = np.vstack([vertices_xy[0] - behind * _unit(start_heading_rad), vertices])
     starts, segments = vertices[:-1], np.diff(vertices, axis=0)  # (S, 2)
-    lengths = np.linalg.norm(segments, axis=1)
+    lengths = np.hypot(segments[:, 0], segments[:, 1])
     offsets = np.concatenate([[0.0], np.cumsum(lengths)[:-1]]) - behind  # (S,) arc length at each segment's start
-    relative = points_xy[:, None, :] - starts[None]  # (M, S, 2)
-    fraction = np.clip(np.einsum("msd,sd->ms", relative, segments) / np.maximum(lengths ** 2, 1e-12), 0.0, 1.0)
-    nearest = starts[None] + fraction[..., None] * segments[None]
-    distance = np.linalg.norm(points_xy[:, None, :] - nearest, axis=2)  # (M, S)
-    distance = np.where(lengths[None] > 1e-9, distance, np.inf)
-    best = np.argmin(distance, axis=1)
+    # (M, S) per coordinate: the point relative to each segment's start, then to the segment's nearest point
+    relative_x = points_xy[:, 0:1] - starts[None, :, 0]
+    relative_y = points_xy[:, 1:2] - starts[None, :, 1]
+    fraction = np.clip((relative_x * segments[:, 0] + relative_y * segments[:, 1]) / np.maximum(lengths ** 2, 1e-12),
+                       0.0, 1.0)
+    offset_x = relative_x - fraction * segments[:, 0]
+    offset_y = relative_y - fraction * segments[:, 1]
+    squared = np.where(lengths[None] > 1e-9, offset_x ** 2 + offset_y ** 2, np.inf)
+    # the earliest of the segments nearest within rounding (outside a corner both of its segments are nearest)
+    best = np.argmax(squared <= squared.min(axis=1, keepdims=True) * (1 + 1e-9) + 1e-18, axis=1)
     rows = np.arange(len(points_xy))
     direction = segments[best] / lengths[best, None]
-    offset = points_xy - nearest[rows, best]
-    side = np.where(direction[:, 0] * offset[:, 1] - direction[:, 1] * offset[:, 0] >= 0, 1.0, -1.0)
+    offset_x, offset_y = offset_x[rows, best], offset_y[rows, best]
+    side = np.where(direction[:, 0] * offset_y - direction[:, 1] * offset_x >= 0, 1.0, -1.0)
     along = offsets[best] + fraction[rows, best] * lengths[best]
-    return along, side * distance[rows, best], np.arctan2(direction[:, 1], direction[:, 0])
+    return along, side * np.hypot(offset_x, offset_y), np.arctan2(direction[:, 1], direction[:, 0])
 
 
 def _unit(heading_rad: float) -> np.ndarray:
