@@ -78,13 +78,13 @@ class AgentAssessment:
 
 
 def assess_agents(boxes: Boxes3D, ego_speed_mps: float, config: PlannerConfig,
-                  yaw_rates_rps: Optional[np.ndarray] = None, accelerations_mps2: Optional[np.ndarray] = None,
-                  lanes: Optional[EgoLanes] = None) -> AgentAssessment:
+                  accelerations_mps2: Optional[np.ndarray] = None, lanes: Optional[EgoLanes] = None
+                  ) -> AgentAssessment:
     """Rule 1 for every box (see the module docstring); ``ego_speed_mps`` >= 0; the agents predicted with
-    predict_agents' optional yaw rates or accelerations; ``lanes`` the keyframe's (default: straight)."""
+    predict_agents' optional accelerations; ``lanes`` the keyframe's (default: straight)."""
     lanes = EgoLanes(config.lane_width_m) if lanes is None else lanes
     times_s = np.concatenate([[0.0], config.step_times_s])
-    predicted = predict_agents(boxes, times_s, yaw_rates_rps, accelerations_mps2)
+    predicted = predict_agents(boxes, times_s, accelerations_mps2)
     across = lanes.across_m(predicted[:, :, :2])
     x_now = boxes.centers[:, 0]
     ahead = predicted[:, :, 0] > config.rear_axle_to_center_m + ego_speed_mps * times_s  # (N, T + 1)
@@ -262,18 +262,16 @@ class FrameAssessment:
 
 
 def assess_frame(boxes: Boxes3D, ego: EgoState, config: PlannerConfig,
-                 agent_yaw_rates_rps: Optional[np.ndarray] = None,
                  agent_accelerations_mps2: Optional[np.ndarray] = None,
                  lanes: Optional[LaneCentres] = None) -> FrameAssessment:
     """The boxes scoring >= config.min_score assessed (rule 1, the lane-change gap checks) for an ego that
-    reverses treated as standing; the optional per-box yaw rates [rad/s], accelerations [m/s^2] and the map's
-    ``lanes`` as in ``decide``."""
+    reverses treated as standing; the optional per-box accelerations [m/s^2] and the map's ``lanes`` as in
+    ``decide``."""
     kept = np.flatnonzero(boxes.scores >= config.min_score)
     agents = boxes[kept]
-    yaw_rates = _kept_agent_values(agent_yaw_rates_rps, boxes, kept, "agent yaw rates")
     accelerations = _kept_agent_values(agent_accelerations_mps2, boxes, kept, "agent accelerations")
     speed = max(ego.speed_mps, 0.0)
-    assessment = assess_agents(agents, speed, config, yaw_rates, accelerations, ego_lanes(lanes, config.lane_width_m))
+    assessment = assess_agents(agents, speed, config, accelerations, ego_lanes(lanes, config.lane_width_m))
     left, right = (lane_change_blockers(assessment, agents, lane, speed, config) for lane in (+1, -1))
     ttc = float(assessment.ttc_s.min()) if len(agents) else math.inf
     return FrameAssessment(kept, agents, speed, assessment, left, right, ttc)
@@ -282,18 +280,17 @@ def assess_frame(boxes: Boxes3D, ego: EgoState, config: PlannerConfig,
 # Read best whole: the rule cascade (urgent brake or stop, lane clear, queued stop, overtake, follow)
 # reads top to bottom in the order the rules take precedence, each branch returning its decision.
 def decide(boxes: Boxes3D, ego: EgoState, config: PlannerConfig = PlannerConfig(),
-           agent_yaw_rates_rps: Optional[np.ndarray] = None, agent_accelerations_mps2: Optional[np.ndarray] = None,
-           lanes: Optional[LaneCentres] = None) -> Decision:
+           agent_accelerations_mps2: Optional[np.ndarray] = None, lanes: Optional[LaneCentres] = None) -> Decision:
     """The decision for one frame (rules: module docstring).
 
     boxes: detections in the ego frame (velocities (vx, vy) m/s in the ego frame, labels into
     DETECTION_CLASSES); those scoring below config.min_score are ignored. ego: its speed (plans treat reversing
-    as standing still) and yaw rate. agent_yaw_rates_rps: optional (N,) [rad/s] for a turn-rate prediction;
-    agent_accelerations_mps2: optional (N,) [m/s^2] along each velocity (perception.decision.tracking) for a
-    constant-acceleration one; without them agents keep constant velocity. lanes: the map's lanes in the ego
+    as standing still) and yaw rate. agent_accelerations_mps2: optional (N,) [m/s^2] along each velocity
+    (perception.decision.tracking) for a constant-acceleration prediction; without them agents keep constant
+    velocity. lanes: the map's lanes in the ego
     frame where the data has a lane map (perception.decision.lanes), else straight lanes.
     """
-    frame = assess_frame(boxes, ego, config, agent_yaw_rates_rps, agent_accelerations_mps2, lanes)
+    frame = assess_frame(boxes, ego, config, agent_accelerations_mps2, lanes)
     kept, agents, speed, assessment = frame.kept, frame.agents, frame.speed_mps, frame.assessment
     left_ok, right_ok, ttc = frame.left_ok, frame.right_ok, frame.ttc_s
     lookahead = max(config.min_lookahead_m, speed * config.lookahead_time_s)

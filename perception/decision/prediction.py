@@ -1,6 +1,5 @@
-"""Agent prediction (constant velocity; constant velocity and turn rate when yaw rates are given; constant
-acceleration along the velocity, stopping at zero speed, when accelerations are given) and lane occupancy (lanes:
-perception.decision.types)."""
+"""Agent prediction (constant velocity; constant acceleration along the velocity, stopping at zero speed, when
+accelerations are given) and lane occupancy (lanes: perception.decision.types)."""
 from __future__ import annotations
 
 from typing import Optional
@@ -9,41 +8,22 @@ import numpy as np
 
 from perception.geometry import Boxes3D
 
-STRAIGHT_YAW_RATE_RPS = 1e-6
-"""Below this |yaw rate| the turn-rate model is evaluated as constant velocity (its limit), avoiding 0 / 0."""
-
-
-def predict_agents(boxes: Boxes3D, times_s: np.ndarray, yaw_rates_rps: Optional[np.ndarray] = None,
-                   accelerations_mps2: Optional[np.ndarray] = None) -> np.ndarray:
+def predict_agents(boxes: Boxes3D, times_s: np.ndarray, accelerations_mps2: Optional[np.ndarray] = None
+                   ) -> np.ndarray:
     """(N, T, 3) [x, y, yaw] of each box's centre and heading at ``times_s`` (T,) [s] from now.
 
-    By default every agent keeps its velocity (vx, vy) [m/s] and its yaw. With ``yaw_rates_rps`` (N,) [rad/s] an
-    agent keeps its speed and turns its velocity at that rate (CTRV); its box yaw turns at the same rate. With
-    ``accelerations_mps2`` (N,) [m/s^2] (perception.decision.tracking: the change of each agent's speed over its
-    track) an agent keeps its heading and changes its speed at that rate along its velocity; a braking agent stops
-    where its speed reaches zero and stays there. One of the two at a time.
+    By default every agent keeps its velocity (vx, vy) [m/s] and its yaw. With ``accelerations_mps2`` (N,) [m/s^2]
+    (perception.decision.tracking: the change of each agent's speed over its track) an agent keeps its heading and
+    changes its speed at that rate along its velocity; a braking agent stops where its speed reaches zero and stays
+    there.
     """
     times_s = np.asarray(times_s, dtype=np.float64).reshape(-1)
     t = times_s[None, :]  # (1, T)
-    x0, y0 = boxes.centers[:, 0:1], boxes.centers[:, 1:2]  # (N, 1)
-    vx, vy = boxes.velocities[:, 0:1], boxes.velocities[:, 1:2]
-    yaw0 = boxes.yaws[:, None]
-    if yaw_rates_rps is not None and accelerations_mps2 is not None:
-        raise ValueError("predict_agents: give yaw rates or accelerations, not both")
     if accelerations_mps2 is not None:
         return _predict_along_velocity(boxes, t, _per_agent(accelerations_mps2, len(boxes), "accelerations_mps2"))
-    rates = np.zeros((len(boxes), 1)) if yaw_rates_rps is None else _per_agent(yaw_rates_rps, len(boxes),
-                                                                                 "yaw_rates_rps")
-    turning = np.abs(rates) >= STRAIGHT_YAW_RATE_RPS
-    safe_rates = np.where(turning, rates, 1.0)
-    speed = np.hypot(vx, vy)
-    course0 = np.arctan2(vy, vx)
-    course = course0 + rates * t
-    x_turn = x0 + speed / safe_rates * (np.sin(course) - np.sin(course0))
-    y_turn = y0 + speed / safe_rates * (np.cos(course0) - np.cos(course))
-    x = np.where(turning, x_turn, x0 + vx * t)
-    y = np.where(turning, y_turn, y0 + vy * t)
-    yaw = np.broadcast_to(yaw0 + rates * t, x.shape)
+    x = boxes.centers[:, 0:1] + boxes.velocities[:, 0:1] * t
+    y = boxes.centers[:, 1:2] + boxes.velocities[:, 1:2] * t
+    yaw = np.broadcast_to(boxes.yaws[:, None], x.shape)
     return np.stack([x, y, yaw], axis=-1)
 
 

@@ -69,18 +69,18 @@ from perception.maneuvers import Maneuver
 
 
 def check_plan(trajectory: np.ndarray, maneuver: Maneuver, boxes: Boxes3D, ego: EgoState,
-               config: PlannerConfig = PlannerConfig(), agent_yaw_rates_rps: Optional[np.ndarray] = None,
-               agent_accelerations_mps2: Optional[np.ndarray] = None, lanes: Optional[LaneCentres] = None
-               ) -> Decision:
+               config: PlannerConfig = PlannerConfig(), agent_accelerations_mps2: Optional[np.ndarray] = None,
+               lanes: Optional[LaneCentres] = None) -> Decision:
     """The decision for a proposed plan (module docstring): trajectory (horizon_steps, 2) ego-frame rear-axle
     waypoints [x, y] [m] at config.step_times_s, maneuver the one it claims; boxes the detections (scores below
     config.min_score ignored), ego the state the plan starts from; the agents predicted as by ``decide`` (with
-    the optional per-box yaw rates or accelerations), an agent's speed at each step following its acceleration."""
+    the optional per-box accelerations), an agent's speed at each step following its acceleration; ``lanes`` the
+    map's in the ego frame where there is a lane map."""
     trajectory = np.asarray(trajectory, dtype=np.float64)
     if trajectory.shape != (config.horizon_steps, 2) or not np.all(np.isfinite(trajectory)):
         raise ValueError(f"check_plan: the trajectory must be finite ({config.horizon_steps}, 2), got "
                          f"{trajectory.shape}")
-    frame = assess_frame(boxes, ego, config, agent_yaw_rates_rps, agent_accelerations_mps2, lanes)
+    frame = assess_frame(boxes, ego, config, agent_accelerations_mps2, lanes)
     kept, agents, speed, assessment = frame.kept, frame.agents, frame.speed_mps, frame.assessment
     left_ok, right_ok, ttc = frame.left_ok, frame.right_ok, frame.ttc_s
     speed_factors = speed_factors_at(agents, assessment.accelerations_mps2, config.step_times_s)  # (N, T)

@@ -166,18 +166,6 @@ def test_curve_lowers_the_speed_and_bends_the_plan():
     np.testing.assert_allclose(np.hypot(*trajectory[0]), 2 * 20 * np.sin(5.0 / 40), rtol=1e-12)  # chord of 5 m arc
 
 
-def test_turn_rate_prediction_changes_who_is_in_the_path():
-    # a car ahead in the left lane turning right at 0.4 rad/s crosses into the ego lane at ~1.4 s: followed
-    # (TTC 14.258 / 4 = 3.6 s, 0.68 m/s^2 needed) only when its yaw rate is given
-    boxes = agents(("car", 20, 3.5, 8, 0))
-    assert decide(boxes, EgoState(12.0)).maneuver is Maneuver.KEEP_LANE
-    turning = decide(boxes, EgoState(12.0), agent_yaw_rates_rps=np.array([-0.4]))
-    assert turning.maneuver is Maneuver.FOLLOW and turning.critical_object == 0
-    assert turning.ttc_s == pytest.approx(14.258 / 4)
-    with pytest.raises(ValueError, match="2 agent yaw rates for 1 boxes"):
-        decide(boxes, EgoState(12.0), agent_yaw_rates_rps=np.array([0.1, 0.2]))
-
-
 def test_decision_json_round_trip():
     decision = decide(agents(("car", 25, 0, 5, 0)), EgoState(13.0))
     record = json.loads(json.dumps(decision.to_json(), allow_nan=False))

@@ -1,5 +1,4 @@
 """Agent prediction and lane occupancy worked by hand."""
-import math
 
 import numpy as np
 import pytest
@@ -12,21 +11,6 @@ def test_constant_velocity():
     boxes = agents(("car", 10, 2, 3, -1, (1.9, 4.6, 1.6), 0.3))
     predicted = predict_agents(boxes, np.array([0.0, 0.5, 3.0]))
     np.testing.assert_allclose(predicted[0], [[10, 2, 0.3], [11.5, 1.5, 0.3], [19, -1, 0.3]])
-
-
-def test_constant_turn_rate_follows_a_circle():
-    # 5 m/s along +x turning left at 0.5 rad/s: a circle of radius 10 m about (0, 10)
-    boxes = agents(("car", 0, 0, 5, 0))
-    times = np.array([0.5, math.pi])
-    predicted = predict_agents(boxes, times, yaw_rates_rps=np.array([0.5]))[0]
-    np.testing.assert_allclose(predicted[:, 0], 10 * np.sin(0.5 * times), atol=1e-12)
-    np.testing.assert_allclose(predicted[:, 1], 10 - 10 * np.cos(0.5 * times), atol=1e-12)
-    np.testing.assert_allclose(predicted[:, 2], 0.5 * times)
-    # a vanishing turn rate is the constant-velocity limit
-    nearly_straight = predict_agents(boxes, times, yaw_rates_rps=np.array([1e-9]))
-    np.testing.assert_allclose(nearly_straight, predict_agents(boxes, times), atol=1e-6)
-    with pytest.raises(ValueError, match="yaw_rates_rps"):
-        predict_agents(boxes, times, yaw_rates_rps=np.array([0.1, 0.2]))
 
 
 def test_constant_acceleration_stops_a_braking_agent():
@@ -43,8 +27,8 @@ def test_constant_acceleration_stops_a_braking_agent():
     # zero accelerations are constant velocity
     np.testing.assert_allclose(predict_agents(boxes, times, accelerations_mps2=np.zeros(3)),
                                predict_agents(boxes, times))
-    with pytest.raises(ValueError, match="not both"):
-        predict_agents(boxes, times, yaw_rates_rps=np.zeros(3), accelerations_mps2=np.zeros(3))
+    with pytest.raises(ValueError, match="accelerations_mps2 must be 3 finite values"):
+        predict_agents(boxes, times, accelerations_mps2=np.array([0.0, np.nan, 1.0]))
 
 
 def test_lane_index_rounds_halves_up():
