@@ -120,3 +120,14 @@ def test_the_safety_layer_refuses_a_lane_change_into_the_oncoming_lane():
     finishing = plan * [1.0, 0.0] + [0.0, 0.2]
     assert not check_plan(finishing, Maneuver.CHANGE_LANE_LEFT, agents(), ego,
                           lanes=straight_road(0.0, (-3.5, +1), (3.5, -1))).vetoed
+
+
+def test_only_the_stretch_of_the_ego_lane_near_the_ego_is_read():
+    # the ego lane runs 300 m ahead, turns and comes back 7 m to its left (a hairpin): a point 6 m left of the ego
+    # lies 6 m left of the ego lane's stretch near the ego, not 1 m from the lane's return beyond LANE_REACH_M
+    out = np.c_[np.arange(-50.0, 301.0, 2.0), np.zeros(176)]
+    back = np.c_[np.arange(300.0, -51.0, -2.0), np.full(176, 7.0)]
+    hairpin = LaneCentres((np.vstack([out, back]),), WIDTH)
+    lanes = ego_lanes(hairpin, CONFIG.lane_width_m)
+    np.testing.assert_allclose(lanes.across_m(np.array([[20.0, 6.0], [-30.0, -2.0]])), [6.0, -2.0])
+    assert not lanes.left_exists  # the return is the same line, heading the other way
