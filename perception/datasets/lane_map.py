@@ -1,10 +1,10 @@
 """The lanes of a scene's map: each lane's centre line, for the labels that ask which lane the ego drove in
-(perception.datasets.maneuver_labels).
+(perception.datasets.maneuver_labels) and for the lanes the decisions assume (perception.decision.lanes).
 
 The synthetic world writes them beside its tables, ``<version>/lane_centres.json``: {log token: {"lane_width_m": w,
 "lanes": [[[x, y], ...], ...]}}, each lane's centre line in global xy [m] in its driving direction. Real nuScenes
-keyframes carry none here (the fixtures have no map expansion): ``keyframe_lanes`` returns None and the labels use
-the ego's poses alone.
+keyframes carry none here (the fixtures have no map expansion): ``keyframe_lanes`` returns None, the labels use
+the ego's poses alone and the decisions straight lanes.
 """
 from __future__ import annotations
 

@@ -176,7 +176,7 @@ def lane_reached(times_s: np.ndarray, ego_xy: np.ndarray, ego_yaw: np.ndarray, l
     times_s = np.asarray(times_s)
     now, after = int(np.argmin(np.abs(times_s))), int(np.argmin(np.abs(times_s - config.lane_switch_half_window_s)))
     lane_now, lane_after = lanes.lane_of(ego_xy[[now, after]], ego_yaw[[now, after]])
-    return bool(lane_now == lane_after)
+    return bool(lane_now >= 0 and lane_now == lane_after)
 
 
 def chord_lane_change(times_s: np.ndarray, ego_xy: np.ndarray, ego_yaw: np.ndarray,

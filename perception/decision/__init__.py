@@ -1,8 +1,8 @@
 """Decision outputs from detections: maneuver, time-to-collision, lane-change feasibility, a planned trajectory.
 
 ``decide(boxes, ego, config)`` turns ego-frame detections (with velocities) and the ego state
-(``EgoState.from_poses``) into a ``Decision``; the rules and the straight-lane assumption are written in
-perception.decision.planner and perception.decision.types.
+(``EgoState.from_poses``) into a ``Decision``; the rules and the lanes they assume are written in
+perception.decision.planner, perception.decision.types and perception.decision.lanes.
 """
 from perception.decision.ego_state import EgoState
 from perception.decision.planner import decide

@@ -60,8 +60,8 @@ def ego_lanes(lanes: Optional[LaneCentres], straight_width_m: float) -> EgoLanes
     own = int(lanes.lane_from_offsets(across, heading, np.zeros(1))[0])
     if own < 0:
         return EgoLanes(straight_width_m)
-    # each lane's offset from the ego lane's centre point nearest the ego: the ego's offset from it less the ego's
-    # own (exact for parallel lanes, straight or concentric)
+    # the offset of the ego lane's centre point nearest the ego from each lane: the ego's offset from that lane less
+    # its offset from its own (exact for parallel lanes, straight or concentric)
     from_centre = across[:, 0] - across[own, 0]
     same_direction = np.cos(heading[:, 0] - heading[own, 0]) > 0
     same_direction[own] = False

@@ -287,8 +287,8 @@ def decide(boxes: Boxes3D, ego: EgoState, config: PlannerConfig = PlannerConfig(
     DETECTION_CLASSES); those scoring below config.min_score are ignored. ego: its speed (plans treat reversing
     as standing still) and yaw rate. agent_accelerations_mps2: optional (N,) [m/s^2] along each velocity
     (perception.decision.tracking) for a constant-acceleration prediction; without them agents keep constant
-    velocity. lanes: the map's lanes in the ego
-    frame where the data has a lane map (perception.decision.lanes), else straight lanes.
+    velocity. lanes: the map's lanes in the ego frame where the data has a lane map (perception.decision.lanes),
+    else straight lanes.
     """
     frame = assess_frame(boxes, ego, config, agent_accelerations_mps2, lanes)
     kept, agents, speed, assessment = frame.kept, frame.agents, frame.speed_mps, frame.assessment

@@ -8,6 +8,7 @@ import numpy as np
 
 from perception.geometry import Boxes3D
 
+
 def predict_agents(boxes: Boxes3D, times_s: np.ndarray, accelerations_mps2: Optional[np.ndarray] = None
                    ) -> np.ndarray:
     """(N, T, 3) [x, y, yaw] of each box's centre and heading at ``times_s`` (T,) [s] from now.
@@ -63,10 +64,10 @@ def _predict_along_velocity(boxes: Boxes3D, t: np.ndarray, accelerations: np.nda
     return np.stack([x, y, yaw], axis=-1)
 
 
-def lane_index(y: np.ndarray, lane_width_m: float) -> np.ndarray:
-    """Lane of lateral positions y [m]: round(y / lane_width_m), halves rounded up (lane 0 is the ego's,
-    +1 its left neighbour)."""
-    return np.floor(np.asarray(y, dtype=np.float64) / lane_width_m + 0.5).astype(np.int64)
+def lane_index(across_m: np.ndarray, lane_width_m: float) -> np.ndarray:
+    """Lane of lateral offsets [m] from the ego lane's centre line: round(across_m / lane_width_m), halves rounded
+    up (lane 0 is the ego's, +1 its left neighbour)."""
+    return np.floor(np.asarray(across_m, dtype=np.float64) / lane_width_m + 0.5).astype(np.int64)
 
 
 def lane_segments(predicted_across_m: np.ndarray, lane: int, lane_width_m: float) -> np.ndarray:

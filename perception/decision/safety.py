@@ -93,7 +93,7 @@ def check_plan(trajectory: np.ndarray, maneuver: Maneuver, boxes: Boxes3D, ego: 
         end_lane = int(np.clip(lane_index(lanes.across_m(trajectory[-1]), lanes.width_m), -1, 1))
         followers = _lane_change_followers(relative, assessment, config)
         if not lanes.has_lane(end_lane):
-            refused = f"refused {maneuver.value}, no {side} lane on the lane map; "
+            refused = f"refused {maneuver.value}, no {'left' if end_lane > 0 else 'right'} lane on the lane map; "
         elif len(followers):
             blocking = "; ".join(describe_in_lane(agents, kept[i], i, side) for i in followers)
             refused = f"refused {maneuver.value}, blocked by {blocking}; "

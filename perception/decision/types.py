@@ -28,7 +28,8 @@ class PlannerConfig:
     """
 
     lane_width_m: float = 3.5
-    """Width of the assumed straight lanes (without a lane map) and of a planned lane change's sideways move."""
+    """Width of the assumed straight lanes (without a lane map), of a planned lane change's sideways move and of
+    the safety layer's lane around a plan (perception.decision.safety: half of it either side)."""
     cruise_speed_mps: float = 13.9
     """Speed on a free road: the speed limit, 50 km/h (urban Boston and Singapore)."""
     headway_s: float = 1.5

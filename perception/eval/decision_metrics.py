@@ -30,8 +30,8 @@ keyframes where they do: against the logged drive, ``logged_side_feasible_rate``
 change and still ahead (``logged_lane_changes``; with a lane map, a keyframe where the ego already drives in the
 lane it changes to is left out and counted, ``lane_changes_under_way``: its feasibility is judged from that lane),
 the share where the side the driver took was judged feasible (the log shows the gaps that were taken, never one that
-was refused); against the rule planner's gap check on the keyframe's
-ground-truth boxes (the planning head's training target; for the gap check on the detections, what the detection
+was refused); against the rule planner's feasibility on the keyframe's ground-truth boxes (the lane exists and its
+gap check passes; the planning head's training target; for the gap check on the detections, what the detection
 errors change), per side: ``accuracy``, and ``false_feasible_rate``, the share judged feasible of the
 ``blocked_sides`` that the check on the ground truth blocks.
 """
@@ -87,7 +87,8 @@ class PlannedFrame:
     """One keyframe: ``plans`` planner name -> (trajectory (T, 2) [m] at future.times_s, maneuver or None when
     the planner decides none), the logged future and the logged maneuver label (None: the log is too short);
     ``feasibility`` planner name -> whether it judges a lane change (left, right) feasible, for the planners that
-    judge it; ``gap_check_on_truth`` (left, right): the rule planner's gap check on the ground-truth boxes;
+    judge it; ``gap_check_on_truth`` (left, right): the rule planner's feasibility on the ground-truth boxes (the
+    lane exists and its gap check passes);
     ``lane_change_under_way``: the keyframe is labelled a lane change and, by the lane map, the ego already drives
     in the lane it changes to."""
 

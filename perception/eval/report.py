@@ -83,9 +83,9 @@ def decision_report_markdown(decisions: dict) -> str:
         lines += ["", "### Lane-change feasibility", "",
                   "Against the logged drive: of the keyframes labelled as a lane change still ahead (with a lane "
                   "map, those where the ego already drives in the lane it changes to are counted apart), the share "
-                  "where the side the driver took was judged feasible. Against the rule planner's gap check on the ground-truth "
-                  "boxes, per side (left and right of every keyframe): agreement, and the share judged feasible "
-                  "where that check is blocked.", "",
+                  "where the side the driver took was judged feasible. Against the rule planner's feasibility on "
+                  "the ground-truth boxes (the lane exists and its gap check passes), per side (left and right of "
+                  "every keyframe): agreement, and the share judged feasible where that check is blocked.", "",
                   "| planner | logged lane changes | under way | taken side judged feasible | sides | agreement "
                   "| blocked sides | judged feasible where blocked |", "| --- |" + " ---: |" * 7]
         for name, grades in feasibility.items():

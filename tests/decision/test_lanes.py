@@ -117,6 +117,10 @@ def test_the_safety_layer_refuses_a_lane_change_into_the_oncoming_lane():
     assert not check_plan(plan, Maneuver.CHANGE_LANE_LEFT, agents(), ego, lanes=two_lanes).vetoed
     overshoot = plan * [1.0, 6.0 / plan[-1, 1]]
     assert not check_plan(overshoot, Maneuver.CHANGE_LANE_LEFT, agents(), ego, lanes=two_lanes).vetoed
+    # a plan named for one side that ends on the other is refused by the side it ends on
+    wrong_way = check_plan(plan * [1.0, -1.0], Maneuver.CHANGE_LANE_LEFT, agents(), ego,
+                           lanes=straight_road(0.0, (3.5, +1), (7.0, -1)))
+    assert "refused CHANGE_LANE_LEFT, no right lane on the lane map" in wrong_way.reason
     finishing = plan * [1.0, 0.0] + [0.0, 0.2]
     assert not check_plan(finishing, Maneuver.CHANGE_LANE_LEFT, agents(), ego,
                           lanes=straight_road(0.0, (-3.5, +1), (3.5, -1))).vetoed

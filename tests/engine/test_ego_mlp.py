@@ -79,7 +79,6 @@ def test_the_command_trains_on_several_worlds_paired_in_order(synthetic_root, nu
         train_main(["--dataroot", root, "--dataroot", root, "--split", "synth_val", "--out", str(tmp_path / "x.pth")])
 
 
-
 def test_feasibility_targets_read_the_lane_map(nusc_synthetic, monkeypatch):
     """The planning head's feasibility targets need the neighbouring lane on the keyframe's lane map: with a map of
     the ego's own lane alone (hand-built, straight along the ego's x axis), no lane change is feasible, whatever the
