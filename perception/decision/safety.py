@@ -89,10 +89,10 @@ def check_plan(trajectory: np.ndarray, maneuver: Maneuver, boxes: Boxes3D, ego: 
     refused = ""
     if maneuver.is_lane_change:
         side = "left" if maneuver is Maneuver.CHANGE_LANE_LEFT else "right"
-        lanes = assessment.lanes
-        end_lane = int(np.clip(lane_index(lanes.across_m(trajectory[-1]), lanes.width_m), -1, 1))
+        frame_lanes = assessment.lanes  # the map's lanes as this keyframe reads them (EgoLanes)
+        end_lane = int(np.clip(lane_index(frame_lanes.across_m(trajectory[-1]), frame_lanes.width_m), -1, 1))
         followers = _lane_change_followers(relative, assessment, config)
-        if not lanes.has_lane(end_lane):
+        if not frame_lanes.has_lane(end_lane):
             refused = f"refused {maneuver.value}, no {'left' if end_lane > 0 else 'right'} lane on the lane map; "
         elif len(followers):
             blocking = "; ".join(describe_in_lane(agents, kept[i], i, side) for i in followers)
