@@ -3,6 +3,7 @@ centred rear_axle_to_center_m ahead of the rear axle, heading along the plan) an
 box footprints."""
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import numpy as np
@@ -16,15 +17,14 @@ def plan_headings(trajectory: np.ndarray) -> np.ndarray:
     previous waypoint (from the origin for the first). The previous heading (initially 0) is kept when the ego
     did not move, or moved back (against it): plans do not reverse (perception.decision.planner treats reversing as
     standing), so a step back is a standing plan's noise (a learned plan's), not a U-turn."""
-    trajectory = np.asarray(trajectory, dtype=np.float64)
-    previous = np.vstack([[0.0, 0.0], trajectory[:-1]])
     headings = np.zeros(len(trajectory))
-    heading = 0.0
-    for step, (start, end) in enumerate(zip(previous, trajectory)):
-        motion = end - start
-        if np.hypot(*motion) > 1e-3 and motion @ [np.cos(heading), np.sin(heading)] >= 0:
-            heading = float(np.arctan2(motion[1], motion[0]))
+    heading, previous_x, previous_y = 0.0, 0.0, 0.0
+    for step, (x, y) in enumerate(np.asarray(trajectory, dtype=np.float64).tolist()):
+        motion_x, motion_y = x - previous_x, y - previous_y
+        if math.hypot(motion_x, motion_y) > 1e-3 and motion_x * math.cos(heading) + motion_y * math.sin(heading) >= 0:
+            heading = math.atan2(motion_y, motion_x)
         headings[step] = heading
+        previous_x, previous_y = x, y
     return headings
 
 

@@ -32,6 +32,7 @@ than ``max_gap_s`` after it, starts every track afresh.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import Optional
 
@@ -143,30 +144,30 @@ class AgentTracker:
             moved_back = centers - world.velocities * dt
             distance = np.linalg.norm(moved_back[:, None, :] - previous.centers[None, :, :], axis=2)  # (C, P)
             allowed = (world.labels[:, None] == previous.labels[None, :]) & (distance <= gates[tracked][:, None])
-            for current, earlier in _greedy_pairs(distance, allowed):
-                for name, values in state.items():  # the track's state carries on ...
-                    values[current] = getattr(previous, name)[earlier]
-                elapsed_us = int(now_us - previous.reference_times_us[earlier])
-                if elapsed_us < round(config.baseline_s * 1e6):
-                    continue  # ... until its reference is baseline_s old: then a new speed, a new reference
-                velocity = (centers[current] - previous.reference_centers[earlier]) / (elapsed_us * 1e-6)
-                speed = float(np.linalg.norm(velocity))
-                speed_time_us = (now_us + int(previous.reference_times_us[earlier])) // 2
-                previous_speed = np.linalg.norm(previous.velocities[earlier])  # NaN: none yet
-                if np.isfinite(previous_speed):
-                    estimate = (speed - previous_speed) / (
-                        (speed_time_us - int(previous.speed_times_us[earlier])) * 1e-6)
-                    if previous.continued[earlier]:
-                        running = previous.accelerations[earlier]
-                        weight = config.braking_smoothing if estimate < running else config.smoothing
-                        estimate = weight * estimate + (1 - weight) * running
-                    state["accelerations"][current] = np.clip(estimate, config.min_acceleration_mps2,
-                                                              config.max_acceleration_mps2)
-                    state["continued"][current] = True
-                state["reference_centers"][current] = centers[current]
-                state["reference_times_us"][current] = now_us
-                state["velocities"][current] = velocity
-                state["speed_times_us"][current] = speed_time_us
+            pairs = np.array(list(_greedy_pairs(distance, allowed)), dtype=np.int64).reshape(-1, 2)
+            for name, values in state.items():  # each paired track's state carries on ...
+                values[pairs[:, 0]] = getattr(previous, name)[pairs[:, 1]]
+            # ... until its reference is baseline_s old: then a new speed, a new reference
+            elapsed_us = now_us - previous.reference_times_us[pairs[:, 1]]
+            current, earlier = pairs[elapsed_us >= round(config.baseline_s * 1e6)].T
+            reference_times_us = previous.reference_times_us[earlier]
+            velocity = (centers[current] - previous.reference_centers[earlier]) / (
+                (now_us - reference_times_us) * 1e-6)[:, None]
+            speed = np.hypot(velocity[:, 0], velocity[:, 1])
+            speed_time_us = (now_us + reference_times_us) // 2
+            previous_speed = np.hypot(previous.velocities[earlier, 0], previous.velocities[earlier, 1])  # NaN: none
+            known = np.isfinite(previous_speed)
+            estimate = (speed - previous_speed) / ((speed_time_us - previous.speed_times_us[earlier]) * 1e-6)
+            running = previous.accelerations[earlier]
+            weight = np.where(estimate < running, config.braking_smoothing, config.smoothing)
+            estimate = np.where(previous.continued[earlier], weight * estimate + (1 - weight) * running, estimate)
+            state["accelerations"][current[known]] = np.clip(estimate[known], config.min_acceleration_mps2,
+                                                             config.max_acceleration_mps2)
+            state["continued"][current[known]] = True
+            state["reference_centers"][current] = centers[current]
+            state["reference_times_us"][current] = now_us
+            state["velocities"][current] = velocity
+            state["speed_times_us"][current] = speed_time_us
         self._previous = _TrackedFrame(now_us, centers, world.labels, **state)
         accelerations = np.zeros(len(boxes))
         accelerations[tracked] = state["accelerations"]
