@@ -42,9 +42,7 @@ class LaneCentres:
         [rad]."""
         across, heading = [], []
         for line in self.lines:
-            first, last = line[1] - line[0], line[-1] - line[-2]
-            _, side, tangent = frenet_coordinates(line, xy, math.atan2(last[1], last[0]),
-                                                  math.atan2(first[1], first[0]))
+            _, side, tangent = frenet_coordinates(line, xy, *end_headings(line))
             across.append(side)
             heading.append(tangent)
         return np.array(across).reshape(len(self.lines), -1), np.array(heading).reshape(len(self.lines), -1)
@@ -59,6 +57,13 @@ class LaneCentres:
         distance = np.where(np.cos(heading - np.asarray(yaw)[None]) > 0, np.abs(across), np.inf)
         lane = np.argmin(distance, axis=0)
         return np.where(distance[lane, np.arange(len(lane))] <= self.width_m, lane, -1)
+
+
+def end_headings(line: np.ndarray) -> Tuple[float, float]:
+    """The headings [rad] a centre line (P >= 2, 2) [m] is extended along beyond its last and before its first
+    vertex (its last and first segments'), as frenet_coordinates takes them."""
+    first, last = line[1] - line[0], line[-1] - line[-2]
+    return math.atan2(last[1], last[0]), math.atan2(first[1], first[0])
 
 
 def write_lane_centres(table_dir: Union[str, Path], maps: Dict[str, LaneCentres]) -> Path:

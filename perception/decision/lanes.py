@@ -12,11 +12,12 @@ both neighbours assumed to exist.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Tuple
 
 import numpy as np
 
-from perception.datasets.lane_map import LaneCentres
+from perception.datasets.lane_map import LaneCentres, end_headings
+from perception.geometry import frenet_coordinates, path_points
 
 LANE_REACH_M = 120.0
 """How far from the ego the lanes are read [m]: beyond what the planner assesses (agents detected within ~55 m
@@ -40,6 +41,18 @@ class EgoLanes:
         if self.centre_line is None:
             return xy[..., 1]
         return self.centre_line.offsets(xy.reshape(-1, 2))[0][0].reshape(xy.shape[:-1])
+
+    def centre_path(self, distance_m: np.ndarray) -> Tuple[np.ndarray, np.ndarray, float, float]:
+        """With a map: the ego lane's centre line ahead of the point nearest the ego, distance_m (T,) [m] arc lengths
+        from there -> (T, 2) points [m], (T,) headings [rad], and the ego's lateral offset from the line [m] (+ left)
+        and the line's heading [rad] at that point. ValueError on the straight lanes (they are the ego's own path)."""
+        if self.centre_line is None:
+            raise ValueError("centre_path: the straight lanes have no centre line")
+        line = self.centre_line.lines[0]
+        headings = end_headings(line)
+        along, across, tangent = frenet_coordinates(line, np.zeros((1, 2)), *headings)
+        xy, heading = path_points(line, along[0] + np.asarray(distance_m, dtype=np.float64), *headings)
+        return xy, heading, float(across[0]), float(tangent[0])
 
     def has_lane(self, lane: int) -> bool:
         """Whether ``lane`` (0 the ego's, +1 its left neighbour, -1 its right one) exists: every lane does on the

@@ -32,9 +32,10 @@ at some time keeps, at each prediction step, a gap of at least ``lane_change_min
 forward speed behind it, the ego moving on at its current speed. A lane change is feasible where the lane
 exists (without a lane map both are assumed to) and its gap check passes.
 
-The plan: the speed moves from the ego's speed to the target at ``comfortable_accel_mps2`` or at the chosen
-deceleration; the path keeps the ego's current curvature (yaw rate / speed) and, for a lane change, moves one
-lane width sideways along a quintic over ``lane_change_duration_s``.
+The plan (``lane_plan``): the speed moves from the ego's speed to the target at ``comfortable_accel_mps2`` or at
+the chosen deceleration, along the ego lane's path: with a lane map its centre line, which the plan joins from
+where the ego is (its offset and heading) along a quintic over ``lane_change_duration_s``; without one the ego's
+current curvature (yaw rate / speed). A lane change moves one lane width sideways along the same quintic.
 """
 from __future__ import annotations
 
@@ -181,22 +182,42 @@ def speed_limit_mps(ego: EgoState, config: PlannerConfig) -> float:
 
 
 def plan_trajectory(ego: EgoState, target_speed_mps: float, decel_mps2: float, lane_offset: int,
-                    config: PlannerConfig) -> np.ndarray:
-    """(horizon_steps, 2) waypoints [x, y] [m] of the rear axle at config.step_times_s (see module docstring);
-    ``lane_offset`` +1 moves one lane left, -1 right, 0 stays."""
-    times_s = config.step_times_s
+                    config: PlannerConfig, lanes: Optional[EgoLanes] = None) -> np.ndarray:
+    """(horizon_steps, 2) waypoints [x, y] [m] of the rear axle at config.step_times_s (see module docstring):
+    the distances the speed profile covers along ``lane_plan`` towards ``lane_offset`` (+1 one lane left, -1 right,
+    0 the ego lane) of the keyframe's ``lanes`` (None: the straight lanes, config.lane_width_m wide)."""
     speed = max(ego.speed_mps, 0.0)
-    distance = travelled_distance_m(speed, target_speed_mps, config.comfortable_accel_mps2, decel_mps2, times_s)
-    xy, heading = lane_path(distance, ego, config)
-    lateral = lane_offset * config.lane_width_m * _smoothstep5(times_s / config.lane_change_duration_s)
+    distance = travelled_distance_m(speed, target_speed_mps, config.comfortable_accel_mps2, decel_mps2,
+                                    config.step_times_s)
+    return lane_plan(distance, ego, config, lanes or EgoLanes(config.lane_width_m), lane_offset)
+
+
+def lane_plan(distance_m: np.ndarray, ego: EgoState, config: PlannerConfig, lanes: EgoLanes,
+              lane_offset: int = 0) -> np.ndarray:
+    """(T, 2) rear-axle waypoints [x, y] [m] at the first T of config.step_times_s, distance_m (T,) [m] along the
+    ego lane's path: with a lane map its centre line (EgoLanes.centre_path), on the straight lanes the ego's
+    current curvature (path_curvature_1pm: a circle from the rear axle, straight at 0). Across the path the plan
+    moves from the ego's offset from it (0 on the straight lanes) to ``lane_offset`` lane widths (+ left) along a
+    quintic over lane_change_duration_s that starts at the ego's lateral speed across it (speed x the sine of its
+    heading relative to the path) and ends at rest across it."""
+    distance_m = np.asarray(distance_m, dtype=np.float64)
+    if lanes.centre_line is None:
+        xy, heading = _curvature_path(distance_m, ego, config)
+        offset, lateral_speed = 0.0, 0.0
+    else:
+        xy, heading, offset, path_heading = lanes.centre_path(distance_m)
+        lateral_speed = max(ego.speed_mps, 0.0) * math.sin(-path_heading)
+    duration = config.lane_change_duration_s
+    u = np.clip(config.step_times_s[:len(distance_m)] / duration, 0.0, 1.0)
+    # the quintic Hermite blend from (offset, lateral speed, 0) to (target, 0, 0)
+    lateral = (offset + (lane_offset * lanes.width_m - offset) * _smoothstep5(u)
+               + lateral_speed * duration * (u - 6 * u ** 3 + 8 * u ** 4 - 3 * u ** 5))
     return xy + lateral[:, None] * np.stack([-np.sin(heading), np.cos(heading)], axis=1)
 
 
-def lane_path(distance_m: np.ndarray, ego: EgoState, config: PlannerConfig):
-    """The ego lane's path as the plans assume it (the ego's current curvature, path_curvature_1pm: a circle
-    from the rear axle, straight at 0): distance_m (T,) arc lengths [m] along it -> (T, 2) points [x, y] [m] and
-    (T,) headings [rad] there."""
-    distance_m = np.asarray(distance_m, dtype=np.float64)
+def _curvature_path(distance_m: np.ndarray, ego: EgoState, config: PlannerConfig):
+    """The ego's current curvature as a path (path_curvature_1pm: a circle from the rear axle, straight at 0):
+    distance_m (T,) arc lengths [m] along it -> (T, 2) points [x, y] [m] and (T,) headings [rad] there."""
     curvature = path_curvature_1pm(ego, config)
     heading = curvature * distance_m
     if abs(curvature) < 1e-9:
@@ -304,7 +325,7 @@ def decide(boxes: Boxes3D, ego: EgoState, config: PlannerConfig = PlannerConfig(
             critical_object=int(kept[local]) if local >= 0 else -1,
             lane_change_left_ok=left_ok,
             lane_change_right_ok=right_ok,
-            trajectory=plan_trajectory(ego, target, decel, lane_offset, config),
+            trajectory=plan_trajectory(ego, target, decel, lane_offset, config, assessment.lanes),
             reason=f"{maneuver.value}: {reason}",
         )
 

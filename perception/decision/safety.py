@@ -11,8 +11,8 @@ this order:
    is checks 2 and 3's) is refused, and so is one that cuts in front of a follower: an agent not in the
    ego's lane now comes, at some step, behind the planned position within half a lane of it, closer than the rule
    planner's rear gap (``lane_change_min_gap_m`` + ``lane_change_rear_time_gap_s`` x its speed along the plan).
-   The plan's speeds are kept in the ego's lane instead (the same distances along the lane's path,
-   perception.decision.planner.lane_path), named by the logged drive's label rules (STOP, BRAKE, FOLLOW or
+   The plan's speeds are kept on the ego's current path instead (the same distances along the ego's current
+   curvature, perception.decision.planner.lane_plan on the straight lanes; see below), named by the logged drive's label rules (STOP, BRAKE, FOLLOW or
    KEEP_LANE), and that plan goes through checks 2 and 3; the reason names the missing lane or each such agent
    (where it is, how fast). Agents ahead in the target lane are checks 2 and 3's (the rule planner's front time
    gap is its own comfort choice, not a limit of safety);
@@ -39,7 +39,7 @@ horizon, BRAKE when it slows as a brake does), else it keeps the proposed maneuv
 does what it proposed.
 
 When even braking at ``max_decel_mps2`` along the path does not clear it (no gentler slowing is then sought: it
-could only pass an agent by arriving before it), the veto falls back to a braking plan in the ego's lane: down to the
+could only pass an agent by arriving before it), the veto falls back to a braking plan on the ego's current path (lane_plan on the straight lanes): down to the
 blocking agent's forward speed at the step of the hazard, never faster than the ego drives now (to a standstill when
 that is standing), at the deceleration the blocking agent needs clipped to [comfortable, max] (``max_decel_mps2``
 when the blocking agent is beside the path, not in it); when that plan fails
@@ -47,6 +47,11 @@ checks 2 or 3 itself (the blocking agent may be beside the path, another one in 
 ``max_decel_mps2``. That fallback is named by what it does within the horizon, by the label rule for STOP
 (stands_still), else BRAKE (a stop further on, or a slowing to the agent's speed). A kept plan keeps its maneuver;
 its reason names the closest agent in the path, its gap and TTC.
+
+The layer slows plans, it does not steer: its own plans keep the ego's current curvature even where the lane map
+would lead the rule planner's along the ego lane's centre line. Mid-way through a lane change the mapped ego lane is
+still the one being left, and a refusal along it turned the ego back in front of the traffic it was leaving (on the
+dev world a faster follower then ran into the returning plan: benchmarks/RESULTS.md, "Plans along the lane map").
 """
 from __future__ import annotations
 
@@ -60,7 +65,8 @@ from perception.datasets.maneuver_labels import (VEHICLE_LABELS, ManeuverLabelCo
                                                   stands_still)
 from perception.decision.collision import ego_footprints, footprints_overlap, path_coordinates, plan_headings
 from perception.decision.ego_state import EgoState
-from perception.decision.planner import (AgentAssessment, assess_frame, describe_agent, describe_in_lane, lane_path,
+from perception.decision.lanes import EgoLanes
+from perception.decision.planner import (AgentAssessment, assess_frame, describe_agent, describe_in_lane, lane_plan,
                                          plan_trajectory, travelled_distance_m)
 from perception.decision.prediction import half_length_along_x, lane_index, speed_factors_at
 from perception.decision.types import Decision, PlannerConfig
@@ -98,8 +104,9 @@ def check_plan(trajectory: np.ndarray, maneuver: Maneuver, boxes: Boxes3D, ego: 
             blocking = "; ".join(describe_in_lane(agents, kept[i], i, side) for i in followers)
             refused = f"refused {maneuver.value}, blocked by {blocking}; "
         if refused:
-            refused += "in the ego's lane at the plan's speeds, "
-            trajectory = lane_path(np.cumsum(plan_speeds_mps(trajectory, config)) * config.step_s, ego, config)[0]
+            refused += "on the ego's current path at the plan's speeds, "
+            trajectory = lane_plan(np.cumsum(plan_speeds_mps(trajectory, config)) * config.step_s, ego, config,
+                                   EgoLanes(config.lane_width_m))
             maneuver = plan_label(trajectory, agents, config)
             relative = _relative_to_plan(trajectory, agents, assessment.predicted, speed_factors, config)
 

@@ -78,9 +78,10 @@ class PlannerConfig:
     ego_width_m: float = 1.85
     rear_axle_to_center_m: float = 1.4
     max_curvature_1pm: float = 0.2
-    """The plan follows the ego's current curvature (yaw rate / speed), clipped to this."""
+    """Without a lane map the plan follows the ego's current curvature (yaw rate / speed), clipped to this."""
     max_lateral_accel_mps2: float = 3.0
-    """On that curve the target speed is capped so that speed^2 * curvature stays below this."""
+    """On the ego's current curve (map or none) the target speed is capped so that speed^2 * curvature stays
+    below this."""
     min_speed_for_curvature_mps: float = 1.0
     """Below this speed the yaw rate says little about the path: the plan goes straight."""
 

@@ -29,7 +29,7 @@ Units
 """
 from perception.geometry.boxes import Boxes3D
 from perception.geometry.camera import CameraIntrinsics, Projection, project_points, resize_image, unproject_pixels
-from perception.geometry.paths import frenet_coordinates
+from perception.geometry.paths import frenet_coordinates, path_points
 from perception.geometry.transforms import (
     EgoPose,
     RigidTransform,
@@ -51,6 +51,7 @@ __all__ = [
     "SensorCalibration",
     "frenet_coordinates",
     "interpolate_pose",
+    "path_points",
     "project_points",
     "quaternion_to_matrix",
     "rotation_about_z",

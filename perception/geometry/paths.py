@@ -42,9 +42,29 @@ def frenet_coordinates(vertices_xy: np.ndarray, points_xy: np.ndarray, end_headi
     raise ValueError(f"frenet_coordinates: backend must be 'numba' or 'reference', got {backend!r}")
 
 
-def _frenet_reference(vertices_xy: np.ndarray, points_xy: np.ndarray, end_heading_rad: float,
-                      start_heading_rad: Optional[float]) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """frenet_coordinates in numpy, every point against every segment at once."""
+def path_points(vertices_xy: np.ndarray, along_m: np.ndarray, end_heading_rad: float,
+                start_heading_rad: Optional[float] = None) -> Tuple[np.ndarray, np.ndarray]:
+    """The points of a path (frenet_coordinates': the polyline ``vertices_xy`` (P >= 1, 2) [m] extended straight
+    along its end headings) at arc lengths ``along_m`` (K,) [m] from its first vertex (frenet_coordinates' along;
+    beyond the extensions the path goes on straight) -> xy (K, 2) [m] and the path's heading there (K,) [rad] (at
+    a vertex the later segment's)."""
+    vertices_xy = np.asarray(vertices_xy, dtype=np.float64).reshape(-1, 2)
+    along_m = np.asarray(along_m, dtype=np.float64).reshape(-1)
+    if not len(vertices_xy):
+        raise ValueError("path_points: the path has no vertex")
+    starts, segments, lengths, offsets = _extended_segments(vertices_xy, end_heading_rad, start_heading_rad)
+    moving = lengths > 1e-9  # a zero-length segment has no direction (frenet_coordinates)
+    starts, segments, lengths, offsets = starts[moving], segments[moving], lengths[moving], offsets[moving]
+    index = np.clip(np.searchsorted(offsets, along_m, side="right") - 1, 0, len(offsets) - 1)
+    direction = segments[index] / lengths[index, None]
+    xy = starts[index] + (along_m - offsets[index])[:, None] * direction
+    return xy, np.arctan2(direction[:, 1], direction[:, 0])
+
+
+def _extended_segments(vertices_xy: np.ndarray, end_heading_rad: float, start_heading_rad: Optional[float]
+                       ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The path's segments (frenet_coordinates): starts, segments (S, 2) [m], lengths (S,) [m] and the arc length
+    at each start (S,) [m] (negative on the extension behind the first vertex)."""
     vertices = np.vstack([vertices_xy, vertices_xy[-1] + PATH_EXTENSION_M * _unit(end_heading_rad)])
     behind = 0.0
     if start_heading_rad is not None:
@@ -52,7 +72,13 @@ def _frenet_reference(vertices_xy: np.ndarray, points_xy: np.ndarray, end_headin
         vertices = np.vstack([vertices_xy[0] - behind * _unit(start_heading_rad), vertices])
     starts, segments = vertices[:-1], np.diff(vertices, axis=0)  # (S, 2)
     lengths = np.hypot(segments[:, 0], segments[:, 1])
-    offsets = np.concatenate([[0.0], np.cumsum(lengths)[:-1]]) - behind  # (S,) arc length at each segment's start
+    return starts, segments, lengths, np.concatenate([[0.0], np.cumsum(lengths)[:-1]]) - behind
+
+
+def _frenet_reference(vertices_xy: np.ndarray, points_xy: np.ndarray, end_heading_rad: float,
+                      start_heading_rad: Optional[float]) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """frenet_coordinates in numpy, every point against every segment at once."""
+    starts, segments, lengths, offsets = _extended_segments(vertices_xy, end_heading_rad, start_heading_rad)
     # (M, S) per coordinate: the point relative to each segment's start, then to the segment's nearest point
     relative_x = points_xy[:, 0:1] - starts[None, :, 0]
     relative_y = points_xy[:, 1:2] - starts[None, :, 1]

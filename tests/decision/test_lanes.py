@@ -26,17 +26,19 @@ def straight_road(own_y: float, *others):
     return LaneCentres(tuple(lines), WIDTH)
 
 
-def circle(radius: float, reverse: bool = False, degrees: float = 120.0):
-    """A lane curving left around (0, 50) from behind the ego, through radius ``radius``, 0.25 degree steps."""
-    angles = np.radians(np.arange(-30.0, degrees, 0.25))
+def circle(radius: float, reverse: bool = False, degrees: float = 120.0, first: float = -30.0):
+    """A lane curving left around (0, 50) from behind the ego (``first`` degrees), through radius ``radius``, 0.25
+    degree steps."""
+    angles = np.radians(np.arange(first, degrees, 0.25))
     line = np.c_[radius * np.sin(angles), 50.0 - radius * np.cos(angles)]
     return line[::-1] if reverse else line
 
 
-def left_curve():
+def left_curve(first: float = -30.0):
     """A road curving left (radius 50 m at the ego lane's centre): the ego lane, a lane of its direction on the
-    right (radius 53.5 m), an oncoming lane on the left (46.5 m)."""
-    return LaneCentres((circle(50.0), circle(53.5), circle(46.5, reverse=True)), WIDTH)
+    right (radius 53.5 m), an oncoming lane on the left (46.5 m); vertices from ``first`` degrees."""
+    return LaneCentres(tuple(circle(radius, reverse, first=first)
+                             for radius, reverse in ((50.0, False), (53.5, False), (46.5, True))), WIDTH)
 
 
 def test_without_a_map_the_lanes_are_straight_and_every_lane_exists():
@@ -108,8 +110,8 @@ def test_the_safety_layer_refuses_a_lane_change_into_the_oncoming_lane():
     refused = check_plan(plan, Maneuver.CHANGE_LANE_LEFT, agents(), ego,
                          lanes=straight_road(0.0, (-3.5, +1), (3.5, -1)))
     assert refused.vetoed and refused.maneuver is Maneuver.KEEP_LANE
-    assert refused.reason.startswith("KEEP_LANE: refused CHANGE_LANE_LEFT, no left lane on the lane map; in the "
-                                     "ego's lane at the plan's speeds")
+    assert refused.reason.startswith("KEEP_LANE: refused CHANGE_LANE_LEFT, no left lane on the lane map; on the "
+                                     "ego's current path at the plan's speeds")
     np.testing.assert_allclose(refused.trajectory[:, 1], 0.0, atol=1e-9)
     # the same plan into a lane of the ego's direction is kept, and so is one that overshoots it (6 m left at 3 s:
     # lane +2), and one that ends in the ego's lane (a lane change past its boundary: the ego lane is the target)
@@ -135,3 +137,60 @@ def test_only_the_stretch_of_the_ego_lane_near_the_ego_is_read():
     lanes = ego_lanes(hairpin, CONFIG.lane_width_m)
     np.testing.assert_allclose(lanes.across_m(np.array([[20.0, 6.0], [-30.0, -2.0]])), [6.0, -2.0])
     assert not lanes.left_exists  # the return is the same line, heading the other way
+
+
+def test_with_a_map_the_plan_joins_the_ego_lane_centre_line():
+    # the ego 0.5 m left of its lane's centre, heading along it at a constant 10 m/s: the plan closes the offset along
+    # the quintic over 4 s, 0.5 (1 - u^3 (10 - 15 u + 6 u^2)) left of the line at u = t / 4; at 3 s: 0.5 x 0.103516
+    ego = EgoState(10.0)
+    lanes = ego_lanes(straight_road(-0.5), CONFIG.lane_width_m)
+    plan = plan_trajectory(ego, 10.0, CONFIG.comfortable_decel_mps2, 0, CONFIG, lanes)
+    np.testing.assert_allclose(plan[:, 0], 10.0 * CONFIG.step_times_s)
+    assert plan[5, 1] - -0.5 == pytest.approx(0.5 * 0.103515625)
+    # a lane change to the left from there ends 3.5 m left of the line: 0.5 + 3.0 x 0.896484 at 3 s
+    change = plan_trajectory(ego, 10.0, CONFIG.comfortable_decel_mps2, +1, CONFIG, lanes)
+    assert change[5, 1] - -0.5 == pytest.approx(0.5 + 3.0 * 0.896484375)
+
+
+def test_with_a_map_the_plan_follows_the_curve_the_yaw_rate_does_not_show():
+    # entering the left curve (radius 50 m) with no yaw rate yet: the plan stays on the lane's centre line, 50 m
+    # from the curve's centre (0, 50), where the ego's own curvature would go straight on (the ego mid-way along a
+    # chord, which heads as the curve does there)
+    ego = EgoState(10.0)
+    curve = left_curve(first=-30.125)
+    lanes = ego_lanes(curve, CONFIG.lane_width_m)
+    plan = plan_trajectory(ego, 10.0, CONFIG.comfortable_decel_mps2, 0, CONFIG, lanes)
+    np.testing.assert_allclose(np.hypot(plan[:, 0], plan[:, 1] - 50.0), 50.0, atol=1e-3)  # chord sagitta 0.12 mm
+    # the arc lengths are the distances driven: 30 m at 3 s is 30 / 50 rad around the centre
+    assert math.atan2(plan[5, 0], 50.0 - plan[5, 1]) == pytest.approx(0.6, abs=1e-4)
+    straight = plan_trajectory(ego, 10.0, CONFIG.comfortable_decel_mps2, 0, CONFIG)
+    np.testing.assert_allclose(straight[:, 1], 0.0)
+    decision = decide(agents(), ego, lanes=curve)
+    assert decision.maneuver is Maneuver.KEEP_LANE
+    np.testing.assert_allclose(np.hypot(decision.trajectory[:, 0], decision.trajectory[:, 1] - 50.0), 50.0,
+                               atol=1e-3)
+
+
+def test_with_a_map_the_plan_leaves_along_the_ego_heading():
+    # the lane heads 0.1 rad left of the ego, through the rear axle: the plan starts along the ego's heading (its
+    # lateral speed across the lane, 10 sin(-0.1) m/s, carried into the quintic) and runs on the line from 4 s
+    heading = 0.1
+    line = np.outer(np.arange(-80.0, 81.0, 2.0), [math.cos(heading), math.sin(heading)])
+    lanes = ego_lanes(LaneCentres((line,), WIDTH), CONFIG.lane_width_m)
+    plan = plan_trajectory(EgoState(10.0), 10.0, CONFIG.comfortable_decel_mps2, 0, CONFIG, lanes)
+    assert abs(math.atan2(plan[0, 1], plan[0, 0])) < 0.01  # the first 0.5 s along the ego's heading, not 0.1 off
+    across_line = plan[:, 1] * math.cos(heading) - plan[:, 0] * math.sin(heading)
+    np.testing.assert_allclose(across_line[CONFIG.step_times_s >= 4.0], 0.0, atol=1e-9)
+    assert np.all(across_line[CONFIG.step_times_s < 4.0] < 0)  # right of the line on the way, as the ego heads
+
+
+def test_the_safety_layer_does_not_steer_along_the_map():
+    # on the left curve a left lane change heads into the oncoming lane: refused, its speeds kept on the ego's
+    # current path (no yaw rate yet: straight on), not led along the ego lane's centre line as the rule planner's
+    # plans are (safety module docstring)
+    ego = EgoState(10.0)
+    curve = left_curve(first=-30.125)  # the ego mid-way along a chord
+    plan = plan_trajectory(ego, 10.0, CONFIG.comfortable_decel_mps2, +1, CONFIG, ego_lanes(curve, CONFIG.lane_width_m))
+    refused = check_plan(plan, Maneuver.CHANGE_LANE_LEFT, agents(), ego, lanes=curve)
+    assert refused.vetoed and refused.reason.startswith("KEEP_LANE: refused CHANGE_LANE_LEFT, no left lane")
+    np.testing.assert_allclose(refused.trajectory[:, 1], 0.0, atol=1e-9)

@@ -1,6 +1,6 @@
 """The safety layer on hand-worked scenes: a plan kept with its rationale, vetoed for a collision or a missing
 braking margin and then slowed along its path or replaced by the lane fallback (numbers worked by hand), a lane
-change refused with the agent that blocks it and kept in the ego's lane at the plan's speeds."""
+change refused with the agent that blocks it and kept on the ego's current path at the plan's speeds."""
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
@@ -203,14 +203,14 @@ def test_the_braking_margin_is_measured_along_the_planned_curve():
 
 def test_a_blocked_lane_change_is_refused_with_what_blocks_it():
     # the plan moves 3.5 m left over 4 s at 10 m/s: each step 5 m ahead and 0.4375 m aside, 5.019 m long. A car 3 m
-    # behind in the left lane at 10 m/s blocks it; the plan's step lengths are kept in the ego's (straight) lane,
+    # behind in the left lane at 10 m/s blocks it; the plan's step lengths are kept on the ego's (straight) path,
     # named by the label rules: no vehicle ahead, no slowing, KEEP_LANE
     lateral = CONFIG.lane_width_m * np.clip(CONFIG.step_times_s / 4.0, 0, 1)
     plan = np.c_[10.0 * CONFIG.step_times_s, lateral]
     blocked = check_plan(plan, Maneuver.CHANGE_LANE_LEFT, agents(("car", -3, 3.5, 10, 0)), EgoState(10.0))
     assert blocked.vetoed and blocked.maneuver is Maneuver.KEEP_LANE and not blocked.lane_change_left_ok
-    assert ("KEEP_LANE: refused CHANGE_LANE_LEFT, blocked by car #0 3.0 m behind in the left lane at 10.0 m/s; in "
-            "the ego's lane at the plan's speeds, proposed plan kept; no agent in the path") == blocked.reason
+    assert ("KEEP_LANE: refused CHANGE_LANE_LEFT, blocked by car #0 3.0 m behind in the left lane at 10.0 m/s; on "
+            "the ego's current path at the plan's speeds, proposed plan kept; no agent in the path") == blocked.reason
     np.testing.assert_allclose(blocked.trajectory, np.c_[np.hypot(5.0, 0.4375) * np.arange(1, 7), np.zeros(6)])
     clear = check_plan(plan, Maneuver.CHANGE_LANE_LEFT, agents(("car", -40, 3.5, 10, 0)), EgoState(10.0))
     assert not clear.vetoed and clear.maneuver is Maneuver.CHANGE_LANE_LEFT and clear.lane_change_left_ok

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from perception.geometry import frenet_coordinates
+from perception.geometry import frenet_coordinates, path_points
 
 BACKENDS = ("reference", "numba")
 
@@ -103,3 +103,31 @@ def test_numba_matches_the_reference_on_random_and_adversarial_paths():
         fast = frenet_coordinates(path, points, end, start, backend="numba")
         for name, expected, got in zip(("along", "across", "tangent"), reference, fast):
             np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-9, err_msg=f"case {case}: {name}")
+
+
+def test_path_points_on_an_l_shaped_path():
+    # 10 m east, then 10 m north, extended north; behind the start along the start heading (east) when asked
+    path = np.array([[0.0, 0.0], [10.0, 0.0], [10.0, 0.0], [10.0, 10.0]])  # a repeated vertex: no segment
+    half_pi = math.pi / 2
+    xy, heading = path_points(path, [0.0, 4.0, 10.0, 15.0, 35.0], end_heading_rad=half_pi)
+    np.testing.assert_allclose(xy, [[0, 0], [4, 0], [10, 0], [10, 5], [10, 25]], atol=1e-12)
+    np.testing.assert_allclose(heading, [0, 0, half_pi, half_pi, half_pi])  # at the corner: the later segment's
+    xy, heading = path_points(path, [-4.0], half_pi, start_heading_rad=0.0)
+    np.testing.assert_allclose(xy, [[-4.0, 0.0]], atol=1e-12)
+    with pytest.raises(ValueError, match="no vertex"):
+        path_points(np.zeros((0, 2)), [1.0], 0.0)
+
+
+def test_path_points_are_where_frenet_coordinates_find_them():
+    rng = np.random.default_rng(7)
+    for case in range(50):
+        path = np.cumsum(rng.normal(size=(int(rng.integers(2, 20)), 2)) * 5.0, axis=0)
+        end, start = rng.uniform(-np.pi, np.pi, size=2)
+        length = np.hypot(*np.diff(path, axis=0).T).sum()
+        along = np.sort(rng.uniform(-50.0, length + 150.0, size=20))  # within the extensions (200 m)
+        xy, heading = path_points(path, along, end, start)
+        # each point lies on the path, at the arc length asked, where the path heads as said
+        found_along, across, tangent = frenet_coordinates(path, xy, end, start, backend="reference")
+        np.testing.assert_allclose(across, 0.0, atol=1e-9, err_msg=f"case {case}")
+        np.testing.assert_allclose(found_along, along, atol=1e-6, err_msg=f"case {case}")
+        np.testing.assert_allclose(np.cos(tangent - heading), 1.0, atol=1e-9, err_msg=f"case {case}")
