@@ -106,10 +106,15 @@ def pose_at(poses: List[EgoPose], timestamp_us: int, tolerance_us: int = 50_000)
     """The pose at ``timestamp_us`` interpolated between the two sorted ``poses`` around it (up to
     ``tolerance_us`` past either end it is extrapolated from the two nearest); None when farther or when fewer
     than two poses exist (never padded)."""
-    times = np.array([pose.timestamp_us for pose in poses], dtype=np.int64)
-    if len(times) < 2 or not times[0] - tolerance_us <= timestamp_us <= times[-1] + tolerance_us:
+    return _pose_at(poses, np.array([pose.timestamp_us for pose in poses], dtype=np.int64), timestamp_us,
+                    tolerance_us)
+
+
+def _pose_at(poses: List[EgoPose], times_us: np.ndarray, timestamp_us: int, tolerance_us: int) -> Optional[EgoPose]:
+    """pose_at with the poses' timestamps (len(poses),) [us] given."""
+    if len(times_us) < 2 or not times_us[0] - tolerance_us <= timestamp_us <= times_us[-1] + tolerance_us:
         return None
-    after = int(np.clip(np.searchsorted(times, timestamp_us, side="right"), 1, len(times) - 1))
+    after = int(np.clip(np.searchsorted(times_us, timestamp_us, side="right"), 1, len(times_us) - 1))
     return interpolate_pose(poses[after - 1], poses[after], int(timestamp_us))
 
 
@@ -137,9 +142,10 @@ def track_from_poses(poses: List[EgoPose], current: EgoPose, times_s: np.ndarray
     in ``current``'s ego frame (pose_at with ``tolerance_s``)."""
     to_ego = current.ego_to_global.inverse()
     times_s = np.asarray(times_s, dtype=np.float64)
+    times_us = np.array([pose.timestamp_us for pose in poses], dtype=np.int64)
     xy, yaw = np.full((len(times_s), 2), np.nan), np.full(len(times_s), np.nan)
     for k, time_s in enumerate(times_s):
-        pose = pose_at(poses, current.timestamp_us + int(round(time_s * 1e6)), int(round(tolerance_s * 1e6)))
+        pose = _pose_at(poses, times_us, current.timestamp_us + int(round(time_s * 1e6)), int(round(tolerance_s * 1e6)))
         if pose is not None:
             local = to_ego @ pose.ego_to_global
             xy[k], yaw[k] = local.translation[:2], local.yaw

@@ -1,8 +1,10 @@
-"""Frenet coordinates of points against a path: a polyline in the xy plane, extended straight at its ends.
+"""Paths: polylines in the xy plane, extended straight at their ends. ``frenet_coordinates``: points -> where they
+lie from a path; ``path_points``: arc lengths -> the path's points there.
 
-The nearest path point comes from a Numba CPU kernel (the decisions ask it some fifteen times a frame, of lane
-lines of a hundred segments and more: numpy's per-call overhead made it a third of the decision stage); the plain
-numpy ``_nearest_reference`` beside it is the reference of the parity tests (``backend="reference"``).
+frenet_coordinates' nearest path point comes from a Numba CPU kernel (the decisions ask it some fifteen times a
+frame, of lane lines of a hundred segments and more: numpy's per-call overhead made it a third of the decision
+stage); the plain numpy ``_frenet_reference`` beside it is the reference of the parity tests
+(``backend="reference"``).
 """
 from __future__ import annotations
 
@@ -45,9 +47,9 @@ def frenet_coordinates(vertices_xy: np.ndarray, points_xy: np.ndarray, end_headi
 def path_points(vertices_xy: np.ndarray, along_m: np.ndarray, end_heading_rad: float,
                 start_heading_rad: Optional[float] = None) -> Tuple[np.ndarray, np.ndarray]:
     """The points of a path (frenet_coordinates': the polyline ``vertices_xy`` (P >= 1, 2) [m] extended straight
-    along its end headings) at arc lengths ``along_m`` (K,) [m] from its first vertex (frenet_coordinates' along;
-    beyond the extensions the path goes on straight) -> xy (K, 2) [m] and the path's heading there (K,) [rad] (at
-    a vertex the later segment's)."""
+    along its end headings) at arc lengths ``along_m`` (K,) [m] from its first vertex (frenet_coordinates' along)
+    -> xy (K, 2) [m] and the path's heading there (K,) [rad] (at a vertex the later segment's). Beyond the last
+    segment, and before the first, the path goes on straight along it."""
     vertices_xy = np.asarray(vertices_xy, dtype=np.float64).reshape(-1, 2)
     along_m = np.asarray(along_m, dtype=np.float64).reshape(-1)
     if not len(vertices_xy):

@@ -173,7 +173,7 @@ def _rotation_vector(rotation: np.ndarray) -> np.ndarray:
         return Rotation.from_matrix(rotation).as_rotvec()
     twice_sin_axis = np.array([rotation[2, 1] - rotation[1, 2], rotation[0, 2] - rotation[2, 0],
                                rotation[1, 0] - rotation[0, 1]])
-    sin_angle = np.linalg.norm(twice_sin_axis) / 2.0
+    sin_angle = math.sqrt(twice_sin_axis.dot(twice_sin_axis)) / 2.0  # np.linalg.norm's arithmetic, without its overhead
     if sin_angle < 1e-12:
         return twice_sin_axis / 2.0
     return twice_sin_axis * (np.arctan2(sin_angle, cos_angle) / (2.0 * sin_angle))
@@ -181,7 +181,7 @@ def _rotation_vector(rotation: np.ndarray) -> np.ndarray:
 
 def rotation_from_vector(rotation_vector: np.ndarray) -> np.ndarray:
     """The (3, 3) rotation about ``rotation_vector``'s axis by its norm [rad] (Rodrigues' formula)."""
-    angle = np.linalg.norm(rotation_vector)
+    angle = math.sqrt(rotation_vector.dot(rotation_vector))  # np.linalg.norm's arithmetic, without its overhead
     if angle < 1e-12:
         return np.eye(3)
     x, y, z = rotation_vector / angle
