@@ -17,14 +17,14 @@ def plan_headings(trajectory: np.ndarray) -> np.ndarray:
     previous waypoint (from the origin for the first). The previous heading (initially 0) is kept when the ego
     did not move, or moved back (against it): plans do not reverse (perception.decision.planner treats reversing as
     standing), so a step back is a standing plan's noise (a learned plan's), not a U-turn."""
-    headings = np.zeros(len(trajectory))
-    heading, previous_x, previous_y = 0.0, 0.0, 0.0
-    for step, (x, y) in enumerate(np.asarray(trajectory, dtype=np.float64).tolist()):
-        motion_x, motion_y = x - previous_x, y - previous_y
-        if math.hypot(motion_x, motion_y) > 1e-3 and motion_x * math.cos(heading) + motion_y * math.sin(heading) >= 0:
-            heading = math.atan2(motion_y, motion_x)
+    motion = np.diff(np.asarray(trajectory, dtype=np.float64).reshape(-1, 2), axis=0, prepend=np.zeros((1, 2)))
+    lengths, angles = np.hypot(motion[:, 0], motion[:, 1]), np.arctan2(motion[:, 1], motion[:, 0])
+    headings = np.zeros(len(motion))
+    heading = 0.0
+    for step, (motion_x, motion_y) in enumerate(motion.tolist()):
+        if lengths[step] > 1e-3 and motion_x * math.cos(heading) + motion_y * math.sin(heading) >= 0:
+            heading = float(angles[step])
         headings[step] = heading
-        previous_x, previous_y = x, y
     return headings
 
 

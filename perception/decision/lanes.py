@@ -50,9 +50,10 @@ class EgoLanes:
             raise ValueError("centre_path: the straight lanes have no centre line")
         line = self.centre_line.lines[0]
         headings = end_headings(line)
-        along, across, tangent = frenet_coordinates(line, np.zeros((1, 2)), *headings)
-        xy, heading = path_points(line, along[0] + np.asarray(distance_m, dtype=np.float64), *headings)
-        return xy, heading, float(across[0]), float(tangent[0])
+        along, across, _ = frenet_coordinates(line, np.zeros((1, 2)), *headings)
+        # the ego's nearest point first: its heading as the plan's points take theirs (at a vertex the later segment's)
+        xy, heading = path_points(line, along[0] + np.r_[0.0, np.asarray(distance_m, dtype=np.float64)], *headings)
+        return xy[1:], heading[1:], float(across[0]), float(heading[0])
 
     def has_lane(self, lane: int) -> bool:
         """Whether ``lane`` (0 the ego's, +1 its left neighbour, -1 its right one) exists: every lane does on the

@@ -199,18 +199,22 @@ def lane_plan(distance_m: np.ndarray, ego: EgoState, config: PlannerConfig, lane
     current curvature (path_curvature_1pm: a circle from the rear axle, straight at 0). Across the path the plan
     moves from the ego's offset from it (0 on the straight lanes) to ``lane_offset`` lane widths (+ left) along a
     quintic over lane_change_duration_s that starts at the ego's lateral speed across it (speed x the sine of its
-    heading relative to the path) and ends at rest across it."""
+    heading relative to the path) and ends at rest across it; an ego slower than min_speed_for_curvature_mps keeps
+    its offset (a standing ego's plan does not slide sideways to the line)."""
     distance_m = np.asarray(distance_m, dtype=np.float64)
+    target = lane_offset * lanes.width_m
     if lanes.centre_line is None:
         xy, heading = _curvature_path(distance_m, ego, config)
         offset, lateral_speed = 0.0, 0.0
     else:
         xy, heading, offset, path_heading = lanes.centre_path(distance_m)
         lateral_speed = max(ego.speed_mps, 0.0) * math.sin(-path_heading)
+        if ego.speed_mps < config.min_speed_for_curvature_mps:  # a standing ego does not slide to the line
+            target, lateral_speed = target + offset, 0.0
     duration = config.lane_change_duration_s
     u = np.clip(config.step_times_s[:len(distance_m)] / duration, 0.0, 1.0)
     # the quintic Hermite blend from (offset, lateral speed, 0) to (target, 0, 0)
-    lateral = (offset + (lane_offset * lanes.width_m - offset) * _smoothstep5(u)
+    lateral = (offset + (target - offset) * _smoothstep5(u)
                + lateral_speed * duration * (u - 6 * u ** 3 + 8 * u ** 4 - 3 * u ** 5))
     return xy + lateral[:, None] * np.stack([-np.sin(heading), np.cos(heading)], axis=1)
 

@@ -12,9 +12,9 @@ this order:
    ego's lane now comes, at some step, behind the planned position within half a lane of it, closer than the rule
    planner's rear gap (``lane_change_min_gap_m`` + ``lane_change_rear_time_gap_s`` x its speed along the plan).
    The plan's speeds are kept on the ego's current path instead (the same distances along the ego's current
-   curvature, perception.decision.planner.lane_plan on the straight lanes; see below), named by the logged drive's label rules (STOP, BRAKE, FOLLOW or
-   KEEP_LANE), and that plan goes through checks 2 and 3; the reason names the missing lane or each such agent
-   (where it is, how fast). Agents ahead in the target lane are checks 2 and 3's (the rule planner's front time
+   curvature, perception.decision.planner.lane_plan on the straight lanes; see below), named by the logged
+   drive's label rules (STOP, BRAKE, FOLLOW or KEEP_LANE), and that plan goes through checks 2 and 3; the reason
+   names the missing lane or each such agent (where it is, how fast). Agents ahead in the target lane are checks 2 and 3's (the rule planner's front time
    gap is its own comfort choice, not a limit of safety);
 2. a plan whose ego footprint (perception.decision.collision) overlaps an agent's predicted footprint at some step
    is vetoed, unless at the first such step the agent's centre is behind the planned ego centre (along the plan)
@@ -39,11 +39,11 @@ horizon, BRAKE when it slows as a brake does), else it keeps the proposed maneuv
 does what it proposed.
 
 When even braking at ``max_decel_mps2`` along the path does not clear it (no gentler slowing is then sought: it
-could only pass an agent by arriving before it), the veto falls back to a braking plan on the ego's current path (lane_plan on the straight lanes): down to the
-blocking agent's forward speed at the step of the hazard, never faster than the ego drives now (to a standstill when
-that is standing), at the deceleration the blocking agent needs clipped to [comfortable, max] (``max_decel_mps2``
-when the blocking agent is beside the path, not in it); when that plan fails
-checks 2 or 3 itself (the blocking agent may be beside the path, another one in it), to a standstill at
+could only pass an agent by arriving before it), the veto falls back to a braking plan on the ego's current path
+(lane_plan on the straight lanes): down to the blocking agent's forward speed at the step of the hazard, never
+faster than the ego drives now (to a standstill when that is standing), at the deceleration the blocking agent needs
+clipped to [comfortable, max] (``max_decel_mps2`` when the blocking agent is beside the path, not in it); when that
+plan fails checks 2 or 3 itself (the blocking agent may be beside the path, another one in it), to a standstill at
 ``max_decel_mps2``. That fallback is named by what it does within the horizon, by the label rule for STOP
 (stands_still), else BRAKE (a stop further on, or a slowing to the agent's speed). A kept plan keeps its maneuver;
 its reason names the closest agent in the path, its gap and TTC.

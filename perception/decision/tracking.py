@@ -32,7 +32,6 @@ than ``max_gap_s`` after it, starts every track afresh.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 from typing import Optional
 
@@ -153,9 +152,9 @@ class AgentTracker:
             reference_times_us = previous.reference_times_us[earlier]
             velocity = (centers[current] - previous.reference_centers[earlier]) / (
                 (now_us - reference_times_us) * 1e-6)[:, None]
-            speed = np.hypot(velocity[:, 0], velocity[:, 1])
+            speed = np.sqrt((velocity ** 2).sum(axis=1))  # np.linalg.norm's arithmetic, as the speeds below
             speed_time_us = (now_us + reference_times_us) // 2
-            previous_speed = np.hypot(previous.velocities[earlier, 0], previous.velocities[earlier, 1])  # NaN: none
+            previous_speed = np.sqrt((previous.velocities[earlier] ** 2).sum(axis=1))  # NaN: none yet
             known = np.isfinite(previous_speed)
             estimate = (speed - previous_speed) / ((speed_time_us - previous.speed_times_us[earlier]) * 1e-6)
             running = previous.accelerations[earlier]

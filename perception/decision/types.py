@@ -83,7 +83,8 @@ class PlannerConfig:
     """On the ego's current curve (map or none) the target speed is capped so that speed^2 * curvature stays
     below this."""
     min_speed_for_curvature_mps: float = 1.0
-    """Below this speed the yaw rate says little about the path: the plan goes straight."""
+    """Below this speed the yaw rate says little about the path: without a lane map the plan goes straight; with one it
+    keeps the ego's offset from the lane's centre line."""
 
     def __post_init__(self) -> None:
         for item in fields(self):

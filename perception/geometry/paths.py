@@ -56,6 +56,8 @@ def path_points(vertices_xy: np.ndarray, along_m: np.ndarray, end_heading_rad: f
         raise ValueError("path_points: the path has no vertex")
     starts, segments, lengths, offsets = _extended_segments(vertices_xy, end_heading_rad, start_heading_rad)
     moving = lengths > 1e-9  # a zero-length segment has no direction (frenet_coordinates)
+    if not moving.any():
+        raise ValueError("path_points: the path has no segment of nonzero length (a non-finite end heading?)")
     starts, segments, lengths, offsets = starts[moving], segments[moving], lengths[moving], offsets[moving]
     index = np.clip(np.searchsorted(offsets, along_m, side="right") - 1, 0, len(offsets) - 1)
     direction = segments[index] / lengths[index, None]
@@ -101,8 +103,8 @@ def _frenet_reference(vertices_xy: np.ndarray, points_xy: np.ndarray, end_headin
 
 @numba.njit(cache=True)
 def _frenet_numba(vertices_xy, points_xy, end_heading_rad, start_heading_rad, extend_start):
-    """_frenet_reference point by point, the same arithmetic in the same order (the start heading read only
-    when ``extend_start``)."""
+    """_frenet_reference point by point, the same arithmetic in the same order, NaN and infinities alike (the start
+    heading read only when ``extend_start``)."""
     first = 1 if extend_start else 0
     vertices = np.empty((len(vertices_xy) + first + 1, 2))
     vertices[first:first + len(vertices_xy)] = vertices_xy
@@ -130,15 +132,18 @@ def _frenet_numba(vertices_xy, points_xy, end_heading_rad, start_heading_rad, ex
             relative_x, relative_y = x - vertices[segment, 0], y - vertices[segment, 1]
             share = ((relative_x * segments[segment, 0] + relative_y * segments[segment, 1])
                      / max(lengths[segment] ** 2, 1e-12))
-            share = min(max(share, 0.0), 1.0)
+            share = 0.0 if share < 0.0 else 1.0 if share > 1.0 else share  # np.clip's, NaN kept
             offset_x = relative_x - share * segments[segment, 0]
             offset_y = relative_y - share * segments[segment, 1]
             fraction[segment] = share
             squared[segment] = offset_x ** 2 + offset_y ** 2 if lengths[segment] > 1e-9 else np.inf
-            smallest = min(smallest, squared[segment])
-        best = 0
-        while best < count - 1 and not squared[best] <= smallest * (1 + 1e-9) + 1e-18:
-            best += 1
+            if not math.isnan(smallest) and (math.isnan(squared[segment]) or squared[segment] < smallest):
+                smallest = squared[segment]  # np.min's: a NaN wins
+        best = 0  # np.argmax's when no segment is within the bound (a NaN bound)
+        for segment in range(count):
+            if squared[segment] <= smallest * (1 + 1e-9) + 1e-18:
+                best = segment
+                break
         direction_x, direction_y = segments[best, 0] / lengths[best], segments[best, 1] / lengths[best]
         offset_x = x - vertices[best, 0] - fraction[best] * segments[best, 0]
         offset_y = y - vertices[best, 1] - fraction[best] * segments[best, 1]

@@ -152,6 +152,13 @@ def test_with_a_map_the_plan_joins_the_ego_lane_centre_line():
     assert change[5, 1] - -0.5 == pytest.approx(0.5 + 3.0 * 0.896484375)
 
 
+def test_a_standing_ego_off_the_centre_line_keeps_its_place():
+    # standing 0.5 m left of its lane's centre: the plan stays where the ego is, it does not slide to the line
+    lanes = ego_lanes(straight_road(-0.5), CONFIG.lane_width_m)
+    plan = plan_trajectory(EgoState(0.0), 0.0, CONFIG.comfortable_decel_mps2, 0, CONFIG, lanes)
+    np.testing.assert_allclose(plan, 0.0, atol=1e-12)
+
+
 def test_with_a_map_the_plan_follows_the_curve_the_yaw_rate_does_not_show():
     # entering the left curve (radius 50 m) with no yaw rate yet: the plan stays on the lane's centre line, 50 m
     # from the curve's centre (0, 50), where the ego's own curvature would go straight on (the ego mid-way along a

@@ -99,7 +99,14 @@ def test_numba_matches_the_reference_on_random_and_adversarial_paths():
             points = np.round(points)
         end = float(rng.uniform(-np.pi, np.pi))
         start = float(rng.uniform(-np.pi, np.pi)) if case % 2 else None
-        reference = frenet_coordinates(path, points, end, start, backend="reference")
+        if case % 11 == 0:  # non-finite points, and now and then a non-finite vertex or heading
+            points[:3] = [[np.nan, 0.0], [np.inf, 1.0], [-np.inf, np.inf]]
+            if case % 22 == 0:
+                path[0, 0] = -np.inf
+            if case % 33 == 0:
+                end = np.nan
+        with np.errstate(invalid="ignore"):  # numpy's arithmetic on the non-finite cases
+            reference = frenet_coordinates(path, points, end, start, backend="reference")
         fast = frenet_coordinates(path, points, end, start, backend="numba")
         for name, expected, got in zip(("along", "across", "tangent"), reference, fast):
             np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-9, err_msg=f"case {case}: {name}")
