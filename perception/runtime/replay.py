@@ -9,9 +9,9 @@ captured just after the LiDAR are in): load the Frame from the buffers, detect, 
 Pacing: as fast as possible, or in real time (``realtime``, ``speed`` x faster). In real time, messages are
 delivered at their (scaled) capture time; while a frame is processed the next messages queue up, and the backlog
 is delivered before the next frame starts, so that when frames pile up behind a slow pipeline only the newest is
-processed and the others are recorded as skipped. Before a real-time clock starts, the detector runs once, untimed
-and unrecorded, on the first trigger's frame (loading Numba's compiled kernels and torch's first allocations), as a
-car starts its stack before it drives.
+processed and the others are recorded as skipped. Before a real-time clock starts, the step (detector and decision)
+runs once, untimed and unrecorded, on the first trigger's frame (loading Numba's compiled kernels, the decision's
+too, and torch's first allocations), as a car starts its stack before it drives.
 
 Latency (``latency_s`` in each record): in real time, the wall time from the trigger's (scaled) capture time to the
 decision, the sync window and any queueing included; as fast as possible, the end_to_end processing time (load +
@@ -40,7 +40,7 @@ from tqdm import tqdm
 
 from perception.datasets.frame import Frame
 from perception.datasets.ground_truth import GroundTruth, sample_ground_truth
-from perception.datasets.lane_map import log_lanes
+from perception.datasets.lane_map import LaneCentres, log_lanes
 from perception.decision import PlannerConfig
 from perception.detector import Detector, OracleDetector
 from perception.jsonfile import read_json
@@ -168,8 +168,10 @@ class ReplayClock:
 
 
 def _warm_up(detector: Detector, stream: Sequence[SensorMessage], options: ReplayOptions, drop: frozenset,
-             scene_token: str) -> None:
-    """One untimed detection on the first trigger's frame, built from a throwaway streaming state."""
+             scene_token: str, planner_config: PlannerConfig, lanes: Optional[LaneCentres]) -> None:
+    """One untimed step, detection and decision (a throwaway FrameStep, the scene's lane map), on the first
+    trigger's frame, built from a throwaway streaming state: the detector's and the decision's compiled kernels
+    load."""
     state = options.new_state(drop)
     first = next((m for m in stream if options.is_trigger(m)), None)
     if first is None:
@@ -179,7 +181,9 @@ def _warm_up(detector: Detector, stream: Sequence[SensorMessage], options: Repla
             break
         state.push(message)
     frame, _ = state.build_frame(first, scene_token)
-    detector.detect([frame])
+    frame_lanes = None if lanes is None else lanes.transformed(first.ego_pose.ego_to_global.inverse())
+    FrameStep(detector, planner_config, options.device)(
+        lambda: LoadedFrame(frame, state.recent_poses(first), lanes=frame_lanes))
 
 
 class SceneReplay:
@@ -213,7 +217,7 @@ class SceneReplay:
         drop = frozenset(SENSOR_GROUPS) - frozenset(detector.sensors)
         self.state = options.new_state(drop)
         if options.realtime and not isinstance(detector, OracleDetector):  # the oracle has nothing to warm up
-            _warm_up(detector, self.stream, options, drop, self.scene["token"])
+            _warm_up(detector, self.stream, options, drop, self.scene["token"], planner_config, self.lanes)
         self.step = FrameStep(detector, planner_config, options.device)
         self.summary = ReplaySummary(scene=self.scene["name"], messages=len(self.stream), resumed=len(self.done))
         self.outputs = ReplayOutputs(out_dir, self.done.values(), options.video, options.mcap,

@@ -12,7 +12,7 @@ import pytest
 
 from perception.cli.replay import main as replay_main
 from perception.datasets.loader import load_frame
-from perception.decision import EgoState
+from perception.decision import EgoState, decide
 from perception.datasets.ego_log import keyframe_lidar_pose, past_ego_poses
 from perception.datasets.lane_map import keyframe_lanes
 from perception.decision.learned import EGO_FEATURE_HISTORY_S, past_ego_features, plan_maneuver
@@ -21,6 +21,7 @@ from perception.decision.tracking import AgentTracker
 from perception.maneuvers import Maneuver
 from perception.models.planning_types import EGO_FEATURES
 from perception.detector import OracleDetector
+import perception.runtime.step
 from perception.runtime.faults import FaultPlan
 from perception.runtime.mcap_writer import read_mcap
 from perception.runtime.messages import scene_messages
@@ -305,16 +306,25 @@ def test_real_time_pacing_skips_and_counts_late_frames(nusc_synthetic, tmp_path)
     assert summary.wall_s >= summary.sensor_duration_s / 4
 
 
-def test_real_time_replay_warms_the_detector_up_once_before_the_clock(nusc_synthetic, tmp_path):
+def test_real_time_replay_warms_the_step_up_once_before_the_clock(nusc_synthetic, tmp_path, monkeypatch):
     scene = _scene(nusc_synthetic)
     keyframes = _keyframes(nusc_synthetic, scene)
     detector = NoBoxes()
+    decided = []
+
+    def counting_decide(*args, **kwargs):
+        decided.append(kwargs.get("lanes"))
+        return decide(*args, **kwargs)
+
+    monkeypatch.setattr(perception.runtime.step, "decide", counting_decide)
     summary = replay_scene(nusc_synthetic, scene, detector, str(tmp_path),
                            ReplayOptions(realtime=True, speed=8.0, lidar_sweeps=1, video=False, mcap=False),
                            progress=False)
     # how many frames a loaded machine skips at 8x is not this test's business: every keyframe is recorded once
     assert summary.processed + summary.skipped == len(keyframes) and summary.processed >= 1
     assert len(detector.frames) == summary.processed + 1  # the warm-up frame is detected, not recorded
+    assert len(decided) == summary.processed + 1  # and decided (the decision's kernels load), with the lane map
+    assert decided[0] is not None
     assert detector.frames[0].timestamp_us == detector.frames[1].timestamp_us == keyframes[0].timestamp_us
     assert len(read_frame_records(str(tmp_path / "frames.jsonl"))) == len(keyframes)
 
