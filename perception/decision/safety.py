@@ -14,8 +14,8 @@ this order:
    The plan's speeds are kept on the ego's current path instead (the same distances along the ego's current
    curvature, perception.decision.planner.lane_plan on the straight lanes; see below), named by the logged
    drive's label rules (STOP, BRAKE, FOLLOW or KEEP_LANE), and that plan goes through checks 2 and 3; the reason
-   names the missing lane or each such agent (where it is, how fast). Agents ahead in the target lane are checks 2 and 3's (the rule planner's front time
-   gap is its own comfort choice, not a limit of safety);
+   names the missing lane or each such agent (where it is, how fast). Agents ahead in the target lane are checks 2
+   and 3's (the rule planner's front time gap is its own comfort choice, not a limit of safety);
 2. a plan whose ego footprint (perception.decision.collision) overlaps an agent's predicted footprint at some step
    is vetoed, unless at the first such step the agent's centre is behind the planned ego centre (along the plan)
    and it moves faster along the plan than the plan does: an agent running into the ego from behind or
