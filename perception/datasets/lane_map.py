@@ -76,8 +76,10 @@ def write_lane_centres(table_dir: Union[str, Path], maps: Dict[str, LaneCentres]
 
 
 def read_lane_centres(table_dir: Union[str, Path]) -> Optional[Dict[str, LaneCentres]]:
-    """The lanes beside a world's tables by log token; None when the world has none; a ValueError naming the
-    file when it is unreadable or a lane has fewer than two points. Read once per version of the file."""
+    """The lanes beside a world's tables by log token, a point repeated in a row along a line read once; None when
+    the world has none; a ValueError naming the file and the log when it is unreadable, a log has no lane, a lane
+    width is not finite and positive, or a lane has a point that is not finite or fewer than two distinct points.
+    Read once per version of the file."""
     path = Path(table_dir) / LANES_FILE
     if not path.exists():
         return None
@@ -94,8 +96,17 @@ def _read_lane_file(path: str, modified_ns: int) -> Dict[str, LaneCentres]:
                 for token, entry in raw.items()}
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
         raise ValueError(f"{path}: unreadable lane centre lines ({error})") from None
-    if any(len(line) < 2 for lanes in maps.values() for line in lanes.lines):
-        raise ValueError(f"{path}: a lane centre line needs at least two points")
+    for token, lanes in maps.items():
+        if not lanes.lines:
+            raise ValueError(f"{path}: log {token} has no lane")
+        if not (math.isfinite(lanes.width_m) and lanes.width_m > 0):
+            raise ValueError(f"{path}: log {token}: lane width {lanes.width_m} must be finite and > 0")
+        if not all(np.isfinite(line).all() for line in lanes.lines):
+            raise ValueError(f"{path}: log {token}: a lane centre line has a point that is not finite")
+        lines = tuple(line[np.r_[True, np.any(np.diff(line, axis=0) != 0, axis=1)]] for line in lanes.lines)
+        if any(len(line) < 2 for line in lines):
+            raise ValueError(f"{path}: log {token}: a lane centre line needs at least two distinct points")
+        maps[token] = LaneCentres(lines, lanes.width_m)
     return maps
 
 

@@ -103,6 +103,11 @@ class ManeuverLabelConfig:
         return self.step_s * np.arange(first, round(self.horizon_s / self.step_s) + 1)
 
 
+def same_times(times_s: np.ndarray, expected_s: np.ndarray) -> bool:
+    """Whether two time grids [s] are the same: as many times, each within np.allclose's tolerance."""
+    return np.shape(times_s) == np.shape(expected_s) and bool(np.allclose(times_s, expected_s))
+
+
 def label_maneuver(times_s: np.ndarray, ego_xy: np.ndarray, ego_yaw: np.ndarray, road_users_xy: np.ndarray,
                    config: ManeuverLabelConfig = ManeuverLabelConfig(), lanes: Optional[LaneCentres] = None
                    ) -> Maneuver:
@@ -115,7 +120,8 @@ def label_maneuver(times_s: np.ndarray, ego_xy: np.ndarray, ego_yaw: np.ndarray,
     """
     times_s = np.asarray(times_s, dtype=np.float64)
     expected = config.window_times_s
-    if len(times_s) < 2 or not np.allclose(times_s, expected[len(expected) - len(times_s):]) or times_s[0] > 0:
+    if (len(times_s) < 2 or len(times_s) > len(expected) or times_s[0] > 0
+            or not same_times(times_s, expected[len(expected) - len(times_s):])):
         raise ValueError(f"label_maneuver: times_s {times_s.tolist()} must end the window {expected.tolist()} "
                          f"and contain 0 .. {config.horizon_s} s")
     ego_xy = np.asarray(ego_xy, dtype=np.float64).reshape(len(times_s), 2)

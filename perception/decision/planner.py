@@ -291,7 +291,15 @@ def assess_frame(boxes: Boxes3D, ego: EgoState, config: PlannerConfig,
                  lanes: Optional[LaneCentres] = None) -> FrameAssessment:
     """The boxes scoring >= config.min_score assessed (rule 1, the lane-change gap checks) for an ego that
     reverses treated as standing; the optional per-box accelerations [m/s^2] and the map's ``lanes`` as in
-    ``decide``."""
+    ``decide``. ValueError naming the boxes with a value that is not finite (a box that cannot be placed or
+    moved is not one to ignore)."""
+    finite = (np.isfinite(boxes.centers).all(axis=1) & np.isfinite(boxes.sizes).all(axis=1)
+              & np.isfinite(boxes.yaws) & np.isfinite(boxes.velocities).all(axis=1) & np.isfinite(boxes.scores))
+    if agent_accelerations_mps2 is not None and len(agent_accelerations_mps2) == len(boxes):
+        finite &= np.isfinite(np.asarray(agent_accelerations_mps2, dtype=np.float64))
+    if not finite.all():
+        raise ValueError(f"boxes {np.flatnonzero(~finite).tolist()} of {len(boxes)} hold a value that is not finite "
+                         f"(centre, size, yaw, velocity, score or acceleration)")
     kept = np.flatnonzero(boxes.scores >= config.min_score)
     agents = boxes[kept]
     accelerations = _kept_agent_values(agent_accelerations_mps2, boxes, kept, "agent accelerations")
@@ -313,7 +321,7 @@ def decide(boxes: Boxes3D, ego: EgoState, config: PlannerConfig = PlannerConfig(
     as standing still) and yaw rate. agent_accelerations_mps2: optional (N,) [m/s^2] along each velocity
     (perception.decision.tracking) for a constant-acceleration prediction; without them agents keep constant
     velocity. lanes: the map's lanes in the ego frame where the data has a lane map (perception.decision.lanes),
-    else straight lanes.
+    else straight lanes. ValueError when a box holds a value that is not finite (assess_frame).
     """
     frame = assess_frame(boxes, ego, config, agent_accelerations_mps2, lanes)
     kept, agents, speed, assessment = frame.kept, frame.agents, frame.speed_mps, frame.assessment

@@ -31,7 +31,7 @@ this order:
 A veto first slows the proposed plan along its own path (its lane change, its curve): each step no further along
 the path than the plan's and than braking from the ego's speed now down to the blocking agent's forward speed at
 the step of the hazard (a standstill when it stands; never faster than the ego drives now) at the least multiple
-of ``slowdown_step_mps2`` (0 first: no faster than now; up to ``max_decel_mps2``) with which checks 2 and 3 pass,
+of ``slowdown_step_mps2`` (0 first: no faster than now; ``max_decel_mps2`` last) with which checks 2 and 3 pass,
 the same checks as every proposed plan's (its braking margin too at ``max_decel_mps2``: the layer asks one margin
 of the plans it keeps and of those it writes, and plans again at the next frame). Named by the logged drive's
 label rules on its steps' mean speeds (perception.datasets.maneuver_labels: STOP when it stands within the
@@ -42,10 +42,14 @@ When even braking at ``max_decel_mps2`` along the path does not clear it (no gen
 could only pass an agent by arriving before it), the veto falls back to a braking plan on the ego's current path
 (lane_plan on the straight lanes): down to the blocking agent's forward speed at the step of the hazard, never
 faster than the ego drives now (to a standstill when that is standing), at the deceleration the blocking agent needs
-clipped to [comfortable, max] (``max_decel_mps2`` when the blocking agent is beside the path, not in it); when that
-plan fails checks 2 or 3 itself (the blocking agent may be beside the path, another one in it), to a standstill at
-``max_decel_mps2``. That fallback is named by what it does within the horizon, by the label rule for STOP
-(stands_still), else BRAKE (a stop further on, or a slowing to the agent's speed). A kept plan keeps its maneuver;
+clipped to [comfortable, max] (``max_decel_mps2`` when the blocking agent is beside the path, not in it; the
+need is read at constant velocities); when that plan fails checks 2 or 3 itself (the blocking agent may be beside
+the path, another one in it, or brake harder than constant velocity assumed), to a standstill at
+``max_decel_mps2``. Each step of these plans is no further along than the proposed plan's (a veto never plans
+further than the plan it vetoes: a proposed stop harder than ``max_decel_mps2`` keeps its distances); a standstill
+at ``max_decel_mps2`` that still fails is returned, and the reason names what it still meets ("even so ..."). That
+fallback is named by what it does within the horizon, by the label rule for STOP (stands_still), else BRAKE (a stop
+further on, or a slowing to the agent's speed). A kept plan keeps its maneuver;
 its reason names the closest agent in the path, its gap and TTC.
 
 The layer slows plans, it does not steer: its own plans keep the ego's current curvature even where the lane map
@@ -62,12 +66,12 @@ import numpy as np
 
 from perception.datasets.lane_map import LaneCentres
 from perception.datasets.maneuver_labels import (VEHICLE_LABELS, ManeuverLabelConfig, brakes, label_maneuver,
-                                                  stands_still)
+                                                  same_times, stands_still)
 from perception.decision.collision import ego_footprints, footprints_overlap, path_coordinates, plan_headings
 from perception.decision.ego_state import EgoState
 from perception.decision.lanes import EgoLanes
 from perception.decision.planner import (AgentAssessment, assess_frame, describe_agent, describe_in_lane, lane_plan,
-                                         plan_trajectory, travelled_distance_m)
+                                         travelled_distance_m)
 from perception.decision.prediction import half_length_along_x, lane_index, speed_factors_at
 from perception.decision.types import Decision, PlannerConfig
 from perception.geometry import Boxes3D
@@ -86,6 +90,7 @@ def check_plan(trajectory: np.ndarray, maneuver: Maneuver, boxes: Boxes3D, ego: 
     if trajectory.shape != (config.horizon_steps, 2) or not np.all(np.isfinite(trajectory)):
         raise ValueError(f"check_plan: the trajectory must be finite ({config.horizon_steps}, 2), got "
                          f"{trajectory.shape}")
+    _check_label_future(config, ManeuverLabelConfig())  # its plans are named by the label rules' brake and stop
     frame = assess_frame(boxes, ego, config, agent_accelerations_mps2, lanes)
     kept, agents, speed, assessment = frame.kept, frame.agents, frame.speed_mps, frame.assessment
     left_ok, right_ok, ttc = frame.left_ok, frame.right_ok, frame.ttc_s
@@ -132,13 +137,31 @@ def check_plan(trajectory: np.ndarray, maneuver: Maneuver, boxes: Boxes3D, ego: 
                             f"path, {how}: {found}", True)
         needed = assessment.required_decel_mps2[local] if assessment.in_path[local] else config.max_decel_mps2
         decel = float(np.clip(needed, config.comfortable_decel_mps2, config.max_decel_mps2))
-        plan = plan_trajectory(ego, target, decel, 0, config)
+        proposed_along = np.cumsum(plan_speeds_mps(trajectory, config)) * config.step_s  # (T,) [m]
+
+        def braking(target_mps: float, decel_mps2: float):  # (plan, whether the proposed plan's distances bind)
+            along = travelled_distance_m(max(ego.speed_mps, 0.0), target_mps, config.comfortable_accel_mps2,
+                                         decel_mps2, config.step_times_s)
+            capped = np.minimum(along, proposed_along)
+            return lane_plan(capped, ego, config, EgoLanes(config.lane_width_m)), bool(np.any(capped < along))
+
+        def hazard_of(plan: np.ndarray):
+            return _first_hazard(plan, agents, assessment.predicted, _relative_to_plan(
+                plan, agents, assessment.predicted, speed_factors, config), config)
+
+        plan, capped = braking(target, decel)
         reason = f"vetoed the proposed {maneuver.value} plan: {found}; braking at {decel:.1f} m/s^2"
-        if not stopped and _first_hazard(plan, agents, assessment.predicted, _relative_to_plan(
-                plan, agents, assessment.predicted, speed_factors, config), config) is not None:
+        left = hazard_of(plan)
+        if left is not None and not (stopped and decel == config.max_decel_mps2):
             stopped, target, decel = True, 0.0, config.max_decel_mps2
-            plan = plan_trajectory(ego, target, decel, 0, config)
+            plan, capped = braking(target, decel)
             reason += f"; that plan not clear either: stopping at {decel:.1f} m/s^2"
+            left = hazard_of(plan)
+        if capped:
+            reason += ", no further along than the proposed plan"
+        if left is not None:
+            reason += (f"; even so {describe_agent(agents, kept[left[0]], assessment, left[0])} {left[2]} at "
+                       f"{config.step_times_s[left[1]]:.1f} s")
         named = Maneuver.STOP if stands_still(plan_speeds_mps(plan, config)) else Maneuver.BRAKE
         return decision(named, target, local, plan, reason, True)
 
@@ -161,10 +184,8 @@ def plan_label(trajectory: np.ndarray, boxes: Boxes3D, config: PlannerConfig = P
     (K, 2) [m] / (K,) [rad] at the last K of the rules' past times (none: from now), with the detected vehicles
     (``boxes``, ego frame, scores >= config.min_score) as the road users and the map's ``lanes`` where there is a
     lane map. ValueError when the plan's step times are not the rules' future, or the shapes do not fit them."""
+    _check_label_future(config, labels)
     window = labels.window_times_s
-    if not np.allclose(config.step_times_s, window[window > 0]):
-        raise ValueError(f"the plan's step times {config.step_times_s.tolist()} differ from the label rules' "
-                         f"{window[window > 0].tolist()}")
     past_times = np.count_nonzero(window < 0)
     if (np.shape(trajectory) != (config.horizon_steps, 2) or np.ndim(past_xy) != 2 or np.shape(past_xy)[1] != 2
             or len(past_xy) > past_times or np.shape(past_yaw) != (len(past_xy),)):
@@ -178,6 +199,14 @@ def plan_label(trajectory: np.ndarray, boxes: Boxes3D, config: PlannerConfig = P
                           labels, lanes)
 
 
+def _check_label_future(config: PlannerConfig, labels: ManeuverLabelConfig) -> None:
+    """ValueError when the plans' step times are not the label rules' future (the rules name plans)."""
+    future = labels.window_times_s[labels.window_times_s > 0]
+    if not same_times(config.step_times_s, future):
+        raise ValueError(f"the plan's step times {config.step_times_s.tolist()} differ from the label rules' "
+                         f"{future.tolist()}")
+
+
 def plan_speeds_mps(trajectory: np.ndarray, config: PlannerConfig) -> np.ndarray:
     """(T,) the mean speed [m/s] over each step of a plan (T, 2) [m] at config.step_times_s, from the rear axle
     now at the origin."""
@@ -189,7 +218,7 @@ def _slowed_along_path(trajectory: np.ndarray, speed_mps: float, target_speed_mp
                        predicted: np.ndarray, speed_factors: np.ndarray, config: PlannerConfig):
     """(plan (T, 2) [m], deceleration [m/s^2]): the proposed ``trajectory``'s path driven no faster than braking
     from ``speed_mps`` down to ``target_speed_mps`` (<= speed_mps) at the least multiple of
-    config.slowdown_step_mps2 (0 first: holding ``speed_mps``) up to max_decel_mps2 that clears checks 2 and 3
+    config.slowdown_step_mps2 (0 first: holding ``speed_mps``; max_decel_mps2 last) that clears checks 2 and 3
     (_first_hazard) against the agents' predictions (N, T + 1, 3) and
     speed factors (N, T); None when braking at max_decel_mps2 along the path does not clear it (then no gentler
     slowing is sought: it could only pass an agent by arriving before it). Each step's arc length along the path
@@ -209,6 +238,8 @@ def _slowed_along_path(trajectory: np.ndarray, speed_mps: float, target_speed_mp
 
     steps = int(np.floor(config.max_decel_mps2 / config.slowdown_step_mps2 + 1e-9))
     decels = config.slowdown_step_mps2 * np.arange(steps + 1)  # 0: no faster than now
+    if decels[-1] < config.max_decel_mps2 - 1e-9:  # max_decel_mps2 not a multiple of the step: it still ends them
+        decels = np.append(decels, config.max_decel_mps2)
     hardest = slowed(decels[-1])
     hardest_plan = None if np.array_equal(hardest, arc[1:]) else clear(hardest)
     if hardest_plan is None:

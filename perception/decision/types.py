@@ -48,7 +48,7 @@ class PlannerConfig:
     """Hardest deceleration the plan uses."""
     slowdown_step_mps2: float = 0.5
     """The safety layer first slows a vetoed plan along its own path, at the least multiple of this deceleration
-    (up to max_decel_mps2) that clears its checks (perception.decision.safety)."""
+    below max_decel_mps2, else max_decel_mps2 itself, that clears its checks (perception.decision.safety)."""
     comfortable_accel_mps2: float = 1.5
     """Acceleration used to speed up towards the target speed."""
     min_ttc_s: float = 3.0

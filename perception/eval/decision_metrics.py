@@ -42,6 +42,7 @@ from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
+from perception.datasets.maneuver_labels import same_times
 from perception.decision import PlannerConfig
 from perception.decision.collision import plan_collisions
 from perception.eval.resampling import INTERVAL_LEVEL, keyframe_draws, percentile_interval
@@ -161,7 +162,7 @@ def grade_plans(frames: Sequence[PlannedFrame], config: PlannerConfig = PlannerC
     names = list(frames[0].plans)
     for frame in frames:
         token = frame.future.sample_token
-        if not np.allclose(frame.future.times_s, times_s):
+        if not same_times(frame.future.times_s, times_s):
             raise ValueError(f"sample {token}: step times {frame.future.times_s.tolist()} differ from "
                              f"{times_s.tolist()}")
         if list(frame.plans) != names:

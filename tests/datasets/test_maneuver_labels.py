@@ -226,9 +226,25 @@ def test_the_tiny_world_writes_its_lane_maps(synthetic_root, nusc_synthetic):
 
 def test_an_unreadable_lane_map_is_named(tmp_path):
     assert read_lane_centres(str(tmp_path)) is None  # no lane map: the labels use the poses alone
-    (tmp_path / LANES_FILE).write_text('{"log": {"lane_width_m": 3.5, "lanes": [[[0, 0]]]}}')
-    with pytest.raises(ValueError, match="lane_centres.json: a lane centre line needs at least two points"):
-        read_lane_centres(str(tmp_path))
+    for lanes, width, problem in [("[[[0, 0]]]", 3.5, "log log: a lane centre line needs at least two distinct"),
+                                  ("[[[0, 0], [0, 0]]]", 3.5, "at least two distinct points"),
+                                  ("[]", 3.5, "log log has no lane"),
+                                  ("[[[0, 0], [1, 0]]]", 0, "lane width 0.0 must be finite and > 0"),
+                                  ("[[[0, 0], [NaN, 0]]]", 3.5, "a point that is not finite")]:
+        case = tmp_path / f"case_{len(list(tmp_path.iterdir()))}"  # a file of its own (the reading is cached)
+        case.mkdir()
+        (case / LANES_FILE).write_text(f'{{"log": {{"lane_width_m": {width}, "lanes": {lanes}}}}}')
+        with pytest.raises(ValueError, match=f"lane_centres.json: {problem}" if problem.startswith("log log:")
+                           else problem):
+            read_lane_centres(str(case))
+    # a point repeated at a line's end is read once: the line goes on along its last segment (+y), not along +x
+    # (the heading of a zero-length segment)
+    (tmp_path / "repeated").mkdir()
+    (tmp_path / "repeated" / LANES_FILE).write_text(
+        '{"log": {"lane_width_m": 3.5, "lanes": [[[0, 0], [0, 10], [0, 10]]]}}')
+    lanes = read_lane_centres(str(tmp_path / "repeated"))["log"]
+    assert lanes.lines[0].tolist() == [[0.0, 0.0], [0.0, 10.0]]
+    assert lanes.lane_of(np.array([[0.0, 50.0]]), [np.pi / 2]) == [0]
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / LANES_FILE).write_text('{"log": {"lanes": []}}')
     with pytest.raises(ValueError, match="lane_centres.json: unreadable"):

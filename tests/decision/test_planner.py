@@ -155,6 +155,24 @@ def test_low_scores_are_ignored_and_indices_refer_to_the_input():
     assert decision.maneuver is Maneuver.STOP and decision.critical_object == 1
 
 
+@pytest.mark.parametrize("field, value", [("centers", (np.nan, 0.0, 0.9)), ("velocities", (np.inf, 0.0)),
+                                          ("scores", np.nan), ("yaws", np.nan), ("sizes", (1.9, np.nan, 1.6))])
+def test_a_box_that_is_not_finite_is_an_error_not_an_empty_road(field, value):
+    # a car standing 4.3 m ahead makes the ego stop; the same car with one value not finite is not silently
+    # dropped (a NaN centre or score fails every comparison and would leave the lane "clear")
+    boxes = agents(("car", 30, 0, 0, 0), ("car", 4.3 + FRONT, 0, 0, 0))
+    assert decide(boxes, EgoState(10.0)).maneuver is Maneuver.STOP
+    columns = {name: np.array(getattr(boxes, name), dtype=np.float64) for name in
+               ("centers", "sizes", "yaws", "velocities", "scores")}
+    columns[field][1] = value
+    broken = Boxes3D(columns["centers"], columns["sizes"], columns["yaws"], columns["velocities"], boxes.labels,
+                     columns["scores"])
+    with pytest.raises(ValueError, match=r"boxes \[1\] of 2 hold a value that is not finite"):
+        decide(broken, EgoState(10.0))
+    with pytest.raises(ValueError, match=r"boxes \[0\] of 2"):
+        decide(boxes, EgoState(10.0), agent_accelerations_mps2=np.array([np.nan, 0.0]))
+
+
 def test_curve_lowers_the_speed_and_bends_the_plan():
     ego = EgoState(10.0, yaw_rate_rps=0.5)  # curvature 0.05 1/m: sqrt(3 / 0.05) = 7.75 m/s
     assert speed_limit_mps(ego, CONFIG) == pytest.approx(math.sqrt(60))

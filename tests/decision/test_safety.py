@@ -115,6 +115,55 @@ def test_a_braking_plan_that_is_not_clear_either_becomes_a_stop():
     assert decision.trajectory[-1, 0] <= 5.0 ** 2 / (2 * CONFIG.max_decel_mps2) + 1e-6
 
 
+def test_a_veto_never_plans_further_along_than_the_plan_it_vetoes():
+    # the ego at 10 m/s proposes a stop at 8 m/s^2 (x = 10 t - 4 t^2 to 6.25 m at 1.25 s), harder than
+    # max_decel_mps2, towards a car standing with its rear 7 m ahead of the ego's front: at 0.5 s (4 m, 8 m/s over
+    # the step) it leaves 3.0 m of the 1 + 8^2 / 12 = 6.3 m braking margin: vetoed. Braking at 6 m/s^2 would stop
+    # at 10^2 / 12 = 8.33 m, 1.33 m into the car (at 1.5 s 8.25 m); the veto's plan is held to the proposed
+    # plan's distances: its stop, still short of the margin, and the reason says so
+    t = CONFIG.step_times_s
+    stop = np.minimum(t, 1.25)
+    proposed = np.c_[10.0 * stop - 4.0 * stop ** 2, np.zeros(CONFIG.horizon_steps)]
+    car = agents(("car", CONFIG.ego_front_m + 7.0 + 2.3, 0, 0, 0))
+    decision = check_plan(proposed, Maneuver.STOP, car, EgoState(10.0))
+    assert decision.vetoed and decision.maneuver is Maneuver.STOP
+    np.testing.assert_allclose(decision.trajectory, proposed, atol=1e-12)
+    assert ("leaves 3.0 m of the 6.3 m braking margin at 0.5 s; braking at 6.0 m/s^2, no further along than the "
+            "proposed plan; even so car #0 at 0.0 m/s, 7.0 m ahead leaves 3.0 m of the 6.3 m braking margin at "
+            "0.5 s") in decision.reason
+
+
+def test_a_braking_fallback_into_a_lead_braking_hard_becomes_the_hardest_stop():
+    # the ego at 15 m/s keeps its speed behind a lead 12 m ahead (centre 12 + 2.3 m past the ego's front) at
+    # 10 m/s braking at 9 m/s^2: it stops after 1.11 s, 5.56 m on, its rear 20.998 m from the rear axle; the plan
+    # collides at 1.5 s. Braking down to its speed at the hazard (0) at the comfortable 2.5 m/s^2 (the gap at
+    # constant velocity needs less) collides too (19.69 m at 1.5 s, the ego's front 23.1 m); stopping at 6 m/s^2,
+    # x = 15 t - 3 t^2 (6.75, 12, 15.75, 18, 18.75 m), the front 21.44 m at 2.0 s still reaches it: STOP, said
+    lead = agents(("car", CONFIG.ego_front_m + 12.0 + 2.3, 0, 10, 0))
+    decision = check_plan(_straight(15.0), Maneuver.KEEP_LANE, lead, EgoState(15.0),
+                          agent_accelerations_mps2=np.array([-9.0]))
+    assert decision.vetoed and decision.maneuver is Maneuver.STOP
+    assert ("collides with the plan at 1.5 s; braking at 2.5 m/s^2; that plan not clear either: stopping at "
+            "6.0 m/s^2; even so car #0 at 10.0 m/s braking at 9.0 m/s^2, 12.0 m ahead collides with the plan at "
+            "2.0 s") in decision.reason
+    stop = np.minimum(CONFIG.step_times_s, 2.5)
+    np.testing.assert_allclose(decision.trajectory[:, 0], 15.0 * stop - 3.0 * stop ** 2)
+
+
+def test_slowing_along_the_path_tries_max_decel_when_it_is_not_a_multiple_of_the_step():
+    # slowdown steps of 0.7 m/s^2 end at 5.6 below max_decel_mps2 6.0. The ego at 15 m/s, a car standing 23 m
+    # ahead of its front: constant velocity collides at 2.0 s. Braking at 5.6 along the path, at 0.5 s 6.8 m
+    # (13.6 m/s over the step) leaves 16.2 m of 1 + 13.6^2 / 12 = 16.41: not clear; at 6.0, 6.75 m (13.5 m/s)
+    # leaves 16.25 of 16.19, at 1.0 s 11 of 1 + 10.5^2 / 12 = 10.19, and it stops at 18.75 m, 4.25 m short
+    config = PlannerConfig(slowdown_step_mps2=0.7)
+    car = agents(("car", config.ego_front_m + 23.0 + 2.3, 0, 0, 0))
+    decision = check_plan(_straight(15.0), Maneuver.KEEP_LANE, car, EgoState(15.0), config)
+    assert decision.vetoed and decision.maneuver is Maneuver.STOP
+    assert "slowed the proposed KEEP_LANE plan along its path, braking at 6.0 m/s^2" in decision.reason
+    stop = np.minimum(config.step_times_s, 2.5)
+    np.testing.assert_allclose(decision.trajectory[:, 0], 15.0 * stop - 3.0 * stop ** 2)
+
+
 def test_an_agent_running_into_a_braking_plan_from_behind_does_not_veto_it():
     # the ego at 10 m/s brakes at 3 m/s^2: x(t) = 10 t - 1.5 t^2, 8.5 m at 1.0 s, 14.0 m at 2.0 s (4.75 m/s over
     # the step before), its centre 1.4 m ahead of that. A car (4.6 x 1.9 m) 8 m behind at 10 m/s: its front
@@ -253,6 +302,12 @@ def test_a_lane_change_behind_a_lead_of_the_same_speed_is_kept():
 def test_a_bad_plan_is_rejected():
     with pytest.raises(ValueError, match="trajectory"):
         check_plan(np.zeros((3, 2)), Maneuver.KEEP_LANE, agents(), EgoState(10.0))
+    # the layer names its plans by the label rules' brake and stop on their 0.5 s grid: a plan on another grid is
+    # an error (a 2 m/s^2 slowing reads as a brake over 1 s on that grid, not over 0.5 s on a 0.25 s one)
+    quarter = PlannerConfig(step_s=0.25, horizon_steps=12)
+    with pytest.raises(ValueError, match=r"step times \[0.25, 0.5, .* differ from the label rules' \[0.5, 1.0"):
+        check_plan(np.c_[10.0 * quarter.step_times_s, np.zeros(12)], Maneuver.CHANGE_LANE_LEFT, agents(),
+                   EgoState(10.0), quarter)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])  # ~1 in 4 slows

@@ -53,6 +53,14 @@ def test_l2_and_collisions_per_horizon_in_both_conventions():
     assert decisions["num_frames"] == 2 and decisions["num_frames_labelled"] == 1
 
 
+def test_frames_on_different_step_grids_are_an_error_naming_the_sample():
+    short = LoggedFuture("b", TIMES[:4], np.c_[TIMES[:4], np.zeros(4)], np.ones(4, bool),
+                         tuple(Boxes3D.empty() for _ in range(4)), np.ones(4, bool))
+    plans = {"cv": (np.c_[TIMES, np.zeros(6)], KEEP)}
+    with pytest.raises(ValueError, match=r"sample b: step times \[0.5, 1.0, 1.5, 2.0\] differ"):
+        grade_planners([PlannedFrame(_future("a", 1.0), KEEP, plans), PlannedFrame(short, KEEP, plans)])
+
+
 def test_maneuver_grading_against_the_logged_labels():
     logged = [KEEP, KEEP, BRAKE, STOP, LEFT, LEFT, RIGHT, FOLLOW]
     decided = [KEEP, BRAKE, BRAKE, KEEP, LEFT, RIGHT, KEEP, LEFT]

@@ -110,6 +110,14 @@ def test_numba_matches_the_reference_on_random_and_adversarial_paths():
         fast = frenet_coordinates(path, points, end, start, backend="numba")
         for name, expected, got in zip(("along", "across", "tangent"), reference, fast):
             np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-9, err_msg=f"case {case}: {name}")
+    # a NaN point on a path that starts standing: its bound is NaN, so the first segment is taken, of zero length
+    # (numpy divides 0 by 0 into NaN; Numba's default division raised ZeroDivisionError for every point)
+    path, points = np.array([[0.0, 0.0], [0.0, 0.0], [5.0, 0.0]]), np.array([[np.nan, 0.0], [1.0, 1.0]])
+    with np.errstate(invalid="ignore"):
+        reference = frenet_coordinates(path, points, 0.0, backend="reference")
+    for expected, got in zip(reference, frenet_coordinates(path, points, 0.0, backend="numba")):
+        np.testing.assert_allclose(got, expected)
+    np.testing.assert_allclose([value[1] for value in reference], [1.0, 1.0, 0.0])
 
 
 def test_path_points_on_an_l_shaped_path():
