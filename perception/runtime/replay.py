@@ -9,7 +9,8 @@ captured just after the LiDAR are in): load the Frame from the buffers, detect, 
 Pacing: as fast as possible, or in real time (``realtime``, ``speed`` x faster). In real time, messages are
 delivered at their (scaled) capture time; while a frame is processed the next messages queue up, and the backlog
 is delivered before the next frame starts, so that when frames pile up behind a slow pipeline only the newest is
-processed and the others are recorded as skipped. Before a real-time clock starts, the step (detector and decision)
+processed (from what it would have read on time: the buffers keep that much) and the others are recorded as
+skipped. Before a real-time clock starts, the step (detector and decision)
 runs once, untimed and unrecorded, on the first trigger's frame (loading Numba's compiled kernels, the decision's
 too, and torch's first allocations), as a car starts its stack before it drives.
 
@@ -46,10 +47,10 @@ from perception.detector import Detector, OracleDetector
 from perception.jsonfile import read_json
 from perception.runtime.faults import FaultPlan, inject_faults
 from perception.runtime.messages import SensorMessage, find_scene, scene_messages
-from perception.runtime.records import FRAMES_FILE, boxes_to_json, plan_to_json, read_frame_records
+from perception.runtime.records import FRAMES_FILE, boxes_from_json, boxes_to_json, plan_to_json, read_frame_records
 from perception.runtime.replay_outputs import ReplayOutputs
 from perception.runtime.step import FrameStep, LoadedFrame
-from perception.runtime.streaming import DEFAULT_STALE_AFTER_S, FrameStatus, StreamingState
+from perception.runtime.streaming import DEFAULT_STALE_AFTER_S, DEFAULT_SYNC_WINDOW_S, FrameStatus, StreamingState
 from perception.sensors import KEYFRAME_PERIOD_S, LIDAR_CHANNEL, NOMINAL_PERIOD_S, SENSOR_GROUPS
 from perception.timing import latency_summary, summarize_records
 
@@ -66,7 +67,7 @@ class ReplayOptions:
     realtime: bool = False
     speed: float = 1.0
     stale_after_s: float = DEFAULT_STALE_AFTER_S
-    sync_window_s: float = 0.05
+    sync_window_s: float = DEFAULT_SYNC_WINDOW_S
     deadline_s: Optional[float] = None
     lidar_sweeps: int = 10
     radar_sweeps: int = 6
@@ -80,8 +81,8 @@ class ReplayOptions:
     def __post_init__(self) -> None:
         if not self.speed > 0:
             raise ValueError(f"speed must be positive, got {self.speed}")
-        if self.sync_window_s < 0:
-            raise ValueError(f"sync_window_s must be >= 0, got {self.sync_window_s}")
+        if not (math.isfinite(self.sync_window_s) and self.sync_window_s >= 0):
+            raise ValueError(f"sync_window_s must be finite and >= 0, got {self.sync_window_s}")
         if self.deadline_s is not None and not self.deadline_s > 0:
             raise ValueError(f"deadline_s must be positive, got {self.deadline_s}")
         if not 0.0 <= self.display_min_score <= 1.0:
@@ -102,7 +103,8 @@ class ReplayOptions:
 
     def new_state(self, drop: frozenset) -> StreamingState:
         """An empty streaming state with these buffers, leaving out the sensor groups in ``drop``."""
-        return StreamingState(self.lidar_sweeps, self.radar_sweeps, self.stale_after_s, self.image_size, drop)
+        return StreamingState(self.lidar_sweeps, self.radar_sweeps, self.stale_after_s, self.image_size, drop,
+                              sync_window_s=self.sync_window_s, backlog_s=self.trigger_period_s)
 
 
 @dataclass
@@ -309,11 +311,13 @@ class SceneReplay:
 
     def _redraw(self, key: SensorMessage) -> None:
         """A trigger done in an earlier run: a processed one's frame built again as the first run built it (which
-        counts its faults and leaves its corrupt files out of the buffers), and its picture and MCAP messages
-        again, from its record."""
+        counts its faults and leaves its corrupt files out of the buffers), its detections fed to the step's
+        tracker as the first run fed them (the later frames' tracked motion reads them), and its picture and MCAP
+        messages again, from its record."""
         record = self.done[key.sample_data_token]
         if record["status"] == "processed":
             frame, _ = self.state.build_frame(key, self.scene["token"])
+            self.step.tracker.update(boxes_from_json(record["detections"]), frame.ego_pose)
             self.outputs.render(frame, record, self.scene_start_us)
 
     def _record(self, key: SensorMessage, status: FrameStatus, frame: Optional[Frame]) -> Dict[str, Any]:

@@ -1,11 +1,14 @@
 """The streaming state of a perception node: what it holds between sensor messages, and how it builds the model's
 input (a Frame) from them.
 
-- Sweep buffers: the newest LiDAR sweeps (multi-sweep LiDAR) and, per radar, the newest radar sweeps.
+- Buffers per channel, by time: the LiDAR sweeps (multi-sweep LiDAR), per radar its sweeps, per camera its
+  images, each over what a frame reads plus how late after them a frame may be built (``backlog_s``).
 - Ego poses of the LiDAR messages of the last EGO_FEATURE_HISTORY_S (what the learned planners' ego input reads:
   the past ego state and track, ``recent_poses``; where no earlier LiDAR message exists, the earliest of the
   other channels' buffered messages within OTHER_SENSORS_BEFORE_S, as the tables' past_ego_poses reads).
-- Cameras: the newest image per camera (and the one before it, the fallback when the newest file is corrupt).
+- A frame reads the newest LiDAR sweeps at or before its key and the radar sweeps and images captured up to
+  ``sync_window_s`` after it; per camera the newest image (the one before it the fallback when the newest file is
+  corrupt).
 - Faults, counted in ``FaultCounts`` and survived:
   dropped     a gap in a channel's sequence numbers after its first message (each missing number counts once;
               nothing tells of a loss before a channel's first message or after its last);
@@ -23,6 +26,7 @@ and ground-truth layout are the loader's, unchanged.
 """
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import asdict, dataclass, field
 from typing import AbstractSet, Deque, Dict, List, Optional, Sequence, Tuple
@@ -47,7 +51,11 @@ LIDAR_HISTORY_KEPT_S = 2 * EGO_FEATURE_HISTORY_S
 frame's key, which lies behind the newest message (the sync window, a backlog of skipped frames)."""
 
 CAMERA_FALLBACK_DEPTH = 2
-"""Images kept per camera: the newest and one fallback for when the newest file turns out corrupt."""
+"""Images a frame may read per camera: the newest and one fallback for when the newest file turns out corrupt."""
+
+DEFAULT_SYNC_WINDOW_S = NOMINAL_PERIOD_S["lidar"]
+"""How long after its LiDAR key a frame waits for the radar sweeps and images captured just after it (the loader's
+keyframes include them): one LiDAR sweep period."""
 
 _REMEMBERED_GAPS = 1000
 """Missing sequence numbers remembered per channel (so that a late arrival is recognised as such)."""
@@ -117,17 +125,26 @@ class StreamingState:
     ``sweep_min_distance_m``: passed to the loader's frame_from_table. Sweeps span at most NOMINAL_PERIOD_S
     times (sweeps - 1/2) back from their channel's newest: every sweep the loader would take when none is missing,
     while a sensor that dropped messages or stalled, or a data set without sweeps between keyframes (the real test
-    fixture), drags in nothing older.
+    fixture), drags in nothing older. ``sync_window_s``: a frame reads the radar sweeps and images captured up to
+    this long after its LiDAR key (what arrives while it waits), nothing later. ``backlog_s``: how far behind the
+    newest message, beyond the sync window, a frame's key may still be built (a real-time replay catching up
+    builds the newest key whose window has closed, up to a trigger period old): each buffer keeps its channel's
+    messages of that span and of what a frame reads, so that a frame built late reads what it would have read on
+    time.
     """
 
     def __init__(self, lidar_sweeps: int = 10, radar_sweeps: int = 6, stale_after_s: float = DEFAULT_STALE_AFTER_S,
                  image_size: Optional[Tuple[int, int]] = None, drop: AbstractSet[str] = frozenset(),
-                 sweep_min_distance_m: float = DEFAULT_SWEEP_MIN_DISTANCE_M) -> None:
+                 sweep_min_distance_m: float = DEFAULT_SWEEP_MIN_DISTANCE_M,
+                 sync_window_s: float = DEFAULT_SYNC_WINDOW_S, backlog_s: float = KEYFRAME_PERIOD_S) -> None:
         if lidar_sweeps < 1 or radar_sweeps < 1:
             raise ValueError(f"sweep counts include the keyframe and must be >= 1, got lidar_sweeps={lidar_sweeps}, "
                              f"radar_sweeps={radar_sweeps}")
         if not stale_after_s > 0:
             raise ValueError(f"stale_after_s must be positive, got {stale_after_s}")
+        for name, value in (("sync_window_s", sync_window_s), ("backlog_s", backlog_s)):
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be finite and >= 0, got {value}")
         self.lidar_sweeps = lidar_sweeps
         self.radar_sweeps = radar_sweeps
         self.stale_after_s = stale_after_s
@@ -135,12 +152,14 @@ class StreamingState:
         self.drop = frozenset(drop)
         self.sweep_min_distance_m = sweep_min_distance_m
         self.faults = FaultCounts()
-        # LiDAR keeps one spare: the next sweep may arrive while a frame waits for its sync window.
-        depth = {"lidar": lidar_sweeps + 1, "radar": radar_sweeps, "camera": CAMERA_FALLBACK_DEPTH}
-        self._max_span_us = {modality: (count - 0.5) * NOMINAL_PERIOD_S[modality] * 1e6
-                             for modality, count in (("lidar", lidar_sweeps), ("radar", radar_sweeps))}
-        self._buffers: Dict[str, Deque[SensorMessage]] = {
-            channel: deque(maxlen=depth[modality_of(channel)]) for channel in ALL_CHANNELS}
+        self._sync_window_us = sync_window_s * 1e6
+        reads = {"lidar": lidar_sweeps, "radar": radar_sweeps, "camera": CAMERA_FALLBACK_DEPTH}
+        self._max_span_us = {modality: (reads[modality] - 0.5) * NOMINAL_PERIOD_S[modality] * 1e6
+                             for modality in ("lidar", "radar")}
+        # what a frame reads, one period more (timestamps jitter), and how late a frame may be built
+        self._kept_us = {modality: ((count + 1) * NOMINAL_PERIOD_S[modality] + sync_window_s + backlog_s) * 1e6
+                         for modality, count in reads.items()}
+        self._buffers: Dict[str, Deque[SensorMessage]] = {channel: deque() for channel in ALL_CHANNELS}
         self._newest: Dict[str, SensorMessage] = {}
         self._lidar_history: Deque[SensorMessage] = deque()
         self._gaps: Dict[str, Deque[int]] = {channel: deque(maxlen=_REMEMBERED_GAPS) for channel in ALL_CHANNELS}
@@ -163,7 +182,10 @@ class StreamingState:
             self.faults.dropped += len(missing)
             self._gaps[channel].extend(missing)
         self._newest[channel] = message
-        self._buffers[channel].append(message)
+        buffer = self._buffers[channel]
+        buffer.append(message)
+        while message.timestamp_us - buffer[0].timestamp_us > self._kept_us[modality_of(channel)]:
+            buffer.popleft()
         if channel == LIDAR_CHANNEL:
             history = self._lidar_history
             history.append(message)
@@ -196,18 +218,19 @@ class StreamingState:
         return self._records(key)[1]
 
     def _records(self, key: SensorMessage) -> Tuple[Dict[str, List[SensorMessage]], FrameStatus]:
-        """The messages a frame at ``key`` reads per channel (newest first) and the channels' status."""
+        """The messages a frame at ``key`` reads per channel (newest first: LiDAR at or before ``key``, the others
+        up to the sync window after it) and the channels' status."""
         records: Dict[str, List[SensorMessage]] = {}
         ages: Dict[str, Optional[float]] = {}
         stale = []
+        window_end_us = key.timestamp_us + self._sync_window_us
         for channel, buffer in self._buffers.items():
-            chain = [m for m in reversed(buffer)
-                     if channel != LIDAR_CHANNEL or m.timestamp_us <= key.timestamp_us]
-            if channel == LIDAR_CHANNEL:
-                chain = chain[:self.lidar_sweeps]
-            if chain and modality_of(channel) != "camera":
-                max_span_us = self._max_span_us[modality_of(channel)]
-                chain = [m for m in chain if chain[0].timestamp_us - m.timestamp_us <= max_span_us]
+            modality = modality_of(channel)
+            last_us = key.timestamp_us if channel == LIDAR_CHANNEL else window_end_us
+            chain = [m for m in reversed(buffer) if m.timestamp_us <= last_us]
+            if chain and modality != "camera":
+                chain = chain[:self.lidar_sweeps if modality == "lidar" else self.radar_sweeps]
+                chain = [m for m in chain if chain[0].timestamp_us - m.timestamp_us <= self._max_span_us[modality]]
             if not chain:
                 ages[channel] = None
                 continue
@@ -215,7 +238,7 @@ class StreamingState:
             if ages[channel] > self.stale_after_s:
                 stale.append(channel)
                 continue
-            records[channel] = chain[:1] if modality_of(channel) == "camera" else chain
+            records[channel] = chain[:1] if modality == "camera" else chain
         return records, FrameStatus(ages, tuple(stale))
 
     def build_frame(self, key: SensorMessage, scene_token: str,

@@ -215,7 +215,9 @@ def test_corrupt_files_are_counted_and_left_out(nusc_synthetic, tmp_path):
     _stream_until(healthy, messages, key)
     reference, _ = healthy.build_frame(key, scene["token"])
     assert frame.lidar.num_sweeps == reference.lidar.num_sweeps - 1
-    assert frame.radar.num_sweeps == reference.radar.num_sweeps - 1  # RADAR_FRONT lost one
+    # RADAR_FRONT reads its sweep before the broken one instead, within the span of its six
+    assert frame.radar.num_sweeps == reference.radar.num_sweeps
+    assert len(frame.radar.points) != len(reference.radar.points)
     assert frame.cameras["CAM_BACK"].timestamp_us < image.timestamp_us  # the previous image
     # Nothing else changed: the broken sweep's points are exactly what is missing.
     lag = (key.timestamp_us - past_sweep.timestamp_us) * 1e-6
@@ -223,8 +225,33 @@ def test_corrupt_files_are_counted_and_left_out(nusc_synthetic, tmp_path):
     np.testing.assert_allclose(frame.lidar.points, reference.lidar.points[kept], rtol=0, atol=1e-6)
 
 
+@pytest.mark.parametrize("window_us", [50_000, 300_000])
+def test_a_frame_built_late_reads_what_it_read_on_time(nusc_synthetic, window_us):
+    """A real-time replay catching up builds a key a trigger period and its sync window behind the newest
+    message, and a long sync window holds the radar sweeps and images of the key's own time: the frame is the one
+    built on time, every sweep of its LiDAR included (the buffers once kept only the newest sweeps: none at or
+    before the key was left)."""
+    scene = nusc_synthetic.scene[0]
+    messages = scene_messages(nusc_synthetic, scene["name"])
+    key = [m for m in messages if m.channel == LIDAR_CHANNEL and m.is_key_frame][1]
+    on_time, late = (StreamingState(sync_window_s=window_us * 1e-6) for _ in range(2))
+    _stream_until(on_time, messages, key, window_us)
+    _stream_until(late, messages, key, window_us + 500_000)
+    expected, expected_status = on_time.build_frame(key, scene["token"])
+    frame, status = late.build_frame(key, scene["token"])
+    assert frame.lidar.num_sweeps == 10 and status == expected_status
+    np.testing.assert_array_equal(frame.lidar.points, expected.lidar.points)
+    np.testing.assert_array_equal(frame.radar.points, expected.radar.points)
+    assert {c: i.timestamp_us for c, i in frame.cameras.items()} == {
+        c: i.timestamp_us for c, i in expected.cameras.items()}
+    assert max(i.timestamp_us for i in frame.cameras.values()) <= key.timestamp_us + window_us
+
+
 def test_state_rejects_bad_settings():
     with pytest.raises(ValueError, match="sweep"):
         StreamingState(lidar_sweeps=0)
     with pytest.raises(ValueError, match="stale_after_s"):
         StreamingState(stale_after_s=0)
+    for name, value in (("sync_window_s", float("nan")), ("sync_window_s", -0.1), ("backlog_s", float("inf"))):
+        with pytest.raises(ValueError, match=f"{name} must be finite and >= 0"):
+            StreamingState(**{name: value})

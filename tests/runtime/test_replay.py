@@ -28,7 +28,7 @@ from perception.runtime.messages import scene_messages
 from perception.runtime.records import (
     DETECTION_RECORD, FRAME_RECORD, boxes_from_json, boxes_to_json, read_frame_records, validate_frame_record,
 )
-from perception.runtime.replay import ReplayOptions, replay_scene
+from perception.runtime.replay import ReplayOptions, SceneReplay, replay_scene
 from perception.sensors import CAMERA_CHANNELS, LIDAR_CHANNEL
 from tests.runtime.helpers import CountingOracle, HalfConfidentOracle, NoBoxes, PlanningOracle, corrupt, linked_copy
 
@@ -250,6 +250,27 @@ def _world_with_a_corrupt_keyframe(nusc_synthetic, synthetic_root, tmp_path):
     key = _keyframes(nusc, scene)[1]
     corrupt(os.path.join(root, nusc.get("sample_data", key.sample_data_token)["filename"]), b"\0" * 7)
     return nusc, scene, key
+
+
+def test_a_resumed_run_decides_as_an_uninterrupted_one(nusc_synthetic, tmp_path):
+    # the decisions read the agents' motion tracked over the frames before: a resume feeds the kept frames'
+    # detections to the tracker as the first run did
+    scene = _scene(nusc_synthetic)
+    replay_scene(nusc_synthetic, scene, OracleDetector(), str(tmp_path / "whole"), QUICK, progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        replay_scene(nusc_synthetic, scene, CountingOracle(interrupt_at=4), str(tmp_path / "cut"), QUICK,
+                     progress=False)
+    resumed = SceneReplay(nusc_synthetic, scene, OracleDetector(), str(tmp_path / "cut"), QUICK, resume=True)
+    resumed.run(progress=False)
+    whole, cut = (read_frame_records(str(tmp_path / run / "frames.jsonl")) for run in ("whole", "cut"))
+    assert [r["decision"] for r in cut] == [r["decision"] for r in whole]
+    # the tracks after the last frame: the same as an uninterrupted run's (its reference times and velocities
+    # reach back over the kept frames)
+    uninterrupted = SceneReplay(nusc_synthetic, scene, OracleDetector(), str(tmp_path / "again"), QUICK)
+    uninterrupted.run(progress=False)
+    expected, got = (vars(run.step.tracker._previous) for run in (uninterrupted, resumed))
+    for name, value in expected.items():
+        np.testing.assert_array_equal(got[name], value, err_msg=name)
 
 
 def test_a_corrupt_file_in_the_data_is_survived(nusc_synthetic, synthetic_root, tmp_path):
