@@ -13,7 +13,8 @@ corruption_augmentation = dict(
         camera=["brightness", "low_light", "camera_fog", "camera_snow", "motion_blur", "color_quant", "camera_crash",
                 "frame_lost", "frozen_camera", "spatial_misalignment"],
         radar=["radar_missing", "ghost_targets", "velocity_noise"]))
-train_transform = _base_.train_transform + [corruption_augmentation]
+# First: the corruptions read the sensors where they are mounted (the LiDAR's field of view, beams and ranges).
+train_transform = [corruption_augmentation] + _base_.train_transform
 train_dataloader = dict(dataset=dict(transform=train_transform))
 # FGSM on a third of the batches: 2 grey levels on the pixels, 2 % of each point feature's scale.
 model = dict(adversarial=dict(method="fgsm", epsilon_pixels=2 / 255, epsilon_points=0.02, probability=0.3, seed=0))

@@ -245,7 +245,9 @@ class RandomCorruption(RandomTransform):
     """Corruption augmentation (perception.datasets.corruptions): for each sensor group of ``corruptions``
     (group -> corruption names that change it), with probability ``probability``, one of its corruptions drawn
     uniformly at a severity drawn uniformly from ``severities``. Groups are visited in SENSOR_GROUPS order; a
-    group the frame lacks is left as is (the corruptions leave absent sensors alone)."""
+    group the frame lacks is left as is (the corruptions leave absent sensors alone). It runs before the global
+    transforms: the corruptions read the sensors where they are mounted, forward along +x (a frame already
+    flipped, rotated or scaled is a ValueError)."""
 
     def __init__(self, corruptions: Mapping[str, Sequence[str]], probability: float = 0.5,
                  severities: Sequence[int] = SEVERITIES, seed: int = 0):
@@ -265,6 +267,9 @@ class RandomCorruption(RandomTransform):
         self.severities = [int(severity) for severity in severities]
 
     def __call__(self, frame: Frame) -> Frame:
+        if frame.augmentation is not None:
+            raise ValueError("RandomCorruption after a global transform: the corruptions read the sensors where they "
+                             "are mounted in the ego frame; put it first in the transforms")
         rng = self.rng
         for names in self.corruptions.values():
             if rng.random() < self.probability:

@@ -11,7 +11,7 @@ from perception.datasets.corruptions import (
 )
 from perception.datasets.corruptions import alignment, camera, lidar
 from perception.datasets.frame import CameraView, Frame, LidarSweeps, RadarSweeps
-from perception.datasets.transforms import RandomCorruption
+from perception.datasets.transforms import GlobalFlip, RandomCorruption
 from perception.geometry import Boxes3D, CameraIntrinsics, EgoPose, RigidTransform, rotation_from_vector
 from perception.sensors import CAMERA_CHANNELS, LIDAR_MOUNT_M
 
@@ -482,6 +482,10 @@ def test_corrupt_frames_transform_and_random_corruption(frame):
         RandomCorruption({"camera": ["no_such"]})
     with pytest.raises(ValueError, match="severities"):
         RandomCorruption({"camera": ["motion_blur"]}, severities=[4])
+    # after a flip the LiDAR's forward field of view would be cut around what was behind it
+    flipped = GlobalFlip(left_right_prob=0.0, front_back_prob=1.0)(frame)
+    with pytest.raises(ValueError, match="RandomCorruption after a global transform"):
+        always(flipped)
 
 
 def test_corruption_augmentation_from_a_config_entry(frame):

@@ -15,7 +15,7 @@ def test_robust_config_fine_tunes_the_shipped_network_with_corruptions_and_fgsm(
     config = Config.fromfile(str(CONFIG))
     pipeline = build_transform(config.train_dataloader.dataset.transform)
     assert isinstance(pipeline, Compose)
-    corruption = pipeline.transforms[-1]
+    corruption = pipeline.transforms[0]  # first: before the global transforms move the sensors
     assert isinstance(corruption, RandomCorruption) and set(corruption.corruptions) == {"lidar", "camera", "radar"}
     assert len(pipeline.transforms) == len(Config.fromfile(str(REPO_ROOT / "configs" / "fusion_tiny.py"))
                                            .train_dataloader.dataset.transform) + 1
