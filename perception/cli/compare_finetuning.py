@@ -40,7 +40,8 @@ from perception.eval.resampling import INTERVAL_LEVEL, resampled_comparison
 from perception.eval.runner import RESULTS_FILE
 from perception.jsonfile import read_json
 from perception.models import build_detector, checkpoint_meta
-from perception.models.finetune import METHODS, ParameterCount, count_parameters
+from perception.models.finetune import (METHODS, FineTuningSpec, ParameterCount, count_parameters,
+                                         prepare_fine_tuning)
 from perception.plotting import pyplot
 
 TP_ERRORS = tuple(TP_ERROR_NAMES.values())
@@ -224,6 +225,9 @@ def compare_table(args: argparse.Namespace, argv: Sequence[str]) -> List[dict]:
         train(["--work-dir", os.path.join(folder, "work"), *budget, "--export", model])
         return model, (time.time() - started) / 60.0
 
+    for name, method, options in runs(*args.lora_ranks, args.adapter_rank):  # every row's request before any run
+        rank = int(options[options.index("--rank") + 1]) if "--rank" in options else FineTuningSpec.rank
+        prepare_fine_tuning(build_detector(config), FineTuningSpec(method, rank))
     rates = dict(args.learning_rate)
     caption = table_caption(args, config, [] if args.seed is None else [args.seed])
     settings = dict(config=os.path.abspath(config), checkpoint=os.path.abspath(args.checkpoint),

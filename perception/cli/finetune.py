@@ -30,6 +30,7 @@ from perception.cli import resolve_config, resolve_path, tool_command, tool_main
 from perception.cli.train import add_run_arguments, build_config, run_training
 from perception.datasets.loader import NuScenesFrames
 from perception.engine import init_distributed_from_env, save_checkpoint
+from perception.engine.data import frame_dataset_configs
 from perception.models import model_inputs
 from perception.models.finetune import METHODS, FineTuningSpec, count_parameters, folded_state_dict
 
@@ -60,9 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def use_data(cfg: Config, dataroot: str, version: str, split: str, val_split: Optional[str]) -> None:
-    """Points the training data at ``split`` of ``dataroot``/``version`` and validation at ``val_split`` (or the
+    """Points the training data at ``split`` of ``dataroot``/``version`` (a config that trains on several worlds, a
+    ConcatDataset, on that one split with its first world's settings) and validation at ``val_split`` (or the
     config's validation split) of the same data."""
-    cfg.train_dataloader.dataset.update(dataroot=dataroot, version=version, split=split)
+    train = frame_dataset_configs(cfg.train_dataloader.dataset)[0]
+    cfg.train_dataloader.dataset = dict(train, dataroot=dataroot, version=version, split=split)
     if cfg.get("val_dataloader"):
         val_split = val_split or cfg.val_dataloader.dataset.split
         cfg.val_dataloader.dataset.update(dataroot=dataroot, version=version, split=val_split)
@@ -71,11 +74,12 @@ def use_data(cfg: Config, dataroot: str, version: str, split: str, val_split: Op
 def count_annotated_frames(dataset: dict) -> int:
     """Keyframes of a FrameDataset config's split (or of each of a ConcatDataset's) that carry at least one
     ground-truth box (reads the loader's metadata, which training reads next anyway)."""
-    if "datasets" in dataset:
-        return sum(count_annotated_frames(part) for part in dataset["datasets"])
-    frames = NuScenesFrames(dataset["dataroot"], dataset["version"], dataset["split"],
-                            lidar_sweeps=dataset["lidar_sweeps"], radar_sweeps=dataset["radar_sweeps"], progress=False)
-    return int((np.diff(frames.table.gt_offsets) > 0).sum())
+    total = 0
+    for part in frame_dataset_configs(dataset):
+        frames = NuScenesFrames(part["dataroot"], part["version"], part["split"], lidar_sweeps=part["lidar_sweeps"],
+                                radar_sweeps=part["radar_sweeps"], progress=False)
+        total += int((np.diff(frames.table.gt_offsets) > 0).sum())
+    return total
 
 
 @tool_main
@@ -100,6 +104,10 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     if count_annotated_frames(cfg.train_dataloader.dataset) == 0:
         data = f"split {args.split!r} of {args.dataroot} ({args.version})" if given else f"{args.config}'s data"
         raise ValueError(f"{data} has no annotated keyframe to fine-tune on")
+    if cfg.get("val_dataloader") and count_annotated_frames(cfg.val_dataloader.dataset) == 0:  # --no-validate: None
+        split = cfg.val_dataloader.dataset.get("split")
+        raise ValueError(f"the validation split {split!r} has no annotated keyframe to score (--no-validate trains "
+                         f"without it)")
     inputs = model_inputs(cfg)
     fine_tuning = dataclasses.asdict(spec)
     cfg.model = dict(type="FineTunedDetector", detector=cfg.model, checkpoint=args.checkpoint, config=args.config,

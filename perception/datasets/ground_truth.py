@@ -16,6 +16,7 @@ from scipy.spatial.transform import Rotation
 
 from perception.classes import ATTRIBUTES, DETECTION_CLASSES, category_to_detection_name
 from perception.geometry import Boxes3D, RigidTransform, yaw_from_matrix
+from perception.geometry.transforms import QUATERNION_NORM_TOLERANCE
 
 
 @dataclass(frozen=True)
@@ -40,14 +41,24 @@ def _boxes_in_ego(records: list, global_to_ego: RigidTransform, velocities_globa
     if not records:
         return Boxes3D.empty()
     quaternions_wxyz = np.array([r["rotation"] for r in records], dtype=np.float64)
+    translations = np.array([r["translation"] for r in records], dtype=np.float64)
+    sizes = np.array([r["size"] for r in records], dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        valid = (np.isfinite(translations).all(axis=1) & np.isfinite(sizes).all(axis=1) & (sizes > 0).all(axis=1)
+                 & (np.abs(np.linalg.norm(quaternions_wxyz, axis=1) - 1.0) <= QUATERNION_NORM_TOLERANCE))
+    if not valid.all():
+        record = records[int(np.argmin(valid))]
+        raise ValueError(f"sample_annotation {record.get('token')}: translation {record['translation']}, size "
+                         f"{record['size']}, rotation {record['rotation']}: the translation and size must be finite, "
+                         f"the size > 0 and the rotation a unit quaternion (within {QUATERNION_NORM_TOLERANCE})")
     rotations = global_to_ego.rotation @ Rotation.from_quat(quaternions_wxyz[:, [1, 2, 3, 0]]).as_matrix()
     # The devkit scores (vx, vy) only: vz is dropped before the rotation (as mmdetection3d does), so that a
     # sloped road's vertical speed does not leak into the ego-frame (vx, vy) and back.
     horizontal = np.nan_to_num(velocities_global, nan=0.0) * np.array([1.0, 1.0, 0.0])
     velocities = global_to_ego.apply_rotation(horizontal)
     return Boxes3D(
-        centers=global_to_ego.apply(np.array([r["translation"] for r in records], dtype=np.float64)),
-        sizes=np.array([r["size"] for r in records], dtype=np.float64),
+        centers=global_to_ego.apply(translations),
+        sizes=sizes,
         yaws=yaw_from_matrix(rotations),
         velocities=velocities[:, :2],
         labels=labels,

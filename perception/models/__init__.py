@@ -3,6 +3,7 @@ and ``load_detector`` for the shipped checkpoints."""
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 from typing import NamedTuple, Optional, Tuple, Union
 
@@ -131,6 +132,10 @@ def read_checkpoint(checkpoint_path: Union[str, Path], device: str = "cpu") -> d
     try:
         checkpoint = torch.load(str(checkpoint_path), map_location=device, weights_only=True)
     except Exception as error:  # the unpickler fails on arbitrary bytes in many ways (KeyError, EOFError, ...)
+        if isinstance(error, pickle.UnpicklingError) and "Unsupported global" in str(error):
+            raise ValueError(f"{checkpoint_path}: not a shipped checkpoint (it pickles more than tensors: an "
+                             f"mmengine training checkpoint? export it with tools/train.py CONFIG --work-dir ITS_RUN "
+                             f"--export PATH --export-only)") from error
         raise ValueError(f"{checkpoint_path}: unreadable checkpoint (truncated or corrupt? copy it again): "
                          f"{type(error).__name__}: {error}") from error
     if not isinstance(checkpoint, dict):

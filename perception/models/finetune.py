@@ -30,6 +30,7 @@ weight (perception.models.quantization_aware), for a model that is then quantize
 from __future__ import annotations
 
 import copy
+import math
 import sys
 from dataclasses import dataclass
 from typing import Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Type
@@ -81,6 +82,10 @@ class FineTuningSpec:
             raise ValueError(f"rank must be >= 1, got {self.rank}")
         if self.targets is not None and self.method not in DEFAULT_TARGETS:
             raise ValueError(f"targets apply to lora and adapter, not to {self.method!r}")
+        if self.lora_alpha is not None and (self.method != "lora" or not (math.isfinite(self.lora_alpha)
+                                                                          and self.lora_alpha > 0)):
+            raise ValueError(f"lora_alpha applies to lora and must be finite and > 0, got {self.lora_alpha} for "
+                             f"{self.method!r}")
         if self.quantization_aware and self.method in DEFAULT_TARGETS:
             raise ValueError(f"quantization-aware training applies to full and head, not to {self.method!r} (its "
                              "added layers are folded into the weights after training)")
@@ -237,8 +242,8 @@ def prepare_fine_tuning(detector: nn.Module, spec: FineTuningSpec) -> ParameterC
     elif spec.method == "lora":
         from peft import LoraConfig, inject_adapter_in_model  # here: peft imports transformers (seconds)
 
-        config = LoraConfig(r=spec.rank, lora_alpha=spec.lora_alpha or spec.rank, lora_dropout=0.0, bias="none",
-                            target_modules=sorted(layers))
+        alpha = spec.rank if spec.lora_alpha is None else spec.lora_alpha
+        config = LoraConfig(r=spec.rank, lora_alpha=alpha, lora_dropout=0.0, bias="none", target_modules=sorted(layers))
         inject_adapter_in_model(config, detector)
         for name, parameter in detector.named_parameters():
             parameter.requires_grad_(".lora_" in name)

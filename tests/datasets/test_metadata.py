@@ -51,3 +51,19 @@ def test_a_table_without_annotations_has_no_ground_truth():
 def test_ground_truths_must_match_the_keyframes():
     with pytest.raises(ValueError, match="0 ground truths for 1 keyframes"):
         SampleTable.from_rows([_keyframe("a")], [], [], [])
+
+
+@pytest.mark.parametrize("field, value, problem", [("translation", [float("nan"), 0.0, 0.0], "translation"),
+                                                   ("size", [-1.0, 0.0, 1.0], "size"),
+                                                   ("rotation", [2.0, 0.0, 0.0, 0.0], "rotation"),
+                                                   ("rotation", [0.0, 0.0, 0.0, 0.0], "rotation")])
+def test_an_annotation_that_cannot_be_a_box_is_named(nusc_synthetic, monkeypatch, field, value, problem):
+    # a box with a NaN centre, a negative size or a rotation that is no unit quaternion (once scaled silently,
+    # or scipy's "zero norm" without the annotation's name)
+    sample = nusc_synthetic.sample[0]
+    record = nusc_synthetic.get("sample_annotation", sample["anns"][0])
+    monkeypatch.setitem(record, field, value)
+    lidar = nusc_synthetic.get("sample_data", sample["data"][LIDAR_CHANNEL])
+    pose = EgoPose.from_record(nusc_synthetic.get("ego_pose", lidar["ego_pose_token"]))
+    with pytest.raises(ValueError, match=f"sample_annotation {record['token']}: .*{problem}"):
+        sample_ground_truth(nusc_synthetic, sample["token"], pose.ego_to_global)

@@ -96,6 +96,23 @@ def annotation_free_copy(root, folder) -> str:
     return str(copy)
 
 
+def validation_annotation_free_copy(root, folder) -> str:
+    """The tiny world's tables with the annotations of its synth_val scenes removed (files linked, not copied)."""
+    folder.mkdir()
+    copy = Path(annotation_free_copy(root, folder))
+    tables = os.path.join(root, TINY_WORLD["version"])
+    with open(os.path.join(tables, "splits.json")) as handle:
+        val_scenes = set(json.load(handle)["synth_val"])
+    with open(os.path.join(tables, "scene.json")) as handle:
+        val_tokens = {scene["token"] for scene in json.load(handle) if scene["name"] in val_scenes}
+    with open(os.path.join(tables, "sample.json")) as handle:
+        val_samples = {sample["token"] for sample in json.load(handle) if sample["scene_token"] in val_tokens}
+    with open(os.path.join(tables, "sample_annotation.json")) as handle:
+        kept = [record for record in json.load(handle) if record["sample_token"] not in val_samples]
+    (copy / TINY_WORLD["version"] / "sample_annotation.json").write_text(json.dumps(kept))
+    return str(copy)
+
+
 def test_bad_requests_fail_before_training(base, synthetic_root, tmp_path, capsys):
     config, checkpoint = base
     other_network = str(tmp_path / "wider.py")
@@ -116,6 +133,9 @@ def test_bad_requests_fail_before_training(base, synthetic_root, tmp_path, capsy
          "quantization-aware training applies to full and head, not to 'lora'"),
         ([config, checkpoint, "--dataroot", str(synthetic_root), "--work-dir", str(tmp_path / "f"), "--method", "full"],
          "--dataroot, --version and --split go together"),
+        (finetune_args(config, checkpoint, validation_annotation_free_copy(synthetic_root, tmp_path / "g_world"),
+                       tmp_path / "g", "--method", "head", "--val-split", "synth_val"),
+         "the validation split 'synth_val' has no annotated keyframe to score"),
     ]
     for argv, message in cases:
         with pytest.raises(SystemExit) as exit_info:
@@ -124,6 +144,23 @@ def test_bad_requests_fail_before_training(base, synthetic_root, tmp_path, capsy
         assert message in capsys.readouterr().err
         work_dir = argv[argv.index("--work-dir") + 1]
         assert not any(name.endswith(".pth") for _, _, names in os.walk(work_dir) for name in names)
+
+
+def test_a_config_that_trains_on_several_worlds_fine_tunes_on_the_split_given(base, synthetic_root, tmp_path):
+    # a ConcatDataset config (configs/fusion_tiny_worlds.py's form) with --dataroot / --version / --split: one
+    # FrameDataset of that split, with the first world's settings
+    config, checkpoint = base
+    worlds = str(tmp_path / "worlds.py")
+    with open(worlds, "w") as handle:
+        handle.write(f"_base_ = [{config!r}]\n"
+                     f"train_dataloader = dict(dataset=dict(_delete_=True, type='ConcatDataset', "
+                     f"datasets=[dict(type='FrameDataset', dataroot='elsewhere', version='v0', split='nowhere', "
+                     f"drop=['camera'], transform=None)] * 2))\n")
+    exported = tmp_path / "worlds.pth"
+    finetune(finetune_args(worlds, checkpoint, synthetic_root, tmp_path / "run", "--method", "head", "--no-validate",
+                           "--max-iters", "1", "--export", str(exported)))
+    data = checkpoint_meta(str(exported))["data"]
+    assert (data["type"], data["dataroot"], data["split"]) == ("FrameDataset", str(synthetic_root), "synth_train")
 
 
 def test_comparison_table_covers_every_run_on_the_same_frames(base, synthetic_root, tmp_path):
@@ -273,3 +310,18 @@ def test_real_keyframe_config_fine_tunes_and_evaluates_on_the_real_scene(tmp_pat
     assert (metrics["run"]["lidar_sweeps"], metrics["run"]["radar_sweeps"]) == (1, 1)
     assert metrics["run"]["image_size"] == [256, 144]
     assert metrics["run"]["sensors"] == ["lidar", "radar"]   # the config does not read the cameras
+
+
+@pytest.mark.parametrize("ranks, message", [
+    (["--lora-ranks", "1", "99"], "rank 99 is larger than layer"),
+    (["--lora-ranks", "1", "2", "--adapter-rank", "0"], "rank must be >= 1, got 0")])
+def test_comparison_checks_every_rows_request_before_any_run(base, synthetic_root, tmp_path, ranks, message, capsys):
+    # a rank the last rows cannot take once failed only when their turn came, after the others had trained
+    from perception.cli.compare_finetuning import main as compare
+
+    config, checkpoint = base
+    with pytest.raises(SystemExit) as exit_info:
+        compare([config, checkpoint, "--dataroot", str(synthetic_root), "--version", TINY_WORLD["version"], "--split",
+                 "synth_train", "--val-split", "synth_val", "--max-iters", "1", *ranks, "--out", str(tmp_path / "t")])
+    assert exit_info.value.code == 1 and message in capsys.readouterr().err
+    assert os.listdir(tmp_path / "t") == []  # no row ran, not even zero-shot's evaluation

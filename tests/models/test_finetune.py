@@ -206,6 +206,11 @@ def test_folded_detector_computes_the_adapted_outputs_with_the_base_keys(method,
 def test_bad_fine_tuning_requests_fail_before_changing_the_model():
     with pytest.raises(ValueError, match="unknown fine-tuning method 'prompt'"):
         FineTuningSpec("prompt")
+    # a LoRA scale of 0 trains nothing (it read as the rank's scale 1); a negative one flips the update; the
+    # other methods have none
+    for method, alpha in (("lora", 0.0), ("lora", -4.0), ("lora", float("nan")), ("adapter", 2.0)):
+        with pytest.raises(ValueError, match=f"lora_alpha applies to lora and must be finite and > 0, got {alpha}"):
+            FineTuningSpec(method, lora_alpha=alpha)
     model = tiny_model()
     with pytest.raises(ValueError, match="rank 64 is larger than layer"):
         prepare_fine_tuning(model, FineTuningSpec("lora", rank=64))
