@@ -98,6 +98,17 @@ def config_data(args: argparse.Namespace, config) -> Tuple[str, Optional[str]]:
     return resolve_path(args.dataroot or config.get("dataroot", "")), args.version or config.get("data_version")
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"an integer is needed, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
 def sweep_count(text: str) -> int:
     """An argparse type: a number of sweeps, an integer >= 1 (the keyframe's own included)."""
     try:

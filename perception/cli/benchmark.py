@@ -18,8 +18,8 @@ from typing import Any, Dict, Optional, Sequence
 import torch
 from mmengine.config import Config
 
-from perception.cli import (add_data_options, add_debug_option, check_output_path, config_data, resolve_config,
-                            tool_main)
+from perception.cli import (add_data_options, add_debug_option, check_output_path, config_data, positive_int,
+                            resolve_config, tool_main)
 from perception.cli.backend import add_backend_list_options, backend_folders
 from perception.runtime.benchmark import (
     BenchmarkOptions, format_table, parse_sweep_counts, plot_benchmark, run_benchmark,
@@ -38,10 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--warmup", type=int, default=3, help="untimed frames first")
     parser.add_argument("--curve-iters", type=int, default=5, help="timed frames per sweep count of the curve")
     parser.add_argument("--kernel-iters", type=int, default=10, help="timed calls per kernel backend")
-    parser.add_argument("--frames", type=int, default=4, help="distinct keyframes to cycle over")
+    parser.add_argument("--frames", type=positive_int, default=4, help="distinct keyframes to cycle over")
     add_data_options(parser)
     parser.add_argument("--scene", help="take the keyframes from this scene (default: the first scene)")
-    parser.add_argument("--threads", type=int,
+    parser.add_argument("--threads", type=positive_int,
                         help="threads of every pool (perception.threads; default: the CPUs this process may use)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--no-plot", action="store_true", help="no picture beside the JSON")
@@ -64,7 +64,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
         backends = backend_folders(args.backend, args.onnx)
     except ValueError as error:
         parser.error(str(error))
-    if args.threads:
+    if args.threads is not None:
         apply_thread_policy(args.threads)
     config = Config.fromfile(config_path)
     dataroot, version = config_data(args, config)

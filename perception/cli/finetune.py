@@ -31,6 +31,7 @@ from perception.cli.train import add_run_arguments, build_config, run_training
 from perception.datasets.loader import NuScenesFrames
 from perception.engine import init_distributed_from_env, save_checkpoint
 from perception.engine.data import frame_dataset_configs
+from perception.jsonfile import read_json
 from perception.models import model_inputs
 from perception.models.finetune import METHODS, FineTuningSpec, count_parameters, folded_state_dict
 
@@ -121,7 +122,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                     parameters=count_parameters(model)._asdict(), iteration=runner.iter,
                     train_seconds=round(time.time() - started), seed=cfg.get("randomness", {}).get("seed"),
                     data=dict(cfg.train_dataloader.dataset),
-                    validation=json.load(open(scalars)) if os.path.isfile(scalars) else None)
+                    validation=read_json(scalars) if os.path.isfile(scalars) else None)
         meta = json.loads(json.dumps(meta, default=str))
         save_checkpoint(folded_state_dict(model), args.export, meta, inputs)
         print(f"exported the folded detector (iteration {runner.iter}, {count_parameters(model)}) to {args.export}")

@@ -21,6 +21,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from perception.cli import add_data_options, add_debug_option, config_data, resolve_config, tool_main
 from perception.deploy.prune import DEFAULT_SCOPE, SCOPES
+from perception.jsonfile import read_json
 from perception.plotting import pyplot
 
 PRUNE_REPORT = "prune.json"
@@ -146,7 +147,7 @@ def report(out: Path) -> List[Dict[str, Any]]:
     file = out / PRUNE_REPORT
     if not file.is_file():
         raise FileNotFoundError(f"{file}: no pruning run here (run tools/prune.py CONFIG CHECKPOINT --out {out})")
-    pruning = json.loads(file.read_text())
+    pruning = read_json(str(file))
     rows = pruning["rows"]
     scope = pruning.get("scope", "decoder_head")  # a prune.json of before --scope pruned those two
     lines = [f"Pruning scope: {scope} ({', '.join(SCOPES[scope])})", "",
@@ -154,7 +155,7 @@ def report(out: Path) -> List[Dict[str, Any]]:
              "|---|---|---|---|---|---|---|"]
     for row in rows:
         metrics = ratio_dir(out, row["ratio"]) / "eval" / "metrics.json"
-        row["nds"] = json.loads(metrics.read_text())["nd_score"] if metrics.is_file() else None
+        row["nds"] = read_json(str(metrics))["nd_score"] if metrics.is_file() else None
         nds = "not measured" if row["nds"] is None else f"{row['nds']:.4f}"
         lines.append(f"| {row['ratio']:g} | {row['flops_total'] / 1e6:.1f} | {row['flops_fraction']:.2f} | "
                      f"{row['parameters']} | {row['detector_ms']['p50_ms']:.1f} | {row['detector_ms']['p99_ms']:.1f} "

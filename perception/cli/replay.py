@@ -38,7 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--radar-sweeps", type=sweep_count,
                         help=f"default: the config's model_inputs (oracle: {OracleDetector.radar_sweeps})")
     parser.add_argument("--image-size", type=parse_image_size,
-                        help="WxH the model's images are resized to (default: the config's)")
+                        help="WxH the camera images are loaded at (default: the config's; the model resizes them to "
+                             "its own)")
     parser.add_argument("--faults", help="inject faults, e.g. drop=0.05,duplicate=0.02,delay=0.02,"
                                          "stall=CAM_FRONT:1.0:2.5,seed=0")
     parser.add_argument("--out", default="outputs/replay", help="output folder")
@@ -81,6 +82,11 @@ def main(argv: Optional[Sequence[str]] = None) -> ReplaySummary:
     if not os.path.isdir(os.path.join(args.dataroot, args.version)):
         parser.error(f"no nuScenes tables at {os.path.join(args.dataroot, args.version)}")
     check_output_path(parser, "--out", args.out)
+    if args.device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            parser.error("--device cuda: torch sees no CUDA device")
     detector: Detector
     if args.oracle:
         detector = OracleDetector()

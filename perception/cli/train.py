@@ -24,6 +24,7 @@ import perception.engine  # noqa: F401  (registers the dataset, collate, metric 
 from perception.cli import add_debug_option, resolve_config, tool_command, tool_main
 from perception.engine import (apply_model_inputs, evaluate_validation_data, export_checkpoint,
                                init_distributed_from_env, resume_source)
+from perception.jsonfile import read_json
 from perception.models import model_inputs
 
 
@@ -93,7 +94,7 @@ def export(cfg: Config, args: argparse.Namespace, started: float) -> None:
     if latest is None:
         raise SystemExit(f"{cfg.work_dir}: no checkpoint to export")
     scalars = os.path.join(cfg.work_dir, "last_validation.json")
-    metrics = json.load(open(scalars)) if os.path.isfile(scalars) else None
+    metrics = read_json(scalars) if os.path.isfile(scalars) else None
     meta = dict(config=os.path.relpath(args.config), command=tool_command("train", args.argv),
                 work_dir=cfg.work_dir, train_seconds=None if args.export_only else round(time.time() - started),
                 seed=cfg.get("randomness", {}).get("seed"), data=dict(cfg.train_dataloader.dataset),

@@ -211,6 +211,8 @@ class SceneReplay:
         if not stream:
             raise ValueError(f"scene {self.scene['name']}: no sensor messages")
         self.stream = list(inject_faults(stream, options.faults)) if options.faults is not None else stream
+        if not self.stream:
+            raise ValueError(f"scene {self.scene['name']}: the injected faults ({options.faults}) left no message")
         self.options = options
         self.done = ({r["lidar_token"]: r for r in read_frame_records(os.path.join(out_dir, FRAMES_FILE))}
                      if resume else {})

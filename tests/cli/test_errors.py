@@ -93,6 +93,22 @@ def test_numbers_out_of_range_are_refused_before_any_work(synthetic_root, tmp_pa
         train_ego_mlp.main(["--dataroot", str(synthetic_root), "--out", str(tmp_path / "e.pth"), "--epochs", "0"])
     assert "--epochs must be >= 1, got 0" in capsys.readouterr().err
     assert not (tmp_path / "e.pth").exists()
+    # --frames -1 benchmarked all keyframes but the last; --threads 0 was silently the machine's count
+    for option in ("--frames", "--threads"):
+        with pytest.raises(SystemExit) as exit_info:
+            benchmark.main([FUSION_TINY, "x.pth", option, "0", "--json", str(tmp_path / "b.json")])
+        assert exit_info.value.code == 2 and f"argument {option}: must be >= 1, got 0" in capsys.readouterr().err
+    # a sync window that is not finite built frames without LiDAR and with radar from seconds later
+    with pytest.raises(SystemExit) as exit_info:
+        replay.main(["--oracle", "--dataroot", str(synthetic_root), "--version", TINY_WORLD["version"],
+                     "--sync-window-s", "nan", "--out", str(tmp_path / "r")])
+    assert exit_info.value.code == 2 and "sync_window_s must be finite and >= 0, got nan" in capsys.readouterr().err
+
+
+def test_faults_that_leave_no_message_are_named(synthetic_root, tmp_path, capsys):
+    line = one_error_line(replay.main, ["--oracle", "--dataroot", str(synthetic_root), "--version",
+                                        TINY_WORLD["version"], "--faults", "drop=1", "--out", str(tmp_path)], capsys)
+    assert "the injected faults (FaultPlan(drop=1.0" in line and "left no message" in line
 
 
 def test_missing_config_is_named_the_same_way_by_every_tool(tmp_path, capsys):
@@ -123,3 +139,14 @@ def test_a_result_reaches_python_callers_and_the_command_line_exits_0(monkeypatc
     with pytest.raises(SystemExit) as exit_info:
         sys.exit(summarise())
     assert exit_info.value.code is None
+
+
+def test_replay_on_a_cuda_device_without_one_is_refused(synthetic_root, tmp_path, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is here: the replay would run on it")
+    with pytest.raises(SystemExit) as exit_info:  # a traceback from deep in the stage timer before
+        replay.main(["--oracle", "--dataroot", str(synthetic_root), "--version", TINY_WORLD["version"], "--device",
+                     "cuda", "--out", str(tmp_path)])
+    assert exit_info.value.code == 2 and "--device cuda: torch sees no CUDA device" in capsys.readouterr().err
