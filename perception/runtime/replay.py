@@ -216,7 +216,12 @@ class SceneReplay:
         self.options = options
         self.done = ({r["lidar_token"]: r for r in read_frame_records(os.path.join(out_dir, FRAMES_FILE))}
                      if resume else {})
-        record_run(out_dir, run_identity(self.scene["name"], options, run), resuming=bool(self.done))
+        unknown = set(self.done) - {m.sample_data_token for m in self.stream}
+        if unknown:
+            raise ValueError(f"{os.path.join(out_dir, FRAMES_FILE)}: {len(unknown)} frames of another stream (LiDAR "
+                             f"tokens not in scene {self.scene['name']}'s messages, e.g. {sorted(unknown)[0]}); replay "
+                             f"into another folder, or without --resume")
+        record_run(out_dir, run_identity(self.scene, options, run), resuming=bool(self.done))
         self.with_annotations = len(nusc.sample_annotation) > 0
         drop = frozenset(SENSOR_GROUPS) - frozenset(detector.sensors)
         self.state = options.new_state(drop)
@@ -355,10 +360,12 @@ OUTPUT_ONLY_OPTIONS = ("video", "mcap", "display_min_score", "device")
 """ReplayOptions that change what is drawn or where the model runs, not the records: a resume may change them."""
 
 
-def run_identity(scene: str, options: ReplayOptions, run: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
-    """What RUN_FILE holds for a replay of ``scene`` with ``options`` by ``run``."""
+def run_identity(scene: Mapping[str, Any], options: ReplayOptions, run: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
+    """What RUN_FILE holds for a replay of ``scene`` (its record: name and token; worlds of other seeds share the
+    names) with ``options`` by ``run``."""
     shaping = {key: value for key, value in _options_json(options).items() if key not in OUTPUT_ONLY_OPTIONS}
-    return json.loads(json.dumps({"scene": scene, "run": dict(run or {}), "options": shaping}))
+    return json.loads(json.dumps({"scene": scene["name"], "scene_token": scene["token"], "run": dict(run or {}),
+                                  "options": shaping}))
 
 
 def record_run(out_dir: str, identity: Dict[str, Any], resuming: bool) -> None:
@@ -371,7 +378,7 @@ def record_run(out_dir: str, identity: Dict[str, Any], resuming: bool) -> None:
             raise ValueError(f"{path}: missing, so what replayed the frames in {out_dir} is unknown (an earlier "
                              f"version); replay into another folder, or without --resume")
         if recorded != identity:
-            differing = [key for key in ("scene", "run") if recorded.get(key) != identity[key]] + [
+            differing = [key for key in ("scene", "scene_token", "run") if recorded.get(key) != identity[key]] + [
                 f"options.{key}" for key, value in identity["options"].items()
                 if recorded.get("options", {}).get(key) != value]
             raise ValueError(f"{path}: the frames in {out_dir} were replayed with another {', '.join(differing)}; "

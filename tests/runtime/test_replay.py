@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import json
 import os
+import shutil
 
 import cv2
 import numpy as np
@@ -225,6 +226,23 @@ def test_a_resume_into_the_frames_of_another_run_is_refused(nusc_synthetic, tmp_
     os.remove(tmp_path / "replay_run.json")  # frames of an earlier version: unknown
     with pytest.raises(ValueError, match=r"replay_run.json: missing"):
         replay_scene(nusc_synthetic, scene, OracleDetector(), str(tmp_path), QUICK, resume=True, **first)
+
+
+def test_a_resume_into_the_frames_of_another_world_or_scene_is_refused(nusc_synthetic, tmp_path):
+    # a world of another seed names its scenes alike: the scene's token is part of the run; and frames whose LiDAR
+    # messages are not in the stream (another scene's, under this scene's run file) are refused
+    first, second = (scene["name"] for scene in nusc_synthetic.scene[:2])
+    for name, folder in ((first, "a"), (second, "b")):
+        replay_scene(nusc_synthetic, name, OracleDetector(), str(tmp_path / folder), QUICK, progress=False)
+    run_file = tmp_path / "a" / "replay_run.json"
+    recorded = json.loads(run_file.read_text())
+    run_file.write_text(json.dumps(dict(recorded, scene_token="of another world")))
+    with pytest.raises(ValueError, match=r"replayed with another scene_token;"):
+        replay_scene(nusc_synthetic, first, OracleDetector(), str(tmp_path / "a"), QUICK, resume=True, progress=False)
+    shutil.copy(tmp_path / "b" / "replay_run.json", run_file)
+    with pytest.raises(ValueError, match=rf"frames.jsonl: 4 frames of another stream .* not in scene {second}'s"):
+        replay_scene(nusc_synthetic, second, OracleDetector(), str(tmp_path / "a"), QUICK, resume=True,
+                     progress=False)
 
 
 def test_faults_are_survived_and_counted(nusc_synthetic, tmp_path):
