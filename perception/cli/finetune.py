@@ -83,6 +83,28 @@ def count_annotated_frames(dataset: dict) -> int:
     return total
 
 
+FINE_TUNING_FILE = "fine_tuning.json"
+"""What a work dir's fine-tune trains (the method's settings and the base checkpoint), for --resume to check."""
+
+
+def record_fine_tuning(work_dir: str, identity: dict, resuming: bool) -> None:
+    """Writes FINE_TUNING_FILE into ``work_dir``; when ``resuming`` a checkpoint there, first a ValueError naming
+    the file and the settings that differ unless it holds the same ``identity`` (flat: setting -> value; mmengine
+    would load another method's weights with warnings and train on)."""
+    path = os.path.join(work_dir, FINE_TUNING_FILE)
+    identity = json.loads(json.dumps(identity))
+    if resuming:
+        recorded = read_json(path) if os.path.isfile(path) else None
+        if recorded != identity:
+            differing = ("unknown: no record of the run" if recorded is None else
+                         ", ".join(key for key, value in identity.items() if recorded.get(key) != value))
+            raise ValueError(f"{path}: --resume of a run with other settings ({differing}); fine-tune into another "
+                             f"--work-dir, or without --resume")
+    os.makedirs(work_dir, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(identity, handle, indent=2)
+
+
 @tool_main
 def main(argv: Optional[Sequence[str]] = None) -> None:
     args = build_parser().parse_args(argv)
@@ -111,6 +133,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                          f"without it)")
     inputs = model_inputs(cfg)
     fine_tuning = dataclasses.asdict(spec)
+    record_fine_tuning(cfg.work_dir, dict(fine_tuning, base_checkpoint=os.path.abspath(args.checkpoint)),
+                       resuming=bool(cfg.get("resume")))
     cfg.model = dict(type="FineTunedDetector", detector=cfg.model, checkpoint=args.checkpoint, config=args.config,
                      **fine_tuning)
     runner = run_training(cfg)

@@ -57,7 +57,7 @@ def test_lora_run_exports_a_plain_checkpoint_with_its_parameter_counts(base, syn
     assert f"{trained:,} of {total:,} parameters trained" in log
 
 
-def test_a_killed_fine_tune_resumes_where_it_stopped(base, synthetic_root, tmp_path):
+def test_a_killed_fine_tune_resumes_where_it_stopped(base, synthetic_root, tmp_path, capsys):
     """LoRA from the base model, 4 iterations: killed after the second, then --resume; the adapted weights, the
     optimizer's steps and the exported model equal an uninterrupted run's."""
     config, checkpoint = base
@@ -73,6 +73,13 @@ def test_a_killed_fine_tune_resumes_where_it_stopped(base, synthetic_root, tmp_p
                                "custom_hooks = [dict(type='KillAfterIteration', iteration=2)]")
     with pytest.raises(SimulatedKill):
         run(killed, "resumed")
+    # another rank or method would load the run's weights with warnings only, and train on (or fail deep inside)
+    for other in (("--method", "lora", "--rank", "4"), ("--method", "head", "--rank", "2")):
+        with pytest.raises(SystemExit):
+            finetune(finetune_args(config, checkpoint, synthetic_root, tmp_path / "resumed", *other, "--no-validate",
+                                   "--resume"))
+        changed = "rank" if "lora" in other else "method"
+        assert f"fine_tuning.json: --resume of a run with other settings ({changed})" in capsys.readouterr().err
     run(config, "resumed", "--resume", "--export", str(tmp_path / "resumed.pth"))
     expected, actual = state_at(str(tmp_path / "uninterrupted"), 4), state_at(str(tmp_path / "resumed"), 4)
     assert actual["meta"]["iter"] == 4 and any(".lora_" in name for name in actual["state_dict"])
