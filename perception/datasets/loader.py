@@ -137,7 +137,12 @@ class _FrameAssembler:
                 continue
             record = records[0]
             path = self.path(record)
-            intrinsics = self.table.record_calibration(record).intrinsics
+            try:
+                intrinsics = self.table.record_calibration(record).intrinsics
+            except ValueError as error:
+                raise ValueError(f"{path}: its camera record: {error}") from None
+            if intrinsics is None:
+                raise ValueError(f"{path}: its camera's calibrated_sensor record has no camera_intrinsic")
             full_size = (intrinsics.width, intrinsics.height)
             reduction = decode_reduction(full_size, image_size) if image_size is not None else 1
             image = read_image(path, reduction)

@@ -11,6 +11,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
+import zipfile
+import zlib
 from dataclasses import dataclass, fields
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -141,20 +144,24 @@ class SampleTable:
 
     @classmethod
     def load(cls, path: str, signature: str) -> Optional["SampleTable"]:
-        """The table cached at ``path``; None when absent, written by another CACHE_FORMAT, or made from tables
-        whose signature differs (they changed since)."""
+        """The table cached at ``path``; None when absent, unreadable (cut short, overwritten: said on stderr; the
+        caller builds it again), written by another CACHE_FORMAT, or made from tables whose signature differs (they
+        changed since)."""
         try:
-            data = np.load(path, allow_pickle=False)
+            with np.load(path, allow_pickle=False) as data:
+                if ("cache_format" not in data or int(data["cache_format"]) != CACHE_FORMAT
+                        or str(data["tables_signature"]) != signature):
+                    return None
+                missing = [f.name for f in fields(cls) if f.name not in data]
+                if missing:
+                    raise ValueError(f"it lacks arrays {missing}")
+                return cls(**{f.name: data[f.name] for f in fields(cls)})
         except FileNotFoundError:
             return None
-        with data:
-            if ("cache_format" not in data or int(data["cache_format"]) != CACHE_FORMAT
-                    or str(data["tables_signature"]) != signature):
-                return None
-            missing = [f.name for f in fields(cls) if f.name not in data]
-            if missing:
-                raise ValueError(f"{path}: metadata cache lacks arrays {missing}; delete it to rebuild")
-            return cls(**{f.name: data[f.name] for f in fields(cls)})
+        except (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error) as error:
+            print(f"{path}: unreadable metadata cache ({type(error).__name__}: {error}); building it again",
+                  file=sys.stderr)
+            return None
 
     def sample_token(self, index: int) -> str:
         return self.sample_tokens[index].decode()

@@ -250,6 +250,14 @@ def test_cache_is_rebuilt_when_a_table_changes(tmp_path, monkeypatch):
     assert any(int(n) >= 1000 for n in dataset.table.gt_num_lidar_points)
     NuScenesFrames(root, REAL_VERSION, REAL_SPLIT, lidar_sweeps=3, **options)  # other settings, other file
     assert len(builds) == 3 and len(list((tmp_path / "cache").glob("*.npz"))) == 2
+    # a cache file cut short or overwritten is built again (it raised BadZipFile / EOFError without its path)
+    path = metadata.cache_path(tmp_path / "cache", root, REAL_VERSION, REAL_SPLIT, 10, 6)
+    for content in (b"PK\x03\x04garbage", b""):
+        with open(path, "wb") as handle:
+            handle.write(content)
+        rebuilt = NuScenesFrames(root, REAL_VERSION, REAL_SPLIT, **options)
+        np.testing.assert_array_equal(rebuilt.table.gt_num_lidar_points, dataset.table.gt_num_lidar_points)
+    assert len(builds) == 5
 
 
 @needs_real
@@ -281,3 +289,25 @@ def test_image_of_another_size_than_its_record_names_the_file(tmp_path):
     with pytest.raises(CorruptFileError,
                        match=re.escape(os.path.basename(path)) + ": image is 800x450, .* says 1600x900"):
         load_frame(nusc, sample["token"], lidar_sweeps=1, radar_sweeps=1)
+
+
+@needs_real
+@pytest.mark.parametrize("problem, message", [
+    (dict(camera_intrinsic=[]), "its camera's calibrated_sensor record has no camera_intrinsic"),
+    (dict(width=0), "its camera record: CAM_BACK: image width must be positive, got 0")])
+def test_camera_records_that_cannot_be_read_name_the_image(tmp_path, problem, message):
+    # an empty intrinsic matrix raised AttributeError on None; a zero width named the channel only
+    root = real_fixture_copy(tmp_path)
+    tables = root / REAL_VERSION
+    table = "calibrated_sensor" if "camera_intrinsic" in problem else "sample_data"
+    records = json.loads((tables / f"{table}.json").read_text())
+    nusc = NuScenes(REAL_VERSION, str(REAL_FIXTURE_ROOT), verbose=False)
+    back = nusc.get("sample_data", nusc.sample[0]["data"]["CAM_BACK"])
+    wanted = back["calibrated_sensor_token"] if table == "calibrated_sensor" else back["token"]
+    for record in records:
+        if record["token"] == wanted:
+            record.update(problem)
+    (tables / f"{table}.json").write_text(json.dumps(records))
+    with pytest.raises(ValueError, match=re.escape(os.path.basename(back["filename"])) + ": " + re.escape(message)):
+        load_frame(NuScenes(REAL_VERSION, str(root), verbose=False), nusc.sample[0]["token"], lidar_sweeps=1,
+                   radar_sweeps=1)
