@@ -15,6 +15,9 @@ LIDAR_BEAM_ELEVATION_RANGE_DEG = (-30.67, 10.67)
 """LIDAR_TOP is a Velodyne HDL-32E: 32 beams evenly spaced over this elevation range (lowest, highest) [deg]."""
 LIDAR_MOUNT_M = (0.943713, 0.0, 1.84023)
 """LIDAR_TOP's position in the ego frame [m]: nuScenes' calibrated_sensor translation (one real log's value)."""
+LIDAR_MOUNT_ROTATION_WXYZ = (0.7077955119163518, -0.006492242056004365, 0.010646214713995808, -0.7063073142877817)
+"""LIDAR_TOP's rotation, sensor to ego, as a quaternion [w, x, y, z]: the same log's calibrated_sensor rotation (a
+quarter turn about z and a tilt of about a degree; its beams' elevations are the sensor's own)."""
 NOMINAL_PERIOD_S = {"lidar": 1 / 20, "radar": 1 / 13, "camera": 1 / 12}
 """nuScenes' sensor periods per group [s]: LIDAR_TOP at 20 Hz, the ARS408 radars at about 13 Hz, the cameras at
 12 Hz."""

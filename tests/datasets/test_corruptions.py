@@ -12,8 +12,9 @@ from perception.datasets.corruptions import (
 from perception.datasets.corruptions import alignment, camera, lidar
 from perception.datasets.frame import CameraView, Frame, LidarSweeps, RadarSweeps
 from perception.datasets.transforms import GlobalFlip, RandomCorruption
-from perception.geometry import Boxes3D, CameraIntrinsics, EgoPose, RigidTransform, rotation_from_vector
-from perception.sensors import CAMERA_CHANNELS, LIDAR_MOUNT_M
+from perception.geometry import (Boxes3D, CameraIntrinsics, EgoPose, RigidTransform, quaternion_to_matrix,
+                                 rotation_from_vector)
+from perception.sensors import CAMERA_CHANNELS, LIDAR_MOUNT_M, LIDAR_MOUNT_ROTATION_WXYZ
 
 AZIMUTHS = 360
 RING_ELEVATIONS_DEG = np.linspace(-30.67, 10.67, 32)  # the HDL-32E data sheet, written independently here
@@ -23,14 +24,16 @@ RANDOM_CORRUPTIONS = ("points_reducing", "lidar_fog", "lidar_snow", "lidar_rain"
 
 
 def beam_points(rng, ranges=(5.0, 50.0)) -> tuple:
-    """(points (32 * AZIMUTHS, 5), ring of each point): one return per beam and azimuth step."""
+    """(points (32 * AZIMUTHS, 5), ring of each point): one return per beam and azimuth step of the tilted sensor
+    (its beams' elevations in its own axes, LIDAR_MOUNT_ROTATION_WXYZ)."""
     azimuth = np.deg2rad(np.arange(AZIMUTHS) + 0.5)
     elevation = np.deg2rad(RING_ELEVATIONS_DEG)
     az, el = np.meshgrid(azimuth, elevation)
     directions = np.stack([np.cos(el) * np.cos(az), np.cos(el) * np.sin(az), np.sin(el)], -1).reshape(-1, 3)
     distance = rng.uniform(*ranges, len(directions))
     points = np.zeros((len(directions), 5), dtype=np.float32)
-    points[:, :3] = np.asarray(LIDAR_MOUNT_M) + directions * distance[:, None]
+    rotation = quaternion_to_matrix(LIDAR_MOUNT_ROTATION_WXYZ)  # sensor axes -> ego axes
+    points[:, :3] = np.asarray(LIDAR_MOUNT_M) + (directions * distance[:, None]) @ rotation.T
     points[:, 3] = 100.0
     rings = np.broadcast_to(np.arange(32)[:, None], az.shape).reshape(-1)
     return points, rings

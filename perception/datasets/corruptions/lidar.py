@@ -1,8 +1,10 @@
 """LiDAR corruptions (parameters per severity: perception.datasets.corruptions.CORRUPTIONS).
 
 Points are in the keyframe's ego frame; ranges, azimuths and elevations are taken from LIDAR_MOUNT_M
-(perception.sensors), the sensor's position in that frame. Past sweeps were taken a little elsewhere (ego motion),
-so for them these angles are approximate; the Frame carries no LiDAR calibration.
+(perception.sensors), the sensor's position in that frame, and beam elevations in the sensor's own axes
+(LIDAR_MOUNT_ROTATION_WXYZ: it is tilted by about a degree). Past sweeps were taken a little elsewhere (ego
+motion), so for them these angles are approximate; the Frame carries no LiDAR calibration: these are nuScenes'
+(the real fixtures' and the synthetic rig's).
 """
 from __future__ import annotations
 
@@ -14,7 +16,9 @@ import numpy as np
 
 from perception.classes import DETECTION_CLASSES, MOTOR_VEHICLE_CLASSES
 from perception.datasets.frame import Frame
-from perception.sensors import LIDAR_BEAM_COUNT, LIDAR_BEAM_ELEVATION_RANGE_DEG, LIDAR_CHANNEL, LIDAR_MOUNT_M
+from perception.geometry import quaternion_to_matrix
+from perception.sensors import (LIDAR_BEAM_COUNT, LIDAR_BEAM_ELEVATION_RANGE_DEG, LIDAR_CHANNEL, LIDAR_MOUNT_M,
+                                LIDAR_MOUNT_ROTATION_WXYZ)
 
 SCATTER_MIN_RANGE_M = 1.0
 """Snow and rain returns are placed no closer than this (the devkit removes closer points as the ego vehicle);
@@ -58,12 +62,19 @@ def _along_ray(points: np.ndarray, offsets: np.ndarray, ranges: np.ndarray, new_
 
 def beam_index(points: np.ndarray) -> np.ndarray:
     """(N,) int: the beam (0 lowest .. 31, perception.sensors) nearest each point's elevation seen from
-    LIDAR_MOUNT_M."""
+    LIDAR_MOUNT_M in the sensor's axes (LIDAR_MOUNT_ROTATION_WXYZ)."""
     offsets, _ = _rays(points)
-    elevation = np.degrees(np.arctan2(offsets[:, 2], np.hypot(offsets[:, 0], offsets[:, 1])))
+    in_sensor = offsets @ _sensor_to_ego_rotation()  # rows: R^T (p - t)
+    elevation = np.degrees(np.arctan2(in_sensor[:, 2], np.hypot(in_sensor[:, 0], in_sensor[:, 1])))
     low, high = LIDAR_BEAM_ELEVATION_RANGE_DEG
     step = (high - low) / (LIDAR_BEAM_COUNT - 1)
     return np.clip(np.rint((elevation - low) / step), 0, LIDAR_BEAM_COUNT - 1).astype(int)
+
+
+@lru_cache(maxsize=1)
+def _sensor_to_ego_rotation() -> np.ndarray:
+    """(3, 3) LIDAR_TOP's rotation, sensor axes to ego axes."""
+    return quaternion_to_matrix(LIDAR_MOUNT_ROTATION_WXYZ, "LIDAR_MOUNT_ROTATION_WXYZ")
 
 
 def beams_reducing(frame: Frame, beams_kept: int, rng: np.random.Generator, seed: int) -> Frame:
