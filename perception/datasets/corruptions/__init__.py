@@ -68,7 +68,8 @@ _ALL = (
     # LiDAR
     Corruption("beams_reducing", "lidar", "LiDAR", lidar.beams_reducing, (16, 8, 4),
                "beams kept of the 32 (every 2nd / 4th / 8th)",
-               f"levels as in {_MULTICORRUPT}, converter/lidar.py (it keeps rings by their index, we by elevation)"),
+               f"levels as in {_MULTICORRUPT}, converter/lidar.py (it keeps rings by their index, we by elevation "
+               f"in the sensor's axes)", revision=2),
     Corruption("points_reducing", "lidar", "LiDAR", lidar.points_reducing, (0.7, 0.8, 0.9),
                "fraction of points dropped at random",
                f"levels as in {_MULTICORRUPT}, converter/lidar.py (an earlier version dropped 0.2 / 0.4 / 0.6)"),
