@@ -102,7 +102,7 @@ def table_markdown(rows: Sequence[dict], caption: str) -> str:
         trained, total = entry["trained_parameters"], entry["total_parameters"]
         lines.append([entry["name"]]
                      + [format_number(entry[key]) for key in ("NDS", "mAP", *AP_KEYS, *TP_ERRORS)]
-                     + ["0" if trained is None else f"{trained:,} ({100.0 * trained / total:.1f} %)",
+                     + ["0" if trained is None else f"{trained:,} ({ParameterCount(trained, total).percent:.1f} %)",
                         "" if entry["training_minutes"] is None else f"{entry['training_minutes']:.1f}"])
     return f"{caption}\n\n{markdown_table(['model', *COLUMNS], lines)}\n"
 
@@ -122,7 +122,7 @@ def plot_comparison(rows: Sequence[dict], caption: str, path: str) -> None:
                 axis.annotate(entry["name"], (0.0, entry[key]), xycoords=("axes fraction", "data"),
                               textcoords="offset points", xytext=(4, 3), fontsize=8, color="grey")
             else:
-                share = 100.0 * entry["trained_parameters"] / entry["total_parameters"]
+                share = ParameterCount(entry["trained_parameters"], entry["total_parameters"]).percent
                 axis.plot(share, entry[key], "o")
                 axis.annotate(entry["name"], (share, entry[key]), textcoords="offset points", xytext=(5, 4),
                               fontsize=8)

@@ -27,7 +27,7 @@ from mmengine.dist import get_rank
 from mmengine.model import is_model_wrapper
 
 from perception.cli import resolve_config, resolve_path, tool_command, tool_main
-from perception.cli.train import add_run_arguments, build_config, run_training
+from perception.cli.train import add_run_arguments, build_config, run_meta, run_training
 from perception.datasets.loader import NuScenesFrames
 from perception.engine import init_distributed_from_env, save_checkpoint
 from perception.engine.data import frame_dataset_configs
@@ -140,14 +140,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     runner = run_training(cfg)
     if args.export and get_rank() == 0:
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-        scalars = os.path.join(cfg.work_dir, "last_validation.json")
-        meta = dict(config=os.path.relpath(args.config), command=tool_command("finetune", argv),
-                    base_checkpoint=args.checkpoint, fine_tuning=fine_tuning,
-                    parameters=count_parameters(model)._asdict(), iteration=runner.iter,
-                    train_seconds=round(time.time() - started), seed=cfg.get("randomness", {}).get("seed"),
-                    data=dict(cfg.train_dataloader.dataset),
-                    validation=read_json(scalars) if os.path.isfile(scalars) else None)
-        meta = json.loads(json.dumps(meta, default=str))
+        meta = run_meta(cfg, args.config, tool_command("finetune", argv), round(time.time() - started),
+                        base_checkpoint=args.checkpoint, fine_tuning=fine_tuning,
+                        parameters=count_parameters(model)._asdict(), iteration=runner.iter)
         save_checkpoint(folded_state_dict(model), args.export, meta, inputs)
         print(f"exported the folded detector (iteration {runner.iter}, {count_parameters(model)}) to {args.export}")
 

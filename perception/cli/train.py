@@ -88,18 +88,24 @@ def build_config(args: argparse.Namespace) -> Config:
     return cfg
 
 
+def run_meta(cfg: Config, config_path: str, command: str, train_seconds: Optional[int], **extra) -> dict:
+    """The JSON meta an exported checkpoint carries about its run: config, command, work dir, training seconds,
+    seed, training data and the last validation's scalars (None without one), then ``extra``."""
+    scalars = os.path.join(cfg.work_dir, "last_validation.json")
+    meta = dict(config=os.path.relpath(config_path), command=command, work_dir=cfg.work_dir,
+                train_seconds=train_seconds, seed=cfg.get("randomness", {}).get("seed"),
+                data=dict(cfg.train_dataloader.dataset),
+                validation=read_json(scalars) if os.path.isfile(scalars) else None, **extra)
+    return json.loads(json.dumps(meta, default=str))
+
+
 def export(cfg: Config, args: argparse.Namespace, started: float) -> None:
     """Exports the run's latest checkpoint (weights + JSON meta) to args.export."""
     latest = find_latest_checkpoint(cfg.work_dir)
     if latest is None:
         raise SystemExit(f"{cfg.work_dir}: no checkpoint to export")
-    scalars = os.path.join(cfg.work_dir, "last_validation.json")
-    metrics = read_json(scalars) if os.path.isfile(scalars) else None
-    meta = dict(config=os.path.relpath(args.config), command=tool_command("train", args.argv),
-                work_dir=cfg.work_dir, train_seconds=None if args.export_only else round(time.time() - started),
-                seed=cfg.get("randomness", {}).get("seed"), data=dict(cfg.train_dataloader.dataset),
-                validation=metrics)
-    meta = json.loads(json.dumps(meta, default=str))
+    meta = run_meta(cfg, args.config, tool_command("train", args.argv),
+                    None if args.export_only else round(time.time() - started))
     written = export_checkpoint(latest, args.export, meta, model_inputs(cfg))
     print(f"exported {latest} (iteration {written['iteration']}) to {args.export} "
           f"({os.path.getsize(args.export) / 1e6:.1f} MB)")

@@ -101,8 +101,13 @@ class ParameterCount(NamedTuple):
     trained: int
     total: int
 
+    @property
+    def percent(self) -> float:
+        """The share trained [%]."""
+        return 100.0 * self.trained / self.total
+
     def __str__(self) -> str:
-        return f"{self.trained:,} of {self.total:,} parameters trained ({100.0 * self.trained / self.total:.2f} %)"
+        return f"{self.trained:,} of {self.total:,} parameters trained ({self.percent:.2f} %)"
 
 
 class _HeldStatistics:
