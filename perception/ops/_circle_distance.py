@@ -1,4 +1,6 @@
-"""The suppression test of perception.ops.circle_nms, written once for the Numba CPU and CUDA kernels."""
+"""The suppression test of perception.ops.circle_nms, written once for the Numba CPU and CUDA kernels (on a GPU the
+compiler may fuse ``dx * dx + dy * dy`` into one rounding: two centres within a rounding error of the radius may be
+decided the other way there; see perception.ops.points_in_boxes)."""
 from __future__ import annotations
 
 import numpy as np

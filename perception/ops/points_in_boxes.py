@@ -2,7 +2,10 @@
 
 Boxes follow perception.geometry's conventions; the reference is ``Boxes3D.contains`` (inside: |x| <= length / 2,
 |y| <= width / 2, |z| <= height / 2 in the box frame, faces included), the kernels ``_box_containment.inside_box``:
-float64 arithmetic and the same expression on every backend.
+float64 arithmetic and the same expression on every backend. On a GPU, Numba's CUDA compiler (NVVM) fuses a multiply
+and an add into one instruction rounded once (seen in the PTX it writes for compute capability 8.0), so a point
+within a rounding error of a face may be decided the other way there than on the CPU; the CUDA simulator, which the
+CPU-only tests run, rounds as the CPU does.
 """
 from __future__ import annotations
 
