@@ -151,17 +151,18 @@ def check_plan(trajectory: np.ndarray, maneuver: Maneuver, boxes: Boxes3D, ego: 
 
         plan, capped = braking(target, decel)
         reason = f"vetoed the proposed {maneuver.value} plan: {found}; braking at {decel:.1f} m/s^2"
-        left = hazard_of(plan)
-        if left is not None and not (stopped and decel == config.max_decel_mps2):
+        remaining = hazard_of(plan)
+        if remaining is not None and not (stopped and decel == config.max_decel_mps2):
             stopped, target, decel = True, 0.0, config.max_decel_mps2
             plan, capped = braking(target, decel)
             reason += f"; that plan not clear either: stopping at {decel:.1f} m/s^2"
-            left = hazard_of(plan)
+            remaining = hazard_of(plan)
         if capped:
             reason += ", no further along than the proposed plan"
-        if left is not None:
-            reason += (f"; even so {describe_agent(agents, kept[left[0]], assessment, left[0])} {left[2]} at "
-                       f"{config.step_times_s[left[1]]:.1f} s")
+        if remaining is not None:
+            other, other_step, other_what = remaining
+            reason += (f"; even so {describe_agent(agents, kept[other], assessment, other)} {other_what} at "
+                       f"{config.step_times_s[other_step]:.1f} s")
         named = Maneuver.STOP if stands_still(plan_speeds_mps(plan, config)) else Maneuver.BRAKE
         return decision(named, target, local, plan, reason, True)
 
