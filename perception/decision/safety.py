@@ -59,6 +59,7 @@ dev world a faster follower then ran into the returning plan: benchmarks/RESULTS
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import Optional
 
@@ -200,6 +201,7 @@ def plan_label(trajectory: np.ndarray, boxes: Boxes3D, config: PlannerConfig = P
                           labels, lanes)
 
 
+@functools.lru_cache(maxsize=8)  # both frozen: checked once per pair (some 30 us a call, twice a frame)
 def _check_label_future(config: PlannerConfig, labels: ManeuverLabelConfig) -> None:
     """ValueError when the plans' step times are not the label rules' future (the rules name plans)."""
     future = labels.window_times_s[labels.window_times_s > 0]
