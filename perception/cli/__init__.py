@@ -98,26 +98,25 @@ def config_data(args: argparse.Namespace, config) -> Tuple[str, Optional[str]]:
     return resolve_path(args.dataroot or config.get("dataroot", "")), args.version or config.get("data_version")
 
 
-def positive_int(text: str) -> int:
-    """An argparse type: an integer >= 1."""
+def _integer_at_least_one(text: str, what: str, why: str = "") -> int:
+    """``text`` as an integer >= 1; argparse.ArgumentTypeError naming ``what`` (and ``why``) otherwise."""
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"an integer is needed, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"{what} must be an integer, got {text!r}") from None
     if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+        raise argparse.ArgumentTypeError(f"{what} must be >= 1{why}, got {value}")
     return value
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1."""
+    return _integer_at_least_one(text, "the value")
 
 
 def sweep_count(text: str) -> int:
     """An argparse type: a number of sweeps, an integer >= 1 (the keyframe's own included)."""
-    try:
-        count = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"a number of sweeps must be an integer, got {text!r}") from None
-    if count < 1:
-        raise argparse.ArgumentTypeError(f"a number of sweeps must be >= 1 (the keyframe's own), got {count}")
-    return count
+    return _integer_at_least_one(text, "a number of sweeps", " (the keyframe's own)")
 
 
 def parse_image_size(text: str) -> Tuple[int, int]:
