@@ -38,7 +38,7 @@ from perception.eval.detection import TP_ERROR_NAMES, NoDetectionsError
 from perception.eval.report import format_number, markdown_table, plot_resampled, resampled_caption, resampled_table
 from perception.eval.resampling import INTERVAL_LEVEL, resampled_comparison
 from perception.eval.runner import RESULTS_FILE
-from perception.jsonfile import read_json
+from perception.jsonfile import read_json, write_json_atomic
 from perception.models import build_detector, checkpoint_meta
 from perception.models.finetune import (METHODS, FineTuningSpec, ParameterCount, count_parameters,
                                          prepare_fine_tuning)
@@ -249,8 +249,7 @@ def compare_table(args: argparse.Namespace, argv: Sequence[str]) -> List[dict]:
         else:
             rows.append(run())
             os.makedirs(os.path.dirname(path), exist_ok=True)
-            with open(path, "w") as handle:
-                json.dump(dict(settings=row_settings, row=rows[-1]), handle, indent=2)
+            write_json_atomic(path, dict(settings=row_settings, row=rows[-1]), indent=2)
         with open(os.path.join(args.out, "table.md"), "w") as handle:
             handle.write(table_markdown(rows, caption))
         with open(os.path.join(args.out, "table.json"), "w") as handle:

@@ -32,7 +32,7 @@ from perception.detector import Detector
 from perception.eval.detection import NoDetectionsError
 from perception.eval.report import format_number, markdown_table
 from perception.eval.runner import DataOptions, Shard, evaluate_split
-from perception.jsonfile import read_json
+from perception.jsonfile import read_json, write_json_atomic
 from perception.plotting import pyplot
 
 CLEAN = "clean"
@@ -93,8 +93,7 @@ def run_cell(detector: Detector, run: Mapping, nusc, data: DataOptions, out_dir:
               "definition": cell_definition(cell), "nd_score": float(scores[0]), "mean_ap": float(scores[1]),
               "scored": scored}
     os.makedirs(cell_dir, exist_ok=True)
-    with open(os.path.join(cell_dir, CELL_FILE), "w") as handle:
-        json.dump(record, handle, indent=2, allow_nan=False)
+    write_json_atomic(os.path.join(cell_dir, CELL_FILE), record, indent=2, allow_nan=False)
     return record
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from perception.datasets.records import open_nuscenes
 from perception.eval.resampling import checked_results
-from perception.jsonfile import read_json
+from perception.jsonfile import read_json, write_json_atomic
 from tests.conftest import TINY_WORLD
 
 
@@ -20,6 +20,21 @@ def test_read_json_names_a_file_cut_short(tmp_path):
     path.write_bytes(b"\xff\xfe{}")  # not UTF-8
     with pytest.raises(ValueError, match=f"{path}: not valid JSON"):
         read_json(str(path))
+
+
+def test_an_atomic_write_killed_midway_leaves_the_old_file(tmp_path, monkeypatch):
+    path = tmp_path / "cell.json"
+    write_json_atomic(str(path), {"nd_score": 0.5}, indent=2)
+    assert read_json(str(path)) == {"nd_score": 0.5} and [p.name for p in tmp_path.iterdir()] == ["cell.json"]
+
+    def killed(value, handle, **options):  # json.dump interrupted after part of the file
+        handle.write('{"nd_sc')
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(json, "dump", killed)
+    with pytest.raises(KeyboardInterrupt):
+        write_json_atomic(str(path), {"nd_score": 0.7})
+    assert read_json(str(path)) == {"nd_score": 0.5}  # the old record, whole
 
 
 def test_a_table_cut_short_is_named(synthetic_root, tmp_path):
