@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from typing import Optional, Sequence
 
 import torch
@@ -48,8 +49,9 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
                    version=args.version, frames=len(features),
                    labelled=int((targets.maneuver >= 0).sum()), epochs=args.epochs, final_losses=losses,
                    command=tool_command("train_ego_mlp", argv))
-    save_ego_mlp(model, resolve_path(args.out), summary)
+    save_ego_mlp(model, args.out, summary)  # an output: where it is named, not under the repository
     print(json.dumps(summary, indent=1))
+    print(f"wrote {os.path.abspath(args.out)}")
     return summary
 
 

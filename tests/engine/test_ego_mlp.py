@@ -15,6 +15,7 @@ from perception.engine.planning_data import logged_targets
 from perception.models.ego_mlp import load_ego_mlp, save_ego_mlp
 from perception.maneuvers import Maneuver
 from perception.models.planning_types import EGO_FEATURES
+from perception.paths import REPO_ROOT
 from tests.conftest import TINY_WORLD
 
 
@@ -77,6 +78,15 @@ def test_the_command_trains_on_several_worlds_paired_in_order(synthetic_root, nu
         f"{root} --split synth_val --version {TINY_WORLD['version']} --epochs 2 --out {tmp_path / 'ego.pth'}"
     with pytest.raises(SystemExit):  # two data roots, one split
         train_main(["--dataroot", root, "--dataroot", root, "--split", "synth_val", "--out", str(tmp_path / "x.pth")])
+
+
+def test_a_relative_out_is_written_where_the_command_runs(synthetic_root, tmp_path, monkeypatch):
+    # it was resolved against the repository (an input path's rule), writing there from anywhere
+    monkeypatch.chdir(tmp_path)
+    train_main(["--dataroot", str(synthetic_root), "--version", TINY_WORLD["version"], "--epochs", "1", "--out",
+                "relative_ego.pth"])
+    assert (tmp_path / "relative_ego.pth").is_file()
+    assert not (REPO_ROOT / "relative_ego.pth").exists()
 
 
 def test_feasibility_targets_read_the_lane_map(nusc_synthetic, monkeypatch):
