@@ -72,6 +72,15 @@ def check_output_path(parser: argparse.ArgumentParser, option: str, path: str, f
         parser.error(f"{option} {path}: {parent} is a file, not a folder")
 
 
+def check_device(parser: argparse.ArgumentParser, device: str) -> None:
+    """parser.error when ``device`` (--device) names CUDA and torch sees no CUDA device."""
+    if device.startswith("cuda"):
+        import torch  # here: the tools that run on the CPU only do not wait for it
+
+        if not torch.cuda.is_available():
+            parser.error("--device cuda: torch sees no CUDA device")
+
+
 def resolve_path(path: str) -> str:
     """``path`` as given when it exists or is absolute, else relative to the repository root (configs name their
     data that way, and tools run from elsewhere name configs that way)."""

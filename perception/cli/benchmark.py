@@ -15,11 +15,10 @@ import json
 import os
 from typing import Any, Dict, Optional, Sequence
 
-import torch
 from mmengine.config import Config
 
-from perception.cli import (add_data_options, add_debug_option, check_output_path, config_data, positive_int,
-                            resolve_config, tool_main)
+from perception.cli import (add_data_options, add_debug_option, check_device, check_output_path, config_data,
+                            positive_int, resolve_config, tool_main)
 from perception.cli.backend import add_backend_list_options, backend_folders
 from perception.runtime.benchmark import (
     BenchmarkOptions, format_table, parse_sweep_counts, plot_benchmark, run_benchmark,
@@ -56,8 +55,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     args = parser.parse_args(argv)
     config_path = resolve_config(args.config)
     check_output_path(parser, "--json", args.json, folder=False)
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        parser.error("--device cuda: torch sees no CUDA device")
+    check_device(parser, args.device)
     try:
         options = BenchmarkOptions(iters=args.iters, warmup=args.warmup, sweep_counts=parse_sweep_counts(args.sweeps),
                                    curve_iters=args.curve_iters, kernel_iters=args.kernel_iters, device=args.device)

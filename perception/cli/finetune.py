@@ -31,7 +31,7 @@ from perception.cli.train import add_run_arguments, build_config, run_meta, run_
 from perception.datasets.loader import NuScenesFrames
 from perception.engine import init_distributed_from_env, save_checkpoint
 from perception.engine.data import frame_dataset_configs
-from perception.jsonfile import read_json
+from perception.jsonfile import read_json, write_json_atomic
 from perception.models import model_inputs
 from perception.models.finetune import METHODS, FineTuningSpec, count_parameters, folded_state_dict
 
@@ -101,8 +101,7 @@ def record_fine_tuning(work_dir: str, identity: dict, resuming: bool) -> None:
             raise ValueError(f"{path}: --resume of a run with other settings ({differing}); fine-tune into another "
                              f"--work-dir, or without --resume")
     os.makedirs(work_dir, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as handle:
-        json.dump(identity, handle, indent=2)
+    write_json_atomic(path, identity, indent=2)
 
 
 @tool_main

@@ -7,8 +7,8 @@ import argparse
 import os
 from typing import Optional, Sequence
 
-from perception.cli import (add_debug_option, check_output_path, parse_image_size, resolve_config, resolve_path,
-                            sweep_count, tool_main)
+from perception.cli import (add_debug_option, check_device, check_output_path, parse_image_size, resolve_config,
+                            resolve_path, sweep_count, tool_main)
 from perception.cli.backend import add_backend_options
 from perception.detector import Detector, OracleDetector
 from perception.paths import REAL_FIXTURE_ROOT
@@ -82,11 +82,7 @@ def main(argv: Optional[Sequence[str]] = None) -> ReplaySummary:
     if not os.path.isdir(os.path.join(args.dataroot, args.version)):
         parser.error(f"no nuScenes tables at {os.path.join(args.dataroot, args.version)}")
     check_output_path(parser, "--out", args.out)
-    if args.device.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            parser.error("--device cuda: torch sees no CUDA device")
+    check_device(parser, args.device)
     detector: Detector
     if args.oracle:
         detector = OracleDetector()

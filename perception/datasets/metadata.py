@@ -153,15 +153,15 @@ class SampleTable:
                         or str(data["tables_signature"]) != signature):
                     return None
                 missing = [f.name for f in fields(cls) if f.name not in data]
-                if missing:
-                    raise ValueError(f"it lacks arrays {missing}")
-                return cls(**{f.name: data[f.name] for f in fields(cls)})
+                if not missing:
+                    return cls(**{f.name: data[f.name] for f in fields(cls)})
+                problem = f"it lacks arrays {missing}"
         except FileNotFoundError:
             return None
         except (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error) as error:
-            print(f"{path}: unreadable metadata cache ({type(error).__name__}: {error}); building it again",
-                  file=sys.stderr)
-            return None
+            problem = f"{type(error).__name__}: {error}"
+        print(f"{path}: unreadable metadata cache ({problem}); building it again", file=sys.stderr)
+        return None
 
     def sample_token(self, index: int) -> str:
         return self.sample_tokens[index].decode()

@@ -111,8 +111,7 @@ def check_plan(trajectory: np.ndarray, maneuver: Maneuver, boxes: Boxes3D, ego: 
             refused = f"refused {maneuver.value}, blocked by {blocking}; "
         if refused:
             refused += "on the ego's current path at the plan's speeds, "
-            trajectory = lane_plan(np.cumsum(plan_speeds_mps(trajectory, config)) * config.step_s, ego, config,
-                                   EgoLanes(config.lane_width_m))
+            trajectory = lane_plan(_arc_lengths_m(trajectory, config), ego, config, EgoLanes(config.lane_width_m))
             maneuver = plan_label(trajectory, agents, config)
             relative = _relative_to_plan(trajectory, agents, assessment.predicted, speed_factors, config)
 
@@ -138,7 +137,7 @@ def check_plan(trajectory: np.ndarray, maneuver: Maneuver, boxes: Boxes3D, ego: 
                             f"path, {how}: {found}", True)
         needed = assessment.required_decel_mps2[local] if assessment.in_path[local] else config.max_decel_mps2
         decel = float(np.clip(needed, config.comfortable_decel_mps2, config.max_decel_mps2))
-        proposed_along = np.cumsum(plan_speeds_mps(trajectory, config)) * config.step_s  # (T,) [m]
+        proposed_along = _arc_lengths_m(trajectory, config)
 
         def braking(target_mps: float, decel_mps2: float):  # (plan, whether the proposed plan's distances bind)
             along = travelled_distance_m(max(ego.speed_mps, 0.0), target_mps, config.comfortable_accel_mps2,
@@ -215,6 +214,11 @@ def plan_speeds_mps(trajectory: np.ndarray, config: PlannerConfig) -> np.ndarray
     now at the origin."""
     previous = np.vstack([[0.0, 0.0], trajectory[:-1]])
     return np.linalg.norm(trajectory - previous, axis=1) / config.step_s
+
+
+def _arc_lengths_m(trajectory: np.ndarray, config: PlannerConfig) -> np.ndarray:
+    """(T,) how far along its path [m] a plan (T, 2) [m] is at each step, from the rear axle now."""
+    return np.cumsum(plan_speeds_mps(trajectory, config)) * config.step_s
 
 
 def _slowed_along_path(trajectory: np.ndarray, speed_mps: float, target_speed_mps: float, agents: Boxes3D,

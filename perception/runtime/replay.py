@@ -44,7 +44,7 @@ from perception.datasets.ground_truth import GroundTruth, sample_ground_truth
 from perception.datasets.lane_map import LaneCentres, log_lanes
 from perception.decision import PlannerConfig
 from perception.detector import Detector, OracleDetector
-from perception.jsonfile import read_json
+from perception.jsonfile import read_json, write_json_atomic
 from perception.runtime.faults import FaultPlan, inject_faults
 from perception.runtime.messages import SensorMessage, find_scene, scene_messages
 from perception.runtime.records import FRAMES_FILE, boxes_from_json, boxes_to_json, plan_to_json, read_frame_records
@@ -384,8 +384,7 @@ def record_run(out_dir: str, identity: Dict[str, Any], resuming: bool) -> None:
             raise ValueError(f"{path}: the frames in {out_dir} were replayed with another {', '.join(differing)}; "
                              f"replay into another folder, or without --resume")
     os.makedirs(out_dir, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(identity, f, indent=2)
+    write_json_atomic(path, identity, indent=2)
 
 
 def _options_json(options: ReplayOptions) -> Dict[str, Any]:

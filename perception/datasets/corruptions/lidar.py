@@ -38,6 +38,8 @@ FOG_TARGET_REFLECTIVITY = 1e-6 / np.pi
 """Differential reflectivity beta_0 = Gamma / pi of the hard target, Gamma = 1e-6 [1/sr]."""
 FOG_RANGE_NOISE_M = 10.0
 """Half-width of the uniform noise on a fog return's range (their noise variant 'v1' with noise 10)."""
+_SENSOR_TO_EGO_ROTATION = quaternion_to_matrix(LIDAR_MOUNT_ROTATION_WXYZ, "LIDAR_MOUNT_ROTATION_WXYZ")
+"""(3, 3) LIDAR_TOP's rotation, sensor axes to ego axes."""
 CROSSTALK_STD_M = 3.0
 """Standard deviation of a crosstalk return's offset from the point it copies [m]."""
 
@@ -64,17 +66,11 @@ def beam_index(points: np.ndarray) -> np.ndarray:
     """(N,) int: the beam (0 lowest .. 31, perception.sensors) nearest each point's elevation seen from
     LIDAR_MOUNT_M in the sensor's axes (LIDAR_MOUNT_ROTATION_WXYZ)."""
     offsets, _ = _rays(points)
-    in_sensor = offsets @ _sensor_to_ego_rotation()  # rows: R^T (p - t)
+    in_sensor = offsets @ _SENSOR_TO_EGO_ROTATION  # rows: R^T (p - t)
     elevation = np.degrees(np.arctan2(in_sensor[:, 2], np.hypot(in_sensor[:, 0], in_sensor[:, 1])))
     low, high = LIDAR_BEAM_ELEVATION_RANGE_DEG
     step = (high - low) / (LIDAR_BEAM_COUNT - 1)
     return np.clip(np.rint((elevation - low) / step), 0, LIDAR_BEAM_COUNT - 1).astype(int)
-
-
-@lru_cache(maxsize=1)
-def _sensor_to_ego_rotation() -> np.ndarray:
-    """(3, 3) LIDAR_TOP's rotation, sensor axes to ego axes."""
-    return quaternion_to_matrix(LIDAR_MOUNT_ROTATION_WXYZ, "LIDAR_MOUNT_ROTATION_WXYZ")
 
 
 def beams_reducing(frame: Frame, beams_kept: int, rng: np.random.Generator, seed: int) -> Frame:
