@@ -5,8 +5,9 @@
 perception.decision.planner, perception.decision.types and perception.decision.lanes.
 """
 from perception.decision.ego_state import EgoState
-from perception.decision.planner import decide
+from perception.decision.planner import decide, minimal_risk_stop
 from perception.decision.prediction import lane_index, predict_agents
 from perception.decision.types import Decision, Maneuver, PlannerConfig
 
-__all__ = ["Decision", "EgoState", "Maneuver", "PlannerConfig", "decide", "lane_index", "predict_agents"]
+__all__ = ["Decision", "EgoState", "Maneuver", "PlannerConfig", "decide", "lane_index", "minimal_risk_stop",
+           "predict_agents"]

@@ -310,6 +310,19 @@ def assess_frame(boxes: Boxes3D, ego: EgoState, config: PlannerConfig,
     return FrameAssessment(kept, agents, speed, assessment, left, right, ttc)
 
 
+def minimal_risk_stop(ego: EgoState, config: PlannerConfig, reason: str,
+                      lanes: Optional[LaneCentres] = None) -> Decision:
+    """The decision when nothing around the ego can be seen (none of the detector's sensors has data): STOP along
+    the ego lane's path (``lanes`` as in ``decide``) at comfortable_decel_mps2, no agent, no lane change feasible
+    (none can be checked), ``reason`` saying why."""
+    return Decision(
+        maneuver=Maneuver.STOP, target_speed_mps=0.0, ttc_s=math.inf, critical_object=-1,
+        lane_change_left_ok=False, lane_change_right_ok=False,
+        trajectory=plan_trajectory(ego, 0.0, config.comfortable_decel_mps2, 0, config,
+                                   ego_lanes(lanes, config.lane_width_m)),
+        reason=f"{Maneuver.STOP.value}: {reason}; braking to a standstill at {config.comfortable_decel_mps2:.1f} m/s^2")
+
+
 # Read best whole: the rule cascade (urgent brake or stop, lane clear, queued stop, overtake, follow)
 # reads top to bottom in the order the rules take precedence, each branch returning its decision.
 def decide(boxes: Boxes3D, ego: EgoState, config: PlannerConfig = PlannerConfig(),

@@ -19,7 +19,9 @@ FRAMES_FILE = "frames.jsonl"
 FRAME_RECORD: Dict[str, tuple] = {
     "scene": (str,),
     "index": (int,),
-    "lidar_token": (str,),
+    "key_token": (str,),
+    "key_channel": (str,),
+    "trigger": (str,),
     "sample_token": (str, type(None)),
     "is_key_frame": (bool,),
     "timestamp_us": (int,),
@@ -43,9 +45,11 @@ FRAME_RECORD: Dict[str, tuple] = {
 }
 """The keys of one frames.jsonl line and their JSON types.
 
-scene (name); index (the trigger's number in the scene, 0, 1, ...); lidar_token (the LiDAR sample_data that
-triggered the frame: the resume key); sample_token (the keyframe's sample, null for a sweep); is_key_frame;
-timestamp_us (the trigger's capture time); status ("processed" or "skipped": dropped in real time behind a newer
+scene (name); index (the trigger's number in the scene, 0, 1, ...); key_token (the sample_data the frame is built
+at, its timestamp and pose: the resume key) and key_channel (its channel); trigger ("lidar": a LiDAR keyframe or
+sweep, "watchdog": made when no LiDAR trigger came, perception.runtime.replay); sample_token (the keyframe's
+sample when the key is a keyframe's LiDAR sweep, else null); is_key_frame (the same); timestamp_us (the key's
+capture time); status ("processed" or "skipped": dropped in real time behind a newer
 frame); detections (DETECTION_RECORD items, ego frame); decision (perception.decision.Decision.to_json(), null
 when skipped: with a planning model the learned plan after the safety layer, ``vetoed`` and ``reason`` its
 rationale); plan (PLAN_RECORD: the planning head's proposal before the safety layer, null when the rule planner
@@ -56,6 +60,9 @@ received yet, or only corrupt files); missing (Frame.missing: absent or stale ch
 (channels left out for age); corrupt_files (files rejected while building this frame); num_lidar_points /
 num_radar_points / num_cameras (what the frame held); latency_s (see perception.runtime.replay; null when skipped);
 deadline_s; late; faults (FaultCounts so far in the stream)."""
+
+TRIGGERS = ("lidar", "watchdog")
+"""What made a frame (FRAME_RECORD's trigger)."""
 
 PLAN_RECORD = ("maneuver", "trajectory", "lane_change_feasible")
 """The keys of a proposal: maneuver (the most likely Maneuver value), trajectory (T x [x, y] m, ego frame),
@@ -117,6 +124,8 @@ def validate_frame_record(record: Any, source: str = FRAMES_FILE) -> None:
                              f"{' or '.join(t.__name__ for t in types)}")
     if record["status"] not in ("processed", "skipped"):
         raise ValueError(f"{source}: frame record status {record['status']!r} is not 'processed' or 'skipped'")
+    if record["trigger"] not in TRIGGERS:
+        raise ValueError(f"{source}: frame record trigger {record['trigger']!r} is not one of {TRIGGERS}")
     for detection in record["detections"]:
         if not isinstance(detection, dict) or set(detection) != set(DETECTION_RECORD):
             raise ValueError(f"{source}: a detection must have exactly the keys {DETECTION_RECORD}, got {detection}")

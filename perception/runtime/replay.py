@@ -6,6 +6,14 @@ Every sensor message of a scene (perception.runtime.messages), optionally with i
 built once the stream has passed the trigger by ``sync_window_s`` (so that the keyframe's radar sweeps and images
 captured just after the LiDAR are in): load the Frame from the buffers, detect, decide.
 
+Watchdog: a decision is due every trigger period. When no LiDAR trigger has come WATCHDOG_AFTER_PERIODS periods
+after the last frame's key (a LiDAR outage, a dropped keyframe), the first message past that time, of any
+channel, triggers a frame at its own timestamp and pose, and then one a period after each such frame until a
+LiDAR trigger comes again (the first watchdog waits from the stream's first message). Such a frame reads what the
+buffers hold (the LiDAR too while it is not stale; perception.runtime.step decides the minimal-risk stop when none
+of the model's sensors has data); its decision's reason starts with what the watchdog saw. The oracle has no
+watchdog: it reads ground truth, which exists at LiDAR keyframes only.
+
 Pacing: as fast as possible, or in real time (``realtime``, ``speed`` x faster). In real time, messages are
 delivered at their (scaled) capture time; while a frame is processed the next messages queue up, and the backlog
 is delivered before the next frame starts, so that when frames pile up behind a slow pipeline only the newest is
@@ -33,7 +41,7 @@ import math
 import os
 import time
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Deque, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from nuscenes.nuscenes import NuScenes
@@ -50,7 +58,9 @@ from perception.runtime.messages import SensorMessage, find_scene, scene_message
 from perception.runtime.records import FRAMES_FILE, boxes_from_json, boxes_to_json, plan_to_json, read_frame_records
 from perception.runtime.replay_outputs import ReplayOutputs
 from perception.runtime.step import FrameStep, LoadedFrame
-from perception.runtime.streaming import DEFAULT_STALE_AFTER_S, DEFAULT_SYNC_WINDOW_S, FrameStatus, StreamingState
+from perception.runtime.streaming import (
+    DEFAULT_STALE_AFTER_S, DEFAULT_SYNC_WINDOW_S, FrameStatus, StreamingState, is_lidar_keyframe,
+)
 from perception.sensors import KEYFRAME_PERIOD_S, LIDAR_CHANNEL, NOMINAL_PERIOD_S, SENSOR_GROUPS
 from perception.timing import latency_summary, summarize_records
 
@@ -109,15 +119,16 @@ class ReplayOptions:
 
 @dataclass
 class ReplaySummary:
-    """What a replay did: frame counts, latency percentiles [s], per-stage timings [ms], faults, wall time. After a
-    resume, ``resumed`` counts the triggers an earlier run recorded, processed or skipped (their records are kept,
-    their faults counted again); ``processed``, ``skipped``, ``late``, latency, timings and wall time are this
-    run's."""
+    """What a replay did: frame counts (``frames`` every trigger, ``watchdog`` those the watchdog made), latency
+    percentiles [s], per-stage timings [ms], faults, wall time. After a resume, ``resumed`` counts the triggers an
+    earlier run recorded, processed or skipped (their records are kept, their faults counted again);
+    ``processed``, ``skipped``, ``late``, latency, timings and wall time are this run's."""
 
     scene: str
     frames: int = 0
     processed: int = 0
     resumed: int = 0
+    watchdog: int = 0
     skipped: int = 0
     late: int = 0
     messages: int = 0
@@ -138,6 +149,10 @@ class ReplaySummary:
         payload["realtime_factor"] = self.realtime_factor if math.isfinite(self.realtime_factor) else None
         return payload
 
+
+WATCHDOG_AFTER_PERIODS = 1.5
+"""Trigger periods after a LiDAR-triggered frame's key at which the watchdog makes a frame when no LiDAR trigger
+came: late enough for a trigger's jitter (real keyframes come 0.4-0.5 s apart), within one more period."""
 
 BEHIND_TOLERANCE_S = 0.005
 """In real time, a message delivered this much after its due time came from a backlog (sleep overshoot is less)."""
@@ -214,11 +229,11 @@ class SceneReplay:
         if not self.stream:
             raise ValueError(f"scene {self.scene['name']}: the injected faults ({options.faults}) left no message")
         self.options = options
-        self.done = ({r["lidar_token"]: r for r in read_frame_records(os.path.join(out_dir, FRAMES_FILE))}
+        self.done = ({r["key_token"]: r for r in read_frame_records(os.path.join(out_dir, FRAMES_FILE))}
                      if resume else {})
         unknown = set(self.done) - {m.sample_data_token for m in self.stream}
         if unknown:
-            raise ValueError(f"{os.path.join(out_dir, FRAMES_FILE)}: {len(unknown)} frames of another stream (LiDAR "
+            raise ValueError(f"{os.path.join(out_dir, FRAMES_FILE)}: {len(unknown)} frames of another stream (key "
                              f"tokens not in scene {self.scene['name']}'s messages, e.g. {sorted(unknown)[0]}); replay "
                              f"into another folder, or without --resume")
         record_run(out_dir, run_identity(self.scene, options, run), resuming=bool(self.done))
@@ -236,6 +251,10 @@ class SceneReplay:
         self.clock = ReplayClock(self.stream[0].timestamp_us, options.realtime, options.speed)
         self.pending: Deque[SensorMessage] = deque()
         self.trigger_index: Dict[str, int] = {}
+        self.watchdog = not isinstance(detector, OracleDetector)
+        self.watchdog_gaps_s: Dict[str, float] = {}  # watchdog key token -> s since the last LiDAR trigger
+        self.last_trigger_us = self.stream[0].timestamp_us
+        self.watchdog_due_us = self.last_trigger_us + WATCHDOG_AFTER_PERIODS * options.trigger_period_s * 1e6
         self.latencies: List[float] = []
         self.timings_ms: List[Dict[str, float]] = []
 
@@ -249,7 +268,7 @@ class SceneReplay:
                 self.clock.wait_until(message.timestamp_us)
                 if not self.clock.behind(message.timestamp_us):  # a backlog is delivered before the next frame
                     self._process_ready(message.timestamp_us)
-                if self.state.push(message) and self.options.is_trigger(message):
+                if self.state.push(message) and self._triggers(message):
                     self.trigger_index.setdefault(message.sample_data_token, len(self.trigger_index))
                     self.pending.append(message)
             self._process_ready(None)
@@ -258,6 +277,7 @@ class SceneReplay:
         summary = self.summary
         summary.wall_s = time.perf_counter() - wall_start
         summary.frames = len(self.trigger_index)
+        summary.watchdog = len(self.watchdog_gaps_s)
         summary.faults = self.state.faults.as_dict()
         summary.sensor_duration_s = (max(m.timestamp_us for m in self.stream) - self.scene_start_us) * 1e-6
         if self.latencies:
@@ -266,6 +286,20 @@ class SceneReplay:
         summary.outputs["summary"] = self.outputs.write_summary({"options": _options_json(self.options),
                                                                  **summary.to_json()})
         return summary
+
+    def _triggers(self, message: SensorMessage) -> bool:
+        """Whether accepted ``message`` triggers a frame: a LiDAR trigger, or the watchdog's (module docstring),
+        which is then recorded; moves the watchdog's due time on."""
+        period_us = self.options.trigger_period_s * 1e6
+        if self.options.is_trigger(message):
+            self.last_trigger_us = message.timestamp_us
+            self.watchdog_due_us = message.timestamp_us + WATCHDOG_AFTER_PERIODS * period_us
+            return True
+        if self.watchdog and message.timestamp_us > self.watchdog_due_us:
+            self.watchdog_gaps_s[message.sample_data_token] = (message.timestamp_us - self.last_trigger_us) * 1e-6
+            self.watchdog_due_us = message.timestamp_us + period_us
+            return True
+        return False
 
     def _process_ready(self, now_us: Optional[int]) -> None:
         """Processes the pending triggers whose sync window closed before ``now_us`` (all when None); in real
@@ -290,7 +324,7 @@ class SceneReplay:
 
     def _process(self, key: SensorMessage) -> None:
         ground_truth = None  # looked up in the devkit's tables, outside the timed step
-        if self.with_annotations and key.is_key_frame:
+        if self.with_annotations and is_lidar_keyframe(key):
             ground_truth = sample_ground_truth(self.nusc, key.sample_token, key.ego_pose.ego_to_global)
         step = self.step(lambda: self._load(key, ground_truth))
         if self.options.realtime:
@@ -298,8 +332,14 @@ class SceneReplay:
         else:
             latency = step.timings_ms["end_to_end"] / 1000.0
         record = self._record(key, step.loaded.status, step.loaded.frame)
+        decision = step.decision
+        gap_s = self.watchdog_gaps_s.get(key.sample_data_token)
+        if gap_s is not None:
+            trigger = "sweep" if self.options.every_sweep else "keyframe"
+            decision = replace(decision, reason=f"watchdog: no LiDAR {trigger} for {gap_s:.2f} s, frame at "
+                                                f"{key.channel}; {decision.reason}")
         record.update(status="processed", detections=boxes_to_json(step.detections),
-                      decision=step.decision.to_json(), ego_state=asdict(step.ego_state),
+                      decision=decision.to_json(), ego_state=asdict(step.ego_state),
                       plan=None if step.plan is None else plan_to_json(step.plan),
                       timings_ms=step.timings_ms, latency_s=latency, late=latency > self.deadline_s)
         self.outputs.write_record(record)
@@ -331,8 +371,10 @@ class SceneReplay:
         """The FRAME_RECORD keys that skipped (no ``frame``) and processed triggers share."""
         return {
             "scene": self.scene["name"], "index": self.trigger_index[key.sample_data_token],
-            "lidar_token": key.sample_data_token, "sample_token": key.sample_token if key.is_key_frame else None,
-            "is_key_frame": key.is_key_frame, "timestamp_us": key.timestamp_us,
+            "key_token": key.sample_data_token, "key_channel": key.channel,
+            "trigger": "watchdog" if key.sample_data_token in self.watchdog_gaps_s else "lidar",
+            "sample_token": key.sample_token if is_lidar_keyframe(key) else None,
+            "is_key_frame": is_lidar_keyframe(key), "timestamp_us": key.timestamp_us,
             "sensor_ages_s": status.ages_s, "stale": list(status.stale), "corrupt_files": list(status.corrupt),
             "missing": sorted(frame.missing) if frame is not None else [],
             "num_lidar_points": len(frame.lidar.points) if frame is not None and frame.lidar is not None else 0,

@@ -8,7 +8,10 @@ Which planner decides: with a detector that plans (perception.models.planning_he
 true) the learned plan through the safety layer (perception.decision.learned.learned_decision; its ego input,
 perception.decision.learned.ego_features of the past poses, is computed in the decision stage before the detector
 runs, the planning head's forward is timed inside the detector as its stage "planning_head"); with any other
-detector the rule planner (perception.decision.decide) on the detections.
+detector the rule planner (perception.decision.decide) on the detections. A frame that holds none of the
+detector's sensor groups (all missing or stale: nothing around the ego can be seen) is not detected: the decision
+is the minimal-risk stop (perception.decision.minimal_risk_stop) naming what is missing, and the tracker keeps its
+tracks for the next frame that sees.
 """
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ from typing import Callable, Dict, Optional, Sequence
 
 from perception.datasets.frame import Frame
 from perception.datasets.lane_map import LaneCentres
-from perception.decision import Decision, EgoState, PlannerConfig, decide
+from perception.decision import Decision, EgoState, PlannerConfig, decide, minimal_risk_stop
 from perception.decision.learned import ego_features, learned_decision
 from perception.decision.tracking import AgentTracker, TrackerConfig
 from perception.detector import Detector, timed_detect
@@ -71,26 +74,35 @@ class FrameStep:
         self.tracker = AgentTracker(TrackerConfig(min_score=planner_config.min_score))
 
     def __call__(self, load: Callable[[], LoadedFrame]) -> StepResult:
-        """One frame: ``load()`` timed as stage "load", then detection and decision."""
+        """One frame: ``load()`` timed as stage "load", then detection and decision (only the decision, the
+        minimal-risk stop, when the frame holds none of the detector's sensors: module docstring)."""
         timer = self.timer
         timer.reset()
         plan = None
         with timer.stage("end_to_end"):
             with timer.stage("load"):
                 loaded = load()
-            if self.plans:
+            unseen = sorted(frozenset(self.detector.sensors) & loaded.frame.missing)
+            blind = len(unseen) == len(self.detector.sensors)
+            detections = Boxes3D.empty()
+            if self.plans and not blind:
                 with timer.stage("decision"):
                     features = ego_features(loaded.past_poses)[None]
                 with timer.stage("detector"):
                     (detections,), (plan,) = self.detector.detect_and_plan([loaded.frame], features, timer)
-            else:
+            elif not blind:
                 detections = timed_detect(self.detector, loaded.frame, timer)
             with timer.stage("decision"):
                 ego_state = EgoState.from_poses(loaded.past_poses, -1)
-                agents = self.tracker.update(detections, loaded.frame.ego_pose)
-                decision = (decide(agents.boxes, ego_state, self.planner_config,
-                                   agent_accelerations_mps2=agents.accelerations_mps2, lanes=loaded.lanes)
-                            if plan is None else
-                            learned_decision(plan, agents.boxes, ego_state, loaded.past_poses,
-                                             self.planner_config, agents.accelerations_mps2, loaded.lanes))
+                if blind:
+                    decision = minimal_risk_stop(ego_state, self.planner_config,
+                                                 f"no data from the detector's sensors ({', '.join(unseen)})",
+                                                 loaded.lanes)
+                else:
+                    agents = self.tracker.update(detections, loaded.frame.ego_pose)
+                    decision = (decide(agents.boxes, ego_state, self.planner_config,
+                                       agent_accelerations_mps2=agents.accelerations_mps2, lanes=loaded.lanes)
+                                if plan is None else
+                                learned_decision(plan, agents.boxes, ego_state, loaded.past_poses,
+                                                 self.planner_config, agents.accelerations_mps2, loaded.lanes))
         return StepResult(loaded, detections, ego_state, decision, timer.elapsed_ms(), plan)

@@ -6,9 +6,10 @@ input (a Frame) from them.
 - Ego poses of the LiDAR messages of the last EGO_FEATURE_HISTORY_S (what the learned planners' ego input reads:
   the past ego state and track, ``recent_poses``; where no earlier LiDAR message exists, the earliest of the
   other channels' buffered messages within OTHER_SENSORS_BEFORE_S, as the tables' past_ego_poses reads).
-- A frame reads the newest LiDAR sweeps at or before its key and the radar sweeps and images captured up to
-  ``sync_window_s`` after it; per camera the newest image (the one before it the fallback when the newest file is
-  corrupt).
+- A frame is built at a key message (its timestamp and ego pose): a LiDAR message, or, for a frame made when no
+  LiDAR trigger came (perception.runtime.replay's watchdog), a message of any channel. It reads the newest LiDAR
+  sweeps at or before its key and the radar sweeps and images captured up to ``sync_window_s`` after it; per
+  camera the newest image (the one before it the fallback when the newest file is corrupt).
 - Faults, counted in ``FaultCounts`` and survived:
   dropped     a gap in a channel's sequence numbers after its first message (each missing number counts once;
               nothing tells of a loss before a channel's first message or after its last);
@@ -90,10 +91,16 @@ class FrameStatus:
     corrupt: Tuple[str, ...] = field(default_factory=tuple)
 
 
+def is_lidar_keyframe(message: SensorMessage) -> bool:
+    """Whether ``message`` is a keyframe's LiDAR sweep: the only key at which a frame is a keyframe (its sample's
+    ground truth and token)."""
+    return message.channel == LIDAR_CHANNEL and message.is_key_frame
+
+
 def table_from_messages(key: SensorMessage, sample_token: str, scene_token: str,
                         records: Dict[str, Sequence[SensorMessage]],
                         ground_truth: Optional[GroundTruth]) -> SampleTable:
-    """A one-keyframe SampleTable for ``key`` (a LiDAR message: the frame's timestamp and ego pose) listing, per
+    """A one-keyframe SampleTable for ``key`` (the frame's timestamp and ego pose) listing, per
     channel, ``records[channel]`` newest first, with absolute paths; ``ground_truth`` in that ego frame or None."""
     messages: List[SensorMessage] = []
     sweeps = []
@@ -200,11 +207,13 @@ class StreamingState:
 
     def recent_poses(self, key: SensorMessage) -> List[EgoPose]:
         """Ego poses of the LiDAR messages of the last EGO_FEATURE_HISTORY_S up to ``key``, oldest first (strictly
-        increasing timestamps: no duplicate or out-of-order message is kept): what a causal ego-state estimate
-        may use. Where none precedes ``key``, the earliest pose of the other channels' buffered messages stamped
-        within OTHER_SENSORS_BEFORE_S before it comes first (perception.datasets.ego_log.past_ego_poses' rule)."""
+        increasing timestamps: no duplicate or out-of-order message is kept), and the pose of ``key`` itself last
+        when it is not a LiDAR message: what a causal ego-state estimate may use. Where no LiDAR pose precedes
+        ``key``'s, the earliest pose of the other channels' buffered messages stamped within
+        OTHER_SENSORS_BEFORE_S before it comes first (perception.datasets.ego_log.past_ego_poses' rule)."""
         start_us = key.timestamp_us - int(round(EGO_FEATURE_HISTORY_S * 1e6))
-        poses = [m.ego_pose for m in self._lidar_history if start_us <= m.timestamp_us <= key.timestamp_us]
+        poses = [m.ego_pose for m in self._lidar_history if start_us <= m.timestamp_us < key.timestamp_us]
+        poses.append(key.ego_pose)
         if len(poses) == 1:
             start_us = key.timestamp_us - OTHER_SENSORS_BEFORE_S * 1e6
             earlier = [m for channel, buffer in self._buffers.items() if channel != LIDAR_CHANNEL for m in buffer
@@ -214,7 +223,7 @@ class StreamingState:
         return poses
 
     def status(self, key: SensorMessage) -> FrameStatus:
-        """The channels' ages and staleness at LiDAR message ``key``, without building a frame."""
+        """The channels' ages and staleness at key message ``key``, without building a frame."""
         return self._records(key)[1]
 
     def _records(self, key: SensorMessage) -> Tuple[Dict[str, List[SensorMessage]], FrameStatus]:
@@ -243,17 +252,15 @@ class StreamingState:
 
     def build_frame(self, key: SensorMessage, scene_token: str,
                     ground_truth: Optional[GroundTruth] = None) -> Tuple[Frame, FrameStatus]:
-        """The Frame at LiDAR message ``key`` (its timestamp and ego pose) from the buffers, and its status.
+        """The Frame at key message ``key`` (its timestamp and ego pose) from the buffers, and its status.
 
         LiDAR: the newest ``lidar_sweeps`` sweeps at or before ``key``; radar and cameras: what has arrived (a
         radar sweep or an image captured shortly after ``key`` included, as in the loader's keyframes). Stale
-        channels are left out. ``Frame.sample_token`` is the keyframe's sample token, or the LiDAR sweep's
-        sample_data token when ``key`` is not a keyframe. A corrupt file is counted, leaves its buffer, and the
-        frame is built without it.
+        channels are left out. ``Frame.sample_token`` is the keyframe's sample token when ``key`` is a LiDAR
+        keyframe, else ``key``'s sample_data token. A corrupt file is counted, leaves its buffer, and the frame is
+        built without it.
         """
-        if key.channel != LIDAR_CHANNEL:
-            raise ValueError(f"frames are built at LiDAR messages, got a {key.channel} message")
-        sample_token = key.sample_token if key.is_key_frame else key.sample_data_token
+        sample_token = key.sample_token if is_lidar_keyframe(key) else key.sample_data_token
         corrupt: List[str] = []
         while True:
             records, status = self._records(key)

@@ -15,7 +15,7 @@ from perception.decision.learned import EGO_FEATURE_HISTORY_S
 from perception.geometry import EgoPose, RigidTransform
 from perception.runtime.faults import FaultPlan, inject_faults
 from perception.runtime.messages import message_order_key, scene_messages
-from perception.runtime.streaming import StreamingState
+from perception.runtime.streaming import DEFAULT_SYNC_WINDOW_S, StreamingState
 from perception.sensors import ALL_CHANNELS, CAMERA_CHANNELS, LIDAR_CHANNEL
 from tests.runtime.helpers import corrupt
 
@@ -255,3 +255,28 @@ def test_state_rejects_bad_settings():
     for name, value in (("sync_window_s", float("nan")), ("sync_window_s", -0.1), ("backlog_s", float("inf"))):
         with pytest.raises(ValueError, match=f"{name} must be finite and >= 0"):
             StreamingState(**{name: value})
+
+
+def test_a_frame_at_another_channel_s_message_reads_the_lidar_before_it_and_ends_its_poses(nusc_synthetic):
+    scene = nusc_synthetic.scene[0]
+    messages = scene_messages(nusc_synthetic, scene["name"])
+    keyframe = next(m for m in messages if m.channel == LIDAR_CHANNEL and m.is_key_frame)
+    key = next(m for m in messages if m.channel == "CAM_BACK" and m.timestamp_us > keyframe.timestamp_us + 20_000)
+    state = StreamingState(lidar_sweeps=3, radar_sweeps=1)
+    for message in messages:
+        if message.timestamp_us > key.timestamp_us + DEFAULT_SYNC_WINDOW_S * 1e6:
+            break
+        state.push(message)
+    frame, status = state.build_frame(key, scene["token"])
+    lidar_before = [m for m in messages if m.channel == LIDAR_CHANNEL and m.timestamp_us <= key.timestamp_us][-3:]
+    assert frame.timestamp_us == key.timestamp_us and frame.ego_pose.timestamp_us == key.timestamp_us
+    assert frame.sample_token == key.sample_data_token  # not a keyframe: no sample's token
+    assert frame.lidar.num_sweeps == 3
+    # the time-lag channel: each sweep's age at the key (hand-worked from the timestamps)
+    np.testing.assert_allclose(np.unique(frame.lidar.points[:, 4]),
+                               sorted((key.timestamp_us - m.timestamp_us) * 1e-6 for m in lidar_before), atol=1e-6)
+    assert status.ages_s[LIDAR_CHANNEL] == pytest.approx((key.timestamp_us - lidar_before[-1].timestamp_us) * 1e-6)
+    poses = state.recent_poses(key)
+    assert poses[-1].timestamp_us == key.timestamp_us
+    assert [p.timestamp_us for p in poses[:-1]] == [
+        m.timestamp_us for m in messages if m.channel == LIDAR_CHANNEL and m.timestamp_us < key.timestamp_us]

@@ -13,7 +13,7 @@ import pytest
 
 from perception.cli.replay import main as replay_main
 from perception.datasets.loader import load_frame
-from perception.decision import EgoState, decide
+from perception.decision import EgoState, PlannerConfig, decide
 from perception.datasets.ego_log import keyframe_lidar_pose, past_ego_poses
 from perception.datasets.lane_map import keyframe_lanes
 from perception.decision.learned import EGO_FEATURE_HISTORY_S, past_ego_features, plan_maneuver
@@ -23,7 +23,7 @@ from perception.maneuvers import Maneuver
 from perception.models.planning_types import EGO_FEATURES
 from perception.detector import OracleDetector
 import perception.runtime.step
-from perception.runtime.faults import FaultPlan
+from perception.runtime.faults import FaultPlan, inject_faults
 from perception.runtime.mcap_writer import read_mcap
 from perception.runtime.messages import scene_messages
 from perception.runtime.records import (
@@ -57,7 +57,7 @@ def test_one_record_per_keyframe_with_the_oracle_boxes(nusc_synthetic, full_repl
     summary, out = full_replay
     records = read_frame_records(str(out / "frames.jsonl"))
     keyframes = _keyframes(nusc_synthetic, _scene(nusc_synthetic))
-    assert [r["lidar_token"] for r in records] == [k.sample_data_token for k in keyframes]
+    assert [r["key_token"] for r in records] == [k.sample_data_token for k in keyframes]
     assert [r["index"] for r in records] == list(range(len(keyframes)))
     assert summary.processed == summary.frames == len(keyframes) and summary.skipped == 0
     for record, key in zip(records, keyframes):
@@ -86,12 +86,16 @@ def test_detections_round_trip_through_json(nusc_synthetic):
         np.testing.assert_array_equal(getattr(again, name), getattr(boxes, name))
 
 
-def test_malformed_records_are_rejected(tmp_path):
+def test_malformed_records_are_rejected(full_replay, tmp_path):
     good = {key: None for key in FRAME_RECORD}
     with pytest.raises(ValueError, match="lacks"):
         validate_frame_record({"scene": "x"})
     with pytest.raises(ValueError, match="index"):
         validate_frame_record({**good, "scene": "s", "index": "0"})
+    record = read_frame_records(str(full_replay[1] / "frames.jsonl"))[0]
+    validate_frame_record(record)
+    with pytest.raises(ValueError, match="trigger 'timer' is not one of"):
+        validate_frame_record({**record, "trigger": "timer"})
     path = tmp_path / "frames.jsonl"
     path.write_text('{"broken": \n{"scene": "s"}\n')
     with pytest.raises(ValueError, match="line 1"):
@@ -203,7 +207,7 @@ def test_resume_after_a_kill_loses_nothing_and_redoes_nothing(nusc_synthetic, tm
     assert resumed.calls == [k.sample_token for k in keyframes[2:]]
     assert (summary.resumed, summary.processed) == (2, len(keyframes) - 2)
     records = read_frame_records(str(frames_file))
-    assert [r["lidar_token"] for r in records] == [k.sample_data_token for k in keyframes]
+    assert [r["key_token"] for r in records] == [k.sample_data_token for k in keyframes]
     counts = collections.Counter(topic for topic, _, _ in read_mcap(str(tmp_path / "replay.mcap")))
     assert counts["/detections"] == len(keyframes)  # the MCAP and the video are whole again
     assert len(os.listdir(tmp_path / "frames")) == len(keyframes)
@@ -381,3 +385,94 @@ def test_command_line_replays_and_resumes(nusc_synthetic, synthetic_root, tmp_pa
         with pytest.raises(SystemExit):
             replay_main(args + wrong)
         assert "must be" in capsys.readouterr().err
+
+
+class SeesEverySensor(NoBoxes):
+    """Detects nothing, reading every sensor group (a fusion model's inputs); raises KeyboardInterrupt (a kill) on
+    call number ``interrupt_at`` (1-based) when given."""
+
+    sensors = frozenset({"lidar", "radar", "camera"})
+
+    def __init__(self, interrupt_at: int = 0):
+        super().__init__()
+        self.interrupt_at = interrupt_at
+
+    def detect(self, frames, timer=None):
+        if self.interrupt_at and len(self.frames) + 1 == self.interrupt_at:
+            raise KeyboardInterrupt
+        return super().detect(frames, timer)
+
+
+LIDAR_OUTAGE = ReplayOptions(faults=FaultPlan(stall=(LIDAR_CHANNEL, 0.8, 1.8)), stale_after_s=0.25, video=False,
+                             mcap=False)
+"""The tiny world's keyframes come 0.54, 1.04, 1.54, 2.04 s after its first message; the LiDAR delivers nothing
+from 0.8 to 1.8 s: the second and third keyframes never come."""
+
+
+def _first_message_after(stream, timestamp_us):
+    return next(m for m in stream if m.timestamp_us > timestamp_us)
+
+
+def test_a_lidar_outage_keeps_a_decision_every_period_by_the_watchdog(nusc_synthetic, tmp_path):
+    scene = _scene(nusc_synthetic)
+    stream = list(inject_faults(scene_messages(nusc_synthetic, scene), LIDAR_OUTAGE.faults))
+    keyframes = [m for m in stream if m.channel == LIDAR_CHANNEL and m.is_key_frame]
+    assert len(keyframes) == 2  # the first and the last
+    # hand-worked: the first watchdog 1.5 periods after the first keyframe, the next a period after it
+    first = _first_message_after(stream, keyframes[0].timestamp_us + 750_000)
+    second = _first_message_after(stream, first.timestamp_us + 500_000)
+    assert second.timestamp_us < keyframes[1].timestamp_us
+    detectors = {"lidar only": NoBoxes(), "fused": SeesEverySensor()}
+    for name, detector in detectors.items():
+        out = tmp_path / name
+        summary = replay_scene(nusc_synthetic, scene, detector, str(out), LIDAR_OUTAGE, progress=False)
+        records = read_frame_records(str(out / "frames.jsonl"))
+        assert [(r["key_token"], r["trigger"]) for r in records] == [
+            (keyframes[0].sample_data_token, "lidar"), (first.sample_data_token, "watchdog"),
+            (second.sample_data_token, "watchdog"), (keyframes[1].sample_data_token, "lidar")]
+        assert (summary.frames, summary.watchdog, summary.processed) == (4, 2, 4)
+        for record, key in zip(records[1:3], (first, second)):
+            assert record["key_channel"] == key.channel != LIDAR_CHANNEL and record["timestamp_us"] == key.timestamp_us
+            assert record["sample_token"] is None and not record["is_key_frame"]
+            assert LIDAR_CHANNEL in record["stale"] and record["num_lidar_points"] == 0
+            gap_s = (key.timestamp_us - keyframes[0].timestamp_us) * 1e-6  # since the last LiDAR trigger
+            assert record["decision"]["reason"].startswith(f"watchdog: no LiDAR keyframe for {gap_s:.2f} s, "
+                                                           f"frame at {key.channel}; ")
+        assert [r["decision"]["reason"].startswith("watchdog") for r in records] == [False, True, True, False]
+    # the LiDAR-only model sees nothing at the watchdog's frames: not detected, the minimal-risk stop, its plan
+    # slowing at comfortable_decel_mps2 a from the ego's speed v: v T - a T^2 / 2 along the path by T = 3 s, or
+    # v^2 / 2a where it stops before (hand-worked)
+    assert [f.timestamp_us for f in detectors["lidar only"].frames] == [k.timestamp_us for k in keyframes]
+    for record in read_frame_records(str(tmp_path / "lidar only" / "frames.jsonl"))[1:3]:
+        decision = record["decision"]
+        assert decision["maneuver"] == Maneuver.STOP.value and "no data from the detector's sensors (lidar)" in \
+            decision["reason"]
+        speed = record["ego_state"]["speed_mps"]
+        path = np.r_[np.zeros((1, 2)), decision["trajectory"]]
+        decel, horizon = PlannerConfig().comfortable_decel_mps2, 3.0
+        expected_m = (speed * horizon - decel * horizon ** 2 / 2 if speed > decel * horizon
+                      else speed ** 2 / (2 * decel))
+        assert speed > 5 and np.linalg.norm(np.diff(path, axis=0), axis=1).sum() == pytest.approx(expected_m, rel=0.01)
+    # the fusion model reads radar and cameras there, the frame at the key's pose and time
+    fused = read_frame_records(str(tmp_path / "fused" / "frames.jsonl"))
+    assert all(r["num_radar_points"] > 0 and r["num_cameras"] == 6 for r in fused)
+    assert [f.timestamp_us for f in detectors["fused"].frames] == [r["timestamp_us"] for r in fused]
+    assert all(f.ego_pose.timestamp_us == f.timestamp_us for f in detectors["fused"].frames)
+    assert [r["decision"]["maneuver"] for r in fused[1:3]] == [Maneuver.KEEP_LANE.value] * 2
+
+
+def test_a_resume_keeps_the_watchdog_frames_and_makes_the_rest(nusc_synthetic, tmp_path):
+    scene = _scene(nusc_synthetic)
+    whole = replay_scene(nusc_synthetic, scene, SeesEverySensor(), str(tmp_path / "whole"), LIDAR_OUTAGE,
+                         progress=False)
+    with pytest.raises(KeyboardInterrupt):  # killed on the second watchdog frame
+        replay_scene(nusc_synthetic, scene, SeesEverySensor(interrupt_at=3), str(tmp_path / "cut"), LIDAR_OUTAGE,
+                     progress=False)
+    detector = SeesEverySensor()
+    resumed = replay_scene(nusc_synthetic, scene, detector, str(tmp_path / "cut"), LIDAR_OUTAGE, resume=True,
+                           progress=False)
+    assert (resumed.resumed, resumed.processed, resumed.watchdog) == (2, 2, whole.watchdog)
+    cut, uninterrupted = (read_frame_records(str(tmp_path / run / "frames.jsonl")) for run in ("cut", "whole"))
+    fields = ("key_token", "trigger", "decision", "ego_state", "missing")
+    assert [[r[f] for f in fields] for r in cut] == [[r[f] for f in fields] for r in uninterrupted]
+    assert [f.timestamp_us for f in detector.frames] == [r["timestamp_us"] for r in uninterrupted[2:]]

@@ -73,3 +73,31 @@ def test_a_planning_detector_plans_and_the_safety_layer_decides(nusc_synthetic):
     assert result.decision.to_json() == check_plan(trajectory, Maneuver.BRAKE, result.detections,
                                                    result.ego_state).to_json()
     assert result.decision.to_json() != decide(result.detections, result.ego_state).to_json()
+
+
+class LidarOracle(OracleDetector):
+    """The oracle as a LiDAR-only model: counts its calls."""
+
+    sensors = frozenset({"lidar"})
+    calls = 0
+
+    def detect(self, frames, timer=None):
+        self.calls += 1
+        return super().detect(frames, timer)
+
+
+def test_a_frame_without_the_detector_s_sensors_is_not_detected_and_stops(nusc_synthetic):
+    token = nusc_synthetic.sample[2]["token"]
+    table = build_sample_table(nusc_synthetic, [token], lidar_sweeps=1, radar_sweeps=1)
+    history = ego_history(nusc_synthetic, token)
+    detector = LidarOracle()
+    step = FrameStep(detector)
+    seen = step(lambda: load_keyframe(table, 0, nusc_synthetic.dataroot, None, frozenset({"camera"}), history))
+    assert detector.calls == 1 and len(seen.detections) > 0 and seen.decision.maneuver != Maneuver.STOP
+    tracked = step.tracker._previous
+    blind = step(lambda: load_keyframe(table, 0, nusc_synthetic.dataroot, None, frozenset({"lidar"}), history))
+    assert detector.calls == 1 and "detector" not in blind.timings_ms and len(blind.detections) == 0
+    assert blind.decision.maneuver == Maneuver.STOP and blind.decision.target_speed_mps == 0.0
+    assert blind.decision.reason.startswith("STOP: no data from the detector's sensors (lidar); braking")
+    assert not (blind.decision.lane_change_left_ok or blind.decision.lane_change_right_ok)
+    assert step.tracker._previous is tracked and len(tracked.labels) > 0  # kept for the next frame that sees
