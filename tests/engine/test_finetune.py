@@ -74,7 +74,7 @@ def test_a_killed_fine_tune_resumes_where_it_stopped(base, synthetic_root, tmp_p
     with pytest.raises(SimulatedKill):
         run(killed, "resumed")
     # another rank or method would load the run's weights with warnings only, and train on (or fail deep inside)
-    for other in (("--method", "lora", "--rank", "4"), ("--method", "head", "--rank", "2")):
+    for other in (("--method", "lora", "--rank", "4"), ("--method", "adapter", "--rank", "2")):
         with pytest.raises(SystemExit):
             finetune(finetune_args(config, checkpoint, synthetic_root, tmp_path / "resumed", *other, "--no-validate",
                                    "--resume"))
@@ -132,6 +132,8 @@ def test_bad_requests_fail_before_training(base, synthetic_root, tmp_path, capsy
          "unknown fine-tuning method 'prompt'"),
         (finetune_args(config, checkpoint, synthetic_root, tmp_path / "c", "--method", "lora", "--rank", "99"),
          "rank 99 is larger than layer"),
+        (finetune_args(config, checkpoint, synthetic_root, tmp_path / "h", "--method", "head", "--rank", "4"),
+         "--rank applies to lora and adapter, not to 'head'"),
         (finetune_args(config, checkpoint, annotation_free_copy(synthetic_root, tmp_path), tmp_path / "d",
                        "--method", "head"),
          "has no annotated keyframe"),
