@@ -18,9 +18,9 @@ Pacing: as fast as possible, or in real time (``realtime``, ``speed`` x faster).
 delivered at their (scaled) capture time; while a frame is processed the next messages queue up, and the backlog
 is delivered before the next frame starts, so that when frames pile up behind a slow pipeline only the newest is
 processed (from what it would have read on time: the buffers keep that much) and the others are recorded as
-skipped. Before a real-time clock starts, the step (detector and decision)
-runs once, untimed and unrecorded, on the first trigger's frame (loading Numba's compiled kernels, the decision's
-too, and torch's first allocations), as a car starts its stack before it drives.
+skipped. Before the replay starts (in either pacing), a model's step (detector and decision) runs once, untimed and
+unrecorded, on the first trigger's frame (loading Numba's compiled kernels, the decision's too, and torch's first
+allocations), as a car starts its stack before it drives.
 
 Latency (``latency_s`` in each record): in real time, the wall time from the trigger's (scaled) capture time to the
 decision, the sync window and any queueing included; as fast as possible, the end_to_end processing time (load +
@@ -206,7 +206,7 @@ def _warm_up(detector: Detector, stream: Sequence[SensorMessage], options: Repla
 class SceneReplay:
     """One replay of a scene (module docstring) into ``out_dir``, built ready to drive: the message stream read
     (``messages`` instead of the scene's own, e.g. one with faults already injected), the records to resume
-    from read, the detector warmed up (in real time), the outputs open and the clock started. ``run`` replays.
+    from read, a model's step warmed up, the outputs open and the clock started. ``run`` replays.
 
     Raises ValueError when the oracle is asked for every sweep (ground truth exists at keyframes only), the
     scene has no messages, or a frames.jsonl to resume from is malformed or was written by another run (record_run).
@@ -240,7 +240,7 @@ class SceneReplay:
         self.with_annotations = len(nusc.sample_annotation) > 0
         drop = frozenset(SENSOR_GROUPS) - frozenset(detector.sensors)
         self.state = options.new_state(drop)
-        if options.realtime and not isinstance(detector, OracleDetector):  # the oracle has nothing to warm up
+        if not isinstance(detector, OracleDetector):  # the oracle has nothing to warm up
             _warm_up(detector, self.stream, options, drop, self.scene["token"], planner_config, self.lanes)
         self.step = FrameStep(detector, planner_config, options.device)
         self.summary = ReplaySummary(scene=self.scene["name"], messages=len(self.stream), resumed=len(self.done))
