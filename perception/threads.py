@@ -21,6 +21,7 @@ set at run time (threadpoolctl), so it holds wherever numpy was imported first.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from typing import Optional
 
@@ -63,7 +64,9 @@ _applied: Optional[ThreadPolicy] = None
 
 def apply_thread_policy(threads: Optional[int] = None) -> ThreadPolicy:
     """Sets the pools of this process to the policy (module docstring); ``threads`` overrides the CPU count.
-    Returns what was set; ``onnxruntime_session_options`` uses it for the sessions made afterwards."""
+    Returns what was set; ``onnxruntime_session_options`` uses it for the sessions made afterwards. Numba's pool
+    has at most NUMBA_NUM_THREADS threads (fixed when Numba loads): above that it keeps its maximum, with a
+    warning."""
     global _applied
     import cv2
     import numba
@@ -75,6 +78,9 @@ def apply_thread_policy(threads: Optional[int] = None) -> ThreadPolicy:
         raise ValueError(f"threads must be >= 1, got {count}")
     policy = ThreadPolicy(torch_threads=count, numba_threads=min(count, numba.config.NUMBA_NUM_THREADS),
                           onnxruntime_threads=count, opencv_threads=1, blas_threads=1)
+    if policy.numba_threads < count:
+        warnings.warn(f"threads {count}: Numba's pool has at most {policy.numba_threads} (NUMBA_NUM_THREADS), so it "
+                      f"uses {policy.numba_threads}; the other pools use {count}", stacklevel=2)
     set_openmp_environment()
     torch.set_num_threads(policy.torch_threads)
     numba.set_num_threads(policy.numba_threads)

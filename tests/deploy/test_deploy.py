@@ -338,6 +338,10 @@ def test_thread_policy_sets_every_pool():
         threadpool_limits(2, user_api="blas")
         apply_thread_policy(threads=2)  # numpy's BLAS stays on one thread whatever the count
         assert torch.get_num_threads() == 2 and blas_threads() and set(blas_threads().values()) == {1}
+        most = numba.config.NUMBA_NUM_THREADS  # Numba's pool cannot grow past it: said, not hidden
+        with pytest.warns(UserWarning, match=f"threads {most + 1}: Numba's pool has at most {most} "):
+            policy = apply_thread_policy(threads=most + 1)
+        assert (policy.numba_threads, policy.torch_threads, numba.get_num_threads()) == (most, most + 1, most)
     finally:
         torch.set_num_threads(before[0])
         numba.set_num_threads(before[1])
