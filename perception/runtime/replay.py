@@ -7,9 +7,9 @@ built once the stream has passed the trigger by ``sync_window_s`` (so that the k
 captured just after the LiDAR are in): load the Frame from the buffers, detect, decide.
 
 Watchdog: a decision is due every trigger period. When no LiDAR trigger has come WATCHDOG_AFTER_PERIODS periods
-after the last frame's key (a LiDAR outage, a dropped keyframe), the first message past that time, of any
-channel, triggers a frame at its own timestamp and pose, and then one a period after each such frame until a
-LiDAR trigger comes again (the first watchdog waits from the stream's first message). Such a frame reads what the
+after the last one (a LiDAR outage, a dropped keyframe; before the first, after the stream's first message), the
+first message past that time, of any channel, triggers a frame at its own timestamp and pose, and then the first
+message a period after each such frame does, until a LiDAR trigger comes again. Such a frame reads what the
 buffers hold (the LiDAR too while it is not stale; perception.runtime.step decides the minimal-risk stop when none
 of the model's sensors has data); its decision's reason starts with what the watchdog saw. The oracle has no
 watchdog: it reads ground truth, which exists at LiDAR keyframes only.
@@ -151,8 +151,8 @@ class ReplaySummary:
 
 
 WATCHDOG_AFTER_PERIODS = 1.5
-"""Trigger periods after a LiDAR-triggered frame's key at which the watchdog makes a frame when no LiDAR trigger
-came: late enough for a trigger's jitter (real keyframes come 0.4-0.5 s apart), within one more period."""
+"""Trigger periods after a LiDAR trigger at which the watchdog makes a frame when no other LiDAR trigger came: late
+enough for a trigger's jitter (scene-0916's keyframes come 0.40-0.50 s apart), within one more period."""
 
 BEHIND_TOLERANCE_S = 0.005
 """In real time, a message delivered this much after its due time came from a backlog (sleep overshoot is less)."""
