@@ -65,6 +65,10 @@ from perception.sensors import KEYFRAME_PERIOD_S, LIDAR_CHANNEL, NOMINAL_PERIOD_
 from perception.timing import latency_summary, summarize_records
 
 
+WATCHDOG_AFTER_PERIODS = 1.5
+"""Trigger periods after a LiDAR trigger at which the watchdog makes a frame when no other LiDAR trigger came: late
+enough for a trigger's jitter (scene-0916's keyframes come 0.40-0.50 s apart), within one more period."""
+
 @dataclass(frozen=True)
 class ReplayOptions:
     """How to replay (see the module docstring). ``lidar_sweeps`` / ``radar_sweeps`` / ``image_size`` (W, H):
@@ -102,6 +106,12 @@ class ReplayOptions:
     def trigger_period_s(self) -> float:
         """The nominal time between frames: a LiDAR sweep or a keyframe."""
         return NOMINAL_PERIOD_S["lidar"] if self.every_sweep else KEYFRAME_PERIOD_S
+
+    @property
+    def watchdog_after_s(self) -> float:
+        """How long after a LiDAR trigger (or the stream's first message) the watchdog makes a frame when no other
+        LiDAR trigger came (module docstring)."""
+        return WATCHDOG_AFTER_PERIODS * self.trigger_period_s
 
     @property
     def effective_deadline_s(self) -> float:
@@ -150,10 +160,6 @@ class ReplaySummary:
         return payload
 
 
-WATCHDOG_AFTER_PERIODS = 1.5
-"""Trigger periods after a LiDAR trigger at which the watchdog makes a frame when no other LiDAR trigger came: late
-enough for a trigger's jitter (scene-0916's keyframes come 0.40-0.50 s apart), within one more period."""
-
 BEHIND_TOLERANCE_S = 0.005
 """In real time, a message delivered this much after its due time came from a backlog (sleep overshoot is less)."""
 
@@ -187,10 +193,13 @@ class ReplayClock:
 def _warm_up(detector: Detector, stream: Sequence[SensorMessage], options: ReplayOptions, drop: frozenset,
              scene_token: str, planner_config: PlannerConfig, lanes: Optional[LaneCentres]) -> None:
     """One untimed step, detection and decision (a throwaway FrameStep, the scene's lane map), on the first
-    trigger's frame, built from a throwaway streaming state: the detector's and the decision's compiled kernels
-    load."""
+    trigger's frame (the watchdog's first where no LiDAR trigger comes), built from a throwaway streaming state: the
+    detector's and the decision's compiled kernels load."""
     state = options.new_state(drop)
     first = next((m for m in stream if options.is_trigger(m)), None)
+    if first is None:
+        watchdog_us = stream[0].timestamp_us + options.watchdog_after_s * 1e6
+        first = next((m for m in stream if m.timestamp_us > watchdog_us), None)
     if first is None:
         return
     for message in stream:
@@ -254,7 +263,7 @@ class SceneReplay:
         self.watchdog = not isinstance(detector, OracleDetector)
         self.watchdog_gaps_s: Dict[str, float] = {}  # watchdog key token -> s since the last LiDAR trigger
         self.last_trigger_us = self.stream[0].timestamp_us
-        self.watchdog_due_us = self.last_trigger_us + WATCHDOG_AFTER_PERIODS * options.trigger_period_s * 1e6
+        self.watchdog_due_us = self.last_trigger_us + options.watchdog_after_s * 1e6
         self.latencies: List[float] = []
         self.timings_ms: List[Dict[str, float]] = []
 
@@ -290,14 +299,13 @@ class SceneReplay:
     def _triggers(self, message: SensorMessage) -> bool:
         """Whether accepted ``message`` triggers a frame: a LiDAR trigger, or the watchdog's (module docstring),
         which is then recorded; moves the watchdog's due time on."""
-        period_us = self.options.trigger_period_s * 1e6
         if self.options.is_trigger(message):
             self.last_trigger_us = message.timestamp_us
-            self.watchdog_due_us = message.timestamp_us + WATCHDOG_AFTER_PERIODS * period_us
+            self.watchdog_due_us = message.timestamp_us + self.options.watchdog_after_s * 1e6
             return True
         if self.watchdog and message.timestamp_us > self.watchdog_due_us:
             self.watchdog_gaps_s[message.sample_data_token] = (message.timestamp_us - self.last_trigger_us) * 1e-6
-            self.watchdog_due_us = message.timestamp_us + period_us
+            self.watchdog_due_us = message.timestamp_us + self.options.trigger_period_s * 1e6
             return True
         return False
 
@@ -359,12 +367,13 @@ class SceneReplay:
     def _redraw(self, key: SensorMessage) -> None:
         """A trigger done in an earlier run: a processed one's frame built again as the first run built it (which
         counts its faults and leaves its corrupt files out of the buffers), its detections fed to the step's
-        tracker as the first run fed them (the later frames' tracked motion reads them), and its picture and MCAP
-        messages again, from its record."""
+        tracker as the first run fed them (the later frames' tracked motion reads them; none where the step saw
+        nothing, as there), and its picture and MCAP messages again, from its record."""
         record = self.done[key.sample_data_token]
         if record["status"] == "processed":
             frame, _ = self.state.build_frame(key, self.scene["token"])
-            self.step.tracker.update(boxes_from_json(record["detections"]), frame.ego_pose)
+            if self.step.sees(record["missing"]):
+                self.step.tracker.update(boxes_from_json(record["detections"]), frame.ego_pose)
             self.outputs.render(frame, record, self.scene_start_us)
 
     def _record(self, key: SensorMessage, status: FrameStatus, frame: Optional[Frame]) -> Dict[str, Any]:

@@ -60,9 +60,9 @@ class ReplayOutputs:
             self.mcap.write_frame(frame, boxes, decision, record["plan"])
         if not self.video:
             return
-        trigger = f"  watchdog at {record['key_channel']}" if record["trigger"] == "watchdog" else ""
+        trigger = "  keyframe" if record["is_key_frame"] else "  watchdog" if record["trigger"] == "watchdog" else ""
         lines = [f"{record['scene']}  t={(record['timestamp_us'] - scene_start_us) * 1e-6:6.2f} s"
-                 f"{'  keyframe' if record['is_key_frame'] else trigger}  {len(boxes)} boxes"
+                 f"{trigger}  {len(boxes)} boxes"
                  f" (score >= {self.display_min_score:.2f})"]
         if decision is not None:
             ttc = "inf" if decision["ttc_s"] is None else f"{decision['ttc_s']:.1f} s"
@@ -70,7 +70,7 @@ class ReplayOutputs:
             if record["plan"] is not None:
                 lines.append(f"learned plan {record['plan']['maneuver']}"
                              f"{': vetoed by the safety layer' if decision['vetoed'] else ''}")
-            lines.extend(textwrap.wrap(decision["reason"], 70)[:2])
+            lines.extend(textwrap.wrap(decision["reason"], 70)[:3])
         if record["missing"]:
             lines.append("missing: " + ", ".join(sorted(record["missing"]))[:70])
         trajectory = None if decision is None else np.asarray(decision["trajectory"])

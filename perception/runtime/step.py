@@ -16,7 +16,7 @@ tracks for the next frame that sees.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Dict, Optional, Sequence
+from typing import AbstractSet, Callable, Dict, Optional, Sequence
 
 from perception.datasets.frame import Frame
 from perception.datasets.lane_map import LaneCentres
@@ -73,6 +73,11 @@ class FrameStep:
         self.plans = isinstance(detector, PlanningDetector) and detector.plans
         self.tracker = AgentTracker(TrackerConfig(min_score=planner_config.min_score))
 
+    def sees(self, missing: AbstractSet[str]) -> bool:
+        """Whether a frame missing ``missing`` (Frame.missing: sensor groups and channels) holds one of the
+        detector's sensor groups: else it is not detected (module docstring)."""
+        return not frozenset(self.detector.sensors) <= frozenset(missing)
+
     def __call__(self, load: Callable[[], LoadedFrame]) -> StepResult:
         """One frame: ``load()`` timed as stage "load", then detection and decision (only the decision, the
         minimal-risk stop, when the frame holds none of the detector's sensors: module docstring)."""
@@ -82,8 +87,7 @@ class FrameStep:
         with timer.stage("end_to_end"):
             with timer.stage("load"):
                 loaded = load()
-            unseen = sorted(frozenset(self.detector.sensors) & loaded.frame.missing)
-            blind = len(unseen) == len(self.detector.sensors)
+            blind = not self.sees(loaded.frame.missing)
             detections = Boxes3D.empty()
             if self.plans and not blind:
                 with timer.stage("decision"):
@@ -95,9 +99,9 @@ class FrameStep:
             with timer.stage("decision"):
                 ego_state = EgoState.from_poses(loaded.past_poses, -1)
                 if blind:
+                    unseen = ", ".join(sorted(self.detector.sensors))
                     decision = minimal_risk_stop(ego_state, self.planner_config,
-                                                 f"no data from the detector's sensors ({', '.join(unseen)})",
-                                                 loaded.lanes)
+                                                 f"no data from the detector's sensors ({unseen})", loaded.lanes)
                 else:
                     agents = self.tracker.update(detections, loaded.frame.ego_pose)
                     decision = (decide(agents.boxes, ego_state, self.planner_config,

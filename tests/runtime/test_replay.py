@@ -3,6 +3,7 @@ read-back, video, faults survived, real-time pacing, and the command line."""
 from __future__ import annotations
 
 import collections
+import dataclasses
 import json
 import os
 import shutil
@@ -22,6 +23,7 @@ from perception.decision.tracking import AgentTracker
 from perception.maneuvers import Maneuver
 from perception.models.planning_types import EGO_FEATURES
 from perception.detector import OracleDetector
+from perception.geometry import Boxes3D
 import perception.runtime.step
 from perception.runtime.faults import FaultPlan, inject_faults
 from perception.runtime.mcap_writer import read_mcap
@@ -478,3 +480,50 @@ def test_a_resume_keeps_the_watchdog_frames_and_makes_the_rest(nusc_synthetic, t
     fields = ("key_token", "trigger", "decision", "ego_state", "missing")
     assert [[r[f] for f in fields] for r in cut] == [[r[f] for f in fields] for r in uninterrupted]
     assert [f.timestamp_us for f in detector.frames[1:]] == [r["timestamp_us"] for r in uninterrupted[2:]]
+
+
+class LidarGroundTruth:
+    """A LiDAR-only model (not the oracle: the watchdog is on) that detects its frame's ground truth, none at a
+    frame without it; raises KeyboardInterrupt (a kill) on call number ``interrupt_at`` (1-based) when given."""
+
+    sensors = frozenset({"lidar"})
+
+    def __init__(self, interrupt_at: int = 0):
+        self.calls, self.interrupt_at = 0, interrupt_at
+
+    def detect(self, frames, timer=None):
+        self.calls += 1
+        if self.calls == self.interrupt_at:
+            raise KeyboardInterrupt
+        return [OracleDetector().detect([f])[0] if f.gt_boxes is not None else Boxes3D.empty() for f in frames]
+
+
+def test_a_resume_past_a_blind_watchdog_frame_tracks_as_the_first_run(nusc_synthetic, tmp_path):
+    # the LiDAR is out 0.8-1.3 s: the second keyframe (1.04 s) is lost, the watchdog's frame at 1.29 s holds no
+    # LiDAR (the model's only sensor), and the third keyframe (1.54 s) continues the first's tracks, 1 s apart
+    scene = _scene(nusc_synthetic)
+    options = dataclasses.replace(LIDAR_OUTAGE, faults=FaultPlan(stall=(LIDAR_CHANNEL, 0.8, 1.3)))
+    whole = SceneReplay(nusc_synthetic, scene, LidarGroundTruth(), str(tmp_path / "whole"), options)
+    whole.run(progress=False)
+    with pytest.raises(KeyboardInterrupt):  # calls: the warm-up, the first keyframe, the third: killed
+        replay_scene(nusc_synthetic, scene, LidarGroundTruth(interrupt_at=3), str(tmp_path / "cut"), options,
+                     progress=False)
+    resumed = SceneReplay(nusc_synthetic, scene, LidarGroundTruth(), str(tmp_path / "cut"), options, resume=True)
+    resumed.run(progress=False)
+    records = {run: read_frame_records(str(tmp_path / run / "frames.jsonl")) for run in ("whole", "cut")}
+    assert [r["trigger"] for r in records["whole"]] == ["lidar", "watchdog", "lidar", "lidar"]
+    assert records["whole"][1]["decision"]["maneuver"] == Maneuver.STOP.value  # blind
+    assert [r["decision"] for r in records["cut"]] == [r["decision"] for r in records["whole"]]
+    expected, got = (vars(run.step.tracker._previous) for run in (whole, resumed))
+    for name, value in expected.items():
+        np.testing.assert_array_equal(got[name], value, err_msg=name)
+
+
+def test_a_replay_without_any_lidar_trigger_warms_up_on_the_watchdog_s_first_frame(nusc_synthetic, tmp_path):
+    options = dataclasses.replace(LIDAR_OUTAGE, faults=FaultPlan(stall=(LIDAR_CHANNEL, 0.0, 100.0)))
+    detector = SeesEverySensor()
+    summary = replay_scene(nusc_synthetic, _scene(nusc_synthetic), detector, str(tmp_path), options, progress=False)
+    assert summary.frames == summary.watchdog == summary.processed > 0
+    records = read_frame_records(str(tmp_path / "frames.jsonl"))
+    # the warm-up, then every frame: the first twice
+    assert [f.timestamp_us for f in detector.frames] == [r["timestamp_us"] for r in records[:1] + records]
