@@ -58,3 +58,14 @@ def test_the_shipped_planning_model_starts_from_the_shipped_detector_and_its_ego
     assert "datasets/synthetic:synth_val" not in card["data"]
     planning = Config.fromfile(REPO_ROOT / "configs" / "fusion_tiny_planning.py").model.planning
     assert (ego.horizon_steps, ego.step_s) == (planning.horizon_steps, planning.step_s)  # the head's ego branch
+
+
+def test_the_shipped_robust_model_is_its_config_s_recipe_from_v3():
+    meta = torch.load(REPO_ROOT / "checkpoints" / "fusion_tiny_robust.pth", map_location="cpu",
+                      weights_only=True)["meta"]
+    assert meta["config"] == "configs/fusion_tiny_robust.py" and meta["started_from"]["version"] == "v3"
+    recipe = Config.fromfile(REPO_ROOT / meta["config"])
+    # its transforms in the config's order: the corruptions first, where the sensors are mounted
+    assert [t["type"] for t in meta["data"]["transform"]] == [t.type for t in recipe.train_transform]
+    assert meta["data"]["transform"][0]["type"] == "RandomCorruption"
+    assert (meta["data"]["dataroot"], meta["data"]["split"]) == ("datasets/synthetic", "synth_train")
