@@ -69,6 +69,7 @@ WATCHDOG_AFTER_PERIODS = 1.5
 """Trigger periods after a LiDAR trigger at which the watchdog makes a frame when no other LiDAR trigger came: late
 enough for a trigger's jitter (scene-0916's keyframes come 0.40-0.50 s apart), within one more period."""
 
+
 @dataclass(frozen=True)
 class ReplayOptions:
     """How to replay (see the module docstring). ``lidar_sweeps`` / ``radar_sweeps`` / ``image_size`` (W, H):

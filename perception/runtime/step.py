@@ -16,7 +16,7 @@ tracks for the next frame that sees.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import AbstractSet, Callable, Dict, Optional, Sequence
+from typing import Callable, Dict, Iterable, Optional, Sequence
 
 from perception.datasets.frame import Frame
 from perception.datasets.lane_map import LaneCentres
@@ -73,9 +73,9 @@ class FrameStep:
         self.plans = isinstance(detector, PlanningDetector) and detector.plans
         self.tracker = AgentTracker(TrackerConfig(min_score=planner_config.min_score))
 
-    def sees(self, missing: AbstractSet[str]) -> bool:
-        """Whether a frame missing ``missing`` (Frame.missing: sensor groups and channels) holds one of the
-        detector's sensor groups: else it is not detected (module docstring)."""
+    def sees(self, missing: Iterable[str]) -> bool:
+        """Whether a frame missing ``missing`` (Frame.missing, or a replay record's list of it: sensor groups and
+        channels) holds one of the detector's sensor groups: else it is not detected (module docstring)."""
         return not frozenset(self.detector.sensors) <= frozenset(missing)
 
     def __call__(self, load: Callable[[], LoadedFrame]) -> StepResult:
