@@ -14,7 +14,7 @@ from nuscenes.nuscenes import NuScenes
 
 from perception.geometry import EgoPose, SensorCalibration
 from perception.datasets.records import sample_data_calibration, sample_data_path
-from perception.sensors import ALL_CHANNELS, modality_of
+from perception.sensors import ALL_CHANNELS, LIDAR_CHANNEL, modality_of
 
 @dataclass(frozen=True, eq=False)
 class SensorMessage:
@@ -34,6 +34,12 @@ class SensorMessage:
     path: str
     calibration: SensorCalibration
     ego_pose: EgoPose
+
+    @property
+    def is_lidar_keyframe(self) -> bool:
+        """Whether this is a keyframe's LiDAR sweep: the only key at which a frame is a keyframe (its sample's
+        ground truth and token)."""
+        return self.channel == LIDAR_CHANNEL and self.is_key_frame
 
 
 def message_order_key(message: SensorMessage) -> tuple:

@@ -58,9 +58,7 @@ from perception.runtime.messages import SensorMessage, find_scene, scene_message
 from perception.runtime.records import FRAMES_FILE, boxes_from_json, boxes_to_json, plan_to_json, read_frame_records
 from perception.runtime.replay_outputs import ReplayOutputs
 from perception.runtime.step import FrameStep, LoadedFrame
-from perception.runtime.streaming import (
-    DEFAULT_STALE_AFTER_S, DEFAULT_SYNC_WINDOW_S, FrameStatus, StreamingState, is_lidar_keyframe,
-)
+from perception.runtime.streaming import DEFAULT_STALE_AFTER_S, DEFAULT_SYNC_WINDOW_S, FrameStatus, StreamingState
 from perception.sensors import KEYFRAME_PERIOD_S, LIDAR_CHANNEL, NOMINAL_PERIOD_S, SENSOR_GROUPS
 from perception.timing import latency_summary, summarize_records
 
@@ -333,7 +331,7 @@ class SceneReplay:
 
     def _process(self, key: SensorMessage) -> None:
         ground_truth = None  # looked up in the devkit's tables, outside the timed step
-        if self.with_annotations and is_lidar_keyframe(key):
+        if self.with_annotations and key.is_lidar_keyframe:
             ground_truth = sample_ground_truth(self.nusc, key.sample_token, key.ego_pose.ego_to_global)
         step = self.step(lambda: self._load(key, ground_truth))
         if self.options.realtime:
@@ -383,8 +381,8 @@ class SceneReplay:
             "scene": self.scene["name"], "index": self.trigger_index[key.sample_data_token],
             "key_token": key.sample_data_token, "key_channel": key.channel,
             "trigger": "watchdog" if key.sample_data_token in self.watchdog_gaps_s else "lidar",
-            "sample_token": key.sample_token if is_lidar_keyframe(key) else None,
-            "is_key_frame": is_lidar_keyframe(key), "timestamp_us": key.timestamp_us,
+            "sample_token": key.sample_token if key.is_lidar_keyframe else None,
+            "is_key_frame": key.is_lidar_keyframe, "timestamp_us": key.timestamp_us,
             "sensor_ages_s": status.ages_s, "stale": list(status.stale), "corrupt_files": list(status.corrupt),
             "missing": sorted(frame.missing) if frame is not None else [],
             "num_lidar_points": len(frame.lidar.points) if frame is not None and frame.lidar is not None else 0,

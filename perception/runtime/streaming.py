@@ -91,12 +91,6 @@ class FrameStatus:
     corrupt: Tuple[str, ...] = field(default_factory=tuple)
 
 
-def is_lidar_keyframe(message: SensorMessage) -> bool:
-    """Whether ``message`` is a keyframe's LiDAR sweep: the only key at which a frame is a keyframe (its sample's
-    ground truth and token)."""
-    return message.channel == LIDAR_CHANNEL and message.is_key_frame
-
-
 def table_from_messages(key: SensorMessage, sample_token: str, scene_token: str,
                         records: Dict[str, Sequence[SensorMessage]],
                         ground_truth: Optional[GroundTruth]) -> SampleTable:
@@ -260,7 +254,7 @@ class StreamingState:
         keyframe, else ``key``'s sample_data token. A corrupt file is counted, leaves its buffer, and the frame is
         built without it.
         """
-        sample_token = key.sample_token if is_lidar_keyframe(key) else key.sample_data_token
+        sample_token = key.sample_token if key.is_lidar_keyframe else key.sample_data_token
         corrupt: List[str] = []
         while True:
             records, status = self._records(key)
