@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import textwrap
 from typing import Any, Dict, Iterable, List
@@ -25,7 +26,9 @@ PICTURES_DIR = "frames"
 
 class ReplayOutputs:
     """frames.jsonl (append, flushed per record), per-frame pictures (``video``), the MCAP file (``mcap``), the
-    video at ``fps`` and summary.json, in ``out_dir``. ``done``: the records kept from an earlier run (resume),
+    video at ``fps`` in the log's time (each picture held until the next one's timestamp: a gap between frames,
+    an outage's watchdog frames or a real-time replay's skipped ones, plays as long as it lasted) and summary.json,
+    in ``out_dir``. ``done``: the records kept from an earlier run (resume),
     written first. The pictures and the MCAP show the boxes scoring at least ``display_min_score``."""
 
     def __init__(self, out_dir: str, done: Iterable[Dict[str, Any]], video: bool, mcap: bool,
@@ -43,6 +46,7 @@ class ReplayOutputs:
         os.replace(self.frames_path + ".partial", self.frames_path)
         self._jsonl = open(self.frames_path, "a", encoding="utf-8")
         self.pictures: List[str] = []
+        self.picture_times_us: List[int] = []
         self.mcap = McapRecorder(os.path.join(out_dir, MCAP_FILE)) if mcap else None
         if video:
             os.makedirs(os.path.join(out_dir, PICTURES_DIR), exist_ok=True)
@@ -81,6 +85,7 @@ class ReplayOutputs:
         if not cv2.imwrite(path, picture):
             raise ValueError(f"{path}: OpenCV could not write the picture")
         self.pictures.append(path)
+        self.picture_times_us.append(record["timestamp_us"])
 
     def close(self) -> Dict[str, str]:
         """Closes the files, writes the video; the output paths."""
@@ -90,7 +95,8 @@ class ReplayOutputs:
             self.mcap.close()
             outputs["mcap"] = self.mcap.path
         if self.pictures:
-            outputs["video"] = write_video(self.pictures, os.path.join(self.out_dir, VIDEO_FILE), fps=self.fps)
+            outputs["video"] = write_video(self.pictures, os.path.join(self.out_dir, VIDEO_FILE), fps=self.fps,
+                                           repeats=video_frames_held(self.picture_times_us, self.fps))
             outputs["pictures"] = os.path.join(self.out_dir, PICTURES_DIR)
         return outputs
 
@@ -100,3 +106,10 @@ class ReplayOutputs:
         with open(path, "w", encoding="utf-8") as f:
             json.dump(payload, f, indent=2)
         return path
+
+
+def video_frames_held(times_us: List[int], fps: float) -> List[int]:
+    """How many video frames at ``fps`` each picture at ``times_us`` (increasing) is shown: its time to the next
+    picture's, rounded, at least 1 (the last one: 1)."""
+    gaps_s = np.diff(np.asarray(times_us, dtype=np.int64)) * 1e-6
+    return [max(1, int(math.floor(gap * fps + 0.5))) for gap in gaps_s] + [1]

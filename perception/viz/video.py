@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Mapping, Sequence
+from typing import Mapping, Optional, Sequence
 
 import cv2
 import numpy as np
@@ -54,14 +54,20 @@ def side_by_side(left_bgr: np.ndarray, right_bgr: np.ndarray) -> np.ndarray:
     return np.concatenate([left_bgr, right], axis=1)
 
 
-def write_video(image_paths: Sequence[str], video_path: str, fps: float) -> str:
-    """Writes the images (in order) to an MPEG-4 Part 2 video (OpenCV's 'mp4v') at ``fps``; images of another
-    size than the first are resized to it. Returns ``video_path``. Raises ValueError when there is no image or
-    OpenCV cannot open the writer, FileNotFoundError naming an unreadable image."""
+def write_video(image_paths: Sequence[str], video_path: str, fps: float,
+                repeats: Optional[Sequence[int]] = None) -> str:
+    """Writes the images (in order) to an MPEG-4 Part 2 video (OpenCV's 'mp4v') at ``fps``, each image
+    ``repeats[i]`` video frames (default 1); images of another size than the first are resized to it. Returns
+    ``video_path``. Raises ValueError when there is no image, a repeat count below 1 or OpenCV cannot open the
+    writer, FileNotFoundError naming an unreadable image."""
     if not image_paths:
         raise ValueError(f"{video_path}: no images to write")
     if not fps > 0:
         raise ValueError(f"{video_path}: fps must be positive, got {fps}")
+    repeats = [1] * len(image_paths) if repeats is None else [int(count) for count in repeats]
+    if len(repeats) != len(image_paths) or min(repeats) < 1:
+        raise ValueError(f"{video_path}: one repeat count >= 1 per image, got {repeats} for {len(image_paths)} "
+                         f"images")
     first = cv2.imread(image_paths[0])
     if first is None:
         raise FileNotFoundError(f"{image_paths[0]}: cannot read the image")
@@ -71,13 +77,14 @@ def write_video(image_paths: Sequence[str], video_path: str, fps: float) -> str:
     if not writer.isOpened():
         raise ValueError(f"{video_path}: OpenCV cannot open an mp4v video writer")
     try:
-        for path in image_paths:
+        for path, count in zip(image_paths, repeats):
             image = first if path == image_paths[0] else cv2.imread(path)
             if image is None:
                 raise FileNotFoundError(f"{path}: cannot read the image")
             if image.shape[:2] != (height, width):
                 image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
-            writer.write(image)
+            for _ in range(count):
+                writer.write(image)
     finally:
         writer.release()
     return video_path

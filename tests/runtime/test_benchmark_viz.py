@@ -17,6 +17,7 @@ from perception.paths import REPO_ROOT
 from perception.runtime.benchmark import (
     PIPELINE_STAGES, BenchmarkOptions, format_table, parse_sweep_counts, run_benchmark, stage_composition,
 )
+from perception.runtime.replay_outputs import video_frames_held
 from perception.timing import STAGES
 from perception.sensors import LIDAR_CHANNEL
 from perception.viz.bev import BevView, class_colour, draw_bev
@@ -138,6 +139,26 @@ def test_video_has_every_picture(tmp_path):
     capture.release()
     with pytest.raises(ValueError, match="no images"):
         write_video([], str(tmp_path / "none.mp4"), fps=2.0)
+    held = write_video(paths, str(tmp_path / "held.mp4"), fps=2.0, repeats=[1, 3, 2])
+    capture = cv2.VideoCapture(held)
+    shades = []
+    while True:
+        ok, image = capture.read()
+        if not ok:
+            break
+        shades.append(int(round(image.mean() / 60)))
+    capture.release()
+    assert shades == [0, 1, 1, 1, 2, 2]
+    for repeats in ([1, 0, 1], [1, 1]):
+        with pytest.raises(ValueError, match="repeat count"):
+            write_video(paths, str(tmp_path / "bad.mp4"), fps=2.0, repeats=repeats)
+
+
+def test_a_replay_picture_is_held_until_the_next_frames_time():
+    # 2 fps: gaps 0.5, 0.75, 0.5, 0.25, 1.1 s -> 1, 1.5, 1, 0.5, 2.2 video frames, rounded half up; the last one 1
+    times_us = [0, 500_000, 1_250_000, 1_750_000, 2_000_000, 3_100_000]
+    assert video_frames_held(times_us, fps=2.0) == [1, 2, 1, 1, 2, 1]
+    assert video_frames_held([7], fps=2.0) == [1]
 
 
 def test_the_preview_draws_a_real_keyframe_whose_annotations_include_a_class_outside_the_ten(nusc_real):

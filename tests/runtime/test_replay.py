@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import json
+import math
 import os
 import shutil
 
@@ -429,7 +430,8 @@ def test_a_lidar_outage_keeps_a_decision_every_period_by_the_watchdog(nusc_synth
     detectors = {"lidar only": NoBoxes(), "fused": SeesEverySensor()}
     for name, detector in detectors.items():
         out = tmp_path / name
-        summary = replay_scene(nusc_synthetic, scene, detector, str(out), LIDAR_OUTAGE, progress=False)
+        options = dataclasses.replace(LIDAR_OUTAGE, video=name == "fused")
+        summary = replay_scene(nusc_synthetic, scene, detector, str(out), options, progress=False)
         records = read_frame_records(str(out / "frames.jsonl"))
         assert [(r["key_token"], r["trigger"]) for r in records] == [
             (keyframes[0].sample_data_token, "lidar"), (first.sample_data_token, "watchdog"),
@@ -460,6 +462,13 @@ def test_a_lidar_outage_keeps_a_decision_every_period_by_the_watchdog(nusc_synth
     # the fusion model reads radar and cameras there, the frame at the key's pose and time
     fused = read_frame_records(str(tmp_path / "fused" / "frames.jsonl"))
     assert all(r["num_radar_points"] > 0 and r["num_cameras"] == 6 for r in fused)
+    # the video plays the outage as long as it lasted: each picture held to the next frame's time at 2 fps (at
+    # least once), the last once
+    video = cv2.VideoCapture(str(tmp_path / "fused" / "replay.mp4"))
+    gaps_s = np.diff([r["timestamp_us"] for r in fused]) * 1e-6
+    assert gaps_s[0] > 0.75 and int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == sum(
+        max(1, math.floor(gap * 2 + 0.5)) for gap in gaps_s) + 1 == len(fused) + 1
+    video.release()
     assert [f.timestamp_us for f in detectors["fused"].frames[1:]] == [r["timestamp_us"] for r in fused]
     assert all(f.ego_pose.timestamp_us == f.timestamp_us for f in detectors["fused"].frames)
     assert [r["decision"]["maneuver"] for r in fused[1:3]] == [Maneuver.KEEP_LANE.value] * 2
