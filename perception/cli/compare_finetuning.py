@@ -226,7 +226,7 @@ def compare_table(args: argparse.Namespace, argv: Sequence[str]) -> List[dict]:
         return model, (time.time() - started) / 60.0
 
     for name, method, options in runs(*args.lora_ranks, args.adapter_rank):  # every row's request before any run
-        rank = int(options[options.index("--rank") + 1]) if "--rank" in options else FineTuningSpec.rank
+        rank = int(options[options.index("--rank") + 1]) if "--rank" in options else None
         prepare_fine_tuning(build_detector(config), FineTuningSpec(method, rank))
     rates = dict(args.learning_rate)
     caption = table_caption(args, config, [] if args.seed is None else [args.seed])

@@ -33,7 +33,7 @@ from perception.engine import init_distributed_from_env, save_checkpoint
 from perception.engine.data import frame_dataset_configs
 from perception.jsonfile import read_json, write_json_atomic
 from perception.models import model_inputs
-from perception.models.finetune import DEFAULT_TARGETS, METHODS, FineTuningSpec, count_parameters, folded_state_dict
+from perception.models.finetune import DEFAULT_RANK, METHODS, FineTuningSpec, count_parameters, folded_state_dict
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--val-split", help="the split to validate on (default: the config's validation split)")
     parser.add_argument("--method", required=True, help=f"one of {', '.join(METHODS)}")
     parser.add_argument("--rank", type=int, help=f"LoRA rank / adapter bottleneck channels (default "
-                                                 f"{FineTuningSpec.rank}); lora and adapter only")
+                                                 f"{DEFAULT_RANK}); lora and adapter only")
     parser.add_argument("--lora-alpha", type=float, help="LoRA scale numerator (scale alpha / rank; default: rank)")
     parser.add_argument("--targets", nargs="+",
                         help="module-name prefixes that get LoRA / adapters (default: "
@@ -116,10 +116,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     args.config = resolve_config(args.config)
     if args.dataroot is not None:
         args.dataroot = resolve_path(args.dataroot)
-    if args.rank is not None and args.method not in DEFAULT_TARGETS:
-        raise ValueError(f"--rank applies to lora and adapter, not to {args.method!r} (it adds no layer)")
-    rank = FineTuningSpec.rank if args.rank is None else args.rank
-    spec = FineTuningSpec(args.method, rank, None if args.targets is None else tuple(args.targets),
+    spec = FineTuningSpec(args.method, args.rank, None if args.targets is None else tuple(args.targets),
                           args.lora_alpha, args.update_norm_stats, args.quantization_aware, tuple(args.freeze))
     started = time.time()
     launcher = init_distributed_from_env()

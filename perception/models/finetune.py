@@ -54,6 +54,9 @@ DEFAULT_TARGETS = {
 radar encoders, fuser, decoder and head (not the camera backbone, most of the weights). Adapter: the layers that
 read each stage's output (encoders -> fuser -> decoder stage 1 -> stage 2 -> neck -> head)."""
 
+DEFAULT_RANK = 8
+"""The LoRA update's rank / the adapter's bottleneck channels when none is given."""
+
 LORA_LAYER_TYPES = (nn.Conv2d, nn.Linear)
 """What peft's LoRA wraps here (peft 0.21 has no ConvTranspose2d layer: the decoder's upsampling stays frozen)."""
 ADAPTER_LAYER_TYPES = (nn.Conv2d, nn.ConvTranspose2d)
@@ -61,14 +64,15 @@ ADAPTER_LAYER_TYPES = (nn.Conv2d, nn.ConvTranspose2d)
 
 @dataclass(frozen=True)
 class FineTuningSpec:
-    """How to fine-tune: ``method`` (METHODS); ``rank`` of the LoRA update / adapter bottleneck; ``targets``:
+    """How to fine-tune: ``method`` (METHODS); ``rank`` of the LoRA update / adapter bottleneck (None: DEFAULT_RANK
+    for lora and adapter; full and head add no layer and have none, so theirs stays None); ``targets``:
     module-name prefixes for lora / adapter (None: DEFAULT_TARGETS); ``lora_alpha``: LoRA's scale numerator
     (None: rank, scale 1); ``update_norm_stats``: trainable BatchNorm layers update their statistics;
     ``quantization_aware``: the weighted layers train on INT8-rounded inputs and weights (``full`` or ``head``);
     ``frozen``: module-name prefixes whose parameters do not train, whatever the method."""
 
     method: str
-    rank: int = 8
+    rank: Optional[int] = None
     targets: Optional[Tuple[str, ...]] = None
     lora_alpha: Optional[float] = None
     update_norm_stats: bool = False
@@ -78,7 +82,12 @@ class FineTuningSpec:
     def __post_init__(self):
         if self.method not in METHODS:
             raise ValueError(f"unknown fine-tuning method {self.method!r}; choose one of {', '.join(METHODS)}")
-        if self.rank < 1:
+        if self.method not in DEFAULT_TARGETS:
+            if self.rank is not None:
+                raise ValueError(f"rank applies to lora and adapter, not to {self.method!r} (it adds no layer)")
+        elif self.rank is None:
+            object.__setattr__(self, "rank", DEFAULT_RANK)
+        elif self.rank < 1:
             raise ValueError(f"rank must be >= 1, got {self.rank}")
         if self.targets is not None and self.method not in DEFAULT_TARGETS:
             raise ValueError(f"targets apply to lora and adapter, not to {self.method!r}")
@@ -323,7 +332,7 @@ def folded_state_dict(model: nn.Module) -> Dict[str, torch.Tensor]:
 
 
 @MODELS.register_module(name="FineTunedDetector")
-def fine_tuned_detector(detector: Mapping, checkpoint: str, config: str, method: str, rank: int = 8,
+def fine_tuned_detector(detector: Mapping, checkpoint: str, config: str, method: str, rank: Optional[int] = None,
                         targets: Optional[Sequence[str]] = None, lora_alpha: Optional[float] = None,
                         update_norm_stats: bool = False, quantization_aware: bool = False, frozen: Sequence[str] = ()
                         ) -> BEVFusionDetector:
@@ -344,7 +353,7 @@ def fine_tuned_detector(detector: Mapping, checkpoint: str, config: str, method:
     return model
 
 
-__all__ = ["ADAPTER_LAYER_TYPES", "DEFAULT_TARGETS", "FineTuningSpec", "HeldBatchNorm1d", "HeldBatchNorm2d",
+__all__ = ["ADAPTER_LAYER_TYPES", "DEFAULT_RANK", "DEFAULT_TARGETS", "FineTuningSpec", "HeldBatchNorm1d", "HeldBatchNorm2d",
            "LORA_LAYER_TYPES", "METHODS", "ParameterCount", "ResidualInputAdapter", "count_parameters",
            "fine_tuned_detector", "fold", "folded_state_dict", "head_output_layers", "max_rank",
            "prepare_fine_tuning", "select_layers", "unread_encoder_names", "unread_encoders"]

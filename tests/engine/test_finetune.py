@@ -133,7 +133,7 @@ def test_bad_requests_fail_before_training(base, synthetic_root, tmp_path, capsy
         (finetune_args(config, checkpoint, synthetic_root, tmp_path / "c", "--method", "lora", "--rank", "99"),
          "rank 99 is larger than layer"),
         (finetune_args(config, checkpoint, synthetic_root, tmp_path / "h", "--method", "head", "--rank", "4"),
-         "--rank applies to lora and adapter, not to 'head'"),
+         "rank applies to lora and adapter, not to 'head'"),
         (finetune_args(config, checkpoint, annotation_free_copy(synthetic_root, tmp_path), tmp_path / "d",
                        "--method", "head"),
          "has no annotated keyframe"),

@@ -7,8 +7,9 @@ import torch
 from torch import nn
 
 from perception.models import BEVFusionDetector, FusionBatch
-from perception.models.finetune import (FineTuningSpec, HeldBatchNorm2d, ResidualInputAdapter, count_parameters,
-                                        fold, folded_state_dict, head_output_layers, prepare_fine_tuning)
+from perception.models.finetune import (DEFAULT_TARGETS, FineTuningSpec, HeldBatchNorm2d, ResidualInputAdapter,
+                                        count_parameters, fold, folded_state_dict, head_output_layers,
+                                        prepare_fine_tuning)
 from tests.models.helpers import make_frame, tiny_model, tiny_model_config
 
 
@@ -70,12 +71,17 @@ def trained_names(model: nn.Module) -> set:
     return {name for name, parameter in model.named_parameters() if parameter.requires_grad}
 
 
+def small_spec(method: str) -> FineTuningSpec:
+    """The method with rank 2 where it has one (lora, adapter)."""
+    return FineTuningSpec(method, rank=2 if method in DEFAULT_TARGETS else None)
+
+
 @pytest.mark.parametrize("method", ["full", "head", "lora", "adapter"])
 def test_each_method_trains_what_it_says_and_holds_norm_statistics(method, batch):
     torch.manual_seed(0)
     model = tiny_model()
     base_total = sum(p.numel() for p in model.parameters())
-    count = prepare_fine_tuning(model, FineTuningSpec(method, rank=2))
+    count = prepare_fine_tuning(model, small_spec(method))
     trained = trained_names(model)
     outputs = head_output_layers(model)
     if method == "full":
@@ -106,7 +112,7 @@ def test_each_method_trains_what_it_says_and_holds_norm_statistics(method, batch
 def test_a_planning_head_adapts_with_every_method(method):
     torch.manual_seed(0)
     model = BEVFusionDetector(**tiny_model_config(), planning=dict(hidden_channels=16, pooled_cells=2))
-    prepare_fine_tuning(model, FineTuningSpec(method, rank=2))
+    prepare_fine_tuning(model, small_spec(method))
     trained = trained_names(model)
     planning = {name for name, _ in model.named_parameters() if name.startswith("planning_head.")}
     if method == "head":
@@ -122,7 +128,7 @@ def test_an_encoder_the_model_does_not_read_neither_trains_nor_counts(method, ba
     torch.manual_seed(0)
     model = BEVFusionDetector(**tiny_model_config(), sensors=["lidar", "radar"])
     in_use = {name: p.numel() for name, p in model.named_parameters() if not name.startswith("encoders.camera.")}
-    count = prepare_fine_tuning(model, FineTuningSpec(method, rank=2))
+    count = prepare_fine_tuning(model, small_spec(method))
     camera = list(model.encoders["camera"].parameters())
     assert camera and not any(p.requires_grad for p in camera)
     assert count.total == sum(in_use.values())
@@ -206,6 +212,13 @@ def test_folded_detector_computes_the_adapted_outputs_with_the_base_keys(method,
 def test_bad_fine_tuning_requests_fail_before_changing_the_model():
     with pytest.raises(ValueError, match="unknown fine-tuning method 'prompt'"):
         FineTuningSpec("prompt")
+    # a rank is the added layers' (default 8); full and head add none, so a rank there is refused, not recorded
+    assert [FineTuningSpec(method).rank for method in ("full", "head", "lora", "adapter")] == [None, None, 8, 8]
+    for method in ("full", "head"):
+        with pytest.raises(ValueError, match=f"rank applies to lora and adapter, not to '{method}'"):
+            FineTuningSpec(method, rank=4)
+    with pytest.raises(ValueError, match="rank must be >= 1, got 0"):
+        FineTuningSpec("adapter", rank=0)
     # a LoRA scale of 0 trains nothing (it read as the rank's scale 1); a negative one flips the update; the
     # other methods have none
     for method, alpha in (("lora", 0.0), ("lora", -4.0), ("lora", float("nan")), ("adapter", 2.0)):
