@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from perception.datasets.splits import split_sample_tokens
 from perception.eval.detection import Evaluation, run_detection_eval
+from perception.eval.submission import check_submission
 from perception.jsonfile import read_json
 
 INTERVAL_LEVEL = 0.9
@@ -90,8 +91,8 @@ def percentile_interval(values: np.ndarray, level: float = INTERVAL_LEVEL) -> Tu
 
 
 def checked_results(path: str, split_tokens: Sequence[str], split: str) -> str:
-    """``path``, a submission file, when it predicts exactly the split's keyframes; FileNotFoundError /
-    ValueError naming it otherwise (the devkit would stop on an assertion)."""
+    """``path``, a submission file, when it predicts exactly the split's keyframes and passes check_submission;
+    FileNotFoundError / ValueError naming it otherwise (the devkit would stop on an assertion)."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: no such file (give a folder tools/test.py wrote with --out)")
     submission = read_json(path)
@@ -103,6 +104,7 @@ def checked_results(path: str, split_tokens: Sequence[str], split: str) -> str:
         raise ValueError(f"{path}: predicts {len(predicted)} keyframes, {outside} of them outside split {split!r} of "
                          f"{len(split_tokens)}, and misses {missed} of its keyframes (evaluate every folder on that "
                          f"split)")
+    check_submission(submission, split_tokens, source=path)
     return path
 
 

@@ -47,3 +47,14 @@ def test_bad_folders_are_one_line(nusc_synthetic, synthetic_root, tmp_path, caps
     line = one_error_line(main, [str(tmp_path / "train"), "--names", "a", "b", *data_args(synthetic_root),
                                  "--out", str(tmp_path)], capsys)
     assert "2 names for 1 submissions" in line
+    # a file of the right keyframes that the devkit would stop on with a bare assertion: one line naming it
+    (tmp_path / "val").mkdir()
+    imperfect_evaluation(nusc_synthetic, "synth_val", tmp_path / "val")
+    results = tmp_path / "val" / "results_nusc.json"
+    submission = json.loads(results.read_text())
+    first = next(boxes for boxes in submission["results"].values() if boxes)
+    first[0]["detection_score"] = float("nan")
+    results.write_text(json.dumps(submission))
+    capsys.readouterr()
+    line = one_error_line(main, [str(tmp_path / "val"), *data_args(synthetic_root), "--out", str(tmp_path)], capsys)
+    assert f"{results}: sample" in line and "detection_score may not be NaN" in line
