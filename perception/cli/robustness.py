@@ -13,7 +13,7 @@ from perception.cli import add_debug_option, check_output_path, resolve_config, 
 from perception.datasets.corruptions import CORRUPTIONS, SEVERITIES
 from perception.engine import end_distributed, init_distributed_from_env
 from perception.eval.robustness import (
-    JSON_FILE, MARKDOWN_FILE, plan_cells, robustness_summary, run_cells, write_robustness,
+    JSON_FILE, MARKDOWN_FILE, check_baseline, plan_cells, robustness_summary, run_cells, write_robustness,
 )
 from perception.eval.runner import DataOptions, Shard
 from perception.jsonfile import read_json
@@ -70,9 +70,12 @@ def run(argv: Optional[Sequence[str]] = None) -> Optional[dict]:
     if not_read:
         print(f"robustness: not run, the model does not read their sensor: {', '.join(not_read)}")
     cells = plan_cells(corruptions, severities)
+    identity = {"model": f"{args.config} @ {args.checkpoint}", "dataroot": args.dataroot, "version": args.version,
+                "split": args.split, "seed": args.seed}
     baseline = None
     if args.baseline:
         baseline = read_json(args.baseline)
+        check_baseline(baseline, args.baseline, identity, corruptions)
     from perception.datasets.records import open_nuscenes
 
     init_distributed_from_env(timeout_s=PROCESS_GROUP_TIMEOUT_S)
@@ -81,8 +84,6 @@ def run(argv: Optional[Sequence[str]] = None) -> Optional[dict]:
     data = DataOptions(args.dataroot, args.version, args.split, lidar_sweeps=inputs.lidar_sweeps,
                        radar_sweeps=inputs.radar_sweeps, image_size=inputs.image_size, batch_size=args.batch_size,
                        workers=args.workers)
-    identity = {"model": f"{args.config} @ {args.checkpoint}", "dataroot": args.dataroot, "version": args.version,
-                "split": args.split, "seed": args.seed}
     os.makedirs(args.out, exist_ok=True)
     records = run_cells(detector, identity,
                         lambda: open_nuscenes(args.dataroot, args.version, verbose=args.verbose),

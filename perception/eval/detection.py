@@ -13,9 +13,11 @@ from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 from nuscenes.eval.common.config import config_factory
 from nuscenes.eval.common.data_classes import EvalBoxes
+from nuscenes.eval.common.loaders import add_center_dist, load_gt_of_sample_tokens
 from nuscenes.eval.detection.algo import accumulate, calc_ap
 from nuscenes.eval.detection.constants import TP_METRICS
 from nuscenes.eval.detection.data_classes import (
+    DetectionBox,
     DetectionConfig,
     DetectionMetricDataList,
     DetectionMetrics,
@@ -82,6 +84,10 @@ def run_detection_eval(nusc: NuScenes, result_path: str, eval_set: str, output_d
     except Exception as error:
         if "Invalid box type: None" not in str(error):
             raise
+        if not _scored_ground_truth(nusc, eval_set, config):
+            raise ValueError(f"split {eval_set!r} of {nusc.dataroot} holds no annotated object of the detection "
+                             f"classes with LiDAR or radar points within its class's range: nothing to score "
+                             f"{result_path} against") from error
         raise NoDetectionsError(f"{result_path}: no predicted box within the evaluation ranges of its class on "
                                 f"split {eval_set!r}; nuscenes-devkit cannot score an empty set (every AP would "
                                 f"be 0)") from error
@@ -95,6 +101,14 @@ def run_detection_eval(nusc: NuScenes, result_path: str, eval_set: str, output_d
     with open(os.path.join(output_dir, "metrics_details.json"), "w") as handle:
         json.dump(metric_data.serialize(), handle, indent=2)
     return evaluation
+
+
+def _scored_ground_truth(nusc: NuScenes, eval_set: str, config: DetectionConfig) -> bool:
+    """Whether the devkit keeps any ground-truth box of ``eval_set`` (its class-range and zero-point filters)."""
+    ground_truth = add_center_dist(nusc, load_gt_of_sample_tokens(nusc, split_sample_tokens(nusc, eval_set),
+                                                                  DetectionBox))
+    return any(box.num_pts > 0 and box.ego_dist < config.class_range[box.detection_name]
+               for box in ground_truth.all)
 
 
 def evaluate_submission(nusc: NuScenes, split: str, boxes_by_sample: Mapping[str, List[dict]],

@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 from perception.datasets.corruptions import CORRUPTIONS, SEVERITIES, CorruptFrames
 from perception.datasets.loader import NuScenesFrames
+from perception.datasets.splits import split_sample_tokens
 from perception.detector import Detector
 from perception.eval.detection import NoDetectionsError
 from perception.eval.report import format_number, markdown_table
@@ -117,10 +118,14 @@ def run_cells(detector: Detector, run: Mapping, nusc_factory, data: DataOptions,
               cells: Sequence[Cell], seed: int, shard: Shard = Shard(), verbose: bool = False) -> Dict[Cell, dict]:
     """Every unfinished cell of this process's share (cells[rank::world_size]) evaluated, with a progress bar;
     then (after all processes finished) the records of all cells, on the main process; {} on the others.
-    ``nusc_factory()``: the devkit tables, loaded only when a cell is left to run."""
+    ``nusc_factory()``: the devkit tables, loaded only when a cell is left to run; ValueError before any cell runs
+    when the split has no annotation."""
     mine = [cell for cell in cells[shard.rank::shard.world_size] if read_cell(out_dir, cell, run) is None]
     if mine:
         nusc = nusc_factory()
+        if not any(nusc.get("sample", token)["anns"] for token in split_sample_tokens(nusc, data.split)):
+            raise ValueError(f"split {data.split!r} of {data.dataroot} ({data.version}) has no annotations: the "
+                             f"benchmark grades each cell against them")
         if shard.world_size > 1 and shard.is_main:
             # Build the loader's metadata cache once before the processes read it.
             NuScenesFrames(data.dataroot, data.version, data.split, lidar_sweeps=data.lidar_sweeps,
@@ -161,7 +166,7 @@ def robustness_summary(records: Mapping[Cell, Mapping], corruptions: Sequence[st
                           "nd_score": record["nd_score"], "mean_ap": record["mean_ap"],
                           "ra": record["nd_score"] / clean["nd_score"], "scored": record["scored"]})
         row = {"name": name, "family": corruption.family, "sensor": corruption.sensor,
-               "parameter": corruption.parameter, "source": corruption.source,
+               "parameter": corruption.parameter, "source": corruption.source, "revision": corruption.revision,
                "varies_with_severity": corruption.varies_with_severity, "cells": cells,
                "rr": float(np.mean([c["ra"] for c in cells])), "ce": None}
         base_cells = {c["severity"]: c["nd_score"] for c in base_rows.get(name, {}).get("cells", [])}
@@ -184,6 +189,36 @@ def robustness_summary(records: Mapping[Cell, Mapping], corruptions: Sequence[st
         "baseline": None if baseline is None else {"model": baseline["model"],
                                                    "mce": float(np.mean(errors)) if errors else None},
     }
+
+
+def check_baseline(baseline, source: str, run: Mapping, corruptions: Sequence[str]) -> None:
+    """ValueError naming ``source`` unless ``baseline`` (its robustness.json content) is a summary of the same data
+    as ``run`` (dataroot, version, split and corruption seed; the model may differ) whose rows of ``corruptions``
+    were run at their current levels and revision: CE divides by the baseline's errors, so any other baseline gives
+    a figure that means nothing."""
+    rows = baseline.get("corruptions") if isinstance(baseline, dict) else None
+    if (not isinstance(rows, list) or not isinstance(baseline.get("run"), dict)
+            or not all(isinstance(row, dict) and isinstance(row.get("cells"), list) for row in rows)):
+        raise ValueError(f"{source}: not a robustness.json (tools/robustness.py's summary, with its run and "
+                         f"corruption rows)")
+    theirs, ours = baseline["run"], dict(run)
+    same_data = (all(theirs.get(key) == ours[key] for key in ("version", "split", "seed"))
+                 and os.path.realpath(str(theirs.get("dataroot"))) == os.path.realpath(ours["dataroot"]))
+    if not same_data:
+        shown = ("dataroot", "version", "split", "seed")
+        raise ValueError(f"{source}: a baseline of other data ({', '.join(f'{k} {theirs.get(k)}' for k in shown)}); "
+                         f"this run: {', '.join(f'{k} {ours[k]}' for k in shown)}")
+    for row in rows:
+        if row.get("name") not in corruptions:
+            continue
+        corruption = CORRUPTIONS[row["name"]]
+        levels = {cell.get("severity"): cell.get("level") for cell in row["cells"]}
+        current = {severity: cell_definition(Cell(row["name"], severity))["level"] for severity in levels
+                   if severity in SEVERITIES}
+        if row.get("revision") != corruption.revision or levels != current:
+            raise ValueError(f"{source}: its {row['name']} ran at revision {row.get('revision')}, levels {levels}; "
+                             f"now revision {corruption.revision}, levels {current}: run the baseline again (its "
+                             f"cells of this revision are reused)")
 
 
 def write_heatmap(path: str, summary: Mapping) -> None:

@@ -194,6 +194,28 @@ def test_a_split_without_detections_fails_clearly(synthetic_root, nusc_synthetic
     assert _read(tmp_path / "results_nusc.json")["results"]  # the (empty) submission itself was written
 
 
+class _CarAhead(_NothingDetector):
+    """A car 10 m ahead in every frame."""
+
+    def detect(self, frames, timer=None):
+        return [Boxes3D(centers=[[10.0, 0.0, 1.0]], sizes=[[1.9, 4.5, 1.6]], yaws=[0.0], scores=[0.9], labels=[0])
+                for _ in frames]
+
+
+def test_a_split_without_ground_truth_is_named_as_such_not_as_one_without_detections(synthetic_root, tmp_path):
+    """The devkit fails alike on empty predictions and on empty ground truth; a detector with a box in every
+    keyframe, on a copy of the world whose synth_val annotations are gone, is told there is nothing to score."""
+    from nuscenes.nuscenes import NuScenes
+
+    from tests.engine.test_finetune import validation_annotation_free_copy
+
+    root = validation_annotation_free_copy(synthetic_root, tmp_path / "world")
+    nusc = NuScenes(TINY_WORLD["version"], root, verbose=False)
+    data = DataOptions(root, TINY_WORLD["version"], SPLIT, 1, 1)
+    with pytest.raises(ValueError, match=f"split '{SPLIT}' of {root} holds no annotated object .* nothing to score"):
+        evaluate_split(_CarAhead(), "a car ahead", nusc, data, str(tmp_path / "out"), render_curves=False)
+
+
 def test_skip_corrupt_files(synthetic_root, nusc_synthetic, tmp_path, capsys):
     """A truncated LiDAR file stops the run with one line naming it; --skip-corrupt-files evaluates its frame with
     no detections (in a DataLoader worker here) and lists the file in report.md."""

@@ -11,8 +11,10 @@ import torch.distributed as dist
 
 from perception.cli.robustness import run as run_cli
 from perception.detector import OracleDetector
+from perception.datasets.corruptions import CORRUPTIONS
 from perception.eval.robustness import (
-    CELL_FILE, CLEAN, Cell, cell_definition, plan_cells, read_cell, robustness_summary, run_cells, write_robustness,
+    CELL_FILE, CLEAN, Cell, cell_definition, check_baseline, plan_cells, read_cell, robustness_summary, run_cells,
+    write_robustness,
 )
 from perception.eval.runner import DataOptions, Shard
 from tests.conftest import TINY_WORLD
@@ -147,6 +149,45 @@ def test_read_cell_reuses_only_the_same_definition(tmp_path):
     assert read_written() is None  # written before definitions were recorded
 
 
+def test_a_baseline_of_other_data_or_other_levels_is_refused(tmp_path):
+    """CE divides by the baseline's errors: a baseline is the same data at the same corruption levels."""
+    run = {"model": "this", "dataroot": str(tmp_path), "version": "v1.0-synth", "split": SPLIT, "seed": 0}
+    fov = CORRUPTIONS["limited_fov"]
+    row = {"name": "limited_fov", "revision": fov.revision,
+           "cells": [{"severity": severity, "level": fov.levels[severity - 1], "nd_score": 0.5} for severity in (1, 3)]}
+    baseline = {"model": "other", "run": dict(run, model="other"), "corruptions": [row]}
+    check_baseline(baseline, "b.json", run, ["limited_fov"])  # another model on the same data: a baseline
+    (tmp_path / "link").symlink_to(tmp_path)  # the same folder by another path
+    check_baseline(dict(baseline, run=dict(run, dataroot=str(tmp_path / "link"))), "b.json", run, ["limited_fov"])
+    for key, value in (("split", "synth_train"), ("seed", 1), ("dataroot", str(tmp_path / "other"))):
+        with pytest.raises(ValueError, match=r"b\.json: a baseline of other data"):
+            check_baseline(dict(baseline, run=dict(run, **{key: value})), "b.json", run, ["limited_fov"])
+    stale = [dict(row, revision=fov.revision - 1), dict(row, cells=[dict(row["cells"][0], level=0.0)]),
+             {key: value for key, value in row.items() if key != "revision"}]  # revisions not recorded
+    for other in stale:
+        with pytest.raises(ValueError, match=r"b\.json: its limited_fov ran at .*run the baseline again"):
+            check_baseline(dict(baseline, corruptions=[other]), "b.json", run, ["limited_fov"])
+        check_baseline(dict(baseline, corruptions=[other]), "b.json", run, ["lidar_missing"])  # a row not used
+    for shape in ([], {"model": "m"}, dict(baseline, run=None), dict(baseline, corruptions=[{"name": "x"}])):
+        with pytest.raises(ValueError, match=r"b\.json: not a robustness\.json"):
+            check_baseline(shape, "b.json", run, ["limited_fov"])
+
+
+def test_a_split_without_annotations_is_refused_before_any_cell_runs(synthetic_root, tmp_path):
+    from nuscenes.nuscenes import NuScenes
+
+    from tests.engine.test_finetune import validation_annotation_free_copy
+
+    root = validation_annotation_free_copy(synthetic_root, tmp_path / "world")
+    data = DataOptions(root, TINY_WORLD["version"], SPLIT, lidar_sweeps=1, radar_sweeps=1)
+    run = {"model": "lidar oracle", "dataroot": root, "version": TINY_WORLD["version"], "split": SPLIT, "seed": 0}
+    detector = LidarOracle()
+    with pytest.raises(ValueError, match=f"split '{SPLIT}' of .* has no annotations"):
+        run_cells(detector, run, lambda: NuScenes(TINY_WORLD["version"], root, verbose=False), data,
+                  str(tmp_path / "out"), plan_cells(["limited_fov"], [3]), seed=0)
+    assert detector.frames_seen == 0
+
+
 def test_cli_refuses_bad_arguments(tmp_path):
     for argv in (["--corruptions", "no_such"], ["--severities", "0"], ["--corruptions", ""]):
         with pytest.raises(SystemExit):
@@ -161,6 +202,16 @@ def test_cli_refuses_corruptions_of_sensors_the_model_does_not_read(synthetic_ro
                  "--version", TINY_WORLD["version"], "--corruptions", "camera_crash,ghost_targets",
                  "--out", str(tmp_path)])
     assert "the model reads lidar only: none of --corruptions changes its input" in capsys.readouterr().err
+
+
+def test_cli_checks_the_baseline_before_loading_the_model(synthetic_root, tmp_path):
+    from perception.paths import REPO_ROOT
+
+    (tmp_path / "cell.json").write_text(json.dumps({"run": {}, "nd_score": 0.5}))  # a cell's record, not a summary
+    with pytest.raises(ValueError, match=r"cell\.json: not a robustness\.json"):
+        run_cli([str(REPO_ROOT / "configs" / "lidar_only.py"), str(tmp_path / "no_model.pth"), "--dataroot",
+                 str(synthetic_root), "--version", TINY_WORLD["version"], "--corruptions", "limited_fov",
+                 "--baseline", str(tmp_path / "cell.json"), "--out", str(tmp_path / "out")])
 
 
 def test_test_tool_evaluates_one_cell(synthetic_root, tmp_path):
