@@ -5,15 +5,22 @@ alone moves a detection score by more than --max-score-error compute in float (t
 their weights stored int8 and restored when the session loads). Writes the graphs, sensitivity.json /
 sensitivity.md / sensitivity.png and quantize.json (the chosen mix, its error, the sizes of the graphs the backends
 load). The fuser, decoder and head run as one graph (bev_network.onnx), quantized whole with the nodes of the parts
-kept float left in float."""
+kept float left in float. The folder is built beside --out (``<out>.partial``) and moved in whole when finished, so
+a killed run leaves no folder the INT8 backend would load, and a rerun replaces a finished folder."""
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 from pathlib import Path
 from typing import Optional, Sequence
 
-from perception.cli import add_data_options, add_debug_option, config_data, resolve_config, tool_main
+from perception.cli import (add_data_options, add_debug_option, check_output_path, config_data, resolve_config,
+                            tool_main)
+
+REPORT_FILE = "quantize.json"
+"""Written last: a folder holding it is one that tools/quantize.py finished."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,7 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 @tool_main
 def main(argv: Optional[Sequence[str]] = None) -> dict:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    check_output_path(parser, "--out", args.out)
     config_path = resolve_config(args.config)
     from mmengine.config import Config
 
@@ -46,36 +55,52 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     from perception.deploy.quantize import (compare_outputs, keep_float, load_batches, quantize_bev_network,
                                             quantize_graphs, sensitive_modules, sensitivity_sweep, write_sensitivity)
 
+    out, staging = os.path.normpath(args.out), os.path.normpath(args.out) + ".partial"
+    if os.path.realpath(out) == os.path.realpath(args.float_dir):
+        raise ValueError(f"--out {args.out}: the float graphs' folder (INT8 graphs would overwrite the float export); "
+                         f"choose another folder")
+    if os.path.isdir(out) and os.listdir(out) and not os.path.isfile(os.path.join(out, REPORT_FILE)):
+        raise ValueError(f"--out {args.out}: holds files but no {REPORT_FILE} (not a folder tools/quantize.py "
+                         f"finished, which a rerun replaces whole); choose another folder or empty it")
     config = Config.fromfile(config_path)
     dataroot, version = config_data(args, config)
     float_detector = load_onnx_detector(config_path, args.float_dir)
+    unknown = sorted(set(args.keep_float) - set(float_detector.dense_modules()))
+    if unknown:
+        raise ValueError(f"--keep-float {', '.join(unknown)}: no such graph; the graphs: "
+                         f"{', '.join(float_detector.dense_modules())}")
+    shutil.rmtree(staging, ignore_errors=True)  # a killed run's
+    os.makedirs(staging)
     calibration = load_batches(float_detector, config, dataroot, version,
                                args.calib_split or config.train_dataloader.dataset.split, args.calib_frames,
                                "calibration")
     evaluation = load_batches(float_detector, config, dataroot, version,
                               args.eval_split or config.val_dataloader.dataset.split, args.eval_frames,
                               "evaluation")
-    recorded = quantize_graphs(config_path, args.float_dir, args.out, calibration)
+    recorded = quantize_graphs(config_path, args.float_dir, staging, calibration)
     modules = list(recorded)
-    rows = sensitivity_sweep(config_path, args.float_dir, args.out, evaluation)
-    write_sensitivity(rows, args.out, args.max_score_error)
+    rows = sensitivity_sweep(config_path, args.float_dir, staging, evaluation)
+    write_sensitivity(rows, staging, args.max_score_error)
     kept = sorted(set(sensitive_modules(rows, args.max_score_error)) | set(args.keep_float))
-    keep_float(args.float_dir, args.out, kept)
+    keep_float(args.float_dir, staging, kept)
     float_parts = [path for path in kept if in_bev_network(path)]
     if float_parts and graph_path(args.float_dir, BEV_NETWORK).is_file():
-        quantize_bev_network(args.float_dir, args.out, recorded["fuser"], float_parts)
+        quantize_bev_network(args.float_dir, staging, recorded["fuser"], float_parts)
     import torch
 
     with torch.no_grad():
         reference = [float_detector(batch, mode="tensor") for batch in evaluation]
-    chosen = compare_outputs(load_onnx_detector(config_path, args.out, "int8"), reference, evaluation)
+    chosen = compare_outputs(load_onnx_detector(config_path, staging, "int8"), reference, evaluation)
     sizes = {name: sum(file.stat().st_size for file in backend_graph_files(modules, folder))
-             for name, folder in (("float_bytes", args.float_dir), ("int8_bytes", args.out))}
+             for name, folder in (("float_bytes", args.float_dir), ("int8_bytes", staging))}
     report = {"config": args.config, "float_dir": args.float_dir, "calibration_frames": len(calibration),
               "evaluation_frames": len(evaluation), "max_score_error": args.max_score_error, "kept_float": kept,
               "chosen_error": chosen, **sizes, "size_ratio": sizes["int8_bytes"] / sizes["float_bytes"]}
-    Path(args.out, "quantize.json").write_text(json.dumps(report, indent=2))
-    print((Path(args.out) / "sensitivity.md").read_text())
+    Path(staging, REPORT_FILE).write_text(json.dumps(report, indent=2))
+    if os.path.isdir(out):  # a finished run's folder (checked above): replaced whole
+        shutil.rmtree(out)
+    os.replace(staging, out)
+    print((Path(out) / "sensitivity.md").read_text())
     print(f"kept float: {kept or 'none'}; chosen mix: {chosen}; size {report['size_ratio']:.0%} of float")
     return report
 

@@ -380,7 +380,8 @@ def load_onnx_detector(config: Union[str, Path], onnx_dir: Union[str, Path], pre
         raise ValueError(f"{onnx_dir}: graphs exported from another checkpoint than {checkpoint} (export it with "
                          f"tools/export.py, or give the checkpoint the graphs came from)")
     if precision == "float32" and precisions != {"float32"}:
-        raise ValueError(f"{onnx_dir}: holds INT8 graphs; use the onnxruntime-int8 backend")
+        raise ValueError(f"{onnx_dir}: holds INT8 graphs, not the float export (tools/export.py) asked for here; the "
+                         f"onnxruntime-int8 backend loads them")
     if precision == "int8" and "int8" not in precisions:
         raise ValueError(f"{onnx_dir}: holds no INT8 graph; quantize it with tools/quantize.py")
     return detector.to(device)

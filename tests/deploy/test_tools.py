@@ -41,6 +41,21 @@ def test_export_quantize_and_evaluate(model_on_world, synthetic_root, nusc_synth
                         "--dataroot", str(synthetic_root), "--version", nusc_synthetic.version, "--split",
                         "synth_val", "--out", str(folder / "test"), "--no-plots"])
     assert 0 <= metrics[0]["nd_score"] <= 1
+    assert not (folder / "int8.partial").exists()  # built beside --out, moved in whole
+    # a rerun killed mid-way leaves the finished folder as it was (its graphs, its report), not a mix
+    finished = {path.name: path.read_bytes() for path in (folder / "int8").iterdir() if path.is_file()}
+    import perception.deploy.quantize
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(perception.deploy.quantize, "sensitivity_sweep", killed)
+        with pytest.raises(KeyboardInterrupt):
+            quantize_main([config, str(folder / "float"), "--out", str(folder / "int8"), "--calib-frames", "2",
+                           "--eval-frames", "1", "--max-score-error", "1"])
+    assert (folder / "int8.partial" / "fuser.onnx").is_file()  # what the killed run had written
+    assert {path.name: path.read_bytes() for path in (folder / "int8").iterdir() if path.is_file()} == finished
     shutil.copytree(folder / "int8", folder / "int8_copy")  # a second INT8 folder, timed beside the first
     int8, copy = str(folder / "int8"), str(folder / "int8_copy")
     result = benchmark_main([config, checkpoint, "--backend", "torch,onnxruntime,onnxruntime-int8,onnxruntime-int8",
@@ -73,6 +88,19 @@ def test_bad_input_is_one_line(model_on_world, tmp_path, capsys):
     with pytest.raises(SystemExit):
         quantize_main([other_config, str(tmp_path / "float"), "--out", str(tmp_path / "int8")])
     assert "exported from another version of the model" in capsys.readouterr().err
+    exported = {path.name: path.read_bytes() for path in (tmp_path / "float").iterdir()}
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("not a quantize folder")
+    for out, problem in ((tmp_path / "float", "the float graphs' folder (INT8 graphs would overwrite"),
+                         (tmp_path / "mine", "holds files but no quantize.json")):
+        with pytest.raises(SystemExit):
+            quantize_main([config, str(tmp_path / "float"), "--out", str(out)])
+        assert f"--out {out}: {problem}" in capsys.readouterr().err
+    assert {path.name: path.read_bytes() for path in (tmp_path / "float").iterdir()} == exported
+    with pytest.raises(SystemExit):
+        quantize_main([config, str(tmp_path / "float"), "--out", str(tmp_path / "int8"), "--keep-float", "head.x"])
+    err = capsys.readouterr().err
+    assert "--keep-float head.x: no such graph" in err and "calibration" not in err  # before calibrating
     with pytest.raises(SystemExit):
         benchmark_main([config, "--backend", "torch,onnxruntime", "--json", str(tmp_path / "b.json")])
     assert "1 onnxruntime backend(s) but 0 --onnx folder(s)" in capsys.readouterr().err
