@@ -19,7 +19,8 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-from perception.cli import add_data_options, add_debug_option, config_data, resolve_config, tool_main
+from perception.cli import (add_data_options, add_debug_option, config_data, positive_int, resolve_config,
+                            tool_main)
 from perception.deploy.prune import DEFAULT_SCOPE, SCOPES
 from perception.jsonfile import read_json
 from perception.plotting import pyplot
@@ -39,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", help="folder of the pruned models and prune.json")
     parser.add_argument("--split", help="the frame the FLOPs and latency are measured on comes from this split "
                                         "(default: the config's validation split)")
-    parser.add_argument("--latency-iters", type=int, default=20, help="timed detect calls per model")
+    parser.add_argument("--latency-iters", type=positive_int, default=20, help="timed detect calls per model")
     add_data_options(parser)
     parser.add_argument("--report", metavar="OUT",
                         help="instead: the NDS / FLOPs / latency table and plot of an OUT folder")
@@ -140,8 +141,8 @@ def prune(args: argparse.Namespace, parser: argparse.ArgumentParser) -> List[Dic
 
 
 def report(out: Path) -> List[Dict[str, Any]]:
-    """pruning.md and pruning.png of OUT from prune.json and each ratio's eval/metrics.json (a row without one
-    shows NDS as not measured)."""
+    """pruning.md and pruning.png of OUT from prune.json and each ratio's eval/metrics.json (a row without one, or
+    with one older than the ratio's model.pth, an evaluation of a model pruned before, shows NDS as not measured)."""
     plt = pyplot()
 
     file = out / PRUNE_REPORT
@@ -154,9 +155,11 @@ def report(out: Path) -> List[Dict[str, Any]]:
              "| ratio | FLOPs (M MAC) | FLOPs / unpruned | parameters | detector p50 ms | detector p99 ms | NDS |",
              "|---|---|---|---|---|---|---|"]
     for row in rows:
-        metrics = ratio_dir(out, row["ratio"]) / "eval" / "metrics.json"
-        row["nds"] = read_json(str(metrics))["nd_score"] if metrics.is_file() else None
-        nds = "not measured" if row["nds"] is None else f"{row['nds']:.4f}"
+        metrics, model = (ratio_dir(out, row["ratio"]) / name for name in ("eval/metrics.json", "model.pth"))
+        stale = metrics.is_file() and model.is_file() and metrics.stat().st_mtime < model.stat().st_mtime
+        row["nds"] = read_json(str(metrics))["nd_score"] if metrics.is_file() and not stale else None
+        nds = ("not measured (eval/ older than model.pth)" if stale else "not measured" if row["nds"] is None
+               else f"{row['nds']:.4f}")
         lines.append(f"| {row['ratio']:g} | {row['flops_total'] / 1e6:.1f} | {row['flops_fraction']:.2f} | "
                      f"{row['parameters']} | {row['detector_ms']['p50_ms']:.1f} | {row['detector_ms']['p99_ms']:.1f} "
                      f"| {nds} |")

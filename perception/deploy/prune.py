@@ -112,12 +112,15 @@ def dense_inputs(detector: BEVFusionDetector, batch: FusionBatch) -> Dict[str, T
 
 
 def module_flops(module: nn.Module, inputs: Tuple[torch.Tensor, ...]) -> int:
-    """Multiply-accumulates of one call ``module(*inputs)``, counted by torch-pruning's count_ops_and_params, which
-    divides by the first input's length (its batch: images for the camera backbone, pillars for a pillar net), so
-    multiplied by it again."""
-    import torch_pruning as tp
+    """Multiply-accumulates of one call ``module(*inputs)``: its convolutions (transposed ones too) and matrix
+    products, counted by PyTorch's torch.utils.flop_counter (2 FLOPs a multiply-accumulate), for the whole batch
+    (all the cameras, all the pillars). Normalisations, activations and biases are not counted. (torch-pruning's
+    counter, used before, counted a stride-s transposed convolution s^2 times over.)"""
+    from torch.utils.flop_counter import FlopCounterMode
 
-    return int(round(tp.utils.count_ops_and_params(module, inputs)[0] * len(inputs[0])))
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        module(*inputs)
+    return counter.get_total_flops() // 2
 
 
 def dense_flops(detector: BEVFusionDetector, batch: FusionBatch) -> Dict[str, int]:

@@ -80,7 +80,9 @@ def parse_sweep_counts(text: str) -> Tuple[int, ...]:
             counts = tuple(int(v) for v in text.split(","))
     except ValueError:
         raise ValueError(f"sweep counts must look like '1..10' or '1,5,10', got {text!r}") from None
-    if not counts or min(counts) < 1:
+    if not counts:
+        raise ValueError(f"sweep counts: the range {text!r} is empty (write the smaller count first)")
+    if min(counts) < 1:
         raise ValueError(f"sweep counts must be >= 1, got {text!r}")
     return counts
 

@@ -95,6 +95,8 @@ def test_sweep_counts_parse():
     for bad in ("0..3", "a", ""):
         with pytest.raises(ValueError):
             parse_sweep_counts(bad)
+    with pytest.raises(ValueError, match="the range '3..1' is empty"):
+        parse_sweep_counts("3..1")
 
 
 def test_bev_pixels_by_hand():
