@@ -197,8 +197,9 @@ def check_baseline(baseline, source: str, run: Mapping, corruptions: Sequence[st
     were run at their current levels and revision: CE divides by the baseline's errors, so any other baseline gives
     a figure that means nothing."""
     rows = baseline.get("corruptions") if isinstance(baseline, dict) else None
-    if (not isinstance(rows, list) or not isinstance(baseline.get("run"), dict)
-            or not all(isinstance(row, dict) and isinstance(row.get("cells"), list) for row in rows)):
+    if (not isinstance(rows, list) or not isinstance(baseline.get("run"), dict) or "model" not in baseline
+            or not all(isinstance(row, dict) and isinstance(row.get("cells"), list)
+                       and all(isinstance(cell, dict) for cell in row["cells"]) for row in rows)):
         raise ValueError(f"{source}: not a robustness.json (tools/robustness.py's summary, with its run and "
                          f"corruption rows)")
     theirs, ours = baseline["run"], dict(run)

@@ -168,7 +168,10 @@ def test_a_baseline_of_other_data_or_other_levels_is_refused(tmp_path):
         with pytest.raises(ValueError, match=r"b\.json: its limited_fov ran at .*run the baseline again"):
             check_baseline(dict(baseline, corruptions=[other]), "b.json", run, ["limited_fov"])
         check_baseline(dict(baseline, corruptions=[other]), "b.json", run, ["lidar_missing"])  # a row not used
-    for shape in ([], {"model": "m"}, dict(baseline, run=None), dict(baseline, corruptions=[{"name": "x"}])):
+    shapes = ([], {"model": "m"}, dict(baseline, run=None), dict(baseline, corruptions=[{"name": "x"}]),
+              {key: value for key, value in baseline.items() if key != "model"},
+              dict(baseline, corruptions=[dict(row, cells=[0.5])]))
+    for shape in shapes:
         with pytest.raises(ValueError, match=r"b\.json: not a robustness\.json"):
             check_baseline(shape, "b.json", run, ["limited_fov"])
 
