@@ -97,13 +97,21 @@ class Boxes3D:
         order reversed, i.e. clockwise seen from above)."""
         return self.corners()[:, _BEV_CORNERS, :2]
 
-    def contains(self, points: np.ndarray) -> np.ndarray:
+    def contains(self, points: np.ndarray, time_lags_s: Optional[np.ndarray] = None) -> np.ndarray:
         """(N_boxes, N_points) bool: box k holds point i of ``points`` (N_points, C>=3) [x, y, z, ...] m, in the
         boxes' frame. Inside means |x| <= length / 2, |y| <= width / 2, |z| <= height / 2 in the box frame, faces
-        included (as nuscenes-devkit's ``points_in_box``); float64; non-finite points lie in no box."""
+        included (as nuscenes-devkit's ``points_in_box``); float64; non-finite points lie in no box. With
+        ``time_lags_s`` (N_points,) [s], point i is tested against each box where it was time_lags_s[i] earlier
+        (its centre moved back by its velocity times the lag; a velocity not finite counts as standing): a moving
+        object's points of earlier sweeps."""
         xyz = np.asarray(points)[:, :3].astype(np.float64)
         dx = xyz[None, :, 0] - self.centers[:, None, 0]
         dy = xyz[None, :, 1] - self.centers[:, None, 1]
+        if time_lags_s is not None:
+            lags = np.asarray(time_lags_s, dtype=np.float64)[None, :]
+            velocities = np.nan_to_num(self.velocities, nan=0.0, posinf=0.0, neginf=0.0)
+            dx = dx + velocities[:, None, 0] * lags
+            dy = dy + velocities[:, None, 1] * lags
         cos, sin = np.cos(self.yaws)[:, None], np.sin(self.yaws)[:, None]
         with np.errstate(invalid="ignore"):
             along_length = dx * cos + dy * sin

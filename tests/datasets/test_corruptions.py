@@ -296,6 +296,17 @@ def test_rain_loses_returns_with_range(frame):
         assert abs(1 - len(out) / len(ranges) - expected_lost) < 0.01
 
 
+def test_rain_noise_keeps_a_return_near_the_sensor_where_it_was():
+    """nuScenes keeps the firings that return nothing (near the sensor, ~20 % of a real sweep); rain's range noise
+    (0.02 m std at severity 1) must not move them out to the 1 m where snow places its flakes."""
+    frame = make_frame(with_objects=False)
+    near, _ = beam_points(np.random.default_rng(1), ranges=(0.3, 0.9))
+    frame = replace(frame, lidar=LidarSweeps(near, 1))
+    out = corrupt(frame, "lidar_rain", 1).lidar.points
+    assert len(out) > 0.99 * len(near)  # 0.05 lost per 50 m: 0.1 % within a metre
+    assert _ranges(out).max() < 1.0 and abs(_ranges(out).mean() - _ranges(near).mean()) < 0.01
+
+
 def test_crosstalk_adds_the_stated_share(frame):
     points = frame.lidar.points
     for severity, fraction in zip(SEVERITIES, (0.01, 0.02, 0.04)):
@@ -329,6 +340,28 @@ def test_object_failure_drops_whole_objects():
         assert alone.sum() >= 15 and ((out_counts == 0) | (out_counts == counts))[alone].all()
         failures.append(np.mean(out_counts[alone] == 0))
     assert abs(np.mean(failures) - 0.5) < 0.12
+
+
+@pytest.mark.parametrize("name", ["object_failure", "incomplete_echo"])
+def test_a_moving_vehicle_loses_its_points_of_every_sweep(name):
+    """A car driving +x at 10 m/s, seen in the keyframe sweep at x = 20 m and in one 0.5 s older at 15 m (the
+    sweeps are merged in the keyframe's ego frame): at probability / fraction 1 both go, a standing car's too,
+    the ground stays."""
+    car = DETECTION_CLASSES.index("car")
+    boxes = Boxes3D([[20.0, 0.0, 1.0], [0.0, 20.0, 1.0]], [[2.0, 4.0, 2.0]] * 2, [0.0, 0.0],
+                    velocities=[[10.0, 0.0], [0.0, 0.0]], labels=[car, car])
+    rng = np.random.default_rng(0)
+    def cloud(center, lag, count=50):
+        points = np.zeros((count, 5), dtype=np.float32)
+        points[:, :3] = np.asarray(center) + rng.uniform(-0.8, 0.8, (count, 3)) * [1.5, 0.8, 0.8]
+        points[:, 4] = lag
+        return points
+    ground = cloud([0.0, -20.0, 0.0], 0.5)
+    points = np.concatenate([cloud([20.0, 0.0, 1.0], 0.0), cloud([15.0, 0.0, 1.0], 0.5),
+                             cloud([0.0, 20.0, 1.0], 0.5), ground])
+    frame = replace(make_frame(with_objects=False), lidar=LidarSweeps(points, 2), gt_boxes=boxes)
+    out = getattr(lidar, name)(frame, 1.0, np.random.default_rng(0), 0).lidar.points
+    assert np.array_equal(out, ground)
 
 
 def test_missing_sensors_are_recorded(frame):

@@ -57,3 +57,16 @@ def test_mask_and_concatenate():
     joined = Boxes3D.concatenate([boxes[mask], boxes[~mask]])
     assert len(joined) == 6 and len(Boxes3D.empty()) == 0
     np.testing.assert_array_equal(np.sort(joined.scores), np.sort(boxes.scores))
+
+
+def test_contains_where_a_moving_box_was_at_each_points_sweep():
+    # a car 4 m long at x = 20 m driving +x at 10 m/s: 0.5 s before the keyframe it stood at 15 m
+    car = Boxes3D([[20.0, 0.0, 1.0], [0.0, 30.0, 1.0]], [[2.0, 4.0, 2.0]] * 2, [0.0, np.pi / 2],
+                  velocities=[[10.0, 0.0], [np.nan, np.nan]])
+    points = np.array([[20.0, 0.0, 1.0], [15.0, 0.0, 1.0], [15.0, 0.0, 1.0], [21.9, 0.0, 1.0], [0.0, 31.9, 1.0]])
+    lags = np.array([0.0, 0.5, 0.0, 0.0, 0.5])
+    assert car.contains(points).tolist() == [[True, False, False, True, False], [False] * 4 + [True]]
+    # the point at 15 m of the sweep 0.5 s old is the car's; the same point at the keyframe is not; a box of
+    # unknown velocity counts as standing
+    assert car.contains(points, lags).tolist() == [[True, True, False, True, False], [False] * 4 + [True]]
+    assert car.contains(points, np.full(5, 0.1))[0].tolist() == [True, False, False, False, False]  # at 19 m

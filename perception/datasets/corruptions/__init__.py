@@ -89,7 +89,8 @@ _ALL = (
                f"(0.5, 1.2) / (2.5, 1.6) / (1.5, 0.4), {_ROBO3D}, nuScenes-C snow/simulation.py, "
                f"(0.5, 2.0) / (1.0, 1.6) / (2.5, 1.6)"),
     Corruption("lidar_rain", "lidar", "LiDAR", lidar.rain, ((0.05, 0.02), (0.1, 0.05), (0.2, 0.1)),
-               "(fraction of returns lost per 50 m of range, range noise std [m])", _NO_BENCHMARK),
+               "(fraction of returns lost per 50 m of range, range noise std [m])", _NO_BENCHMARK,
+               revision=2),
     Corruption("crosstalk", "lidar", "LiDAR", lidar.crosstalk, (0.01, 0.02, 0.04),
                "spurious returns added, as a fraction of the points (scattered 3 m std)",
                f"levels ours; {_ROBO3D}, nuScenes-C gen_crosstalk.py, moves (does not add) 0.03 of the points "
@@ -98,11 +99,11 @@ _ALL = (
     Corruption("incomplete_echo", "lidar", "LiDAR", lidar.incomplete_echo, (0.75, 0.85, 0.95),
                "fraction of the points on vehicles dropped",
                f"levels as in {_ROBO3D}, nuScenes-C gen_incomplete_echo.py (it also thins bicycles and "
-               f"motorcycles)"),
+               f"motorcycles)", revision=2),
     Corruption("object_failure", "lidar", "LiDAR", lidar.object_failure, (0.25, 0.5, 0.75),
                "probability that an object loses all its points",
                f"levels ours; {_YU}, create_noise_data_nuscenes.py, drops the points of every object of a frame "
-               f"with probability 0.5 (one level)"),
+               f"with probability 0.5 (one level)", revision=2),
     Corruption("lidar_missing", "lidar", "LiDAR", lidar.missing, (None, None, None), "no LiDAR at all",
                "a sensor absent: no level to verify", varies_with_severity=False),
     # camera

@@ -15,14 +15,14 @@ from typing import Tuple
 import numpy as np
 
 from perception.classes import DETECTION_CLASSES, MOTOR_VEHICLE_CLASSES
-from perception.datasets.frame import Frame
+from perception.datasets.frame import LIDAR_COLUMNS, Frame
 from perception.geometry import quaternion_to_matrix
 from perception.sensors import (LIDAR_BEAM_COUNT, LIDAR_BEAM_ELEVATION_RANGE_DEG, LIDAR_CHANNEL, LIDAR_MOUNT_M,
                                 LIDAR_MOUNT_ROTATION_WXYZ)
 
 SCATTER_MIN_RANGE_M = 1.0
-"""Snow and rain returns are placed no closer than this (the devkit removes closer points as the ego vehicle);
-fog's range-noise draw is floored at it."""
+"""Snow returns are placed no closer than this (the devkit removes closer points as the ego vehicle); fog's
+range-noise draw is floored at it."""
 SNOW_MAX_RANGE_M = 15.0
 """Snowflakes are seen within this range (their returns are too weak further out)."""
 WEATHER_RETURN_INTENSITY = 5.0
@@ -42,6 +42,7 @@ _SENSOR_TO_EGO_ROTATION = quaternion_to_matrix(LIDAR_MOUNT_ROTATION_WXYZ, "LIDAR
 """(3, 3) LIDAR_TOP's rotation, sensor axes to ego axes."""
 CROSSTALK_STD_M = 3.0
 """Standard deviation of a crosstalk return's offset from the point it copies [m]."""
+TIME_LAG = LIDAR_COLUMNS.index("time_lag")
 
 
 def _with_points(frame: Frame, points: np.ndarray) -> Frame:
@@ -174,7 +175,8 @@ def snow(frame: Frame, fraction: float, rng: np.random.Generator, seed: int) -> 
 
 def rain(frame: Frame, level: tuple, rng: np.random.Generator, seed: int) -> Frame:
     """Rain, ``level`` = (loss per 50 m, range noise std [m]): a return at range R is lost with probability
-    min(1, loss * R / 50 m) (absorption by drops and wet surfaces); the others get Gaussian range noise."""
+    min(1, loss * R / 50 m) (absorption by drops and wet surfaces); the others get Gaussian range noise (kept on
+    their side of the sensor: a range below 0 becomes 0)."""
     if frame.lidar is None:
         return frame
     loss_per_50m, noise_std_m = level
@@ -182,7 +184,7 @@ def rain(frame: Frame, level: tuple, rng: np.random.Generator, seed: int) -> Fra
     offsets, ranges = _rays(points)
     kept = rng.random(len(points)) >= np.minimum(1.0, loss_per_50m * ranges / 50.0)
     offsets, ranges, points = offsets[kept], ranges[kept], points[kept]
-    noisy = np.maximum(ranges + rng.normal(0.0, noise_std_m, len(ranges)), SCATTER_MIN_RANGE_M)
+    noisy = np.maximum(ranges + rng.normal(0.0, noise_std_m, len(ranges)), 0.0)
     return _with_points(frame, _along_ray(points, offsets, ranges, noisy))
 
 
@@ -198,23 +200,26 @@ def crosstalk(frame: Frame, fraction: float, rng: np.random.Generator, seed: int
 
 
 def incomplete_echo(frame: Frame, fraction: float, rng: np.random.Generator, seed: int) -> Frame:
-    """Drops each point inside a ground-truth box of a motor vehicle (MOTOR_VEHICLE_CLASSES: dark, specular car
-    paint) with probability ``fraction``."""
+    """Drops each point on a motor vehicle (MOTOR_VEHICLE_CLASSES: dark, specular car paint), inside its
+    ground-truth box where the box was at the point's sweep (Boxes3D.contains with the time lags), with probability
+    ``fraction``."""
     if frame.lidar is None or frame.gt_boxes is None:
         return frame
-    boxes = frame.gt_boxes
+    boxes, points = frame.gt_boxes, frame.lidar.points
     vehicles = boxes[np.isin(boxes.labels, [DETECTION_CLASSES.index(name) for name in MOTOR_VEHICLE_CLASSES])]
-    on_vehicle = vehicles.contains(frame.lidar.points).any(axis=0)
+    on_vehicle = vehicles.contains(points, points[:, TIME_LAG]).any(axis=0)
     dropped = on_vehicle & (rng.random(len(on_vehicle)) < fraction)
     return _with_points(frame, frame.lidar.points[~dropped])
 
 
 def object_failure(frame: Frame, probability: float, rng: np.random.Generator, seed: int) -> Frame:
-    """Each ground-truth object, with probability ``probability``, loses every point inside its box."""
+    """Each ground-truth object, with probability ``probability``, loses every point inside its box, of every
+    sweep (where the box was at the point's sweep: Boxes3D.contains with the time lags)."""
     if frame.lidar is None or frame.gt_boxes is None:
         return frame
     failed = frame.gt_boxes[rng.random(len(frame.gt_boxes)) < probability]
-    return _with_points(frame, frame.lidar.points[~failed.contains(frame.lidar.points).any(axis=0)])
+    points = frame.lidar.points
+    return _with_points(frame, points[~failed.contains(points, points[:, TIME_LAG]).any(axis=0)])
 
 
 def missing(frame: Frame, level: None, rng: np.random.Generator, seed: int) -> Frame:
