@@ -4,7 +4,9 @@ Poses are those of the LIDAR_TOP sample_data of the keyframe's scene: every swee
 (nuScenes: 20 Hz), and every keyframe (2 Hz; the only poses of a table without sweeps). ``past_ego_poses``
 reads no pose later than the keyframe, so what it returns is what the car knew at that instant.
 ``lidar_poses_between`` reads both ways, for the logged drive's ground truth (labels, open-loop grading).
-A sample_data whose ego pose is missing from the tables raises a ValueError naming the sample.
+A sample_data whose ego pose is missing from the tables raises a ValueError naming the sample. A keyframe without
+a LIDAR_TOP record (the loader lists the LiDAR as missing) takes the pose of its sample_data nearest in time
+(``keyframe_sample_data``), and the walks skip such keyframes.
 """
 from __future__ import annotations
 
@@ -41,10 +43,13 @@ def _walk(nusc: NuScenes, sample_token: str, link: str, limit_us: int, poses: Di
         sample = nusc.get("sample", sample[link])
         if not within(int(sample["timestamp"])):
             break
+        if LIDAR_CHANNEL not in sample["data"]:
+            continue
         pose = sample_data_pose(nusc, sample_token, sample["data"][LIDAR_CHANNEL])
         if within(pose.timestamp_us):
             poses[pose.timestamp_us] = pose
-    token = nusc.get("sample_data", nusc.get("sample", sample_token)["data"][LIDAR_CHANNEL])[link]
+    keyframe_lidar = nusc.get("sample", sample_token)["data"].get(LIDAR_CHANNEL)
+    token = nusc.get("sample_data", keyframe_lidar)[link] if keyframe_lidar else None
     while token:
         record = nusc.get("sample_data", token)
         if not within(int(record["timestamp"])):
@@ -97,9 +102,22 @@ def past_ego_poses(nusc: NuScenes, sample_token: str, history_s: float = 1.0) ->
     return [sample_data_pose(nusc, sample_token, min(earlier)[1])] + poses if earlier else poses
 
 
+def keyframe_sample_data(nusc: NuScenes, sample: dict) -> dict:
+    """The sample_data record whose pose is the keyframe's: its LIDAR_TOP; without one, the record nearest the
+    keyframe's timestamp. ValueError naming the sample when it has none."""
+    if LIDAR_CHANNEL in sample["data"]:
+        return nusc.get("sample_data", sample["data"][LIDAR_CHANNEL])
+    candidates = [nusc.get("sample_data", token) for token in sample["data"].values()]
+    if not candidates:
+        raise ValueError(f"sample {sample['token']}: no sample_data at all")
+    return min(candidates, key=lambda record: abs(record["timestamp"] - sample["timestamp"]))
+
+
 def keyframe_lidar_pose(nusc: NuScenes, sample_token: str) -> EgoPose:
-    """The ego pose at the keyframe's LIDAR_TOP timestamp (the frame the network and the decisions work in)."""
-    return sample_data_pose(nusc, sample_token, nusc.get("sample", sample_token)["data"][LIDAR_CHANNEL])
+    """The ego pose at the keyframe's LIDAR_TOP timestamp (the frame the network and the decisions work in; without
+    a LIDAR_TOP record, keyframe_sample_data's)."""
+    return sample_data_pose(nusc, sample_token,
+                            keyframe_sample_data(nusc, nusc.get("sample", sample_token))["token"])
 
 
 def pose_at(poses: List[EgoPose], timestamp_us: int, tolerance_us: int = 50_000) -> Optional[EgoPose]:

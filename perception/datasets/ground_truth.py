@@ -70,7 +70,7 @@ def sample_ground_truth(nusc: NuScenes, sample_token: str, ego_to_global: RigidT
     """The sample's annotations of the 10 detection classes, in the ego frame given by ``ego_to_global``.
 
     Raises ValueError naming the annotation when it carries more than one attribute (the devkit's load_gt
-    rejects those too).
+    rejects those too), or a translation, size or rotation that is not a list of 3, 3 or 4 numbers.
     """
     attribute_names = {a["token"]: a["name"] for a in nusc.attribute}
     global_to_ego = ego_to_global.inverse()
@@ -83,6 +83,10 @@ def sample_ground_truth(nusc: NuScenes, sample_token: str, ego_to_global: RigidT
         if len(record["attribute_tokens"]) > 1:
             raise ValueError(f"sample_annotation {token}: {len(record['attribute_tokens'])} attributes, "
                              "the detection task allows at most one")
+        for field, length in (("translation", 3), ("size", 3), ("rotation", 4)):
+            value = record.get(field)
+            if not isinstance(value, (list, tuple)) or len(value) != length:
+                raise ValueError(f"sample_annotation {token}: {field} {value!r} is not a list of {length} numbers")
         attribute = [attribute_names[t] for t in record["attribute_tokens"]]
         kept.append(record)
         labels.append(DETECTION_CLASSES.index(name))

@@ -21,6 +21,7 @@ import numpy as np
 from nuscenes.nuscenes import NuScenes
 from tqdm import tqdm
 
+from perception.datasets.ego_log import keyframe_sample_data
 from perception.datasets.ground_truth import GroundTruth, sample_ground_truth
 from perception.datasets.splits import split_sample_tokens
 from perception.geometry import Boxes3D, EgoPose, RigidTransform, SensorCalibration
@@ -267,7 +268,7 @@ class _TableBuilder:
     def _record(self, sample_data: dict) -> int:
         token = sample_data["token"]
         if token not in self.record_index:
-            pose = self.nusc.get("ego_pose", sample_data["ego_pose_token"])
+            pose = self._pose_record(sample_data)
             EgoPose.from_record(pose)  # validates, raising with the pose's token
             self.record_index[token] = len(self.records)
             self.records.append(RecordRow(
@@ -286,15 +287,18 @@ class _TableBuilder:
         return chain
 
     def _keyframe_pose(self, sample: dict) -> tuple:
-        """(timestamp, pose record) of the LiDAR keyframe; without LiDAR, of the sample_data nearest in time."""
-        if LIDAR_CHANNEL in sample["data"]:
-            sample_data = self.nusc.get("sample_data", sample["data"][LIDAR_CHANNEL])
-        else:
-            candidates = [self.nusc.get("sample_data", t) for t in sample["data"].values()]
-            if not candidates:
-                raise ValueError(f"sample {sample['token']}: no sample_data at all")
-            sample_data = min(candidates, key=lambda r: abs(r["timestamp"] - sample["timestamp"]))
-        return sample_data["timestamp"], self.nusc.get("ego_pose", sample_data["ego_pose_token"])
+        """(timestamp, pose record) of the keyframe (ego_log.keyframe_sample_data: the LiDAR's, without LiDAR the
+        sample_data nearest in time)."""
+        sample_data = keyframe_sample_data(self.nusc, sample)
+        return sample_data["timestamp"], self._pose_record(sample_data)
+
+    def _pose_record(self, sample_data: dict) -> dict:
+        """The ego_pose record of ``sample_data``; ValueError naming both when the table lacks it."""
+        try:
+            return self.nusc.get("ego_pose", sample_data["ego_pose_token"])
+        except KeyError:
+            raise ValueError(f"sample_data {sample_data['token']} ({sample_data['filename']}): its ego pose "
+                             f"{sample_data['ego_pose_token']} is missing from the ego_pose table") from None
 
     def add(self, sample_token: str, with_annotations: bool) -> None:
         sample = self.nusc.get("sample", sample_token)

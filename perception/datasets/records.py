@@ -15,17 +15,24 @@ from perception.geometry.transforms import sensor_to_sensor
 from perception.jsonfile import read_json
 
 
+TABLE_NAMES = ("category", "attribute", "visibility", "instance", "sensor", "calibrated_sensor", "ego_pose", "log",
+               "scene", "sample", "sample_data", "sample_annotation", "map")
+"""The tables of a nuScenes version folder (``<name>.json``, each a list of records), as nuscenes-devkit reads them."""
+
+
 def open_nuscenes(dataroot: str, version: str, verbose: bool = False) -> NuScenes:
     """nuscenes-devkit's NuScenes of the tables at ``dataroot``/``version``; a ValueError naming the table when one
-    is not valid JSON (the devkit's own error names none)."""
+    is not valid JSON or not a list of records (the devkit's own errors name none)."""
     try:
         return NuScenes(version=version, dataroot=dataroot, verbose=verbose)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+    except (json.JSONDecodeError, UnicodeDecodeError, TypeError, KeyError) as error:
         folder = os.path.join(dataroot, version)
-        for name in sorted(os.listdir(folder)):
-            if name.endswith(".json"):
-                read_json(os.path.join(folder, name))
-        raise ValueError(f"{folder}: a table is not valid JSON ({error})") from None
+        for name in TABLE_NAMES:
+            path = os.path.join(folder, f"{name}.json")
+            table = read_json(path) if os.path.isfile(path) else []
+            if not isinstance(table, list) or not all(isinstance(record, dict) for record in table):
+                raise ValueError(f"{path}: not a table (a JSON list of records)") from None
+        raise
 
 
 def sample_data_calibration(nusc: NuScenes, sample_data_token: str) -> Tuple[SensorCalibration, EgoPose]:

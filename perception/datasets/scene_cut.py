@@ -28,7 +28,10 @@ def _read_table(table_dir: Path, name: str) -> List[dict]:
     path = table_dir / f"{name}.json"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: the table is missing (a nuScenes version folder has {name}.json)")
-    return read_json(str(path))
+    table = read_json(str(path))
+    if not isinstance(table, list):
+        raise ValueError(f"{path}: not a table (a JSON list of records)")
+    return table
 
 
 def _cut_links(records: Dict[str, dict], crossing: List[Tuple[str, str]]) -> None:
@@ -93,7 +96,7 @@ def cut_scene(dataroot: Union[str, Path], version: str, scene_name: str, first_h
         raise ValueError(f"the two parts need two split names, got {fit_split!r} twice")
     tables = {name: _read_table(table_dir, name) for name in CUT_TABLES}
     splits_path = table_dir / "splits.json"
-    splits = json.loads(splits_path.read_text()) if splits_path.is_file() else {}
+    splits = read_json(str(splits_path)) if splits_path.is_file() else {}
     for name in (fit_split, held_split):
         if name in splits:
             raise ValueError(f"{splits_path} already has a split named {name!r}")

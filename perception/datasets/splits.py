@@ -6,11 +6,14 @@ any other name is a custom split read from ``<dataroot>/<version>/splits.json`` 
 """
 from __future__ import annotations
 
+import os
 from collections import Counter
 from typing import List
 
 from nuscenes.nuscenes import NuScenes
 from nuscenes.utils.splits import create_splits_scenes, get_scenes_of_custom_split
+
+from perception.jsonfile import read_json
 
 ALL_SCENES = "all"
 
@@ -25,6 +28,10 @@ def split_scenes(nusc: NuScenes, split: str) -> List[str]:
     if split == ALL_SCENES:
         return present
     official = create_splits_scenes()
+    if split not in official:
+        custom = os.path.join(nusc.dataroot, nusc.version, "splits.json")
+        if os.path.isfile(custom):
+            read_json(custom)  # a file cut short named (the devkit's JSON error, reading it next, names none)
     names = official[split] if split in official else get_scenes_of_custom_split(split, nusc)
     repeated = sorted(name for name, count in Counter(names).items() if count > 1)
     if repeated:

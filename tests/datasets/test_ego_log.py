@@ -102,3 +102,37 @@ def test_a_missing_ego_pose_names_the_sample(nusc_synthetic):
     token = nusc_synthetic.scene[0]["first_sample_token"]
     with pytest.raises(ValueError, match=f"sample {token}: the ego pose"):
         past_ego_poses(NoEgoPoses(), token)
+
+
+class _KeyframeWithoutLidar:
+    """A NuScenes whose keyframe ``hidden`` lists no LIDAR_TOP record (the loader's documented degradation)."""
+
+    def __init__(self, nusc, hidden: str):
+        self.nusc, self.hidden = nusc, hidden
+
+    def get(self, table: str, token: str) -> dict:
+        record = self.nusc.get(table, token)
+        if table == "sample" and token == self.hidden:
+            record = dict(record, data={k: v for k, v in record["data"].items() if k != LIDAR_CHANNEL})
+        return record
+
+
+def test_a_keyframe_without_lidar_takes_the_pose_of_its_nearest_record(nusc_synthetic):
+    scene = nusc_synthetic.scene[0]
+    first = nusc_synthetic.get("sample", scene["first_sample_token"])
+    second = nusc_synthetic.get("sample", first["next"])
+    target = nusc_synthetic.get("sample", second["next"])  # the third keyframe: two before it, 0.5 and 1.0 s back
+    nusc = _KeyframeWithoutLidar(nusc_synthetic, target["token"])
+    records = [nusc_synthetic.get("sample_data", token) for channel, token in target["data"].items()
+               if channel != LIDAR_CHANNEL]
+    nearest = min(records, key=lambda record: abs(record["timestamp"] - target["timestamp"]))
+    key = keyframe_lidar_pose(nusc, target["token"])
+    assert key.timestamp_us == nearest["timestamp"]
+    # the earlier keyframes' LiDAR poses within the second, then the key's; no sweep chain from a missing record
+    earlier = [keyframe_lidar_pose(nusc_synthetic, sample["token"]) for sample in (first, second)]
+    expected = [pose.timestamp_us for pose in earlier if pose.timestamp_us >= key.timestamp_us - 1_000_000]
+    assert [pose.timestamp_us for pose in past_ego_poses(nusc, target["token"])] == expected + [key.timestamp_us]
+    # the next keyframe's history reads its sweeps back through the missing keyframe's time as before
+    following = target["next"]
+    assert ([p.timestamp_us for p in past_ego_poses(nusc, following)]
+            == [p.timestamp_us for p in past_ego_poses(nusc_synthetic, following)])

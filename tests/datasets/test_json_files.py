@@ -46,6 +46,28 @@ def test_a_table_cut_short_is_named(synthetic_root, tmp_path):
         open_nuscenes(str(tmp_path), version)
 
 
+def test_a_table_of_another_shape_and_a_splits_file_cut_short_are_named(synthetic_root, tmp_path):
+    from perception.datasets.scene_cut import cut_scene
+    from perception.datasets.splits import split_scenes
+
+    version = TINY_WORLD["version"]
+    shutil.copytree(synthetic_root / version, tmp_path / version)
+    (tmp_path / "maps").symlink_to(synthetic_root / "maps")
+    table = tmp_path / version / "ego_pose.json"
+    records = table.read_text()
+    table.write_text(json.dumps({"records": json.loads(records)}))  # an object, not a list of records
+    with pytest.raises(ValueError, match=f"{table}: not a table"):
+        open_nuscenes(str(tmp_path), version)
+    table.write_text(records)
+    nusc = open_nuscenes(str(tmp_path), version)
+    splits = tmp_path / version / "splits.json"
+    splits.write_text(splits.read_text()[:20])
+    with pytest.raises(ValueError, match=f"{splits}: not valid JSON"):
+        split_scenes(nusc, "synth_val")
+    with pytest.raises(ValueError, match=f"{splits}: not valid JSON"):
+        cut_scene(str(tmp_path), version, nusc.scene[0]["name"], 2, str(tmp_path / "cut"), "fit", "held")
+
+
 def test_a_submission_that_is_not_an_object_is_named(tmp_path):
     path = tmp_path / "results_nusc.json"
     for content in ([1, 2], {"meta": {}}):

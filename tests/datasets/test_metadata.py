@@ -37,6 +37,21 @@ def test_channel_records_follow_the_devkit_prev_links(nusc_synthetic):
     assert [table.paths[r].decode() for r in table.channel_records(0, LIDAR_CHANNEL)] == expected
 
 
+def test_a_sample_data_without_its_ego_pose_is_named(nusc_synthetic, monkeypatch):
+    sample = nusc_synthetic.sample[2]
+    radar = nusc_synthetic.get("sample_data", sample["data"]["RADAR_FRONT"])
+    get = nusc_synthetic.get
+
+    def without_the_pose(table, token):
+        if table == "ego_pose" and token == radar["ego_pose_token"]:
+            raise KeyError(token)  # what the devkit's index raises for a token it lacks
+        return get(table, token)
+
+    monkeypatch.setattr(nusc_synthetic, "get", without_the_pose)
+    with pytest.raises(ValueError, match=f"sample_data {radar['token']} \\({radar['filename']}\\): its ego pose "):
+        build_sample_table(nusc_synthetic, [sample["token"]], lidar_sweeps=1, radar_sweeps=1)
+
+
 def _keyframe(sample_token: str) -> KeyframeRow:
     return KeyframeRow(sample_token, "scene", 0, pose_row([0.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0]),
                        [[] for _ in ALL_CHANNELS])
@@ -56,7 +71,10 @@ def test_ground_truths_must_match_the_keyframes():
 @pytest.mark.parametrize("field, value, problem", [("translation", [float("nan"), 0.0, 0.0], "translation"),
                                                    ("size", [-1.0, 0.0, 1.0], "size"),
                                                    ("rotation", [2.0, 0.0, 0.0, 0.0], "rotation"),
-                                                   ("rotation", [0.0, 0.0, 0.0, 0.0], "rotation")])
+                                                   ("rotation", [0.0, 0.0, 0.0, 0.0], "rotation"),
+                                                   ("rotation", [1.0, 0.0, 0.0], "rotation"),
+                                                   ("rotation", None, "rotation"),
+                                                   ("translation", [1.0, 2.0], "translation")])
 def test_an_annotation_that_cannot_be_a_box_is_named(nusc_synthetic, monkeypatch, field, value, problem):
     # a box with a NaN centre, a negative size or a rotation that is no unit quaternion (once scaled silently,
     # or scipy's "zero norm" without the annotation's name)

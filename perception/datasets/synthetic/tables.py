@@ -9,10 +9,9 @@ from typing import Dict, List, Tuple
 
 from perception.datasets.synthetic.class_specs import CATEGORY_INDEX, CLASS_SPECS
 from perception.datasets.synthetic.rig import CALIBRATION, camera_matrix
+from perception.datasets.records import TABLE_NAMES
 from perception.sensors import ALL_CHANNELS, modality_of
 
-TABLE_NAMES = ("category", "attribute", "visibility", "instance", "sensor", "calibrated_sensor", "ego_pose", "log",
-               "scene", "sample", "sample_data", "sample_annotation", "map")
 
 ATTRIBUTE_DESCRIPTIONS = {
     "vehicle.moving": "Vehicle is moving.",

@@ -12,7 +12,8 @@ from tqdm import tqdm
 from perception.datasets.lane_map import LaneCentres, write_lane_centres
 from perception.datasets.maneuver_labels import write_scripted_maneuvers
 from perception.datasets.synthetic.scene import build_scene, check_population, scene_name
-from perception.datasets.synthetic.tables import TABLE_NAMES, fixed_tables, write_tables
+from perception.datasets.records import TABLE_NAMES
+from perception.datasets.synthetic.tables import fixed_tables, write_tables
 from perception.datasets.synthetic.writer import SceneRecorder, sensor_schedule
 from perception.maneuvers import Maneuver
 
