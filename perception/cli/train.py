@@ -65,11 +65,11 @@ def build_config(args: argparse.Namespace) -> Config:
     cfg.setdefault("experiment_name", f"{os.path.splitext(os.path.basename(args.config))[0]}_run{next(_RUN_COUNTER)}")
     if args.max_iters is not None:
         set_max_iters(cfg, args.max_iters)
+    cfg.custom_hooks = list(cfg.get("custom_hooks", None) or []) + [dict(type="RandomStateHook")]
     if args.time_budget_min is not None:
         if not args.time_budget_min > 0:  # NaN too
             raise SystemExit(f"--time-budget-min must be > 0, got {args.time_budget_min}")
-        cfg.custom_hooks = list(cfg.get("custom_hooks", None) or []) + [
-            dict(type="TrainTimeBudgetHook", budget_s=args.time_budget_min * 60)]
+        cfg.custom_hooks.append(dict(type="TrainTimeBudgetHook", budget_s=args.time_budget_min * 60))
     if args.no_validate:
         cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
     if args.resume:

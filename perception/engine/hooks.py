@@ -1,8 +1,10 @@
 """Training hooks of the project."""
 from __future__ import annotations
 
+import random
 import time
 
+import numpy as np
 import torch
 from mmengine.dist import broadcast
 from mmengine.hooks import Hook
@@ -39,3 +41,41 @@ class TrainTimeBudgetHook(Hook):
             runner.train_loop._max_iters = runner.iter + 1  # IterBasedTrainLoop has no public setter
             print_log(f"time budget of {self.budget_s:.0f} s spent: iteration {runner.iter + 1} is the last",
                       logger="current")
+
+
+@HOOKS.register_module()
+class RandomStateHook(Hook):
+    """Keeps the random streams a training step draws from in every checkpoint and gives them back when a run
+    resumes, so that the resumed run draws what an uninterrupted one would have: torch's global generator (the
+    fuser's modality dropout), numpy's and Python's, and the model's own (its AdversarialTraining's). mmengine
+    saves none of them. Given back just before the first iteration after the resume (after the loop has skipped
+    the data already trained on), where the uninterrupted run stood when it saved."""
+
+    priority = "NORMAL"
+
+    def __init__(self):
+        self.resumed = None
+
+    @staticmethod
+    def _model(runner):
+        return runner.model.module if hasattr(runner.model, "module") else runner.model
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        adversarial = getattr(self._model(runner), "adversarial", None)
+        checkpoint["random_state"] = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
+                                      "python": random.getstate(),
+                                      "adversarial": None if adversarial is None else adversarial.random_state}
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        self.resumed = checkpoint.get("random_state")  # none in a checkpoint of before this hook, or a shipped one
+
+    def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
+        if self.resumed is None:
+            return
+        state, self.resumed = self.resumed, None
+        torch.set_rng_state(state["torch"])
+        np.random.set_state(state["numpy"])
+        random.setstate(state["python"])
+        adversarial = getattr(self._model(runner), "adversarial", None)
+        if adversarial is not None and state["adversarial"] is not None:
+            adversarial.random_state = state["adversarial"]

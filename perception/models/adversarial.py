@@ -108,6 +108,15 @@ class AdversarialTraining:
         self._random = np.random.default_rng(config.seed)
         self._attacking = False
 
+    @property
+    def random_state(self) -> dict:
+        """The state of the generator that draws which batches are attacked (a training checkpoint keeps it)."""
+        return self._random.bit_generator.state
+
+    @random_state.setter
+    def random_state(self, state: dict) -> None:
+        self._random.bit_generator.state = state
+
     def __call__(self, model: torch.nn.Module, batch: FusionBatch) -> FusionBatch:
         """``batch`` perturbed against ``model``'s total training loss (mmengine's parse_losses), or as is."""
         if self._attacking or self._random.random() >= self.config.probability:

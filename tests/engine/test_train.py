@@ -35,8 +35,10 @@ class KillAfterIteration(Hook):
             raise SimulatedKill(f"killed after iteration {self.iteration}")
 
 
-def write_tiny_config(folder, root, extra: str = "") -> str:
-    """A derived config: the fusion_tiny base with a 32 x 32 grid, narrow LiDAR + radar, the tiny world."""
+def write_tiny_config(folder, root, extra: str = "", modality_dropout: float = 0.0, adversarial: str = "None"
+                      ) -> str:
+    """A derived config: the fusion_tiny base with a 32 x 32 grid, narrow LiDAR + radar, the tiny world
+    (``adversarial``: the model's adversarial option as config text)."""
     path = os.path.join(folder, "tiny.py")
     dataset = f"dataroot={str(root)!r}, version={TINY_WORLD['version']!r}, drop=['camera'], transform=None"
     with open(path, "w") as handle:
@@ -45,8 +47,9 @@ model = dict(grid=dict(point_cloud_range=[-32.0, -32.0, -5.0, 32.0, 32.0, 3.0], 
              encoders=dict(_delete_=True,
                            lidar=dict(type='LidarEncoder', out_channels=8, max_points_per_pillar=8, max_pillars=1500),
                            radar=dict(type='RadarEncoder', out_channels=4, max_points_per_pillar=4, max_pillars=300)),
-             fuser=dict(out_channels=16, modality_dropout=0.0),
-             decoder=dict(channels=[16, 16], blocks=[1, 1], out_channels=16), head=dict(head_channels=16))
+             fuser=dict(out_channels=16, modality_dropout={modality_dropout}),
+             decoder=dict(channels=[16, 16], blocks=[1, 1], out_channels=16), head=dict(head_channels=16),
+             adversarial={adversarial})
 model_inputs = dict(lidar_sweeps=2, radar_sweeps=2, image_size=None)
 train_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False, dataset=dict({dataset}))
 val_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False, dataset=dict({dataset}))
@@ -81,12 +84,15 @@ def test_validation_export_and_load(synthetic_root, tmp_path):
 
 
 def test_resume_after_a_kill_equals_an_uninterrupted_run(synthetic_root, tmp_path):
-    plain = write_tiny_config(tmp_path, synthetic_root)
+    """With the random draws of training on (modality dropout as the shipped configs have it, adversarial batches
+    drawn at probability 0.5): mmengine keeps neither generator; RandomStateHook does."""
+    random_parts = dict(modality_dropout=0.1, adversarial="dict(method='fgsm', probability=0.5, seed=0)")
+    plain = write_tiny_config(tmp_path, synthetic_root, **random_parts)
     uninterrupted, resumed = str(tmp_path / "uninterrupted"), str(tmp_path / "resumed")
     main([plain, "--work-dir", uninterrupted, "--max-iters", "4", "--no-validate"])
     (tmp_path / "killed").mkdir()
     killed = write_tiny_config(tmp_path / "killed", synthetic_root,
-                               "custom_hooks = [dict(type='KillAfterIteration', iteration=2)]")
+                               "custom_hooks = [dict(type='KillAfterIteration', iteration=2)]", **random_parts)
     with pytest.raises(SimulatedKill):
         main([killed, "--work-dir", resumed, "--max-iters", "4", "--no-validate"])
     assert not os.path.exists(os.path.join(resumed, "iter_3.pth"))
@@ -94,7 +100,7 @@ def test_resume_after_a_kill_equals_an_uninterrupted_run(synthetic_root, tmp_pat
     expected, actual = state_at(uninterrupted, 4), state_at(resumed, 4)
     assert actual["meta"]["iter"] == 4
     for name, value in expected["state_dict"].items():
-        assert torch.allclose(actual["state_dict"][name].float(), value.float(), atol=1e-5), name
+        assert torch.equal(actual["state_dict"][name], value), name
     exp_state = expected["optimizer"]["state"]
     for key, state in actual["optimizer"]["state"].items():
         assert int(state["step"]) == int(exp_state[key]["step"]) == 4
