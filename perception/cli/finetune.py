@@ -26,7 +26,7 @@ from mmengine.config import Config
 from mmengine.dist import get_rank
 from mmengine.model import is_model_wrapper
 
-from perception.cli import resolve_config, resolve_path, tool_command, tool_main
+from perception.cli import check_output_path, resolve_config, resolve_path, tool_command, tool_main
 from perception.cli.train import add_run_arguments, build_config, run_meta, run_training
 from perception.datasets.loader import NuScenesFrames
 from perception.engine import init_distributed_from_env, save_checkpoint
@@ -107,7 +107,10 @@ def record_fine_tuning(work_dir: str, identity: dict, resuming: bool) -> None:
 
 @tool_main
 def main(argv: Optional[Sequence[str]] = None) -> None:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.export:
+        check_output_path(parser, "--export", args.export, folder=False)
     given = [name for name in ("dataroot", "version", "split") if getattr(args, name) is not None]
     if given and len(given) < 3:
         raise ValueError(f"--dataroot, --version and --split go together (got only --{', --'.join(given)})")

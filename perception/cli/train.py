@@ -21,7 +21,7 @@ from mmengine.dist import get_rank
 from mmengine.runner import Runner, find_latest_checkpoint
 
 import perception.engine  # noqa: F401  (registers the dataset, collate, metric and DDP wrapper)
-from perception.cli import add_debug_option, resolve_config, tool_command, tool_main
+from perception.cli import add_debug_option, check_output_path, resolve_config, tool_command, tool_main
 from perception.engine import (apply_model_inputs, evaluate_validation_data, export_checkpoint,
                                init_distributed_from_env, resume_source)
 from perception.jsonfile import read_json
@@ -122,6 +122,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument("--export-only", action="store_true", help="only export the work dir's latest checkpoint")
     args = parser.parse_args(argv)
     args.argv = argv
+    if args.export:
+        check_output_path(parser, "--export", args.export, folder=False)
     started = time.time()
     launcher = init_distributed_from_env()
     cfg = build_config(args)
@@ -154,8 +156,16 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_training(cfg: Config) -> Runner:
     """Builds mmengine's Runner from ``cfg``, trains, and on rank 0 writes the last validation's metrics to
-    ``<work_dir>/last_validation.json``. Returns the runner (its model is the trained one)."""
+    ``<work_dir>/last_validation.json``. Returns the runner (its model is the trained one). A run that does not
+    resume starts the work dir's records anew: an earlier run's last_checkpoint pointer and last_validation.json
+    are removed first (a resume would load that run's checkpoint until this one saves its own; an export would
+    carry its validation)."""
     evaluate_validation_data(cfg)
+    if not cfg.get("resume") and get_rank() == 0:
+        for name in ("last_checkpoint", "last_validation.json"):
+            path = os.path.join(cfg.work_dir, name)
+            if os.path.isfile(path):
+                os.remove(path)
     runner = Runner.from_cfg(cfg)
     runner.train()
     if runner.val_loop is not None and get_rank() == 0:

@@ -14,7 +14,7 @@ from typing import Optional, Sequence
 
 import torch
 
-from perception.cli import add_debug_option, resolve_path, tool_command, tool_main
+from perception.cli import add_debug_option, check_output_path, resolve_path, tool_command, tool_main
 from perception.datasets.records import open_nuscenes
 from perception.datasets.splits import split_sample_tokens
 from perception.engine.ego_mlp import collect_examples, train_ego_mlp
@@ -33,6 +33,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     parser.add_argument("--seed", type=int, default=0)
     add_debug_option(parser)
     args = parser.parse_args(argv)
+    check_output_path(parser, "--out", args.out, folder=False)
     if args.epochs < 1:
         parser.error(f"--epochs must be >= 1, got {args.epochs}")
     splits = args.split or ["synth_train"] * len(args.dataroot)

@@ -234,7 +234,7 @@ def unread_encoders(model: nn.Module) -> List[nn.Module]:
 def prepare_fine_tuning(detector: nn.Module, spec: FineTuningSpec) -> ParameterCount:
     """Sets up ``detector`` (trained weights loaded) for ``spec`` in place: freezes, adds LoRA / adapters, holds the
     BatchNorm statistics. Raises ValueError for a target or a frozen prefix that selects nothing, or a rank larger
-    than a layer, before changing anything. Targets skip the encoders the detector does not read; the default
+    than a layer, before changing anything; and when the frozen prefixes leave nothing to train. Targets skip the encoders the detector does not read; the default
     targets leave out the parts it lacks (a LiDAR-only model has no radar encoder)."""
     outputs = head_output_layers(detector)
     frozen = select_layers(detector, spec.frozen, (nn.Module,))
@@ -277,7 +277,10 @@ def prepare_fine_tuning(detector: nn.Module, spec: FineTuningSpec) -> ParameterC
                 module.eval()
     if spec.quantization_aware:
         make_quantization_aware(detector)
-    return count_parameters(detector)
+    count = count_parameters(detector)
+    if count.trained == 0:
+        raise ValueError(f"{spec.method} with frozen {', '.join(spec.frozen)}: no parameter is left to train")
+    return count
 
 
 def _lora_layer_type() -> Optional[type]:

@@ -80,13 +80,18 @@ def test_the_command_trains_on_several_worlds_paired_in_order(synthetic_root, nu
         train_main(["--dataroot", root, "--dataroot", root, "--split", "synth_val", "--out", str(tmp_path / "x.pth")])
 
 
-def test_a_relative_out_is_written_where_the_command_runs(synthetic_root, tmp_path, monkeypatch):
+def test_a_relative_out_is_written_where_the_command_runs(synthetic_root, tmp_path, monkeypatch, capsys):
     # it was resolved against the repository (an input path's rule), writing there from anywhere
     monkeypatch.chdir(tmp_path)
     train_main(["--dataroot", str(synthetic_root), "--version", TINY_WORLD["version"], "--epochs", "1", "--out",
                 "relative_ego.pth"])
     assert (tmp_path / "relative_ego.pth").is_file()
     assert not (REPO_ROOT / "relative_ego.pth").exists()
+    # an --out that names a folder is refused before the examples are read (it failed after training)
+    with pytest.raises(SystemExit):
+        train_main(["--dataroot", str(synthetic_root), "--version", TINY_WORLD["version"], "--epochs", "1",
+                    "--out", str(tmp_path)])
+    assert f"--out {tmp_path}: exists and is not a file" in capsys.readouterr().err
 
 
 def test_feasibility_targets_read_the_lane_map(nusc_synthetic, monkeypatch):

@@ -35,6 +35,14 @@ class KillAfterIteration(Hook):
             raise SimulatedKill(f"killed after iteration {self.iteration}")
 
 
+@HOOKS.register_module(force=True)
+class KillBeforeTraining(Hook):
+    """Raises before the first iteration: a run killed before it saved anything."""
+
+    def before_train(self, runner):
+        raise SimulatedKill("killed before the first iteration")
+
+
 def write_tiny_config(folder, root, extra: str = "", modality_dropout: float = 0.0, adversarial: str = "None"
                       ) -> str:
     """A derived config: the fusion_tiny base with a 32 x 32 grid, narrow LiDAR + radar, the tiny world
@@ -105,6 +113,29 @@ def test_resume_after_a_kill_equals_an_uninterrupted_run(synthetic_root, tmp_pat
     for key, state in actual["optimizer"]["state"].items():
         assert int(state["step"]) == int(exp_state[key]["step"]) == 4
         assert torch.allclose(state["exp_avg"], exp_state[key]["exp_avg"], atol=1e-5)
+
+
+def test_a_new_run_in_a_used_work_dir_keeps_nothing_of_the_earlier_one(synthetic_root, tmp_path, capsys):
+    """An earlier run's checkpoint pointer and validation belong to it: a new run killed before its first save
+    resumes from scratch, not from the earlier run's weights, and its export carries no earlier validation."""
+    config = write_tiny_config(tmp_path, synthetic_root)
+    work_dir = str(tmp_path / "run")
+    main([config, "--work-dir", work_dir, "--max-iters", "1"])  # validates: last_validation.json
+    assert os.path.isfile(os.path.join(work_dir, "last_validation.json"))
+    (tmp_path / "killed").mkdir()
+    killed = write_tiny_config(tmp_path / "killed", synthetic_root,
+                               "custom_hooks = [dict(type='KillBeforeTraining')]")
+    with pytest.raises(SimulatedKill):
+        main([killed, "--work-dir", work_dir, "--max-iters", "2", "--no-validate"])
+    capsys.readouterr()
+    main([config, "--work-dir", work_dir, "--max-iters", "2", "--no-validate", "--resume", "--export",
+          str(tmp_path / "model.pth")])
+    assert "--resume: no checkpoint in" in capsys.readouterr().out  # not the first run's iter_1
+    assert checkpoint_meta(str(tmp_path / "model.pth"))["validation"] is None
+    # an export path that cannot be written is refused before any training
+    with pytest.raises(SystemExit):
+        main([config, "--work-dir", str(tmp_path / "never"), "--max-iters", "1", "--export", str(tmp_path)])
+    assert "--export" in capsys.readouterr().err and not os.path.exists(tmp_path / "never")
 
 
 def _free_port() -> int:
