@@ -26,6 +26,6 @@ train_cfg = dict(max_iters=max_iters, val_interval=val_interval)
 param_scheduler = [
     dict(type="LinearLR", start_factor=0.1, by_epoch=False, begin=0, end=1000),
     dict(type="CosineAnnealingLR", by_epoch=False, begin=1000, end=max_iters, T_max=max_iters - 1000,
-         eta_min=1e-4),
+         eta_min_ratio=0.05),
 ]
 use_amp = True

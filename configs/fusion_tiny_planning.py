@@ -11,5 +11,5 @@ max_iters = 900
 learning_rate = 1e-3
 optim_wrapper = dict(optimizer=dict(lr=learning_rate))
 param_scheduler = [dict(type="CosineAnnealingLR", by_epoch=False, begin=0, end=max_iters, T_max=max_iters,
-                        eta_min=learning_rate * 0.05)]
+                        eta_min_ratio=0.05)]
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)

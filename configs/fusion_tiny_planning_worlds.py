@@ -12,5 +12,5 @@ model = dict(planning=dict(ego_init="work_dirs/ego_mlp_worlds.pth"))
 # 1800 iterations for the four worlds' 1140 keyframes, 1.5x that for the eight worlds' 2340.
 max_iters = 2700
 param_scheduler = [dict(type="CosineAnnealingLR", by_epoch=False, begin=0, end=max_iters, T_max=max_iters,
-                        eta_min=_base_.learning_rate * 0.05)]
+                        eta_min_ratio=0.05)]
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)

@@ -10,7 +10,7 @@ optim_wrapper = dict(type="OptimWrapper", optimizer=dict(type="AdamW", lr=learni
 param_scheduler = [
     dict(type="LinearLR", start_factor=0.1, by_epoch=False, begin=0, end=100),
     dict(type="CosineAnnealingLR", by_epoch=False, begin=100, end=max_iters, T_max=max_iters - 100,
-         eta_min=learning_rate * 0.05),
+         eta_min_ratio=0.05),
 ]
 train_cfg = dict(type="IterBasedTrainLoop", max_iters=max_iters, val_interval=val_interval)
 val_cfg = dict(type="ValLoop")
