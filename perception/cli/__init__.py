@@ -3,6 +3,7 @@ and the console scripts declared in setup.py call them. What every tool shares i
 line resolved one way, a user's mistake reported as one line, ``--debug`` for the traceback."""
 import argparse
 import functools
+import math
 import os
 import sys
 from typing import Callable, Optional, Sequence, Tuple, TypeVar
@@ -121,6 +122,17 @@ def _integer_at_least_one(text: str, what: str, why: str = "") -> int:
 def positive_int(text: str) -> int:
     """An argparse type: an integer >= 1."""
     return _integer_at_least_one(text, "the value")
+
+
+def positive_float(text: str) -> float:
+    """An argparse type: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"the value must be a number, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"the value must be finite and > 0, got {value}")
+    return value
 
 
 def sweep_count(text: str) -> int:

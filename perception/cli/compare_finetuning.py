@@ -28,7 +28,8 @@ from typing import Callable, List, Mapping, Optional, Sequence, Tuple
 
 from mmengine.config import Config
 
-from perception.cli import add_debug_option, resolve_config, resolve_path, tool_command, tool_main
+from perception.cli import (add_debug_option, positive_float, positive_int, resolve_config, resolve_path,
+                            tool_command, tool_main)
 from perception.cli import finetune as finetune_tool
 from perception.cli import test as test_tool
 from perception.cli import train as train_tool
@@ -95,6 +96,13 @@ def row(name: str, metrics: Optional[dict], parameters: Optional[ParameterCount]
                 training_minutes=None if minutes is None else round(minutes, 2))
 
 
+def minutes_cell(entry: dict) -> str:
+    """A row's training minutes; those of the last start only where it resumed a killed one."""
+    if entry["training_minutes"] is None:
+        return ""
+    return f"{entry['training_minutes']:.1f}" + (" (resumed: since then)" if entry.get("resumed") else "")
+
+
 def table_markdown(rows: Sequence[dict], caption: str) -> str:
     """The caption, then one line per row with COLUMNS."""
     lines = []
@@ -103,7 +111,7 @@ def table_markdown(rows: Sequence[dict], caption: str) -> str:
         lines.append([entry["name"]]
                      + [format_number(entry[key]) for key in ("NDS", "mAP", *AP_KEYS, *TP_ERRORS)]
                      + ["0" if trained is None else f"{trained:,} ({ParameterCount(trained, total).percent:.1f} %)",
-                        "" if entry["training_minutes"] is None else f"{entry['training_minutes']:.1f}"])
+                        minutes_cell(entry)])
     return f"{caption}\n\n{markdown_table(['model', *COLUMNS], lines)}\n"
 
 
@@ -169,8 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", required=True)
     parser.add_argument("--split", required=True, help="the split every run trains on")
     parser.add_argument("--val-split", required=True, help="the split every model is evaluated on")
-    parser.add_argument("--max-iters", type=int, required=True, help="iterations of every training run")
-    parser.add_argument("--time-budget-min", type=float, help="and at most this many minutes each")
+    parser.add_argument("--max-iters", type=positive_int, required=True, help="iterations of every training run")
+    parser.add_argument("--time-budget-min", type=positive_float, help="and at most this many minutes each")
     parser.add_argument("--lora-ranks", type=int, nargs=2, default=(4, 8), metavar=("LOW", "HIGH"))
     parser.add_argument("--adapter-rank", type=int, default=8)
     parser.add_argument("--learning-rate", type=method_learning_rate, action="append", default=[],
@@ -218,11 +226,14 @@ def compare_table(args: argparse.Namespace, argv: Sequence[str]) -> List[dict]:
             print(f"{name}: not scored: {error}")
             return None
 
-    def trained(name: str, train) -> Tuple[str, float]:
+    def trained(name: str, train, resume: bool) -> Tuple[str, float]:
+        """Trains row ``name`` (resuming its killed run's last checkpoint when ``resume``); its model and the
+        minutes this start trained."""
         folder = os.path.join(args.out, name.replace(" ", "_"))
         model = os.path.join(folder, "model.pth")
         started = time.time()
-        train(["--work-dir", os.path.join(folder, "work"), *budget, "--export", model])
+        train(["--work-dir", os.path.join(folder, "work"), *budget, "--export", model] + (["--resume"] if resume
+                                                                                          else []))
         return model, (time.time() - started) / 60.0
 
     for name, method, options in runs(*args.lora_ranks, args.adapter_rank):  # every row's request before any run
@@ -237,18 +248,23 @@ def compare_table(args: argparse.Namespace, argv: Sequence[str]) -> List[dict]:
     seeded = [] if args.seed is None else [f"randomness.seed={args.seed}"]
     rows: List[dict] = []
 
-    def add_row(name: str, run: Callable[[], dict], learning_rate: Optional[float] = None) -> None:
+    def add_row(name: str, run: Callable[[bool], dict], learning_rate: Optional[float] = None) -> None:
         """Appends run ``name``'s row, read from its row.json when it holds these settings and its learning rate
-        (a finished run of an earlier start), else run and saved; then rewrites the tables."""
-        path = os.path.join(args.out, name.replace(" ", "_"), "row.json")
+        (a finished run of an earlier start), else run and saved, resuming the training of an earlier start
+        that was killed with the same settings (its started.json); then rewrites the tables."""
+        folder = os.path.join(args.out, name.replace(" ", "_"))
+        path, started_path = os.path.join(folder, "row.json"), os.path.join(folder, "started.json")
         saved = read_json(path) if os.path.exists(path) else None
         row_settings = dict(settings, learning_rate=learning_rate)
         if saved is not None and saved["settings"] == row_settings:
             print(f"{name}: finished by an earlier start ({path}), not run again")
             rows.append(saved["row"])
         else:
-            rows.append(run())
-            os.makedirs(os.path.dirname(path), exist_ok=True)
+            resume = os.path.exists(started_path) and read_json(started_path) == row_settings
+            os.makedirs(folder, exist_ok=True)
+            write_json_atomic(started_path, row_settings, indent=2)
+            entry = run(resume)
+            rows.append(dict(entry, resumed=resume) if resume else entry)
             write_json_atomic(path, dict(settings=row_settings, row=rows[-1]), indent=2)
         with open(os.path.join(args.out, "table.md"), "w") as handle:
             handle.write(table_markdown(rows, caption))
@@ -257,26 +273,27 @@ def compare_table(args: argparse.Namespace, argv: Sequence[str]) -> List[dict]:
                            rows=rows), handle, indent=2)
         plot_comparison(rows, caption, os.path.join(args.out, "table.png"))
 
-    def scratch() -> dict:
+    def scratch(resume: bool) -> dict:
         data = [f"{loader}.dataset.{key}={value}" for loader in ("train_dataloader",)
                 for key, value in (("dataroot", dataroot), ("version", args.version), ("split", args.split))]
         model, minutes = trained("scratch", lambda extra: train_tool.main([config, *extra, "--cfg-options", *data,
-                                                                           *seeded]))
+                                                                           *seeded]), resume)
         return row("scratch", evaluate("scratch", model), count_parameters(build_detector(config)), minutes)
 
-    def fine_tuned(name: str, method: str, options: List[str]) -> dict:
+    def fine_tuned(name: str, method: str, options: List[str], resume: bool) -> dict:
         overrides = seeded + ([f"optim_wrapper.optimizer.lr={rates[method]!r}"] if method in rates else [])
         options = [*options, "--cfg-options", *overrides] if overrides else options
         model, minutes = trained(name, lambda extra: finetune_tool.main(
             [config, args.checkpoint, "--dataroot", dataroot, "--version", args.version, "--split", args.split,
-             "--method", method, *extra, *options]))
+             "--method", method, *extra, *options]), resume)
         return row(name, evaluate(name, model), ParameterCount(**checkpoint_meta(model)["parameters"]), minutes)
 
     # the checkpoint as trained (maybe on other sweeps or image size) at config's inputs: tools/test.py --zero-shot
-    add_row("zero-shot", lambda: row("zero-shot", evaluate("zero-shot", args.checkpoint, "--zero-shot"), None, None))
+    add_row("zero-shot", lambda _: row("zero-shot", evaluate("zero-shot", args.checkpoint, "--zero-shot"), None,
+                                       None))
     add_row("scratch", scratch)
     for name, method, options in runs(*args.lora_ranks, args.adapter_rank):
-        add_row(name, lambda: fine_tuned(name, method, options), rates.get(method))
+        add_row(name, lambda resume: fine_tuned(name, method, options, resume), rates.get(method))
     text = table_markdown(rows, caption)
     if args.draws > 0:
         text += "\n" + resampled_rows(rows, dataroot, args)

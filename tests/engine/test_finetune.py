@@ -240,6 +240,17 @@ def test_comparison_table_covers_every_run_on_the_same_frames(base, synthetic_ro
     compare([*arguments, "--learning-rate", "head=0.004"])
     assert {name for name, path in models.items() if os.stat(path).st_mtime_ns != written[name]} == {"head"}
 
+    # a row killed before it finished (no row.json) resumes its training from the checkpoint it left, when the
+    # start it left it has the same settings (started.json); under other settings it trains from the start
+    os.remove(out / "full" / "row.json")
+    again = {entry["name"]: entry for entry in compare(arguments)}
+    assert again["full"]["resumed"] and "resumed: since then" in (out / "table.md").read_text()
+    assert "resumed" not in again["head"]
+    os.remove(out / "full" / "row.json")
+    started = json.load(open(out / "full" / "started.json"))
+    json.dump(dict(started, seed=6), open(out / "full" / "started.json", "w"))
+    assert "resumed" not in {entry["name"]: entry for entry in compare(arguments)}["full"]
+
 
 def test_comparison_at_several_seeds_sets_each_row_against_full_and_scratch_seed_by_seed(base, synthetic_root,
                                                                                         tmp_path):
@@ -296,6 +307,19 @@ def test_comparison_refuses_a_learning_rate_it_cannot_apply(value, message, caps
     with pytest.raises(SystemExit) as exit_info:
         compare(["config.py", "model.pth", "--dataroot", "d", "--version", "v", "--split", "a", "--val-split", "b",
                  "--max-iters", "1", "--learning-rate", value])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("budget, message", [(["--max-iters", "0"], "--max-iters: the value must be >= 1"),
+                                             (["--max-iters", "1", "--time-budget-min", "0"],
+                                              "--time-budget-min: the value must be finite and > 0")])
+def test_comparison_refuses_a_budget_of_nothing_before_the_zero_shot_row(budget, message, capsys):
+    from perception.cli.compare_finetuning import main as compare
+
+    with pytest.raises(SystemExit) as exit_info:
+        compare(["config.py", "model.pth", "--dataroot", "d", "--version", "v", "--split", "a", "--val-split", "b",
+                 *budget])
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
 
