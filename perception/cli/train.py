@@ -22,8 +22,8 @@ from mmengine.runner import Runner, find_latest_checkpoint
 
 import perception.engine  # noqa: F401  (registers the dataset, collate, metric and DDP wrapper)
 from perception.cli import add_debug_option, check_output_path, resolve_config, tool_command, tool_main
-from perception.engine import (apply_model_inputs, evaluate_validation_data, export_checkpoint,
-                               init_distributed_from_env, resume_source)
+from perception.engine import (RESUME_SCHEME, apply_model_inputs, evaluate_validation_data, export_checkpoint,
+                               init_distributed_from_env, load_own_resume_file, resume_source)
 from perception.jsonfile import read_json
 from perception.models import model_inputs
 
@@ -161,6 +161,8 @@ def run_training(cfg: Config) -> Runner:
     are removed first (a resume would load that run's checkpoint until this one saves its own; an export would
     carry its validation)."""
     evaluate_validation_data(cfg)
+    if cfg.get("resume"):
+        check_resumed_schedule(cfg)
     if not cfg.get("resume") and get_rank() == 0:
         for name in ("last_checkpoint", "last_validation.json"):
             path = os.path.join(cfg.work_dir, name)
@@ -174,6 +176,22 @@ def run_training(cfg: Config) -> Runner:
             with open(os.path.join(cfg.work_dir, "last_validation.json"), "w") as handle:
                 json.dump(scalars, handle, indent=2)
     return runner
+
+
+def check_resumed_schedule(cfg: Config) -> None:
+    """ValueError naming the checkpoint ``cfg.load_from`` when its LR schedulers (begin, end, T_max) are not the
+    config's: mmengine restores the saved ones, so a resume with another --max-iters would train the new length
+    on the old schedule."""
+    saved = load_own_resume_file(cfg.load_from, map_location="cpu").get("param_schedulers") or []
+    keys = ("begin", "end", "T_max")
+    theirs = [tuple(scheduler.get(key) for key in keys) for scheduler in saved]
+    ours = [tuple(scheduler.get(key, 0 if key == "begin" else None) for key in keys)
+            for scheduler in cfg.get("param_scheduler") or []]
+    if len(theirs) != len(ours) or any(a != b for first, second in zip(theirs, ours)
+                                       for a, b in zip(first, second) if a is not None):
+        raise ValueError(f"{cfg.load_from[len(RESUME_SCHEME):]}: the run's LR schedule (begin, end, T_max) "
+                         f"{theirs}, this one's {ours}: resume with the run's --max-iters, or train into another "
+                         f"--work-dir")
 
 
 def _last_validation(runner: Runner) -> dict:

@@ -132,6 +132,11 @@ def test_a_new_run_in_a_used_work_dir_keeps_nothing_of_the_earlier_one(synthetic
           str(tmp_path / "model.pth")])
     assert "--resume: no checkpoint in" in capsys.readouterr().out  # not the first run's iter_1
     assert checkpoint_meta(str(tmp_path / "model.pth"))["validation"] is None
+    # resumed with another length: mmengine would restore the run's schedule and train the new length on it
+    with pytest.raises(SystemExit):
+        main([config, "--work-dir", work_dir, "--max-iters", "3", "--no-validate", "--resume"])
+    assert "the run's LR schedule (begin, end, T_max) [(0, 2, None)], this one's [(0, 3, None)]" in \
+        capsys.readouterr().err
     # an export path that cannot be written is refused before any training
     with pytest.raises(SystemExit):
         main([config, "--work-dir", str(tmp_path / "never"), "--max-iters", "1", "--export", str(tmp_path)])
