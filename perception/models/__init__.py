@@ -119,8 +119,16 @@ def load_weights(detector: BEVFusionDetector, state_dict: dict, checkpoint_path:
     try:
         detector.load_state_dict(state_dict, strict=True)
     except RuntimeError as error:
+        expected = detector.state_dict()
+        problems = {"missing": [name for name in expected if name not in state_dict],
+                    "unexpected": [name for name in state_dict if name not in expected],
+                    "of another shape": [f"{name} {tuple(state_dict[name].shape)} for {tuple(tensor.shape)}"
+                                         for name, tensor in expected.items()
+                                         if name in state_dict and state_dict[name].shape != tensor.shape]}
+        listed = "; ".join(f"{len(names)} {kind} ({', '.join(names[:3])}{', ...' if len(names) > 3 else ''})"
+                           for kind, names in problems.items() if names)
         raise ValueError(f"{checkpoint_path}: weights do not fit {config_path} (give the config it was trained "
-                         f"with, named in its meta): {error}") from error
+                         f"with, named in its meta): {listed or error}") from error
 
 
 def read_checkpoint(checkpoint_path: Union[str, Path], device: str = "cpu") -> dict:
