@@ -193,9 +193,10 @@ def _is_under(name: str, prefixes: Sequence[str]) -> bool:
 
 
 def select_layers(model: nn.Module, prefixes: Sequence[str], types: Tuple[type, ...], exclude: Sequence[str] = (),
-                  skip_under: Sequence[str] = ()) -> Dict[str, nn.Module]:
-    """The modules of ``types`` named ``prefix`` or under ``prefix.`` for some prefix, minus ``exclude`` and those
-    under ``skip_under``. Raises ValueError naming a prefix that selects nothing."""
+                  skip_under: Sequence[str] = (), why_excluded: str = "") -> Dict[str, nn.Module]:
+    """The modules of ``types`` named ``prefix`` or under ``prefix.`` for some prefix, minus ``exclude`` (for the
+    reason ``why_excluded``) and those under ``skip_under``. Raises ValueError naming a prefix that selects
+    nothing."""
     chosen = {}
     for prefix in prefixes:
         found = {name: module for name, module in model.named_modules()
@@ -203,8 +204,10 @@ def select_layers(model: nn.Module, prefixes: Sequence[str], types: Tuple[type, 
                  and not _is_under(name, skip_under)}
         if not found:
             skipped = f" outside {', '.join(skip_under)} (not read)" if skip_under else ""
+            excluded = [name for name in exclude if _is_under(name, [prefix])]
+            left_out = f" but {', '.join(excluded)} ({why_excluded})" if excluded else ""
             raise ValueError(f"prefix {prefix!r} selects no {' / '.join(t.__name__ for t in types)} layer of the "
-                             f"model{skipped} (names look like 'decoder.stage1.0')")
+                             f"model{skipped}{left_out} (names look like 'decoder.stage1.0')")
         chosen.update(found)
     return chosen
 
@@ -244,7 +247,8 @@ def prepare_fine_tuning(detector: nn.Module, spec: FineTuningSpec) -> ParameterC
         modules = dict(detector.named_modules())
         prefixes = tuple(prefix for prefix in prefixes if prefix in modules and not _is_under(prefix, unread))
     layer_types = LORA_LAYER_TYPES if spec.method == "lora" else ADAPTER_LAYER_TYPES
-    layers = select_layers(detector, prefixes, layer_types, exclude=outputs, skip_under=unread) if prefixes else {}
+    layers = select_layers(detector, prefixes, layer_types, exclude=outputs, skip_under=unread,
+                           why_excluded="an output layer: it trains whole with every method") if prefixes else {}
     for name, layer in layers.items():
         if spec.rank > max_rank(layer, spec.method):
             raise ValueError(f"rank {spec.rank} is larger than layer {name} allows ({layer}: at most "

@@ -231,6 +231,9 @@ def test_bad_fine_tuning_requests_fail_before_changing_the_model():
         prepare_fine_tuning(model, FineTuningSpec("adapter", rank=17, targets=("decoder.stage1.0",)))
     with pytest.raises(ValueError, match="prefix 'decoder.stage9' selects no"):
         prepare_fine_tuning(model, FineTuningSpec("lora", targets=("decoder.stage9",)))
+    output = head_output_layers(model)[0]  # trains whole with every method: no LoRA there
+    with pytest.raises(ValueError, match=f"selects no .* but {output} \\(an output layer: it trains whole"):
+        prepare_fine_tuning(model, FineTuningSpec("lora", targets=(output,)))
     for method, frozen in (("head", ("head",)), ("full", ("encoders", "fuser", "decoder", "head"))):
         with pytest.raises(ValueError, match=f"{method} with frozen {', '.join(frozen)}: no parameter is left"):
             prepare_fine_tuning(tiny_model(), FineTuningSpec(method, frozen=frozen))
