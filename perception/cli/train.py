@@ -25,7 +25,7 @@ from perception.cli import add_debug_option, check_output_path, resolve_config, 
 from perception.engine import (RESUME_SCHEME, apply_model_inputs, evaluate_validation_data, export_checkpoint,
                                init_distributed_from_env, load_own_resume_file, resume_source)
 from perception.jsonfile import read_json
-from perception.models import model_inputs
+from perception.models import build_detector, model_inputs
 
 
 def set_max_iters(cfg: Config, max_iters: int) -> None:
@@ -56,6 +56,12 @@ def build_config(args: argparse.Namespace) -> Config:
     cfg = Config.fromfile(resolve_config(args.config))
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
+        try:  # a key the model does not take fails here in one line, not inside the Runner
+            build_detector(cfg)
+        except TypeError as error:
+            options = " ".join(f"{key}={value}" for key, value in args.cfg_options.items())
+            raise ValueError(f"{args.config} with --cfg-options {options}: the model does not build ({error})"
+                             ) from None
     apply_model_inputs(cfg)
     cfg.work_dir = args.work_dir or os.path.join("work_dirs", os.path.splitext(os.path.basename(args.config))[0])
     # mmengine names the run's logger, message hub and visualizer after the experiment (by default the config name

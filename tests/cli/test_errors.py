@@ -116,6 +116,12 @@ def test_faults_that_leave_no_message_are_named(synthetic_root, tmp_path, capsys
     assert "the injected faults (FaultPlan(drop=1.0" in line and "left no message" in line
 
 
+def test_a_cfg_option_the_model_does_not_take_is_one_line(tmp_path, capsys):
+    line = one_error_line(train.main, [FUSION_TINY, "--work-dir", str(tmp_path), "--cfg-options",
+                                       "model.head.nosuch=3"], capsys)
+    assert "with --cfg-options model.head.nosuch=3: the model does not build" in line and "'nosuch'" in line
+
+
 def test_missing_config_is_named_the_same_way_by_every_tool(tmp_path, capsys):
     expected = "error: configs/none.py: no such config (give a file under configs/, e.g. configs/fusion_tiny.py)"
     assert one_error_line(train.main, ["configs/none.py", "--work-dir", str(tmp_path)], capsys) == expected
