@@ -81,6 +81,9 @@ def run(argv: Optional[Sequence[str]] = None) -> Optional[dict]:
     init_distributed_from_env(timeout_s=PROCESS_GROUP_TIMEOUT_S)
     shard = Shard.of_process_group()
     detector = load_detector(config, args.checkpoint, device="cpu")
+    from perception.deploy.graphs import file_sha256
+
+    identity["checkpoint_sha256"] = file_sha256(args.checkpoint)  # the same path with other weights is another run
     data = DataOptions(args.dataroot, args.version, args.split, lidar_sweeps=inputs.lidar_sweeps,
                        radar_sweeps=inputs.radar_sweeps, image_size=inputs.image_size, batch_size=args.batch_size,
                        workers=args.workers)

@@ -217,6 +217,29 @@ def test_cli_checks_the_baseline_before_loading_the_model(synthetic_root, tmp_pa
                  "--baseline", str(tmp_path / "cell.json"), "--out", str(tmp_path / "out")])
 
 
+def test_other_weights_at_the_same_path_are_another_run(synthetic_root, tmp_path):
+    """A resumed benchmark reads its finished cells back only for the same checkpoint, known by its content: a
+    checkpoint trained again and written over the old file would have mixed two models' cells."""
+    import shutil
+
+    import torch
+
+    from perception.paths import REPO_ROOT
+
+    checkpoint = tmp_path / "model.pth"
+    shutil.copy(REPO_ROOT / "checkpoints" / "lidar_only.pth", checkpoint)
+    args = [str(REPO_ROOT / "configs" / "lidar_only.py"), str(checkpoint), "--dataroot", str(synthetic_root),
+            "--version", TINY_WORLD["version"], "--split", SPLIT, "--corruptions", "limited_fov", "--severities", "3",
+            "--out", str(tmp_path / "out")]
+    run_cli(args)
+    trained_again = torch.load(checkpoint, weights_only=True)
+    trained_again["state_dict"] = {name: tensor * 1.01 if tensor.is_floating_point() else tensor
+                                   for name, tensor in trained_again["state_dict"].items()}
+    torch.save(trained_again, checkpoint)
+    with pytest.raises(ValueError, match="a cell of another run"):
+        run_cli(args)
+
+
 def test_test_tool_evaluates_one_cell(synthetic_root, tmp_path):
     from perception.cli.test import run as run_test
 
