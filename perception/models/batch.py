@@ -54,14 +54,19 @@ class FusionBatch:
     @classmethod
     def from_frames(cls, frames: Sequence[Frame], camera_channels: Sequence[str] = CAMERA_CHANNELS
                     ) -> "FusionBatch":
-        """Stacks frames. All present camera images must share one size (resize in the loader: image_size);
-        raises ValueError naming the sample otherwise."""
+        """Stacks frames. All present camera images must share one size (resize in the loader: image_size), and
+        point clouds have the loader's columns (LIDAR_COLUMNS, RADAR_COLUMNS); raises ValueError naming the sample
+        otherwise."""
         if not frames:
             raise ValueError("FusionBatch.from_frames needs at least one frame")
         lidar, radar = [], []
         present = {sensor: [] for sensor in SENSOR_GROUPS}
         image_size = None
         for frame in frames:
+            for name, sweeps, columns in (("LiDAR", frame.lidar, LIDAR_COLUMNS), ("radar", frame.radar, RADAR_COLUMNS)):
+                if sweeps is not None and (sweeps.points.ndim != 2 or sweeps.points.shape[1] != len(columns)):
+                    raise ValueError(f"sample {frame.sample_token}: {name} points have shape {sweeps.points.shape}, "
+                                     f"expected (N, {len(columns)}) with columns {', '.join(columns)}")
             for view in frame.cameras.values():
                 size = view.image.shape[:2]
                 if view.image.ndim != 3 or view.image.shape[2] != 3:

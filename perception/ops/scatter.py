@@ -193,6 +193,8 @@ def scatter_points(
             "scatter_points: features must be (N, C) and voxel_coords (N, 3) [z, y, x] or (N, 4) [b, z, y, x]; "
             f"got {tuple(features.shape)} and {tuple(voxel_coords.shape)}"
         )
+    if features.dtype not in (np.float32, np.float64, torch.float32, torch.float64):
+        raise ValueError(f"scatter_points: features must be float32 or float64; got {features.dtype}")
     chosen = resolve_backend(backend, features)
     coords = torch.as_tensor(voxel_coords)
     with cpu_threads_for(features.shape[0]):

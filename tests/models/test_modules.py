@@ -58,6 +58,10 @@ def test_batch_marks_missing_sensors_and_rejects_mixed_image_sizes():
                                                  list(frame.cameras.items())[:1]})
     with pytest.raises(ValueError, match="one image_size"):
         FusionBatch.from_frames([frame, small])
+    four_columns = dataclasses.replace(frame, lidar=dataclasses.replace(frame.lidar, points=frame.lidar.points[:, :4]))
+    with pytest.raises(ValueError, match=f"sample {frame.sample_token}: LiDAR points have shape .*, expected \\(N, 5\\) "
+                                         "with columns x, y, z, intensity, time_lag"):
+        FusionBatch.from_frames([four_columns])
 
 
 @pytest.mark.parametrize("encoder_type, channels", [(LidarEncoder, 8), (RadarEncoder, 4)])

@@ -54,6 +54,9 @@ def test_scatter_points_rejects_bad_input():
         scatter_points(np.zeros((2, 2)), np.zeros((2, 3), np.int32), "sum")
     with pytest.raises(ValueError, match=r"\(N, 3\)"):
         scatter_points(np.zeros((2, 2)), np.zeros((3, 3), np.int32))
+    for features in (np.zeros((2, 2), np.float16), torch.zeros((2, 2), dtype=torch.float16)):  # failed in the kernel
+        with pytest.raises(ValueError, match="features must be float32 or float64; got"):
+            scatter_points(features, np.zeros((2, 3), np.int32))
 
 
 @pytest.mark.parametrize("dtype", [np.int32, np.int64])
