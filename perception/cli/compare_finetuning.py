@@ -232,8 +232,8 @@ def compare_table(args: argparse.Namespace, argv: Sequence[str]) -> List[dict]:
         folder = os.path.join(args.out, name.replace(" ", "_"))
         model = os.path.join(folder, "model.pth")
         started = time.time()
-        train(["--work-dir", os.path.join(folder, "work"), *budget, "--export", model] + (["--resume"] if resume
-                                                                                          else []))
+        resuming = ["--resume"] if resume else []
+        train(["--work-dir", os.path.join(folder, "work"), *budget, "--export", model, *resuming])
         return model, (time.time() - started) / 60.0
 
     for name, method, options in runs(*args.lora_ranks, args.adapter_rank):  # every row's request before any run

@@ -1,8 +1,8 @@
 """Dataset splits: which scenes and keyframes a split holds.
 
 Official splits (train, val, test, mini_train, mini_val, ...) come from the devkit's ``create_splits_scenes``;
-any other name is a custom split read from ``<dataroot>/<version>/splits.json`` with the devkit's
-``get_scenes_of_custom_split`` (the synthetic world writes one). ``"all"`` means every scene of the version.
+any other name is a custom split read from ``<dataroot>/<version>/splits.json`` (the devkit's custom-split file:
+split name -> scene names; the synthetic world writes one). ``"all"`` means every scene of the version.
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from collections import Counter
 from typing import List
 
 from nuscenes.nuscenes import NuScenes
-from nuscenes.utils.splits import create_splits_scenes, get_scenes_of_custom_split
+from nuscenes.utils.splits import create_splits_scenes
 
 from perception.jsonfile import read_json
 
@@ -28,11 +28,7 @@ def split_scenes(nusc: NuScenes, split: str) -> List[str]:
     if split == ALL_SCENES:
         return present
     official = create_splits_scenes()
-    if split not in official:
-        custom = os.path.join(nusc.dataroot, nusc.version, "splits.json")
-        if os.path.isfile(custom):
-            read_json(custom)  # a file cut short named (the devkit's JSON error, reading it next, names none)
-    names = official[split] if split in official else get_scenes_of_custom_split(split, nusc)
+    names = official[split] if split in official else _custom_split(nusc, split)
     repeated = sorted(name for name, count in Counter(names).items() if count > 1)
     if repeated:
         raise ValueError(f"split {split!r} of {nusc.version} at {nusc.dataroot} lists {', '.join(repeated)} more than "
@@ -43,6 +39,18 @@ def split_scenes(nusc: NuScenes, split: str) -> List[str]:
         raise ValueError(f"split {split!r} has no scene in {nusc.version} at {nusc.dataroot} "
                          f"({len(names)} scenes listed, {len(present)} present)")
     return chosen
+
+
+def _custom_split(nusc: NuScenes, split: str) -> List[str]:
+    """The scene names of custom split ``split`` in the version's splits.json; ValueError naming the file when it
+    is missing, not JSON, or has no such list."""
+    path = os.path.join(nusc.dataroot, nusc.version, "splits.json")
+    custom = read_json(path) if os.path.isfile(path) else {}
+    names = custom.get(split) if isinstance(custom, dict) else None
+    if not isinstance(names, list):
+        raise ValueError(f"{path}: no custom split {split!r} (a list of scene names); official splits: "
+                         f"{', '.join(sorted(create_splits_scenes()))}")
+    return names
 
 
 def scene_sample_tokens(nusc: NuScenes, scene: dict) -> List[str]:

@@ -9,6 +9,7 @@ import torch
 from mmengine.dist import broadcast
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
+from mmengine.model import is_model_wrapper
 
 from perception.registry import HOOKS
 
@@ -58,7 +59,7 @@ class RandomStateHook(Hook):
 
     @staticmethod
     def _model(runner):
-        return runner.model.module if hasattr(runner.model, "module") else runner.model
+        return runner.model.module if is_model_wrapper(runner.model) else runner.model
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         adversarial = getattr(self._model(runner), "adversarial", None)
