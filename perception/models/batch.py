@@ -55,8 +55,8 @@ class FusionBatch:
     def from_frames(cls, frames: Sequence[Frame], camera_channels: Sequence[str] = CAMERA_CHANNELS
                     ) -> "FusionBatch":
         """Stacks frames. All present camera images must share one size (resize in the loader: image_size), and
-        point clouds have the loader's columns (LIDAR_COLUMNS, RADAR_COLUMNS); raises ValueError naming the sample
-        otherwise."""
+        point clouds have the loader's columns (LIDAR_COLUMNS, RADAR_COLUMNS) and finite values; raises ValueError
+        naming the sample otherwise."""
         if not frames:
             raise ValueError("FusionBatch.from_frames needs at least one frame")
         lidar, radar = [], []
@@ -64,9 +64,15 @@ class FusionBatch:
         image_size = None
         for frame in frames:
             for name, sweeps, columns in (("LiDAR", frame.lidar, LIDAR_COLUMNS), ("radar", frame.radar, RADAR_COLUMNS)):
-                if sweeps is not None and (sweeps.points.ndim != 2 or sweeps.points.shape[1] != len(columns)):
+                if sweeps is None:
+                    continue
+                if sweeps.points.ndim != 2 or sweeps.points.shape[1] != len(columns):
                     raise ValueError(f"sample {frame.sample_token}: {name} points have shape {sweeps.points.shape}, "
                                      f"expected (N, {len(columns)}) with columns {', '.join(columns)}")
+                if not np.isfinite(sweeps.points).all():
+                    bad = int((~np.isfinite(sweeps.points).all(axis=1)).sum())
+                    raise ValueError(f"sample {frame.sample_token}: {bad} {name} points with NaN or Inf values "
+                                     f"(the file readers drop such points with a NonFinitePointsWarning)")
             for view in frame.cameras.values():
                 size = view.image.shape[:2]
                 if view.image.ndim != 3 or view.image.shape[2] != 3:

@@ -64,6 +64,18 @@ def test_batch_marks_missing_sensors_and_rejects_mixed_image_sizes():
         FusionBatch.from_frames([four_columns])
 
 
+@pytest.mark.parametrize("sensor, column, value", [("lidar", 3, np.nan), ("radar", 6, np.inf)])
+def test_batch_refuses_points_that_are_not_finite(sensor, column, value):
+    """A NaN intensity spread through the pillar net to half the heatmap; the readers drop such points at load."""
+    frame = make_frame(0)
+    points = getattr(frame, sensor).points.copy()
+    points[[0, 2], column] = value
+    bad = dataclasses.replace(frame, **{sensor: dataclasses.replace(getattr(frame, sensor), points=points)})
+    name = {"lidar": "LiDAR", "radar": "radar"}[sensor]
+    with pytest.raises(ValueError, match=f"sample {frame.sample_token}: 2 {name} points with NaN or Inf values"):
+        FusionBatch.from_frames([frame, bad])
+
+
 @pytest.mark.parametrize("encoder_type, channels", [(LidarEncoder, 8), (RadarEncoder, 4)])
 def test_point_encoders_shapes_and_gradients(batch, encoder_type, channels):
     encoder = encoder_type(GRID, out_channels=channels, max_points_per_pillar=8, max_pillars=300)
