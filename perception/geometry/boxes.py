@@ -30,6 +30,14 @@ def _column(values, n: int, width: Optional[int], dtype, default) -> np.ndarray:
     return np.asarray(values, dtype=dtype)
 
 
+def _rows(name: str, values: np.ndarray, width: int) -> np.ndarray:
+    """(N, width), or one row (width,), or nothing (0,) -> (N, width); another shape is an error naming it."""
+    if values.ndim > 2 or (values.ndim == 2 and values.shape[1] != width) or (
+            values.ndim < 2 and values.size not in (0, width)):
+        raise ValueError(f"Boxes3D: {name} has shape {values.shape}, expected (N, {width})")
+    return values.reshape(-1, width)
+
+
 @dataclass(frozen=True)
 class Boxes3D:
     """N upright boxes in one frame.
@@ -48,13 +56,13 @@ class Boxes3D:
     attributes: np.ndarray = field(default=None)
 
     def __post_init__(self) -> None:
-        centers = np.asarray(self.centers, dtype=np.float64).reshape(-1, 3)
+        centers = _rows("centers", np.asarray(self.centers, dtype=np.float64), 3)
         n = len(centers)
         columns = {
             "centers": centers,
-            "sizes": np.asarray(self.sizes, dtype=np.float64).reshape(-1, 3),
+            "sizes": _rows("sizes", np.asarray(self.sizes, dtype=np.float64), 3),
             "yaws": np.asarray(self.yaws, dtype=np.float64).reshape(-1),
-            "velocities": _column(self.velocities, n, 2, np.float64, 0.0).reshape(-1, 2),
+            "velocities": _rows("velocities", _column(self.velocities, n, 2, np.float64, 0.0), 2),
             "labels": _column(self.labels, n, None, np.int64, 0).reshape(-1),
             "scores": _column(self.scores, n, None, np.float64, 1.0).reshape(-1),
             "attributes": _column(self.attributes, n, None, np.int64, -1).reshape(-1),

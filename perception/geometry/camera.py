@@ -92,6 +92,8 @@ def resize_image(image: np.ndarray, intrinsics: CameraIntrinsics,
     width, height = int(size[0]), int(size[1])
     if width <= 0 or height <= 0:
         raise ValueError(f"image_size must be positive (width, height), got {size}")
+    if intrinsics.width is None or intrinsics.height is None:
+        raise ValueError(f"{intrinsics.channel}: image size unknown; cannot scale the intrinsics to {size}")
     shrinking = width < image.shape[1] and height < image.shape[0]
     resized = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
     scaled = intrinsics.scaled(width / intrinsics.width, height / intrinsics.height)

@@ -7,12 +7,13 @@ import numpy as np
 import pytest
 from nuscenes.utils.data_classes import RadarPointCloud
 
+from perception.datasets.io import DEVKIT_RADAR_FILTERS, radar_filter_mask
 from perception.datasets.synthetic import generate_world, scenes_by_split
 from perception.datasets.synthetic.class_specs import CLASS_SPECS, sample_size
 from perception.datasets.synthetic.ego import MANOEUVRES, plan_ego
 from perception.datasets.synthetic.layout import build_static_world
 from perception.datasets.synthetic.meshes import BOX_MARGIN_M, build_mesh
-from perception.datasets.synthetic.radar import PCD_DTYPE, devkit_default_keep, encode_pcd
+from perception.datasets.synthetic.radar import PCD_DTYPE, encode_pcd
 from perception.datasets.synthetic.scene import build_scene
 from perception.datasets.synthetic.writer import sensor_schedule
 from perception.sensors import ALL_CHANNELS, modality_of
@@ -42,7 +43,7 @@ def test_radar_pcd_reads_back_through_the_devkit(tmp_path):
     for row, name in enumerate(PCD_DTYPE.names):
         np.testing.assert_array_equal(everything[row], points[name].astype(np.float64))
     default = RadarPointCloud.from_file(str(path)).points
-    np.testing.assert_array_equal(default[0], points["x"][devkit_default_keep(points)].astype(np.float64))
+    np.testing.assert_array_equal(default[0], points["x"][radar_filter_mask(points, DEVKIT_RADAR_FILTERS)].astype(np.float64))
     assert 0 < default.shape[1] < 200
 
 

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 from nuscenes.utils.data_classes import Box
 from pyquaternion import Quaternion
 
@@ -57,6 +58,24 @@ def test_mask_and_concatenate():
     joined = Boxes3D.concatenate([boxes[mask], boxes[~mask]])
     assert len(joined) == 6 and len(Boxes3D.empty()) == 0
     np.testing.assert_array_equal(np.sort(joined.scores), np.sort(boxes.scores))
+
+
+@pytest.mark.parametrize("columns, named", [
+    (dict(centers=np.ones((3, 2)), sizes=np.ones((2, 3)), yaws=np.zeros(2)), r"centers has shape \(3, 2\)"),
+    (dict(centers=np.ones((2, 3)), sizes=np.ones((2, 2)), yaws=np.zeros(2)), r"sizes has shape \(2, 2\)"),
+    (dict(centers=np.ones((2, 3)), sizes=np.ones((2, 3)), yaws=np.zeros(2), velocities=np.ones((2, 3))),
+     r"velocities has shape \(2, 3\), expected \(N, 2\)"),
+])
+def test_columns_of_another_width_are_named(columns, named):
+    """Centers (3, 2) read as two boxes of scrambled x, y, z before, and sizes (2, 2) gave numpy's reshape error."""
+    with pytest.raises(ValueError, match=f"Boxes3D: {named}"):
+        Boxes3D(**columns)
+
+
+def test_one_box_and_no_box_keep_their_shapes():
+    one = Boxes3D([1.0, 2.0, 3.0], [2.0, 4.0, 1.5], 0.5, velocities=[1.0, 0.0])
+    assert one.centers.shape == (1, 3) and one.velocities.shape == (1, 2) and one.yaws.shape == (1,)
+    assert len(Boxes3D(np.zeros(0), np.zeros(0), np.zeros(0))) == 0
 
 
 def test_contains_where_a_moving_box_was_at_each_points_sweep():

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from perception.geometry import CameraIntrinsics, SensorCalibration, project_points, unproject_pixels
+from perception.geometry import CameraIntrinsics, SensorCalibration, project_points, resize_image, unproject_pixels
 
 K = [[1000.0, 0.0, 800.0], [0.0, 1000.0, 450.0], [0.0, 0.0, 1.0]]
 
@@ -42,3 +42,9 @@ def test_bad_intrinsics_name_camera_and_problem(matrix, problem):
     record = {"translation": [0, 0, 0], "rotation": [1, 0, 0, 0], "camera_intrinsic": matrix}
     with pytest.raises(ValueError, match=f"CAM_BACK.*{problem}"):
         SensorCalibration.from_record("CAM_BACK", record, (1600, 900))
+
+
+def test_resizing_without_the_image_size_is_named():
+    intrinsics = CameraIntrinsics.from_matrix([[1000.0, 0, 800], [0, 1000, 450], [0, 0, 1]], "CAM_FRONT")
+    with pytest.raises(ValueError, match="CAM_FRONT: image size unknown"):
+        resize_image(np.zeros((900, 1600, 3), np.uint8), intrinsics, (800, 450))

@@ -13,7 +13,7 @@ from typing import Dict
 import numpy as np
 
 from perception.classes import MOTOR_VEHICLE_CLASSES
-from perception.datasets.io import DEVKIT_RADAR_FILTERS, RADAR_PCD_FIELDS, radar_filter_mask
+from perception.datasets.io import RADAR_PCD_FIELDS
 from perception.datasets.synthetic.actors import STOPPED_SPEED_M_S, Actor
 from perception.datasets.synthetic.class_specs import CLASS_SPECS, LITERATURE_RCS_DBSM
 from perception.datasets.synthetic.layout import Material
@@ -184,9 +184,3 @@ def encode_pcd(points: np.ndarray) -> bytes:
         "DATA binary",
     ]) + "\n"
     return header.encode("ascii") + points.astype(PCD_DTYPE).tobytes() + b"\n"
-
-
-
-def devkit_default_keep(points: np.ndarray) -> np.ndarray:
-    """(N,) bool: the points ``RadarPointCloud.from_file`` keeps with its default filters (DEVKIT_RADAR_FILTERS)."""
-    return radar_filter_mask(points, DEVKIT_RADAR_FILTERS)

@@ -261,8 +261,7 @@ class SceneRecorder:
                                           radar.CROSS_SECTIONS[self.model.population])
             data = radar.encode_pcd(points)
             if frame.is_key_frame:
-                kept = points[radar.devkit_default_keep(points)]
-                xyz = np.stack([kept["x"], kept["y"], kept["z"]], axis=1).astype(np.float64)
+                xyz = np.stack([points["x"], points["y"], points["z"]], axis=1).astype(np.float64)
                 self.key_radar.setdefault(frame.sample_index, []).append(sensor_to_global.apply(xyz))
         else:
             image, _ = camera.render(snapshot, sensor_to_global, self.camera_rays[frame.channel], self.image_size,
