@@ -56,7 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def print_summary(summary: ReplaySummary) -> None:
     """The replay's frame counts, latency and stage table."""
-    print(f"scene {summary.scene}: {summary.frames} frames ({summary.watchdog} by the watchdog), "
+    overtaken = f", {summary.overtaken} LiDAR triggers after a later frame, none made" if summary.overtaken else ""
+    print(f"scene {summary.scene}: {summary.frames} frames ({summary.watchdog} by the watchdog{overtaken}), "
           f"{summary.processed} processed, {summary.resumed} "
           f"resumed, {summary.skipped} skipped, {summary.late} late; {summary.messages} messages, "
           f"{summary.sensor_duration_s:.1f} s of drive in {summary.wall_s:.1f} s "

@@ -9,7 +9,9 @@ captured just after the LiDAR are in): load the Frame from the buffers, detect, 
 Watchdog: a decision is due every trigger period. When no LiDAR trigger has come WATCHDOG_AFTER_PERIODS periods
 after the last one (a LiDAR outage, a dropped keyframe; before the first, after the stream's first message), the
 first message past that time, of any channel, triggers a frame at its own timestamp and pose, and then the first
-message a period after each such frame does, until a LiDAR trigger comes again. Such a frame reads what the
+message a period after each such frame does, until a LiDAR trigger comes again. Frames are made in timestamp
+order: a LiDAR trigger delivered after a later frame was made (a delayed sweep behind the watchdog's frame) makes
+none (``overtaken`` in the summary; its points stay in the buffer for the frames after it). Such a frame reads what the
 buffers hold (the LiDAR too while it is not stale; perception.runtime.step decides the minimal-risk stop when none
 of the model's sensors has data); its decision's reason starts with what the watchdog saw. The oracle has no
 watchdog: it reads ground truth, which exists at LiDAR keyframes only.
@@ -128,7 +130,8 @@ class ReplayOptions:
 
 @dataclass
 class ReplaySummary:
-    """What a replay did: frame counts (``frames`` every trigger, ``watchdog`` those the watchdog made), latency
+    """What a replay did: frame counts (``frames`` every trigger, ``watchdog`` those the watchdog made,
+    ``overtaken`` the LiDAR triggers that came after a later frame and made none), latency
     percentiles [s], per-stage timings [ms], faults, wall time. After a resume, ``resumed`` counts the triggers an
     earlier run recorded, processed or skipped (their records are kept, their faults counted again);
     ``processed``, ``skipped``, ``late``, latency, timings and wall time are this run's."""
@@ -138,6 +141,7 @@ class ReplaySummary:
     processed: int = 0
     resumed: int = 0
     watchdog: int = 0
+    overtaken: int = 0
     skipped: int = 0
     late: int = 0
     messages: int = 0
@@ -217,7 +221,9 @@ class SceneReplay:
     from read, a model's step warmed up, the outputs open and the clock started. ``run`` replays.
 
     Raises ValueError when the oracle is asked for every sweep (ground truth exists at keyframes only), the
-    scene has no messages, or a frames.jsonl to resume from is malformed or was written by another run (record_run).
+    scene has no messages, or a frames.jsonl to resume from is malformed or was written by another run (check_run).
+    The folder is written only once the step is warmed up: RUN_FILE after frames.jsonl holds just the records
+    kept, so a run refused or killed before never leaves one run's records under another's identity.
     """
 
     def __init__(self, nusc: NuScenes, scene: str, detector: Detector, out_dir: str,
@@ -244,7 +250,9 @@ class SceneReplay:
             raise ValueError(f"{os.path.join(out_dir, FRAMES_FILE)}: {len(unknown)} frames of another stream (key "
                              f"tokens not in scene {self.scene['name']}'s messages, e.g. {sorted(unknown)[0]}); replay "
                              f"into another folder, or without --resume")
-        record_run(out_dir, run_identity(self.scene, options, run), resuming=bool(self.done))
+        identity = run_identity(self.scene, options, run)
+        if self.done:
+            check_run(out_dir, identity)
         self.with_annotations = len(nusc.sample_annotation) > 0
         drop = frozenset(SENSOR_GROUPS) - frozenset(detector.sensors)
         self.state = options.new_state(drop)
@@ -254,6 +262,7 @@ class SceneReplay:
         self.summary = ReplaySummary(scene=self.scene["name"], messages=len(self.stream), resumed=len(self.done))
         self.outputs = ReplayOutputs(out_dir, self.done.values(), options.video, options.mcap,
                                      options.display_min_score, fps=1.0 / options.trigger_period_s)
+        write_json_atomic(os.path.join(out_dir, RUN_FILE), identity, indent=2)
         self.deadline_s = options.effective_deadline_s / (options.speed if options.realtime else 1.0)
         self.scene_start_us = min(m.timestamp_us for m in self.stream)
         self.clock = ReplayClock(self.stream[0].timestamp_us, options.realtime, options.speed)
@@ -262,6 +271,7 @@ class SceneReplay:
         self.watchdog = not isinstance(detector, OracleDetector)
         self.watchdog_gaps_s: Dict[str, float] = {}  # watchdog key token -> s since the last LiDAR trigger
         self.last_trigger_us = self.stream[0].timestamp_us
+        self.newest_frame_us = -math.inf  # the newest trigger's time: frames are made in timestamp order
         self.watchdog_due_us = self.last_trigger_us + options.watchdog_after_s * 1e6
         self.latencies: List[float] = []
         self.timings_ms: List[Dict[str, float]] = []
@@ -297,24 +307,29 @@ class SceneReplay:
 
     def _triggers(self, message: SensorMessage) -> bool:
         """Whether accepted ``message`` triggers a frame: a LiDAR trigger, or the watchdog's (module docstring),
-        which is then recorded; moves the watchdog's due time on."""
+        which is then recorded; moves the watchdog's due time on. None older than the newest trigger (module
+        docstring)."""
+        if message.timestamp_us <= self.newest_frame_us:
+            self.summary.overtaken += int(self.options.is_trigger(message))
+            return False
         if self.options.is_trigger(message):
             self.last_trigger_us = message.timestamp_us
             self.watchdog_due_us = message.timestamp_us + self.options.watchdog_after_s * 1e6
-            return True
-        if self.watchdog and message.timestamp_us > self.watchdog_due_us:
+        elif self.watchdog and message.timestamp_us > self.watchdog_due_us:
             self.watchdog_gaps_s[message.sample_data_token] = (message.timestamp_us - self.last_trigger_us) * 1e-6
             self.watchdog_due_us = message.timestamp_us + self.options.trigger_period_s * 1e6
-            return True
-        return False
+        else:
+            return False
+        self.newest_frame_us = message.timestamp_us
+        return True
 
     def _process_ready(self, now_us: Optional[int]) -> None:
         """Processes the pending triggers whose sync window closed before ``now_us`` (all when None); in real
         time only the newest of them, skipping the rest."""
         window_us = self.options.sync_window_s * 1e6
-        ready = [key for key in self.pending if now_us is None or key.timestamp_us + window_us < now_us]
-        for _ in ready:
-            self.pending.popleft()
+        ready = []  # pending is in timestamp order (_triggers)
+        while self.pending and (now_us is None or self.pending[0].timestamp_us + window_us < now_us):
+            ready.append(self.pending.popleft())
         for position, key in enumerate(ready):
             if key.sample_data_token in self.done:
                 self._redraw(key)
@@ -418,23 +433,20 @@ def run_identity(scene: Mapping[str, Any], options: ReplayOptions, run: Optional
                                   "options": shaping}))
 
 
-def record_run(out_dir: str, identity: Dict[str, Any], resuming: bool) -> None:
-    """Writes RUN_FILE; when ``resuming`` (records to keep), first a ValueError naming the file unless it holds the
-    same ``identity``."""
+def check_run(out_dir: str, identity: Dict[str, Any]) -> None:
+    """A ValueError naming RUN_FILE unless it holds ``identity``: the records in ``out_dir`` to resume from are
+    this run's."""
     path = os.path.join(out_dir, RUN_FILE)
-    if resuming:
-        recorded = read_json(path) if os.path.isfile(path) else None
-        if recorded is None:
-            raise ValueError(f"{path}: missing, so what replayed the frames in {out_dir} is unknown (an earlier "
-                             f"version); replay into another folder, or without --resume")
-        if recorded != identity:
-            differing = [key for key in ("scene", "scene_token", "run") if recorded.get(key) != identity[key]] + [
-                f"options.{key}" for key, value in identity["options"].items()
-                if recorded.get("options", {}).get(key) != value]
-            raise ValueError(f"{path}: the frames in {out_dir} were replayed with another {', '.join(differing)}; "
-                             f"replay into another folder, or without --resume")
-    os.makedirs(out_dir, exist_ok=True)
-    write_json_atomic(path, identity, indent=2)
+    recorded = read_json(path) if os.path.isfile(path) else None
+    if recorded is None:
+        raise ValueError(f"{path}: missing, so what replayed the frames in {out_dir} is unknown (an earlier "
+                         f"version); replay into another folder, or without --resume")
+    if recorded != identity:
+        differing = [key for key in ("scene", "scene_token", "run") if recorded.get(key) != identity[key]] + [
+            f"options.{key}" for key, value in identity["options"].items()
+            if recorded.get("options", {}).get(key) != value]
+        raise ValueError(f"{path}: the frames in {out_dir} were replayed with another {', '.join(differing)}; "
+                         f"replay into another folder, or without --resume")
 
 
 def _options_json(options: ReplayOptions) -> Dict[str, Any]:

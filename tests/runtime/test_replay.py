@@ -25,6 +25,7 @@ from perception.maneuvers import Maneuver
 from perception.models.planning_types import EGO_FEATURES
 from perception.detector import OracleDetector
 from perception.geometry import Boxes3D
+import perception.runtime.replay
 import perception.runtime.step
 from perception.runtime.faults import FaultPlan, inject_faults
 from perception.runtime.mcap_writer import read_mcap
@@ -233,6 +234,30 @@ def test_a_resume_into_the_frames_of_another_run_is_refused(nusc_synthetic, tmp_
     os.remove(tmp_path / "replay_run.json")  # frames of an earlier version: unknown
     with pytest.raises(ValueError, match=r"replay_run.json: missing"):
         replay_scene(nusc_synthetic, scene, OracleDetector(), str(tmp_path), QUICK, resume=True, **first)
+
+
+def test_a_fresh_run_stopped_before_its_first_frame_leaves_the_folder_to_the_run_before(nusc_synthetic, tmp_path,
+                                                                                         monkeypatch):
+    """A fresh run wrote its identity before emptying frames.jsonl: stopped in its warm-up, or refused an option,
+    it left the earlier run's records under its own identity, and its --resume took the oracle's as the model's."""
+    scene = _scene(nusc_synthetic)
+    replay_scene(nusc_synthetic, scene, OracleDetector(), str(tmp_path), QUICK, run={"model": "oracle"},
+                 progress=False)
+    run_file = (tmp_path / "replay_run.json").read_text()
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt("stopped in the warm-up")
+    monkeypatch.setattr(perception.runtime.replay, "_warm_up", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        replay_scene(nusc_synthetic, scene, NoBoxes(), str(tmp_path), QUICK, run={"model": "m"}, progress=False)
+    with pytest.raises(ValueError, match="stale"):
+        replay_scene(nusc_synthetic, scene, OracleDetector(), str(tmp_path),
+                     dataclasses.replace(QUICK, stale_after_s=0.0), run={"model": "oracle"}, progress=False)
+    assert (tmp_path / "replay_run.json").read_text() == run_file
+    monkeypatch.undo()
+    with pytest.raises(ValueError, match=r"replayed with another run;"):
+        replay_scene(nusc_synthetic, scene, NoBoxes(), str(tmp_path), QUICK, resume=True, run={"model": "m"},
+                     progress=False)
 
 
 def test_a_resume_into_the_frames_of_another_world_or_scene_is_refused(nusc_synthetic, tmp_path):
@@ -472,6 +497,23 @@ def test_a_lidar_outage_keeps_a_decision_every_period_by_the_watchdog(nusc_synth
     assert [f.timestamp_us for f in detectors["fused"].frames[1:]] == [r["timestamp_us"] for r in fused]
     assert all(f.ego_pose.timestamp_us == f.timestamp_us for f in detectors["fused"].frames)
     assert [r["decision"]["maneuver"] for r in fused[1:3]] == [Maneuver.KEEP_LANE.value] * 2
+
+
+def test_a_lidar_keyframe_delivered_after_a_later_frame_makes_none(nusc_synthetic, tmp_path):
+    """A delayed LiDAR keyframe delivered behind the watchdog's frames (the `delay` fault holds a channel's last
+    message to the stream's end) was a frame older than those already made, out of timestamp order."""
+    scene = _scene(nusc_synthetic)
+    stream = scene_messages(nusc_synthetic, scene)
+    keyframes = [m for m in stream if m.channel == LIDAR_CHANNEL and m.is_key_frame]
+    held = keyframes[-3]
+    delivered = [m for m in stream if not (m.channel == LIDAR_CHANNEL and m.timestamp_us >= held.timestamp_us)]
+    summary = replay_scene(nusc_synthetic, scene, NoBoxes(), str(tmp_path), QUICK, messages=delivered + [held],
+                           progress=False)
+    records = read_frame_records(str(tmp_path / "frames.jsonl"))
+    times = [r["timestamp_us"] for r in records]
+    assert summary.overtaken == 1 and held.sample_data_token not in {r["key_token"] for r in records}
+    assert times == sorted(times) and [r["index"] for r in records] == list(range(len(records)))
+    assert summary.watchdog > 0 and records[-1]["timestamp_us"] > held.timestamp_us
 
 
 def test_a_resume_keeps_the_watchdog_frames_and_makes_the_rest(nusc_synthetic, tmp_path):
