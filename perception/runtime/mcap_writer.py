@@ -1,17 +1,22 @@
 """A replayed drive as an MCAP file that Foxglove opens: point clouds, images, boxes, the plan and the decision.
 
 Channels (Foxglove's own protobuf schemas, from the foxglove-schemas-protobuf package, written with mcap and
-mcap-protobuf-support; log and publish times are the frame's LiDAR timestamp in nanoseconds):
+mcap-protobuf-support; log and publish times are the frame's timestamp in nanoseconds: its trigger's, the LiDAR's
+or the watchdog's message's):
 
   /tf                      foxglove.FrameTransforms  global -> ego (the ego pose), ego -> each camera
-  /LIDAR_TOP               foxglove.PointCloud       frame "ego", float32 fields LIDAR_COLUMNS
-  /RADAR                   foxglove.PointCloud       frame "ego", float32 fields RADAR_COLUMNS (all 5 radars)
-  /<CAMERA>/image          foxglove.CompressedImage  frame "<CAMERA>", JPEG of the image the model saw
+  /LIDAR_TOP               foxglove.PointCloud       frame "ego", float32 fields LIDAR_COLUMNS (empty when the frame
+                                                     has none, so that a viewer does not keep an outage's last cloud)
+  /RADAR                   foxglove.PointCloud       frame "ego", float32 fields RADAR_COLUMNS (all 5 radars; empty
+                                                     likewise)
+  /<CAMERA>/image          foxglove.CompressedImage  frame "<CAMERA>", JPEG of the image the model saw (none for a
+                                                     camera the frame lacks: /decision's "missing" names it)
   /<CAMERA>/calibration    foxglove.CameraCalibration (so that Foxglove projects the boxes into the image)
   /detections              foxglove.SceneUpdate      one cube per box (class colour), velocity arrow, label text
   /plan                    foxglove.SceneUpdate      the planned ego trajectory as a line strip
-  /decision                JSON (jsonschema DECISION_JSON_SCHEMA): the frame's Decision.to_json(), or null, and
-                           the planning head's proposal before the safety layer (PLAN_RECORD), or null
+  /decision                JSON (jsonschema DECISION_JSON_SCHEMA): the frame's Decision.to_json(), or null, the
+                           planning head's proposal before the safety layer (PLAN_RECORD), or null, and the
+                           sensors the frame lacks (Frame.missing)
 """
 from __future__ import annotations
 
@@ -72,6 +77,7 @@ DECISION_JSON_SCHEMA: Dict[str, Any] = {
                 "lane_change_feasible": {"type": "array", "items": {"type": "number"}},
             },
         },
+        "missing": {"type": "array", "items": {"type": "string"}},
     },
 }
 """The JSON schema of the /decision channel (the layouts of perception.decision.Decision.to_json() and of
@@ -188,18 +194,17 @@ class McapRecorder:
 
     def write_frame(self, frame: Frame, boxes: Boxes3D, decision: Optional[Dict[str, Any]],
                     plan: Optional[Dict[str, Any]] = None) -> None:
-        """One frame: its sensors, ``boxes`` (ego frame), ``decision`` (Decision.to_json() or None) and the
-        planning head's proposal ``plan`` (a PLAN_RECORD dict or None)."""
+        """One frame: its sensors (module docstring), ``boxes`` (ego frame), ``decision`` (Decision.to_json() or
+        None) and the planning head's proposal ``plan`` (a PLAN_RECORD dict or None)."""
         time_ns = int(frame.timestamp_us) * 1000
         transforms = FrameTransforms()
         self._add_transform(transforms, GLOBAL_FRAME_ID, EGO_FRAME_ID, frame.ego_pose.ego_to_global, time_ns)
         for channel, view in frame.cameras.items():
             self._add_transform(transforms, EGO_FRAME_ID, channel, view.camera_to_ego, time_ns)
         self._write("/tf", transforms, time_ns)
-        if frame.lidar is not None:
-            self._write("/LIDAR_TOP", point_cloud_message(frame.lidar.points, LIDAR_COLUMNS, time_ns), time_ns)
-        if frame.radar is not None:
-            self._write("/RADAR", point_cloud_message(frame.radar.points, RADAR_COLUMNS, time_ns), time_ns)
+        for topic, sweeps, columns in (("/LIDAR_TOP", frame.lidar, LIDAR_COLUMNS), ("/RADAR", frame.radar, RADAR_COLUMNS)):
+            points = np.zeros((0, len(columns))) if sweeps is None else sweeps.points
+            self._write(topic, point_cloud_message(points, columns, time_ns), time_ns)
         for channel, view in frame.cameras.items():
             ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(view.image, cv2.COLOR_RGB2BGR),
                                     [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality])
@@ -220,8 +225,8 @@ class McapRecorder:
         self._write("/detections", boxes_scene_update(boxes, time_ns), time_ns)
         trajectory = None if decision is None else np.asarray(decision["trajectory"], dtype=np.float64)
         self._write("/plan", plan_scene_update(trajectory, time_ns), time_ns)
-        self._write_json("/decision", {"timestamp_us": int(frame.timestamp_us), "decision": decision, "plan": plan},
-                         time_ns)
+        self._write_json("/decision", {"timestamp_us": int(frame.timestamp_us), "decision": decision, "plan": plan,
+                                       "missing": sorted(frame.missing)}, time_ns)
 
     @staticmethod
     def _add_transform(transforms: FrameTransforms, parent: str, child: str, child_to_parent: RigidTransform,

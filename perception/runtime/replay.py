@@ -20,7 +20,8 @@ Pacing: as fast as possible, or in real time (``realtime``, ``speed`` x faster).
 delivered at their (scaled) capture time; while a frame is processed the next messages queue up, and the backlog
 is delivered before the next frame starts, so that when frames pile up behind a slow pipeline only the newest is
 processed (from what it would have read on time: the buffers keep that much) and the others are recorded as
-skipped. Before the replay starts (in either pacing), a model's step (detector and decision) runs once, untimed and
+skipped. The log's time stands still while a frame's picture and MCAP messages are drawn (the car would not draw
+them), so that they change no record. Before the replay starts (in either pacing), a model's step (detector and decision) runs once, untimed and
 unrecorded, on the first trigger's frame (loading Numba's compiled kernels, the decision's too, and torch's first
 allocations), as a car starts its stack before it drives.
 
@@ -186,6 +187,11 @@ class ReplayClock:
             delay = self.arrival_wall_s(timestamp_us) - time.perf_counter()
             if delay > 0:
                 time.sleep(delay)
+
+    def pause(self, seconds: float) -> None:
+        """The log's time stands still for ``seconds`` of wall time (the replay drawing its outputs, which the car
+        would not: the records do not depend on them)."""
+        self.start_wall_s += seconds
 
     def behind(self, timestamp_us: int) -> bool:
         """In real time: whether data captured at ``timestamp_us`` was due more than BEHIND_TOLERANCE_S ago (it
@@ -369,7 +375,7 @@ class SceneReplay:
         self.summary.late += int(record["late"])
         self.latencies.append(latency)
         self.timings_ms.append(step.timings_ms)
-        self.outputs.render(step.loaded.frame, record, self.scene_start_us)
+        self._render(step.loaded.frame, record)
 
     def _skip(self, key: SensorMessage) -> None:
         record = self._record(key, self.state.status(key), None)
@@ -388,7 +394,13 @@ class SceneReplay:
             frame, _ = self.state.build_frame(key, self.scene["token"])
             if self.step.sees(record["missing"]):
                 self.step.tracker.update(boxes_from_json(record["detections"]), frame.ego_pose)
-            self.outputs.render(frame, record, self.scene_start_us)
+            self._render(frame, record)
+
+    def _render(self, frame: Frame, record: Dict[str, Any]) -> None:
+        """The frame's picture and MCAP messages, the clock paused meanwhile (ReplayClock.pause)."""
+        start_s = time.perf_counter()
+        self.outputs.render(frame, record, self.scene_start_us)
+        self.clock.pause(time.perf_counter() - start_s)
 
     def _record(self, key: SensorMessage, status: FrameStatus, frame: Optional[Frame]) -> Dict[str, Any]:
         """The FRAME_RECORD keys that skipped (no ``frame``) and processed triggers share."""

@@ -8,6 +8,7 @@ import json
 import math
 import os
 import shutil
+import time
 
 import cv2
 import numpy as np
@@ -130,7 +131,7 @@ def test_mcap_reads_back_with_what_the_records_say(full_replay):
             assert [cube.pose.position.x, cube.pose.position.y] == pytest.approx(detection["center"][:2])
             assert [cube.size.x, cube.size.y] == pytest.approx([detection["size"][1], detection["size"][0]])
         assert frame["/decision"] == {"timestamp_us": record["timestamp_us"], "decision": record["decision"],
-                                      "plan": None}
+                                      "plan": None, "missing": record["missing"]}
         image = cv2.imdecode(np.frombuffer(frame["/CAM_FRONT/image"].data, np.uint8), cv2.IMREAD_COLOR)
         assert image.shape[1] == frame["/CAM_FRONT/calibration"].width
         assert [t.child_frame_id for t in frame["/tf"].transforms] == ["ego", *CAMERA_CHANNELS]
@@ -379,6 +380,23 @@ def test_real_time_pacing_skips_and_counts_late_frames(nusc_synthetic, tmp_path)
     assert summary.wall_s >= summary.sensor_duration_s / 4
 
 
+def test_real_time_drawing_changes_no_record(nusc_synthetic, tmp_path, monkeypatch):
+    """The pictures and MCAP messages are drawn in the paced loop: a drawing slower than the keyframes' period made
+    the next frames late and skipped, so that --no-video changed the records."""
+    scene = _scene(nusc_synthetic)
+    render = perception.runtime.replay.ReplayOutputs.render
+
+    def slow_render(*args, **kwargs):
+        time.sleep(1.0)
+        return render(*args, **kwargs)
+    monkeypatch.setattr(perception.runtime.replay.ReplayOutputs, "render", slow_render)
+    summary = replay_scene(nusc_synthetic, scene, NoBoxes(), str(tmp_path),
+                           ReplayOptions(realtime=True, lidar_sweeps=1, video=False, mcap=False), progress=False)
+    records = read_frame_records(str(tmp_path / "frames.jsonl"))
+    assert summary.skipped == 0 and summary.processed == len(_keyframes(nusc_synthetic, scene))
+    assert all(r["latency_s"] < 0.5 for r in records), [r["latency_s"] for r in records]
+
+
 def test_real_time_replay_warms_the_step_up_once_before_the_clock(nusc_synthetic, tmp_path, monkeypatch):
     scene = _scene(nusc_synthetic)
     keyframes = _keyframes(nusc_synthetic, scene)
@@ -455,7 +473,7 @@ def test_a_lidar_outage_keeps_a_decision_every_period_by_the_watchdog(nusc_synth
     detectors = {"lidar only": NoBoxes(), "fused": SeesEverySensor()}
     for name, detector in detectors.items():
         out = tmp_path / name
-        options = dataclasses.replace(LIDAR_OUTAGE, video=name == "fused")
+        options = dataclasses.replace(LIDAR_OUTAGE, video=name == "fused", mcap=name == "fused")
         summary = replay_scene(nusc_synthetic, scene, detector, str(out), options, progress=False)
         records = read_frame_records(str(out / "frames.jsonl"))
         assert [(r["key_token"], r["trigger"]) for r in records] == [
@@ -470,6 +488,11 @@ def test_a_lidar_outage_keeps_a_decision_every_period_by_the_watchdog(nusc_synth
             assert record["decision"]["reason"].startswith(f"watchdog: no LiDAR keyframe for {gap_s:.2f} s, "
                                                            f"frame at {key.channel}; ")
         assert [r["decision"]["reason"].startswith("watchdog") for r in records] == [False, True, True, False]
+    # the MCAP clears the LiDAR at the watchdog's frames (a viewer kept showing the last cloud through the outage)
+    clouds = [(time, len(cloud.data) // cloud.point_stride) for topic, time, cloud in
+              read_mcap(str(tmp_path / "fused" / "replay.mcap")) if topic == "/LIDAR_TOP"]
+    assert clouds == [(r["timestamp_us"] * 1000, r["num_lidar_points"]) for r in records]
+    assert [count == 0 for _, count in clouds] == [False, True, True, False]
     # the LiDAR-only model sees nothing at the watchdog's frames: not detected, the minimal-risk stop, its plan
     # slowing at comfortable_decel_mps2 a from the ego's speed v: v T - a T^2 / 2 along the path by T = 3 s, or
     # v^2 / 2a where it stops before (hand-worked)
