@@ -124,9 +124,10 @@ class ReplayOptions:
         return message.channel == LIDAR_CHANNEL and (self.every_sweep or message.is_key_frame)
 
     def new_state(self, drop: frozenset) -> StreamingState:
-        """An empty streaming state with these buffers, leaving out the sensor groups in ``drop``."""
+        """An empty streaming state with these buffers, leaving out the sensor groups in ``drop``; its backlog:
+        the newest ready trigger waits at most until the next one's window closes, the watchdog's time after it."""
         return StreamingState(self.lidar_sweeps, self.radar_sweeps, self.stale_after_s, self.image_size, drop,
-                              sync_window_s=self.sync_window_s, backlog_s=self.trigger_period_s)
+                              sync_window_s=self.sync_window_s, backlog_s=self.watchdog_after_s)
 
 
 @dataclass

@@ -109,7 +109,10 @@ class ReplayOutputs:
 
 
 def video_frames_held(times_us: List[int], fps: float) -> List[int]:
-    """How many video frames at ``fps`` each picture at ``times_us`` (increasing) is shown: its time to the next
-    picture's, rounded, at least 1 (the last one: 1)."""
-    gaps_s = np.diff(np.asarray(times_us, dtype=np.int64)) * 1e-6
-    return [max(1, int(math.floor(gap * fps + 0.5))) for gap in gaps_s] + [1]
+    """How many video frames at ``fps`` each picture at ``times_us`` (increasing) is shown: from its time to the next
+    picture's, each start rounded on the video's clock from the first picture (so that rounding does not add up),
+    at least 1 (the last one: 1)."""
+    starts = [0]
+    for time_us in times_us[1:]:
+        starts.append(max(starts[-1] + 1, int(math.floor((time_us - times_us[0]) * 1e-6 * fps + 0.5))))
+    return [later - start for start, later in zip(starts, starts[1:])] + [1]

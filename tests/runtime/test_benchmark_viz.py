@@ -157,9 +157,10 @@ def test_video_has_every_picture(tmp_path):
 
 
 def test_a_replay_picture_is_held_until_the_next_frames_time():
-    # 2 fps: gaps 0.5, 0.75, 0.5, 0.25, 1.1 s -> 1, 1.5, 1, 0.5, 2.2 video frames, rounded half up; the last one 1
+    # 2 fps: pictures at 0, 1, 2.5, 3.5, 4, 6.2 video frames, rounded half up 0, 1, 3, 4, 4 -> 5 (one frame each
+    # at least), 6; the last one 1. Each gap rounded alone gave 1, 2, 1, 1, 2: 3.5 s of video for 3.1 s of log
     times_us = [0, 500_000, 1_250_000, 1_750_000, 2_000_000, 3_100_000]
-    assert video_frames_held(times_us, fps=2.0) == [1, 2, 1, 1, 2, 1]
+    assert video_frames_held(times_us, fps=2.0) == [1, 2, 1, 1, 1, 1]
     assert video_frames_held([7], fps=2.0) == [1]
 
 
