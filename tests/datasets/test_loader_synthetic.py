@@ -6,6 +6,7 @@ import shutil
 
 import numpy as np
 import pytest
+from nuscenes.nuscenes import NuScenes
 from nuscenes.utils.data_classes import LidarPointCloud, RadarPointCloud
 from nuscenes.utils.geometry_utils import points_in_box, transform_matrix
 from pyquaternion import Quaternion
@@ -90,6 +91,80 @@ def test_multisweep_lidar_equals_devkit(nusc_synthetic, monkeypatch):
     default = load_frame(nusc_synthetic, sample["token"], lidar_sweeps=10, radar_sweeps=1, cameras=False)
     key = frame.lidar.points[:, 4] == 0
     np.testing.assert_array_equal(default.lidar.points[default.lidar.points[:, 4] == 0], frame.lidar.points[key])
+
+
+def _world_copy(synthetic_root, destination, edit_sample_data) -> NuScenes:
+    """The tiny world with its tables copied (sensor folders linked) and sample_data.json edited in place by
+    ``edit_sample_data(records by token)``; the devkit on the copy."""
+    version = TINY_WORLD["version"]
+    shutil.copytree(synthetic_root / version, destination / version)
+    for folder in ("maps", "samples", "sweeps"):
+        (destination / folder).symlink_to(synthetic_root / folder)
+    path = destination / version / "sample_data.json"
+    records = json.loads(path.read_text())
+    edit_sample_data({record["token"]: record for record in records})
+    path.write_text(json.dumps(records))
+    return NuScenes(version, str(destination), verbose=False)
+
+
+def test_past_sweeps_lose_self_returns_as_devkit_min_distance(nusc_synthetic, synthetic_root, tmp_path, monkeypatch):
+    """The default 1 m filter on the past sweeps is the devkit's remove_close (|x| < 1 and |y| < 1 in the sensor
+    frame). The synthetic LiDAR sees no ego vehicle (no return has both |x| and |y| < 1: nothing to drop, while
+    ~5,500 per sweep have one of them < 1), so the first past sweep of keyframe 2 is swapped for six hand-made
+    points [x, y, 0, intensity, 0]: (0.5, 0.5) and (-0.99, 0.99) are dropped; (0.5, 3), (3, -0.5), (1.0, 0.2)
+    (|x| not < 1) and (4, 4) are kept: intensities 2, 3, 5, 6. The past sweeps equal the devkit's
+    from_file_multisweep(min_distance=1.0) after both chains (which also filters the keyframe sweep; we do not)."""
+    handmade = np.array([[0.5, 0.5, 0, 1, 0], [0.5, 3.0, 0, 2, 0], [3.0, -0.5, 0, 3, 0], [-0.99, 0.99, 0, 4, 0],
+                         [1.0, 0.2, 0, 5, 0], [4.0, 4.0, 0, 6, 0]], np.float32)
+    (tmp_path / "handmade").mkdir()
+    handmade.tofile(tmp_path / "handmade" / "sweep.pcd.bin")
+    sample_token = nusc_synthetic.sample[2]["token"]
+    first_past = nusc_synthetic.get("sample_data", nusc_synthetic.sample[2]["data"][LIDAR_CHANNEL])["prev"]
+
+    def swap_first_past_sweep(records):
+        records[first_past]["filename"] = "handmade/sweep.pcd.bin"
+
+    nusc = _world_copy(synthetic_root, tmp_path, swap_first_past_sweep)
+    read_float32 = LidarPointCloud.from_file
+    monkeypatch.setattr(LidarPointCloud, "from_file", classmethod(
+        lambda cls, path: LidarPointCloud(read_float32(path).points.astype(np.float64))))
+    sample = nusc.get("sample", sample_token)
+    frame = load_frame(nusc, sample_token, lidar_sweeps=10, radar_sweeps=1, cameras=False)
+    cloud, times = LidarPointCloud.from_file_multisweep(nusc, sample, LIDAR_CHANNEL, LIDAR_CHANNEL, nsweeps=10,
+                                                        min_distance=1.0)
+    devkit = cloud.points[:3].T @ _ego_from_sensor(nusc, sample["data"][LIDAR_CHANNEL])[:3, :3].T
+    devkit += _ego_from_sensor(nusc, sample["data"][LIDAR_CHANNEL])[:3, 3]
+    past, devkit_past = frame.lidar.points[:, 4] > 0, times[0] > 0
+    lags = np.unique(frame.lidar.points[past, 4])
+    assert frame.lidar.num_sweeps == 10 and len(lags) == 9 and devkit_past.sum() > 8 * 25000
+    np.testing.assert_allclose(frame.lidar.points[past, :3], devkit[devkit_past], rtol=0, atol=1e-5)
+    np.testing.assert_array_equal(frame.lidar.points[past, 3], cloud.points[3, devkit_past])
+    swapped = frame.lidar.points[:, 4] == lags[0]  # the newest past sweep
+    assert frame.lidar.points[swapped, 3].tolist() == [2, 3, 5, 6]
+
+
+def test_radar_num_sweeps_is_the_fewest_any_radar_read(nusc_synthetic, synthetic_root, tmp_path):
+    """Keyframe 0 has 7 records per radar (6 read when 6 are asked). In the copy RADAR_FRONT's chain ends at its
+    3rd record (its prev emptied): RADAR_FRONT reads 3 sweeps, the other four 6 each -> num_sweeps 3. The points
+    are as many as the devkit's from_file_multisweep(nsweeps=6) gives over the radars (3 + 4 x 6 sweeps)."""
+    sample_token = nusc_synthetic.sample[0]["token"]
+    token = nusc_synthetic.sample[0]["data"]["RADAR_FRONT"]
+    for _ in range(2):
+        token = nusc_synthetic.get("sample_data", token)["prev"]
+    third_front = token
+
+    def cut_front_chain(records):
+        assert records[third_front]["prev"]
+        records[third_front]["prev"] = ""
+
+    nusc = _world_copy(synthetic_root, tmp_path, cut_front_chain)
+    frame = load_frame(nusc, sample_token, lidar_sweeps=1, radar_sweeps=6, cameras=False)
+    sample = nusc.get("sample", sample_token)
+    devkit = [RadarPointCloud.from_file_multisweep(nusc, sample, channel, LIDAR_CHANNEL, nsweeps=6)
+              for channel in RADAR_CHANNELS]
+    assert [len(np.unique(times)) for _, times in devkit] == [6 if c != "RADAR_FRONT" else 3 for c in RADAR_CHANNELS]
+    assert frame.radar.num_sweeps == 3 and frame.missing == {"camera"}
+    assert len(frame.radar.points) == sum(cloud.nbr_points() for cloud, _ in devkit)
 
 
 def test_multisweep_radar_equals_devkit_then_advanced(nusc_synthetic):

@@ -8,8 +8,8 @@ import pytest
 
 from perception.datasets.lane_map import LANES_FILE, LaneCentres, keyframe_lanes, read_lane_centres
 from perception.datasets.maneuver_labels import (
-    VEHICLE_CLASSES, ManeuverLabelConfig, label_maneuver, lane_reached, lateral_shift_m, logged_maneuver,
-    read_scripted_maneuvers,
+    VEHICLE_CLASSES, ManeuverLabelConfig, brakes, chord_lane_change, label_maneuver, lane_reached, lateral_shift_m,
+    logged_maneuver, read_scripted_maneuvers, stands_still,
 )
 from perception.datasets.synthetic.layout import Road
 from perception.datasets.synthetic.scene import LEAD_IN_S, build_scene, scene_duration_s
@@ -111,6 +111,51 @@ def test_a_lead_on_the_path_within_the_headway_is_followed():
     assert label_maneuver(TIMES, ego, yaw, np.array([[reach + 1, 0.0]])) is Maneuver.KEEP_LANE
     assert label_maneuver(TIMES, ego, yaw, np.array([[15.0, 3.5]])) is Maneuver.KEEP_LANE  # the next lane
     assert label_maneuver(TIMES, ego, yaw, np.array([[-8.0, 0.0]])) is Maneuver.KEEP_LANE  # behind
+    # a motorcycle beside the rear axle, 0.5 m behind and 1.2 m right of it: 1.3 m from the path's start, within
+    # path_half_width_m 1.5 m, but not ahead of the rear axle along the path (its nearest path point is the
+    # start, along = 0)
+    assert label_maneuver(TIMES, ego, yaw, np.array([[-0.5, -1.2]])) is Maneuver.KEEP_LANE
+
+
+def test_the_follow_reach_is_from_the_speed_now():
+    # slowing at 1 m/s^2 from 10 m/s (no brake by the rules): interval speeds 9.75, 9.25, .., 7.25 m/s; the
+    # reach is 12 + 1.5 x 9.75 = 26.6 m (from the first interval's speed; from the last, 7.25 m/s, it would be
+    # 22.9 m): a car 25 m ahead on the path is followed, one 27.5 m ahead is not
+    x, y, yaw = _straight(lambda t: 10 * t - 0.5 * np.clip(t, 0, None) ** 2)
+    ego = np.c_[x, y]
+    assert label_maneuver(TIMES, ego, yaw, np.array([[25.0, 0.0]])) is Maneuver.FOLLOW
+    assert label_maneuver(TIMES, ego, yaw, np.array([[27.5, 0.0]])) is Maneuver.KEEP_LANE
+
+
+def test_a_stop_at_exactly_the_stop_speed_counts():
+    # 0.5 m/s throughout: every 0.5 s interval moves 0.25 m, 0.25 / 0.5 = 0.5 m/s (exact in binary), which is
+    # stop_speed_mps: at most it, so STOP; intervals at 0.5 + 1 / 12 = 0.583 m/s are not
+    x, y, yaw = _straight(lambda t: 0.5 * t)
+    assert label_maneuver(TIMES, np.c_[x, y], yaw, np.zeros((0, 2))) is Maneuver.STOP
+    assert stands_still(np.array([3.0, 2.0, 0.5, 0.5, 1.0, 2.0]))
+    assert not stands_still(np.array([3.0, 2.0, 0.5 + 1 / 12, 0.5 + 1 / 12, 1.0, 2.0]))
+
+
+def test_the_brake_rate_is_over_the_brake_span():
+    # a 2 s span: interval speeds falling 0.75 m/s per 0.5 s step (1.5 m/s^2) fall 3 m/s over 2 s, 1.5 m/s^2 <
+    # 1.75: no brake (3 m/s is the fall, not the rate); falling 1 m/s per step, 4 m/s over 2 s, 2.0 m/s^2 is one
+    config = ManeuverLabelConfig(brake_span_s=2.0)
+    assert not brakes(np.array([10.0, 9.25, 8.5, 7.75, 7.0, 6.25]), config)
+    assert brakes(np.array([10.0, 9.0, 8.0, 7.0, 6.0, 5.0]), config)
+    # a 0.5 s span: 1 m/s in one step is 2 m/s^2, a brake
+    assert brakes(np.array([10.0, 9.0, 9.0, 9.0, 9.0, 9.0]), ManeuverLabelConfig(brake_span_s=0.5))
+
+
+def test_a_westbound_lane_change_wraps_the_heading_at_pi():
+    # driving west (heading pi) at 10 m/s in a global frame, moving 3.5 m to the left (south, -y) over the
+    # window -2 .. 2 s; the logged heading drifts from pi - 0.01 to -pi + 0.01 (the same direction): the turn is
+    # 0.02 rad, the mean heading pi, the sideways move -sin(pi) x (-40) + cos(pi) x (-3.5) = +3.5 m, to the left
+    x = -10.0 * TIMES
+    y = -3.5 * np.clip((TIMES + 2) / 4, 0, 1)
+    yaw = np.where(TIMES < 0.5, math.pi - 0.01, -math.pi + 0.01)
+    shift, turn = lateral_shift_m(TIMES, np.c_[x, y], yaw)
+    assert shift == pytest.approx(3.5, abs=1e-9) and turn == pytest.approx(0.02)
+    assert chord_lane_change(TIMES, np.c_[x, y], yaw) is Maneuver.CHANGE_LANE_LEFT
 
 
 def test_bad_windows_are_rejected():
@@ -190,6 +235,16 @@ def test_a_lane_change_past_its_lane_boundary_is_found_as_the_script_drives_it()
             checked.append((lane_reached(times, xy, yaw, ego_lanes, CONFIG), now == later))
     assert len(checked) >= 8 and {reached for reached, _ in checked} == {True, False}, checked
     assert all(reached == expected for reached, expected in checked), checked
+
+
+def test_off_the_road_the_lane_is_not_reached():
+    # one lane along +x (centre y = 0, 3.5 m wide); the ego drives along +x 10 m left of it, more than a lane
+    # width off: in no lane (-1) now nor 1 s later, which is no lane reached
+    lanes = LaneCentres((np.array([[-100.0, 0.0], [200.0, 0.0]]),), 3.5)
+    x, y, yaw = _straight(lambda t: 10 * t)
+    assert lanes.lane_of(np.c_[x, y + 10.0][[4, 6]], yaw[[4, 6]]).tolist() == [-1, -1]
+    assert not lane_reached(TIMES, np.c_[x, y + 10.0], yaw, lanes)
+    assert lane_reached(TIMES, np.c_[x, y + 1.0], yaw, lanes)  # 1 m left of the centre: in lane 0 throughout
 
 
 def test_the_tiny_world_writes_its_scripted_labels(synthetic_root, nusc_synthetic):

@@ -1,5 +1,6 @@
 """Augmentation keeps every modality consistent: points stay in their boxes, radar motion stays consistent,
 pixels still see the same scene points, and image resize + crop moves projections exactly as the image."""
+import cv2
 import numpy as np
 import pytest
 from nuscenes.utils.geometry_utils import points_in_box
@@ -7,6 +8,7 @@ from nuscenes.utils.geometry_utils import points_in_box
 from perception.datasets.frame import CameraView, Frame, LidarSweeps, RadarSweeps
 from perception.datasets.transforms import (
     Compose, GlobalFlip, GlobalRotation, GlobalScaling, GlobalTranslation, ResizeCropImages, apply_ego_similarity,
+    resize_crop_view,
 )
 from perception.geometry import Boxes3D, CameraIntrinsics, EgoPose, RigidTransform, project_points, rotation_about_z
 
@@ -157,3 +159,16 @@ def test_resize_crop_moves_projections_and_pixels_alike(seed):
         u0, v0 = np.floor(centre).astype(int)
         if 3 <= u0 < 125 and 3 <= v0 < 61:  # the square is inside the crop: bright where its centre went
             assert new.image[v0, u0].min() > 150
+
+
+def test_shrinking_a_view_averages_the_pixels_it_merges():
+    # vertical stripes one pixel wide (columns 0, 255, 0, ...) on a 12 x 12 view shrunk by 1/3 to 4 x 4 (crop at
+    # 0, 0 of the same size): each output pixel covers 3 columns, (0, 255, 0) -> 85 or (255, 0, 255) -> 170, as
+    # cv2.resize with INTER_AREA gives; nearest or bilinear sampling would keep single columns (0 / 255)
+    image = np.zeros((12, 12, 3), np.uint8)
+    image[:, 1::2] = 255
+    view = CameraView("CAM_FRONT", image, CameraIntrinsics(12.0, 12.0, 6.0, 6.0, 12, 12),
+                      RigidTransform.from_rotation_translation(FORWARD_CAMERA_ROTATION, [1.7, 0.0, 1.5]), 0)
+    shrunk = resize_crop_view(view, 1 / 3, 0, 0, (4, 4))
+    np.testing.assert_array_equal(shrunk.image[:, :, 0], np.tile([85, 170, 85, 170], (4, 1)))
+    np.testing.assert_array_equal(shrunk.image, cv2.resize(image, (4, 4), interpolation=cv2.INTER_AREA))

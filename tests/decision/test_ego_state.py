@@ -79,3 +79,26 @@ def test_bad_poses_are_rejected():
         EgoState.from_poses([_pose(0.0, 0, 0, 0)], 3)
     with pytest.raises(ValueError, match="finite"):
         EgoState(float("nan"))
+
+
+def test_a_westbound_circle_wraps_the_yaw_at_pi():
+    # the circle of test_circle_gives_the_yaw_rate_and_a_chord_speed, driven where the heading passes +-pi:
+    # yaw(t) = pi - 0.1 + 0.4 t, 0.4 rad/s counter-clockwise on radius 20 m (8 m/s); the centre c lies left of
+    # the heading, so the ego sits at c + r (sin yaw, -cos yaw). The logged yaw jumps from pi - 0.1 to -pi + 0.1:
+    # the rate is the wrapped change 0.2 rad over 0.5 s = 0.4 rad/s, not (-2 pi + 0.2) / 0.5 = -12.2 rad/s
+    radius, rate = 20.0, 0.4
+    yaws = [math.pi - 0.1 + rate * t for t in (0.0, 0.5)]
+    poses = [_pose(t, 300.0 + radius * math.sin(yaw), -50.0 - radius * math.cos(yaw), yaw)
+             for t, yaw in zip((0.0, 0.5), yaws)]
+    assert poses[1].ego_to_global.yaw < 0 < poses[0].ego_to_global.yaw  # the log's yaw did wrap
+    state = EgoState.from_poses(poses, 1)
+    assert state.yaw_rate_rps == pytest.approx(rate)
+    assert state.speed_mps == pytest.approx(2 * radius * math.sin(0.1) * math.cos(0.1) / 0.5)  # the chord, as above
+
+
+def test_the_speed_is_projected_on_the_heading_at_the_end():
+    # the rear axle moves 1 m along x in 0.5 s while the heading turns from 0 to 0.5 rad (a car pivoting at the
+    # end of the interval): along the heading at the end, 1 m x cos(0.5) / 0.5 s = 1.755 m/s; along the heading
+    # at the start it would read 2.0 m/s
+    poses = [_pose(0.0, 10.0, 5.0, 0.0), _pose(0.5, 11.0, 5.0, 0.5)]
+    assert EgoState.from_poses(poses, 1).speed_mps == pytest.approx(2.0 * math.cos(0.5))

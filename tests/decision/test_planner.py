@@ -119,6 +119,27 @@ def test_free_left_lane_is_preferred_on_a_tie():
     assert decision.trajectory[-1, 1] > 3.0
 
 
+def test_a_follower_short_of_the_rear_gap_by_its_half_length_blocks_the_lane():
+    # a car 14 m behind in the left lane at the ego's 10 m/s: from its front (14 - 2.3 m behind the rear axle) to
+    # the ego's rear bumper (0.642 m behind it) 14 - 2.3 - 0.642 = 11.06 m at every step, short of
+    # 3 + 1 x 10 = 13 m (from its rear, 14 + 2.3 - 0.642 = 15.66 m, it would pass): the left lane is blocked,
+    # the right one free. 16.5 m behind: 16.5 - 2.942 = 13.56 m, clear
+    blocked = decide(agents(("car", -14, 3.5, 10, 0)), EgoState(10.0))
+    assert not blocked.lane_change_left_ok and blocked.lane_change_right_ok
+    assert decide(agents(("car", -16.5, 3.5, 10, 0)), EgoState(10.0)).lane_change_left_ok
+
+
+def test_a_slow_car_behind_in_the_next_lane_does_not_slow_that_lane():
+    # the slow lead of test_free_left_lane_is_preferred_on_a_tie (40 m ahead at 6 m/s, the ego at 12 m/s) and a
+    # car 20 m behind in the left lane at 2 m/s: it falls back (its front to the ego's rear bumper
+    # 20 - 2.3 - 0.642 + 10 t m, at least the 3 + 1 x 2 = 5 m it needs) and is not ahead of the ego, so the
+    # left lane still allows the 13.9 m/s cruise speed: a tie with the right lane, left wins
+    scene = agents(("car", 40, 0, 6, 0), ("car", -20, 3.5, 2, 0))
+    decision = decide(scene, EgoState(12.0))
+    assert decision.maneuver is Maneuver.CHANGE_LANE_LEFT and decision.lane_change_left_ok
+    assert decision.reason.endswith("left lane clear, allows 13.9 m/s")
+
+
 def test_stopped_queue_means_stop():
     queue = agents(("car", 20, 0, 0, 0), ("car", 26, 0.2, 0, 0), ("car", 32, -0.1, 0, 0))
     decision = decide(queue, EgoState(8.0))

@@ -6,6 +6,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from perception.datasets.lane_map import LaneCentres
 from perception.decision import EgoState, PlannerConfig
 from perception.decision.collision import path_coordinates
 from perception.decision.safety import check_plan
@@ -297,6 +298,70 @@ def test_a_lane_change_behind_a_lead_of_the_same_speed_is_kept():
     # (35 - 25 - 2.3 - 3.442) and needs 1.0 + (10^2 - 2^2) / 12 = 9.0 m
     slower = check_plan(plan, Maneuver.CHANGE_LANE_LEFT, agents(("car", 30, 3.5, 2, 0)), EgoState(10.0))
     assert slower.vetoed and "braking margin" in slower.reason
+
+
+def test_a_follower_in_the_ego_lane_does_not_block_a_lane_change():
+    # the 4 s lane change to the left at 10 m/s (each step 5 m on, 0.4375 m left); a car 8 m behind in the ego's
+    # own lane at 10 m/s. Along the plan it stays ~8 m behind the planned position, the plan's first steps
+    # within half a lane of it: as a follower it would need 3 + 1 x 10 = 13 m and have 8 - 2.3 - 0.642 = 5.1 m.
+    # But it is in the ego's lane now (|y| = 0 <= 1.75): the lane change does not cut in front of it (it
+    # already follows the ego), and at the same speed it never reaches the ego: kept
+    lateral = CONFIG.lane_width_m * np.clip(CONFIG.step_times_s / 4.0, 0, 1)
+    plan = np.c_[10.0 * CONFIG.step_times_s, lateral]
+    kept = check_plan(plan, Maneuver.CHANGE_LANE_LEFT, agents(("car", -8, 0, 10, 0)), EgoState(10.0))
+    assert not kept.vetoed and kept.maneuver is Maneuver.CHANGE_LANE_LEFT and np.array_equal(kept.trajectory, plan)
+    # the same car 8 m behind in the left lane is one the plan cuts in front of
+    blocked = check_plan(plan, Maneuver.CHANGE_LANE_LEFT, agents(("car", -8, 3.5, 10, 0)), EgoState(10.0))
+    assert blocked.vetoed and "refused CHANGE_LANE_LEFT, blocked by car #0 8.0 m behind" in blocked.reason
+
+
+def test_a_follower_short_of_the_rear_gap_by_less_than_half_its_length_blocks_a_lane_change():
+    # a lane change into the left lane within 1 s at 10 m/s: (5, 1.75), (10, 3.5), then on along y = 3.5 to
+    # (30, 3.5) at 3 s. A car 15 m behind in the left lane at 10 m/s is at (15, 3.5) at 3 s, on the path 15 m
+    # behind the planned rear axle: from its front (15 - 2.3 m behind) to the ego's rear bumper (0.642 m behind
+    # the rear axle) 15 - 2.3 - 0.642 = 12.06 m, short of 3 + 1 x 10 = 13 m (from its centre it would be
+    # 14.36 m, enough). At 2.0 and 2.5 s, as the plan joins the lane, it is within half a lane of the path and
+    # short again (by 0.85 and 0.57 m, its centre 1.6 and 1.9 m clear): refused
+    t = CONFIG.step_times_s
+    plan = np.c_[10.0 * t, CONFIG.lane_width_m * np.minimum(t, 1.0)]
+    blocked = check_plan(plan, Maneuver.CHANGE_LANE_LEFT, agents(("car", -15, 3.5, 10, 0)), EgoState(10.0))
+    assert blocked.vetoed and not blocked.maneuver.is_lane_change
+    assert "refused CHANGE_LANE_LEFT, blocked by car #0 15.0 m behind in the left lane at 10.0 m/s" in blocked.reason
+    # 17 m behind: 17 - 2.3 - 0.642 = 14.06 m of 13 m at 3 s (at 2.5 s 13.8 m of the 3 + 9.44 = 12.44 m its
+    # speed along the joining leg, 10 cos(atan(1.75 / 5)) = 9.44 m/s, needs): kept
+    clear = check_plan(plan, Maneuver.CHANGE_LANE_LEFT, agents(("car", -17, 3.5, 10, 0)), EgoState(10.0))
+    assert not clear.vetoed and clear.maneuver is Maneuver.CHANGE_LANE_LEFT
+
+
+def test_an_agent_moving_sideways_is_seen_at_its_speed_along_a_turned_plan():
+    # a plan turned 30 degrees to the left at 10 m/s (each step 5 m along (cos 30, sin 30)); a car on that line
+    # 10 m ahead driving along it at 10 m/s: velocity (8.66, 5.0), vy != 0. Its speed along the plan is
+    # 8.66 cos 30 + 5.0 sin 30 = 7.5 + 2.5 = 10 m/s, like the ego's: the 10 - 2.3 - 3.442 = 4.26 m gap holds
+    # and the margin is the 1.0 m safety gap alone (no speed to lose): kept. (Read as 7.5 - 2.5 = 5 m/s it would
+    # need 1 + (10^2 - 5^2) / 12 = 7.25 m: vetoed)
+    heading = np.radians(30.0)
+    direction = np.array([np.cos(heading), np.sin(heading)])
+    plan = 10.0 * CONFIG.step_times_s[:, None] * direction
+    lead = agents(("car", *(10.0 * direction), *(10.0 * direction), (1.9, 4.6, 1.6), heading))
+    kept = check_plan(plan, Maneuver.KEEP_LANE, lead, EgoState(10.0))
+    assert not kept.vetoed and np.array_equal(kept.trajectory, plan)
+    # the same car at 2 m/s along the line: 1 + (10^2 - 2^2) / 12 = 9.0 m needed of 4.26 m: vetoed
+    slow = agents(("car", *(10.0 * direction), *(2.0 * direction), (1.9, 4.6, 1.6), heading))
+    assert check_plan(plan, Maneuver.KEEP_LANE, slow, EgoState(10.0)).vetoed
+
+
+def test_a_lane_change_is_refused_only_towards_a_side_without_a_lane():
+    # a lane map of two lanes along +x, centres y = 0 (the ego's) and y = 3.5: a left lane, no right one. The
+    # 4 s lane change ends at 10 m/s, 2.625 m left at 3 s (lane round(2.625 / 3.5) = +1): kept; its mirror
+    # image ends in lane -1, which the map does not have: refused
+    lanes = LaneCentres((np.array([[-200.0, 0.0], [200.0, 0.0]]), np.array([[-200.0, 3.5], [200.0, 3.5]])), 3.5)
+    lateral = CONFIG.lane_width_m * np.clip(CONFIG.step_times_s / 4.0, 0, 1)
+    left = check_plan(np.c_[10.0 * CONFIG.step_times_s, lateral], Maneuver.CHANGE_LANE_LEFT, agents(),
+                      EgoState(10.0), lanes=lanes)
+    assert not left.vetoed and left.maneuver is Maneuver.CHANGE_LANE_LEFT
+    right = check_plan(np.c_[10.0 * CONFIG.step_times_s, -lateral], Maneuver.CHANGE_LANE_RIGHT, agents(),
+                       EgoState(10.0), lanes=lanes)
+    assert right.vetoed and "refused CHANGE_LANE_RIGHT, no right lane on the lane map" in right.reason
 
 
 def test_a_bad_plan_is_rejected():

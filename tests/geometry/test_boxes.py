@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 from nuscenes.utils.data_classes import Box
+from nuscenes.utils.geometry_utils import points_in_box
 from pyquaternion import Quaternion
 
 from perception.geometry import Boxes3D, RigidTransform
@@ -89,3 +90,28 @@ def test_contains_where_a_moving_box_was_at_each_points_sweep():
     # unknown velocity counts as standing
     assert car.contains(points, lags).tolist() == [[True, True, False, True, False], [False] * 4 + [True]]
     assert car.contains(points, np.full(5, 0.1))[0].tolist() == [True, False, False, False, False]  # at 19 m
+
+
+def test_contains_matches_devkit_points_in_box_for_turned_boxes():
+    # boxes turned by several yaws (at yaw 0 a sign slip in the sine terms of the box frame would not show),
+    # points spread over and around them: the devkit's points_in_box is the oracle
+    rng = np.random.default_rng(3)
+    boxes = Boxes3D(centers=[[5.0, -3.0, 1.0], [-10.0, 4.0, 0.5], [0.0, 0.0, 0.0]],
+                    sizes=[[2.0, 6.0, 2.0], [1.0, 4.0, 1.5], [3.0, 8.0, 2.0]], yaws=[0.6, -2.2, 1.1])
+    points = np.concatenate([center + rng.uniform(-4, 4, (400, 3)) * [1, 1, 0.15] for center in boxes.centers])
+    ours = boxes.contains(points)
+    devkit = np.stack([points_in_box(box, points.T) for box in boxes.to_devkit()])
+    assert np.all(devkit.sum(axis=1) >= 15)  # every box holds some of the points, and most lie outside it
+    np.testing.assert_array_equal(ours, devkit)
+
+
+def test_contains_includes_the_side_faces():
+    # a box along x (yaw 0) 2 m wide, 4 m long, 1 m high at (1, 2, 0.5): points exactly on its left and right
+    # faces (y = 3 and 1), its front and rear (x = 3 and -1) and its top are inside, as the devkit's
+    # points_in_box says; a hair beyond the left face is not
+    box = Boxes3D([[1.0, 2.0, 0.5]], [[2.0, 4.0, 1.0]], [0.0])
+    points = np.array([[1.0, 3.0, 0.5], [1.0, 1.0, 0.5], [3.0, 2.0, 0.5], [-1.0, 2.0, 0.5], [1.0, 2.0, 1.0],
+                       [1.0, 3.0 + 1e-9, 0.5]])
+    expected = points_in_box(box.to_devkit()[0], points.T)
+    assert expected.tolist() == [True] * 5 + [False]
+    assert box.contains(points)[0].tolist() == expected.tolist()

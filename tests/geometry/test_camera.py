@@ -1,3 +1,4 @@
+import cv2
 import numpy as np
 import pytest
 
@@ -48,3 +49,30 @@ def test_resizing_without_the_image_size_is_named():
     intrinsics = CameraIntrinsics.from_matrix([[1000.0, 0, 800], [0, 1000, 450], [0, 0, 1]], "CAM_FRONT")
     with pytest.raises(ValueError, match="CAM_FRONT: image size unknown"):
         resize_image(np.zeros((900, 1600, 3), np.uint8), intrinsics, (800, 450))
+
+
+def test_the_border_and_the_minimum_depth_are_outside():
+    # fx = fy = 64, cx = cy = 32 on a 64 x 64 image; the points at depth 2 m, x = -0.5 / 0.5 m, y = 0 project to
+    # u = 64 x -0.25 + 32 = 16 and 48, v = 32 (exact in binary): with border_px = 16 they lie exactly on the
+    # border, which is outside (border < u < width - border); 1 mm further in they are inside
+    intrinsics = CameraIntrinsics(64.0, 64.0, 32.0, 32.0, 64, 64)
+    points = np.array([[-0.5, 0.0, 2.0], [0.5, 0.0, 2.0], [0.0, -0.5, 2.0], [-0.499, 0.0, 2.0]])
+    projection = project_points(points, intrinsics, border_px=16.0)
+    np.testing.assert_array_equal(projection.pixels[:3], [[16.0, 32.0], [48.0, 32.0], [32.0, 16.0]])
+    np.testing.assert_array_equal(projection.visible, [False, False, False, True])
+    # depth exactly min_depth is not in front (depth > min_depth); 1 mm more is
+    at_limit = project_points(np.array([[0.0, 0.0, 1.5], [0.0, 0.0, 1.501]]), intrinsics, min_depth=1.5)
+    np.testing.assert_array_equal(at_limit.in_front, [False, True])
+
+
+def test_shrinking_averages_the_pixels_it_merges():
+    # vertical stripes one pixel wide (columns 0, 255, 0, ...) on a 12 x 12 image shrunk to 4 x 4: each output
+    # pixel covers 3 columns, (0, 255, 0) -> 85 or (255, 0, 255) -> 170, as cv2.resize with INTER_AREA gives
+    # (bilinear sampling would hit single columns, 255 / 0)
+    image = np.zeros((12, 12, 3), np.uint8)
+    image[:, 1::2] = 255
+    intrinsics = CameraIntrinsics(12.0, 12.0, 6.0, 6.0, 12, 12)
+    resized, scaled = resize_image(image, intrinsics, (4, 4))
+    np.testing.assert_array_equal(resized[:, :, 0], np.tile([85, 170, 85, 170], (4, 1)))
+    np.testing.assert_array_equal(resized, cv2.resize(image, (4, 4), interpolation=cv2.INTER_AREA))
+    assert (scaled.width, scaled.height, scaled.fx, scaled.cx) == (4, 4, 4.0, 2.0)

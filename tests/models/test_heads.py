@@ -36,6 +36,53 @@ def test_gaussian_radius_matches_centerpoint_by_hand():
     assert gaussian_radius(8, 8) > gaussian_radius(4, 4)
 
 
+def _centerpoint_gaussian_radius(height, width, min_overlap=0.5):
+    """CenterPoint's gaussian_radius (det3d/core/utils/center_utils.py), transcribed: the reference."""
+    a1 = 1
+    b1 = height + width
+    c1 = width * height * (1 - min_overlap) / (1 + min_overlap)
+    r1 = (b1 + math.sqrt(b1 ** 2 - 4 * a1 * c1)) / 2
+    a2 = 4
+    b2 = 2 * (height + width)
+    c2 = (1 - min_overlap) * width * height
+    r2 = (b2 + math.sqrt(b2 ** 2 - 4 * a2 * c2)) / 2
+    a3 = 4 * min_overlap
+    b3 = -2 * min_overlap * (height + width)
+    c3 = (min_overlap - 1) * width * height
+    r3 = (b3 + math.sqrt(b3 ** 2 - 4 * a3 * c3)) / 2
+    return min(r1, r2, r3)
+
+
+def _centerpoint_heatmap(shape, row, col, radius):
+    """CenterPoint's draw_heatmap_gaussian on an empty map: gaussian2D((2r+1, 2r+1), sigma=(2r+1)/6), values below
+    eps * max zeroed, clipped at the border."""
+    diameter = 2 * radius + 1
+    y, x = np.ogrid[-radius:radius + 1, -radius:radius + 1]
+    gaussian = np.exp(-(x * x + y * y) / (2 * (diameter / 6) ** 2))
+    gaussian[gaussian < np.finfo(gaussian.dtype).eps * gaussian.max()] = 0
+    heatmap = np.zeros(shape)
+    height, width = shape
+    left, right = min(col, radius), min(width - col, radius + 1)
+    top, bottom = min(row, radius), min(height - row, radius + 1)
+    heatmap[row - top:row + bottom, col - left:col + right] = gaussian[radius - top:radius + bottom,
+                                                                       radius - left:radius + right]
+    return heatmap
+
+
+def test_heatmap_radius_is_centerpoints_in_cells_not_metres():
+    """A 2 m x 4 m car on 0.5 m cells is 4 x 8 cells. CenterPoint's radius at min_overlap 0.1, by hand:
+    r1 = (12 + sqrt(144 - 4 * 32 * 0.9 / 1.1)) / 2 = 9.13; r2 = (24 + sqrt(576 - 16 * 28.8)) / 2 = 17.37;
+    r3 = (-2.4 + sqrt(5.76 + 4 * 0.4 * 28.8)) / 2 = (-2.4 + 7.2) / 2 = 2.4 -> int 2: a 5 x 5 gaussian at (row 11,
+    col 18). (The same formula on the size in metres, 2 x 4, gives 1.2 -> a 3 x 3 one.)"""
+    assert _centerpoint_gaussian_radius(8.0, 4.0, 0.1) == pytest.approx(2.4, abs=1e-9)
+    box = Boxes3D(centers=[[1.3, -2.2, 0.7]], sizes=[[2.0, 4.0, 1.5]], yaws=[0.5],
+                  labels=[DETECTION_CLASSES.index("car")])
+    heatmap = build_targets([box], GRID, min_radius=0).heatmap[0, 0].numpy()
+    rows, cols = np.nonzero(heatmap)
+    assert (rows.min(), rows.max(), cols.min(), cols.max()) == (9, 13, 16, 20)
+    np.testing.assert_allclose(heatmap, _centerpoint_heatmap(GRID.shape, 11, 18, 2), rtol=1e-6, atol=1e-7)
+
+
 def test_draw_gaussian_peak_symmetry_and_border():
     heatmap = np.zeros((9, 9), dtype=np.float32)
     draw_gaussian(heatmap, 4, 4, 2)
@@ -155,6 +202,43 @@ def test_decoding_applies_threshold_and_circle_nms():
     # attributes are chosen among those the class may carry
     assert ATTRIBUTES[decoded.attributes[0]].startswith("vehicle.")
     assert ATTRIBUTES[decoded.attributes[1]].startswith("pedestrian.")
+
+
+def test_decoding_reads_y_with_the_row_cell_size():
+    """Cells of 0.5 m in x and 0.25 m in y over (-8, -4)..(8, 4): 32 x 32. A car's peak at row 20, column 20 with
+    offsets (0.6, 0.4) decodes to x = 20.6 * 0.5 - 8 = 2.3, y = 20.4 * 0.25 - 4 = 1.1 (not 20.4 * 0.5 - 4 = 6.2);
+    a pedestrian at row 2, column 6 with offsets (0.0, 0.8): x = 6 * 0.5 - 8 = -5.0, y = 2.8 * 0.25 - 4 = -3.3."""
+    grid = BEVGrid((-8.0, -4.0, -3.0, 8.0, 4.0, 3.0), (0.5, 0.25))
+    assert grid.shape == (32, 32)
+    heatmap = torch.full((1, 10, 32, 32), -10.0)
+    regression = torch.zeros(1, 10, 32, 32)
+    heatmap[0, 0, 20, 20] = 5.0
+    regression[0, :2, 20, 20] = torch.tensor([0.6, 0.4])
+    heatmap[0, 5, 2, 6] = 4.0
+    regression[0, :2, 2, 6] = torch.tensor([0.0, 0.8])
+    decoded = CenterHead(8, grid, score_threshold=0.3).decode(
+        dict(heatmap=heatmap, regression=regression, attribute=torch.zeros(1, 8, 32, 32)))[0]
+    assert decoded.labels.tolist() == [0, 5]
+    np.testing.assert_allclose(decoded.centers[:, :2], [[2.3, 1.1], [-5.0, -3.3]], atol=1e-5)
+
+
+def test_decoding_sorts_by_score_across_classes_and_keeps_the_best_max_boxes():
+    """Peaks far apart (no suppression): car 0.50 (logit 0), pedestrian 0.95 (logit 3), traffic_cone 0.82 (1.5),
+    barrier 0.73 (1.0). All four come back by descending score (5, 8, 9, 0), whatever the class order; with
+    max_boxes 3 the car, the lowest, is the one left out."""
+    ny, nx = GRID.shape
+    heatmap = torch.full((1, 10, ny, nx), -10.0)
+    peaks = {0: ((5, 5), 0.0), 5: ((20, 20), 3.0), 8: ((10, 25), 1.5), 9: ((28, 3), 1.0)}
+    for label, ((row, col), logit) in peaks.items():
+        heatmap[0, label, row, col] = logit
+    outputs = dict(heatmap=heatmap, regression=torch.zeros(1, 10, ny, nx), attribute=torch.zeros(1, 8, ny, nx))
+    every = CenterHead(8, GRID, score_threshold=0.3).decode(outputs)[0]
+    assert every.labels.tolist() == [5, 8, 9, 0]
+    np.testing.assert_allclose(every.scores, 1 / (1 + np.exp(-np.array([3.0, 1.5, 1.0, 0.0]))), rtol=1e-6)
+    capped = CenterHead(8, GRID, score_threshold=0.3, max_boxes=3).decode(outputs)[0]
+    assert capped.labels.tolist() == [5, 8, 9]
+    np.testing.assert_allclose(capped.centers[:, :2], [[20 * 0.5 - 8, 20 * 0.5 - 8], [25 * 0.5 - 8, 10 * 0.5 - 8],
+                                                       [3 * 0.5 - 8, 28 * 0.5 - 8]])
 
 
 def test_loss_is_small_for_perfect_outputs_and_large_for_wrong_ones():

@@ -78,6 +78,26 @@ def test_grid_beyond_32_bit_keys_uses_64_bit_keys_and_agrees_with_the_reference(
     assert expected[2].max() > 1 and len(expected[2]) == 1000
 
 
+def test_a_range_of_fractional_cells_rounds_its_cell_count_as_spconv():
+    """(-51.2, 51.2) in 0.6 m cells: 102.4 / 0.6 = 170.67 in float32 -> 171 cells in x and y (spconv rounds; the
+    last cell reaches 51.4 m), 8 m in one 8 m cell in z. Points in cell 170 (x or y from 50.8 up to 51.4) are kept
+    as spconv keeps them; x = 51.5 (cell 171.2) is dropped."""
+    from perception.ops._grid import Grid3D
+
+    voxel_size, point_range = (0.6, 0.6, 8.0), (-51.2, -51.2, -5.0, 51.2, 51.2, 3.0)
+    generator = spconv_utils.PointToVoxel(list(voxel_size), list(point_range), 4, 100, 3)
+    assert Grid3D.from_range(voxel_size, point_range).shape_xyz == tuple(generator.grid_size[::-1]) == (171, 171, 1)
+    points = np.array([[51.0, 51.0, 0.0, 1], [51.3, 0.1, 0.0, 2], [0.1, 50.9, 0.0, 3], [-51.2, -51.2, -5.0, 4],
+                       [51.5, 0.1, 0.0, 5], [0.1, 0.1, 0.0, 6]], np.float32)
+    expected_voxels, expected_zyx, expected_num = (t.numpy() for t in generator(torch.from_numpy(points)))
+    np.testing.assert_array_equal(expected_zyx, [[0, 170, 170], [0, 85, 170], [0, 170, 85], [0, 0, 0], [0, 85, 85]])
+    for backend in CPU_BACKENDS:
+        voxels, coords, num_points = hard_voxelize(points, voxel_size, point_range, 3, 100, backend=backend)
+        np.testing.assert_array_equal(coords[:, 1:], expected_zyx)
+        np.testing.assert_array_equal(num_points, expected_num)
+        np.testing.assert_array_equal(voxels, expected_voxels)
+
+
 def test_hard_voxelize_on_a_cloud_large_enough_for_every_thread_matches_the_reference():
     """Above PARALLEL_MIN_POINTS the Numba kernel runs on all threads (chunked grouping and merge): still the
     reference's output, with both limits hit."""
