@@ -20,10 +20,12 @@ def test_two_folders_side_by_side(nusc_synthetic, synthetic_root, tmp_path):
         folder.mkdir()
         evaluations.append(imperfect_evaluation(nusc_synthetic, "synth_val", folder, seed=seed))
     out = tmp_path / "out"
-    rows = main([str(folders[0]), str(folders[1]), "--names", "first", "second", *data_args(synthetic_root),
-                 "--draws", "8", "--out", str(out)])
-    first, second = rows
+    rows = main([str(folders[0]), str(folders[1]), str(folders[0]), "--names", "first", "second", "again",
+                 *data_args(synthetic_root), "--draws", "8", "--out", str(out)])
+    first, second, again = rows
     assert [first["name"], second["name"]] == ["first", "second"]
+    # the first folder again is scored on the same draws: 0 on every draw, a tie, which counts as not below
+    assert list(again["difference_interval"]) == [0.0, 0.0] and again["share_not_below_first"] == 1.0
     assert first["NDS"] == evaluations[0].metrics.nd_score and second["NDS"] == evaluations[1].metrics.nd_score
     assert "difference" not in first
     assert second["difference"] == pytest.approx(second["NDS"] - first["NDS"])

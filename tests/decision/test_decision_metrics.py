@@ -6,13 +6,15 @@ import json
 import numpy as np
 import pytest
 from pyquaternion import Quaternion
+from scipy.spatial.transform import Rotation, Slerp
 from shapely.geometry import Polygon
 
 from perception.classes import category_to_detection_name
 from perception.decision import EgoState, Maneuver
-from perception.decision.collision import ego_footprints, footprints_overlap, plan_collisions
+from perception.decision.collision import ego_footprints, footprints_overlap, plan_collisions, plan_headings
 from perception.eval.decision_metrics import grade_planners
-from perception.eval.logged_drive import ego_state_at_sample, logged_future, planned_frame_for_sample
+from perception.eval.logged_drive import (_interpolate_boxes, ego_state_at_sample, logged_future,
+                                          planned_frame_for_sample)
 from perception.geometry import Boxes3D
 from tests.decision.helpers import agents
 
@@ -53,6 +55,43 @@ def test_footprint_overlap_matches_shapely():
     touching = Boxes3D([[4.084, 0.0, 0.0], [4.083, 0.0, 0.0]], [[1.85, 4.084, 1.0]] * 2, [0.0, 0.0]).bev_corners()
     square = Boxes3D(np.zeros((1, 3)), [[1.85, 4.084, 1.0]], [0.0]).bev_corners()[0]
     np.testing.assert_array_equal(footprints_overlap(square, touching), [False, True])
+
+
+def test_a_step_back_keeps_the_heading():
+    # forward 1 m, back 0.1 m (a standing plan's noise), forward 1.1 m: the step back points along pi, against
+    # the heading 0 it had; it is kept (plans do not reverse), and the footprint at 0.9 m still faces +x
+    trajectory = np.array([[1.0, 0.0], [0.9, 0.0], [2.0, 0.0]])
+    np.testing.assert_array_equal(plan_headings(trajectory), [0.0, 0.0, 0.0])
+    # its footprint: x 0.9 + 1.4 -+ 2.042, y -+ 0.925, as shapely sees it (a U-turn would put it at 0.9 - 1.4)
+    expected = Polygon([(0.9 + 1.4 - 2.042, -0.925), (0.9 + 1.4 + 2.042, -0.925), (0.9 + 1.4 + 2.042, 0.925),
+                        (0.9 + 1.4 - 2.042, 0.925)])
+    assert Polygon(ego_footprints(trajectory)[1]).symmetric_difference(expected).area == pytest.approx(0.0, abs=1e-9)
+
+
+def test_footprints_that_only_touch_do_not_overlap():
+    # unit squares on exact coordinates: sharing an edge, sharing a corner, and overlapping by half; shapely's
+    # intersection area is the oracle (0, 0, 0.5)
+    square = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 1.0], [1.0, 0.0]])
+    others = np.stack([square + [1.0, 0.0], square + [1.0, 1.0], square + [0.5, 0.0]])
+    oracle = [Polygon(square).intersection(Polygon(other)).area > 0 for other in others]
+    assert oracle == [False, False, True]
+    np.testing.assert_array_equal(footprints_overlap(square, others), oracle)
+
+
+def test_footprints_separated_only_along_the_other_ones_edges_do_not_overlap():
+    # the square [0, 2] x [0, 2] and a diamond centred at (3, 3), 1.2 m from its centre to each corner: on x and y
+    # (the square's edge normals) their shadows [0, 2] and [1.8, 4.2] overlap, but along the diamond's normal
+    # (1, 1) the square reaches x + y = 4 and the diamond starts at 6 - 1.2 = 4.8: a gap. Shapely: 0.8 / sqrt(2)
+    # = 0.566 m apart
+    square = np.array([[0.0, 0.0], [0.0, 2.0], [2.0, 2.0], [2.0, 0.0]])
+    diamond = np.array([[3.0, 4.2], [4.2, 3.0], [3.0, 1.8], [1.8, 3.0]])
+    assert Polygon(square).distance(Polygon(diamond)) == pytest.approx(0.8 / np.sqrt(2))
+    assert footprints_overlap(square, diamond[None]).tolist() == [False]
+    assert footprints_overlap(diamond, square[None]).tolist() == [False]
+    # moved by (-0.5, -0.5) the diamond starts at x + y = 3.8, inside the square's 4: they overlap
+    closer = diamond - 0.5
+    assert Polygon(square).intersection(Polygon(closer)).area > 0
+    assert footprints_overlap(square, closer[None]).tolist() == [True]
 
 
 def _devkit_boxes_in_ego(nusc, sample_token, ego_pose_record):
@@ -143,10 +182,14 @@ def test_logged_future_on_the_synthetic_world(nusc_synthetic):
     decisions = grade_planners(frames)
     json.dumps(decisions, allow_nan=False)
     planners = decisions["planners"]
+    # Plumbing checks, not grades: the ground truth passed as the detections must reach the rule planner and its gap
+    # check in the same ego frame as the keyframe's own ground truth, so both sides agree exactly.
     assert planners["rules_on_detections"] == planners["rules_on_ground_truth"]  # the same boxes on both sides
     feasibility = decisions["lane_change_feasibility"]
     assert list(feasibility) == ["rules_on_detections"]  # no planning head here
     assert feasibility["rules_on_detections"]["gap_check_on_truth"]["accuracy"] == 1.0  # the same boxes again
+    # graded against the world: the synthetic logged drive never collides with its own ground truth
+    assert all(rate in (0.0, None) for rate in planners["logged"]["collision_uniad"].values())
     assert planners["constant_velocity"]["num_frames"]["l2"]["1s"] == 2 * len(nusc_synthetic.scene)
     assert decisions["num_frames_labelled"] == 0 and decisions["maneuvers"] == {}  # 1.5 s scenes: no 3 s label
 
@@ -176,3 +219,21 @@ def test_a_blind_detector_on_the_real_fixture(nusc_real):
     assert all(frame.logged_maneuver is None for frame in frames)
     decisions = grade_planners(frames)
     assert decisions["planners"]["rules_on_detections"]["num_frames"]["l2"] == {"1s": 1, "2s": 0, "3s": 0}
+
+
+def test_box_yaw_interpolates_the_short_way_across_pi():
+    """A box matched in two keyframes at yaw 3.1 and -3.1 rad turned 2 pi - 6.2 = 0.083 rad through +-pi, not 6.2
+    rad back through 0: halfway it points at 3.1 + 0.042 = pi (scipy's Slerp of the two headings), a quarter of the
+    way at 3.1 + 0.021; the centre moves linearly. A box in one keyframe only is kept as annotated."""
+    before = Boxes3D(centers=[[10.0, 0.0, 0.0], [0.0, 5.0, 0.0]], sizes=[[2.0, 4.0, 1.5]] * 2, yaws=[3.1, 0.3])
+    after = Boxes3D(centers=[[12.0, 1.0, 0.0]], sizes=[[2.0, 4.0, 1.5]], yaws=[-3.1])
+    slerp = Slerp([0.0, 1.0], Rotation.from_euler("z", [[3.1], [-3.1]]))
+    for alpha in (0.25, 0.5):
+        boxes = _interpolate_boxes((before, ["car", "parked"]), (after, ["car"]), alpha)
+        assert len(boxes) == 2
+        turned = Rotation.from_euler("z", boxes.yaws[0]) * slerp([alpha])[0].inv()
+        assert turned.magnitude() == pytest.approx(0.0, abs=1e-9)
+        np.testing.assert_allclose(boxes.centers[0], [10.0 + 2.0 * alpha, alpha, 0.0])
+        assert boxes.yaws[1] == 0.3 and boxes.centers[1].tolist() == [0.0, 5.0, 0.0]
+    midway = _interpolate_boxes((before, ["car", "parked"]), (after, ["car"]), 0.5)
+    assert abs(np.cos(midway.yaws[0]) - -1.0) < 1e-9  # about pi

@@ -149,3 +149,60 @@ def test_l2_over_constant_velocitys_hand_worked():
         assert 0.25 <= low <= 1 / 3 <= high <= 0.5  # between frame b's ratio alone and frame a's
     text = decision_report_markdown(grade_planners(frames))
     assert "| p | 0.33x (" in text and "| constant_velocity | 1.00x (1.00-1.00) |" in text
+
+
+def test_a_frame_with_a_gap_in_its_log_counts_only_up_to_the_gap():
+    """Frame a: logged 10 m/s, the plan 8 m/s, off by 1, 2, .., 6 m, every step logged. Frame g: its log misses the
+    step at 2.0 s (step 4) but has 2.5 s and 3.0 s; its plan is exact. A horizon counts a frame only when every step
+    up to it is logged: g counts at 1 s only. At 3 s: UniAD 6 m and ST-P3 (1 + .. + 6) / 6 = 3.5 m from frame a
+    alone; at 1 s: (2 + 0) / 2 = 1 m."""
+    gap = _future("g", 10.0)
+    valid = np.array([True, True, True, False, True, True])
+    gap = LoggedFuture("g", TIMES, np.where(valid[:, None], gap.ego_xy, np.nan), valid, gap.boxes, valid.copy())
+    frames = [PlannedFrame(_future("a", 10.0), KEEP, {"p": (np.c_[8.0 * TIMES, np.zeros(6)], KEEP)}),
+              PlannedFrame(gap, KEEP, {"p": (np.c_[10.0 * TIMES, np.zeros(6)], KEEP)})]
+    p = grade_planners(frames)["planners"]["p"]
+    assert p["num_frames"]["l2"] == {"1s": 2, "2s": 1, "3s": 1}
+    assert p["num_frames"]["collision"] == {"1s": 2, "2s": 1, "3s": 1}
+    assert p["l2_uniad_m"] == pytest.approx({"1s": 1.0, "2s": 4.0, "3s": 6.0})
+    assert p["l2_stp3_m"]["3s"] == pytest.approx(3.5)
+
+
+def test_the_logged_drives_collisions_count_only_where_its_path_is_logged():
+    """Boxes annotated for all 3 s, the ego's log covers 2 s only (5 m/s: 2.5 .. 10 m). A parked car sits on the
+    origin at 2.5 s and 3.0 s, behind the ego by then. The logged drive's path is unknown after 2 s (its masked steps
+    are placed at the origin, on the car): it is counted up to 2 s only, 0 collisions. A planner's path is known
+    at every step: counted at 3 s too (at 12.5 m and 15 m, the car's front at 2.3 m: no collision)."""
+    car = Boxes3D(centers=np.array([[0.0, 0.0, 0.9]]), sizes=np.array([[1.9, 4.6, 1.6]]), yaws=np.zeros(1))
+    short = _future("s", 5.0, valid_steps=4)
+    future = LoggedFuture("s", TIMES, short.ego_xy, short.ego_valid, (Boxes3D.empty(),) * 4 + (car, car),
+                          np.ones(6, dtype=bool))
+    planners = grade_planners([PlannedFrame(future, KEEP, {"p": (np.c_[5.0 * TIMES, np.zeros(6)], KEEP)})])["planners"]
+    logged, p = planners["logged"], planners["p"]
+    assert logged["num_frames"]["collision"] == {"1s": 1, "2s": 1, "3s": 0}
+    assert logged["collision_uniad"] == {"1s": 0.0, "2s": 0.0, "3s": None}
+    assert p["num_frames"]["collision"] == {"1s": 1, "2s": 1, "3s": 1}
+    assert p["collision_uniad"] == {"1s": 0.0, "2s": 0.0, "3s": 0.0}
+
+
+def test_the_logged_side_is_the_side_the_driver_took():
+    """A left change judged (left ok, right blocked) and a right change judged (left blocked, right ok): the side
+    taken was judged feasible in both, 2/2. A left change judged (left blocked, right ok) alone: 0/1."""
+    still = np.zeros((6, 2))
+    frames = [PlannedFrame(_future("l", 5.0), LEFT, {"p": (still, KEEP)}, {"p": (True, False)}),
+              PlannedFrame(_future("r", 5.0), RIGHT, {"p": (still, KEEP)}, {"p": (False, True)})]
+    assert grade_lane_change_feasibility(frames)["p"]["logged_side_feasible_rate"] == 1.0
+    wrong_side = [PlannedFrame(_future("l", 5.0), LEFT, {"p": (still, KEEP)}, {"p": (False, True)})]
+    assert grade_lane_change_feasibility(wrong_side)["p"]["logged_side_feasible_rate"] == 0.0
+
+
+def test_false_feasible_is_a_share_of_the_sides_the_truth_blocks():
+    """Two frames, the truth blocks the left and frees the right in both; judged (ok, ok) and (blocked, ok). Of the
+    2 blocked sides 1 was judged feasible: 1/2 (the free sides: none judged blocked, a different share, 0/2).
+    Accuracy 3 of 4 sides."""
+    still = np.zeros((6, 2))
+    frames = [PlannedFrame(_future(token, 5.0), KEEP, {"p": (still, KEEP)}, {"p": judged}, (False, True))
+              for token, judged in (("a", (True, True)), ("b", (False, True)))]
+    check = grade_lane_change_feasibility(frames)["p"]["gap_check_on_truth"]
+    assert check == {"sides": 4, "accuracy": pytest.approx(3 / 4), "blocked_sides": 2,
+                     "false_feasible_rate": pytest.approx(1 / 2)}

@@ -1,10 +1,13 @@
 """Ground truth through our conversion scored by nuscenes-devkit's unmodified DetectionEval, and the distance
 breakdown against hand-worked cases."""
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 from nuscenes.eval.common.config import config_factory
 from nuscenes.eval.common.data_classes import EvalBoxes
 from nuscenes.eval.detection.data_classes import DetectionBox, DetectionMetrics
+from nuscenes.eval.detection.evaluate import DetectionEval
 
 from perception.datasets.loader import NuScenesFrames
 from perception.datasets.splits import split_sample_tokens
@@ -154,3 +157,28 @@ def test_confident_boxes_hand_worked():
     assert confident_boxes(evaluation) == {"score_threshold": 0.3, "predicted_per_frame": 1.0,
                                            "ground_truth_per_frame": 1.5}
     assert confident_boxes(evaluation, 0.05)["predicted_per_frame"] == 2.0
+
+
+def test_a_box_on_a_bin_edge_goes_to_the_bin_above():
+    """DISTANCE_BINS include their lower bound and exclude their upper one: a car exactly 20 m away, found, is in
+    the 20-30 m bin (AP 1) and not in the 0-20 m one (no ground truth there)."""
+    gt, pred = EvalBoxes(), EvalBoxes()
+    gt.add_boxes("s1", [_box("s1", "car", 20.0, 0.0)])
+    pred.add_boxes("s1", [_box("s1", "car", 20.0, 0.0, 0.9)])
+    near, middle, _ = distance_breakdown(Evaluation(config_factory(EVAL_CONFIG), None, None, gt, pred, ""))
+    assert near["num_gt"]["car"] == 0 and near["class_ap"]["car"] is None and near["mean_ap"] is None
+    assert middle["num_gt"]["car"] == 1 and middle["class_ap"]["car"] == pytest.approx(1.0)
+
+
+def test_bin_ap_is_the_mean_over_the_matching_thresholds():
+    """A car predicted 1.5 m off its ground truth: a true positive within the 2 m and 4 m thresholds (AP 1), a false
+    positive within 0.5 m and 1 m (AP 0): AP (0 + 0 + 1 + 1) / 4 = 0.5 in its bin, as the devkit's DetectionEval
+    gives for the car on these boxes."""
+    gt, pred = EvalBoxes(), EvalBoxes()
+    gt.add_boxes("s1", [_box("s1", "car", 10.0, 0.0)])
+    pred.add_boxes("s1", [_box("s1", "car", 11.5, 0.0, 0.9)])
+    config = config_factory(EVAL_CONFIG)
+    near = distance_breakdown(Evaluation(config, None, None, gt, pred, ""))[0]
+    assert near["class_ap"]["car"] == pytest.approx(0.5) and near["mean_ap"] == pytest.approx(0.5)
+    devkit, _ = DetectionEval.evaluate(SimpleNamespace(cfg=config, gt_boxes=gt, pred_boxes=pred, verbose=False))
+    assert devkit.mean_dist_aps["car"] == pytest.approx(0.5)

@@ -3,12 +3,14 @@ import numpy as np
 import pytest
 from nuscenes.eval.common.config import config_factory
 from nuscenes.eval.common.data_classes import EvalBoxes
+from nuscenes.eval.detection.algo import accumulate, calc_ap
 from nuscenes.eval.detection.data_classes import DetectionBox
 
 from perception.datasets.splits import split_sample_tokens
 from perception.eval.detection import EVAL_CONFIG, Evaluation, run_detection_eval
+from perception.eval import resampling
 from perception.eval.resampling import (
-    drawn_metrics, keyframe_draws, percentile_interval, resampled_nd_scores,
+    drawn_metrics, keyframe_draws, percentile_interval, resampled_comparison, resampled_nd_scores,
 )
 from perception.eval.submission import boxes_to_submission, make_submission, submission_meta, write_submission
 from tests.eval.devkit_truth import devkit_ground_truth
@@ -105,3 +107,51 @@ def test_keyframe_draws_and_intervals_hand_worked():
         percentile_interval(np.arange(3.0), 1.0)
     with pytest.raises(ValueError, match="at least one keyframe"):
         keyframe_draws(0, 10)
+
+
+def test_a_keyframe_drawn_twice_is_two_keyframes():
+    """Keyframe a: one car and two detections of it at the same score (a duplicate). Drawn (a, a), it must score
+    as the devkit scores two keyframes x and y of that content (accumulate / calc_ap): each copy's detections match
+    only their own car, one TP and one FP per copy. Under one name the duplicate of one copy would take the other
+    copy's car (two TPs ranked first, a higher AP)."""
+    gt, pred = EvalBoxes(), EvalBoxes()
+    gt.add_boxes("a", [_car("a", 10.0)])
+    pred.add_boxes("a", [_car("a", 10.0, 0.6), _car("a", 10.2, 0.6)])
+    config = config_factory(EVAL_CONFIG)
+    two_gt, two_pred = EvalBoxes(), EvalBoxes()
+    for token in ("x", "y"):
+        two_gt.add_boxes(token, [_car(token, 10.0)])
+        two_pred.add_boxes(token, [_car(token, 10.0, 0.6), _car(token, 10.2, 0.6)])
+    expected = np.mean([calc_ap(accumulate(two_gt, two_pred, "car", config.dist_fcn_callable, threshold),
+                                config.min_recall, config.min_precision) for threshold in config.dist_ths])
+    assert expected < 0.99  # the FPs ranked between the TPs cost AP
+    assert drawn_metrics(config, gt, pred, ["a"], [0, 0]).mean_dist_aps["car"] == pytest.approx(expected)
+
+
+def test_difference_interval_and_share_on_paired_draws_hand_worked(nusc_synthetic, tmp_path, monkeypatch):
+    """The per-draw NDS stubbed on 4 draws: first 0.5, 0.6, 0.7, 0.8, second 0.5, 0.65, 0.65, 0.9. Paired
+    differences 0, 0.05, -0.05, 0.1: the second is not below the first on 3 of 4 draws (a tie counts), and the
+    central half of the differences (sorted -0.05, 0, 0.05, 0.1; numpy's linear percentiles at positions 0.75 and
+    2.25) is -0.05 + 0.75 x 0.05 = -0.0125 .. 0.05 + 0.25 x 0.05 = 0.0625. Scored for real, the same submission
+    twice differs by exactly 0 on every draw (the draws are paired), so it is never below: share 1, interval 0 .. 0."""
+    for name in ("first", "second"):
+        (tmp_path / name).mkdir()
+    first = imperfect_evaluation(nusc_synthetic, "synth_val", tmp_path / "first")
+    imperfect_evaluation(nusc_synthetic, "synth_val", tmp_path / "second", seed=1)
+    paths = [str(tmp_path / name / "results_nusc.json") for name in ("first", "second")]
+    scores = np.array([[0.5, 0.6, 0.7, 0.8], [0.5, 0.65, 0.65, 0.9]])
+
+    def stub(evaluations, draws, progress=False):
+        assert len(evaluations) == 2 and draws.shape == (4, 4)
+        return scores
+
+    monkeypatch.setattr(resampling, "resampled_nd_scores", stub)
+    _, second = resampled_comparison(nusc_synthetic, "synth_val", paths, ["first", "second"], 4, level=0.5)
+    assert second["share_not_below_first"] == 0.75
+    assert second["difference_interval"] == pytest.approx((-0.0125, 0.0625))
+    monkeypatch.undo()
+    _, again = resampled_comparison(nusc_synthetic, "synth_val", [paths[0], paths[0]], ["first", "again"], 4)
+    assert again["difference"] == 0.0 and again["share_not_below_first"] == 1.0
+    assert again["difference_interval"] == (0.0, 0.0)
+    assert again["NDS"] == first.metrics.nd_score
+    assert again["NDS_interval"][0] < again["NDS_interval"][1]  # the draws differ, their differences do not

@@ -82,6 +82,9 @@ def test_bad_boxes_get_an_error_naming_the_sample(problem, match):
 def test_meta_follows_the_sensors():
     assert submission_meta(["lidar", "radar"]) == {"use_camera": False, "use_lidar": True, "use_radar": True,
                                                    "use_map": False, "use_external": False}
+    assert submission_meta(["lidar"])["use_radar"] is False  # a LiDAR-only model
+    assert submission_meta(["radar"]) == {"use_camera": False, "use_lidar": False, "use_radar": True,
+                                          "use_map": False, "use_external": False}
     with pytest.raises(ValueError, match="sonar"):
         submission_meta(["sonar"])
 
