@@ -6,6 +6,7 @@ import functools
 import math
 import os
 import sys
+import tempfile
 from typing import Callable, Optional, Sequence, Tuple, TypeVar
 
 from perception.paths import REPO_ROOT
@@ -13,10 +14,10 @@ from perception.threads import apply_thread_policy, set_openmp_environment
 
 set_openmp_environment()  # before any tool imports torch: the OpenMP runtime reads it once, at start
 
-USER_ERRORS = (FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError, ValueError)
+USER_ERRORS = (FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError, ValueError)
 """What this project raises for bad input (DESIGN.md: a message naming the file or value and the problem): a missing
 or truncated file, a checkpoint that does not fit its config, an unknown split or scene, an output path that is a
-file where a folder goes or the other way round (the OSError names the path)."""
+file where a folder goes or the other way round or may not be written (the OSError names the path)."""
 
 Result = TypeVar("Result")
 
@@ -61,16 +62,20 @@ def add_debug_option(parser: argparse.ArgumentParser) -> None:
 
 def check_output_path(parser: argparse.ArgumentParser, option: str, path: str, folder: bool = True) -> None:
     """Before any work: parser.error when the output ``path`` (given as ``option``; a folder, or with ``folder``
-    False a file) exists as the other kind, or when the nearest of its parents that exists is not a folder."""
-    if os.path.exists(path):
-        if os.path.isdir(path) != folder:
-            parser.error(f"{option} {path}: exists and is not a {'folder' if folder else 'file'}")
-        return
-    parent = os.path.dirname(os.path.abspath(path))
-    while not os.path.exists(parent):
-        parent = os.path.dirname(parent)
-    if not os.path.isdir(parent):
-        parser.error(f"{option} {path}: {parent} is a file, not a folder")
+    False a file) exists as the other kind, when the nearest of its parents that exists is not a folder, or when
+    nothing can be written there (a file made and removed in the nearest existing folder: a read-only file
+    system, a folder without write permission). Creates nothing."""
+    if os.path.exists(path) and os.path.isdir(path) != folder:
+        parser.error(f"{option} {path}: exists and is not a {'folder' if folder else 'file'}")
+    nearest = path if folder and os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(nearest):
+        nearest = os.path.dirname(nearest)
+    if not os.path.isdir(nearest):
+        parser.error(f"{option} {path}: {nearest} is a file, not a folder")
+    try:
+        tempfile.TemporaryFile(dir=nearest).close()
+    except OSError as error:
+        parser.error(f"{option} {path}: cannot write in {nearest} ({error.strerror or error})")
 
 
 def check_device(parser: argparse.ArgumentParser, device: str) -> None:
@@ -124,15 +129,35 @@ def positive_int(text: str) -> int:
     return _integer_at_least_one(text, "the value")
 
 
-def positive_float(text: str) -> float:
-    """An argparse type: a finite number > 0."""
+def seed(text: str) -> int:
+    """An argparse type: a random seed, an integer >= 0 (what numpy's and torch's generators take)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a seed must be an integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"a seed must be >= 0, got {value}")
+    return value
+
+
+def _finite_float(text: str, positive: bool) -> float:
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"the value must be a number, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"the value must be finite and > 0, got {value}")
+    if not (math.isfinite(value) and (value > 0 if positive else value >= 0)):
+        raise argparse.ArgumentTypeError(f"the value must be finite and {'>' if positive else '>='} 0, got {value}")
     return value
+
+
+def positive_float(text: str) -> float:
+    """An argparse type: a finite number > 0."""
+    return _finite_float(text, positive=True)
+
+
+def non_negative_float(text: str) -> float:
+    """An argparse type: a finite number >= 0."""
+    return _finite_float(text, positive=False)
 
 
 def sweep_count(text: str) -> int:

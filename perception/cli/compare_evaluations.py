@@ -16,7 +16,7 @@ import json
 import os
 from typing import List, Optional, Sequence
 
-from perception.cli import add_debug_option, resolve_path, tool_command, tool_main
+from perception.cli import add_debug_option, check_output_path, resolve_path, seed, tool_command, tool_main
 from perception.datasets.records import open_nuscenes
 from perception.datasets.splits import split_sample_tokens
 from perception.eval.report import plot_resampled, resampled_caption, resampled_table
@@ -36,10 +36,11 @@ def main(argv: Optional[Sequence[str]] = None) -> List[dict]:
     parser.add_argument("--draws", type=int, default=1000, help="keyframe draws (default 1000)")
     parser.add_argument("--level", type=float, default=INTERVAL_LEVEL,
                         help=f"central share of the draws an interval spans (default {INTERVAL_LEVEL})")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=seed, default=0)
     parser.add_argument("--out", required=True)
     add_debug_option(parser)
     args = parser.parse_args(argv)
+    check_output_path(parser, "--out", args.out)
     names = args.names or list(args.folders)
     nusc = open_nuscenes(resolve_path(args.dataroot), args.version)
     rows = resampled_comparison(nusc, args.split, [os.path.join(folder, RESULTS_FILE) for folder in args.folders],

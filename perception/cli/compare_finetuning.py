@@ -28,8 +28,8 @@ from typing import Callable, List, Mapping, Optional, Sequence, Tuple
 
 from mmengine.config import Config
 
-from perception.cli import (add_debug_option, positive_float, positive_int, resolve_config, resolve_path,
-                            tool_command, tool_main)
+from perception.cli import (add_debug_option, check_output_path, positive_float, positive_int, resolve_config,
+                            resolve_path, seed, tool_command, tool_main)
 from perception.cli import finetune as finetune_tool
 from perception.cli import test as test_tool
 from perception.cli import train as train_tool
@@ -186,11 +186,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the peak learning rate of one method's runs (every rank), e.g. adapter=0.01; repeat "
                              "for more methods (default: the config's, as for training from scratch)")
     seeds = parser.add_mutually_exclusive_group()
-    seeds.add_argument("--seed", type=int,
+    seeds.add_argument("--seed", type=seed,
                        help="every training run's seed (randomness.seed: initialisation, batch order, "
                             "augmentation; default: the config's). On a few keyframes it moves NDS by about as much "
                             "as the methods differ (benchmarks/RESULTS.md)")
-    seeds.add_argument("--seeds", type=int, nargs="+", metavar="S",
+    seeds.add_argument("--seeds", type=seed, nargs="+", metavar="S",
                        help="the whole table once a seed, into OUT/seed_S, then seeds.md / seeds.json across them")
     parser.add_argument("--draws", type=int, default=200,
                         help="keyframe draws for the NDS intervals against full fine-tuning (default 200, about 0.5 s "
@@ -344,6 +344,7 @@ def main(argv: Optional[Sequence[str]] = None) -> List[dict]:
     """One table (rows returned), or with --seeds one a seed and the summary across them (seed_rows returned)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    check_output_path(parser, "--out", args.out)
     if args.seeds is None:
         return compare_table(args, argv)
     if len(set(args.seeds)) < len(args.seeds):

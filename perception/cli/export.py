@@ -2,15 +2,21 @@
 depth net, the pillar feature nets, the encoders' convs, fuser, decoder and head branches and, in a model that
 plans, the planning head's layers, one graph each; the kernels (voxelization, pillar scatter, BEV pooling, NMS)
 stay outside in their Numba code. Each graph passes onnx's checker, and the graphs in ONNX Runtime are checked
-against the torch model on a random frame (the head outputs and the plans)."""
+against the torch model on a random frame (the head outputs and the plans). The folder is built beside --out
+(``<out>.partial``) and moved in only when the graphs pass that check: a failed or killed export leaves no folder
+that loads as an export."""
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 from pathlib import Path
 from typing import Optional, Sequence
 
-from perception.cli import add_debug_option, resolve_config, tool_main
+from perception.cli import add_debug_option, check_output_path, positive_float, resolve_config, tool_main
+
+REPORT_FILE = "export.json"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -18,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("config", help="model config (mmengine), e.g. configs/fusion_tiny.py")
     parser.add_argument("checkpoint", help="trained weights (a shipped checkpoint)")
     parser.add_argument("--out", required=True, help="folder for the graphs (<module path>.onnx) and export.json")
-    parser.add_argument("--tolerance", type=float, default=1e-4,
+    parser.add_argument("--tolerance", type=positive_float, default=1e-4,
                         help="largest relative difference of the head outputs and plans, ONNX Runtime against torch")
     add_debug_option(parser)
     return parser
@@ -26,27 +32,37 @@ def build_parser() -> argparse.ArgumentParser:
 
 @tool_main
 def main(argv: Optional[Sequence[str]] = None) -> dict:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    check_output_path(parser, "--out", args.out)
     config_path = resolve_config(args.config)
+    out, staging = os.path.normpath(args.out), os.path.normpath(args.out) + ".partial"
+    if os.path.isdir(out) and os.listdir(out) and not os.path.isfile(os.path.join(out, REPORT_FILE)):
+        raise ValueError(f"--out {args.out}: holds files but no {REPORT_FILE} (not a folder tools/export.py "
+                         f"finished, which a rerun replaces whole); choose another folder or empty it")
     from perception.deploy.graphs import (checked_outputs, example_batch, export_graphs, load_onnx_detector,
                                           output_error)
     from perception.models import load_detector
 
     detector = load_detector(config_path, args.checkpoint)
-    files = export_graphs(detector, config_path, args.checkpoint, args.out)
+    shutil.rmtree(staging, ignore_errors=True)  # a killed run's
+    files = export_graphs(detector, config_path, args.checkpoint, staging)
     check = example_batch(detector, seed=1)
     errors = output_error(checked_outputs(detector, check),
-                          checked_outputs(load_onnx_detector(config_path, args.out), check))
+                          checked_outputs(load_onnx_detector(config_path, staging), check))
+    for name, error in errors.items():
+        print(f"{name}: max relative difference onnxruntime vs torch {error:.2e}")
+    if max(errors.values()) > args.tolerance:
+        raise ValueError(f"{staging}: the graphs differ from the torch model by {max(errors.values()):.2e} "
+                         f"(> --tolerance {args.tolerance}); left there, not moved to {args.out}")
     report = {"config": args.config, "checkpoint": args.checkpoint, "graphs": {p: f.name for p, f in files.items()},
               "bytes": sum(f.stat().st_size for f in files.values()), "check_relative_error": errors,
               "tolerance": args.tolerance}
-    Path(args.out, "export.json").write_text(json.dumps(report, indent=2))
-    for name, error in errors.items():
-        print(f"{name}: max relative difference onnxruntime vs torch {error:.2e}")
+    Path(staging, REPORT_FILE).write_text(json.dumps(report, indent=2))
+    if os.path.isdir(out):  # a finished export's folder (checked above): replaced whole
+        shutil.rmtree(out)
+    os.replace(staging, out)
     print(f"{len(files)} graphs, {report['bytes'] / 2 ** 20:.1f} MiB in {args.out}")
-    if max(errors.values()) > args.tolerance:
-        raise ValueError(f"{args.out}: the graphs differ from the torch model by {max(errors.values()):.2e} "
-                         f"(> --tolerance {args.tolerance})")
     return report
 
 

@@ -6,7 +6,7 @@ import argparse
 import os
 from typing import Optional, Sequence
 
-from perception.cli import add_debug_option, parse_image_size, tool_main
+from perception.cli import add_debug_option, check_output_path, parse_image_size, seed, tool_main
 from perception.paths import DATA_ROOT
 
 
@@ -16,7 +16,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument("--out", default=str(DATA_ROOT / "synthetic"), help="dataroot to write")
     parser.add_argument("--scenes", type=int, default=10, help="number of scenes")
     parser.add_argument("--samples-per-scene", type=int, default=40, help="keyframes (2 Hz) per scene")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=seed, default=0)
     parser.add_argument("--image-size", type=parse_image_size, default=(800, 450), help="camera images, WxH")
     parser.add_argument("--version", default="v1.0-synth", help="table folder name")
     parser.add_argument("--workers", type=int, default=1, help="scenes recorded in parallel processes")
@@ -28,6 +28,10 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                         help="also write a picture of the first validation keyframe (default: OUT/preview.png)")
     add_debug_option(parser)
     args = parser.parse_args(argv)
+    check_output_path(parser, "--out", args.out)
+    if os.path.isdir(args.out) and os.listdir(args.out):
+        parser.error(f"--out {args.out}: holds files already (another world's sensor files would stay beside the new "
+                     f"tables); choose another folder or remove it")
 
     from perception.datasets.synthetic import VAL_SPLIT, generate_world
 

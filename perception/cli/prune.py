@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-from perception.cli import (add_data_options, add_debug_option, config_data, positive_int, resolve_config,
-                            tool_main)
+from perception.cli import (add_data_options, add_debug_option, check_output_path, config_data, positive_int,
+                            resolve_config, tool_main)
 from perception.deploy.prune import DEFAULT_SCOPE, SCOPES
 from perception.jsonfile import read_json
 from perception.plotting import pyplot
@@ -89,6 +89,7 @@ def prune(args: argparse.Namespace, parser: argparse.ArgumentParser) -> List[Dic
 
     if not (args.config and args.checkpoint and args.out and args.ratio):
         parser.error("give CONFIG CHECKPOINT --ratio R [--ratio R2 ...] --out DIR (or --report DIR)")
+    check_output_path(parser, "--out", args.out)
     for ratio in args.ratio:
         if not 0.0 <= ratio < 1.0:
             parser.error(f"--ratio {ratio}: a fraction in [0, 1)")

@@ -16,8 +16,8 @@ import shutil
 from pathlib import Path
 from typing import Optional, Sequence
 
-from perception.cli import (add_data_options, add_debug_option, check_output_path, config_data, resolve_config,
-                            tool_main)
+from perception.cli import (add_data_options, add_debug_option, check_output_path, config_data, non_negative_float,
+                            resolve_config, tool_main)
 
 REPORT_FILE = "quantize.json"
 """Written last: a folder holding it is one that tools/quantize.py finished."""
@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--calib-split", help="default: the config's training split")
     parser.add_argument("--eval-frames", type=int, default=8, help="validation frames of the sensitivity sweep")
     parser.add_argument("--eval-split", help="default: the config's validation split")
-    parser.add_argument("--max-score-error", type=float, default=0.1,
+    parser.add_argument("--max-score-error", type=non_negative_float, default=0.1,
                         help="a graph whose quantization alone changes a score by more computes in float (with 0.1 "
                              "the shipped model v4 keeps three graphs float; see benchmarks/RESULTS.md)")
     parser.add_argument("--keep-float", action="append", default=[], metavar="MODULE",

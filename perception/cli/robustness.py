@@ -9,7 +9,7 @@ import argparse
 import os
 from typing import Optional, Sequence
 
-from perception.cli import add_debug_option, check_output_path, resolve_config, resolve_path, tool_main
+from perception.cli import add_debug_option, check_output_path, resolve_config, resolve_path, seed, tool_main
 from perception.datasets.corruptions import CORRUPTIONS, SEVERITIES
 from perception.engine import end_distributed, init_distributed_from_env
 from perception.eval.robustness import (
@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--corruptions", default=",".join(CORRUPTIONS),
                         help="comma-separated corruption names (default: all): " + ", ".join(CORRUPTIONS))
     parser.add_argument("--severities", default=",".join(map(str, SEVERITIES)), help="comma-separated, of 1,2,3")
-    parser.add_argument("--seed", type=int, default=0, help="corruption seed (part of a cell's identity)")
+    parser.add_argument("--seed", type=seed, default=0, help="corruption seed (part of a cell's identity)")
     parser.add_argument("--baseline", help="robustness.json of a baseline model, for CE and mCE")
     parser.add_argument("--out", default="outputs/robustness", help="output folder (finished cells are kept)")
     parser.add_argument("--batch-size", type=int, default=1)

@@ -11,6 +11,7 @@ from perception.cli import (add_debug_option, check_output_path, resolve_config,
                             tool_main)
 from perception.cli.backend import add_backend_options
 from perception.datasets.corruptions import CorruptFrames, parse_cell
+from perception.datasets.splits import ALL_SCENES
 from perception.detector import Detector, OracleDetector
 from perception.engine import end_distributed, init_distributed_from_env
 from perception.eval.ablations import ABLATIONS, ablation_folder, write_ablation_table
@@ -90,6 +91,9 @@ def run(argv: Optional[Sequence[str]] = None) -> List[dict]:
         parser.error("CONFIG and CHECKPOINT are required unless --oracle is given")
     if args.ablations and args.drop:
         parser.error("--ablations runs its own sensor sets; leave out --drop")
+    if args.split == ALL_SCENES:
+        parser.error(f"--split {ALL_SCENES}: nuscenes-devkit evaluates a split it knows (an official one, or one of "
+                     f"the version's splits.json); name one")
     if not os.path.isdir(os.path.join(args.dataroot, args.version)):
         parser.error(f"no nuScenes tables at {os.path.join(args.dataroot, args.version)}")
     check_output_path(parser, "--out", args.out)

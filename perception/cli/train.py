@@ -25,7 +25,7 @@ from perception.cli import add_debug_option, check_output_path, resolve_config, 
 from perception.engine import (RESUME_SCHEME, apply_model_inputs, evaluate_validation_data, export_checkpoint,
                                init_distributed_from_env, load_own_resume_file, resume_source)
 from perception.jsonfile import read_json
-from perception.models import build_detector, model_inputs
+from perception.models import build_detector, load_detector, model_inputs
 
 
 def set_max_iters(cfg: Config, max_iters: int) -> None:
@@ -106,13 +106,19 @@ def run_meta(cfg: Config, config_path: str, command: str, train_seconds: Optiona
 
 
 def export(cfg: Config, args: argparse.Namespace, started: float) -> None:
-    """Exports the run's latest checkpoint (weights + JSON meta) to args.export."""
+    """Exports the run's latest checkpoint (weights + JSON meta) to args.export; a ValueError, the file removed,
+    when its weights do not fit args.config (--export-only with another config than the work dir's run)."""
     latest = find_latest_checkpoint(cfg.work_dir)
     if latest is None:
         raise SystemExit(f"{cfg.work_dir}: no checkpoint to export")
     meta = run_meta(cfg, args.config, tool_command("train", args.argv),
                     None if args.export_only else round(time.time() - started))
     written = export_checkpoint(latest, args.export, meta, model_inputs(cfg))
+    try:
+        load_detector(resolve_config(args.config), args.export)
+    except ValueError as error:
+        os.remove(args.export)
+        raise ValueError(f"{latest} in --work-dir {cfg.work_dir} was not trained with {args.config}: {error}") from None
     print(f"exported {latest} (iteration {written['iteration']}) to {args.export} "
           f"({os.path.getsize(args.export) / 1e6:.1f} MB)")
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from typing import Optional, Sequence
 
 import torch
 
-from perception.cli import add_debug_option, check_output_path, resolve_path, tool_command, tool_main
+from perception.cli import add_debug_option, check_output_path, resolve_path, seed, tool_command, tool_main
 from perception.datasets.records import open_nuscenes
 from perception.datasets.splits import split_sample_tokens
 from perception.engine.ego_mlp import collect_examples, train_ego_mlp
@@ -30,7 +31,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     parser.add_argument("--split", action="append", help="one per --dataroot, in order (default: synth_train)")
     parser.add_argument("--out", required=True, help="checkpoint path (.pth)")
     parser.add_argument("--epochs", type=int, default=400, help="passes over the examples (>= 1)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=seed, default=0)
     add_debug_option(parser)
     args = parser.parse_args(argv)
     check_output_path(parser, "--out", args.out, folder=False)
@@ -45,6 +46,12 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         examples.append(collect_examples(nusc, split_sample_tokens(nusc, split)))
     features = torch.cat([world_features for world_features, _ in examples])
     targets = PlanningTargets.concatenate([world_targets for _, world_targets in examples])
+    data = ", ".join(f"{dataroot}:{split}" for dataroot, split in zip(args.dataroot, splits))
+    if not bool(targets.trajectory_valid.any()):
+        raise ValueError(f"{data}: {len(features)} keyframes, none with a logged future: nothing to train on")
+    if not int((targets.maneuver >= 0).sum()):
+        print(f"warning: {data}: no keyframe with a maneuver label (3 s of logged drive after it): the maneuver head "
+              f"learns nothing, only the trajectory", file=sys.stderr)
     model, losses = train_ego_mlp(features, targets, epochs=args.epochs, seed=args.seed)
     summary = dict(data=[f"{dataroot}:{split}" for dataroot, split in zip(args.dataroot, splits)],
                    version=args.version, frames=len(features),

@@ -21,8 +21,12 @@ TABLE_NAMES = ("category", "attribute", "visibility", "instance", "sensor", "cal
 
 
 def open_nuscenes(dataroot: str, version: str, verbose: bool = False) -> NuScenes:
-    """nuscenes-devkit's NuScenes of the tables at ``dataroot``/``version``; a ValueError naming the table when one
-    is not valid JSON or not a list of records (the devkit's own errors name none)."""
+    """nuscenes-devkit's NuScenes of the tables at ``dataroot``/``version``; a FileNotFoundError when that folder is
+    missing, a ValueError naming the table when one is not valid JSON or not a list of records (the devkit's own
+    errors name none, or are bare assertions)."""
+    if not os.path.isdir(os.path.join(dataroot, version)):
+        raise FileNotFoundError(f"{os.path.join(dataroot, version)}: no nuScenes tables (give --dataroot / --version, "
+                                f"or generate the synthetic world with tools/make_synthetic.py)")
     try:
         return NuScenes(version=version, dataroot=dataroot, verbose=verbose)
     except (json.JSONDecodeError, UnicodeDecodeError, TypeError, KeyError) as error:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import warnings
 from dataclasses import dataclass
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
@@ -75,10 +76,12 @@ def run_detection_eval(nusc: NuScenes, result_path: str, eval_set: str, output_d
     """Runs nuscenes-devkit's ``DetectionEval`` (config EVAL_CONFIG) on the submission at ``result_path``.
 
     Writes, like the devkit's ``main``: ``output_dir/metrics_summary.json`` and ``metrics_details.json``
-    (render_plots draws the devkit's plots). Raises NoDetectionsError, naming the file, when no predicted box is
-    left to score (none at all, or none within the class ranges).
+    (render_plots draws the devkit's plots into its ``output_dir/plots``, which the devkit makes; emptied first: an
+    earlier run's would stay beside these metrics). Raises NoDetectionsError, naming the file, when no predicted box is left to score (none
+    at all, or none within the class ranges).
     """
     config = config_factory(EVAL_CONFIG)
+    shutil.rmtree(os.path.join(output_dir, "plots"), ignore_errors=True)
     try:
         devkit_eval = DetectionEval(nusc, config, result_path, eval_set, output_dir=output_dir, verbose=verbose)
     except Exception as error:

@@ -37,6 +37,8 @@ class FaultPlan:
                 raise ValueError(f"stall: unknown channel {channel!r}; known: {ALL_CHANNELS}")
             if not 0 <= start_s < end_s:
                 raise ValueError(f"stall: needs 0 <= start_s < end_s, got {start_s}, {end_s}")
+        if self.seed < 0:
+            raise ValueError(f"fault seed={self.seed} is negative (numpy's generators take seeds >= 0)")
 
     @classmethod
     def parse(cls, spec: str) -> "FaultPlan":

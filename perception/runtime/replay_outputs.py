@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import textwrap
 from typing import Any, Dict, Iterable, List
 
@@ -29,7 +30,9 @@ class ReplayOutputs:
     video at ``fps`` in the log's time (each picture held until the next one's timestamp: a gap between frames,
     an outage's watchdog frames or a real-time replay's skipped ones, plays as long as it lasted) and summary.json,
     in ``out_dir``. ``done``: the records kept from an earlier run (resume),
-    written first. The pictures and the MCAP show the boxes scoring at least ``display_min_score``."""
+    written first. An earlier run's pictures, video, MCAP and summary are removed first (a resume draws them again
+    from the records; another run's would stay beside this one's records). The pictures and the MCAP show the boxes
+    scoring at least ``display_min_score``."""
 
     def __init__(self, out_dir: str, done: Iterable[Dict[str, Any]], video: bool, mcap: bool,
                  display_min_score: float, fps: float) -> None:
@@ -38,6 +41,10 @@ class ReplayOutputs:
         self.display_min_score = display_min_score
         self.fps = fps
         os.makedirs(out_dir, exist_ok=True)
+        shutil.rmtree(os.path.join(out_dir, PICTURES_DIR), ignore_errors=True)
+        for name in (VIDEO_FILE, MCAP_FILE, SUMMARY_FILE):
+            if os.path.isfile(os.path.join(out_dir, name)):
+                os.remove(os.path.join(out_dir, name))
         self.frames_path = os.path.join(out_dir, FRAMES_FILE)
         # Rewrite what survived (a line cut short by a kill is gone), then append.
         with open(self.frames_path + ".partial", "w", encoding="utf-8") as f:

@@ -87,6 +87,72 @@ def test_an_output_path_of_the_wrong_kind_is_refused_before_any_work(synthetic_r
     assert f"--json {tmp_path}: exists and is not a file" in capsys.readouterr().err
 
 
+def test_an_output_path_that_cannot_be_written_is_refused_before_any_work(synthetic_root, tmp_path, capsys):
+    """(test.py ran its whole detection pass, then failed with a PermissionError traceback; export, cut_scene and
+    compare_evaluations did not check their output at all.) /sys refuses new files even to root."""
+    from perception.cli import compare_evaluations, cut_scene, export
+
+    try:
+        open("/sys/perception_probe", "w").close()
+        pytest.skip("/sys takes files here: no unwritable folder to test with")
+    except OSError:
+        pass
+    out = "/sys/perception_probe/out"
+    for main, argv, option in (
+            (test.main, ["--oracle", *data_args(synthetic_root), "--out", out], "--out"),
+            (export.main, [FUSION_TINY, "x.pth", "--out", out], "--out"),
+            (cut_scene.main, [str(synthetic_root), TINY_WORLD["version"], "synth-0000", "1", out, "--fit-split", "a",
+                              "--held-split", "b"], "OUT"),
+            (compare_evaluations.main, [str(tmp_path), *data_args(synthetic_root), "--out", out], "--out"),
+            (benchmark.main, [FUSION_TINY, "--json", out + ".json"], "--json")):
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        assert exit_info.value.code == 2
+        assert f"{option} {out}" in (error := capsys.readouterr().err) and "cannot write in /sys" in error, error
+
+
+def test_seeds_below_zero_are_named_by_the_parser(synthetic_root, tmp_path, capsys):
+    """(robustness scored its whole clean cell, then failed with numpy's "expected non-negative integer".)"""
+    from perception.cli import make_synthetic, robustness
+
+    for main, argv in ((robustness.main, [FUSION_TINY, "x.pth", *data_args(synthetic_root), "--out", str(tmp_path)]),
+                       (make_synthetic.main, ["--out", str(tmp_path / "w")])):
+        with pytest.raises(SystemExit) as exit_info:
+            main([*argv, "--seed", "-1"])
+        assert exit_info.value.code == 2 and "argument --seed: a seed must be >= 0, got -1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        replay.main(["--oracle", "--dataroot", str(synthetic_root), "--version", TINY_WORLD["version"], "--faults",
+                     "seed=-1", "--out", str(tmp_path)])
+    assert exit_info.value.code == 2 and "fault seed=-1 is negative" in capsys.readouterr().err
+
+
+def test_a_synthetic_world_is_not_written_over_other_files(tmp_path, capsys):
+    """(A world generated over another left the other's sensor files beside the new tables.)"""
+    from perception.cli import make_synthetic
+
+    (tmp_path / "notes.txt").write_text("another world, or anything")
+    with pytest.raises(SystemExit) as exit_info:
+        make_synthetic.main(["--out", str(tmp_path), "--scenes", "1"])
+    assert exit_info.value.code == 2 and f"--out {tmp_path}: holds files already" in capsys.readouterr().err
+
+
+def test_the_whole_version_is_no_split_the_devkit_evaluates(synthetic_root, tmp_path, capsys):
+    """(The loader takes --split all; the devkit refused it after the detection pass.)"""
+    with pytest.raises(SystemExit) as exit_info:
+        test.main(["--oracle", *data_args(synthetic_root, split="all"), "--out", str(tmp_path)])
+    assert exit_info.value.code == 2 and "--split all: nuscenes-devkit evaluates a split it knows" in \
+        capsys.readouterr().err
+
+
+def test_a_missing_data_root_is_one_line_in_the_ego_mlp_trainer(tmp_path, capsys):
+    """(It ended in the devkit's bare assertion, "Database version not found".)"""
+    from perception.cli import train_ego_mlp
+
+    line = one_error_line(train_ego_mlp.main, ["--dataroot", str(tmp_path / "nope"), "--version", "v1.0-synth",
+                                               "--out", str(tmp_path / "e.pth")], capsys)
+    assert f"{tmp_path / 'nope' / 'v1.0-synth'}: no nuScenes tables" in line
+
+
 def test_numbers_out_of_range_are_refused_before_any_work(synthetic_root, tmp_path, capsys):
     from perception.cli import train_ego_mlp
 

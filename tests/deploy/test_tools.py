@@ -82,6 +82,18 @@ def test_bad_input_is_one_line(model_on_world, tmp_path, capsys):
         export_main([other_config, checkpoint, "--out", str(tmp_path / "x")])
     assert "weights do not fit" in capsys.readouterr().err
     export_main([config, checkpoint, "--out", str(tmp_path / "float")])
+    # an export that fails its own check is not moved to --out (it stayed there and loaded as an export)
+    with pytest.raises(SystemExit):
+        export_main([config, checkpoint, "--out", str(tmp_path / "strict"), "--tolerance", "1e-30"])
+    assert "(> --tolerance 1e-30); left there, not moved" in capsys.readouterr().err
+    assert not (tmp_path / "strict").exists() and (tmp_path / "strict.partial" / "fuser.onnx").is_file()
+    for tolerance in ("nan", "-1"):  # NaN passed every check
+        with pytest.raises(SystemExit) as exit_info:
+            export_main([config, checkpoint, "--out", str(tmp_path / "strict"), "--tolerance", tolerance])
+        assert exit_info.value.code == 2 and "must be finite and > 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:  # NaN kept no graph float, as if chosen
+        quantize_main([config, str(tmp_path / "float"), "--out", str(tmp_path / "int8"), "--max-score-error", "nan"])
+    assert exit_info.value.code == 2 and "must be finite and >= 0" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         quantize_main([config, str(tmp_path / "float"), "--out", str(tmp_path / "int8"), "--calib-split", "train"])
     assert "error: calibration frames: split 'train' has no scene" in capsys.readouterr().err

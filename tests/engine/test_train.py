@@ -89,6 +89,18 @@ def test_validation_export_and_load(synthetic_root, tmp_path):
     assert not detector.training and detector.sensors == frozenset({"lidar", "radar"})
     trained = state_at(work_dir, 2)["state_dict"]
     assert all(torch.equal(detector.state_dict()[name], value) for name, value in trained.items())
+    # --export-only with another config than the run's wrote the run's weights under that config's meta, a file
+    # neither config loaded
+    other = os.path.join(tmp_path, "other")
+    os.makedirs(other)
+    other_config = write_tiny_config(other, synthetic_root)
+    with open(other_config) as handle:
+        text = handle.read()
+    with open(other_config, "w") as handle:
+        handle.write(text.replace("head=dict(head_channels=16)", "head=dict(head_channels=8)"))
+    with pytest.raises(SystemExit):
+        main([other_config, "--work-dir", work_dir, "--export-only", "--export", str(tmp_path / "mixed.pth")])
+    assert not os.path.exists(tmp_path / "mixed.pth")
 
 
 def test_resume_after_a_kill_equals_an_uninterrupted_run(synthetic_root, tmp_path):
