@@ -167,3 +167,57 @@ def test_with_a_lane_map_a_plan_through_a_curvature_step_keeps_its_lane():
 def test_feasibility_is_a_probability_of_at_least_one_half(logits):
     outputs = PlanningOutputs(torch.zeros(6, 2), torch.zeros(len(Maneuver)), torch.tensor(logits))
     assert judged_feasible(outputs) == tuple(bool(p >= 0.5) for p in torch.sigmoid(torch.tensor(logits)).tolist())
+
+
+def test_the_ego_acceleration_input_is_the_braking_read_from_the_poses():
+    # braking at 1 m/s^2, 8 m/s now: the last two 50 ms intervals' mean speeds 8.025 and 8.075 m/s, 0.05 s apart
+    # (their midpoints): -1 m/s^2, known; from the last two poses alone: not known, 0
+    assert EGO_FEATURES[2:4] == ("acceleration_mps2", "acceleration_known")
+    poses = _straight(lambda t: 8.0 + t)
+    np.testing.assert_allclose(ego_features(poses)[2:4], [-1.0, 1.0], atol=1e-4)
+    np.testing.assert_array_equal(ego_features(poses[-2:])[2:4], [0.0, 0.0])
+
+
+def test_a_learned_plan_is_checked_with_the_tracked_accelerations():
+    # the lead 20 m ahead (14.3 m between bumpers) at the ego's 10 m/s: at constant speed it keeps its distance and
+    # the plan is kept; braking at 5 m/s^2 it stops after 2 s at 20 + 10 x 2 - 5 x 2^2 / 2 = 30 m, where the
+    # cruising plan is at 3 s: the safety layer slows the plan, naming the lead's braking
+    maneuvers = list(Maneuver)
+    logits = torch.zeros(len(maneuvers))
+    logits[maneuvers.index(Maneuver.FOLLOW)] = 2.0
+    plan = PlanningOutputs(torch.stack([10.0 * 0.5 * torch.arange(1, 7.0), torch.zeros(6)], -1), logits,
+                           torch.zeros(2))
+    lead = agents(("car", 20, 0, 10, 0))
+    steady = learned_decision(plan, lead, EgoState(10.0), STRAIGHT_PAST)
+    assert not steady.vetoed and "not closing" in steady.reason
+    braking = learned_decision(plan, lead, EgoState(10.0), STRAIGHT_PAST, agent_accelerations_mps2=np.array([-5.0]))
+    assert braking.vetoed and "braking at 5.0 m/s^2" in braking.reason and "collides" in braking.reason
+
+
+def test_a_short_log_s_plan_is_named_from_the_past_it_covers():
+    # the 3.5 m move to the left of the test above, after only 0.5 s or 1.5 s of logged driving (the positions
+    # 2 s ago and more not known): still a lane change to the left, from the known past on
+    u = np.clip(TIMES / 1.5, 0, 1)
+    left = np.c_[10 * TIMES, 3.5 * u ** 3 * (10 - 15 * u + 6 * u ** 2)]
+    for covered in (STRAIGHT_PAST[-11:], STRAIGHT_PAST[-31:]):
+        assert covered[-1].timestamp_us - covered[0].timestamp_us < 2_000_000
+        assert plan_maneuver(left, Maneuver.KEEP_LANE, covered, agents()) is Maneuver.CHANGE_LANE_LEFT
+
+
+def test_a_learned_plan_is_checked_against_the_lane_map():
+    # a straight road of two lanes per direction, lane centres 1.75 m and 5.25 m right of the centre line: in lane 0
+    # the ego has no lane of its direction to its left (oncoming traffic), one to its right; in lane 1 the other
+    # way round. Without a map both changes are open
+    road = Road.from_pieces((-100.0, 0.0), 0.0, [(300.0, 0.0)], lanes_per_direction=2)
+    assert [road.lane_centre(0), road.lane_centre(1)] == [-1.75, -5.25]
+    logits = torch.zeros(len(Maneuver))
+    logits[list(Maneuver).index(Maneuver.KEEP_LANE)] = 2.0
+    plan = PlanningOutputs(torch.stack([10.0 * 0.5 * torch.arange(1, 7.0), torch.zeros(6)], -1), logits,
+                           torch.zeros(2))
+    for lane, expected in ((0, (False, True)), (1, (True, False))):
+        xy, heading = road.to_global(np.array([100.0]), np.array([road.lane_centre(lane)]))
+        lanes = road.lane_centres().transformed(_pose(0.0, *xy[0], heading[0]).ego_to_global.inverse())
+        decision = learned_decision(plan, agents(), EgoState(10.0), STRAIGHT_PAST, lanes=lanes)
+        assert (decision.lane_change_left_ok, decision.lane_change_right_ok) == expected
+    unmapped = learned_decision(plan, agents(), EgoState(10.0), STRAIGHT_PAST)
+    assert (unmapped.lane_change_left_ok, unmapped.lane_change_right_ok) == (True, True)

@@ -41,3 +41,12 @@ def test_a_fast_crossing_between_two_steps_is_seen():
     np.testing.assert_array_equal(segments[:, 0], [True, False, True])
     with pytest.raises(ValueError, match="T >= 2"):
         lane_segments(np.zeros((2, 1)), 0, 3.5)
+
+
+def test_a_segment_touches_a_lane_up_to_its_lower_edge_and_short_of_its_upper_one():
+    # lane 0 of 3.5 m spans [-1.75, 1.75) as lane_index rounds (1.75 is lane 1, -1.75 lane 0): a segment from
+    # 1.75 to 3 m lies in lane 1 only; one from -3 to -1.75 m reaches lane 0
+    segments = np.array([[1.75, 3.0], [-3.0, -1.75]])
+    np.testing.assert_array_equal(lane_segments(segments, 0, 3.5)[:, 0], [False, True])
+    np.testing.assert_array_equal(lane_segments(segments, 1, 3.5)[:, 0], [True, False])
+    np.testing.assert_array_equal(lane_segments(segments, -1, 3.5)[:, 0], [False, True])

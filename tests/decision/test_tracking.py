@@ -183,3 +183,31 @@ def test_association_on_ground_truth_matches_the_instances(nusc_synthetic):
         history = {instance: (history.get(instance, []) + [state])[-2:] for instance, state in current.items()}
         token = nusc_synthetic.get("sample", token)["next"]
     assert checked > 20
+
+
+def test_the_score_gate_and_standing_thresholds_include_their_bounds():
+    # three cars 20 m apart across, each on one bound, each moving on in 0.5 s: scored exactly min_score (0.3),
+    # 5 m at a detected 3 m/s (moved back 1.5 m: 3.5 m from where it stood); 5 m at a detected 2 m/s, moved back
+    # 1 m to exactly the car gate of 4 m from where it stood; 2 m at a detected exactly standing_speed_mps 1 m/s.
+    # Each is tracked, associated and moving: the planners see its displacement, 10, 10 and 4 m/s along +x
+    config = TrackerConfig()
+    assert (config.min_score, TRACKING_GATES_M["car"], config.standing_speed_mps) == (0.3, 4.0, 1.0)
+    tracker = AgentTracker(config)
+    before = agents(("car", 0.0, 20.0, 3.0, 0.0), ("car", 20.0, 0.0, 2.0, 0.0), ("car", 0.0, 40.0, 1.0, 0.0))
+    now = agents(("car", 5.0, 20.0, 3.0, 0.0), ("car", 25.0, 0.0, 2.0, 0.0), ("car", 2.0, 40.0, 1.0, 0.0))
+    for boxes in (before, now):
+        boxes.scores[0] = 0.3
+    tracker.update(before, _pose(0, 0, 0, 0))
+    seen = tracker.update(now, _pose(HALF_SECOND_US, 0, 0, 0)).boxes
+    np.testing.assert_allclose(seen.velocities, [[10.0, 0.0], [10.0, 0.0], [4.0, 0.0]], atol=1e-9)
+
+
+def test_a_frame_at_the_same_time_starts_afresh_and_one_max_gap_s_later_does_not():
+    # a car at x = 20 m at 0 s, 29 m at 1 s (= max_gap_s): associated, seen at its displacement's 9 m/s, not the
+    # detector's 8; then a frame again at 1 s (not after the previous one): a new track, the detector's 8 m/s
+    tracker = AgentTracker(TrackerConfig())
+    tracker.update(agents(("car", 20.0, 0.0, 8.0, 0.0)), _pose(0, 0, 0, 0))
+    gap = tracker.update(agents(("car", 29.0, 0.0, 8.0, 0.0)), _pose(2 * HALF_SECOND_US, 0, 0, 0))
+    assert gap.boxes.velocities[0].tolist() == pytest.approx([9.0, 0.0])
+    again = tracker.update(agents(("car", 29.0, 0.0, 8.0, 0.0)), _pose(2 * HALF_SECOND_US, 0, 0, 0))
+    assert again.boxes.velocities[0].tolist() == [8.0, 0.0] and again.accelerations_mps2[0] == 0.0

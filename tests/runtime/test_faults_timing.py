@@ -1,6 +1,7 @@
 """Fault injection and stage timers, with hand-worked expectations."""
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import pytest
@@ -86,3 +87,21 @@ def test_timed_detect_times_the_call_and_hands_the_detector_its_timer(nusc_real)
     timer.reset()
     timed_detect(NoBoxes(), frame, timer)
     assert set(timer.elapsed_ms()) == {"detector"}
+
+
+def test_a_pipeline_stage_missing_from_some_records_still_comes_first():
+    # "load" only in the second record (a frame whose load was not timed): still before "custom", with one sample
+    summary = summarize_records([{"custom": 1.0}, {"custom": 3.0, "load": 2.0}])
+    assert list(summary) == ["load", "custom"]
+    assert summary["load"]["count"] == 1 and summary["custom"]["mean_ms"] == 2.0
+
+
+def test_a_stall_silences_its_channel_from_its_start_up_to_not_including_its_end(nusc_real):
+    # CAM_FRONT images 0, 1, 2 and 3 s after the stream's first message, stalled over [1, 2) s: the one at 1 s
+    # is lost, the one at 2 s delivered; a stall that ends where it starts is refused
+    template = next(m for m in scene_messages(nusc_real, nusc_real.scene[0]["name"]) if m.channel == "CAM_FRONT")
+    stream = [dataclasses.replace(template, timestamp_us=k * 1_000_000, sequence=k) for k in range(4)]
+    kept = list(inject_faults(stream, FaultPlan(stall=("CAM_FRONT", 1.0, 2.0))))
+    assert [m.sequence for m in kept] == [0, 2, 3]
+    with pytest.raises(ValueError, match="start_s < end_s"):
+        FaultPlan(stall=("CAM_FRONT", 1.0, 1.0))

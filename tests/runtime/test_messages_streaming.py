@@ -280,3 +280,84 @@ def test_a_frame_at_another_channel_s_message_reads_the_lidar_before_it_and_ends
     assert poses[-1].timestamp_us == key.timestamp_us
     assert [p.timestamp_us for p in poses[:-1]] == [
         m.timestamp_us for m in messages if m.channel == LIDAR_CHANNEL and m.timestamp_us < key.timestamp_us]
+
+
+def test_a_message_older_than_its_channel_s_newest_is_late_whatever_its_sequence_number(nusc_synthetic):
+    # the next sweep by number, stamped 10 ms before the newest accepted one: out of order, not a new newest
+    first, second = _lidar_messages(nusc_synthetic)[:2]
+    state = StreamingState()
+    assert state.push(first)
+    assert not state.push(dataclasses.replace(second, timestamp_us=first.timestamp_us - 10_000))
+    assert state.faults.as_dict() == dict(dropped=0, duplicated=0, out_of_order=1, corrupt=0, stale=0)
+    assert state.newest(LIDAR_CHANNEL) is first
+
+
+def test_a_channel_exactly_stale_after_s_old_is_still_used(nusc_synthetic):
+    # stale_after_s 0.5: CAM_FRONT's image 500 000 us before the key is 0.5 s old, kept; CAM_BACK's 500 001 us
+    # before it is 0.500001 s old, stale
+    messages = scene_messages(nusc_synthetic, nusc_synthetic.scene[0]["name"])
+    lidar = next(m for m in messages if m.channel == LIDAR_CHANNEL)
+    front, back = (next(m for m in messages if m.channel == c) for c in ("CAM_FRONT", "CAM_BACK"))
+    key = dataclasses.replace(lidar, timestamp_us=2_000_000)
+    state = StreamingState(stale_after_s=0.5)
+    assert state.push(dataclasses.replace(back, timestamp_us=1_499_999))
+    assert state.push(dataclasses.replace(front, timestamp_us=1_500_000))
+    assert state.push(key)
+    status = state.status(key)
+    assert status.stale == ("CAM_BACK",)
+    assert (status.ages_s["CAM_FRONT"], status.ages_s["CAM_BACK"]) == (0.5, pytest.approx(0.500001))
+
+
+def test_stale_channels_are_counted_once_per_frame_built(nusc_synthetic):
+    # CAM_FRONT stalled from 0.2 s: stale at the last keyframe; two frames built there count it twice
+    scene = nusc_synthetic.scene[0]
+    messages = scene_messages(nusc_synthetic, scene["name"])
+    stream = list(inject_faults(messages, FaultPlan(stall=("CAM_FRONT", 0.2, 100.0))))
+    key = [m for m in messages if m.channel == LIDAR_CHANNEL and m.is_key_frame][-1]
+    state = StreamingState(stale_after_s=0.3)
+    _stream_until(state, stream, key)
+    for built in (1, 2):
+        _, status = state.build_frame(key, scene["token"])
+        assert status.stale == ("CAM_FRONT",) and state.faults.stale == built
+
+
+def test_a_sweep_a_millisecond_late_still_counts_among_the_ten(nusc_synthetic):
+    # every LiDAR sweep before the second keyframe stamped 1 ms earlier (timestamps jitter): the nine before the key
+    # are 51, 101, ..., 451 ms old, within the span of ten sweeps at 20 Hz (9.5 x 50 = 475 ms): all ten are read
+    scene = nusc_synthetic.scene[0]
+    messages = scene_messages(nusc_synthetic, scene["name"])
+    key = [m for m in messages if m.channel == LIDAR_CHANNEL and m.is_key_frame][1]
+    stream = [dataclasses.replace(m, timestamp_us=m.timestamp_us - 1000)
+              if m.channel == LIDAR_CHANNEL and m.timestamp_us < key.timestamp_us else m for m in messages]
+    state = StreamingState()
+    _stream_until(state, stream, key)
+    frame, _ = state.build_frame(key, scene["token"])
+    assert frame.lidar.num_sweeps == 10
+    np.testing.assert_allclose(np.unique(frame.lidar.points[:, 4]), [0.0] + [0.001 + 0.05 * k for k in range(1, 10)],
+                               atol=1e-6)
+
+
+def test_a_frame_at_a_camera_keyframe_is_not_a_keyframe(nusc_synthetic):
+    # the devkit marks the second sample's CAM_FRONT image a keyframe; a frame keyed there (a watchdog's) is not
+    # the sample's: it carries the image's sample_data token, not the sample's
+    scene = nusc_synthetic.scene[0]
+    messages = scene_messages(nusc_synthetic, scene["name"])
+    sample = nusc_synthetic.get("sample", nusc_synthetic.get("scene", scene["token"])["first_sample_token"])["next"]
+    key = next(m for m in messages if m.sample_data_token == nusc_synthetic.get("sample", sample)["data"]["CAM_FRONT"])
+    assert key.is_key_frame and not key.is_lidar_keyframe
+    state = StreamingState(lidar_sweeps=1, radar_sweeps=1)
+    _stream_until(state, messages, key)
+    frame, _ = state.build_frame(key, scene["token"])
+    assert frame.sample_token == key.sample_data_token != sample
+
+
+def test_messages_stamped_alike_follow_the_channel_order_then_the_sequence(nusc_synthetic):
+    # three messages at 1 s: CAM_FRONT number 2, LIDAR_TOP number 9, CAM_FRONT number 1; LIDAR_TOP is the first
+    # channel of ALL_CHANNELS, so it goes first whatever its number, then the two images by number
+    messages = scene_messages(nusc_synthetic, nusc_synthetic.scene[0]["name"])
+    lidar, camera = (next(m for m in messages if m.channel == c) for c in (LIDAR_CHANNEL, "CAM_FRONT"))
+    tied = [dataclasses.replace(camera, timestamp_us=1_000_000, sequence=2),
+            dataclasses.replace(lidar, timestamp_us=1_000_000, sequence=9),
+            dataclasses.replace(camera, timestamp_us=1_000_000, sequence=1)]
+    ordered = sorted(tied, key=message_order_key)
+    assert [(m.channel, m.sequence) for m in ordered] == [(LIDAR_CHANNEL, 9), ("CAM_FRONT", 1), ("CAM_FRONT", 2)]

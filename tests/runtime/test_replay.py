@@ -13,6 +13,7 @@ import time
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from perception.cli.replay import main as replay_main
 from perception.datasets.loader import load_frame
@@ -23,7 +24,7 @@ from perception.decision.learned import EGO_FEATURE_HISTORY_S, past_ego_features
 from perception.decision.safety import check_plan
 from perception.decision.tracking import AgentTracker
 from perception.maneuvers import Maneuver
-from perception.models.planning_types import EGO_FEATURES
+from perception.models.planning_types import EGO_FEATURES, PlanningOutputs
 from perception.detector import OracleDetector
 from perception.geometry import Boxes3D
 import perception.runtime.replay
@@ -32,7 +33,8 @@ from perception.runtime.faults import FaultPlan, inject_faults
 from perception.runtime.mcap_writer import read_mcap
 from perception.runtime.messages import scene_messages
 from perception.runtime.records import (
-    DETECTION_RECORD, FRAME_RECORD, boxes_from_json, boxes_to_json, read_frame_records, validate_frame_record,
+    DETECTION_RECORD, FRAME_RECORD, boxes_from_json, boxes_to_json, plan_to_json, read_frame_records,
+    validate_frame_record,
 )
 from perception.runtime.replay import ReplayOptions, SceneReplay, replay_scene
 from perception.runtime.replay_outputs import video_frames_held
@@ -260,6 +262,15 @@ def test_a_fresh_run_stopped_before_its_first_frame_leaves_the_folder_to_the_run
     with pytest.raises(ValueError, match=r"replayed with another run;"):
         replay_scene(nusc_synthetic, scene, NoBoxes(), str(tmp_path), QUICK, resume=True, run={"model": "m"},
                      progress=False)
+
+
+def test_a_fresh_run_leaves_no_picture_video_or_mcap_of_the_run_before(nusc_synthetic, tmp_path):
+    """(A run without video and MCAP left the earlier run's replay.mp4, replay.mcap and frames/ beside its records.)"""
+    scene = _scene(nusc_synthetic)
+    replay_scene(nusc_synthetic, scene, OracleDetector(), str(tmp_path), ReplayOptions(), progress=False)
+    assert {"replay.mp4", "replay.mcap", "frames"} <= set(os.listdir(tmp_path))
+    replay_scene(nusc_synthetic, scene, OracleDetector(), str(tmp_path), QUICK, progress=False)
+    assert not {"replay.mp4", "replay.mcap", "frames"} & set(os.listdir(tmp_path))
 
 
 def test_a_resume_into_the_frames_of_another_world_or_scene_is_refused(nusc_synthetic, tmp_path):
@@ -624,3 +635,35 @@ def test_a_replay_without_any_lidar_trigger_warms_up_on_the_watchdog_s_first_fra
     records = read_frame_records(str(tmp_path / "frames.jsonl"))
     # the warm-up, then every frame: the first twice
     assert [f.timestamp_us for f in detector.frames] == [r["timestamp_us"] for r in records[:1] + records]
+
+
+def _hand_record(**changes):
+    """A FRAME_RECORD written by hand: a keyframe processed with no detection."""
+    record = dict(scene="scene-1", index=0, key_token="sd", key_channel=LIDAR_CHANNEL, trigger="lidar",
+                  sample_token="s", is_key_frame=True, timestamp_us=1_000_000, status="processed", detections=[],
+                  decision=None, plan=None, ego_state=None, timings_ms={"end_to_end": 1.5}, sensor_ages_s={},
+                  missing=[], stale=[], corrupt_files=[], num_lidar_points=10, num_radar_points=0, num_cameras=0,
+                  latency_s=0.0015, deadline_s=0.5, late=False, faults={})
+    record.update(changes)
+    return record
+
+
+def test_a_record_s_types_and_values_are_checked_by_hand():
+    validate_frame_record(_hand_record())
+    validate_frame_record(_hand_record(latency_s=0, deadline_s=1))  # a JSON number without a point is a float too
+    for changes, problem in ((dict(index=True), "'index' is bool, expected int"),
+                             (dict(late=1), "'late' is int, expected bool"),
+                             (dict(status="done"), "status 'done' is not"),
+                             (dict(detections=[{"label": "car"}]), "exactly the keys")):
+        with pytest.raises(ValueError, match=problem):
+            validate_frame_record(_hand_record(**changes))
+
+
+def test_a_plan_record_holds_the_lane_changes_probabilities():
+    # logits 0 and ln 3: probabilities 1 / 2 and 3 / (1 + 3) = 3 / 4; the most likely maneuver BRAKE (logit 2)
+    logits = torch.zeros(len(Maneuver))
+    logits[list(Maneuver).index(Maneuver.BRAKE)] = 2.0
+    trajectory = torch.tensor([[1.0, 0.0], [2.0, 0.5]])
+    record = plan_to_json(PlanningOutputs(trajectory, logits, torch.tensor([0.0, math.log(3.0)])))
+    assert record["maneuver"] == Maneuver.BRAKE.value and record["trajectory"] == [[1.0, 0.0], [2.0, 0.5]]
+    assert record["lane_change_feasible"] == pytest.approx([0.5, 0.75])

@@ -1,18 +1,24 @@
 """The per-frame step replay and benchmark share: the detector's boxes, the planner's decision on them (a planning
 model's plan through the safety layer), a timing per pipeline stage (the model's own nested inside)."""
+import dataclasses
+
+import numpy as np
 import pytest
+import torch
 
 from perception.datasets.loader import load_frame
 from perception.datasets.metadata import build_sample_table
-from perception.decision import EgoState, decide
-from perception.decision.learned import EGO_FEATURE_HISTORY_S, ego_history
+from perception.decision import EgoState, PlannerConfig, decide
+from perception.decision.learned import EGO_FEATURE_HISTORY_S, ego_history, learned_decision
 from perception.decision.safety import check_plan
 from perception.detector import OracleDetector
 from perception.geometry import EgoPose
 from perception.maneuvers import Maneuver
+from perception.models.planning_types import PlanningOutputs, constant_velocity_rollout
 from perception.runtime.benchmark import PIPELINE_STAGES, load_keyframe
 from perception.runtime.step import FrameStep
 from perception.sensors import LIDAR_CHANNEL, SENSOR_GROUPS
+from tests.decision.helpers import agents
 from tests.runtime.helpers import PlanningOracle, StagedNoBoxes
 
 
@@ -46,6 +52,7 @@ def test_step_detects_decides_on_the_detections_and_times_each_stage(nusc_synthe
     assert [p.timestamp_us for p in result.loaded.past_poses] == [p.timestamp_us for p in poses]
     ego_state = EgoState.from_poses(poses, -1)
     assert result.ego_state.speed_mps == ego_state.speed_mps > 0
+    assert result.ego_state == ego_state and ego_state.acceleration_mps2 is not None  # from all the poses, not two
     assert result.decision.to_json() == decide(expected, ego_state).to_json()
 
 
@@ -101,3 +108,72 @@ def test_a_frame_without_the_detector_s_sensors_is_not_detected_and_stops(nusc_s
     assert blind.decision.reason.startswith("STOP: no data from the detector's sensors (lidar); braking")
     assert not (blind.decision.lane_change_left_ok or blind.decision.lane_change_right_ok)
     assert step.tracker._previous is tracked and len(tracked.labels) > 0  # kept for the next frame that sees
+
+
+class ScriptedDetector:
+    """A LiDAR model detecting the boxes it is given, one Boxes3D per call in turn."""
+
+    sensors = frozenset({"lidar"})
+
+    def __init__(self, boxes):
+        self.boxes = list(boxes)
+
+    def detect(self, frames, timer=None):
+        return [self.boxes.pop(0) for _ in frames]
+
+
+class ScriptedPlanner(ScriptedDetector):
+    """The scripted detector as a planning model proposing KEEP_LANE at the ego input's speed, straight on."""
+
+    plans = True
+
+    def detect_and_plan(self, frames, ego_state, timer=None):
+        logits = torch.zeros(len(Maneuver))
+        logits[list(Maneuver).index(Maneuver.KEEP_LANE)] = 1.0
+        plans = [PlanningOutputs(constant_velocity_rollout(torch.tensor([float(row[0])]), 6, 0.5)[0], logits,
+                                 torch.zeros(2)) for row in ego_state]
+        return self.detect(frames), plans
+
+
+def _three_frames_of_a_braking_lead(nusc, detector_type):
+    """The step's third result on a lead 30 m ahead scored 0.1 (tracked: the planner's min_score is 0.05), the
+    detector saying 8 m/s each time, at 30, 34 and 36 m in frames 0.5 s apart; and the step's planner config."""
+    token = nusc.sample[2]["token"]
+    table = build_sample_table(nusc, [token], lidar_sweeps=1, radar_sweeps=1)
+    history = ego_history(nusc, token)
+    base = load_keyframe(table, 0, nusc.dataroot, None, frozenset(), history)
+    config = PlannerConfig(min_score=0.05)
+    seen = [agents(("car", x, 0.0, 8.0, 0.0)) for x in (30.0, 34.0, 36.0)]
+    for boxes in seen:
+        boxes.scores[:] = 0.1
+    step = FrameStep(detector_type(seen), config)
+    for k in range(3):
+        pose = EgoPose(base.frame.timestamp_us + k * 500_000, base.frame.ego_pose.ego_to_global)
+        result = step(lambda: dataclasses.replace(base, frame=dataclasses.replace(base.frame, ego_pose=pose)))
+    return result, config
+
+
+# The lead's displacements' speeds are 8 and 4 m/s (at 0.25 and 0.75 s): an acceleration of (4 - 8) / 0.5 =
+# -8 m/s^2, its speed now 4 - 8 x 0.25 = 2 m/s. The planners decide on the lead at 2 m/s braking at 8 m/s^2.
+TRACKED_LEAD = agents(("car", 36.0, 0.0, 2.0, 0.0))
+TRACKED_ACCELERATION = np.array([-8.0])
+
+
+def _same_decision(got, expected):
+    got, expected = got.to_json(), expected.to_json()
+    assert got.pop("ttc_s") == pytest.approx(expected.pop("ttc_s"))  # 2 m/s measured to the float round-off
+    assert got == expected
+
+
+def test_the_planner_decides_on_the_tracked_velocities_and_accelerations(nusc_synthetic):
+    result, config = _three_frames_of_a_braking_lead(nusc_synthetic, ScriptedDetector)
+    assert "car #0 at 2.0 m/s braking at 8.0 m/s^2" in result.decision.reason
+    _same_decision(result.decision, decide(TRACKED_LEAD, result.ego_state, config,
+                                           agent_accelerations_mps2=TRACKED_ACCELERATION))
+
+
+def test_a_learned_plan_is_checked_with_the_tracked_velocities_and_accelerations(nusc_synthetic):
+    result, config = _three_frames_of_a_braking_lead(nusc_synthetic, ScriptedPlanner)
+    assert "braking at 8.0 m/s^2" in result.decision.reason
+    _same_decision(result.decision, learned_decision(result.plan, TRACKED_LEAD, result.ego_state,
+                                                     result.loaded.past_poses, config, TRACKED_ACCELERATION))
