@@ -113,31 +113,25 @@ def config_data(args: argparse.Namespace, config) -> Tuple[str, Optional[str]]:
     return resolve_path(args.dataroot or config.get("dataroot", "")), args.version or config.get("data_version")
 
 
-def _integer_at_least_one(text: str, what: str, why: str = "") -> int:
-    """``text`` as an integer >= 1; argparse.ArgumentTypeError naming ``what`` (and ``why``) otherwise."""
+def _integer_at_least(text: str, least: int, what: str, why: str = "") -> int:
+    """``text`` as an integer >= ``least``; argparse.ArgumentTypeError naming ``what`` (and ``why``) otherwise."""
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{what} must be an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{what} must be >= 1{why}, got {value}")
+    if value < least:
+        raise argparse.ArgumentTypeError(f"{what} must be >= {least}{why}, got {value}")
     return value
 
 
 def positive_int(text: str) -> int:
     """An argparse type: an integer >= 1."""
-    return _integer_at_least_one(text, "the value")
+    return _integer_at_least(text, 1, "the value")
 
 
 def seed(text: str) -> int:
     """An argparse type: a random seed, an integer >= 0 (what numpy's and torch's generators take)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"a seed must be an integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"a seed must be >= 0, got {value}")
-    return value
+    return _integer_at_least(text, 0, "a seed")
 
 
 def _finite_float(text: str, positive: bool) -> float:
@@ -162,7 +156,7 @@ def non_negative_float(text: str) -> float:
 
 def sweep_count(text: str) -> int:
     """An argparse type: a number of sweeps, an integer >= 1 (the keyframe's own included)."""
-    return _integer_at_least_one(text, "a number of sweeps", " (the keyframe's own)")
+    return _integer_at_least(text, 1, "a number of sweeps", " (the keyframe's own)")
 
 
 def parse_image_size(text: str) -> Tuple[int, int]:
