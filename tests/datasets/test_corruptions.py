@@ -269,6 +269,23 @@ def test_fog_return_ranges_follow_the_range_noise():
     assert _ranges(out).mean() == pytest.approx(peak_range * 50 * np.log(1.5) / 20, rel=0.01)
 
 
+def test_a_near_fog_return_stays_in_front_of_its_target():
+    """A faint return at 5 m (severity 1: round(0.4 exp(-0.2)) = round(0.33) = 0, outshone by the fog) is replaced
+    at min(d R / U, R), U uniform in [max(R - 10, 1), R + 10] = [1, 15]: never behind its target, and at the
+    target's range when U < d, with probability (d - 1) / 14 = 0.68 / 14 = 0.049 (d = 1.68 m)."""
+    out = corrupt(_rays_frame(np.full(4000, 5.0), np.full(4000, 0.4)), "lidar_fog", 1).lidar.points
+    peak_range, _ = lidar.fog_backscatter_peak(0.02)
+    new_ranges = _ranges(out)
+    assert (new_ranges <= 5.0 + 1e-4).all()
+    at_target = np.mean(np.abs(new_ranges - 5.0) < 1e-4)
+    assert at_target == pytest.approx((peak_range - 1.0) / 14.0, abs=0.015)  # binomial std 0.0034
+    # 0.95 m lies beyond r_1 = 0.9 m, where the receiver starts to see the fog: a faint return there is replaced
+    # too, in front of it (only returns within r_1 are kept, as the 0.5 m one above)
+    out = corrupt(_rays_frame([0.95] * 50, [0.4] * 50), "lidar_fog", 1).lidar.points
+    assert (_ranges(out) <= 0.95 + 1e-4).all() and (np.abs(_ranges(out) - 0.95) > 1e-3).any()
+    assert (out[:, 3] > 0).all()  # fog intensity min(255, I R^2 beta F / beta_0) > 0 instead of round(0.39) = 0
+
+
 def test_fog_moves_more_returns_with_severity(frame):
     shares = [np.mean(np.abs(_ranges(corrupt(frame, "lidar_fog", s).lidar.points) - _ranges(frame.lidar.points))
                       > 1e-3) for s in SEVERITIES]
@@ -313,6 +330,19 @@ def test_crosstalk_adds_the_stated_share(frame):
         out = corrupt(frame, "crosstalk", severity).lidar.points
         assert len(out) == len(points) + round(fraction * len(points))
         assert np.array_equal(out[:len(points)], points)
+
+
+def test_crosstalk_returns_scatter_3_m_in_x_y_and_z():
+    # Every point at (10, 0, 0): a spurious return is that point plus N(0, 3 m) on each axis; 0.04 x 20000 = 800 of
+    # them at severity 3 (the std of a std estimate over 800 draws: 3 / sqrt(1600) = 0.075 m).
+    points = np.zeros((20000, 5), dtype=np.float32)
+    points[:, 0], points[:, 3] = 10.0, 100.0
+    frame = replace(make_frame(with_objects=False), lidar=LidarSweeps(points, 1))
+    added = corrupt(frame, "crosstalk", 3).lidar.points[len(points):]
+    assert len(added) == 800
+    offsets = added[:, :3] - [10.0, 0.0, 0.0]
+    assert np.allclose(offsets.std(axis=0), 3.0, atol=0.3) and np.allclose(offsets.mean(axis=0), 0.0, atol=0.35)
+    assert np.array_equal(added[:, 3:], points[:800, 3:])  # intensity and time lag of the copied point
 
 
 def test_incomplete_echo_thins_vehicles_only(frame):
@@ -394,6 +424,76 @@ def test_camera_degradations_grow_with_severity(frame):
     assert all(m > image.mean() for m in snowy)
 
 
+def _flat(frame, rgb):
+    view = replace(frame.cameras["CAM_FRONT"], image=np.full((90, 160, 3), rgb, np.uint8))
+    return replace(frame, cameras={"CAM_FRONT": view})
+
+
+def test_low_light_noise_is_photon_and_read_noise_by_hand(frame):
+    # A flat image v = 204 / 255 = 0.8 kept at light c: Poisson(100 v c) / 100 + N(0, 0.01), so std
+    # sqrt(v c / 100 + 0.01^2) [0-1]: c = 0.5 -> sqrt(0.0041) = 0.0640 = 16.3 levels, c = 0.3 -> sqrt(0.0025) =
+    # 0.0500 = 12.8, c = 0.15 -> sqrt(0.0013) = 0.0361 = 9.2 (43 200 pixel values: the std within 1 %).
+    flat = _flat(frame, 204)
+    for severity, light in zip(SEVERITIES, (0.5, 0.3, 0.15)):
+        out = corrupt(flat, "low_light", severity).cameras["CAM_FRONT"].image.astype(float)
+        assert out.mean() == pytest.approx(204 * light, abs=0.5)
+        assert out.std() == pytest.approx(255 * np.sqrt(0.8 * light / 100 + 0.01 ** 2), rel=0.05), severity
+    # A black image has no photons: only the read noise, N(0, 0.01) = N(0, 2.55 levels), rounded and clipped at 0,
+    # lifts a pixel to 1 or more when above 0.5 levels: P(Z > 0.5 / 2.55 = 0.196) = 0.422.
+    out = corrupt(_flat(frame, 0), "low_light", 1).cameras["CAM_FRONT"].image
+    assert np.mean(out > 0) == pytest.approx(0.422, abs=0.02)
+
+
+class _HighestDraw:
+    """A generator stand-in whose uniform(low, high, shape) draws ``high`` everywhere."""
+
+    def uniform(self, low, high, shape):
+        return np.full(shape, float(high))
+
+
+@pytest.mark.parametrize("decay, expected", [(2.0, [[0, 0.8333, 1.0, 0.8333], [0.8333, 0.8333, 1.0, 0.8333]]),
+                                             (1.4, [[0, 0.8678, 0.7935, 0.8678], [0.8678, 0.7989, 1.0, 0.7989]])])
+def test_plasma_fractal_by_hand(decay, expected):
+    """imagecorruptions' diamond-square on 4 x 4, every wibble drawn at its top (w^2 added to each mean): octave 1
+    (w = 100, w^2 = 1e4): g22 = 0 + 1e4, g02 = g20 = (2 g22 + 0) / 4 + 1e4 = 1.5e4. Octave 2 (w = 100 / decay,
+    e = w^2 = 1e4 / decay^2): the square centres g11 = g13 = g31 = g33 = (0 + 2 x 1.5e4 + 1e4) / 4 + e = 1e4 + e;
+    the diamonds g01 = g03 = g10 = g30 = (2 (1e4 + e) + 1.5e4) / 4 + e = 8750 + 1.5 e, g21 = g23 = g12 = g32 =
+    (2 (1e4 + e) + 2.5e4) / 4 + e = 11250 + 1.5 e. Divided by the largest: decay 2 (e = 2500): max(1.5e4, 12500,
+    15000) = 1.5e4, g01 = g11 = 12500 / 15000 = 0.8333, g12 = g21 = 1; decay 1.4 (e = 5102.04): max 18903.06, g01 =
+    16403.06 / 18903.06 = 0.8678, g11 = 15102.04 / 18903.06 = 0.7989, g02 = 15000 / 18903.06 = 0.7935."""
+    grid = camera.plasma_fractal(4, decay, _HighestDraw())
+    assert np.allclose(grid[[0, 1]], expected, atol=1e-4)
+    assert grid[2, 1] == pytest.approx(1.0) and grid[0, 2] == pytest.approx(1.5e4 / max(1.5e4, 11250 + 1.5e4 / decay ** 2))
+
+
+def test_motion_kernel_at_45_degrees_by_hand():
+    # imagecorruptions' taps i = 0..2r at (ceil(i sin a - 0.5), ceil(i cos a - 0.5)) from the centre, weights
+    # exp(-i^2 / (2 sigma^2)) normalised. r = 2, sigma = 1, a = 45 deg: i sin a = 0, 0.71, 1.41, 2.12, 2.83 ->
+    # offsets 0, 1, 1, 2, 3 on both axes (+row = down, +column = right); weights 1, 0.60653, 0.13534, 0.011109,
+    # 0.00033546, sum 1.75331: centre 0.57035, (1, 1) 0.74187 / 1.75331 = 0.42312, (2, 2) 0.006336, (3, 3) 0.000191.
+    kernel = camera.motion_kernel(2, 1.0, 45.0)
+    centre = kernel.shape[0] // 2
+    expected = np.zeros_like(kernel)
+    for step, weight in enumerate([0.57035, 0.42312, 0.006336, 0.000191]):
+        expected[centre + step, centre + step] = weight
+    assert np.allclose(kernel, expected, atol=2e-5)
+
+
+def test_snow_whitens_towards_one_and_a_half_gray_plus_half_and_adds_the_layer_twice(frame):
+    """imagecorruptions' snow, blend b: b x + (1 - b) max(x, 1.5 gray + 0.5), then + layer + layer turned 180 deg.
+    Called at levels of our own that make the layer known (snow's signature is level, rng, seed)."""
+    # No flake passes threshold 10: layer 0. Pixel (0.2, 0.4, 0.6), gray 0.299 x 0.2 + 0.587 x 0.4 + 0.114 x 0.6 =
+    # 0.363, 1.5 x 0.363 + 0.5 = 1.0445 above every channel; blend 0.8: 0.8 x + 0.2089 = (0.3689, 0.5289, 0.6889)
+    # = (94.1, 134.9, 175.7) levels.
+    coloured = _flat(frame, [51, 102, 153])
+    no_flakes = camera.snow(coloured, (0.1, 0.3, 3.0, 10.0, 10, 4.0, 0.8), np.random.default_rng(0), 0)
+    assert np.abs(no_flakes.cameras["CAM_FRONT"].image.astype(int) - [94, 135, 176]).max() <= 1
+    # A constant layer 0.2 (std 0) above threshold 0.1: zoom and the blur (its kernel sums to 1) keep it 0.2; blend 1
+    # keeps a black image black; 0.2 added twice: 0.4 = 102 levels.
+    constant = camera.snow(_flat(frame, 0), (0.2, 0.0, 2.0, 0.1, 3, 1.0, 1.0), np.random.default_rng(0), 0)
+    assert np.abs(constant.cameras["CAM_FRONT"].image.astype(int) - 102).max() <= 1
+
+
 def test_fog_on_a_flat_image_by_hand(frame):
     # imagecorruptions' fog on a constant image v: (v + c F) v / (v + c), F in [0, 1], lies in [v^2 / (v + c), v].
     v = 0.6
@@ -463,6 +563,7 @@ def test_frozen_camera_moves_the_stale_cameras_by_the_ego_motion(frame):
             assert np.allclose(delta, [shift, 0, 0])
             assert np.allclose(out.cameras[c].camera_to_ego.rotation, frame.cameras[c].camera_to_ego.rotation)
             assert np.array_equal(out.cameras[c].image, frame.cameras[c].image)
+            assert out.cameras[c].timestamp_us == frame.cameras[c].timestamp_us - 500_000  # 0.5 s stale
 
 
 def test_radar_ghosts_and_velocity_noise(frame):
@@ -476,10 +577,12 @@ def test_radar_ghosts_and_velocity_noise(frame):
         ratio /= np.hypot(points[source, 0], points[source, 1])
         assert (ratio >= 1.2 - 1e-4).all() and (ratio <= 2.0 + 1e-4).all()
         assert np.allclose(ghosts[:, 3], points[source, 3] - 10.0)
+        assert np.array_equal(ghosts[:, 2], points[source, 2])  # moved in x, y only: the height stays
     for severity, std in zip(SEVERITIES, (0.5, 1.0, 2.0)):
         out = corrupt(frame, "velocity_noise", severity).radar.points
         noise = (out[:, 4:6] - points[:, 4:6]).ravel()
         assert abs(noise.std() - std) < 0.15 * std and np.array_equal(out[:, :4], points[:, :4])
+        assert np.array_equal(out[:, 6:], points[:, 6:])  # the time lag keeps its value
 
 
 def test_spatial_misalignment_magnitudes(frame):

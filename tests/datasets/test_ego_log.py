@@ -3,9 +3,10 @@ past reader touches no record later than the keyframe."""
 import numpy as np
 import pytest
 
-from perception.datasets.ego_log import (OTHER_SENSORS_BEFORE_S, keyframe_lidar_pose, lidar_poses_between,
-                                       past_ego_poses, pose_at)
+from perception.datasets.ego_log import (OTHER_SENSORS_BEFORE_S, ego_track, keyframe_lidar_pose, lidar_poses_between,
+                                       past_ego_poses, pose_at, track_from_poses)
 from perception.decision import EgoState
+from perception.geometry import EgoPose, RigidTransform, rotation_from_vector
 from perception.sensors import LIDAR_CHANNEL
 
 
@@ -136,3 +137,99 @@ def test_a_keyframe_without_lidar_takes_the_pose_of_its_nearest_record(nusc_synt
     following = target["next"]
     assert ([p.timestamp_us for p in past_ego_poses(nusc, following)]
             == [p.timestamp_us for p in past_ego_poses(nusc_synthetic, following)])
+
+
+def test_a_pose_exactly_at_either_end_of_the_window_is_read(nusc_synthetic):
+    # The window's ends are inclusive: an offset that lands exactly on a sweep's timestamp reads that sweep (the
+    # oracle: the scene's LIDAR_TOP records of the table at and after / before the keyframe).
+    token = nusc_synthetic.get("sample", nusc_synthetic.scene[0]["first_sample_token"])["next"]
+    keyframe = keyframe_lidar_pose(nusc_synthetic, token).timestamp_us
+    later = _oracle_times(nusc_synthetic, token, keyframe + 1, keyframe + 1_000_000)
+    earlier = _oracle_times(nusc_synthetic, token, keyframe - 400_000, keyframe - 1)
+    end_us, start_us = later[5], earlier[2]
+    read = lidar_poses_between(nusc_synthetic, token, (start_us - keyframe) / 1e6, (end_us - keyframe) / 1e6)
+    assert [p.timestamp_us for p in read] == _oracle_times(nusc_synthetic, token, start_us, end_us)
+    assert read[0].timestamp_us == start_us and read[-1].timestamp_us == end_us
+
+
+def _pose(timestamp_us, x, y, yaw):
+    return EgoPose(timestamp_us, RigidTransform.from_rotation_translation(rotation_from_vector(np.array([0.0, 0.0, yaw])),
+                                                                          [x, y, 0.0]))
+
+
+def test_pose_at_extrapolates_within_the_tolerance_only():
+    # Two poses 100 ms apart along global +x, 1 m: 30 ms past the last one (within the 50 ms tolerance) the pose is
+    # extrapolated at the same speed, x = 1.3 m; 60 ms past, None; 30 ms before the first, x = -0.3 m.
+    poses = [_pose(1_000_000, 0.0, 0.0, 0.0), _pose(1_100_000, 1.0, 0.0, 0.0)]
+    assert pose_at(poses, 1_130_000).ego_to_global.translation == pytest.approx([1.3, 0.0, 0.0])
+    assert pose_at(poses, 970_000).ego_to_global.translation == pytest.approx([-0.3, 0.0, 0.0])
+    assert pose_at(poses, 1_160_000) is None and pose_at(poses, 940_000) is None
+    assert pose_at(poses, 1_160_000, tolerance_us=60_000) is not None
+
+
+def test_the_track_is_in_the_keyframe_ego_frame_by_hand():
+    """The ego at global (100, 50) heading +y (yaw 90 deg) at the keyframe; 1 s later at (100, 60) heading -x (yaw
+    180 deg), 1 s earlier at (95, 50) heading +y. In the keyframe's ego frame (x forward = global +y, y left = global
+    -x): later (10, 0) [m], yaw +90 deg; earlier (0, 5), yaw 0; halfway ahead, by linear interpolation, (5, 0)."""
+    current = _pose(10_000_000, 100.0, 50.0, np.pi / 2)
+    poses = [_pose(9_000_000, 95.0, 50.0, np.pi / 2), current, _pose(11_000_000, 100.0, 60.0, np.pi)]
+    xy, yaw, valid = track_from_poses(poses, current, np.array([-1.0, 0.0, 0.5, 1.0, 1.2]))
+    assert valid.tolist() == [True, True, True, True, False]
+    assert np.allclose(xy[:4], [[0.0, 5.0], [0.0, 0.0], [5.0, 0.0], [10.0, 0.0]], atol=1e-9)
+    assert np.allclose(yaw[:4], [0.0, 0.0, np.pi / 4, np.pi / 2], atol=1e-9) and np.isnan(xy[4]).all()
+
+
+def test_a_track_between_keyframes_reads_the_keyframes_around_it(nusc_real):
+    """Keyframes only (2 Hz): a time 0.25 s before or after the middle keyframe lies between two keyframes, which
+    ego_track reads (BRACKET_MARGIN_S beyond its times) and interpolates. The oracle: the devkit's ego_pose records
+    of the three LIDAR_TOP keyframes, the halfway point of two of them put into the middle one's ego frame with
+    pyquaternion."""
+    from pyquaternion import Quaternion
+
+    samples = sorted(nusc_real.sample, key=lambda s: s["timestamp"])
+    records = [nusc_real.get("ego_pose", nusc_real.get("sample_data", s["data"][LIDAR_CHANNEL])["ego_pose_token"])
+               for s in samples]
+    t0 = records[1]["timestamp"]
+    times = np.array([records[0]["timestamp"] + records[1]["timestamp"], records[1]["timestamp"]
+                      + records[2]["timestamp"]]) / 2
+    xy, _, valid = ego_track(nusc_real, samples[1]["token"], (times - t0) / 1e6)
+    assert valid.all()
+    to_ego = Quaternion(records[1]["rotation"]).inverse
+    for k, (a, b) in enumerate([(0, 1), (1, 2)]):
+        halfway = (np.array(records[a]["translation"]) + np.array(records[b]["translation"])) / 2
+        local = to_ego.rotate(halfway - np.array(records[1]["translation"]))
+        assert xy[k] == pytest.approx(local[:2], abs=1e-3)
+
+
+class _Tables:
+    """A NuScenes stand-in over hand-written records: ``get(table, token)``."""
+
+    def __init__(self, **tables):
+        self.tables = tables
+
+    def get(self, table: str, token: str) -> dict:
+        return self.tables[table][token]
+
+
+def test_a_first_keyframe_reads_other_sensors_back_to_0_1_s_only():
+    # A log's first keyframe at t = 1.0 s, its LiDAR record the only one of its chain; its camera fired at 0.98 s,
+    # 0.93 s and 0.88 s. Within OTHER_SENSORS_BEFORE_S = 0.1 s before the LiDAR: 0.98 and 0.93 s; the earliest of
+    # them, 0.93 s (70 ms back), gives the motion; the 0.88 s record (120 ms back) is too old.
+    def data(token, timestamp_us, prev):
+        return {"token": token, "timestamp": timestamp_us, "ego_pose_token": f"pose-{token}", "prev": prev, "next": "",
+                "sample_token": "key", "is_key_frame": token in ("lidar", "cam0")}
+
+    def pose(token, timestamp_us):
+        return {"token": f"pose-{token}", "timestamp": timestamp_us, "rotation": [1.0, 0.0, 0.0, 0.0],
+                "translation": [8.0 * timestamp_us / 1e6, 0.0, 0.0]}
+
+    times = {"lidar": 1_000_000, "cam0": 980_000, "cam1": 930_000, "cam2": 880_000}
+    previous = {"lidar": "", "cam0": "cam1", "cam1": "cam2", "cam2": ""}
+    nusc = _Tables(sample={"key": {"token": "key", "timestamp": 1_000_000, "prev": "", "next": "",
+                                   "data": {LIDAR_CHANNEL: "lidar", "CAM_FRONT": "cam0"}}},
+                   sample_data={token: data(token, t, previous[token]) for token, t in times.items()},
+                   ego_pose={f"pose-{token}": pose(token, t) for token, t in times.items()})
+    assert OTHER_SENSORS_BEFORE_S == 0.1
+    past = past_ego_poses(nusc, "key")
+    assert [p.timestamp_us for p in past] == [930_000, 1_000_000]
+    assert EgoState.from_poses(past).speed_mps == pytest.approx(8.0)  # 0.56 m in 0.07 s

@@ -100,3 +100,16 @@ def test_the_tool_writes_the_cut_and_names_a_bad_cut_in_one_line(synthetic_root,
         main([str(synthetic_root), VERSION, name, "0", str(tmp_path / "x"), "--fit-split", "a", "--held-split", "b"])
     assert capsys.readouterr().err.strip() == (f"error: scene {name!r} has 4 keyframes: the first held keyframe must "
                                                "be 1 to 3, got 0")
+
+
+def test_each_sensor_chain_is_cut_once_and_only_before_the_first_held_keyframe(cut, nusc_synthetic):
+    # The devkit's tables before and after: the only sample_data links changed are, per channel, the prev of the first
+    # held keyframe's record and the next of the record before it; the held part's later sweeps keep their chain.
+    name, nusc = cut
+    first_held = nusc.get("sample", keyframes(nusc, f"{name}-held")[0])
+    expected = set()
+    for token in first_held["data"].values():
+        expected |= {(token, "prev"), (nusc_synthetic.get("sample_data", token)["prev"], "next")}
+    changed = {(record["token"], link) for record in nusc.sample_data for link in ("prev", "next")
+               if record[link] != nusc_synthetic.get("sample_data", record["token"])[link]}
+    assert changed == expected and len(expected) == 2 * len(first_held["data"])

@@ -16,7 +16,7 @@ import onnx  # noqa: E402
 from perception.deploy.graphs import (BEV_NETWORK, export_graphs, graph_path, in_bev_network,  # noqa: E402
                                       load_onnx_detector, output_error, record_dense_inputs, set_metadata)
 from perception.deploy.quantize import (keep_float, quantize_bev_network, quantize_graphs,  # noqa: E402
-                                        sensitive_modules, sensitivity_sweep, weight_only_int8)
+                                        score_error, sensitive_modules, sensitivity_sweep, weight_only_int8)
 from perception.models import CHECKPOINT_FORMAT, load_detector  # noqa: E402
 from perception.threads import apply_thread_policy, onnxruntime_session_options  # noqa: E402
 from tests.models.helpers import IMAGE_H, IMAGE_W, make_frame, tiny_model, tiny_model_config  # noqa: E402
@@ -230,6 +230,13 @@ def test_sensitive_modules_are_those_above_the_score_error_by_hand():
     assert sensitive_modules(rows, 1.0) == []
 
 
+def test_score_error_is_the_largest_change_of_a_detection_score_by_hand():
+    # Heatmap logits 0 -> 2 and 4 -> 4.5: scores sigmoid(0) = 0.5 -> 0.880797 (0.380797) and 0.982014 -> 0.989013
+    # (0.006999): the largest change 0.380797, not the logits' 2.
+    reference = {"heatmap": torch.tensor([[0.0, 4.0]])}
+    assert score_error(reference, {"heatmap": torch.tensor([[2.0, 4.5]])}) == pytest.approx(0.380797, abs=1e-6)
+
+
 def test_weight_only_int8_by_hand():
     # a 1x1 conv with weights [[1.0, 0.3], [-0.2, 0.05]]: per output channel scales 1 / 127 and 0.2 / 127, stored
     # [[127, 38], [-127, 32]] (0.3 * 127 = 38.1, 0.05 / 0.2 * 127 = 31.75), restored [[1, 38 / 127],
@@ -252,6 +259,35 @@ def test_weight_only_int8_by_hand():
     x = np.array([2.0, 10.0], dtype=np.float32).reshape(1, 2, 1, 1)
     (y,) = onnxruntime.InferenceSession(quantized.SerializeToString()).run(None, {"x": x})
     np.testing.assert_allclose(y.ravel(), [2.0 + 10.0 * 38 / 127, -0.4 + 10.0 * 32 * 0.2 / 127], rtol=1e-6)
+
+
+@pytest.mark.parametrize("op, attributes", [("MatMul", {}), ("Gemm", {}), ("Gemm", {"transB": 1})])
+def test_weight_only_int8_scales_each_output_channel_of_a_matmul_and_gemm_by_hand(op, attributes):
+    # y = x W with W (K, N) = [[1.0, 0.3], [-0.2, 0.05]] (MatMul, Gemm): the output channels are W's columns, scales
+    # 1 / 127 and 0.3 / 127, stored [[127, 127], [-25, 21]] (-0.2 x 127 = -25.4, 0.05 / 0.3 x 127 = 21.17); for
+    # x = (2, 10): y = (2 - 10 x 25 / 127, 0.6 + 10 x 21 x 0.3 / 127) = (0.031496, 1.096063). Gemm with transB:
+    # y = x W^T, the output channels are W's rows, stored [[127, 38], [-127, 32]] as a conv's: y = (2 + 10 x 38 /
+    # 127, -0.4 + 10 x 32 x 0.2 / 127) = (4.992126, 0.103937).
+    import onnx
+    import onnxruntime
+    from onnx import helper, numpy_helper
+
+    weight = np.array([[1.0, 0.3], [-0.2, 0.05]], dtype=np.float32)
+    graph = helper.make_model(helper.make_graph(
+        [helper.make_node(op, ["x", "w"], ["y"], **attributes)], "weighted",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 2])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 2])],
+        [numpy_helper.from_array(weight, "w")]), opset_imports=[helper.make_opsetid("", 17)])
+    quantized = weight_only_int8(graph)
+    onnx.checker.check_model(quantized)
+    stored = {t.name: numpy_helper.to_array(t) for t in quantized.graph.initializer}
+    transposed = attributes.get("transB") == 1
+    assert stored["w_int8"].tolist() == ([[127, 38], [-127, 32]] if transposed else [[127, 127], [-25, 21]])
+    (y,) = onnxruntime.InferenceSession(quantized.SerializeToString()).run(
+        None, {"x": np.array([[2.0, 10.0]], dtype=np.float32)})
+    expected = ([2.0 + 10.0 * 38 / 127, -0.4 + 10.0 * 32 * 0.2 / 127] if transposed
+                else [2.0 - 10.0 * 25 / 127, 0.6 + 10.0 * 21 * 0.3 / 127])
+    np.testing.assert_allclose(y.ravel(), expected, rtol=1e-5)
 
 
 def test_calibration_without_frames_is_refused(exported, tmp_path):

@@ -283,3 +283,42 @@ def test_torchrun_two_processes_share_the_cells(synthetic_root, tmp_path):
         assert re.search(rf"robustness \(process {rank}\): 100%\|[^|]*\| {share}/{share} ", finished.stderr), rank
     for key in ("clean", "corruptions", "mra", "worst"):
         assert two[key] == json.loads(json.dumps(one[key])), key
+
+
+def test_resilience_and_corruption_error_by_hand_over_two_severities():
+    """RA, RR, mRA, CE and mCE by their definitions (nuScenes-C after Hendrycks & Dietterich: CE = sum over the
+    severities run of (1 - NDS) / the baseline's same sum; mCE the mean CE over the corruptions the baseline has).
+    Severities 1 and 3, clean NDS 0.6:
+    - limited_fov: NDS 0.54, 0.30 -> RA 0.9, 0.5, RR 0.7; baseline NDS 0.5 / 0.4 / 0.2 at severities 1 / 2 / 3, of
+      which 1 and 3 count: CE = (0.46 + 0.70) / (0.5 + 0.8) = 1.16 / 1.3 = 0.892308;
+    - lidar_missing (one cell, any severity): NDS 0 -> RA 0, 0, RR 0; baseline 0.1 at both: CE = 2 / 1.8 = 1.111111;
+    - points_reducing: NDS 0.6, 0.45 -> RA 1.0, 0.75, RR 0.875; not in the baseline: no CE.
+    mRA = (0.7 + 0 + 0.875) / 3 = 0.525; mCE = (0.892308 + 1.111111) / 2 = 1.001709; worst cell lidar_missing s1."""
+    def record(nd_score):
+        return {"run": {"model": "m"}, "nd_score": nd_score, "mean_ap": nd_score / 2, "scored": nd_score > 0}
+
+    records = {Cell(CLEAN, 0): record(0.6), Cell("limited_fov", 1): record(0.54), Cell("limited_fov", 3): record(0.3),
+               Cell("lidar_missing", 1): record(0.0), Cell("points_reducing", 1): record(0.6),
+               Cell("points_reducing", 3): record(0.45)}
+    baseline = {"model": "base", "corruptions": [
+        {"name": "limited_fov", "cells": [{"severity": s, "nd_score": n} for s, n in ((1, 0.5), (2, 0.4), (3, 0.2))]},
+        {"name": "lidar_missing", "cells": [{"severity": s, "nd_score": 0.1} for s in (1, 2, 3)]}]}
+    corruptions = ["limited_fov", "lidar_missing", "points_reducing"]
+    summary = robustness_summary(records, corruptions, [3, 1], baseline)
+    rows = {row["name"]: row for row in summary["corruptions"]}
+    assert summary["severities"] == [1, 3]
+    assert [c["ra"] for c in rows["limited_fov"]["cells"]] == pytest.approx([0.9, 0.5])
+    assert [rows[name]["rr"] for name in corruptions] == pytest.approx([0.7, 0.0, 0.875])
+    assert summary["mra"] == pytest.approx(0.525)
+    assert rows["limited_fov"]["ce"] == pytest.approx(1.16 / 1.3)
+    assert rows["lidar_missing"]["ce"] == pytest.approx(2 / 1.8) and rows["points_reducing"]["ce"] is None
+    assert summary["baseline"] == {"model": "base", "mce": pytest.approx((1.16 / 1.3 + 2 / 1.8) / 2)}
+    assert (summary["worst"]["name"], summary["worst"]["severity"], summary["worst"]["ra"]) == ("lidar_missing", 1, 0.0)
+    # A baseline that lacks a severity run gives no CE for that corruption (nothing to divide by on the same terms).
+    partial = dict(baseline, corruptions=[dict(baseline["corruptions"][0], cells=baseline["corruptions"][0]["cells"][:2])])
+    assert robustness_summary(records, ["limited_fov"], [1, 3], partial)["corruptions"][0]["ce"] is None
+    # A baseline without error (NDS 1 at every severity) leaves CE undefined: None, not a division by zero.
+    perfect = dict(baseline, corruptions=[{"name": "limited_fov", "cells": [{"severity": s, "nd_score": 1.0}
+                                                                            for s in (1, 3)]}])
+    summary = robustness_summary(records, ["limited_fov"], [1, 3], perfect)
+    assert summary["corruptions"][0]["ce"] is None and summary["baseline"]["mce"] is None

@@ -8,8 +8,8 @@ from torch import nn
 
 from perception.models import BEVFusionDetector, FusionBatch
 from perception.models.finetune import (DEFAULT_TARGETS, FineTuningSpec, HeldBatchNorm2d, ResidualInputAdapter,
-                                        count_parameters, fold, folded_state_dict, head_output_layers,
-                                        prepare_fine_tuning)
+                                        ParameterCount, count_parameters, fold, folded_state_dict, head_output_layers,
+                                        max_rank, prepare_fine_tuning)
 from tests.models.helpers import make_frame, tiny_model, tiny_model_config
 
 
@@ -46,6 +46,70 @@ def test_lora_fold_is_w_plus_scaled_b_times_a():
     assert torch.allclose(model[0].bias, base[0].bias)
     assert set(model.state_dict()) == set(base.state_dict())
     assert torch.allclose(model(x), adapted, atol=1e-5)
+
+
+def changed_by_one_step(model, batch) -> set:
+    """The state entries one SGD step (lr 0.1) on ``batch``'s loss changes, in train mode."""
+    model.train()
+    before = copy.deepcopy(model.state_dict())
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
+    sum(model(batch, mode="loss").values()).backward()
+    optimizer.step()
+    return {name for name, tensor in model.state_dict().items() if not torch.equal(before[name], tensor)}
+
+
+def test_prepared_lora_layer_computes_w_x_plus_alpha_over_rank_b_a_x_in_training():
+    """prepare_fine_tuning's LoRA with rank 2 and lora_alpha 6 on decoder.stage1.0 (a 16 -> 16 3x3 conv, no bias):
+    conv(x, W) + (6 / 2) conv(conv(x, A), B), A (2, 16, 3, 3) with the layer's padding, B (16, 2, 1, 1), in train
+    mode too (no dropout on the update); folded, the weight is W + 3 B A."""
+    torch.manual_seed(0)
+    model = tiny_model()
+    base = copy.deepcopy(model.decoder.stage1[0].weight.detach())
+    prepare_fine_tuning(model, FineTuningSpec("lora", rank=2, lora_alpha=6.0, targets=("decoder.stage1.0",)))
+    randomise_added_weights(model)
+    layer = model.decoder.stage1[0]
+    lora_a, lora_b = layer.lora_A["default"].weight, layer.lora_B["default"].weight
+    assert lora_a.shape == (2, 16, 3, 3) and lora_b.shape == (16, 2, 1, 1)
+    x = torch.randn(2, 16, 6, 7)
+    expected = (nn.functional.conv2d(x, base, padding=1)
+                + 3.0 * nn.functional.conv2d(nn.functional.conv2d(x, lora_a, padding=1), lora_b))
+    model.train()
+    with torch.no_grad():
+        assert torch.allclose(layer(x), expected, atol=1e-5)
+    folded = fold(model).decoder.stage1[0]
+    assert torch.allclose(folded.weight, base + 3.0 * torch.einsum("or,rikl->oikl", lora_b[:, :, 0, 0], lora_a),
+                          atol=1e-6)
+
+
+def test_lora_trains_both_factors_and_its_first_step_moves_b_alone(batch):
+    """The update (alpha / r) B A trains A and B; from B = 0 the loss's gradient reaches B ((dL/dy) (A x)^T, A
+    random) but not A (B^T (dL/dy) = 0): one SGD step changes every B of the decoder and head and no A."""
+    torch.manual_seed(0)
+    model = tiny_model()
+    prepare_fine_tuning(model, FineTuningSpec("lora", rank=2))
+    trained = trained_names(model)
+    lora_a = {name for name, _ in model.named_parameters() if ".lora_A." in name}
+    lora_b = {name.replace(".lora_A.", ".lora_B.") for name in lora_a}
+    assert lora_a and lora_a | lora_b <= trained
+    changed = changed_by_one_step(model, batch)
+    assert {name for name in lora_b if name.startswith(("decoder.", "head."))} <= changed
+    assert not changed & lora_a
+
+
+def test_the_trained_share_is_in_percent():
+    # 25 of 200 parameters: 12.5 %; 1,234 of 98,765: 1.249 %
+    assert ParameterCount(25, 200).percent == pytest.approx(12.5)
+    assert str(ParameterCount(1234, 98765)) == "1,234 of 98,765 parameters trained (1.25 %)"
+
+
+def test_max_rank_is_the_rank_a_layer_can_have():
+    # LoRA's update of a conv is a (out, in / groups x kh x kw) matrix: rank at most min(in / groups x kh x kw, out);
+    # a Linear's min(in, out); an input adapter's bottleneck at most the layer's input channels.
+    assert max_rank(nn.Conv2d(2, 8, 3), "lora") == 8  # min(2 x 9 = 18, 8)
+    assert max_rank(nn.Conv2d(4, 40, 3), "lora") == 36  # min(4 x 9, 40)
+    assert max_rank(nn.Conv2d(4, 40, (3, 1), groups=2), "lora") == 6  # min(4 / 2 x 3 x 1, 40)
+    assert max_rank(nn.Linear(5, 3), "lora") == 3 and max_rank(nn.Linear(3, 5), "lora") == 3
+    assert max_rank(nn.Conv2d(5, 3, 3), "adapter") == 5 and max_rank(nn.ConvTranspose2d(6, 2, 2), "adapter") == 6
 
 
 @pytest.mark.parametrize("layer", [nn.Conv2d(5, 3, 3, padding=1), nn.Conv2d(5, 3, 3, stride=2, padding=1),
@@ -143,12 +207,7 @@ def test_frozen_prefixes_do_not_train_whatever_the_method(batch):
     prepare_fine_tuning(model, FineTuningSpec("full", frozen=("head.heatmap", "decoder.stage1")))
     frozen = {name for name, _ in model.named_parameters() if name.startswith(("head.heatmap.", "decoder.stage1."))}
     assert frozen and trained_names(model) == {name for name, _ in model.named_parameters()} - frozen
-    model.train()
-    before = copy.deepcopy(model.state_dict())
-    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
-    sum(model(batch, mode="loss").values()).backward()
-    optimizer.step()
-    changed = {name for name, tensor in model.state_dict().items() if not torch.equal(before[name], tensor)}
+    changed = changed_by_one_step(model, batch)
     assert changed and not changed & frozen
     planning = BEVFusionDetector(**tiny_model_config(), planning=dict(hidden_channels=16, pooled_cells=2))
     prepare_fine_tuning(planning, FineTuningSpec("full", frozen=("planning_head",)))
