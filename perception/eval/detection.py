@@ -77,8 +77,8 @@ def run_detection_eval(nusc: NuScenes, result_path: str, eval_set: str, output_d
 
     Writes, like the devkit's ``main``: ``output_dir/metrics_summary.json`` and ``metrics_details.json``
     (render_plots draws the devkit's plots into its ``output_dir/plots``, which the devkit makes; emptied first: an
-    earlier run's would stay beside these metrics). Raises NoDetectionsError, naming the file, when no predicted box is left to score (none
-    at all, or none within the class ranges).
+    earlier run's would stay beside these metrics). Raises NoDetectionsError, naming the file, when no predicted
+    box is left to score (none at all, or none within the class ranges).
     """
     config = config_factory(EVAL_CONFIG)
     shutil.rmtree(os.path.join(output_dir, "plots"), ignore_errors=True)

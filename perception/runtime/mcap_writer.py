@@ -202,7 +202,8 @@ class McapRecorder:
         for channel, view in frame.cameras.items():
             self._add_transform(transforms, EGO_FRAME_ID, channel, view.camera_to_ego, time_ns)
         self._write("/tf", transforms, time_ns)
-        for topic, sweeps, columns in (("/LIDAR_TOP", frame.lidar, LIDAR_COLUMNS), ("/RADAR", frame.radar, RADAR_COLUMNS)):
+        for topic, sweeps, columns in (("/LIDAR_TOP", frame.lidar, LIDAR_COLUMNS),
+                                       ("/RADAR", frame.radar, RADAR_COLUMNS)):
             points = np.zeros((0, len(columns))) if sweeps is None else sweeps.points
             self._write(topic, point_cloud_message(points, columns, time_ns), time_ns)
         for channel, view in frame.cameras.items():

@@ -9,21 +9,21 @@ captured just after the LiDAR are in): load the Frame from the buffers, detect, 
 Watchdog: a decision is due every trigger period. When no LiDAR trigger has come WATCHDOG_AFTER_PERIODS periods
 after the last one (a LiDAR outage, a dropped keyframe; before the first, after the stream's first message), the
 first message past that time, of any channel, triggers a frame at its own timestamp and pose, and then the first
-message a period after each such frame does, until a LiDAR trigger comes again. Frames are made in timestamp
-order: a LiDAR trigger delivered after a later frame was made (a delayed sweep behind the watchdog's frame) makes
-none (``overtaken`` in the summary; its points stay in the buffer for the frames after it). Such a frame reads what the
+message a period after each such frame does, until a LiDAR trigger comes again. Such a frame reads what the
 buffers hold (the LiDAR too while it is not stale; perception.runtime.step decides the minimal-risk stop when none
 of the model's sensors has data); its decision's reason starts with what the watchdog saw. The oracle has no
-watchdog: it reads ground truth, which exists at LiDAR keyframes only.
+watchdog: it reads ground truth, which exists at LiDAR keyframes only. Frames are made in timestamp order: a LiDAR
+trigger delivered after a later frame was made (a delayed sweep behind the watchdog's frame) makes none
+(``overtaken`` in the summary; its points stay in the buffer for the frames after it).
 
 Pacing: as fast as possible, or in real time (``realtime``, ``speed`` x faster). In real time, messages are
 delivered at their (scaled) capture time; while a frame is processed the next messages queue up, and the backlog
 is delivered before the next frame starts, so that when frames pile up behind a slow pipeline only the newest is
 processed (from what it would have read on time: the buffers keep that much) and the others are recorded as
 skipped. The log's time stands still while a frame's picture and MCAP messages are drawn (the car would not draw
-them), so that they change no record. Before the replay starts (in either pacing), a model's step (detector and decision) runs once, untimed and
-unrecorded, on the first trigger's frame (loading Numba's compiled kernels, the decision's too, and torch's first
-allocations), as a car starts its stack before it drives.
+them), so that they change no record. Before the replay starts (in either pacing), a model's step (detector and
+decision) runs once, untimed and unrecorded, on the first trigger's frame (loading Numba's compiled kernels, the
+decision's too, and torch's first allocations), as a car starts its stack before it drives.
 
 Latency (``latency_s`` in each record): in real time, the wall time from the trigger's (scaled) capture time to the
 decision, the sync window and any queueing included; as fast as possible, the end_to_end processing time (load +

@@ -463,7 +463,8 @@ def test_plasma_fractal_by_hand(decay, expected):
     16403.06 / 18903.06 = 0.8678, g11 = 15102.04 / 18903.06 = 0.7989, g02 = 15000 / 18903.06 = 0.7935."""
     grid = camera.plasma_fractal(4, decay, _HighestDraw())
     assert np.allclose(grid[[0, 1]], expected, atol=1e-4)
-    assert grid[2, 1] == pytest.approx(1.0) and grid[0, 2] == pytest.approx(1.5e4 / max(1.5e4, 11250 + 1.5e4 / decay ** 2))
+    assert grid[2, 1] == pytest.approx(1.0)
+    assert grid[0, 2] == pytest.approx(1.5e4 / max(1.5e4, 11250 + 1.5e4 / decay ** 2))
 
 
 def test_motion_kernel_at_45_degrees_by_hand():

@@ -153,8 +153,8 @@ def test_a_pose_exactly_at_either_end_of_the_window_is_read(nusc_synthetic):
 
 
 def _pose(timestamp_us, x, y, yaw):
-    return EgoPose(timestamp_us, RigidTransform.from_rotation_translation(rotation_from_vector(np.array([0.0, 0.0, yaw])),
-                                                                          [x, y, 0.0]))
+    rotation = rotation_from_vector(np.array([0.0, 0.0, yaw]))
+    return EgoPose(timestamp_us, RigidTransform.from_rotation_translation(rotation, [x, y, 0.0]))
 
 
 def test_pose_at_extrapolates_within_the_tolerance_only():

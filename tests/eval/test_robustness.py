@@ -315,7 +315,8 @@ def test_resilience_and_corruption_error_by_hand_over_two_severities():
     assert summary["baseline"] == {"model": "base", "mce": pytest.approx((1.16 / 1.3 + 2 / 1.8) / 2)}
     assert (summary["worst"]["name"], summary["worst"]["severity"], summary["worst"]["ra"]) == ("lidar_missing", 1, 0.0)
     # A baseline that lacks a severity run gives no CE for that corruption (nothing to divide by on the same terms).
-    partial = dict(baseline, corruptions=[dict(baseline["corruptions"][0], cells=baseline["corruptions"][0]["cells"][:2])])
+    first = baseline["corruptions"][0]
+    partial = dict(baseline, corruptions=[dict(first, cells=first["cells"][:2])])
     assert robustness_summary(records, ["limited_fov"], [1, 3], partial)["corruptions"][0]["ce"] is None
     # A baseline without error (NDS 1 at every severity) leaves CE undefined: None, not a division by zero.
     perfect = dict(baseline, corruptions=[{"name": "limited_fov", "cells": [{"severity": s, "nd_score": 1.0}
