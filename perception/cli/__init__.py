@@ -5,6 +5,7 @@ import argparse
 import functools
 import math
 import os
+import shutil
 import sys
 import tempfile
 from typing import Callable, Optional, Sequence, Tuple, TypeVar
@@ -76,6 +77,25 @@ def check_output_path(parser: argparse.ArgumentParser, option: str, path: str, f
         tempfile.TemporaryFile(dir=nearest).close()
     except OSError as error:
         parser.error(f"{option} {path}: cannot write in {nearest} ({error.strerror or error})")
+
+
+def staging_folder(out: str, report_file: str, tool: str) -> str:
+    """Where a tool builds the output folder ``out`` before moving it in whole (replace_folder): ``<out>.partial``,
+    a killed run's removed. ValueError when ``out`` holds files but no ``report_file``: not a folder ``tool``
+    finished, which a rerun replaces whole."""
+    if os.path.isdir(out) and os.listdir(out) and not os.path.isfile(os.path.join(out, report_file)):
+        raise ValueError(f"--out {out}: holds files but no {report_file} (not a folder tools/{tool}.py finished, "
+                         f"which a rerun replaces whole); choose another folder or empty it")
+    staging = os.path.normpath(out) + ".partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    return staging
+
+
+def replace_folder(staging: str, out: str) -> None:
+    """Moves the finished ``staging`` folder (staging_folder) to ``out``, replacing a finished run's."""
+    if os.path.isdir(out):
+        shutil.rmtree(out)
+    os.replace(staging, out)
 
 
 def check_device(parser: argparse.ArgumentParser, device: str) -> None:

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 from pathlib import Path
 from typing import Optional, Sequence
 
-from perception.cli import add_debug_option, check_output_path, positive_float, resolve_config, tool_main
+from perception.cli import (add_debug_option, check_output_path, positive_float, replace_folder, resolve_config,
+                            staging_folder, tool_main)
 
 REPORT_FILE = "export.json"
 
@@ -36,16 +35,12 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     args = parser.parse_args(argv)
     check_output_path(parser, "--out", args.out)
     config_path = resolve_config(args.config)
-    out, staging = os.path.normpath(args.out), os.path.normpath(args.out) + ".partial"
-    if os.path.isdir(out) and os.listdir(out) and not os.path.isfile(os.path.join(out, REPORT_FILE)):
-        raise ValueError(f"--out {args.out}: holds files but no {REPORT_FILE} (not a folder tools/export.py "
-                         f"finished, which a rerun replaces whole); choose another folder or empty it")
+    staging = staging_folder(args.out, REPORT_FILE, "export")
     from perception.deploy.graphs import (checked_outputs, example_batch, export_graphs, load_onnx_detector,
                                           output_error)
     from perception.models import load_detector
 
     detector = load_detector(config_path, args.checkpoint)
-    shutil.rmtree(staging, ignore_errors=True)  # a killed run's
     files = export_graphs(detector, config_path, args.checkpoint, staging)
     check = example_batch(detector, seed=1)
     errors = output_error(checked_outputs(detector, check),
@@ -59,9 +54,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
               "bytes": sum(f.stat().st_size for f in files.values()), "check_relative_error": errors,
               "tolerance": args.tolerance}
     Path(staging, REPORT_FILE).write_text(json.dumps(report, indent=2))
-    if os.path.isdir(out):  # a finished export's folder (checked above): replaced whole
-        shutil.rmtree(out)
-    os.replace(staging, out)
+    replace_folder(staging, args.out)
     print(f"{len(files)} graphs, {report['bytes'] / 2 ** 20:.1f} MiB in {args.out}")
     return report
 

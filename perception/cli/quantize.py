@@ -12,12 +12,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 from pathlib import Path
 from typing import Optional, Sequence
 
 from perception.cli import (add_data_options, add_debug_option, check_output_path, config_data, non_negative_float,
-                            resolve_config, tool_main)
+                            replace_folder, resolve_config, staging_folder, tool_main)
 
 REPORT_FILE = "quantize.json"
 """Written last: a folder holding it is one that tools/quantize.py finished."""
@@ -55,13 +54,10 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     from perception.deploy.quantize import (compare_outputs, keep_float, load_batches, quantize_bev_network,
                                             quantize_graphs, sensitive_modules, sensitivity_sweep, write_sensitivity)
 
-    out, staging = os.path.normpath(args.out), os.path.normpath(args.out) + ".partial"
-    if os.path.realpath(out) == os.path.realpath(args.float_dir):
+    if os.path.realpath(args.out) == os.path.realpath(args.float_dir):
         raise ValueError(f"--out {args.out}: the float graphs' folder (INT8 graphs would overwrite the float export); "
                          f"choose another folder")
-    if os.path.isdir(out) and os.listdir(out) and not os.path.isfile(os.path.join(out, REPORT_FILE)):
-        raise ValueError(f"--out {args.out}: holds files but no {REPORT_FILE} (not a folder tools/quantize.py "
-                         f"finished, which a rerun replaces whole); choose another folder or empty it")
+    staging = staging_folder(args.out, REPORT_FILE, "quantize")
     config = Config.fromfile(config_path)
     dataroot, version = config_data(args, config)
     float_detector = load_onnx_detector(config_path, args.float_dir)
@@ -69,7 +65,6 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     if unknown:
         raise ValueError(f"--keep-float {', '.join(unknown)}: no such graph; the graphs: "
                          f"{', '.join(float_detector.dense_modules())}")
-    shutil.rmtree(staging, ignore_errors=True)  # a killed run's
     os.makedirs(staging)
     calibration = load_batches(float_detector, config, dataroot, version,
                                args.calib_split or config.train_dataloader.dataset.split, args.calib_frames,
@@ -97,10 +92,8 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
               "evaluation_frames": len(evaluation), "max_score_error": args.max_score_error, "kept_float": kept,
               "chosen_error": chosen, **sizes, "size_ratio": sizes["int8_bytes"] / sizes["float_bytes"]}
     Path(staging, REPORT_FILE).write_text(json.dumps(report, indent=2))
-    if os.path.isdir(out):  # a finished run's folder (checked above): replaced whole
-        shutil.rmtree(out)
-    os.replace(staging, out)
-    print((Path(out) / "sensitivity.md").read_text())
+    replace_folder(staging, args.out)
+    print((Path(args.out) / "sensitivity.md").read_text())
     print(f"kept float: {kept or 'none'}; chosen mix: {chosen}; size {report['size_ratio']:.0%} of float")
     return report
 
