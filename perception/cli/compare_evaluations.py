@@ -16,7 +16,8 @@ import json
 import os
 from typing import List, Optional, Sequence
 
-from perception.cli import add_debug_option, check_output_path, resolve_path, seed, tool_command, tool_main
+from perception.cli import (add_debug_option, check_output_path, positive_int, resolve_path, seed, tool_command,
+                            tool_main)
 from perception.datasets.records import open_nuscenes
 from perception.datasets.splits import split_sample_tokens
 from perception.eval.report import plot_resampled, resampled_caption, resampled_table
@@ -33,7 +34,7 @@ def main(argv: Optional[Sequence[str]] = None) -> List[dict]:
     parser.add_argument("--dataroot", required=True)
     parser.add_argument("--version", required=True)
     parser.add_argument("--split", required=True, help="the split every folder was evaluated on")
-    parser.add_argument("--draws", type=int, default=1000, help="keyframe draws (default 1000)")
+    parser.add_argument("--draws", type=positive_int, default=1000, help="keyframe draws (default 1000)")
     parser.add_argument("--level", type=float, default=INTERVAL_LEVEL,
                         help=f"central share of the draws an interval spans (default {INTERVAL_LEVEL})")
     parser.add_argument("--seed", type=seed, default=0)

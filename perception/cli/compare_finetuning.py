@@ -192,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "as the methods differ (benchmarks/RESULTS.md)")
     seeds.add_argument("--seeds", type=seed, nargs="+", metavar="S",
                        help="the whole table once a seed, into OUT/seed_S, then seeds.md / seeds.json across them")
-    parser.add_argument("--draws", type=int, default=200,
+    parser.add_argument("--draws", type=positive_int, default=200,
                         help="keyframe draws for the NDS intervals against full fine-tuning (default 200, about 0.5 s "
                              "a draw per model on 12 real keyframes; 0: none)")
     parser.add_argument("--out", default="outputs/finetune_comparison")
@@ -345,6 +345,9 @@ def main(argv: Optional[Sequence[str]] = None) -> List[dict]:
     parser = build_parser()
     args = parser.parse_args(argv)
     check_output_path(parser, "--out", args.out)
+    if args.lora_ranks[0] == args.lora_ranks[1]:
+        parser.error(f"--lora-ranks {args.lora_ranks[0]} {args.lora_ranks[1]}: two different ranks (the rows are "
+                     f"named by their rank: one would replace the other)")
     if args.seeds is None:
         return compare_table(args, argv)
     if len(set(args.seeds)) < len(args.seeds):

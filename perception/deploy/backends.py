@@ -17,10 +17,13 @@ def load_backend(backend: str, config: Union[str, Path], checkpoint: Optional[Un
                  ) -> BEVFusionDetector:
     """The detector of ``config`` on ``backend``: torch from ``checkpoint`` (its initial weights without one;
     ``check_inputs`` as in load_detector), the onnxruntime backends from the graphs in ``onnx_dir`` (exported from
-    ``checkpoint`` where one is given). ValueError for an unknown backend, a missing ``onnx_dir`` or graphs of another
-    checkpoint."""
+    ``checkpoint`` where one is given). ValueError for an unknown backend, a missing ``onnx_dir`` (or one given to
+    torch, which reads no graphs) or graphs of another checkpoint."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if backend == "torch" and onnx_dir is not None:
+        raise ValueError(f"--onnx {onnx_dir}: the torch backend reads no graphs; give --backend onnxruntime or "
+                         f"onnxruntime-int8 to run them")
     if backend == "torch":
         if checkpoint is None:
             return build_detector(config).to(device).eval()

@@ -321,6 +321,8 @@ def test_missing_mixed_or_wrong_precision_graphs_are_refused(exported, tmp_path)
         load_backend("onnxruntime", config)
     with pytest.raises(ValueError, match="unknown backend 'tensorrt'"):
         load_backend("tensorrt", config)
+    with pytest.raises(ValueError, match="the torch backend reads no graphs"):  # the graphs were ignored
+        load_backend("torch", config, onnx_dir=folder)
     with pytest.raises(ValueError, match="holds no INT8 graph"):
         load_backend("onnxruntime-int8", config, onnx_dir=folder)
     mixed = tmp_path / "mixed"
