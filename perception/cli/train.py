@@ -150,6 +150,17 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         export(cfg, args, started)
 
 
+class ConfigOverrides(DictAction):
+    """mmengine's DictAction, with an item that is not key=value named by the parser (it failed with "not enough
+    values to unpack")."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        for value in values:
+            if "=" not in value:
+                parser.error(f"{option_string} {value}: expected key=value")
+        super().__call__(parser, namespace, values, option_string)
+
+
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of a training run that build_config reads (shared with tools/finetune.py)."""
     parser.add_argument("--work-dir", help="logs and checkpoints (default work_dirs/<config name>)")
@@ -162,7 +173,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
                              "validated as the last one; see perception.engine.hooks.TrainTimeBudgetHook)")
     parser.add_argument("--amp", action="store_true", help="bfloat16 autocast (CUDA only)")
     parser.add_argument("--no-validate", action="store_true", help="skip validation during training")
-    parser.add_argument("--cfg-options", nargs="+", action=DictAction, help="override config entries: key=value")
+    parser.add_argument("--cfg-options", nargs="+", action=ConfigOverrides, help="override config entries: key=value")
     add_debug_option(parser)
 
 

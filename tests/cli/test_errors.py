@@ -186,6 +186,9 @@ def test_a_cfg_option_the_model_does_not_take_is_one_line(tmp_path, capsys):
     line = one_error_line(train.main, [FUSION_TINY, "--work-dir", str(tmp_path), "--cfg-options",
                                        "model.head.nosuch=3"], capsys)
     assert "with --cfg-options model.head.nosuch=3: the model does not build" in line and "'nosuch'" in line
+    with pytest.raises(SystemExit) as exit_info:  # "not enough values to unpack" before
+        train.main([FUSION_TINY, "--work-dir", str(tmp_path), "--cfg-options", "nokey"])
+    assert exit_info.value.code == 2 and "--cfg-options nokey: expected key=value" in capsys.readouterr().err
 
 
 def test_missing_config_is_named_the_same_way_by_every_tool(tmp_path, capsys):
