@@ -17,7 +17,9 @@ from tqdm import tqdm
 
 from perception.datasets.collate import make_frame_loader
 from perception.datasets.frame import Frame
+from perception.datasets.lane_map import log_lanes
 from perception.datasets.loader import NuScenesFrames, UnreadableFrame
+from perception.datasets.splits import split_scenes
 from perception.decision.learned import past_ego_features
 from perception.detector import Detector
 from perception.eval.decision_metrics import grade_planners
@@ -221,7 +223,13 @@ def evaluate_split(detector: Detector, detector_name: str, nusc: Optional[NuScen
     split: the submission is for the server; neither detection nor decision metrics can be computed).
     ``nusc`` (the devkit tables, needed to evaluate) may be None on the other processes; ``transform``: as in
     load_split_predictions; ``ego_mlp``: graded beside the other planners when given, as are the detector's
-    plans when it is a PlanningDetector that plans."""
+    plans when it is a PlanningDetector that plans. A lane map the decision metrics cannot read is named before the
+    detection pass."""
+    if nusc is not None:
+        scenes = set(split_scenes(nusc, data.split))
+        for scene in nusc.scene:
+            if scene["name"] in scenes:
+                log_lanes(nusc, scene["log_token"])
     predictions, sample_tokens = load_split_predictions(detector, nusc, data, drop, shard, transform)
     if not shard.is_main:
         return None

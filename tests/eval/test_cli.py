@@ -251,3 +251,15 @@ def test_skip_corrupt_files(synthetic_root, nusc_synthetic, tmp_path, capsys):
     present = [name for name in DETECTION_CLASSES if metrics["num_gt"][name] > 0]
     assert 0 < metrics["mean_ap"] < len(present) / len(DETECTION_CLASSES)
     assert f"- `{path}`: " in (out / "report.md").read_text()
+
+
+def test_a_lane_map_that_cannot_be_read_is_named_before_the_detection_pass(synthetic_root, tmp_path):
+    """(It was read by the decision metrics, after every frame had been detected.)"""
+    root = tmp_path / "world"
+    shutil.copytree(synthetic_root, root, copy_function=os.symlink)
+    lanes = root / TINY_WORLD["version"] / "lane_centres.json"
+    lanes.unlink()
+    lanes.write_text('{"not": "a lane map"')
+    with pytest.raises(ValueError, match="lane_centres.json"):
+        run(["--oracle", "--no-plots", *_data_args(root), "--out", str(tmp_path / "out")])
+    assert not (tmp_path / "out" / "results_nusc.json").exists()
