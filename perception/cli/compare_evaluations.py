@@ -42,6 +42,8 @@ def main(argv: Optional[Sequence[str]] = None) -> List[dict]:
     add_debug_option(parser)
     args = parser.parse_args(argv)
     check_output_path(parser, "--out", args.out)
+    if not 0.0 < args.level < 1.0:
+        parser.error(f"--level {args.level}: a share of the draws, in (0, 1)")
     names = args.names or list(args.folders)
     nusc = open_nuscenes(resolve_path(args.dataroot), args.version)
     rows = resampled_comparison(nusc, args.split, [os.path.join(folder, RESULTS_FILE) for folder in args.folders],

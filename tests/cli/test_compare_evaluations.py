@@ -49,6 +49,11 @@ def test_bad_folders_are_one_line(nusc_synthetic, synthetic_root, tmp_path, caps
     line = one_error_line(main, [str(tmp_path / "train"), "--names", "a", "b", *data_args(synthetic_root),
                                  "--out", str(tmp_path)], capsys)
     assert "2 names for 1 submissions" in line
+    for option, value, message in (("--level", "1", "--level 1.0: a share of the draws, in (0, 1)"),
+                                   ("--draws", "0", "argument --draws: the value must be >= 1, got 0")):
+        with pytest.raises(SystemExit) as exit_info:  # percentile_interval / keyframe_draws named, not the flags
+            main([str(tmp_path / "train"), *data_args(synthetic_root), "--out", str(tmp_path), option, value])
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err
     # a file of the right keyframes that the devkit would stop on with a bare assertion: one line naming it
     (tmp_path / "val").mkdir()
     imperfect_evaluation(nusc_synthetic, "synth_val", tmp_path / "val")
