@@ -5,6 +5,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -184,3 +185,96 @@ def test_time_budget_ends_training_with_a_saved_last_iteration(synthetic_root, t
     assert state_at(work_dir, 1)["meta"]["iter"] == 1
     assert not os.path.exists(os.path.join(work_dir, "iter_2.pth"))
     assert open(os.path.join(work_dir, "last_checkpoint")).read().endswith("iter_1.pth")
+
+
+class _Loop:
+    def __init__(self, max_iters: int):
+        self._max_iters = max_iters
+
+
+class _Runner:
+    """What the hooks read of mmengine's Runner: the model, the iteration, the loop's length."""
+
+    def __init__(self, model=None, iteration: int = 0, max_iters: int = 50):
+        self.model, self.iter, self.train_loop = model, iteration, _Loop(max_iters)
+
+    @property
+    def max_iters(self) -> int:
+        return self.train_loop._max_iters
+
+
+def test_random_state_hook_gives_back_every_stream_once_where_the_checkpoint_stood():
+    # the oracle: the draws an uninterrupted run makes right after saving, from each of the four streams
+    import random
+    import types
+
+    import numpy as np
+
+    from perception.engine.hooks import RandomStateHook
+    from perception.models.adversarial import AdversarialConfig, AdversarialTraining
+
+    torch.manual_seed(5), np.random.seed(5), random.seed(5)
+    runner = _Runner(types.SimpleNamespace(adversarial=AdversarialTraining(AdversarialConfig(seed=3))))
+    adversarial = runner.model.adversarial
+    checkpoint = {}
+    RandomStateHook().before_save_checkpoint(runner, checkpoint)
+
+    def draws():
+        return (torch.rand(3).tolist(), np.random.rand(3).tolist(), random.random(), adversarial._random.random())
+
+    uninterrupted = [draws(), draws()]
+    draws()  # the streams move on (a killed run, a new process)
+    hook = RandomStateHook()
+    hook.after_load_checkpoint(runner, checkpoint)
+    hook.before_train_iter(runner, 0)
+    first = draws()
+    hook.before_train_iter(runner, 1)  # given back once only: the second iteration draws on
+    assert [first, draws()] == uninterrupted
+    old = RandomStateHook()  # a checkpoint of before the hook: nothing to give back, the streams are left alone
+    old.after_load_checkpoint(runner, {})
+    torch.manual_seed(9)
+    expected = torch.rand(3)
+    torch.manual_seed(9)
+    old.before_train_iter(runner, 0)
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_time_budget_makes_the_iteration_that_spends_it_the_last():
+    from perception.engine.hooks import TrainTimeBudgetHook
+
+    spent, plenty = TrainTimeBudgetHook(1e-9), TrainTimeBudgetHook(3600.0)
+    runner = _Runner(iteration=6, max_iters=50)  # runner.iter 6: the 7th iteration just ended
+    for hook in (spent, plenty):
+        hook.before_train(runner)
+    time.sleep(0.01)  # more than the 1e-9 s budget, by far
+    plenty.after_train_iter(runner, 6)
+    assert runner.max_iters == 50
+    spent.after_train_iter(runner, 6)
+    assert runner.max_iters == 7
+    last = _Runner(iteration=49, max_iters=50)
+    spent.after_train_iter(last, 49)
+    assert last.max_iters == 50
+    with pytest.raises(ValueError, match="budget_s must be > 0"):
+        TrainTimeBudgetHook(0.0)
+
+
+def test_export_checkpoint_writes_the_runs_weights_and_its_iteration(tmp_path):
+    from perception.engine.adapters import RESUME_SCHEME
+    from perception.engine.checkpoint import export_checkpoint, resume_source
+    from perception.models import ModelInputs
+
+    weights = {"conv.weight": torch.arange(6.0).reshape(2, 3), "norm.num_batches_tracked": torch.tensor(7)}
+    training = tmp_path / "iter_7.pth"
+    torch.save({"state_dict": weights, "meta": {"iter": 7, "epoch": 2, "seed": 0}, "optimizer": {}}, training)
+    inputs = ModelInputs(3, 2, (704, 256), ("lidar", "camera"))
+    meta = export_checkpoint(str(training), str(tmp_path / "out" / "model.pth"), dict(config="x.py"), inputs)
+    shipped = torch.load(tmp_path / "out" / "model.pth", weights_only=True)
+    assert shipped["meta"] == meta
+    assert meta["iteration"] == 7 and meta["epoch"] == 2 and meta["config"] == "x.py"
+    assert meta["inputs"] == {"lidar_sweeps": 3, "radar_sweeps": 2, "image_size": [704, 256],
+                              "sensors": ["lidar", "camera"]}
+    assert shipped["state_dict"].keys() == weights.keys()
+    assert all(torch.equal(shipped["state_dict"][name], value) for name, value in weights.items())
+    assert resume_source(str(tmp_path / "empty")) is None
+    (tmp_path / "last_checkpoint").write_text(str(training))
+    assert resume_source(str(tmp_path)) == RESUME_SCHEME + str(training)

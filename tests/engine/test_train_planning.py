@@ -95,3 +95,33 @@ def test_the_onnx_export_covers_every_weight_of_the_planning_head(synthetic_root
     check_export_covers(detector, cfg)  # raises when a weight of the state dict lies outside every graph
     assert {path for path in detector.dense_modules() if path.startswith("planning_head.")} == {
         f"planning_head.{part}" for part in PlanningHead.dense_parts}
+
+
+def test_collate_keeps_each_frames_ego_state_and_targets_with_its_frame():
+    # three planned frames, each with its own ego speed (3, 5, 7 m/s) and maneuver label (0, 1, 2): row i of the
+    # batch is item i's frame, ego state and targets; a batch mixing planned and plain frames is refused
+    import dataclasses
+
+    import numpy as np
+
+    from perception.engine.data import PlannedFrame, collate_fusion_batch
+    from perception.models.planning_types import EGO_FEATURES, PlanningTargets
+    from tests.models.helpers import make_frame
+
+    items = []
+    for i, speed in enumerate((3.0, 5.0, 7.0)):
+        ego_state = np.zeros(len(EGO_FEATURES), dtype=np.float32)
+        ego_state[0] = speed
+        targets = PlanningTargets(torch.full((1, 6, 2), speed), torch.ones(1, 6, dtype=torch.bool),
+                                  torch.tensor([i]), torch.tensor([[1.0, 0.0]]), torch.tensor([[True, i == 1]]))
+        items.append(PlannedFrame(make_frame(i, token=f"t{i}"), ego_state, targets))
+    batch = collate_fusion_batch(items)["batch"]
+    assert batch.sample_tokens == ["t0", "t1", "t2"]
+    assert batch.ego_state[:, 0].tolist() == [3.0, 5.0, 7.0] and batch.ego_state.shape == (3, len(EGO_FEATURES))
+    assert batch.planning_targets.trajectory[:, 0, 0].tolist() == [3.0, 5.0, 7.0]
+    assert batch.planning_targets.maneuver.tolist() == [0, 1, 2]
+    assert batch.planning_targets.lane_change_valid[:, 1].tolist() == [False, True, False]
+    plain = collate_fusion_batch([make_frame(0)])["batch"]
+    assert plain.ego_state is None and plain.planning_targets is None
+    with pytest.raises(TypeError, match="mixes PlannedFrame"):
+        collate_fusion_batch([items[0], dataclasses.replace(make_frame(1))])

@@ -382,3 +382,127 @@ def test_a_detector_that_does_not_read_a_group_detects_as_if_it_were_missing():
     assert not np.array_equal(with_cameras.scores, missing.scores)   # the cameras do change this model's output
     with pytest.raises(ValueError, match="names groups without an encoder"):
         BEVFusionDetector(**tiny_model_config(("lidar",)), sensors=["lidar", "camera"])
+
+
+def test_fuser_feeds_the_missing_embedding_where_a_sensor_is_missing_and_the_features_where_present():
+    # by hand: the conv reads, per frame, lidar's features (present in both) and camera's where present
+    # (frame 0: its features) or the learned 'missing' embedding (frame 1: 0.7, -0.3 in every cell)
+    fuser = ConvFuser({"lidar": 1, "camera": 2}, out_channels=3).eval()
+    with torch.no_grad():
+        fuser.missing_embedding["lidar"].fill_(5.0)
+        fuser.missing_embedding["camera"].copy_(torch.tensor([0.7, -0.3]))
+    seen = []
+    fuser.conv.register_forward_pre_hook(lambda module, inputs: seen.append(inputs[0].clone()))
+    features = torch.arange(2 * 3 * 2 * 2, dtype=torch.float32).reshape(2, 3, 2, 2)
+    fuser(features, torch.tensor([[True, True], [True, False]]))
+    expected = features.clone()
+    expected[1, 1], expected[1, 2] = 0.7, -0.3
+    assert torch.equal(seen[0], expected)
+
+
+def test_modality_dropout_is_off_in_eval():
+    # eval mode must see every present sensor, whatever the dropout: the same output as a fuser without dropout
+    torch.manual_seed(0)
+    dropping = ConvFuser({"lidar": 2, "radar": 2}, out_channels=3, modality_dropout=0.9).eval()
+    plain = ConvFuser({"lidar": 2, "radar": 2}, out_channels=3).eval()
+    plain.load_state_dict(dropping.state_dict())
+    with torch.no_grad():
+        dropping.missing_embedding["lidar"].fill_(9.0)
+        dropping.missing_embedding["radar"].fill_(-9.0)
+        plain.load_state_dict(dropping.state_dict())
+    features, present = torch.randn(64, 4, 2, 2), torch.ones(64, 2, dtype=torch.bool)
+    with torch.no_grad():
+        assert torch.equal(dropping(features, present), plain(features, present))
+
+
+def test_batch_reads_nothing_of_a_sensor_the_frame_marks_missing_or_whose_cloud_is_empty():
+    # Frame.missing names groups / channels dropped while their data may still be attached: the batch must not
+    # read them; an empty cloud is not a present sensor (FusionBatch: "at least one point / camera")
+    frame = make_frame(0)
+    dropped = dataclasses.replace(make_frame(1), missing=frozenset({"lidar", CAMERA_CHANNELS[2]}))
+    empty_radar = dataclasses.replace(frame, radar=dataclasses.replace(frame.radar, points=frame.radar.points[:0]))
+    batch = FusionBatch.from_frames([frame, dropped, empty_radar])
+    assert batch.present["lidar"].tolist() == [True, False, True]
+    assert set(batch.lidar[:, 0].tolist()) == {0.0, 2.0}
+    assert batch.present["radar"].tolist() == [True, True, False]
+    assert batch.camera_valid[1].tolist() == [True, True, False, True, True, True]
+    assert batch.images[1, 2].abs().sum() == 0 and batch.images[1, 3].abs().sum() > 0
+    assert torch.equal(batch.camera_to_ego[1, 2], torch.eye(4)) and torch.equal(batch.intrinsics[1, 2], torch.eye(3))
+    assert batch.present["camera"].tolist() == [True, True, True]  # five of six cameras: the group is present
+    view = dropped.cameras[CAMERA_CHANNELS[3]]
+    assert np.array_equal(batch.camera_to_ego[1, 3].numpy(), view.camera_to_ego.matrix.astype(np.float32))
+    assert np.array_equal(batch.intrinsics[1, 3].numpy(), view.intrinsics.matrix.astype(np.float32))
+
+
+def test_stack_features_marks_a_sensor_without_flags_missing():
+    # a sensor of the fuser that the batch has no flags for is missing in every frame, its channels zeros
+    lidar = torch.ones(2, 1, 2, 2)
+    stacked, present = stack_features({"lidar": lidar}, {"lidar": torch.tensor([True, False])},
+                                      {"lidar": 1, "camera": 2}, (2, 2))
+    assert present.tolist() == [[True, False], [False, False]]
+    assert torch.equal(stacked[:, :1], lidar) and not stacked[:, 1:].any()
+
+
+def test_decoder_neck_is_stage_one_then_stage_two_upsampled():
+    # the neck's first out_channels / 2 channels come from stage 1 alone, the rest from stage 2 (upsampled):
+    # changing stage 2's weights moves only the second half
+    torch.manual_seed(0)
+    decoder = BEVDecoder(3, channels=[4, 6], blocks=[1, 1], out_channels=8).eval()
+    bev = torch.randn(1, 3, 8, 8)
+    with torch.no_grad():
+        before = decoder(bev)
+        decoder.stage2[0].weight.mul_(-1.0)
+        after = decoder(bev)
+    assert torch.equal(after[:, :4], before[:, :4])
+    assert not torch.allclose(after[:, 4:], before[:, 4:])
+
+
+def test_camera_depth_target_is_the_nearest_keyframe_point_of_a_present_camera(batch):
+    # on CAM_FRONT's optical axis (index 1, yaw 60 degrees, 1.5 m up; 1 m bins from 1 m): frame 0 has points at
+    # 5.5 m and 9.5 m of the keyframe sweep and one at 3.5 m of an older sweep (time lag 0.05 s, smeared by the
+    # ego's motion) -> the nearest keyframe point, 5.5 m: bin 4. Frame 1 has the 5.5 m point but CAM_FRONT absent.
+    encoder = CameraEncoder(GRID, (IMAGE_W, IMAGE_H), out_channels=4, backbone_widths=[4, 4, 4, 4], fpn_channels=4,
+                            depth_range=[1.0, 13.0], depth_bins=12)
+    direction = np.array([np.cos(np.pi / 3), np.sin(np.pi / 3), 0.0])
+    rows = [np.r_[frame, direction * depth + [0, 0, 1.5], 0.0, lag]
+            for frame, depth, lag in ((0, 5.5, 0.0), (0, 9.5, 0.0), (0, 3.5, 0.05), (1, 5.5, 0.0))]
+    valid = batch.camera_valid.clone()
+    valid[1, 1] = False
+    points = dataclasses.replace(batch, lidar=torch.tensor(np.array(rows), dtype=torch.float32), camera_valid=valid)
+    targets = encoder.depth_targets(points, (4, 8))
+    assert (targets[0, 1] >= 0).nonzero().tolist() == [[2, 4]] and int(targets[0, 1, 2, 4]) == 4
+    assert (targets[1] == -1).all()
+
+
+def test_camera_encoder_reads_nothing_of_an_absent_camera(batch):
+    # an absent camera (camera_valid False) adds nothing to the BEV: whatever its image holds, the same output
+    torch.manual_seed(0)
+    encoder = CameraEncoder(GRID, (IMAGE_W, IMAGE_H), out_channels=4, backbone_widths=[4, 4, 4, 4], fpn_channels=4,
+                            depth_range=[1.0, 13.0], depth_bins=6).eval()
+    valid = batch.camera_valid.clone()
+    valid[0, 1] = False
+    black = batch.images.clone()
+    black[0, 1] = 0.0
+    noise = black.clone()
+    noise[0, 1] = torch.rand_like(noise[0, 1])
+    with torch.no_grad():
+        dark = encoder(dataclasses.replace(batch, images=black, camera_valid=valid))[0]
+        noisy = encoder(dataclasses.replace(batch, images=noise, camera_valid=valid))[0]
+        seen = encoder(dataclasses.replace(batch, images=noise))[0]
+    assert torch.equal(dark, noisy)
+    assert not torch.allclose(seen, noisy)  # the same camera present does change the BEV
+
+
+def test_camera_depth_loss_scales_with_its_weight_and_zero_turns_it_off(batch):
+    # the same weights, depth_loss_weight 1 and 0.25: the second's loss_depth is a quarter of the first's
+    torch.manual_seed(0)
+    kwargs = dict(out_channels=4, backbone_widths=[4, 4, 4, 4], fpn_channels=4, depth_range=[1.0, 13.0],
+                  depth_bins=6)
+    full = CameraEncoder(GRID, (IMAGE_W, IMAGE_H), **kwargs).train()
+    quarter = CameraEncoder(GRID, (IMAGE_W, IMAGE_H), depth_loss_weight=0.25, **kwargs).train()
+    off = CameraEncoder(GRID, (IMAGE_W, IMAGE_H), depth_loss_weight=0.0, **kwargs).train()
+    quarter.load_state_dict(full.state_dict())
+    off.load_state_dict(full.state_dict())
+    loss = float(full(batch)[1]["loss_depth"])
+    assert loss > 0 and float(quarter(batch)[1]["loss_depth"]) == pytest.approx(0.25 * loss, rel=1e-5)
+    assert off(batch)[1] == {}

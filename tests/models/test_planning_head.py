@@ -144,3 +144,88 @@ def test_the_detector_trains_and_predicts_with_the_head_switched_on():
     model.eval()
     results = model(batch, mode="predict")
     assert results[0]["plan"].trajectory.shape == (6, 2) and "plan" not in model(plain, mode="predict")[0]
+
+
+def test_planning_losses_by_hand():
+    # weights 2 / 3 / 5 so that a swapped weight shows. By hand:
+    # trajectory: L1 over frame 0's valid steps (frames 1, 2 have none): (|1-0| + |0-0| + |2-4| + |0-1|) / 4 = 1
+    #   -> x2 = 2
+    # maneuver: frame 0's logits all 0, label BRAKE -> ln 6; frame 1's logits [ln 5, 0, ...], label KEEP_LANE
+    #   (index 0) -> -ln(5 / 10) = ln 2; frame 2 unlabelled -> (ln 6 + ln 2) / 2 = ln 12 / 2 -> x3 = 1.5 ln 12
+    # lane change: frame 0 logits [0, ln 3], ok [1, 0] -> (-ln sigmoid(0) - ln(1 - 3/4)) / 2 = (ln 2 + ln 4) / 2
+    #   = 1.5 ln 2 (frames 1, 2 not valid) -> x5 = 7.5 ln 2
+    import math
+
+    from perception.models.planning_types import PlanningOutputs, planning_losses
+
+    outputs = PlanningOutputs(torch.tensor([[[1.0, 0.0], [2.0, 0.0]], [[0.0, 0.0], [0.0, 0.0]], [[0.0, 0.0]] * 2]),
+                              torch.tensor([[0.0] * 6, [math.log(5.0), 0, 0, 0, 0, 0], [10.0, 0, 0, 0, 0, 0]]),
+                              torch.tensor([[0.0, math.log(3.0)], [5.0, 5.0], [5.0, 5.0]]))
+    targets = PlanningTargets(torch.tensor([[[0.0, 0.0], [4.0, 1.0]], [[3.0, 3.0], [3.0, 3.0]], [[3.0, 3.0]] * 2]),
+                              torch.tensor([[True, True], [False, False], [False, False]]),
+                              torch.tensor([list(Maneuver).index(Maneuver.BRAKE),
+                                            list(Maneuver).index(Maneuver.KEEP_LANE), -1]),
+                              torch.tensor([[1.0, 0.0], [0.0, 0.0], [0.0, 0.0]]),
+                              torch.tensor([[True, True], [False, False], [False, False]]))
+    assert list(Maneuver).index(Maneuver.KEEP_LANE) == 0
+    losses = planning_losses(outputs, targets, dict(trajectory=2.0, maneuver=3.0, lane_change=5.0))
+    assert float(losses["loss_plan_trajectory"]) == pytest.approx(2.0, rel=1e-6)
+    assert float(losses["loss_plan_maneuver"]) == pytest.approx(1.5 * math.log(12.0), rel=1e-6)
+    assert float(losses["loss_plan_lane_change"]) == pytest.approx(7.5 * math.log(2.0), rel=1e-6)
+
+
+def test_the_bev_correction_adds_to_the_ego_branch_in_x_y_order():
+    # a correction bias of +1 on step 1's x, +2 on its y, -1 on step 2's y and +4 on BRAKE's logit: the head's
+    # plan is its ego branch's plus exactly those
+    head = PlanningHead(8)
+    bev, ego = _inputs()
+    steps = 2 * head.horizon_steps
+    with torch.no_grad():
+        head.correction.bias[[0, 1, 3]] = torch.tensor([1.0, 2.0, -1.0])
+        head.correction.bias[steps + list(Maneuver).index(Maneuver.BRAKE)] = 4.0
+        outputs, branch = head(bev, ego), head.ego(ego)
+    shift = torch.zeros(head.horizon_steps, 2)
+    shift[0] = torch.tensor([1.0, 2.0])
+    shift[1, 1] = -1.0
+    assert torch.allclose(outputs.trajectory - branch.trajectory, shift.expand(3, -1, -1), atol=1e-5)
+    logit_shift = torch.zeros(len(Maneuver))
+    logit_shift[list(Maneuver).index(Maneuver.BRAKE)] = 4.0
+    assert torch.allclose(outputs.maneuver_logits - branch.maneuver_logits, logit_shift.expand(3, -1), atol=1e-5)
+
+
+def test_the_ego_features_reach_both_mlps_divided_by_their_typical_magnitudes():
+    # frame 0 by hand (EGO_FEATURE_SCALE 10, 0.5, 2, 1, then 5, 1, 1 for the position 0.5 s ago):
+    # speed 10 / 10 = 1, yaw rate 0.1 / 0.5 = 0.2, acceleration -1 / 2 = -0.5, known 1, x -5 / 5 = -1, y 0.1, known 1
+    head = PlanningHead(8)
+    bev, ego = _inputs()
+    seen = {}
+    head.mlp.register_forward_pre_hook(
+        lambda module, inputs: seen.__setitem__("head", inputs[0][:, -len(EGO_FEATURES):]))  # after the pooled BEV
+    head.ego.mlp.register_forward_pre_hook(lambda module, inputs: seen.__setitem__("ego", inputs[0]))
+    with torch.no_grad():
+        head(bev, ego)
+    expected = torch.tensor([1.0, 0.2, -0.5, 1.0, -1.0, 0.1, 1.0])
+    for name in ("head", "ego"):
+        assert torch.allclose(seen[name][0, :7], expected, atol=1e-6), name
+        assert not seen[name][0, 7:].any(), name  # the older positions unknown: zeros
+
+
+def test_predict_gives_each_frame_its_own_plan():
+    # the oracle: each frame planned alone (eval: nothing mixes frames); frame 1 stands still, frame 0 drives 10 m/s
+    import dataclasses
+
+    from perception.models import BEVFusionDetector, FusionBatch
+    from tests.models.helpers import make_frame, tiny_model_config
+
+    torch.manual_seed(0)
+    model = BEVFusionDetector(**tiny_model_config(("lidar",)), planning=dict(hidden_channels=16, pooled_cells=2)).eval()
+    _, ego = _inputs(batch=2)
+    frames = [make_frame(0), make_frame(1)]
+    with torch.no_grad():
+        both = model(dataclasses.replace(FusionBatch.from_frames(frames), ego_state=ego), mode="predict")
+        alone = [model(dataclasses.replace(FusionBatch.from_frames([frame]), ego_state=ego[i:i + 1]),
+                       mode="predict")[0] for i, frame in enumerate(frames)]
+    assert not torch.allclose(both[0]["plan"].trajectory, both[1]["plan"].trajectory)
+    for together, single in zip(both, alone):
+        for name in ("trajectory", "maneuver_logits", "lane_change_logits"):
+            assert torch.allclose(getattr(together["plan"], name), getattr(single["plan"], name), atol=1e-5), name
