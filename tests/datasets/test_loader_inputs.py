@@ -311,3 +311,57 @@ def test_camera_records_that_cannot_be_read_name_the_image(tmp_path, problem, me
     with pytest.raises(ValueError, match=re.escape(os.path.basename(back["filename"])) + ": " + re.escape(message)):
         load_frame(NuScenes(REAL_VERSION, str(root), verbose=False), nusc.sample[0]["token"], lidar_sweeps=1,
                    radar_sweeps=1)
+
+
+def test_lidar_bin_of_whole_floats_but_a_partial_point_names_the_file(tmp_path):
+    path = tmp_path / "partial.pcd.bin"
+    path.write_bytes(b"\0" * 44)  # 11 float32: two points of 5 values and one value of a third
+    with pytest.raises(CorruptFileError, match="partial.pcd.bin: 44 bytes is not a multiple of 20"):
+        read_lidar_bin(str(path))
+
+
+def test_radar_points_with_a_non_finite_rcs_or_velocity_are_dropped_with_a_count(tmp_path):
+    from nuscenes.utils.data_classes import RadarPointCloud
+
+    from perception.datasets.synthetic.radar import PCD_DTYPE, encode_pcd
+
+    points = np.zeros(5, PCD_DTYPE)  # all valid, moving, unambiguous: the default filters keep every one
+    points["ambig_state"] = 3
+    points["x"] = [1.0, 2.0, 3.0, 4.0, 5.0]
+    points["rcs"][1], points["vx_comp"][2], points["vy_comp"][3] = np.nan, np.inf, -np.inf
+    path = tmp_path / "nan.pcd"
+    path.write_bytes(encode_pcd(points))
+    assert RadarPointCloud.from_file(str(path)).points.shape == (18, 5)  # the devkit keeps them
+    with pytest.warns(NonFinitePointsWarning, match="nan.pcd: dropped 3 of 5 points"):
+        read = read_radar_pcd(str(path))
+    np.testing.assert_array_equal(read[:, 0], [1.0, 5.0])
+
+
+def test_decode_reduction_is_the_largest_exact_divisor_that_keeps_the_target_size():
+    from perception.datasets.io import decode_reduction
+
+    # nuScenes' 1600 x 900: 900 / 8 = 112.5 is not whole, so 8 never applies; 1600 / 2 = 800 and 900 / 2 = 450 meet
+    # an 800 x 450 target exactly; 1600 / 4 = 400 >= 400 and 900 / 4 = 225 >= 225
+    assert decode_reduction((1600, 900), (800, 450)) == 2
+    assert decode_reduction((1600, 900), (801, 450)) == 1
+    assert decode_reduction((1600, 900), (400, 225)) == 4
+    assert decode_reduction((1600, 900), (100, 50)) == 4
+    assert decode_reduction((1600, 896), (200, 112)) == 8  # 896 / 8 = 112
+    assert decode_reduction((1600, 896), (200, 113)) == 4
+
+
+def test_a_nan_only_in_the_first_radar_point_means_an_empty_sweep(tmp_path):
+    from nuscenes.utils.data_classes import RadarPointCloud
+
+    from perception.datasets.synthetic.radar import PCD_DTYPE, encode_pcd
+
+    points = np.zeros(3, PCD_DTYPE)
+    points["ambig_state"], points["x"] = 3, [1.0, 2.0, 3.0]
+    for nan_at, count in ((0, 0), (2, 3)):  # the devkit's rule: a NaN in point 0, and only there, = no points
+        marked = points.copy()
+        marked["vy"][nan_at] = np.nan  # vy: a column the reader does not check for NaN otherwise
+        path = tmp_path / f"nan_at_{nan_at}.pcd"
+        path.write_bytes(encode_pcd(marked))
+        devkit = RadarPointCloud.from_file(str(path)).points
+        assert devkit.shape[1] == count
+        np.testing.assert_array_equal(read_radar_pcd(str(path)), devkit.T)

@@ -85,3 +85,46 @@ def test_an_annotation_that_cannot_be_a_box_is_named(nusc_synthetic, monkeypatch
     pose = EgoPose.from_record(nusc_synthetic.get("ego_pose", lidar["ego_pose_token"]))
     with pytest.raises(ValueError, match=f"sample_annotation {record['token']}: .*{problem}"):
         sample_ground_truth(nusc_synthetic, sample["token"], pose.ego_to_global)
+
+
+def test_cache_files_differ_by_every_setting_they_are_keyed_by(tmp_path):
+    from perception.datasets.metadata import cache_path
+
+    base = ("cache", str(tmp_path / "a"), "v1.0-mini", "mini_val", 10, 6)
+    others = [("cache", str(tmp_path / "b"), "v1.0-mini", "mini_val", 10, 6),
+              ("cache", str(tmp_path / "a"), "v1.0-trainval", "mini_val", 10, 6),
+              ("cache", str(tmp_path / "a"), "v1.0-mini", "mini_train", 10, 6),
+              ("cache", str(tmp_path / "a"), "v1.0-mini", "mini_val", 9, 6),
+              ("cache", str(tmp_path / "a"), "v1.0-mini", "mini_val", 10, 5)]
+    paths = {cache_path(*key) for key in [base] + others}
+    assert len(paths) == 6 and cache_path(*base) == cache_path(*base)
+
+
+def test_tables_signature_changes_with_a_table_rewritten_to_the_same_size(tmp_path):
+    import os
+
+    from perception.datasets.metadata import tables_signature
+
+    table = tmp_path / "v1.0-mini" / "ego_pose.json"
+    table.parent.mkdir()
+    table.write_text('[{"a": 1}]')
+    os.utime(table, ns=(1_000_000_000_000_000_000, 1_000_000_000_000_000_000))
+    before = tables_signature(str(tmp_path), "v1.0-mini")
+    assert tables_signature(str(tmp_path), "v1.0-mini") == before
+    table.write_text('[{"a": 2}]')  # same 10 bytes, a later mtime
+    os.utime(table, ns=(1_000_000_000_000_000_001, 1_000_000_000_000_000_001))
+    assert tables_signature(str(tmp_path), "v1.0-mini") != before
+    (tmp_path / "v1.0-mini" / "notes.txt").write_text("not a table")  # only .json files count
+    assert tables_signature(str(tmp_path), "v1.0-mini") == tables_signature(str(tmp_path), "v1.0-mini")
+
+
+def test_a_cache_of_another_format_or_other_tables_is_not_loaded(tmp_path, monkeypatch):
+    from perception.datasets import metadata
+
+    path = str(tmp_path / "table.npz")
+    SampleTable.from_rows([_keyframe("a"), _keyframe("b")], [], [], None).save(path, "tables-1", str(tmp_path))
+    loaded = SampleTable.load(path, "tables-1")
+    assert loaded is not None and [loaded.sample_token(i) for i in range(2)] == ["a", "b"]
+    assert SampleTable.load(path, "tables-2") is None  # the tables changed since
+    monkeypatch.setattr(metadata, "CACHE_FORMAT", metadata.CACHE_FORMAT + 1)  # the layout changed since
+    assert SampleTable.load(path, "tables-1") is None

@@ -104,3 +104,32 @@ def test_nuscenes_population_annotates_objects_in_range_with_a_keyframe_either_s
     assert trimmed > 0  # the drive takes some objects out of range
     default = build_scene(seed=5, index=0, samples_per_scene=samples)
     assert all(list(k) == list(range(samples)) for k in annotated_keyframes(default, samples).values())
+
+
+def test_intensity_falls_with_incidence_as_lambert_plus_a_quarter():
+    # intensity = 100 x reflectivity x (0.25 + 0.75 cos(incidence)): a wall turned 60 deg from the beams
+    # (cos 0.5) returns 0.25 + 0.375 = 0.625 of what the same wall facing them (cos ~1) returns.
+    reflectivity = MATERIAL_REFLECTIVITY[Material.WALL]
+    along, up = np.array([np.sin(np.pi / 3), np.cos(np.pi / 3), 0.0]), np.array([0.0, 0.0, 1.0])
+    centre = np.array([10.0, 0.0, 0.0])
+    vertices = np.array([centre - 0.5 * along - up, centre + 0.5 * along - up, centre + 0.5 * along + up,
+                         centre - 0.5 * along + up], np.float32)
+    turned = WorldGeometry(StaticGeometry(vertices, np.array([[0, 1, 2], [0, 2, 3]]), np.full((2, 3), 0.5, np.float32),
+                                          np.full(2, reflectivity, np.float32), np.full(2, Material.WALL, np.int8)),
+                           []).snapshot(0.0)
+    medians = []
+    for snapshot in (_wall_snapshot(10.0, 0.5, 1.0), turned):
+        points = lidar.simulate_sweep(snapshot, RigidTransform.identity(), None, np.random.default_rng(0))
+        assert len(points) > 20
+        medians.append(np.median(points[:, 3]))
+    assert medians[0] == pytest.approx(100.0 * reflectivity, abs=2.0)
+    assert medians[1] / medians[0] == pytest.approx(0.625, abs=0.04)
+
+
+def test_returns_nearer_than_the_minimum_range_are_not_written():
+    # the default model keeps returns beyond min_range_m = 1 m (2 cm range noise): a 0.6 x 0.6 m wall at 0.6 m
+    # (its corners sqrt(0.6^2 + 0.3^2 + 0.3^2) = 0.73 m away) gives none, the same wall at 1.2 m gives points
+    for range_m, expected in ((0.6, False), (1.2, True)):
+        points = lidar.simulate_sweep(_wall_snapshot(range_m, 0.3, 0.3), RigidTransform.identity(), None,
+                                      np.random.default_rng(0))
+        assert (len(points) > 0) is expected, (range_m, len(points))

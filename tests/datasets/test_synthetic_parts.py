@@ -183,3 +183,40 @@ def test_packed_object_poses_equal_each_tracks_own_interpolation():
     for t_s in (-0.5, 0.0, 0.1234567, 0.5, 99.0):  # 99 s: past the grid, clamped like Track.pose
         expected = [np.r_[centre, yaw] for centre, yaw in (a.box_centre(t_s) for a in model.actors)]
         np.testing.assert_allclose(model.geometry.poses(t_s), np.array(expected), atol=1e-9)
+
+
+def test_radar_dynamic_property_by_hand():
+    """ARS408 dyn_prop codes: 7 'stopped' for traffic standing (which the devkit's default filters drop), 1
+    'stationary' for a parked car or a static structure, 6 'crossing' below 0.3 of the speed on the line of sight,
+    else 2 'oncoming' approaching, 0 'moving' receding."""
+    from types import SimpleNamespace
+
+    from perception.datasets.synthetic.radar import _dyn_prop
+
+    actors = [SimpleNamespace(behaviour="driving"), SimpleNamespace(behaviour="parked")]
+    assert _dyn_prop(0, 0.0, actors, 0.0) == 7 and _dyn_prop(1, 0.0, actors, 0.0) == 1
+    assert _dyn_prop(-1, 0.0, actors, 0.0) == 1
+    assert _dyn_prop(0, 10.0, actors, -2.9) == 6 and _dyn_prop(0, 10.0, actors, 2.9) == 6  # |2.9| < 0.3 x 10
+    assert _dyn_prop(0, 10.0, actors, -3.1) == 2 and _dyn_prop(0, 10.0, actors, 3.1) == 0
+    assert 7 not in DEVKIT_RADAR_FILTERS["dyn_prop"] and 1 in DEVKIT_RADAR_FILTERS["dyn_prop"]
+
+
+def test_camera_rays_pass_through_the_pixel_centres_by_hand():
+    from perception.datasets.synthetic.camera import pixel_rays
+
+    # fx 2, fy 4, principal point (2, 1) on a 4 x 2 image: pixel (column 1, row 0) has its centre at (1.5, 0.5),
+    # the ray (x, y, z) ~ ((1.5 - 2) / 2, (0.5 - 1) / 4, 1) = (-0.25, -0.125, 1); pixel (3, 1): (0.75, 0.125, 1)
+    intrinsic = np.array([[2.0, 0.0, 2.0], [0.0, 4.0, 1.0], [0.0, 0.0, 1.0]])
+    rays = pixel_rays(intrinsic, (4, 2))
+    assert rays.shape == (8, 3)
+    for index, ray in ((1, [-0.25, -0.125, 1.0]), (7, [0.75, 0.125, 1.0])):  # row-major: index = row * 4 + column
+        np.testing.assert_allclose(rays[index], np.array(ray) / np.linalg.norm(ray), rtol=0, atol=1e-6)
+
+
+def test_visibility_bins_are_nuscenes_by_hand():
+    from perception.datasets.synthetic.tables import visibility_token
+
+    # nuScenes' visibility table: token 1 'v0-40', 2 'v40-60', 3 'v60-80', 4 'v80-100' (fraction visible, upper
+    # bound included); 15 sight lines per box (writer.visible_fraction): 6 / 15 = 0.4, 9 / 15 = 0.6, 12 / 15 = 0.8
+    fractions = [0.0, 6 / 15, 7 / 15, 9 / 15, 10 / 15, 12 / 15, 13 / 15, 1.0]
+    assert [visibility_token(f) for f in fractions] == ["1", "1", "2", "2", "3", "3", "4", "4"]

@@ -94,3 +94,11 @@ def test_ablation_table_deltas(tmp_path):
         "all_sensors", "no_camera", "no_radar", "no_lidar", "lidar_only"]
     with pytest.raises(ValueError, match="no ablation runs"):
         write_ablation_table(str(tmp_path), [])
+
+
+def test_ablation_class_table_lists_only_the_classes_with_ground_truth(tmp_path):
+    # _metrics: car has 7 ground-truth boxes, the other nine classes none: one class column, AP 10 x 0.5 = 5.0
+    write_ablation_table(str(tmp_path), [("all sensors", (), _metrics(0.5, 0.625))])
+    lines = (tmp_path / "ablations.md").read_text().splitlines()
+    header = lines.index("## AP per class (classes with ground truth)") + 2
+    assert lines[header:header + 3] == ["| input | car |", "| --- | --- |", "| all sensors | 5.000 |"]
