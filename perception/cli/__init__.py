@@ -149,6 +149,11 @@ def positive_int(text: str) -> int:
     return _integer_at_least(text, 1, "the value")
 
 
+def non_negative_int(text: str) -> int:
+    """An argparse type: an integer >= 0."""
+    return _integer_at_least(text, 0, "the value")
+
+
 def seed(text: str) -> int:
     """An argparse type: a random seed, an integer >= 0 (what numpy's and torch's generators take)."""
     return _integer_at_least(text, 0, "a seed")

@@ -28,8 +28,8 @@ from typing import Callable, List, Mapping, Optional, Sequence, Tuple
 
 from mmengine.config import Config
 
-from perception.cli import (add_debug_option, check_output_path, positive_float, positive_int, resolve_config,
-                            resolve_path, seed, tool_command, tool_main)
+from perception.cli import (add_debug_option, check_output_path, non_negative_int, positive_float, positive_int,
+                            resolve_config, resolve_path, seed, tool_command, tool_main)
 from perception.cli import finetune as finetune_tool
 from perception.cli import test as test_tool
 from perception.cli import train as train_tool
@@ -192,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "as the methods differ (benchmarks/RESULTS.md)")
     seeds.add_argument("--seeds", type=seed, nargs="+", metavar="S",
                        help="the whole table once a seed, into OUT/seed_S, then seeds.md / seeds.json across them")
-    parser.add_argument("--draws", type=positive_int, default=200,
+    parser.add_argument("--draws", type=non_negative_int, default=200,
                         help="keyframe draws for the NDS intervals against full fine-tuning (default 200, about 0.5 s "
                              "a draw per model on 12 real keyframes; 0: none)")
     parser.add_argument("--out", default="outputs/finetune_comparison")

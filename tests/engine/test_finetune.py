@@ -290,7 +290,7 @@ def test_comparison_at_several_seeds_sets_each_row_against_full_and_scratch_seed
                                             (["--seeds", "2", "2"], "--seeds 2 2: each seed once"),
                                             (["--seed", "-1"], "argument --seed: a seed must be >= 0, got -1"),
                                             (["--lora-ranks", "8", "8"], "--lora-ranks 8 8: two different ranks"),
-                                            (["--draws", "-1"], "argument --draws: the value must be >= 1, got -1")])
+                                            (["--draws", "-1"], "argument --draws: the value must be >= 0, got -1")])
 def test_comparison_refuses_seeds_it_cannot_tell_apart(seeds, message, capsys):
     from perception.cli.compare_finetuning import main as compare
 
