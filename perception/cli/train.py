@@ -106,19 +106,22 @@ def run_meta(cfg: Config, config_path: str, command: str, train_seconds: Optiona
 
 
 def export(cfg: Config, args: argparse.Namespace, started: float) -> None:
-    """Exports the run's latest checkpoint (weights + JSON meta) to args.export; a ValueError, the file removed,
-    when its weights do not fit args.config (--export-only with another config than the work dir's run)."""
+    """Exports the run's latest checkpoint (weights + JSON meta) to args.export; with --export-only (a work dir an
+    earlier run trained, maybe with another config), a ValueError, the file removed, when its weights do not fit
+    args.config."""
     latest = find_latest_checkpoint(cfg.work_dir)
     if latest is None:
         raise SystemExit(f"{cfg.work_dir}: no checkpoint to export")
     meta = run_meta(cfg, args.config, tool_command("train", args.argv),
                     None if args.export_only else round(time.time() - started))
     written = export_checkpoint(latest, args.export, meta, model_inputs(cfg))
-    try:
-        load_detector(resolve_config(args.config), args.export)
-    except ValueError as error:
-        os.remove(args.export)
-        raise ValueError(f"{latest} in --work-dir {cfg.work_dir} was not trained with {args.config}: {error}") from None
+    if args.export_only:  # a run that just trained exports what its own config built
+        try:
+            load_detector(resolve_config(args.config), args.export)
+        except ValueError as error:
+            os.remove(args.export)
+            raise ValueError(f"{latest} in --work-dir {cfg.work_dir} was not trained with {args.config}: "
+                             f"{error}") from None
     print(f"exported {latest} (iteration {written['iteration']}) to {args.export} "
           f"({os.path.getsize(args.export) / 1e6:.1f} MB)")
 

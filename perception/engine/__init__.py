@@ -9,6 +9,6 @@ from perception.engine.data import (FrameDataset, apply_model_inputs, build_tran
 from perception.engine.metric import NuScenesDetectionMetric
 
 __all__ = ["DeviceAwareDistributedDataParallel", "FrameDataset", "NuScenesDetectionMetric", "RESUME_SCHEME",
-           "RandomStateHook", "TrainTimeBudgetHook", "apply_model_inputs", "build_transform", "collate_fusion_batch", "end_distributed",
-           "evaluate_validation_data", "export_checkpoint", "init_distributed_from_env", "load_own_resume_file",
-           "resume_source", "save_checkpoint"]
+           "RandomStateHook", "TrainTimeBudgetHook", "apply_model_inputs", "build_transform", "collate_fusion_batch",
+           "end_distributed", "evaluate_validation_data", "export_checkpoint", "init_distributed_from_env",
+           "load_own_resume_file", "resume_source", "save_checkpoint"]

@@ -237,8 +237,9 @@ def unread_encoders(model: nn.Module) -> List[nn.Module]:
 def prepare_fine_tuning(detector: nn.Module, spec: FineTuningSpec) -> ParameterCount:
     """Sets up ``detector`` (trained weights loaded) for ``spec`` in place: freezes, adds LoRA / adapters, holds the
     BatchNorm statistics. Raises ValueError for a target or a frozen prefix that selects nothing, or a rank larger
-    than a layer, before changing anything; and when the frozen prefixes leave nothing to train. Targets skip the encoders the detector does not read; the default
-    targets leave out the parts it lacks (a LiDAR-only model has no radar encoder)."""
+    than a layer, before changing anything; and when the frozen prefixes leave nothing to train. Targets skip the
+    encoders the detector does not read; the default targets leave out the parts it lacks (a LiDAR-only model has
+    no radar encoder)."""
     outputs = head_output_layers(detector)
     frozen = select_layers(detector, spec.frozen, (nn.Module,))
     unread = unread_encoder_names(detector)

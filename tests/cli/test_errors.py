@@ -56,7 +56,8 @@ def test_checkpoint_that_does_not_fit_the_config(synthetic_root, tmp_path, capsy
                                       "--out", str(tmp_path)], capsys)
     assert f"{LIDAR_ONLY_CHECKPOINT}: weights do not fit {FUSION_TINY} (give the config it was trained" in line
     # counted and named by kind, a few each (torch's message lists every key: hundreds)
-    assert re.search(r"\d+ missing \(encoders\.radar\.[^)]*, \.\.\.\); 1 of another shape \(fuser\.conv\.0\.weight", line)
+    assert re.search(r"\d+ missing \(encoders\.radar\.[^)]*, \.\.\.\); "
+                     r"1 of another shape \(fuser\.conv\.0\.weight", line)
     assert len(line) < 1000
 
 
