@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
@@ -78,7 +79,9 @@ def write_pruned_config(path: Path, base_config: str, widths: Dict[str, dict]) -
 
 
 def prune(args: argparse.Namespace, parser: argparse.ArgumentParser) -> List[Dict[str, Any]]:
-    """Prunes at each ratio, writes the models and prune.json; its rows."""
+    """Prunes at each ratio, writes the models and prune.json; its rows. An earlier run's ratio folders in --out
+    that this run does not write are removed (prune.json and --report read this run's only); one it writes again
+    keeps what else it holds (a fine-tuning, an eval/ that --report then shows as older than the model)."""
     import torch
     from mmengine.config import Config
 
@@ -133,6 +136,10 @@ def prune(args: argparse.Namespace, parser: argparse.ArgumentParser) -> List[Dic
               "scope": args.scope, "pruned_modules": list(SCOPES[args.scope]),
               "flops_unit": "multiply-accumulates per frame (torch-pruning)",
               "rows": rows}
+    written = {ratio_dir(out, row["ratio"]) for row in rows}
+    for folder in out.glob("ratio_*"):
+        if folder.is_dir() and folder not in written:
+            shutil.rmtree(folder)
     (out / PRUNE_REPORT).write_text(json.dumps(report, indent=2))
     for row in rows:
         print(f"ratio {row['ratio']:g}: FLOPs {row['flops_total'] / 1e6:.1f} M MAC ({row['flops_fraction']:.0%}), "

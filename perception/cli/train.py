@@ -21,7 +21,8 @@ from mmengine.dist import get_rank
 from mmengine.runner import Runner, find_latest_checkpoint
 
 import perception.engine  # noqa: F401  (registers the dataset, collate, metric and DDP wrapper)
-from perception.cli import add_debug_option, check_output_path, resolve_config, tool_command, tool_main
+from perception.cli import (add_debug_option, check_output_path, positive_float, positive_int, resolve_config,
+                            tool_command, tool_main)
 from perception.engine import (RESUME_SCHEME, apply_model_inputs, evaluate_validation_data, export_checkpoint,
                                init_distributed_from_env, load_own_resume_file, resume_source)
 from perception.jsonfile import read_json
@@ -32,8 +33,6 @@ def set_max_iters(cfg: Config, max_iters: int) -> None:
     """Shortens or lengthens the schedule: train_cfg.max_iters, validation no later than the end, every
     iteration-based LR scheduler that ended at the old max_iters (or beyond the new one) now ends at the new one,
     and schedulers that would begin after the end are dropped."""
-    if max_iters < 1:
-        raise SystemExit(f"--max-iters must be >= 1, got {max_iters}")
     old = cfg.train_cfg.max_iters
     cfg.train_cfg.max_iters = max_iters
     cfg.train_cfg.val_interval = min(cfg.train_cfg.get("val_interval", max_iters), max_iters)
@@ -73,8 +72,6 @@ def build_config(args: argparse.Namespace) -> Config:
         set_max_iters(cfg, args.max_iters)
     cfg.custom_hooks = list(cfg.get("custom_hooks", None) or []) + [dict(type="RandomStateHook")]
     if args.time_budget_min is not None:
-        if not args.time_budget_min > 0:  # NaN too
-            raise SystemExit(f"--time-budget-min must be > 0, got {args.time_budget_min}")
         cfg.custom_hooks.append(dict(type="TrainTimeBudgetHook", budget_s=args.time_budget_min * 60))
     if args.no_validate:
         cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
@@ -87,7 +84,7 @@ def build_config(args: argparse.Namespace) -> Config:
     if args.amp or cfg.get("use_amp", False):
         if not torch.cuda.is_available():
             if args.amp:
-                raise SystemExit("--amp needs a CUDA GPU (autocast on CPU is not used by this project)")
+                raise ValueError("--amp needs a CUDA GPU (autocast on CPU is not used by this project)")
         else:
             cfg.optim_wrapper.type = "AmpOptimWrapper"
             cfg.optim_wrapper.dtype = "bfloat16"
@@ -106,12 +103,12 @@ def run_meta(cfg: Config, config_path: str, command: str, train_seconds: Optiona
 
 
 def export(cfg: Config, args: argparse.Namespace, started: float) -> None:
-    """Exports the run's latest checkpoint (weights + JSON meta) to args.export; with --export-only (a work dir an
-    earlier run trained, maybe with another config), a ValueError, the file removed, when its weights do not fit
-    args.config."""
+    """Exports the run's latest checkpoint (weights + JSON meta) to args.export (FileNotFoundError naming the work
+    dir when it holds none); with --export-only (a work dir an earlier run trained, maybe with another config), a
+    ValueError, the file removed, when its weights do not fit args.config."""
     latest = find_latest_checkpoint(cfg.work_dir)
     if latest is None:
-        raise SystemExit(f"{cfg.work_dir}: no checkpoint to export")
+        raise FileNotFoundError(f"{cfg.work_dir}: no checkpoint to export")
     meta = run_meta(cfg, args.config, tool_command("train", args.argv),
                     None if args.export_only else round(time.time() - started))
     written = export_checkpoint(latest, args.export, meta, model_inputs(cfg))
@@ -137,6 +134,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument("--export-only", action="store_true", help="only export the work dir's latest checkpoint")
     args = parser.parse_args(argv)
     args.argv = argv
+    if args.export_only and not args.export:
+        parser.error("--export-only needs --export PATH")
     if args.export:
         check_output_path(parser, "--export", args.export, folder=False)
     started = time.time()
@@ -144,8 +143,6 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     cfg = build_config(args)
     cfg.launcher = launcher
     if args.export_only:
-        if not args.export:
-            raise SystemExit("--export-only needs --export PATH")
         export(cfg, args, started)
         return
     run_training(cfg)
@@ -170,8 +167,8 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true",
                         help="continue from the latest checkpoint in the work dir (weights, optimizer, scheduler, "
                              "iteration); starts fresh when there is none")
-    parser.add_argument("--max-iters", type=int, help="override the schedule's length (LR schedule follows)")
-    parser.add_argument("--time-budget-min", type=float,
+    parser.add_argument("--max-iters", type=positive_int, help="override the schedule's length (LR schedule follows)")
+    parser.add_argument("--time-budget-min", type=positive_float,
                         help="stop after this many minutes of training (the iteration that crosses it is saved and "
                              "validated as the last one; see perception.engine.hooks.TrainTimeBudgetHook)")
     parser.add_argument("--amp", action="store_true", help="bfloat16 autocast (CUDA only)")

@@ -93,9 +93,10 @@ def load_detector(config_path: Union[str, Path], checkpoint_path: Union[str, Pat
 
     ``checkpoint_path``: a shipped checkpoint ({'state_dict', 'meta'} with plain tensors and JSON-able meta, see
     perception.engine.checkpoint.export_checkpoint), read with torch.load(weights_only=True). Raises
-    FileNotFoundError for a missing file and ValueError naming the file when it is unreadable (truncated, not a
-    checkpoint), when the weights do not fit the config, or when its meta records inputs ('inputs': sweeps, image
-    size, sensors) other than the config's model_inputs (a checkpoint without them is accepted).
+    FileNotFoundError for a missing file, IsADirectoryError for a folder and ValueError naming the file when it is
+    unreadable (truncated, not a checkpoint), when the weights do not fit the config, or when its meta records
+    inputs ('inputs': sweeps, image size, sensors) other than the config's model_inputs (a checkpoint without them
+    is accepted).
     """
     if not Path(config_path).is_file():
         raise FileNotFoundError(f"{config_path}: no such config")
@@ -132,9 +133,12 @@ def load_weights(detector: BEVFusionDetector, state_dict: dict, checkpoint_path:
 
 
 def read_checkpoint(checkpoint_path: Union[str, Path], device: str = "cpu") -> dict:
-    """torch.load(weights_only=True) of a shipped checkpoint; FileNotFoundError / ValueError naming it when it is
-    missing, unreadable (truncated, corrupt, or pickling more than tensors), not a dict with a 'state_dict', or of
-    another CHECKPOINT_FORMAT than its meta's ``format`` (a checkpoint without one is read)."""
+    """torch.load(weights_only=True) of a shipped checkpoint; FileNotFoundError / IsADirectoryError / ValueError
+    naming it when it is missing, a folder, unreadable (truncated, corrupt, or pickling more than tensors), not a dict
+    with a 'state_dict', or of another CHECKPOINT_FORMAT than its meta's ``format`` (a checkpoint without one is
+    read)."""
+    if Path(checkpoint_path).is_dir():
+        raise IsADirectoryError(f"{checkpoint_path}: a folder, not a checkpoint file (give the .pth file)")
     if not Path(checkpoint_path).is_file():
         raise FileNotFoundError(f"{checkpoint_path}: no such checkpoint (export one with tools/train.py --export)")
     try:

@@ -43,6 +43,13 @@ def test_missing_checkpoint_is_one_line_and_debug_shows_the_traceback(synthetic_
     assert "Traceback" in debug.stderr and "FileNotFoundError" in debug.stderr
 
 
+def test_a_folder_given_as_the_checkpoint_is_named_as_one(synthetic_root, tmp_path, capsys):
+    """(It read "no such checkpoint": the folder exists.)"""
+    line = one_error_line(test.main, [FUSION_TINY, str(tmp_path), *data_args(synthetic_root),
+                                      "--out", str(tmp_path / "out")], capsys)
+    assert line == f"error: {tmp_path}: a folder, not a checkpoint file (give the .pth file)"
+
+
 def test_truncated_checkpoint(synthetic_root, tmp_path, capsys):
     truncated = tmp_path / "truncated.pth"
     truncated.write_bytes(LIDAR_ONLY_CHECKPOINT.read_bytes()[:4096])
@@ -158,8 +165,11 @@ def test_numbers_out_of_range_are_refused_before_any_work(synthetic_root, tmp_pa
     from perception.cli import train_ego_mlp
 
     for budget in ("-1", "nan"):  # NaN passed every comparison and never ended the run
-        with pytest.raises(SystemExit, match=f"--time-budget-min must be > 0, got {float(budget)}"):
+        with pytest.raises(SystemExit) as exit_info:
             train.main([FUSION_TINY, "--work-dir", str(tmp_path), "--time-budget-min", budget])
+        assert exit_info.value.code == 2
+        assert (f"error: argument --time-budget-min: the value must be finite and > 0, got {float(budget)}"
+                in capsys.readouterr().err)
     with pytest.raises(SystemExit):  # it wrote an untrained checkpoint
         train_ego_mlp.main(["--dataroot", str(synthetic_root), "--out", str(tmp_path / "e.pth"), "--epochs", "0"])
     assert "--epochs must be >= 1, got 0" in capsys.readouterr().err
@@ -175,6 +185,23 @@ def test_numbers_out_of_range_are_refused_before_any_work(synthetic_root, tmp_pa
         replay.main(["--oracle", "--dataroot", str(synthetic_root), "--version", TINY_WORLD["version"],
                      "--sync-window-s", "nan", "--out", str(tmp_path / "r")])
     assert exit_info.value.code == 2 and "sync_window_s must be finite and >= 0, got nan" in capsys.readouterr().err
+
+
+def test_train_s_own_checks_are_reported_like_every_tool_s(tmp_path, capsys, monkeypatch):
+    """(They printed their bare message, without ``error:``, and a number out of range exited with status 1.)"""
+    with pytest.raises(SystemExit) as exit_info:
+        train.main([FUSION_TINY, "--work-dir", str(tmp_path), "--max-iters", "0"])
+    assert exit_info.value.code == 2
+    assert "error: argument --max-iters: the value must be >= 1, got 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        train.main([FUSION_TINY, "--work-dir", str(tmp_path), "--export-only"])
+    assert exit_info.value.code == 2 and "error: --export-only needs --export PATH" in capsys.readouterr().err
+    line = one_error_line(train.main, [FUSION_TINY, "--work-dir", str(tmp_path / "empty"), "--export-only",
+                                       "--export", str(tmp_path / "x.pth")], capsys)
+    assert line == f"error: {tmp_path / 'empty'}: no checkpoint to export"
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    line = one_error_line(train.main, [FUSION_TINY, "--work-dir", str(tmp_path), "--amp"], capsys)
+    assert line == "error: --amp needs a CUDA GPU (autocast on CPU is not used by this project)"
 
 
 def test_faults_that_leave_no_message_are_named(synthetic_root, tmp_path, capsys):

@@ -205,3 +205,21 @@ def test_tool_writes_loadable_models_and_the_report(tmp_path, synthetic_root, nu
     with pytest.raises(SystemExit):  # before any model is pruned
         prune_main([config, checkpoint, "--out", str(tmp_path / "none"), "--latency-iters", "0"])
     assert not (tmp_path / "none").exists()
+
+
+def test_a_fresh_run_leaves_only_its_own_ratio_folders(tmp_path, synthetic_root, nusc_synthetic):
+    """(An earlier run's ratio folders stayed beside this run's, which prune.json and --report do not read.) A ratio
+    pruned again keeps what else its folder holds (--report marks an evaluation older than the model)."""
+    config, checkpoint = write_model(tmp_path)
+    out = tmp_path / "pruned"
+
+    def run(ratio):
+        return prune_main([config, checkpoint, "--ratio", ratio, "--out", str(out), "--dataroot", str(synthetic_root),
+                           "--version", nusc_synthetic.version, "--split", "synth_val", "--latency-iters", "1"])
+
+    run("0.5")
+    (out / "ratio_0" / "eval").mkdir()
+    (out / "ratio_0" / "eval" / "metrics.json").write_text(json.dumps({"nd_score": 0.25}))
+    assert [row["ratio"] for row in run("0.25")] == [0.0, 0.25]
+    assert sorted(path.name for path in out.iterdir() if path.is_dir()) == ["ratio_0", "ratio_0.25"]
+    assert (out / "ratio_0" / "eval" / "metrics.json").is_file()
