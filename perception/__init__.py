@@ -4,7 +4,8 @@ The package is a layered house: a module imports only from its own package and f
 (LAYERS, lowest first; tests/test_architecture.py checks it, and that no two modules import each other):
 
     leaves     paths, sensors (channels, modalities), classes, maneuvers, timing (stage timer), registry
-               (mmengine's), threads (the process's thread policy), plotting (matplotlib for PNG pictures)
+               (mmengine's), threads (the process's thread policy), plotting (matplotlib for PNG pictures), jsonfile
+               (JSON read with errors naming the file, records written whole)
     geometry   frames, transforms, calibration, projection, Boxes3D: the conventions
     datasets   nuScenes tables and files -> Frame; the synthetic world generator
     ops        the point-cloud kernels (numpy reference, Numba CPU, Numba CUDA)

@@ -179,8 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--val-split", required=True, help="the split every model is evaluated on")
     parser.add_argument("--max-iters", type=positive_int, required=True, help="iterations of every training run")
     parser.add_argument("--time-budget-min", type=positive_float, help="and at most this many minutes each")
-    parser.add_argument("--lora-ranks", type=int, nargs=2, default=(4, 8), metavar=("LOW", "HIGH"))
-    parser.add_argument("--adapter-rank", type=int, default=8)
+    parser.add_argument("--lora-ranks", type=positive_int, nargs=2, default=(4, 8), metavar=("LOW", "HIGH"))
+    parser.add_argument("--adapter-rank", type=positive_int, default=8)
     parser.add_argument("--learning-rate", type=method_learning_rate, action="append", default=[],
                         metavar="METHOD=RATE",
                         help="the peak learning rate of one method's runs (every rank), e.g. adapter=0.01; repeat "

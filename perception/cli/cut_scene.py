@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import Optional, Sequence
 
-from perception.cli import add_debug_option, check_output_path, resolve_path, tool_main
+from perception.cli import add_debug_option, check_output_path, positive_int, resolve_path, tool_main
 from perception.datasets.scene_cut import cut_scene
 
 
@@ -19,7 +19,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument("dataroot", help="nuScenes-format data root")
     parser.add_argument("version", help="its version folder, e.g. v1.0-mini")
     parser.add_argument("scene", help="the scene's name, e.g. scene-0916-a")
-    parser.add_argument("first_held_keyframe", type=int, help="0-based index of the first keyframe held out")
+    parser.add_argument("first_held_keyframe", type=positive_int,
+                        help="0-based index of the first keyframe held out, from 1 (the part before the cut is not "
+                             "empty)")
     parser.add_argument("out", help="the new data root to write (must not exist)")
     parser.add_argument("--fit-split", required=True, help="custom split naming the part before the cut")
     parser.add_argument("--held-split", required=True, help="custom split naming the part from the cut on")

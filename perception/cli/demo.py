@@ -18,7 +18,7 @@ import cv2
 from nuscenes.nuscenes import NuScenes
 from nuscenes.utils.data_classes import LidarPointCloud
 
-from perception.cli import add_debug_option, tool_main
+from perception.cli import add_debug_option, check_output_path, positive_int, tool_main
 from perception.datasets.records import open_nuscenes, project_point_sensor_to_camera, sample_data_path
 from perception.datasets.splits import split_sample_tokens, split_scenes
 from perception.paths import DATA_ROOT, REPO_ROOT
@@ -85,9 +85,11 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, float]:
                         help="a nuScenes-format world with a synth_val split (generated here when absent)")
     parser.add_argument("--version", default=DEMO_WORLD["version"])
     parser.add_argument("--out", default=str(REPO_ROOT / "outputs" / "demo"), help="output folder")
-    parser.add_argument("--benchmark-iters", type=int, default=10, help="timed frames of the latency benchmark")
+    parser.add_argument("--benchmark-iters", type=positive_int, default=10,
+                        help="timed frames of the latency benchmark")
     add_debug_option(parser)
     args = parser.parse_args(argv)
+    check_output_path(parser, "--out", args.out)
     from perception.cli import benchmark, replay, test
 
     dataroot = ensure_demo_world(Path(args.dataroot))

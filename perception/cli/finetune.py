@@ -26,7 +26,8 @@ from mmengine.config import Config
 from mmengine.dist import get_rank
 from mmengine.model import is_model_wrapper
 
-from perception.cli import check_output_path, resolve_config, resolve_path, tool_command, tool_main
+from perception.cli import (check_output_path, positive_float, positive_int, resolve_config, resolve_path,
+                            tool_command, tool_main)
 from perception.cli.train import add_run_arguments, build_config, run_meta, run_training
 from perception.datasets.loader import NuScenesFrames
 from perception.engine import init_distributed_from_env, save_checkpoint
@@ -45,9 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--split", help="the split to train on (official or from splits.json)")
     parser.add_argument("--val-split", help="the split to validate on (default: the config's validation split)")
     parser.add_argument("--method", required=True, help=f"one of {', '.join(METHODS)}")
-    parser.add_argument("--rank", type=int, help=f"LoRA rank / adapter bottleneck channels (default "
-                                                 f"{DEFAULT_RANK}); lora and adapter only")
-    parser.add_argument("--lora-alpha", type=float, help="LoRA scale numerator (scale alpha / rank; default: rank)")
+    parser.add_argument("--rank", type=positive_int, help=f"LoRA rank / adapter bottleneck channels (default "
+                                                          f"{DEFAULT_RANK}); lora and adapter only")
+    parser.add_argument("--lora-alpha", type=positive_float,
+                        help="LoRA scale numerator (scale alpha / rank; default: rank)")
     parser.add_argument("--targets", nargs="+",
                         help="module-name prefixes that get LoRA / adapters (default: "
                              "perception.models.finetune.DEFAULT_TARGETS)")

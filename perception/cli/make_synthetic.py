@@ -6,7 +6,7 @@ import argparse
 import os
 from typing import Optional, Sequence
 
-from perception.cli import add_debug_option, check_output_path, parse_image_size, seed, tool_main
+from perception.cli import add_debug_option, check_output_path, parse_image_size, positive_int, seed, tool_main
 from perception.paths import DATA_ROOT
 
 
@@ -14,12 +14,12 @@ from perception.paths import DATA_ROOT
 def main(argv: Optional[Sequence[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", default=str(DATA_ROOT / "synthetic"), help="dataroot to write")
-    parser.add_argument("--scenes", type=int, default=10, help="number of scenes")
-    parser.add_argument("--samples-per-scene", type=int, default=40, help="keyframes (2 Hz) per scene")
+    parser.add_argument("--scenes", type=positive_int, default=10, help="number of scenes")
+    parser.add_argument("--samples-per-scene", type=positive_int, default=40, help="keyframes (2 Hz) per scene")
     parser.add_argument("--seed", type=seed, default=0)
     parser.add_argument("--image-size", type=parse_image_size, default=(800, 450), help="camera images, WxH")
     parser.add_argument("--version", default="v1.0-synth", help="table folder name")
-    parser.add_argument("--workers", type=int, default=1, help="scenes recorded in parallel processes")
+    parser.add_argument("--workers", type=positive_int, default=1, help="scenes recorded in parallel processes")
     parser.add_argument("--population", default="default",
                         help="who is where and their radar cross-sections: 'default', or 'nuscenes' (nuScenes' "
                              "class mix, measured cross-sections, every third scene down a car park's aisle; "

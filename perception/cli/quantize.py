@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from perception.cli import (add_data_options, add_debug_option, check_output_path, config_data, non_negative_float,
-                            replace_folder, resolve_config, staging_folder, tool_main)
+                            positive_int, replace_folder, resolve_config, staging_folder, tool_main)
 
 REPORT_FILE = "quantize.json"
 """Written last: a folder holding it is one that tools/quantize.py finished."""
@@ -27,9 +27,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("config", help="model config (mmengine) the graphs were exported from")
     parser.add_argument("float_dir", help="the float graphs (tools/export.py --out)")
     parser.add_argument("--out", required=True, help="folder for the INT8 graphs and the reports")
-    parser.add_argument("--calib-frames", type=int, default=32, help="training frames to calibrate on")
+    parser.add_argument("--calib-frames", type=positive_int, default=32, help="training frames to calibrate on")
     parser.add_argument("--calib-split", help="default: the config's training split")
-    parser.add_argument("--eval-frames", type=int, default=8, help="validation frames of the sensitivity sweep")
+    parser.add_argument("--eval-frames", type=positive_int, default=8,
+                        help="validation frames of the sensitivity sweep")
     parser.add_argument("--eval-split", help="default: the config's validation split")
     parser.add_argument("--max-score-error", type=non_negative_float, default=0.1,
                         help="a graph whose quantization alone changes a score by more computes in float (with 0.1 "

@@ -7,8 +7,8 @@ import argparse
 import os
 from typing import Optional, Sequence
 
-from perception.cli import (add_debug_option, check_device, check_output_path, parse_image_size, resolve_config,
-                            resolve_path, sweep_count, tool_main)
+from perception.cli import (add_debug_option, check_device, check_output_path, non_negative_float, parse_image_size,
+                            positive_float, resolve_config, resolve_path, sweep_count, tool_main)
 from perception.cli.backend import add_backend_options
 from perception.detector import Detector, OracleDetector
 from perception.paths import REAL_FIXTURE_ROOT
@@ -26,13 +26,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--oracle", action="store_true", help="ground truth as the detections (keyframes only)")
     parser.add_argument("--device", default="cpu", help="torch device of the model")
     parser.add_argument("--realtime", action="store_true", help="pace messages at their capture times")
-    parser.add_argument("--speed", type=float, default=1.0, help="with --realtime: this many times real time")
+    parser.add_argument("--speed", type=positive_float, default=1.0, help="with --realtime: this many times real time")
     parser.add_argument("--every-sweep", action="store_true", help="a frame at every LiDAR sweep, not keyframes only")
-    parser.add_argument("--stale-after-s", type=float, default=ReplayOptions.stale_after_s,
+    parser.add_argument("--stale-after-s", type=positive_float, default=ReplayOptions.stale_after_s,
                         help="a sensor whose newest message is older than this is left out of the frame")
-    parser.add_argument("--sync-window-s", type=float, default=ReplayOptions.sync_window_s,
+    parser.add_argument("--sync-window-s", type=non_negative_float, default=ReplayOptions.sync_window_s,
                         help="wait this long after the LiDAR trigger for radar sweeps and images")
-    parser.add_argument("--deadline-s", type=float, help="a frame is late beyond this (default: the frame period)")
+    parser.add_argument("--deadline-s", type=positive_float,
+                        help="a frame is late beyond this (default: the frame period)")
     parser.add_argument("--lidar-sweeps", type=sweep_count,
                         help=f"default: the config's model_inputs (oracle: {OracleDetector.lidar_sweeps})")
     parser.add_argument("--radar-sweeps", type=sweep_count,
@@ -85,16 +86,12 @@ def main(argv: Optional[Sequence[str]] = None) -> ReplaySummary:
         parser.error(f"no nuScenes tables at {os.path.join(args.dataroot, args.version)}")
     check_output_path(parser, "--out", args.out)
     check_device(parser, args.device)
-    detector: Detector
     if args.oracle:
-        detector = OracleDetector()
-        lidar_sweeps, radar_sweeps, image_size = detector.lidar_sweeps, detector.radar_sweeps, None
+        lidar_sweeps, radar_sweeps, image_size = OracleDetector.lidar_sweeps, OracleDetector.radar_sweeps, None
     else:
-        from perception.deploy.backends import load_backend
         from perception.models import model_inputs
 
         config_path = resolve_config(args.config)
-        detector = load_backend(args.backend, config_path, args.checkpoint, args.onnx, args.device)
         inputs = model_inputs(config_path)
         lidar_sweeps, radar_sweeps, image_size = inputs.lidar_sweeps, inputs.radar_sweeps, inputs.image_size
     lidar_sweeps = lidar_sweeps if args.lidar_sweeps is None else args.lidar_sweeps
@@ -109,6 +106,13 @@ def main(argv: Optional[Sequence[str]] = None) -> ReplaySummary:
             mcap=not args.no_mcap, device=args.device, display_min_score=args.display_min_score)
     except (ValueError, argparse.ArgumentTypeError) as error:
         parser.error(str(error))
+    detector: Detector  # after the options are checked: loading the model is work
+    if args.oracle:
+        detector = OracleDetector()
+    else:
+        from perception.deploy.backends import load_backend
+
+        detector = load_backend(args.backend, config_path, args.checkpoint, args.onnx, args.device)
     from perception.datasets.records import open_nuscenes
 
     nusc = open_nuscenes(args.dataroot, args.version)

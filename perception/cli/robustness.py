@@ -9,7 +9,8 @@ import argparse
 import os
 from typing import Optional, Sequence
 
-from perception.cli import add_debug_option, check_output_path, resolve_config, resolve_path, seed, tool_main
+from perception.cli import (add_debug_option, check_output_path, non_negative_int, positive_int, resolve_config,
+                            resolve_path, seed, tool_main)
 from perception.datasets.corruptions import CORRUPTIONS, SEVERITIES
 from perception.engine import end_distributed, init_distributed_from_env
 from perception.eval.robustness import (
@@ -36,8 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=seed, default=0, help="corruption seed (part of a cell's identity)")
     parser.add_argument("--baseline", help="robustness.json of a baseline model, for CE and mCE")
     parser.add_argument("--out", default="outputs/robustness", help="output folder (finished cells are kept)")
-    parser.add_argument("--batch-size", type=int, default=1)
-    parser.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+    parser.add_argument("--batch-size", type=positive_int, default=1)
+    parser.add_argument("--workers", type=non_negative_int, default=0,
+                        help="DataLoader worker processes (0: load in the main process)")
     parser.add_argument("--verbose", action="store_true", help="print the devkit's progress messages")
     add_debug_option(parser)
     return parser

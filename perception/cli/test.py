@@ -7,8 +7,8 @@ import argparse
 import os
 from typing import List, Optional, Sequence
 
-from perception.cli import (add_debug_option, check_output_path, resolve_config, resolve_path, sweep_count,
-                            tool_main)
+from perception.cli import (add_debug_option, check_output_path, non_negative_int, positive_int, resolve_config,
+                            resolve_path, sweep_count, tool_main)
 from perception.cli.backend import add_backend_options
 from perception.datasets.corruptions import CorruptFrames, parse_cell
 from perception.datasets.splits import ALL_SCENES
@@ -44,8 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="run all sensors, no camera, no radar, no LiDAR, LiDAR only; write ablations.md")
     parser.add_argument("--oracle", action="store_true",
                         help="the ground truth of each frame as the detections (checks loader, conversion, writer)")
-    parser.add_argument("--batch-size", type=int, default=1)
-    parser.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+    parser.add_argument("--batch-size", type=positive_int, default=1)
+    parser.add_argument("--workers", type=non_negative_int, default=0,
+                        help="DataLoader worker processes (0: load in the main process)")
     parser.add_argument("--lidar-sweeps", type=sweep_count,
                         help=f"default: the config's model_inputs (oracle: {OracleDetector.lidar_sweeps})")
     parser.add_argument("--radar-sweeps", type=sweep_count,

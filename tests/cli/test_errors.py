@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from perception.cli import benchmark, replay, test, tool_main, train
+from perception.cli import benchmark, demo, replay, test, tool_main, train
 from perception.paths import REPO_ROOT
 from tests.conftest import TINY_WORLD
 
@@ -83,7 +83,8 @@ def test_an_output_path_of_the_wrong_kind_is_refused_before_any_work(synthetic_r
     a_file.write_text("")
     for main, argv in ((test.main, ["--oracle", *data_args(synthetic_root)]),
                        (replay.main, ["--oracle", "--dataroot", str(synthetic_root), "--version",
-                                      TINY_WORLD["version"]])):
+                                      TINY_WORLD["version"]]),
+                       (demo.main, ["--dataroot", str(synthetic_root)])):  # (the demo made its picture first)
         with pytest.raises(SystemExit):
             main([*argv, "--out", str(a_file)])
         assert f"--out {a_file}: exists and is not a folder" in capsys.readouterr().err
@@ -161,6 +162,52 @@ def test_a_missing_data_root_is_one_line_in_the_ego_mlp_trainer(tmp_path, capsys
     assert f"{tmp_path / 'nope' / 'v1.0-synth'}: no nuScenes tables" in line
 
 
+def out_of_range_rows(root, tmp_path) -> list:
+    """(tool's main, argv that runs to its first step of work, option, bad value, the parser's message). Before the
+    parser checked them, each was refused by the library with status 1 once work had begun (the metadata loaded,
+    the model or the float graphs read, the comparison's config built, the scene's tables read) or, with these
+    argv, the tool failed there on something else first; the demo's was refused by the benchmark's parser after
+    the evaluation and the replay had run."""
+    from perception.cli import compare_finetuning, cut_scene, demo, finetune, make_synthetic, quantize, robustness
+
+    data = ["--dataroot", str(root), "--version", TINY_WORLD["version"]]
+    model = [FUSION_TINY, str(tmp_path / "missing.pth")]
+    least_1, least_0 = "the value must be >= 1, got", "the value must be >= 0, got"
+    positive, non_negative = "the value must be finite and > 0, got", "the value must be finite and >= 0, got"
+    tested = [test.main, ["--oracle", *data, "--split", "synth_val", "--out", str(tmp_path / "t")]]
+    corrupted = [robustness.main, [*model, *data, "--split", "synth_val", "--out", str(tmp_path / "r")]]
+    world = [make_synthetic.main, ["--out", str(tmp_path / "w")]]
+    quantized = [quantize.main, [FUSION_TINY, str(tmp_path / "float"), "--out", str(tmp_path / "q")]]
+    compared = [compare_finetuning.main, [*model, *data, "--split", "synth_train", "--val-split", "synth_val",
+                                          "--max-iters", "1", "--out", str(tmp_path / "c")]]
+    tuned = [finetune.main, ["configs/none.py", "x.pth", "--method", "lora", "--work-dir", str(tmp_path / "f")]]
+    replayed = [replay.main, [*model, *data, "--out", str(tmp_path / "p")]]
+    return [
+        (*tested, "--batch-size", "0", f"{least_1} 0"),  # after the metadata: "batch_size must be >= 1"
+        (*tested, "--workers", "-1", f"{least_0} -1"),
+        (*corrupted, "--batch-size", "0", f"{least_1} 0"),
+        (*corrupted, "--workers", "-1", f"{least_0} -1"),
+        (*world, "--scenes", "0", f"{least_1} 0"),  # "num_scenes must be >= 1", status 1
+        (*world, "--samples-per-scene", "0", f"{least_1} 0"),
+        (*world, "--workers", "0", f"{least_1} 0"),
+        (*quantized, "--calib-frames", "0", f"{least_1} 0"),  # after the float graphs: "the frame count must be"
+        (*quantized, "--eval-frames", "-2", f"{least_1} -2"),
+        (demo.main, ["--dataroot", str(root), "--out", str(tmp_path / "demo")], "--benchmark-iters", "0",
+         f"{least_1} 0"),  # benchmark's parser refused it after the evaluation and the replay
+        (*compared, "--adapter-rank", "0", f"{least_1} 0"),
+        (compared[0], [*compared[1], "--lora-ranks", "0", "4"], "--lora-ranks", None, f"{least_1} 0"),
+        (*tuned, "--rank", "0", f"{least_1} 0"),
+        (*tuned, "--lora-alpha", "nan", f"{positive} nan"),
+        (cut_scene.main, [str(root), TINY_WORLD["version"], "synth-0000", "0", str(tmp_path / "cut"), "--fit-split",
+                          "a", "--held-split", "b"], "first_held_keyframe", None, f"{least_1} 0"),
+        (*replayed, "--speed", "0", f"{positive} 0.0"),  # after the model loaded: "speed must be positive"
+        (*replayed, "--speed", "inf", f"{positive} inf"),
+        (*replayed, "--stale-after-s", "-1", f"{positive} -1.0"),  # in the replay: "stale_after_s must be positive"
+        (*replayed, "--sync-window-s", "nan", f"{non_negative} nan"),
+        (*replayed, "--deadline-s", "0", f"{positive} 0.0"),
+    ]
+
+
 def test_numbers_out_of_range_are_refused_before_any_work(synthetic_root, tmp_path, capsys):
     from perception.cli import train_ego_mlp
 
@@ -184,7 +231,21 @@ def test_numbers_out_of_range_are_refused_before_any_work(synthetic_root, tmp_pa
     with pytest.raises(SystemExit) as exit_info:
         replay.main(["--oracle", "--dataroot", str(synthetic_root), "--version", TINY_WORLD["version"],
                      "--sync-window-s", "nan", "--out", str(tmp_path / "r")])
-    assert exit_info.value.code == 2 and "sync_window_s must be finite and >= 0, got nan" in capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert "argument --sync-window-s: the value must be finite and >= 0, got nan" in capsys.readouterr().err
+    # the README's promise: the parser refuses each of these with the usage, status 2, naming the option
+    for main, argv, option, value, message in out_of_range_rows(synthetic_root, tmp_path):
+        with pytest.raises(SystemExit) as exit_info:
+            main([*argv, option, value] if value is not None else argv)
+        error = capsys.readouterr().err
+        assert exit_info.value.code == 2, (option, value, error)
+        assert f"error: argument {option}: {message}" in error, (option, value, error)
+    # a display score outside [0, 1] is refused with the replay's other options, before the model loads
+    with pytest.raises(SystemExit) as exit_info:
+        replay.main([FUSION_TINY, str(tmp_path / "missing.pth"), "--dataroot", str(synthetic_root), "--version",
+                     TINY_WORLD["version"], "--display-min-score", "1.5", "--out", str(tmp_path / "p")])
+    assert exit_info.value.code == 2
+    assert "display_min_score must lie in [0, 1], got 1.5" in capsys.readouterr().err
 
 
 def test_train_s_own_checks_are_reported_like_every_tool_s(tmp_path, capsys, monkeypatch):

@@ -97,9 +97,10 @@ def test_the_tool_writes_the_cut_and_names_a_bad_cut_in_one_line(synthetic_root,
     assert f"splits 'a' (keyframes 0-2 of {name}) and 'b' (keyframes 3 on)" in capsys.readouterr().out
     assert len(keyframes(NuScenes(version=VERSION, dataroot=str(tmp_path / "cut"), verbose=False), f"{name}-held")) == 1
     with pytest.raises(SystemExit):
-        main([str(synthetic_root), VERSION, name, "0", str(tmp_path / "x"), "--fit-split", "a", "--held-split", "b"])
+        main([str(synthetic_root), VERSION, name, "4", str(tmp_path / "x"), "--fit-split", "a", "--held-split", "b"])
+    # (0 and below: the parser's, tests/cli/test_errors.py)
     assert capsys.readouterr().err.strip() == (f"error: scene {name!r} has 4 keyframes: the first held keyframe must "
-                                               "be 1 to 3, got 0")
+                                               "be 1 to 3, got 4")
 
 
 def test_each_sensor_chain_is_cut_once_and_only_before_the_first_held_keyframe(cut, nusc_synthetic):

@@ -182,7 +182,8 @@ def test_comparison_table_covers_every_run_on_the_same_frames(base, synthetic_ro
     out = tmp_path / "comparison"
     arguments = [config, checkpoint, "--dataroot", str(synthetic_root), "--version", TINY_WORLD["version"],
                  "--split", "synth_train", "--val-split", "synth_val", "--max-iters", "1", "--lora-ranks", "1", "2",
-                 "--adapter-rank", "2", "--learning-rate", "adapter=0.004", "--seed", "5", "--draws", "3", "--out", str(out)]
+                 "--adapter-rank", "2", "--learning-rate", "adapter=0.004", "--seed", "5", "--draws", "3",
+                 "--out", str(out)]
     rows = compare(arguments)
     names = ["zero-shot", "scratch", "full", "head", "lora r1", "lora r2", "adapter r2"]
     assert [entry["name"] for entry in rows] == names
@@ -348,16 +349,18 @@ def test_real_keyframe_config_fine_tunes_and_evaluates_on_the_real_scene(tmp_pat
     assert metrics["run"]["sensors"] == ["lidar", "radar"]   # the config does not read the cameras
 
 
-@pytest.mark.parametrize("ranks, message", [
-    (["--lora-ranks", "1", "99"], "rank 99 is larger than layer"),
-    (["--lora-ranks", "1", "2", "--adapter-rank", "0"], "rank must be >= 1, got 0")])
-def test_comparison_checks_every_rows_request_before_any_run(base, synthetic_root, tmp_path, ranks, message, capsys):
-    # a rank the last rows cannot take once failed only when their turn came, after the others had trained
+@pytest.mark.parametrize("ranks, status, message", [
+    (["--lora-ranks", "1", "99"], 1, "rank 99 is larger than layer"),
+    (["--lora-ranks", "1", "2", "--adapter-rank", "0"], 2, "argument --adapter-rank: the value must be >= 1, got 0")])
+def test_comparison_checks_every_rows_request_before_any_run(base, synthetic_root, tmp_path, ranks, status, message,
+                                                             capsys):
+    # a rank the last rows cannot take once failed only when their turn came, after the others had trained; a rank
+    # below 1 is now the parser's (status 2), one too large for a layer the rows' check's (status 1)
     from perception.cli.compare_finetuning import main as compare
 
     config, checkpoint = base
     with pytest.raises(SystemExit) as exit_info:
         compare([config, checkpoint, "--dataroot", str(synthetic_root), "--version", TINY_WORLD["version"], "--split",
                  "synth_train", "--val-split", "synth_val", "--max-iters", "1", *ranks, "--out", str(tmp_path / "t")])
-    assert exit_info.value.code == 1 and message in capsys.readouterr().err
-    assert os.listdir(tmp_path / "t") == []  # no row ran, not even zero-shot's evaluation
+    assert exit_info.value.code == status and message in capsys.readouterr().err
+    assert not (tmp_path / "t").exists() or os.listdir(tmp_path / "t") == []  # no row ran, not even zero-shot's
