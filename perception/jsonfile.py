@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
+from typing import Any, Callable, List, Optional
 
 
 def read_json(path: str) -> Any:
@@ -24,4 +24,38 @@ def write_json_atomic(path: str, value: Any, **dump_options) -> None:
     partial = f"{path}.{os.getpid()}.partial"
     with open(partial, "w", encoding="utf-8") as handle:
         json.dump(value, handle, **dump_options)
+    os.replace(partial, path)
+
+
+def read_json_lines(path: str, validate: Optional[Callable[[Any, str], None]] = None) -> List[Any]:
+    """The values of the JSON-lines file ``path``, one a line (none when there is no such file), each passed to
+    ``validate(value, where)`` when given (``where``: the file and line, for its errors). A last line cut short (a
+    job killed while writing it) is dropped; any other line that is not JSON raises ValueError naming the file and
+    the line."""
+    if not os.path.isfile(path):
+        return []
+    with open(path, encoding="utf-8") as handle:
+        lines = handle.read().split("\n")
+    values = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as error:
+            if number == len(lines):  # the last line, without its newline: cut short
+                break
+            raise ValueError(f"{path}: line {number} is not JSON ({error})") from None
+        if validate is not None:
+            validate(value, f"{path}: line {number}")
+        values.append(value)
+    return values
+
+
+def write_json_lines(path: str, values: List[Any]) -> None:
+    """Writes ``values`` to ``path``, one JSON line each, atomically (as write_json_atomic): what a resumed job
+    keeps of a file it then appends to, without a line cut short."""
+    partial = f"{path}.{os.getpid()}.partial"
+    with open(partial, "w", encoding="utf-8") as handle:
+        handle.writelines(json.dumps(value) + "\n" for value in values)
     os.replace(partial, path)

@@ -63,6 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
                              "listed in report.md (default: stop with an error naming the file)")
     parser.add_argument("--ego-mlp", metavar="PATH", help="grade the ego-state-only planner of this checkpoint "
                         "(tools/train_ego_mlp.py) beside the others")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue a killed evaluation in --out: the frames its predictions.jsonl holds are read "
+                             "back, not detected again (the same model, checkpoint, data and options, else refused); "
+                             "starts fresh when there is none")
     parser.add_argument("--no-plots", action="store_true", help="skip the devkit's plots in the report")
     parser.add_argument("--verbose", action="store_true", help="print the devkit's progress messages")
     add_backend_options(parser)
@@ -106,6 +110,11 @@ def run(argv: Optional[Sequence[str]] = None) -> List[dict]:
     shard = Shard.of_process_group()
     detector: Detector
     detector, description = detector_from_args(args)
+    provenance = {}
+    if not args.oracle:
+        from perception.deploy.graphs import file_sha256
+
+        provenance["checkpoint_sha256"] = file_sha256(args.checkpoint)
     # Only the main process evaluates; the others read the loader's metadata cache, not the devkit tables.
     nusc = open_nuscenes(args.dataroot, args.version, verbose=args.verbose) if shard.is_main else None
     if args.oracle:
@@ -127,7 +136,7 @@ def run(argv: Optional[Sequence[str]] = None) -> List[dict]:
         try:
             metrics = evaluate_split(detector, description, nusc, data, out_dir, drop=drop, shard=shard,
                                      render_curves=not args.no_plots, verbose=args.verbose, transform=args.corrupt,
-                                     ego_mlp=ego_mlp)
+                                     ego_mlp=ego_mlp, resume=args.resume, provenance=provenance)
         except NoDetectionsError as error:
             if not args.ablations:
                 raise

@@ -1,15 +1,21 @@
 """One offline evaluation: a detector over a split (sharded over processes under torchrun), the submission file,
 nuscenes-devkit's DetectionEval, the decision metrics (perception.eval.decision_metrics), metrics.json and
-report.md."""
+report.md.
+
+Each frame's predictions are written as they are made, one FRAME_PREDICTION line a frame in PREDICTIONS_FILE
+(under torchrun one file a process, predictions_path), flushed, beside PREDICTIONS_RUN_FILE (what made them,
+run_identity): a killed evaluation resumes from them (``resume``), detecting only the frames not yet recorded, and
+ends with the submission, metrics and report an uninterrupted run writes (the timings but the frames' own)."""
 from __future__ import annotations
 
 import json
 import os
 import time
-from dataclasses import dataclass, field
-from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, TextIO, Tuple
 
 import numpy as np
+import torch
 import torch.distributed as dist
 from nuscenes.nuscenes import NuScenes
 from torch.utils.data import Subset
@@ -27,7 +33,8 @@ from perception.eval.logged_drive import planned_frame_for_sample, tracked_agent
 from perception.eval.detection import evaluate_submission, metrics_record, render_plots
 from perception.eval.report import write_report
 from perception.eval.submission import boxes_to_submission
-from perception.geometry import Boxes3D
+from perception.geometry import Boxes3D, EgoPose, RigidTransform
+from perception.jsonfile import read_json, read_json_lines, write_json_atomic, write_json_lines
 from perception.models.ego_mlp import EgoMLP
 from perception.models.planning_head import PlanningDetector
 from perception.models.planning_types import PlanningOutputs
@@ -36,6 +43,18 @@ from perception.sensors import SENSOR_GROUPS
 RESULTS_FILE = "results_nusc.json"
 METRICS_FILE = "metrics.json"
 REPORT_FILE = "report.md"
+PREDICTIONS_FILE = "predictions.jsonl"
+PREDICTIONS_RUN_FILE = "predictions_run.json"
+
+FRAME_PREDICTION = ("sample_token", "boxes", "ego_pose", "plan", "unreadable", "seconds")
+"""The keys of one PREDICTIONS_FILE line: sample_token; boxes (the detector's, ego frame: Boxes3D.to_json items);
+ego_pose (the keyframe's LiDAR pose the boxes' ego frame refers to, {"timestamp_us", "ego_to_global": 4 x 4},
+null for an unreadable frame); plan (a planning head's PlanningOutputs row, {"trajectory", "maneuver_logits",
+"lane_change_logits"} as lists, null without one); unreadable ({"path", "problem"} of a frame whose file a reader
+rejected, else null); seconds (the frame's share of its batch's loading and detecting time). The submission boxes
+are made from boxes and ego_pose again when read back (boxes_to_submission: the same values)."""
+PLAN_OUTPUTS = ("trajectory", "maneuver_logits", "lane_change_logits")
+"""The PlanningOutputs fields a FRAME_PREDICTION's plan holds (float32 tensors, read back as such)."""
 
 
 @dataclass
@@ -56,6 +75,17 @@ class Predictions:
     @property
     def frames(self) -> int:
         return sum(self.frames_per_process)
+
+    def add(self, token: str, boxes: Boxes3D, ego_pose: Optional[EgoPose], plan: Optional[PlanningOutputs] = None,
+            unreadable: Optional[UnreadableFrame] = None) -> None:
+        """One frame (not counted here): its ``boxes`` (ego frame of ``ego_pose``) and their submission boxes (none
+        for an ``unreadable`` one, recorded), its ``plan`` where there is one."""
+        self.ego_boxes[token] = boxes
+        self.results[token] = [] if unreadable is not None else boxes_to_submission(token, boxes, ego_pose)
+        if unreadable is not None:
+            self.unreadable.append(unreadable)
+        if plan is not None:
+            self.plans[token] = plan
 
     @classmethod
     def merged(cls, parts: Sequence["Predictions"]) -> "Predictions":
@@ -107,25 +137,56 @@ def gather_predictions(predictions: Predictions, shard: Shard) -> Predictions:
     return Predictions.merged(gathered)
 
 
+def prediction_record(token: str, boxes: Boxes3D, ego_pose: Optional[EgoPose], plan: Optional[PlanningOutputs],
+                      unreadable: Optional[UnreadableFrame], seconds: float) -> Dict[str, Any]:
+    """One frame's FRAME_PREDICTION line."""
+    return {"sample_token": token, "boxes": boxes.to_json(),
+            "ego_pose": None if ego_pose is None else {"timestamp_us": ego_pose.timestamp_us,
+                                                       "ego_to_global": ego_pose.ego_to_global.matrix.tolist()},
+            "plan": None if plan is None else {name: getattr(plan, name).detach().cpu().tolist()
+                                               for name in PLAN_OUTPUTS},
+            "unreadable": None if unreadable is None else {"path": unreadable.path, "problem": unreadable.problem},
+            "seconds": seconds}
+
+
+def add_prediction_record(predictions: Predictions, record: Mapping[str, Any]) -> None:
+    """A FRAME_PREDICTION line back into ``predictions`` (the inverse of prediction_record, the frame counted)."""
+    token, pose = record["sample_token"], record["ego_pose"]
+    plan = record["plan"]
+    unreadable = record["unreadable"]
+    predictions.add(token, Boxes3D.from_json(record["boxes"]),
+                    None if pose is None else EgoPose(pose["timestamp_us"], RigidTransform(pose["ego_to_global"])),
+                    None if plan is None else PlanningOutputs(**{name: torch.tensor(plan[name], dtype=torch.float32)
+                                                                 for name in PLAN_OUTPUTS}),
+                    None if unreadable is None else UnreadableFrame(token, unreadable["path"], unreadable["problem"]))
+    predictions.seconds += record["seconds"]
+    predictions.frames_per_process[0] += 1
+
+
+def _check_prediction_record(record: Any, where: str) -> None:
+    if not isinstance(record, dict) or set(record) != set(FRAME_PREDICTION):
+        raise ValueError(f"{where}: a frame's predictions must have exactly the keys {FRAME_PREDICTION}")
+
+
 def predict(detector: Detector, batches: Iterable, total_frames: int, progress: bool = True,
-            ego_states: Optional[Callable[[Sequence[str]], np.ndarray]] = None) -> Predictions:
+            ego_states: Optional[Callable[[Sequence[str]], np.ndarray]] = None, log: Optional[TextIO] = None,
+            predictions: Optional[Predictions] = None) -> Predictions:
     """Runs ``detector`` over ``batches`` (lists of Frame), keeps each frame's boxes (ego frame) and converts them
     to submission boxes in the global frame. An UnreadableFrame in a batch is recorded and gets no detections. With
     ``ego_states`` (sample tokens -> (B, len(EGO_FEATURES)) from past poses), the detector must be a
-    PlanningDetector that plans: its plans are kept too. A progress bar counts frames."""
+    PlanningDetector that plans: its plans are kept too. ``log``: each frame's prediction_record written to it as
+    a line and flushed; ``predictions``: those of the frames done before (a resume), added to. A progress bar
+    counts frames."""
     planning = ego_states is not None
     if planning and not (isinstance(detector, PlanningDetector) and detector.plans):
         raise ValueError(f"predict: ego_states given, but {type(detector).__name__} does not plan")
-    predictions = Predictions(plans={} if planning else None)
+    if predictions is None:
+        predictions = Predictions(plans={} if planning else None)
     start = time.perf_counter()
     with tqdm(total=total_frames, unit="frame", desc="detect", disable=not progress) as bar:
         for batch in batches:
             frames = [item for item in batch if isinstance(item, Frame)]
-            for unreadable in (item for item in batch if isinstance(item, UnreadableFrame)):
-                predictions.unreadable.append(unreadable)
-                predictions.ego_boxes[unreadable.sample_token] = Boxes3D.empty()
-                predictions.results[unreadable.sample_token] = []
-            plans = []
+            plans: List[Optional[PlanningOutputs]] = []
             if not frames:
                 boxes = []
             elif planning:
@@ -134,15 +195,22 @@ def predict(detector: Detector, batches: Iterable, total_frames: int, progress: 
                 boxes = detector.detect(frames)
             if len(boxes) != len(frames):
                 raise ValueError(f"the detector returned {len(boxes)} box sets for {len(frames)} frames")
-            for frame, frame_boxes in zip(frames, boxes):
-                predictions.ego_boxes[frame.sample_token] = frame_boxes
-                predictions.results[frame.sample_token] = boxes_to_submission(frame.sample_token, frame_boxes,
-                                                                              frame.ego_pose)
-            for frame, plan in zip(frames, plans):
-                predictions.plans[frame.sample_token] = plan
+            now = time.perf_counter()
+            seconds, start = (now - start) / len(batch), now
+            made = [(item.sample_token, Boxes3D.empty(), None, None, item) for item in batch
+                    if isinstance(item, UnreadableFrame)]
+            made += [(frame.sample_token, frame_boxes, frame.ego_pose, plan, None)
+                     for frame, frame_boxes, plan in zip(frames, boxes, plans or [None] * len(frames))]
+            for token, frame_boxes, pose, plan, unreadable in made:
+                predictions.add(token, frame_boxes, pose, plan, unreadable)
+                if log is not None:
+                    log.write(json.dumps(prediction_record(token, frame_boxes, pose, plan, unreadable, seconds))
+                              + "\n")
+            if log is not None:
+                log.flush()
+            predictions.seconds += seconds * len(batch)
             predictions.frames_per_process[0] += len(batch)
             bar.update(len(batch))
-    predictions.seconds = time.perf_counter() - start
     return predictions
 
 
@@ -164,15 +232,73 @@ class DataOptions:
     skip_corrupt_files: bool = False
 
 
+def predictions_path(out_dir: str, shard: Shard) -> str:
+    """This process's PREDICTIONS_FILE: predictions.jsonl, or predictions.<rank>.jsonl of several processes."""
+    name = PREDICTIONS_FILE if shard.world_size == 1 else PREDICTIONS_FILE.replace(".jsonl", f".{shard.rank}.jsonl")
+    return os.path.join(out_dir, name)
+
+
+def run_identity(detector_name: str, data: DataOptions, drop: Sequence[str], shard: Shard,
+                 transform: Optional[Callable[[Frame], Frame]], provenance: Mapping[str, Any]) -> Dict[str, Any]:
+    """What PREDICTIONS_RUN_FILE holds: what makes a frame's predictions (the detector, ``provenance``: e.g. its
+    checkpoint's sha256, the data and how it is loaded, the sensors dropped, the transform) and how the frames are
+    shared among the processes."""
+    return json.loads(json.dumps({"detector": detector_name, "provenance": dict(provenance),
+                                  "data": {key: value for key, value in asdict(data).items() if key != "workers"},
+                                  "dropped": sorted(drop), "transform": None if transform is None else str(transform),
+                                  "processes": shard.world_size}))
+
+
+@dataclass(frozen=True)
+class PredictionFiles:
+    """Where the frames' predictions are written as made (module docstring): ``out_dir``; the run's ``identity``
+    (run_identity); whether to ``resume`` an earlier run's there."""
+
+    out_dir: str
+    identity: Dict[str, Any]
+    resume: bool = False
+
+
+def open_predictions(files: PredictionFiles, shard: Shard, planning: bool) -> Tuple[TextIO, Predictions]:
+    """This process's PREDICTIONS_FILE opened to append, and the predictions already in it: with files.resume
+    those of an earlier run of the same identity (ValueError naming PREDICTIONS_RUN_FILE when it differs, or is
+    missing beside records), else none (the main process removes an earlier run's files and writes
+    PREDICTIONS_RUN_FILE)."""
+    run_path = os.path.join(files.out_dir, PREDICTIONS_RUN_FILE)
+    path = predictions_path(files.out_dir, shard)
+    records = read_json_lines(path, _check_prediction_record) if files.resume else []
+    if files.resume and (records or os.path.isfile(run_path)):
+        recorded = read_json(run_path) if os.path.isfile(run_path) else None
+        if recorded != files.identity:
+            differing = "missing" if recorded is None else "made by another " + ", ".join(
+                key for key in files.identity if recorded.get(key) != files.identity[key])
+            raise ValueError(f"{run_path}: {differing}; evaluate into another folder, or without --resume")
+    if shard.is_main and not (files.resume and os.path.isfile(run_path)):
+        os.makedirs(files.out_dir, exist_ok=True)
+        for name in os.listdir(files.out_dir):
+            if name.startswith("predictions.") and name.endswith(".jsonl"):
+                os.remove(os.path.join(files.out_dir, name))
+        write_json_atomic(run_path, files.identity, indent=2)
+    if shard.world_size > 1:
+        dist.barrier()  # the main process's fresh folder before the others write into it
+    done = Predictions(plans={} if planning else None)
+    for record in records:
+        add_prediction_record(done, record)
+    write_json_lines(path, records)  # what survived (a line cut short by a kill is gone)
+    return open(path, "a", encoding="utf-8"), done
+
+
 def load_split_predictions(detector: Detector, nusc: Optional[NuScenes], data: DataOptions,
                            drop: Sequence[str] = (), shard: Shard = Shard(),
-                           transform: Optional[Callable[[Frame], Frame]] = None) -> Tuple[Predictions, List[str]]:
+                           transform: Optional[Callable[[Frame], Frame]] = None,
+                           files: Optional[PredictionFiles] = None) -> Tuple[Predictions, List[str]]:
     """The detector's predictions over the whole split (this shard's frames, then gathered), and the split's
     sample tokens in loader order. ``drop``: sensor groups blanked at the input (those the detector does not read
     are not loaded either); ``transform``: Frame -> Frame applied to every loaded frame (a corruption,
     perception.datasets.corruptions.CorruptFrames); ``nusc`` may be None on the processes other than the main
     one (they then load the devkit tables only for a detector that plans: its ego-state input reads past poses).
-    A PlanningDetector that plans also gives its plans (Predictions.plans)."""
+    A PlanningDetector that plans also gives its plans (Predictions.plans). With ``files`` each frame's
+    predictions are written as made, and on a resume the frames recorded there are read back, not detected."""
     # Sensor groups the detector does not read are not loaded either.
     not_loaded = tuple(group for group in SENSOR_GROUPS if group in drop or group not in detector.sensors)
 
@@ -188,12 +314,19 @@ def load_split_predictions(detector: Detector, nusc: Optional[NuScenes], data: D
         dist.barrier()
     if dataset is None:
         dataset = frames()
-    shard_frames = Subset(dataset, shard.indices(len(dataset)))
+    plans = isinstance(detector, PlanningDetector) and detector.plans
+    log, done = (None, None) if files is None else open_predictions(files, shard, plans)
+    shard_frames = Subset(dataset, [index for index in shard.indices(len(dataset))
+                                    if done is None or dataset.sample_tokens[index] not in done.results])
     loader = make_frame_loader(shard_frames, batch_size=data.batch_size, shuffle=False, num_workers=data.workers,
                                seed=0)
-    plans = isinstance(detector, PlanningDetector) and detector.plans
     ego_states = (lambda tokens: past_ego_features(dataset.nusc, tokens)) if plans else None
-    predictions = predict(detector, loader, len(shard_frames), progress=shard.is_main, ego_states=ego_states)
+    try:
+        predictions = predict(detector, loader, len(shard_frames), progress=shard.is_main, ego_states=ego_states,
+                              log=log, predictions=done)
+    finally:
+        if log is not None:
+            log.close()
     return gather_predictions(predictions, shard), list(dataset.sample_tokens)
 
 
@@ -216,7 +349,8 @@ def decision_metrics(nusc: NuScenes, ego_boxes: Mapping[str, Boxes3D], sample_to
 def evaluate_split(detector: Detector, detector_name: str, nusc: Optional[NuScenes], data: DataOptions,
                    out_dir: str, drop: Sequence[str] = (), shard: Shard = Shard(), render_curves: bool = True,
                    verbose: bool = False, transform: Optional[Callable[[Frame], Frame]] = None,
-                   ego_mlp: Optional[EgoMLP] = None) -> Optional[dict]:
+                   ego_mlp: Optional[EgoMLP] = None, resume: bool = False,
+                   provenance: Optional[Mapping[str, Any]] = None) -> Optional[dict]:
     """The detector over ``data.split``, then on the main process: ``out_dir/results_nusc.json``, the devkit's
     DetectionEval, the decision metrics (metrics.json's "decisions"), ``metrics.json`` and ``report.md``. Returns
     the metrics.json content on the main process, None on the others and for splits without annotations (the test
@@ -224,13 +358,18 @@ def evaluate_split(detector: Detector, detector_name: str, nusc: Optional[NuScen
     ``nusc`` (the devkit tables, needed to evaluate) may be None on the other processes; ``transform``: as in
     load_split_predictions; ``ego_mlp``: graded beside the other planners when given, as are the detector's
     plans when it is a PlanningDetector that plans. A lane map the decision metrics cannot read is named before the
-    detection pass."""
+    detection pass. The frames' predictions are written to ``out_dir`` as made (module docstring); with ``resume``
+    an earlier run's there are read back (the same detector, ``provenance``, data and options: run_identity), and
+    only the frames it did not record are detected. ``provenance``: what else identifies the model (its
+    checkpoint's sha256), recorded in metrics.json's run too."""
     if nusc is not None:
         scenes = set(split_scenes(nusc, data.split))
         for scene in nusc.scene:
             if scene["name"] in scenes:
                 log_lanes(nusc, scene["log_token"])
-    predictions, sample_tokens = load_split_predictions(detector, nusc, data, drop, shard, transform)
+    provenance = dict(provenance or {})
+    files = PredictionFiles(out_dir, run_identity(detector_name, data, drop, shard, transform, provenance), resume)
+    predictions, sample_tokens = load_split_predictions(detector, nusc, data, drop, shard, transform, files)
     if not shard.is_main:
         return None
     sensors = [group for group in SENSOR_GROUPS if group in detector.sensors and group not in drop]
@@ -239,7 +378,7 @@ def evaluate_split(detector: Detector, detector_name: str, nusc: Optional[NuScen
     if evaluation is None:
         return None
     run = {"dataroot": data.dataroot, "version": data.version, "split": data.split, "detector": detector_name,
-           "sensors": sensors, "dropped": list(drop), "lidar_sweeps": data.lidar_sweeps,
+           "provenance": provenance, "sensors": sensors, "dropped": list(drop), "lidar_sweeps": data.lidar_sweeps,
            "radar_sweeps": data.radar_sweeps, "image_size": None if data.image_size is None else list(data.image_size),
            "frames_per_process": predictions.frames_per_process,
            "transform": None if transform is None else str(transform),

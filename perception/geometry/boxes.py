@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 from nuscenes.utils.data_classes import Box
 from pyquaternion import Quaternion
 
-from perception.classes import DETECTION_CLASSES
+from perception.classes import ATTRIBUTES, DETECTION_CLASSES
 from perception.geometry.transforms import RigidTransform, yaw_from_matrix
 
 # Unit-box corner signs in the devkit's Box.corners() order: x (length), y (width), z (height).
@@ -36,6 +36,12 @@ def _rows(name: str, values: np.ndarray, width: int) -> np.ndarray:
             values.ndim < 2 and values.size not in (0, width)):
         raise ValueError(f"Boxes3D: {name} has shape {values.shape}, expected (N, {width})")
     return values.reshape(-1, width)
+
+
+DETECTION_RECORD = ("label", "score", "center", "size", "yaw", "velocity", "attribute")
+"""The keys of one box as JSON (Boxes3D.to_json): label (a DETECTION_CLASSES name), score, center [x, y, z] m, size
+[width, length, height] m, yaw rad, velocity [vx, vy] m/s (in the boxes' frame, perception.geometry's
+conventions), attribute (an ATTRIBUTES name or null). Read back by Boxes3D.from_json to the same values."""
 
 
 @dataclass(frozen=True)
@@ -155,6 +161,31 @@ class Boxes3D:
             )
             for i in range(len(self))
         ]
+
+    def to_json(self) -> List[Dict[str, Any]]:
+        """DETECTION_RECORD dicts, one a box."""
+        return [{
+            "label": DETECTION_CLASSES[int(self.labels[i])],
+            "score": float(self.scores[i]),
+            "center": self.centers[i].tolist(),
+            "size": self.sizes[i].tolist(),
+            "yaw": float(self.yaws[i]),
+            "velocity": self.velocities[i].tolist(),
+            "attribute": ATTRIBUTES[int(self.attributes[i])] if self.attributes[i] >= 0 else None,
+        } for i in range(len(self))]
+
+    @classmethod
+    def from_json(cls, items: Sequence[Dict[str, Any]]) -> "Boxes3D":
+        """DETECTION_RECORD dicts -> Boxes3D (the inverse of to_json)."""
+        if not items:
+            return cls.empty()
+        return cls(
+            centers=[item["center"] for item in items], sizes=[item["size"] for item in items],
+            yaws=[item["yaw"] for item in items], velocities=[item["velocity"] for item in items],
+            labels=[DETECTION_CLASSES.index(item["label"]) for item in items],
+            scores=[item["score"] for item in items],
+            attributes=[-1 if item["attribute"] is None else ATTRIBUTES.index(item["attribute"]) for item in items],
+        )
 
     @classmethod
     def from_devkit(cls, boxes: Sequence[Box], labels: Optional[Sequence[int]] = None) -> "Boxes3D":

@@ -1,17 +1,15 @@
-"""The records a replay writes, one JSON line per trigger in frames.jsonl: their schema (FRAME_RECORD,
-DETECTION_RECORD, PLAN_RECORD), the conversion of detections and plans to JSON (detections back too), and the
+"""The records a replay writes, one JSON line per trigger in frames.jsonl: their schema (FRAME_RECORD, its
+detections perception.geometry.boxes.DETECTION_RECORD items, PLAN_RECORD), the conversion of plans to JSON, and the
 validating reader (a frames.jsonl is read back to resume a replay and by whoever grades it)."""
 from __future__ import annotations
 
-import json
-import os
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List
 
 import torch
 
-from perception.classes import ATTRIBUTES, DETECTION_CLASSES
 from perception.decision.learned import trajectory_and_maneuver
-from perception.geometry import Boxes3D
+from perception.geometry.boxes import DETECTION_RECORD
+from perception.jsonfile import read_json_lines
 from perception.models.planning_types import PlanningOutputs
 
 FRAMES_FILE = "frames.jsonl"
@@ -68,43 +66,11 @@ PLAN_RECORD = ("maneuver", "trajectory", "lane_change_feasible")
 """The keys of a proposal: maneuver (the most likely Maneuver value), trajectory (T x [x, y] m, ego frame),
 lane_change_feasible ([left, right] probabilities)."""
 
-DETECTION_RECORD = ("label", "score", "center", "size", "yaw", "velocity", "attribute")
-"""The keys of one detection: label (a DETECTION_CLASSES name), score, center [x, y, z] m, size [width, length,
-height] m, yaw rad, velocity [vx, vy] m/s (ego frame, perception.geometry conventions), attribute (an ATTRIBUTES
-name or null)."""
-
-
-def boxes_to_json(boxes: Boxes3D) -> List[Dict[str, Any]]:
-    """Boxes3D -> DETECTION_RECORD dicts."""
-    return [{
-        "label": DETECTION_CLASSES[int(boxes.labels[i])],
-        "score": float(boxes.scores[i]),
-        "center": boxes.centers[i].tolist(),
-        "size": boxes.sizes[i].tolist(),
-        "yaw": float(boxes.yaws[i]),
-        "velocity": boxes.velocities[i].tolist(),
-        "attribute": ATTRIBUTES[int(boxes.attributes[i])] if boxes.attributes[i] >= 0 else None,
-    } for i in range(len(boxes))]
-
-
 def plan_to_json(plan: PlanningOutputs) -> Dict[str, Any]:
     """One frame's PlanningOutputs row -> a PLAN_RECORD dict."""
     trajectory, maneuver = trajectory_and_maneuver(plan)
     return {"maneuver": maneuver.value, "trajectory": trajectory.tolist(),
             "lane_change_feasible": torch.sigmoid(plan.lane_change_logits).tolist()}
-
-
-def boxes_from_json(items: Sequence[Dict[str, Any]]) -> Boxes3D:
-    """DETECTION_RECORD dicts -> Boxes3D (the inverse of boxes_to_json)."""
-    if not items:
-        return Boxes3D.empty()
-    return Boxes3D(
-        centers=[item["center"] for item in items], sizes=[item["size"] for item in items],
-        yaws=[item["yaw"] for item in items], velocities=[item["velocity"] for item in items],
-        labels=[DETECTION_CLASSES.index(item["label"]) for item in items],
-        scores=[item["score"] for item in items],
-        attributes=[-1 if item["attribute"] is None else ATTRIBUTES.index(item["attribute"]) for item in items],
-    )
 
 
 def validate_frame_record(record: Any, source: str = FRAMES_FILE) -> None:
@@ -132,22 +98,6 @@ def validate_frame_record(record: Any, source: str = FRAMES_FILE) -> None:
 
 
 def read_frame_records(path: str) -> List[Dict[str, Any]]:
-    """The records of a frames.jsonl. A last line cut short (a replay killed while writing it) is dropped; any
-    other unreadable line raises ValueError naming the file and the line."""
-    if not os.path.isfile(path):
-        return []
-    with open(path, encoding="utf-8") as f:
-        lines = f.read().split("\n")
-    records = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            if number == len(lines):  # the last line, without its newline: cut short
-                break
-            raise ValueError(f"{path}: line {number} is not JSON ({error})") from None
-        validate_frame_record(record, f"{path}: line {number}")
-        records.append(record)
-    return records
+    """The records of a frames.jsonl (perception.jsonfile.read_json_lines: a last line cut short by a kill is
+    dropped), each validated; ValueError naming the file and the line otherwise."""
+    return read_json_lines(path, validate_frame_record)

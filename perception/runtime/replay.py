@@ -55,10 +55,11 @@ from perception.datasets.ground_truth import GroundTruth, sample_ground_truth
 from perception.datasets.lane_map import LaneCentres, log_lanes
 from perception.decision import PlannerConfig
 from perception.detector import Detector, OracleDetector
+from perception.geometry import Boxes3D
 from perception.jsonfile import read_json, write_json_atomic
 from perception.runtime.faults import FaultPlan, inject_faults
 from perception.runtime.messages import SensorMessage, find_scene, scene_messages
-from perception.runtime.records import FRAMES_FILE, boxes_from_json, boxes_to_json, plan_to_json, read_frame_records
+from perception.runtime.records import FRAMES_FILE, plan_to_json, read_frame_records
 from perception.runtime.replay_outputs import ReplayOutputs
 from perception.runtime.step import FrameStep, LoadedFrame
 from perception.runtime.streaming import DEFAULT_STALE_AFTER_S, DEFAULT_SYNC_WINDOW_S, FrameStatus, StreamingState
@@ -367,7 +368,7 @@ class SceneReplay:
             trigger = "sweep" if self.options.every_sweep else "keyframe"
             decision = replace(decision, reason=f"watchdog: no LiDAR {trigger} for {gap_s:.2f} s, frame at "
                                                 f"{key.channel}; {decision.reason}")
-        record.update(status="processed", detections=boxes_to_json(step.detections),
+        record.update(status="processed", detections=step.detections.to_json(),
                       decision=decision.to_json(), ego_state=asdict(step.ego_state),
                       plan=None if step.plan is None else plan_to_json(step.plan),
                       timings_ms=step.timings_ms, latency_s=latency, late=latency > self.deadline_s)
@@ -394,7 +395,7 @@ class SceneReplay:
         if record["status"] == "processed":
             frame, _ = self.state.build_frame(key, self.scene["token"])
             if self.step.sees(record["missing"]):
-                self.step.tracker.update(boxes_from_json(record["detections"]), frame.ego_pose)
+                self.step.tracker.update(Boxes3D.from_json(record["detections"]), frame.ego_pose)
             self._render(frame, record)
 
     def _render(self, frame: Frame, record: Dict[str, Any]) -> None:

@@ -14,8 +14,10 @@ import cv2
 import numpy as np
 
 from perception.datasets.frame import Frame
+from perception.geometry import Boxes3D
+from perception.jsonfile import write_json_lines
 from perception.runtime.mcap_writer import McapRecorder
-from perception.runtime.records import FRAMES_FILE, boxes_from_json
+from perception.runtime.records import FRAMES_FILE
 from perception.viz.bev import BevView, draw_bev
 from perception.viz.video import camera_mosaic, side_by_side, write_video
 
@@ -46,11 +48,7 @@ class ReplayOutputs:
             if os.path.isfile(os.path.join(out_dir, name)):
                 os.remove(os.path.join(out_dir, name))
         self.frames_path = os.path.join(out_dir, FRAMES_FILE)
-        # Rewrite what survived (a line cut short by a kill is gone), then append.
-        with open(self.frames_path + ".partial", "w", encoding="utf-8") as f:
-            for record in done:
-                f.write(json.dumps(record) + "\n")
-        os.replace(self.frames_path + ".partial", self.frames_path)
+        write_json_lines(self.frames_path, list(done))  # what survived (a line cut short by a kill is gone)
         self._jsonl = open(self.frames_path, "a", encoding="utf-8")
         self.pictures: List[str] = []
         self.picture_times_us: List[int] = []
@@ -64,7 +62,7 @@ class ReplayOutputs:
 
     def render(self, frame: Frame, record: Dict[str, Any], scene_start_us: int) -> None:
         """The frame's picture and MCAP messages, from the frame and its record."""
-        boxes = boxes_from_json(record["detections"])
+        boxes = Boxes3D.from_json(record["detections"])
         boxes = boxes[boxes.scores >= self.display_min_score]
         decision = record["decision"]
         if self.mcap is not None:

@@ -6,7 +6,7 @@ import pytest
 
 from perception.datasets.records import open_nuscenes
 from perception.eval.resampling import checked_results
-from perception.jsonfile import read_json, write_json_atomic
+from perception.jsonfile import read_json, read_json_lines, write_json_atomic, write_json_lines
 from tests.conftest import TINY_WORLD
 
 
@@ -35,6 +35,22 @@ def test_an_atomic_write_killed_midway_leaves_the_old_file(tmp_path, monkeypatch
     with pytest.raises(KeyboardInterrupt):
         write_json_atomic(str(path), {"nd_score": 0.7})
     assert read_json(str(path)) == {"nd_score": 0.5}  # the old record, whole
+
+
+def test_json_lines_drop_only_a_last_line_cut_short(tmp_path):
+    path = tmp_path / "records.jsonl"
+    assert read_json_lines(str(path)) == []  # no file yet: nothing recorded
+    write_json_lines(str(path), [{"a": 1}, [2.5, None]])
+    assert path.read_text() == '{"a": 1}\n[2.5, null]\n'
+    with open(path, "a") as handle:
+        handle.write('{"a": ')  # killed while writing the third
+    assert read_json_lines(str(path)) == [{"a": 1}, [2.5, None]]
+    seen = []
+    read_json_lines(str(path), lambda value, where: seen.append(where))
+    assert seen == [f"{path}: line 1", f"{path}: line 2"]
+    path.write_text('{"a": 1}\n{"a": \n{"a": 3}\n')  # a broken line that is not the last
+    with pytest.raises(ValueError, match=f"{path}: line 2 is not JSON"):
+        read_json_lines(str(path))
 
 
 def test_a_table_cut_short_is_named(synthetic_root, tmp_path):

@@ -146,6 +146,55 @@ def test_torchrun_two_processes_match_one(synthetic_root, tmp_path):
     assert _read(tmp_path / "two" / "results_nusc.json") == _read(tmp_path / "one" / "results_nusc.json")
     assert two["mean_ap"] == one["mean_ap"] and two["nd_score"] == one["nd_score"]
     assert two["decisions"] == one["decisions"]  # every frame's ego-frame boxes gathered from both processes
+    # Killed after each process recorded its first frame: resumed, each detects the rest of its share.
+    for rank in (0, 1):
+        path = tmp_path / "two" / f"predictions.{rank}.jsonl"
+        path.write_text(path.read_text().split("\n")[0] + "\n")
+    subprocess.run([*command, "--resume"], check=True, timeout=300, env=env, cwd=str(tmp_path), capture_output=True)
+    again = _read(tmp_path / "two" / "metrics.json")
+    assert again["run"]["frames_per_process"] == two["run"]["frames_per_process"]
+    assert _read(tmp_path / "two" / "results_nusc.json") == _read(tmp_path / "one" / "results_nusc.json")
+    assert again["decisions"] == one["decisions"]
+
+
+def test_a_killed_evaluation_resumes_to_the_uninterrupted_one(synthetic_root, tmp_path, monkeypatch):
+    """Killed while detecting its third frame (its last record cut short), a planning model's evaluation resumed
+    detects only the frames not recorded and writes the submission and metrics of an uninterrupted run (the
+    frames' times aside); a resume with other inputs is refused before any frame."""
+    from perception.models import BEVFusionDetector
+
+    args = [str(REPO_ROOT / "configs" / "fusion_tiny_planning.py"),
+            str(REPO_ROOT / "checkpoints" / "fusion_tiny_planning.pth"), "--no-plots", *_data_args(synthetic_root),
+            "--ego-mlp", str(REPO_ROOT / "checkpoints" / "ego_mlp.pth")]
+    (whole,) = run([*args, "--out", str(tmp_path / "whole")])
+    detected, original = [], BEVFusionDetector.detect_and_plan
+
+    def killed_at_the_third(self, frames, ego_features):
+        if len(detected) == 2:
+            raise KeyboardInterrupt
+        detected.extend(frame.sample_token for frame in frames)
+        return original(self, frames, ego_features)
+
+    out = tmp_path / "killed"
+    monkeypatch.setattr(BEVFusionDetector, "detect_and_plan", killed_at_the_third)
+    with pytest.raises(KeyboardInterrupt):
+        run([*args, "--out", str(out)])
+    with open(out / "predictions.jsonl", "a", encoding="utf-8") as handle:
+        handle.write('{"sample_token": "')  # the next record, cut short by the kill
+    with pytest.raises(ValueError, match="predictions_run.json: made by another data"):
+        run([*args, "--lidar-sweeps", "2", "--out", str(out), "--resume"])
+    first_two, detected[:] = list(detected), []
+    monkeypatch.setattr(BEVFusionDetector, "detect_and_plan",
+                        lambda self, frames, ego: detected.extend(f.sample_token for f in frames) or original(
+                            self, frames, ego))
+    (resumed,) = run([*args, "--out", str(out), "--resume"])
+    frames = whole["frames_evaluated"]
+    assert len(detected) == frames - 2 and not set(detected) & set(first_two)
+    assert (out / "results_nusc.json").read_bytes() == (tmp_path / "whole" / "results_nusc.json").read_bytes()
+    for metrics in (whole, resumed):
+        metrics.pop("seconds_per_frame")
+    assert resumed == json.loads(json.dumps(whole).replace(str(tmp_path / "whole"), str(out)))
+    assert resumed["decisions"]["planners"]["learned"] == whole["decisions"]["planners"]["learned"]
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -27,14 +27,14 @@ from perception.maneuvers import Maneuver
 from perception.models.planning_types import EGO_FEATURES, PlanningOutputs
 from perception.detector import OracleDetector
 from perception.geometry import Boxes3D
+from perception.geometry.boxes import DETECTION_RECORD
 import perception.runtime.replay
 import perception.runtime.step
 from perception.runtime.faults import FaultPlan, inject_faults
 from perception.runtime.mcap_writer import read_mcap
 from perception.runtime.messages import scene_messages
 from perception.runtime.records import (
-    DETECTION_RECORD, FRAME_RECORD, boxes_from_json, boxes_to_json, plan_to_json, read_frame_records,
-    validate_frame_record,
+    FRAME_RECORD, plan_to_json, read_frame_records, validate_frame_record,
 )
 from perception.runtime.replay import ReplayOptions, SceneReplay, replay_scene
 from perception.runtime.replay_outputs import video_frames_held
@@ -73,7 +73,7 @@ def test_one_record_per_keyframe_with_the_oracle_boxes(nusc_synthetic, full_repl
         assert set(record) == set(FRAME_RECORD)
         assert record["sample_token"] == key.sample_token and record["status"] == "processed"
         expected = OracleDetector().detect([load_frame(nusc_synthetic, key.sample_token, cameras=False)])[0]
-        detected = boxes_from_json(record["detections"])
+        detected = Boxes3D.from_json(record["detections"])
         np.testing.assert_allclose(detected.centers, expected.centers, atol=1e-9)
         np.testing.assert_array_equal(detected.labels, expected.labels)
         assert record["decision"]["maneuver"] and len(record["decision"]["trajectory"]) == 6
@@ -87,9 +87,9 @@ def test_one_record_per_keyframe_with_the_oracle_boxes(nusc_synthetic, full_repl
 
 def test_detections_round_trip_through_json(nusc_synthetic):
     boxes = OracleDetector().detect([load_frame(nusc_synthetic, nusc_synthetic.sample[0]["token"], cameras=False)])[0]
-    items = json.loads(json.dumps(boxes_to_json(boxes)))
+    items = json.loads(json.dumps(boxes.to_json()))
     assert all(set(item) == set(DETECTION_RECORD) for item in items)
-    again = boxes_from_json(items)
+    again = Boxes3D.from_json(items)
     for name in ("centers", "sizes", "yaws", "velocities", "labels", "scores", "attributes"):
         np.testing.assert_array_equal(getattr(again, name), getattr(boxes, name))
 
@@ -155,7 +155,7 @@ def test_a_planning_model_decides_by_its_plan_through_the_safety_layer(nusc_synt
         np.testing.assert_allclose(detector.ego_inputs[record["timestamp_us"]], expected, rtol=1e-5, atol=1e-4)
         plan = record["plan"]
         assert plan["maneuver"] == Maneuver.CHANGE_LANE_LEFT.value and len(plan["trajectory"]) == 6
-        trajectory, detections = np.array(plan["trajectory"]), boxes_from_json(record["detections"])
+        trajectory, detections = np.array(plan["trajectory"]), Boxes3D.from_json(record["detections"])
         pose = keyframe_lidar_pose(nusc_synthetic, record["sample_token"])
         tracked = tracker.update(detections, pose)
         lanes = keyframe_lanes(nusc_synthetic, record["sample_token"], pose.ego_to_global.inverse())
