@@ -24,19 +24,25 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                         help="who is where and their radar cross-sections: 'default', or 'nuscenes' (nuScenes' "
                              "class mix, measured cross-sections, every third scene down a car park's aisle; "
                              "README)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue an unfinished world in --out (a run stopped while generating it, with the "
+                             "same arguments): its recorded scenes are kept, the others recorded")
     parser.add_argument("--preview", nargs="?", const="", default=None, metavar="PNG",
                         help="also write a picture of the first validation keyframe (default: OUT/preview.png)")
     add_debug_option(parser)
     args = parser.parse_args(argv)
     check_output_path(parser, "--out", args.out)
-    if os.path.isdir(args.out) and os.listdir(args.out):
-        parser.error(f"--out {args.out}: holds files already (another world's sensor files would stay beside the new "
-                     f"tables); choose another folder or remove it")
+    from perception.datasets.synthetic import SCENE_RECORDS, VAL_SPLIT, generate_world
 
-    from perception.datasets.synthetic import VAL_SPLIT, generate_world
+    unfinished = os.path.isfile(os.path.join(args.out, SCENE_RECORDS, "world.json"))
+    if os.path.isdir(args.out) and os.listdir(args.out) and not (args.resume and unfinished):
+        parser.error(f"--out {args.out}: " + ("holds an unfinished world: add --resume to continue it" if unfinished
+                                              else "holds files already (another world's sensor files would stay "
+                                                   "beside the new tables); choose another folder or remove it"))
 
     dataroot = generate_world(args.out, args.scenes, args.samples_per_scene, args.seed, args.image_size,
-                              args.version, progress=True, workers=args.workers, population=args.population)
+                              args.version, progress=True, workers=args.workers, population=args.population,
+                              resume=args.resume)
     print(f"wrote {dataroot}")
     if args.preview is not None:
         import cv2

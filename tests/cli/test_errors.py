@@ -143,6 +143,15 @@ def test_a_synthetic_world_is_not_written_over_other_files(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         make_synthetic.main(["--out", str(tmp_path), "--scenes", "1"])
     assert exit_info.value.code == 2 and f"--out {tmp_path}: holds files already" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:  # --resume continues an unfinished world only
+        make_synthetic.main(["--out", str(tmp_path), "--scenes", "1", "--resume"])
+    assert exit_info.value.code == 2 and f"--out {tmp_path}: holds files already" in capsys.readouterr().err
+    unfinished = tmp_path / "unfinished"
+    (unfinished / "scene_records").mkdir(parents=True)
+    (unfinished / "scene_records" / "world.json").write_text("{}")
+    with pytest.raises(SystemExit) as exit_info:
+        make_synthetic.main(["--out", str(unfinished), "--scenes", "1"])
+    assert exit_info.value.code == 2 and "holds an unfinished world: add --resume" in capsys.readouterr().err
 
 
 def test_the_whole_version_is_no_split_the_devkit_evaluates(synthetic_root, tmp_path, capsys):

@@ -140,6 +140,44 @@ def test_same_arguments_give_byte_identical_worlds_with_or_without_worker_proces
     assert (other / "v1.0-synth" / "sample.json").read_bytes() != (first / "v1.0-synth" / "sample.json").read_bytes()
 
 
+def test_a_world_stopped_midway_resumes_to_the_uninterrupted_one(tmp_path, monkeypatch):
+    """Stopped while recording its second scene (that scene's files half written), a world resumed records only
+    the scenes it lacks and comes out byte-identical to one generated without a stop; a resume with other
+    arguments is refused."""
+    from perception.datasets.synthetic import SCENE_RECORDS
+    from perception.datasets.synthetic.writer import SceneRecorder
+
+    arguments = dict(num_scenes=3, samples_per_scene=2, seed=7, image_size=(64, 36), progress=False)
+    whole = generate_world(tmp_path / "whole", **arguments)
+    recorded, original = [], SceneRecorder.record
+
+    def stopped_in_the_second(self, on_frame=None):
+        if len(recorded) == 1:  # three of its sensor frames written, then the stop
+            written = []
+            return original(self, lambda frame: written.append(frame) or len(written) < 3 or _stop())
+        recorded.append(self)
+        return original(self, on_frame)
+
+    def _stop():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(SceneRecorder, "record", stopped_in_the_second)
+    with pytest.raises(KeyboardInterrupt):
+        generate_world(tmp_path / "stopped", **arguments)
+    assert sorted(p.name for p in (tmp_path / "stopped" / SCENE_RECORDS).iterdir()) == ["scene_0.json", "world.json"]
+    with pytest.raises(ValueError, match="world.json: an unfinished world of another seed"):
+        generate_world(tmp_path / "stopped", resume=True, **dict(arguments, seed=8))
+    recorded.clear()
+    monkeypatch.setattr(SceneRecorder, "record", lambda self, on_frame=None: recorded.append(self) or original(
+        self, on_frame))
+    resumed = generate_world(tmp_path / "stopped", resume=True, **arguments)
+    assert len(recorded) == 2  # scenes 1 and 2
+    files = _tree(whole)
+    assert files == _tree(resumed)
+    _, mismatch, errors = filecmp.cmpfiles(whole, resumed, [str(f) for f in files], shallow=False)
+    assert mismatch == [] and errors == []
+
+
 def test_lane_paint_and_ground_colours_by_hand():
     from perception.datasets.synthetic.shading import (
         ASPHALT, GRASS, NO_PAINT, WHITE, WHITE_PAINT, YELLOW_PAINT, ground_rgb, paint_at,

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import shutil
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Dict, Iterator, List, Sequence, Tuple, Union
+from typing import Any, Dict, Iterator, List, Sequence, Tuple, Union
 
+import numpy as np
 from tqdm import tqdm
 
 from perception.datasets.lane_map import LaneCentres, write_lane_centres
@@ -15,10 +17,19 @@ from perception.datasets.synthetic.scene import build_scene, check_population, s
 from perception.datasets.records import TABLE_NAMES
 from perception.datasets.synthetic.tables import fixed_tables, write_tables
 from perception.datasets.synthetic.writer import SceneRecorder, sensor_schedule
+from perception.jsonfile import read_json, write_json_atomic
 from perception.maneuvers import Maneuver
 
 TRAIN_SPLIT, VAL_SPLIT = "synth_train", "synth_val"
 VAL_FRACTION = 0.2
+SCENE_RECORDS = "scene_records"
+"""The folder beside an unfinished world's files: world.json (generate_world's arguments) and, for each scene
+recorded so far, scene_<index>.json (its table rows, scripted maneuvers and lane maps, every value as recorded),
+written once the scene's sensor files are. A resumed generate_world records only the other scenes; the folder is
+removed once the world's tables are written."""
+
+SceneResult = Tuple[Dict[str, List[dict]], Dict[str, Maneuver], Dict[str, LaneCentres]]
+"""A recorded scene: its table rows by table name, its scripted maneuvers by sample token, its lanes by log."""
 
 
 def scenes_by_split(num_scenes: int) -> Dict[str, List[str]]:
@@ -48,7 +59,41 @@ def _check_arguments(num_scenes: int, samples_per_scene: int, image_size: Sequen
     check_population(population)
 
 
-def _record_scene(args: Tuple) -> Tuple[Dict[str, List[dict]], Dict[str, Maneuver], Dict[str, LaneCentres]]:
+def _save_scene(path: Path, result: SceneResult) -> None:
+    """A recorded scene as SCENE_RECORDS' scene_<index>.json (floats as they are, lanes unrounded)."""
+    tables, maneuvers, lanes = result
+    write_json_atomic(str(path), {
+        "tables": tables, "maneuvers": {token: maneuver.value for token, maneuver in maneuvers.items()},
+        "lanes": {token: {"width_m": lane.width_m, "lines": [line.tolist() for line in lane.lines]}
+                  for token, lane in lanes.items()}})
+
+
+def _load_scene(path: Path) -> SceneResult:
+    """The scene _save_scene wrote, the same values."""
+    record = read_json(str(path))
+    return (record["tables"], {token: Maneuver(value) for token, value in record["maneuvers"].items()},
+            {token: LaneCentres(tuple(np.asarray(line, dtype=np.float64) for line in lane["lines"]), lane["width_m"])
+             for token, lane in record["lanes"].items()})
+
+
+def _scene_records(records: Path, arguments: Dict[str, Any], resume: bool) -> Dict[int, SceneResult]:
+    """The scenes an unfinished world of the same ``arguments`` recorded in ``records`` (with ``resume``; a
+    ValueError naming world.json when they differ), else none: the folder made anew with world.json."""
+    world = records / "world.json"
+    if resume and world.is_file():
+        recorded = read_json(str(world))
+        if recorded != arguments:
+            differing = ", ".join(key for key in arguments if recorded.get(key) != arguments[key])
+            raise ValueError(f"{world}: an unfinished world of another {differing}; generate into another folder")
+        return {index: _load_scene(records / f"scene_{index}.json") for index in range(arguments["num_scenes"])
+                if (records / f"scene_{index}.json").is_file()}
+    shutil.rmtree(records, ignore_errors=True)
+    records.mkdir(parents=True)
+    write_json_atomic(str(world), arguments, indent=1)
+    return {}
+
+
+def _record_scene(args: Tuple) -> SceneResult:
     out_dir, index, samples_per_scene, seed, image_size, version, num_threads, population = args
     model = build_scene(seed, index, samples_per_scene, population)
     recorder = SceneRecorder(model, out_dir, namespace(version, seed), seed, samples_per_scene, image_size,
@@ -75,7 +120,7 @@ def _threads_of_spawned_processes(threads: int) -> Iterator[None]:
 
 def generate_world(out_dir: Union[str, Path], num_scenes: int, samples_per_scene: int, seed: int,
                    image_size: Tuple[int, int] = (800, 450), version: str = "v1.0-synth", progress: bool = True,
-                   workers: int = 1, population: str = "default") -> Path:
+                   workers: int = 1, population: str = "default", resume: bool = False) -> Path:
     """Generates ``num_scenes`` scenes of ``samples_per_scene`` keyframes (2 Hz, with all sweeps) into
     ``out_dir`` and returns it (the dataroot): ``<version>/*.json`` (the 13 nuScenes tables), ``<version>/
     splits.json`` (synth_train / synth_val), ``<version>/ego_maneuvers.json`` (the ego's scripted maneuver per
@@ -86,14 +131,25 @@ def generate_world(out_dir: Union[str, Path], num_scenes: int, samples_per_scene
     ``workers`` > 1 records scenes in parallel processes (same output). ``population`` (traffic.POPULATIONS):
     "default", or "nuscenes" (classes in nuScenes' train-split shares, parked-car rows, radar cross-sections from
     measurements, every third scene a drive down a car park's aisle; each scene's description then says
-    "; population=nuscenes", and "; car park aisle" for those drives).
+    "; population=nuscenes", and "; car park aisle" for those drives). ``resume``: continue an unfinished world
+    in ``out_dir`` generated with the same arguments (SCENE_RECORDS), recording only the scenes it lacks; the
+    world comes out byte-identical to one generated without a stop.
     """
     image_size = (int(image_size[0]), int(image_size[1]))
     _check_arguments(num_scenes, samples_per_scene, image_size, version, workers, population)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    records = out_dir / SCENE_RECORDS
+    arguments = {"num_scenes": num_scenes, "samples_per_scene": samples_per_scene, "seed": seed,
+                 "image_size": list(image_size), "version": version, "population": population}
+    done = _scene_records(records, arguments, resume)
+
+    def recorded(index: int, result: SceneResult) -> SceneResult:
+        _save_scene(records / f"scene_{index}.json", result)
+        return result
+
     jobs = [(out_dir, i, samples_per_scene, seed, image_size, version, 1 if workers > 1 else 0, population)
-            for i in range(num_scenes)]
+            for i in range(num_scenes) if i not in done]
     tables = fixed_tables(namespace(version, seed), image_size)
     for name in TABLE_NAMES:
         tables.setdefault(name, [])
@@ -101,22 +157,23 @@ def generate_world(out_dir: Union[str, Path], num_scenes: int, samples_per_scene
         with _threads_of_spawned_processes(max(1, (os.cpu_count() or 1) // workers)):
             pool = multiprocessing.get_context("spawn").Pool(workers)
         with pool:
-            results = list(tqdm(pool.imap(_record_scene, jobs), total=num_scenes, disable=not progress,
-                                desc="synthetic scenes", unit="scene"))
+            for job, result in zip(jobs, tqdm(pool.imap(_record_scene, jobs), total=len(jobs), disable=not progress,
+                                              desc="synthetic scenes", unit="scene")):
+                done[job[1]] = recorded(job[1], result)
     else:
         frames_per_scene = len(sensor_schedule(samples_per_scene))
-        results = []
-        with tqdm(total=num_scenes * frames_per_scene, disable=not progress, desc="synthetic sensor frames",
+        with tqdm(total=len(jobs) * frames_per_scene, disable=not progress, desc="synthetic sensor frames",
                   unit="frame") as bar:
             for job in jobs:
                 model = build_scene(seed, job[1], samples_per_scene, population)
                 recorder = SceneRecorder(model, out_dir, namespace(version, seed), seed, samples_per_scene,
                                          image_size)
-                results.append((recorder.record(on_frame=lambda _: bar.update()), recorder.scripted_maneuvers(),
-                                recorder.lane_centres()))
+                done[job[1]] = recorded(job[1], (recorder.record(on_frame=lambda _: bar.update()),
+                                                 recorder.scripted_maneuvers(), recorder.lane_centres()))
     maneuvers: Dict[str, Maneuver] = {}
     lanes: Dict[str, LaneCentres] = {}
-    for scene_tables, scene_maneuvers, scene_lanes in results:
+    for index in range(num_scenes):
+        scene_tables, scene_maneuvers, scene_lanes = done[index]
         for name, rows in scene_tables.items():
             tables[name] += rows
         maneuvers.update(scene_maneuvers)
@@ -124,4 +181,5 @@ def generate_world(out_dir: Union[str, Path], num_scenes: int, samples_per_scene
     write_tables(out_dir / version, tables, scenes_by_split(num_scenes))
     write_scripted_maneuvers(out_dir / version, maneuvers)
     write_lane_centres(out_dir / version, lanes)
+    shutil.rmtree(records)
     return out_dir
