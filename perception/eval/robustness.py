@@ -10,7 +10,8 @@
 
 A cell (one corruption at one severity, or the clean run) is evaluated into its own folder and finished when its
 cell.json exists with this run and this cell's definition (cell_definition: the corruption's level and revision):
-a rerun skips it (resumable), and reruns a cell whose corruption changed level or revision since. Under torchrun
+a rerun skips it (resumable), resumes a cell stopped midway from the frames it predicted, and reruns a cell whose
+corruption changed level or revision since. Under torchrun
 the cells are shared across the processes (rank r runs cells r, r + world_size, ...), each evaluating its cells
 alone. A cell whose every frame yields no box is scored NDS 0 and mAP 0, what the devkit's definitions give an
 empty prediction set (AP 0, every TP error 1), which devkit 1.2.0 itself cannot evaluate.
@@ -79,12 +80,15 @@ def cell_definition(cell: Cell) -> dict:
 def run_cell(detector: Detector, run: Mapping, nusc, data: DataOptions, out_dir: str, cell: Cell, seed: int,
              verbose: bool = False) -> dict:
     """Evaluates one cell into ``out_dir/<cell folder>`` and writes its cell.json ({``run``, corruption,
-    severity, definition (cell_definition), nd_score, mean_ap, scored}); returns that record."""
+    severity, definition (cell_definition), nd_score, mean_ap, scored}); returns that record. A cell stopped before
+    its cell.json resumes from the frames it predicted (perception.eval.runner, the same run and definition)."""
     cell_dir = os.path.join(out_dir, cell.folder)
     transform = None if cell.corruption == CLEAN else CorruptFrames(cell.corruption, cell.severity, seed)
+    stale = os.path.isfile(os.path.join(cell_dir, CELL_FILE))  # finished under another definition: run afresh
     try:
         metrics = evaluate_split(detector, run["model"], nusc, data, cell_dir, render_curves=False,
-                                 verbose=verbose, transform=transform)
+                                 verbose=verbose, transform=transform, resume=not stale,
+                                 provenance={"run": dict(run), "definition": cell_definition(cell)})
         scores, scored = (metrics["nd_score"], metrics["mean_ap"]), True
     except NoDetectionsError:
         scores, scored = (0.0, 0.0), False

@@ -270,9 +270,10 @@ def open_predictions(files: PredictionFiles, shard: Shard, planning: bool) -> Tu
     if files.resume and (records or os.path.isfile(run_path)):
         recorded = read_json(run_path) if os.path.isfile(run_path) else None
         if recorded != files.identity:
-            differing = "missing" if recorded is None else "made by another " + ", ".join(
-                key for key in files.identity if recorded.get(key) != files.identity[key])
-            raise ValueError(f"{run_path}: {differing}; evaluate into another folder, or without --resume")
+            differing = ("missing, so what predicted the frames recorded there is unknown" if recorded is None else
+                         "the frames there were predicted with another " + ", ".join(
+                             key for key in files.identity if recorded.get(key) != files.identity[key]))
+            raise ValueError(f"{run_path}: {differing}; evaluate into another folder, or remove them")
     if shard.is_main and not (files.resume and os.path.isfile(run_path)):
         os.makedirs(files.out_dir, exist_ok=True)
         for name in os.listdir(files.out_dir):

@@ -181,7 +181,7 @@ def test_a_killed_evaluation_resumes_to_the_uninterrupted_one(synthetic_root, tm
         run([*args, "--out", str(out)])
     with open(out / "predictions.jsonl", "a", encoding="utf-8") as handle:
         handle.write('{"sample_token": "')  # the next record, cut short by the kill
-    with pytest.raises(ValueError, match="predictions_run.json: made by another data"):
+    with pytest.raises(ValueError, match="predictions_run.json: the frames there were predicted with another data"):
         run([*args, "--lidar-sweeps", "2", "--out", str(out), "--resume"])
     first_two, detected[:] = list(detected), []
     monkeypatch.setattr(BEVFusionDetector, "detect_and_plan",

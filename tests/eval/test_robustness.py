@@ -111,20 +111,27 @@ def test_benchmark_two_corruptions_one_severity(synthetic_root, nusc_synthetic, 
     with open(os.path.join(out, "robustness.png"), "rb") as handle:
         assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
 
-    # Resume: finished cells are read back, not run again; a removed cell is run again alone.
+    # Resume: finished cells are read back, not run again; a cell stopped before its cell.json (here removed) with
+    # only its first frame's predictions kept resumes from them: its other frames alone run, the same record.
     again = run_cells(detector, run, lambda: pytest.fail("devkit tables loaded with nothing to run"), data, out,
                       cells, seed=0)
     assert again == records and detector.frames_seen == frames
     os.remove(os.path.join(out, "limited_fov_3", CELL_FILE))
-    run_cells(detector, run, lambda: nusc_synthetic, data, out, cells, seed=0)
-    assert detector.frames_seen == frames + frames // 3
-    # A cell written under another level of its corruption (since changed) is run again, not reused.
+    predicted = os.path.join(out, "limited_fov_3", "predictions.jsonl")
+    with open(predicted) as handle:
+        first = handle.readline()
+    with open(predicted, "w") as handle:
+        handle.write(first)
+    again = run_cells(detector, run, lambda: nusc_synthetic, data, out, cells, seed=0)
+    assert detector.frames_seen == frames + frames // 3 - 1
+    assert again == records
+    # A cell written under another level of its corruption (since changed) is run again whole, not reused.
     path = os.path.join(out, "limited_fov_3", CELL_FILE)
     stale = dict(_read(path), definition={"level": 45.0, "revision": 1})
     with open(path, "w") as handle:
         json.dump(stale, handle)
     run_cells(detector, run, lambda: nusc_synthetic, data, out, cells, seed=0)
-    assert detector.frames_seen == frames + 2 * (frames // 3)
+    assert detector.frames_seen == frames + 2 * (frames // 3) - 1
     assert _read(path)["definition"] == {"level": 30.0, "revision": 1}
     # Cells of another run are refused, not mixed in.
     with pytest.raises(ValueError, match="another run"):
