@@ -80,8 +80,9 @@ def write_pruned_config(path: Path, base_config: str, widths: Dict[str, dict]) -
 
 def prune(args: argparse.Namespace, parser: argparse.ArgumentParser) -> List[Dict[str, Any]]:
     """Prunes at each ratio, writes the models and prune.json; its rows. An earlier run's ratio folders in --out
-    that this run does not write are removed (prune.json and --report read this run's only); one it writes again
-    keeps what else it holds (a fine-tuning, an eval/ that --report then shows as older than the model)."""
+    that this run does not write are removed (prune.json and --report read this run's only), but for one holding
+    CONFIG or CHECKPOINT (a pruned model pruned again); one it writes again keeps what else it holds (a
+    fine-tuning, an eval/ that --report then shows as older than the model)."""
     import torch
     from mmengine.config import Config
 
@@ -137,8 +138,10 @@ def prune(args: argparse.Namespace, parser: argparse.ArgumentParser) -> List[Dic
               "flops_unit": "multiply-accumulates per frame (torch-pruning)",
               "rows": rows}
     written = {ratio_dir(out, row["ratio"]) for row in rows}
+    inputs = [Path(os.path.realpath(path)) for path in (config_path, args.checkpoint)]
     for folder in out.glob("ratio_*"):
-        if folder.is_dir() and folder not in written:
+        holds_an_input = any(Path(os.path.realpath(folder)) in path.parents for path in inputs)
+        if folder.is_dir() and folder not in written and not holds_an_input:  # the new configs inherit CONFIG
             shutil.rmtree(folder)
     (out / PRUNE_REPORT).write_text(json.dumps(report, indent=2))
     for row in rows:

@@ -110,11 +110,14 @@ def run(argv: Optional[Sequence[str]] = None) -> List[dict]:
     shard = Shard.of_process_group()
     detector: Detector
     detector, description = detector_from_args(args)
-    provenance = {}
+    provenance = {}  # what identifies a model's predictions for a resume (the oracle's: its name)
     if not args.oracle:
-        from perception.deploy.graphs import file_sha256
+        from perception.deploy.graphs import config_sha256, file_sha256, folder_sha256
 
-        provenance["checkpoint_sha256"] = file_sha256(args.checkpoint)
+        provenance = {"backend": args.backend, "config_sha256": config_sha256(args.config),
+                      "checkpoint_sha256": file_sha256(args.checkpoint)}
+        if args.onnx:
+            provenance["graphs_sha256"] = folder_sha256(args.onnx)
     # Only the main process evaluates; the others read the loader's metadata cache, not the devkit tables.
     nusc = open_nuscenes(args.dataroot, args.version, verbose=args.verbose) if shard.is_main else None
     if args.oracle:

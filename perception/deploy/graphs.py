@@ -66,6 +66,15 @@ def file_sha256(path: Union[str, Path]) -> str:
     return digest.hexdigest()
 
 
+def folder_sha256(folder: Union[str, Path]) -> str:
+    """One sha256 of every file below ``folder``: their paths relative to it and their contents' sha256, in path
+    order (graphs exported or quantized again into the same folder hash otherwise)."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in Path(folder).rglob("*") if p.is_file()):
+        digest.update(f"{path.relative_to(folder).as_posix()}\0{file_sha256(path)}\n".encode())
+    return digest.hexdigest()
+
+
 def graph_path(folder: Union[str, Path], module_path: str) -> Path:
     """Where the graph of a dense module lives: ``<folder>/<module path>.onnx``."""
     return Path(folder) / f"{module_path}.onnx"

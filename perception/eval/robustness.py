@@ -80,14 +80,14 @@ def cell_definition(cell: Cell) -> dict:
 def run_cell(detector: Detector, run: Mapping, nusc, data: DataOptions, out_dir: str, cell: Cell, seed: int,
              verbose: bool = False) -> dict:
     """Evaluates one cell into ``out_dir/<cell folder>`` and writes its cell.json ({``run``, corruption,
-    severity, definition (cell_definition), nd_score, mean_ap, scored}); returns that record. A cell stopped before
-    its cell.json resumes from the frames it predicted (perception.eval.runner, the same run and definition)."""
+    severity, definition (cell_definition), nd_score, mean_ap, scored}); returns that record. A cell stopped midway
+    resumes from the frames it predicted (perception.eval.runner) when they are of this run and definition, and
+    starts afresh otherwise."""
     cell_dir = os.path.join(out_dir, cell.folder)
     transform = None if cell.corruption == CLEAN else CorruptFrames(cell.corruption, cell.severity, seed)
-    stale = os.path.isfile(os.path.join(cell_dir, CELL_FILE))  # finished under another definition: run afresh
     try:
         metrics = evaluate_split(detector, run["model"], nusc, data, cell_dir, render_curves=False,
-                                 verbose=verbose, transform=transform, resume=not stale,
+                                 verbose=verbose, transform=transform, resume=True, restart_other=True,
                                  provenance={"run": dict(run), "definition": cell_definition(cell)})
         scores, scored = (metrics["nd_score"], metrics["mean_ap"]), True
     except NoDetectionsError:

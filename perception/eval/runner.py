@@ -34,6 +34,7 @@ from perception.eval.detection import evaluate_submission, metrics_record, rende
 from perception.eval.report import write_report
 from perception.eval.submission import boxes_to_submission
 from perception.geometry import Boxes3D, EgoPose, RigidTransform
+from perception.geometry.boxes import DETECTION_RECORD
 from perception.jsonfile import read_json, read_json_lines, write_json_atomic, write_json_lines
 from perception.models.ego_mlp import EgoMLP
 from perception.models.planning_head import PlanningDetector
@@ -46,13 +47,15 @@ REPORT_FILE = "report.md"
 PREDICTIONS_FILE = "predictions.jsonl"
 PREDICTIONS_RUN_FILE = "predictions_run.json"
 
-FRAME_PREDICTION = ("sample_token", "boxes", "ego_pose", "plan", "unreadable", "seconds")
+FRAME_PREDICTION = ("sample_token", "boxes", "ego_pose", "plan", "unreadable", "seconds", "batch")
 """The keys of one PREDICTIONS_FILE line: sample_token; boxes (the detector's, ego frame: Boxes3D.to_json items);
 ego_pose (the keyframe's LiDAR pose the boxes' ego frame refers to, {"timestamp_us", "ego_to_global": 4 x 4},
 null for an unreadable frame); plan (a planning head's PlanningOutputs row, {"trajectory", "maneuver_logits",
 "lane_change_logits"} as lists, null without one); unreadable ({"path", "problem"} of a frame whose file a reader
-rejected, else null); seconds (the frame's share of its batch's loading and detecting time). The submission boxes
-are made from boxes and ego_pose again when read back (boxes_to_submission: the same values)."""
+rejected, else null); seconds (the frame's share of its batch's loading and detecting time); batch ([its place in
+its batch, the batch's size]: a resume keeps whole batches only, so that the frames left are batched as an
+uninterrupted run batches them). The submission boxes are made from boxes and ego_pose again when read back
+(boxes_to_submission: the same values)."""
 PLAN_OUTPUTS = ("trajectory", "maneuver_logits", "lane_change_logits")
 """The PlanningOutputs fields a FRAME_PREDICTION's plan holds (float32 tensors, read back as such)."""
 
@@ -138,15 +141,16 @@ def gather_predictions(predictions: Predictions, shard: Shard) -> Predictions:
 
 
 def prediction_record(token: str, boxes: Boxes3D, ego_pose: Optional[EgoPose], plan: Optional[PlanningOutputs],
-                      unreadable: Optional[UnreadableFrame], seconds: float) -> Dict[str, Any]:
-    """One frame's FRAME_PREDICTION line."""
+                      unreadable: Optional[UnreadableFrame], seconds: float, batch: Tuple[int, int]
+                      ) -> Dict[str, Any]:
+    """One frame's FRAME_PREDICTION line (``batch``: its place in its batch and the batch's size)."""
     return {"sample_token": token, "boxes": boxes.to_json(),
             "ego_pose": None if ego_pose is None else {"timestamp_us": ego_pose.timestamp_us,
                                                        "ego_to_global": ego_pose.ego_to_global.matrix.tolist()},
             "plan": None if plan is None else {name: getattr(plan, name).detach().cpu().tolist()
                                                for name in PLAN_OUTPUTS},
             "unreadable": None if unreadable is None else {"path": unreadable.path, "problem": unreadable.problem},
-            "seconds": seconds}
+            "seconds": seconds, "batch": list(batch)}
 
 
 def add_prediction_record(predictions: Predictions, record: Mapping[str, Any]) -> None:
@@ -164,8 +168,34 @@ def add_prediction_record(predictions: Predictions, record: Mapping[str, Any]) -
 
 
 def _check_prediction_record(record: Any, where: str) -> None:
+    """ValueError naming ``where`` unless ``record`` is a FRAME_PREDICTION of the types it names."""
+    problem = ""
     if not isinstance(record, dict) or set(record) != set(FRAME_PREDICTION):
-        raise ValueError(f"{where}: a frame's predictions must have exactly the keys {FRAME_PREDICTION}")
+        problem = f"must have exactly the keys {FRAME_PREDICTION}"
+    elif not (isinstance(record["sample_token"], str) and isinstance(record["boxes"], list)
+              and all(isinstance(box, dict) and set(box) == set(DETECTION_RECORD) for box in record["boxes"])):
+        problem = "needs a sample_token and a list of boxes (DETECTION_RECORD items)"
+    elif (record["ego_pose"] is None) == (record["unreadable"] is None) or not all(
+            record[key] is None or isinstance(record[key], dict) for key in ("ego_pose", "plan", "unreadable")):
+        problem = "needs an ego_pose object for a frame it read, an unreadable object for one it could not"
+    elif not (isinstance(record["seconds"], (int, float)) and isinstance(record["batch"], list)
+              and len(record["batch"]) == 2 and all(isinstance(value, int) for value in record["batch"])
+              and 0 <= record["batch"][0] < record["batch"][1]):
+        problem = "needs seconds and its batch as [place, size]"
+    if problem:
+        raise ValueError(f"{where}: a frame's predictions record {problem}")
+
+
+def _whole_batches(records: List[dict]) -> List[dict]:
+    """``records`` up to the end of the last batch they hold whole (a kill may stop a batch's records midway)."""
+    kept: List[dict] = []
+    batch: List[dict] = []
+    for record in records:
+        place, size = record["batch"]
+        batch = [record] if place == 0 else batch + [record]
+        if place == size - 1 and len(batch) == size:
+            kept += batch
+    return kept
 
 
 def predict(detector: Detector, batches: Iterable, total_frames: int, progress: bool = True,
@@ -201,11 +231,11 @@ def predict(detector: Detector, batches: Iterable, total_frames: int, progress: 
                     if isinstance(item, UnreadableFrame)]
             made += [(frame.sample_token, frame_boxes, frame.ego_pose, plan, None)
                      for frame, frame_boxes, plan in zip(frames, boxes, plans or [None] * len(frames))]
-            for token, frame_boxes, pose, plan, unreadable in made:
+            for place, (token, frame_boxes, pose, plan, unreadable) in enumerate(made):
                 predictions.add(token, frame_boxes, pose, plan, unreadable)
                 if log is not None:
-                    log.write(json.dumps(prediction_record(token, frame_boxes, pose, plan, unreadable, seconds))
-                              + "\n")
+                    log.write(json.dumps(prediction_record(token, frame_boxes, pose, plan, unreadable, seconds,
+                                                           (place, len(made)))) + "\n")
             if log is not None:
                 log.flush()
             predictions.seconds += seconds * len(batch)
@@ -240,10 +270,11 @@ def predictions_path(out_dir: str, shard: Shard) -> str:
 
 def run_identity(detector_name: str, data: DataOptions, drop: Sequence[str], shard: Shard,
                  transform: Optional[Callable[[Frame], Frame]], provenance: Mapping[str, Any]) -> Dict[str, Any]:
-    """What PREDICTIONS_RUN_FILE holds: what makes a frame's predictions (the detector, ``provenance``: e.g. its
-    checkpoint's sha256, the data and how it is loaded, the sensors dropped, the transform) and how the frames are
-    shared among the processes."""
-    return json.loads(json.dumps({"detector": detector_name, "provenance": dict(provenance),
+    """What PREDICTIONS_RUN_FILE holds: what makes a frame's predictions (the model: its ``provenance``, e.g. the
+    hashes of its config and weights, or without one the detector's name; the data and how it is loaded, the
+    sensors dropped, the transform) and how the frames are shared among the processes."""
+    model = dict(provenance) if provenance else {"detector": detector_name}
+    return json.loads(json.dumps({"model": model,
                                   "data": {key: value for key, value in asdict(data).items() if key != "workers"},
                                   "dropped": sorted(drop), "transform": None if transform is None else str(transform),
                                   "processes": shard.world_size}))
@@ -252,29 +283,34 @@ def run_identity(detector_name: str, data: DataOptions, drop: Sequence[str], sha
 @dataclass(frozen=True)
 class PredictionFiles:
     """Where the frames' predictions are written as made (module docstring): ``out_dir``; the run's ``identity``
-    (run_identity); whether to ``resume`` an earlier run's there."""
+    (run_identity); whether to ``resume`` an earlier run's there, and then what to do with those of another run:
+    refuse them (ValueError naming PREDICTIONS_RUN_FILE) or, with ``restart_other``, start afresh."""
 
     out_dir: str
     identity: Dict[str, Any]
     resume: bool = False
+    restart_other: bool = False
 
 
 def open_predictions(files: PredictionFiles, shard: Shard, planning: bool) -> Tuple[TextIO, Predictions]:
-    """This process's PREDICTIONS_FILE opened to append, and the predictions already in it: with files.resume
-    those of an earlier run of the same identity (ValueError naming PREDICTIONS_RUN_FILE when it differs, or is
-    missing beside records), else none (the main process removes an earlier run's files and writes
-    PREDICTIONS_RUN_FILE)."""
+    """This process's PREDICTIONS_FILE opened to append, and the predictions already in it: with files.resume those
+    of an earlier run of the same identity, up to its last whole batch; else none (the main process removes the
+    earlier files and writes PREDICTIONS_RUN_FILE). Every process reads and checks before the main one changes
+    anything."""
     run_path = os.path.join(files.out_dir, PREDICTIONS_RUN_FILE)
     path = predictions_path(files.out_dir, shard)
+    recorded = read_json(run_path) if files.resume and os.path.isfile(run_path) else None
     records = read_json_lines(path, _check_prediction_record) if files.resume else []
-    if files.resume and (records or os.path.isfile(run_path)):
-        recorded = read_json(run_path) if os.path.isfile(run_path) else None
-        if recorded != files.identity:
-            differing = ("missing, so what predicted the frames recorded there is unknown" if recorded is None else
-                         "the frames there were predicted with another " + ", ".join(
-                             key for key in files.identity if recorded.get(key) != files.identity[key]))
-            raise ValueError(f"{run_path}: {differing}; evaluate into another folder, or remove them")
-    if shard.is_main and not (files.resume and os.path.isfile(run_path)):
+    same = files.resume and recorded == files.identity
+    if files.resume and not same and (records or recorded is not None) and not files.restart_other:
+        differing = ("missing, so what predicted the frames recorded there is unknown" if recorded is None else
+                     f"not a run's identity (a JSON {type(recorded).__name__})" if not isinstance(recorded, dict) else
+                     "the frames there were predicted with another " + ", ".join(
+                         key for key in files.identity if recorded.get(key) != files.identity[key]))
+        raise ValueError(f"{run_path}: {differing}; evaluate into another folder, or remove them")
+    if shard.world_size > 1:
+        dist.barrier()  # every process has read what it keeps before the main one removes anything
+    if shard.is_main and not same:
         os.makedirs(files.out_dir, exist_ok=True)
         for name in os.listdir(files.out_dir):
             if name.startswith("predictions.") and name.endswith(".jsonl"):
@@ -282,10 +318,11 @@ def open_predictions(files: PredictionFiles, shard: Shard, planning: bool) -> Tu
         write_json_atomic(run_path, files.identity, indent=2)
     if shard.world_size > 1:
         dist.barrier()  # the main process's fresh folder before the others write into it
+    kept = _whole_batches(records) if same else []
     done = Predictions(plans={} if planning else None)
-    for record in records:
+    for record in kept:
         add_prediction_record(done, record)
-    write_json_lines(path, records)  # what survived (a line cut short by a kill is gone)
+    write_json_lines(path, kept)  # what is kept (a line cut short by a kill, a batch stopped midway are gone)
     return open(path, "a", encoding="utf-8"), done
 
 
@@ -350,7 +387,7 @@ def decision_metrics(nusc: NuScenes, ego_boxes: Mapping[str, Boxes3D], sample_to
 def evaluate_split(detector: Detector, detector_name: str, nusc: Optional[NuScenes], data: DataOptions,
                    out_dir: str, drop: Sequence[str] = (), shard: Shard = Shard(), render_curves: bool = True,
                    verbose: bool = False, transform: Optional[Callable[[Frame], Frame]] = None,
-                   ego_mlp: Optional[EgoMLP] = None, resume: bool = False,
+                   ego_mlp: Optional[EgoMLP] = None, resume: bool = False, restart_other: bool = False,
                    provenance: Optional[Mapping[str, Any]] = None) -> Optional[dict]:
     """The detector over ``data.split``, then on the main process: ``out_dir/results_nusc.json``, the devkit's
     DetectionEval, the decision metrics (metrics.json's "decisions"), ``metrics.json`` and ``report.md``. Returns
@@ -360,16 +397,18 @@ def evaluate_split(detector: Detector, detector_name: str, nusc: Optional[NuScen
     load_split_predictions; ``ego_mlp``: graded beside the other planners when given, as are the detector's
     plans when it is a PlanningDetector that plans. A lane map the decision metrics cannot read is named before the
     detection pass. The frames' predictions are written to ``out_dir`` as made (module docstring); with ``resume``
-    an earlier run's there are read back (the same detector, ``provenance``, data and options: run_identity), and
-    only the frames it did not record are detected. ``provenance``: what else identifies the model (its
-    checkpoint's sha256), recorded in metrics.json's run too."""
+    an earlier run's there are read back (the same model, data and options: run_identity), and only the frames it
+    did not record are detected; another run's are refused, or with ``restart_other`` replaced. ``provenance``:
+    what identifies the model (the hashes of its config and weights; without one its name), recorded in
+    metrics.json's run too."""
     if nusc is not None:
         scenes = set(split_scenes(nusc, data.split))
         for scene in nusc.scene:
             if scene["name"] in scenes:
                 log_lanes(nusc, scene["log_token"])
     provenance = dict(provenance or {})
-    files = PredictionFiles(out_dir, run_identity(detector_name, data, drop, shard, transform, provenance), resume)
+    files = PredictionFiles(out_dir, run_identity(detector_name, data, drop, shard, transform, provenance), resume,
+                            restart_other)
     predictions, sample_tokens = load_split_predictions(detector, nusc, data, drop, shard, transform, files)
     if not shard.is_main:
         return None

@@ -8,6 +8,7 @@ import os
 
 import pytest
 import torch
+from mmengine.config import Config
 
 pytest.importorskip("torch_pruning", reason="torch-pruning is not installed")
 
@@ -223,3 +224,9 @@ def test_a_fresh_run_leaves_only_its_own_ratio_folders(tmp_path, synthetic_root,
     assert [row["ratio"] for row in run("0.25")] == [0.0, 0.25]
     assert sorted(path.name for path in out.iterdir() if path.is_dir()) == ["ratio_0", "ratio_0.25"]
     assert (out / "ratio_0" / "eval" / "metrics.json").is_file()
+    # The pruned model pruned again into the same folder: its own folder, which the new configs inherit, stays.
+    prune_main([str(out / "ratio_0.25" / "config.py"), str(out / "ratio_0.25" / "model.pth"), "--ratio", "0.1",
+                "--out", str(out), "--dataroot", str(synthetic_root), "--version", nusc_synthetic.version,
+                "--split", "synth_val", "--latency-iters", "1"])
+    assert sorted(path.name for path in out.iterdir() if path.is_dir()) == ["ratio_0", "ratio_0.1", "ratio_0.25"]
+    Config.fromfile(str(out / "ratio_0.1" / "config.py"))

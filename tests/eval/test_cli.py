@@ -163,9 +163,10 @@ def test_a_killed_evaluation_resumes_to_the_uninterrupted_one(synthetic_root, tm
     frames' times aside); a resume with other inputs is refused before any frame."""
     from perception.models import BEVFusionDetector
 
-    args = [str(REPO_ROOT / "configs" / "fusion_tiny_planning.py"),
-            str(REPO_ROOT / "checkpoints" / "fusion_tiny_planning.pth"), "--no-plots", *_data_args(synthetic_root),
-            "--ego-mlp", str(REPO_ROOT / "checkpoints" / "ego_mlp.pth")]
+    config = tmp_path / "planning.py"
+    config.write_text(f"_base_ = [{str(REPO_ROOT / 'configs' / 'fusion_tiny_planning.py')!r}]\n")
+    args = [str(config), str(REPO_ROOT / "checkpoints" / "fusion_tiny_planning.pth"), "--no-plots",
+            *_data_args(synthetic_root), "--ego-mlp", str(REPO_ROOT / "checkpoints" / "ego_mlp.pth")]
     (whole,) = run([*args, "--out", str(tmp_path / "whole")])
     detected, original = [], BEVFusionDetector.detect_and_plan
 
@@ -183,6 +184,11 @@ def test_a_killed_evaluation_resumes_to_the_uninterrupted_one(synthetic_root, tm
         handle.write('{"sample_token": "')  # the next record, cut short by the kill
     with pytest.raises(ValueError, match="predictions_run.json: the frames there were predicted with another data"):
         run([*args, "--lidar-sweeps", "2", "--out", str(out), "--resume"])
+    kept = config.read_text()
+    config.write_text(kept + "model = dict(head=dict(score_threshold=0.4))\n")  # edited at the same path
+    with pytest.raises(ValueError, match="predicted with another model"):
+        run([*args, "--out", str(out), "--resume"])
+    config.write_text(kept)
     first_two, detected[:] = list(detected), []
     monkeypatch.setattr(BEVFusionDetector, "detect_and_plan",
                         lambda self, frames, ego: detected.extend(f.sample_token for f in frames) or original(
@@ -195,6 +201,23 @@ def test_a_killed_evaluation_resumes_to_the_uninterrupted_one(synthetic_root, tm
         metrics.pop("seconds_per_frame")
     assert resumed == json.loads(json.dumps(whole).replace(str(tmp_path / "whole"), str(out)))
     assert resumed["decisions"]["planners"]["learned"] == whole["decisions"]["planners"]["learned"]
+
+
+def test_a_resume_detects_a_batch_stopped_midway_whole_again(synthetic_root, tmp_path, monkeypatch):
+    """Batches of two, the run stopped after the first frame of the second batch: the resume detects that batch's
+    two frames together, as the uninterrupted run did, and ends with its submission."""
+    args = ["--oracle", "--no-plots", *_data_args(synthetic_root), "--batch-size", "2", "--out", str(tmp_path)]
+    run(args)
+    submission = (tmp_path / "results_nusc.json").read_bytes()
+    path = tmp_path / "predictions.jsonl"
+    lines = path.read_text().splitlines(keepends=True)
+    assert len(lines) == 4
+    path.write_text("".join(lines[:3]))
+    batches, original = [], OracleDetector.detect
+    monkeypatch.setattr(OracleDetector, "detect", lambda self, frames: batches.append(len(frames)) or original(
+        self, frames))
+    run([*args, "--resume"])
+    assert batches == [2] and (tmp_path / "results_nusc.json").read_bytes() == submission
 
 
 @pytest.mark.parametrize("argv, message", [

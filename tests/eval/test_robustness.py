@@ -125,13 +125,24 @@ def test_benchmark_two_corruptions_one_severity(synthetic_root, nusc_synthetic, 
     again = run_cells(detector, run, lambda: nusc_synthetic, data, out, cells, seed=0)
     assert detector.frames_seen == frames + frames // 3 - 1
     assert again == records
+    # The same, its frames predicted under another level of its corruption (since changed): run afresh, whole.
+    os.remove(os.path.join(out, "limited_fov_3", CELL_FILE))
+    run_file = os.path.join(out, "limited_fov_3", "predictions_run.json")
+    identity = _read(run_file)
+    identity["model"]["definition"] = {"level": 45.0, "revision": 1}
+    with open(run_file, "w") as handle:
+        json.dump(identity, handle)
+    assert run_cells(detector, run, lambda: nusc_synthetic, data, out, cells, seed=0) == records
+    assert detector.frames_seen == frames + 2 * (frames // 3) - 1
     # A cell written under another level of its corruption (since changed) is run again whole, not reused.
     path = os.path.join(out, "limited_fov_3", CELL_FILE)
     stale = dict(_read(path), definition={"level": 45.0, "revision": 1})
     with open(path, "w") as handle:
         json.dump(stale, handle)
+    with open(run_file, "w") as handle:  # its frames' predictions under that level too
+        json.dump(identity, handle)
     run_cells(detector, run, lambda: nusc_synthetic, data, out, cells, seed=0)
-    assert detector.frames_seen == frames + 2 * (frames // 3) - 1
+    assert detector.frames_seen == frames + 3 * (frames // 3) - 1
     assert _read(path)["definition"] == {"level": 30.0, "revision": 1}
     # Cells of another run are refused, not mixed in.
     with pytest.raises(ValueError, match="another run"):
@@ -253,7 +264,9 @@ def test_test_tool_evaluates_one_cell(synthetic_root, tmp_path):
     args = ["--oracle", "--dataroot", str(synthetic_root), "--version", TINY_WORLD["version"], "--split", SPLIT,
             "--lidar-sweeps", "1", "--radar-sweeps", "1", "--no-plots", "--out", str(tmp_path / "one")]
     (metrics,) = run_test([*args, "--corrupt", "lidar_fog:2"])
-    assert metrics["run"]["transform"] == "corruption lidar_fog:2 (seed 0)"
+    fog = CORRUPTIONS["lidar_fog"]
+    assert metrics["run"]["transform"] == (f"corruption lidar_fog:2 (level {fog.levels[1]}, revision {fog.revision}, "
+                                           f"seed 0)")
     with pytest.raises(SystemExit):
         run_test([*args, "--corrupt", "lidar_fog:9"])
 

@@ -208,4 +208,8 @@ class CorruptFrames:
         return corrupt(frame, self.name, self.severity, self.seed)
 
     def __repr__(self) -> str:
-        return f"corruption {self.name}:{self.severity} (seed {self.seed})"
+        """Names what the corruption does: its level at this severity and its revision (a resumed evaluation
+        compares it), and the seed."""
+        corruption = CORRUPTIONS[self.name]
+        return (f"corruption {self.name}:{self.severity} (level {corruption.levels[self.severity - 1]}, revision "
+                f"{corruption.revision}, seed {self.seed})")
