@@ -9,7 +9,7 @@ from typing import Optional, Sequence
 
 from perception.cli import (add_debug_option, check_device, check_output_path, non_negative_float, parse_image_size,
                             positive_float, resolve_config, resolve_path, sweep_count, tool_main)
-from perception.cli.backend import add_backend_options
+from perception.cli.backend import add_backend_options, model_provenance
 from perception.detector import Detector, OracleDetector
 from perception.paths import REAL_FIXTURE_ROOT
 from perception.runtime.faults import FaultPlan
@@ -117,8 +117,8 @@ def main(argv: Optional[Sequence[str]] = None) -> ReplaySummary:
 
     nusc = open_nuscenes(args.dataroot, args.version)
     scene = args.scene or nusc.scene[0]["name"]
-    run = ({"model": "oracle"} if args.oracle else
-           {"model": f"{args.config} @ {args.checkpoint}", "backend": args.backend, "onnx": args.onnx})
+    run = {"model": "oracle"} if args.oracle else model_provenance(args.backend, config_path, args.checkpoint,
+                                                                   args.onnx)
     summary = replay_scene(nusc, scene, detector, args.out, options, resume=args.resume, progress=not args.quiet,
                            run=run)
     print_summary(summary)

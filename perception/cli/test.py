@@ -9,7 +9,7 @@ from typing import List, Optional, Sequence
 
 from perception.cli import (add_debug_option, check_output_path, non_negative_int, positive_int, resolve_config,
                             resolve_path, sweep_count, tool_main)
-from perception.cli.backend import add_backend_options
+from perception.cli.backend import add_backend_options, model_provenance
 from perception.datasets.corruptions import CorruptFrames, parse_cell
 from perception.datasets.splits import ALL_SCENES
 from perception.detector import Detector, OracleDetector
@@ -110,14 +110,8 @@ def run(argv: Optional[Sequence[str]] = None) -> List[dict]:
     shard = Shard.of_process_group()
     detector: Detector
     detector, description = detector_from_args(args)
-    provenance = {}  # what identifies a model's predictions for a resume (the oracle's: its name)
-    if not args.oracle:
-        from perception.deploy.graphs import config_sha256, file_sha256, folder_sha256
-
-        provenance = {"backend": args.backend, "config_sha256": config_sha256(args.config),
-                      "checkpoint_sha256": file_sha256(args.checkpoint)}
-        if args.onnx:
-            provenance["graphs_sha256"] = folder_sha256(args.onnx)
+    # what identifies a model's predictions for a resume (the oracle's: its name)
+    provenance = {} if args.oracle else model_provenance(args.backend, args.config, args.checkpoint, args.onnx)
     # Only the main process evaluates; the others read the loader's metadata cache, not the devkit tables.
     nusc = open_nuscenes(args.dataroot, args.version, verbose=args.verbose) if shard.is_main else None
     if args.oracle:

@@ -2,6 +2,7 @@
 synthetic world (tests/conftest.py) with the tiny model of tests/models: what they write, and their one-line
 errors for bad input."""
 import json
+import os
 import shutil
 
 import pytest
@@ -124,3 +125,29 @@ def test_bad_input_is_one_line(model_on_world, tmp_path, capsys):
         benchmark_main([config, "--backend", "onnxruntime,onnxruntime", "--onnx", float_dir, "--onnx", float_dir,
                         "--json", str(tmp_path / "b.json")])
     assert "times the same graphs twice" in capsys.readouterr().err
+
+
+def test_a_model_is_known_by_its_contents_for_a_resume(tmp_path):
+    """tools/test.py's and tools/replay.py's resume identity: the same files under other paths are the same model;
+    other weights, another model setting or other graphs at the same paths are another."""
+    import hashlib
+
+    from perception.cli.backend import model_provenance
+
+    (tmp_path / "a").mkdir()
+    config, checkpoint = write_model(tmp_path / "a")
+    graphs = tmp_path / "graphs"
+    graphs.mkdir()
+    (graphs / "head.onnx").write_bytes(b"one graph")
+    first = model_provenance("onnxruntime", config, checkpoint, str(graphs))
+    assert first["checkpoint_sha256"] == hashlib.sha256(open(checkpoint, "rb").read()).hexdigest()
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    moved = [str(tmp_path / "b" / name) for name in (os.path.basename(config), os.path.basename(checkpoint))]
+    assert model_provenance("onnxruntime", *moved, str(graphs)) == first
+    (graphs / "head.onnx").write_bytes(b"another graph")
+    assert model_provenance("onnxruntime", config, checkpoint, str(graphs))["graphs_sha256"] != first["graphs_sha256"]
+    shutil.copy(write_model(tmp_path / "a", seed=1)[1], checkpoint)  # other weights at the same path
+    assert model_provenance("torch", config, checkpoint, None)["checkpoint_sha256"] != first["checkpoint_sha256"]
+    with open(config, "a") as handle:
+        handle.write("model = dict(head=dict(score_threshold=0.4))\n")
+    assert model_provenance("torch", config, checkpoint, None)["config_sha256"] != first["config_sha256"]
