@@ -18,15 +18,15 @@ def add_backend_options(parser: argparse.ArgumentParser) -> None:
 
 def model_provenance(backend: str, config: str, checkpoint: str, onnx_dir: Optional[str]) -> Dict[str, str]:
     """What identifies a model's outputs when a run resumes (tools/test.py, tools/replay.py): the ``backend``, the
-    sha256 of ``config``'s model (perception.deploy.graphs.config_sha256), of the ``checkpoint`` and of the graphs'
-    folder ``onnx_dir`` where there is one; by content, so that the same files under another path are the same
+    sha256 of ``config``'s model (perception.deploy.graphs.config_sha256), of the ``checkpoint`` and of the graphs in
+    ``onnx_dir`` where there is one; by content, so that the same files under another path are the same
     model and other contents at the same path another."""
-    from perception.deploy.graphs import config_sha256, file_sha256, folder_sha256
+    from perception.deploy.graphs import config_sha256, file_sha256, graphs_sha256
 
     provenance = {"backend": backend, "config_sha256": config_sha256(config),
                   "checkpoint_sha256": file_sha256(checkpoint)}
     if onnx_dir:
-        provenance["graphs_sha256"] = folder_sha256(onnx_dir)
+        provenance["graphs_sha256"] = graphs_sha256(onnx_dir)
     return provenance
 
 

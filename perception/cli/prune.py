@@ -53,6 +53,11 @@ def ratio_dir(out: Path, ratio: float) -> Path:
     return out / f"ratio_{ratio:g}"
 
 
+def _holds(folder: Path, paths: Sequence[str]) -> bool:
+    """Whether one of ``paths`` lies in ``folder`` (or below it), links resolved."""
+    return any(Path(os.path.realpath(folder)) in Path(os.path.realpath(path)).parents for path in paths)
+
+
 def time_detectors(detectors: Dict[str, Any], frames: List[Any], iterations: int) -> Dict[str, Dict[str, float]]:
     """name -> latency_summary of detect(frames) [ms], the detectors called round-robin (one warm-up call each)."""
     from perception.timing import latency_summary
@@ -81,8 +86,9 @@ def write_pruned_config(path: Path, base_config: str, widths: Dict[str, dict]) -
 def prune(args: argparse.Namespace, parser: argparse.ArgumentParser) -> List[Dict[str, Any]]:
     """Prunes at each ratio, writes the models and prune.json; its rows. An earlier run's ratio folders in --out
     that this run does not write are removed (prune.json and --report read this run's only), but for one holding
-    CONFIG or CHECKPOINT (a pruned model pruned again); one it writes again keeps what else it holds (a
-    fine-tuning, an eval/ that --report then shows as older than the model)."""
+    CONFIG or CHECKPOINT (a pruned model pruned again; one this run would write over is refused first); one it
+    writes again keeps what else it holds (a fine-tuning, an eval/ that --report then shows as older than the
+    model)."""
     import torch
     from mmengine.config import Config
 
@@ -98,6 +104,12 @@ def prune(args: argparse.Namespace, parser: argparse.ArgumentParser) -> List[Dic
         if not 0.0 <= ratio < 1.0:
             parser.error(f"--ratio {ratio}: a fraction in [0, 1)")
     config_path = resolve_config(args.config)
+    ratios = sorted({0.0, *args.ratio})
+    out = Path(args.out)
+    for ratio in ratios:
+        if _holds(ratio_dir(out, ratio), (config_path, args.checkpoint)):
+            parser.error(f"--out {args.out}: its {ratio_dir(out, ratio).name} holds CONFIG or CHECKPOINT, which this "
+                         f"run would write over; prune into another folder")
     config = Config.fromfile(config_path)
     dataroot, version = config_data(args, config)
     split = args.split or config.val_dataloader.dataset.split
@@ -109,9 +121,8 @@ def prune(args: argparse.Namespace, parser: argparse.ArgumentParser) -> List[Dic
     except ValueError as error:
         raise ValueError(f"the frame to measure on: {error}") from error
     batch = detector.batch_from_frames([frame])
-    out = Path(args.out)
     models, rows = {}, []
-    for ratio in sorted({0.0, *args.ratio}):
+    for ratio in ratios:
         pruned = prune_detector(detector, batch, ratio, args.scope)
         folder = ratio_dir(out, ratio)
         folder.mkdir(parents=True, exist_ok=True)
@@ -138,11 +149,9 @@ def prune(args: argparse.Namespace, parser: argparse.ArgumentParser) -> List[Dic
               "flops_unit": "multiply-accumulates per frame (torch-pruning)",
               "rows": rows}
     written = {ratio_dir(out, row["ratio"]) for row in rows}
-    inputs = [Path(os.path.realpath(path)) for path in (config_path, args.checkpoint)]
     for folder in out.glob("ratio_*"):
-        holds_an_input = any(Path(os.path.realpath(folder)) in path.parents for path in inputs)
-        if folder.is_dir() and folder not in written and not holds_an_input:  # the new configs inherit CONFIG
-            shutil.rmtree(folder)
+        if folder.is_dir() and folder not in written and not _holds(folder, (config_path, args.checkpoint)):
+            shutil.rmtree(folder)  # (one holding CONFIG stays: the new configs inherit it)
     (out / PRUNE_REPORT).write_text(json.dumps(report, indent=2))
     for row in rows:
         print(f"ratio {row['ratio']:g}: FLOPs {row['flops_total'] / 1e6:.1f} M MAC ({row['flops_fraction']:.0%}), "

@@ -83,10 +83,10 @@ def run(argv: Optional[Sequence[str]] = None) -> Optional[dict]:
     init_distributed_from_env(timeout_s=PROCESS_GROUP_TIMEOUT_S)
     shard = Shard.of_process_group()
     detector = load_detector(config, args.checkpoint, device="cpu")
-    from perception.deploy.graphs import config_sha256, file_sha256
+    from perception.cli.backend import model_provenance
 
-    # the same paths with another model config or other weights are another run
-    identity.update(config_sha256=config_sha256(config), checkpoint_sha256=file_sha256(args.checkpoint))
+    # the model known by its files' contents: another config or other weights at the same paths are another run
+    identity.update(model_provenance("torch", config, args.checkpoint, None))
     data = DataOptions(args.dataroot, args.version, args.split, lidar_sweeps=inputs.lidar_sweeps,
                        radar_sweeps=inputs.radar_sweeps, image_size=inputs.image_size, batch_size=args.batch_size,
                        workers=args.workers)

@@ -66,12 +66,13 @@ def file_sha256(path: Union[str, Path]) -> str:
     return digest.hexdigest()
 
 
-def folder_sha256(folder: Union[str, Path]) -> str:
-    """One sha256 of every file below ``folder``: their paths relative to it and their contents' sha256, in path
-    order (graphs exported or quantized again into the same folder hash otherwise)."""
+def graphs_sha256(folder: Union[str, Path]) -> str:
+    """One sha256 of the graphs (``*.onnx``, graph_path's files) in ``folder``: their names and their contents'
+    sha256, in name order (graphs exported or quantized again into the same folder hash otherwise; other files
+    there, an evaluation's output say, do not count)."""
     digest = hashlib.sha256()
-    for path in sorted(p for p in Path(folder).rglob("*") if p.is_file()):
-        digest.update(f"{path.relative_to(folder).as_posix()}\0{file_sha256(path)}\n".encode())
+    for path in sorted(Path(folder).glob("*.onnx")):
+        digest.update(f"{path.name}\0{file_sha256(path)}\n".encode())
     return digest.hexdigest()
 
 

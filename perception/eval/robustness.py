@@ -88,7 +88,7 @@ def run_cell(detector: Detector, run: Mapping, nusc, data: DataOptions, out_dir:
     try:
         metrics = evaluate_split(detector, run["model"], nusc, data, cell_dir, render_curves=False,
                                  verbose=verbose, transform=transform, resume=True, restart_other=True,
-                                 provenance={"run": dict(run), "definition": cell_definition(cell)})
+                                 provenance={"run": _compared(run), "definition": cell_definition(cell)})
         scores, scored = (metrics["nd_score"], metrics["mean_ap"]), True
     except NoDetectionsError:
         scores, scored = (0.0, 0.0), False
@@ -102,6 +102,12 @@ def run_cell(detector: Detector, run: Mapping, nusc, data: DataOptions, out_dir:
     return record
 
 
+def _compared(run: Mapping) -> dict:
+    """What makes two runs the same: ``run`` but for its "model", the name it shows (the files are known by their
+    hashes: the same files under another path are the same model)."""
+    return {key: value for key, value in run.items() if key != "model"}
+
+
 def read_cell(out_dir: str, cell: Cell, run: Mapping) -> Optional[dict]:
     """The finished cell's record; None when not finished or stale (written under another definition of the
     cell: its corruption's level or revision changed, or before definitions were recorded), so that it is run
@@ -112,7 +118,7 @@ def read_cell(out_dir: str, cell: Cell, run: Mapping) -> Optional[dict]:
     record = read_json(path)
     if not isinstance(record, dict):
         raise ValueError(f"{path}: not a cell record (a JSON {type(record).__name__}); remove it to run the cell again")
-    if record.get("run") != dict(run):
+    if not isinstance(record.get("run"), dict) or _compared(record["run"]) != _compared(run):
         raise ValueError(f"{path}: a cell of another run ({record.get('run')}), this run is {dict(run)}; "
                          f"choose another --out or remove it")
     return record if record.get("definition") == cell_definition(cell) else None

@@ -187,7 +187,7 @@ def _check_prediction_record(record: Any, where: str) -> None:
 
 
 def _whole_batches(records: List[dict]) -> List[dict]:
-    """``records`` up to the end of the last batch they hold whole (a kill may stop a batch's records midway)."""
+    """The whole batches of ``records`` (a kill may stop a batch's records midway)."""
     kept: List[dict] = []
     batch: List[dict] = []
     for record in records:
@@ -300,9 +300,10 @@ def open_predictions(files: PredictionFiles, shard: Shard, planning: bool) -> Tu
     run_path = os.path.join(files.out_dir, PREDICTIONS_RUN_FILE)
     path = predictions_path(files.out_dir, shard)
     recorded = read_json(run_path) if files.resume and os.path.isfile(run_path) else None
-    records = read_json_lines(path, _check_prediction_record) if files.resume else []
     same = files.resume and recorded == files.identity
-    if files.resume and not same and (records or recorded is not None) and not files.restart_other:
+    records = read_json_lines(path, _check_prediction_record) if same else []  # another run's: not read
+    recorded_frames = os.path.isfile(path) and os.path.getsize(path) > 0
+    if files.resume and not same and (recorded_frames or recorded is not None) and not files.restart_other:
         differing = ("missing, so what predicted the frames recorded there is unknown" if recorded is None else
                      f"not a run's identity (a JSON {type(recorded).__name__})" if not isinstance(recorded, dict) else
                      "the frames there were predicted with another " + ", ".join(

@@ -208,7 +208,7 @@ def test_tool_writes_loadable_models_and_the_report(tmp_path, synthetic_root, nu
     assert not (tmp_path / "none").exists()
 
 
-def test_a_fresh_run_leaves_only_its_own_ratio_folders(tmp_path, synthetic_root, nusc_synthetic):
+def test_a_fresh_run_leaves_only_its_own_ratio_folders(tmp_path, synthetic_root, nusc_synthetic, capsys):
     """(An earlier run's ratio folders stayed beside this run's, which prune.json and --report do not read.) A ratio
     pruned again keeps what else its folder holds (--report marks an evaluation older than the model)."""
     config, checkpoint = write_model(tmp_path)
@@ -230,3 +230,10 @@ def test_a_fresh_run_leaves_only_its_own_ratio_folders(tmp_path, synthetic_root,
                 "--split", "synth_val", "--latency-iters", "1"])
     assert sorted(path.name for path in out.iterdir() if path.is_dir()) == ["ratio_0", "ratio_0.1", "ratio_0.25"]
     Config.fromfile(str(out / "ratio_0.1" / "config.py"))
+    # ... and at its own ratio it would write over its own config and weights: refused before any work.
+    with pytest.raises(SystemExit):
+        prune_main([str(out / "ratio_0.25" / "config.py"), str(out / "ratio_0.25" / "model.pth"), "--ratio", "0.25",
+                    "--out", str(out), "--dataroot", str(synthetic_root), "--version", nusc_synthetic.version,
+                    "--split", "synth_val", "--latency-iters", "1"])
+    assert "its ratio_0.25 holds CONFIG or CHECKPOINT" in capsys.readouterr().err
+    Config.fromfile(str(out / "ratio_0.25" / "config.py"))

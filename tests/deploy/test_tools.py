@@ -144,6 +144,10 @@ def test_a_model_is_known_by_its_contents_for_a_resume(tmp_path):
     shutil.copytree(tmp_path / "a", tmp_path / "b")
     moved = [str(tmp_path / "b" / name) for name in (os.path.basename(config), os.path.basename(checkpoint))]
     assert model_provenance("onnxruntime", *moved, str(graphs)) == first
+    (graphs / "eval").mkdir()
+    (graphs / "eval" / "predictions.jsonl").write_text("{}\n")  # an evaluation's output beside them: not a graph
+    (graphs / "notes.txt").write_text("notes")
+    assert model_provenance("onnxruntime", config, checkpoint, str(graphs)) == first
     (graphs / "head.onnx").write_bytes(b"another graph")
     assert model_provenance("onnxruntime", config, checkpoint, str(graphs))["graphs_sha256"] != first["graphs_sha256"]
     shutil.copy(write_model(tmp_path / "a", seed=1)[1], checkpoint)  # other weights at the same path

@@ -250,6 +250,11 @@ def test_other_weights_at_the_same_path_are_another_run(synthetic_root, tmp_path
             "--version", TINY_WORLD["version"], "--split", SPLIT, "--corruptions", "limited_fov", "--severities", "3",
             "--out", str(tmp_path / "out")]
     run_cli(args)
+    first_cell_written = (tmp_path / "out" / "clean" / "cell.json").stat().st_mtime_ns
+    moved = tmp_path / "moved.pth"  # the same files under another path: the same run, its cells read back
+    shutil.copy(checkpoint, moved)
+    run_cli([args[0], str(moved), *args[2:]])
+    assert (tmp_path / "out" / "clean" / "cell.json").stat().st_mtime_ns == first_cell_written
     trained_again = torch.load(checkpoint, weights_only=True)
     trained_again["state_dict"] = {name: tensor * 1.01 if tensor.is_floating_point() else tensor
                                    for name, tensor in trained_again["state_dict"].items()}

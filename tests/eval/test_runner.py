@@ -62,6 +62,10 @@ def test_predictions_of_another_run_are_refused_or_replaced(tmp_path):
     write_json_atomic(str(tmp_path / PREDICTIONS_RUN_FILE), {"model": {"detector": "e"}})
     with pytest.raises(ValueError, match="predicted with another model"):
         open_predictions(_files(tmp_path, identity, resume=True), Shard(), planning=False)
+    with open(tmp_path / PREDICTIONS_FILE, "a") as handle:
+        handle.write('{"an older format": 1}\n')  # another run's records are not read: the refusal names the run
+    with pytest.raises(ValueError, match="predicted with another model"):
+        open_predictions(_files(tmp_path, identity, resume=True), Shard(), planning=False)
     log, done = open_predictions(_files(tmp_path, identity, resume=True, restart_other=True), Shard(), False)
     log.close()
     assert done.frames == 0 and read_json_lines(str(tmp_path / PREDICTIONS_FILE)) == []
