@@ -13,6 +13,7 @@ and OUT/pruning.png."""
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import os
 import shutil
@@ -58,6 +59,24 @@ def _holds(folder: Path, paths: Sequence[str]) -> bool:
     return any(Path(os.path.realpath(folder)) in Path(os.path.realpath(path)).parents for path in paths)
 
 
+def config_chain(path: str) -> List[str]:
+    """The config ``path`` and every file it inherits from (its ``_base_`` entries, theirs, ...), links resolved:
+    what a pruned config, which inherits CONFIG, needs to stay where it is."""
+    chain: List[str] = []
+    pending = [os.path.realpath(path)]
+    while pending:
+        current = pending.pop()
+        if current in chain:
+            continue
+        chain.append(current)
+        for node in ast.parse(Path(current).read_text()).body:
+            if isinstance(node, ast.Assign) and any(getattr(target, "id", None) == "_base_" for target in node.targets):
+                bases = ast.literal_eval(node.value)
+                pending += [os.path.realpath(os.path.join(os.path.dirname(current), base))
+                            for base in ([bases] if isinstance(bases, str) else bases)]
+    return chain
+
+
 def time_detectors(detectors: Dict[str, Any], frames: List[Any], iterations: int) -> Dict[str, Dict[str, float]]:
     """name -> latency_summary of detect(frames) [ms], the detectors called round-robin (one warm-up call each)."""
     from perception.timing import latency_summary
@@ -86,9 +105,9 @@ def write_pruned_config(path: Path, base_config: str, widths: Dict[str, dict]) -
 def prune(args: argparse.Namespace, parser: argparse.ArgumentParser) -> List[Dict[str, Any]]:
     """Prunes at each ratio, writes the models and prune.json; its rows. An earlier run's ratio folders in --out
     that this run does not write are removed (prune.json and --report read this run's only), but for one holding
-    CONFIG or CHECKPOINT (a pruned model pruned again; one this run would write over is refused first); one it
-    writes again keeps what else it holds (a fine-tuning, an eval/ that --report then shows as older than the
-    model)."""
+    CHECKPOINT, CONFIG or a config it inherits from (a pruned model pruned again; one this run would write over is
+    refused first); one it writes again keeps what else it holds (a fine-tuning, an eval/ that --report then shows
+    as older than the model)."""
     import torch
     from mmengine.config import Config
 
@@ -106,10 +125,11 @@ def prune(args: argparse.Namespace, parser: argparse.ArgumentParser) -> List[Dic
     config_path = resolve_config(args.config)
     ratios = sorted({0.0, *args.ratio})
     out = Path(args.out)
+    protected = [*config_chain(config_path), args.checkpoint]
     for ratio in ratios:
-        if _holds(ratio_dir(out, ratio), (config_path, args.checkpoint)):
-            parser.error(f"--out {args.out}: its {ratio_dir(out, ratio).name} holds CONFIG or CHECKPOINT, which this "
-                         f"run would write over; prune into another folder")
+        if _holds(ratio_dir(out, ratio), protected):
+            parser.error(f"--out {args.out}: its {ratio_dir(out, ratio).name} holds CONFIG (or a config it inherits "
+                         f"from) or CHECKPOINT, which this run would write over; prune into another folder")
     config = Config.fromfile(config_path)
     dataroot, version = config_data(args, config)
     split = args.split or config.val_dataloader.dataset.split
@@ -150,8 +170,8 @@ def prune(args: argparse.Namespace, parser: argparse.ArgumentParser) -> List[Dic
               "rows": rows}
     written = {ratio_dir(out, row["ratio"]) for row in rows}
     for folder in out.glob("ratio_*"):
-        if folder.is_dir() and folder not in written and not _holds(folder, (config_path, args.checkpoint)):
-            shutil.rmtree(folder)  # (one holding CONFIG stays: the new configs inherit it)
+        if folder.is_dir() and folder not in written and not _holds(folder, protected):
+            shutil.rmtree(folder)  # (one holding CONFIG or a config it inherits from stays: the new configs need it)
     (out / PRUNE_REPORT).write_text(json.dumps(report, indent=2))
     for row in rows:
         print(f"ratio {row['ratio']:g}: FLOPs {row['flops_total'] / 1e6:.1f} M MAC ({row['flops_fraction']:.0%}), "

@@ -1,6 +1,7 @@
 """``Boxes3D``: a batch of upright 3D boxes (conventions: see perception.geometry)."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -136,14 +137,16 @@ class Boxes3D:
 
     def transform(self, transform: RigidTransform) -> "Boxes3D":
         """Boxes in the frame ``transform`` maps to. Yaw follows the rotated heading; velocities are rotated
-        (not translated). Assumes the rotation keeps boxes nearly upright (roll and pitch are dropped)."""
+        (not translated). Assumes the rotation keeps boxes nearly upright (roll and pitch are dropped). The yaw is
+        libm's atan2 box by box: numpy's vectorised arctan2 gave the same boxes yaws differing in the last bit from
+        call to call (with the arrays' placement in memory), and a resumed evaluation's submission with them."""
         heading = np.stack([np.cos(self.yaws), np.sin(self.yaws), np.zeros(len(self))], axis=1)
         heading = transform.apply_rotation(heading)
         velocity3 = np.concatenate([self.velocities, np.zeros((len(self), 1))], axis=1)
         return replace(
             self,
             centers=transform.apply(self.centers),
-            yaws=np.arctan2(heading[:, 1], heading[:, 0]),
+            yaws=np.array([math.atan2(y, x) for x, y in heading[:, :2].tolist()], dtype=np.float64),
             velocities=transform.apply_rotation(velocity3)[:, :2],
         )
 

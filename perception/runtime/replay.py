@@ -455,6 +455,9 @@ def check_run(out_dir: str, identity: Dict[str, Any]) -> None:
     if recorded is None:
         raise ValueError(f"{path}: missing, so what replayed the frames in {out_dir} is unknown (an earlier "
                          f"version); replay into another folder, or without --resume")
+    if not isinstance(recorded, dict):
+        raise ValueError(f"{path}: not a replay's identity (a JSON {type(recorded).__name__}); replay into another "
+                         f"folder, or without --resume")
     if recorded != identity:
         differing = [key for key in ("scene", "scene_token", "run") if recorded.get(key) != identity[key]] + [
             f"options.{key}" for key, value in identity["options"].items()

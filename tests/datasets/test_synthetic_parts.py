@@ -167,6 +167,12 @@ def test_a_world_stopped_midway_resumes_to_the_uninterrupted_one(tmp_path, monke
     assert sorted(p.name for p in (tmp_path / "stopped" / SCENE_RECORDS).iterdir()) == ["scene_0.json", "world.json"]
     with pytest.raises(ValueError, match="world.json: an unfinished world of another seed"):
         generate_world(tmp_path / "stopped", resume=True, **dict(arguments, seed=8))
+    world = tmp_path / "stopped" / SCENE_RECORDS / "world.json"
+    kept = world.read_text()
+    world.write_text("[]")
+    with pytest.raises(ValueError, match=r"world.json: not an unfinished world's arguments \(a JSON list\)"):
+        generate_world(tmp_path / "stopped", resume=True, **arguments)
+    world.write_text(kept)
     recorded.clear()
     monkeypatch.setattr(SceneRecorder, "record", lambda self, on_frame=None: recorded.append(self) or original(
         self, on_frame))

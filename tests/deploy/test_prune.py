@@ -235,5 +235,16 @@ def test_a_fresh_run_leaves_only_its_own_ratio_folders(tmp_path, synthetic_root,
         prune_main([str(out / "ratio_0.25" / "config.py"), str(out / "ratio_0.25" / "model.pth"), "--ratio", "0.25",
                     "--out", str(out), "--dataroot", str(synthetic_root), "--version", nusc_synthetic.version,
                     "--split", "synth_val", "--latency-iters", "1"])
-    assert "its ratio_0.25 holds CONFIG or CHECKPOINT" in capsys.readouterr().err
+    assert "its ratio_0.25 holds CONFIG (or a config it inherits from) or CHECKPOINT" in capsys.readouterr().err
     Config.fromfile(str(out / "ratio_0.25" / "config.py"))
+    # A third generation: ratio_0.1's config inherits ratio_0.25's, which stays too; writing it over is refused.
+    again = [str(out / "ratio_0.1" / "config.py"), str(out / "ratio_0.1" / "model.pth"), "--out", str(out),
+             "--dataroot", str(synthetic_root), "--version", nusc_synthetic.version, "--split", "synth_val",
+             "--latency-iters", "1"]
+    prune_main([*again, "--ratio", "0.05"])
+    assert sorted(path.name for path in out.iterdir() if path.is_dir()) == [
+        "ratio_0", "ratio_0.05", "ratio_0.1", "ratio_0.25"]
+    Config.fromfile(str(out / "ratio_0.05" / "config.py"))
+    with pytest.raises(SystemExit):
+        prune_main([*again, "--ratio", "0.25"])
+    assert "its ratio_0.25 holds CONFIG (or a config it inherits from)" in capsys.readouterr().err

@@ -235,6 +235,9 @@ def test_a_resume_into_the_frames_of_another_run_is_refused(nusc_synthetic, tmp_
     again = replay_scene(nusc_synthetic, scene, OracleDetector(), str(tmp_path),
                          ReplayOptions(video=True, mcap=False), resume=True, **first)
     assert again.processed == 0 and again.resumed == len(_keyframes(nusc_synthetic, scene))
+    (tmp_path / "replay_run.json").write_text("[]")
+    with pytest.raises(ValueError, match=r"replay_run.json: not a replay's identity \(a JSON list\)"):
+        replay_scene(nusc_synthetic, scene, OracleDetector(), str(tmp_path), QUICK, resume=True, **first)
     os.remove(tmp_path / "replay_run.json")  # frames of an earlier version: unknown
     with pytest.raises(ValueError, match=r"replay_run.json: missing"):
         replay_scene(nusc_synthetic, scene, OracleDetector(), str(tmp_path), QUICK, resume=True, **first)

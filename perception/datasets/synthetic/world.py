@@ -82,6 +82,9 @@ def _scene_records(records: Path, arguments: Dict[str, Any], resume: bool) -> Di
     world = records / "world.json"
     if resume and world.is_file():
         recorded = read_json(str(world))
+        if not isinstance(recorded, dict):
+            raise ValueError(f"{world}: not an unfinished world's arguments (a JSON {type(recorded).__name__}); "
+                             f"generate into another folder")
         if recorded != arguments:
             differing = ", ".join(key for key in arguments if recorded.get(key) != arguments[key])
             raise ValueError(f"{world}: an unfinished world of another {differing}; generate into another folder")
