@@ -294,7 +294,7 @@ class PredictionFiles:
 
 def open_predictions(files: PredictionFiles, shard: Shard, planning: bool) -> Tuple[TextIO, Predictions]:
     """This process's PREDICTIONS_FILE opened to append, and the predictions already in it: with files.resume those
-    of an earlier run of the same identity, up to its last whole batch; else none (the main process removes the
+    of an earlier run of the same identity, its whole batches; else none (the main process removes the
     earlier files and writes PREDICTIONS_RUN_FILE). Every process reads and checks before the main one changes
     anything."""
     run_path = os.path.join(files.out_dir, PREDICTIONS_RUN_FILE)
