@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, List, Optional, TextIO
 
 
 def read_json(path: str) -> Any:
@@ -17,14 +17,18 @@ def read_json(path: str) -> Any:
             raise ValueError(f"{path}: not valid JSON ({error})") from None
 
 
-def write_json_atomic(path: str, value: Any, **dump_options) -> None:
-    """Writes ``value`` as JSON to ``path`` through a temporary file beside it and a rename: a job killed while
-    writing leaves the old file or none (and the temporary one), never one cut short (``dump_options``:
-    json.dump's)."""
+def _write_atomic(path: str, write: Callable[[TextIO], None]) -> None:
+    """``write(handle)`` into a temporary file beside ``path``, then renamed to it: a job killed while writing
+    leaves the old file or none (and the temporary one), never one cut short."""
     partial = f"{path}.{os.getpid()}.partial"
     with open(partial, "w", encoding="utf-8") as handle:
-        json.dump(value, handle, **dump_options)
+        write(handle)
     os.replace(partial, path)
+
+
+def write_json_atomic(path: str, value: Any, **dump_options) -> None:
+    """Writes ``value`` as JSON to ``path`` atomically (_write_atomic; ``dump_options``: json.dump's)."""
+    _write_atomic(path, lambda handle: json.dump(value, handle, **dump_options))
 
 
 def read_json_lines(path: str, validate: Optional[Callable[[Any, str], None]] = None) -> List[Any]:
@@ -53,9 +57,6 @@ def read_json_lines(path: str, validate: Optional[Callable[[Any, str], None]] = 
 
 
 def write_json_lines(path: str, values: List[Any]) -> None:
-    """Writes ``values`` to ``path``, one JSON line each, atomically (as write_json_atomic): what a resumed job
-    keeps of a file it then appends to, without a line cut short."""
-    partial = f"{path}.{os.getpid()}.partial"
-    with open(partial, "w", encoding="utf-8") as handle:
-        handle.writelines(json.dumps(value) + "\n" for value in values)
-    os.replace(partial, path)
+    """Writes ``values`` to ``path``, one JSON line each, atomically (_write_atomic): what a resumed job keeps of a
+    file it then appends to, without a line cut short."""
+    _write_atomic(path, lambda handle: handle.writelines(json.dumps(value) + "\n" for value in values))

@@ -32,9 +32,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     add_debug_option(parser)
     args = parser.parse_args(argv)
     check_output_path(parser, "--out", args.out)
-    from perception.datasets.synthetic import SCENE_RECORDS, VAL_SPLIT, generate_world
+    from perception.datasets.synthetic import VAL_SPLIT, generate_world, unfinished_world
 
-    unfinished = os.path.isfile(os.path.join(args.out, SCENE_RECORDS, "world.json"))
+    unfinished = unfinished_world(args.out)
     if os.path.isdir(args.out) and os.listdir(args.out) and not (args.resume and unfinished):
         parser.error(f"--out {args.out}: " + ("holds an unfinished world: add --resume to continue it" if unfinished
                                               else "holds files already (another world's sensor files would stay "

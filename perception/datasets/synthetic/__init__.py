@@ -8,6 +8,7 @@ sizes, radar cross-sections), ``meshes`` (the objects' meshes), ``actors`` (obje
 scene at one instant), ``lidar`` / ``radar`` / ``camera`` (sensor models), ``shading`` (their compiled per-pixel
 and per-point lookups), ``tables`` and ``writer`` (nuScenes rows and files), ``world`` (the whole dataset).
 """
-from perception.datasets.synthetic.world import SCENE_RECORDS, TRAIN_SPLIT, VAL_SPLIT, generate_world, scenes_by_split
+from perception.datasets.synthetic.world import (SCENE_RECORDS, TRAIN_SPLIT, VAL_SPLIT, generate_world, scenes_by_split,
+                                                   unfinished_world)
 
-__all__ = ["SCENE_RECORDS", "TRAIN_SPLIT", "VAL_SPLIT", "generate_world", "scenes_by_split"]
+__all__ = ["SCENE_RECORDS", "TRAIN_SPLIT", "VAL_SPLIT", "generate_world", "scenes_by_split", "unfinished_world"]

@@ -27,6 +27,16 @@ SCENE_RECORDS = "scene_records"
 recorded so far, scene_<index>.json (its table rows, scripted maneuvers and lane maps, every value as recorded),
 written once the scene's sensor files are. A resumed generate_world records only the other scenes; the folder is
 removed once the world's tables are written."""
+WORLD_FILE = "world.json"
+
+
+def unfinished_world(out_dir: Union[str, Path]) -> bool:
+    """Whether ``out_dir`` holds a world generate_world began and did not finish (SCENE_RECORDS' WORLD_FILE)."""
+    return (Path(out_dir) / SCENE_RECORDS / WORLD_FILE).is_file()
+
+
+def _scene_path(records: Path, index: int) -> Path:
+    return records / f"scene_{index}.json"
 
 SceneResult = Tuple[Dict[str, List[dict]], Dict[str, Maneuver], Dict[str, LaneCentres]]
 """A recorded scene: its table rows by table name, its scripted maneuvers by sample token, its lanes by log."""
@@ -79,7 +89,7 @@ def _load_scene(path: Path) -> SceneResult:
 def _scene_records(records: Path, arguments: Dict[str, Any], resume: bool) -> Dict[int, SceneResult]:
     """The scenes an unfinished world of the same ``arguments`` recorded in ``records`` (with ``resume``; a
     ValueError naming world.json when they differ), else none: the folder made anew with world.json."""
-    world = records / "world.json"
+    world = records / WORLD_FILE
     if resume and world.is_file():
         recorded = read_json(str(world))
         if not isinstance(recorded, dict):
@@ -88,8 +98,8 @@ def _scene_records(records: Path, arguments: Dict[str, Any], resume: bool) -> Di
         if recorded != arguments:
             differing = ", ".join(key for key in arguments if recorded.get(key) != arguments[key])
             raise ValueError(f"{world}: an unfinished world of another {differing}; generate into another folder")
-        return {index: _load_scene(records / f"scene_{index}.json") for index in range(arguments["num_scenes"])
-                if (records / f"scene_{index}.json").is_file()}
+        return {index: _load_scene(_scene_path(records, index)) for index in range(arguments["num_scenes"])
+                if _scene_path(records, index).is_file()}
     shutil.rmtree(records, ignore_errors=True)
     records.mkdir(parents=True)
     write_json_atomic(str(world), arguments, indent=1)
@@ -148,7 +158,7 @@ def generate_world(out_dir: Union[str, Path], num_scenes: int, samples_per_scene
     done = _scene_records(records, arguments, resume)
 
     def recorded(index: int, result: SceneResult) -> SceneResult:
-        _save_scene(records / f"scene_{index}.json", result)
+        _save_scene(_scene_path(records, index), result)
         return result
 
     jobs = [(out_dir, i, samples_per_scene, seed, image_size, version, 1 if workers > 1 else 0, population)
