@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Callable, List, Optional, TextIO
+from typing import Any, Callable, List, Mapping, Optional, TextIO
 
 
 def read_json(path: str) -> Any:
@@ -15,6 +15,33 @@ def read_json(path: str) -> Any:
             return json.load(handle)
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
             raise ValueError(f"{path}: not valid JSON ({error})") from None
+
+
+def _differing_keys(recorded: Mapping[str, Any], identity: Mapping[str, Any], prefix: str = "") -> List[str]:
+    """The keys whose values differ, an object's by its own differing keys (``options.lidar_sweeps``)."""
+    differing = []
+    for key in sorted(set(recorded) | set(identity)):
+        old, new = recorded.get(key), identity.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            differing += _differing_keys(old, new, f"{prefix}{key}.")
+        elif old != new:
+            differing.append(f"{prefix}{key}")
+    return differing
+
+
+def check_same_run(path: str, recorded: Any, identity: Mapping[str, Any], what: str, advice: str) -> None:
+    """Nothing when ``recorded`` (the JSON of ``path``, None when there is no such file), what a resumable job
+    wrote about the run that made ``what``, is this run's ``identity``; else a ValueError naming ``path``, what
+    differs and ending with ``advice`` (what the user can do)."""
+    if recorded == identity:
+        return
+    if recorded is None:
+        problem = f"missing, so the run that made {what} is unknown"
+    elif not isinstance(recorded, dict):
+        problem = f"not a run's record (a JSON {type(recorded).__name__})"
+    else:
+        problem = f"{what} are of a run with another {', '.join(_differing_keys(recorded, identity))}"
+    raise ValueError(f"{path}: {problem}; {advice}")
 
 
 def _write_atomic(path: str, write: Callable[[TextIO], None]) -> None:

@@ -34,7 +34,7 @@ from perception.detector import Detector
 from perception.eval.detection import NoDetectionsError
 from perception.eval.report import format_number, markdown_table
 from perception.eval.runner import DataOptions, Shard, evaluate_split
-from perception.jsonfile import read_json, write_json_atomic
+from perception.jsonfile import check_same_run, read_json, write_json_atomic
 from perception.plotting import pyplot
 
 CLEAN = "clean"
@@ -118,9 +118,9 @@ def read_cell(out_dir: str, cell: Cell, run: Mapping) -> Optional[dict]:
     record = read_json(path)
     if not isinstance(record, dict):
         raise ValueError(f"{path}: not a cell record (a JSON {type(record).__name__}); remove it to run the cell again")
-    if not isinstance(record.get("run"), dict) or _compared(record["run"]) != _compared(run):
-        raise ValueError(f"{path}: a cell of another run ({record.get('run')}), this run is {dict(run)}; "
-                         f"choose another --out or remove it")
+    recorded = record.get("run", {})  # none recorded: every setting differs
+    check_same_run(path, _compared(recorded) if isinstance(recorded, dict) else recorded, _compared(run),
+                   "the cell's figures", "choose another --out or remove it")
     return record if record.get("definition") == cell_definition(cell) else None
 
 

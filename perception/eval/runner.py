@@ -35,7 +35,7 @@ from perception.eval.report import write_report
 from perception.eval.submission import boxes_to_submission
 from perception.geometry import Boxes3D, EgoPose, RigidTransform
 from perception.geometry.boxes import DETECTION_RECORD
-from perception.jsonfile import read_json, read_json_lines, write_json_atomic, write_json_lines
+from perception.jsonfile import check_same_run, read_json, read_json_lines, write_json_atomic, write_json_lines
 from perception.models.ego_mlp import EgoMLP
 from perception.models.planning_head import PlanningDetector
 from perception.models.planning_types import PlanningOutputs
@@ -303,12 +303,9 @@ def open_predictions(files: PredictionFiles, shard: Shard, planning: bool) -> Tu
     same = files.resume and recorded == files.identity
     records = read_json_lines(path, _check_prediction_record) if same else []  # another run's: not read
     recorded_frames = os.path.isfile(path) and os.path.getsize(path) > 0
-    if files.resume and not same and (recorded_frames or recorded is not None) and not files.restart_other:
-        differing = ("missing, so what predicted the frames recorded there is unknown" if recorded is None else
-                     f"not a run's identity (a JSON {type(recorded).__name__})" if not isinstance(recorded, dict) else
-                     "the frames there were predicted with another " + ", ".join(
-                         key for key in files.identity if recorded.get(key) != files.identity[key]))
-        raise ValueError(f"{run_path}: {differing}; evaluate into another folder, or remove them")
+    if files.resume and (recorded_frames or recorded is not None) and not files.restart_other:
+        check_same_run(run_path, recorded, files.identity, "the frames recorded there",
+                       "evaluate into another folder, or remove them")
     if shard.world_size > 1:
         dist.barrier()  # every process has read what it keeps before the main one removes anything
     if shard.is_main and not same:

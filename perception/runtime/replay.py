@@ -56,7 +56,7 @@ from perception.datasets.lane_map import LaneCentres, log_lanes
 from perception.decision import PlannerConfig
 from perception.detector import Detector, OracleDetector
 from perception.geometry import Boxes3D
-from perception.jsonfile import read_json, write_json_atomic
+from perception.jsonfile import check_same_run, read_json, write_json_atomic
 from perception.runtime.faults import FaultPlan, inject_faults
 from perception.runtime.messages import SensorMessage, find_scene, scene_messages
 from perception.runtime.records import FRAMES_FILE, plan_to_json, read_frame_records
@@ -229,7 +229,7 @@ class SceneReplay:
     from read, a model's step warmed up, the outputs open and the clock started. ``run`` replays.
 
     Raises ValueError when the oracle is asked for every sweep (ground truth exists at keyframes only), the
-    scene has no messages, or a frames.jsonl to resume from is malformed or was written by another run (check_run).
+    scene has no messages, or a frames.jsonl to resume from is malformed or was written by another run (check_same_run).
     The folder is written only once the step is warmed up: RUN_FILE after frames.jsonl holds just the records
     kept, so a run refused or killed before never leaves one run's records under another's identity.
     """
@@ -260,7 +260,9 @@ class SceneReplay:
                              f"into another folder, or without --resume")
         identity = run_identity(self.scene, options, run)
         if self.done:
-            check_run(out_dir, identity)
+            run_path = os.path.join(out_dir, RUN_FILE)
+            check_same_run(run_path, read_json(run_path) if os.path.isfile(run_path) else None, identity,
+                           f"the frames in {out_dir}", "replay into another folder, or without --resume")
         self.with_annotations = len(nusc.sample_annotation) > 0
         drop = frozenset(SENSOR_GROUPS) - frozenset(detector.sensors)
         self.state = options.new_state(drop)
@@ -445,25 +447,6 @@ def run_identity(scene: Mapping[str, Any], options: ReplayOptions, run: Optional
     shaping = {key: value for key, value in _options_json(options).items() if key not in OUTPUT_ONLY_OPTIONS}
     return json.loads(json.dumps({"scene": scene["name"], "scene_token": scene["token"], "run": dict(run or {}),
                                   "options": shaping}))
-
-
-def check_run(out_dir: str, identity: Dict[str, Any]) -> None:
-    """A ValueError naming RUN_FILE unless it holds ``identity``: the records in ``out_dir`` to resume from are
-    this run's."""
-    path = os.path.join(out_dir, RUN_FILE)
-    recorded = read_json(path) if os.path.isfile(path) else None
-    if recorded is None:
-        raise ValueError(f"{path}: missing, so what replayed the frames in {out_dir} is unknown (an earlier "
-                         f"version); replay into another folder, or without --resume")
-    if not isinstance(recorded, dict):
-        raise ValueError(f"{path}: not a replay's identity (a JSON {type(recorded).__name__}); replay into another "
-                         f"folder, or without --resume")
-    if recorded != identity:
-        differing = [key for key in ("scene", "scene_token", "run") if recorded.get(key) != identity[key]] + [
-            f"options.{key}" for key, value in identity["options"].items()
-            if recorded.get("options", {}).get(key) != value]
-        raise ValueError(f"{path}: the frames in {out_dir} were replayed with another {', '.join(differing)}; "
-                         f"replay into another folder, or without --resume")
 
 
 def _options_json(options: ReplayOptions) -> Dict[str, Any]:

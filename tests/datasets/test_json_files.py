@@ -6,7 +6,7 @@ import pytest
 
 from perception.datasets.records import open_nuscenes
 from perception.eval.resampling import checked_results
-from perception.jsonfile import read_json, read_json_lines, write_json_atomic, write_json_lines
+from perception.jsonfile import check_same_run, read_json, read_json_lines, write_json_atomic, write_json_lines
 from tests.conftest import TINY_WORLD
 
 
@@ -51,6 +51,19 @@ def test_json_lines_drop_only_a_last_line_cut_short(tmp_path):
     path.write_text('{"a": 1}\n{"a": \n{"a": 3}\n')  # a broken line that is not the last
     with pytest.raises(ValueError, match=f"{path}: line 2 is not JSON"):
         read_json_lines(str(path))
+
+
+def test_a_resume_names_what_differs_from_the_run_it_would_continue():
+    identity = {"seed": 1, "options": {"sweeps": 2, "speed": 1.0}, "model": {"sha256": "ab"}}
+    check_same_run("run.json", json.loads(json.dumps(identity)), identity, "the frames there", "start anew")
+    recorded = {"seed": 1, "options": {"sweeps": 3, "speed": 1.0}, "model": "an older form", "extra": 0}
+    with pytest.raises(ValueError, match=r"^run.json: the frames there are of a run with another extra, model, "
+                                         r"options.sweeps; start anew$"):
+        check_same_run("run.json", recorded, identity, "the frames there", "start anew")
+    with pytest.raises(ValueError, match=r"^run.json: not a run's record \(a JSON list\); start anew$"):
+        check_same_run("run.json", [], identity, "the frames there", "start anew")
+    with pytest.raises(ValueError, match=r"^run.json: missing, so the run that made the frames there is unknown"):
+        check_same_run("run.json", None, identity, "the frames there", "start anew")
 
 
 def test_a_table_cut_short_is_named(synthetic_root, tmp_path):

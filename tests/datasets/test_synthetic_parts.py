@@ -165,12 +165,12 @@ def test_a_world_stopped_midway_resumes_to_the_uninterrupted_one(tmp_path, monke
     with pytest.raises(KeyboardInterrupt):
         generate_world(tmp_path / "stopped", **arguments)
     assert sorted(p.name for p in (tmp_path / "stopped" / SCENE_RECORDS).iterdir()) == ["scene_0.json", "world.json"]
-    with pytest.raises(ValueError, match="world.json: an unfinished world of another seed"):
+    with pytest.raises(ValueError, match="world.json: the scenes recorded there are of a run with another seed;"):
         generate_world(tmp_path / "stopped", resume=True, **dict(arguments, seed=8))
     world = tmp_path / "stopped" / SCENE_RECORDS / "world.json"
     kept = world.read_text()
     world.write_text("[]")
-    with pytest.raises(ValueError, match=r"world.json: not an unfinished world's arguments \(a JSON list\)"):
+    with pytest.raises(ValueError, match=r"world.json: not a run's record \(a JSON list\)"):
         generate_world(tmp_path / "stopped", resume=True, **arguments)
     world.write_text(kept)
     recorded.clear()

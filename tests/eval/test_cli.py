@@ -182,11 +182,11 @@ def test_a_killed_evaluation_resumes_to_the_uninterrupted_one(synthetic_root, tm
         run([*args, "--out", str(out)])
     with open(out / "predictions.jsonl", "a", encoding="utf-8") as handle:
         handle.write('{"sample_token": "')  # the next record, cut short by the kill
-    with pytest.raises(ValueError, match="predictions_run.json: the frames there were predicted with another data"):
+    with pytest.raises(ValueError, match="predictions_run.json: the frames recorded there are of a run with another data.lidar_sweeps;"):
         run([*args, "--lidar-sweeps", "2", "--out", str(out), "--resume"])
     kept = config.read_text()
     config.write_text(kept + "model = dict(head=dict(score_threshold=0.4))\n")  # edited at the same path
-    with pytest.raises(ValueError, match="predicted with another model"):
+    with pytest.raises(ValueError, match=r"are of a run with another model\.config_sha256;"):
         run([*args, "--out", str(out), "--resume"])
     config.write_text(kept)
     first_two, detected[:] = list(detected), []

@@ -145,7 +145,7 @@ def test_benchmark_two_corruptions_one_severity(synthetic_root, nusc_synthetic, 
     assert detector.frames_seen == frames + 3 * (frames // 3) - 1
     assert _read(path)["definition"] == {"level": 30.0, "revision": 1}
     # Cells of another run are refused, not mixed in.
-    with pytest.raises(ValueError, match="another run"):
+    with pytest.raises(ValueError, match="cell.json: the cell's figures are of a run with another seed;"):
         read_cell(out, Cell(CLEAN, 0), dict(run, seed=1))
 
 
@@ -259,7 +259,7 @@ def test_other_weights_at_the_same_path_are_another_run(synthetic_root, tmp_path
     trained_again["state_dict"] = {name: tensor * 1.01 if tensor.is_floating_point() else tensor
                                    for name, tensor in trained_again["state_dict"].items()}
     torch.save(trained_again, checkpoint)
-    with pytest.raises(ValueError, match="a cell of another run"):
+    with pytest.raises(ValueError, match="cell.json: the cell's figures are of a run with another checkpoint_sha256;"):
         run_cli(args)
 
 

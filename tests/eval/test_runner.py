@@ -54,17 +54,17 @@ def test_a_resume_keeps_whole_batches_of_the_same_run_only(tmp_path):
 def test_predictions_of_another_run_are_refused_or_replaced(tmp_path):
     identity = {"model": {"detector": "d"}}
     write_json_lines(str(tmp_path / PREDICTIONS_FILE), [_record("a", 0, 1)])
-    with pytest.raises(ValueError, match="missing, so what predicted the frames recorded there is unknown"):
+    with pytest.raises(ValueError, match="missing, so the run that made the frames recorded there is unknown"):
         open_predictions(_files(tmp_path, identity, resume=True), Shard(), planning=False)
     write_json_atomic(str(tmp_path / PREDICTIONS_RUN_FILE), [])
-    with pytest.raises(ValueError, match="not a run's identity"):
+    with pytest.raises(ValueError, match=r"predictions_run.json: not a run's record \(a JSON list\)"):
         open_predictions(_files(tmp_path, identity, resume=True), Shard(), planning=False)
     write_json_atomic(str(tmp_path / PREDICTIONS_RUN_FILE), {"model": {"detector": "e"}})
-    with pytest.raises(ValueError, match="predicted with another model"):
+    with pytest.raises(ValueError, match=r"are of a run with another model\.detector;"):
         open_predictions(_files(tmp_path, identity, resume=True), Shard(), planning=False)
     with open(tmp_path / PREDICTIONS_FILE, "a") as handle:
         handle.write('{"an older format": 1}\n')  # another run's records are not read: the refusal names the run
-    with pytest.raises(ValueError, match="predicted with another model"):
+    with pytest.raises(ValueError, match=r"are of a run with another model\.detector;"):
         open_predictions(_files(tmp_path, identity, resume=True), Shard(), planning=False)
     log, done = open_predictions(_files(tmp_path, identity, resume=True, restart_other=True), Shard(), False)
     log.close()

@@ -225,10 +225,10 @@ def test_a_resume_into_the_frames_of_another_run_is_refused(nusc_synthetic, tmp_
     scene = _scene(nusc_synthetic)
     first = dict(run={"model": "oracle"}, progress=False)
     replay_scene(nusc_synthetic, scene, OracleDetector(), str(tmp_path), QUICK, **first)
-    with pytest.raises(ValueError, match=r"replay_run.json: .* another options.lidar_sweeps; replay into another"):
+    with pytest.raises(ValueError, match=r"replay_run.json: the frames in .* are of a run with another options.lidar_sweeps; replay into another"):
         replay_scene(nusc_synthetic, scene, OracleDetector(), str(tmp_path),
                      ReplayOptions(video=False, mcap=False, lidar_sweeps=1), resume=True, **first)
-    with pytest.raises(ValueError, match=r"replayed with another run;"):
+    with pytest.raises(ValueError, match=r"are of a run with another run\.model;"):
         replay_scene(nusc_synthetic, scene, OracleDetector(), str(tmp_path), QUICK, resume=True,
                      run={"model": "configs/x.py @ y.pth"}, progress=False)
     # what is drawn may change: the same run resumes with a video
@@ -236,10 +236,10 @@ def test_a_resume_into_the_frames_of_another_run_is_refused(nusc_synthetic, tmp_
                          ReplayOptions(video=True, mcap=False), resume=True, **first)
     assert again.processed == 0 and again.resumed == len(_keyframes(nusc_synthetic, scene))
     (tmp_path / "replay_run.json").write_text("[]")
-    with pytest.raises(ValueError, match=r"replay_run.json: not a replay's identity \(a JSON list\)"):
+    with pytest.raises(ValueError, match=r"replay_run.json: not a run's record \(a JSON list\)"):
         replay_scene(nusc_synthetic, scene, OracleDetector(), str(tmp_path), QUICK, resume=True, **first)
     os.remove(tmp_path / "replay_run.json")  # frames of an earlier version: unknown
-    with pytest.raises(ValueError, match=r"replay_run.json: missing"):
+    with pytest.raises(ValueError, match=r"replay_run.json: missing, so the run that made the frames in .* is unknown"):
         replay_scene(nusc_synthetic, scene, OracleDetector(), str(tmp_path), QUICK, resume=True, **first)
 
 
@@ -262,7 +262,7 @@ def test_a_fresh_run_stopped_before_its_first_frame_leaves_the_folder_to_the_run
                      dataclasses.replace(QUICK, stale_after_s=0.0), run={"model": "oracle"}, progress=False)
     assert (tmp_path / "replay_run.json").read_text() == run_file
     monkeypatch.undo()
-    with pytest.raises(ValueError, match=r"replayed with another run;"):
+    with pytest.raises(ValueError, match=r"are of a run with another run\.model;"):
         replay_scene(nusc_synthetic, scene, NoBoxes(), str(tmp_path), QUICK, resume=True, run={"model": "m"},
                      progress=False)
 
@@ -285,7 +285,7 @@ def test_a_resume_into_the_frames_of_another_world_or_scene_is_refused(nusc_synt
     run_file = tmp_path / "a" / "replay_run.json"
     recorded = json.loads(run_file.read_text())
     run_file.write_text(json.dumps(dict(recorded, scene_token="of another world")))
-    with pytest.raises(ValueError, match=r"replayed with another scene_token;"):
+    with pytest.raises(ValueError, match=r"are of a run with another scene_token;"):
         replay_scene(nusc_synthetic, first, OracleDetector(), str(tmp_path / "a"), QUICK, resume=True, progress=False)
     shutil.copy(tmp_path / "b" / "replay_run.json", run_file)
     with pytest.raises(ValueError, match=rf"frames.jsonl: 4 frames of another stream .* not in scene {second}'s"):

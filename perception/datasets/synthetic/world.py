@@ -17,7 +17,7 @@ from perception.datasets.synthetic.scene import build_scene, check_population, s
 from perception.datasets.records import TABLE_NAMES
 from perception.datasets.synthetic.tables import fixed_tables, write_tables
 from perception.datasets.synthetic.writer import SceneRecorder, sensor_schedule
-from perception.jsonfile import read_json, write_json_atomic
+from perception.jsonfile import check_same_run, read_json, write_json_atomic
 from perception.maneuvers import Maneuver
 
 TRAIN_SPLIT, VAL_SPLIT = "synth_train", "synth_val"
@@ -91,13 +91,8 @@ def _scene_records(records: Path, arguments: Dict[str, Any], resume: bool) -> Di
     ValueError naming world.json when they differ), else none: the folder made anew with world.json."""
     world = records / WORLD_FILE
     if resume and world.is_file():
-        recorded = read_json(str(world))
-        if not isinstance(recorded, dict):
-            raise ValueError(f"{world}: not an unfinished world's arguments (a JSON {type(recorded).__name__}); "
-                             f"generate into another folder")
-        if recorded != arguments:
-            differing = ", ".join(key for key in arguments if recorded.get(key) != arguments[key])
-            raise ValueError(f"{world}: an unfinished world of another {differing}; generate into another folder")
+        check_same_run(str(world), read_json(str(world)), arguments, "the scenes recorded there",
+                       "generate into another folder")
         return {index: _load_scene(_scene_path(records, index)) for index in range(arguments["num_scenes"])
                 if _scene_path(records, index).is_file()}
     shutil.rmtree(records, ignore_errors=True)
