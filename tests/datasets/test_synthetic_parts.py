@@ -1,21 +1,23 @@
 """Parts of the synthetic world generator checked on their own: radar PCD files against the devkit's reader,
 the sensor schedule, meshes inside their boxes, the ego's manoeuvres, splits, argument checks and determinism."""
 import filecmp
+import math
 import os
 
 import numpy as np
 import pytest
 from nuscenes.utils.data_classes import RadarPointCloud
+from nuscenes.utils.map_mask import MapMask
 
 from perception.datasets.io import DEVKIT_RADAR_FILTERS, radar_filter_mask
 from perception.datasets.synthetic import generate_world, scenes_by_split
 from perception.datasets.synthetic.class_specs import CLASS_SPECS, sample_size
 from perception.datasets.synthetic.ego import MANOEUVRES, plan_ego
-from perception.datasets.synthetic.layout import build_static_world
+from perception.datasets.synthetic.layout import Road, build_static_world
 from perception.datasets.synthetic.meshes import BOX_MARGIN_M, build_mesh
 from perception.datasets.synthetic.radar import PCD_DTYPE, encode_pcd
 from perception.datasets.synthetic.scene import build_scene
-from perception.datasets.synthetic.writer import sensor_schedule
+from perception.datasets.synthetic.writer import sensor_schedule, write_map
 from perception.sensors import ALL_CHANNELS, modality_of
 
 
@@ -102,6 +104,34 @@ def test_ego_drives_every_manoeuvre_and_stops():
             after = np.interp(phase.end_s, times_s, plan.d)
             assert abs(after - before) == pytest.approx(3.5, abs=1e-3)
     assert seen == set(MANOEUVRES)
+
+
+def test_past_its_ends_a_road_goes_on_straight_by_hand():
+    road = Road.from_pieces((100.0, 50.0), 0.3, [(50.0, 0.0), (40.0, 1 / 100)], 2)
+    assert road.heading[-1] == pytest.approx(0.7)
+    xy, heading = road.to_global(np.array([-10.0, road.length + 5.0]), np.array([0.0, 2.0]))
+    assert xy[0] == pytest.approx([100.0 - 10.0 * math.cos(0.3), 50.0 - 10.0 * math.sin(0.3)])
+    end = road.centre[-1] + 5.0 * np.array([math.cos(0.7), math.sin(0.7)]) + 2.0 * np.array([-math.sin(0.7),
+                                                                                               math.cos(0.7)])
+    assert xy[1] == pytest.approx(end) and heading == pytest.approx([0.3, 0.7])
+    inside = np.linspace(0.0, road.length, 7)  # on the road: the centre line's own interpolation, unchanged
+    assert road.to_global(inside, np.zeros(7))[0][:, 0] == pytest.approx(np.interp(inside, road.arc_length,
+                                                                                    road.centre[:, 0]), abs=0)
+
+
+@pytest.mark.parametrize("seed, index, population", [(2026, 0, "default"), (7, 2, "nuscenes")])
+def test_the_devkits_ego_centric_map_lies_within_the_map(tmp_path, seed, index, population):
+    """NuScenes.render_ego_centric_map (the map under render_sample_data's LiDAR and radar views) slices the mask
+    40 m * sqrt(2) around the ego without a bounds check: cut short past the image's edges, its map was shifted or
+    empty (the demo's scene 0 at every keyframe, the car park aisle's 2 m past the top)."""
+    model = build_scene(seed=seed, index=index, samples_per_scene=10, population=population)
+    write_map(tmp_path / "map.png", model)
+    mask = MapMask(str(tmp_path / "map.png"), resolution=0.1)
+    height, width = mask.mask().shape
+    crop = int(40 / mask.resolution * math.sqrt(2))  # render_ego_centric_map's axes_limit 40 m, in pixels
+    for t_s in model.times_s[::20]:
+        column, row = mask.to_pixel_coords(*model.ego_to_global(t_s).translation[:2])
+        assert crop <= column <= width - crop and crop <= row <= height - crop, t_s
 
 
 def test_splits_hold_the_last_fifth_for_validation():

@@ -22,9 +22,11 @@ TINY_WORLD_ANNOTATIONS = {
     "vehicle.motorcycle": 12, "vehicle.trailer": 12, "vehicle.truck": 12,
 }
 """Annotations per category of tests/conftest.py TINY_WORLD (2 scenes x 4 keyframes, seed 0), and below the md5 of
-its sample_annotation.json as the generator wrote it before the population option (git HEAD of 2026-12-03), so the
-default world is pinned."""
-TINY_WORLD_ANNOTATION_MD5 = "b72446bd7950a6caad2907f91afa5725"
+its sample_annotation.json, so that the default world is pinned: as the generator wrote it before the population
+option (git HEAD of 2026-12-03, b72446bd...), then with the roads' outer edges MAP_MARGIN_M from the map's edges
+(2026-12-07: every scene moved by its road's outer half width; in each keyframe's ego frame the boxes moved by less
+than 3e-11 m, their point counts the same)."""
+TINY_WORLD_ANNOTATION_MD5 = "979c8c353988e769fd2093a2305b58df"
 TINY_WORLD_KEYFRAME_RADAR_POINTS = 1625
 TINY_WORLD_KEYFRAME_RADAR_SUMS = {"x": 38618.157, "y": 1149.544, "rcs": 19847.691, "vx_comp": -223.387,
                                   "vy_comp": -115.759}

@@ -116,12 +116,15 @@ class Road:
         return LaneCentres(tuple(lines), LANE_WIDTH_M)
 
     def to_global(self, s: np.ndarray, d: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-        """Frenet (s, d) arrays [m] -> global xy (..., 2) [m] and the road's heading [rad] at s."""
+        """Frenet (s, d) arrays [m] -> global xy (..., 2) [m] and the road's heading [rad] at s; past either end
+        the road goes on straight along that end's heading (unmapped: traffic drives on off the map)."""
         s = np.asarray(s, dtype=np.float64)
         d = np.asarray(d, dtype=np.float64)
-        x = np.interp(s, self.arc_length, self.centre[:, 0])
-        y = np.interp(s, self.arc_length, self.centre[:, 1])
-        heading = np.interp(s, self.arc_length, self.heading)
+        on_road = np.clip(s, self.arc_length[0], self.arc_length[-1])
+        heading = np.interp(on_road, self.arc_length, self.heading)
+        past_end = s - on_road
+        x = np.interp(on_road, self.arc_length, self.centre[:, 0]) + past_end * np.cos(heading)
+        y = np.interp(on_road, self.arc_length, self.centre[:, 1]) + past_end * np.sin(heading)
         xy = np.stack([x - d * np.sin(heading), y + d * np.cos(heading)], axis=-1)
         return xy, heading
 
@@ -227,9 +230,15 @@ def prism_mesh(road: Road, prism: Prism) -> Tuple[np.ndarray, np.ndarray]:
 LAMP_POST_SPACING_M = 30.0
 
 
+def _start_keeping(at_origin: Road, margin_m: float) -> np.ndarray:
+    """Where to start the road ``at_origin`` (started at global (0, 0)) so that its outer edges keep at least
+    ``margin_m`` from the global x and y axes [m] (2,)."""
+    return margin_m + at_origin.outer_half_width - at_origin.centre.min(axis=0)
+
+
 def build_static_world(rng: np.random.Generator, road_length_m: float, margin_m: float) -> StaticWorld:
-    """A random road (straight, curve, straight) of about ``road_length_m`` whose centre line keeps ``margin_m``
-    from the global x and y axes (x, y > 0), with its sidewalks, buildings, walls and lamp posts."""
+    """A random road (straight, curve, straight) of about ``road_length_m`` whose outer edges keep ``margin_m``
+    from the global x and y axes (x, y > 0; _start_keeping), with its sidewalks, buildings, walls and lamp posts."""
     lanes = int(rng.choice([2, 2, 3]))
     straight = rng.uniform(0.25, 0.45) * road_length_m
     radius = rng.uniform(90.0, 250.0)
@@ -237,8 +246,7 @@ def build_static_world(rng: np.random.Generator, road_length_m: float, margin_m:
     curvature = float(rng.choice([-1.0, 1.0])) / radius
     pieces = [(straight, 0.0), (arc, curvature), (road_length_m - straight - arc, 0.0)]
     heading = float(rng.uniform(-np.pi, np.pi))
-    at_origin = Road.from_pieces((0.0, 0.0), heading, pieces, lanes)
-    start = margin_m - at_origin.centre.min(axis=0)
+    start = _start_keeping(Road.from_pieces((0.0, 0.0), heading, pieces, lanes), margin_m)
     road = Road.from_pieces((float(start[0]), float(start[1])), heading, pieces, lanes)
 
     prisms: List[Prism] = []
@@ -496,14 +504,14 @@ def drives_down_aisle(population: str, index: int) -> bool:
 
 
 def build_car_park_aisle(rng: np.random.Generator, road_length_m: float, margin_m: float) -> StaticWorld:
-    """A straight two-way aisle of about ``road_length_m`` through a car park, its centre line ``margin_m`` from
-    the global axes: one LANE_WIDTH_M lane a direction, no parking strip, no sidewalk; on each side asphalt level
+    """A straight two-way aisle of about ``road_length_m`` through a car park, its edges ``margin_m`` from the global
+    axes (_start_keeping): one LANE_WIDTH_M lane a direction, no parking strip, no sidewalk; on each side asphalt level
     with the aisle as far as the rows of AISLE_ROWS_GAPS_M reach, a WALKWAY_M walkway, lamp posts, then buildings
     and walls. The bays come with ``add_aisle_car_parks``."""
     heading = float(rng.uniform(-np.pi, np.pi))
     pieces = [(road_length_m, 0.0)]
-    at_origin = Road.from_pieces((0.0, 0.0), heading, pieces, 1, parking_width_m=0.0, sidewalk_width_m=0.0)
-    start = margin_m - at_origin.centre.min(axis=0)
+    start = _start_keeping(Road.from_pieces((0.0, 0.0), heading, pieces, 1, parking_width_m=0.0,
+                                            sidewalk_width_m=0.0), margin_m)
     road = Road.from_pieces((float(start[0]), float(start[1])), heading, pieces, 1, parking_width_m=0.0,
                             sidewalk_width_m=0.0)
     far_edge = road.half_width + AISLE_ROWS_GAPS_M[-1] + BAY_DEPTH_M + WALKWAY_M

@@ -26,7 +26,9 @@ LEAD_IN_S = 0.5
 EGO_START_S_M = 80.0
 """Arc length of the road where the ego starts [m]."""
 MAP_MARGIN_M = 60.0
-"""The road's centre line stays this far from the global x and y axes (the map image starts at 0, 0)."""
+"""The road's outer edges keep this far from the global x and y axes and from the map image's top and right edges
+(the image starts at global (0, 0)) [m]: more than the 40 * sqrt(2) = 56.6 m the devkit's ego-centric map
+(NuScenes.render_ego_centric_map) crops around the ego, so that its renders' map underlay is whole."""
 ROAD_AHEAD_M = 160.0
 
 

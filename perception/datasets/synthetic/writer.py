@@ -17,7 +17,7 @@ from perception.datasets.synthetic.layout import drives_down_aisle
 from perception.datasets.synthetic.rig import (
     CAMERA_PERIOD_US, FRAME_OFFSET_US, KEYFRAME_PERIOD_US, LIDAR_PERIOD_US, RADAR_PERIOD_US, camera_matrix,
 )
-from perception.datasets.synthetic.scene import LEAD_IN_S, SceneModel
+from perception.datasets.synthetic.scene import LEAD_IN_S, MAP_MARGIN_M, SceneModel
 from perception.datasets.synthetic.tables import calibrated_sensor_token, make_token, visibility_token
 from perception.geometry import Boxes3D, yaw_quaternion_wxyz
 from perception.maneuvers import Maneuver
@@ -130,13 +130,14 @@ def instance_token(namespace: str, scene: str, actor_index: int) -> str:
 
 def write_map(path: Path, model: SceneModel) -> None:
     """The scene's semantic prior (road and sidewalks = 255) as the devkit's MapMask expects it: 0.1 m per
-    pixel, pixel row 0 at the top (largest y), the image's bottom-left corner at global (0, 0)."""
+    pixel, pixel row 0 at the top (largest y), the image's bottom-left corner at global (0, 0), MAP_MARGIN_M past
+    the road on every side."""
     road = model.world.road
     outer = road.outer_half_width
     left, _ = road.to_global(road.arc_length, np.full(len(road.arc_length), outer))
     right, _ = road.to_global(road.arc_length, np.full(len(road.arc_length), -outer))
     polygon = np.concatenate([left, right[::-1]])
-    size = np.ceil((np.concatenate([left, right]).max(axis=0) + 20.0) / MAP_RESOLUTION_M).astype(int)
+    size = np.ceil((np.concatenate([left, right]).max(axis=0) + MAP_MARGIN_M) / MAP_RESOLUTION_M).astype(int)
     mask = np.zeros((size[1], size[0]), np.uint8)
     pixels = np.stack([polygon[:, 0] / MAP_RESOLUTION_M, size[1] - polygon[:, 1] / MAP_RESOLUTION_M], axis=1)
     cv2.fillPoly(mask, [np.round(pixels).astype(np.int32)], 255)
