@@ -138,8 +138,8 @@ class Boxes3D:
     def transform(self, transform: RigidTransform) -> "Boxes3D":
         """Boxes in the frame ``transform`` maps to. Yaw follows the rotated heading; velocities are rotated
         (not translated). Assumes the rotation keeps boxes nearly upright (roll and pitch are dropped). The yaw is
-        libm's atan2 box by box: numpy's vectorised arctan2 gave the same boxes yaws differing in the last bit from
-        call to call (with the arrays' placement in memory), and a resumed evaluation's submission with them."""
+        libm's atan2 box by box: on one host numpy's vectorised arctan2 gave the same boxes yaws differing in the last
+        bit from call to call, and a resumed evaluation's submission with them (not seen on another host)."""
         heading = np.stack([np.cos(self.yaws), np.sin(self.yaws), np.zeros(len(self))], axis=1)
         heading = transform.apply_rotation(heading)
         velocity3 = np.concatenate([self.velocities, np.zeros((len(self), 1))], axis=1)
