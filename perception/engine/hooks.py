@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 import torch
-from mmengine.dist import broadcast
+from mmengine.dist import all_gather_object, broadcast, get_rank, get_world_size
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
@@ -50,25 +50,41 @@ class RandomStateHook(Hook):
     resumes, so that the resumed run draws what an uninterrupted one would have: torch's global generator (the
     fuser's modality dropout), numpy's and Python's, and the model's own (its AdversarialTraining's). mmengine
     saves none of them. Given back just before the first iteration after the resume (after the loop has skipped
-    the data already trained on), where the uninterrupted run stood when it saved."""
+    the data already trained on), where the uninterrupted run stood when it saved. Under DDP each process's own:
+    the checkpoint is saved by rank 0 alone (Runner.save_checkpoint is master_only), so after every iteration the
+    processes' streams are gathered to it (before CheckpointHook saves; a seed of its own a process with
+    ``randomness.diff_rank_seed``); a run resumed with another number of processes gets rank 0's."""
 
-    priority = "NORMAL"
+    priority = "NORMAL"  # after_train_iter before CheckpointHook's (VERY_LOW)
 
     def __init__(self):
         self.resumed = None
+        self.by_rank = None
 
     @staticmethod
     def _model(runner):
         return runner.model.module if is_model_wrapper(runner.model) else runner.model
 
-    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+    def _state(self, runner) -> dict:
         adversarial = getattr(self._model(runner), "adversarial", None)
-        checkpoint["random_state"] = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
-                                      "python": random.getstate(),
-                                      "adversarial": None if adversarial is None else adversarial.random_state}
+        return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
+                "adversarial": None if adversarial is None else adversarial.random_state}
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        if get_world_size() > 1:
+            self.by_rank = all_gather_object(self._state(runner))
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        checkpoint["random_state"] = self._state(runner)
+        if self.by_rank is not None:
+            checkpoint["random_state_by_rank"] = self.by_rank
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        self.resumed = checkpoint.get("random_state")  # none in a checkpoint of before this hook, or a shipped one
+        by_rank = checkpoint.get("random_state_by_rank")
+        if by_rank is not None and len(by_rank) == get_world_size():
+            self.resumed = by_rank[get_rank()]
+        else:  # none in a checkpoint of before this hook, or a shipped one
+            self.resumed = checkpoint.get("random_state")
 
     def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
         if self.resumed is None:

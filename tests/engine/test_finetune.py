@@ -15,7 +15,8 @@ from perception.cli.finetune import main as finetune
 from perception.cli.train import main as train
 from perception.models import checkpoint_meta, load_detector
 from tests.conftest import TINY_WORLD
-from tests.engine.test_train import SimulatedKill, state_at, write_tiny_config
+from tests.engine.kills import SimulatedKill
+from tests.engine.test_train import state_at, write_tiny_config
 
 
 @pytest.fixture(scope="module")

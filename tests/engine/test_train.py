@@ -9,39 +9,12 @@ import time
 
 import pytest
 import torch
-from mmengine.hooks import Hook
-from mmengine.registry import HOOKS
 
 from perception.cli.train import main
 from perception.models import checkpoint_meta, load_detector
 from perception.paths import REPO_ROOT
 from tests.conftest import TINY_WORLD
-
-
-class SimulatedKill(RuntimeError):
-    pass
-
-
-@HOOKS.register_module(force=True)
-class KillAfterIteration(Hook):
-    """Raises after the checkpoint of iteration ``iteration`` is written, as a killed run would stop there."""
-
-    priority = "LOWEST"  # after CheckpointHook
-
-    def __init__(self, iteration: int):
-        self.iteration = iteration
-
-    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
-        if runner.iter + 1 == self.iteration:
-            raise SimulatedKill(f"killed after iteration {self.iteration}")
-
-
-@HOOKS.register_module(force=True)
-class KillBeforeTraining(Hook):
-    """Raises before the first iteration: a run killed before it saved anything."""
-
-    def before_train(self, runner):
-        raise SimulatedKill("killed before the first iteration")
+from tests.engine.kills import KILLS_IMPORT, SimulatedKill
 
 
 def write_tiny_config(folder, root, extra: str = "", modality_dropout: float = 0.0, adversarial: str = "None"
@@ -162,20 +135,47 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _torchrun_train(*args: str) -> subprocess.CompletedProcess:
+    """tools/train.py ``args`` in two CPU processes on gloo."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO_ROOT))
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr",
+               "127.0.0.1", "--master_port", str(_free_port()), str(REPO_ROOT / "tools" / "train.py"), *args]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, cwd=REPO_ROOT)
+
+
 def test_torchrun_two_cpu_processes_on_gloo(synthetic_root, tmp_path):
     config = write_tiny_config(tmp_path, synthetic_root)
     work_dir = str(tmp_path / "ddp")
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO_ROOT))
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr",
-               "127.0.0.1", "--master_port", str(_free_port()), str(REPO_ROOT / "tools" / "train.py"), config,
-               "--work-dir", work_dir, "--max-iters", "2", "--no-validate"]
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, cwd=REPO_ROOT)
+    result = _torchrun_train(config, "--work-dir", work_dir, "--max-iters", "2", "--no-validate")
     assert result.returncode == 0, result.stderr[-3000:]
     log = "".join(open(os.path.join(root, name)).read() for root, _, names in os.walk(work_dir)
                   for name in names if name.endswith(".log"))
     assert "world_size: 2" in log or "Distributed launcher: pytorch" in log
     checkpoint = state_at(work_dir, 2)
     assert checkpoint["meta"]["iter"] == 2
+
+
+def test_torchrun_resumed_after_a_kill_equals_an_uninterrupted_run(synthetic_root, tmp_path):
+    """Each process draws from streams of its own (randomness.diff_rank_seed; modality dropout): a resumed process
+    gets its own back, not rank 0's, which the checkpoint alone would hold."""
+    per_rank = "randomness = dict(seed=0, deterministic=True, diff_rank_seed=True)"
+    plain = write_tiny_config(tmp_path, synthetic_root, per_rank, modality_dropout=0.5)
+    (tmp_path / "killed").mkdir()
+    killed = write_tiny_config(tmp_path / "killed", synthetic_root, f"""{per_rank}
+{KILLS_IMPORT}
+custom_hooks = [dict(type='KillAfterIteration', iteration=2)]""", modality_dropout=0.5)
+    uninterrupted, resumed = str(tmp_path / "uninterrupted"), str(tmp_path / "resumed")
+    common = ("--max-iters", "4", "--no-validate")
+    result = _torchrun_train(plain, "--work-dir", uninterrupted, *common)
+    assert result.returncode == 0, result.stderr[-3000:]
+    result = _torchrun_train(killed, "--work-dir", resumed, *common)
+    assert "killed after iteration 2" in result.stderr and not os.path.exists(os.path.join(resumed, "iter_3.pth"))
+    result = _torchrun_train(plain, "--work-dir", resumed, *common, "--resume")
+    assert result.returncode == 0, result.stderr[-3000:]
+    expected, actual = state_at(uninterrupted, 4), state_at(resumed, 4)
+    assert len(actual["random_state_by_rank"]) == 2
+    for name, value in expected["state_dict"].items():
+        assert torch.equal(actual["state_dict"][name], value), name
 
 
 def test_time_budget_ends_training_with_a_saved_last_iteration(synthetic_root, tmp_path):
