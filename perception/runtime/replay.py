@@ -229,7 +229,8 @@ class SceneReplay:
     from read, a model's step warmed up, the outputs open and the clock started. ``run`` replays.
 
     Raises ValueError when the oracle is asked for every sweep (ground truth exists at keyframes only), the
-    scene has no messages, or a frames.jsonl to resume from is malformed or was written by another run (check_same_run).
+    scene has no messages, or a frames.jsonl to resume from is malformed or was written by another run
+    (check_same_run).
     The folder is written only once the step is warmed up: RUN_FILE after frames.jsonl holds just the records
     kept, so a run refused or killed before never leaves one run's records under another's identity.
     """

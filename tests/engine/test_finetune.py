@@ -80,7 +80,8 @@ def test_a_killed_fine_tune_resumes_where_it_stopped(base, synthetic_root, tmp_p
             finetune(finetune_args(config, checkpoint, synthetic_root, tmp_path / "resumed", *other, "--no-validate",
                                    "--resume"))
         changed = "rank" if "lora" in other else "method"
-        assert f"fine_tuning.json: the checkpoints there are of a run with another {changed};" in capsys.readouterr().err
+        message = f"fine_tuning.json: the checkpoints there are of a run with another {changed};"
+        assert message in capsys.readouterr().err
     run(config, "resumed", "--resume", "--export", str(tmp_path / "resumed.pth"))
     expected, actual = state_at(str(tmp_path / "uninterrupted"), 4), state_at(str(tmp_path / "resumed"), 4)
     assert actual["meta"]["iter"] == 4 and any(".lora_" in name for name in actual["state_dict"])

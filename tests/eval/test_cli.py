@@ -182,7 +182,8 @@ def test_a_killed_evaluation_resumes_to_the_uninterrupted_one(synthetic_root, tm
         run([*args, "--out", str(out)])
     with open(out / "predictions.jsonl", "a", encoding="utf-8") as handle:
         handle.write('{"sample_token": "')  # the next record, cut short by the kill
-    with pytest.raises(ValueError, match="predictions_run.json: the frames recorded there are of a run with another data.lidar_sweeps;"):
+    with pytest.raises(ValueError, match="predictions_run.json: the frames recorded there are of a run with another "
+                                         "data.lidar_sweeps;"):
         run([*args, "--lidar-sweeps", "2", "--out", str(out), "--resume"])
     kept = config.read_text()
     config.write_text(kept + "model = dict(head=dict(score_threshold=0.4))\n")  # edited at the same path

@@ -225,7 +225,8 @@ def test_a_resume_into_the_frames_of_another_run_is_refused(nusc_synthetic, tmp_
     scene = _scene(nusc_synthetic)
     first = dict(run={"model": "oracle"}, progress=False)
     replay_scene(nusc_synthetic, scene, OracleDetector(), str(tmp_path), QUICK, **first)
-    with pytest.raises(ValueError, match=r"replay_run.json: the frames in .* are of a run with another options.lidar_sweeps; replay into another"):
+    with pytest.raises(ValueError, match=r"replay_run.json: the frames in .* are of a run with another "
+                                         r"options.lidar_sweeps; replay into another"):
         replay_scene(nusc_synthetic, scene, OracleDetector(), str(tmp_path),
                      ReplayOptions(video=False, mcap=False, lidar_sweeps=1), resume=True, **first)
     with pytest.raises(ValueError, match=r"are of a run with another run\.model;"):
