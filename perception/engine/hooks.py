@@ -50,16 +50,19 @@ class RandomStateHook(Hook):
     resumes, so that the resumed run draws what an uninterrupted one would have: torch's global generator (the
     fuser's modality dropout), numpy's and Python's, and the model's own (its AdversarialTraining's). mmengine
     saves none of them. Given back just before the first iteration after the resume (after the loop has skipped
-    the data already trained on), where the uninterrupted run stood when it saved. Under DDP each process's own:
-    the checkpoint is saved by rank 0 alone (Runner.save_checkpoint is master_only), so after every iteration the
-    processes' streams are gathered to it (before CheckpointHook saves; a seed of its own a process with
-    ``randomness.diff_rank_seed``); a run resumed with another number of processes gets rank 0's."""
+    the data already trained on), where the uninterrupted run stood when it saved. A validation leaves them as it
+    found them (its DataLoader draws a seed from torch's: after a checkpoint the run went on from other draws than a
+    resume of it). Under DDP each process's own: the checkpoint is saved by rank 0 alone (Runner.save_checkpoint is
+    master_only), so after every iteration every process gathers all processes' streams (before CheckpointHook
+    saves; a seed of its own a process with ``randomness.diff_rank_seed``); a run resumed with another number of
+    processes gets rank 0's."""
 
     priority = "NORMAL"  # after_train_iter before CheckpointHook's (VERY_LOW)
 
     def __init__(self):
         self.resumed = None
         self.by_rank = None
+        self.before_validation = None
 
     @staticmethod
     def _model(runner):
@@ -69,6 +72,21 @@ class RandomStateHook(Hook):
         adversarial = getattr(self._model(runner), "adversarial", None)
         return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
                 "adversarial": None if adversarial is None else adversarial.random_state}
+
+    def _give_back(self, runner, state: dict) -> None:
+        torch.set_rng_state(state["torch"].cpu())  # a checkpoint loaded onto the GPU (mmengine's resume) has it there
+        np.random.set_state(state["numpy"])
+        random.setstate(state["python"])
+        adversarial = getattr(self._model(runner), "adversarial", None)
+        if adversarial is not None and state["adversarial"] is not None:
+            adversarial.random_state = state["adversarial"]
+
+    def before_val(self, runner) -> None:
+        self.before_validation = self._state(runner)
+
+    def after_val(self, runner) -> None:
+        state, self.before_validation = self.before_validation, None
+        self._give_back(runner, state)
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         if get_world_size() > 1:
@@ -90,9 +108,4 @@ class RandomStateHook(Hook):
         if self.resumed is None:
             return
         state, self.resumed = self.resumed, None
-        torch.set_rng_state(state["torch"])
-        np.random.set_state(state["numpy"])
-        random.setstate(state["python"])
-        adversarial = getattr(self._model(runner), "adversarial", None)
-        if adversarial is not None and state["adversarial"] is not None:
-            adversarial.random_state = state["adversarial"]
+        self._give_back(runner, state)

@@ -77,20 +77,24 @@ def test_validation_export_and_load(synthetic_root, tmp_path):
     assert not os.path.exists(tmp_path / "mixed.pth")
 
 
-def test_resume_after_a_kill_equals_an_uninterrupted_run(synthetic_root, tmp_path):
+@pytest.mark.parametrize("validation", [False, True])
+def test_resume_after_a_kill_equals_an_uninterrupted_run(synthetic_root, tmp_path, validation):
     """With the random draws of training on (modality dropout as the shipped configs have it, adversarial batches
-    drawn at probability 0.5): mmengine keeps neither generator; RandomStateHook does."""
-    random_parts = dict(modality_dropout=0.1, adversarial="dict(method='fgsm', probability=0.5, seed=0)")
-    plain = write_tiny_config(tmp_path, synthetic_root, **random_parts)
+    drawn at probability 0.5): mmengine keeps neither generator; RandomStateHook does. With a validation after the
+    checkpoint (its DataLoader draws from torch's generator) too."""
+    random_parts = dict(modality_dropout=0.5, adversarial="dict(method='fgsm', probability=0.5, seed=0)")
+    every_second = "train_cfg = dict(val_interval=2)" if validation else ""
+    validate = [] if validation else ["--no-validate"]
+    plain = write_tiny_config(tmp_path, synthetic_root, every_second, **random_parts)
     uninterrupted, resumed = str(tmp_path / "uninterrupted"), str(tmp_path / "resumed")
-    main([plain, "--work-dir", uninterrupted, "--max-iters", "4", "--no-validate"])
+    main([plain, "--work-dir", uninterrupted, "--max-iters", "4", *validate])
     (tmp_path / "killed").mkdir()
-    killed = write_tiny_config(tmp_path / "killed", synthetic_root,
-                               "custom_hooks = [dict(type='KillAfterIteration', iteration=2)]", **random_parts)
+    killed = write_tiny_config(tmp_path / "killed", synthetic_root, every_second + """
+custom_hooks = [dict(type='KillAfterIteration', iteration=2)]""", **random_parts)
     with pytest.raises(SimulatedKill):
-        main([killed, "--work-dir", resumed, "--max-iters", "4", "--no-validate"])
+        main([killed, "--work-dir", resumed, "--max-iters", "4", *validate])
     assert not os.path.exists(os.path.join(resumed, "iter_3.pth"))
-    main([plain, "--work-dir", resumed, "--max-iters", "4", "--no-validate", "--resume"])
+    main([plain, "--work-dir", resumed, "--max-iters", "4", "--resume", *validate])
     expected, actual = state_at(uninterrupted, 4), state_at(resumed, 4)
     assert actual["meta"]["iter"] == 4
     for name, value in expected["state_dict"].items():
