@@ -18,27 +18,32 @@ def read_json(path: str) -> Any:
 
 
 def _differing_keys(recorded: Mapping[str, Any], identity: Mapping[str, Any], prefix: str = "") -> List[str]:
-    """The keys whose values differ, an object's by its own differing keys (``options.lidar_sweeps``)."""
+    """The keys whose values differ or that one side lacks, an object's by its own (``options.lidar_sweeps``)."""
     differing = []
     for key in sorted(set(recorded) | set(identity)):
-        old, new = recorded.get(key), identity.get(key)
-        if isinstance(old, dict) and isinstance(new, dict):
-            differing += _differing_keys(old, new, f"{prefix}{key}.")
-        elif old != new:
+        if key in recorded and key in identity and isinstance(recorded[key], dict) and isinstance(identity[key], dict):
+            differing += _differing_keys(recorded[key], identity[key], f"{prefix}{key}.")
+        elif key not in recorded or key not in identity or recorded[key] != identity[key]:
             differing.append(f"{prefix}{key}")
     return differing
 
 
-def check_same_run(path: str, recorded: Any, identity: Mapping[str, Any], what: str, advice: str) -> None:
-    """Nothing when ``recorded`` (the JSON of ``path``, None when there is no such file), what a resumable job
-    wrote about the run that made ``what``, is this run's ``identity``; else a ValueError naming ``path``, what
-    differs and ending with ``advice`` (what the user can do)."""
+_IN_THE_FILE = object()
+
+
+def check_same_run(path: str, identity: Mapping[str, Any], what: str, advice: str,
+                   recorded: Any = _IN_THE_FILE) -> None:
+    """Nothing when the record of the run that made ``what``, the JSON file ``path`` (or ``recorded``, a value read
+    from it), is this run's ``identity``; else a ValueError naming ``path``, what differs and ending with ``advice``
+    (what the user can do)."""
+    if recorded is _IN_THE_FILE:
+        if not os.path.isfile(path):
+            raise ValueError(f"{path}: missing, so the run that made {what} is unknown; {advice}")
+        recorded = read_json(path)
     if recorded == identity:
         return
-    if recorded is None:
-        problem = f"missing, so the run that made {what} is unknown"
-    elif not isinstance(recorded, dict):
-        problem = f"not a run's record (a JSON {type(recorded).__name__})"
+    if not isinstance(recorded, dict):
+        problem = f"the record of the run is a JSON {type(recorded).__name__}, not an object"
     else:
         problem = f"{what} are of a run with another {', '.join(_differing_keys(recorded, identity))}"
     raise ValueError(f"{path}: {problem}; {advice}")

@@ -32,7 +32,7 @@ from perception.cli.train import add_run_arguments, build_config, run_meta, run_
 from perception.datasets.loader import NuScenesFrames
 from perception.engine import init_distributed_from_env, save_checkpoint
 from perception.engine.data import frame_dataset_configs
-from perception.jsonfile import check_same_run, read_json, write_json_atomic
+from perception.jsonfile import check_same_run, write_json_atomic
 from perception.models import model_inputs
 from perception.models.finetune import DEFAULT_RANK, METHODS, FineTuningSpec, count_parameters, folded_state_dict
 
@@ -97,7 +97,7 @@ def record_fine_tuning(work_dir: str, identity: dict, resuming: bool) -> None:
     path = os.path.join(work_dir, FINE_TUNING_FILE)
     identity = json.loads(json.dumps(identity))
     if resuming:
-        check_same_run(path, read_json(path) if os.path.isfile(path) else None, identity, "the checkpoints there",
+        check_same_run(path, identity, "the checkpoints there",
                        "fine-tune into another --work-dir, or without --resume")
     os.makedirs(work_dir, exist_ok=True)
     write_json_atomic(path, identity, indent=2)

@@ -119,8 +119,8 @@ def read_cell(out_dir: str, cell: Cell, run: Mapping) -> Optional[dict]:
     if not isinstance(record, dict):
         raise ValueError(f"{path}: not a cell record (a JSON {type(record).__name__}); remove it to run the cell again")
     recorded = record.get("run", {})  # none recorded: every setting differs
-    check_same_run(path, _compared(recorded) if isinstance(recorded, dict) else recorded, _compared(run),
-                   "the cell's figures", "choose another --out or remove it")
+    check_same_run(path, _compared(run), "the cell's figures", "choose another --out or remove it",
+                   recorded=_compared(recorded) if isinstance(recorded, dict) else recorded)
     return record if record.get("definition") == cell_definition(cell) else None
 
 

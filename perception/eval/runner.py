@@ -303,8 +303,8 @@ def open_predictions(files: PredictionFiles, shard: Shard, planning: bool) -> Tu
     same = files.resume and recorded == files.identity
     records = read_json_lines(path, _check_prediction_record) if same else []  # another run's: not read
     recorded_frames = os.path.isfile(path) and os.path.getsize(path) > 0
-    if files.resume and (recorded_frames or recorded is not None) and not files.restart_other:
-        check_same_run(run_path, recorded, files.identity, "the frames recorded there",
+    if files.resume and (recorded_frames or os.path.isfile(run_path)) and not files.restart_other:
+        check_same_run(run_path, files.identity, "the frames recorded there",
                        "evaluate into another folder, or remove them")
     if shard.world_size > 1:
         dist.barrier()  # every process has read what it keeps before the main one removes anything

@@ -56,7 +56,7 @@ from perception.datasets.lane_map import LaneCentres, log_lanes
 from perception.decision import PlannerConfig
 from perception.detector import Detector, OracleDetector
 from perception.geometry import Boxes3D
-from perception.jsonfile import check_same_run, read_json, write_json_atomic
+from perception.jsonfile import check_same_run, write_json_atomic
 from perception.runtime.faults import FaultPlan, inject_faults
 from perception.runtime.messages import SensorMessage, find_scene, scene_messages
 from perception.runtime.records import FRAMES_FILE, plan_to_json, read_frame_records
@@ -261,9 +261,8 @@ class SceneReplay:
                              f"into another folder, or without --resume")
         identity = run_identity(self.scene, options, run)
         if self.done:
-            run_path = os.path.join(out_dir, RUN_FILE)
-            check_same_run(run_path, read_json(run_path) if os.path.isfile(run_path) else None, identity,
-                           f"the frames in {out_dir}", "replay into another folder, or without --resume")
+            check_same_run(os.path.join(out_dir, RUN_FILE), identity, f"the frames in {out_dir}",
+                           "replay into another folder, or without --resume")
         self.with_annotations = len(nusc.sample_annotation) > 0
         drop = frozenset(SENSOR_GROUPS) - frozenset(detector.sensors)
         self.state = options.new_state(drop)

@@ -53,17 +53,26 @@ def test_json_lines_drop_only_a_last_line_cut_short(tmp_path):
         read_json_lines(str(path))
 
 
-def test_a_resume_names_what_differs_from_the_run_it_would_continue():
-    identity = {"seed": 1, "options": {"sweeps": 2, "speed": 1.0}, "model": {"sha256": "ab"}}
-    check_same_run("run.json", json.loads(json.dumps(identity)), identity, "the frames there", "start anew")
-    recorded = {"seed": 1, "options": {"sweeps": 3, "speed": 1.0}, "model": "an older form", "extra": 0}
-    with pytest.raises(ValueError, match=r"^run.json: the frames there are of a run with another extra, model, "
+def test_a_resume_names_what_differs_from_the_run_it_would_continue(tmp_path):
+    identity = {"seed": 1, "options": {"sweeps": 2, "speed": 1.0}, "model": {"sha256": "ab"}, "faults": None}
+    path = str(tmp_path / "run.json")
+
+    def check(recorded):
+        write_json_atomic(path, recorded)
+        check_same_run(path, identity, "the frames there", "start anew")
+
+    check(identity)
+    with pytest.raises(ValueError, match=r"run.json: the frames there are of a run with another extra, faults, model, "
                                          r"options.sweeps; start anew$"):
-        check_same_run("run.json", recorded, identity, "the frames there", "start anew")
-    with pytest.raises(ValueError, match=r"^run.json: not a run's record \(a JSON list\); start anew$"):
-        check_same_run("run.json", [], identity, "the frames there", "start anew")
-    with pytest.raises(ValueError, match=r"^run.json: missing, so the run that made the frames there is unknown"):
-        check_same_run("run.json", None, identity, "the frames there", "start anew")
+        check({"seed": 1, "options": {"sweeps": 3, "speed": 1.0}, "model": "an older form", "extra": None})
+    for recorded, shape in (([], "list"), (None, "NoneType")):
+        with pytest.raises(ValueError, match=rf"run.json: the record of the run is a JSON {shape}, not an object; "
+                                             r"start anew$"):
+            check(recorded)
+    with pytest.raises(ValueError, match=r"other.json: missing, so the run that made the frames there is unknown"):
+        check_same_run(str(tmp_path / "other.json"), identity, "the frames there", "start anew")
+    with pytest.raises(ValueError, match=r"cell.json: the record of the run is a JSON NoneType, not an object"):
+        check_same_run("cell.json", identity, "the figures", "start anew", recorded=None)
 
 
 def test_a_table_cut_short_is_named(synthetic_root, tmp_path):

@@ -200,7 +200,7 @@ def test_a_world_stopped_midway_resumes_to_the_uninterrupted_one(tmp_path, monke
     world = tmp_path / "stopped" / SCENE_RECORDS / "world.json"
     kept = world.read_text()
     world.write_text("[]")
-    with pytest.raises(ValueError, match=r"world.json: not a run's record \(a JSON list\)"):
+    with pytest.raises(ValueError, match=r"world.json: the record of the run is a JSON list, not an object"):
         generate_world(tmp_path / "stopped", resume=True, **arguments)
     world.write_text(kept)
     recorded.clear()

@@ -57,7 +57,7 @@ def test_predictions_of_another_run_are_refused_or_replaced(tmp_path):
     with pytest.raises(ValueError, match="missing, so the run that made the frames recorded there is unknown"):
         open_predictions(_files(tmp_path, identity, resume=True), Shard(), planning=False)
     write_json_atomic(str(tmp_path / PREDICTIONS_RUN_FILE), [])
-    with pytest.raises(ValueError, match=r"predictions_run.json: not a run's record \(a JSON list\)"):
+    with pytest.raises(ValueError, match=r"predictions_run.json: the record of the run is a JSON list, not an object"):
         open_predictions(_files(tmp_path, identity, resume=True), Shard(), planning=False)
     write_json_atomic(str(tmp_path / PREDICTIONS_RUN_FILE), {"model": {"detector": "e"}})
     with pytest.raises(ValueError, match=r"are of a run with another model\.detector;"):

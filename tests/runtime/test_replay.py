@@ -237,7 +237,7 @@ def test_a_resume_into_the_frames_of_another_run_is_refused(nusc_synthetic, tmp_
                          ReplayOptions(video=True, mcap=False), resume=True, **first)
     assert again.processed == 0 and again.resumed == len(_keyframes(nusc_synthetic, scene))
     (tmp_path / "replay_run.json").write_text("[]")
-    with pytest.raises(ValueError, match=r"replay_run.json: not a run's record \(a JSON list\)"):
+    with pytest.raises(ValueError, match=r"replay_run.json: the record of the run is a JSON list, not an object"):
         replay_scene(nusc_synthetic, scene, OracleDetector(), str(tmp_path), QUICK, resume=True, **first)
     os.remove(tmp_path / "replay_run.json")  # frames of an earlier version: unknown
     with pytest.raises(ValueError, match=r"replay_run.json: missing, so the run that made the frames in .* is unknown"):

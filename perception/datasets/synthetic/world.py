@@ -91,8 +91,7 @@ def _scene_records(records: Path, arguments: Dict[str, Any], resume: bool) -> Di
     ValueError naming world.json when they differ), else none: the folder made anew with world.json."""
     world = records / WORLD_FILE
     if resume and world.is_file():
-        check_same_run(str(world), read_json(str(world)), arguments, "the scenes recorded there",
-                       "generate into another folder")
+        check_same_run(str(world), arguments, "the scenes recorded there", "generate into another folder")
         return {index: _load_scene(_scene_path(records, index)) for index in range(arguments["num_scenes"])
                 if _scene_path(records, index).is_file()}
     shutil.rmtree(records, ignore_errors=True)
