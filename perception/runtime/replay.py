@@ -271,7 +271,7 @@ class SceneReplay:
         self.step = FrameStep(detector, planner_config, options.device)
         self.summary = ReplaySummary(scene=self.scene["name"], messages=len(self.stream), resumed=len(self.done))
         self.outputs = ReplayOutputs(out_dir, self.done.values(), options.video, options.mcap,
-                                     options.display_min_score, fps=1.0 / options.trigger_period_s)
+                                     options.display_min_score, options.trigger_period_s)
         write_json_atomic(os.path.join(out_dir, RUN_FILE), identity, indent=2)
         self.deadline_s = options.effective_deadline_s / (options.speed if options.realtime else 1.0)
         self.scene_start_us = min(m.timestamp_us for m in self.stream)

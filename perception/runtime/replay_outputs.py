@@ -25,23 +25,27 @@ SUMMARY_FILE = "summary.json"
 VIDEO_FILE = "replay.mp4"
 MCAP_FILE = "replay.mcap"
 PICTURES_DIR = "frames"
+VIDEO_FRAMES_A_PERIOD = 2
+"""Video frames a trigger period: a watchdog's frames fall half a period between the keyframes (at one a period
+two pictures took one slot, and every later picture played half a period late)."""
 
 
 class ReplayOutputs:
     """frames.jsonl (append, flushed per record), per-frame pictures (``video``), the MCAP file (``mcap``), the
-    video at ``fps`` in the log's time (each picture held until the next one's timestamp: a gap between frames,
-    an outage's watchdog frames or a real-time replay's skipped ones, plays as long as it lasted) and summary.json,
+    video at VIDEO_FRAMES_A_PERIOD frames a ``trigger_period_s`` in the log's time (each picture held until the next
+    one's timestamp, the last one a period: a gap between frames, an outage's watchdog frames or a real-time
+    replay's skipped ones, plays as long as it lasted) and summary.json,
     in ``out_dir``. ``done``: the records kept from an earlier run (resume),
     written first. An earlier run's pictures, video, MCAP and summary are removed first (a resume draws them again
     from the records; another run's would stay beside this one's records). The pictures and the MCAP show the boxes
     scoring at least ``display_min_score``."""
 
     def __init__(self, out_dir: str, done: Iterable[Dict[str, Any]], video: bool, mcap: bool,
-                 display_min_score: float, fps: float) -> None:
+                 display_min_score: float, trigger_period_s: float) -> None:
         self.out_dir = out_dir
         self.video = video
         self.display_min_score = display_min_score
-        self.fps = fps
+        self.fps = VIDEO_FRAMES_A_PERIOD / trigger_period_s
         os.makedirs(out_dir, exist_ok=True)
         shutil.rmtree(os.path.join(out_dir, PICTURES_DIR), ignore_errors=True)
         for name in (VIDEO_FILE, MCAP_FILE, SUMMARY_FILE):
@@ -101,7 +105,8 @@ class ReplayOutputs:
             outputs["mcap"] = self.mcap.path
         if self.pictures:
             outputs["video"] = write_video(self.pictures, os.path.join(self.out_dir, VIDEO_FILE), fps=self.fps,
-                                           repeats=video_frames_held(self.picture_times_us, self.fps))
+                                           repeats=video_frames_held(self.picture_times_us, self.fps,
+                                                                     VIDEO_FRAMES_A_PERIOD))
             outputs["pictures"] = os.path.join(self.out_dir, PICTURES_DIR)
         return outputs
 
@@ -113,11 +118,11 @@ class ReplayOutputs:
         return path
 
 
-def video_frames_held(times_us: List[int], fps: float) -> List[int]:
+def video_frames_held(times_us: List[int], fps: float, last_held: int = 1) -> List[int]:
     """How many video frames at ``fps`` each picture at ``times_us`` (increasing) is shown: from its time to the next
     picture's, each start rounded on the video's clock from the first picture (so that rounding does not add up),
-    at least 1 (the last one: 1)."""
+    at least 1 (the last one: ``last_held``)."""
     starts = [0]
     for time_us in times_us[1:]:
         starts.append(max(starts[-1] + 1, int(math.floor((time_us - times_us[0]) * 1e-6 * fps + 0.5))))
-    return [later - start for start, later in zip(starts, starts[1:])] + [1]
+    return [later - start for start, later in zip(starts, starts[1:])] + [last_held]

@@ -164,6 +164,15 @@ def test_a_replay_picture_is_held_until_the_next_frames_time():
     assert video_frames_held([7], fps=2.0) == [1]
 
 
+def test_after_an_outage_every_picture_starts_at_its_own_time():
+    # keyframes every 0.5 s, the LiDAR out after 1.0 s: watchdog frames at 1.75 and 2.25 s (1.5 periods, then each
+    # period), the LiDAR back at 2.5 s. At 2 fps 2.25 and 2.5 s took one slot and every later picture played 0.5 s
+    # late; at 4 fps each starts at its time x 4
+    times_s = [0.0, 0.5, 1.0, 1.75, 2.25, 2.5, 3.0, 3.5]
+    held = video_frames_held([int(t * 1e6) for t in times_s], fps=4.0, last_held=2)
+    assert list(np.cumsum([0] + held[:-1])) == [t * 4 for t in times_s] and held[-1] == 2
+
+
 def test_the_preview_draws_a_real_keyframe_whose_annotations_include_a_class_outside_the_ten(nusc_real):
     from perception.classes import category_to_detection_name
     from perception.viz.preview import render_preview

@@ -37,7 +37,7 @@ from perception.runtime.records import (
     FRAME_RECORD, plan_to_json, read_frame_records, validate_frame_record,
 )
 from perception.runtime.replay import ReplayOptions, SceneReplay, replay_scene
-from perception.runtime.replay_outputs import video_frames_held
+from perception.runtime.replay_outputs import VIDEO_FRAMES_A_PERIOD, video_frames_held
 from perception.sensors import CAMERA_CHANNELS, LIDAR_CHANNEL
 from tests.runtime.helpers import CountingOracle, HalfConfidentOracle, NoBoxes, PlanningOracle, corrupt, linked_copy
 
@@ -192,7 +192,7 @@ def test_video_and_pictures_hold_every_processed_frame(full_replay):
     pictures = sorted(os.listdir(out / "frames"))
     assert pictures == [f"{i:06d}.png" for i in range(summary.processed)]
     video = cv2.VideoCapture(str(out / "replay.mp4"))
-    assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == summary.processed
+    assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == VIDEO_FRAMES_A_PERIOD * summary.processed  # a keyframe a period
     ok, first = video.read()
     assert ok and first.shape == cv2.imread(str(out / "frames" / pictures[0])).shape
     video.release()
@@ -548,12 +548,14 @@ def test_a_lidar_outage_keeps_a_decision_every_period_by_the_watchdog(nusc_synth
     # the fusion model reads radar and cameras there, the frame at the key's pose and time
     fused = read_frame_records(str(tmp_path / "fused" / "frames.jsonl"))
     assert all(r["num_radar_points"] > 0 and r["num_cameras"] == 6 for r in fused)
-    # the video plays the outage as long as it lasted: each picture held to the next frame's time at 2 fps (at
-    # least once), the last once: the first watchdog frame 0.75 s after the keyframe holds it 2 frames
+    # the video plays the outage as long as it lasted: each picture held to the next frame's time at 4 fps, the
+    # last a period: the first watchdog frame 0.75 s after the keyframe holds it 3 frames, every later picture
+    # starts at its own time (the video as long as the log and a period)
     video = cv2.VideoCapture(str(tmp_path / "fused" / "replay.mp4"))
     times_us = [r["timestamp_us"] for r in fused]
     assert (times_us[1] - times_us[0]) * 1e-6 == pytest.approx(0.75, abs=0.05)
-    assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == sum(video_frames_held(times_us, 2.0)) == len(fused) + 1
+    held = video_frames_held(times_us, 4.0, 2)
+    assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == sum(held) == round((times_us[-1] - times_us[0]) * 4e-6) + 2
     video.release()
     assert [f.timestamp_us for f in detectors["fused"].frames[1:]] == [r["timestamp_us"] for r in fused]
     assert all(f.ego_pose.timestamp_us == f.timestamp_us for f in detectors["fused"].frames)
