@@ -37,7 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--warmup", type=int, default=3, help="untimed frames first")
     parser.add_argument("--curve-iters", type=int, default=5, help="timed frames per sweep count of the curve")
     parser.add_argument("--kernel-iters", type=int, default=10, help="timed calls per kernel backend")
-    parser.add_argument("--frames", type=positive_int, default=4, help="distinct keyframes to cycle over")
+    parser.add_argument("--frames", type=positive_int, default=4,
+                        help="distinct keyframes to cycle over (1: one calibration, the camera's BEV geometry "
+                             "computed once)")
     add_data_options(parser)
     parser.add_argument("--scene", help="take the keyframes from this scene (default: the first scene)")
     parser.add_argument("--threads", type=positive_int,

@@ -3,12 +3,13 @@ latency against point count, for one detector or several side by side (e.g. the 
 INT8 backends of one model).
 
 One iteration = one frame through the replay's per-frame step (perception.runtime.step), each stage timed:
-load (the Frame from its files: the loader's frame_from_table on a prebuilt SampleTable, so no devkit table
-look-ups are timed), detector (and, inside it, the model's own stages), decision (EgoState from the past LiDAR
-poses + the planner), end_to_end (all three). The past poses are those replay's streaming state holds at the
-keyframe (perception.decision.learned.ego_history), and the keyframe's lane map where the data has one, read
-before timing like the table. Iterations cycle
-over the given keyframes; the first ``warmup`` are discarded (Numba compilation, allocator warm-up). Several
+load (replay's: perception.runtime.step.streamed_frame, the frame built from a streaming state's buffers, its
+table of the buffered messages, the files read and decoded, the sweeps in the keyframe's ego frame, the past poses
+and the lane map in the ego frame), detector (and, inside it, the model's own stages), decision (EgoState from the
+past LiDAR poses + the planner), end_to_end (all three). Before timing, each keyframe's streaming state is fed
+with its scene's messages up to the end of the keyframe's sync window (what the sensor drivers deliver; replay's
+options' defaults); the files are read each iteration, from the page cache once read. Iterations cycle over the
+given keyframes; the first ``warmup`` are discarded (Numba compilation, allocator warm-up). Several
 detectors are timed interleaved in one process: each iteration runs every detector on the same keyframe, the order
 rotating by one per iteration, so that machine noise and cache state hit all alike.
 
@@ -30,17 +31,17 @@ from nuscenes.nuscenes import NuScenes
 from threadpoolctl import threadpool_info
 from tqdm import tqdm
 
-from perception.datasets.lane_map import LaneCentres, keyframe_lanes
 from perception.datasets.frame import Frame
-from perception.datasets.loader import frame_from_table
-from perception.datasets.metadata import SampleTable, build_sample_table
-from perception.decision.learned import ego_history
+from perception.datasets.ground_truth import sample_ground_truth
+from perception.datasets.lane_map import log_lanes
 from perception.detector import Detector
-from perception.geometry import EgoPose
 from perception.ops import BACKENDS, hard_voxelize
 from perception.plotting import pyplot
-from perception.runtime.step import FrameStep, LoadedFrame
-from perception.sensors import SENSOR_GROUPS
+from perception.runtime.messages import scene_messages
+from perception.runtime.replay import ReplayOptions
+from perception.runtime.step import FrameStep, LoadedFrame, streamed_frame
+from perception.runtime.streaming import StreamingState
+from perception.sensors import LIDAR_CHANNEL, SENSOR_GROUPS
 from perception.timing import NESTED_STAGES, STAGES, StageTimer, latency_summary, summarize_records
 
 PIPELINE_STAGES = ("load", "detector", "decision", "end_to_end")
@@ -101,35 +102,56 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def load_keyframe(table: SampleTable, index: int, dataroot: str, image_size: Optional[Tuple[int, int]],
-                  drop: frozenset, past_poses: Sequence[EgoPose], lanes: Optional[LaneCentres] = None
-                  ) -> LoadedFrame:
-    """Keyframe ``index`` of the table, with its ``past_poses`` (perception.decision.learned.ego_history) and
-    its map's ``lanes`` in its ego frame (None without a lane map)."""
-    return LoadedFrame(frame_from_table(table, index, dataroot, image_size=image_size, drop=drop), past_poses,
-                       lanes=lanes)
+class StreamedKeyframes:
+    """Keyframes (``sample_tokens``) built live as replay builds them (module docstring): ``load(index, drop)`` is
+    the load stage of keyframe ``index`` for a detector that leaves out the sensor groups ``drop``. Their ground
+    truth (for the oracle) is looked up before timing, as replay does."""
+
+    def __init__(self, nusc: NuScenes, sample_tokens: Sequence[str], lidar_sweeps: int, radar_sweeps: int,
+                 image_size: Optional[Tuple[int, int]]) -> None:
+        self.options = ReplayOptions(lidar_sweeps=lidar_sweeps, radar_sweeps=radar_sweeps, image_size=image_size)
+        self.scenes, self.keys, self.ground_truths, self.streams = [], [], [], {}
+        annotated = len(nusc.sample_annotation) > 0
+        for token in sample_tokens:
+            scene = nusc.get("scene", nusc.get("sample", token)["scene_token"])
+            if scene["token"] not in self.streams:
+                self.streams[scene["token"]] = (scene_messages(nusc, scene["token"]),
+                                                log_lanes(nusc, scene["log_token"]))
+            lidar_token = nusc.get("sample", token)["data"][LIDAR_CHANNEL]
+            key = next(m for m in self.streams[scene["token"]][0] if m.sample_data_token == lidar_token)
+            self.keys.append(key)
+            self.scenes.append(scene["token"])
+            self.ground_truths.append(sample_ground_truth(nusc, token, key.ego_pose.ego_to_global) if annotated
+                                      else None)
+        self._states: Dict[Tuple[int, frozenset], StreamingState] = {}
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def load(self, index: int, drop: frozenset) -> LoadedFrame:
+        scene, key = self.scenes[index], self.keys[index]
+        stream, lanes = self.streams[scene]
+        if (index, drop) not in self._states:
+            self._states[index, drop] = self.options.new_state(drop).fed_up_to(stream, key)
+        return streamed_frame(self._states[index, drop], key, scene, lanes, self.ground_truths[index])
 
 
-def time_pipeline(table: SampleTable, histories: Sequence[Sequence[EgoPose]],
-                  lanes: Sequence[Optional[LaneCentres]], dataroot: str, steps: Mapping[str, FrameStep],
-                  iterations: int, warmup: int, image_size: Optional[Tuple[int, int]] = None,
+def time_pipeline(keyframes: StreamedKeyframes, steps: Mapping[str, FrameStep], iterations: int, warmup: int,
                   progress: bool = False, description: str = "pipeline"
                   ) -> Tuple[Dict[str, List[Dict[str, float]]], List[int]]:
-    """Runs ``warmup + iterations`` frames (cycling over the table's keyframes, ``histories`` their past poses,
-    ``lanes`` their lane maps in their ego frames) through every step of ``steps`` (name -> FrameStep),
-    round-robin: iteration i runs them all on keyframe i, starting with step i mod len(steps).
-    -> (name -> the timed iterations' stage timings, the timed iterations' LiDAR point counts)."""
+    """Runs ``warmup + iterations`` frames (cycling over the ``keyframes``) through every step of ``steps``
+    (name -> FrameStep), round-robin: iteration i runs them all on keyframe i, starting with step i mod
+    len(steps). -> (name -> the timed iterations' stage timings, the timed iterations' LiDAR point counts)."""
     names = list(steps)
     records: Dict[str, List[Dict[str, float]]] = {name: [] for name in names}
     points = []
     for iteration in tqdm(range(warmup + iterations), desc=description, unit="frame", disable=not progress):
-        index = iteration % len(table)
+        index = iteration % len(keyframes)
         start = iteration % len(names)
         for name in names[start:] + names[:start]:
             step = steps[name]
             drop = frozenset(SENSOR_GROUPS) - frozenset(step.detector.sensors)
-            result = step(lambda: load_keyframe(table, index, dataroot, image_size, drop, histories[index],
-                                                lanes[index]))
+            result = step(lambda: keyframes.load(index, drop))
             if iteration >= warmup:
                 records[name].append(result.timings_ms)
         if iteration >= warmup:
@@ -192,18 +214,14 @@ def run_benchmark(nusc: NuScenes, sample_tokens: Sequence[str], detectors: Mappi
     steps = {name: FrameStep(detector, device=options.device) for name, detector in detectors.items()}
     if options.device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
-    table = build_sample_table(nusc, sample_tokens, lidar_sweeps, radar_sweeps)
-    histories = [ego_history(nusc, token) for token in sample_tokens]
-    lanes = [keyframe_lanes(nusc, token, history[-1].ego_to_global.inverse())
-             for token, history in zip(sample_tokens, histories)]
-    records, points = time_pipeline(table, histories, lanes, nusc.dataroot, steps, options.iters, options.warmup,
-                                    image_size, progress=progress, description=f"{lidar_sweeps} sweeps")
+    keyframes = StreamedKeyframes(nusc, sample_tokens, lidar_sweeps, radar_sweeps, image_size)
+    records, points = time_pipeline(keyframes, steps, options.iters, options.warmup, progress=progress,
+                                    description=f"{lidar_sweeps} sweeps")
     curves: Dict[str, List[Dict[str, float]]] = {name: [] for name in steps}
     for count in options.sweep_counts:
-        curve_table = table if count == lidar_sweeps else build_sample_table(nusc, sample_tokens, count,
-                                                                               radar_sweeps)
-        curve_records, curve_points = time_pipeline(curve_table, histories, lanes, nusc.dataroot, steps,
-                                                    options.curve_iters, options.warmup, image_size,
+        curve_keyframes = (keyframes if count == lidar_sweeps else
+                           StreamedKeyframes(nusc, sample_tokens, count, radar_sweeps, image_size))
+        curve_records, curve_points = time_pipeline(curve_keyframes, steps, options.curve_iters, options.warmup,
                                                     progress=progress, description=f"{count} sweeps")
         for name, named_records in curve_records.items():
             stages = summarize_records(named_records)
@@ -221,7 +239,7 @@ def run_benchmark(nusc: NuScenes, sample_tokens: Sequence[str], detectors: Mappi
                                  for stage in ("detector", "end_to_end") if first[stage]["p50_ms"] > 0}
     first_detector = next(iter(detectors.values()))
     drop = frozenset(SENSOR_GROUPS) - frozenset(first_detector.sensors)
-    frames = [frame_from_table(table, i, nusc.dataroot, image_size=image_size, drop=drop) for i in range(len(table))]
+    frames = [keyframes.load(i, drop).frame for i in range(len(keyframes))]
     result = {
         "frames": len(sample_tokens), "iters": options.iters, "warmup": options.warmup, "device": options.device,
         "timer": "cuda events" if next(iter(steps.values())).timer.uses_cuda_events else "perf_counter",

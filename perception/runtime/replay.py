@@ -51,7 +51,7 @@ from nuscenes.nuscenes import NuScenes
 from tqdm import tqdm
 
 from perception.datasets.frame import Frame
-from perception.datasets.ground_truth import GroundTruth, sample_ground_truth
+from perception.datasets.ground_truth import sample_ground_truth
 from perception.datasets.lane_map import LaneCentres, log_lanes
 from perception.decision import PlannerConfig
 from perception.detector import Detector, OracleDetector
@@ -61,7 +61,7 @@ from perception.runtime.faults import FaultPlan, inject_faults
 from perception.runtime.messages import SensorMessage, find_scene, scene_messages
 from perception.runtime.records import FRAMES_FILE, plan_to_json, read_frame_records
 from perception.runtime.replay_outputs import ReplayOutputs
-from perception.runtime.step import FrameStep, LoadedFrame
+from perception.runtime.step import FrameStep, streamed_frame
 from perception.runtime.streaming import DEFAULT_STALE_AFTER_S, DEFAULT_SYNC_WINDOW_S, FrameStatus, StreamingState
 from perception.sensors import KEYFRAME_PERIOD_S, LIDAR_CHANNEL, NOMINAL_PERIOD_S, SENSOR_GROUPS
 from perception.timing import latency_summary, summarize_records
@@ -213,14 +213,8 @@ def _warm_up(detector: Detector, stream: Sequence[SensorMessage], options: Repla
         first = next((m for m in stream if m.timestamp_us > watchdog_us), None)
     if first is None:
         return
-    for message in stream:
-        if message.timestamp_us > first.timestamp_us + options.sync_window_s * 1e6:
-            break
-        state.push(message)
-    frame, _ = state.build_frame(first, scene_token)
-    frame_lanes = None if lanes is None else lanes.transformed(first.ego_pose.ego_to_global.inverse())
-    FrameStep(detector, planner_config, options.device)(
-        lambda: LoadedFrame(frame, state.recent_poses(first), lanes=frame_lanes))
+    loaded = streamed_frame(state.fed_up_to(stream, first), first, scene_token, lanes)
+    FrameStep(detector, planner_config, options.device)(lambda: loaded)
 
 
 class SceneReplay:
@@ -348,17 +342,11 @@ class SceneReplay:
             else:
                 self._process(key)
 
-    def _load(self, key: SensorMessage, ground_truth: Optional[GroundTruth]) -> LoadedFrame:
-        """The frame at trigger ``key`` from the streaming state (the step's load stage)."""
-        frame, status = self.state.build_frame(key, self.scene["token"], ground_truth)
-        lanes = None if self.lanes is None else self.lanes.transformed(key.ego_pose.ego_to_global.inverse())
-        return LoadedFrame(frame, self.state.recent_poses(key), status, lanes)
-
     def _process(self, key: SensorMessage) -> None:
         ground_truth = None  # looked up in the devkit's tables, outside the timed step
         if self.with_annotations and key.is_lidar_keyframe:
             ground_truth = sample_ground_truth(self.nusc, key.sample_token, key.ego_pose.ego_to_global)
-        step = self.step(lambda: self._load(key, ground_truth))
+        step = self.step(lambda: streamed_frame(self.state, key, self.scene["token"], self.lanes, ground_truth))
         if self.options.realtime:
             latency = time.perf_counter() - self.clock.arrival_wall_s(key.timestamp_us)
         else:

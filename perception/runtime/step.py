@@ -27,7 +27,9 @@ from perception.detector import Detector, timed_detect
 from perception.geometry import Boxes3D, EgoPose
 from perception.models.planning_head import PlanningDetector
 from perception.models.planning_types import PlanningOutputs
-from perception.runtime.streaming import FrameStatus
+from perception.datasets.ground_truth import GroundTruth
+from perception.runtime.messages import SensorMessage
+from perception.runtime.streaming import FrameStatus, StreamingState
 from perception.timing import StageTimer
 
 
@@ -42,6 +44,16 @@ class LoadedFrame:
     past_poses: Sequence[EgoPose]
     status: Optional[FrameStatus] = None
     lanes: Optional[LaneCentres] = None
+
+
+def streamed_frame(state: StreamingState, key: SensorMessage, scene_token: str, lanes: Optional[LaneCentres] = None,
+                   ground_truth: Optional[GroundTruth] = None) -> LoadedFrame:
+    """The load stage of a live frame at trigger ``key`` (replay's, the benchmark's): the frame the streaming
+    ``state`` builds from its buffers, with its status, the past poses it holds, and the log's lane map ``lanes``
+    (global frame) in the key's ego frame."""
+    frame, status = state.build_frame(key, scene_token, ground_truth)
+    frame_lanes = None if lanes is None else lanes.transformed(key.ego_pose.ego_to_global.inverse())
+    return LoadedFrame(frame, state.recent_poses(key), status, frame_lanes)
 
 
 @dataclass(frozen=True)

@@ -194,6 +194,15 @@ class StreamingState:
                 history.popleft()
         return True
 
+    def fed_up_to(self, stream: Sequence[SensorMessage], key: SensorMessage) -> "StreamingState":
+        """Pushes ``stream``'s messages (timestamp order) up to the end of ``key``'s sync window: what a frame at
+        ``key`` waits for, delivered on time. Returns self."""
+        for message in stream:
+            if message.timestamp_us > key.timestamp_us + self._sync_window_us:
+                break
+            self.push(message)
+        return self
+
     def newest(self, channel: str) -> Optional[SensorMessage]:
         """The newest accepted message of ``channel`` still buffered (None before the first one)."""
         buffer = self._buffers[channel]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from perception.datasets.loader import load_frame
+from perception.datasets.loader import frame_from_table, load_frame
 from perception.datasets.metadata import build_sample_table
 from perception.decision import EgoState, PlannerConfig, decide
 from perception.decision.learned import EGO_FEATURE_HISTORY_S, ego_history, learned_decision
@@ -15,11 +15,16 @@ from perception.detector import OracleDetector
 from perception.geometry import EgoPose
 from perception.maneuvers import Maneuver
 from perception.models.planning_types import PlanningOutputs, constant_velocity_rollout
-from perception.runtime.benchmark import PIPELINE_STAGES, load_keyframe
-from perception.runtime.step import FrameStep
+from perception.runtime.benchmark import PIPELINE_STAGES
+from perception.runtime.step import FrameStep, LoadedFrame
 from perception.sensors import LIDAR_CHANNEL, SENSOR_GROUPS
 from tests.decision.helpers import agents
 from tests.runtime.helpers import PlanningOracle, StagedNoBoxes
+
+
+def load_keyframe(table, index, dataroot, image_size, drop, past_poses):
+    """Keyframe ``index`` of a SampleTable as a frame source hands it to the step."""
+    return LoadedFrame(frame_from_table(table, index, dataroot, image_size=image_size, drop=drop), past_poses)
 
 
 def test_step_detects_decides_on_the_detections_and_times_each_stage(nusc_synthetic):
@@ -177,3 +182,23 @@ def test_a_learned_plan_is_checked_with_the_tracked_velocities_and_accelerations
     assert "braking at 8.0 m/s^2" in result.decision.reason
     _same_decision(result.decision, learned_decision(result.plan, TRACKED_LEAD, result.ego_state,
                                                      result.loaded.past_poses, config, TRACKED_ACCELERATION))
+
+
+def test_the_benchmark_loads_each_keyframe_as_replay_builds_it(nusc_synthetic, tmp_path):
+    from perception.datasets.splits import scene_sample_tokens
+    from perception.runtime.benchmark import StreamedKeyframes
+    from perception.runtime.records import read_frame_records
+    from perception.runtime.replay import ReplayOptions, replay_scene
+
+    scene = nusc_synthetic.scene[0]
+    replay_scene(nusc_synthetic, scene["name"], OracleDetector(), str(tmp_path),
+                 ReplayOptions(video=False, mcap=False, lidar_sweeps=3, radar_sweeps=2), progress=False)
+    replayed = [r for r in read_frame_records(str(tmp_path / "frames.jsonl")) if r["is_key_frame"]]
+    keyframes = StreamedKeyframes(nusc_synthetic, scene_sample_tokens(nusc_synthetic, scene), 3, 2, None)
+    assert len(replayed) == len(keyframes) > 1
+    for index, record in enumerate(replayed):
+        loaded = keyframes.load(index, frozenset())
+        assert loaded.frame.timestamp_us == record["timestamp_us"]
+        assert (len(loaded.frame.lidar.points), len(loaded.frame.radar.points)) == (record["num_lidar_points"],
+                                                                                    record["num_radar_points"])
+        assert OracleDetector().detect([loaded.frame])[0].to_json() == record["detections"]
