@@ -1,7 +1,7 @@
 """The per-frame step that replay and benchmark both run: load -> detect -> decide, each stage timed.
 
-Stages (perception.timing.STAGES): load (the caller's frame source: the streaming state's buffers in replay, a
-prebuilt SampleTable in the benchmark), detector (the whole detect call, the model's own stages inside it),
+Stages (perception.timing.STAGES): load (the caller's frame source: in replay and the benchmark streamed_frame, the
+streaming state's buffers), detector (the whole detect call, the model's own stages inside it),
 decision (the ego state from the past LiDAR poses, then the planner), end_to_end (all three).
 
 Which planner decides: with a detector that plans (perception.models.planning_head.PlanningDetector with ``plans``
