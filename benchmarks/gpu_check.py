@@ -1,4 +1,5 @@
-"""GPU check of every perception.ops CUDA kernel: parity with its reference, then CUDA-event timings; prints JSON.
+"""GPU check of every perception.ops CUDA kernel: parity with its reference, then CUDA-event timings; and a training
+checkpoint's random state loaded onto the GPU (as mmengine's resume loads it) given back; prints JSON.
 
 Run on a machine with an NVIDIA GPU, numba (with its CUDA target) and torch with CUDA, from the repository root:
 
@@ -190,6 +191,27 @@ def check_circle_nms() -> str:
     return "7 sizes x 2 max_keep identical"
 
 
+def check_random_state_loaded_onto_the_gpu() -> str:
+    import io
+    import types
+
+    from perception.engine.hooks import RandomStateHook
+
+    runner = types.SimpleNamespace(model=types.SimpleNamespace())
+    checkpoint = {}
+    RandomStateHook().before_save_checkpoint(runner, checkpoint)
+    expected = torch.rand(3)
+    buffer = io.BytesIO()
+    torch.save(checkpoint, buffer)
+    buffer.seek(0)
+    on_gpu = torch.load(buffer, map_location=DEVICE, weights_only=False)  # mmengine's Runner.resume: get_device()
+    hook = RandomStateHook()
+    hook.after_load_checkpoint(runner, on_gpu)
+    hook.before_train_iter(runner, 0)
+    equal(torch.rand(3), expected, "the draws after the resume")
+    return f"state loaded onto {on_gpu['random_state']['torch'].device}, given back"
+
+
 def timings(cloud: np.ndarray, frustum: np.ndarray, repeats: int) -> Dict[str, float]:
     result: Dict[str, float] = {}
     points = torch.from_numpy(cloud).to(DEVICE)
@@ -246,6 +268,7 @@ def main(argv=None) -> int:
     checks.run("bev_pool geometry, forward, backward", lambda: check_bev_pool(frustum))
     checks.run("points_in_boxes", lambda: check_points_in_boxes(cloud))
     checks.run("circle_nms", check_circle_nms)
+    checks.run("training resume: random state loaded onto the GPU", check_random_state_loaded_onto_the_gpu)
     report = dict(
         device=torch.cuda.get_device_name(),
         torch=torch.__version__,
