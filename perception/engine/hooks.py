@@ -6,7 +6,8 @@ import time
 
 import numpy as np
 import torch
-from mmengine.dist import all_gather_object, broadcast, get_rank, get_world_size
+import torch.distributed
+from mmengine.dist import broadcast, get_rank, get_world_size
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
@@ -54,7 +55,8 @@ class RandomStateHook(Hook):
     found them (its DataLoader draws a seed from torch's: after a checkpoint the run went on from other draws than a
     resume of it). Under DDP each process's own: the checkpoint is saved by rank 0 alone (Runner.save_checkpoint is
     master_only), so after every iteration every process gathers all processes' streams (before CheckpointHook
-    saves; a seed of its own a process with ``randomness.diff_rank_seed``); a run resumed with another number of
+    saves; a seed of its own a process with ``randomness.diff_rank_seed``), in a gloo group of their own (on the
+    CPU: under NCCL the gather would wait for the GPU every iteration); a run resumed with another number of
     processes gets rank 0's."""
 
     priority = "NORMAL"  # after_train_iter before CheckpointHook's (VERY_LOW)
@@ -63,6 +65,7 @@ class RandomStateHook(Hook):
         self.resumed = None
         self.by_rank = None
         self.before_validation = None
+        self.gather_group = None
 
     @staticmethod
     def _model(runner):
@@ -88,9 +91,14 @@ class RandomStateHook(Hook):
         state, self.before_validation = self.before_validation, None
         self._give_back(runner, state)
 
-    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+    def before_train(self, runner) -> None:
         if get_world_size() > 1:
-            self.by_rank = all_gather_object(self._state(runner))
+            self.gather_group = torch.distributed.new_group(backend="gloo")  # every process, as new_group needs
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        if self.gather_group is not None:
+            self.by_rank = [None] * get_world_size()
+            torch.distributed.all_gather_object(self.by_rank, self._state(runner), group=self.gather_group)
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         checkpoint["random_state"] = self._state(runner)
