@@ -55,6 +55,8 @@ ACROSS_DEG = 45.0
 them a frame, ``across_car_side_offset_m`` is their |y| [m] in the ego frame (how close beside the ego's path)."""
 CAR_RANGE_EDGES_M = (0.0, 10.0, 20.0, 30.0, 40.0, 50.0)
 """``car_lidar_points_by_range``: the cars' LiDAR points per box in these bins of xy distance from the ego [m]."""
+SYMLOG_LINEAR_TO = 1
+"""The plot's symlog axes (LiDAR points, whole numbers) are linear from 0 to this, logarithmic above."""
 _X, _Y, _Z, _INTENSITY = (LIDAR_COLUMNS.index(c) for c in ("x", "y", "z", "intensity"))
 _RCS, _VX, _VY = (RADAR_COLUMNS.index(c) for c in ("rcs", "vx_comp", "vy_comp"))
 
@@ -211,10 +213,19 @@ def markdown_table(statistics: Mapping[str, Mapping]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_plot(path: str, statistics: Mapping[str, Mapping]) -> None:
-    """The histograms of every source overlaid (densities), points per beam and objects per class beside them."""
+def write_plot(path: str, statistics: Mapping[str, Mapping], sources: Mapping[str, str]) -> None:
+    """The histograms of every source overlaid (densities), points per beam and objects per class beside them,
+    titled with each source's data (``sources``: source -> its dataroot, version and splits). A symlog axis is
+    linear from 0 to SYMLOG_LINEAR_TO and logarithmic above, as its label says."""
     plt = pyplot()
 
+    symlog = f"symlog: linear 0-{SYMLOG_LINEAR_TO}, log above"
+    x_labels = {"lidar_intensity": "LiDAR intensity (0-255)", "lidar_range_m": "range from the LiDAR [m]",
+                "radar_rcs_dbsm": "radar RCS [dBsm]", "radar_speed_mps": "radar compensated speed [m/s]",
+                "box_lidar_points": f"LiDAR points in a box ({symlog})",
+                "box_lidar_points_near": f"LiDAR points in a box within {NEAR_BOX_M:g} m ({symlog})",
+                "car_heading_to_ego_deg": "car heading to the ego's [deg] (0: along, 90: across)",
+                "across_car_side_offset_m": "|y| of a car standing across [m]"}
     names = list(HISTOGRAM_EDGES)
     figure, axes = plt.subplots(4, 3, figsize=(15, 16))
     for axis, name in zip(axes.ravel(), names):
@@ -223,9 +234,10 @@ def write_plot(path: str, statistics: Mapping[str, Mapping]) -> None:
             counts = np.asarray(histogram["counts"], dtype=np.float64)
             axis.stairs(counts / max(counts.sum(), 1.0), histogram["edges"], label=source)
         axis.set_title(name, fontsize=9)
+        axis.set_xlabel(x_labels[name], fontsize=8)
         axis.set_ylabel("fraction")
         if name.startswith("box_lidar_points"):
-            axis.set_xscale("symlog")
+            axis.set_xscale("symlog", linthresh=SYMLOG_LINEAR_TO)
     beam_axis, class_axis, summary_axis, range_axis, *unused = axes.ravel()[len(names):]
     for axis in unused:
         axis.set_axis_off()
@@ -236,19 +248,24 @@ def write_plot(path: str, statistics: Mapping[str, Mapping]) -> None:
         class_axis.bar(np.arange(len(DETECTION_CLASSES)) + offset * width, per_class, width, label=source)
         bins = stats["car_lidar_points_by_range"]
         range_axis.plot(list(bins), [b["median"] for b in bins.values()], marker="o", label=source)
-    range_axis.set_yscale("symlog")
-    range_axis.set_title("median LiDAR points per car box by distance from the ego [m]", fontsize=9)
-    beam_axis.set_title("mean LiDAR points per beam (0 = lowest)", fontsize=9)
+    range_axis.set_yscale("symlog", linthresh=SYMLOG_LINEAR_TO)
+    range_axis.set_title("median LiDAR points per car box by distance from the ego", fontsize=9)
+    range_axis.set(xlabel="distance from the ego [m]", ylabel=f"median LiDAR points ({symlog})")
+    beam_axis.set_title("mean LiDAR points per beam", fontsize=9)
+    beam_axis.set(xlabel="beam (0 = lowest)", ylabel="points a frame")
     class_axis.set_title("objects per frame by class", fontsize=9)
+    class_axis.set(xlabel="class", ylabel="objects a frame")
     class_axis.set_xticks(np.arange(len(DETECTION_CLASSES)) + 0.4 - width / 2, DETECTION_CLASSES, rotation=60,
                           fontsize=7)
     for source, stats in statistics.items():
         summary_axis.bar(source, stats["summary"]["ground_fraction"]["mean"])
     summary_axis.set_title(f"mean fraction of points < {GROUND_BAND_M} m above z = 0", fontsize=9)
+    summary_axis.set(xlabel="source", ylabel="fraction")
+    figure.suptitle("; ".join(f"{source}: {data}" for source, data in sources.items()), fontsize=10)
     for axis in axes.ravel():
         if axis.get_legend_handles_labels()[0]:
             axis.legend(fontsize=7)
-    figure.tight_layout()
+    figure.tight_layout(rect=(0.0, 0.0, 1.0, 0.98))  # room for the title
     figure.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(figure)
 
@@ -275,7 +292,9 @@ def main(argv=None) -> None:
     table = markdown_table(statistics)
     with open(stem + ".md", "w") as handle:
         handle.write(table)
-    write_plot(stem + ".png", statistics)
+    write_plot(stem + ".png", statistics, {
+        "real": f"{args.real} {args.real_version} {' '.join(args.real_split)}",
+        "synthetic": f"{args.synthetic} {args.synthetic_version} {' '.join(args.synthetic_split)}"})
     print(table)
 
 

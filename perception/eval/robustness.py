@@ -233,7 +233,8 @@ def check_baseline(baseline, source: str, run: Mapping, corruptions: Sequence[st
 
 
 def write_heatmap(path: str, summary: Mapping) -> None:
-    """RA per corruption (rows) and severity (columns) as a PNG heatmap, values printed in the cells."""
+    """RA per corruption (rows) and severity (columns) as a PNG heatmap, values printed in the cells, titled with
+    the model, the data and the clean NDS."""
     plt = pyplot()
 
     rows = summary["corruptions"]
@@ -245,7 +246,10 @@ def write_heatmap(path: str, summary: Mapping) -> None:
     for (i, j), value in np.ndenumerate(ra):
         axes.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=8)
     figure.colorbar(image, ax=axes, label="RA = NDS / clean NDS")
-    axes.set_title(f"clean NDS {summary['clean']['nd_score']:.3f}, mRA {summary['mra']:.3f}", fontsize=9)
+    run = summary["run"]
+    axes.set_title(f"{summary['model']}\non {run['version']} {run['split']} at {run['dataroot']}, corruption seed "
+                   f"{run['seed']}\nclean NDS {summary['clean']['nd_score']:.3f}, mRA {summary['mra']:.3f}",
+                   fontsize=9)
     figure.tight_layout()
     figure.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(figure)

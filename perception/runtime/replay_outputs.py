@@ -7,7 +7,6 @@ import json
 import math
 import os
 import shutil
-import textwrap
 from typing import Any, Dict, Iterable, List
 
 import cv2
@@ -18,7 +17,7 @@ from perception.geometry import Boxes3D
 from perception.jsonfile import write_json_lines
 from perception.runtime.mcap_writer import McapRecorder
 from perception.runtime.records import FRAMES_FILE
-from perception.viz.bev import BevView, draw_bev
+from perception.viz.bev import BevView, bev_legend, draw_bev, with_caption
 from perception.viz.video import camera_mosaic, side_by_side, write_video
 
 SUMMARY_FILE = "summary.json"
@@ -56,6 +55,7 @@ class ReplayOutputs:
         self._jsonl = open(self.frames_path, "a", encoding="utf-8")
         self.pictures: List[str] = []
         self.picture_times_us: List[int] = []
+        self.video_size_px = (0, 0)  # (width, height): the largest picture's, as the captions' heights vary
         self.mcap = McapRecorder(os.path.join(out_dir, MCAP_FILE)) if mcap else None
         if video:
             os.makedirs(os.path.join(out_dir, PICTURES_DIR), exist_ok=True)
@@ -65,7 +65,8 @@ class ReplayOutputs:
         self._jsonl.flush()
 
     def render(self, frame: Frame, record: Dict[str, Any], scene_start_us: int) -> None:
-        """The frame's picture and MCAP messages, from the frame and its record."""
+        """The frame's picture and MCAP messages, from the frame and its record: the bird's-eye view beside the
+        cameras, under them its header_lines and the legend of the colours drawn."""
         boxes = Boxes3D.from_json(record["detections"])
         boxes = boxes[boxes.scores >= self.display_min_score]
         decision = record["decision"]
@@ -73,28 +74,19 @@ class ReplayOutputs:
             self.mcap.write_frame(frame, boxes, decision, record["plan"])
         if not self.video:
             return
-        trigger = "  keyframe" if record["is_key_frame"] else "  watchdog" if record["trigger"] == "watchdog" else ""
-        lines = [f"{record['scene']}  t={(record['timestamp_us'] - scene_start_us) * 1e-6:6.2f} s"
-                 f"{trigger}  {len(boxes)} boxes"
-                 f" (score >= {self.display_min_score:.2f})"]
-        if decision is not None:
-            ttc = "inf" if decision["ttc_s"] is None else f"{decision['ttc_s']:.1f} s"
-            lines.append(f"{decision['maneuver']}  target {decision['target_speed_mps']:.1f} m/s  TTC {ttc}")
-            if record["plan"] is not None:
-                lines.append(f"learned plan {record['plan']['maneuver']}"
-                             f"{': vetoed by the safety layer' if decision['vetoed'] else ''}")
-            lines.extend(textwrap.wrap(decision["reason"], 70)[:3])
-        if record["missing"]:
-            lines.append("missing: " + ", ".join(sorted(record["missing"]))[:70])
         trajectory = None if decision is None else np.asarray(decision["trajectory"])
-        bev = draw_bev(BevView(), frame.lidar.points if frame.lidar is not None else None,
-                       frame.radar.points if frame.radar is not None else None, boxes, trajectory, lines)
+        lidar = frame.lidar.points if frame.lidar is not None else None
+        radar = frame.radar.points if frame.radar is not None else None
+        bev = draw_bev(BevView(), lidar, radar, boxes, trajectory)
         picture = side_by_side(bev, camera_mosaic(frame.cameras, boxes)) if frame.cameras else bev
+        picture = with_caption(picture, header_lines(record, scene_start_us, len(boxes), self.display_min_score),
+                               bev_legend(lidar, radar, boxes, trajectory))
         path = os.path.join(self.out_dir, PICTURES_DIR, f"{record['index']:06d}.png")
         if not cv2.imwrite(path, picture):
             raise ValueError(f"{path}: OpenCV could not write the picture")
         self.pictures.append(path)
         self.picture_times_us.append(record["timestamp_us"])
+        self.video_size_px = tuple(max(size, drawn) for size, drawn in zip(self.video_size_px, picture.shape[1::-1]))
 
     def close(self) -> Dict[str, str]:
         """Closes the files, writes the video; the output paths."""
@@ -106,7 +98,8 @@ class ReplayOutputs:
         if self.pictures:
             outputs["video"] = write_video(self.pictures, os.path.join(self.out_dir, VIDEO_FILE), fps=self.fps,
                                            repeats=video_frames_held(self.picture_times_us, self.fps,
-                                                                     VIDEO_FRAMES_A_PERIOD))
+                                                                     VIDEO_FRAMES_A_PERIOD),
+                                           size_px=self.video_size_px)
             outputs["pictures"] = os.path.join(self.out_dir, PICTURES_DIR)
         return outputs
 
@@ -116,6 +109,33 @@ class ReplayOutputs:
         with open(path, "w", encoding="utf-8") as f:
             json.dump(payload, f, indent=2)
         return path
+
+
+def header_lines(record: Dict[str, Any], scene_start_us: int, boxes_shown: int, display_min_score: float
+                 ) -> List[str]:
+    """A replay picture's text, from its record: the scene, the time since the scene's first sensor message
+    (``scene_start_us``), the trigger and the boxes shown; the decision (maneuver, target speed, TTC, whether the
+    safety layer changed the plan); with a planning model the planning head's most likely class, labelled as the
+    head's: it may differ from the maneuver the decision names the plan by (perception.decision.learned.
+    plan_maneuver, from its path; the record does not hold it, the rationale names it); the rationale whole; the
+    missing sensors."""
+    trigger = ", keyframe" if record["is_key_frame"] else ", watchdog frame" if record["trigger"] == "watchdog" else ""
+    seconds = (record["timestamp_us"] - scene_start_us) * 1e-6
+    lines = [f"{record['scene']}, t={seconds:.2f} s since the scene's first sensor message{trigger}, "
+             f"{boxes_shown} boxes shown (score >= {display_min_score:.2f})"]
+    decision = record["decision"]
+    if decision is not None:
+        ttc = "inf" if decision["ttc_s"] is None else f"{decision['ttc_s']:.1f} s"
+        changed = " (the safety layer changed the plan)" if decision["vetoed"] else ""
+        lines.append(f"decision {decision['maneuver']}, target {decision['target_speed_mps']:.1f} m/s, TTC {ttc}"
+                     f"{changed}")
+        if record["plan"] is not None:
+            lines.append(f"planning head's own class {record['plan']['maneuver']} (the decision names the plan "
+                         f"by its path: see the rationale)")
+        lines.append(decision["reason"])
+    if record["missing"]:
+        lines.append("missing: " + ", ".join(sorted(record["missing"])))
+    return lines
 
 
 def video_frames_held(times_us: List[int], fps: float, last_held: int = 1) -> List[int]:

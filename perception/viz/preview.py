@@ -3,7 +3,7 @@ the six cameras with the annotated boxes projected (devkit ``get_sample_data`` +
 bird's-eye view of the LiDAR sweep, radar points and boxes in the ego frame."""
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Tuple
 
 import cv2
 import numpy as np
@@ -14,7 +14,7 @@ from nuscenes.utils.geometry_utils import BoxVisibility, view_points
 from perception.classes import DETECTION_CLASSES, category_to_detection_name
 from perception.geometry import Boxes3D, EgoPose, RigidTransform, SensorCalibration, yaw_from_matrix
 from perception.sensors import CAMERA_CHANNELS, LIDAR_CHANNEL, RADAR_CHANNELS
-from perception.viz.bev import BevView, class_colour, draw_bev
+from perception.viz.bev import BevView, bev_legend, class_colour, draw_bev, with_caption
 from perception.viz.camera import BOX_EDGES, mosaic
 
 
@@ -50,9 +50,9 @@ def _to_ego(nusc: NuScenes, sample_data_token: str, lidar_pose: EgoPose) -> Rigi
     return lidar_pose.ego_to_global.inverse() @ calibration.sensor_to_global(pose)
 
 
-def bird_eye_view(nusc: NuScenes, sample_token: str, range_m: float = 50.0) -> np.ndarray:
-    """BEV (BGR) of the keyframe's LiDAR sweep, the five radars' points and the annotated boxes of the detection
-    classes, ego frame."""
+def keyframe_in_ego(nusc: NuScenes, sample_token: str) -> Tuple[np.ndarray, np.ndarray, Boxes3D]:
+    """The keyframe's LiDAR sweep (N, 3) [x, y, z], the five radars' points (M, 6) [x, y, z, rcs, vx, vy] and the
+    annotated boxes of the detection classes, in the ego frame at the LiDAR keyframe."""
     sample = nusc.get("sample", sample_token)
     lidar_token = sample["data"][LIDAR_CHANNEL]
     lidar_pose = EgoPose.from_record(nusc.get("ego_pose", nusc.get("sample_data", lidar_token)["ego_pose_token"]))
@@ -81,17 +81,18 @@ def bird_eye_view(nusc: NuScenes, sample_token: str, range_m: float = 50.0) -> n
         labels.append(label)
     boxes = Boxes3D(np.array(centres).reshape(-1, 3), np.array(sizes).reshape(-1, 3), np.array(yaws),
                     np.array(velocities).reshape(-1, 2), np.array(labels, dtype=np.int64))
-    return draw_bev(BevView(range_m=range_m, pixels_per_m=7.2), lidar_points=lidar_ego,
-                    radar_points=np.concatenate(radar_rows), boxes=boxes,
-                    text_lines=[f"{nusc.get('scene', sample['scene_token'])['name']}  {len(lidar)} lidar points",
-                                f"{len(boxes)} boxes, radar: red with velocity over 1 s"])
+    return lidar_ego, np.concatenate(radar_rows), boxes
 
 
-def render_preview(nusc: NuScenes, sample_token: str) -> np.ndarray:
-    """(H, W, 3) BGR: the camera mosaic (3 x 2) with the boxes, and the BEV to its right."""
+def render_preview(nusc: NuScenes, sample_token: str, range_m: float = 50.0) -> np.ndarray:
+    """(H, W, 3) BGR: the camera mosaic (3 x 2) with the boxes, the bird's-eye view (``range_m`` around the ego)
+    of the keyframe_in_ego to its right, and under them the scene, the counts and the legend of the colours."""
     sample = nusc.get("sample", sample_token)
     cameras = mosaic({c: camera_with_boxes(nusc, sample["data"][c]) for c in CAMERA_CHANNELS}, CAMERA_CHANNELS,
                      tile_width_px=480)
-    bev = bird_eye_view(nusc, sample_token)
+    lidar, radar, boxes = keyframe_in_ego(nusc, sample_token)
+    bev = draw_bev(BevView(range_m=range_m, pixels_per_m=7.2), lidar_points=lidar, radar_points=radar, boxes=boxes)
     bev = cv2.resize(bev, (cameras.shape[0], cameras.shape[0]), interpolation=cv2.INTER_AREA)
-    return np.concatenate([cameras, bev], axis=1)
+    lines = [f"{nusc.get('scene', sample['scene_token'])['name']}, {len(lidar)} LiDAR points, {len(radar)} radar "
+             f"points, {len(boxes)} annotated boxes"]
+    return with_caption(np.concatenate([cameras, bev], axis=1), lines, bev_legend(lidar, radar, boxes))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Mapping, Optional, Sequence
+from typing import Mapping, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -54,12 +54,25 @@ def side_by_side(left_bgr: np.ndarray, right_bgr: np.ndarray) -> np.ndarray:
     return np.concatenate([left_bgr, right], axis=1)
 
 
+def fit_into(image_bgr: np.ndarray, width_px: int, height_px: int) -> np.ndarray:
+    """``image_bgr`` in a (height_px, width_px, 3) frame: scaled down to fit when it is larger (its aspect ratio
+    kept), at the top left, the rest black."""
+    scale = min(1.0, width_px / image_bgr.shape[1], height_px / image_bgr.shape[0])
+    if scale < 1.0:
+        size = (int(image_bgr.shape[1] * scale), int(image_bgr.shape[0] * scale))  # rounded down: it fits
+        image_bgr = cv2.resize(image_bgr, size, interpolation=cv2.INTER_AREA)
+    frame = np.zeros((height_px, width_px, 3), np.uint8)
+    frame[:image_bgr.shape[0], :image_bgr.shape[1]] = image_bgr
+    return frame
+
+
 def write_video(image_paths: Sequence[str], video_path: str, fps: float,
-                repeats: Optional[Sequence[int]] = None) -> str:
+                repeats: Optional[Sequence[int]] = None, size_px: Optional[Tuple[int, int]] = None) -> str:
     """Writes the images (in order) to an MPEG-4 Part 2 video (OpenCV's 'mp4v') at ``fps``, each image
-    ``repeats[i]`` video frames (default 1); images of another size than the first are resized to it. Returns
-    ``video_path``. Raises ValueError when there is no image, a repeat count below 1 or OpenCV cannot open the
-    writer, FileNotFoundError naming an unreadable image."""
+    ``repeats[i]`` video frames (default 1), in frames of ``size_px`` (width, height; default the first image's):
+    an image of another size is fitted into it (fit_into). Returns ``video_path``. Raises ValueError when there is
+    no image, a repeat count below 1 or OpenCV cannot open the writer, FileNotFoundError naming an unreadable
+    image."""
     if not image_paths:
         raise ValueError(f"{video_path}: no images to write")
     if not fps > 0:
@@ -71,7 +84,7 @@ def write_video(image_paths: Sequence[str], video_path: str, fps: float,
     first = cv2.imread(image_paths[0])
     if first is None:
         raise FileNotFoundError(f"{image_paths[0]}: cannot read the image")
-    height, width = first.shape[:2]
+    width, height = (first.shape[1], first.shape[0]) if size_px is None else size_px
     os.makedirs(os.path.dirname(os.path.abspath(video_path)), exist_ok=True)
     writer = cv2.VideoWriter(video_path, cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (width, height))
     if not writer.isOpened():
@@ -82,7 +95,7 @@ def write_video(image_paths: Sequence[str], video_path: str, fps: float,
             if image is None:
                 raise FileNotFoundError(f"{path}: cannot read the image")
             if image.shape[:2] != (height, width):
-                image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+                image = fit_into(image, width, height)
             for _ in range(count):
                 writer.write(image)
     finally:

@@ -119,3 +119,30 @@ def test_source_statistics_histograms_and_per_frame_counts():
 def test_heading_to_ego_folds_the_direction_of_travel_away():
     yaws = np.radians([0.0, 180.0, -180.0, 90.0, -90.0, 30.0, 150.0, -30.0, -150.0, 390.0])
     np.testing.assert_allclose(stats.heading_to_ego_deg(yaws), [0, 0, 0, 90, 90, 30, 30, 30, 30, 30], atol=1e-9)
+
+
+def test_the_plot_names_its_data_and_labels_every_axis_it_draws(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    closed = []
+    close = plt.close
+    monkeypatch.setattr(plt, "close", lambda figure: (closed.append(figure), close(figure)))
+    lidar = np.zeros((2, 5), np.float32)
+    lidar[:, :3] = [point_at(LOWEST), point_at(HIGHEST)]
+    frame = SimpleNamespace(lidar=SimpleNamespace(points=lidar), radar=None,
+                            gt_boxes=Boxes3D(np.array([[5.0, 3.0, 0.0]]), np.ones((1, 3)), np.zeros(1),
+                                             labels=np.array([DETECTION_CLASSES.index("car")])),
+                            gt_num_lidar_points=np.array([4]))
+    statistics = {"real": stats.source_statistics([frame]), "synthetic": stats.source_statistics([frame])}
+    sources = {"real": "../shared/fixtures/nuscenes-scene0916 v1.0-mini real_finetune real_val",
+               "synthetic": "datasets/synthetic v1.0-synth synth_val"}
+    stats.write_plot(str(tmp_path / "sensor_statistics.png"), statistics, sources)
+    figure = closed[0]
+    assert all(data in figure._suptitle.get_text() for data in sources.values())
+    drawn = [axes for axes in figure.axes if axes.axison]
+    assert len(drawn) == len(stats.HISTOGRAM_EDGES) + 4
+    assert all(axes.get_xlabel() and axes.get_ylabel() for axes in drawn)
+    for axes in drawn:  # a symlog axis says where it is linear, and is linear where it says
+        for axis, label in ((axes.xaxis, axes.get_xlabel()), (axes.yaxis, axes.get_ylabel())):
+            if axis.get_scale() == "symlog":
+                assert f"linear 0-{axis.get_transform().linthresh:g}, log above" in label

@@ -348,3 +348,21 @@ def test_resilience_and_corruption_error_by_hand_over_two_severities():
                                                                             for s in (1, 3)]}])
     summary = robustness_summary(records, ["limited_fov"], [1, 3], perfect)
     assert summary["corruptions"][0]["ce"] is None and summary["baseline"]["mce"] is None
+
+
+def test_the_heatmap_title_names_the_model_and_the_data(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    from perception.eval.robustness import write_heatmap
+
+    closed = []
+    close = plt.close
+    monkeypatch.setattr(plt, "close", lambda figure: (closed.append(figure), close(figure)))
+    run = {"model": "configs/fusion_tiny.py @ checkpoints/fusion_tiny.pth", "dataroot": "datasets/synthetic-demo",
+           "version": "v1.0-synth", "split": "synth_val", "seed": 0}
+    summary = {"model": run["model"], "run": run, "severities": [1], "clean": {"nd_score": 0.689}, "mra": 0.925,
+               "corruptions": [{"name": "lidar_missing", "cells": [{"ra": 0.5}]}]}
+    write_heatmap(str(tmp_path / "robustness.png"), summary)
+    (title,) = [axes.get_title() for axes in closed[0].axes if axes.get_title()]
+    for text in (run["model"], run["dataroot"], "v1.0-synth synth_val", "seed 0", "clean NDS 0.689", "mRA 0.925"):
+        assert text in title

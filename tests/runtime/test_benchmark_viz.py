@@ -182,3 +182,118 @@ def test_the_preview_draws_a_real_keyframe_whose_annotations_include_a_class_out
     assert None in [category_to_detection_name(name) for name in categories]  # e.g. a bicycle rack
     picture = render_preview(nusc_real, sample["token"])
     assert picture.ndim == 3 and picture.shape[2] == 3 and picture.shape[1] > picture.shape[0]
+
+
+STALL_REASON = ("watchdog: no LiDAR keyframe for 2.29 s, frame at CAM_FRONT_LEFT; CHANGE_LANE_RIGHT: slowed the "
+                "proposed CHANGE_LANE_RIGHT plan along its path, braking at 0.5 m/s^2: traffic_cone #1 at 0.0 m/s, "
+                "27.0 m ahead leaves 5.4 m of the 5.4 m braking margin at 3.0 s")
+"""A replay record's rationale (the LiDAR stalled): 4 lines when cut at 70 characters, the last one dropped."""
+
+
+def _stall_record():
+    """A frames.jsonl record as the stalled replay wrote it: the head's class KEEP_LANE, the plan (named by its
+    path) CHANGE_LANE_RIGHT, slowed by the safety layer."""
+    return {"scene": "synth-0000", "timestamp_us": 1_700_000_002_830_000, "is_key_frame": False,
+            "trigger": "watchdog", "missing": ["lidar", "LIDAR_TOP"],
+            "plan": {"maneuver": "KEEP_LANE", "trajectory": [[1.0, 0.0]] * 6, "lane_change_feasible": [0.1, 0.9]},
+            "decision": {"maneuver": "CHANGE_LANE_RIGHT", "target_speed_mps": 5.9, "ttc_s": None,
+                         "trajectory": [[1.0, 0.0]] * 6, "reason": STALL_REASON, "vetoed": True}}
+
+
+def test_a_replay_header_names_the_head_s_class_as_such_and_what_t_counts_from():
+    from perception.runtime.replay_outputs import header_lines
+
+    lines = header_lines(_stall_record(), scene_start_us=1_700_000_000_000_000, boxes_shown=24,
+                         display_min_score=0.3)
+    # 2.83 s after the scene's first sensor message (1_700_000_000_000_000 us)
+    assert "t=2.83 s since the scene's first sensor message" in lines[0] and "watchdog" in lines[0]
+    assert lines[1].startswith("decision CHANGE_LANE_RIGHT,") and "safety layer changed the plan" in lines[1]
+    head = [line for line in lines if "KEEP_LANE" in line]
+    assert len(head) == 1 and head[0].startswith("planning head's own class KEEP_LANE")
+    assert STALL_REASON in lines and "missing: LIDAR_TOP, lidar" in lines  # whole, not cut at 70 characters
+
+
+def test_the_caption_fits_the_picture_loses_no_word_and_covers_nothing_of_the_scene():
+    from perception.viz.bev import bev_legend, wrap_to_width, with_caption
+
+    view = BevView()  # 600 px, as the replay draws it
+    car = Boxes3D([[40.0, 0.0, 0.0]], [[2.0, 4.0, 1.5]], [0.0], velocities=[[0.0, 0.0]], labels=[0])
+    scene = draw_bev(view, boxes=car)
+    picture = with_caption(scene, [STALL_REASON], bev_legend(boxes=car))
+    assert picture.shape[1] == view.size_px and picture.shape[0] > view.size_px
+    np.testing.assert_array_equal(picture[:view.size_px], scene)  # the scene as drawn, no text over it
+    assert picture[view.size_px + 1:].any()  # the caption is drawn below it
+    width = view.size_px - 2 * 8  # 8-px margins either side
+    wrapped = wrap_to_width(STALL_REASON, width)
+    assert len(wrapped) >= 4
+    assert all(cv2.getTextSize(line, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)[0][0] <= width for line in wrapped)
+    assert " ".join(wrapped) == STALL_REASON
+
+
+def test_the_colours_are_far_apart_and_apart_from_the_lidar_greys():
+    import itertools
+
+    from perception.viz.bev import CLASS_COLOURS_BGR, EGO_COLOUR_BGR, LIDAR_GREYS, RADAR_COLOUR_BGR
+
+    colours = np.array(CLASS_COLOURS_BGR + (RADAR_COLOUR_BGR, EGO_COLOUR_BGR), dtype=np.float64)
+    assert len(colours) == 12
+    lab = cv2.cvtColor((colours[None] / 255.0).astype(np.float32), cv2.COLOR_BGR2Lab)[0]
+    for i, j in itertools.combinations(range(len(colours)), 2):
+        assert np.linalg.norm(colours[i] - colours[j]) >= 70.0, (i, j)   # RGB, 0-255
+        assert np.linalg.norm(lab[i] - lab[j]) >= 45.0, (i, j)           # CIELAB delta E (CIE76)
+    greys = np.linspace(*LIDAR_GREYS, 64)[:, None] * np.ones(3)
+    greys_lab = cv2.cvtColor((greys[None] / 255.0).astype(np.float32), cv2.COLOR_BGR2Lab)[0]
+    assert np.linalg.norm(lab[:, None] - greys_lab[None], axis=2).min() >= 45.0
+
+
+def test_the_legend_names_each_class_drawn_and_the_sensors():
+    from perception.classes import DETECTION_CLASSES
+    from perception.viz.bev import EGO_COLOUR_BGR, RADAR_COLOUR_BGR, bev_legend, caption_band
+
+    truck, motorcycle = DETECTION_CLASSES.index("truck"), DETECTION_CLASSES.index("motorcycle")
+    boxes = Boxes3D([[10.0, 0.0, 0.0], [20.0, 3.0, 0.0], [-8.0, 0.0, 0.0]], np.ones((3, 3)), np.zeros(3),
+                    labels=[motorcycle, truck, truck])
+    lidar, radar = np.zeros((5, 3)), np.zeros((2, 6))
+    legend = bev_legend(lidar, radar, boxes, trajectory=np.ones((6, 2)))
+    named = [name for _, name in legend]
+    assert [name for name in named if name in DETECTION_CLASSES] == ["truck", "motorcycle"]
+    assert (class_colour(truck), "truck") in legend and (class_colour(motorcycle), "motorcycle") in legend
+    assert (RADAR_COLOUR_BGR, "radar") in legend and (EGO_COLOUR_BGR, "ego and its plan") in legend
+    assert any(name.startswith("LiDAR") for name in named) and any("rings every 10 m" in name for name in named)
+    assert [name for _, name in bev_legend(boxes=boxes[:1])][:1] == ["motorcycle"]
+    assert not any(name.startswith(("LiDAR", "radar")) for _, name in bev_legend(boxes=boxes))
+    band = caption_band([], legend, 600)
+    for colour, _ in legend:  # each entry's swatch is drawn
+        if colour is not None:
+            assert (band == colour).all(axis=2).any(), colour
+
+
+def test_lidar_points_on_a_camera_come_with_their_depth_scale():
+    from perception.viz.camera import draw_points
+
+    image = np.full((144, 256, 3), 90, np.uint8)
+    drawn = draw_points(image, np.array([[100.0, 50.0]]), np.array([0.0]), max_depth_m=50.0)
+    assert drawn.shape[0] > image.shape[0] and drawn.shape[1] == image.shape[1]
+    # the point at 0 m in JET's red end; OpenCV's own map of 255 (near) and 0 (far)
+    near, far = cv2.applyColorMap(np.array([[255], [0]], np.uint8), cv2.COLORMAP_JET)[:, 0]
+    assert tuple(drawn[50, 100]) == tuple(near)
+    key = drawn[image.shape[0]:]
+    bar = [(row, columns) for row in range(len(key))
+           for columns in [np.flatnonzero((key[row] == near).all(axis=1))] if len(columns)]
+    assert bar, "no bar in the key"
+    row, near_columns = bar[len(bar) // 2]
+    far_columns = np.flatnonzero((key[row] == far).all(axis=1))
+    assert len(far_columns) and far_columns.min() > near_columns.max()  # near on the left, far on the right
+
+
+def test_a_taller_picture_is_fitted_into_the_video_not_stretched(tmp_path):
+    paths = [str(tmp_path / "short.png"), str(tmp_path / "tall.png")]
+    cv2.imwrite(paths[0], np.full((64, 96, 3), 200, np.uint8))
+    cv2.imwrite(paths[1], np.full((80, 96, 3), 200, np.uint8))
+    video = write_video(paths, str(tmp_path / "out.mp4"), fps=2.0, size_px=(96, 80))
+    capture = cv2.VideoCapture(video)
+    frames = [capture.read()[1] for _ in range(2)]
+    capture.release()
+    assert frames[0].shape[:2] == (80, 96)
+    # the short one padded with black below its 64 rows, not stretched over 80
+    assert frames[0][:56].mean() > 180 and frames[0][70:].mean() < 20 and frames[1].mean() > 180
