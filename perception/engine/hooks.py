@@ -6,8 +6,7 @@ import time
 
 import numpy as np
 import torch
-import torch.distributed
-from mmengine.dist import broadcast, get_rank, get_world_size
+from mmengine.dist import broadcast
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
@@ -53,19 +52,16 @@ class RandomStateHook(Hook):
     saves none of them. Given back just before the first iteration after the resume (after the loop has skipped
     the data already trained on), where the uninterrupted run stood when it saved. A validation leaves them as it
     found them (its DataLoader draws a seed from torch's: after a checkpoint the run went on from other draws than a
-    resume of it). Under DDP each process's own: the checkpoint is saved by rank 0 alone (Runner.save_checkpoint is
-    master_only), so after every iteration every process gathers all processes' streams (before CheckpointHook
-    saves; a seed of its own a process with ``randomness.diff_rank_seed``), in a gloo group of their own (on the
-    CPU: under NCCL the gather would wait for the GPU every iteration); a run resumed with another number of
-    processes gets rank 0's."""
+    resume of it). Under DDP every process gets rank 0's streams back (the checkpoint is saved by rank 0 alone:
+    Runner.save_checkpoint is master_only): with the configs' one seed every process's (they draw alike); with
+    ``randomness.diff_rank_seed`` the others' are lost (gathering them each iteration made a torchrun process abort
+    now and then in gloo)."""
 
-    priority = "NORMAL"  # after_train_iter before CheckpointHook's (VERY_LOW)
+    priority = "NORMAL"
 
     def __init__(self):
         self.resumed = None
-        self.by_rank = None
         self.before_validation = None
-        self.gather_group = None
 
     @staticmethod
     def _model(runner):
@@ -91,26 +87,11 @@ class RandomStateHook(Hook):
         state, self.before_validation = self.before_validation, None
         self._give_back(runner, state)
 
-    def before_train(self, runner) -> None:
-        if get_world_size() > 1:
-            self.gather_group = torch.distributed.new_group(backend="gloo")  # every process, as new_group needs
-
-    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
-        if self.gather_group is not None:
-            self.by_rank = [None] * get_world_size()
-            torch.distributed.all_gather_object(self.by_rank, self._state(runner), group=self.gather_group)
-
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         checkpoint["random_state"] = self._state(runner)
-        if self.by_rank is not None:
-            checkpoint["random_state_by_rank"] = self.by_rank
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        by_rank = checkpoint.get("random_state_by_rank")
-        if by_rank is not None and len(by_rank) == get_world_size():
-            self.resumed = by_rank[get_rank()]
-        else:  # none in a checkpoint of before this hook, or a shipped one
-            self.resumed = checkpoint.get("random_state")
+        self.resumed = checkpoint.get("random_state")  # none in a checkpoint of before this hook, or a shipped one
 
     def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
         if self.resumed is None:
