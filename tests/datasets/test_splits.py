@@ -20,3 +20,15 @@ def test_a_split_lists_its_scenes_in_the_split_order(tmp_path):
                                                                                    official[1]]}))
     assert split_scenes(nusc, "backwards") == ["scene-9999", official[1]]
     assert split_scenes(nusc, "all") == present
+
+
+def test_an_unknown_split_is_named_with_the_custom_splits_there(tmp_path):
+    import pytest
+
+    nusc = SimpleNamespace(scene=[{"name": "synth-0000"}], dataroot=str(tmp_path), version="v1.0-synth")
+    (tmp_path / "v1.0-synth").mkdir()
+    (tmp_path / "v1.0-synth" / "splits.json").write_text(json.dumps({"synth_val": ["synth-0000"],
+                                                                      "synth_train": [], "note": "not a split"}))
+    with pytest.raises(ValueError, match=r"splits.json: no custom split 'synth_test' .*; custom splits there: "
+                                         r"synth_train, synth_val; official splits: mini_train"):
+        split_scenes(nusc, "synth_test")
