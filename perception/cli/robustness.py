@@ -76,6 +76,9 @@ def run(argv: Optional[Sequence[str]] = None) -> Optional[dict]:
                 "split": args.split, "seed": args.seed}
     baseline = None
     if args.baseline:
+        if not os.path.isfile(args.baseline):
+            raise ValueError(f"{args.baseline}: no such robustness.json; run tools/robustness.py with the baseline "
+                             f"model's config and checkpoint on the same data first (its --out holds it)")
         baseline = read_json(args.baseline)
         check_baseline(baseline, args.baseline, identity, corruptions)
     from perception.datasets.records import open_nuscenes

@@ -233,6 +233,11 @@ def test_cli_checks_the_baseline_before_loading_the_model(synthetic_root, tmp_pa
         run_cli([str(REPO_ROOT / "configs" / "lidar_only.py"), str(tmp_path / "no_model.pth"), "--dataroot",
                  str(synthetic_root), "--version", TINY_WORLD["version"], "--corruptions", "limited_fov",
                  "--baseline", str(tmp_path / "cell.json"), "--out", str(tmp_path / "out")])
+    with pytest.raises(ValueError, match=r"absent\.json: no such robustness\.json; run tools/robustness\.py with the "
+                                         r"baseline model's config and checkpoint"):
+        run_cli([str(REPO_ROOT / "configs" / "lidar_only.py"), str(tmp_path / "no_model.pth"), "--dataroot",
+                 str(synthetic_root), "--version", TINY_WORLD["version"], "--corruptions", "limited_fov",
+                 "--baseline", str(tmp_path / "absent.json"), "--out", str(tmp_path / "out")])
 
 
 def test_other_weights_at_the_same_path_are_another_run(synthetic_root, tmp_path):
