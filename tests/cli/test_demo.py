@@ -14,7 +14,7 @@ from perception.timing import STAGES
 
 def test_demo_evaluates_replays_and_benchmarks_the_shipped_model(synthetic_root, nusc_synthetic, tmp_path):
     seconds = demo_main(["--dataroot", str(synthetic_root), "--out", str(tmp_path), "--benchmark-iters", "2"])
-    assert set(seconds) == {"evaluation", "replay", "benchmark"}
+    assert set(seconds) == {"world", "evaluation", "replay", "benchmark"}
     keyframes = len(split_sample_tokens(nusc_synthetic, "synth_val"))
 
     picture = cv2.imread(str(tmp_path / "lidar_on_cameras.jpg"))
