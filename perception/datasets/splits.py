@@ -48,10 +48,10 @@ def _custom_split(nusc: NuScenes, split: str) -> List[str]:
     custom = read_json(path) if os.path.isfile(path) else {}
     names = custom.get(split) if isinstance(custom, dict) else None
     if not isinstance(names, list):
-        listed = sorted(key for key, value in custom.items() if isinstance(value, list)) if isinstance(custom, dict) \
-            else []
+        listed = [key for key, value in custom.items() if isinstance(value, list)] if isinstance(custom, dict) else []
         raise ValueError(f"{path}: no custom split {split!r} (a list of scene names); custom splits there: "
-                         f"{', '.join(listed) or 'none'}; official splits: {', '.join(sorted(create_splits_scenes()))}")
+                         f"{', '.join(sorted(listed)) or 'none'}; official splits: "
+                         f"{', '.join(sorted(create_splits_scenes()))}")
     return names
 
 
