@@ -41,8 +41,8 @@ def main() -> None:
                 scene = nusc.get("scene", nusc.get("sample", token)["scene_token"])["name"]
                 print(f"{scene} {token}: {verdict.reason}")
     vetoed = sum(counts.values())
-    print(f"{checked} labelled keyframes, logged drive vetoed on {vetoed} ({vetoed / max(checked, 1):.1%}): "
-          + ", ".join(f"check {name} {count}" for name, count in sorted(counts.items())))
+    by_check = "".join(f", check {name} {count}" for name, count in sorted(counts.items()))
+    print(f"{checked} labelled keyframes, logged drive vetoed on {vetoed} ({vetoed / max(checked, 1):.1%}){by_check}")
 
 
 if __name__ == "__main__":

@@ -3,8 +3,8 @@ detector's boxes, against the annotations: per smoothing weight (and weight of a
 error of the accelerations beside the error of assuming none (constant velocity, what the planner predicted before
 tracking); per standing speed, the error of the velocities the planners see beside the detector's own.
 
-    .venv/bin/python benchmarks/tracking_accuracy.py configs/fusion_tiny_planning.py work_dirs/fusion_tiny_planning.pth \\
-        --dataroot datasets/synthetic --version v1.0-synth --split synth_train --smoothing 1,0.5,0.3,0.2 \\
+    .venv/bin/python benchmarks/tracking_accuracy.py configs/fusion_tiny_planning.py \\
+        checkpoints/fusion_tiny_planning.pth --dataroot datasets/synthetic --version v1.0-synth --split synth_train --smoothing 1,0.5,0.3,0.2 \\
         --braking-smoothing 0.3,0.5,1 --standing-speed 0,0.5,1,1.5 --json outputs/tracking/synth_train.json
 
 The detector runs over the split (keyframes, the config's sweeps); per pair of weights, the accelerations the
