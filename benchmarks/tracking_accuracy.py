@@ -4,8 +4,9 @@ error of the accelerations beside the error of assuming none (constant velocity,
 tracking); per standing speed, the error of the velocities the planners see beside the detector's own.
 
     .venv/bin/python benchmarks/tracking_accuracy.py configs/fusion_tiny_planning.py \\
-        checkpoints/fusion_tiny_planning.pth --dataroot datasets/synthetic --version v1.0-synth --split synth_train --smoothing 1,0.5,0.3,0.2 \\
-        --braking-smoothing 0.3,0.5,1 --standing-speed 0,0.5,1,1.5 --json outputs/tracking/synth_train.json
+        checkpoints/fusion_tiny_planning.pth --dataroot datasets/synthetic --version v1.0-synth --split synth_train \\
+        --smoothing 1,0.5,0.3,0.2 --braking-smoothing 0.3,0.5,1 --standing-speed 0,0.5,1,1.5 \\
+        --json outputs/tracking/synth_train.json
 
 The detector runs over the split (keyframes, the config's sweeps); per pair of weights, the accelerations the
 decision metrics use (perception.eval.logged_drive.tracked_agents: one tracker per scene over its keyframes
