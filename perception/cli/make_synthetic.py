@@ -37,8 +37,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     unfinished = unfinished_world(args.out)
     if os.path.isdir(args.out) and os.listdir(args.out) and not (args.resume and unfinished):
         parser.error(f"--out {args.out}: " + ("holds an unfinished world: add --resume to continue it" if unfinished
-                                              else "holds files already (another world's sensor files would stay "
-                                                   "beside the new tables); choose another folder or remove it"))
+                                              else "holds files already and no unfinished world to resume (a world "
+                                                   "written over another would keep its sensor files beside the new "
+                                                   "tables); choose another folder or remove it"))
 
     dataroot = generate_world(args.out, args.scenes, args.samples_per_scene, args.seed, args.image_size,
                               args.version, progress=True, workers=args.workers, population=args.population,

@@ -145,7 +145,8 @@ def test_a_synthetic_world_is_not_written_over_other_files(tmp_path, capsys):
     assert exit_info.value.code == 2 and f"--out {tmp_path}: holds files already" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_info:  # --resume continues an unfinished world only
         make_synthetic.main(["--out", str(tmp_path), "--scenes", "1", "--resume"])
-    assert exit_info.value.code == 2 and f"--out {tmp_path}: holds files already" in capsys.readouterr().err
+    message = f"--out {tmp_path}: holds files already and no unfinished world to resume"
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
     unfinished = tmp_path / "unfinished"
     (unfinished / "scene_records").mkdir(parents=True)
     (unfinished / "scene_records" / "world.json").write_text("{}")
