@@ -131,15 +131,14 @@ def checked_plan(trajectory: np.ndarray, head_maneuver: Maneuver, boxes: Boxes3D
 def learned_decision(outputs: PlanningOutputs, boxes: Boxes3D, ego: EgoState, past_poses: Sequence[EgoPose],
                      config: PlannerConfig = PlannerConfig(),
                      agent_accelerations_mps2: Optional[np.ndarray] = None,
-                     lanes: Optional[LaneCentres] = None) -> Decision:
-    """One frame's learned plan, its trajectory with its plan_maneuver (from ``past_poses``, the poses ``ego`` was
-    estimated from, and the map's ``lanes`` in the ego frame where there is a lane map), checked by the safety
-    layer against ``boxes`` (the detections in the ego frame, or as tracked: perception.decision.tracking; with
-    their tracked accelerations when given): kept with the closest agent's gap and TTC as its reason, or refused /
-    vetoed with why."""
+                     lanes: Optional[LaneCentres] = None) -> Tuple[Maneuver, Decision]:
+    """One frame's learned plan: its trajectory's plan_maneuver (from ``past_poses``, the poses ``ego`` was
+    estimated from, and the map's ``lanes`` in the ego frame where there is a lane map) and the decision, the plan
+    checked by the safety layer against ``boxes`` (the detections in the ego frame, or as tracked:
+    perception.decision.tracking; with their tracked accelerations when given): kept with the closest agent's gap
+    and TTC as its reason, or refused / vetoed with why."""
     trajectory, head_maneuver = trajectory_and_maneuver(outputs)
-    return checked_plan(trajectory, head_maneuver, boxes, ego, past_poses, config, agent_accelerations_mps2,
-                        lanes)[1]
+    return checked_plan(trajectory, head_maneuver, boxes, ego, past_poses, config, agent_accelerations_mps2, lanes)
 
 
 @torch.no_grad()

@@ -73,6 +73,7 @@ DECISION_JSON_SCHEMA: Dict[str, Any] = {
             "type": ["object", "null"],
             "properties": {
                 "maneuver": {"type": "string"},
+                "plan_maneuver": {"type": "string"},
                 "trajectory": {"type": "array", "items": {"type": "array", "items": {"type": "number"}}},
                 "lane_change_feasible": {"type": "array", "items": {"type": "number"}},
             },

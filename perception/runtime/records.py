@@ -7,6 +7,7 @@ from typing import Any, Dict, List
 
 import torch
 
+from perception.decision import Maneuver
 from perception.decision.learned import trajectory_and_maneuver
 from perception.geometry.boxes import DETECTION_RECORD
 from perception.jsonfile import read_json_lines
@@ -62,15 +63,17 @@ deadline_s; late; faults (FaultCounts so far in the stream)."""
 TRIGGERS = ("lidar", "watchdog")
 """What made a frame (FRAME_RECORD's trigger)."""
 
-PLAN_RECORD = ("maneuver", "trajectory", "lane_change_feasible")
-"""The keys of a proposal: maneuver (the most likely Maneuver value), trajectory (T x [x, y] m, ego frame),
-lane_change_feasible ([left, right] probabilities)."""
+PLAN_RECORD = ("maneuver", "plan_maneuver", "trajectory", "lane_change_feasible")
+"""The keys of a proposal: maneuver (the head's most likely Maneuver value), plan_maneuver (the Maneuver value its
+trajectory carries out, perception.decision.learned.plan_maneuver: the one the safety layer checks and the decision
+names the plan by), trajectory (T x [x, y] m, ego frame), lane_change_feasible ([left, right] probabilities)."""
 
-def plan_to_json(plan: PlanningOutputs) -> Dict[str, Any]:
-    """One frame's PlanningOutputs row -> a PLAN_RECORD dict."""
+
+def plan_to_json(plan: PlanningOutputs, plan_maneuver: Maneuver) -> Dict[str, Any]:
+    """One frame's PlanningOutputs row and its trajectory's ``plan_maneuver`` -> a PLAN_RECORD dict."""
     trajectory, maneuver = trajectory_and_maneuver(plan)
-    return {"maneuver": maneuver.value, "trajectory": trajectory.tolist(),
-            "lane_change_feasible": torch.sigmoid(plan.lane_change_logits).tolist()}
+    return {"maneuver": maneuver.value, "plan_maneuver": Maneuver(plan_maneuver).value,
+            "trajectory": trajectory.tolist(), "lane_change_feasible": torch.sigmoid(plan.lane_change_logits).tolist()}
 
 
 def validate_frame_record(record: Any, source: str = FRAMES_FILE) -> None:
@@ -95,6 +98,8 @@ def validate_frame_record(record: Any, source: str = FRAMES_FILE) -> None:
     for detection in record["detections"]:
         if not isinstance(detection, dict) or set(detection) != set(DETECTION_RECORD):
             raise ValueError(f"{source}: a detection must have exactly the keys {DETECTION_RECORD}, got {detection}")
+    if record["plan"] is not None and set(record["plan"]) != set(PLAN_RECORD):
+        raise ValueError(f"{source}: a plan must have exactly the keys {PLAN_RECORD}, got {sorted(record['plan'])}")
 
 
 def read_frame_records(path: str) -> List[Dict[str, Any]]:

@@ -360,7 +360,7 @@ class SceneReplay:
                                                 f"{key.channel}; {decision.reason}")
         record.update(status="processed", detections=step.detections.to_json(),
                       decision=decision.to_json(), ego_state=asdict(step.ego_state),
-                      plan=None if step.plan is None else plan_to_json(step.plan),
+                      plan=None if step.plan is None else plan_to_json(step.plan, step.plan_maneuver),
                       timings_ms=step.timings_ms, latency_s=latency, late=latency > self.deadline_s)
         self.outputs.write_record(record)
         self.summary.processed += 1

@@ -115,10 +115,9 @@ def header_lines(record: Dict[str, Any], scene_start_us: int, boxes_shown: int, 
                  ) -> List[str]:
     """A replay picture's text, from its record: the scene, the time since the scene's first sensor message
     (``scene_start_us``), the trigger and the boxes shown; the decision (maneuver, target speed, TTC, whether the
-    safety layer changed the plan); with a planning model the planning head's most likely class, labelled as the
-    head's: it may differ from the maneuver the decision names the plan by (perception.decision.learned.
-    plan_maneuver, from its path; the record does not hold it, the rationale names it); the rationale whole; the
-    missing sensors."""
+    safety layer changed the plan); with a planning model the maneuver its plan carries out (perception.decision.
+    learned.plan_maneuver, from its path: the one the decision names the plan by) and the planning head's most
+    likely class, labelled as the head's where the two differ; the rationale whole; the missing sensors."""
     trigger = ", keyframe" if record["is_key_frame"] else ", watchdog frame" if record["trigger"] == "watchdog" else ""
     seconds = (record["timestamp_us"] - scene_start_us) * 1e-6
     lines = [f"{record['scene']}, t={seconds:.2f} s since the scene's first sensor message{trigger}, "
@@ -129,9 +128,11 @@ def header_lines(record: Dict[str, Any], scene_start_us: int, boxes_shown: int, 
         changed = " (the safety layer changed the plan)" if decision["vetoed"] else ""
         lines.append(f"decision {decision['maneuver']}, target {decision['target_speed_mps']:.1f} m/s, TTC {ttc}"
                      f"{changed}")
-        if record["plan"] is not None:
-            lines.append(f"planning head's own class {record['plan']['maneuver']} (the decision names the plan "
-                         f"by its path: see the rationale)")
+        plan = record["plan"]
+        if plan is not None:
+            head = ("" if plan["maneuver"] == plan["plan_maneuver"] else
+                    f" (the planning head's own most likely class: {plan['maneuver']})")
+            lines.append(f"learned plan {plan['plan_maneuver']}, by its path{head}")
         lines.append(decision["reason"])
     if record["missing"]:
         lines.append("missing: " + ", ".join(sorted(record["missing"])))

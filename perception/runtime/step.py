@@ -20,7 +20,7 @@ from typing import Callable, Dict, Iterable, Optional, Sequence
 
 from perception.datasets.frame import Frame
 from perception.datasets.lane_map import LaneCentres
-from perception.decision import Decision, EgoState, PlannerConfig, decide, minimal_risk_stop
+from perception.decision import Decision, EgoState, Maneuver, PlannerConfig, decide, minimal_risk_stop
 from perception.decision.learned import ego_features, learned_decision
 from perception.decision.tracking import AgentTracker, TrackerConfig
 from perception.detector import Detector, timed_detect
@@ -59,9 +59,10 @@ def streamed_frame(state: StreamingState, key: SensorMessage, scene_token: str, 
 @dataclass(frozen=True)
 class StepResult:
     """One frame through the step: what was loaded, the ``detections`` (ego frame), the ``ego_state``, the
-    ``decision``, the planning head's proposal ``plan`` before the safety layer (a PlanningOutputs row; None when
-    the rule planner decided), and ``timings_ms`` (stage -> ms: load, detector and the model's stages, decision,
-    end_to_end)."""
+    ``decision``, ``timings_ms`` (stage -> ms: load, detector and the model's stages, decision, end_to_end), the
+    planning head's proposal ``plan`` before the safety layer (a PlanningOutputs row) and ``plan_maneuver``, the
+    maneuver its trajectory carries out (perception.decision.learned.plan_maneuver), both None when the rule
+    planner decided."""
 
     loaded: LoadedFrame
     detections: Boxes3D
@@ -69,6 +70,7 @@ class StepResult:
     decision: Decision
     timings_ms: Dict[str, float]
     plan: Optional[PlanningOutputs] = None
+    plan_maneuver: Optional[Maneuver] = None
 
 
 class FrameStep:
@@ -95,7 +97,7 @@ class FrameStep:
         minimal-risk stop, when the frame holds none of the detector's sensors: module docstring)."""
         timer = self.timer
         timer.reset()
-        plan = None
+        plan = plan_maneuver = None
         with timer.stage("end_to_end"):
             with timer.stage("load"):
                 loaded = load()
@@ -116,9 +118,11 @@ class FrameStep:
                                                  f"no data from the detector's sensors ({unseen})", loaded.lanes)
                 else:
                     agents = self.tracker.update(detections, loaded.frame.ego_pose)
-                    decision = (decide(agents.boxes, ego_state, self.planner_config,
-                                       agent_accelerations_mps2=agents.accelerations_mps2, lanes=loaded.lanes)
-                                if plan is None else
-                                learned_decision(plan, agents.boxes, ego_state, loaded.past_poses,
-                                                 self.planner_config, agents.accelerations_mps2, loaded.lanes))
-        return StepResult(loaded, detections, ego_state, decision, timer.elapsed_ms(), plan)
+                    if plan is None:
+                        decision = decide(agents.boxes, ego_state, self.planner_config,
+                                          agent_accelerations_mps2=agents.accelerations_mps2, lanes=loaded.lanes)
+                    else:
+                        plan_maneuver, decision = learned_decision(plan, agents.boxes, ego_state, loaded.past_poses,
+                                                                   self.planner_config, agents.accelerations_mps2,
+                                                                   loaded.lanes)
+        return StepResult(loaded, detections, ego_state, decision, timer.elapsed_ms(), plan, plan_maneuver)

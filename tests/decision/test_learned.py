@@ -94,10 +94,12 @@ def test_a_learned_plan_into_a_stopped_car_is_vetoed_with_its_rationale():
     plan = PlanningOutputs(straight, logits, torch.zeros(2))
     trajectory, maneuver = trajectory_and_maneuver(plan)
     assert maneuver is Maneuver.KEEP_LANE and trajectory.dtype == np.float64 and trajectory[-1, 0] == 30.0
-    decision = learned_decision(plan, agents(("car", 20, 0, 0, 0)), EgoState(10.0), STRAIGHT_PAST)
-    assert decision.vetoed and decision.maneuver is Maneuver.STOP
+    # the head says KEEP_LANE; the plan's path has a car centred on it 20 m ahead, within the labels' following
+    # reach of 12 m + 1.5 s x 10 m/s = 27 m: the plan is named FOLLOW (and vetoed: the car stands)
+    maneuver, decision = learned_decision(plan, agents(("car", 20, 0, 0, 0)), EgoState(10.0), STRAIGHT_PAST)
+    assert maneuver is Maneuver.FOLLOW and decision.vetoed and decision.maneuver is Maneuver.STOP
     assert "collides with the plan at 1.5 s" in decision.reason and "car #0" in decision.reason
-    kept = learned_decision(plan, agents(("car", 30, 3.5, 10, 0)), EgoState(10.0), STRAIGHT_PAST)
+    _, kept = learned_decision(plan, agents(("car", 30, 3.5, 10, 0)), EgoState(10.0), STRAIGHT_PAST)
     assert not kept.vetoed and np.array_equal(kept.trajectory, trajectory)
 
 
@@ -188,9 +190,10 @@ def test_a_learned_plan_is_checked_with_the_tracked_accelerations():
     plan = PlanningOutputs(torch.stack([10.0 * 0.5 * torch.arange(1, 7.0), torch.zeros(6)], -1), logits,
                            torch.zeros(2))
     lead = agents(("car", 20, 0, 10, 0))
-    steady = learned_decision(plan, lead, EgoState(10.0), STRAIGHT_PAST)
+    maneuver, steady = learned_decision(plan, lead, EgoState(10.0), STRAIGHT_PAST)
+    assert maneuver is Maneuver.FOLLOW
     assert not steady.vetoed and "not closing" in steady.reason
-    braking = learned_decision(plan, lead, EgoState(10.0), STRAIGHT_PAST, agent_accelerations_mps2=np.array([-5.0]))
+    _, braking = learned_decision(plan, lead, EgoState(10.0), STRAIGHT_PAST, agent_accelerations_mps2=np.array([-5.0]))
     assert braking.vetoed and "braking at 5.0 m/s^2" in braking.reason and "collides" in braking.reason
 
 
@@ -217,7 +220,7 @@ def test_a_learned_plan_is_checked_against_the_lane_map():
     for lane, expected in ((0, (False, True)), (1, (True, False))):
         xy, heading = road.to_global(np.array([100.0]), np.array([road.lane_centre(lane)]))
         lanes = road.lane_centres().transformed(_pose(0.0, *xy[0], heading[0]).ego_to_global.inverse())
-        decision = learned_decision(plan, agents(), EgoState(10.0), STRAIGHT_PAST, lanes=lanes)
+        _, decision = learned_decision(plan, agents(), EgoState(10.0), STRAIGHT_PAST, lanes=lanes)
         assert (decision.lane_change_left_ok, decision.lane_change_right_ok) == expected
-    unmapped = learned_decision(plan, agents(), EgoState(10.0), STRAIGHT_PAST)
+    _, unmapped = learned_decision(plan, agents(), EgoState(10.0), STRAIGHT_PAST)
     assert (unmapped.lane_change_left_ok, unmapped.lane_change_right_ok) == (True, True)

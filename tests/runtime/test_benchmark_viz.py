@@ -195,7 +195,8 @@ def _stall_record():
     path) CHANGE_LANE_RIGHT, slowed by the safety layer."""
     return {"scene": "synth-0000", "timestamp_us": 1_700_000_002_830_000, "is_key_frame": False,
             "trigger": "watchdog", "missing": ["lidar", "LIDAR_TOP"],
-            "plan": {"maneuver": "KEEP_LANE", "trajectory": [[1.0, 0.0]] * 6, "lane_change_feasible": [0.1, 0.9]},
+            "plan": {"maneuver": "KEEP_LANE", "plan_maneuver": "CHANGE_LANE_RIGHT", "trajectory": [[1.0, 0.0]] * 6,
+                     "lane_change_feasible": [0.1, 0.9]},
             "decision": {"maneuver": "CHANGE_LANE_RIGHT", "target_speed_mps": 5.9, "ttc_s": None,
                          "trajectory": [[1.0, 0.0]] * 6, "reason": STALL_REASON, "vetoed": True}}
 
@@ -209,7 +210,11 @@ def test_a_replay_header_names_the_head_s_class_as_such_and_what_t_counts_from()
     assert "t=2.83 s since the scene's first sensor message" in lines[0] and "watchdog" in lines[0]
     assert lines[1].startswith("decision CHANGE_LANE_RIGHT,") and "safety layer changed the plan" in lines[1]
     head = [line for line in lines if "KEEP_LANE" in line]
-    assert len(head) == 1 and head[0].startswith("planning head's own class KEEP_LANE")
+    assert head == ["learned plan CHANGE_LANE_RIGHT, by its path (the planning head's own most likely class: "
+                    "KEEP_LANE)"]
+    agreeing = _stall_record()
+    agreeing["plan"]["maneuver"] = "CHANGE_LANE_RIGHT"
+    assert "learned plan CHANGE_LANE_RIGHT, by its path" in header_lines(agreeing, 1_700_000_000_000_000, 24, 0.3)
     assert STALL_REASON in lines and "missing: LIDAR_TOP, lidar" in lines  # whole, not cut at 70 characters
 
 

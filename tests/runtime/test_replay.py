@@ -165,6 +165,7 @@ def test_a_planning_model_decides_by_its_plan_through_the_safety_layer(nusc_synt
                                  tracked.boxes, lanes=lanes)
         checked = check_plan(trajectory, maneuver, tracked.boxes, EgoState(**record["ego_state"]),
                              agent_accelerations_mps2=tracked.accelerations_mps2, lanes=lanes)
+        assert plan["plan_maneuver"] == maneuver.value
         assert record["decision"] == json.loads(json.dumps(checked.to_json()))
         assert decisions[record["timestamp_us"] * 1000]["plan"] == plan
     last = detector.ego_inputs[records[-1]["timestamp_us"]]
@@ -660,7 +661,8 @@ def test_a_record_s_types_and_values_are_checked_by_hand():
     for changes, problem in ((dict(index=True), "'index' is bool, expected int"),
                              (dict(late=1), "'late' is int, expected bool"),
                              (dict(status="done"), "status 'done' is not"),
-                             (dict(detections=[{"label": "car"}]), "exactly the keys")):
+                             (dict(detections=[{"label": "car"}]), "exactly the keys"),
+                             (dict(plan={"maneuver": "KEEP_LANE"}), "a plan must have exactly the keys")):
         with pytest.raises(ValueError, match=problem):
             validate_frame_record(_hand_record(**changes))
 
@@ -670,6 +672,7 @@ def test_a_plan_record_holds_the_lane_changes_probabilities():
     logits = torch.zeros(len(Maneuver))
     logits[list(Maneuver).index(Maneuver.BRAKE)] = 2.0
     trajectory = torch.tensor([[1.0, 0.0], [2.0, 0.5]])
-    record = plan_to_json(PlanningOutputs(trajectory, logits, torch.tensor([0.0, math.log(3.0)])))
-    assert record["maneuver"] == Maneuver.BRAKE.value and record["trajectory"] == [[1.0, 0.0], [2.0, 0.5]]
+    record = plan_to_json(PlanningOutputs(trajectory, logits, torch.tensor([0.0, math.log(3.0)])), Maneuver.STOP)
+    assert record["maneuver"] == Maneuver.BRAKE.value and record["plan_maneuver"] == Maneuver.STOP.value
+    assert record["trajectory"] == [[1.0, 0.0], [2.0, 0.5]]
     assert record["lane_change_feasible"] == pytest.approx([0.5, 0.75])

@@ -180,8 +180,10 @@ def test_the_planner_decides_on_the_tracked_velocities_and_accelerations(nusc_sy
 def test_a_learned_plan_is_checked_with_the_tracked_velocities_and_accelerations(nusc_synthetic):
     result, config = _three_frames_of_a_braking_lead(nusc_synthetic, ScriptedPlanner)
     assert "braking at 8.0 m/s^2" in result.decision.reason
-    _same_decision(result.decision, learned_decision(result.plan, TRACKED_LEAD, result.ego_state,
-                                                     result.loaded.past_poses, config, TRACKED_ACCELERATION))
+    maneuver, decision = learned_decision(result.plan, TRACKED_LEAD, result.ego_state, result.loaded.past_poses,
+                                          config, TRACKED_ACCELERATION)
+    assert result.plan_maneuver is maneuver
+    _same_decision(result.decision, decision)
 
 
 def test_the_benchmark_loads_each_keyframe_as_replay_builds_it(nusc_synthetic, tmp_path):
