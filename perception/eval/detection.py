@@ -76,8 +76,8 @@ def run_detection_eval(nusc: NuScenes, result_path: str, eval_set: str, output_d
     """Runs nuscenes-devkit's ``DetectionEval`` (config EVAL_CONFIG) on the submission at ``result_path``.
 
     Writes, like the devkit's ``main``: ``output_dir/metrics_summary.json`` and ``metrics_details.json``
-    (render_plots draws the devkit's plots into its ``output_dir/plots``, which the devkit makes; emptied first: an
-    earlier run's would stay beside these metrics). Raises NoDetectionsError, naming the file, when no predicted
+    (render_plots draws the devkit's plots into its ``output_dir/plots``; removed here: an earlier run's plots would
+    stay beside these metrics, and the devkit makes it empty whether or not plots are drawn). Raises NoDetectionsError, naming the file, when no predicted
     box is left to score (none at all, or none within the class ranges).
     """
     config = config_factory(EVAL_CONFIG)
@@ -94,6 +94,8 @@ def run_detection_eval(nusc: NuScenes, result_path: str, eval_set: str, output_d
         raise NoDetectionsError(f"{result_path}: no predicted box within the evaluation ranges of its class on "
                                 f"split {eval_set!r}; nuscenes-devkit cannot score an empty set (every AP would "
                                 f"be 0)") from error
+    finally:
+        shutil.rmtree(os.path.join(output_dir, "plots"), ignore_errors=True)
     metrics, metric_data = devkit_eval.evaluate()
     evaluation = Evaluation(config, metrics, metric_data, devkit_eval.gt_boxes, devkit_eval.pred_boxes,
                             devkit_eval.plot_dir)
@@ -141,6 +143,7 @@ def render_plots(evaluation: Evaluation) -> Dict[str, str]:
     from nuscenes.eval.detection.render import class_pr_curve, class_tp_curve, dist_pr_curve, summary_plot
 
     cfg, metrics, data = evaluation.config, evaluation.metrics, evaluation.metric_data
+    os.makedirs(evaluation.plot_dir, exist_ok=True)
     paths = {}
 
     def path(name: str) -> str:
