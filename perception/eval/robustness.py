@@ -299,10 +299,20 @@ def write_robustness(out_dir: str, summary: Mapping) -> None:
     write_heatmap(os.path.join(out_dir, HEATMAP_FILE), summary)
 
 
+def _corruption_runs(summary: Mapping) -> Dict[str, tuple]:
+    """A robustness.json's corruptions, each with the severities it ran at."""
+    return {row["name"]: tuple(cell["severity"] for cell in row["cells"]) for row in summary["corruptions"]}
+
+
 def robustness_comparison(summaries: Mapping[str, Mapping]) -> str:
     """A Markdown table of models side by side (name -> robustness.json content): clean NDS, mRA, the worst
     corruption (lowest RR), the worst cell (lowest RA) and the NDS with the LiDAR missing ('n/a' where a summary
-    lacks that corruption)."""
+    lacks that corruption). Where the summaries ran different corruptions or severities, each mRA is over its own
+    set, so a column "mRA, shared" adds the mean RR over the corruptions every summary ran at the same severities,
+    and a line under the table names them."""
+    runs = [_corruption_runs(summary) for summary in summaries.values()]
+    shared = sorted(name for name, severities in runs[0].items() if all(run.get(name) == severities for run in runs))
+    alike = all(run == runs[0] for run in runs)
     rows = []
     for name, summary in summaries.items():
         corruptions = {row["name"]: row for row in summary["corruptions"]}
@@ -315,5 +325,13 @@ def robustness_comparison(summaries: Mapping[str, Mapping]) -> str:
                      worst_cell or "n/a",
                      "n/a" if lidar_missing is None else format_number(lidar_missing["cells"][0]["nd_score"]),
                      str(len(summary["corruptions"]))])
-    return markdown_table(["model", "clean NDS", "mRA", "worst corruption", "worst cell", "NDS, LiDAR missing",
-                           "corruptions"], rows)
+        if not alike:
+            rows[-1].insert(3, format_number(float(np.mean([corruptions[c]["rr"] for c in shared])))
+                            if shared else "n/a")
+    header = ["model", "clean NDS", "mRA", "worst corruption", "worst cell", "NDS, LiDAR missing", "corruptions"]
+    if alike:
+        return markdown_table(header, rows)
+    header.insert(3, "mRA, shared")
+    note = (f"The summaries ran different corruptions or severities: each mRA is over its own; \"mRA, shared\" over "
+            f"the {len(shared)} every one ran at the same severities: {', '.join(shared) or 'none'}.")
+    return markdown_table(header, rows) + "\n\n" + note

@@ -26,13 +26,33 @@ def test_two_models_side_by_side(tmp_path, capsys):
         paths[-1].write_text(json.dumps(summary))
     table = run([str(path) for path in paths] + ["--out", str(tmp_path / "table.md")])
     lines = table.splitlines()
-    assert lines[0] == "| model | clean NDS | mRA | worst corruption | worst cell | NDS, LiDAR missing | corruptions |"
-    # before: lidar_fog RA 0.9 / 0.8 (RR 0.85), lidar_missing 0.5 / 0.5 (RR 0.5); mRA 0.675.
-    assert lines[2] == "| before | 0.700 | 0.675 | lidar_missing (RR 0.500) | lidar_missing s1 (RA 0.500) | 0.350 | 2 |"
+    assert lines[0] == ("| model | clean NDS | mRA | mRA, shared | worst corruption | worst cell | NDS, LiDAR missing "
+                        "| corruptions |")
+    # before: lidar_fog RA 0.9 / 0.8 (RR 0.85), lidar_missing 0.5 / 0.5 (RR 0.5); mRA 0.675; over the one
+    # corruption both ran, lidar_fog: 0.85.
+    assert lines[2] == ("| before | 0.700 | 0.675 | 0.850 | lidar_missing (RR 0.500) | lidar_missing s1 (RA 0.500) "
+                        "| 0.350 | 2 |")
     # robust: lidar_fog RA 0.95 / 0.9; no LiDAR-missing cell.
-    assert lines[3] == "| robust | 0.600 | 0.925 | lidar_fog (RR 0.925) | lidar_fog s2 (RA 0.900) | n/a | 1 |"
+    assert lines[3] == "| robust | 0.600 | 0.925 | 0.925 | lidar_fog (RR 0.925) | lidar_fog s2 (RA 0.900) | n/a | 1 |"
+    assert lines[-1].endswith("over the 1 every one ran at the same severities: lidar_fog.")
     assert (tmp_path / "table.md").read_text() == table + "\n" and table in capsys.readouterr().out
     assert run([str(path) for path in paths] + ["--names", "a", "b"]).splitlines()[2].startswith("| a | 0.700 |")
+
+
+def test_alike_summaries_need_no_shared_column_and_other_severities_are_not_shared(tmp_path):
+    fog = {"lidar_fog": [(1, 0.63), (2, 0.56)]}
+    paths = []
+    for name, summary in (("a", _summary(0.7, fog)), ("b", _summary(0.6, fog)),
+                          ("c", _summary(0.6, {"lidar_fog": [(3, 0.3)]}))):
+        (tmp_path / name).mkdir()
+        paths.append(str(tmp_path / name / "robustness.json"))
+        (tmp_path / name / "robustness.json").write_text(json.dumps(summary))
+    alike = run(paths[:2]).splitlines()
+    assert "mRA, shared" not in alike[0] and len(alike) == 4
+    # c ran lidar_fog at severity 3 only: nothing is shared
+    lines = run(paths).splitlines()
+    assert lines[4] == "| c | 0.600 | 0.500 | n/a | lidar_fog (RR 0.500) | lidar_fog s3 (RA 0.500) | n/a | 1 |"
+    assert lines[-1].endswith("over the 0 every one ran at the same severities: none.")
 
 
 def test_bad_files_are_one_line_errors(tmp_path, capsys):
