@@ -12,7 +12,9 @@ from nuscenes.utils.data_classes import LidarPointCloud, RadarPointCloud
 from nuscenes.utils.geometry_utils import BoxVisibility, view_points
 
 from perception.classes import DETECTION_CLASSES, category_to_detection_name
-from perception.geometry import Boxes3D, EgoPose, RigidTransform, SensorCalibration, yaw_from_matrix
+from perception.datasets.ego_log import keyframe_lidar_pose
+from perception.datasets.ground_truth import sample_ground_truth
+from perception.geometry import Boxes3D, EgoPose, RigidTransform, SensorCalibration
 from perception.sensors import CAMERA_CHANNELS, LIDAR_CHANNEL, RADAR_CHANNELS
 from perception.viz.bev import BevView, bev_legend, class_colour, draw_bev, with_caption
 from perception.viz.camera import BOX_EDGES, mosaic
@@ -55,7 +57,7 @@ def keyframe_in_ego(nusc: NuScenes, sample_token: str) -> Tuple[np.ndarray, np.n
     annotated boxes of the detection classes, in the ego frame at the LiDAR keyframe."""
     sample = nusc.get("sample", sample_token)
     lidar_token = sample["data"][LIDAR_CHANNEL]
-    lidar_pose = EgoPose.from_record(nusc.get("ego_pose", nusc.get("sample_data", lidar_token)["ego_pose_token"]))
+    lidar_pose = keyframe_lidar_pose(nusc, sample_token)
     lidar = LidarPointCloud.from_file(nusc.get_sample_data_path(lidar_token)).points.T
     lidar_ego = _to_ego(nusc, lidar_token, lidar_pose).apply(lidar[:, :3])
     radar_rows = []
@@ -65,22 +67,7 @@ def keyframe_in_ego(nusc: NuScenes, sample_token: str) -> Tuple[np.ndarray, np.n
         transform = _to_ego(nusc, token, lidar_pose)
         velocity = transform.apply_rotation(np.c_[points[:, 8:10], np.zeros(len(points))])
         radar_rows.append(np.c_[transform.apply(points[:, :3]), points[:, 5], velocity[:, :2]])
-    global_to_ego = lidar_pose.ego_to_global.inverse()
-    centres, sizes, yaws, velocities, labels = [], [], [], [], []
-    for token in sample["anns"]:
-        label = _label(nusc, token)
-        if label is None:
-            continue
-        annotation = nusc.get("sample_annotation", token)
-        box_to_global = RigidTransform.from_nuscenes(annotation["translation"], annotation["rotation"])
-        centres.append(global_to_ego.apply(box_to_global.translation[None])[0])
-        yaws.append(yaw_from_matrix(global_to_ego.rotation @ box_to_global.rotation))
-        sizes.append(annotation["size"])
-        velocity = np.nan_to_num(nusc.box_velocity(token))
-        velocities.append(global_to_ego.apply_rotation(velocity[None])[0, :2])
-        labels.append(label)
-    boxes = Boxes3D(np.array(centres).reshape(-1, 3), np.array(sizes).reshape(-1, 3), np.array(yaws),
-                    np.array(velocities).reshape(-1, 2), np.array(labels, dtype=np.int64))
+    boxes = sample_ground_truth(nusc, sample_token, lidar_pose.ego_to_global).boxes
     return lidar_ego, np.concatenate(radar_rows), boxes
 
 
