@@ -19,7 +19,7 @@ from nuscenes.nuscenes import NuScenes
 from nuscenes.utils.data_classes import LidarPointCloud
 
 from perception.cli import add_debug_option, check_output_path, positive_int, tool_main
-from perception.datasets.records import open_nuscenes, project_point_sensor_to_camera, sample_data_path
+from perception.datasets.records import SPLITS_FILE, open_nuscenes, project_point_sensor_to_camera, sample_data_path
 from perception.datasets.splits import split_sample_tokens, split_scenes
 from perception.paths import DATA_ROOT, REPO_ROOT
 from perception.sensors import CAMERA_CHANNELS, LIDAR_CHANNEL
@@ -55,7 +55,7 @@ def render_lidar_on_cameras(nusc: NuScenes, sample_token: str):
 def ensure_demo_world(dataroot: Path) -> Path:
     """``dataroot`` holding the demo world; generated when its tables are absent (into a temporary folder that
     is renamed when complete, so an interrupted run starts over rather than reading half a world)."""
-    if (dataroot / DEMO_WORLD["version"] / "splits.json").is_file():
+    if (dataroot / DEMO_WORLD["version"] / SPLITS_FILE).is_file():
         print(f"demo world: {dataroot} (already generated)")
         return dataroot
     from perception.datasets.synthetic import generate_world

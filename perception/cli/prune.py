@@ -24,6 +24,7 @@ from typing import Any, Dict, List, Optional, Sequence
 from perception.cli import (add_data_options, add_debug_option, check_output_path, config_data, positive_int,
                             resolve_config, tool_main)
 from perception.deploy.prune import DEFAULT_SCOPE, SCOPES
+from perception.eval.runner import METRICS_FILE
 from perception.jsonfile import read_json
 from perception.plotting import pyplot
 
@@ -50,7 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+PRUNED_MODEL_FILE = "model.pth"
+"""A ratio's pruned checkpoint, in its ratio_dir."""
+
+
 def ratio_dir(out: Path, ratio: float) -> Path:
+    """OUT/ratio_<R>: one ratio's config, PRUNED_MODEL_FILE and what follows (module docstring)."""
     return out / f"ratio_{ratio:g}"
 
 
@@ -149,12 +155,12 @@ def prune(args: argparse.Namespace, parser: argparse.ArgumentParser) -> List[Dic
         widths = pruned_widths(pruned)
         write_pruned_config(folder / "config.py", config_path, widths)
         state_dict = {name: tensor.detach().clone() for name, tensor in pruned.state_dict().items()}
-        save_checkpoint(state_dict, str(folder / "model.pth"),
+        save_checkpoint(state_dict, str(folder / PRUNED_MODEL_FILE),
                         {"pruned_from": str(args.checkpoint), "config": str(args.config), "pruning_ratio": ratio,
                          "pruning_scope": args.scope, "widths": widths}, inputs)
         flops = dense_flops(pruned, batch)
         models[f"{ratio:g}"] = pruned
-        rows.append({"ratio": ratio, "config": str(folder / "config.py"), "checkpoint": str(folder / "model.pth"),
+        rows.append({"ratio": ratio, "config": str(folder / "config.py"), "checkpoint": str(folder / PRUNED_MODEL_FILE),
                      "widths": widths, "flops": flops, "flops_total": sum(flops.values()),
                      "flops_pruned_modules": sum(value for path, value in flops.items()
                                                  if in_scope(path, args.scope)),
@@ -195,7 +201,8 @@ def report(out: Path) -> List[Dict[str, Any]]:
              "| ratio | FLOPs (M MAC) | FLOPs / unpruned | parameters | detector p50 ms | detector p99 ms | NDS |",
              "|---|---|---|---|---|---|---|"]
     for row in rows:
-        metrics, model = (ratio_dir(out, row["ratio"]) / name for name in ("eval/metrics.json", "model.pth"))
+        folder = ratio_dir(out, row["ratio"])
+        metrics, model = folder / "eval" / METRICS_FILE, folder / PRUNED_MODEL_FILE
         stale = metrics.is_file() and model.is_file() and metrics.stat().st_mtime < model.stat().st_mtime
         row["nds"] = read_json(str(metrics))["nd_score"] if metrics.is_file() and not stale else None
         nds = ("not measured (eval/ older than model.pth)" if stale else "not measured" if row["nds"] is None

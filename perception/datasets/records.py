@@ -19,6 +19,9 @@ TABLE_NAMES = ("category", "attribute", "visibility", "instance", "sensor", "cal
                "scene", "sample", "sample_data", "sample_annotation", "map")
 """The tables of a nuScenes version folder (``<name>.json``, each a list of records), as nuscenes-devkit reads them."""
 
+SPLITS_FILE = "splits.json"
+"""The custom splits beside a version's tables: {split name: [scene names]} (perception.datasets.splits)."""
+
 
 def open_nuscenes(dataroot: str, version: str, verbose: bool = False) -> NuScenes:
     """nuscenes-devkit's NuScenes of the tables at ``dataroot``/``version``; a FileNotFoundError when that folder is

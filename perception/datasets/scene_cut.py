@@ -18,6 +18,7 @@ import os
 from pathlib import Path
 from typing import Dict, List, Tuple, Union
 
+from perception.datasets.records import SPLITS_FILE
 from perception.jsonfile import read_json
 
 CUT_TABLES = ("scene", "sample", "sample_annotation", "sample_data")
@@ -95,7 +96,7 @@ def cut_scene(dataroot: Union[str, Path], version: str, scene_name: str, first_h
     if fit_split == held_split:
         raise ValueError(f"the two parts need two split names, got {fit_split!r} twice")
     tables = {name: _read_table(table_dir, name) for name in CUT_TABLES}
-    splits_path = table_dir / "splits.json"
+    splits_path = table_dir / SPLITS_FILE
     splits = read_json(str(splits_path)) if splits_path.is_file() else {}
     for name in (fit_split, held_split):
         if name in splits:
@@ -109,13 +110,13 @@ def cut_scene(dataroot: Union[str, Path], version: str, scene_name: str, first_h
     for entry in source.iterdir():
         if entry.name != version:
             os.symlink(entry.resolve(), out / entry.name)
-    rewritten = {f"{name}.json" for name in CUT_TABLES} | {"splits.json"}
+    rewritten = {f"{name}.json" for name in CUT_TABLES} | {SPLITS_FILE}
     for entry in table_dir.iterdir():
         if entry.name not in rewritten:
             os.symlink(entry.resolve(), out / version / entry.name)
     for name, records in tables.items():
         (out / version / f"{name}.json").write_text(json.dumps(records, indent=1))
-    (out / version / "splits.json").write_text(json.dumps(splits, indent=1))
+    (out / version / SPLITS_FILE).write_text(json.dumps(splits, indent=1))
     return out
 
 

@@ -13,6 +13,7 @@ from typing import List
 from nuscenes.nuscenes import NuScenes
 from nuscenes.utils.splits import create_splits_scenes
 
+from perception.datasets.records import SPLITS_FILE
 from perception.jsonfile import read_json
 
 ALL_SCENES = "all"
@@ -44,7 +45,7 @@ def split_scenes(nusc: NuScenes, split: str) -> List[str]:
 def _custom_split(nusc: NuScenes, split: str) -> List[str]:
     """The scene names of custom split ``split`` in the version's splits.json; ValueError naming the file when it
     is missing, not JSON, or has no such list."""
-    path = os.path.join(nusc.dataroot, nusc.version, "splits.json")
+    path = os.path.join(nusc.dataroot, nusc.version, SPLITS_FILE)
     custom = read_json(path) if os.path.isfile(path) else {}
     names = custom.get(split) if isinstance(custom, dict) else None
     if not isinstance(names, list):

@@ -9,7 +9,7 @@ from typing import Dict, List, Tuple
 
 from perception.datasets.synthetic.class_specs import CATEGORY_INDEX, CLASS_SPECS
 from perception.datasets.synthetic.rig import CALIBRATION, camera_matrix
-from perception.datasets.records import TABLE_NAMES
+from perception.datasets.records import SPLITS_FILE, TABLE_NAMES
 from perception.sensors import ALL_CHANNELS, modality_of
 
 
@@ -79,4 +79,4 @@ def write_tables(table_dir: Path, tables: Dict[str, List[dict]], splits: Dict[st
         raise ValueError(f"cannot write {table_dir}: tables {missing} are missing")
     for name in TABLE_NAMES:
         (table_dir / f"{name}.json").write_text(json.dumps(tables[name], sort_keys=True, separators=(",", ":")))
-    (table_dir / "splits.json").write_text(json.dumps(splits, sort_keys=True, indent=1))
+    (table_dir / SPLITS_FILE).write_text(json.dumps(splits, sort_keys=True, indent=1))
