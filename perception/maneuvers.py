@@ -48,4 +48,4 @@ _CAUTION = {
     Maneuver.STOP: 4,
 }
 
-__all__ = ["Maneuver"]
+__all__ = ["Maneuver", "PLAN_HORIZON_STEPS", "PLAN_STEP_S"]

@@ -187,7 +187,8 @@ def lane_reached(times_s: np.ndarray, ego_xy: np.ndarray, ego_yaw: np.ndarray, l
 
 def chord_lane_change(times_s: np.ndarray, ego_xy: np.ndarray, ego_yaw: np.ndarray,
                       config: ManeuverLabelConfig = ManeuverLabelConfig()) -> Optional[Maneuver]:
-    """Rule 3 without a lane map (module docstring): CHANGE_LANE_LEFT / RIGHT or None."""
+    """Rule 3 without a lane map (module docstring) on the ego's track (lateral_shift_m's arguments):
+    CHANGE_LANE_LEFT / RIGHT or None."""
     shift, turn = lateral_shift_m(times_s, ego_xy, ego_yaw, config)
     if abs(shift) >= config.lane_change_shift_m and abs(turn) < config.lane_change_max_turn_rad:
         return Maneuver.CHANGE_LANE_LEFT if shift > 0 else Maneuver.CHANGE_LANE_RIGHT
@@ -198,7 +199,8 @@ def lateral_shift_m(times_s: np.ndarray, ego_xy: np.ndarray, ego_yaw: np.ndarray
                     config: ManeuverLabelConfig = ManeuverLabelConfig()) -> Tuple[float, float]:
     """Rule 3's sideways move [m, + left] over the window from the first pose (at most lane_change_half_window_s
     before the keyframe) to lane_change_half_window_s after it, perpendicular to the mean of the end headings,
-    and the heading's turn over the window [rad]."""
+    and the heading's turn over the window [rad]; from the ego's track: ``times_s`` (K,) [s] from the keyframe,
+    ``ego_xy`` (K, 2) [m] and ``ego_yaw`` (K,) [rad] in the keyframe's ego frame (ego_log.track_from_poses)."""
     end = int(np.argmin(np.abs(np.asarray(times_s) - config.lane_change_half_window_s)))
     turn = math.remainder(ego_yaw[end] - ego_yaw[0], 2 * math.pi)
     mean_heading = ego_yaw[0] + turn / 2

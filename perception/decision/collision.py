@@ -4,7 +4,7 @@ box footprints."""
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Sequence, Tuple
 
 import numpy as np
 
@@ -71,7 +71,7 @@ def plan_collisions(trajectory: np.ndarray, boxes_per_step: Sequence[Boxes3D],
     ])
 
 
-def path_coordinates(path_xy: np.ndarray, points_xy: np.ndarray):
+def path_coordinates(path_xy: np.ndarray, points_xy: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Frenet coordinates along a plan (geometry.frenet_coordinates): path_xy (T, 2) rear-axle waypoints [x, y] [m]
     from the origin (the path starts at the origin heading along +x, extended straight behind it and beyond its
     last waypoint along the last heading, plan_headings), points_xy (M, 2) [m] -> along (M,) [m] (arc length from

@@ -301,9 +301,9 @@ def _lane_change_followers(relative: Optional[tuple], assessment: AgentAssessmen
 
 def _first_hazard(trajectory: np.ndarray, agents: Boxes3D, predicted: np.ndarray, relative: Optional[tuple],
                   config: PlannerConfig):
-    """(agent, step, description) of the earliest collision (check 2) or missing braking margin (check 3) of the
-    plan against the agents' predictions (N, T + 1, 3) [x, y, yaw] (``relative``: _relative_to_plan's, None without
-    agents); None when the plan is clear."""
+    """(agent, step, description) of the plan's first hazard against the agents' predictions (N, T + 1, 3)
+    [x, y, yaw] (``relative``: _relative_to_plan's, None without agents): its earliest collision (check 2), or
+    when it collides nowhere its earliest missing braking margin (check 3); None when the plan is clear."""
     steps = config.horizon_steps
     if not len(agents):
         return None

@@ -57,7 +57,9 @@ def _future_keyframes(nusc: NuScenes, sample_token: str, end_us: int) -> List[di
 
 def _bracket(timestamps_us: np.ndarray, time_us: int, tolerance_us: int) -> Optional[Tuple[int, int]]:
     """Indices (before, after) of sorted ``timestamps_us`` around ``time_us`` (the last two when it lies up to
-    ``tolerance_us`` past the end; (last, last) when only one exists); None when out of reach."""
+    ``tolerance_us`` past the end; (last, last) when only one exists); None when out of reach: more than
+    ``tolerance_us`` past the end, or before the first (no slack there: logged_future's first is the keyframe
+    itself)."""
     if time_us > timestamps_us[-1] + tolerance_us or time_us < timestamps_us[0]:
         return None
     after = int(np.searchsorted(timestamps_us, time_us, side="right"))
