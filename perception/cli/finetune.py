@@ -34,7 +34,8 @@ from perception.engine import init_distributed_from_env, save_checkpoint
 from perception.engine.data import frame_dataset_configs
 from perception.jsonfile import check_same_run, write_json_atomic
 from perception.models import model_inputs
-from perception.models.finetune import DEFAULT_RANK, METHODS, FineTuningSpec, count_parameters, folded_state_dict
+from perception.models.finetune import (DEFAULT_RANK, METHODS, FineTuningSpec, count_parameters, fine_tuned_model,
+                                        folded_state_dict)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -114,7 +115,10 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         raise ValueError(f"--dataroot, --version and --split go together (got only --{', --'.join(given)})")
     if args.val_split is not None and not given:
         raise ValueError("--val-split names a split of --dataroot; without it CONFIG's validation data is used")
+    if args.val_split is not None and args.no_validate:
+        raise ValueError("--val-split names the validation data; --no-validate trains without validation")
     args.config = resolve_config(args.config)
+    args.checkpoint = resolve_path(args.checkpoint)
     if args.dataroot is not None:
         args.dataroot = resolve_path(args.dataroot)
     spec = FineTuningSpec(args.method, args.rank, None if args.targets is None else tuple(args.targets),
@@ -133,6 +137,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         raise ValueError(f"the validation split {split!r} has no annotated keyframe to score (--no-validate trains "
                          f"without it)")
     inputs = model_inputs(cfg)
+    fine_tuned_model(cfg.model, args.checkpoint, args.config, spec)  # its errors before the work dir is touched
     fine_tuning = dataclasses.asdict(spec)
     record_fine_tuning(cfg.work_dir, dict(fine_tuning, base_checkpoint=os.path.abspath(args.checkpoint)),
                        resuming=bool(cfg.get("resume")))

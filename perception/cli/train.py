@@ -22,9 +22,10 @@ from mmengine.runner import Runner, find_latest_checkpoint
 
 import perception.engine  # noqa: F401  (registers the dataset, collate, metric and DDP wrapper)
 from perception.cli import (add_debug_option, check_output_path, positive_float, positive_int, resolve_config,
-                            tool_command, tool_main)
+                            resolve_path, tool_command, tool_main)
 from perception.engine import (RESUME_SCHEME, apply_model_inputs, evaluate_validation_data, export_checkpoint,
                                init_distributed_from_env, load_own_resume_file, resume_source)
+from perception.engine.data import frame_dataset_configs
 from perception.jsonfile import read_json
 from perception.models import build_detector, load_detector, model_inputs
 
@@ -62,6 +63,9 @@ def build_config(args: argparse.Namespace) -> Config:
             raise ValueError(f"{args.config} with --cfg-options {options}: the model does not build ({error})"
                              ) from None
     apply_model_inputs(cfg)
+    for loader in ("train_dataloader", "val_dataloader"):  # the data found from any folder, as every tool finds it
+        for dataset in frame_dataset_configs(cfg[loader].dataset) if cfg.get(loader) else ():
+            dataset["dataroot"] = resolve_path(dataset["dataroot"])
     cfg.work_dir = args.work_dir or os.path.join("work_dirs", os.path.splitext(os.path.basename(args.config))[0])
     # mmengine names the run's logger, message hub and visualizer after the experiment (by default the config name
     # + a timestamp in seconds); two runs of one config in one process within a second would share them, and the
@@ -181,17 +185,17 @@ def run_training(cfg: Config) -> Runner:
     """Builds mmengine's Runner from ``cfg``, trains, and on rank 0 writes the last validation's metrics to
     ``<work_dir>/last_validation.json``. Returns the runner (its model is the trained one). A run that does not
     resume starts the work dir's records anew: an earlier run's last_checkpoint pointer and last_validation.json
-    are removed first (a resume would load that run's checkpoint until this one saves its own; an export would
-    carry its validation)."""
+    are removed once the runner is built, before it trains (a resume would load that run's checkpoint until this
+    one saves its own; an export would carry its validation; a model that fails to build leaves them)."""
     evaluate_validation_data(cfg)
     if cfg.get("resume"):
         check_resumed_schedule(cfg)
+    runner = Runner.from_cfg(cfg)
     if not cfg.get("resume") and get_rank() == 0:
         for name in ("last_checkpoint", "last_validation.json"):
             path = os.path.join(cfg.work_dir, name)
             if os.path.isfile(path):
                 os.remove(path)
-    runner = Runner.from_cfg(cfg)
     runner.train()
     if runner.val_loop is not None and get_rank() == 0:
         scalars = _last_validation(runner)

@@ -339,29 +339,37 @@ def folded_state_dict(model: nn.Module) -> Dict[str, torch.Tensor]:
     return {name: tensor.detach().cpu().clone() for name, tensor in plain.state_dict().items()}
 
 
+def fine_tuned_model(detector: Mapping, checkpoint: str, config: str, spec: FineTuningSpec
+                     ) -> Tuple[BEVFusionDetector, ParameterCount]:
+    """The network ``detector`` (a BEVFusionDetector config, from the file ``config``) with the weights of
+    ``checkpoint`` (a shipped checkpoint), set up for fine-tuning by ``spec`` (prepare_fine_tuning), and what it
+    trains. Raises ValueError naming both files when the weights do not fit the network (and prepare_fine_tuning's
+    errors: a rank above a layer's, a target or freeze that names nothing); the inputs the checkpoint was trained
+    on (sweeps, image size, sensors read) may differ, since adapting to new inputs is what fine-tuning is for. The
+    model counts as initialised (mmengine's ``is_init``): the runner's ``init_weights`` leaves the checkpoint's
+    weights as they are (a planning head would otherwise load its config's ``ego_init`` file over its ego
+    branch)."""
+    model = MODELS.build(dict(detector))
+    load_weights(model, read_checkpoint(checkpoint)["state_dict"], checkpoint, config)
+    model.is_init = True
+    return model, prepare_fine_tuning(model, spec)
+
+
 @MODELS.register_module(name="FineTunedDetector")
 def fine_tuned_detector(detector: Mapping, checkpoint: str, config: str, method: str, rank: Optional[int] = None,
                         targets: Optional[Sequence[str]] = None, lora_alpha: Optional[float] = None,
                         update_norm_stats: bool = False, quantization_aware: bool = False, frozen: Sequence[str] = ()
                         ) -> BEVFusionDetector:
-    """The network ``detector`` (a BEVFusionDetector config, from the file ``config``) with the weights of
-    ``checkpoint`` (a shipped checkpoint), set up for fine-tuning (prepare_fine_tuning with these FineTuningSpec
-    fields): the model a fine-tuning run builds. Raises ValueError naming both files when the weights do not fit
-    the network; the inputs the checkpoint was trained on (sweeps, image size, sensors read) may differ, since
-    adapting to new inputs is what fine-tuning is for. The model counts as initialised (mmengine's ``is_init``):
-    the runner's ``init_weights`` leaves the checkpoint's weights as they are (a planning head would otherwise load
-    its config's ``ego_init`` file over its ego branch)."""
+    """fine_tuned_model with these FineTuningSpec fields, what it trains logged: the model a fine-tuning run
+    builds."""
     spec = FineTuningSpec(method, rank, None if targets is None else tuple(targets), lora_alpha, update_norm_stats,
                           quantization_aware, tuple(frozen))
-    model = MODELS.build(dict(detector))
-    load_weights(model, read_checkpoint(checkpoint)["state_dict"], checkpoint, config)
-    model.is_init = True
-    count = prepare_fine_tuning(model, spec)
+    model, count = fine_tuned_model(detector, checkpoint, config, spec)
     print_log(f"fine-tuning {checkpoint} ({spec.method}): {count}", logger="current")
     return model
 
 
-__all__ = ["ADAPTER_LAYER_TYPES", "DEFAULT_RANK", "DEFAULT_TARGETS", "FineTuningSpec", "HeldBatchNorm1d", "HeldBatchNorm2d",
-           "LORA_LAYER_TYPES", "METHODS", "ParameterCount", "ResidualInputAdapter", "count_parameters",
-           "fine_tuned_detector", "fold", "folded_state_dict", "head_output_layers", "max_rank",
+__all__ = ["ADAPTER_LAYER_TYPES", "DEFAULT_RANK", "DEFAULT_TARGETS", "FineTuningSpec", "HeldBatchNorm1d",
+           "HeldBatchNorm2d", "LORA_LAYER_TYPES", "METHODS", "ParameterCount", "ResidualInputAdapter", "count_parameters",
+           "fine_tuned_detector", "fine_tuned_model", "fold", "folded_state_dict", "head_output_layers", "max_rank",
            "prepare_fine_tuning", "select_layers", "unread_encoder_names", "unread_encoders"]

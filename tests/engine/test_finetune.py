@@ -11,9 +11,10 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from perception.cli.finetune import main as finetune
-from perception.cli.train import main as train
+from perception.cli.finetune import build_parser, main as finetune
+from perception.cli.train import build_config, main as train
 from perception.models import checkpoint_meta, load_detector
+from perception.paths import REPO_ROOT
 from tests.conftest import TINY_WORLD
 from tests.engine.kills import SimulatedKill
 from tests.engine.test_train import state_at, write_tiny_config
@@ -147,6 +148,9 @@ def test_bad_requests_fail_before_training(base, synthetic_root, tmp_path, capsy
         (finetune_args(config, checkpoint, validation_annotation_free_copy(synthetic_root, tmp_path / "g_world"),
                        tmp_path / "g", "--method", "head", "--val-split", "synth_val"),
          "the validation split 'synth_val' has no annotated keyframe to score"),
+        (finetune_args(config, checkpoint, synthetic_root, tmp_path / "i", "--method", "head", "--val-split",
+                       "synth_val", "--no-validate"),
+         "--val-split names the validation data; --no-validate trains without validation"),
     ]
     for argv, message in cases:
         with pytest.raises(SystemExit) as exit_info:
@@ -155,6 +159,44 @@ def test_bad_requests_fail_before_training(base, synthetic_root, tmp_path, capsy
         assert message in capsys.readouterr().err
         work_dir = argv[argv.index("--work-dir") + 1]
         assert not any(name.endswith(".pth") for _, _, names in os.walk(work_dir) for name in names)
+
+
+def test_a_bad_request_into_a_run_s_work_dir_leaves_it_to_resume(base, synthetic_root, tmp_path, capsys):
+    """Errors found while building the model (a rank above a layer's, weights that do not fit) come before the work
+    dir is touched: the earlier run's fine_tuning.json and last_checkpoint stay, and --resume goes on from it."""
+    config, checkpoint = base
+    work_dir = tmp_path / "run"
+    lora = ("--method", "lora", "--rank", "2", "--no-validate")
+    finetune(finetune_args(config, checkpoint, synthetic_root, work_dir, *lora))
+    recorded = {name: (work_dir / name).read_bytes() for name in ("fine_tuning.json", "last_checkpoint")}
+    other_network = str(tmp_path / "wider.py")
+    with open(other_network, "w") as handle:
+        handle.write(f"_base_ = [{config!r}]\nmodel = dict(head=dict(head_channels=8))\n")
+    for argv, message in ((finetune_args(config, checkpoint, synthetic_root, work_dir, "--method", "lora", "--rank",
+                                         "99", "--no-validate"), "rank 99 is larger than layer"),
+                          (finetune_args(other_network, checkpoint, synthetic_root, work_dir, *lora),
+                           "weights do not fit")):
+        with pytest.raises(SystemExit):
+            finetune(argv)
+        assert message in capsys.readouterr().err
+        assert {name: (work_dir / name).read_bytes() for name in recorded} == recorded
+    finetune(finetune_args(config, checkpoint, synthetic_root, work_dir, *lora, "--resume"))
+    assert "starting from scratch" not in capsys.readouterr().out
+
+
+def test_the_checkpoint_and_data_are_found_from_another_folder_as_the_config_is(synthetic_root, monkeypatch,
+                                                                                 tmp_path, capsys):
+    """Relative to the repository when not found where the tool runs: the checkpoint (rank 99 fails after the
+    weights load) and the config's data root."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit):
+        finetune(finetune_args("configs/fusion_tiny.py", "checkpoints/fusion_tiny.pth", synthetic_root,
+                               tmp_path / "w", "--method", "lora", "--rank", "99", "--no-validate"))
+    assert "rank 99 is larger than layer" in capsys.readouterr().err
+    cfg = build_config(build_parser().parse_args(["configs/fusion_tiny.py", "checkpoints/fusion_tiny.pth",
+                                                  "--method", "full"]))
+    assert {cfg[loader].dataset.dataroot for loader in ("train_dataloader", "val_dataloader")} == {
+        str(REPO_ROOT / "datasets" / "synthetic")}
 
 
 def test_a_config_that_trains_on_several_worlds_fine_tunes_on_the_split_given(base, synthetic_root, tmp_path):
