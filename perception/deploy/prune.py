@@ -157,8 +157,13 @@ def prune_detector(detector: BEVFusionDetector, batch: FusionBatch, ratio: float
     if missing:
         raise ValueError(f"pruning needs a frame that runs every dense module; this one does not run "
                          f"{', '.join(missing)} (a sensor is missing)")
+    # The fuser's stand-ins for a missing sensor (ConvFuser.missing_embedding) are parameters outside any layer,
+    # one per encoder output channel: named with their channel dimension, which torch-pruning would otherwise guess
+    # with a warning (it leaves them either way: the encoders' outputs are not pruned; tests/deploy/test_prune.py).
+    embeddings = [(parameter, 0) for parameter in pruned.fuser.missing_embedding.values()]
     pruners = [tp.pruner.MetaPruner(module, inputs[source], importance=tp.importance.GroupMagnitudeImportance(p=1),
-                                    pruning_ratio=MAX_LAYER_RATIO, iterative_steps=steps, ignored_layers=kept)
+                                    pruning_ratio=MAX_LAYER_RATIO, iterative_steps=steps, ignored_layers=kept,
+                                    unwrapped_parameters=embeddings if isinstance(module, FuserDecoder) else None)
                for module, source, kept in units]
 
     def units_flops() -> int:  # counted whole per unit (the scope's other modules keep theirs)
