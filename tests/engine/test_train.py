@@ -238,6 +238,17 @@ def test_random_state_hook_gives_back_every_stream_once_where_the_checkpoint_sto
     torch.manual_seed(9)
     old.before_train_iter(runner, 0)
     assert torch.equal(torch.rand(3), expected)
+    # a validation leaves every stream where it found it: what training draws next is what it would have drawn
+    adversarial_state = adversarial.random_state
+    torch.manual_seed(5), np.random.seed(5), random.seed(5)
+    expected = draws()
+    torch.manual_seed(5), np.random.seed(5), random.seed(5)
+    adversarial.random_state = adversarial_state
+    validating = RandomStateHook()
+    validating.before_val(runner)
+    draws()  # the validation's own draws (its DataLoader's seed)
+    validating.after_val(runner)
+    assert draws() == expected
 
 
 def test_time_budget_makes_the_iteration_that_spends_it_the_last():
