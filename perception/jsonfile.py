@@ -17,6 +17,12 @@ def read_json(path: str) -> Any:
             raise ValueError(f"{path}: not valid JSON ({error})") from None
 
 
+def as_read_back(value: Any, default: Optional[Callable[[Any], Any]] = None) -> Any:
+    """``value`` as a JSON file would give it back (tuples as lists, keys as strings; what ``default`` makes of
+    what JSON cannot hold): what a record written now reads as, for comparing it with one read from a file."""
+    return json.loads(json.dumps(value, default=default))
+
+
 def _differing_keys(recorded: Mapping[str, Any], identity: Mapping[str, Any], prefix: str = "") -> List[str]:
     """The keys whose values differ or that one side lacks, an object's by its own (``options.lidar_sweeps``)."""
     differing = []

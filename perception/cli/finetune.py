@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import time
 from typing import Optional, Sequence
@@ -32,7 +31,7 @@ from perception.cli.train import add_run_arguments, build_config, run_meta, run_
 from perception.datasets.loader import NuScenesFrames
 from perception.engine import init_distributed_from_env, save_checkpoint
 from perception.engine.data import frame_dataset_configs
-from perception.jsonfile import check_same_run, write_json_atomic
+from perception.jsonfile import as_read_back, check_same_run, write_json_atomic
 from perception.models import model_inputs
 from perception.models.finetune import (DEFAULT_RANK, METHODS, FineTuningSpec, count_parameters, fine_tuned_model,
                                         folded_state_dict)
@@ -96,7 +95,7 @@ def record_fine_tuning(work_dir: str, identity: dict, resuming: bool) -> None:
     the file and the settings that differ unless it holds the same ``identity`` (flat: setting -> value; mmengine
     would load another method's weights with warnings and train on)."""
     path = os.path.join(work_dir, FINE_TUNING_FILE)
-    identity = json.loads(json.dumps(identity))
+    identity = as_read_back(identity)
     if resuming:
         check_same_run(path, identity, "the checkpoints there",
                        "fine-tune into another --work-dir, or without --resume")

@@ -26,7 +26,7 @@ from perception.cli import (add_debug_option, check_output_path, positive_float,
 from perception.engine import (RESUME_SCHEME, apply_model_inputs, evaluate_validation_data, export_checkpoint,
                                init_distributed_from_env, load_own_resume_file, resume_source)
 from perception.engine.data import frame_dataset_configs
-from perception.jsonfile import read_json
+from perception.jsonfile import as_read_back, read_json
 from perception.models import build_detector, load_detector, model_inputs
 
 
@@ -103,7 +103,7 @@ def run_meta(cfg: Config, config_path: str, command: str, train_seconds: Optiona
                 train_seconds=train_seconds, seed=cfg.get("randomness", {}).get("seed"),
                 data=dict(cfg.train_dataloader.dataset),
                 validation=read_json(scalars) if os.path.isfile(scalars) else None, **extra)
-    return json.loads(json.dumps(meta, default=str))
+    return as_read_back(meta, default=str)
 
 
 def export(cfg: Config, args: argparse.Namespace, started: float) -> None:

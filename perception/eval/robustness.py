@@ -34,7 +34,7 @@ from perception.detector import Detector
 from perception.eval.detection import NoDetectionsError
 from perception.eval.report import format_number, markdown_table
 from perception.eval.runner import DataOptions, Shard, evaluate_split
-from perception.jsonfile import check_same_run, read_json, write_json_atomic
+from perception.jsonfile import as_read_back, check_same_run, read_json, write_json_atomic
 from perception.plotting import pyplot
 
 CLEAN = "clean"
@@ -74,7 +74,7 @@ def cell_definition(cell: Cell) -> dict:
     if cell.corruption == CLEAN:
         return {}
     corruption = CORRUPTIONS[cell.corruption]
-    return json.loads(json.dumps({"level": corruption.levels[cell.severity - 1], "revision": corruption.revision}))
+    return as_read_back({"level": corruption.levels[cell.severity - 1], "revision": corruption.revision})
 
 
 def run_cell(detector: Detector, run: Mapping, nusc, data: DataOptions, out_dir: str, cell: Cell, seed: int,

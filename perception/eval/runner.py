@@ -35,7 +35,7 @@ from perception.eval.report import write_report
 from perception.eval.submission import boxes_to_submission
 from perception.geometry import Boxes3D, EgoPose, RigidTransform
 from perception.geometry.boxes import DETECTION_RECORD
-from perception.jsonfile import check_same_run, read_json, read_json_lines, write_json_atomic, write_json_lines
+from perception.jsonfile import as_read_back, check_same_run, read_json, read_json_lines, write_json_atomic, write_json_lines
 from perception.models.ego_mlp import EgoMLP
 from perception.models.planning_head import PlanningDetector
 from perception.models.planning_types import PlanningOutputs
@@ -274,10 +274,10 @@ def run_identity(detector_name: str, data: DataOptions, drop: Sequence[str], sha
     hashes of its config and weights, or without one the detector's name; the data and how it is loaded, the
     sensors dropped, the transform) and how the frames are shared among the processes."""
     model = dict(provenance) if provenance else {"detector": detector_name}
-    return json.loads(json.dumps({"model": model,
-                                  "data": {key: value for key, value in asdict(data).items() if key != "workers"},
-                                  "dropped": sorted(drop), "transform": None if transform is None else str(transform),
-                                  "processes": shard.world_size}))
+    return as_read_back({"model": model,
+                         "data": {key: value for key, value in asdict(data).items() if key != "workers"},
+                         "dropped": sorted(drop), "transform": None if transform is None else str(transform),
+                         "processes": shard.world_size})
 
 
 @dataclass(frozen=True)

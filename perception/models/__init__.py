@@ -2,7 +2,6 @@
 and ``load_detector`` for the shipped checkpoints."""
 from __future__ import annotations
 
-import json
 import pickle
 from pathlib import Path
 from typing import NamedTuple, Optional, Tuple, Union
@@ -17,6 +16,7 @@ from perception.models.encoders import CameraEncoder, LidarEncoder, RadarEncoder
 from perception.models.fuser import ConvFuser
 from perception.models.grid import BEVGrid
 from perception.models.heads import CenterHead
+from perception.jsonfile import as_read_back
 from perception.registry import MODELS
 from perception.sensors import SENSOR_GROUPS
 
@@ -164,7 +164,7 @@ def read_checkpoint(checkpoint_path: Union[str, Path], device: str = "cpu") -> d
 
 def checkpoint_meta(checkpoint_path: Union[str, Path]) -> dict:
     """The JSON meta of a shipped checkpoint (training command, data, inputs, iterations, metrics)."""
-    return json.loads(json.dumps(read_checkpoint(checkpoint_path).get("meta", {})))
+    return as_read_back(read_checkpoint(checkpoint_path).get("meta", {}))
 
 
 __all__ = ["BEVDecoder", "BEVFusionDetector", "BEVGrid", "CHECKPOINT_FORMAT", "CameraEncoder", "CenterHead",

@@ -39,7 +39,6 @@ pictures and the MCAP are redrawn from them; a folder whose records another run 
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -56,7 +55,7 @@ from perception.datasets.lane_map import LaneCentres, log_lanes
 from perception.decision import PlannerConfig
 from perception.detector import Detector, OracleDetector
 from perception.geometry import Boxes3D
-from perception.jsonfile import check_same_run, write_json_atomic
+from perception.jsonfile import as_read_back, check_same_run, write_json_atomic
 from perception.runtime.faults import FaultPlan, inject_faults
 from perception.runtime.messages import SensorMessage, find_scene, scene_messages
 from perception.runtime.records import FRAMES_FILE, plan_to_json, read_frame_records
@@ -433,8 +432,8 @@ def run_identity(scene: Mapping[str, Any], options: ReplayOptions, run: Optional
     """What RUN_FILE holds for a replay of ``scene`` (its record: name and token; worlds of other seeds share the
     names) with ``options`` by ``run``."""
     shaping = {key: value for key, value in _options_json(options).items() if key not in OUTPUT_ONLY_OPTIONS}
-    return json.loads(json.dumps({"scene": scene["name"], "scene_token": scene["token"], "run": dict(run or {}),
-                                  "options": shaping}))
+    return as_read_back({"scene": scene["name"], "scene_token": scene["token"], "run": dict(run or {}),
+                         "options": shaping})
 
 
 def _options_json(options: ReplayOptions) -> Dict[str, Any]:

@@ -6,7 +6,8 @@ import pytest
 
 from perception.datasets.records import open_nuscenes
 from perception.eval.resampling import checked_results
-from perception.jsonfile import check_same_run, read_json, read_json_lines, write_json_atomic, write_json_lines
+from perception.jsonfile import (as_read_back, check_same_run, read_json, read_json_lines, write_json_atomic,
+                                 write_json_lines)
 from tests.conftest import TINY_WORLD
 
 
@@ -112,3 +113,10 @@ def test_a_submission_that_is_not_an_object_is_named(tmp_path):
         path.write_text(json.dumps(content))
         with pytest.raises(ValueError, match=f"{path}: not a nuScenes detection submission"):
             checked_results(str(path), ["token"], "val")
+
+
+def test_a_record_as_read_back_from_its_file(tmp_path):
+    record = {"sweeps": (1, 2), 3: "keys become strings", "path": tmp_path}
+    write_json_atomic(str(tmp_path / "r.json"), record, default=str)
+    assert as_read_back(record, default=str) == read_json(str(tmp_path / "r.json")) == {
+        "sweeps": [1, 2], "3": "keys become strings", "path": str(tmp_path)}
