@@ -92,6 +92,21 @@ def test_a_slowed_plan_keeps_its_path_and_is_named_by_what_it_does():
     np.testing.assert_allclose(along, 10.0 * t - 0.5 * t ** 2, atol=0.02)
 
 
+def test_a_plan_slowed_harder_than_the_brake_threshold_is_named_brake():
+    # a lead 24 m ahead at the ego's 10 m/s braking at 6 m/s^2 stops after 1.67 s at 24 + 10^2 / 12 = 32.33 m (rear
+    # 30.03 m); the FOLLOW plan at 10 m/s reaches it at 3.0 s (front 33.44 m): vetoed. Slowed along its path: at
+    # 1.5 m/s^2 the ego is at 23.25 m at 3 s (5.875 m/s over the last step), 30.03 - 23.25 - 3.442 = 3.34 m from
+    # the lead's rear of 1 + 5.875^2 / 12 = 3.88; at 2.0 m/s^2, x = 10 t - t^2, at 21 m and 4.5 m/s: 5.59 m of 2.69
+    # (2.5 s: 7.84 of 1 + 5.5^2 / 12 = 3.52). Step speeds 9.5, 8.5 .. 4.5 fall 2 m/s per second, above the label
+    # rules' 1.75 m/s^2 brake: named BRAKE, no longer the proposed FOLLOW
+    t = CONFIG.step_times_s
+    decision = check_plan(_straight(10.0), Maneuver.FOLLOW, agents(("car", 24, 0, 10, 0)), EgoState(10.0),
+                          agent_accelerations_mps2=np.array([-6.0]))
+    assert decision.vetoed and decision.maneuver is Maneuver.BRAKE
+    assert "slowed the proposed FOLLOW plan along its path, braking at 2.0 m/s^2" in decision.reason
+    np.testing.assert_allclose(decision.trajectory[:, 0], 10.0 * t - t ** 2)
+
+
 def test_the_slowed_plan_never_speeds_up():
     # the ego at 5 m/s; the proposed plan speeds up to 20 m/s behind a car 30 m ahead at 10 m/s: vetoed (at 3 s
     # 37.5 m at 20 m/s: 30 + 30 - 2.3 - 37.5 - 3.442 = 16.8 m of the 1 + (20^2 - 10^2) / 12 = 26 m margin). Held to
@@ -188,6 +203,16 @@ def test_an_agent_running_into_a_braking_plan_from_behind_does_not_veto_it():
     assert scraped.vetoed and "collides with the plan at 0.5 s" in scraped.reason
 
 
+def test_an_agent_overtaking_alongside_from_behind_the_ego_centre_does_not_veto_the_plan():
+    # the ego keeps 10 m/s; a car (4.6 x 1.9 m) at (-0.5, 1.7) m at 12 m/s overtakes it on the left, its box
+    # (y 0.75 .. 2.65) over the ego's (y up to 0.925). At 0.5 s it is at 5.5 m (x 3.2 .. 7.8), over the ego's box
+    # (x 4.358 .. 8.442, rear axle at 5 m): its centre 0.5 m ahead of the rear axle yet behind the ego's centre
+    # (6.4 m), and faster along the plan (12 against 10 m/s): it runs into the ego from alongside, the plan is kept
+    plan = _straight(10.0)
+    kept = check_plan(plan, Maneuver.KEEP_LANE, agents(("car", -0.5, 1.7, 12, 0)), EgoState(10.0))
+    assert not kept.vetoed and kept.maneuver is Maneuver.KEEP_LANE and np.array_equal(kept.trajectory, plan)
+
+
 def test_a_plan_without_braking_margin_is_vetoed():
     # car stopped at 38 m (rear 35.7 m); need 1.0 + 10^2 / (2 * 6) = 9.33 m; at 2.5 s the ego is at 25 m:
     # gap 35.7 - 25 - 3.442 = 7.26 m (at 2.0 s it was 12.26 m, enough; its front never reaches the car). Slowed
@@ -219,6 +244,26 @@ def test_the_lane_fallback_when_braking_hardest_along_the_path_does_not_clear():
     np.testing.assert_allclose(decision.trajectory[:, 1], 0.0, atol=1e-9)  # in the ego's lane, straight
     np.testing.assert_allclose(np.diff(np.r_[0.0, decision.trajectory[:, 0]]) / CONFIG.step_s,
                                [8.5, 5.0 + 2.0 / 3.0, 5.0, 5.0, 5.0, 5.0])
+
+
+def test_the_lane_fallback_never_plans_faster_than_the_ego_drives_now():
+    # the ego at 3 m/s; the plan speeds up to 10 m/s (x = 3 t + 7/6 t^2) on a 3 s quintic swerve 3.5 m left,
+    # proposed as KEEP_LANE (as CHANGE_LANE_LEFT check 1 refuses it first: it passes the car, which then follows it
+    # too closely). A car at (4, 2.0) m at 6 m/s braking at 2 m/s^2 is at 6.75 m at 0.5 s (x 4.45 .. 9.05, y from
+    # 1.05), at 5 m/s; the plan, at (1.79, 0.12) m heading 0.07 rad, puts its front left corner at (5.16, 1.29),
+    # inside the car, whose centre is ahead of the ego's: vetoed. Along the swerve no slower than the ego's 3 m/s
+    # (down to min(5, 3) = 3) its corner is still at (4.87, 1.26): the lane fallback, straight in the ego's lane
+    # (its left side at 0.925 m, the car's right at 1.05 m) at min(5, 3) = 3 m/s, not the car's 5: BRAKE, 3 m/s
+    t = CONFIG.step_times_s
+    s = t / 3.0
+    swerve = np.c_[3.0 * t + 7.0 / 6.0 * t ** 2, CONFIG.lane_width_m * (10 * s ** 3 - 15 * s ** 4 + 6 * s ** 5)]
+    decision = check_plan(swerve, Maneuver.KEEP_LANE, agents(("car", 4, 2.0, 6, 0)), EgoState(3.0),
+                          agent_accelerations_mps2=np.array([-2.0]))
+    assert decision.vetoed and decision.maneuver is Maneuver.BRAKE
+    assert "vetoed the proposed KEEP_LANE plan: car #0" in decision.reason
+    assert decision.target_speed_mps <= 3.0 + 1e-9
+    assert np.all(np.diff(np.r_[0.0, decision.trajectory[:, 0]]) / CONFIG.step_s <= 3.0 + 1e-9)
+    np.testing.assert_allclose(decision.trajectory, np.c_[3.0 * t, np.zeros(CONFIG.horizon_steps)], atol=1e-9)
 
 
 def test_standing_closer_than_the_planners_standstill_gap_is_safe():
@@ -331,6 +376,19 @@ def test_a_follower_short_of_the_rear_gap_by_less_than_half_its_length_blocks_a_
     # speed along the joining leg, 10 cos(atan(1.75 / 5)) = 9.44 m/s, needs): kept
     clear = check_plan(plan, Maneuver.CHANGE_LANE_LEFT, agents(("car", -17, 3.5, 10, 0)), EgoState(10.0))
     assert not clear.vetoed and clear.maneuver is Maneuver.CHANGE_LANE_LEFT
+
+
+def test_an_agent_more_than_half_a_lane_across_the_plan_is_no_follower():
+    # the 4 s quintic lane change to the left at 10 m/s (3.14 m left at 3 s); a car two lanes left at (-10, 6.0) m
+    # at 12 m/s closes from behind: at 3 s at (26, 6.0), 3.6 m behind the planned rear axle (30 m), 0.7 m from its
+    # front (1.3 m behind) to the ego's rear bumper (0.642 m behind), well short of the 3 + 1 x 11.9 m rear gap. But
+    # it is 3.3 m across the plan there (6.0, 5.7, 5.1, 4.2 m before), more than half a lane (1.75 m): it is not
+    # in the lane the plan joins, no follower, and nowhere near the ego's box: kept
+    t = CONFIG.step_times_s
+    s = t / 4.0
+    plan = np.c_[10.0 * t, CONFIG.lane_width_m * (10 * s ** 3 - 15 * s ** 4 + 6 * s ** 5)]
+    kept = check_plan(plan, Maneuver.CHANGE_LANE_LEFT, agents(("car", -10, 6.0, 12, 0)), EgoState(10.0))
+    assert not kept.vetoed and kept.maneuver is Maneuver.CHANGE_LANE_LEFT and np.array_equal(kept.trajectory, plan)
 
 
 def test_an_agent_moving_sideways_is_seen_at_its_speed_along_a_turned_plan():
