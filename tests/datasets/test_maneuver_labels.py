@@ -103,6 +103,22 @@ def test_with_a_lane_map_a_curvature_step_is_no_lane_change_and_a_lane_change_is
     assert on(road.lane_centre(0), math.pi) == [2] and on(road.lane_centre(0), 0.0) == [0]
 
 
+def test_a_mapped_lane_change_is_named_by_the_later_pose_not_by_the_earlier_ones_offset():
+    # two lanes along +x, centres y = -1.75 (lane 0) and -5.25 (lane 1); the ego at 10 m/s moves straight across
+    # between t = -1 and 1 s (lane_switch_half_window_s). From 0.3 m right of lane 1's centre (y = -5.55) to lane 0's
+    # centre (y = -1.75): the later pose lies -1.75 - -5.25 = +3.5 m from lane 1's centre, left, though the earlier
+    # pose itself is -0.3 m (right of it). Mirrored, from 0.3 m left of lane 0's centre (y = -1.45) to lane 1's
+    # centre: the later pose is -5.25 - -1.75 = -3.5 m from lane 0's, right, though the earlier pose is +0.3 m
+    lanes = LaneCentres((np.array([[-100.0, -1.75], [200.0, -1.75]]), np.array([[-100.0, -5.25], [200.0, -5.25]])), 3.5)
+    no_one = np.zeros((0, 2))
+    for start, end, expected in [(-5.55, -1.75, Maneuver.CHANGE_LANE_LEFT), (-1.45, -5.25, Maneuver.CHANGE_LANE_RIGHT)]:
+        y = start + (end - start) * np.clip((TIMES + 1) / 2, 0, 1)
+        yaw = np.arctan2(np.gradient(y, TIMES), 10.0)
+        ego = np.c_[10.0 * TIMES, y]
+        assert lanes.lane_of(ego[[2, 6]], yaw[[2, 6]]).tolist() == ([1, 0] if start < end else [0, 1])  # -1 s, 1 s
+        assert label_maneuver(TIMES, ego, yaw, no_one, CONFIG, lanes) is expected
+
+
 def test_a_lead_on_the_path_within_the_headway_is_followed():
     x, y, yaw = _straight(lambda t: 10 * t)
     ego = np.c_[x, y]

@@ -194,6 +194,50 @@ def test_logged_future_on_the_synthetic_world(nusc_synthetic):
     assert decisions["num_frames_labelled"] == 0 and decisions["maneuvers"] == {}  # 1.5 s scenes: no 3 s label
 
 
+def test_a_step_on_the_scenes_last_keyframe_gets_that_keyframes_boxes(nusc_synthetic):
+    """The tiny world's keyframes are 0.5 s apart, on the plan's steps: from keyframe k (0, 1, 2) of a 4-keyframe
+    scene the step at (3 - k) x 0.5 s lands on the last keyframe (3, at 1.5 s), with no keyframe after it. Its boxes
+    are the world's actors where they are at 1.5 s (actor.box_centre), in the ego frame at 0.5 k s; the previous
+    keyframe's boxes (1.0 s) have the moving actors elsewhere."""
+    from perception.datasets.synthetic.scene import build_scene
+    from tests.conftest import TINY_WORLD
+
+    for scene in nusc_synthetic.scene:
+        model = build_scene(TINY_WORLD["seed"], int(scene["name"].split("-")[1]), TINY_WORLD["samples_per_scene"])
+        tokens = [scene["first_sample_token"]]
+        while nusc_synthetic.get("sample", tokens[-1])["next"]:
+            tokens.append(nusc_synthetic.get("sample", tokens[-1])["next"])
+        assert len(tokens) == 4
+        last_s = 1.5
+        annotated = [record for record in (nusc_synthetic.get("sample_annotation", token)
+                                           for token in nusc_synthetic.get("sample", tokens[3])["anns"])
+                     if category_to_detection_name(record["category_name"]) is not None]
+        for k in range(3):
+            future = logged_future(nusc_synthetic, tokens[k])
+            step = 3 - k - 1  # times_s[step] = (3 - k) x 0.5 s
+            assert future.times_s[step] == pytest.approx(last_s - 0.5 * k) and future.boxes_valid[step]
+            to_now = model.ego_to_global(0.5 * k).inverse()
+            actors_then = np.array([to_now.apply(np.asarray(actor.box_centre(last_s)[0])[None])[0]
+                                    for actor in model.actors])
+            boxes = future.boxes[step]
+            assert len(boxes) == len(annotated)
+            nearest = np.linalg.norm(boxes.centers[:, None] - actors_then[None], axis=2).min(axis=1)
+            assert nearest.max() < 1e-3, (scene["name"], k, nearest.max())
+
+
+def test_the_gap_check_on_the_truth_is_not_the_detections(nusc_real):
+    """Blind detections (none) against the real keyframes' ground truth: with no lane map both neighbouring lanes
+    are assumed to exist, so nothing detected passes both sides' gap checks (True, True), while the annotated
+    pedestrians ahead in both neighbouring lanes (keyframe 0: 20.2 m ahead 4.9 m left, 17.7 m ahead 3.0 m right)
+    fail the truth's on both (False, False). Graded: 3 keyframes x 2 sides = 6 sides, all blocked by the truth,
+    all judged feasible: accuracy 0/6, false_feasible_rate 6/6."""
+    frames = [planned_frame_for_sample(nusc_real, sample["token"], Boxes3D.empty()) for sample in nusc_real.sample]
+    assert [frame.feasibility["rules_on_detections"] for frame in frames] == [(True, True)] * 3
+    assert [frame.gap_check_on_truth for frame in frames] == [(False, False)] * 3
+    check = grade_planners(frames)["lane_change_feasibility"]["rules_on_detections"]["gap_check_on_truth"]
+    assert check == {"sides": 6, "accuracy": 0.0, "blocked_sides": 6, "false_feasible_rate": 1.0}
+
+
 def test_ego_state_on_the_synthetic_world(nusc_synthetic):
     from perception.datasets.synthetic.scene import build_scene
     from tests.conftest import TINY_WORLD

@@ -62,8 +62,8 @@ def test_frames_on_different_step_grids_are_an_error_naming_the_sample():
 
 
 def test_maneuver_grading_against_the_logged_labels():
-    logged = [KEEP, KEEP, BRAKE, STOP, LEFT, LEFT, RIGHT, FOLLOW]
-    decided = [KEEP, BRAKE, BRAKE, KEEP, LEFT, RIGHT, KEEP, LEFT]
+    logged = [KEEP, KEEP, BRAKE, STOP, LEFT, LEFT, RIGHT, FOLLOW, STOP]
+    decided = [KEEP, BRAKE, BRAKE, KEEP, LEFT, RIGHT, KEEP, LEFT, BRAKE]
     still = np.zeros((6, 2))
     frames = [PlannedFrame(_future(str(i), 5.0), truth, {"p": (still, guess), "cv": (still, None)})
               for i, (truth, guess) in enumerate(zip(logged, decided))]
@@ -71,12 +71,21 @@ def test_maneuver_grading_against_the_logged_labels():
     grades = grade_maneuvers(frames)
     assert list(grades) == ["p"]  # constant velocity decides no maneuver
     p = grades["p"]
-    assert p["num_frames"] == 8 and p["accuracy"] == pytest.approx(3 / 8)
+    assert p["num_frames"] == 9 and p["accuracy"] == pytest.approx(3 / 9)
     assert p["lane_change_precision"] == pytest.approx(1 / 3)  # LEFT right, RIGHT wrong side, LEFT for FOLLOW
     assert p["lane_change_recall"] == pytest.approx(1 / 3)  # of LEFT, LEFT, RIGHT
-    assert p["critical_miss_rate"] == pytest.approx(1 / 2)  # the STOP decided as KEEP
+    # of the logged BRAKE, STOP, STOP: the STOP decided as KEEP is missed; the BRAKE decided as BRAKE and the STOP
+    # decided as BRAKE (the other braking maneuver, still a brake) are caught: 1/3
+    assert p["critical_miss_rate"] == pytest.approx(1 / 3)
     assert p["false_brake_rate"] == pytest.approx(1 / 6)  # a KEEP decided as BRAKE
-    assert sum(map(sum, p["confusion_matrix"])) == 8
+    # rows the logged labels, columns the decided ones, both in Maneuver's order
+    assert p["labels"] == ["KEEP_LANE", "FOLLOW", "BRAKE", "STOP", "CHANGE_LANE_LEFT", "CHANGE_LANE_RIGHT"]
+    assert p["confusion_matrix"] == [[1, 0, 1, 0, 0, 0],  # KEEP: decided KEEP, BRAKE
+                                     [0, 0, 0, 0, 1, 0],  # FOLLOW: decided LEFT
+                                     [0, 0, 1, 0, 0, 0],  # BRAKE: decided BRAKE
+                                     [1, 0, 1, 0, 0, 0],  # STOP: decided KEEP, BRAKE
+                                     [0, 0, 0, 0, 1, 1],  # LEFT: decided LEFT, RIGHT
+                                     [1, 0, 0, 0, 0, 0]]  # RIGHT: decided KEEP
 
 
 def test_lane_change_feasibility_against_the_log_and_the_gap_check_on_the_truth():
