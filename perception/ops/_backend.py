@@ -101,6 +101,23 @@ def cuda_api():
     return cuda
 
 
+FLOAT_DTYPES = (np.float32, np.float64, torch.float32, torch.float64)
+"""The kernels' two float types, numpy's and torch's (Numba compiles neither float16 nor bfloat16)."""
+
+
+def check_float(op: str, name: str, array: Any) -> None:
+    """ValueError naming ``op`` and its argument ``name`` unless ``array`` holds float32 or float64."""
+    if array.dtype not in FLOAT_DTYPES:
+        raise ValueError(f"{op}: {name} must be float32 or float64; got {array.dtype}")
+
+
+def check_torch(op: str, name: str, array: Any) -> None:
+    """ValueError naming ``op`` and its argument ``name`` unless ``array`` is a torch tensor (the differentiable
+    ops take tensors only)."""
+    if not is_torch(array):
+        raise ValueError(f"{op}: {name} must be a torch tensor; got {type(array).__name__}")
+
+
 def float_dtype(array: Any):
     """np.float64 for a float64 array or tensor, else np.float32 (the kernels' two float types)."""
     return np.float64 if array.dtype in (np.float64, torch.float64) else np.float32

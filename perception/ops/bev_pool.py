@@ -11,9 +11,13 @@ Cells follow perception.ops._grid (spconv's float32 ``floor`` arithmetic, low bo
 truncates with ``.long()`` instead of ``floor``, which also keeps points up to one cell below the low bounds in
 cell 0; here those points are dropped.
 
-Backends of ``bev_pool``: "reference" (the lifted features formed, then the torch cumsum trick, LSS/BEVFusion
-``QuickCumsum``), "numba" (CPU, parallel over intervals), "cuda" (one thread per (interval, channel)); the last two
-form each product as they sum it, in float32 the same numbers as the reference's products. Backward: the Numba
+Backends of ``bev_pool``: "reference" (the lifted features formed, then each added into its cell by torch's
+index_add; not LSS/BEVFusion's cumsum trick, ``QuickCumsum``, whose running sum carries an inf or a huge value of
+one cell into every later one), "numba" (CPU, parallel over intervals), "cuda" (one thread per (interval,
+channel)); the last two form each product as they sum it, in float32 the same numbers as the reference's products.
+The Numba forward sums them in the inputs' float type; the CUDA kernels, and the Numba backward's depth gradient,
+in float64 (their accumulators start at the literal 0.0), rounded once to the inputs' type: on float32 inputs the
+CUDA forward differs from the Numba one by the float32 sums' rounding (tests: 1e-5). Backward: the Numba
 kernel gives each point's depth its cell's gradient dotted with its pixel's context and each pixel's context the
 sum over its depth bins of depth times the cell's gradient, in one pass over the pixels; the CUDA kernels compute
 the same, one thread per point and one per (pixel, channel). The geometry is built with numpy ("reference"), a
@@ -28,7 +32,7 @@ import numba
 import numpy as np
 import torch
 
-from perception.ops._backend import CudaCall, as_numpy, resolve_backend
+from perception.ops._backend import CudaCall, as_numpy, check_float, resolve_backend
 from perception.ops._frustum_layout import pixel_of_point, point_of_pixel
 from perception.ops._grid import Grid3D, point_keys_cpu
 
@@ -174,31 +178,16 @@ def _point_keys_cuda(frustum_points_ego, grid: Grid3D) -> torch.Tensor:
 # ----------------------------------------------------------------------------------------------- pooling
 
 
-class _QuickCumsum(torch.autograd.Function):
-    """Reference: the cumsum trick of LSS / BEVFusion. forward: cumulative sum of the sorted rows, read at each
-    interval's end, differenced; backward: each point takes the gradient of its interval."""
-
-    @staticmethod
-    def forward(ctx, sorted_rows, interval_ends):
-        ctx.save_for_backward(interval_ends)
-        ctx.num_rows = sorted_rows.shape[0]
-        at_ends = sorted_rows.cumsum(0)[interval_ends - 1]
-        return torch.cat((at_ends[:1], at_ends[1:] - at_ends[:-1]))
-
-    @staticmethod
-    def backward(ctx, interval_grad):
-        (interval_ends,) = ctx.saved_tensors
-        lengths = torch.diff(interval_ends, prepend=interval_ends.new_zeros(1))
-        return interval_grad.repeat_interleave(lengths, dim=0, output_size=ctx.num_rows), None
-
-
 def _bev_pool_reference(depth: torch.Tensor, context: torch.Tensor, geometry: BEVPoolGeometry) -> torch.Tensor:
+    """The lifted features formed, (B, N, D, H, W, C), and each sorted point's row added into its interval's cell
+    (torch's index_add, differentiable as it stands)."""
     batch, channels = geometry.frustum_shape[0], context.shape[-1]
     ny, nx = geometry.grid_shape
     lifted = depth[..., None] * context[:, :, None]  # (B, N, D, H, W, C)
     sorted_rows = lifted.reshape(-1, channels)[geometry.point_order]
-    sums = _QuickCumsum.apply(sorted_rows, geometry.interval_ends)
-    canvas = lifted.new_zeros((batch * ny * nx, channels)).index_copy(0, geometry.interval_cells, sums)
+    lengths = torch.diff(geometry.interval_ends, prepend=geometry.interval_ends.new_zeros(1))
+    point_cells = geometry.interval_cells.repeat_interleave(lengths, output_size=sorted_rows.shape[0])
+    canvas = lifted.new_zeros((batch * ny * nx, channels)).index_add(0, point_cells, sorted_rows)
     return canvas.view(batch, ny, nx, channels).permute(0, 3, 1, 2).contiguous()
 
 
@@ -318,6 +307,7 @@ def bev_pool(depth: torch.Tensor, context: torch.Tensor, geometry: BEVPoolGeomet
     Differentiable w.r.t. depth and context. backend: None (CUDA tensors -> "cuda", else "numba"), "reference",
     "numba" or "cuda"."""
     depth, context = torch.as_tensor(depth), torch.as_tensor(context)
+    check_float("bev_pool", "context", context)
     batch, cameras, _, height, width = geometry.frustum_shape
     if (tuple(depth.shape) != geometry.frustum_shape or context.ndim != 5
             or tuple(context.shape[:4]) != (batch, cameras, height, width)):

@@ -13,7 +13,7 @@ import numba
 import numpy as np
 import torch
 
-from perception.ops._backend import as_numpy, is_torch, like, resolve_backend
+from perception.ops._backend import as_numpy, check_float, is_torch, like, resolve_backend
 from perception.ops._circle_distance import within_radius
 
 Array = Any  # np.ndarray or torch.Tensor
@@ -67,11 +67,13 @@ def circle_nms(
 ) -> Array:
     """Indices (int64) of the detections kept, by descending score.
 
-    centers (N, 2+) [x, y, ...] m in the BEV plane; scores (N,); radius_m: suppression radius [m];
-    max_keep: stop after this many kept (None: no limit). Returns the centers' type and device."""
+    centers (N, 2+) [x, y, ...] m in the BEV plane; scores (N,), both float32 or float64; radius_m: suppression
+    radius [m]; max_keep: stop after this many kept (None: no limit). Returns the centers' type and device."""
     if centers.ndim != 2 or centers.shape[1] < 2 or scores.shape != (centers.shape[0],):
         raise ValueError(f"circle_nms: centers must be (N, 2) [x, y] and scores (N,); got "
                          f"{tuple(centers.shape)} and {tuple(scores.shape)}")
+    check_float("circle_nms", "centers", centers)
+    check_float("circle_nms", "scores", scores)
     if not radius_m >= 0:
         raise ValueError(f"circle_nms: radius_m must be >= 0, got {radius_m}")
     if bool(np.isnan(as_numpy(scores)).any()):

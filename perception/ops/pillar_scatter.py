@@ -13,7 +13,7 @@ import numba
 import numpy as np
 import torch
 
-from perception.ops._backend import resolve_backend
+from perception.ops._backend import check_float, check_torch, resolve_backend
 
 
 def _flat_cells(coords: torch.Tensor, batch_size: int, grid_shape: Tuple[int, int]) -> torch.Tensor:
@@ -91,9 +91,11 @@ def pillar_scatter(
     grid_shape: Tuple[int, int],
     backend: Optional[str] = None,
 ) -> torch.Tensor:
-    """Dense BEV canvas (B, C, ny, nx) from pillar_features (M, C) float and coords (M, 4) int [b, z, y, x]
+    """Dense BEV canvas (B, C, ny, nx) from pillar_features (M, C) float32/float64 and coords (M, 4) int [b, z, y, x]
     cells (z ignored); grid_shape (ny, nx). Cells no pillar hits are 0. Differentiable w.r.t. pillar_features.
     backend: None (CUDA tensors -> "cuda", else "numba"), "reference", "numba" or "cuda"."""
+    check_torch("pillar_scatter", "pillar_features", pillar_features)
+    check_float("pillar_scatter", "pillar_features", pillar_features)
     if pillar_features.ndim != 2 or coords.ndim != 2 or coords.shape != (pillar_features.shape[0], 4):
         raise ValueError(
             f"pillar_scatter: pillar_features must be (M, C) and coords (M, 4) [b, z, y, x]; got "

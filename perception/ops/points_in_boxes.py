@@ -15,7 +15,7 @@ import numba
 import numpy as np
 
 from perception.geometry import Boxes3D
-from perception.ops._backend import as_numpy, cpu_threads_for, like, resolve_backend
+from perception.ops._backend import as_numpy, check_float, cpu_threads_for, like, resolve_backend
 from perception.ops._box_containment import box_table, inside_box
 
 Array = Any  # np.ndarray or torch.Tensor
@@ -59,6 +59,7 @@ def _mask_cpu(points, table):
 def _check_points(points: Array) -> None:
     if points.ndim != 2 or points.shape[1] < 3:
         raise ValueError(f"points must be (N, C>=3) [x, y, z, ...]; got shape {tuple(points.shape)}")
+    check_float("points_in_boxes", "points", points)
 
 
 def _run(points: Array, boxes: Union[Boxes3D, Array], backend: Optional[str], mask: bool) -> Array:
@@ -85,8 +86,8 @@ def _run(points: Array, boxes: Union[Boxes3D, Array], backend: Optional[str], ma
 def points_in_boxes(points: Array, boxes: Union[Boxes3D, Array], backend: Optional[str] = None) -> Array:
     """(N,) int64 index of the first box holding each point, -1 for none.
 
-    points (N, C>=3) [x, y, z, ...] m; boxes Boxes3D or (K, 7) [x, y, z, w, l, h, yaw] (m, rad) in the points'
-    frame. Returns the points' type and device. The reference is ``Boxes3D.contains``."""
+    points (N, C>=3) [x, y, z, ...] m, float32 or float64; boxes Boxes3D or (K, 7) [x, y, z, w, l, h, yaw]
+    (m, rad) in the points' frame. Returns the points' type and device. The reference is ``Boxes3D.contains``."""
     return _run(points, boxes, backend, mask=False)
 
 

@@ -3,7 +3,8 @@
 Points with equal voxel coordinates form one voxel; rows with a negative coordinate (``dynamic_voxelize``'s -1
 rows) are dropped; voxels are numbered in the order their first point appears (as ``hard_voxelize`` numbers
 them). Differentiable w.r.t. the features for torch inputs: "mean" spreads a voxel's gradient equally over its
-points; "max" sends each channel's gradient to the first point that holds the maximum (features must be finite).
+points; "max" sends each channel's gradient to the first point that holds the maximum (features must be finite;
+a NaN is refused under "max").
 
 Backends: "reference" (numpy ``unique`` + ``ufunc.at``), "numba" (hash grouping + channel-parallel reduction),
 "cuda" (atomic hash grouping + atomic add / max); the gradient is two torch gather/scatter ops on any backend.
@@ -16,7 +17,7 @@ import numba
 import numpy as np
 import torch
 
-from perception.ops._backend import as_numpy, cpu_threads_for, is_torch, resolve_backend
+from perception.ops._backend import as_numpy, check_float, cpu_threads_for, is_torch, resolve_backend
 from perception.ops._grouping import group_keys_reference, group_points_cpu
 
 Array = Any  # np.ndarray or torch.Tensor
@@ -181,9 +182,10 @@ def scatter_points(
 ) -> Tuple[Array, Array]:
     """Reduce point features into voxels.
 
-    features (N, C) float32/float64; voxel_coords (N, 3) [z, y, x] or (N, 4) [b, z, y, x] int cells, a row with a
-    negative entry is dropped; reduce "mean" or "max". Returns voxel_features (M, C) and voxel_coords (M, 3 or 4)
-    (voxels in first-appearance order), as the features' type and device. Differentiable w.r.t. torch features.
+    features (N, C) float32/float64 (without NaN for "max": ValueError); voxel_coords (N, 3) [z, y, x] or (N, 4)
+    [b, z, y, x] int cells, a row with a negative entry is dropped; reduce "mean" or "max". Returns voxel_features
+    (M, C) and voxel_coords (M, 3 or 4) (voxels in first-appearance order), as the features' type and device.
+    Differentiable w.r.t. torch features.
     """
     if reduce not in REDUCTIONS:
         raise ValueError(f"scatter_points: reduce must be one of {REDUCTIONS}, got {reduce!r}")
@@ -193,8 +195,13 @@ def scatter_points(
             "scatter_points: features must be (N, C) and voxel_coords (N, 3) [z, y, x] or (N, 4) [b, z, y, x]; "
             f"got {tuple(features.shape)} and {tuple(voxel_coords.shape)}"
         )
-    if features.dtype not in (np.float32, np.float64, torch.float32, torch.float64):
-        raise ValueError(f"scatter_points: features must be float32 or float64; got {features.dtype}")
+    check_float("scatter_points", "features", features)
+    if (voxel_coords.is_floating_point() if is_torch(voxel_coords)
+            else np.issubdtype(np.asarray(voxel_coords).dtype, np.floating)):
+        raise ValueError(f"scatter_points: voxel_coords must be integer cells; got {voxel_coords.dtype}")
+    if reduce == "max" and bool(np.isnan(as_numpy(features)).any()):
+        raise ValueError("scatter_points: reduce 'max' needs features without NaN (the backends would order a NaN "
+                         "against numbers each its own way)")
     chosen = resolve_backend(backend, features)
     coords = torch.as_tensor(voxel_coords)
     with cpu_threads_for(features.shape[0]):

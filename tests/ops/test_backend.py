@@ -55,3 +55,30 @@ def test_small_inputs_run_the_cpu_kernels_on_one_thread_and_restore_the_setting(
         with cpu_threads_for(10):
             raise RuntimeError("inside")
     assert numba.get_num_threads() == before
+
+
+def test_every_kernel_names_an_input_of_another_float_type_than_its_kernels():
+    """Numba compiles neither float16 nor bfloat16 (it failed deep inside the kernel; the reference and the CUDA
+    path gave float16 and float32): each op refuses them with its own name and the argument's, before any backend
+    runs; the differentiable ones refuse numpy input."""
+    from perception.ops import BEVPoolGeometry, bev_pool, circle_nms, pillar_scatter, points_in_boxes, scatter_points
+
+    boxes = np.zeros((1, 7))
+    geometry = BEVPoolGeometry.from_points(np.zeros((1, 1, 1, 1, 1, 3), np.float32), (-1, -1, -1, 1, 1, 1),
+                                           (1, 1, 2))
+    calls = {
+        "scatter_points: features": lambda dtype: scatter_points(np.ones((2, 1), dtype), np.zeros((2, 3), np.int32)),
+        "pillar_scatter: pillar_features": lambda dtype: pillar_scatter(
+            torch.ones(2, 1, dtype=dtype), torch.zeros(2, 4, dtype=torch.int32), 1, (1, 1)),
+        "bev_pool: context": lambda dtype: bev_pool(torch.ones(1, 1, 1, 1, 1, dtype=dtype),
+                                                    torch.ones(1, 1, 1, 1, 2, dtype=dtype), geometry),
+        "points_in_boxes: points": lambda dtype: points_in_boxes(np.zeros((2, 3), dtype), boxes),
+        "circle_nms: centers": lambda dtype: circle_nms(np.zeros((2, 2), dtype), np.ones(2), 1.0),
+    }
+    for name, call in calls.items():
+        numpy_call = "scatter_points" in name or "points_in_boxes" in name or "circle_nms" in name
+        for dtype in ((np.float16, np.int32) if numpy_call else (torch.float16, torch.bfloat16, torch.int32)):
+            with pytest.raises(ValueError, match=f"{name} must be float32 or float64"):
+                call(dtype)
+    with pytest.raises(ValueError, match="pillar_scatter: pillar_features must be a torch tensor; got ndarray"):
+        pillar_scatter(np.ones((2, 1), np.float32), np.zeros((2, 4), np.int32), 1, (1, 1))

@@ -141,3 +141,16 @@ def test_bev_pool_rejects_mismatched_inputs():
         bev_pool(depth.double(), context, geometry)
     with pytest.raises(ValueError, match=r"\(B, N_cams, D, H, W, 3\)"):
         BEVPoolGeometry.from_points(np.zeros((2, 3, 3)), BEV_RANGE, BEV_CELL)
+
+
+def test_an_inf_or_huge_product_stays_in_its_own_cell_on_every_backend():
+    """Two frustum points (pixels), at x = -3.5 and 3.5 m: cells (y 6, x 0) and (y 6, x 7), depth 1 each. The first
+    pixel's context inf (or 1e30), the second's 1: cell x 7 holds 1 x 1 = 1 on every backend (the cumsum trick, the
+    reference before, gave NaN there: inf - inf; and 0 for 1e30: (1e30 + 1) - 1e30)."""
+    points = np.float32([-3.5, 0, 0, 3.5, 0, 0]).reshape(1, 1, 1, 1, 2, 3)
+    geometry = BEVPoolGeometry.from_points(points, (-4, -3, -2, 4, 3, 2), (1, 0.5, 2))
+    for first in (float("inf"), 1e30):
+        context = torch.tensor([first, 1.0]).reshape(1, 1, 1, 2, 1)
+        for backend in ("reference", "numba"):
+            pooled = bev_pool(torch.ones(1, 1, 1, 1, 2), context, geometry, backend=backend)[0, 0, 6]
+            assert pooled[[0, 7]].tolist() == [torch.tensor(first).item(), 1.0], backend

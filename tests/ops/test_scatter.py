@@ -76,3 +76,16 @@ def test_voxel_keys_numba_match_torch(dtype):
     for backend in ("numba", "reference"):
         with pytest.raises(ValueError, match="too many for 64-bit keys"):
             _mixed_radix_keys(torch.tensor([[2**31, 2**31, 2**31]]), backend)
+
+
+def test_scatter_points_refuses_float_cells_and_a_nan_under_max():
+    """Float cells were truncated by the reference and the CUDA path (-0.5 -> 0, kept) and dropped by Numba's (a
+    negative entry); a NaN under "max" came out NaN, 5.0 or depending on the row order by backend."""
+    for backend in ("reference", "numba"):
+        with pytest.raises(ValueError, match="voxel_coords must be integer cells; got float64"):
+            scatter_points(np.ones((2, 1)), np.array([[0, 0, 1], [-0.5, 0, 0]]), backend=backend)
+        features = np.array([[1.0], [np.nan], [5.0]])
+        with pytest.raises(ValueError, match="reduce 'max' needs features without NaN"):
+            scatter_points(features, np.zeros((3, 3), np.int32), "max", backend=backend)
+        mean, _ = scatter_points(features, np.zeros((3, 3), np.int32), "mean", backend=backend)
+        assert np.isnan(mean).all()  # a NaN in a mean: NaN on every backend
