@@ -243,7 +243,7 @@ def bench_bev_pool(repeats: int, rows: List[Dict]) -> None:
     reference = measure(lambda: ops.bev_pool(depth, context, geometry, backend="reference"), max(3, repeats // 2))
     numba_cpu = measure(lambda: ops.bev_pool(depth, context, geometry), repeats)
     rows.append(row("BEVPoolGeometry.from_points (Numba counting sort)", geometry_timing, detail))
-    rows.append(row("bev_pool forward: lifted features formed, torch cumsum-trick reference", reference, detail))
+    rows.append(row("bev_pool forward: lifted features formed, torch index_add reference", reference, detail))
     rows.append(row("bev_pool forward: Numba CPU", numba_cpu,
                     f"{reference.wall_ms / numba_cpu.wall_ms:.1f}x faster; max |diff| / max |ref| = {error:.1e}"))
     depth_leaf, context_leaf = depth.clone().requires_grad_(), context.clone().requires_grad_()
@@ -255,7 +255,7 @@ def bench_bev_pool(repeats: int, rows: List[Dict]) -> None:
 
     reference = measure(lambda: forward_backward("reference"), max(3, repeats // 2))
     numba_cpu = measure(lambda: forward_backward("numba"), repeats)
-    rows.append(row("bev_pool forward + backward: torch cumsum-trick reference", reference))
+    rows.append(row("bev_pool forward + backward: torch index_add reference", reference))
     rows.append(row("bev_pool forward + backward: Numba CPU", numba_cpu,
                     f"{reference.wall_ms / numba_cpu.wall_ms:.1f}x faster"))
 

@@ -234,12 +234,12 @@ def timings(cloud: np.ndarray, frustum: np.ndarray, repeats: int) -> Dict[str, f
     geometry = ops.BEVPoolGeometry.from_points(frustum_gpu, BEV_RANGE, (0.3, 0.3, 20.0))
     depth, context = (tensor.to(DEVICE) for tensor in bev_pool_inputs(frustum))
     result["bev_pool_forward_cuda"] = cuda_ms(lambda: ops.bev_pool(depth, context, geometry), repeats)
-    result["bev_pool_forward_torch_cumsum_reference"] = cuda_ms(
+    result["bev_pool_forward_torch_index_add_reference"] = cuda_ms(
         lambda: ops.bev_pool(depth, context, geometry, backend="reference"), repeats)
     depth_leaf, context_leaf = depth.clone().requires_grad_(), context.clone().requires_grad_()
     result["bev_pool_forward_backward_cuda"] = cuda_ms(
         lambda: ops.bev_pool(depth_leaf, context_leaf, geometry).sum().backward(), repeats)
-    result["bev_pool_forward_backward_torch_cumsum_reference"] = cuda_ms(
+    result["bev_pool_forward_backward_torch_index_add_reference"] = cuda_ms(
         lambda: ops.bev_pool(depth_leaf, context_leaf, geometry, backend="reference").sum().backward(), repeats)
     rng = np.random.default_rng(1)
     boxes = np.column_stack([rng.uniform(-40, 40, (60, 2)), rng.uniform(-1, 1, 60), rng.uniform(1.5, 3, 60),

@@ -1,4 +1,4 @@
-"""BEV pooling: an independent per-point oracle (float64), cumsum-trick reference, Numba kernel, geometry."""
+"""BEV pooling: an independent per-point oracle (float64), index_add reference, Numba kernel, geometry."""
 import numpy as np
 import pytest
 import torch
@@ -86,7 +86,7 @@ def test_bev_pool_geometry_identical_across_backends():
     assert geometries[0].grid_shape == (12, 8) and geometries[0].frustum_shape == (2, 3, 4, 2, 5)
 
 
-def test_bev_pool_float32_numba_close_to_cumsum_reference():
+def test_bev_pool_float32_numba_close_to_the_reference():
     points = frustum_points(2, shape=(1, 6, 8, 4, 6))
     depth, context = random_inputs(points, 16, seed=2, dtype=torch.float32)
     geometry = BEVPoolGeometry.from_points(torch.from_numpy(points), BEV_RANGE, BEV_CELL)
