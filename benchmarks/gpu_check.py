@@ -212,6 +212,25 @@ def check_random_state_loaded_onto_the_gpu() -> str:
     return f"state loaded onto {on_gpu['random_state']['torch'].device}, given back"
 
 
+def check_bfloat16_autocast_training_step() -> str:
+    """--amp's path: the tiny model's losses under CUDA bfloat16 autocast within 2 % of float32's, finite grads."""
+    from tests.models.helpers import make_frame, tiny_model
+
+    torch.manual_seed(0)
+    model = tiny_model().to(DEVICE).train()
+    batch = model.batch_from_frames([make_frame(0), make_frame(1)])
+    reference = model(batch, mode="loss")
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        losses = model(batch, mode="loss")
+    worst = max(abs(float(losses[name]) / float(value) - 1) for name, value in reference.items())
+    if worst > 0.02:
+        raise AssertionError(f"autocast losses {worst:.1%} off float32's")
+    sum(losses.values()).backward()
+    if not all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None):
+        raise AssertionError("a gradient is not finite")
+    return f"losses within {worst:.2%} of float32's, gradients finite"
+
+
 def timings(cloud: np.ndarray, frustum: np.ndarray, repeats: int) -> Dict[str, float]:
     result: Dict[str, float] = {}
     points = torch.from_numpy(cloud).to(DEVICE)
@@ -269,6 +288,7 @@ def main(argv=None) -> int:
     checks.run("points_in_boxes", lambda: check_points_in_boxes(cloud))
     checks.run("circle_nms", check_circle_nms)
     checks.run("training resume: random state loaded onto the GPU", check_random_state_loaded_onto_the_gpu)
+    checks.run("--amp: a training step under bfloat16 autocast", check_bfloat16_autocast_training_step)
     report = dict(
         device=torch.cuda.get_device_name(),
         torch=torch.__version__,

@@ -321,6 +321,26 @@ def test_one_training_step_lowers_the_loss(batch):
     assert float(after) < float(before)
 
 
+def test_a_training_step_under_bfloat16_autocast_is_the_float32_step_within_its_rounding(batch):
+    """--amp trains under bfloat16 autocast (CUDA; the CPU's autocast stands in here): the pillar nets and the
+    camera give bfloat16 features, which the kernels refused (Numba compiles no bfloat16) and the camera's geometry
+    ran in bfloat16. Now the kernels get float32 and the geometry runs in float32: the same frustum cells as
+    without autocast, the losses within 2 % of float32's, every gradient finite."""
+    torch.manual_seed(0)
+    model = tiny_model().train()
+    reference = model(batch, mode="loss")
+    geometry = model.encoders["camera"]._last_geometry[3]
+    model.encoders["camera"]._last_geometry = None
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        losses = model(batch, mode="loss")
+    assert torch.equal(model.encoders["camera"]._last_geometry[3].point_order, geometry.point_order)
+    for name, value in reference.items():
+        assert float(losses[name]) == pytest.approx(float(value), rel=0.02), name
+    sum(losses.values()).backward()
+    assert all(torch.isfinite(p.grad).all() for name, p in model.named_parameters()
+               if not name.startswith("fuser.missing_embedding"))
+
+
 def test_overfits_two_frames_to_near_perfect_heatmaps():
     torch.manual_seed(0)
     batch = FusionBatch.from_frames([make_frame(0, cameras=False), make_frame(1, cameras=False)])

@@ -140,7 +140,12 @@ class CameraEncoder(nn.Module):
         context = (context * valid).permute(0, 2, 3, 1).reshape(b, n, h, w, self.out_channels)
         depth = depth.reshape(b, n, self.depth_bins, h, w)
         with stage(timer, "bev_pool"):
-            pooled = bev_pool(depth, context, self.bev_geometry(batch.intrinsics, batch.camera_to_ego, (h, w)))
+            # Under bfloat16 autocast (--amp) the geometry is computed in float32 (bfloat16 keeps 8 bits: 0.25 m at
+            # 50 m) and the kernel gets float32 (context comes bfloat16, depth, a softmax, float32; Numba compiles
+            # neither bfloat16 nor mixed types)
+            with torch.autocast(images.device.type, enabled=False):
+                geometry = self.bev_geometry(batch.intrinsics, batch.camera_to_ego, (h, w))
+            pooled = bev_pool(depth.float(), context.float(), geometry)
         bev = self.bev_conv(pooled)
         losses = {}
         if self.training and self.depth_loss_weight > 0 and batch.lidar is not None and len(batch.lidar):
@@ -156,21 +161,22 @@ class CameraEncoder(nn.Module):
         b, n = batch.images.shape[:2]
         nearest = torch.full((b, n, h * w), float("inf"), device=batch.images.device)
         keyframe_sweep = batch.lidar[:, 5] == 0
-        for frame in range(b):
-            xyz = batch.lidar[keyframe_sweep & (batch.lidar[:, 0] == frame), 1:4]  # (P, 3) ego
-            rotation, translation = batch.camera_to_ego[frame, :, :3, :3], batch.camera_to_ego[frame, :, :3, 3]
-            camera_points = torch.einsum("pj,nji->npi", xyz, rotation) - torch.einsum(
-                "nj,nji->ni", translation, rotation)[:, None, :]  # (N, P, 3) = R^T (p - t)
-            k = batch.intrinsics[frame]  # (N, 3, 3)
-            z = camera_points[..., 2]
-            u = k[:, None, 0, 0] * camera_points[..., 0] / z.clamp(min=1e-3) + k[:, None, 0, 2]
-            v = k[:, None, 1, 1] * camera_points[..., 1] / z.clamp(min=1e-3) + k[:, None, 1, 2]
-            col, row = torch.floor(u / stride).long(), torch.floor(v / stride).long()
-            keep = ((z > self.depth_min) & (z < self.depth_max) & (col >= 0) & (col < w) & (row >= 0) & (row < h)
-                    & batch.camera_valid[frame][:, None])
-            camera_index = torch.arange(n, device=z.device)[:, None].expand_as(z)
-            cells = (camera_index * (h * w) + row * w + col)[keep]
-            nearest[frame].view(-1).scatter_reduce_(0, cells, z[keep], reduce="amin")
+        with torch.autocast(batch.images.device.type, enabled=False):  # geometry in float32 under --amp
+            for frame in range(b):
+                xyz = batch.lidar[keyframe_sweep & (batch.lidar[:, 0] == frame), 1:4]  # (P, 3) ego
+                rotation, translation = batch.camera_to_ego[frame, :, :3, :3], batch.camera_to_ego[frame, :, :3, 3]
+                camera_points = torch.einsum("pj,nji->npi", xyz, rotation) - torch.einsum(
+                    "nj,nji->ni", translation, rotation)[:, None, :]  # (N, P, 3) = R^T (p - t)
+                k = batch.intrinsics[frame]  # (N, 3, 3)
+                z = camera_points[..., 2]
+                u = k[:, None, 0, 0] * camera_points[..., 0] / z.clamp(min=1e-3) + k[:, None, 0, 2]
+                v = k[:, None, 1, 1] * camera_points[..., 1] / z.clamp(min=1e-3) + k[:, None, 1, 2]
+                col, row = torch.floor(u / stride).long(), torch.floor(v / stride).long()
+                keep = ((z > self.depth_min) & (z < self.depth_max) & (col >= 0) & (col < w) & (row >= 0) & (row < h)
+                        & batch.camera_valid[frame][:, None])
+                camera_index = torch.arange(n, device=z.device)[:, None].expand_as(z)
+                cells = (camera_index * (h * w) + row * w + col)[keep]
+                nearest[frame].view(-1).scatter_reduce_(0, cells, z[keep], reduce="amin")
         bins = torch.floor((nearest - self.depth_min) / self.bin_size)
         return torch.where(torch.isfinite(nearest), bins, torch.full_like(bins, -1)).long().reshape(b, n, h, w)
 

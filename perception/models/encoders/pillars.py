@@ -67,7 +67,10 @@ class Pillarization:
             pillars = torch.where(filled[..., None], points[rows, 1:], 0.0)
         features = self.point_features(pillars, coords, counts)
         learning = isinstance(net, PillarFeatureNet) and net.norm.training  # batch norm learning its statistics
-        return pillar_scatter(net(features, counts) if learning else net(features), coords, batch_size, (ny, nx))
+        pillar_features = net(features, counts) if learning else net(features)
+        # float32 into the kernel: under bfloat16 autocast (--amp) the net's layers give bfloat16, which Numba's
+        # kernels do not compile; the convolutions after it take the canvas back to bfloat16 themselves
+        return pillar_scatter(pillar_features.float(), coords, batch_size, (ny, nx))
 
     def point_features(self, pillars: torch.Tensor, coords: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
         """pillars (M, P, C) float32 [x, y, z, sensor columns...] zero-padded after ``counts`` (M,) points, at least
