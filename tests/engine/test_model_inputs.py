@@ -4,6 +4,7 @@ import argparse
 
 import pytest
 
+from perception.cli import resolve_path
 from perception.cli.train import build_config
 from perception.engine import evaluate_validation_data
 from perception.models import model_inputs
@@ -52,9 +53,10 @@ def test_every_world_of_a_concatenated_dataset_loads_what_the_model_is_fed(name,
         assert (world.lidar_sweeps, world.radar_sweeps, tuple(world.image_size)) == (
             inputs.lidar_sweeps, inputs.radar_sweeps, inputs.image_size)
         assert world.get("planning") == cfg.model.get("planning")
-    assert {world.dataroot for world in worlds} == {"datasets/synthetic"} | {
-        f"datasets/synthetic_seed{seed}" for seed in seeds}
-    assert ("datasets/synthetic", "synth_val") not in {(world.dataroot, world.split) for world in worlds}
+    # the configs' data roots, found as every tool finds a path (resolve_path: from the repository, unless there)
+    assert {world.dataroot for world in worlds} == {resolve_path("datasets/synthetic")} | {
+        resolve_path(f"datasets/synthetic_seed{seed}") for seed in seeds}
+    assert (resolve_path("datasets/synthetic"), "synth_val") not in {(world.dataroot, world.split) for world in worlds}
 
 
 def test_a_concatenated_dataset_holds_each_world_in_order(synthetic_root):
