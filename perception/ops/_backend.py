@@ -118,6 +118,15 @@ def check_torch(op: str, name: str, array: Any) -> None:
         raise ValueError(f"{op}: {name} must be a torch tensor; got {type(array).__name__}")
 
 
+def whole_number(op: str, name: str, value: Any, least: int) -> int:
+    """``value`` as an int; ValueError naming ``op`` and ``name`` unless it is a whole number (an int, or a float
+    without a fraction; not a bool or a string) of at least ``least`` (a limit of 2.7 was truncated to 2)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)) or \
+            not float(value).is_integer() or value < least:
+        raise ValueError(f"{op}: {name} must be a whole number >= {least}; got {value!r}")
+    return int(value)
+
+
 def float_dtype(array: Any):
     """np.float64 for a float64 array or tensor, else np.float32 (the kernels' two float types)."""
     return np.float64 if array.dtype in (np.float64, torch.float64) else np.float32

@@ -13,7 +13,7 @@ import numba
 import numpy as np
 import torch
 
-from perception.ops._backend import as_numpy, check_float, is_torch, like, resolve_backend
+from perception.ops._backend import as_numpy, check_float, is_torch, like, resolve_backend, whole_number
 from perception.ops._circle_distance import within_radius
 
 Array = Any  # np.ndarray or torch.Tensor
@@ -78,9 +78,7 @@ def circle_nms(
         raise ValueError(f"circle_nms: radius_m must be >= 0, got {radius_m}")
     if bool(np.isnan(as_numpy(scores)).any()):
         raise ValueError("circle_nms: scores contain NaN")
-    max_keep = centers.shape[0] if max_keep is None else int(max_keep)
-    if max_keep < 0:
-        raise ValueError(f"circle_nms: max_keep must be >= 0 or None, got {max_keep}")
+    max_keep = centers.shape[0] if max_keep is None else whole_number("circle_nms", "max_keep", max_keep, 0)
     order = _score_order(scores)
     radius_sq = float(radius_m) ** 2
     chosen = resolve_backend(backend, centers)

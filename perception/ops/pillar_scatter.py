@@ -13,7 +13,7 @@ import numba
 import numpy as np
 import torch
 
-from perception.ops._backend import check_float, check_torch, resolve_backend
+from perception.ops._backend import check_float, check_torch, resolve_backend, whole_number
 
 
 def _flat_cells(coords: torch.Tensor, batch_size: int, grid_shape: Tuple[int, int]) -> torch.Tensor:
@@ -101,10 +101,10 @@ def pillar_scatter(
             f"pillar_scatter: pillar_features must be (M, C) and coords (M, 4) [b, z, y, x]; got "
             f"{tuple(pillar_features.shape)} and {tuple(coords.shape)}"
         )
-    if int(batch_size) < 1 or len(grid_shape) != 2 or min(grid_shape) < 1:
-        raise ValueError(f"pillar_scatter: batch_size >= 1 and grid_shape (ny, nx) >= 1 needed; got "
-                         f"{batch_size}, {grid_shape}")
-    batch_size, grid_shape = int(batch_size), (int(grid_shape[0]), int(grid_shape[1]))
+    if len(grid_shape) != 2:
+        raise ValueError(f"pillar_scatter: grid_shape must be (ny, nx); got {grid_shape}")
+    batch_size = whole_number("pillar_scatter", "batch_size", batch_size, 1)
+    grid_shape = tuple(whole_number("pillar_scatter", "grid_shape", size, 1) for size in grid_shape)
     cells = _flat_cells(torch.as_tensor(coords), batch_size, grid_shape)
     chosen = resolve_backend(backend, pillar_features)
     if chosen == "reference":

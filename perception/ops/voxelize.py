@@ -22,7 +22,7 @@ import numba
 import numpy as np
 import torch
 
-from perception.ops._backend import CudaCall, as_numpy, cpu_threads_for, is_torch, like, resolve_backend
+from perception.ops._backend import CudaCall, as_numpy, cpu_threads_for, is_torch, like, resolve_backend, whole_number
 from perception.ops._grid import POINT_BLOCK, Grid3D, decode_keys_cpu, point_keys_cpu, write_cell_cpu
 from perception.ops._grouping import group_keys_cpu, group_keys_reference, point_group_and_rank
 
@@ -36,9 +36,9 @@ def _check_points(points: Array, what: str = "points") -> None:
         raise ValueError(f"{what} must be float32 (or float64, converted to float32); got {points.dtype}")
 
 
-def _check_limits(max_points: int, max_voxels: int) -> None:
-    if int(max_points) < 1 or int(max_voxels) < 1:
-        raise ValueError(f"max_points and max_voxels must be >= 1; got {max_points}, {max_voxels}")
+def _checked_limits(max_points: int, max_voxels: int) -> Tuple[int, int]:
+    return (whole_number("hard_voxelize", "max_points", max_points, 1),
+            whole_number("hard_voxelize", "max_voxels", max_voxels, 1))
 
 
 # --------------------------------------------------------------------------------------------- reference
@@ -147,15 +147,15 @@ def hard_voxelize(
     M <= max_voxels voxels, in the order their first point appears. backend: see perception.ops._backend.
     """
     _check_points(points)
-    _check_limits(max_points, max_voxels)
+    max_points, max_voxels = _checked_limits(max_points, max_voxels)
     grid = Grid3D.from_range(voxel_size, point_cloud_range)
     chosen = resolve_backend(backend, points)
     if chosen == "cuda":
-        return _hard_voxelize_cuda(points, grid, int(max_points), int(max_voxels))
+        return _hard_voxelize_cuda(points, grid, max_points, max_voxels)
     host_points = as_numpy(points, np.float32)
     run = _hard_voxelize_reference if chosen == "reference" else _hard_voxelize_numba
     with cpu_threads_for(len(host_points)):
-        voxels, coords, num_points = run(host_points, grid, int(max_points), int(max_voxels))
+        voxels, coords, num_points = run(host_points, grid, max_points, max_voxels)
     return like(voxels, points), like(coords, points), like(num_points, points)
 
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from perception.ops import hard_voxelize, pillar_scatter
+from perception.ops import circle_nms, hard_voxelize, pillar_scatter
 from tests.ops.inputs import POINT_RANGE, random_cloud
 
 
@@ -64,3 +64,14 @@ def test_pillar_scatter_rejects_coords_outside_the_canvas(bad_row):
     coords = torch.tensor([[0, 0, 0, 0], bad_row], dtype=torch.int32)
     with pytest.raises(ValueError, match="coords must lie"):
         pillar_scatter(torch.ones(2, 3), coords, 1, (3, 4))
+
+
+def test_pillar_scatter_and_circle_nms_refuse_limits_that_are_not_whole_numbers():
+    features, coords = torch.ones(1, 2), torch.zeros(1, 4, dtype=torch.int32)
+    for batch_size, grid_shape, name in ((1.9, (1, 1), "batch_size"), (1, (3.7, 4), "grid_shape"),
+                                         (0, (1, 1), "batch_size")):
+        with pytest.raises(ValueError, match=f"pillar_scatter: {name} must be a whole number >= 1"):
+            pillar_scatter(features, coords, batch_size, grid_shape)
+    with pytest.raises(ValueError, match="circle_nms: max_keep must be a whole number >= 0; got 1.5"):
+        circle_nms(np.zeros((2, 2)), np.ones(2), 1.0, max_keep=1.5)
+    assert circle_nms(np.zeros((2, 2)), np.ones(2), 1.0, max_keep=1.0).tolist() == [0]  # 1.0 is a whole number

@@ -174,6 +174,8 @@ def test_hard_voxelize_batch_marks_batch_and_limits_per_cloud(backend):
         (dict(voxel_size=(0.5, 0.0, 0.5)), "> 0"),
         (dict(point_cloud_range=(0, 0, 0, 0, 1, 1)), "no whole cell"),
         (dict(max_points=0), "max_points"),
+        (dict(max_points=2.7), "max_points must be a whole number >= 1; got 2.7"),  # was truncated to 2
+        (dict(max_voxels="3"), "max_voxels must be a whole number >= 1; got '3'"),
         (dict(backend="gpu"), "backend"),
     ],
 )
