@@ -171,6 +171,10 @@ def hard_voxelize_batch(
     voxels (sum M_b, max_points, C), coords (sum M_b, 4) int32 [b, z, y, x], num_points (sum M_b,) int32."""
     if len(clouds) == 0:
         raise ValueError("hard_voxelize_batch needs at least one cloud")
+    kinds = {(is_torch(cloud), cloud.shape[1] if cloud.ndim == 2 else None) for cloud in clouds}
+    if len(kinds) > 1:
+        raise ValueError(f"hard_voxelize_batch: the clouds must all be numpy or all torch, with one column count; got "
+                         f"{sorted(('torch' if torch_cloud else 'numpy', columns) for torch_cloud, columns in kinds)}")
     parts = [hard_voxelize(cloud, voxel_size, point_cloud_range, max_points, max_voxels, backend) for cloud in clouds]
     for b, (_, coords, _) in enumerate(parts):
         coords[:, 0] = b
