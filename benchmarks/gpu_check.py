@@ -1,5 +1,6 @@
-"""GPU check of every perception.ops CUDA kernel: parity with its reference, then CUDA-event timings; and a training
-checkpoint's random state loaded onto the GPU (as mmengine's resume loads it) given back; prints JSON.
+"""GPU check of every perception.ops CUDA kernel: parity with its reference, then CUDA-event timings; a training
+checkpoint's random state loaded onto the GPU (as mmengine's resume loads it) given back; the whole detector on the
+GPU against the CPU; a training step under bfloat16 autocast (--amp) against float32; prints JSON.
 
 Run on a machine with an NVIDIA GPU, numba (with its CUDA target) and torch with CUDA, from the repository root:
 
@@ -212,6 +213,27 @@ def check_random_state_loaded_onto_the_gpu() -> str:
     return f"state loaded onto {on_gpu['random_state']['torch'].device}, given back"
 
 
+def check_detector_on_the_gpu() -> str:
+    """The tiny test model (LiDAR, radar, cameras) on the GPU, its kernels on their CUDA backends: the head's
+    outputs as on the CPU (float32: the kernels' summation order and cuDNN differ)."""
+    import copy
+
+    from tests.models.helpers import make_frame, tiny_model
+
+    torch.manual_seed(0)
+    cpu_model = tiny_model().eval()
+    gpu_model = copy.deepcopy(cpu_model).to(DEVICE)
+    frames = [make_frame(0), make_frame(1, cameras=False)]
+    with torch.no_grad():
+        on_cpu = cpu_model(cpu_model.batch_from_frames(frames), mode="tensor")
+        on_gpu = gpu_model(gpu_model.batch_from_frames(frames), mode="tensor")
+    worst = 0.0
+    for name, value in on_cpu.items():
+        if isinstance(value, torch.Tensor) and value.is_floating_point():
+            worst = max(worst, close(on_gpu[name].cpu(), value, name, rtol=1e-3, atol=1e-3))
+    return f"head outputs within {worst:.1e} of the CPU's"
+
+
 def check_bfloat16_autocast_training_step() -> str:
     """--amp's path: the tiny model's losses under CUDA bfloat16 autocast within 2 % of float32's, finite grads."""
     from tests.models.helpers import make_frame, tiny_model
@@ -288,6 +310,7 @@ def main(argv=None) -> int:
     checks.run("points_in_boxes", lambda: check_points_in_boxes(cloud))
     checks.run("circle_nms", check_circle_nms)
     checks.run("training resume: random state loaded onto the GPU", check_random_state_loaded_onto_the_gpu)
+    checks.run("the detector on the GPU against the CPU", check_detector_on_the_gpu)
     checks.run("--amp: a training step under bfloat16 autocast", check_bfloat16_autocast_training_step)
     report = dict(
         device=torch.cuda.get_device_name(),
