@@ -77,8 +77,9 @@ def run_detection_eval(nusc: NuScenes, result_path: str, eval_set: str, output_d
 
     Writes, like the devkit's ``main``: ``output_dir/metrics_summary.json`` and ``metrics_details.json``
     (render_plots draws the devkit's plots into its ``output_dir/plots``; removed here: an earlier run's plots would
-    stay beside these metrics, and the devkit makes it empty whether or not plots are drawn). Raises NoDetectionsError, naming the file, when no predicted
-    box is left to score (none at all, or none within the class ranges).
+    stay beside these metrics, and the devkit makes it empty whether or not plots are drawn). Raises
+    NoDetectionsError, naming the file, when no predicted box is left to score (none at all, or none within the
+    class ranges).
     """
     config = config_factory(EVAL_CONFIG)
     shutil.rmtree(os.path.join(output_dir, "plots"), ignore_errors=True)

@@ -35,7 +35,8 @@ from perception.eval.report import write_report
 from perception.eval.submission import boxes_to_submission
 from perception.geometry import Boxes3D, EgoPose, RigidTransform
 from perception.geometry.boxes import DETECTION_RECORD
-from perception.jsonfile import as_read_back, check_same_run, read_json, read_json_lines, write_json_atomic, write_json_lines
+from perception.jsonfile import (as_read_back, check_same_run, read_json, read_json_lines, write_json_atomic,
+                                 write_json_lines)
 from perception.models.ego_mlp import EgoMLP
 from perception.models.planning_head import PlanningDetector
 from perception.models.planning_types import PlanningOutputs
