@@ -371,5 +371,6 @@ def fine_tuned_detector(detector: Mapping, checkpoint: str, config: str, method:
 
 __all__ = ["ADAPTER_LAYER_TYPES", "DEFAULT_RANK", "DEFAULT_TARGETS", "FineTuningSpec", "HeldBatchNorm1d",
            "HeldBatchNorm2d", "LORA_LAYER_TYPES", "METHODS", "ParameterCount", "ResidualInputAdapter",
-           "count_parameters", "fine_tuned_detector", "fine_tuned_model", "fold", "folded_state_dict", "head_output_layers", "max_rank",
-           "prepare_fine_tuning", "select_layers", "unread_encoder_names", "unread_encoders"]
+           "count_parameters", "fine_tuned_detector", "fine_tuned_model", "fold", "folded_state_dict",
+           "head_output_layers", "max_rank", "prepare_fine_tuning", "select_layers", "unread_encoder_names",
+           "unread_encoders"]
