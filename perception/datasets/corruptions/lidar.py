@@ -65,8 +65,8 @@ def _along_ray(points: np.ndarray, offsets: np.ndarray, ranges: np.ndarray, new_
 
 def beam_index(points: np.ndarray) -> np.ndarray:
     """``points`` (N, >= 3) [x, y, z, ...] [m] in the ego frame -> (N,) int: the beam (0 lowest .. 31,
-    perception.sensors) nearest each point's elevation seen from
-    LIDAR_MOUNT_M in the sensor's axes (LIDAR_MOUNT_ROTATION_WXYZ)."""
+    perception.sensors) nearest each point's elevation seen from LIDAR_MOUNT_M in the sensor's axes
+    (LIDAR_MOUNT_ROTATION_WXYZ)."""
     offsets, _ = _rays(points)
     in_sensor = offsets @ _SENSOR_TO_EGO_ROTATION  # rows: R^T (p - t)
     elevation = np.degrees(np.arctan2(in_sensor[:, 2], np.hypot(in_sensor[:, 0], in_sensor[:, 1])))
