@@ -185,8 +185,8 @@ def _bev_pool_reference(depth: torch.Tensor, context: torch.Tensor, geometry: BE
     ny, nx = geometry.grid_shape
     lifted = depth[..., None] * context[:, :, None]  # (B, N, D, H, W, C)
     sorted_rows = lifted.reshape(-1, channels)[geometry.point_order]
-    lengths = torch.diff(geometry.interval_ends, prepend=geometry.interval_ends.new_zeros(1))
-    point_cells = geometry.interval_cells.repeat_interleave(lengths, output_size=sorted_rows.shape[0])
+    point_cells = geometry.interval_cells.repeat_interleave(geometry.interval_ends - geometry.interval_starts,
+                                                            output_size=sorted_rows.shape[0])
     canvas = lifted.new_zeros((batch * ny * nx, channels)).index_add(0, point_cells, sorted_rows)
     return canvas.view(batch, ny, nx, channels).permute(0, 3, 1, 2).contiguous()
 
