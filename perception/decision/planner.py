@@ -16,10 +16,10 @@ Rules, in order (frame and lanes: see perception.decision.types):
 3. FOLLOW when an agent in the path is within the look-ahead: the target speed lets the ego slow comfortably
    to the lead's speed at the gap standstill_gap + headway * lead speed. STOP behind a stopped lead when that
    target is a standstill or the gap is within ``queue_creep_m`` of the standstill gap (no creeping up a
-   queue). Instead of following, CHANGE_LANE_LEFT / RIGHT passes a lead at least ``min_speed_gain_mps`` slower
-   than the speed limit and than the neighbouring lane allows, when that lane exists and its gap check passes
-   (the faster lane; left on a tie). The choice depends on speeds, not on the gap, so moving the lead closer
-   never turns FOLLOW into a lane change. When it follows such a lead, its reason says why it does not pass: a
+   queue). Instead of following, CHANGE_LANE_LEFT / RIGHT passes a lead more than ``min_speed_gain_mps`` slower
+   than the speed limit and at least that much slower than the neighbouring lane allows, when that lane exists and
+   its gap check passes (the faster lane; left on a tie). The choice depends on speeds, not on the gap, so moving
+   the lead closer never turns FOLLOW into a lane change. When it follows such a lead, its reason says why it does not pass: a
    side without a lane, the agents failing a side's gap check, or the side's speed.
 4. KEEP_LANE at the speed limit otherwise.
 

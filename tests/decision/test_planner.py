@@ -52,6 +52,17 @@ def test_lead_car_braking_means_brake():
     assert decision.trajectory[-1, 0] == pytest.approx(13 * 3 - 1.25 * 9)
 
 
+def test_among_urgent_agents_the_slowest_sets_the_maneuver():
+    # the ego at 13 m/s: a car at 5 m/s, gap 20 - 5.742 = 14.258 m, TTC 14.258 / 8 = 1.78 s; a stopped car, gap
+    # 40 - 5.742 = 34.258 m, TTC 34.258 / 13 = 2.64 s, needs 13^2 / (2 x 31.758) = 2.66 m/s^2: both urgent. The
+    # slowest sets the maneuver (rule 2): STOP for the stopped car, though the moving one closes sooner (not a
+    # BRAKE to 5 m/s); the decision's TTC is still the smallest
+    decision = decide(agents(("car", 20, 0, 5, 0), ("car", 40, 0, 0, 0)), EgoState(13.0))
+    assert decision.maneuver is Maneuver.STOP
+    assert decision.critical_object == 1 and decision.target_speed_mps == 0.0
+    assert decision.ttc_s == pytest.approx(14.258 / 8)
+
+
 def test_cut_in_from_the_left_means_brake():
     # y(t) = 3.5 - 1.2 t enters the ego lane (|y| < 1.75) at 1.46 s; gap 15 - 2.3 - 3.442 = 9.258, closing 4
     cut_in = agents(("car", 15, 3.5, 9, -1.2))
@@ -76,6 +87,17 @@ def test_pedestrian_crossing_means_stop():
     assert decision.trajectory[-1, 0] + FRONT <= 20 - 0.35
     walking_away = agents(("pedestrian", 20, 4.0, 0, 1.4))
     assert decide(walking_away, EgoState(10.0)).maneuver is Maneuver.KEEP_LANE
+
+
+def test_an_oncoming_car_drifting_into_the_lane_behind_the_moving_ego_is_not_in_the_path():
+    # the ego at 10 m/s, an oncoming car at (30, 3.5) at (-10, -1) m/s: y = 3.5 - t reaches the ego lane
+    # (|y| < 1.75) at 1.75 s, at x = 30 - 17.5 = 12.5, behind the ego's centre by then (1.4 + 10 x 1.75 = 18.9);
+    # it stays ahead of that centre only while 30 - 10 t > 1.4 + 10 t, t < 1.43 s, when y > 2.07 (left lane).
+    # Against the ego's centre now (x > 1.4, until 2.86 s) it would be: gap 30 - 2.3 - 3.442 = 24.258, closing
+    # 20 m/s, TTC 1.2 s, a STOP
+    decision = decide(agents(("car", 30, 3.5, -10, -1)), EgoState(10.0))
+    assert decision.maneuver is Maneuver.KEEP_LANE
+    assert decision.ttc_s == math.inf and decision.critical_object == -1
 
 
 def test_slow_lead_with_blocked_left_lane_changes_right():
@@ -103,6 +125,16 @@ def test_slow_lead_with_both_lanes_blocked_means_follow():
                                     "14.0 m/s")
 
 
+def test_the_follow_target_keeps_the_headway_to_the_lead():
+    # the ego at 13 m/s, a lead at 12 m/s, gap 26.742 - 2.3 - 3.442 = 21 m (TTC 21 s, needs 1 / 37 m/s^2): the
+    # following gap is 2.5 + 1.5 x 12 = 20.5 m, 0.5 m spare; shedding the closing speed v - 12 at 2.5 m/s^2 over it:
+    # (v - 12)^2 = 2 x 2.5 x 0.5, v = 12 + sqrt(2.5) = 13.581 m/s, under the 13.9 m/s cruise speed. 12 m/s is not
+    # 2 m/s under the limit (11.9): no pass. (Without the headway, 18.5 m spare: 21.6, capped to 13.9.)
+    decision = decide(agents(("car", 26.742, 0, 12, 0)), EgoState(13.0))
+    assert decision.maneuver is Maneuver.FOLLOW and decision.critical_object == 0
+    assert decision.target_speed_mps == pytest.approx(12 + math.sqrt(2.5))
+
+
 def test_follow_names_a_clear_lane_too_slow_to_pass_in():
     # the left lane is clear of the gap check (45 - 2.3 - 3.442 = 39.3 m ahead) but its car drives 6.5 m/s, less
     # than the 2 m/s gain over the 6 m/s lead that a pass needs
@@ -113,10 +145,36 @@ def test_follow_names_a_clear_lane_too_slow_to_pass_in():
             in decision.reason)
 
 
+def test_a_lead_under_min_speed_gain_below_the_limit_is_followed_with_no_pass_rationale():
+    # the ego at 12 m/s, a lead at 12.5 m/s, gap 40 - 5.742 = 34.258 m: only 1.4 m/s under the 13.9 m/s limit
+    # (a pass needs 2), so no pass is weighed and the reason names no refusal; follow speed
+    # 12.5 + sqrt(5 x (34.258 - 2.5 - 18.75)) = 20.6, capped to the limit
+    decision = decide(agents(("car", 40, 0, 12.5, 0)), EgoState(12.0))
+    assert decision.maneuver is Maneuver.FOLLOW
+    assert decision.reason == "FOLLOW: following car #0 at 12.5 m/s, 34.3 m ahead, target 13.9 m/s"
+
+
 def test_free_left_lane_is_preferred_on_a_tie():
     decision = decide(agents(("car", 40, 0, 6, 0)), EgoState(12.0))
     assert decision.maneuver is Maneuver.CHANGE_LANE_LEFT
     assert decision.trajectory[-1, 1] > 3.0
+
+
+def test_a_neighbouring_lane_is_slowed_only_by_agents_within_the_look_ahead():
+    # the ego at 8 m/s, look-ahead max(20, 8 x 4) = 32 m; a lead at 6 m/s, gap 25 - 5.742 = 19.258 m (TTC 9.6 s,
+    # needs 4 / 33.516 m/s^2), 7.9 m/s under the limit: a pass is considered. Cars at 5 m/s 80 m ahead in both
+    # neighbouring lanes, gap 74.258 m (at 3 s still 65.258 >= 3 + 8), lie beyond the look-ahead: both lanes
+    # allow the 13.9 m/s cruise speed, left wins the tie
+    far = agents(("car", 25, 0, 6, 0), ("car", 80, 3.5, 5, 0), ("car", 80, -3.5, 5, 0))
+    decision = decide(far, EgoState(8.0))
+    assert decision.maneuver is Maneuver.CHANGE_LANE_LEFT
+    assert decision.reason.endswith("left lane clear, allows 13.9 m/s")
+    # 30 m ahead (gap 24.258 m, within 32 m; at 3 s 15.258 >= 11, clear of the gap check) they slow both lanes
+    # to 5 m/s, under the 6 + 2 = 8 m/s a pass needs
+    near = agents(("car", 25, 0, 6, 0), ("car", 30, 3.5, 5, 0), ("car", 30, -3.5, 5, 0))
+    decision = decide(near, EgoState(8.0))
+    assert decision.maneuver is Maneuver.FOLLOW
+    assert "not passing: left lane allows 5.0 m/s, under the 8.0 m/s a pass needs" in decision.reason
 
 
 def test_a_follower_short_of_the_rear_gap_by_its_half_length_blocks_the_lane():
@@ -129,6 +187,16 @@ def test_a_follower_short_of_the_rear_gap_by_its_half_length_blocks_the_lane():
     assert decide(agents(("car", -16.5, 3.5, 10, 0)), EgoState(10.0)).lane_change_left_ok
 
 
+def test_the_rear_gap_a_lane_change_needs_scales_with_the_follower_s_speed():
+    # the ego at 13 m/s, a car 12 m behind in the left lane at 5 m/s: from its front (-12 + 2.3 = -9.7) to the
+    # ego's rear bumper (-0.642) 9.058 m now, growing by 8 m/s; it needs 3 + 1 x 5 = 8 m: the left lane is clear
+    # (at the ego's 13 m/s it would need 16 m). The same car at 7 m/s needs 3 + 7 = 10 m > 9.058 m: blocked
+    slow = decide(agents(("car", -12, 3.5, 5, 0)), EgoState(13.0))
+    assert slow.lane_change_left_ok and slow.lane_change_right_ok
+    faster = decide(agents(("car", -12, 3.5, 7, 0)), EgoState(13.0))
+    assert not faster.lane_change_left_ok and faster.lane_change_right_ok
+
+
 def test_a_slow_car_behind_in_the_next_lane_does_not_slow_that_lane():
     # the slow lead of test_free_left_lane_is_preferred_on_a_tie (40 m ahead at 6 m/s, the ego at 12 m/s) and a
     # car 20 m behind in the left lane at 2 m/s: it falls back (its front to the ego's rear bumper
@@ -138,6 +206,16 @@ def test_a_slow_car_behind_in_the_next_lane_does_not_slow_that_lane():
     decision = decide(scene, EgoState(12.0))
     assert decision.maneuver is Maneuver.CHANGE_LANE_LEFT and decision.lane_change_left_ok
     assert decision.reason.endswith("left lane clear, allows 13.9 m/s")
+
+
+def test_among_followed_leads_the_one_with_the_lower_follow_speed_leads():
+    # the ego at 10 m/s, look-ahead 40 m: a car at 13 m/s, gap 30.742 - 5.742 = 25 m (pulling away), follow speed
+    # 13 + sqrt(2 x 2.5 x (25 - 2.5 - 19.5)) = 16.87 m/s; a stopped car, gap 35 m (TTC 3.5 s, needs
+    # 100 / 65 = 1.54 m/s^2), follow speed sqrt(2 x 2.5 x 32.5) = 12.75 m/s. The farther, stopped car leads, 13.9
+    # m/s under the limit: passed in the free left lane. (Led by the nearer car, 13 m/s is no pass: FOLLOW.)
+    decision = decide(agents(("car", 30.742, 0, 13, 0), ("car", 40.742, 0, 0, 0)), EgoState(10.0))
+    assert decision.maneuver is Maneuver.CHANGE_LANE_LEFT and decision.critical_object == 1
+    assert decision.reason.startswith("CHANGE_LANE_LEFT: passing car #1 at 0.0 m/s, 35.0 m ahead")
 
 
 def test_stopped_queue_means_stop():
@@ -169,11 +247,33 @@ def test_ttc_hand_worked():
     assert decision.ttc_s == math.inf and decision.to_json()["ttc_s"] is None
 
 
+def test_an_oncoming_car_s_forward_speed_counts_as_zero_in_the_braking_it_needs():
+    # the ego at 10 m/s, an oncoming car in its lane at -5 m/s, gap 52.242 - 2.3 - 3.442 = 46.5 m: closing 15 m/s,
+    # TTC 3.1 s (not below 3 s); the ego needs to come down to max(-5, 0) = 0 within 46.5 - 2.5 = 44 m:
+    # 10^2 / (2 x 44) = 1.136 m/s^2, comfortable; beyond the 40 m look-ahead: KEEP_LANE. (Down to -5 m/s it would
+    # be 15^2 / 88 = 2.557 m/s^2, more than the comfortable 2.5: a STOP.)
+    oncoming = agents(("car", 52.242, 0, -5, 0))
+    assert assess_agents(oncoming, 10.0, CONFIG).required_decel_mps2[0] == pytest.approx(100 / 88)
+    decision = decide(oncoming, EgoState(10.0))
+    assert decision.maneuver is Maneuver.KEEP_LANE
+    assert decision.ttc_s == pytest.approx(3.1)
+
+
 def test_low_scores_are_ignored_and_indices_refer_to_the_input():
     boxes = agents(("car", 15, 0, 0, 0), ("car", 25, 0, 0, 0))
     boxes = Boxes3D(boxes.centers, boxes.sizes, boxes.yaws, boxes.velocities, boxes.labels, np.array([0.1, 0.9]))
     decision = decide(boxes, EgoState(10.0))
     assert decision.maneuver is Maneuver.STOP and decision.critical_object == 1
+
+
+def test_a_box_scoring_exactly_min_score_is_kept():
+    # only boxes scoring below min_score (0.3) are ignored: a stopped car scoring exactly 0.3, gap
+    # 20 - 5.742 = 14.258 m, TTC 1.43 s at 10 m/s, makes the ego stop
+    assert CONFIG.min_score == 0.3
+    boxes = agents(("car", 20, 0, 0, 0))
+    boxes = Boxes3D(boxes.centers, boxes.sizes, boxes.yaws, boxes.velocities, boxes.labels, np.array([0.3]))
+    decision = decide(boxes, EgoState(10.0))
+    assert decision.maneuver is Maneuver.STOP and decision.critical_object == 0
 
 
 @pytest.mark.parametrize("field, value", [("centers", (np.nan, 0.0, 0.9)), ("velocities", (np.inf, 0.0)),

@@ -124,6 +124,19 @@ def test_association_by_class_gate_score_and_closest_first():
     assert tracker.update(low, poses[3]).accelerations_mps2[0] == 0.0
 
 
+def test_a_track_s_speeds_come_only_from_boxes_of_its_class():
+    # a truck at 40 then 42.5 m (5 m/s over 0.5 s), then a car at 44 m detected at 3 m/s: moved back by its
+    # velocity (44 - 1.5 = 42.5) it sits exactly where the truck was, but a car does not continue a truck's track:
+    # a new track, acceleration 0 and the detector's 3 m/s (continuing it would read (44 - 42.5) / 0.5 = 3 m/s,
+    # (3 - 5) / 0.5 = -4 m/s^2, and 3 - 4 x 0.25 = 2 m/s now)
+    tracker = AgentTracker(TrackerConfig())
+    tracker.update(agents(("truck", 40.0, 0.0, 5.0, 0.0)), _pose(0, 0, 0, 0))
+    tracker.update(agents(("truck", 42.5, 0.0, 5.0, 0.0)), _pose(HALF_SECOND_US, 0, 0, 0))
+    seen = tracker.update(agents(("car", 44.0, 0.0, 3.0, 0.0)), _pose(2 * HALF_SECOND_US, 0, 0, 0))
+    assert seen.accelerations_mps2[0] == 0.0
+    assert seen.boxes.velocities[0].tolist() == [3.0, 0.0]
+
+
 def test_frames_closer_than_the_baseline_carry_the_estimate_on():
     # every 0.1 s, a car braking at 2 m/s^2 from 10 m/s, its box jittering by +-0.05 m along its path: speeds are
     # measured over 0.4 s (0 -> 0.4 s: 9.6 m/s at 0.2 s, 0.4 -> 0.8 s: 8.8 m/s at 0.6 s), never over 0.1 s
