@@ -305,6 +305,25 @@ def test_snow_flake_returns_within_15_m(frame):
         assert np.array_equal(out[~hit], points[~hit])
 
 
+def test_snow_leaves_returns_within_a_metre_of_the_sensor_alone():
+    """Snow places a flake's return in [1 m, min(R, 15 m)] along the ray, so a return at R <= 1 m from the sensor
+    (LIDAR_MOUNT_M, not the ego origin: a point at the ego origin is 2.07 m from it) is never hit: there is no
+    range to move it to. nuScenes keyframe sweeps hold such returns (the 1 m removal is for past sweeps only).
+    At fraction 1 (every return hit): the 0.5 m and 0.99 m returns are kept as they were, the 1.5, 5 and 20 m ones
+    become flakes at 1 <= r <= 1.5, 5, 15 m. At the highest severity (0.2) a sweep of returns 0.3-0.9 m out is kept
+    whole."""
+    frame = _rays_frame([0.5, 0.99, 1.5, 5.0, 20.0], [40.0] * 5)
+    points = frame.lidar.points
+    assert _ranges(points) == pytest.approx([0.5, 0.99, 1.5, 5.0, 20.0], abs=1e-5)
+    out = lidar.snow(frame, 1.0, np.random.default_rng(0), 0).lidar.points
+    assert np.array_equal(out[:2], points[:2])
+    assert (out[2:, 3] == lidar.WEATHER_RETURN_INTENSITY).all()
+    assert (_ranges(out[2:]) >= 1 - 1e-4).all() and (_ranges(out[2:]) <= np.array([1.5, 5.0, 15.0]) + 1e-4).all()
+    near, _ = beam_points(np.random.default_rng(1), ranges=(0.3, 0.9))
+    near_frame = replace(make_frame(with_objects=False), lidar=LidarSweeps(near, 1))
+    assert np.array_equal(corrupt(near_frame, "lidar_snow", SEVERITIES[-1]).lidar.points, near)
+
+
 def test_rain_loses_returns_with_range(frame):
     ranges = _ranges(frame.lidar.points)
     for severity, (loss, std) in zip(SEVERITIES, ((0.05, 0.02), (0.1, 0.05), (0.2, 0.1))):

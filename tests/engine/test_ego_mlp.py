@@ -106,3 +106,24 @@ def test_feasibility_targets_read_the_lane_map(nusc_synthetic, monkeypatch):
     one_lane = LaneCentres((np.array([[-80.0, 0.0], [80.0, 0.0]]),), 3.5)
     monkeypatch.setattr(planning_data, "keyframe_lanes", lambda nusc, token, global_to_frame: one_lane)
     assert not logged_targets(nusc_synthetic, tokens).lane_change_ok.any()
+
+
+def test_feasibility_targets_are_the_rule_planners_left_then_right(nusc_synthetic):
+    """lane_change_ok (N, 2) is (left, right), row by row the rule planner's gap check on the keyframe's ground truth
+    with its map's lanes, computed here again from the same inputs. The tiny world has keyframes where only one
+    side is free (one with no lane on the left, one with an agent blocking the right), so a swap shows."""
+    from perception.datasets.ground_truth import sample_ground_truth
+    from perception.datasets.lane_map import keyframe_lanes
+    from perception.decision import EgoState, decide
+
+    tokens = [sample["token"] for sample in nusc_synthetic.sample]
+    expected = []
+    for token in tokens:
+        truth = sample_ground_truth(nusc_synthetic, token, keyframe_lidar_pose(nusc_synthetic, token).ego_to_global)
+        past = past_ego_poses(nusc_synthetic, token)
+        lanes = keyframe_lanes(nusc_synthetic, token, past[-1].ego_to_global.inverse())
+        decision = decide(truth.boxes, EgoState.from_poses(past), lanes=lanes)
+        expected.append([float(decision.lane_change_left_ok), float(decision.lane_change_right_ok)])
+    expected = np.array(expected)
+    assert {(1.0, 0.0), (0.0, 1.0)} <= {tuple(row) for row in expected}  # both one-sided cases occur
+    np.testing.assert_array_equal(logged_targets(nusc_synthetic, tokens).lane_change_ok.numpy(), expected)

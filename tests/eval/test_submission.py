@@ -59,6 +59,30 @@ def test_default_attributes_are_the_devkits_relevant_ones():
     assert written == ["vehicle.parked", "pedestrian.moving", "", ""]
 
 
+# mmdetection3d's NuScenesDataset.DefaultAttribute (mmdet3d/datasets/nuscenes_dataset.py), the attribute its nuScenes
+# writer gives a box the model gave none, written out here as published, in its order.
+MMDET3D_DEFAULT_ATTRIBUTE = {
+    "car": "vehicle.parked",
+    "pedestrian": "pedestrian.moving",
+    "trailer": "vehicle.parked",
+    "truck": "vehicle.parked",
+    "bus": "vehicle.moving",
+    "motorcycle": "cycle.without_rider",
+    "construction_vehicle": "vehicle.parked",
+    "bicycle": "cycle.without_rider",
+    "barrier": "",
+    "traffic_cone": "",
+}
+
+
+def test_a_box_without_attribute_gets_mmdetection3ds_default_for_its_class():
+    """All 10 classes with attribute -1, one box each in DETECTION_CLASSES order: each is written with
+    mmdetection3d's default (bus vehicle.moving, the other motor vehicles vehicle.parked, ...)."""
+    assert DEFAULT_ATTRIBUTES == MMDET3D_DEFAULT_ATTRIBUTE
+    written = boxes_to_submission("s", _boxes(list(range(len(DETECTION_CLASSES)))), _pose_yaw90())
+    assert {b["detection_name"]: b["attribute_name"] for b in written} == MMDET3D_DEFAULT_ATTRIBUTE
+
+
 @pytest.mark.parametrize("problem, match", [
     ("attribute of another class", "pedestrian with attribute 'vehicle.parked'"),
     ("NaN centre", "centers contain NaN"),

@@ -241,6 +241,59 @@ def test_decoding_sorts_by_score_across_classes_and_keeps_the_best_max_boxes():
                                                        [3 * 0.5 - 8, 28 * 0.5 - 8]])
 
 
+def test_decoding_clamps_the_log_size_at_5_not_lower():
+    """Sizes decode as exp(log size), the log clamped at 5 (exp(5) = 148.41 m, against overflow): a log length of
+    3.2 is a 24.53 m box (exp(3.2) = 24.5325; a clamp at 3 would give exp(3) = 20.0855 m), a log width of 6.0 is
+    clamped to 148.41 m (exp(6) = 403.4 unclamped), a log height of 0.5 is 1.6487 m."""
+    ny, nx = GRID.shape
+    heatmap = torch.full((1, 10, ny, nx), -10.0)
+    heatmap[0, DETECTION_CLASSES.index("bus"), 16, 16] = 5.0
+    regression = torch.zeros(1, 10, ny, nx)
+    regression[0, 3:6, 16, 16] = torch.tensor([6.0, 3.2, 0.5])  # log width, log length, log height
+    decoded = CenterHead(8, GRID, score_threshold=0.3).decode(
+        dict(heatmap=heatmap, regression=regression, attribute=torch.zeros(1, 8, ny, nx)))[0]
+    assert len(decoded) == 1
+    np.testing.assert_allclose(decoded.sizes[0], [148.41316, 24.53253, 1.64872], rtol=1e-5)
+
+
+def test_circle_nms_uses_each_classes_own_radius():
+    """The default per-class radii (nms_radius_m, DETECTION_CLASSES order): car 2.0, truck 3.5, bus 3.2, trailer 1.0,
+    construction_vehicle 1.0, pedestrian 0.5, motorcycle 0.9, bicycle 0.5, traffic_cone 0.5, barrier 1.0 m.
+    (CenterPoint's nuScenes test_cfg min_radius [4, 12, 10, 1, 0.85, 0.175] compares squared distances per task:
+    car 2.0, truck / construction_vehicle 3.46, bus / trailer 3.16, barrier 1.0, motorcycle / bicycle 0.92,
+    pedestrian / traffic_cone 0.42 m; the two cases below hold with either.)
+    Two pedestrians 1 m apart (2 cells of 0.5 m): 1 m > 0.5 m, both kept (the car's 2 m would drop one). Two trucks
+    3 m apart (6 cells): 3 m <= 3.5 m, the weaker dropped (the car's 2 m would keep both)."""
+    pedestrian, truck = DETECTION_CLASSES.index("pedestrian"), DETECTION_CLASSES.index("truck")
+    head = CenterHead(8, GRID, score_threshold=0.3)
+    radius = head.nms_radius_m.tolist()  # the scenario's premises: pedestrian < 1 m < car < 3 m <= truck
+    assert radius[pedestrian] < 1.0 < radius[0] < 3.0 <= radius[truck]
+    ny, nx = GRID.shape
+    heatmap = torch.full((1, 10, ny, nx), -10.0)
+    heatmap[0, pedestrian, 5, 10] = 3.0   # (-3.0, -5.5)
+    heatmap[0, pedestrian, 5, 12] = 2.0   # (-2.0, -5.5): 1 m away
+    heatmap[0, truck, 25, 20] = 3.0       # (2.0, 4.5)
+    heatmap[0, truck, 25, 26] = 2.0       # (5.0, 4.5): 3 m away
+    decoded = head.decode(dict(heatmap=heatmap, regression=torch.zeros(1, 10, ny, nx),
+                               attribute=torch.zeros(1, 8, ny, nx)))[0]
+    kept = sorted(zip(decoded.labels.tolist(), decoded.centers[:, 0].tolist()))
+    assert kept == [(truck, 2.0), (pedestrian, -3.0), (pedestrian, -2.0)]
+
+
+def test_decoding_keeps_only_the_top_k_peaks():
+    """Three peaks of one class far apart (no suppression), scores sigmoid(3) 0.953, sigmoid(2) 0.881, sigmoid(1)
+    0.731: top_k 2 keeps the two best, the third never reaches NMS; the default (300) keeps all three."""
+    ny, nx = GRID.shape
+    heatmap = torch.full((1, 10, ny, nx), -10.0)
+    heatmap[0, 0, 5, 5], heatmap[0, 0, 25, 25], heatmap[0, 0, 5, 25] = 2.0, 3.0, 1.0
+    outputs = dict(heatmap=heatmap, regression=torch.zeros(1, 10, ny, nx), attribute=torch.zeros(1, 8, ny, nx))
+    assert len(CenterHead(8, GRID, score_threshold=0.3).decode(outputs)[0]) == 3
+    top = CenterHead(8, GRID, score_threshold=0.3, top_k=2).decode(outputs)[0]
+    assert len(top) == 2
+    np.testing.assert_allclose(top.centers[:, :2], [[25 * 0.5 - 8, 25 * 0.5 - 8], [5 * 0.5 - 8, 5 * 0.5 - 8]])
+    np.testing.assert_allclose(top.scores, 1 / (1 + np.exp(-np.array([3.0, 2.0]))), rtol=1e-6)
+
+
 def test_loss_is_small_for_perfect_outputs_and_large_for_wrong_ones():
     boxes = Boxes3D(centers=[[2.3, 1.1, 0.9]], sizes=[[1.9, 4.5, 1.6]], yaws=[0.4], labels=[0], attributes=[4])
     head = CenterHead(8, GRID, min_radius=0)
