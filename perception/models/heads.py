@@ -165,7 +165,9 @@ class CenterHead(nn.Module):
     REGRESSION_CHANNELS), attribute logits (NUM_ATTRIBUTES), all at the BEV grid's resolution.
 
     ``regression_weights`` (10,) weight the L1 regression channels; ``axis_weight`` weights yaw_axis_loss (0: not
-    computed); ``nms_radius_m`` (NUM_CLASSES,) per-class circle-NMS radius [m]. ``branch_channels``: the hidden
+    computed); ``nms_radius_m`` (NUM_CLASSES,) per-class circle-NMS radius [m] (the project's own, not CenterPoint's
+    sqrt(min_radius), which differ for trailer, construction vehicle, bicycle, pedestrian and traffic cone: measured
+    in benchmarks/RESULTS.md, "CenterPoint's circle-NMS radii"). ``branch_channels``: the hidden
     width of each branch (heatmap, regression, attribute; a pruned model), ``head_channels`` where not given.
     """
 
