@@ -20,10 +20,9 @@ import numpy as np
 from nuscenes.eval.common.data_classes import EvalBoxes
 from nuscenes.eval.detection.data_classes import DetectionBox
 from nuscenes.eval.detection.utils import detection_name_to_rel_attributes
-from pyquaternion import Quaternion
 
 from perception.classes import ATTRIBUTES, DETECTION_CLASSES
-from perception.geometry import Boxes3D, EgoPose
+from perception.geometry import Boxes3D, EgoPose, yaw_quaternion_wxyz
 from perception.sensors import SENSOR_GROUPS
 
 MAX_BOXES_PER_SAMPLE = 500
@@ -96,12 +95,11 @@ def boxes_to_submission(sample_token: str, boxes_ego: Boxes3D, ego_pose: EgoPose
         if attribute and attribute not in detection_name_to_rel_attributes(name):
             raise ValueError(f"{where}: box {i} is a {name} with attribute {attribute!r}; a {name} takes one of "
                              f"{detection_name_to_rel_attributes(name) or 'none'}")
-        rotation = Quaternion(axis=[0.0, 0.0, 1.0], radians=float(boxes.yaws[i]))
         results.append({
             "sample_token": sample_token,
             "translation": boxes.centers[i].tolist(),
             "size": boxes.sizes[i].tolist(),
-            "rotation": [float(q) for q in rotation.elements],
+            "rotation": yaw_quaternion_wxyz(float(boxes.yaws[i])),
             "velocity": boxes.velocities[i].tolist(),
             "detection_name": name,
             "detection_score": float(boxes.scores[i]),
