@@ -233,3 +233,12 @@ def test_a_first_keyframe_reads_other_sensors_back_to_0_1_s_only():
     past = past_ego_poses(nusc, "key")
     assert [p.timestamp_us for p in past] == [930_000, 1_000_000]
     assert EgoState.from_poses(past).speed_mps == pytest.approx(8.0)  # 0.56 m in 0.07 s
+
+
+def test_the_track_tolerance_is_in_seconds():
+    # Poses at 0 and 0.5 s at global x = 0 and 5 m, heading +x (10 m/s). 0.53 s after the first is 30 ms past the
+    # last pose, within the default 0.05 s = 50 000 us: extrapolated, x = 10 m/s x 0.53 s = 5.3 m, y = 0.
+    current = _pose(0, 0.0, 0.0, 0.0)
+    xy, yaw, valid = track_from_poses([current, _pose(500_000, 5.0, 0.0, 0.0)], current, np.array([0.53]))
+    assert valid.tolist() == [True]
+    assert np.allclose(xy, [[5.3, 0.0]], atol=1e-9) and np.allclose(yaw, [0.0], atol=1e-9)

@@ -172,3 +172,41 @@ def test_shrinking_a_view_averages_the_pixels_it_merges():
     shrunk = resize_crop_view(view, 1 / 3, 0, 0, (4, 4))
     np.testing.assert_array_equal(shrunk.image[:, :, 0], np.tile([85, 170, 85, 170], (4, 1)))
     np.testing.assert_array_equal(shrunk.image, cv2.resize(image, (4, 4), interpolation=cv2.INTER_AREA))
+
+
+def test_a_left_right_flip_negates_y_as_mmdetection3d_does():
+    # GlobalFlip(1, 0) always mirrors left/right (y -> -y, the docstring and mmdetection3d's horizontal flip), never
+    # front/back: LiDAR point (1, 2, 0) -> (1, -2, 0); radar point (3, 4, 0) with velocity (5, 6) -> (3, -4, 0),
+    # (5, -6); box at (10, 2, 1), yaw 0.3 rad, velocity (3, 0.5) -> (10, -2, 1), yaw -0.3, velocity (3, -0.5).
+    # A mirror of x instead would give (-1, 2, 0) and yaw pi - 0.3.
+    lidar = LidarSweeps(np.array([[1.0, 2.0, 0.0, 10.0, 0.0]], np.float32), 1)
+    radar = RadarSweeps(np.array([[3.0, 4.0, 0.0, 0.5, 5.0, 6.0, 0.0]], np.float32), 1)
+    boxes = Boxes3D(np.array([[10.0, 2.0, 1.0]]), np.array([[2.0, 4.0, 1.5]]), np.array([0.3]),
+                    velocities=np.array([[3.0, 0.5]]), labels=[0])
+    frame = Frame("sample", "scene", 0, EgoPose(0, RigidTransform.identity()), lidar, radar, {}, gt_boxes=boxes)
+    flipped = GlobalFlip(left_right_prob=1.0, front_back_prob=0.0)(frame)
+    np.testing.assert_allclose(flipped.lidar.points[0, :3], [1.0, -2.0, 0.0], atol=1e-6)
+    np.testing.assert_allclose(flipped.radar.points[0, :3], [3.0, -4.0, 0.0], atol=1e-6)
+    np.testing.assert_allclose(flipped.radar.points[0, 4:6], [5.0, -6.0], atol=1e-6)
+    np.testing.assert_allclose(flipped.gt_boxes.centers, [[10.0, -2.0, 1.0]], atol=1e-9)
+    np.testing.assert_allclose(flipped.gt_boxes.yaws, [-0.3], atol=1e-9)
+    np.testing.assert_allclose(flipped.gt_boxes.velocities, [[3.0, -0.5]], atol=1e-9)
+
+
+def test_the_test_time_crop_offset_is_a_share_of_the_resized_image():
+    # BEVDet's test-time crop of a nuScenes 1600 x 900 image to 704 x 256: scale max(704 / 1600, 256 / 900) = 0.44,
+    # resized 704 x 396; left = 0.5 x (704 - 704) = 0, top = 1 x (396 - 256) = 140 (the bottom, where the road is).
+    # Intrinsics: fx 1266 -> 557.04, cx 800 -> 0.44 x 800 - 0 = 352, cy 450 -> 0.44 x 450 - 140 = 58.
+    # A bright patch at original rows 700..799, columns 800..899 -> resized rows 308..352, columns 352..396 ->
+    # output rows 168..212, columns 352..396. (Offsets from the original size, 448 and 644, would crop black.)
+    image = np.zeros((900, 1600, 3), np.uint8)
+    image[700:800, 800:900] = 200
+    view = CameraView("CAM_FRONT", image, CameraIntrinsics(1266.0, 1266.0, 800.0, 450.0, 1600, 900),
+                      RigidTransform.from_rotation_translation(FORWARD_CAMERA_ROTATION, [1.7, 0.0, 1.5]), 0)
+    frame = Frame("sample", "scene", 0, EgoPose(0, RigidTransform.identity()), None, None, {"CAM_FRONT": view})
+    test_time = ResizeCropImages((704, 256), resize_range=(1.0, 1.0), left_range=(0.5, 0.5), top_range=(1.0, 1.0))
+    new = test_time(frame).cameras["CAM_FRONT"]
+    assert new.image.shape == (256, 704, 3) and (new.intrinsics.width, new.intrinsics.height) == (704, 256)
+    assert (new.intrinsics.fx, new.intrinsics.cx, new.intrinsics.cy) == pytest.approx((557.04, 352.0, 58.0))
+    assert new.image[172:208, 356:392].min() == 200  # the patch's inside, 4 pixels in from its blurred edges
+    assert new.image[:160].max() == 0 and new.image[220:].max() == 0 and new.image[:, :344].max() == 0

@@ -300,3 +300,25 @@ def test_bad_fine_tuning_requests_fail_before_changing_the_model():
         prepare_fine_tuning(model, FineTuningSpec("full", frozen=("planing_head",)))
     assert all(p.requires_grad for p in model.parameters())
     assert not any(isinstance(m, (ResidualInputAdapter, HeldBatchNorm2d)) for m in model.modules())
+
+
+def test_default_lora_alpha_is_the_rank_so_the_fold_adds_b_a_unscaled():
+    """FineTuningSpec's lora_alpha None is the rank (scale alpha / rank = 1). On decoder.stage1.0 (16 -> 16 3x3
+    conv) with rank 2: A's filter 0 takes 1 x input channel 0 at the centre tap, filter 1 takes 2 x channel 1;
+    B maps r0 -> output 0 times 3 and r1 -> output 1 times 0.5. B A: centre tap (out 0, in 0) = 3 x 1 = 3,
+    (out 1, in 1) = 0.5 x 2 = 1, every other weight 0; folded W + 1 x B A (scale 2 would add 6 and 2)."""
+    model = tiny_model()
+    base = copy.deepcopy(model.decoder.stage1[0].weight.detach())
+    prepare_fine_tuning(model, FineTuningSpec("lora", rank=2, targets=("decoder.stage1.0",)))
+    layer = model.decoder.stage1[0]
+    with torch.no_grad():
+        layer.lora_A["default"].weight.zero_()
+        layer.lora_B["default"].weight.zero_()
+        layer.lora_A["default"].weight[0, 0, 1, 1] = 1.0
+        layer.lora_A["default"].weight[1, 1, 1, 1] = 2.0
+        layer.lora_B["default"].weight[0, 0, 0, 0] = 3.0
+        layer.lora_B["default"].weight[1, 1, 0, 0] = 0.5
+    expected = base.clone()
+    expected[0, 0, 1, 1] += 3.0
+    expected[1, 1, 1, 1] += 1.0
+    assert torch.allclose(fold(model).decoder.stage1[0].weight, expected, atol=1e-6)

@@ -229,3 +229,16 @@ def test_predict_gives_each_frame_its_own_plan():
     for together, single in zip(both, alone):
         for name in ("trajectory", "maneuver_logits", "lane_change_logits"):
             assert torch.allclose(getattr(together["plan"], name), getattr(single["plan"], name), atol=1e-5), name
+
+
+def test_the_default_maneuver_loss_weight_is_one_half():
+    # One labelled frame with all 6 maneuver logits 0: cross-entropy ln 6 = 1.7918; the default weight 0.5 gives
+    # 0.5 x 1.7918 = 0.8959 (a literal, not the constant under test).
+    from perception.models.planning_types import PlanningOutputs
+
+    assert len(Maneuver) == 6
+    outputs = PlanningOutputs(torch.zeros(1, 2, 2), torch.zeros(1, 6), torch.zeros(1, 2))
+    targets = PlanningTargets(torch.zeros(1, 2, 2), torch.zeros(1, 2, dtype=torch.bool),
+                              torch.tensor([list(Maneuver).index(Maneuver.BRAKE)]), torch.zeros(1, 2),
+                              torch.zeros(1, 2, dtype=torch.bool))
+    assert float(PlanningHead(8).loss(outputs, targets)["loss_plan_maneuver"]) == pytest.approx(0.8959, abs=1e-4)
