@@ -397,6 +397,17 @@ def test_real_time_pacing_skips_and_counts_late_frames(nusc_synthetic, tmp_path)
     assert summary.wall_s >= summary.sensor_duration_s / 4
 
 
+def test_speed_leaves_the_deadline_alone_when_not_in_real_time(nusc_synthetic, tmp_path):
+    """As fast as possible, ``speed`` paces nothing: the deadline stays one keyframe period, 0.5 s (at 4x real
+    time it would be 0.5 / 4 = 0.125 s, as above)."""
+    scene = _scene(nusc_synthetic)
+    summary = replay_scene(nusc_synthetic, scene, OracleDetector(), str(tmp_path),
+                           ReplayOptions(realtime=False, speed=4.0, video=False, mcap=False), progress=False)
+    records = read_frame_records(str(tmp_path / "frames.jsonl"))
+    assert summary.skipped == 0 and len(records) == len(_keyframes(nusc_synthetic, scene)) > 1
+    assert [r["deadline_s"] for r in records] == [0.5] * len(records)
+
+
 def test_real_time_drawing_changes_no_record(nusc_synthetic, tmp_path, monkeypatch):
     """The pictures and MCAP messages are drawn in the paced loop: a drawing slower than the keyframes' period made
     the next frames late and skipped, so that --no-video changed the records."""

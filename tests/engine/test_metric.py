@@ -1,0 +1,59 @@
+"""NuScenesDetectionMetric, the validation metric inside training, against nuscenes-devkit's DetectionEval run
+directly on the same submission boxes."""
+import numpy as np
+import pytest
+from nuscenes.eval.common.config import config_factory
+from nuscenes.eval.detection.evaluate import DetectionEval
+
+from perception.datasets.splits import split_sample_tokens
+from perception.engine.metric import NuScenesDetectionMetric
+from perception.eval.submission import boxes_to_submission, make_submission, submission_meta, write_submission
+from perception.geometry import Boxes3D
+from tests.conftest import TINY_WORLD
+from tests.eval.devkit_truth import devkit_ground_truth
+
+SIZE_FACTOR = 1.2
+"""Every predicted box 1.2x the true one in each dimension, centred alike: the devkit's scale error is
+1 - IoU = 1 - 1 / 1.2^3 = 1 - 1 / 1.728 = 0.4213, while the centres still match (AP unhurt by it)."""
+
+
+def _imperfect_predictions(nusc, tokens):
+    """Per sample: (devkit ground truth in the ego frame, grown by SIZE_FACTOR, every other box of the first sample
+    dropped, so recall and with it mAP fall below 1), and the ego pose."""
+    predictions = {}
+    for index, token in enumerate(tokens):
+        truth, pose = devkit_ground_truth(nusc, token)
+        keep = np.arange(len(truth)) % 2 == 1 if index == 0 else np.ones(len(truth), dtype=bool)
+        boxes = Boxes3D(truth.centers, truth.sizes * SIZE_FACTOR, truth.yaws, truth.velocities, truth.labels,
+                        np.ones(len(truth)), truth.attributes)[keep]
+        predictions[token] = (boxes, pose)
+    return predictions
+
+
+def test_the_metric_reports_the_devkits_nds_and_map_each_under_its_own_name(nusc_synthetic, synthetic_root,
+                                                                             tmp_path):
+    tokens = split_sample_tokens(nusc_synthetic, "synth_val")
+    predictions = _imperfect_predictions(nusc_synthetic, tokens)
+    assert len(predictions[tokens[0]][0]) < len(devkit_ground_truth(nusc_synthetic, tokens[0])[0])  # some dropped
+
+    # the metric as mmengine drives it: process() per batch (one sample each), then evaluate() over the results
+    metric = NuScenesDetectionMetric(str(synthetic_root), TINY_WORLD["version"], "synth_val")
+    for token in tokens:
+        boxes, pose = predictions[token]
+        metric.process(None, [dict(sample_token=token, ego_pose=pose, boxes=boxes, sensors=["lidar"])])
+    reported = metric.evaluate(len(tokens))
+
+    # the oracle: the same boxes as a submission file, scored by the devkit's DetectionEval itself
+    path = str(tmp_path / "oracle" / "results_nusc.json")
+    (tmp_path / "oracle").mkdir()
+    results = {token: boxes_to_submission(token, *predictions[token]) for token in tokens}
+    write_submission(path, make_submission(results, submission_meta(["lidar"])), tokens)
+    truth, _ = DetectionEval(nusc_synthetic, config_factory("detection_cvpr_2019"), path, "synth_val",
+                             output_dir=str(tmp_path / "oracle"), verbose=False).evaluate()
+
+    # the two differ here (0 < mAP < 1 from the drops; NDS also pays the 0.42 scale error: a swap shows)
+    assert 0 < truth.mean_ap < 1 and abs(truth.nd_score - truth.mean_ap) > 0.01
+    assert truth.tp_errors["scale_err"] == pytest.approx(1 - 1 / SIZE_FACTOR ** 3, abs=1e-6)
+    assert reported["nuscenes/NDS"] == pytest.approx(truth.nd_score, abs=1e-9)
+    assert reported["nuscenes/mAP"] == pytest.approx(truth.mean_ap, abs=1e-9)
+    assert reported["nuscenes/mASE"] == pytest.approx(truth.tp_errors["scale_err"], abs=1e-9)
