@@ -13,7 +13,8 @@ message a period after each such frame does, until a LiDAR trigger comes again. 
 buffers hold (the LiDAR too while it is not stale; perception.runtime.step decides the minimal-risk stop when none
 of the model's sensors has data); its decision's reason starts with what the watchdog saw. The oracle has no
 watchdog: it reads ground truth, which exists at LiDAR keyframes only. Frames are made in timestamp order: a LiDAR
-trigger delivered after a later frame was made (a delayed sweep behind the watchdog's frame) makes none
+trigger delivered after a frame as late or later was made (a delayed sweep behind the watchdog's frame, or at
+its very timestamp) makes none
 (``overtaken`` in the summary; its points stay in the buffer for the frames after it).
 
 Pacing: as fast as possible, or in real time (``realtime``, ``speed`` x faster). In real time, messages are
@@ -310,8 +311,8 @@ class SceneReplay:
 
     def _triggers(self, message: SensorMessage) -> bool:
         """Whether accepted ``message`` triggers a frame: a LiDAR trigger, or the watchdog's (module docstring),
-        which is then recorded; moves the watchdog's due time on. None older than the newest trigger (module
-        docstring)."""
+        which is then recorded; moves the watchdog's due time on. None at or before the newest frame's time
+        (module docstring: no two frames at one time)."""
         if message.timestamp_us <= self.newest_frame_us:
             self.summary.overtaken += int(self.options.is_trigger(message))
             return False
