@@ -14,8 +14,8 @@ buffers hold (the LiDAR too while it is not stale; perception.runtime.step decid
 of the model's sensors has data); its decision's reason starts with what the watchdog saw. The oracle has no
 watchdog: it reads ground truth, which exists at LiDAR keyframes only. Frames are made in timestamp order: a LiDAR
 trigger delivered after a frame as late or later was made (a delayed sweep behind the watchdog's frame, or at
-its very timestamp) makes none
-(``overtaken`` in the summary; its points stay in the buffer for the frames after it).
+its very timestamp) makes none (``overtaken`` in the summary; its points stay in the buffer for the frames after
+it).
 
 Pacing: as fast as possible, or in real time (``realtime``, ``speed`` x faster). In real time, messages are
 delivered at their (scaled) capture time; while a frame is processed the next messages queue up, and the backlog
