@@ -258,3 +258,8 @@ def test_evenly_spread_reaches_from_the_first_to_the_last_item():
     assert evenly_spread(29, 8) == [0, 4, 8, 12, 16, 20, 24, 28]  # 28 / 7 = 4 apart
     assert evenly_spread(12, 32) == list(range(12))  # asked for more than there are: every one
     assert evenly_spread(5, 1) == [0] and evenly_spread(0, 3) == []
+
+
+def test_evenly_spread_rounds_uneven_steps_to_the_nearest_index():
+    # 4 / 3 apart: i x 4/3 = 0, 1.33, 2.67, 4 round to 0, 1, 3, 4 (truncating would give 0, 1, 2, 4)
+    assert evenly_spread(5, 4) == [0, 1, 3, 4]

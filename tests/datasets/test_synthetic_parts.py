@@ -106,6 +106,19 @@ def test_ego_drives_every_manoeuvre_and_stops():
     assert seen == set(MANOEUVRES)
 
 
+def test_drive_off_reaches_the_cruise_speed_in_four_seconds_at_constant_acceleration():
+    road = Road.from_pieces((0.0, 0.0), 0.0, [(500.0, 0.0)], 2)
+    times_s = np.round(np.arange(0.0, 8.0001, 0.05), 6)
+    index = MANOEUVRES.index("drive_off")  # 6: the scene starts standing and drives off
+    plan = plan_ego(np.random.default_rng(0), road, index, times_s, 0.0)
+    v = np.random.default_rng(0).uniform(7.0, 11.0)  # the scene's cruise speed, the first draw: 9.5478 m/s
+    assert plan.phases[0].manoeuvre == "drive_off" and plan.phases[0].end_s == pytest.approx(4.0)
+    # a = v / 4 s from standstill: s(t) = a t^2 / 2, so s(2) = v / 2 = 4.774 m and s(4) = 2 v = 19.096 m
+    assert plan.s[40] == pytest.approx(v / 2, rel=1e-9) and plan.s[80] == pytest.approx(2 * v, rel=1e-9)
+    # then it cruises at v: 0.05 s further on it has gone v x 0.05 = 0.477 m more
+    assert (plan.s[81] - plan.s[80]) / 0.05 == pytest.approx(v, rel=1e-9)
+
+
 def test_past_its_ends_a_road_goes_on_straight_by_hand():
     road = Road.from_pieces((100.0, 50.0), 0.3, [(50.0, 0.0), (40.0, 1 / 100)], 2)
     assert road.heading[-1] == pytest.approx(0.7)

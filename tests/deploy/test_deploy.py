@@ -17,7 +17,7 @@ from perception.deploy.graphs import (BEV_NETWORK, export_graphs, graph_path, in
                                       load_onnx_detector, output_error, record_dense_inputs, set_metadata)
 from perception.deploy.quantize import (keep_float, quantize_bev_network, quantize_graphs,  # noqa: E402
                                         score_error, sensitive_modules, sensitivity_sweep, weight_only_int8)
-from perception.models import CHECKPOINT_FORMAT, load_detector  # noqa: E402
+from perception.models import CHECKPOINT_FORMAT, load_detector, model_inputs  # noqa: E402
 from perception.threads import apply_thread_policy, onnxruntime_session_options  # noqa: E402
 from tests.models.helpers import IMAGE_H, IMAGE_W, make_frame, tiny_model, tiny_model_config  # noqa: E402
 
@@ -332,6 +332,18 @@ def test_missing_mixed_or_wrong_precision_graphs_are_refused(exported, tmp_path)
     set_metadata(graph_path(mixed, "encoders.lidar.conv"), {"checkpoint_sha256": "0" * 64})
     with pytest.raises(ValueError, match="graphs of different checkpoints mixed"):
         load_onnx_detector(config, mixed)
+
+
+def test_torch_backend_loads_a_checkpoint_of_other_inputs_only_when_told_not_to_check(tmp_path):
+    config, checkpoint = write_model(tmp_path)
+    state_dict = torch.load(checkpoint)["state_dict"]
+    other = str(tmp_path / "ten_sweeps.pth")  # trained on 10 LiDAR sweeps; the config loads 1
+    torch.save({"state_dict": state_dict, "meta": {"format": CHECKPOINT_FORMAT, "inputs": dict(
+        model_inputs(config).to_meta(), lidar_sweeps=10)}}, other)
+    with pytest.raises(ValueError, match=r"ten_sweeps\.pth: trained on inputs .*'lidar_sweeps': 10"):
+        load_backend("torch", config, other)
+    zero_shot = load_backend("torch", config, other, check_inputs=False)  # as load_detector(..., check_inputs=False)
+    assert all(torch.equal(zero_shot.state_dict()[name], value) for name, value in state_dict.items())
 
 
 def test_backend_not_installed_is_named(exported, monkeypatch):
