@@ -22,5 +22,6 @@ def test_max_frames_beyond_the_split_keeps_the_splits_keyframes(nusc_synthetic, 
                            drop=SENSOR_GROUPS, max_frames=keyframes + 6)
     assert len(dataset) == keyframes
     assert dataset[keyframes - 1].sample_token  # the last one loads
-    with pytest.raises(IndexError):
-        dataset[keyframes]
+    for outside in (keyframes, -1):  # no wrapping around: -1 is no frame (Python would give the last)
+        with pytest.raises(IndexError):
+            dataset[outside]
