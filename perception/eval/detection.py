@@ -82,7 +82,6 @@ def run_detection_eval(nusc: NuScenes, result_path: str, eval_set: str, output_d
     class ranges).
     """
     config = config_factory(EVAL_CONFIG)
-    shutil.rmtree(os.path.join(output_dir, "plots"), ignore_errors=True)
     try:
         devkit_eval = DetectionEval(nusc, config, result_path, eval_set, output_dir=output_dir, verbose=verbose)
     except Exception as error:

@@ -199,7 +199,7 @@ def scatter_points(
     if (voxel_coords.is_floating_point() if is_torch(voxel_coords)
             else np.issubdtype(np.asarray(voxel_coords).dtype, np.floating)):
         raise ValueError(f"scatter_points: voxel_coords must be integer cells; got {voxel_coords.dtype}")
-    if reduce == "max" and bool(np.isnan(as_numpy(features)).any()):
+    if reduce == "max" and bool(torch.isnan(features).any() if is_torch(features) else np.isnan(features).any()):
         raise ValueError("scatter_points: reduce 'max' needs features without NaN (the backends would order a NaN "
                          "against numbers each its own way)")
     chosen = resolve_backend(backend, features)
