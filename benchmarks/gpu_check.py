@@ -193,19 +193,21 @@ def check_circle_nms() -> str:
 
 
 def check_random_state_loaded_onto_the_gpu() -> str:
-    import io
+    import tempfile
     import types
 
+    from perception.engine import RESUME_SCHEME, load_own_resume_file
     from perception.engine.hooks import RandomStateHook
 
     runner = types.SimpleNamespace(model=types.SimpleNamespace())
     checkpoint = {}
     RandomStateHook().before_save_checkpoint(runner, checkpoint)
     expected = torch.rand(3)
-    buffer = io.BytesIO()
-    torch.save(checkpoint, buffer)
-    buffer.seek(0)
-    on_gpu = torch.load(buffer, map_location=DEVICE, weights_only=False)  # mmengine's Runner.resume: get_device()
+    with tempfile.TemporaryDirectory() as folder:
+        path = str(Path(folder) / "iter_1.pth")
+        torch.save(checkpoint, path)
+        # as mmengine's Runner.resume loads the run's own file: onto get_device()
+        on_gpu = load_own_resume_file(RESUME_SCHEME + path, map_location=DEVICE)
     hook = RandomStateHook()
     hook.after_load_checkpoint(runner, on_gpu)
     hook.before_train_iter(runner, 0)
