@@ -111,7 +111,7 @@ def check_plan(trajectory: np.ndarray, maneuver: Maneuver, boxes: Boxes3D, ego: 
             refused = f"refused {maneuver.value}, blocked by {blocking}; "
         if refused:
             refused += "on the ego's current path at the plan's speeds, "
-            trajectory = lane_plan(_arc_lengths_m(trajectory, config), ego, config, EgoLanes(config.lane_width_m))
+            trajectory = _on_current_path(_arc_lengths_m(trajectory), ego, config)
             maneuver = plan_label(trajectory, agents, config)
             relative = _relative_to_plan(trajectory, agents, assessment.predicted, speed_factors, config)
 
@@ -119,7 +119,8 @@ def check_plan(trajectory: np.ndarray, maneuver: Maneuver, boxes: Boxes3D, ego: 
         return Decision(chosen, float(target), ttc, int(kept[local]) if local >= 0 else -1,
                         left_ok, right_ok, plan, f"{chosen.value}: {refused}{reason}", vetoed or bool(refused))
 
-    hazard = _first_hazard(trajectory, agents, assessment.predicted, relative, config)
+    lane_width = assessment.lanes.width_m  # the keyframe's lanes': the map's where there is one
+    hazard = _first_hazard(trajectory, agents, assessment.predicted, relative, config, lane_width)
     if hazard is not None:
         local, step, what = hazard
         found = (f"{describe_agent(agents, kept[local], assessment, local)} {what} at "
@@ -127,7 +128,8 @@ def check_plan(trajectory: np.ndarray, maneuver: Maneuver, boxes: Boxes3D, ego: 
         target = min(float(assessment.forward_speed_mps[local] * speed_factors[local, step]), speed)
         stopped = target <= config.stopped_speed_mps
         target = 0.0 if stopped else target
-        slowed = _slowed_along_path(trajectory, speed, target, agents, assessment.predicted, speed_factors, config)
+        slowed = _slowed_along_path(trajectory, speed, target, agents, assessment.predicted, speed_factors, config,
+                                    lane_width)
         if slowed is not None:
             plan, decel = slowed
             speeds = plan_speeds_mps(plan, config)
@@ -137,17 +139,17 @@ def check_plan(trajectory: np.ndarray, maneuver: Maneuver, boxes: Boxes3D, ego: 
                             f"path, {how}: {found}", True)
         needed = assessment.required_decel_mps2[local] if assessment.in_path[local] else config.max_decel_mps2
         decel = float(np.clip(needed, config.comfortable_decel_mps2, config.max_decel_mps2))
-        proposed_along = _arc_lengths_m(trajectory, config)
+        proposed_along = _arc_lengths_m(trajectory)
 
         def braking(target_mps: float, decel_mps2: float):  # (plan, whether the proposed plan's distances bind)
             along = travelled_distance_m(max(ego.speed_mps, 0.0), target_mps, config.comfortable_accel_mps2,
                                          decel_mps2, config.step_times_s)
             capped = np.minimum(along, proposed_along)
-            return lane_plan(capped, ego, config, EgoLanes(config.lane_width_m)), bool(np.any(capped < along))
+            return _on_current_path(capped, ego, config), bool(np.any(capped < along))
 
         def hazard_of(plan: np.ndarray):
             return _first_hazard(plan, agents, assessment.predicted, _relative_to_plan(
-                plan, agents, assessment.predicted, speed_factors, config), config)
+                plan, agents, assessment.predicted, speed_factors, config), config, lane_width)
 
         plan, capped = braking(target, decel)
         reason = f"vetoed the proposed {maneuver.value} plan: {found}; braking at {decel:.1f} m/s^2"
@@ -216,22 +218,28 @@ def plan_speeds_mps(trajectory: np.ndarray, config: PlannerConfig) -> np.ndarray
     return np.linalg.norm(trajectory - previous, axis=1) / config.step_s
 
 
-def _arc_lengths_m(trajectory: np.ndarray, config: PlannerConfig) -> np.ndarray:
-    """(T,) how far along its path [m] a plan (T, 2) [m] is at each step, from the rear axle now."""
-    return np.cumsum(plan_speeds_mps(trajectory, config)) * config.step_s
+def _arc_lengths_m(trajectory: np.ndarray) -> np.ndarray:
+    """(T,) how far along its path [m] a plan (T, 2) [m] is at each step, from the rear axle now at the origin."""
+    return np.cumsum(np.linalg.norm(np.diff(np.vstack([[0.0, 0.0], trajectory]), axis=0), axis=1))
+
+
+def _on_current_path(along_m: np.ndarray, ego: EgoState, config: PlannerConfig) -> np.ndarray:
+    """(T, 2) rear-axle waypoints [m] at arc lengths along_m (T,) [m] along the ego's current curvature
+    (planner.lane_plan on the straight lanes: the layer's own plans do not steer)."""
+    return lane_plan(along_m, ego, config, EgoLanes(config.lane_width_m))
 
 
 def _slowed_along_path(trajectory: np.ndarray, speed_mps: float, target_speed_mps: float, agents: Boxes3D,
-                       predicted: np.ndarray, speed_factors: np.ndarray, config: PlannerConfig):
+                       predicted: np.ndarray, speed_factors: np.ndarray, config: PlannerConfig, lane_width_m: float):
     """(plan (T, 2) [m], deceleration [m/s^2]): the proposed ``trajectory``'s path driven no faster than braking
     from ``speed_mps`` down to ``target_speed_mps`` (<= speed_mps) at the least multiple of
     config.slowdown_step_mps2 (0 first: holding ``speed_mps``; max_decel_mps2 last) that clears checks 2 and 3
-    (_first_hazard) against the agents' predictions (N, T + 1, 3) and
+    (_first_hazard, lanes ``lane_width_m`` [m] wide) against the agents' predictions (N, T + 1, 3) and
     speed factors (N, T); None when braking at max_decel_mps2 along the path does not clear it (then no gentler
     slowing is sought: it could only pass an agent by arriving before it). Each step's arc length along the path
     is the smaller of the plan's and the braking's."""
     path = np.vstack([[0.0, 0.0], trajectory])  # (T + 1, 2): the path from the rear axle now
-    arc = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(path, axis=0), axis=1))])  # (T + 1,)
+    arc = np.concatenate([[0.0], _arc_lengths_m(trajectory)])  # (T + 1,)
 
     def slowed(decel: float) -> np.ndarray:  # (T,) arc lengths
         braking = travelled_distance_m(speed_mps, target_speed_mps if decel else speed_mps,
@@ -241,7 +249,7 @@ def _slowed_along_path(trajectory: np.ndarray, speed_mps: float, target_speed_mp
     def clear(along: np.ndarray) -> Optional[np.ndarray]:  # the plan at those arc lengths when it is clear
         plan = np.stack([np.interp(along, arc, path[:, 0]), np.interp(along, arc, path[:, 1])], axis=1)
         relative = _relative_to_plan(plan, agents, predicted, speed_factors, config)
-        return plan if _first_hazard(plan, agents, predicted, relative, config) is None else None
+        return plan if _first_hazard(plan, agents, predicted, relative, config, lane_width_m) is None else None
 
     steps = int(np.floor(config.max_decel_mps2 / config.slowdown_step_mps2 + 1e-9))
     decels = config.slowdown_step_mps2 * np.arange(steps + 1)  # 0: no faster than now
@@ -292,18 +300,20 @@ def _lane_change_followers(relative: Optional[tuple], assessment: AgentAssessmen
     if relative is None:
         return np.zeros(0, dtype=int)
     along, across, half_length, forward_speed = relative
-    elsewhere = np.abs(assessment.across_m[:, 0]) > assessment.lanes.width_m / 2  # (N,): not in the ego's lane now
-    behind = (along <= config.rear_axle_to_center_m) & (np.abs(across) <= config.lane_width_m / 2)
+    half_lane = assessment.lanes.width_m / 2
+    elsewhere = np.abs(assessment.across_m[:, 0]) > half_lane  # (N,): not in the ego's lane now
+    behind = (along <= config.rear_axle_to_center_m) & (np.abs(across) <= half_lane)
     gap = config.ego_rear_m - (along + half_length)
     need = config.lane_change_min_gap_m + config.lane_change_rear_time_gap_s * forward_speed
     return np.flatnonzero(elsewhere & np.any(behind & (gap < need), axis=1))
 
 
 def _first_hazard(trajectory: np.ndarray, agents: Boxes3D, predicted: np.ndarray, relative: Optional[tuple],
-                  config: PlannerConfig):
+                  config: PlannerConfig, lane_width_m: float):
     """(agent, step, description) of the plan's first hazard against the agents' predictions (N, T + 1, 3)
     [x, y, yaw] (``relative``: _relative_to_plan's, None without agents): its earliest collision (check 2), or
-    when it collides nowhere its earliest missing braking margin (check 3); None when the plan is clear."""
+    when it collides nowhere its earliest missing braking margin (check 3: agents within half of ``lane_width_m``
+    [m], the keyframe's lane width, of the planned path); None when the plan is clear."""
     steps = config.horizon_steps
     if not len(agents):
         return None
@@ -328,7 +338,7 @@ def _first_hazard(trajectory: np.ndarray, agents: Boxes3D, predicted: np.ndarray
     gap = along - half_length - config.ego_front_m
     need = config.safety_gap_m + np.maximum(planned_speed[None] ** 2 - forward_speed ** 2, 0.0) / (
         2 * config.max_decel_mps2)
-    short = ~behind & ~from_behind[:, None] & (np.abs(across) <= config.lane_width_m / 2) & (gap < need)
+    short = ~behind & ~from_behind[:, None] & (np.abs(across) <= lane_width_m / 2) & (gap < need)
     for step in range(steps):
         agents_short = np.flatnonzero(short[:, step])
         if len(agents_short):

@@ -228,6 +228,18 @@ def test_a_plan_without_braking_margin_is_vetoed():
     assert not slow.vetoed  # 15 m travelled: gap 17.26 m >= 1.0 + 25 / 12
 
 
+def test_the_braking_margin_reads_the_lane_maps_width():
+    # the stopped car of the test above, 2.2 m to the left: beside the straight lanes' ego lane (half of 3.5 m is
+    # 1.75 m) and clear of the ego's box (its right side at 2.2 - 0.95 = 1.25 m, the ego's left at 0.925 m):
+    # kept. On a lane map of one lane 5 m wide along +x it stands in the ego's lane (2.2 <= 2.5 m), short of the
+    # braking margin: vetoed
+    stopped = agents(("car", 38, 2.2, 0, 0))
+    assert not check_plan(_straight(10.0), Maneuver.KEEP_LANE, stopped, EgoState(10.0)).vetoed
+    wide = LaneCentres((np.array([[-200.0, 0.0], [200.0, 0.0]]),), 5.0)
+    vetoed = check_plan(_straight(10.0), Maneuver.KEEP_LANE, stopped, EgoState(10.0), lanes=wide)
+    assert vetoed.vetoed and "braking margin" in vetoed.reason
+
+
 def test_the_lane_fallback_when_braking_hardest_along_the_path_does_not_clear():
     # the plan swerves right at 10 m/s (y = -1.5 t^2) beside a car (4.6 x 1.9 m) at (5, -2.2) driving at 5 m/s: at
     # 0.5 s the car spans x 5.2 .. 9.8, y -3.15 .. -1.25. Even stopping along the swerve at 6 m/s^2 (4.25 m by
