@@ -12,11 +12,10 @@ from typing import Tuple
 
 import numpy as np
 from nuscenes.nuscenes import NuScenes
-from scipy.spatial.transform import Rotation
 
 from perception.classes import ATTRIBUTES, DETECTION_CLASSES, category_to_detection_name
 from perception.geometry import Boxes3D, RigidTransform, yaw_from_matrix
-from perception.geometry.transforms import QUATERNION_NORM_TOLERANCE
+from perception.geometry.transforms import QUATERNION_NORM_TOLERANCE, quaternion_to_matrix
 
 
 @dataclass(frozen=True)
@@ -51,7 +50,7 @@ def _boxes_in_ego(records: list, global_to_ego: RigidTransform, velocities_globa
         raise ValueError(f"sample_annotation {record.get('token')}: translation {record['translation']}, size "
                          f"{record['size']}, rotation {record['rotation']}: the translation and size must be finite, "
                          f"the size > 0 and the rotation a unit quaternion (within {QUATERNION_NORM_TOLERANCE})")
-    rotations = global_to_ego.rotation @ Rotation.from_quat(quaternions_wxyz[:, [1, 2, 3, 0]]).as_matrix()
+    rotations = global_to_ego.rotation @ quaternion_to_matrix(quaternions_wxyz, "sample_annotation")
     # The devkit scores (vx, vy) only: vz is dropped before the rotation (as mmdetection3d does), so that a
     # sloped road's vertical speed does not leak into the ego-frame (vx, vy) and back.
     horizontal = np.nan_to_num(velocities_global, nan=0.0) * np.array([1.0, 1.0, 0.0])

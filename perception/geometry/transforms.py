@@ -17,27 +17,32 @@ def _check_finite(values: np.ndarray, what: str, source: str) -> None:
         raise ValueError(f"{source}: {what} contains NaN or Inf: {values.tolist()}")
 
 
-def quaternion_to_matrix(quaternion_wxyz: Sequence[float], source: str = "quaternion") -> np.ndarray:
-    """(4,) nuScenes quaternion [w, x, y, z] -> (3, 3) rotation matrix.
+def quaternion_to_matrix(quaternion_wxyz: Union[Sequence[float], np.ndarray], source: str = "quaternion"
+                         ) -> np.ndarray:
+    """(4,) nuScenes quaternion [w, x, y, z] -> (3, 3) rotation matrix; (N, 4) quaternions -> (N, 3, 3).
 
-    Raises ValueError naming ``source`` when the quaternion is not finite or not unit within
-    ``QUATERNION_NORM_TOLERANCE``.
+    Raises ValueError naming ``source`` (and the row of a batch) when a quaternion is not finite or not unit
+    within ``QUATERNION_NORM_TOLERANCE``.
     """
     q = np.asarray(quaternion_wxyz, dtype=np.float64)
-    if q.shape != (4,):
+    if q.shape[-1:] != (4,) or q.ndim > 2:
         raise ValueError(f"{source}: a rotation quaternion needs 4 values [w, x, y, z], got shape {q.shape}")
-    _check_finite(q, "rotation quaternion", source)
-    w, x, y, z = q.tolist()
-    norm = math.sqrt(w * w + x * x + y * y + z * z)
-    if abs(norm - 1.0) > QUATERNION_NORM_TOLERANCE:
-        raise ValueError(
-            f"{source}: rotation quaternion {q.tolist()} is not unit (norm {norm:.6f}, "
-            f"tolerance {QUATERNION_NORM_TOLERANCE})"
-        )
+    rows = q.reshape(-1, 4)
+    w, x, y, z = rows.T
+    norm = np.sqrt(w * w + x * x + y * y + z * z)
+    with np.errstate(invalid="ignore"):
+        bad = ~np.isfinite(rows).all(axis=1) | ~(np.abs(norm - 1.0) <= QUATERNION_NORM_TOLERANCE)
+    if bad.any():
+        row = int(np.argmax(bad))
+        where = f" (row {row})" if q.ndim == 2 else ""
+        _check_finite(rows[row], f"rotation quaternion{where}", source)
+        raise ValueError(f"{source}: rotation quaternion{where} {rows[row].tolist()} is not unit (norm "
+                         f"{norm[row]:.6f}, tolerance {QUATERNION_NORM_TOLERANCE})")
     w, x, y, z = w / norm, x / norm, y / norm, z / norm
-    return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
-                     [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
-                     [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)]])
+    matrices = np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
+                         2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
+                         2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], axis=1).reshape(-1, 3, 3)
+    return matrices[0] if q.ndim == 1 else matrices
 
 
 def yaw_from_matrix(rotation: np.ndarray) -> Union[float, np.ndarray]:

@@ -44,6 +44,23 @@ def test_quaternion_matches_pyquaternion(q):
     np.testing.assert_allclose(quaternion_to_matrix(q), Quaternion(q).rotation_matrix, atol=1e-12)
 
 
+@settings(max_examples=30, deadline=None)
+@given(st.lists(unit_quaternions, min_size=1, max_size=8))
+def test_a_batch_of_quaternions_matches_pyquaternion(quaternions):
+    matrices = quaternion_to_matrix(np.array(quaternions))
+    assert matrices.shape == (len(quaternions), 3, 3)
+    np.testing.assert_allclose(matrices, [Quaternion(q).rotation_matrix for q in quaternions], atol=1e-12)
+
+
+def test_a_batch_names_its_first_bad_quaternion():
+    with pytest.raises(ValueError, match=r"boxes: rotation quaternion \(row 1\) \[2.0, 0.0, 0.0, 0.0\] is not unit"):
+        quaternion_to_matrix([[1.0, 0.0, 0.0, 0.0], [2.0, 0.0, 0.0, 0.0], [np.nan, 0.0, 0.0, 1.0]], "boxes")
+    with pytest.raises(ValueError, match=r"boxes: rotation quaternion \(row 0\) contains NaN"):
+        quaternion_to_matrix([[np.nan, 0.0, 0.0, 1.0]], "boxes")
+    with pytest.raises(ValueError, match=r"needs 4 values"):
+        quaternion_to_matrix(np.zeros((2, 2, 4)), "boxes")
+
+
 def test_hand_worked_transform():
     # 90 degrees about z, then translation (1, 2, 3): (1, 0, 0) -> (0, 1, 0) + t.
     q = [np.cos(np.pi / 4), 0, 0, np.sin(np.pi / 4)]
