@@ -8,7 +8,8 @@ keyframe's LiDAR timestamp:
   keyframes), interpolated to the exact step times (perception.datasets.ego_log.ego_track);
 - ground-truth boxes: the annotations of the two keyframes around each step time (keyframes are 2 Hz, so they
   nearly coincide with the steps), matched by instance token and interpolated linearly to the step time; an
-  instance annotated in only one of the two keyframes is taken as annotated there. Boxes of the 10 detection
+  instance annotated in only one of the two keyframes is taken as annotated there when that keyframe is the nearer
+  one (the earlier at halfway), else left out (a step on a keyframe reads that keyframe's annotations). Boxes of the 10 detection
   classes only (``perception.datasets.ground_truth.sample_ground_truth``), not rolled out by velocity.
 
 A step later than the scene's last pose (or last keyframe, for boxes) by more than ``time_tolerance_s`` is
@@ -78,7 +79,7 @@ def ego_state_at_sample(nusc: NuScenes, sample_token: str) -> EgoState:
 
 def _interpolate_boxes(before: Tuple[Boxes3D, List[str]], after: Tuple[Boxes3D, List[str]], alpha: float) -> Boxes3D:
     """Boxes matched by instance token interpolated at ``alpha`` in [0, 1] (0: ``before``); the unmatched ones
-    as annotated."""
+    as annotated in the nearer keyframe (``before``'s up to alpha 0.5, ``after``'s beyond), none from the other."""
     boxes_before, instances_before = before
     boxes_after, instances_after = after
     position_after = {instance: i for i, instance in enumerate(instances_after)}
@@ -98,8 +99,11 @@ def _interpolate_boxes(before: Tuple[Boxes3D, List[str]], after: Tuple[Boxes3D, 
         ))
     matched_before = {i for i, _ in matched}
     matched_after = {j for _, j in matched}
-    parts.append(boxes_before[np.array([i for i in range(len(boxes_before)) if i not in matched_before], dtype=int)])
-    parts.append(boxes_after[np.array([j for j in range(len(boxes_after)) if j not in matched_after], dtype=int)])
+    if alpha <= 0.5:
+        parts.append(boxes_before[np.array([i for i in range(len(boxes_before)) if i not in matched_before],
+                                           dtype=int)])
+    else:
+        parts.append(boxes_after[np.array([j for j in range(len(boxes_after)) if j not in matched_after], dtype=int)])
     return Boxes3D.concatenate(parts)
 
 
