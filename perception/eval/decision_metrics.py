@@ -257,5 +257,5 @@ def grade_planners(frames: Sequence[PlannedFrame], config: PlannerConfig = Plann
                 lane_change_feasibility=grade_lane_change_feasibility(frames), num_frames=len(frames),
                 num_frames_labelled=sum(frame.logged_maneuver is not None for frame in frames),
                 conventions={"uniad": "UniAD: the value at exactly t",
-                             "stp3": "ST-P3 / VAD: the mean over the steps 0.5 s .. t"})
+                             "stp3": f"ST-P3 / VAD: the mean over the steps {config.step_times_s[0]:g} s .. t"})
 

@@ -9,8 +9,9 @@ keyframe's LiDAR timestamp:
 - ground-truth boxes: the annotations of the two keyframes around each step time (keyframes are 2 Hz, so they
   nearly coincide with the steps), matched by instance token and interpolated linearly to the step time; an
   instance annotated in only one of the two keyframes is taken as annotated there when that keyframe is the nearer
-  one (the earlier at halfway), else left out (a step on a keyframe reads that keyframe's annotations). Boxes of the 10 detection
-  classes only (``perception.datasets.ground_truth.sample_ground_truth``), not rolled out by velocity.
+  one (the earlier at halfway), else left out (a step on a keyframe reads that keyframe's annotations). Boxes of
+  the 10 detection classes only (``perception.datasets.ground_truth.sample_ground_truth``), not rolled out by
+  velocity.
 
 A step later than the scene's last pose (or last keyframe, for boxes) by more than ``time_tolerance_s`` is
 masked.
@@ -25,7 +26,7 @@ from nuscenes.nuscenes import NuScenes
 
 from perception.datasets.ego_log import ego_track, keyframe_lidar_pose
 from perception.datasets.ground_truth import sample_ground_truth
-from perception.datasets.lane_map import keyframe_lanes
+from perception.datasets.lane_map import LaneCentres, keyframe_lanes
 from perception.datasets.maneuver_labels import ManeuverLabelConfig, lane_reached, logged_maneuver
 from perception.decision import Decision, EgoState, PlannerConfig, decide
 from perception.decision.baselines import constant_velocity_plan
@@ -34,8 +35,8 @@ from perception.decision.learned import (checked_plan, ego_history, ego_mlp_plan
 from perception.decision.safety import check_plan
 from perception.decision.tracking import AgentTracker, TrackedAgents, TrackerConfig
 from perception.eval.decision_metrics import CONSTANT_VELOCITY, LoggedFuture, PlannedFrame
-from perception.geometry import Boxes3D
-from perception.maneuvers import PLAN_HORIZON_STEPS, PLAN_STEP_S, Maneuver
+from perception.geometry import Boxes3D, EgoPose
+from perception.maneuvers import Maneuver
 from perception.models.ego_mlp import EgoMLP
 from perception.models.planning_types import PlanningOutputs
 
@@ -77,6 +78,17 @@ def ego_state_at_sample(nusc: NuScenes, sample_token: str) -> EgoState:
     return EgoState.from_poses(ego_history(nusc, sample_token))
 
 
+def _keyframe_inputs(nusc: NuScenes, sample_token: str
+                     ) -> Tuple[List[EgoPose], Optional[LaneCentres], EgoState, Boxes3D]:
+    """What every planner at a keyframe starts from: its past poses (``ego_history``), its map's lanes in the ego
+    frame of its LiDAR timestamp (None without a lane map), the ego state from those poses only (ego_state_at_sample's,
+    the poses read once) and its ground truth in that frame."""
+    past_poses = ego_history(nusc, sample_token)
+    lanes = keyframe_lanes(nusc, sample_token, past_poses[-1].ego_to_global.inverse())
+    truth = sample_ground_truth(nusc, sample_token, keyframe_lidar_pose(nusc, sample_token).ego_to_global).boxes
+    return past_poses, lanes, EgoState.from_poses(past_poses), truth
+
+
 def _interpolate_boxes(before: Tuple[Boxes3D, List[str]], after: Tuple[Boxes3D, List[str]], alpha: float) -> Boxes3D:
     """Boxes matched by instance token interpolated at ``alpha`` in [0, 1] (0: ``before``); the unmatched ones
     as annotated in the nearer keyframe (``before``'s up to alpha 0.5, ``after``'s beyond), none from the other."""
@@ -107,12 +119,13 @@ def _interpolate_boxes(before: Tuple[Boxes3D, List[str]], after: Tuple[Boxes3D, 
     return Boxes3D.concatenate(parts)
 
 
-def logged_future(nusc: NuScenes, sample_token: str, horizon_steps: int = PLAN_HORIZON_STEPS,
-                  step_s: float = PLAN_STEP_S, time_tolerance_s: float = 0.05) -> LoggedFuture:
+def logged_future(nusc: NuScenes, sample_token: str, config: PlannerConfig = PlannerConfig(),
+                  time_tolerance_s: float = 0.05) -> LoggedFuture:
     """The logged ego future and ground-truth boxes after a keyframe (module docstring), in the ego frame of the
-    keyframe's LIDAR_TOP timestamp, at step_s, 2 * step_s, ..., horizon_steps * step_s."""
+    keyframe's LIDAR_TOP timestamp, at the plans' step times (config.step_times_s)."""
     current = keyframe_lidar_pose(nusc, sample_token)
-    times_s = step_s * np.arange(1, horizon_steps + 1)
+    times_s = config.step_times_s
+    horizon_steps = len(times_s)
     ego_xy, _, ego_valid = ego_track(nusc, sample_token, times_s, time_tolerance_s)
     step_times_us = current.timestamp_us + np.round(times_s * 1e6).astype(np.int64)
     tolerance_us = int(round(time_tolerance_s * 1e6))
@@ -163,10 +176,7 @@ def planned_frame_for_sample(nusc: NuScenes, sample_token: str, predicted_boxes:
     detections (``rules_on_detections``; the safety layer's decisions carry the same) and by the planning head
     (``learned``, where it gave an output), and the gap check on the ground truth; with a lane map, whether a
     labelled lane change is under way (perception.datasets.maneuver_labels.lane_reached)."""
-    past_poses = ego_history(nusc, sample_token)
-    lanes = keyframe_lanes(nusc, sample_token, past_poses[-1].ego_to_global.inverse())  # None without a lane map
-    ego = EgoState.from_poses(past_poses)  # what ego_state_at_sample gives, from the poses read once
-    truth = sample_ground_truth(nusc, sample_token, keyframe_lidar_pose(nusc, sample_token).ego_to_global).boxes
+    past_poses, lanes, ego, truth = _keyframe_inputs(nusc, sample_token)
     accelerations = agent_accelerations_mps2
     on_detections = decide(predicted_boxes, ego, config, agent_accelerations_mps2=accelerations, lanes=lanes)
     on_truth = decide(truth, ego, config, lanes=lanes)
@@ -193,7 +203,7 @@ def planned_frame_for_sample(nusc: NuScenes, sample_token: str, predicted_boxes:
                                              accelerations, lanes)
             feasibility[LEARNED] = judged_feasible(learned_plan)
         plans.update({LEARNED: (trajectory, maneuver), LEARNED_WITH_SAFETY: (checked.trajectory, checked.maneuver)})
-    future = logged_future(nusc, sample_token, config.horizon_steps, config.step_s)
+    future = logged_future(nusc, sample_token, config)
     label = logged_maneuver(nusc, sample_token)
     under_way = False
     if lanes is not None and label is not None and label.is_lane_change:
@@ -232,7 +242,5 @@ def logged_drive_verdict(nusc: NuScenes, sample_token: str, config: PlannerConfi
     ego_xy, _, valid = ego_track(nusc, sample_token, config.step_times_s)
     if label is None or not valid.all():
         return None
-    truth = sample_ground_truth(nusc, sample_token, keyframe_lidar_pose(nusc, sample_token).ego_to_global).boxes
-    past_poses = ego_history(nusc, sample_token)
-    lanes = keyframe_lanes(nusc, sample_token, past_poses[-1].ego_to_global.inverse())
-    return check_plan(ego_xy, label, truth, EgoState.from_poses(past_poses), config, lanes=lanes)
+    _, lanes, ego, truth = _keyframe_inputs(nusc, sample_token)
+    return check_plan(ego_xy, label, truth, ego, config, lanes=lanes)

@@ -12,7 +12,8 @@ from perception.eval.detection import TP_ERROR_NAMES
 from perception.eval.resampling import INTERVAL_LEVEL
 from perception.plotting import pyplot
 
-CLASS_TP_NAMES = {"trans_err": "ATE", "scale_err": "ASE", "orient_err": "AOE", "vel_err": "AVE", "attr_err": "AAE"}
+CLASS_TP_NAMES = {name: printed[1:] for name, printed in TP_ERROR_NAMES.items()}
+"""A class's own TP errors, without the mean's m: ATE, ASE, AOE, AVE, AAE."""
 
 
 def format_number(value: Optional[float], digits: int = 3) -> str:
@@ -44,8 +45,9 @@ def decision_report_markdown(decisions: dict) -> str:
     lines = [
         "## Decisions", "",
         f"{decisions['num_frames']} keyframes, {decisions['num_frames_labelled']} with a maneuver label derived from "
-        "the logged drive. Every planner is graded against the logged drive, on the same keyframes. UniAD: the value "
-        "at exactly t; ST-P3 / VAD: the mean over the steps 0.5 s .. t. \"logged\" is the logged drive itself.", "",
+        "the logged drive. Every planner is graded against the logged drive, on the same keyframes. "
+        f"{decisions['conventions']['uniad']}; {decisions['conventions']['stp3']}. \"logged\" is the logged drive "
+        "itself.", "",
         "### Open-loop planning: L2 to the logged ego positions (m)", "",
         f"| planner | {header} | frames at {' / '.join(horizons)} |", "| --- |" + " ---: |" * (2 * len(horizons) + 1)]
     planners = decisions["planners"]

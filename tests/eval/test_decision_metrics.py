@@ -127,6 +127,7 @@ def test_the_report_shows_every_planner():
     text = decision_report_markdown(grade_planners(frames))
     assert "| constant_velocity | 0.00 | 0.00 | 0.00 |" in text and "| rules | 1.00 | 2.00 | 3.00 |" in text
     assert "| rules | 0.000 | n/a | n/a | n/a | 0.000 | 1 |" in text and "| logged |" in text
+    assert "UniAD: the value at exactly t; ST-P3 / VAD: the mean over the steps 0.5 s .. t." in text
 
 
 def test_l2_over_constant_velocitys_hand_worked():

@@ -58,6 +58,7 @@ def test_report_tables_and_plots(tmp_path):
     text = (tmp_path / "report.md").read_text()
     assert "| 0.080 | 0.300 | 0.250 | 0.500 | n/a | 1.000 | 0.125 |" in text  # summary: AOE undefined -> n/a
     assert "| car | 7 | 0.800 | 0.800 | 0.800 | 0.800 | 0.800 | 0.500 | 0.250 | n/a | 1.500 | 0.000 | 0.300 |" in text
+    assert "| class | GT | AP |" in text and "| ATE | ASE | AOE | AVE | AAE |" in text  # a class's own errors
     assert "| bus | 0 | no GT |" in text
     assert "| car | 0.750 (3) | n/a (0) |" in text and "| mean over classes present | 0.750 | n/a |" in text
     assert "| pedestrian | n/a" not in text  # no ground truth in any bin: no distance row
