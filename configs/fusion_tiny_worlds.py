@@ -1,6 +1,7 @@
 # fusion_tiny trained further on more of the synthetic world (issue 16: the shipped model on a world of an unseen seed
 # within 0.05 NDS of synth_val): the worlds of _base_/synthetic_worlds.py, from v3's weights; its result ships as
-# checkpoints/fusion_tiny.pth (v4; recipe: README, "Training"). Same model, so it loads with configs/fusion_tiny.py.
+# checkpoints/fusion_tiny.pth (v4; recipe: README, "BEV fusion network and training"). Same model, so it loads
+# with configs/fusion_tiny.py.
 _base_ = ["./fusion_tiny.py", "./_base_/synthetic_worlds.py"]
 
 train_dataloader = dict(dataset=dict(
