@@ -7,7 +7,7 @@ import os
 from typing import Optional, Sequence
 
 from perception.cli import add_debug_option, tool_main
-from perception.eval.robustness import robustness_comparison
+from perception.eval.robustness import check_summary, robustness_comparison
 from perception.jsonfile import read_json
 
 
@@ -30,8 +30,7 @@ def run(argv: Optional[Sequence[str]] = None) -> str:
     summaries = {}
     for name, path in zip(names, args.summaries):
         summaries[name] = read_json(path)  # a missing file: FileNotFoundError naming it, reported as one line
-        if "corruptions" not in summaries[name] or "clean" not in summaries[name]:
-            raise ValueError(f"{path}: not a robustness.json (tools/robustness.py's summary)")
+        check_summary(summaries[name], path)
     table = robustness_comparison(summaries)
     if args.out:
         with open(args.out, "w") as handle:

@@ -201,17 +201,33 @@ def robustness_summary(records: Mapping[Cell, Mapping], corruptions: Sequence[st
     }
 
 
+def check_summary(summary, source: str) -> None:
+    """ValueError naming ``source`` unless ``summary`` has what a robustness.json (robustness_summary's) holds and
+    its readers read: the run and model, the clean NDS, mRA, the worst cell and per corruption its name, RR and
+    cells (severity, level, NDS, RA); a revision, where missing, is check_baseline's to refuse."""
+    def numbers(record, keys, optional=()) -> bool:
+        return isinstance(record, dict) and all(
+            isinstance(record.get(key), (int, float)) or (key in optional and key in record and record[key] is None)
+            for key in keys)
+
+    rows = summary.get("corruptions") if isinstance(summary, dict) else None
+    if (not isinstance(rows, list) or not isinstance(summary.get("run"), dict) or "model" not in summary
+            or not numbers(summary.get("clean"), ("nd_score",)) or not numbers(summary, ("mra",), ("mra",))
+            or not (summary.get("worst") is None or numbers(summary["worst"], ("severity", "ra")))
+            or not all(isinstance(row, dict) and isinstance(row.get("name"), str) and numbers(row, ("rr",)) and isinstance(row.get("cells"), list)
+                       and all(numbers(cell, ("severity", "nd_score", "ra")) and "level" in cell
+                               for cell in row["cells"]) for row in rows)):
+        raise ValueError(f"{source}: not a robustness.json (tools/robustness.py's summary: its run and model, the "
+                         f"clean NDS, mRA, the worst cell, and per corruption its name, RR and cells)")
+
+
 def check_baseline(baseline, source: str, run: Mapping, corruptions: Sequence[str]) -> None:
-    """ValueError naming ``source`` unless ``baseline`` (its robustness.json content) is a summary of the same data
-    as ``run`` (dataroot, version, split and corruption seed; the model may differ) whose rows of ``corruptions``
-    were run at their current levels and revision: CE divides by the baseline's errors, so any other baseline gives
-    a figure that means nothing."""
-    rows = baseline.get("corruptions") if isinstance(baseline, dict) else None
-    if (not isinstance(rows, list) or not isinstance(baseline.get("run"), dict) or "model" not in baseline
-            or not all(isinstance(row, dict) and isinstance(row.get("cells"), list)
-                       and all(isinstance(cell, dict) for cell in row["cells"]) for row in rows)):
-        raise ValueError(f"{source}: not a robustness.json (tools/robustness.py's summary, with its run and "
-                         f"corruption rows)")
+    """ValueError naming ``source`` unless ``baseline`` (its robustness.json content) is a summary (check_summary)
+    of the same data as ``run`` (dataroot, version, split and corruption seed; the model may differ) whose rows of
+    ``corruptions`` were run at their current levels and revision: CE divides by the baseline's errors, so any
+    other baseline gives a figure that means nothing."""
+    check_summary(baseline, source)
+    rows = baseline["corruptions"]
     theirs, ours = baseline["run"], dict(run)
     same_data = (all(theirs.get(key) == ours[key] for key in ("version", "split", "seed"))
                  and os.path.realpath(str(theirs.get("dataroot"))) == os.path.realpath(ours["dataroot"]))

@@ -7,12 +7,14 @@ from perception.cli.compare_robustness import main, run
 
 
 def _summary(clean, cells):
-    """A robustness.json reduced to what the comparison reads: corruption -> [(severity, NDS)], RA and RR by
-    hand from ``clean``."""
-    rows = [{"name": name, "cells": [{"severity": s, "nd_score": nds, "ra": nds / clean} for s, nds in values],
-             "rr": sum(nds / clean for _, nds in values) / len(values)} for name, values in cells.items()]
+    """A robustness.json reduced to what its check asks (check_summary) and the comparison reads: corruption ->
+    [(severity, NDS)], RA and RR by hand from ``clean``."""
+    rows = [{"name": name, "revision": 1, "rr": sum(nds / clean for _, nds in values) / len(values),
+             "cells": [{"severity": s, "level": s, "nd_score": nds, "ra": nds / clean} for s, nds in values]}
+            for name, values in cells.items()]
     worst_name, worst = min(((row["name"], c) for row in rows for c in row["cells"]), key=lambda item: item[1]["ra"])
-    return {"clean": {"nd_score": clean}, "corruptions": rows, "mra": sum(row["rr"] for row in rows) / len(rows),
+    return {"model": "m.pth", "run": {}, "clean": {"nd_score": clean}, "corruptions": rows,
+            "mra": sum(row["rr"] for row in rows) / len(rows),
             "worst": {"name": worst_name, "severity": worst["severity"], "ra": worst["ra"]}}
 
 
@@ -64,3 +66,9 @@ def test_bad_files_are_one_line_errors(tmp_path, capsys):
         assert stop.value.code == 1 and message in capsys.readouterr().err
     with pytest.raises(SystemExit):
         run([str(wrong), str(wrong)])  # the same folder name twice: --names needed
+    summary = _summary(0.7, {"lidar_fog": [(1, 0.63)]})
+    del summary["corruptions"][0]["rr"]  # a row without its RR: named, not a KeyError from the table
+    wrong.write_text(json.dumps(summary))
+    with pytest.raises(SystemExit) as stop:
+        main([str(wrong)])
+    assert stop.value.code == 1 and f"{wrong}: not a robustness.json" in capsys.readouterr().err

@@ -171,9 +171,11 @@ def test_a_baseline_of_other_data_or_other_levels_is_refused(tmp_path):
     """CE divides by the baseline's errors: a baseline is the same data at the same corruption levels."""
     run = {"model": "this", "dataroot": str(tmp_path), "version": "v1.0-synth", "split": SPLIT, "seed": 0}
     fov = CORRUPTIONS["limited_fov"]
-    row = {"name": "limited_fov", "revision": fov.revision,
-           "cells": [{"severity": severity, "level": fov.levels[severity - 1], "nd_score": 0.5} for severity in (1, 3)]}
-    baseline = {"model": "other", "run": dict(run, model="other"), "corruptions": [row]}
+    row = {"name": "limited_fov", "revision": fov.revision, "rr": 0.5 / 0.6,
+           "cells": [{"severity": severity, "level": fov.levels[severity - 1], "nd_score": 0.5, "ra": 0.5 / 0.6}
+                     for severity in (1, 3)]}
+    baseline = {"model": "other", "run": dict(run, model="other"), "corruptions": [row], "clean": {"nd_score": 0.6},
+                "mra": 0.5 / 0.6, "worst": {"name": "limited_fov", "severity": 1, "ra": 0.5 / 0.6}}
     check_baseline(baseline, "b.json", run, ["limited_fov"])  # another model on the same data: a baseline
     (tmp_path / "link").symlink_to(tmp_path)  # the same folder by another path
     check_baseline(dict(baseline, run=dict(run, dataroot=str(tmp_path / "link"))), "b.json", run, ["limited_fov"])
@@ -188,7 +190,9 @@ def test_a_baseline_of_other_data_or_other_levels_is_refused(tmp_path):
         check_baseline(dict(baseline, corruptions=[other]), "b.json", run, ["lidar_missing"])  # a row not used
     shapes = ([], {"model": "m"}, dict(baseline, run=None), dict(baseline, corruptions=[{"name": "x"}]),
               {key: value for key, value in baseline.items() if key != "model"},
-              dict(baseline, corruptions=[dict(row, cells=[0.5])]))
+              dict(baseline, corruptions=[dict(row, cells=[0.5])]),
+              dict(baseline, corruptions=[{key: value for key, value in row.items() if key != "rr"}]),
+              dict(baseline, clean={}))
     for shape in shapes:
         with pytest.raises(ValueError, match=r"b\.json: not a robustness\.json"):
             check_baseline(shape, "b.json", run, ["limited_fov"])
