@@ -73,18 +73,18 @@ def read_json_lines(path: str, validate: Optional[Callable[[Any, str], None]] = 
     """The values of the JSON-lines file ``path``, one a line (none when there is no such file), each passed to
     ``validate(value, where)`` when given (``where``: the file and line, for its errors). A last line cut short (a
     job killed while writing it) is dropped; any other line that is not JSON raises ValueError naming the file and
-    the line."""
+    the line (not UTF-8 JSON)."""
     if not os.path.isfile(path):
         return []
-    with open(path, encoding="utf-8") as handle:
-        lines = handle.read().split("\n")
+    with open(path, "rb") as handle:
+        lines = handle.read().split(b"\n")
     values = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
-            value = json.loads(line)
-        except json.JSONDecodeError as error:
+            value = json.loads(line.decode("utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
             if number == len(lines):  # the last line, without its newline: cut short
                 break
             raise ValueError(f"{path}: line {number} is not JSON ({error})") from None

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from typing import Any, Callable, Dict, Iterator, Optional, Sequence, Tuple
 
 import cv2
@@ -159,14 +160,19 @@ def plan_scene_update(trajectory: Optional[np.ndarray], timestamp_ns: int) -> Sc
     return update
 
 
+PARTIAL_SUFFIX = ".partial"
+"""An MCAP file is written under its name with this suffix until it is closed: a job killed before leaves that file
+(its messages readable by a stream reader), never one under the final name without its index and footer."""
+
+
 class McapRecorder:
     """Writes frames to an MCAP file (see the module docstring for the channels); use as a context manager or
-    call ``close()`` (which writes the index and footer)."""
+    call ``close()`` (which writes the index and footer and gives the file its name: PARTIAL_SUFFIX)."""
 
     def __init__(self, path: str, jpeg_quality: int = 90) -> None:
         self.path = path
         self.jpeg_quality = jpeg_quality
-        self._file = open(path, "wb")
+        self._file = open(path + PARTIAL_SUFFIX, "wb")
         self._writer = Writer(self._file, compression=CompressionType.ZSTD)
         self._writer.start(profile="", library="perception")
         self._schemas: Dict[str, int] = {}
@@ -244,6 +250,7 @@ class McapRecorder:
         if not self._file.closed:
             self._writer.finish()
             self._file.close()
+            os.replace(self._file.name, self.path)
 
     def __enter__(self) -> "McapRecorder":
         return self

@@ -22,9 +22,10 @@ delivered at their (scaled) capture time; while a frame is processed the next me
 is delivered before the next frame starts, so that when frames pile up behind a slow pipeline only the newest is
 processed (from what it would have read on time: the buffers keep that much) and the others are recorded as
 skipped. The log's time stands still while a frame's picture and MCAP messages are drawn (the car would not draw
-them), so that they change no record. Before the replay starts (in either pacing), a model's step (detector and
-decision) runs once, untimed and unrecorded, on the first trigger's frame (loading Numba's compiled kernels, the
-decision's too, and torch's first allocations), as a car starts its stack before it drives.
+them), so that they change no record. In real time a frame is made as its sync window closes (the log's time),
+not when the next message comes. Before the replay starts (in either pacing), the step (the detector, the oracle
+too, and the decision) runs once, untimed and unrecorded, on the first trigger's frame (loading Numba's compiled
+kernels, the decision's too, and torch's first allocations), as a car starts its stack before it drives.
 
 Latency (``latency_s`` in each record): in real time, the wall time from the trigger's (scaled) capture time to the
 decision, the sync window and any queueing included; as fast as possible, the end_to_end processing time (load +
@@ -45,13 +46,13 @@ import os
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Deque, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Deque, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from nuscenes.nuscenes import NuScenes
 from tqdm import tqdm
 
 from perception.datasets.frame import Frame
-from perception.datasets.ground_truth import sample_ground_truth
+from perception.datasets.ground_truth import GroundTruth, sample_ground_truth
 from perception.datasets.lane_map import LaneCentres, log_lanes
 from perception.decision import PlannerConfig
 from perception.detector import Detector, OracleDetector
@@ -202,10 +203,12 @@ class ReplayClock:
 
 
 def _warm_up(detector: Detector, stream: Sequence[SensorMessage], options: ReplayOptions, drop: frozenset,
-             scene_token: str, planner_config: PlannerConfig, lanes: Optional[LaneCentres]) -> None:
+             scene_token: str, planner_config: PlannerConfig, lanes: Optional[LaneCentres],
+             ground_truth_at: Callable[[SensorMessage], Optional[GroundTruth]]) -> None:
     """One untimed step, detection and decision (a throwaway FrameStep, the scene's lane map), on the first
-    trigger's frame (the watchdog's first where no LiDAR trigger comes), built from a throwaway streaming state: the
-    detector's and the decision's compiled kernels load."""
+    trigger's frame (the watchdog's first where no LiDAR trigger comes; the oracle's with its ground truth,
+    ``ground_truth_at``), built from a throwaway streaming state: the detector's and the decision's compiled
+    kernels load."""
     state = options.new_state(drop)
     first = next((m for m in stream if options.is_trigger(m)), None)
     if first is None:
@@ -213,7 +216,7 @@ def _warm_up(detector: Detector, stream: Sequence[SensorMessage], options: Repla
         first = next((m for m in stream if m.timestamp_us > watchdog_us), None)
     if first is None:
         return
-    loaded = streamed_frame(state.fed_up_to(stream, first), first, scene_token, lanes)
+    loaded = streamed_frame(state.fed_up_to(stream, first), first, scene_token, lanes, ground_truth_at(first))
     FrameStep(detector, planner_config, options.device)(lambda: loaded)
 
 
@@ -248,20 +251,20 @@ class SceneReplay:
         self.options = options
         self.done = ({r["key_token"]: r for r in read_frame_records(os.path.join(out_dir, FRAMES_FILE))}
                      if resume else {})
+        identity = run_identity(self.scene, options, run)
+        if self.done:  # what differs from the run that wrote them first (its faults, say), then a stream's tokens
+            check_same_run(os.path.join(out_dir, RUN_FILE), identity, f"the frames in {out_dir}",
+                           "replay into another folder, or without --resume")
         unknown = set(self.done) - {m.sample_data_token for m in self.stream}
         if unknown:
             raise ValueError(f"{os.path.join(out_dir, FRAMES_FILE)}: {len(unknown)} frames of another stream (key "
                              f"tokens not in scene {self.scene['name']}'s messages, e.g. {sorted(unknown)[0]}); replay "
                              f"into another folder, or without --resume")
-        identity = run_identity(self.scene, options, run)
-        if self.done:
-            check_same_run(os.path.join(out_dir, RUN_FILE), identity, f"the frames in {out_dir}",
-                           "replay into another folder, or without --resume")
         self.with_annotations = len(nusc.sample_annotation) > 0
         drop = frozenset(SENSOR_GROUPS) - frozenset(detector.sensors)
         self.state = options.new_state(drop)
-        if not isinstance(detector, OracleDetector):  # the oracle has nothing to warm up
-            _warm_up(detector, self.stream, options, drop, self.scene["token"], planner_config, self.lanes)
+        _warm_up(detector, self.stream, options, drop, self.scene["token"], planner_config, self.lanes,
+                 self._ground_truth)
         self.step = FrameStep(detector, planner_config, options.device)
         self.summary = ReplaySummary(scene=self.scene["name"], messages=len(self.stream), resumed=len(self.done))
         self.outputs = ReplayOutputs(out_dir, self.done.values(), options.video, options.mcap,
@@ -287,12 +290,14 @@ class SceneReplay:
         try:
             for message in tqdm(self.stream, desc=f"replay {self.scene['name']}", unit="msg",
                                 disable=not progress):
+                self._process_at_window_close(message.timestamp_us)
                 self.clock.wait_until(message.timestamp_us)
                 if not self.clock.behind(message.timestamp_us):  # a backlog is delivered before the next frame
                     self._process_ready(message.timestamp_us)
                 if self.state.push(message) and self._triggers(message):
                     self.trigger_index.setdefault(message.sample_data_token, len(self.trigger_index))
                     self.pending.append(message)
+            self._process_at_window_close(None)
             self._process_ready(None)
         finally:
             self.summary.outputs = self.outputs.close()
@@ -327,7 +332,22 @@ class SceneReplay:
         self.newest_frame_us = message.timestamp_us
         return True
 
-    def _process_ready(self, now_us: Optional[int]) -> None:
+    def _process_at_window_close(self, next_us: Optional[int]) -> None:
+        """In real time, the pending triggers whose sync window closes before the next message (at ``next_us``;
+        None: the stream has ended), each processed as its window closes, not when that message comes (on
+        keyframe-only data half a second later); the records are the same, built before that message is pushed. A
+        backlog (the clock behind a window's close) is left to the message loop, which delivers it first."""
+        if not self.options.realtime:
+            return
+        window_us = self.options.sync_window_s * 1e6
+        while self.pending and (next_us is None or self.pending[0].timestamp_us + window_us < next_us):
+            close_us = self.pending[0].timestamp_us + window_us
+            if self.clock.behind(close_us):
+                return
+            self.clock.wait_until(close_us)
+            self._process_ready(close_us + 1)
+
+    def _process_ready(self, now_us: Optional[float]) -> None:
         """Processes the pending triggers whose sync window closed before ``now_us`` (all when None); in real
         time only the newest of them, skipping the rest."""
         window_us = self.options.sync_window_s * 1e6
@@ -342,10 +362,14 @@ class SceneReplay:
             else:
                 self._process(key)
 
-    def _process(self, key: SensorMessage) -> None:
-        ground_truth = None  # looked up in the devkit's tables, outside the timed step
+    def _ground_truth(self, key: SensorMessage) -> Optional[GroundTruth]:
+        """A LiDAR keyframe's ground truth where the tables hold annotations (looked up outside the timed step)."""
         if self.with_annotations and key.is_lidar_keyframe:
-            ground_truth = sample_ground_truth(self.nusc, key.sample_token, key.ego_pose.ego_to_global)
+            return sample_ground_truth(self.nusc, key.sample_token, key.ego_pose.ego_to_global)
+        return None
+
+    def _process(self, key: SensorMessage) -> None:
+        ground_truth = self._ground_truth(key)
         step = self.step(lambda: streamed_frame(self.state, key, self.scene["token"], self.lanes, ground_truth))
         if self.options.realtime:
             latency = time.perf_counter() - self.clock.arrival_wall_s(key.timestamp_us)

@@ -15,7 +15,7 @@ import numpy as np
 from perception.datasets.frame import Frame
 from perception.geometry import Boxes3D
 from perception.jsonfile import write_json_lines
-from perception.runtime.mcap_writer import McapRecorder
+from perception.runtime.mcap_writer import PARTIAL_SUFFIX, McapRecorder
 from perception.runtime.records import FRAMES_FILE
 from perception.viz.bev import BevView, bev_legend, draw_bev, with_caption
 from perception.viz.video import camera_mosaic, side_by_side, write_video
@@ -47,7 +47,7 @@ class ReplayOutputs:
         self.fps = VIDEO_FRAMES_A_PERIOD / trigger_period_s
         os.makedirs(out_dir, exist_ok=True)
         shutil.rmtree(os.path.join(out_dir, PICTURES_DIR), ignore_errors=True)
-        for name in (VIDEO_FILE, MCAP_FILE, SUMMARY_FILE):
+        for name in (VIDEO_FILE, MCAP_FILE, MCAP_FILE + PARTIAL_SUFFIX, SUMMARY_FILE):
             if os.path.isfile(os.path.join(out_dir, name)):
                 os.remove(os.path.join(out_dir, name))
         self.frames_path = os.path.join(out_dir, FRAMES_FILE)

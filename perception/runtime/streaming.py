@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import asdict, dataclass, field
-from typing import AbstractSet, Deque, Dict, List, Optional, Sequence, Tuple
+from typing import AbstractSet, Deque, Dict, List, Optional, Sequence, Set, Tuple
 
 from perception.datasets.ego_log import OTHER_SENSORS_BEFORE_S
 from perception.datasets.frame import Frame
@@ -157,11 +157,13 @@ class StreamingState:
         reads = {"lidar": lidar_sweeps, "radar": radar_sweeps, "camera": CAMERA_FALLBACK_DEPTH}
         self._max_span_us = {modality: (reads[modality] - 0.5) * NOMINAL_PERIOD_S[modality] * 1e6
                              for modality in ("lidar", "radar")}
-        # what a frame reads, one period more (timestamps jitter), and how late a frame may be built
-        self._kept_us = {modality: ((count + 1) * NOMINAL_PERIOD_S[modality] + sync_window_s + backlog_s) * 1e6
-                         for modality, count in reads.items()}
+        # what a frame reads, one period more (timestamps jitter), or anything not yet stale where that reaches
+        # further (a watchdog's frame reads the newest LiDAR while it is not stale), and how late a frame may be built
+        self._kept_us = {modality: (max((count + 1) * NOMINAL_PERIOD_S[modality], stale_after_s) + sync_window_s
+                                    + backlog_s) * 1e6 for modality, count in reads.items()}
         self._buffers: Dict[str, Deque[SensorMessage]] = {channel: deque() for channel in ALL_CHANNELS}
         self._newest: Dict[str, SensorMessage] = {}
+        self._duplicated_ahead: Dict[str, Set[int]] = {channel: set() for channel in ALL_CHANNELS}
         self._lidar_history: Deque[SensorMessage] = deque()
         self._gaps: Dict[str, Deque[int]] = {channel: deque(maxlen=_REMEMBERED_GAPS) for channel in ALL_CHANNELS}
 
@@ -172,6 +174,8 @@ class StreamingState:
         if newest is not None:
             if message.sequence == newest.sequence or message.timestamp_us == newest.timestamp_us:
                 self.faults.duplicated += 1
+                if message.sequence > newest.sequence:  # a later record stamped alike: its number is no gap
+                    self._duplicated_ahead[channel].add(message.sequence)
                 return False
             if message.sequence < newest.sequence or message.timestamp_us < newest.timestamp_us:
                 if message.sequence in self._gaps[channel]:
@@ -179,7 +183,9 @@ class StreamingState:
                     self.faults.dropped -= 1
                 self.faults.out_of_order += 1
                 return False
-            missing = range(newest.sequence + 1, message.sequence)
+            ahead = self._duplicated_ahead[channel]
+            missing = [s for s in range(newest.sequence + 1, message.sequence) if s not in ahead]
+            self._duplicated_ahead[channel] = {s for s in ahead if s > message.sequence}
             self.faults.dropped += len(missing)
             self._gaps[channel].extend(missing)
         self._newest[channel] = message

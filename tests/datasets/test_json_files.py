@@ -52,6 +52,11 @@ def test_json_lines_drop_only_a_last_line_cut_short(tmp_path):
     path.write_text('{"a": 1}\n{"a": \n{"a": 3}\n')  # a broken line that is not the last
     with pytest.raises(ValueError, match=f"{path}: line 2 is not JSON"):
         read_json_lines(str(path))
+    path.write_bytes('{"a": "é"}\n'.encode() + '{"a": "é"}'.encode()[:-3])  # cut inside the two bytes of é
+    assert read_json_lines(str(path)) == [{"a": "é"}]
+    path.write_bytes(b'{"a": 1}\n\xff\xfe garbage\n{"a": 3}\n')  # bytes that are not UTF-8, not last
+    with pytest.raises(ValueError, match=f"{path}: line 2 is not JSON"):
+        read_json_lines(str(path))
 
 
 def test_a_resume_names_what_differs_from_the_run_it_would_continue(tmp_path):

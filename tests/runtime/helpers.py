@@ -20,7 +20,7 @@ from perception.timing import StageTimer
 
 class CountingOracle(OracleDetector):
     """The oracle, remembering the sample tokens it was called on; raises KeyboardInterrupt (a kill) on call
-    number ``interrupt_at`` (1-based) when given."""
+    number ``interrupt_at`` (1-based; a replay's untimed warm-up is its first call) when given."""
 
     def __init__(self, interrupt_at: int = 0, delay_s: float = 0.0):
         self.calls: List[str] = []

@@ -7,7 +7,7 @@ import pytest
 
 from perception.datasets.frame import LIDAR_COLUMNS, CameraView, Frame, LidarSweeps
 from perception.geometry import Boxes3D, CameraIntrinsics, EgoPose, RigidTransform
-from perception.runtime.mcap_writer import McapRecorder, read_mcap
+from perception.runtime.mcap_writer import PARTIAL_SUFFIX, McapRecorder, read_mcap
 
 TIMESTAMP_US = 1_532_402_927_647_951  # a nuScenes-like timestamp; its nanoseconds are x 1000
 CAMERA_WXYZ = (0.5, -0.5, 0.5, -0.5)  # about a nuScenes front camera's calibrated_sensor.rotation [w, x, y, z]
@@ -53,3 +53,15 @@ def test_plan_line_strip_starts_at_the_ego_origin_then_follows_the_trajectory(me
     (line,) = entity.lines
     # T = 3 points of the trajectory after the ego's own (0, 0): 4 points
     assert [(p.x, p.y) for p in line.points] == [(0.0, 0.0), (2.0, 0.0), (4.0, 0.5), (6.0, 1.5)]
+
+
+def test_an_mcap_not_closed_is_left_under_its_partial_name(tmp_path):
+    """A job killed before close leaves PATH.partial, never a PATH without its index and footer (which readers
+    refuse); closed, the file takes its name and reads back whole."""
+    path = tmp_path / "replay.mcap"
+    recorder = McapRecorder(str(path))
+    recorder.write_frame(_frame(), Boxes3D.empty(), None)
+    assert not path.exists() and (tmp_path / f"replay.mcap{PARTIAL_SUFFIX}").is_file()
+    recorder.close()
+    assert [name.name for name in tmp_path.iterdir()] == ["replay.mcap"]
+    assert any(topic == "/LIDAR_TOP" for topic, _, _ in read_mcap(str(path)))

@@ -148,6 +148,15 @@ def test_duplicates_gaps_and_late_arrivals_are_counted(nusc_synthetic):
     assert state.faults.as_dict() == dict(dropped=1, duplicated=2, out_of_order=1, corrupt=0, stale=0)
 
 
+def test_a_record_stamped_as_the_one_before_is_a_duplicate_not_a_gap(nusc_synthetic):
+    first, second, third = _lidar_messages(nusc_synthetic)[:3]
+    state = StreamingState()
+    assert state.push(first)
+    assert not state.push(dataclasses.replace(second, timestamp_us=first.timestamp_us))  # logged with first's stamp
+    assert state.push(third)  # nothing was lost between them
+    assert state.faults.as_dict() == dict(dropped=0, duplicated=1, out_of_order=0, corrupt=0, stale=0)
+
+
 def test_injected_faults_match_what_the_state_counts(nusc_synthetic):
     messages = scene_messages(nusc_synthetic, nusc_synthetic.scene[0]["name"])
     plan = FaultPlan(drop=0.1, duplicate=0.1, delay=0.1, seed=3)
@@ -306,6 +315,23 @@ def test_a_channel_exactly_stale_after_s_old_is_still_used(nusc_synthetic):
     status = state.status(key)
     assert status.stale == ("CAM_BACK",)
     assert (status.ages_s["CAM_FRONT"], status.ages_s["CAM_BACK"]) == (0.5, pytest.approx(0.500001))
+
+
+def test_a_lidar_sweep_not_yet_stale_stays_for_a_frame_at_another_channel(nusc_synthetic):
+    """Every sweep's settings (5 sweeps of 0.05 s, a 0.05 s window, a 0.075 s backlog): a frame keyed at a radar
+    message 0.467 s after the last sweep before it reads that sweep (0.467 s <= stale_after_s 0.5) even when a sweep
+    stamped after the key comes within the key's sync window (its 0.425 s of what five sweeps read had dropped the
+    older one: the frame read no LiDAR, as if none had come)."""
+    messages = scene_messages(nusc_synthetic, nusc_synthetic.scene[0]["name"])
+    lidar = next(m for m in messages if m.channel == LIDAR_CHANNEL)
+    radar = next(m for m in messages if m.channel == "RADAR_FRONT")
+    state = StreamingState(lidar_sweeps=5, stale_after_s=0.5, sync_window_s=0.05, backlog_s=0.075)
+    assert state.push(dataclasses.replace(lidar, timestamp_us=450_000, sequence=9))
+    key = dataclasses.replace(radar, timestamp_us=917_000)
+    assert state.push(key)
+    assert state.push(dataclasses.replace(lidar, timestamp_us=950_000, sequence=19))  # inside the window
+    status = state.status(key)
+    assert status.ages_s[LIDAR_CHANNEL] == pytest.approx(0.467) and LIDAR_CHANNEL not in status.stale
 
 
 def test_stale_channels_are_counted_once_per_frame_built(nusc_synthetic):

@@ -202,7 +202,7 @@ def test_video_and_pictures_hold_every_processed_frame(full_replay):
 def test_resume_after_a_kill_loses_nothing_and_redoes_nothing(nusc_synthetic, tmp_path):
     scene = _scene(nusc_synthetic)
     keyframes = _keyframes(nusc_synthetic, scene)
-    killed = CountingOracle(interrupt_at=3)
+    killed = CountingOracle(interrupt_at=4)  # the warm-up, two recorded frames, then the kill
     with pytest.raises(KeyboardInterrupt):
         replay_scene(nusc_synthetic, scene, killed, str(tmp_path), ReplayOptions(video=True, mcap=True),
                      progress=False)
@@ -213,7 +213,7 @@ def test_resume_after_a_kill_loses_nothing_and_redoes_nothing(nusc_synthetic, tm
     resumed = CountingOracle()
     summary = replay_scene(nusc_synthetic, scene, resumed, str(tmp_path), ReplayOptions(), resume=True,
                            progress=False)
-    assert resumed.calls == [k.sample_token for k in keyframes[2:]]
+    assert resumed.calls == [keyframes[0].sample_token] + [k.sample_token for k in keyframes[2:]]  # warm-up first
     assert (summary.resumed, summary.processed) == (2, len(keyframes) - 2)
     records = read_frame_records(str(frames_file))
     assert [r["key_token"] for r in records] == [k.sample_data_token for k in keyframes]
@@ -295,6 +295,16 @@ def test_a_resume_into_the_frames_of_another_world_or_scene_is_refused(nusc_synt
                      progress=False)
 
 
+def test_a_resume_with_other_faults_names_them(nusc_synthetic, tmp_path):
+    """Other faults make another stream: the refusal names the faults, not the stream's tokens."""
+    scene = _scene(nusc_synthetic)
+    duplicated = dataclasses.replace(QUICK, faults=FaultPlan(duplicate=0.5, seed=1))
+    replay_scene(nusc_synthetic, scene, OracleDetector(), str(tmp_path), duplicated, progress=False)
+    dropped = dataclasses.replace(QUICK, faults=FaultPlan(drop=0.5, seed=2))
+    with pytest.raises(ValueError, match=r"are of a run with another options.faults"):
+        replay_scene(nusc_synthetic, scene, OracleDetector(), str(tmp_path), dropped, resume=True, progress=False)
+
+
 def test_faults_are_survived_and_counted(nusc_synthetic, tmp_path):
     scene = _scene(nusc_synthetic)
     options = ReplayOptions(faults=FaultPlan(drop=0.05, duplicate=0.05, delay=0.05, stall=("CAM_FRONT", 0.3, 60.0),
@@ -326,7 +336,7 @@ def test_a_resumed_run_decides_as_an_uninterrupted_one(nusc_synthetic, tmp_path)
     scene = _scene(nusc_synthetic)
     replay_scene(nusc_synthetic, scene, OracleDetector(), str(tmp_path / "whole"), QUICK, progress=False)
     with pytest.raises(KeyboardInterrupt):
-        replay_scene(nusc_synthetic, scene, CountingOracle(interrupt_at=4), str(tmp_path / "cut"), QUICK,
+        replay_scene(nusc_synthetic, scene, CountingOracle(interrupt_at=5), str(tmp_path / "cut"), QUICK,
                      progress=False)
     resumed = SceneReplay(nusc_synthetic, scene, OracleDetector(), str(tmp_path / "cut"), QUICK, resume=True)
     resumed.run(progress=False)
@@ -355,7 +365,7 @@ def test_a_resumed_run_records_the_faults_of_an_uninterrupted_one(nusc_synthetic
     nusc, scene, _ = _world_with_a_corrupt_keyframe(nusc_synthetic, synthetic_root, tmp_path)
     whole = replay_scene(nusc, scene, OracleDetector(), str(tmp_path / "whole"), QUICK, progress=False)
     with pytest.raises(KeyboardInterrupt):  # killed after the corrupt keyframe's record was written
-        replay_scene(nusc, scene, CountingOracle(interrupt_at=3), str(tmp_path / "cut"), QUICK, progress=False)
+        replay_scene(nusc, scene, CountingOracle(interrupt_at=4), str(tmp_path / "cut"), QUICK, progress=False)
     resumed = replay_scene(nusc, scene, OracleDetector(), str(tmp_path / "cut"), QUICK, resume=True, progress=False)
     assert whole.faults["corrupt"] == 1 and resumed.faults == whole.faults
     fields = ("corrupt_files", "faults", "missing", "num_lidar_points")
@@ -395,6 +405,20 @@ def test_real_time_pacing_skips_and_counts_late_frames(nusc_synthetic, tmp_path)
     processed = [r for r in records if r["status"] == "processed"]
     assert all(r["latency_s"] > 0.3 and r["deadline_s"] == 0.5 / 4 for r in processed)
     assert summary.wall_s >= summary.sensor_duration_s / 4
+
+
+def test_real_time_processes_a_frame_when_its_sync_window_closes(nusc_synthetic, tmp_path):
+    """Keyframe-only LiDAR, at 2x real time: a keyframe every 0.25 s, its sync window closing 0.025 s after it.
+    The frame is made then, not when the next message comes (0.225 s later): its latency is the window and the
+    step, far below the period (it was about the period, every frame late)."""
+    scene = _scene(nusc_synthetic)
+    keyframes = _keyframes(nusc_synthetic, scene)
+    summary = replay_scene(nusc_synthetic, scene, NoBoxes(), str(tmp_path),
+                           ReplayOptions(realtime=True, speed=2.0, lidar_sweeps=1, video=False, mcap=False),
+                           progress=False, messages=keyframes)
+    latencies = [r["latency_s"] for r in read_frame_records(str(tmp_path / "frames.jsonl"))]
+    assert summary.processed == len(keyframes) and len(latencies) == len(keyframes)
+    assert all(latency >= 0.025 for latency in latencies) and np.median(latencies) < 0.15, latencies
 
 
 def test_speed_leaves_the_deadline_alone_when_not_in_real_time(nusc_synthetic, tmp_path):
@@ -446,6 +470,15 @@ def test_real_time_replay_warms_the_step_up_once_before_the_clock(nusc_synthetic
     assert decided[0] is not None
     assert detector.frames[0].timestamp_us == detector.frames[1].timestamp_us == keyframes[0].timestamp_us
     assert len(read_frame_records(str(tmp_path / "frames.jsonl"))) == len(keyframes)
+
+
+def test_the_oracle_is_warmed_up_too(nusc_synthetic, tmp_path):
+    """The oracle's first recorded frame paid the decision's first call (its compiled kernels, some 0.5 s: late)."""
+    scene = _scene(nusc_synthetic)
+    keyframes = _keyframes(nusc_synthetic, scene)
+    oracle = CountingOracle()
+    summary = replay_scene(nusc_synthetic, scene, oracle, str(tmp_path), QUICK, progress=False)
+    assert oracle.calls == [k.sample_token for k in keyframes[:1] + keyframes] and summary.processed == len(keyframes)
 
 
 def test_command_line_replays_and_resumes(nusc_synthetic, synthetic_root, tmp_path, capsys):
