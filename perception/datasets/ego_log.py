@@ -19,14 +19,31 @@ from perception.geometry import EgoPose, interpolate_pose
 from perception.sensors import LIDAR_CHANNEL
 
 
+def sample_data_pose_record(nusc: NuScenes, sample_data: dict) -> dict:
+    """The ego_pose record of ``sample_data``; ValueError naming both when the table lacks it or stamps it at
+    another time than the record (nuScenes stamps a record's pose at the record's time)."""
+    try:
+        pose = nusc.get("ego_pose", sample_data["ego_pose_token"])
+    except KeyError:
+        raise ValueError(f"sample_data {sample_data['token']} ({sample_data['filename']}): its ego pose "
+                         f"{sample_data['ego_pose_token']} is missing from the ego_pose table") from None
+    if pose["timestamp"] != sample_data["timestamp"]:
+        raise ValueError(f"sample_data {sample_data['token']} ({sample_data['filename']}): stamped "
+                         f"{sample_data['timestamp']} us, its ego pose {pose['token']} {pose['timestamp']} us")
+    return pose
+
+
 def sample_data_pose(nusc: NuScenes, sample_token: str, sample_data_token: str) -> EgoPose:
     """The ego pose of one sample_data record (of sample ``sample_token``, named in the error)."""
     try:
         record = nusc.get("sample_data", sample_data_token)
-        return EgoPose.from_record(nusc.get("ego_pose", record["ego_pose_token"]))
-    except KeyError as error:
-        raise ValueError(f"sample {sample_token}: the ego pose of sample_data {sample_data_token} is missing from "
-                         f"the tables ({error})") from None
+    except KeyError:
+        raise ValueError(f"sample {sample_token}: sample_data {sample_data_token} is missing from the tables") \
+            from None
+    try:
+        return EgoPose.from_record(sample_data_pose_record(nusc, record))
+    except ValueError as error:
+        raise ValueError(f"sample {sample_token}: {error}") from None
 
 
 def _walk(nusc: NuScenes, sample_token: str, link: str, limit_us: int, poses: Dict[int, EgoPose]) -> None:

@@ -53,7 +53,9 @@ def _boxes_in_ego(records: list, global_to_ego: RigidTransform, velocities_globa
     rotations = global_to_ego.rotation @ quaternion_to_matrix(quaternions_wxyz, "sample_annotation")
     # The devkit scores (vx, vy) only: vz is dropped before the rotation (as mmdetection3d does), so that a
     # sloped road's vertical speed does not leak into the ego-frame (vx, vy) and back.
-    horizontal = np.nan_to_num(velocities_global, nan=0.0) * np.array([1.0, 1.0, 0.0])
+    # An unknown velocity is 0: NaN (the devkit's for an annotation without neighbours) or not finite (neighbours
+    # stamped alike, which the scene walks refuse: perception.datasets.splits).
+    horizontal = np.where(np.isfinite(velocities_global), velocities_global, 0.0) * np.array([1.0, 1.0, 0.0])
     velocities = global_to_ego.apply_rotation(horizontal)
     return Boxes3D(
         centers=global_to_ego.apply(translations),
@@ -69,7 +71,8 @@ def sample_ground_truth(nusc: NuScenes, sample_token: str, ego_to_global: RigidT
     """The sample's annotations of the 10 detection classes, in the ego frame given by ``ego_to_global``.
 
     Raises ValueError naming the annotation when it carries more than one attribute (the devkit's load_gt
-    rejects those too), or a translation, size or rotation that is not a list of 3, 3 or 4 numbers.
+    rejects those too) or one that is not in the attribute table or not a detection attribute, a translation, size
+    or rotation that is not a list of 3, 3 or 4 numbers, or point counts that are not whole numbers.
     """
     attribute_names = {a["token"]: a["name"] for a in nusc.attribute}
     global_to_ego = ego_to_global.inverse()
@@ -86,7 +89,13 @@ def sample_ground_truth(nusc: NuScenes, sample_token: str, ego_to_global: RigidT
             value = record.get(field)
             if not isinstance(value, (list, tuple)) or len(value) != length:
                 raise ValueError(f"sample_annotation {token}: {field} {value!r} is not a list of {length} numbers")
-        attribute = [attribute_names[t] for t in record["attribute_tokens"]]
+        for field in ("num_lidar_pts", "num_radar_pts"):
+            if not isinstance(record.get(field), int):
+                raise ValueError(f"sample_annotation {token}: {field} {record.get(field)!r} is not a whole number")
+        attribute = [attribute_names.get(t, t) for t in record["attribute_tokens"]]
+        if attribute and attribute[0] not in ATTRIBUTES:
+            raise ValueError(f"sample_annotation {token}: attribute {attribute[0]!r} is not one of the attribute "
+                             f"table's detection attributes ({', '.join(ATTRIBUTES)})")
         kept.append(record)
         labels.append(DETECTION_CLASSES.index(name))
         attributes.append(ATTRIBUTES.index(attribute[0]) if attribute else -1)

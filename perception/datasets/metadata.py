@@ -21,7 +21,7 @@ import numpy as np
 from nuscenes.nuscenes import NuScenes
 from tqdm import tqdm
 
-from perception.datasets.ego_log import keyframe_sample_data
+from perception.datasets.ego_log import keyframe_sample_data, sample_data_pose_record
 from perception.datasets.ground_truth import GroundTruth, sample_ground_truth
 from perception.datasets.splits import split_sample_tokens
 from perception.geometry import Boxes3D, EgoPose, RigidTransform, SensorCalibration
@@ -258,7 +258,10 @@ class _TableBuilder:
         if token not in self.calibration_index:
             record = self.nusc.get("calibrated_sensor", token)
             channel = self.nusc.get("sensor", record["sensor_token"])["channel"]
-            SensorCalibration.from_record(channel, record)  # validates, raising with the channel's name
+            try:
+                SensorCalibration.from_record(channel, record)  # validates
+            except (ValueError, TypeError) as error:
+                raise ValueError(f"calibrated_sensor {token}: {error}") from None
             intrinsics = np.asarray(record["camera_intrinsic"], np.float64) if record.get("camera_intrinsic") else None
             self.calibration_index[token] = len(self.calibrations)
             self.calibrations.append(CalibrationRow(channel, pose_row(record["translation"], record["rotation"]),
@@ -268,7 +271,7 @@ class _TableBuilder:
     def _record(self, sample_data: dict) -> int:
         token = sample_data["token"]
         if token not in self.record_index:
-            pose = self._pose_record(sample_data)
+            pose = sample_data_pose_record(self.nusc, sample_data)
             EgoPose.from_record(pose)  # validates, raising with the pose's token
             self.record_index[token] = len(self.records)
             self.records.append(RecordRow(
@@ -278,27 +281,28 @@ class _TableBuilder:
         return self.record_index[token]
 
     def _chain(self, first_token: str, count: int) -> List[int]:
-        """Record indices of a sample_data and up to count - 1 predecessors (prev links), newest first."""
-        chain, token = [], first_token
+        """Record indices of a sample_data and up to count - 1 predecessors (prev links), newest first. ValueError
+        naming the record where a predecessor is of another sensor or not strictly earlier."""
+        chain, token, later = [], first_token, None
         while token and len(chain) < count:
             sample_data = self.nusc.get("sample_data", token)
-            chain.append(self._record(sample_data))
-            token = sample_data["prev"]
+            index = self._record(sample_data)
+            if later is not None:
+                channel, later_channel = (self.calibrations[self.records[i].calibration].channel
+                                          for i in (index, chain[-1]))
+                if channel != later_channel or sample_data["timestamp"] >= later["timestamp"]:
+                    raise ValueError(f"sample_data {later['token']} ({later['filename']}): its prev {token} is "
+                                     f"{channel} at {sample_data['timestamp']} us, not an earlier {later_channel} "
+                                     f"record (it is at {later['timestamp']} us)")
+            chain.append(index)
+            later, token = sample_data, sample_data["prev"]
         return chain
 
     def _keyframe_pose(self, sample: dict) -> tuple:
         """(timestamp, pose record) of the keyframe (ego_log.keyframe_sample_data: the LiDAR's, without LiDAR the
         sample_data nearest in time)."""
         sample_data = keyframe_sample_data(self.nusc, sample)
-        return sample_data["timestamp"], self._pose_record(sample_data)
-
-    def _pose_record(self, sample_data: dict) -> dict:
-        """The ego_pose record of ``sample_data``; ValueError naming both when the table lacks it."""
-        try:
-            return self.nusc.get("ego_pose", sample_data["ego_pose_token"])
-        except KeyError:
-            raise ValueError(f"sample_data {sample_data['token']} ({sample_data['filename']}): its ego pose "
-                             f"{sample_data['ego_pose_token']} is missing from the ego_pose table") from None
+        return sample_data["timestamp"], sample_data_pose_record(self.nusc, sample_data)
 
     def add(self, sample_token: str, with_annotations: bool) -> None:
         sample = self.nusc.get("sample", sample_token)

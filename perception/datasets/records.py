@@ -19,6 +19,19 @@ TABLE_NAMES = ("category", "attribute", "visibility", "instance", "sensor", "cal
                "scene", "sample", "sample_data", "sample_annotation", "map")
 """The tables of a nuScenes version folder (``<name>.json``, each a list of records), as nuscenes-devkit reads them."""
 
+REFERENCES = {
+    "scene": {"log_token": "log", "first_sample_token": "sample", "last_sample_token": "sample"},
+    "sample": {"scene_token": "scene", "prev": "sample", "next": "sample"},
+    "sample_data": {"sample_token": "sample", "ego_pose_token": "ego_pose", "calibrated_sensor_token":
+                    "calibrated_sensor", "prev": "sample_data", "next": "sample_data"},
+    "sample_annotation": {"sample_token": "sample", "instance_token": "instance", "attribute_tokens": "attribute",
+                          "prev": "sample_annotation", "next": "sample_annotation"},
+    "instance": {"category_token": "category"},
+    "calibrated_sensor": {"sensor_token": "sensor"},
+}
+"""The tokens a record refers to other tables by, as this package and the devkit follow them: table -> {field:
+table referred to} ("" for no prev / next; attribute_tokens a list)."""
+
 SPLITS_FILE = "splits.json"
 """The custom splits beside a version's tables: {split name: [scene names]} (perception.datasets.splits)."""
 
@@ -27,19 +40,40 @@ def open_nuscenes(dataroot: str, version: str, verbose: bool = False) -> NuScene
     """nuscenes-devkit's NuScenes of the tables at ``dataroot``/``version``; a FileNotFoundError when that folder is
     missing, a ValueError naming the table when one is not valid JSON or not a list of records (the devkit's own
     errors name none, or are bare assertions)."""
-    if not os.path.isdir(os.path.join(dataroot, version)):
-        raise FileNotFoundError(f"{os.path.join(dataroot, version)}: no nuScenes tables (give --dataroot / --version, "
-                                f"or generate the synthetic world with tools/make_synthetic.py)")
+    folder = os.path.join(dataroot, version)
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"{folder}: no nuScenes tables (give --dataroot / --version, or generate the "
+                                f"synthetic world with tools/make_synthetic.py)")
     try:
-        return NuScenes(version=version, dataroot=dataroot, verbose=verbose)
+        nusc = NuScenes(version=version, dataroot=dataroot, verbose=verbose)
     except (json.JSONDecodeError, UnicodeDecodeError, TypeError, KeyError) as error:
-        folder = os.path.join(dataroot, version)
         for name in TABLE_NAMES:
             path = os.path.join(folder, f"{name}.json")
             table = read_json(path) if os.path.isfile(path) else []
             if not isinstance(table, list) or not all(isinstance(record, dict) for record in table):
                 raise ValueError(f"{path}: not a table (a JSON list of records)") from None
+        if isinstance(error, KeyError):  # the devkit's index follows some references as it opens the tables
+            raise ValueError(f"{folder}: a record refers to {error}, which no table holds (or lacks that field); "
+                             f"nuscenes-devkit could not index the tables") from None
         raise
+    check_references(nusc, folder)
+    return nusc
+
+
+def check_references(nusc: NuScenes, folder: str) -> None:
+    """ValueError naming the table file, the record and the field when a record lacks a REFERENCES field or refers
+    to a token its table does not hold (the devkit raised a bare KeyError wherever it followed one)."""
+    for table, fields in REFERENCES.items():
+        for record in getattr(nusc, table):
+            for field, target in fields.items():
+                if field not in record:
+                    raise ValueError(f"{os.path.join(folder, table)}.json: record {record.get('token')} has no "
+                                     f"{field}")
+                value = record[field]
+                for token in (value if isinstance(value, list) else [value]):
+                    if token and token not in nusc._token2ind[target]:
+                        raise ValueError(f"{os.path.join(folder, table)}.json: record {record.get('token')}'s "
+                                         f"{field} {token} is in no record of {target}.json")
 
 
 def sample_data_calibration(nusc: NuScenes, sample_data_token: str) -> Tuple[SensorCalibration, EgoPose]:

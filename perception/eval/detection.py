@@ -29,6 +29,7 @@ from nuscenes.nuscenes import NuScenes
 from perception.datasets.splits import split_sample_tokens
 from perception.eval.submission import make_submission, submission_meta, write_submission
 from perception.plotting import pyplot
+from perception.sensors import LIDAR_CHANNEL
 
 EVAL_CONFIG = "detection_cvpr_2019"
 """The devkit's detection configuration every evaluation here uses (the leaderboard's)."""
@@ -69,6 +70,19 @@ class Evaluation:
 class NoDetectionsError(ValueError):
     """The submission holds no box that DetectionEval can score (nuscenes-devkit 1.2.0 cannot evaluate an empty
     prediction set: it fails with "Invalid box type: None")."""
+
+
+def check_lidar_keyframes(nusc: NuScenes, split: str) -> None:
+    """ValueError naming the samples of ``split`` without a LIDAR_TOP record when the tables hold annotations: the
+    devkit's DetectionEval measures each box's distance from that record's pose (it failed with a KeyError deep
+    inside, after the whole detection pass)."""
+    if not nusc.sample_annotation:
+        return
+    without = [token for token in split_sample_tokens(nusc, split)
+               if LIDAR_CHANNEL not in nusc.get("sample", token)["data"]]
+    if without:
+        raise ValueError(f"split {split!r} of {nusc.dataroot}: {len(without)} keyframes have no LIDAR_TOP record "
+                         f"(e.g. sample {without[0]}); nuscenes-devkit's evaluation measures distances from it")
 
 
 def run_detection_eval(nusc: NuScenes, result_path: str, eval_set: str, output_dir: str,

@@ -30,7 +30,7 @@ from perception.decision.learned import past_ego_features
 from perception.detector import Detector
 from perception.eval.decision_metrics import grade_planners
 from perception.eval.logged_drive import planned_frame_for_sample, tracked_agents
-from perception.eval.detection import evaluate_submission, metrics_record, render_plots
+from perception.eval.detection import check_lidar_keyframes, evaluate_submission, metrics_record, render_plots
 from perception.eval.report import write_report
 from perception.eval.submission import boxes_to_submission
 from perception.geometry import Boxes3D, EgoPose, RigidTransform
@@ -391,7 +391,8 @@ def evaluate_split(detector: Detector, detector_name: str, nusc: Optional[NuScen
     """The detector over ``data.split``, then on the main process: ``out_dir/results_nusc.json``, the devkit's
     DetectionEval, the decision metrics (metrics.json's "decisions"), ``metrics.json`` and ``report.md``. Returns
     the metrics.json content on the main process, None on the others and for splits without annotations (the test
-    split: the submission is for the server; neither detection nor decision metrics can be computed).
+    split: the submission is for the server; neither detection nor decision metrics can be computed). Keyframes
+    without LiDAR, which the devkit cannot evaluate, are named before the detection pass (check_lidar_keyframes).
     ``nusc`` (the devkit tables, needed to evaluate) may be None on the other processes; ``transform``: as in
     load_split_predictions; ``ego_mlp``: graded beside the other planners when given, as are the detector's
     plans when it is a PlanningDetector that plans. A lane map the decision metrics cannot read is named before the
@@ -401,6 +402,7 @@ def evaluate_split(detector: Detector, detector_name: str, nusc: Optional[NuScen
     what identifies the model (the hashes of its config and weights; without one its name), recorded in
     metrics.json's run too."""
     if nusc is not None:
+        check_lidar_keyframes(nusc, data.split)
         scenes = set(split_scenes(nusc, data.split))
         for scene in nusc.scene:
             if scene["name"] in scenes:

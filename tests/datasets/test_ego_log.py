@@ -101,8 +101,19 @@ def test_a_missing_ego_pose_names_the_sample(nusc_synthetic):
             return nusc_synthetic.get(table, token)
 
     token = nusc_synthetic.scene[0]["first_sample_token"]
-    with pytest.raises(ValueError, match=f"sample {token}: the ego pose"):
+    with pytest.raises(ValueError, match=f"sample {token}: sample_data .*: its ego pose .* is missing"):
         past_ego_poses(NoEgoPoses(), token)
+
+
+def test_a_pose_stamped_at_another_time_than_its_record_names_both(nusc_synthetic, monkeypatch):
+    # the logged drive read the pose's time, the loader the record's: 40 ms apart, 37 decision metrics moved
+    sample = nusc_synthetic.sample[3]
+    lidar = nusc_synthetic.get("sample_data", sample["data"][LIDAR_CHANNEL])
+    pose = nusc_synthetic.get("ego_pose", lidar["ego_pose_token"])
+    monkeypatch.setitem(pose, "timestamp", pose["timestamp"] + 40_000)
+    with pytest.raises(ValueError, match=f"sample {sample['token']}: sample_data {lidar['token']} .*: stamped "
+                                         f"{lidar['timestamp']} us, its ego pose"):
+        past_ego_poses(nusc_synthetic, sample["token"])
 
 
 class _KeyframeWithoutLidar:
@@ -165,6 +176,13 @@ def test_pose_at_extrapolates_within_the_tolerance_only():
     assert pose_at(poses, 970_000).ego_to_global.translation == pytest.approx([-0.3, 0.0, 0.0])
     assert pose_at(poses, 1_160_000) is None and pose_at(poses, 940_000) is None
     assert pose_at(poses, 1_160_000, tolerance_us=60_000) is not None
+
+
+def test_pose_at_before_the_first_pose_extrapolates_from_the_first_two():
+    # three poses 100 ms apart, (0, 0), (1, 0), (2, 1): 30 ms before the first the ego goes on back along the first
+    # step, x = -0.3, y = 0 (a chord from the last pose would give y = -0.15)
+    poses = [_pose(1_000_000, 0.0, 0.0, 0.0), _pose(1_100_000, 1.0, 0.0, 0.0), _pose(1_200_000, 2.0, 1.0, 0.0)]
+    assert pose_at(poses, 970_000).ego_to_global.translation == pytest.approx([-0.3, 0.0, 0.0])
 
 
 def test_the_track_is_in_the_keyframe_ego_frame_by_hand():

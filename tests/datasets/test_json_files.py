@@ -1,5 +1,6 @@
 """JSON files cut short or of the wrong shape: an error naming the file (the devkit's and json's own name none)."""
 import json
+import re
 import shutil
 
 import pytest
@@ -125,3 +126,29 @@ def test_a_record_as_read_back_from_its_file(tmp_path):
     write_json_atomic(str(tmp_path / "r.json"), record, default=str)
     assert as_read_back(record, default=str) == read_json(str(tmp_path / "r.json")) == {
         "sweeps": [1, 2], "3": "keys become strings", "path": str(tmp_path)}
+
+
+@pytest.mark.parametrize("table, field, value, problem", [
+    ("sample_data", "prev", "dangling", "record {token}'s prev dangling is in no record of sample_data.json"),
+    ("sample", "next", "dangling", "record {token}'s next dangling is in no record of sample.json"),
+    ("sample_annotation", "attribute_tokens", ["dangling"], "attribute_tokens dangling is in no record of attribute"),
+    ("sample_data", "calibrated_sensor_token", None, "a record refers to 'calibrated_sensor_token', which no table "
+                                                     "holds (or lacks that field)"),  # the devkit's index reads it
+    ("sample_annotation", "next", None, "record {token} has no next"),
+    ("calibrated_sensor", "sensor_token", "dangling", "nuscenes-devkit could not index the tables"),
+])
+def test_a_reference_to_no_record_is_named_with_its_table(synthetic_root, tmp_path, table, field, value, problem):
+    """A token that no table holds: the devkit raised a bare KeyError where it (or the loader) followed it."""
+    version = TINY_WORLD["version"]
+    shutil.copytree(synthetic_root / version, tmp_path / version)
+    (tmp_path / "maps").symlink_to(synthetic_root / "maps")
+    path = tmp_path / version / f"{table}.json"
+    records = json.loads(path.read_text())
+    token = records[-1]["token"]
+    if value is None:
+        del records[-1][field]
+    else:
+        records[-1][field] = value
+    path.write_text(json.dumps(records))
+    with pytest.raises(ValueError, match=re.escape(problem.format(token=token))):
+        open_nuscenes(str(tmp_path), version)

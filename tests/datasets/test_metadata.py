@@ -52,6 +52,42 @@ def test_a_sample_data_without_its_ego_pose_is_named(nusc_synthetic, monkeypatch
         build_sample_table(nusc_synthetic, [sample["token"]], lidar_sweeps=1, radar_sweeps=1)
 
 
+def test_a_sweep_whose_pose_is_stamped_at_another_time_is_named(nusc_synthetic, monkeypatch):
+    # a pose 40 ms off its record moved the sweep by the ego's 40 ms of motion, silently
+    sample = nusc_synthetic.sample[2]
+    lidar = nusc_synthetic.get("sample_data", sample["data"][LIDAR_CHANNEL])
+    sweep = nusc_synthetic.get("sample_data", lidar["prev"])
+    pose = nusc_synthetic.get("ego_pose", sweep["ego_pose_token"])
+    monkeypatch.setitem(pose, "timestamp", pose["timestamp"] + 40_000)
+    with pytest.raises(ValueError, match=f"sample_data {sweep['token']} \\({sweep['filename']}\\): stamped "
+                                         f"{sweep['timestamp']} us, its ego pose"):
+        build_sample_table(nusc_synthetic, [sample["token"]], lidar_sweeps=2, radar_sweeps=1)
+
+
+def test_a_prev_link_to_another_sensor_or_to_a_later_record_is_named(nusc_synthetic, monkeypatch):
+    # a LiDAR sweep chained to a radar record read the radar's bytes as LiDAR points, moved by the radar's
+    # calibration; one chained to a later sweep read it as a past one (a negative time lag)
+    sample = nusc_synthetic.sample[2]
+    lidar = nusc_synthetic.get("sample_data", sample["data"][LIDAR_CHANNEL])
+    radar = nusc_synthetic.get("sample_data", sample["data"]["RADAR_FRONT"])
+    later = nusc_synthetic.get("sample_data", lidar["next"])
+    for prev, problem in ((radar, "is RADAR_FRONT at"), (later, f"is LIDAR_TOP at {later['timestamp']} us, not an")):
+        monkeypatch.setitem(lidar, "prev", prev["token"])
+        with pytest.raises(ValueError, match=f"sample_data {lidar['token']} .*: its prev {prev['token']} {problem}"):
+            build_sample_table(nusc_synthetic, [sample["token"]], lidar_sweeps=2, radar_sweeps=1)
+
+
+def test_a_calibration_that_cannot_be_read_names_its_record(nusc_synthetic, monkeypatch):
+    sample = nusc_synthetic.sample[0]
+    radar = nusc_synthetic.get("sample_data", sample["data"]["RADAR_FRONT"])
+    calibration = nusc_synthetic.get("calibrated_sensor", radar["calibrated_sensor_token"])
+    for field, value in (("translation", ["a", 0.0, 0.0]), ("rotation", [0.5, 0.0, 0.0, 0.0])):
+        monkeypatch.setitem(calibration, field, value)
+        with pytest.raises(ValueError, match=f"calibrated_sensor {calibration['token']}: "):
+            build_sample_table(nusc_synthetic, [sample["token"]], lidar_sweeps=1, radar_sweeps=1)
+        monkeypatch.undo()
+
+
 def _keyframe(sample_token: str) -> KeyframeRow:
     return KeyframeRow(sample_token, "scene", 0, pose_row([0.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0]),
                        [[] for _ in ALL_CHANNELS])
@@ -74,7 +110,11 @@ def test_ground_truths_must_match_the_keyframes():
                                                    ("rotation", [0.0, 0.0, 0.0, 0.0], "rotation"),
                                                    ("rotation", [1.0, 0.0, 0.0], "rotation"),
                                                    ("rotation", None, "rotation"),
-                                                   ("translation", [1.0, 2.0], "translation")])
+                                                   ("translation", [1.0, 2.0], "translation"),
+                                                   ("size", [0.0, 4.0, 1.5], "size"),
+                                                   ("num_lidar_pts", None, "num_lidar_pts"),
+                                                   ("attribute_tokens", ["a", "b"], "2 attributes"),
+                                                   ("attribute_tokens", ["dangling"], "attribute 'dangling'")])
 def test_an_annotation_that_cannot_be_a_box_is_named(nusc_synthetic, monkeypatch, field, value, problem):
     # a box with a NaN centre, a negative size or a rotation that is no unit quaternion (once scaled silently,
     # or scipy's "zero norm" without the annotation's name)
@@ -85,6 +125,17 @@ def test_an_annotation_that_cannot_be_a_box_is_named(nusc_synthetic, monkeypatch
     pose = EgoPose.from_record(nusc_synthetic.get("ego_pose", lidar["ego_pose_token"]))
     with pytest.raises(ValueError, match=f"sample_annotation {record['token']}: .*{problem}"):
         sample_ground_truth(nusc_synthetic, sample["token"], pose.ego_to_global)
+
+
+def test_a_velocity_that_is_not_finite_is_unknown(nusc_synthetic, monkeypatch):
+    # two annotations stamped alike make the devkit's box_velocity divide by zero: +-inf was kept (1.8e308 after
+    # nan_to_num), a NaN loss in training
+    sample = nusc_synthetic.sample[0]
+    lidar = nusc_synthetic.get("sample_data", sample["data"][LIDAR_CHANNEL])
+    pose = EgoPose.from_record(nusc_synthetic.get("ego_pose", lidar["ego_pose_token"]))
+    monkeypatch.setattr(nusc_synthetic, "box_velocity", lambda token: np.array([np.inf, -np.inf, np.nan]))
+    boxes = sample_ground_truth(nusc_synthetic, sample["token"], pose.ego_to_global).boxes
+    assert len(boxes) and np.array_equal(boxes.velocities, np.zeros((len(boxes), 2)))
 
 
 def test_cache_files_differ_by_every_setting_they_are_keyed_by(tmp_path):

@@ -210,3 +210,22 @@ def test_the_test_time_crop_offset_is_a_share_of_the_resized_image():
     assert (new.intrinsics.fx, new.intrinsics.cx, new.intrinsics.cy) == pytest.approx((557.04, 352.0, 58.0))
     assert new.image[172:208, 356:392].min() == 200  # the patch's inside, 4 pixels in from its blurred edges
     assert new.image[:160].max() == 0 and new.image[220:].max() == 0 and new.image[:, :344].max() == 0
+
+
+def test_resize_crop_scales_the_intrinsics_by_the_rounded_size():
+    # a 10 x 10 view at scale 0.26 becomes round(2.6) = 3 x 3 pixels: the intrinsics scale by the actual 3 / 10,
+    # fx 100 -> 30 and cx 5 -> 1.5 (by the nominal 0.26 they would be 26 and 1.3, off the resized pixels)
+    view = CameraView("CAM_FRONT", np.zeros((10, 10, 3), np.uint8), CameraIntrinsics(100.0, 100.0, 5.0, 5.0, 10, 10),
+                      RigidTransform.from_rotation_translation(FORWARD_CAMERA_ROTATION, [1.7, 0.0, 1.5]), 0)
+    resized = resize_crop_view(view, 0.26, 0, 0, (3, 3))
+    assert resized.image.shape == (3, 3, 3) and (resized.intrinsics.width, resized.intrinsics.height) == (3, 3)
+    assert (resized.intrinsics.fx, resized.intrinsics.fy) == pytest.approx((30.0, 30.0))
+    assert (resized.intrinsics.cx, resized.intrinsics.cy) == pytest.approx((1.5, 1.5))
+
+
+@pytest.mark.parametrize("linear", [np.diag([1.2, 1.0, 1.0]), [[1.0, 0.3, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]],
+                         ids=["stretch", "shear"])
+def test_augmentation_rejects_an_upright_transform_that_is_not_orthogonal(linear):
+    # both keep +z up (last row and column (0, 0, 1)) but distort the xy plane: L L^T != I
+    with pytest.raises(ValueError, match="must be orthogonal"):
+        apply_ego_similarity(_frame(), linear)

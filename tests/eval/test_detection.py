@@ -13,7 +13,8 @@ from perception.datasets.loader import NuScenesFrames
 from perception.datasets.splits import split_sample_tokens
 from perception.detector import OracleDetector
 from perception.eval.detection import (
-    EVAL_CONFIG, Evaluation, confident_boxes, distance_breakdown, nd_score_by_class, run_detection_eval,
+    EVAL_CONFIG, Evaluation, check_lidar_keyframes, confident_boxes, distance_breakdown, nd_score_by_class,
+    run_detection_eval,
 )
 from perception.eval.runner import predict
 from perception.eval.submission import boxes_to_submission, make_submission, submission_meta, write_submission
@@ -97,6 +98,17 @@ def test_a_wrong_frame_conversion_is_caught(nusc_real, tmp_path):
     assert evaluation.metrics.mean_dist_aps["car"] < 0.3 and evaluation.metrics.mean_dist_aps["pedestrian"] < 0.3
     # the classes' parts of NDS add up to the devkit's own NDS on these imperfect metrics
     assert sum(nd_score_by_class(evaluation.metrics).values()) == pytest.approx(evaluation.metrics.nd_score, abs=1e-12)
+
+
+def test_a_keyframe_without_lidar_is_named_before_any_detection(nusc_synthetic, monkeypatch):
+    """The devkit's DetectionEval reads each keyframe's LIDAR_TOP pose: a split with a keyframe without one is refused
+    up front (it failed with a KeyError inside the devkit after the whole detection pass)."""
+    check_lidar_keyframes(nusc_synthetic, "synth_val")
+    sample = nusc_synthetic.get("sample", split_sample_tokens(nusc_synthetic, "synth_val")[3])
+    monkeypatch.setitem(sample, "data", {k: v for k, v in sample["data"].items() if k != "LIDAR_TOP"})
+    with pytest.raises(ValueError, match=f"split 'synth_val' of .*: 1 keyframes have no LIDAR_TOP record \\(e.g. "
+                                         f"sample {sample['token']}\\)"):
+        check_lidar_keyframes(nusc_synthetic, "synth_val")
 
 
 def test_nd_score_by_class_hand_worked():

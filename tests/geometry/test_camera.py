@@ -76,3 +76,28 @@ def test_shrinking_averages_the_pixels_it_merges():
     np.testing.assert_array_equal(resized[:, :, 0], np.tile([85, 170, 85, 170], (4, 1)))
     np.testing.assert_array_equal(resized, cv2.resize(image, (4, 4), interpolation=cv2.INTER_AREA))
     assert (scaled.width, scaled.height, scaled.fx, scaled.cx) == (4, 4, 4.0, 2.0)
+
+
+def test_unprojection_uses_each_axis_focal_length():
+    # fx = 1000, fy = 800, cx = 800, cy = 450, camera frame (x right, y down, z forward): pixel (800, 530) at depth
+    # 10 m lifts to x = 0, y = (530 - 450) / 800 x 10 = 1.0 (0.8 by fx), z = 10; pixel (900, 530) to
+    # x = (900 - 800) / 1000 x 10 = 1.0 (1.25 by fy), y = 1.0, z = 10
+    intrinsics = CameraIntrinsics(1000.0, 800.0, 800.0, 450.0, 1600, 900)
+    np.testing.assert_allclose(unproject_pixels([[800.0, 530.0], [900.0, 530.0]], [10.0, 10.0], intrinsics),
+                               [[0.0, 1.0, 10.0], [1.0, 1.0, 10.0]], atol=1e-12)
+
+
+def test_a_non_uniform_resize_scales_each_axis_by_its_own_factor():
+    # 1600 x 900 -> (W, H) = (800, 300): x by 800 / 1600 = 1/2, y by 300 / 900 = 1/3;
+    # fx 1266.4 -> 633.2, cx 800 -> 400, fy 1266.4 -> 422.133..., cy 450 -> 150
+    intrinsics = CameraIntrinsics(1266.4, 1266.4, 800.0, 450.0, 1600, 900)
+    resized, scaled = resize_image(np.zeros((900, 1600, 3), np.uint8), intrinsics, (800, 300))
+    assert resized.shape == (300, 800, 3) and (scaled.width, scaled.height) == (800, 300)
+    assert (scaled.fx, scaled.cx) == pytest.approx((633.2, 400.0))
+    assert (scaled.fy, scaled.cy) == pytest.approx((1266.4 * 300 / 900, 150.0))
+
+
+def test_scaled_image_size_is_rounded_to_the_nearest_pixel():
+    # 1600 x 900 by 0.4995: 799.2 -> 799 wide, 449.55 -> 450 high (truncating would give 449)
+    scaled = CameraIntrinsics(1000.0, 1000.0, 800.0, 450.0, 1600, 900).scaled(0.4995, 0.4995)
+    assert (scaled.width, scaled.height) == (799, 450)

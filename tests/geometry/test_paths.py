@@ -133,6 +133,14 @@ def test_path_points_on_an_l_shaped_path():
         path_points(np.zeros((0, 2)), [1.0], 0.0)
 
 
+def test_path_points_before_a_path_that_starts_standing():
+    # the first segment (0, 0) -> (0, 0) has no direction: 2 m before the start the path goes on straight along
+    # the first segment that moves (east), to (-2, 0), heading 0
+    xy, heading = path_points([[0.0, 0.0], [0.0, 0.0], [10.0, 0.0]], [-2.0], 0.0)
+    np.testing.assert_allclose(xy, [[-2.0, 0.0]], atol=1e-12)
+    np.testing.assert_allclose(heading, [0.0], atol=1e-12)
+
+
 def test_path_points_are_where_frenet_coordinates_find_them():
     rng = np.random.default_rng(7)
     for case in range(50):

@@ -61,6 +61,23 @@ def test_a_batch_names_its_first_bad_quaternion():
         quaternion_to_matrix(np.zeros((2, 2, 4)), "boxes")
 
 
+def test_a_nearly_unit_quaternion_is_normalised_as_pyquaternion_does():
+    # 1.0008 x a unit quaternion is within the 1e-3 tolerance: the rotation is the unit quaternion's (pyquaternion
+    # normalises), not a matrix stretched by 1.0008^2 ~ 1.0016 (off by ~1.6e-3 in its entries)
+    unit = np.array([0.5, -0.3, 0.7, 0.4]) / np.linalg.norm([0.5, -0.3, 0.7, 0.4])
+    rotation = quaternion_to_matrix(1.0008 * unit)
+    np.testing.assert_allclose(rotation, Quaternion(1.0008 * unit).rotation_matrix, atol=1e-12)
+    np.testing.assert_allclose(rotation @ rotation.T, np.eye(3), atol=1e-12)
+
+
+def test_a_too_short_quaternion_is_refused_like_a_too_long_one():
+    # norm 0.99: 0.01 below 1, beyond the 1e-3 tolerance on the short side as 1.01 is on the long side
+    for rotation in ([0.99, 0.0, 0.0, 0.0], [1.01, 0.0, 0.0, 0.0]):
+        record = {"translation": [0, 0, 0], "rotation": rotation, "camera_intrinsic": []}
+        with pytest.raises(ValueError, match="RADAR_FRONT.*not unit"):
+            SensorCalibration.from_record("RADAR_FRONT", record)
+
+
 def test_hand_worked_transform():
     # 90 degrees about z, then translation (1, 2, 3): (1, 0, 0) -> (0, 1, 0) + t.
     q = [np.cos(np.pi / 4), 0, 0, np.sin(np.pi / 4)]
@@ -107,6 +124,24 @@ def test_a_small_turn_is_interpolated_as_scipys_slerp(first, axis, angle_rad, al
     timestamp_us = int(round(alpha * 1e6))
     expected = Slerp([0.0, 1.0], Rotation.concatenate([start, end]))(timestamp_us / 1e6).as_matrix()
     np.testing.assert_allclose(interpolate_pose(before, after, timestamp_us).ego_to_global.rotation, expected,
+                               atol=1e-12)
+
+
+@pytest.mark.parametrize("half_turn_wxyz, quarter_turn_rotvec", [
+    ([0.0, 0.0, 0.0, 1.0], [0.0, 0.0, np.pi / 2]),
+    ([0.0, 1.0, 0.0, 0.0], [np.pi / 2, 0.0, 0.0]),
+])
+def test_halfway_through_a_half_turn_is_a_quarter_turn(half_turn_wxyz, quarter_turn_rotvec):
+    # identity -> half a turn about z (x): halfway, a quarter turn about z (x), as scipy's Slerp; the trace of a half
+    # turn is -1 and its antisymmetric part 0, so its axis is not in the closed form (either sense of turning is a
+    # half turn: compared up to the sign)
+    before = EgoPose(0, RigidTransform.identity())
+    after = EgoPose(1_000_000, RigidTransform.from_nuscenes([0, 0, 0], half_turn_wxyz))
+    middle = interpolate_pose(before, after, 500_000).ego_to_global.rotation
+    rotations = Rotation.from_matrix([np.eye(3), after.ego_to_global.rotation])
+    np.testing.assert_allclose(middle, Slerp([0.0, 1.0], rotations)(0.5).as_matrix(), atol=1e-12)
+    rotvec = Rotation.from_matrix(middle).as_rotvec()
+    np.testing.assert_allclose(np.sign(np.dot(rotvec, quarter_turn_rotvec)) * rotvec, quarter_turn_rotvec,
                                atol=1e-12)
 
 
