@@ -1,16 +1,17 @@
 """File readers for nuScenes sensor data, with validation: each bad file raises an error that names it.
 
 - LiDAR ``.pcd.bin``: float32 records of 5 values (x, y, z, intensity, ring index), 20 bytes per point.
-- Radar ``.pcd``: binary PCD v0.7 with the 18 fields of ``RADAR_PCD_FIELDS``; the same parse and the same default
-  state filters as ``nuscenes.utils.data_classes.RadarPointCloud.from_file`` (vectorised here: the devkit decodes
-  the file value by value with ``struct``).
+- Radar ``.pcd``: binary PCD v0.7 with the 18 fields of ``RADAR_PCD_FIELDS`` (x, y, z 4-byte floats); the same
+  parse and the same default state filters as ``nuscenes.utils.data_classes.RadarPointCloud.from_file``
+  (vectorised here: the devkit decodes the file value by value with ``struct``).
 - Camera ``.jpg`` / ``.png``: decoded with OpenCV into (H, W, 3) uint8 RGB.
 
 Degradation, documented once: points with a NaN or Inf coordinate are dropped and a ``NonFinitePointsWarning``
-names the file and the count (one bad return must not cost the whole sweep); everything else that is wrong with a
-file (truncated, wrong size, undecodable, malformed header) raises a ``CorruptFileError`` (a ValueError), an absent
-file a ``MissingFileError`` (a CorruptFileError and a FileNotFoundError): both carry the file's ``path``, and their
-message starts with it. Catch CorruptFileError to survive any bad sensor file (the streaming state does).
+names the file and the count (one bad return must not cost the whole sweep; a LiDAR sweep of no finite point is
+corrupt, as an empty one is); everything else that is wrong with a file (truncated, wrong size, undecodable,
+malformed header) raises a ``CorruptFileError`` (a ValueError), an absent file a ``MissingFileError`` (a
+CorruptFileError and a FileNotFoundError): both carry the file's ``path``, and their message starts with it. Catch
+CorruptFileError to survive any bad sensor file (the streaming state does).
 """
 from __future__ import annotations
 
@@ -88,9 +89,9 @@ def _drop_non_finite(points: np.ndarray, columns: Sequence[int], path: str) -> n
 def read_lidar_bin(path: str) -> np.ndarray:
     """A nuScenes LiDAR .pcd.bin -> (N, 5) float32 [x, y, z, intensity, ring] in the sensor frame.
 
-    Raises MissingFileError when absent, CorruptFileError when empty (a spinning LiDAR always sees the ground) or
-    when the size is not a multiple of 20 bytes. Points with a non-finite x, y, z or intensity are dropped with a
-    NonFinitePointsWarning.
+    Raises MissingFileError when absent, CorruptFileError when empty or without a single point of finite x, y, z
+    and intensity (a spinning LiDAR always sees the ground) or when the size is not a multiple of 20 bytes. Other
+    points with a non-finite x, y, z or intensity are dropped with a NonFinitePointsWarning.
     """
     _require_file(path)
     size = os.path.getsize(path)
@@ -100,6 +101,9 @@ def read_lidar_bin(path: str) -> np.ndarray:
         raise CorruptFileError(path, f"{size} bytes is not a multiple of {LIDAR_BIN_RECORD_BYTES} "
                                      f"({LIDAR_BIN_VALUES} float32 per point): truncated or not a nuScenes .pcd.bin")
     points = np.fromfile(path, dtype=np.float32).reshape(-1, LIDAR_BIN_VALUES)
+    if not np.all(np.isfinite(points[:, :4]), axis=1).any():
+        raise CorruptFileError(path, f"none of its {len(points)} points has a finite x, y, z and intensity: a LiDAR "
+                                     f"sweep without a single return")
     return _drop_non_finite(points, [0, 1, 2, 3], path)
 
 
@@ -123,6 +127,11 @@ def _parse_pcd_header(path: str, lines: Sequence[str]) -> Dict[str, list]:
     lengths = {key: len(header[key]) for key in ("SIZE", "TYPE", "COUNT")}
     if set(lengths.values()) != {len(RADAR_PCD_FIELDS)}:
         raise CorruptFileError(path, f"PCD header gives {lengths} entries for its {len(RADAR_PCD_FIELDS)} fields")
+    not_float32 = [name for name, kind, size in zip(RADAR_PCD_FIELDS[:3], header["TYPE"], header["SIZE"])
+                   if (kind, size) != ("F", "4")]
+    if not_float32:
+        raise CorruptFileError(path, f"radar PCD fields {not_float32} are not 4-byte floats (TYPE F, SIZE 4), as "
+                                     f"nuScenes' x, y, z are")
     return header
 
 
@@ -132,7 +141,8 @@ def read_radar_pcd(path: str, filters: Dict[str, Sequence[int]] = DEVKIT_RADAR_F
     Same result as ``RadarPointCloud.from_file(path).points.T`` for the same ``filters`` (the devkit's defaults:
     DEVKIT_RADAR_FILTERS); a NaN in the first point means an empty sweep, as in the devkit. Other points with a
     non-finite x, y, z, rcs, vx_comp or vy_comp are dropped with a NonFinitePointsWarning. Raises
-    MissingFileError / CorruptFileError for a missing, malformed or truncated file.
+    MissingFileError / CorruptFileError for a missing, malformed (POINTS not WIDTH x HEIGHT, say, or x, y, z not
+    4-byte floats) or truncated file.
     """
     _require_file(path)
     with open(path, "rb") as f:
@@ -148,9 +158,11 @@ def read_radar_pcd(path: str, filters: Dict[str, Sequence[int]] = DEVKIT_RADAR_F
     header = _parse_pcd_header(path, [line.strip() for line in lines])
     try:
         dtype = _pcd_record_dtype(tuple(header["TYPE"]), tuple(header["SIZE"]))
-        width = int(header["WIDTH"][0])
-    except (KeyError, ValueError) as error:
-        raise CorruptFileError(path, f"unsupported PCD TYPE/SIZE/WIDTH ({error})") from None
+        width, points = int(header["WIDTH"][0]), int(header["POINTS"][0])
+    except (KeyError, ValueError, IndexError) as error:
+        raise CorruptFileError(path, f"unsupported PCD TYPE/SIZE/WIDTH/POINTS ({error})") from None
+    if points != width:
+        raise CorruptFileError(path, f"PCD header says POINTS {points}, not WIDTH x HEIGHT = {width} x 1")
     data = blob[end_of_header + 1:]
     if width <= 0 or len(data) < width * dtype.itemsize:
         raise CorruptFileError(path, f"truncated: header says {width} points of {dtype.itemsize} bytes, "
@@ -189,6 +201,8 @@ def _as_float64(records: np.ndarray) -> np.ndarray:
     return points
 
 
+JPEG_START_OF_IMAGE = b"\xff\xd8"
+"""The marker every JPEG starts with (SOI)."""
 JPEG_END_OF_IMAGE = b"\xff\xd9"
 """The marker every complete JPEG ends with (EOI), before the padding some encoders append (zeros, whitespace)."""
 JPEG_TAIL_BYTES = 4096
@@ -200,13 +214,15 @@ _REDUCED_DECODE = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IM
 def read_image(path: str, reduction: int = 1) -> np.ndarray:
     """A camera image -> (H, W, 3) uint8 RGB, decoded at 1/``reduction`` of its size (1, 2, 4 or 8; JPEG
     decodes that much faster, scaling in the DCT). Raises MissingFileError / CorruptFileError for an absent or
-    undecodable file or a JPEG cut short (no end-of-image marker: the decoder would fill the rest grey), ValueError
-    for a reduction it cannot decode at."""
+    undecodable file, a .jpg that is no JPEG (no start-of-image marker) or a JPEG cut short (no end-of-image
+    marker: the decoder would fill the rest grey), ValueError for a reduction it cannot decode at."""
     _require_file(path)
     if reduction not in _REDUCED_DECODE:
         raise ValueError(f"{path}: image reduction must be one of {sorted(_REDUCED_DECODE)}, got {reduction}")
     encoded = np.fromfile(path, dtype=np.uint8)  # read once: checked, then decoded
     if path.lower().endswith((".jpg", ".jpeg")):
+        if encoded[:2].tobytes() != JPEG_START_OF_IMAGE:
+            raise CorruptFileError(path, "not a JPEG: it does not start with the start-of-image marker FF D8")
         if not encoded[-JPEG_TAIL_BYTES:].tobytes().rstrip(b"\x00 \t\r\n").endswith(JPEG_END_OF_IMAGE):
             raise CorruptFileError(path, "truncated JPEG: it does not end with the end-of-image marker")
     bgr = cv2.imdecode(encoded, _REDUCED_DECODE[reduction]) if len(encoded) else None

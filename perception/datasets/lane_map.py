@@ -78,7 +78,8 @@ def write_lane_centres(table_dir: Union[str, Path], maps: Dict[str, LaneCentres]
 def read_lane_centres(table_dir: Union[str, Path]) -> Optional[Dict[str, LaneCentres]]:
     """The lanes beside a world's tables by log token, a point repeated in a row along a line read once; None when
     the world has none; a ValueError naming the file and the log when it is unreadable, a log has no lane, a lane
-    width is not finite and positive, or a lane has a point that is not finite or fewer than two distinct points.
+    width is not finite and positive, or a lane is not a list of [x, y] points, has a point that is not finite or
+    fewer than two distinct points (naming the lane's index too).
     Read once per version of the file."""
     path = Path(table_dir) / LANES_FILE
     if not path.exists():
@@ -91,23 +92,35 @@ def _read_lane_file(path: str, modified_ns: int) -> Dict[str, LaneCentres]:
     """read_lane_centres' reading, cached by the file's path and modification time."""
     try:
         raw = json.loads(Path(path).read_text())
-        maps = {str(token): LaneCentres(tuple(np.asarray(line, dtype=np.float64).reshape(-1, 2)
-                                              for line in entry["lanes"]), float(entry["lane_width_m"]))
-                for token, entry in raw.items()}
+        entries = {str(token): (list(entry["lanes"]), float(entry["lane_width_m"])) for token, entry in raw.items()}
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
         raise ValueError(f"{path}: unreadable lane centre lines ({error})") from None
-    for token, lanes in maps.items():
-        if not lanes.lines:
+    maps = {}
+    for token, (raw_lines, width_m) in entries.items():
+        if not raw_lines:
             raise ValueError(f"{path}: log {token} has no lane")
-        if not (math.isfinite(lanes.width_m) and lanes.width_m > 0):
-            raise ValueError(f"{path}: log {token}: lane width {lanes.width_m} must be finite and > 0")
-        if not all(np.isfinite(line).all() for line in lanes.lines):
-            raise ValueError(f"{path}: log {token}: a lane centre line has a point that is not finite")
-        lines = tuple(line[np.r_[True, np.any(np.diff(line, axis=0) != 0, axis=1)]] for line in lanes.lines)
-        if any(len(line) < 2 for line in lines):
-            raise ValueError(f"{path}: log {token}: a lane centre line needs at least two distinct points")
-        maps[token] = LaneCentres(lines, lanes.width_m)
+        if not (math.isfinite(width_m) and width_m > 0):
+            raise ValueError(f"{path}: log {token}: lane width {width_m} must be finite and > 0")
+        lines = tuple(_lane_line(path, token, index, line) for index, line in enumerate(raw_lines))
+        maps[token] = LaneCentres(lines, width_m)
     return maps
+
+
+def _lane_line(path: str, token: str, index: int, raw_line: object) -> np.ndarray:
+    """Lane ``index`` of log ``token`` as read from the file: (P >= 2, 2) [m], a point repeated in a row dropped;
+    ValueError naming the file, the log and the lane when it is not that."""
+    try:
+        line = np.asarray(raw_line, dtype=np.float64)
+    except (ValueError, TypeError):  # ragged, or not numbers
+        line = np.empty(0)
+    if line.ndim != 2 or line.shape[1] != 2:
+        raise ValueError(f"{path}: log {token}: lane {index} is not a list of [x, y] points (P >= 2 of them)")
+    if not np.isfinite(line).all():
+        raise ValueError(f"{path}: log {token}: lane {index} has a point that is not finite")
+    line = line[np.r_[True, np.any(np.diff(line, axis=0) != 0, axis=1)]]
+    if len(line) < 2:
+        raise ValueError(f"{path}: log {token}: lane {index} needs at least two distinct points")
+    return line
 
 
 def log_lanes(nusc: NuScenes, log_token: str) -> Optional[LaneCentres]:

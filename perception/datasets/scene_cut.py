@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Dict, List, Tuple, Union
 
 from perception.datasets.records import SPLITS_FILE
+from perception.datasets.splits import sample_chain
 from perception.jsonfile import read_json
 
 CUT_TABLES = ("scene", "sample", "sample_annotation", "sample_data")
@@ -46,16 +47,14 @@ def cut_scene_tables(tables: Dict[str, List[dict]], scene_name: str, first_held_
                      ) -> Tuple[str, str]:
     """Cuts scene ``scene_name`` of ``tables`` (table name -> records, CUT_TABLES at least) in place before its
     keyframe number ``first_held_keyframe`` (0-based, time order). Returns the two parts' scene names
-    (``<name>-fit``: keyframes before the cut; ``<name>-held``: from it on). Raises ValueError for an unknown scene
-    or a cut that leaves a part empty."""
+    (``<name>-fit``: keyframes before the cut; ``<name>-held``: from it on). Raises ValueError for an unknown scene,
+    a cut that leaves a part empty, or a broken chain of the scene's samples (splits.sample_chain)."""
     scenes = {scene["name"]: scene for scene in tables["scene"]}
     if scene_name not in scenes:
         raise ValueError(f"no scene named {scene_name!r} (the version has {', '.join(sorted(scenes))})")
     scene = scenes[scene_name]
     samples = {sample["token"]: sample for sample in tables["sample"]}
-    chain = [scene["first_sample_token"]]
-    while samples[chain[-1]]["next"]:
-        chain.append(samples[chain[-1]]["next"])
+    chain = [sample["token"] for sample in sample_chain(scene, samples.__getitem__)]
     if not 1 <= first_held_keyframe < len(chain):
         raise ValueError(f"scene {scene_name!r} has {len(chain)} keyframes: the first held keyframe must be 1 to "
                          f"{len(chain) - 1}, got {first_held_keyframe}")

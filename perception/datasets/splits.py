@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from typing import List
+from typing import Callable, List
 
 from nuscenes.nuscenes import NuScenes
 from nuscenes.utils.splits import create_splits_scenes
@@ -23,13 +23,14 @@ def split_scenes(nusc: NuScenes, split: str) -> List[str]:
     """Names of the split's scenes present in ``nusc`` (in the split's order).
 
     Raises ValueError when none of the split's scenes is in this version (e.g. 'train' on v1.0-mini), the
-    custom split is unknown or lists a scene twice (its keyframes would count twice).
+    custom split is unknown, not a list of scene names, names a scene the version lacks (a misspelling, say) or
+    lists a scene twice (its keyframes would count twice).
     """
     present = [scene["name"] for scene in nusc.scene]
     if split == ALL_SCENES:
         return present
     official = create_splits_scenes()
-    names = official[split] if split in official else _custom_split(nusc, split)
+    names = official[split] if split in official else _custom_split(nusc, split, present)
     repeated = sorted(name for name, count in Counter(names).items() if count > 1)
     if repeated:
         raise ValueError(f"split {split!r} of {nusc.version} at {nusc.dataroot} lists {', '.join(repeated)} more than "
@@ -42,27 +43,54 @@ def split_scenes(nusc: NuScenes, split: str) -> List[str]:
     return chosen
 
 
-def _custom_split(nusc: NuScenes, split: str) -> List[str]:
+def _custom_split(nusc: NuScenes, split: str, present: List[str]) -> List[str]:
     """The scene names of custom split ``split`` in the version's splits.json; ValueError naming the file when it
-    is missing, not JSON, or has no such list."""
+    is missing, not JSON, not an object, has no such split, or the split is not a list of names of scenes in
+    ``present``."""
     path = os.path.join(nusc.dataroot, nusc.version, SPLITS_FILE)
     custom = read_json(path) if os.path.isfile(path) else {}
-    names = custom.get(split) if isinstance(custom, dict) else None
-    if not isinstance(names, list):
-        listed = [key for key, value in custom.items() if isinstance(value, list)] if isinstance(custom, dict) else []
+    if not isinstance(custom, dict):
+        raise ValueError(f"{path}: not a JSON object of split name -> list of scene names")
+    if split not in custom:
+        listed = [key for key, value in custom.items() if isinstance(value, list)]
         raise ValueError(f"{path}: no custom split {split!r} (a list of scene names); custom splits there: "
                          f"{', '.join(sorted(listed)) or 'none'}; official splits: "
                          f"{', '.join(sorted(create_splits_scenes()))}")
+    names = custom[split]
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        raise ValueError(f"{path}: custom split {split!r} must be a list of scene names (strings), got {names!r}")
+    unknown = sorted(set(names) - set(present))
+    if unknown:
+        raise ValueError(f"{path}: custom split {split!r} names scenes that {nusc.version} lacks: "
+                         f"{', '.join(unknown)}")
     return names
 
 
 def scene_sample_tokens(nusc: NuScenes, scene: dict) -> List[str]:
-    """Keyframe (sample) tokens of one scene record, in time order."""
-    tokens, token = [], scene["first_sample_token"]
+    """Keyframe (sample) tokens of one scene record, in time order (a ValueError as sample_chain says)."""
+    return [sample["token"] for sample in sample_chain(scene, lambda token: nusc.get("sample", token))]
+
+
+def sample_chain(scene: dict, get_sample: Callable[[str], dict]) -> List[dict]:
+    """The sample records of ``scene`` from its first_sample_token along their ``next`` links (``get_sample``: token
+    -> record, a KeyError for an unknown token). ValueError naming the scene when a link leads to no sample or
+    back into the chain, and the two samples too when their timestamps do not increase along it."""
+    chain, seen, token = [], set(), scene["first_sample_token"]
     while token:
-        tokens.append(token)
-        token = nusc.get("sample", token)["next"]
-    return tokens
+        if token in seen:
+            raise ValueError(f"scene {scene['name']!r}: its samples' next links loop back to sample {token}")
+        seen.add(token)
+        try:
+            sample = get_sample(token)
+        except KeyError:
+            link = f"sample {chain[-1]['token']}'s next" if chain else "first_sample_token"
+            raise ValueError(f"scene {scene['name']!r}: {link} {token} is not in the sample table") from None
+        if chain and sample["timestamp"] <= chain[-1]["timestamp"]:
+            raise ValueError(f"scene {scene['name']!r}: the timestamps of consecutive samples {chain[-1]['token']} "
+                             f"({chain[-1]['timestamp']}) and {token} ({sample['timestamp']}) do not increase")
+        chain.append(sample)
+        token = sample["next"]
+    return chain
 
 
 def split_sample_tokens(nusc: NuScenes, split: str) -> List[str]:

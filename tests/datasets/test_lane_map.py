@@ -1,5 +1,7 @@
 """A map's lane centre lines (perception.datasets.lane_map): which lane a pose drives in and the lines' straight
 extensions, on hand-drawn lanes with the answers worked by hand."""
+import json
+
 import numpy as np
 import pytest
 
@@ -41,3 +43,20 @@ def test_lanes_in_another_frame_by_hand():
                                                              [100.0, 50.0, 0.0])
     lanes = LaneCentres((np.array([[100.0, 60.0], [100.0, 70.0]]),), 3.5).transformed(ego_to_global.inverse())
     assert np.allclose(lanes.lines[0], [[10.0, 0.0], [20.0, 0.0]], atol=1e-9) and lanes.width_m == 3.5
+
+
+@pytest.mark.parametrize("bad_lane, problem", [
+    ([[0.0, 0.0, 0.0], [10.0, 0.0, 0.0], [20.0, 0.0, 0.0], [30.0, 0.0, 0.0]], "is not a list of \\[x, y\\] points"),
+    ([], "is not a list of \\[x, y\\] points"),
+    ([[0.0, 0.0], [10.0]], "is not a list of \\[x, y\\] points"),
+    ([[5.0, 5.0], [5.0, 5.0]], "needs at least two distinct points"),
+], ids=["xyz points", "empty", "ragged", "one distinct point"])
+def test_a_lane_that_is_not_two_or_more_xy_points_names_the_file_the_log_and_the_lane(tmp_path, bad_lane, problem):
+    # [x, y, z] points were once read as 2-D points (x0, y0), (z0, x1), ...; an empty lane raised an IndexError.
+    from perception.datasets.lane_map import read_lane_centres
+
+    good = [[0.0, 0.0], [10.0, 0.0]]
+    (tmp_path / "lane_centres.json").write_text(json.dumps({"log-a": {"lane_width_m": 3.5, "lanes": [good]},
+                                                            "log-b": {"lane_width_m": 3.5, "lanes": [good, bad_lane]}}))
+    with pytest.raises(ValueError, match=f"{tmp_path / 'lane_centres.json'}: log log-b: lane 1 {problem}"):
+        read_lane_centres(tmp_path)

@@ -297,7 +297,7 @@ def test_the_tiny_world_writes_its_lane_maps(synthetic_root, nusc_synthetic):
 
 def test_an_unreadable_lane_map_is_named(tmp_path):
     assert read_lane_centres(str(tmp_path)) is None  # no lane map: the labels use the poses alone
-    for lanes, width, problem in [("[[[0, 0]]]", 3.5, "log log: a lane centre line needs at least two distinct"),
+    for lanes, width, problem in [("[[[0, 0]]]", 3.5, "log log: lane 0 needs at least two distinct"),
                                   ("[[[0, 0], [0, 0]]]", 3.5, "at least two distinct points"),
                                   ("[]", 3.5, "log log has no lane"),
                                   ("[[[0, 0], [1, 0]]]", 0, "lane width 0.0 must be finite and > 0"),

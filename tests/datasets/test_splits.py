@@ -3,21 +3,23 @@ splits.json written here."""
 import json
 from types import SimpleNamespace
 
+import pytest
 from nuscenes.utils.splits import create_splits_scenes
 
-from perception.datasets.splits import split_scenes
+from perception.datasets.splits import scene_sample_tokens, split_scenes
 
 
 def test_a_split_lists_its_scenes_in_the_split_order(tmp_path):
-    # The version holds scenes in another order than the split lists them: the split's order wins, scenes it lists
-    # that the version lacks are left out, scenes of the version it does not list too.
+    # The version holds scenes in another order than the split lists them: the split's order wins, scenes of the
+    # version it does not list are left out, and so are the scenes an official split lists that the version lacks
+    # (a custom split naming one is an error: test_a_custom_split_naming_a_scene_the_version_lacks_is_an_error).
     official = create_splits_scenes()["mini_val"]  # the devkit's list: scene-0103, scene-0916
     present = [official[1], "scene-9999", official[0]]
     nusc = SimpleNamespace(scene=[{"name": name} for name in present], dataroot=str(tmp_path), version="v1.0-mini")
     assert split_scenes(nusc, "mini_val") == official
+    assert sorted(split_scenes(nusc, "val")) == sorted(official)  # 150 scenes listed, these 2 present
     (tmp_path / "v1.0-mini").mkdir()
-    (tmp_path / "v1.0-mini" / "splits.json").write_text(json.dumps({"backwards": ["scene-9999", "scene-0000",
-                                                                                   official[1]]}))
+    (tmp_path / "v1.0-mini" / "splits.json").write_text(json.dumps({"backwards": ["scene-9999", official[1]]}))
     assert split_scenes(nusc, "backwards") == ["scene-9999", official[1]]
     assert split_scenes(nusc, "all") == present
 
@@ -32,3 +34,78 @@ def test_an_unknown_split_is_named_with_the_custom_splits_there(tmp_path):
     with pytest.raises(ValueError, match=r"splits.json: no custom split 'synth_test' .*; custom splits there: "
                                          r"synth_train, synth_val; official splits: mini_train"):
         split_scenes(nusc, "synth_test")
+
+
+def _with_splits(tmp_path, splits) -> SimpleNamespace:
+    """A version of scenes synth-0000 and synth-0001 whose splits.json holds ``splits``."""
+    (tmp_path / "v1.0-synth").mkdir()
+    (tmp_path / "v1.0-synth" / "splits.json").write_text(json.dumps(splits))
+    return SimpleNamespace(scene=[{"name": "synth-0000"}, {"name": "synth-0001"}], dataroot=str(tmp_path),
+                           version="v1.0-synth")
+
+
+def test_a_custom_split_naming_a_scene_the_version_lacks_is_an_error(tmp_path):
+    # A misspelling ("synth-00001") was left out silently: the split measured one scene less.
+    nusc = _with_splits(tmp_path, {"synth_val": ["synth-0000", "synth-00001", "synth-9"]})
+    with pytest.raises(ValueError, match=f"{tmp_path / 'v1.0-synth' / 'splits.json'}: custom split 'synth_val' names "
+                                         f"scenes that v1.0-synth lacks: synth-00001, synth-9$"):
+        split_scenes(nusc, "synth_val")
+
+
+@pytest.mark.parametrize("value", ["synth-0000", {"synth-0000": 1}, None, ["synth-0000", 1], [["synth-0000"]]],
+                         ids=["a string", "an object", "null", "a number among the names", "a list among the names"])
+def test_a_custom_split_that_is_not_a_list_of_names_is_named_as_such(tmp_path, value):
+    # A string, an object or null was reported as "no custom split" although the key is there; a number among the
+    # names was passed over, a list among them raised "unhashable type: 'list'" naming no file.
+    nusc = _with_splits(tmp_path, {"synth_val": value})
+    with pytest.raises(ValueError, match=f"{tmp_path / 'v1.0-synth' / 'splits.json'}: custom split 'synth_val' must "
+                                         f"be a list of scene names"):
+        split_scenes(nusc, "synth_val")
+
+
+def test_a_splits_file_that_is_not_an_object_is_named(tmp_path):
+    nusc = _with_splits(tmp_path, [["synth-0000"]])
+    with pytest.raises(ValueError, match=f"{tmp_path / 'v1.0-synth' / 'splits.json'}: not a JSON object"):
+        split_scenes(nusc, "synth_val")
+
+
+class _Sample(dict):
+    """A sample record whose ``next`` may be read 100 times only: a walk round a loop fails instead of running on."""
+
+    reads = 0
+
+    def __getitem__(self, key):
+        if key == "next":
+            self.reads += 1
+            assert self.reads <= 100, f"sample {self['token']}: next read over and over (a walk round a loop)"
+        return super().__getitem__(key)
+
+
+def _scene(links, first="s0", timestamps=None) -> tuple:
+    """A scene record named scene-x starting at ``first`` and a nusc.get of the samples ``links`` (token -> next
+    token) at 0.5 s steps (or ``timestamps``, token -> [us])."""
+    samples = {token: _Sample(token=token, next=after, timestamp=(timestamps or {}).get(token, 500_000 * index))
+               for index, (token, after) in enumerate(links.items())}
+    return {"name": "scene-x", "first_sample_token": first}, SimpleNamespace(get=lambda table, token: samples[token])
+
+
+def test_a_scene_walks_its_samples_in_time_order():
+    scene, nusc = _scene({"s0": "s1", "s1": "s2", "s2": ""})
+    assert scene_sample_tokens(nusc, scene) == ["s0", "s1", "s2"]
+
+
+@pytest.mark.parametrize("links, first, timestamps, message", [
+    ({"s0": "s1", "s1": "s2", "s2": "s1"}, "s0", None, "scene 'scene-x': its samples' next links loop back to "
+                                                       "sample s1"),
+    ({"s0": "s0"}, "s0", None, "scene 'scene-x': its samples' next links loop back to sample s0"),
+    ({"s0": "s1", "s1": "gone"}, "s0", None, "scene 'scene-x': sample s1's next gone is not in the sample table"),
+    ({"s0": ""}, "gone", None, "scene 'scene-x': first_sample_token gone is not in the sample table"),
+    ({"s0": "s1", "s1": "s2", "s2": ""}, "s0", {"s2": 500_000},
+     r"scene 'scene-x': the timestamps of consecutive samples s1 \(500000\) and s2 \(500000\) do not increase"),
+], ids=["a loop", "a sample its own next", "a dangling next", "a dangling first sample", "a repeated timestamp"])
+def test_a_broken_chain_of_samples_names_the_scene_and_the_samples(links, first, timestamps, message):
+    # A loop walked on for ever (the list of tokens growing); a dangling token was a bare KeyError; equal timestamps
+    # made the devkit's box velocities divide by zero.
+    scene, nusc = _scene(links, first, timestamps)
+    with pytest.raises(ValueError, match=message):
+        scene_sample_tokens(nusc, scene)
