@@ -133,6 +133,22 @@ def test_ablations_write_one_table(synthetic_root, tmp_path):
     assert "| no LiDAR | radar, camera |" in (tmp_path / "ablations.md").read_text()
 
 
+def test_no_sensor_failure_table_without_its_reference(synthetic_root, tmp_path, monkeypatch, capsys):
+    """Where "all sensors" is not scored, the next row became the reference of every delta, silently."""
+    import perception.cli.test
+    from perception.eval.detection import NoDetectionsError
+
+    def only_without_camera(detector, name, nusc, data, out_dir, drop=(), **kwargs):
+        if tuple(drop) != ("camera",):
+            raise NoDetectionsError(f"{out_dir}: not scored")
+        return evaluate_split(detector, name, nusc, data, out_dir, drop=drop, **kwargs)
+
+    monkeypatch.setattr(perception.cli.test, "evaluate_split", only_without_camera)
+    run(["--oracle", "--ablations", "--no-plots", *_data_args(synthetic_root), "--out", str(tmp_path)])
+    assert "no sensor-failure table: its reference, 'all sensors', was not scored" in capsys.readouterr().out
+    assert not (tmp_path / "ablations.md").exists() and not (tmp_path / "ablations.json").exists()
+
+
 def test_torchrun_two_processes_match_one(synthetic_root, tmp_path):
     args = ["--oracle", "--no-plots", *_data_args(synthetic_root)]
     run([*args, "--out", str(tmp_path / "one")])
