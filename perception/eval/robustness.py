@@ -210,13 +210,16 @@ def check_summary(summary, source: str) -> None:
             isinstance(record.get(key), (int, float)) or (key in optional and key in record and record[key] is None)
             for key in keys)
 
+    def row_ok(row) -> bool:
+        return (isinstance(row, dict) and isinstance(row.get("name"), str) and numbers(row, ("rr",))
+                and isinstance(row.get("cells"), list)
+                and all(numbers(cell, ("severity", "nd_score", "ra")) and "level" in cell for cell in row["cells"]))
+
     rows = summary.get("corruptions") if isinstance(summary, dict) else None
     if (not isinstance(rows, list) or not isinstance(summary.get("run"), dict) or "model" not in summary
             or not numbers(summary.get("clean"), ("nd_score",)) or not numbers(summary, ("mra",), ("mra",))
             or not (summary.get("worst") is None or numbers(summary["worst"], ("severity", "ra")))
-            or not all(isinstance(row, dict) and isinstance(row.get("name"), str) and numbers(row, ("rr",)) and isinstance(row.get("cells"), list)
-                       and all(numbers(cell, ("severity", "nd_score", "ra")) and "level" in cell
-                               for cell in row["cells"]) for row in rows)):
+            or not all(row_ok(row) for row in rows)):
         raise ValueError(f"{source}: not a robustness.json (tools/robustness.py's summary: its run and model, the "
                          f"clean NDS, mRA, the worst cell, and per corruption its name, RR and cells)")
 
