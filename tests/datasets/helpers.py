@@ -1,4 +1,5 @@
-"""Test helpers: a writable copy of the real fixture's tables (sensor files linked, not copied)."""
+"""Test helpers: a writable copy of the real fixture's tables (sensor files linked, not copied); a sample record
+that fails a walk round a loop."""
 import os
 import shutil
 from pathlib import Path
@@ -24,3 +25,15 @@ def real_fixture_copy(destination: Path, copied_channels=()) -> Path:
         else:
             os.symlink(channel_dir, target)
     return destination
+
+
+class LoopGuardedSample(dict):
+    """A sample record whose ``next`` may be read 100 times only: a walk round a loop fails instead of running on."""
+
+    reads = 0
+
+    def __getitem__(self, key):
+        if key == "next":
+            self.reads += 1
+            assert self.reads <= 100, f"sample {self['token']}: next read over and over (a walk round a loop)"
+        return super().__getitem__(key)

@@ -9,6 +9,7 @@ from nuscenes.utils.splits import get_scenes_of_custom_split
 from perception.datasets.ego_log import lidar_poses_between, past_ego_poses
 from perception.datasets.scene_cut import cut_scene, cut_scene_tables
 from tests.conftest import TINY_WORLD
+from tests.datasets.helpers import LoopGuardedSample
 
 VERSION = TINY_WORLD["version"]
 
@@ -116,18 +117,6 @@ def test_each_sensor_chain_is_cut_once_and_only_before_the_first_held_keyframe(c
     assert changed == expected and len(expected) == 2 * len(first_held["data"])
 
 
-class _Sample(dict):
-    """A sample record whose ``next`` may be read 100 times only: a walk round a loop fails instead of running on."""
-
-    reads = 0
-
-    def __getitem__(self, key):
-        if key == "next":
-            self.reads += 1
-            assert self.reads <= 100, f"sample {self['token']}: next read over and over (a walk round a loop)"
-        return super().__getitem__(key)
-
-
 @pytest.mark.parametrize("links, first, timestamps, message", [
     ({"s0": "s1", "s1": "s2", "s2": "s0"}, "s0", {}, "scene 'scene-x': its samples' next links loop back to "
                                                      "sample s0"),
@@ -138,7 +127,7 @@ class _Sample(dict):
 ], ids=["a loop", "a dangling next", "a dangling first sample", "a timestamp going back"])
 def test_a_broken_chain_of_samples_is_named_before_a_cut(links, first, timestamps, message):
     # A loop walked on for ever (the chain growing); a dangling token was a bare KeyError.
-    samples = [_Sample(token=token, next=after, timestamp=timestamps.get(token, 500_000 * index))
+    samples = [LoopGuardedSample(token=token, next=after, timestamp=timestamps.get(token, 500_000 * index))
                for index, (token, after) in enumerate(links.items())]
     tables = {"scene": [{"name": "scene-x", "token": "x", "first_sample_token": first}], "sample": samples,
               "sample_annotation": [], "sample_data": []}

@@ -7,6 +7,7 @@ import pytest
 from nuscenes.utils.splits import create_splits_scenes
 
 from perception.datasets.splits import scene_sample_tokens, split_scenes
+from tests.datasets.helpers import LoopGuardedSample
 
 
 def test_a_split_lists_its_scenes_in_the_split_order(tmp_path):
@@ -69,22 +70,11 @@ def test_a_splits_file_that_is_not_an_object_is_named(tmp_path):
         split_scenes(nusc, "synth_val")
 
 
-class _Sample(dict):
-    """A sample record whose ``next`` may be read 100 times only: a walk round a loop fails instead of running on."""
-
-    reads = 0
-
-    def __getitem__(self, key):
-        if key == "next":
-            self.reads += 1
-            assert self.reads <= 100, f"sample {self['token']}: next read over and over (a walk round a loop)"
-        return super().__getitem__(key)
-
-
 def _scene(links, first="s0", timestamps=None) -> tuple:
     """A scene record named scene-x starting at ``first`` and a nusc.get of the samples ``links`` (token -> next
     token) at 0.5 s steps (or ``timestamps``, token -> [us])."""
-    samples = {token: _Sample(token=token, next=after, timestamp=(timestamps or {}).get(token, 500_000 * index))
+    stamps = timestamps or {}
+    samples = {token: LoopGuardedSample(token=token, next=after, timestamp=stamps.get(token, 500_000 * index))
                for index, (token, after) in enumerate(links.items())}
     return {"name": "scene-x", "first_sample_token": first}, SimpleNamespace(get=lambda table, token: samples[token])
 
