@@ -1,2 +1,3 @@
-"""Offline evaluation: nuScenes submission writer and checks, the devkit's detection metrics, reports and
-sensor-failure ablations."""
+"""Offline evaluation: nuScenes submission writer and checks, the devkit's detection metrics, the logged drive and
+the decision metrics graded against it, the robustness benchmark, resampled intervals, reports and sensor-failure
+ablations."""
