@@ -9,6 +9,7 @@ from typing import Tuple
 import numpy as np
 from nuscenes.nuscenes import NuScenes
 
+from perception.datasets.ego_log import sample_data_pose_record
 from perception.geometry import EgoPose, Projection, SensorCalibration, project_points
 from perception.geometry.camera import DEFAULT_MIN_DEPTH_M
 from perception.geometry.transforms import sensor_to_sensor
@@ -79,14 +80,15 @@ def check_references(nusc: NuScenes, folder: str) -> None:
 def sample_data_calibration(nusc: NuScenes, sample_data_token: str) -> Tuple[SensorCalibration, EgoPose]:
     """The sensor calibration and the ego pose at the timestamp of one sample_data record.
 
-    Raises ValueError naming the channel and the problem when the calibration is invalid.
+    Raises ValueError naming the channel and the problem when the calibration is invalid, and naming the record
+    when its pose is missing or stamped at another time (ego_log.sample_data_pose_record).
     """
     record = nusc.get("sample_data", sample_data_token)
     calibrated = nusc.get("calibrated_sensor", record["calibrated_sensor_token"])
     channel = nusc.get("sensor", calibrated["sensor_token"])["channel"]
     image_size = (record["width"], record["height"]) if record.get("width") else None
     calibration = SensorCalibration.from_record(channel, calibrated, image_size)
-    pose = EgoPose.from_record(nusc.get("ego_pose", record["ego_pose_token"]))
+    pose = EgoPose.from_record(sample_data_pose_record(nusc, record))
     return calibration, pose
 
 

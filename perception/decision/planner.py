@@ -19,8 +19,8 @@ Rules, in order (frame and lanes: see perception.decision.types):
    queue). Instead of following, CHANGE_LANE_LEFT / RIGHT passes a lead more than ``min_speed_gain_mps`` slower
    than the speed limit and at least that much slower than the neighbouring lane allows, when that lane exists and
    its gap check passes (the faster lane; left on a tie). The choice depends on speeds, not on the gap, so moving
-   the lead closer never turns FOLLOW into a lane change. When it follows such a lead, its reason says why it does not pass: a
-   side without a lane, the agents failing a side's gap check, or the side's speed.
+   the lead closer never turns FOLLOW into a lane change. When it follows such a lead, its reason says why it does
+   not pass: a side without a lane, the agents failing a side's gap check, or the side's speed.
 4. KEEP_LANE at the speed limit otherwise.
 
 The speed limit is the cruise speed, lowered on a curve to keep the lateral acceleration within

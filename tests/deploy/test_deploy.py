@@ -336,7 +336,7 @@ def test_missing_mixed_or_wrong_precision_graphs_are_refused(exported, tmp_path)
 
 def test_torch_backend_loads_a_checkpoint_of_other_inputs_only_when_told_not_to_check(tmp_path):
     config, checkpoint = write_model(tmp_path)
-    state_dict = torch.load(checkpoint)["state_dict"]
+    state_dict = torch.load(checkpoint, weights_only=True)["state_dict"]
     other = str(tmp_path / "ten_sweeps.pth")  # trained on 10 LiDAR sweeps; the config loads 1
     torch.save({"state_dict": state_dict, "meta": {"format": CHECKPOINT_FORMAT, "inputs": dict(
         model_inputs(config).to_meta(), lidar_sweeps=10)}}, other)
