@@ -260,3 +260,66 @@ def test_the_track_tolerance_is_in_seconds():
     xy, yaw, valid = track_from_poses([current, _pose(500_000, 5.0, 0.0, 0.0)], current, np.array([0.53]))
     assert valid.tolist() == [True]
     assert np.allclose(xy, [[5.3, 0.0]], atol=1e-9) and np.allclose(yaw, [0.0], atol=1e-9)
+
+
+@pytest.mark.parametrize("offset_us", [40_000, -40_000], ids=["pose later", "pose earlier"])
+def test_a_pose_stamped_before_or_after_its_record_is_named_by_both_readers(nusc_synthetic, monkeypatch, offset_us):
+    """A pose stamped 40 ms before its record is as wrong as one 40 ms after it, for the past poses and for a
+    record's calibration and pose (records.sample_data_calibration) alike."""
+    from perception.datasets.records import sample_data_calibration
+
+    sample = nusc_synthetic.sample[3]
+    lidar = nusc_synthetic.get("sample_data", sample["data"][LIDAR_CHANNEL])
+    pose = nusc_synthetic.get("ego_pose", lidar["ego_pose_token"])
+    stamped = pose["timestamp"] + offset_us
+    monkeypatch.setitem(pose, "timestamp", stamped)
+    message = (f"sample_data {lidar['token']} .*: stamped {lidar['timestamp']} us, its ego pose {pose['token']} "
+               f"{stamped} us")
+    with pytest.raises(ValueError, match=message):
+        past_ego_poses(nusc_synthetic, sample["token"])
+    with pytest.raises(ValueError, match=message):
+        sample_data_calibration(nusc_synthetic, lidar["token"])
+
+
+def _one_keyframe(times, previous, data) -> _Tables:
+    """A log's only keyframe "key" at t = 1.0 s listing ``data`` (channel -> token; its LiDAR record "lidar"), the
+    sample_data ``times`` (token -> [us]) linked back by ``previous`` (token -> prev token), each with an ego pose
+    stamped at its time, the ego driving along global +x at 8 m/s."""
+    records = {token: {"token": token, "timestamp": t, "ego_pose_token": f"pose-{token}", "prev": previous[token],
+                       "next": "", "filename": f"{token}.bin"} for token, t in times.items()}
+    poses = {f"pose-{token}": {"token": f"pose-{token}", "timestamp": t, "rotation": [1.0, 0.0, 0.0, 0.0],
+                               "translation": [8.0 * t / 1e6, 0.0, 0.0]} for token, t in times.items()}
+    sample = {"token": "key", "timestamp": 1_000_000, "prev": "", "next": "", "data": {LIDAR_CHANNEL: "lidar", **data}}
+    return _Tables(sample={"key": sample}, sample_data=records, ego_pose=poses)
+
+
+def test_a_record_of_another_sensor_at_the_keyframe_time_is_not_earlier():
+    # The camera fired at exactly the LiDAR's 1.0 s and never before: no pose precedes the keyframe's, and its past
+    # is that pose alone (the camera's, 0 s earlier, would make a speed of 0 m in 0 s).
+    nusc = _one_keyframe({"lidar": 1_000_000, "cam0": 1_000_000}, {"lidar": "", "cam0": ""}, {"CAM_FRONT": "cam0"})
+    assert [p.timestamp_us for p in past_ego_poses(nusc, "key")] == [1_000_000]
+    # one more camera record 20 ms back is earlier: it gives the motion (8 m/s)
+    nusc = _one_keyframe({"lidar": 1_000_000, "cam0": 1_000_000, "cam1": 980_000},
+                         {"lidar": "", "cam0": "cam1", "cam1": ""}, {"CAM_FRONT": "cam0"})
+    past = past_ego_poses(nusc, "key")
+    assert [p.timestamp_us for p in past] == [980_000, 1_000_000]
+    assert EgoState.from_poses(past).speed_mps == pytest.approx(8.0)
+
+
+def test_a_record_of_another_sensor_exactly_0_1_s_before_the_keyframe_is_read():
+    # The other sensors' window is [t - 0.1 s, t): closed at its start. Camera records at 0.95 s, 0.9 s (exactly
+    # 100 000 us before the LiDAR's 1.0 s) and 0.899999 s (1 us too old): the earliest within, 0.9 s, comes first.
+    nusc = _one_keyframe({"lidar": 1_000_000, "cam0": 950_000, "cam1": 900_000, "cam2": 899_999},
+                         {"lidar": "", "cam0": "cam1", "cam1": "cam2", "cam2": ""}, {"CAM_FRONT": "cam0"})
+    assert [p.timestamp_us for p in past_ego_poses(nusc, "key")] == [900_000, 1_000_000]
+
+
+def test_a_lidar_sweep_older_than_the_history_is_not_read_as_another_sensor():
+    # A LiDAR sweep at 0.95 s, a camera record at 0.98 s. With history_s = 0.1 the sweep is within the history: the
+    # past is the LiDAR's two poses. With history_s = 0.02 the sweep (50 ms back) is outside it: no LiDAR pose
+    # precedes the keyframe's, and the motion comes from the other sensors' records, the camera's 0.98 s, not from
+    # the LiDAR's own older sweep.
+    nusc = _one_keyframe({"lidar": 1_000_000, "sweep": 950_000, "cam0": 980_000},
+                         {"lidar": "sweep", "sweep": "", "cam0": ""}, {"CAM_FRONT": "cam0"})
+    assert [p.timestamp_us for p in past_ego_poses(nusc, "key", history_s=0.1)] == [950_000, 1_000_000]
+    assert [p.timestamp_us for p in past_ego_poses(nusc, "key", history_s=0.02)] == [980_000, 1_000_000]

@@ -13,11 +13,12 @@ from perception.paths import REAL_FIXTURE_ROOT
 
 
 def _radar_file(path, header_edits=()) -> str:
-    """A radar .pcd of 12 valid returns at x = 1..12 [m], its header edited by (old, new) replacements."""
+    """A radar .pcd of 12 valid returns at x = 1..12 [m], its header (DATA line included) edited by (old, new)
+    replacements."""
     points = np.zeros(12, PCD_DTYPE)
     points["ambig_state"], points["x"] = 3, np.arange(1.0, 13.0)
     encoded = encode_pcd(points)
-    data_start = encoded.index(b"DATA binary\n")
+    data_start = encoded.index(b"DATA binary\n") + len(b"DATA binary\n")
     header = encoded[:data_start]
     for old, new in header_edits:
         assert old in header
@@ -85,3 +86,44 @@ def test_a_lidar_sweep_without_a_finite_point_is_corrupt_as_an_empty_one_is(tmp_
     with pytest.warns(NonFinitePointsWarning, match="nan.pcd.bin: dropped 2 of 3 points"):
         read = read_lidar_bin(str(path))
     np.testing.assert_array_equal(read[:, :4], [[2.0, 2.0, 2.0, 2.0]])
+
+
+@pytest.mark.parametrize("edits, problem", [
+    ([(b"DATA binary\n", b"DATA ascii\n")], "only binary PCD data is supported, got DATA \\['ascii'\\]"),
+    ([(b"HEIGHT 1\n", b"HEIGHT 2\n")], "only unorganised PCD \\(HEIGHT 1, COUNT 1\\) is supported"),
+    ([(b"COUNT 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1\n", b"COUNT 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 2\n")],
+     "only unorganised PCD \\(HEIGHT 1, COUNT 1\\) is supported"),
+    ([(b"WIDTH 12\n", b"WIDTH 0\n"), (b"POINTS 12\n", b"POINTS 0\n")], "truncated: header says 0 points of 43 bytes"),
+], ids=["ascii data", "height 2", "a count of 2", "no point"])
+def test_a_radar_header_the_reader_cannot_follow_is_corrupt(tmp_path, edits, problem):
+    # Past each of these headers the binary reader went on: 12 points read as if binary and unorganised without a
+    # word, or for no point an IndexError naming no file.
+    path = _radar_file(tmp_path / "header.pcd", edits)
+    with pytest.raises(CorruptFileError, match=f"{tmp_path / 'header.pcd'}: {problem}"):
+        read_radar_pcd(path)
+
+
+def _jpeg() -> bytes:
+    image = np.random.default_rng(0).integers(0, 256, (90, 160, 3), dtype=np.uint8)
+    return cv2.imencode(".jpg", image)[1].tobytes()
+
+
+@pytest.mark.parametrize("name", ["FRONT.JPG", "front.jpeg", "front.JPEG"])
+def test_a_jpeg_cut_short_is_corrupt_whatever_its_extension_is_spelt(tmp_path, name):
+    # OpenCV alone decodes the cut JPEG, its missing rows grey, whatever the file is called.
+    path = tmp_path / name
+    encoded = _jpeg()
+    path.write_bytes(encoded[:len(encoded) // 3])
+    assert cv2.imread(str(path)) is not None
+    with pytest.raises(CorruptFileError, match=f"{path}: truncated JPEG"):
+        read_image(str(path))
+
+
+def test_a_jpeg_padded_with_whitespace_after_its_end_marker_is_whole(tmp_path):
+    # Padding of spaces, tabs, CR and LF (and zeros) after the end-of-image marker: the image OpenCV decodes from
+    # the unpadded bytes.
+    encoded = _jpeg()
+    path = tmp_path / "padded.jpg"
+    path.write_bytes(encoded + b" \t\r\n\x00 \t")
+    whole = cv2.cvtColor(cv2.imdecode(np.frombuffer(encoded, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    np.testing.assert_array_equal(read_image(str(path)), whole)

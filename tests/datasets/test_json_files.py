@@ -136,6 +136,12 @@ def test_a_record_as_read_back_from_its_file(tmp_path):
                                                      "holds (or lacks that field)"),  # the devkit's index reads it
     ("sample_annotation", "next", None, "record {token} has no next"),
     ("calibrated_sensor", "sensor_token", "dangling", "nuscenes-devkit could not index the tables"),
+    # references the devkit's index does not follow as it opens the tables: only check_references names them
+    ("scene", "log_token", "dangling", "record {token}'s log_token dangling is in no record of log.json"),
+    ("scene", "last_sample_token", "dangling", "record {token}'s last_sample_token dangling is in no record of "
+                                               "sample.json"),
+    ("sample_data", "ego_pose_token", "dangling", "record {token}'s ego_pose_token dangling is in no record of "
+                                                  "ego_pose.json"),
 ])
 def test_a_reference_to_no_record_is_named_with_its_table(synthetic_root, tmp_path, table, field, value, problem):
     """A token that no table holds: the devkit raised a bare KeyError where it (or the loader) followed it."""

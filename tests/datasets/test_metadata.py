@@ -179,3 +179,40 @@ def test_a_cache_of_another_format_or_other_tables_is_not_loaded(tmp_path, monke
     assert SampleTable.load(path, "tables-2") is None  # the tables changed since
     monkeypatch.setattr(metadata, "CACHE_FORMAT", metadata.CACHE_FORMAT + 1)  # the layout changed since
     assert SampleTable.load(path, "tables-1") is None
+
+
+@pytest.mark.parametrize("edited, shift_us, lidar_sweeps", [("first sweep", 0, 2), ("second sweep", 10_000, 3)],
+                         ids=["a prev stamped as its record", "a prev later than the record after it"])
+def test_a_prev_link_that_is_not_strictly_earlier_is_named_anywhere_along_the_chain(nusc_synthetic, monkeypatch,
+                                                                                     edited, shift_us, lidar_sweeps):
+    """Every record of a chain must be strictly earlier than the one after it, not only than the keyframe's: a
+    sweep stamped at the keyframe's own time (a time lag of 0), and a second sweep stamped 10 ms after the first
+    (the sweeps are 50 ms apart: still before the keyframe), are named with the record after them. Each edited
+    record's pose is stamped with it (the pose check passes)."""
+    sample = nusc_synthetic.sample[2]
+    lidar = nusc_synthetic.get("sample_data", sample["data"][LIDAR_CHANNEL])
+    first = nusc_synthetic.get("sample_data", lidar["prev"])
+    second = nusc_synthetic.get("sample_data", first["prev"])
+    after, record = (lidar, first) if edited == "first sweep" else (first, second)
+    stamped = after["timestamp"] + shift_us
+    assert stamped < lidar["timestamp"] or edited == "first sweep"
+    monkeypatch.setitem(record, "timestamp", stamped)
+    monkeypatch.setitem(nusc_synthetic.get("ego_pose", record["ego_pose_token"]), "timestamp", stamped)
+    with pytest.raises(ValueError, match=f"sample_data {after['token']} .*: its prev {record['token']} is LIDAR_TOP at "
+                                         f"{stamped} us, not an earlier LIDAR_TOP record \\(it is at "
+                                         f"{after['timestamp']} us\\)"):
+        build_sample_table(nusc_synthetic, [sample["token"]], lidar_sweeps=lidar_sweeps, radar_sweeps=1)
+
+
+def test_a_prev_link_to_an_earlier_record_of_another_sensor_is_named(nusc_synthetic, monkeypatch):
+    """A LiDAR keyframe chained to a radar record stamped before it: the time runs back as it should, only the
+    channel gives it away (the radar's bytes would be read as LiDAR points)."""
+    sample = nusc_synthetic.sample[2]
+    lidar = nusc_synthetic.get("sample_data", sample["data"][LIDAR_CHANNEL])
+    radar = nusc_synthetic.get("sample_data", sample["data"]["RADAR_FRONT"])
+    while radar["timestamp"] >= lidar["timestamp"]:  # back along the radar's own chain to one before the LiDAR
+        radar = nusc_synthetic.get("sample_data", radar["prev"])
+    monkeypatch.setitem(lidar, "prev", radar["token"])
+    with pytest.raises(ValueError, match=f"sample_data {lidar['token']} .*: its prev {radar['token']} is RADAR_FRONT "
+                                         f"at {radar['timestamp']} us, not an earlier LIDAR_TOP record"):
+        build_sample_table(nusc_synthetic, [sample["token"]], lidar_sweeps=2, radar_sweeps=1)

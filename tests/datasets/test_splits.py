@@ -92,10 +92,32 @@ def test_a_scene_walks_its_samples_in_time_order():
     ({"s0": ""}, "gone", None, "scene 'scene-x': first_sample_token gone is not in the sample table"),
     ({"s0": "s1", "s1": "s2", "s2": ""}, "s0", {"s2": 500_000},
      r"scene 'scene-x': the timestamps of consecutive samples s1 \(500000\) and s2 \(500000\) do not increase"),
-], ids=["a loop", "a sample its own next", "a dangling next", "a dangling first sample", "a repeated timestamp"])
+    ({"s0": "s1", "s1": "s2", "s2": ""}, "s0", {"s2": 400_000},
+     r"scene 'scene-x': the timestamps of consecutive samples s1 \(500000\) and s2 \(400000\) do not increase"),
+], ids=["a loop", "a sample its own next", "a dangling next", "a dangling first sample", "a repeated timestamp",
+        "a timestamp going back"])
 def test_a_broken_chain_of_samples_names_the_scene_and_the_samples(links, first, timestamps, message):
     # A loop walked on for ever (the list of tokens growing); a dangling token was a bare KeyError; equal timestamps
     # made the devkit's box velocities divide by zero.
     scene, nusc = _scene(links, first, timestamps)
     with pytest.raises(ValueError, match=message):
         scene_sample_tokens(nusc, scene)
+
+
+def test_a_split_without_a_splits_file_is_unknown_not_malformed(tmp_path):
+    # No splits.json beside the tables: a name that is no official split is an unknown custom split (none there),
+    # not a splits file of the wrong shape.
+    nusc = SimpleNamespace(scene=[{"name": "synth-0000"}], dataroot=str(tmp_path), version="v1.0-synth")
+    with pytest.raises(ValueError, match=f"{tmp_path / 'v1.0-synth' / 'splits.json'}: no custom split 'synth_val' "
+                                         f"\\(a list of scene names\\); custom splits there: none; official splits: "):
+        split_scenes(nusc, "synth_val")
+
+
+def test_an_official_split_with_no_scene_in_the_version_is_an_error(tmp_path):
+    # mini_val lists 2 scenes (the devkit's list), neither of them in this version of 1 scene: an error, not an
+    # empty split that measures nothing.
+    assert len(create_splits_scenes()["mini_val"]) == 2
+    nusc = SimpleNamespace(scene=[{"name": "scene-9999"}], dataroot=str(tmp_path), version="v1.0-mini")
+    with pytest.raises(ValueError, match=f"split 'mini_val' has no scene in v1.0-mini at {tmp_path} \\(2 scenes "
+                                         f"listed, 1 present\\)"):
+        split_scenes(nusc, "mini_val")
