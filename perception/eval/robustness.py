@@ -267,8 +267,8 @@ def write_heatmap(path: str, summary: Mapping) -> None:
     figure.colorbar(image, ax=axes, label="RA = NDS / clean NDS")
     run = summary["run"]
     axes.set_title(f"{summary['model']}\non {run['version']} {run['split']} at {run['dataroot']}, corruption seed "
-                   f"{run['seed']}\nclean NDS {summary['clean']['nd_score']:.3f}, mRA {summary['mra']:.3f}",
-                   fontsize=9)
+                   f"{run['seed']}\nclean NDS {format_number(summary['clean']['nd_score'])}, "
+                   f"mRA {format_number(summary['mra'])}", fontsize=9)
     figure.tight_layout()
     figure.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(figure)

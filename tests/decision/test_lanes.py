@@ -201,3 +201,24 @@ def test_the_safety_layer_does_not_steer_along_the_map():
     refused = check_plan(plan, Maneuver.CHANGE_LANE_LEFT, agents(), ego, lanes=curve)
     assert refused.vetoed and refused.reason.startswith("KEEP_LANE: refused CHANGE_LANE_LEFT, no left lane")
     np.testing.assert_allclose(refused.trajectory[:, 1], 0.0, atol=1e-9)
+
+
+@pytest.mark.parametrize("other_y, exists", [(4.0, True), (4.4, False)])
+def test_a_neighbour_is_one_width_from_the_ego_lane_centre_line_not_from_the_ego(other_y, exists):
+    # the ego 1.0 m left of its lane's centre line (y = -1.0); a lane of its direction centred at y = 4.0 is 5.0 m
+    # from that line, within half a width (1.75 m) of one width (3.5 m): the left neighbour. One at y = 4.4 is 5.4 m
+    # from the line, 1.9 m off one width: no neighbour, though it is 4.4 m from the ego (0.9 m off one width)
+    lanes = ego_lanes(straight_road(-1.0, (other_y, +1)), CONFIG.lane_width_m)
+    assert lanes.centre_line is not None and (lanes.left_exists, lanes.right_exists) == (exists, False)
+
+
+def test_the_ego_lane_stretch_leaves_out_the_road_before_it_beyond_the_reach():
+    # the mirror image of the hairpin: the ego lane comes from 7 m to the ego's right, heading back (-x) to 300 m
+    # behind, turns and runs through the ego (+x). A point 6 m right of the ego lies 6 m right of the ego lane's
+    # stretch near the ego, not 1 m from the road it came along, which lies before the reach on the way in
+    back = np.c_[np.arange(20.0, -301.0, -2.0), np.full(161, -7.0)]
+    out = np.c_[np.arange(-300.0, 301.0, 2.0), np.zeros(301)]
+    hairpin = LaneCentres((np.vstack([back, out]),), WIDTH)
+    lanes = ego_lanes(hairpin, CONFIG.lane_width_m)
+    np.testing.assert_allclose(lanes.across_m(np.array([[10.0, -6.0], [-30.0, 2.0]])), [-6.0, 2.0])
+    assert not lanes.right_exists and not lanes.left_exists

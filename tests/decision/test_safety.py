@@ -474,3 +474,98 @@ def test_a_slowed_plan_stays_on_its_path_and_never_goes_faster(speed, accel, yaw
     step = CONFIG.step_s
     speeds = np.linalg.norm(np.diff(np.vstack([[0.0, 0.0], decision.trajectory]), axis=0), axis=1) / step
     assert np.all(speeds <= speed + 1e-6)
+
+
+def test_a_kept_plan_heads_for_its_last_steps_speed_and_names_the_closest_agent_in_the_path():
+    # the plan speeds up, x = 10 t + 0.5 t^2: its last step's mean speed is (34.5 - 28.125) / 0.5 = 12.75 m/s (the
+    # first's 10.25). Two cars in the lane at 14 m/s pull away (not closing); the nearer one, 30 m ahead (30 - 2.3
+    # - 3.442 = 24.3 m), listed second, is the one named
+    t = CONFIG.step_times_s
+    plan = np.c_[10.0 * t + 0.5 * t ** 2, np.zeros(CONFIG.horizon_steps)]
+    kept = check_plan(plan, Maneuver.KEEP_LANE, agents(("car", 45, 0, 14, 0), ("car", 30, 0, 14, 0)), EgoState(10.0))
+    assert not kept.vetoed and kept.maneuver is Maneuver.KEEP_LANE and kept.target_speed_mps == pytest.approx(12.75)
+    assert kept.critical_object == 1
+    assert kept.reason.endswith("closest in the path: car #1 at 14.0 m/s, 24.3 m ahead, not closing")
+    # a car 45 m ahead at 8 m/s is closed on at 2 m/s: TTC (45 - 2.3 - 3.442) / 2 = 19.6 s; at 3 s still 33.3 m
+    # of the 1 + (10^2 - 8^2) / 12 = 4 m margin: kept
+    closing = check_plan(_straight(10.0), Maneuver.KEEP_LANE, agents(("car", 45, 0, 8, 0)), EgoState(10.0))
+    assert not closing.vetoed and closing.reason.endswith("car #0 at 8.0 m/s, 39.3 m ahead, TTC 19.6 s")
+
+
+def test_a_veto_for_an_agent_at_the_stopped_speed_plans_a_standstill():
+    # the ego at 2 m/s keeps 2 m/s behind a car at exactly the stopped speed (0.5 m/s), its rear 3 m ahead of the
+    # ego's front: the ego's front passes it after 2 s (2 t > 3 + 0.5 t), the plan collides at 2.5 s. The car's
+    # 0.5 m/s is a standstill (<= stopped_speed_mps): the plan is slowed along its path down to 0. At 0.5 m/s^2,
+    # x = 2 t - t^2 / 4, at 3 s 3.75 m (0.625 m/s over the step): 3 + 1.5 - 3.75 = 0.75 m of the
+    # 1 + (0.625^2 - 0.5^2) / 12 = 1.01 m margin, short; at 1.0 m/s^2 it stands at 2 m from 2 s on, the gaps
+    # (0.5 s .. 3 s) 2.375, 2.0, 1.875, 2.0, 2.25, 2.5 m against at most 1 + (1.75^2 - 0.25) / 12 = 1.23 m: clear.
+    # A STOP heading for 0 m/s (slowing only down to 0.5 m/s it would still creep on at 2.625 m at 3 s)
+    car = agents(("car", CONFIG.ego_front_m + 3.0 + 2.3, 0, 0.5, 0))
+    decision = check_plan(_straight(2.0), Maneuver.KEEP_LANE, car, EgoState(2.0))
+    assert decision.vetoed and decision.maneuver is Maneuver.STOP and decision.target_speed_mps == 0.0
+    assert "collides with the plan at 2.5 s" in decision.reason and "braking at 1.0 m/s^2" in decision.reason
+    np.testing.assert_allclose(decision.trajectory[:, 0], [0.875, 1.5, 1.875, 2.0, 2.0, 2.0], atol=1e-9)
+
+
+def test_an_overtaker_whose_centre_is_behind_the_ego_centre_blocks_a_lane_change():
+    # the lane change into the left lane within 1 s at 10 m/s ((5, 1.75), (10, 3.5), then along y = 3.5); a car in
+    # the left lane 1 m behind at 12 m/s. At 1.0 s it is at (11, 3.5), 1 m ahead of the planned rear axle but behind
+    # the ego's centre (1.4 m ahead of it): alongside, its front far past the ego's rear bumper, it is one the plan
+    # cuts in front of (behind the planned position: the ego's centre, as check 2's "behind"): refused. (Check 2
+    # alone would let it be: it first touches the plan at 0.5 s from behind and faster, 11.3 against 10.6 m/s)
+    t = CONFIG.step_times_s
+    plan = np.c_[10.0 * t, CONFIG.lane_width_m * np.minimum(t, 1.0)]
+    blocked = check_plan(plan, Maneuver.CHANGE_LANE_LEFT, agents(("car", -1, 3.5, 12, 0)), EgoState(10.0))
+    assert blocked.vetoed and blocked.maneuver is Maneuver.KEEP_LANE
+    assert "refused CHANGE_LANE_LEFT, blocked by car #0 1.0 m behind in the left lane at 12.0 m/s" in blocked.reason
+
+
+def test_an_agent_alongside_at_the_plans_own_speed_does_not_run_into_it():
+    # the ego keeps 10 m/s; a car (4.6 x 1.9 m) 1 m behind and 1.9 m left at 10 m/s drifts right at 0.3 m/s: at
+    # 0.5 s it is at (4, 1.75), its box (x 1.7 .. 6.3, y from 0.8) over the ego's (x 4.358 .. 8.442, y up to
+    # 0.925), its centre behind the ego's (6.4 m). Along the plan it is exactly as fast as the plan (10 m/s), not
+    # faster: it does not run into the ego, the two meet: vetoed
+    decision = check_plan(_straight(10.0), Maneuver.KEEP_LANE, agents(("car", -1, 1.9, 10, -0.3)), EgoState(10.0))
+    assert decision.vetoed and "collides with the plan at 0.5 s" in decision.reason
+
+
+def test_an_overtaker_is_judged_behind_or_ahead_at_its_first_contact():
+    # the ego keeps 10 m/s; a car 3 m behind, 2.6 m left at (14, -0.5) m/s overtakes and cuts in. At 0.5 s it is
+    # behind the planned rear axle (4 against 5 m); it first touches the plan at 1.5 s at (18, 1.85), its box
+    # (x 15.7 .. 20.3, y from 0.9; at 1.0 s from 1.15) over the ego's (x 14.358 .. 18.442, y up to 0.925),
+    # its centre ahead of the ego's (16.4 m): a cut-in ahead that the plan runs into, vetoed (not one running into
+    # the ego from behind, as it was at 0.5 s)
+    decision = check_plan(_straight(10.0), Maneuver.KEEP_LANE, agents(("car", -3, 2.6, 14, -0.5)), EgoState(10.0))
+    assert decision.vetoed and "collides with the plan at 1.5 s" in decision.reason
+
+
+def test_an_agent_pulling_away_still_needs_the_safety_gap():
+    # the ego stands; a car creeps away at 1.5 m/s, its rear 0.1 m ahead of the ego's front: at 0.5 s 0.85 m,
+    # short of the 1.0 m safety gap. Braking needs nothing (no speed to lose), and a faster agent does not shrink
+    # the gap asked below the safety gap (1 - 1.5^2 / 12 = 0.81 m would pass it): vetoed, and the plan stands
+    car = agents(("car", CONFIG.ego_front_m + 0.1 + 2.3, 0, 1.5, 0))
+    standing = np.zeros((CONFIG.horizon_steps, 2))
+    decision = check_plan(standing, Maneuver.STOP, car, EgoState(0.0))
+    assert decision.vetoed and "leaves 0.9 m of the 1.0 m braking margin at 0.5 s" in decision.reason
+    # an ego rolling back at 1 m/s is taken as standing: the veto's plan stands too, it never reverses
+    rolling_back = check_plan(standing, Maneuver.STOP, car, EgoState(-1.0))
+    assert rolling_back.vetoed and rolling_back.maneuver is Maneuver.STOP
+    np.testing.assert_array_equal(rolling_back.trajectory, standing)
+
+
+def test_the_braking_margin_names_the_closest_of_the_agents_short_at_the_first_step():
+    # the ego keeps 10 m/s; two standing cars side by side in its lane (y -1 and +1, boxes clear of each other), rears
+    # at 36.2 m and 35.7 m. At 2.5 s (25 m) they are 7.76 m and 7.26 m from the ego's front, both short of the
+    # 1 + 10^2 / 12 = 9.33 m margin (at 2.0 s 12.76 and 12.26 m, enough): the nearer one, listed second, is named
+    cars = agents(("car", 38.5, -1.0, 0, 0), ("car", 38.0, 1.0, 0, 0))
+    decision = check_plan(_straight(10.0), Maneuver.KEEP_LANE, cars, EgoState(10.0))
+    assert decision.vetoed and decision.critical_object == 1
+    assert "car #1 at 0.0 m/s, 32.3 m ahead leaves 7.3 m of the 9.3 m braking margin at 2.5 s" in decision.reason
+
+
+def test_an_oncoming_agent_is_no_faster_along_the_plan_than_standing():
+    # the ego keeps 10 m/s; a car 72 m ahead in its lane comes towards it at 10 m/s. At 3 s (ego 30 m, car 42 m)
+    # the gap is 42 - 2.3 - 30 - 3.442 = 6.26 m. Its speed along the plan counts as 0 (it cannot be followed at -10
+    # m/s): the margin is 1 + 10^2 / 12 = 9.33 m, vetoed (read as -10 m/s, 10^2 - 10^2 would ask only 1.0 m)
+    decision = check_plan(_straight(10.0), Maneuver.KEEP_LANE, agents(("car", 72, 0, -10, 0)), EgoState(10.0))
+    assert decision.vetoed and "leaves 6.3 m of the 9.3 m braking margin at 3.0 s" in decision.reason

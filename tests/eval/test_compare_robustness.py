@@ -72,3 +72,25 @@ def test_bad_files_are_one_line_errors(tmp_path, capsys):
     with pytest.raises(SystemExit) as stop:
         main([str(wrong)])
     assert stop.value.code == 1 and f"{wrong}: not a robustness.json" in capsys.readouterr().err
+
+
+def test_a_summary_without_corruptions_shows_na_and_shared_names_are_sorted(tmp_path):
+    """A summary of the clean cell alone (no corruption: mRA and the worst cell None, as robustness_summary writes
+    them) is one to compare: n/a where it has no figure. And the note names the corruptions every summary ran in
+    alphabetical order, whatever the order of the first summary's rows."""
+    a = _summary(0.7, {"lidar_missing": [(1, 0.35)], "lidar_fog": [(1, 0.63)]})
+    clean_only = {"model": "m.pth", "run": {}, "clean": {"nd_score": 0.6}, "corruptions": [], "mra": None,
+                  "worst": None}
+    c = _summary(0.6, {"lidar_fog": [(1, 0.54)], "lidar_missing": [(1, 0.3)], "points_reducing": [(1, 0.48)]})
+    paths = {}
+    for name, summary in (("a", a), ("b", clean_only), ("c", c)):
+        (tmp_path / name).mkdir()
+        paths[name] = str(tmp_path / name / "robustness.json")
+        (tmp_path / name / "robustness.json").write_text(json.dumps(summary))
+    lines = run([paths["a"], paths["b"]]).splitlines()
+    # a: lidar_missing RA 0.5, lidar_fog 0.9: mRA 0.7; nothing is shared with b
+    assert lines[2] == ("| a | 0.700 | 0.700 | n/a | lidar_missing (RR 0.500) | lidar_missing s1 (RA 0.500) | 0.350 "
+                        "| 2 |")
+    assert lines[3] == "| b | 0.600 | n/a | n/a | n/a | n/a | n/a | 0 |"
+    lines = run([paths["a"], paths["c"]]).splitlines()
+    assert lines[-1].endswith("over the 2 every one ran at the same severities: lidar_fog, lidar_missing.")

@@ -3,14 +3,19 @@ for a horizon counted and skipped, maneuver grading against the logged labels, l
 logged lane changes and the gap check on the ground truth."""
 import numpy as np
 import pytest
+from nuscenes.eval.detection.utils import category_to_detection_name
+from pyquaternion import Quaternion
 
 from perception.decision import EgoState
 from perception.decision.baselines import constant_velocity_plan
+from perception.eval import logged_drive
 from perception.eval.decision_metrics import (LoggedFuture, PlannedFrame, grade_lane_change_feasibility,
                                               grade_maneuvers, grade_planners, l2_ratio)
+from perception.eval.logged_drive import _bracket, _interpolate_boxes, logged_future
 from perception.eval.report import decision_report_markdown
 from perception.geometry import Boxes3D
 from perception.maneuvers import Maneuver
+from perception.paths import REAL_SCENE_FIXTURE_ROOT
 
 TIMES = 0.5 * np.arange(1, 7)
 KEEP, FOLLOW, BRAKE, STOP = Maneuver.KEEP_LANE, Maneuver.FOLLOW, Maneuver.BRAKE, Maneuver.STOP
@@ -216,3 +221,97 @@ def test_false_feasible_is_a_share_of_the_sides_the_truth_blocks():
     check = grade_lane_change_feasibility(frames)["p"]["gap_check_on_truth"]
     assert check == {"sides": 4, "accuracy": pytest.approx(3 / 4), "blocked_sides": 2,
                      "false_feasible_rate": pytest.approx(1 / 2)}
+
+
+@pytest.fixture(scope="module")
+def nusc_scene():
+    """nuscenes-devkit's NuScenes on ../shared/fixtures/nuscenes-scene0916 (scene-0916's 41 keyframes, in two scene
+    records)."""
+    if not (REAL_SCENE_FIXTURE_ROOT / "v1.0-mini").is_dir():
+        pytest.skip(f"real scene fixture absent: expected tables at {REAL_SCENE_FIXTURE_ROOT / 'v1.0-mini'}")
+    from nuscenes.nuscenes import NuScenes
+
+    return NuScenes(version="v1.0-mini", dataroot=str(REAL_SCENE_FIXTURE_ROOT), verbose=False)
+
+
+def _devkit_centres(nusc, sample_token, pose_record):
+    """{instance token: centre (3,)} of a sample's annotations of the detection classes (the devkit's names), moved
+    into the ego frame of ``pose_record`` by the devkit's Box."""
+    centres = {}
+    for token in nusc.get("sample", sample_token)["anns"]:
+        record = nusc.get("sample_annotation", token)
+        if category_to_detection_name(record["category_name"]) is None:
+            continue
+        box = nusc.get_box(token)
+        box.translate(-np.array(pose_record["translation"]))
+        box.rotate(Quaternion(pose_record["rotation"]).inverse)
+        centres[record["instance_token"]] = box.center
+    return centres
+
+
+def test_the_logged_future_interpolates_between_keyframes_off_the_steps(nusc_scene):
+    """scene-0916-a's keyframes 3 and 4 lie 1.4006 s and 1.9006 s after its first: its 1.5 s step falls a fifth of
+    the way between them. Its boxes are the devkit's annotations of both keyframes (in the first keyframe's ego
+    frame) matched by instance and interpolated linearly by the timestamps; the instances of keyframe 3 alone as
+    annotated there (the nearer), none of keyframe 4 alone. Keyframes run to 3.4 s: every step of the 3 s horizon
+    has its boxes (the keyframes read up to the one after the last step)."""
+    scene = next(record for record in nusc_scene.scene if record["name"] == "scene-0916-a")
+    tokens = [scene["first_sample_token"]]
+    while len(tokens) < 8:
+        tokens.append(nusc_scene.get("sample", tokens[-1])["next"])
+    pose0 = nusc_scene.get("ego_pose", nusc_scene.get("sample_data", nusc_scene.get("sample", tokens[0])["data"][
+        "LIDAR_TOP"])["ego_pose_token"])
+    future = logged_future(nusc_scene, tokens[0])
+    assert future.boxes_valid.all() and future.ego_valid.all()
+    times = [nusc_scene.get("sample", token)["timestamp"] for token in tokens]
+    step_us = pose0["timestamp"] + 1_500_000
+    assert times[3] < step_us < times[4]
+    alpha = (step_us - times[3]) / (times[4] - times[3])
+    assert 0.15 < alpha < 0.25
+    before, after = (_devkit_centres(nusc_scene, tokens[k], pose0) for k in (3, 4))
+    expected = np.array([(1 - alpha) * centre + alpha * after[instance] if instance in after else centre
+                         for instance, centre in before.items()])
+    moved = max(np.linalg.norm(after[i][:2] - before[i][:2]) for i in before if i in after)
+    assert moved > 0.2  # a box moving enough that reading either keyframe alone would be off
+    centres = future.boxes[2].centers
+    assert len(centres) == len(expected)
+    distances = np.linalg.norm(centres[:, None] - expected[None], axis=2)
+    assert distances.min(axis=0).max() < 1e-3 and distances.min(axis=1).max() < 1e-3
+
+
+def test_a_step_is_bracketed_by_the_keyframes_around_it_up_to_the_tolerance_past_the_last():
+    """Keyframes at 0, 0.5 and 1.0 s, a 50 ms tolerance: a time between two keyframes (or on one) reads that one and
+    the next; up to 50 ms past the last, the last two; beyond, or before the first, nothing; one keyframe alone is
+    its own bracket."""
+    keyframes = np.array([0, 500_000, 1_000_000], dtype=np.int64)
+    assert _bracket(keyframes, 250_000, 50_000) == (0, 1)
+    assert _bracket(keyframes, 500_000, 50_000) == (1, 2)
+    assert _bracket(keyframes, 1_030_000, 50_000) == (1, 2)
+    assert _bracket(keyframes, 1_060_000, 50_000) is None
+    assert _bracket(keyframes, -1, 50_000) is None
+    assert _bracket(np.array([0]), 30_000, 50_000) == (0, 0)
+
+
+def test_interpolated_boxes_interpolate_their_sizes_and_velocities():
+    """A box matched in two keyframes, 2 x 4 m at (4, 0) m/s then 2.2 x 4.4 m at (6, 1) m/s: a quarter of the way,
+    2.05 x 4.1 m at (4.5, 0.25) m/s (the annotations' own change, linear like the centre)."""
+    before = Boxes3D(centers=[[10.0, 0.0, 0.0]], sizes=[[2.0, 4.0, 1.5]], yaws=[0.0], velocities=[[4.0, 0.0]])
+    after = Boxes3D(centers=[[12.0, 0.0, 0.0]], sizes=[[2.2, 4.4, 1.5]], yaws=[0.0], velocities=[[6.0, 1.0]])
+    boxes = _interpolate_boxes((before, ["car"]), (after, ["car"]), 0.25)
+    np.testing.assert_allclose(boxes.sizes, [[2.05, 4.1, 1.5]])
+    np.testing.assert_allclose(boxes.velocities, [[4.5, 0.25]])
+
+
+def test_the_boxes_validity_is_the_keyframes_not_the_ego_log(nusc_real, monkeypatch):
+    """The real fixture's keyframes lie at 0, 0.4999 and 1.0003 s: from the first, the 0.5 s and 1.0 s steps have
+    boxes and the later ones (more than 50 ms past the last keyframe) none. That holds whatever the ego log covers:
+    with an ego log that covers no step, the boxes are still valid there (a planner's collisions count wherever the
+    boxes are valid, the logged drive's only where its path is logged too)."""
+    def no_log(nusc, sample_token, times_s, tolerance_s=0.05):
+        count = len(times_s)
+        return np.full((count, 2), np.nan), np.full(count, np.nan), np.zeros(count, dtype=bool)
+
+    monkeypatch.setattr(logged_drive, "ego_track", no_log)
+    future = logged_future(nusc_real, nusc_real.sample[0]["token"])
+    assert not future.ego_valid.any()
+    np.testing.assert_array_equal(future.boxes_valid, [True, True, False, False, False, False])

@@ -13,8 +13,8 @@ from perception.cli.robustness import run as run_cli
 from perception.detector import OracleDetector
 from perception.datasets.corruptions import CORRUPTIONS
 from perception.eval.robustness import (
-    CELL_FILE, CLEAN, Cell, cell_definition, check_baseline, plan_cells, read_cell, robustness_summary, run_cells,
-    write_robustness,
+    CELL_FILE, CLEAN, Cell, cell_definition, check_baseline, check_summary, plan_cells, read_cell, robustness_summary,
+    run_cells, write_robustness,
 )
 from perception.eval.runner import DataOptions, Shard
 from tests.conftest import TINY_WORLD
@@ -375,3 +375,38 @@ def test_the_heatmap_title_names_the_model_and_the_data(tmp_path, monkeypatch):
     (title,) = [axes.get_title() for axes in closed[0].axes if axes.get_title()]
     for text in (run["model"], run["dataroot"], "v1.0-synth synth_val", "seed 0", "clean NDS 0.689", "mRA 0.925"):
         assert text in title
+
+
+def test_check_summary_asks_for_what_the_readers_read():
+    """check_summary accepts a robustness.json holding, as numbers, the clean NDS, mRA, the worst cell's severity and
+    RA, and per corruption its name, RR and cells (severity, level, NDS, RA); mRA and the worst cell may be None (no
+    corruption run). Anything else is named: a key missing (mRA, a row's name, a cell's level or RA, the worst
+    cell's RA), a figure that is not a number, a run or cells of the wrong type."""
+    cell = {"severity": 1, "level": 30.0, "nd_score": 0.5, "ra": 0.5 / 0.6}
+    row = {"name": "limited_fov", "rr": 0.5 / 0.6, "cells": [cell]}
+    summary = {"model": "m", "run": {"model": "m"}, "clean": {"nd_score": 0.6}, "corruptions": [row],
+               "mra": 0.5 / 0.6, "worst": {"name": "limited_fov", "severity": 1, "ra": 0.5 / 0.6}}
+    check_summary(summary, "s.json")
+    check_summary(dict(summary, corruptions=[], mra=None, worst=None), "s.json")  # the clean cell alone
+    without = {key: value for key, value in summary.items() if key != "mra"}
+    bad = [without, dict(summary, mra="0.83"), dict(summary, run="m"), dict(summary, clean={"nd_score": "0.6"}),
+           dict(summary, worst={"name": "limited_fov", "severity": 1}),
+           dict(summary, corruptions=[{key: value for key, value in row.items() if key != "name"}]),
+           dict(summary, corruptions=[dict(row, cells={})])]
+    bad += [dict(summary, corruptions=[dict(row, cells=[{k: v for k, v in cell.items() if k != key}])])
+            for key in ("level", "ra")]
+    for shape in bad:
+        with pytest.raises(ValueError, match=r"s\.json: not a robustness\.json"):
+            check_summary(shape, "s.json")
+
+
+def test_a_summary_of_the_clean_cell_alone_is_written_whole(tmp_path):
+    """A summary with no corruption (mRA and the worst cell None, as robustness_summary makes it) is written, the
+    undefined mRA said as n/a in the tables and the heatmap's title (its format crashed on None)."""
+    record = {"run": {"model": "m", "version": "v", "split": "s", "dataroot": "d", "seed": 0}, "nd_score": 0.6,
+              "mean_ap": 0.3, "scored": True}
+    summary = robustness_summary({Cell(CLEAN, 0): record}, [], [1])
+    assert summary["mra"] is None and summary["worst"] is None
+    write_robustness(str(tmp_path), summary)
+    assert "mRA n/a" in (tmp_path / "robustness.md").read_text()
+    assert (tmp_path / "robustness.png").stat().st_size > 0
