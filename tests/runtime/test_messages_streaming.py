@@ -387,3 +387,102 @@ def test_messages_stamped_alike_follow_the_channel_order_then_the_sequence(nusc_
             dataclasses.replace(camera, timestamp_us=1_000_000, sequence=1)]
     ordered = sorted(tied, key=message_order_key)
     assert [(m.channel, m.sequence) for m in ordered] == [(LIDAR_CHANNEL, 9), ("CAM_FRONT", 1), ("CAM_FRONT", 2)]
+
+
+def _first_of(nusc, channel):
+    return next(m for m in scene_messages(nusc, nusc.scene[0]["name"]) if m.channel == channel)
+
+
+def _at(template, timestamp_us, sequence=0, **changes):
+    """``template`` re-stamped at ``timestamp_us`` (its ego pose too, identity) with sequence number ``sequence``."""
+    return dataclasses.replace(template, timestamp_us=timestamp_us, sequence=sequence,
+                               ego_pose=EgoPose(timestamp_us, RigidTransform.identity()), **changes)
+
+
+def test_an_image_exactly_stale_after_s_old_stays_buffered_for_a_frame_built_as_late_as_the_backlog_lets(
+        nusc_synthetic):
+    """The buffers keep what a frame built late may still use. stale_after_s 0.5, sync window 0.05 s, backlog 0.1 s:
+    a key may be built 0.05 + 0.1 = 0.15 s behind the newest message, and an image exactly 0.5 s old there is used
+    (not stale), so CAM_FRONT keeps an image 0.5 + 0.15 = 0.65 s older than its newest (hand-worked); dropping one
+    as old as the span kept (>= instead of >) lost it and left the frame without the camera."""
+    lidar, camera = (_first_of(nusc_synthetic, c) for c in (LIDAR_CHANNEL, "CAM_FRONT"))
+    state = StreamingState(stale_after_s=0.5, sync_window_s=0.05, backlog_s=0.1)
+    assert state.push(_at(camera, 1_000_000, 0))
+    key = _at(lidar, 1_500_000)
+    assert state.push(key)
+    assert state.push(_at(camera, 1_650_000, 1))  # after the key's window: not the image its frame reads
+    status = state.status(key)
+    assert status.ages_s["CAM_FRONT"] == 0.5 and status.stale == ()
+
+
+def test_with_no_lidar_pose_before_the_key_an_other_message_exactly_the_limit_before_comes_first(nusc_synthetic):
+    """perception.datasets.ego_log.past_ego_poses' rule: with no LiDAR pose before the key, the earliest pose of the
+    other channels' records stamped within OTHER_SENSORS_BEFORE_S (0.1 s) before it comes first, one stamped exactly
+    0.1 s before included (the tables' walk stops below it), one 1 us earlier not."""
+    lidar, front, back, radar = (_first_of(nusc_synthetic, c)
+                                 for c in (LIDAR_CHANNEL, "CAM_FRONT", "CAM_BACK", "RADAR_FRONT"))
+    state = StreamingState()
+    for message in (_at(back, 899_999), _at(front, 900_000), _at(radar, 950_000)):
+        assert state.push(message)
+    key = _at(lidar, 1_000_000)
+    assert state.push(key)
+    assert [p.timestamp_us for p in state.recent_poses(key)] == [900_000, 1_000_000]
+
+
+def test_the_sync_window_ends_at_the_key_plus_sync_window_s_inclusive(nusc_synthetic):
+    """A radar sweep stamped exactly sync_window_s (0.05 s) after the LiDAR key is the frame's (age -0.05 s);
+    an image 1 us later is not, though it is buffered. fed_up_to delivers the first and stops before the second."""
+    lidar, camera, radar = (_first_of(nusc_synthetic, c) for c in (LIDAR_CHANNEL, "CAM_FRONT", "RADAR_FRONT"))
+    key = _at(lidar, 1_000_000)
+    stream = [key, _at(radar, 1_050_000), _at(camera, 1_050_001)]
+    fed = StreamingState(sync_window_s=0.05)
+    assert fed.fed_up_to(stream, key) is fed
+    assert fed.newest("RADAR_FRONT") is stream[1] and fed.newest("CAM_FRONT") is None
+    state = StreamingState(sync_window_s=0.05)
+    assert all(state.push(m) for m in stream)
+    ages = state.status(key).ages_s
+    assert ages["RADAR_FRONT"] == pytest.approx(-0.05) and ages["CAM_FRONT"] is None
+
+
+def test_a_zero_sync_window_and_backlog_are_accepted_and_read_nothing_after_the_key(nusc_synthetic):
+    """sync_window_s = backlog_s = 0 are valid settings (>= 0): the frame reads what is stamped at or before its
+    key, a radar sweep at the key's very time (age 0) but not an image 1 us after it."""
+    lidar, camera, radar = (_first_of(nusc_synthetic, c) for c in (LIDAR_CHANNEL, "CAM_FRONT", "RADAR_FRONT"))
+    state = StreamingState(sync_window_s=0.0, backlog_s=0.0)
+    key = _at(lidar, 1_000_000)
+    assert all(state.push(m) for m in (key, _at(radar, 1_000_000), _at(camera, 1_000_001)))
+    ages = state.status(key).ages_s
+    assert ages["RADAR_FRONT"] == 0.0 and ages["CAM_FRONT"] is None
+    with pytest.raises(ValueError, match="radar_sweeps=0"):
+        StreamingState(radar_sweeps=0)
+
+
+def test_a_sweep_exactly_the_span_of_its_count_old_is_read(nusc_synthetic):
+    """Three LiDAR sweeps span at most (3 - 1/2) x 50 ms = 125 ms back from the newest (hand-worked, exact in
+    floating point): sweeps 0, 50 and 125 ms before the key are all read, their time lags exactly those."""
+    sweeps = _lidar_messages(nusc_synthetic)[:3]
+    state = StreamingState(lidar_sweeps=3, radar_sweeps=1)
+    stream = [_at(m, t, i) for i, (m, t) in enumerate(zip(sweeps, (875_000, 950_000, 1_000_000)))]
+    assert all(state.push(m) for m in stream)
+    frame, _ = state.build_frame(stream[-1], "scene")
+    assert frame.lidar.num_sweeps == 3
+    np.testing.assert_allclose(np.unique(frame.lidar.points[:, 4]), [0.0, 0.05, 0.125], atol=1e-6)
+
+
+def test_a_corrupt_image_is_counted_once_and_leaves_its_buffer(nusc_synthetic, tmp_path):
+    """CAM_FRONT's newest image undecodable: the first frame names it and reads the image before; it is counted
+    once (faults accumulate over the frames: a second frame at the key, which finds nothing corrupt, leaves the
+    count at 1) and it leaves the buffer (newest() is the image before it)."""
+    lidar, camera = (_first_of(nusc_synthetic, c) for c in (LIDAR_CHANNEL, "CAM_FRONT"))
+    broken = str(tmp_path / "broken.jpg")
+    with open(broken, "wb") as f:
+        f.write(b"\xff\xd8 not a jpeg")
+    good, bad = _at(camera, 920_000, 0), _at(camera, 990_000, 1, path=broken)
+    key = _at(lidar, 1_000_000)
+    state = StreamingState(lidar_sweeps=1, radar_sweeps=1)
+    assert all(state.push(m) for m in (good, bad, key))
+    frame, status = state.build_frame(key, "scene")
+    assert status.corrupt == (broken,) and state.faults.corrupt == 1
+    assert frame.cameras["CAM_FRONT"].timestamp_us == 920_000 and state.newest("CAM_FRONT") is good
+    _, again = state.build_frame(key, "scene")
+    assert again.corrupt == () and state.faults.corrupt == 1

@@ -26,7 +26,7 @@ from perception.decision.tracking import AgentTracker
 from perception.maneuvers import Maneuver
 from perception.models.planning_types import EGO_FEATURES, PlanningOutputs
 from perception.detector import OracleDetector
-from perception.geometry import Boxes3D
+from perception.geometry import Boxes3D, EgoPose, RigidTransform
 from perception.geometry.boxes import DETECTION_RECORD
 import perception.runtime.replay
 import perception.runtime.step
@@ -720,3 +720,86 @@ def test_a_plan_record_holds_the_lane_changes_probabilities():
     assert record["maneuver"] == Maneuver.BRAKE.value and record["plan_maneuver"] == Maneuver.STOP.value
     assert record["trajectory"] == [[1.0, 0.0], [2.0, 0.5]]
     assert record["lane_change_feasible"] == pytest.approx([0.5, 0.75])
+
+
+def _restamped(template, timestamp_us, sequence):
+    """``template`` re-stamped at ``timestamp_us`` (its ego pose too: identity, the ego standing still) with
+    sequence number ``sequence``."""
+    return dataclasses.replace(template, timestamp_us=timestamp_us, sequence=sequence,
+                               ego_pose=EgoPose(timestamp_us, RigidTransform.identity()))
+
+
+def test_a_hand_written_timeline_of_triggers_watchdog_and_late_messages(nusc_synthetic, tmp_path):
+    """Every rule at its boundary on a timeline written by hand (keyframes, a 0.05 s sync window, the watchdog 0.75 s
+    after a trigger, then every 0.5 s), as fast as possible:
+
+      1.00 s  LiDAR keyframe L0        a frame
+      1.05 s  RADAR_FRONT              stamped exactly at L0's window end: L0's frame reads it (age -0.05 s)
+      1.75 s  CAM_FRONT                exactly 0.75 s after L0: not past the watchdog's time, no frame
+      1.80 s  CAM_FRONT                past it: the watchdog's frame, 0.80 s after L0; next due 2.30 s
+      1.80 s  LiDAR keyframe L1        delivered after that frame, at its very time: none (overtaken)
+      1.80 s  RADAR_FRONT              at that time too, not a trigger: not counted as overtaken
+      2.40 s  LiDAR keyframe L2        a frame
+      2.42 s  LiDAR keyframe L3        a frame; L2's window (to 2.45 s) still open when the stream ends
+      2.00 s  CAM_BACK                 held back to the end (its channel's first): accepted, no frame
+
+    Not in real time, both triggers pending at the end are processed, none skipped; the drive lasted from its
+    earliest message to its latest, 1.00 to 2.42 s (not to the last one delivered)."""
+    scene = _scene(nusc_synthetic)
+    messages = scene_messages(nusc_synthetic, scene)
+    lidar = _keyframes(nusc_synthetic, scene)
+    front, radar, back = ([m for m in messages if m.channel == c] for c in ("CAM_FRONT", "RADAR_FRONT", "CAM_BACK"))
+    stream = [_restamped(lidar[0], 1_000_000, 0), _restamped(radar[0], 1_050_000, 0),
+              _restamped(front[0], 1_750_000, 0), _restamped(front[1], 1_800_000, 1),
+              _restamped(lidar[1], 1_800_000, 1), _restamped(radar[1], 1_800_000, 1),
+              _restamped(lidar[2], 2_400_000, 2), _restamped(lidar[3], 2_420_000, 3),
+              _restamped(back[0], 2_000_000, 0)]
+    summary = replay_scene(nusc_synthetic, scene, SeesEverySensor(), str(tmp_path), QUICK, messages=stream,
+                           progress=False)
+    records = read_frame_records(str(tmp_path / "frames.jsonl"))
+    assert [(r["key_token"], r["trigger"], r["status"]) for r in records] == [
+        (stream[0].sample_data_token, "lidar", "processed"), (stream[3].sample_data_token, "watchdog", "processed"),
+        (stream[6].sample_data_token, "lidar", "processed"), (stream[7].sample_data_token, "lidar", "processed")]
+    assert records[0]["sensor_ages_s"]["RADAR_FRONT"] == pytest.approx(-0.05)
+    assert records[1]["decision"]["reason"].startswith("watchdog: no LiDAR keyframe for 0.80 s, frame at CAM_FRONT; ")
+    assert (summary.frames, summary.processed, summary.skipped) == (4, 4, 0)
+    assert (summary.watchdog, summary.overtaken) == (1, 1)
+    assert summary.sensor_duration_s == pytest.approx(1.42)
+
+
+class _VirtualTime:
+    """Stands in for the replay module's ``time``: perf_counter reads a virtual clock that only sleep moves, so
+    that a real-time replay runs as if every step took no time (deterministic, and instant)."""
+
+    def __init__(self):
+        self.now_s = 1000.0
+
+    def perf_counter(self) -> float:
+        return self.now_s
+
+    def sleep(self, seconds: float) -> None:
+        self.now_s += seconds
+
+
+def test_real_time_on_a_virtual_clock_makes_each_frame_as_its_own_window_closes(nusc_synthetic, tmp_path,
+                                                                               monkeypatch):
+    """Every sweep in real time, on a virtual clock where a step takes no time: sweeps A at 1.00 s and B at 1.03 s,
+    a radar sweep at 1.06 s, sweep C at 1.10 s. When the radar sweep comes, A's window (to 1.05 s) has closed and
+    B's (to 1.08 s) has not: A is made at 1.05 s from what had come, B at 1.08 s, C at 1.15 s after the stream ends;
+    none is skipped (none waited behind another), and each latency is its sync window, 0.05 s (hand-worked).
+    Processing every trigger pending at A's window close made B before its window closed and skipped A."""
+    scene = _scene(nusc_synthetic)
+    messages = scene_messages(nusc_synthetic, scene)
+    sweeps = [m for m in messages if m.channel == LIDAR_CHANNEL][:3]
+    radar = next(m for m in messages if m.channel == "RADAR_FRONT")
+    stream = [_restamped(sweeps[0], 1_000_000, 0), _restamped(sweeps[1], 1_030_000, 1),
+              _restamped(radar, 1_060_000, 0), _restamped(sweeps[2], 1_100_000, 2)]
+    monkeypatch.setattr(perception.runtime.replay, "time", _VirtualTime())
+    options = ReplayOptions(every_sweep=True, realtime=True, lidar_sweeps=1, video=False, mcap=False)
+    summary = replay_scene(nusc_synthetic, scene, NoBoxes(), str(tmp_path), options, messages=stream,
+                           progress=False)
+    records = read_frame_records(str(tmp_path / "frames.jsonl"))
+    assert [(r["key_token"], r["status"]) for r in records] == [
+        (stream[i].sample_data_token, "processed") for i in (0, 1, 3)]
+    assert [r["latency_s"] for r in records] == pytest.approx([0.05] * 3)
+    assert (summary.processed, summary.skipped, summary.watchdog) == (3, 0, 0)
