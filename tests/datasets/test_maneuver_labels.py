@@ -7,15 +7,17 @@ import numpy as np
 import pytest
 
 from perception.datasets.lane_map import LANES_FILE, LaneCentres, keyframe_lanes, read_lane_centres
+from perception.datasets import maneuver_labels
 from perception.datasets.maneuver_labels import (
-    VEHICLE_CLASSES, ManeuverLabelConfig, brakes, chord_lane_change, label_maneuver, lane_reached, lateral_shift_m,
-    logged_maneuver, read_scripted_maneuvers, stands_still,
+    SCRIPTED_LABELS_FILE, VEHICLE_CLASSES, ManeuverLabelConfig, brakes, chord_lane_change, label_maneuver,
+    lane_reached, lateral_shift_m, logged_maneuver, read_scripted_maneuvers, stands_still, write_scripted_maneuvers,
 )
 from perception.datasets.synthetic.layout import Road
 from perception.datasets.synthetic.scene import LEAD_IN_S, build_scene, scene_duration_s
-from perception.geometry import RigidTransform
+from perception.geometry import EgoPose, RigidTransform
 from perception.maneuvers import Maneuver
 from tests.conftest import TINY_WORLD
+from tests.decision.helpers import agents
 
 CONFIG = ManeuverLabelConfig()
 TIMES = CONFIG.window_times_s  # -2.0 .. 3.0 s at 0.5 s
@@ -363,3 +365,142 @@ def test_the_agreement_benchmark_counts_by_hand():
     # 5 labelled, 3 as scripted; named a, b, d (b, d right): precision 2/3; scripted b, c, d (b, d found): 2/3
     assert benchmark.agreement_row(labels, scripted) == [5, "0.60", "3 / 3", "0.67", "0.67"]
     assert benchmark.agreement_row({"a": keep}, {"a": keep}) == [1, "1.00", "0 / 0", "n/a", "n/a"]
+
+
+def test_bad_thresholds_are_rejected():
+    # every threshold must be > 0 (0 is not: a stop speed of 0 m/s never holds on a logged track); the lane change
+    # window must fit in the horizon (its later end is read from the future poses), the lane switch window in it
+    for name in ("stop_speed_mps", "path_half_width_m"):
+        for value in (0.0, -1.0, float("nan")):
+            with pytest.raises(ValueError, match=f"ManeuverLabelConfig.{name} must be finite and > 0"):
+                ManeuverLabelConfig(**{name: value})
+    with pytest.raises(ValueError, match="lane_change_half_window_s exceeds horizon_s"):
+        ManeuverLabelConfig(lane_change_half_window_s=3.5)
+    with pytest.raises(ValueError, match="lane_switch_half_window_s exceeds lane_change_half_window_s"):
+        ManeuverLabelConfig(lane_switch_half_window_s=2.5)
+    assert ManeuverLabelConfig(lane_change_half_window_s=3.0, lane_switch_half_window_s=3.0).window_times_s[0] == -3.0
+
+
+def test_a_window_without_the_keyframe_is_rejected():
+    # 0.5 .. 3.0 s ends the window but does not contain the keyframe (t = 0): no label from it
+    x, y, yaw = _straight(lambda t: 10 * t)
+    with pytest.raises(ValueError, match="contain 0 .. 3.0 s"):
+        label_maneuver(TIMES[5:], np.c_[x, y][5:], yaw[5:], np.zeros((0, 2)))
+
+
+def test_the_follow_bounds_are_inclusive():
+    # 12 m/s along +x: every 0.5 s interval moves 6 m exactly, reach = 12 + 1.5 x 12 = 30 m, the path's vertex at
+    # t = 2.5 s; a lead centred there is followed (along <= reach), one 0.5 m further is not. A lead 1.5 m beside
+    # the path (path_half_width_m, exact: the path runs along y = 0) is followed, one 1.6 m beside it is not
+    x, y, yaw = _straight(lambda t: 12 * t)
+    ego = np.c_[x, y]
+    assert ego[9].tolist() == [30.0, 0.0]
+    assert label_maneuver(TIMES, ego, yaw, np.array([[30.0, 0.0]])) is Maneuver.FOLLOW
+    assert label_maneuver(TIMES, ego, yaw, np.array([[30.5, 0.0]])) is Maneuver.KEEP_LANE
+    assert label_maneuver(TIMES, ego, yaw, np.array([[15.0, 1.5]])) is Maneuver.FOLLOW
+    assert label_maneuver(TIMES, ego, yaw, np.array([[15.0, -1.5]])) is Maneuver.FOLLOW
+    assert label_maneuver(TIMES, ego, yaw, np.array([[15.0, 1.6]])) is Maneuver.KEEP_LANE
+
+
+def test_the_path_is_extended_along_its_last_interval():
+    # 2 m/s (reach 12 + 1.5 x 2 = 15 m): along +x to (5, 0) at t = 2.5 s, then 1 m at 45 deg to
+    # (5.707, 0.707); the path (6 m) goes on straight at 45 deg. A car 7 m further along that line (along = 13 m,
+    # across 0) is followed; extended along the first interval (+x) it would lie 4.95 m beside the path
+    x = np.where(TIMES <= 2.5, 2.0 * TIMES, 5.0 + (TIMES - 2.5) * 2.0 * math.sqrt(0.5))
+    y = np.where(TIMES <= 2.5, 0.0, (TIMES - 2.5) * 2.0 * math.sqrt(0.5))
+    yaw = np.where(TIMES < 2.5, 0.0, math.pi / 4)
+    lead = np.array([[5.0 + 8.0 * math.sqrt(0.5), 8.0 * math.sqrt(0.5)]])
+    assert label_maneuver(TIMES, np.c_[x, y], yaw, lead) is Maneuver.FOLLOW
+    assert label_maneuver(TIMES, np.c_[x, y], yaw, lead + [[4.0, -4.0]]) is Maneuver.KEEP_LANE  # 5.66 m aside
+
+
+def test_the_brake_threshold_is_inclusive_and_needs_two_speeds_a_span_apart():
+    # 10 -> 8.25 m/s over 1 s (brake_span_s) is 1.75 m/s^2, brake_decel_mps2 itself (exact in binary): a brake
+    assert brakes(np.array([10.0, 10.0, 8.25, 8.25, 8.25, 8.25]))
+    assert not brakes(np.array([10.0, 10.0, 8.3, 8.3, 8.3, 8.3]))
+    # a 3 s span over the 3 s horizon's six intervals: no two interval speeds lie 3 s apart, so no brake
+    assert not brakes(np.array([10.0, 8.0, 6.0, 4.0, 2.0, 1.0]), ManeuverLabelConfig(brake_span_s=3.0))
+    assert not brakes(np.array([10.0]))
+
+
+def test_the_chord_thresholds():
+    # straight along +x at 10 m/s, yaw 0: a sideways move of exactly lane_change_shift_m (1.75 m, exact) over
+    # -2 .. 2 s is a lane change; a heading turned by exactly lane_change_max_turn_rad (0.5 rad) is a turn, not one
+    y = 1.75 * np.clip((TIMES + 2) / 4, 0, 1)
+    assert lateral_shift_m(TIMES, np.c_[10 * TIMES, y], np.zeros(len(TIMES)))[0] == 1.75
+    assert chord_lane_change(TIMES, np.c_[10 * TIMES, y], np.zeros(len(TIMES))) is Maneuver.CHANGE_LANE_LEFT
+    assert chord_lane_change(TIMES, np.c_[10 * TIMES, y - 0.01 * np.clip(TIMES + 2, 0, 4)],
+                             np.zeros(len(TIMES))) is None
+    turned = np.where(TIMES < 2.0, 0.0, 0.5)  # 0.5 - 0 = 0.5 rad from the window's start to its end
+    assert chord_lane_change(TIMES, np.c_[10 * TIMES, 4 * y], turned) is None
+    assert chord_lane_change(TIMES, np.c_[10 * TIMES, 4 * y], turned * 0.99) is not None
+
+
+def test_with_a_lane_map_leaving_or_entering_the_lanes_is_no_lane_change():
+    # one lane along +x (centre y = 0, 3.5 m wide); the ego drives at 10 m/s from 10 m left of it (in no lane, more
+    # than a lane width off) onto its centre between -1 and 1 s (lane_switch_half_window_s), or the other way:
+    # one end in no lane (-1) is no change of lane
+    lanes = LaneCentres((np.array([[-100.0, 0.0], [200.0, 0.0]]),), 3.5)
+    ramp = np.clip((TIMES + 1) / 2, 0, 1)
+    for y in (10.0 * (1 - ramp), 10.0 * ramp):
+        ego = np.c_[10.0 * TIMES, y]
+        assert sorted(lanes.lane_of(ego[[2, 6]], np.zeros(2)).tolist()) == [-1, 0]
+        assert label_maneuver(TIMES, ego, np.zeros(len(TIMES)), np.zeros((0, 2)), CONFIG, lanes) is Maneuver.KEEP_LANE
+
+
+def _hand_logged(monkeypatch, boxes, lanes=None):
+    """Replaces the tables' readers of logged_maneuver by a hand-built log: the ego at 10 m/s along +x, logged
+    from 1 s before the keyframe only (the two earlier window times invalid, NaN as ego_track gives them), moving
+    3.5 m to the left between -1 and 2 s; ``boxes`` the keyframe's annotations; ``lanes`` its lane map (a lane map
+    asked for without one fails)."""
+    times = CONFIG.window_times_s
+    valid = times >= -1.0
+    xy = np.c_[10.0 * times, 3.5 * np.clip((times + 1) / 3, 0, 1)]
+    xy[~valid] = np.nan
+    yaw = np.where(valid, 0.0, np.nan)
+
+    def no_map(*args):
+        raise AssertionError("the lane map was read")
+
+    monkeypatch.setattr(maneuver_labels, "ego_track", lambda nusc, token, times_s: (xy, yaw, valid))
+    monkeypatch.setattr(maneuver_labels, "keyframe_lidar_pose",
+                        lambda nusc, token: EgoPose(0, RigidTransform.from_rotation_translation(np.eye(3), [0, 0, 0])))
+    monkeypatch.setattr(maneuver_labels, "sample_ground_truth",
+                        lambda nusc, token, pose: type("Truth", (), {"boxes": boxes}))
+    monkeypatch.setattr(maneuver_labels, "keyframe_lanes", no_map if lanes is None else lambda *args: lanes)
+
+
+def test_a_log_starting_inside_the_window_is_labelled_from_its_first_pose(monkeypatch):
+    # the move over the logged part of the window (-1 .. 2 s) is 3.5 m to the left: a lane change left, read from
+    # the first logged pose (from the window's first time, a NaN pose, no move would show); use_lane_map=False
+    # reads no lane map. With a map of one lane 3.5 m wide centred at y = 1.75 m the ego stays in it (1.75 m off
+    # its centre at -1 s, 0.58 m at 1 s): no lane change
+    _hand_logged(monkeypatch, agents())
+    assert logged_maneuver(None, "token", use_lane_map=False) is Maneuver.CHANGE_LANE_LEFT
+    _hand_logged(monkeypatch, agents(), LaneCentres((np.array([[-100.0, 1.75], [200.0, 1.75]]),), 3.5))
+    assert logged_maneuver(None, "token") is Maneuver.KEEP_LANE
+    assert logged_maneuver(None, "token", use_lane_map=False) is Maneuver.CHANGE_LANE_LEFT
+
+
+def test_only_vehicles_are_followed(monkeypatch):
+    # with the one-lane map the ego keeps its lane; 15 m ahead on its path (within the 27 m reach at 10 m/s) a
+    # pedestrian is no lead, a car or a bicycle is
+    one_lane = LaneCentres((np.array([[-100.0, 1.75], [200.0, 1.75]]),), 3.5)
+    bicycle = (0.6, 1.7, 1.3)
+    for boxes, expected in [(agents(("pedestrian", 15.0, 2.0, 1.0, 0.0)), Maneuver.KEEP_LANE),
+                            (agents(("pedestrian", 15.0, 2.0, 1.0, 0.0), ("car", 18.0, 2.3, 9.0, 0.0)),
+                             Maneuver.FOLLOW),
+                            (agents(("bicycle", 15.0, 2.0, 4.0, 0.0, bicycle)), Maneuver.FOLLOW)]:
+        _hand_logged(monkeypatch, boxes, one_lane)
+        assert logged_maneuver(None, "token") is expected
+
+
+def test_the_scripted_labels_round_trip_byte_stably(tmp_path):
+    # written in sorted key order whatever the dict's; a file that is JSON but not an object is named
+    path = write_scripted_maneuvers(tmp_path, {"b": Maneuver.STOP, "a": Maneuver.FOLLOW})
+    assert path.name == SCRIPTED_LABELS_FILE and path.read_text() == '{\n"a": "FOLLOW",\n"b": "STOP"\n}'
+    assert read_scripted_maneuvers(tmp_path) == {"a": Maneuver.FOLLOW, "b": Maneuver.STOP}
+    for content in ('["a", "b"]', '{"a": "DRIFT"}'):
+        path.write_text(content)
+        with pytest.raises(ValueError, match="ego_maneuvers.json: no readable scripted maneuver labels"):
+            read_scripted_maneuvers(tmp_path)

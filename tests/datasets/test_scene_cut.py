@@ -133,3 +133,56 @@ def test_a_broken_chain_of_samples_is_named_before_a_cut(links, first, timestamp
               "sample_annotation": [], "sample_data": []}
     with pytest.raises(ValueError, match=message):
         cut_scene_tables(tables, "scene-x", 1)
+
+
+def test_each_keyframe_names_its_own_part_as_its_scene(cut, nusc_synthetic):
+    # the held part is a scene record of its own (a new token) and its keyframes point to it; the fit part keeps
+    # the original token
+    name, nusc = cut
+    original = next(scene for scene in nusc_synthetic.scene if scene["name"] == name)
+    parts = {part: next(scene for scene in nusc.scene if scene["name"] == f"{name}-{part}") for part in ("fit", "held")}
+    assert parts["fit"]["token"] == original["token"] != parts["held"]["token"]
+    assert len({scene["token"] for scene in nusc.scene}) == len(nusc.scene) == len(nusc_synthetic.scene) + 1
+    for part, scene in parts.items():
+        for token in keyframes(nusc, scene["name"]):
+            assert nusc.get("sample", token)["scene_token"] == scene["token"], (part, token)
+
+
+def test_only_the_annotation_links_across_the_cut_are_blanked(cut, nusc_synthetic):
+    # From the original tables: an annotation of a held keyframe whose prev is an annotation of a fit keyframe loses
+    # that prev, and the fit annotation its next; every other link (within a part, in other scenes) is kept.
+    name, nusc = cut
+    whole = keyframes(nusc_synthetic, name)
+    fit, held = set(whole[:2]), set(whole[2:])
+    expected = set()
+    for record in nusc_synthetic.sample_annotation:
+        if record["sample_token"] in held and record["prev"]:
+            if nusc_synthetic.get("sample_annotation", record["prev"])["sample_token"] in fit:
+                expected |= {(record["token"], "prev"), (record["prev"], "next")}
+    changed = {(record["token"], link) for record in nusc.sample_annotation for link in ("prev", "next")
+               if record[link] != nusc_synthetic.get("sample_annotation", record["token"])[link]}
+    assert expected and changed == expected
+    within_held = [record for record in nusc.sample_annotation if record["sample_token"] == whole[3] and record["prev"]]
+    assert within_held  # the held part's own track links exist and were kept
+
+
+def test_a_cut_keeping_no_keyframe_before_it_is_refused(synthetic_root, nusc_synthetic):
+    # keyframe 0 would leave the fit part empty (the command line's parser refuses it too; the function must)
+    tables = {name: json.loads((synthetic_root / VERSION / f"{name}.json").read_text())
+              for name in ("scene", "sample", "sample_annotation", "sample_data")}
+    with pytest.raises(ValueError, match="the first held keyframe must be 1 to 3, got 0"):
+        cut_scene_tables(tables, nusc_synthetic.scene[0]["name"], 0)
+
+
+def test_a_version_without_splits_gets_the_two_parts_only(synthetic_root, nusc_synthetic, tmp_path):
+    # a data root whose version folder has no splits.json (links to the tiny world's files, splits.json left out):
+    # the cut writes one naming the two parts only
+    source = tmp_path / "source"
+    (source / VERSION).mkdir(parents=True)
+    for entry in (synthetic_root / VERSION).iterdir():
+        if entry.name != "splits.json":
+            (source / VERSION / entry.name).symlink_to(entry.resolve())
+    name = nusc_synthetic.scene[0]["name"]
+    out = cut_scene(source, VERSION, name, 1, tmp_path / "out", "fit", "held")
+    assert json.loads((out / VERSION / "splits.json").read_text()) == {"fit": [f"{name}-fit"],
+                                                                        "held": [f"{name}-held"]}

@@ -102,3 +102,32 @@ def test_the_speed_is_projected_on_the_heading_at_the_end():
     # at the start it would read 2.0 m/s
     poses = [_pose(0.0, 10.0, 5.0, 0.0), _pose(0.5, 11.0, 5.0, 0.5)]
     assert EgoState.from_poses(poses, 1).speed_mps == pytest.approx(2.0 * math.cos(0.5))
+
+
+def test_the_index_range_is_that_of_a_list():
+    # -len(poses) is the first pose (as for a list), len(poses) is past the end: an IndexError, not the first pose
+    poses = _accelerating([0.0, 0.05, 0.1])
+    assert EgoState.from_poses(poses, -3) == EgoState(0.0, 0.0, None)
+    assert EgoState.from_poses(poses, -2).speed_mps == pytest.approx(5 + 2 * 0.025)
+    with pytest.raises(IndexError, match="index 3 out of range for 3 poses"):
+        EgoState.from_poses(poses, 3)
+    with pytest.raises(IndexError, match="index -4 out of range for 3 poses"):
+        EgoState.from_poses(poses, -4)
+
+
+def test_every_timestamp_up_to_the_current_pose_is_checked():
+    # a step back at 0.1 s, two poses before the last three the state is computed from, is still refused
+    poses = _accelerating([0.0, 0.15, 0.1, 0.2, 0.25, 0.3])
+    with pytest.raises(ValueError, match="a pose at 100000 us follows one at 150000 us"):
+        EgoState.from_poses(poses, 5)
+
+
+def test_a_later_pose_is_not_even_looked_at():
+    # poses after the current one whose every attribute raises (their timestamps included): the state at index 2
+    # reads only poses 0-2, so a later pose stamped out of order (or not yet logged) cannot matter
+    class Untouchable:
+        def __getattr__(self, name):
+            raise AssertionError(f"read {name} of a pose after the current one")
+
+    poses = _accelerating([0.0, 0.05, 0.1])
+    assert EgoState.from_poses(poses + [Untouchable(), Untouchable()], 2) == EgoState.from_poses(poses, 2)

@@ -3,7 +3,9 @@
 import numpy as np
 import pytest
 
-from perception.decision.prediction import lane_index, lane_segments, predict_agents, speed_factors_at
+from perception.decision.prediction import (
+    half_length_along_x, lane_index, lane_segments, predict_agents, speed_factors_at,
+)
 from tests.decision.helpers import agents
 
 
@@ -50,3 +52,29 @@ def test_a_segment_touches_a_lane_up_to_its_lower_edge_and_short_of_its_upper_on
     np.testing.assert_array_equal(lane_segments(segments, 0, 3.5)[:, 0], [False, True])
     np.testing.assert_array_equal(lane_segments(segments, 1, 3.5)[:, 0], [True, False])
     np.testing.assert_array_equal(lane_segments(segments, -1, 3.5)[:, 0], [False, True])
+
+
+def test_accelerations_must_be_one_per_agent():
+    # one value for three agents was broadcast to all of them; two raised numpy's broadcasting error: both are a
+    # caller's mistake named by the argument
+    boxes = agents(("car", 10, 0, 10, 0), ("car", 0, 5, 0, -4), ("car", 1, 1, 0, 0))
+    for wrong in (np.array([-5.0]), np.array([-5.0, 2.0]), np.zeros(4)):
+        with pytest.raises(ValueError, match="accelerations_mps2 must be 3 finite values"):
+            predict_agents(boxes, np.array([0.0, 1.0]), accelerations_mps2=wrong)
+        with pytest.raises(ValueError, match="accelerations_mps2 must be 3 finite values"):
+            speed_factors_at(boxes, wrong, np.array([0.0, 1.0]))
+
+
+def test_lane_segments_names_a_one_dimensional_track():
+    # a single agent's track (T,) without its agent axis is refused with the shape, not an IndexError
+    with pytest.raises(ValueError, match=r"must be \(N, T >= 2\), got shape \(3,\)"):
+        lane_segments(np.array([0.0, 1.0, 2.0]), 0, 3.5)
+
+
+def test_half_length_along_x_by_hand():
+    # a 1.9 m x 4.6 m car: along x 2.3 m; across (+-90 deg) 0.95 m; at -30 deg (4.6 cos 30 + 1.9 sin 30) / 2 =
+    # (3.9837 + 0.95) / 2 = 2.4669 m, as at +30 deg and 150 deg (the extent ignores the sign and the direction)
+    sizes = np.array([[1.9, 4.6, 1.6]] * 5)
+    yaws = np.array([0.0, np.pi / 2, -np.pi / 2, -np.pi / 6, 5 * np.pi / 6])
+    expected = [2.3, 0.95, 0.95, (4.6 * np.sqrt(3) / 2 + 1.9 / 2) / 2, (4.6 * np.sqrt(3) / 2 + 1.9 / 2) / 2]
+    np.testing.assert_allclose(half_length_along_x(sizes, yaws), expected)

@@ -127,3 +127,36 @@ def test_feasibility_targets_are_the_rule_planners_left_then_right(nusc_syntheti
     expected = np.array(expected)
     assert {(1.0, 0.0), (0.0, 1.0)} <= {tuple(row) for row in expected}  # both one-sided cases occur
     np.testing.assert_array_equal(logged_targets(nusc_synthetic, tokens).lane_change_ok.numpy(), expected)
+
+
+def test_targets_follow_the_planner_config(nusc_synthetic):
+    """The trajectory targets are at the given config's step times (here 1 s and 2 s), each the LIDAR_TOP ego pose
+    of the keyframe that many seconds later (the tiny world's keyframes are 0.5 s apart) in the keyframe's ego
+    frame, worked with the devkit's records and pyquaternion; a step past the scene's end is masked and finite
+    (a NaN target would poison a masked loss: NaN x 0 is NaN). Feasibility is the given config's gap check: a
+    50 m bumper-to-bumper gap no neighbour in the tiny world leaves, where the default config finds some."""
+    from pyquaternion import Quaternion
+
+    from perception.decision import PlannerConfig
+
+    tokens = [sample["token"] for sample in nusc_synthetic.sample]
+    config = PlannerConfig(horizon_steps=2, step_s=1.0, lane_change_min_gap_m=50.0)
+    targets = logged_targets(nusc_synthetic, tokens, config)
+    assert targets.trajectory.shape == (len(tokens), 2, 2) and torch.isfinite(targets.trajectory).all()
+
+    def ego_pose(token):
+        return nusc_synthetic.get("ego_pose", nusc_synthetic.get("sample_data", nusc_synthetic.get(
+            "sample", token)["data"]["LIDAR_TOP"])["ego_pose_token"])
+
+    for row, token in enumerate(tokens):
+        later = token
+        for step in range(2):
+            for _ in range(2):  # two keyframes: 1 s
+                later = later and nusc_synthetic.get("sample", later)["next"]
+            assert bool(targets.trajectory_valid[row, step]) == bool(later), (row, step)
+            if later:
+                now, then = ego_pose(token), ego_pose(later)
+                local = Quaternion(now["rotation"]).inverse.rotate(np.subtract(then["translation"], now["translation"]))
+                np.testing.assert_allclose(targets.trajectory[row, step].numpy(), local[:2], atol=1e-3)
+    assert targets.trajectory_valid[:, 0].any() and not targets.trajectory_valid[:, 1].any()  # 1.5 s scenes
+    assert logged_targets(nusc_synthetic, tokens).lane_change_ok.any() and not targets.lane_change_ok.any()
