@@ -53,3 +53,23 @@ def test_circle_nms_rejects_bad_input():
         circle_nms(np.zeros((2, 2)), np.array([0.1, np.nan]), 1.0)
     with pytest.raises(ValueError, match=r"\(N, 2\)"):
         circle_nms(np.zeros((2, 2)), np.zeros(3), 1.0)
+
+
+@pytest.mark.parametrize("backend", ["reference", "numba"])
+def test_circle_nms_of_torch_tensors_breaks_score_ties_by_index(backend):
+    """Tensors are ordered by torch's sort: it must be the stable one (ties: lower index first), as the numpy path
+    and CenterPoint's loop (an unstable sort visits 100 scores of ten values in another order)."""
+    rng = np.random.default_rng(4)
+    centers = rng.uniform(-5, 5, (100, 2))
+    scores = np.round(rng.uniform(0, 1, 100), 1)
+    expected = centerpoint_circle_nms(centers, scores, 1.0**2)
+    kept = circle_nms(torch.from_numpy(centers), torch.from_numpy(scores), 1.0, backend=backend)
+    assert isinstance(kept, torch.Tensor)
+    np.testing.assert_array_equal(kept.numpy(), expected)
+
+
+def test_circle_nms_refuses_a_nan_radius():
+    """A NaN radius suppresses nothing (every comparison is False): refused as a negative one is."""
+    for radius in (float("nan"), -1.0):
+        with pytest.raises(ValueError, match="radius_m must be >= 0"):
+            circle_nms(np.zeros((2, 2)), np.ones(2), radius)

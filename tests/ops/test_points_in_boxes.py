@@ -64,3 +64,15 @@ def test_points_in_boxes_torch_and_empty():
 def test_points_in_boxes_rejects_bad_boxes():
     with pytest.raises(ValueError, match=r"\(K, 7\)"):
         points_in_boxes(np.zeros((3, 3), np.float32), np.zeros((2, 6)))
+
+
+@pytest.mark.parametrize("backend", ["reference", "numba"])
+def test_points_in_boxes_array_yaw_turns_counterclockwise(backend):
+    """A (K, 7) box [x, y, z, w, l, h, yaw] 2 m wide, 4 m long at yaw +45 degrees: its length runs along (1, 1).
+    By hand: (1.2, 1.2) lies 1.2 * sqrt(2) = 1.70 m along the length (<= 2) and 0 across: inside; (1.2, -1.2) lies
+    1.70 m across (> 1): outside. A yaw read the other way round (-45 degrees) swaps them."""
+    boxes = np.array([[0.0, 0.0, 0.0, 2.0, 4.0, 2.0, np.pi / 4]])
+    points = np.float32([[1.2, 1.2, 0.0], [1.2, -1.2, 0.0], [-1.2, -1.2, 0.9], [-1.2, 1.2, 0.0]])
+    np.testing.assert_array_equal(points_in_boxes(points, boxes, backend=backend), [0, -1, 0, -1])
+    np.testing.assert_array_equal(points_in_boxes_mask(torch.from_numpy(points), torch.from_numpy(boxes),
+                                                       backend=backend).numpy(), [[True, False, True, False]])

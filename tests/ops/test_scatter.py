@@ -89,3 +89,29 @@ def test_scatter_points_refuses_float_cells_and_a_nan_under_max():
             scatter_points(features, np.zeros((3, 3), np.int32), "max", backend=backend)
         mean, _ = scatter_points(features, np.zeros((3, 3), np.int32), "mean", backend=backend)
         assert np.isnan(mean).all()  # a NaN in a mean: NaN on every backend
+
+
+@pytest.mark.parametrize("backend", ["reference", "numba"])
+def test_scatter_points_returns_coords_of_the_input_dtype(backend):
+    """int32 cells (dynamic_voxelize's) come back int32, int64 ones int64, numpy or torch (the keys are int64)."""
+    features = np.array([[1.0], [2.0], [4.0]], np.float32)
+    for dtype, torch_dtype in ((np.int32, torch.int32), (np.int64, torch.int64)):
+        coords = np.array([[0, 1, 2], [3, 0, 0], [0, 1, 2]], dtype)
+        _, out = scatter_points(features, coords, backend=backend)
+        assert out.dtype == dtype
+        np.testing.assert_array_equal(out, [[0, 1, 2], [3, 0, 0]])
+        _, out = scatter_points(torch.from_numpy(features), torch.from_numpy(coords), backend=backend)
+        assert out.dtype == torch_dtype
+
+
+@pytest.mark.parametrize("backend", ["reference", "numba"])
+def test_scatter_points_refuses_coords_whose_keys_pass_int64(backend):
+    """[z, y, x] radices (1, 2**32, 2**31 + 1) span 2**63 + 2**32 cells: the row (0, 2**32 - 1, 2**31) has key
+    (2**32 - 1) * (2**31 + 1) + 2**31 = 2**63 + 2**32 - 1, past int64 (it would wrap negative and be dropped):
+    refused, as any span of 2**62 cells or more. A span just under, (1, 2**31, 2**31 - 1), decodes its rows back."""
+    with pytest.raises(ValueError, match="too many for 64-bit keys"):
+        scatter_points(np.ones((2, 1)), np.array([[0, 2**32 - 1, 2**31], [0, 0, 0]], np.int64), backend=backend)
+    coords = np.array([[0, 2**31 - 1, 2**31 - 2], [0, 0, 5], [0, 2**31 - 1, 2**31 - 2]], np.int64)
+    mean, out = scatter_points(np.array([[1.0], [2.0], [4.0]]), coords, backend=backend)
+    np.testing.assert_array_equal(out, coords[:2])
+    np.testing.assert_array_equal(mean, [[2.5], [2.0]])

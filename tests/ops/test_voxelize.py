@@ -270,3 +270,74 @@ def test_grouping_matches_a_loop_for_any_number_of_chunks(num_chunks):
             assert got[2].dtype == key_dtype
             for got_array, want in zip(got, expected):
                 np.testing.assert_array_equal(got_array, want)
+
+
+def test_the_hash_table_holds_twice_the_keys_and_every_slot_lies_in_it():
+    """The open-addressing table is the smallest power of two >= 2 n slots (worked by hand: 1 key 2 slots, 2 keys 4,
+    3 keys 8, 1000 keys 2048), so probing always finds a free slot (a full table probes for ever); a key's hashed
+    slot lies in [0, 2**bits) for every key, the largest int64 too (one outside would write past the table)."""
+    from perception.ops._grouping import SLOT_MULTIPLIER, hash_bits_cpu, table_bits_cpu
+
+    assert [table_bits_cpu(n) for n in (1, 2, 3, 4, 5, 1000, 1024, 1025)] == [1, 2, 3, 3, 4, 11, 11, 12]
+    keys = np.r_[np.random.default_rng(5).integers(0, 2**62, size=2000), 0, 1, 2**31 - 1, 2**32, 2**63 - 1]
+    for bits in (1, 7, 20, 32):
+        slots = [hash_bits_cpu(np.int64(key), SLOT_MULTIPLIER, bits) for key in keys]
+        assert 0 <= min(slots) and max(slots) < 2**bits
+
+
+def test_grid_of_2_to_62_cells_or_more_is_refused_just_below_is_not():
+    """Linear keys must fit int64 with room: 2**21 x 2**21 x 2**20 one-metre cells are 2**62 cells, refused (by
+    Grid3D and so by every op); one z cell less is 2**62 - 2**42 cells, accepted, its last key 2**62 - 2**42 - 1."""
+    from perception.ops._grid import Grid3D
+
+    with pytest.raises(ValueError, match="too many cells for 64-bit keys"):
+        Grid3D.from_range((1.0, 1.0, 1.0), (0.0, 0.0, 0.0, 2.0**21, 2.0**21, 2.0**20))
+    with pytest.raises(ValueError, match="too many cells for 64-bit keys"):
+        dynamic_voxelize(np.zeros((1, 3), np.float32), (1.0, 1.0, 1.0), (0.0, 0.0, 0.0, 2.0**21, 2.0**21, 2.0**20))
+    grid = Grid3D.from_range((1.0, 1.0, 1.0), (0.0, 0.0, 0.0, 2.0**21, 2.0**21, 2.0**20 - 1))
+    assert grid.shape_xyz == (2**21, 2**21, 2**20 - 1) and grid.key_dtype == np.int64
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_a_grid_of_2_to_32_cells_keeps_its_last_cell(backend):
+    """65536 x 65536 x 1 one-metre cells: the last cell's key, (0 * 65536 + 65535) * 65536 + 65535 = 2**32 - 1,
+    does not fit int32 (it wrapped to -1: the point was dropped). By hand: x, y = 65535.5 m -> cell 65535."""
+    voxel_size, point_range = (1.0, 1.0, 1.0), (0.0, 0.0, 0.0, 65536.0, 65536.0, 1.0)
+    points = np.float32([[65535.5, 65535.5, 0.5, 1.0], [0.5, 65535.5, 0.5, 2.0], [65535.5, 0.5, 0.5, 3.0]])
+    expected = [[0, 65535, 65535], [0, 65535, 0], [0, 0, 65535]]
+    np.testing.assert_array_equal(dynamic_voxelize(points, voxel_size, point_range, backend=backend), expected)
+    voxels, coords, num_points = hard_voxelize(points, voxel_size, point_range, 2, 10, backend=backend)
+    np.testing.assert_array_equal(coords[:, 1:], expected)
+    np.testing.assert_array_equal(num_points, [1, 1, 1])
+    np.testing.assert_array_equal(voxels[:, 0], points)
+
+
+def test_limits_take_numpy_whole_numbers_and_refuse_bools():
+    """max_points / max_voxels may be numpy integers or whole floats (a config read with numpy); a bool is not a
+    count."""
+    points = np.float32([[0.1, 0.1, 0.1, 1.0], [0.2, 0.2, 0.2, 2.0], [1.1, 0.1, 0.1, 3.0]])
+    expected = hard_voxelize(points, VOXEL_SIZE, POINT_RANGE, 1, 1)
+    assert len(expected[0]) == 1 and expected[0].shape[1] == 1
+    for max_points, max_voxels in ((np.int64(1), np.int32(1)), (np.float64(1.0), np.uint8(1))):
+        for got, want in zip(hard_voxelize(points, VOXEL_SIZE, POINT_RANGE, max_points, max_voxels), expected):
+            np.testing.assert_array_equal(got, want)
+    for bad in (True, np.bool_(True)):
+        with pytest.raises(ValueError, match="max_points must be a whole number >= 1"):
+            hard_voxelize(points, VOXEL_SIZE, POINT_RANGE, bad, 2)
+
+
+def test_cell_counts_round_the_float32_extent_as_spconv():
+    """0.1 m cells over 0.25 / 0.35 / 0.45 m: in float32 the extents are exactly 2.5 / 3.5 / 4.5 -> 3 x 4 x 5 cells
+    (spconv rounds half away from zero); in float64 they are 2.49999996 / 3.4999999 / 4.4999998 -> 2 x 3 x 4, which
+    would drop the points of the last cells, e.g. x = 0.26 m (float32 cell 2.6 -> 2), kept by spconv."""
+    from perception.ops._grid import Grid3D
+
+    voxel_size, point_range = (0.1, 0.1, 0.1), (0.0, 0.0, 0.0, 0.25, 0.35, 0.45)
+    generator = spconv_utils.PointToVoxel(list(voxel_size), list(point_range), 4, 100, 3)
+    assert Grid3D.from_range(voxel_size, point_range).shape_xyz == tuple(generator.grid_size[::-1]) == (3, 4, 5)
+    points = np.float32([[0.22, 0.32, 0.42, 1], [0.05, 0.05, 0.05, 2], [0.26, 0.05, 0.05, 3], [0.31, 0.05, 0.05, 4]])
+    _, expected_zyx, _ = (t.numpy() for t in generator(torch.from_numpy(points)))
+    np.testing.assert_array_equal(expected_zyx, [[4, 3, 2], [0, 0, 0], [0, 0, 2]])
+    for backend in CPU_BACKENDS:
+        _, coords, _ = hard_voxelize(points, voxel_size, point_range, 3, 100, backend=backend)
+        np.testing.assert_array_equal(coords[:, 1:], expected_zyx)
