@@ -53,3 +53,36 @@ def test_any_dataloader_gets_distinct_augmentations_per_worker(dataset):
 def test_collate_rejects_what_is_not_a_frame():
     with pytest.raises(TypeError, match="got dict"):
         collate_frames([{"points": np.zeros((3, 5))}])
+
+
+def test_collate_keeps_frames_and_unreadable_frames_in_loader_order(dataset):
+    """A dataset that skips corrupt files hands UnreadableFrames on with the Frames, in the order given."""
+    from perception.datasets.loader import UnreadableFrame
+
+    unreadable = UnreadableFrame("token", "/data/a.pcd.bin", "empty")
+    first, second = dataset[1], dataset[0]
+    assert [id(item) for item in collate_frames([first, unreadable, second])] == [id(first), id(unreadable),
+                                                                                 id(second)]
+    batches = list(make_frame_loader(Subset(dataset, [5, 2, 7]), batch_size=3))
+    assert [frame.sample_token for frame in batches[0]] == [dataset.sample_tokens[i] for i in (5, 2, 7)]
+
+
+@pytest.mark.parametrize("batch_size, workers", [(0, 0), (2, -1)])
+def test_frame_loader_refuses_a_batch_below_one_or_negative_workers(dataset, batch_size, workers):
+    with pytest.raises(ValueError, match=f"batch_size must be >= 1 and num_workers >= 0, got {batch_size} and "
+                                         f"{workers}"):
+        make_frame_loader(dataset, batch_size=batch_size, num_workers=workers)
+
+
+def test_frames_are_frozen():
+    """Frames are passed between stages (loader, transforms, model, replay): none may change one in place."""
+    import dataclasses
+
+    from perception.datasets.frame import LidarSweeps, RadarSweeps
+    from perception.geometry import EgoPose, RigidTransform
+
+    frame = Frame("s", "scene", 0, EgoPose(0, RigidTransform.identity()), None, None, {})
+    for target, name in ((frame, "gt_boxes"), (frame, "missing"), (LidarSweeps(np.zeros((0, 5)), 1), "num_sweeps"),
+                         (RadarSweeps(np.zeros((0, 7)), 1), "num_sweeps")):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(target, name, None)

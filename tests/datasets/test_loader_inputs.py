@@ -365,3 +365,87 @@ def test_a_nan_only_in_the_first_radar_point_means_an_empty_sweep(tmp_path):
         devkit = RadarPointCloud.from_file(str(path)).points
         assert devkit.shape[1] == count
         np.testing.assert_array_equal(read_radar_pcd(str(path)), devkit.T)
+
+
+@needs_real
+def test_a_sample_without_any_camera_record_misses_the_camera_group(tmp_path):
+    """All six camera records absent (not dropped): the group and each channel are recorded missing, cameras {}."""
+    from perception.sensors import CAMERA_CHANNELS
+
+    root = real_fixture_copy(tmp_path)
+    token = NuScenes(REAL_VERSION, str(REAL_FIXTURE_ROOT), verbose=False).sample[2]["token"]
+    _remove_sample_data(root, token, list(CAMERA_CHANNELS))
+    frame = load_frame(NuScenes(REAL_VERSION, str(root), verbose=False), token, image_size=(160, 90))
+    assert frame.cameras == {} and frame.missing == {"camera", *CAMERA_CHANNELS}
+    assert frame.lidar is not None and frame.radar is not None
+
+
+# ---- the dataset's indexing and its devkit ------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def blank_frames(synthetic_root, nusc_synthetic):
+    """The tiny world's 8 keyframes with every sensor dropped (ground truth only)."""
+    from tests.conftest import TINY_WORLD
+
+    return NuScenesFrames(synthetic_root, TINY_WORLD["version"], "all", lidar_sweeps=1, radar_sweeps=1,
+                          drop=("lidar", "radar", "camera"), nusc=nusc_synthetic, cache_dir=None, progress=False)
+
+
+def test_negative_indices_count_from_the_end_as_a_sequence_does(blank_frames, nusc_synthetic):
+    """frames[-k] is frames[len - k] down to -len, ground truth included (the devkit's annotations of that sample
+    in the 10 classes); -len - 1 and len are out of range."""
+    from perception.classes import category_to_detection_name
+
+    count = len(blank_frames)
+    assert count == 8
+    for negative in (-1, -3, -count):
+        frame = blank_frames[negative]
+        assert frame.sample_token == blank_frames.sample_tokens[count + negative]
+        annotations = nusc_synthetic.get("sample", frame.sample_token)["anns"]
+        expected = [token for token in annotations if category_to_detection_name(
+            nusc_synthetic.get("sample_annotation", token)["category_name"]) is not None]
+        assert len(frame.gt_boxes) == len(expected) > 0
+    for outside in (count, -count - 1):
+        with pytest.raises(IndexError, match=f"index {outside} out of range for {count} frames"):
+            blank_frames[outside]
+
+
+def test_a_devkit_of_another_dataroot_or_version_is_refused(synthetic_root, nusc_synthetic, tmp_path):
+    from tests.conftest import TINY_WORLD
+
+    for dataroot, version in ((tmp_path, TINY_WORLD["version"]), (synthetic_root, "v1.0-mini")):
+        with pytest.raises(ValueError, match=f"nusc is {TINY_WORLD['version']} at .*, the dataset asks for "
+                                             f"{version} at {re.escape(str(dataroot))}"):
+            NuScenesFrames(dataroot, version, "all", nusc=nusc_synthetic, cache_dir=None, progress=False)
+
+
+def test_a_pickled_dataset_leaves_the_devkit_behind(blank_frames, nusc_synthetic):
+    """What a DataLoader worker receives: the columnar table, not the devkit's tables (reloaded only on use)."""
+    assert blank_frames.nusc is nusc_synthetic
+    copy = pickle.loads(pickle.dumps(blank_frames))
+    assert copy._nusc is None and blank_frames._nusc is nusc_synthetic
+    assert copy[0].sample_token == blank_frames[0].sample_token
+
+
+@needs_real
+def test_skip_corrupt_files_hands_on_the_frame_as_unreadable(tmp_path):
+    """With skip_corrupt_files a rejected file gives that keyframe's UnreadableFrame (its token, the path, the
+    problem) and the other keyframes load; without it the error stops the read."""
+    from perception.datasets.loader import UnreadableFrame
+
+    root = real_fixture_copy(tmp_path / "root", copied_channels=("LIDAR_TOP",))
+    nusc = NuScenes(REAL_VERSION, str(root), verbose=False)
+    token = nusc.sample[1]["token"]
+    path = nusc.get_sample_data_path(nusc.sample[1]["data"]["LIDAR_TOP"])
+    with open(path, "r+b") as f:
+        f.truncate(os.path.getsize(path) - 7)
+    options = dict(cameras=False, nusc=nusc, cache_dir=None, progress=False)
+    skipping = NuScenesFrames(root, REAL_VERSION, REAL_SPLIT, skip_corrupt_files=True, **options)
+    index = skipping.sample_tokens.index(token)
+    assert index > 0
+    unreadable = skipping[index]
+    assert isinstance(unreadable, UnreadableFrame) and unreadable.sample_token == token
+    assert unreadable.path == path and "not a multiple of 20" in unreadable.problem
+    assert all(skipping[i].lidar is not None for i in range(len(skipping)) if i != index)
+    with pytest.raises(CorruptFileError, match=re.escape(os.path.basename(path))):
+        NuScenesFrames(root, REAL_VERSION, REAL_SPLIT, **options)[index]

@@ -113,11 +113,17 @@ def test_ground_truths_must_match_the_keyframes():
                                                    ("translation", [1.0, 2.0], "translation"),
                                                    ("size", [0.0, 4.0, 1.5], "size"),
                                                    ("num_lidar_pts", None, "num_lidar_pts"),
+                                                   ("num_radar_pts", 2.5, "num_radar_pts"),
+                                                   ("size", ["2", "2", "2"], "size"),
+                                                   ("rotation", ["1", 0, 0, 0], "rotation"),
+                                                   ("translation", ["a", 0.0, 0.0], "translation"),
+                                                   ("num_lidar_pts", True, "num_lidar_pts"),
                                                    ("attribute_tokens", ["a", "b"], "2 attributes"),
                                                    ("attribute_tokens", ["dangling"], "attribute 'dangling'")])
 def test_an_annotation_that_cannot_be_a_box_is_named(nusc_synthetic, monkeypatch, field, value, problem):
     # a box with a NaN centre, a negative size or a rotation that is no unit quaternion (once scaled silently,
-    # or scipy's "zero norm" without the annotation's name)
+    # or scipy's "zero norm" without the annotation's name); strings where numbers go (numpy read "2" as 2.0
+    # silently, "a" failed without the annotation's name), a count that is JSON's true
     sample = nusc_synthetic.sample[0]
     record = nusc_synthetic.get("sample_annotation", sample["anns"][0])
     monkeypatch.setitem(record, field, value)
@@ -216,3 +222,22 @@ def test_a_prev_link_to_an_earlier_record_of_another_sensor_is_named(nusc_synthe
     with pytest.raises(ValueError, match=f"sample_data {lidar['token']} .*: its prev {radar['token']} is RADAR_FRONT "
                                          f"at {radar['timestamp']} us, not an earlier LIDAR_TOP record"):
         build_sample_table(nusc_synthetic, [sample["token"]], lidar_sweeps=2, radar_sweeps=1)
+
+
+def test_attributes_are_the_attribute_tables_names_and_minus_one_for_none(nusc_synthetic, monkeypatch):
+    """Each box's attribute is the index in ATTRIBUTES of its record's attribute name (the devkit's attribute
+    table); an annotation without an attribute (barriers, cones) gets -1, never index 0 (pedestrian.moving)."""
+    from perception.classes import ATTRIBUTES
+
+    sample = nusc_synthetic.sample[1]
+    bare = nusc_synthetic.get("sample_annotation", sample["anns"][0])
+    monkeypatch.setitem(bare, "attribute_tokens", [])
+    lidar = nusc_synthetic.get("sample_data", sample["data"][LIDAR_CHANNEL])
+    pose = EgoPose.from_record(nusc_synthetic.get("ego_pose", lidar["ego_pose_token"]))
+    truth = sample_ground_truth(nusc_synthetic, sample["token"], pose.ego_to_global)
+    names = {a["token"]: a["name"] for a in nusc_synthetic.attribute}
+    expected = [names[r["attribute_tokens"][0]] if r["attribute_tokens"] else None
+                for r in (nusc_synthetic.get("sample_annotation", token) for token in truth.tokens)]
+    assert truth.tokens[0] == bare["token"] and expected[0] is None and len(set(expected)) > 2
+    assert [ATTRIBUTES[i] if i >= 0 else None for i in truth.boxes.attributes] == expected
+    assert truth.boxes.attributes[0] == -1

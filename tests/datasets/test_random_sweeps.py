@@ -49,3 +49,34 @@ def test_frame_dataset_passes_the_seed_from_the_config(synthetic_root):
     assert (dataset.frames.sweep_counts.lidar_sweeps, dataset.frames.sweep_counts.radar_sweeps) == (4, 3)
     assert dataset.frames.sweep_counts.seed == 3
     assert FrameDataset(str(synthetic_root), TINY_WORLD["version"], "all").frames.sweep_counts is None
+
+
+def test_random_radar_sweeps_are_each_radars_newest(synthetic_root, nusc_synthetic):
+    """Drawn k radar sweeps read each radar's k newest: the time lags (and count) of the devkit's
+    from_file_multisweep(nsweeps=k) over the five radars (reading the oldest k had the same num_sweeps)."""
+    from nuscenes.utils.data_classes import RadarPointCloud
+
+    from perception.sensors import LIDAR_CHANNEL, RADAR_CHANNELS
+
+    dataset = NuScenesFrames(synthetic_root, TINY_WORLD["version"], "all", lidar_sweeps=1, radar_sweeps=4,
+                             cameras=False, nusc=nusc_synthetic, cache_dir=None, progress=False, random_sweeps_seed=5)
+    draws = RandomSweepCounts(1, 4, seed=5)
+    fewer = 0
+    for index in range(len(dataset)):
+        radar_count = draws()[1]
+        frame = dataset[index]
+        sample = nusc_synthetic.get("sample", frame.sample_token)
+        devkit = np.concatenate([RadarPointCloud.from_file_multisweep(nusc_synthetic, sample, channel, LIDAR_CHANNEL,
+                                                                      nsweeps=radar_count)[1][0]
+                                 for channel in RADAR_CHANNELS])
+        assert len(frame.radar.points) == len(devkit)
+        # the devkit subtracts timestamps in seconds (~1.5e9: rounding ~2e-7 s)
+        np.testing.assert_allclose(np.sort(frame.radar.points[:, 6]), np.sort(devkit), rtol=0, atol=1e-6)
+        fewer += radar_count < 4
+    assert fewer > 0
+
+
+def test_sweep_counts_below_one_are_refused_for_either_sensor():
+    for lidar, radar in ((0, 3), (3, 0), (2, -1)):
+        with pytest.raises(ValueError, match=f"sweeps must be >= 1, got lidar {lidar}, radar {radar}"):
+            RandomSweepCounts(lidar, radar)

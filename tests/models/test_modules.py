@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from perception.geometry import project_points
+from perception.geometry import EgoPose, RigidTransform, project_points
 from perception.models import BEVDecoder, BEVFusionDetector, BEVGrid, ConvFuser, FusionBatch
 from perception.models.fuser import stack_features
+from perception.models.planning_types import PlanningTargets
 from perception.models.encoders import CameraEncoder, LidarEncoder, PillarFeatureNet, RadarEncoder
 from perception.models.encoders.pillars import Pillarization
 from perception.models.heads import build_targets
@@ -526,3 +527,77 @@ def test_camera_depth_loss_scales_with_its_weight_and_zero_turns_it_off(batch):
     loss = float(full(batch)[1]["loss_depth"])
     assert loss > 0 and float(quarter(batch)[1]["loss_depth"]) == pytest.approx(0.25 * loss, rel=1e-5)
     assert off(batch)[1] == {}
+
+
+def test_batch_reads_nothing_of_a_radar_or_camera_group_the_frame_marks_missing():
+    # the groups 'radar' and 'camera' in Frame.missing, their data still attached (as a transform that blanks a
+    # group may leave it): no radar row, no camera image, intrinsics or pose of that frame; the group is absent
+    frame = make_frame(0)
+    blanked = dataclasses.replace(make_frame(1), missing=frozenset({"radar", "camera"}))
+    batch = FusionBatch.from_frames([frame, blanked])
+    assert batch.present["radar"].tolist() == [True, False] and set(batch.radar[:, 0].tolist()) == {0.0}
+    assert len(batch.radar) == len(frame.radar.points)
+    assert batch.present["camera"].tolist() == [True, False] and batch.present["lidar"].tolist() == [True, True]
+    assert batch.camera_valid.tolist() == [[True] * 6, [False] * 6] and batch.images[1].abs().sum() == 0
+    assert torch.equal(batch.camera_to_ego[1], torch.eye(4).expand(6, 4, 4))
+    assert torch.equal(batch.intrinsics[1], torch.eye(3).expand(6, 3, 3))
+
+
+def test_batch_keeps_the_frames_order_and_ground_truth_only_when_every_frame_has_it():
+    # tokens, poses and boxes follow the list (here not in token order); one frame without ground truth (an
+    # unannotated split) makes the whole batch's None, never a list with a hole
+    first, second = make_frame(0, token="b"), make_frame(1, token="a")
+    second = dataclasses.replace(second, ego_pose=EgoPose(5, RigidTransform.from_rotation_translation(
+        np.eye(3), [7.0, 0.0, 0.0])))
+    batch = FusionBatch.from_frames([first, second])
+    assert batch.sample_tokens == ["b", "a"] and [pose.timestamp_us for pose in batch.ego_poses] == [0, 5]
+    assert batch.ego_poses[1].ego_to_global.translation.tolist() == [7.0, 0.0, 0.0]
+    assert [boxes is frame.gt_boxes for boxes, frame in zip(batch.gt_boxes, (first, second))] == [True, True]
+    for frames in ([first, dataclasses.replace(second, gt_boxes=None)], [dataclasses.replace(first, gt_boxes=None)]):
+        assert FusionBatch.from_frames(frames).gt_boxes is None
+
+
+def test_batch_orders_cameras_as_asked():
+    # camera_channels picks and orders the batch's cameras: (CAM_BACK, CAM_FRONT) puts CAM_BACK's image, K and
+    # pose at camera 0; a channel the frame lacks is an invalid slot
+    frame = make_frame(0)
+    asked = ("CAM_BACK", "CAM_FRONT", "CAM_NOWHERE")
+    batch = FusionBatch.from_frames([frame], camera_channels=asked)
+    assert batch.images.shape == (1, 3, 3, IMAGE_H, IMAGE_W) and batch.camera_valid.tolist() == [[True, True, False]]
+    for c, channel in enumerate(asked[:2]):
+        view = frame.cameras[channel]
+        assert np.array_equal(batch.images[0, c].numpy(), (view.image.transpose(2, 0, 1) / 255.0).astype(np.float32))
+        assert np.array_equal(batch.camera_to_ego[0, c].numpy(), view.camera_to_ego.matrix.astype(np.float32))
+
+
+def test_batch_refuses_no_frames_images_not_rgb_and_another_width():
+    frame = make_frame(0)
+    with pytest.raises(ValueError, match="needs at least one frame"):
+        FusionBatch.from_frames([])
+    channel = CAMERA_CHANNELS[1]
+    for image in (np.zeros((IMAGE_H, IMAGE_W, 4), np.uint8), np.zeros((IMAGE_H, IMAGE_W), np.uint8)):
+        rgba = dataclasses.replace(frame, cameras={**frame.cameras, channel: dataclasses.replace(
+            frame.cameras[channel], image=image)})
+        with pytest.raises(ValueError, match=f"sample {frame.sample_token}: {channel} image has shape "
+                                             f"\\({IMAGE_H}, {IMAGE_W}.*expected \\(H, W, 3\\)"):
+            FusionBatch.from_frames([rgba])
+    # same height, other width (the size check compared the height alone)
+    narrow = dataclasses.replace(frame, cameras={channel: dataclasses.replace(
+        frame.cameras[channel], image=frame.cameras[channel].image[:, :IMAGE_W // 2])})
+    with pytest.raises(ValueError, match=f"is \\({IMAGE_W // 2}, {IMAGE_H}\\) \\(W, H\\), others are "
+                                         f"\\({IMAGE_W}, {IMAGE_H}\\); load with one image_size"):
+        FusionBatch.from_frames([frame, narrow])
+
+
+def test_batch_to_moves_every_tensor():
+    # the "meta" device stands for an accelerator: a tensor left behind stays on "cpu"
+    targets = PlanningTargets(torch.zeros(1, 6, 2), torch.ones(1, 6, dtype=torch.bool),
+                              torch.zeros(1, dtype=torch.long), torch.zeros(1, 2), torch.ones(1, 2, dtype=torch.bool))
+    batch = dataclasses.replace(FusionBatch.from_frames([make_frame(0)]), ego_state=torch.zeros(1, 3),
+                                planning_targets=targets)
+    moved = batch.to("meta")
+    tensors = [getattr(moved, f.name) for f in dataclasses.fields(moved) if isinstance(getattr(moved, f.name),
+                                                                                      torch.Tensor)]
+    tensors += list(moved.present.values())
+    tensors += [getattr(moved.planning_targets, f.name) for f in dataclasses.fields(PlanningTargets)]
+    assert len(tensors) == 7 + 3 + 5 and all(t.device.type == "meta" for t in tensors)
