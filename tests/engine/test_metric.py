@@ -1,5 +1,9 @@
 """NuScenesDetectionMetric, the validation metric inside training, against nuscenes-devkit's DetectionEval run
 directly on the same submission boxes."""
+import json
+import os
+import shutil
+
 import numpy as np
 import pytest
 from nuscenes.eval.common.config import config_factory
@@ -37,7 +41,8 @@ def test_the_metric_reports_the_devkits_nds_and_map_each_under_its_own_name(nusc
     assert len(predictions[tokens[0]][0]) < len(devkit_ground_truth(nusc_synthetic, tokens[0])[0])  # some dropped
 
     # the metric as mmengine drives it: process() per batch (one sample each), then evaluate() over the results
-    metric = NuScenesDetectionMetric(str(synthetic_root), TINY_WORLD["version"], "synth_val")
+    out_dir = tmp_path / "metric"
+    metric = NuScenesDetectionMetric(str(synthetic_root), TINY_WORLD["version"], "synth_val", out_dir=str(out_dir))
     for token in tokens:
         boxes, pose = predictions[token]
         metric.process(None, [dict(sample_token=token, ego_pose=pose, boxes=boxes, sensors=["lidar"])])
@@ -56,4 +61,30 @@ def test_the_metric_reports_the_devkits_nds_and_map_each_under_its_own_name(nusc
     assert truth.tp_errors["scale_err"] == pytest.approx(1 - 1 / SIZE_FACTOR ** 3, abs=1e-6)
     assert reported["nuscenes/NDS"] == pytest.approx(truth.nd_score, abs=1e-9)
     assert reported["nuscenes/mAP"] == pytest.approx(truth.mean_ap, abs=1e-9)
-    assert reported["nuscenes/mASE"] == pytest.approx(truth.tp_errors["scale_err"], abs=1e-9)
+    for devkit_name, name in (("trans_err", "mATE"), ("scale_err", "mASE"), ("orient_err", "mAOE"),
+                              ("vel_err", "mAVE"), ("attr_err", "mAAE")):
+        assert reported[f"nuscenes/{name}"] == pytest.approx(truth.tp_errors[devkit_name], abs=1e-9, nan_ok=True)
+
+    # out_dir keeps the submission, its meta naming the sensors the predictions were made with, and the devkit's
+    # summary beside it
+    with open(out_dir / "submission.json") as handle:
+        assert json.load(handle)["meta"] == {"use_camera": False, "use_lidar": True, "use_radar": False,
+                                             "use_map": False, "use_external": False}
+    with open(out_dir / "metrics_summary.json") as handle:
+        assert json.load(handle)["nd_score"] == pytest.approx(truth.nd_score, abs=1e-9)
+
+
+def test_the_metric_refuses_a_world_without_annotations(nusc_synthetic, synthetic_root, tmp_path):
+    # the tiny world's tables with every annotation removed (sensor files linked): the devkit has nothing to score
+    world = tmp_path / "no_annotations"
+    world.mkdir()
+    for name in os.listdir(synthetic_root):
+        if name != TINY_WORLD["version"]:
+            os.symlink(os.path.join(synthetic_root, name), world / name)
+    shutil.copytree(os.path.join(synthetic_root, TINY_WORLD["version"]), world / TINY_WORLD["version"])
+    (world / TINY_WORLD["version"] / "sample_annotation.json").write_text("[]")
+    metric = NuScenesDetectionMetric(str(world), TINY_WORLD["version"], "synth_val")
+    results = [dict(sample_token=token, sensors=["lidar"], boxes=[])
+               for token in split_sample_tokens(nusc_synthetic, "synth_val")]
+    with pytest.raises(ValueError, match=f"validation on synth_val: {TINY_WORLD['version']} at .* has no annotations"):
+        metric.compute_metrics(results)

@@ -7,6 +7,7 @@ import pytest
 from perception.cli import resolve_path
 from perception.cli.train import build_config
 from perception.engine import evaluate_validation_data
+from perception.engine.data import frame_dataset_configs
 from perception.models import model_inputs
 from perception.paths import REPO_ROOT
 from tests.conftest import TINY_WORLD
@@ -40,6 +41,21 @@ def test_sensors_follow_the_encoders():
 def test_a_dataset_repeating_an_input_is_refused():
     with pytest.raises(ValueError, match="train_dataloader.dataset sets lidar_sweeps; set them once in model_inputs"):
         training_config("fusion_tiny", {"train_dataloader.dataset.lidar_sweeps": 3})
+
+
+def test_a_dataset_repeating_the_planning_config_is_refused():
+    with pytest.raises(ValueError, match=r"train_dataloader.dataset sets planning; set them once in model_inputs "
+                                         r"\(planning: in model.planning\)"):
+        training_config("fusion_tiny_planning", {"train_dataloader.dataset.planning": dict(horizon_steps=3)})
+
+
+def test_the_frame_datasets_of_nested_concatenated_datasets_are_found_in_order_as_they_are():
+    # the configs themselves (apply_model_inputs updates them in place), depth first
+    a, b, c = (dict(type="FrameDataset", split=split) for split in "abc")
+    nested = dict(type="ConcatDataset", datasets=[a, dict(type="ConcatDataset", datasets=[b, c])])
+    leaves = frame_dataset_configs(nested)
+    assert len(leaves) == 3 and all(leaf is config for leaf, config in zip(leaves, (a, b, c)))
+    assert frame_dataset_configs(a)[0] is a
 
 
 @pytest.mark.parametrize("name, seeds", [("fusion_tiny_worlds", range(101, 104)),

@@ -290,3 +290,28 @@ def test_export_checkpoint_writes_the_runs_weights_and_its_iteration(tmp_path):
     assert resume_source(str(tmp_path / "empty")) is None
     (tmp_path / "last_checkpoint").write_text(str(training))
     assert resume_source(str(tmp_path)) == RESUME_SCHEME + str(training)
+
+
+def test_an_exported_checkpoint_s_meta_is_plain_json_with_the_config_s_format_and_inputs(tmp_path):
+    import numpy as np
+
+    from perception.engine.checkpoint import export_checkpoint, save_checkpoint
+    from perception.models import CHECKPOINT_FORMAT, ModelInputs
+
+    # mmengine's meta may hold numpy scalars (tests/engine/test_adapters.py): the iteration and epoch are written as
+    # Python ints, so that the file loads with weights_only=True
+    training = tmp_path / "iter_7.pth"
+    torch.save({"state_dict": {"w": torch.ones(2)}, "meta": {"iter": np.int64(7), "epoch": np.int64(2)}}, training)
+    inputs = ModelInputs(1, 1, None, ("lidar",))
+    # the meta given (here a base checkpoint's, with its own format and inputs) does not overrule the format and
+    # the inputs of the config exported for
+    given = dict(config="x.py", format="perception-state-dict-v0", inputs=dict(lidar_sweeps=10))
+    meta = export_checkpoint(str(training), str(tmp_path / "model.pth"), given, inputs)
+    shipped = torch.load(tmp_path / "model.pth", weights_only=True)["meta"]
+    assert shipped == meta and type(meta["iteration"]) is int and type(meta["epoch"]) is int
+    assert (meta["iteration"], meta["epoch"], meta["config"], meta["format"]) == (7, 2, "x.py", CHECKPOINT_FORMAT)
+    assert meta["inputs"] == {"lidar_sweeps": 1, "radar_sweeps": 1, "image_size": None, "sensors": ["lidar"]}
+    for bad in (dict(seed=np.int64(3)), dict(sizes={1, 2})):  # not JSON: refused before any file is written
+        with pytest.raises(ValueError, match="save_checkpoint: meta must be JSON-serialisable"):
+            save_checkpoint({"w": torch.ones(2)}, str(tmp_path / "bad" / "model.pth"), bad, inputs)
+    assert not (tmp_path / "bad").exists()

@@ -7,9 +7,9 @@ import torch
 from torch import nn
 
 from perception.models import BEVFusionDetector, FusionBatch
-from perception.models.finetune import (DEFAULT_TARGETS, FineTuningSpec, HeldBatchNorm2d, ResidualInputAdapter,
-                                        ParameterCount, count_parameters, fold, folded_state_dict, head_output_layers,
-                                        max_rank, prepare_fine_tuning)
+from perception.models.finetune import (DEFAULT_TARGETS, FineTuningSpec, HeldBatchNorm1d, HeldBatchNorm2d,
+                                        ResidualInputAdapter, ParameterCount, count_parameters, fold, folded_state_dict,
+                                        head_output_layers, max_rank, prepare_fine_tuning, select_layers)
 from tests.models.helpers import make_frame, tiny_model, tiny_model_config
 
 
@@ -23,7 +23,8 @@ def randomise_added_weights(model: nn.Module, seed: int = 0) -> None:
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, parameter in model.named_parameters():
-            if ".lora_" in name or ".up." in name or ".down." in name:
+            parts = name.split(".")  # a bare ResidualInputAdapter's are "up.weight" and "down.weight"
+            if ".lora_" in name or "up" in parts or "down" in parts:
                 parameter.copy_(0.1 * torch.randn(parameter.shape, generator=generator))
 
 
@@ -129,6 +130,38 @@ def test_adapter_fold_is_w_times_identity_plus_up_down(layer):
         else:  # ConvTranspose2d (in, out): W'^T = W^T M
             assert torch.allclose(folded.weight[:, :, k, l], mixing.T @ layer.weight[:, :, k, l], atol=1e-6)
     assert torch.allclose(folded(x), adapter(x), atol=1e-5)
+    assert not torch.allclose(folded.weight, layer.weight, atol=1e-3)  # the adapter was not the identity
+
+
+def test_an_adapter_starts_at_up_zero_and_down_random_so_its_first_step_trains_up():
+    """y = W (x + U D x) with W = [1, 1] (a 1x1 conv 2 -> 1), rank 1, x = (1, 1): dy/dU_c = W_c (D x) = d0 + d1 for
+    both channels, dy/dD = (W U) x = 0 while U = 0. Zero U alone keeps the start the plain layer and lets U learn;
+    zero D too would hold both gradients at 0 for ever."""
+    layer = nn.Conv2d(2, 1, 1, bias=False)
+    with torch.no_grad():
+        layer.weight.fill_(1.0)
+    adapter = ResidualInputAdapter(layer, rank=1)
+    down = adapter.down.weight[:, :, 0, 0].detach().clone()  # (1, 2)
+    assert torch.equal(adapter.up.weight, torch.zeros(2, 1, 1, 1)) and down.abs().min() > 0
+    adapter(torch.ones(1, 2, 1, 1)).sum().backward()
+    assert torch.allclose(adapter.up.weight.grad[:, 0, 0, 0], down.sum().expand(2), atol=1e-6)
+    assert torch.equal(adapter.down.weight.grad, torch.zeros(1, 2, 1, 1))
+
+
+def test_an_input_adapter_needs_a_conv_with_one_group():
+    # a grouped conv's weight is (out, in / groups): W (I + U D) over all input channels mixes across groups
+    for layer in (nn.Conv2d(4, 4, 3, groups=2), nn.ConvTranspose2d(4, 4, 2, groups=2), nn.Linear(4, 4)):
+        with pytest.raises(ValueError, match="an input adapter needs a Conv2d / ConvTranspose2d with one group"):
+            ResidualInputAdapter(layer, rank=2)
+
+
+def test_a_prefix_selects_its_layer_and_what_lies_under_it_not_a_sibling_sharing_its_start():
+    # names "0" ... "10" and "1.0", "1.1": prefix "1" is layer 1 and its two children, not layer 10
+    model = nn.Sequential(*[nn.Linear(2, 2) for _ in range(11)])
+    model[1] = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 2))
+    assert set(select_layers(model, ["1"], (nn.Linear,))) == {"1.0", "1.1"}
+    assert set(select_layers(model, ["1"], (nn.Module,))) == {"1", "1.0", "1.1"}
+    assert set(select_layers(model, ["10"], (nn.Linear,))) == {"10"}
 
 
 def trained_names(model: nn.Module) -> set:
@@ -201,6 +234,14 @@ def test_an_encoder_the_model_does_not_read_neither_trains_nor_counts(method, ba
         assert count.trained == count.total
 
 
+def test_an_unread_encoder_is_left_out_of_both_counts_before_fine_tuning_too():
+    # a fresh model (everything requires grad) reading LiDAR and radar: its camera encoder neither trains nor counts
+    model = BEVFusionDetector(**tiny_model_config(), sensors=["lidar", "radar"])
+    in_use = sum(p.numel() for name, p in model.named_parameters() if not name.startswith("encoders.camera."))
+    assert in_use < sum(p.numel() for p in model.parameters())
+    assert count_parameters(model) == (in_use, in_use)
+
+
 def test_frozen_prefixes_do_not_train_whatever_the_method(batch):
     torch.manual_seed(0)
     model = tiny_model()
@@ -235,6 +276,45 @@ def test_default_targets_fit_a_model_with_one_sensor_and_skip_unread_encoders():
     prepare_fine_tuning(no_cameras, FineTuningSpec("lora", rank=2, targets=("encoders",)))
     adapted = {name.split(".")[1] for name, _ in no_cameras.named_parameters() if ".lora_" in name}
     assert adapted == {"lidar", "radar"}
+
+
+def test_norm_statistics_are_held_at_once_in_a_model_left_in_train_mode():
+    # prepare_fine_tuning on a model already in train mode: every norm evaluates with its running statistics
+    # straight away, not only after the next train() call
+    model = tiny_model().train()
+    prepare_fine_tuning(model, FineTuningSpec("head"))
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    assert norms and all(isinstance(m, (HeldBatchNorm1d, HeldBatchNorm2d)) and not m.training for m in norms)
+
+
+def test_fold_gives_the_norms_back_their_torch_class():
+    # the folded (exported) network is the plain one: its norms update their statistics again in train mode
+    model = tiny_model()
+    prepare_fine_tuning(model, FineTuningSpec("adapter", rank=2))
+    fold(model).train()
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    assert norms and {type(m) for m in norms} == {nn.BatchNorm1d, nn.BatchNorm2d}
+    assert all(m.training for m in norms)
+
+
+def test_a_rank_at_a_layers_bound_is_allowed_one_above_is_not():
+    # encoders.radar.conv.0: a 4 -> 4 3x3 conv, LoRA rank at most min(4 x 9, 4) = 4; decoder.upsample2.0: a
+    # ConvTranspose2d 16 -> 8, its input adapter at most 16 (its input channels, not its 8 outputs)
+    for method, target, bound in (("lora", "encoders.radar.conv.0", 4), ("adapter", "decoder.upsample2.0", 16)):
+        prepare_fine_tuning(tiny_model(), FineTuningSpec(method, rank=bound, targets=(target,)))
+        with pytest.raises(ValueError, match=f"rank {bound + 1} is larger than layer {target} .*at most {bound}\\)"):
+            prepare_fine_tuning(tiny_model(), FineTuningSpec(method, rank=bound + 1, targets=(target,)))
+
+
+def test_default_targets_skip_an_encoder_the_model_has_but_does_not_read():
+    # a model with a radar encoder that reads the LiDAR and the cameras only: LoRA's default targets (lidar and
+    # radar encoders, fuser, decoder, head) leave the radar encoder out instead of failing on it
+    model = BEVFusionDetector(**tiny_model_config(), sensors=["lidar", "camera"])
+    prepare_fine_tuning(model, FineTuningSpec("lora", rank=2))
+    parts = [name.split(".") for name, _ in model.named_parameters() if ".lora_" in name]
+    assert {".".join(part[:2] if part[0] == "encoders" else part[:1]) for part in parts} == {
+        "encoders.lidar", "fuser", "decoder", "head"}
+    assert not any(p.requires_grad for p in model.encoders["radar"].parameters())
 
 
 def test_update_norm_stats_lets_trainable_norms_update(batch):
@@ -278,6 +358,9 @@ def test_bad_fine_tuning_requests_fail_before_changing_the_model():
             FineTuningSpec(method, rank=4)
     with pytest.raises(ValueError, match="rank must be >= 1, got 0"):
         FineTuningSpec("adapter", rank=0)
+    for method in ("full", "head"):  # they add no layer to place
+        with pytest.raises(ValueError, match=f"targets apply to lora and adapter, not to '{method}'"):
+            FineTuningSpec(method, targets=("decoder",))
     # a LoRA scale of 0 trains nothing (it read as the rank's scale 1); a negative one flips the update; the
     # other methods have none
     for method, alpha in (("lora", 0.0), ("lora", -4.0), ("lora", float("nan")), ("adapter", 2.0)):
