@@ -92,24 +92,26 @@ def run_detection_eval(nusc: NuScenes, result_path: str, eval_set: str, output_d
     Writes, like the devkit's ``main``: ``output_dir/metrics_summary.json`` and ``metrics_details.json``
     (render_plots draws the devkit's plots into its ``output_dir/plots``; removed here: an earlier run's plots would
     stay beside these metrics, and the devkit makes it empty whether or not plots are drawn). Raises
-    NoDetectionsError, naming the file, when no predicted box is left to score (none at all, or none within the
-    class ranges).
+    NoDetectionsError, naming the file, when the submission holds no predicted box at all (boxes all outside their
+    class's range are scored: every AP 0), and ValueError when the split keeps no ground-truth box to score (none
+    with LiDAR or radar points within its class's range).
     """
     config = config_factory(EVAL_CONFIG)
+    nothing_to_score = (f"split {eval_set!r} of {nusc.dataroot} holds no annotated object of the detection classes "
+                        f"with LiDAR or radar points within its class's range: nothing to score {result_path} against")
     try:
         devkit_eval = DetectionEval(nusc, config, result_path, eval_set, output_dir=output_dir, verbose=verbose)
     except Exception as error:
         if "Invalid box type: None" not in str(error):
             raise
         if not _scored_ground_truth(nusc, eval_set, config):
-            raise ValueError(f"split {eval_set!r} of {nusc.dataroot} holds no annotated object of the detection "
-                             f"classes with LiDAR or radar points within its class's range: nothing to score "
-                             f"{result_path} against") from error
-        raise NoDetectionsError(f"{result_path}: no predicted box within the evaluation ranges of its class on "
-                                f"split {eval_set!r}; nuscenes-devkit cannot score an empty set (every AP would "
-                                f"be 0)") from error
+            raise ValueError(nothing_to_score) from error
+        raise NoDetectionsError(f"{result_path}: no predicted box on split {eval_set!r}; nuscenes-devkit cannot "
+                                f"score an empty set (every AP would be 0)") from error
     finally:
         shutil.rmtree(os.path.join(output_dir, "plots"), ignore_errors=True)
+    if not devkit_eval.gt_boxes.all:  # the devkit's filters (class range, no points) left nothing
+        raise ValueError(nothing_to_score)
     metrics, metric_data = devkit_eval.evaluate()
     evaluation = Evaluation(config, metrics, metric_data, devkit_eval.gt_boxes, devkit_eval.pred_boxes,
                             devkit_eval.plot_dir)

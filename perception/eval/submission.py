@@ -117,8 +117,10 @@ def check_submission(submission: dict, sample_tokens: Sequence[str], source: str
     """The devkit's format checks plus the ones it makes with bare asserts or not at all; returns the boxes.
 
     Checks: ``meta`` holds the five booleans; ``results`` has exactly the samples ``sample_tokens`` (the split
-    evaluated), each box names its own sample; every box deserializes into the devkit's ``DetectionBox`` (which
-    asserts sizes, NaNs, class and attribute names, float scores); at most MAX_BOXES_PER_SAMPLE per sample.
+    evaluated), each box names its own sample; its translation, size, rotation and velocity are finite and its
+    score lies in [0, 1] (the format's range; the devkit checks NaNs only, and an infinite value stopped the JSON
+    writer midway through the file); every box deserializes into the devkit's ``DetectionBox`` (which asserts
+    sizes, class and attribute names, float scores); at most MAX_BOXES_PER_SAMPLE per sample.
     Raises ValueError naming ``source``, the problem and the sample tokens concerned.
     """
     if not isinstance(submission, dict) or "results" not in submission or "meta" not in submission:
@@ -151,10 +153,12 @@ def check_submission(submission: dict, sample_tokens: Sequence[str], source: str
             if not isinstance(box, dict) or box.get("sample_token") != token:
                 raise ValueError(f"{source}: sample {token}: box {index} names sample "
                                  f"{box.get('sample_token') if isinstance(box, dict) else None!r}")
-            velocity = box.get("velocity")
             try:
-                if velocity is None or not all(math.isfinite(v) for v in velocity):
-                    raise AssertionError(f"velocity must be 2 finite numbers, got {velocity}")
+                for field in ("translation", "size", "rotation", "velocity"):
+                    if not all(math.isfinite(v) for v in box[field]):
+                        raise AssertionError(f"{field} must be finite numbers, got {box[field]}")
+                if not 0.0 <= box["detection_score"] <= 1.0:
+                    raise AssertionError(f"detection_score must lie in [0, 1], got {box['detection_score']}")
                 parsed.append(DetectionBox.deserialize(box))
             except (AssertionError, KeyError, TypeError, ValueError) as error:
                 raise ValueError(f"{source}: sample {token}: box {index} fails the devkit's format check: "

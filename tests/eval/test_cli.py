@@ -19,6 +19,7 @@ from perception.decision import PlannerConfig
 from perception.detector import OracleDetector
 from perception.eval.runner import DataOptions, decision_metrics, evaluate_split
 from perception.geometry import Boxes3D
+from perception.jsonfile import read_json_lines
 from perception.paths import REPO_ROOT
 from tests.conftest import TINY_WORLD
 
@@ -233,8 +234,12 @@ def test_a_resume_detects_a_batch_stopped_midway_whole_again(synthetic_root, tmp
     batches, original = [], OracleDetector.detect
     monkeypatch.setattr(OracleDetector, "detect", lambda self, frames: batches.append(len(frames)) or original(
         self, frames))
-    run([*args, "--resume"])
+    (metrics,) = run([*args, "--resume"])
     assert batches == [2] and (tmp_path / "results_nusc.json").read_bytes() == submission
+    # the time per frame: the frames' recorded seconds (those read back and those detected now) over the frames
+    seconds = [record["seconds"] for record in read_json_lines(str(path))]
+    assert len(seconds) == metrics["frames_evaluated"] == 4
+    assert metrics["seconds_per_frame"] == pytest.approx(sum(seconds) / 4, rel=1e-12)
 
 
 @pytest.mark.parametrize("argv, message", [

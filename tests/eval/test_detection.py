@@ -1,11 +1,13 @@
 """Ground truth through our conversion scored by nuscenes-devkit's unmodified DetectionEval, and the distance
 breakdown against hand-worked cases."""
+import json
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from nuscenes.eval.common.config import config_factory
 from nuscenes.eval.common.data_classes import EvalBoxes
+from nuscenes.eval.common.loaders import load_prediction
 from nuscenes.eval.detection.data_classes import DetectionBox, DetectionMetrics
 from nuscenes.eval.detection.evaluate import DetectionEval
 
@@ -13,10 +15,11 @@ from perception.datasets.loader import NuScenesFrames
 from perception.datasets.splits import split_sample_tokens
 from perception.detector import OracleDetector
 from perception.eval.detection import (
-    EVAL_CONFIG, Evaluation, check_lidar_keyframes, confident_boxes, distance_breakdown, nd_score_by_class,
-    run_detection_eval,
+    EVAL_CONFIG, Evaluation, NoDetectionsError, check_lidar_keyframes, confident_boxes, distance_breakdown,
+    evaluate_submission, metrics_record, nd_score_by_class, run_detection_eval,
 )
 from perception.eval.runner import predict
+from perception.geometry import Boxes3D
 from perception.eval.submission import boxes_to_submission, make_submission, submission_meta, write_submission
 from perception.sensors import SENSOR_GROUPS
 from tests.eval.devkit_truth import devkit_ground_truth
@@ -27,6 +30,8 @@ VELOCITY_TOLERANCE_M_S = 5e-3
 pitch); the vertical components dropped there come back as < 1e-4 rad of heading and < 2e-3 m/s of velocity
 on the real fixture (the annotations' vertical velocity leaks through the tilt). A frame-conversion bug costs
 far more (tenths of a radian, metres per second). The synthetic world's level poses round-trip to 1e-9."""
+
+TP_METRIC_ORDER = ("trans_err", "scale_err", "orient_err", "vel_err", "attr_err")
 
 
 def _devkit_results(nusc, tokens, pose_of=None) -> dict:
@@ -194,3 +199,150 @@ def test_bin_ap_is_the_mean_over_the_matching_thresholds():
     assert near["class_ap"]["car"] == pytest.approx(0.5) and near["mean_ap"] == pytest.approx(0.5)
     devkit, _ = DetectionEval.evaluate(SimpleNamespace(cfg=config, gt_boxes=gt, pred_boxes=pred, verbose=False))
     assert devkit.mean_dist_aps["car"] == pytest.approx(0.5)
+
+
+def test_the_distance_bins_are_0_20_30_50_m():
+    """Cars found exactly 29.9 m and 30 m away: the first is in the 20-30 m bin, the second in the 30-50 m one."""
+    gt, pred = EvalBoxes(), EvalBoxes()
+    gt.add_boxes("s1", [_box("s1", "car", 29.9, 0.0), _box("s1", "car", 0.0, 30.0)])
+    pred.add_boxes("s1", [_box("s1", "car", 29.9, 0.0, 0.9), _box("s1", "car", 0.0, 30.0, 0.8)])
+    rows = distance_breakdown(Evaluation(config_factory(EVAL_CONFIG), None, None, gt, pred, ""))
+    assert [row["range_m"] for row in rows] == [[0.0, 20.0], [20.0, 30.0], [30.0, 50.0]]
+    assert [row["num_gt"]["car"] for row in rows] == [0, 1, 1]
+    assert [row["class_ap"]["car"] for row in rows] == [None, pytest.approx(1.0), pytest.approx(1.0)]
+
+
+def test_a_bin_scores_only_the_predictions_within_it():
+    """One car at 10 m, found; a car predicted at 25 m with a higher score, where there is none: within 0-20 m the
+    only prediction is the true one (AP 1); the false one counts in 20-30 m only, which has no ground truth."""
+    gt, pred = EvalBoxes(), EvalBoxes()
+    gt.add_boxes("s1", [_box("s1", "car", 10.0, 0.0)])
+    pred.add_boxes("s1", [_box("s1", "car", 10.0, 0.0, 0.5), _box("s1", "car", 25.0, 0.0, 0.9)])
+    near, middle, _ = distance_breakdown(Evaluation(config_factory(EVAL_CONFIG), None, None, gt, pred, ""))
+    assert near["class_ap"]["car"] == pytest.approx(1.0) and middle["class_ap"]["car"] is None
+
+
+def test_keyframes_without_lidar_are_looked_for_only_where_they_matter(nusc_synthetic, monkeypatch):
+    """A keyframe of another split without LIDAR_TOP is not this split's problem; nor is one of a version without
+    annotations (nothing is evaluated there)."""
+    sample = nusc_synthetic.get("sample", split_sample_tokens(nusc_synthetic, "synth_train")[0])
+    monkeypatch.setitem(sample, "data", {k: v for k, v in sample["data"].items() if k != "LIDAR_TOP"})
+    check_lidar_keyframes(nusc_synthetic, "synth_val")
+    with pytest.raises(ValueError, match="split 'synth_train' .*: 1 keyframes have no LIDAR_TOP record"):
+        check_lidar_keyframes(nusc_synthetic, "synth_train")
+    monkeypatch.setattr(nusc_synthetic, "sample_annotation", [])
+    check_lidar_keyframes(nusc_synthetic, "synth_train")
+
+
+def test_metrics_record_hand_worked():
+    """The metrics of test_nd_score_by_class_hand_worked with two samples of boxes: the mean errors 0.4 / 0.2 / 1.0 /
+    0.4 / 0.2 under the papers' names, each class's own (None where the devkit leaves them undefined), AP per
+    threshold keyed by its printed value, the counts of the boxes scored."""
+    config = config_factory(EVAL_CONFIG)
+    metrics = DetectionMetrics(config)
+    errors = {"car": (0.2, 0.1, 0.4, 0.3, 0.1), "truck": (0.6, 0.3, 1.6, 0.5, 0.3)}
+    for name in config.class_names:
+        for threshold, ap in zip(config.dist_ths, (0.25, 0.5, 0.75, 1.0) if name == "car" else (0.0,) * 4):
+            metrics.add_label_ap(name, threshold, ap)
+        for metric, value in zip(TP_METRIC_ORDER, errors.get(name, (np.nan,) * 5)):
+            metrics.add_label_tp(name, metric, value)
+    gt, pred = EvalBoxes(), EvalBoxes()
+    gt.add_boxes("s1", [_box("s1", "car", 10.0, 0.0), _box("s1", "truck", 0.0, 5.0)])
+    gt.add_boxes("s2", [_box("s2", "car", 0.0, -25.0)])
+    pred.add_boxes("s1", [_box("s1", "car", 10.0, 0.0, 0.9)])
+    pred.add_boxes("s2", [])
+    record = metrics_record(Evaluation(config, metrics, None, gt, pred, ""), 2, 0.25, extra={"run": {"x": 1}})
+    assert record["tp_errors"] == pytest.approx({"mATE": 0.4, "mASE": 0.2, "mAOE": 1.0, "mAVE": 0.4, "mAAE": 0.2})
+    assert record["class_tp_errors"]["car"] == pytest.approx(dict(zip(TP_METRIC_ORDER, errors["car"])))
+    assert record["class_tp_errors"]["bus"] == dict.fromkeys(TP_METRIC_ORDER)
+    assert record["class_ap"]["car"] == pytest.approx(0.625)
+    assert record["class_ap_by_threshold"]["car"] == {"0.5": 0.25, "1.0": 0.5, "2.0": 0.75, "4.0": 1.0}
+    assert record["num_gt"]["car"] == 2 and record["num_gt"]["truck"] == 1 and record["num_predictions_evaluated"] == 1
+    assert (record["frames_evaluated"], record["seconds_per_frame"], record["eval_config"]) == (2, 0.25, EVAL_CONFIG)
+    assert record["run"] == {"x": 1} and record["confident_boxes"]["predicted_per_frame"] == 0.5
+    json.dumps(record, allow_nan=False)  # strict JSON: no NaN left
+
+
+def _synthetic_submission(nusc, tmp_path, split="synth_val"):
+    """The synthetic world's ground truth through boxes_to_submission, and where evaluate_submission writes it."""
+    return _devkit_results(nusc, split_sample_tokens(nusc, split)), str(tmp_path / "results_nusc.json")
+
+
+def test_the_summary_files_are_the_devkits_own(nusc_synthetic, tmp_path):
+    """metrics_summary.json and metrics_details.json as nuscenes-devkit's DetectionEval.main writes them for the same
+    submission (its evaluation time aside)."""
+    results, path = _synthetic_submission(nusc_synthetic, tmp_path)
+    evaluate_submission(nusc_synthetic, "synth_val", results, ["lidar"], path)
+    devkit_dir = tmp_path / "devkit"
+    DetectionEval(nusc_synthetic, config_factory(EVAL_CONFIG), path, "synth_val", output_dir=str(devkit_dir),
+                  verbose=False).main(plot_examples=0, render_curves=False)
+    for name in ("metrics_summary.json", "metrics_details.json"):
+        ours, devkit = (json.loads((folder / name).read_text()) for folder in (tmp_path, devkit_dir))
+        if name == "metrics_summary.json":
+            assert ours.pop("eval_time") > 0 and devkit.pop("eval_time") > 0
+            assert ours["meta"] == {"use_camera": False, "use_lidar": True, "use_radar": False, "use_map": False,
+                                    "use_external": False}
+        assert ours == devkit, name
+
+
+def test_evaluate_submission_names_the_samples_not_predicted(nusc_synthetic, tmp_path):
+    results, path = _synthetic_submission(nusc_synthetic, tmp_path)
+    tokens = split_sample_tokens(nusc_synthetic, "synth_val")
+    del results[tokens[2]]
+    with pytest.raises(ValueError, match=f"results_nusc.json: 1 of the 4 samples of split 'synth_val' were not "
+                                         f"predicted \\(predict the whole split\\), e.g. \\['{tokens[2]}'\\]"):
+        evaluate_submission(nusc_synthetic, "synth_val", results, ["lidar"], path)
+
+
+def test_evaluate_submission_writes_the_splits_samples_only(nusc_synthetic, tmp_path):
+    """Predictions of samples outside the split (the whole dataset predicted) are left out of its submission."""
+    results, path = _synthetic_submission(nusc_synthetic, tmp_path)
+    extra = split_sample_tokens(nusc_synthetic, "synth_train")[0]
+    evaluation = evaluate_submission(nusc_synthetic, "synth_val", {**results, extra: []}, ["lidar"], path)
+    boxes, _ = load_prediction(path, 500, DetectionBox)
+    assert sorted(boxes.sample_tokens) == sorted(split_sample_tokens(nusc_synthetic, "synth_val"))
+    assert evaluation.metrics.mean_ap > 0
+
+
+def test_evaluate_submission_without_annotations_writes_the_file_only(nusc_synthetic, tmp_path, monkeypatch):
+    """A version without annotations (the test split): the submission is written for the server, nothing scored."""
+    results, path = _synthetic_submission(nusc_synthetic, tmp_path)
+    monkeypatch.setattr(nusc_synthetic, "sample_annotation", [])
+    assert evaluate_submission(nusc_synthetic, "synth_val", results, ["radar"], path) is None
+    boxes, meta = load_prediction(path, 500, DetectionBox)
+    assert len(boxes.all) == sum(len(b) for b in results.values()) > 0 and meta["use_radar"]
+    assert not (tmp_path / "metrics_summary.json").exists()
+
+
+def test_ground_truth_without_points_is_nothing_to_score(nusc_synthetic, tmp_path, monkeypatch):
+    """The devkit drops ground truth with no LiDAR or radar point: an empty submission on a split whose annotations
+    all have none is named as one with nothing to score, not as a submission without detections."""
+    tokens = split_sample_tokens(nusc_synthetic, "synth_val")
+    empty = {token: [] for token in tokens}
+    with pytest.raises(NoDetectionsError, match="no predicted box"):
+        evaluate_submission(nusc_synthetic, "synth_val", empty, ["lidar"], str(tmp_path / "a.json"))
+    for token in tokens:
+        for annotation in nusc_synthetic.get("sample", token)["anns"]:
+            record = nusc_synthetic.get("sample_annotation", annotation)
+            monkeypatch.setitem(record, "num_lidar_pts", 0)
+            monkeypatch.setitem(record, "num_radar_pts", 0)
+    with pytest.raises(ValueError, match="split 'synth_val' of .* holds no annotated object .* nothing to score"):
+        evaluate_submission(nusc_synthetic, "synth_val", empty, ["lidar"], str(tmp_path / "b.json"))
+    # with a predicted box in every frame too (it scored NDS 0 against no ground truth)
+    car = Boxes3D([[10.0, 0.0, 1.0]], [[1.9, 4.5, 1.6]], [0.0], scores=[0.9], labels=[0])
+    one_car = {token: boxes_to_submission(token, car, devkit_ground_truth(nusc_synthetic, token)[1])
+               for token in tokens}
+    with pytest.raises(ValueError, match="split 'synth_val' of .* holds no annotated object .* nothing to score"):
+        evaluate_submission(nusc_synthetic, "synth_val", one_car, ["lidar"], str(tmp_path / "c.json"))
+
+
+def test_boxes_all_outside_their_class_range_are_scored_ap_0(nusc_synthetic, tmp_path):
+    """A car 100 m ahead in every frame, past the car's 50 m range: the devkit drops every prediction and scores
+    the split's ground truth against none (AP 0 in every class), not an error."""
+    tokens = split_sample_tokens(nusc_synthetic, "synth_val")
+    far = Boxes3D([[100.0, 0.0, 1.0]], [[1.9, 4.5, 1.6]], [0.0], scores=[0.9], labels=[0])
+    results = {token: boxes_to_submission(token, far, devkit_ground_truth(nusc_synthetic, token)[1])
+               for token in tokens}
+    evaluation = evaluate_submission(nusc_synthetic, "synth_val", results, ["lidar"], str(tmp_path / "r.json"))
+    assert len(evaluation.pred_boxes.all) == 0 and len(evaluation.gt_boxes.all) > 0
+    assert evaluation.metrics.mean_ap == 0.0

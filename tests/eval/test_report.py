@@ -103,3 +103,25 @@ def test_ablation_class_table_lists_only_the_classes_with_ground_truth(tmp_path)
     lines = (tmp_path / "ablations.md").read_text().splitlines()
     header = lines.index("## AP per class (classes with ground truth)") + 2
     assert lines[header:header + 3] == ["| input | car |", "| --- | --- |", "| all sensors | 5.000 |"]
+
+
+def test_report_columns_follow_their_headers(tmp_path):
+    """AP per threshold in the order of its header, distinct values; bins headed by their edges; a class without
+    ground truth as a whole row; the run's lines: time per frame to the millisecond, the dropped sensors, the
+    confident boxes against the objects, the unreadable files with their samples."""
+    metrics = _metrics(0.08, 0.3)
+    metrics["class_ap_by_threshold"]["car"] = {"0.5": 0.5, "1.0": 0.75, "2.0": 0.875, "4.0": 1.0}
+    metrics["seconds_per_frame"] = 0.125
+    metrics["run"]["dropped"] = ["camera", "radar"]
+    metrics["run"]["unreadable_files"] = [{"sample_token": "t7", "path": "/d/x.bin", "problem": "cut short"}]
+    write_report(str(tmp_path / "report.md"), metrics, {})
+    text = (tmp_path / "report.md").read_text()
+    assert "| class | GT | AP | AP@0.5 m | AP@1.0 m | AP@2.0 m | AP@4.0 m | ATE | ASE | AOE | AVE | AAE |" in text
+    assert "| car | 7 | 0.800 | 0.500 | 0.750 | 0.875 | 1.000 | 0.500 |" in text
+    assert "\n| bus | 0 | no GT |  |  |  |  |  |  |  |  |  |  |\n" in text  # 13 cells, as the header
+    assert "| class | 0-20 m | 20-30 m |" in text
+    assert "- frames evaluated: 4, seconds per frame (loading + detection, per process): 0.125\n" in text
+    assert "- sensors used: lidar (dropped at the input: camera, radar)" in text
+    assert "- boxes scoring >= 0.3 per frame: 3.0, against 2.5 annotated objects with points" in text
+    assert "## Unreadable files\n\n1 frames could not be read and were evaluated with no detections:\n\n" in text
+    assert "- `/d/x.bin`: cut short (sample `t7`)" in text

@@ -1,10 +1,16 @@
 """Sharding arithmetic, the merge of the processes' predictions, and the predictions a resume reads back."""
+from dataclasses import replace
+
 import numpy as np
 import pytest
+import torch
 
-from perception.eval.runner import (PREDICTIONS_FILE, PREDICTIONS_RUN_FILE, PredictionFiles, Predictions, Shard,
-                                    open_predictions)
-from perception.geometry import Boxes3D
+from perception.datasets.frame import Frame
+from perception.datasets.loader import UnreadableFrame
+from perception.eval.runner import (PREDICTIONS_FILE, PREDICTIONS_RUN_FILE, DataOptions, PredictionFiles, Predictions,
+                                    Shard, open_predictions, predict, run_identity)
+from perception.geometry import Boxes3D, EgoPose, RigidTransform
+from perception.models.planning_types import PlanningOutputs
 from perception.jsonfile import read_json, read_json_lines, write_json_atomic, write_json_lines
 
 
@@ -76,6 +82,8 @@ def test_predictions_of_another_run_are_refused_or_replaced(tmp_path):
     (dict(boxes=None), "a list of boxes"), (dict(boxes=[{"label": "car"}]), "a list of boxes"),
     (dict(ego_pose=None), "an ego_pose object"), (dict(seconds="1"), "seconds and its batch"),
     (dict(batch=[2, 2]), "seconds and its batch"), (dict(extra=1), "exactly the keys"),
+    (dict(batch=[-1, 2]), "seconds and its batch"), (dict(plan=[[0.0, 0.0]]), "an ego_pose object"),
+    (dict(unreadable={"path": "/x.bin", "problem": "cut short"}), "an ego_pose object for a frame it read"),
 ])
 def test_a_malformed_record_is_named_with_its_line(tmp_path, change, problem):
     identity = {"model": {"detector": "d"}}
@@ -83,3 +91,92 @@ def test_a_malformed_record_is_named_with_its_line(tmp_path, change, problem):
     write_json_lines(str(tmp_path / PREDICTIONS_FILE), [_record("a", 0, 1), {**_record("b", 0, 1), **change}, {}])
     with pytest.raises(ValueError, match=f"{PREDICTIONS_FILE}: line 2: a frame's predictions record .*{problem}"):
         open_predictions(_files(tmp_path, identity, resume=True), Shard(), planning=False)
+
+
+def test_a_resume_keeps_every_whole_batch(tmp_path):
+    """Two whole batches of two, then one stopped after its first frame: the four frames of the whole ones."""
+    identity = {"model": {"detector": "d"}}
+    write_json_atomic(str(tmp_path / PREDICTIONS_RUN_FILE), identity)
+    records = [_record("a", 0, 2), _record("b", 1, 2), _record("c", 0, 2), _record("d", 1, 2), _record("e", 0, 2)]
+    write_json_lines(str(tmp_path / PREDICTIONS_FILE), records)
+    log, done = open_predictions(_files(tmp_path, identity, resume=True), Shard(), planning=False)
+    log.close()
+    assert list(done.results) == ["a", "b", "c", "d"] and done.frames == 4
+
+
+def test_a_fresh_run_removes_every_processs_earlier_predictions(tmp_path):
+    """Without resume the earlier run's files go, those of each process of a sharded run too (they would be read
+    by a later resume with as many processes); other files stay."""
+    for name in ("predictions.0.jsonl", "predictions.1.jsonl", PREDICTIONS_FILE, "notes.jsonl"):
+        write_json_lines(str(tmp_path / name), [_record("a", 0, 1)])
+    log, done = open_predictions(_files(tmp_path, {"model": {"detector": "d"}}), Shard(), planning=False)
+    log.close()
+    assert done.frames == 0 and sorted(p.name for p in tmp_path.iterdir()) == [
+        "notes.jsonl", PREDICTIONS_FILE, PREDICTIONS_RUN_FILE]
+    assert read_json_lines(str(tmp_path / PREDICTIONS_FILE)) == []
+
+
+def test_the_run_identity_hand_written():
+    """What a resume compares: the model (its provenance, else the detector's name), the data options but the
+    number of loader workers (they do not change a prediction), the sensors dropped in sorted order, the transform
+    and the number of processes."""
+    data = DataOptions("/data", "v1.0-mini", "mini_val", lidar_sweeps=3, radar_sweeps=2, image_size=(64, 32),
+                       batch_size=2, workers=4)
+    assert run_identity("oracle", data, ("radar", "camera"), Shard(1, 2), None, {}) == {
+        "model": {"detector": "oracle"},
+        "data": {"dataroot": "/data", "version": "v1.0-mini", "split": "mini_val", "lidar_sweeps": 3,
+                 "radar_sweeps": 2, "image_size": [64, 32], "batch_size": 2, "skip_corrupt_files": False},
+        "dropped": ["camera", "radar"], "transform": None, "processes": 2}
+    provenance = {"config_sha256": "c0", "checkpoint_sha256": "w0"}
+    assert run_identity("net", data, (), Shard(), None, provenance)["model"] == provenance
+    assert (run_identity("net", replace(data, workers=0), ("camera", "radar"), Shard(0, 2), None, {})
+            == run_identity("net", data, ("radar", "camera"), Shard(1, 2), None, {}))
+
+
+def test_merge_keeps_every_parts_plans_and_unreadable_frames():
+    plan = PlanningOutputs(torch.zeros(6, 2), torch.zeros(5), torch.zeros(2))
+    unreadable = [UnreadableFrame("a", "/a.bin", "cut short"), UnreadableFrame("c", "/c.bin", "cut short")]
+    first = Predictions({"a": [], "b": []}, frames_per_process=[2], plans={"b": plan}, unreadable=unreadable[:1])
+    second = Predictions({"c": [], "d": []}, frames_per_process=[2], plans={"d": plan}, unreadable=unreadable[1:])
+    merged = Predictions.merged([first, second])
+    assert sorted(merged.plans) == ["b", "d"] and merged.unreadable == unreadable
+
+
+class _OneBoxEach:
+    """A box 1 m ahead in every frame; stops (a kill) at the batch numbered ``stop``."""
+
+    sensors = frozenset({"lidar"})
+
+    def __init__(self, stop=None):
+        self.stop, self.batches = stop, 0
+
+    def detect(self, frames, timer=None):
+        if self.batches == self.stop:
+            raise KeyboardInterrupt
+        self.batches += 1
+        return [Boxes3D([[1.0, 0.0, 0.5]], [[2.0, 4.0, 1.5]], [0.0], scores=[0.5]) for _ in frames]
+
+
+def _frame(token) -> Frame:
+    return Frame(token, "scene", 0, EgoPose(0, RigidTransform(np.eye(4))), None, None, {})
+
+
+def test_a_batch_with_an_unreadable_frame_records_its_whole_size(tmp_path):
+    """An unreadable frame and a read one in one batch: two frames counted, each recorded as in a batch of two
+    (the unreadable first), so that a resume keeps the batch."""
+    path = tmp_path / PREDICTIONS_FILE
+    with open(path, "w", encoding="utf-8") as log:
+        done = predict(_OneBoxEach(), [[UnreadableFrame("u", "/u.bin", "cut short"), _frame("f")]], 2,
+                       progress=False, log=log)
+    assert done.frames == 2 and done.results["u"] == [] and len(done.results["f"]) == 1
+    assert [(r["sample_token"], r["batch"]) for r in read_json_lines(str(path))] == [("u", [0, 2]), ("f", [1, 2])]
+
+
+def test_each_batch_is_on_disk_before_the_next_is_detected(tmp_path):
+    """A run killed while detecting its second batch has the first batch's records in the file already (flushed,
+    not in the still open handle's buffer)."""
+    path = tmp_path / PREDICTIONS_FILE
+    with open(path, "w", encoding="utf-8") as log:
+        with pytest.raises(KeyboardInterrupt):
+            predict(_OneBoxEach(stop=1), [[_frame("a"), _frame("b")], [_frame("c")]], 3, progress=False, log=log)
+        assert [record["sample_token"] for record in read_json_lines(str(path))] == ["a", "b"]

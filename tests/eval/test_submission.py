@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+from nuscenes.eval.common.config import config_factory
 from nuscenes.eval.common.data_classes import EvalBoxes
 from nuscenes.eval.common.loaders import load_prediction
 from nuscenes.eval.detection.constants import ATTRIBUTE_NAMES
@@ -154,3 +155,82 @@ def test_format_problems_are_named_with_their_sample():
     submission["meta"]["use_lidar"] = "yes"
     with pytest.raises(ValueError, match="'meta' must hold booleans"):
         check_submission(submission, ["a"])
+
+
+def test_the_box_limit_is_the_devkits_own(tmp_path):
+    """detection_cvpr_2019 allows 500 boxes a sample: 500 are written and read back by the devkit's loader, 501 are
+    refused by both the conversion and the check."""
+    config = config_factory("detection_cvpr_2019")
+    assert MAX_BOXES_PER_SAMPLE == config.max_boxes_per_sample == 500
+    results = {"a": boxes_to_submission("a", _boxes([0] * 500), _pose_yaw90())}
+    path = str(tmp_path / "results_nusc.json")
+    write_submission(path, make_submission(results, submission_meta(["lidar"])), ["a"])
+    assert len(load_prediction(path, config.max_boxes_per_sample, DetectionBox)[0]["a"]) == 500
+    results["a"].append(dict(results["a"][0]))
+    with pytest.raises(ValueError, match="sample a: 501 boxes, at most 500 allowed"):
+        check_submission(make_submission(results, submission_meta(["lidar"])), ["a"])
+
+
+def test_scores_on_the_bounds_of_zero_to_one_are_kept_exactly():
+    """0 and 1 are scores; a score is written as the detector gave it (the devkit ranks by it), not rounded."""
+    (low, high, fine) = boxes_to_submission("s", _boxes([0, 0, 0], scores=[0.0, 1.0, 0.123456789]), _pose_yaw90())
+    assert (low["detection_score"], high["detection_score"], fine["detection_score"]) == (0.0, 1.0, 0.123456789)
+    assert DetectionBox.deserialize(fine).detection_score == 0.123456789
+
+
+@pytest.mark.parametrize("labels, attributes, match", [
+    ([-1], None, r"labels must index DETECTION_CLASSES \(0..9\), got \[-1\]"),
+    ([0], [len(ATTRIBUTES)], "attributes must index ATTRIBUTES or be -1, got \\[8\\]"),
+    ([0], [-2], "attributes must index ATTRIBUTES or be -1, got \\[-2\\]"),
+    ([0], [ATTRIBUTES.index("pedestrian.moving")], "car with attribute 'pedestrian.moving'"),  # index 0 is an attribute
+])
+def test_labels_and_attributes_out_of_range_are_refused(labels, attributes, match):
+    with pytest.raises(ValueError, match=f"sample tok-3: .*{match}"):
+        boxes_to_submission("tok-3", _boxes(labels, attributes), _pose_yaw90())
+
+
+def test_every_meta_key_and_the_results_type_are_checked():
+    for key in ("use_external", "use_map"):
+        submission = _submission(["a"])
+        del submission["meta"][key]
+        with pytest.raises(ValueError, match="'meta' must hold booleans"):
+            check_submission(submission, ["a"])
+    submission = _submission(["a"])
+    submission["results"] = [submission["results"]["a"]]
+    with pytest.raises(ValueError, match="'results' must map sample tokens to lists of boxes"):
+        check_submission(submission, ["a"])
+
+
+@pytest.mark.parametrize("change, match", [
+    (dict(velocity=[math.inf, 0.0]), "velocity must be finite numbers"),  # the devkit accepts an infinite one
+    (dict(velocity=None), "TypeError"),
+    (dict(translation=[0.0, -math.inf, 0.0]), "translation must be finite numbers"),  # and these
+    (dict(size=[1.0, 2.0, math.inf]), "size must be finite numbers"),
+    (dict(detection_score=7.5), r"detection_score must lie in \[0, 1\], got 7.5"),
+    (dict(detection_score=-0.25), r"detection_score must lie in \[0, 1\], got -0.25"),
+    (dict(size=None), "TypeError"),  # the devkit's tuple(None)
+    (dict(detection_name=None), "detection_name"),
+])
+def test_a_box_the_devkit_cannot_read_is_named_with_its_sample(change, match):
+    submission = _submission(["a"])
+    submission["results"]["a"][1].update(change)
+    with pytest.raises(ValueError, match=f"sample a: box 1 fails the devkit's format check: .*{match}"):
+        check_submission(submission, ["a"])
+
+
+def test_a_box_without_a_key_is_named_with_its_sample():
+    submission = _submission(["a"])
+    del submission["results"]["a"][0]["attribute_name"]
+    with pytest.raises(ValueError, match="sample a: box 0 fails the devkit's format check: KeyError: 'attribute_name'"):
+        check_submission(submission, ["a"])
+
+
+def test_an_infinite_value_is_never_written(tmp_path):
+    """The devkit's DetectionBox checks for NaN only, and Python's JSON would write Infinity, which is not JSON: an
+    infinite translation is refused, not written."""
+    submission = _submission(["a"])
+    submission["results"]["a"][0]["translation"][0] = math.inf
+    path = tmp_path / "results_nusc.json"
+    with pytest.raises(ValueError, match=f"{path}: sample a: box 0 .*translation must be finite"):
+        write_submission(str(path), submission, ["a"])
+    assert not path.exists()  # (the JSON writer had stopped midway through the file)
