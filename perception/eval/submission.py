@@ -154,12 +154,12 @@ def check_submission(submission: dict, sample_tokens: Sequence[str], source: str
                 raise ValueError(f"{source}: sample {token}: box {index} names sample "
                                  f"{box.get('sample_token') if isinstance(box, dict) else None!r}")
             try:
+                parsed.append(DetectionBox.deserialize(box))
                 for field in ("translation", "size", "rotation", "velocity"):
                     if not all(math.isfinite(v) for v in box[field]):
                         raise AssertionError(f"{field} must be finite numbers, got {box[field]}")
                 if not 0.0 <= box["detection_score"] <= 1.0:
                     raise AssertionError(f"detection_score must lie in [0, 1], got {box['detection_score']}")
-                parsed.append(DetectionBox.deserialize(box))
             except (AssertionError, KeyError, TypeError, ValueError) as error:
                 raise ValueError(f"{source}: sample {token}: box {index} fails the devkit's format check: "
                                  f"{type(error).__name__}: {error}") from error
