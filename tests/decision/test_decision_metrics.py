@@ -17,6 +17,7 @@ from perception.eval.logged_drive import (_interpolate_boxes, ego_state_at_sampl
                                           planned_frame_for_sample)
 from perception.geometry import Boxes3D
 from tests.decision.helpers import agents
+from tests.eval.devkit_truth import devkit_centres_in_ego
 
 STRAIGHT = np.stack([5.0 * np.arange(1, 7), np.zeros(6)], axis=1)  # 10 m/s straight ahead
 
@@ -94,23 +95,6 @@ def test_footprints_separated_only_along_the_other_ones_edges_do_not_overlap():
     assert footprints_overlap(square, closer[None]).tolist() == [True]
 
 
-def _devkit_boxes_in_ego(nusc, sample_token, ego_pose_record):
-    """{instance token: (x, y)} of the sample's annotations of the detection classes, moved into an ego frame by
-    the devkit's Box."""
-    translation = np.array(ego_pose_record["translation"])
-    rotation = Quaternion(ego_pose_record["rotation"]).inverse
-    result = {}
-    for token in nusc.get("sample", sample_token)["anns"]:
-        record = nusc.get("sample_annotation", token)
-        if category_to_detection_name(record["category_name"]) is None:
-            continue
-        box = nusc.get_box(token)
-        box.translate(-translation)
-        box.rotate(rotation)
-        result[record["instance_token"]] = box.center[:2]
-    return result
-
-
 def _lidar_ego_pose(nusc, sample_token):
     sample = nusc.get("sample", sample_token)
     return nusc.get("ego_pose", nusc.get("sample_data", sample["data"]["LIDAR_TOP"])["ego_pose_token"])
@@ -130,11 +114,11 @@ def test_logged_future_on_the_real_fixture(nusc_real):
         np.testing.assert_allclose(future.ego_xy[step], expected, atol=5e-3)
         # both steps lie between the second and third keyframes, each within 0.3 ms of one: that keyframe's
         # instances, each on its annotation (those of the other keyframe only are half a second away)
-        devkit = _devkit_boxes_in_ego(nusc_real, later, pose0)
+        devkit = devkit_centres_in_ego(nusc_real, later, pose0)
         boxes = future.boxes[step]
         assert len(boxes) == len(devkit)
         for xy in devkit.values():
-            assert np.linalg.norm(boxes.centers[:, :2] - xy, axis=1).min() < 0.02
+            assert np.linalg.norm(boxes.centers[:, :2] - xy[:2], axis=1).min() < 0.02
     assert not logged_future(nusc_real, third).ego_valid.any()
     assert not logged_future(nusc_real, third).boxes_valid.any()
 

@@ -1,8 +1,6 @@
 """NuScenesDetectionMetric, the validation metric inside training, against nuscenes-devkit's DetectionEval run
 directly on the same submission boxes."""
 import json
-import os
-import shutil
 
 import numpy as np
 import pytest
@@ -75,15 +73,11 @@ def test_the_metric_reports_the_devkits_nds_and_map_each_under_its_own_name(nusc
 
 
 def test_the_metric_refuses_a_world_without_annotations(nusc_synthetic, synthetic_root, tmp_path):
-    # the tiny world's tables with every annotation removed (sensor files linked): the devkit has nothing to score
-    world = tmp_path / "no_annotations"
-    world.mkdir()
-    for name in os.listdir(synthetic_root):
-        if name != TINY_WORLD["version"]:
-            os.symlink(os.path.join(synthetic_root, name), world / name)
-    shutil.copytree(os.path.join(synthetic_root, TINY_WORLD["version"]), world / TINY_WORLD["version"])
-    (world / TINY_WORLD["version"] / "sample_annotation.json").write_text("[]")
-    metric = NuScenesDetectionMetric(str(world), TINY_WORLD["version"], "synth_val")
+    # the tiny world's tables with every annotation removed: the devkit has nothing to score
+    from tests.engine.test_finetune import annotation_free_copy
+
+    metric = NuScenesDetectionMetric(annotation_free_copy(synthetic_root, tmp_path), TINY_WORLD["version"],
+                                     "synth_val")
     results = [dict(sample_token=token, sensors=["lidar"], boxes=[])
                for token in split_sample_tokens(nusc_synthetic, "synth_val")]
     with pytest.raises(ValueError, match=f"validation on synth_val: {TINY_WORLD['version']} at .* has no annotations"):

@@ -32,3 +32,20 @@ def devkit_ground_truth(nusc: NuScenes, sample_token: str) -> Tuple[Boxes3D, Ego
     global_boxes = Boxes3D(global_boxes.centers, global_boxes.sizes, global_boxes.yaws, global_boxes.velocities,
                            global_boxes.labels, global_boxes.scores, np.asarray(attributes, dtype=np.int64))
     return global_boxes.transform(pose.ego_to_global.inverse()), pose
+
+
+def devkit_centres_in_ego(nusc: NuScenes, sample_token: str, ego_pose_record: dict) -> dict:
+    """{instance token: centre (3,)} of the sample's annotations of the detection classes (whatever their point
+    counts), moved into the ego frame of ``ego_pose_record`` by the devkit's Box."""
+    translation = np.array(ego_pose_record["translation"])
+    rotation = Quaternion(ego_pose_record["rotation"]).inverse
+    centres = {}
+    for token in nusc.get("sample", sample_token)["anns"]:
+        record = nusc.get("sample_annotation", token)
+        if category_to_detection_name(record["category_name"]) is None:
+            continue
+        box = nusc.get_box(token)
+        box.translate(-translation)
+        box.rotate(rotation)
+        centres[record["instance_token"]] = box.center
+    return centres

@@ -3,8 +3,6 @@ for a horizon counted and skipped, maneuver grading against the logged labels, l
 logged lane changes and the gap check on the ground truth."""
 import numpy as np
 import pytest
-from nuscenes.eval.detection.utils import category_to_detection_name
-from pyquaternion import Quaternion
 
 from perception.decision import EgoState
 from perception.decision.baselines import constant_velocity_plan
@@ -16,6 +14,7 @@ from perception.eval.report import decision_report_markdown
 from perception.geometry import Boxes3D
 from perception.maneuvers import Maneuver
 from perception.paths import REAL_SCENE_FIXTURE_ROOT
+from tests.eval.devkit_truth import devkit_centres_in_ego
 
 TIMES = 0.5 * np.arange(1, 7)
 KEEP, FOLLOW, BRAKE, STOP = Maneuver.KEEP_LANE, Maneuver.FOLLOW, Maneuver.BRAKE, Maneuver.STOP
@@ -234,21 +233,6 @@ def nusc_scene():
     return NuScenes(version="v1.0-mini", dataroot=str(REAL_SCENE_FIXTURE_ROOT), verbose=False)
 
 
-def _devkit_centres(nusc, sample_token, pose_record):
-    """{instance token: centre (3,)} of a sample's annotations of the detection classes (the devkit's names), moved
-    into the ego frame of ``pose_record`` by the devkit's Box."""
-    centres = {}
-    for token in nusc.get("sample", sample_token)["anns"]:
-        record = nusc.get("sample_annotation", token)
-        if category_to_detection_name(record["category_name"]) is None:
-            continue
-        box = nusc.get_box(token)
-        box.translate(-np.array(pose_record["translation"]))
-        box.rotate(Quaternion(pose_record["rotation"]).inverse)
-        centres[record["instance_token"]] = box.center
-    return centres
-
-
 def test_the_logged_future_interpolates_between_keyframes_off_the_steps(nusc_scene):
     """scene-0916-a's keyframes 3 and 4 lie 1.4006 s and 1.9006 s after its first: its 1.5 s step falls a fifth of
     the way between them. Its boxes are the devkit's annotations of both keyframes (in the first keyframe's ego
@@ -268,7 +252,7 @@ def test_the_logged_future_interpolates_between_keyframes_off_the_steps(nusc_sce
     assert times[3] < step_us < times[4]
     alpha = (step_us - times[3]) / (times[4] - times[3])
     assert 0.15 < alpha < 0.25
-    before, after = (_devkit_centres(nusc_scene, tokens[k], pose0) for k in (3, 4))
+    before, after = (devkit_centres_in_ego(nusc_scene, tokens[k], pose0) for k in (3, 4))
     expected = np.array([(1 - alpha) * centre + alpha * after[instance] if instance in after else centre
                          for instance, centre in before.items()])
     moved = max(np.linalg.norm(after[i][:2] - before[i][:2]) for i in before if i in after)
