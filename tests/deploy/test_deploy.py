@@ -441,3 +441,149 @@ def test_graphs_of_another_checkpoint_are_refused(exported, tmp_path):
     other.write_bytes(open(checkpoint, "rb").read() + b"\0")
     with pytest.raises(ValueError, match=f"{folder}: graphs exported from another checkpoint than {other}"):
         load_backend("onnxruntime", config, other, onnx_dir=folder)
+
+
+def _one_node_graph(op, weight, x_shape, y_shape, **attributes):
+    """x -> op(x, w) -> y, the weight ``weight`` an initializer named w (opset 17)."""
+    from onnx import helper, numpy_helper
+
+    return helper.make_model(helper.make_graph(
+        [helper.make_node(op, ["x", "w"], ["y"], **attributes)], op.lower(),
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, x_shape)],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, y_shape)],
+        [numpy_helper.from_array(weight, "w")]), opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_quantize_graph_scales_each_output_channel_of_a_conv_by_hand(tmp_path):
+    # a 1x1 conv with weights [[1.0, 0.3], [-0.2, 0.05]]: INT8 weights per output channel, scales max |w| / 127 =
+    # 1 / 127 and 0.2 / 127 (one scale for the whole tensor would be 1 / 127), stored [[127, 38], [-127, 32]]
+    # (0.3 x 127 = 38.1, 0.05 / 0.2 x 127 = 31.75); three calibration calls, recorded in the metadata
+    from onnx import numpy_helper
+
+    from perception.deploy.quantize import quantize_graph
+
+    weight = np.array([[1.0, 0.3], [-0.2, 0.05]], dtype=np.float32).reshape(2, 2, 1, 1)
+    float_file, int8_file = tmp_path / "conv.onnx", tmp_path / "int8.onnx"
+    onnx.save(_one_node_graph("Conv", weight, [1, 2, 1, 1], [1, 2, 1, 1]), str(float_file))
+    torch.manual_seed(0)
+    quantize_graph(float_file, int8_file, [(torch.randn(1, 2, 1, 1),) for _ in range(3)])
+    quantized = onnx.load(str(int8_file))
+    constants = {t.name: numpy_helper.to_array(t) for t in quantized.graph.initializer}
+    producers = {output: node for node in quantized.graph.node for output in node.output}
+    (conv,) = [node for node in quantized.graph.node if node.op_type == "Conv"]
+    dequantize = producers[conv.input[1]]
+    assert dequantize.op_type == "DequantizeLinear"
+    assert constants[dequantize.input[0]].reshape(2, 2).tolist() == [[127, 38], [-127, 32]]
+    np.testing.assert_allclose(constants[dequantize.input[1]], [1 / 127, 0.2 / 127], rtol=1e-6)
+    meta = {p.key: p.value for p in quantized.metadata_props}
+    assert (meta["perception.precision"], meta["perception.calibration_calls"]) == ("int8", "3")
+
+
+def test_compacting_keeps_a_nonzero_zero_point_and_names_clear_of_the_float_graphs_by_hand():
+    # y = q0 + DequantizeLinear(5, scale 1, zero point 2) + DequantizeLinear(7, scale 1, zero point 0), int32:
+    # q0 + 3 + 7. Only the all-zero int32 zero point goes; the quantizer's names become q1, q2, ... clear of the
+    # float graph's input q0 (the first short name, 'q0', is taken: 'q0_').
+    import onnxruntime
+    from onnx import helper, numpy_helper
+
+    from perception.deploy.quantize import compact_quantized
+
+    def model(nodes, initializers):
+        return helper.make_model(helper.make_graph(
+            nodes, "g", [helper.make_tensor_value_info("q0", onnx.TensorProto.FLOAT, [1])],
+            [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1])], initializers),
+            opset_imports=[helper.make_opsetid("", 17)])
+
+    def int32(value, name):
+        return numpy_helper.from_array(np.array([value], dtype=np.int32), name)
+
+    float_graph = model([helper.make_node("Add", ["q0", "b"], ["y"])],
+                        [numpy_helper.from_array(np.array([10.0], dtype=np.float32), "b")])
+    quantized = model(
+        [helper.make_node("DequantizeLinear", ["b_quantized", "b_scale", "b_zero_point"], ["b_dq"], name="b_DQ"),
+         helper.make_node("DequantizeLinear", ["c_quantized", "b_scale", "c_zero_point"], ["c_dq"], name="c_DQ"),
+         helper.make_node("Add", ["b_dq", "c_dq"], ["b"]), helper.make_node("Add", ["q0", "b"], ["y"])],
+        [int32(5, "b_quantized"), numpy_helper.from_array(np.array(1.0, dtype=np.float32), "b_scale"),
+         int32(2, "b_zero_point"), int32(7, "c_quantized"), int32(0, "c_zero_point")])
+    compact = compact_quantized(quantized, float_graph)
+    onnx.checker.check_model(compact)
+    dequantize = [node for node in compact.graph.node if node.op_type == "DequantizeLinear"]
+    assert [len(node.input) for node in dequantize] == [3, 2] and all(not node.name for node in dequantize)
+    names = [name for node in compact.graph.node for name in node.output] + [t.name for t in compact.graph.initializer]
+    assert len(names) == len(set(names)) and "q0" not in names and "q0_" in names
+    (y,) = onnxruntime.InferenceSession(compact.SerializeToString()).run(None, {"q0": np.array([1.0], np.float32)})
+    assert y.tolist() == [11.0]
+
+
+def test_weight_only_int8_scales_each_output_channel_of_a_transposed_conv_by_hand():
+    # ConvTranspose's weight is (C_in, C_out, k, k): W = [[1.0, 0.3], [-0.2, 0.05]] (1x1), its output channels are
+    # W's columns, scales 1 / 127 and 0.3 / 127, stored [[127, 127], [-25, 21]] (-0.2 x 127 = -25.4, 0.05 / 0.3 x
+    # 127 = 21.17); for x = (2, 10): y = (2 - 10 x 25 / 127, 0.6 + 10 x 21 x 0.3 / 127)
+    import onnxruntime
+    from onnx import numpy_helper
+
+    weight = np.array([[1.0, 0.3], [-0.2, 0.05]], dtype=np.float32).reshape(2, 2, 1, 1)
+    quantized = weight_only_int8(_one_node_graph("ConvTranspose", weight, [1, 2, 1, 1], [1, 2, 1, 1]))
+    onnx.checker.check_model(quantized)
+    stored = {t.name: numpy_helper.to_array(t) for t in quantized.graph.initializer}
+    assert stored["w_int8"].reshape(2, 2).tolist() == [[127, 127], [-25, 21]]
+    x = np.array([2.0, 10.0], dtype=np.float32).reshape(1, 2, 1, 1)
+    (y,) = onnxruntime.InferenceSession(quantized.SerializeToString()).run(None, {"x": x})
+    np.testing.assert_allclose(y.ravel(), [2.0 - 10.0 * 25 / 127, 0.6 + 10.0 * 21 * 0.3 / 127], rtol=1e-5)
+
+
+def test_torch_backend_without_a_checkpoint_is_in_eval_mode_and_missing_folders_are_named(tmp_path):
+    config, _ = write_model(tmp_path)
+    detector = load_backend("torch", config)
+    assert not any(module.training for module in detector.modules())
+    with pytest.raises(FileNotFoundError, match=r"missing: no such folder of ONNX graphs"):
+        load_backend("onnxruntime-int8", config, onnx_dir=tmp_path / "missing")
+    with pytest.raises(FileNotFoundError, match=r"fuser\.onnx: no such graph \(keep_float names 'fuser'\)"):
+        keep_float(tmp_path, tmp_path, ["fuser"])
+
+
+class _TwoBranches(torch.nn.Module):
+    """Two convs concatenated into the graph's output: the Concat that ACTIVATION_OPS quantizes (no INT8 layer after
+    it asks for its output quantized)."""
+
+    def __init__(self):
+        super().__init__()
+        self.left, self.right = torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.Conv2d(3, 4, 3, padding=1)
+
+    def forward(self, x):
+        return torch.cat([self.left(x), self.right(x)], 1)
+
+
+def test_int8_chain_runs_unbroken_through_concat(tmp_path):
+    import onnxruntime
+
+    from perception.deploy.quantize import quantize_graph
+
+    torch.manual_seed(0)
+    block = _TwoBranches().eval()
+    calls = [(torch.randn(1, 3, 8, 8),) for _ in range(4)]
+    float_file, int8_file, optimized = tmp_path / "block.onnx", tmp_path / "int8.onnx", tmp_path / "optimized.onnx"
+    torch.onnx.export(block, calls[0], str(float_file), input_names=["x"], output_names=["y"], dynamo=False)
+    quantize_graph(float_file, int8_file, calls)
+    options = onnxruntime_session_options()
+    options.optimized_model_filepath = str(optimized)
+    onnxruntime.InferenceSession(str(int8_file), options, providers=["CPUExecutionProvider"])
+    op_types = [n.op_type for n in onnx.load(str(optimized)).graph.node]
+    assert "QLinearConcat" in op_types and "Concat" not in op_types
+    assert op_types.count("QuantizeLinear") == 1 and op_types.count("DequantizeLinear") == 1
+
+
+def test_the_sweep_quantizes_each_graph_alone(exported, tmp_path):
+    """int8_dir holds the float graphs but one, whose weights are rounded to int8: that graph's row and the row of
+    every graph at once move the scores (by the same amount), every other row is the float model exactly."""
+    config, _, folder = exported
+    int8 = tmp_path / "int8"
+    shutil.copytree(folder, int8)
+    detector = load_onnx_detector(config, folder, one_bev_graph=False)
+    first, *others = detector.dense_modules()
+    onnx.save(weight_only_int8(onnx.load(str(graph_path(int8, first)))), str(graph_path(int8, first)))
+    rows = sensitivity_sweep(config, folder, int8, [detector.batch_from_frames([make_frame(6)])])
+    errors = {row["module"]: row["score_error"] for row in rows}
+    assert list(errors) == [first, *others, "all"]
+    assert errors[first] > 0 and errors["all"] == errors[first]
+    assert all(errors[path] == 0 for path in others)

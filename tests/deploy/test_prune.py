@@ -248,3 +248,43 @@ def test_a_fresh_run_leaves_only_its_own_ratio_folders(tmp_path, synthetic_root,
     with pytest.raises(SystemExit):
         prune_main([*again, "--ratio", "0.25"])
     assert "its ratio_0.25 holds CONFIG (or a config it inherits from)" in capsys.readouterr().err
+
+
+def test_a_ratio_the_steps_cannot_reach_is_refused():
+    # two steps at most take 90% of every layer's channels: the decoder and head keep their outputs (the head's
+    # classes and boxes, the decoder's two halves), so far more than 1% of their FLOPs remain
+    torch.manual_seed(0)
+    model = tiny_model().eval()
+    with pytest.raises(ValueError, match=r"pruning ratio 0\.99: 90% of every layer's channels leave \d+% of the FLOPs"):
+        prune_detector(model, example_batch(model, 2000, 50), 0.99, "decoder_head", steps=2)
+
+
+def test_widths_one_config_entry_cannot_express_are_refused():
+    torch.manual_seed(0)
+    model = tiny_model().eval()
+    model.encoders["camera"].backbone.stage2[1][0] = torch.nn.Conv2d(8, 6, 3, padding=1, bias=False)
+    with pytest.raises(ValueError, match=r"backbone_widths: the convs it sets have widths \[6, 8\]"):
+        pruned_widths(model)
+    model = tiny_model().eval()
+    model.encoders["camera"].backbone.lateral8 = torch.nn.Conv2d(8, 5, 1)
+    with pytest.raises(ValueError, match=r"fpn_channels: the convs it sets have widths \[5, 8\]"):
+        pruned_widths(model)
+
+
+def test_the_pruned_fuser_states_its_pruned_width(pruned_all):
+    *_, pruned = pruned_all
+    width = pruned.fuser.conv[0].weight.shape[0]  # the conv's output channels as its weight holds them
+    assert width < 16 and pruned.fuser.out_channels == width == pruned.decoder.stage1[0].weight.shape[1]
+
+
+def test_the_missing_sensor_embeddings_are_named_to_torch_pruning_and_kept():
+    import warnings
+
+    torch.manual_seed(0)
+    model = tiny_model().eval()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        pruned = prune_detector(model, model.batch_from_frames([make_frame(0)]), 0.5, "all")
+    assert not [w for w in caught if "Unwrapped parameters" in str(w.message)]  # torch-pruning's guess, not made
+    before, after = model.fuser.missing_embedding, pruned.fuser.missing_embedding
+    assert set(after) == set(before) and all(torch.equal(after[key], before[key]) for key in before)
