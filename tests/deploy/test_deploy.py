@@ -156,18 +156,27 @@ class _ResidualBlock(torch.nn.Module):
         return self.second(hidden) + hidden
 
 
-def test_int8_chain_runs_unbroken_through_relu_and_add(tmp_path):
-    import onnx
+def _quantized_block(block: torch.nn.Module, folder) -> tuple:
+    """``block`` exported to ONNX and quantized on 4 random calibration calls (1, 3, 8, 8), then optimized by ONNX
+    Runtime: (the calls, the INT8 graph, its optimized node types)."""
     import onnxruntime
 
     from perception.deploy.quantize import quantize_graph
 
-    torch.manual_seed(0)
-    block = _ResidualBlock().eval()
     calls = [(torch.randn(1, 3, 8, 8),) for _ in range(4)]
-    float_file, int8_file, optimized = tmp_path / "block.onnx", tmp_path / "int8.onnx", tmp_path / "optimized.onnx"
+    float_file, int8_file, optimized = folder / "block.onnx", folder / "int8.onnx", folder / "optimized.onnx"
     torch.onnx.export(block, calls[0], str(float_file), input_names=["x"], output_names=["y"], dynamo=False)
     quantize_graph(float_file, int8_file, calls)
+    options = onnxruntime_session_options()
+    options.optimized_model_filepath = str(optimized)
+    onnxruntime.InferenceSession(str(int8_file), options, providers=["CPUExecutionProvider"])
+    return calls, int8_file, [n.op_type for n in onnx.load(str(optimized)).graph.node]
+
+
+def test_int8_chain_runs_unbroken_through_relu_and_add(tmp_path):
+    torch.manual_seed(0)
+    block = _ResidualBlock().eval()
+    calls, int8_file, op_types = _quantized_block(block, tmp_path)
     # the relu's output is quantized on [0, its largest value seen in calibration] (MinMax), worked out here
     with torch.no_grad():
         relu_max = max(float(torch.relu(block.first(x)).max()) for (x,) in calls)
@@ -177,10 +186,6 @@ def test_int8_chain_runs_unbroken_through_relu_and_add(tmp_path):
               if n.op_type == "QuantizeLinear"]
     assert any(zero_point == 0 and scale == pytest.approx(relu_max / 255, rel=1e-6) for scale, zero_point in ranges)
     # ONNX Runtime runs it as one INT8 chain: quantized once at the input, dequantized once at the output
-    options = onnxruntime_session_options()
-    options.optimized_model_filepath = str(optimized)
-    onnxruntime.InferenceSession(str(int8_file), options, providers=["CPUExecutionProvider"])
-    op_types = [n.op_type for n in onnx.load(str(optimized)).graph.node]
     assert op_types.count("QuantizeLinear") == 1 and op_types.count("DequantizeLinear") == 1
     assert "Relu" not in op_types and "Add" not in op_types and "QLinearAdd" in op_types
 
@@ -555,20 +560,8 @@ class _TwoBranches(torch.nn.Module):
 
 
 def test_int8_chain_runs_unbroken_through_concat(tmp_path):
-    import onnxruntime
-
-    from perception.deploy.quantize import quantize_graph
-
     torch.manual_seed(0)
-    block = _TwoBranches().eval()
-    calls = [(torch.randn(1, 3, 8, 8),) for _ in range(4)]
-    float_file, int8_file, optimized = tmp_path / "block.onnx", tmp_path / "int8.onnx", tmp_path / "optimized.onnx"
-    torch.onnx.export(block, calls[0], str(float_file), input_names=["x"], output_names=["y"], dynamo=False)
-    quantize_graph(float_file, int8_file, calls)
-    options = onnxruntime_session_options()
-    options.optimized_model_filepath = str(optimized)
-    onnxruntime.InferenceSession(str(int8_file), options, providers=["CPUExecutionProvider"])
-    op_types = [n.op_type for n in onnx.load(str(optimized)).graph.node]
+    _, _, op_types = _quantized_block(_TwoBranches().eval(), tmp_path)
     assert "QLinearConcat" in op_types and "Concat" not in op_types
     assert op_types.count("QuantizeLinear") == 1 and op_types.count("DequantizeLinear") == 1
 
