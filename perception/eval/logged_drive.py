@@ -109,13 +109,9 @@ def _interpolate_boxes(before: Tuple[Boxes3D, List[str]], after: Tuple[Boxes3D, 
             yaws=first.yaws + alpha * yaw_change,
             velocities=(1 - alpha) * first.velocities + alpha * second.velocities,
         ))
-    matched_before = {i for i, _ in matched}
-    matched_after = {j for _, j in matched}
-    if alpha <= 0.5:
-        parts.append(boxes_before[np.array([i for i in range(len(boxes_before)) if i not in matched_before],
-                                           dtype=int)])
-    else:
-        parts.append(boxes_after[np.array([j for j in range(len(boxes_after)) if j not in matched_after], dtype=int)])
+    nearer, matched_nearer = ((boxes_before, {i for i, _ in matched}) if alpha <= 0.5
+                              else (boxes_after, {j for _, j in matched}))
+    parts.append(nearer[np.array([k for k in range(len(nearer)) if k not in matched_nearer], dtype=int)])
     return Boxes3D.concatenate(parts)
 
 
