@@ -161,7 +161,7 @@ def check_submission(submission: dict, sample_tokens: Sequence[str], source: str
                 if not 0.0 <= box["detection_score"] <= 1.0:
                     raise AssertionError(f"detection_score must lie in [0, 1], got {box['detection_score']}")
             except (AssertionError, KeyError, TypeError, ValueError) as error:
-                raise ValueError(f"{source}: sample {token}: box {index} fails the devkit's format check: "
+                raise ValueError(f"{source}: sample {token}: box {index} breaks the submission format: "
                                  f"{type(error).__name__}: {error}") from error
         boxes.add_boxes(token, parsed)
     return boxes
