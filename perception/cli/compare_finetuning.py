@@ -15,7 +15,7 @@ differ).
 
     python tools/compare_finetuning.py configs/fusion_tiny_real.py checkpoints/fusion_tiny.pth \\
         --dataroot ../shared/fixtures/nuscenes-scene0916 --version v1.0-mini --split real_finetune \\
-        --val-split real_val --max-iters 1500 --time-budget-min 20 --learning-rate adapter=0.01 \\
+        --val-split real_val --max-iters 6000 --time-budget-min 20 --learning-rate adapter=0.01 \\
         --out outputs/finetune_comparison
 """
 from __future__ import annotations
