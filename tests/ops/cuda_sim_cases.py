@@ -24,6 +24,8 @@ from perception.ops import (  # noqa: E402
     points_in_boxes_mask,
     scatter_points,
 )
+from perception.ops._backend import CudaCall  # noqa: E402
+from perception.ops._cuda_primitives import SCAN_CHUNK, exclusive_scan  # noqa: E402
 from tests.ops.inputs import POINT_RANGE, VOXEL_SIZE, adversarial_clouds, random_cloud  # noqa: E402
 
 CLOUDS = adversarial_clouds(np.random.default_rng(0), n=120)
@@ -40,13 +42,10 @@ def test_hard_voxelize_cuda(case, max_points, max_voxels):
         np.testing.assert_array_equal(got, want)
 
 
-@pytest.mark.parametrize("n", [0, 1, 64, 65, 64 * 64, 64 * 64 + 1, 2 * 64 * 64 + 3])
+@pytest.mark.parametrize("n", [0, 1, SCAN_CHUNK, SCAN_CHUNK + 1, SCAN_CHUNK**2, SCAN_CHUNK**2 + 1,
+                               2 * SCAN_CHUNK**2 + 3])
 def test_exclusive_scan_cuda_at_each_recursion_depth(n):
-    """The scan against numpy's cumsum at the sizes where it recurses once more (a level per factor of 64)."""
-    from perception.ops._backend import CudaCall
-    from perception.ops._cuda_primitives import SCAN_CHUNK, exclusive_scan
-
-    assert SCAN_CHUNK == 64  # the sizes above are its chunk boundaries
+    """The scan against numpy's cumsum at the sizes where it recurses once more (a level per factor of SCAN_CHUNK)."""
     values = np.random.default_rng(n).integers(0, 5, n).astype(np.int32)
     call = CudaCall(values)
     out, total = exclusive_scan(call, call.upload(values))
@@ -55,8 +54,9 @@ def test_exclusive_scan_cuda_at_each_recursion_depth(n):
 
 
 def test_hard_voxelize_cuda_beyond_one_scan_level():
-    """4097 points: grouping's scan recurses twice (65 chunks of 64, then 2), the other cases' 120 points once."""
-    points = random_cloud(np.random.default_rng(11), 64 * 64 + 1)
+    """SCAN_CHUNK**2 + 1 points: grouping's scan recurses twice (SCAN_CHUNK + 1 chunks, then 2), the other cases'
+    120 points once."""
+    points = random_cloud(np.random.default_rng(11), SCAN_CHUNK**2 + 1)
     expected = hard_voxelize(points, VOXEL_SIZE, POINT_RANGE, 3, 10000, backend="reference")
     result = hard_voxelize(points, VOXEL_SIZE, POINT_RANGE, 3, 10000, backend="cuda")
     for got, want in zip(result, expected):
