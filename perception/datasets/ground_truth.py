@@ -16,7 +16,7 @@ from nuscenes.nuscenes import NuScenes
 
 from perception.classes import ATTRIBUTES, DETECTION_CLASSES, category_to_detection_name
 from perception.geometry import Boxes3D, RigidTransform, yaw_from_matrix
-from perception.geometry.transforms import QUATERNION_NORM_TOLERANCE, quaternion_to_matrix
+from perception.geometry.transforms import QUATERNION_NORM_TOLERANCE, is_number, quaternion_to_matrix
 
 
 @dataclass(frozen=True)
@@ -68,12 +68,6 @@ def _boxes_in_ego(records: list, global_to_ego: RigidTransform, velocities_globa
     )
 
 
-def _is_number(value, kind: type = numbers.Real) -> bool:
-    """Whether a table's value is a number of ``kind`` (numbers.Real or numbers.Integral): a string is none, nor is
-    a bool (JSON's true / false)."""
-    return isinstance(value, kind) and not isinstance(value, bool)
-
-
 def sample_ground_truth(nusc: NuScenes, sample_token: str, ego_to_global: RigidTransform) -> GroundTruth:
     """The sample's annotations of the 10 detection classes, in the ego frame given by ``ego_to_global``.
 
@@ -95,10 +89,10 @@ def sample_ground_truth(nusc: NuScenes, sample_token: str, ego_to_global: RigidT
         for field, length in (("translation", 3), ("size", 3), ("rotation", 4)):
             value = record.get(field)
             if (not isinstance(value, (list, tuple)) or len(value) != length
-                    or not all(_is_number(v) for v in value)):
+                    or not all(is_number(v) for v in value)):
                 raise ValueError(f"sample_annotation {token}: {field} {value!r} is not a list of {length} numbers")
         for field in ("num_lidar_pts", "num_radar_pts"):
-            if not _is_number(record.get(field), numbers.Integral):
+            if not is_number(record.get(field), numbers.Integral):
                 raise ValueError(f"sample_annotation {token}: {field} {record.get(field)!r} is not a whole number")
         attribute = [attribute_names.get(t, t) for t in record["attribute_tokens"]]
         if attribute and attribute[0] not in ATTRIBUTES:

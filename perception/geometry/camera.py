@@ -8,6 +8,8 @@ from typing import Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
+from perception.geometry.transforms import numeric_array
+
 DEFAULT_MIN_DEPTH_M = 1.0
 """Points nearer than this along the optical axis are 'not in front' (the devkit's map_pointcloud_to_image uses 1 m)."""
 
@@ -41,7 +43,7 @@ class CameraIntrinsics:
         height: Optional[int] = None,
     ) -> "CameraIntrinsics":
         """From a (3, 3) matrix [[fx, s, cx], [0, fy, cy], [0, 0, 1]] (skew must be 0, as in nuScenes)."""
-        k = np.asarray(matrix, dtype=np.float64)
+        k = numeric_array(matrix, "camera intrinsic matrix", channel)
         if k.shape != (3, 3):
             raise ValueError(f"{channel}: camera intrinsic matrix must be 3x3, got shape {k.shape}")
         if not np.all(np.isfinite(k)):

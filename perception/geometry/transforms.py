@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Union
 
@@ -17,6 +18,22 @@ def _check_finite(values: np.ndarray, what: str, source: str) -> None:
         raise ValueError(f"{source}: {what} contains NaN or Inf: {values.tolist()}")
 
 
+def is_number(value, kind: type = numbers.Real) -> bool:
+    """Whether a table's value is a number of ``kind`` (numbers.Real or numbers.Integral): a string is none, nor is
+    a bool (JSON's true / false)."""
+    return isinstance(value, kind) and not isinstance(value, bool)
+
+
+def numeric_array(values: Union[Sequence, np.ndarray], what: str, source: str) -> np.ndarray:
+    """``values`` (numbers, nested or not) as a float64 array; ValueError naming ``source`` when an entry is not a
+    number (is_number): a string (numpy would convert one that reads as a number silently), None, a bool, a ragged
+    nesting."""
+    array = values if isinstance(values, np.ndarray) else np.array(values, dtype=object)
+    if array.dtype.kind not in "iuf" and not (array.dtype == object and all(map(is_number, array.ravel()))):
+        raise ValueError(f"{source}: {what} must be numbers, got {values!r}")
+    return array.astype(np.float64)
+
+
 def quaternion_to_matrix(quaternion_wxyz: Union[Sequence[float], np.ndarray], source: str = "quaternion"
                          ) -> np.ndarray:
     """(4,) nuScenes quaternion [w, x, y, z] -> (3, 3) rotation matrix; (N, 4) quaternions -> (N, 3, 3).
@@ -24,7 +41,7 @@ def quaternion_to_matrix(quaternion_wxyz: Union[Sequence[float], np.ndarray], so
     Raises ValueError naming ``source`` (and the row of a batch) when a quaternion is not finite or not unit
     within ``QUATERNION_NORM_TOLERANCE``.
     """
-    q = np.asarray(quaternion_wxyz, dtype=np.float64)
+    q = numeric_array(quaternion_wxyz, "rotation quaternion", source)
     if q.shape[-1:] != (4,) or q.ndim > 2:
         raise ValueError(f"{source}: a rotation quaternion needs 4 values [w, x, y, z], got shape {q.shape}")
     rows = q.reshape(-1, 4)
@@ -94,7 +111,7 @@ class RigidTransform:
         cls, translation: Sequence[float], rotation_wxyz: Sequence[float], source: str = "transform"
     ) -> "RigidTransform":
         """From a nuScenes record's ``translation`` (3,) [m] and ``rotation`` (4,) [w, x, y, z]."""
-        t = np.asarray(translation, dtype=np.float64)
+        t = numeric_array(translation, "translation", source)
         if t.shape != (3,):
             raise ValueError(f"{source}: translation needs 3 values, got shape {t.shape}")
         _check_finite(t, "translation", source)
@@ -147,7 +164,10 @@ class EgoPose:
     def from_record(cls, record: dict) -> "EgoPose":
         """From a nuScenes ``ego_pose`` record."""
         source = f"ego_pose {record.get('token', '?')}"
-        return cls(int(record["timestamp"]),
+        timestamp = record["timestamp"]
+        if not is_number(timestamp, numbers.Integral):
+            raise ValueError(f"{source}: timestamp must be an integer [us], got {timestamp!r}")
+        return cls(int(timestamp),
                    RigidTransform.from_nuscenes(record["translation"], record["rotation"], source))
 
 

@@ -81,7 +81,8 @@ def test_a_calibration_that_cannot_be_read_names_its_record(nusc_synthetic, monk
     sample = nusc_synthetic.sample[0]
     radar = nusc_synthetic.get("sample_data", sample["data"]["RADAR_FRONT"])
     calibration = nusc_synthetic.get("calibrated_sensor", radar["calibrated_sensor_token"])
-    for field, value in (("translation", ["a", 0.0, 0.0]), ("rotation", [0.5, 0.0, 0.0, 0.0])):
+    for field, value in (("translation", ["a", 0.0, 0.0]), ("translation", ["1.5", 0.0, 0.0]),
+                         ("rotation", [0.5, 0.0, 0.0, 0.0])):
         monkeypatch.setitem(calibration, field, value)
         with pytest.raises(ValueError, match=f"calibrated_sensor {calibration['token']}: "):
             build_sample_table(nusc_synthetic, [sample["token"]], lidar_sweeps=1, radar_sweeps=1)

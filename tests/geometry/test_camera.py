@@ -38,6 +38,7 @@ def test_scaling_and_cropping_intrinsics_move_pixels_consistently():
     ([[-1000.0, 0, 800], [0, 1000, 450], [0, 0, 1]], "focal lengths must be positive"),
     ([[1000.0, 0, float("nan")], [0, 1000, 450], [0, 0, 1]], "NaN"),
     ([[1000.0, 0, 800], [0, 1000, 450]], "3x3"),
+    ([[1000.0, 0, "800"], [0, 1000, 450], [0, 0, 1]], "must be numbers"),
 ])
 def test_bad_intrinsics_name_camera_and_problem(matrix, problem):
     record = {"translation": [0, 0, 0], "rotation": [1, 0, 0, 0], "camera_intrinsic": matrix}

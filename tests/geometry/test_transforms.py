@@ -149,6 +149,7 @@ def test_halfway_through_a_half_turn_is_a_quarter_turn(half_turn_wxyz, quarter_t
     ([1.0, 0.1, 0.0, 0.0], "not unit"),
     ([float("nan"), 0, 0, 0], "NaN"),
     ([1.0, 0.0, 0.0], "4 values"),
+    (["1", 0, 0, 0], "must be numbers"),  # numpy would read the string as the number 1.0
 ])
 def test_bad_calibration_quaternion_names_sensor_and_problem(rotation, problem):
     record = {"translation": [0, 0, 0], "rotation": rotation, "camera_intrinsic": []}
@@ -156,7 +157,25 @@ def test_bad_calibration_quaternion_names_sensor_and_problem(rotation, problem):
         SensorCalibration.from_record("RADAR_FRONT", record)
 
 
-def test_nan_translation_rejected():
-    record = {"translation": [0, float("inf"), 0], "rotation": [1, 0, 0, 0], "camera_intrinsic": []}
-    with pytest.raises(ValueError, match="LIDAR_TOP.*translation.*NaN or Inf"):
+@pytest.mark.parametrize("translation, problem", [
+    ([0, float("inf"), 0], "NaN or Inf"),
+    (["0.5", 0, 0], "must be numbers"),
+    ([0, None, 0], "must be numbers"),
+    ([0, True, 0], "must be numbers"),
+])
+def test_bad_translation_rejected(translation, problem):
+    record = {"translation": translation, "rotation": [1, 0, 0, 0], "camera_intrinsic": []}
+    with pytest.raises(ValueError, match=f"LIDAR_TOP: translation (contains )?{problem}"):
         SensorCalibration.from_record("LIDAR_TOP", record)
+
+
+@pytest.mark.parametrize("field, value, problem", [
+    ("timestamp", "1533151603547590", "timestamp must be an integer"),
+    ("timestamp", 1533151603547590.5, "timestamp must be an integer"),
+    ("translation", [1.0, "2.0", 0.0], "translation must be numbers"),
+])
+def test_an_ego_pose_of_other_than_numbers_names_its_token(field, value, problem):
+    record = dict({"token": "p1", "timestamp": 1533151603547590, "translation": [1.0, 2.0, 0.0],
+                   "rotation": [1.0, 0.0, 0.0, 0.0]}, **{field: value})
+    with pytest.raises(ValueError, match=f"ego_pose p1: {problem}"):
+        EgoPose.from_record(record)
