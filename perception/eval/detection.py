@@ -137,14 +137,12 @@ def evaluate_submission(nusc: NuScenes, split: str, boxes_by_sample: Mapping[str
     """The one path from predictions to the devkit (tools/test.py's runner and validation in training): the
     submission of ``split`` from the submission boxes per sample token (boxes_to_submission) and the sensor groups
     used, checked and written to ``result_path`` (write_submission), then run_detection_eval on it with its outputs
-    beside it. Returns None when the version has no annotations (the file is for the nuScenes server). Raises
-    ValueError naming the file when a sample of the split was not predicted (an empty list is a prediction)."""
+    beside it; predictions of samples outside the split are left out. Returns None when the version has no
+    annotations (the file is for the nuScenes server). Raises ValueError naming the file when a sample of the split
+    was not predicted (write_submission's check; an empty list is a prediction)."""
     tokens = split_sample_tokens(nusc, split)
-    missing = [token for token in tokens if token not in boxes_by_sample]
-    if missing:
-        raise ValueError(f"{result_path}: {len(missing)} of the {len(tokens)} samples of split {split!r} were not "
-                         f"predicted (predict the whole split), e.g. {missing[:3]}")
-    submission = make_submission({token: boxes_by_sample[token] for token in tokens}, submission_meta(sensors))
+    predicted = {token: boxes_by_sample[token] for token in tokens if token in boxes_by_sample}
+    submission = make_submission(predicted, submission_meta(sensors))
     write_submission(result_path, submission, tokens)
     if not nusc.sample_annotation:
         return None

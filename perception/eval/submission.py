@@ -121,7 +121,7 @@ def check_submission(submission: dict, sample_tokens: Sequence[str], source: str
     score lies in [0, 1] (the format's range; the devkit checks NaNs only, and an infinite value stopped the JSON
     writer midway through the file); every box deserializes into the devkit's ``DetectionBox`` (which asserts
     sizes, class and attribute names, float scores); at most MAX_BOXES_PER_SAMPLE per sample.
-    Raises ValueError naming ``source``, the problem and the sample tokens concerned.
+    Raises ValueError naming ``source``, the problem and the sample tokens concerned (the first three of many).
     """
     if not isinstance(submission, dict) or "results" not in submission or "meta" not in submission:
         raise ValueError(f"{source}: a submission is a dict with 'meta' and 'results'")
@@ -135,10 +135,10 @@ def check_submission(submission: dict, sample_tokens: Sequence[str], source: str
     if missing or unexpected:
         problems = []
         if missing:
-            problems.append(f"missing samples of the split (add an empty list where nothing was detected): "
-                            f"{', '.join(missing)}")
+            problems.append(f"{len(missing)} of the {len(expected)} samples of the split missing (predict the whole "
+                            f"split; an empty list where nothing was detected), e.g. {', '.join(missing[:3])}")
         if unexpected:
-            problems.append(f"samples not in the split: {', '.join(unexpected)}")
+            problems.append(f"{len(unexpected)} samples not in the split, e.g. {', '.join(unexpected[:3])}")
         raise ValueError(f"{source}: " + "; ".join(problems))
     boxes = EvalBoxes()
     for token in sorted(results):
