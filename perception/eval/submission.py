@@ -138,7 +138,7 @@ def check_submission(submission: dict, sample_tokens: Sequence[str], source: str
             problems.append(f"{len(missing)} of the {len(expected)} samples of the split missing (predict the whole "
                             f"split; an empty list where nothing was detected), e.g. {', '.join(missing[:3])}")
         if unexpected:
-            problems.append(f"{len(unexpected)} samples not in the split, e.g. {', '.join(unexpected[:3])}")
+            problems.append(f"samples not in the split ({len(unexpected)}), e.g. {', '.join(unexpected[:3])}")
         raise ValueError(f"{source}: " + "; ".join(problems))
     boxes = EvalBoxes()
     for token in sorted(results):

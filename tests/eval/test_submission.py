@@ -134,7 +134,7 @@ def test_missing_and_unexpected_samples_are_named():
     with pytest.raises(ValueError, match=r"1 of the 3 samples of the split missing \(.*\), e.g. c$") as error:
         check_submission(_submission(["a", "b"]), ["a", "b", "c"])
     assert "not in the split" not in str(error.value)
-    with pytest.raises(ValueError, match="1 samples not in the split, e.g. zz$"):
+    with pytest.raises(ValueError, match=r"samples not in the split \(1\), e.g. zz$"):
         check_submission(_submission(["a", "zz"]), ["a"])
     with pytest.raises(ValueError, match="5 of the 6 samples of the split missing .*, e.g. b, c, d$"):
         check_submission(_submission(["a"]), ["a", "f", "e", "d", "c", "b"])
