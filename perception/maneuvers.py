@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import enum
 
-from perception.sensors import KEYFRAME_PERIOD_S
-
-PLAN_STEP_S = KEYFRAME_PERIOD_S
-"""Spacing of a plan's waypoints and of the logged poses the maneuver labels read [s]: the keyframes' period."""
+PLAN_STEP_S = 0.5
+"""Spacing of a plan's waypoints and of the logged poses the maneuver labels read [s] (nuScenes keyframes: 2 Hz)."""
 PLAN_HORIZON_STEPS = 6
 """A plan's waypoints: PLAN_STEP_S, 2 PLAN_STEP_S, ..., 3 s ahead (the horizon of UniAD's and VAD's L2)."""
 
