@@ -16,7 +16,8 @@ from nuscenes.nuscenes import NuScenes
 
 from perception.classes import ATTRIBUTES, DETECTION_CLASSES, category_to_detection_name
 from perception.geometry import Boxes3D, RigidTransform, yaw_from_matrix
-from perception.geometry.transforms import QUATERNION_NORM_TOLERANCE, is_number, quaternion_to_matrix
+from perception.geometry.transforms import QUATERNION_NORM_TOLERANCE, quaternion_to_matrix
+from perception.geometry.values import is_number
 
 
 @dataclass(frozen=True)

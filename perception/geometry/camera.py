@@ -8,7 +8,7 @@ from typing import Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-from perception.geometry.transforms import numeric_array
+from perception.geometry.values import numeric_array
 
 DEFAULT_MIN_DEPTH_M = 1.0
 """Points nearer than this along the optical axis are 'not in front' (the devkit's map_pointcloud_to_image uses 1 m)."""

@@ -9,6 +9,8 @@ from typing import List, Optional, Sequence, Union
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from perception.geometry.values import is_number, numeric_array
+
 QUATERNION_NORM_TOLERANCE = 1e-3
 """A calibration quaternion whose norm differs from 1 by more than this is rejected, not normalised."""
 
@@ -16,22 +18,6 @@ QUATERNION_NORM_TOLERANCE = 1e-3
 def _check_finite(values: np.ndarray, what: str, source: str) -> None:
     if not np.all(np.isfinite(values)):
         raise ValueError(f"{source}: {what} contains NaN or Inf: {values.tolist()}")
-
-
-def is_number(value, kind: type = numbers.Real) -> bool:
-    """Whether a table's value is a number of ``kind`` (numbers.Real or numbers.Integral): a string is none, nor is
-    a bool (JSON's true / false)."""
-    return isinstance(value, kind) and not isinstance(value, bool)
-
-
-def numeric_array(values: Union[Sequence, np.ndarray], what: str, source: str) -> np.ndarray:
-    """``values`` (numbers, nested or not) as a float64 array; ValueError naming ``source`` when an entry is not a
-    number (is_number): a string (numpy would convert one that reads as a number silently), None, a bool, a ragged
-    nesting."""
-    array = values if isinstance(values, np.ndarray) else np.array(values, dtype=object)
-    if array.dtype.kind not in "iuf" and not (array.dtype == object and all(map(is_number, array.ravel()))):
-        raise ValueError(f"{source}: {what} must be numbers, got {values!r}")
-    return array.astype(np.float64)
 
 
 def quaternion_to_matrix(quaternion_wxyz: Union[Sequence[float], np.ndarray], source: str = "quaternion"
