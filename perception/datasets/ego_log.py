@@ -10,18 +10,24 @@ a LIDAR_TOP record (the loader lists the LiDAR as missing) takes the pose of its
 """
 from __future__ import annotations
 
+import numbers
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 from nuscenes.nuscenes import NuScenes
 
 from perception.geometry import EgoPose, interpolate_pose
+from perception.geometry.values import is_number
 from perception.sensors import LIDAR_CHANNEL
 
 
 def sample_data_pose_record(nusc: NuScenes, sample_data: dict) -> dict:
-    """The ego_pose record of ``sample_data``; ValueError naming both when the table lacks it or stamps it at
-    another time than the record (nuScenes stamps a record's pose at the record's time)."""
+    """The ego_pose record of ``sample_data``; ValueError naming the record when its timestamp is not an integer
+    [us], naming both when the table lacks the pose or stamps it at another time than the record (nuScenes stamps a
+    record's pose at the record's time)."""
+    if not is_number(sample_data["timestamp"], numbers.Integral):
+        raise ValueError(f"sample_data {sample_data['token']} ({sample_data['filename']}): timestamp must be an "
+                         f"integer [us], got {sample_data['timestamp']!r}")
     try:
         pose = nusc.get("ego_pose", sample_data["ego_pose_token"])
     except KeyError:

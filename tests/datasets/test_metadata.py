@@ -64,6 +64,20 @@ def test_a_sweep_whose_pose_is_stamped_at_another_time_is_named(nusc_synthetic, 
         build_sample_table(nusc_synthetic, [sample["token"]], lidar_sweeps=2, radar_sweeps=1)
 
 
+@pytest.mark.parametrize("timestamp", ["STAMP", "FLOAT", True])
+def test_a_sweep_whose_timestamp_is_not_an_integer_is_named(nusc_synthetic, monkeypatch, timestamp):
+    # such a sweep was named as stamped at another time than its pose, which it need not be; the pose's own
+    # timestamp is checked by EgoPose.from_record
+    sample = nusc_synthetic.sample[2]
+    lidar = nusc_synthetic.get("sample_data", sample["data"][LIDAR_CHANNEL])
+    sweep = nusc_synthetic.get("sample_data", lidar["prev"])
+    value = {"STAMP": str(sweep["timestamp"]), "FLOAT": sweep["timestamp"] + 0.5}.get(timestamp, timestamp)
+    monkeypatch.setitem(sweep, "timestamp", value)
+    with pytest.raises(ValueError, match=f"sample_data {sweep['token']} \\({sweep['filename']}\\): timestamp must "
+                                         "be an integer"):
+        build_sample_table(nusc_synthetic, [sample["token"]], lidar_sweeps=2, radar_sweeps=1)
+
+
 def test_a_prev_link_to_another_sensor_or_to_a_later_record_is_named(nusc_synthetic, monkeypatch):
     # a LiDAR sweep chained to a radar record read the radar's bytes as LiDAR points, moved by the radar's
     # calibration; one chained to a later sweep read it as a past one (a negative time lag)
