@@ -1,17 +1,17 @@
 """Compare ways of adapting a trained detector to a new domain, on the same frames with the same budget: zero-shot,
 training from scratch on the fine-tuning split, and fine-tuning with each method (full, head, LoRA at two ranks,
-adapter); each model evaluated on the validation split with the official metrics. Writes ``table.md``,
-``table.json`` (NDS, mAP, AP of cars, pedestrians, trucks and buses, the TP errors, trained parameters, training
-minutes) and ``table.png`` (NDS and car AP against the share of parameters trained), rewritten as each row is
-finished, and every run's folder (work dir, exported model, evaluation, ``row.json``) under ``--out``. Started
-again with the same arguments it resumes: a run whose ``row.json`` holds those settings is read, not run again.
-Once every row is in, each scored model's NDS is set against full fine-tuning's on ``--draws`` draws of the
-validation keyframes with replacement (perception.eval.resampling): a second table in ``table.md`` and
-``resampled`` in ``table.json``, so that a difference smaller than the keyframes resolve shows as such. With
-``--seeds S ...`` it writes one such table a training seed (``seed_S/`` under ``--out``) and, across them,
-``seeds.md`` / ``seeds.json``: each row's NDS and car AP at every seed, their means, and its NDS against full
-fine-tuning's and scratch's at the same seed (on a few keyframes a seed moves NDS about as much as the methods
-differ).
+adapter); each model evaluated on the validation split with the official metrics. Writes ``table.md``, ``table.json``
+(NDS, mAP, AP of cars, pedestrians, trucks and buses, the TP errors, trained parameters, iterations trained (fewer
+than ``--max-iters`` where ``--time-budget-min`` stopped the run), training minutes) and ``table.png`` (NDS and car
+AP against the share of parameters trained), rewritten as each row is finished, and every run's folder (work dir,
+exported model, evaluation, ``row.json``) under ``--out``. Started again with the same arguments it resumes: a run
+whose ``row.json`` holds those settings is read, not run again. Once every row is in, each scored model's NDS is set
+against full fine-tuning's on ``--draws`` draws of the validation keyframes with replacement
+(perception.eval.resampling): a second table in ``table.md`` and ``resampled`` in ``table.json``, so that a
+difference smaller than the keyframes resolve shows as such. With ``--seeds S ...`` it writes one such table a
+training seed (``seed_S/`` under ``--out``) and, across them, ``seeds.md`` / ``seeds.json``: each row's NDS and car
+AP at every seed, their means, and its NDS against full fine-tuning's and scratch's at the same seed (on a few
+keyframes a seed moves NDS about as much as the methods differ).
 
     python tools/compare_finetuning.py configs/fusion_tiny_real.py checkpoints/fusion_tiny.pth \\
         --dataroot ../shared/fixtures/nuscenes-scene0916 --version v1.0-mini --split real_finetune \\
@@ -51,7 +51,7 @@ CLASSES = ("car", "pedestrian", "truck", "bus")
 move NDS most per object (benchmarks/RESULTS.md, "What decides NDS on real_val")."""
 AP_KEYS = tuple(f"{name}_AP" for name in CLASSES)
 """Their keys in a row."""
-COLUMNS = ("NDS", "mAP", *(f"{name} AP" for name in CLASSES)) + TP_ERRORS + ("trained parameters",
+COLUMNS = ("NDS", "mAP", *(f"{name} AP" for name in CLASSES)) + TP_ERRORS + ("trained parameters", "iterations",
                                                                            "training minutes")
 
 
@@ -82,9 +82,10 @@ def class_ap(metrics: dict, name: str) -> Optional[float]:
     return metrics["class_ap"][name] if metrics["num_gt"][name] else None
 
 
-def row(name: str, metrics: Optional[dict], parameters: Optional[ParameterCount], minutes: Optional[float]) -> dict:
+def row(name: str, metrics: Optional[dict], parameters: Optional[ParameterCount], iterations: Optional[int],
+        minutes: Optional[float]) -> dict:
     """One table row from an evaluation's metrics.json (None: not scored, every metric None), the parameters the
-    run trained and its minutes. A metric that is not defined is None ('n/a' in the table)."""
+    run trained, its iterations and minutes. A metric that is not defined is None ('n/a' in the table)."""
     scores = dict.fromkeys(("NDS", "mAP", *AP_KEYS, *TP_ERRORS))
     if metrics is not None:
         scores = dict(NDS=metrics["nd_score"], mAP=metrics["mean_ap"],
@@ -92,7 +93,7 @@ def row(name: str, metrics: Optional[dict], parameters: Optional[ParameterCount]
                       **{error: metrics["tp_errors"][error] for error in TP_ERRORS})
     return dict(name=name, **scores,
                 trained_parameters=None if parameters is None else parameters.trained,
-                total_parameters=None if parameters is None else parameters.total,
+                total_parameters=None if parameters is None else parameters.total, iterations=iterations,
                 training_minutes=None if minutes is None else round(minutes, 2))
 
 
@@ -111,7 +112,7 @@ def table_markdown(rows: Sequence[dict], caption: str) -> str:
         lines.append([entry["name"]]
                      + [format_number(entry[key]) for key in ("NDS", "mAP", *AP_KEYS, *TP_ERRORS)]
                      + ["0" if trained is None else f"{trained:,} ({ParameterCount(trained, total).percent:.1f} %)",
-                        minutes_cell(entry)])
+                        "" if entry["iterations"] is None else str(entry["iterations"]), minutes_cell(entry)])
     return f"{caption}\n\n{markdown_table(['model', *COLUMNS], lines)}\n"
 
 
@@ -278,7 +279,8 @@ def compare_table(args: argparse.Namespace, argv: Sequence[str]) -> List[dict]:
                 for key, value in (("dataroot", dataroot), ("version", args.version), ("split", args.split))]
         model, minutes = trained("scratch", lambda extra: train_tool.main([config, *extra, "--cfg-options", *data,
                                                                            *seeded]), resume)
-        return row("scratch", evaluate("scratch", model), count_parameters(build_detector(config)), minutes)
+        return row("scratch", evaluate("scratch", model), count_parameters(build_detector(config)),
+                   checkpoint_meta(model)["iteration"], minutes)
 
     def fine_tuned(name: str, method: str, options: List[str], resume: bool) -> dict:
         overrides = seeded + ([f"optim_wrapper.optimizer.lr={rates[method]!r}"] if method in rates else [])
@@ -286,11 +288,12 @@ def compare_table(args: argparse.Namespace, argv: Sequence[str]) -> List[dict]:
         model, minutes = trained(name, lambda extra: finetune_tool.main(
             [config, args.checkpoint, "--dataroot", dataroot, "--version", args.version, "--split", args.split,
              "--method", method, *extra, *options]), resume)
-        return row(name, evaluate(name, model), ParameterCount(**checkpoint_meta(model)["parameters"]), minutes)
+        meta = checkpoint_meta(model)
+        return row(name, evaluate(name, model), ParameterCount(**meta["parameters"]), meta["iteration"], minutes)
 
     # the checkpoint as trained (maybe on other sweeps or image size) at config's inputs: tools/test.py --zero-shot
     add_row("zero-shot", lambda _: row("zero-shot", evaluate("zero-shot", args.checkpoint, "--zero-shot"), None,
-                                       None))
+                                       None, None))
     add_row("scratch", scratch)
     for name, method, options in runs(*args.lora_ranks, args.adapter_rank):
         add_row(name, lambda resume: fine_tuned(name, method, options, resume), rates.get(method))

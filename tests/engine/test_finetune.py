@@ -252,6 +252,7 @@ def test_comparison_table_covers_every_run_on_the_same_frames(base, synthetic_ro
     assert rows[2]["trained_parameters"] == total > rows[3]["trained_parameters"]
     assert rows[4]["trained_parameters"] < rows[5]["trained_parameters"] < total  # rank 1 < rank 2
     assert all(entry["total_parameters"] == total for entry in rows[1:])
+    assert rows[0]["iterations"] is None and all(entry["iterations"] == 1 for entry in rows[1:])  # --max-iters 1
     picture = cv2.imread(str(out / "table.png"))
     assert picture is not None and picture.shape[1] > 600
     markdown = (out / "table.md").read_text()
