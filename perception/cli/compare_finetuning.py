@@ -117,24 +117,28 @@ def table_markdown(rows: Sequence[dict], caption: str) -> str:
 
 
 def plot_comparison(rows: Sequence[dict], caption: str, path: str) -> None:
-    """A PNG of the rows: NDS and car AP of each fine-tuned model against the share of the parameters it trained,
-    zero-shot and scratch as lines across (scratch trains them all); a row not scored is left out."""
+    """A PNG of the rows: NDS and car AP of each fine-tuned model against the share of the parameters it trained
+    (labels above and below the points in turn, by share, so that neighbours' labels do not overlap), zero-shot and
+    scratch as lines across (scratch trains them all); a row not scored is left out."""
     plt = pyplot()
 
+    baselines = [entry for entry in rows if entry["name"] in ("zero-shot", "scratch")]
+    shares = {entry["name"]: ParameterCount(entry["trained_parameters"], entry["total_parameters"]).percent
+              for entry in rows if entry not in baselines}
+    fine_tuned = sorted((entry for entry in rows if entry not in baselines), key=lambda entry: shares[entry["name"]])
     figure, axes = plt.subplots(1, 2, figsize=(12, 4.8), layout="constrained")
     for axis, key, title in zip(axes, ("NDS", "car_AP"), ("NDS", "car AP")):
-        for entry in rows:
-            if entry[key] is None:
-                continue
-            if entry["name"] in ("zero-shot", "scratch"):
+        for entry in baselines:
+            if entry[key] is not None:
                 axis.axhline(entry[key], linestyle=":" if entry["name"] == "zero-shot" else "--", color="grey")
                 axis.annotate(entry["name"], (0.0, entry[key]), xycoords=("axes fraction", "data"),
                               textcoords="offset points", xytext=(4, 3), fontsize=8, color="grey")
-            else:
-                share = ParameterCount(entry["trained_parameters"], entry["total_parameters"]).percent
-                axis.plot(share, entry[key], "o")
-                axis.annotate(entry["name"], (share, entry[key]), textcoords="offset points", xytext=(5, 4),
-                              fontsize=8)
+        scored = [entry for entry in fine_tuned if entry[key] is not None]
+        for position, entry in enumerate(scored):
+            share = shares[entry["name"]]
+            axis.plot(share, entry[key], "o")
+            axis.annotate(entry["name"], (share, entry[key]), textcoords="offset points",
+                          xytext=(5, 4 if position % 2 == 0 else -11), fontsize=8)
         axis.set_xscale("log")
         axis.set_xlim(0.5, 200.0)
         axis.set_xticks([1, 3, 10, 30, 100], ["1", "3", "10", "30", "100"])
