@@ -122,10 +122,11 @@ def plot_comparison(rows: Sequence[dict], caption: str, path: str) -> None:
     scratch as lines across (scratch trains them all); a row not scored is left out."""
     plt = pyplot()
 
+    def share(entry: dict) -> float:
+        return ParameterCount(entry["trained_parameters"], entry["total_parameters"]).percent
+
     baselines = [entry for entry in rows if entry["name"] in ("zero-shot", "scratch")]
-    shares = {entry["name"]: ParameterCount(entry["trained_parameters"], entry["total_parameters"]).percent
-              for entry in rows if entry not in baselines}
-    fine_tuned = sorted((entry for entry in rows if entry not in baselines), key=lambda entry: shares[entry["name"]])
+    fine_tuned = sorted((entry for entry in rows if entry["name"] not in ("zero-shot", "scratch")), key=share)
     figure, axes = plt.subplots(1, 2, figsize=(12, 4.8), layout="constrained")
     for axis, key, title in zip(axes, ("NDS", "car_AP"), ("NDS", "car AP")):
         for entry in baselines:
@@ -135,9 +136,8 @@ def plot_comparison(rows: Sequence[dict], caption: str, path: str) -> None:
                               textcoords="offset points", xytext=(4, 3), fontsize=8, color="grey")
         scored = [entry for entry in fine_tuned if entry[key] is not None]
         for position, entry in enumerate(scored):
-            share = shares[entry["name"]]
-            axis.plot(share, entry[key], "o")
-            axis.annotate(entry["name"], (share, entry[key]), textcoords="offset points",
+            axis.plot(share(entry), entry[key], "o")
+            axis.annotate(entry["name"], (share(entry), entry[key]), textcoords="offset points",
                           xytext=(5, 4 if position % 2 == 0 else -11), fontsize=8)
         axis.set_xscale("log")
         axis.set_xlim(0.5, 200.0)
