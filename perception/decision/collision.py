@@ -28,6 +28,19 @@ def plan_headings(trajectory: np.ndarray) -> np.ndarray:
     return headings
 
 
+def plan_tangent_headings(trajectory: np.ndarray) -> np.ndarray:
+    """(T, 2) rear-axle waypoints [x, y] from the origin -> (T,) heading [rad] at each along the path's tangent: the
+    central difference over its neighbours (the origin before the first; the last waypoint's from the one before),
+    where that points ahead of plan_headings' heading, else plan_headings' (a plan that stands or steps back). On a
+    curve plan_headings' chord from the previous waypoint lags the tangent by half a step's turn; the tangent is
+    what a pose's yaw gives the logged drive."""
+    trajectory = np.asarray(trajectory, dtype=np.float64).reshape(-1, 2)
+    chords = plan_headings(trajectory)
+    tangents = np.gradient(np.vstack([np.zeros((1, 2)), trajectory]), axis=0)[1:]
+    ahead = tangents[:, 0] * np.cos(chords) + tangents[:, 1] * np.sin(chords) > 1e-3
+    return np.where(ahead, np.arctan2(tangents[:, 1], tangents[:, 0]), chords)
+
+
 def ego_footprints(trajectory: np.ndarray, config: PlannerConfig = PlannerConfig()) -> np.ndarray:
     """(T, 2) rear-axle waypoints [x, y] from the origin -> (T, 4, 2) ego footprint corners (Boxes3D.bev_corners
     order), heading along the plan (plan_headings)."""

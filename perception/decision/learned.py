@@ -96,7 +96,7 @@ def plan_maneuver(trajectory: np.ndarray, head_maneuver: Maneuver, past_poses: S
     """The maneuver of a learned plan: its motion named by the rules that label the logged drive
     (perception.decision.safety.plan_label) on the ego's ``past_poses`` (sorted, the last one now;
     as far back as the rules read, else from the first) followed by the planned trajectory (T, 2) [m] at
-    config.step_times_s (heading along it, collision.plan_headings), with the detected vehicles (``boxes``, ego
+    config.step_times_s (heading along its tangent, as plan_label reads it), with the detected vehicles (``boxes``, ego
     frame, scores >= config.min_score) as the road users and the map's ``lanes`` (ego frame) where there is a
     lane map; but the head's own ``head_maneuver`` when that is BRAKE or STOP and the rules name no braking
     (safety first: the regressed trajectory, a mean over the drives it imitates, smooths a brake below the label's

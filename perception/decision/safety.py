@@ -68,7 +68,8 @@ import numpy as np
 from perception.datasets.lane_map import LaneCentres
 from perception.datasets.maneuver_labels import (VEHICLE_LABELS, ManeuverLabelConfig, brakes, label_maneuver,
                                                   same_times, stands_still)
-from perception.decision.collision import ego_footprints, footprints_overlap, path_coordinates, plan_headings
+from perception.decision.collision import (ego_footprints, footprints_overlap, path_coordinates,
+                                          plan_tangent_headings)
 from perception.decision.ego_state import EgoState
 from perception.decision.lanes import EgoLanes
 from perception.decision.planner import (AgentAssessment, assess_frame, describe_agent, describe_in_lane, lane_plan,
@@ -183,7 +184,8 @@ def plan_label(trajectory: np.ndarray, boxes: Boxes3D, config: PlannerConfig = P
                labels: ManeuverLabelConfig = ManeuverLabelConfig(), past_xy: np.ndarray = np.zeros((0, 2)),
                past_yaw: np.ndarray = np.zeros(0), lanes: Optional[LaneCentres] = None) -> Maneuver:
     """The maneuver the logged drive's label rules (perception.datasets.maneuver_labels.label_maneuver) give a
-    plan (T, 2) [m] at config.step_times_s (heading along it, collision.plan_headings), after the ego's known past
+    plan (T, 2) [m] at config.step_times_s (heading along its tangent, collision.plan_tangent_headings, as the logged
+    drive's is its poses' yaw), after the ego's known past
     (K, 2) [m] / (K,) [rad] at the last K of the rules' past times (none: from now), with the detected vehicles
     (``boxes``, ego frame, scores >= config.min_score) as the road users and the map's ``lanes`` where there is a
     lane map. ValueError when the plan's step times are not the rules' future, or the shapes do not fit them."""
@@ -198,7 +200,7 @@ def plan_label(trajectory: np.ndarray, boxes: Boxes3D, config: PlannerConfig = P
     times = window[past_times - len(past_xy):]
     vehicles = (boxes.scores >= config.min_score) & np.isin(boxes.labels, VEHICLE_LABELS)
     return label_maneuver(times, np.vstack([past_xy, [[0.0, 0.0]], trajectory]),
-                          np.concatenate([past_yaw, [0.0], plan_headings(trajectory)]), boxes.centers[vehicles, :2],
+                          np.concatenate([past_yaw, [0.0], plan_tangent_headings(trajectory)]), boxes.centers[vehicles, :2],
                           labels, lanes)
 
 

@@ -1,5 +1,6 @@
 """The learned planners' ego input from a list of past poses (hand-worked on straight and circular drives), a
-plan's maneuver by the label rules (hand-built motions), and a learned plan through the safety layer (the
+plan's maneuver by the label rules (hand-built motions; the logged drive of the real scene named by its own
+label), and a learned plan through the safety layer (the
 hand-worked veto of tests/decision/test_safety.py)."""
 import math
 
@@ -8,6 +9,7 @@ import pytest
 import torch
 
 from perception.decision import EgoState
+from perception.decision.collision import plan_headings, plan_tangent_headings
 from perception.datasets.synthetic.layout import Road
 from perception.decision.learned import (ego_features, judged_feasible, learned_decision, plan_maneuver,
                                          trajectory_and_maneuver)
@@ -224,3 +226,47 @@ def test_a_learned_plan_is_checked_against_the_lane_map():
         assert (decision.lane_change_left_ok, decision.lane_change_right_ok) == expected
     _, unmapped = learned_decision(plan, agents(), EgoState(10.0), STRAIGHT_PAST)
     assert (unmapped.lane_change_left_ok, unmapped.lane_change_right_ok) == (True, True)
+
+
+def test_a_plan_is_named_with_its_tangent_headings_where_it_moves_ahead():
+    # a left circle of 50 m radius at 10 m/s: waypoint k at angle theta_k = 10 t_k / 50 on the circle, heading
+    # theta_k; the chord from the waypoint before points half a step's turn (0.05 rad) behind it
+    radius, turn = 50.0, 10 * 0.5 / 50.0
+    theta = 10 * TIMES / radius
+    circle = np.c_[radius * np.sin(theta), radius * (1 - np.cos(theta))]
+    np.testing.assert_allclose(plan_headings(circle), theta - turn / 2, atol=1e-12)
+    tangents = plan_tangent_headings(circle)
+    np.testing.assert_allclose(tangents[:-1], theta[:-1], atol=1e-12)  # between two neighbours: the tangent
+    assert tangents[-1] == pytest.approx(theta[-1] - turn / 2, abs=1e-12)  # the last: from the one before
+    # standing, or stepping back: the chord's heading, as the footprint's
+    standing = np.zeros((6, 2))
+    np.testing.assert_array_equal(plan_tangent_headings(standing), plan_headings(standing))
+    back = np.c_[[1.0, 2.0, 1.9, 1.8, 1.7, 1.6], [0.0, 1.0, 1.0, 1.0, 1.0, 1.0]]
+    assert plan_tangent_headings(back)[2:].tolist() == plan_headings(back)[2:].tolist() == [math.pi / 4] * 4
+
+
+def test_the_logged_drive_as_a_plan_is_named_by_its_own_label():
+    """scene-0916's logged drive (its future positions as the plan, its annotated vehicles as the road users) named by
+    plan_maneuver as logged_maneuver labels it: with the chord's headings two keyframes on its bends were not."""
+    from perception.datasets.ego_log import ego_track, keyframe_lidar_pose
+    from perception.datasets.ground_truth import sample_ground_truth
+    from perception.datasets.maneuver_labels import logged_maneuver
+    from perception.datasets.records import open_nuscenes
+    from perception.decision import PlannerConfig
+    from perception.decision.learned import ego_history
+    from perception.paths import REAL_SCENE_FIXTURE_ROOT
+
+    if not (REAL_SCENE_FIXTURE_ROOT / "v1.0-mini").is_dir():
+        pytest.skip(f"real scene fixture absent: expected tables at {REAL_SCENE_FIXTURE_ROOT / 'v1.0-mini'}")
+    nusc = open_nuscenes(str(REAL_SCENE_FIXTURE_ROOT), "v1.0-mini")
+    config, named = PlannerConfig(), {}
+    for sample in nusc.sample:
+        label = logged_maneuver(nusc, sample["token"])
+        if label is None:
+            continue
+        future_xy = ego_track(nusc, sample["token"], config.step_times_s)[0]
+        truth = sample_ground_truth(nusc, sample["token"], keyframe_lidar_pose(nusc, sample["token"]).ego_to_global)
+        named[sample["token"]] = (label, plan_maneuver(future_xy, Maneuver.KEEP_LANE, ego_history(nusc, sample["token"]),
+                                                       truth.boxes, config))
+    assert len(named) == 29 and {Maneuver.CHANGE_LANE_RIGHT} <= {label for label, _ in named.values()}
+    assert {token: pair for token, pair in named.items() if pair[0] is not pair[1]} == {}
