@@ -39,13 +39,18 @@ def sample_data_pose_record(nusc: NuScenes, sample_data: dict) -> dict:
     return pose
 
 
+def _record(nusc: NuScenes, sample_token: str, table: str, token: str) -> dict:
+    """``nusc.get(table, token)``; a ValueError naming sample ``sample_token`` (whose poses are being read) when the
+    tables lack it (a link to no record, in tables not checked by records.check_references)."""
+    try:
+        return nusc.get(table, token)
+    except KeyError:
+        raise ValueError(f"sample {sample_token}: {table} {token} is missing from the tables") from None
+
+
 def sample_data_pose(nusc: NuScenes, sample_token: str, sample_data_token: str) -> EgoPose:
     """The ego pose of one sample_data record (of sample ``sample_token``, named in the error)."""
-    try:
-        record = nusc.get("sample_data", sample_data_token)
-    except KeyError:
-        raise ValueError(f"sample {sample_token}: sample_data {sample_data_token} is missing from the tables") \
-            from None
+    record = _record(nusc, sample_token, "sample_data", sample_data_token)
     try:
         return EgoPose.from_record(sample_data_pose_record(nusc, record))
     except ValueError as error:
@@ -63,7 +68,7 @@ def _walk(nusc: NuScenes, sample_token: str, link: str, limit_us: int, poses: Di
 
     sample = nusc.get("sample", sample_token)
     while sample[link]:
-        sample = nusc.get("sample", sample[link])
+        sample = _record(nusc, sample_token, "sample", sample[link])
         if not within(int(sample["timestamp"])):
             break
         if LIDAR_CHANNEL not in sample["data"]:
@@ -74,7 +79,7 @@ def _walk(nusc: NuScenes, sample_token: str, link: str, limit_us: int, poses: Di
     keyframe_lidar = nusc.get("sample", sample_token)["data"].get(LIDAR_CHANNEL)
     token = nusc.get("sample_data", keyframe_lidar)[link] if keyframe_lidar else None
     while token:
-        record = nusc.get("sample_data", token)
+        record = _record(nusc, sample_token, "sample_data", token)
         if not within(int(record["timestamp"])):
             break
         poses[int(record["timestamp"])] = sample_data_pose(nusc, sample_token, token)
@@ -116,7 +121,7 @@ def past_ego_poses(nusc: NuScenes, sample_token: str, history_s: float = 1.0) ->
         if channel == LIDAR_CHANNEL:
             continue
         while token:
-            record = nusc.get("sample_data", token)
+            record = _record(nusc, sample_token, "sample_data", token)
             if int(record["timestamp"]) < start_us:
                 break
             if int(record["timestamp"]) < current_us:

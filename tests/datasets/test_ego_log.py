@@ -105,6 +105,25 @@ def test_a_missing_ego_pose_names_the_sample(nusc_synthetic):
         past_ego_poses(NoEgoPoses(), token)
 
 
+def test_a_link_to_no_record_names_the_sample(nusc_synthetic):
+    """A sweep's prev, or a keyframe's, naming a record the tables lack (tables not opened by open_nuscenes, whose
+    check_references would name it first): a ValueError naming the sample, not the devkit's bare KeyError."""
+    token = nusc_synthetic.scene[0]["first_sample_token"]
+    for _ in range(2):
+        token = nusc_synthetic.get("sample", token)["next"]
+    lidar = nusc_synthetic.get("sample", token)["data"][LIDAR_CHANNEL]
+    for table, gone in (("sample_data", nusc_synthetic.get("sample_data", lidar)["prev"]),
+                        ("sample", nusc_synthetic.get("sample", token)["prev"])):
+        class Dangling:
+            def get(self, name, record_token, table=table, gone=gone):
+                if (name, record_token) == (table, gone):
+                    raise KeyError(record_token)
+                return nusc_synthetic.get(name, record_token)
+
+        with pytest.raises(ValueError, match=f"sample {token}: {table} {gone} is missing from the tables"):
+            past_ego_poses(Dangling(), token)
+
+
 def test_a_pose_stamped_at_another_time_than_its_record_names_both(nusc_synthetic, monkeypatch):
     # the logged drive read the pose's time, the loader the record's: 40 ms apart, 37 decision metrics moved
     sample = nusc_synthetic.sample[3]
