@@ -116,6 +116,16 @@ def plan_maneuver(trajectory: np.ndarray, head_maneuver: Maneuver, past_poses: S
     return head_maneuver if head_maneuver.is_braking and not labelled.is_braking else labelled
 
 
+def check_plan_grid(planner: str, grid: Tuple[int, float], config: PlannerConfig = PlannerConfig()) -> None:
+    """ValueError naming ``planner`` (a learned planner: its checkpoint, or what it is) when its ``grid``, (waypoints,
+    seconds between them), is not ``config``'s, at whose step times its plans are checked, named and graded (a plan of
+    0.25 s steps would be read as one of 0.5 s steps, at half its speed)."""
+    steps, step_s = grid
+    if steps != config.horizon_steps or not np.isclose(step_s, config.step_s):
+        raise ValueError(f"{planner} plans {steps} waypoints {step_s:g} s apart; the decisions plan "
+                         f"{config.horizon_steps} waypoints {config.step_s:g} s apart (PlannerConfig)")
+
+
 def checked_plan(trajectory: np.ndarray, head_maneuver: Maneuver, boxes: Boxes3D, ego: EgoState,
                  past_poses: Sequence[EgoPose], config: PlannerConfig = PlannerConfig(),
                  agent_accelerations_mps2: Optional[np.ndarray] = None, lanes: Optional[LaneCentres] = None

@@ -30,7 +30,7 @@ from perception.datasets.lane_map import LaneCentres, keyframe_lanes
 from perception.datasets.maneuver_labels import ManeuverLabelConfig, lane_reached, logged_maneuver
 from perception.decision import Decision, EgoState, PlannerConfig, decide
 from perception.decision.baselines import constant_velocity_plan
-from perception.decision.learned import (checked_plan, ego_history, ego_mlp_plan, judged_feasible,
+from perception.decision.learned import (check_plan_grid, checked_plan, ego_history, ego_mlp_plan, judged_feasible,
                                          trajectory_and_maneuver)
 from perception.decision.safety import check_plan
 from perception.decision.tracking import AgentTracker, TrackedAgents, TrackerConfig
@@ -181,6 +181,7 @@ def planned_frame_for_sample(nusc: NuScenes, sample_token: str, predicted_boxes:
              RULES_ON_GROUND_TRUTH: (on_truth.trajectory, on_truth.maneuver)}
     feasibility = {RULES_ON_DETECTIONS: (on_detections.lane_change_left_ok, on_detections.lane_change_right_ok)}
     if ego_mlp is not None:
+        check_plan_grid("the ego MLP", (ego_mlp.horizon_steps, ego_mlp.step_s), config)
         trajectory, head_maneuver = ego_mlp_plan(ego_mlp, past_poses)
         maneuver, checked = checked_plan(trajectory, head_maneuver, predicted_boxes, ego, past_poses, config,
                                          accelerations, lanes)

@@ -26,7 +26,7 @@ from perception.datasets.frame import Frame
 from perception.datasets.lane_map import log_lanes
 from perception.datasets.loader import NuScenesFrames, UnreadableFrame
 from perception.datasets.splits import split_scenes
-from perception.decision.learned import past_ego_features
+from perception.decision.learned import check_plan_grid, past_ego_features
 from perception.detector import Detector
 from perception.eval.decision_metrics import grade_planners
 from perception.eval.logged_drive import planned_frame_for_sample, tracked_agents
@@ -407,6 +407,10 @@ def evaluate_split(detector: Detector, detector_name: str, nusc: Optional[NuScen
         for scene in nusc.scene:
             if scene["name"] in scenes:
                 log_lanes(nusc, scene["log_token"])
+    if ego_mlp is not None:
+        check_plan_grid("the ego MLP", (ego_mlp.horizon_steps, ego_mlp.step_s))
+    if isinstance(detector, PlanningDetector) and detector.plans:
+        check_plan_grid(detector_name, detector.plan_grid)
     provenance = dict(provenance or {})
     files = PredictionFiles(out_dir, run_identity(detector_name, data, drop, shard, transform, provenance), resume,
                             restart_other)

@@ -192,6 +192,11 @@ class BEVFusionDetector(BaseModel):
         """PlanningDetector: whether the model has the planning head (``planning`` in its config)."""
         return self.planning_head is not None
 
+    @property
+    def plan_grid(self) -> Optional[Tuple[int, float]]:
+        """PlanningDetector: the planning head's (horizon_steps, step_s); None without one."""
+        return None if self.planning_head is None else (self.planning_head.horizon_steps, self.planning_head.step_s)
+
     @torch.no_grad()
     def detect_and_plan(self, frames: Sequence[Frame], ego_state: np.ndarray, timer: Optional[StageTimer] = None
                         ) -> Tuple[List[Boxes3D], List[PlanningOutputs]]:

@@ -37,6 +37,9 @@ class PlanningDetector(Protocol):
     plans: bool
     """Whether detect_and_plan gives plans (False for a model without a planning head)."""
 
+    plan_grid: Optional[Tuple[int, float]]
+    """Its plans' waypoints: (how many, seconds between them); None when it does not plan."""
+
     def detect_and_plan(self, frames: Sequence[Frame], ego_state: np.ndarray, timer: Optional[StageTimer] = None
                         ) -> Tuple[List[Boxes3D], List[PlanningOutputs]]:
         """Detector.detect's boxes and each frame's PlanningOutputs row (trajectory (T, 2), maneuver_logits

@@ -21,7 +21,7 @@ from typing import Callable, Dict, Iterable, Optional, Sequence
 from perception.datasets.frame import Frame
 from perception.datasets.lane_map import LaneCentres
 from perception.decision import Decision, EgoState, Maneuver, PlannerConfig, decide, minimal_risk_stop
-from perception.decision.learned import ego_features, learned_decision
+from perception.decision.learned import check_plan_grid, ego_features, learned_decision
 from perception.decision.tracking import AgentTracker, TrackerConfig
 from perception.detector import Detector, timed_detect
 from perception.geometry import Boxes3D, EgoPose
@@ -85,6 +85,8 @@ class FrameStep:
         self.planner_config = planner_config
         self.timer = StageTimer(device)
         self.plans = isinstance(detector, PlanningDetector) and detector.plans
+        if self.plans:
+            check_plan_grid("the detector's planning head", detector.plan_grid, planner_config)
         self.tracker = AgentTracker(TrackerConfig(min_score=planner_config.min_score))
 
     def sees(self, missing: Iterable[str]) -> bool:

@@ -17,9 +17,11 @@ from perception.cli.test import run
 from perception.datasets.splits import split_sample_tokens
 from perception.decision import PlannerConfig
 from perception.detector import OracleDetector
+from perception.eval.logged_drive import planned_frame_for_sample
 from perception.eval.runner import DataOptions, decision_metrics, evaluate_split
 from perception.geometry import Boxes3D
 from perception.jsonfile import read_json_lines
+from perception.models.ego_mlp import EgoMLP, save_ego_mlp
 from perception.paths import REPO_ROOT
 from tests.conftest import TINY_WORLD
 
@@ -357,3 +359,19 @@ def test_a_lane_map_that_cannot_be_read_is_named_before_the_detection_pass(synth
     with pytest.raises(ValueError, match="lane_centres.json"):
         run(["--oracle", "--no-plots", *_data_args(root), "--out", str(tmp_path / "out")])
     assert not (tmp_path / "out" / "results_nusc.json").exists()
+
+
+@pytest.mark.parametrize("grid", [(6, 0.25), (4, 0.5)])
+def test_an_ego_mlp_of_other_waypoints_than_the_decisions_is_named_before_the_detection_pass(
+        synthetic_root, nusc_synthetic, tmp_path, grid):
+    """(A plan of 0.25 s steps was graded as one of 0.5 s steps, at half its speed; one of 4 steps failed inside
+    the label rules, after every frame had been detected.)"""
+    path = save_ego_mlp(EgoMLP(*grid), tmp_path / "ego.pth", {})
+    with pytest.raises(ValueError, match=rf"the ego MLP plans {grid[0]} waypoints {grid[1]:g} s apart; the decisions "
+                                         r"plan 6 waypoints 0.5 s apart"):
+        run(["--oracle", "--no-plots", *_data_args(synthetic_root), "--ego-mlp", str(path),
+             "--out", str(tmp_path / "out")])
+    assert not (tmp_path / "out" / "results_nusc.json").exists()
+    token = split_sample_tokens(nusc_synthetic, SPLIT)[0]
+    with pytest.raises(ValueError, match="the ego MLP plans"):  # the grading itself, called on its own
+        planned_frame_for_sample(nusc_synthetic, token, Boxes3D.empty(), ego_mlp=EgoMLP(*grid))

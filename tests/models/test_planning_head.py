@@ -131,6 +131,7 @@ def test_the_detector_trains_and_predicts_with_the_head_switched_on():
     model = BEVFusionDetector(**tiny_model_config(("lidar",)), planning=dict(hidden_channels=16, pooled_cells=2,
                                                                               loss_weights=dict(maneuver=1.0)))
     assert without.planning_head is None and model.planning_head.loss_weights["maneuver"] == 1.0
+    assert without.plan_grid is None and model.plan_grid == (6, 0.5)  # the head's default waypoints
     _, ego = _inputs(batch=2)
     targets = _targets(batch=2)
     plain = FusionBatch.from_frames([make_frame(0), make_frame(1)])

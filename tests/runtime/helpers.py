@@ -13,7 +13,7 @@ import torch
 from perception.datasets.frame import Frame
 from perception.detector import OracleDetector
 from perception.geometry import Boxes3D
-from perception.maneuvers import Maneuver
+from perception.maneuvers import PLAN_HORIZON_STEPS, PLAN_STEP_S, Maneuver
 from perception.models.planning_types import PlanningOutputs, constant_velocity_rollout
 from perception.timing import StageTimer
 
@@ -78,12 +78,13 @@ def corrupt(path: str, payload: bytes = b"not a sensor file") -> None:
 
 class PlanningOracle(OracleDetector):
     """The oracle that also plans (a perception.models.planning_head.PlanningDetector): remembers the ego input
-    it is given per frame timestamp and proposes ``maneuver`` along the constant-velocity roll-out of its speed."""
+    it is given per frame timestamp and proposes ``maneuver`` along the constant-velocity roll-out of its speed, at
+    the waypoints of ``plan_grid``."""
 
     plans = True
 
-    def __init__(self, maneuver: Maneuver):
-        self.maneuver = maneuver
+    def __init__(self, maneuver: Maneuver, plan_grid: Tuple[int, float] = (PLAN_HORIZON_STEPS, PLAN_STEP_S)):
+        self.maneuver, self.plan_grid = maneuver, plan_grid
         self.ego_inputs: Dict[int, np.ndarray] = {}
 
     def detect_and_plan(self, frames: Sequence[Frame], ego_state: np.ndarray, timer: Optional[StageTimer] = None
@@ -93,7 +94,7 @@ class PlanningOracle(OracleDetector):
             self.ego_inputs[frame.timestamp_us] = np.array(row)
             logits = torch.zeros(len(Maneuver))
             logits[list(Maneuver).index(self.maneuver)] = 1.0
-            trajectory = constant_velocity_rollout(torch.tensor([float(row[0])]), 6, 0.5)[0]
+            trajectory = constant_velocity_rollout(torch.tensor([float(row[0])]), *self.plan_grid)[0]
             plans.append(PlanningOutputs(trajectory, logits, torch.zeros(2)))
         return self.detect(frames), plans
 

@@ -98,6 +98,14 @@ class LidarOracle(OracleDetector):
         return super().detect(frames, timer)
 
 
+def test_a_planning_head_of_other_waypoints_than_the_decisions_is_refused():
+    for grid in ((6, 0.25), (4, 0.5)):
+        with pytest.raises(ValueError, match=rf"planning head plans {grid[0]} waypoints {grid[1]:g} s apart; the "
+                                             r"decisions plan 6 waypoints 0.5 s apart"):
+            FrameStep(PlanningOracle(Maneuver.KEEP_LANE, grid))
+    assert FrameStep(PlanningOracle(Maneuver.KEEP_LANE, (4, 0.25)), PlannerConfig(horizon_steps=4, step_s=0.25)).plans
+
+
 def test_a_frame_without_the_detector_s_sensors_is_not_detected_and_stops(nusc_synthetic):
     token = nusc_synthetic.sample[2]["token"]
     table = build_sample_table(nusc_synthetic, [token], lidar_sweeps=1, radar_sweeps=1)
@@ -131,6 +139,7 @@ class ScriptedPlanner(ScriptedDetector):
     """The scripted detector as a planning model proposing KEEP_LANE at the ego input's speed, straight on."""
 
     plans = True
+    plan_grid = (6, 0.5)
 
     def detect_and_plan(self, frames, ego_state, timer=None):
         logits = torch.zeros(len(Maneuver))
