@@ -53,6 +53,9 @@ AP_KEYS = tuple(f"{name}_AP" for name in CLASSES)
 """Their keys in a row."""
 COLUMNS = ("NDS", "mAP", *(f"{name} AP" for name in CLASSES)) + TP_ERRORS + ("trained parameters", "iterations",
                                                                            "training minutes")
+TRAINED_FILE = "trained.json"
+"""In a row's folder once its model is exported: the training minutes (a start that resumes the row evaluates that
+model again; it does not train it past where its budget stopped it)."""
 
 
 def runs(low_rank: int, high_rank: int, adapter_rank: int) -> List[Tuple[str, str, List[str]]]:
@@ -232,14 +235,20 @@ def compare_table(args: argparse.Namespace, argv: Sequence[str]) -> List[dict]:
             return None
 
     def trained(name: str, train, resume: bool) -> Tuple[str, float]:
-        """Trains row ``name`` (resuming its killed run's last checkpoint when ``resume``); its model and the
-        minutes this start trained."""
+        """Trains row ``name`` (resuming its killed run's last checkpoint when ``resume``; when that run had exported
+        its model, TRAINED_FILE says so and it is not trained further); its model and the minutes the start that
+        finished it trained."""
         folder = os.path.join(args.out, name.replace(" ", "_"))
-        model = os.path.join(folder, "model.pth")
+        model, marker = os.path.join(folder, "model.pth"), os.path.join(folder, TRAINED_FILE)
+        if resume and os.path.exists(marker):
+            print(f"{name}: trained by an earlier start ({model}), evaluated again")
+            return model, read_json(marker)["minutes"]
         started = time.time()
         resuming = ["--resume"] if resume else []
         train(["--work-dir", os.path.join(folder, "work"), *budget, "--export", model, *resuming])
-        return model, (time.time() - started) / 60.0
+        minutes = (time.time() - started) / 60.0
+        write_json_atomic(marker, dict(minutes=minutes), indent=2)
+        return model, minutes
 
     for name, method, options in runs(*args.lora_ranks, args.adapter_rank):  # every row's request before any run
         rank = int(options[options.index("--rank") + 1]) if "--rank" in options else None
@@ -267,6 +276,11 @@ def compare_table(args: argparse.Namespace, argv: Sequence[str]) -> List[dict]:
         else:
             resume = os.path.exists(started_path) and read_json(started_path) == row_settings
             os.makedirs(folder, exist_ok=True)
+            # an earlier start's row (other settings) and, unless this run resumes, its trained model are not this
+            # run's: neither may be read as this run's if it is stopped before it writes its own
+            for stale in [path] + ([] if resume else [os.path.join(folder, TRAINED_FILE)]):
+                if os.path.exists(stale):
+                    os.remove(stale)
             write_json_atomic(started_path, row_settings, indent=2)
             entry = run(resume)
             rows.append(dict(entry, resumed=resume) if resume else entry)

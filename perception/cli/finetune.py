@@ -27,7 +27,7 @@ from mmengine.model import is_model_wrapper
 
 from perception.cli import (check_output_path, positive_float, positive_int, resolve_config, resolve_path,
                             tool_command, tool_main)
-from perception.cli.train import add_run_arguments, build_config, run_meta, run_training
+from perception.cli.train import add_run_arguments, build_config, forget_earlier_run, run_meta, run_training
 from perception.datasets.loader import NuScenesFrames
 from perception.engine import init_distributed_from_env, save_checkpoint
 from perception.engine.data import frame_dataset_configs
@@ -138,6 +138,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     inputs = model_inputs(cfg)
     fine_tuned_model(cfg.model, args.checkpoint, args.config, spec)  # its errors before the work dir is touched
     fine_tuning = dataclasses.asdict(spec)
+    if not cfg.get("resume"):  # before this run's settings are recorded: never beside another run's checkpoint
+        forget_earlier_run(cfg.work_dir)
     record_fine_tuning(cfg.work_dir, dict(fine_tuning, base_checkpoint=os.path.abspath(args.checkpoint)),
                        resuming=bool(cfg.get("resume")))
     cfg.model = dict(type="FineTunedDetector", detector=cfg.model, checkpoint=args.checkpoint, config=args.config,

@@ -191,11 +191,8 @@ def run_training(cfg: Config) -> Runner:
     if cfg.get("resume"):
         check_resumed_schedule(cfg)
     runner = Runner.from_cfg(cfg)
-    if not cfg.get("resume") and get_rank() == 0:
-        for name in ("last_checkpoint", "last_validation.json"):
-            path = os.path.join(cfg.work_dir, name)
-            if os.path.isfile(path):
-                os.remove(path)
+    if not cfg.get("resume"):
+        forget_earlier_run(cfg.work_dir)
     runner.train()
     if runner.val_loop is not None and get_rank() == 0:
         scalars = _last_validation(runner)
@@ -203,6 +200,16 @@ def run_training(cfg: Config) -> Runner:
             with open(os.path.join(cfg.work_dir, "last_validation.json"), "w") as handle:
                 json.dump(scalars, handle, indent=2)
     return runner
+
+
+def forget_earlier_run(work_dir: str) -> None:
+    """Removes (on rank 0) an earlier run's last_checkpoint pointer and last_validation.json from ``work_dir``: a
+    run that does not resume starts the work dir's records anew."""
+    if get_rank() == 0:
+        for name in ("last_checkpoint", "last_validation.json"):
+            path = os.path.join(work_dir, name)
+            if os.path.isfile(path):
+                os.remove(path)
 
 
 def check_resumed_schedule(cfg: Config) -> None:

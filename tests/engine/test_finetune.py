@@ -1,6 +1,7 @@
 """tools/finetune.py end to end on the tiny synthetic world: a LoRA run exports a plain checkpoint that
 load_detector reads, with the base model's keys and the parameter counts in its meta; bad requests fail before any
-training starts."""
+training starts; benchmarks/bench_finetuning_step.py times each method it is given."""
+import importlib.util
 import json
 import os
 import shutil
@@ -92,6 +93,31 @@ def test_a_killed_fine_tune_resumes_where_it_stopped(base, synthetic_root, tmp_p
     exported = [torch.load(tmp_path / f"{run}.pth", weights_only=True)["state_dict"]
                 for run in ("uninterrupted", "resumed")]
     assert all(torch.allclose(exported[1][name], value, atol=1e-5) for name, value in exported[0].items())
+
+
+def test_a_start_killed_before_it_trains_leaves_no_earlier_checkpoint_under_its_settings(base, synthetic_root,
+                                                                                         tmp_path, monkeypatch,
+                                                                                         capsys):
+    """A LoRA run's work dir, then an adapter start there killed as its runner is built: the adapter's settings are
+    recorded, so the LoRA run's checkpoint must be gone (its --resume passed the check and loaded LoRA's weights)."""
+    config, checkpoint = base
+    work_dir = tmp_path / "run"
+    finetune(finetune_args(config, checkpoint, synthetic_root, work_dir, "--method", "lora", "--rank", "2",
+                           "--max-iters", "1", "--no-validate"))
+    assert (work_dir / "last_checkpoint").is_file()
+
+    def killed(cfg):
+        raise SimulatedKill("killed while the runner is built")
+
+    monkeypatch.setattr("perception.cli.finetune.run_training", killed)
+    adapter = ("--method", "adapter", "--rank", "2", "--max-iters", "1", "--no-validate")
+    with pytest.raises(SimulatedKill):
+        finetune(finetune_args(config, checkpoint, synthetic_root, work_dir, *adapter))
+    assert json.loads((work_dir / "fine_tuning.json").read_text())["method"] == "adapter"
+    assert not (work_dir / "last_checkpoint").exists()
+    monkeypatch.undo()
+    finetune(finetune_args(config, checkpoint, synthetic_root, work_dir, *adapter, "--resume"))
+    assert "no checkpoint in" in capsys.readouterr().out
 
 
 def annotation_free_copy(root, folder) -> str:
@@ -216,7 +242,7 @@ def test_a_config_that_trains_on_several_worlds_fine_tunes_on_the_split_given(ba
     assert (data["type"], data["dataroot"], data["split"]) == ("FrameDataset", str(synthetic_root), "synth_train")
 
 
-def test_comparison_table_covers_every_run_on_the_same_frames(base, synthetic_root, tmp_path):
+def test_comparison_table_covers_every_run_on_the_same_frames(base, synthetic_root, tmp_path, monkeypatch):
     from perception.cli.compare_finetuning import COLUMNS, main as compare
 
     trained_with, checkpoint = base
@@ -275,6 +301,7 @@ def test_comparison_table_covers_every_run_on_the_same_frames(base, synthetic_ro
     saved = json.load(open(out / "head" / "row.json"))
     saved["settings"]["max_iters"] = 99
     json.dump(saved, open(out / "head" / "row.json", "w"))
+    json.dump(saved["settings"], open(out / "head" / "started.json", "w"))
     again = compare(arguments)
     assert [entry["name"] for entry in again] == names
     assert {name for name, path in models.items() if os.stat(path).st_mtime_ns != written[name]} == {"head"}
@@ -286,16 +313,42 @@ def test_comparison_table_covers_every_run_on_the_same_frames(base, synthetic_ro
     compare([*arguments, "--learning-rate", "head=0.004"])
     assert {name for name, path in models.items() if os.stat(path).st_mtime_ns != written[name]} == {"head"}
 
-    # a row killed before it finished (no row.json) resumes its training from the checkpoint it left, when the
-    # start it left it has the same settings (started.json); under other settings it trains from the start
+    # a row killed after its model was exported (trained.json), before its row.json (in its evaluation): the model
+    # is evaluated again, not trained further (one its budget had stopped went on to --max-iters)
+    exported = os.stat(models["full"]).st_mtime_ns
     os.remove(out / "full" / "row.json")
     again = {entry["name"]: entry for entry in compare(arguments)}
-    assert again["full"]["resumed"] and "resumed: since then" in (out / "table.md").read_text()
+    assert os.stat(models["full"]).st_mtime_ns == exported
+    assert again["full"] == dict(rows[2], resumed=True) and "resumed: since then" in (out / "table.md").read_text()
+    # one killed while it trained resumes its training from the checkpoint it left, when the start it left it has
+    # the same settings (started.json); under other settings it trains from the start
+    os.remove(out / "full" / "row.json")
+    os.remove(out / "full" / "trained.json")
+    again = {entry["name"]: entry for entry in compare(arguments)}
+    assert again["full"]["resumed"] and os.stat(models["full"]).st_mtime_ns != exported
     assert "resumed" not in again["head"]
     os.remove(out / "full" / "row.json")
     started = json.load(open(out / "full" / "started.json"))
     json.dump(dict(started, seed=6), open(out / "full" / "started.json", "w"))
     assert "resumed" not in {entry["name"]: entry for entry in compare(arguments)}["full"]
+
+    # a start with other settings killed in a row's evaluation leaves no row of the settings before (nor is its own
+    # trained.json read under other settings): the next start trains the row again
+    from perception.cli.test import run as evaluate
+
+    def killed_in_full_s_evaluation(argv):
+        if os.path.basename(os.path.dirname(argv[argv.index("--out") + 1])) == "full":
+            raise SimulatedKill("killed in the evaluation")
+        return evaluate(argv)
+
+    with monkeypatch.context() as patch:
+        patch.setattr("perception.cli.test.run", killed_in_full_s_evaluation)
+        with pytest.raises(SimulatedKill):
+            compare([*arguments, "--max-iters", "2"])
+    assert not (out / "full" / "row.json").exists()
+    exported = os.stat(models["full"]).st_mtime_ns
+    assert "resumed" not in {entry["name"]: entry for entry in compare(arguments)}["full"]
+    assert os.stat(models["full"]).st_mtime_ns != exported
 
 
 def test_comparison_at_several_seeds_sets_each_row_against_full_and_scratch_seed_by_seed(base, synthetic_root,
@@ -409,3 +462,18 @@ def test_comparison_checks_every_rows_request_before_any_run(base, synthetic_roo
                  "synth_train", "--val-split", "synth_val", "--max-iters", "1", *ranks, "--out", str(tmp_path / "t")])
     assert exit_info.value.code == status and message in capsys.readouterr().err
     assert not (tmp_path / "t").exists() or os.listdir(tmp_path / "t") == []  # no row ran, not even zero-shot's
+
+
+def test_step_benchmark_times_each_method_it_is_given(base, synthetic_root, capsys):
+    script = REPO_ROOT / "benchmarks" / "bench_finetuning_step.py"
+    spec = importlib.util.spec_from_file_location("bench_finetuning_step", script)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    config, checkpoint = base
+    times = bench.main([config, checkpoint, "--dataroot", str(synthetic_root), "--version", TINY_WORLD["version"],
+                        "--split", "synth_train", "--methods", "full", "adapter", "--rank", "2", "--steps", "2",
+                        "--batches", "1"])
+    assert {method: len(samples) for method, samples in times.items()} == {"full": 2, "adapter": 2}
+    assert all(sample > 0 for samples in times.values() for sample in samples)
+    table = capsys.readouterr().out
+    assert "| full | " in table and "| 1.00x |" in table and "| adapter | " in table
