@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Dict, List, Tuple, Union
 
 from perception.datasets.records import SPLITS_FILE
-from perception.datasets.splits import sample_chain
+from perception.datasets.splits import is_reserved_split, sample_chain
 from perception.jsonfile import read_json
 
 CUT_TABLES = ("scene", "sample", "sample_annotation", "sample_data")
@@ -100,6 +100,9 @@ def cut_scene(dataroot: Union[str, Path], version: str, scene_name: str, first_h
     for name in (fit_split, held_split):
         if name in splits:
             raise ValueError(f"{splits_path} already has a split named {name!r}")
+        if is_reserved_split(name):
+            raise ValueError(f"{name!r} names an official nuScenes split (or every scene), which is read before "
+                             f"splits.json: name the part otherwise")
     fit_scene, held_scene = cut_scene_tables(tables, scene_name, first_held_keyframe)
     parts = {scene_name: [fit_scene, held_scene]}
     splits = {name: [part for scene in scenes for part in parts.get(scene, [scene])] for name, scenes in splits.items()}

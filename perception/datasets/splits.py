@@ -19,6 +19,12 @@ from perception.jsonfile import read_json
 ALL_SCENES = "all"
 
 
+def is_reserved_split(name: str) -> bool:
+    """Whether ``name`` is an official split or ALL_SCENES, which a custom split of that name cannot replace (they
+    are read before splits.json)."""
+    return name == ALL_SCENES or name in create_splits_scenes()
+
+
 def split_scenes(nusc: NuScenes, split: str) -> List[str]:
     """Names of the split's scenes present in ``nusc`` (in the split's order).
 

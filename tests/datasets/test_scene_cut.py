@@ -81,6 +81,9 @@ def test_bad_cuts_fail_with_the_reason(synthetic_root, nusc_synthetic, tmp_path)
         cut_scene(synthetic_root, VERSION, name, 1, tmp_path / "a", "fit", "fit")
     with pytest.raises(ValueError, match="already has a split named 'synth_val'"):
         cut_scene(synthetic_root, VERSION, name, 1, tmp_path / "a", "fit", "synth_val")
+    for reserved in ("mini_train", "val", "all"):  # the devkit's names, read before splits.json
+        with pytest.raises(ValueError, match=f"'{reserved}' names an official nuScenes split"):
+            cut_scene(synthetic_root, VERSION, name, 1, tmp_path / "a", reserved, "held")
     (tmp_path / "b").mkdir()
     with pytest.raises(ValueError, match="exists"):
         cut_scene(synthetic_root, VERSION, name, 1, tmp_path / "b", "fit", "held")
