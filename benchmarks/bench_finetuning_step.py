@@ -25,7 +25,7 @@ from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
 
 from perception.cli import positive_int
-from perception.cli.finetune import use_data
+from perception.cli.train import use_data
 from perception.engine.data import FrameDataset, apply_model_inputs, collate_fusion_batch
 from perception.models.finetune import METHODS, FineTuningSpec, fine_tuned_model
 

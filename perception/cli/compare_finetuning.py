@@ -293,10 +293,9 @@ def compare_table(args: argparse.Namespace, argv: Sequence[str]) -> List[dict]:
         plot_comparison(rows, caption, os.path.join(args.out, "table.png"))
 
     def scratch(resume: bool) -> dict:
-        data = [f"{loader}.dataset.{key}={value}" for loader in ("train_dataloader",)
-                for key, value in (("dataroot", dataroot), ("version", args.version), ("split", args.split))]
-        model, minutes = trained("scratch", lambda extra: train_tool.main([config, *extra, "--cfg-options", *data,
-                                                                           *seeded]), resume)
+        data = ["--dataroot", dataroot, "--version", args.version, "--split", args.split]
+        options = ["--cfg-options", *seeded] if seeded else []
+        model, minutes = trained("scratch", lambda extra: train_tool.main([config, *data, *extra, *options]), resume)
         return row("scratch", evaluate("scratch", model), count_parameters(build_detector(config)),
                    checkpoint_meta(model)["iteration"], minutes)
 

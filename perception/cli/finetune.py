@@ -21,7 +21,6 @@ import time
 from typing import Optional, Sequence
 
 import numpy as np
-from mmengine.config import Config
 from mmengine.dist import get_rank
 from mmengine.model import is_model_wrapper
 
@@ -41,10 +40,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("config", help="model config, e.g. configs/fusion_tiny_real.py")
     parser.add_argument("checkpoint", help="the trained detector to start from (a shipped checkpoint)")
-    parser.add_argument("--dataroot", help="nuScenes-format data root to fine-tune on (default: CONFIG's data)")
-    parser.add_argument("--version", help="its version, e.g. v1.0-mini")
-    parser.add_argument("--split", help="the split to train on (official or from splits.json)")
-    parser.add_argument("--val-split", help="the split to validate on (default: the config's validation split)")
     parser.add_argument("--method", required=True, help=f"one of {', '.join(METHODS)}")
     parser.add_argument("--rank", type=positive_int, help=f"LoRA rank / adapter bottleneck channels (default "
                                                           f"{DEFAULT_RANK}); lora and adapter only")
@@ -62,17 +57,6 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_arguments(parser)
     parser.add_argument("--export", help="after training, write the folded detector here as a shipped checkpoint")
     return parser
-
-
-def use_data(cfg: Config, dataroot: str, version: str, split: str, val_split: Optional[str]) -> None:
-    """Points the training data at ``split`` of ``dataroot``/``version`` (a config that trains on several worlds, a
-    ConcatDataset, on that one split with its first world's settings) and validation at ``val_split`` (or the
-    config's validation split) of the same data."""
-    train = frame_dataset_configs(cfg.train_dataloader.dataset)[0]
-    cfg.train_dataloader.dataset = dict(train, dataroot=dataroot, version=version, split=split)
-    if cfg.get("val_dataloader"):
-        val_split = val_split or cfg.val_dataloader.dataset.split
-        cfg.val_dataloader.dataset.update(dataroot=dataroot, version=version, split=val_split)
 
 
 def count_annotated_frames(dataset: dict) -> int:
@@ -109,13 +93,6 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     args = parser.parse_args(argv)
     if args.export:
         check_output_path(parser, "--export", args.export, folder=False)
-    given = [name for name in ("dataroot", "version", "split") if getattr(args, name) is not None]
-    if given and len(given) < 3:
-        raise ValueError(f"--dataroot, --version and --split go together (got only --{', --'.join(given)})")
-    if args.val_split is not None and not given:
-        raise ValueError("--val-split names a split of --dataroot; without it CONFIG's validation data is used")
-    if args.val_split is not None and args.no_validate:
-        raise ValueError("--val-split names the validation data; --no-validate trains without validation")
     args.config = resolve_config(args.config)
     args.checkpoint = resolve_path(args.checkpoint)
     if args.dataroot is not None:
@@ -126,10 +103,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     launcher = init_distributed_from_env()
     cfg = build_config(args)
     cfg.launcher = launcher
-    if args.dataroot is not None:
-        use_data(cfg, args.dataroot, args.version, args.split, args.val_split)
     if count_annotated_frames(cfg.train_dataloader.dataset) == 0:
-        data = f"split {args.split!r} of {args.dataroot} ({args.version})" if given else f"{args.config}'s data"
+        data = (f"{args.config}'s data" if args.dataroot is None
+                else f"split {args.split!r} of {args.dataroot} ({args.version})")
         raise ValueError(f"{data} has no annotated keyframe to fine-tune on")
     if cfg.get("val_dataloader") and count_annotated_frames(cfg.val_dataloader.dataset) == 0:  # --no-validate: None
         split = cfg.val_dataloader.dataset.get("split")

@@ -2,6 +2,8 @@
 ``--resume`` after a kill, torchrun/DDP (gloo on CPU), bfloat16 AMP on GPU, export of the shipped checkpoint.
 
     python tools/train.py configs/fusion_tiny.py --work-dir work_dirs/fusion_tiny [--resume] [--max-iters N]
+    python tools/train.py configs/fusion_tiny_real.py --dataroot ../shared/fixtures/nuscenes-scene0916 \
+        --version v1.0-mini --split real_finetune --no-validate ...     # another split than the config's
     torchrun --nproc_per_node 2 tools/train.py configs/fusion_tiny.py ...
     python tools/train.py configs/fusion_tiny.py --export checkpoints/fusion_tiny.pth --export-only
 """
@@ -52,7 +54,33 @@ def set_max_iters(cfg: Config, max_iters: int) -> None:
 _RUN_COUNTER = itertools.count()
 
 
+def use_data(cfg: Config, dataroot: str, version: str, split: str, val_split: Optional[str]) -> None:
+    """Points the training data at ``split`` of ``dataroot``/``version`` (a config that trains on several worlds, a
+    ConcatDataset, on that one split with its first world's settings) and validation at ``val_split`` (or the
+    config's validation split) of the same data."""
+    train = frame_dataset_configs(cfg.train_dataloader.dataset)[0]
+    cfg.train_dataloader.dataset = dict(train, dataroot=dataroot, version=version, split=split)
+    if cfg.get("val_dataloader"):
+        val_split = val_split or cfg.val_dataloader.dataset.split
+        cfg.val_dataloader.dataset.update(dataroot=dataroot, version=version, split=val_split)
+
+
+def check_data_arguments(args: argparse.Namespace) -> None:
+    """ValueError when --dataroot, --version and --split are not given together, or --val-split without them or with
+    --no-validate."""
+    given = [name for name in ("dataroot", "version", "split") if getattr(args, name) is not None]
+    if given and len(given) < 3:
+        raise ValueError(f"--dataroot, --version and --split go together (got only --{', --'.join(given)})")
+    if args.val_split is not None and not given:
+        raise ValueError("--val-split names a split of --dataroot; without it CONFIG's validation data is used")
+    if args.val_split is not None and args.no_validate:
+        raise ValueError("--val-split names the validation data; --no-validate trains without validation")
+
+
 def build_config(args: argparse.Namespace) -> Config:
+    """The run's config: CONFIG with --cfg-options, the model's inputs given to its datasets, --dataroot / --version /
+    --split / --val-split, the schedule, the hooks and --no-validate, --resume and --amp applied."""
+    check_data_arguments(args)
     cfg = Config.fromfile(resolve_config(args.config))
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
@@ -63,6 +91,8 @@ def build_config(args: argparse.Namespace) -> Config:
             raise ValueError(f"{args.config} with --cfg-options {options}: the model does not build ({error})"
                              ) from None
     apply_model_inputs(cfg)
+    if args.dataroot is not None:
+        use_data(cfg, resolve_path(args.dataroot), args.version, args.split, args.val_split)
     for loader in ("train_dataloader", "val_dataloader"):  # the data found from any folder, as every tool finds it
         for dataset in frame_dataset_configs(cfg[loader].dataset) if cfg.get(loader) else ():
             dataset["dataroot"] = resolve_path(dataset["dataroot"])
@@ -167,6 +197,11 @@ class ConfigOverrides(DictAction):
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of a training run that build_config reads (shared with tools/finetune.py)."""
+    parser.add_argument("--dataroot", help="nuScenes-format data root to train on (default: the config's data)")
+    parser.add_argument("--version", help="its version, e.g. v1.0-mini")
+    parser.add_argument("--split", help="the split to train on (official or from splits.json)")
+    parser.add_argument("--val-split", help="the split of --dataroot to validate on (default: the config's "
+                                            "validation split)")
     parser.add_argument("--work-dir", help="logs and checkpoints (default work_dirs/<config name>)")
     parser.add_argument("--resume", action="store_true",
                         help="continue from the latest checkpoint in the work dir (weights, optimizer, scheduler, "

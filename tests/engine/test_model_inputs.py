@@ -17,7 +17,8 @@ def training_config(name: str, cfg_options=None):
     """The config tools/train.py would train ``configs/<name>.py`` with."""
     return build_config(argparse.Namespace(
         config=str(REPO_ROOT / "configs" / f"{name}.py"), cfg_options=cfg_options, work_dir=None, max_iters=None,
-        time_budget_min=None, no_validate=False, amp=False, resume=False))
+        time_budget_min=None, no_validate=False, amp=False, resume=False, dataroot=None, version=None, split=None,
+        val_split=None))
 
 
 @pytest.mark.parametrize("name, lidar_sweeps, image_size", [

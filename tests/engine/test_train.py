@@ -315,3 +315,24 @@ def test_an_exported_checkpoint_s_meta_is_plain_json_with_the_config_s_format_an
         with pytest.raises(ValueError, match="save_checkpoint: meta must be JSON-serialisable"):
             save_checkpoint({"w": torch.ones(2)}, str(tmp_path / "bad" / "model.pth"), bad, inputs)
     assert not (tmp_path / "bad").exists()
+
+
+def test_a_split_of_another_data_root_replaces_a_config_s_several_worlds(synthetic_root, tmp_path, capsys):
+    """--dataroot / --version / --split (tools/finetune.py's, and compare_finetuning's scratch row): a config that
+    trains on several worlds (a ConcatDataset) trains on that one split (with --cfg-options the scratch row failed
+    inside mmengine's ConcatDataset)."""
+    from mmengine.config import Config
+
+    data = ["--dataroot", str(synthetic_root), "--version", TINY_WORLD["version"], "--split", "synth_train"]
+    work_dir = tmp_path / "run"
+    main([str(REPO_ROOT / "configs" / "fusion_tiny_worlds.py"), *data, "--max-iters", "1", "--no-validate",
+          "--work-dir", str(work_dir), "--cfg-options", "train_dataloader.num_workers=0",
+          "train_dataloader.persistent_workers=False"])
+    dataset = Config.fromfile(work_dir / "fusion_tiny_worlds.py").train_dataloader.dataset
+    assert (dataset.type, dataset.dataroot, dataset.split) == ("FrameDataset", str(synthetic_root), "synth_train")
+    for argv, message in ((data[:4], "--dataroot, --version and --split go together (got only --dataroot, --version)"),
+                          (["--val-split", "synth_val"], "--val-split names a split of --dataroot")):
+        with pytest.raises(SystemExit):
+            main([str(REPO_ROOT / "configs" / "fusion_tiny.py"), *argv, "--work-dir", str(tmp_path / "refused")])
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "refused").exists()
