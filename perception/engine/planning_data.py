@@ -4,7 +4,7 @@
 does not cover are masked, never padded); the maneuver label derived from the log
 (perception.datasets.maneuver_labels; -1 where the log is too short); lane-change feasibility left / right: the rule
 planner's (perception.decision.planner) on the keyframe's ground-truth boxes and its map's lanes where the data has
-a lane map (the lane exists and its gap check passes; the log shows only the lane changes taken, not the ones that
+a lane map, from the keyframe's inputs as evaluation reads them (perception.eval.logged_drive.keyframe_inputs) (the lane exists and its gap check passes; the log shows only the lane changes taken, not the ones that
 were possible).
 """
 from __future__ import annotations
@@ -15,12 +15,11 @@ import numpy as np
 import torch
 from nuscenes.nuscenes import NuScenes
 
-from perception.datasets.ego_log import ego_track, keyframe_lidar_pose, past_ego_poses
-from perception.datasets.ground_truth import sample_ground_truth
-from perception.datasets.lane_map import keyframe_lanes
+from perception.datasets.ego_log import ego_track
 from perception.datasets.maneuver_labels import logged_maneuver
-from perception.decision import EgoState, PlannerConfig, decide
+from perception.decision import PlannerConfig, decide
 from perception.decision.learned import MANEUVERS
+from perception.eval.logged_drive import keyframe_inputs
 from perception.models.planning_types import PlanningTargets
 
 
@@ -31,10 +30,8 @@ def logged_targets(nusc: NuScenes, sample_tokens: Sequence[str], config: Planner
     for token in sample_tokens:
         xy, _, valid = ego_track(nusc, token, config.step_times_s)
         label = logged_maneuver(nusc, token)
-        truth = sample_ground_truth(nusc, token, keyframe_lidar_pose(nusc, token).ego_to_global).boxes
-        past_poses = past_ego_poses(nusc, token)
-        lanes = keyframe_lanes(nusc, token, past_poses[-1].ego_to_global.inverse())  # None without a lane map
-        gaps = decide(truth, EgoState.from_poses(past_poses), config, lanes=lanes)
+        _, lanes, ego, truth = keyframe_inputs(nusc, token)  # as evaluation's planners start from them
+        gaps = decide(truth, ego, config, lanes=lanes)
         trajectories.append(np.nan_to_num(xy).astype(np.float32))
         valids.append(valid)
         maneuvers.append(-1 if label is None else MANEUVERS.index(label))

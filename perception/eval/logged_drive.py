@@ -71,18 +71,13 @@ def _bracket(timestamps_us: np.ndarray, time_us: int, tolerance_us: int) -> Opti
     return max(last - 1, 0), last
 
 
-def ego_state_at_sample(nusc: NuScenes, sample_token: str) -> EgoState:
-    """The ego state at a keyframe from the poses up to it only (``ego_history``, the poses the learned planners
-    read: the LIDAR_TOP sweeps when present, else the earlier keyframes, else the keyframe's own earlier records of
-    other sensors)."""
-    return EgoState.from_poses(ego_history(nusc, sample_token))
-
-
-def _keyframe_inputs(nusc: NuScenes, sample_token: str
-                     ) -> Tuple[List[EgoPose], Optional[LaneCentres], EgoState, Boxes3D]:
-    """What every planner at a keyframe starts from: its past poses (``ego_history``), its map's lanes in the ego
-    frame of its LiDAR timestamp (None without a lane map), the ego state from those poses only (ego_state_at_sample's,
-    the poses read once) and its ground truth in that frame."""
+def keyframe_inputs(nusc: NuScenes, sample_token: str
+                    ) -> Tuple[List[EgoPose], Optional[LaneCentres], EgoState, Boxes3D]:
+    """What every planner at a keyframe starts from, and what training's targets are judged from: its past poses
+    (``ego_history``, the poses the learned planners read: the LIDAR_TOP sweeps when present, else the earlier
+    keyframes, else the keyframe's own earlier records of other sensors), its map's lanes in the ego frame of its
+    LiDAR timestamp (None without a lane map), the ego state from those poses only and its ground truth in that
+    frame."""
     past_poses = ego_history(nusc, sample_token)
     lanes = keyframe_lanes(nusc, sample_token, past_poses[-1].ego_to_global.inverse())
     truth = sample_ground_truth(nusc, sample_token, keyframe_lidar_pose(nusc, sample_token).ego_to_global).boxes
@@ -158,7 +153,7 @@ def planned_frame_for_sample(nusc: NuScenes, sample_token: str, predicted_boxes:
                              config: PlannerConfig = PlannerConfig(), ego_mlp: Optional[EgoMLP] = None,
                              learned_plan: Optional[PlanningOutputs] = None, with_learned: bool = False,
                              agent_accelerations_mps2: Optional[np.ndarray] = None) -> PlannedFrame:
-    """Every planner at one keyframe, from the ego state of ``ego_state_at_sample``: ``constant_velocity``; the
+    """Every planner at one keyframe, from the ego state of ``keyframe_inputs``: ``constant_velocity``; the
     rule planner on ``predicted_boxes`` (the detector's, in the ego frame of the keyframe's LiDAR timestamp, or
     as tracked: tracked_agents; ``rules_on_detections``) and on the keyframe's ground truth
     (``rules_on_ground_truth``); with ``ego_mlp``, its plan (``ego_mlp``) and that plan through the safety layer
@@ -172,7 +167,7 @@ def planned_frame_for_sample(nusc: NuScenes, sample_token: str, predicted_boxes:
     detections (``rules_on_detections``; the safety layer's decisions carry the same) and by the planning head
     (``learned``, where it gave an output), and the gap check on the ground truth; with a lane map, whether a
     labelled lane change is under way (perception.datasets.maneuver_labels.lane_reached)."""
-    past_poses, lanes, ego, truth = _keyframe_inputs(nusc, sample_token)
+    past_poses, lanes, ego, truth = keyframe_inputs(nusc, sample_token)
     accelerations = agent_accelerations_mps2
     on_detections = decide(predicted_boxes, ego, config, agent_accelerations_mps2=accelerations, lanes=lanes)
     on_truth = decide(truth, ego, config, lanes=lanes)
@@ -231,7 +226,7 @@ def logged_drive_verdict(nusc: NuScenes, sample_token: str, config: PlannerConfi
                          ) -> Optional[Decision]:
     """The safety layer (perception.decision.safety.check_plan) on the logged drive at a keyframe: the logged ego
     positions at the plan's steps (ego_track) with the keyframe's logged_maneuver label, against the keyframe's
-    ground truth and its map's lanes, from the ego state of ``ego_state_at_sample``. An oracle for false vetoes:
+    ground truth and its map's lanes, from the ego state of ``keyframe_inputs``. An oracle for false vetoes:
     the logged drive is a safe plan (in the synthetic world it never collides, and changes lanes only into mapped
     lanes of its direction), so every veto of it is a flaw of the rules. None when the keyframe has no label or
     the log does not cover the horizon."""
@@ -239,5 +234,5 @@ def logged_drive_verdict(nusc: NuScenes, sample_token: str, config: PlannerConfi
     ego_xy, _, valid = ego_track(nusc, sample_token, config.step_times_s)
     if label is None or not valid.all():
         return None
-    _, lanes, ego, truth = _keyframe_inputs(nusc, sample_token)
+    _, lanes, ego, truth = keyframe_inputs(nusc, sample_token)
     return check_plan(ego_xy, label, truth, ego, config, lanes=lanes)

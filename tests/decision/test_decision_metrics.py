@@ -13,7 +13,7 @@ from perception.classes import category_to_detection_name
 from perception.decision import EgoState, Maneuver
 from perception.decision.collision import ego_footprints, footprints_overlap, plan_collisions, plan_headings
 from perception.eval.decision_metrics import grade_planners
-from perception.eval.logged_drive import (_interpolate_boxes, ego_state_at_sample, logged_future,
+from perception.eval.logged_drive import (_interpolate_boxes, keyframe_inputs, logged_future,
                                           planned_frame_for_sample)
 from perception.geometry import Boxes3D
 from tests.decision.helpers import agents
@@ -123,17 +123,17 @@ def test_logged_future_on_the_real_fixture(nusc_real):
     assert not logged_future(nusc_real, third).boxes_valid.any()
 
 
-def test_ego_state_at_sample_on_the_real_fixture(nusc_real):
+def test_the_ego_state_of_a_keyframe_on_the_real_fixture(nusc_real):
     tokens = [sample["token"] for sample in nusc_real.sample]
     poses = [_lidar_ego_pose(nusc_real, token) for token in tokens]
-    state = ego_state_at_sample(nusc_real, tokens[1])  # no sweeps: the previous keyframe, never the next
+    state = keyframe_inputs(nusc_real, tokens[1])[2]  # no sweeps: the previous keyframe, never the next
     displacement = np.array(poses[1]["translation"]) - poses[0]["translation"]
     heading = Quaternion(poses[1]["rotation"]).rotate([1.0, 0.0, 0.0])
     duration = (poses[1]["timestamp"] - poses[0]["timestamp"]) * 1e-6
     assert state.speed_mps == pytest.approx(displacement[:2] @ heading[:2] / np.linalg.norm(heading[:2]) / duration)
     yaws = [Quaternion(p["rotation"]).yaw_pitch_roll[0] for p in poses]
     assert state.yaw_rate_rps == pytest.approx((yaws[1] - yaws[0]) / duration, rel=1e-3)
-    first = ego_state_at_sample(nusc_real, tokens[0])  # the log's first: moving, by its earlier camera records
+    first = keyframe_inputs(nusc_real, tokens[0])[2]  # the log's first: moving, by its earlier camera records
     assert first.speed_mps == pytest.approx(state.speed_mps, rel=0.05) and first.acceleration_mps2 is None
 
 
@@ -229,7 +229,7 @@ def test_ego_state_on_the_synthetic_world(nusc_synthetic):
     scene = nusc_synthetic.scene[0]
     model = build_scene(TINY_WORLD["seed"], 0, TINY_WORLD["samples_per_scene"])
     sample = nusc_synthetic.get("sample", nusc_synthetic.get("sample", scene["first_sample_token"])["next"])
-    state = ego_state_at_sample(nusc_synthetic, sample["token"])
+    state = keyframe_inputs(nusc_synthetic, sample["token"])[2]
     before, now = model.ego_to_global(0.5 - 0.05), model.ego_to_global(0.5)  # the last sweep and the keyframe
     speed = np.linalg.norm(now.translation[:2] - before.translation[:2]) / 0.05
     yaw_rate = np.remainder(now.yaw - before.yaw + np.pi, 2 * np.pi) - np.pi

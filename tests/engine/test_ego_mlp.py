@@ -99,12 +99,12 @@ def test_feasibility_targets_read_the_lane_map(nusc_synthetic, monkeypatch):
     the ego's own lane alone (hand-built, straight along the ego's x axis), no lane change is feasible, whatever the
     traffic; the tiny world's own map lets some be."""
     from perception.datasets.lane_map import LaneCentres
-    from perception.engine import planning_data
+    from perception.eval import logged_drive
 
     tokens = [sample["token"] for sample in nusc_synthetic.sample]
     assert logged_targets(nusc_synthetic, tokens).lane_change_ok.any()
     one_lane = LaneCentres((np.array([[-80.0, 0.0], [80.0, 0.0]]),), 3.5)
-    monkeypatch.setattr(planning_data, "keyframe_lanes", lambda nusc, token, global_to_frame: one_lane)
+    monkeypatch.setattr(logged_drive, "keyframe_lanes", lambda nusc, token, global_to_frame: one_lane)
     assert not logged_targets(nusc_synthetic, tokens).lane_change_ok.any()
 
 
