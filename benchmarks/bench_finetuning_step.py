@@ -4,13 +4,13 @@
         --dataroot ../shared/fixtures/nuscenes-scene0916 --version v1.0-mini --split real_finetune \\
         [--methods full head lora adapter] [--rank 8] [--steps 40] [--profile]
 
-Each method's model is the one tools/finetune.py trains (perception.models.finetune.fine_tuned_model: CONFIG's
-network with CHECKPOINT's weights, set up for the method), with the config's optimizer (mmengine's
-build_optim_wrapper) and the split's first keyframes (read as tools/finetune.py reads them) in batches of the
-config's size, built once, without the training transform, so that every method steps on the same tensors. After 5 warm-up steps each, the methods take
-their steps in turn (round robin), so that the host's drift falls on all of them alike. Prints each method's median,
-p10 and p90 a step and its median over full fine-tuning's; with ``--profile``, the operators that took most of each
-method's time over 10 more steps (torch.profiler, CPU).
+Each method's model is the one tools/finetune.py trains (perception.models.finetune.fine_tuned_model: CONFIG's network
+with CHECKPOINT's weights, set up for the method), with the config's optimizer (mmengine's build_optim_wrapper) and
+the split's first keyframes (read as tools/finetune.py reads them) in batches of the config's size, built once,
+without the training transform, so that every method steps on the same tensors. After 5 warm-up steps each, the
+methods take their steps in turn (round robin), so that the host's drift falls on all of them alike. Prints each
+method's median, p10 and p90 a step and its median over full fine-tuning's; with ``--profile``, the operators that
+took most of each method's time over 10 more steps (torch.profiler, CPU).
 """
 from __future__ import annotations
 

@@ -185,10 +185,10 @@ def plan_label(trajectory: np.ndarray, boxes: Boxes3D, config: PlannerConfig = P
                past_yaw: np.ndarray = np.zeros(0), lanes: Optional[LaneCentres] = None) -> Maneuver:
     """The maneuver the logged drive's label rules (perception.datasets.maneuver_labels.label_maneuver) give a
     plan (T, 2) [m] at config.step_times_s (heading along its tangent, collision.plan_tangent_headings, as the logged
-    drive's is its poses' yaw), after the ego's known past
-    (K, 2) [m] / (K,) [rad] at the last K of the rules' past times (none: from now), with the detected vehicles
-    (``boxes``, ego frame, scores >= config.min_score) as the road users and the map's ``lanes`` where there is a
-    lane map. ValueError when the plan's step times are not the rules' future, or the shapes do not fit them."""
+    drive's is its poses' yaw), after the ego's known past (K, 2) [m] / (K,) [rad] at the last K of the rules' past
+    times (none: from now), with the detected vehicles (``boxes``, ego frame, scores >= config.min_score) as the road
+    users and the map's ``lanes`` where there is a lane map. ValueError when the plan's step times are not the rules'
+    future, or the shapes do not fit them."""
     _check_label_future(config, labels)
     window = labels.window_times_s
     past_times = np.count_nonzero(window < 0)
@@ -199,9 +199,9 @@ def plan_label(trajectory: np.ndarray, boxes: Boxes3D, config: PlannerConfig = P
                          f"{past_times}")
     times = window[past_times - len(past_xy):]
     vehicles = (boxes.scores >= config.min_score) & np.isin(boxes.labels, VEHICLE_LABELS)
-    return label_maneuver(times, np.vstack([past_xy, [[0.0, 0.0]], trajectory]),
-                          np.concatenate([past_yaw, [0.0], plan_tangent_headings(trajectory)]), boxes.centers[vehicles, :2],
-                          labels, lanes)
+    headings = np.concatenate([past_yaw, [0.0], plan_tangent_headings(trajectory)])
+    return label_maneuver(times, np.vstack([past_xy, [[0.0, 0.0]], trajectory]), headings,
+                          boxes.centers[vehicles, :2], labels, lanes)
 
 
 @functools.lru_cache(maxsize=8)  # both frozen: checked once per pair (some 30 us a call, twice a frame)

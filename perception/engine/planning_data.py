@@ -4,8 +4,8 @@
 does not cover are masked, never padded); the maneuver label derived from the log
 (perception.datasets.maneuver_labels; -1 where the log is too short); lane-change feasibility left / right: the rule
 planner's (perception.decision.planner) on the keyframe's ground-truth boxes and its map's lanes where the data has
-a lane map, from the keyframe's inputs as evaluation reads them (perception.eval.logged_drive.keyframe_inputs) (the lane exists and its gap check passes; the log shows only the lane changes taken, not the ones that
-were possible).
+a lane map (the lane exists and its gap check passes; the log shows only the lane changes taken, not the ones that
+were possible), from the keyframe's inputs as evaluation reads them (perception.eval.logged_drive.keyframe_inputs).
 """
 from __future__ import annotations
 

@@ -266,7 +266,7 @@ def test_the_logged_drive_as_a_plan_is_named_by_its_own_label():
             continue
         future_xy = ego_track(nusc, sample["token"], config.step_times_s)[0]
         truth = sample_ground_truth(nusc, sample["token"], keyframe_lidar_pose(nusc, sample["token"]).ego_to_global)
-        named[sample["token"]] = (label, plan_maneuver(future_xy, Maneuver.KEEP_LANE, ego_history(nusc, sample["token"]),
-                                                       truth.boxes, config))
+        past = ego_history(nusc, sample["token"])
+        named[sample["token"]] = (label, plan_maneuver(future_xy, Maneuver.KEEP_LANE, past, truth.boxes, config))
     assert len(named) == 29 and {Maneuver.CHANGE_LANE_RIGHT} <= {label for label, _ in named.values()}
     assert {token: pair for token, pair in named.items() if pair[0] is not pair[1]} == {}
