@@ -58,12 +58,10 @@ TRAINED_FILE = "trained.json"
 model again; it does not train it past where its budget stopped it)."""
 
 
-def runs(low_rank: int, high_rank: int, adapter_rank: int) -> List[Tuple[str, str, List[str]]]:
-    """(name, method, fine-tuning arguments) of each fine-tuned row; zero-shot and scratch are run apart."""
-    return [("full", "full", []), ("head", "head", []),
-            (f"lora r{low_rank}", "lora", ["--rank", str(low_rank)]),
-            (f"lora r{high_rank}", "lora", ["--rank", str(high_rank)]),
-            (f"adapter r{adapter_rank}", "adapter", ["--rank", str(adapter_rank)])]
+def runs(low_rank: int, high_rank: int, adapter_rank: int) -> List[Tuple[str, str, Optional[int]]]:
+    """(name, method, rank or None) of each fine-tuned row; zero-shot and scratch are run apart."""
+    return [("full", "full", None), ("head", "head", None), (f"lora r{low_rank}", "lora", low_rank),
+            (f"lora r{high_rank}", "lora", high_rank), (f"adapter r{adapter_rank}", "adapter", adapter_rank)]
 
 
 def method_learning_rate(text: str) -> Tuple[str, float]:
@@ -250,8 +248,7 @@ def compare_table(args: argparse.Namespace, argv: Sequence[str]) -> List[dict]:
         write_json_atomic(marker, dict(minutes=minutes), indent=2)
         return model, minutes
 
-    for name, method, options in runs(*args.lora_ranks, args.adapter_rank):  # every row's request before any run
-        rank = int(options[options.index("--rank") + 1]) if "--rank" in options else None
+    for name, method, rank in runs(*args.lora_ranks, args.adapter_rank):  # every row's request before any run
         prepare_fine_tuning(build_detector(config), FineTuningSpec(method, rank))
     rates = dict(args.learning_rate)
     caption = table_caption(args, config, [] if args.seed is None else [args.seed])
@@ -312,7 +309,8 @@ def compare_table(args: argparse.Namespace, argv: Sequence[str]) -> List[dict]:
     add_row("zero-shot", lambda _: row("zero-shot", evaluate("zero-shot", args.checkpoint, "--zero-shot"), None,
                                        None, None))
     add_row("scratch", scratch)
-    for name, method, options in runs(*args.lora_ranks, args.adapter_rank):
+    for name, method, rank in runs(*args.lora_ranks, args.adapter_rank):
+        options = [] if rank is None else ["--rank", str(rank)]
         add_row(name, lambda resume: fine_tuned(name, method, options, resume), rates.get(method))
     text = table_markdown(rows, caption)
     if args.draws > 0:
