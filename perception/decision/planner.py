@@ -230,13 +230,16 @@ def _curvature_path(distance_m: np.ndarray, ego: EgoState, config: PlannerConfig
 
 
 def describe_agent(boxes: Boxes3D, index: int, assessment: AgentAssessment, local: int) -> str:
-    """'car #3 at 4.0 m/s, 12.5 m ahead': class, box index, forward speed and gap; 'car #3 at 4.0 m/s braking at
-    1.9 m/s^2, ...' when its tracked acceleration is one (below -0.05 m/s^2, the last digit shown)."""
+    """'car #3 at 4.0 m/s, 12.5 m ahead': class, box index, forward speed and bumper gap; 'alongside' where the gap
+    is negative and its centre is not behind the ego's rear axle, else '6.0 m behind' (its centre, as
+    describe_in_lane); 'car #3 at 4.0 m/s braking at 1.9 m/s^2, ...' when its tracked acceleration is one (below
+    -0.05 m/s^2, the last digit shown)."""
     name = DETECTION_CLASSES[int(boxes.labels[local])]
     acceleration = float(assessment.accelerations_mps2[local])
     braking = f" braking at {-acceleration:.1f} m/s^2" if acceleration < -0.05 else ""
-    return (f"{name} #{index} at {assessment.forward_speed_mps[local]:.1f} m/s{braking}, "
-            f"{assessment.gap_m[local]:.1f} m ahead")
+    gap, x = float(assessment.gap_m[local]), float(boxes.centers[local, 0])
+    where = f"{gap:.1f} m ahead" if gap >= 0 else "alongside" if x >= 0 else f"{-x:.1f} m behind"
+    return f"{name} #{index} at {assessment.forward_speed_mps[local]:.1f} m/s{braking}, {where}"
 
 
 def describe_in_lane(boxes: Boxes3D, index: int, local: int, side: str) -> str:

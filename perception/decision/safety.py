@@ -6,9 +6,11 @@ baseline's), with the rationale of every outcome.
 perception.decision.collision.path_coordinates, the plan's own curve, not the keyframe's lanes) and, in
 this order:
 
-1. a lane-change plan that ends towards a side where the lane map has no lane of the ego's direction (its last
-   waypoint's lane, perception.decision.lanes, taken as the neighbour on that side when further out: an overshoot
-   is checks 2 and 3's) is refused, and so is one that cuts in front of a follower: an agent not in the
+1. a lane-change plan (one named so, or, with a lane map, one whose last waypoint lies in another lane whatever its
+   name: the label rules name a lane change only from a second before the crossing) that ends towards a side where
+   the lane map has no lane of the ego's direction (its last waypoint's lane, perception.decision.lanes, taken as
+   the neighbour on that side when further out: an overshoot is checks 2 and 3's) is refused, and so is one that
+   cuts in front of a follower: an agent not in the
    ego's lane now comes, at some step, behind the planned position within half a lane of it, closer than the rule
    planner's rear gap (``lane_change_min_gap_m`` + ``lane_change_rear_time_gap_s`` x its speed along the plan).
    The plan's speeds are kept on the ego's current path instead (the same distances along the ego's current
@@ -100,16 +102,23 @@ def check_plan(trajectory: np.ndarray, maneuver: Maneuver, boxes: Boxes3D, ego: 
     relative = _relative_to_plan(trajectory, agents, assessment.predicted, speed_factors, config)
 
     refused = ""
-    if maneuver.is_lane_change:
-        side = "left" if maneuver is Maneuver.CHANGE_LANE_LEFT else "right"
-        frame_lanes = assessment.lanes  # the map's lanes as this keyframe reads them (EgoLanes)
-        end_lane = int(np.clip(lane_index(frame_lanes.across_m(trajectory[-1]), frame_lanes.width_m), -1, 1))
+    frame_lanes = assessment.lanes  # the map's lanes as this keyframe reads them (EgoLanes)
+    end_lane = int(np.clip(lane_index(frame_lanes.across_m(trajectory[-1]), frame_lanes.width_m), -1, 1))
+    # A plan that ends in another mapped lane changes lanes whatever it is named (the label rules name a lane change
+    # from a second before the crossing only). Without a map the lanes are straight and a curve would read as one:
+    # there the name decides.
+    if maneuver.is_lane_change or (frame_lanes.centre_line is not None and end_lane != 0):
+        if maneuver.is_lane_change:
+            side, what = ("left" if maneuver is Maneuver.CHANGE_LANE_LEFT else "right"), maneuver.value
+        else:
+            side = "left" if end_lane > 0 else "right"
+            what = f"the {maneuver.value} plan's move into the {side} lane"
         followers = _lane_change_followers(relative, assessment, config)
         if not frame_lanes.has_lane(end_lane):
-            refused = f"refused {maneuver.value}, no {'left' if end_lane > 0 else 'right'} lane on the lane map; "
+            refused = f"refused {what}, no {'left' if end_lane > 0 else 'right'} lane on the lane map; "
         elif len(followers):
             blocking = "; ".join(describe_in_lane(agents, kept[i], i, side) for i in followers)
-            refused = f"refused {maneuver.value}, blocked by {blocking}; "
+            refused = f"refused {what}, blocked by {blocking}; "
         if refused:
             refused += "on the ego's current path at the plan's speeds, "
             trajectory = _on_current_path(_arc_lengths_m(trajectory), ego, config)

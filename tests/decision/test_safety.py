@@ -251,7 +251,7 @@ def test_the_lane_fallback_when_braking_hardest_along_the_path_does_not_clear():
     swerve = np.c_[10.0 * t, -1.5 * t ** 2]
     decision = check_plan(swerve, Maneuver.KEEP_LANE, agents(("car", 5, -2.2, 5, 0)), EgoState(10.0))
     assert decision.vetoed and decision.maneuver is Maneuver.BRAKE and decision.target_speed_mps == 5.0
-    assert "vetoed the proposed KEEP_LANE plan: car #0 at 5.0 m/s, -0.7 m ahead collides with the plan at 0.5 s; " \
+    assert "vetoed the proposed KEEP_LANE plan: car #0 at 5.0 m/s, alongside collides with the plan at 0.5 s; " \
         "braking at 6.0 m/s^2" in decision.reason
     np.testing.assert_allclose(decision.trajectory[:, 1], 0.0, atol=1e-9)  # in the ego's lane, straight
     np.testing.assert_allclose(np.diff(np.r_[0.0, decision.trajectory[:, 0]]) / CONFIG.step_s,
@@ -432,6 +432,27 @@ def test_a_lane_change_is_refused_only_towards_a_side_without_a_lane():
     right = check_plan(np.c_[10.0 * CONFIG.step_times_s, -lateral], Maneuver.CHANGE_LANE_RIGHT, agents(),
                        EgoState(10.0), lanes=lanes)
     assert right.vetoed and "refused CHANGE_LANE_RIGHT, no right lane on the lane map" in right.reason
+
+
+def test_with_a_lane_map_a_plan_that_ends_in_another_lane_is_checked_as_a_lane_change_whatever_its_name():
+    """The label rules name a lane change only from a second before the crossing, so a learned lane change starts
+    named KEEP_LANE; a follower it cuts in front of reaches it from behind, which check 2 leaves to the follower. The
+    plan of test_a_blocked_lane_change_is_refused_with_what_blocks_it (2.625 m left at 3 s: lane +1) with that car 3 m
+    behind in the left lane, named KEEP_LANE on the two-lane map, is refused as the same plan named a lane change is;
+    on a map with a right lane only it is refused for the missing left lane."""
+    two_lanes = LaneCentres((np.array([[-200.0, 0.0], [200.0, 0.0]]), np.array([[-200.0, 3.5], [200.0, 3.5]])), 3.5)
+    right_only = LaneCentres((np.array([[-200.0, 0.0], [200.0, 0.0]]), np.array([[-200.0, -3.5], [200.0, -3.5]])),
+                             3.5)
+    plan = np.c_[10.0 * CONFIG.step_times_s, CONFIG.lane_width_m * np.clip(CONFIG.step_times_s / 4.0, 0, 1)]
+    follower = agents(("car", -3, 3.5, 10, 0))
+    blocked = check_plan(plan, Maneuver.KEEP_LANE, follower, EgoState(10.0), lanes=two_lanes)
+    assert blocked.vetoed and blocked.maneuver is Maneuver.KEEP_LANE
+    assert blocked.reason.startswith("KEEP_LANE: refused the KEEP_LANE plan's move into the left lane, blocked by car "
+                                     "#0 3.0 m behind in the left lane at 10.0 m/s; on the ego's current path")
+    np.testing.assert_allclose(blocked.trajectory, np.c_[np.hypot(5.0, 0.4375) * np.arange(1, 7), np.zeros(6)])
+    missing = check_plan(plan, Maneuver.KEEP_LANE, agents(), EgoState(10.0), lanes=right_only)
+    assert missing.vetoed and "refused the KEEP_LANE plan's move into the left lane, no left lane" in missing.reason
+    assert not check_plan(plan, Maneuver.KEEP_LANE, agents(), EgoState(10.0), lanes=two_lanes).vetoed
 
 
 def test_a_bad_plan_is_rejected():
