@@ -74,8 +74,8 @@ from perception.decision.collision import (ego_footprints, footprints_overlap, p
                                           plan_tangent_headings)
 from perception.decision.ego_state import EgoState
 from perception.decision.lanes import EgoLanes
-from perception.decision.planner import (AgentAssessment, assess_frame, describe_agent, describe_in_lane, lane_plan,
-                                         travelled_distance_m)
+from perception.decision.planner import (AgentAssessment, assess_frame, decide, describe_agent, describe_in_lane,
+                                         lane_plan, travelled_distance_m)
 from perception.decision.prediction import half_length_along_x, lane_index, speed_factors_at
 from perception.decision.types import Decision, PlannerConfig
 from perception.geometry import Boxes3D
@@ -187,6 +187,18 @@ def check_plan(trajectory: np.ndarray, maneuver: Maneuver, boxes: Boxes3D, ego: 
     return decision(maneuver, planned_speed, local, trajectory,
                     f"proposed plan kept; closest in the path: {describe_agent(agents, kept[local], assessment, local)}"
                     f", {ttc_text}", False)
+
+
+def checked_rule_decision(boxes: Boxes3D, ego: EgoState, config: PlannerConfig = PlannerConfig(),
+                          agent_accelerations_mps2: Optional[np.ndarray] = None,
+                          lanes: Optional[LaneCentres] = None) -> Decision:
+    """The rule planner's decision (perception.decision.planner.decide) with its plan through check_plan: as decided
+    when the safety layer keeps the plan, check_plan's decision when it vetoes it. The rules' own plan is not
+    collision-checked: a pass speeds up from the lead's lane and can run into the lead it passes."""
+    decision = decide(boxes, ego, config, agent_accelerations_mps2=agent_accelerations_mps2, lanes=lanes)
+    checked = check_plan(decision.trajectory, decision.maneuver, boxes, ego, config,
+                         agent_accelerations_mps2=agent_accelerations_mps2, lanes=lanes)
+    return checked if checked.vetoed else decision
 
 
 def plan_label(trajectory: np.ndarray, boxes: Boxes3D, config: PlannerConfig = PlannerConfig(),

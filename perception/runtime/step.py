@@ -8,7 +8,8 @@ Which planner decides: with a detector that plans (perception.models.planning_he
 true) the learned plan through the safety layer (perception.decision.learned.learned_decision; its ego input,
 perception.decision.learned.ego_features of the past poses, is computed in the decision stage before the detector
 runs, the planning head's forward is timed inside the detector as its stage "planning_head"); with any other
-detector the rule planner (perception.decision.decide) on the detections. A frame that holds none of the
+detector the rule planner (perception.decision.decide) on the detections, its plan through the safety layer too
+(perception.decision.safety.checked_rule_decision). A frame that holds none of the
 detector's sensor groups (all missing or stale: nothing around the ego can be seen) is not detected: the decision
 is the minimal-risk stop (perception.decision.minimal_risk_stop) naming what is missing, and the tracker keeps its
 tracks for the next frame that sees.
@@ -20,8 +21,9 @@ from typing import Callable, Dict, Iterable, Optional, Sequence
 
 from perception.datasets.frame import Frame
 from perception.datasets.lane_map import LaneCentres
-from perception.decision import Decision, EgoState, Maneuver, PlannerConfig, decide, minimal_risk_stop
+from perception.decision import Decision, EgoState, Maneuver, PlannerConfig, minimal_risk_stop
 from perception.decision.learned import check_plan_grid, ego_features, learned_decision
+from perception.decision.safety import checked_rule_decision
 from perception.decision.tracking import AgentTracker, TrackerConfig
 from perception.detector import Detector, timed_detect
 from perception.geometry import Boxes3D, EgoPose
@@ -121,8 +123,8 @@ class FrameStep:
                 else:
                     agents = self.tracker.update(detections, loaded.frame.ego_pose)
                     if plan is None:
-                        decision = decide(agents.boxes, ego_state, self.planner_config,
-                                          agent_accelerations_mps2=agents.accelerations_mps2, lanes=loaded.lanes)
+                        decision = checked_rule_decision(agents.boxes, ego_state, self.planner_config,
+                                                         agents.accelerations_mps2, loaded.lanes)
                     else:
                         plan_maneuver, decision = learned_decision(plan, agents.boxes, ego_state, loaded.past_poses,
                                                                    self.planner_config, agents.accelerations_mps2,

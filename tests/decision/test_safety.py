@@ -7,9 +7,9 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from perception.datasets.lane_map import LaneCentres
-from perception.decision import EgoState, PlannerConfig
+from perception.decision import EgoState, PlannerConfig, decide
 from perception.decision.collision import path_coordinates
-from perception.decision.safety import check_plan
+from perception.decision.safety import check_plan, checked_rule_decision
 from perception.maneuvers import Maneuver
 from tests.decision.helpers import agents
 
@@ -590,3 +590,20 @@ def test_an_oncoming_agent_is_no_faster_along_the_plan_than_standing():
     # m/s): the margin is 1 + 10^2 / 12 = 9.33 m, vetoed (read as -10 m/s, 10^2 - 10^2 would ask only 1.0 m)
     decision = check_plan(_straight(10.0), Maneuver.KEEP_LANE, agents(("car", 72, 0, -10, 0)), EgoState(10.0))
     assert decision.vetoed and "leaves 6.3 m of the 9.3 m braking margin at 3.0 s" in decision.reason
+
+
+def test_the_rule_planners_pass_into_the_lead_it_passes_is_vetoed_in_the_step():
+    """The ego at 3 m/s, a car at 2 m/s 3.0 m ahead (bumper gap): TTC 3.0 s, not below 3, and matching its speed
+    needs 1.0 m/s^2, under 2.5, so the rules follow it and pass it on the free left lane, speeding up at 1.5 m/s^2
+    from now. At 1.5 s the plan's front is 6.188 + 3.442 = 9.63 m along x and 0.96 m aside; the car's rear is at
+    12.742 - 2.3 = 10.442 - 1.0 = 9.44 m, centred in the lane: 0.19 m of overlap along x, and 0.96 m aside is less than
+    the half widths' 1.875 m. decide's own plan collides; the step's decision is the safety layer's."""
+    lead = agents(("car", 3.0 + CONFIG.ego_front_m + 2.3, 0.0, 2.0, 0.0))
+    rules = decide(lead, EgoState(3.0), CONFIG)
+    assert rules.maneuver is Maneuver.CHANGE_LANE_LEFT
+    assert rules.trajectory[2] == pytest.approx([6.188, 0.963], abs=1e-3)
+    checked = checked_rule_decision(lead, EgoState(3.0), CONFIG)
+    assert checked.vetoed and "car #0 at 2.0 m/s, 3.0 m ahead collides with the plan at 1.5 s" in checked.reason
+    free = agents(("car", 40.0, 0.0, 2.0, 0.0))  # nothing for the safety layer to change: the rules' decision
+    kept = checked_rule_decision(free, EgoState(3.0), CONFIG)
+    assert kept.to_json() == decide(free, EgoState(3.0), CONFIG).to_json()

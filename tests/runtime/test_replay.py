@@ -29,7 +29,7 @@ from perception.detector import OracleDetector
 from perception.geometry import Boxes3D, EgoPose, RigidTransform
 from perception.geometry.boxes import DETECTION_RECORD
 import perception.runtime.replay
-import perception.runtime.step
+import perception.decision.safety
 from perception.runtime.faults import FaultPlan, inject_faults
 from perception.runtime.mcap_writer import read_mcap
 from perception.runtime.messages import scene_messages
@@ -459,7 +459,7 @@ def test_real_time_replay_warms_the_step_up_once_before_the_clock(nusc_synthetic
         decided.append(kwargs.get("lanes"))
         return decide(*args, **kwargs)
 
-    monkeypatch.setattr(perception.runtime.step, "decide", counting_decide)
+    monkeypatch.setattr(perception.decision.safety, "decide", counting_decide)  # the step's rule decision's
     summary = replay_scene(nusc_synthetic, scene, detector, str(tmp_path),
                            ReplayOptions(realtime=True, speed=8.0, lidar_sweeps=1, video=False, mcap=False),
                            progress=False)

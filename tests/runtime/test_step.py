@@ -10,7 +10,7 @@ from perception.datasets.loader import frame_from_table, load_frame
 from perception.datasets.metadata import build_sample_table
 from perception.decision import EgoState, PlannerConfig, decide
 from perception.decision.learned import EGO_FEATURE_HISTORY_S, ego_history, learned_decision
-from perception.decision.safety import check_plan
+from perception.decision.safety import check_plan, checked_rule_decision
 from perception.detector import OracleDetector
 from perception.geometry import EgoPose
 from perception.maneuvers import Maneuver
@@ -182,8 +182,8 @@ def _same_decision(got, expected):
 def test_the_planner_decides_on_the_tracked_velocities_and_accelerations(nusc_synthetic):
     result, config = _three_frames_of_a_braking_lead(nusc_synthetic, ScriptedDetector)
     assert "car #0 at 2.0 m/s braking at 8.0 m/s^2" in result.decision.reason
-    _same_decision(result.decision, decide(TRACKED_LEAD, result.ego_state, config,
-                                           agent_accelerations_mps2=TRACKED_ACCELERATION))
+    _same_decision(result.decision, checked_rule_decision(TRACKED_LEAD, result.ego_state, config,
+                                                          TRACKED_ACCELERATION))
 
 
 def test_a_learned_plan_is_checked_with_the_tracked_velocities_and_accelerations(nusc_synthetic):
