@@ -11,8 +11,9 @@ this order:
    the lane map has no lane of the ego's direction (its last waypoint's lane, perception.decision.lanes, taken as
    the neighbour on that side when further out: an overshoot is checks 2 and 3's) is refused, and so is one that
    cuts in front of a follower: an agent not in the ego's lane now comes, at some step, behind the planned position
-   within half a lane of it, closer than the rule planner's rear gap (``lane_change_min_gap_m`` + ``lane_change_rear_time_gap_s`` x its speed along the plan).
-   The plan's speeds are kept on the ego's current path instead (the same distances along the ego's current
+   within half a lane of it, closer than the rule planner's rear gap (``lane_change_min_gap_m`` +
+   ``lane_change_rear_time_gap_s`` x its speed along the plan). The plan's speeds are kept on the ego's current path
+   instead (the same distances along the ego's current
    curvature, perception.decision.planner.lane_plan on the straight lanes; see below), named by the logged
    drive's label rules (STOP, BRAKE, FOLLOW or KEEP_LANE), and that plan goes through checks 2 and 3; the reason
    names the missing lane or each such agent (where it is, how fast). Agents ahead in the target lane are checks 2
