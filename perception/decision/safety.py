@@ -8,16 +8,16 @@ this order:
 
 1. a lane-change plan (one named so, or, with a lane map, one whose last waypoint lies in another lane whatever its
    name: the label rules name a lane change only from a second before the crossing) that ends towards a side where
-   the lane map has no lane of the ego's direction (its last waypoint's lane, perception.decision.lanes, taken as
-   the neighbour on that side when further out: an overshoot is checks 2 and 3's) is refused, and so is one that
-   cuts in front of a follower: an agent not in the ego's lane now comes, at some step, behind the planned position
-   within half a lane of it, closer than the rule planner's rear gap (``lane_change_min_gap_m`` +
+   the lane map has no lane of the ego's direction (its last waypoint's lane, perception.decision.lanes, taken as the
+   neighbour on that side when further out: an overshoot is checks 2 and 3's) is refused, and so is one that cuts in
+   front of a follower: an agent not in the ego's lane now comes, at some step, behind the planned position within
+   half a lane of it, closer than the rule planner's rear gap (``lane_change_min_gap_m`` +
    ``lane_change_rear_time_gap_s`` x its speed along the plan). The plan's speeds are kept on the ego's current path
-   instead (the same distances along the ego's current
-   curvature, perception.decision.planner.lane_plan on the straight lanes; see below), named by the logged
-   drive's label rules (STOP, BRAKE, FOLLOW or KEEP_LANE), and that plan goes through checks 2 and 3; the reason
-   names the missing lane or each such agent (where it is, how fast). Agents ahead in the target lane are checks 2
-   and 3's (the rule planner's front time gap is its own comfort choice, not a limit of safety);
+   instead (the same distances along the ego's current curvature, perception.decision.planner.lane_plan on the
+   straight lanes; see below), named by the logged drive's label rules (STOP, BRAKE, FOLLOW or KEEP_LANE), and that
+   plan goes through checks 2 and 3; the reason names the missing lane or each such agent (where it is, how fast).
+   Agents ahead in the target lane are checks 2 and 3's (the rule planner's front time gap is its own comfort choice,
+   not a limit of safety);
 2. a plan whose ego footprint (perception.decision.collision) overlaps an agent's predicted footprint at some step
    is vetoed, unless at the first such step the agent's centre is behind the planned ego centre (along the plan)
    and it moves faster along the plan than the plan does: an agent running into the ego from behind or
