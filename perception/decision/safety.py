@@ -93,7 +93,7 @@ def check_plan(trajectory: np.ndarray, maneuver: Maneuver, boxes: Boxes3D, ego: 
     trajectory = np.asarray(trajectory, dtype=np.float64)
     if trajectory.shape != (config.horizon_steps, 2) or not np.all(np.isfinite(trajectory)):
         raise ValueError(f"check_plan: the trajectory must be finite ({config.horizon_steps}, 2), got "
-                         f"{trajectory.shape}")
+                         f"{trajectory.shape} with {np.count_nonzero(~np.isfinite(trajectory))} values not finite")
     _check_label_future(config, ManeuverLabelConfig())  # its plans are named by the label rules' brake and stop
     frame = assess_frame(boxes, ego, config, agent_accelerations_mps2, lanes)
     kept, agents, speed, assessment = frame.kept, frame.agents, frame.speed_mps, frame.assessment

@@ -458,6 +458,9 @@ def test_with_a_lane_map_a_plan_that_ends_in_another_lane_is_checked_as_a_lane_c
 def test_a_bad_plan_is_rejected():
     with pytest.raises(ValueError, match="trajectory"):
         check_plan(np.zeros((3, 2)), Maneuver.KEEP_LANE, agents(), EgoState(10.0))
+    with pytest.raises(ValueError, match=r"got \(6, 2\) with 1 values not finite"):
+        check_plan(np.where(np.arange(12).reshape(6, 2) == 5, np.nan, 1.0), Maneuver.KEEP_LANE, agents(),
+                   EgoState(10.0))
     # the layer names its plans by the label rules' brake and stop on their 0.5 s grid: a plan on another grid is
     # an error (a 2 m/s^2 slowing reads as a brake over 1 s on that grid, not over 0.5 s on a 0.25 s one)
     quarter = PlannerConfig(step_s=0.25, horizon_steps=12)
