@@ -120,15 +120,17 @@ class PlannerConfig:
 class Decision:
     """The planner's output for one frame.
 
-    maneuver; target_speed_mps the speed the plan heads for; ttc_s the smallest time-to-collision with an agent
-    in the ego's path (inf when none closes in); critical_object the index (into the boxes given to ``decide``)
-    of the agent that set the maneuver (the one braked or stopped for, followed, or passed), -1 for none;
-    lane_change_left_ok / lane_change_right_ok whether the neighbouring lane exists and the rule planner's gap check
-    passes (its front and rear time gaps, perception.decision.planner; the safety layer refuses a proposed lane
-    change only for a follower it cuts in front of or a missing lane, so a kept lane change may read False here);
-    trajectory (horizon_steps, 2) ego-frame waypoints [x, y] in metres of the rear axle at step_s, 2 * step_s,
-    ... seconds; reason a short human-readable explanation (the rationale: the agent, gap and TTC that set the
-    maneuver, or what blocks a refused lane change); vetoed whether a safety check changed the proposed plan.
+    maneuver; target_speed_mps the speed the plan heads for (the rule planner's target; of a plan the safety layer
+    keeps or slows along its path, its speed over the last step; of its braking fallback, the speed it brakes down
+    to); ttc_s the smallest time-to-collision with an agent in the ego's path (inf when none closes in);
+    critical_object the index (into the boxes given to ``decide``) of the agent that set the maneuver (the one
+    braked or stopped for, followed, or passed), -1 for none; lane_change_left_ok / lane_change_right_ok whether the
+    neighbouring lane exists and the rule planner's gap check passes (its front and rear time gaps,
+    perception.decision.planner; the safety layer refuses a proposed lane change only for a follower it cuts in
+    front of or a missing lane, so a kept lane change may read False here); trajectory (horizon_steps, 2) ego-frame
+    waypoints [x, y] in metres of the rear axle at step_s, 2 * step_s, ... seconds; reason a short human-readable
+    explanation (the rationale: the agent, gap and TTC that set the maneuver, or what blocks a refused lane change);
+    vetoed whether a safety check changed the proposed plan.
     """
 
     maneuver: Maneuver
