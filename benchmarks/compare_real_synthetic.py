@@ -6,8 +6,8 @@
 
 Both sources are read through the project's loader (perception.datasets.loader.NuScenesFrames) with 1 LiDAR sweep
 and 1 radar sweep, so that keyframe is compared with keyframe. Per source: LiDAR points per frame, intensity
-(0-255), range from the sensor, points per beam (the beam from the elevation angle seen from LIDAR_MOUNT_M, the
-HDL-32E's 32 evenly spaced beams of perception.sensors), fraction of points less than GROUND_BAND_M above the
+(0-255), range from the sensor, points per beam beyond NEAR_SENSOR_M (the beam from the elevation angle in the
+sensor's frame, the HDL-32E's 32 evenly spaced beams of perception.sensors), fraction of points less than GROUND_BAND_M above the
 ground plane guess z = 0 (the nuScenes ego frame's origin lies on the road), fraction within NEAR_SENSOR_M of the
 sensor (no-return points and returns off the ego car), radar points per frame, RCS, compensated speed, annotated
 objects per frame by class and their LiDAR points per box (num_lidar_pts of the sample_annotation table), also for
@@ -16,7 +16,8 @@ the boxes within NEAR_BOX_M of the ego only, and the angle between each car's he
 across (ACROSS_DEG) counted a frame and their distance to the side of the ego, and the cars' LiDAR points by their
 distance from the ego (CAR_RANGE_EDGES_M: median and the fraction with none). Writes
 DIR/sensor_statistics.json (the numbers), .md (mean / median / p10 / p90 per statistic, the sources side by side)
-and .png (the histograms overlaid, each normalised to a density).
+and .png (the histograms overlaid, each normalised to a fraction per bin, on bins the sources share). Statistics of
+no value (nothing to summarise) are null in the JSON.
 """
 from __future__ import annotations
 
@@ -30,8 +31,10 @@ import numpy as np
 from perception.classes import DETECTION_CLASSES
 from perception.datasets.frame import LIDAR_COLUMNS, RADAR_COLUMNS
 from perception.datasets.loader import NuScenesFrames
+from perception.geometry.transforms import quaternion_to_matrix
 from perception.plotting import pyplot
-from perception.sensors import LIDAR_BEAM_COUNT, LIDAR_BEAM_ELEVATION_RANGE_DEG, LIDAR_MOUNT_M
+from perception.sensors import (LIDAR_BEAM_COUNT, LIDAR_BEAM_ELEVATION_RANGE_DEG, LIDAR_MOUNT_M,
+                                LIDAR_MOUNT_ROTATION_WXYZ)
 
 GROUND_BAND_M = 0.3
 """A point less than this above the ground plane guess counts as a ground return [m]."""
@@ -61,11 +64,13 @@ _X, _Y, _Z, _INTENSITY = (LIDAR_COLUMNS.index(c) for c in ("x", "y", "z", "inten
 _RCS, _VX, _VY = (RADAR_COLUMNS.index(c) for c in ("rcs", "vx_comp", "vy_comp"))
 
 
-def beam_index(points_xyz: np.ndarray, mount_m: Sequence[float] = LIDAR_MOUNT_M) -> np.ndarray:
+def beam_index(points_xyz: np.ndarray) -> np.ndarray:
     """(N,) int beam of each point (N, 3) [m, ego frame]: 0 the lowest of the LIDAR_BEAM_COUNT beams spaced evenly
-    over LIDAR_BEAM_ELEVATION_RANGE_DEG, the nearest beam to the elevation seen from ``mount_m``; -1 where the
-    elevation lies more than half a beam spacing outside the range."""
-    offset = np.asarray(points_xyz, dtype=np.float64) - np.asarray(mount_m, dtype=np.float64)
+    over LIDAR_BEAM_ELEVATION_RANGE_DEG, the nearest beam to the elevation in the sensor's own frame (from
+    LIDAR_MOUNT_M, axes turned by LIDAR_MOUNT_ROTATION_WXYZ: the mount's 1.4 degree tilt is more than a beam
+    spacing); -1 where the elevation lies more than half a beam spacing outside the range."""
+    sensor_to_ego = quaternion_to_matrix(LIDAR_MOUNT_ROTATION_WXYZ, "LIDAR_MOUNT_ROTATION_WXYZ")
+    offset = (np.asarray(points_xyz, dtype=np.float64) - np.asarray(LIDAR_MOUNT_M)) @ sensor_to_ego
     elevation_deg = np.degrees(np.arctan2(offset[:, 2], np.hypot(offset[:, 0], offset[:, 1])))
     lowest, highest = LIDAR_BEAM_ELEVATION_RANGE_DEG
     beam = np.rint((elevation_deg - lowest) / ((highest - lowest) / (LIDAR_BEAM_COUNT - 1))).astype(np.int64)
@@ -74,8 +79,10 @@ def beam_index(points_xyz: np.ndarray, mount_m: Sequence[float] = LIDAR_MOUNT_M)
 
 
 def points_per_beam(points_xyz: np.ndarray) -> np.ndarray:
-    """(LIDAR_BEAM_COUNT,) int number of points (N, 3) [m, ego frame] on each beam (points off every beam left out)."""
-    beam = beam_index(points_xyz)
+    """(LIDAR_BEAM_COUNT,) int number of points (N, 3) [m, ego frame] on each beam: those farther than NEAR_SENSOR_M
+    from the sensor (no-return points and the ego car's own body left out), on some beam."""
+    far = np.linalg.norm(np.asarray(points_xyz, dtype=np.float64) - np.asarray(LIDAR_MOUNT_M), axis=1) > NEAR_SENSOR_M
+    beam = beam_index(np.asarray(points_xyz)[far])
     return np.bincount(beam[beam >= 0], minlength=LIDAR_BEAM_COUNT)
 
 
@@ -102,6 +109,15 @@ def summarize(values: Sequence[float]) -> Dict[str, float]:
     p10, median, p90 = np.percentile(values, [10, 50, 90])
     return {"count": int(len(values)), "mean": float(values.mean()), "median": float(median), "p10": float(p10),
             "p90": float(p90)}
+
+
+def _finite_or_null(value):
+    """``value`` (nested dicts and lists of numbers) with every NaN or infinite float None (JSON null)."""
+    if isinstance(value, dict):
+        return {key: _finite_or_null(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_null(item) for item in value]
+    return None if isinstance(value, float) and not np.isfinite(value) else value
 
 
 def source_statistics(frames: Sequence) -> Dict[str, object]:
@@ -287,8 +303,8 @@ def main(argv=None) -> None:
     os.makedirs(args.out, exist_ok=True)
     stem = os.path.join(args.out, "sensor_statistics")
     with open(stem + ".json", "w") as handle:
-        json.dump({"sources": {"real": args.real, "synthetic": args.synthetic}, **statistics}, handle,
-                  indent=2)
+        json.dump(_finite_or_null({"sources": {"real": args.real, "synthetic": args.synthetic}, **statistics}), handle,
+                  indent=2, allow_nan=False)
     table = markdown_table(statistics)
     with open(stem + ".md", "w") as handle:
         handle.write(table)

@@ -9,10 +9,12 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from pyquaternion import Quaternion
 
 from perception.classes import DETECTION_CLASSES
 from perception.geometry import Boxes3D
-from perception.sensors import LIDAR_BEAM_COUNT, LIDAR_BEAM_ELEVATION_RANGE_DEG, LIDAR_MOUNT_M
+from perception.sensors import (LIDAR_BEAM_COUNT, LIDAR_BEAM_ELEVATION_RANGE_DEG, LIDAR_MOUNT_M,
+                                LIDAR_MOUNT_ROTATION_WXYZ)
 
 _SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "compare_real_synthetic.py"
 _spec = importlib.util.spec_from_file_location("compare_real_synthetic", _SCRIPT)
@@ -23,12 +25,15 @@ LOWEST, HIGHEST = LIDAR_BEAM_ELEVATION_RANGE_DEG
 SPACING = (HIGHEST - LOWEST) / (LIDAR_BEAM_COUNT - 1)
 
 
+SENSOR_TO_EGO = Quaternion(*LIDAR_MOUNT_ROTATION_WXYZ).rotation_matrix  # pyquaternion's, beside the script's own
+
+
 def point_at(elevation_deg: float, horizontal_m: float = 10.0, azimuth_deg: float = 30.0) -> list:
-    """A point seen from LIDAR_MOUNT_M at this elevation, ``horizontal_m`` away, in the ego frame."""
-    mx, my, mz = LIDAR_MOUNT_M
+    """A point at this elevation and azimuth in the LiDAR's own frame, ``horizontal_m`` away, in the ego frame."""
     azimuth = math.radians(azimuth_deg)
-    return [mx + horizontal_m * math.cos(azimuth), my + horizontal_m * math.sin(azimuth),
-            mz + horizontal_m * math.tan(math.radians(elevation_deg))]
+    in_sensor = [horizontal_m * math.cos(azimuth), horizontal_m * math.sin(azimuth),
+                 horizontal_m * math.tan(math.radians(elevation_deg))]
+    return list(np.asarray(LIDAR_MOUNT_M) + SENSOR_TO_EGO @ in_sensor)
 
 
 def test_beam_index_of_points_at_known_elevations():
@@ -40,15 +45,23 @@ def test_beam_index_of_points_at_known_elevations():
     assert stats.beam_index(np.array(points)).tolist() == beams * 3
 
 
+def test_beam_index_reads_the_elevation_in_the_sensors_tilted_frame():
+    """The mount is tilted by 1.4 degrees, more than a beam spacing (1.33): read in the ego frame, a beam's points
+    fell on the beam above or below depending on the azimuth (the lowest and highest off the fan)."""
+    for beam in (0, 15, 31):
+        points = [point_at(LOWEST + beam * SPACING, 20.0, azimuth) for azimuth in range(0, 360, 45)]
+        assert stats.beam_index(np.array(points)).tolist() == [beam] * 8
+
+
 def test_beam_index_marks_elevations_outside_the_fan():
     points = np.array([point_at(HIGHEST + 0.6 * SPACING), point_at(LOWEST - 0.6 * SPACING), point_at(60.0),
                        point_at(HIGHEST + 0.4 * SPACING)])
     assert stats.beam_index(points).tolist() == [-1, -1, -1, LIDAR_BEAM_COUNT - 1]
 
 
-def test_points_per_beam_counts_each_beam_and_leaves_out_points_off_the_fan():
+def test_points_per_beam_counts_each_beam_and_leaves_out_points_off_the_fan_and_near_the_sensor():
     points = np.array([point_at(LOWEST)] * 3 + [point_at(HIGHEST)] * 2 + [point_at(LOWEST + 7 * SPACING)]
-                      + [point_at(80.0)])
+                      + [point_at(80.0)] + [point_at(LOWEST + 7 * SPACING, stats.NEAR_SENSOR_M * 0.9)])
     expected = np.zeros(LIDAR_BEAM_COUNT, np.int64)
     expected[[0, 31, 7]] = [3, 2, 1]
     np.testing.assert_array_equal(stats.points_per_beam(points), expected)
