@@ -12,6 +12,7 @@ which a learned plan passes before it is acted on.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -22,7 +23,7 @@ from perception.datasets.ego_log import BRACKET_MARGIN_S, past_ego_poses, track_
 from perception.datasets.lane_map import LaneCentres
 from perception.datasets.maneuver_labels import ManeuverLabelConfig
 from perception.decision.ego_state import EgoState
-from perception.decision.safety import check_plan, plan_label
+from perception.decision.safety import check_plan, checked_rule_decision, plan_label
 from perception.decision.types import Decision, PlannerConfig
 from perception.geometry import Boxes3D, EgoPose
 from perception.maneuvers import Maneuver
@@ -146,8 +147,16 @@ def learned_decision(outputs: PlanningOutputs, boxes: Boxes3D, ego: EgoState, pa
     estimated from, and the map's ``lanes`` in the ego frame where there is a lane map) and the decision, the plan
     checked by the safety layer against ``boxes`` (the detections in the ego frame, or as tracked:
     perception.decision.tracking; with their tracked accelerations when given): kept with the closest agent's gap
-    and TTC as its reason, or refused / vetoed with why."""
+    and TTC as its reason, or refused / vetoed with why. A plan with values that are not finite (a network's NaN)
+    cannot be checked or named: the head's most likely maneuver and the rule planner's decision through the safety
+    layer (checked_rule_decision), vetoed, its reason saying so (a decision is always made)."""
     trajectory, head_maneuver = trajectory_and_maneuver(outputs)
+    not_finite = int(np.count_nonzero(~np.isfinite(trajectory)))
+    if not_finite:
+        fallback = checked_rule_decision(boxes, ego, config, agent_accelerations_mps2, lanes)
+        return head_maneuver, replace(fallback, vetoed=True, reason=(
+            f"{fallback.maneuver.value}: the learned plan has {not_finite} values not finite, the rule planner's "
+            f"decision instead ({fallback.reason})"))
     return checked_plan(trajectory, head_maneuver, boxes, ego, past_poses, config, agent_accelerations_mps2, lanes)
 
 

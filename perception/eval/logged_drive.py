@@ -191,6 +191,9 @@ def planned_frame_for_sample(nusc: NuScenes, sample_token: str, predicted_boxes:
             if trajectory.shape != (config.horizon_steps, 2):
                 raise ValueError(f"sample {sample_token}: the learned plan has shape {trajectory.shape}, the "
                                  f"planner config asks for ({config.horizon_steps}, 2)")
+            if not np.all(np.isfinite(trajectory)):  # replay decides on; a grade of it would mean nothing
+                raise ValueError(f"sample {sample_token}: the learned plan has "
+                                 f"{np.count_nonzero(~np.isfinite(trajectory))} values not finite")
             maneuver, checked = checked_plan(trajectory, head_maneuver, predicted_boxes, ego, past_poses, config,
                                              accelerations, lanes)
             feasibility[LEARNED] = judged_feasible(learned_plan)

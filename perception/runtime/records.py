@@ -3,7 +3,8 @@ detections perception.geometry.boxes.DETECTION_RECORD items, PLAN_RECORD), the c
 validating reader (a frames.jsonl is read back to resume a replay and by whoever grades it)."""
 from __future__ import annotations
 
-from typing import Any, Dict, List
+import math
+from typing import Any, Dict, List, Optional
 
 import torch
 
@@ -66,14 +67,22 @@ TRIGGERS = ("lidar", "watchdog")
 PLAN_RECORD = ("maneuver", "plan_maneuver", "trajectory", "lane_change_feasible")
 """The keys of a proposal: maneuver (the head's most likely Maneuver value), plan_maneuver (the Maneuver value its
 trajectory carries out, perception.decision.learned.plan_maneuver: the one the safety layer checks and the decision
-names the plan by), trajectory (T x [x, y] m, ego frame), lane_change_feasible ([left, right] probabilities)."""
+names the plan by; the head's most likely where the trajectory is not finite), trajectory (T x [x, y] m, ego frame),
+lane_change_feasible ([left, right] probabilities); a value that is not finite is null."""
 
 
 def plan_to_json(plan: PlanningOutputs, plan_maneuver: Maneuver) -> Dict[str, Any]:
-    """One frame's PlanningOutputs row and its trajectory's ``plan_maneuver`` -> a PLAN_RECORD dict."""
+    """One frame's PlanningOutputs row and its trajectory's ``plan_maneuver`` -> a PLAN_RECORD dict (a value that
+    is not finite, a network's NaN, written as null: JSON has no NaN)."""
     trajectory, maneuver = trajectory_and_maneuver(plan)
+    feasible = torch.sigmoid(plan.lane_change_logits).tolist()
     return {"maneuver": maneuver.value, "plan_maneuver": Maneuver(plan_maneuver).value,
-            "trajectory": trajectory.tolist(), "lane_change_feasible": torch.sigmoid(plan.lane_change_logits).tolist()}
+            "trajectory": [[_finite_or_null(v) for v in point] for point in trajectory.tolist()],
+            "lane_change_feasible": [_finite_or_null(v) for v in feasible]}
+
+
+def _finite_or_null(value: float) -> Optional[float]:
+    return value if math.isfinite(value) else None
 
 
 def validate_frame_record(record: Any, source: str = FRAMES_FILE) -> None:

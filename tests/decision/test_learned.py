@@ -13,7 +13,7 @@ from perception.decision.collision import plan_headings, plan_tangent_headings
 from perception.datasets.synthetic.layout import Road
 from perception.decision.learned import (ego_features, judged_feasible, learned_decision, plan_maneuver,
                                          trajectory_and_maneuver)
-from perception.decision.safety import plan_label
+from perception.decision.safety import checked_rule_decision, plan_label
 from perception.geometry import EgoPose, RigidTransform
 from perception.maneuvers import Maneuver
 from perception.models.planning_types import EGO_FEATURES, EGO_HISTORY_S, PlanningOutputs
@@ -107,6 +107,22 @@ def test_a_learned_plan_into_a_stopped_car_is_vetoed_with_its_rationale():
 
 STRAIGHT_PAST = [_pose(t, 10 * t, 0.0, 0.0) for t in np.arange(-2.5, 0.0001, 0.05)]
 """2.5 s of driving straight along +x at 10 m/s, ending at the origin now."""
+
+
+def test_a_learned_plan_that_is_not_finite_falls_back_to_the_checked_rule_decision_with_its_reason():
+    """(The replay stopped at such a frame: the safety layer refuses a trajectory it cannot check.)"""
+    logits = torch.zeros(len(Maneuver))
+    logits[list(Maneuver).index(Maneuver.KEEP_LANE)] = 2.0
+    broken = torch.stack([10.0 * 0.5 * torch.arange(1, 7.0), torch.zeros(6)], -1)
+    broken[3, 1] = float("nan")
+    lead = agents(("car", 20, 0, 0, 0))
+    maneuver, decision = learned_decision(PlanningOutputs(broken, logits, torch.zeros(2)), lead, EgoState(10.0),
+                                          STRAIGHT_PAST)
+    rules = checked_rule_decision(lead, EgoState(10.0))
+    assert maneuver is Maneuver.KEEP_LANE and decision.vetoed and decision.maneuver is rules.maneuver
+    np.testing.assert_array_equal(decision.trajectory, rules.trajectory)
+    assert decision.reason == (f"{rules.maneuver.value}: the learned plan has 1 values not finite, the rule "
+                               f"planner's decision instead ({rules.reason})")
 TIMES = 0.5 * np.arange(1, 7)
 
 

@@ -375,3 +375,16 @@ def test_an_ego_mlp_of_other_waypoints_than_the_decisions_is_named_before_the_de
     token = split_sample_tokens(nusc_synthetic, SPLIT)[0]
     with pytest.raises(ValueError, match="the ego MLP plans"):  # the grading itself, called on its own
         planned_frame_for_sample(nusc_synthetic, token, Boxes3D.empty(), ego_mlp=EgoMLP(*grid))
+
+
+def test_a_learned_plan_that_is_not_finite_is_named_with_its_sample(nusc_synthetic):
+    """(The safety layer's refusal did not name the keyframe; replay decides on such a frame, see test_learned.)"""
+    import torch
+
+    from perception.maneuvers import Maneuver
+    from perception.models.planning_types import PlanningOutputs
+
+    token = split_sample_tokens(nusc_synthetic, SPLIT)[0]
+    broken = PlanningOutputs(torch.full((6, 2), float("nan")), torch.zeros(len(Maneuver)), torch.zeros(2))
+    with pytest.raises(ValueError, match=f"sample {token}: the learned plan has 12 values not finite"):
+        planned_frame_for_sample(nusc_synthetic, token, Boxes3D.empty(), learned_plan=broken, with_learned=True)

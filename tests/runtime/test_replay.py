@@ -720,6 +720,10 @@ def test_a_plan_record_holds_the_lane_changes_probabilities():
     assert record["maneuver"] == Maneuver.BRAKE.value and record["plan_maneuver"] == Maneuver.STOP.value
     assert record["trajectory"] == [[1.0, 0.0], [2.0, 0.5]]
     assert record["lane_change_feasible"] == pytest.approx([0.5, 0.75])
+    broken = plan_to_json(PlanningOutputs(torch.tensor([[1.0, float("nan")], [float("inf"), 0.5]]), logits,
+                                          torch.tensor([float("nan"), 0.0])), Maneuver.STOP)
+    assert broken["trajectory"] == [[1.0, None], [None, 0.5]] and broken["lane_change_feasible"] == [None, 0.5]
+    json.dumps(broken, allow_nan=False)  # JSON has no NaN
 
 
 def _restamped(template, timestamp_us, sequence):
