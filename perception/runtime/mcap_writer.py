@@ -13,7 +13,8 @@ or the watchdog's message's):
                                                      camera the frame lacks: /decision's "missing" names it)
   /<CAMERA>/calibration    foxglove.CameraCalibration (so that Foxglove projects the boxes into the image)
   /detections              foxglove.SceneUpdate      one cube per box (class colour), velocity arrow, label text
-  /plan                    foxglove.SceneUpdate      the planned ego trajectory as a line strip
+  /plan                    foxglove.SceneUpdate      the planned ego trajectory as a line strip ("plan"), and the
+                                                     learned proposal the safety layer changed ("proposal")
   /decision                JSON (jsonschema DECISION_JSON_SCHEMA): the frame's Decision.to_json(), or null, the
                            planning head's proposal before the safety layer (PLAN_RECORD), or null, and the
                            sensors the frame lacks (Frame.missing)
@@ -46,7 +47,8 @@ from mcap_protobuf.schema import register_schema
 from perception.classes import DETECTION_CLASSES
 from perception.datasets.frame import LIDAR_COLUMNS, RADAR_COLUMNS, Frame
 from perception.geometry import Boxes3D, RigidTransform, yaw_quaternion_wxyz
-from perception.viz.bev import PLAN_COLOUR_BGR, class_colour
+from perception.runtime.records import changed_proposal
+from perception.viz.bev import PLAN_COLOUR_BGR, PROPOSAL_COLOUR_BGR, class_colour
 
 EGO_FRAME_ID = "ego"
 GLOBAL_FRAME_ID = "global"
@@ -143,20 +145,25 @@ def boxes_scene_update(boxes: Boxes3D, timestamp_ns: int, frame_id: str = EGO_FR
     return update
 
 
-def plan_scene_update(trajectory: Optional[np.ndarray], timestamp_ns: int) -> SceneUpdate:
-    """The planned ego trajectory (T, 2) [x, y] in the ego frame as a line strip from the ego origin (deleting
-    the previous plan; no entity when there is no plan)."""
+def plan_scene_update(trajectory: Optional[np.ndarray], timestamp_ns: int,
+                      proposal: Optional[np.ndarray] = None) -> SceneUpdate:
+    """The planned ego trajectory (T, 2) [x, y] in the ego frame as a line strip from the ego origin (entity
+    "plan"), and a learned ``proposal`` (T, 2) the safety layer changed (entity "proposal", thinner, in the
+    picture's PROPOSAL_COLOUR_BGR); the previous ones deleted, no entity for a path not given."""
     update = SceneUpdate()
     deletion = update.deletions.add(type=SceneEntityDeletion.ALL)
     _set_time(deletion, timestamp_ns)
-    if trajectory is not None and len(trajectory):
-        entity = update.entities.add(frame_id=EGO_FRAME_ID, id="plan")
+    for name, path, colour, thickness in (("plan", trajectory, PLAN_COLOUR_BGR, 0.3),
+                                          ("proposal", proposal, PROPOSAL_COLOUR_BGR, 0.15)):
+        if path is None or not len(path):
+            continue
+        entity = update.entities.add(frame_id=EGO_FRAME_ID, id=name)
         _set_time(entity, timestamp_ns)
-        line = entity.lines.add(type=LinePrimitive.LINE_STRIP, thickness=0.3)
+        line = entity.lines.add(type=LinePrimitive.LINE_STRIP, thickness=thickness)
         line.pose.orientation.w = 1.0
-        for x, y in np.concatenate([np.zeros((1, 2)), np.asarray(trajectory, dtype=np.float64)[:, :2]]):
+        for x, y in np.concatenate([np.zeros((1, 2)), np.asarray(path, dtype=np.float64)[:, :2]]):
             line.points.add(x=float(x), y=float(y), z=0.0)
-        _set_colour(line.color, PLAN_COLOUR_BGR, 1.0)
+        _set_colour(line.color, colour, 1.0)
     return update
 
 
@@ -232,7 +239,8 @@ class McapRecorder:
             self._write(f"/{channel}/calibration", calibration, time_ns)
         self._write("/detections", boxes_scene_update(boxes, time_ns), time_ns)
         trajectory = None if decision is None else np.asarray(decision["trajectory"], dtype=np.float64)
-        self._write("/plan", plan_scene_update(trajectory, time_ns), time_ns)
+        proposal = changed_proposal({"decision": decision, "plan": plan})
+        self._write("/plan", plan_scene_update(trajectory, time_ns, proposal), time_ns)
         self._write_json("/decision", {"timestamp_us": int(frame.timestamp_us), "decision": decision, "plan": plan,
                                        "missing": sorted(frame.missing)}, time_ns)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from typing import Any, Dict, List, Optional
 
+import numpy as np
 import torch
 
 from perception.decision import Maneuver
@@ -79,6 +80,17 @@ def plan_to_json(plan: PlanningOutputs, plan_maneuver: Maneuver) -> Dict[str, An
     return {"maneuver": maneuver.value, "plan_maneuver": Maneuver(plan_maneuver).value,
             "trajectory": [[_finite_or_null(v) for v in point] for point in trajectory.tolist()],
             "lane_change_feasible": [_finite_or_null(v) for v in feasible]}
+
+
+def changed_proposal(record: Dict[str, Any]) -> Optional[np.ndarray]:
+    """(T, 2) the planning head's proposed trajectory of a FRAME_RECORD where the safety layer changed it (its
+    decision ``vetoed``) and every value is a number; else None (no proposal, kept as proposed, or not finite)."""
+    decision, plan = record.get("decision"), record.get("plan")
+    if decision is None or plan is None or not decision["vetoed"]:
+        return None
+    if any(value is None for point in plan["trajectory"] for value in point):
+        return None
+    return np.asarray(plan["trajectory"], dtype=np.float64)
 
 
 def _finite_or_null(value: float) -> Optional[float]:

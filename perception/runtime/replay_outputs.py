@@ -16,7 +16,7 @@ from perception.datasets.frame import Frame
 from perception.geometry import Boxes3D
 from perception.jsonfile import write_json_lines
 from perception.runtime.mcap_writer import PARTIAL_SUFFIX, McapRecorder
-from perception.runtime.records import FRAMES_FILE
+from perception.runtime.records import FRAMES_FILE, changed_proposal
 from perception.viz.bev import BevView, bev_legend, draw_bev, with_caption
 from perception.viz.video import camera_mosaic, side_by_side, write_video
 
@@ -75,12 +75,13 @@ class ReplayOutputs:
         if not self.video:
             return
         trajectory = None if decision is None else np.asarray(decision["trajectory"])
+        proposal = changed_proposal(record)
         lidar = frame.lidar.points if frame.lidar is not None else None
         radar = frame.radar.points if frame.radar is not None else None
-        bev = draw_bev(BevView(), lidar, radar, boxes, trajectory)
+        bev = draw_bev(BevView(), lidar, radar, boxes, trajectory, proposal=proposal)
         picture = side_by_side(bev, camera_mosaic(frame.cameras, boxes)) if frame.cameras else bev
         picture = with_caption(picture, header_lines(record, scene_start_us, len(boxes), self.display_min_score),
-                               bev_legend(lidar, radar, boxes, trajectory))
+                               bev_legend(lidar, radar, boxes, trajectory, proposal))
         path = os.path.join(self.out_dir, PICTURES_DIR, f"{record['index']:06d}.png")
         if not cv2.imwrite(path, picture):
             raise ValueError(f"{path}: OpenCV could not write the picture")

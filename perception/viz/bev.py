@@ -35,6 +35,9 @@ radar's red, the ego's green and the LiDAR's greys (at least 70 apart in RGB and
 EGO_COLOUR_BGR = (0, 255, 0)
 PLAN_COLOUR_BGR = EGO_COLOUR_BGR
 """The ego's footprint and its planned path share one green."""
+PROPOSAL_COLOUR_BGR = (255, 96, 160)
+"""Lavender: a learned plan as proposed, where the safety layer changed it (apart from the classes' colours, the
+radar's, the ego's and the LiDAR's greys as they are from each other)."""
 RADAR_COLOUR_BGR = (0, 0, 255)
 RING_COLOUR_BGR = (40, 40, 40)
 RING_SPACING_M = 10
@@ -92,6 +95,7 @@ def draw_bev(
     boxes: Optional[Boxes3D] = None,
     trajectory: Optional[np.ndarray] = None,
     ego_car: PlannerConfig = PlannerConfig(),
+    proposal: Optional[np.ndarray] = None,
 ) -> np.ndarray:
     """A (S, S, 3) uint8 BGR bird's-eye view, S = view.size_px, nothing but the scene (its words go in a caption
     band: with_caption, bev_legend).
@@ -100,7 +104,8 @@ def draw_bev(
     height (LIDAR_GREYS over LIDAR_HEIGHT_RANGE_M); ``radar_points`` (M, >=6) [x, y, z, rcs, vx, vy, ...]
     (RADAR_COLUMNS) drawn as red dots with their velocity over 1 s; ``boxes`` footprints in their class colour, the
     front edge thick, velocity arrows over 1 s; ``trajectory`` (T, 2) ego-frame waypoints [x, y] drawn as a path
-    from the ego origin; the ego's footprint is ``ego_car``'s (the nuScenes ego car by default).
+    from the ego origin, and under it a ``proposal`` (T, 2) the safety layer changed, thinner, in
+    PROPOSAL_COLOUR_BGR; the ego's footprint is ``ego_car``'s (the nuScenes ego car by default).
     """
     size = view.size_px
     canvas = np.zeros((size, size, 3), np.uint8)
@@ -139,18 +144,21 @@ def draw_bev(
                   np.array([[ego_car.ego_width_m, ego_car.ego_length_m, 1.5]]), np.zeros(1))
     ego_polygon = _int_points(view.to_pixels(ego.bev_corners()[0]))
     cv2.polylines(canvas, [ego_polygon], True, EGO_COLOUR_BGR, 2, cv2.LINE_AA)
-    if _given(trajectory):
-        path = _int_points(view.to_pixels(np.concatenate([np.zeros((1, 2)), np.asarray(trajectory)[:, :2]])))
-        cv2.polylines(canvas, [path], False, PLAN_COLOUR_BGR, 2, cv2.LINE_AA)
-        for waypoint in path[1:]:
-            cv2.circle(canvas, tuple(int(v) for v in waypoint), 3, PLAN_COLOUR_BGR, -1, cv2.LINE_AA)
+    for path, colour, width, radius in ((proposal, PROPOSAL_COLOUR_BGR, 1, 2), (trajectory, PLAN_COLOUR_BGR, 2, 3)):
+        if _given(path):
+            pixels = _int_points(view.to_pixels(np.concatenate([np.zeros((1, 2)), np.asarray(path)[:, :2]])))
+            cv2.polylines(canvas, [pixels], False, colour, width, cv2.LINE_AA)
+            for waypoint in pixels[1:]:
+                cv2.circle(canvas, tuple(int(v) for v in waypoint), radius, colour, -1, cv2.LINE_AA)
     return canvas
 
 
 def bev_legend(lidar_points: Optional[np.ndarray] = None, radar_points: Optional[np.ndarray] = None,
-               boxes: Optional[Boxes3D] = None, trajectory: Optional[np.ndarray] = None) -> List[LegendEntry]:
+               boxes: Optional[Boxes3D] = None, trajectory: Optional[np.ndarray] = None,
+               proposal: Optional[np.ndarray] = None) -> List[LegendEntry]:
     """The legend of draw_bev given the same arguments: each class among ``boxes`` (DETECTION_CLASSES order),
-    the LiDAR, the radar, the ego (and its plan) where drawn, and the rings' spacing."""
+    the LiDAR, the radar, the ego (and its plan, and the proposal the safety layer changed) where drawn, and the
+    rings' spacing."""
     labels = sorted({int(label) % len(DETECTION_CLASSES) for label in boxes.labels}) if _given(boxes) else []
     entries: List[LegendEntry] = [(class_colour(label), DETECTION_CLASSES[label]) for label in labels]
     if _given(lidar_points):
@@ -159,6 +167,8 @@ def bev_legend(lidar_points: Optional[np.ndarray] = None, radar_points: Optional
     if _given(radar_points):
         entries.append((RADAR_COLOUR_BGR, "radar"))
     entries.append((EGO_COLOUR_BGR, "ego and its plan" if _given(trajectory) else "ego"))
+    if _given(proposal):
+        entries.append((PROPOSAL_COLOUR_BGR, "learned plan as proposed, changed by the safety layer"))
     entries.append((None, f"arrows: velocity over 1 s; rings every {RING_SPACING_M} m"))
     return entries
 

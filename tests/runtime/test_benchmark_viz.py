@@ -109,6 +109,10 @@ def test_bev_pixels_by_hand():
     # The box's front edge (x = 22 m, y from -1 to +1) is drawn thick in the car colour at v = 300 - 132 = 168.
     assert tuple(picture[168, 300]) == class_colour(0)
     assert picture[100, 300].sum() == 0  # nothing where nothing is
+    # a proposal the safety layer changed, straight to the left (y = 10 m: 60 px left), under the plan straight ahead
+    from perception.viz.bev import PLAN_COLOUR_BGR, PROPOSAL_COLOUR_BGR
+    both = draw_bev(view, trajectory=[[5.0, 0.0], [10.0, 0.0]], proposal=[[5.0, 5.0], [10.0, 10.0]])
+    assert tuple(both[240, 300]) == PLAN_COLOUR_BGR and tuple(both[240, 240]) == PROPOSAL_COLOUR_BGR
 
 
 def test_boxes_land_where_their_corners_project(nusc_synthetic):
@@ -253,7 +257,7 @@ def test_the_colours_are_far_apart_and_apart_from_the_lidar_greys():
 
 def test_the_legend_names_each_class_drawn_and_the_sensors():
     from perception.classes import DETECTION_CLASSES
-    from perception.viz.bev import EGO_COLOUR_BGR, RADAR_COLOUR_BGR, bev_legend, caption_band
+    from perception.viz.bev import EGO_COLOUR_BGR, PROPOSAL_COLOUR_BGR, RADAR_COLOUR_BGR, bev_legend, caption_band
 
     truck, motorcycle = DETECTION_CLASSES.index("truck"), DETECTION_CLASSES.index("motorcycle")
     boxes = Boxes3D([[10.0, 0.0, 0.0], [20.0, 3.0, 0.0], [-8.0, 0.0, 0.0]], np.ones((3, 3)), np.zeros(3),
@@ -267,6 +271,9 @@ def test_the_legend_names_each_class_drawn_and_the_sensors():
     assert any(name.startswith("LiDAR") for name in named) and any("rings every 10 m" in name for name in named)
     assert [name for _, name in bev_legend(boxes=boxes[:1])][:1] == ["motorcycle"]
     assert not any(name.startswith(("LiDAR", "radar")) for _, name in bev_legend(boxes=boxes))
+    assert (PROPOSAL_COLOUR_BGR, "learned plan as proposed, changed by the safety layer") in bev_legend(
+        trajectory=np.ones((6, 2)), proposal=np.ones((6, 2)))
+    assert all(colour != PROPOSAL_COLOUR_BGR for colour, _ in legend)
     band = caption_band([], legend, 600)
     for colour, _ in legend:  # each entry's swatch is drawn
         if colour is not None:

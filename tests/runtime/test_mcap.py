@@ -160,3 +160,22 @@ def test_read_back_in_log_time_order_and_closing_twice_is_harmless(tmp_path):
         recorder.close()
     times = [log_time for topic, log_time, _ in read_mcap(path) if topic == "/decision"]
     assert times == [TIMESTAMP_US * 1000, (TIMESTAMP_US + 500_000) * 1000]
+
+
+def test_a_proposal_the_safety_layer_changed_is_a_second_thinner_line_strip(tmp_path):
+    """The issue's 'the MCAP shows the learned plan, the vetoes and the rationale': beside the plan decided, the
+    head's proposal where the decision is vetoed; a proposal kept as proposed is the plan itself (no second line)."""
+    proposal = {"maneuver": "KEEP_LANE", "plan_maneuver": "KEEP_LANE", "trajectory": [[5.0, 0.0], [10.0, 0.0],
+                                                                                       [15.0, 0.0]],
+                "lane_change_feasible": [0.5, 0.5]}
+    path = str(tmp_path / "vetoed.mcap")
+    with McapRecorder(path) as recorder:
+        recorder.write_frame(_frame(), Boxes3D.empty(), {"trajectory": [[2.0, 0.0], [3.0, 0.0], [3.5, 0.0]],
+                                                         "vetoed": True}, proposal)
+        recorder.write_frame(dataclasses.replace(_frame(), timestamp_us=TIMESTAMP_US + 500_000), Boxes3D.empty(),
+                             {"trajectory": proposal["trajectory"], "vetoed": False}, proposal)
+    vetoed, kept = [decoded for topic, _, decoded in read_mcap(path) if topic == "/plan"]
+    plan, drawn = vetoed.entities
+    assert (plan.id, drawn.id) == ("plan", "proposal") and drawn.lines[0].thickness < plan.lines[0].thickness
+    assert [(p.x, p.y) for p in drawn.lines[0].points] == [(0.0, 0.0), (5.0, 0.0), (10.0, 0.0), (15.0, 0.0)]
+    assert [entity.id for entity in kept.entities] == ["plan"]

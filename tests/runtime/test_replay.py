@@ -34,7 +34,7 @@ from perception.runtime.faults import FaultPlan, inject_faults
 from perception.runtime.mcap_writer import read_mcap
 from perception.runtime.messages import scene_messages
 from perception.runtime.records import (
-    FRAME_RECORD, plan_to_json, read_frame_records, validate_frame_record,
+    FRAME_RECORD, changed_proposal, plan_to_json, read_frame_records, validate_frame_record,
 )
 from perception.runtime.replay import ReplayOptions, SceneReplay, replay_scene
 from perception.runtime.replay_outputs import VIDEO_FRAMES_A_PERIOD, video_frames_held
@@ -724,6 +724,10 @@ def test_a_plan_record_holds_the_lane_changes_probabilities():
                                           torch.tensor([float("nan"), 0.0])), Maneuver.STOP)
     assert broken["trajectory"] == [[1.0, None], [None, 0.5]] and broken["lane_change_feasible"] == [None, 0.5]
     json.dumps(broken, allow_nan=False)  # JSON has no NaN
+    # a proposal the safety layer changed is drawn beside the plan, one it kept is not, one not finite cannot be
+    assert changed_proposal({"decision": {"vetoed": True}, "plan": record}).tolist() == [[1.0, 0.0], [2.0, 0.5]]
+    assert changed_proposal({"decision": {"vetoed": False}, "plan": record}) is None
+    assert changed_proposal({"decision": {"vetoed": True}, "plan": broken}) is None
 
 
 def _restamped(template, timestamp_us, sequence):
