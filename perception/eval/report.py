@@ -21,9 +21,10 @@ def format_number(value: Optional[float], digits: int = 3) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
-def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """A GitHub-flavoured Markdown table."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]], right_from: Optional[int] = None) -> str:
+    """A GitHub-flavoured Markdown table; the columns from index ``right_from`` on aligned right (numbers)."""
+    rules = [" ---: " if right_from is not None and index >= right_from else " --- " for index in range(len(header))]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(rules) + "|"]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines)
 
@@ -41,20 +42,25 @@ def decision_report_markdown(decisions: dict) -> str:
     L2 and collisions per planner in both conventions, the maneuver grading and the lane-change feasibility per
     planner."""
     horizons = [f"{horizon:g}s" for horizon in HORIZONS_S]
-    header = " | ".join(f"{convention} {h}" for convention in ("UniAD", "ST-P3") for h in horizons)
+    header = [f"{convention} {h}" for convention in ("UniAD", "ST-P3") for h in horizons]
+    counted = f"frames at {' / '.join(horizons)}"
     lines = [
         "## Decisions", "",
         f"{decisions['num_frames']} keyframes, {decisions['num_frames_labelled']} with a maneuver label derived from "
         "the logged drive. Every planner is graded against the logged drive, on the same keyframes. "
         f"{decisions['conventions']['uniad']}; {decisions['conventions']['stp3']}. \"logged\" is the logged drive "
         "itself.", "",
-        "### Open-loop planning: L2 to the logged ego positions (m)", "",
-        f"| planner | {header} | frames at {' / '.join(horizons)} |", "| --- |" + " ---: |" * (2 * len(horizons) + 1)]
+        "### Open-loop planning: L2 to the logged ego positions (m)", ""]
     planners = decisions["planners"]
-    for name, grades in planners.items():
-        values = [format_number(grades[key][h], 2) for key in ("l2_uniad_m", "l2_stp3_m") for h in horizons]
-        counts = " / ".join(str(grades["num_frames"]["l2"][h]) for h in horizons)
-        lines.append(f"| {name} | " + " | ".join(values) + f" | {counts} |")
+
+    def per_horizon(keys: Sequence[str], digits: int, counts: str) -> str:
+        """One row per planner: its ``keys``' values at each horizon, and its frames counted per horizon."""
+        return markdown_table(["planner", *header, counted], [
+            [name, *(format_number(grades[key][h], digits) for key in keys for h in horizons),
+             " / ".join(str(grades["num_frames"][counts][h]) for h in horizons)]
+            for name, grades in planners.items()], right_from=1)
+
+    lines.append(per_horizon(("l2_uniad_m", "l2_stp3_m"), 2, "l2"))
     ratios = {name: grades["l2_ratio_to_constant_velocity"] for name, grades in planners.items()
               if "l2_ratio_to_constant_velocity" in grades}
     if ratios:
@@ -62,24 +68,16 @@ def decision_report_markdown(decisions: dict) -> str:
                   f"The ratio, and in brackets the central {100 * INTERVAL_LEVEL:g} % of it over {RATIO_DRAWS} draws "
                   "of the keyframes with replacement (keyframes of one drive drawn as if independent: a lower bound "
                   "on the uncertainty).",
-                  "", f"| planner | {header} |", "| --- |" + " ---: |" * (2 * len(horizons))]
-        for name, by_convention in ratios.items():
-            cells = [_ratio_cell(by_convention[convention][h]) for convention in ("uniad", "stp3") for h in horizons]
-            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+                  "", markdown_table(["planner", *header], [
+                      [name, *(_ratio_cell(by_convention[convention][h]) for convention in ("uniad", "stp3")
+                               for h in horizons)] for name, by_convention in ratios.items()], right_from=1)]
     lines += ["", "### Open-loop planning: collision rate with the ground-truth boxes", "",
-              f"| planner | {header} | frames at {' / '.join(horizons)} |",
-              "| --- |" + " ---: |" * (2 * len(horizons) + 1)]
-    for name, grades in planners.items():
-        values = [format_number(grades[key][h]) for key in ("collision_uniad", "collision_stp3") for h in horizons]
-        counts = " / ".join(str(grades["num_frames"]["collision"][h]) for h in horizons)
-        lines.append(f"| {name} | " + " | ".join(values) + f" | {counts} |")
-    lines += ["", "### Maneuvers against the logged labels", "",
-              "| planner | accuracy | lane-change precision | lane-change recall | critical-miss rate | "
-              "false-brake rate | frames |", "| --- |" + " ---: |" * 6]
-    for name, grades in decisions["maneuvers"].items():
-        values = [format_number(grades[key]) for key in ("accuracy", "lane_change_precision", "lane_change_recall",
-                                                         "critical_miss_rate", "false_brake_rate")]
-        lines.append(f"| {name} | " + " | ".join(values) + f" | {grades['num_frames']} |")
+              per_horizon(("collision_uniad", "collision_stp3"), 3, "collision")]
+    grades_named = ("accuracy", "lane_change_precision", "lane_change_recall", "critical_miss_rate", "false_brake_rate")
+    lines += ["", "### Maneuvers against the logged labels", "", markdown_table(
+        ["planner", "accuracy", "lane-change precision", "lane-change recall", "critical-miss rate", "false-brake rate",
+         "frames"], [[name, *(format_number(grades[key]) for key in grades_named), grades["num_frames"]]
+                     for name, grades in decisions["maneuvers"].items()], right_from=1)]
     feasibility = decisions["lane_change_feasibility"]
     if feasibility:
         lines += ["", "### Lane-change feasibility", "",
@@ -88,14 +86,15 @@ def decision_report_markdown(decisions: dict) -> str:
                   "where the side the driver took was judged feasible. Against the rule planner's feasibility on "
                   "the ground-truth boxes (the lane exists and its gap check passes), per side (left and right of "
                   "every keyframe): agreement, and the share judged feasible where that check is blocked.", "",
-                  "| planner | logged lane changes | under way | taken side judged feasible | sides | agreement "
-                  "| blocked sides | judged feasible where blocked |", "| --- |" + " ---: |" * 7]
-        for name, grades in feasibility.items():
-            check = grades["gap_check_on_truth"]
-            lines.append(f"| {name} | {grades['logged_lane_changes']} | {grades['lane_changes_under_way']} | "
-                         f"{format_number(grades['logged_side_feasible_rate'])} | {check['sides']} | "
-                         f"{format_number(check['accuracy'])} | {check['blocked_sides']} | "
-                         f"{format_number(check['false_feasible_rate'])} |")
+                  markdown_table(
+                      ["planner", "logged lane changes", "under way", "taken side judged feasible", "sides",
+                       "agreement", "blocked sides", "judged feasible where blocked"],
+                      [[name, grades["logged_lane_changes"], grades["lane_changes_under_way"],
+                        format_number(grades["logged_side_feasible_rate"]), grades["gap_check_on_truth"]["sides"],
+                        format_number(grades["gap_check_on_truth"]["accuracy"]),
+                        grades["gap_check_on_truth"]["blocked_sides"],
+                        format_number(grades["gap_check_on_truth"]["false_feasible_rate"])]
+                       for name, grades in feasibility.items()], right_from=1)]
     return "\n".join(lines) + "\n"
 
 
