@@ -172,7 +172,7 @@ def prune(args: argparse.Namespace, parser: argparse.ArgumentParser) -> List[Dic
         row["detector_ms"] = latency[f"{row['ratio']:g}"]
     report = {"config": args.config, "checkpoint": args.checkpoint, "split": split, "frame": frame.sample_token,
               "scope": args.scope, "pruned_modules": list(SCOPES[args.scope]),
-              "flops_unit": "multiply-accumulates per frame (torch-pruning)",
+              "flops_unit": "multiply-accumulates per frame (PyTorch's flop_counter)",
               "rows": rows}
     written = {ratio_dir(out, row["ratio"]) for row in rows}
     for folder in out.glob("ratio_*"):
