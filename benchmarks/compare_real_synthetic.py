@@ -32,6 +32,7 @@ from perception.classes import DETECTION_CLASSES
 from perception.datasets.frame import LIDAR_COLUMNS, RADAR_COLUMNS
 from perception.datasets.loader import NuScenesFrames
 from perception.geometry.transforms import quaternion_to_matrix
+from perception.jsonfile import finite_or_null
 from perception.plotting import pyplot
 from perception.sensors import (LIDAR_BEAM_COUNT, LIDAR_BEAM_ELEVATION_RANGE_DEG, LIDAR_MOUNT_M,
                                 LIDAR_MOUNT_ROTATION_WXYZ)
@@ -109,15 +110,6 @@ def summarize(values: Sequence[float]) -> Dict[str, float]:
     p10, median, p90 = np.percentile(values, [10, 50, 90])
     return {"count": int(len(values)), "mean": float(values.mean()), "median": float(median), "p10": float(p10),
             "p90": float(p90)}
-
-
-def _finite_or_null(value):
-    """``value`` (nested dicts and lists of numbers) with every NaN or infinite float None (JSON null)."""
-    if isinstance(value, dict):
-        return {key: _finite_or_null(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite_or_null(item) for item in value]
-    return None if isinstance(value, float) and not np.isfinite(value) else value
 
 
 def source_statistics(frames: Sequence) -> Dict[str, object]:
@@ -303,7 +295,7 @@ def main(argv=None) -> None:
     os.makedirs(args.out, exist_ok=True)
     stem = os.path.join(args.out, "sensor_statistics")
     with open(stem + ".json", "w") as handle:
-        json.dump(_finite_or_null({"sources": {"real": args.real, "synthetic": args.synthetic}, **statistics}), handle,
+        json.dump(finite_or_null({"sources": {"real": args.real, "synthetic": args.synthetic}, **statistics}), handle,
                   indent=2, allow_nan=False)
     table = markdown_table(statistics)
     with open(stem + ".md", "w") as handle:

@@ -3,6 +3,7 @@ resumed job reads back, whole or not at all."""
 from __future__ import annotations
 
 import json
+import math
 import os
 from typing import Any, Callable, List, Mapping, Optional, TextIO
 
@@ -21,6 +22,16 @@ def as_read_back(value: Any, default: Optional[Callable[[Any], Any]] = None) -> 
     """``value`` as a JSON file would give it back (tuples as lists, keys as strings; what ``default`` makes of
     what JSON cannot hold): what a record written now reads as, for comparing it with one read from a file."""
     return json.loads(json.dumps(value, default=default))
+
+
+def finite_or_null(value: Any) -> Any:
+    """``value`` (numbers, nested in dicts, lists and tuples) with every float that is not finite None: JSON has no
+    NaN or infinity, and a strict parser refuses Python's."""
+    if isinstance(value, dict):
+        return {key: finite_or_null(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_or_null(item) for item in value]
+    return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
 def _differing_keys(recorded: Mapping[str, Any], identity: Mapping[str, Any], prefix: str = "") -> List[str]:

@@ -92,7 +92,7 @@ def build_config(args: argparse.Namespace) -> Config:
                              ) from None
     apply_model_inputs(cfg)
     if args.dataroot is not None:
-        use_data(cfg, resolve_path(args.dataroot), args.version, args.split, args.val_split)
+        use_data(cfg, args.dataroot, args.version, args.split, args.val_split)  # resolved just below
     for loader in ("train_dataloader", "val_dataloader"):  # the data found from any folder, as every tool finds it
         for dataset in frame_dataset_configs(cfg[loader].dataset) if cfg.get(loader) else ():
             dataset["dataroot"] = resolve_path(dataset["dataroot"])

@@ -3,7 +3,6 @@ detections perception.geometry.boxes.DETECTION_RECORD items, PLAN_RECORD), the c
 validating reader (a frames.jsonl is read back to resume a replay and by whoever grades it)."""
 from __future__ import annotations
 
-import math
 from typing import Any, Dict, List, Optional
 
 import numpy as np
@@ -12,7 +11,7 @@ import torch
 from perception.decision import Maneuver
 from perception.decision.learned import trajectory_and_maneuver
 from perception.geometry.boxes import DETECTION_RECORD
-from perception.jsonfile import read_json_lines
+from perception.jsonfile import finite_or_null, read_json_lines
 from perception.models.planning_types import PlanningOutputs
 
 FRAMES_FILE = "frames.jsonl"
@@ -76,10 +75,9 @@ def plan_to_json(plan: PlanningOutputs, plan_maneuver: Maneuver) -> Dict[str, An
     """One frame's PlanningOutputs row and its trajectory's ``plan_maneuver`` -> a PLAN_RECORD dict (a value that
     is not finite, a network's NaN, written as null: JSON has no NaN)."""
     trajectory, maneuver = trajectory_and_maneuver(plan)
-    feasible = torch.sigmoid(plan.lane_change_logits).tolist()
     return {"maneuver": maneuver.value, "plan_maneuver": Maneuver(plan_maneuver).value,
-            "trajectory": [[_finite_or_null(v) for v in point] for point in trajectory.tolist()],
-            "lane_change_feasible": [_finite_or_null(v) for v in feasible]}
+            "trajectory": finite_or_null(trajectory.tolist()),
+            "lane_change_feasible": finite_or_null(torch.sigmoid(plan.lane_change_logits).tolist())}
 
 
 def changed_proposal(record: Dict[str, Any]) -> Optional[np.ndarray]:
@@ -91,10 +89,6 @@ def changed_proposal(record: Dict[str, Any]) -> Optional[np.ndarray]:
     if any(value is None for point in plan["trajectory"] for value in point):
         return None
     return np.asarray(plan["trajectory"], dtype=np.float64)
-
-
-def _finite_or_null(value: float) -> Optional[float]:
-    return value if math.isfinite(value) else None
 
 
 def validate_frame_record(record: Any, source: str = FRAMES_FILE) -> None:
