@@ -1,14 +1,14 @@
 """Structured channel pruning (perception.deploy.prune): the inner channels of the --scope's modules (all: the
 encoders, fuser, decoder and head; decoder_head: those two), L1 group-norm importance, the same fraction of every
-prunable layer, at each --ratio (the fraction of the scope's dense FLOPs removed). Writes per ratio
+prunable layer, at each --ratio (the fraction of the scope's dense MACs removed). Writes per ratio
 OUT/ratio_<R>/config.py (the config with the pruned widths) and model.pth (a plain checkpoint: load_detector /
-torch.load weights_only), and OUT/prune.json: the scope, FLOPs per dense module on one real frame of --split (all
+torch.load weights_only), and OUT/prune.json: the scope, MACs per dense module on one real frame of --split (all
 its cameras and pillars), parameters, and the detector's latency (p50 / p99 of detect on that frame, the models
 timed interleaved). Ratio 0 (the unpruned model) is always a row.
 
 After fine-tuning (tools/finetune.py OUT/ratio_<R>/config.py OUT/ratio_<R>/model.pth --method full --export
 OUT/ratio_<R>/finetuned.pth) and evaluation (tools/test.py ... --out OUT/ratio_<R>/eval), ``--report OUT`` reads
-each row's nd_score from OUT/ratio_<R>/eval/metrics.json and writes OUT/pruning.md (NDS against FLOPs and latency)
+each row's nd_score from OUT/ratio_<R>/eval/metrics.json and writes OUT/pruning.md (NDS against MACs and latency)
 and OUT/pruning.png."""
 from __future__ import annotations
 
@@ -36,17 +36,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("config", nargs="?", help="model config (mmengine)")
     parser.add_argument("checkpoint", nargs="?", help="trained weights (a shipped checkpoint)")
     parser.add_argument("--ratio", type=float, action="append", default=[],
-                        help="fraction of the scope's dense FLOPs to remove, in [0, 1) (repeatable)")
+                        help="fraction of the scope's dense MACs to remove, in [0, 1) (repeatable)")
     parser.add_argument("--scope", choices=list(SCOPES), default=DEFAULT_SCOPE,
                         help="the modules pruned: all dense ones (encoders, fuser, decoder, head) or only the decoder "
                              "and head (default: %(default)s)")
     parser.add_argument("--out", help="folder of the pruned models and prune.json")
-    parser.add_argument("--split", help="the frame the FLOPs and latency are measured on comes from this split "
+    parser.add_argument("--split", help="the frame the MACs and latency are measured on comes from this split "
                                         "(default: the config's validation split)")
     parser.add_argument("--latency-iters", type=positive_int, default=20, help="timed detect calls per model")
     add_data_options(parser)
     parser.add_argument("--report", metavar="OUT",
-                        help="instead: the NDS / FLOPs / latency table and plot of an OUT folder")
+                        help="instead: the NDS / MACs / latency table and plot of an OUT folder")
     add_debug_option(parser)
     return parser
 
@@ -118,7 +118,7 @@ def prune(args: argparse.Namespace, parser: argparse.ArgumentParser) -> List[Dic
     from mmengine.config import Config
 
     from perception.datasets.loader import NuScenesFrames
-    from perception.deploy.prune import dense_flops, in_scope, prune_detector, pruned_widths
+    from perception.deploy.prune import dense_macs, in_scope, prune_detector, pruned_widths
     from perception.engine.checkpoint import save_checkpoint
     from perception.models import load_detector, model_inputs
 
@@ -158,21 +158,21 @@ def prune(args: argparse.Namespace, parser: argparse.ArgumentParser) -> List[Dic
         save_checkpoint(state_dict, str(folder / PRUNED_MODEL_FILE),
                         {"pruned_from": str(args.checkpoint), "config": str(args.config), "pruning_ratio": ratio,
                          "pruning_scope": args.scope, "widths": widths}, inputs)
-        flops = dense_flops(pruned, batch)
+        macs = dense_macs(pruned, batch)
         models[f"{ratio:g}"] = pruned
         rows.append({"ratio": ratio, "config": str(folder / "config.py"), "checkpoint": str(folder / PRUNED_MODEL_FILE),
-                     "widths": widths, "flops": flops, "flops_total": sum(flops.values()),
-                     "flops_pruned_modules": sum(value for path, value in flops.items()
+                     "widths": widths, "macs": macs, "macs_total": sum(macs.values()),
+                     "macs_pruned_modules": sum(value for path, value in macs.items()
                                                  if in_scope(path, args.scope)),
                      "parameters": sum(p.numel() for p in pruned.parameters())})
     with torch.no_grad():
         latency = time_detectors(models, [frame], args.latency_iters)
     for row in rows:
-        row["flops_fraction"] = row["flops_total"] / rows[0]["flops_total"]
+        row["macs_fraction"] = row["macs_total"] / rows[0]["macs_total"]
         row["detector_ms"] = latency[f"{row['ratio']:g}"]
     report = {"config": args.config, "checkpoint": args.checkpoint, "split": split, "frame": frame.sample_token,
               "scope": args.scope, "pruned_modules": list(SCOPES[args.scope]),
-              "flops_unit": "multiply-accumulates per frame (PyTorch's flop_counter)",
+              "macs_unit": "multiply-accumulates per frame (PyTorch's flop_counter)",
               "rows": rows}
     written = {ratio_dir(out, row["ratio"]) for row in rows}
     for folder in out.glob("ratio_*"):
@@ -180,7 +180,7 @@ def prune(args: argparse.Namespace, parser: argparse.ArgumentParser) -> List[Dic
             shutil.rmtree(folder)  # (one holding CONFIG or a config it inherits from stays: the new configs need it)
     (out / PRUNE_REPORT).write_text(json.dumps(report, indent=2))
     for row in rows:
-        print(f"ratio {row['ratio']:g}: FLOPs {row['flops_total'] / 1e6:.1f} M MAC ({row['flops_fraction']:.0%}), "
+        print(f"ratio {row['ratio']:g}: {row['macs_total'] / 1e6:.1f} M MACs ({row['macs_fraction']:.0%}), "
               f"{row['parameters']} parameters, detector p50 {row['detector_ms']['p50_ms']:.1f} ms -> "
               f"{row['checkpoint']}")
     return rows
@@ -196,9 +196,12 @@ def report(out: Path) -> List[Dict[str, Any]]:
         raise FileNotFoundError(f"{file}: no pruning run here (run tools/prune.py CONFIG CHECKPOINT --out {out})")
     pruning = read_json(str(file))
     rows = pruning["rows"]
+    if any("macs_total" not in row for row in rows):
+        raise ValueError(f"{file}: rows without macs_total (a prune.json written before its counts were named MACs, "
+                         f"flops_*): run tools/prune.py again into {out}")
     scope = pruning.get("scope", "decoder_head")  # a prune.json of before --scope pruned those two
     lines = [f"Pruning scope: {scope} ({', '.join(SCOPES[scope])})", "",
-             "| ratio | FLOPs (M MAC) | FLOPs / unpruned | parameters | detector p50 ms | detector p99 ms | NDS |",
+             "| ratio | MACs (M) | MACs / unpruned | parameters | detector p50 ms | detector p99 ms | NDS |",
              "|---|---|---|---|---|---|---|"]
     for row in rows:
         folder = ratio_dir(out, row["ratio"])
@@ -207,21 +210,21 @@ def report(out: Path) -> List[Dict[str, Any]]:
         row["nds"] = read_json(str(metrics))["nd_score"] if metrics.is_file() and not stale else None
         nds = ("not measured (eval/ older than model.pth)" if stale else "not measured" if row["nds"] is None
                else f"{row['nds']:.4f}")
-        lines.append(f"| {row['ratio']:g} | {row['flops_total'] / 1e6:.1f} | {row['flops_fraction']:.2f} | "
+        lines.append(f"| {row['ratio']:g} | {row['macs_total'] / 1e6:.1f} | {row['macs_fraction']:.2f} | "
                      f"{row['parameters']} | {row['detector_ms']['p50_ms']:.1f} | {row['detector_ms']['p99_ms']:.1f} "
                      f"| {nds} |")
     (out / "pruning.md").write_text("\n".join(lines) + "\n")
     measured = [row for row in rows if row["nds"] is not None]
     figure, axes = plt.subplots(1, 2, figsize=(9, 3.5))
-    for axis, key, label in ((axes[0], "flops_total", "FLOPs [M MAC]"), (axes[1], "detector_ms", "detector p50 [ms]")):
-        values = [row[key] / 1e6 if key == "flops_total" else row[key]["p50_ms"] for row in measured]
+    for axis, key, label in ((axes[0], "macs_total", "MACs [M]"), (axes[1], "detector_ms", "detector p50 [ms]")):
+        values = [row[key] / 1e6 if key == "macs_total" else row[key]["p50_ms"] for row in measured]
         axis.plot(values, [row["nds"] for row in measured], "o-")
         for value, row in zip(values, measured):
             axis.annotate(f"{row['ratio']:g}", (value, row["nds"]))
         axis.set_xlabel(label)
         axis.set_ylabel("NDS")
         axis.grid(True, alpha=0.3)
-    figure.suptitle("pruning ratio: NDS against FLOPs and latency")
+    figure.suptitle("pruning ratio: NDS against MACs and latency")
     figure.tight_layout()
     figure.savefig(out / "pruning.png", dpi=120)
     plt.close(figure)

@@ -1,5 +1,5 @@
 """Structured channel pruning of the detector with torch-pruning: L1 group-norm (magnitude) importance, every
-prunable layer of a scope (SCOPES) losing the same fraction of its output channels until the scope's dense FLOPs
+prunable layer of a scope (SCOPES) losing the same fraction of its output channels until the scope's dense MACs
 fall by the asked fraction; the pruned widths written into the model's config, so that the pruned model is a plain
 config + checkpoint pair (load_detector).
 
@@ -26,7 +26,7 @@ from perception.models import BEVFusionDetector, FusionBatch
 from perception.models.heads import CenterHead
 
 SCOPES = {"decoder_head": ("decoder", "head"), "all": ("encoders", "fuser", "decoder", "head")}
-"""Pruning scope -> the top-level modules of BEVFusionDetector whose dense FLOPs the ratio counts and whose inner
+"""Pruning scope -> the top-level modules of BEVFusionDetector whose dense MACs the ratio counts and whose inner
 channels are pruned."""
 
 DEFAULT_SCOPE = "all"
@@ -111,7 +111,7 @@ def dense_inputs(detector: BEVFusionDetector, batch: FusionBatch) -> Dict[str, T
     return {path: calls[0] for path, calls in record_dense_inputs(detector, [batch]).items() if calls}
 
 
-def module_flops(module: nn.Module, inputs: Tuple[torch.Tensor, ...]) -> int:
+def module_macs(module: nn.Module, inputs: Tuple[torch.Tensor, ...]) -> int:
     """Multiply-accumulates of one call ``module(*inputs)``: its convolutions (transposed ones too) and matrix
     products, counted by PyTorch's torch.utils.flop_counter (2 FLOPs a multiply-accumulate), for the whole batch
     (all the cameras, all the pillars). Normalisations, activations and biases are not counted. (torch-pruning's
@@ -123,22 +123,22 @@ def module_flops(module: nn.Module, inputs: Tuple[torch.Tensor, ...]) -> int:
     return counter.get_total_flops() // 2
 
 
-def dense_flops(detector: BEVFusionDetector, batch: FusionBatch) -> Dict[str, int]:
+def dense_macs(detector: BEVFusionDetector, batch: FusionBatch) -> Dict[str, int]:
     """Multiply-accumulates of each dense module (BEVFusionDetector.dense_modules) when the detector runs ``batch``
-    (``module_flops``; one frame: all its cameras, all its pillars); modules not run are left out."""
+    (``module_macs``; one frame: all its cameras, all its pillars); modules not run are left out."""
     modules = detector.dense_modules()
-    return {path: module_flops(modules[path], inputs) for path, inputs in dense_inputs(detector, batch).items()}
+    return {path: module_macs(modules[path], inputs) for path, inputs in dense_inputs(detector, batch).items()}
 
 
-def scope_flops(detector: BEVFusionDetector, batch: FusionBatch, scope: str) -> int:
-    """The dense FLOPs (``dense_flops``) of the modules in ``scope``."""
-    return sum(value for path, value in dense_flops(detector, batch).items() if in_scope(path, scope))
+def scope_macs(detector: BEVFusionDetector, batch: FusionBatch, scope: str) -> int:
+    """The dense MACs (``dense_macs``) of the modules in ``scope``."""
+    return sum(value for path, value in dense_macs(detector, batch).items() if in_scope(path, scope))
 
 
 def prune_detector(detector: BEVFusionDetector, batch: FusionBatch, ratio: float, scope: str = DEFAULT_SCOPE,
                    steps: int = 60) -> BEVFusionDetector:
-    """A copy of ``detector`` with the channels inside ``scope``'s pruning_units pruned until the scope's FLOPs (on
-    ``batch``, one frame that runs every sensor, as ``scope_flops`` counts them) are at most (1 - ratio) of the
+    """A copy of ``detector`` with the channels inside ``scope``'s pruning_units pruned until the scope's MACs (on
+    ``batch``, one frame that runs every sensor, as ``scope_macs`` counts them) are at most (1 - ratio) of the
     original's: torch-pruning's MetaPruner with L1 group-norm importance, the same fraction of every prunable layer,
     raised in ``steps`` equal steps up to MAX_LAYER_RATIO. ``ratio`` 0 returns an unchanged copy. ValueError for a
     ratio outside [0, 1) or one the steps cannot reach, an unknown scope, or a batch without one of the sensors."""
@@ -166,17 +166,17 @@ def prune_detector(detector: BEVFusionDetector, batch: FusionBatch, ratio: float
                                     unwrapped_parameters=embeddings if isinstance(module, FuserDecoder) else None)
                for module, source, kept in units]
 
-    def units_flops() -> int:  # counted whole per unit (the scope's other modules keep theirs)
-        return sum(module_flops(module, inputs[source]) for module, source, _ in units)
+    def units_macs() -> int:  # counted whole per unit (the scope's other modules keep theirs)
+        return sum(module_macs(module, inputs[source]) for module, source, _ in units)
 
-    scope_before = scope_flops(pruned, batch, scope)
-    outside_units = scope_before - units_flops()
+    scope_before = scope_macs(pruned, batch, scope)
+    outside_units = scope_before - units_macs()
     target = (1.0 - ratio) * scope_before
     step = 0
-    while (scope_now := outside_units + units_flops()) > target:
+    while (scope_now := outside_units + units_macs()) > target:
         if step == steps:
             raise ValueError(f"pruning ratio {ratio}: {MAX_LAYER_RATIO:.0%} of every layer's channels leave "
-                             f"{scope_now / target * (1 - ratio):.0%} of the FLOPs")
+                             f"{scope_now / target * (1 - ratio):.0%} of the MACs")
         for pruner in pruners:
             pruner.step()
         step += 1

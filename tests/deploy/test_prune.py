@@ -1,10 +1,11 @@
 """Structured pruning (perception.deploy.prune, tools/prune.py) of the tiny model of tests/models: the whole network
-(scope all) or the decoder and head alone lose the asked fraction of their FLOPs, counted again by hand over the
+(scope all) or the decoder and head alone lose the asked fraction of their MACs, counted again by hand over the
 whole detector's forward; the outputs keep their shapes, ratio 0 is the model itself, and the pruned model
 is a config + plain checkpoint pair that load_detector reads with weights_only, gives the same outputs and exports
 to ONNX graphs that match it."""
 import json
 import os
+import re
 
 import pytest
 import torch
@@ -14,7 +15,7 @@ pytest.importorskip("torch_pruning", reason="torch-pruning is not installed")
 
 from perception.cli.prune import main as prune_main, write_pruned_config  # noqa: E402
 from perception.deploy.graphs import example_batch, export_graphs, load_onnx_detector, output_error  # noqa: E402
-from perception.deploy.prune import dense_flops, prune_detector, pruned_widths, scope_flops  # noqa: E402
+from perception.deploy.prune import dense_macs, prune_detector, pruned_widths, scope_macs  # noqa: E402
 from perception.engine.checkpoint import save_checkpoint  # noqa: E402
 from perception.models import load_detector, model_inputs  # noqa: E402
 from perception.models.bevfusion import BEVFusionDetector  # noqa: E402
@@ -60,12 +61,12 @@ def whole_macs(detector, batch) -> int:
 def test_a_transposed_convolution_counts_each_input_once():
     """64 -> 32 channels, kernel 2, stride 2 on 64 x 64: 64^3 inputs x 32 x 2 x 2 = 33,554,432 (torch-pruning's
     counter gave four times that)."""
-    from perception.deploy.prune import module_flops
+    from perception.deploy.prune import module_macs
 
     upsample = torch.nn.ConvTranspose2d(64, 32, 2, stride=2)
-    assert module_flops(upsample, (torch.zeros(1, 64, 64, 64),)) == 64 ** 3 * 32 * 4 == 33_554_432
+    assert module_macs(upsample, (torch.zeros(1, 64, 64, 64),)) == 64 ** 3 * 32 * 4 == 33_554_432
     grouped = torch.nn.Conv2d(64, 32, 3, padding=1, groups=2)  # 32 x 64 x 64 outputs x 32 x 3 x 3, batch 2
-    assert module_flops(grouped, (torch.zeros(2, 64, 64, 64),)) == 2 * 32 * 64 * 64 * 32 * 9
+    assert module_macs(grouped, (torch.zeros(2, 64, 64, 64),)) == 2 * 32 * 64 * 64 * 32 * 9
 
 
 def leaves(widths):
@@ -89,19 +90,19 @@ def pruned_all(tmp_path_factory):
     return config, checkpoint, model, batch, prune_detector(model, batch, 0.5, "all")
 
 
-def test_module_flops_add_up_to_the_whole_forward(pruned_all):
+def test_module_macs_add_up_to_the_whole_forward(pruned_all):
     _, _, model, batch, pruned = pruned_all  # six cameras, many pillars: each module counted for all of them
     for detector in (model, pruned):
-        assert sum(dense_flops(detector, batch).values()) == whole_macs(detector, batch)
+        assert sum(dense_macs(detector, batch).values()) == whole_macs(detector, batch)
 
 
-def test_whole_network_at_half_the_flops(pruned_all):
+def test_whole_network_at_half_the_macs(pruned_all):
     _, _, model, batch, pruned = pruned_all
     assert 0.4 <= whole_macs(pruned, batch) / whole_macs(model, batch) <= 0.5
     widths = pruned_widths(pruned)
     assert all(after < before for after, before in zip(leaves(widths), leaves(TINY_WIDTHS)))  # every layer lost some
     assert pruned_widths(model) == TINY_WIDTHS  # the original is left as it was
-    before, after = dense_flops(model, batch), dense_flops(pruned, batch)
+    before, after = dense_macs(model, batch), dense_macs(pruned, batch)
     assert {path: after[path] for path in UNPRUNABLE} == {path: before[path] for path in UNPRUNABLE}
     reference = outputs(model, batch)
     assert {k: v.shape for k, v in outputs(pruned, batch).items()} == {k: v.shape for k, v in reference.items()}
@@ -131,8 +132,8 @@ def test_decoder_head_scope_prunes_those_alone():
     model = tiny_model().eval()
     batch = example_batch(model, 2000, 50)
     pruned = prune_detector(model, batch, 0.5, "decoder_head")
-    assert 0.35 <= scope_flops(pruned, batch, "decoder_head") / scope_flops(model, batch, "decoder_head") <= 0.5
-    before, after = dense_flops(model, batch), dense_flops(pruned, batch)
+    assert 0.35 <= scope_macs(pruned, batch, "decoder_head") / scope_macs(model, batch, "decoder_head") <= 0.5
+    before, after = dense_macs(model, batch), dense_macs(pruned, batch)
     untouched = [path for path in before if path.startswith(("encoders.", "fuser"))]
     assert {path: after[path] for path in untouched} == {path: before[path] for path in untouched}
     widths = pruned_widths(pruned)
@@ -145,7 +146,7 @@ def test_a_model_that_does_not_read_the_cameras_prunes_what_it_reads():
     model = BEVFusionDetector(**tiny_model_config(), sensors=("lidar", "radar")).eval()
     batch = model.batch_from_frames([make_frame(0, cameras=False)])
     pruned = prune_detector(model, batch, 0.5, "all")
-    assert 0.35 <= scope_flops(pruned, batch, "all") / scope_flops(model, batch, "all") <= 0.5
+    assert 0.35 <= scope_macs(pruned, batch, "all") / scope_macs(model, batch, "all") <= 0.5
     assert "camera" not in pruned_widths(pruned)["encoders"]
     camera_before, camera_after = model.encoders["camera"].state_dict(), pruned.encoders["camera"].state_dict()
     assert all(torch.equal(camera_after[key], value) for key, value in camera_before.items())
@@ -168,15 +169,15 @@ def test_ratio_zero_is_the_model_and_bad_arguments_are_named():
         prune_detector(model, without_cameras, 0.5, "all")
 
 
-def test_tool_writes_loadable_models_and_the_report(tmp_path, synthetic_root, nusc_synthetic):
+def test_tool_writes_loadable_models_and_the_report(tmp_path, synthetic_root, nusc_synthetic, capsys):
     config, checkpoint = write_model(tmp_path)
     rows = prune_main([config, checkpoint, "--ratio", "0.5", "--out", str(tmp_path / "pruned"), "--dataroot",
                        str(synthetic_root), "--version", nusc_synthetic.version, "--split", "synth_val",
                        "--latency-iters", "1"])
     assert json.loads((tmp_path / "pruned" / "prune.json").read_text())["scope"] == "all"  # the default
     assert [row["ratio"] for row in rows] == [0.0, 0.5]
-    assert rows[1]["flops_pruned_modules"] == rows[1]["flops_total"] <= 0.5 * rows[0]["flops_total"]
-    assert rows[1]["flops_fraction"] <= 0.5 and rows[1]["detector_ms"]["count"] == 1
+    assert rows[1]["macs_pruned_modules"] == rows[1]["macs_total"] <= 0.5 * rows[0]["macs_total"]
+    assert rows[1]["macs_fraction"] <= 0.5 and rows[1]["detector_ms"]["count"] == 1
     original = load_detector(config, checkpoint)
     batch = example_batch(original, 2000, 50)
     with torch.no_grad():
@@ -203,6 +204,13 @@ def test_tool_writes_loadable_models_and_the_report(tmp_path, synthetic_root, nu
     os.utime(model, (model.stat().st_atime, (eval_dir / "metrics.json").stat().st_mtime + 10))
     assert [row["nds"] for row in prune_main(["--report", str(tmp_path / "pruned")])] == [None, None]
     assert "not measured (eval/ older than model.pth)" in (tmp_path / "pruned" / "pruning.md").read_text()
+    written = json.loads((tmp_path / "pruned" / "prune.json").read_text())
+    for row in written["rows"]:  # the keys of before, when the MAC counts were named flops
+        row["flops_total"] = row.pop("macs_total")
+    (tmp_path / "pruned" / "prune.json").write_text(json.dumps(written))
+    with pytest.raises(SystemExit):
+        prune_main(["--report", str(tmp_path / "pruned")])
+    assert re.search(r"prune\.json: rows without macs_total .* run tools/prune\.py again", capsys.readouterr().err)
     with pytest.raises(SystemExit):  # before any model is pruned
         prune_main([config, checkpoint, "--out", str(tmp_path / "none"), "--latency-iters", "0"])
     assert not (tmp_path / "none").exists()
@@ -252,10 +260,10 @@ def test_a_fresh_run_leaves_only_its_own_ratio_folders(tmp_path, synthetic_root,
 
 def test_a_ratio_the_steps_cannot_reach_is_refused():
     # two steps at most take 90% of every layer's channels: the decoder and head keep their outputs (the head's
-    # classes and boxes, the decoder's two halves), so far more than 1% of their FLOPs remain
+    # classes and boxes, the decoder's two halves), so far more than 1% of their MACs remain
     torch.manual_seed(0)
     model = tiny_model().eval()
-    with pytest.raises(ValueError, match=r"pruning ratio 0\.99: 90% of every layer's channels leave \d+% of the FLOPs"):
+    with pytest.raises(ValueError, match=r"pruning ratio 0\.99: 90% of every layer's channels leave \d+% of the MACs"):
         prune_detector(model, example_batch(model, 2000, 50), 0.99, "decoder_head", steps=2)
 
 
