@@ -20,16 +20,14 @@ import os
 import time
 from typing import Optional, Sequence
 
-import numpy as np
 from mmengine.dist import get_rank
 from mmengine.model import is_model_wrapper
 
 from perception.cli import (check_output_path, positive_float, positive_int, resolve_config, resolve_path,
                             tool_command, tool_main)
 from perception.cli.train import add_run_arguments, build_config, forget_earlier_run, run_meta, run_training
-from perception.datasets.loader import NuScenesFrames
-from perception.engine import init_distributed_from_env, save_checkpoint
-from perception.engine.data import frame_dataset_configs
+from perception.engine import end_distributed, init_distributed_from_env, save_checkpoint
+from perception.engine.data import check_annotated_data
 from perception.jsonfile import as_read_back, check_same_run, write_json_atomic
 from perception.models import model_inputs
 from perception.models.finetune import (DEFAULT_RANK, METHODS, FineTuningSpec, count_parameters, fine_tuned_model,
@@ -57,17 +55,6 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_arguments(parser)
     parser.add_argument("--export", help="after training, write the folded detector here as a shipped checkpoint")
     return parser
-
-
-def count_annotated_frames(dataset: dict) -> int:
-    """Keyframes of a FrameDataset config's split (or of each of a ConcatDataset's) that carry at least one
-    ground-truth box (reads the loader's metadata, which training reads next anyway)."""
-    total = 0
-    for part in frame_dataset_configs(dataset):
-        frames = NuScenesFrames(part["dataroot"], part["version"], part["split"], lidar_sweeps=part["lidar_sweeps"],
-                                radar_sweeps=part["radar_sweeps"], progress=False)
-        total += int((np.diff(frames.table.gt_offsets) > 0).sum())
-    return total
 
 
 FINE_TUNING_FILE = "fine_tuning.json"
@@ -103,14 +90,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     launcher = init_distributed_from_env()
     cfg = build_config(args)
     cfg.launcher = launcher
-    if count_annotated_frames(cfg.train_dataloader.dataset) == 0:
-        data = (f"{args.config}'s data" if args.dataroot is None
-                else f"split {args.split!r} of {args.dataroot} ({args.version})")
-        raise ValueError(f"{data} has no annotated keyframe to fine-tune on")
-    if cfg.get("val_dataloader") and count_annotated_frames(cfg.val_dataloader.dataset) == 0:  # --no-validate: None
-        split = cfg.val_dataloader.dataset.get("split")
-        raise ValueError(f"the validation split {split!r} has no annotated keyframe to score (--no-validate trains "
-                         f"without it)")
+    check_annotated_data(cfg)
     inputs = model_inputs(cfg)
     fine_tuned_model(cfg.model, args.checkpoint, args.config, spec)  # its errors before the work dir is touched
     fine_tuning = dataclasses.asdict(spec)
@@ -123,11 +103,12 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     runner = run_training(cfg)
     if args.export and get_rank() == 0:
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-        meta = run_meta(cfg, args.config, tool_command("finetune", argv), round(time.time() - started),
+        meta = run_meta(cfg, args.config, tool_command("finetune", argv), round(time.time() - started), runner.iter,
                         base_checkpoint=args.checkpoint, fine_tuning=fine_tuning,
-                        parameters=count_parameters(model)._asdict(), iteration=runner.iter)
+                        parameters=count_parameters(model)._asdict())
         save_checkpoint(folded_state_dict(model), args.export, meta, inputs)
         print(f"exported the folded detector (iteration {runner.iter}, {count_parameters(model)}) to {args.export}")
+    end_distributed()
 
 
 if __name__ == "__main__":

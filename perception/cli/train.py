@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import itertools
@@ -18,18 +17,20 @@ import time
 from typing import Optional, Sequence
 
 import torch
-from mmengine.config import Config, DictAction
+from mmengine.config import Config, ConfigDict, DictAction
 from mmengine.dist import get_rank
+from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner, find_latest_checkpoint
 
 import perception.engine  # noqa: F401  (registers the dataset, collate, metric and DDP wrapper)
 from perception.cli import (add_debug_option, check_output_path, positive_float, positive_int, resolve_config,
                             resolve_path, tool_command, tool_main)
-from perception.engine import (RESUME_SCHEME, apply_model_inputs, evaluate_validation_data, export_checkpoint,
-                               init_distributed_from_env, load_own_resume_file, resume_source)
-from perception.engine.data import frame_dataset_configs
-from perception.jsonfile import as_read_back, read_json
-from perception.models import build_detector, load_detector, model_inputs
+from perception.engine import (RESUME_SCHEME, apply_model_inputs, end_distributed, evaluate_validation_data,
+                               export_checkpoint, init_distributed_from_env, resume_source)
+from perception.engine.checkpoint import checkpoint_iteration, read_training_checkpoint, training_config
+from perception.engine.data import check_annotated_data, frame_dataset_configs
+from perception.jsonfile import as_read_back, read_json, write_json_atomic
+from perception.models import build_detector, load_detector, load_weights, model_inputs, read_checkpoint
 
 
 def set_max_iters(cfg: Config, max_iters: int) -> None:
@@ -125,27 +126,38 @@ def build_config(args: argparse.Namespace) -> Config:
     return cfg
 
 
-def run_meta(cfg: Config, config_path: str, command: str, train_seconds: Optional[int], **extra) -> dict:
-    """The JSON meta an exported checkpoint carries about its run: config, command, work dir, training seconds,
-    seed, training data and the last validation's scalars (None without one), then ``extra``."""
-    scalars = os.path.join(cfg.work_dir, "last_validation.json")
+LAST_VALIDATION_FILE = "last_validation.json"
+"""A work dir's record of its run's last validation: {"iteration": N, "metrics": {"val/nuscenes/NDS": ...}}."""
+
+
+def run_meta(cfg: Config, config_path: str, command: str, train_seconds: Optional[int], iteration: int,
+             **extra) -> dict:
+    """The JSON meta an exported checkpoint of the run's ``iteration`` carries about its run: config, command, work
+    dir, training seconds (of the last start), seed, training data and the validation's scalars at that iteration
+    (None when the run did not validate it), then ``extra``."""
+    record_path = os.path.join(cfg.work_dir, LAST_VALIDATION_FILE)
+    record = read_json(record_path) if os.path.isfile(record_path) else None
+    validated = isinstance(record, dict) and record.get("iteration") == iteration
     meta = dict(config=os.path.relpath(config_path), command=command, work_dir=cfg.work_dir,
                 train_seconds=train_seconds, seed=cfg.get("randomness", {}).get("seed"),
-                data=dict(cfg.train_dataloader.dataset),
-                validation=read_json(scalars) if os.path.isfile(scalars) else None, **extra)
+                data=dict(cfg.train_dataloader.dataset), iteration=iteration,
+                validation=record["metrics"] if validated else None, **extra)
     return as_read_back(meta, default=str)
 
 
 def export(cfg: Config, args: argparse.Namespace, started: float) -> None:
     """Exports the run's latest checkpoint (weights + JSON meta) to args.export (FileNotFoundError naming the work
-    dir when it holds none); with --export-only (a work dir an earlier run trained, maybe with another config), a
-    ValueError, the file removed, when its weights do not fit args.config."""
+    dir when it holds none); with --export-only (a work dir an earlier run trained, maybe with another config), the
+    meta of the run as its checkpoint saved its config (seed, data, inputs), and a ValueError, the file removed,
+    when the weights or those inputs do not fit args.config."""
     latest = find_latest_checkpoint(cfg.work_dir)
     if latest is None:
         raise FileNotFoundError(f"{cfg.work_dir}: no checkpoint to export")
-    meta = run_meta(cfg, args.config, tool_command("train", args.argv),
-                    None if args.export_only else round(time.time() - started))
-    written = export_checkpoint(latest, args.export, meta, model_inputs(cfg))
+    checkpoint = read_training_checkpoint(latest)
+    run_cfg = training_config(checkpoint, latest) if args.export_only else cfg
+    meta = run_meta(run_cfg, args.config, tool_command("train", args.argv),
+                    None if args.export_only else round(time.time() - started), checkpoint_iteration(checkpoint))
+    written = export_checkpoint(latest, args.export, meta, model_inputs(run_cfg))
     if args.export_only:  # a run that just trained exports what its own config built
         try:
             load_detector(resolve_config(args.config), args.export)
@@ -179,9 +191,11 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     if args.export_only:
         export(cfg, args, started)
         return
+    check_annotated_data(cfg)
     run_training(cfg)
     if args.export and get_rank() == 0:
         export(cfg, args, started)
+    end_distributed()
 
 
 class ConfigOverrides(DictAction):
@@ -217,50 +231,81 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_training(cfg: Config) -> Runner:
-    """Builds mmengine's Runner from ``cfg``, trains, and on rank 0 writes the last validation's metrics to
-    ``<work_dir>/last_validation.json``. Returns the runner (its model is the trained one). A run that does not
-    resume starts the work dir's records anew: an earlier run's last_checkpoint pointer and last_validation.json
-    are removed once the runner is built, before it trains (a resume would load that run's checkpoint until this
-    one saves its own; an export would carry its validation; a model that fails to build leaves them)."""
+    """Builds mmengine's Runner from ``cfg``, trains, and on rank 0 writes the last validation's metrics and
+    iteration to ``<work_dir>/LAST_VALIDATION_FILE``. Returns the runner (its model is the trained one). A resume is
+    checked against the run it resumes (check_resumed_run), a warm start (``load_from`` without resuming) against
+    the model (check_warm_start). A run that does not resume starts the work dir's records anew: an earlier run's
+    last_checkpoint pointer and validation record are removed once the runner is built, before it trains (a resume
+    would load that run's checkpoint until this one saves its own; a model that fails to build leaves them; the
+    tools check their data before, check_annotated_data)."""
     evaluate_validation_data(cfg)
-    if cfg.get("resume"):
-        check_resumed_schedule(cfg)
+    if cfg.get("load_from") and not cfg.get("resume"):
+        check_warm_start(cfg)
     runner = Runner.from_cfg(cfg)
-    if not cfg.get("resume"):
+    if cfg.get("resume"):
+        check_resumed_run(cfg, runner.model.module if is_model_wrapper(runner.model) else runner.model)
+    else:
         forget_earlier_run(cfg.work_dir)
     runner.train()
     if runner.val_loop is not None and get_rank() == 0:
         scalars = _last_validation(runner)
         if scalars:
-            with open(os.path.join(cfg.work_dir, "last_validation.json"), "w") as handle:
-                json.dump(scalars, handle, indent=2)
+            write_json_atomic(os.path.join(cfg.work_dir, LAST_VALIDATION_FILE),
+                              dict(iteration=runner.iter, metrics=scalars), indent=2)
     return runner
 
 
 def forget_earlier_run(work_dir: str) -> None:
-    """Removes (on rank 0) an earlier run's last_checkpoint pointer and last_validation.json from ``work_dir``: a
-    run that does not resume starts the work dir's records anew."""
+    """Removes (on rank 0) an earlier run's last_checkpoint pointer and validation record from ``work_dir``: a run
+    that does not resume starts the work dir's records anew."""
     if get_rank() == 0:
-        for name in ("last_checkpoint", "last_validation.json"):
+        for name in ("last_checkpoint", LAST_VALIDATION_FILE):
             path = os.path.join(work_dir, name)
             if os.path.isfile(path):
                 os.remove(path)
 
 
-def check_resumed_schedule(cfg: Config) -> None:
-    """ValueError naming the checkpoint ``cfg.load_from`` when its LR schedulers (begin, end, T_max) are not the
-    config's: mmengine restores the saved ones, so a resume with another --max-iters would train the new length
-    on the old schedule."""
-    saved = load_own_resume_file(cfg.load_from, map_location="cpu").get("param_schedulers") or []
+RESUMED_RUN_KEYS = ("train_dataloader.dataset", "randomness")
+"""The settings a resume must share with the run it resumes, besides the network's weights."""
+
+
+def check_resumed_run(cfg: Config, model: torch.nn.Module) -> None:
+    """ValueError naming the checkpoint ``cfg.load_from`` when its weights do not fit ``model`` (the run's network,
+    built) strictly (mmengine loads them with warnings and trains on, or fails inside the optimizer), when the run
+    that saved it had other training data or another seed (RESUMED_RUN_KEYS, from the config text mmengine saved in
+    it), or other LR schedulers (begin, end, T_max: mmengine restores the saved ones, so a resume with another
+    --max-iters would train the new length on the old schedule)."""
+    path = cfg.load_from[len(RESUME_SCHEME):]
+    checkpoint = read_training_checkpoint(path)
+    trained = training_config(checkpoint, path)
+
+    def entry(config: Config, key: str):
+        value = config
+        for part in key.split("."):
+            value = value.get(part) if value is not None else None
+        return as_read_back(value.to_dict() if isinstance(value, ConfigDict) else value, default=str)
+
+    differing = [key for key in RESUMED_RUN_KEYS if entry(cfg, key) != entry(trained, key)]
+    if differing:
+        raise ValueError(f"{path}: its run had another {', '.join(differing)} than this one's: resume with the "
+                         f"run's config and options, or train into another --work-dir")
+    load_weights(model, checkpoint["state_dict"], path, cfg.filename or "the config")
     keys = ("begin", "end", "T_max")
-    theirs = [tuple(scheduler.get(key) for key in keys) for scheduler in saved]
+    theirs = [tuple(scheduler.get(key) for key in keys) for scheduler in checkpoint.get("param_schedulers") or []]
     ours = [tuple(scheduler.get(key, 0 if key == "begin" else None) for key in keys)
             for scheduler in cfg.get("param_scheduler") or []]
     if len(theirs) != len(ours) or any(a != b for first, second in zip(theirs, ours)
                                        for a, b in zip(first, second) if a is not None):
-        raise ValueError(f"{cfg.load_from[len(RESUME_SCHEME):]}: the run's LR schedule (begin, end, T_max) "
-                         f"{theirs}, this one's {ours}: resume with the run's --max-iters, or train into another "
-                         f"--work-dir")
+        raise ValueError(f"{path}: the run's LR schedule (begin, end, T_max) {theirs}, this one's {ours}: resume "
+                         f"with the run's --max-iters, or train into another --work-dir")
+
+
+def check_warm_start(cfg: Config) -> None:
+    """ValueError naming the checkpoint ``cfg.load_from`` (a shipped checkpoint, read_checkpoint) and the config
+    when its weights do not fit the config's model: mmengine loads them non-strictly, with warnings, and would train
+    the layers that do not fit from their initialisation."""
+    load_weights(build_detector(cfg), read_checkpoint(cfg.load_from)["state_dict"], cfg.load_from,
+                 cfg.filename or "the config")
 
 
 def _last_validation(runner: Runner) -> dict:

@@ -15,7 +15,8 @@ from typing import Optional, Sequence
 
 import torch
 
-from perception.cli import add_debug_option, check_output_path, resolve_path, seed, tool_command, tool_main
+from perception.cli import (add_debug_option, check_output_path, positive_int, resolve_path, seed, tool_command,
+                            tool_main)
 from perception.datasets.records import open_nuscenes
 from perception.datasets.splits import split_sample_tokens
 from perception.engine.ego_mlp import collect_examples, train_ego_mlp
@@ -30,13 +31,11 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     parser.add_argument("--version", default="v1.0-synth")
     parser.add_argument("--split", action="append", help="one per --dataroot, in order (default: synth_train)")
     parser.add_argument("--out", required=True, help="checkpoint path (.pth)")
-    parser.add_argument("--epochs", type=int, default=400, help="passes over the examples (>= 1)")
+    parser.add_argument("--epochs", type=positive_int, default=400, help="passes over the examples (>= 1)")
     parser.add_argument("--seed", type=seed, default=0)
     add_debug_option(parser)
     args = parser.parse_args(argv)
     check_output_path(parser, "--out", args.out, folder=False)
-    if args.epochs < 1:
-        parser.error(f"--epochs must be >= 1, got {args.epochs}")
     splits = args.split or ["synth_train"] * len(args.dataroot)
     if len(splits) != len(args.dataroot):
         parser.error(f"{len(args.dataroot)} --dataroot but {len(splits)} --split: give one split per data root")

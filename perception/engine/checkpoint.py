@@ -6,6 +6,7 @@ import os
 from typing import Dict, Optional
 
 import torch
+from mmengine.config import Config
 from mmengine.runner import find_latest_checkpoint
 
 from perception.engine.adapters import RESUME_SCHEME, load_own_resume_file
@@ -19,12 +20,32 @@ def resume_source(work_dir: str) -> Optional[str]:
     return None if latest is None else RESUME_SCHEME + latest
 
 
+def read_training_checkpoint(path: str) -> dict:
+    """The mmengine training checkpoint ``path`` of this project's runs, read as the run's own file: its
+    state_dict, optimizer and schedulers, and meta (iter, epoch, cfg: the run's config as text)."""
+    return load_own_resume_file(RESUME_SCHEME + path, map_location="cpu")
+
+
+def checkpoint_iteration(checkpoint: dict) -> int:
+    """The iterations a training checkpoint (read_training_checkpoint) had trained."""
+    return int(checkpoint["meta"].get("iter", 0))
+
+
+def training_config(checkpoint: dict, path: str) -> Config:
+    """The config the run of a training checkpoint (read from ``path``) trained with, as mmengine saved it (its
+    text in meta['cfg']); ValueError naming ``path`` when it holds none."""
+    text = checkpoint.get("meta", {}).get("cfg")
+    if not isinstance(text, str):
+        raise ValueError(f"{path}: no run config in its meta (not a checkpoint mmengine's Runner saved)")
+    return Config.fromstring(text, file_format=".py")
+
+
 def export_checkpoint(training_checkpoint: str, out_path: str, meta: dict, inputs: ModelInputs) -> dict:
-    """Writes the weights of an mmengine training checkpoint of this project (read as the run's own file) as a
+    """Writes the weights of an mmengine training checkpoint of this project (read_training_checkpoint) as a
     shipped checkpoint (save_checkpoint), with its iteration and epoch added to ``meta``. Returns the meta written."""
-    checkpoint = load_own_resume_file(RESUME_SCHEME + training_checkpoint, map_location="cpu")
+    checkpoint = read_training_checkpoint(training_checkpoint)
     state_dict = {name: tensor.detach().clone() for name, tensor in checkpoint["state_dict"].items()}
-    meta = dict(meta, iteration=int(checkpoint["meta"].get("iter", 0)), epoch=int(checkpoint["meta"].get("epoch", 0)))
+    meta = dict(meta, iteration=checkpoint_iteration(checkpoint), epoch=int(checkpoint["meta"].get("epoch", 0)))
     return save_checkpoint(state_dict, out_path, meta, inputs)
 
 

@@ -91,6 +91,33 @@ def frame_dataset_configs(dataset: Mapping) -> List[Mapping]:
     return [dataset]
 
 
+def count_annotated_frames(dataset: Mapping) -> int:
+    """Keyframes of a FrameDataset config's split (or of each of a ConcatDataset's) that carry at least one
+    ground-truth box (reads the loader's metadata, which training reads next anyway)."""
+    total = 0
+    for part in frame_dataset_configs(dataset):
+        frames = NuScenesFrames(part["dataroot"], part["version"], part["split"], lidar_sweeps=part["lidar_sweeps"],
+                                radar_sweeps=part["radar_sweeps"], progress=False)
+        total += int((np.diff(frames.table.gt_offsets) > 0).sum())
+    return total
+
+
+def check_annotated_data(cfg: Config) -> None:
+    """ValueError naming the splits and data roots, before a run touches its work dir, when the training data
+    holds no annotated keyframe or the validation data (when the run validates) none to score; a split or data
+    root that cannot be read fails here with the loader's error."""
+    def named(dataset: Mapping) -> str:
+        return " + ".join(f"split {part['split']!r} of {part['dataroot']} ({part['version']})"
+                          for part in frame_dataset_configs(dataset))
+
+    if count_annotated_frames(cfg.train_dataloader.dataset) == 0:
+        raise ValueError(f"{named(cfg.train_dataloader.dataset)} has no annotated keyframe to train on")
+    validation = cfg.get("val_dataloader")
+    if validation and count_annotated_frames(validation.dataset) == 0:
+        raise ValueError(f"the validation data, {named(validation.dataset)}, has no annotated keyframe to score "
+                         f"(--no-validate trains without it)")
+
+
 def apply_model_inputs(cfg: Config) -> None:
     """Gives each dataloader's FrameDatasets the config's model_inputs (sweeps, image size;
     perception.models.model_inputs), so that training loads what evaluation, replay and benchmark feed the model,

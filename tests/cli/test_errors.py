@@ -229,7 +229,7 @@ def test_numbers_out_of_range_are_refused_before_any_work(synthetic_root, tmp_pa
                 in capsys.readouterr().err)
     with pytest.raises(SystemExit):  # it wrote an untrained checkpoint
         train_ego_mlp.main(["--dataroot", str(synthetic_root), "--out", str(tmp_path / "e.pth"), "--epochs", "0"])
-    assert "--epochs must be >= 1, got 0" in capsys.readouterr().err
+    assert "argument --epochs: the value must be >= 1, got 0" in capsys.readouterr().err
     assert not (tmp_path / "e.pth").exists()
     # --frames -1 benchmarked all keyframes but the last; --threads 0 was silently the machine's count
     for option in ("--frames", "--threads"):

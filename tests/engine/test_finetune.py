@@ -4,7 +4,6 @@ training starts; benchmarks/bench_finetuning_step.py times each method it is giv
 import importlib.util
 import json
 import os
-import shutil
 from pathlib import Path
 
 import cv2
@@ -17,6 +16,7 @@ from perception.cli.train import build_config, main as train
 from perception.models import checkpoint_meta, load_detector
 from perception.paths import REPO_ROOT
 from tests.conftest import TINY_WORLD
+from tests.engine.data_copies import annotation_free_copy, validation_annotation_free_copy
 from tests.engine.kills import SimulatedKill
 from tests.engine.test_train import state_at, write_tiny_config
 
@@ -120,35 +120,6 @@ def test_a_start_killed_before_it_trains_leaves_no_earlier_checkpoint_under_its_
     assert "no checkpoint in" in capsys.readouterr().out
 
 
-def annotation_free_copy(root, folder) -> str:
-    """The tiny world's tables with every annotation removed (sensor files linked, not copied)."""
-    copy = folder / "no_annotations"
-    copy.mkdir()
-    for name in os.listdir(root):
-        if name != TINY_WORLD["version"]:
-            os.symlink(os.path.join(root, name), copy / name)
-    shutil.copytree(os.path.join(root, TINY_WORLD["version"]), copy / TINY_WORLD["version"])
-    (copy / TINY_WORLD["version"] / "sample_annotation.json").write_text("[]")
-    return str(copy)
-
-
-def validation_annotation_free_copy(root, folder) -> str:
-    """The tiny world's tables with the annotations of its synth_val scenes removed (files linked, not copied)."""
-    folder.mkdir()
-    copy = Path(annotation_free_copy(root, folder))
-    tables = os.path.join(root, TINY_WORLD["version"])
-    with open(os.path.join(tables, "splits.json")) as handle:
-        val_scenes = set(json.load(handle)["synth_val"])
-    with open(os.path.join(tables, "scene.json")) as handle:
-        val_tokens = {scene["token"] for scene in json.load(handle) if scene["name"] in val_scenes}
-    with open(os.path.join(tables, "sample.json")) as handle:
-        val_samples = {sample["token"] for sample in json.load(handle) if sample["scene_token"] in val_tokens}
-    with open(os.path.join(tables, "sample_annotation.json")) as handle:
-        kept = [record for record in json.load(handle) if record["sample_token"] not in val_samples]
-    (copy / TINY_WORLD["version"] / "sample_annotation.json").write_text(json.dumps(kept))
-    return str(copy)
-
-
 def test_bad_requests_fail_before_training(base, synthetic_root, tmp_path, capsys):
     config, checkpoint = base
     other_network = str(tmp_path / "wider.py")
@@ -173,7 +144,7 @@ def test_bad_requests_fail_before_training(base, synthetic_root, tmp_path, capsy
          "--dataroot, --version and --split go together"),
         (finetune_args(config, checkpoint, validation_annotation_free_copy(synthetic_root, tmp_path / "g_world"),
                        tmp_path / "g", "--method", "head", "--val-split", "synth_val"),
-         "the validation split 'synth_val' has no annotated keyframe to score"),
+         "the validation data, split 'synth_val' of "),
         (finetune_args(config, checkpoint, synthetic_root, tmp_path / "i", "--method", "head", "--val-split",
                        "synth_val", "--no-validate"),
          "--val-split names the validation data; --no-validate trains without validation"),

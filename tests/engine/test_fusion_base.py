@@ -31,7 +31,8 @@ def test_fusion_base_trains_and_validates_on_real_keyframes(nusc_real, tmp_path,
     train([CONFIG, "--work-dir", work_dir, "--max-iters", "2", "--cfg-options", *options])
     declared = model_inputs(CONFIG)
     assert (declared.lidar_sweeps, declared.radar_sweeps) == (10, 6)
-    assert sorted(set(requested)) == [("mini_val", 10, 6)] and len(requested) == 2  # train and val loaders
+    # the data check's, then the train and val loaders' (each loaded at the declared sweeps)
+    assert sorted(set(requested)) == [("mini_val", 10, 6)] and len(requested) == 4
     validation = json.load(open(os.path.join(work_dir, "last_validation.json")))
-    assert 0.0 <= validation["val/nuscenes/NDS"] <= 1.0
+    assert validation["iteration"] == 2 and 0.0 <= validation["metrics"]["val/nuscenes/NDS"] <= 1.0
     assert os.path.isfile(os.path.join(work_dir, "iter_2.pth"))

@@ -14,6 +14,7 @@ from perception.cli.train import main
 from perception.models import checkpoint_meta, load_detector
 from perception.paths import REPO_ROOT
 from tests.conftest import TINY_WORLD
+from tests.engine.data_copies import annotation_free_copy, validation_annotation_free_copy
 from tests.engine.kills import KILLS_IMPORT, SimulatedKill
 
 
@@ -51,8 +52,9 @@ def test_validation_export_and_load(synthetic_root, tmp_path):
     config = write_tiny_config(tmp_path, synthetic_root)
     work_dir, shipped = str(tmp_path / "run"), str(tmp_path / "model.pth")
     main([config, "--work-dir", work_dir, "--max-iters", "2", "--export", shipped])
-    validation = json.load(open(os.path.join(work_dir, "last_validation.json")))
-    assert {"val/nuscenes/NDS", "val/nuscenes/mAP", "val/nuscenes/mAVE"} <= set(validation)
+    record = json.load(open(os.path.join(work_dir, "last_validation.json")))
+    validation = record["metrics"]
+    assert record["iteration"] == 2 and {"val/nuscenes/NDS", "val/nuscenes/mAP", "val/nuscenes/mAVE"} <= set(validation)
     assert 0.0 <= validation["val/nuscenes/NDS"] <= 1.0
     checkpoint = torch.load(shipped, weights_only=True)  # plain tensors and JSON meta only
     assert set(checkpoint) == {"state_dict", "meta"} and checkpoint["meta"]["iteration"] == 2
@@ -131,6 +133,85 @@ def test_a_new_run_in_a_used_work_dir_keeps_nothing_of_the_earlier_one(synthetic
     with pytest.raises(SystemExit):
         main([config, "--work-dir", str(tmp_path / "never"), "--max-iters", "1", "--export", str(tmp_path)])
     assert "--export" in capsys.readouterr().err and not os.path.exists(tmp_path / "never")
+
+
+def other_head_config(folder, root) -> str:
+    """write_tiny_config's network with a narrower head (weights of the tiny config do not fit it)."""
+    os.makedirs(folder, exist_ok=True)
+    path = write_tiny_config(folder, root)
+    with open(path) as handle:
+        text = handle.read()
+    with open(path, "w") as handle:
+        handle.write(text.replace("head=dict(head_channels=16)", "head=dict(head_channels=8)"))
+    return path
+
+
+def test_bad_data_and_runs_that_do_not_fit_are_refused_before_the_work_dir_is_touched(synthetic_root, tmp_path,
+                                                                                      capsys):
+    """A split that does not exist or holds no annotated keyframe (training or validation), a resume with another
+    network or other data than the run's, a warm start whose weights do not fit: each refused before training, the
+    earlier run's checkpoint pointer left for --resume (mmengine loads mismatched weights with warnings, or fails
+    inside the optimizer)."""
+    config = write_tiny_config(tmp_path, synthetic_root)
+    other_network = other_head_config(tmp_path / "other", synthetic_root)
+    work_dir = str(tmp_path / "run")
+    main([config, "--work-dir", work_dir, "--max-iters", "2", "--time-budget-min", "1e-6"])  # stops at iteration 1
+    pointer = open(os.path.join(work_dir, "last_checkpoint")).read()
+    data = ["--dataroot", str(synthetic_root), "--version", TINY_WORLD["version"]]
+    no_val_annotations = validation_annotation_free_copy(synthetic_root, tmp_path / "val_world")
+    cases = [
+        ([config, "--work-dir", work_dir, "--max-iters", "2", *data, "--split", "nosuch"], "no custom split 'nosuch'"),
+        ([config, "--work-dir", work_dir, "--max-iters", "2", "--dataroot", no_val_annotations, "--version",
+          TINY_WORLD["version"], "--split", "synth_train", "--val-split", "synth_val"],
+         "the validation data, split 'synth_val' of"),
+        ([config, "--work-dir", work_dir, "--max-iters", "2", "--dataroot",
+          annotation_free_copy(synthetic_root, tmp_path), "--version", TINY_WORLD["version"], "--split",
+          "synth_train", "--no-validate"], "split 'synth_train' of"),
+        ([other_network, "--work-dir", work_dir, "--max-iters", "2", "--resume"], "iter_1.pth: weights do not fit"),
+        ([config, "--work-dir", work_dir, "--max-iters", "2", "--resume", *data, "--split", "synth_val"],
+         "its run had another train_dataloader.dataset than"),
+        ([config, "--work-dir", work_dir, "--max-iters", "2", "--resume", "--cfg-options", "randomness.seed=3"],
+         "its run had another randomness than"),
+    ]
+    for argv, message in cases:
+        with pytest.raises(SystemExit):
+            main(argv)
+        assert message in capsys.readouterr().err, argv
+        assert open(os.path.join(work_dir, "last_checkpoint")).read() == pointer
+        assert not os.path.exists(os.path.join(work_dir, "iter_2.pth"))
+    shipped = str(tmp_path / "model.pth")
+    main([config, "--work-dir", work_dir, "--max-iters", "2", "--resume", "--no-validate", "--export", shipped])
+    assert checkpoint_meta(shipped)["iteration"] == 2
+    with pytest.raises(SystemExit):  # the README's warm start (load_from) with weights of another network
+        main([other_network, "--work-dir", str(tmp_path / "warm"), "--max-iters", "1", "--no-validate",
+              "--cfg-options", f"load_from={shipped}"])
+    assert f"{shipped}: weights do not fit" in capsys.readouterr().err and not os.path.exists(tmp_path / "warm")
+
+
+def test_an_export_carries_the_run_s_own_seed_data_inputs_and_validation(synthetic_root, tmp_path, capsys):
+    """--export-only records the run as its checkpoint saved its config (it recorded the exporting command's seed,
+    data and inputs); a validation of an earlier iteration is not the exported weights' (a resume without
+    validating carried it)."""
+    config = write_tiny_config(tmp_path, synthetic_root)
+    work_dir, shipped = str(tmp_path / "run"), str(tmp_path / "model.pth")
+    main([config, "--work-dir", work_dir, "--max-iters", "3", "--time-budget-min", "1e-6", "--dataroot",
+          str(synthetic_root), "--version", TINY_WORLD["version"], "--split", "synth_val", "--cfg-options",
+          "randomness.seed=5"])  # stops at iteration 1, validated
+    main([config, "--work-dir", work_dir, "--export", shipped, "--export-only"])
+    meta = checkpoint_meta(shipped)
+    assert (meta["seed"], meta["data"]["split"], meta["iteration"]) == (5, "synth_val", 1)
+    assert meta["validation"] == json.load(open(os.path.join(work_dir, "last_validation.json")))["metrics"]
+    main([config, "--work-dir", work_dir, "--max-iters", "3", "--resume", "--no-validate", "--dataroot",
+          str(synthetic_root), "--version", TINY_WORLD["version"], "--split", "synth_val", "--cfg-options",
+          "randomness.seed=5", "--export", shipped])
+    meta = checkpoint_meta(shipped)
+    assert meta["iteration"] == 3 and meta["validation"] is None
+    one_sweep = str(tmp_path / "one_sweep")
+    main([config, "--work-dir", one_sweep, "--max-iters", "1", "--no-validate", "--cfg-options",
+          "model_inputs.lidar_sweeps=1"])
+    with pytest.raises(SystemExit):  # trained on one LiDAR sweep: not a model of the config's two
+        main([config, "--work-dir", one_sweep, "--export", str(tmp_path / "mixed.pth"), "--export-only"])
+    assert "trained on inputs" in capsys.readouterr().err and not os.path.exists(tmp_path / "mixed.pth")
 
 
 def _free_port() -> int:
