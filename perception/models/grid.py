@@ -26,6 +26,9 @@ class BEVGrid:
         if bounds.shape != (6,) or cell.shape != (2,):
             raise ValueError(f"BEVGrid: point_cloud_range needs 6 values and cell_size 2, got {bounds.tolist()} "
                              f"and {cell.tolist()}")
+        if not (np.isfinite(bounds).all() and np.isfinite(cell).all()):
+            raise ValueError(f"BEVGrid: point_cloud_range {bounds.tolist()} and cell_size {cell.tolist()} must be "
+                             "finite")
         if np.any(bounds[3:] <= bounds[:3]) or np.any(cell <= 0):
             raise ValueError(f"BEVGrid: range {bounds.tolist()} must have max > min and cells {cell.tolist()} > 0")
         cells = (bounds[3:5] - bounds[:2]) / cell

@@ -28,6 +28,17 @@ def test_grid_shape_is_derived_and_checked():
         BEVGrid((-8.0, -8.0, -3.0, 8.0, 8.0, 3.0), (0.7, 0.5))
 
 
+@pytest.mark.parametrize("bounds, cell", [
+    ((-8.0, -8.0, -3.0, 8.0, 8.0, float("nan")), (0.5, 0.5)),  # once built, with a NaN pillar height
+    ((-8.0, -8.0, -3.0, 8.0, 8.0, 3.0), (float("nan"), 0.5)),  # once built, shape failing on int(NaN)
+    ((-8.0, -8.0, -3.0, float("inf"), 8.0, 3.0), (0.5, 0.5)),
+    ((-8.0, -8.0, -3.0, 8.0, 8.0, 3.0), (0.5, float("inf"))),
+])
+def test_grid_refuses_a_range_or_cell_size_that_is_not_finite(bounds, cell):
+    with pytest.raises(ValueError, match=r"BEVGrid: .*(nan|inf).* must be finite"):
+        BEVGrid(bounds, cell)
+
+
 def test_gaussian_radius_matches_centerpoint_by_hand():
     # CenterPoint / mmdet3d's gaussian_radius for a 4 x 4-cell box at min_overlap 0.1, worked by hand:
     # r1 = (8 + sqrt(64 - 4 * 16 * 0.9 / 1.1)) / 2 = 5.7056; r2 = (16 + sqrt(256 - 16 * 14.4)) / 2 = 10.5298;
