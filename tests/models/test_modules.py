@@ -194,6 +194,27 @@ def test_camera_frustum_points_project_back_to_their_pixels(batch):
         assert np.allclose(projection.depth.reshape(6, -1), (1 + (np.arange(6) + 0.5) * 2)[:, None], atol=1e-4)
 
 
+@pytest.mark.parametrize("depth_range, depth_bins, named", [
+    ([13.0, 1.0], 6, "depth_range"),  # reversed: no LiDAR point between, every depth target empty, loss_depth -0.0
+    ([5.0, 5.0], 6, "depth_range"),  # empty
+    ([-1.0, 13.0], 6, "depth_range"),  # frustum points behind the camera
+    ([1.0, float("nan")], 6, "depth_range"),
+    ([1.0, float("inf")], 6, "depth_range"),  # bins of infinite size
+    ([1.0, 13.0], 0, "depth_bins"),  # built, then a ZeroDivisionError in bin_size at the first forward
+])
+def test_camera_encoder_refuses_an_empty_depth_range_or_no_depth_bins(depth_range, depth_bins, named):
+    with pytest.raises(ValueError, match=f"CameraEncoder: {named} "):
+        CameraEncoder(GRID, (IMAGE_W, IMAGE_H), out_channels=4, backbone_widths=[4, 4, 4, 4], fpn_channels=4,
+                      depth_range=depth_range, depth_bins=depth_bins)
+
+
+def test_camera_encoder_takes_depths_from_0_m_and_a_single_bin():
+    """The least the arithmetic needs: bins from 0 m (their centres, the frustum's depths, lie beyond it) and one."""
+    encoder = CameraEncoder(GRID, (IMAGE_W, IMAGE_H), out_channels=4, backbone_widths=[4, 4, 4, 4], fpn_channels=4,
+                            depth_range=[0.0, 13.0], depth_bins=1)
+    assert encoder.bin_size == 13.0
+
+
 def test_camera_encoder_shapes_gradients_and_depth_targets(batch):
     encoder = CameraEncoder(GRID, (IMAGE_W, IMAGE_H), out_channels=4, backbone_widths=[4, 8, 8, 8], fpn_channels=8,
                             depth_range=[1.0, 13.0], depth_bins=12).train()

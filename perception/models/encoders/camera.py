@@ -8,6 +8,7 @@ nearest depth per cell, a cross-entropy target for the depth distribution (BEVDe
 """
 from __future__ import annotations
 
+import math
 from typing import Dict, Optional, Sequence, Tuple
 
 import torch
@@ -59,8 +60,8 @@ class CameraEncoder(nn.Module):
     """``FusionBatch`` images (B, N, 3, H, W) + calibration -> (B, out_channels, ny, nx) on ``grid``.
 
     image_size (W, H): the input resolution it is trained for (consumers resize to it: BEVFusionDetector.detect).
-    depth_range (min, max) m along the optical axis, split into ``depth_bins`` equal bins (frustum points at bin
-    centres). ``depth_loss_weight`` > 0 enables LiDAR depth supervision in training.
+    depth_range (min, max) m along the optical axis, 0 <= min < max, split into ``depth_bins`` (>= 1) equal bins
+    (frustum points at bin centres). ``depth_loss_weight`` > 0 enables LiDAR depth supervision in training.
     """
 
     sensor = "camera"
@@ -72,6 +73,11 @@ class CameraEncoder(nn.Module):
                  fpn_channels: int = 64, depth_range: Tuple[float, float] = (1.0, 49.0), depth_bins: int = 48,
                  depth_loss_weight: float = 1.0):
         super().__init__()
+        if len(depth_range) != 2 or not 0 <= depth_range[0] < depth_range[1] < math.inf:
+            raise ValueError(f"CameraEncoder: depth_range {list(depth_range)} must be (min, max) m with "
+                             "0 <= min < max, both finite")
+        if not depth_bins >= 1:
+            raise ValueError(f"CameraEncoder: depth_bins must be >= 1, got {depth_bins}")
         self.grid = grid
         self.image_size = (int(image_size[0]), int(image_size[1]))
         self.out_channels = out_channels
