@@ -192,6 +192,13 @@ class CenterHead(nn.Module):
         negative = {name: weight for name, weight in loss_weights.items() if weight < 0}
         if negative or min(regression_weights) < 0:
             raise ValueError(f"CenterHead: loss weights must not be negative, got {negative or regression_weights}")
+        wrong = [f"{name} {value}" for name, value, valid in (
+            ("top_k", top_k, top_k >= 1), ("max_boxes", max_boxes, max_boxes >= 1),
+            ("score_threshold", score_threshold, 0 <= score_threshold <= 1),
+            ("nms_radius_m", list(nms_radius_m), all(radius >= 0 for radius in nms_radius_m))) if not valid]
+        if wrong:
+            raise ValueError(f"CenterHead: decoding needs top_k >= 1, max_boxes >= 1, 0 <= score_threshold <= 1 and "
+                             f"nms_radius_m >= 0, got {', '.join(wrong)}")
         self.grid = grid
         self.shared = nn.Sequential(nn.Conv2d(in_channels, head_channels, 3, padding=1, bias=False),
                                     nn.BatchNorm2d(head_channels), nn.ReLU(inplace=True))

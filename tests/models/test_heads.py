@@ -252,6 +252,27 @@ def test_decoding_sorts_by_score_across_classes_and_keeps_the_best_max_boxes():
                                                        [3 * 0.5 - 8, 28 * 0.5 - 8]])
 
 
+@pytest.mark.parametrize("setting, named", [
+    (dict(max_boxes=-1), "max_boxes"),  # a slice end: of the four boxes above, the car was left out
+    (dict(max_boxes=0), "max_boxes"),  # no box
+    (dict(top_k=0), "top_k"),  # no box
+    (dict(score_threshold=1.5), "score_threshold"),  # no sigmoid score reaches it: no box
+    (dict(score_threshold=-0.1), "score_threshold"),
+    (dict(score_threshold=float("nan")), "score_threshold"),
+    (dict(nms_radius_m=(2.0, 3.5, 3.2, 1.0, 1.0, -0.5, 0.9, 0.5, 0.5, 1.0)), "nms_radius_m"),  # circle_nms refused it
+])
+def test_head_refuses_decoding_settings_that_leave_no_box_or_fail_later(setting, named):
+    with pytest.raises(ValueError, match=f"CenterHead: .*got {named} "):
+        CenterHead(8, GRID, **setting)
+
+
+def test_head_takes_the_edges_of_its_decoding_settings():
+    """top_k and max_boxes 1, scores from 0 to 1 (a sigmoid's range), a radius of 0 (no suppression) all build."""
+    for setting in (dict(top_k=1, max_boxes=1), dict(score_threshold=0.0), dict(score_threshold=1.0),
+                    dict(nms_radius_m=(0.0,) * len(DETECTION_CLASSES))):
+        CenterHead(8, GRID, **setting)
+
+
 def test_decoding_clamps_the_log_size_at_5_not_lower():
     """Sizes decode as exp(log size), the log clamped at 5 (exp(5) = 148.41 m, against overflow): a log length of
     3.2 is a 24.53 m box (exp(3.2) = 24.5325; a clamp at 3 would give exp(3) = 20.0855 m), a log width of 6.0 is
