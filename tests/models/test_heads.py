@@ -44,6 +44,8 @@ def test_gaussian_radius_matches_centerpoint_by_hand():
     # r1 = (8 + sqrt(64 - 4 * 16 * 0.9 / 1.1)) / 2 = 5.7056; r2 = (16 + sqrt(256 - 16 * 14.4)) / 2 = 10.5298;
     # r3 = (-1.6 + sqrt(2.56 + 4 * 0.4 * 14.4)) / 2 = 1.7298; the radius is the smallest.
     assert gaussian_radius(4.0, 4.0, min_overlap=0.1) == pytest.approx(1.72982, abs=1e-4)
+    # an 8 x 4-cell box: r3 = (-2.4 + sqrt(5.76 + 4 * 0.4 * 28.8)) / 2 = (-2.4 + 7.2) / 2 = 2.4 (r1 9.13, r2 17.37)
+    assert gaussian_radius(8.0, 4.0, min_overlap=0.1) == pytest.approx(2.4, abs=1e-9)
     assert gaussian_radius(8, 8) > gaussian_radius(4, 4)
 
 
