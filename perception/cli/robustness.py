@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import Optional, Sequence
+from typing import List, Optional, Sequence
 
 from perception.cli import (add_debug_option, check_output_path, non_negative_int, positive_int, resolve_config,
                             resolve_path, seed, tool_main)
@@ -24,6 +24,34 @@ PROCESS_GROUP_TIMEOUT_S = 24 * 3600.0
 """Under torchrun a process that finished its cells waits at a barrier for the others' (whole evaluations)."""
 
 
+def _planned(corruptions: List[str], severities: List[int]) -> None:
+    """argparse.ArgumentTypeError with plan_cells' message when it refuses ``corruptions`` x ``severities``."""
+    try:
+        plan_cells(corruptions, severities)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def corruption_names(text: str) -> List[str]:
+    """An argparse type: comma-separated names of registered corruptions, each once."""
+    names = [name for name in text.split(",") if name]
+    if not names:
+        raise argparse.ArgumentTypeError("names no corruption")
+    _planned(names, list(SEVERITIES))
+    return names
+
+
+def severity_numbers(text: str) -> List[int]:
+    """An argparse type: comma-separated severities of SEVERITIES, each once."""
+    try:
+        severities = [int(value) for value in text.split(",") if value]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"severities must be of {', '.join(map(str, SEVERITIES))}, "
+                                         f"got {text!r}") from None
+    _planned([], severities)
+    return severities
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("config", help="model config (mmengine)")
@@ -31,9 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dataroot", default=str(DATA_ROOT / "nuscenes"), help="nuScenes-format data root")
     parser.add_argument("--version", default="v1.0-trainval")
     parser.add_argument("--split", default="val", help="official split or a custom one from <version>/splits.json")
-    parser.add_argument("--corruptions", default=",".join(CORRUPTIONS),
-                        help="comma-separated corruption names (default: all): " + ", ".join(CORRUPTIONS))
-    parser.add_argument("--severities", default=",".join(map(str, SEVERITIES)), help="comma-separated, of 1,2,3")
+    parser.add_argument("--corruptions", type=corruption_names, default=",".join(CORRUPTIONS),
+                        help="comma-separated corruption names, each once (default: all): " + ", ".join(CORRUPTIONS))
+    parser.add_argument("--severities", type=severity_numbers, default=",".join(map(str, SEVERITIES)),
+                        help="comma-separated, each once, of " + ",".join(map(str, SEVERITIES)))
     parser.add_argument("--seed", type=seed, default=0, help="corruption seed (part of a cell's identity)")
     parser.add_argument("--baseline", help="robustness.json of a baseline model, for CE and mCE")
     parser.add_argument("--out", default="outputs/robustness", help="output folder (finished cells are kept)")
@@ -50,14 +79,7 @@ def run(argv: Optional[Sequence[str]] = None) -> Optional[dict]:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.dataroot = resolve_path(args.dataroot)
-    corruptions = [name for name in args.corruptions.split(",") if name]
-    if not corruptions:
-        parser.error("--corruptions names none")
-    try:
-        severities = [int(value) for value in args.severities.split(",") if value]
-        plan_cells(corruptions, severities)
-    except ValueError as error:
-        parser.error(str(error))
+    corruptions, severities = args.corruptions, args.severities
     if not os.path.isdir(os.path.join(args.dataroot, args.version)):
         parser.error(f"no nuScenes tables at {os.path.join(args.dataroot, args.version)}")
     check_output_path(parser, "--out", args.out)

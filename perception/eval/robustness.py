@@ -56,14 +56,20 @@ class Cell:
 
 def plan_cells(corruptions: Sequence[str], severities: Sequence[int]) -> List[Cell]:
     """The clean cell, then each corruption at each severity (once, at severity 1, for a corruption that does
-    not vary with severity). ValueError for an unknown corruption or severity."""
+    not vary with severity). ValueError for an unknown corruption or severity, no severity, or a corruption or
+    severity named twice (a plan runs and counts each cell once)."""
     unknown = [name for name in corruptions if name not in CORRUPTIONS]
-    if unknown or not severities or not set(severities) <= set(SEVERITIES):
-        raise ValueError(f"unknown corruptions {unknown} or severities {list(severities)}; corruptions: "
-                         f"{', '.join(CORRUPTIONS)}; severities: {SEVERITIES}")
+    if unknown:
+        raise ValueError(f"unknown corruptions {unknown}; choose from {', '.join(CORRUPTIONS)}")
+    if not severities or not set(severities) <= set(SEVERITIES):
+        raise ValueError(f"severities must be of {', '.join(map(str, SEVERITIES))}, got {list(severities)}")
+    for what, named in (("corruptions", list(corruptions)), ("severities", list(severities))):
+        twice = sorted({value for value in named if named.count(value) > 1}, key=named.index)
+        if twice:
+            raise ValueError(f"{what} named more than once: {', '.join(map(str, twice))}")
     cells = [Cell(CLEAN, 0)]
     for name in corruptions:
-        levels = sorted(set(severities)) if CORRUPTIONS[name].varies_with_severity else [1]
+        levels = sorted(severities) if CORRUPTIONS[name].varies_with_severity else [1]
         cells += [Cell(name, severity) for severity in levels]
     return cells
 

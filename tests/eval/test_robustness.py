@@ -52,6 +52,11 @@ def test_plan_cells():
         plan_cells(["fog"], [1])
     with pytest.raises(ValueError):
         plan_cells(["limited_fov"], [4])
+    # each cell once: a corruption named twice had run twice and counted twice in mRA
+    with pytest.raises(ValueError, match="corruptions named more than once: lidar_fog$"):
+        plan_cells(["limited_fov", "lidar_fog", "lidar_fog"], [3])
+    with pytest.raises(ValueError, match="severities named more than once: 3$"):
+        plan_cells(["limited_fov"], [3, 1, 3])
 
 
 def test_benchmark_two_corruptions_one_severity(synthetic_root, nusc_synthetic, tmp_path):
@@ -217,6 +222,19 @@ def test_cli_refuses_bad_arguments(tmp_path):
     for argv in (["--corruptions", "no_such"], ["--severities", "0"], ["--corruptions", ""]):
         with pytest.raises(SystemExit):
             run_cli(["config.py", "model.pth", "--dataroot", str(tmp_path), *argv])
+
+
+def test_cli_names_the_option_of_a_repeated_or_malformed_list(tmp_path, capsys):
+    """Refused by the parser, before anything is read: a corruption named twice had been run twice (under torchrun
+    on two ranks writing one folder) and counted twice in mRA; '--severities 1,x' printed int()'s message alone."""
+    for option, value, message in (
+            ("--corruptions", "limited_fov,lidar_fog,lidar_fog", "corruptions named more than once: lidar_fog"),
+            ("--severities", "3,1,3", "severities named more than once: 3"),
+            ("--severities", "1,x", "severities must be of 1, 2, 3, got '1,x'")):
+        with pytest.raises(SystemExit) as exit_info:
+            run_cli(["config.py", "model.pth", "--dataroot", str(tmp_path), option, value])
+        assert exit_info.value.code == 2
+        assert capsys.readouterr().err.splitlines()[-1].endswith(f"error: argument {option}: {message}")
 
 
 def test_cli_refuses_corruptions_of_sensors_the_model_does_not_read(synthetic_root, tmp_path, capsys):
