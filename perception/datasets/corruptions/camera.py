@@ -151,7 +151,8 @@ def snow(frame: Frame, level: tuple, rng: np.random.Generator, seed: int) -> Fra
 
 
 def color_quant(frame: Frame, bits: int, rng: np.random.Generator, seed: int) -> Frame:
-    """Each colour channel kept to ``bits`` bits: a value becomes the middle of its 2^(8 - bits) wide bin."""
+    """Each colour channel kept to ``bits`` bits: a value becomes the middle of its 2^(8 - bits) wide bin (PIL's
+    posterize, which nuScenes-C uses, takes the bin's lower edge: half a bin darker)."""
     width = 1 << (8 - bits)
     views = {channel: replace(view, image=((view.image // width) * width + width // 2).astype(np.uint8))
              for channel, view in frame.cameras.items()}
