@@ -82,7 +82,8 @@ class StageTimer:
                 self._cpu_ms[name] = self._cpu_ms.get(name, 0.0) + 1000.0 * (time.perf_counter() - start_s)
 
     def elapsed_ms(self) -> Dict[str, float]:
-        """Milliseconds per stage of the current record, in the order the stages were first entered."""
+        """Milliseconds per stage of the current record, in the order the stages first finished (a nested stage
+        before the one around it)."""
         elapsed = dict(self._cpu_ms)
         if self._cuda_events:
             import torch
