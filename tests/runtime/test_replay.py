@@ -8,7 +8,6 @@ import json
 import math
 import os
 import shutil
-import time
 
 import cv2
 import numpy as np
@@ -407,18 +406,33 @@ def test_real_time_pacing_skips_and_counts_late_frames(nusc_synthetic, tmp_path)
     assert summary.wall_s >= summary.sensor_duration_s / 4
 
 
-def test_real_time_processes_a_frame_when_its_sync_window_closes(nusc_synthetic, tmp_path):
-    """Keyframe-only LiDAR, at 2x real time: a keyframe every 0.25 s, its sync window closing 0.025 s after it.
-    The frame is made then, not when the next message comes (0.225 s later): its latency is the window and the
-    step, far below the period (it was about the period, every frame late)."""
+class _VirtualTime:
+    """Stands in for the replay module's ``time``: perf_counter reads a virtual clock that only sleep moves, so
+    that a real-time replay runs as if every step took no time (deterministic, and instant)."""
+
+    def __init__(self):
+        self.now_s = 1000.0
+
+    def perf_counter(self) -> float:
+        return self.now_s
+
+    def sleep(self, seconds: float) -> None:
+        self.now_s += seconds
+
+
+def test_real_time_processes_a_frame_when_its_sync_window_closes(nusc_synthetic, tmp_path, monkeypatch):
+    """Keyframe-only LiDAR, at 2x real time, on a virtual clock where a step takes no time: a keyframe every
+    0.25 s, its sync window closing 0.025 s after it. The frame is made then, not when the next message comes
+    (0.225 s later): each latency is the window, 0.025 s (it was about the period, 0.25 s, every frame late)."""
     scene = _scene(nusc_synthetic)
     keyframes = _keyframes(nusc_synthetic, scene)
+    monkeypatch.setattr(perception.runtime.replay, "time", _VirtualTime())
     summary = replay_scene(nusc_synthetic, scene, NoBoxes(), str(tmp_path),
                            ReplayOptions(realtime=True, speed=2.0, lidar_sweeps=1, video=False, mcap=False),
                            progress=False, messages=keyframes)
     latencies = [r["latency_s"] for r in read_frame_records(str(tmp_path / "frames.jsonl"))]
     assert summary.processed == len(keyframes) and len(latencies) == len(keyframes)
-    assert all(latency >= 0.025 for latency in latencies) and np.median(latencies) < 0.15, latencies
+    assert latencies == pytest.approx([0.025] * len(keyframes))
 
 
 def test_speed_leaves_the_deadline_alone_when_not_in_real_time(nusc_synthetic, tmp_path):
@@ -434,19 +448,22 @@ def test_speed_leaves_the_deadline_alone_when_not_in_real_time(nusc_synthetic, t
 
 def test_real_time_drawing_changes_no_record(nusc_synthetic, tmp_path, monkeypatch):
     """The pictures and MCAP messages are drawn in the paced loop: a drawing slower than the keyframes' period made
-    the next frames late and skipped, so that --no-video changed the records."""
+    the next frames late and skipped, so that --no-video changed the records. On a virtual clock where a step takes
+    no time and a drawing 1 s (twice the period): every keyframe processed, each latency its sync window, 0.05 s."""
     scene = _scene(nusc_synthetic)
     render = perception.runtime.replay.ReplayOutputs.render
+    clock = _VirtualTime()
+    monkeypatch.setattr(perception.runtime.replay, "time", clock)
 
     def slow_render(*args, **kwargs):
-        time.sleep(1.0)
+        clock.sleep(1.0)
         return render(*args, **kwargs)
     monkeypatch.setattr(perception.runtime.replay.ReplayOutputs, "render", slow_render)
     summary = replay_scene(nusc_synthetic, scene, NoBoxes(), str(tmp_path),
                            ReplayOptions(realtime=True, lidar_sweeps=1, video=False, mcap=False), progress=False)
     records = read_frame_records(str(tmp_path / "frames.jsonl"))
     assert summary.skipped == 0 and summary.processed == len(_keyframes(nusc_synthetic, scene))
-    assert all(r["latency_s"] < 0.5 for r in records), [r["latency_s"] for r in records]
+    assert [r["latency_s"] for r in records] == pytest.approx([0.05] * len(records))
 
 
 def test_real_time_replay_warms_the_step_up_once_before_the_clock(nusc_synthetic, tmp_path, monkeypatch):
@@ -773,20 +790,6 @@ def test_a_hand_written_timeline_of_triggers_watchdog_and_late_messages(nusc_syn
     assert (summary.frames, summary.processed, summary.skipped) == (4, 4, 0)
     assert (summary.watchdog, summary.overtaken) == (1, 1)
     assert summary.sensor_duration_s == pytest.approx(1.42)
-
-
-class _VirtualTime:
-    """Stands in for the replay module's ``time``: perf_counter reads a virtual clock that only sleep moves, so
-    that a real-time replay runs as if every step took no time (deterministic, and instant)."""
-
-    def __init__(self):
-        self.now_s = 1000.0
-
-    def perf_counter(self) -> float:
-        return self.now_s
-
-    def sleep(self, seconds: float) -> None:
-        self.now_s += seconds
 
 
 def test_real_time_on_a_virtual_clock_makes_each_frame_as_its_own_window_closes(nusc_synthetic, tmp_path,
