@@ -16,9 +16,24 @@ from nuscenes.nuscenes import NuScenes
 from perception.datasets.splits import split_sample_tokens
 from perception.eval.logged_drive import logged_drive_verdict
 
-CHECKS = (("refused", "1: lane change cuts in front of a follower"), ("collides", "2: collision"),
-          ("braking margin", "3: braking margin"))
-"""Words of the safety layer's reasons (perception.decision.safety) -> the check that vetoed."""
+REFUSALS = (("blocked by", "1: lane change cuts in front of a follower"),
+            ("lane on the lane map", "1: lane change towards a side with no lane on the lane map"))
+HAZARDS = (("collides with the plan", "2: collision"), ("braking margin", "3: braking margin"))
+"""Words of the safety layer's reasons (perception.decision.safety.check_plan) -> the check that vetoed: a refused
+lane change ("refused X, blocked by <followers>; ..." or "refused X, no left lane on the lane map; ...") and the
+hazards of checks 2 and 3 ("<agent> collides with the plan at ..." or "<agent> leaves 1.2 m of the 4.5 m braking
+margin at ...")."""
+
+
+def veto_check(reason: str) -> str:
+    """The check that vetoed, by the wording of a vetoed plan's ``reason``: a refusal's (check 1, whatever the plan
+    put in its place then meets), else the first hazard named (check 2's or 3's; an "even so ..." after it names
+    what the veto's own plan still meets). ValueError on a reason in none of these words."""
+    words = REFUSALS if "refused " in reason else HAZARDS
+    found = [(reason.find(text), check) for text, check in words if text in reason]
+    if not found:
+        raise ValueError(f"a veto's reason in none of the safety layer's words: {reason!r}")
+    return min(found)[1]
 
 
 def main() -> None:
@@ -36,7 +51,7 @@ def main() -> None:
                 continue
             checked += 1
             if verdict.vetoed:
-                check = next(name for word, name in CHECKS if word in verdict.reason)
+                check = veto_check(verdict.reason)
                 counts[check] += 1
                 scene = nusc.get("scene", nusc.get("sample", token)["scene_token"])["name"]
                 print(f"{scene} {token}: {verdict.reason}")
