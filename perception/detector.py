@@ -23,6 +23,11 @@ class Detector(Protocol):
         ...
 
 
+def dropped_groups(detector: Detector) -> FrozenSet[str]:
+    """The sensor groups (SENSOR_GROUPS) the detector does not read: its frames are built without them."""
+    return frozenset(SENSOR_GROUPS) - frozenset(detector.sensors)
+
+
 def timed_detect(detector: Detector, frame: Frame, timer: StageTimer) -> Boxes3D:
     """``detector.detect([frame], timer=timer)[0]``, the whole call timed as stage "detector"."""
     with timer.stage("detector"):

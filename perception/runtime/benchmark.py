@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 import resource
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import numba
 import numpy as np
@@ -34,14 +34,14 @@ from tqdm import tqdm
 from perception.datasets.frame import Frame
 from perception.datasets.ground_truth import sample_ground_truth
 from perception.datasets.lane_map import log_lanes
-from perception.detector import Detector
+from perception.detector import Detector, dropped_groups
 from perception.ops import BACKENDS, hard_voxelize
 from perception.plotting import pyplot
 from perception.runtime.messages import scene_messages
 from perception.runtime.replay import ReplayOptions
 from perception.runtime.step import FrameStep, LoadedFrame, streamed_frame
 from perception.runtime.streaming import StreamingState
-from perception.sensors import LIDAR_CHANNEL, SENSOR_GROUPS
+from perception.sensors import LIDAR_CHANNEL
 from perception.timing import NESTED_STAGES, STAGES, StageTimer, latency_summary, summarize_records
 
 PIPELINE_STAGES = ("load", "detector", "decision", "end_to_end")
@@ -104,12 +104,13 @@ def peak_rss_mib() -> float:
 
 class StreamedKeyframes:
     """Keyframes (``sample_tokens``) built live as replay builds them (module docstring): ``load(index, drop)`` is
-    the load stage of keyframe ``index`` for a detector that leaves out the sensor groups ``drop``. Their ground
-    truth (for the oracle) is looked up before timing, as replay does."""
+    the load stage of keyframe ``index`` for a detector that leaves out the sensor groups ``drop`` (one of
+    ``drops``). Before any load (so before timing) each keyframe's streaming state is fed for each of ``drops``,
+    and its ground truth (for the oracle) looked up, as replay does."""
 
     def __init__(self, nusc: NuScenes, sample_tokens: Sequence[str], lidar_sweeps: int, radar_sweeps: int,
-                 image_size: Optional[Tuple[int, int]]) -> None:
-        self.options = ReplayOptions(lidar_sweeps=lidar_sweeps, radar_sweeps=radar_sweeps, image_size=image_size)
+                 image_size: Optional[Tuple[int, int]], drops: Iterable[frozenset]) -> None:
+        options = ReplayOptions(lidar_sweeps=lidar_sweeps, radar_sweeps=radar_sweeps, image_size=image_size)
         self.scenes, self.keys, self.ground_truths, self.streams = [], [], [], {}
         annotated = len(nusc.sample_annotation) > 0
         for token in sample_tokens:
@@ -123,17 +124,19 @@ class StreamedKeyframes:
             self.scenes.append(scene["token"])
             self.ground_truths.append(sample_ground_truth(nusc, token, key.ego_pose.ego_to_global) if annotated
                                       else None)
-        self._states: Dict[Tuple[int, frozenset], StreamingState] = {}
+        self._states: Dict[Tuple[int, frozenset], StreamingState] = {
+            (index, drop): options.new_state(drop).fed_up_to(self.streams[scene][0], key)
+            for drop in set(drops) for index, (scene, key) in enumerate(zip(self.scenes, self.keys))}
 
     def __len__(self) -> int:
         return len(self.keys)
 
     def load(self, index: int, drop: frozenset) -> LoadedFrame:
-        scene, key = self.scenes[index], self.keys[index]
-        stream, lanes = self.streams[scene]
         if (index, drop) not in self._states:
-            self._states[index, drop] = self.options.new_state(drop).fed_up_to(stream, key)
-        return streamed_frame(self._states[index, drop], key, scene, lanes, self.ground_truths[index])
+            raise KeyError(f"StreamedKeyframes: no state fed for keyframe {index} without {sorted(drop)}")
+        scene = self.scenes[index]
+        return streamed_frame(self._states[index, drop], self.keys[index], scene, self.streams[scene][1],
+                              self.ground_truths[index])
 
 
 def time_pipeline(keyframes: StreamedKeyframes, steps: Mapping[str, FrameStep], iterations: int, warmup: int,
@@ -150,7 +153,7 @@ def time_pipeline(keyframes: StreamedKeyframes, steps: Mapping[str, FrameStep], 
         start = iteration % len(names)
         for name in names[start:] + names[:start]:
             step = steps[name]
-            drop = frozenset(SENSOR_GROUPS) - frozenset(step.detector.sensors)
+            drop = dropped_groups(step.detector)
             result = step(lambda: keyframes.load(index, drop))
             if iteration >= warmup:
                 records[name].append(result.timings_ms)
@@ -214,13 +217,14 @@ def run_benchmark(nusc: NuScenes, sample_tokens: Sequence[str], detectors: Mappi
     steps = {name: FrameStep(detector, device=options.device) for name, detector in detectors.items()}
     if options.device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
-    keyframes = StreamedKeyframes(nusc, sample_tokens, lidar_sweeps, radar_sweeps, image_size)
+    drops = {dropped_groups(detector) for detector in detectors.values()}
+    keyframes = StreamedKeyframes(nusc, sample_tokens, lidar_sweeps, radar_sweeps, image_size, drops)
     records, points = time_pipeline(keyframes, steps, options.iters, options.warmup, progress=progress,
                                     description=f"{lidar_sweeps} sweeps")
     curves: Dict[str, List[Dict[str, float]]] = {name: [] for name in steps}
     for count in options.sweep_counts:
         curve_keyframes = (keyframes if count == lidar_sweeps else
-                           StreamedKeyframes(nusc, sample_tokens, count, radar_sweeps, image_size))
+                           StreamedKeyframes(nusc, sample_tokens, count, radar_sweeps, image_size, drops))
         curve_records, curve_points = time_pipeline(curve_keyframes, steps, options.curve_iters, options.warmup,
                                                     progress=progress, description=f"{count} sweeps")
         for name, named_records in curve_records.items():
@@ -238,8 +242,7 @@ def run_benchmark(nusc: NuScenes, sample_tokens: Sequence[str], detectors: Mappi
         entry["p50_vs_first"] = {stage: entry["stages_ms"][stage]["p50_ms"] / first[stage]["p50_ms"]
                                  for stage in ("detector", "end_to_end") if first[stage]["p50_ms"] > 0}
     first_detector = next(iter(detectors.values()))
-    drop = frozenset(SENSOR_GROUPS) - frozenset(first_detector.sensors)
-    frames = [keyframes.load(i, drop).frame for i in range(len(keyframes))]
+    frames = [keyframes.load(i, dropped_groups(first_detector)).frame for i in range(len(keyframes))]
     result = {
         "frames": len(sample_tokens), "iters": options.iters, "warmup": options.warmup, "device": options.device,
         "timer": "cuda events" if next(iter(steps.values())).timer.uses_cuda_events else "perf_counter",

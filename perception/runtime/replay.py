@@ -55,7 +55,7 @@ from perception.datasets.frame import Frame
 from perception.datasets.ground_truth import GroundTruth, sample_ground_truth
 from perception.datasets.lane_map import LaneCentres, log_lanes
 from perception.decision import PlannerConfig
-from perception.detector import Detector, OracleDetector
+from perception.detector import Detector, OracleDetector, dropped_groups
 from perception.geometry import Boxes3D
 from perception.jsonfile import as_read_back, check_same_run, write_json_atomic
 from perception.runtime.faults import FaultPlan, inject_faults
@@ -64,7 +64,7 @@ from perception.runtime.records import FRAMES_FILE, plan_to_json, read_frame_rec
 from perception.runtime.replay_outputs import ReplayOutputs
 from perception.runtime.step import FrameStep, streamed_frame
 from perception.runtime.streaming import DEFAULT_STALE_AFTER_S, DEFAULT_SYNC_WINDOW_S, FrameStatus, StreamingState
-from perception.sensors import KEYFRAME_PERIOD_S, LIDAR_CHANNEL, NOMINAL_PERIOD_S, SENSOR_GROUPS
+from perception.sensors import KEYFRAME_PERIOD_S, LIDAR_CHANNEL, NOMINAL_PERIOD_S
 from perception.timing import latency_summary, summarize_records
 
 
@@ -261,7 +261,7 @@ class SceneReplay:
                              f"tokens not in scene {self.scene['name']}'s messages, e.g. {sorted(unknown)[0]}); replay "
                              f"into another folder, or without --resume")
         self.with_annotations = len(nusc.sample_annotation) > 0
-        drop = frozenset(SENSOR_GROUPS) - frozenset(detector.sensors)
+        drop = dropped_groups(detector)
         self.state = options.new_state(drop)
         _warm_up(detector, self.stream, options, drop, self.scene["token"], planner_config, self.lanes,
                  self._ground_truth)

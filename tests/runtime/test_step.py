@@ -195,21 +195,30 @@ def test_a_learned_plan_is_checked_with_the_tracked_velocities_and_accelerations
     _same_decision(result.decision, decision)
 
 
-def test_the_benchmark_loads_each_keyframe_as_replay_builds_it(nusc_synthetic, tmp_path):
+def test_the_benchmark_loads_each_keyframe_as_replay_builds_it(nusc_synthetic, tmp_path, monkeypatch):
+    """Each keyframe's frame as replay builds it, from streaming states fed before any load: the load stage is
+    timed, and it fed each keyframe's state on its first load, inside a timed iteration."""
     from perception.datasets.splits import scene_sample_tokens
     from perception.runtime.benchmark import StreamedKeyframes
     from perception.runtime.records import read_frame_records
     from perception.runtime.replay import ReplayOptions, replay_scene
+    from perception.runtime.streaming import StreamingState
 
     scene = nusc_synthetic.scene[0]
     replay_scene(nusc_synthetic, scene["name"], OracleDetector(), str(tmp_path),
                  ReplayOptions(video=False, mcap=False, lidar_sweeps=3, radar_sweeps=2), progress=False)
     replayed = [r for r in read_frame_records(str(tmp_path / "frames.jsonl")) if r["is_key_frame"]]
-    keyframes = StreamedKeyframes(nusc_synthetic, scene_sample_tokens(nusc_synthetic, scene), 3, 2, None)
+    keyframes = StreamedKeyframes(nusc_synthetic, scene_sample_tokens(nusc_synthetic, scene), 3, 2, None,
+                                  drops=[frozenset(), frozenset({"camera"})])
+    pushed = []
+    push = StreamingState.push
+    monkeypatch.setattr(StreamingState, "push", lambda self, message: pushed.append(message) or push(self, message))
     assert len(replayed) == len(keyframes) > 1
     for index, record in enumerate(replayed):
+        assert keyframes.load(index, frozenset({"camera"})).frame.cameras == {}
         loaded = keyframes.load(index, frozenset())
         assert loaded.frame.timestamp_us == record["timestamp_us"]
         assert (len(loaded.frame.lidar.points), len(loaded.frame.radar.points)) == (record["num_lidar_points"],
                                                                                     record["num_radar_points"])
         assert OracleDetector().detect([loaded.frame])[0].to_json() == record["detections"]
+    assert pushed == []  # no message fed while loading
