@@ -1,11 +1,15 @@
-"""The scripts of benchmarks/ on stub work: logged_drive_vetoes' classification worked by hand."""
+"""The scripts of benchmarks/ on stub work: gpu_check's report when a check or the timings fail (CUDA availability
+faked: no GPU needed), logged_drive_vetoes' classification worked by hand."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -16,6 +20,55 @@ def load_script(name: str):
     sys.modules[spec.name] = module  # its dataclasses look their module up
     spec.loader.exec_module(module)
     return module
+
+
+GPU_CHECKS = ("check_voxelization", "check_scatter", "check_pillar_scatter", "check_bev_pool", "check_points_in_boxes",
+              "check_circle_nms", "check_random_state_loaded_onto_the_gpu", "check_detector_on_the_gpu",
+              "check_bfloat16_autocast_training_step")
+
+
+def _stub_gpu_check(monkeypatch, timings):
+    """gpu_check with CUDA faked, tiny inputs, every check passing but pillar_scatter's, and ``timings``."""
+    gpu_check = load_script("gpu_check")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *args: "a stub GPU")
+    monkeypatch.setattr(gpu_check, "lidar_cloud", lambda: np.zeros((3, 5), np.float32))
+    monkeypatch.setattr(gpu_check, "camera_frustum", lambda: np.zeros((1, 6, 1, 1, 1, 3), np.float32))
+    monkeypatch.setattr(gpu_check, "adversarial_clouds", lambda rng, n: {})
+    for name in GPU_CHECKS:
+        monkeypatch.setattr(gpu_check, name, lambda *args: "as the reference")
+
+    def parity_off():
+        raise AssertionError("canvas: 3 mismatched")
+    monkeypatch.setattr(gpu_check, "check_pillar_scatter", parity_off)
+    monkeypatch.setattr(gpu_check, "timings", timings)
+    return gpu_check
+
+
+def test_gpu_check_reports_every_check_when_the_timings_fail(monkeypatch, tmp_path, capsys):
+    """A CUDA error in a timed kernel lost the nine checks' results: the report was printed after the timings."""
+    def cuda_error(cloud, frustum, repeats):
+        raise RuntimeError("CUDA error: an illegal memory access was encountered")
+
+    gpu_check = _stub_gpu_check(monkeypatch, cuda_error)
+    assert gpu_check.main(["--repeats", "3", "--out", str(tmp_path / "report.json")]) == 1
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert json.loads(capsys.readouterr().out) == report
+    results = {result["name"]: result for result in report["checks"]}
+    assert len(results) == 10 and report["repeats"] == 3 and report["timings_ms"] == {}
+    assert [name for name, result in results.items() if not result["ok"]] == ["pillar_scatter with gradients",
+                                                                               "timings"]
+    assert "canvas: 3 mismatched" in results["pillar_scatter with gradients"]["detail"]
+    assert "an illegal memory access" in results["timings"]["detail"]
+    assert results["circle_nms"]["detail"] == "as the reference"
+
+
+def test_gpu_check_reports_the_timings(monkeypatch, tmp_path, capsys):
+    gpu_check = _stub_gpu_check(monkeypatch, lambda cloud, frustum, repeats: {"circle_nms_1000": 0.25})
+    gpu_check.main([])
+    report = json.loads(capsys.readouterr().out)
+    assert report["timings_ms"] == {"circle_nms_1000": 0.25} and report["repeats"] == 20
+    assert report["checks"][-1] == dict(report["checks"][-1], name="timings", ok=True)
 
 
 VETOES = {
