@@ -24,7 +24,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 import torch
 
-from perception.cli import parse_image_size
+from perception.cli import non_negative_int, parse_image_size, positive_int
 from perception.datasets.collate import make_frame_loader
 from perception.datasets.loader import NuScenesFrames
 from perception.datasets.splits import evenly_spread
@@ -88,17 +88,17 @@ def _source_image_size(dataset: NuScenesFrames) -> Tuple[int, int]:
     return int(width), int(height)
 
 
-def main() -> None:
+def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", default="real,synthetic", help="comma-separated: real, synthetic")
     parser.add_argument("--synthetic-root", default=str(DATA_ROOT / "synthetic"))
     parser.add_argument("--synthetic-version", default="v1.0-synth")
     parser.add_argument("--image-size", type=parse_image_size, default=None, help="resize images to WxH")
-    parser.add_argument("--max-frames", type=int, default=40)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--workers", type=int, default=2, help="also time a DataLoader epoch (0: skip)")
+    parser.add_argument("--max-frames", type=positive_int, default=40)
+    parser.add_argument("--repeats", type=positive_int, default=3)
+    parser.add_argument("--workers", type=non_negative_int, default=2, help="also time a DataLoader epoch (0: skip)")
     parser.add_argument("--json", default=None, help="write the results here")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     runs = []
     with tempfile.TemporaryDirectory() as cache_dir:

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from perception import ops
+from perception.cli import positive_int
 
 LIDAR_RANGE = (-54.0, -54.0, -5.0, 54.0, 54.0, 3.0)
 BEV_RANGE = (-54.0, -54.0, -10.0, 54.0, 54.0, 10.0)
@@ -283,11 +284,12 @@ def bench_other_ops(cloud: np.ndarray, repeats: int, rows: List[Dict]) -> None:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--threads", type=int, help="Numba and torch threads (default: Numba's default, all cores)")
+    parser.add_argument("--repeats", type=positive_int, default=7)
+    parser.add_argument("--threads", type=positive_int,
+                        help="Numba and torch threads (default: Numba's default, all cores)")
     parser.add_argument("--json", help="also write the rows to this JSON file")
     args = parser.parse_args(argv)
-    if args.threads:
+    if args.threads is not None:
         numba.set_num_threads(args.threads)
         torch.set_num_threads(args.threads)
     cloud = lidar_cloud()

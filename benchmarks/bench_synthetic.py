@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Dict, List
 
-from perception.cli import parse_image_size
+from perception.cli import parse_image_size, positive_int
 from perception.datasets.synthetic import generate_world
 from perception.datasets.synthetic.scene import build_scene
 from perception.datasets.synthetic.world import namespace
@@ -51,13 +51,13 @@ def time_scene(samples_per_scene: int, image_size, out_dir: Path) -> Dict[str, o
     return {"setup": setup, "per_frame": per_frame, "total": total}
 
 
-def main() -> None:
+def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--samples-per-scene", type=int, default=40)
+    parser.add_argument("--samples-per-scene", type=positive_int, default=40)
     parser.add_argument("--image-size", type=parse_image_size, default=(800, 450))
-    parser.add_argument("--tiny-repeats", type=int, default=3)
+    parser.add_argument("--tiny-repeats", type=positive_int, default=3)
     parser.add_argument("--json", help="also write the figures here")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory() as tmp:
         generate_world(Path(tmp) / "warm", 1, 1, 0, (32, 18), progress=False)  # Numba compiles (and caches)

@@ -1,5 +1,5 @@
-"""The scripts of benchmarks/ on stub work: gpu_check's report when a check or the timings fail (CUDA availability
-faked: no GPU needed), logged_drive_vetoes' classification worked by hand."""
+"""The scripts of benchmarks/ on stub work: their options refused before any work, gpu_check's report when a check or
+the timings fail (CUDA availability faked: no GPU needed), logged_drive_vetoes' classification worked by hand."""
 from __future__ import annotations
 
 import importlib.util
@@ -20,6 +20,29 @@ def load_script(name: str):
     sys.modules[spec.name] = module  # its dataclasses look their module up
     spec.loader.exec_module(module)
     return module
+
+
+def _no_work(*args, **kwargs):
+    raise AssertionError("the work began")
+
+
+@pytest.mark.parametrize("script, work, argv", [
+    ("bench_ops", "lidar_cloud", ["--repeats", "0"]),  # median of no call, after the whole run
+    ("bench_ops", "lidar_cloud", ["--threads", "0"]),  # silently the default thread count
+    ("bench_loading", "measure", ["--repeats", "0"]),
+    ("bench_synthetic", "generate_world", ["--tiny-repeats", "0"]),
+    ("bench_synthetic", "generate_world", ["--samples-per-scene", "0"]),
+    ("gpu_check", "lidar_cloud", ["--repeats", "0"]),
+])
+def test_counts_below_one_are_refused_before_any_work(script, work, argv, monkeypatch, capsys):
+    module = load_script(script)
+    monkeypatch.setattr(module, work, _no_work)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # gpu_check: as on a machine with a GPU
+    monkeypatch.setattr(sys, "argv", [f"{script}.py", *argv])
+    with pytest.raises(SystemExit) as exit_info:
+        module.main()
+    assert exit_info.value.code == 2
+    assert f"argument {argv[0]}: the value must be >= 1, got 0" in capsys.readouterr().err
 
 
 GPU_CHECKS = ("check_voxelization", "check_scatter", "check_pillar_scatter", "check_bev_pool", "check_points_in_boxes",
