@@ -6,9 +6,11 @@ Records one scene (index 0, seed 0) into a temporary folder with one ray-casting
 frame: wall and CPU seconds (time.process_time, all threads of this process) per modality (LiDAR sweep, radar
 frame, camera image; each includes posing the world, ray casting, the sensor model and writing the file), the
 scene set-up (road, traffic, Frenet grid) and the tables. Extrapolates to the issue's target (10 scenes x 40
-keyframes, all sweeps, 6 cameras at 800x450) as 10 x the scene's CPU time shared by 2 worker processes
-(``--workers 2``: one scene per process, nothing shared), i.e. assuming two otherwise idle cores. Also times the
-tiny test world (2 scenes x 4 keyframes at 320x180, tests/conftest.py) end to end in this process.
+keyframes, all sweeps, 6 cameras at 800x450) as 10 x the scene's CPU time scaled to 40 keyframes (x 40 /
+``--samples-per-scene``) shared by 2 worker processes (``--workers 2``: one scene per process, nothing shared),
+i.e. assuming two otherwise idle cores, at the ``--image-size`` measured (the target's by default; the report's
+``target_estimate`` says which). Also times the tiny test world (2 scenes x 4 keyframes at 320x180,
+tests/conftest.py) end to end in this process.
 """
 from __future__ import annotations
 
@@ -29,7 +31,7 @@ from perception.datasets.synthetic.world import namespace
 from perception.datasets.synthetic.writer import SceneRecorder, SensorFrame
 from perception.sensors import modality_of
 
-TARGET_SCENES, TARGET_CORES = 10, 2
+TARGET_SCENES, TARGET_KEYFRAMES, TARGET_CORES = 10, 40, 2
 
 
 def time_scene(samples_per_scene: int, image_size, out_dir: Path) -> Dict[str, object]:
@@ -82,7 +84,11 @@ def main(argv=None) -> None:
     report["scene_s_wall"], report["scene_s_cpu"] = scene["total"]
     report["keyframes_per_s_cpu"] = args.samples_per_scene / scene["total"][1]
     report["keyframes_per_s_wall"] = args.samples_per_scene / scene["total"][0]
-    report["target_estimate_s"] = TARGET_SCENES * scene["total"][1] / TARGET_CORES
+    report["target_estimate"] = (f"{TARGET_SCENES} scenes x {TARGET_KEYFRAMES} keyframes, cameras "
+                                 f"{args.image_size[0]}x{args.image_size[1]} (the target's: 800x450), "
+                                 f"{TARGET_CORES} worker processes")
+    report["target_estimate_s"] = (TARGET_SCENES * scene["total"][1] * TARGET_KEYFRAMES / args.samples_per_scene
+                                   / TARGET_CORES)
     report["tiny_world_s_wall_median"] = statistics.median(t[0] for t in tiny)
     report["tiny_world_s_cpu_median"] = statistics.median(t[1] for t in tiny)
     for key, value in report.items():

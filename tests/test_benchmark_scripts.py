@@ -1,5 +1,6 @@
 """The scripts of benchmarks/ on stub work: their options refused before any work, gpu_check's report when a check or
-the timings fail (CUDA availability faked: no GPU needed), logged_drive_vetoes' classification worked by hand."""
+the timings fail (CUDA availability faked: no GPU needed), bench_synthetic's extrapolation and logged_drive_vetoes'
+classification worked by hand."""
 from __future__ import annotations
 
 import importlib.util
@@ -92,6 +93,23 @@ def test_gpu_check_reports_the_timings(monkeypatch, tmp_path, capsys):
     report = json.loads(capsys.readouterr().out)
     assert report["timings_ms"] == {"circle_nms_1000": 0.25} and report["repeats"] == 20
     assert report["checks"][-1] == dict(report["checks"][-1], name="timings", ok=True)
+
+
+def test_bench_synthetic_extrapolates_by_keyframes(monkeypatch, tmp_path):
+    """One scene of 10 keyframes at 320x180 taking 12 CPU s: the target's 10 scenes x 40 keyframes on 2 worker
+    processes take 10 x 12 x 40 / 10 / 2 = 240 s at that image size (it said 10 x 12 / 2 = 60 s)."""
+    bench_synthetic = load_script("bench_synthetic")
+    frame = [(0.1, 0.1)]
+    monkeypatch.setattr(bench_synthetic, "generate_world", lambda *args, **kwargs: None)
+    monkeypatch.setattr(bench_synthetic, "time_scene", lambda *args: {
+        "setup": (1.0, 1.0), "per_frame": {"lidar": frame, "radar": frame, "camera": frame}, "total": (13.0, 12.0)})
+    out = tmp_path / "synthetic.json"
+    monkeypatch.setattr(sys, "argv", ["bench_synthetic.py", "--samples-per-scene", "10", "--image-size", "320x180",
+                                      "--tiny-repeats", "1", "--json", str(out)])
+    bench_synthetic.main()
+    report = json.loads(out.read_text())
+    assert report["target_estimate_s"] == pytest.approx(240.0)
+    assert "10 scenes x 40 keyframes, cameras 320x180" in report["target_estimate"]
 
 
 VETOES = {
