@@ -11,8 +11,10 @@ Inputs (generated here, seeded):
 Each figure is the median of ``--repeats`` calls after two warm-up calls (Numba compiles and caches on the first):
 wall time, and process CPU time summed over threads (steadier on a loaded machine; but Linux adds the CPU time of
 threads other than the caller's only at scheduler ticks, so for parallel calls of a few ms it is coarse and can
-even exceed threads x wall). Numba and torch run
-``--threads`` threads (default: Numba's default, one per core, and torch's), spconv's CPU PointToVoxel one.
+even exceed threads x wall). What is compared (a kernel, its baselines and floors) is called in turn, call by
+call, the first one rotating (perception.timing.round_robin), so that drift of the shared machine hits them all
+alike. Numba and torch run ``--threads`` threads (default: Numba's default, one per core, and torch's), spconv's
+CPU PointToVoxel one.
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ import platform
 import statistics
 import time
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numba
 import numpy as np
@@ -32,6 +34,7 @@ import torch
 
 from perception import ops
 from perception.cli import positive_int
+from perception.timing import round_robin
 
 LIDAR_RANGE = (-54.0, -54.0, -5.0, 54.0, 54.0, 3.0)
 BEV_RANGE = (-54.0, -54.0, -10.0, 54.0, 54.0, 10.0)
@@ -114,20 +117,30 @@ def cpu_model() -> str:
     return platform.processor() or "unknown CPU"
 
 
-def measure(function: Callable[[], object], repeats: int, before: Optional[Callable[[], object]] = None) -> Timing:
-    """Medians over ``repeats`` calls of ``function`` after two warm-up calls (Numba compiles on the first);
-    ``before``, untimed, runs before each timed call."""
-    for _ in range(2):
-        function()
-    wall, cpu = [], []
-    for _ in range(repeats):
+def timed(function: Callable[[], object], before: Optional[Callable[[], object]] = None,
+          numba_threads: Optional[int] = None) -> Callable[[int], Tuple[float, float]]:
+    """A round_robin contender: one call of ``function`` -> its (wall, process-CPU) ms. ``before``, untimed, runs
+    before it; with ``numba_threads``, Numba runs that many threads for the call (set and given back untimed)."""
+    def call(_round: int) -> Tuple[float, float]:
+        threads = numba.get_num_threads()
+        if numba_threads is not None:
+            numba.set_num_threads(numba_threads)
         if before is not None:
             before()
         start, start_cpu = time.perf_counter(), time.process_time()
         function()
-        wall.append(time.perf_counter() - start)
-        cpu.append(time.process_time() - start_cpu)
-    return Timing(1000.0 * statistics.median(wall), 1000.0 * statistics.median(cpu))
+        wall_ms, cpu_ms = 1000.0 * (time.perf_counter() - start), 1000.0 * (time.process_time() - start_cpu)
+        numba.set_num_threads(threads)
+        return wall_ms, cpu_ms
+    return call
+
+
+def side_by_side(contenders: Dict[str, Callable[[int], Tuple[float, float]]], repeats: int) -> Dict[str, Timing]:
+    """Medians of each contender (name -> ``timed``) over ``repeats`` rounds of round_robin, after two warm-up
+    rounds (Numba compiles on the first)."""
+    measured = round_robin(contenders, repeats, warmup=2)
+    return {name: Timing(statistics.median(wall for wall, _ in times), statistics.median(cpu for _, cpu in times))
+            for name, times in measured.items()}
 
 
 def row(op: str, timing: Timing, detail: str = "") -> Dict:
@@ -153,44 +166,42 @@ def bench_voxelization(cloud: np.ndarray, repeats: int, rows: List[Dict]) -> Non
     from spconv.pytorch.utils import PointToVoxel
 
     cloud_tensor = torch.from_numpy(cloud)
-    floor = measure(lambda: cloud.copy(), repeats)
-    rows.append(row("memory floor: numpy copy of the cloud", floor, f"{cloud.nbytes / 1e6:.1f} MB"))
     settings = [("voxels 0.075 x 0.075 x 0.2 m", (0.075, 0.075, 0.2), 10, 120000),
                 ("pillars 0.2 x 0.2 x 8 m", (0.2, 0.2, 8.0), 20, 30000)]
     for name, voxel_size, max_points, max_voxels in settings:
         generator = PointToVoxel(list(voxel_size), list(LIDAR_RANGE), cloud.shape[1], max_voxels, max_points)
         voxels, _, _ = ops.hard_voxelize(cloud, voxel_size, LIDAR_RANGE, max_points, max_voxels)
         assert np.array_equal(voxels, generator(cloud_tensor)[0].numpy()), "numba and spconv disagree"
-        output_floor = measure(lambda: np.empty_like(voxels).fill(0), repeats)
-        cold_floor = measure(lambda: (cloud.copy(), np.empty_like(voxels).fill(0)), repeats, before=evict_caches)
-        spconv = measure(lambda: generator(cloud_tensor), repeats)
-        numba_cpu = measure(lambda: ops.hard_voxelize(cloud, voxel_size, LIDAR_RANGE, max_points, max_voxels),
-                            repeats)
-        numba_evicted = measure(lambda: ops.hard_voxelize(cloud, voxel_size, LIDAR_RANGE, max_points, max_voxels),
-                                repeats, before=evict_caches)
-        threads = numba.get_num_threads()
-        numba.set_num_threads(1)  # per core against spconv's single-threaded kernel
-        numba_one_thread = measure(lambda: ops.hard_voxelize(cloud, voxel_size, LIDAR_RANGE, max_points,
-                                                             max_voxels), repeats)
-        numba.set_num_threads(threads)
-        reference = measure(lambda: ops.hard_voxelize(cloud, voxel_size, LIDAR_RANGE, max_points, max_voxels,
-                                                      backend="reference"), max(1, repeats // 3))
+        voxelize = functools.partial(ops.hard_voxelize, cloud, voxel_size, LIDAR_RANGE, max_points, max_voxels)
+        times = side_by_side({
+            "floor": timed(lambda: cloud.copy()),
+            "output floor": timed(lambda: np.empty_like(voxels).fill(0)),
+            "cold floor": timed(lambda: (cloud.copy(), np.empty_like(voxels).fill(0)), before=evict_caches),
+            "spconv": timed(lambda: generator(cloud_tensor)),
+            "numba": timed(voxelize),
+            "numba evicted": timed(voxelize, before=evict_caches),
+            "numba one thread": timed(voxelize, numba_threads=1),  # per core against spconv's one thread
+            "reference": timed(functools.partial(voxelize, backend="reference")),
+        }, repeats)
+        floor, numba_cpu, spconv, one_thread = (times[k] for k in ("floor", "numba", "spconv", "numba one thread"))
         detail = f"M={len(voxels)} voxels, max_points={max_points}, max_voxels={max_voxels}"
-        rows.append(row(f"{name}: writing the output once (np.empty + fill)", output_floor,
+        rows.append(row(f"{name}: memory floor: numpy copy of the cloud", floor, f"{cloud.nbytes / 1e6:.1f} MB"))
+        rows.append(row(f"{name}: writing the output once (np.empty + fill)", times["output floor"],
                         f"{voxels.nbytes / 1e6:.1f} MB of voxels"))
-        rows.append(row(f"{name}: copying the cloud and writing the output once, caches evicted first", cold_floor,
-                        f"{EVICTION_BYTES >> 20} MB written before each call"))
+        rows.append(row(f"{name}: copying the cloud and writing the output once, caches evicted first",
+                        times["cold floor"], f"{EVICTION_BYTES >> 20} MB written before each call"))
         rows.append(row(f"hard_voxelize {name}: spconv PointToVoxel (CPU)", spconv, detail))
-        rows.append(row(f"hard_voxelize {name}: numpy reference", reference, detail))
+        rows.append(row(f"hard_voxelize {name}: numpy reference", times["reference"], detail))
         rows.append(row(f"hard_voxelize {name}: Numba CPU", numba_cpu,
                         f"{spconv.wall_ms / numba_cpu.wall_ms:.1f}x faster than spconv (CPU time "
                         f"{spconv.cpu_ms / numba_cpu.cpu_ms:.1f}x), {numba_cpu.wall_ms / floor.wall_ms:.1f}x the "
                         f"cloud-copy floor"))
-        rows.append(row(f"hard_voxelize {name}: Numba CPU, caches evicted first", numba_evicted,
-                        f"{numba_evicted.wall_ms / cold_floor.wall_ms:.1f}x the evicted-cache floor"))
-        rows.append(row(f"hard_voxelize {name}: Numba CPU, 1 thread", numba_one_thread,
-                        f"{spconv.wall_ms / numba_one_thread.wall_ms:.1f}x faster than spconv; all threads "
-                        f"{numba_one_thread.wall_ms / numba_cpu.wall_ms:.2f}x faster than one"))
+        rows.append(row(f"hard_voxelize {name}: Numba CPU, caches evicted first", times["numba evicted"],
+                        f"{times['numba evicted'].wall_ms / times['cold floor'].wall_ms:.1f}x the evicted-cache "
+                        f"floor"))
+        rows.append(row(f"hard_voxelize {name}: Numba CPU, 1 thread", one_thread,
+                        f"{spconv.wall_ms / one_thread.wall_ms:.1f}x faster than spconv; all threads "
+                        f"{one_thread.wall_ms / numba_cpu.wall_ms:.2f}x faster than one"))
         rows += numba_stages(cloud, name, voxel_size, max_points, max_voxels, repeats)
 
 
@@ -232,7 +243,8 @@ def bev_pool_inputs(frustum: np.ndarray, channels: int = 80, seed: int = 0):
 
 def bench_bev_pool(repeats: int, rows: List[Dict]) -> None:
     frustum = camera_frustum()
-    geometry_timing = measure(lambda: ops.BEVPoolGeometry.from_points(frustum, BEV_RANGE, (0.3, 0.3, 20.0)), repeats)
+    geometry_timing = side_by_side({"geometry": timed(lambda: ops.BEVPoolGeometry.from_points(
+        frustum, BEV_RANGE, (0.3, 0.3, 20.0)))}, repeats)["geometry"]
     geometry = ops.BEVPoolGeometry.from_points(frustum, BEV_RANGE, (0.3, 0.3, 20.0))
     depth, context = bev_pool_inputs(frustum)
     detail = (f"depth {tuple(depth.shape)}, context {tuple(context.shape)} (lifted "
@@ -241,12 +253,14 @@ def bench_bev_pool(repeats: int, rows: List[Dict]) -> None:
     pooled = ops.bev_pool(depth, context, geometry)
     reference_pooled = ops.bev_pool(depth, context, geometry, backend="reference")
     error = float((pooled - reference_pooled).abs().max() / reference_pooled.abs().max())
-    reference = measure(lambda: ops.bev_pool(depth, context, geometry, backend="reference"), max(3, repeats // 2))
-    numba_cpu = measure(lambda: ops.bev_pool(depth, context, geometry), repeats)
+    forward = side_by_side({backend: timed(functools.partial(ops.bev_pool, depth, context, geometry, backend=backend))
+                            for backend in ("reference", "numba")}, repeats)
     rows.append(row("BEVPoolGeometry.from_points (Numba counting sort)", geometry_timing, detail))
-    rows.append(row("bev_pool forward: lifted features formed, torch index_add reference", reference, detail))
-    rows.append(row("bev_pool forward: Numba CPU", numba_cpu,
-                    f"{reference.wall_ms / numba_cpu.wall_ms:.1f}x faster; max |diff| / max |ref| = {error:.1e}"))
+    rows.append(row("bev_pool forward: lifted features formed, torch index_add reference", forward["reference"],
+                    detail))
+    rows.append(row("bev_pool forward: Numba CPU", forward["numba"],
+                    f"{forward['reference'].wall_ms / forward['numba'].wall_ms:.1f}x faster; max |diff| / max |ref| "
+                    f"= {error:.1e}"))
     depth_leaf, context_leaf = depth.clone().requires_grad_(), context.clone().requires_grad_()
     weights = torch.randn(pooled.shape, generator=torch.Generator().manual_seed(1))
 
@@ -254,11 +268,11 @@ def bench_bev_pool(repeats: int, rows: List[Dict]) -> None:
         depth_leaf.grad = context_leaf.grad = None
         (ops.bev_pool(depth_leaf, context_leaf, geometry, backend=backend) * weights).sum().backward()
 
-    reference = measure(lambda: forward_backward("reference"), max(3, repeats // 2))
-    numba_cpu = measure(lambda: forward_backward("numba"), repeats)
-    rows.append(row("bev_pool forward + backward: torch index_add reference", reference))
-    rows.append(row("bev_pool forward + backward: Numba CPU", numba_cpu,
-                    f"{reference.wall_ms / numba_cpu.wall_ms:.1f}x faster"))
+    both = side_by_side({backend: timed(functools.partial(forward_backward, backend))
+                         for backend in ("reference", "numba")}, repeats)
+    rows.append(row("bev_pool forward + backward: torch index_add reference", both["reference"]))
+    rows.append(row("bev_pool forward + backward: Numba CPU", both["numba"],
+                    f"{both['reference'].wall_ms / both['numba'].wall_ms:.1f}x faster"))
 
 
 def bench_other_ops(cloud: np.ndarray, repeats: int, rows: List[Dict]) -> None:
@@ -268,18 +282,19 @@ def bench_other_ops(cloud: np.ndarray, repeats: int, rows: List[Dict]) -> None:
     centers, scores = rng.uniform(-54, 54, (1000, 2)), rng.uniform(0, 1, 1000)
     cells = ops.dynamic_voxelize(cloud, (0.2, 0.2, 8.0), LIDAR_RANGE)
     cases = [
-        ("dynamic_voxelize 0.2 m pillars", lambda b: ops.dynamic_voxelize(cloud, (0.2, 0.2, 8.0), LIDAR_RANGE,
-                                                                         backend=b), f"{len(cloud)} points"),
-        ("scatter_points mean", lambda b: ops.scatter_points(cloud, cells, "mean", backend=b), "5 channels"),
-        ("scatter_points max", lambda b: ops.scatter_points(cloud, cells, "max", backend=b), "5 channels"),
-        ("points_in_boxes", lambda b: ops.points_in_boxes(cloud, boxes, backend=b), "60 boxes"),
-        ("circle_nms", lambda b: ops.circle_nms(centers, scores, 2.0, max_keep=500, backend=b), "1000 detections"),
+        ("dynamic_voxelize 0.2 m pillars", functools.partial(ops.dynamic_voxelize, cloud, (0.2, 0.2, 8.0),
+                                                             LIDAR_RANGE), f"{len(cloud)} points"),
+        ("scatter_points mean", functools.partial(ops.scatter_points, cloud, cells, "mean"), "5 channels"),
+        ("scatter_points max", functools.partial(ops.scatter_points, cloud, cells, "max"), "5 channels"),
+        ("points_in_boxes", functools.partial(ops.points_in_boxes, cloud, boxes), "60 boxes"),
+        ("circle_nms", functools.partial(ops.circle_nms, centers, scores, 2.0, max_keep=500), "1000 detections"),
     ]
     for name, run, detail in cases:
-        reference = measure(lambda: run("reference"), max(1, repeats // 3))
-        numba_cpu = measure(lambda: run("numba"), repeats)
-        rows.append(row(f"{name}: reference", reference, detail))
-        rows.append(row(f"{name}: Numba CPU", numba_cpu, f"{reference.wall_ms / numba_cpu.wall_ms:.1f}x faster"))
+        times = side_by_side({backend: timed(functools.partial(run, backend=backend))
+                              for backend in ("reference", "numba")}, repeats)
+        rows.append(row(f"{name}: reference", times["reference"], detail))
+        rows.append(row(f"{name}: Numba CPU", times["numba"],
+                        f"{times['reference'].wall_ms / times['numba'].wall_ms:.1f}x faster"))
 
 
 def main(argv=None) -> None:

@@ -9,14 +9,15 @@ Run on a machine with an NVIDIA GPU, numba (with its CUDA target) and torch with
 Parity: hard / dynamic voxelization on the adversarial clouds of tests/ops/inputs.py and on the benchmark cloud
 (exact); scatter mean / max, pillar scatter and BEV pooling with gradients (float64 exact-ish, float32 within
 tolerance: atomics and summation order differ); points in boxes and circle NMS (exact). Timings: median of
-``--repeats`` calls measured with CUDA events on torch's current stream, after two warm-up calls (JIT
-compilation), on the inputs of benchmarks/bench_ops.py. Each check, and the timings, runs on when another fails:
-the report names the failure (its traceback) beside the others' results. Exit status 1 when a check or the timings
-fail.
+``--repeats`` calls measured with CUDA events on torch's current stream, after two warm-up rounds (JIT
+compilation), on the inputs of benchmarks/bench_ops.py, every kernel called in turn, call by call
+(perception.timing.round_robin). Each check, and the timings, runs on when another fails: the report names the
+failure (its traceback) beside the others' results. Exit status 1 when a check or the timings fail.
 """
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import statistics
 import sys
@@ -34,26 +35,29 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_ops import BEV_RANGE, LIDAR_RANGE, bev_pool_inputs, camera_frustum, lidar_cloud  # noqa: E402
 from perception import ops  # noqa: E402
 from perception.cli import positive_int  # noqa: E402
+from perception.timing import round_robin  # noqa: E402
 from tests.ops.inputs import POINT_RANGE, VOXEL_SIZE, adversarial_clouds  # noqa: E402
 
 DEVICE = torch.device("cuda")
 VOXEL_SETTINGS = {"voxels_0.075": ((0.075, 0.075, 0.2), 10, 120000), "pillars_0.2": ((0.2, 0.2, 8.0), 20, 30000)}
 
 
-def cuda_ms(function: Callable[[], object], repeats: int) -> float:
-    """Median milliseconds of ``function`` between two CUDA events (synchronised), after two warm-up calls."""
-    for _ in range(2):
-        function()
+def cuda_ms(contenders: Dict[str, Callable[[], object]], repeats: int) -> Dict[str, float]:
+    """Median milliseconds of each function (name -> function) between two CUDA events (synchronised), the
+    functions called in turn (round_robin), after two warm-up rounds."""
+    def timed(function: Callable[[], object]) -> Callable[[int], float]:
+        def call(_round: int) -> float:
+            start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            function()
+            stop.record()
+            stop.synchronize()
+            return start.elapsed_time(stop)
+        return call
+
     torch.cuda.synchronize()
-    times = []
-    for _ in range(repeats):
-        start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        function()
-        stop.record()
-        stop.synchronize()
-        times.append(start.elapsed_time(stop))
-    return statistics.median(times)
+    measured = round_robin({name: timed(function) for name, function in contenders.items()}, repeats, warmup=2)
+    return {name: statistics.median(times) for name, times in measured.items()}
 
 
 class Checks:
@@ -259,42 +263,40 @@ def check_bfloat16_autocast_training_step() -> str:
 
 
 def timings(cloud: np.ndarray, frustum: np.ndarray, repeats: int) -> Dict[str, float]:
-    result: Dict[str, float] = {}
+    contenders: Dict[str, Callable[[], object]] = {}
     points = torch.from_numpy(cloud).to(DEVICE)
-    result["memory_floor_copy_cloud"] = cuda_ms(lambda: points.clone(), repeats)
+    contenders["memory_floor_copy_cloud"] = lambda: points.clone()
     for name, (voxel_size, max_points, max_voxels) in VOXEL_SETTINGS.items():
-        result[f"hard_voxelize_{name}"] = cuda_ms(
-            lambda: ops.hard_voxelize(points, voxel_size, LIDAR_RANGE, max_points, max_voxels), repeats)
-    result["dynamic_voxelize_pillars_0.2"] = cuda_ms(lambda: ops.dynamic_voxelize(points, (0.2, 0.2, 8.0),
-                                                                                  LIDAR_RANGE), repeats)
+        contenders[f"hard_voxelize_{name}"] = functools.partial(ops.hard_voxelize, points, voxel_size, LIDAR_RANGE,
+                                                                max_points, max_voxels)
+    contenders["dynamic_voxelize_pillars_0.2"] = lambda: ops.dynamic_voxelize(points, (0.2, 0.2, 8.0), LIDAR_RANGE)
     cells = ops.dynamic_voxelize(points, (0.2, 0.2, 8.0), LIDAR_RANGE)
     for reduce in ("mean", "max"):
-        result[f"scatter_points_{reduce}"] = cuda_ms(lambda: ops.scatter_points(points, cells, reduce), repeats)
+        contenders[f"scatter_points_{reduce}"] = functools.partial(ops.scatter_points, points, cells, reduce)
     voxels, coords, num_points = ops.hard_voxelize(points, (0.2, 0.2, 8.0), LIDAR_RANGE, 20, 30000)
     pillar_features = torch.randn(len(coords), 64, device=DEVICE)
-    result["pillar_scatter_30k_x64"] = cuda_ms(lambda: ops.pillar_scatter(pillar_features, coords, 1, (540, 540)),
-                                               repeats)
+    contenders["pillar_scatter_30k_x64"] = lambda: ops.pillar_scatter(pillar_features, coords, 1, (540, 540))
     frustum_gpu = torch.from_numpy(frustum).to(DEVICE)
-    result["bev_pool_geometry"] = cuda_ms(
-        lambda: ops.BEVPoolGeometry.from_points(frustum_gpu, BEV_RANGE, (0.3, 0.3, 20.0)), repeats)
+    contenders["bev_pool_geometry"] = lambda: ops.BEVPoolGeometry.from_points(frustum_gpu, BEV_RANGE,
+                                                                              (0.3, 0.3, 20.0))
     geometry = ops.BEVPoolGeometry.from_points(frustum_gpu, BEV_RANGE, (0.3, 0.3, 20.0))
     depth, context = (tensor.to(DEVICE) for tensor in bev_pool_inputs(frustum))
-    result["bev_pool_forward_cuda"] = cuda_ms(lambda: ops.bev_pool(depth, context, geometry), repeats)
-    result["bev_pool_forward_torch_index_add_reference"] = cuda_ms(
-        lambda: ops.bev_pool(depth, context, geometry, backend="reference"), repeats)
+    contenders["bev_pool_forward_cuda"] = lambda: ops.bev_pool(depth, context, geometry)
+    contenders["bev_pool_forward_torch_index_add_reference"] = lambda: ops.bev_pool(depth, context, geometry,
+                                                                                    backend="reference")
     depth_leaf, context_leaf = depth.clone().requires_grad_(), context.clone().requires_grad_()
-    result["bev_pool_forward_backward_cuda"] = cuda_ms(
-        lambda: ops.bev_pool(depth_leaf, context_leaf, geometry).sum().backward(), repeats)
-    result["bev_pool_forward_backward_torch_index_add_reference"] = cuda_ms(
-        lambda: ops.bev_pool(depth_leaf, context_leaf, geometry, backend="reference").sum().backward(), repeats)
+    contenders["bev_pool_forward_backward_cuda"] = lambda: ops.bev_pool(depth_leaf, context_leaf,
+                                                                        geometry).sum().backward()
+    contenders["bev_pool_forward_backward_torch_index_add_reference"] = lambda: ops.bev_pool(
+        depth_leaf, context_leaf, geometry, backend="reference").sum().backward()
     rng = np.random.default_rng(1)
     boxes = np.column_stack([rng.uniform(-40, 40, (60, 2)), rng.uniform(-1, 1, 60), rng.uniform(1.5, 3, 60),
                              rng.uniform(3, 6, 60), rng.uniform(1.5, 2, 60), rng.uniform(-np.pi, np.pi, 60)])
-    result["points_in_boxes_60"] = cuda_ms(lambda: ops.points_in_boxes(points, boxes), repeats)
+    contenders["points_in_boxes_60"] = lambda: ops.points_in_boxes(points, boxes)
     centers = torch.from_numpy(rng.uniform(-54, 54, (1000, 2))).to(DEVICE)
     scores = torch.rand(1000, device=DEVICE, dtype=torch.float64)
-    result["circle_nms_1000"] = cuda_ms(lambda: ops.circle_nms(centers, scores, 2.0, max_keep=500), repeats)
-    return {name: round(ms, 4) for name, ms in result.items()}
+    contenders["circle_nms_1000"] = lambda: ops.circle_nms(centers, scores, 2.0, max_keep=500)
+    return {name: round(ms, 4) for name, ms in cuda_ms(contenders, repeats).items()}
 
 
 def main(argv=None) -> int:

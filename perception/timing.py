@@ -20,6 +20,9 @@ host code only enqueues kernels); ``elapsed_ms`` synchronises once and reads the
 A detector's ``detect(frames, timer=None)`` (perception.detector.Detector) is given the replay's and the
 benchmark's timer and may time its own stages with the names in STAGES.
 
+Contenders compared for speed (detectors, kernel backends) are timed side by side in one run, interleaved call by
+call: ``round_robin``.
+
 A leaf module (standard library, numpy; torch only for CUDA timers): the models, the runtime and the tools all
 time with it.
 """
@@ -27,7 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from typing import Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, TypeVar, Union
 
 import numpy as np
 
@@ -47,6 +50,8 @@ NESTED_STAGES: Tuple[str, ...] = ("voxelize", "bev_pool")
 """The stages timed inside an encoder's (STAGES' docstring): a sum of stages leaves them out."""
 
 PERCENTILES = (50, 90, 99)
+
+Measured = TypeVar("Measured")
 
 
 class StageTimer:
@@ -101,6 +106,27 @@ class StageTimer:
 def stage(timer: Optional[StageTimer], name: str):
     """``timer.stage(name)``, or a context that times nothing when ``timer`` is None."""
     return contextlib.nullcontext() if timer is None else timer.stage(name)
+
+
+def round_robin(contenders: Mapping[str, Callable[[int], Measured]], rounds: int, warmup: int = 0
+                ) -> Dict[str, List[Measured]]:
+    """Runs contenders side by side: ``warmup + rounds`` rounds, each calling every contender (name -> function
+    of the round's index, counted from 0 with the warm-up rounds, that times itself and returns its measurement)
+    once; round i starts with the (i mod n)-th contender and goes on in order (a, b, c | b, c, a | c, a, b | ...),
+    so that drift of the host (load, clock, caches) hits them all alike and none always runs after the same one.
+    -> name -> the measurements of the ``rounds`` rounds after the warm-up ones, in round order."""
+    if not contenders or rounds < 1 or warmup < 0:
+        raise ValueError(f"round_robin needs a contender, rounds >= 1 and warmup >= 0; got {len(contenders)} "
+                         f"contenders, rounds={rounds}, warmup={warmup}")
+    names = list(contenders)
+    measured: Dict[str, List[Measured]] = {name: [] for name in names}
+    for index in range(warmup + rounds):
+        start = index % len(names)
+        for name in names[start:] + names[:start]:
+            value = contenders[name](index)
+            if index >= warmup:
+                measured[name].append(value)
+    return measured
 
 
 def latency_summary(samples: Sequence[float], unit: str = "ms") -> Dict[str, float]:

@@ -1,13 +1,15 @@
 """The scripts of benchmarks/ on stub work: their options refused before any work, gpu_check's report when a check or
-the timings fail (CUDA availability faked: no GPU needed), bench_synthetic's extrapolation and logged_drive_vetoes'
-classification worked by hand."""
+the timings fail (CUDA availability faked: no GPU needed), bench_ops' contenders interleaved call by call,
+bench_synthetic's extrapolation and logged_drive_vetoes' classification worked by hand."""
 from __future__ import annotations
 
 import importlib.util
 import json
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
+import numba
 import numpy as np
 import pytest
 import torch
@@ -93,6 +95,30 @@ def test_gpu_check_reports_the_timings(monkeypatch, tmp_path, capsys):
     report = json.loads(capsys.readouterr().out)
     assert report["timings_ms"] == {"circle_nms_1000": 0.25} and report["repeats"] == 20
     assert report["checks"][-1] == dict(report["checks"][-1], name="timings", ok=True)
+
+
+def test_bench_ops_calls_the_reference_and_numba_in_turn(monkeypatch):
+    """Each kernel against its reference: two warm-up rounds and ``repeats`` timed ones, the two called in turn,
+    the first rotating (all the reference's calls ran before all of Numba's)."""
+    bench_ops = load_script("bench_ops")
+    calls = []
+
+    def kernel(name):
+        return lambda *args, backend="numba", **kwargs: calls.append((name, backend))
+    monkeypatch.setattr(bench_ops, "ops", SimpleNamespace(**{name: kernel(name) for name in (
+        "dynamic_voxelize", "scatter_points", "points_in_boxes", "circle_nms")}))
+    rows = []
+    bench_ops.bench_other_ops(np.zeros((4, 5), np.float32), repeats=2, rows=rows)
+    assert [backend for name, backend in calls if name == "circle_nms"] == [
+        "reference", "numba", "numba", "reference", "reference", "numba", "numba", "reference"]
+    assert [row["op"] for row in rows[-2:]] == ["circle_nms: reference", "circle_nms: Numba CPU"]
+
+
+def test_bench_ops_runs_a_contender_on_its_own_thread_count_and_gives_it_back():
+    bench_ops = load_script("bench_ops")
+    threads, seen = numba.get_num_threads(), []
+    wall_ms, cpu_ms = bench_ops.timed(lambda: seen.append(numba.get_num_threads()), numba_threads=1)(0)
+    assert seen == [1] and numba.get_num_threads() == threads and wall_ms >= 0 and cpu_ms >= 0
 
 
 def test_bench_synthetic_extrapolates_by_keyframes(monkeypatch, tmp_path):

@@ -15,7 +15,8 @@ rotating by one per iteration, so that machine noise and cache state hit all ali
 
 Kernels: hard voxelization of the benchmarked frames' LiDAR and radar points with the model's own pillar settings
 (every pillar encoder's Pillarization), on each available backend of perception.ops: "reference" (numpy),
-"numba" (Numba CPU) and, with a CUDA device, "cuda" (Numba CUDA on torch CUDA tensors).
+"numba" (Numba CPU) and, with a CUDA device, "cuda" (Numba CUDA on torch CUDA tensors), the backends interleaved
+call by call as the detectors are (perception.timing.round_robin).
 """
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ from perception.runtime.replay import ReplayOptions
 from perception.runtime.step import FrameStep, LoadedFrame, streamed_frame
 from perception.runtime.streaming import StreamingState
 from perception.sensors import LIDAR_CHANNEL
-from perception.timing import NESTED_STAGES, STAGES, StageTimer, latency_summary, summarize_records
+from perception.timing import NESTED_STAGES, STAGES, StageTimer, latency_summary, round_robin, summarize_records
 
 PIPELINE_STAGES = ("load", "detector", "decision", "end_to_end")
 """The stages every benchmark reports; the detector adds its own (perception.timing.STAGES)."""
@@ -143,23 +144,25 @@ def time_pipeline(keyframes: StreamedKeyframes, steps: Mapping[str, FrameStep], 
                   progress: bool = False, description: str = "pipeline"
                   ) -> Tuple[Dict[str, List[Dict[str, float]]], List[int]]:
     """Runs ``warmup + iterations`` frames (cycling over the ``keyframes``) through every step of ``steps``
-    (name -> FrameStep), round-robin: iteration i runs them all on keyframe i, starting with step i mod
-    len(steps). -> (name -> the timed iterations' stage timings, the timed iterations' LiDAR point counts)."""
-    names = list(steps)
-    records: Dict[str, List[Dict[str, float]]] = {name: [] for name in names}
-    points = []
-    for iteration in tqdm(range(warmup + iterations), desc=description, unit="frame", disable=not progress):
-        index = iteration % len(keyframes)
-        start = iteration % len(names)
-        for name in names[start:] + names[:start]:
-            step = steps[name]
-            drop = dropped_groups(step.detector)
-            result = step(lambda: keyframes.load(index, drop))
-            if iteration >= warmup:
-                records[name].append(result.timings_ms)
-        if iteration >= warmup:
+    (name -> FrameStep), round-robin (perception.timing.round_robin): iteration i runs them all on keyframe
+    i mod len(keyframes), starting with step i mod len(steps). -> (name -> the timed iterations' stage timings,
+    the timed iterations' LiDAR point counts: the most among the steps' frames, 0 where none reads the LiDAR)."""
+    bar = tqdm(total=(warmup + iterations) * len(steps), desc=description, unit="step", disable=not progress)
+
+    def run(step: FrameStep) -> Callable[[int], Tuple[Dict[str, float], int]]:
+        drop = dropped_groups(step.detector)
+
+        def call(iteration: int) -> Tuple[Dict[str, float], int]:
+            result = step(lambda: keyframes.load(iteration % len(keyframes), drop))
+            bar.update()
             lidar = result.loaded.frame.lidar
-            points.append(0 if lidar is None else len(lidar.points))
+            return result.timings_ms, 0 if lidar is None else len(lidar.points)
+        return call
+
+    measured = round_robin({name: run(step) for name, step in steps.items()}, iterations, warmup)
+    bar.close()
+    records = {name: [timings for timings, _ in values] for name, values in measured.items()}
+    points = [max(counts) for counts in zip(*([count for _, count in values] for values in measured.values()))]
     return records, points
 
 
@@ -173,7 +176,8 @@ def _pillarizations(detector: Any) -> Dict[str, Any]:
 
 
 def time_kernels(frames: Sequence[Frame], detector: Any, iterations: int, device: str) -> Dict[str, Any]:
-    """Hard voxelization per backend on the frames' LiDAR / radar points with the detector's pillar settings:
+    """Hard voxelization per backend on the frames' LiDAR / radar points with the detector's pillar settings, the
+    backends interleaved call by call (perception.timing.round_robin; one warm-up round: Numba compiles):
     {'hard_voxelize_<sensor>': {'settings': ..., 'points_mean': ..., '<backend>': latency_summary}}."""
     on_gpu = device.startswith("cuda") and torch.cuda.is_available()
     backends = [backend for backend in BACKENDS if backend != "cuda" or on_gpu]
@@ -186,19 +190,26 @@ def time_kernels(frames: Sequence[Frame], detector: Any, iterations: int, device
                         point_cloud_range=list(pillars.grid.point_cloud_range),
                         max_points=int(pillars.max_points_per_pillar), max_voxels=int(pillars.max_pillars))
         entry: Dict[str, Any] = {"settings": settings, "points_mean": float(np.mean([len(c) for c in clouds]))}
-        for backend in backends:
-            inputs = [torch.from_numpy(c).to(device) for c in clouds] if backend == "cuda" else clouds
-            timer = StageTimer(device if backend == "cuda" else "cpu")
-            hard_voxelize(inputs[0], backend=backend, **settings)  # compile / warm up
-            samples = []
-            for step in range(iterations):
-                timer.reset()
-                with timer.stage("kernel"):
-                    hard_voxelize(inputs[step % len(inputs)], backend=backend, **settings)
-                samples.append(timer.elapsed_ms()["kernel"])
+        calls = {backend: _timed_voxelization(clouds, backend, device, settings) for backend in backends}
+        for backend, samples in round_robin(calls, iterations, warmup=1).items():
             entry[backend] = latency_summary(samples)
         results[f"hard_voxelize_{sensor}"] = entry
     return results
+
+
+def _timed_voxelization(clouds: Sequence[np.ndarray], backend: str, device: str, settings: Mapping[str, Any]
+                        ) -> Callable[[int], float]:
+    """A round_robin contender: hard voxelization of cloud ``i mod len(clouds)`` on ``backend`` -> its ms (CUDA
+    events for the cuda backend)."""
+    inputs = [torch.from_numpy(c).to(device) for c in clouds] if backend == "cuda" else clouds
+    timer = StageTimer(device if backend == "cuda" else "cpu")
+
+    def call(index: int) -> float:
+        timer.reset()
+        with timer.stage("kernel"):
+            hard_voxelize(inputs[index % len(inputs)], backend=backend, **settings)
+        return timer.elapsed_ms()["kernel"]
+    return call
 
 
 def run_benchmark(nusc: NuScenes, sample_tokens: Sequence[str], detectors: Mapping[str, Detector],

@@ -1,10 +1,13 @@
-"""The benchmark's plain-text table on hand-made numbers, and the detectors' order rotating between iterations
-(stub keyframes and steps that log their calls)."""
+"""The benchmark's plain-text table on hand-made numbers, and the detectors' and the kernel backends' order
+rotating between iterations (stub keyframes, steps and kernels that log their calls)."""
 from __future__ import annotations
 
 from types import SimpleNamespace
 
-from perception.runtime.benchmark import format_table, time_pipeline
+import numpy as np
+
+import perception.runtime.benchmark
+from perception.runtime.benchmark import format_table, time_kernels, time_pipeline
 
 
 def _stats(p50, p90, p99, count=3):
@@ -47,3 +50,21 @@ def test_side_by_side_detectors_take_turns_running_first():
     # iteration i runs keyframe i mod 2, starting with step i mod 2: a, b | b, a | a, b
     assert log == [("a", 0), ("b", 0), ("b", 1), ("a", 1), ("a", 0), ("b", 0)]
     assert records == {"a": [{"detector": 1.0}] * 3, "b": [{"detector": 1.0}] * 3} and points == [0, 0, 0]
+
+
+def test_kernel_backends_take_turns_call_by_call(monkeypatch):
+    """Hard voxelization timed per backend: the backends interleaved, the first rotating (they ran in blocks, all
+    of one backend's calls before the next's, so that a drift of the host landed on one side)."""
+    calls = []
+    monkeypatch.setattr(perception.runtime.benchmark, "hard_voxelize",
+                        lambda points, backend, **settings: calls.append((backend, len(points))))
+    grid = SimpleNamespace(pillar_size=(0.5, 0.5, 8.0), point_cloud_range=(-10, -10, -5, 10, 10, 3))
+    monkeypatch.setattr(perception.runtime.benchmark, "_pillarizations", lambda detector: {
+        "lidar": SimpleNamespace(grid=grid, max_points_per_pillar=4, max_pillars=100)})
+    frames = [SimpleNamespace(lidar=SimpleNamespace(points=np.zeros((n, 5), np.float32))) for n in (10, 20)]
+    result = time_kernels(frames, detector=None, iterations=3, device="cpu")
+    # a warm-up round on cloud 0, then rounds 1..3 on cloud i mod 2, starting with backend i mod 2
+    assert calls == [("reference", 10), ("numba", 10), ("numba", 20), ("reference", 20),
+                     ("reference", 10), ("numba", 10), ("numba", 20), ("reference", 20)]
+    entry = result["hard_voxelize_lidar"]
+    assert entry["points_mean"] == 15.0 and entry["reference"]["count"] == entry["numba"]["count"] == 3

@@ -9,7 +9,7 @@ import pytest
 from perception.runtime.faults import FaultPlan, inject_faults
 from perception.runtime.messages import scene_messages
 from perception.detector import timed_detect
-from perception.timing import StageTimer, latency_summary, stage, summarize_records
+from perception.timing import StageTimer, latency_summary, round_robin, stage, summarize_records
 from tests.runtime.helpers import NoBoxes, StagedNoBoxes
 
 
@@ -58,6 +58,27 @@ def test_stage_timer_accumulates_nested_stages():
     with stage(None, "anything"):  # no timer: times nothing, runs the block
         ran = True
     assert ran
+
+
+def test_round_robin_rotates_the_first_contender_and_keeps_the_rounds_after_the_warm_up():
+    calls = []
+
+    def contender(name):
+        def call(index):
+            calls.append((index, name))
+            return f"{name}{index}"
+        return call
+
+    measured = round_robin({name: contender(name) for name in "abc"}, rounds=3, warmup=1)
+    # round i starts with contender i mod 3: a b c (warm-up) | b c a | c a b | a b c
+    assert calls == [(0, "a"), (0, "b"), (0, "c"), (1, "b"), (1, "c"), (1, "a"), (2, "c"), (2, "a"), (2, "b"),
+                     (3, "a"), (3, "b"), (3, "c")]
+    assert measured == {"a": ["a1", "a2", "a3"], "b": ["b1", "b2", "b3"], "c": ["c1", "c2", "c3"]}
+    for bad in (dict(rounds=0), dict(rounds=1, warmup=-1)):
+        with pytest.raises(ValueError, match="round_robin needs"):
+            round_robin({"a": contender("a")}, **bad)
+    with pytest.raises(ValueError, match="round_robin needs a contender"):
+        round_robin({}, rounds=1)
 
 
 def test_latency_summary_by_hand():
