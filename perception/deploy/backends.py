@@ -15,9 +15,9 @@ quantized graphs (tools/quantize.py). The kernels of perception.ops run the same
 def load_backend(backend: str, config: Union[str, Path], checkpoint: Optional[Union[str, Path]] = None,
                  onnx_dir: Optional[Union[str, Path]] = None, device: str = "cpu", check_inputs: bool = True
                  ) -> BEVFusionDetector:
-    """The detector of ``config`` on ``backend``: torch from ``checkpoint`` (its initial weights without one;
-    ``check_inputs`` as in load_detector), the onnxruntime backends from the graphs in ``onnx_dir`` (exported from
-    ``checkpoint`` where one is given). ValueError for an unknown backend, a missing ``onnx_dir`` (or one given to
+    """The detector of ``config`` on ``backend``: torch from ``checkpoint`` (its initial weights without one), the
+    onnxruntime backends from the graphs in ``onnx_dir`` (exported from ``checkpoint`` where one is given);
+    ``check_inputs`` as in load_detector (the graphs too: load_onnx_detector). ValueError for an unknown backend, a missing ``onnx_dir`` (or one given to
     torch, which reads no graphs) or graphs of another checkpoint."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
@@ -34,4 +34,4 @@ def load_backend(backend: str, config: Union[str, Path], checkpoint: Optional[Un
     if not Path(onnx_dir).is_dir():
         raise FileNotFoundError(f"{onnx_dir}: no such folder of ONNX graphs")
     return load_onnx_detector(config, onnx_dir, "int8" if backend.endswith("int8") else "float32", device,
-                              checkpoint=checkpoint)
+                              checkpoint=checkpoint, check_inputs=check_inputs)

@@ -10,8 +10,9 @@ three parts, so the model's own code runs around them: voxelization, pillar scat
 stay the Numba / torch code of perception.ops and perception.models, and the stage timer times the same stages.
 
 Every graph records in its metadata_props which model it belongs to (GRAPH_FORMAT, the config's model hash, the
-checkpoint's hash, its module path, precision and input signature); a graph of another model version, or graphs
-of two exports mixed in one folder, are refused with an error naming the file.
+model's inputs (sweeps, image size, sensors read), the checkpoint's hash, its module path, precision and input
+signature); a graph of another model version or of other inputs, or graphs of two exports mixed in one folder, are
+refused with an error naming the file.
 """
 from __future__ import annotations
 
@@ -29,7 +30,8 @@ from mmengine.config import Config
 from torch import nn
 
 from perception.geometry import EgoPose, RigidTransform
-from perception.models import BEVFusionDetector, FusionBatch, build_detector
+from perception.models import (BEVFusionDetector, FusionBatch, build_detector, check_trained_inputs, model_inputs,
+                               read_checkpoint)
 from perception.models.finetune import unread_encoder_names
 from perception.models.heads import CenterHead
 from perception.models.planning_types import EGO_FEATURE_SCALE
@@ -219,7 +221,8 @@ def export_graphs(detector: BEVFusionDetector, config: Union[str, Path, Config],
     check_export_covers(detector, config)
     detector = detector.eval()
     recorded = record_dense_inputs(detector, [batch if batch is not None else example_batch(detector)])
-    identity = dict(format=GRAPH_FORMAT, config_sha256=config_sha256(config), checkpoint=Path(checkpoint).name,
+    identity = dict(format=GRAPH_FORMAT, config_sha256=config_sha256(config),
+                    model_inputs=json.dumps(model_inputs(config).to_meta()), checkpoint=Path(checkpoint).name,
                     checkpoint_sha256=file_sha256(checkpoint), precision="float32")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -313,9 +316,11 @@ def onnxruntime_providers(device: str) -> List[str]:
 
 
 def open_graph(file: Path, module_path: str, expected_config: str, device: str = "cpu", session_options=None,
-               graph_type: type = OnnxGraph) -> Tuple[OnnxGraph, dict]:
+               graph_type: type = OnnxGraph, expected_inputs: Optional[Tuple[dict, str]] = None
+               ) -> Tuple[OnnxGraph, dict]:
     """An OnnxGraph of ``file`` and its perception metadata; ValueError naming the file when it is not a graph of
-    ``module_path`` exported from a config with model hash ``expected_config``. ``session_options``: ONNX
+    ``module_path`` exported from a config with model hash ``expected_config`` (and, with ``expected_inputs``
+    (ModelInputs.to_meta() of a config, that config's name), for those model inputs). ``session_options``: ONNX
     Runtime's, default the thread policy's (perception.threads.onnxruntime_session_options); ``graph_type``:
     OnnxGraph or BEVNetworkGraph."""
     providers = onnxruntime_providers(device)
@@ -339,6 +344,14 @@ def open_graph(file: Path, module_path: str, expected_config: str, device: str =
         raise ValueError(f"{file}: exported from another version of the model (config hash "
                          f"{meta.get('config_sha256', '?')[:12]}, this config's {expected_config[:12]}); export again "
                          "with tools/export.py")
+    if expected_inputs is not None:
+        configured, config_name = expected_inputs
+        if "model_inputs" not in meta:
+            raise ValueError(f"{file}: records no model inputs (sweeps, image size, sensors read; an export before "
+                             "they were recorded); export again with tools/export.py")
+        if json.loads(meta["model_inputs"]) != configured:
+            raise ValueError(f"{file}: exported for inputs {json.loads(meta['model_inputs'])}, but {config_name} "
+                             f"gives {configured}; give the config the graphs were exported with, or export again")
     recorded = [name for name, _, _ in json.loads(meta.get("inputs", "[]"))]
     if recorded != [i.name for i in session.get_inputs()]:
         raise ValueError(f"{file}: its inputs {[i.name for i in session.get_inputs()]} differ from the recorded "
@@ -348,26 +361,32 @@ def open_graph(file: Path, module_path: str, expected_config: str, device: str =
 
 def load_onnx_detector(config: Union[str, Path], onnx_dir: Union[str, Path], precision: str = "float32",
                        device: str = "cpu", session_options=None, one_bev_graph: bool = True,
-                       checkpoint: Optional[Union[str, Path]] = None) -> BEVFusionDetector:
+                       checkpoint: Optional[Union[str, Path]] = None, check_inputs: bool = True) -> BEVFusionDetector:
     """The detector of ``config`` with its dense modules run by ONNX Runtime from the graphs in ``onnx_dir``
     (a perception.detector.Detector: detect(frames, timer=None)): the fuser, decoder and head by the BEV_NETWORK
     graph where the folder has it and ``one_bev_graph`` (False: by their own graphs, which the sensitivity sweep
     and calibration swap and record one by one). ``precision`` 'float32' wants only float graphs, 'int8' at least
     one INT8 graph (tools/quantize.py keeps sensitive ones float); ``session_options`` as in open_graph;
-    ``checkpoint``, when given, the file the graphs must have been exported from. Errors name the file: a missing
-    graph, one of another model version, graphs of two exports mixed, graphs of another checkpoint."""
+    ``checkpoint``, when given, the file the graphs must have been exported from. With ``check_inputs`` (as in
+    perception.models.load_detector) the graphs, and the checkpoint where given, must record the config's model
+    inputs. Errors name the file: a missing graph, one of another model version or of other inputs, graphs of two
+    exports mixed, graphs of another checkpoint."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if check_inputs and checkpoint is not None:
+        check_trained_inputs(read_checkpoint(checkpoint), checkpoint, config)
     detector = build_detector(config).eval()
     check_export_covers(detector, config)
     expected = config_sha256(config)
+    expected_inputs = (model_inputs(config).to_meta(), str(config)) if check_inputs else None
     checkpoints = {}
     precisions = set()
     bev_file = graph_path(onnx_dir, BEV_NETWORK)
     in_bev_graph = {path for path in detector.dense_modules() if in_bev_network(path)} if (
         one_bev_graph and bev_file.is_file()) else set()
     if in_bev_graph:
-        graph, meta = open_graph(bev_file, BEV_NETWORK, expected, device, session_options, BEVNetworkGraph)
+        graph, meta = open_graph(bev_file, BEV_NETWORK, expected, device, session_options, BEVNetworkGraph,
+                                 expected_inputs)
         checkpoints[graph.file] = meta.get("checkpoint_sha256")
         precisions.add(meta.get("precision"))
         detector.bev_graph = graph
@@ -375,7 +394,8 @@ def load_onnx_detector(config: Union[str, Path], onnx_dir: Union[str, Path], pre
         if path in in_bev_graph:
             detector.set_submodule(path, InBEVNetwork(bev_file))
             continue
-        graph, meta = open_graph(graph_path(onnx_dir, path), path, expected, device, session_options)
+        graph, meta = open_graph(graph_path(onnx_dir, path), path, expected, device, session_options,
+                                 expected_inputs=expected_inputs)
         checkpoints[graph.file] = meta.get("checkpoint_sha256")
         precisions.add(meta.get("precision"))
         detector.set_submodule(path, graph)

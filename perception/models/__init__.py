@@ -101,16 +101,23 @@ def load_detector(config_path: Union[str, Path], checkpoint_path: Union[str, Pat
     if not Path(config_path).is_file():
         raise FileNotFoundError(f"{config_path}: no such config")
     checkpoint = read_checkpoint(checkpoint_path, device)
-    trained_on = checkpoint.get("meta", {}).get("inputs")
-    if check_inputs and trained_on is not None:
-        configured = model_inputs(config_path).to_meta()
-        if trained_on != configured:
-            raise ValueError(f"{checkpoint_path}: trained on inputs {trained_on}, but {config_path} gives "
-                             f"{configured}; use the config it was trained with "
-                             f"({checkpoint['meta'].get('config', 'see its meta')})")
+    if check_inputs:
+        check_trained_inputs(checkpoint, checkpoint_path, config_path)
     detector = build_detector(config_path)
     load_weights(detector, checkpoint["state_dict"], checkpoint_path, config_path)
     return detector.to(device).eval()
+
+
+def check_trained_inputs(checkpoint: dict, checkpoint_path: Union[str, Path], config_path: Union[str, Path]) -> None:
+    """ValueError naming both files when ``checkpoint`` (read_checkpoint's, of ``checkpoint_path``) records in its
+    meta inputs ('inputs': sweeps, image size, sensors) other than ``config_path``'s model_inputs; a checkpoint
+    without them passes."""
+    trained_on = checkpoint.get("meta", {}).get("inputs")
+    configured = model_inputs(config_path).to_meta()
+    if trained_on is not None and trained_on != configured:
+        raise ValueError(f"{checkpoint_path}: trained on inputs {trained_on}, but {config_path} gives "
+                         f"{configured}; use the config it was trained with "
+                         f"({checkpoint['meta'].get('config', 'see its meta')})")
 
 
 def load_weights(detector: BEVFusionDetector, state_dict: dict, checkpoint_path: Union[str, Path],

@@ -339,16 +339,32 @@ def test_missing_mixed_or_wrong_precision_graphs_are_refused(exported, tmp_path)
         load_onnx_detector(config, mixed)
 
 
-def test_torch_backend_loads_a_checkpoint_of_other_inputs_only_when_told_not_to_check(tmp_path):
+def test_every_backend_refuses_a_checkpoint_and_graphs_of_other_inputs_unless_told_not_to_check(tmp_path):
+    """(The onnxruntime backends loaded the graphs of a model trained on other sweeps, reading the config's, where
+    the torch backend refused the same config and checkpoint.)"""
     config, checkpoint = write_model(tmp_path)
     state_dict = torch.load(checkpoint, weights_only=True)["state_dict"]
-    other = str(tmp_path / "ten_sweeps.pth")  # trained on 10 LiDAR sweeps; the config loads 1
+    ten_sweeps_config = tmp_path / "ten_sweeps.py"  # the same model on 10 LiDAR sweeps; `config` loads 1
+    ten_sweeps_config.write_text(open(config).read().replace("lidar_sweeps=1,", "lidar_sweeps=10,"))
+    other = str(tmp_path / "ten_sweeps.pth")
     torch.save({"state_dict": state_dict, "meta": {"format": CHECKPOINT_FORMAT, "inputs": dict(
         model_inputs(config).to_meta(), lidar_sweeps=10)}}, other)
-    with pytest.raises(ValueError, match=r"ten_sweeps\.pth: trained on inputs .*'lidar_sweeps': 10"):
-        load_backend("torch", config, other)
+    graphs = tmp_path / "graphs"
+    export_graphs(load_detector(ten_sweeps_config, other), ten_sweeps_config, other, graphs,
+                  load_detector(config, checkpoint).batch_from_frames([make_frame(0)]))
+    assert load_backend("onnxruntime", ten_sweeps_config, other, graphs) is not None  # its own config loads
+    for backend, onnx_dir in (("torch", None), ("onnxruntime", graphs)):
+        with pytest.raises(ValueError, match=r"ten_sweeps\.pth: trained on inputs .*'lidar_sweeps': 10"):
+            load_backend(backend, config, other, onnx_dir)
+    with pytest.raises(ValueError, match=r"\.onnx: exported for inputs .*'lidar_sweeps': 10.*, but .*tiny16\.py "
+                                         r"gives .*'lidar_sweeps': 1,"):
+        load_backend("onnxruntime", config, onnx_dir=graphs)  # the graphs alone say it too
     zero_shot = load_backend("torch", config, other, check_inputs=False)  # as load_detector(..., check_inputs=False)
     assert all(torch.equal(zero_shot.state_dict()[name], value) for name, value in state_dict.items())
+    frames = [make_frame(3)]
+    onnx_zero_shot = load_backend("onnxruntime", config, other, graphs, check_inputs=False)
+    for name, value in outputs(zero_shot, frames).items():
+        assert torch.allclose(outputs(onnx_zero_shot, frames)[name], value, rtol=1e-4, atol=1e-5), name
 
 
 def test_backend_not_installed_is_named(exported, monkeypatch):
