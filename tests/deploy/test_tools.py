@@ -76,6 +76,35 @@ def test_export_quantize_and_evaluate(model_on_world, synthetic_root, nusc_synth
     assert json.loads((folder / "bench.json").read_text())["backends"].keys() == result["backends"].keys()
 
 
+def test_export_checks_the_fuser_decoder_and_head_graphs_of_their_own(tmp_path, monkeypatch, capsys):
+    """(A decoder.onnx with doubled weights passed tools/export.py's check, which ran bev_network.onnx alone: the
+    parts' own graphs are what tools/quantize.py calibrates and benchmarks/bench_graphs.py times.)"""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    import perception.deploy.graphs
+
+    config, checkpoint = write_model(tmp_path)
+    export_graphs = perception.deploy.graphs.export_graphs
+
+    def with_doubled_decoder(*args, **kwargs):
+        files = export_graphs(*args, **kwargs)
+        graph = onnx.load(str(files["decoder"]))
+        for tensor in graph.graph.initializer:  # the conv weights; shapes and indices left alone
+            values = numpy_helper.to_array(tensor)
+            if values.dtype == np.float32 and values.ndim >= 2:
+                tensor.CopyFrom(numpy_helper.from_array(2 * values, tensor.name))
+        onnx.save(graph, str(files["decoder"]))
+        return files
+
+    monkeypatch.setattr(perception.deploy.graphs, "export_graphs", with_doubled_decoder)
+    with pytest.raises(SystemExit):
+        export_main([config, checkpoint, "--out", str(tmp_path / "float")])
+    assert "(> --tolerance 0.0001); left there, not moved" in capsys.readouterr().err
+    assert not (tmp_path / "float").exists()
+
+
 def test_bad_input_is_one_line(model_on_world, tmp_path, capsys):
     config, checkpoint, _ = model_on_world
     other_config, _ = write_model(tmp_path, head_channels=8)
