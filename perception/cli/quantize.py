@@ -28,7 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("float_dir", help="the float graphs (tools/export.py --out)")
     parser.add_argument("--out", required=True, help="folder for the INT8 graphs and the reports")
     parser.add_argument("--calib-frames", type=positive_int, default=32, help="training frames to calibrate on")
-    parser.add_argument("--calib-split", help="default: the config's training split")
+    parser.add_argument("--calib-split", help="default: the config's training split (of the first of the datasets it "
+                        "trains on, where it trains on several; read from --dataroot or the config's dataroot)")
     parser.add_argument("--eval-frames", type=positive_int, default=8,
                         help="validation frames of the sensitivity sweep")
     parser.add_argument("--eval-split", help="default: the config's validation split")
@@ -54,6 +55,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
                                           load_onnx_detector)
     from perception.deploy.quantize import (compare_outputs, keep_float, load_batches, quantize_bev_network,
                                             quantize_graphs, sensitive_modules, sensitivity_sweep, write_sensitivity)
+    from perception.engine.data import frame_dataset_configs
 
     if os.path.realpath(args.out) == os.path.realpath(args.float_dir):
         raise ValueError(f"--out {args.out}: the float graphs' folder (INT8 graphs would overwrite the float export); "
@@ -68,8 +70,8 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
                          f"{', '.join(float_detector.dense_modules())}")
     os.makedirs(staging)
     calibration = load_batches(float_detector, config, dataroot, version,
-                               args.calib_split or config.train_dataloader.dataset.split, args.calib_frames,
-                               "calibration")
+                               args.calib_split or frame_dataset_configs(config.train_dataloader.dataset)[0]["split"],
+                               args.calib_frames, "calibration")
     evaluation = load_batches(float_detector, config, dataroot, version,
                               args.eval_split or config.val_dataloader.dataset.split, args.eval_frames,
                               "evaluation")

@@ -76,6 +76,22 @@ def test_export_quantize_and_evaluate(model_on_world, synthetic_root, nusc_synth
     assert json.loads((folder / "bench.json").read_text())["backends"].keys() == result["backends"].keys()
 
 
+def test_quantize_calibrates_a_config_that_trains_on_several_datasets(model_on_world, synthetic_root,
+                                                                      nusc_synthetic):
+    """(A config training on a ConcatDataset, as configs/fusion_tiny_worlds.py does, failed with AttributeError:
+    'ConfigDict' object has no attribute 'split'.) Calibration takes the split of the first dataset."""
+    config, checkpoint, folder = model_on_world
+    worlds = folder / "worlds.py"
+    worlds.write_text(open(config).read() + (
+        "train_dataloader = dict(dataset=dict(type='ConcatDataset', datasets=[dict(type='FrameDataset',"
+        f" dataroot={str(synthetic_root)!r}, version={nusc_synthetic.version!r}, split=split)"
+        " for split in ('synth_train', 'synth_val')]))\n"))
+    export_main([config, checkpoint, "--out", str(folder / "worlds_float")])
+    report = quantize_main([str(worlds), str(folder / "worlds_float"), "--out", str(folder / "worlds_int8"),
+                            "--calib-frames", "2", "--eval-frames", "1", "--max-score-error", "1"])
+    assert report["calibration_frames"] == 2 and (folder / "worlds_int8" / "quantize.json").is_file()
+
+
 def test_export_checks_the_fuser_decoder_and_head_graphs_of_their_own(tmp_path, monkeypatch, capsys):
     """(A decoder.onnx with doubled weights passed tools/export.py's check, which ran bev_network.onnx alone: the
     parts' own graphs are what tools/quantize.py calibrates and benchmarks/bench_graphs.py times.)"""
