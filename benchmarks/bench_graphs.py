@@ -54,14 +54,14 @@ def main() -> None:
     import torch
     from mmengine.config import Config
 
-    from perception.deploy.quantize import load_batches
+    from perception.deploy.quantize import load_batches, select_frames
     from perception.deploy.graphs import BEV_NETWORK, BEVNetwork, graph_path, load_onnx_detector, record_dense_inputs
     from perception.models import load_detector
 
     config = Config.fromfile(args.config)
     torch_detector = load_detector(args.config, args.checkpoint)
-    batches = load_batches(torch_detector, config, config.dataroot, config.data_version,
-                           config.val_dataloader.dataset.split, args.frames, "benchmark")
+    batches = load_batches(torch_detector, select_frames(config, config.dataroot, config.data_version,
+                                                         config.val_dataloader.dataset.split, args.frames, "benchmark"))
     recorded = record_dense_inputs(torch_detector, batches)
     runtimes: Dict[str, object] = {"torch": torch_detector,
                                    "onnxruntime": load_onnx_detector(args.config, args.float_dir, one_bev_graph=False),

@@ -1,10 +1,11 @@
 """INT8 post-training quantization of exported graphs (perception.deploy.quantize): static, QDQ, per-channel int8
 weights, uint8 activations calibrated on training frames through the real pre-processing; then a sensitivity sweep
-(each graph quantized alone, then all) against the float graphs on validation frames. Graphs whose quantization
-alone moves a detection score by more than --max-score-error compute in float (their activations unquantized,
-their weights stored int8 and restored when the session loads). Writes the graphs, sensitivity.json /
-sensitivity.md / sensitivity.png and quantize.json (the chosen mix, its error, the sizes of the graphs the backends
-load). The fuser, decoder and head run as one graph (bev_network.onnx), quantized whole with the nodes of the parts
+(each graph quantized alone, then all) against the float graphs on validation frames (splits that share a keyframe
+with the calibration frames are refused). Graphs whose quantization alone moves a detection score by more than
+--max-score-error compute in float (their activations unquantized, their weights stored int8 and restored when the
+session loads). Writes the graphs, sensitivity.json / sensitivity.md / sensitivity.png and quantize.json (the data
+root, the split and sample tokens of the calibration and the evaluation frames, the chosen mix, its error, the
+sizes of the graphs the backends load). The fuser, decoder and head run as one graph (bev_network.onnx), quantized whole with the nodes of the parts
 kept float left in float. The folder is built beside --out (``<out>.partial``) and moved in whole when finished, so
 a killed run leaves no folder the INT8 backend would load, and a rerun replaces a finished folder."""
 from __future__ import annotations
@@ -54,7 +55,8 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     from perception.deploy.graphs import (BEV_NETWORK, backend_graph_files, graph_path, in_bev_network,
                                           load_onnx_detector)
     from perception.deploy.quantize import (compare_outputs, keep_float, load_batches, quantize_bev_network,
-                                            quantize_graphs, sensitive_modules, sensitivity_sweep, write_sensitivity)
+                                            quantize_graphs, select_frames, sensitive_modules, sensitivity_sweep,
+                                            write_sensitivity)
     from perception.engine.data import frame_dataset_configs
 
     if os.path.realpath(args.out) == os.path.realpath(args.float_dir):
@@ -68,13 +70,19 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     if unknown:
         raise ValueError(f"--keep-float {', '.join(unknown)}: no such graph; the graphs: "
                          f"{', '.join(float_detector.dense_modules())}")
+    calib_split = args.calib_split or frame_dataset_configs(config.train_dataloader.dataset)[0]["split"]
+    eval_split = args.eval_split or config.val_dataloader.dataset.split
+    calibration_frames = select_frames(config, dataroot, version, calib_split, args.calib_frames, "calibration")
+    evaluation_frames = select_frames(config, dataroot, version, eval_split, args.eval_frames, "evaluation")
+    shared = [token for token in evaluation_frames.sample_tokens() if token in calibration_frames.sample_tokens()]
+    if shared:
+        raise ValueError(f"--calib-split {calib_split} and --eval-split {eval_split} of {dataroot}: {len(shared)} of "
+                         f"the {len(evaluation_frames.indices)} evaluation frames are calibration frames ({shared[0]}, ...): the "
+                         "sensitivity sweep would measure the INT8 error on the frames it was calibrated on; choose "
+                         "splits that share no keyframe")
     os.makedirs(staging)
-    calibration = load_batches(float_detector, config, dataroot, version,
-                               args.calib_split or frame_dataset_configs(config.train_dataloader.dataset)[0]["split"],
-                               args.calib_frames, "calibration")
-    evaluation = load_batches(float_detector, config, dataroot, version,
-                              args.eval_split or config.val_dataloader.dataset.split, args.eval_frames,
-                              "evaluation")
+    calibration = load_batches(float_detector, calibration_frames)
+    evaluation = load_batches(float_detector, evaluation_frames)
     recorded = quantize_graphs(config_path, args.float_dir, staging, calibration)
     modules = list(recorded)
     rows = sensitivity_sweep(config_path, args.float_dir, staging, evaluation)
@@ -91,8 +99,9 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     chosen = compare_outputs(load_onnx_detector(config_path, staging, "int8"), reference, evaluation)
     sizes = {name: sum(file.stat().st_size for file in backend_graph_files(modules, folder))
              for name, folder in (("float_bytes", args.float_dir), ("int8_bytes", staging))}
-    report = {"config": args.config, "float_dir": args.float_dir, "calibration_frames": len(calibration),
-              "evaluation_frames": len(evaluation), "max_score_error": args.max_score_error, "kept_float": kept,
+    report = {"config": args.config, "float_dir": args.float_dir, "dataroot": dataroot, "version": version,
+              "calibration": calibration_frames.to_meta(), "evaluation": evaluation_frames.to_meta(),
+              "max_score_error": args.max_score_error, "kept_float": kept,
               "chosen_error": chosen, **sizes, "size_ratio": sizes["int8_bytes"] / sizes["float_bytes"]}
     Path(staging, REPORT_FILE).write_text(json.dumps(report, indent=2))
     replace_folder(staging, args.out)

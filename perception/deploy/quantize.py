@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Dict, List, Mapping, Sequence, Tuple, Union
+from typing import Dict, List, Mapping, NamedTuple, Sequence, Tuple, Union
 
 import numpy as np
 import onnx
@@ -289,10 +289,22 @@ def write_sensitivity(rows: Sequence[dict], out_dir: Union[str, Path], max_score
     plt.close(figure)
 
 
-def load_batches(detector: BEVFusionDetector, config, dataroot: str, version: str, split: str, count: int,
-                 purpose: str) -> List[FusionBatch]:
-    """``count`` frames spread evenly over ``split`` as one-frame batches; ValueError naming the ``purpose`` when
-    the split has none here."""
+class FrameSelection(NamedTuple):
+    """Keyframes chosen from a split (select_frames), not loaded yet: the split's frames and the chosen indices."""
+    frames: NuScenesFrames
+    indices: List[int]
+
+    def sample_tokens(self) -> List[str]:
+        return [self.frames.sample_tokens[i] for i in self.indices]
+
+    def to_meta(self) -> dict:
+        """JSON form, as quantize.json records the frames calibration and the sweep ran on."""
+        return dict(split=self.frames.split, sample_tokens=self.sample_tokens())
+
+
+def select_frames(config, dataroot: str, version: str, split: str, count: int, purpose: str) -> FrameSelection:
+    """``count`` keyframes spread evenly over ``split``, read at the config's model inputs; ValueError naming the
+    ``purpose`` when the split has none here."""
     if count < 1:
         raise ValueError(f"the frame count must be >= 1, got {count}")
     inputs = model_inputs(config)
@@ -301,4 +313,9 @@ def load_batches(detector: BEVFusionDetector, config, dataroot: str, version: st
                                 image_size=inputs.image_size, progress=False)
     except ValueError as error:
         raise ValueError(f"{purpose} frames: {error}") from error
-    return [detector.batch_from_frames([frames[i]]) for i in evenly_spread(len(frames), count)]
+    return FrameSelection(frames, evenly_spread(len(frames), count))
+
+
+def load_batches(detector: BEVFusionDetector, selection: FrameSelection) -> List[FusionBatch]:
+    """The selected frames, loaded, as one-frame batches."""
+    return [detector.batch_from_frames([selection.frames[i]]) for i in selection.indices]

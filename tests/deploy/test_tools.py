@@ -36,6 +36,11 @@ def test_export_quantize_and_evaluate(model_on_world, synthetic_root, nusc_synth
     report = quantize_main([config, str(folder / "float"), "--out", str(folder / "int8"), "--calib-frames", "2",
                             "--eval-frames", "1", "--max-score-error", "1"])
     assert report["kept_float"] == [] and report["int8_bytes"] > 0
+    scenes = sorted(nusc_synthetic.scene, key=lambda scene: scene["name"])  # synth_train, synth_val: 4 keyframes each
+    assert report["dataroot"] == str(synthetic_root) and report["version"] == nusc_synthetic.version
+    assert report["calibration"] == {"split": "synth_train",  # 2 frames spread over 4: the first and the last
+                                     "sample_tokens": [scenes[0]["first_sample_token"], scenes[0]["last_sample_token"]]}
+    assert report["evaluation"] == {"split": "synth_val", "sample_tokens": [scenes[1]["first_sample_token"]]}
     assert (folder / "int8" / "sensitivity.md").read_text().startswith("| graph quantized |")
     assert (folder / "int8" / "sensitivity.png").stat().st_size > 0
     metrics = evaluate([config, checkpoint, "--backend", "onnxruntime-int8", "--onnx", str(folder / "int8"),
@@ -89,7 +94,7 @@ def test_quantize_calibrates_a_config_that_trains_on_several_datasets(model_on_w
     export_main([config, checkpoint, "--out", str(folder / "worlds_float")])
     report = quantize_main([str(worlds), str(folder / "worlds_float"), "--out", str(folder / "worlds_int8"),
                             "--calib-frames", "2", "--eval-frames", "1", "--max-score-error", "1"])
-    assert report["calibration_frames"] == 2 and (folder / "worlds_int8" / "quantize.json").is_file()
+    assert report["calibration"]["split"] == "synth_train" and (folder / "worlds_int8" / "quantize.json").is_file()
 
 
 def test_export_checks_the_fuser_decoder_and_head_graphs_of_their_own(tmp_path, monkeypatch, capsys):
@@ -143,6 +148,10 @@ def test_bad_input_is_one_line(model_on_world, tmp_path, capsys):
     with pytest.raises(SystemExit):
         quantize_main([config, str(tmp_path / "float"), "--out", str(tmp_path / "int8"), "--calib-split", "train"])
     assert "error: calibration frames: split 'train' has no scene" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # calibrated on the frames the sweep then evaluates
+        quantize_main([config, str(tmp_path / "float"), "--out", str(tmp_path / "int8"), "--calib-split", "synth_val"])
+    assert ("error: --calib-split synth_val and --eval-split synth_val of" in capsys.readouterr().err
+            and not (tmp_path / "int8.partial").exists())  # before any work
     with pytest.raises(SystemExit):
         quantize_main([other_config, str(tmp_path / "float"), "--out", str(tmp_path / "int8")])
     assert "exported from another version of the model" in capsys.readouterr().err
