@@ -4,8 +4,9 @@ weights, uint8 activations calibrated on training frames through the real pre-pr
 with the calibration frames are refused). Graphs whose quantization alone moves a detection score by more than
 --max-score-error compute in float (their activations unquantized, their weights stored int8 and restored when the
 session loads). Writes the graphs, sensitivity.json / sensitivity.md / sensitivity.png and quantize.json (the data
-root, the split and sample tokens of the calibration and the evaluation frames, the chosen mix, its error, the
-sizes of the graphs the backends load). The fuser, decoder and head run as one graph (bev_network.onnx), quantized whole with the nodes of the parts
+root, the split and sample tokens of the calibration and the evaluation frames, the graphs computing in float (the
+sweep's, --keep-float's and the planning head's), the chosen mix's error, the sizes of the graphs the backends
+load). The fuser, decoder and head run as one graph (bev_network.onnx), quantized whole with the nodes of the parts
 kept float left in float. The folder is built beside --out (``<out>.partial``) and moved in whole when finished, so
 a killed run leaves no folder the INT8 backend would load, and a rerun replaces a finished folder."""
 from __future__ import annotations
@@ -54,9 +55,9 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
 
     from perception.deploy.graphs import (BEV_NETWORK, backend_graph_files, graph_path, in_bev_network,
                                           load_onnx_detector)
-    from perception.deploy.quantize import (compare_outputs, keep_float, load_batches, quantize_bev_network,
-                                            quantize_graphs, select_frames, sensitive_modules, sensitivity_sweep,
-                                            write_sensitivity)
+    from perception.deploy.quantize import (calibrated, compare_outputs, keep_float, load_batches,
+                                            quantize_bev_network, quantize_graphs, select_frames, sensitive_modules,
+                                            sensitivity_sweep, write_sensitivity)
     from perception.engine.data import frame_dataset_configs
 
     if os.path.realpath(args.out) == os.path.realpath(args.float_dir):
@@ -77,9 +78,9 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     shared = [token for token in evaluation_frames.sample_tokens() if token in calibration_frames.sample_tokens()]
     if shared:
         raise ValueError(f"--calib-split {calib_split} and --eval-split {eval_split} of {dataroot}: {len(shared)} of "
-                         f"the {len(evaluation_frames.indices)} evaluation frames are calibration frames ({shared[0]}, ...): the "
-                         "sensitivity sweep would measure the INT8 error on the frames it was calibrated on; choose "
-                         "splits that share no keyframe")
+                         f"the {len(evaluation_frames.indices)} evaluation frames are calibration frames "
+                         f"({shared[0]}, ...): the sensitivity sweep would measure the INT8 error on the frames it was "
+                         "calibrated on; choose splits that share no keyframe")
     os.makedirs(staging)
     calibration = load_batches(float_detector, calibration_frames)
     evaluation = load_batches(float_detector, evaluation_frames)
@@ -97,16 +98,18 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     with torch.no_grad():
         reference = [float_detector(batch, mode="tensor") for batch in evaluation]
     chosen = compare_outputs(load_onnx_detector(config_path, staging, "int8"), reference, evaluation)
+    computing_in_float = sorted(set(kept) | {path for path in modules if not calibrated(path)})  # the planning head's
     sizes = {name: sum(file.stat().st_size for file in backend_graph_files(modules, folder))
              for name, folder in (("float_bytes", args.float_dir), ("int8_bytes", staging))}
     report = {"config": args.config, "float_dir": args.float_dir, "dataroot": dataroot, "version": version,
               "calibration": calibration_frames.to_meta(), "evaluation": evaluation_frames.to_meta(),
-              "max_score_error": args.max_score_error, "kept_float": kept,
+              "max_score_error": args.max_score_error, "kept_float": computing_in_float,
               "chosen_error": chosen, **sizes, "size_ratio": sizes["int8_bytes"] / sizes["float_bytes"]}
     Path(staging, REPORT_FILE).write_text(json.dumps(report, indent=2))
     replace_folder(staging, args.out)
     print((Path(args.out) / "sensitivity.md").read_text())
-    print(f"kept float: {kept or 'none'}; chosen mix: {chosen}; size {report['size_ratio']:.0%} of float")
+    print(f"kept float: {computing_in_float or 'none'}; chosen mix: {chosen}; "
+          f"size {report['size_ratio']:.0%} of float")
     return report
 
 

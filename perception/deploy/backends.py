@@ -17,8 +17,8 @@ def load_backend(backend: str, config: Union[str, Path], checkpoint: Optional[Un
                  ) -> BEVFusionDetector:
     """The detector of ``config`` on ``backend``: torch from ``checkpoint`` (its initial weights without one), the
     onnxruntime backends from the graphs in ``onnx_dir`` (exported from ``checkpoint`` where one is given);
-    ``check_inputs`` as in load_detector (the graphs too: load_onnx_detector). ValueError for an unknown backend, a missing ``onnx_dir`` (or one given to
-    torch, which reads no graphs) or graphs of another checkpoint."""
+    ``check_inputs`` as in load_detector (the graphs too: load_onnx_detector). ValueError for an unknown backend, a
+    missing ``onnx_dir`` (or one given to torch, which reads no graphs) or graphs of another checkpoint."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if backend == "torch" and onnx_dir is not None:

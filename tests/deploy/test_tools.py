@@ -97,6 +97,37 @@ def test_quantize_calibrates_a_config_that_trains_on_several_datasets(model_on_w
     assert report["calibration"]["split"] == "synth_train" and (folder / "worlds_int8" / "quantize.json").is_file()
 
 
+def test_quantize_reports_every_graph_computing_in_float(model_on_world):
+    """(quantize.json's kept_float left out the planning head's graphs, which compute in float.) Checked against the
+    precision each graph file records."""
+    import onnx
+    import torch
+
+    from perception.deploy.graphs import graph_path
+    from perception.models import CHECKPOINT_FORMAT, BEVFusionDetector
+    from tests.models.helpers import tiny_model_config
+
+    config, _, folder = model_on_world
+    model = dict(tiny_model_config(), planning=dict(hidden_channels=16, pooled_cells=2))
+    planning_config = folder / "tiny_planning.py"
+    planning_config.write_text(f"model = dict(type='BEVFusionDetector', **{json.dumps(model)})\n"
+                               + open(config).read().split("\n", 1)[1])  # the tiny model's inputs and data
+    checkpoint = folder / "tiny_planning.pth"
+    torch.manual_seed(0)
+    torch.save({"state_dict": BEVFusionDetector(**model).state_dict(), "meta": {"format": CHECKPOINT_FORMAT}},
+               checkpoint)
+    export_main([str(planning_config), str(checkpoint), "--out", str(folder / "planning_float")])
+    report = quantize_main([str(planning_config), str(folder / "planning_float"), "--out",
+                            str(folder / "planning_int8"), "--calib-frames", "1", "--eval-frames", "1",
+                            "--max-score-error", "1"])  # no graph kept float by the sweep
+    graphs = json.loads((folder / "planning_float" / "export.json").read_text())["graphs"]
+    precision = {path: {p.key: p.value for p in onnx.load(str(graph_path(folder / "planning_int8", path)))
+                        .metadata_props}["perception.precision"] for path in graphs if path != "bev_network"}
+    assert report["kept_float"] == sorted(path for path, value in precision.items() if value != "int8")
+    assert report["kept_float"] == sorted(f"planning_head.{part}" for part in (
+        "ego.mlp", "ego.trajectory", "ego.maneuver", "reduce", "mlp", "correction", "lane_change"))
+
+
 def test_export_checks_the_fuser_decoder_and_head_graphs_of_their_own(tmp_path, monkeypatch, capsys):
     """(A decoder.onnx with doubled weights passed tools/export.py's check, which ran bev_network.onnx alone: the
     parts' own graphs are what tools/quantize.py calibrates and benchmarks/bench_graphs.py times.)"""
