@@ -11,7 +11,11 @@ Where both folders hold bev_network.onnx (the fuser, decoder and head as one gra
 more row times it against the same three parts in torch (outside the sum).
 
     python benchmarks/bench_graphs.py configs/fusion_tiny.py checkpoints/fusion_tiny.pth \
-        --float outputs/deploy/float --int8 outputs/deploy/int8_all --json outputs/graphs.json
+        --float outputs/deploy/float --int8 outputs/deploy/int8_all --json outputs/graphs.json \
+        [--dataroot datasets/synthetic --version v1.0-synth]
+
+The config and the checkpoint are found as the tools find them (relative to the repository root when not where
+given), and so is the data: ``--dataroot`` / ``--version``, by default the config's.
 """
 from __future__ import annotations
 
@@ -19,8 +23,9 @@ import argparse
 import json
 import sys
 import time
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Optional, Sequence
 
+from perception.cli import add_data_options, config_data, resolve_config, resolve_path
 from perception.threads import apply_thread_policy, set_openmp_environment
 
 set_openmp_environment()  # before torch loads
@@ -38,7 +43,9 @@ def openvino_runner(file: str, threads: int) -> Callable:
     return lambda *args: request.infer([a.numpy() for a in args])
 
 
-def main() -> None:
+def main(argv: Optional[Sequence[str]] = None) -> dict:
+    """Times the graphs; -> what it writes to --json."""
+    argv = sys.argv[1:] if argv is None else list(argv)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("config")
     parser.add_argument("checkpoint")
@@ -48,7 +55,9 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=15)
     parser.add_argument("--frames", type=int, default=2, help="validation frames whose inputs are cycled")
     parser.add_argument("--idle-ms", type=float, default=0.0, help="sleep this long before each call")
-    args = parser.parse_args()
+    add_data_options(parser)
+    args = parser.parse_args(argv)
+    args.config, args.checkpoint = resolve_config(args.config), resolve_path(args.checkpoint)
     policy = apply_thread_policy()
     import numpy as np
     import torch
@@ -59,9 +68,10 @@ def main() -> None:
     from perception.models import load_detector
 
     config = Config.fromfile(args.config)
+    dataroot, version = config_data(args, config)
     torch_detector = load_detector(args.config, args.checkpoint)
-    batches = load_batches(torch_detector, select_frames(config, config.dataroot, config.data_version,
-                                                         config.val_dataloader.dataset.split, args.frames, "benchmark"))
+    batches = load_batches(torch_detector, select_frames(config, dataroot, version, config.val_dataloader.dataset.split,
+                                                         args.frames, "benchmark"))
     recorded = record_dense_inputs(torch_detector, batches)
     runtimes: Dict[str, object] = {"torch": torch_detector,
                                    "onnxruntime": load_onnx_detector(args.config, args.float_dir, one_bev_graph=False),
@@ -110,9 +120,12 @@ def main() -> None:
                                             ("onnxruntime-int8", load_onnx_detector(args.config, args.int8_dir,
                                                                                     "int8")))}},
                           recorded["fuser"])
+    result = {"command": " ".join(["benchmarks/bench_graphs.py", *argv]), "policy": policy.__dict__,
+              "idle_ms": args.idle_ms, "dataroot": dataroot, "version": version, "rows": rows, "sum": totals,
+              BEV_NETWORK: one_graph}
     with open(args.json, "w", encoding="utf-8") as f:
-        json.dump({"command": " ".join(sys.argv), "policy": policy.__dict__, "idle_ms": args.idle_ms, "rows": rows,
-                   "sum": totals, BEV_NETWORK: one_graph}, f, indent=2)
+        json.dump(result, f, indent=2)
+    return result
 
 
 if __name__ == "__main__":

@@ -157,6 +157,33 @@ def test_export_checks_the_fuser_decoder_and_head_graphs_of_their_own(tmp_path, 
     assert not (tmp_path / "float").exists()
 
 
+def test_bench_graphs_reads_the_data_given_from_any_folder(model_on_world, synthetic_root, nusc_synthetic,
+                                                           tmp_path, monkeypatch):
+    """(benchmarks/bench_graphs.py read the config's dataroot relative to the current folder and took no
+    --dataroot.) Run from an unrelated folder, on a config whose data root is nowhere."""
+    import importlib.util
+
+    from perception.paths import REPO_ROOT
+
+    config, checkpoint, folder = model_on_world
+    elsewhere = tmp_path / "elsewhere.py"
+    elsewhere.write_text(open(config).read() + "dataroot = 'no/such/world'\n")
+    export_main([config, checkpoint, "--out", str(tmp_path / "float")])
+    quantize_main([config, str(tmp_path / "float"), "--out", str(tmp_path / "int8"), "--calib-frames", "1",
+                   "--eval-frames", "1", "--max-score-error", "1"])
+    spec = importlib.util.spec_from_file_location("bench_graphs", REPO_ROOT / "benchmarks" / "bench_graphs.py")
+    bench_graphs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench_graphs)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("sys.argv", ["bench_graphs.py", str(elsewhere), checkpoint, "--float", "float", "--int8",
+                                     "int8", "--json", "graphs.json", "--calls", "1", "--frames", "1", "--dataroot",
+                                     str(synthetic_root), "--version", nusc_synthetic.version])
+    result = bench_graphs.main()  # as from the command line
+    assert result["dataroot"] == str(synthetic_root) and result["version"] == nusc_synthetic.version
+    assert "fuser" in {row["graph"] for row in result["rows"]}
+    assert json.loads((tmp_path / "graphs.json").read_text())["rows"] == result["rows"]
+
+
 def test_bad_input_is_one_line(model_on_world, tmp_path, capsys):
     config, checkpoint, _ = model_on_world
     other_config, _ = write_model(tmp_path, head_channels=8)
