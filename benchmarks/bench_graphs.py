@@ -25,7 +25,7 @@ import sys
 import time
 from typing import Callable, Dict, List, Optional, Sequence
 
-from perception.cli import add_data_options, config_data, resolve_config, resolve_path
+from perception.cli import add_data_options, config_data, positive_int, resolve_config, resolve_path
 from perception.threads import apply_thread_policy, set_openmp_environment
 
 set_openmp_environment()  # before torch loads
@@ -52,8 +52,8 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     parser.add_argument("--float", required=True, dest="float_dir")
     parser.add_argument("--int8", required=True, dest="int8_dir")
     parser.add_argument("--json", required=True)
-    parser.add_argument("--calls", type=int, default=15)
-    parser.add_argument("--frames", type=int, default=2, help="validation frames whose inputs are cycled")
+    parser.add_argument("--calls", type=positive_int, default=15)
+    parser.add_argument("--frames", type=positive_int, default=2, help="validation frames whose inputs are cycled")
     parser.add_argument("--idle-ms", type=float, default=0.0, help="sleep this long before each call")
     add_data_options(parser)
     args = parser.parse_args(argv)

@@ -36,6 +36,8 @@ def _no_work(*args, **kwargs):
     ("bench_synthetic", "generate_world", ["--tiny-repeats", "0"]),
     ("bench_synthetic", "generate_world", ["--samples-per-scene", "0"]),
     ("gpu_check", "lidar_cloud", ["--repeats", "0"]),
+    ("bench_graphs", "resolve_config", ["--calls", "0"]),
+    ("bench_graphs", "resolve_config", ["--frames", "0"]),
 ])
 def test_counts_below_one_are_refused_before_any_work(script, work, argv, monkeypatch, capsys):
     module = load_script(script)
