@@ -52,19 +52,26 @@ def render_lidar_on_cameras(nusc: NuScenes, sample_token: str):
     return mosaic(images, CAMERA_CHANNELS)
 
 
-def ensure_demo_world(dataroot: Path) -> Path:
-    """``dataroot`` holding the demo world; generated when its tables are absent (into a temporary folder that
-    is renamed when complete, so an interrupted run starts over rather than reading half a world)."""
-    if (dataroot / DEMO_WORLD["version"] / SPLITS_FILE).is_file():
+def ensure_demo_world(dataroot: Path, version: str) -> Path:
+    """``dataroot`` holding a world of ``version``; the demo world (DEMO_WORLD, at that version) generated when the
+    folder is absent or empty (into a temporary folder that is renamed when complete, so an interrupted run starts
+    over rather than reading half a world). ValueError naming the folder when it holds files but no such world:
+    nothing of it is removed."""
+    if (dataroot / version / SPLITS_FILE).is_file():
         print(f"demo world: {dataroot} (already generated)")
         return dataroot
+    if dataroot.exists() and (not dataroot.is_dir() or any(dataroot.iterdir())):
+        raise ValueError(f"{dataroot}: holds files but no {version} world with {SPLITS_FILE}; the demo generates its "
+                         f"world only into an absent or empty folder (give another --dataroot)")
     from perception.datasets.synthetic import generate_world
 
     partial = dataroot.with_name(dataroot.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
-    print(f"generating the demo world into {dataroot}: {DEMO_WORLD}")
-    generate_world(partial, workers=min(2, os.cpu_count() or 1), **DEMO_WORLD)
-    shutil.rmtree(dataroot, ignore_errors=True)
+    world = dict(DEMO_WORLD, version=version)
+    print(f"generating the demo world into {dataroot}: {world}")
+    generate_world(partial, workers=min(2, os.cpu_count() or 1), **world)
+    if dataroot.exists():
+        dataroot.rmdir()  # empty, as checked above
     os.replace(partial, dataroot)
     return dataroot
 
@@ -82,8 +89,9 @@ def run_step(title: str, tool: str, main: Callable[[List[str]], object], argv: L
 def main(argv: Optional[Sequence[str]] = None) -> Dict[str, float]:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--dataroot", default=str(DATA_ROOT / "synthetic-demo"),
-                        help="a nuScenes-format world with a synth_val split (generated here when absent)")
-    parser.add_argument("--version", default=DEMO_WORLD["version"])
+                        help="a nuScenes-format world with a synth_val split (the demo world generated there when "
+                             "the folder is absent or empty)")
+    parser.add_argument("--version", default=DEMO_WORLD["version"], help="its version (the generated world's too)")
     parser.add_argument("--out", default=str(REPO_ROOT / "outputs" / "demo"), help="output folder")
     parser.add_argument("--benchmark-iters", type=positive_int, default=10,
                         help="timed frames of the latency benchmark")
@@ -94,7 +102,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, float]:
     from perception.cli import benchmark, replay, test
 
     world_started = time.perf_counter()
-    dataroot = ensure_demo_world(Path(args.dataroot))
+    dataroot = ensure_demo_world(Path(args.dataroot), args.version)
     world_s = time.perf_counter() - world_started
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import cv2
+import pytest
 
 from perception.cli.demo import main as demo_main
 from perception.datasets.splits import split_sample_tokens
@@ -35,3 +36,18 @@ def test_demo_evaluates_replays_and_benchmarks_the_shipped_model(synthetic_root,
     # every stage, the planning head's too, but the ONNX backends' one graph of the fuser, decoder and head
     assert set(benchmark["backends"]["torch"]["stages_ms"]) == set(STAGES) - {"fuser_decoder_head"}
     assert [row["lidar_sweeps"] for row in benchmark["backends"]["torch"]["sweeps_curve"]] == [1, 5, 10]
+
+
+def test_the_demo_never_removes_a_folder_it_did_not_generate(tmp_path, capsys):
+    """(Given a --dataroot without the demo's tables, the demo generated its world beside it, removed the folder and
+    put the world in its place.) A folder holding files but no world of --version is refused, untouched, before any
+    generation."""
+    own = tmp_path / "nuscenes"
+    (own / "v1.0-mini").mkdir(parents=True)
+    (own / "v1.0-mini" / "scene.json").write_text("[]")
+    (own / "notes.txt").write_text("mine")
+    with pytest.raises(SystemExit):
+        demo_main(["--dataroot", str(own), "--version", "v1.0-mini", "--out", str(tmp_path / "out")])
+    assert f"{own}: holds files but no v1.0-mini world" in capsys.readouterr().err
+    assert sorted(path.name for path in own.rglob("*")) == ["notes.txt", "scene.json", "v1.0-mini"]
+    assert not (tmp_path / "nuscenes.partial").exists()
