@@ -6,18 +6,18 @@
 
 Both sources are read through the project's loader (perception.datasets.loader.NuScenesFrames) with 1 LiDAR sweep
 and 1 radar sweep, so that keyframe is compared with keyframe. Per source: LiDAR points per frame, intensity
-(0-255), range from the sensor, points per beam beyond NEAR_SENSOR_M (the beam from the elevation angle in the
-sensor's frame, the HDL-32E's 32 evenly spaced beams of perception.sensors), fraction of points less than GROUND_BAND_M above the
-ground plane guess z = 0 (the nuScenes ego frame's origin lies on the road), fraction within NEAR_SENSOR_M of the
-sensor (no-return points and returns off the ego car), radar points per frame, RCS, compensated speed, annotated
-objects per frame by class and their LiDAR points per box (num_lidar_pts of the sample_annotation table), also for
-the boxes within NEAR_BOX_M of the ego only, and the angle between each car's heading and the ego's (0: along,
-90 degrees: across, e.g. parked in a perpendicular bay; the direction of travel left out), with the cars standing
-across (ACROSS_DEG) counted a frame and their distance to the side of the ego, and the cars' LiDAR points by their
-distance from the ego (CAR_RANGE_EDGES_M: median and the fraction with none). Writes
-DIR/sensor_statistics.json (the numbers), .md (mean / median / p10 / p90 per statistic, the sources side by side)
-and .png (the histograms overlaid, each normalised to a fraction per bin, on bins the sources share). Statistics of
-no value (nothing to summarise) are null in the JSON.
+(0-255), range from the sensor, points per beam beyond NEAR_SENSOR_M (the corruptions' beam_index: the nearest of
+the HDL-32E's 32 evenly spaced beams to the elevation in the sensor's frame; points off the fan not counted),
+fraction of points less than GROUND_BAND_M above the ground plane guess z = 0 (the nuScenes ego frame's origin lies
+on the road), fraction within NEAR_SENSOR_M of the sensor (no-return points and returns off the ego car), radar
+points per frame, RCS, compensated speed, annotated objects per frame by class and their LiDAR points per box
+(num_lidar_pts of the sample_annotation table), also for the boxes within NEAR_BOX_M of the ego only, and the angle
+between each car's heading and the ego's (0: along, 90 degrees: across, e.g. parked in a perpendicular bay; the
+direction of travel left out), with the cars standing across (ACROSS_DEG) counted a frame and their distance to the
+side of the ego, and the cars' LiDAR points by their distance from the ego (CAR_RANGE_EDGES_M: median and the
+fraction with none). Writes DIR/sensor_statistics.json (the numbers), .md (mean / median / p10 / p90 per statistic,
+the sources side by side) and .png (the histograms overlaid, each normalised to a fraction per bin, on bins the
+sources share). Statistics of no value (nothing to summarise) are null in the JSON.
 """
 from __future__ import annotations
 
@@ -29,13 +29,12 @@ from typing import Dict, List, Mapping, Sequence
 import numpy as np
 
 from perception.classes import DETECTION_CLASSES
+from perception.datasets.corruptions.lidar import beam_index
 from perception.datasets.frame import LIDAR_COLUMNS, RADAR_COLUMNS
 from perception.datasets.loader import NuScenesFrames
-from perception.geometry.transforms import quaternion_to_matrix
 from perception.jsonfile import finite_or_null
 from perception.plotting import pyplot
-from perception.sensors import (LIDAR_BEAM_COUNT, LIDAR_BEAM_ELEVATION_RANGE_DEG, LIDAR_MOUNT_M,
-                                LIDAR_MOUNT_ROTATION_WXYZ)
+from perception.sensors import LIDAR_BEAM_COUNT, LIDAR_MOUNT_M
 
 GROUND_BAND_M = 0.3
 """A point less than this above the ground plane guess counts as a ground return [m]."""
@@ -65,25 +64,11 @@ _X, _Y, _Z, _INTENSITY = (LIDAR_COLUMNS.index(c) for c in ("x", "y", "z", "inten
 _RCS, _VX, _VY = (RADAR_COLUMNS.index(c) for c in ("rcs", "vx_comp", "vy_comp"))
 
 
-def beam_index(points_xyz: np.ndarray) -> np.ndarray:
-    """(N,) int beam of each point (N, 3) [m, ego frame]: 0 the lowest of the LIDAR_BEAM_COUNT beams spaced evenly
-    over LIDAR_BEAM_ELEVATION_RANGE_DEG, the nearest beam to the elevation in the sensor's own frame (from
-    LIDAR_MOUNT_M, axes turned by LIDAR_MOUNT_ROTATION_WXYZ: the mount's 1.4 degree tilt is more than a beam
-    spacing); -1 where the elevation lies more than half a beam spacing outside the range."""
-    sensor_to_ego = quaternion_to_matrix(LIDAR_MOUNT_ROTATION_WXYZ, "LIDAR_MOUNT_ROTATION_WXYZ")
-    offset = (np.asarray(points_xyz, dtype=np.float64) - np.asarray(LIDAR_MOUNT_M)) @ sensor_to_ego
-    elevation_deg = np.degrees(np.arctan2(offset[:, 2], np.hypot(offset[:, 0], offset[:, 1])))
-    lowest, highest = LIDAR_BEAM_ELEVATION_RANGE_DEG
-    beam = np.rint((elevation_deg - lowest) / ((highest - lowest) / (LIDAR_BEAM_COUNT - 1))).astype(np.int64)
-    beam[(beam < 0) | (beam >= LIDAR_BEAM_COUNT)] = -1
-    return beam
-
-
 def points_per_beam(points_xyz: np.ndarray) -> np.ndarray:
     """(LIDAR_BEAM_COUNT,) int number of points (N, 3) [m, ego frame] on each beam: those farther than NEAR_SENSOR_M
     from the sensor (no-return points and the ego car's own body left out), on some beam."""
     far = np.linalg.norm(np.asarray(points_xyz, dtype=np.float64) - np.asarray(LIDAR_MOUNT_M), axis=1) > NEAR_SENSOR_M
-    beam = beam_index(np.asarray(points_xyz)[far])
+    beam = beam_index(np.asarray(points_xyz)[far], mark_off_fan=True)
     return np.bincount(beam[beam >= 0], minlength=LIDAR_BEAM_COUNT)
 
 

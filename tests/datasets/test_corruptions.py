@@ -4,6 +4,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from pyquaternion import Quaternion
 
 from perception.classes import DETECTION_CLASSES
 from perception.datasets.corruptions import (
@@ -18,6 +19,7 @@ from perception.sensors import CAMERA_CHANNELS, LIDAR_MOUNT_M, LIDAR_MOUNT_ROTAT
 
 AZIMUTHS = 360
 RING_ELEVATIONS_DEG = np.linspace(-30.67, 10.67, 32)  # the HDL-32E data sheet, written independently here
+RING_SPACING_DEG = RING_ELEVATIONS_DEG[1] - RING_ELEVATIONS_DEG[0]
 RANDOM_CORRUPTIONS = ("points_reducing", "lidar_fog", "lidar_snow", "lidar_rain", "crosstalk", "incomplete_echo",
                       "object_failure", "low_light", "camera_fog", "camera_snow", "motion_blur", "frame_lost",
                       "ghost_targets", "velocity_noise", "spatial_misalignment")
@@ -152,6 +154,41 @@ def test_beams_reducing_keeps_every_kth_ring():
         out = corrupt(base, "beams_reducing", severity).lidar.points
         expected = points[rings % (32 // kept_beams) == 0]
         assert np.array_equal(out, expected) and len(out) == len(points) * kept_beams // 32
+
+
+def point_at(elevation_deg: float, horizontal_m: float = 10.0, azimuth_deg: float = 30.0) -> list:
+    """A point at this elevation and azimuth in the LiDAR's own frame, ``horizontal_m`` away, in the ego frame
+    (pyquaternion's rotation, beside the library's own)."""
+    azimuth = np.deg2rad(azimuth_deg)
+    in_sensor = [horizontal_m * np.cos(azimuth), horizontal_m * np.sin(azimuth),
+                 horizontal_m * np.tan(np.deg2rad(elevation_deg))]
+    return list(np.asarray(LIDAR_MOUNT_M) + Quaternion(*LIDAR_MOUNT_ROTATION_WXYZ).rotation_matrix @ in_sensor)
+
+
+def test_beam_index_of_points_at_known_elevations():
+    beams = [0, 1, 15, 30, 31]
+    # Each beam's own elevation, then a third of a spacing off it (still nearest), at varied distances.
+    points = [point_at(RING_ELEVATIONS_DEG[b], 5.0 + b) for b in beams]
+    points += [point_at(RING_ELEVATIONS_DEG[b] + RING_SPACING_DEG / 3, 40.0) for b in beams]
+    points += [point_at(RING_ELEVATIONS_DEG[b] - RING_SPACING_DEG / 3, 2.0) for b in beams]
+    assert lidar.beam_index(np.array(points)).tolist() == beams * 3
+
+
+def test_beam_index_reads_the_elevation_in_the_sensors_tilted_frame():
+    """The mount is tilted by 1.4 degrees, more than a beam spacing (1.33): read in the ego frame, a beam's points
+    fell on the beam above or below depending on the azimuth (the lowest and highest off the fan)."""
+    for beam in (0, 15, 31):
+        points = [point_at(RING_ELEVATIONS_DEG[beam], 20.0, azimuth) for azimuth in range(0, 360, 45)]
+        assert lidar.beam_index(np.array(points)).tolist() == [beam] * 8
+
+
+def test_beam_index_gives_elevations_off_the_fan_the_end_beam_or_marks_them():
+    """More than half a spacing above the highest beam, below the lowest, far above, and just within."""
+    points = np.array([point_at(RING_ELEVATIONS_DEG[-1] + 0.6 * RING_SPACING_DEG),
+                       point_at(RING_ELEVATIONS_DEG[0] - 0.6 * RING_SPACING_DEG), point_at(60.0),
+                       point_at(RING_ELEVATIONS_DEG[-1] + 0.4 * RING_SPACING_DEG)])
+    assert lidar.beam_index(points).tolist() == [31, 0, 31, 31]
+    assert lidar.beam_index(points, mark_off_fan=True).tolist() == [-1, -1, -1, 31]
 
 
 def test_points_reducing_drops_the_stated_fraction(frame):

@@ -36,29 +36,6 @@ def point_at(elevation_deg: float, horizontal_m: float = 10.0, azimuth_deg: floa
     return list(np.asarray(LIDAR_MOUNT_M) + SENSOR_TO_EGO @ in_sensor)
 
 
-def test_beam_index_of_points_at_known_elevations():
-    beams = [0, 1, 15, 30, 31]
-    # Each beam's own elevation, then a third of a spacing off it (still nearest), at varied distances.
-    points = [point_at(LOWEST + b * SPACING, 5.0 + b) for b in beams]
-    points += [point_at(LOWEST + b * SPACING + SPACING / 3, 40.0) for b in beams]
-    points += [point_at(LOWEST + b * SPACING - SPACING / 3, 2.0) for b in beams]
-    assert stats.beam_index(np.array(points)).tolist() == beams * 3
-
-
-def test_beam_index_reads_the_elevation_in_the_sensors_tilted_frame():
-    """The mount is tilted by 1.4 degrees, more than a beam spacing (1.33): read in the ego frame, a beam's points
-    fell on the beam above or below depending on the azimuth (the lowest and highest off the fan)."""
-    for beam in (0, 15, 31):
-        points = [point_at(LOWEST + beam * SPACING, 20.0, azimuth) for azimuth in range(0, 360, 45)]
-        assert stats.beam_index(np.array(points)).tolist() == [beam] * 8
-
-
-def test_beam_index_marks_elevations_outside_the_fan():
-    points = np.array([point_at(HIGHEST + 0.6 * SPACING), point_at(LOWEST - 0.6 * SPACING), point_at(60.0),
-                       point_at(HIGHEST + 0.4 * SPACING)])
-    assert stats.beam_index(points).tolist() == [-1, -1, -1, LIDAR_BEAM_COUNT - 1]
-
-
 def test_points_per_beam_counts_each_beam_and_leaves_out_points_off_the_fan_and_near_the_sensor():
     points = np.array([point_at(LOWEST)] * 3 + [point_at(HIGHEST)] * 2 + [point_at(LOWEST + 7 * SPACING)]
                       + [point_at(80.0)] + [point_at(LOWEST + 7 * SPACING, stats.NEAR_SENSOR_M * 0.9)])

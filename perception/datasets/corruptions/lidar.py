@@ -63,16 +63,20 @@ def _along_ray(points: np.ndarray, offsets: np.ndarray, ranges: np.ndarray, new_
     return moved
 
 
-def beam_index(points: np.ndarray) -> np.ndarray:
+def beam_index(points: np.ndarray, mark_off_fan: bool = False) -> np.ndarray:
     """``points`` (N, >= 3) [x, y, z, ...] [m] in the ego frame -> (N,) int: the beam (0 lowest .. 31,
     perception.sensors) nearest each point's elevation seen from LIDAR_MOUNT_M in the sensor's axes
-    (LIDAR_MOUNT_ROTATION_WXYZ)."""
+    (LIDAR_MOUNT_ROTATION_WXYZ). An elevation more than half a beam spacing outside the fan gets the nearest end
+    beam, or -1 with ``mark_off_fan``."""
     offsets, _ = _rays(points)
     in_sensor = offsets @ _SENSOR_TO_EGO_ROTATION  # rows: R^T (p - t)
     elevation = np.degrees(np.arctan2(in_sensor[:, 2], np.hypot(in_sensor[:, 0], in_sensor[:, 1])))
     low, high = LIDAR_BEAM_ELEVATION_RANGE_DEG
     step = (high - low) / (LIDAR_BEAM_COUNT - 1)
-    return np.clip(np.rint((elevation - low) / step), 0, LIDAR_BEAM_COUNT - 1).astype(int)
+    beam = np.rint((elevation - low) / step)
+    if mark_off_fan:
+        return np.where((beam >= 0) & (beam < LIDAR_BEAM_COUNT), beam, -1).astype(int)
+    return np.clip(beam, 0, LIDAR_BEAM_COUNT - 1).astype(int)
 
 
 def beams_reducing(frame: Frame, beams_kept: int, rng: np.random.Generator, seed: int) -> Frame:
