@@ -70,15 +70,14 @@ import numpy as np
 from perception.datasets.lane_map import LaneCentres
 from perception.datasets.maneuver_labels import (VEHICLE_LABELS, ManeuverLabelConfig, brakes, label_maneuver,
                                                   same_times, stands_still)
-from perception.decision.collision import (ego_footprints, footprints_overlap, path_coordinates,
-                                          plan_tangent_headings)
+from perception.decision.collision import ego_footprints, path_coordinates, plan_tangent_headings
 from perception.decision.ego_state import EgoState
 from perception.decision.lanes import EgoLanes
 from perception.decision.planner import (AgentAssessment, assess_frame, decide, describe_agent, describe_in_lane,
                                          lane_plan, travelled_distance_m)
 from perception.decision.prediction import half_length_along_x, lane_index, speed_factors_at
 from perception.decision.types import Decision, PlannerConfig
-from perception.geometry import Boxes3D
+from perception.geometry import Boxes3D, footprints_overlap
 from perception.maneuvers import Maneuver
 
 

@@ -27,7 +27,7 @@ Voxel coordinates
 Units
     metres, seconds, radians; timestamps in microseconds (int) as nuScenes stores them.
 """
-from perception.geometry.boxes import Boxes3D
+from perception.geometry.boxes import Boxes3D, footprints_overlap
 from perception.geometry.camera import CameraIntrinsics, Projection, project_points, resize_image, unproject_pixels
 from perception.geometry.paths import frenet_coordinates, path_points
 from perception.geometry.transforms import (
@@ -49,6 +49,7 @@ __all__ = [
     "Projection",
     "RigidTransform",
     "SensorCalibration",
+    "footprints_overlap",
     "frenet_coordinates",
     "interpolate_pose",
     "path_points",

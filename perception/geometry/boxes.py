@@ -211,3 +211,21 @@ class Boxes3D:
 
 
 _FIELDS = ("centers", "sizes", "yaws", "velocities", "labels", "scores", "attributes")
+
+
+def footprints_overlap(polygon: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """(4, 2) convex footprint, or (M, 4, 2) one per pair, and (M, 4, 2) convex footprints (corners in order, e.g.
+    Boxes3D.bev_corners) -> (M,) bool: the interiors overlap (separating-axis test over every edge normal; touching
+    edges do not count)."""
+    others = np.asarray(others, dtype=np.float64).reshape(-1, 4, 2)
+    polygon = np.broadcast_to(np.asarray(polygon, dtype=np.float64), others.shape)
+    separated = np.zeros(len(others), dtype=bool)
+    for shape in (polygon, others):
+        edges = np.roll(shape, -1, axis=1) - shape  # (M, 4, 2)
+        normals = np.stack([-edges[..., 1], edges[..., 0]], axis=-1)  # (M, 4, 2)
+        # (M, 4 corners, 4 axes): each corner on each axis (a product sum per pair; einsum's is 10x slower here)
+        projected_a = polygon[:, :, None, 0] * normals[:, None, :, 0] + polygon[:, :, None, 1] * normals[:, None, :, 1]
+        projected_b = others[:, :, None, 0] * normals[:, None, :, 0] + others[:, :, None, 1] * normals[:, None, :, 1]
+        gap = np.maximum(projected_a.min(1) - projected_b.max(1), projected_b.min(1) - projected_a.max(1))
+        separated |= np.any(gap >= 0, axis=1)
+    return ~separated

@@ -1,4 +1,4 @@
-"""The footprint overlap test (perception.decision.collision) against shapely, and the logged drive
+"""The plan's collision geometry (perception.decision.collision) against shapely, and the logged drive
 (perception.eval.logged_drive: the logged future, the ego state from the past, every planner per keyframe) against
 nuscenes-devkit (real fixture) and the synthetic world's own ego trajectory."""
 import json
@@ -11,7 +11,7 @@ from shapely.geometry import Polygon
 
 from perception.classes import category_to_detection_name
 from perception.decision import EgoState, Maneuver
-from perception.decision.collision import ego_footprints, footprints_overlap, plan_collisions, plan_headings
+from perception.decision.collision import ego_footprints, plan_collisions, plan_headings
 from perception.eval.decision_metrics import grade_planners
 from perception.eval.logged_drive import (_interpolate_boxes, keyframe_inputs, logged_future,
                                           planned_frame_for_sample)
@@ -38,26 +38,6 @@ def test_ego_footprint_follows_the_heading():
     assert Polygon(corners).symmetric_difference(expected).area == pytest.approx(0.0, abs=1e-9)
 
 
-def test_footprint_overlap_matches_shapely():
-    rng = np.random.default_rng(0)
-    count = 400
-    boxes = Boxes3D(np.concatenate([rng.uniform(-4, 4, (count, 2)), np.zeros((count, 1))], 1),
-                    np.concatenate([rng.uniform(0.3, 4, (count, 2)), np.ones((count, 1))], 1),
-                    rng.uniform(-np.pi, np.pi, count))
-    reference = Boxes3D(np.zeros((1, 3)), [[1.85, 4.084, 1.0]], [0.3]).bev_corners()[0]
-    corners = boxes.bev_corners()
-    ours = footprints_overlap(reference, corners)
-    oracle = np.array([Polygon(reference).intersection(Polygon(c)).area > 0 for c in corners])
-    clear = np.array([Polygon(reference).distance(Polygon(c)) > 1e-6 or Polygon(reference).intersection(
-        Polygon(c)).area > 1e-6 for c in corners])  # leave out grazing contacts
-    assert clear.sum() > 390 and 50 < oracle.sum() < 390
-    np.testing.assert_array_equal(ours[clear], oracle[clear])
-    # edge to edge: touching is no collision; a hair more is
-    touching = Boxes3D([[4.084, 0.0, 0.0], [4.083, 0.0, 0.0]], [[1.85, 4.084, 1.0]] * 2, [0.0, 0.0]).bev_corners()
-    square = Boxes3D(np.zeros((1, 3)), [[1.85, 4.084, 1.0]], [0.0]).bev_corners()[0]
-    np.testing.assert_array_equal(footprints_overlap(square, touching), [False, True])
-
-
 def test_a_step_back_keeps_the_heading():
     # forward 1 m, back 0.1 m (a standing plan's noise), forward 1.1 m: the step back points along pi, against
     # the heading 0 it had; it is kept (plans do not reverse), and the footprint at 0.9 m still faces +x
@@ -67,32 +47,6 @@ def test_a_step_back_keeps_the_heading():
     expected = Polygon([(0.9 + 1.4 - 2.042, -0.925), (0.9 + 1.4 + 2.042, -0.925), (0.9 + 1.4 + 2.042, 0.925),
                         (0.9 + 1.4 - 2.042, 0.925)])
     assert Polygon(ego_footprints(trajectory)[1]).symmetric_difference(expected).area == pytest.approx(0.0, abs=1e-9)
-
-
-def test_footprints_that_only_touch_do_not_overlap():
-    # unit squares on exact coordinates: sharing an edge, sharing a corner, and overlapping by half; shapely's
-    # intersection area is the oracle (0, 0, 0.5)
-    square = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 1.0], [1.0, 0.0]])
-    others = np.stack([square + [1.0, 0.0], square + [1.0, 1.0], square + [0.5, 0.0]])
-    oracle = [Polygon(square).intersection(Polygon(other)).area > 0 for other in others]
-    assert oracle == [False, False, True]
-    np.testing.assert_array_equal(footprints_overlap(square, others), oracle)
-
-
-def test_footprints_separated_only_along_the_other_ones_edges_do_not_overlap():
-    # the square [0, 2] x [0, 2] and a diamond centred at (3, 3), 1.2 m from its centre to each corner: on x and y
-    # (the square's edge normals) their shadows [0, 2] and [1.8, 4.2] overlap, but along the diamond's normal
-    # (1, 1) the square reaches x + y = 4 and the diamond starts at 6 - 1.2 = 4.8: a gap. Shapely: 0.8 / sqrt(2)
-    # = 0.566 m apart
-    square = np.array([[0.0, 0.0], [0.0, 2.0], [2.0, 2.0], [2.0, 0.0]])
-    diamond = np.array([[3.0, 4.2], [4.2, 3.0], [3.0, 1.8], [1.8, 3.0]])
-    assert Polygon(square).distance(Polygon(diamond)) == pytest.approx(0.8 / np.sqrt(2))
-    assert footprints_overlap(square, diamond[None]).tolist() == [False]
-    assert footprints_overlap(diamond, square[None]).tolist() == [False]
-    # moved by (-0.5, -0.5) the diamond starts at x + y = 3.8, inside the square's 4: they overlap
-    closer = diamond - 0.5
-    assert Polygon(square).intersection(Polygon(closer)).area > 0
-    assert footprints_overlap(square, closer[None]).tolist() == [True]
 
 
 def _lidar_ego_pose(nusc, sample_token):

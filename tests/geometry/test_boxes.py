@@ -5,8 +5,9 @@ import pytest
 from nuscenes.utils.data_classes import Box
 from nuscenes.utils.geometry_utils import points_in_box
 from pyquaternion import Quaternion
+from shapely.geometry import Polygon
 
-from perception.geometry import Boxes3D, RigidTransform, rotation_from_vector
+from perception.geometry import Boxes3D, RigidTransform, footprints_overlap, rotation_from_vector
 
 
 def random_boxes(n: int, seed: int = 0) -> Boxes3D:
@@ -136,3 +137,49 @@ def test_transformed_yaws_are_libm_atan2_of_the_rotated_heading_every_time():
         np.testing.assert_array_equal(yaws, expected)
         seen.add(yaws.tobytes())
     assert len(seen) == 1
+
+
+def test_footprint_overlap_matches_shapely():
+    rng = np.random.default_rng(0)
+    count = 400
+    boxes = Boxes3D(np.concatenate([rng.uniform(-4, 4, (count, 2)), np.zeros((count, 1))], 1),
+                    np.concatenate([rng.uniform(0.3, 4, (count, 2)), np.ones((count, 1))], 1),
+                    rng.uniform(-np.pi, np.pi, count))
+    reference = Boxes3D(np.zeros((1, 3)), [[1.85, 4.084, 1.0]], [0.3]).bev_corners()[0]
+    corners = boxes.bev_corners()
+    ours = footprints_overlap(reference, corners)
+    oracle = np.array([Polygon(reference).intersection(Polygon(c)).area > 0 for c in corners])
+    clear = np.array([Polygon(reference).distance(Polygon(c)) > 1e-6 or Polygon(reference).intersection(
+        Polygon(c)).area > 1e-6 for c in corners])  # leave out grazing contacts
+    assert clear.sum() > 390 and 50 < oracle.sum() < 390
+    np.testing.assert_array_equal(ours[clear], oracle[clear])
+    # edge to edge: touching is no collision; a hair more is
+    touching = Boxes3D([[4.084, 0.0, 0.0], [4.083, 0.0, 0.0]], [[1.85, 4.084, 1.0]] * 2, [0.0, 0.0]).bev_corners()
+    square = Boxes3D(np.zeros((1, 3)), [[1.85, 4.084, 1.0]], [0.0]).bev_corners()[0]
+    np.testing.assert_array_equal(footprints_overlap(square, touching), [False, True])
+
+
+def test_footprints_that_only_touch_do_not_overlap():
+    # unit squares on exact coordinates: sharing an edge, sharing a corner, and overlapping by half; shapely's
+    # intersection area is the oracle (0, 0, 0.5)
+    square = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 1.0], [1.0, 0.0]])
+    others = np.stack([square + [1.0, 0.0], square + [1.0, 1.0], square + [0.5, 0.0]])
+    oracle = [Polygon(square).intersection(Polygon(other)).area > 0 for other in others]
+    assert oracle == [False, False, True]
+    np.testing.assert_array_equal(footprints_overlap(square, others), oracle)
+
+
+def test_footprints_separated_only_along_the_other_ones_edges_do_not_overlap():
+    # the square [0, 2] x [0, 2] and a diamond centred at (3, 3), 1.2 m from its centre to each corner: on x and y
+    # (the square's edge normals) their shadows [0, 2] and [1.8, 4.2] overlap, but along the diamond's normal
+    # (1, 1) the square reaches x + y = 4 and the diamond starts at 6 - 1.2 = 4.8: a gap. Shapely: 0.8 / sqrt(2)
+    # = 0.566 m apart
+    square = np.array([[0.0, 0.0], [0.0, 2.0], [2.0, 2.0], [2.0, 0.0]])
+    diamond = np.array([[3.0, 4.2], [4.2, 3.0], [3.0, 1.8], [1.8, 3.0]])
+    assert Polygon(square).distance(Polygon(diamond)) == pytest.approx(0.8 / np.sqrt(2))
+    assert footprints_overlap(square, diamond[None]).tolist() == [False]
+    assert footprints_overlap(diamond, square[None]).tolist() == [False]
+    # moved by (-0.5, -0.5) the diamond starts at x + y = 3.8, inside the square's 4: they overlap
+    closer = diamond - 0.5
+    assert Polygon(square).intersection(Polygon(closer)).area > 0
+    assert footprints_overlap(square, closer[None]).tolist() == [True]

@@ -21,6 +21,7 @@ from perception.datasets.synthetic.ego import LEAD_STANDSTILL_GAP_M, LEAD_TIME_H
 from perception.datasets.synthetic.layout import (BAY_DEPTH_M, LANE_WIDTH_M, SIDEWALK_WIDTH_M, CarPark, Road,
                                                   StaticWorld)
 from perception.datasets.synthetic.meshes import build_mesh
+from perception.geometry import Boxes3D, footprints_overlap
 
 EGO_SIZE_WL = (2.0, 4.9)
 EGO_CENTRE_AHEAD_OF_AXLE_M = 1.4
@@ -30,24 +31,9 @@ CHECK_EVERY_S = 0.2
 
 
 def _footprint_corners(xy: np.ndarray, yaw: np.ndarray, width: float, length: float) -> np.ndarray:
-    """(K, 4, 2) corners of oriented rectangles centred at xy (K, 2) with yaw (K,)."""
-    half = np.array([[1, 1], [1, -1], [-1, -1], [-1, 1]]) * 0.5 * np.array([length, width])
-    c, s = np.cos(yaw)[:, None], np.sin(yaw)[:, None]
-    return np.stack([xy[:, None, 0] + c * half[:, 0] - s * half[:, 1],
-                     xy[:, None, 1] + s * half[:, 0] + c * half[:, 1]], axis=-1)
-
-
-def rectangles_overlap(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(K,) bool: do the convex quadrilaterals a[k] and b[k] (K, 4, 2) overlap (separating-axis test)?"""
-    overlap = np.ones(len(a), dtype=bool)
-    for poly in (a, b):
-        for i in range(4):
-            edge = poly[:, (i + 1) % 4] - poly[:, i]
-            axis = np.stack([-edge[:, 1], edge[:, 0]], axis=1)
-            proj_a = np.einsum("kvd,kd->kv", a, axis)
-            proj_b = np.einsum("kvd,kd->kv", b, axis)
-            overlap &= ~((proj_a.max(1) < proj_b.min(1)) | (proj_b.max(1) < proj_a.min(1)))
-    return overlap
+    """(K, 4, 2) Boxes3D.bev_corners of the width x length footprints centred at xy (K, 2) with yaw (K,)."""
+    return Boxes3D(np.column_stack([xy, np.zeros(len(xy))]), np.tile([width, length, 0.0], (len(xy), 1)),
+                   yaw).bev_corners()
 
 
 class Population:
@@ -73,7 +59,7 @@ class Population:
             centre_new = new.mean(axis=1)
             for old in self.footprints:
                 near = np.linalg.norm(old.mean(axis=1) - centre_new, axis=1) < 20.0
-                if near.any() and rectangles_overlap(new[near], old[near]).any():
+                if near.any() and footprints_overlap(new[near], old[near]).any():
                     return False
         self.footprints += footprints
         self.actors += actors
