@@ -27,7 +27,7 @@ from mmengine.optim import build_optim_wrapper
 from perception.cli import positive_int
 from perception.cli.train import use_data
 from perception.engine.data import FrameDataset, apply_model_inputs, collate_fusion_batch
-from perception.models.finetune import METHODS, FineTuningSpec, fine_tuned_model
+from perception.models.finetune import DEFAULT_RANK, METHODS, FineTuningSpec, fine_tuned_model
 
 WARMUP_STEPS = 5
 PROFILED_STEPS = 10
@@ -42,7 +42,7 @@ def main(argv=None) -> Dict[str, List[float]]:
     parser.add_argument("--version", required=True)
     parser.add_argument("--split", required=True)
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
-    parser.add_argument("--rank", type=positive_int, default=8, help="of lora and adapter")
+    parser.add_argument("--rank", type=positive_int, default=DEFAULT_RANK, help="of lora and adapter")
     parser.add_argument("--steps", type=positive_int, default=40, help="timed steps a method")
     parser.add_argument("--batches", type=positive_int, default=4, help="distinct batches, taken in turn")
     parser.add_argument("--profile", action="store_true")

@@ -7,7 +7,7 @@ import numpy as np
 
 from perception.datasets.frame import Frame
 from perception.geometry import Boxes3D
-from perception.sensors import SENSOR_GROUPS
+from perception.sensors import DEFAULT_LIDAR_SWEEPS, DEFAULT_RADAR_SWEEPS, SENSOR_GROUPS
 from perception.timing import StageTimer
 
 
@@ -42,9 +42,9 @@ class OracleDetector:
     """
 
     sensors: FrozenSet[str] = frozenset(SENSOR_GROUPS)
-    lidar_sweeps, radar_sweeps = 10, 6
+    lidar_sweeps, radar_sweeps = DEFAULT_LIDAR_SWEEPS, DEFAULT_RADAR_SWEEPS
     """The sweeps the tools load for the oracle's frames (it reads none; the decision layer and the pictures see
-    them): nuScenes' usual 10 LiDAR and 6 radar sweeps."""
+    them): perception.sensors' defaults."""
 
     def detect(self, frames: Sequence[Frame], timer: Optional[StageTimer] = None) -> List[Boxes3D]:
         """The ground truth of each frame (``timer`` unused: the oracle has no stages of its own)."""

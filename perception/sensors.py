@@ -23,6 +23,10 @@ NOMINAL_PERIOD_S = {"lidar": 1 / 20, "radar": 1 / 13, "camera": 1 / 12}
 12 Hz."""
 KEYFRAME_PERIOD_S = 0.5
 """Keyframes (samples) at 2 Hz, on every 10th LiDAR sweep."""
+DEFAULT_LIDAR_SWEEPS = 10
+DEFAULT_RADAR_SWEEPS = 6
+"""The sweeps a keyframe is read with unless a config or option says otherwise, its own included: 10 LiDAR sweeps
+(0.5 s at 20 Hz) and 6 sweeps of each radar (0.46 s at 13 Hz), about a keyframe period of each."""
 ALL_CHANNELS = (LIDAR_CHANNEL, *RADAR_CHANNELS, *CAMERA_CHANNELS)
 """Every channel: LiDAR, radars, cameras. Tables, sweeps and streams are indexed in this order, and messages with
 equal timestamps are ordered by it."""

@@ -40,7 +40,8 @@ from perception.datasets.metadata import DEFAULT_CACHE_DIR, SampleTable, build_s
 from perception.datasets.records import open_nuscenes
 from perception.datasets.transforms import RandomTransform
 from perception.geometry import RigidTransform, resize_image
-from perception.sensors import CAMERA_CHANNELS, LIDAR_CHANNEL, RADAR_CHANNELS, SENSOR_GROUPS
+from perception.sensors import (CAMERA_CHANNELS, DEFAULT_LIDAR_SWEEPS, DEFAULT_RADAR_SWEEPS, LIDAR_CHANNEL,
+                                RADAR_CHANNELS, SENSOR_GROUPS)
 
 DEFAULT_SWEEP_MIN_DISTANCE_M = 1.0
 """Past LiDAR sweeps lose the points with |x| and |y| below this in the sensor frame (the ego vehicle itself)."""
@@ -197,7 +198,8 @@ def frame_from_table(
 
 
 def load_frame(
-    nusc: NuScenes, sample_token: str, lidar_sweeps: int = 10, radar_sweeps: int = 6, cameras: bool = True,
+    nusc: NuScenes, sample_token: str, lidar_sweeps: int = DEFAULT_LIDAR_SWEEPS,
+    radar_sweeps: int = DEFAULT_RADAR_SWEEPS, cameras: bool = True,
     image_size: Optional[Tuple[int, int]] = None, drop: Iterable[str] = (),
     radar_filters: Dict[str, Sequence[int]] = DEVKIT_RADAR_FILTERS,
     sweep_min_distance_m: float = DEFAULT_SWEEP_MIN_DISTANCE_M,
@@ -251,7 +253,8 @@ class NuScenesFrames(torch.utils.data.Dataset):
     """
 
     def __init__(
-        self, dataroot: str, version: str, split: str, lidar_sweeps: int = 10, radar_sweeps: int = 6,
+        self, dataroot: str, version: str, split: str, lidar_sweeps: int = DEFAULT_LIDAR_SWEEPS,
+        radar_sweeps: int = DEFAULT_RADAR_SWEEPS,
         cameras: bool = True, image_size: Optional[Tuple[int, int]] = None, drop: Iterable[str] = (),
         transform: Optional[Callable[[Frame], Frame]] = None, nusc: Optional[NuScenes] = None,
         cache_dir: Optional[str] = DEFAULT_CACHE_DIR, radar_filters: Dict[str, Sequence[int]] = DEVKIT_RADAR_FILTERS,

@@ -18,7 +18,7 @@ from perception.models import model_config, model_inputs
 from perception.models.batch import FusionBatch
 from perception.models.planning_types import PlanningTargets
 from perception.registry import DATASETS, FUNCTIONS
-from perception.sensors import SENSOR_GROUPS
+from perception.sensors import DEFAULT_LIDAR_SWEEPS, DEFAULT_RADAR_SWEEPS, SENSOR_GROUPS
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,8 @@ class FrameDataset(torch.utils.data.Dataset):
     a random number of sweeps per keyframe (1..lidar_sweeps, 1..radar_sweeps; perception.datasets.loader.
     RandomSweepCounts with this seed), for training."""
 
-    def __init__(self, dataroot: str, version: str, split: str, lidar_sweeps: int = 10, radar_sweeps: int = 6,
+    def __init__(self, dataroot: str, version: str, split: str, lidar_sweeps: int = DEFAULT_LIDAR_SWEEPS,
+                 radar_sweeps: int = DEFAULT_RADAR_SWEEPS,
                  image_size: Optional[Tuple[int, int]] = None, drop: Iterable[str] = (),
                  transform: Optional[object] = None, max_frames: Optional[int] = None, progress: bool = False,
                  planning: Optional[Mapping] = None, random_sweeps_seed: Optional[int] = None):

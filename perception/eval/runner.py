@@ -40,7 +40,7 @@ from perception.jsonfile import (as_read_back, check_same_run, read_json, read_j
 from perception.models.ego_mlp import EgoMLP
 from perception.models.planning_head import PlanningDetector
 from perception.models.planning_types import PlanningOutputs
-from perception.sensors import SENSOR_GROUPS
+from perception.sensors import DEFAULT_LIDAR_SWEEPS, DEFAULT_RADAR_SWEEPS, SENSOR_GROUPS
 
 RESULTS_FILE = "results_nusc.json"
 METRICS_FILE = "metrics.json"
@@ -255,8 +255,8 @@ class DataOptions:
     dataroot: str
     version: str
     split: str
-    lidar_sweeps: int = 10
-    radar_sweeps: int = 6
+    lidar_sweeps: int = DEFAULT_LIDAR_SWEEPS
+    radar_sweeps: int = DEFAULT_RADAR_SWEEPS
     image_size: Optional[Tuple[int, int]] = None
     batch_size: int = 1
     workers: int = 0

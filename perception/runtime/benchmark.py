@@ -42,7 +42,7 @@ from perception.runtime.messages import scene_messages
 from perception.runtime.replay import ReplayOptions
 from perception.runtime.step import FrameStep, LoadedFrame, streamed_frame
 from perception.runtime.streaming import StreamingState
-from perception.sensors import LIDAR_CHANNEL
+from perception.sensors import DEFAULT_LIDAR_SWEEPS, DEFAULT_RADAR_SWEEPS, LIDAR_CHANNEL
 from perception.timing import NESTED_STAGES, STAGES, StageTimer, latency_summary, round_robin, summarize_records
 
 PIPELINE_STAGES = ("load", "detector", "decision", "end_to_end")
@@ -213,7 +213,8 @@ def _timed_voxelization(clouds: Sequence[np.ndarray], backend: str, device: str,
 
 
 def run_benchmark(nusc: NuScenes, sample_tokens: Sequence[str], detectors: Mapping[str, Detector],
-                  options: BenchmarkOptions, lidar_sweeps: int = 10, radar_sweeps: int = 6,
+                  options: BenchmarkOptions, lidar_sweeps: int = DEFAULT_LIDAR_SWEEPS,
+                  radar_sweeps: int = DEFAULT_RADAR_SWEEPS,
                   image_size: Optional[Tuple[int, int]] = None, progress: bool = True,
                   describe: Optional[Callable[[], Dict[str, Any]]] = None) -> Dict[str, Any]:
     """The benchmark (module docstring) of ``detectors`` (name -> Detector, e.g. backend -> detector; the first is

@@ -64,7 +64,8 @@ from perception.runtime.records import FRAMES_FILE, plan_to_json, read_frame_rec
 from perception.runtime.replay_outputs import ReplayOutputs
 from perception.runtime.step import FrameStep, streamed_frame
 from perception.runtime.streaming import DEFAULT_STALE_AFTER_S, DEFAULT_SYNC_WINDOW_S, FrameStatus, StreamingState
-from perception.sensors import KEYFRAME_PERIOD_S, LIDAR_CHANNEL, NOMINAL_PERIOD_S
+from perception.sensors import (DEFAULT_LIDAR_SWEEPS, DEFAULT_RADAR_SWEEPS, KEYFRAME_PERIOD_S, LIDAR_CHANNEL,
+                                NOMINAL_PERIOD_S)
 from perception.timing import latency_summary, summarize_records
 
 
@@ -87,8 +88,8 @@ class ReplayOptions:
     stale_after_s: float = DEFAULT_STALE_AFTER_S
     sync_window_s: float = DEFAULT_SYNC_WINDOW_S
     deadline_s: Optional[float] = None
-    lidar_sweeps: int = 10
-    radar_sweeps: int = 6
+    lidar_sweeps: int = DEFAULT_LIDAR_SWEEPS
+    radar_sweeps: int = DEFAULT_RADAR_SWEEPS
     image_size: Optional[Tuple[int, int]] = None
     faults: Optional[FaultPlan] = None
     video: bool = True

@@ -41,7 +41,8 @@ from perception.datasets.metadata import CalibrationRow, KeyframeRow, RecordRow,
 from perception.decision.learned import EGO_FEATURE_HISTORY_S
 from perception.geometry import EgoPose
 from perception.runtime.messages import SensorMessage
-from perception.sensors import ALL_CHANNELS, KEYFRAME_PERIOD_S, LIDAR_CHANNEL, NOMINAL_PERIOD_S, modality_of
+from perception.sensors import (ALL_CHANNELS, DEFAULT_LIDAR_SWEEPS, DEFAULT_RADAR_SWEEPS, KEYFRAME_PERIOD_S,
+                                LIDAR_CHANNEL, NOMINAL_PERIOD_S, modality_of)
 
 DEFAULT_STALE_AFTER_S = KEYFRAME_PERIOD_S
 """A channel whose newest message is older than this at a frame's time is stale (a keyframe interval, several of
@@ -134,7 +135,8 @@ class StreamingState:
     time.
     """
 
-    def __init__(self, lidar_sweeps: int = 10, radar_sweeps: int = 6, stale_after_s: float = DEFAULT_STALE_AFTER_S,
+    def __init__(self, lidar_sweeps: int = DEFAULT_LIDAR_SWEEPS, radar_sweeps: int = DEFAULT_RADAR_SWEEPS,
+                 stale_after_s: float = DEFAULT_STALE_AFTER_S,
                  image_size: Optional[Tuple[int, int]] = None, drop: AbstractSet[str] = frozenset(),
                  sweep_min_distance_m: float = DEFAULT_SWEEP_MIN_DISTANCE_M,
                  sync_window_s: float = DEFAULT_SYNC_WINDOW_S, backlog_s: float = KEYFRAME_PERIOD_S) -> None:
