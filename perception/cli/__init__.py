@@ -193,3 +193,36 @@ def parse_image_size(text: str) -> Tuple[int, int]:
     if width < 1 or height < 1:
         raise argparse.ArgumentTypeError(f"image size must be at least 1x1, got {text!r}")
     return width, height
+
+
+def add_input_options(parser: argparse.ArgumentParser) -> None:
+    """``--lidar-sweeps`` / ``--radar-sweeps`` / ``--image-size``: what each frame is loaded with, where not the
+    config's model_inputs (the oracle's: OracleDetector's sweeps, the images at their own size); read by
+    input_options."""
+    from perception.detector import OracleDetector  # here: the tools without frames do not load it
+
+    parser.add_argument("--lidar-sweeps", type=sweep_count,
+                        help=f"default: the config's model_inputs (oracle: {OracleDetector.lidar_sweeps})")
+    parser.add_argument("--radar-sweeps", type=sweep_count,
+                        help=f"default: the config's model_inputs (oracle: {OracleDetector.radar_sweeps})")
+    parser.add_argument("--image-size", type=parse_image_size,
+                        help="WxH the camera images are loaded at (default: the config's; the model resizes them to "
+                             "its own)")
+
+
+def input_options(args: argparse.Namespace, config_path: Optional[str]) -> Tuple[int, int, Optional[Tuple[int, int]]]:
+    """(LiDAR sweeps, radar sweeps, image size (W, H) or None: as stored) of add_input_options' flags where given,
+    else of the model_inputs of the config at ``config_path``, else (no config: the oracle) OracleDetector's sweeps
+    and no image size."""
+    if config_path is None:
+        from perception.detector import OracleDetector
+
+        lidar_sweeps, radar_sweeps, image_size = OracleDetector.lidar_sweeps, OracleDetector.radar_sweeps, None
+    else:
+        from perception.models import model_inputs
+
+        inputs = model_inputs(config_path)
+        lidar_sweeps, radar_sweeps, image_size = inputs.lidar_sweeps, inputs.radar_sweeps, inputs.image_size
+    return (lidar_sweeps if args.lidar_sweeps is None else args.lidar_sweeps,
+            radar_sweeps if args.radar_sweeps is None else args.radar_sweeps,
+            image_size if args.image_size is None else args.image_size)

@@ -7,8 +7,8 @@ import argparse
 import os
 from typing import Optional, Sequence
 
-from perception.cli import (add_debug_option, check_device, check_output_path, non_negative_float, parse_image_size,
-                            positive_float, resolve_config, resolve_path, sweep_count, tool_main)
+from perception.cli import (add_debug_option, add_input_options, check_device, check_output_path, input_options,
+                            non_negative_float, positive_float, resolve_config, resolve_path, tool_main)
 from perception.cli.backend import add_backend_options, model_provenance
 from perception.detector import Detector, OracleDetector
 from perception.paths import REAL_FIXTURE_ROOT
@@ -34,13 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="wait this long after the LiDAR trigger for radar sweeps and images")
     parser.add_argument("--deadline-s", type=positive_float,
                         help="a frame is late beyond this (default: the frame period)")
-    parser.add_argument("--lidar-sweeps", type=sweep_count,
-                        help=f"default: the config's model_inputs (oracle: {OracleDetector.lidar_sweeps})")
-    parser.add_argument("--radar-sweeps", type=sweep_count,
-                        help=f"default: the config's model_inputs (oracle: {OracleDetector.radar_sweeps})")
-    parser.add_argument("--image-size", type=parse_image_size,
-                        help="WxH the camera images are loaded at (default: the config's; the model resizes them to "
-                             "its own)")
+    add_input_options(parser)
     parser.add_argument("--faults", help="inject faults, e.g. drop=0.05,duplicate=0.02,delay=0.02,"
                                          "stall=CAM_FRONT:1.0:2.5,seed=0")
     parser.add_argument("--out", default="outputs/replay", help="output folder")
@@ -86,17 +80,8 @@ def main(argv: Optional[Sequence[str]] = None) -> ReplaySummary:
         parser.error(f"no nuScenes tables at {os.path.join(args.dataroot, args.version)}")
     check_output_path(parser, "--out", args.out)
     check_device(parser, args.device)
-    if args.oracle:
-        lidar_sweeps, radar_sweeps, image_size = OracleDetector.lidar_sweeps, OracleDetector.radar_sweeps, None
-    else:
-        from perception.models import model_inputs
-
-        config_path = resolve_config(args.config)
-        inputs = model_inputs(config_path)
-        lidar_sweeps, radar_sweeps, image_size = inputs.lidar_sweeps, inputs.radar_sweeps, inputs.image_size
-    lidar_sweeps = lidar_sweeps if args.lidar_sweeps is None else args.lidar_sweeps
-    radar_sweeps = radar_sweeps if args.radar_sweeps is None else args.radar_sweeps
-    image_size = image_size if args.image_size is None else args.image_size
+    config_path = None if args.oracle else resolve_config(args.config)
+    lidar_sweeps, radar_sweeps, image_size = input_options(args, config_path)
     try:
         faults = FaultPlan.parse(args.faults) if args.faults else None
         options = ReplayOptions(

@@ -7,8 +7,8 @@ import argparse
 import os
 from typing import List, Optional, Sequence
 
-from perception.cli import (add_debug_option, check_output_path, non_negative_int, positive_int, resolve_config,
-                            resolve_path, sweep_count, tool_main)
+from perception.cli import (add_debug_option, add_input_options, check_output_path, input_options, non_negative_int,
+                            positive_int, resolve_config, resolve_path, tool_main)
 from perception.cli.backend import add_backend_options, model_provenance
 from perception.datasets.corruptions import CorruptFrames, parse_cell
 from perception.datasets.splits import ALL_SCENES
@@ -47,10 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=positive_int, default=1)
     parser.add_argument("--workers", type=non_negative_int, default=0,
                         help="DataLoader worker processes (0: load in the main process)")
-    parser.add_argument("--lidar-sweeps", type=sweep_count,
-                        help=f"default: the config's model_inputs (oracle: {OracleDetector.lidar_sweeps})")
-    parser.add_argument("--radar-sweeps", type=sweep_count,
-                        help=f"default: the config's model_inputs (oracle: {OracleDetector.radar_sweeps})")
+    add_input_options(parser)
     parser.add_argument("--zero-shot", action="store_true",
                         help="accept a checkpoint trained on other inputs (sweeps, image size, sensors read) than "
                              "CONFIG's model_inputs and evaluate it at CONFIG's: a model of one domain on another's "
@@ -114,15 +111,7 @@ def run(argv: Optional[Sequence[str]] = None) -> List[dict]:
     provenance = {} if args.oracle else model_provenance(args.backend, args.config, args.checkpoint, args.onnx)
     # Only the main process evaluates; the others read the loader's metadata cache, not the devkit tables.
     nusc = open_nuscenes(args.dataroot, args.version, verbose=args.verbose) if shard.is_main else None
-    if args.oracle:
-        lidar_sweeps, radar_sweeps, image_size = OracleDetector.lidar_sweeps, OracleDetector.radar_sweeps, None
-    else:
-        from perception.models import model_inputs
-
-        inputs = model_inputs(args.config)
-        lidar_sweeps, radar_sweeps, image_size = inputs.lidar_sweeps, inputs.radar_sweeps, inputs.image_size
-    lidar_sweeps = lidar_sweeps if args.lidar_sweeps is None else args.lidar_sweeps
-    radar_sweeps = radar_sweeps if args.radar_sweeps is None else args.radar_sweeps
+    lidar_sweeps, radar_sweeps, image_size = input_options(args, None if args.oracle else args.config)
     data = DataOptions(args.dataroot, args.version, args.split, lidar_sweeps, radar_sweeps, image_size, args.batch_size,
                        args.workers, args.skip_corrupt_files)
     ego_mlp = load_ego_mlp(resolve_path(args.ego_mlp)) if args.ego_mlp else None
