@@ -12,9 +12,7 @@ PLAN_HORIZON_STEPS = 6
 
 
 class Maneuver(enum.Enum):
-    """The ego's maneuver for the next seconds; the definition order is the planning head's class order.
-    ``caution`` ranks them, safety first: STOP and BRAKE above FOLLOW, FOLLOW above a lane change, a lane change
-    above KEEP_LANE."""
+    """The ego's maneuver for the next seconds; the definition order is the planning head's class order."""
 
     KEEP_LANE = "KEEP_LANE"
     FOLLOW = "FOLLOW"
@@ -22,11 +20,6 @@ class Maneuver(enum.Enum):
     STOP = "STOP"
     CHANGE_LANE_LEFT = "CHANGE_LANE_LEFT"
     CHANGE_LANE_RIGHT = "CHANGE_LANE_RIGHT"
-
-    @property
-    def caution(self) -> int:
-        """0 (KEEP_LANE) .. 4 (STOP); both lane changes rank 1, BRAKE 3."""
-        return _CAUTION[self]
 
     @property
     def is_braking(self) -> bool:
@@ -38,14 +31,5 @@ class Maneuver(enum.Enum):
         """CHANGE_LANE_LEFT or CHANGE_LANE_RIGHT: the maneuvers the lane-change precision and recall count."""
         return self in (Maneuver.CHANGE_LANE_LEFT, Maneuver.CHANGE_LANE_RIGHT)
 
-
-_CAUTION = {
-    Maneuver.KEEP_LANE: 0,
-    Maneuver.CHANGE_LANE_LEFT: 1,
-    Maneuver.CHANGE_LANE_RIGHT: 1,
-    Maneuver.FOLLOW: 2,
-    Maneuver.BRAKE: 3,
-    Maneuver.STOP: 4,
-}
 
 __all__ = ["Maneuver", "PLAN_HORIZON_STEPS", "PLAN_STEP_S"]

@@ -148,16 +148,10 @@ def keyframe_lidar_pose(nusc: NuScenes, sample_token: str) -> EgoPose:
                             keyframe_sample_data(nusc, nusc.get("sample", sample_token))["token"])
 
 
-def pose_at(poses: List[EgoPose], timestamp_us: int, tolerance_us: int = 50_000) -> Optional[EgoPose]:
-    """The pose at ``timestamp_us`` interpolated between the two sorted ``poses`` around it (up to
-    ``tolerance_us`` past either end it is extrapolated from the two nearest); None when farther or when fewer
-    than two poses exist (never padded)."""
-    return _pose_at(poses, np.array([pose.timestamp_us for pose in poses], dtype=np.int64), timestamp_us,
-                    tolerance_us)
-
-
 def _pose_at(poses: List[EgoPose], times_us: np.ndarray, timestamp_us: int, tolerance_us: int) -> Optional[EgoPose]:
-    """pose_at with the poses' timestamps (len(poses),) [us] given."""
+    """The pose at ``timestamp_us`` interpolated between the two sorted ``poses`` (their timestamps ``times_us``
+    (len(poses),) [us]) around it (up to ``tolerance_us`` past either end it is extrapolated from the two nearest);
+    None when farther or when fewer than two poses exist (never padded)."""
     if len(times_us) < 2 or not times_us[0] - tolerance_us <= timestamp_us <= times_us[-1] + tolerance_us:
         return None
     after = int(np.clip(np.searchsorted(times_us, timestamp_us, side="right"), 1, len(times_us) - 1))
@@ -185,7 +179,7 @@ def ego_track(nusc: NuScenes, sample_token: str, times_s: np.ndarray, tolerance_
 def track_from_poses(poses: List[EgoPose], current: EgoPose, times_s: np.ndarray, tolerance_s: float = 0.05
                      ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """ego_track's (xy, yaw, valid) from the sorted ``poses`` given, at ``times_s`` from ``current``'s timestamp,
-    in ``current``'s ego frame (pose_at with ``tolerance_s``)."""
+    in ``current``'s ego frame (interpolated, extrapolated up to ``tolerance_s`` past the poses, never padded)."""
     to_ego = current.ego_to_global.inverse()
     times_s = np.asarray(times_s, dtype=np.float64)
     times_us = np.array([pose.timestamp_us for pose in poses], dtype=np.int64)

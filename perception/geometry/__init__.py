@@ -28,7 +28,7 @@ Units
     metres, seconds, radians; timestamps in microseconds (int) as nuScenes stores them.
 """
 from perception.geometry.boxes import Boxes3D, footprints_overlap
-from perception.geometry.camera import CameraIntrinsics, Projection, project_points, resize_image, unproject_pixels
+from perception.geometry.camera import CameraIntrinsics, Projection, project_points, resize_image
 from perception.geometry.paths import frenet_coordinates, path_points
 from perception.geometry.transforms import (
     EgoPose,
@@ -58,7 +58,6 @@ __all__ = [
     "rotation_about_z",
     "rotation_from_vector",
     "resize_image",
-    "unproject_pixels",
     "yaw_from_matrix",
     "yaw_quaternion_wxyz",
 ]

@@ -1,4 +1,4 @@
-"""Pinhole camera intrinsics, projection of 3D points to pixels, un-projection and image resizing with the
+"""Pinhole camera intrinsics, projection of 3D points to pixels and image resizing with the
 intrinsics scaled to match (conventions: perception.geometry)."""
 from __future__ import annotations
 
@@ -127,12 +127,3 @@ def project_points(
             (u > border_px) & (u < intrinsics.width - border_px) & (v > border_px) & (v < intrinsics.height - border_px)
         )
     return Projection(pixels, depth, in_front, in_image & in_front)
-
-
-def unproject_pixels(pixels: np.ndarray, depth: np.ndarray, intrinsics: CameraIntrinsics) -> np.ndarray:
-    """(N, 2) pixels [u, v] and (N,) depth [m] along the optical axis -> (N, 3) points in the camera frame [m]."""
-    pixels = np.asarray(pixels, dtype=np.float64).reshape(-1, 2)
-    depth = np.asarray(depth, dtype=np.float64).reshape(-1)
-    x = (pixels[:, 0] - intrinsics.cx) / intrinsics.fx * depth
-    y = (pixels[:, 1] - intrinsics.cy) / intrinsics.fy * depth
-    return np.stack([x, y, depth], axis=1)

@@ -329,6 +329,10 @@ _SIZES = st.sampled_from([("car", (1.9, 4.6, 1.6)), ("truck", (2.5, 10.0, 3.5)),
 
 
 GAP_GRID_M = np.linspace(0.0, 100.0, 161)
+CAUTION = {Maneuver.KEEP_LANE: 0, Maneuver.CHANGE_LANE_LEFT: 1, Maneuver.CHANGE_LANE_RIGHT: 1, Maneuver.FOLLOW: 2,
+           Maneuver.BRAKE: 3, Maneuver.STOP: 4}
+"""The maneuvers ranked by caution, safety first: STOP and BRAKE above FOLLOW, FOLLOW above a lane change, a lane
+change above KEEP_LANE."""
 
 
 @settings(max_examples=60, deadline=None)
@@ -346,6 +350,6 @@ def test_a_closer_obstacle_is_never_met_less_cautiously(ego_speed, kind, y, vx, 
     name, size = kind
     traffic = [("car", x, lane_y, v, 0.0) for lane_y, x, v in neighbours]
     ego = EgoState(ego_speed)
-    cautions = [decide(agents((name, gap + FRONT + size[1] / 2, y, vx, vy, size), *traffic), ego).maneuver.caution
+    cautions = [CAUTION[decide(agents((name, gap + FRONT + size[1] / 2, y, vx, vy, size), *traffic), ego).maneuver]
                 for gap in GAP_GRID_M]
     assert np.all(np.diff(cautions) <= 0), list(zip(GAP_GRID_M, cautions))

@@ -2,7 +2,7 @@ import cv2
 import numpy as np
 import pytest
 
-from perception.geometry import CameraIntrinsics, SensorCalibration, project_points, resize_image, unproject_pixels
+from perception.geometry import CameraIntrinsics, SensorCalibration, project_points, resize_image
 
 K = [[1000.0, 0.0, 800.0], [0.0, 1000.0, 450.0], [0.0, 0.0, 1.0]]
 
@@ -17,12 +17,15 @@ def test_projection_hand_worked():
     assert np.all(np.isnan(projection.pixels[2]))
 
 
-def test_unprojection_inverts_projection():
-    intrinsics = CameraIntrinsics.from_matrix(K, "CAM_FRONT", 1600, 900)
+def test_projection_matches_opencv_with_each_axis_focal_length():
+    intrinsics = CameraIntrinsics(1000.0, 800.0, 800.0, 450.0, 1600, 900)
     rng = np.random.default_rng(0)
     points = rng.uniform([-20, -5, 1], [20, 5, 60], size=(100, 3))
+    matrix = np.array([[1000.0, 0.0, 800.0], [0.0, 800.0, 450.0], [0.0, 0.0, 1.0]])
+    expected, _ = cv2.projectPoints(points, np.zeros(3), np.zeros(3), matrix, None)
     projection = project_points(points, intrinsics)
-    np.testing.assert_allclose(unproject_pixels(projection.pixels, projection.depth, intrinsics), points, atol=1e-9)
+    np.testing.assert_allclose(projection.pixels, expected[:, 0], atol=1e-9)
+    np.testing.assert_allclose(projection.depth, points[:, 2])
 
 
 def test_scaling_and_cropping_intrinsics_move_pixels_consistently():
@@ -77,15 +80,6 @@ def test_shrinking_averages_the_pixels_it_merges():
     np.testing.assert_array_equal(resized[:, :, 0], np.tile([85, 170, 85, 170], (4, 1)))
     np.testing.assert_array_equal(resized, cv2.resize(image, (4, 4), interpolation=cv2.INTER_AREA))
     assert (scaled.width, scaled.height, scaled.fx, scaled.cx) == (4, 4, 4.0, 2.0)
-
-
-def test_unprojection_uses_each_axis_focal_length():
-    # fx = 1000, fy = 800, cx = 800, cy = 450, camera frame (x right, y down, z forward): pixel (800, 530) at depth
-    # 10 m lifts to x = 0, y = (530 - 450) / 800 x 10 = 1.0 (0.8 by fx), z = 10; pixel (900, 530) to
-    # x = (900 - 800) / 1000 x 10 = 1.0 (1.25 by fy), y = 1.0, z = 10
-    intrinsics = CameraIntrinsics(1000.0, 800.0, 800.0, 450.0, 1600, 900)
-    np.testing.assert_allclose(unproject_pixels([[800.0, 530.0], [900.0, 530.0]], [10.0, 10.0], intrinsics),
-                               [[0.0, 1.0, 10.0], [1.0, 1.0, 10.0]], atol=1e-12)
 
 
 def test_a_non_uniform_resize_scales_each_axis_by_its_own_factor():
