@@ -2,11 +2,14 @@
 a tiny synthetic world generated once per test session."""
 import pytest
 
-from perception.paths import REAL_FIXTURE_ROOT
+from perception.paths import REAL_FIXTURE_ROOT, REPO_ROOT
 
 TINY_WORLD = dict(num_scenes=2, samples_per_scene=4, seed=0, image_size=(320, 180), version="v1.0-synth")
 """The tiny synthetic world every test shares: 2 scenes x 4 keyframes, small images (splits.json: scene 0 in
 synth_train, scene 1 in synth_val)."""
+REAL_SCENE_FIXTURE_ROOT = REPO_ROOT.parent / "shared" / "fixtures" / "nuscenes-scene0916"
+"""All 41 keyframes of scene-0916 (CC BY-NC-SA; splits real_finetune / real_val of v1.0-mini), for fine-tuning on real
+data: read in place, never copied, nor a model trained on them, into the repository."""
 
 
 @pytest.fixture(scope="session")

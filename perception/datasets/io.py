@@ -41,11 +41,6 @@ DEVKIT_RADAR_FILTERS: Dict[str, Tuple[int, ...]] = {
 """The states RadarPointCloud.from_file keeps by default (its class attributes invalid_states, dynprop_states,
 ambig_states): valid clusters, every dynamic property but 'stopped' (7), unambiguous Doppler only."""
 
-NO_RADAR_FILTERS: Dict[str, Tuple[int, ...]] = {
-    "invalid_state": tuple(range(18)), "dyn_prop": tuple(range(8)), "ambig_state": tuple(range(5)),
-}
-"""Keep every return (the devkit's RadarPointCloud.disable_filters)."""
-
 _PCD_TYPES = {("F", 2): "f2", ("F", 4): "f4", ("F", 8): "f8", ("I", 1): "i1", ("I", 2): "i2", ("I", 4): "i4",
               ("I", 8): "i8", ("U", 1): "u1", ("U", 2): "u2", ("U", 4): "u4", ("U", 8): "u8"}
 _PCD_HEADER_KEYS = ("VERSION", "FIELDS", "SIZE", "TYPE", "COUNT", "WIDTH", "HEIGHT", "VIEWPOINT", "POINTS", "DATA")

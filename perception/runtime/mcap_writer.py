@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from typing import Any, Callable, Dict, Iterator, Optional, Sequence, Tuple
+from typing import Any, Dict, Optional, Sequence
 
 import cv2
 import numpy as np
@@ -36,12 +36,8 @@ from foxglove_schemas_protobuf.PackedElementField_pb2 import PackedElementField
 from foxglove_schemas_protobuf.PointCloud_pb2 import PointCloud
 from foxglove_schemas_protobuf.SceneEntityDeletion_pb2 import SceneEntityDeletion
 from foxglove_schemas_protobuf.SceneUpdate_pb2 import SceneUpdate
-from mcap.decoder import DecoderFactory as McapDecoderFactory
-from mcap.reader import make_reader
-from mcap.records import Schema
 from mcap.well_known import MessageEncoding, SchemaEncoding
 from mcap.writer import CompressionType, Writer
-from mcap_protobuf.decoder import DecoderFactory as ProtobufDecoderFactory
 from mcap_protobuf.schema import register_schema
 
 from perception.classes import DETECTION_CLASSES
@@ -265,21 +261,3 @@ class McapRecorder:
 
     def __exit__(self, *exc_info: Any) -> None:
         self.close()
-
-
-class JsonDecoderFactory(McapDecoderFactory):
-    """Decodes the JSON channels (the /decision channel) for mcap's reader: bytes -> Python object."""
-
-    def decoder_for(self, message_encoding: str, schema: Optional[Schema]) -> Optional[Callable[[bytes], Any]]:
-        if message_encoding != MessageEncoding.JSON:
-            return None
-        return lambda data: json.loads(data)
-
-
-def read_mcap(path: str) -> Iterator[Tuple[str, int, Any]]:
-    """(topic, log_time_ns, decoded message) of every message in an MCAP file, in log-time order: protobuf
-    channels as Foxglove's message classes, JSON channels as Python objects."""
-    with open(path, "rb") as f:
-        reader = make_reader(f, decoder_factories=[ProtobufDecoderFactory(), JsonDecoderFactory()])
-        for _, channel, message, decoded in reader.iter_decoded_messages(log_time_order=True):
-            yield channel.topic, message.log_time, decoded

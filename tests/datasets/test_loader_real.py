@@ -15,13 +15,15 @@ from nuscenes.utils.geometry_utils import transform_matrix
 from pyquaternion import Quaternion
 
 from perception.classes import ATTRIBUTES, DETECTION_CLASSES, category_to_detection_name
-from perception.datasets.io import NO_RADAR_FILTERS, RADAR_PCD_FIELDS, read_radar_pcd
+from perception.datasets.io import RADAR_PCD_FIELDS, read_radar_pcd
 from perception.datasets.loader import load_frame
 from perception.datasets.records import sample_data_calibration, sample_data_path
 from perception.geometry import EgoPose
 from perception.sensors import CAMERA_CHANNELS, LIDAR_CHANNEL, RADAR_CHANNELS
 
 FLOAT32_ATOL_M = 1e-5
+NO_RADAR_FILTERS = {"invalid_state": tuple(range(18)), "dyn_prop": tuple(range(8)), "ambig_state": tuple(range(5))}
+"""read_radar_pcd's filters keeping every return (the devkit's RadarPointCloud.disable_filters)."""
 
 
 @pytest.fixture

@@ -333,7 +333,7 @@ def test_a_missing_labels_file_is_named(tmp_path):
 def test_real_keyframes_are_labelled_where_the_log_covers_the_horizon():
     from nuscenes.nuscenes import NuScenes
 
-    from perception.paths import REAL_SCENE_FIXTURE_ROOT
+    from tests.conftest import REAL_SCENE_FIXTURE_ROOT
 
     if not (REAL_SCENE_FIXTURE_ROOT / "v1.0-mini").is_dir():
         pytest.skip(f"real scene fixture absent: expected tables at {REAL_SCENE_FIXTURE_ROOT / 'v1.0-mini'}")

@@ -270,7 +270,7 @@ def test_the_logged_drive_as_a_plan_is_named_by_its_own_label():
     from perception.datasets.records import open_nuscenes
     from perception.decision import PlannerConfig
     from perception.decision.learned import ego_history
-    from perception.paths import REAL_SCENE_FIXTURE_ROOT
+    from tests.conftest import REAL_SCENE_FIXTURE_ROOT
 
     if not (REAL_SCENE_FIXTURE_ROOT / "v1.0-mini").is_dir():
         pytest.skip(f"real scene fixture absent: expected tables at {REAL_SCENE_FIXTURE_ROOT / 'v1.0-mini'}")

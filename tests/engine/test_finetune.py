@@ -399,7 +399,8 @@ def test_comparison_refuses_a_budget_of_nothing_before_the_zero_shot_row(budget,
 
 def test_real_keyframe_config_fine_tunes_and_evaluates_on_the_real_scene(tmp_path):
     from perception.cli.test import run as evaluate
-    from perception.paths import REAL_SCENE_FIXTURE_ROOT, REPO_ROOT
+    from perception.paths import REPO_ROOT
+    from tests.conftest import REAL_SCENE_FIXTURE_ROOT
 
     if not (REAL_SCENE_FIXTURE_ROOT / "v1.0-mini").is_dir():
         pytest.skip(f"real scene fixture absent: expected tables at {REAL_SCENE_FIXTURE_ROOT / 'v1.0-mini'}")

@@ -13,7 +13,7 @@ from perception.eval.logged_drive import _bracket, _interpolate_boxes, logged_fu
 from perception.eval.report import decision_report_markdown
 from perception.geometry import Boxes3D
 from perception.maneuvers import Maneuver
-from perception.paths import REAL_SCENE_FIXTURE_ROOT
+from tests.conftest import REAL_SCENE_FIXTURE_ROOT
 from tests.eval.devkit_truth import devkit_centres_in_ego
 
 TIMES = 0.5 * np.arange(1, 7)

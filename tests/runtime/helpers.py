@@ -1,14 +1,21 @@
-"""Shared pieces of the runtime tests: detectors that record their calls, and a copy of a data set to damage."""
+"""Shared pieces of the runtime tests: detectors that record their calls, a copy of a data set to damage, and a reader
+of the replay's MCAP files."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import shutil
 import time
-from typing import Dict, FrozenSet, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, FrozenSet, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
+from mcap.decoder import DecoderFactory as McapDecoderFactory
+from mcap.reader import make_reader
+from mcap.records import Schema
+from mcap.well_known import MessageEncoding
+from mcap_protobuf.decoder import DecoderFactory as ProtobufDecoderFactory
 
 from perception.datasets.frame import Frame
 from perception.detector import OracleDetector
@@ -109,3 +116,21 @@ class HalfConfidentOracle(OracleDetector):
             scores[1::2] = 0.1
             results.append(dataclasses.replace(boxes, scores=scores))
         return results
+
+
+class JsonDecoderFactory(McapDecoderFactory):
+    """Decodes the JSON channels (the /decision channel) for mcap's reader: bytes -> Python object."""
+
+    def decoder_for(self, message_encoding: str, schema: Optional[Schema]) -> Optional[Callable[[bytes], Any]]:
+        if message_encoding != MessageEncoding.JSON:
+            return None
+        return lambda data: json.loads(data)
+
+
+def read_mcap(path: str) -> Iterator[Tuple[str, int, Any]]:
+    """(topic, log_time_ns, decoded message) of every message in an MCAP file, in log-time order: protobuf
+    channels as Foxglove's message classes, JSON channels as Python objects."""
+    with open(path, "rb") as f:
+        reader = make_reader(f, decoder_factories=[ProtobufDecoderFactory(), JsonDecoderFactory()])
+        for _, channel, message, decoded in reader.iter_decoded_messages(log_time_order=True):
+            yield channel.topic, message.log_time, decoded

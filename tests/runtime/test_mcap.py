@@ -11,7 +11,8 @@ from foxglove_schemas_protobuf.SceneEntityDeletion_pb2 import SceneEntityDeletio
 
 from perception.datasets.frame import LIDAR_COLUMNS, CameraView, Frame, LidarSweeps
 from perception.geometry import Boxes3D, CameraIntrinsics, EgoPose, RigidTransform
-from perception.runtime.mcap_writer import PARTIAL_SUFFIX, McapRecorder, read_mcap
+from perception.runtime.mcap_writer import PARTIAL_SUFFIX, McapRecorder
+from tests.runtime.helpers import read_mcap
 
 TIMESTAMP_US = 1_532_402_927_647_951  # a nuScenes-like timestamp; its nanoseconds are x 1000
 CAMERA_WXYZ = (0.5, -0.5, 0.5, -0.5)  # about a nuScenes front camera's calibrated_sensor.rotation [w, x, y, z]

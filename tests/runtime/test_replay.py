@@ -30,7 +30,6 @@ from perception.geometry.boxes import DETECTION_RECORD
 import perception.runtime.replay
 import perception.decision.safety
 from perception.runtime.faults import FaultPlan, inject_faults
-from perception.runtime.mcap_writer import read_mcap
 from perception.runtime.messages import scene_messages
 from perception.runtime.records import (
     FRAME_RECORD, changed_proposal, plan_to_json, read_frame_records, validate_frame_record,
@@ -38,7 +37,8 @@ from perception.runtime.records import (
 from perception.runtime.replay import ReplayOptions, SceneReplay, replay_scene
 from perception.runtime.replay_outputs import VIDEO_FRAMES_A_PERIOD, video_frames_held
 from perception.sensors import CAMERA_CHANNELS, LIDAR_CHANNEL
-from tests.runtime.helpers import CountingOracle, HalfConfidentOracle, NoBoxes, PlanningOracle, corrupt, linked_copy
+from tests.runtime.helpers import (CountingOracle, HalfConfidentOracle, NoBoxes, PlanningOracle, corrupt, linked_copy,
+                                   read_mcap)
 
 QUICK = ReplayOptions(video=False, mcap=False)
 
