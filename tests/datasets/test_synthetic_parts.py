@@ -14,7 +14,7 @@ from perception.datasets.synthetic import generate_world, scenes_by_split
 from perception.datasets.synthetic.class_specs import CLASS_SPECS, sample_size
 from perception.datasets.synthetic.ego import MANOEUVRES, plan_ego
 from perception.datasets.synthetic.layout import Road, build_static_world
-from perception.datasets.synthetic.meshes import BOX_MARGIN_M, build_mesh
+from perception.datasets.synthetic.meshes import BOX_MARGIN_M, _wheels, build_mesh
 from perception.datasets.synthetic.radar import PCD_DTYPE, encode_pcd
 from perception.datasets.synthetic.scene import build_scene
 from perception.datasets.synthetic.writer import sensor_schedule, write_map
@@ -307,3 +307,14 @@ def test_visibility_bins_are_nuscenes_by_hand():
     # bound included); 15 sight lines per box (writer.visible_fraction): 6 / 15 = 0.4, 9 / 15 = 0.6, 12 / 15 = 0.8
     fractions = [0.0, 6 / 15, 7 / 15, 9 / 15, 10 / 15, 12 / 15, 13 / 15, 1.0]
     assert [visibility_token(f) for f in fractions] == ["1", "1", "2", "2", "3", "3", "4", "4"]
+
+
+def test_wheels_stand_on_their_axles_inside_the_body():
+    # A body 2 m wide, tyres of radius 0.33 m on axles at x = 1.2 and -1.2 m: centres at y = +-(1.0 - 0.15) m and
+    # z = 0.33 m (on the ground), each 0.66 m across in x and z and 0.25 m wide along y.
+    wheels = _wheels(2.0, 0.33, (1.2, -1.2))
+    assert len(wheels) == 4
+    for wheel, (x, y) in zip(wheels, [(1.2, -0.85), (1.2, 0.85), (-1.2, -0.85), (-1.2, 0.85)]):
+        low, high = wheel.vertices.min(axis=0), wheel.vertices.max(axis=0)
+        np.testing.assert_allclose((low + high) / 2, [x, y, 0.33], atol=1e-9)
+        np.testing.assert_allclose(high - low, [0.66, 0.25, 0.66], atol=1e-9)

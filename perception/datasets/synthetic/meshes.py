@@ -76,13 +76,15 @@ def cone_part(base_centre, radius: float, height: float, colour, reflectivity: f
     return _from_legacy(mesh, colour, reflectivity)
 
 
-def _wheels(length: float, width: float, radius: float, axles_x) -> List[Mesh]:
+def _wheels(width: float, radius: float, axles_x) -> List[Mesh]:
+    """A tyre of ``radius``, 0.25 m wide, at each end of each axle (x in ``axles_x``), its centre 0.15 m inside the
+    sides of a body ``width`` wide."""
     return [wheel_part((x, side * (0.5 * width - 0.15), radius), radius, 0.25) for x in axles_x for side in (-1, 1)]
 
 
 def _car(l, w, h, paint, refl, rng) -> List[Mesh]:
     r = 0.33
-    return _wheels(l, w, r, (0.32 * l, -0.32 * l)) + [
+    return _wheels(w, r, (0.32 * l, -0.32 * l)) + [
         box_part((0.0, 0.0, 0.25 + 0.22 * h), (l, w, 0.42 * h), paint, refl),
         box_part((-0.08 * l, 0.0, 0.25 + 0.62 * h), (0.5 * l, 0.88 * w, 0.38 * h), GLASS, 0.15),
         box_part((-0.08 * l, 0.0, 0.25 + 0.79 * h), (0.46 * l, 0.84 * w, 0.04 * h), paint, refl),
@@ -92,7 +94,7 @@ def _car(l, w, h, paint, refl, rng) -> List[Mesh]:
 def _truck(l, w, h, paint, refl, rng) -> List[Mesh]:
     r = 0.5
     cab = 0.25 * l
-    return _wheels(l, w, r, (0.36 * l, -0.2 * l, -0.38 * l)) + [
+    return _wheels(w, r, (0.36 * l, -0.2 * l, -0.38 * l)) + [
         box_part((0.5 * l - 0.5 * cab, 0.0, 0.6 + 0.3 * h), (cab, w, 0.6 * h), paint, refl),
         box_part((0.5 * l - 0.5 * cab + 0.05, 0.0, 0.6 + 0.5 * h), (cab, 0.9 * w, 0.2 * h), GLASS, 0.15),
         box_part((-0.5 * cab, 0.0, 0.5 + 0.5 * h), (l - cab - 0.3, w, h), (0.8, 0.8, 0.78), refl),
@@ -101,7 +103,7 @@ def _truck(l, w, h, paint, refl, rng) -> List[Mesh]:
 
 def _bus(l, w, h, paint, refl, rng) -> List[Mesh]:
     r = 0.5
-    return _wheels(l, w, r, (0.33 * l, -0.3 * l)) + [
+    return _wheels(w, r, (0.33 * l, -0.3 * l)) + [
         box_part((0.0, 0.0, 0.3 + 0.25 * h), (l, w, 0.5 * h), paint, refl),
         box_part((0.0, 0.0, 0.3 + 0.6 * h), (0.98 * l, 0.97 * w, 0.22 * h), GLASS, 0.15),
         box_part((0.0, 0.0, 0.3 + 0.85 * h), (l, w, 0.3 * h), paint, refl),
@@ -110,7 +112,7 @@ def _bus(l, w, h, paint, refl, rng) -> List[Mesh]:
 
 def _trailer(l, w, h, paint, refl, rng) -> List[Mesh]:
     r = 0.5
-    return _wheels(l, w, r, (-0.3 * l, -0.4 * l)) + [
+    return _wheels(w, r, (-0.3 * l, -0.4 * l)) + [
         box_part((0.0, 0.0, 1.1 + 0.4 * h), (l, w, 0.8 * h), (0.85, 0.85, 0.82), refl),
         box_part((0.45 * l, 0.0, 0.6), (0.08 * l, 0.3, 0.8), DARK, 0.3),
     ]
@@ -118,7 +120,7 @@ def _trailer(l, w, h, paint, refl, rng) -> List[Mesh]:
 
 def _construction(l, w, h, paint, refl, rng) -> List[Mesh]:
     yellow = (0.9, 0.7, 0.05)
-    return _wheels(l, w, 0.6, (0.3 * l, -0.3 * l)) + [
+    return _wheels(w, 0.6, (0.3 * l, -0.3 * l)) + [
         box_part((0.0, 0.0, 0.6 + 0.2 * h), (l, w, 0.4 * h), yellow, refl),
         box_part((-0.1 * l, 0.0, 0.6 + 0.6 * h), (0.3 * l, 0.8 * w, 0.4 * h), GLASS, 0.15),
         box_part((0.35 * l, 0.0, 0.8 + 0.55 * h), (0.3 * l, 0.2 * w, 0.15 * h), yellow, refl),
