@@ -111,6 +111,14 @@ def check_float(op: str, name: str, array: Any) -> None:
         raise ValueError(f"{op}: {name} must be float32 or float64; got {array.dtype}")
 
 
+def check_points(op: str, name: str, points: Any) -> None:
+    """ValueError naming ``op`` and its argument ``name`` unless ``points`` is a cloud (N, C>=3) [x, y, z, ...] of
+    float32 or float64 (check_float)."""
+    if points.ndim != 2 or points.shape[1] < 3:
+        raise ValueError(f"{op}: {name} must be (N, C>=3) with columns x, y, z first; got shape {tuple(points.shape)}")
+    check_float(op, name, points)
+
+
 def check_torch(op: str, name: str, array: Any) -> None:
     """ValueError naming ``op`` and its argument ``name`` unless ``array`` is a torch tensor (the differentiable
     ops take tensors only)."""

@@ -15,7 +15,7 @@ import numba
 import numpy as np
 
 from perception.geometry import Boxes3D
-from perception.ops._backend import as_numpy, check_float, cpu_threads_for, like, resolve_backend
+from perception.ops._backend import as_numpy, check_points, cpu_threads_for, like, resolve_backend
 from perception.ops._box_containment import box_table, inside_box
 
 Array = Any  # np.ndarray or torch.Tensor
@@ -56,15 +56,9 @@ def _mask_cpu(points, table):
     return mask
 
 
-def _check_points(points: Array) -> None:
-    if points.ndim != 2 or points.shape[1] < 3:
-        raise ValueError(f"points must be (N, C>=3) [x, y, z, ...]; got shape {tuple(points.shape)}")
-    check_float("points_in_boxes", "points", points)
-
-
 def _run(points: Array, boxes: Union[Boxes3D, Array], backend: Optional[str], mask: bool) -> Array:
     """The (K, N) mask when ``mask``, else each point's first box, on the chosen backend."""
-    _check_points(points)
+    check_points("points_in_boxes_mask" if mask else "points_in_boxes", "points", points)
     boxes = _as_boxes(boxes)
     chosen = resolve_backend(backend, points)
     if chosen == "reference":

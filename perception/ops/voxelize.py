@@ -22,18 +22,12 @@ import numba
 import numpy as np
 import torch
 
-from perception.ops._backend import CudaCall, as_numpy, cpu_threads_for, is_torch, like, resolve_backend, whole_number
+from perception.ops._backend import (CudaCall, as_numpy, check_points, cpu_threads_for, is_torch, like, resolve_backend,
+                                     whole_number)
 from perception.ops._grid import POINT_BLOCK, Grid3D, decode_keys_cpu, point_keys_cpu, write_cell_cpu
 from perception.ops._grouping import group_keys_cpu, group_keys_reference, point_group_and_rank
 
 Array = Any  # np.ndarray or torch.Tensor
-
-
-def _check_points(points: Array, what: str = "points") -> None:
-    if points.ndim != 2 or points.shape[1] < 3:
-        raise ValueError(f"{what} must be (N, C>=3) with columns x, y, z first; got shape {tuple(points.shape)}")
-    if points.dtype not in (np.float32, np.float64, torch.float32, torch.float64):
-        raise ValueError(f"{what} must be float32 (or float64, converted to float32); got {points.dtype}")
 
 
 def _checked_limits(max_points: int, max_voxels: int) -> Tuple[int, int]:
@@ -146,7 +140,7 @@ def hard_voxelize(
       coords (M, 4) int32 [batch=0, z, y, x] cells; num_points (M,) int32 in [1, max_points].
     M <= max_voxels voxels, in the order their first point appears. backend: see perception.ops._backend.
     """
-    _check_points(points)
+    check_points("hard_voxelize", "points", points)
     max_points, max_voxels = _checked_limits(max_points, max_voxels)
     grid = Grid3D.from_range(voxel_size, point_cloud_range)
     chosen = resolve_backend(backend, points)
@@ -193,7 +187,7 @@ def dynamic_voxelize(
 
     points (N, C) float32 [x, y, z, ...] m; voxel_size (3,) m; point_cloud_range (6,) m (as ``hard_voxelize``:
     the same cells). Returns the input's type and device."""
-    _check_points(points)
+    check_points("dynamic_voxelize", "points", points)
     grid = Grid3D.from_range(voxel_size, point_cloud_range)
     chosen = resolve_backend(backend, points)
     if chosen == "cuda":

@@ -57,11 +57,29 @@ def test_small_inputs_run_the_cpu_kernels_on_one_thread_and_restore_the_setting(
     assert numba.get_num_threads() == before
 
 
+def test_every_point_cloud_op_names_a_cloud_of_the_wrong_shape():
+    """Each op taking a cloud (N, C>=3) [x, y, z, ...] refuses another shape with its own name."""
+    from perception.ops import dynamic_voxelize, points_in_boxes, points_in_boxes_mask
+
+    calls = {
+        "hard_voxelize": lambda points: hard_voxelize(points, (1, 1, 1), (0, 0, 0, 2, 2, 2), 1, 1),
+        "dynamic_voxelize": lambda points: dynamic_voxelize(points, (1, 1, 1), (0, 0, 0, 2, 2, 2)),
+        "points_in_boxes": lambda points: points_in_boxes(points, np.zeros((1, 7))),
+        "points_in_boxes_mask": lambda points: points_in_boxes_mask(points, np.zeros((1, 7))),
+    }
+    for op, call in calls.items():
+        for shape in ((4, 2), (12,), (2, 3, 1)):
+            with pytest.raises(ValueError, match=rf"^{op}: points must be \(N, C>=3\) with columns x, y, z first; "
+                                                 rf"got shape \({', '.join(map(str, shape))},?\)$"):
+                call(np.zeros(shape, np.float32))
+
+
 def test_every_kernel_names_an_input_of_another_float_type_than_its_kernels():
     """Numba compiles neither float16 nor bfloat16 (it failed deep inside the kernel; the reference and the CUDA
     path gave float16 and float32): each op refuses them with its own name and the argument's, before any backend
     runs; the differentiable ones refuse numpy input."""
-    from perception.ops import BEVPoolGeometry, bev_pool, circle_nms, pillar_scatter, points_in_boxes, scatter_points
+    from perception.ops import (BEVPoolGeometry, bev_pool, circle_nms, dynamic_voxelize, pillar_scatter,
+                                points_in_boxes, points_in_boxes_mask, scatter_points)
 
     boxes = np.zeros((1, 7))
     geometry = BEVPoolGeometry.from_points(np.zeros((1, 1, 1, 1, 1, 3), np.float32), (-1, -1, -1, 1, 1, 1),
@@ -73,10 +91,15 @@ def test_every_kernel_names_an_input_of_another_float_type_than_its_kernels():
         "bev_pool: context": lambda dtype: bev_pool(torch.ones(1, 1, 1, 1, 1, dtype=dtype),
                                                     torch.ones(1, 1, 1, 1, 2, dtype=dtype), geometry),
         "points_in_boxes: points": lambda dtype: points_in_boxes(np.zeros((2, 3), dtype), boxes),
+        "points_in_boxes_mask: points": lambda dtype: points_in_boxes_mask(np.zeros((2, 3), dtype), boxes),
+        "hard_voxelize: points": lambda dtype: hard_voxelize(np.zeros((2, 3), dtype), (1, 1, 1), (0, 0, 0, 2, 2, 2),
+                                                             1, 1),
+        "dynamic_voxelize: points": lambda dtype: dynamic_voxelize(np.zeros((2, 3), dtype), (1, 1, 1),
+                                                                   (0, 0, 0, 2, 2, 2)),
         "circle_nms: centers": lambda dtype: circle_nms(np.zeros((2, 2), dtype), np.ones(2), 1.0),
     }
     for name, call in calls.items():
-        numpy_call = "scatter_points" in name or "points_in_boxes" in name or "circle_nms" in name
+        numpy_call = not name.startswith(("pillar_scatter", "bev_pool"))
         for dtype in ((np.float16, np.int32) if numpy_call else (torch.float16, torch.bfloat16, torch.int32)):
             with pytest.raises(ValueError, match=f"{name} must be float32 or float64"):
                 call(dtype)

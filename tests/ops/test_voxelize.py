@@ -175,8 +175,9 @@ def test_hard_voxelize_batch_refuses_clouds_of_mixed_kinds():
 @pytest.mark.parametrize(
     "kwargs,message",
     [
-        (dict(points=np.zeros((4, 2), np.float32)), "columns x, y, z"),
-        (dict(points=np.zeros((4, 3), np.int32)), "float32"),
+        (dict(points=np.zeros((4, 2), np.float32)),
+         r"hard_voxelize: points must be \(N, C>=3\) with columns x, y, z first; got shape \(4, 2\)"),
+        (dict(points=np.zeros((4, 3), np.int32)), "hard_voxelize: points must be float32 or float64; got int32"),
         (dict(voxel_size=(0.5, 0.5)), "3 values"),
         (dict(voxel_size=(0.5, 0.0, 0.5)), "> 0"),
         (dict(point_cloud_range=(0, 0, 0, 0, 1, 1)), "no whole cell"),
