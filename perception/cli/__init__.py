@@ -79,13 +79,19 @@ def check_output_path(parser: argparse.ArgumentParser, option: str, path: str, f
         parser.error(f"{option} {path}: cannot write in {nearest} ({error.strerror or error})")
 
 
+def check_own_folder(out: str, record_file: str, tool: str, rerun: str) -> None:
+    """ValueError when the output folder ``out`` holds files but no ``record_file``: not a folder that
+    tools/``tool``.py wrote, whose files a rerun would remove or write over (``rerun`` says how)."""
+    if os.path.isdir(out) and os.listdir(out) and not os.path.isfile(os.path.join(out, record_file)):
+        raise ValueError(f"--out {out}: holds files but no {record_file} (not a folder tools/{tool}.py {rerun}); "
+                         f"choose another folder or empty it")
+
+
 def staging_folder(out: str, report_file: str, tool: str) -> str:
     """Where a tool builds the output folder ``out`` before moving it in whole (replace_folder): ``<out>.partial``,
-    a killed run's removed. ValueError when ``out`` holds files but no ``report_file``: not a folder ``tool``
-    finished, which a rerun replaces whole."""
-    if os.path.isdir(out) and os.listdir(out) and not os.path.isfile(os.path.join(out, report_file)):
-        raise ValueError(f"--out {out}: holds files but no {report_file} (not a folder tools/{tool}.py finished, "
-                         f"which a rerun replaces whole); choose another folder or empty it")
+    a killed run's removed. ValueError when ``out`` holds files but no ``report_file`` (check_own_folder): not a
+    folder ``tool`` finished, which a rerun replaces whole."""
+    check_own_folder(out, report_file, tool, "finished, which a rerun replaces whole")
     staging = os.path.normpath(out) + ".partial"
     shutil.rmtree(staging, ignore_errors=True)
     return staging

@@ -7,13 +7,13 @@ import argparse
 import os
 from typing import Optional, Sequence
 
-from perception.cli import (add_debug_option, add_input_options, check_device, check_output_path, input_options,
-                            non_negative_float, positive_float, resolve_config, resolve_path, tool_main)
+from perception.cli import (add_debug_option, add_input_options, check_device, check_output_path, check_own_folder,
+                            input_options, non_negative_float, positive_float, resolve_config, resolve_path, tool_main)
 from perception.cli.backend import add_backend_options, model_provenance
 from perception.detector import Detector, OracleDetector
 from perception.paths import REAL_FIXTURE_ROOT
 from perception.runtime.faults import FaultPlan
-from perception.runtime.replay import ReplayOptions, ReplaySummary, replay_scene
+from perception.runtime.replay import RUN_FILE, ReplayOptions, ReplaySummary, replay_scene
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,6 +79,7 @@ def main(argv: Optional[Sequence[str]] = None) -> ReplaySummary:
     if not os.path.isdir(os.path.join(args.dataroot, args.version)):
         parser.error(f"no nuScenes tables at {os.path.join(args.dataroot, args.version)}")
     check_output_path(parser, "--out", args.out)
+    check_own_folder(args.out, RUN_FILE, "replay", "wrote, whose pictures, video, MCAP and summary a rerun replaces")
     check_device(parser, args.device)
     config_path = None if args.oracle else resolve_config(args.config)
     lidar_sweeps, radar_sweeps, image_size = input_options(args, config_path)

@@ -54,7 +54,7 @@ def test_truncated_checkpoint(synthetic_root, tmp_path, capsys):
     truncated = tmp_path / "truncated.pth"
     truncated.write_bytes(LIDAR_ONLY_CHECKPOINT.read_bytes()[:4096])
     line = one_error_line(replay.main, ["configs/lidar_only.py", str(truncated), "--dataroot", str(synthetic_root),
-                                        "--version", TINY_WORLD["version"], "--out", str(tmp_path)], capsys)
+                                        "--version", TINY_WORLD["version"], "--out", str(tmp_path / "out")], capsys)
     assert f"{truncated}: unreadable checkpoint (truncated or corrupt? copy it again)" in line
 
 
@@ -329,3 +329,21 @@ def test_replay_on_a_cuda_device_without_one_is_refused(synthetic_root, tmp_path
         replay.main(["--oracle", "--dataroot", str(synthetic_root), "--version", TINY_WORLD["version"], "--device",
                      "cuda", "--out", str(tmp_path)])
     assert exit_info.value.code == 2 and "--device cuda: torch sees no CUDA device" in capsys.readouterr().err
+
+
+def test_a_replay_is_not_written_over_another_folder_s_files(synthetic_root, tmp_path, capsys):
+    """(It removed frames/ and overwrote summary.json of any --out, even with --no-video --no-mcap.)"""
+    mine = tmp_path / "mine"
+    (mine / "frames").mkdir(parents=True)
+    (mine / "frames" / "holiday.png").write_text("mine")
+    (mine / "summary.json").write_text("mine")
+    argv = ["--oracle", "--dataroot", str(synthetic_root), "--version", TINY_WORLD["version"], "--quiet",
+            "--no-video", "--no-mcap"]
+    line = one_error_line(replay.main, [*argv, "--out", str(mine)], capsys)
+    assert line.startswith(f"error: --out {mine}: holds files but no replay_run.json (not a folder tools/replay.py "
+                           f"wrote")
+    assert (mine / "frames" / "holiday.png").read_text() == "mine" and (mine / "summary.json").read_text() == "mine"
+    own = tmp_path / "own"
+    for again in ([], [], ["--resume"]):  # a replay's own folder is replayed into again, or resumed
+        replay.main([*argv, "--out", str(own), *again])
+    assert sorted(os.listdir(own)) == ["frames.jsonl", "replay_run.json", "summary.json"]
