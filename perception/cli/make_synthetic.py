@@ -6,6 +6,8 @@ import argparse
 import os
 from typing import Optional, Sequence
 
+import cv2
+
 from perception.cli import add_debug_option, check_output_path, parse_image_size, positive_int, seed, tool_main
 from perception.paths import DATA_ROOT
 
@@ -32,6 +34,10 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     add_debug_option(parser)
     args = parser.parse_args(argv)
     check_output_path(parser, "--out", args.out)
+    if args.preview:  # (the default, OUT/preview.png, goes where --out does)
+        check_output_path(parser, "--preview", args.preview, folder=False)
+        if not cv2.haveImageWriter(args.preview):
+            parser.error(f"--preview {args.preview}: OpenCV writes no picture of that extension (give a .png)")
     from perception.datasets.synthetic import VAL_SPLIT, generate_world, unfinished_world
 
     unfinished = unfinished_world(args.out)
@@ -46,14 +52,15 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                               resume=args.resume)
     print(f"wrote {dataroot}")
     if args.preview is not None:
-        import cv2
         from perception.datasets.records import open_nuscenes
         from perception.datasets.splits import split_sample_tokens
         from perception.viz.preview import render_preview
 
         nusc = open_nuscenes(str(dataroot), args.version)
         path = args.preview or os.path.join(str(dataroot), "preview.png")
-        cv2.imwrite(path, render_preview(nusc, split_sample_tokens(nusc, VAL_SPLIT)[0]))
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        if not cv2.imwrite(path, render_preview(nusc, split_sample_tokens(nusc, VAL_SPLIT)[0])):
+            raise ValueError(f"{path}: OpenCV could not write the preview")
         print(f"wrote {path}")
 
 

@@ -6,6 +6,7 @@ import re
 import subprocess
 import sys
 
+import cv2
 import pytest
 
 from perception.cli import benchmark, demo, replay, test, tool_main, train
@@ -347,3 +348,29 @@ def test_a_replay_is_not_written_over_another_folder_s_files(synthetic_root, tmp
     for again in ([], [], ["--resume"]):  # a replay's own folder is replayed into again, or resumed
         replay.main([*argv, "--out", str(own), *again])
     assert sorted(os.listdir(own)) == ["frames.jsonl", "replay_run.json", "summary.json"]
+
+
+def test_a_preview_that_cannot_be_written_is_refused_before_the_world_is_generated(tmp_path, capsys, monkeypatch):
+    """(--preview NODIR/p.png printed "wrote NODIR/p.png" and wrote nothing; p.txt failed with a cv2.error traceback
+    once the whole world was generated.)"""
+    from perception.cli import make_synthetic
+
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    world = ["--scenes", "2", "--samples-per-scene", "2", "--image-size", "32x18"]
+    for preview, problem in ((a_file / "p.png", f"{a_file} is a file, not a folder"),
+                             (tmp_path, "exists and is not a file"),
+                             (tmp_path / "p.txt", "OpenCV writes no picture of that extension")):
+        with pytest.raises(SystemExit) as exit_info:
+            make_synthetic.main([*world, "--out", str(tmp_path / "w"), "--preview", str(preview)])
+        assert exit_info.value.code == 2 and f"--preview {preview}: {problem}" in capsys.readouterr().err
+        assert not (tmp_path / "w").exists()  # before any work
+    make_synthetic.main([*world, "--out", str(tmp_path / "w"), "--preview", str(tmp_path / "nodir" / "p.png")])
+    assert capsys.readouterr().out.endswith(f"wrote {tmp_path / 'nodir' / 'p.png'}\n")
+    assert cv2.imread(str(tmp_path / "nodir" / "p.png")).shape[2] == 3  # its folder made, as --out's is
+    monkeypatch.setattr("cv2.imwrite", lambda path, picture: False)  # a write that fails (a full disk, say)
+    with pytest.raises(SystemExit) as exit_info:
+        make_synthetic.main([*world, "--out", str(tmp_path / "w2"), "--preview", str(tmp_path / "p.png")])
+    assert exit_info.value.code == 1  # (the world's progress bars before it on stderr)
+    last_line = capsys.readouterr().err.splitlines()[-1]
+    assert last_line == f"error: {tmp_path / 'p.png'}: OpenCV could not write the preview"
