@@ -94,8 +94,9 @@ def run(argv: Optional[Sequence[str]] = None) -> Optional[dict]:
     if not_read:
         print(f"robustness: not run, the model does not read their sensor: {', '.join(not_read)}")
     cells = plan_cells(corruptions, severities)
-    identity = {"model": f"{args.config} @ {args.checkpoint}", "dataroot": args.dataroot, "version": args.version,
-                "split": args.split, "seed": args.seed}
+    # the data root as os.path.realpath names it: the same folder however a run names it
+    identity = {"model": f"{args.config} @ {args.checkpoint}", "dataroot": os.path.realpath(args.dataroot),
+                "version": args.version, "split": args.split, "seed": args.seed}
     baseline = None
     if args.baseline:
         if not os.path.isfile(args.baseline):

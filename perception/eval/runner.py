@@ -272,11 +272,12 @@ def predictions_path(out_dir: str, shard: Shard) -> str:
 def run_identity(detector_name: str, data: DataOptions, drop: Sequence[str], shard: Shard,
                  transform: Optional[Callable[[Frame], Frame]], provenance: Mapping[str, Any]) -> Dict[str, Any]:
     """What PREDICTIONS_RUN_FILE holds: what makes a frame's predictions (the model: its ``provenance``, e.g. the
-    hashes of its config and weights, or without one the detector's name; the data and how it is loaded, the
-    sensors dropped, the transform) and how the frames are shared among the processes."""
+    hashes of its config and weights, or without one the detector's name; the data (its root as os.path.realpath
+    names it: the same folder however a run names it) and how it is loaded, the sensors dropped, the transform) and
+    how the frames are shared among the processes."""
     model = dict(provenance) if provenance else {"detector": detector_name}
-    return as_read_back({"model": model,
-                         "data": {key: value for key, value in asdict(data).items() if key != "workers"},
+    loaded = {key: value for key, value in asdict(data).items() if key != "workers"}
+    return as_read_back({"model": model, "data": dict(loaded, dataroot=os.path.realpath(data.dataroot)),
                          "dropped": sorted(drop), "transform": None if transform is None else str(transform),
                          "processes": shard.world_size})
 

@@ -3,6 +3,7 @@ config, an unknown split or scene) is one line ``error: ...`` and exit status 1;
 unexpected error keeps its traceback."""
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -374,3 +375,37 @@ def test_a_preview_that_cannot_be_written_is_refused_before_the_world_is_generat
     assert exit_info.value.code == 1  # (the world's progress bars before it on stderr)
     last_line = capsys.readouterr().err.splitlines()[-1]
     assert last_line == f"error: {tmp_path / 'p.png'}: OpenCV could not write the preview"
+
+
+def test_a_resume_knows_the_data_root_however_it_is_named(synthetic_root, tmp_path, capsys, monkeypatch):
+    """(An evaluation or robustness run recorded with an absolute data root was refused on resume with the same
+    folder named relatively: "another data.dataroot", "another dataroot".)"""
+    from perception.cli import robustness
+
+    evaluate = ["--oracle", "--version", TINY_WORLD["version"], "--split", "synth_val", "--no-plots", "--out",
+                str(tmp_path / "evaluation")]
+    corrupt = [str(REPO_ROOT / "configs" / "lidar_only.py"), str(LIDAR_ONLY_CHECKPOINT), "--version",
+               TINY_WORLD["version"], "--split", "synth_val", "--corruptions", "limited_fov", "--severities", "3",
+               "--out", str(tmp_path / "robustness")]
+    first = test.main([*evaluate, "--dataroot", str(synthetic_root)])[0]
+    assert first["nd_score"] == pytest.approx(1.0)  # the oracle's
+    robustness.main([*corrupt, "--dataroot", str(synthetic_root)])
+    cell = tmp_path / "robustness" / "clean" / "cell.json"
+    written = cell.stat().st_mtime_ns
+    (tmp_path / "link").symlink_to(synthetic_root)
+    monkeypatch.chdir(synthetic_root.parent)
+    for named in (synthetic_root.name, str(tmp_path / "link")):  # from another working folder; through a link
+        assert test.main([*evaluate, "--dataroot", named, "--resume"])[0]["nd_score"] == first["nd_score"]
+        robustness.main([*corrupt, "--dataroot", named])
+        assert cell.stat().st_mtime_ns == written  # read back, not run again
+    shutil.copytree(synthetic_root, tmp_path / "copy")  # the same files in another folder: other data
+    capsys.readouterr()
+    for main, argv, refusal in (
+            (test.main, [*evaluate, "--resume"], "predictions_run.json: the frames recorded there are of a run with "
+                                                 "another data.dataroot; evaluate into another folder, or remove them"),
+            (robustness.main, corrupt, "cell.json: the cell's figures are of a run with another dataroot; choose "
+                                       "another --out or remove it")):
+        with pytest.raises(SystemExit) as exit_info:
+            main([*argv, "--dataroot", str(tmp_path / "copy")])
+        assert exit_info.value.code == 1  # (the loader's progress bars before it on stderr)
+        assert capsys.readouterr().err.splitlines()[-1].endswith(refusal)
