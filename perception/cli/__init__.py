@@ -119,6 +119,17 @@ def resolve_path(path: str) -> str:
     return path if os.path.exists(path) or os.path.isabs(path) else str(REPO_ROOT / path)
 
 
+def resolve_input_paths(args: argparse.Namespace, *names: str) -> None:
+    """Each of ``args``' attributes ``names`` (an input path, a list of them, or None when not given) resolved in
+    place like every path a tool reads (resolve_path): checkpoints, graphs, data roots, earlier runs' files."""
+    for name in names:
+        value = getattr(args, name)
+        if isinstance(value, list):
+            setattr(args, name, [resolve_path(path) for path in value])
+        elif value is not None:
+            setattr(args, name, resolve_path(value))
+
+
 def resolve_config(path: str) -> str:
     """A config path as every tool takes it (resolve_path); FileNotFoundError when there is no such file."""
     resolved = resolve_path(path)

@@ -18,7 +18,7 @@ from typing import Any, Dict, Optional, Sequence
 from mmengine.config import Config
 
 from perception.cli import (add_data_options, add_debug_option, check_device, check_output_path, config_data,
-                            positive_int, resolve_config, tool_main)
+                            positive_int, resolve_config, resolve_input_paths, tool_main)
 from perception.cli.backend import add_backend_list_options, backend_folders
 from perception.runtime.benchmark import (
     BenchmarkOptions, format_table, parse_sweep_counts, plot_benchmark, run_benchmark,
@@ -56,6 +56,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     parser = build_parser()
     args = parser.parse_args(argv)
     config_path = resolve_config(args.config)
+    resolve_input_paths(args, "checkpoint", "onnx")
     check_output_path(parser, "--json", args.json, folder=False)
     check_device(parser, args.device)
     try:

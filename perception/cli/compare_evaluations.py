@@ -16,8 +16,8 @@ import json
 import os
 from typing import List, Optional, Sequence
 
-from perception.cli import (add_debug_option, check_output_path, positive_int, resolve_path, seed, tool_command,
-                            tool_main)
+from perception.cli import (add_debug_option, check_output_path, positive_int, resolve_input_paths, seed,
+                            tool_command, tool_main)
 from perception.datasets.records import open_nuscenes
 from perception.datasets.splits import split_sample_tokens
 from perception.eval.report import plot_resampled, resampled_caption, resampled_table
@@ -41,11 +41,12 @@ def main(argv: Optional[Sequence[str]] = None) -> List[dict]:
     parser.add_argument("--out", required=True)
     add_debug_option(parser)
     args = parser.parse_args(argv)
+    resolve_input_paths(args, "folders", "dataroot")
     check_output_path(parser, "--out", args.out)
     if not 0.0 < args.level < 1.0:
         parser.error(f"--level {args.level}: a share of the draws, in (0, 1)")
     names = args.names or list(args.folders)
-    nusc = open_nuscenes(resolve_path(args.dataroot), args.version)
+    nusc = open_nuscenes(args.dataroot, args.version)
     rows = resampled_comparison(nusc, args.split, [os.path.join(folder, RESULTS_FILE) for folder in args.folders],
                                 names, args.draws, args.level, args.seed, progress=True)
     caption = resampled_caption(args.split, args.version, len(split_sample_tokens(nusc, args.split)), args.draws,

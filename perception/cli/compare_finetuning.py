@@ -29,7 +29,7 @@ from typing import Callable, List, Mapping, Optional, Sequence, Tuple
 from mmengine.config import Config
 
 from perception.cli import (add_debug_option, check_output_path, non_negative_int, positive_float, positive_int,
-                            resolve_config, resolve_path, seed, tool_command, tool_main)
+                            resolve_config, resolve_input_paths, seed, tool_command, tool_main)
 from perception.cli import finetune as finetune_tool
 from perception.cli import test as test_tool
 from perception.cli import train as train_tool
@@ -218,7 +218,7 @@ def table_caption(args: argparse.Namespace, config: str, seeds: Sequence[int]) -
 
 def compare_table(args: argparse.Namespace, argv: Sequence[str]) -> List[dict]:
     """Every row of the table for ``args`` (one seed) into ``args.out``; returns the rows."""
-    config, dataroot = resolve_config(args.config), resolve_path(args.dataroot)
+    config, dataroot = resolve_config(args.config), args.dataroot
     os.makedirs(args.out, exist_ok=True)
     budget = ["--max-iters", str(args.max_iters), "--no-validate"]
     budget += [] if args.time_budget_min is None else ["--time-budget-min", str(args.time_budget_min)]
@@ -362,6 +362,7 @@ def main(argv: Optional[Sequence[str]] = None) -> List[dict]:
     """One table (rows returned), or with --seeds one a seed and the summary across them (seed_rows returned)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    resolve_input_paths(args, "checkpoint", "dataroot")
     check_output_path(parser, "--out", args.out)
     if args.lora_ranks[0] == args.lora_ranks[1]:
         parser.error(f"--lora-ranks {args.lora_ranks[0]} {args.lora_ranks[1]}: two different ranks (the rows are "

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import Optional, Sequence
 
-from perception.cli import add_debug_option, check_output_path, positive_int, resolve_path, tool_main
+from perception.cli import add_debug_option, check_output_path, positive_int, resolve_input_paths, tool_main
 from perception.datasets.scene_cut import cut_scene
 
 
@@ -27,8 +27,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument("--held-split", required=True, help="custom split naming the part from the cut on")
     add_debug_option(parser)
     args = parser.parse_args(argv)
+    resolve_input_paths(args, "dataroot")
     check_output_path(parser, "OUT", args.out)
-    out = cut_scene(resolve_path(args.dataroot), args.version, args.scene, args.first_held_keyframe, args.out,
+    out = cut_scene(args.dataroot, args.version, args.scene, args.first_held_keyframe, args.out,
                     args.fit_split, args.held_split)
     print(f"wrote {out}: splits {args.fit_split!r} (keyframes 0-{args.first_held_keyframe - 1} of {args.scene}) "
           f"and {args.held_split!r} (keyframes {args.first_held_keyframe} on)")

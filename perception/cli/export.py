@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from perception.cli import (add_debug_option, check_output_path, positive_float, replace_folder, resolve_config,
-                            staging_folder, tool_main)
+                            resolve_input_paths, staging_folder, tool_main)
 
 REPORT_FILE = "export.json"
 
@@ -37,6 +37,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     args = parser.parse_args(argv)
     check_output_path(parser, "--out", args.out)
     config_path = resolve_config(args.config)
+    resolve_input_paths(args, "checkpoint")
     staging = staging_folder(args.out, REPORT_FILE, "export")
     from perception.deploy.graphs import (checked_outputs, example_batch, export_graphs, load_onnx_detector,
                                           output_error)

@@ -23,7 +23,7 @@ from typing import Optional, Sequence
 from mmengine.dist import get_rank
 from mmengine.model import is_model_wrapper
 
-from perception.cli import (check_output_path, positive_float, positive_int, resolve_config, resolve_path,
+from perception.cli import (check_output_path, positive_float, positive_int, resolve_config, resolve_input_paths,
                             tool_command, tool_main)
 from perception.cli.train import add_run_arguments, build_config, forget_earlier_run, run_meta, run_training
 from perception.engine import end_distributed, init_distributed_from_env, save_checkpoint
@@ -81,9 +81,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     if args.export:
         check_output_path(parser, "--export", args.export, folder=False)
     args.config = resolve_config(args.config)
-    args.checkpoint = resolve_path(args.checkpoint)
-    if args.dataroot is not None:
-        args.dataroot = resolve_path(args.dataroot)
+    resolve_input_paths(args, "checkpoint", "dataroot")
     spec = FineTuningSpec(args.method, args.rank, None if args.targets is None else tuple(args.targets),
                           args.lora_alpha, args.update_norm_stats, args.quantization_aware, tuple(args.freeze))
     started = time.time()

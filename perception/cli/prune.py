@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 from perception.cli import (add_data_options, add_debug_option, check_output_path, config_data, positive_int,
-                            resolve_config, tool_main)
+                            resolve_config, resolve_input_paths, tool_main)
 from perception.deploy.prune import DEFAULT_SCOPE, SCOPES
 from perception.eval.runner import METRICS_FILE
 from perception.jsonfile import read_json
@@ -129,6 +129,7 @@ def prune(args: argparse.Namespace, parser: argparse.ArgumentParser) -> List[Dic
         if not 0.0 <= ratio < 1.0:
             parser.error(f"--ratio {ratio}: a fraction in [0, 1)")
     config_path = resolve_config(args.config)
+    resolve_input_paths(args, "checkpoint")
     ratios = sorted({0.0, *args.ratio})
     out = Path(args.out)
     protected = [*config_chain(config_path), args.checkpoint]

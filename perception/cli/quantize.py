@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from perception.cli import (add_data_options, add_debug_option, check_output_path, config_data, non_negative_float,
-                            positive_int, replace_folder, resolve_config, staging_folder, tool_main)
+                            positive_int, replace_folder, resolve_config, resolve_input_paths, staging_folder,
+                            tool_main)
 
 REPORT_FILE = "quantize.json"
 """Written last: a folder holding it is one that tools/quantize.py finished."""
@@ -51,6 +52,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     args = parser.parse_args(argv)
     check_output_path(parser, "--out", args.out)
     config_path = resolve_config(args.config)
+    resolve_input_paths(args, "float_dir")
     from mmengine.config import Config
 
     from perception.deploy.graphs import (BEV_NETWORK, backend_graph_files, graph_path, in_bev_network,

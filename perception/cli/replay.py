@@ -8,7 +8,8 @@ import os
 from typing import Optional, Sequence
 
 from perception.cli import (add_debug_option, add_input_options, check_device, check_output_path, check_own_folder,
-                            input_options, non_negative_float, positive_float, resolve_config, resolve_path, tool_main)
+                            input_options, non_negative_float, positive_float, resolve_config, resolve_input_paths,
+                            tool_main)
 from perception.cli.backend import add_backend_options, model_provenance
 from perception.detector import Detector, OracleDetector
 from perception.paths import REAL_FIXTURE_ROOT
@@ -73,7 +74,7 @@ def print_summary(summary: ReplaySummary) -> None:
 def main(argv: Optional[Sequence[str]] = None) -> ReplaySummary:
     parser = build_parser()
     args = parser.parse_args(argv)
-    args.dataroot = resolve_path(args.dataroot)
+    resolve_input_paths(args, "dataroot", "checkpoint", "onnx")
     if not args.oracle and (args.config is None or args.checkpoint is None):
         parser.error("CONFIG and CHECKPOINT are required unless --oracle is given")
     if not os.path.isdir(os.path.join(args.dataroot, args.version)):

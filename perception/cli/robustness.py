@@ -10,7 +10,7 @@ import os
 from typing import List, Optional, Sequence
 
 from perception.cli import (add_debug_option, check_output_path, non_negative_int, positive_int, resolve_config,
-                            resolve_path, seed, tool_main)
+                            resolve_input_paths, seed, tool_main)
 from perception.datasets.corruptions import CORRUPTIONS, SEVERITIES
 from perception.engine import end_distributed, init_distributed_from_env
 from perception.eval.robustness import (
@@ -78,7 +78,7 @@ def run(argv: Optional[Sequence[str]] = None) -> Optional[dict]:
     """Parses ``argv`` and runs the benchmark; returns the robustness.json content on the main process."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    args.dataroot = resolve_path(args.dataroot)
+    resolve_input_paths(args, "dataroot", "checkpoint", "baseline")
     corruptions, severities = args.corruptions, args.severities
     if not os.path.isdir(os.path.join(args.dataroot, args.version)):
         parser.error(f"no nuScenes tables at {os.path.join(args.dataroot, args.version)}")

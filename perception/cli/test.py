@@ -8,7 +8,7 @@ import os
 from typing import List, Optional, Sequence
 
 from perception.cli import (add_debug_option, add_input_options, check_output_path, input_options, non_negative_int,
-                            positive_int, resolve_config, resolve_path, tool_main)
+                            positive_int, resolve_config, resolve_input_paths, tool_main)
 from perception.cli.backend import add_backend_options, model_provenance
 from perception.datasets.corruptions import CorruptFrames, parse_cell
 from perception.datasets.splits import ALL_SCENES
@@ -88,7 +88,7 @@ def run(argv: Optional[Sequence[str]] = None) -> List[dict]:
     one per ablation), nothing on the other processes."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    args.dataroot = resolve_path(args.dataroot)
+    resolve_input_paths(args, "dataroot", "checkpoint", "onnx", "ego_mlp")
     if not args.oracle and (args.config is None or args.checkpoint is None):
         parser.error("CONFIG and CHECKPOINT are required unless --oracle is given")
     if args.ablations and args.drop:
@@ -114,7 +114,7 @@ def run(argv: Optional[Sequence[str]] = None) -> List[dict]:
     lidar_sweeps, radar_sweeps, image_size = input_options(args, None if args.oracle else args.config)
     data = DataOptions(args.dataroot, args.version, args.split, lidar_sweeps, radar_sweeps, image_size, args.batch_size,
                        args.workers, args.skip_corrupt_files)
-    ego_mlp = load_ego_mlp(resolve_path(args.ego_mlp)) if args.ego_mlp else None
+    ego_mlp = load_ego_mlp(args.ego_mlp) if args.ego_mlp else None
     runs = ABLATIONS if args.ablations else (("", tuple(args.drop)),)
     results, table_rows = [], []
     for name, drop in runs:

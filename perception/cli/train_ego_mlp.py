@@ -15,8 +15,8 @@ from typing import Optional, Sequence
 
 import torch
 
-from perception.cli import (add_debug_option, check_output_path, positive_int, resolve_path, seed, tool_command,
-                            tool_main)
+from perception.cli import (add_debug_option, check_output_path, positive_int, resolve_input_paths, seed,
+                            tool_command, tool_main)
 from perception.datasets.records import open_nuscenes
 from perception.datasets.splits import split_sample_tokens
 from perception.engine.ego_mlp import collect_examples, train_ego_mlp
@@ -35,13 +35,14 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     parser.add_argument("--seed", type=seed, default=0)
     add_debug_option(parser)
     args = parser.parse_args(argv)
+    resolve_input_paths(args, "dataroot")
     check_output_path(parser, "--out", args.out, folder=False)
     splits = args.split or ["synth_train"] * len(args.dataroot)
     if len(splits) != len(args.dataroot):
         parser.error(f"{len(args.dataroot)} --dataroot but {len(splits)} --split: give one split per data root")
     examples = []
     for dataroot, split in zip(args.dataroot, splits):
-        nusc = open_nuscenes(resolve_path(dataroot), args.version)
+        nusc = open_nuscenes(dataroot, args.version)
         examples.append(collect_examples(nusc, split_sample_tokens(nusc, split)))
     features = torch.cat([world_features for world_features, _ in examples])
     targets = PlanningTargets.concatenate([world_targets for _, world_targets in examples])

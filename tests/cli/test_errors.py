@@ -409,3 +409,34 @@ def test_a_resume_knows_the_data_root_however_it_is_named(synthetic_root, tmp_pa
             main([*argv, "--dataroot", str(tmp_path / "copy")])
         assert exit_info.value.code == 1  # (the loader's progress bars before it on stderr)
         assert capsys.readouterr().err.splitlines()[-1].endswith(refusal)
+
+
+def test_checkpoints_and_other_inputs_are_found_from_any_folder(synthetic_root, tmp_path, capsys, monkeypatch):
+    """(Every tool found CONFIG relative to the repository, but only tools/finetune.py CHECKPOINT: the others, run
+    from another folder, answered "no such checkpoint". Here each finds a checkpoint that does not fit the config,
+    which it says after reading it.)"""
+    from perception.cli import compare_evaluations, compare_robustness, export, prune, quantize, robustness
+
+    monkeypatch.chdir(tmp_path)
+    data = ["--dataroot", str(synthetic_root), "--version", TINY_WORLD["version"]]
+    model = ["configs/fusion_tiny.py", "checkpoints/lidar_only.pth"]
+    for main, argv in ((test.main, [*model, *data, "--split", "synth_val", "--out", "t"]),
+                       (replay.main, [*model, *data, "--out", "r"]),
+                       (benchmark.main, [*model, *data, "--json", "b.json"]),
+                       (robustness.main, [*model, *data, "--split", "synth_val", "--out", "rob"]),
+                       (export.main, [*model, "--out", "e"]),
+                       (prune.main, [*model, *data, "--ratio", "0.5", "--out", "p"])):
+        line = one_error_line(main, argv, capsys)
+        assert line.startswith(f"error: {LIDAR_ONLY_CHECKPOINT}: weights do not fit"), (main.__module__, line)
+    # graphs, a baseline, evaluations and summaries likewise (each named by the repository's path in its error)
+    for main, argv, named in (
+            (test.main, [*model, *data, "--split", "synth_val", "--backend", "onnxruntime", "--onnx", "checkpoints",
+                         "--out", "t"], REPO_ROOT / "checkpoints"),
+            (quantize.main, ["configs/fusion_tiny.py", "checkpoints", *data, "--out", "q"], REPO_ROOT / "checkpoints"),
+            (robustness.main, [*model, *data, "--split", "synth_val", "--baseline", "README.md", "--out", "rob"],
+             REPO_ROOT / "README.md"),
+            (compare_evaluations.main, ["checkpoints", *data, "--split", "synth_val", "--out", "c"],
+             REPO_ROOT / "checkpoints"),
+            (compare_robustness.main, ["README.md"], REPO_ROOT / "README.md")):
+        line = one_error_line(main, argv, capsys)
+        assert line.startswith(f"error: {named}"), (main.__module__, line)
