@@ -68,7 +68,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     from perception.models import load_detector
 
     config = Config.fromfile(args.config)
-    dataroot, version = config_data(args, config)
+    dataroot, version = config_data(parser, args, config)
     torch_detector = load_detector(args.config, args.checkpoint)
     batches = load_batches(torch_detector, select_frames(config, dataroot, version, config.val_dataloader.dataset.split,
                                                          args.frames, "benchmark"))

@@ -138,16 +138,28 @@ def resolve_config(path: str) -> str:
     return resolved
 
 
+def check_data_root(parser: argparse.ArgumentParser, root: str, version: Optional[str]) -> None:
+    """Before any work: parser.error when ``root``/``version`` (a data root as resolve_path gives it, and its
+    version) holds no nuScenes tables (no such folder, or no version at all)."""
+    tables = os.path.join(root, str(version))
+    if not version or not os.path.isdir(tables):
+        parser.error(f"no nuScenes tables at {tables} (give --dataroot / --version, or generate the synthetic world "
+                     f"with tools/make_synthetic.py)")
+
+
 def add_data_options(parser: argparse.ArgumentParser) -> None:
     """``--dataroot`` / ``--version``, defaulting to the config's ``dataroot`` / ``data_version`` (config_data)."""
     parser.add_argument("--dataroot", help="default: the config's dataroot")
     parser.add_argument("--version", help="default: the config's data_version")
 
 
-def config_data(args: argparse.Namespace, config) -> Tuple[str, Optional[str]]:
+def config_data(parser: argparse.ArgumentParser, args: argparse.Namespace, config) -> Tuple[str, str]:
     """(data root, version) of add_data_options' flags, else of the config (an mmengine Config); the root resolved
-    like every path a tool takes (resolve_path)."""
-    return resolve_path(args.dataroot or config.get("dataroot", "")), args.version or config.get("data_version")
+    like every path a tool takes (resolve_path) and checked (check_data_root)."""
+    root = resolve_path(args.dataroot or config.get("dataroot", ""))
+    version = args.version or config.get("data_version")
+    check_data_root(parser, root, version)
+    return root, version
 
 
 def _integer_at_least(text: str, least: int, what: str, why: str = "") -> int:

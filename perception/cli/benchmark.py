@@ -68,10 +68,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     if args.threads is not None:
         apply_thread_policy(args.threads)
     config = Config.fromfile(config_path)
-    dataroot, version = config_data(args, config)
-    if not version or not os.path.isdir(os.path.join(dataroot, version)):
-        parser.error(f"no nuScenes tables at {os.path.join(dataroot, str(version))} (give --dataroot/--version, or "
-                     "generate the synthetic world with tools/make_synthetic.py)")
+    dataroot, version = config_data(parser, args, config)
     from perception.datasets.records import open_nuscenes
 
     from perception.deploy.backends import load_backend

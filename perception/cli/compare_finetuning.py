@@ -28,8 +28,8 @@ from typing import Callable, List, Mapping, Optional, Sequence, Tuple
 
 from mmengine.config import Config
 
-from perception.cli import (add_debug_option, check_output_path, non_negative_int, positive_float, positive_int,
-                            resolve_config, resolve_input_paths, seed, tool_command, tool_main)
+from perception.cli import (add_debug_option, check_data_root, check_output_path, non_negative_int, positive_float,
+                            positive_int, resolve_config, resolve_input_paths, seed, tool_command, tool_main)
 from perception.cli import finetune as finetune_tool
 from perception.cli import test as test_tool
 from perception.cli import train as train_tool
@@ -367,10 +367,11 @@ def main(argv: Optional[Sequence[str]] = None) -> List[dict]:
     if args.lora_ranks[0] == args.lora_ranks[1]:
         parser.error(f"--lora-ranks {args.lora_ranks[0]} {args.lora_ranks[1]}: two different ranks (the rows are "
                      f"named by their rank: one would replace the other)")
+    if args.seeds is not None and len(set(args.seeds)) < len(args.seeds):
+        parser.error(f"--seeds {' '.join(map(str, args.seeds))}: each seed once")
+    check_data_root(parser, args.dataroot, args.version)
     if args.seeds is None:
         return compare_table(args, argv)
-    if len(set(args.seeds)) < len(args.seeds):
-        parser.error(f"--seeds {' '.join(map(str, args.seeds))}: each seed once")
     tables = {seed: compare_table(argparse.Namespace(**dict(vars(args), seed=seed,
                                                             out=os.path.join(args.out, f"seed_{seed}"))), argv)
               for seed in args.seeds}

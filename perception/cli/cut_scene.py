@@ -9,7 +9,8 @@ from __future__ import annotations
 import argparse
 from typing import Optional, Sequence
 
-from perception.cli import add_debug_option, check_output_path, positive_int, resolve_input_paths, tool_main
+from perception.cli import (add_debug_option, check_data_root, check_output_path, positive_int, resolve_input_paths,
+                            tool_main)
 from perception.datasets.scene_cut import cut_scene
 
 
@@ -28,6 +29,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     add_debug_option(parser)
     args = parser.parse_args(argv)
     resolve_input_paths(args, "dataroot")
+    check_data_root(parser, args.dataroot, args.version)
     check_output_path(parser, "OUT", args.out)
     out = cut_scene(args.dataroot, args.version, args.scene, args.first_held_keyframe, args.out,
                     args.fit_split, args.held_split)

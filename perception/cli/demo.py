@@ -90,8 +90,9 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, float]:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--dataroot", default=str(DATA_ROOT / "synthetic-demo"),
                         help="a nuScenes-format world with a synth_val split (the demo world generated there when "
-                             "the folder is absent or empty)")
-    parser.add_argument("--version", default=DEMO_WORLD["version"], help="its version (the generated world's too)")
+                             "the folder is absent or empty; default: %(default)s)")
+    parser.add_argument("--version", default=DEMO_WORLD["version"],
+                        help="its version (the generated world's too; default: %(default)s)")
     parser.add_argument("--out", default=str(REPO_ROOT / "outputs" / "demo"), help="output folder")
     parser.add_argument("--benchmark-iters", type=positive_int, default=10,
                         help="timed frames of the latency benchmark")

@@ -25,7 +25,8 @@ from mmengine.model import is_model_wrapper
 
 from perception.cli import (check_output_path, positive_float, positive_int, resolve_config, resolve_input_paths,
                             tool_command, tool_main)
-from perception.cli.train import add_run_arguments, build_config, forget_earlier_run, run_meta, run_training
+from perception.cli.train import (add_run_arguments, build_config, check_run_paths, forget_earlier_run, run_meta,
+                                  run_training)
 from perception.engine import end_distributed, init_distributed_from_env, save_checkpoint
 from perception.engine.data import check_annotated_data
 from perception.jsonfile import as_read_back, check_same_run, write_json_atomic
@@ -81,7 +82,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     if args.export:
         check_output_path(parser, "--export", args.export, folder=False)
     args.config = resolve_config(args.config)
-    resolve_input_paths(args, "checkpoint", "dataroot")
+    resolve_input_paths(args, "checkpoint")
+    check_run_paths(parser, args)
     spec = FineTuningSpec(args.method, args.rank, None if args.targets is None else tuple(args.targets),
                           args.lora_alpha, args.update_norm_stats, args.quantization_aware, tuple(args.freeze))
     started = time.time()

@@ -20,7 +20,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument("--samples-per-scene", type=positive_int, default=40, help="keyframes (2 Hz) per scene")
     parser.add_argument("--seed", type=seed, default=0)
     parser.add_argument("--image-size", type=parse_image_size, default=(800, 450), help="camera images, WxH")
-    parser.add_argument("--version", default="v1.0-synth", help="table folder name")
+    parser.add_argument("--version", default="v1.0-synth", help="table folder name (default: %(default)s)")
     parser.add_argument("--workers", type=positive_int, default=1, help="scenes recorded in parallel processes")
     parser.add_argument("--population", default="default",
                         help="who is where and their radar cross-sections: 'default', or 'nuscenes' (nuScenes' "

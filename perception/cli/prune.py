@@ -138,7 +138,7 @@ def prune(args: argparse.Namespace, parser: argparse.ArgumentParser) -> List[Dic
             parser.error(f"--out {args.out}: its {ratio_dir(out, ratio).name} holds CONFIG (or a config it inherits "
                          f"from) or CHECKPOINT, which this run would write over; prune into another folder")
     config = Config.fromfile(config_path)
-    dataroot, version = config_data(args, config)
+    dataroot, version = config_data(parser, args, config)
     split = args.split or config.val_dataloader.dataset.split
     detector = load_detector(config_path, args.checkpoint)
     inputs = model_inputs(config)

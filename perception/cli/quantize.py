@@ -67,7 +67,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
                          f"choose another folder")
     staging = staging_folder(args.out, REPORT_FILE, "quantize")
     config = Config.fromfile(config_path)
-    dataroot, version = config_data(args, config)
+    dataroot, version = config_data(parser, args, config)
     float_detector = load_onnx_detector(config_path, args.float_dir)
     unknown = sorted(set(args.keep_float) - set(float_detector.dense_modules()))
     if unknown:

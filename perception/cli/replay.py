@@ -4,12 +4,11 @@ frames.jsonl, a video, PNG frames, an MCAP file for Foxglove and summary.json in
 from __future__ import annotations
 
 import argparse
-import os
 from typing import Optional, Sequence
 
-from perception.cli import (add_debug_option, add_input_options, check_device, check_output_path, check_own_folder,
-                            input_options, non_negative_float, positive_float, resolve_config, resolve_input_paths,
-                            tool_main)
+from perception.cli import (add_debug_option, add_input_options, check_data_root, check_device, check_output_path,
+                            check_own_folder, input_options, non_negative_float, positive_float, resolve_config,
+                            resolve_input_paths, tool_main)
 from perception.cli.backend import add_backend_options, model_provenance
 from perception.detector import Detector, OracleDetector
 from perception.paths import REAL_FIXTURE_ROOT
@@ -21,8 +20,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("config", nargs="?", help="model config (mmengine); omit with --oracle")
     parser.add_argument("checkpoint", nargs="?", help="model checkpoint; omit with --oracle")
-    parser.add_argument("--dataroot", default=str(REAL_FIXTURE_ROOT), help="nuScenes-format data root")
-    parser.add_argument("--version", default="v1.0-mini")
+    parser.add_argument("--dataroot", default=str(REAL_FIXTURE_ROOT),
+                        help="nuScenes-format data root (default: %(default)s)")
+    parser.add_argument("--version", default="v1.0-mini", help="its version folder (default: %(default)s)")
     parser.add_argument("--scene", help="scene name or token (default: the first scene)")
     parser.add_argument("--oracle", action="store_true", help="ground truth as the detections (keyframes only)")
     parser.add_argument("--device", default="cpu", help="torch device of the model")
@@ -77,8 +77,7 @@ def main(argv: Optional[Sequence[str]] = None) -> ReplaySummary:
     resolve_input_paths(args, "dataroot", "checkpoint", "onnx")
     if not args.oracle and (args.config is None or args.checkpoint is None):
         parser.error("CONFIG and CHECKPOINT are required unless --oracle is given")
-    if not os.path.isdir(os.path.join(args.dataroot, args.version)):
-        parser.error(f"no nuScenes tables at {os.path.join(args.dataroot, args.version)}")
+    check_data_root(parser, args.dataroot, args.version)
     check_output_path(parser, "--out", args.out)
     check_own_folder(args.out, RUN_FILE, "replay", "wrote, whose pictures, video, MCAP and summary a rerun replaces")
     check_device(parser, args.device)

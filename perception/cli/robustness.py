@@ -9,8 +9,8 @@ import argparse
 import os
 from typing import List, Optional, Sequence
 
-from perception.cli import (add_debug_option, check_output_path, non_negative_int, positive_int, resolve_config,
-                            resolve_input_paths, seed, tool_main)
+from perception.cli import (add_debug_option, check_data_root, check_output_path, non_negative_int, positive_int,
+                            resolve_config, resolve_input_paths, seed, tool_main)
 from perception.datasets.corruptions import CORRUPTIONS, SEVERITIES
 from perception.engine import end_distributed, init_distributed_from_env
 from perception.eval.robustness import (
@@ -56,8 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("config", help="model config (mmengine)")
     parser.add_argument("checkpoint", help="model checkpoint")
-    parser.add_argument("--dataroot", default=str(DATA_ROOT / "nuscenes"), help="nuScenes-format data root")
-    parser.add_argument("--version", default="v1.0-trainval")
+    parser.add_argument("--dataroot", default=str(DATA_ROOT / "nuscenes"),
+                        help="nuScenes-format data root (default: %(default)s)")
+    parser.add_argument("--version", default="v1.0-trainval", help="its version folder (default: %(default)s)")
     parser.add_argument("--split", default="val", help="official split or a custom one from <version>/splits.json")
     parser.add_argument("--corruptions", type=corruption_names, default=",".join(CORRUPTIONS),
                         help="comma-separated corruption names, each once (default: all): " + ", ".join(CORRUPTIONS))
@@ -80,8 +81,7 @@ def run(argv: Optional[Sequence[str]] = None) -> Optional[dict]:
     args = parser.parse_args(argv)
     resolve_input_paths(args, "dataroot", "checkpoint", "baseline")
     corruptions, severities = args.corruptions, args.severities
-    if not os.path.isdir(os.path.join(args.dataroot, args.version)):
-        parser.error(f"no nuScenes tables at {os.path.join(args.dataroot, args.version)}")
+    check_data_root(parser, args.dataroot, args.version)
     check_output_path(parser, "--out", args.out)
     config = resolve_config(args.config)
     from perception.models import load_detector, model_inputs

@@ -7,8 +7,8 @@ import argparse
 import os
 from typing import List, Optional, Sequence
 
-from perception.cli import (add_debug_option, add_input_options, check_output_path, input_options, non_negative_int,
-                            positive_int, resolve_config, resolve_input_paths, tool_main)
+from perception.cli import (add_debug_option, add_input_options, check_data_root, check_output_path, input_options,
+                            non_negative_int, positive_int, resolve_config, resolve_input_paths, tool_main)
 from perception.cli.backend import add_backend_options, model_provenance
 from perception.datasets.corruptions import CorruptFrames, parse_cell
 from perception.datasets.splits import ALL_SCENES
@@ -34,8 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("config", nargs="?", help="model config (mmengine); omit with --oracle")
     parser.add_argument("checkpoint", nargs="?", help="model checkpoint; omit with --oracle")
-    parser.add_argument("--dataroot", default=str(DATA_ROOT / "nuscenes"), help="nuScenes-format data root")
-    parser.add_argument("--version", default="v1.0-trainval")
+    parser.add_argument("--dataroot", default=str(DATA_ROOT / "nuscenes"),
+                        help="nuScenes-format data root (default: %(default)s)")
+    parser.add_argument("--version", default="v1.0-trainval", help="its version folder (default: %(default)s)")
     parser.add_argument("--split", default="val", help="official split or a custom one from <version>/splits.json")
     parser.add_argument("--out", default="outputs/test", help="output folder")
     parser.add_argument("--drop", action="append", choices=SENSOR_GROUPS, default=[],
@@ -96,8 +97,7 @@ def run(argv: Optional[Sequence[str]] = None) -> List[dict]:
     if args.split == ALL_SCENES:
         parser.error(f"--split {ALL_SCENES}: nuscenes-devkit evaluates a split it knows (an official one, or one of "
                      f"the version's splits.json); name one")
-    if not os.path.isdir(os.path.join(args.dataroot, args.version)):
-        parser.error(f"no nuScenes tables at {os.path.join(args.dataroot, args.version)}")
+    check_data_root(parser, args.dataroot, args.version)
     check_output_path(parser, "--out", args.out)
     if not args.oracle:
         args.config = resolve_config(args.config)

@@ -23,8 +23,8 @@ from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner, find_latest_checkpoint
 
 import perception.engine  # noqa: F401  (registers the dataset, collate, metric and DDP wrapper)
-from perception.cli import (add_debug_option, check_output_path, positive_float, positive_int, resolve_config,
-                            resolve_path, tool_command, tool_main)
+from perception.cli import (add_debug_option, check_data_root, check_output_path, positive_float, positive_int,
+                            resolve_config, resolve_input_paths, resolve_path, tool_command, tool_main)
 from perception.engine import (RESUME_SCHEME, apply_model_inputs, end_distributed, evaluate_validation_data,
                                export_checkpoint, init_distributed_from_env, resume_source)
 from perception.engine.checkpoint import checkpoint_iteration, read_training_checkpoint, training_config
@@ -76,6 +76,16 @@ def check_data_arguments(args: argparse.Namespace) -> None:
         raise ValueError("--val-split names a split of --dataroot; without it CONFIG's validation data is used")
     if args.val_split is not None and args.no_validate:
         raise ValueError("--val-split names the validation data; --no-validate trains without validation")
+
+
+def check_run_paths(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Before any work: parser.error when --work-dir cannot be a folder written (check_output_path) or --dataroot
+    (resolved in place, resolve_input_paths) holds no tables of --version (check_data_root)."""
+    if args.work_dir is not None:
+        check_output_path(parser, "--work-dir", args.work_dir)
+    resolve_input_paths(args, "dataroot")
+    if args.dataroot is not None and args.version is not None:
+        check_data_root(parser, args.dataroot, args.version)
 
 
 def build_config(args: argparse.Namespace) -> Config:
@@ -184,6 +194,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         parser.error("--export-only needs --export PATH")
     if args.export:
         check_output_path(parser, "--export", args.export, folder=False)
+    check_run_paths(parser, args)
     started = time.time()
     launcher = init_distributed_from_env()
     cfg = build_config(args)
@@ -212,7 +223,7 @@ class ConfigOverrides(DictAction):
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of a training run that build_config reads (shared with tools/finetune.py)."""
     parser.add_argument("--dataroot", help="nuScenes-format data root to train on (default: the config's data)")
-    parser.add_argument("--version", help="its version, e.g. v1.0-mini")
+    parser.add_argument("--version", help="its version, e.g. v1.0-mini (default: the config's)")
     parser.add_argument("--split", help="the split to train on (official or from splits.json)")
     parser.add_argument("--val-split", help="the split of --dataroot to validate on (default: the config's "
                                             "validation split)")

@@ -15,8 +15,8 @@ from typing import Optional, Sequence
 
 import torch
 
-from perception.cli import (add_debug_option, check_output_path, positive_int, resolve_input_paths, seed,
-                            tool_command, tool_main)
+from perception.cli import (add_debug_option, check_data_root, check_output_path, positive_int, resolve_input_paths,
+                            seed, tool_command, tool_main)
 from perception.datasets.records import open_nuscenes
 from perception.datasets.splits import split_sample_tokens
 from perception.engine.ego_mlp import collect_examples, train_ego_mlp
@@ -28,7 +28,7 @@ from perception.models.planning_types import PlanningTargets
 def main(argv: Optional[Sequence[str]] = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataroot", required=True, action="append", help="repeat for several worlds")
-    parser.add_argument("--version", default="v1.0-synth")
+    parser.add_argument("--version", default="v1.0-synth", help="of every data root (default: %(default)s)")
     parser.add_argument("--split", action="append", help="one per --dataroot, in order (default: synth_train)")
     parser.add_argument("--out", required=True, help="checkpoint path (.pth)")
     parser.add_argument("--epochs", type=positive_int, default=400, help="passes over the examples (>= 1)")
@@ -36,6 +36,8 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     add_debug_option(parser)
     args = parser.parse_args(argv)
     resolve_input_paths(args, "dataroot")
+    for dataroot in args.dataroot:
+        check_data_root(parser, dataroot, args.version)
     check_output_path(parser, "--out", args.out, folder=False)
     splits = args.split or ["synth_train"] * len(args.dataroot)
     if len(splits) != len(args.dataroot):

@@ -165,13 +165,76 @@ def test_the_whole_version_is_no_split_the_devkit_evaluates(synthetic_root, tmp_
         capsys.readouterr().err
 
 
-def test_a_missing_data_root_is_one_line_in_the_ego_mlp_trainer(tmp_path, capsys):
-    """(It ended in the devkit's bare assertion, "Database version not found".)"""
-    from perception.cli import train_ego_mlp
+def test_a_missing_data_root_is_refused_with_the_usage_by_every_tool(tmp_path, capsys):
+    """(test, replay, robustness and benchmark each wrote this check; train, finetune, prune, train_ego_mlp, cut_scene,
+    compare_evaluations and quantize reached the library's error, status 1 and other wording, or the devkit's bare
+    assertion.)"""
+    from perception.cli import (compare_evaluations, compare_finetuning, cut_scene, finetune, prune, quantize,
+                                robustness, train_ego_mlp)
 
-    line = one_error_line(train_ego_mlp.main, ["--dataroot", str(tmp_path / "nope"), "--version", "v1.0-synth",
-                                               "--out", str(tmp_path / "e.pth")], capsys)
-    assert f"{tmp_path / 'nope' / 'v1.0-synth'}: no nuScenes tables" in line
+    nope = tmp_path / "nope"
+    data = ["--dataroot", str(nope), "--version", "v1.0-synth"]
+    model = [FUSION_TINY, str(tmp_path / "x.pth")]
+    for main, argv in (
+            (test.main, ["--oracle", *data, "--out", str(tmp_path / "t")]),
+            (replay.main, ["--oracle", *data, "--out", str(tmp_path / "r")]),
+            (robustness.main, [*model, *data, "--out", str(tmp_path / "rob")]),
+            (benchmark.main, [FUSION_TINY, *data, "--json", str(tmp_path / "b.json")]),
+            (quantize.main, [FUSION_TINY, str(tmp_path / "float"), *data, "--out", str(tmp_path / "q")]),
+            (prune.main, [*model, "--ratio", "0.5", *data, "--out", str(tmp_path / "p")]),
+            (train.main, [FUSION_TINY, *data, "--split", "synth_train", "--work-dir", str(tmp_path / "wd")]),
+            (finetune.main, [*model, "--method", "full", *data, "--split", "synth_train", "--work-dir",
+                             str(tmp_path / "wd")]),
+            (train_ego_mlp.main, [*data, "--out", str(tmp_path / "e.pth")]),
+            (cut_scene.main, [str(nope), "v1.0-synth", "synth-0000", "1", str(tmp_path / "cut"), "--fit-split", "a",
+                              "--held-split", "b"]),
+            (compare_evaluations.main, [str(tmp_path), *data, "--split", "synth_val", "--out", str(tmp_path / "c")]),
+            (compare_finetuning.main, [*model, *data, "--split", "a", "--val-split", "b", "--max-iters", "1",
+                                       "--out", str(tmp_path / "cf")])):
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        error = capsys.readouterr().err
+        assert exit_info.value.code == 2 and error.startswith("usage: "), (main.__module__, error)
+        assert f"error: no nuScenes tables at {nope / 'v1.0-synth'} (give --dataroot / --version" in error, error
+    assert not any((tmp_path / name).exists() for name in ("t", "r", "rob", "q", "p", "wd", "cut", "c", "cf"))
+
+
+def test_a_work_dir_under_a_file_is_refused_with_the_usage(tmp_path, capsys):
+    """(tools/train.py --work-dir README.md/wd answered a bare "[Errno 20] Not a directory", status 1.)"""
+    from perception.cli import finetune
+
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    for main, argv in ((train.main, [FUSION_TINY]),
+                       (finetune.main, [FUSION_TINY, str(LIDAR_ONLY_CHECKPOINT), "--method", "full"])):
+        with pytest.raises(SystemExit) as exit_info:
+            main([*argv, "--work-dir", str(a_file / "wd")])
+        error = capsys.readouterr().err
+        assert exit_info.value.code == 2 and f"--work-dir {a_file / 'wd'}: {a_file} is a file, not a folder" in error
+
+
+def option_help(main, option: str, capsys) -> str:
+    """The --help text of ``main``'s ``option``, on one line."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    block = re.search(rf"^  {option}\b.*?(?=^  -|\Z)", text, re.MULTILINE | re.DOTALL)
+    assert block, (main.__module__, option)
+    return " ".join(block.group(0).split())
+
+
+def test_every_data_root_and_version_option_states_its_default(capsys):
+    """(Their defaults differ: test and robustness datasets/nuscenes v1.0-trainval, replay the real fixture,
+    benchmark, quantize, prune and train the config's; most help texts said none.)"""
+    from perception.cli import finetune, make_synthetic, prune, quantize, robustness, train_ego_mlp
+
+    for main in (test.main, replay.main, robustness.main, benchmark.main, quantize.main, prune.main, train.main,
+                 finetune.main, demo.main):
+        for option in ("--dataroot", "--version"):
+            assert "default" in option_help(main, option, capsys), (main.__module__, option)
+    for main in (train_ego_mlp.main, make_synthetic.main):  # (its --dataroot is required; the other writes a world)
+        assert "default: v1.0-synth" in option_help(main, "--version", capsys), main.__module__
 
 
 def out_of_range_rows(root, tmp_path) -> list:

@@ -184,7 +184,7 @@ def test_bench_graphs_reads_the_data_given_from_any_folder(model_on_world, synth
     assert json.loads((tmp_path / "graphs.json").read_text())["rows"] == result["rows"]
 
 
-def test_bad_input_is_one_line(model_on_world, tmp_path, capsys):
+def test_bad_input_is_one_line(model_on_world, synthetic_root, nusc_synthetic, tmp_path, capsys):
     config, checkpoint, _ = model_on_world
     other_config, _ = write_model(tmp_path, head_channels=8)
     with pytest.raises(SystemExit):
@@ -211,7 +211,8 @@ def test_bad_input_is_one_line(model_on_world, tmp_path, capsys):
     assert ("error: --calib-split synth_val and --eval-split synth_val of" in capsys.readouterr().err
             and not (tmp_path / "int8.partial").exists())  # before any work
     with pytest.raises(SystemExit):
-        quantize_main([other_config, str(tmp_path / "float"), "--out", str(tmp_path / "int8")])
+        quantize_main([other_config, str(tmp_path / "float"), "--out", str(tmp_path / "int8"),  # (it names no data)
+                       "--dataroot", str(synthetic_root), "--version", nusc_synthetic.version])
     assert "exported from another version of the model" in capsys.readouterr().err
     exported = {path.name: path.read_bytes() for path in (tmp_path / "float").iterdir()}
     (tmp_path / "mine").mkdir()
