@@ -104,6 +104,13 @@ def replace_folder(staging: str, out: str) -> None:
     os.replace(staging, out)
 
 
+def check_row_names(parser: argparse.ArgumentParser, names: Sequence[str], count: int) -> None:
+    """parser.error unless ``names`` (--names, or the tool's default names) are ``count`` distinct names, one for
+    each row of a comparison: two rows of one name could not be told apart."""
+    if len(names) != count or len(set(names)) != len(names):
+        parser.error(f"--names: {count} distinct names needed, got {list(names)}")
+
+
 def check_device(parser: argparse.ArgumentParser, device: str) -> None:
     """parser.error when ``device`` (--device) names CUDA and torch sees no CUDA device."""
     if device.startswith("cuda"):

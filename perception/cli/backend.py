@@ -16,6 +16,23 @@ def add_backend_options(parser: argparse.ArgumentParser) -> None:
                                        "(onnxruntime-int8)")
 
 
+def check_model_or_oracle(parser: argparse.ArgumentParser, args: argparse.Namespace,
+                          model_options: Sequence[str] = ()) -> None:
+    """parser.error unless ``args`` name a model (CONFIG and CHECKPOINT) or the oracle alone: --oracle with CONFIG,
+    CHECKPOINT, --backend, --onnx or one of the tool's flags ``model_options`` (e.g. "--zero-shot"), which the oracle
+    would ignore."""
+    if not args.oracle:
+        if args.config is None or args.checkpoint is None:
+            parser.error("CONFIG and CHECKPOINT are required unless --oracle is given")
+        return
+    given = {"CONFIG": args.config is not None, "CHECKPOINT": args.checkpoint is not None,
+             "--backend": args.backend != "torch", "--onnx": args.onnx is not None,
+             **{option: getattr(args, option[2:].replace("-", "_")) for option in model_options}}
+    ignored = [name for name, named in given.items() if named]
+    if ignored:
+        parser.error(f"--oracle runs no model: leave out {', '.join(ignored)}")
+
+
 def model_provenance(backend: str, config: str, checkpoint: str, onnx_dir: Optional[str]) -> Dict[str, str]:
     """What identifies a model's outputs when a run resumes (tools/test.py, tools/replay.py): the ``backend``, the
     sha256 of ``config``'s model (perception.deploy.graphs.config_sha256), of the ``checkpoint`` and of the graphs in

@@ -16,8 +16,8 @@ import json
 import os
 from typing import List, Optional, Sequence
 
-from perception.cli import (add_debug_option, check_data_root, check_output_path, positive_int, resolve_input_paths,
-                            seed, tool_command, tool_main)
+from perception.cli import (add_debug_option, check_data_root, check_output_path, check_row_names, positive_int,
+                            resolve_input_paths, seed, tool_command, tool_main)
 from perception.datasets.records import open_nuscenes
 from perception.datasets.splits import split_sample_tokens
 from perception.eval.report import plot_resampled, resampled_caption, resampled_table
@@ -47,6 +47,7 @@ def main(argv: Optional[Sequence[str]] = None) -> List[dict]:
     if not 0.0 < args.level < 1.0:
         parser.error(f"--level {args.level}: a share of the draws, in (0, 1)")
     names = args.names or list(args.folders)
+    check_row_names(parser, names, len(args.folders))
     nusc = open_nuscenes(args.dataroot, args.version)
     rows = resampled_comparison(nusc, args.split, [os.path.join(folder, RESULTS_FILE) for folder in args.folders],
                                 names, args.draws, args.level, args.seed, progress=True)

@@ -6,7 +6,7 @@ import argparse
 import os
 from typing import Optional, Sequence
 
-from perception.cli import add_debug_option, resolve_input_paths, tool_main
+from perception.cli import add_debug_option, check_row_names, resolve_input_paths, tool_main
 from perception.eval.robustness import check_summary, robustness_comparison
 from perception.jsonfile import read_json
 
@@ -26,8 +26,7 @@ def run(argv: Optional[Sequence[str]] = None) -> str:
     args = parser.parse_args(argv)
     resolve_input_paths(args, "summaries")
     names = args.names or [os.path.basename(os.path.dirname(os.path.abspath(path))) for path in args.summaries]
-    if len(names) != len(args.summaries) or len(set(names)) != len(names):
-        parser.error(f"--names: {len(args.summaries)} distinct names needed, got {names}")
+    check_row_names(parser, names, len(args.summaries))
     summaries = {}
     for name, path in zip(names, args.summaries):
         summaries[name] = read_json(path)  # a missing file: FileNotFoundError naming it, reported as one line

@@ -9,7 +9,7 @@ from typing import Optional, Sequence
 from perception.cli import (add_debug_option, add_input_options, check_data_root, check_device, check_output_path,
                             check_own_folder, input_options, non_negative_float, positive_float, resolve_config,
                             resolve_input_paths, tool_main)
-from perception.cli.backend import add_backend_options, model_provenance
+from perception.cli.backend import add_backend_options, check_model_or_oracle, model_provenance
 from perception.detector import Detector, OracleDetector
 from perception.paths import REAL_FIXTURE_ROOT
 from perception.runtime.faults import FaultPlan
@@ -75,8 +75,7 @@ def main(argv: Optional[Sequence[str]] = None) -> ReplaySummary:
     parser = build_parser()
     args = parser.parse_args(argv)
     resolve_input_paths(args, "dataroot", "checkpoint", "onnx")
-    if not args.oracle and (args.config is None or args.checkpoint is None):
-        parser.error("CONFIG and CHECKPOINT are required unless --oracle is given")
+    check_model_or_oracle(parser, args)
     check_data_root(parser, args.dataroot, args.version)
     check_output_path(parser, "--out", args.out)
     check_own_folder(args.out, RUN_FILE, "replay", "wrote, whose pictures, video, MCAP and summary a rerun replaces")

@@ -9,7 +9,7 @@ from typing import List, Optional, Sequence
 
 from perception.cli import (add_debug_option, add_input_options, check_data_root, check_output_path, input_options,
                             non_negative_int, positive_int, resolve_config, resolve_input_paths, tool_main)
-from perception.cli.backend import add_backend_options, model_provenance
+from perception.cli.backend import add_backend_options, check_model_or_oracle, model_provenance
 from perception.datasets.corruptions import CorruptFrames, parse_cell
 from perception.datasets.splits import ALL_SCENES
 from perception.detector import Detector, OracleDetector
@@ -90,8 +90,7 @@ def run(argv: Optional[Sequence[str]] = None) -> List[dict]:
     parser = build_parser()
     args = parser.parse_args(argv)
     resolve_input_paths(args, "dataroot", "checkpoint", "onnx", "ego_mlp")
-    if not args.oracle and (args.config is None or args.checkpoint is None):
-        parser.error("CONFIG and CHECKPOINT are required unless --oracle is given")
+    check_model_or_oracle(parser, args, ["--zero-shot"])
     if args.ablations and args.drop:
         parser.error("--ablations runs its own sensor sets; leave out --drop")
     if args.split == ALL_SCENES:

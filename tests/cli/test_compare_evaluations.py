@@ -46,9 +46,9 @@ def test_bad_folders_are_one_line(nusc_synthetic, synthetic_root, tmp_path, caps
     assert "and misses 4 of its keyframes" in line  # synth_val's 4, none predicted
     line = one_error_line(main, [str(tmp_path / "none"), *data_args(synthetic_root), "--out", str(tmp_path)], capsys)
     assert f"{tmp_path / 'none' / 'results_nusc.json'}: no such file" in line
-    line = one_error_line(main, [str(tmp_path / "train"), "--names", "a", "b", *data_args(synthetic_root),
-                                 "--out", str(tmp_path)], capsys)
-    assert "2 names for 1 submissions" in line
+    with pytest.raises(SystemExit) as exit_info:  # named by the parser, before any work
+        main([str(tmp_path / "train"), "--names", "a", "b", *data_args(synthetic_root), "--out", str(tmp_path)])
+    assert exit_info.value.code == 2 and "--names: 1 distinct names needed, got ['a', 'b']" in capsys.readouterr().err
     for option, value, message in (("--level", "1", "--level 1.0: a share of the draws, in (0, 1)"),
                                    ("--draws", "0", "argument --draws: the value must be >= 1, got 0")):
         with pytest.raises(SystemExit) as exit_info:  # percentile_interval / keyframe_draws named, not the flags

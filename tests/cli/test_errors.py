@@ -503,3 +503,34 @@ def test_checkpoints_and_other_inputs_are_found_from_any_folder(synthetic_root, 
             (compare_robustness.main, ["README.md"], REPO_ROOT / "README.md")):
         line = one_error_line(main, argv, capsys)
         assert line.startswith(f"error: {named}"), (main.__module__, line)
+
+
+def test_the_oracle_with_a_model_s_arguments_is_refused(synthetic_root, tmp_path, capsys):
+    """(tools/test.py --oracle ... --backend onnxruntime --onnx /tmp gave status 0 and the oracle's scores: CONFIG,
+    CHECKPOINT, --backend, --onnx and --zero-shot were ignored; tools/replay.py --oracle likewise.)"""
+    data = ["--dataroot", str(synthetic_root), "--version", TINY_WORLD["version"]]
+    for main, argv, ignored in (
+            (test.main, [FUSION_TINY], "CONFIG"),
+            (test.main, [FUSION_TINY, str(LIDAR_ONLY_CHECKPOINT)], "CONFIG, CHECKPOINT"),
+            (test.main, ["--backend", "onnxruntime", "--onnx", str(tmp_path)], "--backend, --onnx"),
+            (test.main, ["--zero-shot"], "--zero-shot"),
+            (replay.main, [FUSION_TINY, str(LIDAR_ONLY_CHECKPOINT)], "CONFIG, CHECKPOINT"),
+            (replay.main, ["--backend", "onnxruntime-int8", "--onnx", str(tmp_path)], "--backend, --onnx")):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["--oracle", *argv, *data, "--out", str(tmp_path / "out")])
+        error = capsys.readouterr().err
+        assert exit_info.value.code == 2 and f"error: --oracle runs no model: leave out {ignored}\n" in error, error
+    assert not (tmp_path / "out").exists()
+
+
+def test_comparisons_refuse_rows_of_one_name(synthetic_root, tmp_path, capsys):
+    """(tools/compare_evaluations.py --names a a wrote two rows named a; compare_robustness refused them.)"""
+    from perception.cli import compare_evaluations
+
+    for names in (["a", "a"], ["a"]):
+        with pytest.raises(SystemExit) as exit_info:
+            compare_evaluations.main([str(tmp_path / "one"), str(tmp_path / "two"), "--names", *names,
+                                      "--dataroot", str(synthetic_root), "--version", TINY_WORLD["version"],
+                                      "--split", "synth_val", "--out", str(tmp_path / "out")])
+        assert exit_info.value.code == 2
+        assert f"error: --names: 2 distinct names needed, got {names}" in capsys.readouterr().err
