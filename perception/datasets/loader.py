@@ -230,11 +230,18 @@ class RandomSweepCounts(RandomTransform):
 @dataclass(frozen=True)
 class UnreadableFrame:
     """Stands for a keyframe whose file a reader rejected (NuScenesFrames with ``skip_corrupt_files``): its sample
-    token and the CorruptFileError's ``path`` and ``problem``."""
+    token and the CorruptFileError's ``path`` and ``problem``. It crosses a DataLoader worker as a value, so that
+    the main process can raise ``error()`` where the frame may not be skipped: an exception raised in a worker comes
+    back as its type called with one message, which CorruptFileError (path, problem) cannot be, so torch raises a
+    RuntimeError with the worker's traceback instead."""
 
     sample_token: str
     path: str
     problem: str
+
+    def error(self) -> CorruptFileError:
+        """The reader's error again (the file's path and the problem), to raise where the frames are consumed."""
+        return CorruptFileError(self.path, self.problem)
 
 
 class NuScenesFrames(torch.utils.data.Dataset):

@@ -10,7 +10,7 @@ from mmengine.config import Config
 
 from perception.datasets.collate import collate_frames
 from perception.datasets.frame import Frame
-from perception.datasets.loader import NuScenesFrames
+from perception.datasets.loader import NuScenesFrames, UnreadableFrame
 from perception.decision import PlannerConfig
 from perception.decision.learned import past_ego_features
 from perception.engine.planning_data import logged_targets
@@ -41,7 +41,9 @@ class FrameDataset(torch.utils.data.Dataset):
     horizon_steps and step_s. The targets are in the keyframe's ego frame, so planning refuses a transform (a
     geometric augmentation would move the frame but not the logged drive). ``random_sweeps_seed``: None, or read
     a random number of sweeps per keyframe (1..lidar_sweeps, 1..radar_sweeps; perception.datasets.loader.
-    RandomSweepCounts with this seed), for training."""
+    RandomSweepCounts with this seed), for training. A keyframe with a file the readers reject is an UnreadableFrame
+    here, which crosses a DataLoader worker as a value: its batch (collate_fusion_batch) makes the model's
+    FusionBatchPreprocessor raise the reader's CorruptFileError in the main process."""
 
     def __init__(self, dataroot: str, version: str, split: str, lidar_sweeps: int = DEFAULT_LIDAR_SWEEPS,
                  radar_sweeps: int = DEFAULT_RADAR_SWEEPS,
@@ -56,7 +58,7 @@ class FrameDataset(torch.utils.data.Dataset):
         self.frames = NuScenesFrames(dataroot, version, split, lidar_sweeps=lidar_sweeps, radar_sweeps=radar_sweeps,
                                      image_size=None if image_size is None else tuple(image_size), drop=tuple(drop),
                                      transform=build_transform(transform), progress=progress,
-                                     random_sweeps_seed=random_sweeps_seed)
+                                     random_sweeps_seed=random_sweeps_seed, skip_corrupt_files=True)
         self.max_frames = max_frames
         self.metainfo = dict(dataroot=dataroot, version=version, split=split)
 
@@ -66,11 +68,11 @@ class FrameDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.frames) if self.max_frames is None else min(self.max_frames, len(self.frames))
 
-    def __getitem__(self, index: int) -> Union[Frame, PlannedFrame]:
+    def __getitem__(self, index: int) -> Union[Frame, PlannedFrame, UnreadableFrame]:
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} frames")
         frame = self.frames[index]
-        if self.planner_config is None:
+        if self.planner_config is None or isinstance(frame, UnreadableFrame):
             return frame
         tokens = [frame.sample_token]
         return PlannedFrame(frame, past_ego_features(self.frames.nusc, tokens)[0],
@@ -179,9 +181,13 @@ def build_transform(config: Optional[object]):
 
 
 @FUNCTIONS.register_module()
-def collate_fusion_batch(items: Sequence[Union[Frame, PlannedFrame]]) -> dict:
+def collate_fusion_batch(items: Sequence[Union[Frame, PlannedFrame, UnreadableFrame]]) -> dict:
     """DataLoader collate: list of Frame -> {'batch': FusionBatch} (the model's forward keyword); a list of
-    PlannedFrame adds their ego_state and planning_targets to the batch."""
+    PlannedFrame adds their ego_state and planning_targets to the batch. A batch with an UnreadableFrame is
+    {'unreadable': the first one}, whose error FusionBatchPreprocessor raises."""
+    unreadable = [item for item in items if isinstance(item, UnreadableFrame)]
+    if unreadable:
+        return {"unreadable": unreadable[0]}
     planned = [item for item in items if isinstance(item, PlannedFrame)]
     if not planned:
         return {"batch": FusionBatch.from_frames(collate_frames(items))}

@@ -201,9 +201,10 @@ def _whole_batches(records: List[dict]) -> List[dict]:
 
 def predict(detector: Detector, batches: Iterable, total_frames: int, progress: bool = True,
             ego_states: Optional[Callable[[Sequence[str]], np.ndarray]] = None, log: Optional[TextIO] = None,
-            predictions: Optional[Predictions] = None) -> Predictions:
+            predictions: Optional[Predictions] = None, skip_unreadable: bool = True) -> Predictions:
     """Runs ``detector`` over ``batches`` (lists of Frame), keeps each frame's boxes (ego frame) and converts them
-    to submission boxes in the global frame. An UnreadableFrame in a batch is recorded and gets no detections. With
+    to submission boxes in the global frame. An UnreadableFrame in a batch is recorded and gets no detections, or
+    without ``skip_unreadable`` its CorruptFileError is raised, in this process, before the batch is detected. With
     ``ego_states`` (sample tokens -> (B, len(EGO_FEATURES)) from past poses), the detector must be a
     PlanningDetector that plans: its plans are kept too. ``log``: each frame's prediction_record written to it as
     a line and flushed; ``predictions``: those of the frames done before (a resume), added to. A progress bar
@@ -216,6 +217,9 @@ def predict(detector: Detector, batches: Iterable, total_frames: int, progress: 
     start = time.perf_counter()
     with tqdm(total=total_frames, unit="frame", desc="detect", disable=not progress) as bar:
         for batch in batches:
+            unreadable_frames = [item for item in batch if isinstance(item, UnreadableFrame)]
+            if unreadable_frames and not skip_unreadable:
+                raise unreadable_frames[0].error()
             frames = [item for item in batch if isinstance(item, Frame)]
             plans: List[Optional[PlanningOutputs]] = []
             if not frames:
@@ -228,8 +232,7 @@ def predict(detector: Detector, batches: Iterable, total_frames: int, progress: 
                 raise ValueError(f"the detector returned {len(boxes)} box sets for {len(frames)} frames")
             now = time.perf_counter()
             seconds, start = (now - start) / len(batch), now
-            made = [(item.sample_token, Boxes3D.empty(), None, None, item) for item in batch
-                    if isinstance(item, UnreadableFrame)]
+            made = [(item.sample_token, Boxes3D.empty(), None, None, item) for item in unreadable_frames]
             made += [(frame.sample_token, frame_boxes, frame.ego_pose, plan, None)
                      for frame, frame_boxes, plan in zip(frames, boxes, plans or [None] * len(frames))]
             for place, (token, frame_boxes, pose, plan, unreadable) in enumerate(made):
@@ -340,11 +343,11 @@ def load_split_predictions(detector: Detector, nusc: Optional[NuScenes], data: D
     # Sensor groups the detector does not read are not loaded either.
     not_loaded = tuple(group for group in SENSOR_GROUPS if group in drop or group not in detector.sensors)
 
-    def frames() -> NuScenesFrames:
+    def frames() -> NuScenesFrames:  # an unreadable frame crosses a worker as a value; predict raises its error
         return NuScenesFrames(data.dataroot, data.version, data.split, lidar_sweeps=data.lidar_sweeps,
                               radar_sweeps=data.radar_sweeps, image_size=data.image_size, drop=not_loaded,
                               transform=transform, nusc=nusc, progress=shard.is_main,
-                              skip_corrupt_files=data.skip_corrupt_files)
+                              skip_corrupt_files=True)
 
     # The main process builds the sample metadata cache; the others then read it (no devkit tables needed).
     dataset = frames() if shard.is_main else None
@@ -361,7 +364,7 @@ def load_split_predictions(detector: Detector, nusc: Optional[NuScenes], data: D
     ego_states = (lambda tokens: past_ego_features(dataset.nusc, tokens)) if plans else None
     try:
         predictions = predict(detector, loader, len(shard_frames), progress=shard.is_main, ego_states=ego_states,
-                              log=log, predictions=done)
+                              log=log, predictions=done, skip_unreadable=data.skip_corrupt_files)
     finally:
         if log is not None:
             log.close()

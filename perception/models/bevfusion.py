@@ -39,9 +39,13 @@ def resize_cameras(frame: Frame, image_size: Tuple[int, int]) -> Frame:
 
 @MODELS.register_module()
 class FusionBatchPreprocessor(BaseDataPreprocessor):
-    """Moves ``{'batch': FusionBatch}`` to the model's device (mmengine's default cannot see into dataclasses)."""
+    """Moves ``{'batch': FusionBatch}`` to the model's device (mmengine's default cannot see into dataclasses).
+    ``{'unreadable': UnreadableFrame}`` (a batch with a file the readers reject: perception.engine.data.
+    collate_fusion_batch) raises the reader's CorruptFileError here, in the main process."""
 
     def forward(self, data: dict, training: bool = False) -> dict:
+        if "unreadable" in data:
+            raise data["unreadable"].error()
         return {"batch": data["batch"].to(self.device)}
 
 

@@ -2,6 +2,7 @@
 resume after a crash equal to an uninterrupted run, and torchrun with 2 CPU processes on gloo."""
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import pytest
 import torch
 
 from perception.cli.train import main
+from perception.datasets.splits import split_sample_tokens
 from perception.models import checkpoint_meta, load_detector
 from perception.paths import REPO_ROOT
 from tests.conftest import TINY_WORLD
@@ -133,6 +135,29 @@ def test_a_new_run_in_a_used_work_dir_keeps_nothing_of_the_earlier_one(synthetic
     with pytest.raises(SystemExit):
         main([config, "--work-dir", str(tmp_path / "never"), "--max-iters", "1", "--export", str(tmp_path)])
     assert "--export" in capsys.readouterr().err and not os.path.exists(tmp_path / "never")
+
+
+def test_a_truncated_sensor_file_read_in_a_worker_stops_training_with_one_line(synthetic_root, nusc_synthetic,
+                                                                               tmp_path, capsys):
+    """A DataLoader worker's CorruptFileError came back from torch as a RuntimeError with the worker's traceback
+    (torch rebuilds it with one argument; it takes a path and a problem): now the main process raises it, and the
+    tool prints its one line, status 1."""
+    root = tmp_path / "world"
+    shutil.copytree(synthetic_root, root)
+    cut = {}
+    for token in split_sample_tokens(nusc_synthetic, "synth_train"):  # every keyframe: the first batch meets one
+        lidar = nusc_synthetic.get("sample_data", nusc_synthetic.get("sample", token)["data"]["LIDAR_TOP"])
+        path = root / lidar["filename"]
+        cut[str(path)] = path.stat().st_size - 7
+        path.write_bytes(path.read_bytes()[:cut[str(path)]])
+    config = write_tiny_config(tmp_path, root)
+    with pytest.raises(SystemExit) as stop:
+        main([config, "--work-dir", str(tmp_path / "run"), "--max-iters", "1", "--no-validate",
+              "--cfg-options", "train_dataloader.num_workers=1"])
+    last_line = capsys.readouterr().err.splitlines()[-1]
+    path, problem = last_line.removeprefix("error: ").split(": ", 1)
+    assert stop.value.code == 1 and last_line.startswith("error: ") and path in cut, last_line
+    assert problem.startswith(f"{cut[path]} bytes is not a multiple of 20"), last_line
 
 
 def other_head_config(folder, root) -> str:

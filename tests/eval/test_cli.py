@@ -317,8 +317,9 @@ def test_a_split_without_ground_truth_is_named_as_such_not_as_one_without_detect
 
 
 def test_skip_corrupt_files(synthetic_root, nusc_synthetic, tmp_path, capsys):
-    """A truncated LiDAR file stops the run with one line naming it; --skip-corrupt-files evaluates its frame with
-    no detections (in a DataLoader worker here) and lists the file in report.md."""
+    """A truncated LiDAR file stops the run with one line naming it, read in the main process or in a DataLoader
+    worker (whose CorruptFileError torch gave back as a RuntimeError with a 54-line traceback); --skip-corrupt-files
+    evaluates its frame with no detections (in a worker here) and lists the file in report.md."""
     from perception.cli.test import main
 
     root = tmp_path / "world"
@@ -326,13 +327,16 @@ def test_skip_corrupt_files(synthetic_root, nusc_synthetic, tmp_path, capsys):
     token = split_sample_tokens(nusc_synthetic, SPLIT)[1]
     lidar = nusc_synthetic.get("sample_data", nusc_synthetic.get("sample", token)["data"]["LIDAR_TOP"])
     path = root / lidar["filename"]
-    path.write_bytes(path.read_bytes()[:-7])  # not a whole number of 20-byte records any more
+    size = path.stat().st_size - 7
+    path.write_bytes(path.read_bytes()[:size])  # not a whole number of 20-byte records any more
     args = ["--oracle", "--no-plots", *_data_args(root)]
-    with pytest.raises(SystemExit) as stop:
-        main([*args, "--out", str(tmp_path / "stopped")])
-    last_line = capsys.readouterr().err.splitlines()[-1]  # after the progress bars
-    assert stop.value.code == 1 and last_line.startswith(f"error: {path}: ") and "not a multiple of 20" in last_line
-    assert not (tmp_path / "stopped" / "metrics.json").exists()
+    for workers in ("0", "1"):
+        with pytest.raises(SystemExit) as stop:
+            main([*args, "--out", str(tmp_path / "stopped"), "--workers", workers])
+        last_line = capsys.readouterr().err.splitlines()[-1]  # after the progress bars
+        assert stop.value.code == 1, workers
+        assert last_line.startswith(f"error: {path}: {size} bytes is not a multiple of 20"), (workers, last_line)
+        assert not (tmp_path / "stopped" / "metrics.json").exists()
 
     out = tmp_path / "skipped"
     (metrics,) = run([*args, "--out", str(out), "--skip-corrupt-files", "--workers", "1"])
