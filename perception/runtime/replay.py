@@ -205,14 +205,14 @@ class ReplayClock:
 
 def _warm_up(detector: Detector, stream: Sequence[SensorMessage], options: ReplayOptions, drop: frozenset,
              scene_token: str, planner_config: PlannerConfig, lanes: Optional[LaneCentres],
-             ground_truth_at: Callable[[SensorMessage], Optional[GroundTruth]]) -> None:
+             ground_truth_at: Callable[[SensorMessage], Optional[GroundTruth]], watchdog: bool) -> None:
     """One untimed step, detection and decision (a throwaway FrameStep, the scene's lane map), on the first
-    trigger's frame (the watchdog's first where no LiDAR trigger comes; the oracle's with its ground truth,
-    ``ground_truth_at``), built from a throwaway streaming state: the detector's and the decision's compiled
-    kernels load."""
+    trigger's frame (with a ``watchdog``, the watchdog's first where no LiDAR trigger comes; without one, e.g. the
+    oracle's, none: the replay makes no frame; the oracle's with its ground truth, ``ground_truth_at``), built from
+    a throwaway streaming state: the detector's and the decision's compiled kernels load."""
     state = options.new_state(drop)
     first = next((m for m in stream if options.is_trigger(m)), None)
-    if first is None:
+    if first is None and watchdog:
         watchdog_us = stream[0].timestamp_us + options.watchdog_after_s * 1e6
         first = next((m for m in stream if m.timestamp_us > watchdog_us), None)
     if first is None:
@@ -264,8 +264,9 @@ class SceneReplay:
         self.with_annotations = len(nusc.sample_annotation) > 0
         drop = dropped_groups(detector)
         self.state = options.new_state(drop)
+        self.watchdog = not isinstance(detector, OracleDetector)
         _warm_up(detector, self.stream, options, drop, self.scene["token"], planner_config, self.lanes,
-                 self._ground_truth)
+                 self._ground_truth, self.watchdog)
         self.step = FrameStep(detector, planner_config, options.device)
         self.summary = ReplaySummary(scene=self.scene["name"], messages=len(self.stream), resumed=len(self.done))
         self.outputs = ReplayOutputs(out_dir, self.done.values(), options.video, options.mcap,
@@ -276,7 +277,6 @@ class SceneReplay:
         self.clock = ReplayClock(self.stream[0].timestamp_us, options.realtime, options.speed)
         self.pending: Deque[SensorMessage] = deque()
         self.trigger_index: Dict[str, int] = {}
-        self.watchdog = not isinstance(detector, OracleDetector)
         self.watchdog_gaps_s: Dict[str, float] = {}  # watchdog key token -> s since the last LiDAR trigger
         self.last_trigger_us = self.stream[0].timestamp_us
         self.newest_frame_us = -math.inf  # the newest trigger's time: frames are made in timestamp order

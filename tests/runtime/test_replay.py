@@ -705,6 +705,16 @@ def test_a_replay_without_any_lidar_trigger_warms_up_on_the_watchdog_s_first_fra
     assert [f.timestamp_us for f in detector.frames] == [r["timestamp_us"] for r in records[:1] + records]
 
 
+def test_the_oracle_makes_no_frame_and_warms_up_on_none_when_no_lidar_keyframe_comes(nusc_synthetic, tmp_path):
+    """The oracle has no watchdog (README): its warm-up ran on the watchdog's first frame anyway, a camera's, and
+    failed ("the oracle needs ground truth"); now the replay makes no frame and the oracle is never called."""
+    options = ReplayOptions(faults=FaultPlan(stall=(LIDAR_CHANNEL, 0.0, 100.0)), video=False, mcap=False)
+    oracle = CountingOracle()
+    summary = replay_scene(nusc_synthetic, _scene(nusc_synthetic), oracle, str(tmp_path), options, progress=False)
+    assert (summary.frames, summary.watchdog, summary.processed) == (0, 0, 0) and oracle.calls == []
+    assert read_frame_records(str(tmp_path / "frames.jsonl")) == []
+
+
 def _hand_record(**changes):
     """A FRAME_RECORD written by hand: a keyframe processed with no detection."""
     record = dict(scene="scene-1", index=0, key_token="sd", key_channel=LIDAR_CHANNEL, trigger="lidar",
