@@ -92,8 +92,9 @@ class Predictions:
             self.plans[token] = plan
 
     @classmethod
-    def merged(cls, parts: Sequence["Predictions"]) -> "Predictions":
-        """One Predictions from the processes' parts; ValueError when a sample was predicted twice."""
+    def merged(cls, parts: Sequence["Predictions"], sample_tokens: Sequence[str]) -> "Predictions":
+        """One Predictions from the processes' parts, its unreadable frames in the order of ``sample_tokens`` (the
+        split's, in loader order: as one process lists them); ValueError when a sample was predicted twice."""
         merged = cls(frames_per_process=[])
         for part in parts:
             duplicated = sorted(set(merged.results) & set(part.results))
@@ -106,6 +107,8 @@ class Predictions:
             merged.unreadable += part.unreadable
             merged.seconds += part.seconds
             merged.frames_per_process += part.frames_per_process
+        place = {token: index for index, token in enumerate(sample_tokens)}
+        merged.unreadable.sort(key=lambda item: place[item.sample_token])
         return merged
 
 
@@ -132,13 +135,14 @@ class Shard:
         return cls(dist.get_rank(), dist.get_world_size())
 
 
-def gather_predictions(predictions: Predictions, shard: Shard) -> Predictions:
-    """Every process's predictions merged (all_gather_object over the default process group); as is for one."""
+def gather_predictions(predictions: Predictions, shard: Shard, sample_tokens: Sequence[str]) -> Predictions:
+    """Every process's predictions merged (all_gather_object over the default process group; Predictions.merged
+    with the split's ``sample_tokens`` in loader order); as is for one."""
     if shard.world_size == 1:
         return predictions
     gathered: List[Optional[Predictions]] = [None] * shard.world_size
     dist.all_gather_object(gathered, predictions)
-    return Predictions.merged(gathered)
+    return Predictions.merged(gathered, sample_tokens)
 
 
 def prediction_record(token: str, boxes: Boxes3D, ego_pose: Optional[EgoPose], plan: Optional[PlanningOutputs],
@@ -368,7 +372,7 @@ def load_split_predictions(detector: Detector, nusc: Optional[NuScenes], data: D
     finally:
         if log is not None:
             log.close()
-    return gather_predictions(predictions, shard), list(dataset.sample_tokens)
+    return gather_predictions(predictions, shard, dataset.sample_tokens), list(dataset.sample_tokens)
 
 
 def decision_metrics(nusc: NuScenes, ego_boxes: Mapping[str, Boxes3D], sample_tokens: Sequence[str],

@@ -26,13 +26,13 @@ def test_merge_keeps_every_part_and_refuses_duplicates():
     first = Predictions({"a": [], "b": [{"x": 1}]}, seconds=1.5, frames_per_process=[2],
                         ego_boxes={"a": empty, "b": one_box})
     second = Predictions({"c": []}, seconds=0.5, frames_per_process=[1], ego_boxes={"c": empty})
-    merged = Predictions.merged([first, second])
+    merged = Predictions.merged([first, second], ["a", "b", "c"])
     assert merged.results == {"a": [], "b": [{"x": 1}], "c": []}
     assert {token: len(boxes) for token, boxes in merged.ego_boxes.items()} == {"a": 0, "b": 1, "c": 0}
     assert merged.ego_boxes["b"] is one_box
     assert (merged.seconds, merged.frames_per_process, merged.frames) == (2.0, [2, 1], 3)
     with pytest.raises(ValueError, match="more than one process: b"):
-        Predictions.merged([first, Predictions({"b": []}, frames_per_process=[1])])
+        Predictions.merged([first, Predictions({"b": []}, frames_per_process=[1])], ["a", "b", "c"])
 
 
 def _record(token, place, size):
@@ -133,13 +133,21 @@ def test_the_run_identity_hand_written():
             == run_identity("net", data, ("radar", "camera"), Shard(1, 2), None, {}))
 
 
-def test_merge_keeps_every_parts_plans_and_unreadable_frames():
+def test_merge_keeps_every_parts_plans_and_unreadable_frames_in_loader_order():
+    """Two processes sharing the loader's frames a, b, c, d as Shard does (rank 0: a, c; rank 1: b, d), every
+    frame unreadable: one process lists them a, b, c, d (its loader's order), the merge of the two listed them
+    rank by rank, a, c, b, d."""
     plan = PlanningOutputs(torch.zeros(6, 2), torch.zeros(5), torch.zeros(2))
-    unreadable = [UnreadableFrame("a", "/a.bin", "cut short"), UnreadableFrame("c", "/c.bin", "cut short")]
-    first = Predictions({"a": [], "b": []}, frames_per_process=[2], plans={"b": plan}, unreadable=unreadable[:1])
-    second = Predictions({"c": [], "d": []}, frames_per_process=[2], plans={"d": plan}, unreadable=unreadable[1:])
-    merged = Predictions.merged([first, second])
-    assert sorted(merged.plans) == ["b", "d"] and merged.unreadable == unreadable
+    tokens = ["a", "b", "c", "d"]
+    assert [list(Shard(rank, 2).indices(len(tokens))) for rank in range(2)] == [[0, 2], [1, 3]]
+    unreadable = {token: UnreadableFrame(token, f"/{token}.bin", "cut short") for token in tokens}
+    first = Predictions({"a": [], "c": []}, frames_per_process=[2], plans={"c": plan},
+                        unreadable=[unreadable["a"], unreadable["c"]])
+    second = Predictions({"b": [], "d": []}, frames_per_process=[2], plans={"d": plan},
+                         unreadable=[unreadable["b"], unreadable["d"]])
+    merged = Predictions.merged([first, second], tokens)
+    assert sorted(merged.plans) == ["c", "d"]
+    assert merged.unreadable == [unreadable["a"], unreadable["b"], unreadable["c"], unreadable["d"]]
 
 
 class _OneBoxEach:
