@@ -14,7 +14,8 @@ from perception.datasets.corruptions import CorruptFrames, parse_cell
 from perception.datasets.splits import ALL_SCENES
 from perception.detector import Detector, OracleDetector
 from perception.engine import end_distributed, init_distributed_from_env
-from perception.eval.ablations import ABLATIONS, ablation_folder, write_ablation_table
+from perception.eval.ablations import (ABLATIONS, ABLATIONS_MARKDOWN, ablation_folder, remove_earlier_ablations,
+                                       write_ablation_table)
 from perception.eval.detection import NoDetectionsError
 from perception.eval.report import summary_table
 from perception.eval.runner import RESULTS_FILE, DataOptions, Shard, evaluate_split
@@ -115,6 +116,8 @@ def run(argv: Optional[Sequence[str]] = None) -> List[dict]:
                        args.workers, args.skip_corrupt_files)
     ego_mlp = load_ego_mlp(args.ego_mlp) if args.ego_mlp else None
     runs = ABLATIONS if args.ablations else (("", tuple(args.drop)),)
+    if args.ablations and not args.resume and shard.is_main:
+        remove_earlier_ablations(args.out)
     results, table_rows = [], []
     for name, drop in runs:
         out_dir = os.path.join(args.out, ablation_folder(name)) if name else args.out
@@ -142,7 +145,7 @@ def run(argv: Optional[Sequence[str]] = None) -> List[dict]:
         print(f"no sensor-failure table: its reference, {ABLATIONS[0][0]!r}, was not scored")
     elif args.ablations and table_rows:
         write_ablation_table(args.out, table_rows)
-        print(f"sensor-failure table: {os.path.join(args.out, 'ablations.md')}")
+        print(f"sensor-failure table: {os.path.join(args.out, ABLATIONS_MARKDOWN)}")
     end_distributed()
     return results
 

@@ -10,6 +10,7 @@ from nuscenes.eval.detection.constants import TP_METRICS
 from perception.eval.detection import TP_ERROR_NAMES
 from perception.eval.logged_drive import RULES_ON_DETECTIONS
 from perception.eval.report import format_number, markdown_table
+from perception.eval.runner import PREDICTIONS_RUN_FILE, remove_earlier_run
 
 ABLATIONS: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
     ("all sensors", ()),
@@ -19,11 +20,27 @@ ABLATIONS: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
     ("LiDAR only", ("camera", "radar")),
 )
 """(name, sensor groups dropped at the input) of the standard robustness runs; the first is the reference."""
+ABLATIONS_JSON = "ablations.json"
+ABLATIONS_MARKDOWN = "ablations.md"
+"""The robustness table's files in the ablations' output folder (write_ablation_table)."""
 
 
 def ablation_folder(name: str) -> str:
     """The sub-folder of one ablation's outputs: 'no LiDAR' -> 'no_lidar'."""
     return name.lower().replace(" ", "_")
+
+
+def remove_earlier_ablations(out_dir: str) -> None:
+    """Before a fresh run of the ablations into ``out_dir``: every ablation folder's earlier run
+    (remove_earlier_run) and, where the reference's folder holds PREDICTIONS_RUN_FILE (a folder of ablations that
+    tools/test.py wrote; another folder's files are left alone), the earlier table (ABLATIONS_JSON,
+    ABLATIONS_MARKDOWN), so that a fresh run killed or failed leaves none of them beside its own."""
+    if os.path.isfile(os.path.join(out_dir, ablation_folder(ABLATIONS[0][0]), PREDICTIONS_RUN_FILE)):
+        for name in (ABLATIONS_JSON, ABLATIONS_MARKDOWN):
+            if os.path.isfile(os.path.join(out_dir, name)):
+                os.remove(os.path.join(out_dir, name))
+    for name, _ in ABLATIONS:
+        remove_earlier_run(os.path.join(out_dir, ablation_folder(name)))
 
 
 def ablation_rows(runs: Sequence[Tuple[str, Sequence[str], Mapping]]) -> List[dict]:
@@ -57,7 +74,7 @@ def write_ablation_table(out_dir: str, runs: Sequence[Tuple[str, Sequence[str], 
     mAP, NDS, their change against the reference, the five TP errors, the maneuver accuracy and critical-miss
     rate, AP per class present); returns the rows."""
     rows = ablation_rows(runs)
-    with open(os.path.join(out_dir, "ablations.json"), "w") as handle:
+    with open(os.path.join(out_dir, ABLATIONS_JSON), "w") as handle:
         json.dump(rows, handle, indent=2)
     error_names = [TP_ERROR_NAMES[name] for name in TP_METRICS]
     header = (["input", "sensors used", "mAP", "NDS", "delta mAP", "delta NDS"] + error_names
@@ -78,6 +95,6 @@ def write_ablation_table(out_dir: str, runs: Sequence[Tuple[str, Sequence[str], 
         markdown_table(header, table), "", "## AP per class (classes with ground truth)", "",
         markdown_table(["input"] + present, class_table), "",
     ])
-    with open(os.path.join(out_dir, "ablations.md"), "w") as handle:
+    with open(os.path.join(out_dir, ABLATIONS_MARKDOWN), "w") as handle:
         handle.write(text)
     return rows

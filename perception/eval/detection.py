@@ -34,6 +34,11 @@ from perception.sensors import LIDAR_CHANNEL
 EVAL_CONFIG = "detection_cvpr_2019"
 """The devkit's detection configuration every evaluation here uses (the leaderboard's)."""
 
+DEVKIT_SUMMARY_FILE = "metrics_summary.json"
+DEVKIT_DETAILS_FILE = "metrics_details.json"
+PLOTS_FOLDER = "plots"
+"""The devkit's plot folder under its output folder (DetectionEval.plot_dir), where render_plots draws."""
+
 DISTANCE_BINS: Tuple[Tuple[float, float], ...] = ((0.0, 20.0), (20.0, 30.0), (30.0, 50.0))
 """Ego-distance bins [m] of the breakdown: lower bound included, upper excluded, distance as the devkit's
 ``ego_dist`` (xy distance from the keyframe's ego position to the box centre)."""
@@ -109,7 +114,7 @@ def run_detection_eval(nusc: NuScenes, result_path: str, eval_set: str, output_d
         raise NoDetectionsError(f"{result_path}: no predicted box on split {eval_set!r}; nuscenes-devkit cannot "
                                 f"score an empty set (every AP would be 0)") from error
     finally:
-        shutil.rmtree(os.path.join(output_dir, "plots"), ignore_errors=True)
+        shutil.rmtree(os.path.join(output_dir, PLOTS_FOLDER), ignore_errors=True)
     if not devkit_eval.gt_boxes.all:  # the devkit's filters (class range, no points) left nothing
         raise ValueError(nothing_to_score)
     metrics, metric_data = devkit_eval.evaluate()
@@ -117,9 +122,9 @@ def run_detection_eval(nusc: NuScenes, result_path: str, eval_set: str, output_d
                             devkit_eval.plot_dir)
     summary = metrics.serialize()
     summary["meta"] = dict(devkit_eval.meta)
-    with open(os.path.join(output_dir, "metrics_summary.json"), "w") as handle:
+    with open(os.path.join(output_dir, DEVKIT_SUMMARY_FILE), "w") as handle:
         json.dump(summary, handle, indent=2)
-    with open(os.path.join(output_dir, "metrics_details.json"), "w") as handle:
+    with open(os.path.join(output_dir, DEVKIT_DETAILS_FILE), "w") as handle:
         json.dump(metric_data.serialize(), handle, indent=2)
     return evaluation
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, TextIO, Tuple
@@ -30,7 +31,8 @@ from perception.decision.learned import check_plan_grid, past_ego_features
 from perception.detector import Detector
 from perception.eval.decision_metrics import grade_planners
 from perception.eval.logged_drive import planned_frame_for_sample, tracked_agents
-from perception.eval.detection import check_lidar_keyframes, evaluate_submission, metrics_record, render_plots
+from perception.eval.detection import (DEVKIT_DETAILS_FILE, DEVKIT_SUMMARY_FILE, PLOTS_FOLDER, check_lidar_keyframes,
+                                       evaluate_submission, metrics_record, render_plots)
 from perception.eval.report import write_report
 from perception.eval.submission import boxes_to_submission
 from perception.geometry import Boxes3D, EgoPose, RigidTransform
@@ -47,6 +49,9 @@ METRICS_FILE = "metrics.json"
 REPORT_FILE = "report.md"
 PREDICTIONS_FILE = "predictions.jsonl"
 PREDICTIONS_RUN_FILE = "predictions_run.json"
+EVALUATION_OUTPUTS = (RESULTS_FILE, METRICS_FILE, REPORT_FILE, DEVKIT_SUMMARY_FILE, DEVKIT_DETAILS_FILE, PLOTS_FOLDER)
+"""What evaluate_split writes into its folder after the predictions: the submission, metrics.json, report.md, the
+devkit's metrics files and the plots folder."""
 
 FRAME_PREDICTION = ("sample_token", "boxes", "ego_pose", "plan", "unreadable", "seconds", "batch")
 """The keys of one PREDICTIONS_FILE line: sample_token; boxes (the detector's, ego frame: Boxes3D.to_json items);
@@ -301,11 +306,28 @@ class PredictionFiles:
     restart_other: bool = False
 
 
+def remove_earlier_run(out_dir: str) -> None:
+    """Before a fresh run into ``out_dir``: removes the predictions files there and, where it holds
+    PREDICTIONS_RUN_FILE (a folder evaluate_split wrote; another folder's files are left alone), that file and the
+    earlier run's EVALUATION_OUTPUTS, so that a fresh run killed or failed leaves none of them beside its own."""
+    if not os.path.isdir(out_dir):
+        return
+    earlier_run = os.path.isfile(os.path.join(out_dir, PREDICTIONS_RUN_FILE))
+    for name in os.listdir(out_dir):
+        path = os.path.join(out_dir, name)
+        predictions = name.startswith("predictions.") and name.endswith(".jsonl")
+        if predictions or (earlier_run and name in (PREDICTIONS_RUN_FILE, *EVALUATION_OUTPUTS)):
+            if os.path.isdir(path):
+                shutil.rmtree(path)
+            else:
+                os.remove(path)
+
+
 def open_predictions(files: PredictionFiles, shard: Shard, planning: bool) -> Tuple[TextIO, Predictions]:
     """This process's PREDICTIONS_FILE opened to append, and the predictions already in it: with files.resume those
     of an earlier run of the same identity, its whole batches; else none (the main process removes the
-    earlier files and writes PREDICTIONS_RUN_FILE). Every process reads and checks before the main one changes
-    anything."""
+    earlier run's files, remove_earlier_run, and writes PREDICTIONS_RUN_FILE). Every process reads and checks before
+    the main one changes anything."""
     run_path = os.path.join(files.out_dir, PREDICTIONS_RUN_FILE)
     path = predictions_path(files.out_dir, shard)
     recorded = read_json(run_path) if files.resume and os.path.isfile(run_path) else None
@@ -318,10 +340,8 @@ def open_predictions(files: PredictionFiles, shard: Shard, planning: bool) -> Tu
     if shard.world_size > 1:
         dist.barrier()  # every process has read what it keeps before the main one removes anything
     if shard.is_main and not same:
+        remove_earlier_run(files.out_dir)
         os.makedirs(files.out_dir, exist_ok=True)
-        for name in os.listdir(files.out_dir):
-            if name.startswith("predictions.") and name.endswith(".jsonl"):
-                os.remove(os.path.join(files.out_dir, name))
         write_json_atomic(run_path, files.identity, indent=2)
     if shard.world_size > 1:
         dist.barrier()  # the main process's fresh folder before the others write into it

@@ -353,6 +353,67 @@ def test_skip_corrupt_files(synthetic_root, nusc_synthetic, tmp_path, capsys):
     assert f"- `{path}`: " in (out / "report.md").read_text()
 
 
+def _world_with_a_cut_lidar_file(synthetic_root, nusc_synthetic, folder):
+    """A copy of the tiny world (files linked) whose second synth_val keyframe's LiDAR file is cut short."""
+    root = folder / "world"
+    shutil.copytree(synthetic_root, root, copy_function=os.symlink)
+    sample = nusc_synthetic.get("sample", split_sample_tokens(nusc_synthetic, SPLIT)[1])
+    lidar = root / nusc_synthetic.get("sample_data", sample["data"]["LIDAR_TOP"])["filename"]
+    content = lidar.read_bytes()
+    lidar.unlink()
+    lidar.write_bytes(content[:-7])
+    return root
+
+
+EVALUATION_FILES = {"results_nusc.json", "metrics.json", "report.md", "plots", "metrics_summary.json",
+                    "metrics_details.json", "predictions.jsonl", "predictions_run.json"}
+"""What README says a run writes into --out (the devkit's plots under plots/)."""
+
+
+def test_a_fresh_run_that_fails_leaves_nothing_of_the_earlier_run(synthetic_root, nusc_synthetic, tmp_path):
+    """A fresh run (not --resume) that stopped left the earlier run's metrics.json, report.md, submission, devkit
+    files and plots beside its own predictions; now they are removed before it predicts, in a folder the tool wrote
+    (one holding predictions_run.json) only."""
+    from perception.datasets.io import CorruptFileError
+
+    root = _world_with_a_cut_lidar_file(synthetic_root, nusc_synthetic, tmp_path)
+    out = tmp_path / "out"
+    run(["--oracle", *_data_args(root), "--out", str(out), "--skip-corrupt-files"])
+    assert set(os.listdir(out)) == EVALUATION_FILES and os.listdir(out / "plots")
+    with pytest.raises(CorruptFileError):  # stops at the second keyframe, the first one's predictions written
+        run(["--oracle", "--no-plots", *_data_args(root), "--out", str(out)])
+    assert set(os.listdir(out)) == {"predictions.jsonl", "predictions_run.json"}
+    assert len(read_json_lines(str(out / "predictions.jsonl"))) == 1
+
+    other = tmp_path / "other"  # not the tool's: the same names are left alone
+    (other / "plots").mkdir(parents=True)
+    for name in ("metrics.json", "report.md", "plots/mine.png"):
+        (other / name).write_text("the user's own")
+    with pytest.raises(CorruptFileError):
+        run(["--oracle", "--no-plots", *_data_args(root), "--out", str(other)])
+    assert set(os.listdir(other)) == {"metrics.json", "report.md", "plots", "predictions.jsonl",
+                                      "predictions_run.json"}
+    assert (other / "plots" / "mine.png").read_text() == "the user's own"
+
+
+def test_a_fresh_run_of_the_ablations_that_fails_leaves_nothing_of_the_earlier_one(synthetic_root, nusc_synthetic,
+                                                                                   tmp_path):
+    """(The earlier table and the later ablations' results stayed beside the fresh run's first predictions.)"""
+    from perception.datasets.io import CorruptFileError
+
+    root = _world_with_a_cut_lidar_file(synthetic_root, nusc_synthetic, tmp_path)
+    out = tmp_path / "out"
+    args = ["--oracle", "--ablations", "--no-plots", *_data_args(root), "--out", str(out)]
+    run([*args, "--skip-corrupt-files"])
+    folders = ["all_sensors", "no_camera", "no_radar", "no_lidar", "lidar_only"]
+    assert set(os.listdir(out)) == {"ablations.md", "ablations.json", *folders}
+    with pytest.raises(CorruptFileError):  # in the first run, all sensors
+        run(args)
+    assert set(os.listdir(out)) == set(folders)
+    assert set(os.listdir(out / "all_sensors")) == {"predictions.jsonl", "predictions_run.json"}
+    assert all(os.listdir(out / folder) == [] for folder in folders[1:])
+
+
 def test_a_lane_map_that_cannot_be_read_is_named_before_the_detection_pass(synthetic_root, tmp_path):
     """(It was read by the decision metrics, after every frame had been detected.)"""
     root = tmp_path / "world"
