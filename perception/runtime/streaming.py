@@ -9,7 +9,8 @@ input (a Frame) from them.
 - A frame is built at a key message (its timestamp and ego pose): a LiDAR message, or, for a frame made when no
   LiDAR trigger came (perception.runtime.replay's watchdog), a message of any channel. It reads the newest LiDAR
   sweeps at or before its key and the radar sweeps and images captured up to ``sync_window_s`` after it; per
-  camera the newest image (the one before it the fallback when the newest file is corrupt).
+  camera the newest image whose file reads (a corrupt one leaves its buffer and the next older image is read in its
+  stead, as many times over as it takes, while the image read is not stale).
 - Faults, counted in ``FaultCounts`` and survived:
   dropped     a gap in a channel's sequence numbers after its first message (each missing number counts once;
               nothing tells of a loss before a channel's first message or after its last);
@@ -52,8 +53,13 @@ LIDAR_HISTORY_KEPT_S = 2 * EGO_FEATURE_HISTORY_S
 """How far back from the newest LiDAR message its poses are kept: recent_poses reads EGO_FEATURE_HISTORY_S before a
 frame's key, which lies behind the newest message (the sync window, a backlog of skipped frames)."""
 
-CAMERA_FALLBACK_DEPTH = 2
-"""Images a frame may read per camera: the newest and one fallback for when the newest file turns out corrupt."""
+CAMERA_BUFFER_IMAGES = 2
+"""Camera images each camera's buffer spans at the least: StreamingState keeps per modality what a frame reads and one
+period more, or all that is not yet stale where that reaches further (at the default stale_after_s, 0.5 s, it does),
+plus the sync window and the backlog. It does not bound a frame's fallback: a frame reads the newest image whose file
+reads, however many newer files proved corrupt, unless that image is older than stale_after_s (the camera is then
+stale: with the newest 1, 2, ..., 6 CAM_FRONT images of keyframe 6 (from 0) of datasets/synthetic-demo's synth-0001
+deleted, its frame read an image 0.035, 0.118, ..., 0.451 s old; with 7, none)."""
 
 DEFAULT_SYNC_WINDOW_S = NOMINAL_PERIOD_S["lidar"]
 """How long after its LiDAR key a frame waits for the radar sweeps and images captured just after it (the loader's
@@ -156,7 +162,7 @@ class StreamingState:
         self.sweep_min_distance_m = sweep_min_distance_m
         self.faults = FaultCounts()
         self._sync_window_us = sync_window_s * 1e6
-        reads = {"lidar": lidar_sweeps, "radar": radar_sweeps, "camera": CAMERA_FALLBACK_DEPTH}
+        reads = {"lidar": lidar_sweeps, "radar": radar_sweeps, "camera": CAMERA_BUFFER_IMAGES}
         self._max_span_us = {modality: (reads[modality] - 0.5) * NOMINAL_PERIOD_S[modality] * 1e6
                              for modality in ("lidar", "radar")}
         # what a frame reads, one period more (timestamps jitter), or anything not yet stale where that reaches
