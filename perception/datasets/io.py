@@ -159,7 +159,10 @@ def read_radar_pcd(path: str, filters: Dict[str, Sequence[int]] = DEVKIT_RADAR_F
     if points != width:
         raise CorruptFileError(path, f"PCD header says POINTS {points}, not WIDTH x HEIGHT = {width} x 1")
     data = blob[end_of_header + 1:]
-    if width <= 0 or len(data) < width * dtype.itemsize:
+    if width <= 0:
+        raise CorruptFileError(path, f"PCD header declares {width} points (nuScenes marks an empty sweep with one "
+                                     f"NaN point, never with none)")
+    if len(data) < width * dtype.itemsize:
         raise CorruptFileError(path, f"truncated: header says {width} points of {dtype.itemsize} bytes, "
                                      f"file holds {len(data)} bytes of data")
     records = np.frombuffer(data, dtype=dtype, count=width)

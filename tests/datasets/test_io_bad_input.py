@@ -93,7 +93,8 @@ def test_a_lidar_sweep_without_a_finite_point_is_corrupt_as_an_empty_one_is(tmp_
     ([(b"HEIGHT 1\n", b"HEIGHT 2\n")], "only unorganised PCD \\(HEIGHT 1, COUNT 1\\) is supported"),
     ([(b"COUNT 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1\n", b"COUNT 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 2\n")],
      "only unorganised PCD \\(HEIGHT 1, COUNT 1\\) is supported"),
-    ([(b"WIDTH 12\n", b"WIDTH 0\n"), (b"POINTS 12\n", b"POINTS 0\n")], "truncated: header says 0 points of 43 bytes"),
+    ([(b"WIDTH 12\n", b"WIDTH 0\n"), (b"POINTS 12\n", b"POINTS 0\n")],
+     "PCD header declares 0 points \\(nuScenes marks an empty sweep with one NaN point, never with none\\)"),
 ], ids=["ascii data", "height 2", "a count of 2", "no point"])
 def test_a_radar_header_the_reader_cannot_follow_is_corrupt(tmp_path, edits, problem):
     # Past each of these headers the binary reader went on: 12 points read as if binary and unorganised without a
