@@ -12,7 +12,7 @@ from perception.cli.benchmark import main as benchmark_main
 from perception.datasets.io import read_lidar_bin
 from perception.datasets.loader import load_frame
 from perception.detector import OracleDetector
-from perception.geometry import Boxes3D, project_points
+from perception.geometry import Boxes3D
 from perception.paths import REPO_ROOT
 from perception.runtime.benchmark import (
     PIPELINE_STAGES, BenchmarkOptions, format_table, parse_sweep_counts, run_benchmark, stage_composition,
@@ -115,15 +115,41 @@ def test_bev_pixels_by_hand():
     assert tuple(both[240, 300]) == PLAN_COLOUR_BGR and tuple(both[240, 240]) == PROPOSAL_COLOUR_BGR
 
 
+def _devkit_corner_pixels(nusc, sample: dict, channel: str, center, size_wlh, yaw: float) -> np.ndarray:
+    """(8, 2) pixels of a box given in the keyframe's ego frame (its LiDAR's ego pose), projected by the devkit alone:
+    Box in the ego frame -> global (the LiDAR record's ego pose) -> the camera record's ego pose -> the camera
+    (calibrated_sensor) -> view_points with the camera's intrinsics."""
+    from nuscenes.utils.data_classes import Box
+    from nuscenes.utils.geometry_utils import view_points
+    from pyquaternion import Quaternion
+
+    box = Box(list(center), list(size_wlh), Quaternion(axis=[0.0, 0.0, 1.0], angle=yaw))
+    lidar_pose = nusc.get("ego_pose", nusc.get("sample_data", sample["data"][LIDAR_CHANNEL])["ego_pose_token"])
+    box.rotate(Quaternion(lidar_pose["rotation"]))
+    box.translate(np.array(lidar_pose["translation"]))
+    camera_record = nusc.get("sample_data", sample["data"][channel])
+    camera_pose = nusc.get("ego_pose", camera_record["ego_pose_token"])
+    box.translate(-np.array(camera_pose["translation"]))
+    box.rotate(Quaternion(camera_pose["rotation"]).inverse)
+    calibration = nusc.get("calibrated_sensor", camera_record["calibrated_sensor_token"])
+    box.translate(-np.array(calibration["translation"]))
+    box.rotate(Quaternion(calibration["rotation"]).inverse)
+    return view_points(box.corners(), np.array(calibration["camera_intrinsic"]), normalize=True)[:2].T
+
+
 def test_boxes_land_where_their_corners_project(nusc_synthetic):
-    frame = load_frame(nusc_synthetic, nusc_synthetic.sample[0]["token"])
+    """Each corner of a drawn box is at the pixel the devkit projects it to (an independent chain of its own
+    Box, poses and view_points)."""
+    sample = nusc_synthetic.sample[0]
+    frame = load_frame(nusc_synthetic, sample["token"])
     view = frame.cameras["CAM_FRONT"]
     box = Boxes3D([[12.0, 0.0, 1.0]], [[2.0, 4.0, 1.5]], [0.0], labels=[1])
     blank = np.zeros_like(view.image)
     drawn = draw_boxes_on_camera(blank, view, box)
-    corners = project_points(view.camera_to_ego.inverse().apply(box.corners()[0]), view.intrinsics)
-    assert corners.visible.all()
-    for u, v in np.round(corners.pixels).astype(int):
+    corners = _devkit_corner_pixels(nusc_synthetic, sample, "CAM_FRONT", (12.0, 0.0, 1.0), (2.0, 4.0, 1.5), 0.0)
+    height, width = drawn.shape[:2]
+    assert ((corners >= 0) & (corners < [width, height])).all()
+    for u, v in np.round(corners).astype(int):
         assert tuple(drawn[v, u]) == class_colour(1)
     assert drawn.any(axis=2).sum() < 0.2 * drawn.shape[0] * drawn.shape[1]  # lines, not a filled area
     behind = Boxes3D([[-12.0, 0.0, 1.0]], [[2.0, 4.0, 1.5]], [0.0])
