@@ -167,7 +167,7 @@ def export(cfg: Config, args: argparse.Namespace, started: float) -> None:
     run_cfg = training_config(checkpoint, latest) if args.export_only else cfg
     meta = run_meta(run_cfg, args.config, tool_command("train", args.argv),
                     None if args.export_only else round(time.time() - started), checkpoint_iteration(checkpoint))
-    written = export_checkpoint(latest, args.export, meta, model_inputs(run_cfg))
+    written = export_checkpoint(checkpoint, args.export, meta, model_inputs(run_cfg))
     if args.export_only:  # a run that just trained exports what its own config built
         try:
             load_detector(resolve_config(args.config), args.export)

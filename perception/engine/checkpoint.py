@@ -40,10 +40,10 @@ def training_config(checkpoint: dict, path: str) -> Config:
     return Config.fromstring(text, file_format=".py")
 
 
-def export_checkpoint(training_checkpoint: str, out_path: str, meta: dict, inputs: ModelInputs) -> dict:
-    """Writes the weights of an mmengine training checkpoint of this project (read_training_checkpoint) as a
-    shipped checkpoint (save_checkpoint), with its iteration and epoch added to ``meta``. Returns the meta written."""
-    checkpoint = read_training_checkpoint(training_checkpoint)
+def export_checkpoint(checkpoint: dict, out_path: str, meta: dict, inputs: ModelInputs) -> dict:
+    """Writes the weights of an mmengine training checkpoint of this project (as read_training_checkpoint reads it)
+    as a shipped checkpoint (save_checkpoint), with its iteration and epoch added to ``meta``. Returns the meta
+    written."""
     state_dict = {name: tensor.detach().clone() for name, tensor in checkpoint["state_dict"].items()}
     meta = dict(meta, iteration=checkpoint_iteration(checkpoint), epoch=int(checkpoint["meta"].get("epoch", 0)))
     return save_checkpoint(state_dict, out_path, meta, inputs)

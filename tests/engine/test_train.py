@@ -378,14 +378,15 @@ def test_time_budget_makes_the_iteration_that_spends_it_the_last():
 
 def test_export_checkpoint_writes_the_runs_weights_and_its_iteration(tmp_path):
     from perception.engine.adapters import RESUME_SCHEME
-    from perception.engine.checkpoint import export_checkpoint, resume_source
+    from perception.engine.checkpoint import export_checkpoint, read_training_checkpoint, resume_source
     from perception.models import ModelInputs
 
     weights = {"conv.weight": torch.arange(6.0).reshape(2, 3), "norm.num_batches_tracked": torch.tensor(7)}
     training = tmp_path / "iter_7.pth"
     torch.save({"state_dict": weights, "meta": {"iter": 7, "epoch": 2, "seed": 0}, "optimizer": {}}, training)
     inputs = ModelInputs(3, 2, (704, 256), ("lidar", "camera"))
-    meta = export_checkpoint(str(training), str(tmp_path / "out" / "model.pth"), dict(config="x.py"), inputs)
+    meta = export_checkpoint(read_training_checkpoint(str(training)), str(tmp_path / "out" / "model.pth"),
+                             dict(config="x.py"), inputs)
     shipped = torch.load(tmp_path / "out" / "model.pth", weights_only=True)
     assert shipped["meta"] == meta
     assert meta["iteration"] == 7 and meta["epoch"] == 2 and meta["config"] == "x.py"
@@ -401,7 +402,7 @@ def test_export_checkpoint_writes_the_runs_weights_and_its_iteration(tmp_path):
 def test_an_exported_checkpoint_s_meta_is_plain_json_with_the_config_s_format_and_inputs(tmp_path):
     import numpy as np
 
-    from perception.engine.checkpoint import export_checkpoint, save_checkpoint
+    from perception.engine.checkpoint import export_checkpoint, read_training_checkpoint, save_checkpoint
     from perception.models import CHECKPOINT_FORMAT, ModelInputs
 
     # mmengine's meta may hold numpy scalars (tests/engine/test_adapters.py): the iteration and epoch are written as
@@ -412,7 +413,7 @@ def test_an_exported_checkpoint_s_meta_is_plain_json_with_the_config_s_format_an
     # the meta given (here a base checkpoint's, with its own format and inputs) does not overrule the format and
     # the inputs of the config exported for
     given = dict(config="x.py", format="perception-state-dict-v0", inputs=dict(lidar_sweeps=10))
-    meta = export_checkpoint(str(training), str(tmp_path / "model.pth"), given, inputs)
+    meta = export_checkpoint(read_training_checkpoint(str(training)), str(tmp_path / "model.pth"), given, inputs)
     shipped = torch.load(tmp_path / "model.pth", weights_only=True)["meta"]
     assert shipped == meta and type(meta["iteration"]) is int and type(meta["epoch"]) is int
     assert (meta["iteration"], meta["epoch"], meta["config"], meta["format"]) == (7, 2, "x.py", CHECKPOINT_FORMAT)
