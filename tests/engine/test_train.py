@@ -69,13 +69,7 @@ def test_validation_export_and_load(synthetic_root, tmp_path):
     assert all(torch.equal(detector.state_dict()[name], value) for name, value in trained.items())
     # --export-only with another config than the run's wrote the run's weights under that config's meta, a file
     # neither config loaded
-    other = os.path.join(tmp_path, "other")
-    os.makedirs(other)
-    other_config = write_tiny_config(other, synthetic_root)
-    with open(other_config) as handle:
-        text = handle.read()
-    with open(other_config, "w") as handle:
-        handle.write(text.replace("head=dict(head_channels=16)", "head=dict(head_channels=8)"))
+    other_config = other_head_config(tmp_path / "other", synthetic_root)
     with pytest.raises(SystemExit):
         main([other_config, "--work-dir", work_dir, "--export-only", "--export", str(tmp_path / "mixed.pth")])
     assert not os.path.exists(tmp_path / "mixed.pth")
