@@ -7,8 +7,9 @@ import argparse
 import os
 from typing import List, Optional, Sequence
 
-from perception.cli import (add_debug_option, add_input_options, check_data_root, check_output_path, input_options,
-                            non_negative_int, positive_int, resolve_config, resolve_input_paths, tool_main)
+from perception.cli import (add_debug_option, add_input_options, check_data_root, check_output_path, check_own_folder,
+                            input_options, non_negative_int, positive_int, resolve_config, resolve_input_paths,
+                            tool_main)
 from perception.cli.backend import add_backend_options, check_model_or_oracle, model_provenance
 from perception.datasets.corruptions import CorruptFrames, parse_cell
 from perception.datasets.splits import ALL_SCENES
@@ -18,7 +19,7 @@ from perception.eval.ablations import (ABLATIONS, ABLATIONS_MARKDOWN, ablation_f
                                        write_ablation_table)
 from perception.eval.detection import NoDetectionsError
 from perception.eval.report import summary_table
-from perception.eval.runner import RESULTS_FILE, DataOptions, Shard, evaluate_split
+from perception.eval.runner import PREDICTIONS_RUN_FILE, RESULTS_FILE, DataOptions, Shard, evaluate_split
 from perception.models.ego_mlp import load_ego_mlp
 from perception.paths import DATA_ROOT
 from perception.sensors import SENSOR_GROUPS
@@ -99,6 +100,9 @@ def run(argv: Optional[Sequence[str]] = None) -> List[dict]:
                      f"the version's splits.json); name one")
     check_data_root(parser, args.dataroot, args.version)
     check_output_path(parser, "--out", args.out)
+    run_record = os.path.join(ablation_folder(ABLATIONS[0][0]), PREDICTIONS_RUN_FILE) if args.ablations else \
+        PREDICTIONS_RUN_FILE
+    check_own_folder(args.out, run_record, "test", "wrote, whose results a rerun writes over")
     if not args.oracle:
         args.config = resolve_config(args.config)
     from perception.datasets.records import open_nuscenes

@@ -152,6 +152,25 @@ def test_no_sensor_failure_table_without_its_reference(synthetic_root, tmp_path,
     assert not (tmp_path / "ablations.md").exists() and not (tmp_path / "ablations.json").exists()
 
 
+def test_an_evaluation_is_not_written_over_another_folder_s_files(synthetic_root, tmp_path):
+    """(tools/test.py wrote its submission, metrics.json, report.md and plots into any --out, over files of those
+    names.)"""
+    args = ["--oracle", "--no-plots", *_data_args(synthetic_root)]
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "report.md").write_text("mine")
+    for ablations in ([], ["--ablations"]):
+        with pytest.raises(ValueError, match=f"--out {mine}: holds files but no "):
+            run([*args, *ablations, "--out", str(mine)])
+    assert os.listdir(mine) == ["report.md"] and (mine / "report.md").read_text() == "mine"
+    own = tmp_path / "own"
+    for again in ([], [], ["--resume"]):  # an evaluation's own folder is evaluated into again, or resumed
+        run([*args, "--out", str(own), *again])
+    assert (own / "metrics.json").is_file()
+    with pytest.raises(ValueError, match="holds files but no all_sensors/predictions_run.json"):
+        run([*args, "--ablations", "--out", str(own)])  # one evaluation's folder is not the ablations' folder
+
+
 def test_torchrun_two_processes_match_one(synthetic_root, tmp_path):
     args = ["--oracle", "--no-plots", *_data_args(synthetic_root)]
     run([*args, "--out", str(tmp_path / "one")])
@@ -266,9 +285,10 @@ def test_config_and_checkpoint_load_the_model(synthetic_root, tmp_path):
     config = str(REPO_ROOT / "configs" / "lidar_only.py")
     checkpoint = str(tmp_path / "untrained.pth")
     torch.save({"state_dict": build_detector(config).state_dict(), "meta": {}}, checkpoint)
-    (metrics,) = run([config, checkpoint, "--no-plots", *_data_args(synthetic_root), "--out", str(tmp_path)])
+    out = tmp_path / "evaluation"
+    (metrics,) = run([config, checkpoint, "--no-plots", *_data_args(synthetic_root), "--out", str(out)])
     assert metrics["run"]["detector"] == f"{config} @ {checkpoint}" and metrics["run"]["sensors"] == ["lidar"]
-    boxes, meta = load_prediction(str(tmp_path / "results_nusc.json"), 500, DetectionBox)
+    boxes, meta = load_prediction(str(out / "results_nusc.json"), 500, DetectionBox)
     assert (meta["use_lidar"], meta["use_radar"], meta["use_camera"]) == (True, False, False)
     assert len(boxes.sample_tokens) == metrics["frames_evaluated"]
     assert all(0.0 <= box.detection_score <= 1.0 for box in boxes.all)
@@ -372,8 +392,8 @@ EVALUATION_FILES = {"results_nusc.json", "metrics.json", "report.md", "plots", "
 
 def test_a_fresh_run_that_fails_leaves_nothing_of_the_earlier_run(synthetic_root, nusc_synthetic, tmp_path):
     """A fresh run (not --resume) that stopped left the earlier run's metrics.json, report.md, submission, devkit
-    files and plots beside its own predictions; now they are removed before it predicts, in a folder the tool wrote
-    (one holding predictions_run.json) only."""
+    files and plots beside its own predictions; now they are removed before it predicts (another program's folder
+    is refused: test_an_evaluation_is_not_written_over_another_folder_s_files)."""
     from perception.datasets.io import CorruptFileError
 
     root = _world_with_a_cut_lidar_file(synthetic_root, nusc_synthetic, tmp_path)
@@ -384,16 +404,6 @@ def test_a_fresh_run_that_fails_leaves_nothing_of_the_earlier_run(synthetic_root
         run(["--oracle", "--no-plots", *_data_args(root), "--out", str(out)])
     assert set(os.listdir(out)) == {"predictions.jsonl", "predictions_run.json"}
     assert len(read_json_lines(str(out / "predictions.jsonl"))) == 1
-
-    other = tmp_path / "other"  # not the tool's: the same names are left alone
-    (other / "plots").mkdir(parents=True)
-    for name in ("metrics.json", "report.md", "plots/mine.png"):
-        (other / name).write_text("the user's own")
-    with pytest.raises(CorruptFileError):
-        run(["--oracle", "--no-plots", *_data_args(root), "--out", str(other)])
-    assert set(os.listdir(other)) == {"metrics.json", "report.md", "plots", "predictions.jsonl",
-                                      "predictions_run.json"}
-    assert (other / "plots" / "mine.png").read_text() == "the user's own"
 
 
 def test_a_fresh_run_of_the_ablations_that_fails_leaves_nothing_of_the_earlier_one(synthetic_root, nusc_synthetic,
