@@ -48,8 +48,9 @@ class TrainTimeBudgetHook(Hook):
 class RandomStateHook(Hook):
     """Keeps the random streams a training step draws from in every checkpoint and gives them back when a run
     resumes, so that the resumed run draws what an uninterrupted one would have: torch's global generator (the
-    fuser's modality dropout), numpy's and Python's, and the model's own (its AdversarialTraining's). mmengine
-    saves none of them. Given back just before the first iteration after the resume (after the loop has skipped
+    fuser's modality dropout), on a GPU the current CUDA device's too, numpy's and Python's, and the model's own
+    (its AdversarialTraining's). mmengine saves none of them (a CUDA state saved by a GPU run is not given back on
+    a machine without one). Given back just before the first iteration after the resume (after the loop has skipped
     the data already trained on), where the uninterrupted run stood when it saved. A validation leaves them as it
     found them (its DataLoader draws a seed from torch's: after a checkpoint the run went on from other draws than a
     resume of it). Under DDP every process gets rank 0's streams back (the checkpoint is saved by rank 0 alone:
@@ -70,12 +71,15 @@ class RandomStateHook(Hook):
     def _state(self, runner) -> dict:
         adversarial = getattr(self._model(runner), "adversarial", None)
         return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
-                "adversarial": None if adversarial is None else adversarial.random_state}
+                "adversarial": None if adversarial is None else adversarial.random_state,
+                "cuda": torch.cuda.get_rng_state() if torch.cuda.is_available() else None}
 
     def _give_back(self, runner, state: dict) -> None:
         torch.set_rng_state(state["torch"].cpu())  # a checkpoint loaded onto the GPU (mmengine's resume) has it there
         np.random.set_state(state["numpy"])
         random.setstate(state["python"])
+        if state.get("cuda") is not None and torch.cuda.is_available():  # none in a checkpoint of before it
+            torch.cuda.set_rng_state(state["cuda"].cpu())
         adversarial = getattr(self._model(runner), "adversarial", None)
         if adversarial is not None and state["adversarial"] is not None:
             adversarial.random_state = state["adversarial"]

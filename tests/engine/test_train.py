@@ -351,6 +351,34 @@ def test_random_state_hook_gives_back_every_stream_once_where_the_checkpoint_sto
     assert draws() == expected
 
 
+def test_random_state_hook_gives_back_the_cuda_generator(monkeypatch):
+    """(A GPU run's dropout and modality dropout draw from the CUDA generator, which no checkpoint kept.) The CUDA
+    calls stand in for a device: the state saved is the one given back before the first iteration after a resume,
+    and a checkpoint saved without one, or read where there is none, leaves it alone."""
+    import types
+
+    from perception.engine.hooks import RandomStateHook
+
+    device = {"state": torch.tensor([1, 2, 3], dtype=torch.uint8), "set": []}
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_rng_state", lambda: device["state"].clone())
+    monkeypatch.setattr(torch.cuda, "set_rng_state", lambda state: device["set"].append(state.tolist()))
+    runner = _Runner(types.SimpleNamespace())
+    checkpoint = {}
+    RandomStateHook().before_save_checkpoint(runner, checkpoint)
+    device["state"] = torch.tensor([9, 9, 9], dtype=torch.uint8)  # the generator moves on
+    hook = RandomStateHook()
+    hook.after_load_checkpoint(runner, checkpoint)
+    hook.before_train_iter(runner, 0)
+    assert device["set"] == [[1, 2, 3]]
+    without = {key: value for key, value in checkpoint["random_state"].items() if key != "cuda"}
+    for state, available in ((without, True), (checkpoint["random_state"], False)):
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: available)
+        hook.after_load_checkpoint(runner, {"random_state": state})
+        hook.before_train_iter(runner, 0)
+    assert device["set"] == [[1, 2, 3]]
+
+
 def test_time_budget_makes_the_iteration_that_spends_it_the_last():
     from perception.engine.hooks import TrainTimeBudgetHook
 
