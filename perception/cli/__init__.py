@@ -15,6 +15,11 @@ from perception.threads import apply_thread_policy, set_openmp_environment
 
 set_openmp_environment()  # before any tool imports torch: the OpenMP runtime reads it once, at start
 
+EVALUATION_PROCESS_GROUP_TIMEOUT_S = 24 * 3600.0
+"""torch.distributed's timeout for the evaluation tools under torchrun: a process waits at a barrier while another
+evaluates whole (robustness: its cells; test --ablations: the main process scores one ablation with the devkit before
+the next), minutes on a large split. A process that fails is stopped by torchrun at once, so this bounds only a
+deadlock's report."""
 USER_ERRORS = (FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError, ValueError)
 """What this project raises for bad input (DESIGN.md: a message naming the file or value and the problem): a missing
 or truncated file, a checkpoint that does not fit its config, an unknown split or scene, an output path that is a

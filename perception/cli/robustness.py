@@ -9,8 +9,8 @@ import argparse
 import os
 from typing import List, Optional, Sequence
 
-from perception.cli import (add_debug_option, check_data_root, check_output_path, non_negative_int, positive_int,
-                            resolve_config, resolve_input_paths, seed, tool_main)
+from perception.cli import (EVALUATION_PROCESS_GROUP_TIMEOUT_S, add_debug_option, check_data_root, check_output_path,
+                            non_negative_int, positive_int, resolve_config, resolve_input_paths, seed, tool_main)
 from perception.datasets.corruptions import CORRUPTIONS, SEVERITIES
 from perception.engine import end_distributed, init_distributed_from_env
 from perception.eval.robustness import (
@@ -19,10 +19,6 @@ from perception.eval.robustness import (
 from perception.eval.runner import DataOptions, Shard
 from perception.jsonfile import read_json
 from perception.paths import DATA_ROOT
-
-PROCESS_GROUP_TIMEOUT_S = 24 * 3600.0
-"""Under torchrun a process that finished its cells waits at a barrier for the others' (whole evaluations)."""
-
 
 def _planned(corruptions: List[str], severities: List[int]) -> None:
     """argparse.ArgumentTypeError with plan_cells' message when it refuses ``corruptions`` x ``severities``."""
@@ -106,7 +102,7 @@ def run(argv: Optional[Sequence[str]] = None) -> Optional[dict]:
         check_baseline(baseline, args.baseline, identity, corruptions)
     from perception.datasets.records import open_nuscenes
 
-    init_distributed_from_env(timeout_s=PROCESS_GROUP_TIMEOUT_S)
+    init_distributed_from_env(timeout_s=EVALUATION_PROCESS_GROUP_TIMEOUT_S)
     shard = Shard.of_process_group()
     detector = load_detector(config, args.checkpoint, device="cpu")
     from perception.cli.backend import model_provenance

@@ -7,9 +7,9 @@ import argparse
 import os
 from typing import List, Optional, Sequence
 
-from perception.cli import (add_debug_option, add_input_options, check_data_root, check_output_path, check_own_folder,
-                            input_options, non_negative_int, positive_int, resolve_config, resolve_input_paths,
-                            tool_main)
+from perception.cli import (EVALUATION_PROCESS_GROUP_TIMEOUT_S, add_debug_option, add_input_options, check_data_root,
+                            check_output_path, check_own_folder, input_options, non_negative_int, positive_int,
+                            resolve_config, resolve_input_paths, tool_main)
 from perception.cli.backend import add_backend_options, check_model_or_oracle, model_provenance
 from perception.datasets.corruptions import CorruptFrames, parse_cell
 from perception.datasets.splits import ALL_SCENES
@@ -107,7 +107,7 @@ def run(argv: Optional[Sequence[str]] = None) -> List[dict]:
         args.config = resolve_config(args.config)
     from perception.datasets.records import open_nuscenes
 
-    init_distributed_from_env()
+    init_distributed_from_env(timeout_s=EVALUATION_PROCESS_GROUP_TIMEOUT_S)
     shard = Shard.of_process_group()
     detector: Detector
     detector, description = detector_from_args(args)
