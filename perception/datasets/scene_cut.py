@@ -5,10 +5,11 @@ the split that measures it.
 The cut is made as nuScenes-scene0916's NOTICE.md describes its own: the scene record becomes two (the first part
 keeps its token and gets ``-fit`` appended to its name, the second gets a new token and ``-held``); the sample and
 sample_annotation prev/next links are blanked where they cross the cut, and each sensor's sample_data chain is cut
-before its record of the first held keyframe, so that neither part reads the other's poses, boxes or sensor records
-(the sweeps between the two keyframes stay with the first part, as a scene's last sweeps do). Instance records are
-kept whole. The new root holds the rewritten tables and links to everything else of the original (sensor files,
-maps, the other tables).
+before its record of the first held keyframe, so that neither part reads the other's poses, boxes or sensor records.
+The sweeps between the two keyframes stay with the first part, as a scene's last sweeps do: those of the gap's second
+half, which named the first held keyframe (a sweep names its nearest keyframe), now name the first part's last one.
+Instance records are kept whole. The new root holds the rewritten tables and links to everything else of the original
+(sensor files, maps, the other tables).
 """
 from __future__ import annotations
 
@@ -75,9 +76,22 @@ def cut_scene_tables(tables: Dict[str, List[dict]], scene_name: str, first_held_
                              and annotations[record["prev"]]["sample_token"] not in held_samples])
 
     sample_data = {record["token"]: record for record in tables["sample_data"]}
-    _cut_links(sample_data, [(record["prev"], token) for token, record in sample_data.items()
-                             if record["sample_token"] == held[0] and record["is_key_frame"] and record["prev"]])
+    crossing = [(record["prev"], token) for token, record in sample_data.items()
+                if record["sample_token"] == held[0] and record["is_key_frame"] and record["prev"]]
+    for before, _ in crossing:
+        _keep_sweeps_in_fit_part(sample_data, before, held_samples, fit[-1])
+    _cut_links(sample_data, crossing)
     return fit_name, held_name
+
+
+def _keep_sweeps_in_fit_part(sample_data: Dict[str, dict], token: str, held_samples: set, last_fit_sample: str
+                             ) -> None:
+    """Names ``last_fit_sample`` as the sample of the sweeps from ``token`` back along prev links (to a keyframe
+    record) that name a held sample: their chain stays in the fit part. (A sweep names its nearest keyframe, so the
+    second half of the gap before the cut named the first held one.)"""
+    while token and not sample_data[token]["is_key_frame"] and sample_data[token]["sample_token"] in held_samples:
+        sample_data[token]["sample_token"] = last_fit_sample
+        token = sample_data[token]["prev"]
 
 
 def cut_scene(dataroot: Union[str, Path], version: str, scene_name: str, first_held_keyframe: int,
