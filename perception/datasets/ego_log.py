@@ -17,7 +17,7 @@ import numpy as np
 from nuscenes.nuscenes import NuScenes
 
 from perception.geometry import EgoPose, interpolate_pose
-from perception.geometry.values import is_number
+from perception.geometry.values import is_number, record_fields
 from perception.sensors import LIDAR_CHANNEL
 
 
@@ -33,9 +33,10 @@ def sample_data_pose_record(nusc: NuScenes, sample_data: dict) -> dict:
     except KeyError:
         raise ValueError(f"sample_data {sample_data['token']} ({sample_data['filename']}): its ego pose "
                          f"{sample_data['ego_pose_token']} is missing from the ego_pose table") from None
-    if pose["timestamp"] != sample_data["timestamp"]:
+    pose_timestamp, = record_fields(pose, ("timestamp",), f"ego_pose {pose['token']}")
+    if pose_timestamp != sample_data["timestamp"]:
         raise ValueError(f"sample_data {sample_data['token']} ({sample_data['filename']}): stamped "
-                         f"{sample_data['timestamp']} us, its ego pose {pose['token']} {pose['timestamp']} us")
+                         f"{sample_data['timestamp']} us, its ego pose {pose['token']} {pose_timestamp} us")
     return pose
 
 

@@ -9,7 +9,7 @@ from typing import List, Optional, Sequence, Union
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from perception.geometry.values import is_number, numeric_array
+from perception.geometry.values import is_number, numeric_array, record_fields
 
 QUATERNION_NORM_TOLERANCE = 1e-3
 """A calibration quaternion whose norm differs from 1 by more than this is rejected, not normalised."""
@@ -150,11 +150,10 @@ class EgoPose:
     def from_record(cls, record: dict) -> "EgoPose":
         """From a nuScenes ``ego_pose`` record."""
         source = f"ego_pose {record.get('token', '?')}"
-        timestamp = record["timestamp"]
+        timestamp, translation, rotation = record_fields(record, ("timestamp", "translation", "rotation"), source)
         if not is_number(timestamp, numbers.Integral):
             raise ValueError(f"{source}: timestamp must be an integer [us], got {timestamp!r}")
-        return cls(int(timestamp),
-                   RigidTransform.from_nuscenes(record["translation"], record["rotation"], source))
+        return cls(int(timestamp), RigidTransform.from_nuscenes(translation, rotation, source))
 
 
 def interpolate_pose(before: EgoPose, after: EgoPose, timestamp_us: int) -> EgoPose:
@@ -213,7 +212,8 @@ class SensorCalibration:
         """From a nuScenes ``calibrated_sensor`` record; ``image_size`` is (width, height) for cameras."""
         from perception.geometry.camera import CameraIntrinsics
 
-        sensor_to_ego = RigidTransform.from_nuscenes(record["translation"], record["rotation"], channel)
+        sensor_to_ego = RigidTransform.from_nuscenes(*record_fields(record, ("translation", "rotation"), channel),
+                                                     channel)
         intrinsics = None
         if record.get("camera_intrinsic"):
             width, height = image_size if image_size is not None else (None, None)

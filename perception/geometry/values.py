@@ -1,4 +1,4 @@
-"""Values read from a table (a nuScenes record's lists, a JSON file's fields) checked to be numbers."""
+"""Values read from a table (a nuScenes record's lists, a JSON file's fields) checked to be there and numbers."""
 from __future__ import annotations
 
 import numbers
@@ -11,6 +11,14 @@ def is_number(value, kind: type = numbers.Real) -> bool:
     """Whether a table's value is a number of ``kind`` (numbers.Real or numbers.Integral): a string is none, nor is
     a bool (JSON's true / false)."""
     return isinstance(value, kind) and not isinstance(value, bool)
+
+
+def record_fields(record: dict, names: Sequence[str], source: str) -> list:
+    """The values of a table record's fields ``names``; ValueError naming ``source`` and the fields it lacks."""
+    missing = [name for name in names if name not in record]
+    if missing:
+        raise ValueError(f"{source}: the record has no {', '.join(missing)}")
+    return [record[name] for name in names]
 
 
 def numeric_array(values: Union[Sequence, np.ndarray], what: str, source: str) -> np.ndarray:

@@ -64,6 +64,19 @@ def test_a_sweep_whose_pose_is_stamped_at_another_time_is_named(nusc_synthetic, 
         build_sample_table(nusc_synthetic, [sample["token"]], lidar_sweeps=2, radar_sweeps=1)
 
 
+@pytest.mark.parametrize("table, field", [("ego_pose", "timestamp"), ("ego_pose", "translation"),
+                                          ("ego_pose", "rotation"), ("calibrated_sensor", "rotation")])
+def test_a_pose_or_calibration_without_a_field_is_named_with_its_token(nusc_synthetic, monkeypatch, table, field):
+    # the loader's tables are built here: a record without the field was a bare KeyError naming the field only
+    sample = nusc_synthetic.sample[2]
+    sweep = nusc_synthetic.get("sample_data", nusc_synthetic.get("sample_data", sample["data"][LIDAR_CHANNEL])["prev"])
+    record = nusc_synthetic.get(table, sweep["ego_pose_token" if table == "ego_pose" else "calibrated_sensor_token"])
+    monkeypatch.delitem(record, field)
+    named = f"ego_pose {record['token']}" if table == "ego_pose" else f"calibrated_sensor {record['token']}: LIDAR_TOP"
+    with pytest.raises(ValueError, match=f"^{named}: the record has no {field}$"):
+        build_sample_table(nusc_synthetic, [sample["token"]], lidar_sweeps=2, radar_sweeps=1)
+
+
 @pytest.mark.parametrize("timestamp", ["STAMP", "FLOAT", True])
 def test_a_sweep_whose_timestamp_is_not_an_integer_is_named(nusc_synthetic, monkeypatch, timestamp):
     # such a sweep was named as stamped at another time than its pose, which it need not be; the pose's own

@@ -179,3 +179,23 @@ def test_an_ego_pose_of_other_than_numbers_names_its_token(field, value, problem
                    "rotation": [1.0, 0.0, 0.0, 0.0]}, **{field: value})
     with pytest.raises(ValueError, match=f"ego_pose p1: {problem}"):
         EgoPose.from_record(record)
+
+
+@pytest.mark.parametrize("field", ["timestamp", "translation", "rotation"])
+def test_an_ego_pose_without_a_field_names_its_token_and_the_field(field):
+    # a bare KeyError: 'translation' before, where a null value was already named
+    record = {"token": "p1", "timestamp": 1533151603547590, "translation": [1.0, 2.0, 0.0],
+              "rotation": [1.0, 0.0, 0.0, 0.0]}
+    del record[field]
+    with pytest.raises(ValueError, match=f"^ego_pose p1: the record has no {field}$"):
+        EgoPose.from_record(record)
+
+
+@pytest.mark.parametrize("fields, named", [(["translation"], "translation"), (["rotation"], "rotation"),
+                                           (["translation", "rotation"], "translation, rotation")])
+def test_a_calibration_without_a_field_names_its_sensor_and_the_field(fields, named):
+    record = {"translation": [0, 0, 0], "rotation": [1, 0, 0, 0], "camera_intrinsic": []}
+    for field in fields:
+        del record[field]
+    with pytest.raises(ValueError, match=f"^RADAR_FRONT: the record has no {named}$"):
+        SensorCalibration.from_record("RADAR_FRONT", record)
