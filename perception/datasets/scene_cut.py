@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Dict, List, Tuple, Union
 
 from perception.datasets.records import SPLITS_FILE
-from perception.datasets.splits import is_reserved_split, sample_chain
+from perception.datasets.splits import custom_split_names, is_reserved_split, read_custom_splits, sample_chain
 from perception.jsonfile import read_json
 
 CUT_TABLES = ("scene", "sample", "sample_annotation", "sample_data")
@@ -98,7 +98,9 @@ def cut_scene(dataroot: Union[str, Path], version: str, scene_name: str, first_h
               out: Union[str, Path], fit_split: str, held_split: str) -> Path:
     """Writes to ``out`` a data root in which scene ``scene_name`` of ``dataroot``/``version`` is cut before its
     keyframe ``first_held_keyframe`` (cut_scene_tables), with the custom splits ``fit_split`` and ``held_split``
-    (one part each) added to the original's splits.json, where a split that named the scene now names both parts.
+    (one part each) added to the original's splits.json, where a split that named the scene now names both parts
+    (ValueError naming the file when it is not an object of lists of scene names). An official split that lists the
+    scene (scene-0916 in mini_val) lists neither part: the devkit's lists are fixed, and the parts are renamed.
     ``out`` must not exist. Returns ``out``."""
     source, out = Path(dataroot), Path(out)
     table_dir = source / version
@@ -109,8 +111,9 @@ def cut_scene(dataroot: Union[str, Path], version: str, scene_name: str, first_h
     if fit_split == held_split:
         raise ValueError(f"the two parts need two split names, got {fit_split!r} twice")
     tables = {name: _read_table(table_dir, name) for name in CUT_TABLES}
-    splits_path = table_dir / SPLITS_FILE
-    splits = read_json(str(splits_path)) if splits_path.is_file() else {}
+    splits_path = str(table_dir / SPLITS_FILE)
+    custom = read_custom_splits(splits_path)
+    splits = {name: custom_split_names(splits_path, custom, name) for name in custom}
     for name in (fit_split, held_split):
         if name in splits:
             raise ValueError(f"{splits_path} already has a split named {name!r}")

@@ -54,21 +54,35 @@ def _custom_split(nusc: NuScenes, split: str, present: List[str]) -> List[str]:
     is missing, not JSON, not an object, has no such split, or the split is not a list of names of scenes in
     ``present``."""
     path = os.path.join(nusc.dataroot, nusc.version, SPLITS_FILE)
-    custom = read_json(path) if os.path.isfile(path) else {}
-    if not isinstance(custom, dict):
-        raise ValueError(f"{path}: not a JSON object of split name -> list of scene names")
+    custom = read_custom_splits(path)
     if split not in custom:
         listed = [key for key, value in custom.items() if isinstance(value, list)]
         raise ValueError(f"{path}: no custom split {split!r} (a list of scene names); custom splits there: "
                          f"{', '.join(sorted(listed)) or 'none'}; official splits: "
                          f"{', '.join(sorted(create_splits_scenes()))}")
-    names = custom[split]
-    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
-        raise ValueError(f"{path}: custom split {split!r} must be a list of scene names (strings), got {names!r}")
+    names = custom_split_names(path, custom, split)
     unknown = sorted(set(names) - set(present))
     if unknown:
         raise ValueError(f"{path}: custom split {split!r} names scenes that {nusc.version} lacks: "
                          f"{', '.join(unknown)}")
+    return names
+
+
+def read_custom_splits(path: str) -> dict:
+    """The custom splits file at ``path`` (split name -> scene names; its entries unchecked), {} where there is none;
+    ValueError naming the file when it is not JSON or not an object."""
+    custom = read_json(path) if os.path.isfile(path) else {}
+    if not isinstance(custom, dict):
+        raise ValueError(f"{path}: not a JSON object of split name -> list of scene names")
+    return custom
+
+
+def custom_split_names(path: str, custom: dict, split: str) -> List[str]:
+    """``custom[split]`` of the custom splits read from ``path``; ValueError naming the file when it is not a list of
+    scene names (strings)."""
+    names = custom[split]
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        raise ValueError(f"{path}: custom split {split!r} must be a list of scene names (strings), got {names!r}")
     return names
 
 

@@ -24,6 +24,15 @@ def keyframes(nusc: NuScenes, scene_name: str) -> list:
     return tokens
 
 
+def tiny_world_without_splits(synthetic_root, source):
+    """A data root at ``source`` whose version folder links the tiny world's files, splits.json left out."""
+    (source / VERSION).mkdir(parents=True)
+    for entry in (synthetic_root / VERSION).iterdir():
+        if entry.name != "splits.json":
+            (source / VERSION / entry.name).symlink_to(entry.resolve())
+    return source
+
+
 @pytest.fixture(scope="module")
 def cut(synthetic_root, nusc_synthetic, tmp_path_factory):
     name = nusc_synthetic.scene[0]["name"]
@@ -179,13 +188,8 @@ def test_a_cut_keeping_no_keyframe_before_it_is_refused(synthetic_root, nusc_syn
 
 
 def test_a_version_without_splits_gets_the_two_parts_only(synthetic_root, nusc_synthetic, tmp_path):
-    # a data root whose version folder has no splits.json (links to the tiny world's files, splits.json left out):
-    # the cut writes one naming the two parts only
-    source = tmp_path / "source"
-    (source / VERSION).mkdir(parents=True)
-    for entry in (synthetic_root / VERSION).iterdir():
-        if entry.name != "splits.json":
-            (source / VERSION / entry.name).symlink_to(entry.resolve())
+    # a data root whose version folder has no splits.json: the cut writes one naming the two parts only
+    source = tiny_world_without_splits(synthetic_root, tmp_path / "source")
     name = nusc_synthetic.scene[0]["name"]
     out = cut_scene(source, VERSION, name, 1, tmp_path / "out", "fit", "held")
     assert json.loads((out / VERSION / "splits.json").read_text()) == {"fit": [f"{name}-fit"],
@@ -207,3 +211,19 @@ def test_every_sensor_record_of_the_scene_falls_in_exactly_one_part(cut, nusc_sy
     assert {key for key, timestamp in whole.items() if timestamp < cut_us[key[0]]} == parts["fit"]
     assert {key for key, timestamp in whole.items() if timestamp >= cut_us[key[0]]} == parts["held"]
     assert len(cut_us) == 12 and len(whole) > 12 * 4
+
+
+@pytest.mark.parametrize("splits, message", [
+    ({"synth_train": ["synth-0000"], "mine": "synth-0000"},
+     "custom split 'mine' must be a list of scene names \\(strings\\), got 'synth-0000'"),
+    ([["synth-0000"]], "not a JSON object of split name -> list of scene names"),
+], ids=["a split given as a string", "a list for a file"])
+def test_a_splits_file_of_another_shape_is_named_before_a_cut(synthetic_root, nusc_synthetic, tmp_path, splits,
+                                                              message):
+    # A splits.json is an object of split name -> list of scene names (the devkit's custom-split file): the string
+    # was rewritten as its characters ("mine": ["s", "y", ...]), the list stopped the cut with an AttributeError.
+    source = tiny_world_without_splits(synthetic_root, tmp_path / "source")
+    (source / VERSION / "splits.json").write_text(json.dumps(splits))
+    with pytest.raises(ValueError, match=f"^{source / VERSION / 'splits.json'}: {message}$"):
+        cut_scene(source, VERSION, nusc_synthetic.scene[0]["name"], 1, tmp_path / "out", "fit", "held")
+    assert not (tmp_path / "out").exists()
