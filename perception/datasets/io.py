@@ -41,6 +41,17 @@ DEVKIT_RADAR_FILTERS: Dict[str, Tuple[int, ...]] = {
 """The states RadarPointCloud.from_file keeps by default (its class attributes invalid_states, dynprop_states,
 ambig_states): valid clusters, every dynamic property but 'stopped' (7), unambiguous Doppler only."""
 
+
+
+def check_radar_filters(filters: Dict[str, Sequence[int]], argument: str = "filters") -> None:
+    """ValueError naming ``argument`` when a key of radar state ``filters`` (field -> states kept) is not one of
+    RADAR_PCD_FIELDS."""
+    unknown = sorted(set(filters) - set(RADAR_PCD_FIELDS))
+    if unknown:
+        raise ValueError(f"{argument}: no radar PCD field named {', '.join(map(repr, unknown))} (the fields: "
+                         f"{', '.join(RADAR_PCD_FIELDS)})")
+
+
 _PCD_TYPES = {("F", 2): "f2", ("F", 4): "f4", ("F", 8): "f8", ("I", 1): "i1", ("I", 2): "i2", ("I", 4): "i4",
               ("I", 8): "i8", ("U", 1): "u1", ("U", 2): "u2", ("U", 4): "u4", ("U", 8): "u8"}
 _PCD_HEADER_KEYS = ("VERSION", "FIELDS", "SIZE", "TYPE", "COUNT", "WIDTH", "HEIGHT", "VIEWPOINT", "POINTS", "DATA")
@@ -137,8 +148,9 @@ def read_radar_pcd(path: str, filters: Dict[str, Sequence[int]] = DEVKIT_RADAR_F
     DEVKIT_RADAR_FILTERS); a NaN in the first point means an empty sweep, as in the devkit. Other points with a
     non-finite x, y, z, rcs, vx_comp or vy_comp are dropped with a NonFinitePointsWarning. Raises
     MissingFileError / CorruptFileError for a missing, malformed (POINTS not WIDTH x HEIGHT, say, or x, y, z not
-    4-byte floats) or truncated file.
+    4-byte floats) or truncated file, ValueError for ``filters`` of a field the file has not (check_radar_filters).
     """
+    check_radar_filters(filters)
     _require_file(path)
     with open(path, "rb") as f:
         blob = f.read()

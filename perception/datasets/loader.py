@@ -33,8 +33,8 @@ from nuscenes.nuscenes import NuScenes
 
 from perception.datasets.frame import CameraView, Frame, LidarSweeps, RadarSweeps
 from perception.datasets.io import (
-    DEVKIT_RADAR_FILTERS, RADAR_PCD_FIELDS, CorruptFileError, decode_reduction, read_image, read_lidar_bin,
-    read_radar_pcd,
+    DEVKIT_RADAR_FILTERS, RADAR_PCD_FIELDS, CorruptFileError, check_radar_filters, decode_reduction, read_image,
+    read_lidar_bin, read_radar_pcd,
 )
 from perception.datasets.metadata import DEFAULT_CACHE_DIR, SampleTable, build_sample_table, cached_sample_table
 from perception.datasets.records import open_nuscenes
@@ -206,6 +206,7 @@ def load_frame(
 ) -> Frame:
     """One keyframe straight from the devkit's tables: the Frame NuScenesFrames gives with the same arguments,
     without its cache, transform, random sweep counts and skipping of corrupt files."""
+    check_radar_filters(radar_filters, "radar_filters")
     table = build_sample_table(nusc, [sample_token], lidar_sweeps, radar_sweeps)
     return frame_from_table(table, 0, nusc.dataroot, cameras, image_size, frozenset(drop), radar_filters,
                             sweep_min_distance_m)
@@ -278,6 +279,7 @@ class NuScenesFrames(torch.utils.data.Dataset):
         self.image_size = image_size
         self.drop = _check_drop(drop)
         self.transform = transform
+        check_radar_filters(radar_filters, "radar_filters")
         self.radar_filters = radar_filters
         self.sweep_min_distance_m = sweep_min_distance_m
         self.skip_corrupt_files = skip_corrupt_files

@@ -128,3 +128,14 @@ def test_a_jpeg_padded_with_whitespace_after_its_end_marker_is_whole(tmp_path):
     path.write_bytes(encoded + b" \t\r\n\x00 \t")
     whole = cv2.cvtColor(cv2.imdecode(np.frombuffer(encoded, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
     np.testing.assert_array_equal(read_image(str(path)), whole)
+
+
+def test_a_radar_filter_on_no_field_of_the_file_is_named_before_any_file_is_read(tmp_path):
+    # "invalid_states" (the devkit's class attribute's name) for the field invalid_state was numpy's "no field of
+    # name invalid_states" at the first file read; the check comes first, here on a file that does not exist
+    with pytest.raises(ValueError, match="^filters: no radar PCD field named 'invalid_states' \\(the fields: x, y, z, "
+                                         "dyn_prop, id, rcs, vx, vy, vx_comp, vy_comp, is_quality_valid, ambig_state, "
+                                         "x_rms, y_rms, invalid_state, pdh0, vx_rms, vy_rms\\)$"):
+        read_radar_pcd(str(tmp_path / "absent.pcd"), {"invalid_states": (0,), "ambig_state": (3,)})
+    kept = read_radar_pcd(_radar_file(tmp_path / "whole.pcd"), {"ambig_state": (3,), "id": (0,)})
+    assert kept[:, 0].tolist() == list(range(1, 13))  # every field of the file may be filtered on

@@ -124,6 +124,16 @@ def _remove_sample_data(dataroot, sample_token: str, channels) -> None:
     (tables / "sample_data.json").write_text(json.dumps(kept))
 
 
+def test_radar_filters_on_no_radar_field_are_named_where_the_loader_is_made(nusc_synthetic, tmp_path):
+    # numpy's "no field of name dyn_props" came at the first radar file read (a dataset made, its tables cached)
+    message = "^radar_filters: no radar PCD field named 'dyn_props' \\(the fields: x, y, z, "
+    with pytest.raises(ValueError, match=message):
+        NuScenesFrames(str(tmp_path / "no_tables"), "v1.0-synth", "all", radar_filters={"dyn_props": (0,)},
+                       cache_dir=None, progress=False)
+    with pytest.raises(ValueError, match=message):
+        load_frame(nusc_synthetic, "no such sample", radar_filters={"dyn_props": (0,)})
+
+
 @needs_real
 def test_absent_channels_are_recorded_and_the_rest_loads(tmp_path):
     root = real_fixture_copy(tmp_path)
