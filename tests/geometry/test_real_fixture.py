@@ -3,6 +3,8 @@ import numpy as np
 import pytest
 from nuscenes.nuscenes import NuScenesExplorer
 from nuscenes.utils.data_classes import LidarPointCloud
+from nuscenes.utils.geometry_utils import transform_matrix
+from pyquaternion import Quaternion
 
 from perception.datasets.records import project_point_sensor_to_camera, sample_data_calibration, sample_data_path
 from perception.geometry import Boxes3D
@@ -32,14 +34,24 @@ def test_lidar_to_camera_projection_equals_devkit(nusc_real, monkeypatch):
     assert compared == 3 * 6
 
 
-def test_frame_chains_round_trip(nusc_real):
-    rng = np.random.default_rng(0)
-    points = rng.uniform(-60, 60, (1000, 3))
+def test_frame_chains_equal_devkit_transform_matrix(nusc_real):
+    # The devkit's chain as its from_file_multisweep / map_pointcloud_to_image write it: global <- ego <- sensor by
+    # transform_matrix of the ego_pose and calibrated_sensor records, and its inverse=True matrices the other way.
+    # (A round trip global_to_sensor(sensor_to_global(p)) == p passed with the two factors swapped.)
     for sample in nusc_real.sample:
         for channel in (LIDAR_CHANNEL, *RADAR_CHANNELS, *CAMERA_CHANNELS):
-            calibration, pose = sample_data_calibration(nusc_real, sample["data"][channel])
-            there = calibration.sensor_to_global(pose).apply(points)
-            np.testing.assert_allclose(calibration.global_to_sensor(pose).apply(there), points, atol=1e-6)
+            record = nusc_real.get("sample_data", sample["data"][channel])
+            pose_record = nusc_real.get("ego_pose", record["ego_pose_token"])
+            sensor_record = nusc_real.get("calibrated_sensor", record["calibrated_sensor_token"])
+            global_from_ego, ego_from_sensor = (transform_matrix(r["translation"], Quaternion(r["rotation"]))
+                                                for r in (pose_record, sensor_record))
+            ego_from_global, sensor_from_ego = (transform_matrix(r["translation"], Quaternion(r["rotation"]),
+                                                                 inverse=True) for r in (pose_record, sensor_record))
+            calibration, pose = sample_data_calibration(nusc_real, record["token"])
+            np.testing.assert_allclose(calibration.sensor_to_global(pose).matrix, global_from_ego @ ego_from_sensor,
+                                       rtol=0, atol=1e-9)
+            np.testing.assert_allclose(calibration.global_to_sensor(pose).matrix, sensor_from_ego @ ego_from_global,
+                                       rtol=0, atol=1e-9)
 
 
 def test_annotation_corners_equal_devkit(nusc_real):
