@@ -1,5 +1,7 @@
 """Shared test fixtures: the real nuScenes keyframes beside the checkout (skipped with a reason when absent) and
-a tiny synthetic world generated once per test session."""
+a tiny synthetic world generated once per test session; the environment of a tool started in a subprocess."""
+import os
+
 import pytest
 
 from perception.paths import REAL_FIXTURE_ROOT, REPO_ROOT
@@ -10,6 +12,13 @@ synth_train, scene 1 in synth_val)."""
 REAL_SCENE_FIXTURE_ROOT = REPO_ROOT.parent / "shared" / "fixtures" / "nuscenes-scene0916"
 """All 41 keyframes of scene-0916 (CC BY-NC-SA; splits real_finetune / real_val of v1.0-mini), for fine-tuning on real
 data: read in place, never copied, nor a model trained on them, into the repository."""
+
+
+def tree_under_test_env(**variables: str) -> dict:
+    """os.environ with ``variables`` and PYTHONPATH set to this tree, so that a tool started in a subprocess (its
+    script's folder first on sys.path, not the working directory) imports this tree's perception, not the one
+    installed in the environment (another checkout's, from a worktree)."""
+    return dict(os.environ, PYTHONPATH=str(REPO_ROOT), **variables)
 
 
 @pytest.fixture(scope="session")

@@ -6,13 +6,14 @@ import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import cv2
 import pytest
 
 from perception.cli import benchmark, demo, replay, test, tool_main, train
 from perception.paths import REPO_ROOT
-from tests.conftest import TINY_WORLD
+from tests.conftest import TINY_WORLD, tree_under_test_env
 
 FUSION_TINY = str(REPO_ROOT / "configs" / "fusion_tiny.py")
 LIDAR_ONLY_CHECKPOINT = REPO_ROOT / "checkpoints" / "lidar_only.pth"
@@ -32,10 +33,20 @@ def data_args(root, split="synth_val") -> list:
     return ["--dataroot", str(root), "--version", TINY_WORLD["version"], "--split", split]
 
 
+def test_a_tool_started_in_a_subprocess_imports_the_tree_under_test(tmp_path):
+    # as the tests start tools/*.py (plain or under torchrun): the script's folder, not the working directory, is
+    # first on sys.path, so without PYTHONPATH a worktree's test ran the installed checkout's perception
+    script = tmp_path / "which_perception.py"
+    script.write_text("import perception\nprint(perception.__file__)\n")
+    found = subprocess.run([sys.executable, str(script)], env=tree_under_test_env(), cwd=tmp_path, check=True,
+                           capture_output=True, text=True, timeout=60).stdout.strip()
+    assert Path(found).resolve() == REPO_ROOT / "perception" / "__init__.py"
+
+
 def test_missing_checkpoint_is_one_line_and_debug_shows_the_traceback(synthetic_root, tmp_path):
     command = [sys.executable, str(REPO_ROOT / "tools" / "test.py"), "configs/fusion_tiny.py",
                str(tmp_path / "missing.pth"), *data_args(synthetic_root), "--out", str(tmp_path / "out")]
-    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    env = tree_under_test_env()
     plain = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
     assert plain.returncode == 1
     assert plain.stderr.strip().splitlines() == [

@@ -15,7 +15,7 @@ from perception.cli.train import main
 from perception.datasets.splits import split_sample_tokens
 from perception.models import checkpoint_meta, load_detector
 from perception.paths import REPO_ROOT
-from tests.conftest import TINY_WORLD
+from tests.conftest import TINY_WORLD, tree_under_test_env
 from tests.engine.data_copies import annotation_free_copy, validation_annotation_free_copy
 from tests.engine.kills import KILLS_IMPORT, SimulatedKill
 
@@ -241,7 +241,7 @@ def _free_port() -> int:
 
 def _torchrun_train(*args: str) -> subprocess.CompletedProcess:
     """tools/train.py ``args`` in two CPU processes on gloo."""
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO_ROOT))
+    env = tree_under_test_env(OMP_NUM_THREADS="1")
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr",
                "127.0.0.1", "--master_port", str(_free_port()), str(REPO_ROOT / "tools" / "train.py"), *args]
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, cwd=REPO_ROOT)

@@ -23,7 +23,7 @@ from perception.geometry import Boxes3D
 from perception.jsonfile import read_json_lines
 from perception.models.ego_mlp import EgoMLP, save_ego_mlp
 from perception.paths import REPO_ROOT
-from tests.conftest import TINY_WORLD
+from tests.conftest import TINY_WORLD, tree_under_test_env
 
 SPLIT = "synth_val"
 
@@ -174,7 +174,7 @@ def test_an_evaluation_is_not_written_over_another_folder_s_files(synthetic_root
 def test_torchrun_two_processes_match_one(synthetic_root, tmp_path):
     args = ["--oracle", "--no-plots", *_data_args(synthetic_root)]
     run([*args, "--out", str(tmp_path / "one")])
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = tree_under_test_env(OMP_NUM_THREADS="1")
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                str(REPO_ROOT / "tools" / "test.py"), *args, "--out", str(tmp_path / "two")]
     subprocess.run(command, check=True, timeout=300, env=env, cwd=str(tmp_path), capture_output=True)

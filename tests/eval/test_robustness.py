@@ -17,7 +17,7 @@ from perception.eval.robustness import (
     run_cells, write_robustness,
 )
 from perception.eval.runner import DataOptions, Shard
-from tests.conftest import TINY_WORLD
+from tests.conftest import TINY_WORLD, tree_under_test_env
 
 SPLIT = "synth_val"
 
@@ -320,7 +320,7 @@ def test_torchrun_two_processes_share_the_cells(synthetic_root, tmp_path):
                                                                              "sensor": "radar"}]
     assert "Not run, the model does not read their sensor: camera_crash (camera), ghost_targets (radar)." in (
         tmp_path / "one" / "robustness.md").read_text()
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = tree_under_test_env(OMP_NUM_THREADS="1")
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                str(REPO_ROOT / "tools" / "robustness.py"), *args, "--out", str(tmp_path / "two")]
     finished = subprocess.run(command, timeout=300, env=env, cwd=str(tmp_path), capture_output=True, text=True)
