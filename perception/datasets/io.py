@@ -42,7 +42,6 @@ DEVKIT_RADAR_FILTERS: Dict[str, Tuple[int, ...]] = {
 ambig_states): valid clusters, every dynamic property but 'stopped' (7), unambiguous Doppler only."""
 
 
-
 def check_radar_filters(filters: Dict[str, Sequence[int]], argument: str = "filters") -> None:
     """ValueError naming ``argument`` when a key of radar state ``filters`` (field -> states kept) is not one of
     RADAR_PCD_FIELDS."""

@@ -6,7 +6,6 @@ import re
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import cv2
 import pytest
@@ -31,16 +30,6 @@ def one_error_line(main, argv, capsys) -> str:
 
 def data_args(root, split="synth_val") -> list:
     return ["--dataroot", str(root), "--version", TINY_WORLD["version"], "--split", split]
-
-
-def test_a_tool_started_in_a_subprocess_imports_the_tree_under_test(tmp_path):
-    # as the tests start tools/*.py (plain or under torchrun): the script's folder, not the working directory, is
-    # first on sys.path, so without PYTHONPATH a worktree's test ran the installed checkout's perception
-    script = tmp_path / "which_perception.py"
-    script.write_text("import perception\nprint(perception.__file__)\n")
-    found = subprocess.run([sys.executable, str(script)], env=tree_under_test_env(), cwd=tmp_path, check=True,
-                           capture_output=True, text=True, timeout=60).stdout.strip()
-    assert Path(found).resolve() == REPO_ROOT / "perception" / "__init__.py"
 
 
 def test_missing_checkpoint_is_one_line_and_debug_shows_the_traceback(synthetic_root, tmp_path):
