@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from perception.datasets.ego_log import keyframe_sample_data, sample_data_pose_record
 from perception.datasets.ground_truth import GroundTruth, sample_ground_truth
-from perception.datasets.splits import split_sample_tokens
+from perception.datasets.splits import check_split_version, split_sample_tokens
 from perception.geometry import Boxes3D, EgoPose, RigidTransform, SensorCalibration
 from perception.geometry.transforms import quaternion_to_matrix
 from perception.paths import DATA_ROOT
@@ -364,7 +364,9 @@ def cached_sample_table(get_nusc: Callable[[], NuScenes], dataroot: str, version
                         lidar_sweeps: int, radar_sweeps: int, cache_dir: Optional[str],
                         progress: bool = True) -> SampleTable:
     """The split's SampleTable (keyframes in split_sample_tokens order) from the cache when valid, else built
-    through ``get_nusc()`` and cached. ``cache_dir=None``: always build, write nothing."""
+    through ``get_nusc()`` and cached. ``cache_dir=None``: always build, write nothing. An official split of
+    another version is refused first (check_split_version), even where an earlier run cached it."""
+    check_split_version(split, version)
     signature = tables_signature(dataroot, version)
     path = None
     if cache_dir is not None:

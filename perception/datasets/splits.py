@@ -2,13 +2,14 @@
 
 Official splits (train, val, test, mini_train, mini_val, ...) come from the devkit's ``create_splits_scenes``;
 any other name is a custom split read from ``<dataroot>/<version>/splits.json`` (the devkit's custom-split file:
-split name -> scene names; the synthetic world writes one). ``"all"`` means every scene of the version.
+split name -> scene names; the synthetic world writes one). ``"all"`` means every scene of the version. An official
+split is taken only on the versions nuscenes-devkit evaluates it on (OFFICIAL_SPLIT_VERSIONS).
 """
 from __future__ import annotations
 
 import os
 from collections import Counter
-from typing import Callable, List
+from typing import Callable, Dict, List
 
 from nuscenes.nuscenes import NuScenes
 from nuscenes.utils.splits import create_splits_scenes
@@ -17,6 +18,15 @@ from perception.datasets.records import SPLITS_FILE
 from perception.jsonfile import read_json
 
 ALL_SCENES = "all"
+
+OFFICIAL_SPLIT_VERSIONS: Dict[str, str] = {
+    "train": "trainval", "val": "trainval", "train_detect": "trainval", "train_track": "trainval",
+    "mini_train": "mini", "mini_val": "mini",
+    "test": "test",
+}
+"""Official split -> how the name of a version it belongs to ends: nuscenes-devkit 1.2.0's rule in load_gt
+(nuscenes/eval/common/loaders.py), whose assertion stops an evaluation of the split on any other version (the
+mini version's scenes are listed in train and val too)."""
 
 
 def is_reserved_split(name: str) -> bool:
@@ -28,13 +38,15 @@ def is_reserved_split(name: str) -> bool:
 def split_scenes(nusc: NuScenes, split: str) -> List[str]:
     """Names of the split's scenes present in ``nusc`` (in the split's order).
 
-    Raises ValueError when none of the split's scenes is in this version (e.g. 'train' on v1.0-mini), the
-    custom split is unknown, not a list of scene names, names a scene the version lacks (a misspelling, say) or
-    lists a scene twice (its keyframes would count twice).
+    Raises ValueError when an official split is not one of this version's (check_split_version: 'val' on
+    v1.0-mini), none of the split's scenes is in this version, the custom split is unknown, not a list of scene
+    names, names a scene the version lacks (a misspelling, say) or lists a scene twice (its keyframes would count
+    twice).
     """
     present = [scene["name"] for scene in nusc.scene]
     if split == ALL_SCENES:
         return present
+    check_split_version(split, nusc.version)
     official = create_splits_scenes()
     names = official[split] if split in official else _custom_split(nusc, split, present)
     repeated = sorted(name for name, count in Counter(names).items() if count > 1)
@@ -47,6 +59,17 @@ def split_scenes(nusc: NuScenes, split: str) -> List[str]:
         raise ValueError(f"split {split!r} has no scene in {nusc.version} at {nusc.dataroot} "
                          f"({len(names)} scenes listed, {len(present)} present)")
     return chosen
+
+
+def check_split_version(split: str, version: str) -> None:
+    """ValueError naming both when ``split`` is an official split of another version than ``version``
+    (OFFICIAL_SPLIT_VERSIONS)."""
+    ending = OFFICIAL_SPLIT_VERSIONS.get(split)
+    if ending is not None and not version.endswith(ending):
+        own = [name for name, end in OFFICIAL_SPLIT_VERSIONS.items() if version.endswith(end)]
+        raise ValueError(f"split {split!r} is an official split of the nuScenes versions ending in {ending!r}, not of "
+                         f"{version}: nuscenes-devkit evaluates it on no other (official splits of {version}: "
+                         f"{', '.join(own) or 'none'}; a custom one goes in {version}/{SPLITS_FILE})")
 
 
 def _custom_split(nusc: NuScenes, split: str, present: List[str]) -> List[str]:

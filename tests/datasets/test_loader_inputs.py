@@ -272,8 +272,22 @@ def test_cache_is_rebuilt_when_a_table_changes(tmp_path, monkeypatch):
 
 @needs_real
 def test_split_without_scene_in_this_version_is_an_error(nusc_real, tmp_path):
-    with pytest.raises(ValueError, match="split 'train' has no scene in v1.0-mini"):
-        NuScenesFrames(REAL_FIXTURE_ROOT, REAL_VERSION, "train", nusc=nusc_real, cache_dir=tmp_path, progress=False)
+    with pytest.raises(ValueError, match="split 'mini_train' has no scene in v1.0-mini"):
+        NuScenesFrames(REAL_FIXTURE_ROOT, REAL_VERSION, "mini_train", nusc=nusc_real, cache_dir=tmp_path,
+                       progress=False)
+
+
+@needs_real
+def test_an_official_split_of_another_version_is_refused_where_a_run_cached_it(tmp_path):
+    # The fixture's scene-0916 is in 'val' as well as in 'mini_val': before splits followed the devkit's version
+    # rule, 'val' on v1.0-mini was loaded and cached (the same keyframes); such a cache skipped the split's check.
+    options = dict(cache_dir=tmp_path, progress=False, cameras=False)
+    NuScenesFrames(REAL_FIXTURE_ROOT, REAL_VERSION, REAL_SPLIT, **options)
+    shutil.copy(metadata.cache_path(tmp_path, REAL_FIXTURE_ROOT, REAL_VERSION, REAL_SPLIT, 10, 6),
+                metadata.cache_path(tmp_path, REAL_FIXTURE_ROOT, REAL_VERSION, "val", 10, 6))
+    with pytest.raises(ValueError, match="split 'val' is an official split of the nuScenes versions ending in "
+                                         "'trainval', not of v1.0-mini"):
+        NuScenesFrames(REAL_FIXTURE_ROOT, REAL_VERSION, "val", **options)
 
 
 @needs_real

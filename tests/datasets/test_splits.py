@@ -18,7 +18,8 @@ def test_a_split_lists_its_scenes_in_the_split_order(tmp_path):
     present = [official[1], "scene-9999", official[0]]
     nusc = SimpleNamespace(scene=[{"name": name} for name in present], dataroot=str(tmp_path), version="v1.0-mini")
     assert split_scenes(nusc, "mini_val") == official
-    assert sorted(split_scenes(nusc, "val")) == sorted(official)  # 150 scenes listed, these 2 present
+    trainval = SimpleNamespace(scene=nusc.scene, dataroot=str(tmp_path), version="v1.0-trainval")
+    assert sorted(split_scenes(trainval, "val")) == sorted(official)  # 150 scenes listed, these 2 present
     (tmp_path / "v1.0-mini").mkdir()
     (tmp_path / "v1.0-mini" / "splits.json").write_text(json.dumps({"backwards": ["scene-9999", official[1]]}))
     assert split_scenes(nusc, "backwards") == ["scene-9999", official[1]]
@@ -121,3 +122,43 @@ def test_an_official_split_with_no_scene_in_the_version_is_an_error(tmp_path):
     with pytest.raises(ValueError, match=f"split 'mini_val' has no scene in v1.0-mini at {tmp_path} \\(2 scenes "
                                          f"listed, 1 present\\)"):
         split_scenes(nusc, "mini_val")
+
+
+def _devkit_evaluates(split: str, version: str) -> bool:
+    """Whether nuscenes-devkit's load_gt takes official split ``split`` on ``version`` (its version assertion) for
+    tables of one sample, one annotation and no scene of the split."""
+    from nuscenes.eval.common.loaders import load_gt
+    from nuscenes.eval.detection.data_classes import DetectionBox
+
+    records = {"sample": {"s": {"token": "s", "scene_token": "c"}}, "scene": {"c": {"name": "scene-9999"}}}
+    nusc = SimpleNamespace(version=version, attribute=[], sample=list(records["sample"].values()),
+                           sample_annotation=[{}], get=lambda table, token: records[table][token])
+    try:
+        load_gt(nusc, split, DetectionBox)
+    except AssertionError as error:
+        assert "not compatible with NuScenes version" in str(error)
+        return False
+    return True
+
+
+@pytest.mark.parametrize("version", ["v1.0-trainval", "v1.0-mini", "v1.0-test", "v1.0-synth"])
+@pytest.mark.parametrize("split", sorted(create_splits_scenes()))
+def test_an_official_split_is_taken_on_the_versions_the_devkit_evaluates_it_on(tmp_path, split, version):
+    # 'val' on v1.0-mini (scene-0916 is in val and mini_val) ran the whole detection pass, then stopped in the
+    # devkit's load_gt with "Requested split val which is not compatible with NuScenes version v1.0-mini"
+    listed = create_splits_scenes()[split]
+    nusc = SimpleNamespace(scene=[{"name": listed[0]}], dataroot=str(tmp_path), version=version)
+    if _devkit_evaluates(split, version):
+        assert split_scenes(nusc, split) == [listed[0]]
+    else:
+        with pytest.raises(ValueError, match=f"split '{split}' is an official split of the nuScenes versions ending "
+                                             f"in '[a-z]+', not of {version}: nuscenes-devkit evaluates it on no "
+                                             f"other"):
+            split_scenes(nusc, split)
+
+
+def test_a_refused_split_names_the_official_splits_of_the_version(tmp_path):
+    nusc = SimpleNamespace(scene=[{"name": "scene-0916"}], dataroot=str(tmp_path), version="v1.0-mini")
+    with pytest.raises(ValueError, match=r"\(official splits of v1.0-mini: mini_train, mini_val; a custom one goes "
+                                         r"in v1.0-mini/splits.json\)$"):
+        split_scenes(nusc, "val")
