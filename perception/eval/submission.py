@@ -66,9 +66,9 @@ def boxes_to_submission(sample_token: str, boxes_ego: Boxes3D, ego_pose: EgoPose
     """One sample's boxes in its ego frame -> submission box dicts in the global frame.
 
     ``ego_pose`` must be the pose the boxes' ego frame refers to (the keyframe's LiDAR timestamp, Frame.ego_pose).
-    Raises ValueError naming the sample when a value is not finite, a score is outside [0, 1], a label or
-    attribute index is out of range, an attribute does not belong to its class, or there are more than
-    MAX_BOXES_PER_SAMPLE boxes.
+    Raises ValueError naming the sample when a value is not finite, a size is not > 0 (and the first such box), a
+    score is outside [0, 1], a label or attribute index is out of range, an attribute does not belong to its class,
+    or there are more than MAX_BOXES_PER_SAMPLE boxes.
     """
     where = f"sample {sample_token}"
     if len(boxes_ego) > MAX_BOXES_PER_SAMPLE:
@@ -77,6 +77,11 @@ def boxes_to_submission(sample_token: str, boxes_ego: Boxes3D, ego_pose: EgoPose
     for name in ("centers", "sizes", "yaws", "velocities", "scores"):
         if not np.all(np.isfinite(getattr(boxes_ego, name))):
             raise ValueError(f"{where}: box {name} contain NaN or Inf")
+    flat = np.flatnonzero(np.any(boxes_ego.sizes <= 0, axis=1))
+    if len(flat):
+        raise ValueError(f"{where}: box {flat[0]} has size {boxes_ego.sizes[flat[0]].tolist()} ({len(flat)} boxes "
+                         f"with a size <= 0); width, length and height must be > 0 (the devkit's scale error "
+                         f"asserts it)")
     if np.any((boxes_ego.scores < 0) | (boxes_ego.scores > 1)):
         raise ValueError(f"{where}: detection scores must lie in [0, 1], got {boxes_ego.scores.min()} .. "
                          f"{boxes_ego.scores.max()}")
@@ -119,7 +124,9 @@ def check_submission(submission: dict, sample_tokens: Sequence[str], source: str
     Checks: ``meta`` holds the five booleans; ``results`` has exactly the samples ``sample_tokens`` (the split
     evaluated), each box names its own sample; its translation, size, rotation and velocity are finite and its
     score lies in [0, 1] (the format's range; the devkit checks NaNs only, and an infinite value stopped the JSON
-    writer midway through the file); every box deserializes into the devkit's ``DetectionBox`` (which asserts
+    writer midway through the file); its size is > 0 in each dimension (the devkit's scale_iou asserts it, naming
+    no file) and its rotation a quaternion of norm > 0 (pyquaternion, which the devkit reads it with, leaves
+    [0, 0, 0, 0] as it is: yaw 0); every box deserializes into the devkit's ``DetectionBox`` (which asserts
     sizes, class and attribute names, float scores); at most MAX_BOXES_PER_SAMPLE per sample.
     Raises ValueError naming ``source``, the problem and the sample tokens concerned (the first three of many).
     """
@@ -158,6 +165,11 @@ def check_submission(submission: dict, sample_tokens: Sequence[str], source: str
                 for field in ("translation", "size", "rotation", "velocity"):
                     if not all(math.isfinite(v) for v in box[field]):
                         raise AssertionError(f"{field} must be finite numbers, got {box[field]}")
+                if not all(value > 0 for value in box["size"]):
+                    raise AssertionError(f"size must be > 0 in width, length and height, got {box['size']}")
+                if not sum(value * value for value in box["rotation"]) > 0:
+                    raise AssertionError(f"rotation must be a quaternion [w, x, y, z] of norm > 0, got "
+                                         f"{box['rotation']}")
                 if not 0.0 <= box["detection_score"] <= 1.0:
                     raise AssertionError(f"detection_score must lie in [0, 1], got {box['detection_score']}")
             except (AssertionError, KeyError, TypeError, ValueError) as error:

@@ -236,3 +236,44 @@ def test_an_infinite_value_is_never_written(tmp_path):
     with pytest.raises(ValueError, match=f"{path}: sample a: box 0 .*translation must be finite"):
         write_submission(str(path), submission, ["a"])
     assert not path.exists()  # (the JSON writer had stopped midway through the file)
+
+
+@pytest.mark.parametrize("size", [[1.9, 0.0, 1.6], [1.9, 4.5, -1.6]], ids=["a zero length", "a negative height"])
+def test_a_size_the_devkit_cannot_score_is_named_with_its_file_sample_and_box(tmp_path, size):
+    """The devkit's scale error asserts every size > 0 (AssertionError naming no file, from a resampled comparison
+    of the file) and its format check lets such a box through."""
+    from nuscenes.eval.common.utils import scale_iou
+
+    submission = _submission(["a"])
+    submission["results"]["a"][2]["size"] = size
+    box = DetectionBox.deserialize(submission["results"]["a"][2])  # the devkit reads it
+    with pytest.raises(AssertionError, match="sample_result sizes must be >0"):
+        scale_iou(DetectionBox.deserialize(submission["results"]["a"][0]), box)
+    path = tmp_path / "results_nusc.json"
+    with pytest.raises(ValueError, match=f"{path}: sample a: box 2 breaks the submission format: .*size must be > 0"):
+        write_submission(str(path), submission, ["a"])
+
+
+def test_a_zero_quaternion_is_named_with_its_file_sample_and_box(tmp_path):
+    """pyquaternion, which the devkit reads rotations with, cannot normalise [0, 0, 0, 0]: the devkit scored it as
+    yaw 0, silently."""
+    from nuscenes.eval.common.utils import quaternion_yaw
+    from pyquaternion import Quaternion
+
+    assert quaternion_yaw(Quaternion([0.0, 0.0, 0.0, 0.0])) == 0.0
+    submission = _submission(["a"])
+    submission["results"]["a"][1]["rotation"] = [0.0, 0.0, 0.0, 0.0]
+    path = tmp_path / "results_nusc.json"
+    with pytest.raises(ValueError, match=rf"{path}: sample a: box 1 breaks the submission format: .*rotation must be "
+                                         rf"a quaternion \[w, x, y, z\] of norm > 0"):
+        write_submission(str(path), submission, ["a"])
+    submission["results"]["a"][1]["rotation"] = [0.0, 0.0, 0.0, 2.0]  # not unit: the devkit normalises it
+    write_submission(str(path), submission, ["a"])
+
+
+def test_a_box_of_width_zero_is_refused_before_the_submission():
+    boxes = Boxes3D(centers=[[1.0, 0.0, 0.5]] * 3, sizes=[[2.0, 4.0, 1.5], [0.0, 4.0, 1.5], [0.0, 0.0, 1.5]],
+                    yaws=[0.0] * 3)
+    with pytest.raises(ValueError, match=r"sample tok-7: box 1 has size \[0.0, 4.0, 1.5\] \(2 boxes with a size <= "
+                                         r"0\); width, length and height must be > 0"):
+        boxes_to_submission("tok-7", boxes, _pose_yaw90())
