@@ -9,6 +9,7 @@ import os
 import shutil
 import warnings
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
@@ -75,6 +76,20 @@ class Evaluation:
 class NoDetectionsError(ValueError):
     """The submission holds no box that DetectionEval can score (nuscenes-devkit 1.2.0 cannot evaluate an empty
     prediction set: it fails with "Invalid box type: None")."""
+
+
+def devkit_metrics(config: DetectionConfig, gt_boxes: EvalBoxes, pred_boxes: EvalBoxes) -> DetectionMetrics:
+    """nuscenes-devkit's own ``DetectionEval.evaluate`` on boxes as DetectionEval filtered them (``ego_translation``
+    set)."""
+    devkit_state = SimpleNamespace(cfg=config, gt_boxes=gt_boxes, pred_boxes=pred_boxes, verbose=False)
+    return DetectionEval.evaluate(devkit_state)[0]
+
+
+def empty_prediction_metrics() -> DetectionMetrics:
+    """What the devkit's ``DetectionEval.evaluate`` (config EVAL_CONFIG) scores a prediction set without a box, which
+    its loading cannot take (NoDetectionsError): its ``accumulate`` gives every class and threshold
+    ``DetectionMetricData.no_predictions()`` whatever the ground truth, hence mAP 0, every TP error 1 and NDS 0."""
+    return devkit_metrics(config_factory(EVAL_CONFIG), EvalBoxes(), EvalBoxes())
 
 
 def check_lidar_keyframes(nusc: NuScenes, split: str) -> None:

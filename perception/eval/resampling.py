@@ -14,18 +14,16 @@ from __future__ import annotations
 import copy
 import os
 import tempfile
-from types import SimpleNamespace
 from typing import List, Sequence, Tuple
 
 import numpy as np
 from nuscenes.eval.common.data_classes import EvalBoxes
 from nuscenes.eval.detection.data_classes import DetectionConfig, DetectionMetrics
-from nuscenes.eval.detection.evaluate import DetectionEval
 from nuscenes.nuscenes import NuScenes
 from tqdm import tqdm
 
 from perception.datasets.splits import split_sample_tokens
-from perception.eval.detection import Evaluation, run_detection_eval
+from perception.eval.detection import Evaluation, devkit_metrics, run_detection_eval
 from perception.eval.submission import check_submission
 from perception.jsonfile import read_json
 
@@ -58,9 +56,7 @@ def drawn_boxes(boxes: EvalBoxes, tokens: Sequence[str], draw: Sequence[int]) ->
 def drawn_metrics(config: DetectionConfig, gt_boxes: EvalBoxes, pred_boxes: EvalBoxes, tokens: Sequence[str],
                   draw: Sequence[int]) -> DetectionMetrics:
     """The devkit's DetectionEval.evaluate on one draw of keyframes (boxes as DetectionEval filtered them)."""
-    devkit_state = SimpleNamespace(cfg=config, gt_boxes=drawn_boxes(gt_boxes, tokens, draw),
-                                   pred_boxes=drawn_boxes(pred_boxes, tokens, draw), verbose=False)
-    return DetectionEval.evaluate(devkit_state)[0]
+    return devkit_metrics(config, drawn_boxes(gt_boxes, tokens, draw), drawn_boxes(pred_boxes, tokens, draw))
 
 
 def resampled_nd_scores(evaluations: Sequence[Evaluation], draws: np.ndarray, progress: bool = False) -> np.ndarray:

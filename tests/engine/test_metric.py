@@ -82,3 +82,44 @@ def test_the_metric_refuses_a_world_without_annotations(nusc_synthetic, syntheti
                for token in split_sample_tokens(nusc_synthetic, "synth_val")]
     with pytest.raises(ValueError, match=f"validation on synth_val: {TINY_WORLD['version']} at .* has no annotations"):
         metric.compute_metrics(results)
+
+
+def test_a_model_that_predicts_no_box_scores_as_the_devkit_scores_an_empty_prediction_set(
+        nusc_synthetic, synthetic_root, monkeypatch):
+    # A model with no box at a validation stopped the training run with NoDetectionsError (with --time-budget-min
+    # its export was never written).
+    from types import SimpleNamespace
+
+    from nuscenes.eval.common.data_classes import EvalBoxes
+    from nuscenes.eval.common.loaders import add_center_dist, filter_eval_boxes, load_gt_of_sample_tokens
+    from nuscenes.eval.detection.data_classes import DetectionBox
+
+    import perception.engine.metric
+
+    logged = []
+    monkeypatch.setattr(perception.engine.metric, "print_log", lambda message, **kwargs: logged.append(message),
+                        raising=False)
+    tokens = split_sample_tokens(nusc_synthetic, "synth_val")
+    metric = NuScenesDetectionMetric(str(synthetic_root), TINY_WORLD["version"], "synth_val")
+    for token in tokens:
+        _, pose = devkit_ground_truth(nusc_synthetic, token)
+        metric.process(None, [dict(sample_token=token, ego_pose=pose, boxes=Boxes3D.empty(), sensors=["lidar"])])
+    reported = metric.evaluate(len(tokens))
+    assert logged == ["validation on synth_val: the model predicted no box; scored as nuscenes-devkit scores an "
+                      "empty prediction set"]
+
+    # the oracle: the devkit's DetectionEval.evaluate on the split's ground truth, filtered as DetectionEval does,
+    # and no predicted box; by hand, AP 0 and no true positive: NDS 0, mAP 0, every TP error 1
+    config = config_factory("detection_cvpr_2019")
+    truth = filter_eval_boxes(nusc_synthetic, add_center_dist(nusc_synthetic, load_gt_of_sample_tokens(
+        nusc_synthetic, tokens, DetectionBox)), config.class_range)
+    assert truth.all  # ground truth to miss
+    empty = EvalBoxes()
+    for token in tokens:
+        empty.add_boxes(token, [])
+    devkit, _ = DetectionEval.evaluate(SimpleNamespace(cfg=config, gt_boxes=truth, pred_boxes=empty, verbose=False))
+    expected = {"NDS": devkit.nd_score, "mAP": devkit.mean_ap, "mATE": devkit.tp_errors["trans_err"],
+                "mASE": devkit.tp_errors["scale_err"], "mAOE": devkit.tp_errors["orient_err"],
+                "mAVE": devkit.tp_errors["vel_err"], "mAAE": devkit.tp_errors["attr_err"]}
+    assert expected == {"NDS": 0.0, "mAP": 0.0, "mATE": 1.0, "mASE": 1.0, "mAOE": 1.0, "mAVE": 1.0, "mAAE": 1.0}
+    assert reported == {f"nuscenes/{name}": value for name, value in expected.items()}
