@@ -16,8 +16,8 @@ import json
 import os
 from typing import List, Optional, Sequence
 
-from perception.cli import (add_debug_option, check_data_root, check_output_path, check_row_names, positive_int,
-                            resolve_input_paths, seed, tool_command, tool_main)
+from perception.cli import (add_debug_option, check_data_root, check_evaluated_split, check_output_path,
+                            check_row_names, positive_int, resolve_input_paths, seed, tool_command, tool_main)
 from perception.datasets.records import open_nuscenes
 from perception.datasets.splits import split_sample_tokens
 from perception.eval.report import plot_resampled, resampled_caption, resampled_table
@@ -43,6 +43,7 @@ def main(argv: Optional[Sequence[str]] = None) -> List[dict]:
     args = parser.parse_args(argv)
     resolve_input_paths(args, "folders", "dataroot")
     check_data_root(parser, args.dataroot, args.version)
+    check_evaluated_split(parser, "--split", args.split)
     check_output_path(parser, "--out", args.out)
     if not 0.0 < args.level < 1.0:
         parser.error(f"--level {args.level}: a share of the draws, in (0, 1)")

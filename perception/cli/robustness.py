@@ -9,8 +9,9 @@ import argparse
 import os
 from typing import List, Optional, Sequence
 
-from perception.cli import (EVALUATION_PROCESS_GROUP_TIMEOUT_S, add_debug_option, check_data_root, check_output_path,
-                            non_negative_int, positive_int, resolve_config, resolve_input_paths, seed, tool_main)
+from perception.cli import (EVALUATION_PROCESS_GROUP_TIMEOUT_S, add_debug_option, check_data_root,
+                            check_evaluated_split, check_output_path, non_negative_int, positive_int, resolve_config,
+                            resolve_input_paths, seed, tool_main)
 from perception.datasets.corruptions import CORRUPTIONS, SEVERITIES
 from perception.engine import end_distributed, init_distributed_from_env
 from perception.eval.robustness import (
@@ -78,6 +79,7 @@ def run(argv: Optional[Sequence[str]] = None) -> Optional[dict]:
     resolve_input_paths(args, "dataroot", "checkpoint", "baseline")
     corruptions, severities = args.corruptions, args.severities
     check_data_root(parser, args.dataroot, args.version)
+    check_evaluated_split(parser, "--split", args.split)
     check_output_path(parser, "--out", args.out)
     config = resolve_config(args.config)
     from perception.models import load_detector, model_inputs

@@ -8,11 +8,10 @@ import os
 from typing import List, Optional, Sequence
 
 from perception.cli import (EVALUATION_PROCESS_GROUP_TIMEOUT_S, add_debug_option, add_input_options, check_data_root,
-                            check_output_path, check_own_folder, input_options, non_negative_int, positive_int,
-                            resolve_config, resolve_input_paths, tool_main)
+                            check_evaluated_split, check_output_path, check_own_folder, input_options,
+                            non_negative_int, positive_int, resolve_config, resolve_input_paths, tool_main)
 from perception.cli.backend import add_backend_options, check_model_or_oracle, model_provenance
 from perception.datasets.corruptions import CorruptFrames, parse_cell
-from perception.datasets.splits import ALL_SCENES
 from perception.detector import Detector, OracleDetector
 from perception.engine import end_distributed, init_distributed_from_env
 from perception.eval.ablations import (ABLATIONS, ABLATIONS_MARKDOWN, ablation_folder, remove_earlier_ablations,
@@ -95,9 +94,7 @@ def run(argv: Optional[Sequence[str]] = None) -> List[dict]:
     check_model_or_oracle(parser, args, ["--zero-shot"])
     if args.ablations and args.drop:
         parser.error("--ablations runs its own sensor sets; leave out --drop")
-    if args.split == ALL_SCENES:
-        parser.error(f"--split {ALL_SCENES}: nuscenes-devkit evaluates a split it knows (an official one, or one of "
-                     f"the version's splits.json); name one")
+    check_evaluated_split(parser, "--split", args.split)
     check_data_root(parser, args.dataroot, args.version)
     check_output_path(parser, "--out", args.out)
     run_record = os.path.join(ablation_folder(ABLATIONS[0][0]), PREDICTIONS_RUN_FILE) if args.ablations else \

@@ -157,10 +157,17 @@ def test_a_synthetic_world_is_not_written_over_other_files(tmp_path, capsys):
     assert exit_info.value.code == 2 and "holds an unfinished world: add --resume" in capsys.readouterr().err
 
 
-def test_the_whole_version_is_no_split_the_devkit_evaluates(synthetic_root, tmp_path, capsys):
-    """(The loader takes --split all; the devkit refused it after the detection pass.)"""
+@pytest.mark.parametrize("tool", ["test", "compare_evaluations", "robustness"])
+def test_the_whole_version_is_no_split_the_devkit_evaluates(synthetic_root, tmp_path, capsys, tool):
+    """(The loader takes --split all; the devkit refused it after the detection pass, and tools/compare_evaluations.py
+    with "Custom split requested, but no valid file found at .../splits.json", about a file no one asked for.)"""
+    from perception.cli import compare_evaluations, robustness
+
+    main, leading = {"test": (test.main, ["--oracle"]),
+                     "compare_evaluations": (compare_evaluations.main, [str(tmp_path / "evaluation")]),
+                     "robustness": (robustness.main, [FUSION_TINY, str(LIDAR_ONLY_CHECKPOINT)])}[tool]
     with pytest.raises(SystemExit) as exit_info:
-        test.main(["--oracle", *data_args(synthetic_root, split="all"), "--out", str(tmp_path)])
+        main([*leading, *data_args(synthetic_root, split="all"), "--out", str(tmp_path / "out")])
     assert exit_info.value.code == 2 and "--split all: nuscenes-devkit evaluates a split it knows" in \
         capsys.readouterr().err
 
