@@ -14,9 +14,7 @@ from perception.cli.backend import add_backend_options, check_model_or_oracle, m
 from perception.datasets.corruptions import CorruptFrames, parse_cell
 from perception.detector import Detector, OracleDetector
 from perception.engine import end_distributed, init_distributed_from_env
-from perception.eval.ablations import (ABLATIONS, ABLATIONS_MARKDOWN, ablation_folder, remove_earlier_ablations,
-                                       write_ablation_table)
-from perception.eval.detection import NoDetectionsError
+from perception.eval.ablations import ABLATIONS, AblationRun, ablation_folder, evaluate_ablations
 from perception.eval.report import summary_table
 from perception.eval.runner import PREDICTIONS_RUN_FILE, RESULTS_FILE, DataOptions, Shard, evaluate_split
 from perception.models.ego_mlp import load_ego_mlp
@@ -85,6 +83,23 @@ def detector_from_args(args: argparse.Namespace) -> tuple:
     return detector, f"{args.config} @ {args.checkpoint}{backend}{zero_shot}"
 
 
+def _print_run(run: AblationRun, version: str, is_main: bool) -> None:
+    """What one evaluation (an ablation, or the only run, named '') gave: where its report went with its summary,
+    why it was not scored, or, on the main process of a version without annotations, what to do with its
+    submission."""
+    if run.not_scored:
+        print(f"{run.name}: not scored: {run.not_scored}")
+    elif run.metrics is None:
+        if is_main:
+            print(f"wrote {os.path.join(run.out_dir, RESULTS_FILE)}; {version} has no annotations, so no detection or "
+                  f"decision metrics: submit it to the nuScenes server")
+    else:
+        unreadable = run.metrics["run"]["unreadable_files"]
+        if unreadable:
+            print(f"{len(unreadable)} unreadable files skipped (no detections on their frames), listed in the report")
+        print(f"{run.name or 'evaluation'}: {os.path.join(run.out_dir, 'report.md')}\n{summary_table(run.metrics)}")
+
+
 def run(argv: Optional[Sequence[str]] = None) -> List[dict]:
     """Parses ``argv`` and evaluates; returns the metrics.json content of each run on the main process (one, or
     one per ablation), nothing on the other processes."""
@@ -94,6 +109,10 @@ def run(argv: Optional[Sequence[str]] = None) -> List[dict]:
     check_model_or_oracle(parser, args, ["--zero-shot"])
     if args.ablations and args.drop:
         parser.error("--ablations runs its own sensor sets; leave out --drop")
+    if args.oracle and (args.ablations or args.drop):
+        parser.error(f"--oracle keeps the ground truth that the annotations count LiDAR or radar points in, whatever "
+                     f"sensor is dropped: its rows would claim a drop it ignores; leave out "
+                     f"{'--ablations' if args.ablations else '--drop'}")
     check_evaluated_split(parser, "--split", args.split)
     check_data_root(parser, args.dataroot, args.version)
     check_output_path(parser, "--out", args.out)
@@ -116,37 +135,20 @@ def run(argv: Optional[Sequence[str]] = None) -> List[dict]:
     data = DataOptions(args.dataroot, args.version, args.split, lidar_sweeps, radar_sweeps, image_size, args.batch_size,
                        args.workers, args.skip_corrupt_files)
     ego_mlp = load_ego_mlp(args.ego_mlp) if args.ego_mlp else None
-    runs = ABLATIONS if args.ablations else (("", tuple(args.drop)),)
-    if args.ablations and not args.resume and shard.is_main:
-        remove_earlier_ablations(args.out)
-    results, table_rows = [], []
-    for name, drop in runs:
-        out_dir = os.path.join(args.out, ablation_folder(name)) if name else args.out
-        try:
-            metrics = evaluate_split(detector, description, nusc, data, out_dir, drop=drop, shard=shard,
-                                     render_curves=not args.no_plots, verbose=args.verbose, transform=args.corrupt,
-                                     ego_mlp=ego_mlp, resume=args.resume, provenance=provenance)
-        except NoDetectionsError as error:
-            if not args.ablations:
-                raise
-            print(f"{name}: not scored: {error}")
-            continue
-        if metrics is None:
-            if shard.is_main:
-                print(f"wrote {os.path.join(out_dir, RESULTS_FILE)}; {args.version} has no annotations, so no "
-                      f"detection or decision metrics: submit it to the nuScenes server")
-            continue
-        results.append(metrics)
-        table_rows.append((name, drop, metrics))
-        unreadable = metrics["run"]["unreadable_files"]
-        if unreadable:
-            print(f"{len(unreadable)} unreadable files skipped (no detections on their frames), listed in the report")
-        print(f"{name or 'evaluation'}: {os.path.join(out_dir, 'report.md')}\n{summary_table(metrics)}")
-    if args.ablations and table_rows and table_rows[0][0] != ABLATIONS[0][0]:
-        print(f"no sensor-failure table: its reference, {ABLATIONS[0][0]!r}, was not scored")
-    elif args.ablations and table_rows:
-        write_ablation_table(args.out, table_rows)
-        print(f"sensor-failure table: {os.path.join(args.out, ABLATIONS_MARKDOWN)}")
+    options = dict(shard=shard, resume=args.resume, render_curves=not args.no_plots, verbose=args.verbose,
+                   transform=args.corrupt, ego_mlp=ego_mlp, provenance=provenance)
+    if args.ablations:
+        runs, table = evaluate_ablations(detector, description, nusc, data, args.out,
+                                         on_run=lambda ablation: _print_run(ablation, args.version, shard.is_main),
+                                         **options)
+        if table:
+            print(table)
+    else:
+        dropped = tuple(args.drop)
+        metrics = evaluate_split(detector, description, nusc, data, args.out, drop=dropped, **options)
+        runs = [AblationRun("", dropped, args.out, metrics)]
+        _print_run(runs[0], args.version, shard.is_main)
+    results = [run.metrics for run in runs if run.metrics is not None]
     end_distributed()
     return results
 

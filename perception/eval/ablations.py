@@ -1,16 +1,19 @@
-"""Sensor-failure ablations: the standard set of inputs blanked at the loader, and the robustness table."""
+"""Sensor-failure ablations: the standard set of inputs blanked at the loader, their evaluation, and the robustness
+table."""
 from __future__ import annotations
 
 import json
 import os
-from typing import List, Mapping, Sequence, Tuple
+from typing import Any, Callable, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from nuscenes.eval.detection.constants import TP_METRICS
+from nuscenes.nuscenes import NuScenes
 
-from perception.eval.detection import TP_ERROR_NAMES
+from perception.detector import Detector
+from perception.eval.detection import TP_ERROR_NAMES, NoDetectionsError
 from perception.eval.logged_drive import RULES_ON_DETECTIONS
 from perception.eval.report import format_number, markdown_table
-from perception.eval.runner import PREDICTIONS_RUN_FILE, remove_earlier_run
+from perception.eval.runner import PREDICTIONS_RUN_FILE, DataOptions, Shard, evaluate_split, remove_earlier_run
 
 ABLATIONS: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
     ("all sensors", ()),
@@ -98,3 +101,46 @@ def write_ablation_table(out_dir: str, runs: Sequence[Tuple[str, Sequence[str], 
     with open(os.path.join(out_dir, ABLATIONS_MARKDOWN), "w") as handle:
         handle.write(text)
     return rows
+
+
+class AblationRun(NamedTuple):
+    """One ablation of evaluate_ablations: its name, the sensor groups dropped, its output folder and its
+    metrics.json content (None on the other processes, on a version without annotations, and when it had no box to
+    score: ``not_scored`` then holds why)."""
+
+    name: str
+    dropped: Tuple[str, ...]
+    out_dir: str
+    metrics: Optional[dict]
+    not_scored: Optional[str] = None
+
+
+def evaluate_ablations(detector: Detector, detector_name: str, nusc: Optional[NuScenes], data: DataOptions,
+                       out_dir: str, shard: Shard = Shard(), resume: bool = False,
+                       on_run: Callable[[AblationRun], None] = lambda run: None, **options: Any
+                       ) -> Tuple[List[AblationRun], str]:
+    """Every ABLATIONS run of ``detector`` into its ablation_folder under ``out_dir`` (evaluate_split with the run's
+    sensor groups dropped; ``resume`` and ``options`` go to it), a fresh one first removing the earlier runs
+    (remove_earlier_ablations, on the main process); ``on_run`` is called with each run as it ends. A run with no
+    box to score (NoDetectionsError) is left out of the table, which is written (write_ablation_table) when the
+    reference, the first run, was scored. Returns the runs and a line on the table: where it went, why none was
+    written, or '' where no run was scored (the other processes)."""
+    if not resume and shard.is_main:
+        remove_earlier_ablations(out_dir)
+    runs = []
+    for name, dropped in ABLATIONS:
+        folder = os.path.join(out_dir, ablation_folder(name))
+        try:
+            metrics = evaluate_split(detector, detector_name, nusc, data, folder, drop=dropped, shard=shard,
+                                     resume=resume, **options)
+            runs.append(AblationRun(name, dropped, folder, metrics))
+        except NoDetectionsError as error:
+            runs.append(AblationRun(name, dropped, folder, None, str(error)))
+        on_run(runs[-1])
+    scored = [(run.name, run.dropped, run.metrics) for run in runs if run.metrics is not None]
+    if not scored:
+        return runs, ""
+    if runs[0].metrics is None:
+        return runs, f"no sensor-failure table: its reference, {ABLATIONS[0][0]!r}, was not scored"
+    write_ablation_table(out_dir, scored)
+    return runs, f"sensor-failure table: {os.path.join(out_dir, ABLATIONS_MARKDOWN)}"

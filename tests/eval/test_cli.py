@@ -17,6 +17,7 @@ from perception.cli.test import run
 from perception.datasets.splits import split_sample_tokens
 from perception.decision import PlannerConfig
 from perception.detector import OracleDetector
+from perception.eval.ablations import evaluate_ablations
 from perception.eval.logged_drive import planned_frame_for_sample
 from perception.eval.runner import DataOptions, decision_metrics, evaluate_split
 from perception.geometry import Boxes3D
@@ -122,8 +123,22 @@ def test_drop_blanks_the_sensor_at_the_input(synthetic_root, nusc_synthetic, tmp
     assert (meta["use_lidar"], meta["use_radar"], meta["use_camera"]) == (False, True, False)
 
 
-def test_ablations_write_one_table(synthetic_root, tmp_path):
-    metrics = run(["--oracle", "--ablations", "--no-plots", *_data_args(synthetic_root), "--out", str(tmp_path)])
+def _oracle_ablations(root, nusc, out, skip_corrupt_files=False, **options) -> tuple:
+    """evaluate_ablations of the oracle on SPLIT of the world at ``root`` into ``out``, without plots (tools/test.py
+    refuses the oracle with --ablations: its rows would claim drops it ignores)."""
+    data = DataOptions(str(root), TINY_WORLD["version"], SPLIT, lidar_sweeps=1, radar_sweeps=1,
+                       skip_corrupt_files=skip_corrupt_files)
+    return evaluate_ablations(OracleDetector(), "oracle", nusc, data, str(out), render_curves=False, **options)
+
+
+def test_ablations_write_one_table(synthetic_root, nusc_synthetic, tmp_path):
+    ended = []
+    runs, table = _oracle_ablations(synthetic_root, nusc_synthetic, tmp_path, on_run=ended.append)
+    assert ended == runs and table == f"sensor-failure table: {tmp_path / 'ablations.md'}"
+    metrics = [ablation.metrics for ablation in runs]
+    assert [ablation.out_dir for ablation in runs] == [str(tmp_path / name) for name in
+                                                       ("all_sensors", "no_camera", "no_radar", "no_lidar",
+                                                        "lidar_only")]
     rows = _read(tmp_path / "ablations.json")
     assert [row["name"] for row in rows] == ["all sensors", "no camera", "no radar", "no LiDAR", "LiDAR only"]
     assert [row["sensors"] for row in rows] == [["lidar", "radar", "camera"], ["lidar", "radar"],
@@ -136,9 +151,26 @@ def test_ablations_write_one_table(synthetic_root, tmp_path):
     assert "| no LiDAR | radar, camera |" in (tmp_path / "ablations.md").read_text()
 
 
-def test_no_sensor_failure_table_without_its_reference(synthetic_root, tmp_path, monkeypatch, capsys):
+def test_the_ablations_of_a_model_report_each_run_as_it_ends(synthetic_root, tmp_path, capsys):
+    """tools/test.py --ablations with the shipped LiDAR-only model: a drop of the sensors it does not read changes
+    nothing, a drop of LiDAR leaves it blind (mAP 0); each run's summary is printed, then the table's path."""
+    metrics = run([str(REPO_ROOT / "configs" / "lidar_only.py"), str(REPO_ROOT / "checkpoints" / "lidar_only.pth"),
+                   "--ablations", "--no-plots", *_data_args(synthetic_root), "--out", str(tmp_path)])
+    rows = _read(tmp_path / "ablations.json")
+    assert [row["name"] for row in rows] == ["all sensors", "no camera", "no radar", "no LiDAR", "LiDAR only"]
+    assert [row["sensors"] for row in rows] == [["lidar"], ["lidar"], ["lidar"], [], ["lidar"]]
+    assert [m["mean_ap"] for m in metrics] == [row["mean_ap"] for row in rows]
+    assert rows[0]["mean_ap"] > 0 and rows[3]["mean_ap"] == 0.0
+    assert [row["mean_ap"] for row in rows[1:3] + rows[4:]] == [rows[0]["mean_ap"]] * 3
+    printed = [line for line in capsys.readouterr().out.splitlines() if "report.md" in line or "table" in line]
+    assert printed == [f"{name}: {tmp_path / folder / 'report.md'}" for name, folder in (
+        ("all sensors", "all_sensors"), ("no camera", "no_camera"), ("no radar", "no_radar"), ("no LiDAR", "no_lidar"),
+        ("LiDAR only", "lidar_only"))] + [f"sensor-failure table: {tmp_path / 'ablations.md'}"]
+
+
+def test_no_sensor_failure_table_without_its_reference(synthetic_root, nusc_synthetic, tmp_path, monkeypatch):
     """Where "all sensors" is not scored, the next row became the reference of every delta, silently."""
-    import perception.cli.test
+    import perception.eval.ablations
     from perception.eval.detection import NoDetectionsError
 
     def only_without_camera(detector, name, nusc, data, out_dir, drop=(), **kwargs):
@@ -146,9 +178,14 @@ def test_no_sensor_failure_table_without_its_reference(synthetic_root, tmp_path,
             raise NoDetectionsError(f"{out_dir}: not scored")
         return evaluate_split(detector, name, nusc, data, out_dir, drop=drop, **kwargs)
 
-    monkeypatch.setattr(perception.cli.test, "evaluate_split", only_without_camera)
-    run(["--oracle", "--ablations", "--no-plots", *_data_args(synthetic_root), "--out", str(tmp_path)])
-    assert "no sensor-failure table: its reference, 'all sensors', was not scored" in capsys.readouterr().out
+    monkeypatch.setattr(perception.eval.ablations, "evaluate_split", only_without_camera)
+    runs, table = _oracle_ablations(synthetic_root, nusc_synthetic, tmp_path)
+    assert table == "no sensor-failure table: its reference, 'all sensors', was not scored"
+    assert [ablation.not_scored for ablation in runs] == [f"{tmp_path / 'all_sensors'}: not scored", None,
+                                                          f"{tmp_path / 'no_radar'}: not scored",
+                                                          f"{tmp_path / 'no_lidar'}: not scored",
+                                                          f"{tmp_path / 'lidar_only'}: not scored"]
+    assert runs[1].metrics is not None
     assert not (tmp_path / "ablations.md").exists() and not (tmp_path / "ablations.json").exists()
 
 
@@ -156,19 +193,22 @@ def test_an_evaluation_is_not_written_over_another_folder_s_files(synthetic_root
     """(tools/test.py wrote its submission, metrics.json, report.md and plots into any --out, over files of those
     names.)"""
     args = ["--oracle", "--no-plots", *_data_args(synthetic_root)]
+    # the ablations of a model (the oracle's are refused), refused before the model is read
+    ablations = [str(REPO_ROOT / "configs" / "lidar_only.py"), str(tmp_path / "never_read.pth"), "--ablations",
+                 "--no-plots", *_data_args(synthetic_root)]
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "report.md").write_text("mine")
-    for ablations in ([], ["--ablations"]):
+    for argv in (args, ablations):
         with pytest.raises(ValueError, match=f"--out {mine}: holds files but no "):
-            run([*args, *ablations, "--out", str(mine)])
+            run([*argv, "--out", str(mine)])
     assert os.listdir(mine) == ["report.md"] and (mine / "report.md").read_text() == "mine"
     own = tmp_path / "own"
     for again in ([], [], ["--resume"]):  # an evaluation's own folder is evaluated into again, or resumed
         run([*args, "--out", str(own), *again])
     assert (own / "metrics.json").is_file()
     with pytest.raises(ValueError, match="holds files but no all_sensors/predictions_run.json"):
-        run([*args, "--ablations", "--out", str(own)])  # one evaluation's folder is not the ablations' folder
+        run([*ablations, "--out", str(own)])  # one evaluation's folder is not the ablations' folder
 
 
 def test_torchrun_two_processes_match_one(synthetic_root, tmp_path):
@@ -266,14 +306,19 @@ def test_a_resume_detects_a_batch_stopped_midway_whole_again(synthetic_root, tmp
 @pytest.mark.parametrize("argv, message", [
     (["--dataroot", "/nonexistent"], "CONFIG and CHECKPOINT are required"),
     (["--oracle", "--ablations", "--drop", "lidar"], "leave out --drop"),
+    (["--oracle", "--ablations"], "--oracle keeps the ground truth that the annotations count LiDAR or radar points "
+                                  "in, whatever sensor is dropped: its rows would claim a drop it ignores; leave out "
+                                  "--ablations"),
+    (["--oracle", "--drop", "lidar"], "whatever sensor is dropped: its rows would claim a drop it ignores; leave out "
+                                      "--drop"),
     (["--oracle", "--dataroot", "/nonexistent", "--version", "v9"], "no nuScenes tables at /nonexistent/v9"),
     (["--oracle", "--lidar-sweeps", "0"], "a number of sweeps must be >= 1 (the keyframe's own), got 0"),
     (["--oracle", "--radar-sweeps", "two"], "a number of sweeps must be an integer, got 'two'"),
 ])
 def test_bad_arguments_are_refused(argv, message, capsys):
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as exit_info:
         run(argv)
-    assert message in capsys.readouterr().err
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
 
 
 def test_config_and_checkpoint_load_the_model(synthetic_root, tmp_path):
@@ -411,14 +456,16 @@ def test_a_fresh_run_of_the_ablations_that_fails_leaves_nothing_of_the_earlier_o
     """(The earlier table and the later ablations' results stayed beside the fresh run's first predictions.)"""
     from perception.datasets.io import CorruptFileError
 
+    from nuscenes.nuscenes import NuScenes
+
     root = _world_with_a_cut_lidar_file(synthetic_root, nusc_synthetic, tmp_path)
     out = tmp_path / "out"
-    args = ["--oracle", "--ablations", "--no-plots", *_data_args(root), "--out", str(out)]
-    run([*args, "--skip-corrupt-files"])
+    nusc = NuScenes(TINY_WORLD["version"], str(root), verbose=False)
+    _oracle_ablations(root, nusc, out, skip_corrupt_files=True)
     folders = ["all_sensors", "no_camera", "no_radar", "no_lidar", "lidar_only"]
     assert set(os.listdir(out)) == {"ablations.md", "ablations.json", *folders}
     with pytest.raises(CorruptFileError):  # in the first run, all sensors
-        run(args)
+        _oracle_ablations(root, nusc, out)
     assert set(os.listdir(out)) == set(folders)
     assert set(os.listdir(out / "all_sensors")) == {"predictions.jsonl", "predictions_run.json"}
     assert all(os.listdir(out / folder) == [] for folder in folders[1:])
