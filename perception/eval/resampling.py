@@ -86,21 +86,13 @@ def percentile_interval(values: np.ndarray, level: float = INTERVAL_LEVEL) -> Tu
     return float(lower), float(upper)
 
 
-def checked_results(path: str, split_tokens: Sequence[str], split: str) -> str:
-    """``path``, a submission file, when it predicts exactly the split's keyframes and passes check_submission;
-    FileNotFoundError / ValueError naming it otherwise (the devkit would stop on an assertion)."""
+def checked_results(path: str, split_tokens: Sequence[str]) -> str:
+    """``path``, a submission file, when it passes check_submission against the split's keyframes ``split_tokens``
+    (exactly those predicted, every box of the format); FileNotFoundError / ValueError naming it otherwise (the devkit
+    would stop on an assertion)."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: no such file (give a folder tools/test.py wrote with --out)")
-    submission = read_json(path)
-    if not isinstance(submission, dict) or not isinstance(submission.get("results"), dict):
-        raise ValueError(f"{path}: not a nuScenes detection submission (a JSON object with 'results' per keyframe)")
-    predicted = set(submission["results"])
-    if predicted != set(split_tokens):
-        outside, missed = len(predicted - set(split_tokens)), len(set(split_tokens) - predicted)
-        raise ValueError(f"{path}: predicts {len(predicted)} keyframes, {outside} of them outside split {split!r} of "
-                         f"{len(split_tokens)}, and misses {missed} of its keyframes (evaluate every folder on that "
-                         f"split)")
-    check_submission(submission, split_tokens, source=path)
+    check_submission(read_json(path), split_tokens, source=path)
     return path
 
 
@@ -115,7 +107,7 @@ def resampled_comparison(nusc: NuScenes, split: str, result_paths: Sequence[str]
         raise ValueError(f"{len(names)} names for {len(result_paths)} submissions")
     percentile_interval(np.zeros(1), level)  # a level outside (0, 1) stops here, before the evaluations
     tokens = split_sample_tokens(nusc, split)
-    paths = [checked_results(path, tokens, split) for path in result_paths]
+    paths = [checked_results(path, tokens) for path in result_paths]
     with tempfile.TemporaryDirectory() as scratch:  # the devkit writes its summary files there, not beside the files
         evaluations = [run_detection_eval(nusc, path, split, tempfile.mkdtemp(dir=scratch)) for path in paths]
     resampled = resampled_nd_scores(evaluations, keyframe_draws(len(tokens), num_draws, seed), progress)

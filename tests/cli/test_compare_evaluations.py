@@ -42,8 +42,9 @@ def test_bad_folders_are_one_line(nusc_synthetic, synthetic_root, tmp_path, caps
     imperfect_evaluation(nusc_synthetic, "synth_train", tmp_path / "train")
     capsys.readouterr()  # the devkit's progress bars
     line = one_error_line(main, [str(tmp_path / "train"), *data_args(synthetic_root), "--out", str(tmp_path)], capsys)
-    assert f"{tmp_path / 'train' / 'results_nusc.json'}: predicts" in line and "outside split 'synth_val'" in line
-    assert "and misses 4 of its keyframes" in line  # synth_val's 4, none predicted
+    # one check, check_submission's (checked_results compared the keyframes with the split first, in other words)
+    assert f"{tmp_path / 'train' / 'results_nusc.json'}: 4 of the 4 samples of the split missing" in line
+    assert "; samples not in the split (4), e.g. " in line  # synth_val's 4, none predicted; synth_train's 4
     line = one_error_line(main, [str(tmp_path / "none"), *data_args(synthetic_root), "--out", str(tmp_path)], capsys)
     assert f"{tmp_path / 'none' / 'results_nusc.json'}: no such file" in line
     with pytest.raises(SystemExit) as exit_info:  # named by the parser, before any work

@@ -117,8 +117,8 @@ def test_a_submission_that_is_not_an_object_is_named(tmp_path):
     path = tmp_path / "results_nusc.json"
     for content in ([1, 2], {"meta": {}}):
         path.write_text(json.dumps(content))
-        with pytest.raises(ValueError, match=f"{path}: not a nuScenes detection submission"):
-            checked_results(str(path), ["token"], "val")
+        with pytest.raises(ValueError, match=f"{path}: a submission is a dict with 'meta' and 'results'"):
+            checked_results(str(path), ["token"])
 
 
 def test_a_record_as_read_back_from_its_file(tmp_path):
