@@ -13,6 +13,8 @@ from typing import Sequence, Tuple
 import numba
 import numpy as np
 
+from perception.ops._backend import cpu_kernel
+
 
 def cell_key(x, y, z, low, size, counts):
     """Linear key ``(cz * ny + cy) * nx + cx`` of the cell of point (x, y, z), -1 when outside or non-finite.
@@ -25,7 +27,7 @@ def cell_key(x, y, z, low, size, counts):
     return (np.int64(qz) * counts[1] + np.int64(qy)) * counts[0] + np.int64(qx) if inside else np.int64(-1)
 
 
-cell_key_cpu = numba.njit(inline="always", cache=True)(cell_key)
+cell_key_cpu = cpu_kernel(inline="always")(cell_key)
 
 
 @dataclass(frozen=True)
@@ -95,7 +97,7 @@ cache misses in flight; mixed with divisions and dependent look-ups it keeps few
 keys of 303k points took 0.9 instead of 1.4 ms, and the copy into the voxels 0.1-0.3 ms less."""
 
 
-@numba.njit(parallel=True, cache=True)
+@cpu_kernel(parallel=True)
 def point_keys_cpu(xyz_source, low, size, counts, keys, num_chunks):
     """Fill ``keys`` (N,) (int32 or int64, see Grid3D.key_dtype) with the ``cell_key`` of the first 3 columns of
     ``xyz_source`` (N, C) float32, -1 when dropped; returns ``keys``. One contiguous range of points per chunk, a
@@ -131,10 +133,10 @@ def write_cell(key, counts, out, row, offset):
         out[row, offset + 2] = key % counts[0]
 
 
-write_cell_cpu = numba.njit(inline="always", cache=True)(write_cell)
+write_cell_cpu = cpu_kernel(inline="always")(write_cell)
 
 
-@numba.njit(parallel=True, cache=True)
+@cpu_kernel(parallel=True)
 def decode_keys_cpu(keys, counts, with_batch):
     """(M, 4) int32 [0, z, y, x] (with_batch) or (M, 3) [z, y, x] cells of linear ``keys`` (M,), -1 rows for
     negative keys."""

@@ -9,6 +9,8 @@ from typing import Tuple
 import numba
 import numpy as np
 
+from perception.ops._backend import cpu_kernel
+
 
 def group_keys_reference(keys: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     """Plain numpy grouping of equal non-negative ``keys`` (N,) in first-appearance order (the reference the
@@ -33,7 +35,7 @@ def table_bits(num_entries):
     return bits
 
 
-table_bits_cpu = numba.njit(cache=True)(table_bits)
+table_bits_cpu = cpu_kernel()(table_bits)
 
 
 SLOT_MULTIPLIER = 2654435761
@@ -48,10 +50,10 @@ def hash_bits(key, multiplier, bits):
     return np.int64(hashed >> np.uint64(32 - bits))
 
 
-hash_bits_cpu = numba.njit(inline="always", cache=True)(hash_bits)
+hash_bits_cpu = cpu_kernel(inline="always")(hash_bits)
 
 
-@numba.njit(inline="always", cache=True)
+@cpu_kernel(inline="always")
 def find_slot_cpu(table, key, bits):
     """Index of ``key``'s slot in an open-addressing ``table`` of 2**bits slots, or of the empty slot where it
     would go: (2 * 2**bits,) of the keys' dtype, slot h holding its key at 2h (-1 = empty) and its value at 2h + 1
@@ -63,7 +65,7 @@ def find_slot_cpu(table, key, bits):
     return 2 * h
 
 
-@numba.njit(cache=True)
+@cpu_kernel()
 def _group_chunk(keys, start, stop, capacity, table, bits, chunk_group, chunk_rank, chunk_keys, chunk_sizes):
     """Serial first-appearance grouping of keys[start:stop] (keys < 0 skipped) into at most ``capacity`` groups,
     recorded in ``table`` (2**bits empty slots, see find_slot_cpu): chunk_group[i] = the key's group j in the
@@ -96,7 +98,7 @@ def _group_chunk(keys, start, stop, capacity, table, bits, chunk_group, chunk_ra
 
 # Read best whole: its two phases, grouping each chunk and merging the later chunks into the first,
 # share a dozen arrays that a split would pass back and forth.
-@numba.njit(parallel=True, cache=True)
+@cpu_kernel(parallel=True)
 def group_keys_cpu(keys, max_groups, num_chunks):
     """Group equal non-negative ``keys`` (N,) int32 / int64 in first-appearance order; keys first seen after
     ``max_groups`` groups exist are dropped.
@@ -180,7 +182,7 @@ def group_keys_cpu(keys, max_groups, num_chunks):
             chunk)
 
 
-@numba.njit(inline="always", cache=True)
+@cpu_kernel(inline="always")
 def point_group_and_rank(i, start, chunk_group, chunk_rank, group_of, members_before):
     """(global group, rank among all its members in input order) of point i in the chunk starting at point
     ``start`` (group_keys_cpu's arrays); (-1, -1) when its key was dropped."""
@@ -190,7 +192,7 @@ def point_group_and_rank(i, start, chunk_group, chunk_rank, group_of, members_be
     return group_of[start + local], members_before[start + local] + chunk_rank[i]
 
 
-@numba.njit(parallel=True, cache=True)
+@cpu_kernel(parallel=True)
 def group_points_cpu(keys, max_groups, max_members, num_chunks):
     """group_keys_cpu resolved per point, members beyond ``max_members`` of their group dropped: point_group (N,)
     int32 (-1 dropped), point_slot (N,) int32 (rank in the group, input order; -1 dropped), group_keys (M,),

@@ -32,15 +32,15 @@ import numba
 import numpy as np
 import torch
 
-from perception.ops._backend import CudaCall, as_numpy, check_float, resolve_backend
+from perception.ops._backend import CudaCall, as_numpy, check_float, cpu_kernel, resolve_backend
 from perception.ops._frustum_layout import pixel_of_point, point_of_pixel
 from perception.ops._grid import Grid3D, point_keys_cpu
 
 INTERVALS_PER_TASK = 256
 """Intervals one Numba task sums (one accumulator allocation per task)."""
 
-_pixel_of_point_cpu = numba.njit(cache=True)(pixel_of_point)
-_point_of_pixel_cpu = numba.njit(cache=True)(point_of_pixel)
+_pixel_of_point_cpu = cpu_kernel()(pixel_of_point)
+_point_of_pixel_cpu = cpu_kernel()(point_of_pixel)
 
 
 @dataclass(frozen=True)
@@ -123,7 +123,7 @@ def _intervals_by_torch_sort(keys: torch.Tensor, grid: Grid3D, frustum_shape) ->
     return point_order, interval_ends - lengths, interval_ends, interval_cells
 
 
-@numba.njit(parallel=True, cache=True)
+@cpu_kernel(parallel=True)
 def _bev_cells_cpu(keys, plane, points_per_batch):
     """(P,) int64 flat BEV cell b * plane + (y * nx + x) of each point's voxel key (z collapsed), -1 dropped."""
     cells = np.empty(keys.size, np.int64)
@@ -132,7 +132,7 @@ def _bev_cells_cpu(keys, plane, points_per_batch):
     return cells
 
 
-@numba.njit(cache=True)
+@cpu_kernel()
 def _counting_sort_cpu(cells, num_cells):
     """Stable counting sort of the kept points by cell: O(P + num_cells), one pass to count, one to place."""
     offsets = np.zeros(num_cells + 1, np.int64)
@@ -191,7 +191,7 @@ def _bev_pool_reference(depth: torch.Tensor, context: torch.Tensor, geometry: BE
     return canvas.view(batch, ny, nx, channels).permute(0, 3, 1, 2).contiguous()
 
 
-@numba.njit(parallel=True, cache=True)
+@cpu_kernel(parallel=True)
 def _pool_forward_cpu(depth, context, point_order, interval_starts, interval_ends, interval_cells, batch, plane,
                       depth_bins, pixels_per_image):
     """(B, C, plane) sums over each interval's points of depth[point] * context[its pixel] into the interval's cell;
@@ -217,7 +217,7 @@ def _pool_forward_cpu(depth, context, point_order, interval_starts, interval_end
     return out
 
 
-@numba.njit(parallel=True, cache=True)
+@cpu_kernel(parallel=True)
 def _point_cells_cpu(point_order, interval_starts, interval_ends, interval_cells, num_points):
     """(P,) the flat cell (b * plane + cell) each frustum point is pooled into, -1 for a dropped point."""
     cells = np.full(num_points, -1, np.int64)
@@ -227,7 +227,7 @@ def _point_cells_cpu(point_order, interval_starts, interval_ends, interval_cells
     return cells
 
 
-@numba.njit(parallel=True, cache=True)
+@cpu_kernel(parallel=True)
 def _pool_backward_cpu(cell_grad, depth, context, point_cells, depth_bins, pixels_per_image):
     """Gradients of depth (P,) and context (B * N * H * W, C) from cell_grad (B * plane, C), the output gradient of
     each flat cell: a point's depth takes its cell's gradient dotted with its pixel's context, a pixel's context the

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-import numba
 import numpy as np
 import torch
 
-from perception.ops._backend import as_numpy, check_float, is_torch, like, resolve_backend, whole_number
+from perception.ops._backend import (as_numpy, check_float, cpu_kernel, is_torch, like, resolve_backend,
+                                     whole_number)
 from perception.ops._circle_distance import within_radius
 
 Array = Any  # np.ndarray or torch.Tensor
@@ -41,10 +41,10 @@ def _keep_reference(centers: np.ndarray, order: np.ndarray, radius_sq: float, ma
     return np.asarray(keep, dtype=np.int64)
 
 
-_within_radius_cpu = numba.njit(inline="always", cache=True)(within_radius)
+_within_radius_cpu = cpu_kernel(inline="always")(within_radius)
 
 
-@numba.njit(cache=True)
+@cpu_kernel()
 def _keep_cpu(centers, order, radius_sq, max_keep):
     n = order.size
     suppressed = np.zeros(n, np.bool_)

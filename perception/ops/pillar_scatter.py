@@ -13,7 +13,7 @@ import numba
 import numpy as np
 import torch
 
-from perception.ops._backend import check_float, check_torch, resolve_backend, whole_number
+from perception.ops._backend import check_float, check_torch, cpu_kernel, resolve_backend, whole_number
 
 
 def _flat_cells(coords: torch.Tensor, batch_size: int, grid_shape: Tuple[int, int]) -> torch.Tensor:
@@ -30,7 +30,7 @@ def _flat_cells(coords: torch.Tensor, batch_size: int, grid_shape: Tuple[int, in
     return (picked[:, 0] * ny + picked[:, 1]) * nx + picked[:, 2]
 
 
-@numba.njit(parallel=True, cache=True)
+@cpu_kernel(parallel=True)
 def _scatter_cpu(features_by_channel, cells, batch_size, plane):
     """(B, C, plane) canvas from features_by_channel (C, M) and flat cells (M,): parallel over channels, so no
     two threads write one canvas element and the sums run in pillar order."""
@@ -43,7 +43,7 @@ def _scatter_cpu(features_by_channel, cells, batch_size, plane):
     return canvas
 
 
-@numba.njit(parallel=True, cache=True)
+@cpu_kernel(parallel=True)
 def _gather_cpu(canvas_grad, cells, plane):
     """(M, C) gradient of the pillar features: the canvas gradient (B, C, plane) at each pillar's cell."""
     channels = canvas_grad.shape[1]

@@ -15,7 +15,7 @@ import numba
 import numpy as np
 
 from perception.geometry import Boxes3D
-from perception.ops._backend import as_numpy, check_points, cpu_threads_for, like, resolve_backend
+from perception.ops._backend import as_numpy, check_points, cpu_kernel, cpu_threads_for, like, resolve_backend
 from perception.ops._box_containment import box_table, inside_box
 
 Array = Any  # np.ndarray or torch.Tensor
@@ -31,10 +31,10 @@ def _as_boxes(boxes: Union[Boxes3D, Array]) -> Boxes3D:
     return Boxes3D(array[:, :3], array[:, 3:6], array[:, 6])
 
 
-_inside_box_cpu = numba.njit(cache=True)(inside_box)
+_inside_box_cpu = cpu_kernel()(inside_box)
 
 
-@numba.njit(parallel=True, cache=True)
+@cpu_kernel(parallel=True)
 def _first_box_cpu(points, table):
     out = np.full(points.shape[0], -1, np.int64)
     for i in numba.prange(points.shape[0]):
@@ -46,7 +46,7 @@ def _first_box_cpu(points, table):
     return out
 
 
-@numba.njit(parallel=True, cache=True)
+@cpu_kernel(parallel=True)
 def _mask_cpu(points, table):
     mask = np.zeros((table.shape[0], points.shape[0]), np.bool_)
     for i in numba.prange(points.shape[0]):

@@ -17,7 +17,7 @@ import numba
 import numpy as np
 import torch
 
-from perception.ops._backend import as_numpy, check_float, cpu_threads_for, is_torch, resolve_backend
+from perception.ops._backend import as_numpy, check_float, cpu_kernel, cpu_threads_for, is_torch, resolve_backend
 from perception.ops._grouping import group_keys_reference, group_points_cpu
 
 Array = Any  # np.ndarray or torch.Tensor
@@ -53,7 +53,7 @@ def _strides(radices: torch.Tensor) -> torch.Tensor:
     return strides
 
 
-@numba.njit(parallel=True, cache=True)
+@cpu_kernel(parallel=True)
 def _column_radices_cpu(coords, num_chunks):
     """(K,) int64 1 + the largest value of each column of coords (N, K) over the rows without a negative entry (1
     when there are none)."""
@@ -74,7 +74,7 @@ def _column_radices_cpu(coords, num_chunks):
     return radices
 
 
-@numba.njit(parallel=True, cache=True)
+@cpu_kernel(parallel=True)
 def _linear_keys_cpu(coords, strides, num_chunks):
     """(N,) int64 sum_j coords[i, j] * strides[j] of each row of coords (N, K), -1 for a row with a negative entry."""
     n, k = coords.shape
@@ -109,7 +109,7 @@ def _reduce_reference(features: np.ndarray, keys: np.ndarray, reduce: str):
     return maxima, point_group, group_keys, counts, holder
 
 
-@numba.njit(parallel=True, cache=True)
+@cpu_kernel(parallel=True)
 def _reduce_cpu(features, point_group, num_groups, take_max):
     """(M, C) per-group sums (take_max False) or maxima with the first point holding each (take_max True);
     parallel over channels, points in input order."""

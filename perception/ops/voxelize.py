@@ -22,8 +22,8 @@ import numba
 import numpy as np
 import torch
 
-from perception.ops._backend import (CudaCall, as_numpy, check_points, cpu_threads_for, is_torch, like, resolve_backend,
-                                     whole_number)
+from perception.ops._backend import (CudaCall, as_numpy, check_points, cpu_kernel, cpu_threads_for, is_torch, like,
+                                     resolve_backend, whole_number)
 from perception.ops._grid import POINT_BLOCK, Grid3D, decode_keys_cpu, point_keys_cpu, write_cell_cpu
 from perception.ops._grouping import group_keys_cpu, group_keys_reference, point_group_and_rank
 
@@ -61,7 +61,7 @@ def _hard_voxelize_reference(points: np.ndarray, grid: Grid3D, max_points: int, 
 # --------------------------------------------------------------------------------------------- Numba CPU
 
 
-@numba.njit(parallel=True, cache=True)
+@cpu_kernel(parallel=True)
 def _gather_voxels_cpu(points, chunk_group, chunk_rank, group_of, members_before, voxel_keys, voxel_totals, chunk,
                        max_points, counts):
     """voxels (M, max_points, C) float32 (each kept point copied to its slot, the other slots zeroed), coords (M, 4)

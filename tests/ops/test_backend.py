@@ -1,6 +1,9 @@
 """Backend choice and lazy loading of perception.ops."""
+import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,6 +25,48 @@ def test_importing_ops_compiles_nothing_and_leaves_cuda_alone():
     )
     completed = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert completed.returncode == 0, completed.stderr
+
+
+def test_editing_a_helper_file_recompiles_the_kernels_that_call_it(tmp_path):
+    """Numba's cache checks only the cached kernel's own file: with the helper ``inside_box`` of
+    _box_containment.py made strict, points_in_boxes (points_in_boxes.py) kept its old machine code. In a copy of
+    the package: a point on a box's length face (x = length / 2 = 2 m) is inside, faces included ([0]); with
+    ``|x| < length / 2`` it is outside ([-1]), and the second run has to compile that."""
+    package = Path(sys.modules["perception"].__file__).parent
+    shutil.copytree(package, tmp_path / "perception", ignore=shutil.ignore_patterns("__pycache__"))
+    probe = ("import numpy as np\n"
+             "from perception.ops import points_in_boxes\n"
+             "print(points_in_boxes(np.array([[2.0, 0, 0]]), np.array([[0.0, 0, 0, 2, 4, 1, 0]])).tolist())\n")
+    environment = {name: value for name, value in os.environ.items() if name != "NUMBA_CACHE_DIR"}
+    environment["PYTHONPATH"] = str(tmp_path)
+
+    def first_boxes() -> str:
+        completed = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=environment, capture_output=True,
+                                   text=True, timeout=300)
+        assert completed.returncode == 0, completed.stderr
+        return completed.stdout.strip()
+
+    assert first_boxes() == "[0]"
+    helper = tmp_path / "perception" / "ops" / "_box_containment.py"
+    source = helper.read_text()
+    assert source.count("abs(along_length) <= box[5]") == 1
+    helper.write_text(source.replace("abs(along_length) <= box[5]", "abs(along_length) < box[5]"))
+    assert first_boxes() == "[-1]"
+
+
+def test_every_cpu_kernel_caches_under_the_folder_of_the_ops_sources():
+    """A kernel compiled with numba.njit(cache=True) of its own would be cached by its file alone again; the
+    user's Numba cache setting is left as it was for every other function."""
+    import numba
+    from numba.core.registry import CPUDispatcher
+
+    from perception.ops._backend import KERNEL_CACHE_DIR
+
+    kernels = {kernel for name, module in list(sys.modules.items()) if name.startswith("perception.ops.")
+               for kernel in vars(module).values() if isinstance(kernel, CPUDispatcher)}
+    elsewhere = [kernel for kernel in kernels if not kernel._cache._cache_path.startswith(KERNEL_CACHE_DIR)]
+    assert len(kernels) >= 29 and not elsewhere, (len(kernels), elsewhere)
+    assert numba.config.CACHE_DIR == os.environ.get("NUMBA_CACHE_DIR", "")
 
 
 def test_backend_resolution():
