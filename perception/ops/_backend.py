@@ -176,6 +176,13 @@ def check_torch(op: str, name: str, array: Any) -> None:
         raise ValueError(f"{op}: {name} must be a torch tensor; got {type(array).__name__}")
 
 
+def check_integer_cells(op: str, name: str, cells: Any) -> None:
+    """ValueError naming ``op`` and its argument ``name`` when the cell coordinates ``cells`` hold floats (a cast to
+    int would truncate 0.7 and -0.5 into cell 0 without a word)."""
+    if cells.is_floating_point() if is_torch(cells) else np.issubdtype(np.asarray(cells).dtype, np.floating):
+        raise ValueError(f"{op}: {name} must be integer cells; got {cells.dtype}")
+
+
 def whole_number(op: str, name: str, value: Any, least: int) -> int:
     """``value`` as an int; ValueError naming ``op`` and ``name`` unless it is a whole number (an int, or a float
     without a fraction; not a bool or a string) of at least ``least`` (a limit of 2.7 was truncated to 2)."""

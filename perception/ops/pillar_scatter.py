@@ -13,7 +13,8 @@ import numba
 import numpy as np
 import torch
 
-from perception.ops._backend import check_float, check_torch, cpu_kernel, resolve_backend, whole_number
+from perception.ops._backend import (check_float, check_integer_cells, check_torch, cpu_kernel, resolve_backend,
+                                     whole_number)
 
 
 def _flat_cells(coords: torch.Tensor, batch_size: int, grid_shape: Tuple[int, int]) -> torch.Tensor:
@@ -101,6 +102,7 @@ def pillar_scatter(
             f"pillar_scatter: pillar_features must be (M, C) and coords (M, 4) [b, z, y, x]; got "
             f"{tuple(pillar_features.shape)} and {tuple(coords.shape)}"
         )
+    check_integer_cells("pillar_scatter", "coords", coords)
     if len(grid_shape) != 2:
         raise ValueError(f"pillar_scatter: grid_shape must be (ny, nx); got {grid_shape}")
     batch_size = whole_number("pillar_scatter", "batch_size", batch_size, 1)

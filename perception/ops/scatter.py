@@ -17,7 +17,8 @@ import numba
 import numpy as np
 import torch
 
-from perception.ops._backend import as_numpy, check_float, cpu_kernel, cpu_threads_for, is_torch, resolve_backend
+from perception.ops._backend import (as_numpy, check_float, check_integer_cells, cpu_kernel, cpu_threads_for, is_torch,
+                                     resolve_backend)
 from perception.ops._grouping import group_keys_reference, group_points_cpu
 
 Array = Any  # np.ndarray or torch.Tensor
@@ -196,9 +197,7 @@ def scatter_points(
             f"got {tuple(features.shape)} and {tuple(voxel_coords.shape)}"
         )
     check_float("scatter_points", "features", features)
-    if (voxel_coords.is_floating_point() if is_torch(voxel_coords)
-            else np.issubdtype(np.asarray(voxel_coords).dtype, np.floating)):
-        raise ValueError(f"scatter_points: voxel_coords must be integer cells; got {voxel_coords.dtype}")
+    check_integer_cells("scatter_points", "voxel_coords", voxel_coords)
     if reduce == "max" and bool(torch.isnan(features).any() if is_torch(features) else np.isnan(features).any()):
         raise ValueError("scatter_points: reduce 'max' needs features without NaN (the backends would order a NaN "
                          "against numbers each its own way)")

@@ -66,6 +66,15 @@ def test_pillar_scatter_rejects_coords_outside_the_canvas(bad_row):
         pillar_scatter(torch.ones(2, 3), coords, 1, (3, 4))
 
 
+def test_pillar_scatter_refuses_float_coords():
+    """Cast to int64, rows [0, 0, 0.7, 1.6] and [0, 0, -0.5, 0.0] were truncated into cells (0, 1) and (0, 0) and
+    passed the bounds check; scatter_points refuses float cells for the same reason."""
+    coords = [[0, 0, 0.7, 1.6], [0, 0, -0.5, 0.0]]
+    for float_coords, dtype in ((torch.tensor(coords), "torch.float32"), (np.array(coords), "float64")):
+        with pytest.raises(ValueError, match=rf"^pillar_scatter: coords must be integer cells; got {dtype}$"):
+            pillar_scatter(torch.ones(2, 3), float_coords, 1, (3, 4))
+
+
 def test_pillar_scatter_and_circle_nms_refuse_limits_that_are_not_whole_numbers():
     features, coords = torch.ones(1, 2), torch.zeros(1, 4, dtype=torch.int32)
     for batch_size, grid_shape, name in ((1.9, (1, 1), "batch_size"), (1, (3.7, 4), "grid_shape"),
