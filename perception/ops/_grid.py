@@ -41,7 +41,9 @@ class Grid3D:
 
     @classmethod
     def from_range(cls, cell_size: Sequence[float], point_range: Sequence[float], what: str = "voxel") -> "Grid3D":
-        """``cell_size`` (3,) [dx, dy, dz] m; ``point_range`` (6,) [x_min, y_min, z_min, x_max, y_max, z_max] m."""
+        """``cell_size`` (3,) [dx, dy, dz] m; ``point_range`` (6,) [x_min, y_min, z_min, x_max, y_max, z_max] m.
+        ValueError for a grid with no whole cell, an axis of more than 2**31 cells (cell coordinates are int32) or
+        2**62 cells or more (linear keys are int64)."""
         size = np.asarray(cell_size, dtype=np.float32).reshape(-1)
         bounds = np.asarray(point_range, dtype=np.float32).reshape(-1)
         if size.shape != (3,) or bounds.shape != (6,):
@@ -56,6 +58,9 @@ class Grid3D:
         counts = np.floor(extent.astype(np.float64) + 0.5)  # std::round: half away from zero (extent > 0 here)
         if np.any(counts < 1):
             raise ValueError(f"{what} range {bounds.tolist()} holds no whole cell of size {size.tolist()}")
+        if np.any(counts > 2**31):
+            raise ValueError(f"{what} grid {counts.tolist()} has an axis of more than 2**31 cells: its cells would not "
+                             f"fit the int32 cell coordinates")
         if float(np.prod(counts)) >= 2.0**62:
             raise ValueError(f"{what} grid {counts.tolist()} has too many cells for 64-bit keys")
         return cls(low=bounds[:3].copy(), size=size, shape_xyz=tuple(int(c) for c in counts))

@@ -313,6 +313,26 @@ def test_a_grid_of_2_to_32_cells_keeps_its_last_cell(backend):
     np.testing.assert_array_equal(voxels[:, 0], points)
 
 
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_an_axis_of_more_than_2_to_31_cells_is_refused_one_of_2_to_31_keeps_its_last_cell(backend):
+    """Cell coordinates are int32. 1 nm cells over 4 m are 4e9 x cells: x = 3 m, cell 3e9, came out as 3e9 - 2**32 =
+    -1294967296 (the total, 4e9 cells, was within the 2**62 check); refused, naming the grid. 2**31 cells of
+    2**-31 m over [0, 1 m): by hand, x = 1 - 2**-24 m (float32's largest below 1) is in cell 2**31 - 2**7 =
+    2147483520, int32's range."""
+    point = np.float32([[3.0, 0.5, 0.5]])
+    message = r"^voxel grid \[4000000000\.0, 1\.0, 1\.0\] has an axis of more than 2\*\*31 cells"
+    with pytest.raises(ValueError, match=message):
+        dynamic_voxelize(point, (1e-9, 1, 1), (0, 0, 0, 4, 1, 1), backend=backend)
+    with pytest.raises(ValueError, match=message):
+        hard_voxelize(point, (1e-9, 1, 1), (0, 0, 0, 4, 1, 1), 1, 1, backend=backend)
+    points = np.float32([[1 - 2**-24, 0.5, 0.5], [0.0, 0.5, 0.5]])
+    voxel_size, point_range = (2.0**-31, 1, 1), (0, 0, 0, 1, 1, 1)
+    np.testing.assert_array_equal(dynamic_voxelize(points, voxel_size, point_range, backend=backend),
+                                  [[0, 0, 2147483520], [0, 0, 0]])
+    _, coords, _ = hard_voxelize(points, voxel_size, point_range, 1, 2, backend=backend)
+    np.testing.assert_array_equal(coords, [[0, 0, 0, 2147483520], [0, 0, 0, 0]])
+
+
 def test_limits_take_numpy_whole_numbers_and_refuse_bools():
     """max_points / max_voxels may be numpy integers or whole floats (a config read with numpy); a bool is not a
     count."""
