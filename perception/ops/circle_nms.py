@@ -78,7 +78,8 @@ def circle_nms(
         raise ValueError(f"circle_nms: radius_m must be >= 0, got {radius_m}")
     if bool(np.isnan(as_numpy(scores)).any()):
         raise ValueError("circle_nms: scores contain NaN")
-    max_keep = centers.shape[0] if max_keep is None else whole_number("circle_nms", "max_keep", max_keep, 0)
+    max_keep = centers.shape[0] if max_keep is None else min(whole_number("circle_nms", "max_keep", max_keep, 0),
+                                                             centers.shape[0])  # Numba types no int past 64 bits
     order = _score_order(scores)
     radius_sq = float(radius_m) ** 2
     chosen = resolve_backend(backend, centers)

@@ -30,9 +30,14 @@ from perception.ops._grouping import group_keys_cpu, group_keys_reference, point
 Array = Any  # np.ndarray or torch.Tensor
 
 
-def _checked_limits(max_points: int, max_voxels: int) -> Tuple[int, int]:
-    return (whole_number("hard_voxelize", "max_points", max_points, 1),
-            whole_number("hard_voxelize", "max_voxels", max_voxels, 1))
+def _checked_limits(max_points: int, max_voxels: int, num_cloud_points: int) -> Tuple[int, int]:
+    """max_points (at most 2**31 - 1: num_points are int32) and max_voxels cut to the cloud's points (a larger budget
+    keeps the same voxels; Numba types no int beyond 64 bits), ValueError naming a limit out of range."""
+    max_points = whole_number("hard_voxelize", "max_points", max_points, 1)
+    if max_points > np.iinfo(np.int32).max:
+        raise ValueError(f"hard_voxelize: max_points must be at most 2**31 - 1 (num_points are int32); got "
+                         f"{max_points}")
+    return max_points, min(whole_number("hard_voxelize", "max_voxels", max_voxels, 1), num_cloud_points)
 
 
 # --------------------------------------------------------------------------------------------- reference
@@ -141,7 +146,7 @@ def hard_voxelize(
     M <= max_voxels voxels, in the order their first point appears. backend: see perception.ops._backend.
     """
     check_points("hard_voxelize", "points", points)
-    max_points, max_voxels = _checked_limits(max_points, max_voxels)
+    max_points, max_voxels = _checked_limits(max_points, max_voxels, points.shape[0])
     grid = Grid3D.from_range(voxel_size, point_cloud_range)
     chosen = resolve_backend(backend, points)
     if chosen == "cuda":

@@ -48,6 +48,15 @@ def test_circle_nms_hand_worked():
     assert isinstance(kept, torch.Tensor) and kept.tolist() == [1, 3]
 
 
+@pytest.mark.parametrize("backend", ["reference", "numba"])
+def test_circle_nms_keeps_everything_under_a_max_keep_beyond_int64(backend):
+    """Two detections 3 m apart, radius 1 m: both kept, by score (by hand). max_keep 2**63, 2**64, 1e30 kept them on
+    the reference but failed in Numba (TypingError)."""
+    centers, scores = np.array([[0.0, 0.0], [3.0, 0.0]]), np.array([0.2, 0.9])
+    for max_keep in (2**63, 2**64, 1e30):
+        assert circle_nms(centers, scores, 1.0, max_keep=max_keep, backend=backend).tolist() == [1, 0], max_keep
+
+
 def test_circle_nms_rejects_bad_input():
     with pytest.raises(ValueError, match="NaN"):
         circle_nms(np.zeros((2, 2)), np.array([0.1, np.nan]), 1.0)

@@ -333,6 +333,24 @@ def test_an_axis_of_more_than_2_to_31_cells_is_refused_one_of_2_to_31_keeps_its_
     np.testing.assert_array_equal(coords, [[0, 0, 0, 2147483520], [0, 0, 0, 0]])
 
 
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_a_voxel_budget_beyond_int64_keeps_every_voxel_and_max_points_beyond_int32_is_refused(backend):
+    """Two points in 1 m cells (0, 0, 0) and (0, 0, 1): any max_voxels >= 2 keeps both, one point each (by hand).
+    max_voxels 2**63, 2**64, 1e30 kept them on the reference but failed in Numba (TypingError). max_points sets the
+    voxels' shape and bounds the int32 num_points: 2**31 failed allocating 48 GiB, 2**63 with numpy's ValueError on
+    the reference and an OverflowError in Numba; refused, naming it."""
+    points = np.float32([[0.1, 0.1, 0.1], [1.2, 0.2, 0.2]])
+    for max_voxels in (2**63, 2**64, 1e30, np.uint64(2**64 - 1)):
+        voxels, coords, num_points = hard_voxelize(points, (1, 1, 1), (0, 0, 0, 2, 2, 2), 2, max_voxels,
+                                                   backend=backend)
+        assert coords.tolist() == [[0, 0, 0, 0], [0, 0, 0, 1]] and num_points.tolist() == [1, 1], max_voxels
+        np.testing.assert_array_equal(voxels, [[points[0], [0, 0, 0]], [points[1], [0, 0, 0]]])
+    for max_points in (2**31, 2**63):
+        with pytest.raises(ValueError, match=rf"^hard_voxelize: max_points must be at most 2\*\*31 - 1 \(num_points "
+                                             rf"are int32\); got {max_points}$"):
+            hard_voxelize(points, (1, 1, 1), (0, 0, 0, 2, 2, 2), max_points, 2, backend=backend)
+
+
 def test_limits_take_numpy_whole_numbers_and_refuse_bools():
     """max_points / max_voxels may be numpy integers or whole floats (a config read with numpy); a bool is not a
     count."""
