@@ -104,6 +104,7 @@ def test_bev_pool_cuda():
     points = (rng.uniform(-5, 5, size=(2, 2, 3, 2, 3, 3)) * [1.0, 0.8, 0.5]).astype(np.float32)
     points.reshape(-1, 3)[::5, 0] = np.round(points.reshape(-1, 3)[::5, 0])  # on cell boundaries
     points.reshape(-1, 3)[3] = np.nan
+    points.reshape(-1, 3)[1:3] = [[-4.0, -3.0, -2.0], [-3.5, -2.75, 0.5]]  # flat cell 0 (b 0, y 0, x 0), not dropped
     bev_range, bev_cell = (-4.0, -3.0, -2.0, 4.0, 3.0, 2.0), (1.0, 0.5, 2.0)
     geometries = {b: BEVPoolGeometry.from_points(points, bev_range, bev_cell, backend=b) for b in ("reference", "cuda")}
     for name in ("point_order", "interval_starts", "interval_ends", "interval_cells"):
@@ -125,10 +126,12 @@ def test_points_in_boxes_cuda():
     rng = np.random.default_rng(2)
     boxes = np.column_stack([rng.uniform(-3, 3, (5, 3)), rng.uniform(0.5, 3, (5, 3)), rng.uniform(-3, 3, 5)])
     boxes[0] = [0.0, 0.0, 0.0, 2.0, 4.0, 1.0, 0.0]  # axis-aligned: faces below are exactly representable
+    boxes[1] = [1.0, 0.0, 0.0, 2.0, 4.0, 1.0, 0.0]  # box 0 moved 1 m along x: x in [0, 2] lies in both
     points = rng.uniform(-4, 4, (150, 3)).astype(np.float32)
-    points[:4] = [[2.0, 1.0, 0.5], [-2.0, -1.0, -0.5], [np.nan, 0, 0], [np.inf, 0, 0]]
-    np.testing.assert_array_equal(points_in_boxes(points, boxes, backend="cuda"),
-                                  points_in_boxes(points, boxes, backend="reference"))
+    points[:5] = [[2.0, 1.0, 0.5], [-2.0, -1.0, -0.5], [np.nan, 0, 0], [np.inf, 0, 0], [1.0, 0.5, 0.0]]
+    first_box = points_in_boxes(points, boxes, backend="cuda")
+    assert first_box[4] == 0 and first_box[0] == 0  # in boxes 0 and 1 (by hand): the first wins
+    np.testing.assert_array_equal(first_box, points_in_boxes(points, boxes, backend="reference"))
     np.testing.assert_array_equal(points_in_boxes_mask(points, boxes, backend="cuda"),
                                   points_in_boxes_mask(points, boxes, backend="reference"))
     assert points_in_boxes(points[:0], boxes, backend="cuda").shape == (0,)

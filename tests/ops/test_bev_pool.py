@@ -11,13 +11,16 @@ BEV_CELL = (1.0, 0.5, 2.0)
 
 
 def frustum_points(seed: int, shape=(2, 3, 4, 2, 5)) -> np.ndarray:
-    """(B, N, D, H, W, 3) points spread beyond BEV_RANGE, some on cell boundaries, some NaN."""
+    """(B, N, D, H, W, 3) points spread beyond BEV_RANGE, some on cell boundaries, some NaN, two in flat cell 0
+    (batch 0, y row 0, x column 0: the one a "dropped point" test of cell < 0 must not confuse with -1)."""
     rng = np.random.default_rng(seed)
     points = rng.uniform(-5, 5, size=shape + (3,)).astype(np.float32) * np.float32([1.0, 0.8, 0.5])
     flat = points.reshape(-1, 3)
     flat[::7, 0] = np.round(flat[::7, 0])  # x on cell boundaries (range bounds included)
     flat[::11, 1] = np.float32(3.0)  # y exactly at the range max: dropped
     flat[5] = np.nan
+    flat[1] = BEV_RANGE[:3]  # the range's low corner, bounds inclusive: cell 0
+    flat[2] = [-3.5, -2.75, 0.5]  # the middle of cell 0
     return points
 
 
