@@ -32,7 +32,7 @@ import numba
 import numpy as np
 import torch
 
-from perception.ops._backend import CudaCall, as_numpy, check_float, cpu_kernel, resolve_backend
+from perception.ops._backend import CudaCall, as_numpy, check_float, check_torch, cpu_kernel, resolve_backend
 from perception.ops._frustum_layout import pixel_of_point, point_of_pixel
 from perception.ops._grid import Grid3D, point_keys_cpu
 
@@ -306,7 +306,8 @@ def bev_pool(depth: torch.Tensor, context: torch.Tensor, geometry: BEVPoolGeomet
     point, into the BEV grid -> (B, C, ny, nx) float (torch), z cells collapsed by summation, empty cells 0.
     Differentiable w.r.t. depth and context. backend: None (CUDA tensors -> "cuda", else "numba"), "reference",
     "numba" or "cuda"."""
-    depth, context = torch.as_tensor(depth), torch.as_tensor(context)
+    check_torch("bev_pool", "depth", depth)
+    check_torch("bev_pool", "context", context)
     check_float("bev_pool", "context", context)
     batch, cameras, _, height, width = geometry.frustum_shape
     if (tuple(depth.shape) != geometry.frustum_shape or context.ndim != 5

@@ -150,3 +150,7 @@ def test_every_kernel_names_an_input_of_another_float_type_than_its_kernels():
                 call(dtype)
     with pytest.raises(ValueError, match="pillar_scatter: pillar_features must be a torch tensor; got ndarray"):
         pillar_scatter(np.ones((2, 1), np.float32), np.zeros((2, 4), np.int32), 1, (1, 1))
+    depth, context = torch.ones(1, 1, 1, 1, 1), torch.ones(1, 1, 1, 1, 2)  # bev_pool took numpy and gave a tensor
+    for name, numpy_depth, numpy_context in (("depth", depth.numpy(), context), ("context", depth, context.numpy())):
+        with pytest.raises(ValueError, match=f"^bev_pool: {name} must be a torch tensor; got ndarray$"):
+            bev_pool(numpy_depth, numpy_context, geometry)
