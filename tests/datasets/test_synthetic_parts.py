@@ -157,12 +157,16 @@ def test_splits_hold_the_last_fifth_for_validation():
 @pytest.mark.parametrize("kwargs, message", [
     (dict(num_scenes=0), "num_scenes"), (dict(samples_per_scene=0), "samples_per_scene"),
     (dict(image_size=(8, 8)), "image_size"), (dict(version=""), "version"), (dict(workers=0), "workers"),
+    # "..": the tables would go beside the dataroot, "." into it; scene_records is removed once the tables are written
+    (dict(version=".."), "version"), (dict(version="."), "version"), (dict(version="scene_records"), "version"),
+    (dict(version="v1.0/synth"), "version"), (dict(version="../v1.0-synth"), "version"),
 ])
 def test_bad_arguments_are_refused(tmp_path, kwargs, message):
     arguments = dict(num_scenes=1, samples_per_scene=1, seed=0, image_size=(64, 36), progress=False)
     arguments.update(kwargs)
     with pytest.raises(ValueError, match=message):
-        generate_world(tmp_path, **arguments)
+        generate_world(tmp_path / "out", **arguments)
+    assert list(tmp_path.iterdir()) == []  # refused before anything is written
 
 
 def _tree(root):

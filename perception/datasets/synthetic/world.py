@@ -62,8 +62,10 @@ def _check_arguments(num_scenes: int, samples_per_scene: int, image_size: Sequen
         raise ValueError(f"samples_per_scene must be >= 1, got {samples_per_scene}")
     if len(image_size) != 2 or min(image_size) < 16:
         raise ValueError(f"image_size must be (width, height) of at least 16 pixels each, got {image_size}")
-    if not version or "/" in version:
-        raise ValueError(f"version must be a non-empty folder name, got {version!r}")
+    separators = [sep for sep in (os.sep, os.altsep) if sep]
+    if version in ("", ".", "..", SCENE_RECORDS) or any(sep in version for sep in separators):
+        raise ValueError(f"version must name one folder inside the dataroot (not '.', '..' or {SCENE_RECORDS!r}, "
+                         f"no path separator), got {version!r}")
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     check_population(population)
