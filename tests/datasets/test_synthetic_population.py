@@ -1,5 +1,5 @@
-"""The world's populations: the default world stays what it was (pinned to the output of the generator before
-populations existed), the ``nuscenes`` population draws its classes in nuScenes' train-split shares, and an
+"""The world's populations: the default world stays what it was (pinned: it changes only on purpose, each change
+listed at TINY_WORLD_ANNOTATIONS), the ``nuscenes`` population draws its classes in nuScenes' train-split shares, and an
 unknown population name is refused."""
 import collections
 import hashlib
@@ -17,25 +17,26 @@ from perception.datasets.synthetic.traffic import POPULATIONS, class_quota, driv
 from perception.datasets.synthetic.writer import SceneRecorder, annotated_actors
 
 TINY_WORLD_ANNOTATIONS = {
-    "human.pedestrian.adult": 92, "movable_object.barrier": 16, "movable_object.trafficcone": 40,
-    "vehicle.bicycle": 24, "vehicle.bus.rigid": 8, "vehicle.car": 60, "vehicle.construction": 8,
-    "vehicle.motorcycle": 12, "vehicle.trailer": 12, "vehicle.truck": 12,
+    "human.pedestrian.adult": 100, "movable_object.barrier": 16, "movable_object.trafficcone": 40,
+    "vehicle.bicycle": 32, "vehicle.bus.rigid": 12, "vehicle.car": 40, "vehicle.construction": 8,
+    "vehicle.motorcycle": 16, "vehicle.trailer": 16, "vehicle.truck": 20,
 }
 """Annotations per category of tests/conftest.py TINY_WORLD (2 scenes x 4 keyframes, seed 0), and below the md5 of
 its sample_annotation.json, so that the default world is pinned: as the generator wrote it before the population
 option (git HEAD of 2026-12-03, b72446bd...), then with the roads' outer edges MAP_MARGIN_M from the map's edges
 (2026-12-07: every scene moved by its road's outer half width; in each keyframe's ego frame the boxes moved by less
-than 3e-11 m, their point counts the same)."""
-TINY_WORLD_ANNOTATION_MD5 = "979c8c353988e769fd2093a2305b58df"
-TINY_WORLD_KEYFRAME_RADAR_POINTS = 1625
-TINY_WORLD_KEYFRAME_RADAR_SUMS = {"x": 38618.157, "y": 1149.544, "rcs": 19847.691, "vx_comp": -223.387,
-                                  "vy_comp": -115.759}
+than 3e-11 m, their point counts the same), then with each trailer on its truck's motion (traffic.TOW_GAP_M; before:
+md5 979c8c35..., 1625 radar points; the trailer draws no speed wobble of its own, so every later draw moved)."""
+TINY_WORLD_ANNOTATION_MD5 = "2129e4a28b3c50e1314c5fbe3d4e4afa"
+TINY_WORLD_KEYFRAME_RADAR_POINTS = 1637
+TINY_WORLD_KEYFRAME_RADAR_SUMS = {"x": 41605.944, "y": -336.264, "rcs": 20122.088, "vx_comp": -304.961,
+                                  "vy_comp": -199.685}
 """The radar files are pinned by their point count and the sums of their columns, not their bytes: the same world
 had other radar bytes on another host (seen on 2026-12-06: md5 070967f5... on the hosts before, 44b9a6b4... on a
 Xeon with AVX512-FP16), most likely the last bit of open3d's ray-casting distances (Embree picks its kernels by
-CPU). The values were read on that host from the generator unchanged since the pin (the annotations' md5 still
-matches). One ulp added to or taken from every ray's distance, at random, moves these sums by less than 0.001 and
-keeps the point count; a change to the world moves them far more."""
+CPU). The values are read again with each change of the world listed above. One ulp added to or taken from every
+ray's distance, at random, moves these sums by less than 0.001 and keeps the point count; a change to the world
+moves them far more."""
 
 
 def test_default_world_is_unchanged(synthetic_root):

@@ -110,8 +110,8 @@ def test_feasibility_targets_read_the_lane_map(nusc_synthetic, monkeypatch):
 
 def test_feasibility_targets_are_the_rule_planners_left_then_right(nusc_synthetic):
     """lane_change_ok (N, 2) is (left, right), row by row the rule planner's gap check on the keyframe's ground truth
-    with its map's lanes, computed here again from the same inputs. The tiny world has keyframes where only one
-    side is free (one with no lane on the left, one with an agent blocking the right), so a swap shows."""
+    with its map's lanes, computed here again from the same inputs. The tiny world has a keyframe where only one
+    side is free (the right), so a swap shows."""
     from perception.datasets.ground_truth import sample_ground_truth
     from perception.datasets.lane_map import keyframe_lanes
     from perception.decision import EgoState, decide
@@ -125,7 +125,7 @@ def test_feasibility_targets_are_the_rule_planners_left_then_right(nusc_syntheti
         decision = decide(truth.boxes, EgoState.from_poses(past), lanes=lanes)
         expected.append([float(decision.lane_change_left_ok), float(decision.lane_change_right_ok)])
     expected = np.array(expected)
-    assert {(1.0, 0.0), (0.0, 1.0)} <= {tuple(row) for row in expected}  # both one-sided cases occur
+    assert (expected[:, 0] != expected[:, 1]).any()  # a one-sided case occurs
     np.testing.assert_array_equal(logged_targets(nusc_synthetic, tokens).lane_change_ok.numpy(), expected)
 
 

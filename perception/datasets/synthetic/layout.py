@@ -128,6 +128,18 @@ class Road:
         xy = np.stack([x - d * np.sin(heading), y + d * np.cos(heading)], axis=-1)
         return xy, heading
 
+    def along_offset_line(self, s: np.ndarray, d: float, distance_m: float) -> np.ndarray:
+        """Arc length (K,) [m] of the points ``distance_m`` [m] further towards +s than arc lengths ``s`` (K,) [m],
+        measured along the line at the constant offset ``d`` [m] (a lane's centre line): where the road turns by
+        d(heading), that line is d * d(heading) shorter than the centre line, so its length from the road's start is
+        s - d * (heading(s) - heading(0)); past either end it goes on straight."""
+        s = np.asarray(s, dtype=np.float64)
+        line = self.arc_length - d * (self.heading - self.heading[0])
+        target = s - d * (np.interp(s, self.arc_length, self.heading) - self.heading[0]) + distance_m
+        on_road = np.interp(target, line, self.arc_length)
+        return np.where(target > line[-1], self.length + target - line[-1],
+                        np.where(target < line[0], self.arc_length[0] + target - line[0], on_road))
+
     def to_frenet(self, xy: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         """Global xy (N, 2) [m] -> Frenet s, d (N,) [m] by the nearest centre-line sample and its tangent."""
         xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)

@@ -5,7 +5,8 @@ crossing pedestrians, and a work zone of barriers and cones with a construction 
 drives down a car park's aisle are ``populate_car_park_aisle``.
 
 Candidates are drawn at random and kept only when their footprint never overlaps the ego's or an accepted
-object's over the scene, so nothing drives through anything.
+object's over the scene, nor the footprint of another member of their group (a truck and its trailer), so nothing
+drives through anything.
 """
 from __future__ import annotations
 
@@ -26,7 +27,10 @@ from perception.geometry import Boxes3D, footprints_overlap
 EGO_SIZE_WL = (2.0, 4.9)
 EGO_CENTRE_AHEAD_OF_AXLE_M = 1.4
 FOOTPRINT_CLEARANCE_M = 0.4
-"""Footprints are grown by this on every side before the overlap test [m]."""
+"""Footprints are grown by this on every side before the overlap test with other groups [m] (the members of one
+group are placed together on purpose, a trailer TOW_GAP_M behind its truck, and are tested as they are)."""
+TOW_GAP_M = 0.6
+"""Gap between a truck's rear and its trailer's front along their lane's centre line [m]."""
 CHECK_EVERY_S = 0.2
 
 
@@ -46,24 +50,31 @@ class Population:
         self.footprints = [_footprint_corners(centre, ego_yaw, *grown)]
         self.actors: List[Actor] = []
 
-    def _footprint(self, actor: Actor) -> np.ndarray:
+    def _footprint(self, actor: Actor, clearance_m: float) -> np.ndarray:
+        """(K, 4, 2) the actor's footprint on the check times, grown by ``clearance_m`` on every side."""
         xy = np.stack([np.interp(self.check_times, actor.track.times_s, actor.track.xy[:, i]) for i in (0, 1)], 1)
         yaw = np.interp(self.check_times, actor.track.times_s, actor.track.yaw)
-        width, length = actor.size_wlh[0] + 2 * FOOTPRINT_CLEARANCE_M, actor.size_wlh[1] + 2 * FOOTPRINT_CLEARANCE_M
+        width, length = actor.size_wlh[0] + 2 * clearance_m, actor.size_wlh[1] + 2 * clearance_m
         return _footprint_corners(xy, yaw, width, length)
 
     def try_add(self, actors: List[Actor]) -> bool:
-        """Adds the group (e.g. a truck and its trailer) when none of it overlaps what is there; True if added."""
-        footprints = [self._footprint(a) for a in actors]
-        for new in footprints:
-            centre_new = new.mean(axis=1)
-            for old in self.footprints:
-                near = np.linalg.norm(old.mean(axis=1) - centre_new, axis=1) < 20.0
-                if near.any() and footprints_overlap(new[near], old[near]).any():
-                    return False
+        """Adds the group (e.g. a truck and its trailer) when none of it overlaps what is there (FOOTPRINT_CLEARANCE_M)
+        and no two of its members overlap each other; True if added."""
+        footprints = [self._footprint(a, FOOTPRINT_CLEARANCE_M) for a in actors]
+        if any(_overlap(new, old) for new in footprints for old in self.footprints):
+            return False
+        bare = [self._footprint(a, 0.0) for a in actors]
+        if any(_overlap(bare[i], bare[j]) for i in range(len(bare)) for j in range(i + 1, len(bare))):
+            return False
         self.footprints += footprints
         self.actors += actors
         return True
+
+
+def _overlap(first: np.ndarray, second: np.ndarray) -> bool:
+    """Do two footprints on the same check times (K, 4, 2) overlap at some check time?"""
+    near = np.linalg.norm(first.mean(axis=1) - second.mean(axis=1), axis=1) < 20.0
+    return bool(near.any() and footprints_overlap(first[near], second[near]).any())
 
 
 def _road_actor(name: str, road: Road, times_s: np.ndarray, s: np.ndarray, d: np.ndarray, behaviour: str,
@@ -128,29 +139,35 @@ def drive_stretch(road: Road, plan: EgoPlan) -> Tuple[float, float]:
     return max(5.0, ego_s0 - 50.0), min(road.length - 5.0, ego_s1 + 70.0)
 
 
-def _drive(rng: np.random.Generator, street: _Street, name: str, lane: int, speed: float, s_start: float,
-           **kwargs) -> Actor:
-    """An object driving in ``lane`` at about ``speed`` [m/s] from arc length ``s_start`` [m]."""
+def _lane_s(rng: np.random.Generator, street: _Street, lane: int, speed: float, s_start: float) -> np.ndarray:
+    """Arc length (K,) [m] of a vehicle driving in ``lane`` at about ``speed`` [m/s] from ``s_start`` [m]: the
+    speed wobbles (0.5 m of arc length, a period of 6-12 s)."""
     sign = 1.0 if lane >= 0 else -1.0
     accel_wobble = 0.5 * np.sin(2 * np.pi * street.t0 / rng.uniform(6.0, 12.0) + rng.uniform(0, 2 * np.pi))
-    s = s_start + sign * (speed * street.t0 + accel_wobble)
+    return s_start + sign * (speed * street.t0 + accel_wobble)
+
+
+def _drive(rng: np.random.Generator, street: _Street, name: str, lane: int, s: np.ndarray, **kwargs) -> Actor:
+    """An object driving in ``lane`` along arc length ``s`` (K,) [m] (``_lane_s``)."""
     return _road_actor(name, street.road, street.times_s, s, np.full_like(s, street.road.lane_centre(lane)),
                        "driving", rng, **kwargs)
 
 
 def _traffic(rng: np.random.Generator, street: _Street, name: Union[str, List[str]]) -> List[Actor]:
     """One vehicle of ``name`` (or of one drawn from the list) in a random lane (``truck_trailer``: a truck towing
-    a trailer)."""
+    a trailer TOW_GAP_M behind it along the lane, both on the truck's motion)."""
     lane = int(rng.integers(-street.road.lanes_per_direction, street.road.lanes_per_direction))
     name = str(rng.choice(name)) if isinstance(name, list) else name
     speed = float(rng.uniform(5.0, 13.0))
     s_start = float(rng.uniform(*street.near))
+    s = _lane_s(rng, street, lane, speed, s_start)
     if name == "truck_trailer":
-        truck = _drive(rng, street, "truck", lane, speed, s_start)
+        truck = _drive(rng, street, "truck", lane, s)
         trailer_size = sample_size("trailer", rng)
-        offset = -(1.0 if lane >= 0 else -1.0) * (0.5 * truck.size_wlh[1] + 0.5 * trailer_size[1] + 0.6)
-        return [truck, _drive(rng, street, "trailer", lane, speed, s_start + offset, size=trailer_size)]
-    return [_drive(rng, street, name, lane, speed, s_start, with_rider=True if name == "motorcycle" else None)]
+        behind = (1.0 if lane >= 0 else -1.0) * (0.5 * truck.size_wlh[1] + 0.5 * trailer_size[1] + TOW_GAP_M)
+        s_trailer = street.road.along_offset_line(s, street.road.lane_centre(lane), -behind)
+        return [truck, _drive(rng, street, "trailer", lane, s_trailer, size=trailer_size)]
+    return [_drive(rng, street, name, lane, s, with_rider=True if name == "motorcycle" else None)]
 
 
 def _cyclist(rng: np.random.Generator, street: _Street) -> List[Actor]:
@@ -381,7 +398,7 @@ def populate_car_park_aisle(rng: np.random.Generator, world: StaticWorld, plan: 
 
     def aisle_car() -> List[Actor]:
         lane, speed = int(rng.choice([0, -1])), float(rng.uniform(*AISLE_TRAFFIC_SPEED_M_S))
-        return [_drive(rng, street, "car", lane, speed, float(rng.uniform(*street.near)))]
+        return [_drive(rng, street, "car", lane, _lane_s(rng, street, lane, speed, float(rng.uniform(*street.near))))]
 
     def walkway_pedestrian() -> List[Actor]:
         park: CarPark = world.car_parks[int(rng.integers(len(world.car_parks)))]
