@@ -1,12 +1,13 @@
 """Placement of the synthetic world's objects (traffic.py): a trailer keeps its tow gap behind its truck on a
-hand-worked circular road, a group whose members overlap is refused, and no truck and its trailer overlap in the
-scene of the review's reproducer (shapely's polygon intersection)."""
+hand-worked circular road, a group whose members overlap is refused, an object whose box meets a pole's circle is
+refused (hand-worked), and in the scenes of the review's reproducers no truck overlaps its trailer and no object meets
+a pole (shapely's polygon intersection and distance)."""
 import numpy as np
 import pytest
-from shapely.geometry import Polygon
+from shapely.geometry import Point, Polygon
 
 from perception.datasets.synthetic.actors import Actor, Track
-from perception.datasets.synthetic.layout import Road
+from perception.datasets.synthetic.layout import Pole, Road
 from perception.datasets.synthetic.scene import LEAD_IN_S, build_scene, scene_duration_s
 from perception.datasets.synthetic.traffic import TOW_GAP_M, Population, _Street, _traffic
 
@@ -46,9 +47,29 @@ def _parked_car(x_m):
     return Actor("car", np.array([2.0, 4.5, 1.5]), None, track, "parked")
 
 
-def _empty_population():
-    """Only the ego, standing 100 m away."""
-    return Population(np.arange(0.0, 10.0, 0.2), np.full((50, 2), -100.0), np.zeros(50))
+def _empty_population(poles=()):
+    """Only the ego, standing 100 m away (and ``poles``)."""
+    return Population(np.arange(0.0, 10.0, 0.2), np.full((50, 2), -100.0), np.zeros(50), poles)
+
+
+def _pedestrian(start_xy, end_xy):
+    """A 0.6 m wide, 0.7 m long pedestrian walking from ``start_xy`` to ``end_xy`` in 10 s (facing +x if it
+    stands)."""
+    times_s = np.array([0.0, 10.0])
+    return Actor("pedestrian", np.array([0.6, 0.7, 1.75]), None, Track.from_positions(
+        times_s, np.array([start_xy, end_xy], dtype=np.float64), 0.0), "walking")
+
+
+def test_an_object_whose_box_meets_a_pole_is_refused_by_hand():
+    trunk = Pole((0.0, 0.0), 0.2, 3.0)
+    # walking along y 0.45 m beside the axis: the box's side (0.3 m from its centre) passes 0.15 m from it
+    assert not _empty_population([trunk]).try_add([_pedestrian((0.45, -5.0), (0.45, 5.0))])
+    # 0.55 m beside: 0.25 m from it, clear of the 0.2 m radius
+    assert _empty_population([trunk]).try_add([_pedestrian((0.55, -5.0), (0.55, 5.0))])
+    # standing diagonally off it: the box's nearest corner (0.35, 0.3 m from its centre) 0.10 m from the axis in
+    # x and y, 0.141 m away: it meets; at 0.17 m in x and y, 0.240 m away: clear (though within the pole's square)
+    assert not _empty_population([trunk]).try_add([_pedestrian((0.45, 0.40), (0.45, 0.40))])
+    assert _empty_population([trunk]).try_add([_pedestrian((0.52, 0.47), (0.52, 0.47))])
 
 
 def test_a_group_whose_members_overlap_is_refused():
@@ -62,6 +83,15 @@ def test_a_group_whose_members_overlap_is_refused():
     assert population.try_add([_parked_car(0.0)]) and not population.try_add([_parked_car(5.1)])
 
 
+def _footprint(actor, t_s):
+    """The actor's box seen from above at scene time ``t_s``, a shapely polygon."""
+    (x, y, _), yaw = actor.box_centre(t_s)
+    half_length, half_width = 0.5 * actor.size_wlh[1], 0.5 * actor.size_wlh[0]
+    along, across = np.array([np.cos(yaw), np.sin(yaw)]), np.array([-np.sin(yaw), np.cos(yaw)])
+    return Polygon([np.array([x, y]) + i * half_length * along + j * half_width * across
+                    for i, j in ((1, 1), (1, -1), (-1, -1), (-1, 1))])
+
+
 def test_no_truck_overlaps_its_trailer_in_the_reviewed_scene():
     """Seed 7, scene 6 of 30 keyframes (the README's default world): its driving truck and trailer overlapped at 84
     of 301 instants (bumper gap -0.40 .. 1.58 m) when each drew its own speed wobble."""
@@ -71,11 +101,26 @@ def test_no_truck_overlaps_its_trailer_in_the_reviewed_scene():
     assert pairs
     for truck, trailer in pairs:
         for t_s in np.arange(-LEAD_IN_S, scene_duration_s(30) + 1e-9, 0.05):
-            footprints = []
-            for actor in (truck, trailer):
-                (x, y, _), yaw = actor.box_centre(t_s)
-                half_length, half_width = 0.5 * actor.size_wlh[1], 0.5 * actor.size_wlh[0]
-                along, across = np.array([np.cos(yaw), np.sin(yaw)]), np.array([-np.sin(yaw), np.cos(yaw)])
-                footprints.append(Polygon([np.array([x, y]) + i * half_length * along + j * half_width * across
-                                           for i, j in ((1, 1), (1, -1), (-1, -1), (-1, 1))]))
-            assert footprints[0].intersection(footprints[1]).area == 0.0, t_s
+            assert _footprint(truck, t_s).intersection(_footprint(trailer, t_s)).area == 0.0, t_s
+
+
+@pytest.mark.parametrize("seed, index, samples, population", [
+    (7, 3, 8, "nuscenes"), (7, 6, 8, "nuscenes"), (0, 5, 8, "default"),
+])
+def test_no_object_meets_a_pole_in_the_reviewed_scenes(seed, index, samples, population):
+    """Before poles were refused: in the review, a crossing pedestrian walked through a street tree's trunk
+    (nuscenes, seed 7, scene 3 of 8 keyframes: box centre 0.086 m from the axis of a 0.179 m trunk at 1.85 s); with
+    trailers on their trucks' motion, one crossed a 0.229 m trunk from 1.05 s (nuscenes, seed 7, scene 6) and a
+    parked motorcycle stood in a lamp post all scene long (default, seed 0, scene 5)."""
+    model = build_scene(seed, index, samples, population)
+    poles = model.world.poles
+    pole_xy = np.array([pole.xy for pole in poles])
+    met = []
+    for t_s in np.arange(-LEAD_IN_S, scene_duration_s(samples) + 1e-9, 0.05):
+        for number, actor in enumerate(model.actors):
+            box = _footprint(actor, t_s)
+            near = np.linalg.norm(pole_xy - actor.box_centre(t_s)[0][:2], axis=1) < actor.size_wlh.sum()
+            for p in np.flatnonzero(near):
+                if box.distance(Point(poles[p].xy)) < poles[p].radius:
+                    met.append((number, actor.detection_name, round(float(t_s), 2), p))
+    assert met == []

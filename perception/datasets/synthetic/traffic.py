@@ -5,22 +5,23 @@ crossing pedestrians, and a work zone of barriers and cones with a construction 
 drives down a car park's aisle are ``populate_car_park_aisle``.
 
 Candidates are drawn at random and kept only when their footprint never overlaps the ego's or an accepted
-object's over the scene, nor the footprint of another member of their group (a truck and its trailer), so nothing
-drives through anything.
+object's over the scene, nor the footprint of another member of their group (a truck and its trailer), nor a pole
+of the static world (a lamp post, a tree's trunk, a sign post, a bollard), so nothing drives or walks through
+anything.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
-from typing import Callable, Dict, List, Optional, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from perception.datasets.synthetic.actors import Actor, Track
 from perception.datasets.synthetic.class_specs import NUSCENES_TRAIN_ANNOTATIONS, sample_size
 from perception.datasets.synthetic.ego import LEAD_STANDSTILL_GAP_M, LEAD_TIME_HEADWAY_S, EgoPlan
-from perception.datasets.synthetic.layout import (BAY_DEPTH_M, LANE_WIDTH_M, SIDEWALK_WIDTH_M, CarPark, Road,
-                                                  StaticWorld)
+from perception.datasets.synthetic.layout import (BAY_DEPTH_M, LANE_WIDTH_M, SIDEWALK_WIDTH_M, CarPark, Pole,
+                                                  Road, StaticWorld)
 from perception.datasets.synthetic.meshes import build_mesh
 from perception.geometry import Boxes3D, footprints_overlap
 
@@ -41,30 +42,51 @@ def _footprint_corners(xy: np.ndarray, yaw: np.ndarray, width: float, length: fl
 
 
 class Population:
-    """Accepted objects with their footprints on the check times."""
+    """Accepted objects with their footprints on the check times, and the static world's poles."""
 
-    def __init__(self, check_times: np.ndarray, ego_xy: np.ndarray, ego_yaw: np.ndarray) -> None:
+    def __init__(self, check_times: np.ndarray, ego_xy: np.ndarray, ego_yaw: np.ndarray,
+                 poles: Sequence[Pole] = ()) -> None:
         self.check_times = check_times
         grown = (EGO_SIZE_WL[0] + 2 * FOOTPRINT_CLEARANCE_M, EGO_SIZE_WL[1] + 2 * FOOTPRINT_CLEARANCE_M)
         centre = ego_xy + EGO_CENTRE_AHEAD_OF_AXLE_M * np.stack([np.cos(ego_yaw), np.sin(ego_yaw)], axis=1)
         self.footprints = [_footprint_corners(centre, ego_yaw, *grown)]
         self.actors: List[Actor] = []
+        self.pole_xy = np.array([pole.xy for pole in poles], dtype=np.float64).reshape(-1, 2)
+        self.pole_radii = np.array([pole.radius for pole in poles], dtype=np.float64)
+
+    def _pose(self, actor: Actor) -> Tuple[np.ndarray, np.ndarray]:
+        """The actor's box centre xy (K, 2) [m] and yaw (K,) [rad] on the check times."""
+        xy = np.stack([np.interp(self.check_times, actor.track.times_s, actor.track.xy[:, i]) for i in (0, 1)], 1)
+        return xy, np.interp(self.check_times, actor.track.times_s, actor.track.yaw)
 
     def _footprint(self, actor: Actor, clearance_m: float) -> np.ndarray:
         """(K, 4, 2) the actor's footprint on the check times, grown by ``clearance_m`` on every side."""
-        xy = np.stack([np.interp(self.check_times, actor.track.times_s, actor.track.xy[:, i]) for i in (0, 1)], 1)
-        yaw = np.interp(self.check_times, actor.track.times_s, actor.track.yaw)
         width, length = actor.size_wlh[0] + 2 * clearance_m, actor.size_wlh[1] + 2 * clearance_m
-        return _footprint_corners(xy, yaw, width, length)
+        return _footprint_corners(*self._pose(actor), width, length)
+
+    def _meets_pole(self, actor: Actor) -> bool:
+        """Does the actor's box meet a pole's circle at a check time (the distance from the pole's axis to the
+        rectangle below its radius)?"""
+        if not len(self.pole_radii):
+            return False
+        xy, yaw = self._pose(actor)
+        offset = self.pole_xy[None] - xy[:, None]  # (K, P, 2)
+        cos, sin = np.cos(yaw)[:, None], np.sin(yaw)[:, None]
+        beyond_length = np.abs(offset[..., 0] * cos + offset[..., 1] * sin) - 0.5 * actor.size_wlh[1]
+        beyond_width = np.abs(offset[..., 1] * cos - offset[..., 0] * sin) - 0.5 * actor.size_wlh[0]
+        distance = np.hypot(np.maximum(beyond_length, 0.0), np.maximum(beyond_width, 0.0))
+        return bool((distance < self.pole_radii).any())
 
     def try_add(self, actors: List[Actor]) -> bool:
         """Adds the group (e.g. a truck and its trailer) when none of it overlaps what is there (FOOTPRINT_CLEARANCE_M)
-        and no two of its members overlap each other; True if added."""
+        or meets a pole, and no two of its members overlap each other; True if added."""
         footprints = [self._footprint(a, FOOTPRINT_CLEARANCE_M) for a in actors]
         if any(_overlap(new, old) for new in footprints for old in self.footprints):
             return False
         bare = [self._footprint(a, 0.0) for a in actors]
         if any(_overlap(bare[i], bare[j]) for i in range(len(bare)) for j in range(i + 1, len(bare))):
+            return False
+        if any(self._meets_pole(a) for a in actors):
             return False
         self.footprints += footprints
         self.actors += actors
@@ -123,12 +145,13 @@ class _Street:
         return self.road.half_width - 0.5 * self.road.parking_width_m
 
 
-def _start(road: Road, plan: EgoPlan, times_s: np.ndarray, scene_span_s: Tuple[float, float], ego_xy: np.ndarray,
-           ego_yaw: np.ndarray) -> Tuple[Population, _Street]:
-    """An empty population (the ego's footprint only) and the street of a scene."""
+def _start(world: StaticWorld, plan: EgoPlan, times_s: np.ndarray, scene_span_s: Tuple[float, float],
+           ego_xy: np.ndarray, ego_yaw: np.ndarray) -> Tuple[Population, _Street]:
+    """An empty population (the ego's footprint and the world's poles only) and the street of a scene."""
     check_times = np.arange(scene_span_s[0], scene_span_s[1] + 1e-9, CHECK_EVERY_S)
     population = Population(check_times, ego_xy[np.searchsorted(times_s, check_times)],
-                            ego_yaw[np.searchsorted(times_s, check_times)])
+                            ego_yaw[np.searchsorted(times_s, check_times)], world.poles)
+    road = world.road
     near = drive_stretch(road, plan)
     return population, _Street(road, times_s, times_s - scene_span_s[0], near, scene_span_s[1] - scene_span_s[0])
 
@@ -254,7 +277,7 @@ def populate(rng: np.random.Generator, world: StaticWorld, plan: EgoPlan, times_
              scene_span_s: Tuple[float, float], ego_xy: np.ndarray, ego_yaw: np.ndarray) -> List[Actor]:
     """All objects of a scene of the default population on ``world``'s road, on the time grid ``times_s`` [s];
     ``scene_span_s`` is the (start, end) of the recorded data (overlaps are only checked there)."""
-    population, street = _start(world.road, plan, times_s, scene_span_s, ego_xy, ego_yaw)
+    population, street = _start(world, plan, times_s, scene_span_s, ego_xy, ego_yaw)
     _add_lead_vehicles(rng, street, plan, population)
     _add_work_zone(rng, street, _work_zone_span(street, plan), population)
     density = (street.near[1] - street.near[0]) / 100.0
@@ -321,7 +344,7 @@ def populate_nuscenes_mix(rng: np.random.Generator, world: StaticWorld, plan: Eg
     sidewalk's edge; 85 % of the pedestrians use the sidewalks, the rest cross."""
     road = world.road
     quota = class_quota(rng, nuscenes_object_count(road, plan))
-    population, street = _start(road, plan, times_s, scene_span_s, ego_xy, ego_yaw)
+    population, street = _start(world, plan, times_s, scene_span_s, ego_xy, ego_yaw)
     _add_lead_vehicles(rng, street, plan, population)
     for _ in range(3):
         if _add_work_zone(rng, street, _work_zone_span(street, plan), population, quota):
@@ -383,7 +406,7 @@ def populate_car_park_aisle(rng: np.random.Generator, world: StaticWorld, plan: 
     barriers or cones (an assumption: a car park holds none)."""
     road = world.road
     quota = class_quota(rng, nuscenes_object_count(road, plan))
-    population, street = _start(road, plan, times_s, scene_span_s, ego_xy, ego_yaw)
+    population, street = _start(world, plan, times_s, scene_span_s, ego_xy, ego_yaw)
     _add_lead_vehicles(rng, street, plan, population)
     bays = [(float(s), float(d), float(yaw), park.perpendicular) for park in world.car_parks
             for s, d, yaw in zip(*park.bays()) if street.near[0] <= s <= street.near[1]]
