@@ -313,6 +313,34 @@ def test_visibility_bins_are_nuscenes_by_hand():
     assert [visibility_token(f) for f in fractions] == ["1", "1", "2", "2", "3", "3", "4", "4"]
 
 
+def test_visible_fraction_casts_at_the_15_points_of_the_box_by_hand():
+    from types import SimpleNamespace
+
+    from perception.datasets.synthetic.actors import Actor, Track
+    from perception.datasets.synthetic.writer import visible_fraction
+
+    # A 2 m wide, 4 m long, 1.5 m high box centred at (10, 0, 0.75) turned 90 degrees (its +x along global +y): its
+    # points pulled 20 % in lie 0.4 x (4, 2, 1.5) = (1.6, 0.8, 0.6) m from the centre along the box's axes, so the
+    # front face's at (10, 1.6, 0.75), the front-left-top corner's at (10 - 0.8, 1.6, 0.75 + 0.6).
+    times_s = np.array([0.0, 1.0])
+    actor = Actor("car", np.array([2.0, 4.0, 1.5]), None,
+                  Track(times_s, np.array([[10.0, 0.0], [10.0, 0.0]]), np.full(2, 0.5 * np.pi)), "parked")
+    viewpoint = np.array([0.0, 0.0, 2.0])
+    cast = []
+
+    def owner_where_y_is_positive(origin, directions):  # this object owns the lines of sight to y > 0
+        cast.append(directions)
+        return SimpleNamespace(owner=np.where(directions[:, 1] > 1e-9, 3, -1))
+
+    fraction = visible_fraction(SimpleNamespace(cast=owner_where_y_is_positive), 3, actor, 0.5, viewpoint)
+    targets = np.array([[10.0, 0.0, 0.75], [10.0, 1.6, 0.75], [10.0, -1.6, 0.75], [9.2, 0.0, 0.75], [10.8, 0.0, 0.75],
+                        [10.0, 0.0, 1.35], [10.0, 0.0, 0.15]]
+                       + [[10.0 - y, x, 0.75 + z] for x in (-1.6, 1.6) for y in (-0.8, 0.8) for z in (-0.6, 0.6)])
+    expected = (targets - viewpoint) / np.linalg.norm(targets - viewpoint, axis=1, keepdims=True)
+    np.testing.assert_allclose(cast[0], expected, atol=1e-12)
+    assert fraction == pytest.approx(5 / 15)  # the front face's point and the 4 front corners
+
+
 def test_wheels_stand_on_their_axles_inside_the_body():
     # A body 2 m wide, tyres of radius 0.33 m on axles at x = 1.2 and -1.2 m: centres at y = +-(1.0 - 0.15) m and
     # z = 0.33 m (on the ground), each 0.66 m across in x and z and 0.25 m wide along y.

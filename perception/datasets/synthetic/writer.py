@@ -19,7 +19,7 @@ from perception.datasets.synthetic.rig import (
 )
 from perception.datasets.synthetic.scene import LEAD_IN_S, MAP_MARGIN_M, SceneModel
 from perception.datasets.synthetic.tables import calibrated_sensor_token, make_token, visibility_token
-from perception.geometry import Boxes3D, yaw_quaternion_wxyz
+from perception.geometry import Boxes3D, rotation_about_z, yaw_quaternion_wxyz
 from perception.maneuvers import Maneuver
 from perception.sensors import ALL_CHANNELS, modality_of
 
@@ -82,8 +82,7 @@ def visible_fraction(snapshot, actor_index: int, actor: Actor, t_s: float, viewp
     unit = np.array([[0, 0, 0], [1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]]
                     + [[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)], dtype=np.float64)
     local = 0.4 * unit * np.array([actor.size_wlh[1], actor.size_wlh[0], actor.size_wlh[2]])
-    c, s = np.cos(yaw), np.sin(yaw)
-    targets = centre + local @ np.array([[c, s, 0.0], [-s, c, 0.0], [0.0, 0.0, 1.0]])
+    targets = centre + local @ rotation_about_z(yaw).T
     directions = targets - viewpoint
     directions /= np.linalg.norm(directions, axis=1, keepdims=True)
     return float(np.mean(snapshot.cast(viewpoint, directions).owner == actor_index))
