@@ -127,9 +127,20 @@ def test_past_its_ends_a_road_goes_on_straight_by_hand():
     end = road.centre[-1] + 5.0 * np.array([math.cos(0.7), math.sin(0.7)]) + 2.0 * np.array([-math.sin(0.7),
                                                                                                math.cos(0.7)])
     assert xy[1] == pytest.approx(end) and heading == pytest.approx([0.3, 0.7])
-    inside = np.linspace(0.0, road.length, 7)  # on the road: the centre line's own interpolation, unchanged
-    assert road.to_global(inside, np.zeros(7))[0][:, 0] == pytest.approx(np.interp(inside, road.arc_length,
-                                                                                    road.centre[:, 0]), abs=0)
+    inside = np.linspace(0.0, road.length, 7)  # on the road: the sampled centre line, linear between samples
+    for axis in (0, 1):
+        assert road.to_global(inside, np.zeros(7))[0][:, axis] == pytest.approx(
+            np.interp(inside, road.arc_length, road.centre[:, axis]), abs=1e-9)
+
+
+def test_frenet_coordinates_are_the_nearest_point_of_the_centre_line_by_hand():
+    # Samples (0, 0), (0.5, 0), (1, 0) heading 0, then one 0.5 m step turning 90 degrees: the last segment runs
+    # along 45 degrees to (1 + 0.5 / sqrt 2, 0.5 / sqrt 2). The point 0.2 m along it and 0.2 m to its left,
+    # (1 + 0.2 / sqrt 2 - 0.2 / sqrt 2, 0.2 / sqrt 2 + 0.2 / sqrt 2) = (1, 0.2828), lies at s = 1.2 m, d = 0.2 m
+    # (its nearest sample, (1, 0) with heading 0, would say s = 1.0, d = 0.283).
+    road = Road.from_pieces((0.0, 0.0), 0.0, [(1.0, 0.0), (0.5, math.pi)], 1)
+    s, d = road.to_frenet(np.array([[1.0, 0.4 / math.sqrt(2)]]))
+    assert s == pytest.approx([1.2], abs=1e-12) and d == pytest.approx([0.2], abs=1e-12)
 
 
 @pytest.mark.parametrize("seed, index, population", [(2026, 0, "default"), (7, 2, "nuscenes")])

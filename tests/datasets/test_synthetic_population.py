@@ -26,8 +26,10 @@ its sample_annotation.json, so that the default world is pinned: as the generato
 option (git HEAD of 2026-12-03, b72446bd...), then with the roads' outer edges MAP_MARGIN_M from the map's edges
 (2026-12-07: every scene moved by its road's outer half width; in each keyframe's ego frame the boxes moved by less
 than 3e-11 m, their point counts the same), then with each trailer on its truck's motion (traffic.TOW_GAP_M; before:
-md5 979c8c35..., 1625 radar points; the trailer draws no speed wobble of its own, so every later draw moved)."""
-TINY_WORLD_ANNOTATION_MD5 = "2129e4a28b3c50e1314c5fbe3d4e4afa"
+md5 979c8c35..., 1625 radar points; the trailer draws no speed wobble of its own, so every later draw moved), then
+with the road on geometry's path_points and frenet_coordinates (before: md5 2129e4a2...; the boxes moved by less
+than 1e-12 m, their point counts and the radar's the same)."""
+TINY_WORLD_ANNOTATION_MD5 = "a81a795dc86b962f53687ddd89afc0f7"
 TINY_WORLD_KEYFRAME_RADAR_POINTS = 1637
 TINY_WORLD_KEYFRAME_RADAR_SUMS = {"x": 41605.944, "y": -336.264, "rcs": 20122.088, "vx_comp": -304.961,
                                   "vy_comp": -199.685}

@@ -13,16 +13,16 @@ from dataclasses import dataclass, field, replace
 from typing import List, Tuple
 
 import numpy as np
-from scipy.spatial import cKDTree
 
 from perception.datasets.lane_map import LaneCentres
+from perception.geometry import frenet_coordinates, path_points
 
 LANE_WIDTH_M = 3.5
 PARKING_WIDTH_M = 2.5
 SIDEWALK_WIDTH_M = 3.5
 CURB_HEIGHT_M = 0.15
 CENTRE_LINE_STEP_M = 0.5
-"""Spacing of the sampled centre line; Frenet lookups are exact to well under a millimetre at this spacing."""
+"""Spacing of the sampled centre line (Road.to_frenet says how near its round trip with Road.to_global comes)."""
 LANE_MAP_STEP_M = 2.0
 """Spacing of the lane centre lines written as the scene's lane map (a 2 m chord of the sharpest lane, on a 90 m
 radius road less 7 m, lies within 6 mm of its arc)."""
@@ -67,10 +67,6 @@ class Road:
     """Width of the parking strip along each curb [m]; 0 along a car park's aisle, where bays line the lanes."""
     sidewalk_width_m: float = SIDEWALK_WIDTH_M
     """Width of the sidewalk beyond each curb [m]; 0 along a car park's aisle."""
-    _tree: cKDTree = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        self._tree = cKDTree(self.centre)
 
     @classmethod
     def from_pieces(cls, start_xy: Tuple[float, float], start_heading: float,
@@ -116,17 +112,16 @@ class Road:
         return LaneCentres(tuple(lines), LANE_WIDTH_M)
 
     def to_global(self, s: np.ndarray, d: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-        """Frenet (s, d) arrays [m] -> global xy (..., 2) [m] and the road's heading [rad] at s; past either end
-        the road goes on straight along that end's heading (unmapped: traffic drives on off the map)."""
-        s = np.asarray(s, dtype=np.float64)
-        d = np.asarray(d, dtype=np.float64)
-        on_road = np.clip(s, self.arc_length[0], self.arc_length[-1])
-        heading = np.interp(on_road, self.arc_length, self.heading)
-        past_end = s - on_road
-        x = np.interp(on_road, self.arc_length, self.centre[:, 0]) + past_end * np.cos(heading)
-        y = np.interp(on_road, self.arc_length, self.centre[:, 1]) + past_end * np.sin(heading)
-        xy = np.stack([x - d * np.sin(heading), y + d * np.cos(heading)], axis=-1)
-        return xy, heading
+        """Frenet (s, d) arrays [m] -> global xy (..., 2) [m] and the road's heading [rad] at s. The centre line's
+        point at s is geometry.path_points' on the sampled polyline, which goes on straight past either end along
+        that end's heading (unmapped: traffic drives on off the map); d is taken along the normal of the heading
+        interpolated between samples, so that a point at constant d moves smoothly (along path_points' heading,
+        which turns at every sample, a point 5.25 m off a 90 m radius would jump 2.9 cm there)."""
+        s, d = np.broadcast_arrays(np.asarray(s, dtype=np.float64), np.asarray(d, dtype=np.float64))
+        centre, _ = path_points(self.centre, s.reshape(-1), self.heading[-1], self.heading[0])
+        heading = np.interp(s, self.arc_length, self.heading)
+        normal = np.stack([-np.sin(heading), np.cos(heading)], axis=-1)
+        return centre.reshape(*s.shape, 2) + d[..., None] * normal, heading
 
     def along_offset_line(self, s: np.ndarray, d: float, distance_m: float) -> np.ndarray:
         """Arc length (K,) [m] of the points ``distance_m`` [m] further towards +s than arc lengths ``s`` (K,) [m],
@@ -141,14 +136,13 @@ class Road:
                         np.where(target < line[0], self.arc_length[0] + target - line[0], on_road))
 
     def to_frenet(self, xy: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-        """Global xy (N, 2) [m] -> Frenet s, d (N,) [m] by the nearest centre-line sample and its tangent."""
-        xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
-        _, index = self._tree.query(xy)
-        offset = xy - self.centre[index]
-        heading = self.heading[index]
-        along = offset[:, 0] * np.cos(heading) + offset[:, 1] * np.sin(heading)
-        across = -offset[:, 0] * np.sin(heading) + offset[:, 1] * np.cos(heading)
-        return self.arc_length[index] + along, across
+        """Global xy (N, 2) [m] -> Frenet s, d (N,) [m]: the arc length of the point's nearest point on the sampled
+        centre line (extended straight past either end) and its signed distance from it (geometry.
+        frenet_coordinates). A point to_global put at (s, d) comes back within |d| x half the turn between two
+        samples in s (to_global's normal turns between samples, the polyline's at them: at most 0.0028 rad on the
+        sharpest road, 90 m radius, so 3 cm at |d| = 10.5 m) and under a millimetre in d."""
+        along, across, _ = frenet_coordinates(self.centre, xy, self.heading[-1], self.heading[0])
+        return along, across
 
 
 @dataclass
