@@ -52,6 +52,20 @@ def _empty_population(poles=()):
     return Population(np.arange(0.0, 10.0, 0.2), np.full((50, 2), -100.0), np.zeros(50), poles)
 
 
+@pytest.mark.parametrize("car_xy, gap_m", [((0.0, 2.715), 0.85), ((0.0, 2.615), 0.75), ((6.527, 0.0), 0.85),
+                                            ((6.427, 0.0), 0.75), ((-3.757, 0.0), 0.85), ((-3.657, 0.0), 0.75)])
+def test_the_egos_footprint_is_the_zoe_s(car_xy, gap_m):
+    """The ego at the origin heading +x, its rear axle at x = 0: a Renault ZOE (Renault's figures, rig.py) spans
+    x = -0.657 .. 3.427 m and |y| <= 0.865 m. A 2 x 4.5 m car beside it (centre at y = 0.865 + gap + 1), ahead
+    (x = 3.427 + gap + 2.25) or behind (x = -0.657 - gap - 2.25) is placed when the gap exceeds the two
+    footprints' clearance, 2 x 0.4 m."""
+    population = Population(np.arange(0.0, 10.0, 0.2), np.zeros((50, 2)), np.zeros(50))
+    times_s = np.array([0.0, 10.0])
+    car = Actor("car", np.array([2.0, 4.5, 1.5]), None, Track(times_s, np.array([car_xy, car_xy]), np.zeros(2)),
+                "parked")
+    assert population.try_add([car]) == (gap_m > 0.8)
+
+
 def _pedestrian(start_xy, end_xy):
     """A 0.6 m wide, 0.7 m long pedestrian walking from ``start_xy`` to ``end_xy`` in 10 s (facing +x if it
     stands)."""

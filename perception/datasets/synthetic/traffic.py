@@ -23,10 +23,14 @@ from perception.datasets.synthetic.ego import LEAD_STANDSTILL_GAP_M, LEAD_TIME_H
 from perception.datasets.synthetic.layout import (BAY_DEPTH_M, LANE_WIDTH_M, SIDEWALK_WIDTH_M, CarPark, Pole,
                                                   Road, StaticWorld)
 from perception.datasets.synthetic.meshes import build_mesh
+from perception.datasets.synthetic.rig import EGO_BODY_BOXES_M
 from perception.geometry import Boxes3D, footprints_overlap
 
-EGO_SIZE_WL = (2.0, 4.9)
-EGO_CENTRE_AHEAD_OF_AXLE_M = 1.4
+_EGO_LOW_M, _EGO_HIGH_M = np.min(EGO_BODY_BOXES_M, axis=(0, 1)), np.max(EGO_BODY_BOXES_M, axis=(0, 1))
+EGO_SIZE_WL = (float(_EGO_HIGH_M[1] - _EGO_LOW_M[1]), float(_EGO_HIGH_M[0] - _EGO_LOW_M[0]))
+EGO_CENTRE_AHEAD_OF_AXLE_M = float(_EGO_HIGH_M[0] + _EGO_LOW_M[0]) / 2
+"""The ego car's footprint (width, length) [m] and how far its centre stands ahead of the rear axle [m]: the rig's
+body boxes (rig.EGO_BODY_BOXES_M, a Renault ZOE) seen from above, grown by FOOTPRINT_CLEARANCE_M as every footprint."""
 FOOTPRINT_CLEARANCE_M = 0.4
 """Footprints are grown by this on every side before the overlap test with other groups [m] (the members of one
 group are placed together on purpose, a trailer TOW_GAP_M behind its truck, and are tested as they are)."""
