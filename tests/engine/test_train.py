@@ -167,10 +167,10 @@ def other_head_config(folder, root) -> str:
 
 def test_bad_data_and_runs_that_do_not_fit_are_refused_before_the_work_dir_is_touched(synthetic_root, tmp_path,
                                                                                       capsys):
-    """A split that does not exist or holds no annotated keyframe (training or validation), a resume with another
-    network or other data than the run's, a warm start whose weights do not fit: each refused before training, the
-    earlier run's checkpoint pointer left for --resume (mmengine loads mismatched weights with warnings, or fails
-    inside the optimizer)."""
+    """A split that does not exist or holds no annotated keyframe (training or validation), validation on every
+    scene of the version (no split the devkit scores), a resume with another network or other data than the run's,
+    a warm start whose weights do not fit: each refused before training, the earlier run's checkpoint pointer left
+    for --resume (mmengine loads mismatched weights with warnings, or fails inside the optimizer)."""
     config = write_tiny_config(tmp_path, synthetic_root)
     other_network = other_head_config(tmp_path / "other", synthetic_root)
     work_dir = str(tmp_path / "run")
@@ -183,6 +183,8 @@ def test_bad_data_and_runs_that_do_not_fit_are_refused_before_the_work_dir_is_to
         ([config, "--work-dir", work_dir, "--max-iters", "2", "--dataroot", no_val_annotations, "--version",
           TINY_WORLD["version"], "--split", "synth_train", "--val-split", "synth_val"],
          "the validation data, split 'synth_val' of"),
+        ([config, "--work-dir", work_dir, "--max-iters", "2", *data, "--split", "synth_train", "--val-split", "all"],
+         "not every scene of the version"),  # (the devkit's evaluation failed at the first validation)
         ([config, "--work-dir", work_dir, "--max-iters", "2", "--dataroot",
           annotation_free_copy(synthetic_root, tmp_path), "--version", TINY_WORLD["version"], "--split",
           "synth_train", "--no-validate"], "split 'synth_train' of"),
