@@ -5,7 +5,8 @@ The package is a layered house: a module imports only from its own package and f
 
     leaves     paths, sensors (channels, modalities), classes, maneuvers, timing (stage timer), registry
                (mmengine's), threads (the process's thread policy), plotting (matplotlib for PNG pictures), jsonfile
-               (JSON read with errors naming the file, records written whole)
+               (JSON read with errors naming the file, records written whole), kernel_cache (Numba's disk cache,
+               a folder per state of a kernel's sources)
     geometry   frames, transforms, calibration, projection, Boxes3D: the conventions
     datasets   nuScenes tables and files -> Frame; the synthetic world generator
     ops        the point-cloud kernels (numpy reference, Numba CPU, Numba CUDA)
@@ -22,7 +23,8 @@ __version__ = "0.1.0"
 
 LAYERS = (
     ("perception.paths", "perception.sensors", "perception.classes", "perception.maneuvers", "perception.timing",
-     "perception.registry", "perception.threads", "perception.plotting", "perception.jsonfile"),
+     "perception.registry", "perception.threads", "perception.plotting", "perception.jsonfile",
+     "perception.kernel_cache"),
     ("perception.geometry",),
     ("perception.datasets",),
     ("perception.ops",),

@@ -13,17 +13,16 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
 import numba
 import numpy as np
 import torch
-from numba.misc.appdirs import AppDirs
+
+from perception.kernel_cache import cached_kernel, kernel_cache_dir
 
 if "NUMBA_THREADING_LAYER_PRIORITY" not in os.environ:  # a user's own setting wins
     # The parallel kernels on OpenMP first (the layer the benchmarks record): Numba's default order tries TBB first
@@ -31,50 +30,16 @@ if "NUMBA_THREADING_LAYER_PRIORITY" not in os.environ:  # a user's own setting w
     # after every kernel module has imported this one; set in numba's config, not in the environment.
     numba.config.THREADING_LAYER_PRIORITY = ["omp", "tbb", "workqueue"]
 
-
-def _sources_digest() -> str:
-    """16 hex digits of a SHA-256 over the names and contents of perception/ops's Python files."""
-    digest = hashlib.sha256()
-    for source in sorted(Path(__file__).parent.glob("*.py")):
-        digest.update(f"{source.name}\0{hashlib.sha256(source.read_bytes()).hexdigest()}\n".encode())
-    return digest.hexdigest()[:16]
-
-
-def _kernel_cache_dir() -> str:
-    """``kernels-<digest of perception/ops's sources>`` under the user's NUMBA_CACHE_DIR when set, else under
-    perception/ops/__pycache__ when it is writable, else under Numba's own fallback, its user-wide cache folder."""
-    name = f"kernels-{_sources_digest()}"
-    if numba.config.CACHE_DIR:
-        return os.path.join(numba.config.CACHE_DIR, name)
-    in_tree = Path(__file__).parent / "__pycache__" / name
-    try:
-        in_tree.mkdir(parents=True, exist_ok=True)
-        tempfile.TemporaryFile(dir=in_tree).close()  # Numba's own test of a cache folder
-        return str(in_tree)
-    except OSError:
-        return os.path.join(AppDirs(appname="numba", appauthor=False).user_cache_dir, name)
-
-
-KERNEL_CACHE_DIR = _kernel_cache_dir()
-"""Where the CPU kernels' compiled code is cached: a folder per state of perception/ops's sources. Numba checks a
-cached kernel against its own file only ("changes in symbols defined in a different file" are not detected), so a
-kernel kept the old code of a helper it calls from another file (_box_containment, _grid, _grouping, ...) after
-that file changed, by an edit or an upgrade; a new folder compiles afresh (costs: README, "Kernels")."""
+KERNEL_CACHE_DIR = kernel_cache_dir(Path(__file__).parent)
+"""Where the CPU kernels' compiled code is cached: a folder per state of perception/ops's sources
+(perception.kernel_cache; a kernel kept the old code of a helper it calls from another file, _box_containment,
+_grid, _grouping ..., after that file changed; costs: README, "Kernels")."""
 
 
 def cpu_kernel(**options) -> Callable:
-    """Decorator: ``numba.njit(cache=True, **options)`` with its cache under KERNEL_CACHE_DIR, the one way
-    perception.ops compiles its CPU kernels (Numba reads its CACHE_DIR setting when the kernel is made; the user's
-    setting is restored for every other function)."""
-    def make(function: Callable) -> Callable:
-        user_setting = numba.config.CACHE_DIR
-        numba.config.CACHE_DIR = KERNEL_CACHE_DIR
-        try:
-            return numba.njit(cache=True, **options)(function)
-        finally:
-            numba.config.CACHE_DIR = user_setting
-
-    return make
+    """Decorator: ``numba.njit(cache=True, **options)`` cached under KERNEL_CACHE_DIR, the one way perception.ops
+    compiles its CPU kernels."""
+    return cached_kernel(KERNEL_CACHE_DIR, **options)
 
 
 BACKENDS = ("reference", "numba", "cuda")

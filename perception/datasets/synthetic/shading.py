@@ -1,4 +1,6 @@
-"""Per-pixel work of the synthetic cameras and per-point ground lookups, compiled with Numba (cached on disk).
+"""Per-pixel work of the synthetic cameras and per-point ground lookups, compiled with Numba (cached on disk, in a
+folder per state of the generator's sources: the kernels read layout's constants, which Numba's own cache check
+would not see change).
 
 Scalar helpers (``frenet_at``, ``paint_at``, ``ground_rgb``) are shared by the camera kernel and the array
 functions the LiDAR uses, so lane paint reads the same for both sensors.
@@ -6,11 +8,14 @@ functions the LiDAR uses, so lane paint reads the same for both sensors.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
-import numba
 import numpy as np
 
 from perception.datasets.synthetic.layout import LANE_WIDTH_M, Material
+from perception.kernel_cache import cached_kernel, kernel_cache_dir
+
+KERNEL_CACHE_DIR = kernel_cache_dir(Path(__file__).parent)
 
 NO_PAINT, WHITE_PAINT, YELLOW_PAINT = 0, 1, 2
 GROUND, BUILDING = Material.GROUND, Material.BUILDING
@@ -30,7 +35,7 @@ NOISE_LEVELS = 2
 """Each 8-bit channel gets integer noise uniform in [-NOISE_LEVELS, NOISE_LEVELS]."""
 
 
-@numba.njit(cache=True)
+@cached_kernel(KERNEL_CACHE_DIR)
 def frenet_at(table, origin_x, origin_y, resolution, x, y):
     """(s, d) [m] at global (x, y) by bilinear interpolation of ``table`` (H, W, 2) whose cell (0, 0) is at
     (origin_x, origin_y) with ``resolution`` [m]; (0, OFF_GRID_D) off the grid."""
@@ -50,7 +55,7 @@ def frenet_at(table, origin_x, origin_y, resolution, x, y):
     return s, d
 
 
-@numba.njit(cache=True)
+@cached_kernel(KERNEL_CACHE_DIR)
 def paint_at(s, d, lanes_per_direction, road_length):
     """Lane paint at Frenet (s, d): a double yellow centre line, dashed white lane dividers (3 m dash, 6 m gap)
     and solid white edge lines; NO_PAINT, WHITE_PAINT or YELLOW_PAINT."""
@@ -67,7 +72,7 @@ def paint_at(s, d, lanes_per_direction, road_length):
     return NO_PAINT
 
 
-@numba.njit(cache=True)
+@cached_kernel(KERNEL_CACHE_DIR)
 def ground_rgb(s, d, lanes_per_direction, half_width, road_length):
     """RGB in [0, 1] of the ground at Frenet (s, d): asphalt with paint on the road, grass beyond."""
     if abs(d) > half_width or s < -1.0 or s > road_length + 1.0:
@@ -80,7 +85,7 @@ def ground_rgb(s, d, lanes_per_direction, half_width, road_length):
     return ASPHALT
 
 
-@numba.njit(cache=True)
+@cached_kernel(KERNEL_CACHE_DIR)
 def lookup_frenet(table, origin_x, origin_y, resolution, xy):
     """Frenet s, d (N,) [m] of global points xy (N, 2) [m] (see ``frenet_at``)."""
     s = np.empty(len(xy))
@@ -90,7 +95,7 @@ def lookup_frenet(table, origin_x, origin_y, resolution, xy):
     return s, d
 
 
-@numba.njit(cache=True)
+@cached_kernel(KERNEL_CACHE_DIR)
 def paint(s, d, lanes_per_direction, road_length):
     """(N,) int8 paint codes of Frenet points (see ``paint_at``)."""
     out = np.empty(len(s), np.int8)
@@ -99,7 +104,7 @@ def paint(s, d, lanes_per_direction, road_length):
     return out
 
 
-@numba.njit(cache=True)
+@cached_kernel(KERNEL_CACHE_DIR)
 def _mix(seed, index):
     """A deterministic 64-bit hash of (seed, index) (splitmix64)."""
     z = seed + np.uint64(index) * np.uint64(0x9E3779B97F4A7C15)
@@ -108,18 +113,18 @@ def _mix(seed, index):
     return z ^ (z >> np.uint64(31))
 
 
-@numba.njit(cache=True)
+@cached_kernel(KERNEL_CACHE_DIR)
 def _noise(bits, shift):
     """An integer in [-NOISE_LEVELS, NOISE_LEVELS] from 21 bits of ``bits`` starting at ``shift``."""
     return int((bits >> np.uint64(shift)) % np.uint64(2 * NOISE_LEVELS + 1)) - NOISE_LEVELS
 
 
-@numba.njit(cache=True)
+@cached_kernel(KERNEL_CACHE_DIR)
 def _to_byte(value, noise):
     return min(max(int(255.0 * value + 0.5) + noise, 0), 255)
 
 
-@numba.njit(cache=True)
+@cached_kernel(KERNEL_CACHE_DIR)
 def shade_pixels(distance, triangle, directions, origin, triangle_colour, triangle_normal, triangle_material,
                  table, grid_x, grid_y, grid_resolution, lanes_per_direction, half_width, road_length, sun,
                  noise_seed):
