@@ -76,6 +76,9 @@ class PlannerConfig:
     """The plan and the agent predictions: ``horizon_steps`` points at step_s, 2 * step_s, ..."""
     ego_length_m: float = 4.084
     ego_width_m: float = 1.85
+    """The ego's footprint in the collision grading and the safety layer [m]: the size ST-P3's and UniAD's
+    PlanningMetric give the ego (a Renault ZOE's length; 0.12 m wider than its 1.73 m body,
+    perception.datasets.synthetic.rig.EGO_BODY_BOXES_M), so that collision rates compare with theirs."""
     rear_axle_to_center_m: float = 1.4
     max_curvature_1pm: float = 0.2
     """Without a lane map the plan follows the ego's current curvature (yaw rate / speed), clipped to this."""
