@@ -454,9 +454,9 @@ def test_a_fresh_run_that_fails_leaves_nothing_of_the_earlier_run(synthetic_root
 def test_a_fresh_run_of_the_ablations_that_fails_leaves_nothing_of_the_earlier_one(synthetic_root, nusc_synthetic,
                                                                                    tmp_path):
     """(The earlier table and the later ablations' results stayed beside the fresh run's first predictions.)"""
-    from perception.datasets.io import CorruptFileError
-
     from nuscenes.nuscenes import NuScenes
+
+    from perception.datasets.io import CorruptFileError
 
     root = _world_with_a_cut_lidar_file(synthetic_root, nusc_synthetic, tmp_path)
     out = tmp_path / "out"
