@@ -1,6 +1,7 @@
 """Unannotated roadside structure of the ``nuscenes`` population (layout.add_roadside_structure): a bollard and a
 tree crown at known places against hand-worked LiDAR beam and camera ray geometry, the placement rules the cited
-sizes and spacings give, never an annotated object, every static material seen by the radar, and deterministic."""
+sizes, spacings and clearances give, never an annotated object nor in one's box, every static material seen by the
+radar, and deterministic."""
 import numpy as np
 import pytest
 
@@ -8,7 +9,7 @@ from perception.datasets.synthetic import layout, lidar, scene
 from perception.datasets.synthetic.layout import Crown, Material, Pole, Road, StaticWorld
 from perception.datasets.synthetic.radar import CROSS_SECTIONS
 from perception.datasets.synthetic.raycast import StaticGeometry, WorldGeometry
-from perception.datasets.synthetic.scene import build_scene
+from perception.datasets.synthetic.scene import LEAD_IN_S, build_scene, scene_duration_s
 from perception.datasets.synthetic.shading import FrenetRaster
 from perception.geometry import RigidTransform
 
@@ -104,7 +105,68 @@ def test_placement_follows_the_cited_sizes_and_spacings(street):
     for crown in world.crowns:  # no crown over a driving lane
         _, d_crown = road.to_frenet(np.array(crown.centre[:2]))
         assert abs(d_crown[0]) - crown.radius >= lanes_edge - 1e-3
-        assert crown.centre[2] - crown.half_height >= layout.TREE_CROWN_BASE_M[0] - 1e-9
+
+
+STREET_CLEARANCE_M, SIDEWALK_CLEARANCE_M = 14 * 0.3048, 8 * 0.3048
+"""Branches at least 14 ft over the street, 8 ft over the sidewalk (the ordinances layout.TREE_CROWN_CLEARANCE_M
+cites)."""
+
+
+def _crown_underside(crown, step_m=0.05, spokes=90):
+    """(N, 3) [m] points of a crown ellipsoid's lower half: on circles of radius rho = 0, step_m, ... < radius about
+    its axis, z = centre z - half height * sqrt(1 - (rho / radius)^2)."""
+    rho = np.arange(0.0, crown.radius, step_m)[:, None]
+    angle = np.linspace(0.0, 2 * np.pi, spokes, endpoint=False)[None]
+    x, y = crown.centre[0] + rho * np.cos(angle), crown.centre[1] + rho * np.sin(angle)
+    z = np.broadcast_to(crown.centre[2] - crown.half_height * np.sqrt(1.0 - (rho / crown.radius) ** 2), x.shape)
+    return np.column_stack([x.ravel(), y.ravel(), z.ravel()])
+
+
+def test_crowns_clear_the_roadway_and_the_sidewalk_by_the_cited_heights(street):
+    road = street[0].world.road
+    for crown in street[0].world.crowns:
+        underside = _crown_underside(crown)
+        _, d = road.to_frenet(underside[:, :2])
+        over_road = np.abs(d) < road.half_width  # the parking strip and the lanes
+        assert over_road.any()
+        assert underside[over_road, 2].min() >= STREET_CLEARANCE_M - 1e-6
+        assert underside[~over_road, 2].min() >= SIDEWALK_CLEARANCE_M  # the sidewalk and beyond
+
+
+def _box_points(size_wlh, step_m=0.1):
+    """(N, 3) [m] a grid of points step_m apart (faces included) filling a box of ``size_wlh`` in its own frame
+    (x along its length, z up from the ground)."""
+    width, length, height = size_wlh
+    axes = [np.linspace(-0.5 * length, 0.5 * length, int(np.ceil(length / step_m)) + 1),
+            np.linspace(-0.5 * width, 0.5 * width, int(np.ceil(width / step_m)) + 1),
+            np.linspace(0.0, height, int(np.ceil(height / step_m)) + 1)]
+    return np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
+
+
+@pytest.mark.parametrize("seed, index", [(7, 4), (0, 9)])
+def test_no_object_box_reaches_into_a_crown(seed, index):
+    # Scenes where a parked construction vehicle stood in a crown hung from 2.4-3.5 m over the parking strip (its
+    # LiDAR returns off the foliage counted in its box). Every object's box, at the population's check times, is
+    # filled with points 0.1 m apart; none may lie inside a crown's ellipsoid.
+    samples = 8
+    model = build_scene(seed=seed, index=index, samples_per_scene=samples, population="nuscenes")
+    crowns = model.world.crowns
+    assert crowns
+    centres = np.array([c.centre for c in crowns])
+    radii = np.array([[c.radius, c.radius, c.half_height] for c in crowns])
+    for actor in model.actors:
+        box = _box_points(actor.size_wlh)
+        for t_s in np.arange(-LEAD_IN_S, scene_duration_s(samples) + 1e-9, 0.2):
+            xy, yaw = actor.track.pose(t_s)
+            reach = np.hypot(*(0.5 * actor.size_wlh[:2]))
+            for centre, radius in zip(centres, radii):
+                if np.hypot(*(centre[:2] - xy)) > radius[0] + reach:
+                    continue
+                cos, sin = np.cos(yaw), np.sin(yaw)
+                points = np.column_stack([xy[0] + cos * box[:, 0] - sin * box[:, 1],
+                                          xy[1] + sin * box[:, 0] + cos * box[:, 1], box[:, 2]])
+                inside = (((points - centre) / radius) ** 2).sum(axis=1) < 1.0
+                assert not inside.any(), (actor.detection_name, t_s, points[inside].min(axis=0))
 
 
 def test_radar_sees_every_static_material_above_the_ground(street):

@@ -308,11 +308,18 @@ TREE_SPACING_M = (7.6, 12.2)
 """Street trees 25-40 ft apart, species-specific (City of Los Angeles, Bureau of Street Services, "Tree Spacing
 Guidelines"), and at least 20 ft (6.1 m) from a street light (same source): TREE_CLEARANCE_M."""
 TREE_CLEARANCE_M = 6.1
-TREE_CROWN_BASE_M = (2.4, 3.5)
-"""Lowest branches pruned to 8 ft (2.4 m) over a sidewalk (J. T. Whaley, "General Considerations for Planting
-Street Trees"); a tree lawn of 3.5-6 ft carries a branch spread of 25-30 ft, so crowns of 4-8 m span (radius
-TREE_CROWN_RADIUS_M), trunks 0.2-0.5 m thick (TREE_TRUNK_RADIUS_M)."""
+TREE_CROWN_CLEARANCE_M = (4.27, 4.88)
+"""Height of a street tree's lowest branches over the roadway (lanes and parking strip) [m], drawn per tree: pruned
+to 14 ft (4.27 m) over the street and 8 ft over the sidewalk (City of Wadsworth, Ohio, Codified Ordinances, trimming
+of trees, Ord. 06-084; codelibrary.amlegal.com/codes/wadsworth), 14 ft also in Germantown, Ohio (Codified Ordinances
+903.01(b)), up to 16 ft (4.88 m) in Vermillion, South Dakota (Code of Ordinances 90.79). Every crown, an ellipsoid
+about its trunk, reaches over the curb (its radius, TREE_CROWN_RADIUS_M, is more than the trunk's 0.75 m from it),
+and is set so high that its underside at the curb line is at this height; over the sidewalk it hangs at most
+r - sqrt(r^2 - 0.75^2) = 0.15 m lower (radius r = 2 m, half height r), far above the 8 ft (2.4 m) there. The
+tallest box the classes draw (a trailer, 3.6 + 2 x 0.15 = 3.9 m) passes under every crown."""
 TREE_CROWN_RADIUS_M = (2.0, 4.0)
+"""A tree lawn of 3.5-6 ft carries a branch spread of 25-30 ft, so crowns of 4-8 m span, trunks 0.2-0.5 m thick
+(TREE_TRUNK_RADIUS_M; J. T. Whaley, "General Considerations for Planting Street Trees")."""
 TREE_TRUNK_RADIUS_M = (0.1, 0.25)
 TREE_LINED_SHARE = 0.6
 """Share of street sides with trees (an assumption)."""
@@ -366,16 +373,19 @@ def add_roadside_structure(rng: np.random.Generator, world: StaticWorld) -> Stat
         if rng.random() < TREE_LINED_SHARE:
             s = float(rng.uniform(0.0, TREE_SPACING_M[1]))
             while s < road.length:
-                trunk, base = float(rng.uniform(*TREE_TRUNK_RADIUS_M)), float(rng.uniform(*TREE_CROWN_BASE_M))
+                trunk = float(rng.uniform(*TREE_TRUNK_RADIUS_M))
+                clearance = float(rng.uniform(*TREE_CROWN_CLEARANCE_M))
                 offset = max(0.75, trunk + 0.3)
                 # no crown reaches over a driving lane
                 crown = min(float(rng.uniform(*TREE_CROWN_RADIUS_M)), offset + PARKING_WIDTH_M)
                 half_height = float(rng.uniform(0.6, 1.0)) * crown
+                # the ellipsoid's underside, offset [m] from its axis (the curb line), at the clearance
+                centre_z = clearance + half_height * float(np.sqrt(1.0 - (offset / crown) ** 2))
                 if free(s - trunk, s + trunk) and all(abs(s - lamp) >= TREE_CLEARANCE_M for lamp in lamp_s):
-                    post(s, offset, trunk, base + half_height, Material.TRUNK, BARK)
+                    post(s, offset, trunk, centre_z, Material.TRUNK, BARK)
                     xy, _ = road.to_global(s, side * (curb + offset))
                     colour = FOLIAGE_GREENS[int(rng.integers(len(FOLIAGE_GREENS)))]
-                    crowns.append(Crown((float(xy[0]), float(xy[1]), base + half_height), crown, half_height, colour))
+                    crowns.append(Crown((float(xy[0]), float(xy[1]), centre_z), crown, half_height, colour))
                 s += float(rng.uniform(*TREE_SPACING_M))
         s = float(rng.uniform(0.0, SIGN_SPACING_M[1]))
         while s < road.length:
