@@ -160,14 +160,14 @@ def check_data_root(parser: argparse.ArgumentParser, root: str, version: Optiona
 
 
 def check_evaluated_split(parser: argparse.ArgumentParser, option: str, split: str) -> None:
-    """parser.error when ``split``, given as ``option``, is every scene of the version (perception.datasets.splits'
-    ALL_SCENES), which nuscenes-devkit's DetectionEval cannot evaluate (it took it for a custom split and failed
-    after the work, e.g. "Custom split requested, but no valid file found at .../splits.json")."""
-    from perception.datasets.splits import ALL_SCENES
+    """parser.error when ``split``, given as ``option``, is no split the devkit evaluates
+    (perception.datasets.splits.check_evaluated_split)."""
+    from perception.datasets import splits
 
-    if split == ALL_SCENES:
-        parser.error(f"{option} {ALL_SCENES}: nuscenes-devkit evaluates a split it knows (an official one, or one of "
-                     f"the version's splits.json); name one")
+    try:
+        splits.check_evaluated_split(split)
+    except ValueError as error:
+        parser.error(f"{option} {error}")
 
 
 def add_data_options(parser: argparse.ArgumentParser) -> None:

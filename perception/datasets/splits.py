@@ -29,6 +29,15 @@ OFFICIAL_SPLIT_VERSIONS: Dict[str, str] = {
 mini version's scenes are listed in train and val too)."""
 
 
+def check_evaluated_split(split: str) -> None:
+    """ValueError when ``split`` is ALL_SCENES: the loader takes every scene of the version, but nuscenes-devkit's
+    DetectionEval evaluates only a split it knows (it took "all" for a custom split and failed after the work:
+    "Custom split requested, but no valid file found at .../splits.json")."""
+    if split == ALL_SCENES:
+        raise ValueError(f"{ALL_SCENES}: nuscenes-devkit evaluates a split it knows (an official one, or one of the "
+                         f"version's splits.json), not every scene of the version; name one")
+
+
 def is_reserved_split(name: str) -> bool:
     """Whether ``name`` is an official split or ALL_SCENES, which a custom split of that name cannot replace (they
     are read before splits.json)."""

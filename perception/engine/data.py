@@ -11,7 +11,7 @@ from mmengine.config import Config
 from perception.datasets.collate import collate_frames
 from perception.datasets.frame import Frame
 from perception.datasets.loader import NuScenesFrames, UnreadableFrame
-from perception.datasets.splits import ALL_SCENES
+from perception.datasets.splits import check_evaluated_split
 from perception.decision import PlannerConfig
 from perception.decision.learned import past_ego_features
 from perception.engine.planning_data import logged_targets
@@ -108,9 +108,9 @@ def count_annotated_frames(dataset: Mapping) -> int:
 
 def check_annotated_data(cfg: Config) -> None:
     """ValueError naming the splits and data roots, before a run touches its work dir, when the training data
-    holds no annotated keyframe or the validation data (when the run validates) none to score, or is the split
-    ALL_SCENES, which the devkit's evaluation does not take (it failed at the first validation); a split or data
-    root that cannot be read fails here with the loader's error."""
+    holds no annotated keyframe or the validation data (when the run validates) none to score, or is no split the
+    devkit evaluates (check_evaluated_split: it failed at the first validation); a split or data root that cannot
+    be read fails here with the loader's error."""
     def named(dataset: Mapping) -> str:
         return " + ".join(f"split {part['split']!r} of {part['dataroot']} ({part['version']})"
                           for part in frame_dataset_configs(dataset))
@@ -118,10 +118,14 @@ def check_annotated_data(cfg: Config) -> None:
     if count_annotated_frames(cfg.train_dataloader.dataset) == 0:
         raise ValueError(f"{named(cfg.train_dataloader.dataset)} has no annotated keyframe to train on")
     validation = cfg.get("val_dataloader")
-    if validation and any(part["split"] == ALL_SCENES for part in frame_dataset_configs(validation.dataset)):
-        raise ValueError(f"the validation data, {named(validation.dataset)}: nuscenes-devkit scores a split it knows "
-                         f"(an official one, or one of the version's splits.json), not every scene of the version")
-    if validation and count_annotated_frames(validation.dataset) == 0:
+    if not validation:
+        return
+    for part in frame_dataset_configs(validation.dataset):
+        try:
+            check_evaluated_split(part["split"])
+        except ValueError as error:
+            raise ValueError(f"the validation data, {named(validation.dataset)}: split {error}") from None
+    if count_annotated_frames(validation.dataset) == 0:
         raise ValueError(f"the validation data, {named(validation.dataset)}, has no annotated keyframe to score "
                          f"(--no-validate trains without it)")
 
