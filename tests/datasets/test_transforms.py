@@ -212,6 +212,22 @@ def test_the_test_time_crop_offset_is_a_share_of_the_resized_image():
     assert new.image[:160].max() == 0 and new.image[220:].max() == 0 and new.image[:, :344].max() == 0
 
 
+def test_the_crop_offsets_take_their_own_shares_of_the_free_width_and_height():
+    # A 100 x 50 image to 40 x 40 at u = 1.5: cover max(40 / 100, 40 / 50) = 0.8, scale 1.2, resized 120 x 60; free
+    # 80 x 20 pixels. left_range 0.25 -> left = 0.25 x 80 = 20; top_range 1 -> top = 1 x 20 = 20. Intrinsics: cx 50 ->
+    # 1.2 x 50 - 20 = 40, cy 25 -> 1.2 x 25 - 20 = 10. A bright column at original x 40..49 -> resized 48..59 ->
+    # output 28..39; with the top's share for the left (80) the window would start past it.
+    image = np.zeros((50, 100, 3), np.uint8)
+    image[:, 40:50] = 200
+    view = CameraView("CAM_FRONT", image, CameraIntrinsics(100.0, 100.0, 50.0, 25.0, 100, 50),
+                      RigidTransform.from_rotation_translation(FORWARD_CAMERA_ROTATION, [1.7, 0.0, 1.5]), 0)
+    frame = Frame("sample", "scene", 0, EgoPose(0, RigidTransform.identity()), None, None, {"CAM_FRONT": view})
+    crop = ResizeCropImages((40, 40), resize_range=(1.5, 1.5), left_range=(0.25, 0.25), top_range=(1.0, 1.0))
+    new = crop(frame).cameras["CAM_FRONT"]
+    assert (new.intrinsics.fx, new.intrinsics.cx, new.intrinsics.cy) == pytest.approx((120.0, 40.0, 10.0))
+    assert new.image[:, 30:38].min() == 200 and new.image[:, :26].max() == 0
+
+
 def test_resize_crop_scales_the_intrinsics_by_the_rounded_size():
     # a 10 x 10 view at scale 0.26 becomes round(2.6) = 3 x 3 pixels: the intrinsics scale by the actual 3 / 10,
     # fx 100 -> 30 and cx 5 -> 1.5 (by the nominal 0.26 they would be 26 and 1.3, off the resized pixels)
