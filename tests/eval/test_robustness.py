@@ -375,6 +375,23 @@ def test_resilience_and_corruption_error_by_hand_over_two_severities():
                                                                             for s in (1, 3)]}])
     summary = robustness_summary(records, ["limited_fov"], [1, 3], perfect)
     assert summary["corruptions"][0]["ce"] is None and summary["baseline"]["mce"] is None
+    # A clean NDS of 0 (a clean cell with no box) leaves every RA undefined: a ValueError, not a division by zero.
+    with pytest.raises(ValueError, match="the clean NDS is 0"):
+        robustness_summary({**records, Cell(CLEAN, 0): record(0.0)}, corruptions, [1, 3], baseline)
+
+
+def test_the_corruption_errors_are_printed_in_percent(tmp_path):
+    """robustness.md prints CE and mCE in % (nuScenes-C): limited_fov at NDS 0.54 / 0.30 against a baseline's 0.5 /
+    0.2 has CE (0.46 + 0.70) / (0.5 + 0.8) = 0.892308, printed 89.2 in its row and, the only corruption, as the mCE."""
+    run = {"model": "m", "version": "v", "split": "s", "dataroot": "d", "seed": 0}
+    records = {Cell(CLEAN, 0): 0.6, Cell("limited_fov", 1): 0.54, Cell("limited_fov", 3): 0.3}
+    records = {cell: {"run": run, "nd_score": nd, "mean_ap": nd / 2, "scored": True} for cell, nd in records.items()}
+    baseline = {"model": "base", "corruptions": [
+        {"name": "limited_fov", "cells": [{"severity": 1, "nd_score": 0.5}, {"severity": 3, "nd_score": 0.2}]}]}
+    write_robustness(str(tmp_path), robustness_summary(records, ["limited_fov"], [1, 3], baseline))
+    markdown = (tmp_path / "robustness.md").read_text()
+    assert "| 0.900 | 0.500 | 0.700 | 89.2 |" in markdown  # RA s1, RA s3, RR, CE
+    assert "mCE 89.2 % against base." in markdown
 
 
 def test_the_heatmap_title_names_the_model_and_the_data(tmp_path, monkeypatch):
