@@ -137,7 +137,7 @@ def test_difference_interval_and_share_on_paired_draws_hand_worked(nusc_syntheti
     for name in ("first", "second"):
         (tmp_path / name).mkdir()
     first = imperfect_evaluation(nusc_synthetic, "synth_val", tmp_path / "first")
-    imperfect_evaluation(nusc_synthetic, "synth_val", tmp_path / "second", seed=1)
+    second_evaluation = imperfect_evaluation(nusc_synthetic, "synth_val", tmp_path / "second", seed=1)
     paths = [str(tmp_path / name / "results_nusc.json") for name in ("first", "second")]
     scores = np.array([[0.5, 0.6, 0.7, 0.8], [0.5, 0.65, 0.65, 0.9]])
 
@@ -149,6 +149,9 @@ def test_difference_interval_and_share_on_paired_draws_hand_worked(nusc_syntheti
     _, second = resampled_comparison(nusc_synthetic, "synth_val", paths, ["first", "second"], 4, level=0.5)
     assert second["share_not_below_first"] == 0.75
     assert second["difference_interval"] == pytest.approx((-0.0125, 0.0625))
+    # the difference itself is the devkit's NDS on every keyframe, second's minus first's, not a mean of the draws'
+    full_difference = second_evaluation.metrics.nd_score - first.metrics.nd_score
+    assert second["difference"] == full_difference and abs(full_difference - 0.025) > 1e-3
     monkeypatch.undo()
     _, again = resampled_comparison(nusc_synthetic, "synth_val", [paths[0], paths[0]], ["first", "again"], 4)
     assert again["difference"] == 0.0 and again["share_not_below_first"] == 1.0
