@@ -135,6 +135,45 @@ def test_the_follow_target_keeps_the_headway_to_the_lead():
     assert decision.target_speed_mps == pytest.approx(12 + math.sqrt(2.5))
 
 
+def test_a_lead_inside_the_following_gap_sets_the_speed_whose_headway_gap_is_the_gap_now():
+    # the ego and a lead both at 12 m/s (not 2 m/s under the 13.9 m/s limit: no pass), gap 18 m, inside the
+    # 2.5 + 1.5 x 12 = 20.5 m following gap: the target is the speed v whose gap 2.5 + 1.5 v is the 18 m now,
+    # (18 - 2.5) / 1.5 = 10.333 m/s (not closing, no braking needed: no emergency)
+    decision = decide(agents(("car", 18 + 2.3 + FRONT, 0, 12, 0)), EgoState(12.0))
+    assert decision.maneuver is Maneuver.FOLLOW and decision.critical_object == 0
+    assert decision.target_speed_mps == pytest.approx((18 - 2.5) / 1.5)
+
+
+def test_a_faster_lead_closer_than_the_standstill_gap_needs_no_braking():
+    # the ego at 5 m/s, a lead pulling away at 12 m/s 1.5 m ahead (inside the 2.5 m standstill gap): matching its
+    # speed needs no deceleration and it does not close (TTC inf), so no BRAKE / STOP; it is followed (12 m/s is
+    # not 2 m/s under the limit)
+    scene = agents(("car", 1.5 + 2.3 + FRONT, 0, 12, 0))
+    assessment = assess_agents(scene, 5.0, CONFIG)
+    assert assessment.gap_m[0] == pytest.approx(1.5)
+    assert assessment.required_decel_mps2[0] == 0.0 and assessment.ttc_s[0] == math.inf
+    assert decide(scene, EgoState(5.0)).maneuver is Maneuver.FOLLOW
+
+
+def test_an_urgent_agent_at_exactly_the_stopped_speed_means_stop():
+    # a car at 0.5 m/s (stopped_speed_mps, inclusive) 20 m ahead of the ego at 10 m/s: gap 20 - 5.742 = 14.258 m,
+    # TTC 14.258 / 9.5 = 1.5 s: urgent, and the agent counts as stopped: STOP to a standstill, not BRAKE to 0.5 m/s
+    decision = decide(agents(("car", 20, 0, 0.5, 0)), EgoState(10.0))
+    assert decision.maneuver is Maneuver.STOP and decision.target_speed_mps == 0.0
+
+
+def test_a_pass_takes_the_faster_neighbouring_lane_at_the_speed_it_allows():
+    # the slow lead of test_free_left_lane_is_preferred_on_a_tie (40 m ahead at 6 m/s, the ego at 12 m/s, look-ahead
+    # 48 m); cars 45 m ahead (gap 39.258 m, within it) in the left lane at 9 m/s and in the right lane at 10.5 m/s,
+    # both clear of the gap check (at 3 s 39.258 - 3 x 3 = 30.3 m and 39.258 - 3 x 1.5 = 34.8 m >= 3 + 1 x 12) and
+    # both at least the 6 + 2 = 8 m/s a pass needs: the faster right lane is taken, at the 10.5 m/s it allows
+    scene = agents(("car", 40, 0, 6, 0), ("car", 45, 3.5, 9, 0), ("car", 45, -3.5, 10.5, 0))
+    decision = decide(scene, EgoState(12.0))
+    assert decision.maneuver is Maneuver.CHANGE_LANE_RIGHT and decision.critical_object == 0
+    assert decision.target_speed_mps == pytest.approx(10.5)
+    assert decision.reason.endswith("right lane clear, allows 10.5 m/s")
+
+
 def test_follow_names_a_clear_lane_too_slow_to_pass_in():
     # the left lane is clear of the gap check (45 - 2.3 - 3.442 = 39.3 m ahead) but its car drives 6.5 m/s, less
     # than the 2 m/s gain over the 6 m/s lead that a pass needs
