@@ -145,6 +145,9 @@ def test_a_plans_maneuver_is_its_motion_by_the_label_rules():
     assert plan_maneuver(left, Maneuver.KEEP_LANE, STRAIGHT_PAST, nobody) is Maneuver.CHANGE_LANE_LEFT
     # safety first: the head's BRAKE / STOP stands when the trajectory does not brake
     assert plan_maneuver(cruise, Maneuver.BRAKE, STRAIGHT_PAST, nobody) is Maneuver.BRAKE
+    # ... and only then: where the rules name a brake, theirs stands over the head's other one
+    assert plan_maneuver(stopping, Maneuver.BRAKE, STRAIGHT_PAST, nobody) is Maneuver.STOP
+    assert plan_maneuver(braking, Maneuver.STOP, STRAIGHT_PAST, nobody) is Maneuver.BRAKE
     # a log that starts now (no past pose): the rules read the plan alone
     assert plan_maneuver(braking, Maneuver.KEEP_LANE, STRAIGHT_PAST[-1:], nobody) is Maneuver.BRAKE
 
