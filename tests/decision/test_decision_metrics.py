@@ -1,6 +1,7 @@
 """The plan's collision geometry (perception.decision.collision) against shapely, and the logged drive
 (perception.eval.logged_drive: the logged future, the ego state from the past, every planner per keyframe) against
-nuscenes-devkit (real fixture) and the synthetic world's own ego trajectory."""
+nuscenes-devkit (real fixture) and the synthetic world's own ego trajectory; its tracked agents against one tracker
+per scene run by hand."""
 import json
 
 import numpy as np
@@ -10,11 +11,14 @@ from scipy.spatial.transform import Rotation, Slerp
 from shapely.geometry import Polygon
 
 from perception.classes import category_to_detection_name
+from perception.datasets.ego_log import keyframe_lidar_pose
+from perception.datasets.ground_truth import sample_ground_truth
 from perception.decision import EgoState, Maneuver
 from perception.decision.collision import ego_footprints, plan_collisions, plan_headings
+from perception.decision.tracking import AgentTracker
 from perception.eval.decision_metrics import grade_planners
 from perception.eval.logged_drive import (_interpolate_boxes, keyframe_inputs, logged_future,
-                                          planned_frame_for_sample)
+                                          planned_frame_for_sample, tracked_agents)
 from perception.geometry import Boxes3D
 from tests.decision.helpers import agents
 from tests.eval.devkit_truth import devkit_centres_in_ego
@@ -232,3 +236,29 @@ def test_a_box_in_one_keyframe_only_is_read_from_the_nearer_keyframe():
                               1.0: (12.0, [30.0, -5.0])}.items():
         boxes = _interpolate_boxes((before, ["car", "leaving"]), (after, ["car", "arriving"]), alpha)
         np.testing.assert_allclose(boxes.centers[:, :2], [[x, 0.0], other])
+
+
+def test_tracked_agents_runs_one_tracker_per_scene_over_its_keyframes_in_time_order(nusc_synthetic):
+    """The tiny world's two scenes, their keyframes given newest first (ground truth as detections): each keyframe
+    gets what an AgentTracker of its own scene, fed that scene's keyframes oldest first, returns; in the order given,
+    every frame would come before the previous one and start the tracks afresh (no estimate at all)."""
+    scenes, boxes = [], {}
+    for scene in nusc_synthetic.scene:
+        tokens, token = [], scene["first_sample_token"]
+        while token:
+            tokens.append(token)
+            boxes[token] = sample_ground_truth(nusc_synthetic, token,
+                                               keyframe_lidar_pose(nusc_synthetic, token).ego_to_global).boxes
+            token = nusc_synthetic.get("sample", token)["next"]
+        scenes.append(tokens)
+    newest_first = sorted(boxes, key=lambda token: nusc_synthetic.get("sample", token)["timestamp"], reverse=True)
+    found = tracked_agents(nusc_synthetic, boxes, newest_first)
+    estimated = 0
+    for tokens in scenes:
+        tracker = AgentTracker()
+        for token in tokens:
+            expected = tracker.update(boxes[token], keyframe_lidar_pose(nusc_synthetic, token))
+            np.testing.assert_array_equal(found[token].boxes.velocities, expected.boxes.velocities)
+            np.testing.assert_array_equal(found[token].accelerations_mps2, expected.accelerations_mps2)
+            estimated += int(np.count_nonzero(expected.accelerations_mps2))
+    assert estimated > 0
