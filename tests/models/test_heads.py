@@ -341,6 +341,47 @@ def test_loss_is_small_for_perfect_outputs_and_large_for_wrong_ones():
     assert float(bad["loss_regression"]) > 0.1 and float(bad["loss_heatmap"]) > 10 * float(good["loss_heatmap"])
 
 
+def test_loss_weights_the_regression_channels_averages_over_objects_and_scores_attribute_zero():
+    """Three objects: a moving pedestrian (attribute 0, pedestrian.moving) at row 18, column 20; a moving car
+    (attribute 5) at row 9, column 8; a traffic cone (no attribute) at row 3, column 26. The outputs encode them
+    exactly but for z + 0.5 m and vx + 1 m/s at every cell, and the pedestrian's attribute logits all 0.
+    Regression: per object 1 x 0.5 (z) + 0.2 x 1 (vx, its default weight) = 0.7; over 3 objects 0.7; x 0.25
+    = 0.175 (unweighted channels: 0.375; summed, not averaged: 0.525). Attribute: cross-entropy over the two
+    objects with one, the pedestrian's ln 8 (8 equal logits) and the car's ln(1 + 7 e^-5) (its logit 5, seven 0),
+    mean x 0.2 = 0.21255 (without attribute 0: 0.2 x ln(1 + 7 e^-5) = 0.00922)."""
+    pedestrian, car, cone = (DETECTION_CLASSES.index(name) for name in ("pedestrian", "car", "traffic_cone"))
+    boxes = Boxes3D(centers=[[2.3, 1.1, 0.9], [-4.0, -3.4, 0.8], [5.1, -6.2, 0.4]],
+                    sizes=[[0.6, 0.7, 1.8], [1.9, 4.5, 1.6], [0.4, 0.4, 1.0]], yaws=[0.4, -2.5, 1.0],
+                    velocities=[[1.0, 0.5], [5.0, 0.0], [0.0, 0.0]], labels=[pedestrian, car, cone],
+                    attributes=[ATTRIBUTES.index("pedestrian.moving"), ATTRIBUTES.index("vehicle.moving"), -1])
+    assert ATTRIBUTES.index("pedestrian.moving") == 0
+    outputs = _perfect_outputs(boxes)
+    shift = torch.zeros(1, len(REGRESSION_CHANNELS), 1, 1)
+    shift[0, REGRESSION_CHANNELS.index("z")] = 0.5
+    shift[0, REGRESSION_CHANNELS.index("vx")] = 1.0
+    outputs["regression"] = outputs["regression"] + shift
+    assert outputs["attribute"][0, 0, 18, 20] == 5.0 and outputs["attribute"][0, 5, 9, 8] == 5.0
+    outputs["attribute"][0, :, 18, 20] = 0.0
+    losses = CenterHead(8, GRID, min_radius=0).loss(outputs, [boxes])
+    assert float(losses["loss_regression"]) == pytest.approx(0.175, rel=1e-5)
+    expected_attribute = 0.2 * (math.log(8.0) + math.log(1.0 + 7.0 * math.exp(-5.0))) / 2
+    assert float(losses["loss_attribute"]) == pytest.approx(expected_attribute, rel=1e-5)
+
+
+def test_a_batch_without_boxes_has_finite_losses_by_hand():
+    """No box in the grid (a frame with nothing around, or none in range): the focal loss is divided by at least
+    one peak and the regression and yaw-axis losses by at least one object, not by 0. Heatmap logits 0 (p = 0.5)
+    at the 10 x 32 x 32 cells of each of two frames, targets 0: each cell -ln(1 - 0.5) x 0.5^2 x 1^4, a frame
+    10240 x 0.25 x ln 2 = 2560 ln 2 = 1774.457, the batch twice that; regression, attribute and yaw-axis losses 0."""
+    ny, nx = GRID.shape
+    outputs = dict(heatmap=torch.zeros(2, 10, ny, nx), regression=torch.zeros(2, 10, ny, nx),
+                   attribute=torch.zeros(2, 8, ny, nx))
+    losses = CenterHead(8, GRID, axis_weight=0.5).loss(outputs, [Boxes3D.empty(), Boxes3D.empty()])
+    assert float(losses["loss_heatmap"]) == pytest.approx(2 * 2560 * math.log(2.0), rel=1e-5)
+    for name in ("loss_regression", "loss_attribute", "loss_yaw_axis"):
+        assert float(losses[name]) == 0.0, name
+
+
 def _sin_cos(*yaws_deg):
     return torch.tensor([[[math.sin(math.radians(y)), math.cos(math.radians(y))] for y in yaws_deg]])
 
