@@ -5,9 +5,11 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 
 import perception.runtime.benchmark
-from perception.runtime.benchmark import format_table, time_kernels, time_pipeline
+from perception.runtime.benchmark import BenchmarkOptions, format_table, run_benchmark, time_kernels, time_pipeline
+from tests.runtime.helpers import NoBoxes
 
 
 def _stats(p50, p90, p99, count=3):
@@ -29,6 +31,13 @@ class _Keyframes:
 
     def load(self, index, drop):
         return index
+
+
+class _LoadedKeyframes(_Keyframes):
+    """Keyframes whose loads hold a frame (None) as StreamedKeyframes' LoadedFrame does."""
+
+    def load(self, index, drop):
+        return SimpleNamespace(frame=None)
 
 
 class _LoggingStep:
@@ -68,3 +77,45 @@ def test_kernel_backends_take_turns_call_by_call(monkeypatch):
                      ("reference", 10), ("numba", 10), ("numba", 20), ("reference", 20)]
     entry = result["hard_voxelize_lidar"]
     assert entry["points_mean"] == 15.0 and entry["reference"]["count"] == entry["numba"]["count"] == 3
+
+
+class _PointsStep(_LoggingStep):
+    """A FrameStep stand-in whose frames hold ``counts[keyframe]`` LiDAR points (None: no LiDAR read)."""
+
+    def __init__(self, name, log, counts):
+        super().__init__(name, log)
+        self.counts = counts
+
+    def __call__(self, load):
+        result = super().__call__(load)
+        count = self.counts[self.log[-1][1]]
+        result.loaded.frame.lidar = None if count is None else SimpleNamespace(points=np.zeros((count, 5)))
+        return result
+
+
+def test_an_iterations_lidar_points_are_the_most_any_detector_read():
+    """A camera-only detector reads no LiDAR (0 points), a LiDAR one 100 and 300 points on keyframes 0 and 1: each
+    iteration counts 100 or 300 (the fewest would be 0 throughout)."""
+    log = []
+    steps = {"camera": _PointsStep("camera", log, [None, None]), "lidar": _PointsStep("lidar", log, [100, 300])}
+    _, points = time_pipeline(_Keyframes(), steps, iterations=3, warmup=1)
+    assert points == [300, 100, 300]  # the timed iterations 1, 2, 3: keyframes 1, 0, 1
+
+
+def test_side_by_side_ratios_and_throughput_by_hand(monkeypatch):
+    """Hand-made timings of two detectors over three frames. torch: detector 10, 20, 30 ms, end to end 30, 40,
+    50 ms (p50 20 and 40); int8: detector 4, 5, 6, end to end 20, 25, 30 (p50 5 and 25). p50 over the first
+    detector's: int8 detector 5 / 20 = 0.25, end to end 25 / 40 = 0.625 (torch 1, 1); throughput: three frames in
+    the end-to-end times' sum, 3 / 0.120 s = 25 and 3 / 0.075 s = 40 frames/s."""
+    records = {"torch": [dict(detector=d, end_to_end=e) for d, e in ((10.0, 30.0), (20.0, 40.0), (30.0, 50.0))],
+               "int8": [dict(detector=d, end_to_end=e) for d, e in ((4.0, 20.0), (5.0, 25.0), (6.0, 30.0))]}
+    monkeypatch.setattr(perception.runtime.benchmark, "StreamedKeyframes", lambda *args: _LoadedKeyframes())
+    monkeypatch.setattr(perception.runtime.benchmark, "time_pipeline",
+                        lambda *args, **kwargs: (records, [0, 0, 0]))
+    monkeypatch.setattr(perception.runtime.benchmark, "time_kernels", lambda *args: {})
+    result = run_benchmark(None, ["token"], {"torch": NoBoxes(), "int8": NoBoxes()},
+                           BenchmarkOptions(iters=3, warmup=0, sweep_counts=(1,)), progress=False)
+    torch_entry, int8 = result["backends"]["torch"], result["backends"]["int8"]
+    assert int8["p50_vs_first"] == pytest.approx(dict(detector=0.25, end_to_end=0.625))
+    assert torch_entry["p50_vs_first"] == pytest.approx(dict(detector=1.0, end_to_end=1.0))
+    assert (torch_entry["throughput_fps"], int8["throughput_fps"]) == pytest.approx((25.0, 40.0))
