@@ -353,6 +353,29 @@ def test_random_state_hook_gives_back_every_stream_once_where_the_checkpoint_sto
     assert draws() == expected
 
 
+def test_random_state_hook_leaves_the_attack_stream_alone_where_the_checkpoint_kept_none():
+    """A resume that adds adversarial training (a resume checks the data and the seed, not the model) from a
+    checkpoint of a run without it, whose random_state holds no attack stream: torch's stream is given back, the
+    attack draws on from its own seed (setting numpy's generator state to None raised a TypeError)."""
+    import types
+
+    from perception.engine.hooks import RandomStateHook
+    from perception.models.adversarial import AdversarialConfig, AdversarialTraining
+
+    checkpoint = {}
+    torch.manual_seed(5)
+    RandomStateHook().before_save_checkpoint(_Runner(types.SimpleNamespace()), checkpoint)
+    assert checkpoint["random_state"]["adversarial"] is None
+    expected_torch = torch.rand(3)
+    expected_attack = AdversarialTraining(AdversarialConfig(seed=3))._random.random()
+    adversarial = AdversarialTraining(AdversarialConfig(seed=3))
+    runner = _Runner(types.SimpleNamespace(adversarial=adversarial))
+    hook = RandomStateHook()
+    hook.after_load_checkpoint(runner, checkpoint)
+    hook.before_train_iter(runner, 0)
+    assert torch.equal(torch.rand(3), expected_torch) and adversarial._random.random() == expected_attack
+
+
 def test_random_state_hook_gives_back_the_cuda_generator(monkeypatch):
     """(A GPU run's dropout and modality dropout draw from the CUDA generator, which no checkpoint kept.) The CUDA
     calls stand in for a device: the state saved is the one given back before the first iteration after a resume,
