@@ -824,3 +824,25 @@ def test_real_time_on_a_virtual_clock_makes_each_frame_as_its_own_window_closes(
         (stream[i].sample_data_token, "processed") for i in (0, 1, 3)]
     assert [r["latency_s"] for r in records] == pytest.approx([0.05] * 3)
     assert (summary.processed, summary.skipped, summary.watchdog) == (3, 0, 0)
+
+
+def test_real_time_reads_a_message_stamped_exactly_at_the_window_end_as_the_fast_replay_does(nusc_synthetic, tmp_path,
+                                                                                              monkeypatch):
+    """Keyframes in real time on a virtual clock: L0 at 1.00 s, a radar sweep stamped exactly at L0's window end
+    (1.05 s: the window is inclusive), L1 at 1.50 s. L0's frame is made once that sweep is in, as the replay as
+    fast as possible makes it: the radar's age -0.05 s (a frame made as the sweep came, before it was pushed, had
+    none), its latency the window, 0.05 s."""
+    scene = _scene(nusc_synthetic)
+    lidar = _keyframes(nusc_synthetic, scene)
+    radar = next(m for m in scene_messages(nusc_synthetic, scene) if m.channel == "RADAR_FRONT")
+    stream = [_restamped(lidar[0], 1_000_000, 0), _restamped(radar, 1_050_000, 0), _restamped(lidar[1], 1_500_000, 1)]
+    monkeypatch.setattr(perception.runtime.replay, "time", _VirtualTime())
+    for realtime in (False, True):
+        out = tmp_path / f"realtime_{realtime}"
+        replay_scene(nusc_synthetic, scene, NoBoxes(), str(out), ReplayOptions(realtime=realtime, lidar_sweeps=1,
+                                                                               video=False, mcap=False),
+                     messages=stream, progress=False)
+        first = read_frame_records(str(out / "frames.jsonl"))[0]
+        assert first["key_token"] == stream[0].sample_data_token
+        assert first["sensor_ages_s"]["RADAR_FRONT"] == pytest.approx(-0.05), realtime
+    assert first["latency_s"] == pytest.approx(0.05)
