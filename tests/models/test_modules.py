@@ -295,6 +295,10 @@ def test_modality_dropout_keeps_one_sensor_per_frame():
     assert stacked.any(dim=1).all()
     assert not stacked[1::2, 2].any()  # never resurrects an absent sensor
     assert 0.05 < stacked.float().mean() < 0.6
+    # a frame with no sensor at all has none to keep (torch.multinomial refuses a row of zeros): it stays without
+    none_present = torch.tensor([[False, False, False], [True, True, False]])
+    kept = fuser.drop_modalities(none_present)
+    assert not kept[0].any() and int(kept[1].sum()) >= 1 and not kept[1, 2]
 
 
 def test_decoder_shapes_and_gradients():
