@@ -127,6 +127,12 @@ def test_targets_of_one_box_by_hand():
 def test_targets_ignore_boxes_outside_the_grid_and_cap_objects():
     outside = Boxes3D(centers=[[9.0, 0.0, 0.0], [0.0, -8.1, 0.0]], sizes=[[1, 1, 1]] * 2, yaws=[0, 0])
     assert build_targets([outside], GRID).mask.sum() == 0
+    # the range is half-open, [-8, 8) m: a centre exactly on the upper edge (x = 8 would be cell 32 of 32, which
+    # the flat index row * 32 + 32 reads as the next row's first cell) is outside; on the lower edge, cell 0
+    edges = Boxes3D(centers=[[8.0, 0.0, 0.0], [0.0, 8.0, 0.0], [-8.0, -8.0, 0.0]], sizes=[[1, 1, 1]] * 3,
+                    yaws=[0, 0, 0])
+    targets = build_targets([edges], GRID)
+    assert targets.mask.sum() == 1 and int(targets.indices[0, 0]) == 0
     many = Boxes3D(centers=np.zeros((5, 3)), sizes=np.ones((5, 3)), yaws=np.zeros(5))
     with pytest.raises(ValueError, match="at most 4"):
         build_targets([many], GRID, max_objects=4)
