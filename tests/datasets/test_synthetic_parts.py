@@ -1,6 +1,7 @@
 """Parts of the synthetic world generator checked on their own: radar PCD files against the devkit's reader,
 the sensor schedule, meshes inside their boxes, the ego's manoeuvres, splits, argument checks and determinism."""
 import filecmp
+import json
 import math
 import os
 
@@ -12,11 +13,13 @@ from nuscenes.utils.map_mask import MapMask
 from perception.datasets.io import DEVKIT_RADAR_FILTERS, radar_filter_mask
 from perception.datasets.synthetic import generate_world, scenes_by_split
 from perception.datasets.synthetic.class_specs import CLASS_SPECS, sample_size
-from perception.datasets.synthetic.ego import MANOEUVRES, plan_ego
+from perception.datasets.synthetic.ego import MANOEUVRES, EgoPlan, Phase, plan_ego
 from perception.datasets.synthetic.layout import Road, build_static_world
 from perception.datasets.synthetic.meshes import BOX_MARGIN_M, _wheels, build_mesh
 from perception.datasets.synthetic.radar import PCD_DTYPE, encode_pcd
+from perception.datasets.synthetic.rig import camera_matrix
 from perception.datasets.synthetic.scene import build_scene
+from perception.datasets.synthetic.tables import calibrated_sensor_token, fixed_tables
 from perception.datasets.synthetic.writer import sensor_schedule, write_map
 from perception.sensors import ALL_CHANNELS, modality_of
 
@@ -70,9 +73,22 @@ def test_sensor_schedule_rates_and_one_keyframe_per_sample():
         for key in keys:
             if modality_of(channel) == "radar":  # the radar frame nearest the sample's LiDAR timestamp
                 assert np.argmin(np.abs(times - key.sample_index * 500_000)) == own.index(key)
+                # of a 77 ms series, even after the last keyframe: within half a period of it
+                assert abs(key.offset_us - key.sample_index * 500_000) <= 77_000 // 2
             else:  # cameras fire as the LiDAR sweeps past them: within one LiDAR period (as in nuScenes)
                 assert abs(key.offset_us - key.sample_index * 500_000) < 50_000
         assert [f.sequence for f in own] == list(range(len(own)))
+
+
+def test_intrinsics_scale_with_each_axis_of_the_image_by_hand():
+    """nuScenes' CAM_FRONT intrinsics belong to 1600 x 900 images: at 800 x 600, x scales by 0.5 and y by 2/3 (the
+    calibrated_sensor table holds the same matrix)."""
+    focal, centre_u, centre_v = 1266.417203046554, 816.2670197447984, 491.50706579294757
+    expected = [[0.5 * focal, 0.0, 0.5 * centre_u], [0.0, focal * 2 / 3, centre_v * 2 / 3], [0.0, 0.0, 1.0]]
+    assert camera_matrix("CAM_FRONT", (800, 600)) == pytest.approx(np.array(expected), abs=1e-9)
+    rows = fixed_tables("ns", (800, 600))["calibrated_sensor"]
+    front = next(row for row in rows if row["token"] == calibrated_sensor_token("ns", "CAM_FRONT"))
+    assert np.array(front["camera_intrinsic"]) == pytest.approx(np.array(expected), abs=1e-9)
 
 
 @pytest.mark.parametrize("name", sorted(CLASS_SPECS))
@@ -104,6 +120,18 @@ def test_ego_drives_every_manoeuvre_and_stops():
             after = np.interp(phase.end_s, times_s, plan.d)
             assert abs(after - before) == pytest.approx(3.5, abs=1e-3)
     assert seen == set(MANOEUVRES)
+
+
+def test_one_lead_vehicle_from_follow_to_drive_off():
+    """Follow, brake to a stop, wait and drive off in a row are one lead block (one lead car, in the lane the ego
+    has where the block starts); a cruise between two such runs makes two."""
+    times_s = np.round(np.arange(0.0, 30.0, 0.01), 6)
+    lane = np.where(times_s < 1.0, 0, 1)  # a lane change to lane 1 at 1 s
+    phases = [Phase("lane_change", 0.0, 2.0), Phase("follow", 2.0, 5.5), Phase("brake_to_stop", 5.5, 8.0),
+              Phase("stopped", 8.0, 10.5), Phase("drive_off", 10.5, 14.5), Phase("cruise", 14.5, 17.0),
+              Phase("follow", 17.0, 20.0)]
+    plan = EgoPlan(times_s, np.zeros_like(times_s), np.zeros_like(times_s), lane, phases)
+    assert plan.lead_blocks() == [(2.0, 14.5, 1), (17.0, 20.0, 1)]
 
 
 def test_drive_off_reaches_the_cruise_speed_in_four_seconds_at_constant_acceleration():
@@ -163,6 +191,7 @@ def test_splits_hold_the_last_fifth_for_validation():
     splits = scenes_by_split(10)
     assert splits["synth_val"] == ["synth-0008", "synth-0009"] and len(splits["synth_train"]) == 8
     assert scenes_by_split(1) == {"synth_train": [], "synth_val": ["synth-0000"]}
+    assert scenes_by_split(8)["synth_val"] == ["synth-0006", "synth-0007"]  # a fifth of 8 is 1.6: rounded to 2
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -184,12 +213,26 @@ def _tree(root):
     return sorted(p.relative_to(root) for p in root.rglob("*") if p.is_file())
 
 
-def test_same_arguments_give_byte_identical_worlds_with_or_without_worker_processes(tmp_path):
+def test_same_arguments_give_byte_identical_worlds_with_or_without_worker_processes(tmp_path, monkeypatch):
+    """... and with or without them each scene is recorded in SCENE_RECORDS as it ends (what a resume reads back),
+    the folder removed once the tables are written."""
+    from perception.datasets.synthetic import SCENE_RECORDS, world
+
+    recorded_when_the_tables_are_written = []
+
+    def write_tables(table_dir, tables, splits):
+        recorded_when_the_tables_are_written.append(sorted(os.listdir(table_dir.parent / SCENE_RECORDS)))
+        return original_write_tables(table_dir, tables, splits)
+
+    original_write_tables = world.write_tables
+    monkeypatch.setattr(world, "write_tables", write_tables)
     arguments = dict(num_scenes=2, samples_per_scene=2, seed=7, image_size=(64, 36), progress=False)
     environment = dict(os.environ)
     first = generate_world(tmp_path / "a", **arguments)
     second = generate_world(tmp_path / "b", workers=2, **arguments)
     assert dict(os.environ) == environment  # the workers' thread limits are not left behind
+    assert recorded_when_the_tables_are_written == [["scene_0.json", "scene_1.json", "world.json"]] * 2
+    assert not (first / SCENE_RECORDS).exists() and not (second / SCENE_RECORDS).exists()
     files = _tree(first)
     assert files == _tree(second) and len(files) > 100
     _, mismatch, errors = filecmp.cmpfiles(first, second, [str(f) for f in files], shallow=False)
@@ -240,6 +283,27 @@ def test_a_world_stopped_midway_resumes_to_the_uninterrupted_one(tmp_path, monke
     assert files == _tree(resumed)
     _, mismatch, errors = filecmp.cmpfiles(whole, resumed, [str(f) for f in files], shallow=False)
     assert mismatch == [] and errors == []
+
+
+def test_a_run_without_resume_starts_anew_over_an_unfinished_world(tmp_path, monkeypatch):
+    """Without resume, an unfinished world in the folder (its SCENE_RECORDS, another run's) is neither checked nor
+    read back: the folder is made anew for this run, which records every scene."""
+    from perception.datasets.synthetic import SCENE_RECORDS
+    from perception.datasets.synthetic.writer import SceneRecorder
+
+    records = tmp_path / SCENE_RECORDS
+    records.mkdir()
+    (records / "world.json").write_text(json.dumps({"num_scenes": 1, "seed": 8}))
+    (records / "scene_0.json").write_text("{}")
+
+    def stop(self, on_frame=None):
+        raise KeyboardInterrupt  # before any sensor frame of the first scene
+
+    monkeypatch.setattr(SceneRecorder, "record", stop)
+    with pytest.raises(KeyboardInterrupt):
+        generate_world(tmp_path, num_scenes=1, samples_per_scene=1, seed=7, image_size=(64, 36), progress=False)
+    assert os.listdir(records) == ["world.json"]
+    assert json.loads((records / "world.json").read_text())["seed"] == 7
 
 
 def test_lane_paint_and_ground_colours_by_hand():

@@ -1,5 +1,6 @@
 """Placement of the synthetic world's objects (traffic.py): a trailer keeps its tow gap behind its truck on a
-hand-worked circular road, a group whose members overlap is refused, an object whose box meets a pole's circle is
+hand-worked circular road, a group whose members overlap is refused, so is a long vehicle too near another however
+far apart their centres, a quota draws its tries and stops, an object whose box meets a pole's circle is
 refused (hand-worked), and in the scenes of the review's reproducers no truck overlaps its trailer and no object meets
 a pole (shapely's polygon intersection and distance)."""
 import numpy as np
@@ -9,7 +10,8 @@ from shapely.geometry import Point, Polygon
 from perception.datasets.synthetic.actors import Actor, Track
 from perception.datasets.synthetic.layout import Pole, Road
 from perception.datasets.synthetic.scene import LEAD_IN_S, build_scene, scene_duration_s
-from perception.datasets.synthetic.traffic import TOW_GAP_M, Population, _Street, _traffic
+from perception.datasets.synthetic.traffic import (PLACEMENT_TRIES, TOW_GAP_M, Population, _fill, _Street,
+                                                   _traffic)
 
 RADIUS_M = 100.0
 CIRCLE = Road.from_pieces((0.0, 0.0), 0.0, [(300.0, 1.0 / RADIUS_M)], 2)
@@ -95,6 +97,38 @@ def test_a_group_whose_members_overlap_is_refused():
     # ... but not one by one: each keeps 0.4 m clear of the other groups on every side
     population = _empty_population()
     assert population.try_add([_parked_car(0.0)]) and not population.try_add([_parked_car(5.1)])
+    # centres 4.4 m apart: members overlapping by 0.1 m are refused too
+    assert not _empty_population().try_add([_parked_car(0.0), _parked_car(4.4)])
+
+
+def test_long_vehicles_far_apart_centres_are_still_checked():
+    """Two 2.9 x 12.4 m buses nose to tail, their centres 12.8 m apart: 0.4 m between them, less than the two
+    footprints' clearance (2 x 0.4 m), so the second is refused; 13.3 m apart (0.9 m between) it is placed."""
+    def bus(x_m):
+        times_s = np.array([0.0, 10.0])
+        return Actor("bus", np.array([2.9, 12.4, 3.4]), None, Track(times_s, np.array([[x_m, 0.0], [x_m, 0.0]]),
+                                                                   np.zeros(2)), "parked")
+
+    population = _empty_population()
+    assert population.try_add([bus(0.0)]) and not population.try_add([bus(12.8)])
+    assert population.try_add([bus(-13.3)])
+
+
+def test_a_quota_draws_up_to_its_tries_per_object_and_stops_when_it_is_placed():
+    """_fill draws candidates until ``count`` groups are placed or PLACEMENT_TRIES draws an object are spent."""
+    population = _empty_population()
+    draws = []
+
+    def overlapping_until_the_sixth_draw():
+        draws.append(len(draws))
+        return [_parked_car(0.0 if len(draws) < 6 else 20.0)]
+
+    assert population.try_add([_parked_car(0.0)])
+    _fill(population, 1, overlapping_until_the_sixth_draw)
+    assert len(draws) == 6 and len(population.actors) == 2
+    draws.clear()
+    _fill(population, 2, lambda: draws.append(1) or [_parked_car(0.0)])  # always on the first car
+    assert len(draws) == 2 * PLACEMENT_TRIES and len(population.actors) == 2
 
 
 def _footprint(actor, t_s):
