@@ -1,6 +1,7 @@
 """The tools as a user runs them: a user's mistake (a missing or truncated file, a checkpoint that does not fit the
 config, an unknown split or scene) is one line ``error: ...`` and exit status 1; --debug shows the traceback; an
 unexpected error keeps its traceback."""
+import json
 import os
 import re
 import shutil
@@ -157,6 +158,32 @@ def test_a_synthetic_world_is_not_written_over_other_files(tmp_path, capsys):
     assert exit_info.value.code == 2 and "holds an unfinished world: add --resume" in capsys.readouterr().err
 
 
+def test_a_synthetic_world_goes_into_an_empty_folder_and_a_resume_of_another_run_is_refused(tmp_path, capsys,
+                                                                                             monkeypatch):
+    """An empty --out is no folder that holds files: the world is generated there. --resume continues an unfinished
+    world only with its own arguments: one of another seed is refused (its world.json named), nothing generated."""
+    from perception.cli import make_synthetic
+
+    generated = []
+    monkeypatch.setattr("perception.datasets.synthetic.generate_world",
+                        lambda out, *args, **kwargs: generated.append(out) or out)
+    (tmp_path / "empty").mkdir()
+    make_synthetic.main(["--out", str(tmp_path / "empty"), "--scenes", "1"])
+    assert generated == [str(tmp_path / "empty")]
+    monkeypatch.undo()
+    records = tmp_path / "unfinished" / "scene_records"
+    records.mkdir(parents=True)
+    world = dict(num_scenes=1, samples_per_scene=1, seed=8, image_size=[32, 18], version="v1.0-synth",
+                 population="default")
+    (records / "world.json").write_text(json.dumps(world))
+    argv = ["--out", str(tmp_path / "unfinished"), "--scenes", "1", "--samples-per-scene", "1", "--image-size",
+            "32x18", "--resume"]
+    line = one_error_line(make_synthetic.main, [*argv, "--seed", "7"], capsys)
+    assert line.endswith("world.json: the scenes recorded there are of a run with another seed; generate into "
+                         "another folder")
+    assert sorted(os.listdir(tmp_path / "unfinished")) == ["scene_records"]
+
+
 @pytest.mark.parametrize("tool", ["test", "compare_evaluations", "robustness"])
 def test_the_whole_version_is_no_split_the_devkit_evaluates(synthetic_root, tmp_path, capsys, tool):
     """(The loader takes --split all; the devkit refused it after the detection pass, and tools/compare_evaluations.py
@@ -290,6 +317,40 @@ def out_of_range_rows(root, tmp_path) -> list:
     ]
 
 
+def test_an_output_folder_is_checked_where_its_files_go(tmp_path, capsys, monkeypatch):
+    """check_output_path probes the folder the output goes in, the existing --out itself (a folder that takes no
+    files, on a read-only mount say, though its parent takes them); check_own_folder takes an absent or empty folder
+    and one holding its tool's record, and refuses one holding other files."""
+    import argparse
+    import tempfile
+
+    from perception.cli import check_output_path, check_own_folder
+
+    taking_no_files = tmp_path / "read_only"
+    taking_no_files.mkdir()
+    temporary_file = tempfile.TemporaryFile
+
+    def refusing_one_folder(*args, dir=None, **kwargs):
+        if dir == str(taking_no_files):
+            raise PermissionError(13, "Permission denied")
+        return temporary_file(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", refusing_one_folder)
+    parser = argparse.ArgumentParser(prog="tool")
+    with pytest.raises(SystemExit) as exit_info:
+        check_output_path(parser, "--out", str(taking_no_files))
+    assert exit_info.value.code == 2
+    assert f"--out {taking_no_files}: cannot write in {taking_no_files} (Permission denied)" in capsys.readouterr().err
+    check_output_path(parser, "--out", str(tmp_path / "absent"))
+    for folder in (tmp_path / "absent", taking_no_files):  # absent; empty
+        check_own_folder(str(folder), "run.json", "test", "wrote")
+    (taking_no_files / "run.json").write_text("{}")
+    (taking_no_files / "report.md").write_text("")
+    check_own_folder(str(taking_no_files), "run.json", "test", "wrote")
+    with pytest.raises(ValueError, match=f"--out {tmp_path}: holds files but no run.json"):
+        check_own_folder(str(tmp_path), "run.json", "test", "wrote")
+
+
 def test_numbers_out_of_range_are_refused_before_any_work(synthetic_root, tmp_path, capsys):
     from perception.cli import train_ego_mlp
 
@@ -345,6 +406,45 @@ def test_train_s_own_checks_are_reported_like_every_tool_s(tmp_path, capsys, mon
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)
     line = one_error_line(train.main, [FUSION_TINY, "--work-dir", str(tmp_path), "--amp"], capsys)
     assert line == "error: --amp needs a CUDA GPU (autocast on CPU is not used by this project)"
+
+
+def test_train_s_data_options_go_together(tmp_path):
+    """--dataroot, --version and --split all three or none; --val-split only with them and with validation."""
+    import argparse
+
+    from perception.cli.train import check_data_arguments
+
+    def arguments(**given):
+        return argparse.Namespace(**dict(dict(dataroot=None, version=None, split=None, val_split=None,
+                                              no_validate=False), **given))
+
+    data = dict(dataroot=str(tmp_path), version="v1.0-synth", split="synth_train")
+    for given in ({}, data, dict(data, val_split="synth_val")):
+        check_data_arguments(arguments(**given))
+    with pytest.raises(ValueError, match=r"go together \(got only --dataroot, --version\)"):
+        check_data_arguments(arguments(dataroot=str(tmp_path), version="v1.0-synth"))
+    with pytest.raises(ValueError, match="--val-split names a split of --dataroot"):
+        check_data_arguments(arguments(val_split="synth_val"))
+    with pytest.raises(ValueError, match="--no-validate trains without validation"):
+        check_data_arguments(arguments(**data, val_split="synth_val", no_validate=True))
+
+
+def test_each_data_option_given_replaces_the_config_s_own(tmp_path):
+    """config_data: --dataroot and --version each over the config's dataroot / data_version, the other kept."""
+    import argparse
+
+    from perception.cli import add_data_options, config_data
+
+    for root, version in ((tmp_path / "config_s", "v1.0-synth"), (tmp_path / "config_s", "v9"),
+                          (tmp_path / "other", "v1.0-synth")):
+        (root / version).mkdir(parents=True, exist_ok=True)
+    parser = argparse.ArgumentParser(prog="tool")
+    add_data_options(parser)
+    config = {"dataroot": str(tmp_path / "config_s"), "data_version": "v1.0-synth"}
+    for flags, expected in (([], (tmp_path / "config_s", "v1.0-synth")),
+                            (["--version", "v9"], (tmp_path / "config_s", "v9")),
+                            (["--dataroot", str(tmp_path / "other")], (tmp_path / "other", "v1.0-synth"))):
+        assert config_data(parser, parser.parse_args(flags), config) == (str(expected[0]), expected[1]), flags
 
 
 def test_faults_that_leave_no_message_are_named(synthetic_root, tmp_path, capsys):

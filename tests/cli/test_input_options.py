@@ -24,7 +24,8 @@ def test_both_tools_resolve_sweeps_and_image_size_alike(tool):
 
 @pytest.mark.parametrize("tool", [test, replay])
 @pytest.mark.parametrize("wrong, message", [(["--lidar-sweeps", "0"], "a number of sweeps must be >= 1"),
-                                            (["--image-size", "0x450"], "image size must be at least 1x1")])
+                                            (["--image-size", "0x450"], "image size must be at least 1x1"),
+                                            (["--image-size", "800x0"], "image size must be at least 1x1")])
 def test_both_tools_refuse_bad_inputs(tool, wrong, message, capsys):
     with pytest.raises(SystemExit):
         tool.build_parser().parse_args(["--oracle", *wrong])

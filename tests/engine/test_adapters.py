@@ -63,6 +63,14 @@ def test_mmengine_launcher_fails_on_cpu_torch_and_ours_does_not(clean_env):
     assert init_distributed_from_env() == "none" and not dist.is_initialized()
 
 
+def test_launcher_under_torchrun_keeps_a_process_group_already_started(single_process_group, clean_env):
+    """(torch refuses to initialise the default group twice: a second tool run in the same process under torchrun.)"""
+    for name, value in (("WORLD_SIZE", "2"), ("RANK", "0"), ("LOCAL_RANK", "0"), ("MASTER_ADDR", "127.0.0.1"),
+                        ("MASTER_PORT", "1")):
+        clean_env.setenv(name, value)
+    assert init_distributed_from_env() == "pytorch" and dist.get_world_size() == 1  # the group already there
+
+
 def test_ddp_wrapper_drops_device_ids_for_a_cpu_module(single_process_group):
     module = torch.nn.Linear(3, 2)
     with pytest.raises(ValueError):  # what mmengine's Runner does with device_ids=[LOCAL_RANK]
