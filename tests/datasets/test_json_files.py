@@ -7,8 +7,8 @@ import pytest
 
 from perception.datasets.records import open_nuscenes
 from perception.eval.resampling import checked_results
-from perception.jsonfile import (as_read_back, check_same_run, read_json, read_json_lines, write_json_atomic,
-                                 write_json_lines)
+from perception.jsonfile import (as_read_back, check_same_run, finite_or_null, read_json, read_json_lines,
+                                 write_json_atomic, write_json_lines)
 from tests.conftest import TINY_WORLD
 
 
@@ -53,11 +53,21 @@ def test_json_lines_drop_only_a_last_line_cut_short(tmp_path):
     path.write_text('{"a": 1}\n{"a": \n{"a": 3}\n')  # a broken line that is not the last
     with pytest.raises(ValueError, match=f"{path}: line 2 is not JSON"):
         read_json_lines(str(path))
+    path.write_text('{"a": 1}\n{"a": \n')  # the last line broken but ended: written whole, so not cut short
+    with pytest.raises(ValueError, match=f"{path}: line 2 is not JSON"):
+        read_json_lines(str(path))
     path.write_bytes('{"a": "é"}\n'.encode() + '{"a": "é"}'.encode()[:-3])  # cut inside the two bytes of é
     assert read_json_lines(str(path)) == [{"a": "é"}]
     path.write_bytes(b'{"a": 1}\n\xff\xfe garbage\n{"a": 3}\n')  # bytes that are not UTF-8, not last
     with pytest.raises(ValueError, match=f"{path}: line 2 is not JSON"):
         read_json_lines(str(path))
+
+
+def test_every_float_json_cannot_hold_is_null_at_any_depth():
+    infinity = float("inf")
+    value = {"plan": [[1.5, -infinity], (float("nan"), 2)], "p": infinity, "n": None, "k": 3, "ok": -0.25}
+    assert finite_or_null(value) == {"plan": [[1.5, None], [None, 2]], "p": None, "n": None, "k": 3, "ok": -0.25}
+    json.loads(json.dumps(finite_or_null(value)), parse_constant=lambda name: pytest.fail(name))  # strict JSON
 
 
 def test_a_resume_names_what_differs_from_the_run_it_would_continue(tmp_path):
