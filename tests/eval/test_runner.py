@@ -1,4 +1,5 @@
 """Sharding arithmetic, the merge of the processes' predictions, and the predictions a resume reads back."""
+import os
 from dataclasses import replace
 
 import numpy as np
@@ -107,13 +108,33 @@ def test_a_resume_keeps_every_whole_batch(tmp_path):
 def test_a_fresh_run_removes_every_processs_earlier_predictions(tmp_path):
     """Without resume the earlier run's files go, those of each process of a sharded run too (they would be read
     by a later resume with as many processes); other files stay."""
-    for name in ("predictions.0.jsonl", "predictions.1.jsonl", PREDICTIONS_FILE, "notes.jsonl"):
+    for name in ("predictions.0.jsonl", "predictions.1.jsonl", PREDICTIONS_FILE, "notes.jsonl", "report.md"):
         write_json_lines(str(tmp_path / name), [_record("a", 0, 1)])
     log, done = open_predictions(_files(tmp_path, {"model": {"detector": "d"}}), Shard(), planning=False)
     log.close()
+    # report.md is an evaluation's name, but without predictions_run.json the folder's are not an evaluation's
     assert done.frames == 0 and sorted(p.name for p in tmp_path.iterdir()) == [
-        "notes.jsonl", PREDICTIONS_FILE, PREDICTIONS_RUN_FILE]
+        "notes.jsonl", PREDICTIONS_FILE, PREDICTIONS_RUN_FILE, "report.md"]
     assert read_json_lines(str(tmp_path / PREDICTIONS_FILE)) == []
+
+
+def test_a_resume_into_another_runs_folder_with_no_frame_recorded_is_refused(tmp_path):
+    """A run of another model killed before its first frame left its predictions_run.json and no prediction: a
+    resume there is refused as with frames recorded, not started afresh over the other run's folder."""
+    write_json_atomic(str(tmp_path / PREDICTIONS_RUN_FILE), {"model": {"detector": "e"}})
+    with pytest.raises(ValueError, match=r"are of a run with another model\.detector;"):
+        open_predictions(_files(tmp_path, {"model": {"detector": "d"}}, resume=True), Shard(), planning=False)
+    assert read_json(str(tmp_path / PREDICTIONS_RUN_FILE)) == {"model": {"detector": "e"}}
+
+
+def test_the_run_identity_names_the_data_root_as_its_real_path(tmp_path):
+    """A resume names the data through a link or a relative path: the same folder, the same run."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "data")
+    identities = [run_identity("oracle", DataOptions(root, "v1.0-mini", "mini_val"), (), Shard(), None, {})
+                  for root in (str(tmp_path / "data"), str(tmp_path / "link"), os.path.relpath(tmp_path / "data"))]
+    assert identities[0]["data"]["dataroot"] == os.path.realpath(tmp_path / "data")
+    assert identities[1] == identities[0] and identities[2] == identities[0]
 
 
 def test_the_run_identity_hand_written():
@@ -188,3 +209,29 @@ def test_each_batch_is_on_disk_before_the_next_is_detected(tmp_path):
         with pytest.raises(KeyboardInterrupt):
             predict(_OneBoxEach(stop=1), [[_frame("a"), _frame("b")], [_frame("c")]], 3, progress=False, log=log)
         assert [record["sample_token"] for record in read_json_lines(str(path))] == ["a", "b"]
+
+
+class _Clock:
+    """time.perf_counter for predict: 0 s at its start, then each batch's end from ``ends`` in turn."""
+
+    def __init__(self, ends):
+        self.readings = iter([0.0, *ends])
+
+    def perf_counter(self):
+        return next(self.readings)
+
+
+def test_each_frame_takes_an_equal_share_of_its_own_batchs_time(tmp_path, monkeypatch):
+    """A batch of an unreadable frame and a read one done at 3 s, then a batch of one frame done at 4 s: by hand,
+    3 / 2 = 1.5 s for each frame of the first (the unreadable one's share too) and 4 - 3 = 1 s for the third; 4 s in
+    all for three frames."""
+    import perception.eval.runner
+
+    monkeypatch.setattr(perception.eval.runner, "time", _Clock([3.0, 4.0]))
+    path = tmp_path / PREDICTIONS_FILE
+    with open(path, "w", encoding="utf-8") as log:
+        done = predict(_OneBoxEach(), [[UnreadableFrame("u", "/u.bin", "cut short"), _frame("f")], [_frame("g")]], 3,
+                       progress=False, log=log)
+    assert [(r["sample_token"], r["seconds"]) for r in read_json_lines(str(path))] == [("u", 1.5), ("f", 1.5),
+                                                                                      ("g", 1.0)]
+    assert done.seconds == 4.0 and done.frames == 3
