@@ -26,6 +26,10 @@ def test_grid_shape_is_derived_and_checked():
     assert BEVGrid((-51.2, -40.0, -5, 51.2, 40.0, 3), (0.8, 0.8)).shape == (100, 128)
     with pytest.raises(ValueError, match="whole number"):
         BEVGrid((-8.0, -8.0, -3.0, 8.0, 8.0, 3.0), (0.7, 0.5))
+    # a pillar: one cell by the whole z range, 3 - (-5) = 8 m high
+    assert BEVGrid((-51.2, -40.0, -5, 51.2, 40.0, 3), (0.8, 0.4)).pillar_size == (0.8, 0.4, 8.0)
+    with pytest.raises(ValueError, match="must have max > min"):  # pillars of no height
+        BEVGrid((-8.0, -8.0, 3.0, 8.0, 8.0, 3.0), (0.5, 0.5))
 
 
 @pytest.mark.parametrize("bounds, cell", [

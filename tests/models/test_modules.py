@@ -1,5 +1,6 @@
 """Shapes, gradients and behaviour of each module and of the whole detector, on tiny grids."""
 import dataclasses
+import math
 
 import numpy as np
 import pytest
@@ -149,6 +150,19 @@ def test_pillar_net_in_eval_is_pointpillars_max_over_points(counts):
     assert np.allclose(output.numpy(), pillar_net_reference(net, pillars, coords, counts), rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="points with 4 columns, feature_scale has 5"):
         Pillarization(GRID, 5, 4, SCALE).point_features(pillars[..., :4], coords, counts)
+
+
+def test_point_features_of_a_grid_with_cells_longer_in_x_than_in_y():
+    """Cells 1 m in x by 0.5 m in y from (-8, -8): the cell in row 3, column 4 spans x -4 .. -3 and y -6.5 .. -6,
+    its centre (-3.5, -6.25). Two points, (-3.2, -6.4, 0.5) and (-3.8, -6.1, -0.5): mean (-3.5, -6.25, 0); the
+    decoration is xyz minus the mean, then xy minus the centre, each point's own columns divided by the scale."""
+    grid = BEVGrid((-8.0, -8.0, -3.0, 8.0, 8.0, 3.0), (1.0, 0.5))
+    pillars = torch.tensor([[[-3.2, -6.4, 0.5], [-3.8, -6.1, -0.5], [0.0, 0.0, 0.0]]])
+    features = Pillarization(grid, 3, 1, (2.0, 2.0, 1.0)).point_features(pillars, torch.tensor([[0, 0, 3, 4]]),
+                                                                          torch.tensor([2]))
+    expected = [[-1.6, -3.2, 0.5, 0.3, -0.15, 0.5, 0.3, -0.15], [-1.9, -3.05, -0.5, -0.3, 0.15, -0.5, -0.3, 0.15]]
+    assert torch.allclose(features[0, :2], torch.tensor(expected), atol=1e-6)
+    assert torch.equal(features[0, 2], features[0, 0])  # the padding slot repeats the first point
 
 
 def test_pillar_net_in_training_zeroes_the_padding_for_batch_norm():
@@ -428,6 +442,24 @@ def test_a_detector_that_does_not_read_a_group_detects_as_if_it_were_missing():
     assert not np.array_equal(with_cameras.scores, missing.scores)   # the cameras do change this model's output
     with pytest.raises(ValueError, match="names groups without an encoder"):
         BEVFusionDetector(**tiny_model_config(("lidar",)), sensors=["lidar", "camera"])
+    # the submission's meta (the validation metric's) names the groups read, not every encoder's
+    batch = FusionBatch.from_frames([make_frame(0)])
+    assert [result["sensors"] for result in no_camera(batch, mode="predict")] == [["lidar", "radar"]]
+
+
+def test_a_frame_is_detected_in_a_batch_as_alone_whatever_sensors_the_other_frames_carry():
+    """A frame with cameras batched with one without (the camera group present in one frame of two): each frame's
+    head outputs are those it gets alone (within float32 rounding; an untrained model's boxes tie too closely to
+    compare their order)."""
+    torch.manual_seed(0)
+    model = tiny_model().eval()
+    frames = [make_frame(0), make_frame(1, cameras=False)]
+    with torch.no_grad():
+        together = model(FusionBatch.from_frames(frames), mode="tensor")
+        alone = [model(FusionBatch.from_frames([frame]), mode="tensor") for frame in frames]
+    for index, single in enumerate(alone):
+        for name, value in single.items():
+            assert torch.allclose(together[name][index], value[0], atol=1e-5), (index, name)
 
 
 def test_fuser_feeds_the_missing_embedding_where_a_sensor_is_missing_and_the_features_where_present():
@@ -518,6 +550,33 @@ def test_camera_depth_target_is_the_nearest_keyframe_point_of_a_present_camera(b
     targets = encoder.depth_targets(points, (4, 8))
     assert (targets[0, 1] >= 0).nonzero().tolist() == [[2, 4]] and int(targets[0, 1, 2, 4]) == 4
     assert (targets[1] == -1).all()
+
+
+def test_camera_depth_bins_floor_from_depth_min_and_end_at_depth_max(batch):
+    """Camera k looks along yaw k * 60 degrees from 1.5 m up, f = 40 px, principal point (32, 16); 1 m bins from
+    1 m to 13 m. A point imaged at pixel (36, 20), the centre of feature cell (row 2, col 4), at 5.9 m from CAM_FRONT
+    (camera 1) lies in bin floor(4.9) = 4; at 12.9 m from camera 4 in the last bin, 11; one at 13.2 m, at pixel
+    (36, 28) of CAM_FRONT (cell row 3; no other camera sees it), beyond the last bin, has no target. By hand, with
+    logit k for bin k in every cell, the depth loss is the mean over the two targets of logsumexp(0 .. 11) - k:
+    logsumexp(0 .. 11) - 7.5."""
+    encoder = CameraEncoder(GRID, (IMAGE_W, IMAGE_H), out_channels=4, backbone_widths=[4, 4, 4, 4], fpn_channels=4,
+                            depth_range=[1.0, 13.0], depth_bins=12)
+
+    def imaged(camera, depth, u, v):
+        """The ego point at ``depth`` along camera ``camera``'s axis imaged at pixel (u, v), at batch index 0."""
+        yaw = camera * np.pi / 3
+        forward, right = np.array([np.cos(yaw), np.sin(yaw), 0.0]), np.array([np.sin(yaw), -np.cos(yaw), 0.0])
+        xyz = depth * (forward + right * (u - 32) / 40) + [0.0, 0.0, 1.5 - depth * (v - 16) / 40]
+        return np.r_[0, xyz, 0.0, 0.0]
+
+    rows = [imaged(1, 5.9, 36, 20), imaged(4, 12.9, 36, 20), imaged(1, 13.2, 36, 28)]
+    points = dataclasses.replace(batch, lidar=torch.tensor(np.array(rows), dtype=torch.float32))
+    targets = encoder.depth_targets(points, (4, 8))
+    assert (targets[0] >= 0).nonzero().tolist() == [[1, 2, 4], [4, 2, 4]] and (targets[1] == -1).all()
+    assert int(targets[0, 1, 2, 4]) == 4 and int(targets[0, 4, 2, 4]) == 11
+    logits = torch.arange(12, dtype=torch.float32)[None, None, :, None, None].expand(2, 6, 12, 4, 8)
+    expected = math.log(sum(math.exp(k) for k in range(12))) - (4 + 11) / 2
+    assert float(encoder.depth_loss(logits, points)) == pytest.approx(expected, rel=1e-6)
 
 
 def test_camera_encoder_reads_nothing_of_an_absent_camera(batch):
