@@ -356,6 +356,41 @@ def test_comparison_at_several_seeds_sets_each_row_against_full_and_scratch_seed
     assert markdown.count("\n| ") == len(summary) + 2
 
 
+def _scores(name, nds, car_ap):
+    """A comparison row of hand-made scores (the other metrics unset), trained on 1,234 of 49,360 parameters."""
+    from perception.cli.compare_finetuning import AP_KEYS, TP_ERRORS
+
+    return dict(dict.fromkeys(("mAP", *AP_KEYS, *TP_ERRORS)), name=name, NDS=nds, car_AP=car_ap,
+                trained_parameters=1234, total_parameters=49360, iterations=7, training_minutes=2.34)
+
+
+def test_seed_rows_by_hand():
+    """Seeds 3 and 4: each row's NDS and car AP at both, their means, and its NDS minus full's and scratch's at the
+    same seed; None where a seed did not score a row, for its mean and its differences there."""
+    from perception.cli.compare_finetuning import seed_rows
+
+    tables = {3: [_scores("scratch", 0.25, 0.5), _scores("full", 0.5, 0.75), _scores("head", 0.375, None)],
+              4: [_scores("scratch", 0.125, 0.25), _scores("full", 0.625, 0.5), _scores("head", None, 0.125)]}
+    summary = {entry["name"]: entry for entry in seed_rows(tables)}
+    assert list(summary) == ["scratch", "full", "head"]
+    assert summary["full"] == dict(name="full", seeds=[3, 4], NDS=[0.5, 0.625], NDS_mean=0.5625, car_AP=[0.75, 0.5],
+                                   car_AP_mean=0.625, NDS_minus_full=[0.0, 0.0], NDS_minus_scratch=[0.25, 0.5])
+    assert summary["head"] == dict(name="head", seeds=[3, 4], NDS=[0.375, None], NDS_mean=None, car_AP=[None, 0.125],
+                                   car_AP_mean=None, NDS_minus_full=[-0.125, None], NDS_minus_scratch=[0.125, None])
+
+
+def test_comparison_table_row_by_hand():
+    """NDS, mAP, the four AP columns and the five TP errors (n/a where not defined), then the parameters trained
+    with their share, 1,234 / 49,360 = 2.5 %, the iterations and the minutes (zero-shot: none trained)."""
+    from perception.cli.compare_finetuning import table_markdown
+
+    zero_shot = dict(_scores("zero-shot", 0.25, None), trained_parameters=None, total_parameters=None,
+                     iterations=None, training_minutes=None)
+    lines = table_markdown([zero_shot, _scores("lora r4", 0.5, 0.75)], "Caption.").splitlines()
+    assert lines[4:] == ["| zero-shot | 0.250 | " + "n/a | " * 10 + "0 |  |  |",
+                         "| lora r4 | 0.500 | n/a | 0.750 | " + "n/a | " * 8 + "1,234 (2.5 %) | 7 | 2.3 |"]
+
+
 @pytest.mark.parametrize("seeds, message", [(["--seed", "1", "--seeds", "2", "3"], "not allowed with argument"),
                                             (["--seeds", "2", "2"], "--seeds 2 2: each seed once"),
                                             (["--seed", "-1"], "argument --seed: a seed must be >= 0, got -1"),
