@@ -339,6 +339,85 @@ def test_missing_mixed_or_wrong_precision_graphs_are_refused(exported, tmp_path)
         load_onnx_detector(config, mixed)
 
 
+def _without_metadata(file, key: str) -> None:
+    """Drops metadata_props['perception.<key>'] from an ONNX file (as a graph exported before it was recorded)."""
+    model = onnx.load(str(file))
+    kept = [p for p in model.metadata_props if p.key != f"perception.{key}"]
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept)
+    onnx.save(model, str(file))
+
+
+@pytest.mark.parametrize("edit, message", [
+    (dict(module="encoders.radar.conv"), r"lidar\.conv\.onnx: holds module 'encoders\.radar\.conv', expected "
+                                         r"'encoders\.lidar\.conv'$"),
+    ("model_inputs", r"lidar\.conv\.onnx: records no model inputs .*; export again with tools/export\.py$"),
+    (dict(inputs=json.dumps([["renamed", "float32", ["N", 8, 16, 16]]])),
+     r"lidar\.conv\.onnx: its inputs \['input'\] differ from the recorded signature \['renamed'\]$"),
+    ("checkpoint_sha256", r": encoders\.lidar\.conv\.onnx record no checkpoint; export them again"),
+    (dict(precision="int8"), r": holds INT8 graphs, not the float export"),
+], ids=["another_module", "no_model_inputs", "renamed_inputs", "no_checkpoint", "int8_among_float"])
+def test_a_graph_whose_records_do_not_fit_its_place_is_refused_naming_it(exported, tmp_path, edit, message):
+    """The float export with one graph's metadata edited (the rest as exported): one recorded as another module,
+    one without the model inputs or the checkpoint it came from (an earlier export), one whose recorded input
+    names are not the graph's, one INT8 graph among the float ones (the float backend would have run it)."""
+    config, _, folder = exported
+    edited = tmp_path / "edited"
+    shutil.copytree(folder, edited)
+    graph = graph_path(edited, "encoders.lidar.conv")
+    if isinstance(edit, dict):
+        set_metadata(graph, edit)
+    else:
+        _without_metadata(graph, edit)
+    with pytest.raises(ValueError, match=message):
+        load_onnx_detector(config, edited)
+
+
+def test_output_error_is_each_output_s_largest_difference_over_its_largest_magnitude_by_hand():
+    # heatmap: differences 0.5 and 0, over max |reference| 4: 0.125; an all-zero reference is divided by 1e-12, not
+    # by 0: a difference of 1e-13 gives 0.1. Outputs the reference has not are not compared.
+    reference = {"heatmap": torch.tensor([[2.0, -4.0]]), "velocity": torch.zeros(2, dtype=torch.float64)}
+    outputs = {"heatmap": torch.tensor([[2.5, -4.0]]), "velocity": torch.tensor([1e-13, 0.0], dtype=torch.float64),
+               "extra": torch.ones(1)}
+    errors = output_error(reference, outputs)
+    assert list(errors) == ["heatmap", "velocity"]
+    assert errors["heatmap"] == pytest.approx(0.125) and errors["velocity"] == pytest.approx(0.1)
+
+
+def test_the_backends_load_the_bev_network_graph_in_place_of_its_parts_own_by_hand(tmp_path):
+    """The files whose sizes quantize.json compares (float_bytes, int8_bytes): each dense module's graph, but where
+    the folder has bev_network.onnx, that one in place of the fuser's, decoder's and head's (which stay for the
+    sweep and calibration and are not loaded)."""
+    from perception.deploy.graphs import backend_graph_files
+
+    modules = ["encoders.lidar.conv", "fuser", "decoder", "head.shared", "head.heatmap"]
+    assert backend_graph_files(modules, tmp_path) == [tmp_path / f"{module}.onnx" for module in modules]
+    graph_path(tmp_path, BEV_NETWORK).write_bytes(b"")
+    assert backend_graph_files(modules, tmp_path) == [tmp_path / "encoders.lidar.conv.onnx",
+                                                      tmp_path / "bev_network.onnx"]
+
+
+class _RecordedOutputs(torch.nn.Module):
+    """A stand-in detector: each 'batch' is the head outputs it returns."""
+
+    def forward(self, batch, mode):
+        assert mode == "tensor"
+        return batch
+
+
+def test_a_graph_s_sweep_row_is_its_largest_error_over_the_evaluation_frames_by_hand():
+    # Two frames, reference heatmap logits (0, 4) on both. Frame 1's INT8 logits (2, 4.5): scores 0.5 -> 0.880797
+    # (0.380797) and 0.982014 -> 0.989013; heatmap error max |diff| 2 / 4 = 0.5. Frame 2's (0.5, 4): 0.5 -> 0.622459
+    # (0.122459); error 0.5 / 4 = 0.125. The row holds the larger of each (a graph is as bad as its worst frame).
+    from perception.deploy.quantize import compare_outputs
+
+    reference = [{"heatmap": torch.tensor([[0.0, 4.0]])}] * 2
+    frames = [{"heatmap": torch.tensor([[2.0, 4.5]])}, {"heatmap": torch.tensor([[0.5, 4.0]])}]
+    for order in (frames, frames[::-1]):
+        row = compare_outputs(_RecordedOutputs(), reference, order)
+        assert row == pytest.approx({"score_error": 0.380797, "heatmap_error": 0.5}, abs=1e-6)
+
+
 def test_every_backend_refuses_a_checkpoint_and_graphs_of_other_inputs_unless_told_not_to_check(tmp_path):
     """(The onnxruntime backends loaded the graphs of a model trained on other sweeps, reading the config's, where
     the torch backend refused the same config and checkpoint.)"""
@@ -406,6 +485,9 @@ def test_thread_policy_sets_every_pool():
         policy = apply_thread_policy(threads=1)
         assert (torch.get_num_threads(), numba.get_num_threads(), cv2.getNumThreads()) == (1, 1, 1)
         assert policy.onnxruntime_threads == 1 and onnxruntime_session_options().intra_op_num_threads == 1
+        options = onnxruntime_session_options()  # idle workers sleep: spinning ones held the cores torch needs
+        assert (options.inter_op_num_threads, options.get_session_config_entry("session.intra_op.allow_spinning")) \
+            == (1, "0")
         threadpool_limits(2, user_api="blas")
         apply_thread_policy(threads=2)  # numpy's BLAS stays on one thread whatever the count
         assert torch.get_num_threads() == 2 and blas_threads() and set(blas_threads().values()) == {1}
