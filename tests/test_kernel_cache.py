@@ -1,5 +1,10 @@
 """perception.kernel_cache: a cached kernel's folder follows every source file of its package."""
+import os
 import sys
+import tempfile
+
+import numba
+from numba.misc.appdirs import AppDirs
 
 from perception.kernel_cache import kernel_cache_dir, sources_digest
 
@@ -28,3 +33,24 @@ def test_the_synthetic_world_s_kernels_cache_under_the_generator_s_sources():
     assert len(kernels) == 9
     assert all(kernel._cache._cache_path.startswith(shading.KERNEL_CACHE_DIR) for kernel in kernels)
     assert shading.KERNEL_CACHE_DIR == kernel_cache_dir(package)
+
+
+def test_the_folder_is_under_numba_cache_dir_when_set_else_in_the_package_else_numba_s_user_wide_folder(
+        tmp_path, monkeypatch):
+    """README, "Kernels": under NUMBA_CACHE_DIR when set, else in the package's __pycache__, else (not writable: an
+    installed read-only package) in Numba's own user-wide folder (AppDirs' user_cache_dir, as Numba's
+    _UserWideCacheLocator finds it). Root writes anywhere, so the write test is made to fail as it fails there."""
+    package = tmp_path / "package"
+    package.mkdir()
+    (package / "kernels.py").write_text("WIDTH = 3.5\n")
+    name = f"kernels-{sources_digest(package)}"
+    monkeypatch.setattr(numba.config, "CACHE_DIR", str(tmp_path / "user_cache"))
+    assert kernel_cache_dir(package) == str(tmp_path / "user_cache" / name)
+    monkeypatch.setattr(numba.config, "CACHE_DIR", "")
+    assert kernel_cache_dir(package) == str(package / "__pycache__" / name)
+
+    def read_only(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", read_only)
+    assert kernel_cache_dir(package) == os.path.join(AppDirs(appname="numba", appauthor=False).user_cache_dir, name)
