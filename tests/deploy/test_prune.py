@@ -160,8 +160,9 @@ def test_ratio_zero_is_the_model_and_bad_arguments_are_named():
     assert pruned_widths(unpruned) == TINY_WIDTHS
     reference, result = outputs(model, batch), outputs(unpruned, batch)
     assert all(torch.equal(result[k], reference[k]) for k in reference)
-    with pytest.raises(ValueError, match=r"pruning ratio must lie in \[0, 1\)"):
-        prune_detector(model, batch, 1.0)
+    for ratio in (1.0, -0.5):  # a negative ratio came back unpruned without a word
+        with pytest.raises(ValueError, match=r"pruning ratio must lie in \[0, 1\)"):
+            prune_detector(model, batch, ratio)
     with pytest.raises(ValueError, match="pruning scope 'head': one of decoder_head, all"):
         prune_detector(model, batch, 0.5, "head")
     without_cameras = model.batch_from_frames([make_frame(0, cameras=False)])

@@ -52,8 +52,9 @@ def test_scatter_points_gradcheck(reduce):
 def test_scatter_points_rejects_bad_input():
     with pytest.raises(ValueError, match="reduce"):
         scatter_points(np.zeros((2, 2)), np.zeros((2, 3), np.int32), "sum")
-    with pytest.raises(ValueError, match=r"\(N, 3\)"):
-        scatter_points(np.zeros((2, 2)), np.zeros((3, 3), np.int32))
+    for coords in (np.zeros((3, 3), np.int32), np.zeros((2, 2), np.int32), np.zeros((2, 5), np.int32)):
+        with pytest.raises(ValueError, match=r"\(N, 3\) \[z, y, x\] or \(N, 4\) \[b, z, y, x\]"):
+            scatter_points(np.zeros((2, 2)), coords)
     for features in (np.zeros((2, 2), np.float16), torch.zeros((2, 2), dtype=torch.float16)):  # failed in the kernel
         with pytest.raises(ValueError, match="features must be float32 or float64; got"):
             scatter_points(features, np.zeros((2, 3), np.int32))

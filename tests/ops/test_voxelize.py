@@ -165,7 +165,9 @@ def test_hard_voxelize_batch_marks_batch_and_limits_per_cloud(backend):
     np.testing.assert_array_equal(torch_result[1].numpy(), coords)
 
 
-def test_hard_voxelize_batch_refuses_clouds_of_mixed_kinds():
+def test_hard_voxelize_batch_refuses_no_clouds_and_clouds_of_mixed_kinds():
+    with pytest.raises(ValueError, match="^hard_voxelize_batch needs at least one cloud$"):  # was an IndexError
+        hard_voxelize_batch([], VOXEL_SIZE, POINT_RANGE, 2, 4)
     cloud = np.zeros((2, 4), np.float32)
     for other in (np.zeros((2, 5), np.float32), torch.zeros(2, 4)):
         with pytest.raises(ValueError, match="hard_voxelize_batch: the clouds must all be numpy or all torch"):
